@@ -1,0 +1,9 @@
+/** The private containerd ("embedded default"): what the CLI, tests and demos may use. */
+export { PrivateContainerd, startPrivateContainerd, defaultBinDir } from "./private-containerd.ts";
+export type { StartPrivateContainerdOptions, StopOptions } from "./private-containerd.ts";
+export { runCtr, ctrBinary } from "./ctr.ts";
+export type { CtrOptions, CtrResult } from "./ctr.ts";
+export { containerdLayout } from "./layout.ts";
+export type { ContainerdLayout } from "./layout.ts";
+export { renderContainerdConfig, cryoRuntimeType, cryoRuntimeHandler, runcRuntimeType } from "./config.ts";
+export { mountsUnder, unmountUnder } from "./cleanup.ts";

@@ -1,0 +1,42 @@
+import { join } from "node:path";
+
+/** Where everything of one private containerd lives, all under one directory. */
+export interface ContainerdLayout {
+  /** The directory that holds everything below. */
+  dir: string;
+  /** The generated config file. */
+  config: string;
+  /** containerd's persistent root (content store, snapshots, metadata). */
+  root: string;
+  /** containerd's state directory (runtime state, shim bundles). */
+  state: string;
+  /** The directory containerd's `opt` plugin installs into (kept private too). */
+  opt: string;
+  /** The gRPC socket (`ctr --address`). */
+  address: string;
+  /** The ttrpc socket, containerd's default `<address>.ttrpc`. */
+  ttrpcAddress: string;
+  /** containerd's stdout and stderr. */
+  log: string;
+  /** The PID of the running containerd, written by whoever started it. */
+  pidFile: string;
+}
+
+/** Returns the layout of a private containerd under dir. */
+export function containerdLayout(dir: string): ContainerdLayout {
+  const address = join(dir, "containerd.sock");
+  return {
+    dir,
+    config: join(dir, "config.toml"),
+    root: join(dir, "root"),
+    state: join(dir, "state"),
+    opt: join(dir, "opt"),
+    address,
+    ttrpcAddress: `${address}.ttrpc`,
+    log: join(dir, "containerd.log"),
+    pidFile: join(dir, "containerd.pid"),
+  };
+}
+
+/** The longest path a unix socket may have (sun_path is 108 bytes with its NUL). */
+export const maxSocketPath = 107;

@@ -1,0 +1,300 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { Code, CryoError, alreadyExists, deadlineExceeded, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
+import { renderContainerdConfig } from "./config.ts";
+import { type CtrOptions, type CtrResult, runCtr } from "./ctr.ts";
+import { type ContainerdLayout, containerdLayout, maxSocketPath } from "./layout.ts";
+
+const startOptionsSchema = z.object({
+  dir: z.string().min(1).optional(),
+  binDir: z.string().min(1).optional(),
+  namespace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/).optional(),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error"]).optional(),
+  startTimeoutMs: z.number().int().positive().optional(),
+  detached: z.boolean().optional(),
+});
+
+/** Options for startPrivateContainerd. */
+export type StartPrivateContainerdOptions = z.input<typeof startOptionsSchema>;
+
+/** Options for PrivateContainerd.stop. */
+export interface StopOptions {
+  /** Kill and delete every task and container first (default true), so no shim or container outlives containerd. */
+  cleanup?: boolean;
+  /** Remove the directory afterwards (default true). Only cryo's own entries are removed; the dir itself only if then empty. */
+  removeDir?: boolean;
+  /** How long to wait after SIGTERM before SIGKILL (default 10 s). */
+  termTimeoutMs?: number;
+}
+
+/** The containerd binary (Debian installs it as /usr/bin/containerd). */
+const containerdBinary = "containerd";
+
+/** Directories searched after binDir, so criu (/usr/local/sbin) and runc are found by shims. */
+const systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Where `npm run build` puts cryo's binaries, or the directory of the running `cryo` binary. */
+export function defaultBinDir(): string | undefined {
+  const candidates = [dirname(process.execPath), resolve(import.meta.dir, "../../build/bin")];
+  return candidates.find((dir) => existsSync(join(dir, "containerd-shim-cryo-v2")) || existsSync(join(dir, "cryo")));
+}
+
+/** Reads and checks the pid file of a layout; undefined when there is none or its process is gone or not ours. */
+function readLivePid(layout: ContainerdLayout): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(layout.pidFile, "utf8");
+  } catch {
+    return undefined;
+  }
+  const parsed = z.coerce.number().int().positive().safeParse(text.trim());
+  if (!parsed.success) throw invalidArgument(`pid file ${layout.pidFile}`, { detail: `not a pid: ${JSON.stringify(text)}` });
+  const pid = parsed.data;
+  if (!processAlive(pid)) return undefined;
+  // Only a containerd running our config counts: the pid may have been reused.
+  let cmdline = "";
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return undefined;
+  }
+  return cmdline.split("\0").includes(layout.config) ? pid : undefined;
+}
+
+function tail(path: string, lines = 30): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/**
+ * A containerd of cryo's own: root, state, sockets, config and log under one directory, started with cryo's
+ * binaries first on PATH. Holds the process: stop it (or `await using`) to end containerd, its shims and
+ * containers, unmount what is left and remove the directory.
+ */
+export class PrivateContainerd implements AsyncDisposable {
+  /** The gRPC socket, for `ctr --address`. */
+  readonly address: string;
+  /** containerd's ttrpc socket (`<address>.ttrpc`). */
+  readonly ttrpcAddress: string;
+  /** containerd's root directory. */
+  readonly root: string;
+  /** containerd's state directory. */
+  readonly state: string;
+  /** The directory holding everything. */
+  readonly dir: string;
+  private stopped: Promise<void> | undefined;
+  /** Namespaces seen in this containerd, whose per-namespace leftovers (cgroups, runc root) stop removes. */
+  private readonly namespacesSeen = new Set<string>();
+
+  private constructor(
+    /** Every path of this containerd. */
+    readonly layout: ContainerdLayout,
+    /** The pid of containerd. */
+    readonly pid: number,
+    /** The default namespace for ctr calls. */
+    readonly namespace: string,
+    /** The child process when this process started it (undefined when attached to one started elsewhere). */
+    private readonly child: Bun.Subprocess | undefined,
+    /** Whether the directory was made by start (a temp dir). */
+    private readonly ownsDir: boolean,
+  ) {
+    this.address = layout.address;
+    this.ttrpcAddress = layout.ttrpcAddress;
+    this.root = layout.root;
+    this.state = layout.state;
+    this.dir = layout.dir;
+  }
+
+  /** Starts containerd and waits until it answers; see startPrivateContainerd. */
+  static async start(input: StartPrivateContainerdOptions = {}): Promise<PrivateContainerd> {
+    const parsed = startOptionsSchema.safeParse(input);
+    if (!parsed.success) throw invalidArgument("private containerd options", { detail: z.prettifyError(parsed.error) });
+    const options = parsed.data;
+    const ownsDir = options.dir === undefined;
+    const dir = options.dir !== undefined ? resolve(options.dir) : mkdtempSync(join(tmpdir(), "cryo-ctd-"));
+    const layout = containerdLayout(dir);
+    if (layout.ttrpcAddress.length > maxSocketPath) {
+      throw invalidArgument(`directory ${dir}`, { detail: `socket path ${layout.ttrpcAddress} is longer than ${maxSocketPath} bytes` });
+    }
+    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    const running = readLivePid(layout);
+    if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
+    for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
+    writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel }));
+
+    const binDir = options.binDir ?? defaultBinDir();
+    const path = [binDir, systemPath, process.env.PATH].filter((p) => p).join(":");
+    const env = { ...process.env, PATH: path };
+    let child: Bun.Subprocess;
+    try {
+      child = Bun.spawn([containerdBinary, "--config", layout.config], {
+        stdin: "ignore",
+        stdout: Bun.file(layout.log),
+        stderr: Bun.file(layout.log),
+        env,
+        detached: options.detached ?? false,
+      });
+    } catch (err) {
+      throw unavailable(`start ${containerdBinary}`, { cause: err, detail: String(err) });
+    }
+    if (options.detached) child.unref();
+    writeFileSync(layout.pidFile, `${child.pid}\n`);
+    const pc = new PrivateContainerd(layout, child.pid, options.namespace ?? "default", child, ownsDir);
+    try {
+      await pc.waitReady(options.startTimeoutMs ?? 30_000);
+    } catch (err) {
+      await pc.stop({ cleanup: false, removeDir: ownsDir }).catch(() => {});
+      throw err;
+    }
+    return pc;
+  }
+
+  /** Attaches to a private containerd started earlier (e.g. by `cryo containerd start`) in dir. */
+  static attach(dir: string, namespace = "default"): PrivateContainerd {
+    const layout = containerdLayout(resolve(dir));
+    const pid = readLivePid(layout);
+    if (pid === undefined) throw notFound(`private containerd in ${layout.dir}`);
+    return new PrivateContainerd(layout, pid, namespace, undefined, false);
+  }
+
+  /** Runs ctr against this containerd (namespace defaults to this instance's). */
+  ctr(args: readonly string[], options: CtrOptions = {}): Promise<CtrResult> {
+    return runCtr(this.address, args, { namespace: this.namespace, ...options });
+  }
+
+  /** Like ctr, but fails with the command's stderr unless it exits 0; returns stdout. */
+  async ctrOk(args: readonly string[], options: CtrOptions = {}): Promise<string> {
+    const r = await this.ctr(args, options);
+    if (r.exitCode !== 0) {
+      throw new CryoError(Code.UNKNOWN, `ctr ${args.join(" ")}: exit ${r.exitCode}: ${r.stderr.trim() || r.stdout.trim()}`);
+    }
+    return r.stdout;
+  }
+
+  /** True while containerd's process exists. */
+  get running(): boolean {
+    return processAlive(this.pid);
+  }
+
+  private async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.running) {
+        throw unavailable(`private containerd in ${this.dir}`, { detail: `containerd exited during start; log:\n${tail(this.layout.log)}` });
+      }
+      if (existsSync(this.address)) {
+        const r = await runCtr(this.address, ["version"], { timeoutMs: 5_000 }).catch(() => undefined);
+        if (r?.exitCode === 0) return;
+      }
+      if (Date.now() > deadline) {
+        throw deadlineExceeded(`private containerd in ${this.dir}`, { detail: `not answering after ${timeoutMs} ms; log:\n${tail(this.layout.log)}` });
+      }
+      await Bun.sleep(100);
+    }
+  }
+
+  /** Kills and deletes every task and container in every namespace, through containerd. */
+  async removeAllContainers(): Promise<void> {
+    const nsOut = await runCtr(this.address, ["namespaces", "ls", "-q"], { timeoutMs: 10_000 });
+    if (nsOut.exitCode !== 0) return;
+    const namespaces = lines(nsOut.stdout);
+    for (const namespace of namespaces) {
+      this.namespacesSeen.add(namespace);
+      const run = (args: string[]) => runCtr(this.address, args, { namespace, timeoutMs: 15_000 }).catch(() => undefined);
+      const tasks = await run(["tasks", "ls", "-q"]);
+      for (const id of lines(tasks?.stdout)) {
+        await run(["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
+        await run(["tasks", "delete", "--force", id]);
+      }
+      const containers = await run(["containers", "ls", "-q"]);
+      for (const id of lines(containers?.stdout)) await run(["containers", "delete", id]);
+    }
+  }
+
+  /** Stops containerd (SIGTERM, then SIGKILL), ends leftover shims, unmounts what is left under the dir and removes it. Idempotent. */
+  stop(options: StopOptions = {}): Promise<void> {
+    this.stopped ??= this.doStop(options);
+    return this.stopped;
+  }
+
+  private async doStop(options: StopOptions): Promise<void> {
+    if ((options.cleanup ?? true) && this.running) await this.removeAllContainers().catch(() => {});
+    await this.terminate(this.pid, options.termTimeoutMs ?? 10_000);
+    // Shims started by this containerd carry `-address <our socket>`: they are ours to end.
+    for (const shim of processesWithArg("-address", this.address)) {
+      const namespace = argValue(shim.argv, "-namespace");
+      const id = argValue(shim.argv, "-id");
+      if (namespace !== undefined && id !== undefined) {
+        const runc = Bun.spawn(["runc", "--root", `/run/containerd/runc/${namespace}`, "delete", "--force", id], { stdout: "ignore", stderr: "ignore" });
+        await runc.exited;
+      }
+      await this.terminate(shim.pid, 2_000);
+    }
+    // "default" is shared with the system containerd; leave its cgroup alone.
+    for (const namespace of this.namespacesSeen) if (namespace !== "default") removeNamespaceLeftovers(namespace);
+    const stuck = await unmountUnder(this.dir);
+    if (options.removeDir ?? true) {
+      if (stuck.length > 0) throw unavailable(`remove ${this.dir}`, { detail: `still mounted: ${stuck.join(", ")}` });
+      this.removeDir();
+    }
+  }
+
+  private removeDir(): void {
+    const l = this.layout;
+    for (const path of [l.root, l.state, l.opt, l.address, l.ttrpcAddress, l.config, l.log, l.pidFile]) {
+      rmSync(path, { recursive: true, force: true });
+    }
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+    else {
+      try {
+        rmdirSync(this.dir);
+      } catch {
+        // not empty: someone else's files stay
+      }
+    }
+  }
+
+  private async terminate(pid: number, timeoutMs: number): Promise<void> {
+    if (!processAlive(pid)) return this.reap(pid);
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      return this.reap(pid);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (processAlive(pid) && Date.now() < deadline) await Bun.sleep(50);
+    if (processAlive(pid)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      while (processAlive(pid)) await Bun.sleep(20);
+    }
+    await this.reap(pid);
+  }
+
+  private async reap(pid: number): Promise<void> {
+    if (this.child !== undefined && pid === this.pid) await this.child.exited;
+  }
+
+  /** Same as stop(). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+function lines(text: string | undefined): string[] {
+  return (text ?? "").split("\n").map((s) => s.trim()).filter(Boolean);
+}
+
+/** Starts a private containerd (temp dir unless dir is given) with cryo's binaries first on PATH, and waits until it answers. */
+export function startPrivateContainerd(options: StartPrivateContainerdOptions = {}): Promise<PrivateContainerd> {
+  return PrivateContainerd.start(options);
+}

@@ -1,0 +1,8 @@
+/** Test harness: a private containerd per test file, ctr, the test image, waiting and unique names. */
+export { PrivateContainerd, startPrivateContainerd, runCtr, mountsUnder } from "../../src/containerd/index.ts";
+export type { CtrOptions, CtrResult, StartPrivateContainerdOptions } from "../../src/containerd/index.ts";
+export { waitFor } from "./wait-for.ts";
+export type { WaitForOptions } from "./wait-for.ts";
+export { uniqueId } from "./unique-id.ts";
+export { buildFixtures, ensureTestImage, testImage } from "./test-image.ts";
+export type { Fixtures } from "./test-image.ts";

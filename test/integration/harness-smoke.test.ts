@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type PrivateContainerd, ensureTestImage, mountsUnder, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+
+const runc = "io.containerd.runc.v2";
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+describe("harness: private containerd + test image", () => {
+  let pc: PrivateContainerd;
+
+  beforeAll(async () => {
+    pc = await startPrivateContainerd({ namespace: uniqueId("smoke") });
+  });
+  afterAll(async () => {
+    await pc?.stop();
+  });
+
+  test("containerd answers on its own socket and ttrpc socket", async () => {
+    const r = await pc.ctr(["version"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("Server:");
+    expect(existsSync(pc.ttrpcAddress)).toBe(true);
+    expect(pc.ttrpcAddress).toBe(`${pc.address}.ttrpc`);
+    const config = readFileSync(join(pc.dir, "config.toml"), "utf8");
+    expect(config).toContain('runtime_type = "io.containerd.cryo.v2"');
+  });
+
+  test("ctr run --rm with runc prints hi", async () => {
+    expect(await ensureTestImage(pc)).toBe(testImage);
+    const id = uniqueId("hi");
+    const r = await pc.ctr(["run", "--rm", "--runtime", runc, testImage, id, "sh", "-c", "echo hi"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe("hi");
+    expect(r.exitCode).toBe(0);
+  });
+
+  let memhogPid = 0;
+
+  test("memhog 16 counts upward and verifies its memory on SIGUSR1", async () => {
+    await ensureTestImage(pc);
+    const id = uniqueId("memhog");
+    await pc.ctrOk(["run", "-d", "--runtime", runc, testImage, id, "memhog", "16", "/tmp/counter"]);
+    const rootfs = join(pc.state, "io.containerd.runtime.v2.task", pc.namespace, id, "rootfs");
+    const counter = () => {
+      const text = readFileSync(join(rootfs, "tmp/counter"), "utf8").trim();
+      return /^\d+$/.test(text) ? Number(text) : undefined;
+    };
+    const first = await waitFor(counter, { what: "first counter value" });
+    const later = await waitFor(() => (counter() ?? 0) > first + 2 && counter(), { what: "counter to grow" });
+    expect(later).toBeGreaterThan(first);
+
+    await pc.ctrOk(["tasks", "kill", "--signal", "SIGUSR1", id]);
+    const verdict = await waitFor(() => readFileSync(join(rootfs, "tmp/counter.verify"), "utf8").trim(), { what: "verify file" });
+    expect(verdict).toMatch(/^ok \d+$/);
+
+    const tasks = await pc.ctrOk(["tasks", "ls"]);
+    const row = tasks.split("\n").find((line) => line.startsWith(`${id} `));
+    expect(row).toContain("RUNNING");
+    memhogPid = Number(row?.trim().split(/\s+/)[1]);
+    expect(alive(memhogPid)).toBe(true);
+  });
+
+  test("stop leaves no process, mount or directory behind", async () => {
+    const { dir, pid, address } = pc;
+    expect(memhogPid).toBeGreaterThan(0);
+    await pc.stop();
+    expect(alive(pid)).toBe(false);
+    expect(alive(memhogPid)).toBe(false);
+    const shims = Bun.spawnSync(["pgrep", "-f", `-address ${address}`]).stdout.toString().trim();
+    expect(shims).toBe("");
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/memory/${pc.namespace}`)).toBe(false);
+    expect(existsSync(`/run/containerd/runc/${pc.namespace}`)).toBe(false);
+  });
+});
