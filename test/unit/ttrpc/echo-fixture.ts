@@ -110,17 +110,25 @@ export async function rawPeer(path: string): Promise<RawPeer> {
       },
     },
   });
+  const queue: Uint8Array[] = [];
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  const pump = (): void => {
+    retry = undefined;
+    while (queue.length > 0 && !closed) {
+      const head = queue[0]!;
+      const n = socket.write(head);
+      if (n < head.length) {
+        if (n > 0) queue[0] = head.subarray(n);
+        retry ??= setTimeout(pump, 1);
+        return;
+      }
+      queue.shift();
+    }
+  };
   return {
     send(bytes) {
-      let at = 0;
-      // Tests send at most a few MiB; retry partial writes until the kernel took everything.
-      const pump = () => {
-        while (at < bytes.length) {
-          const n = socket.write(bytes.subarray(at));
-          if (n <= 0) return setTimeout(pump, 1);
-          at += n;
-        }
-      };
+      // In order: whatever the kernel does not take now is retried before anything sent later.
+      queue.push(bytes);
       pump();
     },
     async next(timeoutMs = 5000) {
