@@ -1,0 +1,13 @@
+import { type CommandTable, createCommandTable } from "./command-table.ts";
+import { containerdCommands } from "./containerd-command.ts";
+import { versionCommand } from "./version-command.ts";
+
+/**
+ * Every `cryo` subcommand. A module that adds one (e.g. `cryo inspect` from src/checkpoint, `cryo plugin test`
+ * from src/plugins, `cryo list` from src/runtime) exports CliCommand objects and gets one register line here.
+ */
+export function createCryoCommands(): CommandTable {
+  const table = createCommandTable();
+  table.register(versionCommand, ...containerdCommands);
+  return table;
+}

@@ -1,0 +1,136 @@
+import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
+import { z } from "zod";
+import { PrivateContainerd, cryoRuntimeType, startPrivateContainerd } from "../containerd/index.ts";
+import { invalidArgument } from "../errors.ts";
+import type { CliCommand, CliIo } from "./command-table.ts";
+
+/** Where `cryo containerd start` puts its containerd unless --dir says otherwise. */
+export const defaultContainerdDir = process.env.CRYO_CONTAINERD_DIR ?? "/run/cryo/containerd";
+
+const dirOption: ParseArgsOptionsConfig = { dir: { type: "string", short: "d" } };
+
+/** Parses flags with node's parseArgs, then checks them with schema; failures are INVALID_ARGUMENT with the usage. */
+function parse<S extends z.ZodType>(args: string[], options: ParseArgsOptionsConfig, schema: S, usage: string): z.infer<S> {
+  let values: unknown;
+  try {
+    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw invalidArgument("arguments", { detail: `${err instanceof Error ? err.message : String(err)}\nusage: ${usage}` });
+  }
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) throw invalidArgument("arguments", { detail: `${z.prettifyError(parsed.error)}\nusage: ${usage}` });
+  return parsed.data;
+}
+
+function printHowTo(pc: PrivateContainerd, io: CliIo): void {
+  io.out(
+    [
+      `private containerd running (pid ${pc.pid}) in ${pc.dir}`,
+      `  address: ${pc.address}`,
+      `  ttrpc:   ${pc.ttrpcAddress}`,
+      `  log:     ${pc.layout.log}`,
+      `  runtime: ${cryoRuntimeType} (CRI handler "cryo"), runc is the default`,
+      `use it:    ctr --address ${pc.address} images ls`,
+      `           ctr --address ${pc.address} run --runtime ${cryoRuntimeType} IMAGE ID`,
+    ].join("\n"),
+  );
+}
+
+const startUsage = "cryo containerd start [--dir DIR] [--bin-dir DIR] [--foreground] [--log-level LEVEL]";
+
+/** `cryo containerd start`: start a private containerd with cryo registered. */
+export const containerdStartCommand: CliCommand = {
+  path: ["containerd", "start"],
+  summary: "start a private containerd with cryo registered (in the background unless --foreground)",
+  usage: `${startUsage}
+
+Starts containerd with its own root, state, sockets, config and log under DIR (default ${defaultContainerdDir},
+or $CRYO_CONTAINERD_DIR), with the runtime ${cryoRuntimeType} registered and DIR/containerd.sock as its address.
+The shim and cryo binaries are looked up first in --bin-dir (default: next to this cryo binary, or the repo's
+build/bin), then on PATH.
+
+  --foreground   stay attached; Ctrl-C (SIGINT) or SIGTERM stops containerd and cleans up
+  --log-level    containerd's log level: trace, debug, info (default), warn, error`,
+  async run(args, io) {
+    const values = parse(
+      args,
+      { ...dirOption, "bin-dir": { type: "string" }, foreground: { type: "boolean" }, "log-level": { type: "string" } },
+      z.object({
+        dir: z.string().optional(),
+        "bin-dir": z.string().optional(),
+        foreground: z.boolean().optional(),
+        "log-level": z.enum(["trace", "debug", "info", "warn", "error"]).optional(),
+      }),
+      startUsage,
+    );
+    const foreground = values.foreground === true;
+    const pc = await startPrivateContainerd({
+      dir: values.dir ?? defaultContainerdDir,
+      binDir: values["bin-dir"],
+      logLevel: values["log-level"],
+      // Its own session either way: a Ctrl-C meant for cryo must not reach containerd before cryo cleans up.
+      detached: true,
+    });
+    printHowTo(pc, io);
+    if (!foreground) {
+      io.out(`stop it:   cryo containerd stop --dir ${pc.dir}`);
+      return 0;
+    }
+    io.out("stop it:   Ctrl-C");
+    const signal = await new Promise<string>((resolve) => {
+      process.once("SIGINT", () => resolve("SIGINT"));
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      const timer = setInterval(() => {
+        if (!pc.running) resolve("containerd exited");
+      }, 500);
+      timer.unref();
+    });
+    io.out(`${signal}: stopping containerd, its containers and shims`);
+    await pc.stop();
+    io.out("stopped");
+    return 0;
+  },
+};
+
+const stopUsage = "cryo containerd stop [--dir DIR] [--keep-containers]";
+
+/** `cryo containerd stop`: stop a private containerd started with `cryo containerd start`. */
+export const containerdStopCommand: CliCommand = {
+  path: ["containerd", "stop"],
+  summary: "stop a private containerd: its containers, shims and process; unmount and remove its directory",
+  usage: `${stopUsage}
+
+Kills and deletes every task and container in every namespace (unless --keep-containers), sends containerd
+SIGTERM (SIGKILL after 10 s), ends shims it left behind, unmounts what is left under DIR and removes cryo's
+files from DIR (DIR itself when then empty).`,
+  async run(args, io) {
+    const values = parse(
+      args,
+      { ...dirOption, "keep-containers": { type: "boolean" } },
+      z.object({ dir: z.string().optional(), "keep-containers": z.boolean().optional() }),
+      stopUsage,
+    );
+    const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir);
+    await pc.stop({ cleanup: values["keep-containers"] !== true });
+    io.out(`stopped private containerd (pid ${pc.pid}) in ${pc.dir}`);
+    return 0;
+  },
+};
+
+const statusUsage = "cryo containerd status [--dir DIR]";
+
+/** `cryo containerd status`: is a private containerd running in DIR. */
+export const containerdStatusCommand: CliCommand = {
+  path: ["containerd", "status"],
+  summary: "show whether a private containerd runs in DIR, and how to reach it",
+  usage: statusUsage,
+  async run(args, io) {
+    const values = parse(args, dirOption, z.object({ dir: z.string().optional() }), statusUsage);
+    const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir);
+    printHowTo(pc, io);
+    return 0;
+  },
+};
+
+/** All `cryo containerd ...` commands. */
+export const containerdCommands: CliCommand[] = [containerdStartCommand, containerdStopCommand, containerdStatusCommand];

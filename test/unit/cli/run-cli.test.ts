@@ -1,0 +1,75 @@
+import { describe, expect, test } from "bun:test";
+import { type CliCommand, type CliIo, createCommandTable, createCryoCommands, runCli } from "../../../src/cli/index.ts";
+import { invalidArgument, notFound } from "../../../src/errors.ts";
+
+function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (t) => stdout.push(t), err: (t) => stderr.push(t) };
+}
+
+function command(path: string[], run: CliCommand["run"]): CliCommand {
+  return { path, summary: `does ${path.join(" ")}`, usage: `usage of ${path.join(" ")}`, run };
+}
+
+describe("cryo command table", () => {
+  test("dispatches on the longest matching path and passes the rest", async () => {
+    const table = createCommandTable();
+    const seen: string[][] = [];
+    table.register(
+      command(["plugin"], async (args) => (seen.push(["plugin", ...args]), 0)),
+      command(["plugin", "test"], async (args) => (seen.push(["plugin test", ...args]), 3)),
+    );
+    const io = captureIo();
+    expect(await runCli(table, ["plugin", "test", "x.wasm", "--input", "a.json"], io)).toBe(3);
+    expect(await runCli(table, ["plugin", "ls"], io)).toBe(0);
+    expect(seen).toEqual([["plugin test", "x.wasm", "--input", "a.json"], ["plugin", "ls"]]);
+  });
+
+  test("refuses a path registered twice", () => {
+    const table = createCommandTable();
+    table.register(command(["a"], async () => 0));
+    expect(() => table.register(command(["a"], async () => 0))).toThrow("registered twice");
+  });
+
+  test("unknown commands and bad arguments exit 2, other failures exit 1 with the error message", async () => {
+    const table = createCommandTable();
+    table.register(
+      command(["bad"], async () => {
+        throw invalidArgument("--x 1");
+      }),
+      command(["missing"], async () => {
+        throw notFound("container c1");
+      }),
+    );
+    const io = captureIo();
+    expect(await runCli(table, ["nope"], io)).toBe(2);
+    expect(io.stderr[0]).toContain('unknown command "nope"');
+    expect(await runCli(table, ["bad"], io)).toBe(2);
+    expect(await runCli(table, ["missing"], io)).toBe(1);
+    expect(io.stderr.at(-1)).toBe("cryo missing: container c1: not found");
+  });
+
+  test("--help prints a command's usage without running it", async () => {
+    const table = createCommandTable();
+    table.register(command(["x"], async () => 9));
+    const io = captureIo();
+    expect(await runCli(table, ["x", "--help"], io)).toBe(0);
+    expect(io.stdout).toEqual(["usage of x"]);
+  });
+
+  test("the cryo table has version and the containerd commands", async () => {
+    const names = createCryoCommands().list().map((c) => c.path.join(" "));
+    expect(names).toEqual(["containerd start", "containerd status", "containerd stop", "version"]);
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), ["version"], io)).toBe(0);
+    expect(io.stdout[0]).toMatch(/^cryo \d+\.\d+\.\d+ \(bun \d/);
+  });
+
+  test("containerd stop with no containerd in the dir is not found", async () => {
+    const io = captureIo();
+    const code = await runCli(createCryoCommands(), ["containerd", "stop", "--dir", "/nonexistent/cryo-test-dir"], io);
+    expect(code).toBe(1);
+    expect(io.stderr[0]).toBe("cryo containerd stop: private containerd in /nonexistent/cryo-test-dir: not found");
+  });
+});
