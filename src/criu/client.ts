@@ -1,0 +1,364 @@
+/**
+ * The calling side of CRIU: `createCriu()` runs each libcriu call in a helper process and returns
+ * promises, so the shim's event loop keeps serving other requests while CRIU works.
+ *
+ * One helper per call. Notify events arrive in order on the helper's stdout and are handed to
+ * `onNotify`; for actions listed in `waitFor`, CRIU stays blocked until `onNotify` settles (a throw
+ * makes CRIU abort, and the thrown error becomes the call's error). Lazy pages run the criu binary's
+ * `lazy-pages` mode directly: CRIU's RPC has no request for it.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Code, CryoError } from "../errors.ts";
+import type { CriuOpts } from "./options.ts";
+import { CRIU_HELPER_ARG, helperMessageSchema, type HelperRequest, type NotifyAction, type ResultMessage } from "./protocol.ts";
+import { readStats, type CriuStats } from "./stats.ts";
+
+/** A notify event CRIU sent during a call. */
+export interface NotifyEvent {
+  action: string;
+  /** Root task pid CRIU reported (0 when the action has none). */
+  pid: number;
+  /** True when CRIU waits for onNotify to settle. */
+  wait: boolean;
+  /** orphan-pts-master: the master's fd inside the helper (take it with pidfd_getfd(helperPid, fd) before returning). */
+  fd?: number;
+  helperPid: number;
+}
+
+/** Per-call options. */
+export interface CriuCallOptions {
+  signal?: AbortSignal;
+  /** Called for every notify event, in order. */
+  onNotify?: (event: NotifyEvent) => void | Promise<void>;
+  /** Actions for which CRIU blocks until onNotify settles (e.g. "setup-namespaces", "network-lock"). */
+  waitFor?: NotifyAction[];
+  /** Descriptors of the caller handed to CRIU as `--inherit-fd fd[N]:key` (N is renumbered for the helper). */
+  inheritFds?: { fd: number; key: string }[];
+}
+
+/** Restore call options. */
+export interface CriuRestoreCallOptions extends CriuCallOptions {
+  /** Restore as the helper's child (rst_sibling, default) so the tree reparents to the caller's subreaper. */
+  restoreChild?: boolean;
+}
+
+/** What a dump or pre-dump produced. */
+export interface DumpResult {
+  stats: CriuStats;
+  logFile?: string;
+  events: NotifyEvent[];
+  /** Wall time of the helper's whole call, measured by the helper. */
+  durationMs: number;
+}
+
+/** What a restore produced. */
+export interface RestoreResult extends DumpResult {
+  /** Pid of the restored root task, as seen from the caller's pid namespace. */
+  pid: number;
+}
+
+/** Kernel/CRIU features as libcriu's feature check reports them. */
+export interface CriuFeatures {
+  memTrack: boolean;
+  lazyPages: boolean;
+  pidfdStore: boolean;
+}
+
+/** Options of a lazy-pages daemon (`criu lazy-pages`). */
+export interface LazyPagesOptions {
+  imagesDir: string;
+  /** Must be the restore's work dir: the daemon's socket lives there. */
+  workDir?: string;
+  logLevel?: number;
+  /** A page server to fetch pages from instead of the images directory. */
+  pageServer?: { address: string; port: number };
+  signal?: AbortSignal;
+}
+
+/** A running lazy-pages daemon; it exits by itself once every page is restored. */
+export interface LazyPagesServer extends AsyncDisposable {
+  pid: number;
+  logFile: string;
+  /** Resolves with the daemon's exit code. */
+  exited: Promise<number>;
+}
+
+/** The CRIU operations cryo uses. */
+export interface Criu {
+  dump(opts: CriuOpts, call?: CriuCallOptions): Promise<DumpResult>;
+  preDump(opts: CriuOpts, call?: CriuCallOptions): Promise<DumpResult>;
+  restore(opts: CriuOpts, call?: CriuRestoreCallOptions): Promise<RestoreResult>;
+  lazyPages(opts: LazyPagesOptions): Promise<LazyPagesServer>;
+  check(): Promise<void>;
+  version(): Promise<number>;
+  features(): Promise<CriuFeatures>;
+}
+
+/** How to start the helper and CRIU. */
+export interface CriuConfig {
+  /** argv of the helper; default: see helperCommand(). */
+  helper?: string[];
+  /** The criu binary for lazy-pages and for libcriu's swrk (default: "criu" on PATH). */
+  criuBinary?: string;
+}
+
+/** The helper's argv: the compiled binary with `__criu`, or bun with worker-main.ts from source. */
+export function helperCommand(): string[] {
+  const override = process.env.CRYO_CRIU_HELPER;
+  if (override) return override.split(" ").filter((s) => s.length > 0);
+  const compiled = import.meta.path.startsWith("/$bunfs/") || Bun.main.startsWith("/$bunfs/");
+  if (compiled) return [process.execPath, CRIU_HELPER_ARG];
+  return [process.execPath, join(import.meta.dir, "worker-main.ts")];
+}
+
+/** Creates the CRIU client. */
+export function createCriu(config: CriuConfig = {}): Criu {
+  const helper = config.helper ?? helperCommand();
+  const criuBinary = config.criuBinary ?? "criu";
+  const withBinary = (opts: CriuOpts): CriuOpts => (opts.serviceBinary || !config.criuBinary ? opts : { ...opts, serviceBinary: criuBinary });
+
+  async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
+    const inherit = call.inheritFds ?? [];
+    const req: HelperRequest = {
+      op,
+      opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: 3 + i, key: f.key }))] },
+      waitFor: call.waitFor,
+      restoreChild: op === "restore" ? call.restoreChild : undefined,
+    };
+    if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
+    const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd));
+    const all = await readStats(opts.imagesDir).catch((): CriuStats => ({}));
+    const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
+    return { result, events, stats };
+  }
+
+  return {
+    async dump(opts, call) {
+      const { result, events, stats } = await imagesCall("dump", opts, call);
+      return { stats, logFile: result.logFile, events, durationMs: result.durationMs };
+    },
+    async preDump(opts, call) {
+      const { result, events, stats } = await imagesCall("pre-dump", opts, call);
+      return { stats, logFile: result.logFile, events, durationMs: result.durationMs };
+    },
+    async restore(opts, call) {
+      const { result, events, stats } = await imagesCall("restore", opts, call);
+      return { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs };
+    },
+    async check() {
+      await runHelper(helper, { op: "check", opts: withBinary({ imagesDir: "/" }) }, {}, []);
+    },
+    async version() {
+      const { result } = await runHelper(helper, { op: "version", opts: withBinary({ imagesDir: "/" }) }, {}, []);
+      return result.rc;
+    },
+    async features() {
+      const { result } = await runHelper(helper, { op: "features", opts: withBinary({ imagesDir: "/" }) }, {}, []);
+      if (!result.features) throw new CryoError(Code.UNKNOWN, "criu feature check: unknown: no features in the result");
+      return result.features;
+    },
+    lazyPages: (opts) => startLazyPages(criuBinary, opts),
+  };
+}
+
+/** Runs one helper process to completion; resolves with its result or rejects with a classified error. */
+async function runHelper(
+  cmd: string[],
+  req: HelperRequest,
+  call: CriuCallOptions,
+  extraFds: number[],
+): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
+  const what = describe(req);
+  call.signal?.throwIfAborted();
+  const proc = Bun.spawn(cmd, {
+    stdio: ["pipe", "pipe", "pipe", ...extraFds],
+    env: { ...process.env },
+  });
+  const stderr = new Response(proc.stderr).text();
+  const events: NotifyEvent[] = [];
+  let callbackError: unknown;
+  let result: ResultMessage | undefined;
+  const onAbort = () => killHelper(proc.pid);
+  call.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    proc.stdin.write(`${JSON.stringify(req)}\n`);
+    proc.stdin.flush();
+    for await (const line of lines(proc.stdout)) {
+      let parsed;
+      try {
+        parsed = helperMessageSchema.safeParse(JSON.parse(line));
+      } catch {
+        continue;
+      }
+      if (!parsed.success) continue;
+      const msg = parsed.data;
+      if (msg.type === "result") {
+        result = msg;
+        continue;
+      }
+      const event: NotifyEvent = { action: msg.action, pid: msg.pid, wait: msg.wait, helperPid: msg.helperPid };
+      if (msg.fd !== undefined) event.fd = msg.fd;
+      events.push(event);
+      let ok = true;
+      let message: string | undefined;
+      try {
+        await call.onNotify?.(event);
+      } catch (err) {
+        ok = false;
+        callbackError ??= err;
+        message = err instanceof Error ? err.message : String(err);
+      }
+      if (msg.wait) {
+        proc.stdin.write(`${JSON.stringify({ type: "reply", seq: msg.seq, ok, message })}\n`);
+        proc.stdin.flush();
+      }
+    }
+    await proc.exited;
+  } finally {
+    call.signal?.removeEventListener("abort", onAbort);
+    try {
+      proc.stdin.end();
+    } catch {
+      // already closed
+    }
+  }
+  if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
+  if (!result) {
+    const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
+    throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
+  }
+  if (!result.ok) throw resultError(what, result, callbackError, await stderr);
+  return { result, events };
+}
+
+/** Turns a failed result into a CryoError carrying CRIU's log lines and the right code. */
+export function resultError(what: string, result: ResultMessage, callbackError?: unknown, stderr = ""): CryoError {
+  if (result.code !== undefined) return new CryoError(result.code as Code, `${what}: ${result.message ?? "failed"}`);
+  if (callbackError !== undefined) return CryoError.from(callbackError).wrap(`${what}: ${result.refusedBy ?? "notify"}`);
+  const code = classify(result.rc, result.errno);
+  const lines = result.logErrors.length > 0 ? result.logErrors : stderr.trim().split("\n").filter((l) => l.length > 0).slice(-3);
+  const detail = lines.length > 0 ? `: ${lines.join("; ")}` : "";
+  const log = result.logFile ? ` (log: ${result.logFile})` : "";
+  return new CryoError(code, `${what}: ${kind(code)} (rc ${result.rc}, errno ${result.errno})${detail}${log}`);
+}
+
+const E = { EPERM: 1, ESRCH: 3, EACCES: 13, EEXIST: 17, EINVAL: 22, ENOSPC: 28, EBADE: 52, ECOMM: 70, EBADMSG: 74, ECONNREFUSED: 111 };
+
+/** libcriu's return value and errno -> gRPC code. */
+export function classify(rc: number, errno: number): Code {
+  if (rc === -E.ECONNREFUSED || rc === -E.ECOMM) return Code.UNAVAILABLE;
+  if (rc === -E.EBADMSG || rc === -E.EINVAL) return Code.FAILED_PRECONDITION;
+  switch (errno) {
+    case E.ENOSPC:
+      return Code.RESOURCE_EXHAUSTED;
+    case E.EACCES:
+    case E.EPERM:
+      return Code.PERMISSION_DENIED;
+    case E.ESRCH:
+      return Code.NOT_FOUND;
+    case E.EEXIST:
+      return Code.ALREADY_EXISTS;
+    default:
+      return Code.UNKNOWN;
+  }
+}
+
+const kindWords: Partial<Record<Code, string>> = {
+  [Code.UNAVAILABLE]: "unavailable",
+  [Code.FAILED_PRECONDITION]: "failed precondition",
+  [Code.RESOURCE_EXHAUSTED]: "resource exhausted",
+  [Code.PERMISSION_DENIED]: "permission denied",
+  [Code.NOT_FOUND]: "not found",
+  [Code.ALREADY_EXISTS]: "already exists",
+};
+
+function kind(code: Code): string {
+  return kindWords[code] ?? "unknown";
+}
+
+function describe(req: HelperRequest): string {
+  if (req.op === "dump" || req.op === "pre-dump") return `criu ${req.op} pid ${req.opts?.pid ?? "?"}`;
+  if (req.op === "restore") return `criu restore ${req.opts?.imagesDir ?? ""}`;
+  return `criu ${req.op}`;
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const chunk of stream) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+    }
+  }
+  if (buffered.length > 0) yield buffered;
+}
+
+/** Kills the helper and the `criu swrk` it forked (its direct children). */
+function killHelper(pid: number): void {
+  for (const child of childrenOf(pid)) {
+    try {
+      process.kill(child, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // gone
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s.length > 0)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Starts `criu lazy-pages` and resolves once it reports readiness on its status fd. */
+async function startLazyPages(criuBinary: string, opts: LazyPagesOptions): Promise<LazyPagesServer> {
+  const workDir = opts.workDir ?? opts.imagesDir;
+  const logFile = "lazy-pages.log";
+  const args = [criuBinary, "lazy-pages", "--images-dir", opts.imagesDir, "--work-dir", workDir, "--log-file", logFile, `-v${opts.logLevel ?? 4}`, "--status-fd", "3"];
+  if (opts.pageServer) args.push("--page-server", "--address", opts.pageServer.address, "--port", String(opts.pageServer.port));
+  opts.signal?.throwIfAborted();
+  const proc = Bun.spawn(args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
+  const statusFd = proc.stdio[3];
+  if (typeof statusFd !== "number") throw new CryoError(Code.INTERNAL, "criu lazy-pages: no status pipe");
+  const stderr = new Response(proc.stderr).text();
+  const ready = (async () => {
+    for await (const chunk of Bun.file(statusFd).stream()) if (chunk.length > 0) return true;
+    return false;
+  })();
+  const abort = () => proc.kill("SIGKILL");
+  opts.signal?.addEventListener("abort", abort, { once: true });
+  const isReady = await Promise.race([ready, proc.exited.then(() => false)]);
+  opts.signal?.removeEventListener("abort", abort);
+  const logPath = join(workDir, logFile);
+  if (!isReady) {
+    proc.kill("SIGKILL");
+    await proc.exited;
+    const lines = existsSync(logPath) ? readFileSync(logPath, "utf8").split("\n").filter((l) => /Error|err/.test(l)).slice(-5) : [];
+    const detail = lines.length > 0 ? lines.join("; ") : (await stderr).trim();
+    throw new CryoError(Code.UNKNOWN, `criu lazy-pages ${opts.imagesDir}: unknown: exited before ready: ${detail} (log: ${logPath})`);
+  }
+  return {
+    pid: proc.pid,
+    logFile: logPath,
+    exited: proc.exited,
+    async [Symbol.asyncDispose]() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}

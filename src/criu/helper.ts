@@ -1,0 +1,207 @@
+/**
+ * The CRIU helper process: runs one libcriu call per process, off the caller's event loop.
+ *
+ * Entered through worker-main.ts (from source) or the `__criu` argument of a compiled cryo binary.
+ * Everything here is synchronous on purpose: libcriu blocks this thread for the whole call and calls
+ * the notify callback on it, so messages are written with writeSync and replies read with readSync.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { Pointer } from "bun:ffi";
+import { Code, CryoError } from "../errors.ts";
+import { applyOptions } from "./apply-options.ts";
+import { renderConfigFile } from "./config-file.ts";
+import { loadLibCriu, type LibCriu } from "./libcriu.ts";
+import { readCriuLogErrors } from "./log.ts";
+import type { CriuOpts } from "./options.ts";
+import {
+  helperRequestSchema,
+  replyMessageSchema,
+  type HelperRequest,
+  type NotifyMessage,
+  type ResultMessage,
+} from "./protocol.ts";
+
+/** Reads newline-terminated lines from fd 0, synchronously. */
+function createLineReader(fd: number): () => string | undefined {
+  let buffered = "";
+  const chunk = Buffer.alloc(64 * 1024);
+  return () => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return line;
+      }
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EAGAIN") continue;
+        throw err;
+      }
+      if (n === 0) {
+        const rest = buffered;
+        buffered = "";
+        return rest.length > 0 ? rest : undefined;
+      }
+      buffered += chunk.toString("utf8", 0, n);
+    }
+  };
+}
+
+function send(msg: NotifyMessage | ResultMessage): void {
+  const line = Buffer.from(`${JSON.stringify(msg)}\n`);
+  let off = 0;
+  while (off < line.length) off += writeSync(1, line, off);
+}
+
+/** Runs the helper: one request from stdin, messages to stdout; returns the process exit code. */
+export function runCriuHelper(): number {
+  const started = performance.now();
+  const readLine = createLineReader(0);
+  let request: HelperRequest | undefined;
+  try {
+    const line = readLine();
+    if (line === undefined) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: no request on stdin: invalid argument");
+    const parsed = helperRequestSchema.safeParse(JSON.parse(line));
+    if (!parsed.success) throw new CryoError(Code.INVALID_ARGUMENT, `criu helper request: invalid argument: ${parsed.error.message}`);
+    request = parsed.data;
+    const result = perform(loadLibCriu(), request, readLine, started);
+    send(result);
+    return 0;
+  } catch (err) {
+    const e = CryoError.from(err);
+    send({
+      type: "result",
+      ok: false,
+      op: request?.op ?? "check",
+      rc: -1,
+      errno: 0,
+      code: e.code,
+      message: e.message,
+      logErrors: [],
+      durationMs: performance.now() - started,
+    });
+    return 1;
+  }
+}
+
+function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | undefined, started: number): ResultMessage {
+  const opts: CriuOpts = req.opts ?? { imagesDir: "/tmp" };
+  const needsImages = req.op === "dump" || req.op === "pre-dump" || req.op === "restore";
+  if (needsImages && !req.opts) throw new CryoError(Code.INVALID_ARGUMENT, `criu ${req.op}: options: invalid argument: imagesDir is required`);
+  const workDir = opts.workDir ?? opts.imagesDir;
+  const fds: number[] = [];
+  let handle: Pointer | undefined;
+  let callback: ReturnType<LibCriu["notifyCallback"]> | undefined;
+  let refusedBy: string | undefined;
+  try {
+    const openDir = (dir: string, what: string): number => {
+      try {
+        const fd = openSync(dir, "r");
+        fds.push(fd);
+        return fd;
+      } catch (err) {
+        throw new CryoError(Code.NOT_FOUND, `criu ${what} ${dir}: not found`, { cause: err });
+      }
+    };
+    const imagesFd = needsImages ? openDir(opts.imagesDir, "images dir") : -1;
+    if (needsImages && opts.workDir) mkdirSync(opts.workDir, { recursive: true });
+    const workFd = needsImages ? (opts.workDir ? openDir(opts.workDir, "work dir") : imagesFd) : -1;
+
+    let configPath: string | undefined;
+    const userText = opts.configFile ? readFileSync(opts.configFile, "utf8") : undefined;
+    const configText = needsImages ? renderConfigFile(opts, userText) : undefined;
+    if (configText !== undefined) {
+      configPath = join(workDir, `cryo-${req.op}.conf`);
+      writeFileSync(configPath, configText);
+    }
+
+    handle = lib.newOpts();
+    const logName = opts.logFile ?? `${req.op}.log`;
+    const keep = needsImages ? applyOptions(lib, handle, opts, { imagesFd, workFd, configPath }, logName) : [];
+    if (!needsImages && opts.serviceBinary) {
+      const b = lib.cstr(opts.serviceBinary);
+      keep.push(b);
+      lib.fn.criu_local_set_service_binary(handle, b);
+    }
+
+    const waitFor = new Set<string>(req.waitFor ?? []);
+    let seq = 0;
+    callback = lib.notifyCallback((actionPtr, na) => {
+      const action = lib.readString(actionPtr);
+      const wait = waitFor.has(action);
+      const msg: NotifyMessage = { type: "notify", seq: ++seq, action, pid: lib.fn.criu_notify_pid(na), wait, helperPid: process.pid };
+      if (action === "orphan-pts-master") msg.fd = lib.fn.criu_get_orphan_pts_master_fd();
+      send(msg);
+      if (!wait) return 0;
+      for (;;) {
+        const line = readLine();
+        if (line === undefined) {
+          refusedBy = `${action} (caller went away)`;
+          return -1;
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const reply = replyMessageSchema.safeParse(json);
+        if (!reply.success || reply.data.seq !== msg.seq) continue;
+        if (reply.data.ok) return 0;
+        refusedBy = reply.data.message ? `${action}: ${reply.data.message}` : action;
+        return -1;
+      }
+    });
+    if (needsImages) lib.fn.criu_local_set_notify_cb(handle, callback.ptr as Pointer);
+
+    let rc: number;
+    let features: ResultMessage["features"];
+    switch (req.op) {
+      case "dump":
+        rc = lib.fn.criu_local_dump(handle);
+        break;
+      case "pre-dump":
+        rc = lib.fn.criu_local_pre_dump(handle);
+        break;
+      case "restore":
+        rc = req.restoreChild === false ? lib.fn.criu_local_restore(handle) : lib.fn.criu_local_restore_child(handle);
+        break;
+      case "check":
+        rc = lib.fn.criu_local_check(handle);
+        break;
+      case "version":
+        rc = lib.fn.criu_local_get_version(handle);
+        break;
+      case "features": {
+        const f = new Uint8Array([1, 1, 1]);
+        rc = lib.fn.criu_local_feature_check(handle, f, f.length);
+        features = { memTrack: f[0] === 1, lazyPages: f[1] === 1, pidfdStore: f[2] === 1 };
+        break;
+      }
+    }
+    const errno = lib.errno();
+    keep.length = 0; // the call has returned; the strings may go
+    const ok = req.op === "restore" || req.op === "version" ? rc > 0 : rc >= 0;
+    const logFile = needsImages ? join(workDir, logName) : undefined;
+    return {
+      type: "result",
+      ok,
+      op: req.op,
+      rc,
+      errno,
+      logFile,
+      logErrors: !ok && logFile ? readCriuLogErrors(logFile) : [],
+      refusedBy,
+      features: ok ? features : undefined,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    if (handle !== undefined) lib.fn.criu_local_free_opts(handle);
+    callback?.close();
+    for (const fd of fds) closeSync(fd);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The helper-process protocol: one JSON request line on the helper's stdin, newline-delimited JSON
+ * messages on its stdout (notify events, then exactly one result), and JSON reply lines on stdin for
+ * the notify events the request asked to wait for.
+ *
+ *   caller -> helper  {"op":"dump","opts":{...},"waitFor":["network-lock"]}
+ *   helper -> caller  {"type":"notify","seq":1,"action":"pre-dump","pid":0,"wait":false}
+ *   helper -> caller  {"type":"notify","seq":2,"action":"network-lock","pid":0,"wait":true}
+ *   caller -> helper  {"type":"reply","seq":2,"ok":true}
+ *   helper -> caller  {"type":"result","ok":true,"rc":0,...}
+ */
+import { z } from "zod";
+import { criuOptsSchema } from "./options.ts";
+
+/** The marker argument that makes the cryo binaries run as the CRIU helper. */
+export const CRIU_HELPER_ARG = "__criu";
+
+/** Operations the helper performs. */
+export const helperOpSchema = z.enum(["dump", "pre-dump", "restore", "check", "version", "features"]);
+/** A helper operation. */
+export type HelperOp = z.infer<typeof helperOpSchema>;
+
+/** Notify actions CRIU sends (criu/action-scripts.c). */
+export const notifyActionSchema = z.enum([
+  "pre-stream",
+  "pre-dump",
+  "post-dump",
+  "pre-restore",
+  "post-restore",
+  "network-lock",
+  "network-unlock",
+  "setup-namespaces",
+  "post-setup-namespaces",
+  "pre-resume",
+  "post-resume",
+  "orphan-pts-master",
+  "status-ready",
+  "query-ext-files",
+]);
+/** A CRIU notify action. */
+export type NotifyAction = z.infer<typeof notifyActionSchema>;
+
+/** The request line. */
+export const helperRequestSchema = z
+  .object({
+    op: helperOpSchema,
+    opts: criuOptsSchema.optional(),
+    /** Restore the tree as a child of the helper (rst_sibling), like runc; default true. */
+    restoreChild: z.boolean().optional(),
+    /** Notify actions for which the helper blocks CRIU until the caller replies. */
+    waitFor: z.array(notifyActionSchema).optional(),
+  })
+  .strict();
+/** The request line, parsed. */
+export type HelperRequest = z.infer<typeof helperRequestSchema>;
+
+/** A notify event as the helper reports it. */
+export const notifyMessageSchema = z.object({
+  type: z.literal("notify"),
+  seq: z.number().int(),
+  action: z.string(),
+  /** Root task pid CRIU reports (0 when the action has none). */
+  pid: z.number().int(),
+  /** True when CRIU is blocked until the caller replies. */
+  wait: z.boolean(),
+  /** For orphan-pts-master: the master's fd number inside the helper (take it with pidfd_getfd before replying). */
+  fd: z.number().int().optional(),
+  /** The helper's pid, for pidfd_getfd. */
+  helperPid: z.number().int(),
+});
+/** A notify event. */
+export type NotifyMessage = z.infer<typeof notifyMessageSchema>;
+
+/** The caller's answer to a waiting notify event; ok=false makes CRIU abort the operation. */
+export const replyMessageSchema = z.object({
+  type: z.literal("reply"),
+  seq: z.number().int(),
+  ok: z.boolean(),
+  message: z.string().optional(),
+});
+/** A reply line. */
+export type ReplyMessage = z.infer<typeof replyMessageSchema>;
+
+/** The last message: what libcriu returned, and on failure the useful lines of CRIU's log. */
+export const resultMessageSchema = z.object({
+  type: z.literal("result"),
+  ok: z.boolean(),
+  op: helperOpSchema,
+  /** libcriu's return value (restore: the root pid; version: the version number). */
+  rc: z.number().int(),
+  /** errno after the call (CRIU's cr_errno for a failed RPC). */
+  errno: z.number().int(),
+  /** gRPC code and message when the helper failed before or around the call. */
+  code: z.number().int().optional(),
+  message: z.string().optional(),
+  logFile: z.string().optional(),
+  logErrors: z.array(z.string()),
+  /** The notify action a caller's reply refused, if that is why CRIU stopped. */
+  refusedBy: z.string().optional(),
+  features: z.object({ memTrack: z.boolean(), lazyPages: z.boolean(), pidfdStore: z.boolean() }).optional(),
+  durationMs: z.number(),
+});
+/** The result message. */
+export type ResultMessage = z.infer<typeof resultMessageSchema>;
+
+/** Anything the helper writes on stdout. */
+export const helperMessageSchema = z.discriminatedUnion("type", [notifyMessageSchema, resultMessageSchema]);
+/** A helper stdout line, parsed. */
+export type HelperMessage = z.infer<typeof helperMessageSchema>;
