@@ -1,0 +1,220 @@
+/**
+ * The console socket runc's `--console-socket PATH` connects to: runc sends the pty master of a
+ * terminal container (or exec) as an SCM_RIGHTS message, with the pty's name ("/dev/pts/N") as data.
+ *
+ * Order of events: create the ConsoleSocket (socket + bind + listen, nonblocking), run
+ * `runc create`/`runc exec --detach` with `--console-socket <path>`, wait for runc to exit (runc
+ * connects and sends before it exits; the connection and the fd wait in the socket's backlog and
+ * buffer), then call `receive()`, which accepts and reads without ever blocking the event loop.
+ */
+import { mkdtempSync, rmSync, rmdirSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ptr } from "bun:ffi";
+import { failedPrecondition, invalidArgument } from "../errors.ts";
+import { Errno, errno, libc, sysError } from "./libc.ts";
+import { close } from "./fd.ts";
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const SUN_PATH_MAX = 108;
+const CMSG_HDR = 16; // struct cmsghdr { size_t len; int level; int type; } on LP64
+const MAX_FDS = 4;
+
+/** A descriptor received over a unix socket, with the data that came along (runc: the pty's name). */
+export interface ReceivedFd {
+  fd: number;
+  name: string;
+}
+
+/** Encodes a struct sockaddr_un; returns the buffer and the length to pass. */
+function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length === 0 || bytes.length >= SUN_PATH_MAX) {
+    throw invalidArgument(`unix socket path ${JSON.stringify(path)}`, { detail: `must be 1..${SUN_PATH_MAX - 1} bytes` });
+  }
+  const addr = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(bytes, 2);
+  return { addr, len: 2 + bytes.length + 1 };
+}
+
+/** A listening unix socket for runc's --console-socket; holds the socket fd and its path (and temp dir). */
+export class ConsoleSocket {
+  #fd: number;
+  #tempDir: string | undefined;
+  /** The path to pass as `--console-socket`. */
+  readonly path: string;
+
+  private constructor(fd: number, path: string, tempDir: string | undefined) {
+    this.#fd = fd;
+    this.path = path;
+    this.#tempDir = tempDir;
+  }
+
+  /** Creates a nonblocking listening socket at path, or in a fresh private temp dir when path is omitted. */
+  static create(path?: string): ConsoleSocket {
+    const tempDir = path === undefined ? mkdtempSync(join(tmpdir(), "cryo-pty-")) : undefined;
+    const sockPath = path ?? join(tempDir as string, "pty.sock");
+    let fd = -1;
+    try {
+      const { addr, len } = sockaddrUn(sockPath);
+      fd = libc.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) throw sysError("socket(AF_UNIX)");
+      if (libc.bind(fd, addr, len) !== 0) throw sysError(`bind(${sockPath})`);
+      if (libc.listen(fd, 16) !== 0) throw sysError(`listen(${sockPath})`);
+      return new ConsoleSocket(fd, sockPath, tempDir);
+    } catch (err) {
+      if (fd >= 0) close(fd);
+      if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Accepts the pending connection and receives the descriptor sent on it (close-on-exec set).
+   * Never blocks: with no connection yet it polls until `timeoutMs` (default 0: fail at once with
+   * FAILED_PRECONDITION, the right answer once runc has exited without connecting).
+   */
+  async receive(options: { timeoutMs?: number } = {}): Promise<ReceivedFd> {
+    const deadline = Date.now() + (options.timeoutMs ?? 0);
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      if (this.#fd < 0) throw failedPrecondition(`console socket ${this.path}`, { detail: "closed" });
+      const conn = libc.accept4(this.#fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn >= 0) {
+        try {
+          return await receiveFd(conn, deadline);
+        } finally {
+          close(conn);
+        }
+      }
+      const err = errno();
+      if (err !== Errno.EAGAIN && err !== Errno.EINTR) throw sysError(`accept4(${this.path})`, err);
+      if (Date.now() >= deadline) {
+        throw failedPrecondition(`console socket ${this.path}`, { detail: "no connection (did runc get --console-socket?)" });
+      }
+      await Bun.sleep(delay);
+    }
+  }
+
+  /** Closes the socket and removes its path (and its temp dir when this created one). */
+  [Symbol.dispose](): void {
+    if (this.#fd >= 0) {
+      close(this.#fd);
+      this.#fd = -1;
+    }
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+    if (this.#tempDir !== undefined) {
+      try {
+        rmdirSync(this.#tempDir);
+      } catch {
+        // not empty or gone: leave it
+      }
+      this.#tempDir = undefined;
+    }
+  }
+}
+
+/** Creates a console socket (see ConsoleSocket.create). */
+export function createConsoleSocket(path?: string): ConsoleSocket {
+  return ConsoleSocket.create(path);
+}
+
+/** recvmsg on a nonblocking connected socket until one SCM_RIGHTS message arrives (or the peer hangs up). */
+async function receiveFd(conn: number, deadline: number): Promise<ReceivedFd> {
+  const data = new Uint8Array(4096);
+  const control = new Uint8Array(CMSG_HDR + 8 * MAX_FDS);
+  const iov = new Uint8Array(16);
+  const msg = new Uint8Array(56);
+  const iv = new DataView(iov.buffer);
+  iv.setBigUint64(0, BigInt(ptr(data)), true);
+  iv.setBigUint64(8, BigInt(data.length), true);
+  const mv = new DataView(msg.buffer);
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    // struct msghdr on LP64: name(0) namelen(8) iov(16) iovlen(24) control(32) controllen(40) flags(48)
+    mv.setBigUint64(0, 0n, true);
+    mv.setUint32(8, 0, true);
+    mv.setBigUint64(16, BigInt(ptr(iov)), true);
+    mv.setBigUint64(24, 1n, true);
+    mv.setBigUint64(32, BigInt(ptr(control)), true);
+    mv.setBigUint64(40, BigInt(control.length), true);
+    mv.setInt32(48, 0, true);
+    const n = Number(libc.recvmsg(conn, msg, MSG_CMSG_CLOEXEC));
+    if (n < 0) {
+      const err = errno();
+      if (err !== Errno.EAGAIN && err !== Errno.EINTR) throw sysError("recvmsg(console socket)", err);
+      if (Date.now() >= deadline) throw failedPrecondition("console socket", { detail: "connected but nothing was sent" });
+      await Bun.sleep(delay);
+      continue;
+    }
+    const fds = parseRights(control, Number(mv.getBigUint64(40, true)));
+    if (fds.length === 0) {
+      if (n === 0) throw failedPrecondition("console socket", { detail: "peer closed without sending a descriptor" });
+      continue; // data without a descriptor: keep reading
+    }
+    // Keep the first descriptor; close any extra ones so they do not leak.
+    for (const extra of fds.slice(1)) close(extra);
+    const name = new TextDecoder().decode(data.subarray(0, n));
+    return { fd: fds[0] as number, name };
+  }
+}
+
+/** Extracts the descriptors of SCM_RIGHTS control messages from a cmsg buffer. */
+function parseRights(control: Uint8Array, length: number): number[] {
+  const dv = new DataView(control.buffer, control.byteOffset, control.byteLength);
+  const fds: number[] = [];
+  let off = 0;
+  while (off + CMSG_HDR <= length) {
+    const len = Number(dv.getBigUint64(off, true));
+    const level = dv.getInt32(off + 8, true);
+    const type = dv.getInt32(off + 12, true);
+    if (len < CMSG_HDR) break;
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      for (let p = off + CMSG_HDR; p + 4 <= off + len; p += 4) fds.push(dv.getInt32(p, true));
+    }
+    off += (len + 7) & ~7;
+  }
+  return fds;
+}
+
+/**
+ * Connects to a unix socket and sends one descriptor with SCM_RIGHTS and `name` as data, as runc
+ * does to the console socket. Used to hand descriptors between processes and in tests.
+ */
+export function sendFd(socketPath: string, fd: number, name: string): void {
+  const { addr, len } = sockaddrUn(socketPath);
+  const sock = libc.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) throw sysError("socket(AF_UNIX)");
+  try {
+    if (libc.connect(sock, addr, len) !== 0) throw sysError(`connect(${socketPath})`);
+    const data = new TextEncoder().encode(name.length > 0 ? name : "\0");
+    const iov = new Uint8Array(16);
+    const iv = new DataView(iov.buffer);
+    iv.setBigUint64(0, BigInt(ptr(data)), true);
+    iv.setBigUint64(8, BigInt(data.length), true);
+    const control = new Uint8Array(CMSG_HDR + 8);
+    const cv = new DataView(control.buffer);
+    cv.setBigUint64(0, BigInt(CMSG_HDR + 4), true);
+    cv.setInt32(8, SOL_SOCKET, true);
+    cv.setInt32(12, SCM_RIGHTS, true);
+    cv.setInt32(16, fd, true);
+    const msg = new Uint8Array(56);
+    const mv = new DataView(msg.buffer);
+    mv.setBigUint64(16, BigInt(ptr(iov)), true);
+    mv.setBigUint64(24, 1n, true);
+    mv.setBigUint64(32, BigInt(ptr(control)), true);
+    mv.setBigUint64(40, BigInt(control.length), true);
+    if (Number(libc.sendmsg(sock, msg, 0)) < 0) throw sysError(`sendmsg(${socketPath})`);
+  } finally {
+    close(sock);
+  }
+}

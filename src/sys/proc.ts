@@ -1,0 +1,85 @@
+/** Facts about processes read from /proc. */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+/** The fields of /proc/<pid>/stat that cryo uses. */
+export interface ProcStat {
+  pid: number;
+  /** The command name (comm), without parentheses. */
+  comm: string;
+  /** One-letter state: R, S, D, Z (zombie), T, t, X (dead), I, ... */
+  state: string;
+  ppid: number;
+  /** Start time in clock ticks since boot (field 22), as runc records in init_process_start. */
+  startTime: bigint;
+}
+
+/** Reads /proc/<pid>/stat; returns undefined when the process does not exist. */
+export function readProcStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  // comm may contain spaces and parentheses: it ends at the last ')'.
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  if (open < 0 || close < open) return undefined;
+  const rest = text.slice(close + 2).split(" ");
+  // rest[0] is field 3 (state); field N is rest[N - 3].
+  const state = rest[0];
+  const ppid = rest[1];
+  const start = rest[19];
+  if (state === undefined || ppid === undefined || start === undefined) return undefined;
+  return { pid, comm: text.slice(open + 1, close), state, ppid: Number(ppid), startTime: BigInt(start) };
+}
+
+/** True when the pid names a process that exists and is neither a zombie nor dead. */
+export function isAlive(pid: number): boolean {
+  const st = readProcStat(pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X";
+}
+
+/** The pids of this process's children (all threads' /proc/self/task/<tid>/children). */
+export function listChildren(): number[] {
+  const out = new Set<number>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync("/proc/self/task");
+  } catch {
+    return [];
+  }
+  for (const tid of tasks) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/task/${tid}/children`, "latin1");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    for (const p of text.split(" ")) if (p.trim() !== "") out.add(Number(p));
+  }
+  return [...out];
+}
+
+/** The pids this process holds pidfds for (Bun keeps one per Bun.spawn child until it has reaped it). */
+export function pidfdTargets(): Set<number> {
+  const out = new Set<number>();
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (!target.includes("pidfd")) continue; // "anon_inode:[pidfd]"
+      const info = readFileSync(`/proc/self/fdinfo/${fd}`, "latin1");
+      const m = /^Pid:\s*(-?\d+)/m.exec(info);
+      if (m?.[1] !== undefined) out.add(Number(m[1]));
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  return out;
+}

@@ -1,0 +1,130 @@
+import { afterEach, expect, test } from "bun:test";
+import { createReaper, decodeWaitStatus, isChildSubreaper, type Exit, type Reaper } from "../../../src/sys/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+let reaper: Reaper | undefined;
+const started: number[] = [];
+afterEach(() => {
+  reaper?.[Symbol.dispose]();
+  reaper = undefined;
+  for (const pid of started.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Runs `sh -c script` where script backgrounds a grandchild and prints its pid; returns that pid once sh has exited. */
+async function doubleFork(inner: string): Promise<number> {
+  // The grandchild gets its own stdout so that reading sh's stdout ends when sh exits.
+  const sh = Bun.spawn(["sh", "-c", `${inner} >/dev/null 2>&1 & echo $!`], { stdout: "pipe" });
+  const pid = Number((await new Response(sh.stdout).text()).trim());
+  expect(await sh.exited).toBe(0);
+  started.push(pid);
+  return pid;
+}
+
+test("decodes wait statuses like containerd reports them", () => {
+  expect(decodeWaitStatus(7 << 8)).toEqual({ status: 7, exitCode: 7, coreDumped: false });
+  expect(decodeWaitStatus(0)).toEqual({ status: 0, exitCode: 0, coreDumped: false });
+  expect(decodeWaitStatus(9)).toEqual({ status: 137, signal: 9, coreDumped: false });
+  expect(decodeWaitStatus(15)).toEqual({ status: 143, signal: 15, coreDumped: false });
+  expect(decodeWaitStatus(6 | 0x80)).toEqual({ status: 134, signal: 6, coreDumped: true });
+});
+
+test("makes this process a child subreaper", () => {
+  reaper = createReaper();
+  expect(isChildSubreaper()).toBe(true);
+});
+
+test("only one reaper at a time", () => {
+  reaper = createReaper();
+  expect(() => createReaper()).toThrow(CryoError);
+});
+
+test("reaps a grandchild reparented to us, with its exit code", async () => {
+  reaper = createReaper();
+  const pid = await doubleFork("(sleep 0.2; exit 5)");
+  const exit = await reaper.watch(pid);
+  expect(exit.pid).toBe(pid);
+  expect(exit.status).toBe(5);
+  expect(exit.exitCode).toBe(5);
+  expect(exit.exitedAt).toBeInstanceOf(Date);
+});
+
+test("a grandchild killed by SIGKILL reports 137", async () => {
+  reaper = createReaper();
+  const pid = await doubleFork("sleep 100");
+  const exit = reaper.watch(pid);
+  process.kill(pid, "SIGKILL");
+  expect((await exit).status).toBe(137);
+  expect((await exit).signal).toBe(9);
+});
+
+test("an exit collected before anyone watched is kept and delivered once", async () => {
+  reaper = createReaper();
+  const seen: Exit[] = [];
+  reaper.onExit((e) => seen.push(e));
+  // It outlives sh (so sh cannot reap it) and exits without anyone watching it.
+  const pid = await doubleFork("sh -c 'sleep 0.05; exit 9'");
+  const deadline = Date.now() + 10_000;
+  while (!seen.some((e) => e.pid === pid)) {
+    // No manual reap() and no pending watch (so no backstop timer): SIGCHLD alone must collect it.
+    if (Date.now() > deadline) throw new Error(`no exit collected for ${pid}`);
+    await Bun.sleep(5);
+  }
+  const exit = await reaper.watch(pid);
+  expect(exit.status).toBe(9);
+  // Delivered once: the pid is no longer ours, so a second watch is refused.
+  const again = await reaper.watch(pid).catch((e: unknown) => e);
+  expect(again).toBeInstanceOf(CryoError);
+  expect((again as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+});
+
+test("Bun.spawn'd processes keep their exit codes while the reaper runs", async () => {
+  reaper = createReaper();
+  const grand = await doubleFork("(sleep 0.3; exit 3)");
+  const grandExit = reaper.watch(grand);
+  const codes = [0, 1, 2, 42, 99, 128, 255, 17];
+  const procs = codes.map((c) => Bun.spawn(["sh", "-c", `sleep 0.0${c % 10}; exit ${c}`]));
+  // Force scans while Bun's children are exiting: none of their statuses may be stolen.
+  const scanning = setInterval(() => reaper?.reap(), 1);
+  try {
+    expect(await Promise.all(procs.map((p) => p.exited))).toEqual(codes);
+    const killed = Bun.spawn(["sleep", "100"]);
+    killed.kill("SIGKILL");
+    expect(await killed.exited).toBe(137);
+    expect(killed.signalCode).toBe("SIGKILL");
+  } finally {
+    clearInterval(scanning);
+  }
+  expect((await grandExit).status).toBe(3);
+});
+
+test("watch refuses a pid spawned by Bun and a pid that is not our child", async () => {
+  reaper = createReaper();
+  const p = Bun.spawn(["sleep", "5"]);
+  started.push(p.pid);
+  const own = await reaper.watch(p.pid).catch((e: unknown) => e);
+  expect((own as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+  const notChild = await reaper.watch(1).catch((e: unknown) => e);
+  expect((notChild as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+  p.kill("SIGKILL");
+  expect(await p.exited).toBe(137);
+});
+
+test("dispose rejects pending watches", async () => {
+  reaper = createReaper();
+  const pid = await doubleFork("sleep 100");
+  const w = reaper.watch(pid);
+  reaper[Symbol.dispose]();
+  reaper = undefined;
+  const err = await w.catch((e: unknown) => e);
+  expect((err as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+  process.kill(pid, "SIGKILL");
+  // Leave no zombie behind: reap it with a fresh reaper.
+  reaper = createReaper();
+  expect((await reaper.watch(pid)).status).toBe(137);
+});
