@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# One idempotent setup for cryo, called by both README commands (scripts/demo.sh, scripts/test.sh).
+# Fast when everything is present; complete on a fresh Debian bookworm machine (run as root):
+#   1. Debian packages: containerd, runc, iptables, busybox-static, build tools, CRIU's build deps, node/npm if absent
+#   2. CRIU >= 4.2 and libcriu, built from Debian's source package (sid), into /usr/local
+#   3. npm ci when node_modules is missing or does not match package-lock.json
+#   4. cryo's binaries (build/bin) installed to /usr/local/bin
+#   5. test fixtures (static programs, the OCI test image) and plugins (plugins/build.sh, when present)
+#
+# Env: CRYO_CRIU_PREFIX  where CRIU is looked for and installed (default /usr/local: sbin/criu, lib/libcriu.so)
+#      CRYO_INSTALL_BIN  where cryo's binaries are installed (default /usr/local/bin; "" skips installing)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+criu_prefix="${CRYO_CRIU_PREFIX:-/usr/local}"
+install_bin="${CRYO_INSTALL_BIN-/usr/local/bin}"
+criu_min="4.2"
+
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (containerd, runc and CRIU need it)"
+
+# --- 1. Debian packages -------------------------------------------------------------------------------------
+packages=(
+  containerd runc iptables busybox-static iproute2 zstd gcc make pkg-config ca-certificates xz-utils
+  # CRIU's build dependencies
+  libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev
+  libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev
+)
+command -v npm >/dev/null || packages+=(nodejs npm)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+apt_updated=0
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  apt_updated=1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present"
+fi
+
+# --- 2. CRIU >= 4.2 and libcriu ---------------------------------------------------------------------------------
+criu_bin="$criu_prefix/sbin/criu"
+criu_lib_dir="$criu_prefix/lib"
+criu_version="$("$criu_bin" --version 2>/dev/null | awk '/^Version:/ {print $2}' || true)"
+if [ -n "$criu_version" ] && dpkg --compare-versions "$criu_version" ge "$criu_min" && [ -e "$criu_lib_dir/libcriu.so.2" ]; then
+  say "CRIU $criu_version present ($criu_bin)"
+else
+  say "building CRIU >= $criu_min and libcriu from Debian's source package (found: ${criu_version:-none}); takes about a minute"
+  (
+    build_dir="$(mktemp -d /tmp/cryo-criu-build.XXXXXX)"
+    sid_list=/etc/apt/sources.list.d/cryo-criu-sid-src.list
+    cleanup() {
+      # Always leave apt as we found it: bookworm only.
+      rm -f "$sid_list"
+      apt-get update -qq || echo "setup: warning: apt-get update after removing the sid deb-src entry failed" >&2
+      rm -rf "$build_dir"
+    }
+    trap cleanup EXIT
+    echo "deb-src http://deb.debian.org/debian sid main" >"$sid_list"
+    apt-get update -qq
+    # apt-get exits non-zero when Debian's packaging tarball cannot be fetched; only the upstream tarball is needed.
+    (cd "$build_dir" && apt-get source --download-only criu/sid >"$build_dir/source.log" 2>&1) || true
+    orig="$(ls "$build_dir"/criu_*.orig.tar.* 2>/dev/null | head -1 || true)"
+    [ -n "$orig" ] || { tail -20 "$build_dir/source.log" >&2; die "apt-get source criu/sid brought no upstream tarball"; }
+    say "building $(basename "$orig")"
+    tar -xf "$orig" -C "$build_dir"
+    src="$(find "$build_dir" -mindepth 1 -maxdepth 1 -type d -name 'criu-*' | head -1)"
+    [ -n "$src" ] || die "no criu-* directory in $orig"
+    make -C "$src" -j2 criu lib >"$build_dir/make.log" 2>&1 || { tail -30 "$build_dir/make.log" >&2; die "make criu lib failed"; }
+    mkdir -p "$criu_prefix/sbin" "$criu_lib_dir"
+    install -m 0755 "$src/criu/criu" "$criu_bin.new" && mv -f "$criu_bin.new" "$criu_bin"
+    install -m 0644 "$src/lib/c/libcriu.so" "$criu_lib_dir/libcriu.so.2.new" && mv -f "$criu_lib_dir/libcriu.so.2.new" "$criu_lib_dir/libcriu.so.2"
+    ln -sfn libcriu.so.2 "$criu_lib_dir/libcriu.so"
+  )
+  ldconfig
+  criu_version="$("$criu_bin" --version | awk '/^Version:/ {print $2}')"
+  say "installed CRIU $criu_version to $criu_bin, libcriu to $criu_lib_dir"
+  "$criu_bin" check || die "criu check failed"
+fi
+
+# --- 3. node_modules --------------------------------------------------------------------------------------------
+# Stale when any package in package-lock.json is missing from node_modules or has another version.
+node_modules_ok() {
+  [ -x node_modules/.bin/bun ] && [ -x node_modules/.bin/tsc ] || return 1
+  node -e '
+    const fs = require("fs");
+    const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+    for (const [path, entry] of Object.entries(lock.packages ?? {})) {
+      if (!path.startsWith("node_modules/") || entry.optional || entry.link) continue;
+      let version;
+      try { version = JSON.parse(fs.readFileSync(path + "/package.json", "utf8")).version; } catch { process.exit(1); }
+      if (version !== entry.version) process.exit(1);
+    }' 2>/dev/null
+}
+if node_modules_ok; then
+  say "node_modules matches package-lock.json"
+else
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+bun="$repo/node_modules/.bin/bun"
+
+# --- 4. cryo's binaries -----------------------------------------------------------------------------------------
+# Rebuilt when a source, package.json or the lockfile is newer than the binaries.
+stale() { [ ! -e "$1" ] || [ -n "$(find src package.json package-lock.json -newer "$1" -print -quit)" ]; }
+shim_out=build/bin/containerd-shim-cryo-v2
+cli_out=build/bin/cryo
+if [ -f src/shim/main.ts ]; then
+  if stale "$shim_out" || stale "$cli_out"; then
+    say "building $shim_out and $cli_out (npm run build)"
+    npm run --silent build >/dev/null
+  else
+    say "binaries up to date"
+  fi
+else
+  say "note: src/shim/main.ts does not exist yet; building only $cli_out (the cryo runtime cannot run containers yet)"
+  if stale "$cli_out"; then
+    "$bun" build --compile --minify src/cli/main.ts --outfile "$cli_out" >/dev/null
+  fi
+fi
+if [ -n "$install_bin" ]; then
+  for bin in "$shim_out" "$cli_out"; do
+    [ -f "$bin" ] || continue
+    dest="$install_bin/$(basename "$bin")"
+    if ! cmp -s "$bin" "$dest"; then
+      # Copy then rename: a running shim keeps its old inode (no "text file busy").
+      cp "$bin" "$dest.new" && chmod 0755 "$dest.new" && mv -f "$dest.new" "$dest"
+      say "installed $dest"
+    fi
+  done
+fi
+
+# --- 5. fixtures and plugins ------------------------------------------------------------------------------------
+archive="$(bash test/fixtures/build.sh)"
+say "test image: $archive"
+if [ -f plugins/build.sh ]; then
+  say "building plugins (plugins/build.sh)"
+  bash plugins/build.sh
+fi
+say "done"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# cryo's test command (README, .ci/run): setup, type check, unit tests, integration tests (as root).
+# Ends with ONE line "N passed, N failed[, N skipped]" (the type check counts as one check) and exits
+# non-zero when anything failed or when no test ran. JUnit files and logs: build/test-results/.
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+results="$repo/build/test-results"
+bun="$repo/node_modules/.bin/bun"
+
+"$repo/scripts/setup.sh" || { echo "test: setup failed"; echo "0 passed, 1 failed"; exit 1; }
+rm -rf "$results"
+mkdir -p "$results"
+
+passed=0
+failed=0
+skipped=0
+
+echo "test: type check (tsc --noEmit -p .)"
+if node_modules/.bin/tsc --noEmit -p . 2>&1 | tee "$results/typecheck.log"; then
+  passed=$((passed + 1))
+else
+  echo "test: type check FAILED"
+  failed=$((failed + 1))
+fi
+
+# attr NAME TEXT: the value of NAME="..." in TEXT (0 when absent)
+attr() { local v; v="$(sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$2")"; echo "${v:-0}"; }
+
+# run_suite NAME DIR: runs bun test on DIR with a JUnit report and adds its counts.
+run_suite() {
+  local name="$1" dir="$2" xml="$results/$1.xml" log="$results/$1.log" rc
+  echo "test: $name tests ($dir)"
+  "$bun" test --reporter=junit --reporter-outfile="$xml" "./$dir" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local head tests=0 fails=0 skips=0 console_fails
+  if [ -s "$xml" ]; then
+    head="$(grep -m1 -o '<testsuites [^>]*>' "$xml" || true)"
+    tests="$(attr tests "$head")"
+    fails="$(attr failures "$head")"
+    skips="$(attr skipped "$head")"
+  fi
+  # A file that fails to load is not in the JUnit file, but bun's summary counts it under "fail".
+  console_fails="$(sed -n 's/^ *\([0-9][0-9]*\) fail$/\1/p' "$log" | tail -1)"
+  if [ "${console_fails:-0}" -gt "$fails" ]; then
+    tests=$((tests + console_fails - fails))
+    fails="$console_fails"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ]; then
+    echo "test: bun test exited $rc with no failed test counted; counting one failure"
+    tests=$((tests + 1))
+    fails=1
+  fi
+  passed=$((passed + tests - fails - skips))
+  failed=$((failed + fails))
+  skipped=$((skipped + skips))
+  echo "test: $name: $((tests - fails - skips)) passed, $fails failed, $skips skipped"
+}
+
+run_suite unit test/unit
+run_suite integration test/integration
+
+if [ "$skipped" -gt 0 ]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
+[ "$failed" -eq 0 ] && [ "$passed" -gt 1 ]
