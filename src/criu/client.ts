@@ -235,7 +235,7 @@ async function runHelper(
 /** Turns a failed result into a CryoError carrying CRIU's log lines and the right code. */
 export function resultError(what: string, result: ResultMessage, callbackError?: unknown, stderr = ""): CryoError {
   if (result.code !== undefined) return new CryoError(result.code as Code, `${what}: ${result.message ?? "failed"}`);
-  if (callbackError !== undefined) return CryoError.from(callbackError).wrap(`${what}: ${result.refusedBy ?? "notify"}`);
+  if (callbackError !== undefined) return CryoError.from(callbackError).wrap(`${what}: refused at ${result.refusedBy ?? "notify"}`);
   const code = classify(result.rc, result.errno);
   const lines = result.logErrors.length > 0 ? result.logErrors : stderr.trim().split("\n").filter((l) => l.length > 0).slice(-3);
   const detail = lines.length > 0 ? `: ${lines.join("; ")}` : "";

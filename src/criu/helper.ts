@@ -152,7 +152,7 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
         const reply = replyMessageSchema.safeParse(json);
         if (!reply.success || reply.data.seq !== msg.seq) continue;
         if (reply.data.ok) return 0;
-        refusedBy = reply.data.message ? `${action}: ${reply.data.message}` : action;
+        refusedBy = action;
         return -1;
       }
     });

@@ -61,13 +61,16 @@ export function decodeImage<Desc extends DescMessage>(
   magic: number,
   head: number | false = IMG_COMMON_MAGIC,
 ): MessageShape<Desc>[] {
-  return imageEntries(bytes, name, magic, head).map((entry, i) => {
-    try {
-      return fromBinary(schema, entry);
-    } catch (err) {
-      throw corrupt(name, `entry ${i}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  });
+  return imageEntries(bytes, name, magic, head).map((entry, i) => decodeEntry(schema, entry, `${name} entry ${i}`));
+}
+
+/** Decodes one raw entry (from imageEntries) as schema; images such as pagemap mix a head and entries. */
+export function decodeEntry<Desc extends DescMessage>(schema: Desc, entry: Uint8Array, name: string): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, entry);
+  } catch (err) {
+    throw corrupt(name, err instanceof Error ? err.message : String(err));
+  }
 }
 
 function corrupt(name: string, detail: string): CryoError {

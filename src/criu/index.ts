@@ -23,3 +23,4 @@ export { runCriuHelper } from "./helper.ts";
 export function isCriuHelperInvocation(argv: readonly string[] = process.argv): boolean {
   return argv[1] === "__criu" || argv[2] === "__criu";
 }
+export { inspectCheckpoint, renderInspect, PAGE_SIZE, type CheckpointInspection, type CheckpointProcess, type CheckpointFile, type CheckpointMemory } from "./inspect.ts";

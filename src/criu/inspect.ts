@@ -1,0 +1,198 @@
+/**
+ * Inspecting a CRIU images directory without CRIU: process tree, memory size, open files, statistics.
+ * Decodes the images with cryo's own generated protobuf types (proto/criu), so no python/crit is needed.
+ */
+import { existsSync } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { CoreEntrySchema, TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { FdTypes, FdinfoEntrySchema, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
+import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
+import { PagemapEntrySchema } from "../gen/criu/pagemap_pb.ts";
+import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
+import { notFound } from "../errors.ts";
+import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "./image-file.ts";
+import { readStats, type CriuStats } from "./stats.ts";
+
+/** IDS_MAGIC (ids-<pid>.img). */
+const IDS_MAGIC = 0x54432030;
+/** CRIU's page unit on x86_64 and aarch64-4k, the machines cryo targets. */
+export const PAGE_SIZE = 4096;
+
+/** One task of the checkpointed tree. */
+export interface CheckpointProcess {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  threads: number[];
+  /** Command name from core-<pid>.img. */
+  comm?: string;
+}
+
+/** One open descriptor of a task. */
+export interface CheckpointFile {
+  pid: number;
+  fd: number;
+  type: string;
+  /** Path (regular files, unix sockets) or a description (sockets, pipes). */
+  path?: string;
+}
+
+/** Memory held in the images. */
+export interface CheckpointMemory {
+  /** Pages stored in this directory's pages-*.img. */
+  pages: number;
+  /** Pages the pagemaps say are in the parent images (incremental dumps). */
+  pagesInParent: number;
+  /** pages * PAGE_SIZE. */
+  bytes: number;
+  /** Total size of the pages-*.img files on disk. */
+  pagesImageBytes: number;
+}
+
+/** What `cryo inspect DIR` shows. */
+export interface CheckpointInspection {
+  dir: string;
+  imgVersion?: number;
+  processes: CheckpointProcess[];
+  memory: CheckpointMemory;
+  files: CheckpointFile[];
+  stats: CriuStats;
+  /** Total size of every file in the directory. */
+  totalBytes: number;
+}
+
+async function maybeRead(path: string): Promise<Uint8Array | undefined> {
+  return existsSync(path) ? new Uint8Array(await readFile(path)) : undefined;
+}
+
+/** Reads a CRIU images directory; NOT_FOUND when it has no pstree.img. */
+export async function inspectCheckpoint(dir: string): Promise<CheckpointInspection> {
+  const pstreeBytes = await maybeRead(join(dir, "pstree.img"));
+  if (!pstreeBytes) throw notFound(`criu images ${dir}`, { detail: "no pstree.img" });
+  const pstree = decodeImage(PstreeEntrySchema, pstreeBytes, "pstree.img", ImageMagic.pstree);
+  const inventoryBytes = await maybeRead(join(dir, "inventory.img"));
+  const inventory = inventoryBytes ? decodeImage(InventoryEntrySchema, inventoryBytes, "inventory.img", ImageMagic.inventory, false)[0] : undefined;
+
+  const fileTable = new Map<number, FileEntry>();
+  const filesBytes = await maybeRead(join(dir, "files.img"));
+  if (filesBytes) for (const f of decodeImage(FileEntrySchema, filesBytes, "files.img", ImageMagic.files)) fileTable.set(f.id, f);
+
+  const processes: CheckpointProcess[] = [];
+  const files: CheckpointFile[] = [];
+  const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, bytes: 0, pagesImageBytes: 0 };
+  const seenFdTables = new Set<number>();
+  for (const p of pstree) {
+    const proc: CheckpointProcess = { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads: [...p.threads] };
+    const core = await maybeRead(join(dir, `core-${p.pid}.img`));
+    if (core) {
+      const [c] = decodeImage(CoreEntrySchema, core, `core-${p.pid}.img`, ImageMagic.core);
+      if (c?.tc) proc.comm = c.tc.comm;
+    }
+    processes.push(proc);
+
+    const pagemap = await maybeRead(join(dir, `pagemap-${p.pid}.img`));
+    if (pagemap) {
+      const entries = imageEntries(pagemap, `pagemap-${p.pid}.img`, ImageMagic.pagemap).slice(1); // [0] is the head
+      for (const [i, raw] of entries.entries()) {
+        const e = decodeEntry(PagemapEntrySchema, raw, `pagemap-${p.pid}.img entry ${i + 1}`);
+        const n = e.nrPages > 0n ? Number(e.nrPages) : e.compatNrPages;
+        if (e.inParent) memory.pagesInParent += n;
+        else memory.pages += n;
+      }
+    }
+
+    const ids = await maybeRead(join(dir, `ids-${p.pid}.img`));
+    const filesId = ids ? decodeImage(TaskKobjIdsEntrySchema, ids, `ids-${p.pid}.img`, IDS_MAGIC)[0]?.filesId : undefined;
+    if (filesId === undefined || seenFdTables.has(filesId)) continue;
+    seenFdTables.add(filesId);
+    const fdinfo = await maybeRead(join(dir, `fdinfo-${filesId}.img`));
+    if (!fdinfo) continue;
+    for (const fd of decodeImage(FdinfoEntrySchema, fdinfo, `fdinfo-${filesId}.img`, ImageMagic.fdinfo)) {
+      const file: CheckpointFile = { pid: p.pid, fd: fd.fd, type: FdTypes[fd.type] ?? String(fd.type) };
+      const path = describeFile(fileTable.get(fd.id));
+      if (path !== undefined) file.path = path;
+      files.push(file);
+    }
+  }
+  memory.bytes = memory.pages * PAGE_SIZE;
+
+  let totalBytes = 0;
+  for (const name of await readdir(dir)) {
+    const st = await stat(join(dir, name));
+    if (!st.isFile()) continue;
+    totalBytes += st.size;
+    if (/^pages-\d+\.img$/.test(name)) memory.pagesImageBytes += st.size;
+  }
+  const out: CheckpointInspection = { dir, processes, memory, files, stats: await readStats(dir), totalBytes };
+  if (inventory) out.imgVersion = inventory.imgVersion;
+  return out;
+}
+
+function describeFile(f: FileEntry | undefined): string | undefined {
+  if (!f) return undefined;
+  if (f.reg) return f.reg.name;
+  if (f.usk) {
+    const name = Buffer.from(f.usk.name);
+    if (name.length === 0) return "unix (unnamed)";
+    return name[0] === 0 ? `unix @${name.subarray(1).toString("utf8")}` : `unix ${name.toString("utf8")}`;
+  }
+  if (f.isk) {
+    const proto = f.isk.proto === 6 ? "tcp" : f.isk.proto === 17 ? "udp" : `proto ${f.isk.proto}`;
+    const addr = (words: number[], port: number) => `${ipString(f.isk!.family, words)}:${port}`;
+    const local = addr(f.isk.srcAddr, f.isk.srcPort);
+    return f.isk.dstPort === 0 ? `${proto} ${local} (listen/unconnected)` : `${proto} ${local} -> ${addr(f.isk.dstAddr, f.isk.dstPort)}`;
+  }
+  if (f.pipe) return `pipe:[${f.pipe.pipeId}]`;
+  if (f.tty) return `tty (info ${f.tty.ttyInfoId})`;
+  return undefined;
+}
+
+/** CRIU stores addresses as u32 words in network byte order, read as little-endian integers. */
+function ipString(family: number, words: number[]): string {
+  const bytes = Buffer.alloc(words.length * 4);
+  words.forEach((w, i) => bytes.writeUInt32LE(w >>> 0, i * 4));
+  if (family === 2 || words.length === 1) return [...bytes.subarray(0, 4)].join(".");
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(bytes.readUInt16BE(i).toString(16));
+  return `[${parts.join(":")}]`;
+}
+
+/** Human-readable text of an inspection, for `cryo inspect DIR`. */
+export function renderInspect(x: CheckpointInspection): string {
+  const lines: string[] = [];
+  const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+  lines.push(`Checkpoint ${x.dir}${x.imgVersion !== undefined ? ` (image version ${x.imgVersion})` : ""}`);
+  lines.push(`Size on disk: ${mib(x.totalBytes)}`);
+  lines.push("", "Process tree:");
+  const children = new Map<number, CheckpointProcess[]>();
+  for (const p of x.processes) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const pids = new Set(x.processes.map((p) => p.pid));
+  const walk = (p: CheckpointProcess, depth: number) => {
+    const threads = p.threads.length > 1 ? `, ${p.threads.length} threads` : "";
+    lines.push(`${"  ".repeat(depth + 1)}${p.pid} ${p.comm ?? "?"} (pgid ${p.pgid}, sid ${p.sid}${threads})`);
+    for (const c of children.get(p.pid) ?? []) walk(c, depth + 1);
+  };
+  for (const root of x.processes.filter((p) => !pids.has(p.ppid))) walk(root, 0);
+  lines.push("", "Memory:");
+  lines.push(`  ${x.memory.pages} pages (${mib(x.memory.bytes)}) in this image, ${x.memory.pagesInParent} pages in the parent`);
+  lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
+  lines.push("", "Open files:");
+  for (const f of x.files) lines.push(`  ${f.pid} fd ${f.fd} ${f.type}${f.path ? ` ${f.path}` : ""}`);
+  if (x.files.length === 0) lines.push("  (none recorded)");
+  const d = x.stats.dump;
+  if (d) {
+    lines.push("", "Dump statistics:");
+    lines.push(`  freezing time  ${d.freezingTimeUs} us`, `  frozen time    ${d.frozenTimeUs} us`);
+    lines.push(`  memdump time   ${d.memdumpTimeUs} us`, `  memwrite time  ${d.memwriteTimeUs} us`);
+    lines.push(`  pages scanned ${d.pagesScanned}, skipped (parent) ${d.pagesSkippedParent}, written ${d.pagesWritten}, lazy ${d.pagesLazy}`);
+  }
+  const r = x.stats.restore;
+  if (r) {
+    lines.push("", "Restore statistics:");
+    lines.push(`  forking time   ${r.forkingTimeUs} us`, `  restore time   ${r.restoreTimeUs} us`);
+    lines.push(`  pages compared ${r.pagesCompared}, skipped (cow) ${r.pagesSkippedCow}, restored ${r.pagesRestored ?? "?"}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,270 @@
+// Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
+// Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Code, CryoError } from "../../src/errors.ts";
+import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
+
+const criu = createCriu();
+let dir: string;
+let counterBin: string;
+const started: number[] = [];
+
+// A counter that rewrites its value into a file every 10 ms and holds a few files open.
+const COUNTER_C = `
+#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+  long n = 0; char buf[64];
+  int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return 1;
+  for (;;) {
+    int len = snprintf(buf, sizeof buf, "%ld\\n", n++);
+    pwrite(fd, buf, len, 0); ftruncate(fd, len);
+    usleep(10000);
+  }
+}
+`;
+
+beforeAll(async () => {
+  dir = mkdtempSync("/tmp/cryo-criu-proc-");
+  writeFileSync(join(dir, "counter.c"), COUNTER_C);
+  counterBin = join(dir, "counter");
+  const cc = Bun.spawnSync(["gcc", "-static", "-O2", "-o", counterBin, join(dir, "counter.c")]);
+  if (cc.exitCode !== 0) throw new Error(`gcc: ${cc.stderr.toString()}`);
+});
+
+afterAll(async () => {
+  for (const pid of started) killAndWait(pid);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+function killAndWait(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+function count(file: string): number | undefined {
+  try {
+    const text = readFileSync(file, "utf8").trim();
+    return text === "" ? undefined : Number(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the counter (in its own session with setsid) and waits until it has counted to 5. */
+async function startCounter(name: string, session = true) {
+  const out = join(dir, `${name}.count`);
+  const cmd = session ? ["setsid", counterBin, out] : [counterBin, out];
+  const proc = Bun.spawn(cmd, { stdio: ["ignore", "ignore", "ignore"] });
+  started.push(proc.pid);
+  await waitFor("counter to start", () => (count(out) ?? 0) >= 5);
+  return { proc, pid: proc.pid, out };
+}
+
+function imagesDir(name: string): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+describe("criu helper on a plain process", () => {
+  test("version, check and feature check go through libcriu", async () => {
+    expect(await criu.version()).toBe(40201);
+    await criu.check();
+    const f = await criu.features();
+    expect(f.lazyPages).toBe(true);
+    // This kernel has no soft-dirty tracking (criu check --feature mem_dirty_track says OFF).
+    expect(f.memTrack).toBe(false);
+  });
+
+  test("dump kills the counter, restore continues it from the dumped value, stats decode", async () => {
+    const c = await startCounter("plain");
+    const images = imagesDir("plain-img");
+    const events: NotifyEvent[] = [];
+    const dump = await criu.dump({ imagesDir: images, pid: c.pid }, { onNotify: (e) => void events.push(e) });
+    await c.proc.exited; // CRIU killed it after the dump
+    expect(alive(c.pid)).toBe(false);
+    const atDump = count(c.out)!;
+    expect(events.map((e) => e.action)).toEqual(expect.arrayContaining(["pre-dump", "post-dump"]));
+    expect(dump.stats.dump!.pagesWritten).toBeGreaterThan(0);
+    expect(dump.stats.dump!.pagesScanned).toBeGreaterThanOrEqual(dump.stats.dump!.pagesWritten);
+    expect(dump.stats.dump!.freezingTimeUs).toBeGreaterThan(0);
+    expect(dump.stats.dump!.frozenTimeUs).toBeGreaterThan(0);
+    expect(dump.stats.dump!.memdumpTimeUs).toBeGreaterThan(0);
+
+    const restored = await criu.restore({ imagesDir: images });
+    started.push(restored.pid);
+    expect(restored.pid).toBe(c.pid); // CRIU restores the same pid
+    expect(restored.events.map((e) => e.action)).toEqual(expect.arrayContaining(["pre-restore", "post-restore", "post-resume"]));
+    expect(restored.events.find((e) => e.action === "post-restore")?.pid).toBe(c.pid);
+    expect(restored.stats.restore!.restoreTimeUs).toBeGreaterThan(0);
+    expect(restored.stats.restore!.pagesRestored).toBe(dump.stats.dump!.pagesWritten);
+    const after = await waitFor("restored counter to advance", () => {
+      const n = count(c.out);
+      return n !== undefined && n > atDump + 3 ? n : undefined;
+    });
+    expect(after).toBeGreaterThan(atDump);
+
+    const inspected = await inspectCheckpoint(images);
+    expect(inspected.processes).toHaveLength(1);
+    expect(inspected.processes[0]!.pid).toBe(c.pid);
+    expect(inspected.processes[0]!.comm).toBe("counter");
+    expect(inspected.memory.pages).toBe(dump.stats.dump!.pagesWritten);
+    expect(inspected.files.some((f) => f.path?.endsWith("plain.count"))).toBe(true);
+    const text = renderInspect(inspected);
+    expect(text).toContain("counter");
+    expect(text).toContain("plain.count");
+    killAndWait(restored.pid);
+    await waitFor("restored counter to die", () => !alive(restored.pid));
+  });
+
+  test("leave-running keeps the counter going; a restore afterwards starts from the dumped value", async () => {
+    const c = await startCounter("leave");
+    const images = imagesDir("leave-img");
+    await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true });
+    const atDump = count(c.out)!;
+    const later = await waitFor("counter to go on after the dump", () => (count(c.out)! > atDump + 20 ? count(c.out) : undefined));
+    expect(alive(c.pid)).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+    const restored = await criu.restore({ imagesDir: images });
+    started.push(restored.pid);
+    // The restored counter writes values counted on from the dump, below what the original reached.
+    const resumed = await waitFor("restored counter to write", () => {
+      const n = count(c.out);
+      return n !== undefined && n < later ? n : undefined;
+    });
+    expect(resumed).toBeGreaterThanOrEqual(atDump);
+    killAndWait(restored.pid);
+    await waitFor("restored counter to die", () => !alive(restored.pid));
+  });
+
+  test("a process sharing our session needs shell-job; the error carries CRIU's log line", async () => {
+    const c = await startCounter("shell", false);
+    const images = imagesDir("shell-img");
+    const err = await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).message).toContain("is not a session leader");
+    expect((err as CryoError).message).toContain("dump.log");
+    await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true, shellJob: true });
+    expect(alive(c.pid)).toBe(true);
+    expect(existsSync(join(images, "pstree.img"))).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
+  test("a missing pid is NOT_FOUND, a missing images dir is NOT_FOUND", async () => {
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    const err = await criu.dump({ imagesDir: imagesDir("gone-img"), pid: gone.pid }).catch((e: unknown) => e);
+    expect((err as CryoError).code).toBe(Code.NOT_FOUND);
+    expect((err as CryoError).message).toContain("Dumping FAILED");
+    const err2 = await criu.dump({ imagesDir: join(dir, "no-such-dir"), pid: process.pid }).catch((e: unknown) => e);
+    expect((err2 as CryoError).code).toBe(Code.NOT_FOUND);
+  });
+
+  test("a caller refusing a waited-for notify aborts the dump and the process keeps running", async () => {
+    const c = await startCounter("refuse");
+    const images = imagesDir("refuse-img");
+    const err = await criu
+      .dump(
+        { imagesDir: images, pid: c.pid },
+        {
+          waitFor: ["pre-dump"],
+          onNotify: (e) => {
+            if (e.action === "pre-dump") throw new CryoError(Code.FAILED_PRECONDITION, "hook: failed precondition");
+          },
+        },
+      )
+      .catch((e: unknown) => e);
+    expect((err as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+    expect((err as CryoError).message).toContain("refused at pre-dump");
+    const n = count(c.out)!;
+    await waitFor("counter to go on", () => count(c.out)! > n + 3);
+    expect(alive(c.pid)).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
+  test("a waited-for notify holds CRIU until the caller answers (post-dump with leave-running)", async () => {
+    const c = await startCounter("hold");
+    const images = imagesDir("hold-img");
+    let frozenSeen = false;
+    await criu.dump(
+      { imagesDir: images, pid: c.pid, leaveRunning: true },
+      {
+        waitFor: ["post-dump"],
+        onNotify: async (e) => {
+          if (e.action !== "post-dump") return;
+          // While CRIU waits for us the tree is still frozen: the counter does not move.
+          const a = count(c.out);
+          await Bun.sleep(100);
+          frozenSeen = count(c.out) === a;
+        },
+      },
+    );
+    expect(frozenSeen).toBe(true);
+    const n = count(c.out)!;
+    await waitFor("counter to go on after the dump", () => count(c.out)! > n + 3);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
+  test("lazy pages: restore returns with pages served by the lazy-pages daemon, then the counter goes on", async () => {
+    const c = await startCounter("lazy");
+    const images = imagesDir("lazy-img");
+    await criu.dump({ imagesDir: images, pid: c.pid });
+    await c.proc.exited;
+    const atDump = count(c.out)!;
+    await using daemon = await criu.lazyPages({ imagesDir: images });
+    const restored = await criu.restore({ imagesDir: images, lazyPages: true });
+    started.push(restored.pid);
+    expect(readFileSync(join(images, "cryo-restore.conf"), "utf8")).toContain("lazy-pages");
+    expect(readFileSync(join(images, "restore.log"), "utf8")).toContain("lazy");
+    await waitFor("restored counter to advance", () => (count(c.out) ?? 0) > atDump + 3);
+    expect(await daemon.exited).toBe(0); // the daemon exits once every page is back
+    expect(readFileSync(daemon.logFile, "utf8")).toMatch(/UFFD|uffd/);
+    killAndWait(restored.pid);
+    await waitFor("restored counter to die", () => !alive(restored.pid));
+  });
+
+  test("pre-dump reaches CRIU, which refuses it without soft-dirty tracking on this kernel", async () => {
+    const c = await startCounter("pre");
+    const err = await criu.preDump({ imagesDir: imagesDir("pre-img"), pid: c.pid }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect(readFileSync(join(dir, "pre-img", "pre-dump.log"), "utf8")).toContain("pre-dump");
+    const err2 = await criu
+      .dump({ imagesDir: imagesDir("incr-img"), pid: c.pid, parentImages: "../pre-img", trackMem: true, leaveRunning: true })
+      .catch((e: unknown) => e);
+    expect((err2 as CryoError).message).toContain("Tracking memory is not available");
+    expect(alive(c.pid)).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+});
