@@ -30,9 +30,10 @@ packages=(
   libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
+installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/install ok installed$/ {print $1}' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$installed" == *" $p "* ]] || missing+=("$p")
 done
 apt_updated=0
 if [ ${#missing[@]} -gt 0 ]; then
