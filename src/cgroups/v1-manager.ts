@@ -32,8 +32,12 @@ export function createV1Manager(paths: Record<string, string>): CgroupManager {
   const manager: CgroupManager = {
     version: 1,
     location: { version: 1, paths: frozenPaths },
-    freeze: (opts?: WaitOptions) => freezeV1(freezerDir(), opts?.timeoutMs),
-    thaw: (opts?: WaitOptions) => thawV1(freezerDir(), opts?.timeoutMs),
+    async freeze(opts?: WaitOptions) {
+      await freezeV1(freezerDir(), opts?.timeoutMs);
+    },
+    async thaw(opts?: WaitOptions) {
+      await thawV1(freezerDir(), opts?.timeoutMs);
+    },
     async state() {
       if (frozenPaths.freezer === undefined) return "thawed";
       return stateV1(frozenPaths.freezer);
