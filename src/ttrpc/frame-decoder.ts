@@ -33,7 +33,9 @@ export interface FrameDecoder {
 /** Creates a decoder that delivers frames to `sink`. */
 export function createFrameDecoder(sink: FrameSink, options: FrameDecoderOptions = {}): FrameDecoder {
   const maxLength = options.maxLength ?? MAX_MESSAGE_LENGTH;
-  const allocate = options.allocate ?? ((n: number) => new Uint8Array(n));
+  // Backed by an explicit ArrayBuffer: protobuf-es reads through a DataView on `.buffer`, which would
+  // otherwise make the engine copy the bytes into a fresh ArrayBuffer on first access.
+  const allocate = options.allocate ?? ((n: number) => new Uint8Array(new ArrayBuffer(n)));
 
   // State: collecting a header (headerFill bytes so far), filling a body, or discarding a body.
   const headerBuf = new Uint8Array(HEADER_LENGTH);

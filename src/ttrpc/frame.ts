@@ -52,22 +52,29 @@ export interface FrameHeader {
 
 /** Reads a header from the first 10 bytes at `offset` of `buf` (the caller guarantees they are there). */
 export function readHeader(buf: Uint8Array, offset = 0): FrameHeader {
-  const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_LENGTH);
+  // Plain byte arithmetic: no DataView, so a socket chunk's backing ArrayBuffer is never materialized.
+  const b = (i: number) => buf[offset + i]!;
   return {
-    length: view.getUint32(0, false),
-    streamId: view.getUint32(4, false),
-    type: view.getUint8(8),
-    flags: view.getUint8(9),
+    length: ((b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3)) >>> 0,
+    streamId: ((b(4) << 24) | (b(5) << 16) | (b(6) << 8) | b(7)) >>> 0,
+    type: b(8),
+    flags: b(9),
   };
 }
 
 /** Writes a header into the first 10 bytes at `offset` of `buf`. */
 export function writeHeader(buf: Uint8Array, header: FrameHeader, offset = 0): void {
-  const view = new DataView(buf.buffer, buf.byteOffset + offset, HEADER_LENGTH);
-  view.setUint32(0, header.length, false);
-  view.setUint32(4, header.streamId, false);
-  view.setUint8(8, header.type);
-  view.setUint8(9, header.flags);
+  const { length, streamId } = header;
+  buf[offset] = length >>> 24;
+  buf[offset + 1] = length >>> 16;
+  buf[offset + 2] = length >>> 8;
+  buf[offset + 3] = length;
+  buf[offset + 4] = streamId >>> 24;
+  buf[offset + 5] = streamId >>> 16;
+  buf[offset + 6] = streamId >>> 8;
+  buf[offset + 7] = streamId;
+  buf[offset + 8] = header.type;
+  buf[offset + 9] = header.flags;
 }
 
 /**
