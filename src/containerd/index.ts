@@ -6,4 +6,4 @@ export type { CtrOptions, CtrResult } from "./ctr.ts";
 export { containerdLayout } from "./layout.ts";
 export type { ContainerdLayout } from "./layout.ts";
 export { renderContainerdConfig, cryoRuntimeType, cryoRuntimeHandler, runcRuntimeType } from "./config.ts";
-export { mountsUnder, unmountUnder } from "./cleanup.ts";
+export { mountsUnder, unmountUnder, processAlive } from "./cleanup.ts";

@@ -1,5 +1,5 @@
 /** Test harness: a private containerd per test file, ctr, the test image, waiting and unique names. */
-export { PrivateContainerd, startPrivateContainerd, runCtr, mountsUnder } from "../../src/containerd/index.ts";
+export { PrivateContainerd, startPrivateContainerd, runCtr, mountsUnder, processAlive } from "../../src/containerd/index.ts";
 export type { CtrOptions, CtrResult, StartPrivateContainerdOptions } from "../../src/containerd/index.ts";
 export { waitFor } from "./wait-for.ts";
 export type { WaitForOptions } from "./wait-for.ts";

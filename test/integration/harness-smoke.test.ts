@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type PrivateContainerd, ensureTestImage, mountsUnder, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { type PrivateContainerd, ensureTestImage, mountsUnder, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 const runc = "io.containerd.runc.v2";
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
-}
 
 describe("harness: private containerd + test image", () => {
   let pc: PrivateContainerd;
@@ -66,15 +57,15 @@ describe("harness: private containerd + test image", () => {
     const row = tasks.split("\n").find((line) => line.startsWith(`${id} `));
     expect(row).toContain("RUNNING");
     memhogPid = Number(row?.trim().split(/\s+/)[1]);
-    expect(alive(memhogPid)).toBe(true);
+    expect(processAlive(memhogPid)).toBe(true);
   });
 
   test("stop leaves no process, mount or directory behind", async () => {
     const { dir, pid, address } = pc;
     expect(memhogPid).toBeGreaterThan(0);
     await pc.stop();
-    expect(alive(pid)).toBe(false);
-    expect(alive(memhogPid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
+    expect(processAlive(memhogPid)).toBe(false);
     const shims = Bun.spawnSync(["pgrep", "-f", `-address ${address}`]).stdout.toString().trim();
     expect(shims).toBe("");
     expect(mountsUnder(dir)).toEqual([]);

@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { processAlive, runCtr } from "../harness/index.ts";
+
+const bun = process.execPath;
+const main = resolve(import.meta.dir, "../../src/cli/main.ts");
+
+async function cryo(...args: string[]) {
+  const proc = Bun.spawn([bun, main, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+describe("cryo containerd start/status/stop", () => {
+  const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+  const dir = join(parent, "ctd");
+  let pid = 0;
+
+  afterAll(async () => {
+    // Only if a step failed half way: stop what start left running, then remove the temp dir.
+    if (existsSync(join(dir, "containerd.pid"))) await cryo("containerd", "stop", "--dir", dir);
+    rmSync(parent, { recursive: true, force: true });
+  });
+
+  test("start returns with containerd running in the background and prints how to reach it", async () => {
+    const r = await cryo("containerd", "start", "--dir", dir);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`address: ${dir}/containerd.sock`);
+    expect(r.stdout).toContain(`ctr --address ${dir}/containerd.sock`);
+    pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
+    expect(processAlive(pid)).toBe(true);
+    const version = await runCtr(join(dir, "containerd.sock"), ["version"]);
+    expect(version.exitCode).toBe(0);
+  });
+
+  test("a second start in the same dir is refused", async () => {
+    const r = await cryo("containerd", "start", "--dir", dir);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(`cryo containerd start: private containerd in ${dir} (pid ${pid}): already exists`);
+  });
+
+  test("status names the running containerd", async () => {
+    const r = await cryo("containerd", "status", "--dir", dir);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`private containerd running (pid ${pid}) in ${dir}`);
+  });
+
+  test("stop ends it and removes the directory; a second stop is not found", async () => {
+    const r = await cryo("containerd", "stop", "--dir", dir);
+    expect(r.exitCode).toBe(0);
+    // Its new parent may not have reaped it yet: a zombie counts as gone.
+    expect(processAlive(pid)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
+    const again = await cryo("containerd", "stop", "--dir", dir);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr.trim()).toBe(`cryo containerd stop: private containerd in ${dir}: not found`);
+  });
+});
