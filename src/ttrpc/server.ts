@@ -239,6 +239,10 @@ export function createServer(options: ServerOptions = {}): Server {
       const dir = dirname(path);
       if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (existsSync(path)) throw alreadyExists(`socket ${path}`);
+      const mode = opts.mode ?? 0o600;
+      // The umask makes bind(2) create the socket with `mode` already, so there is no moment in which
+      // it is more open than asked; the chmod below then sets it exactly.
+      const oldUmask = process.umask(0o777 & ~mode);
       try {
         listener = Bun.listen<SocketSlot>({
           unix: path,
@@ -255,9 +259,11 @@ export function createServer(options: ServerOptions = {}): Server {
         });
       } catch (err) {
         throw unavailable(`ttrpc listen ${path}`, { cause: err, detail: (err as Error).message });
+      } finally {
+        process.umask(oldUmask);
       }
       socketPath = path;
-      chmodSync(path, opts.mode ?? 0o600);
+      chmodSync(path, mode);
     },
     get connections() {
       return conns.size;

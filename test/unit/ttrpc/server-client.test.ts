@@ -237,3 +237,19 @@ describe("ttrpc server and client", () => {
     expect(s.observed.aborted.size).toBe(0);
   });
 });
+
+describe("ttrpc listen mode", () => {
+  test("a custom mode is applied and the process umask is left as it was", async () => {
+    const before = process.umask();
+    await using s = startEchoServer();
+    const path = join(s.dir, "other.sock");
+    const server = createServer();
+    server.listen(path, { mode: 0o660 });
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o660);
+      expect(process.umask()).toBe(before);
+    } finally {
+      await server.close();
+    }
+  });
+});
