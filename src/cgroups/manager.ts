@@ -52,7 +52,10 @@ export interface CgroupManager {
   stats(): Promise<CgroupMetrics>;
   /** Applies an OCI LinuxResources (already validated with parseLinuxResources). */
   update(resources: LinuxResources): Promise<void>;
-  /** Calls onOom (with the new OOM-kill count when known) each time the kernel OOM-kills in this cgroup. */
+  /**
+   * Calls onOom each time the kernel reports an OOM in this cgroup, with the cgroup's total OOM-kill
+   * count when it has already risen (v1 may notify before the kill is counted: then undefined).
+   */
   watchOom(onOom: (count?: bigint) => void, opts?: OomWatchOptions): Disposable;
   /** Moves a process (all its threads) into the cgroup. */
   addProcess(pid: number): Promise<void>;

@@ -39,6 +39,12 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
     closeFd(efd);
     throw failedPrecondition(`cgroup ${memoryDir}`, { cause: err, detail: `registering OOM eventfd: ${(err as Error).message}` });
   }
+  let last = 0n;
+  try {
+    last = oomKillCount(readFileSync(control, "utf8")) ?? 0n;
+  } catch {
+    /* counted from 0 */
+  }
   let stopped = false;
   const reader = Bun.file(efd).stream().getReader();
   const stop = () => {
@@ -71,7 +77,14 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
         stop();
         return;
       }
-      onOom(oomKillCount(text));
+      // The notification can arrive before the kill is counted: pass the counter only when it rose.
+      const n = oomKillCount(text);
+      if (n !== undefined && n > last) {
+        last = n;
+        onOom(n);
+      } else {
+        onOom(undefined);
+      }
     }
   };
   loop().catch(fail);
