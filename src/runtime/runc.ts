@@ -1,0 +1,336 @@
+/**
+ * The runc driver: container lifecycle through runc's command line (runc 1.1).
+ *
+ * Every command runs as `runc --root R --log L --log-format json [--systemd-cgroup] [--debug] <cmd>`
+ * with Bun.spawn. A nonzero exit becomes a CryoError carrying the last error line of runc's log
+ * (see runc-errors.ts). `create` and `exec --detach` return once runc has exited: by then the pid
+ * file is written, the process is reparented to us (when we are a child subreaper), and a console
+ * socket holds the pty master.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import { Code, CryoError, deadlineExceeded, invalidArgument, unknown } from "../errors.ts";
+import { assertValidContainerId } from "./container-errors.ts";
+import { lastRuncError, runcError } from "./runc-errors.ts";
+
+/** One stdio slot for runc (and so for the container process in non-terminal mode): an fd, or /dev/null. */
+export type Stdio = number | "ignore" | "inherit";
+
+/** Options every runc call accepts: cancellation and a deadline (the caller's context). */
+export interface CallOptions {
+  /** Abort runc (SIGKILL) when this signal fires: CANCELLED. */
+  signal?: AbortSignal;
+  /** Kill runc (SIGKILL) after this many ms: DEADLINE_EXCEEDED. Defaults to the driver's timeoutMs. */
+  timeoutMs?: number;
+}
+
+/** Options of createRunc. */
+export interface RuncOptions {
+  /** runc binary name or path (default "runc"; containerd's BinaryName option). */
+  binary?: string;
+  /** runc's state root (`--root`), e.g. /run/containerd/runc/<namespace>. */
+  root: string;
+  /** `--systemd-cgroup`: cgroupsPath is slice:prefix:name. */
+  systemdCgroup?: boolean;
+  /** `--debug`: debug records go to the log. */
+  debug?: boolean;
+  /** A persistent log file (containerd's runc shim uses <bundle>/log.json); default: one temp file per call, removed after. */
+  logPath?: string;
+  /** Default deadline per call in ms (none when omitted). */
+  timeoutMs?: number;
+  /** Extra environment for runc (XDG_RUNTIME_DIR and the like). */
+  env?: Record<string, string>;
+}
+
+/** Options of create. */
+export interface CreateOptions extends CallOptions {
+  /** Where runc writes init's pid (`--pid-file`). */
+  pidFile: string;
+  /** `--console-socket`: the path of a ConsoleSocket; for terminal containers (process.terminal true). */
+  consoleSocket?: string;
+  /** runc's stdin, stdout, stderr, which init inherits in non-terminal mode (default "ignore": /dev/null). */
+  stdio?: [Stdio, Stdio, Stdio] | "ignore";
+  /** `--no-pivot`. */
+  noPivot?: boolean;
+  /** `--no-new-keyring`. */
+  noNewKeyring?: boolean;
+}
+
+/** Options of exec (always detached: runc returns once the process is started). */
+export interface ExecOptions extends CallOptions {
+  pidFile: string;
+  consoleSocket?: string;
+  stdio?: [Stdio, Stdio, Stdio] | "ignore";
+}
+
+/** An OCI runtime-spec process (the fields validated here; the rest is passed through to runc). */
+export const processSpecSchema = z
+  .object({
+    args: z.array(z.string()).min(1),
+    cwd: z.string().startsWith("/"),
+    env: z.array(z.string()).optional(),
+    terminal: z.boolean().optional(),
+    user: z.object({ uid: z.number().int(), gid: z.number().int() }).loose().optional(),
+  })
+  .loose();
+
+/** An OCI process spec for exec. */
+export type ProcessSpec = z.input<typeof processSpecSchema>;
+
+/** What `runc state` prints (the OCI state plus runc's owner/created). */
+export const runcCliStateSchema = z
+  .object({
+    ociVersion: z.string(),
+    id: z.string(),
+    pid: z.number().int(),
+    status: z.enum(["creating", "created", "running", "pausing", "paused", "stopped", "unknown"]),
+    bundle: z.string(),
+    rootfs: z.string(),
+    created: z.string(),
+    annotations: z.record(z.string(), z.string()).nullish(),
+    owner: z.string().optional(),
+  })
+  .loose();
+
+/** Parsed `runc state` output. */
+export type RuncCliState = z.infer<typeof runcCliStateSchema>;
+
+/** The runc driver. Every method rejects with a classified CryoError. */
+export interface Runc {
+  /** The state root this driver uses. */
+  readonly root: string;
+  /** `runc create`: sets the container up and starts init, stopped before the user process (status created). */
+  create(id: string, bundle: string, options: CreateOptions): Promise<void>;
+  /** `runc start`: lets init exec the user process. */
+  start(id: string, options?: CallOptions): Promise<void>;
+  /** `runc exec --detach --process <temp process.json>`: starts another process in the container. */
+  exec(id: string, process: ProcessSpec, options: ExecOptions): Promise<void>;
+  /** `runc kill [--all] id SIG`: signal is a number or a name ("KILL", "SIGTERM"). */
+  kill(id: string, signal: number | string, options?: CallOptions & { all?: boolean }): Promise<void>;
+  /** `runc delete [--force]`. */
+  delete(id: string, options?: CallOptions & { force?: boolean }): Promise<void>;
+  /** `runc ps --format json`: the pids of the container's processes (host pid namespace). */
+  ps(id: string, options?: CallOptions): Promise<number[]>;
+  /** `runc state`: the container's state as runc reports it. */
+  state(id: string, options?: CallOptions): Promise<RuncCliState>;
+  /** `runc pause` (freezes the cgroup). */
+  pause(id: string, options?: CallOptions): Promise<void>;
+  /** `runc resume`. */
+  resume(id: string, options?: CallOptions): Promise<void>;
+  /** `runc update -r -`: resources is an OCI LinuxResources object, sent on stdin. */
+  update(id: string, resources: Record<string, unknown>, options?: CallOptions): Promise<void>;
+}
+
+/** Creates a runc driver for one state root. */
+export function createRunc(options: RuncOptions): Runc {
+  const opts = z
+    .object({
+      binary: z.string().min(1).default("runc"),
+      root: z.string().min(1),
+      systemdCgroup: z.boolean().default(false),
+      debug: z.boolean().default(false),
+      logPath: z.string().min(1).optional(),
+      timeoutMs: z.number().positive().optional(),
+      env: z.record(z.string(), z.string()).optional(),
+    })
+    .safeParse(options);
+  if (!opts.success) throw invalidArgument("runc options", { detail: opts.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+  const o = opts.data;
+
+  interface RunSpec {
+    command: string;
+    id: string;
+    args: string[];
+    stdio?: [Stdio, Stdio, Stdio] | "ignore";
+    stdin?: Uint8Array;
+    capture?: boolean;
+    call?: CallOptions;
+  }
+
+  async function run(spec: RunSpec): Promise<string> {
+    const logFile = o.logPath ?? join(tmpdir(), `cryo-runc-${randomUUID()}.log`);
+    const logStart = o.logPath ? fileSize(o.logPath) : 0;
+    const argv = [o.binary, "--root", o.root, "--log", logFile, "--log-format", "json"];
+    if (o.systemdCgroup) argv.push("--systemd-cgroup");
+    if (o.debug) argv.push("--debug");
+    argv.push(spec.command, ...spec.args);
+
+    const slots = spec.stdio === undefined || spec.stdio === "ignore" ? (["ignore", "ignore", "ignore"] as const) : spec.stdio;
+    const stdin = spec.stdin !== undefined ? spec.stdin : slots[0];
+    const stdout = spec.capture ? "pipe" : slots[1];
+    const stderr = spec.capture ? "pipe" : slots[2];
+
+    let timedOut = false;
+    let aborted = false;
+    let proc: ReturnType<typeof Bun.spawn>;
+    try {
+      proc = Bun.spawn(argv, {
+        stdio: [stdin as never, stdout as never, stderr as never],
+        env: o.env ? { ...process.env, ...o.env } : process.env,
+      });
+    } catch (err) {
+      if (!o.logPath) rmSync(logFile, { force: true });
+      throw unknown(`runc ${spec.command} ${spec.id}`, { detail: `cannot run ${o.binary}: ${(err as Error).message}`, cause: err });
+    }
+    const timeoutMs = spec.call?.timeoutMs ?? o.timeoutMs;
+    const timer = timeoutMs !== undefined ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
+    const onAbort = (): void => {
+      aborted = true;
+      proc.kill("SIGKILL");
+    };
+    spec.call?.signal?.addEventListener("abort", onAbort, { once: true });
+    if (spec.call?.signal?.aborted) onAbort();
+    try {
+      const [out, err] = spec.capture
+        ? await Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text()])
+        : ["", ""];
+      const code = await proc.exited;
+      const context = `runc ${spec.command} ${spec.id}`.trim();
+      if (timedOut) throw deadlineExceeded(context, { detail: `runc killed after ${timeoutMs} ms` });
+      if (aborted) throw new CryoError(Code.CANCELLED, `${context}: context canceled`);
+      if (code !== 0) {
+        const logText = readFrom(logFile, logStart);
+        const line = lastRuncError(logText) ?? lastLine(err) ?? `exit status ${code}`;
+        throw runcError(spec.command, spec.id, line);
+      }
+      return out;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      spec.call?.signal?.removeEventListener("abort", onAbort);
+      if (!o.logPath) rmSync(logFile, { force: true });
+    }
+  }
+
+  function checkId(id: string): void {
+    assertValidContainerId(id);
+  }
+
+  return {
+    root: o.root,
+
+    async create(id, bundle, c) {
+      checkId(id);
+      const args = ["--bundle", bundle, "--pid-file", c.pidFile];
+      if (c.consoleSocket !== undefined) args.push("--console-socket", c.consoleSocket);
+      if (c.noPivot) args.push("--no-pivot");
+      if (c.noNewKeyring) args.push("--no-new-keyring");
+      await run({ command: "create", id, args: [...args, id], stdio: c.stdio, call: c });
+    },
+
+    async start(id, c) {
+      checkId(id);
+      await run({ command: "start", id, args: [id], call: c });
+    },
+
+    async exec(id, processSpec, c) {
+      checkId(id);
+      const parsed = processSpecSchema.safeParse(processSpec);
+      if (!parsed.success) {
+        throw invalidArgument(`exec process for container ${id}`, {
+          detail: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+        });
+      }
+      const file = join(tmpdir(), `cryo-process-${randomUUID()}.json`);
+      writeFileSync(file, JSON.stringify(parsed.data), { mode: 0o600 });
+      try {
+        const args = ["--process", file, "--detach", "--pid-file", c.pidFile];
+        if (c.consoleSocket !== undefined) args.push("--console-socket", c.consoleSocket);
+        await run({ command: "exec", id, args: [...args, id], stdio: c.stdio, call: c });
+      } finally {
+        rmSync(file, { force: true });
+      }
+    },
+
+    async kill(id, signal, c) {
+      checkId(id);
+      const sig = typeof signal === "number" ? String(signal) : signal.replace(/^SIG/i, "").toUpperCase();
+      if (typeof signal === "number" && (!Number.isInteger(signal) || signal <= 0 || signal > 64)) {
+        throw invalidArgument(`signal ${signal}`);
+      }
+      await run({ command: "kill", id, args: [...(c?.all ? ["--all"] : []), id, sig], call: c });
+    },
+
+    async delete(id, c) {
+      checkId(id);
+      await run({ command: "delete", id, args: [...(c?.force ? ["--force"] : []), id], call: c });
+    },
+
+    async ps(id, c) {
+      checkId(id);
+      const out = await run({ command: "ps", id, args: ["--format", "json", id], capture: true, call: c });
+      return parseOutput(z.array(z.number().int()).nullable(), out, `runc ps ${id}`) ?? [];
+    },
+
+    async state(id, c) {
+      checkId(id);
+      const out = await run({ command: "state", id, args: [id], capture: true, call: c });
+      return parseOutput(runcCliStateSchema, out, `runc state ${id}`);
+    },
+
+    async pause(id, c) {
+      checkId(id);
+      await run({ command: "pause", id, args: [id], call: c });
+    },
+
+    async resume(id, c) {
+      checkId(id);
+      await run({ command: "resume", id, args: [id], call: c });
+    },
+
+    async update(id, resources, c) {
+      checkId(id);
+      const body = new TextEncoder().encode(JSON.stringify(resources));
+      await run({ command: "update", id, args: ["--resources", "-", id], stdin: body, call: c });
+    },
+  };
+}
+
+/** Reads the pid runc wrote to a pid file. */
+export function readPidFile(path: string): number {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw CryoError.from(err, (err as { code?: string }).code === "ENOENT" ? Code.NOT_FOUND : Code.UNKNOWN).wrap(`pid file ${path}`);
+  }
+  const pid = Number(text);
+  if (!Number.isInteger(pid) || pid <= 0) throw invalidArgument(`pid file ${path}`, { detail: `holds ${JSON.stringify(text)}` });
+  return pid;
+}
+
+function parseOutput<T extends z.ZodType>(schema: T, out: string, context: string): z.infer<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(out);
+  } catch (err) {
+    throw unknown(context, { detail: `output is not JSON: ${out.slice(0, 200)}`, cause: err });
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) throw unknown(context, { detail: `unexpected output: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` });
+  return r.data;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readFrom(path: string, start: number): string {
+  try {
+    const buf = readFileSync(path);
+    return buf.subarray(Math.min(start, buf.length)).toString("utf8");
+  } catch {
+    return "";
+  }
+}
+
+function lastLine(text: string): string | undefined {
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return lines.at(-1);
+}
