@@ -1,0 +1,25 @@
+/**
+ * WebAssembly policy plugins (Extism): what the rest of cryo may use.
+ *
+ * The shim needs three things:
+ *   const engine = loadPolicyEngine({ explicitPath: runtimeOptions.configPath }); // at start; throws INVALID_ARGUMENT on a bad config
+ *   const { spec } = await engine.admit({ id, namespace, bundle, annotations, spec, image });      // at Create, before runc
+ *   const { options } = await engine.checkpointOptions({ ... requested });                        // at Checkpoint, before CRIU
+ *   const { options } = await engine.restoreAdmission({ ... requested });                         // at Restore, before CRIU
+ *   await engine.close();                                                                          // at shutdown
+ * Each throws PERMISSION_DENIED (with the plugin's reason) on a deny, and an error naming plugin and
+ * hook when a fail-closed plugin breaks. A compiled binary that hosts plugins must start with
+ *   if (isPluginRunnerProcess()) runPluginRunner(); else main();
+ * because plugins run in a child process that re-executes the binary (see runner-main.ts).
+ */
+export { createPolicyEngine, loadPolicyEngine } from "./policy-engine.ts";
+export type { AdmitDecision, OptionsDecision, PolicyEngine, PolicyEngineOptions, PolicyLogger } from "./policy-engine.ts";
+export { configEnvVar, defaultConfigPaths, findConfigFile, loadPolicyConfig, parsePolicyConfig } from "./config-loader.ts";
+export type { ConfigSearch, LoadedPolicyConfig } from "./config-loader.ts";
+export { emptyPolicyConfig, policyConfigSchema } from "./config.ts";
+export type { MatchRules, PluginConfig, PolicyConfig } from "./config.ts";
+export * from "./hook-schemas.ts";
+export { applySpecChanges, mergeSpecChanges } from "./spec-changes.ts";
+export { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
+export type { PluginTestOptions, PluginTestResult } from "./plugin-test.ts";
+export { isPluginRunnerProcess, runPluginRunner } from "./runner-main.ts";

@@ -1,0 +1,155 @@
+/**
+ * The plugin host: loads plugins (once each) and calls their hooks with validated JSON in and out,
+ * under each plugin's time and memory limits.
+ *
+ * All calls of one host go through one serial queue and one runner process, so a deadline always
+ * belongs to exactly one call: when a call runs over, the runner is killed, the call fails with a
+ * DEADLINE_EXCEEDED error, and the next call starts a fresh runner and reloads the plugins it uses.
+ * Failures name the plugin and the hook: `plugin deny-privileged: hook admit: timed out after 500 ms`.
+ */
+import { readFileSync } from "node:fs";
+import { Code, CryoError, invalidArgument } from "../errors.ts";
+import type { PluginConfig } from "./config.ts";
+import { hookSchemas, type HookInputs, type HookName, type HookOutputs } from "./hook-schemas.ts";
+import { PluginRunner } from "./plugin-runner.ts";
+import type { PluginLog } from "./runner-protocol.ts";
+import { capModuleMemory, wasmPageBytes } from "./wasm-memory.ts";
+
+/** How long starting a runner and instantiating one plugin may take. */
+export const loadTimeoutMs = 15_000;
+
+/** A plugin read, checked and ready to be called. */
+export interface LoadedPlugin {
+  readonly config: PluginConfig;
+  /** The module's exports that are functions. */
+  readonly exports: ReadonlySet<string>;
+}
+
+/** The result of one successful hook call. */
+export interface HookCallResult<H extends HookName> {
+  output: HookOutputs[H];
+  durationMs: number;
+  /** Size of the plugin's linear memory after the call. */
+  memoryBytes: number;
+  logs: PluginLog[];
+}
+
+/** Loads plugins and calls their hooks. */
+export interface PluginHost {
+  /** Reads and checks a plugin (file, memory cap, exports for its hooks, grants); throws INVALID_ARGUMENT naming it. */
+  load(config: PluginConfig): LoadedPlugin;
+  /** Calls one hook of one plugin; a broken plugin gives a CryoError naming plugin and hook. */
+  call<H extends HookName>(plugin: LoadedPlugin, hook: H, input: HookInputs[H]): Promise<HookCallResult<H>>;
+  /** Stops the runner process. */
+  close(): Promise<void>;
+}
+
+interface Internal extends LoadedPlugin {
+  key: string;
+  wasm: Uint8Array<ArrayBuffer>;
+  maxPages: number;
+  loadedIn: number;
+}
+
+/** Creates the error for a plugin failure: `plugin NAME: hook HOOK: DETAIL`. */
+export function pluginFailure(name: string, hook: string, code: Code, detail: string, cause?: unknown): CryoError {
+  return new CryoError(code, `plugin ${name}: hook ${hook}: ${detail}`, { cause });
+}
+
+/** Creates a plugin host with its own (lazily started) runner process. */
+export function createPluginHost(): PluginHost {
+  const runner = new PluginRunner();
+  let queue: Promise<unknown> = Promise.resolve();
+  let nextKey = 1;
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  function load(config: PluginConfig): LoadedPlugin {
+    const what = `plugin ${config.name}`;
+    if (Object.keys(config.grants.allowed_paths).length > 0)
+      throw invalidArgument(what, { detail: "grants.allowed_paths: file access needs WASI, which the Extism host on Bun does not provide" });
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(config.path);
+    } catch (err) {
+      throw invalidArgument(what, { detail: `cannot read ${config.path}: ${(err as Error).message}`, cause: err });
+    }
+    const maxPages = Math.floor((config.limits.memory_mib * 1024 * 1024) / wasmPageBytes);
+    const capped = capModuleMemory(bytes, maxPages, `${what} (${config.path})`);
+    let module: WebAssembly.Module;
+    try {
+      module = new WebAssembly.Module(capped.bytes);
+    } catch (err) {
+      throw invalidArgument(what, { detail: `${config.path} is not a valid WebAssembly module: ${(err as Error).message}`, cause: err });
+    }
+    const imports = WebAssembly.Module.imports(module);
+    const wasi = imports.find((i) => i.module.startsWith("wasi"));
+    if (wasi) throw invalidArgument(what, { detail: `imports ${wasi.module}.${wasi.name}: plugins for cryo are built without WASI` });
+    const foreign = imports.find((i) => i.module !== "extism:host/env");
+    if (foreign) throw invalidArgument(what, { detail: `imports ${foreign.module}.${foreign.name}, which cryo does not provide (build with --use abort=...)` });
+    const exports = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name));
+    for (const hook of config.hooks) if (!exports.has(hook)) throw invalidArgument(what, { detail: `hooks lists "${hook}" but the module has no export "${hook}"` });
+    const plugin: Internal = { config, exports, key: `${config.name}#${nextKey++}`, wasm: capped.bytes, maxPages: capped.maxPages, loadedIn: 0 };
+    return plugin;
+  }
+
+  async function ensureLoaded(p: Internal, hook: string): Promise<void> {
+    const generation = runner.start();
+    if (p.loadedIn === generation) return;
+    const outcome = await runner.request(
+      { t: "load", key: p.key, wasm: p.wasm, config: p.config.config, maxPages: p.maxPages, allowedHosts: p.config.grants.allowed_hosts },
+      loadTimeoutMs,
+    );
+    const name = p.config.name;
+    if (outcome.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `loading timed out after ${loadTimeoutMs} ms`);
+    if (outcome.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died while loading (${outcome.detail})`);
+    if (!outcome.reply.ok) throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `cannot load: ${outcome.reply.message}`);
+    p.loadedIn = generation;
+  }
+
+  async function callOnce<H extends HookName>(p: Internal, hook: H, input: HookInputs[H]): Promise<HookCallResult<H>> {
+    const name = p.config.name;
+    const schemas = hookSchemas[hook];
+    const checkedInput = schemas.input.safeParse(input);
+    if (!checkedInput.success) throw invalidArgument(`plugin ${name}: hook ${hook}: input`, { detail: checkedInput.error.issues[0]?.message ?? "" });
+    await ensureLoaded(p, hook);
+    const timeout = p.config.limits.timeout_ms;
+    const outcome = await runner.request({ t: "call", key: p.key, fn: hook, input: JSON.stringify(checkedInput.data) }, timeout);
+    if (outcome.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `timed out after ${timeout} ms`);
+    if (outcome.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died (${outcome.detail})`);
+    const reply = outcome.reply;
+    if (!reply.ok) {
+      switch (reply.kind) {
+        case "memory":
+          throw pluginFailure(name, hook, Code.RESOURCE_EXHAUSTED, `exceeded its memory limit of ${p.config.limits.memory_mib} MiB: ${reply.message}`);
+        case "trap":
+          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${reply.message}`);
+        default:
+          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, reply.message);
+      }
+    }
+    if (reply.output === null || reply.output === "") throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, "returned no output");
+    let json: unknown;
+    try {
+      json = JSON.parse(reply.output);
+    } catch (err) {
+      throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `returned malformed JSON: ${(err as Error).message}`, err);
+    }
+    const checked = schemas.output.safeParse(json);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
+      throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `invalid output: ${where}${issue?.message ?? ""}`, checked.error);
+    }
+    return { output: checked.data as HookOutputs[H], durationMs: reply.durationMs, memoryBytes: reply.memoryBytes, logs: reply.logs };
+  }
+
+  return {
+    load,
+    call: (plugin, hook, input) => serial(() => callOnce(plugin as Internal, hook, input)),
+    close: () => serial(() => runner.kill()),
+  };
+}

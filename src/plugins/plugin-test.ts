@@ -1,0 +1,91 @@
+/**
+ * `cryo plugin test PLUGIN.wasm --hook NAME --input FILE [--config FILE]`: runs one hook of one
+ * plugin against sample input, the same way the shim would, and reports the decision, the time the
+ * call took and the plugin's memory.
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { invalidArgument } from "../errors.ts";
+import { pluginConfigSchema, type PluginConfig } from "./config.ts";
+import { hookNameSchema, hookSchemas, type HookName, type HookOutputs } from "./hook-schemas.ts";
+import { createPluginHost } from "./plugin-host.ts";
+import type { PluginLog } from "./runner-protocol.ts";
+
+/** What to test. */
+export interface PluginTestOptions {
+  /** Path to the .wasm file. */
+  wasm: string;
+  hook: string;
+  /** A JSON file holding the hook's input. */
+  inputFile: string;
+  /** The plugin's own config values (as in the `config` table of its entry). */
+  config?: Record<string, string>;
+  timeoutMs?: number;
+  memoryMib?: number;
+}
+
+/** The outcome of a plugin test. */
+export interface PluginTestResult {
+  hook: HookName;
+  output: HookOutputs[HookName];
+  /** Wall time of the call inside the runner. */
+  durationMs: number;
+  /** Wall time including loading the plugin (first call). */
+  totalMs: number;
+  memoryBytes: number;
+  logs: PluginLog[];
+}
+
+/** Runs one hook of one plugin against input from a file; plugin failures throw the same errors the shim would. */
+export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTestResult> {
+  const hook = hookNameSchema.safeParse(opts.hook);
+  if (!hook.success) throw invalidArgument(`--hook ${opts.hook}`, { detail: `must be one of ${hookNameSchema.options.join(", ")}` });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(opts.inputFile, "utf8"));
+  } catch (err) {
+    throw invalidArgument(`input ${opts.inputFile}`, { detail: (err as Error).message, cause: err });
+  }
+  const input = hookSchemas[hook.data].input.safeParse(raw);
+  if (!input.success) {
+    const issue = input.error.issues[0];
+    throw invalidArgument(`input ${opts.inputFile}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
+  }
+  const name = basename(opts.wasm).replace(/\.wasm$/, "").toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "plugin";
+  const config: PluginConfig = pluginConfigSchema.parse({
+    name: /^[a-z0-9]/.test(name) ? name : `p${name}`,
+    path: opts.wasm,
+    hooks: [hook.data],
+    config: opts.config ?? {},
+    limits: { timeout_ms: opts.timeoutMs ?? 1000, memory_mib: opts.memoryMib ?? 32 },
+  });
+  const host = createPluginHost();
+  try {
+    const plugin = host.load(config);
+    const started = performance.now();
+    const result = await host.call(plugin, hook.data, input.data as never);
+    return {
+      hook: hook.data,
+      output: result.output,
+      durationMs: result.durationMs,
+      totalMs: performance.now() - started,
+      memoryBytes: result.memoryBytes,
+      logs: result.logs,
+    };
+  } finally {
+    await host.close();
+  }
+}
+
+/** Formats a plugin test result the way `cryo plugin test` prints it. */
+export function formatPluginTestResult(r: PluginTestResult): string {
+  const decision = r.output.allow ? "allow" : `deny: ${r.output.reason ?? "(no reason)"}`;
+  const lines = [`decision: ${decision}`];
+  if ("changes" in r.output && r.output.changes) lines.push(`changes:  ${JSON.stringify(r.output.changes)}`);
+  if ("options" in r.output && r.output.options) lines.push(`options:  ${JSON.stringify(r.output.options)}`);
+  if (r.output.allow && r.output.reason) lines.push(`reason:   ${r.output.reason}`);
+  lines.push(`time:     ${r.durationMs.toFixed(3)} ms (call), ${r.totalMs.toFixed(1)} ms (with loading)`);
+  lines.push(`memory:   ${(r.memoryBytes / 1024).toFixed(0)} KiB (${r.memoryBytes / 65536} pages)`);
+  for (const l of r.logs) lines.push(`log ${l.level}: ${l.message}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,104 @@
+/**
+ * The plugin runner: a child process that instantiates plugins with Extism and runs their calls.
+ *
+ * Why a process and not a Worker: on Bun, Worker.terminate() does not stop a thread that is inside
+ * a WebAssembly loop (measured: the thread keeps a core busy after terminate), so a hung plugin
+ * could only be stopped by killing a process. The host kills this process with SIGKILL when a call
+ * runs past its time limit and starts a new one for the next call.
+ *
+ * Started either as `bun src/plugins/runner-main.ts` (from source) or, inside a compiled cryo
+ * binary, by re-executing the binary with CRYO_PLUGIN_RUNNER=1 (its entry point calls
+ * {@link runPluginRunner} first thing when {@link isPluginRunnerProcess} is true).
+ */
+import createPlugin, { type Plugin } from "extism";
+import { runnerEnvVar, runnerRequestSchema, type PluginLog, type RunnerReply, type RunnerRequest } from "./runner-protocol.ts";
+import { wasmPageBytes } from "./wasm-memory.ts";
+
+interface Entry {
+  module: WebAssembly.Module;
+  config: Record<string, string>;
+  maxPages: number;
+  allowedHosts: string[];
+  plugin: Plugin | null;
+}
+
+/** True when this process was started to be a plugin runner. */
+export function isPluginRunnerProcess(): boolean {
+  return process.env[runnerEnvVar] === "1";
+}
+
+/** Serves plugin requests on the IPC channel until the parent goes away. */
+export function runPluginRunner(): void {
+  const entries = new Map<string, Entry>();
+  let logs: PluginLog[] = [];
+  const record = (level: string) => (...args: unknown[]) => {
+    if (logs.length < 100) logs.push({ level, message: args.map(String).join(" ").slice(0, 4096) });
+  };
+  const logger = { trace: record("trace"), debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error"), log: record("info") } as unknown as Console;
+
+  const instantiate = (e: Entry) =>
+    createPlugin(
+      { wasm: [{ module: e.module }] },
+      { useWasi: false, config: e.config, memory: { maxPages: e.maxPages }, allowedHosts: e.allowedHosts, runInWorker: e.allowedHosts.length > 0, logger, logLevel: "info" },
+    );
+
+  const memoryOf = async (p: Plugin | null): Promise<number> => {
+    if (!p) return 0;
+    try {
+      const mem = (await p.getInstance()).exports.memory;
+      return mem instanceof WebAssembly.Memory ? mem.buffer.byteLength : 0;
+    } catch {
+      return 0;
+    }
+  };
+
+  const handle = async (req: RunnerRequest): Promise<RunnerReply> => {
+    logs = [];
+    const started = performance.now();
+    type Body = RunnerReply extends infer R ? (R extends RunnerReply ? Omit<R, "id" | "durationMs" | "logs"> : never) : never;
+    const done = (r: Body): RunnerReply =>
+      ({ ...r, id: req.id, durationMs: performance.now() - started, logs }) as RunnerReply;
+    if (req.t === "load") {
+      try {
+        const entry: Entry = { module: await WebAssembly.compile(req.wasm), config: req.config, maxPages: req.maxPages, allowedHosts: req.allowedHosts, plugin: null };
+        entry.plugin = await instantiate(entry);
+        entries.set(req.key, entry);
+        return done({ ok: true, output: null, memoryBytes: await memoryOf(entry.plugin) });
+      } catch (err) {
+        return done({ ok: false, kind: "load", message: (err as Error).message ?? String(err), memoryBytes: 0 });
+      }
+    }
+    const entry = entries.get(req.key);
+    if (!entry) return done({ ok: false, kind: "not-loaded", message: `plugin ${req.key} is not loaded`, memoryBytes: 0 });
+    // A trap can leave a plugin's runtime half-way through an update: start each call after a trap afresh.
+    entry.plugin ??= await instantiate(entry);
+    const plugin = entry.plugin;
+    if (!(await plugin.functionExists(req.fn))) return done({ ok: false, kind: "missing-export", message: `the plugin has no export "${req.fn}"`, memoryBytes: 0 });
+    try {
+      const out = await plugin.call(req.fn, req.input);
+      return done({ ok: true, output: out === null ? null : out.text(), memoryBytes: await memoryOf(plugin) });
+    } catch (err) {
+      const memoryBytes = await memoryOf(plugin);
+      entry.plugin = null;
+      await plugin.close().catch(() => {});
+      // A trap with the memory (nearly) at its cap is the allocator failing to grow: AssemblyScript's
+      // allocator traps when memory.grow fails, so "within the last 10% (at least 16 pages)" counts.
+      const limitBytes = entry.maxPages * wasmPageBytes;
+      const atLimit = memoryBytes >= limitBytes - Math.max(16 * wasmPageBytes, limitBytes / 10);
+      const message = [...logs.filter((l) => l.level === "error").map((l) => l.message), (err as Error).message ?? String(err)].join(": ");
+      return done({ ok: false, kind: atLimit ? "memory" : "trap", message, memoryBytes });
+    }
+  };
+
+  process.on("message", async (raw: unknown) => {
+    const parsed = runnerRequestSchema.safeParse(raw);
+    if (!parsed.success) {
+      console.error(`cryo plugin runner: malformed request: ${parsed.error.message}`);
+      return;
+    }
+    process.send!(await handle(parsed.data));
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
+if (import.meta.main) runPluginRunner();
