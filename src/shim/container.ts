@@ -1,0 +1,268 @@
+/**
+ * A container in the daemon: its init process, its exec processes, and one serial queue through
+ * which every mutating call and every exit runs, so that events leave in lifecycle order
+ * (create < start < exit < delete; exec-added < exec-started < exit) without locks.
+ *
+ * Exits: when a pid is launched its exit is awaited from the reaper; the exit then queues a job that
+ * waits for the process's output to be drained, records the exit (Wait answers) and publishes
+ * TaskExit. Delete of a process that was never started kills it and records its exit inline.
+ */
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Topic, type Publisher } from "./events.ts";
+import type { Logger } from "./logger.ts";
+import type { ContainerMetrics, Engine, ExitStatus, RootfsMount, StdioSpec } from "./ports.ts";
+import { ShimProcess } from "./process.ts";
+import type { ShimOptions } from "./runtime-options.ts";
+import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
+
+/** How long an exit waits for the process's output to drain before it is reported anyway. */
+export const DRAIN_TIMEOUT_MS = 5000;
+/** How long Delete of a never-started process waits for it to die after `runc delete --force`. */
+export const KILL_WAIT_MS = 5000;
+
+/** What the daemon shares with every container. */
+export interface ContainerDeps {
+  engine: Engine;
+  publisher: Publisher;
+  log: Logger;
+}
+
+/** The inputs of Create, as internal types. */
+export interface CreateConfig {
+  id: string;
+  bundle: string;
+  namespace: string;
+  rootfs: RootfsMount[];
+  stdio: StdioSpec;
+  options: ShimOptions;
+}
+
+/** A container and its processes. */
+export class Container {
+  readonly init: ShimProcess;
+  readonly execs = new Map<string, ShimProcess>();
+  readonly queue: SerialQueue = createSerialQueue();
+  private stopOom: (() => void) | undefined;
+
+  private constructor(
+    readonly config: CreateConfig,
+    private readonly deps: ContainerDeps,
+  ) {
+    this.init = new ShimProcess(config.id, "", config.stdio);
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  /** Runs runc create and publishes /tasks/create; the caller registered the id beforehand. */
+  static async create(config: CreateConfig, deps: ContainerDeps): Promise<Container> {
+    const c = new Container(config, deps);
+    const launched = await deps.engine.createInit({ ...config });
+    c.init.pid = launched.pid;
+    c.init.io = launched.io;
+    c.watchExit(c.init);
+    deps.publisher.publish(config.namespace, Topic.create, TaskCreateSchema, {
+      containerId: config.id,
+      bundle: config.bundle,
+      rootfs: config.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options })),
+      io: { stdin: config.stdio.stdin, stdout: config.stdio.stdout, stderr: config.stdio.stderr, terminal: config.stdio.terminal },
+      checkpoint: "",
+      pid: launched.pid,
+    });
+    return c;
+  }
+
+  /** The init process or an exec; NOT_FOUND for an unknown exec id. */
+  process(execId: string): ShimProcess {
+    if (execId === "") return this.init;
+    const p = this.execs.get(execId);
+    if (!p) throw notFound(`exec ${execId}`, { detail: `in container ${this.id}` });
+    return p;
+  }
+
+  private publish: Publisher["publish"] = (ns, topic, schema, event) => this.deps.publisher.publish(ns, topic, schema, event);
+
+  private watchExit(p: ShimProcess): void {
+    const pid = p.pid;
+    this.deps.engine.waitExit(pid).then(
+      (status) => void this.queue.run(() => this.handleExit(p, status)),
+      (err) => this.deps.log.error(`wait for pid ${pid}: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+
+  /** Records an exit after the output drained, and publishes /tasks/exit (once). */
+  private async handleExit(p: ShimProcess, status: ExitStatus): Promise<void> {
+    if (p.exit) return;
+    if (p.io) {
+      const drained = await Promise.race([p.io.drained().then(() => true), Bun.sleep(DRAIN_TIMEOUT_MS).then(() => false)]);
+      if (!drained) this.deps.log.warn(`${p.label}: output not drained after ${DRAIN_TIMEOUT_MS} ms`);
+    }
+    if (!p.recordExit(status)) return;
+    if (p === this.init) {
+      this.stopOom?.();
+      this.stopOom = undefined;
+    }
+    this.deps.log.debug(`${p.label} exited`, { pid: p.pid, status: status.status });
+    this.publish(this.config.namespace, Topic.exit, TaskExitSchema, {
+      containerId: this.id,
+      id: p.execId === "" ? this.id : p.execId,
+      pid: p.pid,
+      exitStatus: status.status,
+      exitedAt: timestampFromDate(status.exitedAt),
+    });
+  }
+
+  /** Starts the init or an exec; returns its pid. */
+  start(execId: string): Promise<number> {
+    return this.queue.run(async () => {
+      const p = this.process(execId);
+      p.check("start");
+      const { engine } = this.deps;
+      if (p === this.init) {
+        await engine.startInit(this.id, this.config.options);
+        p.move("start");
+        this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });
+        try {
+          this.stopOom = await engine.watchOom(this.id, this.config.options, () =>
+            this.publish(this.config.namespace, Topic.oom, TaskOOMSchema, { containerId: this.id }),
+          );
+        } catch (err) {
+          this.deps.log.warn(`watch OOM of ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return p.pid;
+      }
+      if (this.init.state !== "running" && this.init.state !== "created") {
+        throw failedPrecondition(p.label, { detail: `container is ${this.init.state}` });
+      }
+      const launched = await engine.exec({
+        id: this.id,
+        execId,
+        bundle: this.config.bundle,
+        namespace: this.config.namespace,
+        stdio: p.stdio,
+        process: p.processSpec ?? {},
+        options: this.config.options,
+      });
+      p.pid = launched.pid;
+      p.io = launched.io;
+      p.move("start");
+      this.watchExit(p);
+      this.publish(this.config.namespace, Topic.execStarted, TaskExecStartedSchema, { containerId: this.id, execId, pid: p.pid });
+      return p.pid;
+    });
+  }
+
+  /** Registers an exec process (created, not started) and publishes /tasks/exec-added. */
+  addExec(execId: string, stdio: StdioSpec, processSpec: Record<string, unknown>): Promise<void> {
+    return this.queue.run(() => {
+      if (execId === "") throw invalidArgument("exec id", { detail: "empty" });
+      if (this.execs.has(execId)) throw alreadyExists(`exec ${execId}`);
+      this.init.check("exec");
+      this.execs.set(execId, new ShimProcess(this.id, execId, stdio, processSpec));
+      this.publish(this.config.namespace, Topic.execAdded, TaskExecAddedSchema, { containerId: this.id, execId });
+    });
+  }
+
+  /** Sends a signal to the init (all: every process) or an exec. */
+  kill(execId: string, signal: number, all: boolean): Promise<void> {
+    return this.queue.run(async () => {
+      const p = this.process(execId);
+      p.check("kill");
+      if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
+      await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid }, signal, all && p === this.init);
+    });
+  }
+
+  /** Freezes the container (init running -> paused) and publishes /tasks/paused. */
+  pause(): Promise<void> {
+    return this.queue.run(async () => {
+      this.init.check("pause");
+      await this.deps.engine.freeze(this.id, this.config.options);
+      this.init.move("pause");
+      this.publish(this.config.namespace, Topic.paused, TaskPausedSchema, { containerId: this.id });
+    });
+  }
+
+  /** Thaws the container (paused -> running) and publishes /tasks/resumed. */
+  resume(): Promise<void> {
+    return this.queue.run(async () => {
+      this.init.check("resume");
+      await this.deps.engine.thaw(this.id, this.config.options);
+      this.init.move("resume");
+      this.publish(this.config.namespace, Topic.resumed, TaskResumedSchema, { containerId: this.id });
+    });
+  }
+
+  /** Applies new resources (parsed LinuxResources JSON). */
+  update(resources: unknown): Promise<void> {
+    return this.queue.run(async () => {
+      this.init.check("update");
+      await this.deps.engine.update(this.id, this.config.options, resources);
+    });
+  }
+
+  /** Reads the container's metrics. */
+  stats(): Promise<ContainerMetrics> {
+    if (this.init.state === "deleted") throw notFound(this.init.label);
+    return this.deps.engine.stats(this.id, this.config.options);
+  }
+
+  /** Every pid in the container, with the exec id of those that are exec processes. */
+  async pids(): Promise<{ pid: number; execId: string | undefined }[]> {
+    if (this.init.state === "deleted") throw notFound(this.init.label);
+    const pids = await this.deps.engine.pids(this.id, this.config.options);
+    const byPid = new Map<number, string>();
+    for (const [id, p] of this.execs) if (p.pid !== 0) byPid.set(p.pid, id);
+    return pids.map((pid) => ({ pid, execId: byPid.get(pid) }));
+  }
+
+  /**
+   * Deletes an exec (stopped or never started) or the init (stopped or created: runc delete, rootfs
+   * unmounted) and publishes /tasks/delete for the init. Returns the process's pid and exit.
+   */
+  delete(execId: string): Promise<{ pid: number; exit: ExitStatus }> {
+    return this.queue.run(async () => {
+      const p = this.process(execId);
+      const wasCreated = p.state === "created";
+      p.check("delete");
+      if (p !== this.init) {
+        if (wasCreated) p.recordExit({ status: 0, exitedAt: new Date() });
+        p.move("delete");
+        p.io?.close();
+        this.execs.delete(execId);
+        return { pid: p.pid, exit: p.exit! };
+      }
+      for (const [id, e] of this.execs) {
+        if (e.state === "running" || e.state === "paused") {
+          throw failedPrecondition(p.label, { detail: `exec ${id} is still running` });
+        }
+      }
+      const { engine } = this.deps;
+      await engine.deleteInit(this.id, this.config.bundle, this.config.options);
+      if (wasCreated && p.pid !== 0) {
+        // runc delete --force killed the waiting init: record its exit now (the queued exit job is a no-op then).
+        const st = await Promise.race([engine.waitExit(p.pid), Bun.sleep(KILL_WAIT_MS).then(() => undefined)]);
+        await this.handleExit(p, st ?? { status: 128 + 9, exitedAt: new Date() });
+      } else if (wasCreated) {
+        p.recordExit({ status: 0, exitedAt: new Date() });
+      }
+      p.move("delete");
+      p.io?.close();
+      this.stopOom?.();
+      this.stopOom = undefined;
+      for (const e of this.execs.values()) e.io?.close();
+      const exit = p.exit!;
+      this.publish(this.config.namespace, Topic.delete, TaskDeleteSchema, {
+        containerId: this.id,
+        pid: p.pid,
+        exitStatus: exit.status,
+        exitedAt: timestampFromDate(exit.exitedAt),
+        id: this.id,
+      });
+      return { pid: p.pid, exit };
+    });
+  }
+}

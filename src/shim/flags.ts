@@ -1,0 +1,112 @@
+/**
+ * The shim's command line as containerd writes it (Go `flag` syntax: `-name value`, `-name=value`,
+ * `--name value`; boolean flags stand alone), plus the environment containerd sets for it.
+ *
+ * containerd 1.6 runs `<shim> -namespace NS -address GRPC -publish-binary BIN -id ID [-debug] start`
+ * with TTRPC_ADDRESS in the environment and the runtime options on stdin, and
+ * `<shim> ... -id ID -bundle PATH delete` for cleanup; containerd 2.x adds GRPC_ADDRESS, NAMESPACE and
+ * MAX_SHIM_VERSION to the environment and writes BootstrapParams to `start`'s stdin. The daemon that
+ * `start` launches is run with `-socket PATH` and no action.
+ */
+import { z } from "zod";
+import { invalidArgument } from "../errors.ts";
+
+/** What the command line and environment say. */
+export interface ShimFlags {
+  /** The action: "start", "delete", or "" to serve. */
+  action: "" | "start" | "delete";
+  namespace: string;
+  id: string;
+  /** containerd's gRPC address (the -address flag). */
+  address: string;
+  /** containerd's ttrpc address for events (TTRPC_ADDRESS, else address + ".ttrpc"). */
+  ttrpcAddress: string;
+  publishBinary: string;
+  /** Bundle directory: -bundle, else the working directory. */
+  bundle: string;
+  /** Socket path the daemon serves on (daemon only). */
+  socket: string;
+  debug: boolean;
+  version: boolean;
+  info: boolean;
+  /** MAX_SHIM_VERSION from containerd 2.x (0 when absent). */
+  maxShimVersion: number;
+}
+
+const boolFlags = new Set(["debug", "v", "version", "info"]);
+const stringFlags = new Set(["namespace", "id", "address", "publish-binary", "bundle", "socket", "debug-socket"]);
+
+const envSchema = z.object({
+  TTRPC_ADDRESS: z.string().optional(),
+  GRPC_ADDRESS: z.string().optional(),
+  NAMESPACE: z.string().optional(),
+  MAX_SHIM_VERSION: z
+    .string()
+    .regex(/^\d*$/, "MAX_SHIM_VERSION must be a number")
+    .optional(),
+});
+
+/** Parses argv (without the program name) and the environment; unknown flags are an INVALID_ARGUMENT. */
+export function parseShimFlags(argv: readonly string[], env: Record<string, string | undefined>, cwd: string): ShimFlags {
+  const strings = new Map<string, string>();
+  const bools = new Map<string, boolean>();
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    const body = arg.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    const inline = eq >= 0 ? body.slice(eq + 1) : undefined;
+    if (boolFlags.has(name)) {
+      if (inline === undefined) bools.set(name, true);
+      else if (/^(1|t|true|T|TRUE|True)$/.test(inline)) bools.set(name, true);
+      else if (/^(0|f|false|F|FALSE|False)$/.test(inline)) bools.set(name, false);
+      else throw invalidArgument(`flag -${name}`, { detail: `bad boolean ${JSON.stringify(inline)}` });
+    } else if (stringFlags.has(name)) {
+      if (inline !== undefined) strings.set(name, inline);
+      else {
+        const value = argv[i + 1];
+        if (value === undefined) throw invalidArgument(`flag -${name}`, { detail: "needs a value" });
+        strings.set(name, value);
+        i++;
+      }
+    } else {
+      throw invalidArgument(`flag -${name}`, { detail: "unknown flag" });
+    }
+  }
+  const rest = argv.slice(i);
+  const action = rest[0] ?? "";
+  if (action !== "" && action !== "start" && action !== "delete") {
+    throw invalidArgument(`action ${JSON.stringify(action)}`, { detail: "expected start, delete or none" });
+  }
+  const e = envSchema.safeParse(env);
+  if (!e.success) throw invalidArgument("shim environment", { detail: e.error.issues.map((x) => x.message).join("; ") });
+  const address = strings.get("address") ?? e.data.GRPC_ADDRESS ?? "";
+  const ttrpcAddress = e.data.TTRPC_ADDRESS || (address ? `${address}.ttrpc` : "");
+  return {
+    action,
+    namespace: strings.get("namespace") ?? e.data.NAMESPACE ?? "",
+    id: strings.get("id") ?? "",
+    address,
+    ttrpcAddress,
+    publishBinary: strings.get("publish-binary") ?? "",
+    bundle: strings.get("bundle") || cwd,
+    socket: strings.get("socket") ?? "",
+    debug: bools.get("debug") ?? false,
+    version: (bools.get("v") ?? false) || (bools.get("version") ?? false),
+    info: bools.get("info") ?? false,
+    maxShimVersion: e.data.MAX_SHIM_VERSION ? Number(e.data.MAX_SHIM_VERSION) : 0,
+  };
+}
+
+/** Builds the daemon's argv from the start action's flags (the daemon serves; it has no action). */
+export function daemonArgs(f: ShimFlags, socket: string): string[] {
+  const args = ["-namespace", f.namespace, "-id", f.id, "-address", f.address, "-publish-binary", f.publishBinary, "-bundle", f.bundle, "-socket", socket];
+  if (f.debug) args.push("-debug");
+  return args;
+}

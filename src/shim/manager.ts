@@ -1,0 +1,47 @@
+/**
+ * The manager owns the binary's life: it parses containerd's command line and runs `start`
+ * (launch or reuse a daemon, print its address), `delete` (clean up after a dead shim), or, with
+ * no action, serves as the daemon.
+ */
+import { CryoError } from "../errors.ts";
+import { serveDaemon } from "./daemon.ts";
+import { deleteShim } from "./cleanup.ts";
+import { parseShimFlags } from "./flags.ts";
+import { createLogger } from "./logger.ts";
+import { startShim } from "./start.ts";
+import { SHIM_VERSION } from "./task-service.ts";
+
+/** The binary's name, for messages. */
+export const SHIM_NAME = "containerd-shim-cryo-v2";
+
+async function writeStdout(bytes: Uint8Array): Promise<void> {
+  await Bun.write(Bun.stdout, bytes);
+}
+
+/** Runs the shim binary with argv (without the program name); resolves with the exit code. */
+export async function runShim(argv: readonly string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  try {
+    const flags = parseShimFlags(argv, env, process.cwd());
+    if (flags.version) {
+      await writeStdout(new TextEncoder().encode(`${SHIM_NAME}:\n  Version:  ${SHIM_VERSION}\n`));
+      return 0;
+    }
+    if (!flags.namespace) throw new CryoError(3, "shim namespace cannot be empty");
+    switch (flags.action) {
+      case "start":
+        await writeStdout(await startShim(flags, env, new Uint8Array(await Bun.stdin.arrayBuffer())));
+        return 0;
+      case "delete": {
+        const log = createLogger({ level: flags.debug ? "debug" : "warn" });
+        await writeStdout(await deleteShim(flags, log));
+        return 0;
+      }
+      case "":
+        return await serveDaemon(flags);
+    }
+  } catch (err) {
+    const e = CryoError.from(err);
+    process.stderr.write(`${SHIM_NAME}: ${e.message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * What the shim core needs from the machine, as narrow interfaces. The daemon wires the real
+ * implementations (runc, the reaper, cgroupfs, mount(8), FIFOs: engine.ts); unit tests wire fakes,
+ * so the task service runs without root. Everything here is plain internal types: no protobuf.
+ */
+import type { ShimOptions } from "./runtime-options.ts";
+
+/** The stdio a process gets, as containerd names it: FIFO paths or a log URI in stdout. */
+export interface StdioSpec {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+/** One rootfs mount containerd asks for (overlay, bind, ...). */
+export interface RootfsMount {
+  type: string;
+  source: string;
+  target: string;
+  options: string[];
+}
+
+/** How a process ended. */
+export interface ExitStatus {
+  /** Exit code, or 128 + signal. */
+  status: number;
+  exitedAt: Date;
+}
+
+/** A process's IO once set up. */
+export interface ProcessIo {
+  /** Closes the stdin the shim holds, so the process reads EOF (CloseIO). */
+  closeStdin(): void;
+  /** Resizes the terminal; INVALID_ARGUMENT without one. */
+  resize(width: number, height: number): void;
+  /** Resolves when every byte the process wrote has been handed on (terminal copies drained). */
+  drained(): Promise<void>;
+  /** Releases everything the shim holds for this IO. */
+  close(): void;
+}
+
+/** A process that runc created or exec'ed. */
+export interface Launched {
+  pid: number;
+  io: ProcessIo;
+}
+
+/** What Create needs. */
+export interface InitSpec {
+  id: string;
+  bundle: string;
+  namespace: string;
+  rootfs: RootfsMount[];
+  stdio: StdioSpec;
+  options: ShimOptions;
+}
+
+/** What starting an exec needs. */
+export interface ExecSpec {
+  id: string;
+  execId: string;
+  bundle: string;
+  namespace: string;
+  stdio: StdioSpec;
+  /** The OCI process object (JSON), as containerd sent it. */
+  process: Record<string, unknown>;
+  options: ShimOptions;
+}
+
+/** Container metrics, serialized: io.containerd.cgroups.v1.Metrics or v2.Metrics (type name + bytes). */
+export interface ContainerMetrics {
+  typeUrl: string;
+  value: Uint8Array;
+}
+
+/** The container lifecycle engine: runc plus IO, mounts, reaper and cgroups. */
+export interface Engine {
+  /** Mounts the rootfs, sets up IO and runs `runc create`; undoes its own work when it fails. */
+  createInit(spec: InitSpec): Promise<Launched>;
+  /** `runc start`. */
+  startInit(id: string, options: ShimOptions): Promise<void>;
+  /** Sets up IO and runs `runc exec --detach`. */
+  exec(spec: ExecSpec): Promise<Launched>;
+  /** Signals the init (through runc, `all` for every process) or an exec process (by pid). */
+  kill(id: string, options: ShimOptions, target: { init: boolean; pid: number }, signal: number, all: boolean): Promise<void>;
+  /** `runc delete --force` and unmounting the rootfs; a container runc no longer knows is not an error. */
+  deleteInit(id: string, bundle: string, options: ShimOptions): Promise<void>;
+  /** Every pid in the container. */
+  pids(id: string, options: ShimOptions): Promise<number[]>;
+  /** Resolves with the exit of a pid this daemon reaps (exits that happened before the call are kept). */
+  waitExit(pid: number): Promise<ExitStatus>;
+  /** Freezes the container's cgroup. */
+  freeze(id: string, options: ShimOptions): Promise<void>;
+  /** Thaws it. */
+  thaw(id: string, options: ShimOptions): Promise<void>;
+  /** Reads its metrics. */
+  stats(id: string, options: ShimOptions): Promise<ContainerMetrics>;
+  /** Applies OCI LinuxResources (parsed JSON). */
+  update(id: string, options: ShimOptions, resources: unknown): Promise<void>;
+  /** Calls onOom on each OOM kill in the container; returns a stop function. */
+  watchOom(id: string, options: ShimOptions, onOom: () => void): Promise<() => void>;
+}

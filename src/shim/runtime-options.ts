@@ -1,0 +1,138 @@
+/**
+ * Runtime options: the protobuf Any containerd hands the shim (on `start`'s stdin, in a bootstrap
+ * extension, or in CreateTaskRequest.options), turned into one plain internal shape.
+ *
+ * Accepted: containerd.runc.v1.Options (what containerd and ctr send for runc-compatible runtimes),
+ * cryo.v1.RuntimeOptions (cryo's own), runtimeoptions.v1.Options (CRI's generic form: only its
+ * config path is used). Type URLs are matched on the message name after the last "/", so both
+ * containerd's bare names and "type.googleapis.com/..." work.
+ */
+import { fromBinary } from "@bufbuild/protobuf";
+import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
+import { invalidArgument } from "../errors.ts";
+import { OptionsSchema as RuncOptionsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
+import { OptionsSchema as CriOptionsSchema } from "../gen/containerd/runtimeoptions/v1/api_pb.ts";
+import { Grouping, RuntimeOptionsSchema } from "../gen/cryo/v1/options_pb.ts";
+
+/** How containers share shim daemons. */
+export type GroupingPolicy = "per-container" | "per-pod" | "per-namespace";
+
+/** The runtime options the shim uses, whatever message carried them. */
+export interface ShimOptions {
+  /** runc binary (name on PATH or absolute path). */
+  binaryName: string;
+  /** runc --root. */
+  root: string;
+  systemdCgroup: boolean;
+  noPivotRoot: boolean;
+  noNewKeyring: boolean;
+  ioUid: number;
+  ioGid: number;
+  shimCgroup: string;
+  configPath: string;
+  /** Grouping policy, when the options say; undefined leaves it to the environment and the default. */
+  grouping: GroupingPolicy | undefined;
+}
+
+/** runc's default state root for containerd's runc shim, which cryo shares so `runc list` sees both. */
+export const DEFAULT_RUNC_ROOT = "/run/containerd/runc";
+
+/** Options when nothing was sent. */
+export function defaultShimOptions(): ShimOptions {
+  return {
+    binaryName: "runc",
+    root: DEFAULT_RUNC_ROOT,
+    systemdCgroup: false,
+    noPivotRoot: false,
+    noNewKeyring: false,
+    ioUid: 0,
+    ioGid: 0,
+    shimCgroup: "",
+    configPath: "",
+    grouping: undefined,
+  };
+}
+
+const groupingNames: Record<string, GroupingPolicy> = {
+  "per-container": "per-container",
+  container: "per-container",
+  "per-pod": "per-pod",
+  pod: "per-pod",
+  "per-namespace": "per-namespace",
+  namespace: "per-namespace",
+};
+
+/** Parses a grouping policy name ("per-container", "per-pod", "per-namespace"); INVALID_ARGUMENT otherwise. */
+export function parseGroupingPolicy(text: string): GroupingPolicy {
+  const p = groupingNames[text.trim().toLowerCase()];
+  if (!p) throw invalidArgument(`grouping policy ${JSON.stringify(text)}`, { detail: "expected per-container, per-pod or per-namespace" });
+  return p;
+}
+
+function messageName(typeUrl: string): string {
+  return typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
+}
+
+/** Decodes runtime options from an Any; undefined or empty gives the defaults; an unknown type is INVALID_ARGUMENT. */
+export function decodeShimOptions(any: Any | undefined): ShimOptions {
+  const o = defaultShimOptions();
+  if (!any || (any.typeUrl === "" && any.value.length === 0)) return o;
+  const name = messageName(any.typeUrl);
+  try {
+    switch (name) {
+      case "containerd.runc.v1.Options": {
+        const m = fromBinary(RuncOptionsSchema, any.value);
+        if (m.binaryName) o.binaryName = m.binaryName;
+        if (m.root) o.root = m.root;
+        o.systemdCgroup = m.systemdCgroup;
+        o.noPivotRoot = m.noPivotRoot;
+        o.noNewKeyring = m.noNewKeyring;
+        o.ioUid = m.ioUid;
+        o.ioGid = m.ioGid;
+        o.shimCgroup = m.shimCgroup;
+        return o;
+      }
+      case "cryo.v1.RuntimeOptions": {
+        const m = fromBinary(RuntimeOptionsSchema, any.value);
+        if (m.binaryName) o.binaryName = m.binaryName;
+        if (m.root) o.root = m.root;
+        o.systemdCgroup = m.systemdCgroup;
+        o.noPivotRoot = m.noPivotRoot;
+        o.noNewKeyring = m.noNewKeyring;
+        o.ioUid = m.ioUid;
+        o.ioGid = m.ioGid;
+        o.shimCgroup = m.shimCgroup;
+        o.configPath = m.configPath;
+        o.grouping =
+          m.grouping === Grouping.PER_CONTAINER
+            ? "per-container"
+            : m.grouping === Grouping.PER_POD
+              ? "per-pod"
+              : m.grouping === Grouping.PER_NAMESPACE
+                ? "per-namespace"
+                : undefined;
+        return o;
+      }
+      case "runtimeoptions.v1.Options": {
+        const m = fromBinary(CriOptionsSchema, any.value);
+        o.configPath = m.configPath;
+        return o;
+      }
+    }
+  } catch (err) {
+    throw invalidArgument(`runtime options ${name}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+  }
+  throw invalidArgument(`runtime options type ${JSON.stringify(any.typeUrl)}`, { detail: "unsupported" });
+}
+
+/** Decodes a serialized Any (as on containerd 1.6's `start` stdin); empty input gives the defaults. */
+export function decodeShimOptionsBytes(bytes: Uint8Array): ShimOptions {
+  if (bytes.length === 0) return defaultShimOptions();
+  let any: Any;
+  try {
+    any = fromBinary(AnySchema, bytes);
+  } catch (err) {
+    throw invalidArgument("runtime options", { cause: err, detail: "not a protobuf Any" });
+  }
+  return decodeShimOptions(any);
+}

@@ -1,0 +1,156 @@
+/**
+ * The `start` action: decide which daemon serves the container (grouping), start it if none
+ * serves yet, write the `address` file into the bundle atomically, and print the address (legacy
+ * handshake) or a BootstrapResult (containerd 2.x) on stdout and nothing else.
+ *
+ * The daemon is started detached (its own session, stdin /dev/null, stdout and stderr on the
+ * bundle's `log` FIFO that containerd reads) because containerd reads `start`'s stdout and stderr
+ * until EOF. Two `start`s for the same group serialize on a lock directory next to the socket.
+ */
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+import { z } from "zod";
+import { invalidArgument, unavailable } from "../errors.ts";
+import { daemonArgs, type ShimFlags } from "./flags.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
+import { decodeStartInput, encodeStartOutput } from "./handshake.ts";
+
+/** How long `start` waits for a new daemon to listen. */
+export const DAEMON_READY_TIMEOUT_MS = 10_000;
+/** A lock older than this is taken to be left by a crashed `start`. */
+const STALE_LOCK_MS = 15_000;
+
+const specSchema = z.object({ annotations: z.record(z.string(), z.string()).optional() }).loose();
+
+/** Reads the annotations of <bundle>/config.json; a missing or malformed spec is INVALID_ARGUMENT. */
+export function readAnnotations(bundle: string): Record<string, string> {
+  const path = join(bundle, "config.json");
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw invalidArgument(`bundle spec ${path}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+  }
+  const r = specSchema.safeParse(value);
+  if (!r.success) throw invalidArgument(`bundle spec ${path}`, { detail: r.error.issues.map((i) => i.message).join("; ") });
+  return r.data.annotations ?? {};
+}
+
+/** Writes a file atomically (temp + rename), as containerd's shim does for `address`. */
+export function writeFileAtomic(path: string, data: string): void {
+  const tmp = join(path, "..", `.${path.split("/").pop()}.${process.pid}`);
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** True when something accepts connections on the unix socket path. */
+export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(path)) return resolve(false);
+    const s = net.createConnection({ path });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
+    s.once("connect", () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+}
+
+async function lock(path: string): Promise<() => void> {
+  const dir = `${path}.lock`;
+  const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS * 2;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+      return () => rmSync(dir, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST") throw err;
+      try {
+        if (Date.now() - statSync(dir).mtimeMs > STALE_LOCK_MS) rmdirSync(dir);
+      } catch {
+        // raced with its owner
+      }
+      if (Date.now() > deadline) throw unavailable(`shim socket lock ${dir}`, { detail: "held too long" });
+      await Bun.sleep(delay);
+    }
+  }
+}
+
+/** The command that runs this same program as the daemon. */
+export function selfCommand(): string[] {
+  const main = Bun.main;
+  return main.startsWith("/$bunfs/") || main === process.execPath ? [process.execPath] : [process.execPath, main];
+}
+
+function adjustOomScore(pid: number): void {
+  try {
+    const parent = Number(readFileSync(`/proc/${process.ppid}/oom_score_adj`, "utf8").trim());
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(Math.min(1000, parent + 1)));
+  } catch {
+    // best effort, as containerd's shim
+  }
+}
+
+/** Runs `start`; returns the bytes to print on stdout. */
+export async function startShim(flags: ShimFlags, env: Record<string, string | undefined>, stdin: Uint8Array): Promise<Uint8Array> {
+  if (!flags.id) throw invalidArgument("start", { detail: "-id is required" });
+  const input = decodeStartInput(stdin, flags.id, flags.namespace);
+  const bundle = flags.bundle;
+  const annotations = readAnnotations(bundle);
+  const policy = resolveGrouping(input.options.grouping, annotations, env);
+  const key = groupKey(policy, flags.id, flags.namespace, annotations);
+  const grpcAddress = input.kind === "bootstrap" && input.grpcAddress ? input.grpcAddress : flags.address;
+  const ttrpcAddress = input.kind === "bootstrap" && input.ttrpcAddress ? input.ttrpcAddress : flags.ttrpcAddress;
+  const dir = (input.kind === "bootstrap" ? input.socketDir : undefined) || env[SOCKET_DIR_ENV] || DEFAULT_SOCKET_DIR;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const path = socketPath(dir, grpcAddress, flags.namespace, key);
+  const address = socketAddress(path);
+
+  const unlock = await lock(path);
+  try {
+    if (!(await canConnect(path))) {
+      rmSync(path, { force: true });
+      let logFd: number | "ignore" = "ignore";
+      try {
+        logFd = openSync(join(bundle, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
+      } catch {
+        // no log FIFO (not started by containerd): the daemon logs nowhere
+      }
+      const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input.kind === "bootstrap" && input.debug) }, path);
+      const proc = Bun.spawn([...selfCommand(), ...args], {
+        cwd: bundle,
+        env: { ...env, TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace },
+        stdio: ["ignore", logFd, logFd],
+        detached: true,
+      });
+      if (typeof logFd === "number") closeSync(logFd);
+      proc.unref();
+      adjustOomScore(proc.pid);
+      const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS;
+      for (let delay = 2; !(await canConnect(path)); delay = Math.min(delay * 2, 25)) {
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          throw unavailable(`shim daemon for ${flags.id}`, { detail: `exited (${proc.exitCode ?? proc.signalCode}) before listening; see containerd's log` });
+        }
+        if (Date.now() > deadline) {
+          proc.kill("SIGKILL");
+          throw unavailable(`shim daemon for ${flags.id}`, { detail: `not listening on ${path} after ${DAEMON_READY_TIMEOUT_MS} ms` });
+        }
+        await Bun.sleep(delay);
+      }
+    }
+    writeFileAtomic(join(bundle, "address"), address);
+  } finally {
+    unlock();
+  }
+  return encodeStartOutput(input, address);
+}

@@ -1,0 +1,298 @@
+/**
+ * Process IO: how containerd's stdio reaches a container process.
+ *
+ * Decision (see docs/shim.md): stdout and stderr FIFOs are handed to runc as the process's own
+ * descriptors (opened O_RDWR, which never blocks and keeps the FIFO from signalling EOF or EPIPE
+ * while the process lives). Output is then zero-copy and cannot be lost at exit: everything the
+ * process wrote is already in the FIFO when it exits, and the reader sees EOF when the last holder
+ * closes. containerd's runc shim instead copies through pipes and must flush them before
+ * reporting the exit. stdin goes through a pipe the shim copies into, because CloseIO must be able
+ * to close the process's stdin while containerd still holds the FIFO. `file://` opens the file for
+ * append and hands it over; `binary://` starts the logging binary with the read ends of two pipes
+ * on fds 3 and 4 and a ready pipe on fd 5, waits for it to close fd 5, and hands the write ends over.
+ *
+ * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
+ * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
+ * reports EIO (every slave closed), so the exit is reported only after the last output byte.
+ */
+import { closeSync, mkdirSync, openSync, constants as fsc, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import tty from "node:tty";
+import { invalidArgument } from "../errors.ts";
+import { close as closeFd, dup, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
+import type { Logger } from "./logger.ts";
+import type { ProcessIo, StdioSpec } from "./ports.ts";
+
+/** One descriptor slot for the child: a fd number or /dev/null. */
+export type StdioSlot = number | "ignore";
+
+/** IO prepared before runc runs; `launched()` is called once runc has exited successfully. */
+export interface PreparedIo {
+  /** stdin, stdout, stderr for runc (the container inherits them). */
+  stdio: [StdioSlot, StdioSlot, StdioSlot];
+  /** The console socket for `--console-socket`, in terminal mode. */
+  consoleSocket: ConsoleSocket | undefined;
+  /** Closes the shim's copies of the child's descriptors and starts the copies; returns the IO. */
+  launched(): Promise<ProcessIo>;
+  /** Releases everything (runc failed). */
+  abort(): void;
+}
+
+/** How containerd named the output: a FIFO/plain path, a file:// or binary:// URI. */
+export type OutputTarget = { kind: "none" } | { kind: "fifo"; path: string } | { kind: "file"; path: string } | { kind: "binary"; url: URL };
+
+/** Parses containerd's stdout value (where log URIs live). */
+export function parseOutputTarget(value: string): OutputTarget {
+  if (value === "") return { kind: "none" };
+  if (!value.includes("://")) return { kind: "fifo", path: value };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (err) {
+    throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { cause: err, detail: "not a URI" });
+  }
+  switch (url.protocol) {
+    case "fifo:":
+      return { kind: "fifo", path: decodeURIComponent(url.pathname) };
+    case "file:":
+      return { kind: "file", path: decodeURIComponent(url.pathname) };
+    case "binary:":
+      return { kind: "binary", url };
+    default:
+      throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { detail: `unknown scheme ${url.protocol}` });
+  }
+}
+
+/** Copies a FIFO (read side, opened by Bun without blocking the loop) into a nonblocking fd until EOF or stop. */
+async function copyFifoTo(path: string, fd: number, log: Logger, done: () => void): Promise<void> {
+  try {
+    const reader = Bun.file(path).stream();
+    for await (const chunk of reader) await writeAll(fd, chunk);
+  } catch (err) {
+    log.debug(`stdin copy from ${path} ended: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    done();
+  }
+}
+
+/** Writes everything to a nonblocking fd, waiting while it is full; throws when the reader is gone. */
+async function writeAll(fd: number, data: Uint8Array): Promise<void> {
+  let off = 0;
+  for (let delay = 1; off < data.length; ) {
+    try {
+      off += writeSync(fd, data, off, data.length - off);
+      delay = 1;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EAGAIN") throw err;
+      await Bun.sleep(delay);
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+}
+
+/** Starts a binary:// logger; returns the write ends for the container's stdout and stderr. */
+async function startBinaryLogger(url: URL, id: string, namespace: string): Promise<{ out: number; err: number; proc: Bun.Subprocess }> {
+  const [outR, outW] = pipe();
+  const [errR, errW] = pipe();
+  const [readyR, readyW] = pipe();
+  const args: string[] = [];
+  for (const [k, v] of url.searchParams) args.push(v === "" ? k : `${k}=${v}`);
+  // binary:///path?k=v → path; binary://name?... (host form) is not used by containerd.
+  const bin = decodeURIComponent(url.pathname);
+  let proc: Bun.Subprocess;
+  try {
+    proc = Bun.spawn([bin, ...args], {
+      stdio: ["ignore", "ignore", "ignore", outR, errR, readyW],
+      env: { ...process.env, CONTAINER_ID: id, CONTAINER_NAMESPACE: namespace },
+    });
+  } catch (err) {
+    for (const fd of [outR, outW, errR, errW, readyR, readyW]) closeFd(fd);
+    throw invalidArgument(`logging binary ${bin}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+  }
+  closeFd(outR);
+  closeFd(errR);
+  closeFd(readyW);
+  // The logger signals readiness by closing fd 5 (or writing to it): wait for EOF or a byte.
+  try {
+    const reader = Bun.file(readyR).stream().getReader();
+    await reader.read();
+    reader.releaseLock();
+  } finally {
+    closeFd(readyR);
+  }
+  return { out: outW, err: errW, proc };
+}
+
+function openOutputFile(path: string): number {
+  mkdirSync(dirname(path), { recursive: true });
+  return openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | O_CLOEXEC, 0o644);
+}
+
+const resolved = Promise.resolve();
+const O_CLOEXEC = 0o2000000;
+
+/** Prepares the IO of one process before runc runs. */
+export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger }): Promise<PreparedIo> {
+  const owned: number[] = []; // fds the shim must close once runc has passed them on
+  const keep = (fd: number) => (owned.push(fd), fd);
+  const closeOwned = () => {
+    for (const fd of owned.splice(0)) closeFd(fd);
+  };
+  let stdinWriter = -1;
+  let stdinCopy: Promise<void> | undefined;
+  const closeStdin = () => {
+    if (stdinWriter >= 0) closeFd(stdinWriter);
+    stdinWriter = -1;
+  };
+
+  if (spec.terminal) {
+    const socket = ConsoleSocket.create();
+    return {
+      stdio: ["ignore", "ignore", "ignore"],
+      consoleSocket: socket,
+      async launched() {
+        let master: number;
+        try {
+          master = (await socket.receive({ timeoutMs: 5000 })).fd;
+        } finally {
+          socket[Symbol.dispose]();
+        }
+        return terminalIo(master, spec, ctx.log);
+      },
+      abort() {
+        socket[Symbol.dispose]();
+      },
+    };
+  }
+
+  try {
+    let stdin: StdioSlot = "ignore";
+    if (spec.stdin !== "") {
+      const [r, w] = pipe();
+      stdin = keep(r);
+      stdinWriter = w;
+      setNonblocking(w, true);
+    }
+    let stdout: StdioSlot = "ignore";
+    let stderr: StdioSlot = "ignore";
+    let logger: Bun.Subprocess | undefined;
+    const out = parseOutputTarget(spec.stdout);
+    if (out.kind === "binary") {
+      const b = await startBinaryLogger(out.url, ctx.id, ctx.namespace);
+      stdout = keep(b.out);
+      stderr = keep(b.err);
+      logger = b.proc;
+    } else if (out.kind === "file") {
+      stdout = keep(openOutputFile(out.path));
+      stderr = stdout;
+    } else {
+      if (out.kind === "fifo") stdout = keep(openFifo(out.path, "rw"));
+      if (spec.stderr !== "") {
+        const errTarget = parseOutputTarget(spec.stderr);
+        if (errTarget.kind === "fifo") stderr = errTarget.path === (out.kind === "fifo" ? out.path : "") ? stdout : keep(openFifo(errTarget.path, "rw"));
+        else if (errTarget.kind === "file") stderr = keep(openOutputFile(errTarget.path));
+      }
+    }
+    void logger;
+    return {
+      stdio: [stdin, stdout, stderr],
+      consoleSocket: undefined,
+      async launched() {
+        closeOwned();
+        if (stdinWriter >= 0) {
+          const w = stdinWriter;
+          stdinCopy = copyFifoTo(spec.stdin, w, ctx.log, () => {
+            if (stdinWriter === w) closeStdin();
+          });
+        }
+        return {
+          closeStdin,
+          resize() {
+            throw invalidArgument("resize", { detail: "process has no terminal" });
+          },
+          drained: () => resolved,
+          close() {
+            closeStdin();
+            void stdinCopy;
+          },
+        };
+      },
+      abort() {
+        closeOwned();
+        closeStdin();
+      },
+    };
+  } catch (err) {
+    closeOwned();
+    closeStdin();
+    throw err;
+  }
+}
+
+/** The IO of a terminal process: copies between the pty master and the FIFOs. */
+function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
+  let closed = false;
+  const outFd = spec.stdout !== "" ? openFifo(spec.stdout, "rw", { nonblock: true }) : -1;
+  const writeFd = dup(master);
+  setNonblocking(writeFd, true);
+  let resolveDrained!: () => void;
+  const drained = new Promise<void>((r) => (resolveDrained = r));
+  const rs = new tty.ReadStream(master);
+  let writing: Promise<void> = Promise.resolve();
+  rs.on("data", (chunk: Buffer) => {
+    if (outFd < 0) return;
+    rs.pause();
+    writing = writeAll(outFd, chunk).then(
+      () => void rs.resume(),
+      () => void rs.resume(),
+    );
+  });
+  let finished = false;
+  // Once the master reports EIO the process and every holder of the slave are gone: flush the last
+  // write, then close the shim's stdout FIFO end so the client reads EOF before it deletes the task.
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    void writing.then(() => {
+      closeOut();
+      resolveDrained();
+    });
+  };
+  let outClosed = false;
+  const closeOut = () => {
+    if (outClosed || outFd < 0) return;
+    outClosed = true;
+    try {
+      closeSync(outFd);
+    } catch {
+      // already closed
+    }
+  };
+  rs.on("error", finish); // EIO once every slave is closed
+  rs.on("close", finish);
+  rs.on("end", finish);
+  let stdinOpen = spec.stdin !== "";
+  if (stdinOpen) {
+    void copyFifoTo(spec.stdin, writeFd, log, () => {
+      stdinOpen = false;
+    });
+  }
+  return {
+    closeStdin() {
+      // A terminal has no separate stdin to close; send EOF (^D) as a terminal user would.
+      if (!closed) void writeAll(writeFd, new Uint8Array([4])).catch(() => {});
+    },
+    resize(width, height) {
+      if (!closed) setWinsize(master, height, width);
+    },
+    drained: () => drained,
+    close() {
+      if (closed) return;
+      closed = true;
+      rs.destroy();
+      closeFd(writeFd);
+      closeOut();
+      resolveDrained();
+    },
+  };
+}

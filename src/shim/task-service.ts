@@ -1,0 +1,215 @@
+/**
+ * The task service: containerd.task.v2.Task (and the same methods as containerd.task.v3.Task),
+ * the only place where API messages become internal types and back. Every method finds its
+ * container, then hands plain values to Container, whose serial queue orders the work.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
+import { alreadyExists, invalidArgument, notFound, notImplemented } from "../errors.ts";
+import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
+import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
+import { Status } from "../gen/containerd/types/task/task_pb.ts";
+import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
+import { Container, type ContainerDeps } from "./container.ts";
+import type { ProcessState } from "./process-state.ts";
+import type { ShimProcess } from "./process.ts";
+import { decodeShimOptions, type ShimOptions } from "./runtime-options.ts";
+
+/** The shim's version string (Connect). */
+export const SHIM_VERSION = "cryo 0.1.0";
+
+/** The service's methods, as protobuf-es names them. */
+export type TaskServiceImpl = ServiceImpl<(typeof Task)["method"]>;
+
+/** What the task service needs beside the container deps. */
+export interface TaskServiceDeps extends ContainerDeps {
+  /** The namespace from the daemon's command line (used when a call carries none). */
+  namespace: string;
+  /** Options the daemon was started with (from `start`'s stdin); Create's own options win. */
+  defaultOptions: ShimOptions;
+  /** Called by Shutdown when the daemon may exit (no container left, or `now`). */
+  onShutdown(): void;
+}
+
+/** The task service and the daemon-level view of its containers. */
+export interface TaskService {
+  readonly impl: TaskServiceImpl;
+  /** Containers being served. */
+  readonly containers: ReadonlyMap<string, Container>;
+}
+
+const statusOf: Record<ProcessState, Status> = {
+  created: Status.CREATED,
+  restoring: Status.CREATED,
+  running: Status.RUNNING,
+  paused: Status.PAUSED,
+  stopped: Status.STOPPED,
+  deleted: Status.STOPPED,
+};
+
+function packAny(typeUrl: string, value: Uint8Array): Any {
+  return create(AnySchema, { typeUrl, value });
+}
+
+function parseJsonAny(any: Any | undefined, what: string): Record<string, unknown> {
+  if (!any || any.value.length === 0) throw invalidArgument(what, { detail: "missing" });
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(any.value));
+  } catch (err) {
+    throw invalidArgument(what, { cause: err, detail: "not valid JSON" });
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalidArgument(what, { detail: "not a JSON object" });
+  return v as Record<string, unknown>;
+}
+
+/** Creates the task service over the container deps. */
+export function createTaskService(deps: TaskServiceDeps): TaskService {
+  const containers = new Map<string, Container>();
+  const creating = new Set<string>();
+
+  const get = (id: string): Container => {
+    const c = containers.get(id);
+    if (!c) throw notFound(`container ${id}`);
+    return c;
+  };
+  const ns = (ctx: CallContext) => ctx.namespace ?? deps.namespace;
+  const exitTime = (p: ShimProcess) => (p.exit ? timestampFromDate(p.exit.exitedAt) : undefined);
+
+  const impl: TaskServiceImpl = {
+    async create(req, ctx) {
+      if (!req.id) throw invalidArgument("container id", { detail: "empty" });
+      if (!req.bundle) throw invalidArgument(`container ${req.id}`, { detail: "bundle path is empty" });
+      if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
+      if (req.checkpoint !== "") throw notImplemented("create from checkpoint");
+      const options = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
+      creating.add(req.id);
+      try {
+        const c = await Container.create(
+          {
+            id: req.id,
+            bundle: req.bundle,
+            namespace: ns(ctx),
+            rootfs: req.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: [...m.options] })),
+            stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+            options,
+          },
+          deps,
+        );
+        containers.set(req.id, c);
+        return { pid: c.init.pid };
+      } finally {
+        creating.delete(req.id);
+      }
+    },
+
+    async start(req) {
+      const pid = await get(req.id).start(req.execId);
+      return { pid };
+    },
+
+    async delete(req) {
+      const c = get(req.id);
+      const r = await c.delete(req.execId);
+      if (req.execId === "") containers.delete(req.id);
+      return { pid: r.pid, exitStatus: r.exit.status, exitedAt: timestampFromDate(r.exit.exitedAt) };
+    },
+
+    async state(req) {
+      const c = get(req.id);
+      const p = c.process(req.execId);
+      return {
+        id: req.execId === "" ? req.id : req.execId,
+        bundle: c.config.bundle,
+        pid: p.pid,
+        status: statusOf[p.state],
+        stdin: p.stdio.stdin,
+        stdout: p.stdio.stdout,
+        stderr: p.stdio.stderr,
+        terminal: p.stdio.terminal,
+        exitStatus: p.exit?.status ?? 0,
+        exitedAt: exitTime(p),
+        execId: req.execId,
+      };
+    },
+
+    async pids(req) {
+      const list = await get(req.id).pids();
+      return {
+        processes: list.map(({ pid, execId }) => ({
+          pid,
+          info: execId === undefined ? undefined : packAny("containerd.runc.v1.ProcessDetails", toBinary(ProcessDetailsSchema, create(ProcessDetailsSchema, { execId }))),
+        })),
+      };
+    },
+
+    async pause(req) {
+      await get(req.id).pause();
+      return {};
+    },
+
+    async resume(req) {
+      await get(req.id).resume();
+      return {};
+    },
+
+    async checkpoint(req) {
+      get(req.id);
+      throw notImplemented("checkpoint");
+    },
+
+    async kill(req) {
+      await get(req.id).kill(req.execId, req.signal, req.all);
+      return {};
+    },
+
+    async exec(req) {
+      const c = get(req.id);
+      const spec = parseJsonAny(req.spec, `exec ${req.execId} process spec`);
+      await c.addExec(req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, spec);
+      return {};
+    },
+
+    async resizePty(req) {
+      const p = get(req.id).process(req.execId);
+      if (!p.io) throw notFound(`terminal of ${p.label}`);
+      p.io.resize(req.width, req.height);
+      return {};
+    },
+
+    async closeIO(req) {
+      const p = get(req.id).process(req.execId);
+      if (req.stdin) p.io?.closeStdin();
+      return {};
+    },
+
+    async update(req) {
+      const c = get(req.id);
+      const resources = parseJsonAny(req.resources, `container ${req.id} resources`);
+      await c.update(resources);
+      return {};
+    },
+
+    async wait(req) {
+      const p = get(req.id).process(req.execId);
+      const st = await p.exited;
+      return { exitStatus: st.status, exitedAt: timestampFromDate(st.exitedAt) };
+    },
+
+    async stats(req) {
+      const m = await get(req.id).stats();
+      return { stats: packAny(m.typeUrl, m.value) };
+    },
+
+    async connect(req) {
+      const c = containers.get(req.id);
+      return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: SHIM_VERSION };
+    },
+
+    async shutdown(req) {
+      if (req.now || (containers.size === 0 && creating.size === 0)) deps.onShutdown();
+      return {};
+    },
+  };
+  return { impl, containers };
+}
