@@ -1,0 +1,108 @@
+/**
+ * The container annotations that set checkpoint options: `cryo.checkpoint/<option>`.
+ *
+ * Booleans take "true"/"false" (also 1/0, yes/no); lists are comma-separated. An unknown
+ * `cryo.checkpoint/` key or a bad value is INVALID_ARGUMENT naming the key, so a typo never silently
+ * changes what a checkpoint holds. The table below is the documentation (docs/checkpoint.md repeats it).
+ */
+import { invalidArgument } from "../errors.ts";
+import type { CheckpointOverrides } from "./plan.ts";
+
+/** The annotation prefix. */
+export const ANNOTATION_PREFIX = "cryo.checkpoint/";
+
+type Kind = "bool" | "string" | "list" | "int" | "cgroup-mode" | "compression" | "address";
+
+/** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
+export const CHECKPOINT_ANNOTATIONS = {
+  exit: { field: "leaveRunning", kind: "bool", invert: true, doc: "stop the container after the dump" },
+  "leave-running": { field: "leaveRunning", kind: "bool", doc: "keep the container running after the dump (default true)" },
+  "tcp-established": { field: "tcpEstablished", kind: "bool", doc: "dump and restore established TCP connections" },
+  "tcp-close": { field: "tcpClose", kind: "bool", doc: "restore TCP connections closed" },
+  "tcp-skip-in-flight": { field: "tcpSkipInFlight", kind: "bool", doc: "skip connections still in the handshake" },
+  "ext-unix-sk": { field: "externalUnixSockets", kind: "bool", doc: "allow unix sockets connected outside the container" },
+  "shell-job": { field: "shellJob", kind: "bool", doc: "the container's tree is attached to an outside session/terminal" },
+  "file-locks": { field: "fileLocks", kind: "bool", doc: "dump file locks" },
+  "pre-dump": { field: "preDump", kind: "bool", doc: "only pre-dump memory (needs soft-dirty tracking)" },
+  "track-mem": { field: "trackMem", kind: "bool", doc: "track memory changes for a later incremental dump" },
+  "auto-dedup": { field: "autoDedup", kind: "bool", doc: "punch pages out of parent images as they are copied" },
+  "manage-cgroups-mode": { field: "cgroupMode", kind: "cgroup-mode", doc: "soft, full, strict or ignore" },
+  "empty-ns": { field: "emptyNamespaces", kind: "list", doc: "namespaces restored empty (network)" },
+  "lazy-pages": { field: "lazyPages", kind: "bool", doc: "restore with pages served on demand" },
+  "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages" },
+  "status-path": { field: "statusPath", kind: "string", doc: "file/FIFO for the lazy-pages status fd" },
+  "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
+  "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
+  external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
+  "mntns-compat-mode": { field: "mntnsCompatMode", kind: "bool", doc: "CRIU's older mount-namespace engine" },
+  compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
+  "compression-level": { field: "compressionLevel", kind: "int", doc: "zstd level 1..22 (0: default)" },
+  "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
+  "parent-path": { field: "parentPath", kind: "string", doc: "parent images for an incremental dump" },
+  "work-path": { field: "workPath", kind: "string", doc: "CRIU work directory" },
+} as const satisfies Record<string, { field: keyof CheckpointOverrides; kind: Kind; invert?: boolean; doc: string }>;
+
+/** An annotation key without its prefix. */
+export type CheckpointAnnotation = keyof typeof CHECKPOINT_ANNOTATIONS;
+
+function parseBool(key: string, v: string): boolean {
+  const s = v.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(s)) return true;
+  if (["false", "0", "no", "off"].includes(s)) return false;
+  throw invalidArgument(`annotation ${key}=${JSON.stringify(v)}`, { detail: "want true or false" });
+}
+
+/** Reads the `cryo.checkpoint/*` annotations into plan overrides. */
+export function parseCheckpointAnnotations(annotations: Record<string, string>): CheckpointOverrides {
+  const out: Record<string, unknown> = {};
+  for (const [fullKey, value] of Object.entries(annotations)) {
+    if (!fullKey.startsWith(ANNOTATION_PREFIX)) continue;
+    const name = fullKey.slice(ANNOTATION_PREFIX.length);
+    if (!Object.hasOwn(CHECKPOINT_ANNOTATIONS, name)) {
+      throw invalidArgument(`annotation ${fullKey}`, { detail: `unknown key; known: ${Object.keys(CHECKPOINT_ANNOTATIONS).join(", ")}` });
+    }
+    const spec: { field: string; kind: Kind; invert?: boolean } = CHECKPOINT_ANNOTATIONS[name as CheckpointAnnotation];
+    out[spec.field] = parseValue(fullKey, spec.kind, value, spec.invert === true);
+  }
+  return out as CheckpointOverrides;
+}
+
+function parseValue(key: string, kind: Kind, value: string, invert: boolean): unknown {
+  const list = () => value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  switch (kind) {
+    case "bool":
+      return parseBool(key, value) !== invert;
+    case "string": {
+      if (value.trim() === "") throw invalidArgument(`annotation ${key}`, { detail: "empty value" });
+      return value.trim();
+    }
+    case "list":
+      if (key.endsWith("/empty-ns")) {
+        return [...new Set(list().map((n) => {
+          if (n === "network" || n === "net") return "net";
+          throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "only network can be restored empty" });
+        }))];
+      }
+      return list();
+    case "int": {
+      if (!/^\d+$/.test(value.trim())) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want a non-negative integer" });
+      return Number(value.trim());
+    }
+    case "cgroup-mode": {
+      const v = value.trim();
+      if (!["soft", "full", "strict", "ignore"].includes(v)) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want soft, full, strict or ignore" });
+      return v;
+    }
+    case "compression": {
+      const v = value.trim();
+      if (v !== "none" && v !== "zstd") throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want none or zstd" });
+      return v;
+    }
+    case "address": {
+      const m = /^(.+):(\d{1,5})$/.exec(value.trim());
+      const port = m ? Number(m[2]) : 0;
+      if (!m || port < 1 || port > 65535) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want HOST:PORT" });
+      return { address: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * src/checkpoint: what a cryo checkpoint holds and how its options resolve.
+ *
+ * The rest of cryo may use:
+ * - `resolveCheckpointPlan({ defaults, annotations, request })` -> `CheckpointPlan` (config < annotations < request)
+ * - `checkpointOptionsFromAny(any)`: the request's Any (runc's or cryo's CheckpointOptions) -> request options
+ * - `CHECKPOINT_ANNOTATIONS` / `ANNOTATION_PREFIX`: the `cryo.checkpoint/<option>` keys
+ * - `CheckpointMetadata` + read/write/parse: the cryo-checkpoint.json beside CRIU's images
+ * - `planToCriuOpts`: plan + container facts -> CriuOpts for a dump, the way runc sets CRIU up
+ */
+export {
+  resolveCheckpointPlan,
+  requestOverrides,
+  checkpointPlanSchema,
+  checkpointOverridesSchema,
+  BUILTIN_CHECKPOINT_PLAN,
+  type CheckpointPlan,
+  type CheckpointOverrides,
+  type CheckpointRequestOptions,
+  type ResolveInput,
+} from "./plan.ts";
+export { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, type CheckpointAnnotation } from "./annotations.ts";
+export { checkpointOptionsFromAny, CHECKPOINT_OPTION_TYPES } from "./request-options.ts";
+export {
+  METADATA_FILE,
+  METADATA_VERSION,
+  checkpointMetadataSchema,
+  parseCheckpointMetadata,
+  readCheckpointMetadata,
+  writeCheckpointMetadata,
+  type CheckpointMetadata,
+} from "./metadata.ts";

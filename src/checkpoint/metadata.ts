@@ -1,0 +1,120 @@
+/**
+ * The metadata file cryo writes beside CRIU's images: everything a restore on another machine needs
+ * to know about where the checkpoint came from and how it was taken.
+ *
+ * Layout of a cryo checkpoint directory:
+ *   cryo-checkpoint.json   this file
+ *   <imagesDir>/           CRIU's images (default "criu"; pages-*.img possibly zstd-compressed)
+ */
+import { readFile, writeFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { invalidArgument, notFound } from "../errors.ts";
+import { checkpointPlanSchema } from "./plan.ts";
+
+/** File name of the metadata inside a checkpoint directory. */
+export const METADATA_FILE = "cryo-checkpoint.json";
+/** Current metadata format version. */
+export const METADATA_VERSION = 1;
+
+const dumpStatsSchema = z.object({
+  freezingTimeUs: z.number(),
+  frozenTimeUs: z.number(),
+  memdumpTimeUs: z.number(),
+  memwriteTimeUs: z.number(),
+  pagesScanned: z.number(),
+  pagesSkippedParent: z.number(),
+  pagesWritten: z.number(),
+  pagesLazy: z.number(),
+  irmapResolveUs: z.number().optional(),
+  pagePipes: z.number().optional(),
+  pagePipeBufs: z.number().optional(),
+  shpagesScanned: z.number().optional(),
+  shpagesSkippedParent: z.number().optional(),
+  shpagesWritten: z.number().optional(),
+});
+
+/** Cgroup layout of the container at dump time. */
+export const cgroupLayoutSchema = z.object({
+  /** 1 (v1/hybrid) or 2 (unified). */
+  version: z.union([z.literal(1), z.literal(2)]),
+  /** controller -> absolute cgroupfs path (v1), or "" -> path (v2), as in runc's state.json cgroup_paths. */
+  paths: z.record(z.string(), z.string()),
+  /** The OCI spec's linux.cgroupsPath. */
+  cgroupsPath: z.string().optional(),
+});
+
+/** The metadata document. */
+export const checkpointMetadataSchema = z.object({
+  version: z.literal(METADATA_VERSION),
+  containerId: z.string().min(1),
+  /** containerd namespace, when taken through containerd. */
+  namespace: z.string().optional(),
+  /** Directory of CRIU's images, relative to the checkpoint directory. */
+  imagesDir: z.string().min(1),
+  /** Parent checkpoint (incremental dump), as given to CRIU. */
+  parent: z.string().optional(),
+  /** Root pid of the dumped tree, in the host pid namespace at dump time. */
+  pid: z.number().int().positive(),
+  /** runc's state.json of the container (id, init pid, config, cgroup and namespace paths, ...). */
+  runcState: z.record(z.string(), z.unknown()),
+  /** The bundle's OCI spec (config.json). */
+  spec: z.record(z.string(), z.unknown()),
+  /** The init process's stdio as runc recorded it (state.json external_descriptors: "/dev/null", "pipe:[123]", ...). */
+  stdio: z.object({ descriptors: z.array(z.string()), terminal: z.boolean() }),
+  cgroups: cgroupLayoutSchema,
+  host: z.object({
+    hostname: z.string(),
+    kernel: z.string(),
+    arch: z.string(),
+    /** CRIU version as libcriu reports it, e.g. 40201. */
+    criuVersion: z.number().int(),
+    cryoVersion: z.string(),
+  }),
+  /** ISO 8601 times. */
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  /** Options the checkpoint was taken with. */
+  options: checkpointPlanSchema,
+  stats: z.object({ dump: dumpStatsSchema.optional() }),
+  /** Page images compressed (pages-*.img.zst in place of pages-*.img). */
+  compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),
+  /** True when the container was paused (frozen) before the dump and is recorded frozen. */
+  paused: z.boolean(),
+});
+
+/** What a cryo checkpoint holds besides CRIU's images. */
+export type CheckpointMetadata = z.infer<typeof checkpointMetadataSchema>;
+
+/** Validates metadata (e.g. from a plugin or a file); INVALID_ARGUMENT lists the problems. */
+export function parseCheckpointMetadata(value: unknown, where = "checkpoint metadata"): CheckpointMetadata {
+  const r = checkpointMetadataSchema.safeParse(value);
+  if (!r.success) throw invalidArgument(where, { detail: r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") });
+  return r.data;
+}
+
+/** Writes dir/cryo-checkpoint.json atomically (temp file + rename). */
+export async function writeCheckpointMetadata(dir: string, meta: CheckpointMetadata): Promise<void> {
+  const valid = parseCheckpointMetadata(meta);
+  const path = join(dir, METADATA_FILE);
+  await writeFile(`${path}.tmp`, `${JSON.stringify(valid, null, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+/** Reads and validates dir/cryo-checkpoint.json; NOT_FOUND when missing. */
+export async function readCheckpointMetadata(dir: string): Promise<CheckpointMetadata> {
+  const path = join(dir, METADATA_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw notFound(`checkpoint metadata ${path}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(`checkpoint metadata ${path}`, { cause: err, detail: "not JSON" });
+  }
+  return parseCheckpointMetadata(json, `checkpoint metadata ${path}`);
+}

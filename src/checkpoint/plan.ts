@@ -1,0 +1,203 @@
+/**
+ * CheckpointPlan: every checkpoint option, resolved from (in rising priority) the config file's
+ * defaults, the container's `cryo.checkpoint/*` annotations, and the request's options
+ * (containerd.runc.v1.CheckpointOptions or cryo.v1.CheckpointOptions).
+ *
+ * Request options are proto3: an unset value (false, "", 0, UNSPECIFIED, empty list) means "no
+ * opinion", so a request can switch an option on or pick a value, and otherwise the lower layers
+ * decide. Pure: no I/O.
+ */
+import { z } from "zod";
+import { invalidArgument } from "../errors.ts";
+import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
+import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
+import { parseCheckpointAnnotations } from "./annotations.ts";
+
+/** Cgroup manage modes a checkpoint may ask for. */
+export const planCgroupModeSchema = z.enum(["soft", "full", "strict", "ignore"]);
+/** Page-image compression. */
+export const compressionSchema = z.enum(["none", "zstd"]);
+
+/** The resolved plan: every option has a value (or is explicitly absent for paths). */
+export const checkpointPlanSchema = z
+  .object({
+    /** Directory for CRIU's images; absent: the path containerd gives. */
+    imagePath: z.string().min(1).optional(),
+    /** CRIU work directory; absent: the image directory. */
+    workPath: z.string().min(1).optional(),
+    /** Parent images for an incremental dump (relative to imagePath or absolute). */
+    parentPath: z.string().min(1).optional(),
+    /** Keep the container running after the dump (containerd's default; `exit` turns it off). */
+    leaveRunning: z.boolean(),
+    tcpEstablished: z.boolean(),
+    tcpClose: z.boolean(),
+    tcpSkipInFlight: z.boolean(),
+    externalUnixSockets: z.boolean(),
+    shellJob: z.boolean(),
+    fileLocks: z.boolean(),
+    /** Only pre-dump memory; the container keeps running. */
+    preDump: z.boolean(),
+    trackMem: z.boolean(),
+    autoDedup: z.boolean(),
+    cgroupMode: planCgroupModeSchema,
+    /** Namespaces (CRIU names) to restore empty; only "net" exists. */
+    emptyNamespaces: z.array(z.literal("net")),
+    lazyPages: z.boolean(),
+    pageServer: z.object({ address: z.string().min(1), port: z.number().int().min(1).max(65535) }).optional(),
+    statusPath: z.string().min(1).optional(),
+    lsmProfile: z.string().min(1).optional(),
+    lsmMountContext: z.string().min(1).optional(),
+    /** CRIU --external entries. */
+    external: z.array(z.string().min(1)),
+    mntnsCompatMode: z.boolean(),
+    compression: compressionSchema,
+    /** zstd level; 0 is zstd's default. */
+    compressionLevel: z.number().int().min(0).max(22),
+    /** CRIU log level 0..4. */
+    logLevel: z.number().int().min(0).max(4),
+  })
+  .strict();
+
+/** Every checkpoint option, resolved. */
+export type CheckpointPlan = z.infer<typeof checkpointPlanSchema>;
+
+/** A partial plan: config-file defaults, or what annotations or a request set. */
+export const checkpointOverridesSchema = checkpointPlanSchema.partial();
+/** A partial plan. */
+export type CheckpointOverrides = z.infer<typeof checkpointOverridesSchema>;
+
+/** Built-in defaults, the bottom of the chain. */
+export const BUILTIN_CHECKPOINT_PLAN: CheckpointPlan = {
+  leaveRunning: true,
+  tcpEstablished: false,
+  tcpClose: false,
+  tcpSkipInFlight: false,
+  externalUnixSockets: false,
+  shellJob: false,
+  fileLocks: false,
+  preDump: false,
+  trackMem: false,
+  autoDedup: false,
+  cgroupMode: "soft",
+  emptyNamespaces: [],
+  lazyPages: false,
+  external: [],
+  mntnsCompatMode: false,
+  compression: "none",
+  compressionLevel: 0,
+  logLevel: 4,
+};
+
+/** The request's options, tagged by the message they came in. */
+export type CheckpointRequestOptions =
+  | { kind: "runc"; options: RuncCheckpointOptions }
+  | { kind: "cryo"; options: CryoCheckpointOptions }
+  | undefined;
+
+/** Inputs of plan resolution. */
+export interface ResolveInput {
+  /** The config file's checkpoint defaults. */
+  defaults?: CheckpointOverrides;
+  /** The container's OCI annotations (only `cryo.checkpoint/*` keys are read). */
+  annotations?: Record<string, string>;
+  request?: CheckpointRequestOptions;
+}
+
+/** Resolves the plan; INVALID_ARGUMENT names the bad annotation, option or default. */
+export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
+  const defaults = input.defaults === undefined ? {} : parseDefaults(input.defaults);
+  const annotations = parseCheckpointAnnotations(input.annotations ?? {});
+  const request = requestOverrides(input.request);
+  const merged = { ...BUILTIN_CHECKPOINT_PLAN, ...defaults, ...annotations, ...request };
+  const plan = checkpointPlanSchema.safeParse(merged);
+  if (!plan.success) throw invalidArgument("checkpoint options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+  if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: "pre-dump cannot be combined with lazy pages" });
+  return plan.data;
+}
+
+function parseDefaults(d: CheckpointOverrides): CheckpointOverrides {
+  const r = checkpointOverridesSchema.safeParse(d);
+  if (!r.success) throw invalidArgument("checkpoint defaults in the config file", { detail: r.error.message });
+  return r.data;
+}
+
+/** Maps OCI/runc namespace names to CRIU's; only the network namespace can be restored empty. */
+export function emptyNamespace(name: string, where: string): "net" {
+  if (name === "network" || name === "net") return "net";
+  throw invalidArgument(`${where}: empty namespace ${JSON.stringify(name)}`, { detail: "only network can be restored empty" });
+}
+
+/** The overrides a request's options carry (unset proto3 values carry nothing). */
+export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverrides {
+  if (!req) return {};
+  const o: CheckpointOverrides = {};
+  if (req.kind === "runc") {
+    const r = req.options;
+    if (r.exit) o.leaveRunning = false;
+    if (r.openTcp) o.tcpEstablished = true;
+    if (r.externalUnixSockets) o.externalUnixSockets = true;
+    if (r.terminal) o.shellJob = true;
+    if (r.fileLocks) o.fileLocks = true;
+    if (r.emptyNamespaces.length > 0) o.emptyNamespaces = dedupe(r.emptyNamespaces.map((n) => emptyNamespace(n, "runc checkpoint options")));
+    if (r.cgroupsMode !== "") {
+      const mode = planCgroupModeSchema.safeParse(r.cgroupsMode);
+      if (!mode.success) throw invalidArgument(`runc checkpoint options: cgroups mode ${JSON.stringify(r.cgroupsMode)}`, { detail: "want soft, full, strict or ignore" });
+      o.cgroupMode = mode.data;
+    }
+    if (r.imagePath !== "") o.imagePath = r.imagePath;
+    if (r.workPath !== "") o.workPath = r.workPath;
+    if (r.parentPath !== "") o.parentPath = r.parentPath;
+    return o;
+  }
+  const c = req.options;
+  if (c.imagePath !== "") o.imagePath = c.imagePath;
+  if (c.workPath !== "") o.workPath = c.workPath;
+  if (c.parentPath !== "") o.parentPath = c.parentPath;
+  if (c.exit) o.leaveRunning = false;
+  if (c.tcpEstablished) o.tcpEstablished = true;
+  if (c.tcpClose) o.tcpClose = true;
+  if (c.skipInFlight) o.tcpSkipInFlight = true;
+  if (c.externalUnixSockets) o.externalUnixSockets = true;
+  if (c.shellJob) o.shellJob = true;
+  if (c.fileLocks) o.fileLocks = true;
+  if (c.preDump) o.preDump = true;
+  if (c.trackMem) o.trackMem = true;
+  if (c.autoDedup) o.autoDedup = true;
+  const mode = cryoCgroupMode(c.cgroupMode);
+  if (mode) o.cgroupMode = mode;
+  if (c.emptyNamespaces.length > 0) o.emptyNamespaces = dedupe(c.emptyNamespaces.map((n) => emptyNamespace(n, "cryo checkpoint options")));
+  if (c.lazyPages) o.lazyPages = true;
+  if (c.pageServerAddress !== "" || c.pageServerPort !== 0) {
+    if (c.pageServerAddress === "" || c.pageServerPort === 0) throw invalidArgument("cryo checkpoint options: page server", { detail: "address and port go together" });
+    o.pageServer = { address: c.pageServerAddress, port: c.pageServerPort };
+  }
+  if (c.statusPath !== "") o.statusPath = c.statusPath;
+  if (c.lsmProfile !== "") o.lsmProfile = c.lsmProfile;
+  if (c.lsmMountContext !== "") o.lsmMountContext = c.lsmMountContext;
+  if (c.external.length > 0) o.external = [...c.external];
+  if (c.mntnsCompatMode) o.mntnsCompatMode = true;
+  if (c.compression === CryoCompression.ZSTD) o.compression = "zstd";
+  else if (c.compression === CryoCompression.NONE) o.compression = "none";
+  if (c.compressionLevel !== 0) o.compressionLevel = c.compressionLevel;
+  if (c.logLevel !== 0) o.logLevel = c.logLevel;
+  return o;
+}
+
+function cryoCgroupMode(m: CryoCgroupMode): CheckpointPlan["cgroupMode"] | undefined {
+  switch (m) {
+    case CryoCgroupMode.SOFT:
+      return "soft";
+    case CryoCgroupMode.FULL:
+      return "full";
+    case CryoCgroupMode.STRICT:
+      return "strict";
+    case CryoCgroupMode.IGNORE:
+      return "ignore";
+    default:
+      return undefined;
+  }
+}
+
+function dedupe<T>(xs: T[]): T[] {
+  return [...new Set(xs)];
+}

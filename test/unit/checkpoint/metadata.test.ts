@@ -1,0 +1,45 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+const dir = mkdtempSync("/tmp/cryo-meta-");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const meta: CheckpointMetadata = {
+  version: 1,
+  containerId: "c1",
+  namespace: "default",
+  imagesDir: "criu",
+  pid: 4242,
+  runcState: { id: "c1", init_process_pid: 4242, external_descriptors: ["/dev/null", "pipe:[1]", "pipe:[2]"] },
+  spec: { ociVersion: "1.0.2", process: { args: ["sh"] } },
+  stdio: { descriptors: ["/dev/null", "pipe:[1]", "pipe:[2]"], terminal: false },
+  cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/c1" }, cgroupsPath: "/c1" },
+  host: { hostname: "h", kernel: "6.18.0", arch: "x64", criuVersion: 40201, cryoVersion: "0.1.0" },
+  startedAt: "2026-01-01T00:00:00.000Z",
+  finishedAt: "2026-01-01T00:00:01.000Z",
+  options: BUILTIN_CHECKPOINT_PLAN,
+  stats: { dump: { freezingTimeUs: 1, frozenTimeUs: 2, memdumpTimeUs: 3, memwriteTimeUs: 4, pagesScanned: 5, pagesSkippedParent: 0, pagesWritten: 5, pagesLazy: 0 } },
+  compressed: { algorithm: "zstd", level: 3 },
+  paused: false,
+};
+
+describe("checkpoint metadata", () => {
+  test("round-trips through cryo-checkpoint.json", async () => {
+    await writeCheckpointMetadata(dir, meta);
+    expect(await readCheckpointMetadata(dir)).toEqual(meta);
+  });
+
+  test("a missing file is NOT_FOUND, a malformed one INVALID_ARGUMENT with the field path", async () => {
+    const empty = mkdtempSync(join(dir, "e-"));
+    expect(((await readCheckpointMetadata(empty).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);
+    writeFileSync(join(empty, METADATA_FILE), JSON.stringify({ ...meta, pid: -1 }));
+    const e = (await readCheckpointMetadata(empty).catch((x) => x)) as CryoError;
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("pid");
+    writeFileSync(join(empty, METADATA_FILE), "{not json");
+    expect(((await readCheckpointMetadata(empty).catch((x) => x)) as CryoError).message).toContain("not JSON");
+  });
+});

@@ -1,0 +1,173 @@
+import { describe, expect, test } from "bun:test";
+import { create } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { CheckpointOptionsSchema as RuncOpts } from "../../../src/gen/containerd/runc/options/oci_pb.ts";
+import { CgroupMode, CheckpointOptionsSchema as CryoOpts, Compression } from "../../../src/gen/cryo/v1/options_pb.ts";
+import {
+  BUILTIN_CHECKPOINT_PLAN,
+  CHECKPOINT_ANNOTATIONS,
+  checkpointOptionsFromAny,
+  parseCheckpointAnnotations,
+  resolveCheckpointPlan,
+} from "../../../src/checkpoint/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+function err(fn: () => unknown): CryoError {
+  try {
+    fn();
+  } catch (e) {
+    return e as CryoError;
+  }
+  throw new Error("expected an error");
+}
+
+describe("checkpoint plan resolution", () => {
+  test("with nothing set, the built-in defaults: leave running, soft cgroups, no compression", () => {
+    expect(resolveCheckpointPlan({})).toEqual(BUILTIN_CHECKPOINT_PLAN);
+    expect(BUILTIN_CHECKPOINT_PLAN.leaveRunning).toBe(true);
+    expect(BUILTIN_CHECKPOINT_PLAN.cgroupMode).toBe("soft");
+  });
+
+  test("config < annotations < request", () => {
+    const plan = resolveCheckpointPlan({
+      defaults: { compression: "zstd", compressionLevel: 3, cgroupMode: "full", tcpEstablished: false },
+      annotations: { "cryo.checkpoint/compression-level": "9", "cryo.checkpoint/tcp-established": "true", "cryo.checkpoint/manage-cgroups-mode": "strict", other: "x" },
+      request: { kind: "cryo", options: create(CryoOpts, { cgroupMode: CgroupMode.IGNORE }) },
+    });
+    expect(plan.compression).toBe("zstd"); // config only
+    expect(plan.compressionLevel).toBe(9); // annotation beats config
+    expect(plan.tcpEstablished).toBe(true); // annotation beats config
+    expect(plan.cgroupMode).toBe("ignore"); // request beats annotation
+  });
+
+  test("unset request fields fall through to annotations", () => {
+    const plan = resolveCheckpointPlan({
+      annotations: { "cryo.checkpoint/exit": "true", "cryo.checkpoint/compression": "zstd" },
+      request: { kind: "cryo", options: create(CryoOpts, { compression: Compression.UNSPECIFIED }) },
+    });
+    expect(plan.leaveRunning).toBe(false);
+    expect(plan.compression).toBe("zstd");
+  });
+
+  test("runc's CheckpointOptions as ctr containers checkpoint --task sends them", () => {
+    const plan = resolveCheckpointPlan({
+      request: { kind: "runc", options: create(RuncOpts, { fileLocks: true, openTcp: true, terminal: true, externalUnixSockets: true, emptyNamespaces: ["network"], cgroupsMode: "full", exit: true, imagePath: "/img", workPath: "/work", parentPath: "../p" }) },
+    });
+    expect(plan).toMatchObject({
+      fileLocks: true,
+      tcpEstablished: true,
+      shellJob: true,
+      externalUnixSockets: true,
+      emptyNamespaces: ["net"],
+      cgroupMode: "full",
+      leaveRunning: false,
+      imagePath: "/img",
+      workPath: "/work",
+      parentPath: "../p",
+    });
+  });
+
+  test("bad request values are INVALID_ARGUMENT naming the option", () => {
+    const e1 = err(() => resolveCheckpointPlan({ request: { kind: "runc", options: create(RuncOpts, { cgroupsMode: "hard" }) } }));
+    expect(e1.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e1.message).toContain('cgroups mode "hard"');
+    const e2 = err(() => resolveCheckpointPlan({ request: { kind: "runc", options: create(RuncOpts, { emptyNamespaces: ["ipc"] }) } }));
+    expect(e2.message).toContain("only network");
+    const e3 = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { pageServerAddress: "10.0.0.1" }) } }));
+    expect(e3.message).toContain("address and port go together");
+    const e4 = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { preDump: true, lazyPages: true }) } }));
+    expect(e4.message).toContain("pre-dump cannot be combined with lazy pages");
+    const e5 = err(() => resolveCheckpointPlan({ defaults: { logLevel: 9 } }));
+    expect(e5.message).toContain("config file");
+  });
+
+  test("cryo's options carry every CRIU option", () => {
+    const plan = resolveCheckpointPlan({
+      request: {
+        kind: "cryo",
+        options: create(CryoOpts, {
+          tcpClose: true,
+          skipInFlight: true,
+          preDump: true,
+          trackMem: true,
+          autoDedup: true,
+          pageServerAddress: "127.0.0.1",
+          pageServerPort: 27000,
+          statusPath: "/run/s",
+          lsmProfile: "apparmor:p",
+          lsmMountContext: "system_u:object_r:container_file_t:s0",
+          external: ["mnt[/data]:data"],
+          mntnsCompatMode: true,
+          logLevel: 2,
+        }),
+      },
+    });
+    expect(plan).toMatchObject({
+      tcpClose: true,
+      tcpSkipInFlight: true,
+      preDump: true,
+      trackMem: true,
+      autoDedup: true,
+      pageServer: { address: "127.0.0.1", port: 27000 },
+      statusPath: "/run/s",
+      lsmProfile: "apparmor:p",
+      lsmMountContext: "system_u:object_r:container_file_t:s0",
+      external: ["mnt[/data]:data"],
+      mntnsCompatMode: true,
+      logLevel: 2,
+    });
+  });
+});
+
+describe("cryo.checkpoint/* annotations", () => {
+  test("every documented key parses", () => {
+    const values: Record<string, string> = {
+      exit: "false",
+      "leave-running": "true",
+      "manage-cgroups-mode": "soft",
+      "empty-ns": "network",
+      "page-server": "[::1]:27000",
+      external: "mnt[/a]:a, net[123]:n",
+      compression: "zstd",
+      "compression-level": "3",
+      "log-level": "2",
+    };
+    const annotations: Record<string, string> = {};
+    for (const key of Object.keys(CHECKPOINT_ANNOTATIONS)) annotations[`cryo.checkpoint/${key}`] = values[key] ?? (key.includes("path") || key.startsWith("lsm") ? "x" : "yes");
+    delete annotations["cryo.checkpoint/exit"]; // exit and leave-running set the same field
+    const o = parseCheckpointAnnotations(annotations);
+    expect(o.pageServer).toEqual({ address: "::1", port: 27000 });
+    expect(o.external).toEqual(["mnt[/a]:a", "net[123]:n"]);
+    expect(o.emptyNamespaces).toEqual(["net"]);
+    expect(o.tcpEstablished).toBe(true);
+    expect(Object.keys(o).length).toBe(Object.keys(CHECKPOINT_ANNOTATIONS).length - 1);
+  });
+
+  test("unknown keys and bad values are INVALID_ARGUMENT naming the key", () => {
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/tcp-establised": "true" })).message).toContain("cryo.checkpoint/tcp-establised");
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/file-locks": "maybe" })).message).toContain('cryo.checkpoint/file-locks="maybe"');
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/page-server": "host" })).code).toBe(Code.INVALID_ARGUMENT);
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/compression": "gzip" })).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  test("exit=true means leave-running=false", () => {
+    expect(parseCheckpointAnnotations({ "cryo.checkpoint/exit": "true" }).leaveRunning).toBe(false);
+  });
+});
+
+describe("request options in an Any", () => {
+  test("runc's and cryo's messages are recognised by type URL", () => {
+    const runc = anyPack(RuncOpts, create(RuncOpts, { fileLocks: true }));
+    const r = checkpointOptionsFromAny(runc);
+    expect(r?.kind).toBe("runc");
+    const cryo = anyPack(CryoOpts, create(CryoOpts, { tcpClose: true }));
+    const c = checkpointOptionsFromAny({ typeUrl: "cryo.v1.CheckpointOptions", value: cryo.value });
+    expect(c?.kind === "cryo" && c.options.tcpClose).toBe(true);
+    expect(checkpointOptionsFromAny(undefined)).toBeUndefined();
+    expect(checkpointOptionsFromAny({ typeUrl: "", value: new Uint8Array() })).toBeUndefined();
+  });
+
+  test("other types are INVALID_ARGUMENT", () => {
+    expect(err(() => checkpointOptionsFromAny({ typeUrl: "foo.Bar", value: new Uint8Array() })).code).toBe(Code.INVALID_ARGUMENT);
+  });
+});

@@ -1,0 +1,81 @@
+import { describe, expect, test } from "bun:test";
+import { configFileLines, renderConfigFile } from "../../../src/criu/config-file.ts";
+import { criuLogErrors } from "../../../src/criu/log.ts";
+import { criuOptsSchema } from "../../../src/criu/options.ts";
+import { classify, resultError } from "../../../src/criu/client.ts";
+import { helperRequestSchema } from "../../../src/criu/protocol.ts";
+import { isCriuHelperInvocation } from "../../../src/criu/index.ts";
+import { Code } from "../../../src/errors.ts";
+
+describe("CRIU configuration file", () => {
+  test("only options without a libcriu setter go into it", () => {
+    const opts = criuOptsSchema.parse({ imagesDir: "/i", lazyPages: true, leaveStopped: true, displayStats: true, tcpEstablished: true, shellJob: true });
+    expect(configFileLines(opts)).toEqual(["lazy-pages", "leave-stopped", "display-stats"]);
+  });
+
+  test("no file when nothing needs one; extras are quoted; the caller's file comes first", () => {
+    expect(renderConfigFile(criuOptsSchema.parse({ imagesDir: "/i", tcpClose: true }))).toBeUndefined();
+    const text = renderConfigFile(criuOptsSchema.parse({ imagesDir: "/i", configExtra: { "file-validation": "buildid", "ghost-fiemap": true, "tls-cert": "/a b" } }), "tcp-close\n")!;
+    expect(text.split("\n")).toEqual(["tcp-close", "# written by cryo", "file-validation buildid", "ghost-fiemap", 'tls-cert "/a b"', ""]);
+  });
+
+  test("option names in configExtra are validated", () => {
+    expect(criuOptsSchema.safeParse({ imagesDir: "/i", configExtra: { "--evil\nx": true } }).success).toBe(false);
+    expect(criuOptsSchema.safeParse({ imagesDir: "/i", bogus: 1 }).success).toBe(false);
+  });
+});
+
+describe("errors from CRIU", () => {
+  const log = [
+    "(00.001) Version: 4.2.1",
+    "(00.002) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+    "(00.003) Error (criu/pstree.c:304): The root process 5 is not a session leader. Consider using --shell-job option",
+    "(00.004) Error (criu/cr-dump.c:1975): Dumping FAILED.",
+  ].join("\n");
+
+  test("the log's error lines are kept, the benign rlimit line is dropped", () => {
+    expect(criuLogErrors(log)).toEqual([
+      "(00.003) Error (criu/pstree.c:304): The root process 5 is not a session leader. Consider using --shell-job option",
+      "(00.004) Error (criu/cr-dump.c:1975): Dumping FAILED.",
+    ]);
+  });
+
+  test("libcriu return values and CRIU's errno map to codes", () => {
+    expect(classify(-111, 0)).toBe(Code.UNAVAILABLE);
+    expect(classify(-70, 0)).toBe(Code.UNAVAILABLE);
+    expect(classify(-74, 0)).toBe(Code.FAILED_PRECONDITION);
+    expect(classify(-52, 3)).toBe(Code.NOT_FOUND);
+    expect(classify(-52, 28)).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(classify(-52, 13)).toBe(Code.PERMISSION_DENIED);
+    expect(classify(-52, 0)).toBe(Code.UNKNOWN);
+  });
+
+  test("a failed result becomes an error with the log lines and the log path", () => {
+    const e = resultError("criu dump pid 5", {
+      type: "result",
+      ok: false,
+      op: "dump",
+      rc: -52,
+      errno: 28,
+      logFile: "/w/dump.log",
+      logErrors: ["(00.1) Error (criu/image.c:1): write: No space left on device"],
+      durationMs: 1,
+    });
+    expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(e.message).toBe("criu dump pid 5: resource exhausted (rc -52, errno 28): (00.1) Error (criu/image.c:1): write: No space left on device (log: /w/dump.log)");
+  });
+});
+
+describe("helper protocol", () => {
+  test("requests are validated", () => {
+    expect(helperRequestSchema.safeParse({ op: "dump", opts: { imagesDir: "/i", pid: 1 }, waitFor: ["network-lock"] }).success).toBe(true);
+    expect(helperRequestSchema.safeParse({ op: "format-disk" }).success).toBe(false);
+    expect(helperRequestSchema.safeParse({ op: "dump", waitFor: ["not-an-action"] }).success).toBe(false);
+  });
+
+  test("the helper marker is recognised from source and compiled argv", () => {
+    expect(isCriuHelperInvocation(["bun", "/$bunfs/root/containerd-shim-cryo-v2", "__criu"])).toBe(true);
+    expect(isCriuHelperInvocation(["/usr/bin/cryo", "__criu"])).toBe(true);
+    expect(isCriuHelperInvocation(["bun", "/$bunfs/root/cryo", "inspect"])).toBe(false);
+  });
+});
