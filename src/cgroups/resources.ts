@@ -83,7 +83,7 @@ export const linuxResourcesSchema = z.object({
   rdma: z.record(z.string(), z.object({ hcaHandles: z.number().int().nullish(), hcaObjects: z.number().int().nullish() })).nullish(),
   unified: z
     .record(
-      z.string().regex(/^[a-z0-9_]+\.[a-z0-9_.]+$/, "must name a cgroup file such as memory.high"),
+      z.string().regex(/^[a-z0-9_]+\.[A-Za-z0-9_.]+$/, "must name a cgroup file such as memory.high"),
       z.string(),
     )
     .nullish(),
