@@ -6,3 +6,4 @@ export type { WaitForOptions } from "./wait-for.ts";
 export { uniqueId } from "./unique-id.ts";
 export { buildFixtures, ensureTestImage, testImage } from "./test-image.ts";
 export type { Fixtures } from "./test-image.ts";
+export { containerRootfs, readContainerFile, readCounter, taskPid } from "./container-files.ts";

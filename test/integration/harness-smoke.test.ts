@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type PrivateContainerd, ensureTestImage, mountsUnder, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import {
+  type PrivateContainerd,
+  ensureTestImage,
+  mountsUnder,
+  processAlive,
+  readContainerFile,
+  readCounter,
+  startPrivateContainerd,
+  taskPid,
+  testImage,
+  uniqueId,
+  waitFor,
+} from "../harness/index.ts";
 
 const runc = "io.containerd.runc.v2";
 
@@ -40,24 +52,39 @@ describe("harness: private containerd + test image", () => {
     await ensureTestImage(pc);
     const id = uniqueId("memhog");
     await pc.ctrOk(["run", "-d", "--runtime", runc, testImage, id, "memhog", "16", "/tmp/counter"]);
-    const rootfs = join(pc.state, "io.containerd.runtime.v2.task", pc.namespace, id, "rootfs");
-    const counter = () => {
-      const text = readFileSync(join(rootfs, "tmp/counter"), "utf8").trim();
-      return /^\d+$/.test(text) ? Number(text) : undefined;
-    };
-    const first = await waitFor(counter, { what: "first counter value" });
-    const later = await waitFor(() => (counter() ?? 0) > first + 2 && counter(), { what: "counter to grow" });
+    const first = await waitFor(() => readCounter(pc, id), { what: "first counter value" });
+    const later = await waitFor(() => (readCounter(pc, id) ?? 0) > first + 2 && readCounter(pc, id), { what: "counter to grow" });
     expect(later).toBeGreaterThan(first);
 
     await pc.ctrOk(["tasks", "kill", "--signal", "SIGUSR1", id]);
-    const verdict = await waitFor(() => readFileSync(join(rootfs, "tmp/counter.verify"), "utf8").trim(), { what: "verify file" });
+    const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "verify file" });
     expect(verdict).toMatch(/^ok \d+$/);
 
     const tasks = await pc.ctrOk(["tasks", "ls"]);
-    const row = tasks.split("\n").find((line) => line.startsWith(`${id} `));
-    expect(row).toContain("RUNNING");
-    memhogPid = Number(row?.trim().split(/\s+/)[1]);
+    expect(tasks.split("\n").find((line) => line.startsWith(`${id} `))).toContain("RUNNING");
+    memhogPid = (await taskPid(pc, id)) ?? 0;
     expect(processAlive(memhogPid)).toBe(true);
+  });
+
+  test("tcp-client keeps one connection to tcp-echo and counts echoed lines", async () => {
+    await ensureTestImage(pc);
+    const id = uniqueId("tcp");
+    await pc.ctrOk(["run", "-d", "--runtime", runc, testImage, id, "sh", "-c", "tcp-echo 7000 & sleep 0.2; exec tcp-client 127.0.0.1 7000 /tmp/tcp.out"]);
+    const status = await waitFor(
+      () => {
+        const text = readContainerFile(pc, id, "/tmp/tcp.out");
+        if (text?.startsWith("error")) throw new Error(text);
+        return /^(\d+) ok$/.exec(text ?? "") && Number(text?.split(" ")[0]) >= 5 && text;
+      },
+      { what: "5 echoed lines" },
+    );
+    expect(status).toMatch(/^\d+ ok$/);
+    // Killing the server breaks the one connection: the client reports it and exits non-zero.
+    await pc.ctrOk(["tasks", "exec", "--exec-id", uniqueId("kill"), id, "killall", "tcp-echo"]);
+    const broken = await waitFor(() => readContainerFile(pc, id, "/tmp/tcp.out")?.startsWith("error") && readContainerFile(pc, id, "/tmp/tcp.out"), {
+      what: "client to see the broken connection",
+    });
+    expect(broken).toMatch(/^error: receive \d+: connection closed$/);
   });
 
   test("stop leaves no process, mount or directory behind", async () => {
