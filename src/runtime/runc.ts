@@ -145,6 +145,8 @@ export function createRunc(options: RuncOptions): Runc {
     id: string;
     args: string[];
     stdio?: [Stdio, Stdio, Stdio] | "ignore";
+    /** True for create/exec: runc's stdio becomes the container process's. */
+    containerStdio?: boolean;
     stdin?: Uint8Array;
     capture?: boolean;
     call?: CallOptions;
@@ -158,10 +160,12 @@ export function createRunc(options: RuncOptions): Runc {
     if (o.debug) argv.push("--debug");
     argv.push(spec.command, ...spec.args);
 
+    // create/exec hand runc's stdio to the container process: those slots are the caller's. Other
+    // commands get stdout captured when they print, and stderr captured as a fallback reason.
     const slots = spec.stdio === undefined || spec.stdio === "ignore" ? (["ignore", "ignore", "ignore"] as const) : spec.stdio;
     const stdin = spec.stdin !== undefined ? spec.stdin : slots[0];
     const stdout = spec.capture ? "pipe" : slots[1];
-    const stderr = spec.capture ? "pipe" : slots[2];
+    const stderr = spec.containerStdio ? slots[2] : "pipe";
 
     let timedOut = false;
     let aborted = false;
@@ -184,9 +188,10 @@ export function createRunc(options: RuncOptions): Runc {
     spec.call?.signal?.addEventListener("abort", onAbort, { once: true });
     if (spec.call?.signal?.aborted) onAbort();
     try {
-      const [out, err] = spec.capture
-        ? await Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text()])
-        : ["", ""];
+      const [out, err] = await Promise.all([
+        spec.capture ? new Response(proc.stdout as ReadableStream).text() : "",
+        spec.containerStdio ? "" : new Response(proc.stderr as ReadableStream).text(),
+      ]);
       const code = await proc.exited;
       const context = `runc ${spec.command} ${spec.id}`.trim();
       if (timedOut) throw deadlineExceeded(context, { detail: `runc killed after ${timeoutMs} ms` });
@@ -217,7 +222,7 @@ export function createRunc(options: RuncOptions): Runc {
       if (c.consoleSocket !== undefined) args.push("--console-socket", c.consoleSocket);
       if (c.noPivot) args.push("--no-pivot");
       if (c.noNewKeyring) args.push("--no-new-keyring");
-      await run({ command: "create", id, args: [...args, id], stdio: c.stdio, call: c });
+      await run({ command: "create", id, args: [...args, id], stdio: c.stdio, containerStdio: true, call: c });
     },
 
     async start(id, c) {
@@ -238,7 +243,7 @@ export function createRunc(options: RuncOptions): Runc {
       try {
         const args = ["--process", file, "--detach", "--pid-file", c.pidFile];
         if (c.consoleSocket !== undefined) args.push("--console-socket", c.consoleSocket);
-        await run({ command: "exec", id, args: [...args, id], stdio: c.stdio, call: c });
+        await run({ command: "exec", id, args: [...args, id], stdio: c.stdio, containerStdio: true, call: c });
       } finally {
         rmSync(file, { force: true });
       }

@@ -63,6 +63,7 @@ function makeBundle(args: string[], opts: { terminal?: boolean } = {}): Bundle {
   config.process.env = ["PATH=/bin", "TERM=xterm"];
   config.root.readonly = false;
   config.linux.cgroupsPath = cgroup;
+  config.annotations = { "org.cryo.test/id": id };
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 1));
   const root = join(dir, "runc-root");
   const runc = createRunc({ root });

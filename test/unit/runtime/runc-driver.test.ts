@@ -1,0 +1,164 @@
+// The runc driver against a fake runc (a shell script written per test): the command lines it
+// builds, stdin for update, output parsing, and how failures, deadlines and cancellation surface.
+import { afterEach, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { createRunc, readPidFile } from "../../../src/runtime/index.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const script = `#!/bin/sh
+printf '%s\\n' "$@" > "$FAKE_DIR/argv"
+log=""; prev=""
+for a in "$@"; do [ "$prev" = "--log" ] && log="$a"; prev="$a"; done
+echo "$log" > "$FAKE_DIR/logpath"
+case "$FAKE_MODE" in
+  ok) exit 0 ;;
+  stdin) cat > "$FAKE_DIR/stdin"; exit 0 ;;
+  ps) echo '[101,202]'; exit 0 ;;
+  ps-null) echo 'null'; exit 0 ;;
+  state) echo '{"ociVersion":"1.0.2","id":"c1","pid":7,"status":"running","bundle":"/b","rootfs":"/b/rootfs","created":"2024-01-01T00:00:00.1Z","owner":""}'; exit 0 ;;
+  garbage) echo 'not json'; exit 0 ;;
+  fail) printf '%s\\n' '{"level":"info","msg":"hello","time":"t"}' '{"level":"error","msg":"container does not exist","time":"t"}' >> "$log"; echo "container does not exist" >&2; exit 1 ;;
+  fail-stderr) echo "something odd" >&2; exit 2 ;;
+  process) cp "$(sed -n '/--process/{n;p;}' "$FAKE_DIR/argv")" "$FAKE_DIR/process.json"; exit 0 ;;
+  sleep) exec sleep 30 ;;
+esac
+exit 99
+`;
+
+function fake(mode: string, extra: { logPath?: string; timeoutMs?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-fake-runc-"));
+  dirs.push(dir);
+  const bin = join(dir, "runc");
+  writeFileSync(bin, script);
+  chmodSync(bin, 0o755);
+  const runc = createRunc({ binary: bin, root: join(dir, "root"), env: { FAKE_DIR: dir, FAKE_MODE: mode }, systemdCgroup: true, debug: true, ...extra });
+  const argv = (): string[] => readFileSync(join(dir, "argv"), "utf8").trimEnd().split("\n");
+  return { dir, runc, argv };
+}
+
+async function failure(p: Promise<unknown>): Promise<CryoError> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(CryoError);
+  return e as CryoError;
+}
+
+test("global flags and each command's arguments", async () => {
+  const { runc, argv, dir } = fake("ok");
+  const g = ["--root", join(dir, "root"), "--log"];
+  await runc.create("c1", "/bundle", { pidFile: "/p/init.pid", consoleSocket: "/s/pty.sock", noPivot: true, noNewKeyring: true });
+  const a = argv();
+  expect(a.slice(0, 3)).toEqual(g);
+  expect(a.slice(4)).toEqual(["--log-format", "json", "--systemd-cgroup", "--debug", "create", "--bundle", "/bundle", "--pid-file", "/p/init.pid", "--console-socket", "/s/pty.sock", "--no-pivot", "--no-new-keyring", "c1"]);
+  await runc.start("c1");
+  expect(argv().slice(-2)).toEqual(["start", "c1"]);
+  await runc.kill("c1", "SIGTERM", { all: true });
+  expect(argv().slice(-4)).toEqual(["kill", "--all", "c1", "TERM"]);
+  await runc.kill("c1", 9);
+  expect(argv().slice(-3)).toEqual(["kill", "c1", "9"]);
+  await runc.delete("c1", { force: true });
+  expect(argv().slice(-3)).toEqual(["delete", "--force", "c1"]);
+  await runc.pause("c1");
+  expect(argv().slice(-2)).toEqual(["pause", "c1"]);
+  await runc.resume("c1");
+  expect(argv().slice(-2)).toEqual(["resume", "c1"]);
+  // The per-call log file is removed afterwards.
+  expect(existsSync(readFileSync(join(dir, "logpath"), "utf8").trim())).toBe(false);
+});
+
+test("exec writes the process spec to a temp file and removes it", async () => {
+  const { runc, argv, dir } = fake("process");
+  const spec = { args: ["sh", "-c", "true"], cwd: "/", env: ["A=1"], terminal: false, capabilities: { bounding: ["CAP_KILL"] } };
+  await runc.exec("c1", spec, { pidFile: "/p/exec.pid" });
+  const a = argv();
+  const at = a.indexOf("exec");
+  expect(a.slice(at, at + 2)).toEqual(["exec", "--process"]);
+  expect(a.slice(at + 3)).toEqual(["--detach", "--pid-file", "/p/exec.pid", "c1"]);
+  expect(JSON.parse(readFileSync(join(dir, "process.json"), "utf8"))).toEqual(spec);
+  expect(existsSync(a[at + 2] as string)).toBe(false);
+  expect((await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
+  expect((await failure(runc.exec("c1", { args: ["x"], cwd: "relative" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
+});
+
+test("update sends the resources on stdin", async () => {
+  const { runc, argv, dir } = fake("stdin");
+  await runc.update("c1", { memory: { limit: 1048576 }, pids: { limit: 10 } });
+  expect(argv().slice(-4)).toEqual(["update", "--resources", "-", "c1"]);
+  expect(JSON.parse(readFileSync(join(dir, "stdin"), "utf8"))).toEqual({ memory: { limit: 1048576 }, pids: { limit: 10 } });
+});
+
+test("ps and state parse and validate runc's output", async () => {
+  expect(await fake("ps").runc.ps("c1")).toEqual([101, 202]);
+  expect(await fake("ps-null").runc.ps("c1")).toEqual([]);
+  const st = await fake("state").runc.state("c1");
+  expect(st).toMatchObject({ id: "c1", pid: 7, status: "running", bundle: "/b" });
+  const bad = await failure(fake("garbage").runc.state("c1"));
+  expect(bad.code).toBe(Code.UNKNOWN);
+  expect(bad.message).toContain("not JSON");
+});
+
+test("a failure carries the last error line of runc's JSON log, classified", async () => {
+  const e = await failure(fake("fail").runc.kill("c1", 9));
+  expect(e.code).toBe(Code.NOT_FOUND);
+  expect(e.message).toBe("runc kill c1: not found: container does not exist");
+  const e2 = await failure(fake("fail-stderr").runc.start("c1"));
+  expect(e2.code).toBe(Code.UNKNOWN);
+  expect(e2.message).toContain("something odd");
+});
+
+test("with a persistent log file, only this call's lines count", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-log-"));
+  dirs.push(dir);
+  const logPath = join(dir, "log.json");
+  writeFileSync(logPath, '{"level":"error","msg":"container paused","time":"old"}\n');
+  const { runc } = fake("fail", { logPath });
+  const e = await failure(runc.start("c1"));
+  expect(e.code).toBe(Code.NOT_FOUND);
+  expect(readFileSync(logPath, "utf8")).toContain("container paused");
+});
+
+test("deadline and cancellation kill runc", async () => {
+  const { runc } = fake("sleep", { timeoutMs: 50 });
+  const e = await failure(runc.start("c1"));
+  expect(e.code).toBe(Code.DEADLINE_EXCEEDED);
+  const ac = new AbortController();
+  const p = runc.start("c1", { timeoutMs: 60_000, signal: ac.signal });
+  ac.abort();
+  expect((await failure(p)).code).toBe(Code.CANCELLED);
+  const pre = new AbortController();
+  pre.abort();
+  expect((await failure(runc.delete("c1", { signal: pre.signal }))).code).toBe(Code.CANCELLED);
+});
+
+test("bad input is refused before runc runs", async () => {
+  const { runc, dir } = fake("ok");
+  expect((await failure(runc.start("a/b"))).code).toBe(Code.INVALID_ARGUMENT);
+  expect((await failure(runc.kill("c1", 0))).code).toBe(Code.INVALID_ARGUMENT);
+  expect(readdirSync(dir)).not.toContain("argv");
+  expect(() => createRunc({ root: "" })).toThrow("invalid argument");
+  const missing = createRunc({ binary: join(dir, "no-such-runc"), root: dir });
+  expect((await failure(missing.start("c1"))).message).toContain("cannot run");
+});
+
+test("readPidFile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-pid-"));
+  dirs.push(dir);
+  writeFileSync(join(dir, "ok"), "1234");
+  writeFileSync(join(dir, "bad"), "12x");
+  expect(readPidFile(join(dir, "ok"))).toBe(1234);
+  expect(() => readPidFile(join(dir, "bad"))).toThrow("invalid argument");
+  try {
+    readPidFile(join(dir, "none"));
+  } catch (e) {
+    expect((e as CryoError).code).toBe(Code.NOT_FOUND);
+  }
+});
