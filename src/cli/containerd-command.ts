@@ -102,7 +102,7 @@ export const containerdStopCommand: CliCommand = {
 
 Kills and deletes every task and container in every namespace (unless --keep-containers), sends containerd
 SIGTERM (SIGKILL after 10 s), ends shims it left behind, unmounts what is left under DIR and removes cryo's
-files from DIR (DIR itself when then empty).`,
+files from DIR (DIR itself when then empty). When containerd already died, it still cleans up after it.`,
   async run(args, io) {
     const values = parse(
       args,
@@ -110,9 +110,9 @@ files from DIR (DIR itself when then empty).`,
       z.object({ dir: z.string().optional(), "keep-containers": z.boolean().optional() }),
       stopUsage,
     );
-    const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir);
+    const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir, "default", { orDead: true });
     await pc.stop({ cleanup: values["keep-containers"] !== true });
-    io.out(`stopped private containerd (pid ${pc.pid}) in ${pc.dir}`);
+    io.out(pc.pid > 0 ? `stopped private containerd (pid ${pc.pid}) in ${pc.dir}` : `containerd in ${pc.dir} was not running; cleaned up after it`);
     return 0;
   },
 };

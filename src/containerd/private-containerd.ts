@@ -155,12 +155,16 @@ export class PrivateContainerd implements AsyncDisposable {
     return pc;
   }
 
-  /** Attaches to a private containerd started earlier (e.g. by `cryo containerd start`) in dir. */
-  static attach(dir: string, namespace = "default"): PrivateContainerd {
+  /**
+   * Attaches to a private containerd started earlier (e.g. by `cryo containerd start`) in dir. With
+   * `{ orDead: true }` a dir whose containerd died is attached too (pid 0), so stop() can clean up after it.
+   */
+  static attach(dir: string, namespace = "default", options: { orDead?: boolean } = {}): PrivateContainerd {
     const layout = containerdLayout(resolve(dir));
     const pid = readLivePid(layout);
-    if (pid === undefined) throw notFound(`private containerd in ${layout.dir}`);
-    return new PrivateContainerd(layout, pid, namespace, undefined, false);
+    if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);
+    if (options.orDead && existsSync(layout.config)) return new PrivateContainerd(layout, 0, namespace, undefined, false);
+    throw notFound(`private containerd in ${layout.dir}`);
   }
 
   /** Runs ctr against this containerd (namespace defaults to this instance's). */
@@ -179,7 +183,7 @@ export class PrivateContainerd implements AsyncDisposable {
 
   /** True while containerd's process exists. */
   get running(): boolean {
-    return processAlive(this.pid);
+    return this.pid > 0 && processAlive(this.pid);
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
@@ -225,7 +229,7 @@ export class PrivateContainerd implements AsyncDisposable {
 
   private async doStop(options: StopOptions): Promise<void> {
     if ((options.cleanup ?? true) && this.running) await this.removeAllContainers().catch(() => {});
-    await this.terminate(this.pid, options.termTimeoutMs ?? 10_000);
+    if (this.pid > 0) await this.terminate(this.pid, options.termTimeoutMs ?? 10_000);
     // Shims started by this containerd carry `-address <our socket>`: they are ours to end.
     for (const shim of processesWithArg("-address", this.address)) {
       const namespace = argValue(shim.argv, "-namespace");

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { processAlive, runCtr } from "../harness/index.ts";
+import { processAlive, runCtr, waitFor } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -57,5 +57,24 @@ describe("cryo containerd start/status/stop", () => {
     const again = await cryo("containerd", "stop", "--dir", dir);
     expect(again.exitCode).toBe(1);
     expect(again.stderr.trim()).toBe(`cryo containerd stop: private containerd in ${dir}: not found`);
+  });
+});
+
+describe("cryo containerd stop after containerd died", () => {
+  test("cleans up the directory of a killed containerd", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    try {
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      const pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
+      process.kill(pid, "SIGKILL");
+      await waitFor(() => !processAlive(pid), { what: "containerd to die" });
+      const r = await cryo("containerd", "stop", "--dir", dir);
+      expect(r.stdout.trim()).toBe(`containerd in ${dir} was not running; cleaned up after it`);
+      expect(r.exitCode).toBe(0);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
   });
 });
