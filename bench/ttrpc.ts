@@ -4,10 +4,12 @@
  * physical limit. The server runs in its own process (bench/ttrpc-peer.ts), as the shim does.
  *
  *   node_modules/.bin/bun bench/ttrpc.ts [seconds per row, default 2]
+ *
+ * Rows are measured in alternating slices with the plain echo, so both see the same machine load.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Echo, EchoRequestSchema, EchoResponseSchema } from "../src/gen/cryo/testing/v1/echo_pb.ts";
 import { RequestSchema, ResponseSchema } from "../src/gen/ttrpc/request_pb.ts";
@@ -36,13 +38,11 @@ async function startPeer(mode: "ttrpc" | "echo") {
   };
 }
 
-/** Runs `one` with `inFlight` callers looping until time is up; returns completed round trips per second. */
-async function measure(inFlight: number, one: () => Promise<unknown>): Promise<number> {
-  const warmEnd = performance.now() + 300;
-  await Promise.all(Array.from({ length: inFlight }, async () => { while (performance.now() < warmEnd) await one(); }));
+/** Runs `one` with `inFlight` callers looping for `ms`; returns completed round trips and elapsed seconds. */
+async function run(inFlight: number, ms: number, one: () => Promise<unknown>): Promise<{ count: number; secs: number }> {
   let count = 0;
   const start = performance.now();
-  const end = start + seconds * 1000;
+  const end = start + ms;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (performance.now() < end) {
@@ -51,7 +51,29 @@ async function measure(inFlight: number, one: () => Promise<unknown>): Promise<n
       }
     }),
   );
-  return count / ((performance.now() - start) / 1000);
+  return { count, secs: (performance.now() - start) / 1000 };
+}
+
+/**
+ * Measures two transports in alternating 250 ms slices, so both see the same machine load (other
+ * work on the box moves the absolute numbers; the ratio stays meaningful). Returns round trips/s each.
+ */
+async function measurePair(inFlight: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<[number, number]> {
+  await run(inFlight, 200, a);
+  await run(inFlight, 200, b);
+  const slices = Math.max(1, Math.round((seconds * 1000) / 250));
+  const tot = [
+    { count: 0, secs: 0 },
+    { count: 0, secs: 0 },
+  ];
+  for (let i = 0; i < slices; i++) {
+    for (const [k, fn] of [a, b].entries()) {
+      const r = await run(inFlight, 250, fn);
+      tot[k]!.count += r.count;
+      tot[k]!.secs += r.secs;
+    }
+  }
+  return [tot[0]!.count / tot[0]!.secs, tot[1]!.count / tot[1]!.secs];
 }
 
 /** Frame sizes a ttrpc Echo call puts on the wire (request, response), header included. */
@@ -130,15 +152,17 @@ try {
     for (const inFlight of concurrencies) {
       const client = await connect(ttrpcPeer.path);
       const echo = createClient(Echo, client);
+      const raw = await rawEchoClient(echoPeer.path, reqFrame);
       const payload = new Uint8Array(size).fill(7);
       let seq = 0n;
-      const rps = await measure(inFlight, () => echo.echo({ payload, seq: seq++ }));
+      const [rps, rawRps] = await measurePair(
+        inFlight,
+        () => echo.echo({ payload, seq: seq++ }),
+        () => raw.roundTrip(),
+      );
       client.close();
-      rows.push({ transport: "ttrpc Echo/Echo", payload: size, frames: `${reqFrame}/${resFrame}`, inFlight, rps });
-
-      const raw = await rawEchoClient(echoPeer.path, reqFrame);
-      const rawRps = await measure(inFlight, () => raw.roundTrip());
       raw.close();
+      rows.push({ transport: "ttrpc Echo/Echo", payload: size, frames: `${reqFrame}/${resFrame}`, inFlight, rps });
       rows.push({ transport: "plain unix echo", payload: size, frames: `${reqFrame}/${reqFrame}`, inFlight, rps: rawRps });
     }
   }
@@ -149,7 +173,7 @@ try {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-console.log(`ttrpc benchmark: one connection, server in a separate process, ${seconds}s per row (Bun ${Bun.version}, ${navigator.hardwareConcurrency} cpus)`);
+console.log(`ttrpc benchmark: one connection, server in a separate process, ${seconds}s per row in 250 ms slices alternating with the plain echo (Bun ${Bun.version}, ${navigator.hardwareConcurrency} cpus, load average ${os.loadavg()[0]!.toFixed(2)})`);
 console.log("");
 const header = ["transport", "payload B", "frame B req/res", "in flight", "round trips/s", "µs/round trip", "vs plain echo"];
 const table = rows.map((r) => {
