@@ -15,7 +15,7 @@
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
  * reports EIO (every slave closed), so the exit is reported only after the last output byte.
  */
-import { closeSync, mkdirSync, openSync, constants as fsc, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import tty from "node:tty";
 import { invalidArgument } from "../errors.ts";
@@ -129,6 +129,14 @@ function openOutputFile(path: string): number {
 }
 
 const resolved = Promise.resolve();
+
+function fdTarget(fd: number): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return "?";
+  }
+}
 const O_CLOEXEC = 0o2000000;
 
 /** Prepares the IO of one process before runc runs. */
@@ -157,6 +165,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         } finally {
           socket[Symbol.dispose]();
         }
+        ctx.log.debug("received pty master", { fd: master, target: fdTarget(master) });
         return terminalIo(master, spec, ctx.log);
       },
       abort() {
@@ -233,8 +242,11 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
 function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
   let closed = false;
   const outFd = spec.stdout !== "" ? openFifo(spec.stdout, "rw", { nonblock: true }) : -1;
+  // The master stays blocking (a dup shares O_NONBLOCK, and Bun's tty streams expect a blocking fd);
+  // writes into it go through a tty.WriteStream on a dup, which queues instead of blocking the loop.
   const writeFd = dup(master);
-  setNonblocking(writeFd, true);
+  const ws = new tty.WriteStream(writeFd);
+  ws.on("error", (err: Error) => log.debug(`pty master write: ${err.message}`));
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
   const rs = new tty.ReadStream(master);
@@ -268,29 +280,41 @@ function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
       // already closed
     }
   };
-  rs.on("error", finish); // EIO once every slave is closed
+  rs.on("error", (err: Error) => {
+    log.debug(`pty master read ended: ${err.message}`);
+    finish(); // EIO once every slave is closed
+  });
   rs.on("close", finish);
   rs.on("end", finish);
   let stdinOpen = spec.stdin !== "";
   if (stdinOpen) {
-    void copyFifoTo(spec.stdin, writeFd, log, () => {
+    void (async () => {
+      try {
+        for await (const chunk of Bun.file(spec.stdin).stream()) {
+          if (closed) break;
+          if (!ws.write(chunk)) await new Promise<void>((r) => ws.once("drain", () => r()));
+        }
+      } catch (err) {
+        log.debug(`terminal stdin copy ended: ${err instanceof Error ? err.message : String(err)}`);
+      }
       stdinOpen = false;
-    });
+    })();
   }
   return {
     closeStdin() {
       // A terminal has no separate stdin to close; send EOF (^D) as a terminal user would.
-      if (!closed) void writeAll(writeFd, new Uint8Array([4])).catch(() => {});
+      if (!closed) ws.write(new Uint8Array([4]));
     },
     resize(width, height) {
-      if (!closed) setWinsize(master, height, width);
+      // After the last slave closed the stream has closed the master: nothing left to resize.
+      if (!closed && !finished) setWinsize(master, height, width);
     },
     drained: () => drained,
     close() {
       if (closed) return;
       closed = true;
       rs.destroy();
-      closeFd(writeFd);
+      ws.destroy();
       closeOut();
       resolveDrained();
     },
