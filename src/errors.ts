@@ -99,6 +99,8 @@ export const notImplemented = make(Code.UNIMPLEMENTED);
 export const unavailable = make(Code.UNAVAILABLE);
 /** "…: context deadline exceeded" (DEADLINE_EXCEEDED). */
 export const deadlineExceeded = make(Code.DEADLINE_EXCEEDED);
+/** "…: resource exhausted" (RESOURCE_EXHAUSTED): a size or count limit was hit. */
+export const resourceExhausted = make(Code.RESOURCE_EXHAUSTED);
 /** "…: unknown" (UNKNOWN): an error whose meaning nobody knows. */
 export const unknown = make(Code.UNKNOWN);
 
