@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code } from "../../../src/errors.ts";
+import { pluginConfigSchema } from "../../../src/plugins/config.ts";
+import { createPluginHost } from "../../../src/plugins/plugin-host.ts";
+import { PluginRunner } from "../../../src/plugins/plugin-runner.ts";
+import { formatPluginTestResult, runPluginTest } from "../../../src/plugins/plugin-test.ts";
+import { builtPlugins, rejection, sampleInput } from "./built-plugins.ts";
+
+let dir = "";
+const tmp = mkdtempSync(join(tmpdir(), "cryo-plugin-host-"));
+beforeAll(() => {
+  dir = builtPlugins();
+}, 300_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("plugin runner", () => {
+  test("a call past its deadline kills the runner process; the next request starts a new one", async () => {
+    await using runner = new PluginRunner();
+    const wasm = new Uint8Array(await Bun.file(join(dir, "loop-forever.wasm")).arrayBuffer());
+    const load = await runner.request({ t: "load", key: "k", wasm, config: {}, maxPages: 256, allowedHosts: [] }, 15_000);
+    expect(load.kind === "reply" && load.reply.ok).toBe(true);
+    const first = runner.pid!;
+    expect(await runner.request({ t: "call", key: "k", fn: "admit", input: "{}" }, 200)).toEqual({ kind: "timeout" });
+    expect(alive(first)).toBe(false);
+    expect(runner.pid).toBeNull();
+    const again = await runner.request({ t: "call", key: "k", fn: "admit", input: "{}" }, 15_000);
+    expect(again.kind === "reply" && !again.reply.ok && again.reply.kind).toBe("not-loaded");
+    expect(runner.pid).not.toBe(first);
+  });
+});
+
+describe("plugin host", () => {
+  test("validates plugin output against the hook's schema", async () => {
+    const host = createPluginHost();
+    try {
+      const input = { id: "c", namespace: "n", annotations: {}, image: null, processCount: 1, memoryBytes: 1, tcpConnections: 0, requested: {} };
+      const bad = host.load(pluginConfigSchema.parse({ name: "malformed-json", path: join(dir, "malformed-json.wasm"), hooks: ["checkpoint"] }));
+      const err = await rejection(host.call(bad, "checkpoint", input));
+      expect(err.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err.message).toBe("plugin malformed-json: hook checkpoint: invalid output: allow: Invalid input: expected boolean, received string");
+      // A hook the module does not export (the config is checked at load; a direct call still fails clearly).
+      const p = host.load(pluginConfigSchema.parse({ name: "set-env", path: join(dir, "set-env.wasm"), hooks: ["admit"] }));
+      const missing = await rejection(host.call(p, "restore", { id: "c", namespace: "n", requested: {}, checkpoint: { originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } }));
+      expect(missing.message).toBe('plugin set-env: hook restore: the plugin has no export "restore"');
+      const ok = await host.call(p, "admit", await sampleInput("admit-ordinary"));
+      expect(ok.output.allow).toBe(true);
+      expect(ok.memoryBytes).toBeGreaterThan(0);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
+describe("runPluginTest (cryo plugin test)", () => {
+  test("prints the decision, the time and the memory", async () => {
+    const r = await runPluginTest({ wasm: join(dir, "deny-privileged.wasm"), hook: "admit", inputFile: join(import.meta.dir, "../../../plugins/testdata/inputs/admit-privileged.json") });
+    expect(r.output).toEqual({ allow: false, reason: "privileged containers are not allowed (CAP_SYS_ADMIN in the bounding set, all devices allowed)" });
+    const text = formatPluginTestResult(r);
+    expect(text).toStartWith("decision: deny: privileged containers are not allowed");
+    expect(text).toMatch(/\ntime: +\d+\.\d{3} ms \(call\)/);
+    expect(text).toMatch(/\nmemory: +\d+ KiB \(\d+ pages\)/);
+  });
+
+  test("passes config values to the plugin", async () => {
+    const r = await runPluginTest({
+      wasm: join(dir, "registry-allowlist.wasm"),
+      hook: "admit",
+      inputFile: join(import.meta.dir, "../../../plugins/testdata/inputs/admit-ordinary.json"),
+      config: { registries: "docker.io" },
+    });
+    expect(r.output.allow).toBe(true);
+  });
+
+  test("bad hook names and bad input files are INVALID_ARGUMENT", async () => {
+    const input = join(tmp, "bad.json");
+    writeFileSync(input, JSON.stringify({ id: "x" }));
+    const wasm = join(dir, "deny-privileged.wasm");
+    await expect(runPluginTest({ wasm, hook: "create", inputFile: input })).rejects.toThrow("--hook create: invalid argument: must be one of admit, checkpoint, restore");
+    const err = await rejection(runPluginTest({ wasm, hook: "admit", inputFile: input }));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.message).toStartWith(`input ${input}: invalid argument: namespace:`);
+  });
+});
