@@ -6,7 +6,7 @@ import { read } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
-import { close, createConsoleSocket, createReaper, pipe, setNonblocking, setWinsize, type Reaper } from "../../src/sys/index.ts";
+import { close, createConsoleSocket, createReaper, pipe, readProcStat, setNonblocking, setWinsize, type Reaper } from "../../src/sys/index.ts";
 import { createRunc, listContainers, readPidFile, readRuncState, type Runc } from "../../src/runtime/index.ts";
 
 const BUSYBOX = "/usr/bin/busybox";
@@ -134,6 +134,23 @@ test("create/start an init that exits 7: the reaper reports 7", async () => {
   expect((await b.runc.state(b.id)).status).toBe("stopped");
   await b.runc.delete(b.id);
   expect(existsSync(join(b.root, b.id))).toBe(false);
+});
+
+test("an init that exits before anyone watches it: its status is kept for the later watch", async () => {
+  const b = makeBundle(["sh", "-c", "exit 7"]);
+  const pidFile = join(b.dir, "init.pid");
+  await b.runc.create(b.id, b.dir, { pidFile });
+  await b.runc.start(b.id);
+  const pid = readPidFile(pidFile);
+  // Wait (by condition) until init is stopped and gone from /proc: the reaper collected it on
+  // SIGCHLD although nobody watched it yet.
+  const deadline = Date.now() + 10_000;
+  while (listContainers(b.root)[0]?.status !== "stopped" || readProcStat(pid) !== undefined) {
+    if (Date.now() > deadline) throw new Error("container init was not reaped");
+    await Bun.sleep(10);
+  }
+  expect((await reaper.watch(pid)).status).toBe(7);
+  await b.runc.delete(b.id);
 });
 
 test("lifecycle: ps, exec with output and exit code, pause/resume, update, SIGKILL -> 137, list vs runc list", async () => {
