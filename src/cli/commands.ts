@@ -1,6 +1,7 @@
 import { type CommandTable, createCommandTable } from "./command-table.ts";
 import { containerdCommands } from "./containerd-command.ts";
 import { versionCommand } from "./version-command.ts";
+import { pluginTestCommand } from "../plugins/plugin-command.ts";
 
 /**
  * Every `cryo` subcommand. A module that adds one (e.g. `cryo inspect` from src/checkpoint, `cryo plugin test`
@@ -9,5 +10,6 @@ import { versionCommand } from "./version-command.ts";
 export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
+  table.register(pluginTestCommand);
   return table;
 }
