@@ -4,4 +4,8 @@ import { createCryoCommands } from "./commands.ts";
 import { processIo } from "./command-table.ts";
 import { runCli } from "./run-cli.ts";
 
-process.exitCode = await runCli(createCryoCommands(), process.argv.slice(2), processIo);
+import { isPluginRunnerProcess, runPluginRunner } from "../plugins/runner-main.ts";
+
+// CRYO_PLUGIN_RUNNER=1: this process is the plugin runner `cryo plugin test` started (src/plugins/runner-main.ts).
+if (isPluginRunnerProcess()) runPluginRunner();
+else process.exitCode = await runCli(createCryoCommands(), process.argv.slice(2), processIo);
