@@ -14,11 +14,11 @@ beforeAll(async () => {
   ns = uniqueId("shimrun");
   pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
-});
+}, 60_000);
 
 afterAll(async () => {
   await pc?.stop();
-});
+}, 60_000);
 
 function run(id: string, args: string[], stdin?: string) {
   return pc.ctr(["run", "--rm", "--runtime", RUNTIME, testImage, id, ...args], { timeoutMs: 60_000, stdin });
@@ -55,7 +55,7 @@ test("ctr run prints stdout and stderr and exits with the process's code", async
   expect(r.stdout).toBe("out\n");
   expect(r.stderr).toBe("err\n");
   expect(r.exitCode).toBe(3);
-});
+}, 60_000);
 
 test("stdin piped into cat comes back", async () => {
   const id = uniqueId("cat");
@@ -68,7 +68,7 @@ test("stdin piped into cat comes back", async () => {
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   expect(out).toBe("hi\n");
   expect(code).toBe(0);
-});
+}, 60_000);
 
 test("ctr run -t gives a terminal", async () => {
   const id = uniqueId("tty");
@@ -79,7 +79,7 @@ test("ctr run -t gives a terminal", async () => {
   expect(out).toMatch(/\n30 100\r*\n/); // ResizePty reached the container's terminal
   expect(out).not.toContain("resize pty");
   expect(code).toBe(5);
-});
+}, 60_000);
 
 test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave nothing behind", async () => {
   const id = uniqueId("life");
@@ -127,7 +127,7 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
   await waitFor(() => leftovers(id).length === 0, { timeoutMs: 10_000 });
   expect(leftovers(id)).toEqual([]);
   void dir;
-});
+}, 60_000);
 
 test("kill: TERM that the process ignores, then KILL, ends `ctr run` with 137", async () => {
   const id = uniqueId("kill");
@@ -140,7 +140,7 @@ test("kill: TERM that the process ignores, then KILL, ends `ctr run` with 137", 
   expect(await taskStatus(id)).toBe("RUNNING");
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
   expect(await proc.exited).toBe(137);
-});
+}, 60_000);
 
 async function initPid(id: string): Promise<number> {
   const out = await pc.ctrOk(["task", "ls"]);

@@ -1,0 +1,156 @@
+/**
+ * The cryo shim under stress and misuse, through ctr against a private containerd: containerd
+ * restarted under running tasks, a SIGKILLed shim cleaned up by containerd's `delete`, 50
+ * containers at once with nothing leaking, and bad input answered with clear errors.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PrivateContainerd, ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+let pc: PrivateContainerd;
+let ns: string;
+
+beforeAll(async () => {
+  ns = uniqueId("shimres");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+});
+
+afterAll(async () => {
+  await pc?.stop();
+});
+
+async function status(id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out.split("\n").find((l) => l.split(/\s+/)[0] === id)?.trim().split(/\s+/)[2];
+}
+
+/** Shim daemons of this containerd (by the -address they carry). */
+function shimPids(): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address)) pids.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+function mountCount(): number {
+  return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(pc.dir) || l.includes(`/${ns}/`)).length;
+}
+
+function cgroupCount(): number {
+  const dir = `/sys/fs/cgroup/memory/${ns}`;
+  return existsSync(dir) ? readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).length : 0;
+}
+
+function runcStateCount(): number {
+  const dir = `/run/containerd/runc/${ns}`;
+  return existsSync(dir) ? readdirSync(dir).length : 0;
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+test("containerd restarted while tasks run: still listed and manageable", async () => {
+  const id = uniqueId("restart");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  expect(await status(id)).toBe("RUNNING");
+  // Stop containerd alone (the harness's stop would also end the shims, which must survive).
+  const dir = pc.dir;
+  const old = pc.pid;
+  process.kill(old, "SIGTERM");
+  await waitFor(() => !existsSync(`/proc/${old}`) || readFileSync(`/proc/${old}/stat`, "utf8").split(" ")[2] === "Z", { timeoutMs: 20_000 });
+  pc = await startPrivateContainerd({ dir, namespace: ns });
+  await waitFor(async () => (await status(id)) === "RUNNING", { timeoutMs: 20_000 });
+  const ex = await pc.ctr(["task", "exec", "--exec-id", "after", id, "echo", "still-here"]);
+  expect(ex.stdout).toBe("still-here\n");
+  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+  await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+}, 90_000);
+
+test("shim killed with SIGKILL: containerd's cleanup removes the container and reports it stopped", async () => {
+  const id = uniqueId("dead");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  const before = new Set(shimPids());
+  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id));
+  expect(shim).toBeDefined();
+  void before;
+  process.kill(shim!, "SIGKILL");
+  await waitFor(async () => (await status(id)) === "STOPPED" || (await status(id)) === undefined, { timeoutMs: 20_000 });
+  await waitFor(() => !existsSync(`/run/containerd/runc/${ns}/${id}`), { timeoutMs: 20_000, what: "runc state removed" });
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  expect(await status(id)).toBeUndefined();
+}, 60_000);
+
+test("50 containers started and removed concurrently: all succeed, nothing leaks", async () => {
+  const before = { mounts: mountCount(), cgroups: cgroupCount(), runc: runcStateCount(), shims: shimPids().length, fds: fdCount(pc.pid) };
+  const ids = Array.from({ length: 50 }, () => uniqueId("par"));
+  const results = await Promise.all(ids.map((id) => pc.ctr(["run", "--rm", "--runtime", RUNTIME, testImage, id, "sh", "-c", `echo ${id}`], { timeoutMs: 120_000 })));
+  for (const [i, r] of results.entries()) {
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(`${ids[i]}\n`);
+    expect(r.exitCode).toBe(0);
+  }
+  await waitFor(() => shimPids().length === before.shims, { timeoutMs: 20_000, what: "shims gone" });
+  await waitFor(() => fdCount(pc.pid) <= before.fds + 2, { timeoutMs: 20_000, what: "containerd fds back" });
+  expect({ mounts: mountCount(), cgroups: cgroupCount(), runc: runcStateCount(), shims: shimPids().length }).toEqual({
+    mounts: before.mounts,
+    cgroups: before.cgroups,
+    runc: before.runc,
+    shims: before.shims,
+  });
+}, 240_000);
+
+test("bad input: clear errors with the right code, and the shim stays up", async () => {
+  const id = uniqueId("bad");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id))!;
+
+  // unknown exec id
+  const k = await pc.ctr(["task", "kill", "--exec-id", "nope", id]);
+  expect(k.exitCode).not.toBe(0);
+  expect(k.stderr).toMatch(/exec nope.*not found/);
+
+  // pause of a paused task
+  await pc.ctrOk(["task", "pause", id]);
+  const p2 = await pc.ctr(["task", "pause", id]);
+  expect(p2.exitCode).not.toBe(0);
+  expect(p2.stderr).toMatch(/failed precondition.*invalid state transition: paused => paused/);
+  await pc.ctrOk(["task", "resume", id]);
+
+  // exec with a missing binary: runc's error line reaches the user
+  const e = await pc.ctr(["task", "exec", "--exec-id", "missing", id, "/no/such/binary"]);
+  expect(e.exitCode).not.toBe(0);
+  expect(e.stderr).toMatch(/no such file|not found/i);
+
+  // kill of a stopped task
+  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+  await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+  const ks = await pc.ctr(["task", "kill", id]);
+  expect(ks.exitCode).not.toBe(0);
+  expect(ks.stderr).toMatch(/not found/);
+
+  expect(existsSync(`/proc/${shim}`)).toBe(true);
+  expect(await status(id)).toBe("STOPPED");
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+
+  // invalid spec: a process whose cwd is not absolute (runc rejects the spec)
+  const bad = uniqueId("spec");
+  const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--cwd", "relative/dir", testImage, bad, "true"]);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toMatch(/cwd|absolute|invalid/i);
+  await pc.ctr(["containers", "rm", bad]);
+}, 60_000);
