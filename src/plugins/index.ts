@@ -2,17 +2,20 @@
  * WebAssembly policy plugins (Extism): what the rest of cryo may use.
  *
  * The shim needs three things:
- *   const engine = loadPolicyEngine({ explicitPath: runtimeOptions.configPath }); // at start; throws INVALID_ARGUMENT on a bad config
- *   const { spec } = await engine.admit({ id, namespace, bundle, annotations, spec, image });      // at Create, before runc
- *   const { options } = await engine.checkpointOptions({ ... requested });                        // at Checkpoint, before CRIU
- *   const { options } = await engine.restoreAdmission({ ... requested });                         // at Restore, before CRIU
- *   await engine.close();                                                                          // at shutdown
+ *   const engines = createPolicyEngines();                                         // once per daemon
+ *   const engine = engines.forConfigPath(options.configPath);                      // at start/Create; throws INVALID_ARGUMENT on a bad config
+ *   await admitBundle(engine, { id, namespace, bundle, image });                   // at Create, before runc (rewrites config.json if changed)
+ *   const { options } = await engine.checkpointOptions({ ..., requested });        // at Checkpoint, before CRIU
+ *   const { options } = await engine.restoreAdmission({ ..., requested });         // at Restore, before CRIU
+ *   await engines.close();                                                         // at shutdown
  * Each throws PERMISSION_DENIED (with the plugin's reason) on a deny, and an error naming plugin and
  * hook when a fail-closed plugin breaks. A compiled binary that hosts plugins must start with
  *   if (isPluginRunnerProcess()) runPluginRunner(); else main();
  * because plugins run in a child process that re-executes the binary (see runner-main.ts).
  */
 export { createPolicyEngine, loadPolicyEngine } from "./policy-engine.ts";
+export { admitBundle, createPolicyEngines } from "./bundle-admission.ts";
+export type { BundleAdmission, PolicyEngines } from "./bundle-admission.ts";
 export type { AdmitDecision, OptionsDecision, PolicyEngine, PolicyEngineOptions, PolicyLogger } from "./policy-engine.ts";
 export { configEnvVar, defaultConfigPaths, findConfigFile, loadPolicyConfig, parsePolicyConfig } from "./config-loader.ts";
 export type { ConfigSearch, LoadedPolicyConfig } from "./config-loader.ts";
