@@ -85,6 +85,12 @@ else
   "$criu_bin" check || die "criu check failed"
 fi
 
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then
+  # Debian bookworm's nodejs is 18; assemblyscript wants >= 20 and protoc-gen-es >= 22 (20 is known to work).
+  say "warning: node $(node --version 2>/dev/null || echo missing) is older than 20; npm ci may warn and plugin/codegen steps may fail"
+fi
+
 # --- 3. node_modules --------------------------------------------------------------------------------------------
 # Stale when any package in package-lock.json is missing from node_modules or has another version.
 node_modules_ok() {
