@@ -87,7 +87,8 @@ export class Container {
 
   private watchExit(p: ShimProcess): void {
     const pid = p.pid;
-    this.deps.engine.waitExit(pid).then(
+    p.reaped = this.deps.engine.waitExit(pid);
+    p.reaped.then(
       (status) => void this.queue.run(() => this.handleExit(p, status)),
       (err) => this.deps.log.error(`wait for pid ${pid}: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -244,7 +245,7 @@ export class Container {
       await engine.deleteInit(this.id, this.config.bundle, this.config.options);
       if (wasCreated && p.pid !== 0) {
         // runc delete --force killed the waiting init: record its exit now (the queued exit job is a no-op then).
-        const st = await Promise.race([engine.waitExit(p.pid), Bun.sleep(KILL_WAIT_MS).then(() => undefined)]);
+        const st = await Promise.race([p.reaped ?? Promise.resolve(undefined), Bun.sleep(KILL_WAIT_MS).then(() => undefined)]);
         await this.handleExit(p, st ?? { status: 128 + 9, exitedAt: new Date() });
       } else if (wasCreated) {
         p.recordExit({ status: 0, exitedAt: new Date() });

@@ -11,6 +11,8 @@ export class ShimProcess {
   pid = 0;
   io: ProcessIo | undefined;
   exit: ExitStatus | undefined;
+  /** The reaper's report for pid, once watched (the exit as it happened, before output drained). */
+  reaped: Promise<ExitStatus> | undefined;
   /** Resolves once the process has exited and its exit was recorded (Wait). */
   readonly exited: Promise<ExitStatus>;
   private resolveExit!: (s: ExitStatus) => void;

@@ -88,7 +88,8 @@ async function lock(path: string): Promise<() => void> {
 /** The command that runs this same program as the daemon. */
 export function selfCommand(): string[] {
   const main = Bun.main;
-  return main.startsWith("/$bunfs/") || main === process.execPath ? [process.execPath] : [process.execPath, main];
+  // /proc/self/exe still runs this binary when `npm run build` replaced the file meanwhile.
+  return main.startsWith("/$bunfs/") || main === process.execPath ? ["/proc/self/exe"] : [process.execPath, main];
 }
 
 function adjustOomScore(pid: number): void {

@@ -1,0 +1,184 @@
+/** The task service against a fake engine and a recording event forwarder: flows, events, errors. */
+import { create } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { expect, test } from "bun:test";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { Status } from "../../../src/gen/containerd/types/task/task_pb.ts";
+import type { CallContext } from "../../../src/ttrpc/index.ts";
+import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts";
+import { nullLogger } from "../../../src/shim/logger.ts";
+import type { Engine, ExitStatus } from "../../../src/shim/ports.ts";
+import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
+import { createTaskService } from "../../../src/shim/task-service.ts";
+
+function fakeEngine() {
+  let nextPid = 100;
+  const exits = new Map<number, (s: ExitStatus) => void>();
+  const calls: string[] = [];
+  const pidOf = new Map<string, number>();
+  const engine: Engine = {
+    async createInit(spec) {
+      calls.push(`create ${spec.id}`);
+      if (spec.bundle === "/bad") throw new CryoError(Code.INVALID_ARGUMENT, `create container ${spec.id}: invalid argument: bad spec`);
+      pidOf.set(spec.id, nextPid);
+      return { pid: nextPid++, io: { closeStdin: () => calls.push("closeStdin"), resize: () => {}, drained: async () => {}, close: () => {} } };
+    },
+    async startInit(id) {
+      calls.push(`start ${id}`);
+    },
+    async exec(spec) {
+      calls.push(`exec ${spec.execId}`);
+      return { pid: nextPid++, io: { closeStdin() {}, resize() {}, drained: async () => {}, close() {} } };
+    },
+    async kill(id, _o, target, signal, all) {
+      calls.push(`kill ${id} ${target.pid} ${signal} ${all}`);
+      if (signal === 9) exits.get(target.pid)?.({ status: 137, exitedAt: new Date(0) });
+    },
+    async deleteInit(id) {
+      calls.push(`delete ${id}`);
+      // runc delete --force kills a created (never started) init
+      exits.get(pidOf.get(id) ?? 0)?.({ status: 137, exitedAt: new Date(0) });
+    },
+    async pids() {
+      return [100, 101];
+    },
+    waitExit(pid) {
+      return new Promise((r) => exits.set(pid, r));
+    },
+    async freeze(id) {
+      calls.push(`freeze ${id}`);
+    },
+    async thaw(id) {
+      calls.push(`thaw ${id}`);
+    },
+    async stats() {
+      return { typeUrl: "io.containerd.cgroups.v1.Metrics", value: new Uint8Array() };
+    },
+    async update() {},
+    async watchOom() {
+      return () => {};
+    },
+  };
+  return { engine, calls, exit: (pid: number, status: number) => exits.get(pid)?.({ status, exitedAt: new Date(0) }) };
+}
+
+function setup() {
+  const fake = fakeEngine();
+  const events: EventEnvelope[] = [];
+  const publisher = createPublisher({ forward: async (e) => void events.push(e), close() {} }, nullLogger);
+  let shutdown = 0;
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => shutdown++ });
+  const ctx = { namespace: "ns" } as CallContext;
+  return { ...fake, svc: svc.impl, containers: svc.containers, events, publisher, ctx, shutdowns: () => shutdown };
+}
+
+const createReq = (id: string, bundle = "/b") => ({ id, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: "", parentCheckpoint: "" }) as never;
+
+async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
+  try {
+    await p;
+  } catch (err) {
+    return [(err as CryoError).code, (err as CryoError).message];
+  }
+  return [0, ""];
+}
+
+test("create, start, wait, exit, delete, shutdown: events in order, exit status reported", async () => {
+  const t = setup();
+  const { pid } = await t.svc.create(createReq("c1"), t.ctx);
+  expect(pid).toBe(100);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.CREATED);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.RUNNING);
+  const waited = t.svc.wait({ id: "c1", execId: "" } as never, t.ctx);
+  t.exit(100, 3);
+  expect((await waited).exitStatus).toBe(3);
+  const del = await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  expect(del.exitStatus).toBe(3);
+  await t.svc.shutdown({ id: "c1", now: false } as never, t.ctx);
+  expect(t.shutdowns()).toBe(1);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+  expect(t.events.map((e) => e.event.typeUrl)).toEqual(["containerd.events.TaskCreate", "containerd.events.TaskStart", "containerd.events.TaskExit", "containerd.events.TaskDelete"]);
+  expect(t.events.every((e) => e.namespace === "ns")).toBe(true);
+});
+
+test("exec lifecycle: added, started, exit, delete; duplicate and unknown exec ids", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  await t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+  expect(await codeOf(t.svc.exec({ id: "c1", execId: "e1", spec } as never, t.ctx))).toEqual([Code.ALREADY_EXISTS, "exec e1: already exists"]);
+  const { pid } = await t.svc.start({ id: "c1", execId: "e1" } as never, t.ctx);
+  t.exit(pid ?? 0, 7);
+  expect((await t.svc.wait({ id: "c1", execId: "e1" } as never, t.ctx)).exitStatus).toBe(7);
+  await t.svc.delete({ id: "c1", execId: "e1" } as never, t.ctx);
+  expect((await codeOf(t.svc.kill({ id: "c1", execId: "e1", signal: 15 } as never, t.ctx)))[0]).toBe(Code.NOT_FOUND);
+  expect((await codeOf(t.svc.state({ id: "c1", execId: "nope" } as never, t.ctx)))[1]).toBe("exec nope: not found: in container c1");
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"]);
+});
+
+test("pause/resume through the engine's freezer, with the transition errors", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  expect((await codeOf(t.svc.pause({ id: "c1" } as never, t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.pause({ id: "c1" } as never, t.ctx);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.PAUSED);
+  expect(await codeOf(t.svc.pause({ id: "c1" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: invalid state transition: paused => paused"]);
+  await t.svc.resume({ id: "c1" } as never, t.ctx);
+  expect(t.calls).toContain("freeze c1");
+  expect(t.calls).toContain("thaw c1");
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic).slice(-2)).toEqual(["/tasks/paused", "/tasks/resumed"]);
+});
+
+test("kill of a stopped task is NOT_FOUND, delete of a running one FAILED_PRECONDITION, unknown container NOT_FOUND", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  expect((await codeOf(t.svc.delete({ id: "c1", execId: "" } as never, t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await codeOf(t.svc.kill({ id: "c1", execId: "", signal: 9 } as never, t.ctx)))[0]).toBe(Code.NOT_FOUND);
+  expect(await codeOf(t.svc.state({ id: "zz", execId: "" } as never, t.ctx))).toEqual([Code.NOT_FOUND, "container zz: not found"]);
+  expect((await codeOf(t.svc.checkpoint({ id: "c1", path: "/x" } as never, t.ctx)))[0]).toBe(Code.UNIMPLEMENTED);
+});
+
+test("create errors leave nothing registered; duplicate create is ALREADY_EXISTS; shutdown waits for the last container", async () => {
+  const t = setup();
+  expect((await codeOf(t.svc.create(createReq("c1", "/bad"), t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  expect(t.containers.size).toBe(0);
+  await t.svc.create(createReq("c1"), t.ctx);
+  expect((await codeOf(t.svc.create(createReq("c1"), t.ctx)))[0]).toBe(Code.ALREADY_EXISTS);
+  await t.svc.create(createReq("c2"), t.ctx);
+  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.shutdown({ id: "c1", now: false } as never, t.ctx);
+  expect(t.shutdowns()).toBe(0); // c2 still served by this (grouped) daemon
+  await t.svc.delete({ id: "c2", execId: "" } as never, t.ctx);
+  await t.svc.shutdown({ id: "c2", now: false } as never, t.ctx);
+  expect(t.shutdowns()).toBe(1);
+});
+
+test("the publisher retries a failed forward and keeps order", async () => {
+  const seen: string[] = [];
+  let fail = 2;
+  const p = createPublisher(
+    {
+      forward: async (e) => {
+        if (fail-- > 0) throw new Error("containerd away");
+        seen.push(e.topic);
+      },
+      close() {},
+    },
+    nullLogger,
+    { retryDelayMs: () => 1 },
+  );
+  const { TaskStartSchema, TaskExitSchema } = await import("../../../src/gen/containerd/events/task_pb.ts");
+  p.publish("ns", "/tasks/start", TaskStartSchema, { containerId: "c" });
+  p.publish("ns", "/tasks/exit", TaskExitSchema, { containerId: "c" });
+  await p.drain(1000);
+  expect(seen).toEqual(["/tasks/start", "/tasks/exit"]);
+});
