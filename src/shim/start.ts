@@ -129,6 +129,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       }
       const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input.kind === "bootstrap" && input.debug) }, path);
       const proc = Bun.spawn([...selfCommand(), ...args], {
+        argv0: process.execPath,
         cwd: bundle,
         env: { ...env, TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace },
         stdio: ["ignore", logFd, logFd],
