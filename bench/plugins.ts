@@ -4,7 +4,7 @@
 //   1. admission with one plugin (deny-privileged) on an ordinary container spec;
 //   2. admission through a chain of three plugins (deny-privileged, registry-allowlist, set-env);
 //   3. the checkpoint-options hook (checkpoint-defaults);
-// and the first call (runner start + plugin load). Builds the plugins first when needed.
+// and the first call (runner start + plugin load), also after warm() (what the shim can do at start). Builds the plugins first when needed.
 import { join } from "node:path";
 import { policyConfigSchema } from "../src/plugins/config.ts";
 import type { AdmitInput, CheckpointInput } from "../src/plugins/hook-schemas.ts";
@@ -54,6 +54,14 @@ const three = engineOf([deny, allow, setEnv]);
 await measure("admit, chain of 3 plugins", three, () => three.admit(input));
 const none = engineOf([]);
 await measure("admit, no plugins (engine overhead only)", none, () => none.admit(input));
+const warmed = engineOf([deny, allow, setEnv]);
+const tw = performance.now();
+await warmed.warm();
+const warmMs = performance.now() - tw;
+const tf = performance.now();
+await warmed.admit(input);
+console.log(`${"admit, chain of 3, after warm()".padEnd(44)} warm() ${warmMs.toFixed(1)} ms, then first call ${(performance.now() - tf).toFixed(1)} ms`);
+await warmed.close();
 const cp = engineOf([{ name: "checkpoint-defaults", path: "checkpoint-defaults.wasm", hooks: ["checkpoint"] }]);
 const cpInput: CheckpointInput = { id: "c1", namespace: "default", annotations: { "cryo.checkpoint/tcp-established": "true" }, image: null, processCount: 3, memoryBytes: 1 << 26, tcpConnections: 2, requested: {} };
 await measure("checkpoint options, 1 plugin", cp, () => cp.checkpointOptions(cpInput));

@@ -40,6 +40,8 @@ export interface PluginHost {
   load(config: PluginConfig): LoadedPlugin;
   /** Calls one hook of one plugin; a broken plugin gives a CryoError naming plugin and hook. */
   call<H extends HookName>(plugin: LoadedPlugin, hook: H, input: HookInputs[H]): Promise<HookCallResult<H>>;
+  /** Starts the runner and instantiates the plugin there now, so that its first call does not pay for it. */
+  preload(plugin: LoadedPlugin): Promise<void>;
   /** Stops the runner process. */
   close(): Promise<void>;
 }
@@ -150,6 +152,7 @@ export function createPluginHost(): PluginHost {
   return {
     load,
     call: (plugin, hook, input) => serial(() => callOnce(plugin as Internal, hook, input)),
+    preload: (plugin) => serial(() => ensureLoaded(plugin as Internal, "load")),
     close: () => serial(() => runner.kill()),
   };
 }

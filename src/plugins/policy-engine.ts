@@ -56,6 +56,11 @@ export interface PolicyEngine {
   checkpointOptions(input: CheckpointInput): Promise<OptionsDecision<CheckpointOptions>>;
   /** Restore admission before CRIU restores: returns the restore options to use. */
   restoreAdmission(input: RestoreInput): Promise<OptionsDecision<RestoreOptions>>;
+  /**
+   * Starts the plugin runner and loads every plugin now (call it at daemon start without awaiting),
+   * so that the first hook call does not pay for a process start and module instantiation.
+   */
+  warm(): Promise<void>;
   /** Stops the plugin runner. */
   close(): Promise<void>;
 }
@@ -152,6 +157,10 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
         requested = { ...requested, ...out.options };
       }
       return { options: requested, consulted };
+    },
+
+    async warm() {
+      for (const p of loaded) await host.preload(p);
     },
 
     close: () => host.close(),

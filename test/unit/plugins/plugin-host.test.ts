@@ -93,3 +93,17 @@ describe("runPluginTest (cryo plugin test)", () => {
     expect(err.message).toStartWith(`input ${input}: invalid argument: namespace:`);
   });
 });
+
+describe("preload", () => {
+  test("instantiates the plugin in the runner before its first call", async () => {
+    const host = createPluginHost();
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "deny-privileged", path: join(dir, "deny-privileged.wasm"), hooks: ["admit"] }));
+      await host.preload(p);
+      const r = await host.call(p, "admit", await sampleInput("admit-privileged"));
+      expect(r.output.allow).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+});

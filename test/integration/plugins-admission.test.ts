@@ -1,0 +1,99 @@
+/**
+ * Policy plugins through `ctr run` and the cryo shim (issue 5 acceptance): deny-privileged refuses
+ * `ctr run --privileged` with the plugin's reason and creates no container process; an ordinary run
+ * succeeds; spec changes reach the container; bad plugins (loop, trap, unbounded allocation,
+ * malformed JSON) each fail their container with a clear error while other containers keep running.
+ * The config reaches the shim through `ctr run --runtime-config-path` (runtimeoptions.v1.Options).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const root = join(import.meta.dir, "../..");
+const plugins = join(root, "build/plugins");
+let pc: PrivateContainerd;
+let ns: string;
+let dir: string;
+let config: string;
+
+beforeAll(async () => {
+  const build = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${build.stderr.toString()}`);
+  dir = mkdtempSync(join(tmpdir(), "cryo-plugins-it-"));
+  config = join(dir, "config.toml");
+  const bad = (name: string) =>
+    `[[plugins]]\nname = "${name}"\npath = "${join(plugins, `${name}.wasm`)}"\nhooks = ["admit"]\nlimits = { timeout_ms = 500, memory_mib = 16 }\nmatch = { annotations = { "cryo.test/bad" = "${name}" } }\n`;
+  writeFileSync(
+    config,
+    [
+      `[[plugins]]\nname = "deny-privileged"\npath = "${join(plugins, "deny-privileged.wasm")}"\nhooks = ["admit"]\n`,
+      `[[plugins]]\nname = "set-env"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit"]\nconfig = { name = "CRYO_POLICY", value = "checked" }\n`,
+      ...["loop-forever", "trap", "alloc-unbounded", "malformed-json"].map(bad),
+    ].join("\n"),
+  );
+  ns = uniqueId("plugins");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+}, 300_000);
+
+afterAll(async () => {
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+function run(id: string, flags: string[], args: string[]) {
+  return pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", config, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
+}
+
+/** Whether anything of container `id` exists: a runc state dir or a task. */
+async function containerTraces(id: string): Promise<string[]> {
+  const found: string[] = [];
+  if (existsSync(`/run/containerd/runc/${ns}/${id}`)) found.push("runc state");
+  const tasks = await pc.ctrOk(["task", "ls"]);
+  if (tasks.split("\n").some((l) => l.split(/\s+/)[0] === id)) found.push("task");
+  return found;
+}
+
+test("ctr run --privileged is refused with the plugin's reason; no container process is created", async () => {
+  const id = uniqueId("priv");
+  const r = await run(id, ["--privileged"], ["sh", "-c", "echo should-not-run"]);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stdout).not.toContain("should-not-run");
+  expect(r.stderr).toContain(`container ${id}: denied by plugin deny-privileged: privileged containers are not allowed (CAP_SYS_ADMIN in the bounding set, all devices allowed)`);
+  expect(await containerTraces(id)).toEqual([]);
+  await pc.ctr(["containers", "rm", id]);
+}, 60_000);
+
+test("an ordinary run succeeds, and the plugins' spec changes reach the container", async () => {
+  const r = await run(uniqueId("ok"), [], ["sh", "-c", "echo policy=$CRYO_POLICY"]);
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toBe("policy=checked\n");
+  expect(r.exitCode).toBe(0);
+}, 60_000);
+
+test("bad plugins fail their container with a clear error; a running container is unaffected", async () => {
+  const steady = uniqueId("steady");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", config, testImage, steady, "sh", "-c", "while true; do sleep 0.1; done"]);
+  const expected: Record<string, string> = {
+    "loop-forever": "plugin loop-forever: hook admit: timed out after 500 ms",
+    trap: "plugin trap: hook admit: trapped: abort: policy bug: cannot decide about",
+    "alloc-unbounded": "plugin alloc-unbounded: hook admit: exceeded its memory limit of 16 MiB",
+    "malformed-json": "plugin malformed-json: hook admit: returned malformed JSON",
+  };
+  for (const [name, message] of Object.entries(expected)) {
+    const id = uniqueId(name.replace(/-/g, "").slice(0, 8));
+    const r = await run(id, ["--annotation", `cryo.test/bad=${name}`], ["sh", "-c", "echo should-not-run"]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(await containerTraces(id)).toEqual([]);
+    await pc.ctr(["containers", "rm", id]);
+    const ex = await pc.ctr(["task", "exec", "--exec-id", uniqueId("e"), steady, "echo", "alive"]);
+    expect(ex.stdout).toBe("alive\n");
+  }
+  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", steady]);
+  await pc.ctr(["task", "rm", "-f", steady]);
+  await pc.ctrOk(["containers", "rm", steady]);
+}, 120_000);
