@@ -48,12 +48,15 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       }
       await publisher.drain(EVENT_DRAIN_MS);
       forwarder.close();
+      await policies?.close();
       rmSync(flags.socket, { force: true });
       reaper[Symbol.dispose]();
       resolveDone(0);
     }, 0);
   };
 
+  let policies: import("../plugins/index.ts").PolicyEngines | undefined;
+  const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
   const service = createTaskService({
     engine,
     publisher,
@@ -61,6 +64,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     namespace: flags.namespace,
     defaultOptions: defaultShimOptions(),
     onShutdown: () => stop("shutdown requested and no container left"),
+    admit: async (c) => {
+      // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
+      const { admitBundle } = await import("../plugins/index.ts");
+      await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image: null });
+    },
   });
   server.register(TaskV2, service.impl);
   server.register(TaskV3, service.impl);

@@ -1,4 +1,8 @@
-/** Entry point of containerd-shim-cryo-v2: everything lives in the manager. */
-import { runShim } from "./manager.ts";
-
-process.exit(await runShim(process.argv.slice(2)));
+/** Entry point of containerd-shim-cryo-v2: everything lives in the manager (or, re-executed as the plugin runner, in src/plugins). */
+if (process.env.CRYO_PLUGIN_RUNNER === "1") {
+  (await import("../plugins/index.ts")).runPluginRunner();
+} else {
+  const { runShim } = await import("./manager.ts");
+  process.exit(await runShim(process.argv.slice(2)));
+}
+export {};

@@ -29,6 +29,8 @@ export interface TaskServiceDeps extends ContainerDeps {
   defaultOptions: ShimOptions;
   /** Called by Shutdown when the daemon may exit (no container left, or `now`). */
   onShutdown(): void;
+  /** Policy admission at Create, before anything is created (throws PERMISSION_DENIED on a deny); none = admit all. */
+  admit?(c: { id: string; namespace: string; bundle: string; configPath: string }): Promise<void>;
 }
 
 /** The task service and the daemon-level view of its containers. */
@@ -85,6 +87,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       const options = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       creating.add(req.id);
       try {
+        await deps.admit?.({ id: req.id, namespace: ns(ctx), bundle: req.bundle, configPath: options.configPath });
         const c = await Container.create(
           {
             id: req.id,
