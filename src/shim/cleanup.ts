@@ -8,32 +8,12 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
-import { invalidArgument } from "../errors.ts";
+import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { DeleteResponseSchema } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
-import { RUNTIME_FILE, runcConfig, unmountRootfs } from "./engine.ts";
+import { readRuntimeFile, runcFor } from "./bundle-runc.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
-import { runRunc } from "./runc-cli.ts";
-import { defaultShimOptions, type ShimOptions } from "./runtime-options.ts";
-
-const runtimeFileSchema = z.object({ binaryName: z.string().min(1), root: z.string().min(1), systemdCgroup: z.boolean().optional() }).loose();
-
-/** Reads the runc settings Create recorded in the bundle; defaults when absent or unreadable. */
-export function readRuntimeFile(bundle: string): ShimOptions {
-  const o = defaultShimOptions();
-  try {
-    const r = runtimeFileSchema.safeParse(JSON.parse(readFileSync(join(bundle, RUNTIME_FILE), "utf8")));
-    if (r.success) {
-      o.binaryName = r.data.binaryName;
-      o.root = r.data.root;
-      o.systemdCgroup = r.data.systemdCgroup ?? false;
-    }
-  } catch {
-    // never created, or the bundle is gone: defaults
-  }
-  return o;
-}
+import { unmountRootfs } from "./rootfs.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -44,9 +24,10 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   const bundle = flags.bundle;
   const options = readRuntimeFile(bundle);
   try {
-    await runRunc(runcConfig(bundle, options), ["delete", "--force", flags.id], `delete container ${flags.id}`);
+    await runcFor(bundle, options).delete(flags.id, { force: true });
   } catch (err) {
-    log.warn(`runc delete: ${err instanceof Error ? err.message : String(err)}`);
+    const e = CryoError.from(err);
+    if (e.code !== Code.NOT_FOUND) log.warn(e.message);
   }
   await unmountRootfs(bundle);
   let pid = 0;

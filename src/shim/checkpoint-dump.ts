@@ -1,0 +1,247 @@
+/**
+ * Checkpoint of a running (or paused) runc container through libcriu, the way runc sets CRIU up
+ * (root = rootfs, external mounts and namespaces, cgroup freezer, orphan pts master, manage cgroups),
+ * with one deliberate difference: the container's network namespace is dumped (no empty_ns), so a
+ * restore brings back loopback, addresses and listeners.
+ *
+ * The CRIU call runs in a helper process (src/criu), so the daemon keeps serving State and Pids
+ * while it dumps. Everything a restore needs lands in the images directory, which containerd tars
+ * whole: CRIU's images, `descriptors.json` (runc's format), `cryo-checkpoint.json` (metadata), and
+ * CRIU's `dump.log` and `stats-dump` copied from the work directory.
+ *
+ * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
+ * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
+ * whole log is kept as <bundle>/criu-dump.log.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { hostname, release } from "node:os";
+import { join } from "node:path";
+import {
+  METADATA_VERSION,
+  resolveCheckpointPlan,
+  writeCheckpointMetadata,
+  type CheckpointMetadata,
+  type CheckpointOverrides,
+  type CheckpointPlan,
+  type CheckpointRequestOptions,
+} from "../checkpoint/index.ts";
+import { readStats, type Criu, type CriuOpts } from "../criu/index.ts";
+import { CryoError, invalidArgument, notFound } from "../errors.ts";
+import { parseRuncState } from "../runtime/index.ts";
+import { dumpExtMounts, dumpExternalNamespaces, parseMountConfig } from "./checkpoint-mounts.ts";
+import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
+import type { Logger } from "./logger.ts";
+
+/** runc's name for the stdio record in the images directory. */
+export const DESCRIPTORS_FILE = "descriptors.json";
+/** Where the log of a failed dump is kept, in the bundle. */
+export const FAILED_DUMP_LOG = "criu-dump.log";
+
+/** What a dump needs to know. */
+export interface DumpInput {
+  id: string;
+  bundle: string;
+  namespace: string;
+  /** runc's state root (where <id>/state.json lives). */
+  runcRoot: string;
+  /** CheckpointTaskRequest.path: the directory containerd will tar. */
+  path: string;
+  request: CheckpointRequestOptions;
+  /** Config-file checkpoint defaults. */
+  defaults?: CheckpointOverrides;
+  /** The container was paused (frozen) before the call. */
+  paused: boolean;
+  criu: Criu;
+  /** CRIU's version (libcriu's number), for the metadata. */
+  criuVersion: () => Promise<number>;
+  cryoVersion: string;
+  log: Logger;
+}
+
+/** What a dump did. */
+export interface DumpOutcome {
+  plan: CheckpointPlan;
+  imagesDir: string;
+  /** False when the container was stopped by the dump (exit). */
+  leftRunning: boolean;
+  metadata: CheckpointMetadata | undefined;
+}
+
+function readJson(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw notFound(what, { cause: err, detail: `no ${path}` });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(what, { cause: err, detail: `${path} is not JSON` });
+  }
+}
+
+function ensureDir(dir: string, what: string, mode = 0o700): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode });
+    const st = statSync(dir);
+    if (!st.isDirectory()) throw invalidArgument(what, { detail: `${dir} is not a directory` });
+  } catch (err) {
+    throw CryoError.from(err).wrap(`${what} ${dir}`);
+  }
+}
+
+/** What a path inside the container (through /proc/<pid>/root) is. */
+function kindIn(pid: number): (p: string) => "dir" | "other" | undefined {
+  return (p) => {
+    try {
+      return statSync(join(`/proc/${pid}/root`, p)).isDirectory() ? "dir" : "other";
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The CRIU options of a dump or pre-dump of the container, from the plan and the container's facts. */
+export function dumpCriuOpts(input: {
+  plan: CheckpointPlan;
+  imagesDir: string;
+  workDir: string;
+  pid: number;
+  rootfs: string;
+  freezerPath: string | undefined;
+  extMounts: { key: string; value: string }[];
+  external: string[];
+}): CriuOpts {
+  const { plan } = input;
+  const opts: CriuOpts = {
+    imagesDir: input.imagesDir,
+    workDir: input.workDir,
+    pid: input.pid,
+    root: input.rootfs,
+    leaveRunning: plan.preDump ? undefined : plan.leaveRunning,
+    tcpEstablished: plan.tcpEstablished,
+    tcpClose: plan.tcpClose,
+    tcpSkipInFlight: plan.tcpSkipInFlight,
+    extUnixSk: plan.externalUnixSockets,
+    shellJob: plan.shellJob,
+    fileLocks: plan.fileLocks,
+    trackMem: plan.trackMem || plan.preDump,
+    autoDedup: plan.autoDedup,
+    manageCgroups: true,
+    manageCgroupsMode: plan.cgroupMode,
+    orphanPtsMaster: true,
+    logLevel: plan.logLevel,
+    logFile: plan.preDump ? "pre-dump.log" : "dump.log",
+    mntnsCompatMode: plan.mntnsCompatMode || undefined,
+    lazyPages: plan.lazyPages || undefined,
+  };
+  if (input.freezerPath) opts.freezeCgroup = input.freezerPath;
+  if (plan.parentPath) opts.parentImages = plan.parentPath;
+  if (plan.emptyNamespaces.length > 0) opts.emptyNs = [...plan.emptyNamespaces];
+  if (plan.lsmProfile) opts.lsmProfile = plan.lsmProfile;
+  if (plan.lsmMountContext) opts.lsmMountContext = plan.lsmMountContext;
+  if (plan.pageServer) opts.pageServer = plan.pageServer;
+  if (input.extMounts.length > 0 && !plan.preDump) opts.extMounts = input.extMounts;
+  const external = [...plan.external, ...input.external];
+  if (external.length > 0) opts.external = [...new Set(external)];
+  return opts;
+}
+
+/** Dumps the container; see the module comment for what it leaves where. */
+export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
+  const { id, bundle } = input;
+  const label = `checkpoint container ${id}`;
+  const statePath = join(input.runcRoot, id, "state.json");
+  const rawState = readJson(statePath, `runc state of container ${id}`) as Record<string, unknown>;
+  const state = parseRuncState(JSON.stringify(rawState), statePath);
+  const spec = readJson(join(bundle, "config.json"), `OCI spec of container ${id}`) as Record<string, unknown>;
+  const annotations = (spec.annotations ?? {}) as Record<string, string>;
+  const plan = resolveCheckpointPlan({ defaults: input.defaults, annotations, request: input.request });
+  const pid = state.init_process_pid;
+  if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
+
+  const imagesDir = plan.imagePath ?? input.path;
+  ensureDir(imagesDir, `${label}: images directory`);
+  const ownWork = plan.workPath === undefined;
+  const workDir = plan.workPath ?? join(bundle, "criu-work");
+  if (ownWork) rmSync(workDir, { recursive: true, force: true });
+  ensureDir(workDir, `${label}: work directory`);
+
+  const cfg = parseMountConfig(rawState.config, `${statePath} config`);
+  const stdio = inspectStdio(pid);
+  const external = [...dumpExternalNamespaces(cfg, (p) => statSync(p, { bigint: true }).ino), ...stdioExternals(stdio)];
+  const opts = dumpCriuOpts({
+    plan,
+    imagesDir,
+    workDir,
+    pid,
+    rootfs: cfg.rootfs,
+    freezerPath: state.cgroup_paths.freezer,
+    extMounts: dumpExtMounts(cfg, kindIn(pid)),
+    external,
+  });
+
+  const descriptors = state.external_descriptors.length === 3 ? state.external_descriptors : stdio.map((s) => s.descriptor);
+  if (!plan.preDump) {
+    try {
+      writeFileSync(join(imagesDir, DESCRIPTORS_FILE), JSON.stringify(descriptors), { mode: 0o600 });
+    } catch (err) {
+      throw CryoError.from(err).wrap(`${label}: write ${DESCRIPTORS_FILE} in ${imagesDir}`);
+    }
+  }
+
+  const startedAt = new Date();
+  input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
+  try {
+    if (plan.preDump) await input.criu.preDump(opts);
+    else await input.criu.dump(opts);
+  } catch (err) {
+    const logName = opts.logFile ?? "dump.log";
+    const kept = join(bundle, FAILED_DUMP_LOG);
+    try {
+      copyFileSync(join(workDir, logName), kept);
+    } catch {
+      // no log written (CRIU never started)
+    }
+    throw CryoError.from(err).wrap(`${label} (log: ${kept})`);
+  }
+  const finishedAt = new Date();
+
+  // containerd tars only the images directory: bring CRIU's log and statistics into it.
+  if (workDir !== imagesDir) {
+    for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) {
+      if (existsSync(join(workDir, f))) copyFileSync(join(workDir, f), join(imagesDir, f));
+    }
+    if (ownWork) rmSync(workDir, { recursive: true, force: true });
+  }
+  if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
+
+  const stats = await readStats(imagesDir).catch(() => ({ dump: undefined }));
+  const linux = (spec.linux ?? {}) as { cgroupsPath?: string };
+  const metadata: CheckpointMetadata = {
+    version: METADATA_VERSION,
+    containerId: id,
+    namespace: input.namespace,
+    imagesDir: ".",
+    parent: plan.parentPath,
+    pid,
+    runcState: rawState,
+    spec,
+    stdio: { descriptors, terminal: false, criuKeys: stdio.map((s) => s.criuKey) },
+    cgroups: { version: state.cgroup_paths.freezer !== undefined || state.cgroup_paths.memory !== undefined ? 1 : 2, paths: state.cgroup_paths, cgroupsPath: linux.cgroupsPath },
+    host: { hostname: hostname(), kernel: release(), arch: process.arch, criuVersion: await input.criuVersion(), cryoVersion: input.cryoVersion },
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    options: plan,
+    stats: stats.dump ? { dump: stats.dump } : {},
+    compressed: false,
+    paused: input.paused,
+  };
+  if (metadata.parent === undefined) delete metadata.parent;
+  if (metadata.cgroups.cgroupsPath === undefined) delete metadata.cgroups.cgroupsPath;
+  const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
+  metadata.stdio.terminal = terminal;
+  await writeCheckpointMetadata(imagesDir, metadata);
+  return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata };
+}

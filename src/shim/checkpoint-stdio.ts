@@ -1,0 +1,88 @@
+/**
+ * The container init's stdio across a checkpoint.
+ *
+ * runc records fds 0..2 as readlink strings (`descriptors.json`: "pipe:[123]", "/dev/null") and, on
+ * restore, hands CRIU the new task's pipes under the old pipe names (`inherit_fd`). cryo's shim
+ * gives a container its stdout/stderr FIFOs directly (docs/shim.md), and a host FIFO lives on a
+ * mount the container's mount namespace does not have, which CRIU cannot dump. So a descriptor
+ * whose mount is not one of the container's is dumped as an external file, `file[MNT:INO]` (CRIU's
+ * key, hex), and restored from the new task's descriptor under that key, exactly like a pipe.
+ */
+import { readFileSync, readlinkSync, statSync } from "node:fs";
+
+/** One of fds 0..2 of the init at dump time. */
+export interface DumpedStdio {
+  /** readlink of /proc/<pid>/fd/<n>, as runc records it. */
+  descriptor: string;
+  /** CRIU's key when the file is outside the container (dumped as external), else null. */
+  criuKey: string | null;
+}
+
+/** Mount ids of a process's mount namespace (first field of /proc/<pid>/mountinfo). */
+export function mountIds(mountinfo: string): Set<number> {
+  const ids = new Set<number>();
+  for (const line of mountinfo.split("\n")) {
+    const id = Number(line.split(" ", 1)[0]);
+    if (line !== "" && Number.isInteger(id)) ids.add(id);
+  }
+  return ids;
+}
+
+/** The `mnt_id:` field of /proc/<pid>/fdinfo/<fd> text. */
+export function fdinfoMountId(fdinfo: string): number | undefined {
+  const m = /^mnt_id:\s*(\d+)/m.exec(fdinfo);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** CRIU's external-file key for a file on mount mntId with inode ino ("file[%x:%lx]"). */
+export function externalFileKey(mntId: number, ino: bigint): string {
+  return `file[${mntId.toString(16)}:${ino.toString(16)}]`;
+}
+
+/** Reads fds 0..2 of pid; files on mounts outside the container get an external key. */
+export function inspectStdio(pid: number): DumpedStdio[] {
+  const own = mountIds(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
+  const out: DumpedStdio[] = [];
+  for (let fd = 0; fd < 3; fd++) {
+    let descriptor: string;
+    try {
+      descriptor = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      out.push({ descriptor: "", criuKey: null });
+      continue;
+    }
+    let criuKey: string | null = null;
+    if (descriptor.startsWith("/")) {
+      const mnt = fdinfoMountId(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+      if (mnt !== undefined && !own.has(mnt)) {
+        const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+        if (st.isFIFO() || st.isFile()) criuKey = externalFileKey(mnt, st.ino);
+      }
+    }
+    out.push({ descriptor, criuKey });
+  }
+  return out;
+}
+
+/** `--external` entries for the stdio files dumped as external (each once). */
+export function stdioExternals(stdio: readonly DumpedStdio[]): string[] {
+  return [...new Set(stdio.map((s) => s.criuKey).filter((k): k is string => k !== null))];
+}
+
+/**
+ * The inherit-fd pairs of a restore: for each old fd n whose key CRIU will look up (a pipe, or an
+ * external file), the new task's fd n. A key is given once (the first fd that had it).
+ */
+export function restoreInheritFds(descriptors: readonly string[], criuKeys: readonly (string | null)[] | undefined, newFds: readonly number[]): { fd: number; key: string }[] {
+  const out: { fd: number; key: string }[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < Math.min(3, newFds.length); i++) {
+    const key = criuKeys?.[i] ?? descriptors[i];
+    if (key === undefined || key === null) continue;
+    if (!key.startsWith("pipe:") && !key.startsWith("file[")) continue;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ fd: newFds[i]!, key });
+  }
+  return out;
+}
