@@ -30,3 +30,19 @@ export {
   writeCheckpointMetadata,
   type CheckpointMetadata,
 } from "./metadata.ts";
+export {
+  containerDumpOpts,
+  containerRestorePlan,
+  runcContainerFrom,
+  runcContainerSchema,
+  readHostCgroupFacts,
+  maskedFiles,
+  externalNamespaceInodes,
+  externalNsKey,
+  type RuncContainer,
+  type ContainerDumpInput,
+  type ContainerRestoreInput,
+  type ContainerRestorePlan,
+  type HostCgroupFacts,
+} from "./runc-criu.ts";
+export { prepareRestoreRoot, createRestoreMountpoints, type RestoreRoot } from "./restore-root.ts";

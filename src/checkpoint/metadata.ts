@@ -61,7 +61,12 @@ export const checkpointMetadataSchema = z.object({
   /** The bundle's OCI spec (config.json). */
   spec: z.record(z.string(), z.unknown()),
   /** The init process's stdio as runc recorded it (state.json external_descriptors: "/dev/null", "pipe:[123]", ...). */
-  stdio: z.object({ descriptors: z.array(z.string()), terminal: z.boolean() }),
+  stdio: z.object({
+    descriptors: z.array(z.string()),
+    terminal: z.boolean(),
+    /** CRIU's key for each of fds 0..2 where it differs from the descriptor: "file[MNT:INO]" for a file outside the container (a host FIFO), dumped as external. */
+    criuKeys: z.array(z.string().nullable()).optional(),
+  }),
   cgroups: cgroupLayoutSchema,
   host: z.object({
     hostname: z.string(),

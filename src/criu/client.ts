@@ -41,6 +41,8 @@ export interface CriuCallOptions {
 export interface CriuRestoreCallOptions extends CriuCallOptions {
   /** Restore as the helper's child (rst_sibling, default) so the tree reparents to the caller's subreaper. */
   restoreChild?: boolean;
+  /** Cgroup directories the helper (hence criu and the restored tree) joins first; see HelperRequest.joinCgroups. */
+  joinCgroups?: string[];
 }
 
 /** What a dump or pre-dump produced. */
@@ -125,6 +127,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
       opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: 3 + i, key: f.key }))] },
       waitFor: call.waitFor,
       restoreChild: op === "restore" ? call.restoreChild : undefined,
+      joinCgroups: op === "restore" ? call.joinCgroups : undefined,
     };
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
     const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd));

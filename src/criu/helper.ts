@@ -88,6 +88,17 @@ export function runCriuHelper(): number {
   }
 }
 
+/** This process's cgroups as CRIU cgroup roots (controller list -> path; "" is the unified hierarchy). */
+function ownCgroupRoots(): { controller: string; path: string }[] {
+  const roots: { controller: string; path: string }[] = [];
+  for (const line of readFileSync("/proc/self/cgroup", "utf8").split("\n")) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    roots.push({ controller: m[2]!, path: m[3]! });
+  }
+  return roots;
+}
+
 function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | undefined, started: number): ResultMessage {
   const opts: CriuOpts = req.opts ?? { imagesDir: "/tmp" };
   const needsImages = req.op === "dump" || req.op === "pre-dump" || req.op === "restore";
@@ -118,6 +129,19 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
       configPath = join(workDir, `cryo-${req.op}.conf`);
       writeFileSync(configPath, configText);
     }
+
+    if (req.joinCgroups?.length) {
+      for (const dir of req.joinCgroups) {
+        try {
+          writeFileSync(join(dir, "cgroup.procs"), `${process.pid}\n`);
+        } catch (err) {
+          throw new CryoError(Code.FAILED_PRECONDITION, `criu ${req.op}: join cgroup ${dir}: failed precondition: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      if (!opts.cgRoots) opts.cgRoots = ownCgroupRoots();
+    }
+
+    for (const f of opts.inheritFds ?? []) lib.inheritable(f.fd);
 
     handle = lib.newOpts();
     const logName = opts.logFile ?? `${req.op}.log`;

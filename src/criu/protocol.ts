@@ -47,6 +47,13 @@ export const helperRequestSchema = z
     opts: criuOptsSchema.optional(),
     /** Restore the tree as a child of the helper (rst_sibling), like runc; default true. */
     restoreChild: z.boolean().optional(),
+    /**
+     * Cgroup directories the helper moves itself into before calling libcriu (restore), so that
+     * `criu swrk` and the restored tree start in the container's cgroups, as runc does with criu.
+     * When opts.cgRoots is not given, the helper then passes its own /proc/self/cgroup paths as
+     * CRIU's cgroup roots.
+     */
+    joinCgroups: z.array(z.string().min(1)).optional(),
     /** Notify actions for which the helper blocks CRIU until the caller replies. */
     waitFor: z.array(notifyActionSchema).optional(),
   })

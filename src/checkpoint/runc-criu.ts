@@ -1,0 +1,272 @@
+/**
+ * CRIU options for a runc container, set up the way runc sets CRIU up around a container
+ * (runc libcontainer/criu_linux.go), but for cryo's own libcriu calls.
+ *
+ * Dump: root = the rootfs; bind mounts, v1 cgroup mounts, masked files and device nodes are
+ * external mounts; network/pid namespaces joined by path are external namespaces; the freezer
+ * cgroup freezes the tree; orphan pts master for terminals.
+ * Restore: the new rootfs bind-mounted on a private directory as CRIU's root; the same external
+ * mounts mapped to the new container's sources (bind sources, its cgroup directories, /dev/null);
+ * external namespaces given back as inherited fds; the old stdio pipes replaced by the new ones
+ * (`--inherit-fd fd[N]:pipe:[ino]`); the helper joins the new cgroups first.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { z } from "zod";
+import { invalidArgument } from "../errors.ts";
+import type { CriuOpts } from "../criu/options.ts";
+import type { CheckpointPlan } from "./plan.ts";
+
+/** The parts of runc's state.json a checkpoint needs (validated; other fields are ignored). */
+export const runcContainerSchema = z.object({
+  id: z.string().min(1),
+  init_process_pid: z.number().int().positive(),
+  cgroup_paths: z.record(z.string(), z.string()).nullish().transform((v) => v ?? {}),
+  external_descriptors: z.array(z.string()).nullish().transform((v) => v ?? []),
+  config: z.object({
+    rootfs: z.string().min(1),
+    mounts: z
+      .array(z.object({ device: z.string(), source: z.string(), destination: z.string() }).loose())
+      .nullish()
+      .transform((v) => v ?? []),
+    mask_paths: z.array(z.string()).nullish().transform((v) => v ?? []),
+    devices: z
+      .array(z.object({ path: z.string() }).loose())
+      .nullish()
+      .transform((v) => v ?? []),
+    namespaces: z
+      .array(z.object({ type: z.string(), path: z.string().optional().default("") }).loose())
+      .nullish()
+      .transform((v) => v ?? []),
+  }).loose(),
+});
+
+/** A runc container as the checkpoint code sees it. */
+export type RuncContainer = z.infer<typeof runcContainerSchema>;
+
+/** Validates a parsed state.json (from src/runtime's reader or a checkpoint's metadata). */
+export function runcContainerFrom(state: unknown, where = "runc state"): RuncContainer {
+  const r = runcContainerSchema.safeParse(state);
+  if (!r.success) throw invalidArgument(where, { detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+  return r.data;
+}
+
+/** Host facts a dump or restore of a container depends on, read from /proc. */
+export interface HostCgroupFacts {
+  /** Mount points of the v1 hierarchies (empty on a pure v2 host). */
+  v1Mountpoints: string[];
+}
+
+/** Reads the v1 cgroup mount points from /proc/self/mountinfo. */
+export function readHostCgroupFacts(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): HostCgroupFacts {
+  const v1Mountpoints: string[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const f = line.split(" ");
+    const sep = f.indexOf("-");
+    if (sep > 0 && f[sep + 1] === "cgroup" && f[4]) v1Mountpoints.push(f[4]);
+  }
+  return { v1Mountpoints };
+}
+
+/** Masked paths that are files (bind mounts of /dev/null) in the running container, as runc checks them. */
+export function maskedFiles(c: RuncContainer): string[] {
+  return c.config.mask_paths.filter((p) => {
+    try {
+      return !statSync(`/proc/${c.init_process_pid}/root${p}`).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Inode numbers of the container's net and pid namespaces when joined by path (external to it). */
+export function externalNamespaceInodes(c: RuncContainer): { net?: number; pid?: number } {
+  const out: { net?: number; pid?: number } = {};
+  for (const ns of c.config.namespaces) {
+    if (ns.path === "") continue;
+    if (ns.type === "NEWNET" || ns.type === "network") out.net = statSync(ns.path).ino;
+    if (ns.type === "NEWPID" || ns.type === "pid") out.pid = statSync(ns.path).ino;
+  }
+  return out;
+}
+
+/** CRIU's key for an external namespace, the one runc uses: extRootNetNS, extRootPidNS. */
+export function externalNsKey(ns: "net" | "pid"): string {
+  return ns === "net" ? "extRootNetNS" : "extRootPidNS";
+}
+
+function hasCgroupNs(c: RuncContainer): boolean {
+  return c.config.namespaces.some((n) => n.type === "NEWCGROUP" || n.type === "cgroup");
+}
+
+function relDest(rootfs: string, dest: string): string {
+  const d = dest.startsWith(rootfs) ? dest.slice(rootfs.length) : dest;
+  return d.startsWith("/") ? d : `/${d}`;
+}
+
+/** Inputs of a container dump. */
+export interface ContainerDumpInput {
+  plan: CheckpointPlan;
+  container: RuncContainer;
+  imagesDir: string;
+  workDir?: string;
+  host: HostCgroupFacts;
+  /** maskedFiles(container) of the running container. */
+  maskedFiles: string[];
+  /** externalNamespaceInodes(container). */
+  externalNs: { net?: number; pid?: number };
+  /** Freeze through the container's freezer cgroup (runc does); false lets CRIU use ptrace. */
+  useFreezer?: boolean;
+}
+
+/** CriuOpts for dumping (or pre-dumping) a runc container. Pure. */
+export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
+  const { plan, container: c } = input;
+  const extMounts: { key: string; value: string }[] = [];
+  const add = (dest: string) => {
+    const key = relDest(c.config.rootfs, dest);
+    if (!extMounts.some((m) => m.key === key)) extMounts.push({ key, value: key });
+  };
+  if (!plan.preDump) {
+    for (const m of c.config.mounts) {
+      if (m.device === "bind") add(m.destination);
+      else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(join(m.destination, basename(mp)));
+    }
+    for (const p of input.maskedFiles) extMounts.push({ key: p, value: "/dev/null" });
+    for (const d of c.config.devices) add(d.path);
+  }
+  const external = [...plan.external];
+  if (input.externalNs.net !== undefined) external.push(`net[${input.externalNs.net}]:${externalNsKey("net")}`);
+  if (input.externalNs.pid !== undefined) external.push(`pid[${input.externalNs.pid}]:${externalNsKey("pid")}`);
+  const freezer = c.cgroup_paths.freezer ?? (input.host.v1Mountpoints.length === 0 ? c.cgroup_paths[""] : undefined);
+
+  const opts: CriuOpts = {
+    imagesDir: input.imagesDir,
+    pid: c.init_process_pid,
+    root: c.config.rootfs,
+    leaveRunning: plan.leaveRunning,
+    tcpEstablished: plan.tcpEstablished,
+    tcpSkipInFlight: plan.tcpSkipInFlight,
+    tcpClose: plan.tcpClose,
+    extUnixSk: plan.externalUnixSockets,
+    shellJob: plan.shellJob,
+    fileLocks: plan.fileLocks,
+    autoDedup: plan.autoDedup,
+    trackMem: plan.trackMem || plan.parentPath !== undefined,
+    manageCgroups: true,
+    manageCgroupsMode: plan.cgroupMode,
+    orphanPtsMaster: true,
+    logLevel: plan.logLevel,
+    mntnsCompatMode: plan.mntnsCompatMode || undefined,
+  };
+  if (input.workDir) opts.workDir = input.workDir;
+  if (plan.parentPath) opts.parentImages = plan.parentPath;
+  if (plan.emptyNamespaces.length > 0) opts.emptyNs = plan.emptyNamespaces;
+  if (extMounts.length > 0) opts.extMounts = extMounts;
+  if (external.length > 0) opts.external = external;
+  if (input.useFreezer !== false && freezer) opts.freezeCgroup = freezer;
+  if (plan.pageServer) opts.pageServer = plan.pageServer;
+  if (plan.lazyPages) opts.lazyPages = true;
+  return stripUndefined(opts);
+}
+
+/** Inputs of a container restore. */
+export interface ContainerRestoreInput {
+  plan: CheckpointPlan;
+  /** The NEW container's config (mounts, masks, devices, namespaces), as in its state.json. */
+  container: RuncContainer;
+  imagesDir: string;
+  workDir?: string;
+  /** Where the new rootfs is bind-mounted for CRIU (see prepareRestoreRoot). */
+  criuRoot: string;
+  host: HostCgroupFacts;
+  /** The new container's cgroup directories: controller name (as in /proc/<pid>/cgroup, "" for v2) -> absolute path. */
+  cgroupPaths: Record<string, string>;
+  /** The checkpointed init's stdio descriptors (state.json external_descriptors at dump time). */
+  descriptors: string[];
+  /** Veth pairs to reconnect (CRIU --veth-pair). */
+  vethPairs?: { inside: string; outside: string }[];
+}
+
+/** What a container restore needs: the options, plus which of the caller's fds to hand in under which key. */
+export interface ContainerRestorePlan {
+  opts: CriuOpts;
+  /** The new stdio: descriptor index (0..2) -> CRIU key it replaces ("pipe:[1234]"). */
+  stdioKeys: { index: number; key: string }[];
+  /** External namespaces to hand in as inherited fds: key -> path of the namespace to open. */
+  namespaceFds: { key: string; path: string }[];
+  /** Cgroup directories the helper joins before calling CRIU. */
+  joinCgroups: string[];
+}
+
+/** CriuOpts and fd plan for restoring into a new runc container. Pure. */
+export function containerRestorePlan(input: ContainerRestoreInput): ContainerRestorePlan {
+  const { plan, container: c } = input;
+  const extMounts: { key: string; value: string }[] = [];
+  for (const m of c.config.mounts) {
+    if (m.device === "bind") extMounts.push({ key: relDest(c.config.rootfs, m.destination), value: m.source });
+    else if (m.device === "cgroup" && !hasCgroupNs(c)) {
+      for (const mp of input.host.v1Mountpoints) {
+        const name = basename(mp);
+        const controller = Object.keys(input.cgroupPaths).find((k) => k === name || k === `name=${name}` || k.split(",").includes(name));
+        const source = controller === undefined ? undefined : input.cgroupPaths[controller];
+        if (!source) throw invalidArgument(`restore ${c.id}: cgroup mount ${name}`, { detail: "the new container has no cgroup directory for it" });
+        extMounts.push({ key: join(m.destination, name), value: source });
+      }
+    }
+  }
+  if (c.config.mask_paths.length > 0) extMounts.push({ key: "/dev/null", value: "/dev/null" });
+  for (const d of c.config.devices) extMounts.push({ key: d.path, value: d.path });
+
+  const namespaceFds: { key: string; path: string }[] = [];
+  const joinNs: NonNullable<CriuOpts["joinNs"]> = [];
+  for (const ns of c.config.namespaces) {
+    if (ns.path === "") continue;
+    const t = ns.type;
+    if (t === "NEWNET" || t === "network") namespaceFds.push({ key: externalNsKey("net"), path: ns.path });
+    else if (t === "NEWPID" || t === "pid") namespaceFds.push({ key: externalNsKey("pid"), path: ns.path });
+    else if (t === "NEWCGROUP" || t === "cgroup") throw invalidArgument(`restore ${c.id}: joined cgroup namespace`, { detail: "CRIU cannot join a cgroup namespace" });
+    else joinNs.push({ ns: nsName(t), file: ns.path });
+  }
+
+  const stdioKeys = input.descriptors.slice(0, 3).flatMap((key, index) => (key.includes("pipe:") ? [{ index, key }] : []));
+  const opts: CriuOpts = {
+    imagesDir: input.imagesDir,
+    root: input.criuRoot,
+    evasiveDevices: true,
+    manageCgroups: true,
+    manageCgroupsMode: plan.cgroupMode,
+    orphanPtsMaster: true,
+    shellJob: plan.shellJob,
+    extUnixSk: plan.externalUnixSockets,
+    tcpEstablished: plan.tcpEstablished,
+    tcpClose: plan.tcpClose,
+    fileLocks: plan.fileLocks,
+    autoDedup: plan.autoDedup,
+    logLevel: plan.logLevel,
+    logFile: "restore.log",
+    mntnsCompatMode: plan.mntnsCompatMode || undefined,
+  };
+  if (input.workDir) opts.workDir = input.workDir;
+  if (extMounts.length > 0) opts.extMounts = extMounts;
+  if (joinNs.length > 0) opts.joinNs = joinNs;
+  if (plan.emptyNamespaces.length > 0) opts.emptyNs = plan.emptyNamespaces;
+  else if (input.vethPairs?.length) opts.vethPairs = input.vethPairs;
+  if (plan.lsmProfile) opts.lsmProfile = plan.lsmProfile;
+  if (plan.lsmMountContext) opts.lsmMountContext = plan.lsmMountContext;
+  if (plan.lazyPages) opts.lazyPages = true;
+  if (plan.external.length > 0) opts.external = [...plan.external];
+  return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: Object.values(input.cgroupPaths) };
+}
+
+function nsName(t: string): "ipc" | "uts" | "mnt" | "user" | "time" | "net" | "pid" | "cgroup" {
+  const map: Record<string, "ipc" | "uts" | "mnt" | "user" | "time"> = { NEWIPC: "ipc", ipc: "ipc", NEWUTS: "uts", uts: "uts", NEWNS: "mnt", mount: "mnt", NEWUSER: "user", user: "user", NEWTIME: "time", time: "time" };
+  const n = map[t];
+  if (!n) throw invalidArgument(`namespace type ${t}`, { detail: "unknown" });
+  return n;
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
