@@ -46,3 +46,4 @@ export {
   type HostCgroupFacts,
 } from "./runc-criu.ts";
 export { prepareRestoreRoot, createRestoreMountpoints, type RestoreRoot } from "./restore-root.ts";
+export { inspectCommand, renderMetadata } from "./inspect-command.ts";

@@ -2,6 +2,7 @@ import { type CommandTable, createCommandTable } from "./command-table.ts";
 import { containerdCommands } from "./containerd-command.ts";
 import { versionCommand } from "./version-command.ts";
 import { pluginTestCommand } from "../plugins/plugin-command.ts";
+import { inspectCommand } from "../checkpoint/inspect-command.ts";
 
 /**
  * Every `cryo` subcommand. A module that adds one (e.g. `cryo inspect` from src/checkpoint, `cryo plugin test`
@@ -11,5 +12,6 @@ export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
   table.register(pluginTestCommand);
+  table.register(inspectCommand);
   return table;
 }

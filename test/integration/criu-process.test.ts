@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
+import { inspectCommand } from "../../src/checkpoint/index.ts";
 
 const criu = createCriu();
 let dir: string;
@@ -140,6 +141,10 @@ describe("criu helper on a plain process", () => {
     const text = renderInspect(inspected);
     expect(text).toContain("counter");
     expect(text).toContain("plain.count");
+    let printed = "";
+    expect(await inspectCommand.run([images], { out: (t) => void (printed += t), err: () => {} })).toBe(0);
+    expect(printed).toContain(`${c.pid} counter`);
+    expect(printed).toContain(`written ${dump.stats.dump!.pagesWritten}`);
     killAndWait(restored.pid);
     await waitFor("restored counter to die", () => !alive(restored.pid));
   });

@@ -1,0 +1,39 @@
+/**
+ * `cryo inspect DIR`: what a checkpoint holds. DIR is a cryo checkpoint (cryo-checkpoint.json beside
+ * CRIU's images) or a bare CRIU images directory.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { invalidArgument } from "../errors.ts";
+import type { CliCommand } from "../cli/command-table.ts";
+import { inspectCheckpoint, renderInspect } from "../criu/index.ts";
+import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "./metadata.ts";
+
+/** Text for the metadata part of `cryo inspect`. */
+export function renderMetadata(m: CheckpointMetadata): string {
+  const lines = [
+    `Container ${m.containerId}${m.namespace ? ` (namespace ${m.namespace})` : ""}, root pid ${m.pid}${m.paused ? ", paused" : ""}`,
+    `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${m.host.arch}, CRIU ${m.host.criuVersion}, cryo ${m.host.cryoVersion})`,
+    `Cgroups v${m.cgroups.version}${m.cgroups.cgroupsPath ? ` at ${m.cgroups.cgroupsPath}` : ""}; stdio ${m.stdio.terminal ? "terminal" : m.stdio.descriptors.join(", ")}`,
+    `Pages ${m.compressed ? `zstd-compressed (level ${m.compressed.level})` : "uncompressed"}${m.parent ? `; parent ${m.parent}` : ""}`,
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** The `cryo inspect` command. */
+export const inspectCommand: CliCommand = {
+  path: ["inspect"],
+  summary: "show a checkpoint's process tree, memory, open files and CRIU statistics",
+  usage: "cryo inspect [--json] DIR\n  DIR: a cryo checkpoint directory or a CRIU images directory",
+  async run(args, io) {
+    const json = args.includes("--json");
+    const rest = args.filter((a) => a !== "--json");
+    if (rest.length !== 1 || rest[0]!.startsWith("-")) throw invalidArgument("cryo inspect", { detail: "want exactly one DIR" });
+    const dir = rest[0]!;
+    const meta = existsSync(join(dir, METADATA_FILE)) ? await readCheckpointMetadata(dir) : undefined;
+    const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir);
+    if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));
+    else io.out(`${meta ? `${renderMetadata(meta)}\n` : ""}${renderInspect(inspection)}`);
+    return 0;
+  },
+};
