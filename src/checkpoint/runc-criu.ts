@@ -215,8 +215,11 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
       }
     }
   }
-  if (c.config.mask_paths.length > 0) extMounts.push({ key: "/dev/null", value: "/dev/null" });
-  for (const d of c.config.devices) extMounts.push({ key: d.path, value: d.path });
+  const addOnce = (key: string, value: string) => {
+    if (!extMounts.some((m) => m.key === key)) extMounts.push({ key, value });
+  };
+  if (c.config.mask_paths.length > 0) addOnce("/dev/null", "/dev/null");
+  for (const d of c.config.devices) addOnce(d.path, d.path);
 
   const namespaceFds: { key: string; path: string }[] = [];
   const joinNs: NonNullable<CriuOpts["joinNs"]> = [];

@@ -1,0 +1,116 @@
+import { describe, expect, test } from "bun:test";
+import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+const mountinfo = [
+  "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
+  "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory",
+  "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
+  "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
+].join("\n");
+
+const state = {
+  id: "c1",
+  init_process_pid: 4242,
+  cgroup_paths: { memory: "/sys/fs/cgroup/memory/c1", freezer: "/sys/fs/cgroup/freezer/c1", "": "/sys/fs/cgroup/unified/c1" },
+  external_descriptors: ["/dev/null", "pipe:[100]", "pipe:[101]"],
+  config: {
+    rootfs: "/b/rootfs",
+    mounts: [
+      { device: "proc", source: "proc", destination: "/proc" },
+      { device: "tmpfs", source: "tmpfs", destination: "/dev" },
+      { device: "bind", source: "/srv/data", destination: "/data" },
+      { device: "cgroup", source: "cgroup", destination: "/sys/fs/cgroup" },
+    ],
+    mask_paths: ["/proc/kcore", "/proc/acpi"],
+    devices: [{ path: "/dev/null" }],
+    namespaces: [{ type: "NEWPID" }, { type: "NEWNET", path: "/var/run/netns/x" }, { type: "NEWIPC", path: "/proc/1/ns/ipc" }],
+  },
+  other: "ignored",
+};
+
+describe("runc container -> CRIU options", () => {
+  test("host cgroup v1 mount points come from mountinfo (cgroup2 is not one)", () => {
+    expect(readHostCgroupFacts(mountinfo).v1Mountpoints).toEqual(["/sys/fs/cgroup/memory", "/sys/fs/cgroup/systemd"]);
+  });
+
+  test("dump: root, external mounts, masked files, devices, external netns, freezer, plan flags", () => {
+    const c = runcContainerFrom(state);
+    const plan = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/tcp-established": "true", "cryo.checkpoint/exit": "true" } });
+    const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: ["/proc/kcore"], externalNs: { net: 4026532000 } });
+    expect(opts).toMatchObject({ imagesDir: "/img", pid: 4242, root: "/b/rootfs", leaveRunning: false, tcpEstablished: true, manageCgroups: true, manageCgroupsMode: "soft", orphanPtsMaster: true, freezeCgroup: "/sys/fs/cgroup/freezer/c1" });
+    expect(opts.extMounts).toEqual([
+      { key: "/data", value: "/data" },
+      { key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory" },
+      { key: "/sys/fs/cgroup/systemd", value: "/sys/fs/cgroup/systemd" },
+      { key: "/proc/kcore", value: "/dev/null" },
+      { key: "/dev/null", value: "/dev/null" },
+    ]);
+    expect(opts.external).toEqual(["net[4026532000]:extRootNetNS"]);
+  });
+
+  test("pre-dump leaves mounts out; a parent image turns on memory tracking", () => {
+    const c = runcContainerFrom(state);
+    const plan = resolveCheckpointPlan({ defaults: { preDump: true, parentPath: "../pre" } });
+    const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], externalNs: {} });
+    expect(opts.extMounts).toBeUndefined();
+    expect(opts.trackMem).toBe(true);
+    expect(opts.parentImages).toBe("../pre");
+  });
+
+  test("restore: mounts mapped to the new container's sources, pipes re-wired, namespaces handed in", () => {
+    const c = runcContainerFrom({ ...state, id: "c2", config: { ...state.config, rootfs: "/b2/rootfs" } });
+    const plan = resolveCheckpointPlan({ defaults: { lsmProfile: "apparmor:x" } });
+    const r = containerRestorePlan({
+      plan,
+      container: c,
+      imagesDir: "/img",
+      criuRoot: "/run/c2/criu-root",
+      host: readHostCgroupFacts(mountinfo),
+      cgroupPaths: { memory: "/sys/fs/cgroup/memory/c2", "name=systemd": "/sys/fs/cgroup/systemd/c2", "": "/sys/fs/cgroup/unified/c2" },
+      descriptors: state.external_descriptors,
+      vethPairs: [{ inside: "eth0", outside: "veth1" }],
+    });
+    expect(r.opts).toMatchObject({ root: "/run/c2/criu-root", evasiveDevices: true, manageCgroups: true, lsmProfile: "apparmor:x", vethPairs: [{ inside: "eth0", outside: "veth1" }] });
+    expect(r.opts.extMounts).toEqual([
+      { key: "/data", value: "/srv/data" },
+      { key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory/c2" },
+      { key: "/sys/fs/cgroup/systemd", value: "/sys/fs/cgroup/systemd/c2" },
+      { key: "/dev/null", value: "/dev/null" },
+    ]);
+    expect(r.stdioKeys).toEqual([
+      { index: 1, key: "pipe:[100]" },
+      { index: 2, key: "pipe:[101]" },
+    ]);
+    expect(r.namespaceFds).toEqual([{ key: "extRootNetNS", path: "/var/run/netns/x" }]);
+    expect(r.opts.joinNs).toEqual([{ ns: "ipc", file: "/proc/1/ns/ipc" }]);
+    expect(r.joinCgroups).toEqual(["/sys/fs/cgroup/memory/c2", "/sys/fs/cgroup/systemd/c2", "/sys/fs/cgroup/unified/c2"]);
+  });
+
+  test("empty network namespace wins over veth pairs; a missing cgroup dir is INVALID_ARGUMENT", () => {
+    const c = runcContainerFrom(state);
+    const plan = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/empty-ns": "network" } });
+    const base = { plan, container: c, imagesDir: "/i", criuRoot: "/r", host: readHostCgroupFacts(mountinfo), descriptors: [] };
+    const r = containerRestorePlan({ ...base, cgroupPaths: { memory: "/m", "name=systemd": "/s" }, vethPairs: [{ inside: "a", outside: "b" }] });
+    expect(r.opts.emptyNs).toEqual(["net"]);
+    expect(r.opts.vethPairs).toBeUndefined();
+    let e: unknown;
+    try {
+      containerRestorePlan({ ...base, cgroupPaths: { memory: "/m" } });
+    } catch (x) {
+      e = x;
+    }
+    expect((e as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((e as CryoError).message).toContain("cgroup mount systemd");
+  });
+
+  test("a malformed state is INVALID_ARGUMENT", () => {
+    let e: unknown;
+    try {
+      runcContainerFrom({ id: "x" });
+    } catch (x) {
+      e = x;
+    }
+    expect((e as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+  });
+});
