@@ -18,6 +18,11 @@ import { hostname, release } from "node:os";
 import { join } from "node:path";
 import {
   METADATA_VERSION,
+  containerDumpOpts,
+  externalNamespaceInodes,
+  maskedFiles,
+  readHostCgroupFacts,
+  runcContainerFrom,
   resolveCheckpointPlan,
   writeCheckpointMetadata,
   type CheckpointMetadata,
@@ -25,10 +30,9 @@ import {
   type CheckpointPlan,
   type CheckpointRequestOptions,
 } from "../checkpoint/index.ts";
-import { readStats, type Criu, type CriuOpts } from "../criu/index.ts";
+import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
-import { dumpExtMounts, dumpExternalNamespaces, parseMountConfig } from "./checkpoint-mounts.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 
@@ -91,63 +95,6 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
   }
 }
 
-/** What a path inside the container (through /proc/<pid>/root) is. */
-function kindIn(pid: number): (p: string) => "dir" | "other" | undefined {
-  return (p) => {
-    try {
-      return statSync(join(`/proc/${pid}/root`, p)).isDirectory() ? "dir" : "other";
-    } catch {
-      return undefined;
-    }
-  };
-}
-
-/** The CRIU options of a dump or pre-dump of the container, from the plan and the container's facts. */
-export function dumpCriuOpts(input: {
-  plan: CheckpointPlan;
-  imagesDir: string;
-  workDir: string;
-  pid: number;
-  rootfs: string;
-  freezerPath: string | undefined;
-  extMounts: { key: string; value: string }[];
-  external: string[];
-}): CriuOpts {
-  const { plan } = input;
-  const opts: CriuOpts = {
-    imagesDir: input.imagesDir,
-    workDir: input.workDir,
-    pid: input.pid,
-    root: input.rootfs,
-    leaveRunning: plan.preDump ? undefined : plan.leaveRunning,
-    tcpEstablished: plan.tcpEstablished,
-    tcpClose: plan.tcpClose,
-    tcpSkipInFlight: plan.tcpSkipInFlight,
-    extUnixSk: plan.externalUnixSockets,
-    shellJob: plan.shellJob,
-    fileLocks: plan.fileLocks,
-    trackMem: plan.trackMem || plan.preDump,
-    autoDedup: plan.autoDedup,
-    manageCgroups: true,
-    manageCgroupsMode: plan.cgroupMode,
-    orphanPtsMaster: true,
-    logLevel: plan.logLevel,
-    logFile: plan.preDump ? "pre-dump.log" : "dump.log",
-    mntnsCompatMode: plan.mntnsCompatMode || undefined,
-    lazyPages: plan.lazyPages || undefined,
-  };
-  if (input.freezerPath) opts.freezeCgroup = input.freezerPath;
-  if (plan.parentPath) opts.parentImages = plan.parentPath;
-  if (plan.emptyNamespaces.length > 0) opts.emptyNs = [...plan.emptyNamespaces];
-  if (plan.lsmProfile) opts.lsmProfile = plan.lsmProfile;
-  if (plan.lsmMountContext) opts.lsmMountContext = plan.lsmMountContext;
-  if (plan.pageServer) opts.pageServer = plan.pageServer;
-  if (input.extMounts.length > 0 && !plan.preDump) opts.extMounts = input.extMounts;
-  const external = [...plan.external, ...input.external];
-  if (external.length > 0) opts.external = [...new Set(external)];
-  return opts;
-}
-
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
@@ -168,19 +115,21 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   if (ownWork) rmSync(workDir, { recursive: true, force: true });
   ensureDir(workDir, `${label}: work directory`);
 
-  const cfg = parseMountConfig(rawState.config, `${statePath} config`);
+  const container = runcContainerFrom(rawState, statePath);
   const stdio = inspectStdio(pid);
-  const external = [...dumpExternalNamespaces(cfg, (p) => statSync(p, { bigint: true }).ino), ...stdioExternals(stdio)];
-  const opts = dumpCriuOpts({
+  const opts = containerDumpOpts({
     plan,
+    container,
     imagesDir,
     workDir,
-    pid,
-    rootfs: cfg.rootfs,
-    freezerPath: state.cgroup_paths.freezer,
-    extMounts: dumpExtMounts(cfg, kindIn(pid)),
-    external,
+    host: readHostCgroupFacts(),
+    maskedFiles: maskedFiles(container),
+    externalNs: externalNamespaceInodes(container),
   });
+  // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
+  const stdioKeys = stdioExternals(stdio);
+  if (stdioKeys.length > 0) opts.external = [...new Set([...(opts.external ?? []), ...stdioKeys])];
+  opts.logFile = plan.preDump ? "pre-dump.log" : "dump.log";
 
   const descriptors = state.external_descriptors.length === 3 ? state.external_descriptors : stdio.map((s) => s.descriptor);
   if (!plan.preDump) {

@@ -83,6 +83,11 @@ export function restoreInheritFds(descriptors: readonly string[], criuKeys: read
     if (seen.has(key)) continue;
     seen.add(key);
     out.push({ fd: newFds[i]!, key });
+    // CRIU 4.2 looks an external file up twice: first by its "path", which for an external file is its
+    // key without the first character ("ile[..]"), and only then by the key, on a path that reopens
+    // /proc/<pid>/fd/N with the pid of the restored task's own pid namespace (wrong inside the
+    // container's new pid namespace). Giving the first name hands CRIU the descriptor as it is.
+    if (key.startsWith("file[")) out.push({ fd: newFds[i]!, key: key.slice(1) });
   }
   return out;
 }

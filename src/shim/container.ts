@@ -7,7 +7,8 @@
  * waits for the process's output to be drained, records the exit (Wait answers) and publishes
  * TaskExit. Delete of a process that was never started kills it and records its exit inline.
  */
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Topic, type Publisher } from "./events.ts";
@@ -37,6 +38,8 @@ export interface CreateConfig {
   rootfs: RootfsMount[];
   stdio: StdioSpec;
   options: ShimOptions;
+  /** Restore from this checkpoint directory at Start (the init is then "restoring", pid 0). */
+  checkpoint?: string;
 }
 
 /** A container and its processes. */
@@ -60,17 +63,24 @@ export class Container {
   /** Runs runc create and publishes /tasks/create; the caller registered the id beforehand. */
   static async create(config: CreateConfig, deps: ContainerDeps): Promise<Container> {
     const c = new Container(config, deps);
-    const launched = await deps.engine.createInit({ ...config });
-    c.init.pid = launched.pid;
-    c.init.io = launched.io;
-    c.watchExit(c.init);
+    if (config.checkpoint) {
+      // Restore-from-checkpoint is a state of the init: rootfs and IO now, the CRIU restore at Start.
+      if (!deps.engine.createRestore) throw notImplemented("create from checkpoint");
+      await deps.engine.createRestore({ ...config, checkpoint: config.checkpoint });
+      c.init.state = "restoring";
+    } else {
+      const launched = await deps.engine.createInit({ ...config });
+      c.init.pid = launched.pid;
+      c.init.io = launched.io;
+      c.watchExit(c.init);
+    }
     deps.publisher.publish(config.namespace, Topic.create, TaskCreateSchema, {
       containerId: config.id,
       bundle: config.bundle,
       rootfs: config.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options })),
       io: { stdin: config.stdio.stdin, stdout: config.stdio.stdout, stderr: config.stdio.stderr, terminal: config.stdio.terminal },
-      checkpoint: "",
-      pid: launched.pid,
+      checkpoint: config.checkpoint ?? "",
+      pid: c.init.pid,
     });
     return c;
   }
@@ -123,7 +133,14 @@ export class Container {
       p.check("start");
       const { engine } = this.deps;
       if (p === this.init) {
-        await engine.startInit(this.id, this.config.options);
+        if (p.state === "restoring") {
+          const restored = await engine.startRestore!(this.id);
+          p.pid = restored.pid;
+          p.io = restored.io;
+          this.watchExit(p);
+        } else {
+          await engine.startInit(this.id, this.config.options);
+        }
         p.move("start");
         this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });
         try {
@@ -197,6 +214,27 @@ export class Container {
     });
   }
 
+  /**
+   * Checkpoints the container into path (containerd tars it afterwards). The container keeps its
+   * state (running or paused); with `exit` it is killed by the dump and its exit comes from the reaper.
+   */
+  checkpoint(path: string, request: CheckpointRequestOptions): Promise<void> {
+    return this.queue.run(async () => {
+      this.init.check("checkpoint");
+      const { engine } = this.deps;
+      if (!engine.checkpoint) throw notImplemented("checkpoint");
+      await engine.checkpoint({
+        id: this.id,
+        bundle: this.config.bundle,
+        namespace: this.config.namespace,
+        options: this.config.options,
+        path,
+        request,
+        paused: this.init.state === "paused",
+      });
+    });
+  }
+
   /** Applies new resources (parsed LinuxResources JSON). */
   update(resources: unknown): Promise<void> {
     return this.queue.run(async () => {
@@ -227,7 +265,8 @@ export class Container {
   delete(execId: string): Promise<{ pid: number; exit: ExitStatus }> {
     return this.queue.run(async () => {
       const p = this.process(execId);
-      const wasCreated = p.state === "created";
+      const wasCreated = p.state === "created" || p.state === "restoring";
+      if (p.state === "restoring") this.deps.engine.discardRestore?.(this.id);
       p.check("delete");
       if (p !== this.init) {
         if (wasCreated) p.recordExit({ status: 0, exitedAt: new Date() });

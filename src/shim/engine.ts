@@ -13,6 +13,7 @@ import { decodeLinuxResources, openCgroup, packMetrics, type CgroupManager } fro
 import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import type { Reaper } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
+import { createCheckpointEngine } from "./checkpoint-engine.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./ports.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
@@ -48,6 +49,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
   }
 
   return {
+    // Checkpoint and restore (checkpoint-engine.ts); a restored container is then managed by runc like any other.
+    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc) }),
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const runc = runcFor(bundle, options);

@@ -1,6 +1,8 @@
-/** Entry point of containerd-shim-cryo-v2: everything lives in the manager (or, re-executed as the plugin runner, in src/plugins). */
+/** Entry point of containerd-shim-cryo-v2: everything lives in the manager (or, re-executed as the plugin runner, in src/plugins; as the CRIU helper, in src/criu). */
 if (process.env.CRYO_PLUGIN_RUNNER === "1") {
   (await import("../plugins/index.ts")).runPluginRunner();
+} else if (process.argv[1] === "__criu" || process.argv[2] === "__criu") {
+  process.exit((await import("../criu/index.ts")).runCriuHelper());
 } else {
   const { runShim } = await import("./manager.ts");
   process.exit(await runShim(process.argv.slice(2)));

@@ -3,6 +3,7 @@
  * implementations (runc, the reaper, cgroupfs, mount(8), FIFOs: engine.ts); unit tests wire fakes,
  * so the task service runs without root. Everything here is plain internal types: no protobuf.
  */
+import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 
 /** The stdio a process gets, as containerd names it: FIFO paths or a log URI in stdout. */
@@ -54,6 +55,21 @@ export interface InitSpec {
   rootfs: RootfsMount[];
   stdio: StdioSpec;
   options: ShimOptions;
+  /** A checkpoint directory to restore from at Start (containerd extracted it); absent for a fresh container. */
+  checkpoint?: string;
+}
+
+/** What Checkpoint needs: the container, containerd's directory, and the request's options. */
+export interface CheckpointSpec {
+  id: string;
+  bundle: string;
+  namespace: string;
+  options: ShimOptions;
+  /** The directory containerd tars afterwards (CheckpointTaskRequest.path). */
+  path: string;
+  request: CheckpointRequestOptions;
+  /** The container was paused before the call (containerd pauses first). */
+  paused: boolean;
 }
 
 /** What starting an exec needs. */
@@ -100,4 +116,12 @@ export interface Engine {
   update(id: string, options: ShimOptions, resources: unknown): Promise<void>;
   /** Calls onOom on each OOM kill in the container; returns a stop function. */
   watchOom(id: string, options: ShimOptions, onOom: () => void): Promise<() => void>;
+  /** Dumps the container through CRIU (checkpoint-engine.ts); resolves with whether it still runs. Absent: not implemented. */
+  checkpoint?(spec: CheckpointSpec): Promise<{ leftRunning: boolean }>;
+  /** Create from a checkpoint: rootfs and IO ready, no process yet (pid 0). */
+  createRestore?(spec: InitSpec & { checkpoint: string }): Promise<void>;
+  /** Start of a container created from a checkpoint: the CRIU restore; returns the restored init. */
+  startRestore?(id: string): Promise<Launched>;
+  /** Releases what createRestore holds for a container deleted before it was started. */
+  discardRestore?(id: string): void;
 }

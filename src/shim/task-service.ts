@@ -5,7 +5,8 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
-import { alreadyExists, invalidArgument, notFound, notImplemented } from "../errors.ts";
+import { checkpointOptionsFromAny } from "../checkpoint/index.ts";
+import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
@@ -83,7 +84,6 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       if (!req.id) throw invalidArgument("container id", { detail: "empty" });
       if (!req.bundle) throw invalidArgument(`container ${req.id}`, { detail: "bundle path is empty" });
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
-      if (req.checkpoint !== "") throw notImplemented("create from checkpoint");
       const options = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       creating.add(req.id);
       try {
@@ -96,6 +96,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
             rootfs: req.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: [...m.options] })),
             stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
             options,
+            ...(req.checkpoint !== "" ? { checkpoint: req.checkpoint } : {}),
           },
           deps,
         );
@@ -157,8 +158,10 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     },
 
     async checkpoint(req) {
-      get(req.id);
-      throw notImplemented("checkpoint");
+      const c = get(req.id);
+      if (!req.path) throw invalidArgument(`checkpoint container ${req.id}`, { detail: "path is empty" });
+      await c.checkpoint(req.path, checkpointOptionsFromAny(req.options));
+      return {};
     },
 
     async kill(req) {

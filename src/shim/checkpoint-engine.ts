@@ -1,0 +1,127 @@
+/**
+ * The engine's checkpoint and restore methods (ports.ts `Engine.checkpoint`, `createRestore`,
+ * `startRestore`, `discardRestore`), spread into the real engine by engine.ts.
+ *
+ * Checkpoint: checkpoint-dump.ts in a CRIU helper process; with `exit`, a container that was paused
+ * is thawed afterwards so CRIU's SIGKILL takes effect and the reaper reports the exit.
+ * Restore: Create mounts the rootfs, reads and checks the checkpoint and prepares the IO (pid 0);
+ * Start runs restore-container.ts with the new task's stdio and hands the restored init to the caller,
+ * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
+ */
+import { readRuncState, type Runc } from "../runtime/index.ts";
+import { openCgroup } from "../cgroups/index.ts";
+import { createCriu, type Criu } from "../criu/index.ts";
+import { failedPrecondition, notFound } from "../errors.ts";
+import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
+import { dumpContainer } from "./checkpoint-dump.ts";
+import type { Logger } from "./logger.ts";
+import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
+import { readRestoreSource, restoreContainer, type RestoreSource } from "./restore-container.ts";
+import { mountRootfs, unmountRootfs } from "./rootfs.ts";
+import { prepareIo, type PreparedIo } from "./stdio.ts";
+
+/** cryo's version as recorded in checkpoints. */
+export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
+
+/** The checkpoint/restore part of the engine. */
+export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore">>;
+
+/** What the checkpoint engine needs from the engine that embeds it. */
+export interface CheckpointEngineDeps {
+  log: Logger;
+  /** Tells the engine that runc now manages a restored container. */
+  adopt(id: string, runc: Runc): void;
+  /** The CRIU client (default: helper processes of this binary). */
+  criu?: Criu;
+}
+
+interface PendingRestore {
+  spec: InitSpec & { checkpoint: string };
+  source: RestoreSource;
+  io: PreparedIo;
+}
+
+/** Creates the checkpoint/restore methods. */
+export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEngine {
+  let criu: Criu | undefined = deps.criu;
+  const criuClient = () => (criu ??= createCriu());
+  let version: Promise<number> | undefined;
+  const criuVersion = () => {
+    version ??= criuClient().version();
+    version.catch(() => (version = undefined));
+    return version;
+  };
+  const pending = new Map<string, PendingRestore>();
+
+  return {
+    async checkpoint(spec: CheckpointSpec) {
+      const outcome = await dumpContainer({
+        id: spec.id,
+        bundle: spec.bundle,
+        namespace: spec.namespace,
+        runcRoot: spec.options.root,
+        path: spec.path,
+        request: spec.request,
+        paused: spec.paused,
+        criu: criuClient(),
+        criuVersion,
+        cryoVersion: CRYO_CHECKPOINT_VERSION,
+        log: deps.log,
+      });
+      if (!outcome.leftRunning && spec.paused) {
+        // CRIU killed the tree, but a frozen task dies only once thawed.
+        try {
+          const state = readRuncState(spec.options.root, spec.id);
+          await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw();
+        } catch (err) {
+          deps.log.warn(`checkpoint ${spec.id}: thaw after exit: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      return { leftRunning: outcome.leftRunning };
+    },
+
+    async createRestore(spec) {
+      if (spec.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "a terminal task cannot be created from a checkpoint yet (ctr never asks for one)" });
+      const source = await readRestoreSource(spec.checkpoint);
+      writeRuntimeFile(spec.bundle, spec.options);
+      let mounted = false;
+      try {
+        if (spec.rootfs.length > 0) {
+          await mountRootfs(spec.bundle, spec.rootfs);
+          mounted = true;
+        }
+        const io = await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
+        pending.set(spec.id, { spec, source, io });
+      } catch (err) {
+        if (mounted) await unmountRootfs(spec.bundle);
+        throw err;
+      }
+    },
+
+    async startRestore(id): Promise<Launched> {
+      const p = pending.get(id);
+      if (!p) throw notFound(`container ${id}`, { detail: "no checkpoint to restore" });
+      const slot = (s: number | "ignore") => (s === "ignore" ? undefined : s);
+      const restored = await restoreContainer({
+        id,
+        bundle: p.spec.bundle,
+        runcRoot: p.spec.options.root,
+        source: p.source,
+        stdio: [slot(p.io.stdio[0]), slot(p.io.stdio[1]), slot(p.io.stdio[2])],
+        criu: criuClient(),
+        log: deps.log,
+      });
+      pending.delete(id);
+      deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));
+      deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs) });
+      return { pid: restored.pid, io: await p.io.launched() };
+    },
+
+    discardRestore(id) {
+      const p = pending.get(id);
+      if (!p) return;
+      pending.delete(id);
+      p.io.abort();
+    },
+  };
+}

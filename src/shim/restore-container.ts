@@ -1,0 +1,257 @@
+/**
+ * Restore of a container from a checkpoint directory through libcriu, into a new bundle (same or new
+ * container id), the way runc 1.1 prepares CRIU:
+ *
+ * 1. mount points of the spec's mounts are created in the rootfs (except below a tmpfs, which CRIU
+ *    restores from its image);
+ * 2. the rootfs is bind-mounted (recursively) on <runc root>/<id>/criu-root, CRIU's root (it needs a
+ *    mount point whose parent is not overmounted);
+ * 3. the container's cgroups are those of the checkpoint (containerd keeps the old cgroupsPath in a
+ *    restored spec); CRIU creates missing ones and, per manage mode, restores their properties;
+ * 4. stdio: every pipe or external file CRIU recorded for fds 0..2 is inherited from the new task's
+ *    descriptor n (`inherit_fd`), external namespaces from their files;
+ * 5. the network namespace comes back from the images (it was dumped, not left empty).
+ *
+ * Afterwards runc's state.json is written for the new container (restore-state-file.ts). A failure
+ * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
+ * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
+ */
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import {
+  containerRestorePlan,
+  createRestoreMountpoints,
+  prepareRestoreRoot,
+  readCheckpointMetadata,
+  readHostCgroupFacts,
+  runcContainerFrom,
+  type CheckpointMetadata,
+} from "../checkpoint/index.ts";
+import { createCgroup, locationFromRuncPaths } from "../cgroups/index.ts";
+import type { Criu } from "../criu/index.ts";
+import { Code, CryoError, failedPrecondition, invalidArgument, unknown } from "../errors.ts";
+import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
+import { restoreInheritFds } from "./checkpoint-stdio.ts";
+import type { Logger } from "./logger.ts";
+import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
+
+/** Where the log of a failed restore is kept, in the bundle. */
+export const FAILED_RESTORE_LOG = "criu-restore.log";
+
+/** A checkpoint directory, read and checked at Create. */
+export interface RestoreSource {
+  dir: string;
+  metadata: CheckpointMetadata;
+  /** descriptors.json (runc's format). */
+  descriptors: string[];
+}
+
+/** Reads and validates a checkpoint directory containerd extracted; FAILED_PRECONDITION when it is not a cryo checkpoint. */
+export async function readRestoreSource(dir: string): Promise<RestoreSource> {
+  if (!existsSync(dir)) throw failedPrecondition(`checkpoint ${dir}`, { detail: "no such directory" });
+  let metadata: CheckpointMetadata;
+  try {
+    metadata = await readCheckpointMetadata(dir);
+  } catch (err) {
+    const e = CryoError.from(err);
+    if (e.code === Code.NOT_FOUND) throw failedPrecondition(`checkpoint ${dir}`, { detail: "not taken by cryo (no cryo-checkpoint.json); runc's checkpoints lack the container state cryo needs", cause: err });
+    throw e;
+  }
+  let descriptors = metadata.stdio.descriptors;
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(dir, DESCRIPTORS_FILE), "utf8"));
+    if (Array.isArray(parsed) && parsed.every((d) => typeof d === "string")) descriptors = parsed;
+    else throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { detail: "not a JSON array of strings" });
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") throw CryoError.from(err);
+  }
+  return { dir, metadata, descriptors };
+}
+
+/** What a restore needs. */
+export interface RestoreInput {
+  id: string;
+  bundle: string;
+  runcRoot: string;
+  source: RestoreSource;
+  /** The new task's stdin, stdout, stderr as the shim prepared them (fd numbers, or undefined for none). */
+  stdio: [number | undefined, number | undefined, number | undefined];
+  criu: Criu;
+  log: Logger;
+}
+
+/** The restored container. */
+export interface Restored {
+  pid: number;
+  /** runc's state.json written for it. */
+  statePath: string;
+  /** Wall time of the CRIU call. */
+  criuMs: number;
+}
+
+async function run(argv: string[]): Promise<void> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw unknown(argv.slice(0, 2).join(" "), { detail: stderr.trim() || `exit ${code}` });
+}
+
+/** Directories from dir up to (not including) the first existing ancestor: what mkdir -p would create. */
+function missingChain(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; !existsSync(d) && d !== "/" && d !== "."; d = dirname(d)) out.push(d);
+  return out; // leaf first
+}
+
+/** runc's cgroup_paths for the restored container: the checkpoint's, moved to the spec's cgroupsPath if it differs. */
+export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: string | undefined): Record<string, string> {
+  const old = meta.cgroups.cgroupsPath;
+  if (!cgroupsPath || !old || cgroupsPath === old) return { ...meta.cgroups.paths };
+  const out: Record<string, string> = {};
+  for (const [k, p] of Object.entries(meta.cgroups.paths)) out[k] = p.endsWith(old) ? p.slice(0, p.length - old.length) + cgroupsPath : p;
+  return out;
+}
+
+/** Restores the container; on failure nothing it made is left (see the module comment). */
+export async function restoreContainer(input: RestoreInput): Promise<Restored> {
+  const { id, bundle, source } = input;
+  const meta = source.metadata;
+  const label = `restore container ${id} from ${source.dir}`;
+  const rootfs = join(bundle, "rootfs");
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string } };
+  const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs } }, `checkpoint ${source.dir}: runc state`);
+  const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
+
+  const undo: (() => Promise<void> | void)[] = [];
+  const opened: number[] = [];
+  let pid = 0;
+  const stateDir = join(input.runcRoot, id);
+  const workDir = join(bundle, "criu-restore-work");
+  try {
+    if (existsSync(join(stateDir, "state.json"))) throw failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
+    createRestoreMountpoints(container);
+
+    const stateChain = missingChain(stateDir);
+    mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+    undo.push(() => {
+      for (const d of stateChain) rmSync(d, { recursive: true, force: true });
+    });
+    const root = prepareRestoreRoot(rootfs, join(stateDir, "criu-root"));
+    const unmountRoot = () => root[Symbol.dispose]();
+    undo.push(unmountRoot);
+
+    // Cgroups: made here (so criu and the tree can join them first, as runc does); a failure removes exactly what was made.
+    const cgCreated = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
+    undo.push(() => removeCgroupDirs(cgCreated));
+    await createCgroup(locationFromRuncPaths(cgroupPaths));
+    const unified = cgroupPaths[""];
+    if (unified !== undefined) mkdirSync(unified, { recursive: true });
+
+    const stdioFds: number[] = [];
+    for (const fd of input.stdio) {
+      if (fd !== undefined) stdioFds.push(fd);
+      else {
+        const n = openSync("/dev/null", "r+");
+        opened.push(n);
+        stdioFds.push(n);
+      }
+    }
+    rmSync(workDir, { recursive: true, force: true });
+    mkdirSync(workDir, { recursive: true });
+    const plan = containerRestorePlan({
+      plan: meta.options,
+      container,
+      imagesDir: source.dir,
+      workDir,
+      criuRoot: root.path,
+      host: readHostCgroupFacts(),
+      cgroupPaths,
+      descriptors: source.descriptors,
+    });
+    // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
+    const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
+    for (const ns of plan.namespaceFds) {
+      const n = openSync(ns.path, "r");
+      opened.push(n);
+      inheritFds.push({ fd: n, key: ns.key });
+    }
+    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key) });
+    const started = performance.now();
+    let result;
+    try {
+      result = await input.criu.restore(plan.opts, {
+        inheritFds,
+        joinCgroups: plan.joinCgroups,
+        onNotify: (e) => {
+          if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
+        },
+      });
+    } catch (err) {
+      const kept = join(bundle, FAILED_RESTORE_LOG);
+      try {
+        copyFileSync(join(workDir, "restore.log"), kept);
+      } catch {
+        // CRIU wrote no log
+      }
+      throw CryoError.from(err).wrap(`${label} (log: ${kept})`);
+    }
+    pid = result.pid;
+    const criuMs = performance.now() - started;
+
+    const descriptors = stdioFds.map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return "/dev/null";
+      }
+    });
+    const state = restoredRuncState(meta.runcState, {
+      id,
+      pid,
+      startTicks: readStartTicks(pid),
+      created: new Date().toISOString(),
+      bundle,
+      rootfs,
+      cgroupPaths,
+      descriptors,
+    });
+    const statePath = writeRuncStateFile(input.runcRoot, id, state);
+    // Success: the state dir and cgroups stay; CRIU's root mount goes.
+    undo.length = 0;
+    unmountRoot();
+    rmSync(workDir, { recursive: true, force: true });
+    return { pid, statePath, criuMs };
+  } catch (err) {
+    if (pid > 0) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    for (const u of undo.reverse()) {
+      try {
+        await u();
+      } catch (e) {
+        input.log.warn(`${label}: cleanup: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    rmSync(workDir, { recursive: true, force: true });
+    throw CryoError.from(err);
+  } finally {
+    for (const n of opened) closeSync(n);
+  }
+}
+
+/** Removes cgroup directories this restore created, leaf first, retrying while killed tasks leave. */
+async function removeCgroupDirs(dirs: string[]): Promise<void> {
+  const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
+  for (const d of sorted) {
+    for (let i = 0; i < 50 && existsSync(d); i++) {
+      try {
+        rmdirSync(d);
+      } catch {
+        await Bun.sleep(20);
+      }
+    }
+  }
+}

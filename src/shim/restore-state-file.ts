@@ -1,0 +1,77 @@
+/**
+ * runc's state.json for a container cryo restored itself, so that runc (kill, ps, exec, pause,
+ * delete) and `runc list` manage it like one runc created. runc 1.1.5 keys it on
+ * `init_process_pid` + `init_process_start` (field 22 of /proc/<pid>/stat); no `exec.fifo` in the
+ * state directory means "running", not "created". The rest is the checkpointed container's state
+ * with the new id, bundle, rootfs, pid, namespaces and stdio, as runc's own restore writes it.
+ */
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { invalidArgument } from "../errors.ts";
+
+/** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
+export function processStartTicks(statText: string): number {
+  const close = statText.lastIndexOf(")");
+  const fields = statText.slice(close + 2).split(" ");
+  // fields[0] is field 3 (state): field 22 is fields[19].
+  const v = Number(fields[19]);
+  if (close < 0 || !Number.isInteger(v)) throw invalidArgument("/proc/<pid>/stat", { detail: "no start time" });
+  return v;
+}
+
+/** What changed between the checkpointed container and the restored one. */
+export interface RestoredFacts {
+  id: string;
+  pid: number;
+  /** /proc/<pid>/stat field 22. */
+  startTicks: number;
+  /** RFC 3339 time of the restore. */
+  created: string;
+  bundle: string;
+  rootfs: string;
+  /** runc's cgroup_paths for the restored container. */
+  cgroupPaths: Record<string, string>;
+  /** readlinks of the restored init's stdio as the shim handed it over. */
+  descriptors: string[];
+}
+
+/** Builds the state.json object from the checkpointed one (as it was on disk) and the new facts. */
+export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts): Record<string, unknown> {
+  const config = { ...((old.config ?? {}) as Record<string, unknown>) };
+  config.rootfs = f.rootfs;
+  const labels = Array.isArray(config.labels) ? (config.labels as unknown[]).filter((l): l is string => typeof l === "string") : [];
+  config.labels = [...labels.filter((l) => !l.startsWith("bundle=")), `bundle=${f.bundle}`];
+  const oldNs = (old.namespace_paths ?? {}) as Record<string, string>;
+  const namespacePaths: Record<string, string> = {};
+  for (const [type, path] of Object.entries(oldNs)) {
+    namespacePaths[type] = typeof path === "string" ? path.replace(/^\/proc\/\d+\/ns\//, `/proc/${f.pid}/ns/`) : path;
+  }
+  return {
+    ...old,
+    id: f.id,
+    init_process_pid: f.pid,
+    init_process_start: f.startTicks,
+    created: f.created,
+    config,
+    cgroup_paths: f.cgroupPaths,
+    namespace_paths: namespacePaths,
+    external_descriptors: f.descriptors,
+  };
+}
+
+/** Writes <root>/<id>/state.json atomically (temp file + rename, as libcontainer does); the directory is 0711. */
+export function writeRuncStateFile(root: string, id: string, state: Record<string, unknown>): string {
+  const dir = join(root, id);
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  chmodSync(dir, 0o711);
+  const tmp = join(dir, `state-${process.pid}-${Date.now()}`);
+  writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+  const path = join(dir, "state.json");
+  renameSync(tmp, path);
+  return path;
+}
+
+/** Reads /proc/<pid>/stat's start time. */
+export function readStartTicks(pid: number): number {
+  return processStartTicks(readFileSync(`/proc/${pid}/stat`, "utf8"));
+}
