@@ -6,7 +6,9 @@
  * - `checkpointOptionsFromAny(any)`: the request's Any (runc's or cryo's CheckpointOptions) -> request options
  * - `CHECKPOINT_ANNOTATIONS` / `ANNOTATION_PREFIX`: the `cryo.checkpoint/<option>` keys
  * - `CheckpointMetadata` + read/write/parse: the cryo-checkpoint.json beside CRIU's images
- * - `planToCriuOpts`: plan + container facts -> CriuOpts for a dump, the way runc sets CRIU up
+ * - `containerDumpOpts` / `containerRestorePlan`: plan + runc container facts -> CriuOpts, the way runc sets CRIU up
+ * - `prepareRestoreRoot`, `createRestoreMountpoints`: the restore root CRIU needs
+ * - `inspectCommand`: `cryo inspect DIR`
  */
 export {
   resolveCheckpointPlan,

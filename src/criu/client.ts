@@ -206,7 +206,7 @@ async function runHelper(
       let ok = true;
       let message: string | undefined;
       try {
-        await call.onNotify?.(event);
+        await untilAborted(call.onNotify?.(event), call.signal);
       } catch (err) {
         ok = false;
         callbackError ??= err;
@@ -233,6 +233,26 @@ async function runHelper(
   }
   if (!result.ok) throw resultError(what, result, callbackError, await stderr);
   return { result, events };
+}
+
+/** Awaits p, or rejects as soon as signal aborts (a hung notify handler must not outlive an abort). */
+function untilAborted(p: void | Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal || !(p instanceof Promise)) return Promise.resolve(p);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** Turns a failed result into a CryoError carrying CRIU's log lines and the right code. */

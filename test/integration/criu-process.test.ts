@@ -1,6 +1,6 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
@@ -94,6 +94,8 @@ function imagesDir(name: string): string {
   return d;
 }
 
+setDefaultTimeout(60_000);
+
 describe("criu helper on a plain process", () => {
   test("version, check and feature check go through libcriu", async () => {
     expect(await criu.version()).toBe(40201);
@@ -152,8 +154,13 @@ describe("criu helper on a plain process", () => {
   test("leave-running keeps the counter going; a restore afterwards starts from the dumped value", async () => {
     const c = await startCounter("leave");
     const images = imagesDir("leave-img");
-    await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true });
-    const atDump = count(c.out)!;
+    let atDump = -1;
+    // Read the value while CRIU holds the tree frozen (post-dump), i.e. the value in the images.
+    await criu.dump(
+      { imagesDir: images, pid: c.pid, leaveRunning: true },
+      { waitFor: ["post-dump"], onNotify: (e) => void (e.action === "post-dump" && (atDump = count(c.out)!)) },
+    );
+    expect(atDump).toBeGreaterThan(0);
     const later = await waitFor("counter to go on after the dump", () => (count(c.out)! > atDump + 20 ? count(c.out) : undefined));
     expect(alive(c.pid)).toBe(true);
     c.proc.kill("SIGKILL");
@@ -237,6 +244,32 @@ describe("criu helper on a plain process", () => {
     expect(frozenSeen).toBe(true);
     const n = count(c.out)!;
     await waitFor("counter to go on after the dump", () => count(c.out)! > n + 3);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
+  test("an abort while CRIU waits on a notify kills the helper and criu; the process keeps running", async () => {
+    const c = await startCounter("abort");
+    const ac = new AbortController();
+    let helperPid = 0;
+    const err = await criu
+      .dump(
+        { imagesDir: imagesDir("abort-img"), pid: c.pid, leaveRunning: true },
+        {
+          signal: ac.signal,
+          waitFor: ["pre-dump"],
+          onNotify: (e) => {
+            helperPid = e.helperPid;
+            ac.abort(); // the caller gives up while CRIU is blocked in the callback
+            return new Promise(() => {}); // never answers
+          },
+        },
+      )
+      .catch((e: unknown) => e);
+    expect((err as CryoError).code).toBe(Code.CANCELLED);
+    await waitFor("helper to be gone", () => !alive(helperPid));
+    const n = count(c.out)!;
+    await waitFor("counter to go on", () => count(c.out)! > n + 3);
     c.proc.kill("SIGKILL");
     await c.proc.exited;
   });

@@ -1,7 +1,7 @@
 // A runc container dumped through cryo's libcriu helper the way runc sets CRIU up, then restored
 // into a NEW container (new id, copied rootfs, new cgroups, new stdio pipes).
 // Root only: runc 1.1, criu 4.2.1, busybox-static, cgroup v1 hybrid.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCriu, inspectCheckpoint } from "../../src/criu/index.ts";
@@ -114,8 +114,10 @@ afterAll(async () => {
       }
     }).catch(() => {});
   }
-  if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 });
+
+setDefaultTimeout(60_000);
 
 describe("runc container through libcriu", () => {
   test("dump a running runc container, restore it as a new container with new cgroups and stdio", async () => {
