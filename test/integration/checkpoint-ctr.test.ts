@@ -1,0 +1,296 @@
+/**
+ * containerd's checkpoint flows through the cryo shim, with ctr against a private containerd:
+ * `ctr containers checkpoint --task [--rw]` + `ctr containers restore --live [--rw]` (same and new
+ * name, after the original is gone), `ctr task checkpoint`, memory intact at 256 MiB, the restored
+ * container managed by runc afterwards, failures of checkpoint and restore, and how fast State
+ * answers while a 1 GiB container is dumped (printed, not asserted).
+ */
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const RUNC_ROOT = "/run/containerd/runc";
+let pc: PrivateContainerd;
+let ns: string;
+const images: string[] = [];
+const ctrdDirsBefore = new Set<string>();
+
+beforeAll(async () => {
+  ns = uniqueId("ckpt");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  for (const d of ctrdCheckpointDirs()) ctrdDirsBefore.add(d);
+}, 120_000);
+
+afterEach(async () => {
+  // containerd 1.6 never removes the directories it extracts checkpoints into: remove ours.
+  for (const d of ctrdCheckpointDirs()) {
+    if (ctrdDirsBefore.has(d)) continue;
+    try {
+      const meta = JSON.parse(readFileSync(join(d, "cryo-checkpoint.json"), "utf8")) as { namespace?: string };
+      if (meta.namespace === ns) rmSync(d, { recursive: true, force: true });
+    } catch {
+      // not ours
+    }
+  }
+});
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.stop();
+}, 120_000);
+
+function ctrdCheckpointDirs(): string[] {
+  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
+  return readdirSync(base)
+    .filter((n) => n.startsWith("ctrd-checkpoint"))
+    .map((n) => join(base, n));
+}
+
+async function runDetached(id: string, args: string[], flags: string[] = []): Promise<void> {
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
+}
+
+async function status(id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === id)
+    ?.trim()
+    .split(/\s+/)[2];
+}
+
+async function checkpoint(id: string, ref: string, flags: string[] = []): Promise<void> {
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: 120_000 });
+}
+
+async function restore(id: string, ref: string, flags: string[] = []) {
+  return await pc.ctr(["containers", "restore", "--live", ...flags, id, ref], { timeoutMs: 120_000 });
+}
+
+/** Kills and removes a container's task, then the container. */
+async function remove(id: string): Promise<void> {
+  if ((await status(id)) !== undefined) {
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await status(id)) !== "RUNNING" && (await status(id)) !== "PAUSED", { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+  }
+  await pc.ctrOk(["containers", "rm", id]);
+}
+
+function freezerState(id: string): string {
+  return readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim();
+}
+
+function mountsWith(text: string): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(text));
+}
+
+test("a counter checkpointed with ctr containers checkpoint --task continues after restore, under a new name and its own", async () => {
+  const id = uniqueId("cnt");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => (readCounter(pc, id) ?? 0) >= 20, { what: "counter at 20" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  const atCheckpoint = readCounter(pc, id)!;
+  expect(await status(id)).toBe("RUNNING"); // leave-running is containerd's default
+  await remove(id);
+
+  const renamed = `${id}-r`;
+  const r1 = await restore(renamed, ref);
+  expect(r1.stderr).toBe("");
+  expect(r1.exitCode).toBe(0);
+  expect(await status(renamed)).toBe("RUNNING");
+  // A fresh rootfs: whatever is in /tmp/counter now was written by the restored process.
+  const first = await waitFor(() => readCounter(pc, renamed), { what: "restored counter" });
+  expect(first).toBeGreaterThanOrEqual(atCheckpoint - 1);
+  await waitFor(() => (readCounter(pc, renamed) ?? 0) > first, { what: "counter going on" });
+  await remove(renamed);
+
+  const r2 = await restore(id, ref);
+  expect(r2.exitCode).toBe(0);
+  const again = await waitFor(() => readCounter(pc, id), { what: "counter under the original name" });
+  expect(again).toBeGreaterThanOrEqual(atCheckpoint - 1);
+  await remove(id);
+}, 180_000);
+
+test("a 256 MiB container comes back with its memory intact", async () => {
+  const id = uniqueId("mem");
+  await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  const pid = await taskPid(pc, id);
+  expect(pid).toBeGreaterThan(0);
+  await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+  const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
+  expect(verdict).toMatch(/^ok \d+$/);
+  expect(await status(id)).toBe("RUNNING");
+  await remove(id);
+}, 180_000);
+
+test("after restore, runc's root has state.json and exec, ps, pause, resume, metrics, kill and delete work", async () => {
+  const id = uniqueId("life");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  const pid = (await taskPid(pc, id))!;
+  const state = JSON.parse(readFileSync(join(RUNC_ROOT, id, "state.json"), "utf8")) as { init_process_pid: number; id: string };
+  expect(state.id).toBe(id);
+  expect(state.init_process_pid).toBe(pid);
+
+  expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d+$/);
+  expect(await pc.ctrOk(["task", "ps", id])).toContain(String(pid));
+  await pc.ctrOk(["task", "pause", id]);
+  expect(await status(id)).toBe("PAUSED");
+  expect(freezerState(id)).toBe("FROZEN");
+  await pc.ctrOk(["task", "resume", id]);
+  expect(await status(id)).toBe("RUNNING");
+  expect(await pc.ctrOk(["task", "metrics", id])).toContain("memory.usage_in_bytes");
+  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped" });
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  expect(existsSync(join(RUNC_ROOT, id))).toBe(false);
+  expect(mountsWith(`/${id}/`)).toEqual([]);
+}, 180_000);
+
+test("--rw brings back the files the container wrote", async () => {
+  const id = uniqueId("rw");
+  await runDetached(id, ["sh", "-c", "echo hello-rw > /rwfile; exec /bin/memhog 0 /tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref, ["--rw"]);
+  await remove(id);
+  expect((await restore(id, ref, ["--rw"])).exitCode).toBe(0);
+  expect(readContainerFile(pc, id, "/rwfile")).toBe("hello-rw");
+  expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/rwfile"])).trim()).toBe("hello-rw");
+  await remove(id);
+}, 180_000);
+
+test("ctr task checkpoint stores a checkpoint image and leaves the task running", async () => {
+  const id = uniqueId("tck");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const ref = r.stdout.trim();
+  expect(ref).toStartWith(`containerd.io/checkpoint/${id}:`);
+  images.push(ref);
+  const index = JSON.parse(await pc.ctrOk(["content", "get", (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(ref))!.split(/\s+/)[2]!])) as {
+    manifests: { mediaType: string; size: number }[];
+  };
+  const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
+  expect(criu?.size).toBeGreaterThan(0);
+  expect(await status(id)).toBe("RUNNING");
+  expect(freezerState(id)).toBe("THAWED");
+  const before = readCounter(pc, id)!;
+  await waitFor(() => (readCounter(pc, id) ?? 0) > before, { what: "still counting" });
+  await remove(id);
+}, 180_000);
+
+test("a failed checkpoint (CRIU refuses an established TCP connection) leaves the task running and thawed and names the cause", async () => {
+  const id = uniqueId("ftcp");
+  await runDetached(id, ["sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"]);
+  await waitFor(() => /^\d+ ok$/.test(readContainerFile(pc, id, "/tmp/tcp") ?? ""), { what: "tcp-client talking" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("tcp-established");
+  expect(r.stderr).toContain("criu dump");
+  expect(await status(id)).toBe("RUNNING");
+  expect(freezerState(id)).toBe("THAWED");
+  const n = Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]);
+  await waitFor(() => Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]) > n, { what: "connection still working" });
+  await remove(id);
+}, 180_000);
+
+test("a failed checkpoint into a read-only work directory leaves the task running and thawed and names the cause", async () => {
+  const ro = mkdtempSync(join(tmpdir(), "cryo-ckpt-ro-"));
+  const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]);
+  expect(mount.exitCode).toBe(0);
+  const id = uniqueId("fro");
+  try {
+    await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--annotation", `cryo.checkpoint/work-path=${ro}`]);
+    await waitFor(() => readCounter(pc, id), { what: "counter" });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain(ro);
+    expect(await status(id)).toBe("RUNNING");
+    expect(freezerState(id)).toBe("THAWED");
+    await remove(id);
+  } finally {
+    Bun.spawnSync(["umount", ro]);
+    rmSync(ro, { recursive: true, force: true });
+  }
+}, 180_000);
+
+test("a failed restore (a file the process holds is missing from the new rootfs) leaves no process, mount, cgroup or runc state", async () => {
+  const id = uniqueId("frs");
+  await runDetached(id, ["sh", "-c", "echo held > /tmp/held; exec 3</tmp/held; exec /bin/memhog 0 /tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref); // no --rw: /tmp/held is not in the checkpoint
+  await remove(id);
+  expect(existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`)).toBe(false);
+  const r = await restore(id, ref);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("criu restore");
+  expect(r.stderr).toContain("tmp/held");
+  expect(await status(id)).toBe("CREATED");
+  expect(await taskPid(pc, id)).toBeUndefined();
+  for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct", "devices", "blkio", "cpuset", "systemd", "unified"]) {
+    expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
+  }
+  expect(existsSync(join(RUNC_ROOT, id))).toBe(false);
+  expect(mountsWith("criu-root")).toEqual([]);
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  expect(mountsWith(`/${id}/`)).toEqual([]);
+}, 180_000);
+
+test("State answers while a 1 GiB container is being checkpointed (time printed)", async () => {
+  const id = uniqueId("big");
+  await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "1 GiB filled", timeoutMs: 120_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const started = performance.now();
+  const dump = pc.ctrOk(["task", "checkpoint", id], { timeoutMs: 300_000 }).then((out) => {
+    images.push(out.trim());
+    return performance.now() - started;
+  });
+  let done = false;
+  void dump.finally(() => (done = true));
+  const times: number[] = [];
+  const statuses = new Set<string>();
+  await Bun.sleep(200);
+  while (!done) {
+    const t0 = performance.now();
+    statuses.add((await status(id)) ?? "?");
+    times.push(performance.now() - t0);
+  }
+  const total = await dump;
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)] ?? 0;
+  const max = times[times.length - 1] ?? 0;
+  console.log(`ctr task ls during a 1 GiB checkpoint (${total.toFixed(0)} ms): ${times.length} calls, median ${median.toFixed(1)} ms, max ${max.toFixed(1)} ms, statuses ${[...statuses].join(",")}`);
+  expect(times.length).toBeGreaterThan(0);
+  expect(statuses.has("PAUSED")).toBe(true); // containerd paused it around the dump, and the shim kept answering
+  await remove(id);
+}, 300_000);
