@@ -207,7 +207,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const state = restoredRuncState(meta.runcState, {
       id,
       pid,
-      startTicks: readStartTicks(pid),
+      startTicks: startTicksOrZero(pid),
       created: new Date().toISOString(),
       bundle,
       rootfs,
@@ -239,6 +239,15 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     throw CryoError.from(err);
   } finally {
     for (const n of opened) closeSync(n);
+  }
+}
+
+/** The restored init may already have exited (a closed TCP connection, for one): runc then sees a stopped container. */
+function startTicksOrZero(pid: number): number {
+  try {
+    return readStartTicks(pid);
+  } catch {
+    return 0;
   }
 }
 

@@ -1,0 +1,130 @@
+/**
+ * The container's network namespace across checkpoint/restore through the cryo shim (ctr against a
+ * private containerd): it is dumped and restored (runc's restore leaves it empty, loopback down), so a
+ * listener answers on 127.0.0.1 afterwards; with `cryo.checkpoint/tcp-established=true` a TCP
+ * connection inside the container survives, with `cryo.checkpoint/tcp-close=true` it is closed.
+ */
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+let pc: PrivateContainerd;
+let ns: string;
+const images: string[] = [];
+const ctrdDirsBefore = new Set<string>();
+
+function ctrdCheckpointDirs(): string[] {
+  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
+  return readdirSync(base)
+    .filter((n) => n.startsWith("ctrd-checkpoint"))
+    .map((n) => join(base, n));
+}
+
+beforeAll(async () => {
+  ns = uniqueId("ckptnet");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  for (const d of ctrdCheckpointDirs()) ctrdDirsBefore.add(d);
+}, 120_000);
+
+afterEach(() => {
+  for (const d of ctrdCheckpointDirs()) {
+    if (ctrdDirsBefore.has(d)) continue;
+    try {
+      const meta = JSON.parse(readFileSync(join(d, "cryo-checkpoint.json"), "utf8")) as { namespace?: string };
+      if (meta.namespace === ns) rmSync(d, { recursive: true, force: true });
+    } catch {
+      // not ours
+    }
+  }
+});
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.stop();
+}, 120_000);
+
+async function status(id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === id)
+    ?.trim()
+    .split(/\s+/)[2];
+}
+
+async function remove(id: string): Promise<void> {
+  if ((await status(id)) !== undefined) {
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await status(id)) !== "RUNNING" && (await status(id)) !== "PAUSED", { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+  }
+  await pc.ctrOk(["containers", "rm", id]);
+}
+
+/** Checkpoints, removes and restores id; returns what ctr printed on stderr (the restored container's stderr). */
+async function checkpointRemoveRestore(id: string): Promise<string> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await remove(id);
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).toBe(0);
+  return r.stderr;
+}
+
+/** "<count> ok" of tcp-client's file, or undefined. */
+function tcpCount(id: string): number | undefined {
+  const m = /^(\d+) ok$/.exec(readContainerFile(pc, id, "/tmp/tcp") ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+test("the network namespace comes back: lo UP with 127.0.0.1, and a restored listener answers on it", async () => {
+  const id = uniqueId("lo");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/tcp-echo", "7000"], { timeoutMs: 60_000 });
+  await waitFor(async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("p"), id, "sh", "-c", "echo ping | nc -w 1 127.0.0.1 7000"])).stdout.includes("ping"), {
+    what: "listener up",
+  });
+  expect(await checkpointRemoveRestore(id)).toBe("");
+  const addr = await pc.ctrOk(["task", "exec", "--exec-id", "ip", id, "ip", "addr", "show", "lo"]);
+  expect(addr).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+  expect(addr).toContain("inet 127.0.0.1/8");
+  const echo = await pc.ctrOk(["task", "exec", "--exec-id", "nc", id, "sh", "-c", "echo after-restore | nc -w 1 127.0.0.1 7000"]);
+  expect(echo.trim()).toBe("after-restore");
+  await remove(id);
+}, 180_000);
+
+test("with cryo.checkpoint/tcp-established=true a TCP connection inside the container survives checkpoint and restore", async () => {
+  const id = uniqueId("tcpe");
+  await pc.ctrOk(
+    ["run", "-d", "--runtime", RUNTIME, "--annotation", "cryo.checkpoint/tcp-established=true", testImage, id, "sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"],
+    { timeoutMs: 60_000 },
+  );
+  await waitFor(() => (tcpCount(id) ?? 0) >= 5, { what: "tcp-client talking" });
+  expect(await checkpointRemoveRestore(id)).toBe("");
+  const first = await waitFor(() => tcpCount(id), { what: "restored tcp-client writing" });
+  expect(first).toBeGreaterThanOrEqual(5);
+  await waitFor(() => (tcpCount(id) ?? 0) >= first + 10, { what: "ten more round trips on the same connection" });
+  expect(readContainerFile(pc, id, "/tmp/tcp")).not.toContain("error");
+  expect(await status(id)).toBe("RUNNING");
+  await remove(id);
+}, 180_000);
+
+test("with cryo.checkpoint/tcp-close=true the connection is closed after restore and the client sees it", async () => {
+  const id = uniqueId("tcpc");
+  await pc.ctrOk(
+    ["run", "-d", "--runtime", RUNTIME, "--annotation", "cryo.checkpoint/tcp-close=true", testImage, id, "sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"],
+    { timeoutMs: 60_000 },
+  );
+  await waitFor(() => (tcpCount(id) ?? 0) >= 5, { what: "tcp-client talking" });
+  await checkpointRemoveRestore(id);
+  const text = await waitFor(() => {
+    const t = readContainerFile(pc, id, "/tmp/tcp");
+    return t?.startsWith("error") ? t : undefined;
+  }, { what: "tcp-client reporting the closed connection" });
+  expect(text).toMatch(/^error/);
+  await waitFor(async () => (await status(id)) === "STOPPED", { what: "tcp-client exited" });
+  await remove(id);
+}, 180_000);
