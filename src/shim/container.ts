@@ -48,6 +48,8 @@ export class Container {
   readonly execs = new Map<string, ShimProcess>();
   readonly queue: SerialQueue = createSerialQueue();
   private stopOom: (() => void) | undefined;
+  /** A checkpoint with `exit` stopped the init (containerd still sends its Resume afterwards). */
+  private stoppedByCheckpoint = false;
 
   private constructor(
     readonly config: CreateConfig,
@@ -207,6 +209,8 @@ export class Container {
   /** Thaws the container (paused -> running) and publishes /tasks/resumed. */
   resume(): Promise<void> {
     return this.queue.run(async () => {
+      // containerd resumes after every checkpoint, also one that stopped the container: nothing to do then.
+      if (this.stoppedByCheckpoint && this.init.state === "stopped") return;
       this.init.check("resume");
       await this.deps.engine.thaw(this.id, this.config.options);
       this.init.move("resume");
@@ -223,7 +227,7 @@ export class Container {
       this.init.check("checkpoint");
       const { engine } = this.deps;
       if (!engine.checkpoint) throw notImplemented("checkpoint");
-      await engine.checkpoint({
+      const r = await engine.checkpoint({
         id: this.id,
         bundle: this.config.bundle,
         namespace: this.config.namespace,
@@ -232,6 +236,7 @@ export class Container {
         request,
         paused: this.init.state === "paused",
       });
+      if (!r.leftRunning) this.stoppedByCheckpoint = true;
     });
   }
 

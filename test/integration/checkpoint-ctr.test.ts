@@ -166,6 +166,24 @@ test("after restore, runc's root has state.json and exec, ps, pause, resume, met
   expect(mountsWith(`/${id}/`)).toEqual([]);
 }, 180_000);
 
+test("cryo.checkpoint/exit=true stops the container after the dump; the checkpoint restores", async () => {
+  const id = uniqueId("exit");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--annotation", "cryo.checkpoint/exit=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout + r.stderr).not.toContain("Error"); // containerd's Resume afterwards is answered too
+  await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped by the dump" });
+  const exit = await pc.ctrOk(["task", "rm", id]);
+  expect(exit).toBe("");
+  await pc.ctrOk(["containers", "rm", id]);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+  await remove(id);
+}, 180_000);
+
 test("--rw brings back the files the container wrote", async () => {
   const id = uniqueId("rw");
   await runDetached(id, ["sh", "-c", "echo hello-rw > /rwfile; exec /bin/memhog 0 /tmp/counter"]);

@@ -1,0 +1,89 @@
+/** Pure parts of the shim's checkpoint/restore: stdio keys, inherit-fd plan, runc state for a restored container, cgroup paths. */
+import { describe, expect, test } from "bun:test";
+import type { CheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
+import { restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
+import { processStartTicks, restoredRuncState } from "../../../src/shim/restore-state-file.ts";
+
+describe("stdio across a checkpoint", () => {
+  test("mount ids and fdinfo mnt_id", () => {
+    const mi = "97 55 0:48 / / rw,relatime - overlay overlay rw\n98 97 0:51 / /proc rw - proc proc rw\n";
+    expect([...mountIds(mi)]).toEqual([97, 98]);
+    expect(fdinfoMountId("pos:\t0\nflags:\t02\nmnt_id:\t27\nino:\t123\n")).toBe(27);
+    expect(fdinfoMountId("pos: 0\n")).toBeUndefined();
+  });
+
+  test("external file keys are CRIU's file[%x:%lx]", () => {
+    expect(externalFileKey(27, 16638413n)).toBe("file[1b:fde1cd]");
+  });
+
+  test("externals are listed once", () => {
+    const k = "file[1b:10]";
+    expect(stdioExternals([{ descriptor: "pipe:[1]", criuKey: null }, { descriptor: "/run/f", criuKey: k }, { descriptor: "/run/f", criuKey: k }])).toEqual([k]);
+  });
+
+  test("inherit plan: pipes by name, external files under both CRIU lookups, /dev/null reopened by CRIU", () => {
+    const plan = restoreInheritFds(["pipe:[5]", "/run/containerd/fifo/1/c-stdout", "/run/containerd/fifo/1/c-stderr"], [null, "file[1b:a]", "file[1b:b]"], [10, 11, 12]);
+    expect(plan).toEqual([
+      { fd: 10, key: "pipe:[5]" },
+      { fd: 11, key: "file[1b:a]" },
+      { fd: 11, key: "ile[1b:a]" },
+      { fd: 12, key: "file[1b:b]" },
+      { fd: 12, key: "ile[1b:b]" },
+    ]);
+    expect(restoreInheritFds(["/dev/null", "pipe:[7]", "pipe:[7]"], undefined, [3, 4, 5])).toEqual([{ fd: 4, key: "pipe:[7]" }]);
+  });
+});
+
+describe("runc state of a restored container", () => {
+  test("start time is field 22 of /proc/<pid>/stat, even with spaces and parens in comm", () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    fields[0] = "S";
+    const stat = `1234 (a (b) c) ${fields.join(" ")}`;
+    expect(processStartTicks(stat)).toBe(22);
+  });
+
+  test("new id, pid, bundle, rootfs, namespaces and stdio; everything else kept", () => {
+    const old = {
+      id: "c1",
+      init_process_pid: 100,
+      init_process_start: 5,
+      created: "2026-01-01T00:00:00Z",
+      config: { rootfs: "/old/rootfs", labels: ["bundle=/old", "k=v"], mounts: [] },
+      rootless: false,
+      cgroup_paths: { memory: "/sys/fs/cgroup/memory/ns/c1" },
+      namespace_paths: { NEWNET: "/proc/100/ns/net" },
+      external_descriptors: ["pipe:[1]"],
+      intel_rdt_path: "",
+    };
+    const s = restoredRuncState(old, {
+      id: "c2",
+      pid: 200,
+      startTicks: 77,
+      created: "2026-02-02T00:00:00.000Z",
+      bundle: "/new",
+      rootfs: "/new/rootfs",
+      cgroupPaths: { memory: "/sys/fs/cgroup/memory/ns/c1" },
+      descriptors: ["pipe:[9]", "/run/f1", "/run/f2"],
+    });
+    expect(s).toMatchObject({
+      id: "c2",
+      init_process_pid: 200,
+      init_process_start: 77,
+      created: "2026-02-02T00:00:00.000Z",
+      config: { rootfs: "/new/rootfs", labels: ["k=v", "bundle=/new"], mounts: [] },
+      namespace_paths: { NEWNET: "/proc/200/ns/net" },
+      external_descriptors: ["pipe:[9]", "/run/f1", "/run/f2"],
+      intel_rdt_path: "",
+      rootless: false,
+    });
+    expect(old.config.rootfs).toBe("/old/rootfs"); // the input is not changed
+  });
+
+  test("cgroup paths follow the spec's cgroupsPath when it differs from the checkpoint's", () => {
+    const meta = { cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/ns/c1", "": "/sys/fs/cgroup/unified/ns/c1" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
+    expect(restoredCgroupPaths(meta, "/ns/c1")).toEqual(meta.cgroups.paths);
+    expect(restoredCgroupPaths(meta, undefined)).toEqual(meta.cgroups.paths);
+    expect(restoredCgroupPaths(meta, "/ns/c9")).toEqual({ memory: "/sys/fs/cgroup/memory/ns/c9", "": "/sys/fs/cgroup/unified/ns/c9" });
+  });
+});
