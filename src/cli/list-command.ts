@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { invalidArgument } from "../errors.ts";
+import type { CliCommand } from "./command-table.ts";
+import { containersJson, containersTable, defaultRuncRoot, selectContainers, type ListSelection } from "./list-containers.ts";
+import { parseCliArgs } from "./parse-args.ts";
+
+const listUsage = "cryo list [--root DIR | [--base DIR] (--namespace NS | --all-namespaces)] [--format table|json] [--quiet]";
+
+/** `cryo list`: the runc containers on disk, like `runc list`, read from state.json without running runc. */
+export const listCommand: CliCommand = {
+  path: ["list"],
+  summary: "list the runc containers on disk (like runc list), cryo's and runc shim's",
+  usage: `${listUsage}
+
+Reads runc's state directories (state.json, /proc, the freezer cgroup) and prints one row per container:
+id, init pid, status (created, running, paused, stopped), bundle, created, owner; --format json prints
+runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, owner).
+
+  --root DIR         list exactly this runc root (as runc --root DIR list); default ${defaultRuncRoot},
+                     where cryo's shim keeps its containers
+  --namespace NS     containerd namespace NS: cryo's containers of NS in the base, and <base>/NS
+                     (the per-namespace root containerd's runc shim uses)
+  --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)
+  --base DIR         the base for --namespace/--all-namespaces (default ${defaultRuncRoot})
+  --format FORMAT    table (default) or json
+  -q, --quiet        print only the ids`,
+  async run(args, io) {
+    const { values } = parseCliArgs(
+      args,
+      {
+        root: { type: "string" },
+        base: { type: "string" },
+        namespace: { type: "string", short: "n" },
+        "all-namespaces": { type: "boolean", short: "A" },
+        format: { type: "string", short: "f" },
+        quiet: { type: "boolean", short: "q" },
+      },
+      z.object({
+        root: z.string().min(1).optional(),
+        base: z.string().min(1).optional(),
+        namespace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "not a containerd namespace name").optional(),
+        "all-namespaces": z.boolean().optional(),
+        format: z.enum(["table", "json"]).optional(),
+        quiet: z.boolean().optional(),
+      }),
+      listUsage,
+    );
+    const all = values["all-namespaces"] === true;
+    if (values.root !== undefined && (values.namespace !== undefined || all || values.base !== undefined)) {
+      throw invalidArgument("--root", { detail: "names one runc root; it does not combine with --base, --namespace or --all-namespaces" });
+    }
+    if (values.namespace !== undefined && all) throw invalidArgument("--namespace", { detail: "does not combine with --all-namespaces" });
+    const base = values.base ?? defaultRuncRoot;
+    const selection: ListSelection =
+      values.namespace !== undefined
+        ? { kind: "namespace", base, namespace: values.namespace }
+        : all
+          ? { kind: "all", base }
+          : { kind: "root", root: values.root ?? defaultRuncRoot };
+    const rows = selectContainers(selection);
+    if (values.quiet === true) {
+      if (rows.length > 0) io.out(rows.map((r) => r.id).join("\n"));
+    } else if (values.format === "json") io.out(containersJson(rows, all));
+    else io.out(containersTable(rows, all));
+    return 0;
+  },
+};

@@ -1,0 +1,36 @@
+import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
+import { z } from "zod";
+import { invalidArgument } from "../errors.ts";
+
+/** What parseCliArgs returns: the checked flags and the positional arguments. */
+export interface ParsedArgs<T> {
+  values: T;
+  positionals: string[];
+}
+
+/**
+ * Parses a command's arguments with node's parseArgs, then checks the flags with schema; any failure is
+ * INVALID_ARGUMENT carrying the usage line. positionals bounds how many positional arguments are allowed.
+ */
+export function parseCliArgs<S extends z.ZodType>(
+  args: string[],
+  options: ParseArgsOptionsConfig,
+  schema: S,
+  usage: string,
+  positionals: { min?: number; max?: number } = { max: 0 },
+): ParsedArgs<z.infer<S>> {
+  let parsed: { values: unknown; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: (positionals.max ?? Infinity) > 0, strict: true });
+  } catch (err) {
+    throw invalidArgument("arguments", { detail: `${err instanceof Error ? err.message : String(err)}\nusage: ${usage}` });
+  }
+  const n = parsed.positionals.length;
+  if (n < (positionals.min ?? 0) || n > (positionals.max ?? Infinity)) {
+    const want = positionals.min === positionals.max ? `${positionals.min}` : `${positionals.min ?? 0} to ${positionals.max ?? "any"}`;
+    throw invalidArgument("arguments", { detail: `expected ${want} positional argument(s), got ${n}\nusage: ${usage}` });
+  }
+  const checked = schema.safeParse(parsed.values);
+  if (!checked.success) throw invalidArgument("arguments", { detail: `${z.prettifyError(checked.error)}\nusage: ${usage}` });
+  return { values: checked.data, positionals: parsed.positionals };
+}

@@ -1,0 +1,91 @@
+/**
+ * `cryo list` against real runc containers: a private containerd runs containers with cryo's shim
+ * (runc root /run/containerd/runc) and runc's shim (/run/containerd/runc/<ns>); cryo's rows must equal
+ * what `runc --root ... list --format json` prints for them, paused included.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNC_ROOT = "/run/containerd/runc";
+const bun = process.execPath;
+const main = resolve(import.meta.dir, "../../src/cli/main.ts");
+let pc: PrivateContainerd;
+let ns: string;
+const cryoId = uniqueId("lc");
+const runcId = uniqueId("lr");
+
+async function run(argv: string[]) {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+type Row = { id: string; status: string; namespace?: string; [k: string]: unknown };
+
+async function cryoList(...args: string[]): Promise<Row[]> {
+  const r = await run([bun, main, "list", "--format", "json", ...args]);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  return JSON.parse(r.stdout) as Row[];
+}
+
+async function runcList(root: string): Promise<Row[]> {
+  const r = await run(["runc", "--root", root, "list", "--format", "json"]);
+  expect(r.exitCode).toBe(0);
+  return (JSON.parse(r.stdout) as Row[] | null) ?? [];
+}
+
+const mine = (rows: Row[]) => rows.filter((r) => r.id === cryoId || r.id === runcId).sort((a, b) => a.id.localeCompare(b.id));
+
+beforeAll(async () => {
+  ns = uniqueId("list");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, cryoId, "sleep", "600"], { timeoutMs: 60_000 });
+  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.runc.v2", testImage, runcId, "sleep", "600"], { timeoutMs: 60_000 });
+}, 120_000);
+
+afterAll(async () => {
+  await pc?.stop();
+}, 120_000);
+
+test("the default root lists cryo's container exactly as runc list does", async () => {
+  const ours = mine(await cryoList());
+  expect(ours.map((r) => r.id)).toEqual([cryoId]);
+  expect(ours).toEqual(mine(await runcList(RUNC_ROOT)));
+  expect(ours[0]).toMatchObject({ status: "running", owner: "root", bundle: `${pc.state}/io.containerd.runtime.v2.task/${ns}/${cryoId}` });
+  expect(ours[0]!.pid).toBeGreaterThan(0);
+});
+
+test("--root names runc shim's per-namespace root; rows equal runc's", async () => {
+  const ours = mine(await cryoList("--root", `${RUNC_ROOT}/${ns}`));
+  expect(ours.map((r) => r.id)).toEqual([runcId]);
+  expect(ours).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)));
+});
+
+test("--namespace shows both shims' containers of the namespace, --all-namespaces tags them", async () => {
+  expect((await cryoList("--namespace", ns)).map((r) => r.id).sort()).toEqual([cryoId, runcId].sort());
+  const all = mine(await cryoList("--all-namespaces"));
+  expect(all.map((r) => [r.id, r.namespace])).toEqual([cryoId, runcId].sort().map((id) => [id, ns]));
+});
+
+test("a paused container is paused in both, and the table has runc's columns", async () => {
+  await pc.ctrOk(["task", "pause", cryoId]);
+  try {
+    const ours = await waitFor(async () => mine(await cryoList()).find((r) => r.status === "paused"), { what: "paused row" });
+    expect([ours]).toEqual(mine(await runcList(RUNC_ROOT)));
+    const table = await run([bun, main, "list"]);
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID +PID +STATUS +BUNDLE +CREATED +OWNER$/);
+    expect(table.stdout).toMatch(new RegExp(`^${cryoId} +\\d+ +paused +`, "m"));
+  } finally {
+    await pc.ctrOk(["task", "resume", cryoId]);
+  }
+});
+
+test("a killed container is stopped with pid 0, as runc says", async () => {
+  await pc.ctrOk(["task", "kill", "-s", "KILL", runcId]);
+  const row = await waitFor(async () => mine(await cryoList("--root", `${RUNC_ROOT}/${ns}`)).find((r) => r.status === "stopped"), { what: "stopped row" });
+  expect(row.pid).toBe(0);
+  expect([row]).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)));
+});
