@@ -9,9 +9,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-# The cryo shim runs containers but does not checkpoint/restore yet, so the checkpoint/restore part uses runc's
-# shim. Flip this to io.containerd.cryo.v2 when the cryo shim serves checkpoint and restore.
-default_runtime="io.containerd.runc.v2"
+# The cryo shim checkpoints (libcriu, in a helper process) and restores containers itself.
+# CRYO_DEMO_RUNTIME=io.containerd.runc.v2 runs the same steps with containerd's runc shim, for comparison.
+default_runtime="io.containerd.cryo.v2"
 cryo_runtime="io.containerd.cryo.v2"
 runtime="${CRYO_DEMO_RUNTIME:-$default_runtime}"
 mib="${CRYO_DEMO_MIB:-64}"
