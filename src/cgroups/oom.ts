@@ -13,7 +13,7 @@ import { closeSync, existsSync, openSync, readFileSync, watch, writeFileSync, ty
 import { join } from "node:path";
 import { CryoError, failedPrecondition } from "../errors.ts";
 import { readOptional } from "./cgroupfs.ts";
-import { closeFd, createEventFd, drainEventFd } from "./eventfd.ts";
+import { close as closeFd, createEventFd, drainEventFd } from "../sys/index.ts";
 import type { OomWatchOptions } from "./manager.ts";
 import { parseFlatKeyed } from "./parse.ts";
 

@@ -1,24 +1,18 @@
 /**
  * CRIU's root for a container restore: CRIU wants its root to be a mount point whose parent is not
- * over-mounted, so the new rootfs is bind-mounted (recursively) onto a private directory, as runc
- * does with <state dir>/criu-root. Mount points CRIU will restore into are created first (not those
- * on a tmpfs: CRIU restores tmpfs contents itself).
- *
- * Uses mount(8)/umount(8) until src/sys offers mount(2)/umount2(2).
+ * over-mounted, so the new rootfs is bind-mounted onto a directory of its own and made private, as
+ * runc does with <state dir>/criu-root. Mount points CRIU will restore into are created first (not
+ * those on a tmpfs: CRIU restores tmpfs contents itself). mount(2)/umount2(2) through src/sys.
  */
 import { mkdirSync, existsSync, writeFileSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { CryoError, Code } from "../errors.ts";
+import { CryoError } from "../errors.ts";
+import { MNT_DETACH, MS_BIND, MS_PRIVATE, mount, umount2 } from "../sys/index.ts";
 import type { RuncContainer } from "./runc-criu.ts";
 
 /** A bind-mounted restore root; dispose unmounts (lazily) and removes the directory. */
 export interface RestoreRoot extends Disposable {
   path: string;
-}
-
-function run(cmd: string[]): void {
-  const r = Bun.spawnSync(cmd, { stdio: ["ignore", "ignore", "pipe"] });
-  if (r.exitCode !== 0) throw new CryoError(Code.INTERNAL, `${cmd.join(" ")}: ${r.stderr.toString().trim()}`);
 }
 
 /** Creates the mount points of c's mounts inside its rootfs that are not on a tmpfs (runc's rule). */
@@ -44,14 +38,24 @@ function isRegular(path: string): boolean {
   }
 }
 
-/** Bind-mounts rootfs onto dir (created) and returns it; dispose to unmount. */
+/** Bind-mounts rootfs onto dir (created) and makes it private; dispose to unmount (lazily) and remove dir. */
 export function prepareRestoreRoot(rootfs: string, dir: string): RestoreRoot {
   mkdirSync(dir, { recursive: true });
-  run(["mount", "--bind", "--make-private", rootfs, dir]);
+  try {
+    mount(rootfs, dir, null, MS_BIND);
+  } catch (err) {
+    throw CryoError.from(err).wrap(`restore root ${dir}`);
+  }
+  try {
+    mount(null, dir, null, MS_PRIVATE);
+  } catch (err) {
+    umount2(dir, MNT_DETACH);
+    throw CryoError.from(err).wrap(`restore root ${dir}`);
+  }
   return {
     path: dir,
     [Symbol.dispose]() {
-      run(["umount", "-l", dir]);
+      umount2(dir, MNT_DETACH);
       rmdirSync(dir);
     },
   };

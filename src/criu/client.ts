@@ -13,6 +13,7 @@ import { Code, CryoError } from "../errors.ts";
 import type { CriuOpts } from "./options.ts";
 import { CRIU_HELPER_ARG, helperMessageSchema, type HelperRequest, type NotifyAction, type ResultMessage } from "./protocol.ts";
 import { readStats, type CriuStats } from "./stats.ts";
+import { close, takeFdFromProcess } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
 export interface NotifyEvent {
@@ -21,8 +22,10 @@ export interface NotifyEvent {
   pid: number;
   /** True when CRIU waits for onNotify to settle. */
   wait: boolean;
-  /** orphan-pts-master: the master's fd inside the helper (take it with pidfd_getfd(helperPid, fd) before returning). */
+  /** orphan-pts-master: the master's fd inside the helper. */
   fd?: number;
+  /** orphan-pts-master on a restore: the master, already copied into this process (RestoreResult.ptsMaster owns it). */
+  ptsMaster?: number;
   helperPid: number;
 }
 
@@ -58,6 +61,12 @@ export interface DumpResult {
 export interface RestoreResult extends DumpResult {
   /** Pid of the restored root task, as seen from the caller's pid namespace. */
   pid: number;
+  /**
+   * With `orphanPtsMaster` (a terminal container): the pty master CRIU made for the restored tree's
+   * terminal, copied out of the helper with pidfd_getfd (close-on-exec set). The caller owns it
+   * (hand it to the console, close it when done). Absent when CRIU sent none.
+   */
+  ptsMaster?: number;
 }
 
 /** Kernel/CRIU features as libcriu's feature check reports them. */
@@ -125,12 +134,12 @@ export function createCriu(config: CriuConfig = {}): Criu {
     const req: HelperRequest = {
       op,
       opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: 3 + i, key: f.key }))] },
-      waitFor: call.waitFor,
+      waitFor: op === "restore" && opts.orphanPtsMaster ? [...new Set([...(call.waitFor ?? []), "orphan-pts-master" as const])] : call.waitFor,
       restoreChild: op === "restore" ? call.restoreChild : undefined,
       joinCgroups: op === "restore" ? call.joinCgroups : undefined,
     };
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
-    const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd));
+    const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true);
     const all = await readStats(opts.imagesDir).catch((): CriuStats => ({}));
     const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
     return { result, events, stats };
@@ -147,7 +156,10 @@ export function createCriu(config: CriuConfig = {}): Criu {
     },
     async restore(opts, call) {
       const { result, events, stats } = await imagesCall("restore", opts, call);
-      return { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs };
+      const restored: RestoreResult = { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs };
+      const ptsMaster = events.findLast((e) => e.ptsMaster !== undefined)?.ptsMaster;
+      if (ptsMaster !== undefined) restored.ptsMaster = ptsMaster;
+      return restored;
     },
     async check() {
       await runHelper(helper, { op: "check", opts: withBinary({ imagesDir: "/" }) }, {}, []);
@@ -171,6 +183,7 @@ async function runHelper(
   req: HelperRequest,
   call: CriuCallOptions,
   extraFds: number[],
+  takePtsMaster = false,
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
   call.signal?.throwIfAborted();
@@ -184,6 +197,9 @@ async function runHelper(
   let result: ResultMessage | undefined;
   const onAbort = () => killHelper(proc.pid);
   call.signal?.addEventListener("abort", onAbort, { once: true });
+  // Descriptors taken from the helper: closed unless the call succeeds (then the result owns them).
+  const owned: number[] = [];
+  let succeeded = false;
   try {
     proc.stdin.write(`${JSON.stringify(req)}\n`);
     proc.stdin.flush();
@@ -206,6 +222,11 @@ async function runHelper(
       let ok = true;
       let message: string | undefined;
       try {
+        // The helper waits here (the client added the action to waitFor), so its fd is still open.
+        if (takePtsMaster && msg.action === "orphan-pts-master" && msg.fd !== undefined && msg.fd >= 0) {
+          event.ptsMaster = takeFdFromProcess(msg.helperPid, msg.fd);
+          owned.push(event.ptsMaster);
+        }
         await untilAborted(call.onNotify?.(event), call.signal);
       } catch (err) {
         ok = false;
@@ -218,6 +239,14 @@ async function runHelper(
       }
     }
     await proc.exited;
+    if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
+    if (!result) {
+      const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
+      throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
+    }
+    if (!result.ok) throw resultError(what, result, callbackError, await stderr);
+    succeeded = true;
+    return { result, events };
   } finally {
     call.signal?.removeEventListener("abort", onAbort);
     try {
@@ -225,14 +254,8 @@ async function runHelper(
     } catch {
       // already closed
     }
+    if (!succeeded) for (const fd of owned) close(fd);
   }
-  if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
-  if (!result) {
-    const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
-    throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
-  }
-  if (!result.ok) throw resultError(what, result, callbackError, await stderr);
-  return { result, events };
 }
 
 /** Awaits p, or rejects as soon as signal aborts (a hung notify handler must not outlive an abort). */

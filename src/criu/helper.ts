@@ -9,6 +9,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, 
 import { join } from "node:path";
 import type { Pointer } from "bun:ffi";
 import { Code, CryoError } from "../errors.ts";
+import { clearCloexec } from "../sys/index.ts";
 import { applyOptions } from "./apply-options.ts";
 import { renderConfigFile } from "./config-file.ts";
 import { loadLibCriu, type LibCriu } from "./libcriu.ts";
@@ -141,7 +142,15 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
       if (!opts.cgRoots) opts.cgRoots = ownCgroupRoots();
     }
 
-    for (const f of opts.inheritFds ?? []) lib.inheritable(f.fd);
+    // Bun's startup marks this process's inherited fds 4, 5, ... close-on-exec; libcriu's fork+exec of
+    // `criu swrk` would lose them, so the --inherit-fd descriptors are made inheritable first.
+    for (const f of opts.inheritFds ?? []) {
+      try {
+        clearCloexec(f.fd);
+      } catch (err) {
+        throw CryoError.from(err).wrap(`criu inherit fd ${f.fd}: not an open descriptor of the helper`);
+      }
+    }
 
     handle = lib.newOpts();
     const logName = opts.logFile ?? `${req.op}.log`;

@@ -7,7 +7,7 @@
  * event loop. This file and nothing else in src/criu touches bun:ffi.
  */
 import { dlopen, FFIType, JSCallback, CString, type Pointer, read } from "bun:ffi";
-import { CryoError, Code, invalidArgument, unavailable } from "../errors.ts";
+import { CryoError, Code, unavailable } from "../errors.ts";
 
 /** Where the setup installs libcriu; override with CRYO_LIBCRIU. */
 export const DEFAULT_LIBCRIU_PATH = "/usr/local/lib/libcriu.so";
@@ -103,8 +103,6 @@ export interface LibCriu {
   readonly fn: LibCriuSymbols;
   /** errno of the calling thread right after the last libcriu call (libcriu sets it to CRIU's cr_errno). */
   errno(): number;
-  /** Clears close-on-exec on fd so that `criu swrk` (forked by libcriu) inherits it. */
-  inheritable(fd: number): void;
   /** A NUL-terminated copy of s for a `const char *` argument; keep the returned buffer alive across the call. */
   cstr(s: string): Buffer;
   /** Allocates a criu_opts handle with libcriu's defaults. */
@@ -141,22 +139,12 @@ function open(path: string): LibCriu {
   }
   const libc = dlopen("libc.so.6", {
     __errno_location: { args: [], returns: ptr },
-    fcntl: { args: [i32, i32, i32], returns: i32 },
   });
   const errnoPtr = (): Pointer => libc.symbols.__errno_location() as Pointer;
   return {
     path,
     fn: lib.symbols,
     errno: () => read.i32(errnoPtr(), 0),
-    inheritable(fd) {
-      // Bun.spawn leaves O_CLOEXEC set on every extra stdio fd after the first (fd 4, 5, ... in the
-      // child), so fds meant for `criu swrk` (inherit-fd) are made inheritable here.
-      const F_GETFD = 1;
-      const F_SETFD = 2;
-      const flags = libc.symbols.fcntl(fd, F_GETFD, 0);
-      if (flags < 0) throw invalidArgument(`criu inherit fd ${fd}`, { detail: "not an open descriptor of the helper" });
-      if (libc.symbols.fcntl(fd, F_SETFD, flags & ~1) < 0) throw invalidArgument(`criu inherit fd ${fd}`, { detail: "cannot clear close-on-exec" });
-    },
     cstr: (str) => Buffer.from(`${str}\0`, "utf8"),
     newOpts() {
       const out = new BigUint64Array(1);

@@ -1,8 +1,11 @@
-/** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, dup, pipes, close. */
+/** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, close-on-exec, dup, pipes, close. */
 import { constants, closeSync, openSync } from "node:fs";
 import { CryoError, notFound, unavailable } from "../errors.ts";
 import { libc, sysError } from "./libc.ts";
 
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
@@ -53,11 +56,44 @@ export function isNonblocking(fd: number): boolean {
   return (flags & constants.O_NONBLOCK) !== 0;
 }
 
-/** Duplicates a descriptor (close-on-exec set on the copy; Bun.spawn's stdio dup2 clears it in the child). */
+/**
+ * Duplicates a descriptor, with close-on-exec set on the copy. Handed to Bun.spawn as stdio, the child
+ * gets it without close-on-exec (Bun dup2s it into place); but a child that is itself a Bun program
+ * finds its inherited fds 4, 5, ... marked close-on-exec again by Bun's startup (see clearCloexec).
+ */
 export function dup(fd: number): number {
   const out = libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (out < 0) throw sysError(`dup(${fd})`);
   return out;
+}
+
+/** Tells whether close-on-exec (FD_CLOEXEC) is set on a descriptor. */
+export function isCloexec(fd: number): boolean {
+  const flags = libc.fcntl(fd, F_GETFD, 0);
+  if (flags < 0) throw sysError(`fcntl(${fd}, F_GETFD)`);
+  return (flags & FD_CLOEXEC) !== 0;
+}
+
+/** Sets or clears close-on-exec (FD_CLOEXEC) on a descriptor. */
+export function setCloexec(fd: number, on: boolean): void {
+  const flags = libc.fcntl(fd, F_GETFD, 0);
+  if (flags < 0) throw sysError(`fcntl(${fd}, F_GETFD)`);
+  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (next !== flags && libc.fcntl(fd, F_SETFD, next) < 0) throw sysError(`fcntl(${fd}, F_SETFD)`);
+}
+
+/**
+ * Clears close-on-exec on a descriptor, so that the next exec (or fork+exec) keeps it.
+ *
+ * The Bun trap this exists for (measured on Bun 1.4.5): Bun.spawn hands every extra stdio fd to the
+ * child without close-on-exec (a bash child sees fds 3, 4, 5 with flags 01), but when the child is a
+ * Bun program, Bun's startup marks its inherited fds 4, 5, ... O_CLOEXEC (fdinfo flags 02000001; fd
+ * 3 stays clear). A Bun child that must pass inherited fds on to a program it execs (the CRIU helper
+ * to `criu swrk` for --inherit-fd) calls clearCloexec on each of them first, in the child. Programs
+ * that are not Bun (runc with --preserve-fds, ...) are not affected.
+ */
+export function clearCloexec(fd: number): void {
+  setCloexec(fd, false);
 }
 
 /** Creates a pipe with close-on-exec set on both ends; returns [readEnd, writeEnd]. */

@@ -7,5 +7,27 @@ export { createReaper, type Reaper, type ReaperOptions, type Exit } from "./reap
 export { decodeWaitStatus, type ExitInfo } from "./wait-status.ts";
 export { ConsoleSocket, createConsoleSocket, sendFd, type ReceivedFd } from "./console-socket.ts";
 export { setWinsize, getWinsize, type Winsize } from "./pty.ts";
-export { openFifo, setNonblocking, isNonblocking, dup, pipe, close, type FifoMode } from "./fd.ts";
+export { openFifo, setNonblocking, isNonblocking, dup, pipe, close, clearCloexec, setCloexec, isCloexec, type FifoMode } from "./fd.ts";
+export {
+  mount,
+  umount2,
+  MS_RDONLY,
+  MS_NOSUID,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_REMOUNT,
+  MS_BIND,
+  MS_MOVE,
+  MS_REC,
+  MS_UNBINDABLE,
+  MS_PRIVATE,
+  MS_SLAVE,
+  MS_SHARED,
+  MNT_FORCE,
+  MNT_DETACH,
+  MNT_EXPIRE,
+  UMOUNT_NOFOLLOW,
+} from "./mount.ts";
+export { pidfdOpen, pidfdGetfd, takeFdFromProcess } from "./pidfd.ts";
+export { createEventFd, drainEventFd } from "./eventfd.ts";
 export { readProcStat, isAlive, listChildren, type ProcStat } from "./proc.ts";

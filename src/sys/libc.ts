@@ -26,6 +26,12 @@ export const libc = dlopen("libc.so.6", {
   dup: { args: [i32], returns: i32 },
   pipe2: { args: [ptr, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
+  read: { args: [i32, ptr, u64], returns: i64 },
+  mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
+  umount2: { args: [ptr, i32], returns: i32 },
+  pidfd_open: { args: [i32, u32], returns: i32 },
+  pidfd_getfd: { args: [i32, i32, u32], returns: i32 },
+  eventfd: { args: [u32, i32], returns: i32 },
   strerror: { args: [i32], returns: FFIType.cstring },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
@@ -34,11 +40,13 @@ export const libc = dlopen("libc.so.6", {
 export const Errno = {
   EPERM: 1,
   ENOENT: 2,
+  ESRCH: 3,
   EINTR: 4,
   EBADF: 9,
   ECHILD: 10,
   EAGAIN: 11,
   EACCES: 13,
+  EBUSY: 16,
   EEXIST: 17,
   EINVAL: 22,
   ENOTTY: 25,
@@ -55,7 +63,7 @@ export function errno(): number {
 export function sysError(call: string, err: number = errno()): CryoError & { errno: number } {
   const text = String(libc.strerror(err));
   const code =
-    err === Errno.ENOENT || err === Errno.ECHILD
+    err === Errno.ENOENT || err === Errno.ECHILD || err === Errno.ESRCH
       ? Code.NOT_FOUND
       : err === Errno.EEXIST || err === Errno.EADDRINUSE
         ? Code.ALREADY_EXISTS
@@ -65,7 +73,9 @@ export function sysError(call: string, err: number = errno()): CryoError & { err
             ? Code.PERMISSION_DENIED
             : err === Errno.EAGAIN
               ? Code.UNAVAILABLE
-              : Code.UNKNOWN;
+              : err === Errno.EBUSY
+                ? Code.FAILED_PRECONDITION
+                : Code.UNKNOWN;
   const e = new CryoError(code, `${call}: ${text} (errno ${err})`) as CryoError & { errno: number };
   e.errno = err;
   return e;
