@@ -2,6 +2,7 @@ import { type CommandTable, createCommandTable } from "./command-table.ts";
 import { containerdCommands } from "./containerd-command.ts";
 import { versionCommand } from "./version-command.ts";
 import { listCommand } from "./list-command.ts";
+import { installCommand, uninstallCommand } from "./install-command.ts";
 import { pluginTestCommand } from "../plugins/plugin-command.ts";
 import { inspectCommand } from "../checkpoint/inspect-command.ts";
 
@@ -12,7 +13,7 @@ import { inspectCommand } from "../checkpoint/inspect-command.ts";
 export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
-  table.register(listCommand);
+  table.register(listCommand, installCommand, uninstallCommand);
   table.register(pluginTestCommand);
   table.register(inspectCommand);
   return table;

@@ -1,0 +1,221 @@
+/**
+ * Adding and removing cryo's CRI runtime handler in a containerd config (version 2 TOML) as a text edit,
+ * so comments and layout stay: the add appends one table, the remove cuts that table (and its subtables)
+ * out. Each edit is checked by parsing both texts with smol-toml: the result must be the original plus
+ * (or minus) exactly the cryo entry, or the edit is refused.
+ */
+import { isDeepStrictEqual } from "node:util";
+import { parse } from "smol-toml";
+import { failedPrecondition } from "../errors.ts";
+import { cryoRuntimeHandler, cryoRuntimeType } from "../containerd/index.ts";
+
+/** The key path of the CRI runtimes table in a version 2 config. */
+export const criRuntimesPath = ["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"] as const;
+
+/** What an edit did: the new text, and whether it differs from the old one. */
+export interface ConfigEdit {
+  text: string;
+  changed: boolean;
+}
+
+type Table = Record<string, unknown>;
+
+function isTable(v: unknown): v is Table {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Parses config text; unparsable TOML and any version but 2 are FAILED_PRECONDITION naming source. */
+export function parseConfigV2(text: string, source: string): Table {
+  let doc: Table;
+  try {
+    doc = parse(text) as Table;
+  } catch (err) {
+    const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+    throw failedPrecondition(`containerd config ${source}`, { cause: err, detail: `not valid TOML: ${first}` });
+  }
+  const version = doc.version;
+  if (version === undefined || version === 1) {
+    throw failedPrecondition(`containerd config ${source}`, {
+      detail: "version 1 (no `version = 2`): cryo edits version 2 configs only; convert it to version 2 first (containerd 1.6 reads both)",
+    });
+  }
+  if (version !== 2) throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2 configs only` });
+  return doc;
+}
+
+/** The value at a key path, or undefined. */
+function at(doc: Table, path: readonly string[]): unknown {
+  let v: unknown = doc;
+  for (const key of path) {
+    if (!isTable(v)) return undefined;
+    v = v[key];
+  }
+  return v;
+}
+
+/** A copy of doc with the cryo handler set (entry) or removed (undefined). */
+function withCryo(doc: Table, entry: Table | undefined): Table {
+  const copy = structuredClone(doc);
+  let t: Table = copy;
+  for (const key of criRuntimesPath) {
+    if (!isTable(t[key])) {
+      if (entry === undefined) return copy;
+      t[key] = {};
+    }
+    t = t[key] as Table;
+  }
+  if (entry === undefined) delete t[cryoRuntimeHandler];
+  else t[cryoRuntimeHandler] = entry;
+  return copy;
+}
+
+/** The cryo entry of a parsed config, if any. */
+export function cryoEntry(doc: Table): unknown {
+  return at(doc, [...criRuntimesPath, cryoRuntimeHandler]);
+}
+
+/** `a."b.c".d` as TOML writes a key path. */
+export function tomlKeyPath(path: readonly string[]): string {
+  return path.map((k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k))).join(".");
+}
+
+/** Splits a dotted TOML key (`plugins."io.containerd.grpc.v1.cri".containerd`) into its parts; undefined if malformed. */
+export function splitTomlKey(key: string): string[] | undefined {
+  const parts: string[] = [];
+  let i = 0;
+  const s = key.trim();
+  while (i < s.length) {
+    while (s[i] === " " || s[i] === "\t") i++;
+    const c = s[i];
+    if (c === '"') {
+      let j = i + 1;
+      let part = "";
+      while (j < s.length && s[j] !== '"') {
+        if (s[j] === "\\") {
+          const parsed = JSON.parse(`"${s.slice(j, j + 2)}"`) as string;
+          part += parsed;
+          j += 2;
+        } else part += s[j++];
+      }
+      if (j >= s.length) return undefined;
+      parts.push(part);
+      i = j + 1;
+    } else if (c === "'") {
+      const j = s.indexOf("'", i + 1);
+      if (j < 0) return undefined;
+      parts.push(s.slice(i + 1, j));
+      i = j + 1;
+    } else {
+      const m = /^[A-Za-z0-9_-]+/.exec(s.slice(i));
+      if (!m) return undefined;
+      parts.push(m[0]);
+      i += m[0].length;
+    }
+    while (s[i] === " " || s[i] === "\t") i++;
+    if (i < s.length) {
+      if (s[i] !== ".") return undefined;
+      i++;
+    }
+  }
+  return parts;
+}
+
+/** The key path of a `[table]` header line, undefined for other lines (and for `[[array]]` headers). */
+function headerPath(line: string): string[] | undefined {
+  const m = /^\s*\[([^[\]]+)\]\s*(#.*)?$/.exec(line);
+  return m ? splitTomlKey(m[1]!) : undefined;
+}
+
+function isArrayHeader(line: string): boolean {
+  return /^\s*\[\[/.test(line);
+}
+
+function startsWith(path: readonly string[], prefix: readonly string[]): boolean {
+  return prefix.length <= path.length && prefix.every((k, i) => path[i] === k);
+}
+
+/** A parsed config as plain JSON, without empty tables (adding a nested table creates its parents implicitly). */
+function plain(doc: unknown): unknown {
+  const prune = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(prune);
+    if (!isTable(v)) return v;
+    const out: Table = {};
+    for (const [k, x] of Object.entries(v)) {
+      const p = prune(x);
+      if (!(isTable(p) && Object.keys(p).length === 0)) out[k] = p;
+    }
+    return out;
+  };
+  return prune(JSON.parse(JSON.stringify(doc)));
+}
+
+function checkResult(newText: string, expected: Table, source: string, what: string): void {
+  let got: unknown;
+  try {
+    got = parse(newText);
+  } catch (err) {
+    throw failedPrecondition(`containerd config ${source}`, { cause: err, detail: `${what} would make it invalid TOML; edit it by hand` });
+  }
+  if (!isDeepStrictEqual(plain(got), plain(expected))) {
+    throw failedPrecondition(`containerd config ${source}`, { detail: `${what} as a text edit would change more than the cryo handler; edit it by hand` });
+  }
+}
+
+const addedComment = "# added by cryo install:";
+
+/** The table cryo's handler gets. */
+export function cryoRuntimeEntry(): Table {
+  return { runtime_type: cryoRuntimeType };
+}
+
+/**
+ * Adds `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]` with runtime_type io.containerd.cryo.v2.
+ * Unchanged when it is already there with that type; FAILED_PRECONDITION when a `cryo` handler has another type.
+ */
+export function addCryoRuntime(text: string, source: string): ConfigEdit {
+  const doc = parseConfigV2(text, source);
+  const existing = cryoEntry(doc);
+  if (existing !== undefined) {
+    const type = isTable(existing) ? existing.runtime_type : undefined;
+    if (type === cryoRuntimeType) return { text, changed: false };
+    throw failedPrecondition(`containerd config ${source}`, {
+      detail: `it already has a runtime handler "${cryoRuntimeHandler}" with runtime_type ${JSON.stringify(type)}; remove it first`,
+    });
+  }
+  const header = `[${tomlKeyPath([...criRuntimesPath, cryoRuntimeHandler])}]`;
+  const block = `\n${addedComment} the CRI runtime handler "${cryoRuntimeHandler}" (RuntimeClass handler) for ${cryoRuntimeType}\n${header}\n  runtime_type = "${cryoRuntimeType}"\n`;
+  const newText = `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${block}`;
+  checkResult(newText, withCryo(doc, cryoRuntimeEntry()), source, `adding ${header}`);
+  return { text: newText, changed: true };
+}
+
+/**
+ * Removes the cryo handler table (its header, its keys, its subtables, and the comment line cryo install put
+ * above it). Unchanged when absent; FAILED_PRECONDITION when it is written in a form a text edit cannot cut
+ * out cleanly (inline tables, dotted keys).
+ */
+export function removeCryoRuntime(text: string, source: string): ConfigEdit {
+  const doc = parseConfigV2(text, source);
+  if (cryoEntry(doc) === undefined) return { text, changed: false };
+  const target = [...criRuntimesPath, cryoRuntimeHandler];
+  const lines = text.split("\n");
+  const kept: string[] = [];
+  let cutting = false;
+  for (const line of lines) {
+    const path = headerPath(line);
+    if (path !== undefined || isArrayHeader(line)) {
+      const wasCutting = cutting;
+      cutting = path !== undefined && startsWith(path, target);
+      // The comment `cryo install` wrote above the table goes with it, and so does the blank line before that.
+      if (cutting && !wasCutting && kept.at(-1)?.startsWith(addedComment)) {
+        kept.pop();
+        if (kept.at(-1) === "") kept.pop();
+      }
+    }
+    if (!cutting) kept.push(line);
+  }
+  let newText = kept.join("\n");
+  if (text.endsWith("\n") && !newText.endsWith("\n")) newText += "\n";
+  checkResult(newText, withCryo(doc, undefined), source, `removing the ${cryoRuntimeHandler} handler`);
+  return { text: newText, changed: true };
+}

@@ -1,0 +1,142 @@
+import { z } from "zod";
+import { cryoRuntimeHandler, cryoRuntimeType, defaultBinDir } from "../containerd/index.ts";
+import { failedPrecondition } from "../errors.ts";
+import type { CliCommand, CliIo } from "./command-table.ts";
+import { addCryoRuntime, parseConfigV2, removeCryoRuntime, type ConfigEdit } from "./containerd-config-edit.ts";
+import { installBinary, readConfig, removeBinary, writeConfigAtomic } from "./install-files.ts";
+import { parseCliArgs } from "./parse-args.ts";
+import { unifiedDiff } from "./unified-diff.ts";
+
+/** The system containerd's config file. */
+export const defaultContainerdConfig = "/etc/containerd/config.toml";
+/** Where `cryo install` puts the binaries. */
+export const defaultInstallBinDir = "/usr/local/bin";
+/** The binaries `cryo install` copies from the build directory. */
+export const installedBinaries = ["containerd-shim-cryo-v2", "cryo"] as const;
+
+const configDiffLabels = (path: string) => [`${path}`, `${path} (after)`] as const;
+
+/** Applies (or, dry, only prints) a config edit; prints the diff either way. */
+function applyConfigEdit(path: string, before: string, edit: ConfigEdit, dryRun: boolean, io: CliIo): void {
+  if (!edit.changed) {
+    io.out(`${path}: unchanged (the ${cryoRuntimeHandler} handler is ${before.includes(cryoRuntimeType) ? "already there" : "not there"})`);
+    return;
+  }
+  const [from, to] = configDiffLabels(path);
+  io.out(unifiedDiff(before, edit.text, from, to));
+  if (dryRun) return;
+  const { backup } = writeConfigAtomic(path, edit.text);
+  io.out(backup !== undefined ? `${path}: written (previous content in ${backup})` : `${path}: created`);
+}
+
+function criDisabled(doc: Record<string, unknown>): boolean {
+  const disabled = doc.disabled_plugins;
+  return Array.isArray(disabled) && disabled.some((p) => p === "cri" || p === "io.containerd.grpc.v1.cri");
+}
+
+const installUsage = "cryo install [--config FILE] [--bin-dir DIR] [--from DIR] [--dry-run]";
+
+/** `cryo install`: register cryo in a system containerd (binaries + CRI runtime handler). */
+export const installCommand: CliCommand = {
+  path: ["install"],
+  summary: "install cryo's binaries and register the runtime handler in a system containerd's config",
+  usage: `${installUsage}
+
+Copies containerd-shim-cryo-v2 and cryo from --from (default: next to this cryo binary, or the repo's
+build/bin) to --bin-dir (default ${defaultInstallBinDir}), and adds the CRI runtime handler "${cryoRuntimeHandler}"
+(runtime_type ${cryoRuntimeType}) to the containerd config (default ${defaultContainerdConfig}; version 2 only).
+The rest of the file is kept as it is; the old file is saved as FILE.bak and the new one written atomically.
+Running it again changes nothing. A missing config file is created (version = 2 plus the handler).
+
+  --dry-run   print the config diff and what would be copied; change nothing`,
+  async run(args, io) {
+    const { values } = parseCliArgs(
+      args,
+      { config: { type: "string", short: "c" }, "bin-dir": { type: "string" }, from: { type: "string" }, "dry-run": { type: "boolean" } },
+      z.object({ config: z.string().min(1).optional(), "bin-dir": z.string().min(1).optional(), from: z.string().min(1).optional(), "dry-run": z.boolean().optional() }),
+      installUsage,
+    );
+    const dryRun = values["dry-run"] === true;
+    const configPath = values.config ?? defaultContainerdConfig;
+    const binDir = values["bin-dir"] ?? defaultInstallBinDir;
+    const from = values.from ?? defaultBinDir();
+    if (from === undefined) throw failedPrecondition("cryo binaries", { detail: "no build directory found; run `npm run build` or pass --from DIR" });
+
+    // Check the config before touching anything: a refused config installs nothing.
+    const { text, exists } = readConfig(configPath);
+    const before = exists ? text : "version = 2\n";
+    const edit = addCryoRuntime(before, configPath);
+    const created = !exists;
+
+    for (const name of installedBinaries) {
+      const outcome = installBinary(`${from}/${name}`, binDir, name, dryRun);
+      io.out(`${binDir}/${name}: ${outcome === "unchanged" ? "unchanged" : `${dryRun ? "would be " : ""}${outcome} from ${from}/${name}`}`);
+    }
+    applyConfigEdit(configPath, exists ? text : "", created ? { text: edit.text, changed: true } : edit, dryRun, io);
+    if (dryRun) {
+      io.out("dry run: nothing was changed");
+      return 0;
+    }
+    if (criDisabled(parseConfigV2(edit.text, configPath))) {
+      io.out(`note: the CRI plugin is disabled in ${configPath}; the handler only matters to CRI (Kubernetes). ctr --runtime ${cryoRuntimeType} works without it.`);
+    }
+    io.out(
+      [
+        edit.changed || created ? "restart containerd to load the new handler: systemctl restart containerd" : "containerd's config already had the handler: no restart needed for it",
+        "  (running containers keep running: their shims outlive a containerd restart)",
+        `containerd finds ${installedBinaries[0]} on its PATH: make sure ${binDir} is on it`,
+        `use it:  ctr run --runtime ${cryoRuntimeType} IMAGE ID`,
+        `         or a Kubernetes RuntimeClass with handler: ${cryoRuntimeHandler}`,
+      ].join("\n"),
+    );
+    return 0;
+  },
+};
+
+const uninstallUsage = "cryo uninstall [--config FILE] [--bin-dir DIR] [--remove-binaries] [--dry-run]";
+
+/** `cryo uninstall`: remove the runtime handler from the config (and, when asked, the binaries). */
+export const uninstallCommand: CliCommand = {
+  path: ["uninstall"],
+  summary: "remove cryo's runtime handler from a containerd config (and its binaries with --remove-binaries)",
+  usage: `${uninstallUsage}
+
+Removes the "${cryoRuntimeHandler}" handler table that cryo install added from the containerd config (default
+${defaultContainerdConfig}), keeping the rest of the file; FILE.bak keeps the previous content. With
+--remove-binaries it also deletes containerd-shim-cryo-v2 and cryo from --bin-dir (default ${defaultInstallBinDir}).
+
+  --dry-run   print the config diff and what would be removed; change nothing`,
+  async run(args, io) {
+    const { values } = parseCliArgs(
+      args,
+      { config: { type: "string", short: "c" }, "bin-dir": { type: "string" }, "remove-binaries": { type: "boolean" }, "dry-run": { type: "boolean" } },
+      z.object({ config: z.string().min(1).optional(), "bin-dir": z.string().min(1).optional(), "remove-binaries": z.boolean().optional(), "dry-run": z.boolean().optional() }),
+      uninstallUsage,
+    );
+    const dryRun = values["dry-run"] === true;
+    const configPath = values.config ?? defaultContainerdConfig;
+    const { text, exists } = readConfig(configPath);
+    const edit = exists ? removeCryoRuntime(text, configPath) : { text, changed: false };
+    applyConfigEdit(configPath, text, edit, dryRun, io);
+    if (values["remove-binaries"] === true) {
+      const binDir = values["bin-dir"] ?? defaultInstallBinDir;
+      for (const name of installedBinaries) {
+        const outcome = removeBinary(binDir, name, dryRun);
+        io.out(`${binDir}/${name}: ${outcome === "absent" ? "not there" : dryRun ? "would be removed" : "removed"}`);
+      }
+    }
+    if (dryRun) {
+      io.out("dry run: nothing was changed");
+      return 0;
+    }
+    if (edit.changed) {
+      io.out(
+        [
+          "restart containerd to drop the handler: systemctl restart containerd",
+          `  (containers already running with ${cryoRuntimeType} keep their shims until they are deleted)`,
+        ].join("\n"),
+      );
+    }
+    return 0;
+  },
+};

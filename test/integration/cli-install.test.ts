@@ -1,0 +1,126 @@
+/**
+ * `cryo install` / `cryo uninstall` against temp files only: containerd's own default config (from
+ * `containerd config default`) in a temp dir, a temp bin dir; containerd itself (`config dump`) must read
+ * the edited file and see the handler. Never touches /etc/containerd or /usr/local/bin.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const bun = process.execPath;
+const main = resolve(import.meta.dir, "../../src/cli/main.ts");
+const buildBin = resolve(import.meta.dir, "../../build/bin");
+let dir: string;
+let config: string;
+let binDir: string;
+let original: string;
+
+async function run(argv: string[]) {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+const cryo = (...args: string[]) => run([bun, main, ...args]);
+
+/** The cryo handler's runtime_type as containerd itself reads the config, or undefined. */
+async function handlerSeenByContainerd(): Promise<string | undefined> {
+  const r = await run(["containerd", "--config", config, "config", "dump"]);
+  expect(r.exitCode).toBe(0);
+  const lines = r.stdout.split("\n");
+  const at = lines.findIndex((l) => l.trim() === '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]');
+  if (at < 0) return undefined;
+  const typeLine = lines.slice(at + 1).find((l) => l.trim().startsWith("runtime_type"));
+  return typeLine?.split("=")[1]?.trim().replace(/"/g, "");
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "cryo-install-"));
+  config = join(dir, "config.toml");
+  binDir = join(dir, "bin");
+  mkdirSync(binDir);
+  const def = await run(["containerd", "config", "default"]);
+  expect(def.exitCode).toBe(0);
+  original = def.stdout;
+  writeFileSync(config, original, { mode: 0o600 });
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("--dry-run prints the diff and what it would copy, and changes nothing", async () => {
+  const r = await cryo("install", "--config", config, "--bin-dir", binDir, "--dry-run");
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain(`${binDir}/containerd-shim-cryo-v2: would be installed from ${buildBin}/containerd-shim-cryo-v2`);
+  expect(r.stdout).toContain(`--- ${config}\n+++ ${config} (after)\n@@ `);
+  expect(r.stdout).toContain('+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n+  runtime_type = "io.containerd.cryo.v2"');
+  expect(r.stdout).toContain("dry run: nothing was changed");
+  expect(readFileSync(config, "utf8")).toBe(original);
+  expect(readdirSync(binDir)).toEqual([]);
+  expect(existsSync(`${config}.bak`)).toBe(false);
+});
+
+test("install copies both binaries, adds the handler containerd then sees, keeps a backup and the file mode", async () => {
+  const r = await cryo("install", "--config", config, "--bin-dir", binDir);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain("systemctl restart containerd");
+  for (const name of ["containerd-shim-cryo-v2", "cryo"]) {
+    const installed = join(binDir, name);
+    expect(statSync(installed).mode & 0o777).toBe(0o755);
+    expect(Buffer.compare(readFileSync(installed), readFileSync(join(buildBin, name)))).toBe(0);
+  }
+  expect(readFileSync(`${config}.bak`, "utf8")).toBe(original);
+  const now = readFileSync(config, "utf8");
+  expect(now.startsWith(original)).toBe(true);
+  expect(statSync(config).mode & 0o777).toBe(0o600);
+  expect(await handlerSeenByContainerd()).toBe("io.containerd.cryo.v2");
+  // No temp files left next to the config or the binaries.
+  expect(readdirSync(dir).sort()).toEqual(["bin", "config.toml", "config.toml.bak"]);
+  expect(readdirSync(binDir).sort()).toEqual(["containerd-shim-cryo-v2", "cryo"]);
+});
+
+test("install again changes nothing", async () => {
+  const before = readFileSync(config, "utf8");
+  const mtime = statSync(config).mtimeMs;
+  const r = await cryo("install", "--config", config, "--bin-dir", binDir);
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain(`${binDir}/cryo: unchanged`);
+  expect(r.stdout).toContain(`${config}: unchanged (the cryo handler is already there)`);
+  expect(readFileSync(config, "utf8")).toBe(before);
+  expect(statSync(config).mtimeMs).toBe(mtime);
+});
+
+test("uninstall restores the original config byte for byte; --remove-binaries removes the binaries", async () => {
+  const dry = await cryo("uninstall", "--config", config, "--bin-dir", binDir, "--remove-binaries", "--dry-run");
+  expect(dry.exitCode).toBe(0);
+  expect(dry.stdout).toContain('-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]');
+  expect(dry.stdout).toContain(`${binDir}/cryo: would be removed`);
+  expect(await handlerSeenByContainerd()).toBe("io.containerd.cryo.v2");
+
+  const r = await cryo("uninstall", "--config", config, "--bin-dir", binDir, "--remove-binaries");
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(readFileSync(config, "utf8")).toBe(original);
+  expect(await handlerSeenByContainerd()).toBeUndefined();
+  expect(readdirSync(binDir)).toEqual([]);
+  const again = await cryo("uninstall", "--config", config);
+  expect(again.exitCode).toBe(0);
+  expect(again.stdout).toContain("unchanged");
+});
+
+test("a version 1 or unparsable config is refused and nothing is installed", async () => {
+  const v1 = join(dir, "v1.toml");
+  writeFileSync(v1, `root = "/var/lib/containerd"\n[plugins.cri]\n  sandbox_image = "pause"\n`);
+  const r = await cryo("install", "--config", v1, "--bin-dir", binDir);
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr.trim()).toStartWith(`cryo install: containerd config ${v1}: failed precondition: version 1`);
+  const bad = join(dir, "bad.toml");
+  writeFileSync(bad, "version = 2\n[plugins\n");
+  const r2 = await cryo("install", "--config", bad, "--bin-dir", binDir);
+  expect(r2.exitCode).toBe(1);
+  expect(r2.stderr).toContain("not valid TOML");
+  expect(readdirSync(binDir)).toEqual([]);
+  expect(existsSync(`${v1}.bak`) || existsSync(`${bad}.bak`)).toBe(false);
+});

@@ -1,0 +1,83 @@
+import { describe, expect, test } from "bun:test";
+import { parse } from "smol-toml";
+import { addCryoRuntime, removeCryoRuntime, splitTomlKey } from "../../../src/cli/containerd-config-edit.ts";
+import { unifiedDiff } from "../../../src/cli/unified-diff.ts";
+
+const base = `# my containerd
+version = 2
+root = "/var/lib/containerd"   # keep this comment
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = true
+`;
+
+const cryoOf = (text: string) => (parse(text) as any).plugins["io.containerd.grpc.v1.cri"].containerd.runtimes.cryo;
+
+describe("containerd config edit", () => {
+  test("add appends the handler table and keeps every other line, comments included", () => {
+    const { text, changed } = addCryoRuntime(base, "c.toml");
+    expect(changed).toBe(true);
+    expect(text.startsWith(base)).toBe(true);
+    expect(cryoOf(text)).toEqual({ runtime_type: "io.containerd.cryo.v2" });
+    expect((parse(text) as any).plugins["io.containerd.grpc.v1.cri"].containerd.runtimes.runc.options.SystemdCgroup).toBe(true);
+  });
+
+  test("add twice changes nothing; remove restores the original byte for byte", () => {
+    const once = addCryoRuntime(base, "c.toml").text;
+    expect(addCryoRuntime(once, "c.toml")).toEqual({ text: once, changed: false });
+    const removed = removeCryoRuntime(once, "c.toml");
+    expect(removed).toEqual({ text: base, changed: true });
+    expect(removeCryoRuntime(base, "c.toml")).toEqual({ text: base, changed: false });
+  });
+
+  test("a file without a trailing newline, and a bare `version = 2`, get a valid table", () => {
+    expect(cryoOf(addCryoRuntime("version = 2", "c.toml").text).runtime_type).toBe("io.containerd.cryo.v2");
+    const fromEmpty = addCryoRuntime("version = 2\n", "c.toml").text;
+    expect(removeCryoRuntime(fromEmpty, "c.toml").text).toBe("version = 2\n");
+  });
+
+  test("remove cuts the handler's subtables and stops at the next table", () => {
+    const text = `version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]
+  runtime_type = "io.containerd.cryo.v2"
+[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.cryo.options]
+  ConfigPath = "/etc/cryo/plugins.toml"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/opt"
+`;
+    const out = removeCryoRuntime(text, "c.toml").text;
+    expect(out).toBe(`version = 2\n[plugins."io.containerd.internal.v1.opt"]\n  path = "/opt"\n`);
+  });
+
+  test("refuses version 1, other versions, bad TOML, a foreign cryo handler and forms a text edit cannot handle", () => {
+    expect(() => addCryoRuntime(`root = "/x"\n`, "c.toml")).toThrow("containerd config c.toml: failed precondition: version 1");
+    expect(() => addCryoRuntime(`version = 1\n`, "c.toml")).toThrow("version 1");
+    expect(() => addCryoRuntime(`version = 3\n`, "c.toml")).toThrow("version 3: cryo edits version 2 configs only");
+    expect(() => addCryoRuntime(`version = 2\n[a\n`, "c.toml")).toThrow("not valid TOML");
+    const foreign = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.kata.v2"\n`;
+    expect(() => addCryoRuntime(foreign, "c.toml")).toThrow('runtime handler "cryo" with runtime_type "io.containerd.kata.v2"');
+    const inline = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes = { runc = { runtime_type = "io.containerd.runc.v2" } }\n`;
+    expect(() => addCryoRuntime(inline, "c.toml")).toThrow("would make it invalid TOML");
+    const inlineCryo = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes]\n  cryo = { runtime_type = "io.containerd.cryo.v2" }\n`;
+    expect(() => removeCryoRuntime(inlineCryo, "c.toml")).toThrow("edit it by hand");
+  });
+
+  test("dotted keys split with quotes of both kinds", () => {
+    expect(splitTomlKey(`plugins."io.containerd.grpc.v1.cri" . containerd.'a.b'`)).toEqual(["plugins", "io.containerd.grpc.v1.cri", "containerd", "a.b"]);
+    expect(splitTomlKey(`a."b`)).toBeUndefined();
+    expect(splitTomlKey(`a b`)).toBeUndefined();
+  });
+
+  test("the diff is a unified diff with three lines of context", () => {
+    const before = "1\n2\n3\n4\n5\n";
+    expect(unifiedDiff(before, before, "a", "b")).toBe("");
+    expect(unifiedDiff(before, "1\n2\n3\n4\n5\n6\n", "a", "b")).toBe(["--- a", "+++ b", "@@ -3,3 +3,4 @@", " 3", " 4", " 5", "+6"].join("\n"));
+    expect(unifiedDiff("1\n2\n3\n4\n5\n6\n7\n8\n", "1\n2\n3\n4\n6\n7\n8\n", "a", "b")).toBe(
+      ["--- a", "+++ b", "@@ -2,7 +2,6 @@", " 2", " 3", " 4", "-5", " 6", " 7", " 8"].join("\n"),
+    );
+  });
+});
