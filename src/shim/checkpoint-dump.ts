@@ -140,6 +140,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
   }
 
+  const version = input.criuVersion(); // a helper process of its own: run it beside the dump
+  version.catch(() => {});
   const startedAt = new Date();
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
   try {
@@ -179,7 +181,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     spec,
     stdio: { descriptors, terminal: false, criuKeys: stdio.map((s) => s.criuKey) },
     cgroups: { version: state.cgroup_paths.freezer !== undefined || state.cgroup_paths.memory !== undefined ? 1 : 2, paths: state.cgroup_paths, cgroupsPath: linux.cgroupsPath },
-    host: { hostname: hostname(), kernel: release(), arch: process.arch, criuVersion: await input.criuVersion(), cryoVersion: input.cryoVersion },
+    host: { hostname: hostname(), kernel: release(), arch: process.arch, criuVersion: await version, cryoVersion: input.cryoVersion },
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     options: plan,
