@@ -9,6 +9,7 @@
  * - `containerDumpOpts` / `containerRestorePlan`: plan + runc container facts -> CriuOpts, the way runc sets CRIU up
  * - `prepareRestoreRoot`, `createRestoreMountpoints`: the restore root CRIU needs
  * - `inspectCommand`: `cryo inspect DIR`
+ * - `compressImages` / `decompressImages` / `hasCompressedImages`: zstd page images (after a dump, before a restore)
  */
 export {
   resolveCheckpointPlan,
@@ -49,3 +50,14 @@ export {
 } from "./runc-criu.ts";
 export { prepareRestoreRoot, createRestoreMountpoints, type RestoreRoot } from "./restore-root.ts";
 export { inspectCommand, renderMetadata } from "./inspect-command.ts";
+export {
+  compressImages,
+  decompressImages,
+  hasCompressedImages,
+  compressOptionsSchema,
+  COMPRESSED_SUFFIX,
+  DEFAULT_ZSTD_LEVEL,
+  type CompressOptions,
+  type CompressionReport,
+  type CompressedFile,
+} from "./compression.ts";

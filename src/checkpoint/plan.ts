@@ -51,7 +51,7 @@ export const checkpointPlanSchema = z
     external: z.array(z.string().min(1)),
     mntnsCompatMode: z.boolean(),
     compression: compressionSchema,
-    /** zstd level; 0 is zstd's default. */
+    /** zstd level 1..22; 0: cryo's default (DEFAULT_ZSTD_LEVEL, zstd's fastest regular level 1). */
     compressionLevel: z.number().int().min(0).max(22),
     /** CRIU log level 0..4. */
     logLevel: z.number().int().min(0).max(4),

@@ -49,6 +49,8 @@ export interface CheckpointMemory {
   bytes: number;
   /** Total size of the pages-*.img files on disk. */
   pagesImageBytes: number;
+  /** Total size of zstd-compressed page images (pages-*.img.zst, a cryo compressed checkpoint). */
+  compressedPagesImageBytes: number;
 }
 
 /** What `cryo inspect DIR` shows. */
@@ -81,7 +83,7 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
 
   const processes: CheckpointProcess[] = [];
   const files: CheckpointFile[] = [];
-  const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, bytes: 0, pagesImageBytes: 0 };
+  const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, bytes: 0, pagesImageBytes: 0, compressedPagesImageBytes: 0 };
   const seenFdTables = new Set<number>();
   for (const p of pstree) {
     const proc: CheckpointProcess = { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads: [...p.threads] };
@@ -124,6 +126,7 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
     if (!st.isFile()) continue;
     totalBytes += st.size;
     if (/^pages-\d+\.img$/.test(name)) memory.pagesImageBytes += st.size;
+    if (/^pages-\d+\.img\.zst$/.test(name)) memory.compressedPagesImageBytes += st.size;
   }
   const out: CheckpointInspection = { dir, processes, memory, files, stats: await readStats(dir), totalBytes };
   if (inventory) out.imgVersion = inventory.imgVersion;
@@ -178,6 +181,7 @@ export function renderInspect(x: CheckpointInspection): string {
   lines.push("", "Memory:");
   lines.push(`  ${x.memory.pages} pages (${mib(x.memory.bytes)}) in this image, ${x.memory.pagesInParent} pages in the parent`);
   lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
+  if (x.memory.compressedPagesImageBytes > 0) lines.push(`  pages-*.img.zst on disk (compressed): ${mib(x.memory.compressedPagesImageBytes)}`);
   lines.push("", "Open files:");
   for (const f of x.files) lines.push(`  ${f.pid} fd ${f.fd} ${f.type}${f.path ? ` ${f.path}` : ""}`);
   if (x.files.length === 0) lines.push("  (none recorded)");

@@ -1,0 +1,110 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { CheckpointOptionsSchema as CryoOpts, Compression } from "../../../src/gen/cryo/v1/options_pb.ts";
+import {
+  BUILTIN_CHECKPOINT_PLAN,
+  checkpointOptionsFromAny,
+  compressImages,
+  decompressImages,
+  hasCompressedImages,
+  readCheckpointMetadata,
+  resolveCheckpointPlan,
+  writeCheckpointMetadata,
+  type CheckpointMetadata,
+} from "../../../src/checkpoint/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+const root = mkdtempSync("/tmp/cryo-compress-");
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const meta: CheckpointMetadata = {
+  version: 1,
+  containerId: "c1",
+  imagesDir: ".",
+  pid: 4242,
+  runcState: { id: "c1" },
+  spec: { ociVersion: "1.0.2" },
+  stdio: { descriptors: ["/dev/null", "pipe:[1]", "pipe:[2]"], terminal: false },
+  cgroups: { version: 1, paths: {} },
+  host: { hostname: "h", kernel: "6.18.0", arch: "x64", criuVersion: 40201, cryoVersion: "0.1.0" },
+  startedAt: "2026-01-01T00:00:00.000Z",
+  finishedAt: "2026-01-01T00:00:01.000Z",
+  options: { ...BUILTIN_CHECKPOINT_PLAN, compression: "zstd" },
+  stats: {},
+  compressed: false,
+  paused: false,
+};
+
+function imagesDir(): { dir: string; pages1: Buffer; pages2: Buffer } {
+  const dir = mkdtempSync(join(root, "img-"));
+  const pages1 = Buffer.concat([randomBytes(256 * 1024), Buffer.alloc(768 * 1024, "cryo ")]);
+  const pages2 = randomBytes(64 * 1024);
+  writeFileSync(join(dir, "pages-1.img"), pages1);
+  writeFileSync(join(dir, "pages-2.img"), pages2);
+  writeFileSync(join(dir, "pagemap-42.img"), "not a page image");
+  return { dir, pages1, pages2 };
+}
+
+describe("compressed page images", () => {
+  test("compress turns pages-*.img into .zst and records it; decompress brings the same bytes back", async () => {
+    const { dir, pages1, pages2 } = imagesDir();
+    await writeCheckpointMetadata(dir, meta);
+    const c = await compressImages(dir, { level: 3 });
+    expect(c.files.map((f) => f.name)).toEqual(["pages-1.img", "pages-2.img"]);
+    expect(c.bytes).toBe(pages1.length + pages2.length);
+    expect(c.files[0]!.compressedBytes).toBeLessThan(pages1.length / 2); // 3/4 of it repeats
+    expect(readdirSync(dir).sort()).toEqual(["cryo-checkpoint.json", "pagemap-42.img", "pages-1.img.zst", "pages-2.img.zst"]);
+    expect((await readCheckpointMetadata(dir)).compressed).toEqual({ algorithm: "zstd", level: 3 });
+    expect(await hasCompressedImages(dir)).toBe(true);
+
+    const d = await decompressImages(dir);
+    expect(d.compressedBytes).toBe(c.compressedBytes);
+    expect(readFileSync(join(dir, "pages-1.img")).equals(pages1)).toBe(true);
+    expect(readFileSync(join(dir, "pages-2.img")).equals(pages2)).toBe(true);
+    expect(readFileSync(join(dir, "pagemap-42.img"), "utf8")).toBe("not a page image");
+    expect(readdirSync(dir).filter((f) => f.endsWith(".zst") || f.endsWith(".tmp"))).toEqual([]);
+    expect((await readCheckpointMetadata(dir)).compressed).toBe(false);
+    expect(await hasCompressedImages(dir)).toBe(false);
+  });
+
+  test("level 0 means cryo's default (1); nothing to decompress is not an error; no metadata is fine", async () => {
+    const { dir } = imagesDir();
+    expect((await compressImages(dir, { level: 0, threads: 1, concurrency: 1 })).level).toBe(1);
+    expect((await compressImages(dir)).files).toEqual([]); // already compressed
+    await decompressImages(dir);
+    expect((await decompressImages(dir)).files).toEqual([]);
+  });
+
+  test("errors: missing dir NOT_FOUND, bad options INVALID_ARGUMENT, no zstd UNAVAILABLE, corrupt file UNKNOWN and left alone", async () => {
+    expect(((await compressImages(join(root, "nope")).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);
+    const { dir } = imagesDir();
+    const bad = (await compressImages(dir, { level: 23 }).catch((e) => e)) as CryoError;
+    expect(bad.code).toBe(Code.INVALID_ARGUMENT);
+    expect(bad.message).toContain("level");
+    const missing = (await compressImages(dir, { zstd: "/nonexistent/zstd" }).catch((e) => e)) as CryoError;
+    expect(missing.code).toBe(Code.UNAVAILABLE);
+    expect(existsSync(join(dir, "pages-1.img"))).toBe(true);
+
+    writeFileSync(join(dir, "pages-3.img.zst"), "this is not zstd");
+    const corrupt = (await decompressImages(dir).catch((e) => e)) as CryoError;
+    expect(corrupt).toBeInstanceOf(CryoError);
+    expect(corrupt.code).toBe(Code.UNKNOWN);
+    expect(corrupt.message).toContain("pages-3.img.zst");
+    expect(existsSync(join(dir, "pages-3.img.zst"))).toBe(true);
+    expect(existsSync(join(dir, "pages-3.img"))).toBe(false);
+  });
+
+  test("the plan carries compression from annotations and from cryo.v1.CheckpointOptions (request wins)", () => {
+    const annotated = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/compression": "zstd", "cryo.checkpoint/compression-level": "5" } });
+    expect([annotated.compression, annotated.compressionLevel]).toEqual(["zstd", 5]);
+    const request = checkpointOptionsFromAny(anyPack(CryoOpts, create(CryoOpts, { compression: Compression.ZSTD, compressionLevel: 7 })));
+    const fromRequest = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/compression": "none" }, request });
+    expect([fromRequest.compression, fromRequest.compressionLevel]).toEqual(["zstd", 7]);
+    const off = resolveCheckpointPlan({ defaults: { compression: "zstd" }, request: checkpointOptionsFromAny(anyPack(CryoOpts, create(CryoOpts, { compression: Compression.NONE }))) });
+    expect(off.compression).toBe("none");
+  });
+});
