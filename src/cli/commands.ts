@@ -3,6 +3,7 @@ import { containerdCommands } from "./containerd-command.ts";
 import { versionCommand } from "./version-command.ts";
 import { listCommand } from "./list-command.ts";
 import { installCommand, uninstallCommand } from "./install-command.ts";
+import { migrateCommand } from "./migrate-command.ts";
 import { pluginTestCommand } from "../plugins/plugin-command.ts";
 import { inspectCommand } from "../checkpoint/inspect-command.ts";
 
@@ -13,7 +14,7 @@ import { inspectCommand } from "../checkpoint/inspect-command.ts";
 export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
-  table.register(listCommand, installCommand, uninstallCommand);
+  table.register(listCommand, installCommand, uninstallCommand, migrateCommand);
   table.register(pluginTestCommand);
   table.register(inspectCommand);
   return table;

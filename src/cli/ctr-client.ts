@@ -1,0 +1,141 @@
+/**
+ * The `ctr` calls `cryo migrate` makes against one containerd (address + namespace), with ctr's output
+ * parsed and checked: container info, task and image listings, content blobs. A failed ctr call becomes
+ * a CryoError carrying ctr's last error line.
+ */
+import { z } from "zod";
+import { runCtr } from "../containerd/index.ts";
+import { Code, CryoError, invalidArgument, notFound } from "../errors.ts";
+
+/** A task row of `ctr task ls`. */
+export interface TaskRow {
+  id: string;
+  pid: number;
+  status: string;
+}
+
+/** An image row of `ctr images ls`. */
+export interface ImageRow {
+  ref: string;
+  mediaType: string;
+  digest: string;
+}
+
+/** What `ctr containers info` says about a container (the fields migrate uses). */
+export const containerInfoSchema = z
+  .object({
+    ID: z.string().min(1),
+    Image: z.string(),
+    Runtime: z.object({ Name: z.string().min(1) }).loose(),
+    Snapshotter: z.string().optional(),
+  })
+  .loose();
+
+/** A parsed `ctr containers info`. */
+export type ContainerInfo = z.infer<typeof containerInfoSchema>;
+
+/** An OCI index as stored in the content store (descriptors' media types are what migrate checks). */
+export const ociIndexSchema = z
+  .object({
+    manifests: z
+      .array(z.object({ mediaType: z.string(), digest: z.string(), size: z.number() }).loose())
+      .nullish()
+      .transform((v) => v ?? []),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
+
+/** Parses `ctr task ls` (TASK PID STATUS). */
+export function parseTaskList(stdout: string): TaskRow[] {
+  return stdout
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cells) => cells.length >= 3 && cells[0] !== "")
+    .map(([id, pid, status]) => ({ id: id!, pid: Number(pid), status: status! }));
+}
+
+/** Parses `ctr images ls` (REF TYPE DIGEST SIZE PLATFORMS LABELS; SIZE has a space, the first three do not). */
+export function parseImageList(stdout: string): ImageRow[] {
+  return stdout
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cells) => cells.length >= 3 && cells[0] !== "")
+    .map(([ref, mediaType, digest]) => ({ ref: ref!, mediaType: mediaType!, digest: digest! }));
+}
+
+/** The last meaningful line ctr wrote (its `ctr: ...` error), for messages. */
+export function ctrErrorLine(stderr: string, stdout = ""): string {
+  const lines = `${stderr}\n${stdout}`.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return lines.findLast((l) => l.startsWith("ctr: ")) ?? lines.at(-1) ?? "no output";
+}
+
+/** ctr against one containerd and namespace. */
+export interface CtrClient {
+  readonly address: string;
+  readonly namespace: string;
+  /** Runs ctr; a non-zero exit is a CryoError (NOT_FOUND when ctr says "not found") naming what. */
+  run(args: readonly string[], what: string, timeoutMs?: number): Promise<string>;
+  /** The container's info, or undefined when it does not exist. */
+  containerInfo(id: string): Promise<ContainerInfo | undefined>;
+  /** The container's task, or undefined when it has none. */
+  task(id: string): Promise<TaskRow | undefined>;
+  /** The image named ref, or undefined. */
+  image(ref: string): Promise<ImageRow | undefined>;
+  /** A content blob parsed as JSON. */
+  contentJson(digest: string): Promise<unknown>;
+}
+
+/** Creates a CtrClient for address and namespace; timeoutMs is the default deadline of one ctr call. */
+export function createCtrClient(address: string, namespace: string, timeoutMs: number): CtrClient {
+  const client: CtrClient = {
+    address,
+    namespace,
+    async run(args, what, timeout = timeoutMs) {
+      const r = await runCtr(address, args, { namespace, timeoutMs: timeout });
+      if (r.exitCode !== 0) {
+        const line = ctrErrorLine(r.stderr, r.stdout);
+        const code = /not found|does not exist/i.test(line) ? Code.NOT_FOUND : Code.UNKNOWN;
+        throw new CryoError(code, `${what} (ctr --address ${address} -n ${namespace} ${args.join(" ")}): ${line}`);
+      }
+      return r.stdout;
+    },
+    async containerInfo(id) {
+      const r = await runCtr(address, ["containers", "info", id], { namespace, timeoutMs });
+      if (r.exitCode !== 0) {
+        if (/not found/i.test(r.stderr)) return undefined;
+        throw new CryoError(Code.UNKNOWN, `container ${id} at ${address}: ${ctrErrorLine(r.stderr)}`);
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(r.stdout);
+      } catch (err) {
+        throw invalidArgument(`ctr containers info ${id}`, { cause: err, detail: "output is not JSON" });
+      }
+      const parsed = containerInfoSchema.safeParse(json);
+      if (!parsed.success) throw invalidArgument(`ctr containers info ${id}`, { detail: z.prettifyError(parsed.error) });
+      return parsed.data;
+    },
+    async task(id) {
+      return parseTaskList(await client.run(["tasks", "ls"], "list tasks")).find((t) => t.id === id);
+    },
+    async image(ref) {
+      return parseImageList(await client.run(["images", "ls"], "list images")).find((i) => i.ref === ref);
+    },
+    async contentJson(digest) {
+      const text = await client.run(["content", "get", digest], `read content ${digest}`);
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        throw invalidArgument(`content ${digest}`, { cause: err, detail: "not JSON" });
+      }
+    },
+  };
+  return client;
+}
+
+/** NOT_FOUND for a container missing at an address. */
+export function containerNotFound(id: string, address: string, namespace: string): CryoError {
+  return notFound(`container ${id} in namespace ${namespace} at ${address}`);
+}

@@ -1,0 +1,191 @@
+/**
+ * Moving a running container between two containerds with ctr, the way an operator would by hand:
+ *   1. source: `ctr containers checkpoint --task [--rw] ID REF` (the container keeps running);
+ *   2. source: `ctr images export --skip-manifest-json --all-platforms` of REF to a temp archive;
+ *      the container's image too when the target does not have it;
+ *   3. target: `ctr images import --no-unpack --all-platforms` of the checkpoint (the base image is
+ *      imported and unpacked normally);
+ *   4. target: `ctr containers restore --live [--rw] NEWID REF`, then wait for the task to be RUNNING;
+ *   5. unless keep: source task killed (SIGKILL) and deleted, source container removed.
+ * REF is removed from both content stores at the end, success or not (containerd 1.6 cannot checkpoint
+ * the same spec again while an older checkpoint image holds its blob). If a step before 5 fails, what the
+ * target got is removed and the source container is left running, untouched.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { assertValidContainerId } from "../runtime/index.ts";
+import { containerNotFound, createCtrClient, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
+import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
+
+/** The media type of the CRIU image tar in a containerd checkpoint index. */
+export const criuTarMediaType = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+
+/** What to migrate where. */
+export interface MigrateOptions {
+  /** The container at the source. */
+  id: string;
+  /** Source containerd address (gRPC socket). */
+  from: string;
+  /** Target containerd address. */
+  to: string;
+  /** containerd namespace at both ends (default "default"). */
+  namespace?: string;
+  /** The container's id at the target (default: the same id). */
+  newId?: string;
+  /** Carry the container's rw layer (files it wrote) along. */
+  rw?: boolean;
+  /** Leave the source container running (a copy rather than a move). */
+  keep?: boolean;
+  /** Deadline of each ctr call (default 300 s). */
+  timeoutMs?: number;
+  /** The runc state base to check for an id clash on this machine (default /run/containerd/runc). */
+  runcBase?: string;
+}
+
+/** What migrate did. */
+export interface MigrateResult {
+  id: string;
+  newId: string;
+  /** The checkpoint image's name (removed from both stores afterwards). */
+  checkpointRef: string;
+  /** The task's pid at the target. */
+  pid: number;
+  /** The container's image, and whether migrate copied it to the target. */
+  image: string;
+  imageCopied: boolean;
+  /** True when the source container was removed. */
+  sourceRemoved: boolean;
+}
+
+/** Progress lines; the CLI prints them. */
+export type MigrateLog = (line: string) => void;
+
+function sameAddress(a: string, b: string): boolean {
+  const norm = (s: string) => resolve(s.replace(/^unix:\/\//, ""));
+  return norm(a) === norm(b);
+}
+
+async function removeImage(ctr: CtrClient, ref: string): Promise<void> {
+  if ((await ctr.image(ref)) !== undefined) await ctr.run(["images", "rm", "--sync", ref], `remove checkpoint image ${ref}`);
+}
+
+/** Kills (SIGKILL) and deletes a task if there is one, then removes the container. */
+async function removeContainer(ctr: CtrClient, id: string, timeoutMs: number): Promise<void> {
+  const task = await ctr.task(id);
+  if (task !== undefined) {
+    if (task.status !== "STOPPED") {
+      if (task.status === "PAUSED") await ctr.run(["tasks", "resume", id], `resume task ${id}`);
+      await ctr.run(["tasks", "kill", "-s", "SIGKILL", id], `kill task ${id}`);
+      const deadline = Date.now() + timeoutMs;
+      while ((await ctr.task(id))?.status !== "STOPPED") {
+        if (Date.now() > deadline) throw failedPrecondition(`task ${id} at ${ctr.address}`, { detail: `not stopped ${timeoutMs} ms after SIGKILL` });
+        await Bun.sleep(50);
+      }
+    }
+    await ctr.run(["tasks", "rm", id], `delete task ${id}`);
+  }
+  if ((await ctr.containerInfo(id)) !== undefined) await ctr.run(["containers", "rm", id], `remove container ${id}`);
+}
+
+/** Moves (or with keep, copies) a running container from one containerd to another through ctr. */
+export async function migrateContainer(options: MigrateOptions, log: MigrateLog = () => {}): Promise<MigrateResult> {
+  const { id, from, to } = options;
+  const namespace = options.namespace ?? "default";
+  const newId = options.newId ?? id;
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  assertValidContainerId(id);
+  assertValidContainerId(newId);
+  if (sameAddress(from, to)) throw invalidArgument(`--to ${to}`, { detail: "is the source containerd; give another containerd's address" });
+  const src = createCtrClient(from, namespace, timeoutMs);
+  const dst = createCtrClient(to, namespace, timeoutMs);
+
+  // Preconditions, before anything changes anywhere.
+  const info = await src.containerInfo(id);
+  if (info === undefined) throw containerNotFound(id, from, namespace);
+  const task = await src.task(id);
+  if (task?.status !== "RUNNING") throw failedPrecondition(`container ${id} at ${from}`, { detail: `task is ${task?.status ?? "absent"}; only a running task migrates` });
+  if ((await dst.containerInfo(newId)) !== undefined) throw alreadyExists(`container ${newId} in namespace ${namespace} at ${to}`);
+  // Both containerds on this machine share runc's state root: the same id would clash (and a clean-up of a
+  // failed restore at the target would reach the source's container).
+  if (newId === id) {
+    const base = options.runcBase ?? defaultRuncRoot;
+    const clash = selectContainers({ kind: "namespace", base, namespace }).find((r) => r.id === id);
+    if (clash !== undefined) {
+      throw failedPrecondition(`container ${id}`, {
+        detail: `its runc state is under ${base} on this machine, which the target's shim shares; give the target's copy another id with --new-id`,
+      });
+    }
+  }
+  const image = info.Image;
+  const srcImage = image === "" ? undefined : await src.image(image);
+  if (image !== "" && srcImage === undefined) throw failedPrecondition(`image ${image} at ${from}`, { detail: "not found; containerd needs it to restore the container" });
+  const dstImage = image === "" ? undefined : await dst.image(image);
+  if (dstImage !== undefined && srcImage !== undefined && dstImage.digest !== srcImage.digest) {
+    throw failedPrecondition(`image ${image}`, { detail: `differs between source (${srcImage.digest}) and target (${dstImage.digest})` });
+  }
+
+  const ref = `localhost/cryo-migrate/${id}:${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  const work = mkdtempSync(join(tmpdir(), "cryo-migrate-"));
+  let restored = false;
+  let imageCopied = false;
+  try {
+    log(`checkpoint ${id} at ${from} as ${ref}${options.rw ? " (with its rw layer)" : ""}`);
+    await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
+    const indexDigest = (await src.image(ref))?.digest;
+    if (indexDigest === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${from}`, { detail: "not listed after ctr containers checkpoint" });
+    const index = ociIndexSchema.safeParse(await src.contentJson(indexDigest));
+    if (!index.success) throw invalidArgument(`checkpoint index ${indexDigest}`, { detail: index.error.message });
+    if (!index.data.manifests.some((m) => m.mediaType === criuTarMediaType)) {
+      throw failedPrecondition(`checkpoint ${ref} of ${id}`, {
+        detail:
+          "containerd wrote it without the task's CRIU images (containerd 1.6 does so when an older checkpoint image of this container still holds its spec; remove those with ctr images rm --sync)",
+      });
+    }
+
+    const archive = join(work, "checkpoint.tar");
+    log(`export ${ref} from ${from}`);
+    await src.run(["images", "export", "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
+    if (image !== "" && dstImage === undefined) {
+      const imageArchive = join(work, "image.tar");
+      log(`copy image ${image} to ${to}`);
+      await src.run(["images", "export", imageArchive, image], `export image ${image}`);
+      await dst.run(["images", "import", imageArchive], `import image ${image}`);
+      imageCopied = true;
+    }
+    log(`import ${ref} into ${to}`);
+    await dst.run(["images", "import", "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
+    if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
+
+    log(`restore ${newId} at ${to}`);
+    try {
+      await dst.run(["containers", "restore", "--live", ...(options.rw ? ["--rw"] : []), newId, ref], `restore container ${newId}`);
+      const running = await dst.task(newId);
+      if (running?.status !== "RUNNING") throw failedPrecondition(`task ${newId} at ${to}`, { detail: `${running?.status ?? "absent"} after restore, not RUNNING` });
+      restored = true;
+    } catch (err) {
+      log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
+      await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
+      throw err;
+    }
+    const pid = (await dst.task(newId))!.pid;
+
+    let sourceRemoved = false;
+    if (options.keep !== true) {
+      log(`remove ${id} at ${from}`);
+      await removeContainer(src, id, timeoutMs);
+      sourceRemoved = true;
+    }
+    return { id, newId, checkpointRef: ref, pid, image, imageCopied, sourceRemoved };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    for (const ctr of [src, dst]) {
+      await removeImage(ctr, ref).catch((e: unknown) => log(`remove ${ref} at ${ctr.address}: ${CryoError.from(e).message}`));
+    }
+    if (!restored && imageCopied) {
+      await dst.run(["images", "rm", image], `remove image ${image}`).catch((e: unknown) => log(`remove ${image} at ${to}: ${CryoError.from(e).message}`));
+    }
+    if (!restored) log(`${id} is still running at ${from}`);
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * `cryo migrate` between two private containerds, through ctr as a user would: a counter container moves
+ * (runc's shim and cryo's shim), its count goes on at the target, the source is gone and no checkpoint
+ * image is left on either side; a refused or failed migration leaves the source running.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const bun = process.execPath;
+const main = resolve(import.meta.dir, "../../src/cli/main.ts");
+let a: PrivateContainerd;
+let b: PrivateContainerd;
+let ns: string;
+
+async function cryo(...args: string[]) {
+  const proc = Bun.spawn([bun, main, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+async function status(pc: PrivateContainerd, id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === id)
+    ?.trim()
+    .split(/\s+/)[2];
+}
+
+async function containers(pc: PrivateContainerd): Promise<string[]> {
+  return (await pc.ctrOk(["containers", "ls", "-q"])).split("\n").filter((l) => l !== "");
+}
+
+async function checkpointImages(pc: PrivateContainerd): Promise<string[]> {
+  return (await pc.ctrOk(["images", "ls", "-q"])).split("\n").filter((l) => l.includes("cryo-migrate"));
+}
+
+beforeAll(async () => {
+  ns = uniqueId("mig");
+  a = await startPrivateContainerd({ namespace: ns });
+  b = await startPrivateContainerd({ namespace: ns });
+  // Only the source has the image: the first migration has to bring it along.
+  await ensureTestImage(a);
+}, 180_000);
+
+afterAll(async () => {
+  await b?.stop();
+  await a?.stop();
+}, 180_000);
+
+async function moveCounter(runtime: string, flags: string[]): Promise<void> {
+  const id = uniqueId("cnt");
+  const newId = `${id}-m`;
+  await a.ctrOk(["run", "-d", "--runtime", runtime, testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  const before = await waitFor(() => {
+    const n = readCounter(a, id) ?? 0;
+    return n >= 20 ? n : undefined;
+  }, { what: "counter at 20" });
+
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "--namespace", ns, "--new-id", newId, ...flags);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain(`migrated ${id} -> ${newId} at ${b.address}`);
+
+  expect(await status(b, newId)).toBe("RUNNING");
+  // The target's rootfs is fresh (or, with --rw, the source's files): the counter goes on from where it was.
+  const first = await waitFor(() => readCounter(b, newId), { what: "counter at the target" });
+  expect(first).toBeGreaterThanOrEqual(before);
+  await waitFor(() => (readCounter(b, newId) ?? 0) > first, { what: "counter going on at the target" });
+  expect(await containers(a)).not.toContain(id);
+  expect(await checkpointImages(a)).toEqual([]);
+  expect(await checkpointImages(b)).toEqual([]);
+
+  await b.ctrOk(["task", "kill", "-s", "KILL", newId]);
+  await waitFor(async () => (await status(b, newId)) === "STOPPED", { what: `${newId} stopped` });
+  await b.ctrOk(["task", "rm", newId]);
+  await b.ctrOk(["containers", "rm", newId]);
+}
+
+test("a runc-shim counter moves to the other containerd, image included, and counts on there", async () => {
+  await moveCounter("io.containerd.runc.v2", []);
+}, 180_000);
+
+test("a cryo-shim counter moves with --rw and counts on there", async () => {
+  await moveCounter("io.containerd.cryo.v2", ["--rw"]);
+}, 180_000);
+
+test("--keep copies: the source goes on running too", async () => {
+  const id = uniqueId("keep");
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => readCounter(a, id), { what: "counter" });
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain(`${id} still runs at ${a.address}`);
+  expect(await status(a, id)).toBe("RUNNING");
+  expect(await status(b, `${id}-c`)).toBe("RUNNING");
+  const n = readCounter(a, id)!;
+  await waitFor(() => (readCounter(a, id) ?? 0) > n, { what: "source counting on" });
+  for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) {
+    await pc.ctrOk(["task", "kill", "-s", "KILL", cid]);
+    await waitFor(async () => (await status(pc, cid)) === "STOPPED", { what: `${cid} stopped` });
+    await pc.ctrOk(["task", "rm", cid]);
+    await pc.ctrOk(["containers", "rm", cid]);
+  }
+}, 180_000);
+
+test("refusals leave the source running: same id on one machine, unknown container, same address", async () => {
+  const id = uniqueId("ref");
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  const same = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns);
+  expect(same.exitCode).toBe(1);
+  expect(same.stderr).toContain(`cryo migrate: container ${id}: failed precondition: its runc state is under /run/containerd/runc`);
+  const missing = await cryo("migrate", "nope", "--from", a.address, "--to", b.address, "-n", ns);
+  expect(missing.exitCode).toBe(1);
+  expect(missing.stderr.trim()).toBe(`cryo migrate: container nope in namespace ${ns} at ${a.address}: not found`);
+  const self = await cryo("migrate", id, "--from", a.address, "--to", a.address, "-n", ns, "--new-id", "x");
+  expect(self.exitCode).toBe(2);
+  const usage = await cryo("migrate", id, "--to", b.address);
+  expect(usage.exitCode).toBe(2);
+  expect(await status(a, id)).toBe("RUNNING");
+  expect(await containers(b)).toEqual([]);
+  expect(await checkpointImages(a)).toEqual([]);
+  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await status(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await a.ctrOk(["task", "rm", id]);
+  await a.ctrOk(["containers", "rm", id]);
+}, 120_000);
