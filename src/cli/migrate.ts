@@ -11,11 +11,13 @@
  * the same spec again while an older checkpoint image holds its blob). If a step before 5 fails, what the
  * target got is removed and the source container is left running, untouched.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
+import { TaskCreateWatch } from "./task-create-watch.ts";
 import { containerNotFound, createCtrClient, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
 import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
 
@@ -71,11 +73,14 @@ async function removeImage(ctr: CtrClient, ref: string): Promise<void> {
   if ((await ctr.image(ref)) !== undefined) await ctr.run(["images", "rm", "--sync", ref], `remove checkpoint image ${ref}`);
 }
 
-/** Kills (SIGKILL) and deletes a task if there is one, then removes the container. */
+/**
+ * Kills (SIGKILL) and deletes a task if there is one, then removes the container. A task whose restore
+ * failed is CREATED with pid 0 and has no runc container: it is deleted without a kill.
+ */
 async function removeContainer(ctr: CtrClient, id: string, timeoutMs: number): Promise<void> {
   const task = await ctr.task(id);
   if (task !== undefined) {
-    if (task.status !== "STOPPED") {
+    if (task.status !== "STOPPED" && !(task.status === "CREATED" && task.pid === 0)) {
       if (task.status === "PAUSED") await ctr.run(["tasks", "resume", id], `resume task ${id}`);
       await ctr.run(["tasks", "kill", "-s", "SIGKILL", id], `kill task ${id}`);
       const deadline = Date.now() + timeoutMs;
@@ -87,6 +92,25 @@ async function removeContainer(ctr: CtrClient, id: string, timeoutMs: number): P
     await ctr.run(["tasks", "rm", id], `delete task ${id}`);
   }
   if ((await ctr.containerInfo(id)) !== undefined) await ctr.run(["containers", "rm", id], `remove container ${id}`);
+}
+
+/**
+ * Removes the directory containerd 1.6 extracted a checkpoint into for a restore (it never does), unless a
+ * cryo lazy restore still serves pages from it. Only `ctrd-checkpoint*` directories are touched.
+ */
+async function removeExtractedCheckpoint(path: string | undefined, restored: boolean, log: MigrateLog): Promise<void> {
+  if (path === undefined || !/^ctrd-checkpoint\d*$/.test(basename(path)) || !existsSync(path)) return;
+  if (restored) {
+    const lazy = await readCheckpointMetadata(path).then(
+      (m) => m.options.lazyPages,
+      () => false,
+    );
+    if (lazy) {
+      log(`${path}: kept (a lazy restore reads pages from it); remove it when the container has all its memory`);
+      return;
+    }
+  }
+  rmSync(path, { recursive: true, force: true });
 }
 
 /** Moves (or with keep, copies) a running container from one containerd to another through ctr. */
@@ -154,6 +178,9 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
       await dst.run(["images", "import", imageArchive], `import image ${image}`);
       imageCopied = true;
     }
+    // Watch the target's events from before the import: the restored task's /tasks/create names the
+    // directory containerd extracts the checkpoint into.
+    await using watch = TaskCreateWatch.start(to, namespace, newId);
     log(`import ${ref} into ${to}`);
     await dst.run(["images", "import", "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
     if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
@@ -168,6 +195,8 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
       log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
       await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
       throw err;
+    } finally {
+      await removeExtractedCheckpoint(await watch.checkpointPath(5_000), restored, log);
     }
     const pid = (await dst.task(newId))!.pid;
 

@@ -4,7 +4,8 @@
  * image is left on either side; a refused or failed migration leaves the source running.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const bun = process.execPath;
@@ -34,6 +35,15 @@ async function containers(pc: PrivateContainerd): Promise<string[]> {
 
 async function checkpointImages(pc: PrivateContainerd): Promise<string[]> {
   return (await pc.ctrOk(["images", "ls", "-q"])).split("\n").filter((l) => l.includes("cryo-migrate"));
+}
+
+/** Directories containerd extracted checkpoints of this file's namespace into (cgroup.img or cryo's metadata name it). */
+function extractedCheckpoints(): string[] {
+  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
+  return readdirSync(base)
+    .filter((n) => n.startsWith("ctrd-checkpoint"))
+    .map((n) => join(base, n))
+    .filter((dir) => Bun.spawnSync(["grep", "-rlq", ns, dir]).exitCode === 0);
 }
 
 beforeAll(async () => {
@@ -71,6 +81,7 @@ async function moveCounter(runtime: string, flags: string[]): Promise<void> {
   expect(await containers(a)).not.toContain(id);
   expect(await checkpointImages(a)).toEqual([]);
   expect(await checkpointImages(b)).toEqual([]);
+  expect(extractedCheckpoints()).toEqual([]);
 
   await b.ctrOk(["task", "kill", "-s", "KILL", newId]);
   await waitFor(async () => (await status(b, newId)) === "STOPPED", { what: `${newId} stopped` });
@@ -121,6 +132,28 @@ test("refusals leave the source running: same id on one machine, unknown contain
   expect(await status(a, id)).toBe("RUNNING");
   expect(await containers(b)).toEqual([]);
   expect(await checkpointImages(a)).toEqual([]);
+  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await status(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await a.ctrOk(["task", "rm", id]);
+  await a.ctrOk(["containers", "rm", id]);
+}, 120_000);
+
+test("a restore that fails at the target leaves the source running and nothing behind at the target", async () => {
+  // ctr restores without a terminal: runc refuses to restore a tty container, after the checkpoint worked.
+  const id = uniqueId("tty");
+  const run = Bun.spawnSync(["script", "-qec", `ctr --address ${a.address} -n ${ns} run -d -t --runtime io.containerd.runc.v2 ${testImage} ${id} sleep 600`, "/dev/null"]);
+  expect(run.exitCode).toBe(0);
+  expect(await status(a, id)).toBe("RUNNING");
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr).toContain(`cryo migrate: restore container ${id}-m`);
+  expect(r.stderr).toContain("cannot allocate tty");
+  expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
+  expect(await status(a, id)).toBe("RUNNING");
+  expect(await containers(b)).toEqual([]);
+  expect(await checkpointImages(a)).toEqual([]);
+  expect(await checkpointImages(b)).toEqual([]);
+  expect(extractedCheckpoints()).toEqual([]);
   await a.ctrOk(["task", "kill", "-s", "KILL", id]);
   await waitFor(async () => (await status(a, id)) === "STOPPED", { what: `${id} stopped` });
   await a.ctrOk(["task", "rm", id]);
