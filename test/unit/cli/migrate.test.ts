@@ -1,0 +1,61 @@
+import { describe, expect, test } from "bun:test";
+import { createCryoCommands, runCli, type CliIo } from "../../../src/cli/index.ts";
+import { ctrErrorLine, parseImageList, parseTaskList } from "../../../src/cli/ctr-client.ts";
+import { parseEventLine } from "../../../src/cli/task-create-watch.ts";
+
+function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (t) => stdout.push(t), err: (t) => stderr.push(t) };
+}
+
+describe("cryo migrate: reading ctr", () => {
+  test("ctr task ls rows", () => {
+    const out = "TASK       PID      STATUS    \nc1         4242     RUNNING\nc2         0        CREATED\n";
+    expect(parseTaskList(out)).toEqual([
+      { id: "c1", pid: 4242, status: "RUNNING" },
+      { id: "c2", pid: 0, status: "CREATED" },
+    ]);
+    expect(parseTaskList("TASK    PID    STATUS    \n")).toEqual([]);
+  });
+
+  test("ctr images ls rows, with a size that has a space in it", () => {
+    const out =
+      "REF                        TYPE                                    DIGEST            SIZE    PLATFORMS   LABELS \n" +
+      "localhost/cryo-test:latest application/vnd.oci.image.index.v1+json sha256:cd44d05d 1.1 MiB linux/amd64 -      \n";
+    expect(parseImageList(out)).toEqual([{ ref: "localhost/cryo-test:latest", mediaType: "application/vnd.oci.image.index.v1+json", digest: "sha256:cd44d05d" }]);
+  });
+
+  test("ctr's error line is the last `ctr: ` line", () => {
+    expect(ctrErrorLine('time="x" level=error msg="a"\nctr: OCI runtime restore failed: boom: unknown\n')).toBe("ctr: OCI runtime restore failed: boom: unknown");
+    expect(ctrErrorLine("", "just this\n")).toBe("just this");
+    expect(ctrErrorLine("")).toBe("no output");
+  });
+
+  test("ctr events lines", () => {
+    const line =
+      '2026-11-28 14:18:25.053404121 +0000 UTC mig /tasks/create {"container_id":"t1m","bundle":"/b","checkpoint":"/tmp/ctrd-checkpoint2221355237","pid":0}';
+    expect(parseEventLine(line)).toEqual({
+      namespace: "mig",
+      topic: "/tasks/create",
+      event: { container_id: "t1m", bundle: "/b", checkpoint: "/tmp/ctrd-checkpoint2221355237", pid: 0 },
+    });
+    expect(parseEventLine("garbage")).toBeUndefined();
+    expect(parseEventLine('2026-11-28 14:18:25.0 +0000 UTC mig /tasks/create {"broken"')).toBeUndefined();
+  });
+});
+
+describe("cryo migrate: arguments", () => {
+  test("missing or bad arguments are usage errors, before any containerd is asked", async () => {
+    const table = createCryoCommands();
+    const io = captureIo();
+    expect(await runCli(table, ["migrate", "c1", "--to", "/b.sock"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toContain("from");
+    expect(await runCli(table, ["migrate", "--from", "/a.sock", "--to", "/b.sock"], io)).toBe(2);
+    expect(await runCli(table, ["migrate", "c1", "c2", "--from", "/a.sock", "--to", "/b.sock"], io)).toBe(2);
+    expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "unix:///a.sock"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toBe("cryo migrate: --to unix:///a.sock: invalid argument: is the source containerd; give another containerd's address");
+    expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "/b.sock", "--new-id", "bad/id"], io)).toBe(2);
+    expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "/b.sock", "--timeout", "-1"], io)).toBe(2);
+  });
+});
