@@ -1,7 +1,11 @@
 // Benchmark: dump and restore of a plain process holding N MiB through cryo's libcriu helper, against
-// the criu CLI doing the same, and the event loop's responsiveness while a dump runs.
+// the criu CLI doing the same, and the event loop's responsiveness while a dump runs: lag percentiles
+// (a 2 ms timer's lateness), this process's own CPU time during the dump, and how long its main
+// thread waited on the CPU run queue (/proc/self/schedstat) -- lag the process did not cause itself.
 // Run as root: node_modules/.bin/bun bench/criu-helper.ts [sizes MiB, default 16,256,1024]
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+// Env: BURN=N runs N CPU burners (sha256sum /dev/zero) during the whole run, to show contention.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createCriu } from "../src/criu/index.ts";
 
@@ -45,25 +49,48 @@ async function startHog(mib: number, tag: string) {
   return { p, status };
 }
 
-/** Samples the event loop every 5 ms while fn runs; returns fn's time and the worst lag. */
-async function withLag<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; maxLagMs: number }> {
-  let maxLag = 0;
+/** Run-queue wait of this process's main thread so far, in ms (/proc/self/schedstat field 2). */
+function runQueueWaitMs(): number {
+  return Number(readFileSync("/proc/self/schedstat", "utf8").split(" ")[1]) / 1e6;
+}
+
+interface Lag {
+  p50: number;
+  p99: number;
+  max: number;
+  cpuMs: number;
+  runQueueMs: number;
+}
+
+/** Samples the event loop every 2 ms while fn runs; returns fn's time, lag percentiles, own CPU and run-queue wait. */
+async function withLag<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; lag: Lag }> {
+  const lags: number[] = [];
   let last = performance.now();
   const timer = setInterval(() => {
     const now = performance.now();
-    maxLag = Math.max(maxLag, now - last - 5);
+    lags.push(now - last - 2);
     last = now;
-  }, 5);
+  }, 2);
+  const cpu0 = process.cpuUsage();
+  const rq0 = runQueueWaitMs();
   const t0 = performance.now();
   const value = await fn();
   const ms = performance.now() - t0;
   clearInterval(timer);
-  return { value, ms, maxLagMs: maxLag };
+  const cpu = process.cpuUsage(cpu0);
+  lags.sort((a, b) => a - b);
+  const at = (p: number) => Math.max(0, lags[Math.min(lags.length - 1, Math.floor(lags.length * p))] ?? 0);
+  return { value, ms, lag: { p50: at(0.5), p99: at(0.99), max: Math.max(0, lags.at(-1) ?? 0), cpuMs: (cpu.user + cpu.system) / 1000, runQueueMs: runQueueWaitMs() - rq0 } };
 }
 
+const fmtLag = (l: Lag) => `${l.p50.toFixed(1)}/${l.p99.toFixed(1)}/${l.max.toFixed(1)}  ${l.cpuMs.toFixed(0)}  ${l.runQueueMs.toFixed(0)}`;
+
 const pidsToKill: number[] = [];
+const burners = Array.from({ length: Number(process.env.BURN ?? 0) }, () => Bun.spawn(["sha256sum", "/dev/zero"], { stdio: ["ignore", "ignore", "ignore"] }));
 try {
-  console.log("size_MiB  helper_dump_ms  cli_dump_ms  helper_restore_ms  cli_restore_ms  images_MiB  loop_max_lag_during_dump_ms  pages_written");
+  const idle = await withLag(() => Bun.sleep(2000));
+  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}, burners ${burners.length}; idle 2 s: lag p50/p99/max ${fmtLag(idle.lag)}`);
+  console.log("size_MiB  helper_dump_ms  cli_dump_ms  helper_restore_ms  cli_restore_ms  images_MiB  pages_written  helper_dump:lag_p50/p99/max_ms cpu_ms runq_ms  cli_dump:lag_p50/p99/max_ms cpu_ms runq_ms");
   for (const mib of sizes) {
     // Through the helper.
     const a = await startHog(mib, `h${mib}`);
@@ -79,10 +106,12 @@ try {
     const b = await startHog(mib, `c${mib}`);
     const imgB = join(dir, `cli-${mib}`);
     Bun.spawnSync(["mkdir", "-p", imgB]);
-    const t0 = performance.now();
-    const d = Bun.spawnSync(["criu", "dump", "-t", String(b.p.pid), "-D", imgB, "-v2", "-o", "dump.log"]);
-    const cliDump = performance.now() - t0;
-    if (d.exitCode !== 0) throw new Error(`criu dump: ${d.stderr.toString()}`);
+    const cli = await withLag(async () => {
+      const d = Bun.spawn(["criu", "dump", "-t", String(b.p.pid), "-D", imgB, "-v2", "-o", "dump.log"], { stdio: ["ignore", "ignore", "pipe"] });
+      const err = await new Response(d.stderr).text();
+      if ((await d.exited) !== 0) throw new Error(`criu dump: ${err}`);
+    });
+    const cliDump = cli.ms;
     await b.p.exited;
     const t1 = performance.now();
     const r = Bun.spawnSync(["criu", "restore", "-D", imgB, "-d", "-v2", "-o", "restore.log", "--pidfile", join(imgB, "pid")]);
@@ -93,12 +122,14 @@ try {
     process.kill(cliPid, "SIGKILL");
 
     console.log(
-      [mib, dump.ms.toFixed(1), cliDump.toFixed(1), restore.ms.toFixed(1), cliRestore.toFixed(1), (dirBytes(imgA) / 2 ** 20).toFixed(1), dump.maxLagMs.toFixed(1), dump.value.stats.dump?.pagesWritten ?? "?"].join("  "),
+      [mib, dump.ms.toFixed(1), cliDump.toFixed(1), restore.ms.toFixed(1), cliRestore.toFixed(1), (dirBytes(imgA) / 2 ** 20).toFixed(1), dump.value.stats.dump?.pagesWritten ?? "?", fmtLag(dump.lag), fmtLag(cli.lag)].join("  "),
     );
     rmSync(imgA, { recursive: true, force: true });
     rmSync(imgB, { recursive: true, force: true });
   }
+  console.log(`# done, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 } finally {
+  for (const b of burners) b.kill("SIGKILL");
   for (const pid of pidsToKill) {
     try {
       process.kill(pid, "SIGKILL");

@@ -38,6 +38,12 @@ export interface CriuCallOptions {
   waitFor?: NotifyAction[];
   /** Descriptors of the caller handed to CRIU as `--inherit-fd fd[N]:key` (N is renumbered for the helper). */
   inheritFds?: { fd: number; key: string }[];
+  /**
+   * Dump/pre-dump/restore: a directory (usually the images dir, when the work dir is elsewhere) into
+   * which the helper copies CRIU's log and stats-<op> after the call, whether it succeeded or not.
+   * The copy runs in the helper process, off the caller's event loop.
+   */
+  copyLogsTo?: string;
 }
 
 /** Restore call options. */
@@ -137,10 +143,13 @@ export function createCriu(config: CriuConfig = {}): Criu {
       waitFor: op === "restore" && opts.orphanPtsMaster ? [...new Set([...(call.waitFor ?? []), "orphan-pts-master" as const])] : call.waitFor,
       restoreChild: op === "restore" ? call.restoreChild : undefined,
       joinCgroups: op === "restore" ? call.joinCgroups : undefined,
+      copyLogsTo: call.copyLogsTo,
     };
+    if (req.copyLogsTo === undefined) delete req.copyLogsTo;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
     const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true);
-    const all = await readStats(opts.imagesDir).catch((): CriuStats => ({}));
+    // CRIU writes stats-<op> into its working directory (the work dir), not the images dir.
+    const all = await readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({}));
     const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
     return { result, events, stats };
   }

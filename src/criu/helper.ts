@@ -5,8 +5,8 @@
  * Everything here is synchronous on purpose: libcriu blocks this thread for the whole call and calls
  * the notify callback on it, so messages are written with writeSync and replies read with readSync.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Pointer } from "bun:ffi";
 import { Code, CryoError } from "../errors.ts";
 import { clearCloexec } from "../sys/index.ts";
@@ -98,6 +98,18 @@ function ownCgroupRoots(): { controller: string; path: string }[] {
     roots.push({ controller: m[2]!, path: m[3]! });
   }
   return roots;
+}
+
+/** Copies CRIU's log and stats files from the work dir into dir (those that exist; same dir: nothing to do). */
+function copyLogs(workDir: string, names: string[], dir: string): void {
+  if (resolve(dir) === resolve(workDir)) return;
+  for (const name of names) {
+    try {
+      copyFileSync(join(workDir, name), join(dir, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw CryoError.from(err).wrap(`criu: copy ${name} into ${dir}`);
+    }
+  }
 }
 
 function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | undefined, started: number): ResultMessage {
@@ -220,6 +232,7 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
     keep.length = 0; // the call has returned; the strings may go
     const ok = req.op === "restore" || req.op === "version" ? rc > 0 : rc >= 0;
     const logFile = needsImages ? join(workDir, logName) : undefined;
+    if (needsImages && req.copyLogsTo) copyLogs(workDir, [logName, `stats-${req.op}`], req.copyLogsTo);
     return {
       type: "result",
       ok,

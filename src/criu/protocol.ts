@@ -56,6 +56,11 @@ export const helperRequestSchema = z
     joinCgroups: z.array(z.string().min(1)).optional(),
     /** Notify actions for which the helper blocks CRIU until the caller replies. */
     waitFor: z.array(notifyActionSchema).optional(),
+    /**
+     * A directory the helper copies CRIU's log and stats-<op> file into after the call (success or
+     * not), so that post-dump file work happens in the helper, not on the caller's event loop.
+     */
+    copyLogsTo: z.string().min(1).optional(),
   })
   .strict();
 /** The request line, parsed. */

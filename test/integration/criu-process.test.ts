@@ -177,6 +177,24 @@ describe("criu helper on a plain process", () => {
     await waitFor("restored counter to die", () => !alive(restored.pid));
   });
 
+  test("a separate work dir: stats come from it, and copyLogsTo brings the log and stats into the images dir", async () => {
+    const c = await startCounter("workdir");
+    const plain = imagesDir("workdir-plain-img");
+    const first = await criu.dump({ imagesDir: plain, workDir: join(dir, "workdir-plain-work"), pid: c.pid, leaveRunning: true });
+    expect(first.stats.dump?.pagesWritten ?? 0).toBeGreaterThan(0);
+    expect(existsSync(join(plain, "stats-dump"))).toBe(false); // CRIU writes it into its work dir
+    const images = imagesDir("workdir-img");
+    const work = join(dir, "workdir-work");
+    const dumped = await criu.dump({ imagesDir: images, workDir: work, pid: c.pid, leaveRunning: true }, { copyLogsTo: images });
+    expect(dumped.stats.dump?.pagesWritten ?? 0).toBeGreaterThan(0);
+    expect(dumped.logFile).toBe(join(work, "dump.log"));
+    expect(existsSync(join(work, "stats-dump"))).toBe(true);
+    expect(readFileSync(join(images, "dump.log"), "utf8")).toContain("Dumping finished successfully");
+    expect(readFileSync(join(images, "stats-dump")).equals(readFileSync(join(work, "stats-dump")))).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
   test("a process sharing our session needs shell-job; the error carries CRIU's log line", async () => {
     const c = await startCounter("shell", false);
     const images = imagesDir("shell-img");
