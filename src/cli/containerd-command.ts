@@ -1,25 +1,17 @@
-import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 import { z } from "zod";
 import { PrivateContainerd, cryoRuntimeType, startPrivateContainerd } from "../containerd/index.ts";
-import { invalidArgument } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
+import { parseCliArgs } from "./parse-args.ts";
 
 /** Where `cryo containerd start` puts its containerd unless --dir says otherwise. */
 export const defaultContainerdDir = process.env.CRYO_CONTAINERD_DIR ?? "/run/cryo/containerd";
 
 const dirOption: ParseArgsOptionsConfig = { dir: { type: "string", short: "d" } };
 
-/** Parses flags with node's parseArgs, then checks them with schema; failures are INVALID_ARGUMENT with the usage. */
+/** Parses flags (no positional arguments) with the shared CLI parser. */
 function parse<S extends z.ZodType>(args: string[], options: ParseArgsOptionsConfig, schema: S, usage: string): z.infer<S> {
-  let values: unknown;
-  try {
-    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    throw invalidArgument("arguments", { detail: `${err instanceof Error ? err.message : String(err)}\nusage: ${usage}` });
-  }
-  const parsed = schema.safeParse(values);
-  if (!parsed.success) throw invalidArgument("arguments", { detail: `${z.prettifyError(parsed.error)}\nusage: ${usage}` });
-  return parsed.data;
+  return parseCliArgs(args, options, schema, usage).values;
 }
 
 function printHowTo(pc: PrivateContainerd, io: CliIo): void {

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { cryoRuntimeHandler, cryoRuntimeType, defaultBinDir } from "../containerd/index.ts";
 import { failedPrecondition } from "../errors.ts";
@@ -61,6 +63,8 @@ Running it again changes nothing. A missing config file is created (version = 2 
     const binDir = values["bin-dir"] ?? defaultInstallBinDir;
     const from = values.from ?? defaultBinDir();
     if (from === undefined) throw failedPrecondition("cryo binaries", { detail: "no build directory found; run `npm run build` or pass --from DIR" });
+    const missing = installedBinaries.filter((name) => !existsSync(join(from, name)));
+    if (missing.length > 0) throw failedPrecondition(`cryo binaries in ${from}`, { detail: `${missing.join(", ")} missing; run \`npm run build\` or pass --from DIR` });
 
     // Check the config before touching anything: a refused config installs nothing.
     const { text, exists } = readConfig(configPath);
@@ -69,7 +73,7 @@ Running it again changes nothing. A missing config file is created (version = 2 
     const created = !exists;
 
     for (const name of installedBinaries) {
-      const outcome = installBinary(`${from}/${name}`, binDir, name, dryRun);
+      const outcome = installBinary(join(from, name), binDir, name, dryRun);
       io.out(`${binDir}/${name}: ${outcome === "unchanged" ? "unchanged" : `${dryRun ? "would be " : ""}${outcome} from ${from}/${name}`}`);
     }
     applyConfigEdit(configPath, exists ? text : "", created ? { text: edit.text, changed: true } : edit, dryRun, io);

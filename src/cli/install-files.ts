@@ -1,5 +1,5 @@
 /** The file side of `cryo install`: atomic config writes with a backup, and binaries copied into place. */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { CryoError, notFound, unavailable } from "../errors.ts";
 
@@ -80,7 +80,11 @@ export function installBinary(source: string, dir: string, name: string, dryRun:
   }
   if (old !== undefined && Buffer.compare(old, bytes) === 0 && (statSync(target).mode & 0o111) !== 0) return "unchanged";
   if (!dryRun) {
-    if (!existsSync(dir)) throw notFound(`bin dir ${dir}`);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw fail(`bin dir ${dir}`, err);
+    }
     // A running shim keeps its old inode: replacing by rename never disturbs it (no ETXTBSY).
     replaceFile(target, bytes, 0o755);
   }

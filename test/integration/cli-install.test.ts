@@ -124,3 +124,22 @@ test("a version 1 or unparsable config is refused and nothing is installed", asy
   expect(readdirSync(binDir)).toEqual([]);
   expect(existsSync(`${v1}.bak`) || existsSync(`${bad}.bak`)).toBe(false);
 });
+
+test("a missing bin dir is created; a --from without both binaries is refused before anything changes", async () => {
+  const cfg = join(dir, "fresh.toml");
+  const nested = join(dir, "new", "bin");
+  const r = await cryo("install", "--config", cfg, "--bin-dir", nested, "--from", buildBin);
+  expect(r.exitCode).toBe(0);
+  expect(readdirSync(nested).sort()).toEqual(["containerd-shim-cryo-v2", "cryo"]);
+  expect(readFileSync(cfg, "utf8")).toStartWith("version = 2\n");
+  expect(await run(["containerd", "--config", cfg, "config", "dump"]).then((d) => d.stdout)).toContain('runtime_type = "io.containerd.cryo.v2"');
+
+  const half = join(dir, "half");
+  mkdirSync(half);
+  writeFileSync(join(half, "cryo"), "#!/bin/sh\n", { mode: 0o755 });
+  const other = join(dir, "other.toml");
+  const refused = await cryo("install", "--config", other, "--bin-dir", join(dir, "bin2"), "--from", half);
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stderr.trim()).toBe(`cryo install: cryo binaries in ${half}: failed precondition: containerd-shim-cryo-v2 missing; run \`npm run build\` or pass --from DIR`);
+  expect(existsSync(join(dir, "bin2")) || existsSync(other)).toBe(false);
+});
