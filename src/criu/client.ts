@@ -8,6 +8,7 @@
  * `lazy-pages` mode directly: CRIU's RPC has no request for it.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
 import type { CriuOpts } from "./options.ts";
@@ -93,12 +94,40 @@ export interface LazyPagesOptions {
   signal?: AbortSignal;
 }
 
+/** How a lazy-pages daemon finished: every page was handed to the restored tree. */
+export interface LazyPagesSummary {
+  /** From the daemon's readiness to its exit. */
+  durationMs: number;
+  /** Pages the daemon copied in, and the total it had to, summed over tasks (from its log at level 4; absent below). */
+  transferredPages?: number;
+  totalPages?: number;
+}
+
 /** A running lazy-pages daemon; it exits by itself once every page is restored. */
 export interface LazyPagesServer extends AsyncDisposable {
   pid: number;
   logFile: string;
   /** Resolves with the daemon's exit code. */
   exited: Promise<number>;
+  /** The exit code once the daemon has exited (null while it serves pages). */
+  readonly exitCode: number | null;
+  /**
+   * Resolves once the daemon exited 0 ("all pages back"); rejects with a CryoError carrying the
+   * log's error lines when it failed or was killed. Safe to leave unawaited.
+   */
+  done: Promise<LazyPagesSummary>;
+}
+
+/** A lazy restore's result: the tree runs (its pid), while its memory still streams in. */
+export interface LazyRestoreResult extends RestoreResult, AsyncDisposable {
+  /** The daemon serving the pages; `lazyPages.done` is "all pages back". */
+  lazyPages: LazyPagesServer;
+}
+
+/** Options of a lazy restore call. */
+export interface CriuLazyRestoreCallOptions extends CriuRestoreCallOptions {
+  /** The daemon's log level (default 4: the per-task transfer summary is logged at 4 only). */
+  lazyLogLevel?: number;
 }
 
 /** The CRIU operations cryo uses. */
@@ -106,6 +135,14 @@ export interface Criu {
   dump(opts: CriuOpts, call?: CriuCallOptions): Promise<DumpResult>;
   preDump(opts: CriuOpts, call?: CriuCallOptions): Promise<DumpResult>;
   restore(opts: CriuOpts, call?: CriuRestoreCallOptions): Promise<RestoreResult>;
+  /**
+   * Restore with lazy pages: starts the lazy-pages daemon on the images (and waits for its readiness
+   * on the status fd, as CRIU requires it to listen before the restore connects), then restores with
+   * `lazy-pages`; resolves as soon as the tree runs. Await `result.lazyPages.done` for "all pages
+   * back"; dispose the result (or the daemon) to kill a daemon still running. A failed restore kills
+   * the daemon before rejecting. opts.pageServer makes the daemon fetch pages from a page server.
+   */
+  restoreLazy(opts: CriuOpts, call?: CriuLazyRestoreCallOptions): Promise<LazyRestoreResult>;
   lazyPages(opts: LazyPagesOptions): Promise<LazyPagesServer>;
   check(): Promise<void>;
   version(): Promise<number>;
@@ -154,7 +191,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
     return { result, events, stats };
   }
 
-  return {
+  const api: Criu = {
     async dump(opts, call) {
       const { result, events, stats } = await imagesCall("dump", opts, call);
       return { stats, logFile: result.logFile, events, durationMs: result.durationMs };
@@ -182,8 +219,27 @@ export function createCriu(config: CriuConfig = {}): Criu {
       if (!result.features) throw new CryoError(Code.UNKNOWN, "criu feature check: unknown: no features in the result");
       return result.features;
     },
+    async restoreLazy(opts, call = {}) {
+      const daemon = await startLazyPages(criuBinary, {
+        imagesDir: opts.imagesDir,
+        workDir: opts.workDir,
+        logLevel: call.lazyLogLevel ?? 4,
+        pageServer: opts.pageServer,
+        signal: call.signal,
+      });
+      let restored: RestoreResult;
+      try {
+        const { pageServer: _daemonOnly, ...restoreOpts } = opts;
+        restored = await api.restore({ ...restoreOpts, lazyPages: true }, call);
+      } catch (err) {
+        await daemon[Symbol.asyncDispose]();
+        throw err;
+      }
+      return { ...restored, lazyPages: daemon, [Symbol.asyncDispose]: () => daemon[Symbol.asyncDispose]() };
+    },
     lazyPages: (opts) => startLazyPages(criuBinary, opts),
   };
+  return api;
 }
 
 /** Runs one helper process to completion; resolves with its result or rejects with a classified error. */
@@ -387,6 +443,7 @@ async function startLazyPages(criuBinary: string, opts: LazyPagesOptions): Promi
   const args = [criuBinary, "lazy-pages", "--images-dir", opts.imagesDir, "--work-dir", workDir, "--log-file", logFile, `-v${opts.logLevel ?? 4}`, "--status-fd", "3"];
   if (opts.pageServer) args.push("--page-server", "--address", opts.pageServer.address, "--port", String(opts.pageServer.port));
   opts.signal?.throwIfAborted();
+  await mkdir(workDir, { recursive: true });
   const proc = Bun.spawn(args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
   const statusFd = proc.stdio[3];
   if (typeof statusFd !== "number") throw new CryoError(Code.INTERNAL, "criu lazy-pages: no status pipe");
@@ -407,10 +464,31 @@ async function startLazyPages(criuBinary: string, opts: LazyPagesOptions): Promi
     const detail = lines.length > 0 ? lines.join("; ") : (await stderr).trim();
     throw new CryoError(Code.UNKNOWN, `criu lazy-pages ${opts.imagesDir}: unknown: exited before ready: ${detail} (log: ${logPath})`);
   }
+  const readyAt = performance.now();
+  const done = proc.exited.then(async (code): Promise<LazyPagesSummary> => {
+    const durationMs = performance.now() - readyAt;
+    const log = await readFile(logPath, "utf8").catch(() => "");
+    if (code !== 0) {
+      const lines = log.split("\n").filter((l) => /Error|err/.test(l)).slice(-5);
+      const how = proc.signalCode ? `killed by ${proc.signalCode}` : `exited with ${code}`;
+      throw new CryoError(Code.UNKNOWN, `criu lazy-pages ${opts.imagesDir}: unknown: ${how}${lines.length > 0 ? `: ${lines.join("; ")}` : ""} (log: ${logPath})`);
+    }
+    const summary: LazyPagesSummary = { durationMs };
+    for (const m of log.matchAll(/UFFD transferred pages: \((\d+)\/(\d+)\)/g)) {
+      summary.transferredPages = (summary.transferredPages ?? 0) + Number(m[1]);
+      summary.totalPages = (summary.totalPages ?? 0) + Number(m[2]);
+    }
+    return summary;
+  });
+  done.catch(() => {}); // a caller that never awaits done must not see an unhandled rejection
   return {
     pid: proc.pid,
     logFile: logPath,
     exited: proc.exited,
+    get exitCode() {
+      return proc.exitCode ?? (proc.signalCode ? -1 : null);
+    },
+    done,
     async [Symbol.asyncDispose]() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
       await proc.exited;

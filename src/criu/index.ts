@@ -2,7 +2,7 @@
  * src/criu: CRIU through libcriu (bun:ffi), run in a helper process off the event loop.
  *
  * The rest of cryo may use:
- * - `createCriu()` -> dump / preDump / restore / lazyPages / check / version / features, with notify events
+ * - `createCriu()` -> dump / preDump / restore / restoreLazy / lazyPages / check / version / features, with notify events
  * - `CriuOpts` (+ `criuOptsSchema`): every CRIU option as plain data
  * - `readStats` / `decodeStats`: CRIU's dump and restore statistics
  * - `inspectCheckpoint` / `renderInspect`: process tree, memory, files and stats of an images directory
@@ -11,7 +11,7 @@
  * Nothing else here (libcriu.ts, helper.ts) is for use outside src/criu.
  */
 export { createCriu, helperCommand, classify } from "./client.ts";
-export type { Criu, CriuCallOptions, CriuRestoreCallOptions, CriuConfig, CriuFeatures, DumpResult, RestoreResult, LazyPagesOptions, LazyPagesServer, NotifyEvent } from "./client.ts";
+export type { Criu, CriuCallOptions, CriuRestoreCallOptions, CriuConfig, CriuFeatures, DumpResult, RestoreResult, LazyPagesOptions, LazyPagesServer, LazyPagesSummary, LazyRestoreResult, CriuLazyRestoreCallOptions, NotifyEvent } from "./client.ts";
 export { criuOptsSchema, cgroupModeSchema, type CriuOpts, type CgroupMode } from "./options.ts";
 export { CONFIG_FILE_OPTIONS, configFileLines } from "./config-file.ts";
 export { CRIU_HELPER_ARG, type NotifyAction } from "./protocol.ts";
