@@ -64,6 +64,12 @@ export interface MigrateResult {
 /** Progress lines; the CLI prints them. */
 export type MigrateLog = (line: string) => void;
 
+/** A container id as an image name path component (lowercase letters and digits joined by single dashes). */
+export function refComponent(id: string): string {
+  const c = id.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+  return c === "" ? "container" : c;
+}
+
 function sameAddress(a: string, b: string): boolean {
   const norm = (s: string) => resolve(s.replace(/^unix:\/\//, ""));
   return norm(a) === norm(b);
@@ -131,16 +137,16 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   const task = await src.task(id);
   if (task?.status !== "RUNNING") throw failedPrecondition(`container ${id} at ${from}`, { detail: `task is ${task?.status ?? "absent"}; only a running task migrates` });
   if ((await dst.containerInfo(newId)) !== undefined) throw alreadyExists(`container ${newId} in namespace ${namespace} at ${to}`);
-  // Both containerds on this machine share runc's state root: the same id would clash (and a clean-up of a
-  // failed restore at the target would reach the source's container).
-  if (newId === id) {
-    const base = options.runcBase ?? defaultRuncRoot;
-    const clash = selectContainers({ kind: "namespace", base, namespace }).find((r) => r.id === id);
-    if (clash !== undefined) {
-      throw failedPrecondition(`container ${id}`, {
-        detail: `its runc state is under ${base} on this machine, which the target's shim shares; give the target's copy another id with --new-id`,
-      });
-    }
+  // Containerds on one machine share runc's state root: an id with runc state there already would clash with
+  // the restore (and a clean-up of a failed restore at the target could reach that other container).
+  const base = options.runcBase ?? defaultRuncRoot;
+  if (selectContainers({ kind: "namespace", base, namespace }).some((r) => r.id === newId)) {
+    throw failedPrecondition(`container ${newId}`, {
+      detail:
+        newId === id
+          ? `its runc state is under ${base} on this machine, which the target's shim shares; give the target's copy another id with --new-id`
+          : `a container of that id already has runc state under ${base} on this machine; choose another --new-id`,
+    });
   }
   const image = info.Image;
   const srcImage = image === "" ? undefined : await src.image(image);
@@ -150,7 +156,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     throw failedPrecondition(`image ${image}`, { detail: `differs between source (${srcImage.digest}) and target (${dstImage.digest})` });
   }
 
-  const ref = `localhost/cryo-migrate/${id}:${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  const ref = `localhost/cryo-migrate/${refComponent(id)}:${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const work = mkdtempSync(join(tmpdir(), "cryo-migrate-"));
   let restored = false;
   let imageCopied = false;

@@ -59,3 +59,12 @@ describe("cryo migrate: arguments", () => {
     expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "/b.sock", "--timeout", "-1"], io)).toBe(2);
   });
 });
+
+describe("cryo migrate: checkpoint image names", () => {
+  test("container ids become valid image name components", async () => {
+    const { refComponent } = await import("../../../src/cli/migrate.ts");
+    expect(refComponent("c1")).toBe("c1");
+    expect(refComponent("My_Container.v2")).toBe("my-container-v2");
+    expect(refComponent("__")).toBe("container");
+  });
+});
