@@ -4,12 +4,10 @@
  * unmounts the rootfs, and prints a binary DeleteResponse: the init pid, exit status 137
  * (128 + SIGKILL) and the current time, as containerd's runc shim reports.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { readFileSync } from "node:fs";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
-import { DeleteResponseSchema } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { readRuntimeFile, runcFor } from "./bundle-runc.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
@@ -23,11 +21,15 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   if (!flags.id) throw invalidArgument("delete", { detail: "-id is required" });
   const bundle = flags.bundle;
   const options = readRuntimeFile(bundle);
-  try {
-    await runcFor(bundle, options).delete(flags.id, { force: true });
-  } catch (err) {
-    const e = CryoError.from(err);
-    if (e.code !== Code.NOT_FOUND) log.warn(e.message);
+  // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
+  // only run when it still has state for the container.
+  if (existsSync(join(options.root, flags.id))) {
+    try {
+      await runcFor(bundle, options).delete(flags.id, { force: true });
+    } catch (err) {
+      const e = CryoError.from(err);
+      if (e.code !== Code.NOT_FOUND) log.warn(e.message);
+    }
   }
   await unmountRootfs(bundle);
   let pid = 0;
@@ -36,8 +38,24 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   } catch {
     // never created
   }
-  return toBinary(
-    DeleteResponseSchema,
-    create(DeleteResponseSchema, { pid, exitStatus: DEAD_SHIM_EXIT_STATUS, exitedAt: timestampFromDate(new Date()) }),
-  );
+  return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, new Date());
+}
+
+/**
+ * containerd.task.v2.DeleteResponse {pid = 1, exit_status = 2, exited_at = 3 (Timestamp: seconds = 1,
+ * nanos = 2)}, written with protobuf-es's wire writer so that `delete` does not load the task API's
+ * descriptors (unit-tested against toBinary(DeleteResponseSchema)).
+ */
+export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAt: Date): Uint8Array {
+  const ms = exitedAt.getTime();
+  const seconds = Math.floor(ms / 1000);
+  const nanos = (ms - seconds * 1000) * 1_000_000;
+  const w = new BinaryWriter();
+  if (pid !== 0) w.tag(1, 0).uint32(pid);
+  if (exitStatus !== 0) w.tag(2, 0).uint32(exitStatus);
+  w.tag(3, 2).fork();
+  if (seconds !== 0) w.tag(1, 0).int64(seconds);
+  if (nanos !== 0) w.tag(2, 0).int32(nanos);
+  w.join();
+  return w.finish();
 }

@@ -14,10 +14,17 @@ import { createPublisher, createTtrpcForwarder } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
+import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
 import { createTaskService } from "./task-service.ts";
 
 /** How long the daemon waits for queued events at exit. */
 export const EVENT_DRAIN_MS = 5000;
+
+/** The idle linger from the environment (0 when absent or malformed). */
+export function lingerTime(env: Record<string, string | undefined>): number {
+  const ms = Number(env[LINGER_ENV] ?? "0");
+  return Number.isFinite(ms) && ms > 0 ? Math.min(ms, 600_000) : 0;
+}
 
 /** Serves until shutdown; resolves with the exit code. */
 export async function serveDaemon(flags: ShimFlags): Promise<number> {
@@ -36,24 +43,55 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping = false;
-  const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`shutting down: ${why}`);
-    setTimeout(async () => {
-      try {
-        await server.shutdown();
-      } catch (err) {
-        log.warn(`server shutdown: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      await publisher.drain(EVENT_DRAIN_MS);
-      forwarder.close();
-      await policies?.close();
-      rmSync(flags.socket, { force: true });
-      reaper[Symbol.dispose]();
-      resolveDone(0);
-    }, 0);
+  let recheck: ReturnType<typeof setTimeout> | undefined;
+  // Exit is decided under the socket lock: a `start` for this group either sees the socket gone (and
+  // launches a new daemon) or leaves a pending marker that keeps this one serving until its Create.
+  const lingerMs = lingerTime(process.env);
+  const later = (ms: number, fn: () => void) => {
+    clearTimeout(recheck);
+    recheck = setTimeout(fn, ms);
   };
+  const stop = async (why: string, force: boolean, lingered = false): Promise<void> => {
+    if (stopping) return;
+    let shutdown: Promise<void>;
+    const unlock = await lockSocket(flags.socket);
+    try {
+      if (stopping) return;
+      if (!force) {
+        if (!service.idle()) return;
+        const pending = freshPending(flags.socket);
+        if (pending.length > 0) {
+          log.debug("not exiting: Create pending", { containers: pending.join(",") });
+          later(1000, () => void stop(why, false, lingered));
+          return;
+        }
+        if (lingerMs > 0 && !lingered) {
+          // Stay reachable a little: the next container of this group reuses the daemon.
+          later(lingerMs, () => void stop(why, false, true));
+          return;
+        }
+      }
+      stopping = true;
+      clearTimeout(recheck);
+      clearAllPending(flags.socket);
+      log.info(`shutting down: ${why}`);
+      shutdown = server.shutdown(); // stops listening and removes the socket before the lock is released
+    } finally {
+      unlock();
+    }
+    try {
+      await shutdown;
+    } catch (err) {
+      log.warn(`server shutdown: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await publisher.drain(EVENT_DRAIN_MS);
+    forwarder.close();
+    await policies?.close();
+    reaper[Symbol.dispose]();
+    resolveDone(0);
+  };
+  const requestStop = (why: string, force: boolean) =>
+    void stop(why, force).catch((err) => log.error(`stop: ${err instanceof Error ? err.message : String(err)}`));
 
   let policies: import("../plugins/index.ts").PolicyEngines | undefined;
   const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
@@ -63,19 +101,42 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     log,
     namespace: flags.namespace,
     defaultOptions: defaultShimOptions(),
-    onShutdown: () => stop("shutdown requested and no container left"),
+    onShutdown: (now) => requestStop(now ? "shutdown now" : "shutdown requested and no container left", now),
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       const { admitBundle } = await import("../plugins/index.ts");
       await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image: null });
     },
   });
-  server.register(TaskV2, service.impl);
-  server.register(TaskV3, service.impl);
+  const impl: typeof service.impl = {
+    ...service.impl,
+    create(req, ctx) {
+      clearPending(flags.socket, req.id);
+      return service.impl.create(req, ctx);
+    },
+  };
+  if (flags.debug) timeCalls(impl, log);
+  server.register(TaskV2, impl);
+  server.register(TaskV3, impl);
   rmSync(flags.socket, { force: true });
   server.listen(flags.socket, { mode: 0o600 });
   log.info("serving", { socket: flags.socket });
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => requestStop("SIGTERM", true));
+  process.on("SIGINT", () => requestStop("SIGINT", true));
   return done;
+}
+
+/** Logs each call's duration at debug level (the daemon runs with -debug when containerd logs at debug). */
+function timeCalls(impl: Record<string, unknown>, log: ReturnType<typeof createLogger>): void {
+  for (const [name, fn] of Object.entries(impl)) {
+    if (typeof fn !== "function") continue;
+    impl[name] = async (req: { id?: string; execId?: string }, ctx: unknown) => {
+      const t = performance.now();
+      try {
+        return await (fn as (r: unknown, c: unknown) => Promise<unknown>)(req, ctx);
+      } finally {
+        log.debug(`${name} took ${(performance.now() - t).toFixed(1)} ms`, { id: req.id, exec: req.execId || undefined });
+      }
+    };
+  }
 }

@@ -8,7 +8,7 @@
  * and the group key, so two containerds or namespaces never meet in one daemon.
  */
 import { createHash } from "node:crypto";
-import { parseGroupingPolicy, type GroupingPolicy } from "./runtime-options.ts";
+import { parseGroupingPolicy, type GroupingPolicy } from "./grouping-policy.ts";
 
 /** Annotations that name a group, in priority order (containerd's runc shim reads the same two). */
 export const GROUP_ANNOTATIONS = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"] as const;

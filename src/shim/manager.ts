@@ -2,14 +2,13 @@
  * The manager owns the binary's life: it parses containerd's command line and runs `start`
  * (launch or reuse a daemon, print its address), `delete` (clean up after a dead shim), or, with
  * no action, serves as the daemon.
+ *
+ * Each action loads only its own modules (dynamic import): containerd launches this binary for every
+ * container, and module loading is most of a launch's cost (docs/shim.md, "Speed").
  */
 import { CryoError } from "../errors.ts";
-import { serveDaemon } from "./daemon.ts";
-import { deleteShim } from "./cleanup.ts";
 import { parseShimFlags } from "./flags.ts";
-import { createLogger } from "./logger.ts";
-import { startShim } from "./start.ts";
-import { SHIM_VERSION } from "./task-service.ts";
+import { SHIM_VERSION } from "./version.ts";
 
 /** The binary's name, for messages. */
 export const SHIM_NAME = "containerd-shim-cryo-v2";
@@ -28,16 +27,21 @@ export async function runShim(argv: readonly string[], env: Record<string, strin
     }
     if (!flags.namespace) throw new CryoError(3, "shim namespace cannot be empty");
     switch (flags.action) {
-      case "start":
+      case "start": {
+        const { startShim } = await import("./start.ts");
         await writeStdout(await startShim(flags, env, new Uint8Array(await Bun.stdin.arrayBuffer())));
         return 0;
+      }
       case "delete": {
+        const [{ deleteShim }, { createLogger }] = await Promise.all([import("./cleanup.ts"), import("./logger.ts")]);
         const log = createLogger({ level: flags.debug ? "debug" : "warn" });
         await writeStdout(await deleteShim(flags, log));
         return 0;
       }
-      case "":
+      case "": {
+        const { serveDaemon } = await import("./daemon.ts");
         return await serveDaemon(flags);
+      }
     }
   } catch (err) {
     const e = CryoError.from(err);

@@ -13,9 +13,9 @@ import { invalidArgument } from "../errors.ts";
 import { OptionsSchema as RuncOptionsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import { OptionsSchema as CriOptionsSchema } from "../gen/containerd/runtimeoptions/v1/api_pb.ts";
 import { Grouping, RuntimeOptionsSchema } from "../gen/cryo/v1/options_pb.ts";
+import type { GroupingPolicy } from "./grouping-policy.ts";
 
-/** How containers share shim daemons. */
-export type GroupingPolicy = "per-container" | "per-pod" | "per-namespace";
+export { parseGroupingPolicy, type GroupingPolicy } from "./grouping-policy.ts";
 
 /** The runtime options the shim uses, whatever message carried them. */
 export interface ShimOptions {
@@ -51,22 +51,6 @@ export function defaultShimOptions(): ShimOptions {
     configPath: "",
     grouping: undefined,
   };
-}
-
-const groupingNames: Record<string, GroupingPolicy> = {
-  "per-container": "per-container",
-  container: "per-container",
-  "per-pod": "per-pod",
-  pod: "per-pod",
-  "per-namespace": "per-namespace",
-  namespace: "per-namespace",
-};
-
-/** Parses a grouping policy name ("per-container", "per-pod", "per-namespace"); INVALID_ARGUMENT otherwise. */
-export function parseGroupingPolicy(text: string): GroupingPolicy {
-  const p = groupingNames[text.trim().toLowerCase()];
-  if (!p) throw invalidArgument(`grouping policy ${JSON.stringify(text)}`, { detail: "expected per-container, per-pod or per-namespace" });
-  return p;
 }
 
 function messageName(typeUrl: string): string {

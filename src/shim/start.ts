@@ -5,21 +5,21 @@
  *
  * The daemon is started detached (its own session, stdin /dev/null, stdout and stderr on the
  * bundle's `log` FIFO that containerd reads) because containerd reads `start`'s stdout and stderr
- * until EOF. Two `start`s for the same group serialize on a lock directory next to the socket.
+ * until EOF. Two `start`s for the same group, and a daemon deciding to exit, serialize on a lock
+ * directory next to the socket (socket-lock.ts).
  */
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, unavailable } from "../errors.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
-import { decodeStartInput, encodeStartOutput } from "./handshake.ts";
+import type { StartInput } from "./handshake.ts";
+import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
 
 /** How long `start` waits for a new daemon to listen. */
 export const DAEMON_READY_TIMEOUT_MS = 10_000;
-/** A lock older than this is taken to be left by a crashed `start`. */
-const STALE_LOCK_MS = 15_000;
 
 const specSchema = z.object({ annotations: z.record(z.string(), z.string()).optional() }).loose();
 
@@ -65,24 +65,18 @@ export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-async function lock(path: string): Promise<() => void> {
-  const dir = `${path}.lock`;
-  const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS * 2;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-      return () => rmSync(dir, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as { code?: string }).code !== "EEXIST") throw err;
-      try {
-        if (Date.now() - statSync(dir).mtimeMs > STALE_LOCK_MS) rmdirSync(dir);
-      } catch {
-        // raced with its owner
-      }
-      if (Date.now() > deadline) throw unavailable(`shim socket lock ${dir}`, { detail: "held too long" });
-      await Bun.sleep(delay);
-    }
-  }
+/** The default linger of a daemon whose group other containers can join (per-pod with a group, per-namespace). */
+export const DEFAULT_LINGER_MS = 3000;
+
+/**
+ * How long the daemon of group key stays after its last container: a group of one container is
+ * never joined again (0); a shared group keeps its daemon DEFAULT_LINGER_MS (or CRYO_SHIM_LINGER_MS
+ * from containerd's environment) so that the next container does not pay a daemon launch.
+ */
+export function lingerFor(key: string, env: Record<string, string | undefined>): number {
+  if (key.startsWith("container/")) return 0;
+  const ms = Number(env[LINGER_ENV] ?? DEFAULT_LINGER_MS);
+  return Number.isFinite(ms) && ms >= 0 ? ms : DEFAULT_LINGER_MS;
 }
 
 /** The command that runs this same program as the daemon. */
@@ -104,20 +98,22 @@ function adjustOomScore(pid: number): void {
 /** Runs `start`; returns the bytes to print on stdout. */
 export async function startShim(flags: ShimFlags, env: Record<string, string | undefined>, stdin: Uint8Array): Promise<Uint8Array> {
   if (!flags.id) throw invalidArgument("start", { detail: "-id is required" });
-  const input = decodeStartInput(stdin, flags.id, flags.namespace);
+  // containerd 1.6 without runtime options sends nothing: then the protobuf code is never loaded.
+  const handshake = stdin.length > 0 ? await import("./handshake.ts") : undefined;
+  const input: StartInput | undefined = handshake?.decodeStartInput(stdin, flags.id, flags.namespace);
   const bundle = flags.bundle;
   const annotations = readAnnotations(bundle);
-  const policy = resolveGrouping(input.options.grouping, annotations, env);
+  const policy = resolveGrouping(input?.options.grouping, annotations, env);
   const key = groupKey(policy, flags.id, flags.namespace, annotations);
-  const grpcAddress = input.kind === "bootstrap" && input.grpcAddress ? input.grpcAddress : flags.address;
-  const ttrpcAddress = input.kind === "bootstrap" && input.ttrpcAddress ? input.ttrpcAddress : flags.ttrpcAddress;
-  const dir = (input.kind === "bootstrap" ? input.socketDir : undefined) || env[SOCKET_DIR_ENV] || DEFAULT_SOCKET_DIR;
+  const grpcAddress = input?.kind === "bootstrap" && input.grpcAddress ? input.grpcAddress : flags.address;
+  const ttrpcAddress = input?.kind === "bootstrap" && input.ttrpcAddress ? input.ttrpcAddress : flags.ttrpcAddress;
+  const dir = (input?.kind === "bootstrap" ? input.socketDir : undefined) || env[SOCKET_DIR_ENV] || DEFAULT_SOCKET_DIR;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const path = socketPath(dir, grpcAddress, flags.namespace, key);
   const address = socketAddress(path);
 
-  const unlock = await lock(path);
+  const unlock = await lockSocket(path);
   try {
     if (!(await canConnect(path))) {
       rmSync(path, { force: true });
@@ -127,11 +123,11 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       } catch {
         // no log FIFO (not started by containerd): the daemon logs nowhere
       }
-      const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input.kind === "bootstrap" && input.debug) }, path);
+      const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input?.kind === "bootstrap" && input.debug) }, path);
       const proc = Bun.spawn([...selfCommand(), ...args], {
         argv0: process.execPath,
         cwd: bundle,
-        env: { ...env, TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace },
+        env: { ...env, TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)) },
         stdio: ["ignore", logFd, logFd],
         detached: true,
       });
@@ -150,9 +146,10 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
         await Bun.sleep(delay);
       }
     }
+    markPending(path, flags.id);
     writeFileAtomic(join(bundle, "address"), address);
   } finally {
     unlock();
   }
-  return encodeStartOutput(input, address);
+  return handshake && input ? handshake.encodeStartOutput(input, address) : new TextEncoder().encode(address);
 }

@@ -15,9 +15,9 @@ import { Container, type ContainerDeps } from "./container.ts";
 import type { ProcessState } from "./process-state.ts";
 import type { ShimProcess } from "./process.ts";
 import { decodeShimOptions, type ShimOptions } from "./runtime-options.ts";
+import { SHIM_VERSION } from "./version.ts";
 
-/** The shim's version string (Connect). */
-export const SHIM_VERSION = "cryo 0.1.0";
+export { SHIM_VERSION } from "./version.ts";
 
 /** The service's methods, as protobuf-es names them. */
 export type TaskServiceImpl = ServiceImpl<(typeof Task)["method"]>;
@@ -28,8 +28,8 @@ export interface TaskServiceDeps extends ContainerDeps {
   namespace: string;
   /** Options the daemon was started with (from `start`'s stdin); Create's own options win. */
   defaultOptions: ShimOptions;
-  /** Called by Shutdown when the daemon may exit (no container left, or `now`). */
-  onShutdown(): void;
+  /** Called by Shutdown when the daemon may exit (no container left), or must (`now`). */
+  onShutdown(now: boolean): void;
   /** Policy admission at Create, before anything is created (throws PERMISSION_DENIED on a deny); none = admit all. */
   admit?(c: { id: string; namespace: string; bundle: string; configPath: string }): Promise<void>;
 }
@@ -39,6 +39,8 @@ export interface TaskService {
   readonly impl: TaskServiceImpl;
   /** Containers being served. */
   readonly containers: ReadonlyMap<string, Container>;
+  /** True when no container is served or being created (the daemon may exit). */
+  idle(): boolean;
 }
 
 const statusOf: Record<ProcessState, Status> = {
@@ -213,9 +215,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     },
 
     async shutdown(req) {
-      if (req.now || (containers.size === 0 && creating.size === 0)) deps.onShutdown();
+      if (req.now || (containers.size === 0 && creating.size === 0)) deps.onShutdown(req.now);
       return {};
     },
   };
-  return { impl, containers };
+  return { impl, containers, idle: () => containers.size === 0 && creating.size === 0 };
 }
