@@ -1,0 +1,114 @@
+/**
+ * cryo vs containerd's runc shim, in one run against one private containerd: `ctr containers
+ * checkpoint --task` and `ctr containers restore --live` of test/fixtures/memhog at 16, 256 and 1024
+ * MiB, plain and with `cryo.checkpoint/compression=zstd`, the CRIU tar's size in the content store
+ * (and whether its page images are .zst), restore verified by memhog itself (SIGUSR1 -> "ok"), as
+ * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
+ * Prints numbers; asserts nothing.
+ *
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ */
+import { readdirSync, rmSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const rounds = Number(opt("--rounds") ?? 1);
+const binDir = opt("--bin");
+const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--rounds", "--bin"].includes(args[i - 1] ?? "")).map(Number);
+if (sizes.length === 0) sizes.push(16, 256, 1024);
+
+const variants = [
+  { name: "runc", runtime: "io.containerd.runc.v2", flags: [] as string[] },
+  { name: "cryo", runtime: "io.containerd.cryo.v2", flags: [] as string[] },
+  { name: "cryo-zstd", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/compression=zstd"] },
+];
+
+/** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
+function bandwidth(): { ddGiBs: number; memcpyGiBs: number } {
+  const t0 = performance.now();
+  const dd = Bun.spawnSync(["dd", "if=/dev/zero", "of=/dev/null", "bs=1M", "count=4096"], { stdio: ["ignore", "ignore", "ignore"] });
+  const ddGiBs = dd.exitCode === 0 ? 4 / ((performance.now() - t0) / 1000) : NaN;
+  const size = 1024 ** 3;
+  const a = Buffer.alloc(size, 1);
+  const b = Buffer.allocUnsafe(size);
+  a.copy(b);
+  const t1 = performance.now();
+  for (let i = 0; i < 3; i++) a.copy(b);
+  return { ddGiBs, memcpyGiBs: 3 / ((performance.now() - t1) / 1000) };
+}
+
+async function stopAndRemove(pc: PrivateContainerd, id: string): Promise<void> {
+  await pc.ctr(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).split("\n").some((l) => l.startsWith(`${id} `) && !l.includes("STOPPED")), { what: `${id} stopped` });
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+}
+
+/** The criu tar's size in the checkpoint image and whether it holds compressed page images. */
+async function criuTar(pc: PrivateContainerd, ref: string): Promise<{ bytes: number; zst: boolean }> {
+  const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `))!.split(/\s+/)[2]!;
+  const index = JSON.parse(await pc.ctrOk(["content", "get", digest])) as { manifests: { mediaType: string; size: number; digest: string }[] };
+  const tar = index.manifests.find((m) => m.mediaType.endsWith("criu.checkpoint.criu.tar"));
+  if (!tar) return { bytes: 0, zst: false };
+  const list = Bun.spawnSync(["sh", "-c", `ctr --address ${pc.address} -n ${pc.namespace} content get ${tar.digest} | tar -t`]);
+  return { bytes: tar.size, zst: /pages-\d+\.img\.zst/.test(list.stdout.toString()) };
+}
+
+const ns = uniqueId("ckptcmp");
+const pc = await startPrivateContainerd({ namespace: ns, ...(binDir ? { binDir } : {}) });
+const before = new Set(readdirSync("/tmp").filter((n) => n.startsWith("ctrd-checkpoint")));
+type Row = { variant: string; mib: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
+const rows: Row[] = [];
+try {
+  await ensureTestImage(pc);
+  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  for (const mib of sizes) {
+    for (let r = 0; r < rounds; r++) {
+      for (const v of variants) {
+        const id = uniqueId(v.name.replace("-", ""));
+        const ref = `localhost/bench/${id}:1`;
+        await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...v.flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
+        await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
+        let t0 = performance.now();
+        await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 600_000 });
+        const checkpointMs = performance.now() - t0;
+        const tar = await criuTar(pc, ref);
+        await stopAndRemove(pc, id);
+        t0 = performance.now();
+        await pc.ctrOk(["containers", "restore", "--live", id, ref], { timeoutMs: 600_000 });
+        const restoreMs = performance.now() - t0;
+        await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+        const intact = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { timeoutMs: 120_000, what: `${id} verified` });
+        await stopAndRemove(pc, id);
+        await pc.ctr(["images", "rm", "--sync", ref]);
+        for (const n of readdirSync("/tmp")) if (n.startsWith("ctrd-checkpoint") && !before.has(n)) rmSync(join("/tmp", n), { recursive: true, force: true });
+        const row = { variant: v.name, mib, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
+        rows.push(row);
+        console.log(
+          `${v.name.padEnd(10)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}`,
+        );
+      }
+    }
+  }
+} finally {
+  await pc.stop();
+}
+
+const bw = bandwidth();
+console.log(`\n# load ${loadavg().map((l) => l.toFixed(2)).join(" ")}; memory bandwidth: dd /dev/zero -> /dev/null 4 GiB ${bw.ddGiBs.toFixed(1)} GiB/s, Buffer.copy 1 GiB ${bw.memcpyGiBs.toFixed(1)} GiB/s`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+console.log("MiB   variant     checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
+for (const mib of sizes) {
+  const pick = (name: string, k: "checkpointMs" | "restoreMs" | "tarBytes") => median(rows.filter((r) => r.variant === name && r.mib === mib).map((r) => r[k]));
+  for (const v of variants.slice(1)) {
+    console.log(
+      `${String(mib).padStart(4)}   ${v.name.padEnd(10)}  ${(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs")).toFixed(2).padStart(8)}        ${(pick(v.name, "restoreMs") / pick("runc", "restoreMs")).toFixed(2).padStart(8)}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
+    );
+  }
+}
