@@ -51,17 +51,19 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
     }
     if (values.namespace !== undefined && all) throw invalidArgument("--namespace", { detail: "does not combine with --all-namespaces" });
     const base = values.base ?? defaultRuncRoot;
+    // Without --root or --namespace every namespace's root under the base is listed (runc keeps one root per namespace).
+    const everyNamespace = all || (values.root === undefined && values.namespace === undefined);
     const selection: ListSelection =
-      values.namespace !== undefined
-        ? { kind: "namespace", base, namespace: values.namespace }
-        : all
-          ? { kind: "all", base }
-          : { kind: "root", root: values.root ?? defaultRuncRoot };
+      values.root !== undefined
+        ? { kind: "root", root: values.root }
+        : values.namespace !== undefined
+          ? { kind: "namespace", base, namespace: values.namespace }
+          : { kind: "all", base };
     const rows = selectContainers(selection);
     if (values.quiet === true) {
       if (rows.length > 0) io.out(rows.map((r) => r.id).join("\n"));
-    } else if (values.format === "json") io.out(containersJson(rows, all));
-    else io.out(containersTable(rows, all));
+    } else if (values.format === "json") io.out(containersJson(rows, everyNamespace));
+    else io.out(containersTable(rows, everyNamespace));
     return 0;
   },
 };

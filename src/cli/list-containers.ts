@@ -1,7 +1,7 @@
 /**
- * Which runc roots `cryo list` reads and how rows are printed. Two layouts share one base directory
- * (default /run/containerd/runc): cryo's shim keeps its containers directly in the base
- * (`<base>/<id>/state.json`), containerd's runc shim keeps one root per namespace (`<base>/<ns>/<id>`).
+ * Which runc roots `cryo list` reads and how rows are printed. Under one base directory (default
+ * /run/containerd/runc) cryo's shim and containerd's runc shim keep one root per namespace
+ * (`<base>/<ns>/<id>/state.json`); a flat root (`<base>/<id>`, e.g. a plain `runc --root`) is read too.
  * A row's namespace comes from the root it was found in (`<base>/<ns>`) or, for the flat layout, from
  * its bundle path (`.../io.containerd.runtime.v2.task/<ns>/<id>`).
  */
@@ -9,7 +9,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { listContainers, type ContainerListing } from "../runtime/index.ts";
 
-/** runc's state root as cryo's shim uses it when containerd sends no root (src/shim DEFAULT_RUNC_ROOT). */
+/** The base of runc's per-namespace roots when containerd sends no root (src/shim DEFAULT_RUNC_ROOT). */
 export const defaultRuncRoot = "/run/containerd/runc";
 
 /** A `runc list` row with the containerd namespace it belongs to ("" when unknown). */

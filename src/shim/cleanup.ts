@@ -8,7 +8,7 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
-import { readRuntimeFile, runcFor } from "./bundle-runc.ts";
+import { RUNTIME_FILE, readRuntimeFile, runcFor } from "./bundle-runc.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { unmountRootfs } from "./rootfs.ts";
@@ -21,6 +21,8 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   if (!flags.id) throw invalidArgument("delete", { detail: "-id is required" });
   const bundle = flags.bundle;
   const options = readRuntimeFile(bundle);
+  // No record (Create never got that far): runc's default root for the namespace, as Create would have used.
+  if (!existsSync(join(bundle, RUNTIME_FILE))) options.root = join(options.root, flags.namespace);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container.
   if (existsSync(join(options.root, flags.id))) {

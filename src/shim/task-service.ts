@@ -4,6 +4,7 @@
  * container, then hands plain values to Container, whose serial queue orders the work.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
+import { join } from "node:path";
 import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/index.ts";
 import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
@@ -86,7 +87,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       if (!req.id) throw invalidArgument("container id", { detail: "empty" });
       if (!req.bundle) throw invalidArgument(`container ${req.id}`, { detail: "bundle path is empty" });
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
-      const options = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
+      const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
+      // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.
+      const options = { ...requested, root: join(requested.root, ns(ctx)) };
       creating.add(req.id);
       try {
         await deps.admit?.({ id: req.id, namespace: ns(ctx), bundle: req.bundle, configPath: options.configPath });

@@ -146,7 +146,7 @@ test("after restore, runc's root has state.json and exec, ps, pause, resume, met
   await remove(id);
   expect((await restore(id, ref)).exitCode).toBe(0);
   const pid = (await taskPid(pc, id))!;
-  const state = JSON.parse(readFileSync(join(RUNC_ROOT, id, "state.json"), "utf8")) as { init_process_pid: number; id: string };
+  const state = JSON.parse(readFileSync(join(RUNC_ROOT, ns, id, "state.json"), "utf8")) as { init_process_pid: number; id: string };
   expect(state.id).toBe(id);
   expect(state.init_process_pid).toBe(pid);
 
@@ -162,7 +162,7 @@ test("after restore, runc's root has state.json and exec, ps, pause, resume, met
   await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped" });
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
-  expect(existsSync(join(RUNC_ROOT, id))).toBe(false);
+  expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
   expect(mountsWith(`/${id}/`)).toEqual([]);
 }, 180_000);
 
@@ -275,7 +275,7 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct", "devices", "blkio", "cpuset", "systemd", "unified"]) {
     expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
   }
-  expect(existsSync(join(RUNC_ROOT, id))).toBe(false);
+  expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
   expect(mountsWith("criu-root")).toEqual([]);
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);

@@ -1,6 +1,6 @@
 /**
  * `cryo list` against real runc containers: a private containerd runs containers with cryo's shim
- * (runc root /run/containerd/runc) and runc's shim (/run/containerd/runc/<ns>); cryo's rows must equal
+ * and runc's shim (both under the runc root /run/containerd/runc/<ns>); cryo's rows must equal
  * what `runc --root ... list --format json` prints for them, paused included.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -50,17 +50,18 @@ afterAll(async () => {
   await pc?.stop();
 }, 120_000);
 
-test("the default root lists cryo's container exactly as runc list does", async () => {
+test("with no flags every namespace is listed, rows exactly as runc list prints them", async () => {
   const ours = mine(await cryoList());
-  expect(ours.map((r) => r.id)).toEqual([cryoId]);
-  expect(ours).toEqual(mine(await runcList(RUNC_ROOT)));
-  expect(ours[0]).toMatchObject({ status: "running", owner: "root", bundle: `${pc.state}/io.containerd.runtime.v2.task/${ns}/${cryoId}` });
-  expect(ours[0]!.pid).toBeGreaterThan(0);
+  expect(ours.map((r) => [r.id, r.namespace])).toEqual([cryoId, runcId].sort().map((id) => [id, ns]));
+  expect(ours.map(({ namespace: _ns, ...row }) => row)).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)));
+  const cryoRow = ours.find((r) => r.id === cryoId)!;
+  expect(cryoRow).toMatchObject({ status: "running", owner: "root", bundle: `${pc.state}/io.containerd.runtime.v2.task/${ns}/${cryoId}` });
+  expect(cryoRow.pid).toBeGreaterThan(0);
 });
 
-test("--root names runc shim's per-namespace root; rows equal runc's", async () => {
+test("--root names one runc root (both shims keep <base>/<ns>); rows equal runc's", async () => {
   const ours = mine(await cryoList("--root", `${RUNC_ROOT}/${ns}`));
-  expect(ours.map((r) => r.id)).toEqual([runcId]);
+  expect(ours.map((r) => r.id)).toEqual([cryoId, runcId].sort());
   expect(ours).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)));
 });
 
@@ -73,9 +74,9 @@ test("--namespace shows both shims' containers of the namespace, --all-namespace
 test("a paused container is paused in both, and the table has runc's columns", async () => {
   await pc.ctrOk(["task", "pause", cryoId]);
   try {
-    const ours = await waitFor(async () => mine(await cryoList()).find((r) => r.status === "paused"), { what: "paused row" });
-    expect([ours]).toEqual(mine(await runcList(RUNC_ROOT)));
-    const table = await run([bun, main, "list"]);
+    const ours = await waitFor(async () => mine(await cryoList("--root", `${RUNC_ROOT}/${ns}`)).find((r) => r.status === "paused"), { what: "paused row" });
+    expect([ours]).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)).filter((r) => r.id === cryoId));
+    const table = await run([bun, main, "list", "--root", `${RUNC_ROOT}/${ns}`]);
     expect(table.stdout.split("\n")[0]).toMatch(/^ID +PID +STATUS +BUNDLE +CREATED +OWNER$/);
     expect(table.stdout).toMatch(new RegExp(`^${cryoId} +\\d+ +paused +`, "m"));
   } finally {
@@ -87,5 +88,5 @@ test("a killed container is stopped with pid 0, as runc says", async () => {
   await pc.ctrOk(["task", "kill", "-s", "KILL", runcId]);
   const row = await waitFor(async () => mine(await cryoList("--root", `${RUNC_ROOT}/${ns}`)).find((r) => r.status === "stopped"), { what: "stopped row" });
   expect(row.pid).toBe(0);
-  expect([row]).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)));
+  expect([row]).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)).filter((r) => r.id === runcId));
 });
