@@ -8,7 +8,7 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
-import { RUNTIME_FILE, readRuntimeFile, runcFor } from "./bundle-runc.ts";
+import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { unmountRootfs } from "./rootfs.ts";
@@ -27,6 +27,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // only run when it still has state for the container.
   if (existsSync(join(options.root, flags.id))) {
     try {
+      const { runcFor } = await import("./bundle-runc.ts");
       await runcFor(bundle, options).delete(flags.id, { force: true });
     } catch (err) {
       const e = CryoError.from(err);
