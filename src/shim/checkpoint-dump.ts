@@ -130,6 +130,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const stdioKeys = stdioExternals(stdio);
   if (stdioKeys.length > 0) opts.external = [...new Set([...(opts.external ?? []), ...stdioKeys])];
   opts.logFile = plan.preDump ? "pre-dump.log" : "dump.log";
+  // Lazy pages are a restore-time choice for cryo (pages served from the images on demand): the dump
+  // writes every page. Only with a page server is the dump itself lazy (post-copy, CRIU's page server).
+  if (!plan.pageServer) delete opts.lazyPages;
 
   const descriptors = state.external_descriptors.length === 3 ? state.external_descriptors : stdio.map((s) => s.descriptor);
   if (!plan.preDump) {

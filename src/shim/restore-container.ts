@@ -28,13 +28,15 @@ import {
   type CheckpointMetadata,
 } from "../checkpoint/index.ts";
 import { createCgroup, locationFromRuncPaths } from "../cgroups/index.ts";
-import type { Criu } from "../criu/index.ts";
+import type { Criu, LazyPagesServer } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, unknown } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
 
+/** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
+export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
 /** Where the log of a failed restore is kept, in the bundle. */
 export const FAILED_RESTORE_LOG = "criu-restore.log";
 
@@ -87,6 +89,8 @@ export interface Restored {
   statePath: string;
   /** Wall time of the CRIU call. */
   criuMs: number;
+  /** The lazy-pages daemon still streaming pages in (lazy restore). */
+  lazyPagesPid?: number;
 }
 
 async function run(argv: string[]): Promise<void> {
@@ -124,6 +128,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
   let pid = 0;
+  let lazy: LazyPagesServer | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
   try {
@@ -174,8 +179,16 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       opened.push(n);
       inheritFds.push({ fd: n, key: ns.key });
     }
-    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key) });
+    // Lazy pages: a `criu lazy-pages` daemon serves the pages from the images on demand (its socket is in
+    // the work dir, which the restore shares); the restore returns once the tree runs, the daemon exits by
+    // itself when every page is back.
     const started = performance.now();
+    if (meta.options.lazyPages) {
+      const server = await input.criu.lazyPages({ imagesDir: source.dir, workDir, logLevel: meta.options.logLevel });
+      lazy = server;
+      undo.push(async () => await server[Symbol.asyncDispose]());
+    }
+    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: lazy !== undefined });
     let result;
     try {
       result = await input.criu.restore(plan.opts, {
@@ -218,8 +231,20 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Success: the state dir and cgroups stay; CRIU's root mount goes.
     undo.length = 0;
     unmountRoot();
-    rmSync(workDir, { recursive: true, force: true });
-    return { pid, statePath, criuMs };
+    const removeWork = () => rmSync(workDir, { recursive: true, force: true });
+    if (lazy) {
+      const server = lazy;
+      void server.exited.then((code) => {
+        input.log.info(`${label}: lazy-pages daemon done`, { exit: code, ms: Math.round(performance.now() - started) });
+        try {
+          copyFileSync(server.logFile, join(bundle, LAZY_PAGES_LOG));
+        } catch {
+          // no log
+        }
+        removeWork();
+      });
+    } else removeWork();
+    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid };
   } catch (err) {
     if (pid > 0) {
       try {

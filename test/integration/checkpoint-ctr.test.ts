@@ -282,6 +282,33 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   expect(mountsWith(`/${id}/`)).toEqual([]);
 }, 180_000);
 
+test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages served on demand, memory intact (times printed)", async () => {
+  const id = uniqueId("lazy");
+  await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "1 GiB filled", timeoutMs: 120_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const t0 = performance.now();
+  const r = await restore(id, ref);
+  const toRunning = performance.now() - t0;
+  expect(r.exitCode).toBe(0);
+  expect(await status(id)).toBe("RUNNING");
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  // The lazy-pages daemon leaves its log in the bundle once every page is back.
+  const lazyLog = await waitFor(() => (existsSync(join(bundle, "criu-lazy-pages.log")) ? readFileSync(join(bundle, "criu-lazy-pages.log"), "utf8") : undefined), {
+    what: "lazy-pages daemon done",
+    timeoutMs: 120_000,
+  });
+  const allBack = performance.now() - t0;
+  expect(lazyLog).toContain("uffd");
+  await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+  const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
+  expect(verdict).toMatch(/^ok \d+$/);
+  console.log(`lazy restore of 1 GiB: ctr containers restore --live returned (task RUNNING) after ${toRunning.toFixed(0)} ms; every page back after ${allBack.toFixed(0)} ms (polled)`);
+  await remove(id);
+}, 300_000);
+
 test("State answers while a 1 GiB container is being checkpointed (time printed)", async () => {
   const id = uniqueId("big");
   await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"]);
