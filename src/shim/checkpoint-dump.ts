@@ -33,6 +33,7 @@ import {
 import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
+import { compressPages } from "./checkpoint-compress.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 
@@ -171,6 +172,13 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   }
   if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
 
+  let compressed: CheckpointMetadata["compressed"] = false;
+  if (plan.compression === "zstd") {
+    const c = await compressPages(imagesDir, plan.compressionLevel);
+    input.log.info(`${label}: page images compressed`, { files: c.files, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
+    compressed = { algorithm: "zstd", level: plan.compressionLevel };
+  }
+
   const stats = await readStats(imagesDir).catch(() => ({ dump: undefined }));
   const linux = (spec.linux ?? {}) as { cgroupsPath?: string };
   const metadata: CheckpointMetadata = {
@@ -189,7 +197,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     finishedAt: finishedAt.toISOString(),
     options: plan,
     stats: stats.dump ? { dump: stats.dump } : {},
-    compressed: false,
+    compressed,
     paused: input.paused,
   };
   if (metadata.parent === undefined) delete metadata.parent;

@@ -31,6 +31,7 @@ import { createCgroup, locationFromRuncPaths } from "../cgroups/index.ts";
 import type { Criu, LazyPagesServer } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, unknown } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
+import { decompressPages } from "./checkpoint-compress.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
@@ -162,6 +163,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(workDir, { recursive: true });
+    // CRIU reads plain page images: decompress a compressed checkpoint in place first.
+    if (meta.compressed) await decompressPages(source.dir);
     const plan = containerRestorePlan({
       plan: meta.options,
       container,

@@ -309,6 +309,47 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   await remove(id);
 }, 300_000);
 
+/** The entries of the CRIU tar of a checkpoint image, and the tar's size. */
+async function criuTar(ref: string): Promise<{ size: number; entries: string[] }> {
+  const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `))!.split(/\s+/)[2]!;
+  const index = JSON.parse(await pc.ctrOk(["content", "get", digest])) as { manifests: { mediaType: string; size: number; digest: string }[] };
+  const tar = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar")!;
+  const p = Bun.spawn(["sh", "-c", `ctr --address ${pc.address} --namespace ${ns} content get ${tar.digest} | tar t`], { stdout: "pipe" });
+  const entries = (await new Response(p.stdout).text()).trim().split("\n");
+  await p.exited;
+  return { size: tar.size, entries };
+}
+
+test("cryo.checkpoint/compression=zstd stores zstd page images (a smaller tar for a counter) and restores with memory intact", async () => {
+  const plain = uniqueId("zpl");
+  const packed = uniqueId("zst");
+  await runDetached(plain, ["/bin/memhog", "0", "/tmp/counter"]);
+  await runDetached(packed, ["/bin/memhog", "0", "/tmp/counter"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
+  await waitFor(() => readCounter(pc, plain) && readCounter(pc, packed), { what: "counters" });
+  await checkpoint(plain, `localhost/checkpoint/${plain}:1`);
+  await checkpoint(packed, `localhost/checkpoint/${packed}:1`);
+  const a = await criuTar(`localhost/checkpoint/${plain}:1`);
+  const b = await criuTar(`localhost/checkpoint/${packed}:1`);
+  expect(a.entries.some((e) => /^pages-\d+\.img$/.test(e))).toBe(true);
+  expect(b.entries.some((e) => /^pages-\d+\.img\.zst$/.test(e))).toBe(true);
+  expect(b.entries.some((e) => /^pages-\d+\.img$/.test(e))).toBe(false);
+  expect(b.size).toBeLessThan(a.size);
+  console.log(`counter container's CRIU tar: ${a.size} B plain, ${b.size} B with zstd page images`);
+  await remove(plain);
+  await remove(packed);
+
+  const id = uniqueId("zmem");
+  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+  expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "verification" })).toMatch(/^ok \d+$/);
+  await remove(id);
+}, 240_000);
+
 test("State answers while a 1 GiB container is being checkpointed (time printed)", async () => {
   const id = uniqueId("big");
   await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"]);
