@@ -102,7 +102,11 @@ try {
 
 const bw = bandwidth();
 console.log(`\n# load ${loadavg().map((l) => l.toFixed(2)).join(" ")}; memory bandwidth: dd /dev/zero -> /dev/null 4 GiB ${bw.ddGiBs.toFixed(1)} GiB/s, Buffer.copy 1 GiB ${bw.memcpyGiBs.toFixed(1)} GiB/s`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 console.log("MiB   variant     checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
 for (const mib of sizes) {
   const pick = (name: string, k: "checkpointMs" | "restoreMs" | "tarBytes") => median(rows.filter((r) => r.variant === name && r.mib === mib).map((r) => r[k]));
