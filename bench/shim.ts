@@ -8,7 +8,7 @@
 // (pods of 5 containers, annotation io.containerd.runc.v2.group, which runc's shim honours too) and
 // per-namespace. Runs interleave the runtimes so that machine load drifts hit all of them alike.
 //
-// Run as root: node_modules/.bin/bun bench/shim.ts [--runs N] [--skip-memory] [--skip-latency]
+// Run as root: node_modules/.bin/bun bench/shim.ts [--runs N] [--skip-memory] [--skip-latency] [--only NAME]
 // CRYO_BENCH_BIN_DIR=dir runs the cryo binaries of dir (default: build/bin, as the tests do).
 import { readdirSync, readFileSync } from "node:fs";
 import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
@@ -42,7 +42,7 @@ const cryo = (grouping: string, extra: (i: number) => string[] = () => []): Vari
   shimBinary: "containerd-shim-cryo-v2",
   latency: true,
 });
-const variants: Variant[] = [
+const allVariants: Variant[] = [
   { name: "runc per-container", runtime: "io.containerd.runc.v2", flags: () => [], shimBinary: "containerd-shim-runc-v2", latency: true },
   // containerd's runc shim exits on Shutdown while a `start` for the same group may have just handed
   // out its address ("ttrpc: closed" on Create): only its memory is measured per pod.
@@ -51,6 +51,9 @@ const variants: Variant[] = [
   cryo("per-pod", podFlags),
   cryo("per-namespace"),
 ];
+// --only SUBSTRING keeps the variants whose name contains it (e.g. --only namespace).
+const only = flagValue("--only");
+const variants = only ? allVariants.filter((v) => v.name.includes(only)) : allVariants;
 
 function loadavg(): string {
   return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");

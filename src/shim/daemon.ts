@@ -9,6 +9,7 @@ import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
 import { createReaper } from "../sys/index.ts";
 import { createServer } from "../ttrpc/index.ts";
+import { dropAddedEnv } from "./daemon-env.ts";
 import { createEngine } from "./engine.ts";
 import { createPublisher, createTtrpcForwarder } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
@@ -34,6 +35,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     return 1;
   }
   process.on("SIGPIPE", () => {});
+  dropAddedEnv();
   const reaper = createReaper();
   const forwarder = createTtrpcForwarder(flags.ttrpcAddress);
   const publisher = createPublisher(forwarder, log);
@@ -140,3 +142,4 @@ function timeCalls(impl: Record<string, unknown>, log: ReturnType<typeof createL
     };
   }
 }
+

@@ -13,6 +13,7 @@ import net from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, unavailable } from "../errors.ts";
+import { daemonEnv } from "./daemon-env.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
 import type { StartInput } from "./handshake.ts";
@@ -127,7 +128,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       const proc = Bun.spawn([...selfCommand(), ...args], {
         argv0: process.execPath,
         cwd: bundle,
-        env: { ...env, TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)) },
+        env: daemonEnv(env, { TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)) }),
         stdio: ["ignore", logFd, logFd],
         detached: true,
       });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { DeleteResponseSchema } from "../../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { encodeDeleteResponse } from "../../../src/shim/cleanup.ts";
 import { lingerTime } from "../../../src/shim/daemon.ts";
+import { ADDED_ENV, daemonEnv, dropAddedEnv } from "../../../src/shim/daemon-env.ts";
 import { mountsAt } from "../../../src/shim/rootfs.ts";
 import { clearAllPending, clearPending, freshPending, lockSocket, markPending, STALE_PENDING_MS } from "../../../src/shim/socket-lock.ts";
 import { DEFAULT_LINGER_MS, lingerFor } from "../../../src/shim/start.ts";
@@ -78,4 +79,17 @@ test("mountsAt counts the mounts stacked on a path, with mountinfo's escapes", (
   expect(mountsAt(info, "/run/b/rootfs")).toBe(2);
   expect(mountsAt(info, "/run/with space/rootfs")).toBe(1);
   expect(mountsAt(info, "/run/none")).toBe(0);
+});
+
+test("daemon environment: defaults added only where containerd set nothing, and dropped again by the daemon", () => {
+  const env = daemonEnv({ PATH: "/bin", BUN_OPTIONS: "--inspect" }, { NAMESPACE: "ns" });
+  expect(env.PATH).toBe("/bin");
+  expect(env.NAMESPACE).toBe("ns");
+  expect(env.BUN_OPTIONS).toBe("--inspect");
+  expect(env.BUN_JSC_useDFGJIT).toBe("0");
+  expect(env[ADDED_ENV]).toBe("BUN_JSC_useDFGJIT");
+  dropAddedEnv(env);
+  expect(env.BUN_JSC_useDFGJIT).toBeUndefined();
+  expect(env.BUN_OPTIONS).toBe("--inspect");
+  expect(env[ADDED_ENV]).toBeUndefined();
 });

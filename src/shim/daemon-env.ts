@@ -1,0 +1,41 @@
+/**
+ * The environment `start` gives the daemon: containerd's, plus Bun/JavaScriptCore settings that make a
+ * long-running, mostly idle daemon small (measured in bench/shim.ts, see docs/shim.md "Memory"):
+ *
+ * - `BUN_JSC_useDFGJIT=0`: no DFG/FTL optimizing tiers (their compiler memory and code); the daemon's
+ *   work is I/O and small bursts, which the interpreter and baseline JIT serve well;
+ * - `BUN_OPTIONS=--smol`: Bun's small-heap mode (collects more often).
+ *
+ * A variable containerd's environment already sets is left as it is. The daemon removes the ones
+ * `start` added (listed in CRYO_SHIM_ADDED_ENV) from its own environment once running, so runc,
+ * loggers and hooks do not inherit them.
+ */
+
+/** Lists the variables `start` added, comma-separated. */
+export const ADDED_ENV = "CRYO_SHIM_ADDED_ENV";
+
+/** The defaults start adds for the daemon. */
+export const DAEMON_ENV_DEFAULTS: Readonly<Record<string, string>> = {
+  BUN_JSC_useDFGJIT: "0",
+  BUN_OPTIONS: "--smol",
+};
+
+/** The daemon's environment: env plus the defaults it lacks (and extra), with the added names recorded. */
+export function daemonEnv(env: Record<string, string | undefined>, extra: Record<string, string>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = { ...env, ...extra };
+  const added: string[] = [];
+  for (const [k, v] of Object.entries(DAEMON_ENV_DEFAULTS)) {
+    if (out[k] === undefined) {
+      out[k] = v;
+      added.push(k);
+    }
+  }
+  if (added.length > 0) out[ADDED_ENV] = added.join(",");
+  return out;
+}
+
+/** In the daemon: removes the variables start added, so that its children do not inherit them. */
+export function dropAddedEnv(env: Record<string, string | undefined> = process.env): void {
+  for (const k of (env[ADDED_ENV] ?? "").split(",")) if (k in DAEMON_ENV_DEFAULTS) delete env[k];
+  delete env[ADDED_ENV];
+}
