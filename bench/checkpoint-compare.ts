@@ -1,7 +1,8 @@
 /**
  * cryo vs containerd's runc shim, in one run against one private containerd: `ctr containers
  * checkpoint --task` and `ctr containers restore --live` of test/fixtures/memhog at 16, 256 and 1024
- * MiB, plain and with `cryo.checkpoint/compression=zstd`, the CRIU tar's size in the content store
+ * MiB, plain, with `cryo.checkpoint/compression=zstd` and with `cryo.checkpoint/lazy-pages=true` (restore
+ * time = time to RUNNING), the CRIU tar's size in the content store
  * (and whether its page images are .zst), restore verified by memhog itself (SIGUSR1 -> "ok"), as
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
@@ -27,6 +28,8 @@ const variants = [
   { name: "runc", runtime: "io.containerd.runc.v2", flags: [] as string[] },
   { name: "cryo", runtime: "io.containerd.cryo.v2", flags: [] as string[] },
   { name: "cryo-zstd", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/compression=zstd"] },
+  // Restore with lazy pages: `ctr containers restore --live` returns once the task is RUNNING, while the pages still stream in.
+  { name: "cryo-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/lazy-pages=true"] },
 ];
 
 /** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
