@@ -2,7 +2,9 @@
  * Checkpoint and restore through containerd with the cryo shim and with containerd's runc shim, in one
  * run against one private containerd: `ctr containers checkpoint --task` and `ctr containers restore
  * --live` wall time for memhog at 16, 256 and 1024 MiB, the CRIU tar's size, cryo/runc ratios, and this
- * machine's memory copy bandwidth as the physical limit. Prints numbers; asserts nothing.
+ * machine's memory copy bandwidth as the physical limit. Variants: runc's shim, cryo, cryo with an
+ * empty netns (runc's choice), cryo with zstd page images, cryo with lazy pages (restore = time to
+ * RUNNING). memhog's pattern does not compress: zstd only costs time here. Prints numbers; asserts nothing.
  *
  *   bun bench/checkpoint.ts [MiB ...] [--rounds N]     (root; build/bin must hold the current shim)
  */
@@ -20,6 +22,9 @@ const variants = [
   { name: "runc", runtime: "io.containerd.runc.v2", flags: [] as string[] },
   { name: "cryo", runtime: "io.containerd.cryo.v2", flags: [] as string[] },
   { name: "cryo-empty-netns", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/empty-ns=network"] },
+  { name: "cryo-zstd", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/compression=zstd"] },
+  // restore = time to RUNNING: pages stream in afterwards
+  { name: "cryo-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/lazy-pages=true"] },
 ];
 
 function memcpyBandwidthGiBs(): number {

@@ -194,13 +194,23 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: lazy !== undefined });
     let result;
     try {
-      result = await input.criu.restore(plan.opts, {
-        inheritFds,
-        joinCgroups: plan.joinCgroups,
-        onNotify: (e) => {
-          if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
-        },
-      });
+      const call = () =>
+        input.criu.restore(plan.opts, {
+          inheritFds,
+          joinCgroups: plan.joinCgroups,
+          onNotify: (e) => {
+            if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
+          },
+        });
+      try {
+        result = await call();
+      } catch (err) {
+        // CRIU reads the host's mount table before it restores anything; a mount appearing or going
+        // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
+        if (!/No root found for tree/.test(CryoError.from(err).message)) throw err;
+        input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
+        result = await call();
+      }
     } catch (err) {
       const kept = join(bundle, FAILED_RESTORE_LOG);
       try {
