@@ -205,7 +205,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       try {
         result = await call();
       } catch (err) {
-        // CRIU reads the host's mount table before it restores anything; a mount appearing or going
+        // CRIU reads the host's mount table to resolve external mounts (/dev/null, binds); a mount appearing or going
         // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
         if (!/No root found for tree/.test(CryoError.from(err).message)) throw err;
         input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
