@@ -9,7 +9,7 @@
  *
  *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
-import { readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
@@ -64,8 +64,12 @@ async function criuTar(pc: PrivateContainerd, ref: string): Promise<{ bytes: num
 }
 
 const ns = uniqueId("ckptcmp");
+// containerd 1.6 extracts a checkpoint for restore into $XDG_RUNTIME_DIR/ctrd-checkpoint* (else /tmp) and
+// never removes it: give this private containerd a directory of its own, so cleaning up never touches
+// another run's checkpoints (and theirs never touch ours).
+const extractDir = mkdtempSync("/tmp/cryo-bench-ctrd-");
+process.env.XDG_RUNTIME_DIR = extractDir;
 const pc = await startPrivateContainerd({ namespace: ns, ...(binDir ? { binDir } : {}) });
-const before = new Set(readdirSync("/tmp").filter((n) => n.startsWith("ctrd-checkpoint")));
 type Row = { variant: string; mib: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
 try {
@@ -90,7 +94,7 @@ try {
         const intact = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { timeoutMs: 120_000, what: `${id} verified` });
         await stopAndRemove(pc, id);
         await pc.ctr(["images", "rm", "--sync", ref]);
-        for (const n of readdirSync("/tmp")) if (n.startsWith("ctrd-checkpoint") && !before.has(n)) rmSync(join("/tmp", n), { recursive: true, force: true });
+        for (const n of readdirSync(extractDir)) rmSync(join(extractDir, n), { recursive: true, force: true });
         const row = { variant: v.name, mib, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
@@ -101,6 +105,7 @@ try {
   }
 } finally {
   await pc.stop();
+  rmSync(extractDir, { recursive: true, force: true });
 }
 
 const bw = bandwidth();
