@@ -15,7 +15,7 @@ import { ensureTestImage, readCounter, startPrivateContainerd, testImage, unique
 const args = process.argv.slice(2);
 const roundsAt = args.indexOf("--rounds");
 const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 1;
-const sizes = args.filter((a, i) => /^\d+$/.test(a) && i !== roundsAt + 1).map(Number);
+const sizes = args.filter((a, i) => /^\d+$/.test(a) && (roundsAt < 0 || i !== roundsAt + 1)).map(Number);
 if (sizes.length === 0) sizes.push(16, 256, 1024);
 /** What is compared: runc's shim, cryo, and cryo with runc's empty network namespace (what keeping the netns costs). */
 const variants = [
