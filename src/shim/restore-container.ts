@@ -4,19 +4,21 @@
  *
  * 1. mount points of the spec's mounts are created in the rootfs (except below a tmpfs, which CRIU
  *    restores from its image);
- * 2. the rootfs is bind-mounted (recursively) on <runc root>/<id>/criu-root, CRIU's root (it needs a
+ * 2. the rootfs is bind-mounted (private) on <runc root>/<id>/criu-root, CRIU's root (it needs a
  *    mount point whose parent is not overmounted);
- * 3. the container's cgroups are those of the checkpoint (containerd keeps the old cgroupsPath in a
- *    restored spec); CRIU creates missing ones and, per manage mode, restores their properties;
+ * 3. the container's cgroups are those of the checkpoint, moved to the spec's cgroupsPath if that differs
+ *    (containerd keeps the old cgroupsPath in a restored spec); missing ones are created here (and only
+ *    those are removed on failure), the helper joins them so CRIU and the tree start in them;
  * 4. stdio: every pipe or external file CRIU recorded for fds 0..2 is inherited from the new task's
  *    descriptor n (`inherit_fd`), external namespaces from their files;
- * 5. the network namespace comes back from the images (it was dumped, not left empty).
+ * 5. the network namespace comes back from the images (it was dumped, not left empty);
+ * 6. compressed page images are decompressed first; with lazy pages a lazy-pages daemon serves them.
  *
  * Afterwards runc's state.json is written for the new container (restore-state-file.ts). A failure
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   containerRestorePlan,
@@ -29,7 +31,7 @@ import {
 } from "../checkpoint/index.ts";
 import { createCgroup, locationFromRuncPaths } from "../cgroups/index.ts";
 import type { Criu, LazyPagesServer } from "../criu/index.ts";
-import { Code, CryoError, failedPrecondition, invalidArgument, unknown } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { decompressPages } from "./checkpoint-compress.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
@@ -92,12 +94,6 @@ export interface Restored {
   criuMs: number;
   /** The lazy-pages daemon still streaming pages in (lazy restore). */
   lazyPagesPid?: number;
-}
-
-async function run(argv: string[]): Promise<void> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw unknown(argv.slice(0, 2).join(" "), { detail: stderr.trim() || `exit ${code}` });
 }
 
 /** Directories from dir up to (not including) the first existing ancestor: what mkdir -p would create. */
