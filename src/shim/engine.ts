@@ -13,6 +13,7 @@ import { decodeLinuxResources, openCgroup, packMetrics, type CgroupManager } fro
 import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import type { Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
+import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
 import { createCheckpointEngine } from "./checkpoint-engine.ts";
 import type { Logger } from "./logger.ts";
@@ -33,6 +34,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
   /** One runc driver per container (its log is <bundle>/log.json). */
   const runcs = new Map<string, Runc>();
   const cgroups = new Map<string, CgroupManager>();
+  /** Init pids of containers without their own PID namespace -> container id. */
+  const killAllOnExit = new Map<number, string>();
   const runcOf = (id: string): Runc => {
     const r = runcs.get(id);
     if (!r) throw notFound(`container ${id}`, { detail: "not created by this shim" });
@@ -54,6 +57,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
     ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc) }),
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
+      const bundleSpec = readBundleSpec(bundle);
       const runc = runcFor(bundle, options);
       writeRuntimeFile(bundle, options);
       let mounted = false;
@@ -75,6 +79,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
         const pid = readPidFile(pidFile);
         const pio = await io.launched();
         runcs.set(id, runc);
+        if (bundleSpec.killAllOnExit) killAllOnExit.set(pid, id);
         return { pid, io: pio };
       } catch (err) {
         io?.abort();
@@ -138,6 +143,15 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
 
     async waitExit(pid) {
       const e = await deps.reaper.watch(pid);
+      const id = killAllOnExit.get(pid);
+      if (id !== undefined) {
+        // No PID namespace of its own: init's exit does not end the other processes; end them first.
+        killAllOnExit.delete(pid);
+        await runcs
+          .get(id)
+          ?.kill(id, 9, { all: true })
+          .catch((err) => deps.log.debug(`kill --all after init exit of ${id}: ${CryoError.from(err).message}`));
+      }
       return { status: e.status, exitedAt: e.exitedAt };
     },
 

@@ -18,7 +18,7 @@
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import tty from "node:tty";
-import { invalidArgument } from "../errors.ts";
+import { deadlineExceeded, invalidArgument } from "../errors.ts";
 import { close as closeFd, dup, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
@@ -90,6 +90,9 @@ async function writeAll(fd: number, data: Uint8Array): Promise<void> {
   }
 }
 
+/** How long a binary:// logger may take to signal readiness (close fd 5) before Create fails. */
+export const LOGGER_READY_TIMEOUT_MS = 10_000;
+
 /** Starts a binary:// logger; returns the write ends for the container's stdout and stderr. */
 async function startBinaryLogger(url: URL, id: string, namespace: string): Promise<{ out: number; err: number; proc: Bun.Subprocess }> {
   const [outR, outW] = pipe();
@@ -113,11 +116,22 @@ async function startBinaryLogger(url: URL, id: string, namespace: string): Promi
   closeFd(errR);
   closeFd(readyW);
   // The logger signals readiness by closing fd 5 (or writing to it): wait for EOF or a byte.
+  const reader = Bun.file(readyR).stream().getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const reader = Bun.file(readyR).stream().getReader();
-    await reader.read();
-    reader.releaseLock();
+    const ready = await Promise.race([
+      reader.read().then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), LOGGER_READY_TIMEOUT_MS))),
+    ]);
+    if (!ready) {
+      proc.kill("SIGKILL");
+      closeFd(outW);
+      closeFd(errW);
+      throw deadlineExceeded(`logging binary ${bin}`, { detail: `did not close fd 5 (ready) within ${LOGGER_READY_TIMEOUT_MS} ms` });
+    }
   } finally {
+    clearTimeout(timer);
+    void reader.cancel().catch(() => {});
     closeFd(readyR);
   }
   return { out: outW, err: errW, proc };

@@ -7,6 +7,10 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, CryoError } from "../../src/errors.ts";
+import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
+import { connect } from "../../src/ttrpc/index.ts";
 import { PrivateContainerd, ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
@@ -160,4 +164,41 @@ test("bad input: clear errors with the right code, and the shim stays up", async
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toMatch(/cwd|absolute|invalid/i);
   await pc.ctr(["containers", "rm", bad]);
+}, 60_000);
+
+test("Create with a broken bundle: NOT_FOUND / INVALID_ARGUMENT naming config.json, and the shim stays up", async () => {
+  const id = uniqueId("host");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  const address = readFileSync(join(pc.state, "io.containerd.runtime.v2.task", ns, id, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  const dir = mkdtempSync(join(tmpdir(), "cryo-badbundle-"));
+  try {
+    const create = (bundle: string) =>
+      client.call(TaskV2, "create", { id: uniqueId("broken"), bundle, rootfs: [], stdin: "", stdout: "", stderr: "" }, { namespace: ns, timeoutMs: 20_000 });
+    const failure = async (bundle: string) => CryoError.from(await create(bundle).then(() => new Error("created"), (e: unknown) => e));
+
+    // (Policy admission, when it runs first, reports a missing spec as INVALID_ARGUMENT; the engine as NOT_FOUND.)
+    const missing = await failure(dir);
+    expect<Code[]>([Code.NOT_FOUND, Code.INVALID_ARGUMENT]).toContain(missing.code);
+    expect(missing.message).toContain("config.json");
+
+    writeFileSync(join(dir, "config.json"), "{ not json");
+    const broken = await failure(dir);
+    expect(broken.code).toBe(Code.INVALID_ARGUMENT);
+    expect(broken.message).toContain("config.json");
+
+    writeFileSync(join(dir, "config.json"), "[1, 2]");
+    expect((await failure(dir)).code).toBe(Code.INVALID_ARGUMENT);
+
+    // The shim still serves its container.
+    const st = await client.call(TaskV2, "state", { id }, { namespace: ns });
+    expect(st.status).toBe(Status.RUNNING);
+  } finally {
+    client.close();
+    rmSync(dir, { recursive: true, force: true });
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", id]);
+    await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+  }
 }, 60_000);

@@ -3,7 +3,9 @@
  * and the detached lifecycle (task ls/exec/ps/metrics/pause/resume/kill/rm) with nothing left behind.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
@@ -140,6 +142,53 @@ test("kill: TERM that the process ignores, then KILL, ends `ctr run` with 137", 
   expect(await taskStatus(id)).toBe("RUNNING");
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
   expect(await proc.exited).toBe(137);
+}, 60_000);
+
+test("ctr run -t: typed input reaches the container's terminal", async () => {
+  const id = uniqueId("ttyin");
+  const cmd = `ctr --address ${pc.address} --namespace ${ns} run -t --rm --runtime ${RUNTIME} ${testImage} ${id} sh -c 'head -n 1 | sed s/^/got:/'`;
+  // As with the stdin test, the input stays open a moment after the data.
+  const proc = Bun.spawn(["sh", "-c", `(sleep 1; printf 'hello\\r'; sleep 2) | script -qec "${cmd}" /dev/null`], { stdout: "pipe", stderr: "pipe" });
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  expect(out).toContain("got:hello");
+  expect(code).toBe(0);
+}, 60_000);
+
+test("binary:// log URI: the logger gets stdout on fd 3 and stderr on fd 4", async () => {
+  const id = uniqueId("binlog");
+  const dir = mkdtempSync(join(tmpdir(), "cryo-binlog-"));
+  try {
+    const logger = join(dir, "logger.sh");
+    // A logger as containerd describes them: copy fds 3 and 4, close fd 5 once ready.
+    writeFileSync(logger, `#!/bin/sh\nout="\${1#dir=}"\necho "$CONTAINER_ID $CONTAINER_NAMESPACE" > "$out/who"\ncat <&3 > "$out/stdout" 5>&- &\ncat <&4 > "$out/stderr" 5>&- &\nexec 5>&-\nwait\n`, { mode: 0o755 });
+    const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--log-uri", `binary://${logger}?dir=${dir}`, testImage, id, "sh", "-c", "echo to-out; echo to-err >&2; exit 4"]);
+    expect(r.exitCode).toBe(4);
+    const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
+    await waitFor(() => read("stdout") === "to-out\n" && read("stderr") === "to-err\n", { timeoutMs: 10_000, what: "logger output" });
+    expect(read("who")).toBe(`${id} ${ns}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("init exits in a container without its own PID namespace: its other processes are killed", async () => {
+  const id = uniqueId("hostpid");
+  const marker = String(100000 + Math.floor(Math.random() * 800000));
+  // Joining this test's (the host's) PID namespace by path: no PID namespace of its own, as containerd's runc shim judges it.
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--with-ns", `pid:/proc/${process.pid}/ns/pid`, testImage, id, "sh", "-c", `sleep ${marker} & sleep 0.5; exit 0`]);
+  const sleeping = () =>
+    readdirSync("/proc").filter((p) => {
+      try {
+        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, "utf8") === `sleep\0${marker}\0`;
+      } catch {
+        return false;
+      }
+    });
+  await waitFor(async () => (await taskStatus(id)) === "STOPPED", { timeoutMs: 20_000, what: "init exited" });
+  // Without the kill, that sleep would run on for days (until `task rm`).
+  await waitFor(() => sleeping().length === 0, { timeoutMs: 5_000, what: `sleep ${marker} killed` });
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
 }, 60_000);
 
 async function initPid(id: string): Promise<number> {

@@ -1,0 +1,51 @@
+/**
+ * What the shim itself reads from a bundle's OCI spec (<bundle>/config.json) before runc runs: that it
+ * exists and is a JSON object (so a broken bundle is a clear NOT_FOUND / INVALID_ARGUMENT instead of
+ * runc's message), and whether the container gets its own PID namespace.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { invalidArgument, notFound } from "../errors.ts";
+
+/** The facts the shim needs from a spec. */
+export interface BundleSpec {
+  /**
+   * True when the container has no PID namespace of its own (none in linux.namespaces, or one joined
+   * by path): then its processes outlive init unless killed, so the shim kills them all when init
+   * exits, as containerd's runc shim does.
+   */
+  killAllOnExit: boolean;
+}
+
+const specSchema = z
+  .object({
+    ociVersion: z.string(),
+    linux: z.object({ namespaces: z.array(z.object({ type: z.string(), path: z.string().optional() }).loose()).optional() }).loose().optional(),
+  })
+  .loose();
+
+/** Reads and checks <bundle>/config.json: missing -> NOT_FOUND, unreadable JSON or wrong shape -> INVALID_ARGUMENT. */
+export function readBundleSpec(bundle: string): BundleSpec {
+  const path = join(bundle, "config.json");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ENOENT" || code === "ENOTDIR") throw notFound(`bundle ${bundle}: config.json`, { cause: err });
+    throw invalidArgument(`bundle ${bundle}: config.json`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(`bundle ${bundle}: config.json`, { cause: err, detail: `not valid JSON: ${err instanceof Error ? err.message : String(err)}` });
+  }
+  const r = specSchema.safeParse(json);
+  if (!r.success) {
+    throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ") });
+  }
+  const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
+  return { killAllOnExit: !ownPid };
+}
