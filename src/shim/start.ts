@@ -135,6 +135,15 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       if (typeof logFd === "number") closeSync(logFd);
       proc.unref();
       adjustOomScore(proc.pid);
+      const shimCgroup = input?.options.shimCgroup;
+      if (shimCgroup) {
+        try {
+          await (await import("./shim-cgroup.ts")).placeInShimCgroup(proc.pid, shimCgroup);
+        } catch (err) {
+          proc.kill("SIGKILL");
+          throw err;
+        }
+      }
       const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS;
       for (let delay = 2; !(await canConnect(path)); delay = Math.min(delay * 2, 25)) {
         if (proc.exitCode !== null || proc.signalCode !== null) {
