@@ -29,7 +29,7 @@ import {
   runcContainerFrom,
   type CheckpointMetadata,
 } from "../checkpoint/index.ts";
-import { createCgroup, locationFromRuncPaths } from "../cgroups/index.ts";
+import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cgroups/index.ts";
 import type { Criu, LazyPagesServer } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
@@ -118,7 +118,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const meta = source.metadata;
   const label = `restore container ${id} from ${source.dir}`;
   const rootfs = join(bundle, "rootfs");
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string } };
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string; resources?: unknown } };
   const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs } }, `checkpoint ${source.dir}: runc state`);
   const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
 
@@ -144,7 +144,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Cgroups: made here (so criu and the tree can join them first, as runc does); a failure removes exactly what was made.
     const cgCreated = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
     undo.push(() => removeCgroupDirs(cgCreated));
-    await createCgroup(locationFromRuncPaths(cgroupPaths));
+    const cgroup = await createCgroup(locationFromRuncPaths(cgroupPaths));
+    // The spec's limits, as runc sets them before CRIU runs (CRIU's soft mode restores properties only
+    // of cgroups it created itself).
+    if (spec.linux?.resources) await cgroup.update(decodeLinuxResources(JSON.stringify(spec.linux.resources)));
     const unified = cgroupPaths[""];
     if (unified !== undefined) mkdirSync(unified, { recursive: true });
 

@@ -184,6 +184,22 @@ test("cryo.checkpoint/exit=true stops the container after the dump; the checkpoi
   await remove(id);
 }, 180_000);
 
+test("the restored container's cgroup has the spec's limits (memory limit)", async () => {
+  const id = uniqueId("lim");
+  const limit = 48 * 1024 * 1024;
+  await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], ["--memory-limit", String(limit)]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect(existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`)).toBe(false);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  expect(Number(readFileSync(`/sys/fs/cgroup/memory/${ns}/${id}/memory.limit_in_bytes`, "utf8"))).toBe(limit);
+  const pid = (await taskPid(pc, id))!;
+  expect(readFileSync(`/proc/${pid}/cgroup`, "utf8")).toContain(`memory:/${ns}/${id}`);
+  await remove(id);
+}, 180_000);
+
 test("--rw brings back the files the container wrote", async () => {
   const id = uniqueId("rw");
   await runDetached(id, ["sh", "-c", "echo hello-rw > /rwfile; exec /bin/memhog 0 /tmp/counter"]);
