@@ -5,9 +5,10 @@
  * connection inside the container survives, with `cryo.checkpoint/tcp-close=true` it is closed.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -127,4 +128,51 @@ test("with cryo.checkpoint/tcp-close=true the connection is closed after restore
   expect(text).toMatch(/^error/);
   await waitFor(async () => (await status(id)) === "STOPPED", { what: "tcp-client exited" });
   await remove(id);
+}, 180_000);
+
+test("a host-network container keeps a TCP connection with a client outside across checkpoint (exit) and restore", async () => {
+  const id = uniqueId("hnet");
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await pc.ctrOk(
+    [
+      "run", "-d", "--net-host", "--runtime", RUNTIME,
+      "--annotation", "cryo.checkpoint/tcp-established=true",
+      // the same 4-tuple cannot live twice in one network namespace: the original must go with the dump
+      "--annotation", "cryo.checkpoint/exit=true",
+      testImage, id, "/bin/tcp-echo", String(port),
+    ],
+    { timeoutMs: 60_000 },
+  );
+  const dir = mkdtempSync(join(tmpdir(), "cryo-ckpt-hnet-"));
+  const out = join(dir, "client");
+  const { binDir } = await buildFixtures();
+  const client = Bun.spawn([join(binDir, "tcp-client"), "127.0.0.1", String(port), out], { stdio: ["ignore", "ignore", "pipe"] });
+  const count = () => {
+    try {
+      const m = /^(\d+) ok$/.exec(readFileSync(out, "utf8").trim());
+      return m ? Number(m[1]) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    await waitFor(() => (count() ?? 0) >= 5, { what: "client talking to the container" });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped by the dump" });
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    const before = count()!;
+    const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).toBe(0);
+    await waitFor(() => (count() ?? 0) >= before + 10, { what: "ten more round trips on the same connection" });
+    expect(client.exitCode).toBeNull(); // tcp-client exits on any broken connection
+    expect(readFileSync(out, "utf8")).not.toContain("error");
+    await remove(id);
+  } finally {
+    client.kill("SIGKILL");
+    await client.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }, 180_000);
