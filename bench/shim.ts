@@ -10,7 +10,12 @@
 //
 // Run as root: node_modules/.bin/bun bench/shim.ts [--runs N] [--skip-memory] [--skip-latency] [--only NAME]
 // CRYO_BENCH_BIN_DIR=dir runs the cryo binaries of dir (default: build/bin, as the tests do).
-import { readdirSync, readFileSync } from "node:fs";
+// --baseline FILE also runs FILE, another build of the cryo shim (e.g. an older commit's), as runtime
+// io.containerd.cryobase.v2 with per-container grouping, for a before/after comparison in one run.
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultBinDir } from "../src/containerd/index.ts";
 import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
@@ -51,6 +56,16 @@ const allVariants: Variant[] = [
   cryo("per-pod", podFlags),
   cryo("per-namespace"),
 ];
+const baseline = flagValue("--baseline");
+if (baseline) {
+  allVariants.push({
+    name: "cryo-base per-cont.",
+    runtime: "io.containerd.cryobase.v2",
+    flags: () => ["--annotation", "io.cryo.shim.grouping=per-container"],
+    shimBinary: "containerd-shim-cryobase-v2",
+    latency: true,
+  });
+}
 // --only SUBSTRING keeps the variants whose name contains it (e.g. --only namespace).
 const only = flagValue("--only");
 const variants = only ? allVariants.filter((v) => v.name.includes(only)) : allVariants;
@@ -109,7 +124,16 @@ async function runRm(pc: PrivateContainerd, v: Variant, i: number): Promise<numb
 const mib = (kib: number) => (kib / 1024).toFixed(1);
 const fmt = (ms: number) => ms.toFixed(0).padStart(6);
 
-const pc = await startPrivateContainerd({ namespace: uniqueId("benchshim"), binDir: process.env.CRYO_BENCH_BIN_DIR || undefined });
+// With a baseline, containerd gets a bin dir holding both shims (it finds a shim by runtime name).
+let binDir = process.env.CRYO_BENCH_BIN_DIR || undefined;
+let tempBinDir: string | undefined;
+if (baseline) {
+  tempBinDir = mkdtempSync(join(tmpdir(), "cryo-bench-bin-"));
+  copyFileSync(join(binDir ?? defaultBinDir() ?? "build/bin", "containerd-shim-cryo-v2"), join(tempBinDir, "containerd-shim-cryo-v2"));
+  copyFileSync(baseline, join(tempBinDir, "containerd-shim-cryobase-v2"));
+  binDir = tempBinDir;
+}
+const pc = await startPrivateContainerd({ namespace: uniqueId("benchshim"), binDir });
 try {
   await ensureTestImage(pc);
   console.log(`load average at start: ${loadavg()} (${navigator.hardwareConcurrency} CPUs)`);
@@ -169,4 +193,5 @@ try {
   console.log(`\nload average at end: ${loadavg()}`);
 } finally {
   await pc.stop();
+  if (tempBinDir) rmSync(tempBinDir, { recursive: true, force: true });
 }
