@@ -113,7 +113,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       });
       pending.delete(id);
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));
-      deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid });
+      deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
       return { pid: restored.pid, io: await p.io.launched() };
     },
 

@@ -30,7 +30,7 @@ import {
   type CheckpointMetadata,
 } from "../checkpoint/index.ts";
 import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cgroups/index.ts";
-import type { Criu, LazyPagesServer } from "../criu/index.ts";
+import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { decompressPages } from "./checkpoint-compress.ts";
@@ -94,6 +94,8 @@ export interface Restored {
   criuMs: number;
   /** The lazy-pages daemon still streaming pages in (lazy restore). */
   lazyPagesPid?: number;
+  /** CRIU's restore statistics (forking and restore time, pages). */
+  stats?: RestoreStats;
 }
 
 /** Directories from dir up to (not including) the first existing ancestor: what mkdir -p would create. */
@@ -221,6 +223,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     pid = result.pid;
     const criuMs = performance.now() - started;
+    // CRIU writes its restore statistics into the work dir (the images dir may be read-only).
+    const stats = (await readStats(workDir).catch(() => ({ restore: undefined }))).restore;
 
     const descriptors = stdioFds.map((fd) => {
       try {
@@ -256,7 +260,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         removeWork();
       });
     } else removeWork();
-    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid };
+    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats };
   } catch (err) {
     if (pid > 0) {
       try {
