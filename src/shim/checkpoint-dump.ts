@@ -34,6 +34,7 @@ import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { compressPages } from "./checkpoint-compress.ts";
+import { classifyCriuError } from "./criu-errors.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 
@@ -159,7 +160,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     } catch {
       // no log written (CRIU never started)
     }
-    throw CryoError.from(err).wrap(`${label} (log: ${kept})`);
+    throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   }
   const finishedAt = new Date();
 

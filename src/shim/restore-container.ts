@@ -34,6 +34,7 @@ import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from ".
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { decompressPages } from "./checkpoint-compress.ts";
+import { classifyCriuError } from "./criu-errors.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
@@ -219,7 +220,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       } catch {
         // CRIU wrote no log
       }
-      throw CryoError.from(err).wrap(`${label} (log: ${kept})`);
+      throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
     }
     pid = result.pid;
     const criuMs = performance.now() - started;

@@ -245,6 +245,7 @@ test("a failed checkpoint (CRIU refuses an established TCP connection) leaves th
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toContain("tcp-established");
   expect(r.stderr).toContain("criu dump");
+  expect(r.stderr.trim()).toEndWith("failed precondition");
   expect(await status(id)).toBe("RUNNING");
   expect(freezerState(id)).toBe("THAWED");
   const n = Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]);
@@ -265,6 +266,8 @@ test("a failed checkpoint into a read-only work directory leaves the task runnin
     const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain(ro);
+    expect(r.stderr).toContain("Read-only file system");
+    expect(r.stderr.trim()).toEndWith("failed precondition");
     expect(await status(id)).toBe("RUNNING");
     expect(freezerState(id)).toBe("THAWED");
     await remove(id);

@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import type { CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
 import { restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState } from "../../../src/shim/restore-state-file.ts";
 
@@ -85,5 +87,26 @@ describe("runc state of a restored container", () => {
     expect(restoredCgroupPaths(meta, "/ns/c1")).toEqual(meta.cgroups.paths);
     expect(restoredCgroupPaths(meta, undefined)).toEqual(meta.cgroups.paths);
     expect(restoredCgroupPaths(meta, "/ns/c9")).toEqual({ memory: "/sys/fs/cgroup/memory/ns/c9", "": "/sys/fs/cgroup/unified/ns/c9" });
+  });
+});
+
+describe("CRIU failures get the code their log names", () => {
+  const failed = (lines: string) => new CryoError(Code.UNKNOWN, `criu dump pid 7: unknown (rc -52, errno 0): ${lines} (log: /w/dump.log)`);
+  test.each([
+    ["Error (criu/log.c:226): Can't create log file dump.log: Read-only file system", Code.FAILED_PRECONDITION, "failed precondition"],
+    ["Error (criu/image.c:1): Unable to write: No space left on device", Code.RESOURCE_EXHAUSTED, "resource exhausted"],
+    ["Error (criu/sk-inet.c:200): inet: Connected TCP socket, consider using --tcp-established option.", Code.FAILED_PRECONDITION, "failed precondition"],
+    ["Error (criu/files.c:1): Permission denied", Code.PERMISSION_DENIED, "permission denied"],
+  ])("%s", (line, code, word) => {
+    const e = classifyCriuError(failed(line));
+    expect(e.code).toBe(code);
+    expect(e.message).toContain(`criu dump pid 7: ${word} (rc -52`);
+    expect(e.message).toContain(line);
+  });
+
+  test("unknown causes and already classified errors stay as they are", () => {
+    expect(classifyCriuError(failed("Error (criu/x.c:1): something else")).code).toBe(Code.UNKNOWN);
+    const nf = new CryoError(Code.NOT_FOUND, "criu images dir /x: not found");
+    expect(classifyCriuError(nf)).toBe(nf);
   });
 });

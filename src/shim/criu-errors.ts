@@ -1,0 +1,28 @@
+/**
+ * A sharper gRPC code for a CRIU failure that libcriu reports only as "failed" (UNKNOWN), from the
+ * cause CRIU's log lines name: a read-only or full target, a refused permission, or container state
+ * that needs a checkpoint option (an established TCP connection, an external unix socket).
+ */
+import { Code, CryoError } from "../errors.ts";
+
+/** Log phrases and the code each one means. The first match wins. */
+const CAUSES: { re: RegExp; code: Code; word: string }[] = [
+  { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
+  { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
+  { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },
+  { re: /consider using --tcp-established|--ext-unix-sk|External socket is used/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
+];
+
+/** The code a CRIU error message points at, or undefined when it names no known cause. */
+export function criuCauseCode(message: string): { code: Code; word: string } | undefined {
+  return CAUSES.find((c) => c.re.test(message));
+}
+
+/** Re-codes an UNKNOWN CRIU error by the cause its log lines name; other errors are returned as they are. */
+export function classifyCriuError(err: unknown): CryoError {
+  const e = CryoError.from(err);
+  if (e.code !== Code.UNKNOWN) return e;
+  const cause = criuCauseCode(e.message);
+  if (!cause) return e;
+  return new CryoError(cause.code, e.message.replace(/: unknown \(rc /, `: ${cause.word} (rc `), { cause: e });
+}
