@@ -145,7 +145,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
         }
       }
       const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS;
-      for (let delay = 2; !(await canConnect(path)); delay = Math.min(delay * 2, 25)) {
+      for (let delay = 2; !(await canConnect(path)); delay = Math.min(delay * 2, 8)) {
         if (proc.exitCode !== null || proc.signalCode !== null) {
           throw unavailable(`shim daemon for ${flags.id}`, { detail: `exited (${proc.exitCode ?? proc.signalCode}) before listening; see containerd's log` });
         }
