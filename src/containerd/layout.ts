@@ -20,6 +20,8 @@ export interface ContainerdLayout {
   log: string;
   /** The PID of the running containerd, written by whoever started it. */
   pidFile: string;
+  /** containerd's XDG_RUNTIME_DIR: it makes its checkpoint dump and extraction dirs here (1.6 never removes the latter). */
+  tmp: string;
 }
 
 /** Returns the layout of a private containerd under dir. */
@@ -35,6 +37,7 @@ export function containerdLayout(dir: string): ContainerdLayout {
     ttrpcAddress: `${address}.ttrpc`,
     log: join(dir, "containerd.log"),
     pidFile: join(dir, "containerd.pid"),
+    tmp: join(dir, "tmp"),
   };
 }
 

@@ -130,7 +130,9 @@ export class PrivateContainerd implements AsyncDisposable {
 
     const binDir = options.binDir ?? defaultBinDir();
     const path = [binDir, systemPath, process.env.PATH].filter((p) => p).join(":");
-    const env = { ...process.env, PATH: path };
+    // Checkpoint dumps and restore extractions land in the private dir, so stop() removes them with it.
+    mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
+    const env = { ...process.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
     let child: Bun.Subprocess;
     try {
       child = Bun.spawn([containerdBinary, "--config", layout.config], {

@@ -35,6 +35,9 @@ describe("harness: private containerd + test image", () => {
     expect(pc.ttrpcAddress).toBe(`${pc.address}.ttrpc`);
     const config = readFileSync(join(pc.dir, "config.toml"), "utf8");
     expect(config).toContain('runtime_type = "io.containerd.cryo.v2"');
+    // containerd makes its checkpoint dump/extraction dirs in XDG_RUNTIME_DIR: the private dir's tmp/.
+    const environ = readFileSync(`/proc/${pc.pid}/environ`, "utf8").split("\0");
+    expect(environ).toContain(`XDG_RUNTIME_DIR=${join(pc.dir, "tmp")}`);
   });
 
   test("ctr run --rm with runc prints hi", async () => {
