@@ -34,6 +34,7 @@ import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { compressPages } from "./checkpoint-compress.ts";
+import { checkpointPolicy, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -62,6 +63,10 @@ export interface DumpInput {
   criuVersion: () => Promise<number>;
   cryoVersion: string;
   log: Logger;
+  /** The policy plugins' checkpoint hook, for the container's config path (none: no plugins). */
+  policyFor?: PolicyFor;
+  /** The runtime options' config path (selects the plugin config). */
+  configPath?: string;
 }
 
 /** What a dump did. */
@@ -106,9 +111,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const state = parseRuncState(JSON.stringify(rawState), statePath);
   const spec = readJson(join(bundle, "config.json"), `OCI spec of container ${id}`) as Record<string, unknown>;
   const annotations = (spec.annotations ?? {}) as Record<string, string>;
-  const plan = resolveCheckpointPlan({ defaults: input.defaults, annotations, request: input.request });
   const pid = state.init_process_pid;
   if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
+  const resolved = resolveCheckpointPlan({ defaults: input.defaults, annotations, request: input.request });
+  const plan = input.policyFor
+    ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved })
+    : resolved;
 
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);

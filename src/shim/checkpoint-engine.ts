@@ -14,6 +14,7 @@ import { createCriu, type Criu } from "../criu/index.ts";
 import { failedPrecondition, notFound } from "../errors.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import { dumpContainer } from "./checkpoint-dump.ts";
+import type { PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { readRestoreSource, restoreContainer, type RestoreSource } from "./restore-container.ts";
@@ -33,6 +34,8 @@ export interface CheckpointEngineDeps {
   adopt(id: string, runc: Runc): void;
   /** The CRIU client (default: helper processes of this binary). */
   criu?: Criu;
+  /** The policy plugins for a config path (checkpoint and restore hooks); none: no plugins. */
+  policyFor?: PolicyFor;
 }
 
 interface PendingRestore {
@@ -67,6 +70,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         criuVersion,
         cryoVersion: CRYO_CHECKPOINT_VERSION,
         log: deps.log,
+        policyFor: deps.policyFor,
+        configPath: spec.options.configPath,
       });
       if (!outcome.leftRunning && spec.paused) {
         // CRIU killed the tree, but a frozen task dies only once thawed.
@@ -110,6 +115,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         stdio: [slot(p.io.stdio[0]), slot(p.io.stdio[1]), slot(p.io.stdio[2])],
         criu: criuClient(),
         log: deps.log,
+        namespace: p.spec.namespace,
+        policyFor: deps.policyFor,
+        configPath: p.spec.options.configPath,
       });
       pending.delete(id);
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));

@@ -5,6 +5,7 @@
  * left (or on SIGTERM/SIGINT), after answering in-flight calls and draining events.
  */
 import { rmSync } from "node:fs";
+import { CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
 import { createReaper } from "../sys/index.ts";
@@ -18,6 +19,8 @@ import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
 import { createTaskService } from "./task-service.ts";
 
+/** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
+export const IDLE_CHECK_MS = 30_000;
 /** How long the daemon waits for queued events at exit. */
 export const EVENT_DRAIN_MS = 5000;
 
@@ -39,7 +42,8 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const reaper = createReaper();
   const forwarder = createTtrpcForwarder(flags.ttrpcAddress);
   const publisher = createPublisher(forwarder, log);
-  const engine = createEngine({ reaper, log });
+  // Checkpoint/restore consult the policy plugins of the container's config (loaded on first use, shared with admission).
+  const engine = createEngine({ reaper, log, policyFor: async (configPath) => (policies ??= await loadPolicies()).forConfigPath(configPath) });
   const server = createServer({ onError: (e) => log.warn(`ttrpc: ${e.message}`) });
 
   let resolveDone!: (code: number) => void;
@@ -123,6 +127,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   rmSync(flags.socket, { force: true });
   server.listen(flags.socket, { mode: 0o600 });
   log.info("serving", { socket: flags.socket });
+  // A daemon whose containers are gone without a Shutdown (containerd died, or a Create that
+  // `start` announced never came and its marker went stale) exits on its own.
+  const idleCheck = setInterval(() => {
+    if (service.idle()) void stop("no container left", false, true).catch((err) => log.error(`stop: ${CryoError.from(err).message}`));
+  }, IDLE_CHECK_MS);
+  done.then(() => clearInterval(idleCheck));
   process.on("SIGTERM", () => requestStop("SIGTERM", true));
   process.on("SIGINT", () => requestStop("SIGINT", true));
   return done;

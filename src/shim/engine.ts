@@ -16,6 +16,7 @@ import { runcFor } from "./bundle-runc.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
 import { createCheckpointEngine } from "./checkpoint-engine.ts";
+import type { PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./ports.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
@@ -30,7 +31,7 @@ function killError(err: unknown, label: string): CryoError {
 }
 
 /** Creates the engine over a reaper. */
-export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
+export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor }): Engine {
   /** One runc driver per container (its log is <bundle>/log.json). */
   const runcs = new Map<string, Runc>();
   const cgroups = new Map<string, CgroupManager>();
@@ -54,7 +55,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger }): Engine {
 
   return {
     // Checkpoint and restore (checkpoint-engine.ts); a restored container is then managed by runc like any other.
-    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc) }),
+    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor }),
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle);

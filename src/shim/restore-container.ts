@@ -34,6 +34,7 @@ import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from ".
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { decompressPages } from "./checkpoint-compress.ts";
+import { restorePolicy, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -84,6 +85,11 @@ export interface RestoreInput {
   stdio: [number | undefined, number | undefined, number | undefined];
   criu: Criu;
   log: Logger;
+  namespace?: string;
+  /** The policy plugins' restore hook, for the container's config path (none: no plugins). */
+  policyFor?: PolicyFor;
+  /** The runtime options' config path (selects the plugin config). */
+  configPath?: string;
 }
 
 /** The restored container. */
@@ -167,8 +173,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressPages(source.dir);
+    const options = input.policyFor ? await restorePolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta }) : meta.options;
     const plan = containerRestorePlan({
-      plan: meta.options,
+      plan: options,
       container,
       imagesDir: source.dir,
       workDir,

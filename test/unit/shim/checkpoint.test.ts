@@ -1,6 +1,16 @@
 /** Pure parts of the shim's checkpoint/restore: stdio keys, inherit-fd plan, runc state for a restored container, cgroup paths. */
 import { describe, expect, test } from "bun:test";
-import type { CheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import { BUILTIN_CHECKPOINT_PLAN, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import type { PolicyEngine } from "../../../src/plugins/index.ts";
+import {
+  checkpointPolicy,
+  countEstablished,
+  pluginCheckpointOptions,
+  pluginRestoreOptions,
+  planWithCheckpointOptions,
+  planWithRestoreOptions,
+  restorePolicy,
+} from "../../../src/shim/checkpoint-policy.ts";
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
@@ -108,5 +118,72 @@ describe("CRIU failures get the code their log names", () => {
     expect(classifyCriuError(failed("Error (criu/x.c:1): something else")).code).toBe(Code.UNKNOWN);
     const nf = new CryoError(Code.NOT_FOUND, "criu images dir /x: not found");
     expect(classifyCriuError(nf)).toBe(nf);
+  });
+});
+
+describe("policy plugins at checkpoint and restore", () => {
+  const plan = BUILTIN_CHECKPOINT_PLAN;
+  const fakeEngine = (over: { checkpoint?: object; restore?: object; deny?: string }): PolicyEngine & { seen: unknown[] } => {
+    const seen: unknown[] = [];
+    return {
+      seen,
+      plugins: ["fake"],
+      admit: () => Promise.reject(new Error("unused")),
+      async checkpointOptions(input) {
+        seen.push(input);
+        if (over.deny) throw new CryoError(Code.PERMISSION_DENIED, `denied by plugin fake: ${over.deny}`);
+        return { options: { ...input.requested, ...over.checkpoint }, consulted: ["fake"] };
+      },
+      async restoreAdmission(input) {
+        seen.push(input);
+        return { options: { ...input.requested, ...over.restore }, consulted: ["fake"] };
+      },
+      warm: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+  };
+
+  test("ESTABLISHED lines of /proc/<pid>/net/tcp are counted", () => {
+    const text = [
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 00000000:1B58 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1",
+      "   1: 0100007F:1B58 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1",
+      "   2: 0100007F:C350 0100007F:1B58 01 00000000:00000000 00:00000000 00000000     0        0 3 1",
+    ].join("\n");
+    expect(countEstablished(text)).toBe(2);
+    expect(countEstablished("")).toBe(0);
+  });
+
+  test("the checkpoint chain sees the plan in its names, and its options become the plan", async () => {
+    const engine = fakeEngine({ checkpoint: { tcpEstablished: true, cgroupsMode: "full", emptyNamespaces: ["network"] } });
+    const out = await checkpointPolicy(engine, { id: "c1", namespace: "ns", annotations: { a: "b" }, pid: 1, cgroupPaths: {}, plan });
+    expect(out).toMatchObject({ tcpEstablished: true, cgroupMode: "full", emptyNamespaces: ["net"], leaveRunning: true });
+    expect(engine.seen[0]).toMatchObject({ id: "c1", namespace: "ns", annotations: { a: "b" }, image: null, requested: { leaveRunning: true, cgroupsMode: "soft" } });
+  });
+
+  test("a deny stops the checkpoint; a bad namespace from a plugin is INVALID_ARGUMENT", async () => {
+    await expect(checkpointPolicy(fakeEngine({ deny: "too big" }), { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan })).rejects.toMatchObject({ code: Code.PERMISSION_DENIED });
+    const bad = fakeEngine({ checkpoint: { emptyNamespaces: ["pid"] } });
+    await expect(checkpointPolicy(bad, { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+  });
+
+  test("the restore chain gets the checkpoint's origin and options; its options are used", async () => {
+    const meta = {
+      host: { hostname: "h1", kernel: "6.18", arch: "x64", criuVersion: 40201, cryoVersion: "x" },
+      finishedAt: "2026-11-28T00:00:00.000Z",
+      spec: { annotations: { "cryo.checkpoint/tcp-established": "true" } },
+      options: plan,
+    } as unknown as CheckpointMetadata;
+    const engine = fakeEngine({ restore: { tcpEstablished: true, cgroupsMode: "ignore" } });
+    const out = await restorePolicy(engine, { id: "c2", namespace: "ns", meta });
+    expect(out).toMatchObject({ tcpEstablished: true, cgroupMode: "ignore" });
+    expect(engine.seen[0]).toMatchObject({
+      id: "c2",
+      checkpoint: { originHost: "h1", kernel: "6.18", criuVersion: "40201", createdAt: "2026-11-28T00:00:00.000Z", annotations: { "cryo.checkpoint/tcp-established": "true" } },
+      requested: { tcpEstablished: false, cgroupsMode: "soft" },
+    });
+    expect(pluginRestoreOptions(plan).tcpClose).toBe(false);
+    expect(planWithRestoreOptions(plan, {}).tcpEstablished).toBe(false);
+    expect(pluginCheckpointOptions(planWithCheckpointOptions(plan, { lazyPages: true })).lazyPages).toBe(true);
   });
 });
