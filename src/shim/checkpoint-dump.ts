@@ -18,6 +18,7 @@ import { hostname, release } from "node:os";
 import { join } from "node:path";
 import {
   METADATA_VERSION,
+  compressImages,
   containerDumpOpts,
   externalNamespaceInodes,
   maskedFiles,
@@ -33,7 +34,6 @@ import {
 import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
-import { compressPages } from "./checkpoint-compress.ts";
 import { checkpointPolicy, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
@@ -183,9 +183,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
 
   let compressed: CheckpointMetadata["compressed"] = false;
   if (plan.compression === "zstd") {
-    const c = await compressPages(imagesDir, plan.compressionLevel);
-    input.log.info(`${label}: page images compressed`, { files: c.files, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
-    compressed = { algorithm: "zstd", level: plan.compressionLevel };
+    const c = await compressImages(imagesDir, { level: plan.compressionLevel });
+    input.log.info(`${label}: page images compressed`, { files: c.files.length, bytes: c.files.reduce((s, f) => s + f.bytes, 0), compressedBytes: c.files.reduce((s, f) => s + f.compressedBytes, 0) });
+    compressed = { algorithm: "zstd", level: c.level };
   }
 
   const stats = await readStats(imagesDir).catch(() => ({ dump: undefined }));

@@ -22,6 +22,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync,
 import { dirname, join } from "node:path";
 import {
   containerRestorePlan,
+  decompressImages,
   createRestoreMountpoints,
   prepareRestoreRoot,
   readCheckpointMetadata,
@@ -33,7 +34,6 @@ import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cg
 import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
-import { decompressPages } from "./checkpoint-compress.ts";
 import { restorePolicy, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
@@ -172,7 +172,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
-    if (meta.compressed) await decompressPages(source.dir);
+    if (meta.compressed) await decompressImages(source.dir);
     const options = input.policyFor ? await restorePolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta }) : meta.options;
     const plan = containerRestorePlan({
       plan: options,
