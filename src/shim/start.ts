@@ -9,7 +9,6 @@
  * directory next to the socket (socket-lock.ts).
  */
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
-import net from "node:net";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, unavailable } from "../errors.ts";
@@ -45,25 +44,22 @@ export function writeFileAtomic(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-/** True when something accepts connections on the unix socket path. */
-export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!existsSync(path)) return resolve(false);
-    const s = net.createConnection({ path });
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once("connect", () => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => {
-      clearTimeout(t);
-      resolve(false);
-    });
-  });
+/** True when something accepts connections on the unix socket path (Bun.connect: no node:net to load). */
+export async function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const socket = await Promise.race([
+      Bun.connect({ unix: path, socket: { data() {}, error() {} } }),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("connect timed out")), timeoutMs))),
+    ]);
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The default linger of a daemon whose group other containers can join (per-pod with a group, per-namespace). */
