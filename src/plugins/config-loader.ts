@@ -1,24 +1,19 @@
 /**
- * Finding, reading and validating the policy configuration file.
+ * The policy configuration: the `plugins` section of cryo's one config file, found, read and
+ * validated by src/config (search order, TOML or JSON, one INVALID_ARGUMENT naming file and field).
  *
  * Search order (the first that applies wins):
  *   1. an explicit path (the config path in containerd's runtime options for cryo) — must exist;
  *   2. the environment variable CRYO_CONFIG — must exist;
  *   3. /etc/cryo/config.toml, then /etc/cryo/config.json — used when present.
- * No file at all means no plugins. A file that cannot be read or parsed, or that fails validation,
- * is one INVALID_ARGUMENT error naming the file and the field.
+ * No file at all means no plugins. Every section of the file is validated, so a typo under
+ * `[checkpoint]` fails here as well: one config, one verdict.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
-import { parse as parseToml } from "smol-toml";
-import type { z } from "zod";
-import { CryoError, invalidArgument } from "../errors.ts";
-import { emptyPolicyConfig, policyConfigSchema, type PolicyConfig } from "./config.ts";
+import { loadConfig, parseConfig, type ConfigSearch } from "../config/loader.ts";
+import type { PolicyConfig } from "./config.ts";
 
-/** The environment variable naming the config file. */
-export const configEnvVar = "CRYO_CONFIG";
-/** The default locations, in order. */
-export const defaultConfigPaths = ["/etc/cryo/config.toml", "/etc/cryo/config.json"] as const;
+export { configEnvVar, defaultConfigPaths, findConfigFile } from "../config/loader.ts";
+export type { ConfigSearch } from "../config/loader.ts";
 
 /** A loaded configuration and where it came from (null: no file, no plugins). */
 export interface LoadedPolicyConfig {
@@ -26,70 +21,13 @@ export interface LoadedPolicyConfig {
   config: PolicyConfig;
 }
 
-/** Options of {@link findConfigFile} and {@link loadPolicyConfig}. */
-export interface ConfigSearch {
-  /** From containerd's runtime options; wins over everything. */
-  explicitPath?: string | undefined;
-  /** Defaults to process.env. */
-  env?: Record<string, string | undefined>;
-  /** Defaults to {@link defaultConfigPaths}; tests point this elsewhere. */
-  defaults?: readonly string[];
-}
-
-/** Returns the config file to use by the documented search order, or null when there is none. */
-export function findConfigFile(search: ConfigSearch = {}): string | null {
-  if (search.explicitPath) {
-    if (!existsSync(search.explicitPath)) throw invalidArgument(`config ${search.explicitPath}`, { detail: "file does not exist (runtime options config path)" });
-    return search.explicitPath;
-  }
-  const fromEnv = (search.env ?? process.env)[configEnvVar];
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw invalidArgument(`config ${fromEnv}`, { detail: `file does not exist (${configEnvVar})` });
-    return fromEnv;
-  }
-  for (const p of search.defaults ?? defaultConfigPaths) if (existsSync(p)) return p;
-  return null;
-}
-
-/** Formats a zod issue path like `plugins[0].limits.timeout_ms`. */
-function fieldPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const k of path) out += typeof k === "number" ? `[${k}]` : out ? `.${String(k)}` : String(k);
-  return out || "(root)";
-}
-
-/** Parses and validates config text; `source` names the file in errors and anchors relative plugin paths. */
+/** Parses and validates config text (the whole file); returns its plugins, paths resolved against the file's folder. */
 export function parsePolicyConfig(text: string, source: string): PolicyConfig {
-  let raw: unknown;
-  try {
-    raw = source.endsWith(".json") ? JSON.parse(text) : parseToml(text);
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
-    throw invalidArgument(`config ${source}`, { detail: `cannot parse: ${msg}`, cause: err });
-  }
-  const result = policyConfigSchema.safeParse(raw);
-  if (!result.success) throw configError(source, result.error);
-  const dir = dirname(resolve(source));
-  return {
-    plugins: result.data.plugins.map((p) => ({ ...p, path: isAbsolute(p.path) ? p.path : resolve(dir, p.path) })),
-  };
-}
-
-function configError(source: string, error: z.ZodError): CryoError {
-  const first = error.issues[0];
-  const detail = first ? `${fieldPath(first.path)}: ${first.message}` : error.message;
-  return invalidArgument(`config ${source}`, { detail, cause: error });
+  return { plugins: parseConfig(text, source).plugins };
 }
 
 /** Finds, reads and validates the configuration; no file gives the empty configuration. */
 export function loadPolicyConfig(search: ConfigSearch = {}): LoadedPolicyConfig {
-  const source = findConfigFile(search);
-  if (source === null) return { source: null, config: emptyPolicyConfig };
-  let text: string;
-  try {
-    text = readFileSync(source, "utf8");
-  } catch (err) {
-    throw invalidArgument(`config ${source}`, { detail: `cannot read: ${(err as Error).message}`, cause: err });
-  }
-  return { source, config: parsePolicyConfig(text, source) };
+  const { source, config } = loadConfig(search);
+  return { source, config: { plugins: config.plugins } };
 }

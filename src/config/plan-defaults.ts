@@ -1,0 +1,62 @@
+/**
+ * The config file's `checkpoint` and `restore` sections in the shape src/checkpoint's plan uses.
+ *
+ * Checkpoint: `checkpointOverrides(config.checkpoint)` is the lowest layer of resolveCheckpointPlan
+ * (config < annotations < request). Restore: `restoreOptions(recorded, config.restore)` overlays this
+ * host's restore settings on the options the checkpoint recorded; restore plugins come after.
+ */
+import { checkpointPlanSchema, type CheckpointOverrides, type CheckpointPlan } from "../checkpoint/plan.ts";
+import { invalidArgument } from "../errors.ts";
+import type { CheckpointDefaults, RestoreDefaults } from "./schema.ts";
+
+/** A veth pair for CRIU's restore. */
+export interface VethPair {
+  inside: string;
+  outside: string;
+}
+
+/** The `[checkpoint]` section as plan overrides (only the keys the file sets). */
+export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides {
+  const o: CheckpointOverrides = {};
+  if (d.leave_running !== undefined) o.leaveRunning = d.leave_running;
+  if (d.tcp_established !== undefined) o.tcpEstablished = d.tcp_established;
+  if (d.tcp_close !== undefined) o.tcpClose = d.tcp_close;
+  if (d.tcp_skip_in_flight !== undefined) o.tcpSkipInFlight = d.tcp_skip_in_flight;
+  if (d.ext_unix_sk !== undefined) o.externalUnixSockets = d.ext_unix_sk;
+  if (d.shell_job !== undefined) o.shellJob = d.shell_job;
+  if (d.file_locks !== undefined) o.fileLocks = d.file_locks;
+  if (d.pre_dump !== undefined) o.preDump = d.pre_dump;
+  if (d.track_mem !== undefined) o.trackMem = d.track_mem;
+  if (d.auto_dedup !== undefined) o.autoDedup = d.auto_dedup;
+  if (d.manage_cgroups_mode !== undefined) o.cgroupMode = d.manage_cgroups_mode;
+  if (d.empty_ns !== undefined) o.emptyNamespaces = d.empty_ns.length > 0 ? ["net"] : [];
+  if (d.lazy_pages !== undefined) o.lazyPages = d.lazy_pages;
+  if (d.page_server !== undefined) o.pageServer = { ...d.page_server };
+  if (d.lsm_profile !== undefined) o.lsmProfile = d.lsm_profile;
+  if (d.lsm_mount_context !== undefined) o.lsmMountContext = d.lsm_mount_context;
+  if (d.external !== undefined) o.external = [...d.external];
+  if (d.mntns_compat_mode !== undefined) o.mntnsCompatMode = d.mntns_compat_mode;
+  if (d.compression !== undefined) o.compression = d.compression;
+  if (d.compression_level !== undefined) o.compressionLevel = d.compression_level;
+  if (d.log_level !== undefined) o.logLevel = d.log_level;
+  return o;
+}
+
+/** What a restore runs with before restore plugins: the plan CRIU gets and the veth pairs to re-create. */
+export interface RestoreSettings {
+  plan: CheckpointPlan;
+  vethPairs: VethPair[];
+}
+
+/** The checkpoint's recorded options with this host's `[restore]` settings over them. */
+export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): RestoreSettings {
+  const next: CheckpointPlan = { ...recorded };
+  if (r.tcp_close !== undefined) next.tcpClose = r.tcp_close;
+  if (r.lsm_profile !== undefined) next.lsmProfile = r.lsm_profile;
+  if (r.lsm_mount_context !== undefined) next.lsmMountContext = r.lsm_mount_context;
+  if (r.manage_cgroups_mode !== undefined) next.cgroupMode = r.manage_cgroups_mode;
+  if (r.log_level !== undefined) next.logLevel = r.log_level;
+  const plan = checkpointPlanSchema.safeParse(next);
+  if (!plan.success) throw invalidArgument("restore options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+  return { plan: plan.data, vethPairs: (r.veth_pairs ?? []).map((v) => ({ ...v })) };
+}

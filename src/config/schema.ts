@@ -1,0 +1,83 @@
+/**
+ * The one cryo configuration file: its sections and their zod schemas (the single source of truth;
+ * docs/config.md and the exported JSON Schema follow from them). Keys are snake_case in TOML and JSON.
+ *
+ * - `plugins`: the policy plugins (src/plugins' schema, reused as is);
+ * - `checkpoint`: defaults for every checkpoint option a host may set, named like the container
+ *   annotations (`cryo.checkpoint/tcp-established` <-> `checkpoint.tcp_established`); the lowest layer
+ *   of plan resolution (config < annotations < request);
+ * - `restore`: this host's settings for every restore (tcp close, veth pairs, LSM profile, cgroup mode),
+ *   over what the checkpoint recorded and under what restore plugins return.
+ */
+import { z } from "zod";
+import { compressionSchema, planCgroupModeSchema } from "../checkpoint/plan.ts";
+import { policyConfigSchema } from "../plugins/config.ts";
+
+/** A namespace to restore empty: only the network namespace can be ("net" is CRIU's name for it). */
+const emptyNamespaceSchema = z.enum(["network", "net"]);
+
+/** CRIU log level 0..4. */
+const criuLogLevelSchema = z.number().int().min(0).max(4);
+
+/** `[checkpoint]`: defaults of checkpoint options (each optional; unset keeps cryo's built-in default). */
+export const checkpointDefaultsSchema = z
+  .strictObject({
+    leave_running: z.boolean().optional().describe("keep the container running after the dump (built-in: true)"),
+    tcp_established: z.boolean().optional().describe("dump and restore established TCP connections"),
+    tcp_close: z.boolean().optional().describe("restore TCP connections closed"),
+    tcp_skip_in_flight: z.boolean().optional().describe("skip connections still in the handshake"),
+    ext_unix_sk: z.boolean().optional().describe("allow unix sockets connected outside the container"),
+    shell_job: z.boolean().optional().describe("the container's tree is attached to an outside session/terminal"),
+    file_locks: z.boolean().optional().describe("dump file locks"),
+    pre_dump: z.boolean().optional().describe("only pre-dump memory (needs soft-dirty tracking)"),
+    track_mem: z.boolean().optional().describe("track memory changes for a later incremental dump"),
+    auto_dedup: z.boolean().optional().describe("punch pages out of parent images as they are copied"),
+    manage_cgroups_mode: planCgroupModeSchema.optional().describe("CRIU cgroup manage mode: soft, full, strict or ignore"),
+    empty_ns: z.array(emptyNamespaceSchema).optional().describe("namespaces restored empty (only network)"),
+    lazy_pages: z.boolean().optional().describe("restore with pages served on demand"),
+    page_server: z
+      .strictObject({ address: z.string().min(1), port: z.number().int().min(1).max(65535) })
+      .optional()
+      .describe("page server for lazy pages"),
+    lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),
+    lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
+    external: z.array(z.string().min(1)).optional().describe("CRIU --external entries"),
+    mntns_compat_mode: z.boolean().optional().describe("CRIU's older mount-namespace engine"),
+    compression: compressionSchema.optional().describe("page images: none or zstd"),
+    compression_level: z.number().int().min(0).max(22).optional().describe("zstd level 1..22 (0: cryo's default, 1)"),
+    log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),
+  })
+  .describe("defaults of checkpoint options; container annotations and request options override them");
+/** `[checkpoint]` as written in the file. */
+export type CheckpointDefaults = z.infer<typeof checkpointDefaultsSchema>;
+
+/** A veth pair to re-create on restore (CRIU --veth-pair inside=outside). */
+export const vethPairConfigSchema = z.strictObject({
+  inside: z.string().min(1).describe("interface name inside the container"),
+  outside: z.string().min(1).describe("host-side interface name"),
+});
+
+/** `[restore]`: this host's settings for restores (each optional; unset keeps what the checkpoint recorded). */
+export const restoreDefaultsSchema = z
+  .strictObject({
+    tcp_close: z.boolean().optional().describe("restore TCP connections closed"),
+    veth_pairs: z.array(vethPairConfigSchema).optional().describe("veth pairs to re-create (ignored when the network namespace is restored empty)"),
+    lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),
+    lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
+    manage_cgroups_mode: planCgroupModeSchema.optional().describe("CRIU cgroup manage mode: soft, full, strict or ignore"),
+    log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4"),
+  })
+  .describe("restore settings of this host; over the checkpoint's recorded options, under restore plugins' options");
+/** `[restore]` as written in the file. */
+export type RestoreDefaults = z.infer<typeof restoreDefaultsSchema>;
+
+/** The whole file: src/plugins' schema (plugins, with its duplicate-name check) extended with the other sections. */
+export const cryoConfigSchema = policyConfigSchema.safeExtend({
+  checkpoint: checkpointDefaultsSchema.default({}),
+  restore: restoreDefaultsSchema.default({}),
+});
+/** The configuration, validated, defaults filled in (plugin paths absolute after loading). */
+export type CryoConfig = z.infer<typeof cryoConfigSchema>;
+
+/** The configuration used when there is no file: no plugins, built-in checkpoint and restore options. */
+export const emptyCryoConfig: CryoConfig = { plugins: [], checkpoint: {}, restore: {} };
