@@ -102,7 +102,7 @@ export function pluginRestoreOptions(p: CheckpointPlan): PluginRestoreOptions {
   return o;
 }
 
-/** The options a restore uses after the restore chain's options (veth pairs are not applied yet). */
+/** The options a restore uses after the restore chain's options (veth pairs: restoreDecision). */
 export function planWithRestoreOptions(p: CheckpointPlan, o: PluginRestoreOptions): CheckpointPlan {
   const next: Record<string, unknown> = { ...p };
   for (const k of ["tcpEstablished", "tcpClose", "fileLocks", "externalUnixSockets", "shellJob", "lsmProfile", "lsmMountContext"] as const) {
@@ -137,8 +137,24 @@ export async function checkpointPolicy(
 
 /** Runs the restore chain; returns the options to restore with (throws PERMISSION_DENIED on a deny). */
 export async function restorePolicy(engine: PolicyEngine, input: { id: string; namespace: string; meta: CheckpointMetadata }): Promise<CheckpointPlan> {
-  const { meta } = input;
-  if (engine.plugins.length === 0) return meta.options;
+  return (await restoreDecision(engine, { ...input, base: { plan: input.meta.options, vethPairs: [] } })).plan;
+}
+
+/** What a restore runs with: CRIU's options and the veth pairs to re-create. */
+export interface RestoreChoice {
+  plan: CheckpointPlan;
+  vethPairs: { inside: string; outside: string }[];
+}
+
+/**
+ * Runs the restore chain from `base` (the checkpoint's options with the config's `[restore]` over them);
+ * the plugins' tcp close, LSM profile, cgroup mode and veth pairs win. Throws PERMISSION_DENIED on a deny.
+ */
+export async function restoreDecision(engine: PolicyEngine, input: { id: string; namespace: string; meta: CheckpointMetadata; base: RestoreChoice }): Promise<RestoreChoice> {
+  const { meta, base } = input;
+  if (engine.plugins.length === 0) return base;
+  const requested = pluginRestoreOptions(base.plan);
+  if (base.vethPairs.length > 0) requested.vethPairs = base.vethPairs.map((v) => ({ ...v }));
   const { options } = await engine.restoreAdmission({
     id: input.id,
     namespace: input.namespace,
@@ -150,7 +166,7 @@ export async function restorePolicy(engine: PolicyEngine, input: { id: string; n
       createdAt: meta.finishedAt,
       annotations: (meta.spec.annotations ?? {}) as Record<string, string>,
     },
-    requested: pluginRestoreOptions(meta.options),
+    requested,
   });
-  return planWithRestoreOptions(meta.options, options);
+  return { plan: planWithRestoreOptions(base.plan, options), vethPairs: options.vethPairs ? options.vethPairs.map((v) => ({ ...v })) : base.vethPairs };
 }
