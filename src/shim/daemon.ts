@@ -43,7 +43,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const forwarder = createTtrpcForwarder(flags.ttrpcAddress);
   const publisher = createPublisher(forwarder, log);
   // Checkpoint/restore consult the policy plugins of the container's config (loaded on first use, shared with admission).
-  const engine = createEngine({ reaper, log, policyFor: async (configPath) => (policies ??= await loadPolicies()).forConfigPath(configPath) });
+  const engine = createEngine({
+    reaper,
+    log,
+    policyFor: async (configPath) => (policies ??= await loadPolicies()).forConfigPath(configPath),
+    configFor: async (configPath) => (await configs()).forConfigPath(configPath).config,
+  });
   const server = createServer({ onError: (e) => log.warn(`ttrpc: ${e.message}`) });
 
   let resolveDone!: (code: number) => void;
@@ -100,6 +105,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     void stop(why, force).catch((err) => log.error(`stop: ${err instanceof Error ? err.message : String(err)}`));
 
   let policies: import("../plugins/index.ts").PolicyEngines | undefined;
+  // The config file, once per config path for the daemon's life; a broken one is logged once and then
+  // fails every Create/Checkpoint that uses it with the same INVALID_ARGUMENT (the daemon keeps serving).
+  let configCache: Promise<import("../config/index.ts").ConfigCache> | undefined;
+  const configs = () =>
+    (configCache ??= import("../config/index.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
   const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
   const service = createTaskService({
     engine,
@@ -111,6 +121,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       const { admitBundle } = await import("../plugins/index.ts");
+      (await configs()).forConfigPath(c.configPath); // a broken config: the error logged once, thrown at every Create
       await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image: null });
     },
   });
@@ -127,6 +138,8 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   rmSync(flags.socket, { force: true });
   server.listen(flags.socket, { mode: 0o600 });
   log.info("serving", { socket: flags.socket });
+  // The default config (CRYO_CONFIG or /etc/cryo) is checked right away, after the socket is up, so that a broken file is reported at start.
+  void configs().then((c) => c.check(""), (err) => log.error(`config: ${CryoError.from(err).message}`));
   // A daemon whose containers are gone without a Shutdown (containerd died, or a Create that
   // `start` announced never came and its marker went stale) exits on its own.
   const idleCheck = setInterval(() => {

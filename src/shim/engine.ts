@@ -15,7 +15,7 @@ import type { Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
-import { createCheckpointEngine } from "./checkpoint-engine.ts";
+import { createCheckpointEngine, type CheckpointEngineDeps } from "./checkpoint-engine.ts";
 import type { PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./ports.ts";
@@ -31,7 +31,7 @@ function killError(err: unknown, label: string): CryoError {
 }
 
 /** Creates the engine over a reaper. */
-export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor }): Engine {
+export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"] }): Engine {
   /** One runc driver per container (its log is <bundle>/log.json). */
   const runcs = new Map<string, Runc>();
   const cgroups = new Map<string, CgroupManager>();
@@ -55,7 +55,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
 
   return {
     // Checkpoint and restore (checkpoint-engine.ts); a restored container is then managed by runc like any other.
-    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor }),
+    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor }),
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle);

@@ -34,7 +34,8 @@ import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cg
 import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
-import { restorePolicy, type PolicyFor } from "./checkpoint-policy.ts";
+import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
+import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -90,6 +91,8 @@ export interface RestoreInput {
   policyFor?: PolicyFor;
   /** The runtime options' config path (selects the plugin config). */
   configPath?: string;
+  /** The config file's `[restore]` settings (over the checkpoint's options, under restore plugins'). */
+  restore?: RestoreDefaults;
 }
 
 /** The restored container. */
@@ -173,9 +176,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
-    const options = input.policyFor ? await restorePolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta }) : meta.options;
+    // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
+    const base = restoreSettings(meta.options, input.restore ?? {});
+    const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     const plan = containerRestorePlan({
       plan: options,
+      vethPairs,
       container,
       imagesDir: source.dir,
       workDir,
