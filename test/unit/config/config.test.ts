@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUILTIN_CHECKPOINT_PLAN, resolveCheckpointPlan } from "../../../src/checkpoint/index.ts";
+import {
+  checkpointOverrides,
+  configJsonSchema,
+  createConfigCache,
+  emptyCryoConfig,
+  findConfigFile,
+  loadConfig,
+  parseConfig,
+  restoreSettings,
+} from "../../../src/config/index.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { loadPolicyConfig } from "../../../src/plugins/index.ts";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "cryo-config-test-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function errorOf(fn: () => unknown): CryoError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CryoError);
+    return err as CryoError;
+  }
+  throw new Error("expected an error");
+}
+
+const full = `
+[[plugins]]
+name = "deny-privileged"
+path = "plugins/deny-privileged.wasm"
+hooks = ["admit"]
+
+[checkpoint]
+tcp_established = true
+compression = "zstd"
+compression_level = 3
+manage_cgroups_mode = "full"
+empty_ns = ["network"]
+external = ["mnt[/data]:data"]
+page_server = { address = "10.0.0.2", port = 27000 }
+log_level = 2
+
+[restore]
+tcp_close = true
+lsm_profile = "apparmor:cryo-restored"
+veth_pairs = [{ inside = "eth0", outside = "veth-c1" }]
+manage_cgroups_mode = "ignore"
+`;
+
+describe("sections", () => {
+  test("a full TOML file: plugins (paths resolved against the file's folder), checkpoint defaults, restore settings", () => {
+    const c = parseConfig(full, "/etc/cryo/config.toml");
+    expect(c.plugins).toHaveLength(1);
+    expect(c.plugins[0]!.path).toBe("/etc/cryo/plugins/deny-privileged.wasm");
+    expect(c.plugins[0]!.limits.timeout_ms).toBe(1000);
+    expect(c.checkpoint).toEqual({
+      tcp_established: true,
+      compression: "zstd",
+      compression_level: 3,
+      manage_cgroups_mode: "full",
+      empty_ns: ["network"],
+      external: ["mnt[/data]:data"],
+      page_server: { address: "10.0.0.2", port: 27000 },
+      log_level: 2,
+    });
+    expect(c.restore.veth_pairs).toEqual([{ inside: "eth0", outside: "veth-c1" }]);
+  });
+
+  test("JSON has the same keys; an empty file is the empty configuration", () => {
+    const c = parseConfig(JSON.stringify({ checkpoint: { file_locks: true }, restore: { tcp_close: false } }), "/x/c.json");
+    expect(c).toEqual({ plugins: [], checkpoint: { file_locks: true }, restore: { tcp_close: false } });
+    expect(parseConfig("", "/x/c.toml")).toEqual(emptyCryoConfig);
+    expect(parseConfig("{}", "/x/c.json")).toEqual(emptyCryoConfig);
+  });
+
+  test("checkpoint defaults become the lowest layer of plan resolution: annotations and the request override them", () => {
+    const c = parseConfig(full, "/c.toml");
+    const defaults = checkpointOverrides(c.checkpoint);
+    expect(defaults).toEqual({
+      tcpEstablished: true,
+      compression: "zstd",
+      compressionLevel: 3,
+      cgroupMode: "full",
+      emptyNamespaces: ["net"],
+      external: ["mnt[/data]:data"],
+      pageServer: { address: "10.0.0.2", port: 27000 },
+      logLevel: 2,
+    });
+    const plan = resolveCheckpointPlan({ defaults });
+    expect(plan.tcpEstablished).toBe(true);
+    expect(plan.compression).toBe("zstd");
+    expect(plan.leaveRunning).toBe(BUILTIN_CHECKPOINT_PLAN.leaveRunning);
+    const annotated = resolveCheckpointPlan({ defaults, annotations: { "cryo.checkpoint/tcp-established": "false", "cryo.checkpoint/compression": "none" } });
+    expect(annotated.tcpEstablished).toBe(false);
+    expect(annotated.compression).toBe("none");
+    expect(annotated.cgroupMode).toBe("full");
+    expect(checkpointOverrides({})).toEqual({});
+  });
+
+  test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
+    const recorded = resolveCheckpointPlan({ defaults: { tcpEstablished: true, lsmProfile: "apparmor:old", logLevel: 3 } });
+    const c = parseConfig(full, "/c.toml");
+    const s = restoreSettings(recorded, c.restore);
+    expect(s.plan.tcpClose).toBe(true);
+    expect(s.plan.lsmProfile).toBe("apparmor:cryo-restored");
+    expect(s.plan.cgroupMode).toBe("ignore");
+    expect(s.plan.tcpEstablished).toBe(true);
+    expect(s.plan.logLevel).toBe(3);
+    expect(s.vethPairs).toEqual([{ inside: "eth0", outside: "veth-c1" }]);
+    expect(restoreSettings(recorded, {})).toEqual({ plan: recorded, vethPairs: [] });
+  });
+});
+
+describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
+  test("a bad value names its field path", () => {
+    const e = errorOf(() => parseConfig('[checkpoint]\ncompression = "lz4"\n', "/etc/cryo/config.toml"));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toStartWith("config /etc/cryo/config.toml: invalid argument: checkpoint.compression:");
+    expect(errorOf(() => parseConfig("[checkpoint]\nlog_level = 7\n", "c.toml")).message).toStartWith("config c.toml: invalid argument: checkpoint.log_level:");
+    expect(errorOf(() => parseConfig('[restore]\nveth_pairs = [{ inside = "eth0" }]\n', "c.toml")).message).toStartWith("config c.toml: invalid argument: restore.veth_pairs[0].outside:");
+    expect(errorOf(() => parseConfig('[checkpoint]\nempty_ns = ["pid"]\n', "c.toml")).message).toStartWith("config c.toml: invalid argument: checkpoint.empty_ns[0]:");
+  });
+
+  test("an unknown key (a typo) is named, in any section or at the top", () => {
+    expect(errorOf(() => parseConfig("[checkpoint]\ntcp_establised = true\n", "c.toml")).message).toBe("config c.toml: invalid argument: checkpoint.tcp_establised: unknown key");
+    expect(errorOf(() => parseConfig("[shim]\nx = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shim: unknown key");
+    expect(errorOf(() => parseConfig('{"restore": {"tcp-close": true}}', "c.json")).message).toBe("config c.json: invalid argument: restore.tcp-close: unknown key");
+  });
+
+  test("plugins keep src/plugins' rules (duplicate names) and syntax errors are one clear error", () => {
+    const dup = '[[plugins]]\nname = "a"\npath = "a.wasm"\nhooks = ["admit"]\n[[plugins]]\nname = "a"\npath = "b.wasm"\nhooks = ["admit"]\n';
+    expect(errorOf(() => parseConfig(dup, "c.toml")).message).toContain('plugins[1].name: duplicate plugin name "a"');
+    expect(errorOf(() => parseConfig("[checkpoint\n", "c.toml")).message).toStartWith("config c.toml: invalid argument: cannot parse:");
+    expect(errorOf(() => parseConfig("{", "c.json")).message).toStartWith("config c.json: invalid argument: cannot parse:");
+  });
+
+  test("the plugins' loader reads the same file and refuses the same errors", () => {
+    const f = join(dir, "bad-section.toml");
+    writeFileSync(f, "[checkpoint]\ncompression = 1\n");
+    expect(errorOf(() => loadPolicyConfig({ explicitPath: f })).message).toStartWith(`config ${f}: invalid argument: checkpoint.compression:`);
+    const g = join(dir, "good.toml");
+    writeFileSync(g, "[checkpoint]\ntcp_established = true\n");
+    expect(loadPolicyConfig({ explicitPath: g })).toEqual({ source: g, config: { plugins: [] } });
+  });
+});
+
+describe("search order", () => {
+  test("explicit path, then CRYO_CONFIG, then /etc/cryo/config.toml, then config.json; nothing = empty", () => {
+    const explicit = join(dir, "explicit.toml");
+    const fromEnv = join(dir, "env.json");
+    const def1 = join(dir, "d", "config.toml");
+    const def2 = join(dir, "config.json");
+    writeFileSync(explicit, "[checkpoint]\nfile_locks = true\n");
+    writeFileSync(fromEnv, '{"checkpoint": {"shell_job": true}}');
+    writeFileSync(def2, '{"checkpoint": {"auto_dedup": true}}');
+    const defaults = [def1, def2];
+    expect(loadConfig({ explicitPath: explicit, env: { CRYO_CONFIG: fromEnv }, defaults }).config.checkpoint).toEqual({ file_locks: true });
+    expect(loadConfig({ env: { CRYO_CONFIG: fromEnv }, defaults }).config.checkpoint).toEqual({ shell_job: true });
+    expect(loadConfig({ env: {}, defaults })).toEqual({ source: def2, config: { plugins: [], checkpoint: { auto_dedup: true }, restore: {} } });
+    expect(loadConfig({ env: {}, defaults: [def1] })).toEqual({ source: null, config: emptyCryoConfig });
+    expect(findConfigFile({ env: { CRYO_CONFIG: "" }, defaults })).toBe(def2);
+  });
+
+  test("a named file that does not exist is an error, not a fallback", () => {
+    const missing = join(dir, "missing.toml");
+    expect(errorOf(() => loadConfig({ explicitPath: missing, env: {} })).message).toBe(`config ${missing}: invalid argument: file does not exist (runtime options config path)`);
+    expect(errorOf(() => loadConfig({ env: { CRYO_CONFIG: missing } })).message).toBe(`config ${missing}: invalid argument: file does not exist (CRYO_CONFIG)`);
+  });
+});
+
+describe("per-daemon cache", () => {
+  test("a bad config is reported once and then fails every use with the same error; a good one loads once", () => {
+    const bad = join(dir, "cache-bad.toml");
+    const good = join(dir, "cache-good.toml");
+    writeFileSync(bad, "[restore]\ntcp_close = \"yes\"\n");
+    writeFileSync(good, "[checkpoint]\ncompression = \"zstd\"\n");
+    const reported: string[] = [];
+    const cache = createConfigCache({ env: {}, defaults: [] }, (e) => reported.push(e.message));
+    const first = cache.check(bad);
+    expect(first?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(first?.message).toStartWith(`config ${bad}: invalid argument: restore.tcp_close:`);
+    const e1 = errorOf(() => cache.forConfigPath(bad));
+    const e2 = errorOf(() => cache.forConfigPath(bad));
+    expect(e1).toBe(first!);
+    expect(e2).toBe(first!);
+    expect(reported).toEqual([first!.message]);
+    const loaded = cache.forConfigPath(good);
+    expect(loaded.config.checkpoint.compression).toBe("zstd");
+    writeFileSync(good, "not = [toml");
+    expect(cache.forConfigPath(good)).toBe(loaded);
+    expect(cache.check("")).toBeUndefined();
+    expect(cache.forConfigPath("").source).toBeNull();
+  });
+});
+
+test("the JSON Schema describes every section", () => {
+  const s = configJsonSchema() as { properties: Record<string, { properties?: Record<string, unknown> }>; additionalProperties?: unknown };
+  expect(Object.keys(s.properties).sort()).toEqual(["checkpoint", "plugins", "restore"]);
+  expect(Object.keys(s.properties.checkpoint!.properties!)).toContain("tcp_established");
+  expect(Object.keys(s.properties.restore!.properties!)).toContain("veth_pairs");
+  expect(s.additionalProperties).toBe(false);
+});
