@@ -15,6 +15,8 @@ const startOptionsSchema = z.object({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error"]).optional(),
   startTimeoutMs: z.number().int().positive().optional(),
   detached: z.boolean().optional(),
+  /** Extra environment for containerd, which its shims inherit (e.g. CRYO_CONFIG). */
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
 });
 
 /** Options for startPrivateContainerd. */
@@ -132,7 +134,7 @@ export class PrivateContainerd implements AsyncDisposable {
     const path = [binDir, systemPath, process.env.PATH].filter((p) => p).join(":");
     // Checkpoint dumps and restore extractions land in the private dir, so stop() removes them with it.
     mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
-    const env = { ...process.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
+    const env = { ...process.env, ...options.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
     let child: Bun.Subprocess;
     try {
       child = Bun.spawn([containerdBinary, "--config", layout.config], {
