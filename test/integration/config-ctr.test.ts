@@ -1,0 +1,179 @@
+/**
+ * cryo's config file through ctr and the cryo shim against a private containerd: checkpoint defaults
+ * from the file reach CRIU (recorded in the checkpoint image's cryo-checkpoint.json, and the page
+ * images are compressed), a container annotation overrides them, the runtime options' config path
+ * wins over CRYO_CONFIG, and a broken file fails Create with one clear error naming the file and field.
+ *
+ * CRYO_CONFIG is set on the containerd process (its shims inherit containerd's environment); the
+ * runtime options' config path comes from `ctr run --runtime-config-path`. The shim is built from
+ * the current source into the test's temp dir.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const root = join(import.meta.dir, "../..");
+let pc: PrivateContainerd;
+let dir: string;
+let envConfig: string;
+let pathConfig: string;
+let badConfig: string;
+const images: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "cryo-config-ctr-"));
+  const binDir = join(dir, "bin");
+  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", join(root, "src/shim/main.ts"), "--outfile", join(binDir, "containerd-shim-cryo-v2")], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (build.exitCode !== 0) throw new Error(`building the shim failed: ${build.stderr.toString()}`);
+  envConfig = join(dir, "env-config.toml");
+  writeFileSync(envConfig, '[checkpoint]\ntcp_established = true\ncompression = "zstd"\n');
+  pathConfig = join(dir, "path-config.json");
+  writeFileSync(pathConfig, JSON.stringify({ checkpoint: { compression: "zstd", compression_level: 5 } }));
+  badConfig = join(dir, "bad-config.toml");
+  writeFileSync(badConfig, '[checkpoint]\ncompression = "lz4"\n');
+  pc = await startPrivateContainerd({ namespace: uniqueId("config"), binDir, env: { CRYO_CONFIG: envConfig } });
+  await ensureTestImage(pc);
+}, 300_000);
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+async function status(id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === id)
+    ?.trim()
+    .split(/\s+/)[2];
+}
+
+async function remove(id: string): Promise<void> {
+  if ((await status(id)) !== undefined) {
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await status(id)) === "STOPPED", { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+  }
+  await pc.ctr(["containers", "rm", id]);
+}
+
+async function run(id: string, flags: string[] = []): Promise<void> {
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => readCounter(pc, id), { what: `${id} counting`, timeoutMs: 60_000 });
+}
+
+interface Recorded {
+  options: { tcpEstablished: boolean; compression: string; compressionLevel: number; fileLocks: boolean };
+  compressed: false | { algorithm: string; level: number };
+  containerId: string;
+}
+
+/** Checkpoints with `ctr containers checkpoint --task` and reads cryo-checkpoint.json out of the image's CRIU tar in the content store. */
+async function checkpointAndRead(id: string): Promise<{ ref: string; meta: Recorded; files: string[] }> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const line = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `));
+  const indexDigest = line?.split(/\s+/)[2];
+  expect(indexDigest).toStartWith("sha256:");
+  const index = JSON.parse(await pc.ctrOk(["content", "get", indexDigest!])) as { manifests: { mediaType: string; digest: string }[] };
+  const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
+  expect(criu).toBeDefined();
+  const blob = join(pc.root, "io.containerd.content.v1.content/blobs/sha256", criu!.digest.slice("sha256:".length));
+  const list = Bun.spawnSync(["tar", "-tf", blob], { stdout: "pipe", stderr: "pipe" });
+  expect(list.exitCode).toBe(0);
+  const meta = Bun.spawnSync(["tar", "-xOf", blob, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
+  expect(meta.exitCode).toBe(0);
+  return { ref, meta: JSON.parse(meta.stdout.toString()) as Recorded, files: list.stdout.toString().split("\n").filter((l) => l !== "") };
+}
+
+test("checkpoint defaults from the config file (CRYO_CONFIG on containerd) reach CRIU: tcp-established and zstd page images", async () => {
+  const id = uniqueId("cfgenv");
+  await run(id);
+  const { ref, meta, files } = await checkpointAndRead(id);
+  expect(meta.containerId).toBe(id);
+  expect(meta.options.tcpEstablished).toBe(true);
+  expect(meta.options.compression).toBe("zstd");
+  expect(meta.compressed).not.toBe(false);
+  expect(files.some((f) => /pages-\d+\.img\.zst$/.test(f))).toBe(true);
+  // The compressed checkpoint made under the config restores and keeps counting.
+  const at = readCounter(pc, id)!;
+  await remove(id);
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await waitFor(() => { const n = readCounter(pc, id); return n !== undefined && n > at ? n : undefined; }, { what: "restored counter moving on" })).toBeGreaterThan(at);
+  await remove(id);
+}, 240_000);
+
+test("a container's cryo.checkpoint/* annotations override the config file's defaults", async () => {
+  const id = uniqueId("cfgann");
+  await run(id, ["--annotation", "cryo.checkpoint/tcp-established=false", "--annotation", "cryo.checkpoint/compression=none"]);
+  const { meta, files } = await checkpointAndRead(id);
+  expect(meta.options.tcpEstablished).toBe(false);
+  expect(meta.options.compression).toBe("none");
+  expect(meta.compressed).toBe(false);
+  expect(files.some((f) => /pages-\d+\.img$/.test(f))).toBe(true);
+  expect(files.some((f) => f.endsWith(".img.zst"))).toBe(false);
+  await remove(id);
+}, 180_000);
+
+test("the runtime options' config path (ctr run --runtime-config-path) wins over CRYO_CONFIG", async () => {
+  const id = uniqueId("cfgpath");
+  await run(id, ["--runtime-config-path", pathConfig]);
+  const { meta } = await checkpointAndRead(id);
+  expect(meta.options.tcpEstablished).toBe(false);
+  expect(meta.options.compression).toBe("zstd");
+  expect(meta.options.compressionLevel).toBe(5);
+  expect(meta.compressed).toEqual({ algorithm: "zstd", level: 5 });
+  await remove(id);
+}, 180_000);
+
+test("a broken config fails Create with one clear error naming the file and the field; nothing is left running", async () => {
+  const id = uniqueId("cfgbad");
+  for (let i = 0; i < 2; i++) {
+    const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", badConfig, testImage, `${id}-${i}`, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain(`config ${badConfig}: invalid argument: checkpoint.compression:`);
+    expect(await status(`${id}-${i}`)).toBeUndefined();
+    await pc.ctr(["containers", "rm", `${id}-${i}`]);
+  }
+  // The same containerd still runs containers with a good config.
+  const ok = uniqueId("cfgok");
+  await run(ok);
+  expect(await status(ok)).toBe("RUNNING");
+  await remove(ok);
+  // The shim logged the error (containerd's log carries shim output), naming file and field.
+  expect(readFileSync(pc.layout.log, "utf8")).toContain(`config error: config ${badConfig}: invalid argument: checkpoint.compression:`);
+}, 180_000);
+
+test("a broken CRYO_CONFIG is reported at shim start, once, and every Create fails with that error", async () => {
+  const bad = join(dir, "bad-env.toml");
+  writeFileSync(bad, '[restore]\nveth_pairs = [{ inside = "eth0" }]\n');
+  const other = await startPrivateContainerd({ namespace: uniqueId("cfgstart"), binDir: join(dir, "bin"), env: { CRYO_CONFIG: bad } });
+  try {
+    await ensureTestImage(other);
+    const id = uniqueId("cfgstart");
+    const r = await other.ctr(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+    expect(r.exitCode).not.toBe(0);
+    const want = `config ${bad}: invalid argument: restore.veth_pairs[0].outside:`;
+    expect(r.stderr).toContain(want);
+    await other.ctr(["containers", "rm", id]);
+    const lines = await waitFor(() => {
+      const found = readFileSync(other.layout.log, "utf8").split("\n").filter((l) => l.includes(`config error: ${want}`));
+      return found.length > 0 ? found : undefined;
+    }, { what: "the config error in the shim's log" });
+    // One daemon served that Create: checked at start and again at Create, reported once.
+    expect(lines).toHaveLength(1);
+  } finally {
+    await other.stop();
+  }
+}, 240_000);
