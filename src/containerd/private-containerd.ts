@@ -255,7 +255,7 @@ export class PrivateContainerd implements AsyncDisposable {
 
   private removeDir(): void {
     const l = this.layout;
-    for (const path of [l.root, l.state, l.opt, l.address, l.ttrpcAddress, l.config, l.log, l.pidFile]) {
+    for (const path of [l.root, l.state, l.opt, l.tmp, l.address, l.ttrpcAddress, l.config, l.log, l.pidFile]) {
       rmSync(path, { recursive: true, force: true });
     }
     if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
