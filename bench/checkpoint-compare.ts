@@ -7,7 +7,7 @@
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -21,7 +21,7 @@ const opt = (name: string) => {
 };
 const rounds = Number(opt("--rounds") ?? 1);
 const binDir = opt("--bin");
-const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--rounds", "--bin"].includes(args[i - 1] ?? "")).map(Number);
+const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--rounds", "--bin", "--variants"].includes(args[i - 1] ?? "")).map(Number);
 if (sizes.length === 0) sizes.push(16, 256, 1024);
 
 const variants = [
@@ -31,6 +31,9 @@ const variants = [
   // Restore with lazy pages: `ctr containers restore --live` returns once the task is RUNNING, while the pages still stream in.
   { name: "cryo-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/lazy-pages=true"] },
 ];
+// --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
+const only = opt("--variants")?.split(",");
+if (only) variants.splice(0, variants.length, ...variants.filter((v) => v.name === "runc" || only.includes(v.name)));
 
 /** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
 function bandwidth(): { ddGiBs: number; memcpyGiBs: number } {

@@ -12,6 +12,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
 import type { CriuOpts } from "./options.ts";
+import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { CRIU_HELPER_ARG, helperMessageSchema, type HelperRequest, type NotifyAction, type ResultMessage } from "./protocol.ts";
 import { readStats, type CriuStats } from "./stats.ts";
 import { close, takeFdFromProcess } from "../sys/index.ts";
@@ -60,8 +61,14 @@ export interface DumpResult {
   stats: CriuStats;
   logFile?: string;
   events: NotifyEvent[];
-  /** Wall time of the helper's whole call, measured by the helper. */
+  /** Wall time of the helper's whole call, measured by the helper (from the request's arrival). */
   durationMs: number;
+  /** Wall time from the call to its result, as the caller saw it (helper start included when cold). */
+  callMs: number;
+  /** True when a warm (pre-started) helper ran the call. */
+  warm: boolean;
+  /** CRIU's version (libcriu's number), when the helper reported it (warm helpers, and dumps). */
+  criuVersion?: number;
 }
 
 /** What a restore produced. */
@@ -144,6 +151,12 @@ export interface Criu {
    */
   restoreLazy(opts: CriuOpts, call?: CriuLazyRestoreCallOptions): Promise<LazyRestoreResult>;
   lazyPages(opts: LazyPagesOptions): Promise<LazyPagesServer>;
+  /**
+   * With `warm`: starts a helper now (if none is waiting) so that the next dump/pre-dump/restore skips
+   * the helper's start (~100-300 ms here). It waits on its stdin, is used for one call, and is killed
+   * after `warmIdleMs` unused. Without `warm`: does nothing.
+   */
+  prewarm(): void;
   check(): Promise<void>;
   version(): Promise<number>;
   features(): Promise<CriuFeatures>;
@@ -155,6 +168,15 @@ export interface CriuConfig {
   helper?: string[];
   /** The criu binary for lazy-pages and for libcriu's swrk (default: "criu" on PATH). */
   criuBinary?: string;
+  /**
+   * Keep one helper started ahead of the calls: after every dump/pre-dump/restore (and on prewarm())
+   * a new helper is started, waiting for the next call (libcriu loaded, CRIU's version asked), and
+   * killed after warmIdleMs without a call. A helper that died while waiting is replaced by a cold
+   * start. Default false: one helper started per call.
+   */
+  warm?: boolean;
+  /** How long a warm helper waits for a call before it is killed (default 60 s). */
+  warmIdleMs?: number;
 }
 
 /** The helper's argv: the compiled binary with `__criu`, or bun with worker-main.ts from source. */
@@ -166,43 +188,92 @@ export function helperCommand(): string[] {
   return [process.execPath, join(import.meta.dir, "worker-main.ts")];
 }
 
+/** How long after a call its successor warm helper is started. */
+const REWARM_DELAY_MS = 2_000;
+
 /** Creates the CRIU client. */
 export function createCriu(config: CriuConfig = {}): Criu {
   const helper = config.helper ?? helperCommand();
   const criuBinary = config.criuBinary ?? "criu";
   const withBinary = (opts: CriuOpts): CriuOpts => (opts.serviceBinary || !config.criuBinary ? opts : { ...opts, serviceBinary: criuBinary });
 
+  // The warm helper: at most one, waiting on its stdin; unref'd so it never keeps the caller alive.
+  let idle: HelperProcess | undefined;
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const idleMs = config.warmIdleMs ?? 60_000;
+  const prewarm = () => {
+    if (!config.warm) return;
+    if (idle && idle.exitCode === null && idle.signalCode === null) return;
+    try {
+      idle = spawnHelper(helper, [], { [CRIU_HELPER_WARM_ENV]: "1" });
+    } catch {
+      idle = undefined; // the next call starts one cold
+      return;
+    }
+    idle.unref();
+    const p = idle;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (idle === p) idle = undefined;
+      p.kill("SIGKILL");
+    }, idleMs);
+    idleTimer.unref();
+  };
+  /** The warm helper if one is alive (it is the caller's from now on). */
+  const takeWarm = (): HelperProcess | undefined => {
+    const p = idle;
+    idle = undefined;
+    clearTimeout(idleTimer);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return undefined;
+    p.ref();
+    return p;
+  };
+
   async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
+    const t0 = performance.now();
     const inherit = call.inheritFds ?? [];
+    const warmProc = takeWarm();
     const req: HelperRequest = {
       op,
-      opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: 3 + i, key: f.key }))] },
+      // A cold helper gets the descriptors as its fds 3, 4, ...; a warm one copies them from this process.
+      opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: warmProc ? f.fd : 3 + i, key: f.key }))] },
       waitFor: op === "restore" && opts.orphanPtsMaster ? [...new Set([...(call.waitFor ?? []), "orphan-pts-master" as const])] : call.waitFor,
       restoreChild: op === "restore" ? call.restoreChild : undefined,
       joinCgroups: op === "restore" ? call.joinCgroups : undefined,
       copyLogsTo: call.copyLogsTo,
+      inheritFrom: warmProc && inherit.length > 0 ? process.pid : undefined,
     };
     if (req.copyLogsTo === undefined) delete req.copyLogsTo;
+    if (req.inheritFrom === undefined) delete req.inheritFrom;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
-    const { result, events } = await runHelper(helper, req, call, inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true);
+    let outcome;
+    try {
+      outcome = await runHelper(warmProc ?? helper, req, call, warmProc ? [] : inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true);
+    } finally {
+      // The next call's helper starts a little later, not while the caller finishes this call's work.
+      if (config.warm) setTimeout(prewarm, REWARM_DELAY_MS).unref();
+    }
+    const { result, events } = outcome;
     // CRIU writes stats-<op> into its working directory (the work dir), not the images dir.
     const all = await readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({}));
     const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
-    return { result, events, stats };
+    const extra = { callMs: performance.now() - t0, warm: warmProc !== undefined, ...(result.criuVersion !== undefined ? { criuVersion: result.criuVersion } : {}) };
+    return { result, events, stats, extra };
   }
 
   const api: Criu = {
     async dump(opts, call) {
-      const { result, events, stats } = await imagesCall("dump", opts, call);
-      return { stats, logFile: result.logFile, events, durationMs: result.durationMs };
+      const { result, events, stats, extra } = await imagesCall("dump", opts, call);
+      return { stats, logFile: result.logFile, events, durationMs: result.durationMs, ...extra };
     },
     async preDump(opts, call) {
-      const { result, events, stats } = await imagesCall("pre-dump", opts, call);
-      return { stats, logFile: result.logFile, events, durationMs: result.durationMs };
+      const { result, events, stats, extra } = await imagesCall("pre-dump", opts, call);
+      return { stats, logFile: result.logFile, events, durationMs: result.durationMs, ...extra };
     },
+    prewarm,
     async restore(opts, call) {
-      const { result, events, stats } = await imagesCall("restore", opts, call);
-      const restored: RestoreResult = { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs };
+      const { result, events, stats, extra } = await imagesCall("restore", opts, call);
+      const restored: RestoreResult = { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs, ...extra };
       const ptsMaster = events.findLast((e) => e.ptsMaster !== undefined)?.ptsMaster;
       if (ptsMaster !== undefined) restored.ptsMaster = ptsMaster;
       return restored;
@@ -242,20 +313,31 @@ export function createCriu(config: CriuConfig = {}): Criu {
   return api;
 }
 
-/** Runs one helper process to completion; resolves with its result or rejects with a classified error. */
+type HelperProcess = ReturnType<typeof spawnHelper>;
+
+/** Starts a helper process (extra descriptors become its fds 3, 4, ...). */
+function spawnHelper(cmd: string[], extraFds: number[], env: Record<string, string> = {}) {
+  return Bun.spawn(cmd, {
+    stdio: ["pipe", "pipe", "pipe", ...extraFds] as ["pipe", "pipe", "pipe", ...number[]],
+    env: { ...process.env, ...env },
+  });
+}
+
+/**
+ * Runs one helper process to completion (cmd: start one now; or a warm helper already waiting);
+ * resolves with its result or rejects with a classified error.
+ */
 async function runHelper(
-  cmd: string[],
+  cmd: string[] | HelperProcess,
   req: HelperRequest,
   call: CriuCallOptions,
   extraFds: number[],
   takePtsMaster = false,
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
+  if (call.signal?.aborted && !Array.isArray(cmd)) cmd.kill("SIGKILL");
   call.signal?.throwIfAborted();
-  const proc = Bun.spawn(cmd, {
-    stdio: ["pipe", "pipe", "pipe", ...extraFds],
-    env: { ...process.env },
-  });
+  const proc = Array.isArray(cmd) ? spawnHelper(cmd, extraFds) : cmd;
   const stderr = new Response(proc.stderr).text();
   const events: NotifyEvent[] = [];
   let callbackError: unknown;

@@ -9,9 +9,10 @@ import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, w
 import { join, resolve } from "node:path";
 import type { Pointer } from "bun:ffi";
 import { Code, CryoError } from "../errors.ts";
-import { clearCloexec } from "../sys/index.ts";
+import { clearCloexec, takeFdFromProcess } from "../sys/index.ts";
 import { applyOptions } from "./apply-options.ts";
 import { renderConfigFile } from "./config-file.ts";
+import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { loadLibCriu, type LibCriu } from "./libcriu.ts";
 import { readCriuLogErrors } from "./log.ts";
 import type { CriuOpts } from "./options.ts";
@@ -58,18 +59,41 @@ function send(msg: NotifyMessage | ResultMessage): void {
   while (off < line.length) off += writeSync(1, line, off);
 }
 
+
+/** CRIU's version through libcriu (a `criu swrk` round trip), or undefined when that fails. */
+function criuVersionOf(lib: LibCriu): number | undefined {
+  const h = lib.newOpts();
+  try {
+    const v = lib.fn.criu_local_get_version(h);
+    return v > 0 ? v : undefined;
+  } finally {
+    lib.fn.criu_local_free_opts(h);
+  }
+}
+
 /** Runs the helper: one request from stdin, messages to stdout; returns the process exit code. */
 export function runCriuHelper(): number {
-  const started = performance.now();
+  const spawned = performance.now();
   const readLine = createLineReader(0);
   let request: HelperRequest | undefined;
   try {
+    // A warm helper does its start-up work before the request arrives: libcriu loaded, CRIU's version known.
+    const warm = process.env[CRIU_HELPER_WARM_ENV] === "1";
+    const lib = warm ? loadLibCriu() : undefined;
+    const criuVersion = lib ? criuVersionOf(lib) : undefined;
     const line = readLine();
+    const started = performance.now();
     if (line === undefined) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: no request on stdin: invalid argument");
     const parsed = helperRequestSchema.safeParse(JSON.parse(line));
     if (!parsed.success) throw new CryoError(Code.INVALID_ARGUMENT, `criu helper request: invalid argument: ${parsed.error.message}`);
     request = parsed.data;
-    const result = perform(loadLibCriu(), request, readLine, started);
+    const loaded = lib ?? loadLibCriu();
+    const result = perform(loaded, request, readLine, started);
+    // A dump's metadata records CRIU's version: a cold helper asks after the call (one `criu swrk` round
+    // trip) rather than the caller starting a second helper for it.
+    const version = criuVersion ?? (result.ok && (request.op === "dump" || request.op === "pre-dump") ? criuVersionOf(loaded) : undefined);
+    if (version !== undefined) result.criuVersion = version;
+    result.idleMs = started - spawned;
     send(result);
     return 0;
   } catch (err) {
@@ -83,7 +107,7 @@ export function runCriuHelper(): number {
       code: e.code,
       message: e.message,
       logErrors: [],
-      durationMs: performance.now() - started,
+      durationMs: performance.now() - spawned,
     });
     return 1;
   }
@@ -154,6 +178,17 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
       if (!opts.cgRoots) opts.cgRoots = ownCgroupRoots();
     }
 
+    // A warm helper was started before the caller had these descriptors: copy them from the caller.
+    if (req.inheritFrom !== undefined) {
+      for (const f of opts.inheritFds ?? []) {
+        try {
+          f.fd = takeFdFromProcess(req.inheritFrom, f.fd);
+        } catch (err) {
+          throw CryoError.from(err).wrap(`criu inherit fd ${f.fd} of pid ${req.inheritFrom}: pidfd_getfd`);
+        }
+        fds.push(f.fd);
+      }
+    }
     // Bun's startup marks this process's inherited fds 4, 5, ... close-on-exec; libcriu's fork+exec of
     // `criu swrk` would lose them, so the --inherit-fd descriptors are made inheritable first.
     for (const f of opts.inheritFds ?? []) {

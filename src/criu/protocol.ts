@@ -61,6 +61,11 @@ export const helperRequestSchema = z
      * not), so that post-dump file work happens in the helper, not on the caller's event loop.
      */
     copyLogsTo: z.string().min(1).optional(),
+    /**
+     * A helper started before the call (warm) cannot inherit the caller's descriptors: opts.inheritFds
+     * then name descriptors of this pid, which the helper copies with pidfd_getfd before the call.
+     */
+    inheritFrom: z.number().int().positive().optional(),
   })
   .strict();
 /** The request line, parsed. */
@@ -110,7 +115,11 @@ export const resultMessageSchema = z.object({
   /** The notify action a caller's reply refused, if that is why CRIU stopped. */
   refusedBy: z.string().optional(),
   features: z.object({ memTrack: z.boolean(), lazyPages: z.boolean(), pidfdStore: z.boolean() }).optional(),
+  /** CRIU's version (libcriu's number): a warm helper asks while it waits, a cold one after a dump. */
+  criuVersion: z.number().int().positive().optional(),
   durationMs: z.number(),
+  /** From the helper's start to the request's arrival (how long it sat warm), in ms. */
+  idleMs: z.number().optional(),
 });
 /** The result message. */
 export type ResultMessage = z.infer<typeof resultMessageSchema>;

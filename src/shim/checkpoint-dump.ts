@@ -106,6 +106,7 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
   const label = `checkpoint container ${id}`;
+  const prepStart = performance.now();
   const statePath = join(input.runcRoot, id, "state.json");
   const rawState = readJson(statePath, `runc state of container ${id}`) as Record<string, unknown>;
   const state = parseRuncState(JSON.stringify(rawState), statePath);
@@ -153,13 +154,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
   }
 
-  const version = input.criuVersion(); // a helper process of its own: run it beside the dump
-  version.catch(() => {});
   const startedAt = new Date();
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
+  const t0 = performance.now();
+  let dumped;
   try {
-    if (plan.preDump) await input.criu.preDump(opts);
-    else await input.criu.dump(opts);
+    dumped = plan.preDump ? await input.criu.preDump(opts) : await input.criu.dump(opts);
   } catch (err) {
     const logName = opts.logFile ?? "dump.log";
     const kept = join(bundle, FAILED_DUMP_LOG);
@@ -171,6 +171,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   }
   const finishedAt = new Date();
+  const tCriu = performance.now();
+  // A warm helper learnt CRIU's version while it waited; otherwise ask (once per shim: the caller caches it).
+  const version = dumped.criuVersion !== undefined ? Promise.resolve(dumped.criuVersion) : input.criuVersion();
+  version.catch(() => {});
 
   // containerd tars only the images directory: bring CRIU's log and statistics into it.
   if (workDir !== imagesDir) {
@@ -188,7 +192,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     compressed = { algorithm: "zstd", level: c.level };
   }
 
-  const stats = await readStats(imagesDir).catch(() => ({ dump: undefined }));
+  const stats = dumped.stats.dump ? dumped.stats : await readStats(imagesDir).catch(() => ({ dump: undefined }));
   const linux = (spec.linux ?? {}) as { cgroupsPath?: string };
   const metadata: CheckpointMetadata = {
     version: METADATA_VERSION,
@@ -214,5 +218,17 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
   metadata.stdio.terminal = terminal;
   await writeCheckpointMetadata(imagesDir, metadata);
+  const d = stats.dump;
+  input.log.debug(`${label}: timings`, {
+    prepareMs: Math.round(t0 - prepStart),
+    criuCallMs: Math.round(dumped.callMs),
+    helperMs: Math.round(dumped.durationMs),
+    warmHelper: dumped.warm,
+    afterMs: Math.round(performance.now() - tCriu),
+    freezingUs: d?.freezingTimeUs,
+    frozenUs: d?.frozenTimeUs,
+    memdumpUs: d?.memdumpTimeUs,
+    memwriteUs: d?.memwriteTimeUs,
+  });
   return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata };
 }
