@@ -1,13 +1,24 @@
-// checkpoint-defaults: sets CRIU options from container annotations and refuses large checkpoints.
+// checkpoint-defaults: an operator's checkpoint policy. Containers the policy calls "stateful" get
+// CRIU's tcp-established at checkpoint and at restore, whatever their owner asked for; containers that
+// use too much memory are not checkpointed at all.
 //
-// - annotation cryo.checkpoint/tcp-established=true   -> tcpEstablished on (checkpoint and restore)
-// - annotation cryo.checkpoint/leave-running=true     -> leaveRunning on
-// - memory in use above max_memory_gib (config, default 8) -> checkpoint refused
+// A container is stateful when
+//   - its annotation named by tcp_established_annotation has the value "true", or
+//   - its image name starts with one of tcp_established_images.
+// At restore the same test runs on the checkpoint's metadata (the annotations and image recorded in
+// it), so a connection dumped because of this policy is also restored.
 //
 // config:
-//   max_memory_gib   the largest container (GiB, may be fractional) that may be checkpointed
+//   tcp_established_annotation  annotation key marking a stateful container (default
+//                               policy.cryo.dev/stateful; "none" turns the annotation test off —
+//                               Extism hands a plugin an empty config value as an absent one)
+//   tcp_established_images      comma-separated image-name prefixes, e.g. "registry.example/db/,docker.io/library/postgres"
+//                               (default none). The image name is the hook input's image, or the
+//                               CRI annotation io.kubernetes.cri.image-name when the image is unknown.
+//   max_memory_gib              the largest container (GiB, may be fractional) that may be
+//                               checkpointed (default 8)
 
-import { CheckpointInput, config, handleCheckpoint, handleRestore, OptionsOutput, RestoreInput } from "../sdk/assembly/index";
+import { CheckpointInput, config, handleCheckpoint, handleRestore, ImageInfo, log, OptionsOutput, RestoreInput } from "../sdk/assembly/index";
 
 export function checkpoint(): i32 {
   return handleCheckpoint(onCheckpoint);
@@ -17,28 +28,50 @@ export function restore(): i32 {
   return handleRestore(onRestore);
 }
 
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
 function onCheckpoint(input: CheckpointInput): OptionsOutput {
   const maxGib = parseFloat(config("max_memory_gib", "8"));
-  const limit = maxGib * 1024.0 * 1024.0 * 1024.0;
-  if (<f64>input.memoryBytes > limit) {
-    const gib = <f64>input.memoryBytes / (1024.0 * 1024.0 * 1024.0);
+  if (<f64>input.memoryBytes > maxGib * GIB) {
+    const gib = <f64>input.memoryBytes / GIB;
     return OptionsOutput.deny("container uses " + gib.toString().slice(0, 6) + " GiB of memory, above the checkpoint limit of " + maxGib.toString() + " GiB");
   }
   const out = OptionsOutput.allow();
-  if (input.annotations.has("cryo.checkpoint/tcp-established") && input.annotations.get("cryo.checkpoint/tcp-established") == "true") {
+  const why = statefulBecause(input.annotations, input.image);
+  if (why != "" && !input.requested.flag("tcpEstablished")) {
     out.options.setFlag("tcpEstablished", true);
-  }
-  if (input.annotations.has("cryo.checkpoint/leave-running") && input.annotations.get("cryo.checkpoint/leave-running") == "true") {
-    out.options.setFlag("leaveRunning", true);
+    log("checkpoint of " + input.id + ": tcp-established on (" + why + ", " + input.tcpConnections.toString() + " established connections)");
   }
   return out;
 }
 
 function onRestore(input: RestoreInput): OptionsOutput {
   const out = OptionsOutput.allow();
-  const a = input.checkpoint.annotations;
-  if (a.has("cryo.checkpoint/tcp-established") && a.get("cryo.checkpoint/tcp-established") == "true") {
+  const why = statefulBecause(input.checkpoint.annotations, input.checkpoint.image);
+  if (why != "" && !input.requested.flag("tcpEstablished")) {
     out.options.setFlag("tcpEstablished", true);
+    log("restore of " + input.id + ": tcp-established on (" + why + ")");
   }
   return out;
+}
+
+/** Why the policy calls this container stateful ("annotation K=true", "image N"), or "" when it does not. */
+function statefulBecause(annotations: Map<string, string>, image: ImageInfo | null): string {
+  const key = config("tcp_established_annotation", "policy.cryo.dev/stateful");
+  if (key != "none" && annotations.has(key) && annotations.get(key) == "true") return "annotation " + key + "=true";
+  const name = imageName(annotations, image);
+  if (name == "") return "";
+  const prefixes = config("tcp_established_images", "").split(",");
+  for (let i = 0; i < prefixes.length; i++) {
+    const p = prefixes[i].trim();
+    if (p != "" && name.startsWith(p)) return "image " + name;
+  }
+  return "";
+}
+
+/** The image's name: the hook's image when known, else the one CRI records in the annotations. */
+function imageName(annotations: Map<string, string>, image: ImageInfo | null): string {
+  if (image !== null && image.name != "") return image.name;
+  const cri = "io.kubernetes.cri.image-name";
+  return annotations.has(cri) ? annotations.get(cri) : "";
 }

@@ -109,11 +109,14 @@ describe("checkpoint and restore options", () => {
     requested: { leaveRunning: false, fileLocks: true },
   };
 
-  test("tcp-established only for containers that ask for it; requested options fold through", async () => {
+  test("tcp-established only for containers the policy calls stateful; requested options fold through", async () => {
     const e = engine([checkpointDefaults]);
     expect((await e.checkpointOptions(base)).options).toEqual({ leaveRunning: false, fileLocks: true });
-    const asking = { ...base, annotations: { "cryo.checkpoint/tcp-established": "true", "cryo.checkpoint/leave-running": "true" } };
-    expect((await e.checkpointOptions(asking)).options).toEqual({ leaveRunning: true, fileLocks: true, tcpEstablished: true });
+    // cryo's own annotations are cryo's business (resolved before the hook): the plugin does not read them.
+    const cryoAnnotated = { ...base, annotations: { "cryo.checkpoint/tcp-established": "true" } };
+    expect((await e.checkpointOptions(cryoAnnotated)).options).toEqual({ leaveRunning: false, fileLocks: true });
+    const stateful = { ...base, annotations: { "policy.cryo.dev/stateful": "true" } };
+    expect((await e.checkpointOptions(stateful)).options).toEqual({ leaveRunning: false, fileLocks: true, tcpEstablished: true });
   });
 
   test("a container above the memory limit may not be checkpointed", async () => {
@@ -122,11 +125,11 @@ describe("checkpoint and restore options", () => {
     expect(err.message).toBe("checkpoint of container c1: denied by plugin checkpoint-defaults: container uses 3.0 GiB of memory, above the checkpoint limit of 2.0 GiB");
   });
 
-  test("restore: tcp-established from the checkpoint's annotations", async () => {
+  test("restore: tcp-established when the checkpoint's annotations mark the container stateful", async () => {
     const input: RestoreInput = {
       id: "c1",
       namespace: "default",
-      checkpoint: { originHost: "a", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-11-28T00:00:00Z", annotations: { "cryo.checkpoint/tcp-established": "true" } },
+      checkpoint: { originHost: "a", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-11-28T00:00:00Z", annotations: { "policy.cryo.dev/stateful": "true" } },
       requested: { tcpClose: false },
     };
     const e = engine([checkpointDefaults]);
