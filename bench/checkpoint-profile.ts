@@ -5,7 +5,7 @@
  * those windows with their offset from the ctr command's start (the shim logs each call's duration,
  * the dump's phases and CRIU's statistics at debug). Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2]   (root)
+ *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2] [--annotation k=v]   (root)
  */
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -16,7 +16,8 @@ const opt = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const mib = Number(args.find((a, i) => /^\d+$/.test(a) && !["--bin", "--runtime"].includes(args[i - 1] ?? "")) ?? 16);
+const mib = Number(args.find((a, i) => /^\d+$/.test(a) && !["--bin", "--runtime", "--annotation"].includes(args[i - 1] ?? "")) ?? 16);
+const annotation = opt("--annotation");
 const binDir = opt("--bin");
 const runtime = opt("--runtime") ?? "io.containerd.cryo.v2";
 const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", ...(binDir ? { binDir } : {}) });
@@ -40,7 +41,7 @@ try {
   console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")} runtime ${runtime} ${mib} MiB`);
   const id = uniqueId("prof");
   const ref = `localhost/bench/${id}:1`;
-  await pc.ctrOk(["run", "-d", "--runtime", runtime, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
+  await pc.ctrOk(["run", "-d", "--runtime", runtime, ...(annotation ? ["--annotation", annotation] : []), testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
   await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
   let from = new Date();
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 600_000 });

@@ -67,7 +67,7 @@ export interface DumpResult {
   callMs: number;
   /** True when a warm (pre-started) helper ran the call. */
   warm: boolean;
-  /** CRIU's version (libcriu's number), when the helper reported it (warm helpers, and dumps). */
+  /** CRIU's version (libcriu's number): dumps and pre-dumps report it (asked by the first one's helper, then known). */
   criuVersion?: number;
 }
 
@@ -153,7 +153,7 @@ export interface Criu {
   lazyPages(opts: LazyPagesOptions): Promise<LazyPagesServer>;
   /**
    * With `warm`: starts a helper now (if none is waiting) so that the next dump/pre-dump/restore skips
-   * the helper's start (~100-300 ms here). It waits on its stdin, is used for one call, and is killed
+   * the helper's start (~70-300 ms here, most of it loading modules). It waits on its stdin, is used for one call, and is killed
    * after `warmIdleMs` unused. Without `warm`: does nothing.
    */
   prewarm(): void;
@@ -170,7 +170,7 @@ export interface CriuConfig {
   criuBinary?: string;
   /**
    * Keep one helper started ahead of the calls: after every dump/pre-dump/restore (and on prewarm())
-   * a new helper is started, waiting for the next call (libcriu loaded, CRIU's version asked), and
+   * a new helper is started, waiting for the next call (modules and libcriu loaded), and
    * killed after warmIdleMs without a call. A helper that died while waiting is replaced by a cold
    * start. Default false: one helper started per call.
    */
@@ -197,6 +197,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
   const criuBinary = config.criuBinary ?? "criu";
   const withBinary = (opts: CriuOpts): CriuOpts => (opts.serviceBinary || !config.criuBinary ? opts : { ...opts, serviceBinary: criuBinary });
 
+  let knownVersion: number | undefined;
   // The warm helper: at most one, waiting on its stdin; unref'd so it never keeps the caller alive.
   let idle: HelperProcess | undefined;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -242,7 +243,10 @@ export function createCriu(config: CriuConfig = {}): Criu {
       joinCgroups: op === "restore" ? call.joinCgroups : undefined,
       copyLogsTo: call.copyLogsTo,
       inheritFrom: warmProc && inherit.length > 0 ? process.pid : undefined,
+      // Dumps record CRIU's version: the helper asks once, then this client knows it.
+      reportVersion: op !== "restore" && knownVersion === undefined ? true : undefined,
     };
+    if (req.reportVersion === undefined) delete req.reportVersion;
     if (req.copyLogsTo === undefined) delete req.copyLogsTo;
     if (req.inheritFrom === undefined) delete req.inheritFrom;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
@@ -257,7 +261,8 @@ export function createCriu(config: CriuConfig = {}): Criu {
     // CRIU writes stats-<op> into its working directory (the work dir), not the images dir.
     const all = await readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({}));
     const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
-    const extra = { callMs: performance.now() - t0, warm: warmProc !== undefined, ...(result.criuVersion !== undefined ? { criuVersion: result.criuVersion } : {}) };
+    knownVersion ??= result.criuVersion;
+    const extra = { callMs: performance.now() - t0, warm: warmProc !== undefined, ...(knownVersion !== undefined ? { criuVersion: knownVersion } : {}) };
     return { result, events, stats, extra };
   }
 
@@ -282,7 +287,9 @@ export function createCriu(config: CriuConfig = {}): Criu {
       await runHelper(helper, { op: "check", opts: withBinary({ imagesDir: "/" }) }, {}, []);
     },
     async version() {
+      if (knownVersion !== undefined) return knownVersion;
       const { result } = await runHelper(helper, { op: "version", opts: withBinary({ imagesDir: "/" }) }, {}, []);
+      knownVersion = result.rc;
       return result.rc;
     },
     async features() {

@@ -77,10 +77,8 @@ export function runCriuHelper(): number {
   const readLine = createLineReader(0);
   let request: HelperRequest | undefined;
   try {
-    // A warm helper does its start-up work before the request arrives: libcriu loaded, CRIU's version known.
-    const warm = process.env[CRIU_HELPER_WARM_ENV] === "1";
-    const lib = warm ? loadLibCriu() : undefined;
-    const criuVersion = lib ? criuVersionOf(lib) : undefined;
+    // A warm helper does its start-up work (modules, libcriu) before the request arrives.
+    const lib = process.env[CRIU_HELPER_WARM_ENV] === "1" ? loadLibCriu() : undefined;
     const line = readLine();
     const started = performance.now();
     if (line === undefined) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: no request on stdin: invalid argument");
@@ -89,9 +87,9 @@ export function runCriuHelper(): number {
     request = parsed.data;
     const loaded = lib ?? loadLibCriu();
     const result = perform(loaded, request, readLine, started);
-    // A dump's metadata records CRIU's version: a cold helper asks after the call (one `criu swrk` round
-    // trip) rather than the caller starting a second helper for it.
-    const version = criuVersion ?? (result.ok && (request.op === "dump" || request.op === "pre-dump") ? criuVersionOf(loaded) : undefined);
+    // A dump's metadata records CRIU's version: asked here (one `criu swrk` round trip, ~10 ms) rather
+    // than by a second helper; the client asks only until it knows.
+    const version = result.ok && request.reportVersion ? criuVersionOf(loaded) : undefined;
     if (version !== undefined) result.criuVersion = version;
     result.idleMs = started - spawned;
     send(result);

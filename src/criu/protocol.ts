@@ -66,6 +66,8 @@ export const helperRequestSchema = z
      * then name descriptors of this pid, which the helper copies with pidfd_getfd before the call.
      */
     inheritFrom: z.number().int().positive().optional(),
+    /** After a successful call, ask CRIU's version and put it in the result (criuVersion). */
+    reportVersion: z.boolean().optional(),
   })
   .strict();
 /** The request line, parsed. */
@@ -115,7 +117,7 @@ export const resultMessageSchema = z.object({
   /** The notify action a caller's reply refused, if that is why CRIU stopped. */
   refusedBy: z.string().optional(),
   features: z.object({ memTrack: z.boolean(), lazyPages: z.boolean(), pidfdStore: z.boolean() }).optional(),
-  /** CRIU's version (libcriu's number): a warm helper asks while it waits, a cold one after a dump. */
+  /** CRIU's version (libcriu's number), when the request asked for it (reportVersion). */
   criuVersion: z.number().int().positive().optional(),
   durationMs: z.number(),
   /** From the helper's start to the request's arrival (how long it sat warm), in ms. */

@@ -129,6 +129,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const { id, bundle, source } = input;
   const meta = source.metadata;
   const label = `restore container ${id} from ${source.dir}`;
+  const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string; resources?: unknown } };
   const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs } }, `checkpoint ${source.dir}: runc state`);
@@ -197,26 +198,28 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       opened.push(n);
       inheritFds.push({ fd: n, key: ns.key });
     }
-    // Lazy pages: a `criu lazy-pages` daemon serves the pages from the images on demand (its socket is in
-    // the work dir, which the restore shares); the restore returns once the tree runs, the daemon exits by
-    // itself when every page is back.
+    // Lazy pages (src/criu restoreLazy): a `criu lazy-pages` daemon serves the pages from the images on
+    // demand (its socket is in the work dir, which the restore shares); the restore returns once the tree
+    // runs, the daemon exits by itself when every page is back (lazyPages.done). A failed call kills it.
     const started = performance.now();
-    if (meta.options.lazyPages) {
-      const server = await input.criu.lazyPages({ imagesDir: source.dir, workDir, logLevel: meta.options.logLevel });
-      lazy = server;
-      undo.push(async () => await server[Symbol.asyncDispose]());
-    }
-    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: lazy !== undefined });
+    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: meta.options.lazyPages });
     let result;
     try {
-      const call = () =>
-        input.criu.restore(plan.opts, {
-          inheritFds,
-          joinCgroups: plan.joinCgroups,
-          onNotify: (e) => {
-            if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
-          },
-        });
+      const callOptions = {
+        inheritFds,
+        joinCgroups: plan.joinCgroups,
+        onNotify: (e: { action: string; pid: number }) => {
+          if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
+        },
+      };
+      const call = async () => {
+        if (!meta.options.lazyPages) return await input.criu.restore(plan.opts, callOptions);
+        const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });
+        const server = r.lazyPages;
+        lazy = server;
+        undo.push(async () => await server[Symbol.asyncDispose]());
+        return r;
+      };
       try {
         result = await call();
       } catch (err) {
@@ -237,6 +240,13 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     pid = result.pid;
     const criuMs = performance.now() - started;
+    input.log.debug(`${label}: timings`, {
+      prepareMs: Math.round(started - prepStart),
+      criuCallMs: Math.round(result.callMs),
+      helperMs: Math.round(result.durationMs),
+      warmHelper: result.warm,
+      criuRestoreUs: result.stats.restore?.restoreTimeUs,
+    });
     // CRIU writes its restore statistics into the work dir (the images dir may be read-only).
     const stats = (await readStats(workDir).catch(() => ({ restore: undefined }))).restore;
 
@@ -263,9 +273,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     unmountRoot();
     const removeWork = () => rmSync(workDir, { recursive: true, force: true });
     if (lazy) {
-      const server = lazy;
-      void server.exited.then((code) => {
-        input.log.info(`${label}: lazy-pages daemon done`, { exit: code, ms: Math.round(performance.now() - started) });
+      const server: LazyPagesServer = lazy;
+      void server.done.then(
+        (d) => input.log.info(`${label}: lazy-pages daemon done: every page back`, { ms: Math.round(performance.now() - started), daemonMs: Math.round(d.durationMs), pages: d.transferredPages }),
+        (err) => input.log.warn(`${label}: lazy-pages daemon failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
+      void server.exited.then(() => {
         try {
           copyFileSync(server.logFile, join(bundle, LAZY_PAGES_LOG));
         } catch {
