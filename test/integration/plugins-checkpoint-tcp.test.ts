@@ -1,0 +1,174 @@
+/**
+ * The checkpoint-defaults example plugin changes what CRIU is asked to do, through ctr and the cryo
+ * shim against a private containerd. A container annotated `policy.cryo.dev/stateful=true` (the
+ * plugin's own policy knob — not one of cryo's `cryo.checkpoint/*` annotations) holds a TCP
+ * connection between tcp-client and tcp-echo inside it:
+ * - with the plugin configured (`ctr run --runtime-config-path`), the checkpoint succeeds, its
+ *   recorded options (cryo-checkpoint.json in the image's CRIU tar) have tcpEstablished although
+ *   nothing else asked for it, and after a restore under a new name the same connection keeps working;
+ * - with the plugin configured but no stateful annotation, and with no plugin at all, CRIU refuses
+ *   the connected socket and the container keeps running.
+ * The shim is built from the current source into the test's temp dir.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const STATEFUL = "policy.cryo.dev/stateful=true";
+const root = join(import.meta.dir, "../..");
+let pc: PrivateContainerd;
+let dir: string;
+let config: string;
+const images: string[] = [];
+
+beforeAll(async () => {
+  const plugins = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
+  if (plugins.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${plugins.stderr.toString()}`);
+  dir = mkdtempSync(join(tmpdir(), "cryo-plugins-tcp-"));
+  const binDir = join(dir, "bin");
+  const shim = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", join(root, "src/shim/main.ts"), "--outfile", join(binDir, "containerd-shim-cryo-v2")], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (shim.exitCode !== 0) throw new Error(`building the shim failed: ${shim.stderr.toString()}`);
+  config = join(dir, "config.toml");
+  // The plugin's defaults: tcp_established_annotation = "policy.cryo.dev/stateful", max_memory_gib = "8".
+  writeFileSync(config, `[[plugins]]\nname = "checkpoint-defaults"\npath = "${join(root, "build/plugins/checkpoint-defaults.wasm")}"\nhooks = ["checkpoint", "restore"]\n`);
+  // No CRYO_CONFIG for containerd and no /etc/cryo: a container run without --runtime-config-path has no plugins.
+  pc = await startPrivateContainerd({ namespace: uniqueId("plugtcp"), binDir });
+  await ensureTestImage(pc);
+}, 300_000);
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.ctr(["images", "rm", "--sync", testImage]);
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+async function status(id: string): Promise<string | undefined> {
+  const out = await pc.ctrOk(["task", "ls"]);
+  return out
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === id)
+    ?.trim()
+    .split(/\s+/)[2];
+}
+
+async function remove(id: string): Promise<void> {
+  if ((await status(id)) !== undefined) {
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await status(id)) === "STOPPED", { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+  }
+  await pc.ctr(["containers", "rm", id]);
+}
+
+/** "<count> ok" of tcp-client's file, or undefined (tcp-client writes "error ..." and exits when its connection breaks). */
+function tcpCount(id: string): number | undefined {
+  const m = /^(\d+) ok$/.exec(readContainerFile(pc, id, "/tmp/tcp") ?? "");
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Runs tcp-echo and a tcp-client connected to it in one container; waits until they talk. */
+async function runTcpPair(id: string, flags: string[]): Promise<void> {
+  await pc.ctrOk(
+    ["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"],
+    { timeoutMs: 60_000 },
+  );
+  await waitFor(() => (tcpCount(id) ?? 0) >= 5, { what: `${id}: tcp-client talking`, timeoutMs: 60_000 });
+}
+
+interface Recorded {
+  containerId: string;
+  options: { tcpEstablished: boolean };
+  spec: { annotations?: Record<string, string> };
+}
+
+/** cryo-checkpoint.json out of the checkpoint image's CRIU tar in containerd's content store. */
+async function recordedMetadata(ref: string): Promise<Recorded> {
+  const line = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `));
+  const indexDigest = line?.split(/\s+/)[2];
+  expect(indexDigest).toStartWith("sha256:");
+  const index = JSON.parse(await pc.ctrOk(["content", "get", indexDigest!])) as { manifests: { mediaType: string; digest: string }[] };
+  const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
+  expect(criu).toBeDefined();
+  const blob = join(pc.root, "io.containerd.content.v1.content/blobs/sha256", criu!.digest.slice("sha256:".length));
+  const meta = Bun.spawnSync(["tar", "-xOf", blob, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
+  expect(meta.exitCode).toBe(0);
+  return JSON.parse(meta.stdout.toString()) as Recorded;
+}
+
+/** The container's freezer state (the dump froze it; a failed dump must thaw it). */
+function freezerState(id: string): string {
+  return readFileSync(`/sys/fs/cgroup/freezer/${pc.namespace}/${id}/freezer.state`, "utf8").trim();
+}
+
+/** Checkpoints id expecting CRIU to refuse the connected socket; the container must keep running and talking. */
+async function expectRefusedAndRunning(id: string): Promise<void> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("Connected TCP socket, consider using --tcp-established option");
+  expect(await status(id)).toBe("RUNNING");
+  expect(freezerState(id)).toBe("THAWED");
+  const at = tcpCount(id)!;
+  await waitFor(() => (tcpCount(id) ?? 0) >= at + 5, { what: `${id}: tcp-client still talking after the refused checkpoint` });
+  expect(readContainerFile(pc, id, "/tmp/tcp")).not.toContain("error");
+}
+
+test("with checkpoint-defaults configured, a stateful container's TCP connection is dumped and survives a restore under a new name", async () => {
+  const id = uniqueId("stateful");
+  const restored = uniqueId("restored");
+  await runTcpPair(id, ["--runtime-config-path", config, "--annotation", STATEFUL]);
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const meta = await recordedMetadata(ref);
+  expect(meta.containerId).toBe(id);
+  expect(meta.options.tcpEstablished).toBe(true);
+  // Only the plugin asked: the container carries no cryo.checkpoint/* annotation, there is no config
+  // default, and ctr's checkpoint request does not set open_tcp.
+  const annotations = meta.spec.annotations ?? {};
+  expect(annotations["policy.cryo.dev/stateful"]).toBe("true");
+  expect(Object.keys(annotations).filter((k) => k.startsWith("cryo.checkpoint/"))).toEqual([]);
+  const before = tcpCount(id)!;
+  await remove(id);
+  try {
+    const r = await pc.ctr(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    // The restored tcp-client continues its count (same process, same connection) and keeps going.
+    const first = await waitFor(() => tcpCount(restored), { what: "restored tcp-client writing" });
+    expect(first).toBeGreaterThanOrEqual(before);
+    await waitFor(() => (tcpCount(restored) ?? 0) >= first + 10, { what: "ten more round trips on the restored connection" });
+    expect(readContainerFile(pc, restored, "/tmp/tcp")).not.toContain("error");
+    expect(await status(restored)).toBe("RUNNING");
+  } finally {
+    await remove(restored);
+  }
+}, 240_000);
+
+test("with checkpoint-defaults configured, a container that is not stateful keeps CRIU's refusal and keeps running", async () => {
+  const id = uniqueId("plain");
+  await runTcpPair(id, ["--runtime-config-path", config]);
+  try {
+    await expectRefusedAndRunning(id);
+  } finally {
+    await remove(id);
+  }
+}, 180_000);
+
+test("without the plugin, the stateful annotation means nothing to cryo: CRIU refuses and the container keeps running", async () => {
+  const id = uniqueId("noplug");
+  await runTcpPair(id, ["--annotation", STATEFUL]);
+  try {
+    await expectRefusedAndRunning(id);
+  } finally {
+    await remove(id);
+  }
+}, 180_000);
