@@ -12,6 +12,8 @@ export const runcRuntimeType = "io.containerd.runc.v2";
 export interface ContainerdConfigOptions {
   /** containerd's log level (default "info"). */
   logLevel?: "trace" | "debug" | "info" | "warn" | "error";
+  /** The CRI plugin's pod sandbox ("pause") image; default containerd's own (a registry image, pulled on first use). */
+  sandboxImage?: string;
 }
 
 /**
@@ -45,6 +47,8 @@ export function renderContainerdConfig(layout: ContainerdLayout, options: Contai
         // Pick a free port; several private containerds may run at once.
         stream_server_address: "127.0.0.1",
         stream_server_port: "0",
+        // Only when asked: containerd's default names a registry image.
+        ...(options.sandboxImage !== undefined ? { sandbox_image: options.sandboxImage } : {}),
         containerd: {
           default_runtime_name: "runc",
           runtimes: {

@@ -15,6 +15,8 @@ const startOptionsSchema = z.object({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error"]).optional(),
   startTimeoutMs: z.number().int().positive().optional(),
   detached: z.boolean().optional(),
+  /** The CRI plugin's sandbox ("pause") image, e.g. a local image when no registry is reachable. */
+  sandboxImage: z.string().min(1).optional(),
   /** Extra environment for containerd, which its shims inherit (e.g. CRYO_CONFIG). */
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
 });
@@ -128,7 +130,7 @@ export class PrivateContainerd implements AsyncDisposable {
     const running = readLivePid(layout);
     if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
     for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
-    writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel }));
+    writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));
 
     const binDir = options.binDir ?? defaultBinDir();
     const path = [binDir, systemPath, process.env.PATH].filter((p) => p).join(":");

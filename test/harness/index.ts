@@ -7,3 +7,4 @@ export { uniqueId } from "./unique-id.ts";
 export { buildFixtures, ensureTestImage, testImage } from "./test-image.ts";
 export type { Fixtures } from "./test-image.ts";
 export { containerRootfs, readContainerFile, readCounter, taskPid } from "./container-files.ts";
+export * from "./cri-index.ts";

@@ -1,0 +1,7 @@
+/** The CRI part of the test harness: a CRI client over containerd's gRPC socket and the helpers around it. */
+export { CriClient, connectCri } from "./cri-client.ts";
+export type { CriImageClient, CriRuntimeClient } from "./cri-client.ts";
+export { GrpcUnixClient, createServiceClient, frameMessage, unframeMessage } from "./cri-grpc.ts";
+export type { GrpcCallOptions, ServiceClient } from "./cri-grpc.ts";
+export { cgroupDirs, criNamespace, criPauseImage, ensureCriImages, parentPid, shimProcesses } from "./cri-pod.ts";
+export type { ShimProcess } from "./cri-pod.ts";

@@ -1,0 +1,240 @@
+/**
+ * cryo as a Kubernetes RuntimeClass: a pod whose RuntimeClass has handler `cryo` runs through
+ * containerd's CRI plugin on cryo's shim, exactly as the kubelet drives it (runtime.v1 over containerd's
+ * gRPC socket). The same pod with handler `runc` is the reference.
+ *
+ * For each handler: RunPodSandbox (host network, so no CNI) -> CreateContainer + StartContainer of a
+ * counter -> ExecSync sees the counter grow -> ContainerStatus RUNNING -> the sandbox's pause and the
+ * counter are children of ONE shim daemon of that runtime (per-pod grouping through the
+ * `io.kubernetes.cri.sandbox-id` annotation) -> StopContainer (graceful, exit 0) -> RemoveContainer ->
+ * StopPodSandbox -> RemovePodSandbox -> no shim, runc state, mount or cgroup of the pod is left.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, isCode } from "../../src/errors.ts";
+import { create } from "@bufbuild/protobuf";
+import { ContainerState, NamespaceMode, PodSandboxConfigSchema, PodSandboxState } from "../../src/gen/k8s/runtime/v1/api_pb.ts";
+import {
+  cgroupDirs,
+  connectCri,
+  criNamespace,
+  criPauseImage,
+  ensureCriImages,
+  mountsUnder,
+  parentPid,
+  processAlive,
+  shimProcesses,
+  startPrivateContainerd,
+  testImage,
+  uniqueId,
+  waitFor,
+  type CriClient,
+  type PrivateContainerd,
+} from "../harness/index.ts";
+
+const isRoot = process.getuid?.() === 0;
+
+/** A counter in /tmp/c that says hello on stdout (the pod's log) and ends with exit code 0 on SIGTERM (sh as PID 1 ignores it otherwise). */
+const counterScript = "trap 'exit 0' TERM; echo counter started; i=0; while true; do echo $i > /tmp/c; i=$((i+1)); sleep 0.1; done";
+
+const handlers = {
+  cryo: { shimBinary: "containerd-shim-cryo-v2", runtimeType: "io.containerd.cryo.v2" },
+  runc: { shimBinary: "containerd-shim-runc-v2", runtimeType: "io.containerd.runc.v2" },
+} as const;
+
+let pc: PrivateContainerd | undefined;
+let cri: CriClient | undefined;
+let logRoot: string | undefined;
+/** Cgroup parents made for pods (by runc, as intermediate directories); removed after the test like a kubelet would. */
+const cgroupParents: string[] = [];
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  logRoot = mkdtempSync(join(tmpdir(), "cryo-cri-logs-"));
+  pc = await startPrivateContainerd({ sandboxImage: criPauseImage });
+  cri = connectCri(pc.address);
+  await ensureCriImages(pc, cri);
+}, 180_000);
+
+afterAll(async () => {
+  // Anything a failed test left: pods first (through CRI, as the kubelet would), then containerd.
+  if (cri !== undefined) {
+    const pods = await cri.runtime.listPodSandbox({}).catch(() => undefined);
+    for (const pod of pods?.items ?? []) {
+      await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }).catch(() => {});
+      await cri.runtime.removePodSandbox({ podSandboxId: pod.id }).catch(() => {});
+    }
+    cri.close();
+  }
+  await pc?.stop();
+  for (const parent of cgroupParents) for (const dir of parentDirs(parent)) removeEmptyTree(dir);
+  if (logRoot !== undefined) rmSync(logRoot, { recursive: true, force: true });
+}, 120_000);
+
+/** The cgroup parent directory in every mounted hierarchy. */
+function parentDirs(parent: string): string[] {
+  const dirs: string[] = [];
+  for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
+    const dir = join("/sys/fs/cgroup", hierarchy, parent);
+    if (existsSync(dir)) dirs.push(dir);
+  }
+  return dirs;
+}
+
+function removeEmptyTree(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeEmptyTree(join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // still in use: leave it
+  }
+}
+
+async function notFound(call: Promise<unknown>): Promise<boolean> {
+  try {
+    await call;
+    return false;
+  } catch (err) {
+    if (isCode(err, Code.NOT_FOUND)) return true;
+    throw err;
+  }
+}
+
+async function readCounterByExec(client: CriClient, containerId: string): Promise<number> {
+  const r = await client.runtime.execSync({ containerId, cmd: ["cat", "/tmp/c"], timeout: 10n });
+  const stderr = new TextDecoder().decode(r.stderr);
+  if (r.exitCode !== 0) throw new Error(`cat /tmp/c: exit ${r.exitCode}: ${stderr}`);
+  const text = new TextDecoder().decode(r.stdout).trim();
+  if (!/^\d+$/.test(text)) throw new Error(`cat /tmp/c printed ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function infoJson(info: Record<string, string>): { pid: number; runtimeType: string } {
+  const raw = info.info;
+  if (raw === undefined) throw new Error(`verbose status without "info": ${JSON.stringify(info)}`);
+  return JSON.parse(raw) as { pid: number; runtimeType: string };
+}
+
+async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
+  if (pc === undefined || cri === undefined || logRoot === undefined) throw new Error("no containerd");
+  const client = cri;
+  const { shimBinary, runtimeType } = handlers[handler];
+  const name = uniqueId(`cri-${handler}`);
+  const cgroupParent = `/${name}`;
+  cgroupParents.push(cgroupParent);
+  const hostNetwork = { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD };
+  const logDirectory = join(logRoot, name);
+  const sandboxConfig = create(PodSandboxConfigSchema, {
+    metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
+    logDirectory,
+    labels: { "cryo.test/pod": name },
+    linux: { cgroupParent, securityContext: { namespaceOptions: hostNetwork } },
+  });
+  const shimsBefore = shimProcesses(shimBinary, pc.address);
+  expect(shimsBefore).toEqual([]);
+
+  // The kubelet's RunPodSandbox for a pod whose RuntimeClass has this handler.
+  const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: handler }, { timeoutMs: 120_000 });
+  const pod = await client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
+  expect(pod.status?.state).toBe(PodSandboxState.SANDBOX_READY);
+  expect(pod.status?.runtimeHandler).toBe(handler);
+  const podInfo = infoJson(pod.info);
+  expect(podInfo.runtimeType).toBe(runtimeType);
+  const pausePid = podInfo.pid;
+  expect(processAlive(pausePid)).toBe(true);
+  // The sandbox's process is the pause image's /pause.
+  expect(readFileSync(`/proc/${pausePid}/cmdline`, "utf8")).toBe("/pause\0");
+
+  const { containerId } = await client.runtime.createContainer(
+    {
+      podSandboxId,
+      sandboxConfig,
+      config: {
+        metadata: { name: "counter", attempt: 0 },
+        image: { image: testImage },
+        command: ["sh", "-c", counterScript],
+        logPath: "counter.log",
+        labels: { "cryo.test/pod": name },
+        linux: { securityContext: { namespaceOptions: hostNetwork } },
+      },
+    },
+    { timeoutMs: 120_000 },
+  );
+  await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
+
+  // The counter runs: two reads through ExecSync see it grow.
+  const first = await waitFor(() => readCounterByExec(client, containerId).then((n) => ({ n })), { what: "the counter's first value" });
+  const later = await waitFor(async () => {
+    const n = await readCounterByExec(client, containerId);
+    return n > first.n ? n : undefined;
+  }, { what: `the counter to grow past ${first.n}` });
+  expect(later).toBeGreaterThan(first.n);
+
+  const status = await client.runtime.containerStatus({ containerId, verbose: true });
+  expect(status.status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+  const containerInfo = infoJson(status.info);
+  expect(containerInfo.runtimeType).toBe(runtimeType);
+  const counterPid = containerInfo.pid;
+  expect(processAlive(counterPid)).toBe(true);
+
+  // Its stdout reached the pod's log in CRI's format (what `kubectl logs` reads).
+  const logFile = join(logDirectory, "counter.log");
+  await waitFor(() => existsSync(logFile) && / stdout F counter started$/m.test(readFileSync(logFile, "utf8")), { what: `"counter started" in ${logFile}` });
+
+  const listed = await client.runtime.listContainers({ filter: { podSandboxId } });
+  expect(listed.containers.map((c) => [c.id, c.state])).toEqual([[containerId, ContainerState.CONTAINER_RUNNING]]);
+
+  // One shim daemon serves the pod: the pause process and the counter are both its children.
+  const shims = await waitFor(() => {
+    const now = shimProcesses(shimBinary, pc!.address);
+    return now.length === 1 ? now : undefined;
+  }, { what: `exactly one ${shimBinary} for this containerd`, timeoutMs: 15_000 });
+  const shimPid = shims[0]!.pid;
+  expect(parentPid(pausePid)).toBe(shimPid);
+  expect(parentPid(counterPid)).toBe(shimPid);
+  expect(shimProcesses(handlers[handler === "cryo" ? "runc" : "cryo"].shimBinary, pc.address)).toEqual([]);
+
+  // What must be gone afterwards, seen while it exists.
+  const runcStates = [podSandboxId, containerId].map((id) => `/run/containerd/runc/${criNamespace}/${id}`);
+  for (const dir of runcStates) expect(existsSync(dir)).toBe(true);
+  const cgroups = [...cgroupDirs(pausePid), ...cgroupDirs(counterPid)].filter((dir) => dir.includes(name));
+  expect(cgroups.some((dir) => dir.endsWith(`/${containerId}`))).toBe(true);
+  expect(cgroups.some((dir) => dir.endsWith(`/${podSandboxId}`))).toBe(true);
+  for (const dir of cgroups) expect(existsSync(dir)).toBe(true);
+  const podMounts = mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId));
+  expect(podMounts.length).toBeGreaterThan(0);
+
+  // Teardown, as the kubelet does it when the pod is deleted.
+  await client.runtime.stopContainer({ containerId, timeout: 10n }, { timeoutMs: 60_000 });
+  const stopped = await client.runtime.containerStatus({ containerId });
+  expect(stopped.status?.state).toBe(ContainerState.CONTAINER_EXITED);
+  expect(stopped.status?.exitCode).toBe(0);
+  expect(processAlive(counterPid)).toBe(false);
+  await client.runtime.removeContainer({ containerId });
+  expect(await notFound(client.runtime.containerStatus({ containerId }))).toBe(true);
+
+  await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+  const stoppedPod = await client.runtime.podSandboxStatus({ podSandboxId });
+  expect(stoppedPod.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+  expect(processAlive(pausePid)).toBe(false);
+  await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+  expect(await notFound(client.runtime.podSandboxStatus({ podSandboxId }))).toBe(true);
+  expect((await client.runtime.listPodSandbox({ filter: { id: podSandboxId } })).items).toEqual([]);
+
+  // Nothing of the pod is left: no shim, no runc state, no mount, no cgroup.
+  await waitFor(() => shimProcesses(shimBinary, pc!.address).length === 0, { what: `${shimBinary} (pid ${shimPid}) to exit`, timeoutMs: 30_000 });
+  expect(processAlive(shimPid)).toBe(false);
+  for (const dir of runcStates) expect(existsSync(dir)).toBe(false);
+  expect(mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId))).toEqual([]);
+  for (const dir of cgroups) expect(existsSync(dir)).toBe(false);
+}
+
+test.skipIf(!isRoot)("a pod with RuntimeClass handler cryo runs through containerd's CRI plugin on one cryo shim, and leaves nothing behind", async () => {
+  await runPodThroughCri("cryo");
+}, 240_000);
+
+test.skipIf(!isRoot)("the same pod with handler runc, for comparison", async () => {
+  await runPodThroughCri("runc");
+}, 240_000);
