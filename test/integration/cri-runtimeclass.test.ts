@@ -137,98 +137,106 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
 
   // The kubelet's RunPodSandbox for a pod whose RuntimeClass has this handler.
   const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: handler }, { timeoutMs: 120_000 });
-  const pod = await client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
-  expect(pod.status?.state).toBe(PodSandboxState.SANDBOX_READY);
-  expect(pod.status?.runtimeHandler).toBe(handler);
-  const podInfo = infoJson(pod.info);
-  expect(podInfo.runtimeType).toBe(runtimeType);
-  const pausePid = podInfo.pid;
-  expect(processAlive(pausePid)).toBe(true);
-  // The sandbox's process is the pause image's /pause.
-  expect(readFileSync(`/proc/${pausePid}/cmdline`, "utf8")).toBe("/pause\0");
+  try {
+    const pod = await client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
+    expect(pod.status?.state).toBe(PodSandboxState.SANDBOX_READY);
+    expect(pod.status?.runtimeHandler).toBe(handler);
+    const podInfo = infoJson(pod.info);
+    expect(podInfo.runtimeType).toBe(runtimeType);
+    const pausePid = podInfo.pid;
+    expect(processAlive(pausePid)).toBe(true);
+    // The sandbox's process is the pause image's /pause.
+    expect(readFileSync(`/proc/${pausePid}/cmdline`, "utf8")).toBe("/pause\0");
 
-  const { containerId } = await client.runtime.createContainer(
-    {
-      podSandboxId,
-      sandboxConfig,
-      config: {
-        metadata: { name: "counter", attempt: 0 },
-        image: { image: testImage },
-        command: ["sh", "-c", counterScript],
-        logPath: "counter.log",
-        labels: { "cryo.test/pod": name },
-        linux: { securityContext: { namespaceOptions: hostNetwork } },
+    const { containerId } = await client.runtime.createContainer(
+      {
+        podSandboxId,
+        sandboxConfig,
+        config: {
+          metadata: { name: "counter", attempt: 0 },
+          image: { image: testImage },
+          command: ["sh", "-c", counterScript],
+          logPath: "counter.log",
+          labels: { "cryo.test/pod": name },
+          linux: { securityContext: { namespaceOptions: hostNetwork } },
+        },
       },
-    },
-    { timeoutMs: 120_000 },
-  );
-  await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
+      { timeoutMs: 120_000 },
+    );
+    await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
 
-  // The counter runs: two reads through ExecSync see it grow.
-  const first = await waitFor(() => readCounterByExec(client, containerId).then((n) => ({ n })), { what: "the counter's first value" });
-  const later = await waitFor(async () => {
-    const n = await readCounterByExec(client, containerId);
-    return n > first.n ? n : undefined;
-  }, { what: `the counter to grow past ${first.n}` });
-  expect(later).toBeGreaterThan(first.n);
+    // The counter runs: two reads through ExecSync see it grow.
+    const first = await waitFor(() => readCounterByExec(client, containerId).then((n) => ({ n })), { what: "the counter's first value" });
+    const later = await waitFor(async () => {
+      const n = await readCounterByExec(client, containerId);
+      return n > first.n ? n : undefined;
+    }, { what: `the counter to grow past ${first.n}` });
+    expect(later).toBeGreaterThan(first.n);
 
-  const status = await client.runtime.containerStatus({ containerId, verbose: true });
-  expect(status.status?.state).toBe(ContainerState.CONTAINER_RUNNING);
-  const containerInfo = infoJson(status.info);
-  expect(containerInfo.runtimeType).toBe(runtimeType);
-  const counterPid = containerInfo.pid;
-  expect(processAlive(counterPid)).toBe(true);
+    const status = await client.runtime.containerStatus({ containerId, verbose: true });
+    expect(status.status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+    const containerInfo = infoJson(status.info);
+    expect(containerInfo.runtimeType).toBe(runtimeType);
+    const counterPid = containerInfo.pid;
+    expect(processAlive(counterPid)).toBe(true);
 
-  // Its stdout reached the pod's log in CRI's format (what `kubectl logs` reads).
-  const logFile = join(logDirectory, "counter.log");
-  await waitFor(() => existsSync(logFile) && / stdout F counter started$/m.test(readFileSync(logFile, "utf8")), { what: `"counter started" in ${logFile}` });
+    // Its stdout reached the pod's log in CRI's format (what `kubectl logs` reads).
+    const logFile = join(logDirectory, "counter.log");
+    await waitFor(() => existsSync(logFile) && / stdout F counter started$/m.test(readFileSync(logFile, "utf8")), { what: `"counter started" in ${logFile}` });
 
-  const listed = await client.runtime.listContainers({ filter: { podSandboxId } });
-  expect(listed.containers.map((c) => [c.id, c.state])).toEqual([[containerId, ContainerState.CONTAINER_RUNNING]]);
+    const listed = await client.runtime.listContainers({ filter: { podSandboxId } });
+    expect(listed.containers.map((c) => [c.id, c.state])).toEqual([[containerId, ContainerState.CONTAINER_RUNNING]]);
 
-  // One shim daemon serves the pod: the pause process and the counter are both its children.
-  const shims = await waitFor(() => {
-    const now = shimProcesses(shimBinary, pc!.address);
-    return now.length === 1 ? now : undefined;
-  }, { what: `exactly one ${shimBinary} for this containerd`, timeoutMs: 15_000 });
-  const shimPid = shims[0]!.pid;
-  expect(parentPid(pausePid)).toBe(shimPid);
-  expect(parentPid(counterPid)).toBe(shimPid);
-  expect(shimProcesses(handlers[handler === "cryo" ? "runc" : "cryo"].shimBinary, pc.address)).toEqual([]);
+    // One shim daemon serves the pod: the pause process and the counter are both its children.
+    const shims = await waitFor(() => {
+      const now = shimProcesses(shimBinary, pc!.address);
+      return now.length === 1 ? now : undefined;
+    }, { what: `exactly one ${shimBinary} for this containerd`, timeoutMs: 15_000 });
+    const shimPid = shims[0]!.pid;
+    expect(parentPid(pausePid)).toBe(shimPid);
+    expect(parentPid(counterPid)).toBe(shimPid);
+    expect(shimProcesses(handlers[handler === "cryo" ? "runc" : "cryo"].shimBinary, pc.address)).toEqual([]);
 
-  // What must be gone afterwards, seen while it exists.
-  const runcStates = [podSandboxId, containerId].map((id) => `/run/containerd/runc/${criNamespace}/${id}`);
-  for (const dir of runcStates) expect(existsSync(dir)).toBe(true);
-  const cgroups = [...cgroupDirs(pausePid), ...cgroupDirs(counterPid)].filter((dir) => dir.includes(name));
-  expect(cgroups.some((dir) => dir.endsWith(`/${containerId}`))).toBe(true);
-  expect(cgroups.some((dir) => dir.endsWith(`/${podSandboxId}`))).toBe(true);
-  for (const dir of cgroups) expect(existsSync(dir)).toBe(true);
-  const podMounts = mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId));
-  expect(podMounts.length).toBeGreaterThan(0);
+    // What must be gone afterwards, seen while it exists.
+    const runcStates = [podSandboxId, containerId].map((id) => `/run/containerd/runc/${criNamespace}/${id}`);
+    for (const dir of runcStates) expect(existsSync(dir)).toBe(true);
+    const cgroups = [...cgroupDirs(pausePid), ...cgroupDirs(counterPid)].filter((dir) => dir.includes(name));
+    expect(cgroups.some((dir) => dir.endsWith(`/${containerId}`))).toBe(true);
+    expect(cgroups.some((dir) => dir.endsWith(`/${podSandboxId}`))).toBe(true);
+    for (const dir of cgroups) expect(existsSync(dir)).toBe(true);
+    const podMounts = mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId));
+    expect(podMounts.length).toBeGreaterThan(0);
 
-  // Teardown, as the kubelet does it when the pod is deleted.
-  await client.runtime.stopContainer({ containerId, timeout: 10n }, { timeoutMs: 60_000 });
-  const stopped = await client.runtime.containerStatus({ containerId });
-  expect(stopped.status?.state).toBe(ContainerState.CONTAINER_EXITED);
-  expect(stopped.status?.exitCode).toBe(0);
-  expect(processAlive(counterPid)).toBe(false);
-  await client.runtime.removeContainer({ containerId });
-  expect(await notFound(client.runtime.containerStatus({ containerId }))).toBe(true);
+    // Teardown, as the kubelet does it when the pod is deleted.
+    await client.runtime.stopContainer({ containerId, timeout: 10n }, { timeoutMs: 60_000 });
+    const stopped = await client.runtime.containerStatus({ containerId });
+    expect(stopped.status?.state).toBe(ContainerState.CONTAINER_EXITED);
+    expect(stopped.status?.exitCode).toBe(0);
+    expect(processAlive(counterPid)).toBe(false);
+    await client.runtime.removeContainer({ containerId });
+    expect(await notFound(client.runtime.containerStatus({ containerId }))).toBe(true);
 
-  await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
-  const stoppedPod = await client.runtime.podSandboxStatus({ podSandboxId });
-  expect(stoppedPod.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
-  expect(processAlive(pausePid)).toBe(false);
-  await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
-  expect(await notFound(client.runtime.podSandboxStatus({ podSandboxId }))).toBe(true);
-  expect((await client.runtime.listPodSandbox({ filter: { id: podSandboxId } })).items).toEqual([]);
+    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    const stoppedPod = await client.runtime.podSandboxStatus({ podSandboxId });
+    expect(stoppedPod.status?.state).toBe(PodSandboxState.SANDBOX_NOTREADY);
+    expect(processAlive(pausePid)).toBe(false);
+    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    expect(await notFound(client.runtime.podSandboxStatus({ podSandboxId }))).toBe(true);
+    expect((await client.runtime.listPodSandbox({ filter: { id: podSandboxId } })).items).toEqual([]);
 
-  // Nothing of the pod is left: no shim, no runc state, no mount, no cgroup.
-  await waitFor(() => shimProcesses(shimBinary, pc!.address).length === 0, { what: `${shimBinary} (pid ${shimPid}) to exit`, timeoutMs: 30_000 });
-  expect(processAlive(shimPid)).toBe(false);
-  for (const dir of runcStates) expect(existsSync(dir)).toBe(false);
-  expect(mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId))).toEqual([]);
-  for (const dir of cgroups) expect(existsSync(dir)).toBe(false);
+    // Nothing of the pod is left: no shim, no runc state, no mount, no cgroup.
+    await waitFor(() => shimProcesses(shimBinary, pc!.address).length === 0, { what: `${shimBinary} (pid ${shimPid}) to exit`, timeoutMs: 30_000 });
+    expect(processAlive(shimPid)).toBe(false);
+    for (const dir of runcStates) expect(existsSync(dir)).toBe(false);
+    expect(mountsUnder(pc.dir).filter((m) => m.includes(podSandboxId) || m.includes(containerId))).toEqual([]);
+    for (const dir of cgroups) expect(existsSync(dir)).toBe(false);
+  } catch (err) {
+    // Leave nothing for the next test: the pod goes, as the kubelet would remove it.
+    await client.runtime.stopPodSandbox({ podSandboxId }).catch(() => {});
+    await client.runtime.removePodSandbox({ podSandboxId }).catch(() => {});
+    await waitFor(() => shimProcesses(shimBinary, pc!.address).length === 0, { timeoutMs: 30_000 }).catch(() => {});
+    throw err;
+  }
 }
 
 test.skipIf(!isRoot)("a pod with RuntimeClass handler cryo runs through containerd's CRI plugin on one cryo shim, and leaves nothing behind", async () => {
