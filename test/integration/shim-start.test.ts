@@ -6,12 +6,12 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultBinDir } from "../../src/containerd/index.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
-import { uniqueId, waitFor } from "../harness/index.ts";
+import { processAlive, uniqueId, waitFor } from "../harness/index.ts";
 
 const CONTROLLERS = ["memory", "pids"];
 let dir: string;
@@ -34,7 +34,7 @@ afterAll(async () => {
       // gone
     }
   }
-  await waitFor(() => daemons.every((p) => !existsSync(`/proc/${p}`)), { timeoutMs: 10_000, what: "daemons gone" }).catch(() => {});
+  await waitFor(() => daemons.every((p) => !processAlive(p)), { timeoutMs: 10_000, what: "daemons gone" }).catch(() => {});
   for (const c of CONTROLLERS) rmdirSync(`/sys/fs/cgroup/${c}${cgroup}`);
   rmSync(dir, { recursive: true, force: true });
 });
