@@ -15,7 +15,7 @@ import type { Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
-import { createCheckpointEngine, type CheckpointEngineDeps } from "./checkpoint-engine.ts";
+import type { CheckpointEngine, CheckpointEngineDeps } from "./checkpoint-engine.ts";
 import type { PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./ports.ts";
@@ -53,9 +53,21 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     return cg;
   }
 
+  // Checkpoint and restore (checkpoint-engine.ts, with src/criu and src/checkpoint) load on first use: most
+  // daemons never checkpoint, and every container's start waits for its daemon's start-up.
+  let checkpointEngine: CheckpointEngine | undefined;
+  let loading: Promise<CheckpointEngine> | undefined;
+  const ckpt = () =>
+    (loading ??= import("./checkpoint-engine.ts").then(
+      (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor })),
+    ));
+
   return {
-    // Checkpoint and restore (checkpoint-engine.ts); a restored container is then managed by runc like any other.
-    ...createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor }),
+    // A restored container is then managed by runc like any other.
+    checkpoint: async (spec) => (await ckpt()).checkpoint(spec),
+    createRestore: async (spec) => (await ckpt()).createRestore(spec),
+    startRestore: async (id) => (await ckpt()).startRestore(id),
+    discardRestore: (id) => checkpointEngine?.discardRestore(id),
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle);
