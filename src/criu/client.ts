@@ -38,6 +38,11 @@ export interface CriuCallOptions {
   onNotify?: (event: NotifyEvent) => void | Promise<void>;
   /** Actions for which CRIU blocks until onNotify settles (e.g. "setup-namespaces", "network-lock"). */
   waitFor?: NotifyAction[];
+  /**
+   * false: CRIU sends no notify events (the result's events are empty): it then makes none of its notify
+   * round trips to the helper, several of which fall inside a dump's frozen window. Default true.
+   */
+  notify?: boolean;
   /** Descriptors of the caller handed to CRIU as `--inherit-fd fd[N]:key` (N is renumbered for the helper). */
   inheritFds?: { fd: number; key: string }[];
   /**
@@ -247,6 +252,10 @@ export function createCriu(config: CriuConfig = {}): Criu {
       reportVersion: op !== "restore" && knownVersion === undefined ? true : undefined,
     };
     if (req.reportVersion === undefined) delete req.reportVersion;
+    if (call.notify === false) {
+      if (call.onNotify || req.waitFor?.length) throw new CryoError(Code.INVALID_ARGUMENT, `criu ${op}: notify=false with onNotify or waitFor: invalid argument`);
+      req.notify = false;
+    }
     if (req.copyLogsTo === undefined) delete req.copyLogsTo;
     if (req.inheritFrom === undefined) delete req.inheritFrom;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;

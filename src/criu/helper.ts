@@ -234,7 +234,7 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
         return -1;
       }
     });
-    if (needsImages) lib.fn.criu_local_set_notify_cb(handle, callback.ptr as Pointer);
+    if (needsImages && req.notify !== false) lib.fn.criu_local_set_notify_cb(handle, callback.ptr as Pointer);
 
     let rc: number;
     let features: ResultMessage["features"];

@@ -66,6 +66,11 @@ export const helperRequestSchema = z
      * then name descriptors of this pid, which the helper copies with pidfd_getfd before the call.
      */
     inheritFrom: z.number().int().positive().optional(),
+    /**
+     * false: no notify callback at all (CRIU then makes no notify round trips to the helper, several of
+     * them inside the frozen window of a dump). Default true.
+     */
+    notify: z.boolean().optional(),
     /** After a successful call, ask CRIU's version and put it in the result (criuVersion). */
     reportVersion: z.boolean().optional(),
   })

@@ -159,7 +159,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const t0 = performance.now();
   let dumped;
   try {
-    dumped = plan.preDump ? await input.criu.preDump(opts) : await input.criu.dump(opts);
+    // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
+    dumped = plan.preDump ? await input.criu.preDump(opts, { notify: false }) : await input.criu.dump(opts, { notify: false });
   } catch (err) {
     const logName = opts.logFile ?? "dump.log";
     const kept = join(bundle, FAILED_DUMP_LOG);

@@ -205,13 +205,17 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: meta.options.lazyPages });
     let result;
     try {
-      const callOptions = {
-        inheritFds,
-        joinCgroups: plan.joinCgroups,
-        onNotify: (e: { action: string; pid: number }) => {
-          if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
-        },
-      };
+      // No notify events (the root pid comes with the result): CRIU skips its notify round trips to the
+      // helper. A terminal's pty master comes through one, so it keeps them.
+      const callOptions = plan.opts.orphanPtsMaster
+        ? {
+            inheritFds,
+            joinCgroups: plan.joinCgroups,
+            onNotify: (e: { action: string; pid: number }) => {
+              if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
+            },
+          }
+        : { inheritFds, joinCgroups: plan.joinCgroups, notify: false };
       const call = async () => {
         if (!meta.options.lazyPages) return await input.criu.restore(plan.opts, callOptions);
         const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });
