@@ -64,6 +64,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
 
   return {
     async checkpoint(spec: CheckpointSpec) {
+      criuClient().prewarm(); // the dump's helper starts while the options, plugins and stdio are worked out
       const config = await deps.configFor?.(spec.options.configPath);
       const outcome = await dumpContainer({
         id: spec.id,
