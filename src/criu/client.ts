@@ -364,8 +364,7 @@ async function runHelper(
   const owned: number[] = [];
   let succeeded = false;
   try {
-    proc.stdin.write(`${JSON.stringify(req)}\n`);
-    proc.stdin.flush();
+    writeLine(proc, req);
     for await (const line of lines(proc.stdout)) {
       let parsed;
       try {
@@ -397,8 +396,8 @@ async function runHelper(
         message = err instanceof Error ? err.message : String(err);
       }
       if (msg.wait) {
-        proc.stdin.write(`${JSON.stringify({ type: "reply", seq: msg.seq, ok, message })}\n`);
-        proc.stdin.flush();
+        // The helper may be gone already (killed on abort): its exit and the abort decide the outcome, not EPIPE.
+        writeLine(proc, { type: "reply", seq: msg.seq, ok, message });
       }
     }
     await proc.exited;
@@ -418,6 +417,17 @@ async function runHelper(
       // already closed
     }
     if (!succeeded) for (const fd of owned) close(fd);
+  }
+}
+
+/** Writes one JSON line to the helper's stdin; a helper that has exited (EPIPE) is left to its exit status. */
+function writeLine(proc: HelperProcess, msg: unknown): void {
+  try {
+    proc.stdin.write(`${JSON.stringify(msg)}\n`);
+    const flushed = proc.stdin.flush();
+    if (flushed instanceof Promise) flushed.catch(() => {});
+  } catch {
+    // gone: reading its stdout ends, and the missing result (or the abort) becomes the error
   }
 }
 
