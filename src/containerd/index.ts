@@ -7,3 +7,7 @@ export { containerdLayout } from "./layout.ts";
 export type { ContainerdLayout } from "./layout.ts";
 export { renderContainerdConfig, cryoRuntimeType, cryoRuntimeHandler, runcRuntimeType } from "./config.ts";
 export { mountsUnder, unmountUnder, processAlive } from "./cleanup.ts";
+export { GrpcUnixClient, createServiceClient } from "./grpc.ts";
+export type { GrpcCallOptions, GrpcClientOptions, ServiceClient } from "./grpc.ts";
+export { readImageInfo, resolveImageConfig, hostPlatform, maxImageBlobBytes } from "./image-info.ts";
+export type { ContainerImageInfo, ReadImageInfoOptions, Platform, BlobDescriptor, BlobReader } from "./image-info.ts";
