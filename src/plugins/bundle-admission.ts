@@ -20,8 +20,8 @@ export interface BundleAdmission {
   id: string;
   namespace: string;
   bundle: string;
-  /** The image, when the shim could learn it from containerd; null otherwise. */
-  image: ImageInfo | null;
+  /** The image, when the shim could learn it from containerd; null otherwise. A function is called only when the engine has plugins. */
+  image: ImageInfo | null | (() => Promise<ImageInfo | null>);
 }
 
 /** Runs the admission chain on `bundle/config.json`; rewrites it when plugins changed the spec. */
@@ -39,7 +39,8 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
     throw invalidArgument(`container ${c.id}: spec ${path}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
   }
   if (engine.plugins.length === 0) return { spec: spec.data, changes: {}, consulted: [] };
-  const decision = await engine.admit({ id: c.id, namespace: c.namespace, bundle: c.bundle, annotations: spec.data.annotations ?? {}, spec: spec.data, image: c.image });
+  const image = typeof c.image === "function" ? await c.image() : c.image;
+  const decision = await engine.admit({ id: c.id, namespace: c.namespace, bundle: c.bundle, annotations: spec.data.annotations ?? {}, spec: spec.data, image });
   if (Object.keys(decision.changes).length > 0) {
     const tmp = `${path}.cryo-${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(decision.spec));

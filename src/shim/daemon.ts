@@ -122,7 +122,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       const { admitBundle } = await import("../plugins/index.ts");
       (await configs()).forConfigPath(c.configPath); // a broken config: the error logged once, thrown at every Create
-      await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image: null });
+      // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
+      const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
+      await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image });
     },
   });
   const impl: typeof service.impl = {
@@ -149,6 +151,21 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   process.on("SIGTERM", () => requestStop("SIGTERM", true));
   process.on("SIGINT", () => requestStop("SIGINT", true));
   return done;
+}
+
+/** How long a Create waits for the image info before admitting with `image: null`. */
+const IMAGE_INFO_TIMEOUT_MS = 2_000;
+
+/** The container's image through containerd's API, or null (with a warning) when it cannot be read in time. */
+async function readContainerImage(address: string, namespace: string, id: string, log: ReturnType<typeof createLogger>) {
+  if (address === "") return null;
+  try {
+    const { readImageInfo } = await import("../containerd/image-info.ts");
+    return await readImageInfo({ address: address.replace(/^unix:\/\//, ""), namespace, containerId: id, timeoutMs: IMAGE_INFO_TIMEOUT_MS });
+  } catch (err) {
+    log.warn(`container ${id}: image info not available, plugins see image null: ${CryoError.from(err).message}`);
+    return null;
+  }
 }
 
 /** Logs each call's duration at debug level (the daemon runs with -debug when containerd logs at debug). */
