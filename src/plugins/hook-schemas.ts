@@ -15,7 +15,7 @@ const stringMap = z.record(z.string(), z.string());
 export const imageInfoSchema = z
   .object({
     name: z.string().describe("image reference, e.g. docker.io/library/busybox:latest"),
-    digest: z.string().optional().describe("manifest digest (sha256:...), when known"),
+    digest: z.string().optional().describe("the image's target digest (sha256:...) as containerd stores it and `name@sha256:` pins it (an index digest for multi-platform images), when known"),
     labels: stringMap.default({}).describe("image config labels"),
     config: z.record(z.string(), z.unknown()).optional().describe("the OCI image config document, when known"),
   })
