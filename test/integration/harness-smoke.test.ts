@@ -87,7 +87,8 @@ describe("harness: private containerd + test image", () => {
     const broken = await waitFor(() => readContainerFile(pc, id, "/tmp/tcp.out")?.startsWith("error") && readContainerFile(pc, id, "/tmp/tcp.out"), {
       what: "client to see the broken connection",
     });
-    expect(broken).toMatch(/^error: receive \d+: connection closed$/);
+    // An orderly close, or a reset when the server died with a line of ours unread: both end the connection.
+    expect(broken).toMatch(/^error: receive \d+: (connection closed|Connection reset by peer)$/);
   });
 
   test("stop leaves no process, mount or directory behind", async () => {
