@@ -5,13 +5,15 @@
  * (128 + SIGKILL) and the current time, as containerd's runc shim reports.
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
+import { addressPath } from "./grouping.ts";
 import { unmountRootfs } from "./rootfs.ts";
+import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -35,6 +37,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     }
   }
   await unmountRootfs(bundle);
+  await removeDeadSocket(bundle, log);
   let pid = 0;
   try {
     pid = Number(readFileSync(join(bundle, "init.pid"), "utf8").trim()) || 0;
@@ -61,4 +64,42 @@ export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAt: 
   if (nanos !== 0) w.tag(2, 0).int32(nanos);
   w.join();
   return w.finish();
+}
+
+/** True when something accepts connections on the unix socket at path. */
+async function answers(path: string): Promise<boolean> {
+  try {
+    const sock = await Bun.connect({ unix: path, socket: { data() {} } });
+    sock.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the socket file (and its pending markers) of the bundle's daemon when no daemon answers on it any
+ * more, as containerd's runc shim removes its socket in `delete`: a daemon that was killed leaves no files in
+ * the socket directory. Under the socket's lock, so a `start` launching a new daemon there is never undone; a
+ * shared daemon that still serves other containers answers and is left alone.
+ */
+async function removeDeadSocket(bundle: string, log: Logger): Promise<void> {
+  let path: string;
+  try {
+    path = addressPath(readFileSync(join(bundle, "address"), "utf8").trim());
+  } catch {
+    return; // `start` never wrote one
+  }
+  if (!path.startsWith("/") || !existsSync(path)) return;
+  let release: (() => void) | undefined;
+  try {
+    release = await lockSocket(path);
+    if (await answers(path)) return;
+    rmSync(path, { force: true });
+    clearAllPending(path);
+  } catch (err) {
+    log.warn(`remove socket ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    release?.();
+  }
 }

@@ -95,11 +95,15 @@ test("shim killed with SIGKILL: containerd's cleanup removes the container and r
   const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id));
   expect(shim).toBeDefined();
   void before;
+  const socket = readFileSync(join(pc.state, "io.containerd.runtime.v2.task", ns, id, "address"), "utf8").trim().replace(/^unix:\/\//, "");
+  expect(existsSync(socket)).toBe(true);
   process.kill(shim!, "SIGKILL");
   await waitFor(async () => (await status(id)) === "STOPPED" || (await status(id)) === undefined, { timeoutMs: 20_000 });
   await waitFor(() => !existsSync(`/run/containerd/runc/${ns}/${id}`), { timeoutMs: 20_000, what: "runc state removed" });
   await waitFor(() => !readFileSync("/proc/self/mountinfo", "utf8").includes(`/${id}/rootfs`), { timeoutMs: 20_000, what: "rootfs unmounted" });
   await waitFor(() => !existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`), { timeoutMs: 20_000, what: "cgroup removed" });
+  // The dead daemon's socket file goes too (the `delete` action removes a socket nothing answers on).
+  await waitFor(() => !existsSync(socket), { timeoutMs: 20_000, what: "dead shim's socket removed" });
   await pc.ctr(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
   expect(await status(id)).toBeUndefined();
