@@ -44,6 +44,14 @@ export const cgroupLayoutSchema = z.object({
   cgroupsPath: z.string().optional(),
 });
 
+/** The image a checkpointed container ran: its reference, target digest, config labels and config document. */
+export const checkpointImageSchema = z.object({
+  name: z.string(),
+  digest: z.string().optional(),
+  labels: z.record(z.string(), z.string()),
+  config: z.record(z.string(), z.unknown()).optional(),
+});
+
 /** The metadata document. */
 export const checkpointMetadataSchema = z.object({
   version: z.literal(METADATA_VERSION),
@@ -86,6 +94,8 @@ export const checkpointMetadataSchema = z.object({
   compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),
   /** True when the container was paused (frozen) before the dump and is recorded frozen. */
   paused: z.boolean(),
+  /** The container's image as containerd knew it at dump time (read when a checkpoint plugin applied), for restore-side policies. */
+  image: checkpointImageSchema.optional(),
 });
 
 /** What a cryo checkpoint holds besides CRIU's images. */

@@ -34,7 +34,7 @@ import {
 import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
-import { checkpointPolicy, type PolicyFor } from "./checkpoint-policy.ts";
+import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -67,6 +67,8 @@ export interface DumpInput {
   policyFor?: PolicyFor;
   /** The runtime options' config path (selects the plugin config). */
   configPath?: string;
+  /** The container's image, read only when a checkpoint plugin applies; what it read is recorded in the metadata. */
+  image?: ImageReader;
 }
 
 /** What a dump did. */
@@ -115,8 +117,11 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const pid = state.init_process_pid;
   if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
   const resolved = resolveCheckpointPlan({ defaults: input.defaults, annotations, request: input.request });
+  let imageRead: ReturnType<ImageReader> | undefined;
+  const readImage = input.image;
+  const image = readImage ? () => (imageRead ??= readImage()) : undefined;
   const plan = input.policyFor
-    ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved })
+    ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
     : resolved;
 
   const imagesDir = plan.imagePath ?? input.path;
@@ -214,6 +219,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     compressed,
     paused: input.paused,
   };
+  const recordedImage = imageRead ? await imageRead : null;
+  if (recordedImage) metadata.image = { ...recordedImage, labels: { ...recordedImage.labels } };
   if (metadata.parent === undefined) delete metadata.parent;
   if (metadata.cgroups.cgroupsPath === undefined) delete metadata.cgroups.cgroupsPath;
   const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;

@@ -15,7 +15,7 @@ import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../c
 import { failedPrecondition, notFound } from "../errors.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import { dumpContainer } from "./checkpoint-dump.ts";
-import type { PolicyFor } from "./checkpoint-policy.ts";
+import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { readRestoreSource, restoreContainer, type RestoreSource } from "./restore-container.ts";
@@ -39,6 +39,8 @@ export interface CheckpointEngineDeps {
   policyFor?: PolicyFor;
   /** The config file for a runtime options' config path (checkpoint defaults, restore settings); throws its INVALID_ARGUMENT. */
   configFor?: (configPath: string) => Promise<CryoConfig>;
+  /** A container's image through containerd (the checkpoint hook's input, recorded in the metadata); none: image null. */
+  imageFor?: ImageFor;
 }
 
 interface PendingRestore {
@@ -81,6 +83,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         log: deps.log,
         policyFor: deps.policyFor,
         configPath: spec.options.configPath,
+        image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
       });
       if (!outcome.leftRunning && spec.paused) {
         // CRIU killed the tree, but a frozen task dies only once thawed.

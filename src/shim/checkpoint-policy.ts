@@ -2,20 +2,27 @@
  * The policy plugins' `checkpoint` and `restore` hooks around cryo's CRIU calls (src/plugins).
  *
  * Checkpoint: after the options resolved (config < annotations < request), the container's facts
- * (annotations, processes, memory in use, established TCP connections) and the requested options go
- * through the plugin chain of the container's config; a deny fails the checkpoint with
+ * (annotations, image, processes, memory in use, established TCP connections) and the requested
+ * options go through the plugin chain of the container's config; a deny fails the checkpoint with
  * PERMISSION_DENIED before anything is dumped, and the options the chain returns are the ones used.
- * Restore: the checkpoint's metadata and its options go through the `restore` chain the same way,
- * before CRIU runs. Plugins see their own option names (hook-schemas.ts); this file maps them.
+ * The image is read through containerd only when the chain has plugins, and is then recorded in the
+ * checkpoint's metadata. Restore: the checkpoint's metadata (with that image) and its options go
+ * through the `restore` chain the same way, before CRIU runs. Plugins see their own option names (hook-schemas.ts); this file maps them.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkpointPlanSchema, type CheckpointMetadata, type CheckpointPlan } from "../checkpoint/index.ts";
 import { invalidArgument } from "../errors.ts";
-import type { CheckpointOptions as PluginCheckpointOptions, PolicyEngine, RestoreOptions as PluginRestoreOptions } from "../plugins/index.ts";
+import type { CheckpointOptions as PluginCheckpointOptions, ImageInfo, PolicyEngine, RestoreOptions as PluginRestoreOptions } from "../plugins/index.ts";
 
 /** The policy engine for a runtime options' config path ("" = CRYO_CONFIG or the defaults). */
 export type PolicyFor = (configPath: string) => Promise<PolicyEngine>;
+
+/** Reads a container's image (containerd's API); null when it cannot be learnt. Called only when a plugin will see it. */
+export type ImageReader = () => Promise<ImageInfo | null>;
+
+/** A container's image reader by namespace and id (the daemon's containerd address bound in). */
+export type ImageFor = (namespace: string, id: string) => Promise<ImageInfo | null>;
 
 /** How many of the lines of /proc/<pid>/net/tcp{,6} text are ESTABLISHED (state 01). */
 export function countEstablished(netTcp: string): number {
@@ -121,14 +128,14 @@ function parsePlan(v: unknown, where: string): CheckpointPlan {
 /** Runs the checkpoint chain; returns the plan to dump with (throws PERMISSION_DENIED on a deny). */
 export async function checkpointPolicy(
   engine: PolicyEngine,
-  input: { id: string; namespace: string; annotations: Record<string, string>; pid: number; cgroupPaths: Record<string, string>; plan: CheckpointPlan },
+  input: { id: string; namespace: string; annotations: Record<string, string>; pid: number; cgroupPaths: Record<string, string>; plan: CheckpointPlan; image?: ImageReader },
 ): Promise<CheckpointPlan> {
   if (engine.plugins.length === 0) return input.plan;
   const { options } = await engine.checkpointOptions({
     id: input.id,
     namespace: input.namespace,
     annotations: input.annotations,
-    image: null,
+    image: input.image ? await input.image() : null,
     ...containerFacts(input.pid, input.cgroupPaths),
     requested: pluginCheckpointOptions(input.plan),
   });
@@ -162,7 +169,7 @@ export async function restoreDecision(engine: PolicyEngine, input: { id: string;
       originHost: meta.host.hostname,
       kernel: meta.host.kernel,
       criuVersion: String(meta.host.criuVersion),
-      image: null,
+      image: meta.image ?? null,
       createdAt: meta.finishedAt,
       annotations: (meta.spec.annotations ?? {}) as Record<string, string>,
     },

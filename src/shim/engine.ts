@@ -31,7 +31,7 @@ function killError(err: unknown, label: string): CryoError {
 }
 
 /** Creates the engine over a reaper. */
-export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"] }): Engine {
+export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"]; imageFor?: CheckpointEngineDeps["imageFor"] }): Engine {
   /** One runc driver per container (its log is <bundle>/log.json). */
   const runcs = new Map<string, Runc>();
   const cgroups = new Map<string, CgroupManager>();
@@ -59,7 +59,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
   let loading: Promise<CheckpointEngine> | undefined;
   const ckpt = () =>
     (loading ??= import("./checkpoint-engine.ts").then(
-      (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor })),
+      (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
     ));
 
   return {
