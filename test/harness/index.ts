@@ -4,7 +4,10 @@ export type { CtrOptions, CtrResult, StartPrivateContainerdOptions } from "../..
 export { waitFor } from "./wait-for.ts";
 export type { WaitForOptions } from "./wait-for.ts";
 export { uniqueId } from "./unique-id.ts";
-export { buildFixtures, ensureTestImage, testImage } from "./test-image.ts";
+export { buildFixtures, ensureTestImage, fixtureProgram, testImage } from "./test-image.ts";
 export type { Fixtures } from "./test-image.ts";
 export { containerRootfs, readContainerFile, readCounter, taskPid } from "./container-files.ts";
+export { taskStatus } from "./task-status.ts";
+export { compileStaticC } from "./compile-c.ts";
+export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";

@@ -5,62 +5,31 @@
  * container managed by runc afterwards, failures of checkpoint and restore, and how fast State
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
 let pc: PrivateContainerd;
 let ns: string;
 const images: string[] = [];
-const ctrdDirsBefore = new Set<string>();
 
 beforeAll(async () => {
   ns = uniqueId("ckpt");
   pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
-  for (const d of ctrdCheckpointDirs()) ctrdDirsBefore.add(d);
 }, 120_000);
-
-afterEach(async () => {
-  // containerd 1.6 never removes the directories it extracts checkpoints into: remove ours.
-  for (const d of ctrdCheckpointDirs()) {
-    if (ctrdDirsBefore.has(d)) continue;
-    try {
-      const meta = JSON.parse(readFileSync(join(d, "cryo-checkpoint.json"), "utf8")) as { namespace?: string };
-      if (meta.namespace === ns) rmSync(d, { recursive: true, force: true });
-    } catch {
-      // not ours
-    }
-  }
-});
 
 afterAll(async () => {
   for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
   await pc?.stop();
 }, 120_000);
 
-function ctrdCheckpointDirs(): string[] {
-  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
-  return readdirSync(base)
-    .filter((n) => n.startsWith("ctrd-checkpoint"))
-    .map((n) => join(base, n));
-}
-
 async function runDetached(id: string, args: string[], flags: string[] = []): Promise<void> {
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
-}
-
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
 }
 
 async function checkpoint(id: string, ref: string, flags: string[] = []): Promise<void> {
@@ -74,9 +43,9 @@ async function restore(id: string, ref: string, flags: string[] = []) {
 
 /** Kills and removes a container's task, then the container. */
 async function remove(id: string): Promise<void> {
-  if ((await status(id)) !== undefined) {
+  if ((await taskStatus(pc, id)) !== undefined) {
     await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await status(id)) !== "RUNNING" && (await status(id)) !== "PAUSED", { what: `${id} stopped` });
+    await waitFor(async () => (await taskStatus(pc, id)) !== "RUNNING" && (await taskStatus(pc, id)) !== "PAUSED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
   }
   await pc.ctrOk(["containers", "rm", id]);
@@ -99,14 +68,14 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref);
   const atCheckpoint = readCounter(pc, id)!;
-  expect(await status(id)).toBe("RUNNING"); // leave-running is containerd's default
+  expect(await taskStatus(pc, id)).toBe("RUNNING"); // leave-running is containerd's default
   await remove(id);
 
   const renamed = `${id}-r`;
   const r1 = await restore(renamed, ref);
   expect(r1.stderr).toBe("");
   expect(r1.exitCode).toBe(0);
-  expect(await status(renamed)).toBe("RUNNING");
+  expect(await taskStatus(pc, renamed)).toBe("RUNNING");
   // A fresh rootfs: whatever is in /tmp/counter now was written by the restored process.
   const first = await waitFor(() => readCounter(pc, renamed), { what: "restored counter" });
   expect(first).toBeGreaterThanOrEqual(atCheckpoint - 1);
@@ -133,7 +102,7 @@ test("a 256 MiB container comes back with its memory intact", async () => {
   await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
   const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
   expect(verdict).toMatch(/^ok \d+$/);
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   await remove(id);
 }, 180_000);
 
@@ -153,13 +122,13 @@ test("after restore, runc's root has state.json and exec, ps, pause, resume, met
   expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d+$/);
   expect(await pc.ctrOk(["task", "ps", id])).toContain(String(pid));
   await pc.ctrOk(["task", "pause", id]);
-  expect(await status(id)).toBe("PAUSED");
+  expect(await taskStatus(pc, id)).toBe("PAUSED");
   expect(freezerState(id)).toBe("FROZEN");
   await pc.ctrOk(["task", "resume", id]);
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(await pc.ctrOk(["task", "metrics", id])).toContain("memory.usage_in_bytes");
   await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped" });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
   expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
@@ -175,7 +144,7 @@ test("cryo.checkpoint/exit=true stops the container after the dump; the checkpoi
   const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).toBe(0);
   expect(r.stdout + r.stderr).not.toContain("Error"); // containerd's Resume afterwards is answered too
-  await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped by the dump" });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped by the dump" });
   const exit = await pc.ctrOk(["task", "rm", id]);
   expect(exit).toBe("");
   await pc.ctrOk(["containers", "rm", id]);
@@ -228,7 +197,7 @@ test("ctr task checkpoint stores a checkpoint image and leaves the task running"
   };
   const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
   expect(criu?.size).toBeGreaterThan(0);
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(freezerState(id)).toBe("THAWED");
   const before = readCounter(pc, id)!;
   await waitFor(() => (readCounter(pc, id) ?? 0) > before, { what: "still counting" });
@@ -246,7 +215,7 @@ test("a failed checkpoint (CRIU refuses an established TCP connection) leaves th
   expect(r.stderr).toContain("tcp-established");
   expect(r.stderr).toContain("criu dump");
   expect(r.stderr.trim()).toEndWith("failed precondition");
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(freezerState(id)).toBe("THAWED");
   const n = Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]);
   await waitFor(() => Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]) > n, { what: "connection still working" });
@@ -268,7 +237,7 @@ test("a failed checkpoint into a read-only work directory leaves the task runnin
     expect(r.stderr).toContain(ro);
     expect(r.stderr).toContain("Read-only file system");
     expect(r.stderr.trim()).toEndWith("failed precondition");
-    expect(await status(id)).toBe("RUNNING");
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
     expect(freezerState(id)).toBe("THAWED");
     await remove(id);
   } finally {
@@ -289,7 +258,7 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toContain("criu restore");
   expect(r.stderr).toContain("tmp/held");
-  expect(await status(id)).toBe("CREATED");
+  expect(await taskStatus(pc, id)).toBe("CREATED");
   expect(await taskPid(pc, id)).toBeUndefined();
   for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct", "devices", "blkio", "cpuset", "systemd", "unified"]) {
     expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
@@ -312,7 +281,7 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   const r = await restore(id, ref);
   const toRunning = performance.now() - t0;
   expect(r.exitCode).toBe(0);
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
   // The lazy-pages daemon leaves its log in the bundle once every page is back.
   const lazyLog = await waitFor(() => (existsSync(join(bundle, "criu-lazy-pages.log")) ? readFileSync(join(bundle, "criu-lazy-pages.log"), "utf8") : undefined), {
@@ -387,7 +356,7 @@ test("State answers while a 1 GiB container is being checkpointed (time printed)
   await Bun.sleep(200);
   while (!done) {
     const t0 = performance.now();
-    statuses.add((await status(id)) ?? "?");
+    statuses.add((await taskStatus(pc, id)) ?? "?");
     times.push(performance.now() - t0);
   }
   const total = await dump;

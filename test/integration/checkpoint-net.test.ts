@@ -4,62 +4,32 @@
  * listener answers on 127.0.0.1 afterwards; with `cryo.checkpoint/tcp-established=true` a TCP
  * connection inside the container survives, with `cryo.checkpoint/tcp-close=true` it is closed.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
 let ns: string;
 const images: string[] = [];
-const ctrdDirsBefore = new Set<string>();
-
-function ctrdCheckpointDirs(): string[] {
-  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
-  return readdirSync(base)
-    .filter((n) => n.startsWith("ctrd-checkpoint"))
-    .map((n) => join(base, n));
-}
 
 beforeAll(async () => {
   ns = uniqueId("ckptnet");
   pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
-  for (const d of ctrdCheckpointDirs()) ctrdDirsBefore.add(d);
 }, 120_000);
-
-afterEach(() => {
-  for (const d of ctrdCheckpointDirs()) {
-    if (ctrdDirsBefore.has(d)) continue;
-    try {
-      const meta = JSON.parse(readFileSync(join(d, "cryo-checkpoint.json"), "utf8")) as { namespace?: string };
-      if (meta.namespace === ns) rmSync(d, { recursive: true, force: true });
-    } catch {
-      // not ours
-    }
-  }
-});
 
 afterAll(async () => {
   for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
   await pc?.stop();
 }, 120_000);
 
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
-}
-
 async function remove(id: string): Promise<void> {
-  if ((await status(id)) !== undefined) {
+  if ((await taskStatus(pc, id)) !== undefined) {
     await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await status(id)) !== "RUNNING" && (await status(id)) !== "PAUSED", { what: `${id} stopped` });
+    await waitFor(async () => (await taskStatus(pc, id)) !== "RUNNING" && (await taskStatus(pc, id)) !== "PAUSED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
   }
   await pc.ctrOk(["containers", "rm", id]);
@@ -109,7 +79,7 @@ test("with cryo.checkpoint/tcp-established=true a TCP connection inside the cont
   expect(first).toBeGreaterThanOrEqual(5);
   await waitFor(() => (tcpCount(id) ?? 0) >= first + 10, { what: "ten more round trips on the same connection" });
   expect(readContainerFile(pc, id, "/tmp/tcp")).not.toContain("error");
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   await remove(id);
 }, 180_000);
 
@@ -126,7 +96,7 @@ test("with cryo.checkpoint/tcp-close=true the connection is closed after restore
     return t?.startsWith("error") ? t : undefined;
   }, { what: "tcp-client reporting the closed connection" });
   expect(text).toMatch(/^error/);
-  await waitFor(async () => (await status(id)) === "STOPPED", { what: "tcp-client exited" });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "tcp-client exited" });
   await remove(id);
 }, 180_000);
 
@@ -160,7 +130,7 @@ test("a host-network container keeps a TCP connection with a client outside acro
     const ref = `localhost/checkpoint/${id}:1`;
     images.push(ref);
     await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-    await waitFor(async () => (await status(id)) === "STOPPED", { what: "stopped by the dump" });
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped by the dump" });
     await pc.ctrOk(["task", "rm", id]);
     await pc.ctrOk(["containers", "rm", id]);
     const before = count()!;

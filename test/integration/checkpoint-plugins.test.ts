@@ -7,10 +7,10 @@
  * checkpoint's runtime options.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -20,7 +20,6 @@ let ns: string;
 let dir: string;
 let config: string;
 const images: string[] = [];
-const ctrdBefore = new Set<string>();
 
 beforeAll(async () => {
   const build = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
@@ -37,37 +36,18 @@ beforeAll(async () => {
   ns = uniqueId("ckptplug");
   pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
-  for (const n of readdirSync("/tmp")) if (n.startsWith("ctrd-checkpoint")) ctrdBefore.add(n);
 }, 300_000);
 
 afterAll(async () => {
   for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
   await pc?.stop();
-  for (const n of readdirSync("/tmp")) {
-    if (!n.startsWith("ctrd-checkpoint") || ctrdBefore.has(n)) continue;
-    try {
-      const meta = JSON.parse(readFileSync(join("/tmp", n, "cryo-checkpoint.json"), "utf8")) as { namespace?: string };
-      if (meta.namespace === ns) rmSync(join("/tmp", n), { recursive: true, force: true });
-    } catch {
-      // not ours
-    }
-  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
-}
-
 async function remove(id: string): Promise<void> {
-  if ((await status(id)) !== undefined) {
+  if ((await taskStatus(pc, id)) !== undefined) {
     await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await status(id)) === "STOPPED", { what: `${id} stopped` });
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
   }
   await pc.ctrOk(["containers", "rm", id]);
@@ -92,7 +72,7 @@ test("checkpoint-defaults refuses a container above its memory limit; the contai
   // (the shim answers PERMISSION_DENIED; containerd 1.6's errdefs has no such kind and ctr prints "unknown")
   expect(r.stderr).toContain("denied by plugin checkpoint-defaults: container uses 0.25");
   expect(r.stderr).toContain("above the checkpoint limit of 0.1 GiB");
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(freezerState(id)).toBe("THAWED");
   await remove(id);
 }, 180_000);
@@ -120,6 +100,6 @@ test("a plugin answering the checkpoint hook with the wrong shape fails the chec
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toContain("malformed-json");
   expect(r.stderr).toContain("checkpoint");
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   await remove(id);
 }, 180_000);

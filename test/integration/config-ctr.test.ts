@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -47,19 +47,10 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
-}
-
 async function remove(id: string): Promise<void> {
-  if ((await status(id)) !== undefined) {
+  if ((await taskStatus(pc, id)) !== undefined) {
     await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await status(id)) === "STOPPED", { what: `${id} stopped` });
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
   }
   await pc.ctr(["containers", "rm", id]);
@@ -143,13 +134,13 @@ test("a broken config fails Create with one clear error naming the file and the 
     const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", badConfig, testImage, `${id}-${i}`, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain(`config ${badConfig}: invalid argument: checkpoint.compression:`);
-    expect(await status(`${id}-${i}`)).toBeUndefined();
+    expect(await taskStatus(pc, `${id}-${i}`)).toBeUndefined();
     await pc.ctr(["containers", "rm", `${id}-${i}`]);
   }
   // The same containerd still runs containers with a good config.
   const ok = uniqueId("cfgok");
   await run(ok);
-  expect(await status(ok)).toBe("RUNNING");
+  expect(await taskStatus(pc, ok)).toBe("RUNNING");
   await remove(ok);
   // The shim logged the error (containerd's log carries shim output), naming file and field.
   expect(readFileSync(pc.layout.log, "utf8")).toContain(`config error: config ${badConfig}: invalid argument: checkpoint.compression:`);

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const STATEFUL = "policy.cryo.dev/stateful=true";
@@ -49,19 +49,10 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
-}
-
 async function remove(id: string): Promise<void> {
-  if ((await status(id)) !== undefined) {
+  if ((await taskStatus(pc, id)) !== undefined) {
     await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await status(id)) === "STOPPED", { what: `${id} stopped` });
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
   }
   await pc.ctr(["containers", "rm", id]);
@@ -114,7 +105,7 @@ async function expectRefusedAndRunning(id: string): Promise<void> {
   const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toContain("Connected TCP socket, consider using --tcp-established option");
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(freezerState(id)).toBe("THAWED");
   const at = tcpCount(id)!;
   await waitFor(() => (tcpCount(id) ?? 0) >= at + 5, { what: `${id}: tcp-client still talking after the refused checkpoint` });
@@ -147,7 +138,7 @@ test("with checkpoint-defaults configured, a stateful container's TCP connection
     expect(first).toBeGreaterThanOrEqual(before);
     await waitFor(() => (tcpCount(restored) ?? 0) >= first + 10, { what: "ten more round trips on the restored connection" });
     expect(readContainerFile(pc, restored, "/tmp/tcp")).not.toContain("error");
-    expect(await status(restored)).toBe("RUNNING");
+    expect(await taskStatus(pc, restored)).toBe("RUNNING");
   } finally {
     await remove(restored);
   }
