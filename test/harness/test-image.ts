@@ -48,3 +48,8 @@ export function ensureTestImage(pc: PrivateContainerd, namespace = pc.namespace)
   }
   return done;
 }
+
+/** Builds the fixtures (once per process) and returns the host path of one of its static programs. */
+export async function fixtureProgram(name: "memhog" | "tcp-echo" | "tcp-client" | "pause"): Promise<string> {
+  return join((await buildFixtures()).binDir, name);
+}
