@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -18,15 +18,6 @@ async function cryo(...args: string[]) {
   const proc = Bun.spawn([bun, main, ...args], { stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { stdout, stderr, exitCode };
-}
-
-async function status(pc: PrivateContainerd, id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out
-    .split("\n")
-    .find((l) => l.split(/\s+/)[0] === id)
-    ?.trim()
-    .split(/\s+/)[2];
 }
 
 async function containers(pc: PrivateContainerd): Promise<string[]> {
@@ -73,7 +64,7 @@ async function moveCounter(runtime: string, flags: string[]): Promise<void> {
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toContain(`migrated ${id} -> ${newId} at ${b.address}`);
 
-  expect(await status(b, newId)).toBe("RUNNING");
+  expect(await taskStatus(b, newId)).toBe("RUNNING");
   // The target's rootfs is fresh (or, with --rw, the source's files): the counter goes on from where it was.
   const first = await waitFor(() => readCounter(b, newId), { what: "counter at the target" });
   expect(first).toBeGreaterThanOrEqual(before);
@@ -84,7 +75,7 @@ async function moveCounter(runtime: string, flags: string[]): Promise<void> {
   expect(extractedCheckpoints()).toEqual([]);
 
   await b.ctrOk(["task", "kill", "-s", "KILL", newId]);
-  await waitFor(async () => (await status(b, newId)) === "STOPPED", { what: `${newId} stopped` });
+  await waitFor(async () => (await taskStatus(b, newId)) === "STOPPED", { what: `${newId} stopped` });
   await b.ctrOk(["task", "rm", newId]);
   await b.ctrOk(["containers", "rm", newId]);
 }
@@ -104,13 +95,13 @@ test("--keep copies: the source goes on running too", async () => {
   const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep");
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toContain(`${id} still runs at ${a.address}`);
-  expect(await status(a, id)).toBe("RUNNING");
-  expect(await status(b, `${id}-c`)).toBe("RUNNING");
+  expect(await taskStatus(a, id)).toBe("RUNNING");
+  expect(await taskStatus(b, `${id}-c`)).toBe("RUNNING");
   const n = readCounter(a, id)!;
   await waitFor(() => (readCounter(a, id) ?? 0) > n, { what: "source counting on" });
   for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) {
     await pc.ctrOk(["task", "kill", "-s", "KILL", cid]);
-    await waitFor(async () => (await status(pc, cid)) === "STOPPED", { what: `${cid} stopped` });
+    await waitFor(async () => (await taskStatus(pc, cid)) === "STOPPED", { what: `${cid} stopped` });
     await pc.ctrOk(["task", "rm", cid]);
     await pc.ctrOk(["containers", "rm", cid]);
   }
@@ -129,11 +120,11 @@ test("refusals leave the source running: same id on one machine, unknown contain
   expect(self.exitCode).toBe(2);
   const usage = await cryo("migrate", id, "--to", b.address);
   expect(usage.exitCode).toBe(2);
-  expect(await status(a, id)).toBe("RUNNING");
+  expect(await taskStatus(a, id)).toBe("RUNNING");
   expect(await containers(b)).toEqual([]);
   expect(await checkpointImages(a)).toEqual([]);
   await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await status(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
   await a.ctrOk(["task", "rm", id]);
   await a.ctrOk(["containers", "rm", id]);
 }, 120_000);
@@ -143,19 +134,19 @@ test("a restore that fails at the target leaves the source running and nothing b
   const id = uniqueId("tty");
   const run = Bun.spawnSync(["script", "-qec", `ctr --address ${a.address} -n ${ns} run -d -t --runtime io.containerd.runc.v2 ${testImage} ${id} sleep 600`, "/dev/null"]);
   expect(run.exitCode).toBe(0);
-  expect(await status(a, id)).toBe("RUNNING");
+  expect(await taskStatus(a, id)).toBe("RUNNING");
   const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
   expect(r.exitCode).toBe(1);
   expect(r.stderr).toContain(`cryo migrate: restore container ${id}-m`);
   expect(r.stderr).toContain("cannot allocate tty");
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
-  expect(await status(a, id)).toBe("RUNNING");
+  expect(await taskStatus(a, id)).toBe("RUNNING");
   expect(await containers(b)).toEqual([]);
   expect(await checkpointImages(a)).toEqual([]);
   expect(await checkpointImages(b)).toEqual([]);
   expect(extractedCheckpoints()).toEqual([]);
   await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await status(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
   await a.ctrOk(["task", "rm", id]);
   await a.ctrOk(["containers", "rm", id]);
 }, 120_000);
