@@ -14,9 +14,11 @@ import { dropAddedEnv } from "./daemon-env.ts";
 import { createEngine } from "./engine.ts";
 import { createPublisher, createTtrpcForwarder } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
+import { createGroupSeal, GROUP_KEY_ENV } from "./grouping-seal.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
+import { readAnnotations } from "./start.ts";
 import { createTaskService } from "./task-service.ts";
 
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
@@ -59,6 +61,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   // Exit is decided under the socket lock: a `start` for this group either sees the socket gone (and
   // launches a new daemon) or leaves a pending marker that keeps this one serving until its Create.
   const lingerMs = lingerTime(process.env);
+  // A pod's group is never joined again once its sandbox container is deleted: then no linger.
+  const seal = createGroupSeal(process.env[GROUP_KEY_ENV] ?? "");
+  delete process.env[GROUP_KEY_ENV];
   const later = (ms: number, fn: () => void) => {
     clearTimeout(recheck);
     recheck = setTimeout(fn, ms);
@@ -77,7 +82,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
           later(1000, () => void stop(why, false, lingered));
           return;
         }
-        if (lingerMs > 0 && !lingered) {
+        if (lingerMs > 0 && !lingered && !seal.sealed) {
           // Stay reachable a little: the next container of this group reuses the daemon.
           later(lingerMs, () => void stop(why, false, true));
           return;
@@ -130,9 +135,16 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   });
   const impl: typeof service.impl = {
     ...service.impl,
-    create(req, ctx) {
+    async create(req, ctx) {
       clearPending(flags.socket, req.id);
-      return service.impl.create(req, ctx);
+      const r = await service.impl.create(req, ctx);
+      seal.created(req.id, () => readAnnotations(req.bundle));
+      return r;
+    },
+    async delete(req, ctx) {
+      const r = await service.impl.delete(req, ctx);
+      if (req.execId === "") seal.deleted(req.id);
+      return r;
     },
   };
   if (flags.debug) timeCalls(impl, log);

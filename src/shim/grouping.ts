@@ -9,9 +9,10 @@
  */
 import { createHash } from "node:crypto";
 import { parseGroupingPolicy, type GroupingPolicy } from "./grouping-policy.ts";
+import { RUNC_GROUP_ANNOTATION, SANDBOX_ID_ANNOTATION } from "./grouping-seal.ts";
 
 /** Annotations that name a group, in priority order (containerd's runc shim reads the same two). */
-export const GROUP_ANNOTATIONS = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"] as const;
+export const GROUP_ANNOTATIONS = [RUNC_GROUP_ANNOTATION, SANDBOX_ID_ANNOTATION] as const;
 /** Annotation with which one container asks for a grouping policy. */
 export const GROUPING_ANNOTATION = "io.cryo.shim.grouping";
 /** Environment variable that sets the grouping policy for every container of a containerd. */

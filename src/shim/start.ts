@@ -15,6 +15,7 @@ import { invalidArgument, unavailable } from "../errors.ts";
 import { daemonEnv } from "./daemon-env.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
+import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
 
@@ -68,7 +69,8 @@ export const DEFAULT_LINGER_MS = 3000;
 /**
  * How long the daemon of group key stays after its last container: a group of one container is
  * never joined again (0); a shared group keeps its daemon DEFAULT_LINGER_MS (or CRYO_SHIM_LINGER_MS
- * from containerd's environment) so that the next container does not pay a daemon launch.
+ * from containerd's environment) so that the next container does not pay a daemon launch. A pod's
+ * daemon skips it once its sandbox container is deleted (grouping-seal.ts).
  */
 export function lingerFor(key: string, env: Record<string, string | undefined>): number {
   if (key.startsWith("container/")) return 0;
@@ -124,7 +126,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       const proc = Bun.spawn([...selfCommand(), ...args], {
         argv0: process.execPath,
         cwd: bundle,
-        env: daemonEnv(env, { TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)) }),
+        env: daemonEnv(env, { TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)), [GROUP_KEY_ENV]: key }),
         stdio: ["ignore", logFd, logFd],
         detached: true,
       });
