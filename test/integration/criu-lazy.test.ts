@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createCriu } from "../../src/criu/index.ts";
+import { fixtureProgram, killPids, readTrimmed, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(180_000);
 const criu = createCriu();
@@ -14,42 +15,15 @@ let dir: string;
 let memhog: string;
 const pids: number[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync("/tmp/cryo-criu-lazy-");
-  memhog = join(dir, "memhog");
-  const cc = Bun.spawnSync(["gcc", "-static", "-O2", "-o", memhog, join(import.meta.dir, "../fixtures/memhog.c")]);
-  if (cc.exitCode !== 0) throw new Error(`gcc: ${cc.stderr.toString()}`);
+  memhog = await fixtureProgram("memhog");
 });
 
 afterAll(() => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
+  killPids(pids);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
-
-function read(path: string): string | undefined {
-  try {
-    const t = readFileSync(path, "utf8").trim();
-    return t === "" ? undefined : t;
-  } catch {
-    return undefined;
-  }
-}
 
 function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? -1);
@@ -59,12 +33,12 @@ test("restoreLazy: a 1 GiB program runs before its pages are all back, then veri
   const counter = join(dir, "count");
   const p = Bun.spawn(["setsid", memhog, String(MIB), counter], { stdio: ["ignore", "ignore", "inherit"] });
   pids.push(p.pid);
-  await until("memhog to count", () => (Number(read(counter) ?? 0) >= 1 ? true : undefined));
+  await waitFor(() => (Number(readTrimmed(counter) ?? 0) >= 1 ? true : undefined), { what: "memhog to count", timeoutMs: 60_000, intervalMs: 10 });
   const images = join(dir, "img");
   mkdirSync(images);
   await criu.dump({ imagesDir: images, pid: p.pid, logLevel: 2 });
   await p.exited;
-  const atDump = Number(read(counter));
+  const atDump = Number(readTrimmed(counter));
 
   const work = join(dir, "work");
   const t0 = performance.now();
@@ -82,9 +56,9 @@ test("restoreLazy: a 1 GiB program runs before its pages are all back, then veri
   expect(summary.totalPages).toBeGreaterThanOrEqual((MIB * 2 ** 20) / 4096);
   expect(summary.transferredPages).toBe(summary.totalPages);
 
-  await until("restored memhog to count on", () => (Number(read(counter) ?? 0) > atDump ? true : undefined));
+  await waitFor(() => (Number(readTrimmed(counter) ?? 0) > atDump ? true : undefined), { what: "restored memhog to count on", timeoutMs: 60_000, intervalMs: 10 });
   process.kill(restored.pid, "SIGUSR1");
-  expect(await until("memhog's verification", () => read(`${counter}.verify`))).toMatch(/^ok \d+$/);
+  expect(await waitFor(() => readTrimmed(`${counter}.verify`), { what: "memhog's verification", timeoutMs: 60_000, intervalMs: 10 })).toMatch(/^ok \d+$/);
   expect(rssKiB(restored.pid)).toBeGreaterThanOrEqual(MIB * 1024);
   console.log(`lazy-pages.log at level 4: ${Bun.file(restored.lazyPages.logFile).size} bytes`);
   console.log(`lazy restore of ${MIB} MiB: restore returned after ${returnedMs.toFixed(0)} ms (RSS then ${(rssAtReturn / 1024).toFixed(0)} MiB), all pages back after ${allBackMs.toFixed(0)} ms (${summary.transferredPages} pages)`);
@@ -94,7 +68,7 @@ test("restoreLazy: a restore that fails after the daemon is ready kills the daem
   const counter = join(dir, "clash");
   const p = Bun.spawn(["setsid", memhog, "16", counter], { stdio: ["ignore", "ignore", "inherit"] });
   pids.push(p.pid);
-  await until("memhog to count", () => (Number(read(counter) ?? 0) >= 1 ? true : undefined));
+  await waitFor(() => (Number(readTrimmed(counter) ?? 0) >= 1 ? true : undefined), { what: "memhog to count", timeoutMs: 60_000, intervalMs: 10 });
   const images = join(dir, "clash-img");
   mkdirSync(images);
   await criu.dump({ imagesDir: images, pid: p.pid, leaveRunning: true, logLevel: 2 });

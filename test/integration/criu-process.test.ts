@@ -1,11 +1,12 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
 import { inspectCommand } from "../../src/checkpoint/index.ts";
+import { compileStaticC, waitFor } from "../harness/index.ts";
 
 const criu = createCriu();
 let dir: string;
@@ -31,10 +32,7 @@ int main(int argc, char **argv) {
 
 beforeAll(async () => {
   dir = mkdtempSync("/tmp/cryo-criu-proc-");
-  writeFileSync(join(dir, "counter.c"), COUNTER_C);
-  counterBin = join(dir, "counter");
-  const cc = Bun.spawnSync(["gcc", "-static", "-O2", "-o", counterBin, join(dir, "counter.c")]);
-  if (cc.exitCode !== 0) throw new Error(`gcc: ${cc.stderr.toString()}`);
+  counterBin = compileStaticC(dir, "counter", COUNTER_C);
 });
 
 afterAll(async () => {
@@ -59,16 +57,6 @@ function killAndWait(pid: number): void {
   }
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
-
 function count(file: string): number | undefined {
   try {
     const text = readFileSync(file, "utf8").trim();
@@ -84,7 +72,7 @@ async function startCounter(name: string, session = true) {
   const cmd = session ? ["setsid", counterBin, out] : [counterBin, out];
   const proc = Bun.spawn(cmd, { stdio: ["ignore", "ignore", "ignore"] });
   started.push(proc.pid);
-  await waitFor("counter to start", () => (count(out) ?? 0) >= 5);
+  await waitFor(() => (count(out) ?? 0) >= 5, { what: "counter to start", timeoutMs: 10_000, intervalMs: 5 });
   return { proc, pid: proc.pid, out };
 }
 
@@ -128,10 +116,10 @@ describe("criu helper on a plain process", () => {
     expect(restored.events.find((e) => e.action === "post-restore")?.pid).toBe(c.pid);
     expect(restored.stats.restore!.restoreTimeUs).toBeGreaterThan(0);
     expect(restored.stats.restore!.pagesRestored).toBe(dump.stats.dump!.pagesWritten);
-    const after = await waitFor("restored counter to advance", () => {
+    const after = await waitFor(() => {
       const n = count(c.out);
       return n !== undefined && n > atDump + 3 ? n : undefined;
-    });
+    }, { what: "restored counter to advance", timeoutMs: 10_000, intervalMs: 5 });
     expect(after).toBeGreaterThan(atDump);
 
     const inspected = await inspectCheckpoint(images);
@@ -148,7 +136,7 @@ describe("criu helper on a plain process", () => {
     expect(printed).toContain(`${c.pid} counter`);
     expect(printed).toContain(`written ${dump.stats.dump!.pagesWritten}`);
     killAndWait(restored.pid);
-    await waitFor("restored counter to die", () => !alive(restored.pid));
+    await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });
   });
 
   test("leave-running keeps the counter going; a restore afterwards starts from the dumped value", async () => {
@@ -161,20 +149,20 @@ describe("criu helper on a plain process", () => {
       { waitFor: ["post-dump"], onNotify: (e) => void (e.action === "post-dump" && (atDump = count(c.out)!)) },
     );
     expect(atDump).toBeGreaterThan(0);
-    const later = await waitFor("counter to go on after the dump", () => (count(c.out)! > atDump + 20 ? count(c.out) : undefined));
+    const later = await waitFor(() => (count(c.out)! > atDump + 20 ? count(c.out) : undefined), { what: "counter to go on after the dump", timeoutMs: 10_000, intervalMs: 5 });
     expect(alive(c.pid)).toBe(true);
     c.proc.kill("SIGKILL");
     await c.proc.exited;
     const restored = await criu.restore({ imagesDir: images });
     started.push(restored.pid);
     // The restored counter writes values counted on from the dump, below what the original reached.
-    const resumed = await waitFor("restored counter to write", () => {
+    const resumed = await waitFor(() => {
       const n = count(c.out);
       return n !== undefined && n < later ? n : undefined;
-    });
+    }, { what: "restored counter to write", timeoutMs: 10_000, intervalMs: 5 });
     expect(resumed).toBeGreaterThanOrEqual(atDump);
     killAndWait(restored.pid);
-    await waitFor("restored counter to die", () => !alive(restored.pid));
+    await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });
   });
 
   test("a separate work dir: stats come from it, and copyLogsTo brings the log and stats into the images dir", async () => {
@@ -236,7 +224,7 @@ describe("criu helper on a plain process", () => {
     expect((err as CryoError).code).toBe(Code.FAILED_PRECONDITION);
     expect((err as CryoError).message).toContain("refused at pre-dump");
     const n = count(c.out)!;
-    await waitFor("counter to go on", () => count(c.out)! > n + 3);
+    await waitFor(() => count(c.out)! > n + 3, { what: "counter to go on", timeoutMs: 10_000, intervalMs: 5 });
     expect(alive(c.pid)).toBe(true);
     c.proc.kill("SIGKILL");
     await c.proc.exited;
@@ -261,7 +249,7 @@ describe("criu helper on a plain process", () => {
     );
     expect(frozenSeen).toBe(true);
     const n = count(c.out)!;
-    await waitFor("counter to go on after the dump", () => count(c.out)! > n + 3);
+    await waitFor(() => count(c.out)! > n + 3, { what: "counter to go on after the dump", timeoutMs: 10_000, intervalMs: 5 });
     c.proc.kill("SIGKILL");
     await c.proc.exited;
   });
@@ -285,9 +273,9 @@ describe("criu helper on a plain process", () => {
       )
       .catch((e: unknown) => e);
     expect((err as CryoError).code).toBe(Code.CANCELLED);
-    await waitFor("helper to be gone", () => !alive(helperPid));
+    await waitFor(() => !alive(helperPid), { what: "helper to be gone", timeoutMs: 10_000, intervalMs: 5 });
     const n = count(c.out)!;
-    await waitFor("counter to go on", () => count(c.out)! > n + 3);
+    await waitFor(() => count(c.out)! > n + 3, { what: "counter to go on", timeoutMs: 10_000, intervalMs: 5 });
     c.proc.kill("SIGKILL");
     await c.proc.exited;
   });
@@ -303,11 +291,11 @@ describe("criu helper on a plain process", () => {
     started.push(restored.pid);
     expect(readFileSync(join(images, "cryo-restore.conf"), "utf8")).toContain("lazy-pages");
     expect(readFileSync(join(images, "restore.log"), "utf8")).toContain("lazy");
-    await waitFor("restored counter to advance", () => (count(c.out) ?? 0) > atDump + 3);
+    await waitFor(() => (count(c.out) ?? 0) > atDump + 3, { what: "restored counter to advance", timeoutMs: 10_000, intervalMs: 5 });
     expect(await daemon.exited).toBe(0); // the daemon exits once every page is back
     expect(readFileSync(daemon.logFile, "utf8")).toMatch(/UFFD|uffd/);
     killAndWait(restored.pid);
-    await waitFor("restored counter to die", () => !alive(restored.pid));
+    await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });
   });
 
   test("pre-dump reaches CRIU, which refuses it without soft-dirty tracking on this kernel", async () => {

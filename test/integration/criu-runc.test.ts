@@ -17,6 +17,7 @@ import {
   runcContainerFrom,
 } from "../../src/checkpoint/index.ts";
 import { close, pipe } from "../../src/sys/index.ts";
+import { waitFor } from "../harness/index.ts";
 
 const criu = createCriu();
 const suffix = Math.random().toString(36).slice(2, 8);
@@ -32,16 +33,6 @@ const cgroupDirs: string[] = [];
 function runc(...args: string[]) {
   const r = Bun.spawnSync(["runc", "--root", runcRoot, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
 }
 
 function count(rootfs: string): number | undefined {
@@ -100,11 +91,11 @@ afterAll(async () => {
       // gone
     }
   }
-  for (const pid of pidsToKill) await waitFor(`pid ${pid} to exit`, () => !alive(pid)).catch(() => {});
+  for (const pid of pidsToKill) await waitFor(() => !alive(pid), { what: `pid ${pid} to exit`, timeoutMs: 10_000, intervalMs: 5 }).catch(() => {});
   runc("delete", "--force", id);
   for (const fd of fdsToClose) close(fd);
   for (const d of cgroupDirs.reverse()) {
-    await waitFor(`rmdir ${d}`, () => {
+    await waitFor(() => {
       if (!existsSync(d)) return true;
       try {
         rmdirSync(d);
@@ -112,7 +103,7 @@ afterAll(async () => {
       } catch {
         return false;
       }
-    }).catch(() => {});
+    }, { what: `rmdir ${d}`, timeoutMs: 10_000, intervalMs: 5 }).catch(() => {});
   }
   rmSync(dir, { recursive: true, force: true });
 });
@@ -135,7 +126,7 @@ describe("runc container through libcriu", () => {
     for (const p of Object.values(state.cgroup_paths)) cgroupDirs.push(p);
     expect(state.external_descriptors[1]).toMatch(/^pipe:\[\d+\]$/);
     const rootfs = state.config.rootfs;
-    await waitFor("container to count", () => (count(rootfs) ?? 0) > 10);
+    await waitFor(() => (count(rootfs) ?? 0) > 10, { what: "container to count", timeoutMs: 10_000, intervalMs: 5 });
 
     // Dump, the way runc does it: root=rootfs, external mounts, freezer cgroup, orphan pts master.
     const plan = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/exit": "true" } });
@@ -146,7 +137,7 @@ describe("runc container through libcriu", () => {
     expect(dumpOpts.freezeCgroup).toBe(state.cgroup_paths.freezer);
     expect(dumpOpts.extMounts).toEqual(expect.arrayContaining([{ key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory" }, { key: "/proc/keys", value: "/dev/null" }]));
     const dump = await criu.dump(dumpOpts);
-    await waitFor("container init to be gone", () => !alive(state.init_process_pid));
+    await waitFor(() => !alive(state.init_process_pid), { what: "container init to be gone", timeoutMs: 10_000, intervalMs: 5 });
     const atDump = count(rootfs)!;
     expect(dump.stats.dump!.pagesWritten).toBeGreaterThan(0);
     expect(dump.stats.dump!.frozenTimeUs).toBeGreaterThan(0);
@@ -155,7 +146,7 @@ describe("runc container through libcriu", () => {
     expect(inspected.processes[0]!.comm).toBe("busybox");
     expect(runc("state", id).out).toContain('"status": "stopped"');
     expect(runc("delete", id).code).toBe(0);
-    await waitFor("old stdout to close", () => oldOut.text().length > 0);
+    await waitFor(() => oldOut.text().length > 0, { what: "old stdout to close", timeoutMs: 10_000, intervalMs: 5 });
 
     // A new container: copied rootfs, a different id and cgroups, new stdout pipe.
     const newBundle = makeBundle("bundle-new", `${cgParent}/${newId}`);
@@ -216,17 +207,17 @@ describe("runc container through libcriu", () => {
     expect(events).toEqual(expect.arrayContaining(["setup-namespaces", "post-restore"]));
 
     // The counter goes on in the NEW rootfs, from the dumped value; the old rootfs stays still.
-    const resumed = await waitFor("restored container to count on", () => {
+    const resumed = await waitFor(() => {
       const n = count(newRootfs);
       return n !== undefined && n > atDump + 5 ? n : undefined;
-    });
+    }, { what: "restored container to count on", timeoutMs: 10_000, intervalMs: 5 });
     expect(resumed).toBeGreaterThan(atDump);
     expect(count(rootfs)).toBe(atDump);
     // It writes to the new stdout pipe, numbers from after the dump.
-    const said = await waitFor("output on the new stdout", () => {
+    const said = await waitFor(() => {
       const nums = newOut.text().trim().split("\n").filter((s) => s !== "").map(Number);
       return nums.length > 0 ? nums : undefined;
-    });
+    }, { what: "output on the new stdout", timeoutMs: 10_000, intervalMs: 5 });
     expect(said[0]!).toBeGreaterThanOrEqual(atDump - 10);
     // In the new container's cgroups, v1 and unified.
     const cg = readFileSync(`/proc/${restoredPid}/cgroup`, "utf8");

@@ -39,36 +39,18 @@ except OSError:
     pass  # EIO: the slave side closed (the dumped process is gone)
 os.waitpid(pid, 0)
 `;
+import { compileStaticC, killPids, waitFor } from "../harness/index.ts";
 
 beforeAll(() => {
   dir = mkdtempSync("/tmp/cryo-criu-tty-");
-  writeFileSync(join(dir, "echo.c"), ECHO_C);
-  echoBin = join(dir, "echo");
-  const cc = Bun.spawnSync(["gcc", "-static", "-O2", "-o", echoBin, join(dir, "echo.c")]);
-  if (cc.exitCode !== 0) throw new Error(`gcc: ${cc.stderr.toString()}`);
+  echoBin = compileStaticC(dir, "echo", ECHO_C);
   writeFileSync(join(dir, "holder.py"), HOLDER_PY);
 });
 
 afterAll(() => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
+  killPids(pids);
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 function ttyName(pid: number): string {
   return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[4]!; // tty_nr
@@ -81,13 +63,13 @@ test("restore with orphanPtsMaster returns the new pty master, connected to the 
   const pid = Number(new TextDecoder().decode((await reader.read()).value).trim());
   pids.push(pid);
   expect(pid).toBeGreaterThan(0);
-  await until("echo to run on its tty", () => (ttyName(pid) !== "0" ? true : undefined));
+  await waitFor(() => (ttyName(pid) !== "0" ? true : undefined), { what: "echo to run on its tty", timeoutMs: 10_000, intervalMs: 5 });
 
   const images = join(dir, "img");
   mkdirSync(images);
   await criu.dump({ imagesDir: images, pid, orphanPtsMaster: true });
   expect(await holder.exited).toBe(0); // the holder saw its child go (dumped without leave-running) and reaped it
-  await until("the dumped pid to be free", () => (existsSync(`/proc/${pid}`) ? undefined : true));
+  await waitFor(() => (existsSync(`/proc/${pid}`) ? undefined : true), { what: "the dumped pid to be free", timeoutMs: 10_000, intervalMs: 5 });
 
   const restored = await criu.restore({ imagesDir: images, orphanPtsMaster: true });
   pids.push(restored.pid);
@@ -102,14 +84,14 @@ test("restore with orphanPtsMaster returns the new pty master, connected to the 
     writeSync(master!, "ping\n");
     let seen = "";
     const buf = Buffer.alloc(4096);
-    await until("the restored process to answer on the new terminal", () => {
+    await waitFor(() => {
       try {
         seen += buf.toString("utf8", 0, readSync(master!, buf, 0, buf.length, null));
       } catch (err) {
         if ((err as { code?: string }).code !== "EAGAIN") throw err;
       }
       return /got: ping/.test(seen) ? seen : undefined;
-    });
+    }, { what: "the restored process to answer on the new terminal", timeoutMs: 10_000, intervalMs: 5 });
   } finally {
     closeSync(master!);
     process.kill(restored.pid, "SIGKILL");
