@@ -8,6 +8,8 @@ export { buildFixtures, ensureTestImage, fixtureProgram, testImage } from "./tes
 export type { Fixtures } from "./test-image.ts";
 export { containerRootfs, readContainerFile, readCounter, taskPid } from "./container-files.ts";
 export { taskStatus } from "./task-status.ts";
+export { removeContainer } from "./remove-container.ts";
+export type { RemoveContainerOptions } from "./remove-container.ts";
 export { compileStaticC } from "./compile-c.ts";
 export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -42,14 +42,7 @@ async function restore(id: string, ref: string, flags: string[] = []) {
 }
 
 /** Kills and removes a container's task, then the container. */
-async function remove(id: string): Promise<void> {
-  if ((await taskStatus(pc, id)) !== undefined) {
-    await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await taskStatus(pc, id)) !== "RUNNING" && (await taskStatus(pc, id)) !== "PAUSED", { what: `${id} stopped` });
-    await pc.ctrOk(["task", "rm", id]);
-  }
-  await pc.ctrOk(["containers", "rm", id]);
-}
+const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped: "not-running" });
 
 function freezerState(id: string): string {
   return readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim();

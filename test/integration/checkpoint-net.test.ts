@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -26,14 +26,7 @@ afterAll(async () => {
   await pc?.stop();
 }, 120_000);
 
-async function remove(id: string): Promise<void> {
-  if ((await taskStatus(pc, id)) !== undefined) {
-    await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await taskStatus(pc, id)) !== "RUNNING" && (await taskStatus(pc, id)) !== "PAUSED", { what: `${id} stopped` });
-    await pc.ctrOk(["task", "rm", id]);
-  }
-  await pc.ctrOk(["containers", "rm", id]);
-}
+const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped: "not-running" });
 
 /** Checkpoints, removes and restores id; returns what ctr printed on stderr (the restored container's stderr). */
 async function checkpointRemoveRestore(id: string): Promise<string> {

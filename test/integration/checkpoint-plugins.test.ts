@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -44,14 +44,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function remove(id: string): Promise<void> {
-  if ((await taskStatus(pc, id)) !== undefined) {
-    await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
-    await pc.ctrOk(["task", "rm", id]);
-  }
-  await pc.ctrOk(["containers", "rm", id]);
-}
+const remove = (id: string): Promise<void> => removeContainer(pc, id);
 
 async function run(id: string, args: string[], flags: string[] = []): Promise<void> {
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", config, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });

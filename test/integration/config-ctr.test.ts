@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -47,14 +47,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function remove(id: string): Promise<void> {
-  if ((await taskStatus(pc, id)) !== undefined) {
-    await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
-    await pc.ctrOk(["task", "rm", id]);
-  }
-  await pc.ctr(["containers", "rm", id]);
-}
+const remove = (id: string): Promise<void> => removeContainer(pc, id, { ignoreRmFailure: true });
 
 async function run(id: string, flags: string[] = []): Promise<void> {
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const STATEFUL = "policy.cryo.dev/stateful=true";
@@ -49,14 +49,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-async function remove(id: string): Promise<void> {
-  if ((await taskStatus(pc, id)) !== undefined) {
-    await pc.ctr(["task", "kill", "-s", "KILL", id]);
-    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
-    await pc.ctrOk(["task", "rm", id]);
-  }
-  await pc.ctr(["containers", "rm", id]);
-}
+const remove = (id: string): Promise<void> => removeContainer(pc, id, { ignoreRmFailure: true });
 
 /** "<count> ok" of tcp-client's file, or undefined (tcp-client writes "error ..." and exits when its connection breaks). */
 function tcpCount(id: string): number | undefined {
