@@ -11,7 +11,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -26,11 +26,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await pc?.stop();
 });
-
-async function status(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  return out.split("\n").find((l) => l.split(/\s+/)[0] === id)?.trim().split(/\s+/)[2];
-}
 
 /** Shim daemons of this containerd (by the -address they carry). */
 function shimPids(): number[] {
@@ -67,18 +62,18 @@ function fdCount(pid: number): number {
 test("containerd restarted while tasks run: still listed and manageable", async () => {
   const id = uniqueId("restart");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
-  expect(await status(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   // Stop containerd alone (the harness's stop would also end the shims, which must survive).
   const dir = pc.dir;
   const old = pc.pid;
   process.kill(old, "SIGTERM");
   await waitFor(() => !existsSync(`/proc/${old}`) || readFileSync(`/proc/${old}/stat`, "utf8").split(" ")[2] === "Z", { timeoutMs: 20_000 });
   pc = await startPrivateContainerd({ dir, namespace: ns });
-  await waitFor(async () => (await status(id)) === "RUNNING", { timeoutMs: 20_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "RUNNING", { timeoutMs: 20_000 });
   const ex = await pc.ctr(["task", "exec", "--exec-id", "after", id, "echo", "still-here"]);
   expect(ex.stdout).toBe("still-here\n");
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
-  await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
   const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id));
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
@@ -98,7 +93,7 @@ test("shim killed with SIGKILL: containerd's cleanup removes the container and r
   const socket = readFileSync(join(pc.state, "io.containerd.runtime.v2.task", ns, id, "address"), "utf8").trim().replace(/^unix:\/\//, "");
   expect(existsSync(socket)).toBe(true);
   process.kill(shim!, "SIGKILL");
-  await waitFor(async () => (await status(id)) === "STOPPED" || (await status(id)) === undefined, { timeoutMs: 20_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED" || (await taskStatus(pc, id)) === undefined, { timeoutMs: 20_000 });
   await waitFor(() => !existsSync(`/run/containerd/runc/${ns}/${id}`), { timeoutMs: 20_000, what: "runc state removed" });
   await waitFor(() => !readFileSync("/proc/self/mountinfo", "utf8").includes(`/${id}/rootfs`), { timeoutMs: 20_000, what: "rootfs unmounted" });
   await waitFor(() => !existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`), { timeoutMs: 20_000, what: "cgroup removed" });
@@ -106,7 +101,7 @@ test("shim killed with SIGKILL: containerd's cleanup removes the container and r
   await waitFor(() => !existsSync(socket), { timeoutMs: 20_000, what: "dead shim's socket removed" });
   await pc.ctr(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
-  expect(await status(id)).toBeUndefined();
+  expect(await taskStatus(pc, id)).toBeUndefined();
 }, 60_000);
 
 test("50 containers started and removed concurrently: all succeed, nothing leaks", async () => {
@@ -154,13 +149,13 @@ test("bad input: clear errors with the right code, and the shim stays up", async
 
   // kill of a stopped task
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
-  await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
   const ks = await pc.ctr(["task", "kill", id]);
   expect(ks.exitCode).not.toBe(0);
   expect(ks.stderr).toMatch(/not found/);
 
   expect(existsSync(`/proc/${shim}`)).toBe(true);
-  expect(await status(id)).toBe("STOPPED");
+  expect(await taskStatus(pc, id)).toBe("STOPPED");
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
 
@@ -203,7 +198,7 @@ test("Create with a broken bundle: NOT_FOUND / INVALID_ARGUMENT naming config.js
     client.close();
     rmSync(dir, { recursive: true, force: true });
     await pc.ctr(["task", "kill", "--signal", "SIGKILL", id]);
-    await waitFor(async () => (await status(id)) === "STOPPED", { timeoutMs: 10_000 });
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
     await pc.ctrOk(["task", "rm", id]);
     await pc.ctrOk(["containers", "rm", id]);
   }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -24,12 +24,6 @@ afterAll(async () => {
 
 function run(id: string, args: string[], stdin?: string) {
   return pc.ctr(["run", "--rm", "--runtime", RUNTIME, testImage, id, ...args], { timeoutMs: 60_000, stdin });
-}
-
-async function taskStatus(id: string): Promise<string | undefined> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  const row = out.split("\n").find((l) => l.split(/\s+/)[0] === id);
-  return row?.trim().split(/\s+/)[2];
 }
 
 /** Leftovers of a container on the machine: runc state, cgroup dirs, mounts, processes. */
@@ -87,7 +81,7 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
   const id = uniqueId("life");
   const dir = `/tmp/${id}`;
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"]);
-  expect(await taskStatus(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
 
   const ex = await pc.ctr(["task", "exec", "--exec-id", "e1", id, "sh", "-c", "echo from-exec; exit 7"]);
   expect(ex.stdout).toBe("from-exec\n");
@@ -104,7 +98,7 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
 
   const count = async () => Number((await pc.ctrOk(["task", "exec", "--exec-id", uniqueId("c"), id, "cat", "/tmp/count"])).trim());
   await pc.ctrOk(["task", "pause", id]);
-  expect(await taskStatus(id)).toBe("PAUSED");
+  expect(await taskStatus(pc, id)).toBe("PAUSED");
   // exec into a paused container is refused: read the counter through the rootfs instead
   const c1 = await readCount(id);
   await Bun.sleep(300); // the counter would advance ~6 times in this window if it were running
@@ -114,12 +108,12 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
   expect(pausedAgain.stderr).toMatch(/failed precondition|invalid state transition/);
 
   await pc.ctrOk(["task", "resume", id]);
-  expect(await taskStatus(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   await waitFor(async () => (await count()) > c1, { timeoutMs: 10_000 });
 
   await pc.ctrOk(["task", "kill", "--signal", "SIGTERM", id]);
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
-  await waitFor(async () => (await taskStatus(id)) === "STOPPED", { timeoutMs: 10_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
   const killStopped = await pc.ctr(["task", "kill", id]);
   expect(killStopped.exitCode).not.toBe(0);
   expect(killStopped.stderr).toMatch(/not found|finished/);
@@ -137,9 +131,9 @@ test("kill: TERM that the process ignores, then KILL, ends `ctr run` with 137", 
     ["ctr", "--address", pc.address, "--namespace", ns, "run", "--rm", "--runtime", RUNTIME, testImage, id, "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"],
     { stdout: "pipe", stderr: "pipe" },
   );
-  await waitFor(async () => (await taskStatus(id)) === "RUNNING", { timeoutMs: 20_000 });
+  await waitFor(async () => (await taskStatus(pc, id)) === "RUNNING", { timeoutMs: 20_000 });
   await pc.ctrOk(["task", "kill", "--signal", "SIGTERM", id]);
-  expect(await taskStatus(id)).toBe("RUNNING");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
   expect(await proc.exited).toBe(137);
 }, 60_000);
@@ -184,20 +178,14 @@ test("init exits in a container without its own PID namespace: its other process
         return false;
       }
     });
-  await waitFor(async () => (await taskStatus(id)) === "STOPPED", { timeoutMs: 20_000, what: "init exited" });
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 20_000, what: "init exited" });
   // Without the kill, that sleep would run on for days (until `task rm`).
   await waitFor(() => sleeping().length === 0, { timeoutMs: 5_000, what: `sleep ${marker} killed` });
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
 }, 60_000);
 
-async function initPid(id: string): Promise<number> {
-  const out = await pc.ctrOk(["task", "ls"]);
-  const row = out.split("\n").find((l) => l.split(/\s+/)[0] === id);
-  return Number(row?.trim().split(/\s+/)[1]);
-}
-
 async function readCount(id: string): Promise<number> {
-  const pid = await initPid(id);
+  const pid = await taskPid(pc, id);
   return Number((await Bun.file(`/proc/${pid}/root/tmp/count`).text()).trim());
 }
