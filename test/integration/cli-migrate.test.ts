@@ -28,13 +28,15 @@ async function checkpointImages(pc: PrivateContainerd): Promise<string[]> {
   return (await pc.ctrOk(["images", "ls", "-q"])).split("\n").filter((l) => l.includes("cryo-migrate"));
 }
 
-/** Directories containerd extracted checkpoints of this file's namespace into (cgroup.img or cryo's metadata name it). */
+/** Directories either containerd extracted checkpoints of this file's namespace into (its XDG_RUNTIME_DIR, <dir>/tmp). */
 function extractedCheckpoints(): string[] {
-  const base = process.env.XDG_RUNTIME_DIR ?? "/tmp";
-  return readdirSync(base)
-    .filter((n) => n.startsWith("ctrd-checkpoint"))
-    .map((n) => join(base, n))
-    .filter((dir) => Bun.spawnSync(["grep", "-rlq", ns, dir]).exitCode === 0);
+  return [a, b].flatMap((pc) => {
+    const base = pc.layout.tmp;
+    return readdirSync(base)
+      .filter((n) => n.startsWith("ctrd-checkpoint"))
+      .map((n) => join(base, n))
+      .filter((dir) => Bun.spawnSync(["grep", "-rlq", ns, dir]).exitCode === 0);
+  });
 }
 
 beforeAll(async () => {
