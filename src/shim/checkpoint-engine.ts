@@ -13,6 +13,7 @@ import { openCgroup } from "../cgroups/index.ts";
 import { createCriu, type Criu } from "../criu/index.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
 import { failedPrecondition, notFound } from "../errors.ts";
+import { close as closeFd } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import { dumpContainer } from "./checkpoint-dump.ts";
 import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
@@ -20,7 +21,7 @@ import type { Logger } from "./logger.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { readRestoreSource, restoreContainer, type RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
-import { prepareIo, type PreparedIo } from "./stdio.ts";
+import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 
 /** cryo's version as recorded in checkpoints. */
 export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
@@ -46,7 +47,8 @@ export interface CheckpointEngineDeps {
 interface PendingRestore {
   spec: InitSpec & { checkpoint: string };
   source: RestoreSource;
-  io: PreparedIo;
+  /** The prepared IO; none for a terminal task (its pty master comes from CRIU at Start). */
+  io: PreparedIo | undefined;
   restore: RestoreDefaults | undefined;
 }
 
@@ -98,10 +100,11 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     },
 
     async createRestore(spec) {
-      if (spec.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "a terminal task cannot be created from a checkpoint yet (ctr never asks for one)" });
       const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
       criuClient().prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
       const source = await readRestoreSource(spec.checkpoint);
+      // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
+      if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
       writeRuntimeFile(spec.bundle, spec.options);
       let mounted = false;
       try {
@@ -109,7 +112,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           await mountRootfs(spec.bundle, spec.rootfs);
           mounted = true;
         }
-        const io = await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
+        const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
         pending.set(spec.id, { spec, source, io, restore });
       } catch (err) {
         if (mounted) await unmountRootfs(spec.bundle);
@@ -120,31 +123,40 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     async startRestore(id): Promise<Launched> {
       const p = pending.get(id);
       if (!p) throw notFound(`container ${id}`, { detail: "no checkpoint to restore" });
-      const slot = (s: number | "ignore") => (s === "ignore" ? undefined : s);
+      const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
       const restored = await restoreContainer({
         id,
         bundle: p.spec.bundle,
         runcRoot: p.spec.options.root,
         source: p.source,
-        stdio: [slot(p.io.stdio[0]), slot(p.io.stdio[1]), slot(p.io.stdio[2])],
+        stdio: [slot(p.io?.stdio[0]), slot(p.io?.stdio[1]), slot(p.io?.stdio[2])],
         criu: criuClient(),
         log: deps.log,
         namespace: p.spec.namespace,
         policyFor: deps.policyFor,
         configPath: p.spec.options.configPath,
         restore: p.restore,
+        terminal: p.spec.stdio.terminal,
       });
       pending.delete(id);
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
-      return { pid: restored.pid, io: await p.io.launched() };
+      if (p.io) return { pid: restored.pid, io: await p.io.launched() };
+      // Terminal: CRIU's new pty master goes into the same copy path as a console socket's (stdout FIFO <- master <- stdin FIFO, resize).
+      const master = restored.ptsMaster!;
+      try {
+        return { pid: restored.pid, io: terminalIo(master, p.spec.stdio, deps.log) };
+      } catch (err) {
+        closeFd(master);
+        throw err;
+      }
     },
 
     discardRestore(id) {
       const p = pending.get(id);
       if (!p) return;
       pending.delete(id);
-      p.io.abort();
+      p.io?.abort();
     },
   };
 }

@@ -93,6 +93,8 @@ export interface RestoreInput {
   configPath?: string;
   /** The config file's `[restore]` settings (over the checkpoint's options, under restore plugins'). */
   restore?: RestoreDefaults;
+  /** The new task has a terminal: CRIU's new pty master must come back (Restored.ptsMaster), else the restore fails. */
+  terminal?: boolean;
 }
 
 /** The restored container. */
@@ -106,6 +108,8 @@ export interface Restored {
   lazyPagesPid?: number;
   /** CRIU's restore statistics (forking and restore time, pages). */
   stats?: RestoreStats;
+  /** With `terminal`: the pty master of the restored tree's terminal (the caller owns it). */
+  ptsMaster?: number;
 }
 
 /** Directories from dir up to (not including) the first existing ancestor: what mkdir -p would create. */
@@ -138,6 +142,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
   let pid = 0;
+  let ptsMaster: number | undefined;
   let lazy: LazyPagesServer | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
@@ -243,6 +248,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
     }
     pid = result.pid;
+    if (input.terminal) {
+      if (result.ptsMaster === undefined) throw failedPrecondition(`${label}`, { detail: "the task has a terminal but CRIU sent no pty master (the checkpoint has no terminal)" });
+      ptsMaster = result.ptsMaster;
+    }
     const criuMs = performance.now() - started;
     input.log.debug(`${label}: timings`, {
       prepareMs: Math.round(started - prepStart),
@@ -291,8 +300,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         removeWork();
       });
     } else removeWork();
-    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats };
+    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
   } catch (err) {
+    if (ptsMaster !== undefined) closeSync(ptsMaster);
     if (pid > 0) {
       try {
         process.kill(pid, "SIGKILL");

@@ -252,15 +252,19 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   }
 }
 
-/** The IO of a terminal process: copies between the pty master and the FIFOs. */
-function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
+/** The IO of a terminal process (from runc's console socket, or a restore's new pty master): copies between the pty master and the FIFOs; owns the master. */
+export function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
   let closed = false;
   const outFd = spec.stdout !== "" ? openFifo(spec.stdout, "rw", { nonblock: true }) : -1;
   // The master stays blocking (a dup shares O_NONBLOCK, and Bun's tty streams expect a blocking fd);
   // writes into it go through a tty.WriteStream on a dup, which queues instead of blocking the loop.
   const writeFd = dup(master);
   const ws = new tty.WriteStream(writeFd);
-  ws.on("error", (err: Error) => log.debug(`pty master write: ${err.message}`));
+  let writeFailed = false; // a failed stream may have closed its fd: then it is not closed again
+  ws.on("error", (err: Error) => {
+    writeFailed = true;
+    log.debug(`pty master write: ${err.message}`);
+  });
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
   const rs = new tty.ReadStream(master);
@@ -294,11 +298,16 @@ function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
       // already closed
     }
   };
+  let masterClosed = false;
   rs.on("error", (err: Error) => {
+    masterClosed = true;
     log.debug(`pty master read ended: ${err.message}`);
     finish(); // EIO once every slave is closed
   });
-  rs.on("close", finish);
+  rs.on("close", () => {
+    masterClosed = true;
+    finish();
+  });
   rs.on("end", finish);
   let stdinOpen = spec.stdin !== "";
   if (stdinOpen) {
@@ -329,6 +338,10 @@ function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
       closed = true;
       rs.destroy();
       ws.destroy();
+      // Bun's tty streams (observed, Bun 1.4.5): the ReadStream closes the master itself only when reading failed
+      // (EIO, then "error" and "close"), destroy() leaves it open; the WriteStream never closes its fd.
+      if (!masterClosed) closeSync(master);
+      if (!writeFailed) closeSync(writeFd);
       closeOut();
       resolveDrained();
     },
