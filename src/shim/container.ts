@@ -13,7 +13,7 @@ import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStarte
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Topic, type Publisher } from "./events.ts";
 import type { Logger } from "./logger.ts";
-import type { ContainerMetrics, Engine, ExitStatus, RootfsMount, StdioSpec } from "./ports.ts";
+import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
 import { ShimProcess } from "./process.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
@@ -30,17 +30,8 @@ export interface ContainerDeps {
   log: Logger;
 }
 
-/** The inputs of Create, as internal types. */
-export interface CreateConfig {
-  id: string;
-  bundle: string;
-  namespace: string;
-  rootfs: RootfsMount[];
-  stdio: StdioSpec;
-  options: ShimOptions;
-  /** Restore from this checkpoint directory at Start (the init is then "restoring", pid 0). */
-  checkpoint?: string;
-}
+/** The inputs of Create, as internal types: what the engine's createInit/createRestore take. */
+export type CreateConfig = InitSpec;
 
 /** A container and its processes. */
 export class Container {

@@ -22,6 +22,20 @@ function messageName(typeUrl: string): string {
   return typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
 }
 
+/** The fields runc's Options and cryo's RuntimeOptions share (same names, same meaning). */
+type RuncFields = Pick<ShimOptions, "binaryName" | "root" | "systemdCgroup" | "noPivotRoot" | "noNewKeyring" | "ioUid" | "ioGid" | "shimCgroup">;
+
+function copyRuncFields(o: ShimOptions, m: RuncFields): void {
+  if (m.binaryName) o.binaryName = m.binaryName;
+  if (m.root) o.root = m.root;
+  o.systemdCgroup = m.systemdCgroup;
+  o.noPivotRoot = m.noPivotRoot;
+  o.noNewKeyring = m.noNewKeyring;
+  o.ioUid = m.ioUid;
+  o.ioGid = m.ioGid;
+  o.shimCgroup = m.shimCgroup;
+}
+
 /** Decodes runtime options from an Any; undefined or empty gives the defaults; an unknown type is INVALID_ARGUMENT. */
 export function decodeShimOptions(any: Any | undefined): ShimOptions {
   const o = defaultShimOptions();
@@ -30,27 +44,12 @@ export function decodeShimOptions(any: Any | undefined): ShimOptions {
   try {
     switch (name) {
       case "containerd.runc.v1.Options": {
-        const m = fromBinary(RuncOptionsSchema, any.value);
-        if (m.binaryName) o.binaryName = m.binaryName;
-        if (m.root) o.root = m.root;
-        o.systemdCgroup = m.systemdCgroup;
-        o.noPivotRoot = m.noPivotRoot;
-        o.noNewKeyring = m.noNewKeyring;
-        o.ioUid = m.ioUid;
-        o.ioGid = m.ioGid;
-        o.shimCgroup = m.shimCgroup;
+        copyRuncFields(o, fromBinary(RuncOptionsSchema, any.value));
         return o;
       }
       case "cryo.v1.RuntimeOptions": {
         const m = fromBinary(RuntimeOptionsSchema, any.value);
-        if (m.binaryName) o.binaryName = m.binaryName;
-        if (m.root) o.root = m.root;
-        o.systemdCgroup = m.systemdCgroup;
-        o.noPivotRoot = m.noPivotRoot;
-        o.noNewKeyring = m.noNewKeyring;
-        o.ioUid = m.ioUid;
-        o.ioGid = m.ioGid;
-        o.shimCgroup = m.shimCgroup;
+        copyRuncFields(o, m);
         o.configPath = m.configPath;
         o.grouping =
           m.grouping === Grouping.PER_CONTAINER

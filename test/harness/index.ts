@@ -13,3 +13,4 @@ export type { RemoveContainerOptions } from "./remove-container.ts";
 export { compileStaticC } from "./compile-c.ts";
 export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";
+export { buildPlugins } from "./plugins.ts";

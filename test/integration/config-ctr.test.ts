@@ -5,8 +5,8 @@
  * wins over CRYO_CONFIG, and a broken file fails Create with one clear error naming the file and field.
  *
  * CRYO_CONFIG is set on the containerd process (its shims inherit containerd's environment); the
- * runtime options' config path comes from `ctr run --runtime-config-path`. The shim is built from
- * the current source into the test's temp dir.
+ * runtime options' config path comes from `ctr run --runtime-config-path`. The shim is build/bin's
+ * (setup builds it from the current source).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,19 +25,13 @@ const images: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "cryo-config-ctr-"));
-  const binDir = join(dir, "bin");
-  const build = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", join(root, "src/shim/main.ts"), "--outfile", join(binDir, "containerd-shim-cryo-v2")], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (build.exitCode !== 0) throw new Error(`building the shim failed: ${build.stderr.toString()}`);
   envConfig = join(dir, "env-config.toml");
   writeFileSync(envConfig, '[checkpoint]\ntcp_established = true\ncompression = "zstd"\n');
   pathConfig = join(dir, "path-config.json");
   writeFileSync(pathConfig, JSON.stringify({ checkpoint: { compression: "zstd", compression_level: 5 } }));
   badConfig = join(dir, "bad-config.toml");
   writeFileSync(badConfig, '[checkpoint]\ncompression = "lz4"\n');
-  pc = await startPrivateContainerd({ namespace: uniqueId("config"), binDir, env: { CRYO_CONFIG: envConfig } });
+  pc = await startPrivateContainerd({ namespace: uniqueId("config"), env: { CRYO_CONFIG: envConfig } });
   await ensureTestImage(pc);
 }, 300_000);
 
@@ -142,7 +136,7 @@ test("a broken config fails Create with one clear error naming the file and the 
 test("a broken CRYO_CONFIG is reported at shim start, once, and every Create fails with that error", async () => {
   const bad = join(dir, "bad-env.toml");
   writeFileSync(bad, '[restore]\nveth_pairs = [{ inside = "eth0" }]\n');
-  const other = await startPrivateContainerd({ namespace: uniqueId("cfgstart"), binDir: join(dir, "bin"), env: { CRYO_CONFIG: bad } });
+  const other = await startPrivateContainerd({ namespace: uniqueId("cfgstart"), env: { CRYO_CONFIG: bad } });
   try {
     await ensureTestImage(other);
     const id = uniqueId("cfgstart");

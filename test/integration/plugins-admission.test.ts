@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -20,8 +20,7 @@ let dir: string;
 let config: string;
 
 beforeAll(async () => {
-  const build = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${build.stderr.toString()}`);
+  buildPlugins();
   dir = mkdtempSync(join(tmpdir(), "cryo-plugins-it-"));
   config = join(dir, "config.toml");
   const bad = (name: string) =>

@@ -8,13 +8,13 @@
  *   nothing else asked for it, and after a restore under a new name the same connection keeps working;
  * - with the plugin configured but no stateful annotation, and with no plugin at all, CRIU refuses
  *   the connected socket and the container keeps running.
- * The shim is built from the current source into the test's temp dir.
+ * The shim is build/bin's (setup builds it from the current source).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const STATEFUL = "policy.cryo.dev/stateful=true";
@@ -25,20 +25,13 @@ let config: string;
 const images: string[] = [];
 
 beforeAll(async () => {
-  const plugins = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
-  if (plugins.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${plugins.stderr.toString()}`);
+  buildPlugins();
   dir = mkdtempSync(join(tmpdir(), "cryo-plugins-tcp-"));
-  const binDir = join(dir, "bin");
-  const shim = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", join(root, "src/shim/main.ts"), "--outfile", join(binDir, "containerd-shim-cryo-v2")], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (shim.exitCode !== 0) throw new Error(`building the shim failed: ${shim.stderr.toString()}`);
   config = join(dir, "config.toml");
   // The plugin's defaults: tcp_established_annotation = "policy.cryo.dev/stateful", max_memory_gib = "8".
   writeFileSync(config, `[[plugins]]\nname = "checkpoint-defaults"\npath = "${join(root, "build/plugins/checkpoint-defaults.wasm")}"\nhooks = ["checkpoint", "restore"]\n`);
   // No CRYO_CONFIG for containerd and no /etc/cryo: a container run without --runtime-config-path has no plugins.
-  pc = await startPrivateContainerd({ namespace: uniqueId("plugtcp"), binDir });
+  pc = await startPrivateContainerd({ namespace: uniqueId("plugtcp") });
   await ensureTestImage(pc);
 }, 300_000);
 

@@ -6,13 +6,13 @@
  * of a container holding a TCP connection succeeds with tcpEstablished recorded, which only happens when
  * the plugin saw the image name; cryo-checkpoint.json records the image (name and the digest `ctr images
  * ls` shows), and the restore (whose hook gets that image) brings the same connection back.
- * The shim is built from the current source into the test's temp dir.
+ * The shim is build/bin's (setup builds it from the current source).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -22,21 +22,14 @@ let config: string;
 const images: string[] = [];
 
 beforeAll(async () => {
-  const plugins = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
-  if (plugins.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${plugins.stderr.toString()}`);
+  buildPlugins();
   dir = mkdtempSync(join(tmpdir(), "cryo-plugins-image-ckpt-"));
-  const binDir = join(dir, "bin");
-  const shim = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", join(root, "src/shim/main.ts"), "--outfile", join(binDir, "containerd-shim-cryo-v2")], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (shim.exitCode !== 0) throw new Error(`building the shim failed: ${shim.stderr.toString()}`);
   config = join(dir, "config.toml");
   writeFileSync(
     config,
     `[[plugins]]\nname = "checkpoint-defaults"\npath = "${join(root, "build/plugins/checkpoint-defaults.wasm")}"\nhooks = ["checkpoint", "restore"]\nconfig = { tcp_established_images = "localhost/cryo-test" }\n`,
   );
-  pc = await startPrivateContainerd({ namespace: uniqueId("plugimgck"), binDir });
+  pc = await startPrivateContainerd({ namespace: uniqueId("plugimgck") });
   await ensureTestImage(pc);
 }, 300_000);
 

@@ -2,8 +2,8 @@
  * The admit hook sees the container's image, read by the shim through containerd's gRPC API
  * (issue 5): registry-allowlist allows localhost/cryo-test:latest when `localhost` is listed and denies
  * it, naming the image, when only docker.io is; readImageInfo against the same containerd returns the
- * image's digest as `ctr images ls` shows it, and its config. The shim under test is built from this
- * tree into a temp dir (binDir), so the test checks the current source.
+ * image's digest as `ctr images ls` shows it, and its config. The shim under test is build/bin's
+ * (setup builds it from the current source).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readImageInfo } from "../../src/containerd/image-info.ts";
 import { Code, isCode } from "../../src/errors.ts";
-import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -27,16 +27,10 @@ function allowlistConfig(name: string, registries: string): string {
 }
 
 beforeAll(async () => {
-  const build = Bun.spawnSync(["bash", join(root, "plugins/build.sh")], { stdout: "pipe", stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`plugins/build.sh failed: ${build.stderr.toString()}`);
+  buildPlugins();
   dir = mkdtempSync(join(tmpdir(), "cryo-plugins-image-"));
-  const shim = Bun.spawnSync([process.execPath, "build", "--compile", join(root, "src/shim/main.ts"), "--outfile", join(dir, "containerd-shim-cryo-v2")], {
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (shim.exitCode !== 0) throw new Error(`shim build failed: ${shim.stderr.toString()}`);
   ns = uniqueId("plugimg");
-  pc = await startPrivateContainerd({ namespace: ns, binDir: dir });
+  pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
 }, 300_000);
 
