@@ -14,3 +14,4 @@ export { compileStaticC } from "./compile-c.ts";
 export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
+export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType } from "./checkpoint-image.ts";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -292,13 +292,8 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
 
 /** The entries of the CRIU tar of a checkpoint image, and the tar's size. */
 async function criuTar(ref: string): Promise<{ size: number; entries: string[] }> {
-  const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `))!.split(/\s+/)[2]!;
-  const index = JSON.parse(await pc.ctrOk(["content", "get", digest])) as { manifests: { mediaType: string; size: number; digest: string }[] };
-  const tar = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar")!;
-  const p = Bun.spawn(["sh", "-c", `ctr --address ${pc.address} --namespace ${ns} content get ${tar.digest} | tar t`], { stdout: "pipe" });
-  const entries = (await new Response(p.stdout).text()).trim().split("\n");
-  await p.exited;
-  return { size: tar.size, entries };
+  const tar = await checkpointCriuTar(pc, ref);
+  return { size: tar.size, entries: criuTarEntries(tar) };
 }
 
 test("cryo.checkpoint/compression=zstd stores zstd page images (a smaller tar for a counter) and restores with memory intact", async () => {

@@ -10,7 +10,7 @@ import { closeSync, constants as fsc, cpSync, mkdirSync, mkdtempSync, openSync, 
 import { join } from "node:path";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, checkpointCriuTar } from "../harness/index.ts";
 
 setDefaultTimeout(180_000);
 const RUNTIME = "io.containerd.cryo.v2";
@@ -71,15 +71,10 @@ test("a -t container checkpointed and restored into a terminal task answers on i
   await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
 
   // The checkpoint's criu tar, extracted as containerd would.
-  const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(ref))!.split(/\s+/)[2]!;
-  const index = JSON.parse(await pc.ctrOk(["content", "get", digest])) as { manifests: { mediaType: string; digest: string }[] };
-  const tar = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar")!;
+  const tar = await checkpointCriuTar(pc, ref);
   const images = join(dir, "images");
   mkdirSync(images);
-  const tarFile = join(dir, "ckpt.tar");
-  const blob = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "content", "get", tar.digest], { stdout: Bun.file(tarFile) });
-  expect(await blob.exited).toBe(0);
-  expect(Bun.spawnSync(["tar", "-xf", tarFile, "-C", images]).exitCode).toBe(0);
+  expect(Bun.spawnSync(["tar", "-xf", tar.path, "-C", images]).exitCode).toBe(0);
 
   // The new task's bundle: the source's spec (own cgroup) and a copy of its rootfs.
   const srcBundle = join(pc.state, "io.containerd.runtime.v2.task", ns, src);

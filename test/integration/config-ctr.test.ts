@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -59,18 +59,8 @@ async function checkpointAndRead(id: string): Promise<{ ref: string; meta: Recor
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  const line = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `));
-  const indexDigest = line?.split(/\s+/)[2];
-  expect(indexDigest).toStartWith("sha256:");
-  const index = JSON.parse(await pc.ctrOk(["content", "get", indexDigest!])) as { manifests: { mediaType: string; digest: string }[] };
-  const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
-  expect(criu).toBeDefined();
-  const blob = join(pc.root, "io.containerd.content.v1.content/blobs/sha256", criu!.digest.slice("sha256:".length));
-  const list = Bun.spawnSync(["tar", "-tf", blob], { stdout: "pipe", stderr: "pipe" });
-  expect(list.exitCode).toBe(0);
-  const meta = Bun.spawnSync(["tar", "-xOf", blob, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
-  expect(meta.exitCode).toBe(0);
-  return { ref, meta: JSON.parse(meta.stdout.toString()) as Recorded, files: list.stdout.toString().split("\n").filter((l) => l !== "") };
+  const files = criuTarEntries(await checkpointCriuTar(pc, ref));
+  return { ref, meta: await checkpointMetadata<Recorded>(pc, ref), files };
 }
 
 test("checkpoint defaults from the config file (CRYO_CONFIG on containerd) reach CRIU: tcp-established and zstd page images", async () => {

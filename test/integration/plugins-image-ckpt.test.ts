@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins, checkpointMetadata } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -78,16 +78,8 @@ interface Recorded {
 }
 
 /** cryo-checkpoint.json out of the checkpoint image's CRIU tar in containerd's content store. */
-async function recordedMetadata(ref: string): Promise<Recorded> {
-  const indexDigest = await listedDigest(ref);
-  expect(indexDigest).toStartWith("sha256:");
-  const index = JSON.parse(await pc.ctrOk(["content", "get", indexDigest!])) as { manifests: { mediaType: string; digest: string }[] };
-  const criu = index.manifests.find((m) => m.mediaType === "application/vnd.containerd.container.criu.checkpoint.criu.tar");
-  expect(criu).toBeDefined();
-  const blob = join(pc.root, "io.containerd.content.v1.content/blobs/sha256", criu!.digest.slice("sha256:".length));
-  const meta = Bun.spawnSync(["tar", "-xOf", blob, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
-  expect(meta.exitCode).toBe(0);
-  return JSON.parse(meta.stdout.toString()) as Recorded;
+function recordedMetadata(ref: string): Promise<Recorded> {
+  return checkpointMetadata<Recorded>(pc, ref);
 }
 
 test("checkpoint-defaults turns tcp-established on by the image name alone; the image is recorded and the connection survives a restore", async () => {

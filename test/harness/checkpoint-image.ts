@@ -1,0 +1,38 @@
+import { join } from "node:path";
+import type { PrivateContainerd } from "../../src/containerd/index.ts";
+
+/** The media type containerd gives the CRIU tar of a checkpoint image. */
+export const criuTarMediaType = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
+
+/** A checkpoint image's CRIU tar: its descriptor and the blob's path in the content store. */
+export interface CriuTar {
+  digest: string;
+  size: number;
+  path: string;
+}
+
+/** Finds the CRIU tar of checkpoint image ref (`ctr images ls`, then the index); throws when there is none. */
+export async function checkpointCriuTar(pc: PrivateContainerd, ref: string): Promise<CriuTar> {
+  const line = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.split(/\s+/)[0] === ref);
+  const indexDigest = line?.split(/\s+/)[2];
+  if (!indexDigest?.startsWith("sha256:")) throw new Error(`checkpoint image ${ref}: not listed by ctr images ls`);
+  const index = JSON.parse(await pc.ctrOk(["content", "get", indexDigest])) as { manifests: { mediaType: string; digest: string; size: number }[] };
+  const tar = index.manifests.find((m) => m.mediaType === criuTarMediaType);
+  if (!tar) throw new Error(`checkpoint image ${ref}: its index has no ${criuTarMediaType}`);
+  return { digest: tar.digest, size: tar.size, path: join(pc.root, "io.containerd.content.v1.content/blobs/sha256", tar.digest.slice("sha256:".length)) };
+}
+
+/** The entry names of a CRIU tar. */
+export function criuTarEntries(tar: CriuTar): string[] {
+  const list = Bun.spawnSync(["tar", "-tf", tar.path], { stdout: "pipe", stderr: "pipe" });
+  if (list.exitCode !== 0) throw new Error(`tar -tf ${tar.path}: ${list.stderr.toString()}`);
+  return list.stdout.toString().split("\n").filter((l) => l !== "");
+}
+
+/** cryo-checkpoint.json (cryo's metadata) out of a checkpoint image's CRIU tar. */
+export async function checkpointMetadata<T>(pc: PrivateContainerd, ref: string): Promise<T> {
+  const tar = await checkpointCriuTar(pc, ref);
+  const meta = Bun.spawnSync(["tar", "-xOf", tar.path, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
+  if (meta.exitCode !== 0) throw new Error(`cryo-checkpoint.json in ${ref}: ${meta.stderr.toString()}`);
+  return JSON.parse(meta.stdout.toString()) as T;
+}
