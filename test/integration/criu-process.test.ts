@@ -66,14 +66,25 @@ function count(file: string): number | undefined {
   }
 }
 
-/** Starts the counter (in its own session with setsid) and waits until it has counted to 5. */
+/**
+ * Starts the counter and waits until it has counted to 5. By default it leads its own session (setsid).
+ * With session=false it is the child of a shell that leads a new session, so it is a member, not the
+ * leader, of a session whose leader is in our pid namespace. (Sharing the test runner's own session
+ * is not the same on every machine: under CI the runner's session id can be 0, its leader outside the
+ * pid namespace, and CRIU then reports that instead.)
+ */
 async function startCounter(name: string, session = true) {
   const out = join(dir, `${name}.count`);
-  const cmd = session ? ["setsid", counterBin, out] : [counterBin, out];
+  const pidFile = join(dir, `${name}.pid`);
+  const cmd = session
+    ? ["setsid", counterBin, out]
+    : ["setsid", "sh", "-c", '"$0" "$1" & echo $! > "$2"; wait', counterBin, out, pidFile];
   const proc = Bun.spawn(cmd, { stdio: ["ignore", "ignore", "ignore"] });
   started.push(proc.pid);
   await waitFor(() => (count(out) ?? 0) >= 5, { what: "counter to start", timeoutMs: 10_000, intervalMs: 5 });
-  return { proc, pid: proc.pid, out };
+  const pid = session ? proc.pid : Number(readFileSync(pidFile, "utf8").trim());
+  if (!session) started.push(pid);
+  return { proc, pid, out };
 }
 
 function imagesDir(name: string): string {
@@ -183,8 +194,11 @@ describe("criu helper on a plain process", () => {
     await c.proc.exited;
   });
 
-  test("a process sharing our session needs shell-job; the error carries CRIU's log line", async () => {
+  test("a process that is not its session's leader needs shell-job; the error carries CRIU's log line", async () => {
     const c = await startCounter("shell", false);
+    const stat = readFileSync(`/proc/${c.pid}/stat`, "utf8");
+    const sid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]); // field 6: session id
+    expect(sid).toBe(c.proc.pid);
     const images = imagesDir("shell-img");
     const err = await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CryoError);
@@ -193,7 +207,7 @@ describe("criu helper on a plain process", () => {
     await criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true, shellJob: true });
     expect(alive(c.pid)).toBe(true);
     expect(existsSync(join(images, "pstree.img"))).toBe(true);
-    c.proc.kill("SIGKILL");
+    process.kill(c.pid, "SIGKILL");
     await c.proc.exited;
   });
 
