@@ -4,10 +4,55 @@
 // thread waited on the CPU run queue (/proc/self/schedstat) -- lag the process did not cause itself.
 // Run as root: node_modules/.bin/bun bench/criu-helper.ts [sizes MiB, default 16,256,1024]
 // Env: BURN=N runs N CPU burners (sha256sum /dev/zero) during the whole run, to show contention.
+//
+// Helper start only: bun bench/criu-helper.ts --start N [--bin DIR ...]
+//   N rounds; each round starts one cold helper per DIR (DIR/containerd-shim-cryo-v2 __criu, default
+//   build/bin; several --bin are alternated, e.g. an old build and a new one) for libcriu's version call,
+//   and prints the wall time to the result, the helper's own time from the request's arrival (loading
+//   libcriu + a `criu swrk` round trip) and their difference: the helper's start (exec + module evaluation).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createCriu } from "../src/criu/index.ts";
+
+if (process.argv.includes("--start")) {
+  await benchStart();
+  process.exit(0);
+}
+
+async function benchStart(): Promise<void> {
+  const args = process.argv.slice(2);
+  const rounds = Number(args[args.indexOf("--start") + 1] ?? 10);
+  const bins = args.flatMap((a, i) => (args[i - 1] === "--bin" ? [a] : []));
+  if (bins.length === 0) bins.push("build/bin");
+  const runs = new Map<string, { wall: number[]; own: number[]; start: number[] }>(bins.map((b) => [b, { wall: [], own: [], start: [] }]));
+  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}; helper start, ${rounds} rounds, alternating ${bins.join(" ")}`);
+  for (let r = 0; r < rounds; r++) {
+    for (const bin of bins) {
+      const t0 = performance.now();
+      const p = Bun.spawn([join(bin, "containerd-shim-cryo-v2"), "__criu"], { stdio: ["pipe", "pipe", "inherit"] });
+      p.stdin.write(`${JSON.stringify({ op: "version", opts: { imagesDir: "/" } })}\n`);
+      await p.stdin.end();
+      const out = await new Response(p.stdout).text();
+      const wall = performance.now() - t0;
+      await p.exited;
+      const result = JSON.parse(out.trim().split("\n").at(-1)!) as { ok: boolean; rc: number; durationMs: number };
+      if (!result.ok) throw new Error(`${bin}: helper failed: ${out}`);
+      const m = runs.get(bin)!;
+      m.wall.push(wall);
+      m.own.push(result.durationMs);
+      m.start.push(wall - result.durationMs);
+    }
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const fmt = (xs: number[]) => `median ${median(xs).toFixed(1)} (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+  console.log("bin  wall_ms  helper_own_ms  start_ms");
+  for (const [bin, m] of runs) console.log(`${bin}  ${fmt(m.wall)}  ${fmt(m.own)}  ${fmt(m.start)}`);
+  console.log(`# done, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+}
 
 const sizes = (process.argv[2] ?? "16,256,1024").split(",").map(Number);
 const dir = mkdtempSync("/tmp/cryo-bench-criu-");

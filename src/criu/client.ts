@@ -11,9 +11,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
-import type { CriuOpts } from "./options.ts";
+import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
-import { CRIU_HELPER_ARG, helperMessageSchema, type HelperRequest, type NotifyAction, type ResultMessage } from "./protocol.ts";
+import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
+import { CRIU_HELPER_ARG, checkHelperMessage } from "./wire.ts";
 import { readStats, type CriuStats } from "./stats.ts";
 import { close, takeFdFromProcess } from "../sys/index.ts";
 
@@ -238,12 +239,21 @@ export function createCriu(config: CriuConfig = {}): Criu {
   async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
     const t0 = performance.now();
     const inherit = call.inheritFds ?? [];
+    // The options are where callers' data enters src/criu: validated with zod here, before any helper is
+    // taken or sees them (the helper re-checks the request line by hand only; wire.ts).
+    const checked = criuOptsSchema.safeParse({ ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit] });
+    if (!checked.success) throw new CryoError(Code.INVALID_ARGUMENT, `criu ${op}: options: invalid argument: ${checked.error.message}`);
+    const waitFor = op === "restore" && opts.orphanPtsMaster ? [...new Set([...(call.waitFor ?? []), "orphan-pts-master" as const])] : call.waitFor;
+    if (call.notify === false && (call.onNotify || waitFor?.length)) {
+      throw new CryoError(Code.INVALID_ARGUMENT, `criu ${op}: notify=false with onNotify or waitFor: invalid argument`);
+    }
+    const own = opts.inheritFds?.length ?? 0;
     const warmProc = takeWarm();
     const req: HelperRequest = {
       op,
-      // A cold helper gets the descriptors as its fds 3, 4, ...; a warm one copies them from this process.
-      opts: { ...withBinary(opts), inheritFds: [...(opts.inheritFds ?? []), ...inherit.map((f, i) => ({ fd: warmProc ? f.fd : 3 + i, key: f.key }))] },
-      waitFor: op === "restore" && opts.orphanPtsMaster ? [...new Set([...(call.waitFor ?? []), "orphan-pts-master" as const])] : call.waitFor,
+      // A cold helper gets the call's descriptors as its fds 3, 4, ...; a warm one copies them from this process.
+      opts: { ...checked.data, inheritFds: checked.data.inheritFds?.map((f, i) => (i < own || warmProc ? f : { fd: 3 + i - own, key: f.key })) },
+      waitFor,
       restoreChild: op === "restore" ? call.restoreChild : undefined,
       joinCgroups: op === "restore" ? call.joinCgroups : undefined,
       copyLogsTo: call.copyLogsTo,
@@ -252,10 +262,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
       reportVersion: op !== "restore" && knownVersion === undefined ? true : undefined,
     };
     if (req.reportVersion === undefined) delete req.reportVersion;
-    if (call.notify === false) {
-      if (call.onNotify || req.waitFor?.length) throw new CryoError(Code.INVALID_ARGUMENT, `criu ${op}: notify=false with onNotify or waitFor: invalid argument`);
-      req.notify = false;
-    }
+    if (call.notify === false) req.notify = false;
     if (req.copyLogsTo === undefined) delete req.copyLogsTo;
     if (req.inheritFrom === undefined) delete req.inheritFrom;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
@@ -366,14 +373,13 @@ async function runHelper(
   try {
     writeLine(proc, req);
     for await (const line of lines(proc.stdout)) {
-      let parsed;
+      let msg;
       try {
-        parsed = helperMessageSchema.safeParse(JSON.parse(line));
+        msg = checkHelperMessage(JSON.parse(line));
       } catch {
         continue;
       }
-      if (!parsed.success) continue;
-      const msg = parsed.data;
+      if (!msg) continue;
       if (msg.type === "result") {
         result = msg;
         continue;

@@ -2,6 +2,10 @@
  * The CRIU helper process: runs one libcriu call per process, off the caller's event loop.
  *
  * Entered through worker-main.ts (from source) or the `__criu` argument of a compiled cryo binary.
+ * This module's imports are the helper's whole start-up cost: it uses no zod and no protobuf (wire.ts checks
+ * the lines by hand; see there for why that is enough), and the compiled entry imports it directly, not
+ * index.ts (which brings the client, stats and inspection with their protobuf code).
+ *
  * Everything here is synchronous on purpose: libcriu blocks this thread for the whole call and calls
  * the notify callback on it, so messages are written with writeSync and replies read with readSync.
  */
@@ -16,13 +20,8 @@ import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { loadLibCriu, type LibCriu } from "./libcriu.ts";
 import { readCriuLogErrors } from "./log.ts";
 import type { CriuOpts } from "./options.ts";
-import {
-  helperRequestSchema,
-  replyMessageSchema,
-  type HelperRequest,
-  type NotifyMessage,
-  type ResultMessage,
-} from "./protocol.ts";
+import type { HelperRequest, NotifyMessage, ResultMessage } from "./protocol.ts";
+import { checkHelperRequest, checkReply } from "./wire.ts";
 
 /** Reads newline-terminated lines from fd 0, synchronously. */
 function createLineReader(fd: number): () => string | undefined {
@@ -82,9 +81,13 @@ export function runCriuHelper(): number {
     const line = readLine();
     const started = performance.now();
     if (line === undefined) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: no request on stdin: invalid argument");
-    const parsed = helperRequestSchema.safeParse(JSON.parse(line));
-    if (!parsed.success) throw new CryoError(Code.INVALID_ARGUMENT, `criu helper request: invalid argument: ${parsed.error.message}`);
-    request = parsed.data;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch (err) {
+      throw new CryoError(Code.INVALID_ARGUMENT, `criu helper request: invalid argument: not JSON: ${(err as Error).message}`);
+    }
+    request = checkHelperRequest(json);
     const loaded = lib ?? loadLibCriu();
     const result = perform(loaded, request, readLine, started);
     // A dump's metadata records CRIU's version: asked here (one `criu swrk` round trip, ~10 ms) rather
@@ -227,9 +230,9 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
         } catch {
           continue;
         }
-        const reply = replyMessageSchema.safeParse(json);
-        if (!reply.success || reply.data.seq !== msg.seq) continue;
-        if (reply.data.ok) return 0;
+        const reply = checkReply(json);
+        if (!reply || reply.seq !== msg.seq) continue;
+        if (reply.ok) return 0;
         refusedBy = action;
         return -1;
       }

@@ -7,14 +7,17 @@
  * - `readStats` / `decodeStats`: CRIU's dump and restore statistics
  * - `inspectCheckpoint` / `renderInspect`: process tree, memory, files and stats of an images directory
  * - `runCriuHelper` + `CRIU_HELPER_ARG`: a compiled binary whose argv[2] (or argv[1]) is "__criu" must call
- *   `process.exit(runCriuHelper())` before doing anything else.
+ *   `process.exit(runCriuHelper())` before doing anything else. Entry points should import it from
+ *   `./helper.ts` itself (a dynamic import): this index brings the client, stats and inspection
+ *   (protobuf) and zod, which the helper does not need and whose evaluation would be most of its start.
  * Nothing else here (libcriu.ts, helper.ts) is for use outside src/criu.
  */
 export { createCriu, helperCommand, classify } from "./client.ts";
 export type { Criu, CriuCallOptions, CriuRestoreCallOptions, CriuConfig, CriuFeatures, DumpResult, RestoreResult, LazyPagesOptions, LazyPagesServer, LazyPagesSummary, LazyRestoreResult, CriuLazyRestoreCallOptions, NotifyEvent } from "./client.ts";
 export { criuOptsSchema, cgroupModeSchema, type CriuOpts, type CgroupMode } from "./options.ts";
 export { CONFIG_FILE_OPTIONS, configFileLines } from "./config-file.ts";
-export { CRIU_HELPER_ARG, type NotifyAction } from "./protocol.ts";
+export { CRIU_HELPER_ARG } from "./wire.ts";
+export type { NotifyAction } from "./protocol.ts";
 export { decodeStats, readStats, type CriuStats, type DumpStats, type RestoreStats } from "./stats.ts";
 export { criuLogErrors } from "./log.ts";
 export { runCriuHelper } from "./helper.ts";

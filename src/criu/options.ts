@@ -5,9 +5,10 @@
  * setter calls plus, for the options libcriu has no setter for, lines of a CRIU configuration file.
  */
 import { z } from "zod";
+import { CGROUP_MODES, CONFIG_EXTRA_NAME, JOIN_NS } from "./wire.ts";
 
 /** Cgroup manage modes (`--manage-cgroups=MODE`); "default" lets CRIU pick (soft). */
-export const cgroupModeSchema = z.enum(["ignore", "none", "props", "soft", "full", "strict", "default"]);
+export const cgroupModeSchema = z.enum(CGROUP_MODES);
 /** A cgroup manage mode. */
 export type CgroupMode = z.infer<typeof cgroupModeSchema>;
 
@@ -16,7 +17,7 @@ export const emptyNsSchema = z.enum(["net"]);
 
 /** Namespaces a restore can join instead of creating (`--join-ns`). */
 export const joinNsSchema = z.object({
-  ns: z.enum(["net", "ipc", "uts", "mnt", "pid", "user", "cgroup", "time"]),
+  ns: z.enum(JOIN_NS),
   file: z.string().min(1),
   extra: z.string().optional(),
 });
@@ -101,7 +102,7 @@ export const criuOptsSchema = z
     /** A configuration file of the caller's, merged into the one cryo writes (its lines come first). */
     configFile: z.string().min(1).optional(),
     /** Extra CRIU configuration-file options, `{ "file-validation": "buildid", "ghost-fiemap": true }`. */
-    configExtra: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), z.union([z.string(), z.literal(true)])).optional(),
+    configExtra: z.record(z.string().regex(CONFIG_EXTRA_NAME), z.union([z.string(), z.literal(true)])).optional(),
     /** Binary libcriu forks as `criu swrk` (default "criu" from PATH). */
     serviceBinary: z.string().min(1).optional(),
   })

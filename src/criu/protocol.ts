@@ -1,5 +1,9 @@
 /**
- * The helper-process protocol: one JSON request line on the helper's stdin, newline-delimited JSON
+ * The helper-process protocol, as zod schemas: the reference for the lines' shapes and their types. At run
+ * time the lines are checked by wire.ts (no zod: the helper's start-up must not pay for zod); the
+ * unit tests hold the two in step.
+ *
+ * One JSON request line on the helper's stdin, newline-delimited JSON
  * messages on its stdout (notify events, then exactly one result), and JSON reply lines on stdin for
  * the notify events the request asked to wait for.
  *
@@ -11,32 +15,18 @@
  */
 import { z } from "zod";
 import { criuOptsSchema } from "./options.ts";
+import { HELPER_OPS, NOTIFY_ACTIONS } from "./wire.ts";
 
 /** The marker argument that makes the cryo binaries run as the CRIU helper. */
-export const CRIU_HELPER_ARG = "__criu";
+export { CRIU_HELPER_ARG } from "./wire.ts";
 
 /** Operations the helper performs. */
-export const helperOpSchema = z.enum(["dump", "pre-dump", "restore", "check", "version", "features"]);
+export const helperOpSchema = z.enum(HELPER_OPS);
 /** A helper operation. */
 export type HelperOp = z.infer<typeof helperOpSchema>;
 
 /** Notify actions CRIU sends (criu/action-scripts.c). */
-export const notifyActionSchema = z.enum([
-  "pre-stream",
-  "pre-dump",
-  "post-dump",
-  "pre-restore",
-  "post-restore",
-  "network-lock",
-  "network-unlock",
-  "setup-namespaces",
-  "post-setup-namespaces",
-  "pre-resume",
-  "post-resume",
-  "orphan-pts-master",
-  "status-ready",
-  "query-ext-files",
-]);
+export const notifyActionSchema = z.enum(NOTIFY_ACTIONS);
 /** A CRIU notify action. */
 export type NotifyAction = z.infer<typeof notifyActionSchema>;
 

@@ -2,7 +2,7 @@
 if (process.env.CRYO_PLUGIN_RUNNER === "1") {
   (await import("../plugins/index.ts")).runPluginRunner();
 } else if (process.argv[1] === "__criu" || process.argv[2] === "__criu") {
-  process.exit((await import("../criu/index.ts")).runCriuHelper());
+  process.exit((await import("../criu/helper.ts")).runCriuHelper());
 } else {
   const { runShim } = await import("./manager.ts");
   process.exit(await runShim(process.argv.slice(2)));
