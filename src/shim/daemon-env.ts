@@ -39,3 +39,17 @@ export function dropAddedEnv(env: Record<string, string | undefined> = process.e
   for (const k of (env[ADDED_ENV] ?? "").split(",")) if (k in DAEMON_ENV_DEFAULTS) delete env[k];
   delete env[ADDED_ENV];
 }
+
+/**
+ * Set by `start` in the daemon's environment: the descriptor number of the listening socket it bound
+ * at -socket and handed over (3). The daemon serves on it instead of binding the path itself.
+ */
+export const LISTEN_FD_ENV = "CRYO_SHIM_LISTEN_FD";
+
+/** In the daemon: takes LISTEN_FD_ENV out of the environment; the inherited listening descriptor, or undefined. */
+export function takeListenFd(env: Record<string, string | undefined> = process.env): number | undefined {
+  const value = env[LISTEN_FD_ENV];
+  delete env[LISTEN_FD_ENV];
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}

@@ -8,9 +8,9 @@ import { rmSync } from "node:fs";
 import { CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
-import { createReaper } from "../sys/index.ts";
+import { createReaper, setCloexec } from "../sys/index.ts";
 import { createServer } from "../ttrpc/index.ts";
-import { dropAddedEnv } from "./daemon-env.ts";
+import { dropAddedEnv, takeListenFd } from "./daemon-env.ts";
 import { createEngine } from "./engine.ts";
 import { createPublisher, createTtrpcForwarder } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
@@ -41,6 +41,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   }
   process.on("SIGPIPE", () => {});
   dropAddedEnv();
+  // The listening socket `start` handed over: close-on-exec at once, so runc and hooks never inherit it.
+  const listenFd = takeListenFd();
+  if (listenFd !== undefined) setCloexec(listenFd, true);
   const reaper = createReaper();
   const forwarder = createTtrpcForwarder(flags.ttrpcAddress);
   const publisher = createPublisher(forwarder, log);
@@ -150,8 +153,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   if (flags.debug) timeCalls(impl, log);
   server.register(TaskV2, impl);
   server.register(TaskV3, impl);
-  rmSync(flags.socket, { force: true });
-  server.listen(flags.socket, { mode: 0o600 });
+  if (listenFd !== undefined) {
+    server.listenFd(listenFd, flags.socket); // bound and listening since `start` (start.ts)
+  } else {
+    rmSync(flags.socket, { force: true });
+    server.listen(flags.socket, { mode: 0o600 });
+  }
   log.info("serving", { socket: flags.socket });
   // The default config (CRYO_CONFIG or /etc/cryo) is checked right away, after the socket is up, so that a broken file is reported at start.
   void configs().then((c) => c.check(""), (err) => log.error(`config: ${CryoError.from(err).message}`));

@@ -2,32 +2,151 @@
  * The container's root filesystem as containerd hands it over: a list of mounts (overlay, bind, ...)
  * that the shim mounts onto <bundle>/rootfs before `runc create`, and unmounts after `runc delete`.
  *
- * Mounting spawns mount(8) (src/sys has no mount(2) yet). Unmounting first counts the mounts stacked
- * on the target in /proc/self/mountinfo and runs umount(8) that many times, so a bundle with nothing
- * mounted costs no process at all.
+ * Mounting calls mount(2) (src/sys) with containerd's option words split into mount flags and the
+ * file system's data string, as containerd's own mount package does; a propagation word (private,
+ * rshared, ...) is a second mount(2) call, and a read-only bind a bind followed by a read-only remount.
+ * Only what mount(2) cannot take is left to mount(8): a data string longer than a page (an overlay
+ * with very many layers) and loop devices. Unmounting counts the mounts stacked on the target in
+ * /proc/self/mountinfo and calls umount2(2) that many times, so a bundle with nothing mounted costs
+ * nothing, and no process is spawned either way.
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { invalidArgument } from "../errors.ts";
+import { CryoError, invalidArgument } from "../errors.ts";
+import { Errno, errnoOf, MNT_DETACH, mount, umount2 } from "../sys/index.ts";
 import type { RootfsMount } from "./ports.ts";
 
-/** Runs mount(8)/umount(8); resolves with its exit code and stderr. */
-async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
+const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_SYNCHRONOUS = 16;
+const MS_REMOUNT = 32;
+const MS_MANDLOCK = 64;
+const MS_DIRSYNC = 128;
+const MS_NOATIME = 1024;
+const MS_NODIRATIME = 2048;
+const MS_BIND = 4096;
+const MS_REC = 16384;
+const MS_UNBINDABLE = 1 << 17;
+const MS_PRIVATE = 1 << 18;
+const MS_SLAVE = 1 << 19;
+const MS_SHARED = 1 << 20;
+const MS_RELATIME = 1 << 21;
+const MS_STRICTATIME = 1 << 24;
+
+/** Option words that are mount flags: [clear, flag] — clear means the word turns the flag off. */
+const FLAG_WORDS: Readonly<Record<string, readonly [clear: boolean, flag: number]>> = {
+  async: [true, MS_SYNCHRONOUS],
+  atime: [true, MS_NOATIME],
+  bind: [false, MS_BIND],
+  defaults: [false, 0],
+  dev: [true, MS_NODEV],
+  diratime: [true, MS_NODIRATIME],
+  dirsync: [false, MS_DIRSYNC],
+  exec: [true, MS_NOEXEC],
+  mand: [false, MS_MANDLOCK],
+  noatime: [false, MS_NOATIME],
+  nodev: [false, MS_NODEV],
+  nodiratime: [false, MS_NODIRATIME],
+  noexec: [false, MS_NOEXEC],
+  nomand: [true, MS_MANDLOCK],
+  norelatime: [true, MS_RELATIME],
+  nostrictatime: [true, MS_STRICTATIME],
+  nosuid: [false, MS_NOSUID],
+  rbind: [false, MS_BIND | MS_REC],
+  relatime: [false, MS_RELATIME],
+  remount: [false, MS_REMOUNT],
+  ro: [false, MS_RDONLY],
+  rw: [true, MS_RDONLY],
+  strictatime: [false, MS_STRICTATIME],
+  suid: [true, MS_NOSUID],
+  sync: [false, MS_SYNCHRONOUS],
+};
+
+/** Propagation words: a separate mount(2) call after the mount itself. */
+const PROPAGATION_WORDS: Readonly<Record<string, number>> = {
+  private: MS_PRIVATE,
+  rprivate: MS_PRIVATE | MS_REC,
+  shared: MS_SHARED,
+  rshared: MS_SHARED | MS_REC,
+  slave: MS_SLAVE,
+  rslave: MS_SLAVE | MS_REC,
+  unbindable: MS_UNBINDABLE,
+  runbindable: MS_UNBINDABLE | MS_REC,
+};
+
+/** The largest data string mount(2) takes (one page, with its NUL). */
+const MAX_MOUNT_DATA = 4095;
+
+/** A rootfs mount's options as mount(2) wants them. */
+export interface ParsedMountOptions {
+  flags: number;
+  /** Propagation flags for a second call (0: none). */
+  propagation: number;
+  /** The file system's own options, comma-joined (e.g. overlay's lowerdir=...). */
+  data: string;
+  /** Words mount(2) cannot do (loop): the mount must go through mount(8). */
+  needsMountCommand: boolean;
+}
+
+/** Splits containerd's mount option words into mount(2) flags, propagation and data (pure). */
+export function parseMountOptions(options: readonly string[]): ParsedMountOptions {
+  let flags = 0;
+  let propagation = 0;
+  let needsMountCommand = false;
+  const data: string[] = [];
+  for (const word of options) {
+    const f = FLAG_WORDS[word];
+    if (f !== undefined) {
+      flags = f[0] ? flags & ~f[1] : flags | f[1];
+      continue;
+    }
+    const p = PROPAGATION_WORDS[word];
+    if (p !== undefined) {
+      propagation |= p;
+      continue;
+    }
+    if (word === "loop") needsMountCommand = true;
+    data.push(word);
+  }
+  const joined = data.join(",");
+  return { flags, propagation, data: joined, needsMountCommand: needsMountCommand || joined.length > MAX_MOUNT_DATA };
+}
+
+/** Runs mount(8); resolves with its exit code and stderr. */
+async function runMountCommand(argv: string[]): Promise<{ code: number; stderr: string }> {
   const p = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   return { code, stderr: stderr.trim() };
+}
+
+/** Mounts one of containerd's rootfs mounts onto target. */
+async function mountOne(m: RootfsMount, target: string): Promise<void> {
+  const what = `rootfs mount ${m.type} ${m.source}`;
+  const o = parseMountOptions(m.options);
+  if (o.needsMountCommand) {
+    const argv = ["mount", "-t", m.type, m.source, target];
+    if (m.options.length > 0) argv.splice(1, 0, "-o", m.options.join(","));
+    const r = await runMountCommand(argv);
+    if (r.code !== 0) throw invalidArgument(what, { detail: r.stderr || `mount exited ${r.code}` });
+    return;
+  }
+  try {
+    mount(m.source, target, m.type, o.flags, o.data === "" ? null : o.data);
+    // A bind ignores MS_RDONLY on the first call: read-only takes a remount of the bind.
+    if ((o.flags & MS_BIND) !== 0 && (o.flags & MS_RDONLY) !== 0) mount(null, target, null, (o.flags & ~MS_REC) | MS_REMOUNT | MS_BIND | MS_RDONLY);
+    if (o.propagation !== 0) mount(null, target, null, o.propagation);
+  } catch (err) {
+    throw invalidArgument(what, { cause: err, detail: CryoError.from(err).message });
+  }
 }
 
 /** Mounts containerd's rootfs mounts onto <bundle>/rootfs, in order. */
 export async function mountRootfs(bundle: string, mounts: readonly RootfsMount[]): Promise<void> {
   const target = join(bundle, "rootfs");
   mkdirSync(target, { recursive: true });
-  for (const m of mounts) {
-    const argv = ["mount", "-t", m.type, m.source, target];
-    if (m.options.length > 0) argv.splice(1, 0, "-o", m.options.join(","));
-    const r = await run(argv);
-    if (r.code !== 0) throw invalidArgument(`rootfs mount ${m.type} ${m.source}`, { detail: r.stderr || `mount exited ${r.code}` });
-  }
+  for (const m of mounts) await mountOne(m, target);
 }
 
 /** Unescapes mountinfo's octal escapes (`\040` for a space). */
@@ -45,6 +164,10 @@ export function mountsAt(mountinfo: string, path: string): number {
   return n;
 }
 
+/** How often, and how far apart, a busy unmount is retried before it is detached lazily. */
+const BUSY_RETRIES = 10;
+const BUSY_RETRY_MS = 20;
+
 /** Unmounts everything stacked on <bundle>/rootfs; nothing mounted is fine. */
 export async function unmountRootfs(bundle: string): Promise<void> {
   const target = join(bundle, "rootfs");
@@ -55,7 +178,26 @@ export async function unmountRootfs(bundle: string): Promise<void> {
     count = 8; // cannot tell: try until umount fails
   }
   for (let i = 0; i < count; i++) {
-    const r = await run(["umount", target]);
-    if (r.code !== 0) return;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        umount2(target);
+        break;
+      } catch (err) {
+        const e = errnoOf(err);
+        if (e === Errno.EBUSY && attempt < BUSY_RETRIES) {
+          await Bun.sleep(BUSY_RETRY_MS);
+          continue;
+        }
+        // Still busy: detach it, so that the bundle can go and the mount goes with its last user.
+        if (e === Errno.EBUSY) {
+          try {
+            umount2(target, MNT_DETACH);
+          } catch {
+            // gone meanwhile
+          }
+        }
+        return; // EINVAL: not mounted (any more); ENOENT: no rootfs
+      }
+    }
   }
 }

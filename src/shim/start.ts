@@ -5,22 +5,23 @@
  *
  * The daemon is started detached (its own session, stdin /dev/null, stdout and stderr on the
  * bundle's `log` FIFO that containerd reads) because containerd reads `start`'s stdout and stderr
- * until EOF. Two `start`s for the same group, and a daemon deciding to exit, serialize on a lock
+ * until EOF. As containerd's runc shim does, `start` binds and listens on the socket itself and hands
+ * the listening descriptor to the daemon (fd 3), then returns without waiting for the daemon to load:
+ * containerd's first call waits in the socket's backlog until the daemon accepts it. Two `start`s for the same group, and a daemon deciding to exit, serialize on a lock
  * directory next to the socket (socket-lock.ts).
  */
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, unavailable } from "../errors.ts";
-import { daemonEnv } from "./daemon-env.ts";
+import { close as closeFd } from "../sys/fd.ts";
+import { listenUnixSocket } from "../sys/console-socket.ts";
+import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
-
-/** How long `start` waits for a new daemon to listen. */
-export const DAEMON_READY_TIMEOUT_MS = 10_000;
 
 const specSchema = z.object({ annotations: z.record(z.string(), z.string()).optional() }).loose();
 
@@ -123,14 +124,36 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
         // no log FIFO (not started by containerd): the daemon logs nowhere
       }
       const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input?.kind === "bootstrap" && input.debug) }, path);
-      const proc = Bun.spawn([...selfCommand(), ...args], {
-        argv0: process.execPath,
-        cwd: bundle,
-        env: daemonEnv(env, { TTRPC_ADDRESS: ttrpcAddress, GRPC_ADDRESS: grpcAddress, NAMESPACE: flags.namespace, [LINGER_ENV]: String(lingerFor(key, env)), [GROUP_KEY_ENV]: key }),
-        stdio: ["ignore", logFd, logFd],
-        detached: true,
-      });
-      if (typeof logFd === "number") closeSync(logFd);
+      let listenFd: number;
+      try {
+        listenFd = listenUnixSocket(path, { mode: 0o600 });
+      } catch (err) {
+        if (typeof logFd === "number") closeSync(logFd);
+        throw err;
+      }
+      let proc: ReturnType<typeof Bun.spawn>;
+      try {
+        proc = Bun.spawn([...selfCommand(), ...args], {
+          argv0: process.execPath,
+          cwd: bundle,
+          env: daemonEnv(env, {
+            TTRPC_ADDRESS: ttrpcAddress,
+            GRPC_ADDRESS: grpcAddress,
+            NAMESPACE: flags.namespace,
+            [LINGER_ENV]: String(lingerFor(key, env)),
+            [GROUP_KEY_ENV]: key,
+            [LISTEN_FD_ENV]: "3",
+          }),
+          stdio: ["ignore", logFd, logFd, listenFd],
+          detached: true,
+        });
+      } catch (err) {
+        rmSync(path, { force: true });
+        throw unavailable(`shim daemon for ${flags.id}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+      } finally {
+        closeFd(listenFd);
+        if (typeof logFd === "number") closeSync(logFd);
+      }
       proc.unref();
       adjustOomScore(proc.pid);
       const shimCgroup = input?.options.shimCgroup;
@@ -139,19 +162,9 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
           await (await import("./shim-cgroup.ts")).placeInShimCgroup(proc.pid, shimCgroup);
         } catch (err) {
           proc.kill("SIGKILL");
+          rmSync(path, { force: true });
           throw err;
         }
-      }
-      const deadline = Date.now() + DAEMON_READY_TIMEOUT_MS;
-      for (let delay = 2; !(await canConnect(path)); delay = Math.min(delay * 2, 8)) {
-        if (proc.exitCode !== null || proc.signalCode !== null) {
-          throw unavailable(`shim daemon for ${flags.id}`, { detail: `exited (${proc.exitCode ?? proc.signalCode}) before listening; see containerd's log` });
-        }
-        if (Date.now() > deadline) {
-          proc.kill("SIGKILL");
-          throw unavailable(`shim daemon for ${flags.id}`, { detail: `not listening on ${path} after ${DAEMON_READY_TIMEOUT_MS} ms` });
-        }
-        await Bun.sleep(delay);
       }
     }
     markPending(path, flags.id);

@@ -124,6 +124,30 @@ export class ConsoleSocket {
   }
 }
 
+/**
+ * Binds a unix stream socket at path and puts it in listening state; returns the (blocking,
+ * close-on-exec) descriptor. The socket file is created with `mode` (the umask is narrowed around
+ * bind(2), so it is never more open than asked). Used by the shim's `start`, which hands the
+ * listening socket to the daemon it launches, as containerd's runc shim does: a client may connect
+ * at once and waits in the backlog until the daemon accepts.
+ */
+export function listenUnixSocket(path: string, options: { mode?: number; backlog?: number } = {}): number {
+  const { addr, len } = sockaddrUn(path);
+  const fd = libc.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw sysError("socket(AF_UNIX)");
+  const oldUmask = process.umask(0o777 & ~(options.mode ?? 0o600));
+  try {
+    if (libc.bind(fd, addr, len) !== 0) throw sysError(`bind(${path})`);
+    if (libc.listen(fd, options.backlog ?? 128) !== 0) throw sysError(`listen(${path})`);
+    return fd;
+  } catch (err) {
+    close(fd);
+    throw err;
+  } finally {
+    process.umask(oldUmask);
+  }
+}
+
 /** Creates a console socket (see ConsoleSocket.create). */
 export function createConsoleSocket(path?: string): ConsoleSocket {
   return ConsoleSocket.create(path);

@@ -5,7 +5,7 @@
 export { setChildSubreaper, isChildSubreaper } from "./prctl.ts";
 export { createReaper, type Reaper, type ReaperOptions, type Exit } from "./reaper.ts";
 export { decodeWaitStatus, type ExitInfo } from "./wait-status.ts";
-export { ConsoleSocket, createConsoleSocket, sendFd, type ReceivedFd } from "./console-socket.ts";
+export { ConsoleSocket, createConsoleSocket, listenUnixSocket, sendFd, type ReceivedFd } from "./console-socket.ts";
 export { setWinsize, getWinsize, type Winsize } from "./pty.ts";
 export { openFifo, setNonblocking, isNonblocking, dup, pipe, close, clearCloexec, setCloexec, isCloexec, type FifoMode } from "./fd.ts";
 export {
@@ -29,5 +29,6 @@ export {
   UMOUNT_NOFOLLOW,
 } from "./mount.ts";
 export { pidfdOpen, pidfdGetfd, takeFdFromProcess } from "./pidfd.ts";
+export { Errno, errnoOf } from "./libc.ts";
 export { createEventFd, drainEventFd } from "./eventfd.ts";
 export { readProcStat, isAlive, listChildren, type ProcStat } from "./proc.ts";

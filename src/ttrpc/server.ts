@@ -12,6 +12,7 @@ import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protob
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
+import type { Socket } from "bun";
 import {
   Code,
   CryoError,
@@ -51,6 +52,11 @@ export interface Server extends AsyncDisposable {
   registerRaw(service: string, method: string, handler: RawHandler): void;
   /** Listens on a unix socket path (parent created 0700 if missing; socket chmod'ed to mode). */
   listen(path: string, options?: ListenOptions): void;
+  /**
+   * Serves on a unix socket that another process already bound and put in listening state (fd is
+   * that socket, inherited). path is where it is bound: it is removed when the server stops.
+   */
+  listenFd(fd: number, path: string): void;
   /** Number of open connections. */
   readonly connections: number;
   /** Number of requests being handled. */
@@ -224,6 +230,16 @@ export function createServer(options: ServerOptions = {}): Server {
     }
   }
 
+  const acceptHandlers = {
+    ...socketHandlers,
+    open(socket: Socket<SocketSlot>) {
+      socket.data = {};
+      const st: ConnState = { lastStreamId: 0, inflight: new Map() };
+      const conn = new Connection(socket, handlerFor(st), maxLength);
+      conns.set(conn, st);
+    },
+  };
+
   const server: Server = {
     register(service, impl) {
       for (const m of service.methods) {
@@ -244,19 +260,7 @@ export function createServer(options: ServerOptions = {}): Server {
       // it is more open than asked; the chmod below then sets it exactly.
       const oldUmask = process.umask(0o777 & ~mode);
       try {
-        listener = Bun.listen<SocketSlot>({
-          unix: path,
-          data: {},
-          socket: {
-            ...socketHandlers,
-            open(socket) {
-              socket.data = {};
-              const st: ConnState = { lastStreamId: 0, inflight: new Map() };
-              const conn = new Connection(socket, handlerFor(st), maxLength);
-              conns.set(conn, st);
-            },
-          },
-        });
+        listener = Bun.listen<SocketSlot>({ unix: path, data: {}, socket: acceptHandlers });
       } catch (err) {
         throw unavailable(`ttrpc listen ${path}`, { cause: err, detail: (err as Error).message });
       } finally {
@@ -264,6 +268,16 @@ export function createServer(options: ServerOptions = {}): Server {
       }
       socketPath = path;
       chmodSync(path, mode);
+    },
+    listenFd(fd, path) {
+      if (listener !== undefined) throw alreadyExists(`ttrpc listener on ${socketPath}`);
+      try {
+        // Bun.listen adopts an already listening descriptor with `fd` (its types only declare it for connect).
+        listener = Bun.listen<SocketSlot>({ fd, data: {}, socket: acceptHandlers } as unknown as Parameters<typeof Bun.listen<SocketSlot>>[0]);
+      } catch (err) {
+        throw unavailable(`ttrpc listen on fd ${fd} (${path})`, { cause: err, detail: (err as Error).message });
+      }
+      socketPath = path;
     },
     get connections() {
       return conns.size;
