@@ -1,16 +1,20 @@
 /**
- * The `start` action of the built binary on its own (no containerd): the ShimCgroup runtime option
- * puts the daemon it launches into that cgroup; a ShimCgroup that does not exist fails `start`
- * and leaves no daemon behind.
+ * The `start` action of the built binary on its own (no containerd): start binds the socket and
+ * hands the listening descriptor to the daemon it launches (root-only socket, held close-on-exec by
+ * the daemon, answering ttrpc); the ShimCgroup runtime option puts the daemon into that cgroup; a
+ * ShimCgroup that does not exist fails `start` and leaves no daemon and no socket behind.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultBinDir } from "../../src/containerd/index.ts";
+import { Code, CryoError } from "../../src/errors.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
+import { Task } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { connect, createClient } from "../../src/ttrpc/index.ts";
 import { processAlive, uniqueId, waitFor } from "../harness/index.ts";
 
 const CONTROLLERS = ["memory", "pids"];
@@ -53,8 +57,8 @@ function daemonsOf(socketDir: string): number[] {
     .map(Number);
 }
 
-async function start(id: string, shimCgroup: string, socketDir: string) {
-  const stdin = toBinary(AnySchema, anyPack(OptionsSchema, create(OptionsSchema, { shimCgroup })));
+async function start(id: string, shimCgroup: string | undefined, socketDir: string) {
+  const stdin = shimCgroup === undefined ? new Uint8Array() : toBinary(AnySchema, anyPack(OptionsSchema, create(OptionsSchema, { shimCgroup })));
   const proc = Bun.spawn([join(defaultBinDir() ?? "build/bin", "containerd-shim-cryo-v2"), "-namespace", "t", "-address", join(dir, "no-containerd.sock"), "-id", id, "start"], {
     cwd: join(dir, "bundle"),
     env: { ...process.env, CRYO_SHIM_SOCKET_DIR: socketDir },
@@ -65,6 +69,35 @@ async function start(id: string, shimCgroup: string, socketDir: string) {
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { out, err, code };
 }
+
+test("start hands its listening socket to the daemon: root only, close-on-exec in the daemon, answering ttrpc", async () => {
+  const socketDir = join(dir, "s0");
+  const r = await start("c0", undefined, socketDir);
+  expect(r.code).toBe(0);
+  expect(r.err).toBe("");
+  const path = r.out.replace(/^unix:\/\//, "");
+  expect(path.startsWith(`${socketDir}/`)).toBe(true);
+  expect(statSync(path).isSocket()).toBe(true);
+  expect(statSync(path).mode & 0o777).toBe(0o600);
+  const [pid] = daemonsOf(socketDir);
+  expect(pid).toBeDefined();
+  daemons.push(pid!);
+  // The daemon got the socket as fd 3 (start's spawn) and set close-on-exec on it, so runc never inherits it.
+  expect(readlinkSync(`/proc/${pid}/fd/3`)).toMatch(/^socket:\[\d+\]$/);
+  const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/3`, "utf8"))?.[1] ?? "0", 8);
+  await waitFor(() => (Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/3`, "utf8"))?.[1] ?? "0", 8) & 0o2000000) !== 0, {
+    timeoutMs: 10_000,
+    what: `daemon ${pid} to set close-on-exec on fd 3 (flags now ${flags.toString(8)})`,
+  });
+  const client = await connect(path, { namespace: "t" });
+  try {
+    const err = await createClient(Task, client).state({ id: "no-such-container" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.NOT_FOUND);
+  } finally {
+    client.close();
+  }
+}, 30_000);
 
 test("ShimCgroup: the daemon start launches runs in that cgroup", async () => {
   const socketDir = join(dir, "s1");
@@ -84,4 +117,5 @@ test("ShimCgroup that does not exist: start fails and leaves no daemon", async (
   expect(r.code).not.toBe(0);
   expect(r.err).toContain(`shim cgroup ${cgroup}-missing: not found`);
   await waitFor(() => daemonsOf(socketDir).length === 0, { timeoutMs: 5_000, what: "no daemon" });
+  expect(existsSync(socketDir) ? readdirSync(socketDir).filter((f) => !f.endsWith(".lock")) : []).toEqual([]);
 }, 30_000);
