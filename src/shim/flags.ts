@@ -8,7 +8,8 @@
  * MAX_SHIM_VERSION to the environment and writes BootstrapParams to `start`'s stdin. The daemon that
  * `start` launches is run with `-socket PATH` and no action.
  */
-import { z } from "zod";
+// zod/mini: the same validation as zod with a fraction of its load time; this runs at every launch of the binary.
+import * as z from "zod/mini";
 import { invalidArgument } from "../errors.ts";
 
 /** What the command line and environment say. */
@@ -37,13 +38,10 @@ const boolFlags = new Set(["debug", "v", "version", "info"]);
 const stringFlags = new Set(["namespace", "id", "address", "publish-binary", "bundle", "socket", "debug-socket"]);
 
 const envSchema = z.object({
-  TTRPC_ADDRESS: z.string().optional(),
-  GRPC_ADDRESS: z.string().optional(),
-  NAMESPACE: z.string().optional(),
-  MAX_SHIM_VERSION: z
-    .string()
-    .regex(/^\d*$/, "MAX_SHIM_VERSION must be a number")
-    .optional(),
+  TTRPC_ADDRESS: z.optional(z.string()),
+  GRPC_ADDRESS: z.optional(z.string()),
+  NAMESPACE: z.optional(z.string()),
+  MAX_SHIM_VERSION: z.optional(z.string().check(z.regex(/^\d*$/, "MAX_SHIM_VERSION must be a number"))),
 });
 
 /** Parses argv (without the program name) and the environment; unknown flags are an INVALID_ARGUMENT. */

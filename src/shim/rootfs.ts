@@ -13,7 +13,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CryoError, invalidArgument } from "../errors.ts";
-import { Errno, errnoOf, MNT_DETACH, mount, umount2 } from "../sys/index.ts";
 import type { RootfsMount } from "./ports.ts";
 
 const MS_RDONLY = 1;
@@ -132,6 +131,7 @@ async function mountOne(m: RootfsMount, target: string): Promise<void> {
     if (r.code !== 0) throw invalidArgument(what, { detail: r.stderr || `mount exited ${r.code}` });
     return;
   }
+  const { mount } = await import("../sys/index.ts");
   try {
     mount(m.source, target, m.type, o.flags, o.data === "" ? null : o.data);
     // A bind ignores MS_RDONLY on the first call: read-only takes a remount of the bind.
@@ -177,6 +177,9 @@ export async function unmountRootfs(bundle: string): Promise<void> {
   } catch {
     count = 8; // cannot tell: try until umount fails
   }
+  if (count === 0) return;
+  // src/sys (bun:ffi) is loaded only when something is mounted: `delete` after a clean Delete does not pay for it.
+  const { Errno, errnoOf, MNT_DETACH, umount2 } = await import("../sys/index.ts");
   for (let i = 0; i < count; i++) {
     for (let attempt = 0; ; attempt++) {
       try {

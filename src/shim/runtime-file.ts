@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini"; // light at every `delete` (flags.ts)
 import { defaultShimOptions, type ShimOptions } from "./shim-options.ts";
 
 /** The file in a bundle that records how to reach runc for this container. */
@@ -16,7 +16,7 @@ export function writeRuntimeFile(bundle: string, options: ShimOptions): void {
   writeFileSync(join(bundle, RUNTIME_FILE), JSON.stringify({ binaryName: options.binaryName, root: options.root, systemdCgroup: options.systemdCgroup }));
 }
 
-const runtimeFileSchema = z.object({ binaryName: z.string().min(1), root: z.string().min(1), systemdCgroup: z.boolean().optional() }).loose();
+const runtimeFileSchema = z.looseObject({ binaryName: z.string().check(z.minLength(1)), root: z.string().check(z.minLength(1)), systemdCgroup: z.optional(z.boolean()) });
 
 /** Reads the runc settings Create recorded in the bundle; defaults when absent or unreadable. */
 export function readRuntimeFile(bundle: string): ShimOptions {

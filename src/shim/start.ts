@@ -12,10 +12,8 @@
  */
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini"; // light at every `start` (flags.ts)
 import { invalidArgument, unavailable } from "../errors.ts";
-import { close as closeFd } from "../sys/fd.ts";
-import { listenUnixSocket } from "../sys/console-socket.ts";
 import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
@@ -23,7 +21,7 @@ import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
 
-const specSchema = z.object({ annotations: z.record(z.string(), z.string()).optional() }).loose();
+const specSchema = z.looseObject({ annotations: z.optional(z.record(z.string(), z.string())) });
 
 /** Reads the annotations of <bundle>/config.json; a missing or malformed spec is INVALID_ARGUMENT. */
 export function readAnnotations(bundle: string): Record<string, string> {
@@ -124,6 +122,8 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
         // no log FIFO (not started by containerd): the daemon logs nowhere
       }
       const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input?.kind === "bootstrap" && input.debug) }, path);
+      // bun:ffi's libc is loaded only here: a `start` that reuses a running daemon does not pay for it.
+      const [{ listenUnixSocket }, { close: closeFd }] = await Promise.all([import("../sys/console-socket.ts"), import("../sys/fd.ts")]);
       let listenFd: number;
       try {
         listenFd = listenUnixSocket(path, { mode: 0o600 });
