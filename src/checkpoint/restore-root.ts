@@ -2,12 +2,14 @@
  * CRIU's root for a container restore: CRIU wants its root to be a mount point whose parent is not
  * over-mounted, so the new rootfs is bind-mounted onto a directory of its own and made private, as
  * runc does with <state dir>/criu-root. Mount points CRIU will restore into are created first (not
- * those on a tmpfs: CRIU restores tmpfs contents itself). mount(2)/umount2(2) through src/sys.
+ * those on a tmpfs: CRIU restores tmpfs contents itself), with bind mounts temporarily in place so that
+ * nested mount points land in the bind's source, as runc's prepareCriuRestoreMounts does.
+ * mount(2)/umount2(2) through src/sys.
  */
-import { mkdirSync, existsSync, writeFileSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { CryoError } from "../errors.ts";
-import { MNT_DETACH, MS_BIND, MS_PRIVATE, mount, umount2 } from "../sys/index.ts";
+import { CryoError, invalidArgument } from "../errors.ts";
+import { MNT_DETACH, MS_BIND, MS_PRIVATE, MS_REC, mount, umount2 } from "../sys/index.ts";
 import type { RuncContainer } from "./runc-criu.ts";
 
 /** A bind-mounted restore root; dispose unmounts (lazily) and removes the directory. */
@@ -15,18 +17,86 @@ export interface RestoreRoot extends Disposable {
   path: string;
 }
 
-/** Creates the mount points of c's mounts inside its rootfs that are not on a tmpfs (runc's rule). */
+/** How many symlinks resolveInRoot follows before it gives up (ELOOP), as the kernel's limit. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * The host path of `path` inside `root`, with every symlink on the way resolved as if `root` were
+ * `/` (an absolute link target starts again at root, `..` never climbs above it), so that a rootfs
+ * from an image cannot point a mount point outside itself. The last components may not exist yet.
+ */
+export function resolveInRoot(root: string, path: string): string {
+  const pending = path.split("/").filter((c) => c !== "" && c !== ".");
+  const resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const c = pending.shift()!;
+    if (c === "..") {
+      resolved.pop();
+      continue;
+    }
+    const here = join(root, ...resolved, c);
+    let st;
+    try {
+      st = lstatSync(here);
+    } catch {
+      // Missing from here on: the rest is created as plain directories under what is resolved.
+      if (pending.includes("..")) throw invalidArgument(`mount point ${path} in ${root}`, { detail: "'..' after a missing component" });
+      resolved.push(c, ...pending);
+      break;
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_SYMLINKS) throw invalidArgument(`mount point ${path} in ${root}`, { detail: "too many symbolic links" });
+      const target = readlinkSync(here);
+      if (target.startsWith("/")) resolved.length = 0;
+      pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+      continue;
+    }
+    resolved.push(c);
+  }
+  return join(root, ...resolved);
+}
+
+/**
+ * Creates the mount points of c's mounts inside its rootfs that are not on a tmpfs (runc's rule: CRIU
+ * restores a tmpfs's contents itself). As runc does before a restore, each bind mount is bind-mounted
+ * onto its mount point while the later mount points are made, so that a mount point nested in a bind
+ * mount (a bind at /data and another at /data/cache) is created inside the bind's source, where CRIU
+ * will look for it; those temporary binds are undone (lazily, in reverse) before this returns: CRIU's
+ * root (prepareRestoreRoot) is a non-recursive bind of the rootfs and never sees them.
+ * Every path is resolved inside the rootfs (resolveInRoot).
+ */
 export function createRestoreMountpoints(c: RuncContainer): void {
   const tmpfs = c.config.mounts.filter((m) => m.device === "tmpfs").map((m) => m.destination);
-  for (const m of c.config.mounts) {
-    if (m.device === "cgroup" || tmpfs.some((t) => m.destination.startsWith(`${t}/`))) continue;
-    const target = join(c.config.rootfs, m.destination);
-    if (existsSync(target)) continue;
-    const isFile = m.device === "bind" && isRegular(m.source);
-    if (isFile) {
-      mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, "");
-    } else mkdirSync(target, { recursive: true });
+  const bound: string[] = [];
+  try {
+    for (const m of c.config.mounts) {
+      if (m.device === "cgroup" || tmpfs.some((t) => m.destination.startsWith(`${t}/`))) continue;
+      const target = resolveInRoot(c.config.rootfs, m.destination);
+      const isFile = m.device === "bind" && isRegular(m.source);
+      if (!existsSync(target)) {
+        if (isFile) {
+          mkdirSync(dirname(target), { recursive: true });
+          writeFileSync(target, "");
+        } else mkdirSync(target, { recursive: true });
+      }
+      if (m.device === "bind" && !isFile && existsSync(m.source)) {
+        try {
+          mount(m.source, target, null, MS_BIND | MS_REC);
+        } catch (err) {
+          throw CryoError.from(err).wrap(`restore mount point ${m.destination}`);
+        }
+        bound.push(target);
+      }
+    }
+  } finally {
+    for (const t of bound.reverse()) {
+      try {
+        umount2(t, MNT_DETACH);
+      } catch {
+        // already gone
+      }
+    }
   }
 }
 
