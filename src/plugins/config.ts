@@ -55,7 +55,14 @@ export const pluginConfigSchema = z.strictObject({
     .default({ timeout_ms: defaultTimeoutMs, memory_mib: defaultMemoryMib }),
   grants: z
     .strictObject({
-      allowed_hosts: z.array(z.string()).default([]),
+      allowed_hosts: z
+        .array(
+          z
+            .string()
+            .regex(/^(\[[0-9A-Fa-f:.*?]+\]|[^\s/:\[\]@]+)$/, "must be a host name or IP address (globs * and ?; IPv6 in [ ]), without scheme, port or path"),
+        )
+        .default([])
+        .describe("hosts the plugin may reach with Extism's HTTP requests (matched against the URL's host name)"),
       allowed_paths: z.record(z.string(), z.string()).default({}),
     })
     .default({ allowed_hosts: [], allowed_paths: {} }),

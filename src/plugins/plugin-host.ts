@@ -127,6 +127,11 @@ export function createPluginHost(): PluginHost {
       switch (reply.kind) {
         case "memory":
           throw pluginFailure(name, hook, Code.RESOURCE_EXHAUSTED, `exceeded its memory limit of ${p.config.limits.memory_mib} MiB: ${reply.message}`);
+        case "network": {
+          const hosts = p.config.grants.allowed_hosts;
+          const granted = hosts.length === 0 ? "none" : hosts.map((h) => JSON.stringify(h)).join(", ");
+          throw pluginFailure(name, hook, Code.PERMISSION_DENIED, `network access refused (grants.allowed_hosts: ${granted}): ${reply.message}`);
+        }
         case "trap":
           throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${reply.message}`);
         default:

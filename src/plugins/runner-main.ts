@@ -20,6 +20,21 @@ interface Entry {
   maxPages: number;
   allowedHosts: string[];
   plugin: Plugin | null;
+  /** Status of the plugin's last HTTP response (0: none yet). */
+  httpStatus: number;
+}
+
+/**
+ * The fetch a plugin's HTTP requests go through: one request, never following a redirect; records
+ * the status for http_status_code.
+ */
+function pluginFetch(e: Entry): typeof fetch {
+  return (async (url: string | URL | Request, init?: RequestInit) => {
+    e.httpStatus = 0;
+    const res = await fetch(url, { ...init, redirect: "manual" });
+    e.httpStatus = res.status;
+    return res;
+  }) as typeof fetch;
 }
 
 /** True when this process was started to be a plugin runner. */
@@ -36,10 +51,29 @@ export function runPluginRunner(): void {
   };
   const logger = { trace: record("trace"), debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error"), log: record("info") } as unknown as Console;
 
+  // Network (grants.allowed_hosts): Extism's http_request is asynchronous (fetch). The plugin runs on
+  // this thread, not in Extism's worker (runInWorker): Bun has JSPI (WebAssembly.Suspending and
+  // promising), with which Extism suspends the plugin while the request runs; and its worker cannot
+  // start inside a compiled cryo binary (measured: "Cannot find module '/$bunfs/root/worker.js'",
+  // the runner exits while loading), which is how the shim runs plugins. Extism checks each URL's
+  // host against allowedHosts (an empty list refuses every request); redirects are not followed, so an
+  // allowed host cannot send the plugin on to a host that is not allowed (the plugin sees the 3xx).
+  // http_status_code is cryo's: Extism (2.0.0-rc13) swaps in its working one only for imports listed
+  // after http_request, and AssemblyScript can list it before (measured: status 0 after a 200).
   const instantiate = (e: Entry) =>
     createPlugin(
       { wasm: [{ module: e.module }] },
-      { useWasi: false, config: e.config, memory: { maxPages: e.maxPages }, allowedHosts: e.allowedHosts, runInWorker: e.allowedHosts.length > 0, logger, logLevel: "info" },
+      {
+        useWasi: false,
+        config: e.config,
+        memory: { maxPages: e.maxPages },
+        allowedHosts: e.allowedHosts,
+        runInWorker: false,
+        fetch: pluginFetch(e),
+        functions: { "extism:host/env": { http_status_code: () => e.httpStatus } },
+        logger,
+        logLevel: "info",
+      },
     );
 
   const memoryOf = async (p: Plugin | null): Promise<number> => {
@@ -60,7 +94,7 @@ export function runPluginRunner(): void {
       ({ ...r, id: req.id, durationMs: performance.now() - started, logs }) as RunnerReply;
     if (req.t === "load") {
       try {
-        const entry: Entry = { module: await WebAssembly.compile(req.wasm), config: req.config, maxPages: req.maxPages, allowedHosts: req.allowedHosts, plugin: null };
+        const entry: Entry = { module: await WebAssembly.compile(req.wasm), config: req.config, maxPages: req.maxPages, allowedHosts: req.allowedHosts, plugin: null, httpStatus: 0 };
         entry.plugin = await instantiate(entry);
         entries.set(req.key, entry);
         return done({ ok: true, output: null, memoryBytes: await memoryOf(entry.plugin) });
@@ -85,7 +119,12 @@ export function runPluginRunner(): void {
       // allocator traps when memory.grow fails, so "within the last 10% (at least 16 pages)" counts.
       const limitBytes = entry.maxPages * wasmPageBytes;
       const atLimit = memoryBytes >= limitBytes - Math.max(16 * wasmPageBytes, limitBytes / 10);
-      const message = [...logs.filter((l) => l.level === "error").map((l) => l.message), (err as Error).message ?? String(err)].join(": ");
+      const text = (err as Error).message ?? String(err);
+      // Extism refused an HTTP request (no allowedHosts entry matches its host): the plugin asked for
+      // network it was not granted, which is not a bug in it.
+      const refused = /HTTP request to .* is not allowed.*/.exec(text);
+      if (refused) return done({ ok: false, kind: "network", message: refused[0], memoryBytes });
+      const message = [...logs.filter((l) => l.level === "error").map((l) => l.message), text].join(": ");
       return done({ ok: false, kind: atLimit ? "memory" : "trap", message, memoryBytes });
     }
   };
