@@ -3,7 +3,6 @@
  * image name (Containers.Get), the image's target descriptor (Images.Get), then the index (the
  * platform's manifest picked from it), the manifest and the config blob (Content.Read).
  */
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import { Code, CryoError, deadlineExceeded, failedPrecondition, resourceExhausted } from "../errors.ts";
 import { Containers } from "../gen/containerd/services/containers/v1/containers_pb.ts";
@@ -122,7 +121,7 @@ export function verifyDigest(bytes: Uint8Array, digest: string, what: string): v
   const colon = digest.indexOf(":");
   const algo = digest.slice(0, colon);
   if (algo !== "sha256" && algo !== "sha512") return;
-  const actual = `${algo}:${createHash(algo).update(bytes).digest("hex")}`;
+  const actual = `${algo}:${new Bun.CryptoHasher(algo).update(bytes).digest("hex")}`;
   if (actual !== digest) throw failedPrecondition(what, { detail: `content digest is ${actual}, descriptor says ${digest}` });
 }
 

@@ -7,7 +7,6 @@
  * file is written, the process is reparented to us (when we are a child subreaper), and a console
  * socket holds the pty master.
  */
-import { randomUUID } from "node:crypto";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,7 +152,7 @@ export function createRunc(options: RuncOptions): Runc {
   }
 
   async function run(spec: RunSpec): Promise<string> {
-    const logFile = o.logPath ?? join(tmpdir(), `cryo-runc-${randomUUID()}.log`);
+    const logFile = o.logPath ?? join(tmpdir(), `cryo-runc-${crypto.randomUUID()}.log`);
     const logStart = o.logPath ? fileSize(o.logPath) : 0;
     const argv = [o.binary, "--root", o.root, "--log", logFile, "--log-format", "json"];
     if (o.systemdCgroup) argv.push("--systemd-cgroup");
@@ -238,7 +237,7 @@ export function createRunc(options: RuncOptions): Runc {
           detail: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
         });
       }
-      const file = join(tmpdir(), `cryo-process-${randomUUID()}.json`);
+      const file = join(tmpdir(), `cryo-process-${crypto.randomUUID()}.json`);
       writeFileSync(file, JSON.stringify(parsed.data), { mode: 0o600 });
       try {
         const args = ["--process", file, "--detach", "--pid-file", c.pidFile];
