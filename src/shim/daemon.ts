@@ -129,8 +129,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     onShutdown: (now) => requestStop(now ? "shutdown now" : "shutdown requested and no container left", now),
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
+      // A broken config: the error logged once, thrown at every Create.
+      const loaded = (await configs()).forConfigPath(c.configPath);
+      // No admission plugin configured: nothing to ask, and the plugin host is not even loaded (the spec
+      // fields cryo relies on are validated by the Create itself, bundle-spec.ts).
+      if (!loaded.config.plugins.some((p) => p.hooks.includes("admit"))) return;
       const { admitBundle } = await import("../plugins/index.ts");
-      (await configs()).forConfigPath(c.configPath); // a broken config: the error logged once, thrown at every Create
       // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
       const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
       await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image });
