@@ -92,7 +92,8 @@ function traces(id: string): string[] {
   if (existsSync(join(RUNC_ROOT, ns, id))) found.push("runc state");
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const point = line.split(" ")[4];
-    if (point && (point.includes(`/${id}/`) || point.endsWith(`/${id}`) || point.includes("criu-root"))) found.push(`mount ${point}`);
+    // (CRIU's root mount is <runc root>/<namespace>/<id>/criu-root: matched here too.)
+    if (point && (point.includes(`/${id}/`) || point.endsWith(`/${id}`))) found.push(`mount ${point}`);
   }
   return found;
 }
