@@ -9,7 +9,9 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, notFound } from "../errors.ts";
-import { decodeLinuxResources, openCgroup, packMetrics, type CgroupManager } from "../cgroups/index.ts";
+// open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
+import type { CgroupManager } from "../cgroups/manager.ts";
+import { openCgroup } from "../cgroups/open.ts";
 import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import type { Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
@@ -17,6 +19,7 @@ import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
 import type { CheckpointEngine, CheckpointEngineDeps } from "./checkpoint-engine.ts";
 import type { PolicyFor } from "./checkpoint-policy.ts";
+import { lazyModule } from "./lazy-module.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./ports.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
@@ -29,6 +32,12 @@ function killError(err: unknown, label: string): CryoError {
   if (e.code === Code.FAILED_PRECONDITION && /not running/i.test(e.message)) return notFound(label, { detail: "process already finished", cause: e });
   return e;
 }
+
+// Loaded on first use (lazy-module.ts): Stats needs the metrics protobufs, Update the resources schema;
+// a plain create/start/delete needs neither, and every container's Create waits for a new daemon.
+const metricsModule = lazyModule("the cgroup metrics encoder (src/cgroups/metrics.ts)", () => import("../cgroups/metrics.ts"));
+const resourcesModule = lazyModule("the cgroup resources parser (src/cgroups/resources.ts)", () => import("../cgroups/resources.ts"));
+const checkpointModule = lazyModule("checkpoint/restore (src/shim/checkpoint-engine.ts)", () => import("./checkpoint-engine.ts"));
 
 /** Creates the engine over a reaper. */
 export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"]; imageFor?: CheckpointEngineDeps["imageFor"] }): Engine {
@@ -55,11 +64,16 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
 
   // Checkpoint and restore (checkpoint-engine.ts, with src/criu and src/checkpoint) load on first use: most
   // daemons never checkpoint, and every container's start waits for its daemon's start-up.
+  // One checkpoint engine per daemon, also when the first calls overlap; a failed load is tried again next time.
   let checkpointEngine: CheckpointEngine | undefined;
   let loading: Promise<CheckpointEngine> | undefined;
   const ckpt = () =>
-    (loading ??= import("./checkpoint-engine.ts").then(
+    (loading ??= checkpointModule().then(
       (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
+      (err: unknown) => {
+        loading = undefined;
+        throw err;
+      },
     ));
 
   return {
@@ -177,11 +191,13 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async stats(id, options): Promise<ContainerMetrics> {
+      const { packMetrics } = await metricsModule();
       const any = packMetrics(await (await cgroupOf(id, options)).stats());
       return { typeUrl: any.typeUrl, value: any.value };
     },
 
     async update(id, options, resources) {
+      const { decodeLinuxResources } = await resourcesModule();
       const r = decodeLinuxResources(JSON.stringify(resources));
       await (await cgroupOf(id, options)).update(r);
     },

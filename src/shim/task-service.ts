@@ -6,6 +6,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { join } from "node:path";
 import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
+import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
 import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -164,8 +165,8 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     async checkpoint(req) {
       const c = get(req.id);
       if (!req.path) throw invalidArgument(`checkpoint container ${req.id}`, { detail: "path is empty" });
-      // src/checkpoint loads on the first Checkpoint, not at daemon start-up.
-      const { checkpointOptionsFromAny } = await import("../checkpoint/index.ts");
+      // Only request-options.ts of src/checkpoint is loaded with the daemon (its protobufs are the runtime
+      // options' own); the rest, with src/criu, loads with the engine's checkpoint code on first use.
       await c.checkpoint(req.path, checkpointOptionsFromAny(req.options));
       return {};
     },
