@@ -12,11 +12,9 @@ import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
 import { parseCheckpointAnnotations } from "./annotations.ts";
+import { compressionSchema, planCgroupModeSchema } from "./plan-enums.ts";
 
-/** Cgroup manage modes a checkpoint may ask for. */
-export const planCgroupModeSchema = z.enum(["soft", "full", "strict", "ignore"]);
-/** Page-image compression. */
-export const compressionSchema = z.enum(["none", "zstd"]);
+export { compressionSchema, planCgroupModeSchema };
 
 /** The resolved plan: every option has a value (or is explicitly absent for paths). */
 export const checkpointPlanSchema = z

@@ -10,7 +10,7 @@
  *   over what the checkpoint recorded and under what restore plugins return.
  */
 import { z } from "zod";
-import { compressionSchema, planCgroupModeSchema } from "../checkpoint/plan.ts";
+import { compressionSchema, planCgroupModeSchema } from "../checkpoint/plan-enums.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
 
 /** A namespace to restore empty: only the network namespace can be ("net" is CRIU's name for it). */

@@ -116,9 +116,10 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   let policies: import("../plugins/index.ts").PolicyEngines | undefined;
   // The config file, once per config path for the daemon's life; a broken one is logged once and then
   // fails every Create/Checkpoint that uses it with the same INVALID_ARGUMENT (the daemon keeps serving).
-  let configCache: Promise<import("../config/index.ts").ConfigCache> | undefined;
+  // config-cache.ts, not the config index: the index also loads the checkpoint plan's defaults mapping.
+  let configCache: Promise<import("../config/config-cache.ts").ConfigCache> | undefined;
   const configs = () =>
-    (configCache ??= import("../config/index.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
+    (configCache ??= import("../config/config-cache.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
   const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
   const service = createTaskService({
     engine,
