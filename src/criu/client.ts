@@ -185,12 +185,17 @@ export interface CriuConfig {
   warmIdleMs?: number;
 }
 
-/** The helper's argv: the compiled binary with `__criu`, or bun with worker-main.ts from source. */
+/**
+ * The helper's argv: the compiled binary with `__criu`, or bun with worker-main.ts from source.
+ * Compiled, it is `/proc/self/exe` rather than process.execPath: the very binary this process runs (the
+ * kernel holds its inode), so the helper speaks this process's protocol even after the file was replaced
+ * or removed (an upgrade, a rebuild while shims run: execPath then names a new binary, or "... (deleted)").
+ */
 export function helperCommand(): string[] {
   const override = process.env.CRYO_CRIU_HELPER;
   if (override) return override.split(" ").filter((s) => s.length > 0);
   const compiled = import.meta.path.startsWith("/$bunfs/") || Bun.main.startsWith("/$bunfs/");
-  if (compiled) return [process.execPath, CRIU_HELPER_ARG];
+  if (compiled) return ["/proc/self/exe", CRIU_HELPER_ARG];
   return [process.execPath, join(import.meta.dir, "worker-main.ts")];
 }
 
@@ -266,16 +271,21 @@ export function createCriu(config: CriuConfig = {}): Criu {
     if (req.copyLogsTo === undefined) delete req.copyLogsTo;
     if (req.inheritFrom === undefined) delete req.inheritFrom;
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
+    // CRIU writes stats-<op> into its working directory (the work dir), not the images dir. They are read
+    // as soon as the result line arrives (CRIU has written them by then), beside the helper's exit.
+    let statsRead: Promise<CriuStats> | undefined;
+    const readAllStats = () => (statsRead ??= readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({})));
     let outcome;
     try {
-      outcome = await runHelper(warmProc ?? helper, req, call, warmProc ? [] : inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true);
+      outcome = await runHelper(warmProc ?? helper, req, call, warmProc ? [] : inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true, (r) => {
+        if (r.ok) void readAllStats();
+      });
     } finally {
       // The next call's helper starts a little later, not while the caller finishes this call's work.
       if (config.warm) setTimeout(prewarm, REWARM_DELAY_MS).unref();
     }
     const { result, events } = outcome;
-    // CRIU writes stats-<op> into its working directory (the work dir), not the images dir.
-    const all = await readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({}));
+    const all = await readAllStats();
     const stats: CriuStats = op === "restore" ? { restore: all.restore } : { dump: all.dump };
     knownVersion ??= result.criuVersion;
     const extra = { callMs: performance.now() - t0, warm: warmProc !== undefined, ...(knownVersion !== undefined ? { criuVersion: knownVersion } : {}) };
@@ -356,6 +366,7 @@ async function runHelper(
   call: CriuCallOptions,
   extraFds: number[],
   takePtsMaster = false,
+  onResult?: (result: ResultMessage) => void,
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
   if (call.signal?.aborted && !Array.isArray(cmd)) cmd.kill("SIGKILL");
@@ -382,6 +393,7 @@ async function runHelper(
       if (!msg) continue;
       if (msg.type === "result") {
         result = msg;
+        onResult?.(msg);
         continue;
       }
       const event: NotifyEvent = { action: msg.action, pid: msg.pid, wait: msg.wait, helperPid: msg.helperPid };

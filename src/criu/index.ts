@@ -10,7 +10,7 @@
  *   `process.exit(runCriuHelper())` before doing anything else. Entry points should import it from
  *   `./helper.ts` itself (a dynamic import): this index brings the client, stats and inspection
  *   (protobuf) and zod, which the helper does not need and whose evaluation would be most of its start.
- * Nothing else here (libcriu.ts, helper.ts) is for use outside src/criu.
+ * Nothing else here is for use outside src/criu, except helper.ts for the compiled entry's `__criu` (see above).
  */
 export { createCriu, helperCommand, classify } from "./client.ts";
 export type { Criu, CriuCallOptions, CriuRestoreCallOptions, CriuConfig, CriuFeatures, DumpResult, RestoreResult, LazyPagesOptions, LazyPagesServer, LazyPagesSummary, LazyRestoreResult, CriuLazyRestoreCallOptions, NotifyEvent } from "./client.ts";
