@@ -15,7 +15,7 @@
  * ```
  */
 import { z } from "zod";
-import { hookNameSchema } from "./hook-schemas.ts";
+import { hookNameSchema } from "./hook-names.ts";
 
 /** Default per-call time limit. */
 export const defaultTimeoutMs = 1000;

@@ -8,6 +8,7 @@
  * these zod schemas by plugins/gen-schema.ts.
  */
 import { z } from "zod";
+import { hookNameSchema, hookNames, type HookName } from "./hook-names.ts";
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -250,12 +251,7 @@ export const restoreOutputSchema = z
 /** Output of the `restore` hook. */
 export type RestoreOutput = z.infer<typeof restoreOutputSchema>;
 
-/** The hook names, which are also the names of the plugin exports cryo calls. */
-export const hookNames = ["admit", "checkpoint", "restore"] as const;
-/** A hook name. */
-export type HookName = (typeof hookNames)[number];
-/** zod schema of a hook name. */
-export const hookNameSchema = z.enum(hookNames);
+export { hookNameSchema, hookNames, type HookName };
 
 /** Each hook's input and output schema. */
 export const hookSchemas = {

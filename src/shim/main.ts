@@ -1,6 +1,7 @@
 /** Entry point of containerd-shim-cryo-v2: everything lives in the manager (or, re-executed as the plugin runner, in src/plugins; as the CRIU helper, in src/criu). */
 if (process.env.CRYO_PLUGIN_RUNNER === "1") {
-  (await import("../plugins/index.ts")).runPluginRunner();
+  // runner-main.ts directly: the runner needs neither the config nor the hook schemas of the plugins index.
+  (await import("../plugins/runner-main.ts")).runPluginRunner();
 } else if (process.argv[1] === "__criu" || process.argv[2] === "__criu") {
   process.exit((await import("../criu/helper.ts")).runCriuHelper());
 } else {
