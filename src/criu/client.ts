@@ -12,9 +12,9 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
 import { criuOptsSchema, type CriuOpts } from "./options.ts";
-import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
-import { CRIU_HELPER_ARG, checkHelperMessage } from "./wire.ts";
+import { helperCommand, prewarmCriuHelper, spawnHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
+import { checkHelperMessage } from "./wire.ts";
 import { readStats, type CriuStats } from "./stats.ts";
 import { close, takeFdFromProcess } from "../sys/index.ts";
 
@@ -185,19 +185,6 @@ export interface CriuConfig {
   warmIdleMs?: number;
 }
 
-/**
- * The helper's argv: the compiled binary with `__criu`, or bun with worker-main.ts from source.
- * Compiled, it is `/proc/self/exe` rather than process.execPath: the very binary this process runs (the
- * kernel holds its inode), so the helper speaks this process's protocol even after the file was replaced
- * or removed (an upgrade, a rebuild while shims run: execPath then names a new binary, or "... (deleted)").
- */
-export function helperCommand(): string[] {
-  const override = process.env.CRYO_CRIU_HELPER;
-  if (override) return override.split(" ").filter((s) => s.length > 0);
-  const compiled = import.meta.path.startsWith("/$bunfs/") || Bun.main.startsWith("/$bunfs/");
-  if (compiled) return ["/proc/self/exe", CRIU_HELPER_ARG];
-  return [process.execPath, join(import.meta.dir, "worker-main.ts")];
-}
 
 /** How long after a call its successor warm helper is started. */
 const REWARM_DELAY_MS = 2_000;
@@ -209,37 +196,12 @@ export function createCriu(config: CriuConfig = {}): Criu {
   const withBinary = (opts: CriuOpts): CriuOpts => (opts.serviceBinary || !config.criuBinary ? opts : { ...opts, serviceBinary: criuBinary });
 
   let knownVersion: number | undefined;
-  // The warm helper: at most one, waiting on its stdin; unref'd so it never keeps the caller alive.
-  let idle: HelperProcess | undefined;
-  let idleTimer: ReturnType<typeof setTimeout> | undefined;
-  const idleMs = config.warmIdleMs ?? 60_000;
+  // The warm helper lives in warm.ts (one per process, so that it can be started before this module loads).
+  const idleMs = config.warmIdleMs ?? WARM_IDLE_MS;
   const prewarm = () => {
-    if (!config.warm) return;
-    if (idle && idle.exitCode === null && idle.signalCode === null) return;
-    try {
-      idle = spawnHelper(helper, [], { [CRIU_HELPER_WARM_ENV]: "1" });
-    } catch {
-      idle = undefined; // the next call starts one cold
-      return;
-    }
-    idle.unref();
-    const p = idle;
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
-      if (idle === p) idle = undefined;
-      p.kill("SIGKILL");
-    }, idleMs);
-    idleTimer.unref();
+    if (config.warm) prewarmCriuHelper(helper, idleMs);
   };
-  /** The warm helper if one is alive (it is the caller's from now on). */
-  const takeWarm = (): HelperProcess | undefined => {
-    const p = idle;
-    idle = undefined;
-    clearTimeout(idleTimer);
-    if (!p || p.exitCode !== null || p.signalCode !== null) return undefined;
-    p.ref();
-    return p;
-  };
+  const takeWarm = (): HelperProcess | undefined => (config.warm ? takeWarmCriuHelper(helper) : undefined);
 
   async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
     const t0 = performance.now();
@@ -346,15 +308,6 @@ export function createCriu(config: CriuConfig = {}): Criu {
   return api;
 }
 
-type HelperProcess = ReturnType<typeof spawnHelper>;
-
-/** Starts a helper process (extra descriptors become its fds 3, 4, ...). */
-function spawnHelper(cmd: string[], extraFds: number[], env: Record<string, string> = {}) {
-  return Bun.spawn(cmd, {
-    stdio: ["pipe", "pipe", "pipe", ...extraFds] as ["pipe", "pipe", "pipe", ...number[]],
-    env: { ...process.env, ...env },
-  });
-}
 
 /**
  * Runs one helper process to completion (cmd: start one now; or a warm helper already waiting);

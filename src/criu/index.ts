@@ -10,9 +10,12 @@
  *   `process.exit(runCriuHelper())` before doing anything else. Entry points should import it from
  *   `./helper.ts` itself (a dynamic import): this index brings the client, stats and inspection
  *   (protobuf) and zod, which the helper does not need and whose evaluation would be most of its start.
+ * - `prewarmCriuHelper()` from `./warm.ts` itself (light, no zod): starts the warm helper that
+ *   `createCriu({ warm: true })` clients take, before the caller loads the rest of src/criu.
  * Nothing else here is for use outside src/criu, except helper.ts for the compiled entry's `__criu` (see above).
  */
-export { createCriu, helperCommand, classify } from "./client.ts";
+export { createCriu, classify } from "./client.ts";
+export { helperCommand } from "./warm.ts";
 export type { Criu, CriuCallOptions, CriuRestoreCallOptions, CriuConfig, CriuFeatures, DumpResult, RestoreResult, LazyPagesOptions, LazyPagesServer, LazyPagesSummary, LazyRestoreResult, CriuLazyRestoreCallOptions, NotifyEvent } from "./client.ts";
 export { criuOptsSchema, cgroupModeSchema, type CriuOpts, type CgroupMode } from "./options.ts";
 export { CONFIG_FILE_OPTIONS, configFileLines } from "./config-file.ts";

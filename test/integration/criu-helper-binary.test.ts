@@ -4,9 +4,12 @@
 // '.../containerd-shim-cryo-v2 (deleted)': ENOENT, seen in a checkpoint while build/bin was rebuilt.
 // Root only: libcriu's version call runs `criu swrk`.
 import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createCriu } from "../../src/criu/index.ts";
+import { helperCommand, prewarmCriuHelper } from "../../src/criu/warm.ts";
+import { compileStaticC, killPids, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(120_000);
 const dir = mkdtempSync(join(tmpdir(), "cryo-criu-helper-bin-"));
@@ -19,7 +22,8 @@ test("a compiled binary whose file was removed still starts its CRIU helpers; na
     join(dir, "probe.ts"),
     `import { unlinkSync } from "node:fs";
 if (process.argv[1] === "__criu" || process.argv[2] === "__criu") process.exit((await import(${JSON.stringify(join(src, "helper.ts"))})).runCriuHelper());
-const { createCriu, helperCommand } = await import(${JSON.stringify(join(src, "client.ts"))});
+const { createCriu } = await import(${JSON.stringify(join(src, "client.ts"))});
+const { helperCommand } = await import(${JSON.stringify(join(src, "warm.ts"))});
 unlinkSync(process.execPath);
 try {
   const version = await createCriu().version();
@@ -53,4 +57,41 @@ process.exit(0);
   const named = runProbe({ CRYO_CRIU_HELPER: `${bin} __criu` });
   expect(named.argv).toEqual([bin, "__criu"]);
   expect(named.error).toContain("ENOENT");
+});
+
+test("a helper started with prewarmCriuHelper (before any client exists) serves a warm client's dump; a plain client starts its own", async () => {
+  const counter = compileStaticC(
+    dir,
+    "counter",
+    `#include <stdio.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+  long n = 0; char buf[64];
+  int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (;;) { int len = snprintf(buf, sizeof buf, "%ld\\n", n++); pwrite(fd, buf, len, 0); ftruncate(fd, len); usleep(10000); }
+}`,
+  );
+  const pids: number[] = [];
+  try {
+    const dumpOne = async (name: string, warm: boolean) => {
+      const out = join(dir, `${name}.count`);
+      const p = Bun.spawn(["setsid", counter, out], { stdio: ["ignore", "ignore", "ignore"] });
+      pids.push(p.pid);
+      await waitFor(() => existsSync(out) && Number(readFileSync(out, "utf8")) > 3, { what: `${name} counting` });
+      const images = join(dir, name);
+      mkdirSync(images);
+      const criu = createCriu({ warm });
+      const r = await criu.dump({ imagesDir: images, pid: p.pid, leaveRunning: true, logLevel: 2 }, { notify: false });
+      expect(existsSync(join(images, "pstree.img"))).toBe(true);
+      return r;
+    };
+    prewarmCriuHelper(helperCommand());
+    await Bun.sleep(100);
+    expect((await dumpOne("warm", true)).warm).toBe(true);
+    prewarmCriuHelper(helperCommand()); // waits again; a plain client does not take it
+    expect((await dumpOne("plain", false)).warm).toBe(false);
+  } finally {
+    killPids(pids);
+  }
 });
