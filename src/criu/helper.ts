@@ -18,7 +18,7 @@ import { applyOptions } from "./apply-options.ts";
 import { renderConfigFile } from "./config-file.ts";
 import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { loadLibCriu, type LibCriu } from "./libcriu.ts";
-import { readCriuLogErrors } from "./log.ts";
+import { criuVersionFromLog, readCriuLogErrors } from "./log.ts";
 import type { CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyMessage, ResultMessage } from "./protocol.ts";
 import { checkHelperRequest, checkReply } from "./wire.ts";
@@ -90,9 +90,10 @@ export function runCriuHelper(): number {
     request = checkHelperRequest(json);
     const loaded = lib ?? loadLibCriu();
     const result = perform(loaded, request, readLine, started);
-    // A dump's metadata records CRIU's version: asked here (one `criu swrk` round trip, ~10 ms) rather
+    // A dump's metadata records CRIU's version: taken from the line CRIU logs at its start (log level 3
+    // and up), else asked here (one `criu swrk` round trip, ~10 ms, on the dump's critical path) rather
     // than by a second helper; the client asks only until it knows.
-    const version = result.ok && request.reportVersion ? criuVersionOf(loaded) : undefined;
+    const version = result.ok && request.reportVersion ? ((result.logFile ? criuVersionFromLog(result.logFile) : undefined) ?? criuVersionOf(loaded)) : undefined;
     if (version !== undefined) result.criuVersion = version;
     result.idleMs = started - spawned;
     send(result);

@@ -1,7 +1,7 @@
 /**
  * Picking the useful lines out of a CRIU log.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 
 /** Error lines CRIU logs on every run on this kind of host without consequence. */
 const BENIGN = [/rlimit: Can't setup RLIMIT_NOFILE for self/];
@@ -22,4 +22,27 @@ export function readCriuLogErrors(path: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * CRIU's version as libcriu numbers it (major * 10000 + minor * 100 + sublevel: 4.2.1 -> 40201) from the
+ * "Version: 4.2.1 (gitid ...)" line CRIU logs at its start (log level 3 and up), or undefined without one.
+ * Reads only the log's first 4 KiB.
+ */
+export function criuVersionFromLog(path: string): number | undefined {
+  let head: string;
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const buf = Buffer.alloc(4096);
+      head = buf.toString("utf8", 0, readSync(fd, buf, 0, buf.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const m = /\bVersion: (\d+)\.(\d+)(?:\.(\d+))?/.exec(head);
+  if (!m) return undefined;
+  return Number(m[1]) * 10000 + Number(m[2]) * 100 + Number(m[3] ?? 0);
 }
