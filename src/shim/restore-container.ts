@@ -31,7 +31,7 @@ import {
   type CheckpointMetadata,
 } from "../checkpoint/index.ts";
 import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cgroups/index.ts";
-import { readStats, type Criu, type LazyPagesServer, type RestoreStats } from "../criu/index.ts";
+import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
@@ -260,8 +260,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       warmHelper: result.warm,
       criuRestoreUs: result.stats.restore?.restoreTimeUs,
     });
-    // CRIU writes its restore statistics into the work dir (the images dir may be read-only).
-    const stats = (await readStats(workDir).catch(() => ({ restore: undefined }))).restore;
+    // CRIU's restore statistics, as the client read them from the work dir (the images dir may be read-only).
+    const stats = result.stats.restore;
 
     const descriptors = stdioFds.map((fd) => {
       try {
