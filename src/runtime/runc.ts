@@ -10,10 +10,12 @@
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod";
+// zod/mini: the same validation as zod, loaded and built faster (every shim daemon loads this module at start).
+import * as z from "zod/mini";
 import { Code, CryoError, deadlineExceeded, invalidArgument, unknown } from "../errors.ts";
 import { assertValidContainerId } from "./container-errors.ts";
 import { lastRuncError, runcError } from "./runc-errors.ts";
+import { lazySchema, parseDetail } from "./schema-detail.ts";
 
 /** One stdio slot for runc (and so for the container process in non-terminal mode): an fd, or /dev/null. */
 export type Stdio = number | "ignore" | "inherit";
@@ -65,37 +67,59 @@ export interface ExecOptions extends CallOptions {
   stdio?: [Stdio, Stdio, Stdio] | "ignore";
 }
 
+// The schemas are built on first use (lazySchema): a daemon's start builds none of them, its first Create only runc's options.
+
+function buildProcessSpecSchema() {
+  return z.looseObject({
+    args: z.array(z.string()).check(z.minLength(1)),
+    cwd: z.string().check(z.startsWith("/")),
+    env: z.optional(z.array(z.string())),
+    terminal: z.optional(z.boolean()),
+    user: z.optional(z.looseObject({ uid: z.number().check(z.int()), gid: z.number().check(z.int()) })),
+  });
+}
+
 /** An OCI runtime-spec process (the fields validated here; the rest is passed through to runc). */
-export const processSpecSchema = z
-  .object({
-    args: z.array(z.string()).min(1),
-    cwd: z.string().startsWith("/"),
-    env: z.array(z.string()).optional(),
-    terminal: z.boolean().optional(),
-    user: z.object({ uid: z.number().int(), gid: z.number().int() }).loose().optional(),
-  })
-  .loose();
+export const processSpecSchema = lazySchema(buildProcessSpecSchema);
 
 /** An OCI process spec for exec. */
-export type ProcessSpec = z.input<typeof processSpecSchema>;
+export type ProcessSpec = z.input<ReturnType<typeof buildProcessSpecSchema>>;
 
-/** What `runc state` prints (the OCI state plus runc's owner/created). */
-export const runcCliStateSchema = z
-  .object({
+function buildRuncCliStateSchema() {
+  return z.looseObject({
     ociVersion: z.string(),
     id: z.string(),
-    pid: z.number().int(),
+    pid: z.number().check(z.int()),
     status: z.enum(["creating", "created", "running", "pausing", "paused", "stopped", "unknown"]),
     bundle: z.string(),
     rootfs: z.string(),
     created: z.string(),
-    annotations: z.record(z.string(), z.string()).nullish(),
-    owner: z.string().optional(),
-  })
-  .loose();
+    annotations: z.nullish(z.record(z.string(), z.string())),
+    owner: z.optional(z.string()),
+  });
+}
+
+/** What `runc state` prints (the OCI state plus runc's owner/created). */
+export const runcCliStateSchema = lazySchema(buildRuncCliStateSchema);
 
 /** Parsed `runc state` output. */
-export type RuncCliState = z.infer<typeof runcCliStateSchema>;
+export type RuncCliState = z.infer<ReturnType<typeof buildRuncCliStateSchema>>;
+
+/** `runc ps --format json`: pids, or null when there are none. */
+const runcPsSchema = lazySchema(() => z.nullable(z.array(z.number().check(z.int()))));
+
+/** The options of createRunc. */
+const runcOptionsSchema = lazySchema(() =>
+  z.object({
+    binary: z._default(z.string().check(z.minLength(1)), "runc"),
+    root: z.string().check(z.minLength(1)),
+    systemdCgroup: z._default(z.boolean(), false),
+    debug: z._default(z.boolean(), false),
+    logPath: z.optional(z.string().check(z.minLength(1))),
+    timeoutMs: z.optional(z.number().check(z.positive())),
+    env: z.optional(z.record(z.string(), z.string())),
+  }),
+);
 
 /** The runc driver. Every method rejects with a classified CryoError. */
 export interface Runc {
@@ -125,18 +149,8 @@ export interface Runc {
 
 /** Creates a runc driver for one state root. */
 export function createRunc(options: RuncOptions): Runc {
-  const opts = z
-    .object({
-      binary: z.string().min(1).default("runc"),
-      root: z.string().min(1),
-      systemdCgroup: z.boolean().default(false),
-      debug: z.boolean().default(false),
-      logPath: z.string().min(1).optional(),
-      timeoutMs: z.number().positive().optional(),
-      env: z.record(z.string(), z.string()).optional(),
-    })
-    .safeParse(options);
-  if (!opts.success) throw invalidArgument("runc options", { detail: opts.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+  const opts = parseDetail(runcOptionsSchema(), options);
+  if (!opts.ok) throw invalidArgument("runc options", { detail: opts.detail });
   const o = opts.data;
 
   interface RunSpec {
@@ -231,12 +245,8 @@ export function createRunc(options: RuncOptions): Runc {
 
     async exec(id, processSpec, c) {
       checkId(id);
-      const parsed = processSpecSchema.safeParse(processSpec);
-      if (!parsed.success) {
-        throw invalidArgument(`exec process for container ${id}`, {
-          detail: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-        });
-      }
+      const parsed = parseDetail(processSpecSchema(), processSpec);
+      if (!parsed.ok) throw invalidArgument(`exec process for container ${id}`, { detail: parsed.detail });
       const file = join(tmpdir(), `cryo-process-${crypto.randomUUID()}.json`);
       writeFileSync(file, JSON.stringify(parsed.data), { mode: 0o600 });
       try {
@@ -265,13 +275,13 @@ export function createRunc(options: RuncOptions): Runc {
     async ps(id, c) {
       checkId(id);
       const out = await run({ command: "ps", id, args: ["--format", "json", id], capture: true, call: c });
-      return parseOutput(z.array(z.number().int()).nullable(), out, `runc ps ${id}`) ?? [];
+      return parseOutput(runcPsSchema(), out, `runc ps ${id}`) ?? [];
     },
 
     async state(id, c) {
       checkId(id);
       const out = await run({ command: "state", id, args: [id], capture: true, call: c });
-      return parseOutput(runcCliStateSchema, out, `runc state ${id}`);
+      return parseOutput(runcCliStateSchema(), out, `runc state ${id}`);
     },
 
     async pause(id, c) {
@@ -305,15 +315,15 @@ export function readPidFile(path: string): number {
   return pid;
 }
 
-function parseOutput<T extends z.ZodType>(schema: T, out: string, context: string): z.infer<T> {
+function parseOutput<T extends z.ZodMiniType>(schema: T, out: string, context: string): z.infer<T> {
   let json: unknown;
   try {
     json = JSON.parse(out);
   } catch (err) {
     throw unknown(context, { detail: `output is not JSON: ${out.slice(0, 200)}`, cause: err });
   }
-  const r = schema.safeParse(json);
-  if (!r.success) throw unknown(context, { detail: `unexpected output: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` });
+  const r = parseDetail(schema, json);
+  if (!r.ok) throw unknown(context, { detail: `unexpected output: ${r.detail}` });
   return r.data;
 }
 

@@ -4,74 +4,80 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+// zod/mini: the same validation as zod, loaded and built faster (every shim daemon loads this module at start).
+import * as z from "zod/mini";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { assertValidContainerId } from "./container-errors.ts";
+import { lazySchema, parseDetail } from "./schema-detail.ts";
 
-/** A namespace of the container's config: type (NEWPID, NEWNET, ...) and path when joined, "" otherwise. */
-export const namespaceSchema = z.object({ type: z.string(), path: z.string().optional().default("") }).loose();
+/** null or missing -> the empty value (runc writes null for empty Go slices and maps). */
+const orEmpty = <T extends z.ZodMiniType, E>(schema: T, empty: () => E) =>
+  z.pipe(
+    z.nullish(schema),
+    z.transform((v: z.output<T> | null | undefined) => (v ?? empty()) as z.output<T> | E),
+  );
 
-/** A mount of the container's config (libcontainer configs.Mount). */
-export const mountSchema = z
-  .object({
+function buildRuncStateSchema() {
+  /** A namespace of the container's config: type (NEWPID, NEWNET, ...) and path when joined, "" otherwise. */
+  const namespace = z.looseObject({ type: z.string(), path: z._default(z.optional(z.string()), "") });
+
+  /** A mount of the container's config (libcontainer configs.Mount). */
+  const mount = z.looseObject({
     source: z.string(),
     destination: z.string(),
     device: z.string(),
-    flags: z.number().int(),
-    data: z.string().optional(),
-  })
-  .loose();
+    flags: z.number().check(z.int()),
+    data: z.optional(z.string()),
+  });
 
-/** The cgroup part of the container's config (libcontainer configs.Cgroup). */
-export const cgroupConfigSchema = z
-  .object({
-    path: z.string().optional(),
-    name: z.string().optional(),
-    parent: z.string().optional(),
-    scope_prefix: z.string().optional(),
-    systemd: z.boolean().optional(),
-  })
-  .loose();
+  /** The cgroup part of the container's config (libcontainer configs.Cgroup). */
+  const cgroupConfig = z.looseObject({
+    path: z.optional(z.string()),
+    name: z.optional(z.string()),
+    parent: z.optional(z.string()),
+    scope_prefix: z.optional(z.string()),
+    systemd: z.optional(z.boolean()),
+  });
 
-/** The container's config as libcontainer stores it (configs.Config), the fields cryo reads. */
-export const containerConfigSchema = z
-  .object({
+  /** The container's config as libcontainer stores it (configs.Config), the fields cryo reads. */
+  const containerConfig = z.looseObject({
     rootfs: z.string(),
-    readonlyfs: z.boolean().optional(),
-    no_pivot_root: z.boolean().optional(),
-    no_new_keyring: z.boolean().optional(),
-    hostname: z.string().optional(),
-    version: z.string().optional(),
-    labels: z.array(z.string()).nullish().transform((v) => v ?? []),
-    namespaces: z.array(namespaceSchema).nullish().transform((v) => v ?? []),
-    mounts: z.array(mountSchema).nullish().transform((v) => v ?? []),
-    cgroups: cgroupConfigSchema.nullish(),
-  })
-  .loose();
+    readonlyfs: z.optional(z.boolean()),
+    no_pivot_root: z.optional(z.boolean()),
+    no_new_keyring: z.optional(z.boolean()),
+    hostname: z.optional(z.string()),
+    version: z.optional(z.string()),
+    labels: orEmpty(z.array(z.string()), () => [] as string[]),
+    namespaces: orEmpty(z.array(namespace), () => [] as z.output<typeof namespace>[]),
+    mounts: orEmpty(z.array(mount), () => [] as z.output<typeof mount>[]),
+    cgroups: z.nullish(cgroupConfig),
+  });
 
-/** runc 1.1 state.json (libcontainer State = BaseState + the Linux fields). */
-export const runcStateSchema = z
-  .object({
-    id: z.string().min(1),
-    init_process_pid: z.number().int(),
+  /** runc 1.1 state.json (libcontainer State = BaseState + the Linux fields). */
+  return z.looseObject({
+    id: z.string().check(z.minLength(1)),
+    init_process_pid: z.number().check(z.int()),
     /** Start time of init in clock ticks since boot (/proc/<pid>/stat field 22). */
-    init_process_start: z.number().int().nonnegative(),
+    init_process_start: z.number().check(z.int(), z.nonnegative()),
     /** RFC 3339 with nanoseconds, UTC. */
     created: z.string(),
-    config: containerConfigSchema,
-    rootless: z.boolean().optional().default(false),
+    config: containerConfig,
+    rootless: z._default(z.optional(z.boolean()), false),
     /** v1: controller -> path; the unified (v2) path under the key "". */
-    cgroup_paths: z.record(z.string(), z.string()).nullish().transform((v) => v ?? {}),
+    cgroup_paths: orEmpty(z.record(z.string(), z.string()), () => ({}) as Record<string, string>),
     /** NEWNS, NEWPID, ... -> /proc/<pid>/ns/... */
-    namespace_paths: z.record(z.string(), z.string()).nullish().transform((v) => v ?? {}),
+    namespace_paths: orEmpty(z.record(z.string(), z.string()), () => ({}) as Record<string, string>),
     /** What init's stdin, stdout, stderr pointed to at create time (for checkpoint/restore). */
-    external_descriptors: z.array(z.string()).nullish().transform((v) => v ?? []),
-    intel_rdt_path: z.string().optional().default(""),
-  })
-  .loose();
+    external_descriptors: orEmpty(z.array(z.string()), () => [] as string[]),
+    intel_rdt_path: z._default(z.optional(z.string()), ""),
+  });
+}
+
+/** The schema of runc 1.1's state.json (libcontainer State = BaseState + the Linux fields), built on first use. */
+export const runcStateSchema = lazySchema(buildRuncStateSchema);
 
 /** A parsed state.json. */
-export type RuncState = z.infer<typeof runcStateSchema>;
+export type RuncState = z.infer<ReturnType<typeof buildRuncStateSchema>>;
 
 /** Parses state.json text; malformed content is INVALID_ARGUMENT naming the source. */
 export function parseRuncState(text: string, source = "state.json"): RuncState {
@@ -81,10 +87,8 @@ export function parseRuncState(text: string, source = "state.json"): RuncState {
   } catch (err) {
     throw invalidArgument(source, { detail: `not JSON: ${(err as Error).message}`, cause: err });
   }
-  const r = runcStateSchema.safeParse(json);
-  if (!r.success) {
-    throw invalidArgument(source, { detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
-  }
+  const r = parseDetail(runcStateSchema(), json);
+  if (!r.ok) throw invalidArgument(source, { detail: r.detail });
   return r.data;
 }
 
