@@ -46,7 +46,8 @@ export type RuncContainer = z.infer<typeof runcContainerSchema>;
 
 /** Validates a parsed state.json (from src/runtime's reader or a checkpoint's metadata). */
 export function runcContainerFrom(state: unknown, where = "runc state"): RuncContainer {
-  const r = runcContainerSchema.safeParse(state);
+  // Once per checkpoint or restore: zod's JIT would compile a parser for one use (metadata.ts).
+  const r = runcContainerSchema.safeParse(state, { jitless: true });
   if (!r.success) throw invalidArgument(where, { detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   return r.data;
 }

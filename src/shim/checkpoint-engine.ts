@@ -9,7 +9,7 @@
  * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
  */
 import { readRuncState, type Runc } from "../runtime/index.ts";
-import { openCgroup } from "../cgroups/index.ts";
+import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
 import { createCriu, type Criu } from "../criu/index.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
 import { failedPrecondition, notFound } from "../errors.ts";
@@ -18,8 +18,9 @@ import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import { dumpContainer } from "./checkpoint-dump.ts";
 import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
+import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
-import { readRestoreSource, restoreContainer, type RestoreSource } from "./restore-container.ts";
+import { prepareRestore, readRestoreSource, restoreContainer, type PreparedRestore, type RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 
@@ -50,6 +51,11 @@ interface PendingRestore {
   /** The prepared IO; none for a terminal task (its pty master comes from CRIU at Start). */
   io: PreparedIo | undefined;
   restore: RestoreDefaults | undefined;
+  /** Start has begun. */
+  started?: boolean;
+  /** Worked out between Create's reply and Start (see createRestore). */
+  prepared?: PreparedRestore;
+  policy?: Promise<PolicyEngine>;
 }
 
 /** Creates the checkpoint/restore methods. */
@@ -113,7 +119,23 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           mounted = true;
         }
         const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
-        pending.set(spec.id, { spec, source, io, restore });
+        const entry: PendingRestore = { spec, source, io, restore };
+        pending.set(spec.id, entry);
+        // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
+        // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow) and the
+        // policy plugins loaded then, after Create's reply. A failure here is left to Start, which does the work again.
+        setImmediate(() => {
+          if (pending.get(spec.id) !== entry || entry.started) return;
+          try {
+            entry.prepared = prepareRestore(spec.id, spec.bundle, source);
+          } catch {
+            // Start reports it
+          }
+          if (deps.policyFor) {
+            entry.policy = deps.policyFor(spec.options.configPath);
+            entry.policy.catch(() => {});
+          }
+        });
       } catch (err) {
         if (mounted) await unmountRootfs(spec.bundle);
         throw err;
@@ -123,6 +145,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     async startRestore(id): Promise<Launched> {
       const p = pending.get(id);
       if (!p) throw notFound(`container ${id}`, { detail: "no checkpoint to restore" });
+      p.started = true;
+      const policyFor = deps.policyFor;
+      const early = p.policy;
       const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
       const restored = await restoreContainer({
         id,
@@ -133,9 +158,11 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         criu: criuClient(),
         log: deps.log,
         namespace: p.spec.namespace,
-        policyFor: deps.policyFor,
+        // The plugins loaded ahead, or (that load failed or never ran) loaded now.
+        policyFor: policyFor && (early ? (configPath) => early.catch(() => policyFor(configPath)) : policyFor),
         configPath: p.spec.options.configPath,
         restore: p.restore,
+        prepared: p.prepared,
         terminal: p.spec.stdio.terminal,
       });
       pending.delete(id);

@@ -29,8 +29,13 @@ import {
   readHostCgroupFacts,
   runcContainerFrom,
   type CheckpointMetadata,
+  type RuncContainer,
 } from "../checkpoint/index.ts";
-import { createCgroup, decodeLinuxResources, locationFromRuncPaths } from "../cgroups/index.ts";
+// The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
+// protobuf descriptors (engine.ts loads them for Stats only).
+import { createCgroup } from "../cgroups/open.ts";
+import { locationFromRuncPaths } from "../cgroups/locate.ts";
+import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
@@ -95,6 +100,8 @@ export interface RestoreInput {
   restore?: RestoreDefaults;
   /** The new task has a terminal: CRIU's new pty master must come back (Restored.ptsMaster), else the restore fails. */
   terminal?: boolean;
+  /** prepareRestore's result, when it ran ahead (for this id, bundle and source). */
+  prepared?: PreparedRestore;
 }
 
 /** The restored container. */
@@ -128,6 +135,28 @@ export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: strin
   return out;
 }
 
+/** What a restore reads and validates before it changes anything: the restored container's runc view, cgroups and limits. */
+export interface PreparedRestore {
+  container: RuncContainer;
+  /** runc's cgroup_paths for the restored container (restoredCgroupPaths). */
+  cgroupPaths: Record<string, string>;
+  /** The bundle spec's linux.resources, validated (set on the cgroups before CRIU runs). */
+  resources: LinuxResources | undefined;
+}
+
+/**
+ * Reads the bundle's spec and validates it and the checkpoint's runc state, without side effects: the
+ * engine runs it between Create's reply and Start (restoreContainer does it itself when not given).
+ */
+export function prepareRestore(id: string, bundle: string, source: RestoreSource): PreparedRestore {
+  const meta = source.metadata;
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string; resources?: unknown } };
+  const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
+  const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
+  const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
+  return { container, cgroupPaths, resources };
+}
+
 /** Restores the container; on failure nothing it made is left (see the module comment). */
 export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const { id, bundle, source } = input;
@@ -135,19 +164,32 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string; resources?: unknown } };
-  const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs } }, `checkpoint ${source.dir}: runc state`);
-  const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
+  const { container, cgroupPaths, resources } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
   let pid = 0;
   let ptsMaster: number | undefined;
   let lazy: LazyPagesServer | undefined;
+  let cgroupsReady: Promise<void> | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
   try {
     if (existsSync(join(stateDir, "state.json"))) throw failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
+    // Cgroups: made here (so criu and the tree can join them first, as runc does); a failure removes exactly what was made.
+    const cgCreated = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
+    // Their mkdirs and writes go through the thread pool one at a time: they run while the mounts, restore
+    // root, stdio, options and CRIU's plan are worked out below, and are awaited before the CRIU call (and before undo).
+    cgroupsReady = (async () => {
+      const cgroup = await createCgroup(locationFromRuncPaths(cgroupPaths));
+      // The spec's limits, as runc sets them before CRIU runs (CRIU's soft mode restores properties only
+      // of cgroups it created itself).
+      if (resources) await cgroup.update(resources);
+      const unified = cgroupPaths[""];
+      if (unified !== undefined) mkdirSync(unified, { recursive: true });
+    })();
+    cgroupsReady.catch(() => {}); // awaited below; a failure is thrown there
+    undo.push(() => removeCgroupDirs(cgCreated));
     createRestoreMountpoints(container);
 
     const stateChain = missingChain(stateDir);
@@ -158,16 +200,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const root = prepareRestoreRoot(rootfs, join(stateDir, "criu-root"));
     const unmountRoot = () => root[Symbol.dispose]();
     undo.push(unmountRoot);
-
-    // Cgroups: made here (so criu and the tree can join them first, as runc does); a failure removes exactly what was made.
-    const cgCreated = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
-    undo.push(() => removeCgroupDirs(cgCreated));
-    const cgroup = await createCgroup(locationFromRuncPaths(cgroupPaths));
-    // The spec's limits, as runc sets them before CRIU runs (CRIU's soft mode restores properties only
-    // of cgroups it created itself).
-    if (spec.linux?.resources) await cgroup.update(decodeLinuxResources(JSON.stringify(spec.linux.resources)));
-    const unified = cgroupPaths[""];
-    if (unified !== undefined) mkdirSync(unified, { recursive: true });
 
     const stdioFds: number[] = [];
     for (const fd of input.stdio) {
@@ -183,7 +215,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
-    const base = restoreSettings(meta.options, input.restore ?? {});
+    // The recorded options were validated with the metadata: without `[restore]` settings they are used as they are.
+    const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: meta.options, vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     const plan = containerRestorePlan({
       plan: options,
@@ -203,6 +236,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       opened.push(n);
       inheritFds.push({ fd: n, key: ns.key });
     }
+    await cgroupsReady;
     // Lazy pages (src/criu restoreLazy): a `criu lazy-pages` daemon serves the pages from the images on
     // demand (its socket is in the work dir, which the restore shares); the restore returns once the tree
     // runs, the daemon exits by itself when every page is back (lazyPages.done). A failed call kills it.
@@ -302,6 +336,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     } else removeWork();
     return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
   } catch (err) {
+    // Cgroups still being made would outlive their removal below.
+    await cgroupsReady?.catch(() => {});
     if (ptsMaster !== undefined) closeSync(ptsMaster);
     if (pid > 0) {
       try {
@@ -322,6 +358,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   } finally {
     for (const n of opened) closeSync(n);
   }
+}
+
+/** Whether the config's `[restore]` sets anything over a checkpoint's recorded options. */
+function hasRestoreSettings(r: RestoreDefaults | undefined): r is RestoreDefaults {
+  return r !== undefined && Object.values(r).some((v) => v !== undefined);
 }
 
 /** The restored init may already have exited (a closed TCP connection, for one): runc then sees a stopped container. */
