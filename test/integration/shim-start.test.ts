@@ -38,8 +38,32 @@ afterAll(async () => {
       // gone
     }
   }
-  await waitFor(() => daemons.every((p) => !processAlive(p)), { timeoutMs: 10_000, what: "daemons gone" }).catch(() => {});
-  for (const c of CONTROLLERS) rmdirSync(`/sys/fs/cgroup/${c}${cgroup}`);
+  await waitFor(() => daemons.every((p) => !processAlive(p)), { timeoutMs: 10_000, what: "daemons gone" }).catch(() => {
+    for (const pid of daemons) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  });
+  // The cgroup is removable once the kernel has taken the last task out of it (EBUSY until then).
+  for (const c of CONTROLLERS) {
+    const path = `/sys/fs/cgroup/${c}${cgroup}`;
+    await waitFor(
+      () => {
+        try {
+          rmdirSync(path);
+          return true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
+          if ((err as NodeJS.ErrnoException).code === "EBUSY") return false;
+          throw err;
+        }
+      },
+      { timeoutMs: 10_000, what: `rmdir ${path}` },
+    );
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
