@@ -6,7 +6,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import type { CliCommand } from "../cli/command-table.ts";
-import { inspectCheckpoint, renderInspect } from "../criu/index.ts";
+// criu/inspect.ts, not src/criu's index: src/checkpoint's index re-exports this command, and through src/criu's
+// index the shim's restore chunk would reach the CRIU client, which the shim loads lazily (checkpoint-engine.ts).
+import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
 import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "./metadata.ts";
 
 /** Text for the metadata part of `cryo inspect`. */

@@ -10,19 +10,26 @@
  */
 import { readRuncState, type Runc } from "../runtime/index.ts";
 import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
-import { createCriu, type Criu } from "../criu/index.ts";
+import type { Criu } from "../criu/index.ts";
+import { prewarmCriuHelper } from "../criu/warm.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
 import { failedPrecondition, notFound } from "../errors.ts";
 import { close as closeFd } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
-import { dumpContainer } from "./checkpoint-dump.ts";
 import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
 import type { Logger } from "./logger.ts";
 import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
+import { lazyModule } from "./lazy-module.ts";
 import { prepareRestore, readRestoreSource, restoreContainer, type PreparedRestore, type RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
+
+// Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
+// CriuOpts schema and CRIU's stats protobufs (a daemon's first protobuf descriptor boots descriptor.proto's,
+// 8-25 ms measured in a compiled scratch binary); a restore loads it between Create's reply and Start.
+const criuModule = lazyModule("the CRIU client (src/criu/client.ts)", () => import("../criu/client.ts"));
+const dumpModule = lazyModule("the checkpoint dump (src/shim/checkpoint-dump.ts)", () => import("./checkpoint-dump.ts"));
 
 /** cryo's version as recorded in checkpoints. */
 export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
@@ -63,10 +70,12 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
   let criu: Criu | undefined = deps.criu;
   // Warm helpers: after a CRIU call (and at a restore's Create, before its Start) the next helper is
   // started ahead, saving its start (a Bun process, 100-300 ms here) on the next call.
-  const criuClient = () => (criu ??= createCriu({ warm: true }));
+  const criuClient = async () => (criu ??= (await criuModule()).createCriu({ warm: true }));
+  // The client's own prewarm, or (client not loaded yet) warm.ts's, whose helper the client then takes.
+  const prewarm = () => (criu ? criu.prewarm() : prewarmCriuHelper());
   let version: Promise<number> | undefined;
   const criuVersion = () => {
-    version ??= criuClient().version();
+    version ??= criuClient().then((c) => c.version());
     version.catch(() => (version = undefined));
     return version;
   };
@@ -74,8 +83,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
 
   return {
     async checkpoint(spec: CheckpointSpec) {
-      criuClient().prewarm(); // the dump's helper starts while the options, plugins and stdio are worked out
-      const config = await deps.configFor?.(spec.options.configPath);
+      prewarm(); // the dump's helper starts while the modules load and the options, plugins and stdio are worked out
+      const [config, { dumpContainer }, client] = await Promise.all([deps.configFor?.(spec.options.configPath), dumpModule(), criuClient()]);
       const outcome = await dumpContainer({
         id: spec.id,
         bundle: spec.bundle,
@@ -85,7 +94,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         request: spec.request,
         defaults: config ? checkpointOverrides(config.checkpoint) : undefined,
         paused: spec.paused,
-        criu: criuClient(),
+        criu: client,
         criuVersion,
         cryoVersion: CRYO_CHECKPOINT_VERSION,
         log: deps.log,
@@ -107,7 +116,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
 
     async createRestore(spec) {
       const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
-      criuClient().prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
+      prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
       const source = await readRestoreSource(spec.checkpoint);
       // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
       if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
@@ -135,6 +144,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
             entry.policy = deps.policyFor(spec.options.configPath);
             entry.policy.catch(() => {});
           }
+          criuClient().catch(() => {}); // a failed load is retried (and reported) at Start
         });
       } catch (err) {
         if (mounted) await unmountRootfs(spec.bundle);
@@ -155,7 +165,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         runcRoot: p.spec.options.root,
         source: p.source,
         stdio: [slot(p.io?.stdio[0]), slot(p.io?.stdio[1]), slot(p.io?.stdio[2])],
-        criu: criuClient(),
+        criu: await criuClient(),
         log: deps.log,
         namespace: p.spec.namespace,
         // The plugins loaded ahead, or (that load failed or never ran) loaded now.

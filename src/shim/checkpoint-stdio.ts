@@ -10,6 +10,12 @@
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
 
+/**
+ * runc's name for the stdio record in the images directory (checkpoint-dump.ts writes it under the same
+ * name; here so that a restore reads it without loading the dump's module).
+ */
+export const DESCRIPTORS_FILE = "descriptors.json";
+
 /** One of fds 0..2 of the init at dump time. */
 export interface DumpedStdio {
   /** readlink of /proc/<pid>/fd/<n>, as runc records it. */

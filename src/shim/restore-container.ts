@@ -38,11 +38,10 @@ import { locationFromRuncPaths } from "../cgroups/locate.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
-import { DESCRIPTORS_FILE } from "./checkpoint-dump.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
-import { restoreInheritFds } from "./checkpoint-stdio.ts";
+import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
 
