@@ -11,7 +11,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { checkpointPlanSchema, type CheckpointMetadata, type CheckpointPlan } from "../checkpoint/index.ts";
+import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
+import { checkpointPlanSchema, type CheckpointPlan } from "../checkpoint/plan.ts";
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointOptions as PluginCheckpointOptions, ImageInfo, PolicyEngine, RestoreOptions as PluginRestoreOptions } from "../plugins/index.ts";
 

@@ -20,17 +20,12 @@
  */
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import {
-  containerRestorePlan,
-  decompressImages,
-  createRestoreMountpoints,
-  prepareRestoreRoot,
-  readCheckpointMetadata,
-  readHostCgroupFacts,
-  runcContainerFrom,
-  type CheckpointMetadata,
-  type RuncContainer,
-} from "../checkpoint/index.ts";
+// The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
+// decoder (with its protobuf descriptors) would load with the restore's Create.
+import { decompressImages } from "../checkpoint/compression.ts";
+import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
+import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
+import { containerRestorePlan, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroup } from "../cgroups/open.ts";
