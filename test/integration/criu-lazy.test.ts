@@ -31,7 +31,7 @@ function rssKiB(pid: number): number {
 
 test("restoreLazy: a 1 GiB program runs before its pages are all back, then verifies all of them", async () => {
   const counter = join(dir, "count");
-  const p = Bun.spawn(["setsid", memhog, String(MIB), counter], { stdio: ["ignore", "ignore", "inherit"] });
+  const p = Bun.spawn(["setsid", memhog, String(MIB), counter], { stdio: ["ignore", "ignore", "ignore"] }); // nothing of the test runner's: CRIU must be able to dump every fd
   pids.push(p.pid);
   await waitFor(() => (Number(readTrimmed(counter) ?? 0) >= 1 ? true : undefined), { what: "memhog to count", timeoutMs: 60_000, intervalMs: 10 });
   const images = join(dir, "img");
@@ -66,7 +66,7 @@ test("restoreLazy: a 1 GiB program runs before its pages are all back, then veri
 
 test("restoreLazy: a restore that fails after the daemon is ready kills the daemon and rejects", async () => {
   const counter = join(dir, "clash");
-  const p = Bun.spawn(["setsid", memhog, "16", counter], { stdio: ["ignore", "ignore", "inherit"] });
+  const p = Bun.spawn(["setsid", memhog, "16", counter], { stdio: ["ignore", "ignore", "ignore"] }); // nothing of the test runner's: CRIU must be able to dump every fd
   pids.push(p.pid);
   await waitFor(() => (Number(readTrimmed(counter) ?? 0) >= 1 ? true : undefined), { what: "memhog to count", timeoutMs: 60_000, intervalMs: 10 });
   const images = join(dir, "clash-img");
