@@ -1,5 +1,5 @@
 /**
- * `cryo plugin test PLUGIN.wasm --hook NAME --input FILE [--config KEY=VALUE]... [--timeout-ms N] [--memory-mib N]`
+ * `cryo plugin test PLUGIN.wasm --hook NAME --input FILE [--config KEY=VALUE]... [--allow-host HOST]... [--timeout-ms N] [--memory-mib N]`
  * (registered in src/cli/commands.ts): runs one hook of a plugin against sample input and prints the
  * decision, the time the call took and the plugin's memory. Exit 0 when the plugin answered (allow
  * or deny), 1 when it broke (trap, timeout, memory, bad output), 2 for bad arguments.
@@ -13,6 +13,7 @@ const usage = [
   "usage: cryo plugin test PLUGIN.wasm --hook admit|checkpoint|restore --input FILE [options]",
   "  --input FILE        the hook's input as JSON (schemas: plugins/sdk/schema/<hook>-input.json)",
   "  --config KEY=VALUE  a config value for the plugin (repeatable), as in its config table",
+  "  --allow-host HOST   a host the plugin may reach over HTTP (repeatable), as in grants.allowed_hosts",
   "  --timeout-ms N      time limit of the call (default 1000)",
   "  --memory-mib N      memory limit of the plugin (default 32)",
 ].join("\n");
@@ -40,6 +41,7 @@ export const pluginTestCommand: CliCommand = {
           hook: { type: "string" },
           input: { type: "string" },
           config: { type: "string", multiple: true },
+          "allow-host": { type: "string", multiple: true },
           "timeout-ms": { type: "string" },
           "memory-mib": { type: "string" },
         },
@@ -62,6 +64,7 @@ export const pluginTestCommand: CliCommand = {
       config,
       timeoutMs: positiveInt("timeout-ms", values["timeout-ms"]),
       memoryMib: positiveInt("memory-mib", values["memory-mib"]),
+      allowedHosts: values["allow-host"] ?? [],
     });
     io.out(formatPluginTestResult(result));
     return 0;

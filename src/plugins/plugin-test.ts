@@ -22,6 +22,8 @@ export interface PluginTestOptions {
   config?: Record<string, string>;
   timeoutMs?: number;
   memoryMib?: number;
+  /** Hosts the plugin may reach over HTTP (its entry's `grants.allowed_hosts`); none by default. */
+  allowedHosts?: string[];
 }
 
 /** The outcome of a plugin test. */
@@ -52,13 +54,19 @@ export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTest
     throw invalidArgument(`input ${opts.inputFile}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
   }
   const name = basename(opts.wasm).replace(/\.wasm$/, "").toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "plugin";
-  const config: PluginConfig = pluginConfigSchema.parse({
+  const parsed = pluginConfigSchema.safeParse({
     name: /^[a-z0-9]/.test(name) ? name : `p${name}`,
     path: opts.wasm,
     hooks: [hook.data],
     config: opts.config ?? {},
     limits: { timeout_ms: opts.timeoutMs ?? 1000, memory_mib: opts.memoryMib ?? 32 },
+    grants: { allowed_hosts: opts.allowedHosts ?? [] },
   });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw invalidArgument(`plugin ${opts.wasm}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
+  }
+  const config: PluginConfig = parsed.data;
   const host = createPluginHost();
   try {
     const plugin = host.load(config);

@@ -22,6 +22,7 @@ import { pluginConfigSchema, type PluginConfig } from "../../src/plugins/config.
 import { parsePolicyConfig } from "../../src/plugins/config-loader.ts";
 import type { AdmitInput } from "../../src/plugins/hook-schemas.ts";
 import { createPolicyEngine } from "../../src/plugins/policy-engine.ts";
+import { defaultBinDir } from "../../src/containerd/index.ts";
 import { buildPlugins, ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd } from "../harness/index.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -186,4 +187,38 @@ describe("through ctr run and the compiled shim", () => {
     expect(tasks.split("\n").some((l) => l.split(/\s+/)[0] === id)).toBe(false);
     await pc.ctr(["containers", "rm", id]);
   }, 90_000);
+});
+
+describe("through cryo plugin test", () => {
+  // Asynchronous: the test's HTTP server runs on this process's event loop.
+  const cryo = async (args: string[]) => {
+    const p = Bun.spawn([join(defaultBinDir() ?? join(root, "build/bin"), "cryo"), "plugin", "test", wasm, "--hook", "admit", "--input", join(root, "plugins/testdata/inputs/admit-ordinary.json"), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, out, err };
+  };
+
+  test("--allow-host grants the host: the request reaches the server and the plugin's decision carries the body", async () => {
+    seen = [];
+    const r = await cryo(["--config", `url=${base}/cli-granted`, "--allow-host", "127.0.0.1"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("body-of-cli-granted");
+    expect(seen.map((s) => s.path)).toEqual(["/cli-granted"]);
+  });
+
+  test("without --allow-host the host refuses the request and the server sees nothing", async () => {
+    seen = [];
+    const r = await cryo(["--config", `url=${base}/cli-refused`]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("network access refused");
+    expect(seen).toEqual([]);
+  });
+
+  test("--allow-host with a port is a bad argument, named", async () => {
+    const r = await cryo(["--config", `url=${base}/x`, "--allow-host", "127.0.0.1:8080"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("allowed_hosts");
+  });
 });
