@@ -15,6 +15,7 @@ import { createEngine } from "./engine.ts";
 import { createPublisher, createTtrpcForwarder } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
 import { createGroupSeal, GROUP_KEY_ENV } from "./grouping-seal.ts";
+import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
@@ -141,17 +142,23 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image });
     },
   });
+  // A shared daemon's log moves with its live containers (log-follow.ts).
+  const logFollower = createLogFollower(flags.bundle);
   const impl: typeof service.impl = {
     ...service.impl,
     async create(req, ctx) {
       clearPending(flags.socket, req.id);
       const r = await service.impl.create(req, ctx);
       seal.created(req.id, () => readAnnotations(req.bundle));
+      logFollower.created(req.id, req.bundle);
       return r;
     },
     async delete(req, ctx) {
       const r = await service.impl.delete(req, ctx);
-      if (req.execId === "") seal.deleted(req.id);
+      if (req.execId === "") {
+        seal.deleted(req.id);
+        logFollower.deleted(req.id);
+      }
       return r;
     },
   };

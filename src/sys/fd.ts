@@ -67,6 +67,11 @@ export function dup(fd: number): number {
   return out;
 }
 
+/** dup2(2): makes `target` a copy of `fd` (closing what `target` was), without close-on-exec. */
+export function dup2(fd: number, target: number): void {
+  if (libc.dup2(fd, target) < 0) throw sysError(`dup2(${fd}, ${target})`);
+}
+
 /** Tells whether close-on-exec (FD_CLOEXEC) is set on a descriptor. */
 export function isCloexec(fd: number): boolean {
   const flags = libc.fcntl(fd, F_GETFD, 0);

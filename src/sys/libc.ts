@@ -24,6 +24,7 @@ export const libc = dlopen("libc.so.6", {
   ioctl: { args: [i32, u64, ptr], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
   dup: { args: [i32], returns: i32 },
+  dup2: { args: [i32, i32], returns: i32 },
   pipe2: { args: [ptr, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   read: { args: [i32, ptr, u64], returns: i64 },

@@ -1,0 +1,67 @@
+/**
+ * A shared daemon's log follows its live containers. The daemon's stdout and stderr start on the
+ * `log` FIFO of the bundle whose `start` launched it; containerd reads each container's FIFO only
+ * while that container's task connection lives, so once that container is deleted every later line
+ * of a daemon still serving others would be dropped. When the container whose FIFO the daemon writes
+ * to is deleted, fds 1 and 2 are moved (dup2) to the FIFO of another live container of the daemon;
+ * when none is left, to the FIFO of the next container created.
+ */
+import { closeSync, constants as fsc, openSync } from "node:fs";
+import { join } from "node:path";
+import { dup2 } from "../sys/index.ts";
+
+/** Tracks the daemon's containers and keeps its stdout/stderr on a FIFO that containerd reads. */
+export interface LogFollower {
+  /** A container was created in bundle. */
+  created(id: string, bundle: string): void;
+  /** A container was deleted. */
+  deleted(id: string): void;
+  /** The bundle whose FIFO the daemon writes to now. */
+  readonly bundle: string;
+}
+
+/** Points fds 1 and 2 at <bundle>/log; false when the FIFO has no reader (ENXIO) or is gone. */
+export function moveStdioToBundleLog(bundle: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(join(bundle, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    dup2(fd, 1);
+    dup2(fd, 2);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Creates the follower; `move` is injectable for tests. */
+export function createLogFollower(initialBundle: string, move: (bundle: string) => boolean = moveStdioToBundleLog): LogFollower {
+  const live = new Map<string, string>();
+  let current = initialBundle;
+  const moveTo = (bundle: string): boolean => {
+    if (!move(bundle)) return false;
+    current = bundle;
+    return true;
+  };
+  const isLive = (bundle: string) => [...live.values()].includes(bundle);
+  return {
+    created(id, bundle) {
+      live.set(id, bundle);
+      if (!isLive(current)) moveTo(bundle);
+    },
+    deleted(id) {
+      const bundle = live.get(id);
+      live.delete(id);
+      if (bundle !== current || isLive(current)) return;
+      for (const other of live.values()) if (moveTo(other)) return;
+    },
+    get bundle() {
+      return current;
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import { describe, expect, test } from "bun:test";
+import { createLogFollower } from "../../../src/shim/log-follow.ts";
+
+describe("createLogFollower: a shared daemon's log stays on a FIFO containerd reads", () => {
+  test("the first container's bundle is kept while it lives; its deletion moves the log to another live one", () => {
+    const moves: string[] = [];
+    const f = createLogFollower("/b/a", (b) => (moves.push(b), true));
+    f.created("a", "/b/a");
+    f.created("b", "/b/b");
+    f.created("c", "/b/c");
+    expect(moves).toEqual([]);
+    f.deleted("b"); // not the one written to
+    expect(moves).toEqual([]);
+    f.deleted("a");
+    expect(moves).toEqual(["/b/c"]);
+    expect(f.bundle).toBe("/b/c");
+  });
+
+  test("a FIFO that cannot be opened is skipped for the next live container", () => {
+    const moves: string[] = [];
+    const f = createLogFollower("/b/a", (b) => (moves.push(b), b !== "/b/b"));
+    f.created("a", "/b/a");
+    f.created("b", "/b/b");
+    f.created("c", "/b/c");
+    f.deleted("a");
+    expect(moves).toEqual(["/b/b", "/b/c"]);
+    expect(f.bundle).toBe("/b/c");
+  });
+
+  test("with no container left the log stays put; the next container created takes it", () => {
+    const moves: string[] = [];
+    const f = createLogFollower("/b/a", (b) => (moves.push(b), true));
+    f.created("a", "/b/a");
+    f.deleted("a");
+    expect(moves).toEqual([]);
+    f.created("d", "/b/d");
+    expect(moves).toEqual(["/b/d"]);
+    f.created("e", "/b/e");
+    expect(moves).toEqual(["/b/d"]);
+  });
+});
