@@ -36,6 +36,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
   "mntns-compat-mode": { field: "mntnsCompatMode", kind: "bool", doc: "CRIU's older mount-namespace engine" },
   compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
+  "local-pages": { field: "localPages", kind: "bool", doc: "keep page images in this host's page store, not in the checkpoint (same-host restores only)" },
   "compression-level": { field: "compressionLevel", kind: "int", doc: "zstd level 1..22 (0: cryo's default, 1)" },
   "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
   "parent-path": { field: "parentPath", kind: "string", doc: "parent images for an incremental dump" },

@@ -53,6 +53,16 @@ export const checkpointImageSchema = z.object({
   config: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** Where a checkpoint's page images were put in the page store of the host that made it. */
+export const localPagesSchema = z.object({
+  /** The store entry: an absolute directory holding the files. */
+  dir: z.string().startsWith("/"),
+  /** The host that keeps them (named when a restore does not find them). */
+  hostname: z.string(),
+  /** Each page image moved there (pages-N.img) and its size. */
+  files: z.array(z.object({ name: z.string().regex(/^pages-\d+\.img$/), bytes: z.number().int().nonnegative() })),
+});
+
 /** The metadata document. */
 export const checkpointMetadataSchema = z.object({
   version: z.literal(METADATA_VERSION),
@@ -88,13 +98,15 @@ export const checkpointMetadataSchema = z.object({
   /** ISO 8601 times. */
   startedAt: z.string(),
   finishedAt: z.string(),
-  /** Options the checkpoint was taken with. */
-  options: checkpointPlanSchema,
+  /** Options the checkpoint was taken with (localPages came later: absent in older metadata, false). */
+  options: checkpointPlanSchema.extend({ localPages: z.boolean().default(false) }),
   stats: z.object({ dump: dumpStatsSchema.optional() }),
   /** Page images compressed (pages-*.img.zst in place of pages-*.img). */
   compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),
   /** True when the container was paused (frozen) before the dump and is recorded frozen. */
   paused: z.boolean(),
+  /** Page images kept in the page store of the host that made the checkpoint (local-pages.ts), not in the images directory. */
+  localPages: localPagesSchema.optional(),
   /** The container's image as containerd knew it at dump time (read when a checkpoint plugin applied), for restore-side policies. */
   image: checkpointImageSchema.optional(),
 });

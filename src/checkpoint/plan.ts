@@ -49,6 +49,11 @@ export const checkpointPlanSchema = z
     external: z.array(z.string().min(1)),
     mntnsCompatMode: z.boolean(),
     compression: compressionSchema,
+    /**
+     * Page images kept in this host's page store (local-pages.ts) instead of the images directory
+     * containerd tars: the checkpoint carries a reference, and only this host can restore it.
+     */
+    localPages: z.boolean(),
     /** zstd level 1..22; 0: cryo's default (DEFAULT_ZSTD_LEVEL, zstd's fastest regular level 1). */
     compressionLevel: z.number().int().min(0).max(22),
     /** CRIU log level 0..4. */
@@ -82,6 +87,7 @@ export const BUILTIN_CHECKPOINT_PLAN: CheckpointPlan = {
   external: [],
   mntnsCompatMode: false,
   compression: "none",
+  localPages: false,
   compressionLevel: 0,
   logLevel: 4,
 };
@@ -110,7 +116,25 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
   const plan = checkpointPlanSchema.safeParse(merged);
   if (!plan.success) throw invalidArgument("checkpoint options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: "pre-dump cannot be combined with lazy pages" });
+  checkLocalPages(plan.data);
   return plan.data;
+}
+
+/**
+ * Local pages move the page images out of the checkpoint after the dump: options that need them in
+ * the images directory (compressed there, written to a page server instead, left for a later
+ * incremental dump, or punched out of a parent's images) are refused with them.
+ */
+export function checkLocalPages(plan: CheckpointPlan): void {
+  if (!plan.localPages) return;
+  const clash = [
+    plan.compression !== "none" && `compression=${plan.compression}`,
+    plan.preDump && "pre-dump",
+    plan.parentPath !== undefined && "parent-path",
+    plan.pageServer !== undefined && "page-server",
+    plan.autoDedup && "auto-dedup",
+  ].filter((x): x is string => typeof x === "string");
+  if (clash.length > 0) throw invalidArgument("checkpoint options", { detail: `local-pages cannot be combined with ${clash.join(", ")}` });
 }
 
 function parseDefaults(d: CheckpointOverrides): CheckpointOverrides {
@@ -177,6 +201,7 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
   if (c.compression === CryoCompression.ZSTD) o.compression = "zstd";
   else if (c.compression === CryoCompression.NONE) o.compression = "none";
   if (c.compressionLevel !== 0) o.compressionLevel = c.compressionLevel;
+  if (c.localPages) o.localPages = true;
   if (c.logLevel !== 0) o.logLevel = c.logLevel;
   return o;
 }

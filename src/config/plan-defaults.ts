@@ -38,6 +38,7 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.mntns_compat_mode !== undefined) o.mntnsCompatMode = d.mntns_compat_mode;
   if (d.compression !== undefined) o.compression = d.compression;
   if (d.compression_level !== undefined) o.compressionLevel = d.compression_level;
+  if (d.local_pages !== undefined) o.localPages = d.local_pages;
   if (d.log_level !== undefined) o.logLevel = d.log_level;
   return o;
 }

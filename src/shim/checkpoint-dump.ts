@@ -31,6 +31,8 @@ import {
   type CheckpointPlan,
   type CheckpointRequestOptions,
 } from "../checkpoint/index.ts";
+import { checkLocalPages } from "../checkpoint/plan.ts";
+import { pageStoreRoot, storePages, unstorePages } from "../checkpoint/local-pages.ts";
 import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -69,6 +71,8 @@ export interface DumpInput {
   configPath?: string;
   /** The container's image, read only when a checkpoint plugin applies; what it read is recorded in the metadata. */
   image?: ImageReader;
+  /** The page store for `localPages` (default: CRYO_PAGE_STORE or /var/lib/cryo/pages). */
+  pageStore?: string;
 }
 
 /** What a dump did. */
@@ -123,6 +127,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const plan = input.policyFor
     ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
     : resolved;
+  checkLocalPages(plan); // a plugin may have changed what local pages clash with
 
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);
@@ -219,13 +224,26 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     compressed,
     paused: input.paused,
   };
+
   const recordedImage = imageRead ? await imageRead : null;
   if (recordedImage) metadata.image = { ...recordedImage, labels: { ...recordedImage.labels } };
   if (metadata.parent === undefined) delete metadata.parent;
   if (metadata.cgroups.cgroupsPath === undefined) delete metadata.cgroups.cgroupsPath;
   const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
   metadata.stdio.terminal = terminal;
-  await writeCheckpointMetadata(imagesDir, metadata);
+  // Local pages: the page images leave the directory containerd tars for this host's page store (last,
+  // so that only the metadata's write can fail after it, and then they are moved back).
+  const localPages = plan.localPages ? storePages(imagesDir, input.pageStore ?? pageStoreRoot(process.env), `${input.namespace}-${id}`) : undefined;
+  if (localPages) {
+    metadata.localPages = localPages;
+    input.log.info(`${label}: page images kept in the page store`, { dir: localPages.dir, files: localPages.files.length, bytes: localPages.files.reduce((s, f) => s + f.bytes, 0) });
+  }
+  try {
+    await writeCheckpointMetadata(imagesDir, metadata);
+  } catch (err) {
+    if (localPages) unstorePages(imagesDir, localPages);
+    throw err;
+  }
   const d = stats.dump;
   input.log.debug(`${label}: timings`, {
     prepareMs: Math.round(t0 - prepStart),

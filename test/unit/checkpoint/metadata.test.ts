@@ -32,6 +32,18 @@ describe("checkpoint metadata", () => {
     expect(await readCheckpointMetadata(dir)).toEqual(meta);
   });
 
+  test("local pages round-trip; metadata written before localPages existed reads as local pages off", async () => {
+    const local = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, localPages: true }, localPages: { dir: "/var/lib/cryo/pages/x", hostname: "h", files: [{ name: "pages-1.img", bytes: 4096 }] } };
+    const d1 = mkdtempSync(join(dir, "l-"));
+    await writeCheckpointMetadata(d1, local);
+    expect(await readCheckpointMetadata(d1)).toEqual(local);
+    const { localPages: _, ...olderOptions } = BUILTIN_CHECKPOINT_PLAN;
+    writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...meta, options: olderOptions }));
+    expect((await readCheckpointMetadata(d1)).options.localPages).toBe(false);
+    writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...local, localPages: { ...local.localPages, files: [{ name: "../etc/passwd", bytes: 1 }] } }));
+    expect(((await readCheckpointMetadata(d1).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
   test("a missing file is NOT_FOUND, a malformed one INVALID_ARGUMENT with the field path", async () => {
     const empty = mkdtempSync(join(dir, "e-"));
     expect(((await readCheckpointMetadata(empty).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);

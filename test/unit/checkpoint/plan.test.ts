@@ -119,6 +119,28 @@ describe("checkpoint plan resolution", () => {
   });
 });
 
+describe("local pages", () => {
+  test("set by annotation, config default or cryo's request options", () => {
+    expect(BUILTIN_CHECKPOINT_PLAN.localPages).toBe(false);
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/local-pages": "true" } }).localPages).toBe(true);
+    expect(resolveCheckpointPlan({ defaults: { localPages: true } }).localPages).toBe(true);
+    expect(resolveCheckpointPlan({ defaults: { localPages: true }, annotations: { "cryo.checkpoint/local-pages": "false" } }).localPages).toBe(false);
+    expect(resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { localPages: true }) } }).localPages).toBe(true);
+  });
+
+  test("refused with the options that need the pages in the images directory, naming each", () => {
+    const clash = (annotations: Record<string, string>) => err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/local-pages": "true", ...annotations } }));
+    const e = clash({ "cryo.checkpoint/compression": "zstd", "cryo.checkpoint/auto-dedup": "true" });
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("local-pages cannot be combined with compression=zstd, auto-dedup");
+    expect(clash({ "cryo.checkpoint/pre-dump": "true" }).message).toContain("pre-dump");
+    expect(clash({ "cryo.checkpoint/parent-path": "../p" }).message).toContain("parent-path");
+    expect(clash({ "cryo.checkpoint/page-server": "127.0.0.1:27000" }).message).toContain("page-server");
+    // lazy pages are a restore-time choice: they combine
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/local-pages": "true", "cryo.checkpoint/lazy-pages": "true" } }).lazyPages).toBe(true);
+  });
+});
+
 describe("cryo.checkpoint/* annotations", () => {
   test("every documented key parses", () => {
     const values: Record<string, string> = {

@@ -1,0 +1,170 @@
+/**
+ * Local pages through ctr (`cryo.checkpoint/local-pages=true`, src/checkpoint/local-pages.ts): the page
+ * images stay in this host's page store (CRYO_PAGE_STORE on containerd, a temp dir here) and the
+ * checkpoint image containerd stores holds none of them; a restore (also a lazy one, also a second one
+ * from the same checkpoint) reads them from the store with memory intact; a restore whose store entry is
+ * gone fails naming it and leaves nothing; options that need the pages in the image are refused and the
+ * task keeps running.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import {
+  checkpointCriuTar,
+  checkpointMetadata,
+  criuTarEntries,
+  ensureTestImage,
+  readContainerFile,
+  readCounter,
+  removeContainer,
+  startPrivateContainerd,
+  taskPid,
+  taskStatus,
+  testImage,
+  uniqueId,
+  waitFor,
+  type PrivateContainerd,
+} from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const RUNC_ROOT = "/run/containerd/runc";
+const LOCAL = ["--annotation", "cryo.checkpoint/local-pages=true"];
+let pc: PrivateContainerd;
+let ns: string;
+let store: string;
+const images: string[] = [];
+
+beforeAll(async () => {
+  store = mkdtempSync("/var/tmp/cryo-page-store-");
+  ns = uniqueId("lpages");
+  pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: store } });
+  await ensureTestImage(pc);
+}, 120_000);
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.stop();
+  rmSync(store, { recursive: true, force: true });
+}, 120_000);
+
+async function runDetached(id: string, args: string[], flags: string[] = []): Promise<void> {
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
+}
+
+const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped: "not-running" });
+
+interface LocalPagesMeta {
+  options: { localPages: boolean };
+  localPages?: { dir: string; hostname: string; files: { name: string; bytes: number }[] };
+}
+
+async function verifyMemory(id: string): Promise<void> {
+  await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+  const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
+  expect(verdict).toMatch(/^ok \d+$/);
+}
+
+test("a 64 MiB container: the checkpoint image holds no page images, they are in the store; restored twice with memory intact", async () => {
+  const id = uniqueId("lp");
+  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], LOCAL);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+
+  const tar = await checkpointCriuTar(pc, ref);
+  const entries = criuTarEntries(tar);
+  expect(entries).toContain("cryo-checkpoint.json");
+  expect(entries.some((e) => e.startsWith("pagemap-"))).toBe(true);
+  expect(entries.filter((e) => /pages-\d+\.img/.test(e))).toEqual([]);
+  expect(tar.size).toBeLessThan(4 * 2 ** 20); // 64 MiB of memory, a few hundred KiB of checkpoint
+
+  const meta = await checkpointMetadata<LocalPagesMeta>(pc, ref);
+  expect(meta.options.localPages).toBe(true);
+  const local = meta.localPages!;
+  expect(local.dir.startsWith(`${store}/${ns}-${id}-`)).toBe(true);
+  expect(readdirSync(local.dir).sort()).toEqual(local.files.map((f) => f.name).sort());
+  const bytes = local.files.reduce((s, f) => s + f.bytes, 0);
+  expect(bytes).toBeGreaterThanOrEqual(64 * 2 ** 20);
+  for (const f of local.files) expect(statSync(join(local.dir, f.name)).size).toBe(f.bytes);
+  await remove(id);
+
+  // A plain restore under a new name, after the original is gone.
+  const renamed = `${id}-r`;
+  const r1 = await pc.ctr(["containers", "restore", "--live", renamed, ref], { timeoutMs: 120_000 });
+  expect(r1.stderr).toBe("");
+  expect(r1.exitCode).toBe(0);
+  expect(await taskStatus(pc, renamed)).toBe("RUNNING");
+  await verifyMemory(renamed);
+  await remove(renamed);
+  // The store entry is still whole: a second restore from the same checkpoint, under the original name.
+  expect(readdirSync(local.dir).sort()).toEqual(local.files.map((f) => f.name).sort());
+  const r2 = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r2.exitCode).toBe(0);
+  await verifyMemory(id);
+  await remove(id);
+}, 300_000);
+
+test("lazy pages from the store: the restored task runs, then verifies its memory", async () => {
+  const id = uniqueId("lpz");
+  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], [...LOCAL, "--annotation", "cryo.checkpoint/lazy-pages=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await remove(id);
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const lazyLog = await waitFor(() => (existsSync(join(bundle, "criu-lazy-pages.log")) ? readFileSync(join(bundle, "criu-lazy-pages.log"), "utf8") : undefined), {
+    what: "lazy-pages daemon done",
+    timeoutMs: 60_000,
+  });
+  expect(lazyLog).toContain("uffd");
+  await verifyMemory(id);
+  await remove(id);
+}, 300_000);
+
+test("a restore whose store entry is gone fails naming it, and leaves no process, cgroup, runc state or mount", async () => {
+  const id = uniqueId("lpg");
+  await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], LOCAL);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await remove(id);
+  const { localPages } = await checkpointMetadata<LocalPagesMeta>(pc, ref);
+  rmSync(localPages!.dir, { recursive: true });
+
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("failed precondition");
+  expect(r.stderr).toContain(`kept in the page store of host`);
+  expect(r.stderr).toContain(localPages!.dir);
+  expect(await taskPid(pc, id)).toBeUndefined();
+  for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct", "devices", "blkio", "cpuset", "systemd", "unified"]) {
+    expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
+  }
+  expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain("criu-root");
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+}, 180_000);
+
+test("local pages with compression are refused naming both; the task keeps running and nothing is stored", async () => {
+  const id = uniqueId("lpc");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], [...LOCAL, "--annotation", "cryo.checkpoint/compression=zstd"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const before = readdirSync(store).length;
+  const ref = `localhost/checkpoint/${id}:1`;
+  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("local-pages cannot be combined with compression=zstd");
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const n = readCounter(pc, id)!;
+  await waitFor(() => (readCounter(pc, id) ?? 0) > n, { what: "still counting" });
+  expect(readdirSync(store).length).toBe(before);
+  await remove(id);
+}, 180_000);

@@ -1,0 +1,109 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_PAGE_STORE, linkPages, listPageStore, pageStoreRoot, storePages, unstorePages } from "../../../src/checkpoint/local-pages.ts";
+import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+
+const base = mkdtempSync(join(tmpdir(), "cryo-local-pages-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+/** An images directory as CRIU leaves it: two page images among other images. */
+function images(name: string): string {
+  const dir = join(base, name);
+  mkdirSync(dir);
+  writeFileSync(join(dir, "pages-1.img"), "a".repeat(4096));
+  writeFileSync(join(dir, "pages-2.img"), "b".repeat(8192));
+  writeFileSync(join(dir, "pagemap-1.img"), "map");
+  writeFileSync(join(dir, "core-1.img"), "core");
+  return dir;
+}
+
+async function run(cmd: typeof pagesListCommand, args: string[]): Promise<{ code: number; out: string }> {
+  let out = "";
+  const code = await cmd.run(args, { out: (t) => void (out += `${t}\n`), err: (t) => void (out += `${t}\n`) });
+  return { code, out };
+}
+
+describe("page store", () => {
+  test("the store comes from CRYO_PAGE_STORE when absolute, else the default", () => {
+    expect(pageStoreRoot({ CRYO_PAGE_STORE: "/srv/pages" })).toBe("/srv/pages");
+    expect(pageStoreRoot({ CRYO_PAGE_STORE: "relative" })).toBe(DEFAULT_PAGE_STORE);
+    expect(pageStoreRoot({})).toBe("/var/lib/cryo/pages");
+  });
+
+  test("storePages moves only the page images into a new entry; linkPages links them back, and the entry stays whole", () => {
+    const dir = images("one");
+    const root = join(base, "store");
+    const local = storePages(dir, root, "ns/ctr 1");
+    expect(readdirSync(dir).sort()).toEqual(["core-1.img", "pagemap-1.img"]);
+    expect(local.dir.startsWith(join(root, "ns_ctr_1-"))).toBe(true);
+    expect(local.files).toEqual([
+      { name: "pages-1.img", bytes: 4096 },
+      { name: "pages-2.img", bytes: 8192 },
+    ]);
+    expect(lstatSync(local.dir).mode & 0o777).toBe(0o700);
+
+    const restoreDir = join(base, "one-restore");
+    mkdirSync(restoreDir);
+    linkPages(restoreDir, local);
+    expect(linkPages(restoreDir, local)).toEqual({ copied: false }); // again: replaces what is there
+    expect(statSync(join(restoreDir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
+    expect(readFileSync(join(restoreDir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
+    rmSync(restoreDir, { recursive: true });
+    expect(readdirSync(local.dir).sort()).toEqual(["pages-1.img", "pages-2.img"]);
+
+    const listed = listPageStore(root);
+    expect(listed.map((e) => [e.dir, e.files, e.bytes])).toEqual([[local.dir, 2, 12288]]);
+  });
+
+  test("a missing entry or a file of another size is FAILED_PRECONDITION naming the host and the file", () => {
+    const dir = images("two");
+    const local = storePages(dir, join(base, "store2"), "c");
+    writeFileSync(join(local.dir, "pages-2.img"), "short");
+    const e1 = (() => {
+      try {
+        linkPages(dir, local);
+      } catch (e) {
+        return e as CryoError;
+      }
+      throw new Error("no error");
+    })();
+    expect(e1.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e1.message).toContain("has 5 bytes, the checkpoint recorded 8192");
+    rmSync(local.dir, { recursive: true });
+    try {
+      linkPages(dir, local);
+      throw new Error("no error");
+    } catch (e) {
+      expect((e as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+      expect((e as CryoError).message).toContain(`host ${local.hostname}`);
+      expect((e as CryoError).message).toContain("is missing here");
+    }
+  });
+
+  test("unstorePages puts the pages back and removes the entry (a checkpoint that failed after the move)", () => {
+    const dir = images("three");
+    const local = storePages(dir, join(base, "store3"), "c");
+    unstorePages(dir, local);
+    expect(readdirSync(dir).sort()).toEqual(["core-1.img", "pagemap-1.img", "pages-1.img", "pages-2.img"]);
+    expect(existsSync(local.dir)).toBe(false);
+  });
+
+  test("cryo pages ls and rm", async () => {
+    const root = join(base, "store4");
+    const a = storePages(images("four"), root, "a");
+    const ls = await run(pagesListCommand, ["--store", root]);
+    expect(ls.code).toBe(0);
+    const name = a.dir.split("/").pop()!;
+    expect(ls.out).toContain(`page store ${root}: 1 entry, 0.0 MiB`);
+    expect(ls.out).toContain(`${name}\t2 file(s)`);
+    await expect(run(pagesRemoveCommand, ["--store", root, "nope"])).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await expect(run(pagesRemoveCommand, ["--store", root, "../x"])).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+    await expect(run(pagesRemoveCommand, ["--store", "rel", name])).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+    expect((await run(pagesRemoveCommand, ["--store", root, name])).out).toContain(`removed ${name}`);
+    expect(existsSync(a.dir)).toBe(false);
+    expect((await run(pagesListCommand, ["--store", root])).out).toContain("0 entries");
+  });
+});
