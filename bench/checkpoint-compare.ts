@@ -1,13 +1,14 @@
 /**
  * cryo vs containerd's runc shim, in one run against one private containerd: `ctr containers
  * checkpoint --task` and `ctr containers restore --live` of test/fixtures/memhog at 16, 256 and 1024
- * MiB, plain, with `cryo.checkpoint/compression=zstd` and with `cryo.checkpoint/lazy-pages=true` (restore
- * time = time to RUNNING), the CRIU tar's size in the content store
+ * MiB, plain, with `cryo.checkpoint/compression=zstd`, with `cryo.checkpoint/lazy-pages=true` (restore
+ * time = time to RUNNING), and with `cryo.checkpoint/local-pages=true` (page images kept in a page store,
+ * a temp dir here, instead of containerd's tar; alone and with lazy pages), the CRIU tar's size in the content store
  * (and whether its page images are .zst), restore verified by memhog itself (SIGUSR1 -> "ok"), as
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -30,6 +31,9 @@ const variants = [
   { name: "cryo-zstd", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/compression=zstd"] },
   // Restore with lazy pages: `ctr containers restore --live` returns once the task is RUNNING, while the pages still stream in.
   { name: "cryo-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/lazy-pages=true"] },
+  // Page images kept in this host's page store (CRYO_PAGE_STORE, a temp dir here), not in containerd's tar.
+  { name: "cryo-local", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/local-pages=true"] },
+  { name: "cryo-local-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/local-pages=true", "--annotation", "cryo.checkpoint/lazy-pages=true"] },
 ];
 // --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
 const only = opt("--variants")?.split(",");
@@ -72,7 +76,9 @@ const ns = uniqueId("ckptcmp");
 // another run's checkpoints (and theirs never touch ours).
 const extractDir = mkdtempSync("/tmp/cryo-bench-ctrd-");
 process.env.XDG_RUNTIME_DIR = extractDir;
-const pc = await startPrivateContainerd({ namespace: ns, ...(binDir ? { binDir } : {}) });
+// The page store of the local-pages variants (same file system as the extraction directory: hard links).
+const pageStore = mkdtempSync("/tmp/cryo-bench-pages-");
+const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
 type Row = { variant: string; mib: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
 try {
@@ -98,10 +104,11 @@ try {
         await stopAndRemove(pc, id);
         await pc.ctr(["images", "rm", "--sync", ref]);
         for (const n of readdirSync(extractDir)) rmSync(join(extractDir, n), { recursive: true, force: true });
+        for (const n of readdirSync(pageStore)) rmSync(join(pageStore, n), { recursive: true, force: true });
         const row = { variant: v.name, mib, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
-          `${v.name.padEnd(10)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}`,
+          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}`,
         );
       }
     }
@@ -109,6 +116,7 @@ try {
 } finally {
   await pc.stop();
   rmSync(extractDir, { recursive: true, force: true });
+  rmSync(pageStore, { recursive: true, force: true });
 }
 
 const bw = bandwidth();
@@ -118,12 +126,12 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-console.log("MiB   variant     checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
+console.log("MiB   variant          checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
 for (const mib of sizes) {
   const pick = (name: string, k: "checkpointMs" | "restoreMs" | "tarBytes") => median(rows.filter((r) => r.variant === name && r.mib === mib).map((r) => r[k]));
   for (const v of variants.slice(1)) {
     console.log(
-      `${String(mib).padStart(4)}   ${v.name.padEnd(10)}  ${(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs")).toFixed(2).padStart(8)}        ${(pick(v.name, "restoreMs") / pick("runc", "restoreMs")).toFixed(2).padStart(8)}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
+      `${String(mib).padStart(4)}   ${v.name.padEnd(15)}  ${(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs")).toFixed(2).padStart(8)}        ${(pick(v.name, "restoreMs") / pick("runc", "restoreMs")).toFixed(2).padStart(8)}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
     );
   }
 }
