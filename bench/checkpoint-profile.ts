@@ -7,7 +7,7 @@
  *
  *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2] [--annotation k=v]   (root)
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor } from "../test/harness/index.ts";
 
@@ -20,7 +20,9 @@ const mib = Number(args.find((a, i) => /^\d+$/.test(a) && !["--bin", "--runtime"
 const annotation = opt("--annotation");
 const binDir = opt("--bin");
 const runtime = opt("--runtime") ?? "io.containerd.cryo.v2";
-const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", ...(binDir ? { binDir } : {}) });
+// A page store of its own (cryo.checkpoint/local-pages), removed at the end.
+const pageStore = mkdtempSync("/tmp/cryo-prof-pages-");
+const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
 
 /** Log lines whose time falls in [from, to], with their offset from `from` in ms. */
 function window(from: Date, to: Date): string[] {
@@ -61,4 +63,5 @@ try {
   await pc.ctr(["task", "kill", "-s", "KILL", id]);
 } finally {
   await pc.stop();
+  rmSync(pageStore, { recursive: true, force: true });
 }
