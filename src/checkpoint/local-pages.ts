@@ -15,11 +15,17 @@
  *
  * The store is CRYO_PAGE_STORE from the shim's environment (containerd's), default
  * /var/lib/cryo/pages; one directory (mode 0700) per checkpoint.
+ *
+ * A checkpoint image is input from outside: its metadata names the entry. A restore uses an entry only
+ * when it is a directory right inside this host's store and its `entry.json` holds the token the
+ * metadata carries (128 random bits written at the dump), and links only regular files. So a crafted
+ * checkpoint can neither point at files elsewhere on the host nor borrow the memory of another
+ * checkpoint's entry without having that checkpoint (PERMISSION_DENIED).
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, linkSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
-import { CryoError, failedPrecondition } from "../errors.ts";
+import { dirname, join } from "node:path";
+import { Code, CryoError, failedPrecondition } from "../errors.ts";
 import type { CheckpointMetadata } from "./metadata.ts";
 
 /** Environment variable naming the page store's directory. */
@@ -31,6 +37,8 @@ export const DEFAULT_PAGE_STORE = "/var/lib/cryo/pages";
 export type LocalPages = NonNullable<CheckpointMetadata["localPages"]>;
 
 const PAGE_IMAGE = /^pages-\d+\.img$/;
+/** The file in each entry that binds it to its checkpoint. */
+export const ENTRY_FILE = "entry.json";
 
 /** The page store's directory for this environment. */
 export function pageStoreRoot(env: Record<string, string | undefined> = process.env): string {
@@ -80,7 +88,40 @@ export function storePages(imagesDir: string, root: string, label: string): Loca
     rmSync(dir, { recursive: true, force: true });
     throw CryoError.from(err).wrap(`move page images of ${imagesDir} into the page store ${root}`);
   }
-  return { dir, hostname: hostname(), files };
+  const token = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
+  try {
+    writeFileSync(join(dir, ENTRY_FILE), `${JSON.stringify({ token, files })}\n`, { mode: 0o600 });
+  } catch (err) {
+    const local = { dir, hostname: hostname(), token, files };
+    unstorePages(imagesDir, local);
+    throw CryoError.from(err).wrap(`page store entry ${dir}`);
+  }
+  return { dir, hostname: hostname(), token, files };
+}
+
+function denied(where: string, detail: string): CryoError {
+  return new CryoError(Code.PERMISSION_DENIED, `${where}: permission denied: ${detail}`);
+}
+
+/** Checks that local.dir is an entry of the store under root holding local.token (see the module comment). */
+function checkEntry(local: LocalPages, root: string, where: string): void {
+  let inStore = false;
+  try {
+    inStore = realpathSync(dirname(local.dir)) === realpathSync(root) && lstatSync(local.dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw CryoError.from(err).wrap(where);
+  }
+  if (!existsSync(local.dir)) {
+    throw failedPrecondition(where, { detail: `${local.dir} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages` });
+  }
+  if (!inStore) throw denied(where, `${local.dir} is not an entry of this host's page store ${root}`);
+  let token: unknown;
+  try {
+    token = (JSON.parse(readFileSync(join(local.dir, ENTRY_FILE), "utf8")) as { token?: unknown }).token;
+  } catch {
+    token = undefined;
+  }
+  if (token !== local.token) throw denied(where, `${local.dir} does not belong to this checkpoint (its ${ENTRY_FILE} holds another token)`);
 }
 
 /** Moves the pages of a store entry back into imagesDir and removes the entry (a checkpoint that failed after storePages). */
@@ -99,15 +140,19 @@ export function unstorePages(imagesDir: string, local: LocalPages): void {
  * (`copied`: as slow as containerd's untar of pages would have been). FAILED_PRECONDITION when the entry
  * or a file is missing or has another size than recorded.
  */
-export function linkPages(imagesDir: string, local: LocalPages): { copied: boolean } {
+export function linkPages(imagesDir: string, local: LocalPages, root: string): { copied: boolean } {
   let copied = false;
   const where = `the checkpoint's page images (kept in the page store of host ${local.hostname}, ${local.dir})`;
+  checkEntry(local, root, where);
   for (const f of local.files) {
     const path = join(local.dir, f.name);
     let size: number;
     try {
-      size = statSync(path).size;
+      const st = lstatSync(path);
+      if (!st.isFile()) throw denied(where, `${path} is not a regular file`);
+      size = st.size;
     } catch (err) {
+      if (err instanceof CryoError) throw err;
       throw failedPrecondition(where, { cause: err, detail: `${path} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages` });
     }
     if (size !== f.bytes) throw failedPrecondition(where, { detail: `${path} has ${size} bytes, the checkpoint recorded ${f.bytes}` });

@@ -59,6 +59,8 @@ export const localPagesSchema = z.object({
   dir: z.string().startsWith("/"),
   /** The host that keeps them (named when a restore does not find them). */
   hostname: z.string(),
+  /** 128 random bits, also in the entry's entry.json: a restore uses the entry only when they match. */
+  token: z.string().regex(/^[0-9a-f]{32}$/),
   /** Each page image moved there (pages-N.img) and its size. */
   files: z.array(z.object({ name: z.string().regex(/^pages-\d+\.img$/), bytes: z.number().int().nonnegative() })),
 });

@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
-import { linkPages } from "../checkpoint/local-pages.ts";
+import { linkPages, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
@@ -210,7 +210,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
     // Page images kept in this host's page store: linked in, the store entry stays whole.
-    if (meta.localPages && linkPages(source.dir, meta.localPages).copied) {
+    if (meta.localPages && linkPages(source.dir, meta.localPages, pageStoreRoot(process.env)).copied) {
       input.log.warn(`${label}: the page store ${meta.localPages.dir} is on another file system than the checkpoint: its page images were copied, not linked`);
     }
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).

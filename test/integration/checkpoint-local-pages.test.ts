@@ -7,7 +7,7 @@
  * task keeps running.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   checkpointCriuTar,
@@ -84,7 +84,7 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   expect(meta.options.localPages).toBe(true);
   const local = meta.localPages!;
   expect(local.dir.startsWith(`${store}/${ns}-${id}-`)).toBe(true);
-  expect(readdirSync(local.dir).sort()).toEqual(local.files.map((f) => f.name).sort());
+  expect(readdirSync(local.dir).sort()).toEqual(["entry.json", ...local.files.map((f) => f.name)].sort());
   const bytes = local.files.reduce((s, f) => s + f.bytes, 0);
   expect(bytes).toBeGreaterThanOrEqual(64 * 2 ** 20);
   for (const f of local.files) expect(statSync(join(local.dir, f.name)).size).toBe(f.bytes);
@@ -99,7 +99,7 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   await verifyMemory(renamed);
   await remove(renamed);
   // The store entry is still whole: a second restore from the same checkpoint, under the original name.
-  expect(readdirSync(local.dir).sort()).toEqual(local.files.map((f) => f.name).sort());
+  expect(readdirSync(local.dir).sort()).toEqual(["entry.json", ...local.files.map((f) => f.name)].sort());
   const r2 = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
   expect(r2.exitCode).toBe(0);
   await verifyMemory(id);
@@ -127,7 +127,7 @@ test("lazy pages from the store: the restored task runs, then verifies its memor
   await remove(id);
 }, 300_000);
 
-test("a restore whose store entry is gone fails naming it, and leaves no process, cgroup, runc state or mount", async () => {
+test("a restore whose store entry holds another token, or is gone, fails naming it, and leaves no process, cgroup, runc state or mount", async () => {
   const id = uniqueId("lpg");
   await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], LOCAL);
   await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
@@ -136,6 +136,18 @@ test("a restore whose store entry is gone fails naming it, and leaves no process
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const { localPages } = await checkpointMetadata<LocalPagesMeta>(pc, ref);
+  // An entry that does not hold this checkpoint's token (as another checkpoint's entry would not) is refused.
+  const entryFile = join(localPages!.dir, "entry.json");
+  const entry = JSON.parse(readFileSync(entryFile, "utf8")) as { token: string };
+  writeFileSync(entryFile, JSON.stringify({ ...entry, token: "0".repeat(32) }));
+  const denied = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(denied.exitCode).not.toBe(0);
+  expect(denied.stderr).toContain("permission denied");
+  expect(denied.stderr).toContain("does not belong to this checkpoint");
+  expect(await taskPid(pc, id)).toBeUndefined();
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+
   rmSync(localPages!.dir, { recursive: true });
 
   const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });

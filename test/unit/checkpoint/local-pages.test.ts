@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PAGE_STORE, linkPages, listPageStore, pageStoreRoot, storePages, unstorePages } from "../../../src/checkpoint/local-pages.ts";
@@ -47,12 +47,13 @@ describe("page store", () => {
 
     const restoreDir = join(base, "one-restore");
     mkdirSync(restoreDir);
-    linkPages(restoreDir, local);
-    expect(linkPages(restoreDir, local)).toEqual({ copied: false }); // again: replaces what is there
+    linkPages(restoreDir, local, root);
+    expect(linkPages(restoreDir, local, root)).toEqual({ copied: false }); // again: replaces what is there
     expect(statSync(join(restoreDir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
     expect(readFileSync(join(restoreDir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
     rmSync(restoreDir, { recursive: true });
-    expect(readdirSync(local.dir).sort()).toEqual(["pages-1.img", "pages-2.img"]);
+    expect(readdirSync(local.dir).sort()).toEqual(["entry.json", "pages-1.img", "pages-2.img"]);
+    expect(local.token).toMatch(/^[0-9a-f]{32}$/);
 
     const listed = listPageStore(root);
     expect(listed.map((e) => [e.dir, e.files, e.bytes])).toEqual([[local.dir, 2, 12288]]);
@@ -60,11 +61,12 @@ describe("page store", () => {
 
   test("a missing entry or a file of another size is FAILED_PRECONDITION naming the host and the file", () => {
     const dir = images("two");
-    const local = storePages(dir, join(base, "store2"), "c");
+    const root = join(base, "store2");
+    const local = storePages(dir, root, "c");
     writeFileSync(join(local.dir, "pages-2.img"), "short");
     const e1 = (() => {
       try {
-        linkPages(dir, local);
+        linkPages(dir, local, root);
       } catch (e) {
         return e as CryoError;
       }
@@ -74,13 +76,48 @@ describe("page store", () => {
     expect(e1.message).toContain("has 5 bytes, the checkpoint recorded 8192");
     rmSync(local.dir, { recursive: true });
     try {
-      linkPages(dir, local);
+      linkPages(dir, local, root);
       throw new Error("no error");
     } catch (e) {
       expect((e as CryoError).code).toBe(Code.FAILED_PRECONDITION);
       expect((e as CryoError).message).toContain(`host ${local.hostname}`);
       expect((e as CryoError).message).toContain("is missing here");
     }
+  });
+
+  test("a checkpoint's metadata cannot point outside the store, at another checkpoint's entry, or through a symlink (PERMISSION_DENIED)", () => {
+    const root = join(base, "store5");
+    const mine = storePages(images("five"), root, "mine");
+    const theirs = storePages(images("six"), root, "theirs");
+    const target = join(base, "five-restore");
+    mkdirSync(target);
+    const code = (fn: () => unknown): [number, string] => {
+      try {
+        fn();
+      } catch (e) {
+        return [(e as CryoError).code, (e as CryoError).message];
+      }
+      throw new Error("no error");
+    };
+    // Another checkpoint's entry: its token differs.
+    const [c1, m1] = code(() => linkPages(target, { ...mine, dir: theirs.dir }, root));
+    expect(c1).toBe(Code.PERMISSION_DENIED);
+    expect(m1).toContain("does not belong to this checkpoint");
+    // A directory outside this host's store, even one holding a matching entry.json.
+    const outside = join(base, "outside");
+    mkdirSync(outside);
+    writeFileSync(join(outside, "entry.json"), JSON.stringify({ token: mine.token }));
+    writeFileSync(join(outside, "pages-1.img"), "x".repeat(4096));
+    const [c2, m2] = code(() => linkPages(target, { ...mine, dir: outside, files: [{ name: "pages-1.img", bytes: 4096 }] }, root));
+    expect(c2).toBe(Code.PERMISSION_DENIED);
+    expect(m2).toContain(`is not an entry of this host's page store ${root}`);
+    // A symlink where a page image should be.
+    rmSync(join(mine.dir, "pages-1.img"));
+    symlinkSync(join(outside, "pages-1.img"), join(mine.dir, "pages-1.img"));
+    const [c3, m3] = code(() => linkPages(target, mine, root));
+    expect(c3).toBe(Code.PERMISSION_DENIED);
+    expect(m3).toContain("is not a regular file");
+    expect(readdirSync(target)).toEqual([]);
   });
 
   test("unstorePages puts the pages back and removes the entry (a checkpoint that failed after the move)", () => {

@@ -33,7 +33,7 @@ describe("checkpoint metadata", () => {
   });
 
   test("local pages round-trip; metadata written before localPages existed reads as local pages off", async () => {
-    const local = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, localPages: true }, localPages: { dir: "/var/lib/cryo/pages/x", hostname: "h", files: [{ name: "pages-1.img", bytes: 4096 }] } };
+    const local = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, localPages: true }, localPages: { dir: "/var/lib/cryo/pages/x", hostname: "h", token: "0123456789abcdef0123456789abcdef", files: [{ name: "pages-1.img", bytes: 4096 }] } };
     const d1 = mkdtempSync(join(dir, "l-"));
     await writeCheckpointMetadata(d1, local);
     expect(await readCheckpointMetadata(d1)).toEqual(local);
