@@ -19,6 +19,10 @@ export function renderMetadata(m: CheckpointMetadata): string {
     `Cgroups v${m.cgroups.version}${m.cgroups.cgroupsPath ? ` at ${m.cgroups.cgroupsPath}` : ""}; stdio ${m.stdio.terminal ? "terminal" : m.stdio.descriptors.join(", ")}`,
     `Pages ${m.compressed ? `zstd-compressed (level ${m.compressed.level})` : "uncompressed"}${m.parent ? `; parent ${m.parent}` : ""}`,
   ];
+  if (m.localPages) {
+    const bytes = m.localPages.files.reduce((s, f) => s + f.bytes, 0);
+    lines.push(`Page images kept on ${m.localPages.hostname} in ${m.localPages.dir}: ${m.localPages.files.length} file(s), ${bytes} bytes (not in this directory)`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, renderMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const dir = mkdtempSync("/tmp/cryo-meta-");
@@ -40,6 +40,8 @@ describe("checkpoint metadata", () => {
     const { localPages: _, ...olderOptions } = BUILTIN_CHECKPOINT_PLAN;
     writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...meta, options: olderOptions }));
     expect((await readCheckpointMetadata(d1)).options.localPages).toBe(false);
+    expect(renderMetadata(local)).toContain("Page images kept on h in /var/lib/cryo/pages/x: 1 file(s), 4096 bytes (not in this directory)");
+    expect(renderMetadata(meta)).not.toContain("kept on");
     writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...local, localPages: { ...local.localPages, files: [{ name: "../etc/passwd", bytes: 1 }] } }));
     expect(((await readCheckpointMetadata(d1).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
   });
