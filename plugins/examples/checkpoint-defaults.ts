@@ -17,6 +17,10 @@
 //                               CRI annotation io.kubernetes.cri.image-name when the image is unknown.
 //   max_memory_gib              the largest container (GiB, may be fractional) that may be
 //                               checkpointed (default 8)
+//   local_pages_above_gib       containers using more memory than this (GiB, may be fractional) keep
+//                               their page images in this host's page store instead of the checkpoint
+//                               (cryo.checkpoint/local-pages: much faster for big containers, but
+//                               restorable on this host only); default "none": never turned on
 
 import { CheckpointInput, config, handleCheckpoint, handleRestore, ImageInfo, log, OptionsOutput, RestoreInput } from "../sdk/assembly/index";
 
@@ -41,6 +45,11 @@ function onCheckpoint(input: CheckpointInput): OptionsOutput {
   if (why != "" && !input.requested.flag("tcpEstablished")) {
     out.options.setFlag("tcpEstablished", true);
     log("checkpoint of " + input.id + ": tcp-established on (" + why + ", " + input.tcpConnections.toString() + " established connections)");
+  }
+  const localAbove = config("local_pages_above_gib", "none");
+  if (localAbove != "none" && <f64>input.memoryBytes > parseFloat(localAbove) * GIB && !input.requested.flag("localPages")) {
+    out.options.setFlag("localPages", true);
+    log("checkpoint of " + input.id + ": local pages on (memory above " + localAbove + " GiB)");
   }
   return out;
 }

@@ -162,6 +162,7 @@ export const checkpointOptionsSchema = z
     mntnsCompatMode: z.boolean().optional(),
     lsmProfile: z.string().optional(),
     lsmMountContext: z.string().optional(),
+    localPages: z.boolean().optional().describe("keep the page images in this host's page store instead of the checkpoint (same-host restores only)"),
   })
   .meta({ title: "CheckpointOptions" });
 /** CRIU dump options visible to policies. */

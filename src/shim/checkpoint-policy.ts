@@ -68,6 +68,7 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
     emptyNamespaces: p.emptyNamespaces.map(() => "network"),
     external: [...p.external],
     mntnsCompatMode: p.mntnsCompatMode,
+    localPages: p.localPages,
   };
   if (p.lsmProfile) o.lsmProfile = p.lsmProfile;
   if (p.lsmMountContext) o.lsmMountContext = p.lsmMountContext;
@@ -77,7 +78,7 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
 /** The plan after the checkpoint chain's options. */
 export function planWithCheckpointOptions(p: CheckpointPlan, o: PluginCheckpointOptions): CheckpointPlan {
   const next: Record<string, unknown> = { ...p };
-  for (const k of ["leaveRunning", "tcpEstablished", "externalUnixSockets", "shellJob", "fileLocks", "preDump", "autoDedup", "lazyPages", "mntnsCompatMode", "lsmProfile", "lsmMountContext"] as const) {
+  for (const k of ["leaveRunning", "tcpEstablished", "externalUnixSockets", "shellJob", "fileLocks", "preDump", "autoDedup", "lazyPages", "mntnsCompatMode", "lsmProfile", "lsmMountContext", "localPages"] as const) {
     if (o[k] !== undefined) next[k] = o[k];
   }
   if (o.cgroupsMode !== undefined) next.cgroupMode = o.cgroupsMode;

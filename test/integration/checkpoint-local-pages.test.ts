@@ -4,12 +4,14 @@
  * checkpoint image containerd stores holds none of them; a restore (also a lazy one, also a second one
  * from the same checkpoint) reads them from the store with memory intact; a restore whose store entry is
  * gone fails naming it and leaves nothing; options that need the pages in the image are refused and the
- * task keeps running.
+ * task keeps running; the checkpoint-defaults example plugin turns local pages on for big containers only.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  buildPlugins,
   checkpointCriuTar,
   checkpointMetadata,
   criuTarEntries,
@@ -180,3 +182,31 @@ test("local pages with compression are refused naming both; the task keeps runni
   expect(readdirSync(store).length).toBe(before);
   await remove(id);
 }, 180_000);
+
+test("the checkpoint-defaults plugin with local_pages_above_gib: the big container's pages stay local, the small one's go into the image", async () => {
+  buildPlugins();
+  const dir = mkdtempSync(join(tmpdir(), "cryo-lpages-plugin-"));
+  try {
+    const config = join(dir, "config.toml");
+    const wasm = join(import.meta.dir, "../../build/plugins/checkpoint-defaults.wasm");
+    writeFileSync(config, `[[plugins]]\nname = "checkpoint-defaults"\npath = "${wasm}"\nhooks = ["checkpoint"]\nconfig = { local_pages_above_gib = "0.03" }\n`);
+    const local: Record<string, boolean> = {};
+    for (const [name, mib] of [["big", "64"], ["small", "8"]] as const) {
+      const id = uniqueId(`lpp${name}`);
+      await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", config, testImage, id, "/bin/memhog", mib, "/tmp/counter"], { timeoutMs: 60_000 });
+      await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+      const ref = `localhost/checkpoint/${id}:1`;
+      images.push(ref);
+      await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+      const meta = await checkpointMetadata<LocalPagesMeta>(pc, ref);
+      const pagesInTar = criuTarEntries(await checkpointCriuTar(pc, ref)).some((e) => /pages-\d+\.img/.test(e));
+      local[name] = meta.options.localPages;
+      expect(pagesInTar).toBe(!meta.options.localPages);
+      expect(meta.localPages !== undefined).toBe(meta.options.localPages);
+      await remove(id);
+    }
+    expect(local).toEqual({ big: true, small: false });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);

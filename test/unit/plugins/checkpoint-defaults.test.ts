@@ -100,6 +100,16 @@ describe("checkpoint hook", () => {
     expect((await rejection(engine().checkpointOptions({ ...base, memoryBytes: 9 * 1024 ** 3 }))).message).toEndWith("above the checkpoint limit of 8.0 GiB");
     expect((await engine().checkpointOptions({ ...base, memoryBytes: 7 * 1024 ** 3 })).options).toEqual(base.requested);
   });
+
+  test("local_pages_above_gib turns local pages on for containers above it, and says so; off by default", async () => {
+    const logs: string[] = [];
+    const e = engine({ local_pages_above_gib: "0.5" }, logs);
+    const big = { ...base, memoryBytes: 768 * 1024 * 1024 };
+    expect((await e.checkpointOptions(big)).options).toEqual({ ...base.requested, localPages: true });
+    expect(logs.some((l) => l.includes("checkpoint of db-1: local pages on (memory above 0.5 GiB)"))).toBe(true);
+    expect((await e.checkpointOptions(base)).options).toEqual(base.requested);
+    expect((await engine().checkpointOptions({ ...big, memoryBytes: 7 * 1024 ** 3 })).options).toEqual(base.requested);
+  });
 });
 
 describe("restore hook", () => {
