@@ -169,6 +169,15 @@ export function linkPages(imagesDir: string, local: LocalPages, root: string): {
   return { copied };
 }
 
+/**
+ * Removes what linkPages put into imagesDir, once the restore no longer reads it (containerd 1.6
+ * never removes the directory it extracted a checkpoint into: links left there would keep a removed
+ * entry's pages on disk).
+ */
+export function unlinkPages(imagesDir: string, local: LocalPages): void {
+  for (const f of local.files) rmSync(join(imagesDir, f.name), { force: true });
+}
+
 /** One entry of the page store. */
 export interface PageStoreEntry {
   name: string;

@@ -224,7 +224,6 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     compressed,
     paused: input.paused,
   };
-
   const recordedImage = imageRead ? await imageRead : null;
   if (recordedImage) metadata.image = { ...recordedImage, labels: { ...recordedImage.labels } };
   if (metadata.parent === undefined) delete metadata.parent;

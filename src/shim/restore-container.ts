@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
-import { linkPages, pageStoreRoot } from "../checkpoint/local-pages.ts";
+import { linkPages, pageStoreRoot, unlinkPages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
@@ -210,8 +210,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
     // Page images kept in this host's page store: linked in, the store entry stays whole.
-    if (meta.localPages && linkPages(source.dir, meta.localPages, pageStoreRoot(process.env)).copied) {
-      input.log.warn(`${label}: the page store ${meta.localPages.dir} is on another file system than the checkpoint: its page images were copied, not linked`);
+    const localPages = meta.localPages;
+    if (localPages) {
+      undo.push(() => unlinkPages(source.dir, localPages));
+      if (linkPages(source.dir, localPages, pageStoreRoot(process.env)).copied) {
+        input.log.warn(`${label}: the page store ${localPages.dir} is on another file system than the checkpoint: its page images were copied, not linked`);
+      }
     }
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
     // The recorded options were validated with the metadata: without `[restore]` settings they are used as they are.
@@ -317,7 +321,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Success: the state dir and cgroups stay; CRIU's root mount goes.
     undo.length = 0;
     unmountRoot();
-    const removeWork = () => rmSync(workDir, { recursive: true, force: true });
+    // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so do
+    // the page images linked in from the page store.
+    const removeWork = () => {
+      rmSync(workDir, { recursive: true, force: true });
+      if (meta.localPages) unlinkPages(source.dir, meta.localPages);
+    };
     if (lazy) {
       const server: LazyPagesServer = lazy;
       void server.done.then(

@@ -60,6 +60,13 @@ interface LocalPagesMeta {
   localPages?: { dir: string; hostname: string; files: { name: string; bytes: number }[] };
 }
 
+/** Page images left in the directories containerd extracted checkpoints into (it never removes them). */
+function pagesInExtractDirs(): string[] {
+  return readdirSync(pc.layout.tmp)
+    .filter((d) => d.startsWith("ctrd-checkpoint"))
+    .flatMap((d) => readdirSync(join(pc.layout.tmp, d)).filter((f) => /^pages-\d+\.img$/.test(f)).map((f) => `${d}/${f}`));
+}
+
 async function verifyMemory(id: string): Promise<void> {
   await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
   const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
@@ -98,6 +105,7 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   expect(r1.stderr).toBe("");
   expect(r1.exitCode).toBe(0);
   expect(await taskStatus(pc, renamed)).toBe("RUNNING");
+  expect(pagesInExtractDirs()).toEqual([]); // the links are gone once the restore has read them
   await verifyMemory(renamed);
   await remove(renamed);
   // The store entry is still whole: a second restore from the same checkpoint, under the original name.
@@ -125,6 +133,7 @@ test("lazy pages from the store: the restored task runs, then verifies its memor
     timeoutMs: 60_000,
   });
   expect(lazyLog).toContain("uffd");
+  await waitFor(() => pagesInExtractDirs().length === 0, { what: "linked page images removed after the lazy-pages daemon", timeoutMs: 10_000 });
   await verifyMemory(id);
   await remove(id);
 }, 300_000);

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_PAGE_STORE, linkPages, listPageStore, pageStoreRoot, storePages, unstorePages } from "../../../src/checkpoint/local-pages.ts";
+import { DEFAULT_PAGE_STORE, linkPages, listPageStore, pageStoreRoot, storePages, unlinkPages, unstorePages } from "../../../src/checkpoint/local-pages.ts";
 import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
@@ -51,6 +51,8 @@ describe("page store", () => {
     expect(linkPages(restoreDir, local, root)).toEqual({ copied: false }); // again: replaces what is there
     expect(statSync(join(restoreDir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
     expect(readFileSync(join(restoreDir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
+    unlinkPages(restoreDir, local);
+    expect(readdirSync(restoreDir)).toEqual([]);
     rmSync(restoreDir, { recursive: true });
     expect(readdirSync(local.dir).sort()).toEqual(["entry.json", "pages-1.img", "pages-2.img"]);
     expect(local.token).toMatch(/^[0-9a-f]{32}$/);
