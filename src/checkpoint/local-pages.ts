@@ -5,8 +5,11 @@
  *
  * Why: containerd tars the whole images directory into its content store after a checkpoint and
  * untars it before a restore; for a large container that copying is most of the time both take.
- * Pages moved out of that directory (a rename on the same file system) never go through it, and a
- * restore links them back (hard links; copies across file systems), so the restore reads them where they are and a second restore of the same checkpoint finds them again.
+ * Here CRIU dumps into a new entry of the store, and only the images that are not pages move on to
+ * the directory containerd tars (createEntry, finishEntry): pages are written once, where they stay,
+ * whatever file system containerd's temporary directory is on. A restore reads them where they are:
+ * CRIU gets a directory inside the store with the checkpoint's other images and hard links to the
+ * pages (restoreImagesDir), and a second restore finds them again.
  *
  * The cost: such a checkpoint is not self-contained. Pushed or exported, it arrives without its
  * memory, and a restore on a host without the store entry fails (FAILED_PRECONDITION naming the host
@@ -22,7 +25,7 @@
  * checkpoint can neither point at files elsewhere on the host nor borrow the memory of another
  * checkpoint's entry without having that checkpoint (PERMISSION_DENIED).
  */
-import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { Code, CryoError, failedPrecondition } from "../errors.ts";
@@ -37,6 +40,8 @@ export const DEFAULT_PAGE_STORE = "/var/lib/cryo/pages";
 export type LocalPages = NonNullable<CheckpointMetadata["localPages"]>;
 
 const PAGE_IMAGE = /^pages-\d+\.img$/;
+/** Name prefix of a restore's images directory inside the store (not an entry). */
+const RESTORE_PREFIX = ".restore-";
 /** The file in each entry that binds it to its checkpoint. */
 export const ENTRY_FILE = "entry.json";
 
@@ -46,57 +51,41 @@ export function pageStoreRoot(env: Record<string, string | undefined> = process.
   return v !== undefined && v.startsWith("/") ? v : DEFAULT_PAGE_STORE;
 }
 
-/** Moves one file: rename, or copy and remove across file systems. */
+/** Moves one file or directory: rename, or copy and remove across file systems. */
 function move(from: string, to: string): void {
   try {
     renameSync(from, to);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
-    copyFileSync(from, to);
-    rmSync(from);
+    cpSync(from, to, { recursive: true });
+    rmSync(from, { recursive: true });
+  }
+}
+
+/** A new, empty entry of the store under root (mode 0700), named after label: CRIU dumps into it. */
+export function createEntry(root: string, label: string): string {
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    return mkdtempSync(join(root, `${label.replace(/[^A-Za-z0-9_.-]/g, "_")}-`));
+  } catch (err) {
+    throw CryoError.from(err).wrap(`page store ${root}`);
   }
 }
 
 /**
- * Moves the page images (pages-N.img) of imagesDir into a new entry of the store under root, named
- * after label. On failure every file moved so far is moved back and the entry removed.
+ * After CRIU dumped into the entry: moves everything but the page images (pages-N.img) into imagesDir,
+ * the directory containerd tars (small: the tree, mappings, files), writes the entry's entry.json with
+ * a new token, and returns the metadata's record of it. On failure the caller removes the entry.
  */
-export function storePages(imagesDir: string, root: string, label: string): LocalPages {
-  const names = readdirSync(imagesDir).filter((f) => PAGE_IMAGE.test(f)).sort();
-  let dir: string;
-  try {
-    mkdirSync(root, { recursive: true, mode: 0o700 });
-    dir = mkdtempSync(join(root, `${label.replace(/[^A-Za-z0-9_.-]/g, "_")}-`));
-  } catch (err) {
-    throw CryoError.from(err).wrap(`page store ${root}`);
-  }
+export function finishEntry(entry: string, imagesDir: string): LocalPages {
   const files: LocalPages["files"] = [];
-  try {
-    for (const name of names) {
-      const bytes = statSync(join(imagesDir, name)).size;
-      move(join(imagesDir, name), join(dir, name));
-      files.push({ name, bytes });
-    }
-  } catch (err) {
-    for (const f of files) {
-      try {
-        move(join(dir, f.name), join(imagesDir, f.name));
-      } catch {
-        // keep going: put back what can be put back
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-    throw CryoError.from(err).wrap(`move page images of ${imagesDir} into the page store ${root}`);
+  for (const name of readdirSync(entry).sort()) {
+    if (PAGE_IMAGE.test(name)) files.push({ name, bytes: statSync(join(entry, name)).size });
+    else move(join(entry, name), join(imagesDir, name));
   }
   const token = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
-  try {
-    writeFileSync(join(dir, ENTRY_FILE), `${JSON.stringify({ token, files })}\n`, { mode: 0o600 });
-  } catch (err) {
-    const local = { dir, hostname: hostname(), token, files };
-    unstorePages(imagesDir, local);
-    throw CryoError.from(err).wrap(`page store entry ${dir}`);
-  }
-  return { dir, hostname: hostname(), token, files };
+  writeFileSync(join(entry, ENTRY_FILE), `${JSON.stringify({ token, files })}\n`, { mode: 0o600 });
+  return { dir: entry, hostname: hostname(), token, files };
 }
 
 function denied(where: string, detail: string): CryoError {
@@ -124,24 +113,23 @@ function checkEntry(local: LocalPages, root: string, where: string): void {
   if (token !== local.token) throw denied(where, `${local.dir} does not belong to this checkpoint (its ${ENTRY_FILE} holds another token)`);
 }
 
-/** Moves the pages of a store entry back into imagesDir and removes the entry (a checkpoint that failed after storePages). */
-export function unstorePages(imagesDir: string, local: LocalPages): void {
-  for (const f of local.files) {
-    const from = join(local.dir, f.name);
-    if (existsSync(from)) move(from, join(imagesDir, f.name));
-  }
-  rmSync(local.dir, { recursive: true, force: true });
+/** The directory a restore hands CRIU (restoreImagesDir); disposing of it removes it. */
+export interface RestoreImages extends Disposable {
+  dir: string;
+  /** The page images were copied, not linked (the store's file system does not allow hard links between its directories). */
+  copied: boolean;
 }
 
 /**
- * Links the page images of the store entry into imagesDir for a restore: hard links, so the entry stays
- * whole for the next restore (CRIU's restorer fails to read pages through a symbolic link: "Can't read
- * pages data (-9)"). Where the store and imagesDir are on different file systems the files are copied
- * (`copied`: as slow as containerd's untar of pages would have been). FAILED_PRECONDITION when the entry
- * or a file is missing or has another size than recorded.
+ * The images directory for a restore of a local-pages checkpoint: a new directory inside the page store
+ * (`.restore-*`, on the store's file system) with copies of the checkpoint's other images from
+ * imagesDir (small: the directory containerd extracted) and hard links to the entry's page images, so
+ * no page is copied whatever file system containerd extracts into, and the entry stays whole for the
+ * next restore. (CRIU's restorer fails to read pages through a symbolic link: "Can't read pages data
+ * (-9)".) FAILED_PRECONDITION when the entry or a file is missing or has another size than recorded;
+ * PERMISSION_DENIED for an entry that is not this checkpoint's (see the module comment).
  */
-export function linkPages(imagesDir: string, local: LocalPages, root: string): { copied: boolean } {
-  let copied = false;
+export function restoreImagesDir(imagesDir: string, local: LocalPages, root: string): RestoreImages {
   const where = `the checkpoint's page images (kept in the page store of host ${local.hostname}, ${local.dir})`;
   checkEntry(local, root, where);
   for (const f of local.files) {
@@ -156,26 +144,29 @@ export function linkPages(imagesDir: string, local: LocalPages, root: string): {
       throw failedPrecondition(where, { cause: err, detail: `${path} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages` });
     }
     if (size !== f.bytes) throw failedPrecondition(where, { detail: `${path} has ${size} bytes, the checkpoint recorded ${f.bytes}` });
-    const link = join(imagesDir, f.name);
-    rmSync(link, { force: true });
-    try {
-      linkSync(path, link);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw CryoError.from(err).wrap(`link ${path} into ${imagesDir}`);
-      copyFileSync(path, link);
-      copied = true;
-    }
   }
-  return { copied };
-}
-
-/**
- * Removes what linkPages put into imagesDir, once the restore no longer reads it (containerd 1.6
- * never removes the directory it extracted a checkpoint into: links left there would keep a removed
- * entry's pages on disk).
- */
-export function unlinkPages(imagesDir: string, local: LocalPages): void {
-  for (const f of local.files) rmSync(join(imagesDir, f.name), { force: true });
+  const dir = mkdtempSync(join(root, RESTORE_PREFIX));
+  const dispose = () => rmSync(dir, { recursive: true, force: true });
+  let copied = false;
+  try {
+    for (const name of readdirSync(imagesDir)) {
+      if (!PAGE_IMAGE.test(name)) cpSync(join(imagesDir, name), join(dir, name), { recursive: true });
+    }
+    for (const f of local.files) {
+      const path = join(local.dir, f.name);
+      try {
+        linkSync(path, join(dir, f.name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+        copyFileSync(path, join(dir, f.name));
+        copied = true;
+      }
+    }
+  } catch (err) {
+    dispose();
+    throw CryoError.from(err).wrap(`images for the restore in ${dir}`);
+  }
+  return { dir, copied, [Symbol.dispose]: dispose };
 }
 
 /** One entry of the page store. */
@@ -192,6 +183,7 @@ export function listPageStore(root: string): PageStoreEntry[] {
   if (!existsSync(root)) return [];
   const out: PageStoreEntry[] = [];
   for (const name of readdirSync(root).sort()) {
+    if (name.startsWith(".")) continue; // a restore's images directory
     const dir = join(root, name);
     const st = statSync(dir);
     if (!st.isDirectory()) continue;

@@ -32,7 +32,7 @@ import {
   type CheckpointRequestOptions,
 } from "../checkpoint/index.ts";
 import { checkLocalPages } from "../checkpoint/plan.ts";
-import { pageStoreRoot, storePages, unstorePages } from "../checkpoint/local-pages.ts";
+import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import { readStats, type Criu } from "../criu/index.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -164,6 +164,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
   }
 
+  // Local pages: CRIU dumps into a new entry of this host's page store; after the dump everything but
+  // the page images moves on to the images directory containerd tars.
+  const pageEntry = plan.localPages ? createEntry(input.pageStore ?? pageStoreRoot(process.env), `${input.namespace}-${id}`) : undefined;
+  if (pageEntry) opts.imagesDir = pageEntry;
   const startedAt = new Date();
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
   const t0 = performance.now();
@@ -179,81 +183,87 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     } catch {
       // no log written (CRIU never started)
     }
+    if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   }
-  const finishedAt = new Date();
-  const tCriu = performance.now();
-  // A warm helper learnt CRIU's version while it waited; otherwise ask (once per shim: the caller caches it).
-  const version = dumped.criuVersion !== undefined ? Promise.resolve(dumped.criuVersion) : input.criuVersion();
-  version.catch(() => {});
-
-  // containerd tars only the images directory: bring CRIU's log and statistics into it.
-  if (workDir !== imagesDir) {
-    for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) {
-      if (existsSync(join(workDir, f))) copyFileSync(join(workDir, f), join(imagesDir, f));
+  let localPages: CheckpointMetadata["localPages"];
+  if (pageEntry) {
+    try {
+      localPages = finishEntry(pageEntry, imagesDir);
+    } catch (err) {
+      rmSync(pageEntry, { recursive: true, force: true });
+      throw CryoError.from(err).wrap(`${label}: images of page store entry ${pageEntry} into ${imagesDir}`);
     }
-    if (ownWork) rmSync(workDir, { recursive: true, force: true });
-  }
-  if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
-
-  let compressed: CheckpointMetadata["compressed"] = false;
-  if (plan.compression === "zstd") {
-    const c = await compressImages(imagesDir, { level: plan.compressionLevel });
-    input.log.info(`${label}: page images compressed`, { files: c.files.length, bytes: c.files.reduce((s, f) => s + f.bytes, 0), compressedBytes: c.files.reduce((s, f) => s + f.compressedBytes, 0) });
-    compressed = { algorithm: "zstd", level: c.level };
-  }
-
-  const stats = dumped.stats.dump ? dumped.stats : await readStats(imagesDir).catch(() => ({ dump: undefined }));
-  const linux = (spec.linux ?? {}) as { cgroupsPath?: string };
-  const metadata: CheckpointMetadata = {
-    version: METADATA_VERSION,
-    containerId: id,
-    namespace: input.namespace,
-    imagesDir: ".",
-    parent: plan.parentPath,
-    pid,
-    runcState: rawState,
-    spec,
-    stdio: { descriptors, terminal: false, criuKeys: stdio.map((s) => s.criuKey) },
-    cgroups: { version: state.cgroup_paths.freezer !== undefined || state.cgroup_paths.memory !== undefined ? 1 : 2, paths: state.cgroup_paths, cgroupsPath: linux.cgroupsPath },
-    host: { hostname: hostname(), kernel: release(), arch: process.arch, criuVersion: await version, cryoVersion: input.cryoVersion },
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    options: plan,
-    stats: stats.dump ? { dump: stats.dump } : {},
-    compressed,
-    paused: input.paused,
-  };
-  const recordedImage = imageRead ? await imageRead : null;
-  if (recordedImage) metadata.image = { ...recordedImage, labels: { ...recordedImage.labels } };
-  if (metadata.parent === undefined) delete metadata.parent;
-  if (metadata.cgroups.cgroupsPath === undefined) delete metadata.cgroups.cgroupsPath;
-  const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
-  metadata.stdio.terminal = terminal;
-  // Local pages: the page images leave the directory containerd tars for this host's page store (last,
-  // so that only the metadata's write can fail after it, and then they are moved back).
-  const localPages = plan.localPages ? storePages(imagesDir, input.pageStore ?? pageStoreRoot(process.env), `${input.namespace}-${id}`) : undefined;
-  if (localPages) {
-    metadata.localPages = localPages;
     input.log.info(`${label}: page images kept in the page store`, { dir: localPages.dir, files: localPages.files.length, bytes: localPages.files.reduce((s, f) => s + f.bytes, 0) });
   }
   try {
+    const finishedAt = new Date();
+    const tCriu = performance.now();
+    // A warm helper learnt CRIU's version while it waited; otherwise ask (once per shim: the caller caches it).
+    const version = dumped.criuVersion !== undefined ? Promise.resolve(dumped.criuVersion) : input.criuVersion();
+    version.catch(() => {});
+
+    // containerd tars only the images directory: bring CRIU's log and statistics into it.
+    if (workDir !== imagesDir) {
+      for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) {
+        if (existsSync(join(workDir, f))) copyFileSync(join(workDir, f), join(imagesDir, f));
+      }
+      if (ownWork) rmSync(workDir, { recursive: true, force: true });
+    }
+    if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
+
+    let compressed: CheckpointMetadata["compressed"] = false;
+    if (plan.compression === "zstd") {
+      const c = await compressImages(imagesDir, { level: plan.compressionLevel });
+      input.log.info(`${label}: page images compressed`, { files: c.files.length, bytes: c.files.reduce((s, f) => s + f.bytes, 0), compressedBytes: c.files.reduce((s, f) => s + f.compressedBytes, 0) });
+      compressed = { algorithm: "zstd", level: c.level };
+    }
+
+    const stats = dumped.stats.dump ? dumped.stats : await readStats(imagesDir).catch(() => ({ dump: undefined }));
+    const linux = (spec.linux ?? {}) as { cgroupsPath?: string };
+    const metadata: CheckpointMetadata = {
+      version: METADATA_VERSION,
+      containerId: id,
+      namespace: input.namespace,
+      imagesDir: ".",
+      parent: plan.parentPath,
+      pid,
+      runcState: rawState,
+      spec,
+      stdio: { descriptors, terminal: false, criuKeys: stdio.map((s) => s.criuKey) },
+      cgroups: { version: state.cgroup_paths.freezer !== undefined || state.cgroup_paths.memory !== undefined ? 1 : 2, paths: state.cgroup_paths, cgroupsPath: linux.cgroupsPath },
+      host: { hostname: hostname(), kernel: release(), arch: process.arch, criuVersion: await version, cryoVersion: input.cryoVersion },
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      options: plan,
+      stats: stats.dump ? { dump: stats.dump } : {},
+      compressed,
+      paused: input.paused,
+    };
+    const recordedImage = imageRead ? await imageRead : null;
+    if (recordedImage) metadata.image = { ...recordedImage, labels: { ...recordedImage.labels } };
+    if (metadata.parent === undefined) delete metadata.parent;
+    if (metadata.cgroups.cgroupsPath === undefined) delete metadata.cgroups.cgroupsPath;
+    const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
+    metadata.stdio.terminal = terminal;
+    if (localPages) metadata.localPages = localPages;
     await writeCheckpointMetadata(imagesDir, metadata);
+    const d = stats.dump;
+    input.log.debug(`${label}: timings`, {
+      prepareMs: Math.round(t0 - prepStart),
+      criuCallMs: Math.round(dumped.callMs),
+      helperMs: Math.round(dumped.durationMs),
+      warmHelper: dumped.warm,
+      afterMs: Math.round(performance.now() - tCriu),
+      freezingUs: d?.freezingTimeUs,
+      frozenUs: d?.frozenTimeUs,
+      memdumpUs: d?.memdumpTimeUs,
+      memwriteUs: d?.memwriteTimeUs,
+    });
+    return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata };
   } catch (err) {
-    if (localPages) unstorePages(imagesDir, localPages);
+    // The checkpoint failed after the dump: its page store entry goes too.
+    if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
     throw err;
   }
-  const d = stats.dump;
-  input.log.debug(`${label}: timings`, {
-    prepareMs: Math.round(t0 - prepStart),
-    criuCallMs: Math.round(dumped.callMs),
-    helperMs: Math.round(dumped.durationMs),
-    warmHelper: dumped.warm,
-    afterMs: Math.round(performance.now() - tCriu),
-    freezingUs: d?.freezingTimeUs,
-    frozenUs: d?.frozenTimeUs,
-    memdumpUs: d?.memdumpTimeUs,
-    memwriteUs: d?.memwriteTimeUs,
-  });
-  return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata };
 }

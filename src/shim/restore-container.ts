@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
-import { linkPages, pageStoreRoot, unlinkPages } from "../checkpoint/local-pages.ts";
+import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
@@ -167,6 +167,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let ptsMaster: number | undefined;
   let lazy: LazyPagesServer | undefined;
   let cgroupsReady: Promise<void> | undefined;
+  let localImages: RestoreImages | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
   try {
@@ -210,12 +211,15 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
     // Page images kept in this host's page store: linked in, the store entry stays whole.
-    const localPages = meta.localPages;
-    if (localPages) {
-      undo.push(() => unlinkPages(source.dir, localPages));
-      if (linkPages(source.dir, localPages, pageStoreRoot(process.env)).copied) {
-        input.log.warn(`${label}: the page store ${localPages.dir} is on another file system than the checkpoint: its page images were copied, not linked`);
-      }
+    // Page images kept in this host's page store: CRIU restores from a directory inside the store (the
+    // other images copied there, the pages hard-linked), removed once every page is in.
+    let imagesDir = source.dir;
+    if (meta.localPages) {
+      const images = restoreImagesDir(source.dir, meta.localPages, pageStoreRoot(process.env));
+      localImages = images;
+      undo.push(() => images[Symbol.dispose]());
+      if (images.copied) input.log.warn(`${label}: the page store's ${images.dir} allows no hard links to ${meta.localPages.dir}: its page images were copied`);
+      imagesDir = images.dir;
     }
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
     // The recorded options were validated with the metadata: without `[restore]` settings they are used as they are.
@@ -225,7 +229,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       plan: options,
       vethPairs,
       container,
-      imagesDir: source.dir,
+      imagesDir,
       workDir,
       criuRoot: root.path,
       host: readHostCgroupFacts(),
@@ -321,11 +325,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Success: the state dir and cgroups stay; CRIU's root mount goes.
     undo.length = 0;
     unmountRoot();
-    // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so do
-    // the page images linked in from the page store.
+    // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
+    // does a local-pages restore's images directory.
     const removeWork = () => {
       rmSync(workDir, { recursive: true, force: true });
-      if (meta.localPages) unlinkPages(source.dir, meta.localPages);
+      localImages?.[Symbol.dispose]();
     };
     if (lazy) {
       const server: LazyPagesServer = lazy;

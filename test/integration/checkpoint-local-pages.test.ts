@@ -7,7 +7,7 @@
  * task keeps running; the checkpoint-defaults example plugin turns local pages on for big containers only.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -67,6 +67,11 @@ function pagesInExtractDirs(): string[] {
     .flatMap((d) => readdirSync(join(pc.layout.tmp, d)).filter((f) => /^pages-\d+\.img$/.test(f)).map((f) => `${d}/${f}`));
 }
 
+/** Restore images directories left in the page store (each restore's is removed once every page is in). */
+function restoreDirsInStore(): string[] {
+  return readdirSync(store).filter((n) => n.startsWith(".restore-"));
+}
+
 async function verifyMemory(id: string): Promise<void> {
   await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
   const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
@@ -105,7 +110,8 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   expect(r1.stderr).toBe("");
   expect(r1.exitCode).toBe(0);
   expect(await taskStatus(pc, renamed)).toBe("RUNNING");
-  expect(pagesInExtractDirs()).toEqual([]); // the links are gone once the restore has read them
+  expect(pagesInExtractDirs()).toEqual([]); // no page image goes through containerd's directory
+  expect(restoreDirsInStore()).toEqual([]); // the restore's images directory is gone once every page is in
   await verifyMemory(renamed);
   await remove(renamed);
   // The store entry is still whole: a second restore from the same checkpoint, under the original name.
@@ -133,7 +139,8 @@ test("lazy pages from the store: the restored task runs, then verifies its memor
     timeoutMs: 60_000,
   });
   expect(lazyLog).toContain("uffd");
-  await waitFor(() => pagesInExtractDirs().length === 0, { what: "linked page images removed after the lazy-pages daemon", timeoutMs: 10_000 });
+  expect(pagesInExtractDirs()).toEqual([]);
+  await waitFor(() => restoreDirsInStore().length === 0, { what: "the restore's images directory removed after the lazy-pages daemon", timeoutMs: 10_000 });
   await verifyMemory(id);
   await remove(id);
 }, 300_000);
@@ -172,6 +179,7 @@ test("a restore whose store entry holds another token, or is gone, fails naming 
   }
   expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
   expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain("criu-root");
+  expect(restoreDirsInStore()).toEqual([]);
   await pc.ctr(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
 }, 180_000);
@@ -190,6 +198,28 @@ test("local pages with compression are refused naming both; the task keeps runni
   await waitFor(() => (readCounter(pc, id) ?? 0) > n, { what: "still counting" });
   expect(readdirSync(store).length).toBe(before);
   await remove(id);
+}, 180_000);
+
+test("a local-pages checkpoint that CRIU fails (read-only work directory) leaves the task running and no store entry", async () => {
+  const ro = mkdtempSync(join(tmpdir(), "cryo-lp-ro-"));
+  expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]).exitCode).toBe(0);
+  const id = uniqueId("lpf");
+  try {
+    await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], [...LOCAL, "--annotation", `cryo.checkpoint/work-path=${ro}`]);
+    await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
+    const before = readdirSync(store);
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("Read-only file system");
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(readdirSync(store)).toEqual(before);
+    await remove(id);
+  } finally {
+    Bun.spawnSync(["umount", ro]);
+    rmSync(ro, { recursive: true, force: true });
+  }
 }, 180_000);
 
 test("the checkpoint-defaults plugin with local_pages_above_gib: the big container's pages stay local, the small one's go into the image", async () => {
@@ -216,6 +246,39 @@ test("the checkpoint-defaults plugin with local_pages_above_gib: the big contain
     }
     expect(local).toEqual({ big: true, small: false });
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
+
+test("containerd's temporary directory on a tmpfs smaller than the memory: pages go from CRIU to the store and back, never through it", async () => {
+  const dir = mkdtempSync("/tmp/cryo-lp-tmpfs-");
+  mkdirSync(join(dir, "tmp"));
+  const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "cryo-lp-tmpfs", join(dir, "tmp")], { stderr: "pipe" });
+  expect(mount.stderr.toString()).toBe("");
+  // stop() unmounts what is mounted under the dir (the tmpfs) before it removes the dir.
+  const other = await startPrivateContainerd({ dir, namespace: uniqueId("lptmpfs"), env: { CRYO_PAGE_STORE: store } });
+  try {
+    expect(readFileSync("/proc/mounts", "utf8")).toContain(`cryo-lp-tmpfs ${join(dir, "tmp")} tmpfs`);
+    await ensureTestImage(other);
+    const id = uniqueId("lpt");
+    // 96 MiB of memory: more than the tmpfs holds, so a copy of the pages there could not even succeed.
+    await other.ctrOk(["run", "-d", "--runtime", RUNTIME, ...LOCAL, testImage, id, "/bin/memhog", "96", "/tmp/counter"], { timeoutMs: 60_000 });
+    await waitFor(() => readCounter(other, id), { what: "memhog filled", timeoutMs: 60_000 });
+    const ref = `localhost/checkpoint/${id}:1`;
+    await other.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await removeContainer(other, id, { stopped: "not-running" });
+    const r = await other.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    await other.ctrOk(["task", "kill", "-s", "USR1", id]);
+    const verdict = await waitFor(() => readContainerFile(other, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
+    expect(verdict).toMatch(/^ok \d+$/);
+    expect(readFileSync(other.layout.log, "utf8")).not.toContain("were copied");
+    expect(restoreDirsInStore()).toEqual([]);
+    await removeContainer(other, id, { stopped: "not-running" });
+    await other.ctr(["images", "rm", "--sync", ref]);
+  } finally {
+    await other.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }, 300_000);

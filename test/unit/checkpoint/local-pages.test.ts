@@ -2,22 +2,26 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_PAGE_STORE, linkPages, listPageStore, pageStoreRoot, storePages, unlinkPages, unstorePages } from "../../../src/checkpoint/local-pages.ts";
+import { createEntry, DEFAULT_PAGE_STORE, finishEntry, listPageStore, pageStoreRoot, restoreImagesDir, type LocalPages } from "../../../src/checkpoint/local-pages.ts";
 import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-local-pages-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-/** An images directory as CRIU leaves it: two page images among other images. */
-function images(name: string): string {
-  const dir = join(base, name);
-  mkdirSync(dir);
-  writeFileSync(join(dir, "pages-1.img"), "a".repeat(4096));
-  writeFileSync(join(dir, "pages-2.img"), "b".repeat(8192));
-  writeFileSync(join(dir, "pagemap-1.img"), "map");
-  writeFileSync(join(dir, "core-1.img"), "core");
-  return dir;
+/**
+ * What a local-pages dump leaves: CRIU's images written into a new entry of the store under root (two
+ * page images among other images), then finishEntry moving the rest on to containerd's directory.
+ */
+function dumped(name: string, root: string, label = name): { local: LocalPages; imagesDir: string; entry: string } {
+  const imagesDir = join(base, name);
+  mkdirSync(imagesDir);
+  const entry = createEntry(root, label);
+  writeFileSync(join(entry, "pages-1.img"), "a".repeat(4096));
+  writeFileSync(join(entry, "pages-2.img"), "b".repeat(8192));
+  writeFileSync(join(entry, "pagemap-1.img"), "map");
+  writeFileSync(join(entry, "core-1.img"), "core");
+  return { local: finishEntry(entry, imagesDir), imagesDir, entry };
 }
 
 async function run(cmd: typeof pagesListCommand, args: string[]): Promise<{ code: number; out: string }> {
@@ -33,11 +37,11 @@ describe("page store", () => {
     expect(pageStoreRoot({})).toBe("/var/lib/cryo/pages");
   });
 
-  test("storePages moves only the page images into a new entry; linkPages links them back, and the entry stays whole", () => {
-    const dir = images("one");
+  test("after the dump only the page images stay in the entry; a restore's images directory links them, and the entry stays whole", () => {
     const root = join(base, "store");
-    const local = storePages(dir, root, "ns/ctr 1");
+    const { local, imagesDir: dir, entry } = dumped("one", root, "ns/ctr 1");
     expect(readdirSync(dir).sort()).toEqual(["core-1.img", "pagemap-1.img"]);
+    expect(local.dir).toBe(entry);
     expect(local.dir.startsWith(join(root, "ns_ctr_1-"))).toBe(true);
     expect(local.files).toEqual([
       { name: "pages-1.img", bytes: 4096 },
@@ -45,15 +49,21 @@ describe("page store", () => {
     ]);
     expect(lstatSync(local.dir).mode & 0o777).toBe(0o700);
 
-    const restoreDir = join(base, "one-restore");
-    mkdirSync(restoreDir);
-    linkPages(restoreDir, local, root);
-    expect(linkPages(restoreDir, local, root)).toEqual({ copied: false }); // again: replaces what is there
-    expect(statSync(join(restoreDir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
-    expect(readFileSync(join(restoreDir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
-    unlinkPages(restoreDir, local);
-    expect(readdirSync(restoreDir)).toEqual([]);
-    rmSync(restoreDir, { recursive: true });
+    // The restore's images directory: inside the store, the other images copied, the pages hard-linked.
+    let restoreDir = "";
+    {
+      using r = restoreImagesDir(dir, local, root);
+      expect(r.copied).toBe(false);
+      expect(r.dir.startsWith(join(root, ".restore-"))).toBe(true);
+      expect(readdirSync(r.dir).sort()).toEqual(["core-1.img", "pagemap-1.img", "pages-1.img", "pages-2.img"]);
+      expect(statSync(join(r.dir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
+      expect(readFileSync(join(r.dir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
+      expect(readFileSync(join(r.dir, "core-1.img"), "utf8")).toBe("core");
+      expect(listPageStore(root).map((e) => e.dir)).toEqual([local.dir]); // not an entry
+      restoreDir = r.dir;
+    }
+    expect(existsSync(restoreDir)).toBe(false); // disposed
+    expect(readdirSync(dir).sort()).toEqual(["core-1.img", "pagemap-1.img"]); // containerd's directory untouched
     expect(readdirSync(local.dir).sort()).toEqual(["entry.json", "pages-1.img", "pages-2.img"]);
     expect(local.token).toMatch(/^[0-9a-f]{32}$/);
 
@@ -62,13 +72,12 @@ describe("page store", () => {
   });
 
   test("a missing entry or a file of another size is FAILED_PRECONDITION naming the host and the file", () => {
-    const dir = images("two");
     const root = join(base, "store2");
-    const local = storePages(dir, root, "c");
+    const { local, imagesDir: dir } = dumped("two", root, "c");
     writeFileSync(join(local.dir, "pages-2.img"), "short");
     const e1 = (() => {
       try {
-        linkPages(dir, local, root);
+        restoreImagesDir(dir, local, root);
       } catch (e) {
         return e as CryoError;
       }
@@ -78,7 +87,7 @@ describe("page store", () => {
     expect(e1.message).toContain("has 5 bytes, the checkpoint recorded 8192");
     rmSync(local.dir, { recursive: true });
     try {
-      linkPages(dir, local, root);
+      restoreImagesDir(dir, local, root);
       throw new Error("no error");
     } catch (e) {
       expect((e as CryoError).code).toBe(Code.FAILED_PRECONDITION);
@@ -89,8 +98,8 @@ describe("page store", () => {
 
   test("a checkpoint's metadata cannot point outside the store, at another checkpoint's entry, or through a symlink (PERMISSION_DENIED)", () => {
     const root = join(base, "store5");
-    const mine = storePages(images("five"), root, "mine");
-    const theirs = storePages(images("six"), root, "theirs");
+    const mine = dumped("five", root, "mine").local;
+    const theirs = dumped("six", root, "theirs").local;
     const target = join(base, "five-restore");
     mkdirSync(target);
     const code = (fn: () => unknown): [number, string] => {
@@ -102,7 +111,7 @@ describe("page store", () => {
       throw new Error("no error");
     };
     // Another checkpoint's entry: its token differs.
-    const [c1, m1] = code(() => linkPages(target, { ...mine, dir: theirs.dir }, root));
+    const [c1, m1] = code(() => restoreImagesDir(target, { ...mine, dir: theirs.dir }, root));
     expect(c1).toBe(Code.PERMISSION_DENIED);
     expect(m1).toContain("does not belong to this checkpoint");
     // A directory outside this host's store, even one holding a matching entry.json.
@@ -110,29 +119,21 @@ describe("page store", () => {
     mkdirSync(outside);
     writeFileSync(join(outside, "entry.json"), JSON.stringify({ token: mine.token }));
     writeFileSync(join(outside, "pages-1.img"), "x".repeat(4096));
-    const [c2, m2] = code(() => linkPages(target, { ...mine, dir: outside, files: [{ name: "pages-1.img", bytes: 4096 }] }, root));
+    const [c2, m2] = code(() => restoreImagesDir(target, { ...mine, dir: outside, files: [{ name: "pages-1.img", bytes: 4096 }] }, root));
     expect(c2).toBe(Code.PERMISSION_DENIED);
     expect(m2).toContain(`is not an entry of this host's page store ${root}`);
     // A symlink where a page image should be.
     rmSync(join(mine.dir, "pages-1.img"));
     symlinkSync(join(outside, "pages-1.img"), join(mine.dir, "pages-1.img"));
-    const [c3, m3] = code(() => linkPages(target, mine, root));
+    const [c3, m3] = code(() => restoreImagesDir(target, mine, root));
     expect(c3).toBe(Code.PERMISSION_DENIED);
     expect(m3).toContain("is not a regular file");
-    expect(readdirSync(target)).toEqual([]);
-  });
-
-  test("unstorePages puts the pages back and removes the entry (a checkpoint that failed after the move)", () => {
-    const dir = images("three");
-    const local = storePages(dir, join(base, "store3"), "c");
-    unstorePages(dir, local);
-    expect(readdirSync(dir).sort()).toEqual(["core-1.img", "pagemap-1.img", "pages-1.img", "pages-2.img"]);
-    expect(existsSync(local.dir)).toBe(false);
+    expect(readdirSync(root).filter((n) => n.startsWith("."))).toEqual([]); // refused before any restore directory was made
   });
 
   test("cryo pages ls and rm", async () => {
     const root = join(base, "store4");
-    const a = storePages(images("four"), root, "a");
+    const a = dumped("four", root, "a").local;
     const ls = await run(pagesListCommand, ["--store", root]);
     expect(ls.code).toBe(0);
     const name = a.dir.split("/").pop()!;
