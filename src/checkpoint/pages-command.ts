@@ -1,18 +1,21 @@
 /**
- * `cryo pages ls` and `cryo pages rm NAME...`: the page store of checkpoints taken with local pages
- * (local-pages.ts). Entries outlive the checkpoint images that refer to them; these commands are how an
- * operator sees and frees them. `--store DIR` (default: CRYO_PAGE_STORE, else /var/lib/cryo/pages).
+ * `cryo pages ls`, `cryo pages rm NAME...` and `cryo pages prune --address A`: the page store of
+ * checkpoints taken with local pages (local-pages.ts). Entries outlive the checkpoint images that refer
+ * to them; these commands are how an operator sees and frees them. `--store DIR` (default:
+ * CRYO_PAGE_STORE, else /var/lib/cryo/pages).
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
-import { invalidArgument, notFound } from "../errors.ts";
+import { invalidArgument, notFound, unavailable } from "../errors.ts";
 import { listPageStore, pageStoreRoot } from "./local-pages.ts";
+import { pageReferences, prunePageStore } from "./pages-prune.ts";
 
 const LS_USAGE = "cryo pages ls [--store DIR]";
 const RM_USAGE = "cryo pages rm [--store DIR] NAME...";
+const PRUNE_USAGE = "cryo pages prune --address ADDRESS [--address ADDRESS...] [--store DIR] [--older-than MINUTES] [--dry-run]";
 const storeFlag = { store: { type: "string" } } as const;
 const storeSchema = z.object({ store: z.string().startsWith("/", "--store takes an absolute path").optional() });
 
@@ -52,6 +55,41 @@ export const pagesRemoveCommand: CliCommand = {
       rmSync(join(root, name), { recursive: true, force: true });
       io.out(`removed ${name}`);
     }
+    return 0;
+  },
+};
+
+const pruneSchema = z.object({
+  address: z.array(z.string().min(1)).min(1, "--address is required: the containerd(s) whose checkpoint images may refer to entries"),
+  store: z.string().startsWith("/", "--store takes an absolute path").optional(),
+  "older-than": z.coerce.number().nonnegative("--older-than takes minutes, 0 or more").default(60),
+  "dry-run": z.boolean().default(false),
+});
+
+/**
+ * `cryo pages prune`: removes the entries that no checkpoint image of the given containerd(s) refers
+ * to and that are older than --older-than minutes (default 60: a checkpoint in progress has its entry
+ * before containerd has its image). Nothing is removed when any image cannot be read.
+ */
+export const pagesPruneCommand: CliCommand = {
+  path: ["pages", "prune"],
+  summary: "remove page store entries no checkpoint image of the given containerd(s) refers to",
+  usage: PRUNE_USAGE,
+  async run(args, io) {
+    const { values } = parseCliArgs(
+      args,
+      { address: { type: "string", multiple: true }, store: { type: "string" }, "older-than": { type: "string" }, "dry-run": { type: "boolean" } },
+      pruneSchema,
+      PRUNE_USAGE,
+    );
+    const root = values.store ?? pageStoreRoot(process.env);
+    // ctr waits 10 s to dial a socket that is not there: say so at once.
+    for (const a of values.address) if (!existsSync(a)) throw unavailable(`containerd at ${a}`, { detail: "no such socket; nothing was removed" });
+    const references = (await Promise.all(values.address.map((a) => pageReferences(a)))).flat();
+    const r = prunePageStore(root, references, values["older-than"] * 60_000, { dryRun: values["dry-run"] });
+    for (const k of r.kept) io.out(`kept ${k.name}: ${k.why}`);
+    for (const name of r.removed) io.out(`${values["dry-run"] ? "would remove" : "removed"} ${name}`);
+    io.out(`page store ${root}: ${r.removed.length} ${values["dry-run"] ? "to remove" : "removed"}, ${r.kept.length} kept`);
     return 0;
   },
 };

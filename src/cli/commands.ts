@@ -6,7 +6,7 @@ import { installCommand, uninstallCommand } from "./install-command.ts";
 import { migrateCommand } from "./migrate-command.ts";
 import { pluginTestCommand } from "../plugins/plugin-command.ts";
 import { inspectCommand } from "../checkpoint/inspect-command.ts";
-import { pagesListCommand, pagesRemoveCommand } from "../checkpoint/pages-command.ts";
+import { pagesListCommand, pagesPruneCommand, pagesRemoveCommand } from "../checkpoint/pages-command.ts";
 
 /**
  * Every `cryo` subcommand. A module that adds one (e.g. `cryo inspect` from src/checkpoint, `cryo plugin test`
@@ -17,6 +17,6 @@ export function createCryoCommands(): CommandTable {
   table.register(versionCommand, ...containerdCommands);
   table.register(listCommand, installCommand, uninstallCommand, migrateCommand);
   table.register(pluginTestCommand);
-  table.register(inspectCommand, pagesListCommand, pagesRemoveCommand);
+  table.register(inspectCommand, pagesListCommand, pagesRemoveCommand, pagesPruneCommand);
   return table;
 }

@@ -9,6 +9,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { pagesPruneCommand } from "../../src/checkpoint/pages-command.ts";
+import { Code } from "../../src/errors.ts";
 import { join } from "node:path";
 import {
   buildPlugins,
@@ -281,4 +283,42 @@ test("containerd's temporary directory on a tmpfs smaller than the memory: pages
     await other.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}, 300_000);
+
+test("cryo pages prune keeps what checkpoint images refer to (and young entries), removes the rest", async () => {
+  const run = async (args: string[]) => {
+    let out = "";
+    const code = await pagesPruneCommand.run(args, { out: (t) => void (out += `${t}\n`), err: (t) => void (out += `${t}\n`) });
+    return { code, out };
+  };
+  const entries: Record<"kept" | "orphan", string> = { kept: "", orphan: "" };
+  for (const which of ["kept", "orphan"] as const) {
+    const id = uniqueId(`lpr${which}`);
+    await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], LOCAL);
+    await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    entries[which] = (await checkpointMetadata<LocalPagesMeta>(pc, ref)).localPages!.dir;
+    await remove(id);
+    if (which === "orphan") await pc.ctrOk(["images", "rm", "--sync", ref]); // its entry stays behind
+  }
+  const name = (dir: string) => dir.split("/").pop()!;
+  const args = ["--address", pc.address, "--store", store];
+  // Young entries are kept by default (a checkpoint in progress has its entry before its image exists).
+  const young = await run(args);
+  expect(young.out).toContain(`kept ${name(entries.orphan)}: younger than the age limit`);
+  expect(existsSync(entries.orphan)).toBe(true);
+  const dry = await run([...args, "--older-than", "0", "--dry-run"]);
+  expect(dry.out).toContain(`would remove ${name(entries.orphan)}`);
+  expect(dry.out).toContain(`kept ${name(entries.kept)}: referenced by localhost/checkpoint/`);
+  expect(existsSync(entries.orphan)).toBe(true);
+  const real = await run([...args, "--older-than", "0"]);
+  expect(real.code).toBe(0);
+  expect(real.out).toContain(`removed ${name(entries.orphan)}`);
+  expect(existsSync(entries.orphan)).toBe(false);
+  expect(existsSync(entries.kept)).toBe(true);
+  // A containerd that does not answer: nothing is removed.
+  await expect(run(["--address", "/nonexistent/containerd.sock", "--store", store, "--older-than", "0"])).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+  expect(existsSync(entries.kept)).toBe(true);
 }, 300_000);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEntry, DEFAULT_PAGE_STORE, finishEntry, listPageStore, pageStoreRoot, restoreImagesDir, type LocalPages } from "../../../src/checkpoint/local-pages.ts";
 import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
+import { prunePageStore } from "../../../src/checkpoint/pages-prune.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-local-pages-"));
@@ -129,6 +130,24 @@ describe("page store", () => {
     expect(c3).toBe(Code.PERMISSION_DENIED);
     expect(m3).toContain("is not a regular file");
     expect(readdirSync(root).filter((n) => n.startsWith("."))).toEqual([]); // refused before any restore directory was made
+  });
+
+  test("prunePageStore: referenced and young entries stay, the rest (and old restore directories) go; a dry run removes nothing", () => {
+    const root = join(base, "store6");
+    const a = dumped("seven", root, "a").local;
+    const b = dumped("eight", root, "b").local;
+    const restoreLeft = join(root, ".restore-x");
+    mkdirSync(restoreLeft);
+    const refs = [{ address: "/run/c.sock", namespace: "ns", image: "img:1", dir: a.dir }];
+    const later = Date.now() + 2 * 3_600_000;
+    expect(prunePageStore(root, refs, 3_600_000).removed).toEqual([]); // all young
+    const dry = prunePageStore(root, refs, 3_600_000, { dryRun: true, now: later });
+    expect(dry.removed.sort()).toEqual([".restore-x", b.dir.split("/").pop()!].sort());
+    expect(existsSync(b.dir)).toBe(true);
+    const r = prunePageStore(root, refs, 3_600_000, { now: later });
+    expect(r.kept).toEqual([{ name: a.dir.split("/").pop()!, why: "referenced by img:1 (namespace ns)" }]);
+    expect([existsSync(a.dir), existsSync(b.dir), existsSync(restoreLeft)]).toEqual([true, false, false]);
+    expect(prunePageStore(join(base, "no-store"), [], 0)).toEqual({ removed: [], kept: [] });
   });
 
   test("cryo pages ls and rm", async () => {
