@@ -15,7 +15,7 @@ import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, prewarmCriuHelper, spawnHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
 import { checkHelperMessage } from "./wire.ts";
-import { readStats, type CriuStats } from "./stats.ts";
+import type { CriuStats } from "./stats.ts";
 import { close, takeFdFromProcess } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
@@ -235,8 +235,11 @@ export function createCriu(config: CriuConfig = {}): Criu {
     if (req.opts?.inheritFds?.length === 0) delete req.opts.inheritFds;
     // CRIU writes stats-<op> into its working directory (the work dir), not the images dir. They are read
     // as soon as the result line arrives (CRIU has written them by then), beside the helper's exit.
+    // The decoder (CRIU's stats protobufs, 11-15 ms to load in a fresh compiled binary) loads while CRIU works.
+    const statsModule = import("./stats.ts");
+    statsModule.catch(() => {});
     let statsRead: Promise<CriuStats> | undefined;
-    const readAllStats = () => (statsRead ??= readStats(opts.workDir ?? opts.imagesDir).catch((): CriuStats => ({})));
+    const readAllStats = () => (statsRead ??= statsModule.then((m) => m.readStats(opts.workDir ?? opts.imagesDir)).catch((): CriuStats => ({})));
     let outcome;
     try {
       outcome = await runHelper(warmProc ?? helper, req, call, warmProc ? [] : inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true, (r) => {

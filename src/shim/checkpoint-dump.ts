@@ -16,24 +16,13 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { join } from "node:path";
-import {
-  METADATA_VERSION,
-  compressImages,
-  containerDumpOpts,
-  externalNamespaceInodes,
-  maskedFiles,
-  readHostCgroupFacts,
-  runcContainerFrom,
-  resolveCheckpointPlan,
-  writeCheckpointMetadata,
-  type CheckpointMetadata,
-  type CheckpointOverrides,
-  type CheckpointPlan,
-  type CheckpointRequestOptions,
-} from "../checkpoint/index.ts";
-import { checkLocalPages } from "../checkpoint/plan.ts";
+// The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
+// image decoders and the helper's libcriu binding would load with a daemon's first checkpoint.
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
-import { readStats, type Criu } from "../criu/index.ts";
+import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
+import { checkLocalPages, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { containerDumpOpts, externalNamespaceInodes, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
+import type { Criu } from "../criu/client.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
@@ -171,6 +160,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const startedAt = new Date();
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
   const t0 = performance.now();
+  // What is needed only after the dump (the metadata's schema, CRIU's stats decoder, zstd) loads while CRIU works.
+  const afterModules = Promise.all([import("../checkpoint/metadata.ts"), import("../criu/stats.ts"), plan.compression === "zstd" ? import("../checkpoint/compression.ts") : undefined]);
+  afterModules.catch(() => {});
   let dumped;
   try {
     // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
@@ -199,6 +191,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   try {
     const finishedAt = new Date();
     const tCriu = performance.now();
+    const [{ METADATA_VERSION, writeCheckpointMetadata }, { readStats }, compression] = await afterModules;
     // A warm helper learnt CRIU's version while it waited; otherwise ask (once per shim: the caller caches it).
     const version = dumped.criuVersion !== undefined ? Promise.resolve(dumped.criuVersion) : input.criuVersion();
     version.catch(() => {});
@@ -214,7 +207,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
 
     let compressed: CheckpointMetadata["compressed"] = false;
     if (plan.compression === "zstd") {
-      const c = await compressImages(imagesDir, { level: plan.compressionLevel });
+      const c = await compression!.compressImages(imagesDir, { level: plan.compressionLevel });
       input.log.info(`${label}: page images compressed`, { files: c.files.length, bytes: c.files.reduce((s, f) => s + f.bytes, 0), compressedBytes: c.files.reduce((s, f) => s + f.compressedBytes, 0) });
       compressed = { algorithm: "zstd", level: c.level };
     }

@@ -21,7 +21,7 @@ import type { Logger } from "./logger.ts";
 import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { lazyModule } from "./lazy-module.ts";
-import { prepareRestore, readRestoreSource, restoreContainer, type PreparedRestore, type RestoreSource } from "./restore-container.ts";
+import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 
@@ -30,6 +30,8 @@ import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 // 8-25 ms measured in a compiled scratch binary); a restore loads it between Create's reply and Start.
 const criuModule = lazyModule("the CRIU client (src/criu/client.ts)", () => import("../criu/client.ts"));
 const dumpModule = lazyModule("the checkpoint dump (src/shim/checkpoint-dump.ts)", () => import("./checkpoint-dump.ts"));
+// Each side loads only its own: a daemon's first checkpoint does not load the restore's modules, nor a restore the dump's.
+const restoreModule = lazyModule("the restore (src/shim/restore-container.ts)", () => import("./restore-container.ts"));
 
 /** cryo's version as recorded in checkpoints. */
 export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
@@ -117,6 +119,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     async createRestore(spec) {
       const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
       prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
+      const { readRestoreSource, prepareRestore } = await restoreModule();
       const source = await readRestoreSource(spec.checkpoint);
       // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
       if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
@@ -159,6 +162,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const policyFor = deps.policyFor;
       const early = p.policy;
       const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
+      const { restoreContainer } = await restoreModule();
       const restored = await restoreContainer({
         id,
         bundle: p.spec.bundle,
