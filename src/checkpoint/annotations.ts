@@ -11,7 +11,7 @@ import type { CheckpointOverrides } from "./plan.ts";
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 
-type Kind = "bool" | "string" | "list" | "int" | "cgroup-mode" | "compression" | "address";
+type Kind = "bool" | "string" | "list" | "int" | "cgroup-mode" | "compression" | "network-lock" | "address";
 
 /** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
 export const CHECKPOINT_ANNOTATIONS = {
@@ -36,6 +36,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
   "mntns-compat-mode": { field: "mntnsCompatMode", kind: "bool", doc: "CRIU's older mount-namespace engine" },
   compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
+  "network-lock": { field: "networkLock", kind: "network-lock", doc: "nftables (default) or iptables: how CRIU locks the network while frozen" },
   "local-pages": { field: "localPages", kind: "bool", doc: "keep page images in this host's page store, not in the checkpoint (same-host restores only)" },
   "compression-level": { field: "compressionLevel", kind: "int", doc: "zstd level 1..22 (0: cryo's default, 1)" },
   "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
@@ -97,6 +98,11 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
     case "compression": {
       const v = value.trim();
       if (v !== "none" && v !== "zstd") throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want none or zstd" });
+      return v;
+    }
+    case "network-lock": {
+      const v = value.trim();
+      if (v !== "nftables" && v !== "iptables") throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want nftables or iptables" });
       return v;
     }
     case "address": {

@@ -11,7 +11,7 @@ import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, notFound } from "../errors.ts";
-import { checkpointPlanSchema } from "./plan.ts";
+import { checkpointPlanSchema, networkLockSchema } from "./plan.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
 export const METADATA_FILE = "cryo-checkpoint.json";
@@ -100,8 +100,8 @@ export const checkpointMetadataSchema = z.object({
   /** ISO 8601 times. */
   startedAt: z.string(),
   finishedAt: z.string(),
-  /** Options the checkpoint was taken with (localPages came later: absent in older metadata, false). */
-  options: checkpointPlanSchema.extend({ localPages: z.boolean().default(false) }),
+  /** Options the checkpoint was taken with (localPages and networkLock came later: absent in older metadata, false and CRIU's default, iptables). */
+  options: checkpointPlanSchema.extend({ localPages: z.boolean().default(false), networkLock: networkLockSchema.default("iptables") }),
   stats: z.object({ dump: dumpStatsSchema.optional() }),
   /** Page images compressed (pages-*.img.zst in place of pages-*.img). */
   compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),

@@ -9,3 +9,5 @@ import { z } from "zod";
 export const planCgroupModeSchema = z.enum(["soft", "full", "strict", "ignore"]);
 /** Page-image compression. */
 export const compressionSchema = z.enum(["none", "zstd"]);
+/** How CRIU cuts the container's network off while it is frozen (CRIU --network-lock). */
+export const networkLockSchema = z.enum(["nftables", "iptables"]);

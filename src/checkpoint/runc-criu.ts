@@ -159,6 +159,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
     orphanPtsMaster: true,
     logLevel: plan.logLevel,
     mntnsCompatMode: plan.mntnsCompatMode || undefined,
+    networkLock: plan.networkLock,
   };
   if (input.workDir) opts.workDir = input.workDir;
   if (plan.parentPath) opts.parentImages = plan.parentPath;
@@ -250,6 +251,8 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
     logLevel: plan.logLevel,
     logFile: "restore.log",
     mntnsCompatMode: plan.mntnsCompatMode || undefined,
+    // The dump's method: CRIU unlocks (removes the lock it restores with the netns) the way it was locked.
+    networkLock: plan.networkLock,
   };
   if (input.workDir) opts.workDir = input.workDir;
   if (extMounts.length > 0) opts.extMounts = extMounts;

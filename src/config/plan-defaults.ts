@@ -39,6 +39,7 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.compression !== undefined) o.compression = d.compression;
   if (d.compression_level !== undefined) o.compressionLevel = d.compression_level;
   if (d.local_pages !== undefined) o.localPages = d.local_pages;
+  if (d.network_lock !== undefined) o.networkLock = d.network_lock;
   if (d.log_level !== undefined) o.logLevel = d.log_level;
   return o;
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -35,7 +35,7 @@ async function checkpointRemoveRestore(id: string): Promise<string> {
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
-  expect(r.exitCode).toBe(0);
+  expect({ exitCode: r.exitCode, stderr: r.exitCode === 0 ? "" : r.stderr }).toEqual({ exitCode: 0, stderr: "" }); // a failure shows ctr's error
   return r.stderr;
 }
 
@@ -45,9 +45,12 @@ function tcpCount(id: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-test("the network namespace comes back: lo UP with 127.0.0.1, and a restored listener answers on it", async () => {
+for (const lock of ["nftables", "iptables"] as const) {
+test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored listener answers on it (network lock ${lock})`, async () => {
   const id = uniqueId("lo");
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/tcp-echo", "7000"], { timeoutMs: 60_000 });
+  // nftables is cryo's default; iptables is CRIU's, and what a checkpoint recorded before cryo chose.
+  const flags = lock === "iptables" ? ["--annotation", "cryo.checkpoint/network-lock=iptables"] : [];
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "/bin/tcp-echo", "7000"], { timeoutMs: 60_000 });
   await waitFor(async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("p"), id, "sh", "-c", "echo ping | nc -w 1 127.0.0.1 7000"])).stdout.includes("ping"), {
     what: "listener up",
   });
@@ -57,8 +60,17 @@ test("the network namespace comes back: lo UP with 127.0.0.1, and a restored lis
   expect(addr).toContain("inet 127.0.0.1/8");
   const echo = await pc.ctrOk(["task", "exec", "--exec-id", "nc", id, "sh", "-c", "echo after-restore | nc -w 1 127.0.0.1 7000"]);
   expect(echo.trim()).toBe("after-restore");
+  expect((await checkpointMetadata<{ options: { networkLock: string } }>(pc, `localhost/checkpoint/${id}:1`)).options.networkLock).toBe(lock);
+  // CRIU locked the network at the dump and restores the netns locked: the restore unlocked it, the same way.
+  const pid = (await taskPid(pc, id))!;
+  const inNetns = (cmd: string[]) => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, ...cmd], { stdout: "pipe", stderr: "pipe" });
+  const tables = inNetns(["nft", "list", "tables"]);
+  expect(tables.exitCode).toBe(0);
+  expect(tables.stdout.toString()).not.toContain("CRIU");
+  expect(inNetns(["iptables", "-S"]).stdout.toString()).not.toContain("CRIU");
   await remove(id);
 }, 180_000);
+}
 
 test("with cryo.checkpoint/tcp-established=true a TCP connection inside the container survives checkpoint and restore", async () => {
   const id = uniqueId("tcpe");

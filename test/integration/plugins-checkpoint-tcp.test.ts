@@ -95,6 +95,8 @@ test("with checkpoint-defaults configured, a stateful container's TCP connection
   await runTcpPair(id, ["--runtime-config-path", config, "--annotation", STATEFUL]);
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
+  // Read before the dump: the original goes on counting after a leave-running dump, the restored one starts at the dumped count.
+  const before = tcpCount(id)!;
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   const meta = await recordedMetadata(ref);
   expect(meta.containerId).toBe(id);
@@ -104,7 +106,6 @@ test("with checkpoint-defaults configured, a stateful container's TCP connection
   const annotations = meta.spec.annotations ?? {};
   expect(annotations["policy.cryo.dev/stateful"]).toBe("true");
   expect(Object.keys(annotations).filter((k) => k.startsWith("cryo.checkpoint/"))).toEqual([]);
-  const before = tcpCount(id)!;
   await remove(id);
   try {
     const r = await pc.ctr(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { CheckpointOptionsSchema as RuncOpts } from "../../../src/gen/containerd/runc/options/oci_pb.ts";
-import { CgroupMode, CheckpointOptionsSchema as CryoOpts, Compression } from "../../../src/gen/cryo/v1/options_pb.ts";
+import { CgroupMode, CheckpointOptionsSchema as CryoOpts, Compression, NetworkLock } from "../../../src/gen/cryo/v1/options_pb.ts";
 import {
   BUILTIN_CHECKPOINT_PLAN,
   CHECKPOINT_ANNOTATIONS,
@@ -119,6 +119,19 @@ describe("checkpoint plan resolution", () => {
   });
 });
 
+describe("network lock", () => {
+  test("nftables unless the config, an annotation or the request says iptables; a bad value names the key", () => {
+    expect(BUILTIN_CHECKPOINT_PLAN.networkLock).toBe("nftables");
+    expect(resolveCheckpointPlan({ defaults: { networkLock: "iptables" } }).networkLock).toBe("iptables");
+    expect(resolveCheckpointPlan({ defaults: { networkLock: "iptables" }, annotations: { "cryo.checkpoint/network-lock": "nftables" } }).networkLock).toBe("nftables");
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "nftables" }, request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.IPTABLES }) } }).networkLock).toBe("iptables");
+    expect(resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.UNSPECIFIED }) } }).networkLock).toBe("nftables");
+    const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/network-lock": "skip" }));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain('cryo.checkpoint/network-lock="skip"');
+  });
+});
+
 describe("local pages", () => {
   test("set by annotation, config default or cryo's request options", () => {
     expect(BUILTIN_CHECKPOINT_PLAN.localPages).toBe(false);
@@ -151,6 +164,7 @@ describe("cryo.checkpoint/* annotations", () => {
       "page-server": "[::1]:27000",
       external: "mnt[/a]:a, net[123]:n",
       compression: "zstd",
+      "network-lock": "iptables",
       "compression-level": "3",
       "log-level": "2",
     };

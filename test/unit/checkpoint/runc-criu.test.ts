@@ -38,7 +38,7 @@ describe("runc container -> CRIU options", () => {
     const c = runcContainerFrom(state);
     const plan = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/tcp-established": "true", "cryo.checkpoint/exit": "true" } });
     const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: ["/proc/kcore"], externalNs: { net: 4026532000 } });
-    expect(opts).toMatchObject({ imagesDir: "/img", pid: 4242, root: "/b/rootfs", leaveRunning: false, tcpEstablished: true, manageCgroups: true, manageCgroupsMode: "soft", orphanPtsMaster: true, freezeCgroup: "/sys/fs/cgroup/freezer/c1" });
+    expect(opts).toMatchObject({ imagesDir: "/img", pid: 4242, root: "/b/rootfs", leaveRunning: false, tcpEstablished: true, manageCgroups: true, manageCgroupsMode: "soft", orphanPtsMaster: true, freezeCgroup: "/sys/fs/cgroup/freezer/c1", networkLock: "nftables" });
     expect(opts.extMounts).toEqual([
       { key: "/data", value: "/data" },
       { key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory" },
@@ -71,7 +71,9 @@ describe("runc container -> CRIU options", () => {
       descriptors: state.external_descriptors,
       vethPairs: [{ inside: "eth0", outside: "veth1" }],
     });
-    expect(r.opts).toMatchObject({ root: "/run/c2/criu-root", evasiveDevices: true, manageCgroups: true, lsmProfile: "apparmor:x", vethPairs: [{ inside: "eth0", outside: "veth1" }] });
+    expect(r.opts).toMatchObject({ root: "/run/c2/criu-root", evasiveDevices: true, manageCgroups: true, lsmProfile: "apparmor:x", vethPairs: [{ inside: "eth0", outside: "veth1" }], networkLock: "nftables" });
+    // A checkpoint locked with iptables is unlocked with iptables.
+    expect(containerRestorePlan({ plan: { ...plan, networkLock: "iptables" }, container: c, imagesDir: "/img", criuRoot: "/r", host: readHostCgroupFacts(mountinfo), cgroupPaths: { memory: "/sys/fs/cgroup/memory/c2", "name=systemd": "/sys/fs/cgroup/systemd/c2", "": "/sys/fs/cgroup/unified/c2" }, descriptors: state.external_descriptors }).opts.networkLock).toBe("iptables");
     expect(r.opts.extMounts).toEqual([
       { key: "/data", value: "/srv/data" },
       { key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory/c2" },

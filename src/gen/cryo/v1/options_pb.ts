@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cryo/v1/options.proto.
  */
 export const file_cryo_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChVjcnlvL3YxL29wdGlvbnMucHJvdG8SB2NyeW8udjEiPwoIVmV0aFBhaXISGwoTY29udGFpbmVyX2ludGVyZmFjZRgBIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgCIAEoCSKPBQoRQ2hlY2twb2ludE9wdGlvbnMSEgoKaW1hZ2VfcGF0aBgBIAEoCRIRCgl3b3JrX3BhdGgYAiABKAkSEwoLcGFyZW50X3BhdGgYAyABKAkSDAoEZXhpdBgEIAEoCBIXCg90Y3BfZXN0YWJsaXNoZWQYBSABKAgSEQoJdGNwX2Nsb3NlGAYgASgIEh0KFWV4dGVybmFsX3VuaXhfc29ja2V0cxgHIAEoCBIRCglzaGVsbF9qb2IYCCABKAgSEgoKZmlsZV9sb2NrcxgJIAEoCBIQCghwcmVfZHVtcBgKIAEoCBIRCgl0cmFja19tZW0YCyABKAgSKAoLY2dyb3VwX21vZGUYDCABKA4yEy5jcnlvLnYxLkNncm91cE1vZGUSGAoQZW1wdHlfbmFtZXNwYWNlcxgNIAMoCRISCgphdXRvX2RlZHVwGA4gASgIEhIKCmxhenlfcGFnZXMYDyABKAgSGwoTcGFnZV9zZXJ2ZXJfYWRkcmVzcxgQIAEoCRIYChBwYWdlX3NlcnZlcl9wb3J0GBEgASgNEhMKC3N0YXR1c19wYXRoGBIgASgJEhMKC2xzbV9wcm9maWxlGBMgASgJEhkKEWxzbV9tb3VudF9jb250ZXh0GBQgASgJEhAKCGV4dGVybmFsGBUgAygJEhkKEW1udG5zX2NvbXBhdF9tb2RlGBYgASgIEikKC2NvbXByZXNzaW9uGBcgASgOMhQuY3J5by52MS5Db21wcmVzc2lvbhIZChFjb21wcmVzc2lvbl9sZXZlbBgYIAEoBRIWCg5za2lwX2luX2ZsaWdodBgZIAEoCBIRCglsb2dfbGV2ZWwYGiABKAUSEwoLbG9jYWxfcGFnZXMYGyABKAgi8QIKDlJlc3RvcmVPcHRpb25zEhEKCXRjcF9jbG9zZRgBIAEoCBIlCgp2ZXRoX3BhaXJzGAIgAygLMhEuY3J5by52MS5WZXRoUGFpchITCgtsc21fcHJvZmlsZRgDIAEoCRIZChFsc21fbW91bnRfY29udGV4dBgEIAEoCRISCgpsYXp5X3BhZ2VzGAUgASgIEhsKE3BhZ2Vfc2VydmVyX2FkZHJlc3MYBiABKAkSGAoQcGFnZV9zZXJ2ZXJfcG9ydBgHIAEoDRITCgtzdGF0dXNfcGF0aBgIIAEoCRIoCgtjZ3JvdXBfbW9kZRgJIAEoDjITLmNyeW8udjEuQ2dyb3VwTW9kZRIQCghleHRlcm5hbBgKIAMoCRIZChFtbnRuc19jb21wYXRfbW9kZRgLIAEoCBIXCg90Y3BfZXN0YWJsaXNoZWQYDCABKAgSEgoKZmlsZV9sb2NrcxgNIAEoCBIRCglsb2dfbGV2ZWwYDiABKAUi6QEKDlJ1bnRpbWVPcHRpb25zEhMKC2NvbmZpZ19wYXRoGAEgASgJEhMKC2JpbmFyeV9uYW1lGAIgASgJEgwKBHJvb3QYAyABKAkSFgoOc3lzdGVtZF9jZ3JvdXAYBCABKAgSIwoIZ3JvdXBpbmcYBSABKA4yES5jcnlvLnYxLkdyb3VwaW5nEg4KBmlvX3VpZBgGIAEoDRIOCgZpb19naWQYByABKA0SFQoNbm9fcGl2b3Rfcm9vdBgIIAEoCBIWCg5ub19uZXdfa2V5cmluZxgJIAEoCBITCgtzaGltX2Nncm91cBgKIAEoCSqFAQoKQ2dyb3VwTW9kZRIbChdDR1JPVVBfTU9ERV9VTlNQRUNJRklFRBAAEhQKEENHUk9VUF9NT0RFX1NPRlQQARIUChBDR1JPVVBfTU9ERV9GVUxMEAISFgoSQ0dST1VQX01PREVfU1RSSUNUEAMSFgoSQ0dST1VQX01PREVfSUdOT1JFEAQqVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACKnIKCEdyb3VwaW5nEhgKFEdST1VQSU5HX1VOU1BFQ0lGSUVEEAASGgoWR1JPVVBJTkdfUEVSX0NPTlRBSU5FUhABEhQKEEdST1VQSU5HX1BFUl9QT0QQAhIaChZHUk9VUElOR19QRVJfTkFNRVNQQUNFEANiBnByb3RvMw");
+  fileDesc("ChVjcnlvL3YxL29wdGlvbnMucHJvdG8SB2NyeW8udjEiPwoIVmV0aFBhaXISGwoTY29udGFpbmVyX2ludGVyZmFjZRgBIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgCIAEoCSK7BQoRQ2hlY2twb2ludE9wdGlvbnMSEgoKaW1hZ2VfcGF0aBgBIAEoCRIRCgl3b3JrX3BhdGgYAiABKAkSEwoLcGFyZW50X3BhdGgYAyABKAkSDAoEZXhpdBgEIAEoCBIXCg90Y3BfZXN0YWJsaXNoZWQYBSABKAgSEQoJdGNwX2Nsb3NlGAYgASgIEh0KFWV4dGVybmFsX3VuaXhfc29ja2V0cxgHIAEoCBIRCglzaGVsbF9qb2IYCCABKAgSEgoKZmlsZV9sb2NrcxgJIAEoCBIQCghwcmVfZHVtcBgKIAEoCBIRCgl0cmFja19tZW0YCyABKAgSKAoLY2dyb3VwX21vZGUYDCABKA4yEy5jcnlvLnYxLkNncm91cE1vZGUSGAoQZW1wdHlfbmFtZXNwYWNlcxgNIAMoCRISCgphdXRvX2RlZHVwGA4gASgIEhIKCmxhenlfcGFnZXMYDyABKAgSGwoTcGFnZV9zZXJ2ZXJfYWRkcmVzcxgQIAEoCRIYChBwYWdlX3NlcnZlcl9wb3J0GBEgASgNEhMKC3N0YXR1c19wYXRoGBIgASgJEhMKC2xzbV9wcm9maWxlGBMgASgJEhkKEWxzbV9tb3VudF9jb250ZXh0GBQgASgJEhAKCGV4dGVybmFsGBUgAygJEhkKEW1udG5zX2NvbXBhdF9tb2RlGBYgASgIEikKC2NvbXByZXNzaW9uGBcgASgOMhQuY3J5by52MS5Db21wcmVzc2lvbhIZChFjb21wcmVzc2lvbl9sZXZlbBgYIAEoBRIWCg5za2lwX2luX2ZsaWdodBgZIAEoCBIRCglsb2dfbGV2ZWwYGiABKAUSEwoLbG9jYWxfcGFnZXMYGyABKAgSKgoMbmV0d29ya19sb2NrGBwgASgOMhQuY3J5by52MS5OZXR3b3JrTG9jayLxAgoOUmVzdG9yZU9wdGlvbnMSEQoJdGNwX2Nsb3NlGAEgASgIEiUKCnZldGhfcGFpcnMYAiADKAsyES5jcnlvLnYxLlZldGhQYWlyEhMKC2xzbV9wcm9maWxlGAMgASgJEhkKEWxzbV9tb3VudF9jb250ZXh0GAQgASgJEhIKCmxhenlfcGFnZXMYBSABKAgSGwoTcGFnZV9zZXJ2ZXJfYWRkcmVzcxgGIAEoCRIYChBwYWdlX3NlcnZlcl9wb3J0GAcgASgNEhMKC3N0YXR1c19wYXRoGAggASgJEigKC2Nncm91cF9tb2RlGAkgASgOMhMuY3J5by52MS5DZ3JvdXBNb2RlEhAKCGV4dGVybmFsGAogAygJEhkKEW1udG5zX2NvbXBhdF9tb2RlGAsgASgIEhcKD3RjcF9lc3RhYmxpc2hlZBgMIAEoCBISCgpmaWxlX2xvY2tzGA0gASgIEhEKCWxvZ19sZXZlbBgOIAEoBSLpAQoOUnVudGltZU9wdGlvbnMSEwoLY29uZmlnX3BhdGgYASABKAkSEwoLYmluYXJ5X25hbWUYAiABKAkSDAoEcm9vdBgDIAEoCRIWCg5zeXN0ZW1kX2Nncm91cBgEIAEoCBIjCghncm91cGluZxgFIAEoDjIRLmNyeW8udjEuR3JvdXBpbmcSDgoGaW9fdWlkGAYgASgNEg4KBmlvX2dpZBgHIAEoDRIVCg1ub19waXZvdF9yb290GAggASgIEhYKDm5vX25ld19rZXlyaW5nGAkgASgIEhMKC3NoaW1fY2dyb3VwGAogASgJKoUBCgpDZ3JvdXBNb2RlEhsKF0NHUk9VUF9NT0RFX1VOU1BFQ0lGSUVEEAASFAoQQ0dST1VQX01PREVfU09GVBABEhQKEENHUk9VUF9NT0RFX0ZVTEwQAhIWChJDR1JPVVBfTU9ERV9TVFJJQ1QQAxIWChJDR1JPVVBfTU9ERV9JR05PUkUQBCpWCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aU1REEAIqYQoLTmV0d29ya0xvY2sSHAoYTkVUV09SS19MT0NLX1VOU1BFQ0lGSUVEEAASGQoVTkVUV09SS19MT0NLX05GVEFCTEVTEAESGQoVTkVUV09SS19MT0NLX0lQVEFCTEVTEAIqcgoIR3JvdXBpbmcSGAoUR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIaChZHUk9VUElOR19QRVJfQ09OVEFJTkVSEAESFAoQR1JPVVBJTkdfUEVSX1BPRBACEhoKFkdST1VQSU5HX1BFUl9OQU1FU1BBQ0UQA2IGcHJvdG8z");
 
 /**
  * A veth pair to reconnect on restore (CRIU --veth-pair IN=OUT).
@@ -240,6 +240,13 @@ export type CheckpointOptions = Message<"cryo.v1.CheckpointOptions"> & {
    * @generated from field: bool local_pages = 27;
    */
   localPages: boolean;
+
+  /**
+   * How CRIU locks the network while the tree is frozen (CRIU --network-lock); unset: cryo's default, nftables.
+   *
+   * @generated from field: cryo.v1.NetworkLock network_lock = 28;
+   */
+  networkLock: NetworkLock;
 };
 
 /**
@@ -528,6 +535,40 @@ export const CompressionSchema: GenEnum<Compression> = /*@__PURE__*/
   enumDesc(file_cryo_v1_options, 1);
 
 /**
+ * How CRIU locks the container's network while the tree is frozen (CRIU --network-lock).
+ *
+ * @generated from enum cryo.v1.NetworkLock
+ */
+export enum NetworkLock {
+  /**
+   * Not set here: fall back to annotations, config, then nftables.
+   *
+   * @generated from enum value: NETWORK_LOCK_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One nftables table, added and removed through libnftables.
+   *
+   * @generated from enum value: NETWORK_LOCK_NFTABLES = 1;
+   */
+  NFTABLES = 1,
+
+  /**
+   * An iptables chain, added and removed by iptables-restore (CRIU's own default).
+   *
+   * @generated from enum value: NETWORK_LOCK_IPTABLES = 2;
+   */
+  IPTABLES = 2,
+}
+
+/**
+ * Describes the enum cryo.v1.NetworkLock.
+ */
+export const NetworkLockSchema: GenEnum<NetworkLock> = /*@__PURE__*/
+  enumDesc(file_cryo_v1_options, 2);
+
+/**
  * How containers are grouped into shim daemons.
  *
  * @generated from enum cryo.v1.Grouping
@@ -566,5 +607,5 @@ export enum Grouping {
  * Describes the enum cryo.v1.Grouping.
  */
 export const GroupingSchema: GenEnum<Grouping> = /*@__PURE__*/
-  enumDesc(file_cryo_v1_options, 2);
+  enumDesc(file_cryo_v1_options, 3);
 
