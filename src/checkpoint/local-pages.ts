@@ -122,8 +122,9 @@ export interface RestoreImages extends Disposable {
 
 /**
  * The images directory for a restore of a local-pages checkpoint: a new directory inside the page store
- * (`.restore-*`, on the store's file system) with copies of the checkpoint's other images from
- * imagesDir (small: the directory containerd extracted) and hard links to the entry's page images, so
+ * (`.restore-*`, on the store's file system) with the checkpoint's other images from imagesDir (the
+ * directory containerd extracted: hard links, or copies across file systems, small) and hard links to
+ * the entry's page images, so
  * no page is copied whatever file system containerd extracts into, and the entry stays whole for the
  * next restore. (CRIU's restorer fails to read pages through a symbolic link: "Can't read pages data
  * (-9)".) FAILED_PRECONDITION when the entry or a file is missing or has another size than recorded;
@@ -149,8 +150,20 @@ export function restoreImagesDir(imagesDir: string, local: LocalPages, root: str
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   let copied = false;
   try {
-    for (const name of readdirSync(imagesDir)) {
-      if (!PAGE_IMAGE.test(name)) cpSync(join(imagesDir, name), join(dir, name), { recursive: true });
+    // The other images: hard links too where the file systems allow (a copy costs ~15 ms for a small
+    // container's ~30 files), else copies (small).
+    for (const entry of readdirSync(imagesDir, { withFileTypes: true })) {
+      const name = entry.name;
+      if (PAGE_IMAGE.test(name)) continue;
+      if (entry.isFile()) {
+        try {
+          linkSync(join(imagesDir, name), join(dir, name));
+          continue;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+        }
+      }
+      cpSync(join(imagesDir, name), join(dir, name), { recursive: true });
     }
     for (const f of local.files) {
       const path = join(local.dir, f.name);

@@ -60,6 +60,7 @@ describe("page store", () => {
       expect(statSync(join(r.dir, "pages-2.img")).ino).toBe(statSync(join(local.dir, "pages-2.img")).ino);
       expect(readFileSync(join(r.dir, "pages-1.img"), "utf8")).toBe("a".repeat(4096));
       expect(readFileSync(join(r.dir, "core-1.img"), "utf8")).toBe("core");
+      expect(statSync(join(r.dir, "core-1.img")).ino).toBe(statSync(join(dir, "core-1.img")).ino); // one file system: linked, not copied
       expect(listPageStore(root).map((e) => e.dir)).toEqual([local.dir]); // not an entry
       restoreDir = r.dir;
     }
