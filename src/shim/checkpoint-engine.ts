@@ -26,8 +26,9 @@ import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
-// CriuOpts schema and CRIU's stats protobufs (a daemon's first protobuf descriptor boots descriptor.proto's,
-// 8-25 ms measured in a compiled scratch binary); a restore loads it between Create's reply and Start.
+// CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
+// boots descriptor.proto's, 8-25 ms measured in a compiled scratch binary); a restore loads it between
+// Create's reply and Start.
 const criuModule = lazyModule("the CRIU client (src/criu/client.ts)", () => import("../criu/client.ts"));
 const dumpModule = lazyModule("the checkpoint dump (src/shim/checkpoint-dump.ts)", () => import("./checkpoint-dump.ts"));
 // Each side loads only its own: a daemon's first checkpoint does not load the restore's modules, nor a restore the dump's.
