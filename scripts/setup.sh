@@ -25,6 +25,7 @@ die() { echo "setup: error: $*" >&2; exit 1; }
 # --- 1. Debian packages -------------------------------------------------------------------------------------
 packages=(
   containerd runc iptables busybox-static iproute2 zstd gcc make pkg-config ca-certificates xz-utils
+  nftables # nft: the tests look for CRIU's nftables network lock in a restored netns (CRIU itself uses libnftables)
   # CRIU's build dependencies
   libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev
   libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev
