@@ -5,7 +5,8 @@
  * those windows with their offset from the ctr command's start (the shim logs each call's duration,
  * the dump's phases and CRIU's statistics at debug). Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2] [--annotation k=v]   (root)
+ *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2] [--annotation k=v] [--env K=V]...   (root)
+ * --env sets the environment containerd (and so the shim) runs with, e.g. --env CRYO_CRIU=criu (the host's criu).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -16,13 +17,14 @@ const opt = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const mib = Number(args.find((a, i) => /^\d+$/.test(a) && !["--bin", "--runtime", "--annotation"].includes(args[i - 1] ?? "")) ?? 16);
+const mib = Number(args.find((a, i) => /^\d+$/.test(a) && !["--bin", "--runtime", "--annotation", "--env"].includes(args[i - 1] ?? "")) ?? 16);
 const annotation = opt("--annotation");
 const binDir = opt("--bin");
 const runtime = opt("--runtime") ?? "io.containerd.cryo.v2";
 // A page store of its own (cryo.checkpoint/local-pages), removed at the end.
 const pageStore = mkdtempSync("/tmp/cryo-prof-pages-");
-const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
+const extraEnv = Object.fromEntries(args.flatMap((a, i) => (args[i - 1] === "--env" ? [[a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]] : [])));
+const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", env: { CRYO_PAGE_STORE: pageStore, ...extraEnv }, ...(binDir ? { binDir } : {}) });
 
 /** Log lines whose time falls in [from, to], with their offset from `from` in ms. */
 function window(from: Date, to: Date): string[] {

@@ -2,12 +2,14 @@
 # One idempotent setup for cryo, called by both README commands (scripts/demo.sh, scripts/test.sh).
 # Fast when everything is present; complete on a fresh Debian bookworm machine (run as root):
 #   1. Debian packages: containerd, runc, iptables, busybox-static, build tools, CRIU's build deps, node/npm if absent
-#   2. CRIU >= 4.2 and libcriu, built from Debian's source package (sid), into /usr/local
+#   2. CRIU >= 4.2 and libcriu, built from Debian's source package (sid), into /usr/local (and cryo's own criu
+#      binary, whose kernel-facts cache lives on a tmpfs: see below)
 #   3. npm ci when node_modules is missing or does not match package-lock.json
 #   4. cryo's binaries (build/bin) installed to /usr/local/bin
 #   5. test fixtures (static programs, the OCI test image) and plugins (plugins/build.sh, when present)
 #
-# Env: CRYO_CRIU_PREFIX  where CRIU is looked for and installed (default /usr/local: sbin/criu, lib/libcriu.so)
+# Env: CRYO_CRIU_PREFIX  where CRIU is looked for and installed (default /usr/local: sbin/criu, lib/libcriu.so,
+#                        libexec/cryo/criu)
 #      CRYO_INSTALL_BIN  where cryo's binaries are installed (default /usr/local/bin; "" skips installing)
 set -euo pipefail
 
@@ -47,13 +49,35 @@ else
 fi
 
 # --- 2. CRIU >= 4.2 and libcriu ---------------------------------------------------------------------------------
+# Two criu binaries come out of one source tree:
+#   $criu_prefix/sbin/criu            the host's CRIU (runc, the `criu` CLI), built as upstream ships it;
+#   $criu_prefix/libexec/cryo/criu    cryo's (libcriu's swrk, lazy-pages): the same build with CRIU's
+#                                     kernel-facts cache (criu.kdat) in /dev/shm/cryo-criu instead of /run.
+# CRIU keeps that cache only on a tmpfs (it must go with a reboot). Where /run is not one (this VM: ext4),
+# upstream's CRIU works the kernel's facts out again on every call: 30-60 ms of each dump and restore here.
+# cryo makes /dev/shm/cryo-criu itself (root's, 0700) before each call (src/criu/binary.ts).
 criu_bin="$criu_prefix/sbin/criu"
 criu_lib_dir="$criu_prefix/lib"
-criu_version="$("$criu_bin" --version 2>/dev/null | awk '/^Version:/ {print $2}' || true)"
+cryo_criu="$criu_prefix/libexec/cryo/criu"
+cryo_kdat_dir=/dev/shm/cryo-criu # also in src/criu/binary.ts
+criu_version_of() { "$1" --version 2>/dev/null | awk '/^Version:/ {print $2}' || true; }
+criu_version="$(criu_version_of "$criu_bin")"
+host_criu_ok=0
 if [ -n "$criu_version" ] && dpkg --compare-versions "$criu_version" ge "$criu_min" && [ -e "$criu_lib_dir/libcriu.so.2" ]; then
-  say "CRIU $criu_version present ($criu_bin)"
+  host_criu_ok=1
+fi
+cryo_criu_ok=0
+if [ "$host_criu_ok" = 1 ] && [ "$(criu_version_of "$cryo_criu")" = "$criu_version" ] && grep -qaF "$cryo_kdat_dir/criu.kdat" "$cryo_criu"; then
+  cryo_criu_ok=1
+fi
+if [ "$host_criu_ok" = 1 ] && [ "$cryo_criu_ok" = 1 ]; then
+  say "CRIU $criu_version present ($criu_bin, $cryo_criu)"
 else
-  say "building CRIU >= $criu_min and libcriu from Debian's source package (found: ${criu_version:-none}); takes about a minute"
+  if [ "$host_criu_ok" = 1 ]; then
+    say "building cryo's CRIU $criu_version ($cryo_criu) from Debian's source package; takes about a minute"
+  else
+    say "building CRIU >= $criu_min and libcriu from Debian's source package (found: ${criu_version:-none}); takes about two minutes"
+  fi
   (
     build_dir="$(mktemp -d /tmp/cryo-criu-build.XXXXXX)"
     sid_list=/etc/apt/sources.list.d/cryo-criu-sid-src.list
@@ -74,15 +98,23 @@ else
     tar -xf "$orig" -C "$build_dir"
     src="$(find "$build_dir" -mindepth 1 -maxdepth 1 -type d -name 'criu-*' | head -1)"
     [ -n "$src" ] || die "no criu-* directory in $orig"
-    make -C "$src" -j2 criu lib >"$build_dir/make.log" 2>&1 || { tail -30 "$build_dir/make.log" >&2; die "make criu lib failed"; }
-    mkdir -p "$criu_prefix/sbin" "$criu_lib_dir"
-    install -m 0755 "$src/criu/criu" "$criu_bin.new" && mv -f "$criu_bin.new" "$criu_bin"
-    install -m 0644 "$src/lib/c/libcriu.so" "$criu_lib_dir/libcriu.so.2.new" && mv -f "$criu_lib_dir/libcriu.so.2.new" "$criu_lib_dir/libcriu.so.2"
-    ln -sfn libcriu.so.2 "$criu_lib_dir/libcriu.so"
+    if [ "$host_criu_ok" = 0 ]; then
+      make -C "$src" -j2 criu lib >"$build_dir/make.log" 2>&1 || { tail -30 "$build_dir/make.log" >&2; die "make criu lib failed"; }
+      mkdir -p "$criu_prefix/sbin" "$criu_lib_dir"
+      install -m 0755 "$src/criu/criu" "$criu_bin.new" && mv -f "$criu_bin.new" "$criu_bin"
+      install -m 0644 "$src/lib/c/libcriu.so" "$criu_lib_dir/libcriu.so.2.new" && mv -f "$criu_lib_dir/libcriu.so.2.new" "$criu_lib_dir/libcriu.so.2"
+      ln -sfn libcriu.so.2 "$criu_lib_dir/libcriu.so"
+      # Only kerndat.o depends on RUNDIR: make it again with cryo's, then relink.
+      touch "$src/criu/kerndat.c"
+    fi
+    make -C "$src" -j2 RUNDIR="$cryo_kdat_dir" criu >"$build_dir/make-cryo.log" 2>&1 || { tail -30 "$build_dir/make-cryo.log" >&2; die "make criu (cryo's) failed"; }
+    grep -qaF "$cryo_kdat_dir/criu.kdat" "$src/criu/criu" || die "cryo's criu does not name $cryo_kdat_dir/criu.kdat"
+    mkdir -p "$(dirname "$cryo_criu")"
+    install -m 0755 "$src/criu/criu" "$cryo_criu.new" && mv -f "$cryo_criu.new" "$cryo_criu"
   )
   ldconfig
-  criu_version="$("$criu_bin" --version | awk '/^Version:/ {print $2}')"
-  say "installed CRIU $criu_version to $criu_bin, libcriu to $criu_lib_dir"
+  criu_version="$(criu_version_of "$criu_bin")"
+  say "installed CRIU $criu_version: $criu_bin, $cryo_criu, libcriu in $criu_lib_dir"
   "$criu_bin" check || die "criu check failed"
 fi
 

@@ -14,6 +14,7 @@ import { Code, CryoError } from "../errors.ts";
 import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, prewarmCriuHelper, spawnHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
+import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import type { CriuStats } from "./stats.ts";
 import { close, takeFdFromProcess } from "../sys/index.ts";
@@ -172,7 +173,10 @@ export interface Criu {
 export interface CriuConfig {
   /** argv of the helper; default: see helperCommand(). */
   helper?: string[];
-  /** The criu binary for lazy-pages and for libcriu's swrk (default: "criu" on PATH). */
+  /**
+   * The criu binary for lazy-pages and for libcriu's swrk. Default: chosen at each call by criuBinary()
+   * (src/criu/binary.ts): cryo's own build, whose kernel-facts cache works where /run is no tmpfs, else "criu".
+   */
   criuBinary?: string;
   /**
    * Keep one helper started ahead of the calls: after every dump/pre-dump/restore (and on prewarm())
@@ -192,8 +196,12 @@ const REWARM_DELAY_MS = 2_000;
 /** Creates the CRIU client. */
 export function createCriu(config: CriuConfig = {}): Criu {
   const helper = config.helper ?? helperCommand();
-  const criuBinary = config.criuBinary ?? "criu";
-  const withBinary = (opts: CriuOpts): CriuOpts => (opts.serviceBinary || !config.criuBinary ? opts : { ...opts, serviceBinary: criuBinary });
+  const binary = () => config.criuBinary ?? criuBinary();
+  const withBinary = (opts: CriuOpts): CriuOpts => {
+    if (opts.serviceBinary) return opts;
+    const b = binary();
+    return b === "criu" ? opts : { ...opts, serviceBinary: b };
+  };
 
   let knownVersion: number | undefined;
   // The warm helper lives in warm.ts (one per process, so that it can be started before this module loads).
@@ -289,7 +297,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
       return result.features;
     },
     async restoreLazy(opts, call = {}) {
-      const daemon = await startLazyPages(criuBinary, {
+      const daemon = await startLazyPages(binary(), {
         imagesDir: opts.imagesDir,
         workDir: opts.workDir,
         logLevel: call.lazyLogLevel ?? 4,
@@ -306,7 +314,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
       }
       return { ...restored, lazyPages: daemon, [Symbol.asyncDispose]: () => daemon[Symbol.asyncDispose]() };
     },
-    lazyPages: (opts) => startLazyPages(criuBinary, opts),
+    lazyPages: (opts) => startLazyPages(binary(), opts),
   };
   return api;
 }

@@ -1,11 +1,12 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
 import { inspectCommand } from "../../src/checkpoint/index.ts";
+import { CRYO_CRIU_PATH, criuBinary, KDAT_CACHE_DIR } from "../../src/criu/binary.ts";
 import { compileStaticC, waitFor } from "../harness/index.ts";
 
 const criu = createCriu();
@@ -151,7 +152,10 @@ describe("criu helper on a plain process", () => {
   });
 
   test("leave-running keeps the counter going; a restore afterwards starts from the dumped value", async () => {
+    // CRIU restores the counter's open file only at the size it had at the dump: the count must have the
+    // same number of digits then and at the restore (two: 10..99), however fast the dump is.
     const c = await startCounter("leave");
+    await waitFor(() => (count(c.out) ?? 0) >= 10, { what: "counter to reach 10", timeoutMs: 10_000, intervalMs: 5 });
     const images = imagesDir("leave-img");
     let atDump = -1;
     // Read the value while CRIU holds the tree frozen (post-dump), i.e. the value in the images.
@@ -159,7 +163,7 @@ describe("criu helper on a plain process", () => {
       { imagesDir: images, pid: c.pid, leaveRunning: true },
       { waitFor: ["post-dump"], onNotify: (e) => void (e.action === "post-dump" && (atDump = count(c.out)!)) },
     );
-    expect(atDump).toBeGreaterThan(0);
+    expect(atDump).toBeGreaterThanOrEqual(10);
     const later = await waitFor(() => (count(c.out)! > atDump + 20 ? count(c.out) : undefined), { what: "counter to go on after the dump", timeoutMs: 10_000, intervalMs: 5 });
     expect(alive(c.pid)).toBe(true);
     c.proc.kill("SIGKILL");
@@ -190,6 +194,28 @@ describe("criu helper on a plain process", () => {
     expect(existsSync(join(work, "stats-dump"))).toBe(true);
     expect(readFileSync(join(images, "dump.log"), "utf8")).toContain("Dumping finished successfully");
     expect(readFileSync(join(images, "stats-dump")).equals(readFileSync(join(work, "stats-dump")))).toBe(true);
+    c.proc.kill("SIGKILL");
+    await c.proc.exited;
+  });
+
+  test("cryo's criu keeps the kernel facts in its own cache directory, which it takes back from anyone else", async () => {
+    // The setup installs cryo's criu build (RUNDIR=/dev/shm/cryo-criu); the client picks it for every call.
+    expect(criuBinary()).toBe(CRYO_CRIU_PATH);
+    // Someone else's directory with a forged cache: not trusted, replaced before CRIU runs.
+    rmSync(KDAT_CACHE_DIR, { recursive: true, force: true });
+    mkdirSync(KDAT_CACHE_DIR, { mode: 0o777 });
+    chmodSync(KDAT_CACHE_DIR, 0o777);
+    chownSync(KDAT_CACHE_DIR, 65534, 65534);
+    writeFileSync(join(KDAT_CACHE_DIR, "criu.kdat"), "forged");
+    const c = await startCounter("kdat");
+    const first = await criu.dump({ imagesDir: imagesDir("kdat-1"), pid: c.pid, leaveRunning: true });
+    const st = statSync(KDAT_CACHE_DIR);
+    expect([st.uid, st.mode & 0o777]).toEqual([0, 0o700]);
+    // The first call worked the facts out and saved them; the next one loads them.
+    expect(readFileSync(first.logFile!, "utf8")).not.toContain("Loaded kdat cache");
+    expect(statSync(join(KDAT_CACHE_DIR, "criu.kdat")).size).toBeGreaterThan(100);
+    const second = await criu.dump({ imagesDir: imagesDir("kdat-2"), pid: c.pid, leaveRunning: true });
+    expect(readFileSync(second.logFile!, "utf8")).toContain(`Loaded kdat cache from ${KDAT_CACHE_DIR}/criu.kdat`);
     c.proc.kill("SIGKILL");
     await c.proc.exited;
   });

@@ -1,0 +1,70 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { criuBinary, ensurePrivateDir } from "../../../src/criu/binary.ts";
+
+const dir = mkdtempSync("/tmp/cryo-criu-binary-");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const uid = process.geteuid?.() ?? 0;
+const mode = (p: string) => statSync(p).mode & 0o777;
+
+describe("ensurePrivateDir", () => {
+  test("makes a missing directory 0700", () => {
+    const d = join(dir, "missing");
+    expect(ensurePrivateDir(d, uid)).toBe(true);
+    expect(mode(d)).toBe(0o700);
+    expect(ensurePrivateDir(d, uid)).toBe(true); // and keeps it
+  });
+
+  test("replaces a directory open to others, with what it held", () => {
+    const d = join(dir, "open");
+    mkdirSync(d);
+    chmodSync(d, 0o777);
+    writeFileSync(join(d, "criu.kdat"), "forged");
+    expect(ensurePrivateDir(d, uid)).toBe(true);
+    expect(mode(d)).toBe(0o700);
+    expect(existsSync(join(d, "criu.kdat"))).toBe(false);
+  });
+
+  test("replaces another user's directory", () => {
+    const d = join(dir, "other");
+    mkdirSync(d, { mode: 0o700 });
+    writeFileSync(join(d, "criu.kdat"), "forged");
+    expect(ensurePrivateDir(d, uid + 1)).toBe(false); // this process cannot make one owned by uid+1
+    expect(existsSync(join(d, "criu.kdat"))).toBe(false);
+  });
+
+  test("replaces a symlink and a file, leaving the symlink's target alone", () => {
+    const target = join(dir, "target");
+    mkdirSync(target, { mode: 0o700 });
+    writeFileSync(join(target, "keep"), "x");
+    const link = join(dir, "link");
+    symlinkSync(target, link);
+    expect(ensurePrivateDir(link, uid)).toBe(true);
+    expect(statSync(link).isDirectory()).toBe(true);
+    expect(existsSync(join(target, "keep"))).toBe(true);
+    const file = join(dir, "file");
+    writeFileSync(file, "x");
+    expect(ensurePrivateDir(file, uid)).toBe(true);
+    expect(statSync(file).isDirectory()).toBe(true);
+  });
+
+  test("fails when the parent does not exist", () => {
+    expect(ensurePrivateDir(join(dir, "no", "such"), uid)).toBe(false);
+  });
+});
+
+describe("criuBinary", () => {
+  test("CRYO_CRIU wins", () => {
+    expect(criuBinary({ CRYO_CRIU: "/opt/criu" }, { binary: join(dir, "nope"), kdatDir: join(dir, "k0") })).toBe("/opt/criu");
+  });
+
+  test("cryo's build when installed and its cache directory is safe, else the host's", () => {
+    const bin = join(dir, "criu");
+    writeFileSync(bin, "#!/bin/sh\n");
+    expect(criuBinary({}, { binary: join(dir, "absent"), kdatDir: join(dir, "k1") })).toBe("criu");
+    expect(criuBinary({}, { binary: bin, kdatDir: join(dir, "k2") })).toBe(bin);
+    expect(mode(join(dir, "k2"))).toBe(0o700);
+    expect(criuBinary({}, { binary: bin, kdatDir: join(dir, "no", "such") })).toBe("criu");
+  });
+});
