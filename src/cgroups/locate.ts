@@ -3,25 +3,30 @@
  * `linux.cgroupsPath` plus the host's cgroup mounts. Pure functions; open.ts does the I/O.
  */
 import { posix } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
+import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { invalidArgument } from "../errors.ts";
 import type { CgroupLocation } from "./manager.ts";
 import type { CgroupMounts } from "./mountinfo.ts";
 
-const absolutePath = z.string().refine((p) => p.startsWith("/") && !p.split("/").includes(".."), "must be an absolute path without ..");
-
-/** zod schema of runc's state.json `cgroup_paths`: controller (or "" for v2) -> absolute directory. */
-export const runcCgroupPathsSchema = z.record(z.string(), absolutePath);
+/**
+ * zod schema of runc's state.json `cgroup_paths`: controller (or "" for v2) -> absolute directory.
+ * zod/mini, built on first use (every shim daemon loads this module at start).
+ */
+export const runcCgroupPathsSchema = lazySchema(() =>
+  z.record(
+    z.string(),
+    z.string().check(z.refine((p: string) => p.startsWith("/") && !p.split("/").includes(".."), "must be an absolute path without ..")),
+  ),
+);
 
 /**
  * The location from runc's `cgroup_paths`. Any controller key means v1 (runc on a hybrid host adds
  * "" for the unified directory beside the v1 controllers; the v1 ones are used); only "" means v2.
  */
 export function locationFromRuncPaths(cgroupPaths: unknown): CgroupLocation {
-  const r = runcCgroupPathsSchema.safeParse(cgroupPaths);
-  if (!r.success) {
-    throw invalidArgument("runc cgroup_paths", { detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
-  }
+  const r = parseDetail(runcCgroupPathsSchema(), cgroupPaths);
+  if (!r.ok) throw invalidArgument("runc cgroup_paths", { detail: r.detail });
   const paths = { ...r.data };
   const unified = paths[""];
   delete paths[""];

@@ -20,9 +20,9 @@ export function lazySchema<T extends z.ZodMiniType>(build: () => T): () => T {
 
 let english: z.core.$ZodErrorMap | undefined;
 
-/** Parses value; on failure, detail is "path: message; ..." (zod's English messages). */
-export function parseDetail<T extends z.ZodMiniType>(schema: T, value: unknown): { ok: true; data: z.output<T> } | { ok: false; detail: string } {
+/** Parses value; on failure, detail is "path: message; ..." (zod's English messages; root names an issue at the top). */
+export function parseDetail<T extends z.ZodMiniType>(schema: T, value: unknown, root = ""): { ok: true; data: z.output<T> } | { ok: false; detail: string } {
   const r = z.safeParse(schema, value, { error: (english ??= en().localeError) });
   if (r.success) return { ok: true, data: r.data };
-  return { ok: false, detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") };
+  return { ok: false, detail: r.error.issues.map((i) => `${i.path.join(".") || root}: ${i.message}`).join("; ") };
 }

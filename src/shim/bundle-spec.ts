@@ -5,7 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import * as z from "zod/mini";
+import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { invalidArgument, notFound } from "../errors.ts";
 
 /** The facts the shim needs from a spec. */
@@ -18,12 +19,13 @@ export interface BundleSpec {
   killAllOnExit: boolean;
 }
 
-const specSchema = z
-  .object({
+// zod/mini, built at the first Create (every daemon loads this module at start).
+const specSchema = lazySchema(() =>
+  z.looseObject({
     ociVersion: z.string(),
-    linux: z.object({ namespaces: z.array(z.object({ type: z.string(), path: z.string().optional() }).loose()).optional() }).loose().optional(),
-  })
-  .loose();
+    linux: z.optional(z.looseObject({ namespaces: z.optional(z.array(z.looseObject({ type: z.string(), path: z.optional(z.string()) }))) })),
+  }),
+);
 
 /** Reads and checks <bundle>/config.json: missing -> NOT_FOUND, unreadable JSON or wrong shape -> INVALID_ARGUMENT. */
 export function readBundleSpec(bundle: string): BundleSpec {
@@ -42,10 +44,8 @@ export function readBundleSpec(bundle: string): BundleSpec {
   } catch (err) {
     throw invalidArgument(`bundle ${bundle}: config.json`, { cause: err, detail: `not valid JSON: ${err instanceof Error ? err.message : String(err)}` });
   }
-  const r = specSchema.safeParse(json);
-  if (!r.success) {
-    throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ") });
-  }
+  const r = parseDetail(specSchema(), json, "spec");
+  if (!r.ok) throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.detail });
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   return { killAllOnExit: !ownPid };
 }
