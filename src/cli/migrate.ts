@@ -186,23 +186,38 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
     // Watch the target's events from before the import: the restored task's /tasks/create names the
     // directory containerd extracts the checkpoint into.
-    await using watch = TaskCreateWatch.start(to, namespace, newId);
-    log(`import ${ref} into ${to}`);
-    await dst.run(["images", "import", "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
-    if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
-
-    log(`restore ${newId} at ${to}`);
+    let watch = TaskCreateWatch.start(to, namespace, newId);
     try {
-      await dst.run(["containers", "restore", "--live", ...(options.rw ? ["--rw"] : []), newId, ref], `restore container ${newId}`);
-      const running = await dst.task(newId);
-      if (running?.status !== "RUNNING") throw failedPrecondition(`task ${newId} at ${to}`, { detail: `${running?.status ?? "absent"} after restore, not RUNNING` });
-      restored = true;
-    } catch (err) {
-      log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
-      await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
-      throw err;
+      log(`import ${ref} into ${to}`);
+      await dst.run(["images", "import", "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
+      if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
+
+      // A failed restore leaves nothing at the target (removed below) and the checkpoint image whole, so one
+      // that CRIU failed is tried once more: CRIU fails a restore when the host's mount table changes while
+      // it reads it (a busy host), and runc's shim reports any CRIU failure only as "criu failed: type ...".
+      for (let attempt = 1; !restored; attempt++) {
+        log(`restore ${newId} at ${to}${attempt > 1 ? " (second attempt)" : ""}`);
+        try {
+          await dst.run(["containers", "restore", "--live", ...(options.rw ? ["--rw"] : []), newId, ref], `restore container ${newId}`);
+          const running = await dst.task(newId);
+          if (running?.status !== "RUNNING") throw failedPrecondition(`task ${newId} at ${to}`, { detail: `${running?.status ?? "absent"} after restore, not RUNNING` });
+          restored = true;
+        } catch (err) {
+          const retry = attempt === 1 && /criu/i.test(CryoError.from(err).message);
+          if (retry) log(`restore failed (${CryoError.from(err).message}); removing ${newId} at ${to} and trying once more`);
+          else log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
+          await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
+          await removeExtractedCheckpoint(await watch.checkpointPath(5_000), false, log);
+          if (!retry) throw err;
+          await watch[Symbol.asyncDispose]();
+          watch = TaskCreateWatch.start(to, namespace, newId);
+          await watch.ready();
+          continue;
+        }
+        await removeExtractedCheckpoint(await watch.checkpointPath(5_000), true, log);
+      }
     } finally {
-      await removeExtractedCheckpoint(await watch.checkpointPath(5_000), restored, log);
+      await watch[Symbol.asyncDispose]();
     }
     const pid = (await dst.task(newId))!.pid;
 

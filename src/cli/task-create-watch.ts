@@ -25,6 +25,7 @@ export class TaskCreateWatch implements AsyncDisposable {
   #path: string | undefined;
   #seen = false;
   #done: Promise<void>;
+  #startedAt = Date.now();
 
   private constructor(address: string, namespace: string, id: string) {
     const proc = Bun.spawn([ctrBinary, "--address", address, "events"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
@@ -52,6 +53,15 @@ export class TaskCreateWatch implements AsyncDisposable {
   /** Starts watching address for the /tasks/create of id in namespace. */
   static start(address: string, namespace: string, id: string): TaskCreateWatch {
     return new TaskCreateWatch(address, namespace, id);
+  }
+
+  /**
+   * Resolves once `ctr events` has had settleMs since its start to subscribe (it prints nothing until an event
+   * comes, so there is no sign of it): a restore started before then could create its task unseen.
+   */
+  async ready(settleMs = 300): Promise<void> {
+    const wait = this.#startedAt + settleMs - Date.now();
+    if (wait > 0) await Bun.sleep(wait);
   }
 
   /** The checkpoint path of the task's creation, waiting up to timeoutMs for the event; undefined if none came. */

@@ -152,3 +152,26 @@ test("a restore that fails at the target leaves the source running and nothing b
   await a.ctrOk(["task", "rm", id]);
   await a.ctrOk(["containers", "rm", id]);
 }, 120_000);
+
+test("a restore that CRIU fails is tried once more, then the source keeps running and nothing is left at the target", async () => {
+  // The container holds a file of its rootfs open; migrated without --rw, the target's rootfs lacks it and CRIU fails.
+  const id = uniqueId("held");
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; exec sleep 600"]);
+  await waitFor(async () => (await taskStatus(a, id)) === "RUNNING", { what: `${id} running` });
+  await Bun.sleep(200); // sh has opened /tmp/held
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
+  expect(r.exitCode).toBe(1);
+  expect(r.stdout).toContain(`; removing ${id}-m at ${b.address} and trying once more`);
+  expect(r.stdout).toContain(`restore ${id}-m at ${b.address} (second attempt)`);
+  expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
+  expect(r.stderr).toContain("tmp/held");
+  expect(await taskStatus(a, id)).toBe("RUNNING");
+  expect(await containers(b)).toEqual([]);
+  expect(await checkpointImages(a)).toEqual([]);
+  expect(await checkpointImages(b)).toEqual([]);
+  expect(extractedCheckpoints()).toEqual([]);
+  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await a.ctrOk(["task", "rm", id]);
+  await a.ctrOk(["containers", "rm", id]);
+}, 120_000);
