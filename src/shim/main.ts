@@ -1,4 +1,10 @@
 /** Entry point of containerd-shim-cryo-v2: everything lives in the manager (or, re-executed as the plugin runner, in src/plugins; as the CRIU helper, in src/criu). */
+import { config as zodConfig } from "zod/v4/core";
+
+// zod compiles an object schema's parser with new Function at its first parse: worth it for a schema parsed
+// many times, not in a process that parses each of its schemas once or twice (a shim daemon, the CLI).
+zodConfig({ jitless: true });
+
 if (process.env.CRYO_PLUGIN_RUNNER === "1") {
   // runner-main.ts directly: the runner needs neither the config nor the hook schemas of the plugins index.
   (await import("../plugins/runner-main.ts")).runPluginRunner();
