@@ -193,8 +193,9 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
       if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
 
       // A failed restore leaves nothing at the target (removed below) and the checkpoint image whole, so one
-      // that CRIU failed is tried once more: CRIU fails a restore when the host's mount table changes while
-      // it reads it (a busy host), and runc's shim reports any CRIU failure only as "criu failed: type ...".
+      // that CRIU failed ("criu failed: type ..." from runc's shim, "criu restore ..." from cryo's) is tried
+      // once more: CRIU fails a restore when the host's mount table changes while it reads it (a busy host).
+      // cryo's shim retries that case itself; runc's shim names no cause, so any CRIU failure is retried.
       for (let attempt = 1; !restored; attempt++) {
         log(`restore ${newId} at ${to}${attempt > 1 ? " (second attempt)" : ""}`);
         try {
@@ -203,7 +204,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
           if (running?.status !== "RUNNING") throw failedPrecondition(`task ${newId} at ${to}`, { detail: `${running?.status ?? "absent"} after restore, not RUNNING` });
           restored = true;
         } catch (err) {
-          const retry = attempt === 1 && /criu/i.test(CryoError.from(err).message);
+          const retry = attempt === 1 && /\bcriu (failed|restore)\b/i.test(CryoError.from(err).message);
           if (retry) log(`restore failed (${CryoError.from(err).message}); removing ${newId} at ${to} and trying once more`);
           else log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
           await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
