@@ -135,6 +135,19 @@ test("refusals leave the source running: same id on one machine, unknown contain
   await a.ctrOk(["containers", "rm", id]);
 }, 120_000);
 
+/** After a failed migration: the source still runs, nothing is left at either end; then the source is removed. */
+async function expectSourceAloneThenRemove(id: string): Promise<void> {
+  expect(await taskStatus(a, id)).toBe("RUNNING");
+  expect(await containers(b)).toEqual([]);
+  expect(await checkpointImages(a)).toEqual([]);
+  expect(await checkpointImages(b)).toEqual([]);
+  expect(extractedCheckpoints()).toEqual([]);
+  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
+  await a.ctrOk(["task", "rm", id]);
+  await a.ctrOk(["containers", "rm", id]);
+}
+
 test("a restore that fails at the target leaves the source running and nothing behind at the target", async () => {
   // ctr restores without a terminal: runc refuses to restore a tty container, after the checkpoint worked.
   const id = uniqueId("tty");
@@ -146,15 +159,7 @@ test("a restore that fails at the target leaves the source running and nothing b
   expect(r.stderr).toContain(`cryo migrate: restore container ${id}-m`);
   expect(r.stderr).toContain("cannot allocate tty");
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
-  expect(await taskStatus(a, id)).toBe("RUNNING");
-  expect(await containers(b)).toEqual([]);
-  expect(await checkpointImages(a)).toEqual([]);
-  expect(await checkpointImages(b)).toEqual([]);
-  expect(extractedCheckpoints()).toEqual([]);
-  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
-  await a.ctrOk(["task", "rm", id]);
-  await a.ctrOk(["containers", "rm", id]);
+  await expectSourceAloneThenRemove(id);
 }, 120_000);
 
 test("a restore that CRIU fails is tried once more, then the source keeps running and nothing is left at the target", async () => {
@@ -169,13 +174,5 @@ test("a restore that CRIU fails is tried once more, then the source keeps runnin
   expect(r.stdout).toContain(`restore ${id}-m at ${b.address} (second attempt)`);
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
   expect(r.stderr).toContain("tmp/held");
-  expect(await taskStatus(a, id)).toBe("RUNNING");
-  expect(await containers(b)).toEqual([]);
-  expect(await checkpointImages(a)).toEqual([]);
-  expect(await checkpointImages(b)).toEqual([]);
-  expect(extractedCheckpoints()).toEqual([]);
-  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
-  await a.ctrOk(["task", "rm", id]);
-  await a.ctrOk(["containers", "rm", id]);
+  await expectSourceAloneThenRemove(id);
 }, 120_000);
