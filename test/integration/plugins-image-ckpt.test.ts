@@ -94,6 +94,8 @@ test("checkpoint-defaults turns tcp-established on by the image name alone; the 
     await waitFor(() => (tcpCount(id) ?? 0) >= 5, { what: `${id}: tcp-client talking`, timeoutMs: 60_000 });
     const ref = `localhost/checkpoint/${id}:1`;
     images.push(ref);
+    // Read before the dump: the original goes on counting after a leave-running dump, the restored one starts at the dumped count.
+    const before = tcpCount(id)!;
     await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
     const meta = await recordedMetadata(ref);
     expect(meta.containerId).toBe(id);
@@ -108,7 +110,6 @@ test("checkpoint-defaults turns tcp-established on by the image name alone; the 
     expect(meta.image?.digest).toBe((await listedDigest(testImage))!);
     expect(meta.image?.config).toBeDefined();
 
-    const before = tcpCount(id)!;
     await remove(id);
     removed = true;
     const r = await pc.ctr(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });
