@@ -18,7 +18,7 @@
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -339,7 +339,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       );
       void server.exited.then(() => {
         try {
-          copyFileSync(server.logFile, join(bundle, LAZY_PAGES_LOG));
+          // Whole or not at all: readers take the log once it exists.
+          const kept = join(bundle, LAZY_PAGES_LOG);
+          copyFileSync(server.logFile, `${kept}.tmp`);
+          renameSync(`${kept}.tmp`, kept);
         } catch {
           // no log
         }

@@ -167,7 +167,7 @@ test("a restore that CRIU fails is tried once more, then the source keeps runnin
   const id = uniqueId("held");
   await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; exec sleep 600"]);
   await waitFor(async () => (await taskStatus(a, id)) === "RUNNING", { what: `${id} running` });
-  await Bun.sleep(200); // sh has opened /tmp/held
+  await waitFor(() => readContainerFile(a, id, "/tmp/held") === "x" || undefined, { what: `${id}: /tmp/held open and written` });
   const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
   expect(r.exitCode).toBe(1);
   expect(r.stdout).toContain(`; removing ${id}-m at ${b.address} and trying once more`);

@@ -120,7 +120,7 @@ test("a broken config fails Create with one clear error naming the file and the 
   expect(await taskStatus(pc, ok)).toBe("RUNNING");
   await remove(ok);
   // The shim logged the error (containerd's log carries shim output), naming file and field.
-  expect(readFileSync(pc.layout.log, "utf8")).toContain(`config error: config ${badConfig}: invalid argument: checkpoint.compression:`);
+  await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(`config error: config ${badConfig}: invalid argument: checkpoint.compression:`) || undefined, { what: "the shim's config error in containerd's log" });
 }, 180_000);
 
 test("a broken CRYO_CONFIG is reported at shim start, once, and every Create fails with that error", async () => {

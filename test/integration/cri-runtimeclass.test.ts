@@ -145,8 +145,11 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
     expect(podInfo.runtimeType).toBe(runtimeType);
     const pausePid = podInfo.pid;
     expect(processAlive(pausePid)).toBe(true);
-    // The sandbox's process is the pause image's /pause.
-    expect(readFileSync(`/proc/${pausePid}/cmdline`, "utf8")).toBe("/pause\0");
+    // The sandbox's process is the pause image's /pause. runc start returns once runc's init has been told
+    // to exec, and the exec may still be under way (cmdline reads "runc init", or "" in the middle of execve).
+    const cmdline = () => readFileSync(`/proc/${pausePid}/cmdline`, "utf8");
+    await waitFor(() => cmdline() === "/pause\0" || undefined, { what: `pid ${pausePid} running /pause`, timeoutMs: 10_000 });
+    expect(cmdline()).toBe("/pause\0");
 
     const { containerId } = await client.runtime.createContainer(
       {

@@ -63,7 +63,8 @@ test("restore with orphanPtsMaster returns the new pty master, connected to the 
   const pid = Number(new TextDecoder().decode((await reader.read()).value).trim());
   pids.push(pid);
   expect(pid).toBeGreaterThan(0);
-  await waitFor(() => (ttyName(pid) !== "0" ? true : undefined), { what: "echo to run on its tty", timeoutMs: 10_000, intervalMs: 5 });
+  // pty.fork's child has its terminal before it execs: wait for both.
+  await waitFor(() => (ttyName(pid) !== "0" && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(echoBin) ? true : undefined), { what: "echo to run on its tty", timeoutMs: 10_000, intervalMs: 5 });
 
   const images = join(dir, "img");
   mkdirSync(images);

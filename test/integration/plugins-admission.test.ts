@@ -24,7 +24,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "cryo-plugins-it-"));
   config = join(dir, "config.toml");
   const bad = (name: string) =>
-    `[[plugins]]\nname = "${name}"\npath = "${join(plugins, `${name}.wasm`)}"\nhooks = ["admit"]\nlimits = { timeout_ms = 500, memory_mib = 16 }\nmatch = { annotations = { "cryo.test/bad" = "${name}" } }\n`;
+    `[[plugins]]\nname = "${name}"\npath = "${join(plugins, `${name}.wasm`)}"\nhooks = ["admit"]\nlimits = { timeout_ms = 2000, memory_mib = 16 }\nmatch = { annotations = { "cryo.test/bad" = "${name}" } }\n`;
   writeFileSync(
     config,
     [
@@ -77,7 +77,7 @@ test("bad plugins fail their container with a clear error; a running container i
   const steady = uniqueId("steady");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", config, testImage, steady, "sh", "-c", "while true; do sleep 0.1; done"]);
   const expected: Record<string, string> = {
-    "loop-forever": "plugin loop-forever: hook admit: timed out after 500 ms",
+    "loop-forever": "plugin loop-forever: hook admit: timed out after 2000 ms",
     trap: "plugin trap: hook admit: trapped: abort: policy bug: cannot decide about",
     "alloc-unbounded": "plugin alloc-unbounded: hook admit: exceeded its memory limit of 16 MiB",
     "malformed-json": "plugin malformed-json: hook admit: returned malformed JSON",

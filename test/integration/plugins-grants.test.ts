@@ -158,7 +158,7 @@ describe("through ctr run and the compiled shim", () => {
 
   function configFile(name: string, path: string, grants: string): string {
     const file = join(dir, `${name}.toml`);
-    writeFileSync(file, `[[plugins]]\nname = "http-fetch"\npath = "${wasm}"\nhooks = ["admit"]\nconfig = { url = "${base}/${path}" }\n${grants}`);
+    writeFileSync(file, `[[plugins]]\nname = "http-fetch"\npath = "${wasm}"\nhooks = ["admit"]\nconfig = { url = "${base}/${path}" }\nlimits = { timeout_ms = 10000 }\n${grants}`);
     return file;
   }
 

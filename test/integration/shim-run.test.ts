@@ -56,9 +56,12 @@ test("ctr run prints stdout and stderr and exits with the process's code", async
 test("stdin piped into cat comes back", async () => {
   const id = uniqueId("cat");
   // ctr loses an end-of-input that arrives while the task is being created (with runc's shim too),
-  // so the input stays open a moment after the data, as `(echo hi; sleep 1) | ctr run ... cat`.
+  // so the input stays open until the task runs, and a moment after: `(echo hi; sleep 1) | ctr run ... cat`,
+  // with the second spent waiting for RUNNING (a loaded machine can take longer than a second to create it).
+  const ctr = `ctr --address ${pc.address} --namespace ${ns}`;
+  const hold = `i=0; until ${ctr} task ls | grep -q "^${id} .*RUNNING" || [ $i -ge 300 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.3`;
   const proc = Bun.spawn(
-    ["sh", "-c", `(echo hi; sleep 1) | ctr --address ${pc.address} --namespace ${ns} run --rm --runtime ${RUNTIME} ${testImage} ${id} cat`],
+    ["sh", "-c", `(echo hi; ${hold}) | ${ctr} run --rm --runtime ${RUNTIME} ${testImage} ${id} cat`],
     { stdout: "pipe", stderr: "pipe" },
   );
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
@@ -68,7 +71,8 @@ test("stdin piped into cat comes back", async () => {
 
 test("ctr run -t gives a terminal", async () => {
   const id = uniqueId("tty");
-  const cmd = `stty rows 30 cols 100; ctr --address ${pc.address} --namespace ${ns} run -t --rm --runtime ${RUNTIME} ${testImage} ${id} sh -c 'tty; sleep 0.5; stty size; exit 5'`;
+  // ctr sends its first resize after the task started: the container waits (up to 10 s) for the size to arrive.
+  const cmd = `stty rows 30 cols 100; ctr --address ${pc.address} --namespace ${ns} run -t --rm --runtime ${RUNTIME} ${testImage} ${id} sh -c 'tty; i=0; until [ "$(stty size)" = "30 100" ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; exit 5'`;
   const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   expect(out).toContain("/dev/pts/");
