@@ -6,8 +6,9 @@
  *
  * The CRIU call runs in a helper process (src/criu), so the daemon keeps serving State and Pids
  * while it dumps. Everything a restore needs lands in the images directory, which containerd tars
- * whole: CRIU's images, `descriptors.json` (runc's format), `cryo-checkpoint.json` (metadata), and
- * CRIU's `dump.log` and `stats-dump` copied from the work directory.
+ * whole: CRIU's images (less the network images that restore nothing, src/checkpoint/net-images.ts),
+ * `descriptors.json` (runc's format), `cryo-checkpoint.json` (metadata), and CRIU's `dump.log` and
+ * `stats-dump` copied from the work directory.
  *
  * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
@@ -20,6 +21,7 @@ import { join } from "node:path";
 // image decoders and the helper's libcriu binding would load with a daemon's first checkpoint.
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
+import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
 import { checkLocalPages, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { containerDumpOpts, externalNamespaceInodes, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu } from "../criu/client.ts";
@@ -204,6 +206,13 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       if (ownWork) rmSync(workDir, { recursive: true, force: true });
     }
     if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
+    // Network images that restore nothing go: each would cost the restore an ip/iptables process (net-images.ts).
+    try {
+      const pruned = pruneNoopNetImages(imagesDir);
+      if (pruned.length > 0) input.log.debug(`${label}: network images that restore nothing removed`, { files: pruned });
+    } catch (err) {
+      input.log.warn(`${label}: network images left as CRIU wrote them: ${err instanceof Error ? err.message : String(err)}`);
+    }
 
     let compressed: CheckpointMetadata["compressed"] = false;
     if (plan.compression === "zstd") {

@@ -3,12 +3,14 @@
  * private containerd): it is dumped and restored (runc's restore leaves it empty, loopback down), so a
  * listener answers on 127.0.0.1 afterwards; with `cryo.checkpoint/tcp-established=true` a TCP
  * connection inside the container survives, with `cryo.checkpoint/tcp-close=true` it is closed.
+ * Routes and rules the namespace was given come back; a namespace with only the kernel's defaults is
+ * checkpointed without the route, rule and iptables images that would restore nothing (net-images.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -71,6 +73,41 @@ test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored lis
   await remove(id);
 }, 180_000);
 }
+
+/** The checkpoint image's network images whose restore runs ip or iptables. */
+async function ipToolImages(id: string): Promise<string[]> {
+  const entries = criuTarEntries(await checkpointCriuTar(pc, `localhost/checkpoint/${id}:1`)).map((e) => e.replace(/^\.\//, ""));
+  expect(entries.some((e) => /^ifaddr-\d+\.img$/.test(e))).toBe(true); // the namespace was dumped
+  return entries.filter((e) => /^(route6?|rule|ip6?tables)-\d+\.img$/.test(e)).map((e) => e.replace(/-\d+\.img$/, "")).sort();
+}
+
+test("routes and rules given to the container's namespace come back; one with the kernel's defaults only is dumped without the images that restore nothing", async () => {
+  const plain = uniqueId("netplain");
+  const routed = uniqueId("netrouted");
+  for (const id of [plain, routed]) await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  // The container has no CAP_NET_ADMIN: its route and rule are added from the host, in its namespace.
+  const ip = async (id: string, args: string[]) => {
+    const r = Bun.spawnSync(["nsenter", `--net=/proc/${(await taskPid(pc, id))!}/ns/net`, "ip", ...args], { stdout: "pipe", stderr: "pipe" });
+    expect({ args, exitCode: r.exitCode, stderr: r.stderr.toString() }).toEqual({ args, exitCode: 0, stderr: "" });
+    return r.stdout.toString();
+  };
+  await ip(routed, ["route", "add", "10.9.0.0/16", "dev", "lo"]);
+  await ip(routed, ["rule", "add", "from", "10.1.0.0/16", "table", "100", "pref", "100"]);
+  const rulesBefore = await ip(routed, ["rule", "show"]);
+  expect(rulesBefore.trim().split("\n")).toHaveLength(4);
+
+  for (const id of [plain, routed]) expect(await checkpointRemoveRestore(id)).toBe("");
+  expect(await ipToolImages(plain)).toEqual([]);
+  expect(await ipToolImages(routed)).toEqual(["route", "rule"]);
+
+  // The plain namespace is as a fresh one is: no route in table main, the three default rules once.
+  expect((await ip(plain, ["route", "show"])).trim()).toBe("");
+  expect((await ip(plain, ["rule", "show"])).trim().split("\n")).toEqual(["0:\tfrom all lookup local", "32766:\tfrom all lookup main", "32767:\tfrom all lookup default"]);
+  // The other has its own route and rule back, and the defaults once (CRIU flushed them before restoring the rules).
+  expect(await ip(routed, ["route", "show"])).toContain("10.9.0.0/16 dev lo");
+  expect(await ip(routed, ["rule", "show"])).toBe(rulesBefore);
+  for (const id of [plain, routed]) await remove(id);
+}, 180_000);
 
 test("with cryo.checkpoint/tcp-established=true a TCP connection inside the container survives checkpoint and restore", async () => {
   const id = uniqueId("tcpe");
