@@ -3,12 +3,14 @@
  * checkpoint --task` and `ctr containers restore --live` of test/fixtures/memhog at 16, 256 and 1024
  * MiB, plain, with `cryo.checkpoint/compression=zstd`, with `cryo.checkpoint/lazy-pages=true` (restore
  * time = time to RUNNING), and with `cryo.checkpoint/local-pages=true` (page images kept in a page store,
- * a temp dir here, instead of containerd's tar; alone and with lazy pages), the CRIU tar's size in the content store
+ * a temp dir here, instead of containerd's tar; alone and with lazy pages), and with per-namespace grouping (variant
+ * cryo-ns: `io.cryo.shim.grouping=per-namespace`, with another container of that grouping running all along, as on
+ * a host that runs more than one container: the restore joins its shim daemon instead of starting one), the CRIU tar's size in the content store
  * (and whether its page images are .zst), restore verified by memhog itself (SIGUSR1 -> "ok"), as
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -25,6 +27,7 @@ const binDir = opt("--bin");
 const sizes = args.filter((a, i) => /^\d+$/.test(a) && !["--rounds", "--bin", "--variants"].includes(args[i - 1] ?? "")).map(Number);
 if (sizes.length === 0) sizes.push(16, 256, 1024);
 
+const PER_NAMESPACE = ["--annotation", "io.cryo.shim.grouping=per-namespace"];
 const variants = [
   { name: "runc", runtime: "io.containerd.runc.v2", flags: [] as string[] },
   { name: "cryo", runtime: "io.containerd.cryo.v2", flags: [] as string[] },
@@ -34,6 +37,8 @@ const variants = [
   // Page images kept in this host's page store (CRYO_PAGE_STORE, a temp dir here), not in containerd's tar.
   { name: "cryo-local", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/local-pages=true"] },
   { name: "cryo-local-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/local-pages=true", "--annotation", "cryo.checkpoint/lazy-pages=true"] },
+  // One shim daemon for the namespace (docs/shim.md, grouping), kept up by a companion container (below).
+  { name: "cryo-ns", runtime: "io.containerd.cryo.v2", flags: [...PER_NAMESPACE] },
 ];
 // --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
 const only = opt("--variants")?.split(",");
@@ -81,8 +86,12 @@ const pageStore = mkdtempSync("/tmp/cryo-bench-pages-");
 const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
 type Row = { variant: string; mib: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
+const companion = uniqueId("companion");
 try {
   await ensureTestImage(pc);
+  if (variants.some((v) => v.name === "cryo-ns")) {
+    await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...PER_NAMESPACE, testImage, companion, "sleep", "86400"], { timeoutMs: 120_000 });
+  }
   console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   for (const mib of sizes) {
     for (let r = 0; r < rounds; r++) {
@@ -114,6 +123,7 @@ try {
     }
   }
 } finally {
+  if (variants.some((v) => v.name === "cryo-ns")) await stopAndRemove(pc, companion).catch(() => {});
   await pc.stop();
   rmSync(extractDir, { recursive: true, force: true });
   rmSync(pageStore, { recursive: true, force: true });
