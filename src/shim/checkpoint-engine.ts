@@ -65,7 +65,7 @@ interface PendingRestore {
   started?: boolean;
   /** Worked out between Create's reply and Start (see createRestore). */
   prepared?: PreparedRestore;
-  policy?: Promise<PolicyEngine>;
+  policy?: Promise<PolicyEngine | undefined>;
 }
 
 /** Creates the checkpoint/restore methods. */

@@ -16,8 +16,11 @@ import { checkpointPlanSchema, type CheckpointPlan } from "../checkpoint/plan.ts
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointOptions as PluginCheckpointOptions, ImageInfo, PolicyEngine, RestoreOptions as PluginRestoreOptions } from "../plugins/index.ts";
 
-/** The policy engine for a runtime options' config path ("" = CRYO_CONFIG or the defaults). */
-export type PolicyFor = (configPath: string) => Promise<PolicyEngine>;
+/**
+ * The policy engine for a runtime options' config path ("" = CRYO_CONFIG or the defaults); undefined when
+ * no plugin of that config has a checkpoint or restore hook (then the plugin host need not be loaded).
+ */
+export type PolicyFor = (configPath: string) => Promise<PolicyEngine | undefined>;
 
 /** Reads a container's image (containerd's API); null when it cannot be learnt. Called only when a plugin will see it. */
 export type ImageReader = () => Promise<ImageInfo | null>;
@@ -129,10 +132,10 @@ function parsePlan(v: unknown, where: string): CheckpointPlan {
 
 /** Runs the checkpoint chain; returns the plan to dump with (throws PERMISSION_DENIED on a deny). */
 export async function checkpointPolicy(
-  engine: PolicyEngine,
+  engine: PolicyEngine | undefined,
   input: { id: string; namespace: string; annotations: Record<string, string>; pid: number; cgroupPaths: Record<string, string>; plan: CheckpointPlan; image?: ImageReader },
 ): Promise<CheckpointPlan> {
-  if (engine.plugins.length === 0) return input.plan;
+  if (!engine || engine.plugins.length === 0) return input.plan;
   const { options } = await engine.checkpointOptions({
     id: input.id,
     namespace: input.namespace,
@@ -145,7 +148,7 @@ export async function checkpointPolicy(
 }
 
 /** Runs the restore chain; returns the options to restore with (throws PERMISSION_DENIED on a deny). */
-export async function restorePolicy(engine: PolicyEngine, input: { id: string; namespace: string; meta: CheckpointMetadata }): Promise<CheckpointPlan> {
+export async function restorePolicy(engine: PolicyEngine | undefined, input: { id: string; namespace: string; meta: CheckpointMetadata }): Promise<CheckpointPlan> {
   return (await restoreDecision(engine, { ...input, base: { plan: input.meta.options, vethPairs: [] } })).plan;
 }
 
@@ -159,9 +162,9 @@ export interface RestoreChoice {
  * Runs the restore chain from `base` (the checkpoint's options with the config's `[restore]` over them);
  * the plugins' tcp close, LSM profile, cgroup mode and veth pairs win. Throws PERMISSION_DENIED on a deny.
  */
-export async function restoreDecision(engine: PolicyEngine, input: { id: string; namespace: string; meta: CheckpointMetadata; base: RestoreChoice }): Promise<RestoreChoice> {
+export async function restoreDecision(engine: PolicyEngine | undefined, input: { id: string; namespace: string; meta: CheckpointMetadata; base: RestoreChoice }): Promise<RestoreChoice> {
   const { meta, base } = input;
-  if (engine.plugins.length === 0) return base;
+  if (!engine || engine.plugins.length === 0) return base;
   const requested = pluginRestoreOptions(base.plan);
   if (base.vethPairs.length > 0) requested.vethPairs = base.vethPairs.map((v) => ({ ...v }));
   const { options } = await engine.restoreAdmission({

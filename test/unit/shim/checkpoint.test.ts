@@ -161,6 +161,13 @@ describe("policy plugins at checkpoint and restore", () => {
     expect(engine.seen[0]).toMatchObject({ id: "c1", namespace: "ns", annotations: { a: "b" }, image: null, requested: { leaveRunning: true, cgroupsMode: "soft" } });
   });
 
+  test("no engine (no plugin of the config has a checkpoint or restore hook): the plan and the options as they are", async () => {
+    const image = () => Promise.reject(new Error("the image is read only for a plugin"));
+    expect(await checkpointPolicy(undefined, { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan, image })).toBe(plan);
+    const meta = { options: plan } as unknown as CheckpointMetadata;
+    expect(await restorePolicy(undefined, { id: "c2", namespace: "ns", meta })).toBe(plan);
+  });
+
   test("a deny stops the checkpoint; a bad namespace from a plugin is INVALID_ARGUMENT", async () => {
     await expect(checkpointPolicy(fakeEngine({ deny: "too big" }), { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan })).rejects.toMatchObject({ code: Code.PERMISSION_DENIED });
     const bad = fakeEngine({ checkpoint: { emptyNamespaces: ["pid"] } });
