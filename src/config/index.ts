@@ -2,8 +2,8 @@
  * src/config: cryo's one configuration file (TOML or JSON), what the rest of cryo may use.
  *
  *   const configs = createConfigCache({}, (e) => log.error(e.message));   // once per daemon
- *   configs.check("");                                                    // at start: a bad file is reported once
- *   const { config } = configs.forConfigPath(options.configPath);         // throws the same INVALID_ARGUMENT each time
+ *   void configs.check("");                                               // at start: a bad file is reported once
+ *   const { config } = await configs.forConfigPath(options.configPath);   // rejects with the same INVALID_ARGUMENT each time
  *   resolveCheckpointPlan({ defaults: checkpointOverrides(config.checkpoint), annotations, request });
  *   const { plan, vethPairs } = restoreSettings(meta.options, config.restore);  // then restore plugins
  *
@@ -12,7 +12,7 @@
  */
 export { checkpointDefaultsSchema, cryoConfigSchema, emptyCryoConfig, restoreDefaultsSchema, vethPairConfigSchema } from "./schema.ts";
 export type { CheckpointDefaults, CryoConfig, RestoreDefaults } from "./schema.ts";
-export { configEnvVar, defaultConfigPaths, fieldPath, findConfigFile, loadConfig, parseConfig } from "./loader.ts";
+export { configEnvVar, defaultConfigPaths, fieldPath, findConfigFile, loadConfig, parseConfig, readConfigFile } from "./loader.ts";
 export type { ConfigSearch, LoadedConfig } from "./loader.ts";
 export { createConfigCache } from "./config-cache.ts";
 export type { ConfigCache } from "./config-cache.ts";

@@ -81,5 +81,4 @@ export const cryoConfigSchema = policyConfigSchema.safeExtend({
 /** The configuration, validated, defaults filled in (plugin paths absolute after loading). */
 export type CryoConfig = z.infer<typeof cryoConfigSchema>;
 
-/** The configuration used when there is no file: no plugins, built-in checkpoint and restore options. */
-export const emptyCryoConfig: CryoConfig = { plugins: [], checkpoint: {}, restore: {} };
+export { emptyCryoConfig } from "./find.ts";

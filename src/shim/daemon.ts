@@ -55,11 +55,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     policyFor: async (configPath) => {
       // No plugin of the config has a checkpoint or restore hook: nothing to ask, and the plugin host is not
       // loaded (7-17 ms of a daemon's first checkpoint, measured). A broken config throws its error here.
-      const { config } = (await configs()).forConfigPath(configPath);
+      const { config } = await (await configs()).forConfigPath(configPath);
       if (!config.plugins.some((p) => p.hooks.includes("checkpoint") || p.hooks.includes("restore"))) return undefined;
       return (policies ??= await loadPolicies()).forConfigPath(configPath);
     },
-    configFor: async (configPath) => (await configs()).forConfigPath(configPath).config,
+    configFor: async (configPath) => (await (await configs()).forConfigPath(configPath)).config,
     imageFor: (namespace, id) => readContainerImage(flags.address, namespace, id, log),
   });
   const server = createServer({ onError: (e) => log.warn(`ttrpc: ${e.message}`) });
@@ -138,7 +138,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       // A broken config: the error logged once, thrown at every Create.
-      const loaded = (await configs()).forConfigPath(c.configPath);
+      const loaded = await (await configs()).forConfigPath(c.configPath);
       // No admission plugin configured: nothing to ask, and the plugin host is not even loaded (the spec
       // fields cryo relies on are validated by the Create itself, bundle-spec.ts).
       if (!loaded.config.plugins.some((p) => p.hooks.includes("admit"))) return;

@@ -177,27 +177,51 @@ describe("search order", () => {
 });
 
 describe("per-daemon cache", () => {
-  test("a bad config is reported once and then fails every use with the same error; a good one loads once", () => {
+  test("a bad config is reported once and then fails every use with the same error; a good one loads once", async () => {
     const bad = join(dir, "cache-bad.toml");
     const good = join(dir, "cache-good.toml");
     writeFileSync(bad, "[restore]\ntcp_close = \"yes\"\n");
     writeFileSync(good, "[checkpoint]\ncompression = \"zstd\"\n");
     const reported: string[] = [];
     const cache = createConfigCache({ env: {}, defaults: [] }, (e) => reported.push(e.message));
-    const first = cache.check(bad);
+    const first = await cache.check(bad);
     expect(first?.code).toBe(Code.INVALID_ARGUMENT);
     expect(first?.message).toStartWith(`config ${bad}: invalid argument: restore.tcp_close:`);
-    const e1 = errorOf(() => cache.forConfigPath(bad));
-    const e2 = errorOf(() => cache.forConfigPath(bad));
+    const e1 = await cache.forConfigPath(bad).catch((e: unknown) => e);
+    const e2 = await cache.forConfigPath(bad).catch((e: unknown) => e);
     expect(e1).toBe(first!);
     expect(e2).toBe(first!);
     expect(reported).toEqual([first!.message]);
-    const loaded = cache.forConfigPath(good);
+    const loaded = await cache.forConfigPath(good);
     expect(loaded.config.checkpoint.compression).toBe("zstd");
     writeFileSync(good, "not = [toml");
-    expect(cache.forConfigPath(good)).toBe(loaded);
-    expect(cache.check("")).toBeUndefined();
-    expect(cache.forConfigPath("").source).toBeNull();
+    expect(await cache.forConfigPath(good)).toBe(loaded);
+    expect(await cache.check("")).toBeUndefined();
+    expect((await cache.forConfigPath("")).source).toBeNull();
+  });
+
+  test("a missing explicit file is reported like a bad one; no file anywhere is the empty configuration", async () => {
+    const reported: string[] = [];
+    const cache = createConfigCache({ env: {}, defaults: [join(dir, "absent.toml")] }, (e) => reported.push(e.message));
+    expect(await cache.forConfigPath("")).toEqual({ source: null, config: emptyCryoConfig });
+    const missing = join(dir, "absent-explicit.toml");
+    const err = await cache.forConfigPath(missing).catch((e: unknown) => e);
+    expect((err as CryoError).message).toBe(`config ${missing}: invalid argument: file does not exist (runtime options config path)`);
+    expect(reported).toEqual([(err as CryoError).message]);
+  });
+
+  test("the cache module loads neither the TOML parser nor the config schema (only a file to read does)", () => {
+    // A fresh process: what importing config-cache.ts and answering for a host without a file pulls in.
+    const script = `
+      const { createConfigCache } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/config/config-cache.ts"))});
+      const cache = createConfigCache({ env: {}, defaults: [] });
+      await cache.forConfigPath("");
+      const loaded = Object.keys(require.cache).filter((k) => ["smol-toml", "/zod/", "config/schema.ts", "config/loader.ts"].some((m) => k.includes(m)));
+      console.log(JSON.stringify(loaded));
+    `;
+    const r = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stderr.toString()).toBe("");
+    expect(JSON.parse(r.stdout.toString())).toEqual([]);
   });
 });
 
