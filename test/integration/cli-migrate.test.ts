@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -76,10 +76,7 @@ async function moveCounter(runtime: string, flags: string[]): Promise<void> {
   expect(await checkpointImages(b)).toEqual([]);
   expect(extractedCheckpoints()).toEqual([]);
 
-  await b.ctrOk(["task", "kill", "-s", "KILL", newId]);
-  await waitFor(async () => (await taskStatus(b, newId)) === "STOPPED", { what: `${newId} stopped` });
-  await b.ctrOk(["task", "rm", newId]);
-  await b.ctrOk(["containers", "rm", newId]);
+  await removeContainer(b, newId);
 }
 
 test("a runc-shim counter moves to the other containerd with --rw, image included, and counts on there", async () => {
@@ -105,12 +102,7 @@ test("--keep copies: the source goes on running too", async () => {
   expect(await taskStatus(b, `${id}-c`)).toBe("RUNNING");
   const n = readCounter(a, id)!;
   await waitFor(() => (readCounter(a, id) ?? 0) > n, { what: "source counting on" });
-  for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) {
-    await pc.ctrOk(["task", "kill", "-s", "KILL", cid]);
-    await waitFor(async () => (await taskStatus(pc, cid)) === "STOPPED", { what: `${cid} stopped` });
-    await pc.ctrOk(["task", "rm", cid]);
-    await pc.ctrOk(["containers", "rm", cid]);
-  }
+  for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) await removeContainer(pc, cid);
 }, 180_000);
 
 test("refusals leave the source running: same id on one machine, unknown container, same address", async () => {
@@ -129,10 +121,7 @@ test("refusals leave the source running: same id on one machine, unknown contain
   expect(await taskStatus(a, id)).toBe("RUNNING");
   expect(await containers(b)).toEqual([]);
   expect(await checkpointImages(a)).toEqual([]);
-  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
-  await a.ctrOk(["task", "rm", id]);
-  await a.ctrOk(["containers", "rm", id]);
+  await removeContainer(a, id);
 }, 120_000);
 
 /** After a failed migration: the source still runs, nothing is left at either end; then the source is removed. */
@@ -142,10 +131,7 @@ async function expectSourceAloneThenRemove(id: string): Promise<void> {
   expect(await checkpointImages(a)).toEqual([]);
   expect(await checkpointImages(b)).toEqual([]);
   expect(extractedCheckpoints()).toEqual([]);
-  await a.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(a, id)) === "STOPPED", { what: `${id} stopped` });
-  await a.ctrOk(["task", "rm", id]);
-  await a.ctrOk(["containers", "rm", id]);
+  await removeContainer(a, id);
 }
 
 test("a restore that fails at the target leaves the source running and nothing behind at the target", async () => {
