@@ -5,7 +5,7 @@
  *
  * Where there is no file (the usual host: no runtime options config path, no CRYO_CONFIG, nothing in
  * /etc/cryo), the empty configuration comes from find.ts alone: the TOML parser and the config schema
- * (zod) are loaded only for a file to read. In a shim daemon that saved 11 ms of CPU before its first
+ * (zod) are loaded only for a file to read. In a shim daemon that saved 8 ms of CPU before its first
  * Create and 1.3 MiB of memory (measured, docs/shim.md).
  */
 import { CryoError } from "../errors.ts";
