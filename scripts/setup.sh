@@ -118,6 +118,17 @@ else
   "$criu_bin" check || die "criu check failed"
 fi
 
+# CRIU's lazy page server (post-copy checkpoints, docs/checkpoint-restore.md) sizes its pipes to 4 MiB with
+# F_SETPIPE_SZ, which over fs.pipe-max-size needs CAP_SYS_RESOURCE, and containerd's shims have none here.
+pipe_max=4194304
+if [ "$(cat /proc/sys/fs/pipe-max-size)" -lt "$pipe_max" ]; then
+  echo "$pipe_max" >/proc/sys/fs/pipe-max-size || die "cannot raise fs.pipe-max-size to $pipe_max"
+  say "fs.pipe-max-size raised to $pipe_max (CRIU's lazy page server)"
+fi
+if [ ! -f /etc/sysctl.d/60-cryo.conf ]; then
+  printf '# cryo: CRIU'"'"'s lazy page server (post-copy checkpoints) needs pipes of 4 MiB\nfs.pipe-max-size = %s\n' "$pipe_max" >/etc/sysctl.d/60-cryo.conf
+fi
+
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
 if [ "$node_major" -lt 20 ]; then
   # Debian bookworm's nodejs is 18; assemblyscript wants >= 20 and protoc-gen-es >= 22 (20 is known to work).

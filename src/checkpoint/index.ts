@@ -17,6 +17,8 @@ export {
   checkpointPlanSchema,
   checkpointOverridesSchema,
   BUILTIN_CHECKPOINT_PLAN,
+  isPostCopy,
+  postCopyPlan,
   type CheckpointPlan,
   type CheckpointOverrides,
   type CheckpointRequestOptions,

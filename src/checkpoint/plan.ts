@@ -124,7 +124,24 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
   if (!plan.success) throw invalidArgument("checkpoint options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: "pre-dump cannot be combined with lazy pages" });
   checkLocalPages(plan.data);
-  return plan.data;
+  return postCopyPlan(plan.data);
+}
+
+/**
+ * A post-copy checkpoint: lazy pages with a page server. The dump then writes no lazy pages at all; it
+ * serves them from the frozen source on the page server's address until the restoring host has them all.
+ */
+export function isPostCopy(plan: Pick<CheckpointPlan, "lazyPages" | "pageServer">): boolean {
+  return plan.lazyPages && plan.pageServer !== undefined;
+}
+
+/**
+ * The source of a post-copy checkpoint ends once its pages are sent (CRIU kills it): its memory has
+ * moved to the restored copy. So leaveRunning is false for it, whatever the request said (containerd's
+ * `ctr containers checkpoint --task` always asks to leave the container running).
+ */
+export function postCopyPlan(plan: CheckpointPlan): CheckpointPlan {
+  return isPostCopy(plan) && plan.leaveRunning ? { ...plan, leaveRunning: false } : plan;
 }
 
 /**

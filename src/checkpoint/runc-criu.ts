@@ -262,6 +262,9 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   if (plan.lsmProfile) opts.lsmProfile = plan.lsmProfile;
   if (plan.lsmMountContext) opts.lsmMountContext = plan.lsmMountContext;
   if (plan.lazyPages) opts.lazyPages = true;
+  // Post-copy: the lazy-pages daemon fetches the pages from the dump's own page server, where the dump
+  // listens (src/criu restoreLazy hands it to the daemon only, not to the restore).
+  if (plan.lazyPages && plan.pageServer) opts.pageServer = { ...plan.pageServer };
   if (plan.external.length > 0) opts.external = [...plan.external];
   return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: Object.values(input.cgroupPaths) };
 }

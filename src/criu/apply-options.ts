@@ -92,8 +92,14 @@ export function applyOptions(lib: LibCriu, handle: Pointer, opts: CriuOpts, dirs
   if (opts.timeout !== undefined) f.criu_local_set_timeout(handle, opts.timeout);
   if (opts.preDumpMode) check("pre-dump mode", f.criu_local_set_pre_dump_mode(handle, PreDumpMode[opts.preDumpMode]));
   if (opts.networkLock) check("network lock", f.criu_local_set_network_lock(handle, NetworkLock[opts.networkLock]));
-  if (opts.pageServer) {
-    check("page server", f.criu_local_set_page_server_address_port(handle, c(opts.pageServer.address), opts.pageServer.port));
+  // A lazy (post-copy) dump serves its pages itself: its address and port go through the configuration
+  // file (config-file.ts), as `criu dump --lazy-pages --address --port` takes them. Through the RPC's page
+  // server field CRIU would read them as a page server to send to, since it applies the configuration
+  // file's lazy-pages only after that field.
+  if (opts.pageServer && !opts.lazyPages) {
+    // libcriu's setter ends in `return -ENOMEM` on every path (lib/c/criu.c, CRIU 4.x), success included,
+    // so its result says nothing. Its only real failure is an allocation of a few bytes.
+    f.criu_local_set_page_server_address_port(handle, c(opts.pageServer.address), opts.pageServer.port);
   }
   flag(opts.mntnsCompatMode, f.criu_local_set_mntns_compat_mode);
   if (dirs.configPath) check("config file", f.criu_local_set_config_file(handle, c(dirs.configPath)));

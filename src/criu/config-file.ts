@@ -2,8 +2,9 @@
  * The CRIU configuration file cryo writes for the options libcriu has no setter for.
  *
  * CRIU reads it (criu_local_set_config_file -> RPC `config_file`) after the RPC options and lets it
- * override them. Only these options go this way: lazy-pages, leave-stopped, display-stats, and
- * whatever the caller puts in `configExtra`; everything else uses a libcriu setter.
+ * override them. Only these options go this way: lazy-pages (with, for a lazy dump, its page server's
+ * address and port), leave-stopped, display-stats, and whatever the caller puts in `configExtra`;
+ * everything else uses a libcriu setter.
  */
 import type { CriuOpts } from "./options.ts";
 
@@ -14,6 +15,8 @@ export const CONFIG_FILE_OPTIONS = ["lazy-pages", "leave-stopped", "display-stat
 export function configFileLines(opts: CriuOpts): string[] {
   const lines: string[] = [];
   if (opts.lazyPages) lines.push("lazy-pages");
+  // A lazy dump's own page server (post-copy): where it listens for the restoring host's lazy-pages daemon.
+  if (opts.lazyPages && opts.pageServer) lines.push(`address ${quote(opts.pageServer.address)}`, `port ${opts.pageServer.port}`);
   if (opts.leaveStopped) lines.push("leave-stopped");
   if (opts.displayStats) lines.push("display-stats");
   for (const [name, value] of Object.entries(opts.configExtra ?? {})) {

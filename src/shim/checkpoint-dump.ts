@@ -22,10 +22,10 @@ import { join } from "node:path";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
-import { checkLocalPages, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { checkLocalPages, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { containerDumpOpts, externalNamespaceInodes, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
-import type { Criu } from "../criu/client.ts";
-import { CryoError, invalidArgument, notFound } from "../errors.ts";
+import type { Criu, DumpResult } from "../criu/client.ts";
+import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -70,9 +70,46 @@ export interface DumpInput {
 export interface DumpOutcome {
   plan: CheckpointPlan;
   imagesDir: string;
-  /** False when the container was stopped by the dump (exit). */
+  /** False when the container was stopped by the dump (exit), or will be once a post-copy dump has sent its pages. */
   leftRunning: boolean;
   metadata: CheckpointMetadata | undefined;
+  /** A post-copy dump still serving the pages: the caller owns it (await done, abort on timeout or shutdown). */
+  serving?: PostCopyServing;
+}
+
+/** The rest of a post-copy dump: CRIU's page server, running in the dump's helper, until the restore has every page. */
+export interface PostCopyServing {
+  /** The dump call: resolves once every page is sent (CRIU then kills the tree), rejects if the transfer fails. */
+  done: Promise<DumpResult>;
+  /** Kills CRIU: the tree is let go (it runs on), and a restore still fetching pages fails. */
+  abort(reason?: unknown): void;
+  pageServer: { address: string; port: number };
+}
+
+/**
+ * CRIU's lazy page server (a post-copy dump) sizes its pipes with F_SETPIPE_SZ to 4 MiB (CRIU's
+ * PIPE_MAX_SIZE rounded up to a power of two pages). Without CAP_SYS_RESOURCE (as here: containerd's
+ * shims run without it on this kind of VM) that fails over fs.pipe-max-size, and CRIU's page server then
+ * fails at the first page it sends (`page-pipe: splice: -1: Bad file descriptor`). Checked before anything
+ * is frozen, with the fix in the error.
+ */
+export const POST_COPY_PIPE_BYTES = 4 * 1024 * 1024;
+const CAP_SYS_RESOURCE = 24;
+
+function checkPostCopyHost(label: string): void {
+  let max = Number.NaN;
+  let capEff = 0n;
+  try {
+    max = Number(readFileSync("/proc/sys/fs/pipe-max-size", "utf8").trim());
+    capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0"}`);
+  } catch {
+    return; // not readable: let CRIU try
+  }
+  if ((capEff >> BigInt(CAP_SYS_RESOURCE)) & 1n) return;
+  if (!(max < POST_COPY_PIPE_BYTES)) return;
+  throw failedPrecondition(`${label}: post-copy (lazy pages with a page server)`, {
+    detail: `fs.pipe-max-size is ${max}; CRIU's page server needs ${POST_COPY_PIPE_BYTES} without CAP_SYS_RESOURCE (sysctl -w fs.pipe-max-size=${POST_COPY_PIPE_BYTES}; scripts/setup.sh sets it)`,
+  });
 }
 
 function readJson(path: string, what: string): unknown {
@@ -115,10 +152,15 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   let imageRead: ReturnType<ImageReader> | undefined;
   const readImage = input.image;
   const image = readImage ? () => (imageRead ??= readImage()) : undefined;
-  const plan = input.policyFor
-    ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
-    : resolved;
-  checkLocalPages(plan); // a plugin may have changed what local pages clash with
+  // A plugin may have changed what local pages clash with, or made the checkpoint post-copy.
+  const plan = postCopyPlan(
+    input.policyFor
+      ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
+      : resolved,
+  );
+  checkLocalPages(plan);
+  const postCopy = isPostCopy(plan);
+  if (postCopy) checkPostCopyHost(label);
 
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);
@@ -165,10 +207,28 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // What is needed only after the dump (the metadata's schema, CRIU's stats decoder, zstd) loads while CRIU works.
   const afterModules = Promise.all([import("../checkpoint/metadata.ts"), import("../criu/stats.ts"), plan.compression === "zstd" ? import("../checkpoint/compression.ts") : undefined]);
   afterModules.catch(() => {});
-  let dumped;
+  let dumped: DumpResult;
+  let serving: PostCopyServing | undefined;
   try {
-    // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
-    dumped = plan.preDump ? await input.criu.preDump(opts, { notify: false }) : await input.criu.dump(opts, { notify: false });
+    if (postCopy) {
+      // Post-copy: CRIU writes every image but the lazy pages, then serves those from the frozen tree on its
+      // page server until the restoring host has them all, and only then kills the tree and returns. The
+      // checkpoint is complete (for containerd to tar) at CRIU's status-ready, when the page server listens.
+      const abort = new AbortController();
+      let ready!: () => void;
+      const listening = new Promise<void>((r) => (ready = r));
+      const call = input.criu.dump(opts, { signal: abort.signal, onNotify: (e) => void (e.action === "status-ready" && ready()) });
+      call.catch(() => {}); // its owner (post-copy.ts) handles a later failure; an early one is thrown below
+      const first = await Promise.race([listening.then(() => undefined), call]);
+      if (first !== undefined) throw new CryoError(Code.UNKNOWN, `${label}: criu dump returned before its page server listened`);
+      // What CRIU has written so far is the checkpoint; its statistics come only when the pages are all sent.
+      const ms = performance.now() - t0;
+      dumped = { stats: {}, events: [], callMs: ms, durationMs: ms, warm: false };
+      serving = { done: call, abort: (reason) => abort.abort(reason), pageServer: plan.pageServer! };
+    } else {
+      // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
+      dumped = plan.preDump ? await input.criu.preDump(opts, { notify: false }) : await input.criu.dump(opts, { notify: false });
+    }
   } catch (err) {
     const logName = opts.logFile ?? "dump.log";
     const kept = join(bundle, FAILED_DUMP_LOG);
@@ -203,7 +263,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) {
         if (existsSync(join(workDir, f))) copyFileSync(join(workDir, f), join(imagesDir, f));
       }
-      if (ownWork) rmSync(workDir, { recursive: true, force: true });
+      // A post-copy dump's CRIU still works there (its log, then its statistics): the work dir goes when it is done.
+      if (ownWork && serving) {
+        const s = serving;
+        s.done = s.done.finally(() => rmSync(workDir, { recursive: true, force: true }));
+        s.done.catch(() => {});
+      } else if (ownWork) rmSync(workDir, { recursive: true, force: true });
     }
     if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
     // Network images that restore nothing go: each would cost the restore an ip/iptables process (net-images.ts).
@@ -262,10 +327,11 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       memdumpUs: d?.memdumpTimeUs,
       memwriteUs: d?.memwriteTimeUs,
     });
-    return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata };
+    return { plan, imagesDir, leftRunning: plan.leaveRunning, metadata, ...(serving ? { serving } : {}) };
   } catch (err) {
-    // The checkpoint failed after the dump: its page store entry goes too.
+    // The checkpoint failed after the dump: its page store entry goes too, and a post-copy dump stops serving.
     if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
+    serving?.abort(err);
     throw err;
   }
 }

@@ -21,6 +21,7 @@ import type { Logger } from "./logger.ts";
 import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { lazyModule } from "./lazy-module.ts";
+import type { PostCopyWatch } from "./post-copy.ts";
 import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
@@ -32,13 +33,17 @@ import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 const criuModule = lazyModule("the CRIU client (src/criu/client.ts)", () => import("../criu/client.ts"));
 const dumpModule = lazyModule("the checkpoint dump (src/shim/checkpoint-dump.ts)", () => import("./checkpoint-dump.ts"));
 // Each side loads only its own: a daemon's first checkpoint does not load the restore's modules, nor a restore the dump's.
+const postCopyModule = lazyModule("the post-copy watch (src/shim/post-copy.ts)", () => import("./post-copy.ts"));
 const restoreModule = lazyModule("the restore (src/shim/restore-container.ts)", () => import("./restore-container.ts"));
 
 /** cryo's version as recorded in checkpoints. */
 export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
 
 /** The checkpoint/restore part of the engine. */
-export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore">>;
+export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore">> & {
+  /** Stops a post-copy dump still serving the container's pages (post-copy.ts): the container is being deleted. */
+  stopServing(id: string): void;
+};
 
 /** What the checkpoint engine needs from the engine that embeds it. */
 export interface CheckpointEngineDeps {
@@ -83,6 +88,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     return version;
   };
   const pending = new Map<string, PendingRestore>();
+  // Post-copy dumps still serving pages after their Checkpoint answered, by container id.
+  const serving = new Map<string, PostCopyWatch>();
 
   return {
     async checkpoint(spec: CheckpointSpec) {
@@ -105,8 +112,21 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         configPath: spec.options.configPath,
         image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
       });
+      if (outcome.serving) {
+        const { watchPostCopy, postCopyTimeoutMs } = await postCopyModule();
+        const watch = watchPostCopy({
+          id: spec.id,
+          pid: outcome.metadata?.pid ?? 0,
+          serving: outcome.serving,
+          networkLock: outcome.plan.networkLock,
+          timeoutMs: postCopyTimeoutMs(process.env),
+          log: deps.log,
+        });
+        serving.set(spec.id, watch);
+        void watch.ended.then(() => serving.get(spec.id) === watch && serving.delete(spec.id));
+      }
       if (!outcome.leftRunning && spec.paused) {
-        // CRIU killed the tree, but a frozen task dies only once thawed.
+        // CRIU killed the tree (or, post-copy, will once the pages are sent), but a frozen task dies only once thawed.
         try {
           const state = readRuncState(spec.options.root, spec.id);
           await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw();
@@ -192,6 +212,10 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         closeFd(master);
         throw err;
       }
+    },
+
+    stopServing(id) {
+      serving.get(id)?.stop(`container ${id} deleted`);
     },
 
     discardRestore(id) {

@@ -154,6 +154,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async deleteInit(id, bundle, options) {
+      checkpointEngine?.stopServing(id);
       try {
         await (runcs.get(id) ?? runcFor(bundle, options)).delete(id, { force: true });
       } catch (err) {

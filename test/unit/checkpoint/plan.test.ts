@@ -7,7 +7,9 @@ import {
   BUILTIN_CHECKPOINT_PLAN,
   CHECKPOINT_ANNOTATIONS,
   checkpointOptionsFromAny,
+  isPostCopy,
   parseCheckpointAnnotations,
+  postCopyPlan,
   resolveCheckpointPlan,
 } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -116,6 +118,25 @@ describe("checkpoint plan resolution", () => {
       mntnsCompatMode: true,
       logLevel: 2,
     });
+  });
+});
+
+describe("post-copy (lazy pages with a page server)", () => {
+  test("the source ends: leave-running from ctr's runc options gives way; without a page server nothing changes", () => {
+    const annotations = { "cryo.checkpoint/lazy-pages": "true", "cryo.checkpoint/page-server": "127.0.0.1:27000" };
+    const plan = resolveCheckpointPlan({ annotations, request: { kind: "runc", options: create(RuncOpts, { exit: false, fileLocks: true }) } });
+    expect(isPostCopy(plan)).toBe(true);
+    expect(plan.leaveRunning).toBe(false);
+    expect(plan.pageServer).toEqual({ address: "127.0.0.1", port: 27000 });
+    // Lazy pages alone are a restore-time choice: the source keeps running.
+    const lazyOnly = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/lazy-pages": "true" } });
+    expect(isPostCopy(lazyOnly)).toBe(false);
+    expect(lazyOnly.leaveRunning).toBe(true);
+    // A page server without lazy pages receives the pages of an ordinary dump.
+    expect(isPostCopy(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/page-server": "127.0.0.1:27000" } }))).toBe(false);
+    // A plugin's plan goes through postCopyPlan again.
+    expect(postCopyPlan({ ...lazyOnly, pageServer: { address: "::1", port: 1 } }).leaveRunning).toBe(false);
+    expect(postCopyPlan(lazyOnly)).toBe(lazyOnly);
   });
 });
 

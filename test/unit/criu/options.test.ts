@@ -13,6 +13,15 @@ describe("CRIU configuration file", () => {
     expect(configFileLines(opts)).toEqual(["lazy-pages", "leave-stopped", "display-stats"]);
   });
 
+  test("a lazy dump's page server (post-copy) goes into the file as address and port; a plain page server does not", () => {
+    const lazy = criuOptsSchema.parse({ imagesDir: "/i", lazyPages: true, pageServer: { address: "10.0.0.1", port: 27000 } });
+    expect(configFileLines(lazy)).toEqual(["lazy-pages", "address 10.0.0.1", "port 27000"]);
+    const v6 = criuOptsSchema.parse({ imagesDir: "/i", lazyPages: true, pageServer: { address: "::1", port: 1 } });
+    expect(configFileLines(v6)).toEqual(["lazy-pages", "address ::1", "port 1"]);
+    // Pages sent to a page server (not lazy) go through libcriu's setter.
+    expect(renderConfigFile(criuOptsSchema.parse({ imagesDir: "/i", pageServer: { address: "10.0.0.1", port: 27000 } }))).toBeUndefined();
+  });
+
   test("no file when nothing needs one; extras are quoted; the caller's file comes first", () => {
     expect(renderConfigFile(criuOptsSchema.parse({ imagesDir: "/i", tcpClose: true }))).toBeUndefined();
     const text = renderConfigFile(criuOptsSchema.parse({ imagesDir: "/i", configExtra: { "file-validation": "buildid", "ghost-fiemap": true, "tls-cert": "/a b" } }), "tcp-close\n")!;

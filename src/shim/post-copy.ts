@@ -1,0 +1,111 @@
+/**
+ * The rest of a post-copy checkpoint (lazy pages with a page server), after Checkpoint has answered:
+ * CRIU's page server, in the dump's helper, sends the frozen tree's pages to the restoring host's
+ * lazy-pages daemon, then kills the tree (the reaper reports its exit, 137) and the dump call returns.
+ *
+ * This module watches that call: it logs the outcome, bounds it with a timeout (no restore came, or it
+ * stalled), and stops it when the container is deleted. Stopping kills CRIU: the kernel lets the tree
+ * go and it runs on (a restore still fetching pages fails, and cryo's restore side kills its copy), so
+ * exactly one copy survives. CRIU locked the container's network namespace for the dump and unlocks it
+ * only when the dump ends with the tree alive; when CRIU dies or fails instead, the lock (an nftables
+ * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here.
+ */
+import type { PostCopyServing } from "./checkpoint-dump.ts";
+import type { Logger } from "./logger.ts";
+
+/** How long a post-copy dump may serve before it is stopped (the source then runs on). */
+export const DEFAULT_POST_COPY_TIMEOUT_MS = 10 * 60_000;
+/** Environment override of the timeout, in ms (the daemon inherits containerd's environment). */
+export const POST_COPY_TIMEOUT_ENV = "CRYO_POST_COPY_TIMEOUT_MS";
+
+/** The timeout from the environment; a value that is not a positive integer is ignored (the default applies). */
+export function postCopyTimeoutMs(env: Record<string, string | undefined>): number {
+  const raw = env[POST_COPY_TIMEOUT_ENV];
+  const n = raw === undefined || !/^\d+$/.test(raw.trim()) ? 0 : Number(raw.trim());
+  return n > 0 ? n : DEFAULT_POST_COPY_TIMEOUT_MS;
+}
+
+export interface WatchInput {
+  id: string;
+  /** The container's init pid at the dump (its network namespace is unlocked after a failure). */
+  pid: number;
+  serving: PostCopyServing;
+  networkLock: "nftables" | "iptables";
+  timeoutMs: number;
+  log: Logger;
+}
+
+/** A watched post-copy dump. */
+export interface PostCopyWatch {
+  /** Settles (never rejects) once the dump call has ended and any clean-up is done: true if every page was sent. */
+  ended: Promise<boolean>;
+  /** Stops the page server now (the container is being deleted, the daemon shuts down). */
+  stop(reason: string): void;
+}
+
+export function watchPostCopy(input: WatchInput): PostCopyWatch {
+  const { id, serving, log } = input;
+  const label = `checkpoint ${id}: post-copy`;
+  const where = `${serving.pageServer.address}:${serving.pageServer.port}`;
+  log.info(`${label}: serving the pages on ${where}; the container ends once a restore has them all`, { timeoutMs: input.timeoutMs });
+  let stopped: string | undefined;
+  const stop = (reason: string) => {
+    if (stopped !== undefined) return;
+    stopped = reason;
+    serving.abort(new Error(reason));
+  };
+  const timer = setTimeout(() => stop(`no restore took every page within ${input.timeoutMs} ms`), input.timeoutMs);
+  timer.unref?.();
+  const ended = serving.done.then(
+    (r) => {
+      const d = r.stats.dump;
+      log.info(`${label}: every page sent from ${where}; CRIU ended the container`, { frozenUs: d?.frozenTimeUs, pagesLazy: d?.pagesLazy });
+      return true;
+    },
+    async (err: unknown) => {
+      const why = stopped ?? (err instanceof Error ? err.message : String(err));
+      log.warn(`${label}: the page server on ${where} stopped before every page was sent (${why}): the container runs on here, a restore that fetched from it fails`);
+      await unlockNetwork(input.pid, input.networkLock, log, label);
+      return false;
+    },
+  );
+  void ended.finally(() => clearTimeout(timer));
+  return { ended, stop };
+}
+
+/** Removes CRIU's network lock from the namespace of pid, if it has one of its own and the lock is there. */
+export async function unlockNetwork(pid: number, method: "nftables" | "iptables", log: Logger, label: string): Promise<void> {
+  const ns = `/proc/${pid}/ns/net`;
+  let own: boolean;
+  try {
+    const { readlinkSync } = await import("node:fs");
+    own = readlinkSync(ns) !== readlinkSync("/proc/self/ns/net");
+  } catch {
+    return; // the process is gone, and its namespace with it (or it is shared and CRIU never locked it)
+  }
+  if (!own) return;
+  const run = async (args: string[]): Promise<{ ok: boolean; out: string }> => {
+    const p = Bun.spawn(["nsenter", `--net=${ns}`, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+    return { ok: code === 0, out };
+  };
+  try {
+    if (method === "nftables") {
+      const { out } = await run(["nft", "list", "tables"]);
+      for (const m of out.matchAll(/^table inet (CRIU-\S+)$/gm)) {
+        const r = await run(["nft", "delete", "table", "inet", m[1]!]);
+        if (r.ok) log.info(`${label}: removed CRIU's network lock (nftables table inet ${m[1]}) from pid ${pid}'s network namespace`);
+      }
+    } else {
+      for (const tool of ["iptables", "ip6tables"]) {
+        const a = await run([tool, "-w", "-D", "INPUT", "-j", "CRIU"]);
+        const b = await run([tool, "-w", "-D", "OUTPUT", "-j", "CRIU"]);
+        await run([tool, "-w", "-F", "CRIU"]);
+        const c = await run([tool, "-w", "-X", "CRIU"]);
+        if (a.ok || b.ok || c.ok) log.info(`${label}: removed CRIU's network lock (${tool} chain CRIU) from pid ${pid}'s network namespace`);
+      }
+    }
+  } catch (err) {
+    log.warn(`${label}: could not remove CRIU's network lock from pid ${pid}'s network namespace: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Post-copy checkpoints through ctr (`cryo.checkpoint/lazy-pages=true` with `cryo.checkpoint/page-server`):
+ * the dump writes no page of the container's memory; `ctr containers checkpoint` returns while CRIU's page
+ * server holds the frozen source; a restore under a new name runs at once, fetches every page from the
+ * source, and the source then ends (CRIU kills it). With no restore, the page server stops after the
+ * timeout and the source runs on, its network namespace unlocked. Without the pipe size CRIU's page
+ * server needs, the checkpoint is refused before anything is frozen.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { POST_COPY_PIPE_BYTES } from "../../src/shim/checkpoint-dump.ts";
+import {
+  checkpointCriuTar,
+  checkpointMetadata,
+  criuTarEntries,
+  ensureTestImage,
+  readContainerFile,
+  readCounter,
+  removeContainer,
+  startPrivateContainerd,
+  taskPid,
+  taskStatus,
+  testImage,
+  uniqueId,
+  waitFor,
+  type PrivateContainerd,
+} from "../harness/index.ts";
+
+const RUNTIME = "io.containerd.cryo.v2";
+const TIMEOUT_MS = 15_000;
+let pc: PrivateContainerd;
+const images: string[] = [];
+
+beforeAll(async () => {
+  pc = await startPrivateContainerd({ namespace: uniqueId("postcopy"), env: { CRYO_POST_COPY_TIMEOUT_MS: String(TIMEOUT_MS) } });
+  await ensureTestImage(pc);
+}, 120_000);
+
+afterAll(async () => {
+  for (const ref of images) await pc?.ctr(["images", "rm", "--sync", ref]);
+  await pc?.stop();
+}, 120_000);
+
+/** A TCP port nothing listens on right now. */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+function postCopy(port: number): string[] {
+  return ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${port}`];
+}
+
+async function runMemhog(id: string, mib: number, flags: string[]): Promise<number> {
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 60_000 });
+  return await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+}
+
+/** The counter stays put for a while: the process is frozen. */
+async function counterStill(id: string, ms = 600): Promise<number | undefined> {
+  const a = readCounter(pc, id);
+  await Bun.sleep(ms);
+  return readCounter(pc, id) === a ? a : undefined;
+}
+
+interface PostCopyMeta {
+  options: { lazyPages: boolean; leaveRunning: boolean; pageServer?: { address: string; port: number } };
+}
+
+test("post-copy: checkpoint returns before the pages move; the restore runs at once, gets every page, and the source ends", async () => {
+  const id = uniqueId("pc");
+  const port = freePort();
+  await runMemhog(id, 128, postCopy(port));
+  const sourcePid = (await taskPid(pc, id))!;
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  // Checkpoint has answered, but the source is still there, held (frozen) by CRIU's page server.
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const atDump = await counterStill(id);
+  expect(atDump).toBeGreaterThan(0);
+  expect(readFileSync(`/proc/${sourcePid}/status`, "utf8")).toMatch(/^State:\s+t/m); // ptrace-stopped by CRIU
+
+  const tar = await checkpointCriuTar(pc, ref);
+  expect(tar.size).toBeLessThan(4 * 2 ** 20); // 128 MiB of memory, none of it in the checkpoint
+  expect(criuTarEntries(tar)).toContain("cryo-checkpoint.json");
+  const meta = await checkpointMetadata<PostCopyMeta>(pc, ref);
+  expect(meta.options.lazyPages).toBe(true);
+  expect(meta.options.pageServer).toEqual({ address: "127.0.0.1", port });
+  expect(meta.options.leaveRunning).toBe(false); // ctr asked to leave it running: a post-copy source ends
+
+  const renamed = `${id}-r`;
+  const r = await pc.ctr(["containers", "restore", "--live", renamed, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, renamed)).toBe("RUNNING");
+  // Every page reached the restored copy: CRIU then ended the source.
+  await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: "the source to end", timeoutMs: 60_000 });
+  await waitFor(() => ((readCounter(pc, renamed) ?? 0) > atDump! ? true : undefined), { what: "the restored copy to count on", timeoutMs: 60_000 });
+  await pc.ctrOk(["task", "kill", "-s", "USR1", renamed]);
+  expect(await waitFor(() => readContainerFile(pc, renamed, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 })).toMatch(/^ok \d+$/);
+  await removeContainer(pc, renamed);
+  await removeContainer(pc, id);
+}, 240_000);
+
+test("post-copy with no restore: the page server stops after the timeout, the source runs on with its network unlocked", async () => {
+  const id = uniqueId("pcn");
+  const port = freePort();
+  await runMemhog(id, 16, postCopy(port));
+  const pid = (await taskPid(pc, id))!;
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const t0 = performance.now();
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const atDump = await counterStill(id);
+  expect(atDump).toBeGreaterThan(0);
+  // CRIU's network lock is in the container's namespace while it serves.
+  const tables = () => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "nft", "list", "tables"]).stdout.toString();
+  expect(tables()).toMatch(/table inet CRIU-/);
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > atDump! ? true : undefined), { what: "the source to run on", timeoutMs: TIMEOUT_MS + 60_000, intervalMs: 200 });
+  expect(performance.now() - t0).toBeGreaterThan(TIMEOUT_MS - 1000);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await waitFor(() => (tables().includes("CRIU-") ? undefined : true), { what: "CRIU's network lock to go", timeoutMs: 10_000 });
+  // The container's loopback carries traffic again: a listener inside answers a client inside.
+  const serve = Bun.spawn(["nsenter", `--net=/proc/${pid}/ns/net`, "busybox", "nc", "-l", "-p", "7123", "-e", "echo", "pong"], { stdout: "ignore", stderr: "ignore" });
+  try {
+    const answer = await waitFor(
+      () => {
+        const c = Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "busybox", "nc", "-w", "2", "127.0.0.1", "7123"], { stdout: "pipe", stderr: "pipe" });
+        const out = c.stdout.toString().trim();
+        return out === "" ? undefined : out;
+      },
+      { what: "an answer over the container's loopback", timeoutMs: 10_000, intervalMs: 200 },
+    );
+    expect(answer).toBe("pong");
+  } finally {
+    serve.kill("SIGKILL");
+    await serve.exited;
+  }
+  await removeContainer(pc, id);
+}, TIMEOUT_MS + 180_000);
+
+test("post-copy without the pipe size CRIU's page server needs: refused before the dump, the container keeps running", async () => {
+  const id = uniqueId("pcp");
+  await runMemhog(id, 16, postCopy(freePort()));
+  const saved = readFileSync("/proc/sys/fs/pipe-max-size", "utf8").trim();
+  writeFileSync("/proc/sys/fs/pipe-max-size", String(POST_COPY_PIPE_BYTES / 4));
+  let r;
+  try {
+    r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 60_000 });
+  } finally {
+    writeFileSync("/proc/sys/fs/pipe-max-size", saved);
+  }
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("fs.pipe-max-size");
+  expect(r.stderr).toMatch(/failed precondition/i);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const before = readCounter(pc, id)!;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > before ? true : undefined), { what: "the container to count on", timeoutMs: 10_000 });
+  await removeContainer(pc, id);
+}, 120_000);
