@@ -5,12 +5,13 @@
  * time = time to RUNNING), and with `cryo.checkpoint/local-pages=true` (page images kept in a page store,
  * a temp dir here, instead of containerd's tar; alone and with lazy pages), and with per-namespace grouping (variant
  * cryo-ns: `io.cryo.shim.grouping=per-namespace`, with another container of that grouping running all along, as on
- * a host that runs more than one container: the restore joins its shim daemon instead of starting one), the CRIU tar's size in the content store
+ * a host that runs more than one container: the restore joins its shim daemon instead of starting one), and post-copy
+ * (cryo-postcopy: lazy pages served by the frozen source's own CRIU page server; restore = time to RUNNING), the CRIU tar's size in the content store
  * (and whether its page images are .zst), restore verified by memhog itself (SIGUSR1 -> "ok"), as
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -39,7 +40,11 @@ const variants = [
   { name: "cryo-local-lazy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/local-pages=true", "--annotation", "cryo.checkpoint/lazy-pages=true"] },
   // One shim daemon for the namespace (docs/shim.md, grouping), kept up by a companion container (below).
   { name: "cryo-ns", runtime: "io.containerd.cryo.v2", flags: [...PER_NAMESPACE] },
-];
+  // Post-copy (lazy pages with a page server on 127.0.0.1): the checkpoint holds no pages, the source stays
+  // (frozen) until the restore, which runs under a new name and fetches every page from it; the source then ends.
+  // Restore time = time to RUNNING.
+  { name: "cryo-postcopy", runtime: "io.containerd.cryo.v2", flags: ["--annotation", "cryo.checkpoint/lazy-pages=true"], postCopy: true },
+] as { name: string; runtime: string; flags: string[]; postCopy?: boolean }[];
 // --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
 const only = opt("--variants")?.split(",");
 if (only) variants.splice(0, variants.length, ...variants.filter((v) => v.name === "runc" || only.includes(v.name)));
@@ -56,6 +61,14 @@ function bandwidth(): { ddGiBs: number; memcpyGiBs: number } {
   const t1 = performance.now();
   for (let i = 0; i < 3; i++) a.copy(b);
   return { ddGiBs, memcpyGiBs: 3 / ((performance.now() - t1) / 1000) };
+}
+
+/** A TCP port nothing listens on right now (a post-copy source's page server). */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
 }
 
 async function stopAndRemove(pc: PrivateContainerd, id: string): Promise<void> {
@@ -98,26 +111,35 @@ try {
       for (const v of variants) {
         const id = uniqueId(v.name.replace("-", ""));
         const ref = `localhost/bench/${id}:1`;
-        await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...v.flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
+        const flags = v.postCopy ? [...v.flags, "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`] : v.flags;
+        await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
         await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
         let t0 = performance.now();
         await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 600_000 });
         const checkpointMs = performance.now() - t0;
         const tar = await criuTar(pc, ref);
-        await stopAndRemove(pc, id);
+        // A post-copy source serves the pages until the restore has them: it is restored under another name.
+        const restored = v.postCopy ? `${id}-r` : id;
+        if (!v.postCopy) await stopAndRemove(pc, id);
         t0 = performance.now();
-        await pc.ctrOk(["containers", "restore", "--live", id, ref], { timeoutMs: 600_000 });
+        await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 600_000 });
         const restoreMs = performance.now() - t0;
-        await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
-        const intact = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { timeoutMs: 120_000, what: `${id} verified` });
-        await stopAndRemove(pc, id);
+        let sourceEndedMs: number | undefined;
+        if (v.postCopy) {
+          await waitFor(async () => (await pc.ctrOk(["task", "ls"])).split("\n").some((l) => l.startsWith(`${id} `) && l.includes("STOPPED")), { timeoutMs: 600_000, what: `${id} (the source) ended`, intervalMs: 20 });
+          sourceEndedMs = performance.now() - t0; // every page sent: CRIU ended the source
+          await stopAndRemove(pc, id);
+        }
+        await pc.ctrOk(["task", "kill", "-s", "USR1", restored]);
+        const intact = await waitFor(() => readContainerFile(pc, restored, "/tmp/counter.verify"), { timeoutMs: 120_000, what: `${restored} verified` });
+        await stopAndRemove(pc, restored);
         await pc.ctr(["images", "rm", "--sync", ref]);
         for (const n of readdirSync(extractDir)) rmSync(join(extractDir, n), { recursive: true, force: true });
         for (const n of readdirSync(pageStore)) rmSync(join(pageStore, n), { recursive: true, force: true });
         const row = { variant: v.name, mib, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
-          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}`,
+          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
         );
       }
     }

@@ -7,6 +7,11 @@
  *      imported and unpacked normally);
  *   4. target: `ctr containers restore --live [--rw] NEWID REF`, then wait for the task to be RUNNING;
  *   5. unless keep: source task killed (SIGKILL) and deleted, source container removed.
+ * A post-copy checkpoint (cryo's lazy pages with a page server, docs/checkpoint-restore.md) moves the
+ * container's memory after step 4: the source, frozen by CRIU since step 1, serves its pages to the target's
+ * lazy-pages daemon, and CRIU ends it once they are all sent. So at step 5 migrate waits for the source task to
+ * stop rather than killing it, and it cannot keep the source. If the restore fails, migrate ends the source's
+ * page server with the tree alive (an unknown page-server command: CRIU's error path), so the source runs on.
  * REF is removed from both content stores at the end, success or not (containerd 1.6 cannot checkpoint
  * the same spec again while an older checkpoint image holds its blob). If a step before 5 fails, what the
  * target got is removed and the source container is left running, untouched.
@@ -59,6 +64,76 @@ export interface MigrateResult {
   imageCopied: boolean;
   /** True when the source container was removed. */
   sourceRemoved: boolean;
+}
+
+/** Where a post-copy checkpoint's source serves its pages. */
+export interface PostCopyServer {
+  address: string;
+  port: number;
+}
+
+/**
+ * The post-copy page server recorded in a checkpoint, read from the exported archive (the CRIU tar blob's
+ * cryo-checkpoint.json); undefined for any other checkpoint (also runc's, which has no metadata).
+ */
+export async function postCopyServerOf(archive: string, criuTarDigest: string): Promise<PostCopyServer | undefined> {
+  const hex = /^sha256:([0-9a-f]{64})$/.exec(criuTarDigest)?.[1];
+  if (hex === undefined) throw invalidArgument(`checkpoint blob ${criuTarDigest}`, { detail: "not a sha256 digest" });
+  const blob = Bun.spawn(["tar", "-xOf", archive, `blobs/sha256/${hex}`], { stdout: "pipe", stderr: "ignore" });
+  const meta = Bun.spawn(["tar", "-xOf", "-", "cryo-checkpoint.json"], { stdin: blob.stdout, stdout: "pipe", stderr: "ignore" });
+  const [text, code] = await Promise.all([new Response(meta.stdout).text(), meta.exited, blob.exited]);
+  if (code !== 0 || text === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const o = (parsed as { options?: { lazyPages?: unknown; pageServer?: { address?: unknown; port?: unknown } } }).options;
+  const ps = o?.pageServer;
+  if (o?.lazyPages !== true || typeof ps?.address !== "string" || typeof ps.port !== "number") return undefined;
+  return { address: ps.address, port: ps.port };
+}
+
+/**
+ * Ends a post-copy source's page server with the tree alive: CRIU answers an unknown command by failing
+ * the transfer ("Unknown command", "Lazy pages transfer FAILED") and lets the tree go, running; cryo's shim
+ * then removes CRIU's network lock (src/shim/post-copy.ts). A connection closed without a command would
+ * instead count as a finished transfer, and CRIU would kill the source.
+ */
+export async function releasePostCopySource(server: PostCopyServer, timeoutMs = 10_000): Promise<void> {
+  // struct page_server_iov { u32 cmd; u64 nr_pages; u64 vaddr; u64 dst_id; } (criu/page-xfer.c): 32 bytes with the
+  // padding after cmd, little-endian here. cmd 0xffff is no command of CRIU's.
+  const iov = new Uint8Array(32);
+  new DataView(iov.buffer).setUint32(0, 0xffff, true);
+  await new Promise<void>((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(failedPrecondition(`page server ${server.address}:${server.port}`, { detail: `did not close within ${timeoutMs} ms` })), timeoutMs);
+    Bun.connect({
+      hostname: server.address,
+      port: server.port,
+      socket: {
+        open(sock) {
+          sock.write(iov);
+        },
+        data() {},
+        close() {
+          clearTimeout(timer);
+          resolvePromise();
+        },
+        error(_sock, err) {
+          clearTimeout(timer);
+          reject(err);
+        },
+        connectError(_sock, err) {
+          clearTimeout(timer);
+          reject(err);
+        },
+      },
+    }).catch((err: unknown) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
 
 /** Progress lines; the CLI prints them. */
@@ -148,6 +223,10 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
           : `a container of that id already has runc state under ${base} on this machine; choose another --new-id`,
     });
   }
+  const annotations = (info as { Spec?: { annotations?: Record<string, string> } }).Spec?.annotations ?? {};
+  if (options.keep === true && annotations["cryo.checkpoint/lazy-pages"] === "true" && (annotations["cryo.checkpoint/page-server"] ?? "") !== "") {
+    throw failedPrecondition(`--keep with container ${id}`, { detail: "its checkpoints are post-copy (cryo.checkpoint/lazy-pages with a page-server): the source ends once its pages are sent" });
+  }
   const image = info.Image;
   const srcImage = image === "" ? undefined : await src.image(image);
   if (image !== "" && srcImage === undefined) throw failedPrecondition(`image ${image} at ${from}`, { detail: "not found; containerd needs it to restore the container" });
@@ -160,6 +239,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   const work = mkdtempSync(join(tmpdir(), "cryo-migrate-"));
   let restored = false;
   let imageCopied = false;
+  let postCopy: PostCopyServer | undefined;
   try {
     log(`checkpoint ${id} at ${from} as ${ref}${options.rw ? " (with its rw layer)" : ""}`);
     await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
@@ -167,7 +247,8 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     if (indexDigest === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${from}`, { detail: "not listed after ctr containers checkpoint" });
     const index = ociIndexSchema.safeParse(await src.contentJson(indexDigest));
     if (!index.success) throw invalidArgument(`checkpoint index ${indexDigest}`, { detail: index.error.message });
-    if (!index.data.manifests.some((m) => m.mediaType === criuTarMediaType)) {
+    const criuTar = index.data.manifests.find((m) => m.mediaType === criuTarMediaType);
+    if (criuTar === undefined) {
       throw failedPrecondition(`checkpoint ${ref} of ${id}`, {
         detail:
           "containerd wrote it without the task's CRIU images (containerd 1.6 does so when an older checkpoint image of this container still holds its spec; remove those with ctr images rm --sync)",
@@ -176,7 +257,18 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
 
     const archive = join(work, "checkpoint.tar");
     log(`export ${ref} from ${from}`);
-    await src.run(["images", "export", "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
+    try {
+      await src.run(["images", "export", "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
+      postCopy = await postCopyServerOf(archive, criuTar.digest);
+    } catch (err) {
+      // A post-copy source is frozen until its pages are fetched: it cannot be told apart yet, so try to release it.
+      postCopy = await postCopyServerOf(archive, criuTar.digest).catch(() => undefined);
+      throw err;
+    }
+    if (postCopy) {
+      log(`post-copy checkpoint: ${id} stays frozen at ${from}, serving its pages on ${postCopy.address}:${postCopy.port}, until ${newId} has them all`);
+      if (options.keep === true) throw failedPrecondition(`--keep with the post-copy checkpoint of ${id}`, { detail: "its source ends once its pages are sent; it cannot be kept" });
+    }
     if (image !== "" && dstImage === undefined) {
       const imageArchive = join(work, "image.tar");
       log(`copy image ${image} to ${to}`);
@@ -223,6 +315,15 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     const pid = (await dst.task(newId))!.pid;
 
     let sourceRemoved = false;
+    if (postCopy) {
+      // CRIU ends the source once the target's lazy-pages daemon has every page.
+      log(`wait for ${id} at ${from} to end (every page sent to ${newId})`);
+      const deadline = Date.now() + timeoutMs;
+      for (let st = (await src.task(id))?.status; st === "RUNNING" || st === "PAUSED"; st = (await src.task(id))?.status) {
+        if (Date.now() > deadline) throw failedPrecondition(`post-copy source ${id} at ${from}`, { detail: `still running ${timeoutMs} ms after the restore; ${newId} at ${to} may not have all its memory` });
+        await Bun.sleep(50);
+      }
+    }
     if (options.keep !== true) {
       log(`remove ${id} at ${from}`);
       await removeContainer(src, id, timeoutMs);
@@ -236,6 +337,10 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
     if (!restored && imageCopied) {
       await dst.run(["images", "rm", image], `remove image ${image}`).catch((e: unknown) => log(`remove ${image} at ${to}: ${CryoError.from(e).message}`));
+    }
+    if (!restored && postCopy) {
+      log(`release ${id}'s page server at ${postCopy.address}:${postCopy.port}: ${id} runs on at ${from}`);
+      await releasePostCopySource(postCopy).catch((e: unknown) => log(`release of ${id}'s page server: ${CryoError.from(e).message} (its shim lets it go at its post-copy timeout)`));
     }
     if (!restored) log(`${id} is still running at ${from}`);
   }

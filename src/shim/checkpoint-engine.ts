@@ -41,8 +41,11 @@ export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
 
 /** The checkpoint/restore part of the engine. */
 export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore">> & {
-  /** Stops a post-copy dump still serving the container's pages (post-copy.ts): the container is being deleted. */
-  stopServing(id: string): void;
+  /**
+   * Stops a post-copy dump still serving the container's pages (post-copy.ts), because the container is
+   * signalled or deleted; resolves once CRIU is gone and the tree is let go (at most a few seconds).
+   */
+  stopServing(id: string, reason: string): Promise<void>;
 };
 
 /** What the checkpoint engine needs from the engine that embeds it. */
@@ -121,6 +124,11 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           networkLock: outcome.plan.networkLock,
           timeoutMs: postCopyTimeoutMs(process.env),
           log: deps.log,
+          thaw: async () => {
+            if (spec.isPaused?.()) return;
+            const state = readRuncState(spec.options.root, spec.id);
+            await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw();
+          },
         });
         serving.set(spec.id, watch);
         void watch.ended.then(() => serving.get(spec.id) === watch && serving.delete(spec.id));
@@ -214,8 +222,11 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       }
     },
 
-    stopServing(id) {
-      serving.get(id)?.stop(`container ${id} deleted`);
+    async stopServing(id, reason) {
+      const watch = serving.get(id);
+      if (!watch) return;
+      watch.stop(reason);
+      await Promise.race([watch.ended, Bun.sleep(5_000)]);
     },
 
     discardRestore(id) {

@@ -226,6 +226,7 @@ export class Container {
         path,
         request,
         paused: this.init.state === "paused",
+        isPaused: () => this.init.state === "paused",
       });
       if (!r.leftRunning) this.stoppedByCheckpoint = true;
     });

@@ -146,6 +146,9 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         }
         return;
       }
+      // A post-copy source still held by CRIU's page server (ptrace-stopped) would neither take the signal
+      // nor report its exit (a traced task's exit goes to its tracer first): the page server is stopped first.
+      await checkpointEngine?.stopServing(id, `signal ${signal} sent to the container`);
       try {
         await runcOf(id).kill(id, signal, { all });
       } catch (err) {
@@ -154,7 +157,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async deleteInit(id, bundle, options) {
-      checkpointEngine?.stopServing(id);
+      await checkpointEngine?.stopServing(id, "container deleted");
       try {
         await (runcs.get(id) ?? runcFor(bundle, options)).delete(id, { force: true });
       } catch (err) {

@@ -70,6 +70,8 @@ export interface CheckpointSpec {
   request: CheckpointRequestOptions;
   /** The container was paused before the call (containerd pauses first). */
   paused: boolean;
+  /** Whether the task is paused now (a post-copy dump that ends early thaws the container unless it is). */
+  isPaused?: () => boolean;
 }
 
 /** What starting an exec needs. */

@@ -8,7 +8,8 @@
  * go and it runs on (a restore still fetching pages fails, and cryo's restore side kills its copy), so
  * exactly one copy survives. CRIU locked the container's network namespace for the dump and unlocks it
  * only when the dump ends with the tree alive; when CRIU dies or fails instead, the lock (an nftables
- * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here.
+ * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here. And CRIU failing puts the
+ * freezer back as it found it at the dump (frozen, by containerd's pause): the container is thawed again.
  */
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
@@ -33,6 +34,12 @@ export interface WatchInput {
   networkLock: "nftables" | "iptables";
   timeoutMs: number;
   log: Logger;
+  /**
+   * Thaws the container's cgroup. CRIU ending a dump early puts the freezer back as it found it, frozen
+   * (containerd pauses before Checkpoint, and resumes after it answered): called then, unless the task is
+   * paused again.
+   */
+  thaw?: () => Promise<void>;
 }
 
 /** A watched post-copy dump. */
@@ -66,6 +73,13 @@ export function watchPostCopy(input: WatchInput): PostCopyWatch {
       const why = stopped ?? (err instanceof Error ? err.message : String(err));
       log.warn(`${label}: the page server on ${where} stopped before every page was sent (${why}): the container runs on here, a restore that fetched from it fails`);
       await unlockNetwork(input.pid, input.networkLock, log, label);
+      if (input.thaw) {
+        try {
+          await input.thaw();
+        } catch (e) {
+          log.warn(`${label}: thaw after the page server stopped: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       return false;
     },
   );

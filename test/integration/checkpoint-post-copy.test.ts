@@ -143,6 +143,22 @@ test("post-copy with no restore: the page server stops after the timeout, the so
   await removeContainer(pc, id);
 }, TIMEOUT_MS + 180_000);
 
+test("post-copy source killed while it serves: the page server stops, the kill takes effect and the exit is reported", async () => {
+  const id = uniqueId("pck");
+  await runMemhog(id, 16, postCopy(freePort()));
+  const pid = (await taskPid(pc, id))!;
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^TracerPid:\s+[1-9]/m); // held by CRIU
+  // Traced, the task would report its exit to CRIU, not to the shim: the shim stops the page server first.
+  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: "the killed source to stop", timeoutMs: 5_000 });
+  const criuLeft = Bun.spawnSync(["pgrep", "-f", `criu: dump --rpc -t ${pid}`]).stdout.toString().trim();
+  expect(criuLeft).toBe("");
+  await removeContainer(pc, id);
+}, 120_000);
+
 test("post-copy without the pipe size CRIU's page server needs: refused before the dump, the container keeps running", async () => {
   const id = uniqueId("pcp");
   await runMemhog(id, 16, postCopy(freePort()));

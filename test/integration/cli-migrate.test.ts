@@ -4,7 +4,7 @@
  * image is left on either side; a refused or failed migration leaves the source running.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
@@ -95,7 +95,8 @@ test("--keep copies: the source goes on running too", async () => {
   const id = uniqueId("keep");
   await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
   await waitFor(() => readCounter(a, id), { what: "counter" });
-  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep");
+  // --rw: see the first test (memhog's counter file may be open at the checkpoint; without the rw layer that restore fails).
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep", "--rw");
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toContain(`${id} still runs at ${a.address}`);
   expect(await taskStatus(a, id)).toBe("RUNNING");
@@ -160,5 +161,60 @@ test("a restore that CRIU fails is tried once more, then the source keeps runnin
   expect(r.stdout).toContain(`restore ${id}-m at ${b.address} (second attempt)`);
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
   expect(r.stderr).toContain("tmp/held");
+  await expectSourceAloneThenRemove(id);
+}, 120_000);
+
+/** A TCP port nothing listens on right now. */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+test("post-copy: the source serves its pages to the target and ends; the target has all its memory", async () => {
+  const id = uniqueId("pcm");
+  const newId = `${id}-m`;
+  const postCopy = ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`];
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "/bin/memhog", "64", "/tmp/counter"], { timeoutMs: 60_000 });
+  const before = await waitFor(() => readCounter(a, id), { what: "memhog filled" });
+
+  // --keep cannot apply: refused before anything is checkpointed.
+  const keep = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", newId, "--keep");
+  expect(keep.exitCode).toBe(1);
+  expect(keep.stderr).toContain(`cryo migrate: --keep with container ${id}: failed precondition`);
+  expect(await taskStatus(a, id)).toBe("RUNNING");
+
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", newId, "--rw");
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toContain(`post-copy checkpoint: ${id} stays frozen at ${a.address}`);
+  expect(r.stdout).toContain(`wait for ${id} at ${a.address} to end`);
+  expect(r.stdout).toContain(`migrated ${id} -> ${newId} at ${b.address}`);
+  expect(await containers(a)).not.toContain(id);
+  expect(await taskStatus(b, newId)).toBe("RUNNING");
+  await waitFor(() => ((readCounter(b, newId) ?? 0) > before ? true : undefined), { what: "counter going on at the target" });
+  await b.ctrOk(["task", "kill", "-s", "USR1", newId]);
+  expect(await waitFor(() => readContainerFile(b, newId, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 })).toMatch(/^ok \d+$/);
+  expect(await checkpointImages(a)).toEqual([]);
+  expect(await checkpointImages(b)).toEqual([]);
+  await removeContainer(b, newId);
+  for (const dir of extractedCheckpoints()) rmSync(dir, { recursive: true, force: true }); // kept for the lazy restore
+}, 180_000);
+
+test("post-copy whose restore fails: the source's page server is released and the source runs on", async () => {
+  // Without --rw the target's rootfs lacks the file the container holds open: CRIU fails the restore (twice).
+  const id = uniqueId("pcf");
+  const postCopy = ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`];
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done"]);
+  await waitFor(() => readContainerFile(a, id, "/tmp/held") === "x" || undefined, { what: `${id}: /tmp/held open and written` });
+  await waitFor(() => readCounter(a, id), { what: "counting" });
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
+  expect(r.exitCode).toBe(1);
+  expect(r.stdout).toContain(`release ${id}'s page server`);
+  expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
+  // Released: the source counts on (within moments, not after the shim's post-copy timeout).
+  const n = readCounter(a, id)!;
+  await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on", timeoutMs: 10_000 });
   await expectSourceAloneThenRemove(id);
 }, 120_000);
