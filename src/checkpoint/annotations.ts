@@ -29,7 +29,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "manage-cgroups-mode": { field: "cgroupMode", kind: "cgroup-mode", doc: "soft, full, strict or ignore" },
   "empty-ns": { field: "emptyNamespaces", kind: "list", doc: "namespaces restored empty (network)" },
   "lazy-pages": { field: "lazyPages", kind: "bool", doc: "restore with pages served on demand" },
-  "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages" },
+  "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages (post-copy: where the dump serves them; port 0: a free one)" },
   "status-path": { field: "statusPath", kind: "string", doc: "file/FIFO for the lazy-pages status fd" },
   "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
   "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
@@ -106,9 +106,10 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
       return v;
     }
     case "address": {
+      // Port 0: any free port, chosen at the dump (post-copy only; the plan refuses it otherwise).
       const m = /^(.+):(\d{1,5})$/.exec(value.trim());
-      const port = m ? Number(m[2]) : 0;
-      if (!m || port < 1 || port > 65535) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want HOST:PORT" });
+      const port = m ? Number(m[2]) : -1;
+      if (!m || port < 0 || port > 65535) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want HOST:PORT" });
       return { address: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
     }
   }

@@ -41,7 +41,8 @@ export const checkpointPlanSchema = z
     /** Namespaces (CRIU names) to restore empty; only "net" exists. */
     emptyNamespaces: z.array(z.literal("net")),
     lazyPages: z.boolean(),
-    pageServer: z.object({ address: z.string().min(1), port: z.number().int().min(1).max(65535) }).optional(),
+    // Port 0 (post-copy only): any free port, chosen at the dump and recorded in the checkpoint.
+    pageServer: z.object({ address: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
     statusPath: z.string().min(1).optional(),
     lsmProfile: z.string().min(1).optional(),
     lsmMountContext: z.string().min(1).optional(),
@@ -123,8 +124,16 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
   const plan = checkpointPlanSchema.safeParse(merged);
   if (!plan.success) throw invalidArgument("checkpoint options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: "pre-dump cannot be combined with lazy pages" });
+  checkPageServerPort(plan.data);
   checkLocalPages(plan.data);
   return postCopyPlan(plan.data);
+}
+
+/** Port 0 means "a free port, chosen at the dump": only a post-copy dump listens; a page server to send to needs its port. */
+export function checkPageServerPort(plan: CheckpointPlan): void {
+  if (plan.pageServer?.port === 0 && !plan.lazyPages) {
+    throw invalidArgument("checkpoint options", { detail: "page-server port 0 (a free port) is for post-copy (with lazy-pages) only; a page server to send the pages to needs its port" });
+  }
 }
 
 /**

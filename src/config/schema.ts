@@ -36,7 +36,7 @@ export const checkpointDefaultsSchema = z
     empty_ns: z.array(emptyNamespaceSchema).optional().describe("namespaces restored empty (only network)"),
     lazy_pages: z.boolean().optional().describe("restore with pages served on demand"),
     page_server: z
-      .strictObject({ address: z.string().min(1), port: z.number().int().min(1).max(65535) })
+      .strictObject({ address: z.string().min(1), port: z.number().int().min(0).max(65535) })
       .optional()
       .describe("page server for lazy pages"),
     lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
-import { checkLocalPages, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { containerDumpOpts, externalNamespaceInodes, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -96,6 +96,22 @@ export interface PostCopyServing {
 export const POST_COPY_PIPE_BYTES = 4 * 1024 * 1024;
 const CAP_SYS_RESOURCE = 24;
 
+/**
+ * A TCP port free on address right now (bound with port 0, then closed). Another process may take it before
+ * CRIU binds it: the dump then fails ("Can't bind page server: Address already in use") and the container
+ * keeps running.
+ */
+function freeTcpPort(address: string, label: string): number {
+  try {
+    const s = Bun.listen({ hostname: address, port: 0, socket: { data() {} } });
+    const port = s.port;
+    s.stop(true);
+    return port;
+  } catch (err) {
+    throw CryoError.from(err).wrap(`${label}: a free port for the page server on ${address}`);
+  }
+}
+
 function checkPostCopyHost(label: string): void {
   let max = Number.NaN;
   let capEff = 0n;
@@ -153,14 +169,19 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const readImage = input.image;
   const image = readImage ? () => (imageRead ??= readImage()) : undefined;
   // A plugin may have changed what local pages clash with, or made the checkpoint post-copy.
-  const plan = postCopyPlan(
+  let plan = postCopyPlan(
     input.policyFor
       ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
       : resolved,
   );
   checkLocalPages(plan);
+  checkPageServerPort(plan);
   const postCopy = isPostCopy(plan);
-  if (postCopy) checkPostCopyHost(label);
+  if (postCopy) {
+    checkPostCopyHost(label);
+    // Port 0: a port free now on that address, recorded in the checkpoint for the restore to connect to.
+    if (plan.pageServer!.port === 0) plan = { ...plan, pageServer: { ...plan.pageServer!, port: freeTcpPort(plan.pageServer!.address, label) } };
+  }
 
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);

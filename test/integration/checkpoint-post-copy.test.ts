@@ -69,10 +69,9 @@ interface PostCopyMeta {
   options: { lazyPages: boolean; leaveRunning: boolean; pageServer?: { address: string; port: number } };
 }
 
-test("post-copy: checkpoint returns before the pages move; the restore runs at once, gets every page, and the source ends", async () => {
+test("post-copy (page server on any free port): checkpoint returns before the pages move; the restore runs at once, gets every page, and the source ends", async () => {
   const id = uniqueId("pc");
-  const port = freePort();
-  await runMemhog(id, 128, postCopy(port));
+  await runMemhog(id, 128, postCopy(0)); // port 0: the dump picks a free one and records it for the restore
   const sourcePid = (await taskPid(pc, id))!;
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
@@ -89,7 +88,8 @@ test("post-copy: checkpoint returns before the pages move; the restore runs at o
   expect(criuTarEntries(tar)).toContain("cryo-checkpoint.json");
   const meta = await checkpointMetadata<PostCopyMeta>(pc, ref);
   expect(meta.options.lazyPages).toBe(true);
-  expect(meta.options.pageServer).toEqual({ address: "127.0.0.1", port });
+  expect(meta.options.pageServer?.address).toBe("127.0.0.1");
+  expect(meta.options.pageServer?.port).toBeGreaterThan(0);
   expect(meta.options.leaveRunning).toBe(false); // ctr asked to leave it running: a post-copy source ends
 
   const renamed = `${id}-r`;

@@ -138,6 +138,22 @@ describe("post-copy (lazy pages with a page server)", () => {
     expect(postCopyPlan({ ...lazyOnly, pageServer: { address: "::1", port: 1 } }).leaveRunning).toBe(false);
     expect(postCopyPlan(lazyOnly)).toBe(lazyOnly);
   });
+
+  test("page-server port 0 (a free port chosen at the dump) only for post-copy", () => {
+    const any = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/lazy-pages": "true", "cryo.checkpoint/page-server": "10.0.0.5:0" } });
+    expect(any.pageServer).toEqual({ address: "10.0.0.5", port: 0 });
+    expect(isPostCopy(any)).toBe(true);
+    const e = (() => {
+      try {
+        resolveCheckpointPlan({ annotations: { "cryo.checkpoint/page-server": "10.0.0.5:0" } });
+      } catch (err) {
+        return err as { code: number; message: string };
+      }
+      throw new Error("no error");
+    })();
+    expect(e.message).toContain("port 0");
+    expect(() => parseCheckpointAnnotations({ "cryo.checkpoint/page-server": "10.0.0.5:65536" })).toThrow("want HOST:PORT");
+  });
 });
 
 describe("network lock", () => {
