@@ -10,7 +10,7 @@
  * external namespaces given back as inherited fds; the old stdio pipes replaced by the new ones
  * (`--inherit-fd fd[N]:pipe:[ino]`); the helper joins the new cgroups first.
  */
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
@@ -80,6 +80,50 @@ export function maskedFiles(c: RuncContainer): string[] {
   });
 }
 
+/**
+ * The external-mount key of masked directories. runc masks a directory with an empty read-only tmpfs;
+ * CRIU would dump each one as a tar and restore it by running `tar --extract --gzip` (8-13 ms per mount
+ * here). cryo dumps them as external mounts under this key instead, and the restore binds an empty
+ * directory of the host in their place (CRIU remounts the bind read-only, as the dumped mount was).
+ */
+export const MASKED_DIR_KEY = "cryo-masked-dir";
+/** The host's empty directory bound over masked directories at restore (see MASKED_DIR_KEY). */
+export const MASKED_DIR_SOURCE = "/run/cryo/masked-dir";
+
+/**
+ * Masked directories that are what runc makes of them: a read-only tmpfs mounted there, empty. Anything
+ * else (a mask path that is no mountpoint, not tmpfs, writable, or with files) is left to CRIU. mountinfo
+ * is the init's /proc/<pid>/mountinfo (read when not given).
+ */
+export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {
+  const pid = c.init_process_pid;
+  let info: string;
+  try {
+    info = mountinfo ?? readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+  } catch {
+    return [];
+  }
+  const mounts = new Map<string, { fstype: string; ro: boolean }>();
+  for (const line of info.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const f = line.slice(0, sep).split(" ");
+    const after = line.slice(sep + 3).split(" ");
+    const mountpoint = (f[4] ?? "").replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    // The last mount at a mountpoint is the one in effect.
+    mounts.set(mountpoint, { fstype: after[0] ?? "", ro: (f[5] ?? "").split(",").includes("ro") });
+  }
+  return c.config.mask_paths.filter((p) => {
+    const m = mounts.get(p);
+    if (!m || m.fstype !== "tmpfs" || !m.ro) return false;
+    try {
+      return readdirSync(`/proc/${pid}/root${p}`).length === 0;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Inode numbers of the container's net and pid namespaces when joined by path (external to it). */
 export function externalNamespaceInodes(c: RuncContainer): { net?: number; pid?: number } {
   const out: { net?: number; pid?: number } = {};
@@ -114,6 +158,8 @@ export interface ContainerDumpInput {
   host: HostCgroupFacts;
   /** maskedFiles(container) of the running container. */
   maskedFiles: string[];
+  /** maskedDirs(container) of the running container: dumped as external mounts (MASKED_DIR_KEY). */
+  maskedDirs?: string[];
   /** externalNamespaceInodes(container). */
   externalNs: { net?: number; pid?: number };
   /** Freeze through the container's freezer cgroup (runc does); false lets CRIU use ptrace. */
@@ -134,6 +180,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
       else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(join(m.destination, basename(mp)));
     }
     for (const p of input.maskedFiles) extMounts.push({ key: p, value: "/dev/null" });
+    for (const p of input.maskedDirs ?? []) extMounts.push({ key: p, value: MASKED_DIR_KEY });
     for (const d of c.config.devices) add(d.path);
   }
   const external = [...plan.external];
@@ -188,6 +235,8 @@ export interface ContainerRestoreInput {
   descriptors: string[];
   /** Veth pairs to reconnect (CRIU --veth-pair). */
   vethPairs?: { inside: string; outside: string }[];
+  /** The empty host directory bound over masked directories (default MASKED_DIR_SOURCE; the caller makes sure it exists and is empty). */
+  maskedDirSource?: string;
 }
 
 /** What a container restore needs: the options, plus which of the caller's fds to hand in under which key. */
@@ -220,7 +269,11 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   const addOnce = (key: string, value: string) => {
     if (!extMounts.some((m) => m.key === key)) extMounts.push({ key, value });
   };
-  if (c.config.mask_paths.length > 0) addOnce("/dev/null", "/dev/null");
+  if (c.config.mask_paths.length > 0) {
+    addOnce("/dev/null", "/dev/null");
+    // Masked directories dumped as external mounts (MASKED_DIR_KEY); unused by a checkpoint that has none.
+    addOnce(MASKED_DIR_KEY, input.maskedDirSource ?? MASKED_DIR_SOURCE);
+  }
   for (const d of c.config.devices) addOnce(d.path, d.path);
 
   const namespaceFds: { key: string; path: string }[] = [];

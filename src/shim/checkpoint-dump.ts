@@ -23,7 +23,7 @@ import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pag
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
 import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
-import { containerDumpOpts, externalNamespaceInodes, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
+import { containerDumpOpts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -199,6 +199,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     workDir,
     host: readHostCgroupFacts(),
     maskedFiles: maskedFiles(container),
+    maskedDirs: maskedDirs(container),
     externalNs: externalNamespaceInodes(container),
   });
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.

@@ -18,7 +18,7 @@
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -26,7 +26,7 @@ import { decompressImages } from "../checkpoint/compression.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroup } from "../cgroups/open.ts";
@@ -225,6 +225,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // The recorded options were validated with the metadata: without `[restore]` settings they are used as they are.
     const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: meta.options, vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
+    if (container.config.mask_paths.length > 0) ensureMaskedDirSource(label);
     const plan = containerRestorePlan({
       plan: options,
       vethPairs,
@@ -400,5 +401,22 @@ async function removeCgroupDirs(dirs: string[]): Promise<void> {
         await Bun.sleep(20);
       }
     }
+  }
+}
+
+/**
+ * The empty directory CRIU binds (read-only) over the masked directories of a restored container
+ * (runc-criu.ts MASKED_DIR_KEY): made if missing; anything in it would show in every restored container's
+ * masked paths, so a directory that is not empty fails the restore.
+ */
+function ensureMaskedDirSource(label: string, dir = MASKED_DIR_SOURCE): void {
+  try {
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
+    mkdirSync(dir, { recursive: true, mode: 0o555 });
+  } catch (err) {
+    throw CryoError.from(err).wrap(`${label}: directory for masked paths ${dir}`);
+  }
+  if (!statSync(dir).isDirectory() || readdirSync(dir).length > 0) {
+    throw failedPrecondition(`${label}: ${dir}`, { detail: "must be an empty directory: it is bound read-only over the restored container's masked directories" });
   }
 }

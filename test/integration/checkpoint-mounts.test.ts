@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { checkpointCriuTar, criuTarEntries, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -78,3 +78,32 @@ test("a bind mount nested in another comes back after its mount point left the o
   expect(mountsUnder(dir)).toEqual([]);
   expect(during).toBe(0); // the container's binds live in its own mount namespace, not ours
 }, 180_000);
+
+test("masked directories (runc's empty read-only tmpfs) are external in the checkpoint and come back empty and read-only", async () => {
+  const id = uniqueId("mask");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  const pid = (await taskPid(pc, id))!;
+  const masked = readFileSync(`/proc/${pid}/mountinfo`, "utf8")
+    .split("\n")
+    .filter((l) => / - tmpfs /.test(l) && / ro[, ]/.test(l))
+    .map((l) => l.split(" ")[4]!);
+  expect(masked).toEqual(expect.arrayContaining(["/proc/acpi", "/sys/firmware"]));
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  // CRIU dumped the writable tmpfs mounts (/dev, /dev/shm, /run) as tar images, the masked ones not.
+  const tmpfsImages = criuTarEntries(await checkpointCriuTar(pc, ref)).filter((e) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(e));
+  const writableTmpfs = readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l) && / rw[, ]/.test(l) && l.split(" ")[3] === "/");
+  expect(tmpfsImages.length).toBe(writableTmpfs.length);
+  await removeContainer(pc, id);
+
+  const restored = `${id}-r`;
+  await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });
+  const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; echo done"]);
+  expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "done"]);
+  const rpid = (await taskPid(pc, restored))!;
+  const ro = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => ["/proc/acpi", "/sys/firmware"].includes(l.split(" ")[4] ?? ""));
+  expect(ro.length).toBe(2);
+  for (const l of ro) expect(l.split(" ")[5]!.split(",")).toContain("ro");
+  await removeContainer(pc, restored);
+}, 120_000);

@@ -1,6 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
+import { MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs } from "../../../src/checkpoint/runc-criu.ts";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const mountinfo = [
   "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
@@ -49,6 +53,38 @@ describe("runc container -> CRIU options", () => {
     expect(opts.external).toEqual(["net[4026532000]:extRootNetNS"]);
   });
 
+  test("masked directories (empty read-only tmpfs) are dumped as external mounts, and bound to an empty host directory at restore", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cryo-masked-"));
+    try {
+      mkdirSync(join(dir, "empty"));
+      mkdirSync(join(dir, "full"));
+      writeFileSync(join(dir, "full", "f"), "x");
+      mkdirSync(join(dir, "rw"));
+      mkdirSync(join(dir, "notmp"));
+      mkdirSync(join(dir, "nomount"));
+      const p = (n: string) => join(dir, n);
+      // This process stands in for the container's init: /proc/<pid>/root is "/".
+      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: ["/proc/kcore", p("empty"), p("full"), p("rw"), p("notmp"), p("nomount"), p("gone")] } });
+      const info = [
+        `60 50 0:48 / ${p("empty")} ro,relatime - tmpfs tmpfs ro`,
+        `61 50 0:49 / ${p("full")} ro,relatime - tmpfs tmpfs ro`,
+        `62 50 0:50 / ${p("rw")} rw,relatime - tmpfs tmpfs rw`,
+        `63 50 254:0 / ${p("notmp")} ro,relatime - ext4 /dev/vda rw`,
+        `64 50 0:51 / ${p("gone")} ro,relatime - tmpfs tmpfs ro`,
+      ].join("\n");
+      expect(maskedDirs(c, info)).toEqual([p("empty")]);
+      const plan = resolveCheckpointPlan({});
+      const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: ["/proc/kcore"], maskedDirs: [p("empty")], externalNs: {} });
+      expect(opts.extMounts).toContainEqual({ key: p("empty"), value: MASKED_DIR_KEY });
+      // A mountpoint with an escaped space, as mountinfo writes it.
+      mkdirSync(join(dir, "a b"));
+      const spaced = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: [p("a b")] } });
+      expect(maskedDirs(spaced, `65 50 0:52 / ${p("a\\040b")} ro - tmpfs tmpfs ro`)).toEqual([p("a b")]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("pre-dump leaves mounts out; a parent image turns on memory tracking", () => {
     const c = runcContainerFrom(state);
     const plan = resolveCheckpointPlan({ defaults: { preDump: true, parentPath: "../pre" } });
@@ -79,6 +115,7 @@ describe("runc container -> CRIU options", () => {
       { key: "/sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory/c2" },
       { key: "/sys/fs/cgroup/systemd", value: "/sys/fs/cgroup/systemd/c2" },
       { key: "/dev/null", value: "/dev/null" },
+      { key: MASKED_DIR_KEY, value: MASKED_DIR_SOURCE },
     ]);
     expect(r.stdioKeys).toEqual([
       { index: 1, key: "pipe:[100]" },
