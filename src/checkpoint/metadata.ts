@@ -111,6 +111,17 @@ export const checkpointMetadataSchema = z.object({
   localPages: localPagesSchema.optional(),
   /** The container's image as containerd knew it at dump time (read when a checkpoint plugin applied), for restore-side policies. */
   image: checkpointImageSchema.optional(),
+  /** Empty writable tmpfs mounts dumped as external mounts (runc-criu.ts emptyTmpfsMounts): the restore mounts a new tmpfs for each. */
+  emptyTmpfs: z
+    .array(
+      z.object({
+        key: z.string().regex(/^cryo-empty-tmpfs\/[^\0]*$/),
+        mountpoint: z.string().startsWith("/"),
+        options: z.string().regex(/^[A-Za-z0-9_=.,:+-]*$/),
+        source: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+      }),
+    )
+    .optional(),
 });
 
 /** What a cryo checkpoint holds besides CRIU's images. */

@@ -109,7 +109,7 @@ export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {
     if (sep < 0) continue;
     const f = line.slice(0, sep).split(" ");
     const after = line.slice(sep + 3).split(" ");
-    const mountpoint = (f[4] ?? "").replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const mountpoint = unescapeMountinfo(f[4] ?? "");
     // The last mount at a mountpoint is the one in effect.
     mounts.set(mountpoint, { fstype: after[0] ?? "", ro: (f[5] ?? "").split(",").includes("ro") });
   }
@@ -122,6 +122,74 @@ export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {
       return false;
     }
   });
+}
+
+/** Prefix of the external-mount keys of empty writable tmpfs mounts (emptyTmpfsMounts). */
+export const EMPTY_TMPFS_KEY_PREFIX = "cryo-empty-tmpfs";
+
+/** An empty writable tmpfs of the container, dumped as an external mount and made anew at restore. */
+export interface EmptyTmpfs {
+  /** CRIU's external key: EMPTY_TMPFS_KEY_PREFIX + the mountpoint. */
+  key: string;
+  /** Where it is mounted in the container. */
+  mountpoint: string;
+  /** Its superblock's options as mountinfo shows them, without rw/ro (size=65536k,mode=755): the new tmpfs gets them. */
+  options: string;
+  /** Its source name ("tmpfs", "shm"): the new tmpfs gets it too. */
+  source: string;
+}
+
+/** A tmpfs option string as mountinfo writes it and mount(2) takes it (no spaces, quotes or separators of other kinds). */
+export const TMPFS_OPTIONS_RE = /^[A-Za-z0-9_=.,:+-]*$/;
+/** A tmpfs source name cryo passes on ("tmpfs", "shm"). */
+export const TMPFS_SOURCE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The container's writable tmpfs mounts (a whole tmpfs, not a bind of part of one) that hold nothing: /run and
+ * /dev/shm of most containers. CRIU would dump each as a tar image and restore it by running
+ * `tar --extract --gzip` (8-13 ms per mount here); as external mounts they cost the restore a mount(2) of a
+ * new tmpfs with the same options. Only call this on a frozen container: a file written between this
+ * check and CRIU's freeze would be lost. Masked paths are maskedDirs' business.
+ */
+export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmpfs[] {
+  const pid = c.init_process_pid;
+  let info: string;
+  try {
+    info = mountinfo ?? readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+  } catch {
+    return [];
+  }
+  const masked = new Set(c.config.mask_paths);
+  const byMountpoint = new Map<string, { root: string; fstype: string; rw: boolean; source: string; superOptions: string }>();
+  for (const line of info.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const f = line.slice(0, sep).split(" ");
+    const after = line.slice(sep + 3).split(" ");
+    const mountpoint = unescapeMountinfo(f[4] ?? "");
+    byMountpoint.set(mountpoint, { root: f[3] ?? "", fstype: after[0] ?? "", rw: (f[5] ?? "").split(",").includes("rw"), source: after[1] ?? "", superOptions: after[2] ?? "" });
+  }
+  const out: EmptyTmpfs[] = [];
+  for (const [mountpoint, m] of byMountpoint) {
+    if (m.fstype !== "tmpfs" || m.root !== "/" || !m.rw || masked.has(mountpoint) || mountpoint === "/") continue;
+    const options = m.superOptions
+      .split(",")
+      .filter((o) => o !== "rw" && o !== "ro" && o !== "")
+      .join(",");
+    const source = unescapeMountinfo(m.source);
+    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source)) continue;
+    try {
+      if (readdirSync(`/proc/${pid}/root${mountpoint}`).length > 0) continue;
+    } catch {
+      continue;
+    }
+    out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source });
+  }
+  return out;
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 /** Inode numbers of the container's net and pid namespaces when joined by path (external to it). */
@@ -160,6 +228,8 @@ export interface ContainerDumpInput {
   maskedFiles: string[];
   /** maskedDirs(container) of the running container: dumped as external mounts (MASKED_DIR_KEY). */
   maskedDirs?: string[];
+  /** emptyTmpfsMounts(container) of the frozen container: dumped as external mounts under their keys. */
+  emptyTmpfs?: EmptyTmpfs[];
   /** externalNamespaceInodes(container). */
   externalNs: { net?: number; pid?: number };
   /** Freeze through the container's freezer cgroup (runc does); false lets CRIU use ptrace. */
@@ -181,6 +251,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
     }
     for (const p of input.maskedFiles) extMounts.push({ key: p, value: "/dev/null" });
     for (const p of input.maskedDirs ?? []) extMounts.push({ key: p, value: MASKED_DIR_KEY });
+    for (const t of input.emptyTmpfs ?? []) extMounts.push({ key: t.mountpoint, value: t.key });
     for (const d of c.config.devices) add(d.path);
   }
   const external = [...plan.external];
@@ -237,6 +308,8 @@ export interface ContainerRestoreInput {
   vethPairs?: { inside: string; outside: string }[];
   /** The empty host directory bound over masked directories (default MASKED_DIR_SOURCE; the caller makes sure it exists and is empty). */
   maskedDirSource?: string;
+  /** New tmpfs mounts for the checkpoint's empty ones: CRIU's key -> where the caller mounted the new tmpfs. */
+  emptyTmpfs?: { key: string; source: string }[];
 }
 
 /** What a container restore needs: the options, plus which of the caller's fds to hand in under which key. */
@@ -274,6 +347,7 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
     // Masked directories dumped as external mounts (MASKED_DIR_KEY); unused by a checkpoint that has none.
     addOnce(MASKED_DIR_KEY, input.maskedDirSource ?? MASKED_DIR_SOURCE);
   }
+  for (const t of input.emptyTmpfs ?? []) addOnce(t.key, t.source);
   for (const d of c.config.devices) addOnce(d.path, d.path);
 
   const namespaceFds: { key: string; path: string }[] = [];

@@ -23,7 +23,7 @@ import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pag
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
 import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
-import { containerDumpOpts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
+import { containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -192,6 +192,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
 
   const container = runcContainerFrom(rawState, statePath);
   const stdio = inspectStdio(pid);
+  // Empty writable tmpfs mounts go as external mounts only when the container is frozen (containerd pauses
+  // before Checkpoint): nothing can write into them between this look and CRIU's freeze. Not for a pre-dump.
+  const emptyTmpfs = input.paused && !plan.preDump ? emptyTmpfsMounts(container) : [];
   const opts = containerDumpOpts({
     plan,
     container,
@@ -200,6 +203,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     host: readHostCgroupFacts(),
     maskedFiles: maskedFiles(container),
     maskedDirs: maskedDirs(container),
+    emptyTmpfs,
     externalNs: externalNamespaceInodes(container),
   });
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
@@ -336,6 +340,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     const terminal = ((spec.process ?? {}) as { terminal?: boolean }).terminal === true;
     metadata.stdio.terminal = terminal;
     if (localPages) metadata.localPages = localPages;
+    if (emptyTmpfs.length > 0) metadata.emptyTmpfs = emptyTmpfs.map((t) => ({ ...t }));
     await writeCheckpointMetadata(imagesDir, metadata);
     const d = stats.dump;
     input.log.debug(`${label}: timings`, {

@@ -34,6 +34,7 @@ import { locationFromRuncPaths } from "../cgroups/locate.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -226,6 +227,31 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: meta.options, vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     if (container.config.mask_paths.length > 0) ensureMaskedDirSource(label);
+    // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,
+    // mounted in the work dir for CRIU to bind into the container, and detached here once CRIU is done
+    // (the container's mount keeps it).
+    const staged: string[] = [];
+    const unstage = () => {
+      for (const d of staged.splice(0)) {
+        try {
+          umount2(d, MNT_DETACH);
+        } catch (e) {
+          input.log.warn(`${label}: detach ${d}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    };
+    undo.push(unstage);
+    const emptyTmpfs = (meta.emptyTmpfs ?? []).map((t, i) => {
+      const dir = join(workDir, `tmpfs-${i}`);
+      mkdirSync(dir);
+      try {
+        mount(t.source, dir, "tmpfs", 0, t.options === "" ? null : t.options);
+      } catch (err) {
+        throw CryoError.from(err).wrap(`${label}: a new tmpfs for ${t.mountpoint} (${t.options})`);
+      }
+      staged.push(dir);
+      return { key: t.key, source: dir };
+    });
     const plan = containerRestorePlan({
       plan: options,
       vethPairs,
@@ -236,6 +262,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       host: readHostCgroupFacts(),
       cgroupPaths,
       descriptors: source.descriptors,
+      emptyTmpfs,
     });
     // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
     const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
@@ -289,6 +316,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       }
       throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
     }
+    unstage();
     pid = result.pid;
     if (input.terminal) {
       if (result.ptsMaster === undefined) throw failedPrecondition(`${label}`, { detail: "the task has a terminal but CRIU sent no pty master (the checkpoint has no terminal)" });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointCriuTar, criuTarEntries, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { checkpointCriuTar, checkpointMetadata, criuTarEntries, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -79,31 +79,47 @@ test("a bind mount nested in another comes back after its mount point left the o
   expect(during).toBe(0); // the container's binds live in its own mount namespace, not ours
 }, 180_000);
 
-test("masked directories (runc's empty read-only tmpfs) are external in the checkpoint and come back empty and read-only", async () => {
+test("masked directories and empty tmpfs mounts are external in the checkpoint; they come back as they were, and a tmpfs with files is dumped whole", async () => {
   const id = uniqueId("mask");
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  // /dev/shm gets a file before the checkpoint; /run stays empty.
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", "echo kept > /dev/shm/note; exec sleep 600"], { timeoutMs: 60_000 });
   const pid = (await taskPid(pc, id))!;
-  const masked = readFileSync(`/proc/${pid}/mountinfo`, "utf8")
-    .split("\n")
-    .filter((l) => / - tmpfs /.test(l) && / ro[, ]/.test(l))
-    .map((l) => l.split(" ")[4]!);
+  await waitFor(() => (existsSync(`/proc/${pid}/root/dev/shm/note`) ? true : undefined), { what: "/dev/shm/note written" });
+  const tmpfsLines = () => readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
+  const before = tmpfsLines();
+  const masked = before.filter((l) => / ro[, ]/.test(l)).map((l) => l.split(" ")[4]!);
   expect(masked).toEqual(expect.arrayContaining(["/proc/acpi", "/sys/firmware"]));
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  // CRIU dumped the writable tmpfs mounts (/dev, /dev/shm, /run) as tar images, the masked ones not.
+  // CRIU dumped /dev (device nodes) and /dev/shm (a file) as tar images; the masked ones and the empty /run not.
   const tmpfsImages = criuTarEntries(await checkpointCriuTar(pc, ref)).filter((e) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(e));
-  const writableTmpfs = readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l) && / rw[, ]/.test(l) && l.split(" ")[3] === "/");
-  expect(tmpfsImages.length).toBe(writableTmpfs.length);
+  expect(tmpfsImages.length).toBe(2);
+  const meta = await checkpointMetadata<{ emptyTmpfs?: { mountpoint: string; options: string; source: string }[] }>(pc, ref);
+  expect(meta.emptyTmpfs?.map((t) => t.mountpoint)).toEqual(["/run"]);
   await removeContainer(pc, id);
 
   const restored = `${id}-r`;
   await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });
-  const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; echo done"]);
-  expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "done"]);
+  const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; cat /dev/shm/note; ls -A /run | wc -l; echo w > /run/w && cat /run/w"]);
+  expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "kept", "0", "w"]);
   const rpid = (await taskPid(pc, restored))!;
+  const after = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
+  // The same tmpfs mounts at the same places, with the same flags and options. Not compared: the masked
+  // directories (read-only binds of an empty host directory now) and masked files (binds of /dev/null, as with runc).
+  const shape = (lines: string[]) =>
+    lines
+      .filter((l) => l.split(" ")[3] === "/")
+      .map((l) => {
+        const f = l.split(" ");
+        return `${f[4]} ${f[5]} ${l.slice(l.indexOf(" - ") + 3)}`;
+      })
+      .sort();
+  expect(shape(after)).toEqual(shape(before).filter((l) => !/^\/proc\/acpi |^\/sys\/firmware /.test(l)));
   const ro = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => ["/proc/acpi", "/sys/firmware"].includes(l.split(" ")[4] ?? ""));
   expect(ro.length).toBe(2);
   for (const l of ro) expect(l.split(" ")[5]!.split(",")).toContain("ro");
+  // Nothing of the restore's new tmpfs is left mounted on the host.
+  expect(mountsUnder("criu-restore-work")).toEqual([]);
   await removeContainer(pc, restored);
 }, 120_000);

@@ -48,6 +48,17 @@ describe("checkpoint metadata", () => {
     expect(((await readCheckpointMetadata(d1).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
   });
 
+  test("empty tmpfs mounts round-trip; options or a source a mount(2) should not get are INVALID_ARGUMENT", async () => {
+    const withTmpfs = { ...meta, emptyTmpfs: [{ key: "cryo-empty-tmpfs/run", mountpoint: "/run", options: "size=65536k,mode=755", source: "tmpfs" }] };
+    const d = mkdtempSync(join(dir, "t-"));
+    await writeCheckpointMetadata(d, withTmpfs);
+    expect(await readCheckpointMetadata(d)).toEqual(withTmpfs);
+    for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }]) {
+      writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: [{ ...withTmpfs.emptyTmpfs[0], ...bad }] }));
+      expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+    }
+  });
+
   test("a missing file is NOT_FOUND, a malformed one INVALID_ARGUMENT with the field path", async () => {
     const empty = mkdtempSync(join(dir, "e-"));
     expect(((await readCheckpointMetadata(empty).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs } from "../../../src/checkpoint/runc-criu.ts";
+import { emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs } from "../../../src/checkpoint/runc-criu.ts";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,6 +80,50 @@ describe("runc container -> CRIU options", () => {
       mkdirSync(join(dir, "a b"));
       const spaced = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: [p("a b")] } });
       expect(maskedDirs(spaced, `65 50 0:52 / ${p("a\\040b")} ro - tmpfs tmpfs ro`)).toEqual([p("a b")]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("empty writable tmpfs mounts: dumped as external under their key with their options and source; restored from the caller's new tmpfs", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cryo-tmpfs-"));
+    try {
+      for (const n of ["run", "shm", "full", "ro", "part", "masked"]) mkdirSync(join(dir, n));
+      writeFileSync(join(dir, "full", "f"), "x");
+      const p = (n: string) => join(dir, n);
+      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: [p("masked")] } });
+      const info = [
+        `70 60 0:40 / ${p("run")} rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755`,
+        `71 60 0:41 / ${p("shm")} rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=65536k`,
+        `72 60 0:42 / ${p("full")} rw - tmpfs tmpfs rw`,
+        `73 60 0:43 / ${p("ro")} ro - tmpfs tmpfs ro`,
+        `74 60 0:44 /sub ${p("part")} rw - tmpfs tmpfs rw`,
+        `75 60 0:45 / ${p("masked")} rw - tmpfs tmpfs rw`,
+        `76 60 254:0 / ${p("gone")} rw - tmpfs tmpfs rw`,
+        `77 60 0:46 / ${p("odd")} rw - tmpfs tmpfs rw,size=1k,bad"opt`,
+        "78 60 0:47 / / rw - tmpfs tmpfs rw",
+      ].join("\n");
+      const found = emptyTmpfsMounts(c, info);
+      expect(found).toEqual([
+        { key: `cryo-empty-tmpfs${p("run")}`, mountpoint: p("run"), options: "size=65536k,mode=755", source: "tmpfs" },
+        { key: `cryo-empty-tmpfs${p("shm")}`, mountpoint: p("shm"), options: "size=65536k", source: "shm" },
+      ]);
+      const plan = resolveCheckpointPlan({});
+      const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], emptyTmpfs: found, externalNs: {} });
+      expect(opts.extMounts).toContainEqual({ key: p("run"), value: `cryo-empty-tmpfs${p("run")}` });
+      const r = containerRestorePlan({
+        plan,
+        container: c,
+        imagesDir: "/img",
+        criuRoot: "/r",
+        host: readHostCgroupFacts(mountinfo),
+        cgroupPaths: { memory: "/sys/fs/cgroup/memory/c2", "name=systemd": "/sys/fs/cgroup/systemd/c2", "": "/sys/fs/cgroup/unified/c2" },
+        descriptors: state.external_descriptors,
+        emptyTmpfs: [{ key: found[0]!.key, source: "/work/tmpfs-0" }],
+      });
+      expect(r.opts.extMounts).toContainEqual({ key: found[0]!.key, value: "/work/tmpfs-0" });
+      // A pre-dump keeps them out, as every mount.
+      expect(containerDumpOpts({ plan: resolveCheckpointPlan({ defaults: { preDump: true } }), container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], emptyTmpfs: found, externalNs: {} }).extMounts).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
