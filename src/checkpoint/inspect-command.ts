@@ -23,6 +23,11 @@ export function renderMetadata(m: CheckpointMetadata): string {
     const bytes = m.localPages.files.reduce((s, f) => s + f.bytes, 0);
     lines.push(`Page images kept on ${m.localPages.hostname} in ${m.localPages.dir}: ${m.localPages.files.length} file(s), ${bytes} bytes (not in this directory)`);
   }
+  if (m.options.lazyPages && m.options.pageServer) {
+    const { address, port } = m.options.pageServer;
+    lines.push(`Post-copy: the memory is not in this directory; the source on ${m.host.hostname} serves it on ${address.includes(":") ? `[${address}]` : address}:${port} until a restore has fetched it all`);
+  }
+  if (m.emptyTmpfs?.length) lines.push(`Empty tmpfs mounts made anew at restore: ${m.emptyTmpfs.map((t) => `${t.mountpoint} (${t.options || "defaults"})`).join(", ")}`);
   return `${lines.join("\n")}\n`;
 }
 

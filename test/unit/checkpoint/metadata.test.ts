@@ -53,6 +53,9 @@ describe("checkpoint metadata", () => {
     const d = mkdtempSync(join(dir, "t-"));
     await writeCheckpointMetadata(d, withTmpfs);
     expect(await readCheckpointMetadata(d)).toEqual(withTmpfs);
+    expect(renderMetadata(withTmpfs)).toContain("Empty tmpfs mounts made anew at restore: /run (size=65536k,mode=755)");
+    const postCopy = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, lazyPages: true, leaveRunning: false, pageServer: { address: "::1", port: 27000 } } };
+    expect(renderMetadata(postCopy)).toContain("Post-copy: the memory is not in this directory; the source on h serves it on [::1]:27000");
     for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }]) {
       writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: [{ ...withTmpfs.emptyTmpfs[0], ...bad }] }));
       expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
