@@ -11,6 +11,7 @@
  * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here. And CRIU failing puts the
  * freezer back as it found it at the dump (frozen, by containerd's pause): the container is thawed again.
  */
+import { readlinkSync } from "node:fs";
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
 
@@ -92,7 +93,6 @@ export async function unlockNetwork(pid: number, method: "nftables" | "iptables"
   const ns = `/proc/${pid}/ns/net`;
   let own: boolean;
   try {
-    const { readlinkSync } = await import("node:fs");
     own = readlinkSync(ns) !== readlinkSync("/proc/self/ns/net");
   } catch {
     return; // the process is gone, and its namespace with it (or it is shared and CRIU never locked it)
