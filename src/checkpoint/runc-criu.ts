@@ -145,7 +145,7 @@ export const TMPFS_OPTIONS_RE = /^[A-Za-z0-9_=.,:+-]*$/;
 export const TMPFS_SOURCE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
- * The container's writable tmpfs mounts (a whole tmpfs, not a bind of part of one) that hold nothing: /run and
+ * The container's writable tmpfs mounts that runc made from the spec's tmpfs mounts and that hold nothing: /run and
  * /dev/shm of most containers. CRIU would dump each as a tar image and restore it by running
  * `tar --extract --gzip` (8-13 ms per mount here); as external mounts they cost the restore a mount(2) of a
  * new tmpfs with the same options. Only call this on a frozen container: a file written between this
@@ -160,6 +160,9 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
     return [];
   }
   const masked = new Set(c.config.mask_paths);
+  // Only the tmpfs mounts runc made from the spec: a bind of a tmpfs (CRI's pod-shared /dev/shm) is a bind
+  // mount, external already, and shared with others; it must stay what it is.
+  const specTmpfs = new Set(c.config.mounts.filter((m) => m.device === "tmpfs").map((m) => relDest(c.config.rootfs, m.destination)));
   const byMountpoint = new Map<string, { root: string; fstype: string; rw: boolean; source: string; superOptions: string }>();
   for (const line of info.split("\n")) {
     const sep = line.indexOf(" - ");
@@ -171,7 +174,7 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
   }
   const out: EmptyTmpfs[] = [];
   for (const [mountpoint, m] of byMountpoint) {
-    if (m.fstype !== "tmpfs" || m.root !== "/" || !m.rw || masked.has(mountpoint) || mountpoint === "/") continue;
+    if (m.fstype !== "tmpfs" || m.root !== "/" || !m.rw || !specTmpfs.has(mountpoint) || masked.has(mountpoint)) continue;
     const options = m.superOptions
       .split(",")
       .filter((o) => o !== "rw" && o !== "ro" && o !== "")

@@ -91,7 +91,10 @@ describe("runc container -> CRIU options", () => {
       for (const n of ["run", "shm", "full", "ro", "part", "masked"]) mkdirSync(join(dir, n));
       writeFileSync(join(dir, "full", "f"), "x");
       const p = (n: string) => join(dir, n);
-      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: [p("masked")] } });
+      const tmpfs = (d: string) => ({ device: "tmpfs", source: "tmpfs", destination: `/b/rootfs${d}` });
+      const mounts = [...["run", "shm", "full", "ro", "part", "masked", "gone", "odd"].map((n) => tmpfs(p(n))), { device: "bind", source: "/host/shm", destination: p("podshm") }];
+      mkdirSync(p("podshm"));
+      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mounts, mask_paths: [p("masked")] } });
       const info = [
         `70 60 0:40 / ${p("run")} rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755`,
         `71 60 0:41 / ${p("shm")} rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=65536k`,
@@ -102,6 +105,10 @@ describe("runc container -> CRIU options", () => {
         `76 60 254:0 / ${p("gone")} rw - tmpfs tmpfs rw`,
         `77 60 0:46 / ${p("odd")} rw - tmpfs tmpfs rw,size=1k,bad"opt`,
         "78 60 0:47 / / rw - tmpfs tmpfs rw",
+        // A bind of a tmpfs (CRI's pod /dev/shm): a bind mount of the spec, not runc's tmpfs.
+        `79 60 0:48 / ${p("podshm")} rw - tmpfs shm rw,size=65536k`,
+        // A tmpfs the spec does not have (mounted by the container itself).
+        `80 60 0:49 / ${p("shm")}/inner rw - tmpfs tmpfs rw`,
       ].join("\n");
       const found = emptyTmpfsMounts(c, info);
       expect(found).toEqual([
