@@ -36,7 +36,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
   "mntns-compat-mode": { field: "mntnsCompatMode", kind: "bool", doc: "CRIU's older mount-namespace engine" },
   compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
-  "network-lock": { field: "networkLock", kind: "network-lock", doc: "nftables (default) or iptables: how CRIU locks the network while frozen" },
+  "network-lock": { field: "networkLock", kind: "network-lock", doc: "nftables (default), iptables or skip: how CRIU locks the network while frozen" },
   "local-pages": { field: "localPages", kind: "bool", doc: "keep page images in this host's page store, not in the checkpoint (same-host restores only)" },
   "compression-level": { field: "compressionLevel", kind: "int", doc: "zstd level 1..22 (0: cryo's default, 1)" },
   "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
@@ -102,7 +102,7 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
     }
     case "network-lock": {
       const v = value.trim();
-      if (v !== "nftables" && v !== "iptables") throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want nftables or iptables" });
+      if (v !== "nftables" && v !== "iptables" && v !== "skip") throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want nftables, iptables or skip" });
       return v;
     }
     case "address": {

@@ -10,4 +10,5 @@ export const planCgroupModeSchema = z.enum(["soft", "full", "strict", "ignore"])
 /** Page-image compression. */
 export const compressionSchema = z.enum(["none", "zstd"]);
 /** How CRIU cuts the container's network off while it is frozen (CRIU --network-lock). */
-export const networkLockSchema = z.enum(["nftables", "iptables"]);
+// skip: no lock. cryo also chooses it by itself for a network namespace nothing outside can reach (checkpoint-dump.ts).
+export const networkLockSchema = z.enum(["nftables", "iptables", "skip"]);

@@ -44,7 +44,7 @@ export const checkpointDefaultsSchema = z
     external: z.array(z.string().min(1)).optional().describe("CRIU --external entries"),
     mntns_compat_mode: z.boolean().optional().describe("CRIU's older mount-namespace engine"),
     compression: compressionSchema.optional().describe("page images: none or zstd"),
-    network_lock: networkLockSchema.optional().describe("how CRIU locks the network while the container is frozen: nftables (built-in) or iptables"),
+    network_lock: networkLockSchema.optional().describe("how CRIU locks the network while the container is frozen: nftables (built-in), iptables or skip"),
     local_pages: z.boolean().optional().describe("keep page images in this host's page store, not in the checkpoint (same-host restores only)"),
     compression_level: z.number().int().min(0).max(22).optional().describe("zstd level 1..22 (0: cryo's default, 1)"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),

@@ -14,7 +14,7 @@
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
  * whole log is kept as <bundle>/criu-dump.log.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { join } from "node:path";
 // The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
@@ -22,7 +22,8 @@ import { join } from "node:path";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
-import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
+import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, requestOverrides, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -112,6 +113,22 @@ function freeTcpPort(address: string, label: string): number {
   }
 }
 
+/** pid has a network namespace of its own (not this process's) whose only interface is lo. */
+export function loopbackOnlyNetns(pid: number): boolean {
+  try {
+    if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync("/proc/self/ns/net")) return false;
+    // Two header lines, then one line per interface: "  lo: 1234 ..."
+    const names = readFileSync(`/proc/${pid}/net/dev`, "utf8")
+      .split("\n")
+      .slice(2)
+      .map((l) => l.split(":")[0]!.trim())
+      .filter((n) => n !== "");
+    return names.length === 1 && names[0] === "lo";
+  } catch {
+    return false;
+  }
+}
+
 function checkPostCopyHost(label: string): void {
   let max = Number.NaN;
   let capEff = 0n;
@@ -176,6 +193,15 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   );
   checkLocalPages(plan);
   checkPageServerPort(plan);
+  // CRIU's network lock keeps packets from the outside away from the frozen tree's sockets. A network
+  // namespace of the container's own with nothing but loopback has no outside: every packet in it comes from
+  // the frozen tree itself, at the dump as at the restore. Its lock and unlock (libnftables in CRIU, 10-25 ms of
+  // a 16 MiB dump and restore here) guard nothing there, so it is skipped, and recorded so, unless TCP
+  // connections are dumped (kept to CRIU's usual order for them) or a lock method was asked for (request,
+  // annotation, config or plugin).
+  const askedLock =
+    requestOverrides(input.request).networkLock ?? parseCheckpointAnnotations(annotations).networkLock ?? input.defaults?.networkLock ?? (plan.networkLock !== resolved.networkLock ? plan.networkLock : undefined);
+  if (askedLock === undefined && !plan.tcpEstablished && loopbackOnlyNetns(pid)) plan = { ...plan, networkLock: "skip" };
   const postCopy = isPostCopy(plan);
   if (postCopy) {
     checkPostCopyHost(label);

@@ -32,7 +32,7 @@ export interface WatchInput {
   /** The container's init pid at the dump (its network namespace is unlocked after a failure). */
   pid: number;
   serving: PostCopyServing;
-  networkLock: "nftables" | "iptables";
+  networkLock: "nftables" | "iptables" | "skip";
   timeoutMs: number;
   log: Logger;
   /**
@@ -89,7 +89,8 @@ export function watchPostCopy(input: WatchInput): PostCopyWatch {
 }
 
 /** Removes CRIU's network lock from the namespace of pid, if it has one of its own and the lock is there. */
-export async function unlockNetwork(pid: number, method: "nftables" | "iptables", log: Logger, label: string): Promise<void> {
+export async function unlockNetwork(pid: number, method: "nftables" | "iptables" | "skip", log: Logger, label: string): Promise<void> {
+  if (method === "skip") return;
   const ns = `/proc/${pid}/ns/net`;
   let own: boolean;
   try {

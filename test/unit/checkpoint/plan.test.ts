@@ -157,15 +157,17 @@ describe("post-copy (lazy pages with a page server)", () => {
 });
 
 describe("network lock", () => {
-  test("nftables unless the config, an annotation or the request says iptables; a bad value names the key", () => {
+  test("nftables unless the config, an annotation or the request says iptables or skip; a bad value names the key", () => {
     expect(BUILTIN_CHECKPOINT_PLAN.networkLock).toBe("nftables");
     expect(resolveCheckpointPlan({ defaults: { networkLock: "iptables" } }).networkLock).toBe("iptables");
     expect(resolveCheckpointPlan({ defaults: { networkLock: "iptables" }, annotations: { "cryo.checkpoint/network-lock": "nftables" } }).networkLock).toBe("nftables");
     expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "nftables" }, request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.IPTABLES }) } }).networkLock).toBe("iptables");
     expect(resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.UNSPECIFIED }) } }).networkLock).toBe("nftables");
-    const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/network-lock": "skip" }));
+    // skip: no lock, asked for (cryo also picks it by itself for a namespace with only loopback).
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "skip" } }).networkLock).toBe("skip");
+    const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/network-lock": "none" }));
     expect(e.code).toBe(Code.INVALID_ARGUMENT);
-    expect(e.message).toContain('cryo.checkpoint/network-lock="skip"');
+    expect(e.message).toContain('cryo.checkpoint/network-lock="none"');
   });
 });
 

@@ -75,3 +75,11 @@ describe("watchPostCopy", () => {
     expect(r.lines.some((l) => l.includes("Lazy pages transfer FAILED"))).toBe(true);
   });
 });
+
+describe("loopbackOnlyNetns", () => {
+  test("false for a process in this process's network namespace, and for one that is gone", async () => {
+    const { loopbackOnlyNetns } = await import("../../../src/shim/checkpoint-dump.ts");
+    expect(loopbackOnlyNetns(process.pid)).toBe(false);
+    expect(loopbackOnlyNetns(2 ** 22 + 1)).toBe(false);
+  });
+});
