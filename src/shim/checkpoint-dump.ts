@@ -113,7 +113,7 @@ function freeTcpPort(address: string, label: string): number {
   }
 }
 
-/** pid has a network namespace of its own (not this process's) whose only interface is lo. */
+/** pid has a network namespace of its own (not this process's) whose only interface is lo, and no TCP socket in it. */
 export function loopbackOnlyNetns(pid: number): boolean {
   try {
     if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync("/proc/self/ns/net")) return false;
@@ -123,7 +123,12 @@ export function loopbackOnlyNetns(pid: number): boolean {
       .slice(2)
       .map((l) => l.split(":")[0]!.trim())
       .filter((n) => n !== "");
-    return names.length === 1 && names[0] === "lo";
+    if (names.length !== 1 || names[0] !== "lo") return false;
+    // One header line, then one line per TCP socket of the namespace, in any state.
+    for (const f of ["tcp", "tcp6"]) {
+      if (readFileSync(`/proc/${pid}/net/${f}`, "utf8").split("\n").slice(1).some((l) => l.trim() !== "")) return false;
+    }
+    return true;
   } catch {
     return false;
   }
@@ -193,12 +198,13 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   );
   checkLocalPages(plan);
   checkPageServerPort(plan);
-  // CRIU's network lock keeps packets from the outside away from the frozen tree's sockets. A network
-  // namespace of the container's own with nothing but loopback has no outside: every packet in it comes from
-  // the frozen tree itself, at the dump as at the restore. Its lock and unlock (libnftables in CRIU, 10-25 ms of
-  // a 16 MiB dump and restore here) guard nothing there, so it is skipped, and recorded so, unless TCP
-  // connections are dumped (kept to CRIU's usual order for them) or a lock method was asked for (request,
-  // annotation, config or plugin).
+  // CRIU's network lock keeps packets away from the frozen tree's sockets: above all the SYNs a listener would
+  // otherwise complete into an accept queue that is not dumped (those clients would be reset, not retry). A
+  // network namespace of the container's own with nothing but loopback and no TCP socket at all has nothing
+  // to guard: nothing outside reaches it, a process that joins it later cannot connect to a listener that
+  // does not exist, and the frozen tree makes none. Its lock and unlock (libnftables in CRIU, 10-25 ms of a
+  // 16 MiB dump and restore here) are skipped then, and recorded so, unless a lock method was asked for
+  // (request, annotation, config or plugin) or TCP connections are dumped.
   const askedLock =
     requestOverrides(input.request).networkLock ?? parseCheckpointAnnotations(annotations).networkLock ?? input.defaults?.networkLock ?? (plan.networkLock !== resolved.networkLock ? plan.networkLock : undefined);
   if (askedLock === undefined && !plan.tcpEstablished && loopbackOnlyNetns(pid)) plan = { ...plan, networkLock: "skip" };

@@ -47,12 +47,12 @@ function tcpCount(id: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-for (const lock of ["nftables", "iptables", "skip"] as const) {
-test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored listener answers on it (network lock ${lock === "skip" ? "none: loopback only, nothing asked" : lock})`, async () => {
+for (const [lock, asked] of [["nftables", false], ["nftables", true], ["iptables", true]] as const) {
+test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored listener answers on it (network lock ${lock}${asked ? ", asked for" : ", the default with a TCP socket"})`, async () => {
   const id = uniqueId("lo");
-  // nftables is cryo's default and iptables CRIU's (what a checkpoint recorded before cryo chose), each asked for
-  // here; asked for nothing, a namespace with only loopback is dumped and restored with no lock at all.
-  const flags = lock === "skip" ? [] : ["--annotation", `cryo.checkpoint/network-lock=${lock}`];
+  // nftables is cryo's default (a namespace with a TCP socket keeps its lock), iptables CRIU's (what a checkpoint
+  // recorded before cryo chose).
+  const flags = asked ? ["--annotation", `cryo.checkpoint/network-lock=${lock}`] : [];
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, "/bin/tcp-echo", "7000"], { timeoutMs: 60_000 });
   await waitFor(async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("p"), id, "sh", "-c", "echo ping | nc -w 1 127.0.0.1 7000"])).stdout.includes("ping"), {
     what: "listener up",
@@ -74,6 +74,29 @@ test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored lis
   await remove(id);
 }, 180_000);
 }
+
+test("a namespace with only loopback and no TCP socket is dumped and restored without a network lock; a listener started afterwards answers", async () => {
+  const id = uniqueId("nolock");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  expect(await checkpointRemoveRestore(id)).toBe("");
+  expect((await checkpointMetadata<{ options: { networkLock: string } }>(pc, `localhost/checkpoint/${id}:1`)).options.networkLock).toBe("skip");
+  const pid = (await taskPid(pc, id))!;
+  const inNetns = (cmd: string[]) => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, ...cmd], { stdout: "pipe", stderr: "pipe" });
+  expect(inNetns(["nft", "list", "tables"]).stdout.toString()).not.toContain("CRIU");
+  expect(await pc.ctrOk(["task", "exec", "--exec-id", "ip", id, "ip", "addr", "show", "lo"])).toContain("inet 127.0.0.1/8");
+  const listener = Bun.spawn(["nsenter", `--net=/proc/${pid}/ns/net`, "busybox", "nc", "-l", "-p", "7001", "-e", "echo", "pong"], { stdout: "ignore", stderr: "ignore" });
+  try {
+    const answer = await waitFor(
+      async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("c"), id, "sh", "-c", "nc -w 1 127.0.0.1 7001"])).stdout.trim() || undefined,
+      { what: "an answer over the restored loopback", timeoutMs: 10_000, intervalMs: 200 },
+    );
+    expect(answer).toBe("pong");
+  } finally {
+    listener.kill("SIGKILL");
+    await listener.exited;
+  }
+  await remove(id);
+}, 120_000);
 
 /** The checkpoint image's network images whose restore runs ip or iptables. */
 async function ipToolImages(id: string): Promise<string[]> {
