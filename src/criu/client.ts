@@ -164,6 +164,14 @@ export interface Criu {
    * after `warmIdleMs` unused. Without `warm`: does nothing.
    */
   prewarm(): void;
+  /**
+   * With `warm`: takes the waiting helper now and has it join these cgroup directories (a restore's
+   * joinCgroups), so that the cgroup moves overlap the caller's remaining work; the next restore with the same
+   * joinCgroups uses that helper. Without a waiting helper: does nothing (the restore's helper joins then).
+   */
+  prejoin?(dirs: string[]): void;
+  /** Kills a helper that prejoin took for these dirs and no restore used (it sits in the cgroups: they could not be removed). */
+  releaseJoin?(dirs: string[]): void;
   check(): Promise<void>;
   version(): Promise<number>;
   features(): Promise<CriuFeatures>;
@@ -210,6 +218,15 @@ export function createCriu(config: CriuConfig = {}): Criu {
     if (config.warm) prewarmCriuHelper(helper, idleMs);
   };
   const takeWarm = (): HelperProcess | undefined => (config.warm ? takeWarmCriuHelper(helper) : undefined);
+  // Warm helpers told to join a restore's cgroups ahead of its request (prejoin), by those cgroups.
+  const joined = new Map<string, HelperProcess>();
+  const dirsKey = (dirs: string[]) => dirs.join("\0");
+  const releaseJoin = (dirs: string[]) => {
+    const proc = joined.get(dirsKey(dirs));
+    if (!proc) return;
+    joined.delete(dirsKey(dirs));
+    killHelper(proc.pid);
+  };
 
   async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
     const t0 = performance.now();
@@ -223,7 +240,12 @@ export function createCriu(config: CriuConfig = {}): Criu {
       throw new CryoError(Code.INVALID_ARGUMENT, `criu ${op}: notify=false with onNotify or waitFor: invalid argument`);
     }
     const own = opts.inheritFds?.length ?? 0;
-    const warmProc = takeWarm();
+    let warmProc: HelperProcess | undefined;
+    const prejoined = op === "restore" && call.joinCgroups ? joined.get(dirsKey(call.joinCgroups)) : undefined;
+    if (prejoined) {
+      joined.delete(dirsKey(call.joinCgroups!));
+      warmProc = prejoined;
+    } else warmProc = takeWarm();
     const req: HelperRequest = {
       op,
       // A cold helper gets the call's descriptors as its fds 3, 4, ...; a warm one copies them from this process.
@@ -275,6 +297,15 @@ export function createCriu(config: CriuConfig = {}): Criu {
       return { stats, logFile: result.logFile, events, durationMs: result.durationMs, ...extra };
     },
     prewarm,
+    prejoin(dirs) {
+      if (dirs.length === 0) return;
+      releaseJoin(dirs);
+      const proc = takeWarm();
+      if (!proc) return;
+      writeLine(proc, { op: "join", dirs });
+      joined.set(dirsKey(dirs), proc);
+    },
+    releaseJoin,
     async restore(opts, call) {
       const { result, events, stats, extra } = await imagesCall("restore", opts, call);
       const restored: RestoreResult = { pid: result.rc, stats, logFile: result.logFile, events, durationMs: result.durationMs, ...extra };

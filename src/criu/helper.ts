@@ -78,7 +78,25 @@ export function runCriuHelper(): number {
   try {
     // A warm helper does its start-up work (modules, libcriu) before the request arrives.
     const lib = process.env[CRIU_HELPER_WARM_ENV] === "1" ? loadLibCriu() : undefined;
-    const line = readLine();
+    let line = readLine();
+    // A warm helper taken for a restore may first be told to join the container's cgroups, while its caller
+    // still works the restore out: the cgroup moves (10-15 ms here, the kernel's RCU grace period) then overlap
+    // that work. A failure is reported with the request that needs the cgroups.
+    const joined = new Set<string>();
+    let joinError: CryoError | undefined;
+    const joinDirs = joinMessage(line);
+    if (joinDirs) {
+      for (const dir of joinDirs) {
+        try {
+          writeFileSync(join(dir, "cgroup.procs"), `${process.pid}\n`);
+          joined.add(dir);
+        } catch (err) {
+          joinError = new CryoError(Code.FAILED_PRECONDITION, `criu restore: join cgroup ${dir}: failed precondition: ${(err as Error).message}`, { cause: err });
+          break;
+        }
+      }
+      line = readLine();
+    }
     const started = performance.now();
     if (line === undefined) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: no request on stdin: invalid argument");
     let json: unknown;
@@ -89,7 +107,8 @@ export function runCriuHelper(): number {
     }
     request = checkHelperRequest(json);
     const loaded = lib ?? loadLibCriu();
-    const result = perform(loaded, request, readLine, started);
+    if (joinError && request.joinCgroups?.length) throw joinError;
+    const result = perform(loaded, request, readLine, started, joined);
     // A dump's metadata records CRIU's version: taken from the line CRIU logs at its start (log level 3
     // and up), else asked here (one `criu swrk` round trip, ~10 ms, on the dump's critical path) rather
     // than by a second helper; the client asks only until it knows.
@@ -138,7 +157,21 @@ function copyLogs(workDir: string, names: string[], dir: string): void {
   }
 }
 
-function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | undefined, started: number): ResultMessage {
+/** The dirs of a `{"op":"join","dirs":[...]}` line (a restore's cgroups, sent ahead of its request), or undefined for any other line. */
+function joinMessage(line: string | undefined): string[] | undefined {
+  if (line === undefined || !line.startsWith('{"op":"join"')) return undefined;
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const dirs = (msg as { dirs?: unknown }).dirs;
+  if (!Array.isArray(dirs) || !dirs.every((d) => typeof d === "string" && d.startsWith("/"))) throw new CryoError(Code.INVALID_ARGUMENT, "criu helper: join: invalid argument: dirs must be absolute paths");
+  return dirs as string[];
+}
+
+function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | undefined, started: number, joined: ReadonlySet<string> = new Set()): ResultMessage {
   const opts: CriuOpts = req.opts ?? { imagesDir: "/tmp" };
   const needsImages = req.op === "dump" || req.op === "pre-dump" || req.op === "restore";
   if (needsImages && !req.opts) throw new CryoError(Code.INVALID_ARGUMENT, `criu ${req.op}: options: invalid argument: imagesDir is required`);
@@ -171,6 +204,7 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
 
     if (req.joinCgroups?.length) {
       for (const dir of req.joinCgroups) {
+        if (joined.has(dir)) continue; // joined ahead of the request
         try {
           writeFileSync(join(dir, "cgroup.procs"), `${process.pid}\n`);
         } catch (err) {

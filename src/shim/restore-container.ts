@@ -187,6 +187,15 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     })();
     cgroupsReady.catch(() => {}); // awaited below; a failure is thrown there
     undo.push(() => removeCgroupDirs(cgCreated));
+    // Once they exist, the waiting CRIU helper joins them (the kernel's cgroup moves cost 10-15 ms here) while
+    // the rest of the restore is worked out; a helper that joined and was not used is killed before they go.
+    const criu = input.criu;
+    const joinDirs = Object.values(cgroupPaths);
+    void cgroupsReady.then(
+      () => criu.prejoin?.(joinDirs),
+      () => {},
+    );
+    undo.push(() => criu.releaseJoin?.(joinDirs));
     createRestoreMountpoints(container);
 
     const stateChain = missingChain(stateDir);
@@ -353,6 +362,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
     // Success: the state dir and cgroups stay; CRIU's root mount goes.
     undo.length = 0;
+    input.criu.releaseJoin?.(Object.values(cgroupPaths)); // used by the restore: nothing left to release
     unmountRoot();
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.
