@@ -16,7 +16,7 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
+import { ensureTestImage, freePort, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {
@@ -61,14 +61,6 @@ function bandwidth(): { ddGiBs: number; memcpyGiBs: number } {
   const t1 = performance.now();
   for (let i = 0; i < 3; i++) a.copy(b);
   return { ddGiBs, memcpyGiBs: 3 / ((performance.now() - t1) / 1000) };
-}
-
-/** A TCP port nothing listens on right now (a post-copy source's page server). */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 async function stopAndRemove(pc: PrivateContainerd, id: string): Promise<void> {

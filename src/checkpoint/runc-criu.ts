@@ -97,31 +97,50 @@ export const MASKED_DIR_SOURCE = "/run/cryo/masked-dir";
  */
 export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {
   const pid = c.init_process_pid;
+  const mounts = mountsByMountpoint(pid, mountinfo);
+  return c.config.mask_paths.filter((p) => {
+    const m = mounts.get(p);
+    return m !== undefined && m.fstype === "tmpfs" && !m.rw && emptyDir(pid, p);
+  });
+}
+
+/** One line of /proc/<pid>/mountinfo, the fields cryo looks at. */
+interface MountinfoEntry {
+  /** The mount's root within its file system ("/" for a whole one). */
+  root: string;
+  fstype: string;
+  /** The mount's own flags say rw (not ro). */
+  rw: boolean;
+  source: string;
+  superOptions: string;
+}
+
+/** The container init's mounts by mountpoint (the last mount at a mountpoint is the one in effect); empty when unreadable. */
+function mountsByMountpoint(pid: number, mountinfo?: string): Map<string, MountinfoEntry> {
+  const mounts = new Map<string, MountinfoEntry>();
   let info: string;
   try {
     info = mountinfo ?? readFileSync(`/proc/${pid}/mountinfo`, "utf8");
   } catch {
-    return [];
+    return mounts;
   }
-  const mounts = new Map<string, { fstype: string; ro: boolean }>();
   for (const line of info.split("\n")) {
     const sep = line.indexOf(" - ");
     if (sep < 0) continue;
     const f = line.slice(0, sep).split(" ");
     const after = line.slice(sep + 3).split(" ");
-    const mountpoint = unescapeMountinfo(f[4] ?? "");
-    // The last mount at a mountpoint is the one in effect.
-    mounts.set(mountpoint, { fstype: after[0] ?? "", ro: (f[5] ?? "").split(",").includes("ro") });
+    mounts.set(unescapeMountinfo(f[4] ?? ""), { root: f[3] ?? "", fstype: after[0] ?? "", rw: (f[5] ?? "").split(",").includes("rw"), source: after[1] ?? "", superOptions: after[2] ?? "" });
   }
-  return c.config.mask_paths.filter((p) => {
-    const m = mounts.get(p);
-    if (!m || m.fstype !== "tmpfs" || !m.ro) return false;
-    try {
-      return readdirSync(`/proc/${pid}/root${p}`).length === 0;
-    } catch {
-      return false;
-    }
-  });
+  return mounts;
+}
+
+/** path (in the container) is a directory with nothing in it. */
+function emptyDir(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/root${path}`).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Prefix of the external-mount keys of empty writable tmpfs mounts (emptyTmpfsMounts). */
@@ -153,25 +172,11 @@ export const TMPFS_SOURCE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
  */
 export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmpfs[] {
   const pid = c.init_process_pid;
-  let info: string;
-  try {
-    info = mountinfo ?? readFileSync(`/proc/${pid}/mountinfo`, "utf8");
-  } catch {
-    return [];
-  }
   const masked = new Set(c.config.mask_paths);
   // Only the tmpfs mounts runc made from the spec: a bind of a tmpfs (CRI's pod-shared /dev/shm) is a bind
   // mount, external already, and shared with others; it must stay what it is.
   const specTmpfs = new Set(c.config.mounts.filter((m) => m.device === "tmpfs").map((m) => relDest(c.config.rootfs, m.destination)));
-  const byMountpoint = new Map<string, { root: string; fstype: string; rw: boolean; source: string; superOptions: string }>();
-  for (const line of info.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const f = line.slice(0, sep).split(" ");
-    const after = line.slice(sep + 3).split(" ");
-    const mountpoint = unescapeMountinfo(f[4] ?? "");
-    byMountpoint.set(mountpoint, { root: f[3] ?? "", fstype: after[0] ?? "", rw: (f[5] ?? "").split(",").includes("rw"), source: after[1] ?? "", superOptions: after[2] ?? "" });
-  }
+  const byMountpoint = mountsByMountpoint(pid, mountinfo);
   const out: EmptyTmpfs[] = [];
   for (const [mountpoint, m] of byMountpoint) {
     if (m.fstype !== "tmpfs" || m.root !== "/" || !m.rw || !specTmpfs.has(mountpoint) || masked.has(mountpoint)) continue;
@@ -180,12 +185,7 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
       .filter((o) => o !== "rw" && o !== "ro" && o !== "")
       .join(",");
     const source = unescapeMountinfo(m.source);
-    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source)) continue;
-    try {
-      if (readdirSync(`/proc/${pid}/root${mountpoint}`).length > 0) continue;
-    } catch {
-      continue;
-    }
+    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source) || !emptyDir(pid, mountpoint)) continue;
     out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source });
   }
   return out;

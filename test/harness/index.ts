@@ -15,3 +15,4 @@ export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
 export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType } from "./checkpoint-image.ts";
+export { freePort } from "./free-port.ts";

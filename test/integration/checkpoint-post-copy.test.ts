@@ -14,6 +14,7 @@ import {
   checkpointMetadata,
   criuTarEntries,
   ensureTestImage,
+  freePort,
   readContainerFile,
   readCounter,
   removeContainer,
@@ -41,13 +42,6 @@ afterAll(async () => {
   await pc?.stop();
 }, 120_000);
 
-/** A TCP port nothing listens on right now. */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 function postCopy(port: number): string[] {
   return ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${port}`];

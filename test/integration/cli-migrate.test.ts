@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureTestImage, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -164,13 +164,6 @@ test("a restore that CRIU fails is tried once more, then the source keeps runnin
   await expectSourceAloneThenRemove(id);
 }, 120_000);
 
-/** A TCP port nothing listens on right now. */
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
 
 test("post-copy: the source serves its pages to the target and ends; the target has all its memory", async () => {
   const id = uniqueId("pcm");
