@@ -129,6 +129,12 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
   return postCopyPlan(plan.data);
 }
 
+/** Whether the request, the annotations or the config's defaults name a network lock method (else cryo may choose one). */
+export function networkLockAsked(input: ResolveInput): boolean {
+  const request = input.request ? requestOverrides(input.request).networkLock : undefined;
+  return (request ?? parseCheckpointAnnotations(input.annotations ?? {}).networkLock ?? input.defaults?.networkLock) !== undefined;
+}
+
 /** Port 0 means "a free port, chosen at the dump": only a post-copy dump listens; a page server to send to needs its port. */
 export function checkPageServerPort(plan: CheckpointPlan): void {
   if (plan.pageServer?.port === 0 && !plan.lazyPages) {

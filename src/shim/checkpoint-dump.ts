@@ -22,8 +22,7 @@ import { join } from "node:path";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
-import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
-import { checkLocalPages, checkPageServerPort, isPostCopy, postCopyPlan, requestOverrides, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { checkLocalPages, checkPageServerPort, isPostCopy, networkLockAsked, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -205,9 +204,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // does not exist, and the frozen tree makes none. Its lock and unlock (libnftables in CRIU, 10-25 ms of a
   // 16 MiB dump and restore here) are skipped then, and recorded so, unless a lock method was asked for
   // (request, annotation, config or plugin) or TCP connections are dumped.
-  const askedLock =
-    requestOverrides(input.request).networkLock ?? parseCheckpointAnnotations(annotations).networkLock ?? input.defaults?.networkLock ?? (plan.networkLock !== resolved.networkLock ? plan.networkLock : undefined);
-  if (askedLock === undefined && !plan.tcpEstablished && loopbackOnlyNetns(pid)) plan = { ...plan, networkLock: "skip" };
+  const lockAsked = networkLockAsked({ defaults: input.defaults, annotations, request: input.request }) || plan.networkLock !== resolved.networkLock;
+  if (!lockAsked && !plan.tcpEstablished && loopbackOnlyNetns(pid)) plan = { ...plan, networkLock: "skip" };
   const postCopy = isPostCopy(plan);
   if (postCopy) {
     checkPostCopyHost(label);

@@ -362,7 +362,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
     // Success: the state dir and cgroups stay; CRIU's root mount goes.
     undo.length = 0;
-    input.criu.releaseJoin?.(Object.values(cgroupPaths)); // used by the restore: nothing left to release
+    criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
     unmountRoot();
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.

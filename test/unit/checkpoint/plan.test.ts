@@ -8,6 +8,7 @@ import {
   CHECKPOINT_ANNOTATIONS,
   checkpointOptionsFromAny,
   isPostCopy,
+  networkLockAsked,
   parseCheckpointAnnotations,
   postCopyPlan,
   resolveCheckpointPlan,
@@ -165,6 +166,12 @@ describe("network lock", () => {
     expect(resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.UNSPECIFIED }) } }).networkLock).toBe("nftables");
     // skip: no lock, asked for (cryo also picks it by itself for a namespace with only loopback).
     expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "skip" } }).networkLock).toBe("skip");
+    // Asked for or not: only an asked-for method keeps cryo from choosing none for a loopback-only namespace.
+    expect(networkLockAsked({})).toBe(false);
+    expect(networkLockAsked({ annotations: { "cryo.checkpoint/tcp-established": "true" }, request: { kind: "runc", options: create(RuncOpts, { exit: false }) } })).toBe(false);
+    expect(networkLockAsked({ annotations: { "cryo.checkpoint/network-lock": "nftables" } })).toBe(true);
+    expect(networkLockAsked({ defaults: { networkLock: "iptables" } })).toBe(true);
+    expect(networkLockAsked({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.NFTABLES }) } })).toBe(true);
     const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/network-lock": "none" }));
     expect(e.code).toBe(Code.INVALID_ARGUMENT);
     expect(e.message).toContain('cryo.checkpoint/network-lock="none"');
