@@ -52,7 +52,8 @@ fi
 # Two criu binaries come out of one source tree:
 #   $criu_prefix/sbin/criu            the host's CRIU (runc, the `criu` CLI), built as upstream ships it;
 #   $criu_prefix/libexec/cryo/criu    cryo's (libcriu's swrk, lazy-pages): the same build with CRIU's
-#                                     kernel-facts cache (criu.kdat) in /dev/shm/cryo-criu instead of /run.
+#                                     kernel-facts cache (criu.kdat) in /dev/shm/cryo-criu instead of /run,
+#                                     and with the patches of scripts/criu/*.patch (each one says why).
 # CRIU keeps that cache only on a tmpfs (it must go with a reboot). Where /run is not one (this VM: ext4),
 # upstream's CRIU works the kernel's facts out again on every call: 30-60 ms of each dump and restore here.
 # cryo makes /dev/shm/cryo-criu itself (root's, 0700) before each call (src/criu/binary.ts).
@@ -60,6 +61,11 @@ criu_bin="$criu_prefix/sbin/criu"
 criu_lib_dir="$criu_prefix/lib"
 cryo_criu="$criu_prefix/libexec/cryo/criu"
 cryo_kdat_dir=/dev/shm/cryo-criu # also in src/criu/binary.ts
+# What cryo's criu was built with (CRIU's version, then one line per patch: name, sha256, applied|skipped),
+# written after its build: a changed patch set rebuilds it. A patch that does not apply to the version at
+# hand is skipped with a warning (it only saves time), and recorded as skipped so that it is not retried.
+cryo_criu_stamp="$criu_prefix/libexec/cryo/criu.build"
+cryo_patches() { for p in "$repo"/scripts/criu/*.patch; do [ -e "$p" ] && echo "$(basename "$p") $(sha256sum "$p" | cut -d' ' -f1)"; done; }
 criu_version_of() { "$1" --version 2>/dev/null | awk '/^Version:/ {print $2}' || true; }
 criu_version="$(criu_version_of "$criu_bin")"
 host_criu_ok=0
@@ -67,7 +73,9 @@ if [ -n "$criu_version" ] && dpkg --compare-versions "$criu_version" ge "$criu_m
   host_criu_ok=1
 fi
 cryo_criu_ok=0
-if [ "$host_criu_ok" = 1 ] && [ "$(criu_version_of "$cryo_criu")" = "$criu_version" ] && grep -qaF "$cryo_kdat_dir/criu.kdat" "$cryo_criu"; then
+if [ "$host_criu_ok" = 1 ] && [ "$(criu_version_of "$cryo_criu")" = "$criu_version" ] && grep -qaF "$cryo_kdat_dir/criu.kdat" "$cryo_criu" \
+  && [ -e "$cryo_criu_stamp" ] && [ "$(head -1 "$cryo_criu_stamp")" = "criu $criu_version" ] \
+  && [ "$(tail -n +2 "$cryo_criu_stamp" | cut -d' ' -f1-2)" = "$(cryo_patches)" ]; then
   cryo_criu_ok=1
 fi
 if [ "$host_criu_ok" = 1 ] && [ "$cryo_criu_ok" = 1 ]; then
@@ -107,10 +115,25 @@ else
       # Only kerndat.o depends on RUNDIR: make it again with cryo's, then relink.
       touch "$src/criu/kerndat.c"
     fi
+    version="$(sed -n 's/^criu_\([^-]*\)\.orig\.tar.*/\1/p' <<<"$(basename "$orig")")"
+    stamp="$build_dir/criu.build"
+    echo "criu ${version:-unknown}" >"$stamp"
+    for p in "$repo"/scripts/criu/*.patch; do
+      [ -e "$p" ] || continue
+      line="$(basename "$p") $(sha256sum "$p" | cut -d' ' -f1)"
+      if patch -d "$src" -p1 --forward --dry-run --quiet <"$p" >/dev/null 2>&1; then
+        patch -d "$src" -p1 --forward --quiet <"$p" >/dev/null
+        echo "$line applied" >>"$stamp"
+      else
+        echo "setup: warning: $(basename "$p") does not apply to CRIU ${version:-?}: cryo's criu is built without it" >&2
+        echo "$line skipped" >>"$stamp"
+      fi
+    done
     make -C "$src" -j2 RUNDIR="$cryo_kdat_dir" criu >"$build_dir/make-cryo.log" 2>&1 || { tail -30 "$build_dir/make-cryo.log" >&2; die "make criu (cryo's) failed"; }
     grep -qaF "$cryo_kdat_dir/criu.kdat" "$src/criu/criu" || die "cryo's criu does not name $cryo_kdat_dir/criu.kdat"
     mkdir -p "$(dirname "$cryo_criu")"
     install -m 0755 "$src/criu/criu" "$cryo_criu.new" && mv -f "$cryo_criu.new" "$cryo_criu"
+    install -m 0644 "$stamp" "$cryo_criu_stamp"
   )
   ldconfig
   criu_version="$(criu_version_of "$criu_bin")"
