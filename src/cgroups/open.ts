@@ -1,8 +1,9 @@
 /** Opening and creating cgroup managers on this host. */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { CryoError, unknown } from "../errors.ts";
-import { makeCgroupDir, readOptional, removeCgroupTree, writeValue } from "./cgroupfs.ts";
+import { dirname, join } from "node:path";
+import { CryoError, failedPrecondition, unknown } from "../errors.ts";
+import { errnoOf, makeCgroupDir, readOptional, removeCgroupTree, writeValue } from "./cgroupfs.ts";
 import { locationFromCgroupsPath, locationFromRuncPaths } from "./locate.ts";
 import type { CgroupLocation, CgroupManager } from "./manager.ts";
 import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "./mountinfo.ts";
@@ -55,6 +56,49 @@ async function inheritCpuset(dir: string): Promise<void> {
 }
 
 /**
+ * createCgroup's directories made synchronously (mkdir -p of each v1 controller directory, an empty v1
+ * cpuset's cpus and mems copied from its parent; or the v2 directory), without a manager: a few system calls
+ * where createCgroup's file system round trips each wait their turn on a busy event loop. Returns the
+ * directories it made; on failure, removes them and throws.
+ */
+export function createCgroupDirsSync(location: CgroupLocation): string[] {
+  const created: string[] = [];
+  try {
+    const dirs = location.version === 1 ? Object.entries(location.paths) : [["", location.path] as const];
+    for (const [controller, dir] of dirs) {
+      const missing: string[] = [];
+      for (let d = dir; !existsSync(d) && d !== "/" && d !== "."; d = dirname(d)) missing.unshift(d);
+      for (const d of missing) {
+        try {
+          mkdirSync(d);
+          created.push(d);
+        } catch (err) {
+          if (errnoOf(err) === "EEXIST") continue;
+          throw failedPrecondition(`cgroup ${d}`, { cause: err, detail: `mkdir: ${errnoOf(err) ?? String(err)}` });
+        }
+        if (location.version === 1 && controller === "cpuset") {
+          for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+            if (readFileSync(join(d, file), "utf8").trim() !== "") continue;
+            const parent = readFileSync(join(d, "..", file), "utf8").trim();
+            if (parent !== "") writeFileSync(join(d, file), parent);
+          }
+        }
+      }
+    }
+  } catch (err) {
+    for (const d of created.reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // left for the caller's cleanup
+      }
+    }
+    throw CryoError.from(err).wrap("create cgroup");
+  }
+  return created;
+}
+
+/**
  * Creates a cgroup (every v1 controller directory, or the v2 directory, with missing parents) and
  * returns its manager; on failure, removes what it created. Used when cryo, not runc, places a
  * process (restore), so that a failed restore can remove it again with destroy().
@@ -63,11 +107,17 @@ export async function createCgroup(location: CgroupLocation, opts: CreateCgroupO
   const created: string[] = [];
   try {
     if (location.version === 1) {
-      for (const [controller, dir] of Object.entries(location.paths)) {
-        const made = await makeCgroupDir(dir);
-        created.push(...made);
-        if (controller === "cpuset") for (const d of made) await inheritCpuset(d);
-      }
+      // The hierarchies are independent: their directories are made side by side, so that the file system
+      // round trips (a few per controller, each waiting its turn on the event loop) do not add up.
+      const results = await Promise.allSettled(
+        Object.entries(location.paths).map(async ([controller, dir]) => {
+          const made = await makeCgroupDir(dir);
+          created.push(...made);
+          if (controller === "cpuset") for (const d of made) await inheritCpuset(d);
+        }),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
     } else {
       const made = await makeCgroupDir(location.path);
       created.push(...made);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
 import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
-import { helperCommand, prewarmCriuHelper, spawnHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
+import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper, spawnHelper, takeJoinedCriuHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
 import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import type { CriuStats } from "./stats.ts";
@@ -218,15 +218,8 @@ export function createCriu(config: CriuConfig = {}): Criu {
     if (config.warm) prewarmCriuHelper(helper, idleMs);
   };
   const takeWarm = (): HelperProcess | undefined => (config.warm ? takeWarmCriuHelper(helper) : undefined);
-  // Warm helpers told to join a restore's cgroups ahead of its request (prejoin), by those cgroups.
-  const joined = new Map<string, HelperProcess>();
-  const dirsKey = (dirs: string[]) => dirs.join("\0");
-  const releaseJoin = (dirs: string[]) => {
-    const proc = joined.get(dirsKey(dirs));
-    if (!proc) return;
-    joined.delete(dirsKey(dirs));
-    killHelper(proc.pid);
-  };
+  // Warm helpers told to join a restore's cgroups ahead of its request (prejoin): in warm.ts too.
+  const releaseJoin = (dirs: string[]) => releaseJoinedCriuHelper(helper, dirs);
 
   async function imagesCall(op: "dump" | "pre-dump" | "restore", opts: CriuOpts, call: CriuRestoreCallOptions = {}) {
     const t0 = performance.now();
@@ -241,11 +234,8 @@ export function createCriu(config: CriuConfig = {}): Criu {
     }
     const own = opts.inheritFds?.length ?? 0;
     let warmProc: HelperProcess | undefined;
-    const prejoined = op === "restore" && call.joinCgroups ? joined.get(dirsKey(call.joinCgroups)) : undefined;
-    if (prejoined) {
-      joined.delete(dirsKey(call.joinCgroups!));
-      warmProc = prejoined;
-    } else warmProc = takeWarm();
+    const prejoined = op === "restore" && call.joinCgroups ? takeJoinedCriuHelper(helper, call.joinCgroups) : undefined;
+    warmProc = prejoined ?? takeWarm();
     const req: HelperRequest = {
       op,
       // A cold helper gets the call's descriptors as its fds 3, 4, ...; a warm one copies them from this process.
@@ -298,12 +288,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
     },
     prewarm,
     prejoin(dirs) {
-      if (dirs.length === 0) return;
-      releaseJoin(dirs);
-      const proc = takeWarm();
-      if (!proc) return;
-      writeLine(proc, { op: "join", dirs });
-      joined.set(dirsKey(dirs), proc);
+      if (config.warm) prejoinCriuHelper(helper, dirs);
     },
     releaseJoin,
     async restore(opts, call) {
@@ -527,34 +512,6 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
     }
   }
   if (buffered.length > 0) yield buffered;
-}
-
-/** Kills the helper and the `criu swrk` it forked (its direct children). */
-function killHelper(pid: number): void {
-  for (const child of childrenOf(pid)) {
-    try {
-      process.kill(child, "SIGKILL");
-    } catch {
-      // gone
-    }
-  }
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // gone
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter((s) => s.length > 0)
-      .map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** Starts `criu lazy-pages` and resolves once it reports readiness on its status fd. */

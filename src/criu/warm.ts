@@ -8,6 +8,7 @@
  *
  *   void import("../criu/warm.ts").then((w) => w.prewarmCriuHelper());
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { CRIU_HELPER_ARG } from "./wire.ts";
@@ -79,4 +80,72 @@ export function takeWarmCriuHelper(cmd: string[]): HelperProcess | undefined {
   if (!alive(proc)) return undefined;
   proc.ref();
   return proc;
+}
+
+// Warm helpers told to join a restore's cgroups ahead of its request (prejoin), by argv and cgroup directories.
+// Here rather than in the client, so that the shim can have the helper join before it loads the client.
+const joined = new Map<string, HelperProcess>();
+const joinKey = (cmd: string[], dirs: string[]) => `${cmd.join("\0")}\n${dirs.join("\0")}`;
+
+/**
+ * Has the warm helper for argv cmd join these cgroup directories now (first thing, before any request): a
+ * restore's call with the same joinCgroups then uses it (takeJoinedCriuHelper). The kernel's cgroup move
+ * takes 10-15 ms here (an RCU grace period), which then overlaps the caller's work instead of the call.
+ * Without a waiting helper: does nothing (the restore's helper joins then). Undo with releaseJoinedCriuHelper.
+ */
+export function prejoinCriuHelper(cmd: string[], dirs: string[]): void {
+  if (dirs.length === 0) return;
+  releaseJoinedCriuHelper(cmd, dirs);
+  const proc = takeWarmCriuHelper(cmd);
+  if (!proc) return;
+  try {
+    proc.stdin.write(`${JSON.stringify({ op: "join", dirs })}\n`);
+    const flushed = proc.stdin.flush();
+    if (flushed instanceof Promise) flushed.catch(() => {});
+  } catch {
+    // gone: the restore finds it dead and fails with its exit
+  }
+  joined.set(joinKey(cmd, dirs), proc);
+}
+
+/** The helper prejoinCriuHelper had join these directories, if any; it is the caller's from then on. */
+export function takeJoinedCriuHelper(cmd: string[], dirs: string[]): HelperProcess | undefined {
+  const key = joinKey(cmd, dirs);
+  const proc = joined.get(key);
+  joined.delete(key);
+  return proc;
+}
+
+/** Kills a helper that prejoinCriuHelper had join these directories and no restore used (it sits in the cgroups). */
+export function releaseJoinedCriuHelper(cmd: string[], dirs: string[]): void {
+  const proc = takeJoinedCriuHelper(cmd, dirs);
+  if (proc) killHelper(proc.pid);
+}
+
+/** Kills a helper and the `criu swrk` it forked (its direct children). */
+export function killHelper(pid: number): void {
+  for (const child of childrenOf(pid)) {
+    try {
+      process.kill(child, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // gone
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter((s) => s.length > 0)
+      .map(Number);
+  } catch {
+    return [];
+  }
 }

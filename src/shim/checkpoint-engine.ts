@@ -8,10 +8,12 @@
  * Start runs restore-container.ts with the new task's stdio and hands the restored init to the caller,
  * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { readRuncState, type Runc } from "../runtime/index.ts";
 import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
 import type { Criu } from "../criu/index.ts";
-import { prewarmCriuHelper } from "../criu/warm.ts";
+import { helperCommand, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper } from "../criu/warm.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
 import { failedPrecondition, notFound } from "../errors.ts";
 import { close as closeFd } from "../sys/index.ts";
@@ -81,9 +83,22 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
   let criu: Criu | undefined = deps.criu;
   // Warm helpers: after a CRIU call (and at a restore's Create, before its Start) the next helper is
   // started ahead, saving its start (a Bun process, 100-300 ms here) on the next call.
-  const criuClient = async () => (criu ??= (await criuModule()).createCriu({ warm: true }));
+  // One client, also when the first calls overlap (its warm and joined helpers are its own); a failed load is tried again next time.
+  let criuLoading: Promise<Criu> | undefined;
+  const criuClient = async (): Promise<Criu> =>
+    criu ??
+    (criuLoading ??= criuModule().then(
+      (m) => (criu = m.createCriu({ warm: true })),
+      (err: unknown) => {
+        criuLoading = undefined;
+        throw err;
+      },
+    ));
   // The client's own prewarm, or (client not loaded yet) warm.ts's, whose helper the client then takes.
   const prewarm = () => (criu ? criu.prewarm() : prewarmCriuHelper());
+  // Likewise for a restore's cgroups, joined by the warm helper before the client may have loaded.
+  const prejoin = (dirs: string[]) => (criu ? criu.prejoin?.(dirs) : prejoinCriuHelper(helperCommand(), dirs));
+  const releaseJoin = (dirs: string[]) => (criu ? criu.releaseJoin?.(dirs) : releaseJoinedCriuHelper(helperCommand(), dirs));
   let version: Promise<number> | undefined;
   const criuVersion = () => {
     version ??= criuClient().then((c) => c.version());
@@ -148,7 +163,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     async createRestore(spec) {
       const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
       prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
-      const { readRestoreSource, prepareRestore } = await restoreModule();
+      const { readRestoreSource, prepareRestore, startRestoreCgroups } = await restoreModule();
       const source = await readRestoreSource(spec.checkpoint);
       // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
       if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
@@ -163,12 +178,17 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         const entry: PendingRestore = { spec, source, io, restore };
         pending.set(spec.id, entry);
         // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
-        // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow) and the
-        // policy plugins loaded then, after Create's reply. A failure here is left to Start, which does the work again.
+        // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow), the
+        // container's cgroups made and joined by the waiting CRIU helper (the join is 10-15 ms of the kernel's;
+        // done at Start, the CRIU call waited for it), and the policy plugins loaded then, after Create's reply.
+        // A failure here is left to Start, which does the work again; discardRestore undoes the cgroups.
         setImmediate(() => {
           if (pending.get(spec.id) !== entry || entry.started) return;
           try {
-            entry.prepared = prepareRestore(spec.id, spec.bundle, source);
+            const prepared = prepareRestore(spec.id, spec.bundle, source);
+            // A runc container of this id already there fails Start; its cgroups are left alone.
+            if (!existsSync(join(spec.options.root, spec.id, "state.json"))) prepared.cgroups = startRestoreCgroups(prepared, prejoin);
+            entry.prepared = prepared;
           } catch {
             // Start reports it
           }
@@ -229,11 +249,18 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       await Promise.race([watch.ended, Bun.sleep(5_000)]);
     },
 
-    discardRestore(id) {
+    async discardRestore(id) {
       const p = pending.get(id);
       if (!p) return;
       pending.delete(id);
       p.io?.abort();
+      const cgroups = p.prepared?.cgroups;
+      if (!cgroups) return;
+      try {
+        await (await restoreModule()).discardRestoreCgroups(cgroups, releaseJoin);
+      } catch (err) {
+        deps.log.warn(`restore container ${id}: discard: ${err instanceof Error ? err.message : String(err)}`);
+      }
     },
   };
 }

@@ -263,7 +263,7 @@ export class Container {
     return this.queue.run(async () => {
       const p = this.process(execId);
       const wasCreated = p.state === "created" || p.state === "restoring";
-      if (p.state === "restoring") this.deps.engine.discardRestore?.(this.id);
+      if (p.state === "restoring") await this.deps.engine.discardRestore?.(this.id);
       p.check("delete");
       if (p !== this.init) {
         if (wasCreated) p.recordExit({ status: 0, exitedAt: new Date() });

@@ -125,5 +125,5 @@ export interface Engine {
   /** Start of a container created from a checkpoint: the CRIU restore; returns the restored init. */
   startRestore?(id: string): Promise<Launched>;
   /** Releases what createRestore holds for a container deleted before it was started. */
-  discardRestore?(id: string): void;
+  discardRestore?(id: string): void | Promise<void>;
 }

@@ -29,7 +29,7 @@ import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/rest
 import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
-import { createCgroup } from "../cgroups/open.ts";
+import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths } from "../cgroups/locate.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
@@ -138,6 +138,49 @@ export interface PreparedRestore {
   cgroupPaths: Record<string, string>;
   /** The bundle spec's linux.resources, validated (set on the cgroups before CRIU runs). */
   resources: LinuxResources | undefined;
+  /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
+  cgroups?: RestoreCgroups;
+}
+
+/** A restored container's cgroups being made, and the CRIU helper that joins them. */
+export interface RestoreCgroups {
+  /** The directories this restore makes (only those are removed again). */
+  created: string[];
+  /** The directories the CRIU helper joins (prejoin), and that the restore's call joins. */
+  joinDirs: string[];
+  /** Settles once the cgroups are made, limited, and the helper was told to join them; rejects with a failure. */
+  ready: Promise<void>;
+}
+
+/**
+ * Makes the restored container's cgroups (the missing ones), has the waiting CRIU helper join them
+ * (`prejoin`, see Criu.prejoin), then sets the spec's limits, as runc does before CRIU runs (CRIU's soft mode
+ * restores properties only of cgroups it created itself). The directories are made synchronously (a few
+ * mkdirs) and the join is asked for at once: the kernel's cgroup move costs 10-15 ms here (an RCU grace
+ * period) and overlaps whatever the restore works out meanwhile; the CRIU call awaits `ready`.
+ * Undo with discardRestoreCgroups.
+ */
+export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources">, prejoin: (dirs: string[]) => void): RestoreCgroups {
+  const { cgroupPaths, resources } = prepared;
+  const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
+  const joinDirs = Object.values(cgroupPaths);
+  const ready = (async () => {
+    const location = locationFromRuncPaths(cgroupPaths);
+    createCgroupDirsSync(location);
+    const unified = cgroupPaths[""];
+    if (unified !== undefined) mkdirSync(unified, { recursive: true });
+    prejoin(joinDirs);
+    if (resources) await managerFor(location).update(resources);
+  })();
+  ready.catch(() => {}); // awaited by the restore; a failure is thrown there
+  return { created, joinDirs, ready };
+}
+
+/** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are removed. */
+export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
+  await cgroups.ready.catch(() => {});
+  release(cgroups.joinDirs);
+  await removeCgroupDirs(cgroups.created);
 }
 
 /**
@@ -171,31 +214,18 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let localImages: RestoreImages | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
+  const criu = input.criu;
+  // Cgroups: made (so criu and the tree can join them first, as runc does) ahead of Start by the engine, or
+  // here, while the mounts, restore root, stdio, options and CRIU's plan are worked out below; awaited before
+  // the CRIU call (and before undo). A failure removes exactly what was made, after killing a helper that
+  // joined them and was not used.
+  const cgroups = input.prepared?.cgroups;
   try {
-    if (existsSync(join(stateDir, "state.json"))) throw failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
-    // Cgroups: made here (so criu and the tree can join them first, as runc does); a failure removes exactly what was made.
-    const cgCreated = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
-    // Their mkdirs and writes go through the thread pool one at a time: they run while the mounts, restore
-    // root, stdio, options and CRIU's plan are worked out below, and are awaited before the CRIU call (and before undo).
-    cgroupsReady = (async () => {
-      const cgroup = await createCgroup(locationFromRuncPaths(cgroupPaths));
-      // The spec's limits, as runc sets them before CRIU runs (CRIU's soft mode restores properties only
-      // of cgroups it created itself).
-      if (resources) await cgroup.update(resources);
-      const unified = cgroupPaths[""];
-      if (unified !== undefined) mkdirSync(unified, { recursive: true });
-    })();
-    cgroupsReady.catch(() => {}); // awaited below; a failure is thrown there
+    const { created: cgCreated, joinDirs, ready } = cgroups ?? startRestoreCgroups({ cgroupPaths, resources }, (dirs) => criu.prejoin?.(dirs));
+    cgroupsReady = ready;
     undo.push(() => removeCgroupDirs(cgCreated));
-    // Once they exist, the waiting CRIU helper joins them (the kernel's cgroup moves cost 10-15 ms here) while
-    // the rest of the restore is worked out; a helper that joined and was not used is killed before they go.
-    const criu = input.criu;
-    const joinDirs = Object.values(cgroupPaths);
-    void cgroupsReady.then(
-      () => criu.prejoin?.(joinDirs),
-      () => {},
-    );
     undo.push(() => criu.releaseJoin?.(joinDirs));
+    if (existsSync(join(stateDir, "state.json"))) throw failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
     createRestoreMountpoints(container);
 
     const stateChain = missingChain(stateDir);
