@@ -27,7 +27,10 @@ export function renderMetadata(m: CheckpointMetadata): string {
     const { address, port } = m.options.pageServer;
     lines.push(`Post-copy: the memory is not in this directory; the source on ${m.host.hostname} serves it on ${address.includes(":") ? `[${address}]` : address}:${port} until a restore has fetched it all`);
   }
-  if (m.emptyTmpfs?.length) lines.push(`Empty tmpfs mounts made anew at restore: ${m.emptyTmpfs.map((t) => `${t.mountpoint} (${t.options || "defaults"})`).join(", ")}`);
+  if (m.emptyTmpfs?.length) {
+    const what = (t: { options: string; entries?: unknown[] }) => `${t.options || "defaults"}${t.entries?.length ? `; ${t.entries.length} entries, no file data` : ""}`;
+    lines.push(`Empty tmpfs mounts made anew at restore: ${m.emptyTmpfs.map((t) => `${t.mountpoint} (${what(t)})`).join(", ")}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -66,6 +66,27 @@ export const localPagesSchema = z.object({
 });
 
 /** The metadata document. */
+/** At most this many entries are recorded for one tmpfs (runc-criu.ts tmpfsEntries); a fuller one is left to CRIU. */
+export const TMPFS_ENTRIES_MAX = 256;
+
+/** A tmpfs entry the restore makes (runc-criu.ts TmpfsEntry): its path stays inside the new tmpfs. */
+const tmpfsEntrySchema = z
+  .object({
+    path: z
+      .string()
+      .max(4096)
+      .refine((p) => p.split("/").every((n) => n !== "" && n !== "." && n !== ".." && !n.includes("\0")), "a relative path of names, none empty, . or .."),
+    type: z.enum(["dir", "file", "symlink", "char", "block"]),
+    mode: z.number().int().min(0).max(0o7777),
+    uid: z.number().int().min(0).max(0xffffffff),
+    gid: z.number().int().min(0).max(0xffffffff),
+    major: z.number().int().min(0).max(0xffffffff).optional(),
+    minor: z.number().int().min(0).max(0xffffffff).optional(),
+    target: z.string().min(1).max(4096).refine((t) => !t.includes("\0"), "no NUL").optional(),
+  })
+  .refine((e) => (e.type === "char" || e.type === "block") === (e.major !== undefined && e.minor !== undefined), "device numbers on char and block entries only")
+  .refine((e) => (e.type === "symlink") === (e.target !== undefined), "a target on symlinks only");
+
 export const checkpointMetadataSchema = z.object({
   version: z.literal(METADATA_VERSION),
   containerId: z.string().min(1),
@@ -119,6 +140,23 @@ export const checkpointMetadataSchema = z.object({
         mountpoint: z.string().startsWith("/"),
         options: z.string().regex(/^[A-Za-z0-9_=.,:+-]*$/),
         source: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+        /** What it held (no file data: runc-criu.ts tmpfsEntries), made again in the new tmpfs; absent: empty. */
+        entries: z
+          .array(tmpfsEntrySchema)
+          .max(TMPFS_ENTRIES_MAX)
+          .refine((entries) => {
+            // Parents first, and only directories as parents (a symlink parent would lead out of the tmpfs); no path twice.
+            const dirs = new Set([""]);
+            const seen = new Set<string>();
+            return entries.every((e) => {
+              const parent = e.path.includes("/") ? e.path.slice(0, e.path.lastIndexOf("/")) : "";
+              if (!dirs.has(parent) || seen.has(e.path)) return false;
+              seen.add(e.path);
+              if (e.type === "dir") dirs.add(e.path);
+              return true;
+            });
+          }, "each entry after its parent directory, once")
+          .optional(),
       }),
     )
     .optional(),

@@ -10,11 +10,13 @@
  * external namespaces given back as inherited fds; the old stdio pipes replaced by the new ones
  * (`--inherit-fd fd[N]:pipe:[ino]`); the helper joins the new cgroups first.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { splitDev } from "../sys/mknod.ts";
 import { basename, join } from "node:path";
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 import type { CriuOpts } from "../criu/options.ts";
+import { TMPFS_ENTRIES_MAX } from "./metadata.ts";
 import type { CheckpointPlan } from "./plan.ts";
 
 /** The parts of runc's state.json a checkpoint needs (validated; other fields are ignored). */
@@ -156,6 +158,65 @@ export interface EmptyTmpfs {
   options: string;
   /** Its source name ("tmpfs", "shm"): the new tmpfs gets it too. */
   source: string;
+  /** What it holds, when that is no file data (tmpfsEntries): made again in the new tmpfs. Absent: empty. */
+  entries?: TmpfsEntry[];
+}
+
+/** One entry of a tmpfs without file data (tmpfsEntries), made again at restore. */
+export interface TmpfsEntry {
+  /** Relative to the mount's root: "/"-separated names, none of them "." or "..". */
+  path: string;
+  type: "dir" | "file" | "symlink" | "char" | "block";
+  /** Permission bits (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** char and block: the device numbers. */
+  major?: number;
+  minor?: number;
+  /** symlink: its target. */
+  target?: string;
+}
+
+/**
+ * What the tmpfs mounted at path (in the container of pid) holds, when the restore can make all of it again
+ * without data: directories, symlinks, device nodes and empty files, each with one link (runc's /dev: null,
+ * zero, tty..., the fd and ptmx symlinks). A mountpoint of another mount inside it is recorded as the empty
+ * directory (or, for a file mount such as /dev/console, empty file) it stands on, with the mount's root's
+ * owner and mode, as CRIU's tar would record it; what is below it is that mount's. [] for an empty tmpfs;
+ * undefined when it holds anything else (a file with data, a fifo, a socket, a hard link), more than
+ * TMPFS_ENTRIES_MAX entries, or cannot be read. Timestamps are not kept.
+ */
+export function tmpfsEntries(pid: number, path: string): TmpfsEntry[] | undefined {
+  const root = `/proc/${pid}/root${path === "/" ? "" : path}`;
+  const out: TmpfsEntry[] = [];
+  try {
+    const dev = lstatSync(root).dev;
+    const walk = (rel: string): boolean => {
+      for (const name of readdirSync(rel === "" ? root : `${root}/${rel}`)) {
+        const p = rel === "" ? name : `${rel}/${name}`;
+        const st = lstatSync(`${root}/${p}`);
+        const base = { path: p, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+        if (out.length >= TMPFS_ENTRIES_MAX) return false;
+        if (st.dev !== dev) {
+          out.push({ ...base, type: st.isDirectory() ? "dir" : "file" });
+          continue;
+        }
+        if (st.isDirectory()) {
+          out.push({ ...base, type: "dir" });
+          if (!walk(p)) return false;
+        } else if (st.nlink !== 1) return false;
+        else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", target: readlinkSync(`${root}/${p}`) });
+        else if (st.isCharacterDevice() || st.isBlockDevice()) out.push({ ...base, type: st.isCharacterDevice() ? "char" : "block", ...splitDev(st.rdev) });
+        else if (st.isFile() && st.size === 0) out.push({ ...base, type: "file" });
+        else return false;
+      }
+      return true;
+    };
+    return walk("") ? out : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A tmpfs option string as mountinfo writes it and mount(2) takes it (no spaces, quotes or separators of other kinds). */
@@ -164,11 +225,12 @@ export const TMPFS_OPTIONS_RE = /^[A-Za-z0-9_=.,:+-]*$/;
 export const TMPFS_SOURCE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
- * The container's writable tmpfs mounts that runc made from the spec's tmpfs mounts and that hold nothing: /run and
- * /dev/shm of most containers. CRIU would dump each as a tar image and restore it by running
- * `tar --extract --gzip` (8-13 ms per mount here); as external mounts they cost the restore a mount(2) of a
- * new tmpfs with the same options. Only call this on a frozen container: a file written between this
- * check and CRIU's freeze would be lost. Masked paths are maskedDirs' business.
+ * The container's writable tmpfs mounts that runc made from the spec's tmpfs mounts and that hold no file data:
+ * /run and /dev/shm of most containers (empty), and /dev (device nodes, symlinks and mountpoints; tmpfsEntries).
+ * CRIU would dump each as a tar image and restore it by running `tar --extract --gzip` (6-13 ms per mount
+ * here); as external mounts they cost the restore a mount(2) of a new tmpfs with the same options, and the
+ * entries made again in it. Only call this on a frozen container: a file written between this check and
+ * CRIU's freeze would be lost. Masked paths are maskedDirs' business.
  */
 export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmpfs[] {
   const pid = c.init_process_pid;
@@ -185,8 +247,10 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
       .filter((o) => o !== "rw" && o !== "ro" && o !== "")
       .join(",");
     const source = unescapeMountinfo(m.source);
-    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source) || !emptyDir(pid, mountpoint)) continue;
-    out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source });
+    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source)) continue;
+    const entries = tmpfsEntries(pid, mountpoint);
+    if (!entries) continue;
+    out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source, ...(entries.length > 0 ? { entries } : {}) });
   }
   return out;
 }

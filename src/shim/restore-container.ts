@@ -18,7 +18,7 @@
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -26,7 +26,7 @@ import { decompressImages } from "../checkpoint/compression.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
@@ -34,6 +34,7 @@ import { locationFromRuncPaths } from "../cgroups/locate.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -289,6 +290,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         throw CryoError.from(err).wrap(`${label}: a new tmpfs for ${t.mountpoint} (${t.options})`);
       }
       staged.push(dir);
+      try {
+        makeTmpfsEntries(dir, t.entries ?? []);
+      } catch (err) {
+        throw CryoError.from(err).wrap(`${label}: the contents of ${t.mountpoint} in its new tmpfs`);
+      }
       return { key: t.key, source: dir };
     });
     const plan = containerRestorePlan({
@@ -469,6 +475,27 @@ async function removeCgroupDirs(dirs: string[]): Promise<void> {
         await Bun.sleep(20);
       }
     }
+  }
+}
+
+/**
+ * Makes a tmpfs's recorded entries (runc-criu.ts tmpfsEntries, parents before children) in dir, each with
+ * its owner and mode: what CRIU's tar would have extracted, without the tar.
+ */
+export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[]): void {
+  // Every entry's parent is the root or a directory made before it (never a symlink): nothing lands outside dir.
+  const dirs = new Set([""]);
+  for (const e of entries) {
+    const parent = e.path.includes("/") ? e.path.slice(0, e.path.lastIndexOf("/")) : "";
+    if (!dirs.has(parent)) throw invalidArgument(`tmpfs entry ${e.path}`, { detail: "its parent is not a directory made before it" });
+    if (e.type === "dir") dirs.add(e.path);
+    const p = join(dir, e.path);
+    if (e.type === "dir") mkdirSync(p);
+    else if (e.type === "file") closeSync(openSync(p, "wx"));
+    else if (e.type === "symlink") symlinkSync(e.target!, p);
+    else mknod(p, e.type === "char" ? S_IFCHR : S_IFBLK, e.mode, e.major!, e.minor!);
+    lchownSync(p, e.uid, e.gid);
+    if (e.type !== "symlink") chmodSync(p, e.mode); // after chown, which clears set-id bits; exact, whatever the umask
   }
 }
 

@@ -30,6 +30,7 @@ export const libc = dlopen("libc.so.6", {
   read: { args: [i32, ptr, u64], returns: i64 },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
   umount2: { args: [ptr, i32], returns: i32 },
+  mknod: { args: [ptr, u32, u64], returns: i32 },
   pidfd_open: { args: [i32, u32], returns: i32 },
   pidfd_getfd: { args: [i32, i32, u32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },

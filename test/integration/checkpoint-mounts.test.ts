@@ -5,7 +5,7 @@
  * inside the source, as runc's own restore does, and leaves no mount behind.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkpointCriuTar, checkpointMetadata, criuTarEntries, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
@@ -79,12 +79,33 @@ test("a bind mount nested in another comes back after its mount point left the o
   expect(during).toBe(0); // the container's binds live in its own mount namespace, not ours
 }, 180_000);
 
+/** The container's /dev as lstat sees it: name, type, mode, owner, device number or link target (mountpoints not entered). */
+function devListing(pid: number): string[] {
+  const root = `/proc/${pid}/root/dev`;
+  const dev = lstatSync(root).dev;
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(`${root}${rel}`)) {
+      const p = `${rel}/${name}`.slice(1);
+      const st = lstatSync(`${root}/${p}`);
+      const type = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isCharacterDevice() ? "char" : st.isBlockDevice() ? "block" : st.isFile() ? "file" : "other";
+      const what = st.isSymbolicLink() ? readlinkSync(`${root}/${p}`) : String(st.rdev);
+      out.push(`${p} ${type} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${what}${st.dev === dev ? "" : " mountpoint"}`);
+      if (st.isDirectory() && st.dev === dev) walk(`/${p}`);
+    }
+  };
+  walk("");
+  return out.sort();
+}
+
 test("masked directories and empty tmpfs mounts are external in the checkpoint; they come back as they were, and a tmpfs with files is dumped whole", async () => {
   const id = uniqueId("mask");
   // /dev/shm gets a file before the checkpoint; /run stays empty.
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", "echo kept > /dev/shm/note; exec sleep 600"], { timeoutMs: 60_000 });
   const pid = (await taskPid(pc, id))!;
   await waitFor(() => (existsSync(`/proc/${pid}/root/dev/shm/note`) ? true : undefined), { what: "/dev/shm/note written" });
+  const devBefore = devListing(pid);
+  expect(devBefore).toContain("null char 666 0:0 259");
   const tmpfsLines = () => readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
   const before = tmpfsLines();
   const masked = before.filter((l) => / ro[, ]/.test(l)).map((l) => l.split(" ")[4]!);
@@ -92,11 +113,13 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  // CRIU dumped /dev (device nodes) and /dev/shm (a file) as tar images; the masked ones and the empty /run not.
+  // CRIU dumped /dev/shm (a file) as a tar image; the masked ones, the empty /run and /dev (device nodes,
+  // symlinks and mountpoints: recorded in the metadata, made again at restore) not.
   const tmpfsImages = criuTarEntries(await checkpointCriuTar(pc, ref)).filter((e) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(e));
-  expect(tmpfsImages.length).toBe(2);
-  const meta = await checkpointMetadata<{ emptyTmpfs?: { mountpoint: string; options: string; source: string }[] }>(pc, ref);
-  expect(meta.emptyTmpfs?.map((t) => t.mountpoint)).toEqual(["/run"]);
+  expect(tmpfsImages.length).toBe(1);
+  const meta = await checkpointMetadata<{ emptyTmpfs?: { mountpoint: string; options: string; source: string; entries?: { path: string; type: string; mode: number; uid: number; gid: number; major?: number; minor?: number }[] }[] }>(pc, ref);
+  expect(meta.emptyTmpfs?.map((t) => t.mountpoint).sort()).toEqual(["/dev", "/run"]);
+  expect(meta.emptyTmpfs?.find((t) => t.mountpoint === "/dev")?.entries).toContainEqual({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 });
   await removeContainer(pc, id);
 
   const restored = `${id}-r`;
@@ -104,6 +127,8 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
   const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; cat /dev/shm/note; ls -A /run | wc -l; echo w > /run/w && cat /run/w"]);
   expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "kept", "0", "w"]);
   const rpid = (await taskPid(pc, restored))!;
+  // /dev holds the same nodes, symlinks and mountpoints, with the same owners, modes and device numbers.
+  expect(devListing(rpid)).toEqual(devBefore);
   const after = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
   // The same tmpfs mounts at the same places, with the same flags and options. Not compared: the masked
   // directories (read-only binds of an empty host directory now) and masked files (binds of /dev/null, as with runc).

@@ -62,6 +62,41 @@ describe("checkpoint metadata", () => {
     }
   });
 
+  test("a tmpfs's entries round-trip; paths out of the tmpfs, parents that are no directory made before, misplaced device numbers or targets are INVALID_ARGUMENT", async () => {
+    const entries = [
+      { path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 },
+      { path: "fd", type: "symlink", mode: 0o777, uid: 0, gid: 0, target: "/proc/self/fd" },
+      { path: "pts", type: "dir", mode: 0o755, uid: 0, gid: 0 },
+      { path: "pts/x", type: "file", mode: 0o600, uid: 0, gid: 5 },
+    ] as const;
+    const dev = { key: "cryo-empty-tmpfs/dev", mountpoint: "/dev", options: "size=65536k,mode=755", source: "tmpfs", entries: [...entries] };
+    const d = mkdtempSync(join(dir, "e-"));
+    await writeCheckpointMetadata(d, { ...meta, emptyTmpfs: [dev] });
+    expect((await readCheckpointMetadata(d)).emptyTmpfs).toEqual([dev]);
+    expect(renderMetadata({ ...meta, emptyTmpfs: [dev] })).toContain("/dev (size=65536k,mode=755; 4 entries, no file data)");
+    const bads: unknown[][] = [
+      [{ ...entries[2], path: "../etc" }],
+      [{ ...entries[2], path: "/etc" }],
+      [{ ...entries[2], path: "a//b" }],
+      [{ ...entries[2], path: "pts/." }],
+      // A symlink as a parent would lead out of the tmpfs: fd -> /proc/self/fd, then fd/x.
+      [entries[1], { ...entries[3], path: "fd/x" }],
+      // A child before its parent, or a path twice.
+      [entries[3], entries[2]],
+      [entries[2], entries[2]],
+      [{ ...entries[0], major: undefined }],
+      [{ ...entries[2], major: 1, minor: 3 }],
+      [{ ...entries[1], target: undefined }],
+      [{ ...entries[2], target: "/x" }],
+      [{ ...entries[2], mode: 0o10000 }],
+      [{ ...entries[2], type: "fifo" }],
+    ];
+    for (const bad of bads) {
+      writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...meta, emptyTmpfs: [{ ...dev, entries: bad }] }));
+      expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+    }
+  });
+
   test("a missing file is NOT_FOUND, a malformed one INVALID_ARGUMENT with the field path", async () => {
     const empty = mkdtempSync(join(dir, "e-"));
     expect(((await readCheckpointMetadata(empty).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);

@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs } from "../../../src/checkpoint/runc-criu.ts";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
+import { makeTmpfsEntries } from "../../../src/shim/restore-container.ts";
+import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
+import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -88,11 +90,12 @@ describe("runc container -> CRIU options", () => {
   test("empty writable tmpfs mounts: dumped as external under their key with their options and source; restored from the caller's new tmpfs", () => {
     const dir = mkdtempSync(join(tmpdir(), "cryo-tmpfs-"));
     try {
-      for (const n of ["run", "shm", "full", "ro", "part", "masked"]) mkdirSync(join(dir, n));
+      for (const n of ["run", "shm", "full", "ro", "part", "masked", "dev"]) mkdirSync(join(dir, n));
       writeFileSync(join(dir, "full", "f"), "x");
+      symlinkSync("/proc/self/fd", join(dir, "dev", "fd"));
       const p = (n: string) => join(dir, n);
       const tmpfs = (d: string) => ({ device: "tmpfs", source: "tmpfs", destination: `/b/rootfs${d}` });
-      const mounts = [...["run", "shm", "full", "ro", "part", "masked", "gone", "odd"].map((n) => tmpfs(p(n))), { device: "bind", source: "/host/shm", destination: p("podshm") }];
+      const mounts = [...["run", "shm", "full", "ro", "part", "masked", "gone", "odd", "dev"].map((n) => tmpfs(p(n))), { device: "bind", source: "/host/shm", destination: p("podshm") }];
       mkdirSync(p("podshm"));
       const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mounts, mask_paths: [p("masked")] } });
       const info = [
@@ -109,11 +112,20 @@ describe("runc container -> CRIU options", () => {
         `79 60 0:48 / ${p("podshm")} rw - tmpfs shm rw,size=65536k`,
         // A tmpfs the spec does not have (mounted by the container itself).
         `80 60 0:49 / ${p("shm")}/inner rw - tmpfs tmpfs rw`,
+        // Device nodes and symlinks, no file data (runc's /dev): its entries go with it.
+        `81 60 0:50 / ${p("dev")} rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755`,
       ].join("\n");
       const found = emptyTmpfsMounts(c, info);
       expect(found).toEqual([
         { key: `cryo-empty-tmpfs${p("run")}`, mountpoint: p("run"), options: "size=65536k,mode=755", source: "tmpfs" },
         { key: `cryo-empty-tmpfs${p("shm")}`, mountpoint: p("shm"), options: "size=65536k", source: "shm" },
+        {
+          key: `cryo-empty-tmpfs${p("dev")}`,
+          mountpoint: p("dev"),
+          options: "size=65536k,mode=755",
+          source: "tmpfs",
+          entries: [{ path: "fd", type: "symlink", mode: 0o777, uid: 0, gid: 0, target: "/proc/self/fd" }],
+        },
       ]);
       const plan = resolveCheckpointPlan({});
       const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], emptyTmpfs: found, externalNs: {} });
@@ -131,6 +143,66 @@ describe("runc container -> CRIU options", () => {
       expect(r.opts.extMounts).toContainEqual({ key: found[0]!.key, value: "/work/tmpfs-0" });
       // A pre-dump keeps them out, as every mount.
       expect(containerDumpOpts({ plan: resolveCheckpointPlan({ defaults: { preDump: true } }), container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], emptyTmpfs: found, externalNs: {} }).extMounts).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a tmpfs without file data: its entries (dirs, symlinks, devices, empty files) are recorded and made again alike; anything else is left to CRIU", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cryo-tmpfs-entries-"));
+    try {
+      const src = join(dir, "src");
+      mkdirSync(src);
+      mknod(join(src, "null"), S_IFCHR, 0o666, 1, 3);
+      chmodSync(join(src, "null"), 0o666);
+      mknod(join(src, "big"), S_IFCHR, 0o600, 259, 70000); // device numbers beyond 8 bits
+      symlinkSync("/proc/self/fd", join(src, "fd"));
+      lchownSync(join(src, "fd"), 7, 8);
+      mkdirSync(join(src, "pts"));
+      chmodSync(join(src, "pts"), 0o1777);
+      writeFileSync(join(src, "pts", "console"), "");
+      chownSync(join(src, "pts", "console"), 0, 5);
+      chmodSync(join(src, "pts", "console"), 0o620);
+      const entries = tmpfsEntries(process.pid, src)!;
+      const byPath = Object.fromEntries(entries.map((e) => [e.path, e]));
+      expect(Object.keys(byPath).sort()).toEqual(["big", "fd", "null", "pts", "pts/console"]);
+      expect(byPath.null).toEqual({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 });
+      expect(byPath.big).toMatchObject({ type: "char", major: 259, minor: 70000 });
+      expect(byPath.fd).toEqual({ path: "fd", type: "symlink", mode: 0o777, uid: 7, gid: 8, target: "/proc/self/fd" });
+      expect(byPath.pts).toMatchObject({ type: "dir", mode: 0o1777 });
+      expect(byPath["pts/console"]).toEqual({ path: "pts/console", type: "file", mode: 0o620, uid: 0, gid: 5 });
+      expect(entries.findIndex((e) => e.path === "pts")).toBeLessThan(entries.findIndex((e) => e.path === "pts/console"));
+
+      const dst = join(dir, "dst");
+      mkdirSync(dst);
+      makeTmpfsEntries(dst, entries);
+      const again = tmpfsEntries(process.pid, dst)!;
+      const sorted = (l: TmpfsEntry[]) => [...l].sort((a, b) => a.path.localeCompare(b.path));
+      expect(sorted(again)).toEqual(sorted(entries));
+      expect(lstatSync(join(dst, "big")).rdev).toBe(lstatSync(join(src, "big")).rdev);
+
+      expect(tmpfsEntries(process.pid, join(dir, "missing"))).toBeUndefined();
+      // File data, a fifo, a hard link: CRIU's tar keeps those.
+      writeFileSync(join(src, "data"), "x");
+      expect(tmpfsEntries(process.pid, src)).toBeUndefined();
+      rmSync(join(src, "data"));
+      expect(Bun.spawnSync(["mkfifo", join(src, "fifo")]).exitCode).toBe(0);
+      expect(tmpfsEntries(process.pid, src)).toBeUndefined();
+      rmSync(join(src, "fifo"));
+      linkSync(join(src, "pts", "console"), join(src, "link"));
+      expect(tmpfsEntries(process.pid, src)).toBeUndefined();
+      rmSync(join(src, "link"));
+      expect(tmpfsEntries(process.pid, src)).toHaveLength(5);
+
+      // Made again only inside dst: a parent that is a symlink (or not made before) is refused before anything outside is touched.
+      const out = join(dir, "outside");
+      mkdirSync(out);
+      const evil = join(dir, "evil");
+      mkdirSync(evil);
+      const lead = { path: "up", type: "symlink", mode: 0o777, uid: 0, gid: 0, target: out } as const;
+      expect(() => makeTmpfsEntries(evil, [lead, { path: "up/planted", type: "file", mode: 0o644, uid: 0, gid: 0 }])).toThrow(CryoError);
+      expect(() => makeTmpfsEntries(evil, [{ path: "nodir/x", type: "file", mode: 0o644, uid: 0, gid: 0 }])).toThrow(CryoError);
+      expect(existsSync(join(out, "planted"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
