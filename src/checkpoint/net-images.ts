@@ -17,11 +17,18 @@
  * - `rule-N.img`: iproute2's rule dump magic and exactly the kernel's three default IPv4 rules
  *   (`fib_default_rules_init`: priority 0 table local, 32766 main, 32767 default), which CRIU would
  *   flush and add back.
- * Anything else (other routes or rules, rules with selectors, marks or other attributes, a dump
- * format this does not know) is left for CRIU.
+ * - `ifaddr-N.img`: iproute2's address dump magic and exactly loopback's two kernel-made addresses
+ *   (127.0.0.1/8 and ::1/128, scope host, permanent, forever), when `netdev-N.img` says loopback is up:
+ *   CRIU restores loopback's flags first (up), and bringing loopback up makes the kernel add exactly those
+ *   two (`ip addr restore` would add them back, one more process).
+ * Anything else (other routes, rules or addresses, rules with selectors, marks or other attributes, a
+ * dump format this does not know) is left for CRIU.
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { ImageMagic, imageEntries } from "../criu/image-file.ts";
+import { NetDeviceEntrySchema, NetDeviceType } from "../gen/criu/netdev_pb.ts";
 
 /** iproute2's `ip route save` header (little-endian u32 at offset 0). */
 export const ROUTE_DUMP_MAGIC = 0x45311224;
@@ -111,11 +118,111 @@ export function isDefaultRuleDump(buf: Uint8Array): boolean {
   return rules.length === DEFAULT_RULES.length && rules.every(([t, p], i) => t === DEFAULT_RULES[i]![0] && p === DEFAULT_RULES[i]![1]);
 }
 
-/** Whether the image file `name` with content `buf` restores nothing into a fresh network namespace. */
-export function restoresNothing(name: string, buf: Uint8Array): boolean {
+/** iproute2's `ip addr save` header. */
+export const ADDR_DUMP_MAGIC = 0x47361222;
+
+const RTM_NEWADDR = 20;
+const AF_INET6 = 10;
+const IFA_F_PERMANENT = 0x80;
+const RT_SCOPE_HOST = 254;
+const IFAPROT_KERNEL_LO = 1;
+// IFA_* attribute types (linux/if_addr.h).
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_LABEL = 3;
+const IFA_CACHEINFO = 6;
+const IFA_FLAGS = 8;
+const IFA_PROTO = 11;
+const IFF_UP = 0x1;
+
+/** The family of one address message when it is one of loopback's kernel-made addresses on ifindex `lo`; else undefined. */
+function loopbackDefault(view: DataView, off: number, len: number, lo: number): number | undefined {
+  // struct nlmsghdr (16) + struct ifaddrmsg (8): family, prefixlen, flags, scope, index (u32).
+  if (len < 24 || view.getUint16(off + 4, true) !== RTM_NEWADDR) return undefined;
+  const h = off + 16;
+  const family = view.getUint8(h);
+  const v6 = family === AF_INET6;
+  if (family !== AF_INET && !v6) return undefined;
+  if (view.getUint8(h + 1) !== (v6 ? 128 : 8) || view.getUint8(h + 2) !== IFA_F_PERMANENT || view.getUint8(h + 3) !== RT_SCOPE_HOST || view.getUint32(h + 4, true) !== lo) return undefined;
+  const addr = v6 ? [...Array(15).fill(0), 1] : [127, 0, 0, 1];
+  const isAddr = (a: number, alen: number) => alen === 4 + addr.length && addr.every((b, i) => view.getUint8(a + 4 + i) === b);
+  let address = false;
+  for (let a = h + 8; a < off + len; ) {
+    if (a + 4 > off + len) return undefined;
+    const alen = view.getUint16(a, true);
+    const type = view.getUint16(a + 2, true) & 0x3fff;
+    if (alen < 4 || a + alen > off + len) return undefined;
+    switch (type) {
+      case IFA_ADDRESS:
+        if (!isAddr(a, alen)) return undefined;
+        address = true;
+        break;
+      case IFA_LOCAL:
+        if (v6 || !isAddr(a, alen)) return undefined;
+        break;
+      case IFA_LABEL: // "lo\0"
+        if (v6 || alen !== 7 || view.getUint8(a + 4) !== 0x6c || view.getUint8(a + 5) !== 0x6f || view.getUint8(a + 6) !== 0) return undefined;
+        break;
+      case IFA_CACHEINFO: // preferred and valid lifetimes: forever (then the kernel's time stamps)
+        if (alen !== 20 || view.getUint32(a + 4, true) !== 0xffffffff || view.getUint32(a + 8, true) !== 0xffffffff) return undefined;
+        break;
+      case IFA_FLAGS:
+        if (alen !== 8 || view.getUint32(a + 4, true) !== IFA_F_PERMANENT) return undefined;
+        break;
+      case IFA_PROTO:
+        if (alen !== 5 || view.getUint8(a + 4) !== IFAPROT_KERNEL_LO) return undefined;
+        break;
+      default:
+        return undefined; // a broadcast, an anycast, a peer, ...: not the kernel's
+    }
+    a += (alen + 3) & ~3;
+  }
+  return address ? family : undefined;
+}
+
+/** An address dump that holds exactly loopback's two kernel-made addresses (127.0.0.1/8, ::1/128) on ifindex lo. */
+export function isLoopbackDefaultAddrDump(buf: Uint8Array, lo: number): boolean {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (buf.length < 4 || view.getUint32(0, true) !== ADDR_DUMP_MAGIC) return false;
+  const families: number[] = [];
+  for (let off = 4; off < buf.length; ) {
+    if (off + 16 > buf.length) return false;
+    const len = view.getUint32(off, true);
+    if (len < 16 || off + len > buf.length) return false;
+    const family = loopbackDefault(view, off, len, lo);
+    if (family === undefined) return false;
+    families.push(family);
+    off += (len + 3) & ~3;
+  }
+  return families.length === 2 && families.includes(AF_INET) && families.includes(AF_INET6);
+}
+
+/** The ifindex of the loopback link in a netdev image when it is up; undefined when down, absent or unreadable. */
+export function loopbackUpIndex(netdev: Uint8Array, name = "netdev.img"): number | undefined {
+  try {
+    for (const raw of imageEntries(netdev, name, ImageMagic.netdev)) {
+      const d = fromBinary(NetDeviceEntrySchema, raw);
+      if (d.type === NetDeviceType.ND_TYPE_LOOPBACK) return (d.flags & IFF_UP) !== 0 ? d.ifindex : undefined;
+    }
+  } catch {
+    // a format this does not know: left for CRIU
+  }
+  return undefined;
+}
+
+/**
+ * Whether the image file `name` with content `buf` restores nothing into a fresh network namespace;
+ * `netdev` reads the namespace's netdev image (for ifaddr images).
+ */
+export function restoresNothing(name: string, buf: Uint8Array, netdev: () => Uint8Array | undefined = () => undefined): boolean {
   if (/^route6?-\d+\.img$/.test(name)) return isEmptyRouteDump(buf);
   if (/^ip6?tables-\d+\.img$/.test(name)) return buf.length === 0;
   if (/^rule-\d+\.img$/.test(name)) return isDefaultRuleDump(buf);
+  if (/^ifaddr-\d+\.img$/.test(name)) {
+    const devices = netdev();
+    const lo = devices ? loopbackUpIndex(devices) : undefined;
+    return lo !== undefined && isLoopbackDefaultAddrDump(buf, lo);
+  }
   return false;
 }
 
@@ -123,9 +230,16 @@ export function restoresNothing(name: string, buf: Uint8Array): boolean {
 export function pruneNoopNetImages(dir: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
-    if (!/^(route6?|rule|ip6?tables)-\d+\.img$/.test(name)) continue;
+    if (!/^(route6?|rule|ip6?tables|ifaddr)-\d+\.img$/.test(name)) continue;
     const path = join(dir, name);
-    if (!restoresNothing(name, readFileSync(path))) continue;
+    const netdev = () => {
+      try {
+        return readFileSync(join(dir, name.replace(/^ifaddr-/, "netdev-")));
+      } catch {
+        return undefined;
+      }
+    };
+    if (!restoresNothing(name, readFileSync(path), netdev)) continue;
     rmSync(path);
     removed.push(name);
   }

@@ -22,6 +22,7 @@ export const ImageMagic = {
   core: 0x55053847,
   files: 0x56303138,
   stats: 0x57093306,
+  netdev: 0x57373951,
 } as const;
 
 /** Largest entry accepted; CRIU's own entries are far smaller. */

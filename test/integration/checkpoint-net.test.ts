@@ -4,7 +4,7 @@
  * listener answers on 127.0.0.1 afterwards; with `cryo.checkpoint/tcp-established=true` a TCP
  * connection inside the container survives, with `cryo.checkpoint/tcp-close=true` it is closed.
  * Routes and rules the namespace was given come back; a namespace with only the kernel's defaults is
- * checkpointed without the route, rule and iptables images that would restore nothing (net-images.ts).
+ * checkpointed without the route, rule, iptables and loopback address images that would restore nothing (net-images.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -101,11 +101,11 @@ test("a namespace with only loopback and no TCP socket is dumped and restored wi
 /** The checkpoint image's network images whose restore runs ip or iptables. */
 async function ipToolImages(id: string): Promise<string[]> {
   const entries = criuTarEntries(await checkpointCriuTar(pc, `localhost/checkpoint/${id}:1`)).map((e) => e.replace(/^\.\//, ""));
-  expect(entries.some((e) => /^ifaddr-\d+\.img$/.test(e))).toBe(true); // the namespace was dumped
-  return entries.filter((e) => /^(route6?|rule|ip6?tables)-\d+\.img$/.test(e)).map((e) => e.replace(/-\d+\.img$/, "")).sort();
+  expect(entries.some((e) => /^netdev-\d+\.img$/.test(e))).toBe(true); // the namespace was dumped
+  return entries.filter((e) => /^(route6?|rule|ip6?tables|ifaddr)-\d+\.img$/.test(e)).map((e) => e.replace(/-\d+\.img$/, "")).sort();
 }
 
-test("routes and rules given to the container's namespace come back; one with the kernel's defaults only is dumped without the images that restore nothing", async () => {
+test("routes, rules and addresses given to the container's namespace come back; one with the kernel's defaults only is dumped without the images that restore nothing", async () => {
   const plain = uniqueId("netplain");
   const routed = uniqueId("netrouted");
   for (const id of [plain, routed]) await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
@@ -117,12 +117,23 @@ test("routes and rules given to the container's namespace come back; one with th
   };
   await ip(routed, ["route", "add", "10.9.0.0/16", "dev", "lo"]);
   await ip(routed, ["rule", "add", "from", "10.1.0.0/16", "table", "100", "pref", "100"]);
+  await ip(routed, ["addr", "add", "10.9.0.1/32", "dev", "lo"]);
   const rulesBefore = await ip(routed, ["rule", "show"]);
   expect(rulesBefore.trim().split("\n")).toHaveLength(4);
+  // Loopback's addresses without their lifetimes' counters: address, prefix, scope, flags.
+  const loAddrs = async (id: string) => (await ip(id, ["-o", "addr", "show", "dev", "lo"])).split("\n").filter((l) => l !== "").map((l) => l.replace(/\\.*$/, "").trim());
+  const plainAddrs = await loAddrs(plain);
+  expect(plainAddrs).toEqual(["1: lo    inet 127.0.0.1/8 scope host lo", "1: lo    inet6 ::1/128 scope host"]);
+  const routedAddrs = await loAddrs(routed);
+  expect(routedAddrs).toContain("1: lo    inet 10.9.0.1/32 scope global lo");
 
   for (const id of [plain, routed]) expect(await checkpointRemoveRestore(id)).toBe("");
   expect(await ipToolImages(plain)).toEqual([]);
-  expect(await ipToolImages(routed)).toEqual(["route", "rule"]);
+  expect(await ipToolImages(routed)).toEqual(["ifaddr", "route", "rule"]);
+  // Loopback has the same addresses as before: the kernel's two (made when CRIU set it up) in the plain
+  // namespace, whose checkpoint had no ifaddr image; the added one too in the other.
+  expect(await loAddrs(plain)).toEqual(plainAddrs);
+  expect((await loAddrs(routed)).sort()).toEqual([...routedAddrs].sort());
 
   // The plain namespace is as a fresh one is: no route in table main, the three default rules once.
   expect((await ip(plain, ["route", "show"])).trim()).toBe("");
