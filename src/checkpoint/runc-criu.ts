@@ -71,6 +71,47 @@ export function readHostCgroupFacts(mountinfo = readFileSync("/proc/self/mountin
   return { v1Mountpoints };
 }
 
+/** Where the host mounts its cgroup hierarchies, one directory each (cgroupYard). */
+export const CGROUP_MOUNT_ROOT = "/sys/fs/cgroup";
+
+/**
+ * The host's cgroup mount directory as CRIU's cgroup yard for a dump of the container whose init is pid, when
+ * it is laid out as CRIU expects a yard: for each hierarchy of /proc/<pid>/cgroup, a mount of that hierarchy's
+ * root at <root>/<controllers> ("name=" dropped; "unified" for cgroup2). CRIU then opens those directories
+ * instead of mounting each hierarchy itself and unmounting it again, which costs an RCU grace period per
+ * hierarchy: about 21 ms of every dump on this hybrid host (11 hierarchies). Undefined when any hierarchy is
+ * elsewhere or the files cannot be read: CRIU then makes its own yard, as before. Pure given its inputs.
+ */
+export function cgroupYard(pid: number, mountinfo?: string, procCgroup?: string): string | undefined {
+  let info: string;
+  let cgroups: string;
+  try {
+    info = mountinfo ?? readFileSync("/proc/self/mountinfo", "utf8");
+    cgroups = procCgroup ?? readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const mounts = new Map<string, { root: string; fstype: string; superOptions: string[] }>();
+  for (const line of info.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const f = line.slice(0, sep).split(" ");
+    const after = line.slice(sep + 3).split(" ");
+    mounts.set(unescapeMountinfo(f[4] ?? ""), { root: f[3] ?? "", fstype: after[0] ?? "", superOptions: (after[2] ?? "").split(",") });
+  }
+  const lines = cgroups.split("\n").filter((l) => l !== "");
+  if (lines.length === 0) return undefined;
+  for (const line of lines) {
+    const controllers = line.split(":")[1];
+    if (controllers === undefined) return undefined;
+    const dir = controllers === "" ? "unified" : controllers.replace(/^name=/, "");
+    const m = mounts.get(`${CGROUP_MOUNT_ROOT}/${dir}`);
+    if (!m || m.root !== "/") return undefined;
+    if (controllers === "" ? m.fstype !== "cgroup2" : m.fstype !== "cgroup" || !controllers.split(",").every((c) => m.superOptions.includes(c))) return undefined;
+  }
+  return CGROUP_MOUNT_ROOT;
+}
+
 /** Masked paths that are files (bind mounts of /dev/null) in the running container, as runc checks them. */
 export function maskedFiles(c: RuncContainer): string[] {
   return c.config.mask_paths.filter((p) => {
@@ -301,6 +342,8 @@ export interface ContainerDumpInput {
   externalNs: { net?: number; pid?: number };
   /** Freeze through the container's freezer cgroup (runc does); false lets CRIU use ptrace. */
   useFreezer?: boolean;
+  /** cgroupYard(container's init): CRIU reads the cgroups there instead of mounting its own yard. */
+  cgroupYard?: string;
 }
 
 /** CriuOpts for dumping (or pre-dumping) a runc container. Pure. */
@@ -352,6 +395,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
   if (extMounts.length > 0) opts.extMounts = extMounts;
   if (external.length > 0) opts.external = external;
   if (input.useFreezer !== false && freezer) opts.freezeCgroup = freezer;
+  if (input.cgroupYard) opts.cgYard = input.cgroupYard;
   if (plan.pageServer) opts.pageServer = plan.pageServer;
   if (plan.lazyPages) opts.lazyPages = true;
   return stripUndefined(opts);

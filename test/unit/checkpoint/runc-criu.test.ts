@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
+import { cgroupYard, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
 import { makeTmpfsEntries } from "../../../src/shim/restore-container.ts";
 import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
 import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -206,6 +206,32 @@ describe("runc container -> CRIU options", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("the host's /sys/fs/cgroup is CRIU's cgroup yard for a dump only when every hierarchy of the container is mounted there whole", () => {
+    const hybrid = [
+      "30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755",
+      "31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw",
+      "32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd",
+      "33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
+      "34 30 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+    ].join("\n");
+    const procCgroup = "4:memory:/c1\n3:cpu,cpuacct:/c1\n2:name=systemd:/c1\n0::/c1\n";
+    expect(cgroupYard(1, hybrid, procCgroup)).toBe("/sys/fs/cgroup");
+    // A hierarchy mounted elsewhere, or not whole, or not at all; another file system at the place; a pure v2 host.
+    expect(cgroupYard(1, hybrid.replace("/sys/fs/cgroup/memory", "/cg/memory"), procCgroup)).toBeUndefined();
+    expect(cgroupYard(1, hybrid.replace("34 30 0:30 / ", "34 30 0:30 /sub "), procCgroup)).toBeUndefined();
+    expect(cgroupYard(1, hybrid, `${procCgroup}5:pids:/c1\n`)).toBeUndefined();
+    expect(cgroupYard(1, hybrid.replace("cgroup2 cgroup2 rw", "tmpfs tmpfs rw"), procCgroup)).toBeUndefined();
+    expect(cgroupYard(1, hybrid.replace("rw,cpu,cpuacct", "rw,cpu"), procCgroup)).toBeUndefined();
+    expect(cgroupYard(1, "40 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw", "0::/c1\n")).toBeUndefined();
+    expect(cgroupYard(1, hybrid, "")).toBeUndefined();
+    expect(cgroupYard(2 ** 22 + 1)).toBeUndefined(); // no such process
+    const plan = resolveCheckpointPlan({});
+    const c = runcContainerFrom(state);
+    const base = { plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: [], externalNs: {} };
+    expect(containerDumpOpts({ ...base, cgroupYard: "/sys/fs/cgroup" }).cgYard).toBe("/sys/fs/cgroup");
+    expect(containerDumpOpts(base).cgYard).toBeUndefined();
   });
 
   test("pre-dump leaves mounts out; a parent image turns on memory tracking", () => {
