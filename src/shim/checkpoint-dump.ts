@@ -123,14 +123,31 @@ export function loopbackOnlyNetns(pid: number): boolean {
       .map((l) => l.split(":")[0]!.trim())
       .filter((n) => n !== "");
     if (names.length !== 1 || names[0] !== "lo") return false;
-    // One header line, then one line per TCP socket of the namespace, in any state.
-    for (const f of ["tcp", "tcp6"]) {
-      if (readFileSync(`/proc/${pid}/net/${f}`, "utf8").split("\n").slice(1).some((l) => l.trim() !== "")) return false;
+    // The namespace's own socket counters, not /proc/<pid>/net/tcp: listing sockets walks the host-wide TCP
+    // hash tables, about 4.4 ms per file here against 0.1 ms for a counter file.
+    let sockstat6: string | undefined;
+    try {
+      sockstat6 = readFileSync(`/proc/${pid}/net/sockstat6`, "utf8");
+    } catch {
+      // no IPv6: no TCP6 socket
     }
-    return true;
+    return noTcpSockets(readFileSync(`/proc/${pid}/net/sockstat`, "utf8"), sockstat6);
   } catch {
     return false;
   }
+}
+
+/**
+ * A network namespace's sockstat (and sockstat6) count no TCP socket in any state: none hashed ("TCP: inuse",
+ * "TCP6: inuse": listening, connecting, connected or closing) and none in TIME_WAIT ("tw"). A socket only
+ * created or bound is in neither and reachable by no packet. False when a line is missing or unreadable.
+ */
+export function noTcpSockets(sockstat: string, sockstat6?: string): boolean {
+  const tcp = /^TCP: inuse (\d+) orphan \d+ tw (\d+) /m.exec(sockstat);
+  if (!tcp || tcp[1] !== "0" || tcp[2] !== "0") return false;
+  if (sockstat6 === undefined) return true;
+  const tcp6 = /^TCP6: inuse (\d+)$/m.exec(sockstat6);
+  return tcp6 !== null && tcp6[1] === "0";
 }
 
 function checkPostCopyHost(label: string): void {

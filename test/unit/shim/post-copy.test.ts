@@ -82,4 +82,17 @@ describe("loopbackOnlyNetns", () => {
     expect(loopbackOnlyNetns(process.pid)).toBe(false);
     expect(loopbackOnlyNetns(2 ** 22 + 1)).toBe(false);
   });
+
+  test("noTcpSockets: the namespace's sockstat counts no TCP socket, hashed or in TIME_WAIT, IPv4 or IPv6", async () => {
+    const { noTcpSockets } = await import("../../../src/shim/checkpoint-dump.ts");
+    const stat = (inuse: number, tw: number) => `sockets: used 0\nTCP: inuse ${inuse} orphan 0 tw ${tw} alloc 1 mem 293\nUDP: inuse 0 mem 0\n`;
+    const stat6 = (inuse: number) => `TCP6: inuse ${inuse}\nUDP6: inuse 0\n`;
+    expect(noTcpSockets(stat(0, 0), stat6(0))).toBe(true);
+    expect(noTcpSockets(stat(0, 0))).toBe(true); // no IPv6
+    expect(noTcpSockets(stat(1, 0), stat6(0))).toBe(false);
+    expect(noTcpSockets(stat(0, 2), stat6(0))).toBe(false);
+    expect(noTcpSockets(stat(0, 0), stat6(1))).toBe(false);
+    expect(noTcpSockets("TCP: inuse 0\n", stat6(0))).toBe(false); // not the format known
+    expect(noTcpSockets(stat(0, 0), "UDP6: inuse 0\n")).toBe(false);
+  });
 });
