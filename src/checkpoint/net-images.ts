@@ -26,9 +26,6 @@
  */
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fromBinary } from "@bufbuild/protobuf";
-import { ImageMagic, imageEntries } from "../criu/image-file.ts";
-import { NetDeviceEntrySchema, NetDeviceType } from "../gen/criu/netdev_pb.ts";
 
 /** iproute2's `ip route save` header (little-endian u32 at offset 0). */
 export const ROUTE_DUMP_MAGIC = 0x45311224;
@@ -133,7 +130,6 @@ const IFA_LABEL = 3;
 const IFA_CACHEINFO = 6;
 const IFA_FLAGS = 8;
 const IFA_PROTO = 11;
-const IFF_UP = 0x1;
 
 /** The family of one address message when it is one of loopback's kernel-made addresses on ifindex `lo`; else undefined. */
 function loopbackDefault(view: DataView, off: number, len: number, lo: number): number | undefined {
@@ -197,49 +193,40 @@ export function isLoopbackDefaultAddrDump(buf: Uint8Array, lo: number): boolean 
   return families.length === 2 && families.includes(AF_INET) && families.includes(AF_INET6);
 }
 
-/** The ifindex of the loopback link in a netdev image when it is up; undefined when down, absent or unreadable. */
-export function loopbackUpIndex(netdev: Uint8Array, name = "netdev.img"): number | undefined {
-  try {
-    for (const raw of imageEntries(netdev, name, ImageMagic.netdev)) {
-      const d = fromBinary(NetDeviceEntrySchema, raw);
-      if (d.type === NetDeviceType.ND_TYPE_LOOPBACK) return (d.flags & IFF_UP) !== 0 ? d.ifindex : undefined;
-    }
-  } catch {
-    // a format this does not know: left for CRIU
-  }
-  return undefined;
-}
-
 /**
  * Whether the image file `name` with content `buf` restores nothing into a fresh network namespace;
- * `netdev` reads the namespace's netdev image (for ifaddr images).
+ * `loopbackUp` gives the ifindex of the namespace's loopback when its netdev image says it is up (for
+ * ifaddr images; undefined: down, or not known).
  */
-export function restoresNothing(name: string, buf: Uint8Array, netdev: () => Uint8Array | undefined = () => undefined): boolean {
+export function restoresNothing(name: string, buf: Uint8Array, loopbackUp: () => number | undefined = () => undefined): boolean {
   if (/^route6?-\d+\.img$/.test(name)) return isEmptyRouteDump(buf);
   if (/^ip6?tables-\d+\.img$/.test(name)) return buf.length === 0;
   if (/^rule-\d+\.img$/.test(name)) return isDefaultRuleDump(buf);
   if (/^ifaddr-\d+\.img$/.test(name)) {
-    const devices = netdev();
-    const lo = devices ? loopbackUpIndex(devices) : undefined;
+    const lo = loopbackUp();
     return lo !== undefined && isLoopbackDefaultAddrDump(buf, lo);
   }
   return false;
 }
 
-/** Removes the network images of `dir` that restore nothing; returns their names. */
-export function pruneNoopNetImages(dir: string): string[] {
+/**
+ * Removes the network images of `dir` that restore nothing; returns their names. `loopbackUpIndex` reads a
+ * netdev image (net-devices.ts, passed in so that this module does not load CRIU's protobuf descriptors);
+ * without it, address images stay.
+ */
+export function pruneNoopNetImages(dir: string, loopbackUpIndex?: (netdev: Uint8Array) => number | undefined): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
     if (!/^(route6?|rule|ip6?tables|ifaddr)-\d+\.img$/.test(name)) continue;
     const path = join(dir, name);
-    const netdev = () => {
+    const loopbackUp = () => {
       try {
-        return readFileSync(join(dir, name.replace(/^ifaddr-/, "netdev-")));
+        return loopbackUpIndex?.(readFileSync(join(dir, name.replace(/^ifaddr-/, "netdev-"))));
       } catch {
         return undefined;
       }
     };
-    if (!restoresNothing(name, readFileSync(path), netdev)) continue;
+    if (!restoresNothing(name, readFileSync(path), loopbackUp)) continue;
     rmSync(path);
     removed.push(name);
   }

@@ -279,7 +279,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
   const t0 = performance.now();
   // What is needed only after the dump (the metadata's schema, CRIU's stats decoder, zstd) loads while CRIU works.
-  const afterModules = Promise.all([import("../checkpoint/metadata.ts"), import("../criu/stats.ts"), plan.compression === "zstd" ? import("../checkpoint/compression.ts") : undefined]);
+  const afterModules = Promise.all([
+    import("../checkpoint/metadata.ts"),
+    import("../criu/stats.ts"),
+    plan.compression === "zstd" ? import("../checkpoint/compression.ts") : undefined,
+    import("../checkpoint/net-devices.ts"),
+  ]);
   afterModules.catch(() => {});
   let dumped: DumpResult;
   let serving: PostCopyServing | undefined;
@@ -327,7 +332,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   try {
     const finishedAt = new Date();
     const tCriu = performance.now();
-    const [{ METADATA_VERSION, writeCheckpointMetadata }, { readStats }, compression] = await afterModules;
+    const [{ METADATA_VERSION, writeCheckpointMetadata }, { readStats }, compression, { loopbackUpIndex }] = await afterModules;
     // A warm helper learnt CRIU's version while it waited; otherwise ask (once per shim: the caller caches it).
     const version = dumped.criuVersion !== undefined ? Promise.resolve(dumped.criuVersion) : input.criuVersion();
     version.catch(() => {});
@@ -347,7 +352,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
     // Network images that restore nothing go: each would cost the restore an ip/iptables process (net-images.ts).
     try {
-      const pruned = pruneNoopNetImages(imagesDir);
+      const pruned = pruneNoopNetImages(imagesDir, loopbackUpIndex);
       if (pruned.length > 0) input.log.debug(`${label}: network images that restore nothing removed`, { files: pruned });
     } catch (err) {
       input.log.warn(`${label}: network images left as CRIU wrote them: ${err instanceof Error ? err.message : String(err)}`);

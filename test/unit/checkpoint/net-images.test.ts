@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { isDefaultRuleDump, isEmptyRouteDump, isLoopbackDefaultAddrDump, loopbackUpIndex, pruneNoopNetImages, restoresNothing, ROUTE_DUMP_MAGIC, RULE_DUMP_MAGIC } from "../../../src/checkpoint/net-images.ts";
+import { isDefaultRuleDump, isEmptyRouteDump, isLoopbackDefaultAddrDump, pruneNoopNetImages, restoresNothing, ROUTE_DUMP_MAGIC, RULE_DUMP_MAGIC } from "../../../src/checkpoint/net-images.ts";
+import { loopbackUpIndex } from "../../../src/checkpoint/net-devices.ts";
 import { IMG_COMMON_MAGIC, ImageMagic } from "../../../src/criu/image-file.ts";
 import { NetDeviceEntrySchema, NetDeviceType } from "../../../src/gen/criu/netdev_pb.ts";
 
@@ -129,7 +130,7 @@ test("restoresNothing goes by the image's name", () => {
   expect(restoresNothing("rule-10.img", FRESH_RULES)).toBe(true);
   expect(restoresNothing("ifaddr-10.img", new Uint8Array())).toBe(false); // not an address dump
   expect(restoresNothing("ifaddr-10.img", LO_ADDRS)).toBe(false); // no netdev image: loopback may be down
-  expect(restoresNothing("ifaddr-10.img", LO_ADDRS, () => netdevImage([LO_UP]))).toBe(true);
+  expect(restoresNothing("ifaddr-10.img", LO_ADDRS, () => loopbackUpIndex(netdevImage([LO_UP])))).toBe(true);
   expect(restoresNothing("nftables-10.img", new Uint8Array())).toBe(false);
   expect(restoresNothing("route-10.img.zst", u32(ROUTE_DUMP_MAGIC))).toBe(false);
 });
@@ -187,7 +188,8 @@ test("pruneNoopNetImages removes only the images that restore nothing", () => {
   expect(pruneNoopNetImages(dir)).toEqual([]);
   // Loopback's default addresses go once its netdev image says it is up.
   writeFileSync(join(dir, "ifaddr-10.img"), LO_ADDRS);
-  expect(pruneNoopNetImages(dir)).toEqual([]);
+  expect(pruneNoopNetImages(dir, loopbackUpIndex)).toEqual([]);
   writeFileSync(join(dir, "netdev-10.img"), netdevImage([LO_UP]));
-  expect(pruneNoopNetImages(dir)).toEqual(["ifaddr-10.img"]);
+  expect(pruneNoopNetImages(dir)).toEqual([]); // no netdev decoder: addresses stay
+  expect(pruneNoopNetImages(dir, loopbackUpIndex)).toEqual(["ifaddr-10.img"]);
 });
