@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent setup for cryo, called by both README commands (scripts/demo.sh, scripts/test.sh).
 # Fast when everything is present; complete on a fresh Debian bookworm machine (run as root):
-#   1. Debian packages: containerd, runc, iptables, busybox-static, build tools, CRIU's build deps, node/npm if absent
+#   1. Debian packages: containerd, runc, iptables, busybox-static, build tools (gcc, make, patch), CRIU's build deps, node/npm if absent
 #   2. CRIU >= 4.2 and libcriu, built from Debian's source package (sid), into /usr/local (and cryo's own criu
 #      binary, whose kernel-facts cache lives on a tmpfs: see below)
 #   3. npm ci when node_modules is missing or does not match package-lock.json
@@ -27,6 +27,7 @@ die() { echo "setup: error: $*" >&2; exit 1; }
 # --- 1. Debian packages -------------------------------------------------------------------------------------
 packages=(
   containerd runc iptables busybox-static iproute2 zstd gcc make pkg-config ca-certificates xz-utils
+  patch # applies scripts/criu/*.patch to cryo's CRIU build
   nftables # nft: the tests look for CRIU's nftables network lock in a restored netns (CRIU itself uses libnftables)
   # CRIU's build dependencies
   libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev
