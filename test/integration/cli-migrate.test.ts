@@ -4,7 +4,7 @@
  * image is left on either side; a refused or failed migration leaves the source running.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ensureTestImage, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
@@ -208,6 +208,12 @@ test("post-copy whose restore fails: the source's page server is released and th
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
   // Released: the source counts on (within moments, not after the shim's post-copy timeout).
   const n = readCounter(a, id)!;
-  await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on", timeoutMs: 10_000 });
+  try {
+    await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on", timeoutMs: 10_000 });
+  } catch (err) {
+    // Seen once under CI load: what the source's shim said about its page server tells why.
+    const said = readFileSync(a.layout.log, "utf8").split("\n").filter((l) => l.includes(id) && /post-copy|page server|thaw|resume|pause/.test(l));
+    throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}`);
+  }
   await expectSourceAloneThenRemove(id);
 }, 120_000);
