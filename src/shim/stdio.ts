@@ -17,7 +17,6 @@
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import tty from "node:tty";
 import { deadlineExceeded, invalidArgument } from "../errors.ts";
 import { close as closeFd, dup, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
@@ -259,6 +258,8 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger): Proces
   // The master stays blocking (a dup shares O_NONBLOCK, and Bun's tty streams expect a blocking fd);
   // writes into it go through a tty.WriteStream on a dup, which queues instead of blocking the loop.
   const writeFd = dup(master);
+  // node:tty (and with it Node's stream modules, 2-4 ms of a daemon's start) loads with the first terminal.
+  const tty = require("node:tty") as typeof import("node:tty");
   const ws = new tty.WriteStream(writeFd);
   let writeFailed = false; // a failed stream may have closed its fd: then it is not closed again
   ws.on("error", (err: Error) => {
