@@ -1,3 +1,4 @@
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PrivateContainerd } from "../../src/containerd/index.ts";
 
@@ -35,4 +36,36 @@ export async function checkpointMetadata<T>(pc: PrivateContainerd, ref: string):
   const meta = Bun.spawnSync(["tar", "-xOf", tar.path, "cryo-checkpoint.json"], { stdout: "pipe", stderr: "pipe" });
   if (meta.exitCode !== 0) throw new Error(`cryo-checkpoint.json in ${ref}: ${meta.stderr.toString()}`);
   return JSON.parse(meta.stdout.toString()) as T;
+}
+
+/** What a restore through the task API (Create with a checkpoint) needs, made by taskApiRestoreInputs. */
+export interface TaskApiRestoreInputs {
+  /** The checkpoint's CRIU images, extracted as containerd would (dir/images). */
+  images: string;
+  /** The new task's bundle (dir/bundle): the source's spec with its own cgroupsPath, and a copy of its rootfs. */
+  bundle: string;
+  /** The source container's bundle in the private containerd's state. */
+  srcBundle: string;
+  /** The source's spec as it was read (before cgroupsPath changed). */
+  spec: Record<string, unknown> & { process?: { terminal?: boolean }; linux: { cgroupsPath: string } };
+}
+
+/**
+ * Extracts checkpoint image ref's CRIU tar into dir/images and makes a bundle for a restored task in dir/bundle
+ * from source container src of namespace ns: its spec with cgroupsPath set, and a copy of its rootfs. For
+ * tests that restore through the shim's task API, which ctr cannot do (a terminal task, Create without Start).
+ */
+export async function taskApiRestoreInputs(pc: PrivateContainerd, ns: string, src: string, ref: string, dir: string, cgroupsPath: string): Promise<TaskApiRestoreInputs> {
+  const tar = await checkpointCriuTar(pc, ref);
+  const images = join(dir, "images");
+  mkdirSync(images);
+  const untar = Bun.spawnSync(["tar", "-xf", tar.path, "-C", images], { stderr: "pipe" });
+  if (untar.exitCode !== 0) throw new Error(`tar -xf ${tar.path}: exit ${untar.exitCode}: ${untar.stderr.toString()}`);
+  const srcBundle = join(pc.state, "io.containerd.runtime.v2.task", ns, src);
+  const bundle = join(dir, "bundle");
+  mkdirSync(bundle);
+  const spec = JSON.parse(readFileSync(join(srcBundle, "config.json"), "utf8")) as TaskApiRestoreInputs["spec"];
+  writeFileSync(join(bundle, "config.json"), JSON.stringify({ ...spec, linux: { ...spec.linux, cgroupsPath } }));
+  cpSync(join(srcBundle, "rootfs"), join(bundle, "rootfs"), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  return { images, bundle, srcBundle, spec };
 }

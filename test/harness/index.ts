@@ -14,5 +14,5 @@ export { compileStaticC } from "./compile-c.ts";
 export { killPids, readTrimmed } from "./host-files.ts";
 export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
-export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType } from "./checkpoint-image.ts";
+export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";
 export { freePort } from "./free-port.ts";

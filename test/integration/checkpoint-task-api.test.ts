@@ -1,0 +1,197 @@
+/**
+ * Restores through the shim's task API (ttrpc) on the source's shim, for what ctr cannot ask for:
+ *
+ * - A terminal (`ctr run -t`) container checkpointed through containerd and restored into a task created
+ *   with terminal=true (ctr's restore never asks for a terminal): Create with the extracted checkpoint and
+ *   terminal=true, Start, then a command typed into the stdin FIFO is answered on the stdout FIFO through
+ *   the pty master CRIU made, ResizePty reaches the terminal, and Delete closes it.
+ * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
+ *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
+ *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
+ *   undo that: the helper is killed and every cgroup directory of the task is removed.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
+import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { connect } from "../../src/ttrpc/index.ts";
+import { PrivateContainerd, ensureTestImage, startPrivateContainerd, taskApiRestoreInputs, testImage, uniqueId, waitFor } from "../harness/index.ts";
+
+setDefaultTimeout(180_000);
+const RUNTIME = "io.containerd.cryo.v2";
+let pc: PrivateContainerd;
+let ns: string;
+let dir: string;
+
+beforeAll(async () => {
+  ns = uniqueId("ckptapi");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  dir = mkdtempSync("/tmp/cryo-ckpt-api-");
+});
+
+afterAll(async () => {
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs ctr with a pty as its stdin (ctr run -t needs a console). */
+async function ctrOnPty(args: string[]): Promise<void> {
+  const py = "import pty, sys\nsys.exit(pty.spawn(sys.argv[1:]) >> 8)";
+  const p = Bun.spawn(["python3", "-c", py, "ctr", "--address", pc.address, "--namespace", ns, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const code = await p.exited;
+  if (code !== 0) throw new Error(`ctr ${args.join(" ")}: exit ${code}: ${await new Response(p.stdout).text()}`);
+}
+
+function ptmxCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) .endsWith("ptmx");
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+/** Reads what is in a nonblocking fd now. */
+function drain(fd: number): string {
+  const buf = Buffer.alloc(65536);
+  let out = "";
+  for (;;) {
+    try {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) return out;
+      out += buf.toString("utf8", 0, n);
+    } catch {
+      return out;
+    }
+  }
+}
+
+test("a -t container checkpointed and restored into a terminal task answers on its terminal", async () => {
+  const src = uniqueId("src");
+  const ref = `localhost/${src}:ckpt`;
+  const restoredId = uniqueId("tty");
+  const work = mkdtempSync(join(dir, "tty-"));
+  await ctrOnPty(["run", "-d", "-t", "--runtime", RUNTIME, testImage, src, "sh"]);
+  await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+
+  // The checkpoint's criu tar, extracted as containerd would; the new task's bundle: the source's spec (own
+  // cgroup) and a copy of its rootfs.
+  const { images, bundle, srcBundle, spec } = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
+  expect(spec.process?.terminal).toBe(true);
+  const stdin = join(work, "stdin");
+  const stdout = join(work, "stdout");
+  expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
+  const inFd = openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK);
+  const outFd = openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK);
+
+  const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  const shimPid = Number((await client.call(TaskV2, "connect", { id: src }, { namespace: ns })).shimPid);
+  const ptmxBefore = ptmxCount(shimPid);
+  let created = false;
+  try {
+    const c = await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: true, stdin, stdout, stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
+    created = true;
+    expect(c.pid).toBe(0);
+    const started = await client.call(TaskV2, "start", { id: restoredId }, { namespace: ns, timeoutMs: 120_000 });
+    expect(started.pid).toBeGreaterThan(0);
+    expect(ptmxCount(shimPid)).toBeGreaterThan(ptmxBefore); // the restored pty master (and the copies' dups)
+
+    writeSync(inFd, "echo restored-$((1+2))\n");
+    let seen = "";
+    await waitFor(() => (seen += drain(outFd)).includes("restored-3"), { timeoutMs: 20_000 });
+    expect(seen).toContain("restored-3");
+
+    await client.call(TaskV2, "resizePty", { id: restoredId, width: 123, height: 45 }, { namespace: ns });
+    writeSync(inFd, "stty size\n");
+    await waitFor(() => (seen += drain(outFd)).includes("45 123"), { timeoutMs: 20_000 });
+
+    await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns });
+    await client.call(TaskV2, "wait", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+    await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+    created = false;
+    // The shim closed the restored terminal's master.
+    await waitFor(() => ptmxCount(shimPid) === ptmxBefore, { timeoutMs: 10_000 });
+  } finally {
+    if (created) {
+      await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns }).catch(() => {});
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
+    }
+    client.close();
+    closeSync(inFd);
+    closeSync(outFd);
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
+    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
+    await pc.ctr(["containers", "rm", src]);
+    await pc.ctr(["images", "rm", "--sync", ref]);
+  }
+});
+
+/** The cgroup directories of cgroupsPath on this host: one per v1 hierarchy, and the unified one. */
+function cgroupDirs(cgroupsPath: string): string[] {
+  return readdirSync("/sys/fs/cgroup")
+    .map((h) => join("/sys/fs/cgroup", h))
+    .filter((h) => existsSync(join(h, "cgroup.procs")))
+    .map((h) => join(h, cgroupsPath));
+}
+
+const procs = (d: string) => readFileSync(join(d, "cgroup.procs"), "utf8").trim().split("\n").filter((l) => l !== "");
+const cmdline = (pid: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+  } catch {
+    return [];
+  }
+};
+
+test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
+  const src = uniqueId("src");
+  const ref = `localhost/${src}:ckpt`;
+  const restoredId = uniqueId("cd");
+  const work = mkdtempSync(join(dir, "cd-"));
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
+  try {
+    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+    // The new task's bundle: the source's spec with a cgroup of its own, and a copy of its rootfs.
+    const cgroupsPath = `/${ns}/${restoredId}`;
+    const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
+    const dirs = cgroupDirs(cgroupsPath);
+    expect(dirs.length).toBeGreaterThan(1);
+    for (const d of dirs) expect(existsSync(d)).toBe(false);
+
+    const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
+    const client = await connect(address.replace(/^unix:\/\//, ""));
+    try {
+      const c = await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
+      expect(c.pid).toBe(0);
+      // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each.
+      const helper = await waitFor(
+        () => {
+          if (!dirs.every((d) => existsSync(d))) return undefined;
+          const p = procs(dirs[0]!);
+          return p.length === 1 && cmdline(p[0]!).includes(CRIU_HELPER_ARG) ? p[0] : undefined;
+        },
+        { what: "the CRIU helper in the restored task's cgroups", timeoutMs: 20_000 },
+      );
+      for (const d of dirs) await waitFor(() => (procs(d).join(",") === helper ? true : undefined), { what: `the helper alone in ${d}` });
+
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+      // Delete answered after the undo: the helper is gone and so is every cgroup directory.
+      for (const d of dirs) expect(existsSync(d)).toBe(false);
+      await waitFor(() => (!existsSync(`/proc/${helper}`) || !cmdline(helper).includes(CRIU_HELPER_ARG) ? true : undefined), { what: `helper ${helper} gone`, timeoutMs: 10_000 });
+      // The source runs on, untouched.
+      expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
+    } finally {
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
+      client.close();
+    }
+  } finally {
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
+    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
+    await pc.ctr(["containers", "rm", src]);
+    await pc.ctr(["images", "rm", "--sync", ref]);
+  }
+});
