@@ -3,8 +3,9 @@
  * the dump writes no page of the container's memory; `ctr containers checkpoint` returns while CRIU's page
  * server holds the frozen source; a restore under a new name runs at once, fetches every page from the
  * source, and the source then ends (CRIU kills it). With no restore, the page server stops after the
- * timeout and the source runs on, its network namespace unlocked. Without the pipe size CRIU's page
- * server needs, the checkpoint is refused before anything is frozen.
+ * timeout and the source runs on, its network namespace unlocked; a client that goes away without saying it
+ * has every page does not end it. Without the pipe size CRIU's page server needs, the checkpoint is refused
+ * before anything is frozen.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -137,6 +138,29 @@ test("post-copy with no restore: the page server stops after the timeout, the so
   }
   await removeContainer(pc, id);
 }, TIMEOUT_MS + 180_000);
+
+test("post-copy whose client goes away without its last word: the source runs on, well before the timeout", async () => {
+  // A lazy-pages daemon that dies (killed with a restore that failed after it connected) closes its connection
+  // without telling the page server it has every page. Upstream CRIU took that for the end of the transfer and
+  // ended the source: the container was then gone on both sides. cryo's CRIU (patch 0004) fails the transfer.
+  const id = uniqueId("pcc");
+  const port = freePort();
+  await runMemhog(id, 16, postCopy(port));
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const t0 = performance.now();
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const atDump = await counterStill(id);
+  expect(atDump).toBeGreaterThan(0);
+  // A client that connects, then closes in order (FIN) without a command, as a killed lazy-pages daemon does.
+  const closed = Promise.withResolvers<void>();
+  await Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => void s.end(), data() {}, close: () => closed.resolve(), error: () => closed.resolve() } });
+  await closed.promise;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > atDump! ? true : undefined), { what: "the source to run on", timeoutMs: 10_000, intervalMs: 200 });
+  expect(performance.now() - t0).toBeLessThan(TIMEOUT_MS);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await removeContainer(pc, id);
+}, 120_000);
 
 test("post-copy source killed while it serves: the page server stops, the kill takes effect and the exit is reported", async () => {
   const id = uniqueId("pck");
