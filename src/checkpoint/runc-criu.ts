@@ -83,22 +83,14 @@ export const CGROUP_MOUNT_ROOT = "/sys/fs/cgroup";
  * elsewhere or the files cannot be read: CRIU then makes its own yard, as before. Pure given its inputs.
  */
 export function cgroupYard(pid: number, mountinfo?: string, procCgroup?: string): string | undefined {
-  let info: string;
   let cgroups: string;
   try {
-    info = mountinfo ?? readFileSync("/proc/self/mountinfo", "utf8");
     cgroups = procCgroup ?? readFileSync(`/proc/${pid}/cgroup`, "utf8");
   } catch {
     return undefined;
   }
-  const mounts = new Map<string, { root: string; fstype: string; superOptions: string[] }>();
-  for (const line of info.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const f = line.slice(0, sep).split(" ");
-    const after = line.slice(sep + 3).split(" ");
-    mounts.set(unescapeMountinfo(f[4] ?? ""), { root: f[3] ?? "", fstype: after[0] ?? "", superOptions: (after[2] ?? "").split(",") });
-  }
+  // This process's mounts: CRIU runs in the shim's mount namespace. Unreadable: none, so no yard.
+  const mounts = mountsByMountpoint("self", mountinfo);
   const lines = cgroups.split("\n").filter((l) => l !== "");
   if (lines.length === 0) return undefined;
   for (const line of lines) {
@@ -107,7 +99,8 @@ export function cgroupYard(pid: number, mountinfo?: string, procCgroup?: string)
     const dir = controllers === "" ? "unified" : controllers.replace(/^name=/, "");
     const m = mounts.get(`${CGROUP_MOUNT_ROOT}/${dir}`);
     if (!m || m.root !== "/") return undefined;
-    if (controllers === "" ? m.fstype !== "cgroup2" : m.fstype !== "cgroup" || !controllers.split(",").every((c) => m.superOptions.includes(c))) return undefined;
+    const superOptions = m.superOptions.split(",");
+    if (controllers === "" ? m.fstype !== "cgroup2" : m.fstype !== "cgroup" || !controllers.split(",").every((c) => superOptions.includes(c))) return undefined;
   }
   return CGROUP_MOUNT_ROOT;
 }
@@ -158,8 +151,8 @@ interface MountinfoEntry {
   superOptions: string;
 }
 
-/** The container init's mounts by mountpoint (the last mount at a mountpoint is the one in effect); empty when unreadable. */
-function mountsByMountpoint(pid: number, mountinfo?: string): Map<string, MountinfoEntry> {
+/** A process's mounts by mountpoint (the last mount at a mountpoint is the one in effect); empty when unreadable. */
+function mountsByMountpoint(pid: number | "self", mountinfo?: string): Map<string, MountinfoEntry> {
   const mounts = new Map<string, MountinfoEntry>();
   let info: string;
   try {
