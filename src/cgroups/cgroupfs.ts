@@ -96,29 +96,6 @@ export async function childCgroups(dir: string): Promise<string[]> {
   }
 }
 
-/** Creates a cgroup directory and its missing parents; returns the directories it created, outermost first. */
-export async function makeCgroupDir(dir: string): Promise<string[]> {
-  const created: string[] = [];
-  const missing: string[] = [];
-  let cur = dir;
-  while (!(await exists(cur))) {
-    missing.unshift(cur);
-    const parent = join(cur, "..");
-    if (parent === cur) break;
-    cur = parent;
-  }
-  for (const d of missing) {
-    try {
-      await mkdir(d);
-      created.push(d);
-    } catch (err) {
-      if (errnoOf(err) === "EEXIST") continue;
-      throw failedPrecondition(`cgroup ${d}`, { cause: err, detail: `mkdir: ${errnoOf(err) ?? String(err)}` });
-    }
-  }
-  return created;
-}
-
 /** Promise-based sleep (only for retry back-off while waiting on the kernel). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

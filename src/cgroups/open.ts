@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "n
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CryoError, failedPrecondition, unknown } from "../errors.ts";
-import { errnoOf, makeCgroupDir, readOptional, removeCgroupTree, writeValue } from "./cgroupfs.ts";
+import { errnoOf, removeCgroupTree, writeValue } from "./cgroupfs.ts";
 import { locationFromCgroupsPath, locationFromRuncPaths } from "./locate.ts";
 import type { CgroupLocation, CgroupManager } from "./manager.ts";
 import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "./mountinfo.ts";
@@ -45,21 +45,11 @@ export interface CreateCgroupOptions {
   enableControllers?: readonly string[];
 }
 
-/** Copies cpuset.cpus/mems from the parent into a new v1 cpuset cgroup whose values are empty (else tasks cannot join). */
-async function inheritCpuset(dir: string): Promise<void> {
-  for (const file of ["cpuset.cpus", "cpuset.mems"]) {
-    const own = await readOptional(join(dir, file));
-    if (own === undefined || own.trim() !== "") continue;
-    const parent = await readOptional(join(dir, "..", file));
-    if (parent !== undefined && parent.trim() !== "") await writeValue(join(dir, file), parent.trim());
-  }
-}
-
 /**
- * createCgroup's directories made synchronously (mkdir -p of each v1 controller directory, an empty v1
- * cpuset's cpus and mems copied from its parent; or the v2 directory), without a manager: a few system calls
- * where createCgroup's file system round trips each wait their turn on a busy event loop. Returns the
- * directories it made; on failure, removes them and throws.
+ * A cgroup's directories made synchronously: mkdir -p of each v1 controller directory (an empty v1 cpuset's
+ * cpus and mems copied from its parent, else tasks cannot join), or of the v2 directory. A few system calls,
+ * where file system round trips through the thread pool would each wait their turn on a busy event loop.
+ * Returns the directories it made; on failure, removes them and throws.
  */
 export function createCgroupDirsSync(location: CgroupLocation): string[] {
   const created: string[] = [];
@@ -104,31 +94,15 @@ export function createCgroupDirsSync(location: CgroupLocation): string[] {
  * process (restore), so that a failed restore can remove it again with destroy().
  */
 export async function createCgroup(location: CgroupLocation, opts: CreateCgroupOptions = {}): Promise<CgroupManager> {
-  const created: string[] = [];
-  try {
-    if (location.version === 1) {
-      // The hierarchies are independent: their directories are made side by side, so that the file system
-      // round trips (a few per controller, each waiting its turn on the event loop) do not add up.
-      const results = await Promise.allSettled(
-        Object.entries(location.paths).map(async ([controller, dir]) => {
-          const made = await makeCgroupDir(dir);
-          created.push(...made);
-          if (controller === "cpuset") for (const d of made) await inheritCpuset(d);
-        }),
-      );
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed) throw failed.reason;
-    } else {
-      const made = await makeCgroupDir(location.path);
-      created.push(...made);
-      if (opts.enableControllers && opts.enableControllers.length > 0) {
-        const want = opts.enableControllers.map((c) => `+${c}`).join(" ");
-        for (const d of made) await writeValue(join(d, "..", "cgroup.subtree_control"), want);
-      }
+  const made = createCgroupDirsSync(location);
+  if (location.version === 2 && opts.enableControllers && opts.enableControllers.length > 0) {
+    const want = opts.enableControllers.map((c) => `+${c}`).join(" ");
+    try {
+      for (const d of made) await writeValue(join(d, "..", "cgroup.subtree_control"), want);
+    } catch (err) {
+      for (const d of [...made].reverse()) await removeCgroupTree(d, 1000).catch(() => {});
+      throw CryoError.from(err).wrap("create cgroup");
     }
-  } catch (err) {
-    for (const d of created.reverse()) await removeCgroupTree(d, 1000).catch(() => {});
-    throw CryoError.from(err).wrap("create cgroup");
   }
   return managerFor(location);
 }
