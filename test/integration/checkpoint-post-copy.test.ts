@@ -60,6 +60,17 @@ async function counterStill(id: string, ms = 600): Promise<number | undefined> {
   return readCounter(pc, id) === a ? a : undefined;
 }
 
+/** `ctr containers checkpoint --task` of a post-copy container: returns when the source is held frozen, with its counter then. */
+async function checkpointServing(id: string): Promise<{ t0: number; atDump: number | undefined }> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  const t0 = performance.now();
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const atDump = await counterStill(id);
+  expect(atDump).toBeGreaterThan(0);
+  return { t0, atDump };
+}
+
 interface PostCopyMeta {
   options: { lazyPages: boolean; leaveRunning: boolean; pageServer?: { address: string; port: number } };
 }
@@ -107,12 +118,7 @@ test("post-copy with no restore: the page server stops after the timeout, the so
   // A network lock asked for (a namespace with only loopback would get none): the shim must remove it.
   await runMemhog(id, 16, [...postCopy(port), "--annotation", "cryo.checkpoint/network-lock=nftables"]);
   const pid = (await taskPid(pc, id))!;
-  const ref = `localhost/checkpoint/${id}:1`;
-  images.push(ref);
-  const t0 = performance.now();
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  const atDump = await counterStill(id);
-  expect(atDump).toBeGreaterThan(0);
+  const { t0, atDump } = await checkpointServing(id);
   // CRIU's network lock is in the container's namespace while it serves.
   const tables = () => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "nft", "list", "tables"]).stdout.toString();
   expect(tables()).toMatch(/table inet CRIU-/);
@@ -146,12 +152,7 @@ test("post-copy whose client goes away without its last word: the source runs on
   const id = uniqueId("pcc");
   const port = freePort();
   await runMemhog(id, 16, postCopy(port));
-  const ref = `localhost/checkpoint/${id}:1`;
-  images.push(ref);
-  const t0 = performance.now();
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  const atDump = await counterStill(id);
-  expect(atDump).toBeGreaterThan(0);
+  const { t0, atDump } = await checkpointServing(id);
   // A client that connects, then closes in order (FIN) without a command, as a killed lazy-pages daemon does.
   const closed = Promise.withResolvers<void>();
   await Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => void s.end(), data() {}, close: () => closed.resolve(), error: () => closed.resolve() } });
