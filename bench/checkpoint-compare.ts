@@ -11,7 +11,12 @@
  * cryo/runc ratios (medians over --rounds), with this machine's memory bandwidth as the physical limit.
  * Prints numbers; asserts nothing.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ * --settle: `sync` before each timed checkpoint and restore, and the variants' order rotated every round.
+ * At 256 MiB and above each step otherwise meets the disk writeback of the GiBs the steps before it wrote
+ * (CRIU's images, containerd's content store and its extraction), which swings a 1 GiB restore by half
+ * for every runtime; settled, each step pays only for its own writes, and no variant always runs first.
+ *
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy] [--settle]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -47,6 +52,7 @@ const variants = [
 ] as { name: string; runtime: string; flags: string[]; postCopy?: boolean }[];
 // --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
 const only = opt("--variants")?.split(",");
+const settle = args.includes("--settle");
 if (only) variants.splice(0, variants.length, ...variants.filter((v) => v.name === "runc" || only.includes(v.name)));
 
 /** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
@@ -97,15 +103,17 @@ try {
   if (variants.some((v) => v.name === "cryo-ns")) {
     await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...PER_NAMESPACE, testImage, companion, "sleep", "86400"], { timeoutMs: 120_000 });
   }
-  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}${settle ? "; settled (sync before each timed step, order rotated)" : ""}`);
   for (const mib of sizes) {
     for (let r = 0; r < rounds; r++) {
-      for (const v of variants) {
+      const order = settle ? [...variants.slice(r % variants.length), ...variants.slice(0, r % variants.length)] : variants;
+      for (const v of order) {
         const id = uniqueId(v.name.replace("-", ""));
         const ref = `localhost/bench/${id}:1`;
         const flags = v.postCopy ? [...v.flags, "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`] : v.flags;
         await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
         await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
+        if (settle) Bun.spawnSync(["sync"]);
         let t0 = performance.now();
         await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 600_000 });
         const checkpointMs = performance.now() - t0;
@@ -113,6 +121,7 @@ try {
         // A post-copy source serves the pages until the restore has them: it is restored under another name.
         const restored = v.postCopy ? `${id}-r` : id;
         if (!v.postCopy) await stopAndRemove(pc, id);
+        if (settle) Bun.spawnSync(["sync"]);
         t0 = performance.now();
         await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 600_000 });
         const restoreMs = performance.now() - t0;

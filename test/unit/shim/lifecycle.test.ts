@@ -87,9 +87,11 @@ test("daemon environment: defaults added only where containerd set nothing, and 
   expect(env.NAMESPACE).toBe("ns");
   expect(env.BUN_OPTIONS).toBe("--inspect");
   expect(env.BUN_JSC_useDFGJIT).toBe("0");
-  expect(env[ADDED_ENV]).toBe("BUN_JSC_useDFGJIT");
+  expect(env.BUN_JSC_useBaselineJIT).toBe("0");
+  expect(env[ADDED_ENV]).toBe("BUN_JSC_useDFGJIT,BUN_JSC_useBaselineJIT");
   dropAddedEnv(env);
   expect(env.BUN_JSC_useDFGJIT).toBeUndefined();
+  expect(env.BUN_JSC_useBaselineJIT).toBeUndefined();
   expect(env.BUN_OPTIONS).toBe("--inspect");
   expect(env[ADDED_ENV]).toBeUndefined();
 });
