@@ -95,7 +95,7 @@ process.env.XDG_RUNTIME_DIR = extractDir;
 // The page store of the local-pages variants (same file system as the extraction directory: hard links).
 const pageStore = mkdtempSync("/tmp/cryo-bench-pages-");
 const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
-type Row = { variant: string; mib: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
+type Row = { variant: string; mib: number; round: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
 const companion = uniqueId("companion");
 try {
@@ -137,7 +137,7 @@ try {
         await pc.ctr(["images", "rm", "--sync", ref]);
         for (const n of readdirSync(extractDir)) rmSync(join(extractDir, n), { recursive: true, force: true });
         for (const n of readdirSync(pageStore)) rmSync(join(pageStore, n), { recursive: true, force: true });
-        const row = { variant: v.name, mib, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
+        const row = { variant: v.name, mib, round: r, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
           `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
@@ -159,12 +159,21 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+// Two ratios each: of the medians, and the median of each round's own ratio (a variant against runc's run of
+// the same round, minutes apart at most), which a drift of the machine over the whole run does not move.
 console.log("MiB   variant          checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
+console.log("                       medians  rounds  medians rounds");
 for (const mib of sizes) {
   const pick = (name: string, k: "checkpointMs" | "restoreMs" | "tarBytes") => median(rows.filter((r) => r.variant === name && r.mib === mib).map((r) => r[k]));
+  const perRound = (name: string, k: "checkpointMs" | "restoreMs") =>
+    median(rows.filter((r) => r.variant === name && r.mib === mib).flatMap((r) => {
+      const base = rows.find((b) => b.variant === "runc" && b.mib === mib && b.round === r.round);
+      return base ? [r[k] / base[k]] : [];
+    }));
   for (const v of variants.slice(1)) {
+    const f = (x: number) => x.toFixed(2).padStart(6);
     console.log(
-      `${String(mib).padStart(4)}   ${v.name.padEnd(15)}  ${(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs")).toFixed(2).padStart(8)}        ${(pick(v.name, "restoreMs") / pick("runc", "restoreMs")).toFixed(2).padStart(8)}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
+      `${String(mib).padStart(4)}   ${v.name.padEnd(15)} ${f(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs"))}  ${f(perRound(v.name, "checkpointMs"))}  ${f(pick(v.name, "restoreMs") / pick("runc", "restoreMs"))} ${f(perRound(v.name, "restoreMs"))}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
     );
   }
 }

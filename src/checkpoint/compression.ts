@@ -177,6 +177,8 @@ export async function decompressImages(dir: string, options: CompressOptions = {
     const dst = join(dir, name);
     const tmp = `${dst}.tmp`;
     const compressedBytes = (await stat(src)).size;
+    // zstd -f replaces only a regular file: whatever else sits at tmp (a link planted in the checkpoint) goes first.
+    await rm(tmp, { force: true });
     await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal).catch(removing(tmp));
     await rename(tmp, dst);
     await rm(src);
@@ -215,6 +217,8 @@ async function recordInMetadata(dir: string, compressed: false | { algorithm: "z
   }
   const meta = parseCheckpointMetadata(json, `checkpoint metadata ${path}`);
   meta.compressed = compressed;
-  await writeFile(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`);
+  // A new file (O_EXCL): never through a link someone left at the temp name.
+  await rm(`${path}.tmp`, { force: true });
+  await writeFile(`${path}.tmp`, `${JSON.stringify(meta, null, 2)}\n`, { flag: "wx" });
   await rename(`${path}.tmp`, path);
 }

@@ -6,7 +6,7 @@
  *   cryo-checkpoint.json   this file
  *   <imagesDir>/           CRIU's images (default "criu"; pages-*.img possibly zstd-compressed)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -186,10 +186,20 @@ export async function writeCheckpointMetadata(dir: string, meta: CheckpointMetad
   await rename(`${path}.tmp`, path);
 }
 
-/** Reads and validates dir/cryo-checkpoint.json; NOT_FOUND when missing. */
+/** The most a cryo-checkpoint.json may weigh (a real one is a few KiB to a few hundred with tmpfs entries). */
+export const MAX_METADATA_BYTES = 16 * 1024 * 1024;
+
+/** Reads and validates dir/cryo-checkpoint.json; NOT_FOUND when missing, INVALID_ARGUMENT when over MAX_METADATA_BYTES. */
 export async function readCheckpointMetadata(dir: string): Promise<CheckpointMetadata> {
   const path = join(dir, METADATA_FILE);
   let text: string;
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    throw notFound(`checkpoint metadata ${path}`, { cause: err });
+  }
+  if (size > MAX_METADATA_BYTES) throw invalidArgument(`checkpoint metadata ${path}`, { detail: `${size} bytes, more than ${MAX_METADATA_BYTES}` });
   try {
     // Synchronous: a few KiB, read once per restore; the async read's thread-pool round trip cost more (0.5-5 ms at a restore's Create).
     text = readFileSync(path, "utf8");

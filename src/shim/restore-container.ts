@@ -19,10 +19,11 @@
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
+import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
@@ -31,6 +32,7 @@ import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcConta
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths } from "../cgroups/locate.ts";
+import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
@@ -41,7 +43,7 @@ import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { readStartTicks, restoredRuncState, writeRuncStateFile } from "./restore-state-file.ts";
+import { readStartTicks, restoredRuncState, runcHooksFromSpec, writeRuncStateFile } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
 export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
@@ -59,6 +61,8 @@ export interface RestoreSource {
 /** Reads and validates a checkpoint directory containerd extracted; FAILED_PRECONDITION when it is not a cryo checkpoint. */
 export async function readRestoreSource(dir: string): Promise<RestoreSource> {
   if (!existsSync(dir)) throw failedPrecondition(`checkpoint ${dir}`, { detail: "no such directory" });
+  // Before anything reads it: only regular files and directories (no link may lead a read or write elsewhere).
+  checkCheckpointEntries(dir);
   let metadata: CheckpointMetadata;
   try {
     metadata = await readCheckpointMetadata(dir);
@@ -132,6 +136,28 @@ export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: strin
   return out;
 }
 
+/**
+ * Checks that every restored cgroup path lies strictly below the mount point of its own hierarchy on this
+ * host (key "" the cgroup2 mount, a controller key that controller's v1 mount). The paths come from the
+ * checkpoint's metadata, and the restore (root) makes these directories and writes into them: a crafted
+ * checkpoint must not name /etc/x, the hierarchy's root, or another controller's tree. INVALID_ARGUMENT otherwise.
+ */
+export function confineCgroupPaths(paths: Readonly<Record<string, string>>, mounts: CgroupMounts, where: string): void {
+  for (const [key, p] of Object.entries(paths)) {
+    const mount = key === "" ? mounts.unified : mounts.v1.get(key);
+    const shown = key === "" ? "cgroup2" : key;
+    if (mount === undefined) throw invalidArgument(where, { detail: `cgroup hierarchy ${shown} (${p}) is not mounted on this host` });
+    if (posix.normalize(p) !== p || p.split("/").includes("..") || !p.startsWith(`${mount}/`)) {
+      throw invalidArgument(where, { detail: `cgroup path ${p} is not below this host's ${shown} hierarchy at ${mount}` });
+    }
+  }
+}
+
+/** This host's cgroup mounts, read synchronously (a restore's preparation is synchronous). */
+function hostCgroupMountsSync(): CgroupMounts {
+  return findCgroupMounts(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
+}
+
 /** What a restore reads and validates before it changes anything: the restored container's runc view, cgroups and limits. */
 export interface PreparedRestore {
   container: RuncContainer;
@@ -139,6 +165,8 @@ export interface PreparedRestore {
   cgroupPaths: Record<string, string>;
   /** The bundle spec's linux.resources, validated (set on the cgroups before CRIU runs). */
   resources: LinuxResources | undefined;
+  /** The bundle spec's hooks (checked by runcHooksFromSpec): runc's state.json takes them, not the checkpoint's. */
+  specHooks?: unknown;
   /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
   cgroups?: RestoreCgroups;
 }
@@ -190,11 +218,13 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  */
 export function prepareRestore(id: string, bundle: string, source: RestoreSource): PreparedRestore {
   const meta = source.metadata;
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: string; resources?: unknown } };
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown } };
+  runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
+  confineCgroupPaths(cgroupPaths, hostCgroupMountsSync(), `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
-  return { container, cgroupPaths, resources };
+  return { container, cgroupPaths, resources, specHooks: spec.hooks };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -204,7 +234,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -394,6 +424,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       rootfs,
       cgroupPaths,
       descriptors,
+      specHooks,
     });
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
     // Success: the state dir and cgroups stay; CRIU's root mount goes.

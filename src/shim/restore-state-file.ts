@@ -4,6 +4,11 @@
  * `init_process_pid` + `init_process_start` (field 22 of /proc/<pid>/stat); no `exec.fifo` in the
  * state directory means "running", not "created". The rest is the checkpointed container's state
  * with the new id, bundle, rootfs, pid, namespaces and stdio, as runc's own restore writes it.
+ *
+ * Not from the checkpoint: the hooks and Intel RDT. The checkpoint may come from anywhere, and runc acts on
+ * both as root when it deletes the container (it runs the poststop hooks, and removes the RDT directory).
+ * The hooks are the new bundle's spec's, as `runc restore` takes them; cryo sets up no RDT, so none is
+ * recorded.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,12 +38,55 @@ export interface RestoredFacts {
   cgroupPaths: Record<string, string>;
   /** readlinks of the restored init's stdio as the shim handed it over. */
   descriptors: string[];
+  /** The new bundle's spec's `hooks` (OCI format), if any. */
+  specHooks?: unknown;
+}
+
+/** The hook lists runc's state.json carries (libcontainer's configs.Hooks names). */
+const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
+
+/** An OCI hook as the spec has it: path, args, env, timeout in seconds. */
+interface SpecHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+function isSpecHook(h: unknown): h is SpecHook {
+  if (typeof h !== "object" || h === null) return false;
+  const o = h as Record<string, unknown>;
+  const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((x) => typeof x === "string"));
+  return typeof o.path === "string" && o.path.startsWith("/") && strings(o.args) && strings(o.env) && (o.timeout === undefined || (Number.isInteger(o.timeout) && (o.timeout as number) > 0));
+}
+
+/**
+ * libcontainer's `Hooks` for state.json from an OCI spec's `hooks`: each list of {path, args, env, dir,
+ * timeout (ns, or null)}, or null when empty, as runc writes them. INVALID_ARGUMENT for a malformed hook.
+ */
+export function runcHooksFromSpec(specHooks: unknown): Record<string, unknown> {
+  const src = (typeof specHooks === "object" && specHooks !== null ? specHooks : {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const name of HOOK_NAMES) {
+    const list = src[name];
+    if (list === undefined || list === null) {
+      out[name] = null;
+      continue;
+    }
+    if (!Array.isArray(list) || !list.every(isSpecHook)) {
+      throw invalidArgument(`spec hooks.${name}`, { detail: "expected a list of {path (absolute), args, env, timeout (seconds > 0)}" });
+    }
+    out[name] = list.length === 0 ? null : list.map((h) => ({ path: h.path, args: h.args ?? null, env: h.env ?? null, dir: "", timeout: h.timeout === undefined ? null : h.timeout * 1e9 }));
+  }
+  return out;
 }
 
 /** Builds the state.json object from the checkpointed one (as it was on disk) and the new facts. */
 export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts): Record<string, unknown> {
   const config = { ...((old.config ?? {}) as Record<string, unknown>) };
   config.rootfs = f.rootfs;
+  config.Hooks = runcHooksFromSpec(f.specHooks);
+  delete config.intel_rdt;
   const labels = Array.isArray(config.labels) ? (config.labels as unknown[]).filter((l): l is string => typeof l === "string") : [];
   config.labels = [...labels.filter((l) => !l.startsWith("bundle=")), `bundle=${f.bundle}`];
   const oldNs = (old.namespace_paths ?? {}) as Record<string, string>;
@@ -56,6 +104,7 @@ export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts
     cgroup_paths: f.cgroupPaths,
     namespace_paths: namespacePaths,
     external_descriptors: f.descriptors,
+    intel_rdt_path: "",
   };
 }
 

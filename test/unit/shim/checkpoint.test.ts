@@ -14,8 +14,8 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
-import { processStartTicks, restoredRuncState } from "../../../src/shim/restore-state-file.ts";
+import { confineCgroupPaths, restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
+import { processStartTicks, restoredRuncState, runcHooksFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
   test("mount ids and fdinfo mnt_id", () => {
@@ -90,6 +90,46 @@ describe("runc state of a restored container", () => {
       rootless: false,
     });
     expect(old.config.rootfs).toBe("/old/rootfs"); // the input is not changed
+  });
+
+  test("state.json takes its hooks from the new spec and no Intel RDT, never the checkpoint's", () => {
+    const planted = [{ path: "/bin/sh", args: ["sh", "-c", "touch /tmp/pwned"] }];
+    const old = {
+      id: "c1",
+      config: { rootfs: "/old/rootfs", Hooks: { poststop: planted, prestart: planted }, intel_rdt: { closID: "x" } },
+      intel_rdt_path: "/sys/fs/resctrl/../../etc",
+    };
+    const facts = { id: "c2", pid: 2, startTicks: 1, created: "t", bundle: "/b", rootfs: "/b/rootfs", cgroupPaths: {}, descriptors: [] };
+    const none = restoredRuncState(old, facts);
+    const cfg = none.config as Record<string, unknown>;
+    expect(cfg.Hooks).toEqual({ prestart: null, createRuntime: null, createContainer: null, startContainer: null, poststart: null, poststop: null });
+    expect(cfg.intel_rdt).toBeUndefined();
+    expect(none.intel_rdt_path).toBe("");
+    const withSpec = restoredRuncState(old, { ...facts, specHooks: { poststop: [{ path: "/usr/bin/cleanup", args: ["cleanup", "x"], timeout: 5 }], poststart: [] } });
+    expect((withSpec.config as Record<string, unknown>).Hooks).toMatchObject({
+      poststop: [{ path: "/usr/bin/cleanup", args: ["cleanup", "x"], env: null, dir: "", timeout: 5_000_000_000 }],
+      poststart: null,
+      prestart: null,
+    });
+    expect(() => runcHooksFromSpec({ poststop: [{ path: "relative" }] })).toThrow("spec hooks.poststop");
+    expect(() => runcHooksFromSpec({ prestart: "/bin/sh" })).toThrow("spec hooks.prestart");
+    expect(() => runcHooksFromSpec({ poststart: [{ path: "/x", timeout: -1 }] })).toThrow("spec hooks.poststart");
+  });
+
+  test("restored cgroup paths must lie below this host's hierarchy of their own key", () => {
+    const mounts = { mode: "hybrid" as const, v1: new Map([["memory", "/sys/fs/cgroup/memory"], ["name=systemd", "/sys/fs/cgroup/systemd"]]), unified: "/sys/fs/cgroup/unified" };
+    const ok = { memory: "/sys/fs/cgroup/memory/ns/c1", "name=systemd": "/sys/fs/cgroup/systemd/ns/c1", "": "/sys/fs/cgroup/unified/ns/c1" };
+    expect(() => confineCgroupPaths(ok, mounts, "w")).not.toThrow();
+    const bad: [Record<string, string>, string][] = [
+      [{ memory: "/etc/cron.d/x" }, "cgroup path /etc/cron.d/x is not below this host's memory hierarchy at /sys/fs/cgroup/memory"],
+      [{ memory: "/sys/fs/cgroup/memory" }, "is not below"], // the hierarchy's root itself
+      [{ memory: "/sys/fs/cgroup/memory/../../../etc" }, "is not below"],
+      [{ memory: "/sys/fs/cgroup/memory/a/./b" }, "is not below"],
+      [{ memory: "/sys/fs/cgroup/systemd/ns/c1" }, "is not below this host's memory hierarchy"], // another controller's tree
+      [{ "": "/sys/fs/cgroup/memory/ns/c1" }, "cgroup2 hierarchy at /sys/fs/cgroup/unified"],
+      [{ rdma: "/sys/fs/cgroup/rdma/ns/c1" }, "cgroup hierarchy rdma (/sys/fs/cgroup/rdma/ns/c1) is not mounted on this host"],
+    ];
+    for (const [paths, detail] of bad) expect(() => confineCgroupPaths(paths, mounts, "checkpoint /x: cgroups")).toThrow(detail);
   });
 
   test("cgroup paths follow the spec's cgroupsPath when it differs from the checkpoint's", () => {

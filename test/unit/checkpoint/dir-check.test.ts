@@ -1,0 +1,77 @@
+import { afterAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { checkCheckpointEntries } from "../../../src/checkpoint/dir-check.ts";
+import { METADATA_FILE, MAX_METADATA_BYTES, readCheckpointMetadata } from "../../../src/checkpoint/metadata.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { readRestoreSource } from "../../../src/shim/restore-container.ts";
+
+const root = mkdtempSync("/tmp/cryo-dircheck-");
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** A directory shaped like an extracted checkpoint: flat images, the metadata, one subdirectory. */
+function checkpointDir(): string {
+  const d = mkdtempSync(join(root, "c-"));
+  for (const f of ["inventory.img", "pages-1.img", "pagemap-1.img", METADATA_FILE, "descriptors.json"]) writeFileSync(join(d, f), "x");
+  mkdirSync(join(d, "sub"));
+  writeFileSync(join(d, "sub", "f"), "x");
+  return d;
+}
+
+const refusal = (fn: () => unknown): CryoError => {
+  try {
+    fn();
+  } catch (err) {
+    return CryoError.from(err);
+  }
+  throw new Error("expected a refusal");
+};
+
+test("a checkpoint of regular files and directories passes", () => {
+  expect(() => checkCheckpointEntries(checkpointDir())).not.toThrow();
+});
+
+test("a symbolic link anywhere in the checkpoint is refused, dangling or not, before anything follows it", () => {
+  const cases: [string, string][] = [
+    ["pages-1.img.tmp", "/etc/profile.d/cryo-test-never-written.sh"], // dangling: a write would create it
+    [`${METADATA_FILE}.tmp`, "/etc/passwd"],
+    ["pages-2.img", "/etc/shadow"],
+    ["sub/link", "/"],
+  ];
+  for (const [name, target] of cases) {
+    const d = checkpointDir();
+    symlinkSync(target, join(d, name));
+    const e = refusal(() => checkCheckpointEntries(d));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`${join(d, name)} is a symbolic link: a checkpoint holds only regular files and directories`);
+  }
+});
+
+test("a FIFO and a device node are refused; so is a checkpoint directory that is itself a link", () => {
+  const d = checkpointDir();
+  Bun.spawnSync(["mkfifo", join(d, "descriptors.json.fifo")]);
+  expect(refusal(() => checkCheckpointEntries(d)).message).toContain("is a FIFO");
+  const d2 = checkpointDir();
+  Bun.spawnSync(["mknod", join(d2, "zero"), "c", "1", "5"]);
+  expect(refusal(() => checkCheckpointEntries(d2)).message).toContain("is a character device");
+  const link = join(root, `link-${Date.now()}`);
+  symlinkSync(checkpointDir(), link);
+  expect(refusal(() => checkCheckpointEntries(link)).message).toContain("is a symbolic link");
+});
+
+test("readRestoreSource refuses a planted link before it reads the metadata", async () => {
+  const d = checkpointDir();
+  writeFileSync(join(d, METADATA_FILE), "not json at all");
+  symlinkSync("/dev/zero", join(d, "descriptors.json.x"));
+  const e = await readRestoreSource(d).then(() => undefined, (err) => CryoError.from(err));
+  expect(e?.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e?.message).toContain("is a symbolic link"); // not "not JSON": the metadata was not read
+});
+
+test("metadata over the size limit is refused without being read", async () => {
+  const d = checkpointDir();
+  truncateSync(join(d, METADATA_FILE), MAX_METADATA_BYTES + 1);
+  const e = await readCheckpointMetadata(d).then(() => undefined, (err) => CryoError.from(err));
+  expect(e?.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e?.message).toContain(`${MAX_METADATA_BYTES + 1} bytes, more than ${MAX_METADATA_BYTES}`);
+});
