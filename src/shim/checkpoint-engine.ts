@@ -227,11 +227,23 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         restore: p.restore,
         prepared: p.prepared,
         terminal: p.spec.stdio.terminal,
+      }).catch((err: unknown) => {
+        // The failed restore undid its cgroups and killed their helper: a Start tried again makes them anew.
+        p.prepared = undefined;
+        throw err;
       });
       pending.delete(id);
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
-      if (p.io) return { pid: restored.pid, io: await p.io.launched() };
+      if (p.io) {
+        const io = await p.io.launched();
+        const master = restored.ptsMaster;
+        if (master === undefined) return { pid: restored.pid, io };
+        // The checkpointed tree had a terminal, the new task has none (ctr cannot ask for one at restore): the
+        // restored tree keeps CRIU's new pty, whose master stays open (closed, the tree would get a hangup) and is
+        // released with the task's IO.
+        return { pid: restored.pid, io: { ...io, close: () => { try { closeFd(master); } finally { io.close(); } } } };
+      }
       // Terminal: CRIU's new pty master goes into the same copy path as a console socket's (stdout FIFO <- master <- stdin FIFO, resize).
       const master = restored.ptsMaster!;
       try {

@@ -116,7 +116,7 @@ export interface Restored {
   lazyPagesPid?: number;
   /** CRIU's restore statistics (forking and restore time, pages). */
   stats?: RestoreStats;
-  /** With `terminal`: the pty master of the restored tree's terminal (the caller owns it). */
+  /** The pty master of the restored tree's terminal, when it had one (the caller owns it); always there with `terminal`. */
   ptsMaster?: number;
 }
 
@@ -252,11 +252,16 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   // joined them and was not used.
   const cgroups = input.prepared?.cgroups;
   try {
+    // A runc container of this id exists: refused before this restore makes or joins any cgroup (they may be that
+    // container's); cgroups made ahead by the engine are undone.
+    const taken = existsSync(join(stateDir, "state.json"));
+    const refuseTaken = () => failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
+    if (taken && !cgroups) throw refuseTaken();
     const { created: cgCreated, joinDirs, ready } = cgroups ?? startRestoreCgroups({ cgroupPaths, resources }, (dirs) => criu.prejoin?.(dirs));
     cgroupsReady = ready;
     undo.push(() => removeCgroupDirs(cgCreated));
     undo.push(() => criu.releaseJoin?.(joinDirs));
-    if (existsSync(join(stateDir, "state.json"))) throw failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
+    if (taken) throw refuseTaken();
     createRestoreMountpoints(container);
 
     const stateChain = missingChain(stateDir);
@@ -393,10 +398,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     unstage();
     pid = result.pid;
-    if (input.terminal) {
-      if (result.ptsMaster === undefined) throw failedPrecondition(`${label}`, { detail: "the task has a terminal but CRIU sent no pty master (the checkpoint has no terminal)" });
-      ptsMaster = result.ptsMaster;
-    }
+    // Kept whenever CRIU sent one (the tree had a terminal), the caller owns it: with a terminal task it is the task's
+    // terminal; without one it must stay open, or the restored tree would get a hangup.
+    ptsMaster = result.ptsMaster;
+    if (input.terminal && ptsMaster === undefined) throw failedPrecondition(`${label}`, { detail: "the task has a terminal but CRIU sent no pty master (the checkpoint has no terminal)" });
     const criuMs = performance.now() - started;
     input.log.debug(`${label}: timings`, {
       prepareMs: Math.round(started - prepStart),

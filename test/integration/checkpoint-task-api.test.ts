@@ -5,6 +5,8 @@
  *   with terminal=true (ctr's restore never asks for a terminal): Create with the extracted checkpoint and
  *   terminal=true, Start, then a command typed into the stdin FIFO is answered on the stdout FIFO through
  *   the pty master CRIU made, ResizePty reaches the terminal, and Delete closes it.
+ * - The same checkpoint restored into a task without a terminal (as `ctr containers restore` creates it): the
+ *   restored shell keeps its pty, the shim holds the master, and Delete releases it.
  * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
@@ -123,6 +125,50 @@ test("a -t container checkpointed and restored into a terminal task answers on i
     client.close();
     closeSync(inFd);
     closeSync(outFd);
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
+    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
+    await pc.ctr(["containers", "rm", src]);
+    await pc.ctr(["images", "rm", "--sync", ref]);
+  }
+});
+
+test("a -t container restored into a task without a terminal runs on its pty, whose master the shim releases at Delete", async () => {
+  // What `ctr containers restore --live` of a -t container does: ctr never asks for a terminal at restore.
+  const src = uniqueId("src");
+  const ref = `localhost/${src}:ckpt`;
+  const restoredId = uniqueId("notty");
+  const work = mkdtempSync(join(dir, "notty-"));
+  await ctrOnPty(["run", "-d", "-t", "--runtime", RUNTIME, testImage, src, "sh"]);
+  await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+  const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
+  const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  const shimPid = Number((await client.call(TaskV2, "connect", { id: src }, { namespace: ns })).shimPid);
+  const ptmxBefore = ptmxCount(shimPid);
+  let created = false;
+  try {
+    await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
+    created = true;
+    const started = await client.call(TaskV2, "start", { id: restoredId }, { namespace: ns, timeoutMs: 120_000 });
+    expect(started.pid).toBeGreaterThan(0);
+    // The restored shell still has its terminal: the shim holds the new pty's master (closed, the shell would get a hangup).
+    expect(readlinkSync(`/proc/${started.pid}/fd/0`)).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(ptmxCount(shimPid)).toBe(ptmxBefore + 1);
+    const state = await client.call(TaskV2, "state", { id: restoredId }, { namespace: ns });
+    expect(state.pid).toBe(started.pid);
+
+    await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns });
+    await client.call(TaskV2, "wait", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+    await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+    created = false;
+    // Released with the task: no pty master of the restore is left in the shim.
+    await waitFor(() => (ptmxCount(shimPid) === ptmxBefore ? true : undefined), { what: "the restored pty master closed", timeoutMs: 10_000 });
+  } finally {
+    if (created) {
+      await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns }).catch(() => {});
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
+    }
+    client.close();
     await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
     await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
     await pc.ctr(["containers", "rm", src]);
