@@ -43,6 +43,7 @@ import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
+import { confineToSpec } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, writeRuncStateFile } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
@@ -220,7 +221,8 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const meta = source.metadata;
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
-  const container = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
+  const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
+  const container = confineToSpec(dumped, spec, `restore container ${id} from ${source.dir}`);
   const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
   confineCgroupPaths(cgroupPaths, hostCgroupMountsSync(), `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;

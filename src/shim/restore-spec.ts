@@ -1,0 +1,83 @@
+/**
+ * What of the host a restored container may reach comes from the new bundle's spec, not from the
+ * checkpoint: the sources of its bind mounts, the devices bound in from the host, and the namespaces it
+ * joins by path. This is what `runc restore` does (it builds CRIU's external mount map and namespaces from
+ * the new config.json).
+ *
+ * The checkpoint's runc state still says which mounts, devices and namespaces the dumped tree had: CRIU's
+ * images refer to them by key. But the checkpoint may come from another host or from anyone, and the shim
+ * runs as root: taken from it, a bind's source could be the host's /, a "device" /etc, a namespace path
+ * /proc/1/ns/mnt. So each of them must also be in the spec, and the spec's host side is used:
+ * - a bind mount of the checkpoint needs a bind mount at the same destination in the spec, whose source is
+ *   used;
+ * - a device of the checkpoint must be one of runc's default devices or one the spec lists;
+ * - a namespace the checkpoint joined or owned is joined at the spec's path for that type, or is the
+ *   tree's own when the spec gives no path.
+ * A checkpoint that needs what the spec does not give is refused (INVALID_ARGUMENT) before anything is made.
+ */
+import { posix } from "node:path";
+import * as z from "zod/mini";
+import type { RuncContainer } from "../checkpoint/runc-criu.ts";
+import { invalidArgument } from "../errors.ts";
+import { parseDetail } from "../runtime/schema-detail.ts";
+
+/** The devices runc gives every container (libcontainer's AllowedDevices with a path). */
+export const RUNC_DEFAULT_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"] as const;
+
+/** OCI namespace type -> runc's state.json name. */
+const NS_TYPES: Record<string, string> = {
+  network: "NEWNET",
+  pid: "NEWPID",
+  ipc: "NEWIPC",
+  uts: "NEWUTS",
+  mount: "NEWNS",
+  user: "NEWUSER",
+  cgroup: "NEWCGROUP",
+  time: "NEWTIME",
+};
+
+/** The parts of an OCI spec this module reads. */
+const specSchema = z.object({
+  mounts: z.optional(z.array(z.object({ destination: z.string(), type: z.optional(z.string()), source: z.optional(z.string()), options: z.optional(z.array(z.string())) }))),
+  linux: z.optional(
+    z.object({
+      devices: z.optional(z.array(z.object({ path: z.string() }))),
+      namespaces: z.optional(z.array(z.object({ type: z.string(), path: z.optional(z.string()) }))),
+    }),
+  ),
+});
+
+const clean = (p: string) => (p === "/" ? p : posix.normalize(p).replace(/\/+$/, ""));
+
+/** c with the host side of its bind mounts, devices and joined namespaces taken from spec (see the module comment). */
+export function confineToSpec(c: RuncContainer, spec: unknown, where: string): RuncContainer {
+  const r = parseDetail(specSchema, spec);
+  if (!r.ok) throw invalidArgument(`${where}: the bundle's spec`, { detail: r.detail });
+  const s = r.data;
+
+  const binds = new Map<string, string>();
+  for (const m of s.mounts ?? []) {
+    const isBind = m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
+    if (isBind && m.source !== undefined) binds.set(clean(m.destination), m.source);
+  }
+  const mounts = c.config.mounts.map((m) => {
+    if (m.device !== "bind") return m;
+    const source = binds.get(clean(m.destination));
+    if (source === undefined) throw invalidArgument(where, { detail: `the checkpoint has a bind mount at ${m.destination} that the bundle's spec does not have` });
+    return { ...m, source };
+  });
+
+  const allowed = new Set<string>([...RUNC_DEFAULT_DEVICES, ...(s.linux?.devices ?? []).map((d) => clean(d.path))]);
+  for (const d of c.config.devices) {
+    if (!allowed.has(clean(d.path))) throw invalidArgument(where, { detail: `the checkpoint has device ${d.path}, which is neither runc's default nor in the bundle's spec` });
+  }
+
+  const joined = new Map<string, string>();
+  for (const ns of s.linux?.namespaces ?? []) {
+    const t = NS_TYPES[ns.type] ?? ns.type;
+    if (ns.path) joined.set(t, ns.path);
+  }
+  const namespaces = c.config.namespaces.map((ns) => ({ ...ns, path: joined.get(NS_TYPES[ns.type] ?? ns.type) ?? "" }));
+
+  return { ...c, config: { ...c.config, mounts, namespaces } };
+}
