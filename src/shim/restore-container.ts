@@ -34,6 +34,7 @@ import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths } from "../cgroups/locate.ts";
 import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
+import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
@@ -197,6 +198,9 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   const ready = (async () => {
     const location = locationFromRuncPaths(cgroupPaths);
     createCgroupDirsSync(location);
+    // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts).
+    const devices = cgroupPaths.devices;
+    if (devices !== undefined) applyV1DeviceRules(devices, runcDeviceRules(resources?.devices));
     const unified = cgroupPaths[""];
     if (unified !== undefined) mkdirSync(unified, { recursive: true });
     prejoin(joinDirs);

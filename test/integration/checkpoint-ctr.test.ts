@@ -163,6 +163,27 @@ test("the restored container's cgroup has the spec's limits (memory limit)", asy
   await remove(id);
 }, 180_000);
 
+test("the restored container's devices cgroup has the rules it had (runc's), not its parent's allow-all", async () => {
+  const id = uniqueId("dev");
+  // --device adds a spec rule (allow c 10:229 rwm) after containerd's deny-all; runc's defaults follow.
+  await runDetached(id, ["/bin/memhog", "1", "/tmp/counter"], ["--device", "/dev/fuse"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const list = () => readFileSync(`/sys/fs/cgroup/devices/${ns}/${id}/devices.list`, "utf8").trim().split("\n").sort();
+  const before = list();
+  expect(before).toContain("c 10:229 rwm");
+  expect(before).not.toContain("a *:* rwm");
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  expect(list()).toEqual(before);
+  // And it holds: the container cannot read a host disk it was not given.
+  const r = await pc.ctr(["task", "exec", "--exec-id", uniqueId("e"), id, "sh", "-c", "mknod /tmp/vda b 254 0 && head -c 1 /tmp/vda"]);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr + r.stdout).toContain("Operation not permitted");
+  await remove(id);
+}, 180_000);
+
 test("--rw brings back the files the container wrote", async () => {
   const id = uniqueId("rw");
   await runDetached(id, ["sh", "-c", "echo hello-rw > /rwfile; exec /bin/memhog 0 /tmp/counter"]);
