@@ -16,6 +16,6 @@ export { configEnvVar, defaultConfigPaths, fieldPath, findConfigFile, loadConfig
 export type { ConfigSearch, LoadedConfig } from "./loader.ts";
 export { createConfigCache } from "./config-cache.ts";
 export type { ConfigCache } from "./config-cache.ts";
-export { checkpointOverrides, restoreSettings } from "./plan-defaults.ts";
+export { checkpointOverrides, restoreBase, restoreSettings } from "./plan-defaults.ts";
 export type { RestoreSettings, VethPair } from "./plan-defaults.ts";
 export { configJsonSchema } from "./json-schema.ts";

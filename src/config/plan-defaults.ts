@@ -50,9 +50,24 @@ export interface RestoreSettings {
   vethPairs: VethPair[];
 }
 
-/** The checkpoint's recorded options with this host's `[restore]` settings over them. */
+/** The recorded options a restore starts from: without what reaches the host (see restoreSettings). No parse: the recorded plan was validated with the metadata. */
+export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
+  const { lsmProfile: _lsm, lsmMountContext: _ctx, ...kept } = recorded;
+  return { ...kept, external: [], cgroupMode: "soft" };
+}
+
+/**
+ * The checkpoint's recorded options with this host's `[restore]` settings over them.
+ *
+ * Except what reaches the host, which a checkpoint (from anywhere) must not choose for the root shim: its
+ * `external` entries (a CRIU `mnt[KEY]:PATH` would bind a host path into the container; the dump's entries are
+ * not even in the restore's form), its LSM profile and mount context (e.g. "unconfined"), and its cgroup mode
+ * ("full" would have CRIU write the checkpoint's cgroup properties, device rules included, over the ones the
+ * restore set). Those start from the restore's own defaults (none, none, "soft" as `runc restore`), and only
+ * `[restore]` (and then restore plugins) set them.
+ */
 export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): RestoreSettings {
-  const next: CheckpointPlan = { ...recorded };
+  const next = restoreBase(recorded);
   if (r.tcp_close !== undefined) next.tcpClose = r.tcp_close;
   if (r.lsm_profile !== undefined) next.lsmProfile = r.lsm_profile;
   if (r.lsm_mount_context !== undefined) next.lsmMountContext = r.lsm_mount_context;

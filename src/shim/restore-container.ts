@@ -40,7 +40,7 @@ import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
-import { restoreSettings, type RestoreDefaults } from "../config/index.ts";
+import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -304,8 +304,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       imagesDir = images.dir;
     }
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
-    // The recorded options were validated with the metadata: without `[restore]` settings they are used as they are.
-    const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: meta.options, vethPairs: [] };
+    // What reaches the host (external entries, LSM, cgroup mode) is never the checkpoint's (restoreBase). The
+    // recorded options were validated with the metadata: without `[restore]` settings no parse is needed.
+    const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: restoreBase(meta.options), vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     if (container.config.mask_paths.length > 0) ensureMaskedDirSource(label);
     // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,

@@ -115,7 +115,19 @@ describe("sections", () => {
     expect(s.plan.tcpEstablished).toBe(true);
     expect(s.plan.logLevel).toBe(3);
     expect(s.vethPairs).toEqual([{ inside: "eth0", outside: "veth-c1" }]);
-    expect(restoreSettings(recorded, {})).toEqual({ plan: recorded, vethPairs: [] });
+    const { lsmProfile: _, ...withoutLsm } = recorded;
+    expect(restoreSettings(recorded, {})).toEqual({ plan: { ...withoutLsm, external: [], cgroupMode: "soft" }, vethPairs: [] });
+  });
+
+  test("what reaches the host is never the checkpoint's: external entries, LSM profile and context, cgroup mode", () => {
+    const recorded = resolveCheckpointPlan({ defaults: { external: ["mnt[k]:/"], lsmProfile: "apparmor:unconfined", lsmMountContext: "system_u:object_r:x", cgroupMode: "full" } });
+    const s = restoreSettings(recorded, {});
+    expect(s.plan.external).toEqual([]);
+    expect(s.plan.lsmProfile).toBeUndefined();
+    expect(s.plan.lsmMountContext).toBeUndefined();
+    expect(s.plan.cgroupMode).toBe("soft");
+    // The restoring host's own settings still apply.
+    expect(restoreSettings(recorded, { manage_cgroups_mode: "ignore", lsm_profile: "apparmor:host" }).plan).toMatchObject({ cgroupMode: "ignore", lsmProfile: "apparmor:host" });
   });
 });
 
