@@ -68,6 +68,12 @@ export const localPagesSchema = z.object({
 /** The metadata document. */
 /** At most this many entries are recorded for one tmpfs (runc-criu.ts tmpfsEntries); a fuller one is left to CRIU. */
 export const TMPFS_ENTRIES_MAX = 256;
+/** False when tmpfs data options lift a limit (size, nr_inodes or nr_blocks of 0 means unlimited). */
+export function tmpfsOptionsLimited(options: string): boolean {
+  return !options.split(",").some((kv) => /^(size|nr_inodes|nr_blocks)=0+[kKmMgG]?$/.test(kv));
+}
+/** The most empty tmpfs mounts a checkpoint may list (a container has a handful: /dev, /dev/shm, /run...). */
+export const EMPTY_TMPFS_MAX = 64;
 
 /** A tmpfs entry the restore makes (runc-criu.ts TmpfsEntry): its path stays inside the new tmpfs. */
 const tmpfsEntrySchema = z
@@ -138,7 +144,11 @@ export const checkpointMetadataSchema = z.object({
       z.object({
         key: z.string().regex(/^cryo-empty-tmpfs\/[^\0]*$/),
         mountpoint: z.string().startsWith("/"),
-        options: z.string().regex(/^[A-Za-z0-9_=.,:+-]*$/),
+        // Passed to mount(2) as tmpfs data: no size or inode count of 0, which would lift the tmpfs's limit.
+        options: z
+          .string()
+          .regex(/^[A-Za-z0-9_=.,:+-]*$/)
+          .refine(tmpfsOptionsLimited, "no size, nr_inodes or nr_blocks of 0 (unlimited)"),
         source: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
         /** What it held (no file data: runc-criu.ts tmpfsEntries), made again in the new tmpfs; absent: empty. */
         entries: z
@@ -159,6 +169,7 @@ export const checkpointMetadataSchema = z.object({
           .optional(),
       }),
     )
+    .max(EMPTY_TMPFS_MAX)
     .optional(),
 });
 

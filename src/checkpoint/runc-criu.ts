@@ -16,7 +16,7 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 import type { CriuOpts } from "../criu/options.ts";
-import { TMPFS_ENTRIES_MAX } from "./metadata.ts";
+import { EMPTY_TMPFS_MAX, TMPFS_ENTRIES_MAX, tmpfsOptionsLimited } from "./metadata.ts";
 import type { CheckpointPlan } from "./plan.ts";
 
 /** The parts of runc's state.json a checkpoint needs (validated; other fields are ignored). */
@@ -281,7 +281,8 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
       .filter((o) => o !== "rw" && o !== "ro" && o !== "")
       .join(",");
     const source = unescapeMountinfo(m.source);
-    if (!TMPFS_OPTIONS_RE.test(options) || !TMPFS_SOURCE_RE.test(source)) continue;
+    // What the metadata schema would refuse is dumped whole by CRIU instead.
+    if (!TMPFS_OPTIONS_RE.test(options) || !tmpfsOptionsLimited(options) || !TMPFS_SOURCE_RE.test(source) || out.length >= EMPTY_TMPFS_MAX) continue;
     const entries = tmpfsEntries(pid, mountpoint);
     if (!entries) continue;
     out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source, ...(entries.length > 0 ? { entries } : {}) });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, renderMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
+import { EMPTY_TMPFS_MAX } from "../../../src/checkpoint/metadata.ts";
 
 const dir = mkdtempSync("/tmp/cryo-meta-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,10 +57,16 @@ describe("checkpoint metadata", () => {
     expect(renderMetadata(withTmpfs)).toContain("Empty tmpfs mounts made anew at restore: /run (size=65536k,mode=755)");
     const postCopy = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, lazyPages: true, leaveRunning: false, pageServer: { address: "::1", port: 27000 } } };
     expect(renderMetadata(postCopy)).toContain("Post-copy: the memory is not in this directory; the source on h serves it on [::1]:27000");
-    for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }]) {
+    for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }, { options: "mode=755,size=0" }, { options: "nr_inodes=0,size=1m" }, { options: "size=00k" }]) {
       writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: [{ ...withTmpfs.emptyTmpfs[0], ...bad }] }));
       expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
     }
+    // At most EMPTY_TMPFS_MAX of them.
+    const many = Array.from({ length: EMPTY_TMPFS_MAX + 1 }, (_, i) => ({ ...withTmpfs.emptyTmpfs[0]!, key: `cryo-empty-tmpfs/t${i}`, mountpoint: `/t${i}` }));
+    writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: many }));
+    expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).message).toContain("emptyTmpfs");
+    writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: many.slice(1) }));
+    expect((await readCheckpointMetadata(d)).emptyTmpfs).toHaveLength(EMPTY_TMPFS_MAX);
   });
 
   test("a tmpfs's entries round-trip; paths out of the tmpfs, parents that are no directory made before, misplaced device numbers or targets are INVALID_ARGUMENT", async () => {
