@@ -6,9 +6,10 @@
  * nested mount points land in the bind's source, as runc's prepareCriuRestoreMounts does.
  * mount(2)/umount2(2) through src/sys.
  */
-import { existsSync, lstatSync, mkdirSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CryoError, invalidArgument } from "../errors.ts";
+import { parseMountinfo } from "../cgroups/mountinfo.ts";
 import { MNT_DETACH, MS_BIND, MS_PRIVATE, MS_REC, mount, umount2 } from "../sys/index.ts";
 import type { RuncContainer } from "./runc-criu.ts";
 
@@ -129,4 +130,9 @@ export function prepareRestoreRoot(rootfs: string, dir: string): RestoreRoot {
       rmdirSync(dir);
     },
   };
+}
+
+/** Whether path is a mount point of this process's mount namespace (/proc/self/mountinfo). */
+export function isMountpoint(path: string, mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): boolean {
+  return parseMountinfo(mountinfo).some((m) => m.mountPoint === path);
 }

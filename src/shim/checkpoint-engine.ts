@@ -15,7 +15,7 @@ import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load
 import type { Criu } from "../criu/index.ts";
 import { helperCommand, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper } from "../criu/warm.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
-import { failedPrecondition, notFound } from "../errors.ts";
+import { CryoError, failedPrecondition, notFound } from "../errors.ts";
 import { close as closeFd } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
@@ -27,6 +27,7 @@ import type { PostCopyWatch } from "./post-copy.ts";
 import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
+import { readBundleSpec } from "./bundle-spec.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
@@ -54,7 +55,8 @@ export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createResto
 export interface CheckpointEngineDeps {
   log: Logger;
   /** Tells the engine that runc now manages a restored container. */
-  adopt(id: string, runc: Runc): void;
+  /** A restored container is now runc's to manage; with killAllOnExit (no PID namespace of its own), its other processes end with its init. */
+  adopt(id: string, runc: Runc, init?: { pid: number; killAllOnExit: boolean }): void;
   /** The CRIU client (default: helper processes of this binary). */
   criu?: Criu;
   /** The policy plugins for a config path (checkpoint and restore hooks); none: no plugins. */
@@ -233,7 +235,13 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         throw err;
       });
       pending.delete(id);
-      deps.adopt(id, runcFor(p.spec.bundle, p.spec.options));
+      let killAllOnExit = false;
+      try {
+        killAllOnExit = readBundleSpec(p.spec.bundle).killAllOnExit;
+      } catch (err) {
+        deps.log.warn(`restored container ${id}: its spec: ${CryoError.from(err).message}`); // read and checked before the restore
+      }
+      deps.adopt(id, runcFor(p.spec.bundle, p.spec.options), { pid: restored.pid, killAllOnExit });
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
       if (p.io) {
         const io = await p.io.launched();

@@ -69,7 +69,10 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
   let loading: Promise<CheckpointEngine> | undefined;
   const ckpt = () =>
     (loading ??= checkpointModule().then(
-      (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc) => void runcs.set(id, runc), policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
+      (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc, init) => {
+          runcs.set(id, runc);
+          if (init?.killAllOnExit) killAllOnExit.set(init.pid, id);
+        }, policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
       (err: unknown) => {
         loading = undefined;
         throw err;

@@ -26,7 +26,7 @@ import { decompressImages } from "../checkpoint/compression.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
-import { createRestoreMountpoints, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
+import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
@@ -273,6 +273,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const stateChain = missingChain(stateDir);
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     undo.push(() => {
+      // Never through CRIU's root while it is still a bind of the rootfs: the removal would empty the rootfs.
+      if (isMountpoint(join(stateDir, "criu-root"))) throw new Error(`${stateDir}/criu-root is still mounted: ${stateDir} is left`);
       for (const d of stateChain) rmSync(d, { recursive: true, force: true });
     });
     const root = prepareRestoreRoot(rootfs, join(stateDir, "criu-root"));
@@ -439,15 +441,23 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       specHooks,
     });
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
-    // Success: the state dir and cgroups stay; CRIU's root mount goes.
+    // Success: the state dir and cgroups stay; CRIU's root mount goes. From here on the container runs: what
+    // fails to be tidied is logged, not thrown (a throw would kill the restored tree and leave its state).
     undo.length = 0;
+    const tidy = (what: string, f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        input.log.warn(`${label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
     criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
-    unmountRoot();
+    tidy("detach CRIU's root", unmountRoot);
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.
     const removeWork = () => {
-      rmSync(workDir, { recursive: true, force: true });
-      localImages?.[Symbol.dispose]();
+      tidy(`remove ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
+      tidy("release the local page images", () => localImages?.[Symbol.dispose]());
     };
     if (lazy) {
       const server: LazyPagesServer = lazy;
@@ -486,7 +496,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         input.log.warn(`${label}: cleanup: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    rmSync(workDir, { recursive: true, force: true });
+    try {
+      rmSync(workDir, { recursive: true, force: true });
+    } catch (e) {
+      input.log.warn(`${label}: cleanup: ${e instanceof Error ? e.message : String(e)}`); // the restore's own error is the one to report
+    }
     throw CryoError.from(err);
   } finally {
     for (const n of opened) closeSync(n);
@@ -507,18 +521,27 @@ function startTicksOrZero(pid: number): number {
   }
 }
 
-/** Removes cgroup directories this restore created, leaf first, retrying while killed tasks leave. */
+/**
+ * Removes cgroup directories this restore created, leaf first, retrying for a second while killed tasks
+ * leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by the
+ * next restore of the id, and never removed).
+ */
 async function removeCgroupDirs(dirs: string[]): Promise<void> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
+  const left: string[] = [];
   for (const d of sorted) {
+    let last: unknown;
     for (let i = 0; i < 50 && existsSync(d); i++) {
       try {
         rmdirSync(d);
-      } catch {
+      } catch (err) {
+        last = err;
         await Bun.sleep(20);
       }
     }
+    if (existsSync(d)) left.push(`${d} (${last instanceof Error ? last.message : String(last)})`);
   }
+  if (left.length > 0) throw new Error(`cgroups left behind: ${left.join(", ")}`);
 }
 
 /**

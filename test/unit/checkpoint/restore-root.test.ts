@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveInRoot } from "../../../src/checkpoint/restore-root.ts";
+import { isMountpoint, resolveInRoot } from "../../../src/checkpoint/restore-root.ts";
 
 let root: string;
 
@@ -41,5 +41,19 @@ describe("resolveInRoot: a mount point's host path, never outside the rootfs", (
   test("a symlink loop and '..' after a missing component are refused", () => {
     expect(() => resolveInRoot(root, "/loop1/x")).toThrow("too many symbolic links");
     expect(() => resolveInRoot(root, "/missing/../../x")).toThrow("'..' after a missing component");
+  });
+});
+
+describe("isMountpoint: from mountinfo, with its escapes", () => {
+  const info = [
+    "22 1 8:1 / / rw,relatime - ext4 /dev/vda rw",
+    "40 22 0:50 / /run/containerd/runc/ns/c1/criu-root rw - overlay overlay rw",
+    "41 22 0:51 / /run/with\\040space rw - tmpfs tmpfs rw",
+  ].join("\n");
+  test("a mount point is one; its parent or a sibling is not", () => {
+    expect(isMountpoint("/run/containerd/runc/ns/c1/criu-root", info)).toBe(true);
+    expect(isMountpoint("/run/with space", info)).toBe(true);
+    expect(isMountpoint("/run/containerd/runc/ns/c1", info)).toBe(false);
+    expect(isMountpoint("/run/containerd/runc/ns/c1/criu-root/x", info)).toBe(false);
   });
 });
