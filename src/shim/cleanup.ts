@@ -25,6 +25,10 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   const options = readRuntimeFile(bundle);
   // No record (Create never got that far): runc's default root for the namespace, as Create would have used.
   if (!existsSync(join(bundle, RUNTIME_FILE))) options.root = join(options.root, flags.namespace);
+  // A shim that died in the middle of a restore left CRIU's root (a bind of the rootfs) and the restore's
+  // staged tmpfs mounts: detached first, so that neither the state directory's removal reaches into the
+  // rootfs through them nor the bundle's removal fails on them.
+  await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), join(bundle, "criu-restore-work")], log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container.
   if (existsSync(join(options.root, flags.id))) {
@@ -45,6 +49,28 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     // never created
   }
   return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, new Date());
+}
+
+/** Detaches every mount at or below the given paths (deepest first); nothing to do, and no mount table read, when none exists. */
+export async function detachRestoreLeftovers(paths: string[], log: Logger, mountinfo?: string): Promise<string[]> {
+  const present = paths.filter((p) => existsSync(p));
+  if (present.length === 0) return [];
+  const { parseMountinfo } = await import("../cgroups/mountinfo.ts");
+  const targets = parseMountinfo(mountinfo ?? readFileSync("/proc/self/mountinfo", "utf8"))
+    .map((m) => m.mountPoint)
+    .filter((mp) => present.some((p) => mp === p || mp.startsWith(`${p}/`)))
+    .sort((a, b) => b.length - a.length);
+  if (targets.length === 0) return [];
+  const { MNT_DETACH, umount2 } = await import("../sys/index.ts");
+  for (const t of targets) {
+    try {
+      umount2(t, MNT_DETACH);
+      log.warn(`detached ${t}, left by a restore its shim did not finish`);
+    } catch (err) {
+      log.warn(`detach ${t}: ${CryoError.from(err).message}`);
+    }
+  }
+  return targets;
 }
 
 /**
