@@ -13,7 +13,7 @@
  * Each file is written under a temporary name and renamed, then the source is removed, so an
  * interrupted (de)compression never leaves a half-written image under a name CRIU or cryo trusts.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -40,6 +40,8 @@ export const compressOptionsSchema = z
     concurrency: z.number().int().min(1).max(64).optional(),
     /** The zstd program (default: CRYO_ZSTD or "zstd" on PATH). */
     zstd: z.string().min(1).optional(),
+    /** Decompression: the most bytes one page image may grow to (default: this host's memory and swap). */
+    maxImageBytes: z.number().int().positive().optional(),
   })
   .strict();
 /** Options of compressImages / decompressImages. */
@@ -84,11 +86,23 @@ async function listImages(dir: string, pattern: RegExp, what: string): Promise<s
 }
 
 /** Runs zstd; rejects with UNAVAILABLE when it cannot start, UNKNOWN with its stderr when it fails. */
-async function runZstd(binary: string, args: string[], what: string, signal?: AbortSignal): Promise<void> {
+/**
+ * The most a decompressed page image may weigh by default: this host's memory and swap. A checkpoint is
+ * untrusted, and a few MiB of zstd can decompress to anything; no process restored here can have more memory
+ * than that anyway.
+ */
+export function hostMemoryBytes(meminfo = readFileSync("/proc/meminfo", "utf8")): number {
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(meminfo)?.[1] ?? 0);
+  return (kib("MemTotal") + kib("SwapTotal")) * 1024;
+}
+
+async function runZstd(binary: string, args: string[], what: string, signal?: AbortSignal, maxFileBytes?: number): Promise<void> {
   signal?.throwIfAborted();
   let proc: ReturnType<typeof Bun.spawn<"ignore", "ignore", "pipe">>;
+  // The file size limit (RLIMIT_FSIZE, through util-linux's prlimit): zstd is stopped by SIGXFSZ at the limit.
+  const argv = maxFileBytes === undefined ? [binary, ...args] : ["prlimit", `--fsize=${maxFileBytes}:${maxFileBytes}`, binary, ...args];
   try {
-    proc = Bun.spawn([binary, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    proc = Bun.spawn(argv, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     throw new CryoError(Code.UNAVAILABLE, `${what}: ${binary}: unavailable: ${(err as Error).message}`, { cause: err });
   }
@@ -97,6 +111,9 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
   try {
     const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
     if (signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: signal.reason });
+    if (maxFileBytes !== undefined && (proc.signalCode === "SIGXFSZ" || code === 128 + 25)) {
+      throw invalidArgument(what, { detail: `the decompressed image would be larger than ${maxFileBytes} bytes (this host's memory and swap)` });
+    }
     if (code !== 0) throw new CryoError(Code.UNKNOWN, `${what}: unknown: ${binary} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join("; ")}`);
   } finally {
     signal?.removeEventListener("abort", onAbort);
@@ -169,6 +186,7 @@ export async function compressImages(dir: string, options: CompressOptions = {})
 export async function decompressImages(dir: string, options: CompressOptions = {}): Promise<CompressionReport> {
   const o = parseOptions(options, `decompress checkpoint images in ${dir}: options`);
   const zstd = zstdBinary(o);
+  const maxImageBytes = o.maxImageBytes ?? hostMemoryBytes();
   const started = performance.now();
   const names = await listImages(dir, COMPRESSED_PAGES_IMAGE, "checkpoint images");
   const files = await eachLimited(names, o.concurrency ?? Math.max(1, availableParallelism()), async (zname) => {
@@ -179,7 +197,7 @@ export async function decompressImages(dir: string, options: CompressOptions = {
     const compressedBytes = (await stat(src)).size;
     // zstd -f replaces only a regular file: whatever else sits at tmp (a link planted in the checkpoint) goes first.
     await rm(tmp, { force: true });
-    await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal).catch(removing(tmp));
+    await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal, maxImageBytes).catch(removing(tmp));
     await rename(tmp, dst);
     await rm(src);
     return { name, bytes: (await stat(dst)).size, compressedBytes };

@@ -2,7 +2,7 @@
  * `cryo inspect DIR`: what a checkpoint holds. DIR is a cryo checkpoint (cryo-checkpoint.json beside
  * CRIU's images) or a bare CRIU images directory.
  */
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import type { CliCommand } from "../cli/command-table.ts";
@@ -10,6 +10,7 @@ import type { CliCommand } from "../cli/command-table.ts";
 // index the shim's restore chunk would reach the CRIU client, which the shim loads lazily (checkpoint-engine.ts).
 import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
 import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "./metadata.ts";
+import { checkCheckpointEntries } from "./dir-check.ts";
 
 /** Text for the metadata part of `cryo inspect`. */
 export function renderMetadata(m: CheckpointMetadata): string {
@@ -44,6 +45,8 @@ export const inspectCommand: CliCommand = {
     const rest = args.filter((a) => a !== "--json");
     if (rest.length !== 1 || rest[0]!.startsWith("-")) throw invalidArgument("cryo inspect", { detail: "want exactly one DIR" });
     const dir = rest[0]!;
+    // A checkpoint from elsewhere: a FIFO among its files would hang this command, a link would show another file.
+    if (existsSync(dir)) checkCheckpointEntries(realpathSync(dir));
     const meta = existsSync(join(dir, METADATA_FILE)) ? await readCheckpointMetadata(dir) : undefined;
     const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir);
     if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));

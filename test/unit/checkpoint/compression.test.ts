@@ -16,6 +16,7 @@ import {
   writeCheckpointMetadata,
   type CheckpointMetadata,
 } from "../../../src/checkpoint/index.ts";
+import { hostMemoryBytes } from "../../../src/checkpoint/compression.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const root = mkdtempSync("/tmp/cryo-compress-");
@@ -96,6 +97,20 @@ describe("compressed page images", () => {
     expect(corrupt.message).toContain("pages-3.img.zst");
     expect(existsSync(join(dir, "pages-3.img.zst"))).toBe(true);
     expect(existsSync(join(dir, "pages-3.img"))).toBe(false);
+  });
+
+  test("a page image that decompresses past the limit (host memory and swap by default) is refused, and nothing is left of it", async () => {
+    const dir = mkdtempSync(join(root, "bomb-"));
+    // 8 MiB of zeros: a few hundred bytes of zstd.
+    const z = Bun.spawnSync(["sh", "-c", `head -c 8388608 /dev/zero | zstd -q -c > ${join(dir, "pages-1.img.zst")}`]);
+    expect(z.exitCode).toBe(0);
+    const e = (await decompressImages(dir, { maxImageBytes: 1 << 20 }).catch((x) => x)) as CryoError;
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`the decompressed image would be larger than ${1 << 20} bytes`);
+    expect(readdirSync(dir)).toEqual(["pages-1.img.zst"]);
+    const ok = await decompressImages(dir, { maxImageBytes: 16 << 20 });
+    expect(ok.bytes).toBe(8 << 20);
+    expect(hostMemoryBytes("MemTotal:       24684420 kB\nSwapTotal:       1048576 kB\n")).toBe((24684420 + 1048576) * 1024);
   });
 
   test("the plan carries compression from annotations and from cryo.v1.CheckpointOptions (request wins)", () => {
