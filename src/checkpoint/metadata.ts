@@ -99,7 +99,11 @@ export const checkpointMetadataSchema = z.object({
   /** containerd namespace, when taken through containerd. */
   namespace: z.string().optional(),
   /** Directory of CRIU's images, relative to the checkpoint directory. */
-  imagesDir: z.string().min(1),
+  // Inside the checkpoint directory: the restore decompresses into it and CRIU may punch holes in its images (auto-dedup).
+  imagesDir: z
+    .string()
+    .min(1)
+    .refine((d) => !d.startsWith("/") && !d.split("/").includes(".."), "a path inside the checkpoint directory (relative, no ..)"),
   /** Parent checkpoint (incremental dump), as given to CRIU. */
   parent: z.string().optional(),
   /** Root pid of the dumped tree, in the host pid namespace at dump time. */

@@ -61,6 +61,11 @@ describe("checkpoint metadata", () => {
       writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: [{ ...withTmpfs.emptyTmpfs[0], ...bad }] }));
       expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
     }
+    // The images directory stays inside the checkpoint directory.
+    for (const imagesDir of ["/etc", "../other", "criu/../../x"]) {
+      writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, imagesDir }));
+      expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).message).toContain("imagesDir");
+    }
     // At most EMPTY_TMPFS_MAX of them.
     const many = Array.from({ length: EMPTY_TMPFS_MAX + 1 }, (_, i) => ({ ...withTmpfs.emptyTmpfs[0]!, key: `cryo-empty-tmpfs/t${i}`, mountpoint: `/t${i}` }));
     writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: many }));
