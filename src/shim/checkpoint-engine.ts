@@ -54,7 +54,6 @@ export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createResto
 /** What the checkpoint engine needs from the engine that embeds it. */
 export interface CheckpointEngineDeps {
   log: Logger;
-  /** Tells the engine that runc now manages a restored container. */
   /** A restored container is now runc's to manage; with killAllOnExit (no PID namespace of its own), its other processes end with its init. */
   adopt(id: string, runc: Runc, init?: { pid: number; killAllOnExit: boolean }): void;
   /** The CRIU client (default: helper processes of this binary). */

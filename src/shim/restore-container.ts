@@ -199,8 +199,12 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
     const location = locationFromRuncPaths(cgroupPaths);
     createCgroupDirsSync(location);
     // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts).
+    // Not in a devices cgroup that has processes: a restore under a new name shares the running original's cgroup,
+    // whose rules runc set, and resetting them would deny its processes every device for a moment.
     const devices = cgroupPaths.devices;
-    if (devices !== undefined) applyV1DeviceRules(devices, runcDeviceRules(resources?.devices));
+    if (devices !== undefined && (created.includes(devices) || readFileSync(join(devices, "cgroup.procs"), "utf8").trim() === "")) {
+      applyV1DeviceRules(devices, runcDeviceRules(resources?.devices));
+    }
     const unified = cgroupPaths[""];
     if (unified !== undefined) mkdirSync(unified, { recursive: true });
     prejoin(joinDirs);
