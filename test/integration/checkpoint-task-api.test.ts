@@ -71,27 +71,41 @@ function drain(fd: number): string {
   }
 }
 
-test("a -t container checkpointed and restored into a terminal task answers on its terminal", async () => {
+/**
+ * A `ctr run -t` shell checkpointed through containerd, and what a restore of it through the task API needs:
+ * the extracted checkpoint, the new task's bundle (the source's spec with its own cgroup, a copy of its
+ * rootfs), and a client of the source's shim.
+ */
+async function ttyCheckpoint(prefix: string, restoredId: string) {
   const src = uniqueId("src");
   const ref = `localhost/${src}:ckpt`;
-  const restoredId = uniqueId("tty");
-  const work = mkdtempSync(join(dir, "tty-"));
+  const work = mkdtempSync(join(dir, `${prefix}-`));
   await ctrOnPty(["run", "-d", "-t", "--runtime", RUNTIME, testImage, src, "sh"]);
   await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+  const inputs = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
+  const address = readFileSync(join(inputs.srcBundle, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  const shimPid = Number((await client.call(TaskV2, "connect", { id: src }, { namespace: ns })).shimPid);
+  return { src, ref, work, ...inputs, client, shimPid };
+}
 
-  // The checkpoint's criu tar, extracted as containerd would; the new task's bundle: the source's spec (own
-  // cgroup) and a copy of its rootfs.
-  const { images, bundle, srcBundle, spec } = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
+/** Ends the source container and removes it and its checkpoint image. */
+async function removeSource(src: string, ref: string): Promise<void> {
+  await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
+  await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
+  await pc.ctr(["containers", "rm", src]);
+  await pc.ctr(["images", "rm", "--sync", ref]);
+}
+
+test("a -t container checkpointed and restored into a terminal task answers on its terminal", async () => {
+  const restoredId = uniqueId("tty");
+  const { src, ref, work, images, bundle, spec, client, shimPid } = await ttyCheckpoint("tty", restoredId);
   expect(spec.process?.terminal).toBe(true);
   const stdin = join(work, "stdin");
   const stdout = join(work, "stdout");
   expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
   const inFd = openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK);
   const outFd = openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK);
-
-  const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
-  const client = await connect(address.replace(/^unix:\/\//, ""));
-  const shimPid = Number((await client.call(TaskV2, "connect", { id: src }, { namespace: ns })).shimPid);
   const ptmxBefore = ptmxCount(shimPid);
   let created = false;
   try {
@@ -125,25 +139,14 @@ test("a -t container checkpointed and restored into a terminal task answers on i
     client.close();
     closeSync(inFd);
     closeSync(outFd);
-    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
-    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
-    await pc.ctr(["containers", "rm", src]);
-    await pc.ctr(["images", "rm", "--sync", ref]);
+    await removeSource(src, ref);
   }
 });
 
 test("a -t container restored into a task without a terminal runs on its pty, whose master the shim releases at Delete", async () => {
   // What `ctr containers restore --live` of a -t container does: ctr never asks for a terminal at restore.
-  const src = uniqueId("src");
-  const ref = `localhost/${src}:ckpt`;
   const restoredId = uniqueId("notty");
-  const work = mkdtempSync(join(dir, "notty-"));
-  await ctrOnPty(["run", "-d", "-t", "--runtime", RUNTIME, testImage, src, "sh"]);
-  await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
-  const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
-  const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
-  const client = await connect(address.replace(/^unix:\/\//, ""));
-  const shimPid = Number((await client.call(TaskV2, "connect", { id: src }, { namespace: ns })).shimPid);
+  const { src, ref, images, bundle, client, shimPid } = await ttyCheckpoint("notty", restoredId);
   const ptmxBefore = ptmxCount(shimPid);
   let created = false;
   try {
@@ -169,10 +172,7 @@ test("a -t container restored into a task without a terminal runs on its pty, wh
       await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
     }
     client.close();
-    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
-    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
-    await pc.ctr(["containers", "rm", src]);
-    await pc.ctr(["images", "rm", "--sync", ref]);
+    await removeSource(src, ref);
   }
 });
 
@@ -235,9 +235,6 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
       client.close();
     }
   } finally {
-    await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
-    await waitFor(async () => !(await pc.ctrOk(["task", "ls"])).includes(src) || (await pc.ctr(["task", "delete", src])).exitCode === 0, { timeoutMs: 20_000 });
-    await pc.ctr(["containers", "rm", src]);
-    await pc.ctr(["images", "rm", "--sync", ref]);
+    await removeSource(src, ref);
   }
 });

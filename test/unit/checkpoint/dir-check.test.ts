@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { checkCheckpointEntries } from "../../../src/checkpoint/dir-check.ts";
 import { METADATA_FILE, MAX_METADATA_BYTES, readCheckpointMetadata } from "../../../src/checkpoint/metadata.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
+import { errorOf } from "../../harness/error-of.ts";
 import { readRestoreSource } from "../../../src/shim/restore-container.ts";
 
 const root = mkdtempSync("/tmp/cryo-dircheck-");
@@ -18,14 +19,7 @@ function checkpointDir(): string {
   return d;
 }
 
-const refusal = (fn: () => unknown): CryoError => {
-  try {
-    fn();
-  } catch (err) {
-    return CryoError.from(err);
-  }
-  throw new Error("expected a refusal");
-};
+const refusal = errorOf;
 
 test("a checkpoint of regular files and directories passes", () => {
   expect(() => checkCheckpointEntries(checkpointDir())).not.toThrow();

@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
 import { runcContainerFrom } from "../../../src/checkpoint/runc-criu.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
+import { errorOf } from "../../harness/error-of.ts";
 import { confineToSpec } from "../../../src/shim/restore-spec.ts";
 
 /** The dumped container as its checkpoint's runc state has it (what a crafted checkpoint controls). */
@@ -30,14 +31,7 @@ const spec = {
   },
 };
 
-const refusal = (fn: () => unknown): CryoError => {
-  try {
-    fn();
-  } catch (err) {
-    return CryoError.from(err);
-  }
-  throw new Error("expected a refusal");
-};
+const refusal = errorOf;
 
 test("bind sources and joined namespaces come from the spec, not the checkpoint", () => {
   const c = confineToSpec(dumped(), spec, "w");
