@@ -242,16 +242,13 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       }
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options), { pid: restored.pid, killAllOnExit });
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
-      if (p.io) {
-        const io = await p.io.launched();
-        const master = restored.ptsMaster;
-        if (master === undefined) return { pid: restored.pid, io };
-        // The checkpointed tree had a terminal, the new task has none (ctr cannot ask for one at restore): the
-        // restored tree keeps CRIU's new pty, whose master stays open (closed, the tree would get a hangup) and is
-        // released with the task's IO.
-        return { pid: restored.pid, io: { ...io, close: () => { try { closeFd(master); } finally { io.close(); } } } };
-      }
-      // Terminal: CRIU's new pty master goes into the same copy path as a console socket's (stdout FIFO <- master <- stdin FIFO, resize).
+      if (p.io && restored.ptsMaster === undefined) return { pid: restored.pid, io: await p.io.launched() };
+      // The checkpointed tree had a terminal, and its stdio is CRIU's new pty whatever the new task asked for (ctr
+      // cannot ask for a terminal at restore). So the task's IO is the pty's: stdout FIFO <- master <- stdin FIFO,
+      // as for a terminal task; the pipes prepared for a task without one are not used. (Undrained, the tree would
+      // block once the pty's buffer is full; closed, it would get a hangup.)
+      p.io?.abort();
+      // CRIU's new pty master goes into the same copy path as a console socket's (stdout FIFO <- master <- stdin FIFO, resize).
       const master = restored.ptsMaster!;
       try {
         return { pid: restored.pid, io: terminalIo(master, p.spec.stdio, deps.log) };

@@ -31,7 +31,7 @@ import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcConta
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
-import { locationFromRuncPaths } from "../cgroups/locate.ts";
+import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
 import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
@@ -129,12 +129,20 @@ function missingChain(dir: string): string[] {
   return out; // leaf first
 }
 
-/** runc's cgroup_paths for the restored container: the checkpoint's, moved to the spec's cgroupsPath if it differs. */
-export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: string | undefined): Record<string, string> {
-  const old = meta.cgroups.cgroupsPath;
-  if (!cgroupsPath || !old || cgroupsPath === old) return { ...meta.cgroups.paths };
+/**
+ * runc's cgroup_paths for the restored container, as runc computes them: for each hierarchy the checkpointed
+ * container was in (the checkpoint's keys), this host's mount of it joined with the spec's cgroupsPath. Never
+ * the checkpoint's own paths: a crafted one could name another service's cgroup, whose processes a runc kill or
+ * delete would then reach. FAILED_PRECONDITION when a hierarchy is not mounted here.
+ */
+export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: string, mounts: CgroupMounts): Record<string, string> {
+  const rel = normaliseCgroupsPath(cgroupsPath);
   const out: Record<string, string> = {};
-  for (const [k, p] of Object.entries(meta.cgroups.paths)) out[k] = p.endsWith(old) ? p.slice(0, p.length - old.length) + cgroupsPath : p;
+  for (const key of Object.keys(meta.cgroups.paths)) {
+    const mount = key === "" ? mounts.unified : mounts.v1.get(key);
+    if (mount === undefined) throw failedPrecondition(`cgroup hierarchy ${key === "" ? "cgroup2" : key}`, { detail: "the checkpointed container was in it, and it is not mounted on this host" });
+    out[key] = posix.join(mount, rel);
+  }
   return out;
 }
 
@@ -148,7 +156,7 @@ export function confineCgroupPaths(paths: Readonly<Record<string, string>>, moun
   for (const [key, p] of Object.entries(paths)) {
     const mount = key === "" ? mounts.unified : mounts.v1.get(key);
     const shown = key === "" ? "cgroup2" : key;
-    if (mount === undefined) throw invalidArgument(where, { detail: `cgroup hierarchy ${shown} (${p}) is not mounted on this host` });
+    if (mount === undefined) throw failedPrecondition(where, { detail: `cgroup hierarchy ${shown} (${p}) is not mounted on this host` });
     if (posix.normalize(p) !== p || p.split("/").includes("..") || !p.startsWith(`${mount}/`)) {
       throw invalidArgument(where, { detail: `cgroup path ${p} is not below this host's ${shown} hierarchy at ${mount}` });
     }
@@ -169,6 +177,8 @@ export interface PreparedRestore {
   resources: LinuxResources | undefined;
   /** The bundle spec's hooks (checked by runcHooksFromSpec): runc's state.json takes them, not the checkpoint's. */
   specHooks?: unknown;
+  /** The spec's cgroupsPath, normalised (runc's config.cgroups.path). */
+  cgroupsPath?: string;
   /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
   cgroups?: RestoreCgroups;
 }
@@ -231,10 +241,13 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const container = confineToSpec(dumped, spec, `restore container ${id} from ${source.dir}`);
-  const cgroupPaths = restoredCgroupPaths(meta, spec.linux?.cgroupsPath);
-  confineCgroupPaths(cgroupPaths, hostCgroupMountsSync(), `checkpoint ${source.dir}: cgroups`);
+  const mounts = hostCgroupMountsSync();
+  // containerd always sets cgroupsPath; without one, runc's default for a container named id.
+  const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;
+  const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts);
+  confineCgroupPaths(cgroupPaths, mounts, `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
-  return { container, cgroupPaths, resources, specHooks: spec.hooks };
+  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -244,7 +257,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -443,6 +456,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       cgroupPaths,
       descriptors,
       specHooks,
+      namespaces: container.config.namespaces,
+      cgroupsPath,
+      deviceRules: runcDeviceRules(resources?.devices),
     });
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
     // Success: the state dir and cgroups stay; CRIU's root mount goes. From here on the container runs: what

@@ -11,8 +11,8 @@
  * - a bind mount of the checkpoint needs a bind mount at the same destination in the spec, whose source is
  *   used;
  * - a device of the checkpoint must be one of runc's default devices or one the spec lists;
- * - a namespace the checkpoint joined or owned is joined at the spec's path for that type, or is the
- *   tree's own when the spec gives no path.
+ * - the checkpoint and the spec must name the same kinds of namespace; each is joined at the spec's path
+ *   for that type, or is the tree's own when the spec gives no path.
  * A checkpoint that needs what the spec does not give is refused (INVALID_ARGUMENT) before anything is made.
  */
 import { posix } from "node:path";
@@ -73,9 +73,21 @@ export function confineToSpec(c: RuncContainer, spec: unknown, where: string): R
   }
 
   const joined = new Map<string, string>();
+  const specTypes = new Set<string>();
   for (const ns of s.linux?.namespaces ?? []) {
     const t = NS_TYPES[ns.type] ?? ns.type;
+    specTypes.add(t);
     if (ns.path) joined.set(t, ns.path);
+  }
+  // The same kinds of namespace, or the tree would come back in ones the spec did not ask for (the host's network
+  // for a pod that has its own), or the spec's join would be dropped.
+  const dumpedTypes = new Set(c.config.namespaces.map((ns) => NS_TYPES[ns.type] ?? ns.type));
+  const missing = [...specTypes].filter((t) => !dumpedTypes.has(t));
+  const extra = [...dumpedTypes].filter((t) => !specTypes.has(t));
+  if (missing.length > 0 || extra.length > 0) {
+    throw invalidArgument(where, {
+      detail: `the checkpointed container's namespaces differ from the bundle's spec${missing.length > 0 ? `: the spec has ${missing.join(", ")}, the checkpoint not` : ""}${extra.length > 0 ? `; the checkpoint has ${extra.join(", ")}, the spec not` : ""}`,
+    });
   }
   const namespaces = c.config.namespaces.map((ns) => ({ ...ns, path: joined.get(NS_TYPES[ns.type] ?? ns.type) ?? "" }));
 

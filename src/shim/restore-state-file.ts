@@ -12,6 +12,7 @@
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DeviceRule } from "../cgroups/v1-devices.ts";
 import { invalidArgument } from "../errors.ts";
 
 /** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
@@ -40,6 +41,36 @@ export interface RestoredFacts {
   descriptors: string[];
   /** The new bundle's spec's `hooks` (OCI format), if any. */
   specHooks?: unknown;
+  /** The restored container's namespaces, as confineToSpec made them (types of the dump, paths of the spec). */
+  namespaces?: { type: string; path: string }[];
+  /** The spec's cgroupsPath (runc's config.cgroups.path). */
+  cgroupsPath?: string;
+  /** The device rules the restore set (v1-devices.ts runcDeviceRules): runc's config.cgroups.devices. */
+  deviceRules?: readonly DeviceRule[];
+}
+
+/** runc's namespace types and their /proc/<pid>/ns names. */
+const NS_NAMES: Record<string, string> = { NEWNET: "net", NEWPID: "pid", NEWNS: "mnt", NEWUTS: "uts", NEWIPC: "ipc", NEWUSER: "user", NEWCGROUP: "cgroup", NEWTIME: "time" };
+
+/** The keys of config that cryo writes itself; whatever the checkpoint has under them, in any case, goes. */
+const OWN_CONFIG_KEYS = ["rootfs", "labels", "hooks", "intel_rdt", "cgroups", "namespaces"];
+
+/**
+ * The checkpoint's config without the keys cryo sets. runc reads state.json with Go's encoding/json, which
+ * matches keys regardless of case, the later one winning: so a key that differs only in case from another (a
+ * second "hooks" beside "Hooks") is refused, not just overwritten.
+ */
+function checkpointConfig(config: Record<string, unknown>): Record<string, unknown> {
+  const seen = new Map<string, string>();
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    const folded = k.toLowerCase();
+    const other = seen.get(folded);
+    if (other !== undefined) throw invalidArgument("checkpoint runc state: config", { detail: `keys ${JSON.stringify(other)} and ${JSON.stringify(k)} differ only in case` });
+    seen.set(folded, k);
+    if (!OWN_CONFIG_KEYS.includes(folded)) out[k] = v;
+  }
+  return out;
 }
 
 /** The hook lists runc's state.json carries (libcontainer's configs.Hooks names). */
@@ -83,24 +114,40 @@ export function runcHooksFromSpec(specHooks: unknown): Record<string, unknown> {
 
 /** Builds the state.json object from the checkpointed one (as it was on disk) and the new facts. */
 export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts): Record<string, unknown> {
-  const config = { ...((old.config ?? {}) as Record<string, unknown>) };
-  config.rootfs = f.rootfs;
-  config.Hooks = runcHooksFromSpec(f.specHooks);
-  delete config.intel_rdt;
-  const labels = Array.isArray(config.labels) ? (config.labels as unknown[]).filter((l): l is string => typeof l === "string") : [];
-  config.labels = [...labels.filter((l) => !l.startsWith("bundle=")), `bundle=${f.bundle}`];
-  const oldNs = (old.namespace_paths ?? {}) as Record<string, string>;
+  const oldConfig = (old.config ?? {}) as Record<string, unknown>;
+  const labels = Array.isArray(oldConfig.labels) ? (oldConfig.labels as unknown[]).filter((l): l is string => typeof l === "string" && !l.startsWith("bundle=")) : [];
+  const namespaces = f.namespaces ?? (Array.isArray(oldConfig.namespaces) ? (oldConfig.namespaces as { type: string; path: string }[]) : []);
+  const config = {
+    ...checkpointConfig(oldConfig),
+    rootfs: f.rootfs,
+    labels: [...labels, `bundle=${f.bundle}`],
+    Hooks: runcHooksFromSpec(f.specHooks),
+    namespaces,
+    // cgroupfs, never systemd: runc's systemd manager would stop the unit the checkpoint named at `runc delete`.
+    // Of the resources (inline in libcontainer's JSON) only the device rules, which runc's v1 manager needs
+    // some resource to exist for; the limits are in the cgroups already, and cryo updates them itself.
+    cgroups: {
+      path: f.cgroupsPath ?? "",
+      scope_prefix: "",
+      devices: (f.deviceRules ?? []).map((r) => ({ type: r.type.charCodeAt(0), major: r.major === "*" ? -1 : r.major, minor: r.minor === "*" ? -1 : r.minor, permissions: r.access, allow: r.allow })),
+      Systemd: false,
+      Rootless: false,
+    },
+  };
+  // As runc records them: every namespace the init is in, at /proc/<init>/ns/<name> (runc exec joins these).
   const namespacePaths: Record<string, string> = {};
-  for (const [type, path] of Object.entries(oldNs)) {
-    namespacePaths[type] = typeof path === "string" ? path.replace(/^\/proc\/\d+\/ns\//, `/proc/${f.pid}/ns/`) : path;
+  for (const type of Object.keys((old.namespace_paths ?? {}) as Record<string, unknown>)) {
+    const name = NS_NAMES[type];
+    if (name !== undefined) namespacePaths[type] = `/proc/${f.pid}/ns/${name}`;
   }
+  // Only runc's own keys, each written here: another key that differs in case would win in Go's decoder.
   return {
-    ...old,
     id: f.id,
     init_process_pid: f.pid,
     init_process_start: f.startTicks,
     created: f.created,
     config,
+    rootless: false,
     cgroup_paths: f.cgroupPaths,
     namespace_paths: namespacePaths,
     external_descriptors: f.descriptors,

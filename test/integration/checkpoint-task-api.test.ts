@@ -6,7 +6,7 @@
  *   terminal=true, Start, then a command typed into the stdin FIFO is answered on the stdout FIFO through
  *   the pty master CRIU made, ResizePty reaches the terminal, and Delete closes it.
  * - The same checkpoint restored into a task without a terminal (as `ctr containers restore` creates it): the
- *   restored shell keeps its pty, the shim holds the master, and Delete releases it.
+ *   restored shell keeps its pty, whose IO the shim carries to the task's FIFOs, and Delete releases it.
  * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
@@ -143,22 +143,29 @@ test("a -t container checkpointed and restored into a terminal task answers on i
   }
 });
 
-test("a -t container restored into a task without a terminal runs on its pty, whose master the shim releases at Delete", async () => {
+test("a -t container restored into a task without a terminal keeps its pty, whose IO the shim carries to the task's FIFOs", async () => {
   // What `ctr containers restore --live` of a -t container does: ctr never asks for a terminal at restore.
   const restoredId = uniqueId("notty");
-  const { src, ref, images, bundle, client, shimPid } = await ttyCheckpoint("notty", restoredId);
+  const { src, ref, work, images, bundle, client, shimPid } = await ttyCheckpoint("notty", restoredId);
+  const stdin = join(work, "stdin");
+  const stdout = join(work, "stdout");
+  expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
+  const inFd = openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK);
+  const outFd = openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK);
   const ptmxBefore = ptmxCount(shimPid);
   let created = false;
   try {
-    await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
+    await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin, stdout, stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
     created = true;
     const started = await client.call(TaskV2, "start", { id: restoredId }, { namespace: ns, timeoutMs: 120_000 });
     expect(started.pid).toBeGreaterThan(0);
-    // The restored shell still has its terminal: the shim holds the new pty's master (closed, the shell would get a hangup).
+    // The restored shell still has its terminal (closed, it would get a hangup); the shim holds the master.
     expect(readlinkSync(`/proc/${started.pid}/fd/0`)).toMatch(/^\/dev\/pts\/\d+$/);
-    expect(ptmxCount(shimPid)).toBe(ptmxBefore + 1);
-    const state = await client.call(TaskV2, "state", { id: restoredId }, { namespace: ns });
-    expect(state.pid).toBe(started.pid);
+    expect(ptmxCount(shimPid)).toBeGreaterThan(ptmxBefore);
+    // And carries it: typed into the stdin FIFO, answered on the stdout FIFO, more than a pty's buffer of it.
+    writeSync(inFd, "echo restored-$((1+2)); head -c 200000 /dev/zero | od -v | tail -n 1\n");
+    let seen = "";
+    await waitFor(() => ((seen += drain(outFd)).includes("restored-3") && seen.includes("0606500") ? true : undefined), { what: "the shell's output", timeoutMs: 20_000 });
 
     await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns });
     await client.call(TaskV2, "wait", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
@@ -172,6 +179,8 @@ test("a -t container restored into a task without a terminal runs on its pty, wh
       await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
     }
     client.close();
+    closeSync(inFd);
+    closeSync(outFd);
     await removeSource(src, ref);
   }
 });

@@ -111,6 +111,15 @@ describe("runc state of a restored container", () => {
       poststart: null,
       prestart: null,
     });
+    // Go's decoder matches keys regardless of case, the later winning: a second "hooks" is refused, not kept.
+    expect(() => restoredRuncState({ ...old, config: { ...old.config, hooks: { poststop: planted } } }, facts)).toThrow('keys "Hooks" and "hooks" differ only in case');
+    // Only runc's keys at the top, namespace paths under the restored init, cgroupfs.
+    const crafted = restoredRuncState({ ...old, Cgroup_Paths: { memory: "/x" }, namespace_paths: { NEWNET: "/proc/1/ns/net", NEWNS: "/var/run/x", BOGUS: "/y" }, config: { ...old.config, cgroups: { Systemd: true, name: "system.slice" } } }, facts);
+    expect(Object.keys(crafted).sort()).toEqual(["cgroup_paths", "config", "created", "external_descriptors", "id", "init_process_pid", "init_process_start", "intel_rdt_path", "namespace_paths", "rootless"]);
+    expect(crafted.namespace_paths).toEqual({ NEWNET: "/proc/2/ns/net", NEWNS: "/proc/2/ns/mnt" });
+    expect((crafted.config as Record<string, unknown>).cgroups).toEqual({ path: "", scope_prefix: "", devices: [], Systemd: false, Rootless: false });
+    const withRules = restoredRuncState(old, { ...facts, cgroupsPath: "/ns/c2", deviceRules: [{ allow: false, type: "a", major: "*", minor: "*", access: "rwm" }, { allow: true, type: "c", major: 1, minor: 3, access: "rwm" }] });
+    expect((withRules.config as Record<string, unknown>).cgroups).toMatchObject({ path: "/ns/c2", devices: [{ type: 97, major: -1, minor: -1, permissions: "rwm", allow: false }, { type: 99, major: 1, minor: 3, permissions: "rwm", allow: true }] });
     expect(() => runcHooksFromSpec({ poststop: [{ path: "relative" }] })).toThrow("spec hooks.poststop");
     expect(() => runcHooksFromSpec({ prestart: "/bin/sh" })).toThrow("spec hooks.prestart");
     expect(() => runcHooksFromSpec({ poststart: [{ path: "/x", timeout: -1 }] })).toThrow("spec hooks.poststart");
@@ -132,11 +141,18 @@ describe("runc state of a restored container", () => {
     for (const [paths, detail] of bad) expect(() => confineCgroupPaths(paths, mounts, "checkpoint /x: cgroups")).toThrow(detail);
   });
 
-  test("cgroup paths follow the spec's cgroupsPath when it differs from the checkpoint's", () => {
+  test("cgroup paths are this host's mounts joined with the spec's cgroupsPath, for the hierarchies of the checkpoint; never its own paths", () => {
+    const mounts = { mode: "hybrid" as const, v1: new Map([["memory", "/sys/fs/cgroup/memory"]]), unified: "/sys/fs/cgroup/unified" };
     const meta = { cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/ns/c1", "": "/sys/fs/cgroup/unified/ns/c1" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
-    expect(restoredCgroupPaths(meta, "/ns/c1")).toEqual(meta.cgroups.paths);
-    expect(restoredCgroupPaths(meta, undefined)).toEqual(meta.cgroups.paths);
-    expect(restoredCgroupPaths(meta, "/ns/c9")).toEqual({ memory: "/sys/fs/cgroup/memory/ns/c9", "": "/sys/fs/cgroup/unified/ns/c9" });
+    expect(restoredCgroupPaths(meta, "/ns/c1", mounts)).toEqual(meta.cgroups.paths);
+    expect(restoredCgroupPaths(meta, "/ns/c9", mounts)).toEqual({ memory: "/sys/fs/cgroup/memory/ns/c9", "": "/sys/fs/cgroup/unified/ns/c9" });
+    // A checkpoint naming another service's cgroup gets the spec's all the same.
+    const crafted = { cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/system.slice/sshd.service" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
+    expect(restoredCgroupPaths(crafted, "/ns/c1", mounts)).toEqual({ memory: "/sys/fs/cgroup/memory/ns/c1" });
+    // A hierarchy it was in that this host lacks.
+    const other = { cgroups: { version: 1, paths: { rdma: "/sys/fs/cgroup/rdma/ns/c1" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
+    expect(() => restoredCgroupPaths(other, "/ns/c1", mounts)).toThrow("cgroup hierarchy rdma");
+    expect(() => restoredCgroupPaths(meta, "/ns/../../etc", mounts)).toThrow("must not contain ..");
   });
 });
 

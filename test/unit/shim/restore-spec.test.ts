@@ -43,7 +43,7 @@ test("bind sources and joined namespaces come from the spec, not the checkpoint"
     { type: "NEWNS", path: "" },
   ]);
   // A namespace path the checkpoint names but the spec does not: the tree gets its own namespace, joins nothing of the host.
-  const noJoin = confineToSpec(dumped(), { ...spec, linux: { namespaces: [{ type: "network" }] } }, "w");
+  const noJoin = confineToSpec(dumped(), { ...spec, linux: { namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }] } }, "w");
   expect(noJoin.config.namespaces.find((n) => n.type === "NEWNET")?.path).toBe("");
 });
 
@@ -57,6 +57,14 @@ test("a bind mount the spec lacks, and a device neither runc's default nor the s
   expect(e2.message).toContain("the checkpoint has device /etc, which is neither runc's default nor in the bundle's spec");
   expect(() => confineToSpec(dumped({ devices: [{ path: "/dev/sda" }] }), spec, "w")).toThrow("device /dev/sda");
   expect(() => confineToSpec(dumped({ devices: [{ path: "/dev/fuse" }, { path: "/dev/urandom" }] }), spec, "w")).not.toThrow();
+});
+
+test("the checkpoint and the spec must name the same kinds of namespace", () => {
+  // A pod's network namespace the checkpoint does not have: the tree would come back in the host's network.
+  const pod = { ...spec, linux: { namespaces: [...spec.linux.namespaces, { type: "user" }] } };
+  expect(() => confineToSpec(dumped(), pod, "w")).toThrow("the spec has NEWUSER, the checkpoint not");
+  const hostNet = { ...spec, linux: { namespaces: [{ type: "pid" }, { type: "mount" }] } };
+  expect(() => confineToSpec(dumped(), hostNet, "w")).toThrow("the checkpoint has NEWNET, the spec not");
 });
 
 test("a malformed spec is an INVALID_ARGUMENT that names it", () => {
