@@ -40,7 +40,7 @@ export const compressOptionsSchema = z
     concurrency: z.number().int().min(1).max(64).optional(),
     /** The zstd program (default: CRYO_ZSTD or "zstd" on PATH). */
     zstd: z.string().min(1).optional(),
-    /** Decompression: the most bytes one page image may grow to (default: this host's memory and swap). */
+    /** Decompression: the most bytes the page images may grow to, all together (default: this host's memory and swap). */
     maxImageBytes: z.number().int().positive().optional(),
   })
   .strict();
@@ -112,7 +112,7 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
     const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
     if (signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: signal.reason });
     if (maxFileBytes !== undefined && (proc.signalCode === "SIGXFSZ" || code === 128 + 25)) {
-      throw invalidArgument(what, { detail: `the decompressed image would be larger than ${maxFileBytes} bytes (this host's memory and swap)` });
+      throw invalidArgument(what, { detail: `the decompressed images would be larger than the limit (this host's memory and swap): ${maxFileBytes} bytes were left for this one` });
     }
     if (code !== 0) throw new CryoError(Code.UNKNOWN, `${what}: unknown: ${binary} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join("; ")}`);
   } finally {
@@ -187,6 +187,7 @@ export async function decompressImages(dir: string, options: CompressOptions = {
   const o = parseOptions(options, `decompress checkpoint images in ${dir}: options`);
   const zstd = zstdBinary(o);
   const maxImageBytes = o.maxImageBytes ?? hostMemoryBytes();
+  let budget = maxImageBytes;
   const started = performance.now();
   const names = await listImages(dir, COMPRESSED_PAGES_IMAGE, "checkpoint images");
   const files = await eachLimited(names, o.concurrency ?? Math.max(1, availableParallelism()), async (zname) => {
@@ -197,10 +198,15 @@ export async function decompressImages(dir: string, options: CompressOptions = {
     const compressedBytes = (await stat(src)).size;
     // zstd -f replaces only a regular file: whatever else sits at tmp (a link planted in the checkpoint) goes first.
     await rm(tmp, { force: true });
-    await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal, maxImageBytes).catch(removing(tmp));
+    // One budget for the whole checkpoint: each image may take what the ones done so far left (images running at
+    // the same time can each take it, so at most `concurrency` times the budget is ever written).
+    if (budget <= 0) throw invalidArgument(`decompress ${src}`, { detail: `the decompressed images would be larger than ${maxImageBytes} bytes (this host's memory and swap)` });
+    await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal, budget).catch(removing(tmp));
     await rename(tmp, dst);
     await rm(src);
-    return { name, bytes: (await stat(dst)).size, compressedBytes };
+    const bytes = (await stat(dst)).size;
+    budget -= bytes;
+    return { name, bytes, compressedBytes };
   });
   const report = summarize(0, files, started);
   if (names.length > 0) await recordInMetadata(dir, false);

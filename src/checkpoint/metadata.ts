@@ -70,7 +70,8 @@ export const localPagesSchema = z.object({
 export const TMPFS_ENTRIES_MAX = 256;
 /** False when tmpfs data options lift a limit (size, nr_inodes or nr_blocks of 0 means unlimited). */
 export function tmpfsOptionsLimited(options: string): boolean {
-  return !options.split(",").some((kv) => /^(size|nr_inodes|nr_blocks)=0+[kKmMgG]?$/.test(kv));
+  // The kernel reads these with memparse (base 0: 0x.. hex, 0.. octal) and a unit letter, or size as a % of RAM.
+  return !options.split(",").some((kv) => /^(size|nr_inodes|nr_blocks)=(0[xX]0*|0+)[kKmMgGtTpPeE%]?$/.test(kv));
 }
 /** The most empty tmpfs mounts a checkpoint may list (a container has a handful: /dev, /dev/shm, /run...). */
 export const EMPTY_TMPFS_MAX = 64;

@@ -106,10 +106,16 @@ describe("compressed page images", () => {
     expect(z.exitCode).toBe(0);
     const e = (await decompressImages(dir, { maxImageBytes: 1 << 20 }).catch((x) => x)) as CryoError;
     expect(e.code).toBe(Code.INVALID_ARGUMENT);
-    expect(e.message).toContain(`the decompressed image would be larger than ${1 << 20} bytes`);
+    expect(e.message).toContain(`the decompressed images would be larger than the limit (this host's memory and swap): ${1 << 20} bytes were left for this one`);
     expect(readdirSync(dir)).toEqual(["pages-1.img.zst"]);
     const ok = await decompressImages(dir, { maxImageBytes: 16 << 20 });
     expect(ok.bytes).toBe(8 << 20);
+    // The limit is for all the images together: three of 8 MiB do not fit in 20 MiB, one at a time.
+    const many = mkdtempSync(join(root, "bombs-"));
+    for (const n of [1, 2, 3]) expect(Bun.spawnSync(["sh", "-c", `head -c 8388608 /dev/zero | zstd -q -c > ${join(many, `pages-${n}.img.zst`)}`]).exitCode).toBe(0);
+    const all = (await decompressImages(many, { maxImageBytes: 20 << 20, concurrency: 1 }).catch((x) => x)) as CryoError;
+    expect(all.code).toBe(Code.INVALID_ARGUMENT);
+    expect(all.message).toContain("would be larger than");
     expect(hostMemoryBytes("MemTotal:       24684420 kB\nSwapTotal:       1048576 kB\n")).toBe((24684420 + 1048576) * 1024);
   });
 

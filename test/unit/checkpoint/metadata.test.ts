@@ -57,7 +57,7 @@ describe("checkpoint metadata", () => {
     expect(renderMetadata(withTmpfs)).toContain("Empty tmpfs mounts made anew at restore: /run (size=65536k,mode=755)");
     const postCopy = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, lazyPages: true, leaveRunning: false, pageServer: { address: "::1", port: 27000 } } };
     expect(renderMetadata(postCopy)).toContain("Post-copy: the memory is not in this directory; the source on h serves it on [::1]:27000");
-    for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }, { options: "mode=755,size=0" }, { options: "nr_inodes=0,size=1m" }, { options: "size=00k" }]) {
+    for (const bad of [{ options: "size=1k bad" }, { options: 'mode="7"' }, { source: "a b" }, { key: "other/run" }, { mountpoint: "run" }, { options: "mode=755,size=0" }, { options: "nr_inodes=0,size=1m" }, { options: "size=00k" }, { options: "size=0x0" }, { options: "size=0t" }, { options: "nr_inodes=0x00" }, { options: "size=0%" }]) {
       writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withTmpfs, emptyTmpfs: [{ ...withTmpfs.emptyTmpfs[0], ...bad }] }));
       expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
     }
