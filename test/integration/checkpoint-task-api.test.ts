@@ -89,6 +89,25 @@ async function ttyCheckpoint(prefix: string, restoredId: string) {
   return { src, ref, work, ...inputs, client, shimPid };
 }
 
+/** The restored task's stdin and stdout FIFOs in work, held open (nonblocking) by the test. */
+function taskFifos(work: string) {
+  const stdin = join(work, "stdin");
+  const stdout = join(work, "stdout");
+  expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
+  return { stdin, stdout, inFd: openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK), outFd: openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK) };
+}
+
+/** After a tty test: the restored task (if still there) killed and deleted, the client and FIFOs closed, the source removed. */
+async function cleanUp(o: { client: Awaited<ReturnType<typeof connect>>; restoredId?: string; fds: number[]; src: string; ref: string }): Promise<void> {
+  if (o.restoredId) {
+    await o.client.call(TaskV2, "kill", { id: o.restoredId, signal: 9 }, { namespace: ns }).catch(() => {});
+    await o.client.call(TaskV2, "delete", { id: o.restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
+  }
+  o.client.close();
+  for (const fd of o.fds) closeSync(fd);
+  await removeSource(o.src, o.ref);
+}
+
 /** Ends the source container and removes it and its checkpoint image. */
 async function removeSource(src: string, ref: string): Promise<void> {
   await pc.ctr(["task", "kill", "--signal", "SIGKILL", src]);
@@ -101,11 +120,7 @@ test("a -t container checkpointed and restored into a terminal task answers on i
   const restoredId = uniqueId("tty");
   const { src, ref, work, images, bundle, spec, client, shimPid } = await ttyCheckpoint("tty", restoredId);
   expect(spec.process?.terminal).toBe(true);
-  const stdin = join(work, "stdin");
-  const stdout = join(work, "stdout");
-  expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
-  const inFd = openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK);
-  const outFd = openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK);
+  const { stdin, stdout, inFd, outFd } = taskFifos(work);
   const ptmxBefore = ptmxCount(shimPid);
   let created = false;
   try {
@@ -132,14 +147,7 @@ test("a -t container checkpointed and restored into a terminal task answers on i
     // The shim closed the restored terminal's master.
     await waitFor(() => ptmxCount(shimPid) === ptmxBefore, { timeoutMs: 10_000 });
   } finally {
-    if (created) {
-      await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns }).catch(() => {});
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
-    }
-    client.close();
-    closeSync(inFd);
-    closeSync(outFd);
-    await removeSource(src, ref);
+    await cleanUp({ client, restoredId: created ? restoredId : undefined, fds: [inFd, outFd], src, ref });
   }
 });
 
@@ -147,11 +155,7 @@ test("a -t container restored into a task without a terminal keeps its pty, whos
   // What `ctr containers restore --live` of a -t container does: ctr never asks for a terminal at restore.
   const restoredId = uniqueId("notty");
   const { src, ref, work, images, bundle, client, shimPid } = await ttyCheckpoint("notty", restoredId);
-  const stdin = join(work, "stdin");
-  const stdout = join(work, "stdout");
-  expect(Bun.spawnSync(["mkfifo", stdin, stdout]).exitCode).toBe(0);
-  const inFd = openSync(stdin, fsc.O_RDWR | fsc.O_NONBLOCK);
-  const outFd = openSync(stdout, fsc.O_RDWR | fsc.O_NONBLOCK);
+  const { stdin, stdout, inFd, outFd } = taskFifos(work);
   const ptmxBefore = ptmxCount(shimPid);
   let created = false;
   try {
@@ -174,14 +178,7 @@ test("a -t container restored into a task without a terminal keeps its pty, whos
     // Released with the task: no pty master of the restore is left in the shim.
     await waitFor(() => (ptmxCount(shimPid) === ptmxBefore ? true : undefined), { what: "the restored pty master closed", timeoutMs: 10_000 });
   } finally {
-    if (created) {
-      await client.call(TaskV2, "kill", { id: restoredId, signal: 9 }, { namespace: ns }).catch(() => {});
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
-    }
-    client.close();
-    closeSync(inFd);
-    closeSync(outFd);
-    await removeSource(src, ref);
+    await cleanUp({ client, restoredId: created ? restoredId : undefined, fds: [inFd, outFd], src, ref });
   }
 });
 
