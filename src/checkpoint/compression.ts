@@ -104,7 +104,7 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
   try {
     proc = Bun.spawn(argv, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
-    throw new CryoError(Code.UNAVAILABLE, `${what}: ${binary}: unavailable: ${(err as Error).message}`, { cause: err });
+    throw new CryoError(Code.UNAVAILABLE, `${what}: ${argv[0]}: unavailable: ${(err as Error).message}`, { cause: err });
   }
   const onAbort = () => proc.kill("SIGKILL");
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -114,6 +114,8 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
     if (maxFileBytes !== undefined && (proc.signalCode === "SIGXFSZ" || code === 128 + 25)) {
       throw invalidArgument(what, { detail: `the decompressed images would be larger than the limit (this host's memory and swap): ${maxFileBytes} bytes were left for this one` });
     }
+    // prlimit could not exec the program (util-linux's EX_EXEC_ENOENT).
+    if (maxFileBytes !== undefined && code === 127) throw new CryoError(Code.UNAVAILABLE, `${what}: ${binary}: unavailable: ${stderr.trim()}`);
     if (code !== 0) throw new CryoError(Code.UNKNOWN, `${what}: unknown: ${binary} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join("; ")}`);
   } finally {
     signal?.removeEventListener("abort", onAbort);

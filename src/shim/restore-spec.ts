@@ -55,10 +55,12 @@ export function confineToSpec(c: RuncContainer, spec: unknown, where: string): R
   if (!r.ok) throw invalidArgument(`${where}: the bundle's spec`, { detail: r.detail });
   const s = r.data;
 
+  // A relative bind source is relative to the bundle (OCI runtime spec), the rootfs's parent here.
+  const bundle = posix.dirname(c.config.rootfs);
   const binds = new Map<string, string>();
   for (const m of s.mounts ?? []) {
     const isBind = m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
-    if (isBind && m.source !== undefined) binds.set(clean(m.destination), m.source);
+    if (isBind && m.source !== undefined) binds.set(clean(m.destination), posix.resolve(bundle, m.source));
   }
   const mounts = c.config.mounts.map((m) => {
     if (m.device !== "bind") return m;

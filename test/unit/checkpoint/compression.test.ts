@@ -108,6 +108,9 @@ describe("compressed page images", () => {
     expect(e.code).toBe(Code.INVALID_ARGUMENT);
     expect(e.message).toContain(`the decompressed images would be larger than the limit (this host's memory and swap): ${1 << 20} bytes were left for this one`);
     expect(readdirSync(dir)).toEqual(["pages-1.img.zst"]);
+    const noZstd = (await decompressImages(dir, { zstd: "/nonexistent/zstd" }).catch((x) => x)) as CryoError;
+    expect(noZstd.code).toBe(Code.UNAVAILABLE);
+    expect(noZstd.message).toContain("/nonexistent/zstd: unavailable");
     const ok = await decompressImages(dir, { maxImageBytes: 16 << 20 });
     expect(ok.bytes).toBe(8 << 20);
     // The limit is for all the images together: three of 8 MiB do not fit in 20 MiB, one at a time.

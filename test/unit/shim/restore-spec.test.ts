@@ -59,6 +59,11 @@ test("a bind mount the spec lacks, and a device neither runc's default nor the s
   expect(() => confineToSpec(dumped({ devices: [{ path: "/dev/fuse" }, { path: "/dev/urandom" }] }), spec, "w")).not.toThrow();
 });
 
+test("a relative bind source is the bundle's", () => {
+  const rel = { ...spec, mounts: [{ destination: "/data", type: "bind", source: "data/../shared" }] };
+  expect(confineToSpec(dumped(), rel, "w").config.mounts.find((m) => m.destination === "/data")?.source).toBe("/b/shared");
+});
+
 test("the checkpoint and the spec must name the same kinds of namespace", () => {
   // A pod's network namespace the checkpoint does not have: the tree would come back in the host's network.
   const pod = { ...spec, linux: { namespaces: [...spec.linux.namespaces, { type: "user" }] } };
