@@ -11,16 +11,23 @@ import { createV1Manager } from "./v1-manager.ts";
 import { createV2Manager } from "./v2-manager.ts";
 
 let cachedMounts: Promise<CgroupMounts> | undefined;
+let readMounts: CgroupMounts | undefined;
 
 /** The host's cgroup mounts (mode, v1 controller mount points, cgroup2 mount), read once from /proc/self/mountinfo. */
 export function hostCgroupMounts(): Promise<CgroupMounts> {
+  if (readMounts) return Promise.resolve(readMounts);
   cachedMounts ??= readFile("/proc/self/mountinfo", "utf8")
-    .then((text) => findCgroupMounts(parseMountinfo(text)))
+    .then((text) => (readMounts = findCgroupMounts(parseMountinfo(text))))
     .catch((err) => {
       cachedMounts = undefined;
       throw unknown("reading /proc/self/mountinfo", { cause: err });
     });
   return cachedMounts;
+}
+
+/** hostCgroupMounts, synchronously (the same cache), for callers that cannot await (a restore's preparation). */
+export function hostCgroupMountsSync(): CgroupMounts {
+  return (readMounts ??= findCgroupMounts(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"))));
 }
 
 /** A manager for a known location (no I/O). */

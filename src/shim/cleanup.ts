@@ -55,11 +55,9 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
 export async function detachRestoreLeftovers(paths: string[], log: Logger, mountinfo?: string): Promise<string[]> {
   const present = paths.filter((p) => existsSync(p));
   if (present.length === 0) return [];
-  const { parseMountinfo } = await import("../cgroups/mountinfo.ts");
-  const targets = parseMountinfo(mountinfo ?? readFileSync("/proc/self/mountinfo", "utf8"))
-    .map((m) => m.mountPoint)
-    .filter((mp) => present.some((p) => mp === p || mp.startsWith(`${p}/`)))
-    .sort((a, b) => b.length - a.length);
+  const { mountsUnderFrom } = await import("../containerd/cleanup.ts");
+  const text = mountinfo ?? readFileSync("/proc/self/mountinfo", "utf8");
+  const targets = present.flatMap((p) => mountsUnderFrom(text, p)).sort((a, b) => b.length - a.length);
   if (targets.length === 0) return [];
   const { MNT_DETACH, umount2 } = await import("../sys/index.ts");
   for (const t of targets) {

@@ -30,9 +30,9 @@ import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../c
 import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
-import { createCgroupDirsSync, managerFor } from "../cgroups/open.ts";
+import { createCgroupDirsSync, hostCgroupMountsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
-import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "../cgroups/mountinfo.ts";
+import type { CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
@@ -161,11 +161,6 @@ export function confineCgroupPaths(paths: Readonly<Record<string, string>>, moun
       throw invalidArgument(where, { detail: `cgroup path ${p} is not below this host's ${shown} hierarchy at ${mount}` });
     }
   }
-}
-
-/** This host's cgroup mounts, read synchronously (a restore's preparation is synchronous). */
-function hostCgroupMountsSync(): CgroupMounts {
-  return findCgroupMounts(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
 }
 
 /** What a restore reads and validates before it changes anything: the restored container's runc view, cgroups and limits. */
