@@ -501,9 +501,20 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: Object.values(input.cgroupPaths) };
 }
 
-function nsName(t: string): "ipc" | "uts" | "mnt" | "user" | "time" | "net" | "pid" | "cgroup" {
-  const map: Record<string, "ipc" | "uts" | "mnt" | "user" | "time"> = { NEWIPC: "ipc", ipc: "ipc", NEWUTS: "uts", uts: "uts", NEWNS: "mnt", mount: "mnt", NEWUSER: "user", user: "user", NEWTIME: "time", time: "time" };
-  const n = map[t];
+type NsName = "ipc" | "uts" | "mnt" | "user" | "time" | "net" | "pid" | "cgroup";
+
+/** OCI namespace types and runc's (state.json) names for them. */
+const RUNC_NS_TYPE: Readonly<Record<string, string>> = { network: "NEWNET", pid: "NEWPID", ipc: "NEWIPC", uts: "NEWUTS", mount: "NEWNS", user: "NEWUSER", cgroup: "NEWCGROUP", time: "NEWTIME" };
+/** runc's namespace types and their names under /proc/<pid>/ns, which are CRIU's too. */
+export const NS_PROC_NAME: Readonly<Record<string, NsName>> = { NEWNET: "net", NEWPID: "pid", NEWNS: "mnt", NEWUTS: "uts", NEWIPC: "ipc", NEWUSER: "user", NEWCGROUP: "cgroup", NEWTIME: "time" };
+
+/** runc's name for a namespace type given the OCI way ("network") or runc's ("NEWNET"). */
+export function runcNsType(t: string): string {
+  return RUNC_NS_TYPE[t] ?? t;
+}
+
+function nsName(t: string): NsName {
+  const n = NS_PROC_NAME[runcNsType(t)];
   if (!n) throw invalidArgument(`namespace type ${t}`, { detail: "unknown" });
   return n;
 }

@@ -17,24 +17,12 @@
  */
 import { posix } from "node:path";
 import * as z from "zod/mini";
-import type { RuncContainer } from "../checkpoint/runc-criu.ts";
+import { runcNsType, type RuncContainer } from "../checkpoint/runc-criu.ts";
 import { invalidArgument } from "../errors.ts";
 import { parseDetail } from "../runtime/schema-detail.ts";
 
 /** The devices runc gives every container (libcontainer's AllowedDevices with a path). */
 export const RUNC_DEFAULT_DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"] as const;
-
-/** OCI namespace type -> runc's state.json name. */
-const NS_TYPES: Record<string, string> = {
-  network: "NEWNET",
-  pid: "NEWPID",
-  ipc: "NEWIPC",
-  uts: "NEWUTS",
-  mount: "NEWNS",
-  user: "NEWUSER",
-  cgroup: "NEWCGROUP",
-  time: "NEWTIME",
-};
 
 /** The parts of an OCI spec this module reads. */
 const specSchema = z.object({
@@ -77,13 +65,13 @@ export function confineToSpec(c: RuncContainer, spec: unknown, where: string): R
   const joined = new Map<string, string>();
   const specTypes = new Set<string>();
   for (const ns of s.linux?.namespaces ?? []) {
-    const t = NS_TYPES[ns.type] ?? ns.type;
+    const t = runcNsType(ns.type);
     specTypes.add(t);
     if (ns.path) joined.set(t, ns.path);
   }
   // The same kinds of namespace, or the tree would come back in ones the spec did not ask for (the host's network
   // for a pod that has its own), or the spec's join would be dropped.
-  const dumpedTypes = new Set(c.config.namespaces.map((ns) => NS_TYPES[ns.type] ?? ns.type));
+  const dumpedTypes = new Set(c.config.namespaces.map((ns) => runcNsType(ns.type)));
   const missing = [...specTypes].filter((t) => !dumpedTypes.has(t));
   const extra = [...dumpedTypes].filter((t) => !specTypes.has(t));
   if (missing.length > 0 || extra.length > 0) {
@@ -91,7 +79,7 @@ export function confineToSpec(c: RuncContainer, spec: unknown, where: string): R
       detail: `the checkpointed container's namespaces differ from the bundle's spec${missing.length > 0 ? `: the spec has ${missing.join(", ")}, the checkpoint not` : ""}${extra.length > 0 ? `; the checkpoint has ${extra.join(", ")}, the spec not` : ""}`,
     });
   }
-  const namespaces = c.config.namespaces.map((ns) => ({ ...ns, path: joined.get(NS_TYPES[ns.type] ?? ns.type) ?? "" }));
+  const namespaces = c.config.namespaces.map((ns) => ({ ...ns, path: joined.get(runcNsType(ns.type)) ?? "" }));
 
   return { ...c, config: { ...c.config, mounts, namespaces } };
 }

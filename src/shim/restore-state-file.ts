@@ -13,6 +13,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DeviceRule } from "../cgroups/v1-devices.ts";
+import { NS_PROC_NAME } from "../checkpoint/runc-criu.ts";
 import { invalidArgument } from "../errors.ts";
 
 /** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
@@ -49,8 +50,6 @@ export interface RestoredFacts {
   deviceRules?: readonly DeviceRule[];
 }
 
-/** runc's namespace types and their /proc/<pid>/ns names. */
-const NS_NAMES: Record<string, string> = { NEWNET: "net", NEWPID: "pid", NEWNS: "mnt", NEWUTS: "uts", NEWIPC: "ipc", NEWUSER: "user", NEWCGROUP: "cgroup", NEWTIME: "time" };
 
 /** The keys of config that cryo writes itself; whatever the checkpoint has under them, in any case, goes. */
 const OWN_CONFIG_KEYS = ["rootfs", "labels", "hooks", "intel_rdt", "cgroups", "namespaces"];
@@ -137,7 +136,7 @@ export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts
   // As runc records them: every namespace the init is in, at /proc/<init>/ns/<name> (runc exec joins these).
   const namespacePaths: Record<string, string> = {};
   for (const type of Object.keys((old.namespace_paths ?? {}) as Record<string, unknown>)) {
-    const name = NS_NAMES[type];
+    const name = NS_PROC_NAME[type];
     if (name !== undefined) namespacePaths[type] = `/proc/${f.pid}/ns/${name}`;
   }
   // Only runc's own keys, each written here: another key that differs in case would win in Go's decoder.
