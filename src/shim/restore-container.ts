@@ -39,6 +39,7 @@ import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
+import { killTree } from "../sys/proc.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -497,13 +498,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Cgroups still being made would outlive their removal below.
     await cgroupsReady?.catch(() => {});
     if (ptsMaster !== undefined) closeSync(ptsMaster);
-    if (pid > 0) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    // The restored tree, not only its init: without a PID namespace of its own, the others would outlive it.
+    if (pid > 0) killTree(pid);
     for (const u of undo.reverse()) {
       try {
         await u();

@@ -31,4 +31,4 @@ export {
 export { pidfdOpen, pidfdGetfd, takeFdFromProcess } from "./pidfd.ts";
 export { Errno, errnoOf } from "./libc.ts";
 export { createEventFd, drainEventFd } from "./eventfd.ts";
-export { readProcStat, isAlive, listChildren, type ProcStat } from "./proc.ts";
+export { readProcStat, isAlive, listChildren, childrenOf, processTree, killTree, type ProcStat } from "./proc.ts";

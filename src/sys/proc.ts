@@ -83,3 +83,65 @@ export function pidfdTargets(): Set<number> {
   }
   return out;
 }
+
+/** The children of pid (every thread's /proc/<pid>/task/<tid>/children); none when it is gone. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const p of readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").split(" ")) if (p.trim() !== "") out.push(Number(p));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** pid and every descendant of it (children, theirs, ...), pid first. */
+export function processTree(pid: number): number[] {
+  const seen = new Set<number>([pid]);
+  const queue = [pid];
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    for (const c of childrenOf(p)) {
+      if (!seen.has(c)) {
+        seen.add(c);
+        queue.push(c);
+      }
+    }
+  }
+  return [...seen];
+}
+
+/**
+ * Kills pid and all its descendants with SIGKILL. Each is first stopped (SIGSTOP) until a walk of the tree
+ * finds nothing new, so none can fork a process the kill misses; killing the root first would instead hand
+ * its children to a subreaper, out of the tree. Processes already gone are skipped.
+ */
+export function killTree(pid: number): void {
+  const stopped = new Set<number>();
+  for (let round = 0; round < 100; round++) {
+    const fresh = processTree(pid).filter((p) => !stopped.has(p));
+    if (fresh.length === 0) break;
+    for (const p of fresh) {
+      stopped.add(p);
+      try {
+        process.kill(p, "SIGSTOP");
+      } catch {
+        // ESRCH: already gone
+      }
+    }
+  }
+  for (const p of stopped) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // ESRCH: already gone
+    }
+  }
+}
