@@ -35,6 +35,7 @@ import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.t
 import type { CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
+import { applyV2DeviceRules } from "../cgroups/v2-devices.ts";
 import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
@@ -204,20 +205,33 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   const ready = (async () => {
     const location = locationFromRuncPaths(cgroupPaths);
     createCgroupDirsSync(location);
-    // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts).
-    // Not in a devices cgroup that has processes: a restore under a new name shares the running original's cgroup,
-    // whose rules runc set, and resetting them would deny its processes every device for a moment.
-    const devices = cgroupPaths.devices;
-    if (devices !== undefined && (created.includes(devices) || readFileSync(join(devices, "cgroup.procs"), "utf8").trim() === "")) {
-      applyV1DeviceRules(devices, runcDeviceRules(resources?.devices));
-    }
     const unified = cgroupPaths[""];
     if (unified !== undefined) mkdirSync(unified, { recursive: true });
+    // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts,
+    // v2-devices.ts). Not in a cgroup that has processes: a restore under a new name shares the running original's
+    // cgroup, whose rules runc set, and resetting them would deny its processes every device for a moment (v1), or
+    // add a second filter to theirs (v2).
+    const target = deviceRulesTarget(cgroupPaths);
+    if (target && (created.includes(target.dir) || readFileSync(join(target.dir, "cgroup.procs"), "utf8").trim() === "")) {
+      const rules = runcDeviceRules(resources?.devices);
+      if (target.version === 1) applyV1DeviceRules(target.dir, rules);
+      else applyV2DeviceRules(target.dir, rules);
+    }
     prejoin(joinDirs);
     if (resources) await managerFor(location).update(resources);
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
   return { created, joinDirs, ready };
+}
+
+/**
+ * Where a restored container's device rules go: its v1 devices cgroup when the host has that controller
+ * (a hybrid host too), else its cgroup2 directory (a BPF program, as runc on a cgroup v2 host).
+ */
+export function deviceRulesTarget(cgroupPaths: Readonly<Record<string, string>>): { version: 1 | 2; dir: string } | undefined {
+  if (cgroupPaths.devices !== undefined) return { version: 1, dir: cgroupPaths.devices };
+  if (cgroupPaths[""] !== undefined) return { version: 2, dir: cgroupPaths[""] };
+  return undefined;
 }
 
 /** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are removed. */

@@ -10,7 +10,7 @@ import { Code, CryoError } from "../errors.ts";
 
 const { i32, u32, u64, i64, ptr } = FFIType;
 
-/** libc loaded once; variadic functions (fcntl, ioctl, prctl) are declared with fixed integer/pointer args. */
+/** libc loaded once; variadic functions (fcntl, ioctl, prctl, syscall) are declared with fixed integer/pointer args. */
 export const libc = dlopen("libc.so.6", {
   prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
   waitpid: { args: [i32, ptr, i32], returns: i32 },
@@ -34,6 +34,7 @@ export const libc = dlopen("libc.so.6", {
   pidfd_open: { args: [i32, u32], returns: i32 },
   pidfd_getfd: { args: [i32, i32, u32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
+  syscall: { args: [i64, i64, ptr, u64], returns: i64 }, // syscall(nr, a, b, c): bpf(2), which glibc does not wrap
   strerror: { args: [i32], returns: FFIType.cstring },
   __errno_location: { args: [], returns: ptr },
 }).symbols;

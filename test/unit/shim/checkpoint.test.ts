@@ -14,7 +14,7 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
@@ -123,6 +123,12 @@ describe("runc state of a restored container", () => {
     expect(() => runcHooksFromSpec({ poststop: [{ path: "relative" }] })).toThrow("spec hooks.poststop");
     expect(() => runcHooksFromSpec({ prestart: "/bin/sh" })).toThrow("spec hooks.prestart");
     expect(() => runcHooksFromSpec({ poststart: [{ path: "/x", timeout: -1 }] })).toThrow("spec hooks.poststart");
+  });
+
+  test("device rules go to the v1 devices cgroup when the host has one (hybrid too), else to the cgroup2 directory", () => {
+    expect(deviceRulesTarget({ devices: "/sys/fs/cgroup/devices/ns/c1", "": "/sys/fs/cgroup/unified/ns/c1" })).toEqual({ version: 1, dir: "/sys/fs/cgroup/devices/ns/c1" });
+    expect(deviceRulesTarget({ "": "/sys/fs/cgroup/ns/c1" })).toEqual({ version: 2, dir: "/sys/fs/cgroup/ns/c1" });
+    expect(deviceRulesTarget({ memory: "/sys/fs/cgroup/memory/ns/c1" })).toBeUndefined();
   });
 
   test("restored cgroup paths must lie below this host's hierarchy of their own key", () => {
