@@ -3,7 +3,8 @@
 //   - `ctr run --rm IMAGE id true` latency, sequential: median and p90 of N runs
 //   - 20 parallel `ctr run --rm`: wall time until all 20 returned
 //   - shim memory with 1 and with 20 running containers: RSS, PSS and private bytes summed over every
-//     shim process of this containerd (/proc/<pid>/smaps_rollup)
+//     shim process of this containerd (/proc/<pid>/smaps_rollup), cryo's standby daemon included (shown as
+//     "+1" in the process count)
 // cryo runs with each grouping policy (annotation io.cryo.shim.grouping): per-container, per-pod
 // (pods of 5 containers, annotation io.containerd.runc.v2.group, which runc's shim honours too) and
 // per-namespace. Runs interleave the runtimes so that machine load drifts hit all of them alike.
@@ -80,13 +81,14 @@ function quantile(xs: number[], q: number): number {
 }
 
 /** Shim processes of this containerd (their command line carries its address). */
-function shimPids(pc: PrivateContainerd, binary: string): number[] {
+function shimPids(pc: PrivateContainerd, binary: string, which: "daemons" | "standby" = "daemons"): number[] {
   const pids: number[] = [];
   for (const p of readdirSync("/proc")) {
     if (!/^\d+$/.test(p)) continue;
     try {
       const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-      if (argv[0]?.endsWith(binary) && argv.includes(pc.address)) pids.push(Number(p));
+      // cryo's standby daemon (src/shim/standby.ts) serves no container: counted apart.
+      if (argv[0]?.endsWith(binary) && argv.includes(pc.address) && argv.includes("__standby") === (which === "standby")) pids.push(Number(p));
     } catch {
       // gone
     }
@@ -176,8 +178,10 @@ try {
           // Let start-up garbage settle the way a long-running shim would (a few GC cycles).
           await Bun.sleep(2000);
           const pids = shimPids(pc, v.shimBinary);
-          const m = memory(pids);
-          console.log(`${v.name.padEnd(22)} ${String(n).padStart(3)} ${String(pids.length).padStart(5)} ${mib(m.rss).padStart(7)} ${mib(m.pss).padStart(7)} ${mib(m.priv).padStart(8)}`);
+          const standby = shimPids(pc, v.shimBinary, "standby");
+          const m = memory([...pids, ...standby]);
+          const procs = `${pids.length}${standby.length > 0 ? `+${standby.length}` : ""}`;
+          console.log(`${v.name.padEnd(22)} ${String(n).padStart(3)} ${procs.padStart(5)} ${mib(m.rss).padStart(7)} ${mib(m.pss).padStart(7)} ${mib(m.priv).padStart(8)}`);
         }
       } finally {
         await Promise.all(ids.map((id) => pc.ctr(["task", "kill", "--signal", "SIGKILL", id])));

@@ -19,7 +19,8 @@ import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
-import { readAnnotations } from "./start.ts";
+import { readAnnotations, selfCommand } from "./start.ts";
+import { ensureStandby, takeStandbyPath } from "./standby.ts";
 import { createTaskService } from "./task-service.ts";
 
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
@@ -74,6 +75,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   // A pod's group is never joined again once its sandbox container is deleted: then no linger.
   const seal = createGroupSeal(process.env[GROUP_KEY_ENV] ?? "");
   delete process.env[GROUP_KEY_ENV];
+  // The standby for this containerd's next daemon (standby.ts), launched after the first Create with
+  // containerd's environment as this daemon got it.
+  const standby = takeStandbyPath();
+  const standbyEnv = { ...process.env };
+  delete standbyEnv[LINGER_ENV];
+  let standbyDue = standby !== undefined;
   const later = (ms: number, fn: () => void) => {
     clearTimeout(recheck);
     recheck = setTimeout(fn, ms);
@@ -157,6 +164,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       const r = await service.impl.create(req, ctx);
       seal.created(req.id, () => readAnnotations(req.bundle));
       logFollower.created(req.id, req.bundle);
+      if (standbyDue) {
+        standbyDue = false;
+        // After the reply: the container's Start comes first.
+        setTimeout(() => ensureStandby(standby!, standbyEnv, selfCommand(), { grpcAddress: flags.address, namespace: flags.namespace }), 0);
+      }
       return r;
     },
     async delete(req, ctx) {

@@ -10,6 +10,10 @@ if (process.env.CRYO_PLUGIN_RUNNER === "1") {
   (await import("../plugins/runner-main.ts")).runPluginRunner();
 } else if (process.argv[1] === "__criu" || process.argv[2] === "__criu") {
   process.exit((await import("../criu/helper.ts")).runCriuHelper());
+} else if (process.argv[1] === "__standby" || process.argv[2] === "__standby") {
+  // A standby daemon (standby.ts): the socket path follows the argument.
+  const at = process.argv.indexOf("__standby");
+  process.exit(await (await import("./standby-main.ts")).runStandby(process.argv[at + 1] ?? ""));
 } else {
   const { runShim } = await import("./manager.ts");
   process.exit(await runShim(process.argv.slice(2)));

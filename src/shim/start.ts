@@ -20,6 +20,7 @@ import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAd
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
+import { STANDBY_PATH_ENV, standbyMs, standbyPath, takeStandby } from "./standby.ts";
 
 const specSchema = z.looseObject({ annotations: z.optional(z.record(z.string(), z.string())) });
 
@@ -93,6 +94,56 @@ function adjustOomScore(pid: number): void {
   }
 }
 
+/**
+ * Binds the daemon's socket and launches the daemon with it as fd 3, detached, in the bundle, with the
+ * bundle's `log` FIFO as stdout and stderr; returns its pid.
+ */
+async function launchDaemon(path: string, bundle: string, args: string[], env: Record<string, string | undefined>, id: string): Promise<number> {
+  let logFd: number | "ignore" = "ignore";
+  try {
+    logFd = openSync(join(bundle, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
+  } catch {
+    // no log FIFO (not started by containerd): the daemon logs nowhere
+  }
+  // bun:ffi's libc is loaded only here: a `start` that reuses a running daemon does not pay for it.
+  const [{ listenUnixSocket }, { close: closeFd }] = await Promise.all([import("../sys/console-socket.ts"), import("../sys/fd.ts")]);
+  let listenFd: number;
+  try {
+    listenFd = listenUnixSocket(path, { mode: 0o600 });
+  } catch (err) {
+    if (typeof logFd === "number") closeSync(logFd);
+    throw err;
+  }
+  try {
+    const proc = Bun.spawn([...selfCommand(), ...args], { argv0: process.execPath, cwd: bundle, env, stdio: ["ignore", logFd, logFd, listenFd], detached: true });
+    proc.unref();
+    return proc.pid;
+  } catch (err) {
+    rmSync(path, { force: true });
+    throw unavailable(`shim daemon for ${id}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
+  } finally {
+    closeFd(listenFd);
+    if (typeof logFd === "number") closeSync(logFd);
+  }
+}
+
+/** The daemon's OOM score (containerd's + 1) and, when the runtime options name one, its shim cgroup; on failure the daemon is killed. */
+async function placeDaemon(pid: number, shimCgroup: string | undefined, socket: string): Promise<void> {
+  adjustOomScore(pid);
+  if (!shimCgroup) return;
+  try {
+    await (await import("./shim-cgroup.ts")).placeInShimCgroup(pid, shimCgroup);
+  } catch (err) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+    rmSync(socket, { force: true });
+    throw err;
+  }
+}
+
 /** Runs `start`; returns the bytes to print on stdout. */
 export async function startShim(flags: ShimFlags, env: Record<string, string | undefined>, stdin: Uint8Array): Promise<Uint8Array> {
   if (!flags.id) throw invalidArgument("start", { detail: "-id is required" });
@@ -115,57 +166,24 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
   try {
     if (!(await canConnect(path))) {
       rmSync(path, { force: true });
-      let logFd: number | "ignore" = "ignore";
-      try {
-        logFd = openSync(join(bundle, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
-      } catch {
-        // no log FIFO (not started by containerd): the daemon logs nowhere
-      }
-      const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug: flags.debug || (input?.kind === "bootstrap" && input.debug) }, path);
-      // bun:ffi's libc is loaded only here: a `start` that reuses a running daemon does not pay for it.
-      const [{ listenUnixSocket }, { close: closeFd }] = await Promise.all([import("../sys/console-socket.ts"), import("../sys/fd.ts")]);
-      let listenFd: number;
-      try {
-        listenFd = listenUnixSocket(path, { mode: 0o600 });
-      } catch (err) {
-        if (typeof logFd === "number") closeSync(logFd);
-        throw err;
-      }
-      let proc: ReturnType<typeof Bun.spawn>;
-      try {
-        proc = Bun.spawn([...selfCommand(), ...args], {
-          argv0: process.execPath,
-          cwd: bundle,
-          env: daemonEnv(env, {
-            TTRPC_ADDRESS: ttrpcAddress,
-            GRPC_ADDRESS: grpcAddress,
-            NAMESPACE: flags.namespace,
-            [LINGER_ENV]: String(lingerFor(key, env)),
-            [GROUP_KEY_ENV]: key,
-            [LISTEN_FD_ENV]: "3",
-          }),
-          stdio: ["ignore", logFd, logFd, listenFd],
-          detached: true,
-        });
-      } catch (err) {
-        rmSync(path, { force: true });
-        throw unavailable(`shim daemon for ${flags.id}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
-      } finally {
-        closeFd(listenFd);
-        if (typeof logFd === "number") closeSync(logFd);
-      }
-      proc.unref();
-      adjustOomScore(proc.pid);
-      const shimCgroup = input?.options.shimCgroup;
-      if (shimCgroup) {
-        try {
-          await (await import("./shim-cgroup.ts")).placeInShimCgroup(proc.pid, shimCgroup);
-        } catch (err) {
-          proc.kill("SIGKILL");
-          rmSync(path, { force: true });
-          throw err;
-        }
-      }
+      const debug = flags.debug || (input?.kind === "bootstrap" && input.debug);
+      const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug }, path);
+      const perDaemonEnv: Record<string, string> = {
+        TTRPC_ADDRESS: ttrpcAddress,
+        GRPC_ADDRESS: grpcAddress,
+        NAMESPACE: flags.namespace,
+        [LINGER_ENV]: String(lingerFor(key, env)),
+        [GROUP_KEY_ENV]: key,
+      };
+      // A standby daemon of this containerd, namespace and environment (standby.ts) becomes this group's
+      // daemon at once; without one, a daemon is launched. After its first Create the daemon launches the
+      // standby for the next group, unless it serves the whole namespace (there is no next group then) or
+      // runs in a shim cgroup of its own (its standby would start there, not where `start` runs).
+      const standby = standbyMs(env) > 0 ? standbyPath(dir, { grpcAddress, ttrpcAddress, namespace: flags.namespace, debug }, env) : undefined;
+      if (standby && !key.startsWith("namespace/") && !input?.options.shimCgroup) perDaemonEnv[STANDBY_PATH_ENV] = standby;
+      const taken = standby ? await takeStandby(standby, { socket: path, cwd: bundle, argv: args, env: perDaemonEnv }) : undefined;
+      const pid = taken ?? (await launchDaemon(path, bundle, args, daemonEnv(env, { ...perDaemonEnv, [LISTEN_FD_ENV]: "3" }), flags.id));
+      await placeDaemon(pid, input?.options.shimCgroup, path);
     }
     markPending(path, flags.id);
     writeFileAtomic(join(bundle, "address"), address);

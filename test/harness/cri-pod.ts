@@ -56,7 +56,10 @@ function exeName(pid: number, argv: readonly string[]): string {
   }
 }
 
-/** Processes of binary (e.g. "containerd-shim-cryo-v2") whose command line carries `-address <address>`. */
+/**
+ * Processes of binary (e.g. "containerd-shim-cryo-v2") whose command line carries `-address <address>`;
+ * not cryo's standby daemon, which serves no container until a `start` takes it (src/shim/standby.ts).
+ */
 export function shimProcesses(binary: string, address: string): ShimProcess[] {
   const found: ShimProcess[] = [];
   for (const name of readdirNumeric("/proc")) {
@@ -64,7 +67,7 @@ export function shimProcesses(binary: string, address: string): ShimProcess[] {
     const argv = readArgv(pid);
     if (argv === undefined) continue;
     const i = argv.indexOf("-address");
-    if (i < 0 || argv[i + 1] !== address) continue;
+    if (i < 0 || argv[i + 1] !== address || argv.includes("__standby")) continue;
     if (exeName(pid, argv) !== binary && basename(argv[0] ?? "") !== binary) continue;
     found.push({ pid, argv });
   }

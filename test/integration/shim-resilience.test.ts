@@ -33,7 +33,8 @@ function shimPids(): number[] {
   for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
     try {
       const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-      if (argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address)) pids.push(Number(p));
+      // Not the standby (src/shim/standby.ts): it serves no container.
+      if (argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address) && !argv.includes("__standby")) pids.push(Number(p));
     } catch {
       // gone
     }

@@ -1,0 +1,174 @@
+/**
+ * The standby daemon: one shim daemon kept booted (modules loaded, nothing served) per containerd,
+ * namespace and environment, so that a container that needs a daemon of its own takes one that is ready
+ * instead of waiting for a new process to load (~40 ms of CPU here, docs/shim.md "Speed").
+ *
+ * - `start`, when no daemon serves the container's group, asks the standby (takeStandby) over its socket
+ *   `<socket dir>/standby-<hash>.sock`: the standby binds the container's socket, takes the bundle's log
+ *   FIFO as its stdout/stderr, becomes that group's daemon and answers with its pid. No standby (or a
+ *   failed hand-over): `start` launches a daemon as before.
+ * - Every daemon, after its first Create, makes sure a standby is there for the next container
+ *   (ensureStandby), off the path of the `start` that is waiting; a marker file keeps concurrent daemons
+ *   from launching more than one.
+ * - A standby not taken within CRYO_SHIM_STANDBY_MS (default 60 s) exits; 0 turns the standby off.
+ *
+ * The hash covers everything a daemon inherits from `start` that is the same for every container: this
+ * binary (path, inode, size, mtime), containerd's addresses, the namespace, -debug, the socket dir and
+ * containerd's environment. The standby's process runs standby-main.ts.
+ */
+import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { LINGER_ENV } from "./socket-lock.ts";
+import { GROUP_KEY_ENV } from "./grouping-seal.ts";
+import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
+import { unavailable } from "../errors.ts";
+
+/** containerd's environment variable (inherited by every shim) that sets the standby's idle time in ms; 0: no standby. */
+export const STANDBY_MS_ENV = "CRYO_SHIM_STANDBY_MS";
+/** How long a standby waits to be taken by default. */
+export const DEFAULT_STANDBY_MS = 60_000;
+/** Set in a daemon's environment: the standby socket path its group's `start` computed (the daemon launches the next standby there). */
+export const STANDBY_PATH_ENV = "CRYO_SHIM_STANDBY";
+/** The argument that runs the binary as a standby: `__standby <socket path> -address <containerd> -namespace <ns> <padding>`. */
+export const STANDBY_ARG = "__standby";
+/** Room for the daemon's command line once taken (setProcTitle rewrites the standby's in place). */
+const TITLE_PADDING = " ".repeat(2048);
+/** A launch marker older than this is taken for a standby that died while loading. */
+const MARKER_STALE_MS = 10_000;
+/** How long `start` waits for the standby's answer. */
+const TAKE_TIMEOUT_MS = 10_000;
+
+/** The standby's idle time from the environment (DEFAULT_STANDBY_MS when absent or malformed, 0: off). */
+export function standbyMs(env: Readonly<Record<string, string | undefined>>): number {
+  const v = env[STANDBY_MS_ENV];
+  if (v === undefined || !/^\d+$/.test(v)) return DEFAULT_STANDBY_MS;
+  return Math.min(Number(v), 3_600_000);
+}
+
+/** Variables that differ between daemons of one containerd: left out of the standby's key and environment. */
+const PER_DAEMON_ENV = new Set([LINGER_ENV, GROUP_KEY_ENV, LISTEN_FD_ENV, STANDBY_PATH_ENV]);
+
+/** The standby socket for a daemon that `start` would launch with env and these flags. */
+export function standbyPath(socketDir: string, what: { grpcAddress: string; ttrpcAddress: string; namespace: string; debug: boolean }, env: Readonly<Record<string, string | undefined>>): string {
+  let exe = process.execPath;
+  try {
+    const st = statSync(process.execPath);
+    exe = `${process.execPath}\0${st.ino}\0${st.size}\0${st.mtimeMs}`;
+  } catch {
+    // no stat: the path alone
+  }
+  const envText = Object.entries(env)
+    .filter(([k, v]) => v !== undefined && !PER_DAEMON_ENV.has(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\0");
+  const h = new Bun.CryptoHasher("sha256").update([exe, what.grpcAddress, what.ttrpcAddress, what.namespace, String(what.debug), socketDir, envText].join("\0\0")).digest("hex");
+  return `${socketDir}/standby-${h.slice(0, 32)}.sock`;
+}
+
+/** What `start` hands the standby: the daemon it becomes. */
+export interface StandbyRequest {
+  /** The container's socket, which the standby binds and serves (mode 0600). */
+  socket: string;
+  /** The bundle: the daemon's working directory, whose `log` FIFO becomes its stdout and stderr. */
+  cwd: string;
+  /** The daemon's flags (daemonArgs). */
+  argv: string[];
+  /** Per-daemon environment (linger, group key, standby path, containerd's addresses). */
+  env: Record<string, string>;
+}
+
+/**
+ * Asks the standby at path to become the daemon described by request; resolves with its pid, or undefined
+ * when there is no standby to ask (the caller then launches a daemon itself). Once the request is sent the
+ * standby may already serve the container's socket, so a standby that neither answers nor hangs up within
+ * TAKE_TIMEOUT_MS fails the `start` (UNAVAILABLE) rather than have a second daemon launched beside it.
+ */
+export async function takeStandby(path: string, request: StandbyRequest): Promise<number | undefined> {
+  if (!existsSync(path)) return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let socket: Awaited<ReturnType<typeof Bun.connect>> | undefined;
+  try {
+    return await new Promise<number | undefined>((resolve, reject) => {
+      let text = "";
+      Bun.connect({
+        unix: path,
+        socket: {
+          open(s) {
+            socket = s;
+            s.write(`${JSON.stringify(request)}\n`);
+            timer = setTimeout(() => reject(unavailable(`standby daemon ${path}`, { detail: `no answer within ${TAKE_TIMEOUT_MS} ms` })), TAKE_TIMEOUT_MS);
+          },
+          data(_s, chunk) {
+            text += new TextDecoder().decode(chunk);
+            const nl = text.indexOf("\n");
+            if (nl < 0) return;
+            try {
+              const reply = JSON.parse(text.slice(0, nl)) as { pid?: unknown };
+              resolve(typeof reply.pid === "number" && reply.pid > 0 ? reply.pid : undefined);
+            } catch {
+              resolve(undefined);
+            }
+          },
+          // Hung up without a pid (taken by another start, or it failed before binding): not taken.
+          close: () => resolve(undefined),
+          error: () => resolve(undefined),
+        },
+      }).catch(() => resolve(undefined)); // nothing listens (an idle standby just left)
+    });
+  } finally {
+    clearTimeout(timer);
+    socket?.end();
+  }
+}
+
+/** The marker that a standby for path is being launched. */
+export function standbyMarker(path: string): string {
+  return `${path}.launching`;
+}
+
+/**
+ * Launches a standby at path unless one is there or being launched (the marker, made exclusively). env is
+ * containerd's environment as the daemon got it (without the per-daemon variables). Never throws: a standby
+ * is an optimisation. Returns the launched pid, or undefined.
+ */
+export function ensureStandby(path: string, env: Readonly<Record<string, string | undefined>>, command: readonly string[], what: { grpcAddress: string; namespace: string }): number | undefined {
+  if (standbyMs(env) === 0 || existsSync(path)) return undefined;
+  const marker = standbyMarker(path);
+  try {
+    const fd = openSync(marker, "wx", 0o600);
+    writeFileSync(fd, String(process.pid));
+    closeSync(fd);
+  } catch {
+    // Being launched by another daemon, or a marker left by a standby that died while loading.
+    try {
+      if (Date.now() - statSync(marker).mtimeMs < MARKER_STALE_MS) return undefined;
+      rmSync(marker, { force: true });
+    } catch {
+      // gone meanwhile
+    }
+    return undefined;
+  }
+  try {
+    const clean: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(env)) if (!PER_DAEMON_ENV.has(k)) clean[k] = v;
+    const proc = Bun.spawn([...command, STANDBY_ARG, path, "-address", what.grpcAddress, "-namespace", what.namespace, TITLE_PADDING], {
+      argv0: process.execPath,
+      cwd: "/",
+      env: daemonEnv(clean, { [STANDBY_PATH_ENV]: path }),
+      stdio: ["ignore", "ignore", "ignore"],
+      detached: true,
+    });
+    proc.unref();
+    return proc.pid;
+  } catch {
+    rmSync(marker, { force: true });
+    return undefined;
+  }
+}
+
+/** The standby path recorded in a daemon's environment, taken out of it (runc and hooks do not inherit it). */
+export function takeStandbyPath(env: Record<string, string | undefined> = process.env): string | undefined {
+  const v = env[STANDBY_PATH_ENV];
+  delete env[STANDBY_PATH_ENV];
+  return v !== undefined && v.startsWith("/") ? v : undefined;
+}

@@ -1,0 +1,92 @@
+/**
+ * The standby daemon (src/shim/standby.ts), through ctr against a private containerd: after a container's
+ * Create a standby is there; the next container that needs a daemon of its own is served by it (its
+ * command line then names the container, and it runs the container like any daemon); a standby not taken
+ * within CRYO_SHIM_STANDBY_MS exits and removes its socket; with CRYO_SHIM_STANDBY_MS=0 there is none.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { ensureTestImage, PrivateContainerd, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
+
+const IDLE_MS = 4000;
+let pc: PrivateContainerd;
+let ns: string;
+
+beforeAll(async () => {
+  ns = uniqueId("standby");
+  pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_SHIM_STANDBY_MS: String(IDLE_MS) } });
+  await ensureTestImage(pc);
+}, 60_000);
+
+afterAll(async () => {
+  await pc?.stop();
+}, 60_000);
+
+/** The command lines of this containerd's cryo processes, by pid. */
+function cryoProcesses(address: string): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").filter((a) => a !== "");
+      if (argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(address)) out.set(Number(p), argv);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const standbys = (address: string) => [...cryoProcesses(address)].filter(([, argv]) => argv.includes("__standby"));
+
+test("a standby is launched after a Create, takes the next container's daemon, and exits when not taken", async () => {
+  const first = uniqueId("sb1");
+  const r = await pc.ctr(["run", "--rm", "--runtime", "io.containerd.cryo.v2", testImage, first, "true"]);
+  expect(r.exitCode).toBe(0);
+  const [standbyPid, standbyArgv] = (await waitFor(() => (standbys(pc.address).length === 1 ? standbys(pc.address) : undefined), { what: "one standby" }))[0]!;
+  const socket = standbyArgv[standbyArgv.indexOf("__standby") + 1]!;
+  await waitFor(() => existsSync(socket), { what: `standby socket ${socket}` });
+
+  // The next container's daemon is the standby: same pid, now with the container's command line.
+  const second = uniqueId("sb2");
+  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, second, "sh", "-c", "echo ready; sleep 1000"]);
+  try {
+    const argv = cryoProcesses(pc.address).get(standbyPid);
+    expect(argv).toBeDefined();
+    expect(argv).not.toContain("__standby");
+    expect(argv!.slice(1, 5)).toEqual(["-namespace", ns, "-id", second]);
+    expect(existsSync(socket)).toBe(false);
+    expect(await taskStatus(pc, second)).toBe("RUNNING");
+    const exec = await pc.ctr(["task", "exec", "--exec-id", "e1", second, "sh", "-c", "echo from-exec; exit 4"]);
+    expect(exec.stdout).toContain("from-exec");
+    expect(exec.exitCode).toBe(4);
+    // Its log is the bundle's FIFO, which containerd forwards: the daemon's start-up lines are in containerd's log.
+    await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(`pid=${standbyPid}`) || readFileSync(pc.layout.log, "utf8").includes(`"pid":${standbyPid}`), {
+      what: `the taken standby's log lines in containerd's log`,
+    });
+  } finally {
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", second]);
+    await waitFor(async () => (await pc.ctr(["task", "rm", second])).exitCode === 0, { what: `task rm ${second}` });
+    await pc.ctrOk(["containers", "rm", second]);
+  }
+  await waitFor(() => !processAlive(standbyPid), { timeoutMs: 20_000, what: `daemon ${standbyPid} (the former standby) gone` });
+
+  // The second daemon launched a new standby after its Create; nothing takes it, so it exits after IDLE_MS.
+  const next = standbys(pc.address);
+  expect(next.length).toBe(1);
+  const [nextPid, nextArgv] = next[0]!;
+  expect(nextPid).not.toBe(standbyPid);
+  const nextSocket = nextArgv[nextArgv.indexOf("__standby") + 1]!;
+  await waitFor(() => !processAlive(nextPid), { timeoutMs: IDLE_MS + 10_000, what: `idle standby ${nextPid} gone` });
+  expect(existsSync(nextSocket)).toBe(false);
+  expect(existsSync(`${nextSocket}.launching`)).toBe(false);
+}, 90_000);
+
+test("CRYO_SHIM_STANDBY_MS=0: no standby", async () => {
+  await using off = await startPrivateContainerd({ namespace: uniqueId("nostandby"), env: { CRYO_SHIM_STANDBY_MS: "0" } });
+  await ensureTestImage(off);
+  const id = uniqueId("nosb");
+  const r = await off.ctr(["run", "--rm", "--runtime", "io.containerd.cryo.v2", testImage, id, "true"]);
+  expect(r.exitCode).toBe(0);
+  // A standby would be launched right after the Create, long before the container's run ends.
+  expect(standbys(off.address)).toEqual([]);
+}, 90_000);

@@ -1,0 +1,30 @@
+import { expect, test } from "bun:test";
+import { DEFAULT_STANDBY_MS, STANDBY_MS_ENV, standbyMs, standbyPath } from "../../../src/shim/standby.ts";
+
+test("standbyMs: the default, a number of ms, 0 for off, the default for junk", () => {
+  expect(standbyMs({})).toBe(DEFAULT_STANDBY_MS);
+  expect(standbyMs({ [STANDBY_MS_ENV]: "1500" })).toBe(1500);
+  expect(standbyMs({ [STANDBY_MS_ENV]: "0" })).toBe(0);
+  expect(standbyMs({ [STANDBY_MS_ENV]: "-5" })).toBe(DEFAULT_STANDBY_MS);
+  expect(standbyMs({ [STANDBY_MS_ENV]: "soon" })).toBe(DEFAULT_STANDBY_MS);
+  expect(standbyMs({ [STANDBY_MS_ENV]: "99999999" })).toBe(3_600_000);
+});
+
+test("standbyPath: one per containerd, namespace, -debug and environment; per-daemon variables do not count", () => {
+  const what = { grpcAddress: "/run/c/containerd.sock", ttrpcAddress: "/run/c/containerd.sock.ttrpc", namespace: "default", debug: false };
+  const env = { PATH: "/usr/bin", CRYO_CONFIG: "/etc/cryo/a.toml" };
+  const p = standbyPath("/run/cryo/s", what, env);
+  expect(p).toMatch(/^\/run\/cryo\/s\/standby-[0-9a-f]{32}\.sock$/);
+  expect(p.length).toBeLessThan(108); // a unix socket path
+  expect(standbyPath("/run/cryo/s", what, { ...env })).toBe(p);
+  expect(standbyPath("/run/cryo/s", what, { ...env, CRYO_SHIM_LINGER_MS: "3000", CRYO_SHIM_GROUP_KEY: "container/x" })).toBe(p);
+  for (const other of [
+    standbyPath("/run/cryo/s", { ...what, namespace: "k8s.io" }, env),
+    standbyPath("/run/cryo/s", { ...what, grpcAddress: "/run/d/containerd.sock" }, env),
+    standbyPath("/run/cryo/s", { ...what, debug: true }, env),
+    standbyPath("/run/cryo/s", what, { ...env, CRYO_CONFIG: "/etc/cryo/b.toml" }),
+    standbyPath("/run/cryo/t", what, env),
+  ]) {
+    expect(other).not.toBe(p);
+  }
+});
