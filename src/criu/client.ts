@@ -356,65 +356,91 @@ async function runHelper(
   const events: NotifyEvent[] = [];
   let callbackError: unknown;
   let result: ResultMessage | undefined;
-  const onAbort = () => killHelper(proc.pid);
+  // An abort kills the helper and CRIU, and the call fails at once: it does not wait for them to be gone (a
+  // process in a frozen cgroup, or in an uninterruptible sleep, dies only later). What the call would still
+  // have returned is released then.
+  let cancel: ((err: unknown) => void) | undefined;
+  const cancelled = new Promise<never>((_, reject) => (cancel = reject));
+  cancelled.catch(() => {});
+  const onAbort = () => {
+    killHelper(proc.pid);
+    cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason }));
+  };
   call.signal?.addEventListener("abort", onAbort, { once: true });
-  // Descriptors taken from the helper: closed unless the call succeeds (then the result owns them).
-  const owned: number[] = [];
-  let succeeded = false;
+  const body = talk();
+  if (!call.signal) return await body;
   try {
-    writeLine(proc, req);
-    for await (const line of lines(proc.stdout)) {
-      let msg;
-      try {
-        msg = checkHelperMessage(JSON.parse(line));
-      } catch {
-        continue;
-      }
-      if (!msg) continue;
-      if (msg.type === "result") {
-        result = msg;
-        onResult?.(msg);
-        continue;
-      }
-      const event: NotifyEvent = { action: msg.action, pid: msg.pid, wait: msg.wait, helperPid: msg.helperPid };
-      if (msg.fd !== undefined) event.fd = msg.fd;
-      events.push(event);
-      let ok = true;
-      let message: string | undefined;
-      try {
-        // The helper waits here (the client added the action to waitFor), so its fd is still open.
-        if (takePtsMaster && msg.action === "orphan-pts-master" && msg.fd !== undefined && msg.fd >= 0) {
-          event.ptsMaster = takeFdFromProcess(msg.helperPid, msg.fd);
-          owned.push(event.ptsMaster);
-        }
-        await untilAborted(call.onNotify?.(event), call.signal);
-      } catch (err) {
-        ok = false;
-        callbackError ??= err;
-        message = err instanceof Error ? err.message : String(err);
-      }
-      if (msg.wait) {
-        // The helper may be gone already (killed on abort): its exit and the abort decide the outcome, not EPIPE.
-        writeLine(proc, { type: "reply", seq: msg.seq, ok, message });
-      }
+    return await Promise.race([body, cancelled]);
+  } catch (err) {
+    if (call.signal.aborted) {
+      body.then(
+        (r) => r.events.forEach((e) => e.ptsMaster !== undefined && close(e.ptsMaster)),
+        () => {},
+      );
     }
-    await proc.exited;
-    if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
-    if (!result) {
-      const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
-      throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
-    }
-    if (!result.ok) throw resultError(what, result, callbackError, await stderr);
-    succeeded = true;
-    return { result, events };
+    throw err;
   } finally {
-    call.signal?.removeEventListener("abort", onAbort);
+    call.signal.removeEventListener("abort", onAbort);
+  }
+
+  async function talk(): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
+    // Descriptors taken from the helper: closed unless the call succeeds (then the result owns them).
+    const owned: number[] = [];
+    let succeeded = false;
     try {
-      proc.stdin.end();
-    } catch {
-      // already closed
+      writeLine(proc, req);
+      for await (const line of lines(proc.stdout)) {
+        let msg;
+        try {
+          msg = checkHelperMessage(JSON.parse(line));
+        } catch {
+          continue;
+        }
+        if (!msg) continue;
+        if (msg.type === "result") {
+          result = msg;
+          onResult?.(msg);
+          continue;
+        }
+        const event: NotifyEvent = { action: msg.action, pid: msg.pid, wait: msg.wait, helperPid: msg.helperPid };
+        if (msg.fd !== undefined) event.fd = msg.fd;
+        events.push(event);
+        let ok = true;
+        let message: string | undefined;
+        try {
+          // The helper waits here (the client added the action to waitFor), so its fd is still open.
+          if (takePtsMaster && msg.action === "orphan-pts-master" && msg.fd !== undefined && msg.fd >= 0) {
+            event.ptsMaster = takeFdFromProcess(msg.helperPid, msg.fd);
+            owned.push(event.ptsMaster);
+          }
+          await untilAborted(call.onNotify?.(event), call.signal);
+        } catch (err) {
+          ok = false;
+          callbackError ??= err;
+          message = err instanceof Error ? err.message : String(err);
+        }
+        if (msg.wait) {
+          // The helper may be gone already (killed on abort): its exit and the abort decide the outcome, not EPIPE.
+          writeLine(proc, { type: "reply", seq: msg.seq, ok, message });
+        }
+      }
+      await proc.exited;
+      if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
+      if (!result) {
+        const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
+        throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
+      }
+      if (!result.ok) throw resultError(what, result, callbackError, await stderr);
+      succeeded = true;
+      return { result, events };
+    } finally {
+      try {
+        proc.stdin.end();
+      } catch {
+        // already closed
+      }
+      if (!succeeded) for (const fd of owned) close(fd);
     }
-    if (!succeeded) for (const fd of owned) close(fd);
   }
 }
 

@@ -15,7 +15,7 @@ import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load
 import type { Criu } from "../criu/index.ts";
 import { helperCommand, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper } from "../criu/warm.ts";
 import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
-import { CryoError, failedPrecondition, notFound } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, notFound } from "../errors.ts";
 import { close as closeFd } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
 import type { ImageFor, PolicyFor } from "./checkpoint-policy.ts";
@@ -43,7 +43,7 @@ const restoreModule = lazyModule("the restore (src/shim/restore-container.ts)", 
 export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
 
 /** The checkpoint/restore part of the engine. */
-export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore">> & {
+export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore" | "cancelRestore">> & {
   /**
    * Stops a post-copy dump still serving the container's pages (post-copy.ts), because the container is
    * signalled or deleted; resolves once CRIU is gone and the tree is let go (at most a few seconds).
@@ -74,6 +74,8 @@ interface PendingRestore {
   restore: RestoreDefaults | undefined;
   /** Start has begun. */
   started?: boolean;
+  /** Aborts the running restore of a Start (cancelRestore). */
+  abort?: AbortController;
   /** Worked out between Create's reply and Start (see createRestore). */
   prepared?: PreparedRestore;
   policy?: Promise<PolicyEngine | undefined>;
@@ -209,6 +211,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const p = pending.get(id);
       if (!p) throw notFound(`container ${id}`, { detail: "no checkpoint to restore" });
       p.started = true;
+      const abort = new AbortController();
+      p.abort = abort;
       const policyFor = deps.policyFor;
       const early = p.policy;
       const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
@@ -228,6 +232,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         restore: p.restore,
         prepared: p.prepared,
         terminal: p.spec.stdio.terminal,
+        signal: abort.signal,
       }).catch((err: unknown) => {
         // The failed restore undid its cgroups and killed their helper: a Start tried again makes them anew.
         p.prepared = undefined;
@@ -263,6 +268,14 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       if (!watch) return;
       watch.stop(reason);
       await Promise.race([watch.ended, Bun.sleep(5_000)]);
+    },
+
+    cancelRestore(id, reason) {
+      const p = pending.get(id);
+      if (!p?.abort || p.abort.signal.aborted) return false;
+      deps.log.warn(`restore container ${id}: cancelled: ${reason}`);
+      p.abort.abort(new CryoError(Code.CANCELLED, `restore container ${id}: cancelled: ${reason}`));
+      return true;
     },
 
     async discardRestore(id) {

@@ -18,6 +18,8 @@ import { ShimProcess } from "./process.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
+
+const SIGKILL = 9;
 /** How long an exit waits for the process's output to drain before it is reported anyway. */
 export const DRAIN_TIMEOUT_MS = 5000;
 /** How long Delete of a never-started process waits for it to die after `runc delete --force`. */
@@ -41,6 +43,8 @@ export class Container {
   private stopOom: (() => void) | undefined;
   /** A checkpoint with `exit` stopped the init (containerd still sends its Resume afterwards). */
   private stoppedByCheckpoint = false;
+  /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
+  private restoreInFlight = false;
 
   private constructor(
     readonly config: CreateConfig,
@@ -119,6 +123,11 @@ export class Container {
     });
   }
 
+  /** Aborts the restore a Start is running (outside the queue, where that Start holds its turn); true when one was running. */
+  private cancelRestore(why: string): boolean {
+    return this.restoreInFlight && (this.deps.engine.cancelRestore?.(this.id, `task ${why} while restoring`) ?? false);
+  }
+
   /** Starts the init or an exec; returns its pid. */
   start(execId: string): Promise<number> {
     return this.queue.run(async () => {
@@ -127,7 +136,8 @@ export class Container {
       const { engine } = this.deps;
       if (p === this.init) {
         if (p.state === "restoring") {
-          const restored = await engine.startRestore!(this.id);
+          this.restoreInFlight = true;
+          const restored = await engine.startRestore!(this.id).finally(() => (this.restoreInFlight = false));
           p.pid = restored.pid;
           p.io = restored.io;
           this.watchExit(p);
@@ -177,9 +187,15 @@ export class Container {
     });
   }
 
-  /** Sends a signal to the init (all: every process) or an exec. */
+  /**
+   * Sends a signal to the init (all: every process) or an exec. SIGKILL to an init whose restore is running
+   * (a Start from a checkpoint, which can hang in CRIU) cancels the restore instead: the Start fails, nothing
+   * of the restore is left, and the kill succeeds with nothing to signal.
+   */
   kill(execId: string, signal: number, all: boolean): Promise<void> {
+    const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("killed");
     return this.queue.run(async () => {
+      if (cancelled && this.init.state === "restoring") return;
       const p = this.process(execId);
       p.check("kill");
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
@@ -260,6 +276,7 @@ export class Container {
    * unmounted) and publishes /tasks/delete for the init. Returns the process's pid and exit.
    */
   delete(execId: string): Promise<{ pid: number; exit: ExitStatus }> {
+    if (execId === "") this.cancelRestore("deleted");
     return this.queue.run(async () => {
       const p = this.process(execId);
       const wasCreated = p.state === "created" || p.state === "restoring";

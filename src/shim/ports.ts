@@ -126,4 +126,6 @@ export interface Engine {
   startRestore?(id: string): Promise<Launched>;
   /** Releases what createRestore holds for a container deleted before it was started. */
   discardRestore?(id: string): void | Promise<void>;
+  /** Aborts the restore a Start of id is running (the task is being killed or deleted); false when none runs. */
+  cancelRestore?(id: string, reason: string): boolean;
 }

@@ -18,7 +18,7 @@
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -32,6 +32,7 @@ import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcConta
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { createCgroupDirsSync, hostCgroupMountsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
+import { killAll, listPidsRecursive } from "../cgroups/procs.ts";
 import type { CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
@@ -107,6 +108,8 @@ export interface RestoreInput {
   terminal?: boolean;
   /** prepareRestore's result, when it ran ahead (for this id, bundle and source). */
   prepared?: PreparedRestore;
+  /** Aborts the restore (the task was killed or deleted meanwhile): the CRIU call is killed and everything undone. */
+  signal?: AbortSignal;
 }
 
 /** The restored container. */
@@ -234,11 +237,32 @@ export function deviceRulesTarget(cgroupPaths: Readonly<Record<string, string>>)
   return undefined;
 }
 
-/** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are removed. */
+/** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are emptied and removed. */
 export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
+  await emptyCreatedCgroups(cgroups.joinDirs, cgroups.created);
   await removeCgroupDirs(cgroups.created);
+}
+
+/**
+ * Kills every process in the container's cgroups that this restore made (only those: a cgroup that existed
+ * may be a running original's), and thaws them, so that the kill takes effect in a frozen v1 freezer cgroup:
+ * what a killed CRIU call or a failed restore left there (a partly restored tree, a helper) goes with them.
+ */
+export async function emptyCreatedCgroups(joinDirs: readonly string[], created: readonly string[]): Promise<void> {
+  const own = joinDirs.filter((d) => created.includes(d));
+  if (own.length === 0) return;
+  killAll([...new Set((await Promise.all(own.map((d) => listPidsRecursive(d)))).flat())]);
+  for (const d of own) {
+    for (const [file, value] of [["freezer.state", "THAWED"], ["cgroup.freeze", "0"]] as const) {
+      try {
+        if (existsSync(join(d, file))) writeFileSync(join(d, file), value);
+      } catch {
+        // removed meanwhile
+      }
+    }
+  }
 }
 
 /**
@@ -293,6 +317,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const { created: cgCreated, joinDirs, ready } = cgroups ?? startRestoreCgroups({ cgroupPaths, resources }, (dirs) => criu.prejoin?.(dirs));
     cgroupsReady = ready;
     undo.push(() => removeCgroupDirs(cgCreated));
+    undo.push(() => emptyCreatedCgroups(joinDirs, cgCreated));
     undo.push(() => criu.releaseJoin?.(joinDirs));
     if (taken) throw refuseTaken();
     createRestoreMountpoints(container);
@@ -321,6 +346,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir);
+    input.signal?.throwIfAborted();
     // Page images kept in this host's page store: linked in, the store entry stays whole.
     // Page images kept in this host's page store: CRIU restores from a directory inside the store (the
     // other images copied there, the pages hard-linked), removed once every page is in.
@@ -388,6 +414,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       inheritFds.push({ fd: n, key: ns.key });
     }
     await cgroupsReady;
+    input.signal?.throwIfAborted();
     // Lazy pages (src/criu restoreLazy): a `criu lazy-pages` daemon serves the pages from the images on
     // demand (its socket is in the work dir, which the restore shares); the restore returns once the tree
     // runs, the daemon exits by itself when every page is back (lazyPages.done). A failed call kills it.
@@ -401,11 +428,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         ? {
             inheritFds,
             joinCgroups: plan.joinCgroups,
+            signal: input.signal,
             onNotify: (e: { action: string; pid: number }) => {
               if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
             },
           }
-        : { inheritFds, joinCgroups: plan.joinCgroups, notify: false };
+        : { inheritFds, joinCgroups: plan.joinCgroups, notify: false, signal: input.signal };
       const call = async () => {
         if (!meta.options.lazyPages) return await input.criu.restore(plan.opts, callOptions);
         const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });
@@ -417,6 +445,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       try {
         result = await call();
       } catch (err) {
+        if (input.signal?.aborted) throw err;
         // CRIU reads the host's mount table to resolve external mounts (/dev/null, binds); a mount appearing or going
         // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
         if (!/No root found for tree/.test(CryoError.from(err).message)) throw err;
@@ -424,6 +453,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         result = await call();
       }
     } catch (err) {
+      // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.
+      if (input.signal?.aborted) throw CryoError.from(input.signal.reason);
       const kept = join(bundle, FAILED_RESTORE_LOG);
       try {
         copyFileSync(join(workDir, "restore.log"), kept);

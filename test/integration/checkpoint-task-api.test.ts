@@ -7,15 +7,20 @@
  *   the pty master CRIU made, ResizePty reaches the terminal, and Delete closes it.
  * - The same checkpoint restored into a task without a terminal (as `ctr containers restore` creates it): the
  *   restored shell keeps its pty, whose IO the shim carries to the task's FIFOs, and Delete releases it.
+ * - A restore that hangs in CRIU (its helper frozen in the task's freezer cgroup before Start) is cancelled
+ *   by a SIGKILL Kill: the Start fails with CANCELLED at once, the shim answered State meanwhile, and Delete
+ *   leaves no process, cgroup, mount or runc state.
  * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
  *   undo that: the helper is killed and every cgroup directory of the task is removed.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
+import { Code, CryoError } from "../../src/errors.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
 import { PrivateContainerd, ensureTestImage, startPrivateContainerd, taskApiRestoreInputs, testImage, uniqueId, waitFor } from "../harness/index.ts";
@@ -238,6 +243,59 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
       expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
     } finally {
       await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
+      client.close();
+    }
+  } finally {
+    await removeSource(src, ref);
+  }
+});
+
+test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at once, and Delete leaves nothing", async () => {
+  const src = uniqueId("src");
+  const ref = `localhost/${src}:ckpt`;
+  const restoredId = uniqueId("hang");
+  const work = mkdtempSync(join(dir, "hang-"));
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
+  try {
+    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+    const cgroupsPath = `/${ns}/${restoredId}`;
+    const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
+    const dirs = cgroupDirs(cgroupsPath);
+    const freezer = dirs.find((d) => d.startsWith("/sys/fs/cgroup/freezer/"))!;
+    expect(freezer).toBeDefined();
+    const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
+    const client = await connect(address.replace(/^unix:\/\//, ""));
+    const call = <M extends keyof typeof TaskV2.method>(m: M, req: object, timeoutMs = 30_000) => client.call(TaskV2, m, req as never, { namespace: ns, timeoutMs });
+    try {
+      await call("create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, 60_000);
+      const helper = await waitFor(() => (existsSync(freezer) && procs(freezer).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(freezer) : undefined), {
+        what: "the CRIU helper in the restored task's freezer cgroup",
+        timeoutMs: 20_000,
+      });
+      // A hung CRIU: the helper that will run the restore is frozen before Start.
+      writeFileSync(join(freezer, "freezer.state"), "FROZEN");
+      await waitFor(() => (readFileSync(join(freezer, "freezer.state"), "utf8").trim() === "FROZEN" ? true : undefined), { what: "the helper frozen" });
+      const started = call("start", { id: restoredId }, 120_000).then(
+        () => ({ code: Code.OK, message: "" }),
+        (err: unknown) => ({ code: (err as CryoError).code, message: String((err as Error).message) }),
+      );
+      // Such a restore takes well under a second here: two seconds without an answer is a hang.
+      expect(await Promise.race([started, Bun.sleep(2000).then(() => "pending")])).toBe("pending");
+      expect((await call("state", { id: restoredId })).status).toBe(Status.CREATED);
+      await call("kill", { id: restoredId, signal: 9 });
+      const outcome = await started;
+      expect(outcome.code).toBe(Code.CANCELLED);
+      expect(outcome.message).toContain("cancelled: task killed while restoring");
+      await call("delete", { id: restoredId });
+      // Nothing of the restore is left: no process in its cgroups (they are gone), no helper, no CRIU root, no runc state.
+      await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the restored task's cgroups removed", timeoutMs: 10_000 });
+      await waitFor(() => (helper.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, "utf8").includes(") Z ")) ? true : undefined), { what: "the helper gone", timeoutMs: 10_000 });
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(restoredId);
+      expect(existsSync(`/run/containerd/runc/${ns}/${restoredId}`)).toBe(false);
+      // The source runs on, untouched.
+      expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
+    } finally {
+      await call("delete", { id: restoredId }).catch(() => {});
       client.close();
     }
   } finally {

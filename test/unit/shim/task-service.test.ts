@@ -183,3 +183,54 @@ test("the publisher retries a failed forward and keeps order", async () => {
   await p.drain(1000);
   expect(seen).toEqual(["/tasks/start", "/tasks/exit"]);
 });
+
+/** A fake engine whose restore (Start of a task created from a checkpoint) hangs until cancelRestore. */
+function hangingRestore(t: ReturnType<typeof setup>) {
+  let cancel: ((err: Error) => void) | undefined;
+  t.engine.createRestore = async (spec) => void t.calls.push(`createRestore ${spec.id}`);
+  t.engine.startRestore = (id) => {
+    t.calls.push(`startRestore ${id}`);
+    return new Promise((_, reject) => (cancel = reject));
+  };
+  t.engine.cancelRestore = (id, reason) => {
+    t.calls.push(`cancelRestore ${id}: ${reason}`);
+    cancel?.(new CryoError(Code.CANCELLED, `restore container ${id}: cancelled: ${reason}`));
+    return cancel !== undefined;
+  };
+  t.engine.discardRestore = async (id) => void t.calls.push(`discardRestore ${id}`);
+}
+
+test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, the kill succeeds, Delete discards it", async () => {
+  const t = setup();
+  hangingRestore(t);
+  await t.svc.create({ ...(createReq("c1") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  const started = codeOf(t.svc.start({ id: "c1", execId: "" } as never, t.ctx));
+  await Bun.sleep(10);
+  // The shim answers meanwhile.
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.CREATED);
+  // SIGTERM does not cancel it (it waits behind the Start, as any call of the container): only SIGKILL and Delete do.
+  const term = codeOf(t.svc.kill({ id: "c1", execId: "", signal: 15, all: false } as never, t.ctx));
+  await Bun.sleep(10);
+  expect(t.calls).toEqual(["createRestore c1", "startRestore c1"]);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  expect(await started).toEqual([Code.CANCELLED, "restore container c1: cancelled: task killed while restoring"]);
+  expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: invalid state transition: restoring => signalled"]);
+  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  expect(t.calls).toEqual(["createRestore c1", "startRestore c1", "cancelRestore c1: task killed while restoring", "discardRestore c1", "delete c1"]);
+});
+
+test("Delete of a task whose restore hangs cancels it and deletes it", async () => {
+  const t = setup();
+  hangingRestore(t);
+  await t.svc.create({ ...(createReq("c2") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  const started = codeOf(t.svc.start({ id: "c2", execId: "" } as never, t.ctx));
+  await Bun.sleep(10);
+  await t.svc.delete({ id: "c2", execId: "" } as never, t.ctx);
+  expect((await started)[0]).toBe(Code.CANCELLED);
+  expect(t.calls).toContain("cancelRestore c2: task deleted while restoring");
+  expect(t.calls.slice(-2)).toEqual(["discardRestore c2", "delete c2"]);
+  // Without a restore running, SIGKILL of a created task is a kill as before, and Delete cancels nothing.
+  await t.svc.create(createReq("c3"), t.ctx);
+  await t.svc.kill({ id: "c3", execId: "", signal: 9, all: false } as never, t.ctx);
+  expect(t.calls.filter((c) => c.startsWith("cancelRestore"))).toEqual(["cancelRestore c2: task deleted while restoring"]);
+});
