@@ -5,8 +5,9 @@
  * command line to the daemon's (so `ps` and containerd's tools find the container's shim by its -id) and
  * serves as if `start` had launched it. Not taken within its idle time, or on SIGTERM, it exits.
  */
-import { constants as fsc, openSync, rmSync } from "node:fs";
+import { constants as fsc, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { setPriority } from "node:os";
 import * as z from "zod/mini";
 import { close, dup2, listenUnixSocket, setProcTitle } from "../sys/index.ts";
 import { LISTEN_FD_ENV } from "./daemon-env.ts";
@@ -24,6 +25,18 @@ const requestSchema = z.object({
 /** Runs the standby at path; resolves with the exit code (the daemon's, once taken). */
 export async function runStandby(path: string): Promise<number> {
   const idleMs = standbyMs(process.env);
+  // It boots while the container that launched it is being started: at the lowest CPU priority, so that it
+  // takes only what that container's runc and daemon leave. Taken, it runs as any daemon (priority 0), which
+  // needs CAP_SYS_NICE: without it the standby keeps its priority throughout.
+  const canRenice = canRaisePriority();
+  const renice = (value: number) => {
+    try {
+      if (canRenice) setPriority(value);
+    } catch {
+      // refused (a seccomp filter, say): the priority stays
+    }
+  };
+  renice(19);
   // Everything a daemon loads before it serves (daemon.ts and what it imports), what its first Create loads
   // (the config cache), and the protobuf codecs of its calls and events.
   const [{ serveDaemon }, { warmDaemonCodecs }] = await Promise.all([import("./daemon.ts"), import("./warm-codecs.ts"), import("../config/config-cache.ts")]);
@@ -94,7 +107,18 @@ export async function runStandby(path: string): Promise<number> {
     replyTo?.(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
     return 1;
   }
+  renice(0);
   replyTo?.(JSON.stringify({ pid: process.pid }));
   setProcTitle([process.execPath, ...req.argv]);
   return await serveDaemon(parseShimFlags(req.argv, process.env, req.cwd));
+}
+
+/** CAP_SYS_NICE (bit 23) among this process's effective capabilities: a nice value can be lowered again. */
+function canRaisePriority(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 23n)) !== 0n;
+  } catch {
+    return false;
+  }
 }

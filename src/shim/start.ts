@@ -182,6 +182,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       const standby = standbyMs(env) > 0 ? standbyPath(dir, { grpcAddress, ttrpcAddress, namespace: flags.namespace, debug }, env) : undefined;
       if (standby && !key.startsWith("namespace/") && !input?.options.shimCgroup) perDaemonEnv[STANDBY_PATH_ENV] = standby;
       const taken = standby ? await takeStandby(standby, { socket: path, cwd: bundle, argv: args, env: perDaemonEnv }) : undefined;
+      if (taken === undefined && standby) rmSync(path, { force: true }); // a standby that failed after binding it
       const pid = taken ?? (await launchDaemon(path, bundle, args, daemonEnv(env, { ...perDaemonEnv, [LISTEN_FD_ENV]: "3" }), flags.id));
       await placeDaemon(pid, input?.options.shimCgroup, path);
     }
