@@ -10,6 +10,8 @@
  * - A restore that hangs in CRIU (its helper frozen in the task's freezer cgroup before Start) is cancelled
  *   by a SIGKILL Kill: the Start fails with CANCELLED at once, the shim answered State meanwhile, and Delete
  *   leaves no process, cgroup, mount or runc state.
+ * - A checkpoint whose tasks hold a capability the new spec does not grant (CAP_NET_RAW, dropped from the
+ *   bundle's spec) is refused at Start with INVALID_ARGUMENT naming it, before any cgroup or process is made.
  * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
@@ -296,6 +298,45 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at o
       expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
     } finally {
       await call("delete", { id: restoredId }).catch(() => {});
+      client.close();
+    }
+  } finally {
+    await removeSource(src, ref);
+  }
+});
+
+test("a checkpoint whose tasks hold a capability the new spec drops is refused, and nothing is made", async () => {
+  const src = uniqueId("src");
+  const ref = `localhost/${src}:ckpt`;
+  const restoredId = uniqueId("caps");
+  const work = mkdtempSync(join(dir, "caps-"));
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
+  try {
+    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+    const cgroupsPath = `/${ns}/${restoredId}`;
+    const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
+    // The same spec without CAP_NET_RAW, which ctr's default spec grants and the checkpointed sleep holds.
+    const specPath = join(bundle, "config.json");
+    const spec = JSON.parse(readFileSync(specPath, "utf8")) as { process: { capabilities: Record<string, string[]> } };
+    expect(spec.process.capabilities.bounding).toContain("CAP_NET_RAW");
+    for (const k of Object.keys(spec.process.capabilities)) spec.process.capabilities[k] = spec.process.capabilities[k]!.filter((c) => c !== "CAP_NET_RAW");
+    writeFileSync(specPath, JSON.stringify(spec));
+    const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
+    const client = await connect(address.replace(/^unix:\/\//, ""));
+    try {
+      await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
+      const err = await client.call(TaskV2, "start", { id: restoredId }, { namespace: ns, timeoutMs: 60_000 }).then(
+        () => undefined,
+        (e: unknown) => e as CryoError,
+      );
+      expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err?.message).toMatch(/task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/);
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
+      for (const d of cgroupDirs(cgroupsPath)) expect(existsSync(d)).toBe(false);
+      expect(existsSync(`/run/containerd/runc/${ns}/${restoredId}`)).toBe(false);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(restoredId);
+    } finally {
+      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
       client.close();
     }
   } finally {

@@ -5,15 +5,15 @@
 // @generated from file criu/core.proto (package criu, syntax proto2)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file criu/core.proto.
  */
 export const file_criu_core: GenFile = /*@__PURE__*/
-  fileDesc("Cg9jcml1L2NvcmUucHJvdG8SBGNyaXUi8wEKEFRhc2tLb2JqSWRzRW50cnkSDQoFdm1faWQYASACKA0SEAoIZmlsZXNfaWQYAiACKA0SDQoFZnNfaWQYAyACKA0SEgoKc2lnaGFuZF9pZBgEIAIoDRIRCglwaWRfbnNfaWQYBSABKA0SEQoJbmV0X25zX2lkGAYgASgNEhEKCWlwY19uc19pZBgHIAEoDRIRCgl1dHNfbnNfaWQYCCABKA0SEQoJbW50X25zX2lkGAkgASgNEhIKCnVzZXJfbnNfaWQYCiABKA0SFAoMY2dyb3VwX25zX2lkGAsgASgNEhIKCnRpbWVfbnNfaWQYDCABKA0izgEKDVRhc2tDb3JlRW50cnkSEgoKdGFza19zdGF0ZRgBIAIoDRIRCglleGl0X2NvZGUYAiACKA0SEwoLcGVyc29uYWxpdHkYAyACKA0SDQoFZmxhZ3MYBCACKA0SEgoKYmxrX3NpZ3NldBgFIAIoBBIMCgRjb21tGAYgAigJEg4KBmNnX3NldBgJIAEoDRIQCghsb2dpbnVpZBgNIAEoDRIVCg1vb21fc2NvcmVfYWRqGA4gASgFEhcKD2NoaWxkX3N1YnJlYXBlchgSIAEoCCJgCglDb3JlRW50cnkSDQoFbXR5cGUYASACKA0SHwoCdGMYAyABKAsyEy5jcml1LlRhc2tDb3JlRW50cnkSIwoDaWRzGAQgASgLMhYuY3JpdS5UYXNrS29iaklkc0VudHJ5");
+  fileDesc("Cg9jcml1L2NvcmUucHJvdG8SBGNyaXUi8wEKEFRhc2tLb2JqSWRzRW50cnkSDQoFdm1faWQYASACKA0SEAoIZmlsZXNfaWQYAiACKA0SDQoFZnNfaWQYAyACKA0SEgoKc2lnaGFuZF9pZBgEIAIoDRIRCglwaWRfbnNfaWQYBSABKA0SEQoJbmV0X25zX2lkGAYgASgNEhEKCWlwY19uc19pZBgHIAEoDRIRCgl1dHNfbnNfaWQYCCABKA0SEQoJbW50X25zX2lkGAkgASgNEhIKCnVzZXJfbnNfaWQYCiABKA0SFAoMY2dyb3VwX25zX2lkGAsgASgNEhIKCnRpbWVfbnNfaWQYDCABKA0izgEKDVRhc2tDb3JlRW50cnkSEgoKdGFza19zdGF0ZRgBIAIoDRIRCglleGl0X2NvZGUYAiACKA0SEwoLcGVyc29uYWxpdHkYAyACKA0SDQoFZmxhZ3MYBCACKA0SEgoKYmxrX3NpZ3NldBgFIAIoBBIMCgRjb21tGAYgAigJEg4KBmNnX3NldBgJIAEoDRIQCghsb2dpbnVpZBgNIAEoDRIVCg1vb21fc2NvcmVfYWRqGA4gASgFEhcKD2NoaWxkX3N1YnJlYXBlchgSIAEoCCK+AQoKQ3JlZHNFbnRyeRILCgN1aWQYASABKA0SCwoDZ2lkGAIgASgNEgwKBGV1aWQYAyABKA0SDAoEZWdpZBgEIAEoDRIPCgdjYXBfaW5oGAkgAygNEg8KB2NhcF9wcm0YCiADKA0SDwoHY2FwX2VmZhgLIAMoDRIPCgdjYXBfYm5kGAwgAygNEg8KB3NlY2JpdHMYDSABKA0SFAoMbm9fbmV3X3ByaXZzGBIgASgNEg8KB2NhcF9hbWIYEyADKA0icwoPVGhyZWFkQ29yZUVudHJ5Eh8KBWNyZWRzGAogASgLMhAuY3JpdS5DcmVkc0VudHJ5EicKDHNlY2NvbXBfbW9kZRgLIAEoDjIRLmNyaXUuU2VjY29tcE1vZGUSFgoOc2VjY29tcF9maWx0ZXIYDCABKA0ijAEKCUNvcmVFbnRyeRINCgVtdHlwZRgBIAIoDRIfCgJ0YxgDIAEoCzITLmNyaXUuVGFza0NvcmVFbnRyeRIjCgNpZHMYBCABKAsyFi5jcml1LlRhc2tLb2JqSWRzRW50cnkSKgoLdGhyZWFkX2NvcmUYBSABKAsyFS5jcml1LlRocmVhZENvcmVFbnRyeSpaCgtTZWNjb21wTW9kZRIZChVTRUNDT01QX01PREVfRElTQUJMRUQQABIXChNTRUNDT01QX01PREVfU1RSSUNUEAESFwoTU0VDQ09NUF9NT0RFX0ZJTFRFUhAC");
 
 /**
  * Ids of the kernel objects a task uses; files_id names its fdinfo-<id>.img.
@@ -154,7 +154,106 @@ export const TaskCoreEntrySchema: GenMessage<TaskCoreEntry> = /*@__PURE__*/
   messageDesc(file_criu_core, 1);
 
 /**
- * A task's core image (architecture-specific thread state omitted).
+ * A thread's credentials (CRIU 4.2's images/creds.proto). Capability sets are arrays of 32-bit words, the
+ * lowest capabilities in the first word. Only what the restore checks is listed.
+ *
+ * @generated from message criu.CredsEntry
+ */
+export type CredsEntry = Message<"criu.CredsEntry"> & {
+  /**
+   * @generated from field: optional uint32 uid = 1;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: optional uint32 gid = 2;
+   */
+  gid: number;
+
+  /**
+   * @generated from field: optional uint32 euid = 3;
+   */
+  euid: number;
+
+  /**
+   * @generated from field: optional uint32 egid = 4;
+   */
+  egid: number;
+
+  /**
+   * @generated from field: repeated uint32 cap_inh = 9;
+   */
+  capInh: number[];
+
+  /**
+   * @generated from field: repeated uint32 cap_prm = 10;
+   */
+  capPrm: number[];
+
+  /**
+   * @generated from field: repeated uint32 cap_eff = 11;
+   */
+  capEff: number[];
+
+  /**
+   * @generated from field: repeated uint32 cap_bnd = 12;
+   */
+  capBnd: number[];
+
+  /**
+   * @generated from field: optional uint32 secbits = 13;
+   */
+  secbits: number;
+
+  /**
+   * @generated from field: optional uint32 no_new_privs = 18;
+   */
+  noNewPrivs: number;
+
+  /**
+   * @generated from field: repeated uint32 cap_amb = 19;
+   */
+  capAmb: number[];
+};
+
+/**
+ * Describes the message criu.CredsEntry.
+ * Use `create(CredsEntrySchema)` to create a new message.
+ */
+export const CredsEntrySchema: GenMessage<CredsEntry> = /*@__PURE__*/
+  messageDesc(file_criu_core, 2);
+
+/**
+ * Per-thread state: its credentials and seccomp mode (the rest is skipped).
+ *
+ * @generated from message criu.ThreadCoreEntry
+ */
+export type ThreadCoreEntry = Message<"criu.ThreadCoreEntry"> & {
+  /**
+   * @generated from field: optional criu.CredsEntry creds = 10;
+   */
+  creds?: CredsEntry | undefined;
+
+  /**
+   * @generated from field: optional criu.SeccompMode seccomp_mode = 11;
+   */
+  seccompMode: SeccompMode;
+
+  /**
+   * @generated from field: optional uint32 seccomp_filter = 12;
+   */
+  seccompFilter: number;
+};
+
+/**
+ * Describes the message criu.ThreadCoreEntry.
+ * Use `create(ThreadCoreEntrySchema)` to create a new message.
+ */
+export const ThreadCoreEntrySchema: GenMessage<ThreadCoreEntry> = /*@__PURE__*/
+  messageDesc(file_criu_core, 3);
+
+/**
+ * A task's core image (architecture-specific thread state omitted); one per thread, core-<tid>.img.
  *
  * @generated from message criu.CoreEntry
  */
@@ -173,6 +272,11 @@ export type CoreEntry = Message<"criu.CoreEntry"> & {
    * @generated from field: optional criu.TaskKobjIdsEntry ids = 4;
    */
   ids?: TaskKobjIdsEntry | undefined;
+
+  /**
+   * @generated from field: optional criu.ThreadCoreEntry thread_core = 5;
+   */
+  threadCore?: ThreadCoreEntry | undefined;
 };
 
 /**
@@ -180,5 +284,33 @@ export type CoreEntry = Message<"criu.CoreEntry"> & {
  * Use `create(CoreEntrySchema)` to create a new message.
  */
 export const CoreEntrySchema: GenMessage<CoreEntry> = /*@__PURE__*/
-  messageDesc(file_criu_core, 2);
+  messageDesc(file_criu_core, 4);
+
+/**
+ * A thread's seccomp mode.
+ *
+ * @generated from enum criu.SeccompMode
+ */
+export enum SeccompMode {
+  /**
+   * @generated from enum value: SECCOMP_MODE_DISABLED = 0;
+   */
+  DISABLED = 0,
+
+  /**
+   * @generated from enum value: SECCOMP_MODE_STRICT = 1;
+   */
+  STRICT = 1,
+
+  /**
+   * @generated from enum value: SECCOMP_MODE_FILTER = 2;
+   */
+  FILTER = 2,
+}
+
+/**
+ * Describes the enum criu.SeccompMode.
+ */
+export const SeccompModeSchema: GenEnum<SeccompMode> = /*@__PURE__*/
+  enumDesc(file_criu_core, 0);
 

@@ -1,0 +1,59 @@
+import { create } from "@bufbuild/protobuf";
+import { expect, test } from "bun:test";
+import { capabilityNumbers, checkThreadCreds, type CredsSpec, type ThreadCore } from "../../../src/checkpoint/creds-check.ts";
+import { CoreEntrySchema, SeccompMode } from "../../../src/gen/criu/core_pb.ts";
+
+// containerd's default capabilities: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP
+// NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE, as CRIU stores them (two 32-bit words).
+const DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"];
+const DEFAULT_WORDS = [(1 << 0) | (1 << 1) | (1 << 4) | (1 << 3) | (1 << 27) | (1 << 13) | (1 << 6) | (1 << 7) | (1 << 31) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 5) | (1 << 29), 0];
+const spec = (over: Partial<CredsSpec["process"]> = {}, linux?: CredsSpec["linux"]): CredsSpec => ({
+  process: { capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS }, noNewPrivileges: true, ...over },
+  ...(linux ? { linux } : {}),
+});
+
+function thread(creds: Record<string, unknown> | undefined, extra: { seccompMode?: SeccompMode; tid?: number } = {}): ThreadCore {
+  const core = create(CoreEntrySchema, {
+    mtype: 1,
+    threadCore: { ...(creds ? { creds: { capBnd: DEFAULT_WORDS, capPrm: DEFAULT_WORDS, capEff: DEFAULT_WORDS, capInh: [0, 0], capAmb: [0, 0], noNewPrivs: 1, ...creds } } : {}), seccompMode: extra.seccompMode ?? SeccompMode.DISABLED },
+  });
+  return { pid: 1, tid: extra.tid ?? 1, core };
+}
+
+const refused = (threads: ThreadCore[], s: CredsSpec) => {
+  try {
+    checkThreadCreds(threads, s, "restore container c1 from /ck");
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return "accepted";
+};
+
+test("capability words to numbers", () => {
+  expect(capabilityNumbers([0b101, 1])).toEqual([0, 2, 32]);
+  expect(capabilityNumbers(DEFAULT_WORDS).length).toBe(14);
+});
+
+test("a tree with the spec's capabilities, no_new_privs and no seccomp profile is accepted", () => {
+  expect(refused([thread({}), thread({ capEff: [0, 0], capPrm: [1 << 5, 0] }, { tid: 2 })], spec())).toBe("accepted");
+});
+
+test("capabilities beyond the spec's, missing credentials, no_new_privs off, seccomp off: refused, naming the thread", () => {
+  const sysAdmin = [DEFAULT_WORDS[0]! | (1 << 21), 0];
+  expect(refused([thread({ capBnd: sysAdmin })], spec())).toBe(
+    "restore container c1 from /ck: invalid argument: task 1: its bounding capabilities hold CAP_SYS_ADMIN, which the spec's bounding set does not grant",
+  );
+  expect(refused([thread({}), thread({ capEff: [0, 1 << (40 - 32)] }, { tid: 7 })], spec())).toContain("thread 7 of task 1: its effective capabilities hold CAP_CHECKPOINT_RESTORE, which the spec's capabilities do not grant");
+  expect(refused([thread({ capAmb: [1 << 16, 0] })], spec())).toContain("its ambient capabilities hold CAP_SYS_MODULE");
+  // A spec without NET_RAW refuses a tree that still has it.
+  const noRaw = DEFAULT_CAPS.filter((c) => c !== "CAP_NET_RAW");
+  expect(refused([thread({})], spec({ capabilities: { bounding: noRaw, effective: noRaw, permitted: noRaw } }))).toContain("its bounding capabilities hold CAP_NET_RAW");
+  // No capabilities in the spec at all: none in the tree.
+  expect(refused([thread({})], spec({ capabilities: undefined }))).toContain("CAP_CHOWN");
+  expect(refused([thread(undefined)], spec())).toContain("task 1: its core image has no credentials");
+  expect(refused([{ pid: 3, tid: 3, core: undefined }], spec())).toContain("task 3: no core-3.img");
+  expect(refused([thread({ noNewPrivs: 0 })], spec())).toContain("no_new_privs is off, and the spec sets noNewPrivileges");
+  expect(refused([thread({ noNewPrivs: 0 })], spec({ noNewPrivileges: false }))).toBe("accepted");
+  expect(refused([thread({})], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toContain("it has no seccomp filter, and the spec has a seccomp profile");
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER })], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toBe("accepted");
+});
