@@ -22,15 +22,7 @@ import { CoreEntrySchema, SeccompMode, type CoreEntry } from "../gen/criu/core_p
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
-
-/** Linux's capabilities by number (include/uapi/linux/capability.h), CAP_ prefix omitted. */
-export const CAPABILITIES: readonly string[] = [
-  "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
-  "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
-  "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
-  "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
-  "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-];
+import { CAPABILITIES, capabilityName, capabilityNumbers } from "../criu/capabilities.ts";
 
 /** The spec fields the check reads (OCI runtime spec). */
 export interface CredsSpec {
@@ -45,15 +37,6 @@ export interface ThreadCore {
   core: CoreEntry | undefined;
 }
 
-/** The capability numbers of a CRIU capability set (32-bit words, lowest first). */
-export function capabilityNumbers(words: readonly number[]): number[] {
-  const out: number[] = [];
-  words.forEach((w, i) => {
-    for (let bit = 0; bit < 32; bit++) if ((w >>> bit) & 1) out.push(i * 32 + bit);
-  });
-  return out;
-}
-
 /** The capability numbers a spec list names; names this kernel's table does not know are skipped, as runc skips them. */
 function specCapabilities(list: unknown): Set<number> {
   const out = new Set<number>();
@@ -64,8 +47,6 @@ function specCapabilities(list: unknown): Set<number> {
   }
   return out;
 }
-
-const capName = (n: number) => (CAPABILITIES[n] ? `CAP_${CAPABILITIES[n]}` : `capability ${n}`);
 
 /** Checks every thread against the spec (see the module comment); INVALID_ARGUMENT naming the first thread and what it has. */
 export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec, where: string): void {
@@ -89,7 +70,7 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
     ];
     for (const [name, words, allowed, specSets] of sets) {
       const extra = capabilityNumbers(words).filter((c) => !allowed.has(c));
-      if (extra.length > 0) throw refuse(`its ${name} capabilities hold ${extra.map(capName).join(", ")}, which the spec's ${specSets} do${specSets === "bounding set" ? "es" : ""} not grant`);
+      if (extra.length > 0) throw refuse(`its ${name} capabilities hold ${extra.map(capabilityName).join(", ")}, which the spec's ${specSets} do${specSets === "bounding set" ? "es" : ""} not grant`);
     }
     if (noNewPrivileges && creds.noNewPrivs !== 1) throw refuse("no_new_privs is off, and the spec sets noNewPrivileges");
     if (seccomp && t.core.threadCore?.seccompMode !== SeccompMode.FILTER) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");

@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CoreEntrySchema, TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { CoreEntrySchema, SeccompMode, TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { capabilityName, capabilityNumbers } from "./capabilities.ts";
 import { FdTypes, FdinfoEntrySchema, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
 import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
 import { PagemapEntrySchema } from "../gen/criu/pagemap_pb.ts";
@@ -28,6 +29,20 @@ export interface CheckpointProcess {
   threads: number[];
   /** Command name from core-<pid>.img. */
   comm?: string;
+  /** The main thread's credentials and seccomp mode (core-<pid>.img), what a restore checks against the spec. */
+  creds?: CheckpointCreds;
+}
+
+/** A task's credentials as its core image records them. */
+export interface CheckpointCreds {
+  uid: number;
+  gid: number;
+  /** Effective capabilities, "CAP_..." names. */
+  effective: string[];
+  /** The capability bounding set. */
+  bounding: string[];
+  noNewPrivs: boolean;
+  seccomp: "disabled" | "strict" | "filter";
 }
 
 /** One open descriptor of a task. */
@@ -91,6 +106,17 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
     if (core) {
       const [c] = decodeImage(CoreEntrySchema, core, `core-${p.pid}.img`, ImageMagic.core);
       if (c?.tc) proc.comm = c.tc.comm;
+      const creds = c?.threadCore?.creds;
+      if (creds) {
+        proc.creds = {
+          uid: creds.uid,
+          gid: creds.gid,
+          effective: capabilityNumbers(creds.capEff).map(capabilityName),
+          bounding: capabilityNumbers(creds.capBnd).map(capabilityName),
+          noNewPrivs: creds.noNewPrivs === 1,
+          seccomp: c.threadCore?.seccompMode === SeccompMode.FILTER ? "filter" : c.threadCore?.seccompMode === SeccompMode.STRICT ? "strict" : "disabled",
+        };
+      }
     }
     processes.push(proc);
 
@@ -178,6 +204,15 @@ export function renderInspect(x: CheckpointInspection): string {
     for (const c of children.get(p.pid) ?? []) walk(c, depth + 1);
   };
   for (const root of x.processes.filter((p) => !pids.has(p.ppid))) walk(root, 0);
+  const withCreds = x.processes.filter((p) => p.creds);
+  if (withCreds.length > 0) {
+    lines.push("", "Credentials (main thread; a restore checks every thread against the spec):");
+    for (const p of withCreds) {
+      const c = p.creds!;
+      const same = c.bounding.join(",") === c.effective.join(",");
+      lines.push(`  ${p.pid} uid ${c.uid} gid ${c.gid}; effective ${c.effective.join(",") || "none"}; bounding ${same ? "the same" : c.bounding.join(",") || "none"}; no_new_privs ${c.noNewPrivs ? "on" : "off"}; seccomp ${c.seccomp}`);
+    }
+  }
   lines.push("", "Memory:");
   lines.push(`  ${x.memory.pages} pages (${mib(x.memory.bytes)}) in this image, ${x.memory.pagesInParent} pages in the parent`);
   lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);

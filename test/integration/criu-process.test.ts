@@ -142,7 +142,13 @@ describe("criu helper on a plain process", () => {
     expect(inspected.processes[0]!.comm).toBe("counter");
     expect(inspected.memory.pages).toBe(dump.stats.dump!.pagesWritten);
     expect(inspected.files.some((f) => f.path?.endsWith("plain.count"))).toBe(true);
+    // Its credentials as the image holds them: those the restored counter runs with (root's, here).
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${restored.pid}/status`, "utf8"))![1]}`);
+    const effective = [...capEff.toString(2)].filter((b) => b === "1").length;
+    expect(inspected.processes[0]!.creds).toMatchObject({ uid: 0, gid: 0, noNewPrivs: false, seccomp: "disabled" });
+    expect(inspected.processes[0]!.creds!.effective).toHaveLength(effective);
     const text = renderInspect(inspected);
+    expect(text).toContain(`${c.pid} uid 0 gid 0; effective CAP_CHOWN,CAP_DAC_OVERRIDE,`);
     expect(text).toContain("counter");
     expect(text).toContain("plain.count");
     let printed = "";

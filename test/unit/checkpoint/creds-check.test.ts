@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
-import { capabilityNumbers, checkThreadCreds, type CredsSpec, type ThreadCore } from "../../../src/checkpoint/creds-check.ts";
+import { checkThreadCreds, type CredsSpec, type ThreadCore } from "../../../src/checkpoint/creds-check.ts";
+import { capabilityNumbers } from "../../../src/criu/capabilities.ts";
 import { CoreEntrySchema, SeccompMode } from "../../../src/gen/criu/core_pb.ts";
 
 // containerd's default capabilities: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP
