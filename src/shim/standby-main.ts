@@ -1,19 +1,20 @@
 /**
  * The standby process (standby.ts): loads the daemon's modules, listens on its standby socket, and waits.
  * The first request it gets makes it that container's daemon: it binds the container's socket, moves into
- * the bundle with the bundle's `log` FIFO as stdout and stderr, answers `start` with its pid, rewrites its
- * command line to the daemon's (so `ps` and containerd's tools find the container's shim by its -id) and
- * serves as if `start` had launched it. Not taken within its idle time, or on SIGTERM, it exits.
+ * the bundle with the bundle's `log` FIFO as stdout and stderr, answers `start` with its pid and, once
+ * `start` confirms, rewrites its command line to the daemon's (so `ps` and containerd's tools find the
+ * container's shim by its -id) and serves as if `start` had launched it. A `start` that hangs up instead
+ * (it gave up waiting) leaves the socket to the daemon it launched: the standby removes only the socket it
+ * bound, and exits. Not taken within its idle time, or on SIGTERM, it exits.
  */
-import { constants as fsc, openSync, readFileSync, rmSync } from "node:fs";
+import { constants as fsc, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { setPriority } from "node:os";
 import * as z from "zod/mini";
 import { close, dup2, listenUnixSocket, setProcTitle } from "../sys/index.ts";
 import { LISTEN_FD_ENV } from "./daemon-env.ts";
 import { parseShimFlags } from "./flags.ts";
 import { canConnect } from "./start.ts";
-import { standbyMarker, standbyMs, type StandbyRequest } from "./standby.ts";
+import { inodeOf, REQUEST_ENV, STANDBY_PATH_ENV, standbyMarker, standbyMs, type StandbyRequest } from "./standby.ts";
 
 const requestSchema = z.object({
   socket: z.string().check(z.minLength(2), z.startsWith("/")),
@@ -25,36 +26,25 @@ const requestSchema = z.object({
 /** Runs the standby at path; resolves with the exit code (the daemon's, once taken). */
 export async function runStandby(path: string): Promise<number> {
   const idleMs = standbyMs(process.env);
-  // It boots while the container that launched it is being started: at the lowest CPU priority, so that it
-  // takes only what that container's runc and daemon leave. Taken, it runs as any daemon (priority 0), which
-  // needs CAP_SYS_NICE: without it the standby keeps its priority throughout.
-  const canRenice = canRaisePriority();
-  const renice = (value: number) => {
-    try {
-      if (canRenice) setPriority(value);
-    } catch {
-      // refused (a seccomp filter, say): the priority stays
-    }
-  };
-  renice(19);
   // Everything a daemon loads before it serves (daemon.ts and what it imports), what its first Create loads
   // (the config cache), and the protobuf codecs of its calls and events.
   const [{ serveDaemon }, { warmDaemonCodecs }] = await Promise.all([import("./daemon.ts"), import("./warm-codecs.ts"), import("../config/config-cache.ts")]);
   warmDaemonCodecs();
-  let taken: ((r: StandbyRequest) => void) | undefined;
-  const request = new Promise<StandbyRequest | undefined>((resolve) => {
-    taken = resolve;
-    setTimeout(() => resolve(undefined), idleMs).unref();
-    process.once("SIGTERM", () => resolve(undefined));
-  });
-  let replyTo: ((text: string) => void) | undefined;
-  const buffers = new Map<object, string>();
-  let listener: ReturnType<typeof Bun.listen> | undefined;
   // Another standby listening here already: it stays, this one leaves (a file nothing listens on is replaced).
   if (await canConnect(path)) {
     rmSync(standbyMarker(path), { force: true });
     return 0;
   }
+  let taken: ((r: Taken) => void) | undefined;
+  const request = new Promise<Taken | undefined>((resolve) => {
+    taken = resolve;
+    setTimeout(() => resolve(undefined), idleMs).unref();
+    process.once("SIGTERM", () => resolve(undefined));
+  });
+  const buffers = new Map<object, string>();
+  // The caller's confirmation ("go") of a request being served, by connection; a hang-up is a no.
+  const goes = new Map<object, (go: boolean) => void>();
+  let listener: ReturnType<typeof Bun.listen>;
   try {
     rmSync(path, { force: true });
     listener = Bun.listen({
@@ -62,38 +52,52 @@ export async function runStandby(path: string): Promise<number> {
       socket: {
         close(socket) {
           buffers.delete(socket);
+          goes.get(socket)?.(false);
         },
         data(socket, chunk) {
           const buffered = (buffers.get(socket) ?? "") + new TextDecoder().decode(chunk);
           buffers.set(socket, buffered);
+          const go = goes.get(socket);
+          if (go) {
+            if (buffered.includes("\n")) go(buffered.startsWith("go\n"));
+            return;
+          }
           const nl = buffered.indexOf("\n");
           if (nl < 0) return;
+          buffers.set(socket, "");
           // One request is served; any other connection finds the standby taken.
           if (!taken) return void socket.end(`${JSON.stringify({ error: "taken" })}\n`);
           let parsed: StandbyRequest;
           try {
-            parsed = requestSchema.parse(JSON.parse(buffered.slice(0, nl)));
+            parsed = checkRequest(JSON.parse(buffered.slice(0, nl)));
           } catch (err) {
             return void socket.end(`${JSON.stringify({ error: `bad request: ${err instanceof Error ? err.message : String(err)}` })}\n`);
           }
-          replyTo = (text) => socket.end(`${text}\n`);
+          const confirmed = new Promise<boolean>((resolve) => goes.set(socket, resolve));
           const take = taken;
           taken = undefined;
-          take(parsed);
+          take({ req: parsed, reply: (text) => socket.write(`${text}\n`), confirmed, hangUp: () => socket.end() });
         },
       },
     });
   } finally {
     rmSync(standbyMarker(path), { force: true });
   }
-  const req = await request;
+  const ownInode = inodeOf(path);
+  const t = await request;
   listener.stop(false);
-  rmSync(path, { force: true });
-  if (!req) return 0;
+  if (inodeOf(path) === ownInode) rmSync(path, { force: true });
+  if (!t) return 0;
+  const { req } = t;
+  let bound: number | undefined;
   try {
     process.chdir(req.cwd);
+    // Only what the request sets: the path of the next standby is the caller's to give (none for a daemon that
+    // must not launch one).
+    delete process.env[STANDBY_PATH_ENV];
     Object.assign(process.env, req.env);
     const fd = listenUnixSocket(req.socket, { mode: 0o600 });
+    bound = inodeOf(req.socket);
     process.env[LISTEN_FD_ENV] = String(fd);
     try {
       const log = openSync(join(req.cwd, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
@@ -104,21 +108,35 @@ export async function runStandby(path: string): Promise<number> {
       // no log FIFO (not started by containerd): the daemon logs nowhere, as one `start` launches
     }
   } catch (err) {
-    replyTo?.(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+    t.reply(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+    t.hangUp();
     return 1;
   }
-  renice(0);
-  replyTo?.(JSON.stringify({ pid: process.pid }));
+  t.reply(JSON.stringify({ pid: process.pid }));
+  // The caller gave up meanwhile (and may have launched a daemon on the socket): leave, with only our socket.
+  if (!(await t.confirmed)) {
+    if (bound !== undefined && inodeOf(req.socket) === bound) rmSync(req.socket, { force: true });
+    return 1;
+  }
+  t.hangUp();
   setProcTitle([process.execPath, ...req.argv]);
   return await serveDaemon(parseShimFlags(req.argv, process.env, req.cwd));
 }
 
-/** CAP_SYS_NICE (bit 23) among this process's effective capabilities: a nice value can be lowered again. */
-function canRaisePriority(): boolean {
-  try {
-    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 23n)) !== 0n;
-  } catch {
-    return false;
-  }
+/** A request being served: what to become, how to answer, and whether the caller confirmed. */
+interface Taken {
+  req: StandbyRequest;
+  reply(text: string): void;
+  confirmed: Promise<boolean>;
+  hangUp(): void;
+}
+
+/** Validates a request: its shape, only the per-daemon variables, and a socket that is argv's -socket. */
+function checkRequest(value: unknown): StandbyRequest {
+  const req = requestSchema.parse(value);
+  const extra = Object.keys(req.env).filter((k) => !REQUEST_ENV.has(k));
+  if (extra.length > 0) throw new Error(`environment variables ${extra.join(", ")} are not a daemon's own`);
+  const i = req.argv.indexOf("-socket");
+  if (i < 0 || req.argv[i + 1] !== req.socket) throw new Error("socket is not the -socket of argv");
+  return req;
 }

@@ -20,7 +20,6 @@ import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync } from
 import { LINGER_ENV } from "./socket-lock.ts";
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
-import { unavailable } from "../errors.ts";
 
 /** containerd's environment variable (inherited by every shim) that sets the standby's idle time in ms; 0: no standby. */
 export const STANDBY_MS_ENV = "CRYO_SHIM_STANDBY_MS";
@@ -34,8 +33,8 @@ export const STANDBY_ARG = "__standby";
 const TITLE_PADDING = " ".repeat(2048);
 /** A launch marker older than this is taken for a standby that died while loading. */
 const MARKER_STALE_MS = 10_000;
-/** How long `start` waits for the standby's answer. */
-const TAKE_TIMEOUT_MS = 10_000;
+/** How long `start` waits for the standby's answer before launching a daemon instead. */
+const TAKE_TIMEOUT_MS = 2_000;
 
 /** The standby's idle time from the environment (DEFAULT_STANDBY_MS when absent or malformed, 0: off). */
 export function standbyMs(env: Readonly<Record<string, string | undefined>>): number {
@@ -77,18 +76,33 @@ export interface StandbyRequest {
   env: Record<string, string>;
 }
 
+/** The per-daemon variables a request may set in the standby's environment (start.ts perDaemonEnv). */
+export const REQUEST_ENV: ReadonlySet<string> = new Set(["TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", LINGER_ENV, GROUP_KEY_ENV, STANDBY_PATH_ENV]);
+
+/** The inode of path, or undefined when it does not exist. */
+export function inodeOf(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Asks the standby at path to become the daemon described by request; resolves with its pid, or undefined
- * when there is no standby to ask (the caller then launches a daemon itself). Once the request is sent the
- * standby may already serve the container's socket, so a standby that neither answers nor hangs up within
- * TAKE_TIMEOUT_MS fails the `start` (UNAVAILABLE) rather than have a second daemon launched beside it.
+ * when it did not (no standby, a dead one, one taken by another `start`, one that failed, or no answer
+ * within TAKE_TIMEOUT_MS): the caller then launches a daemon itself. Two phases, so that a standby and a
+ * daemon the caller launched never both serve the socket: the standby binds the socket and answers with its
+ * pid, and serves only once the caller confirms ("go"); a caller that gave up hangs up instead, and the
+ * standby then unbinds (only the socket it bound) and exits.
  */
 export async function takeStandby(path: string, request: StandbyRequest): Promise<number | undefined> {
-  if (!existsSync(path)) return undefined;
+  const inode = inodeOf(path);
+  if (inode === undefined) return undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let socket: Awaited<ReturnType<typeof Bun.connect>> | undefined;
   try {
-    return await new Promise<number | undefined>((resolve, reject) => {
+    return await new Promise<number | undefined>((resolve) => {
       let text = "";
       Bun.connect({
         unix: path,
@@ -96,24 +110,32 @@ export async function takeStandby(path: string, request: StandbyRequest): Promis
           open(s) {
             socket = s;
             s.write(`${JSON.stringify(request)}\n`);
-            timer = setTimeout(() => reject(unavailable(`standby daemon ${path}`, { detail: `no answer within ${TAKE_TIMEOUT_MS} ms` })), TAKE_TIMEOUT_MS);
+            timer = setTimeout(() => resolve(undefined), TAKE_TIMEOUT_MS);
           },
-          data(_s, chunk) {
+          data(s, chunk) {
             text += new TextDecoder().decode(chunk);
             const nl = text.indexOf("\n");
             if (nl < 0) return;
+            let pid: unknown;
             try {
-              const reply = JSON.parse(text.slice(0, nl)) as { pid?: unknown };
-              resolve(typeof reply.pid === "number" && reply.pid > 0 ? reply.pid : undefined);
+              pid = (JSON.parse(text.slice(0, nl)) as { pid?: unknown }).pid;
             } catch {
-              resolve(undefined);
+              // not an answer: not taken
             }
+            if (typeof pid === "number" && pid > 0) {
+              s.write("go\n");
+              resolve(pid);
+            } else resolve(undefined);
           },
-          // Hung up without a pid (taken by another start, or it failed before binding): not taken.
           close: () => resolve(undefined),
           error: () => resolve(undefined),
         },
-      }).catch(() => resolve(undefined)); // nothing listens (an idle standby just left)
+      }).catch(() => {
+        // Nothing listens: a standby that died left its socket file. Removed (if it is still that file), so
+        // that the next daemon launches a new standby.
+        if (inodeOf(path) === inode) rmSync(path, { force: true });
+        resolve(undefined);
+      });
     });
   } finally {
     clearTimeout(timer);

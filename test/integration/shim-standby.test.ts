@@ -90,3 +90,25 @@ test("CRYO_SHIM_STANDBY_MS=0: no standby", async () => {
   // A standby would be launched right after the Create, long before the container's run ends.
   expect(standbys(off.address)).toEqual([]);
 }, 90_000);
+
+test("a daemon that must not launch a standby (per-namespace) does not, also when it was a standby itself", async () => {
+  await pc.ctrOk(["run", "--rm", "--runtime", "io.containerd.cryo.v2", testImage, uniqueId("sb3"), "true"]);
+  const [standbyPid] = (await waitFor(() => (standbys(pc.address).length === 1 ? standbys(pc.address) : undefined), { what: "one standby" }))[0]!;
+  await waitFor(() => {
+    const argv = cryoProcesses(pc.address).get(standbyPid);
+    return argv !== undefined && existsSync(argv[argv.indexOf("__standby") + 1]!);
+  }, { what: "the standby listening" });
+  const id = uniqueId("sbns");
+  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", "--annotation", "io.cryo.shim.grouping=per-namespace", testImage, id, "sleep", "1000"]);
+  try {
+    expect(cryoProcesses(pc.address).get(standbyPid)).toContain(id); // the standby serves the namespace now
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    // A launched standby would be there within a second of the Create (it is launched right after it).
+    await Bun.sleep(1500);
+    expect(standbys(pc.address)).toEqual([]);
+  } finally {
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", id]);
+    await waitFor(async () => (await pc.ctr(["task", "rm", id])).exitCode === 0, { what: `task rm ${id}` });
+    await pc.ctrOk(["containers", "rm", id]);
+  }
+}, 60_000);
