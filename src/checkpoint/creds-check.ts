@@ -13,12 +13,17 @@
  *   permitted, effective or ambient set with one the spec grants in none of its sets;
  * - lacks no_new_privs when the spec's `process.noNewPrivileges` is set;
  * - has no seccomp filter when the spec has a `linux.seccomp` profile (the filter itself is CRIU's to
- *   restore: its contents are not compared).
- * uids and gids are not compared: a task of the container may change them as far as its capabilities allow.
+ *   restore: its contents are not compared);
+ * - runs with another uid (real, effective, saved or filesystem) than the spec's `process.user.uid` when the
+ *   spec sets noNewPrivileges and grants no CAP_SETUID (such a task cannot have changed it: the "restricted"
+ *   pods of Kubernetes), and likewise for gids and CAP_SETGID. Otherwise a task may change them as far as
+ *   its capabilities allow, and they are not compared.
+ * Zombies (task state dead) run no code and have no credentials in their images: they are skipped.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CoreEntrySchema, SeccompMode, type CoreEntry } from "../gen/criu/core_pb.ts";
+import { isFieldSet } from "@bufbuild/protobuf";
+import { CoreEntrySchema, CredsEntrySchema, SeccompMode, type CoreEntry } from "../gen/criu/core_pb.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
@@ -26,9 +31,18 @@ import { CAPABILITIES, capabilityName, capabilityNumbers } from "../criu/capabil
 
 /** The spec fields the check reads (OCI runtime spec). */
 export interface CredsSpec {
-  process?: { capabilities?: Partial<Record<"bounding" | "effective" | "permitted" | "inheritable" | "ambient", unknown>>; noNewPrivileges?: unknown };
+  process?: {
+    capabilities?: Partial<Record<"bounding" | "effective" | "permitted" | "inheritable" | "ambient", unknown>>;
+    noNewPrivileges?: unknown;
+    user?: { uid?: unknown; gid?: unknown };
+  };
   linux?: { seccomp?: unknown };
 }
+
+/** CRIU's task state of a zombie (compel's COMPEL_TASK_DEAD). */
+const TASK_DEAD = 2;
+const CAP_SETGID = 6;
+const CAP_SETUID = 7;
 
 /** One thread of the dumped tree and its core image (undefined: the image is missing). */
 export interface ThreadCore {
@@ -54,12 +68,18 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
   const bounding = specCapabilities(caps.bounding);
   const granted = new Set([...bounding, ...specCapabilities(caps.effective), ...specCapabilities(caps.permitted), ...specCapabilities(caps.inheritable), ...specCapabilities(caps.ambient)]);
   const noNewPrivileges = spec.process?.noNewPrivileges === true;
-  const seccomp = spec.linux?.seccomp !== undefined && spec.linux?.seccomp !== null;
+  // A profile as runc applies one: with a default action (`{}` or null is none).
+  const profile = spec.linux?.seccomp as { defaultAction?: unknown } | null | undefined;
+  const seccomp = typeof profile?.defaultAction === "string" && profile.defaultAction !== "";
+  const user = spec.process?.user ?? {};
+  const fixedUid = noNewPrivileges && !granted.has(CAP_SETUID) ? Number(user.uid ?? 0) : undefined;
+  const fixedGid = noNewPrivileges && !granted.has(CAP_SETGID) ? Number(user.gid ?? 0) : undefined;
   for (const t of threads) {
     const who = t.tid === t.pid ? `task ${t.pid}` : `thread ${t.tid} of task ${t.pid}`;
     const refuse = (detail: string) => invalidArgument(where, { detail: `${who}: ${detail}` });
-    const creds = t.core?.threadCore?.creds;
     if (!t.core) throw refuse(`no core-${t.tid}.img`);
+    if (t.core.tc?.taskState === TASK_DEAD) continue;
+    const creds = t.core.threadCore?.creds;
     if (!creds) throw refuse("its core image has no credentials (CRIU would restore it with its own, root's)");
     const sets: [string, number[], Set<number>, string][] = [
       ["bounding", creds.capBnd, bounding, "bounding set"],
@@ -72,7 +92,13 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
       const extra = capabilityNumbers(words).filter((c) => !allowed.has(c));
       if (extra.length > 0) throw refuse(`its ${name} capabilities hold ${extra.map(capabilityName).join(", ")}, which the spec's ${specSets} do${specSets === "bounding set" ? "es" : ""} not grant`);
     }
+    if (noNewPrivileges && !isFieldSet(creds, CredsEntrySchema.field.noNewPrivs)) throw refuse("its image does not record no_new_privs (taken by a CRIU older than 3.19), and the spec sets noNewPrivileges");
     if (noNewPrivileges && creds.noNewPrivs !== 1) throw refuse("no_new_privs is off, and the spec sets noNewPrivileges");
+    const ids = (kind: string, values: number[], want: number | undefined, cap: string) => {
+      if (want !== undefined && values.some((v) => v !== want)) throw refuse(`its ${kind}s are ${values.join("/")}, and the spec runs it as ${kind} ${want} with noNewPrivileges and without ${cap}`);
+    };
+    ids("uid", [creds.uid, creds.euid, creds.suid, creds.fsuid], fixedUid, "CAP_SETUID");
+    ids("gid", [creds.gid, creds.egid, creds.sgid, creds.fsgid], fixedGid, "CAP_SETGID");
     if (seccomp && t.core.threadCore?.seccompMode !== SeccompMode.FILTER) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");
   }
 }

@@ -17,7 +17,7 @@ import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releas
 import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import type { CriuStats } from "./stats.ts";
-import { close, takeFdFromProcess } from "../sys/index.ts";
+import { close, killTree, takeFdFromProcess } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
 export interface NotifyEvent {
@@ -357,8 +357,8 @@ async function runHelper(
   let callbackError: unknown;
   let result: ResultMessage | undefined;
   // An abort kills the helper and CRIU, and the call fails at once: it does not wait for them to be gone (a
-  // process in a frozen cgroup, or in an uninterruptible sleep, dies only later). What the call would still
-  // have returned is released then.
+  // process in a frozen cgroup, or in an uninterruptible sleep, dies only later). The call's own end then
+  // releases what it would have returned.
   let cancel: ((err: unknown) => void) | undefined;
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
   cancelled.catch(() => {});
@@ -369,16 +369,9 @@ async function runHelper(
   call.signal?.addEventListener("abort", onAbort, { once: true });
   const body = talk();
   if (!call.signal) return await body;
+  body.catch(() => {}); // after an abort it fails on its own (CANCELLED), unobserved
   try {
     return await Promise.race([body, cancelled]);
-  } catch (err) {
-    if (call.signal.aborted) {
-      body.then(
-        (r) => r.events.forEach((e) => e.ptsMaster !== undefined && close(e.ptsMaster)),
-        () => {},
-      );
-    }
-    throw err;
   } finally {
     call.signal.removeEventListener("abort", onAbort);
   }
@@ -425,7 +418,12 @@ async function runHelper(
         }
       }
       await proc.exited;
-      if (call.signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
+      if (call.signal?.aborted) {
+        // A tree CRIU had restored just as the abort came goes too (the killed helper took only its root with it);
+        // the descriptors taken from the helper are closed below.
+        if (req.op === "restore" && result?.ok && result.rc > 0) killTree(result.rc);
+        throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
+      }
       if (!result) {
         const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
         throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);

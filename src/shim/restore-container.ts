@@ -312,6 +312,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   // joined them and was not used.
   const cgroups = input.prepared?.cgroups;
   try {
+    input.signal?.throwIfAborted();
     // A runc container of this id exists: refused before this restore makes or joins any cgroup (they may be that
     // container's); cgroups made ahead by the engine are undone.
     const taken = existsSync(join(stateDir, "state.json"));
@@ -348,7 +349,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
-    if (meta.compressed) await decompressImages(source.dir);
+    if (meta.compressed) await decompressImages(source.dir, { signal: input.signal });
     input.signal?.throwIfAborted();
     // Page images kept in this host's page store: linked in, the store entry stays whole.
     // Page images kept in this host's page store: CRIU restores from a directory inside the store (the

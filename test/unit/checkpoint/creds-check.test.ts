@@ -16,6 +16,7 @@ const spec = (over: Partial<CredsSpec["process"]> = {}, linux?: CredsSpec["linux
 function thread(creds: Record<string, unknown> | undefined, extra: { seccompMode?: SeccompMode; tid?: number } = {}): ThreadCore {
   const core = create(CoreEntrySchema, {
     mtype: 1,
+    tc: { taskState: 1, comm: "sh" },
     threadCore: { ...(creds ? { creds: { capBnd: DEFAULT_WORDS, capPrm: DEFAULT_WORDS, capEff: DEFAULT_WORDS, capInh: [0, 0], capAmb: [0, 0], noNewPrivs: 1, ...creds } } : {}), seccompMode: extra.seccompMode ?? SeccompMode.DISABLED },
   });
   return { pid: 1, tid: extra.tid ?? 1, core };
@@ -57,4 +58,26 @@ test("capabilities beyond the spec's, missing credentials, no_new_privs off, sec
   expect(refused([thread({ noNewPrivs: 0 })], spec({ noNewPrivileges: false }))).toBe("accepted");
   expect(refused([thread({})], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toContain("it has no seccomp filter, and the spec has a seccomp profile");
   expect(refused([thread({}, { seccompMode: SeccompMode.FILTER })], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toBe("accepted");
+});
+
+test("zombies are skipped; no_new_privs unrecorded; the spec's uid and gid held where they cannot change; seccomp {} is none", () => {
+  const zombie: ThreadCore = { pid: 5, tid: 5, core: create(CoreEntrySchema, { mtype: 1, tc: { taskState: 2, comm: "defunct" } }) };
+  expect(refused([thread({}), zombie], spec())).toBe("accepted");
+  // An image from a CRIU that did not record no_new_privs (older than 3.19).
+  const old = thread({});
+  delete (old.core!.threadCore!.creds as { noNewPrivs?: number }).noNewPrivs;
+  expect(refused([old], spec())).toContain("its image does not record no_new_privs (taken by a CRIU older than 3.19)");
+  // A "restricted" spec: uid 1000, noNewPrivileges, no CAP_SETUID or CAP_SETGID.
+  const few = ["CAP_NET_BIND_SERVICE"];
+  const restricted = spec({ user: { uid: 1000, gid: 1000 }, capabilities: { bounding: few, effective: few, permitted: few } });
+  const none = { capBnd: [1 << 10, 0], capPrm: [0, 0], capEff: [0, 0] };
+  expect(refused([thread({ ...none, uid: 1000, euid: 1000, suid: 1000, fsuid: 1000, gid: 1000, egid: 1000, sgid: 1000, fsgid: 1000 })], restricted)).toBe("accepted");
+  expect(refused([thread({ ...none, uid: 1000, euid: 0, suid: 1000, fsuid: 0, gid: 1000, egid: 1000, sgid: 1000, fsgid: 1000 })], restricted)).toContain(
+    "task 1: its uids are 1000/0/1000/0, and the spec runs it as uid 1000 with noNewPrivileges and without CAP_SETUID",
+  );
+  expect(refused([thread({ ...none, uid: 1000, euid: 1000, suid: 1000, fsuid: 1000, gid: 0, egid: 1000, sgid: 1000, fsgid: 1000 })], restricted)).toContain("its gids are 0/1000/1000/1000");
+  // With CAP_SETUID granted, or without noNewPrivileges, a task may have changed them.
+  expect(refused([thread({ uid: 33, euid: 33, suid: 33, fsuid: 33 })], spec({ user: { uid: 1000, gid: 1000 } }))).toBe("accepted");
+  expect(refused([thread({ ...none, uid: 0, euid: 0, suid: 0, fsuid: 0, noNewPrivs: 0 })], spec({ user: { uid: 1000, gid: 1000 }, noNewPrivileges: false, capabilities: { bounding: few, effective: few, permitted: few } }))).toBe("accepted");
+  expect(refused([thread({})], spec({}, { seccomp: {} }))).toBe("accepted");
 });
