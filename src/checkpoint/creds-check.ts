@@ -107,13 +107,19 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
 export function readThreadCores(imagesDir: string): ThreadCore[] {
   const read = (name: string) => new Uint8Array(readFileSync(join(imagesDir, name)));
   const out: ThreadCore[] = [];
+  const coreOf = (tid: number) => {
+    const name = `core-${tid}.img`;
+    return existsSync(join(imagesDir, name)) ? decodeImage(CoreEntrySchema, read(name), name, ImageMagic.core)[0] : undefined;
+  };
   for (const task of decodeImage(PstreeEntrySchema, read("pstree.img"), "pstree.img", ImageMagic.pstree)) {
-    const tids = task.threads.length > 0 ? task.threads : [task.pid];
-    for (const tid of tids) {
-      const name = `core-${tid}.img`;
-      const core = existsSync(join(imagesDir, name)) ? decodeImage(CoreEntrySchema, read(name), name, ImageMagic.core)[0] : undefined;
-      out.push({ pid: task.pid, tid, core });
+    const main = coreOf(task.pid);
+    // A zombie has one core image and no threads worth the name (CRIU records whatever its thread list held).
+    if (main?.tc?.taskState === TASK_DEAD) {
+      out.push({ pid: task.pid, tid: task.pid, core: main });
+      continue;
     }
+    const tids = task.threads.length > 0 ? task.threads : [task.pid];
+    for (const tid of tids) out.push({ pid: task.pid, tid, core: tid === task.pid ? main : coreOf(tid) });
   }
   return out;
 }

@@ -83,6 +83,28 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
   await remove(id);
 }, 180_000);
 
+test("a container holding a zombie (an init that does not reap) passes the restore's credential check and comes back, zombie included", async () => {
+  const id = uniqueId("zomb");
+  // The exec'd sleep is the init and never reaps the shell's child: after 0.1 s it is a zombie.
+  await runDetached(id, ["sh", "-c", "sleep 0.1 & exec sleep 1000"]);
+  const pid = (await taskPid(pc, id))!;
+  await waitFor(() => {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+    return kids !== "" && readFileSync(`/proc/${kids.split(" ")[0]}/stat`, "utf8").includes(") Z ");
+  }, { what: "a zombie child of the init" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const r = await restore(id, ref);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const restored = (await taskPid(pc, id))!;
+  const kids = readFileSync(`/proc/${restored}/task/${restored}/children`, "utf8").trim().split(" ");
+  expect(kids.map((k) => readFileSync(`/proc/${k}/stat`, "utf8").includes(") Z "))).toEqual([true]);
+  await remove(id);
+}, 180_000);
+
 test("a 256 MiB container comes back with its memory intact", async () => {
   const id = uniqueId("mem");
   await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);
