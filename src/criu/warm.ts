@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { childrenOf } from "../sys/proc.ts";
 import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { CRIU_HELPER_ARG } from "./wire.ts";
 
@@ -135,17 +136,5 @@ export function killHelper(pid: number): void {
     process.kill(pid, "SIGKILL");
   } catch {
     // gone
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter((s) => s.length > 0)
-      .map(Number);
-  } catch {
-    return [];
   }
 }

@@ -42,23 +42,7 @@ export function isAlive(pid: number): boolean {
 
 /** The pids of this process's children (all threads' /proc/self/task/<tid>/children). */
 export function listChildren(): number[] {
-  const out = new Set<number>();
-  let tasks: string[];
-  try {
-    tasks = readdirSync("/proc/self/task");
-  } catch {
-    return [];
-  }
-  for (const tid of tasks) {
-    let text: string;
-    try {
-      text = readFileSync(`/proc/self/task/${tid}/children`, "latin1");
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    for (const p of text.split(" ")) if (p.trim() !== "") out.add(Number(p));
-  }
-  return [...out];
+  return childrenOf(process.pid);
 }
 
 /** The pids this process holds pidfds for (Bun keeps one per Bun.spawn child until it has reaped it). */
