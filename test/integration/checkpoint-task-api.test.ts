@@ -17,6 +17,7 @@
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
  *   undo that: the helper is killed and every cgroup directory of the task is removed.
  */
+import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -206,96 +207,26 @@ const cmdline = (pid: string) => {
   }
 };
 
-test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
+/**
+ * A `sleep` source container checkpointed, and the inputs of a task to restore from it as restoredId (its own
+ * cgroup, a copy of the rootfs), with a task API client on the source's shim. fn runs the test; afterwards the
+ * restored task is deleted, the client closed and the source removed.
+ */
+async function withSleepCheckpoint(prefix: string, fn: (r: { src: string; restoredId: string; cgroupsPath: string; images: string; bundle: string; call: TaskCall }) => Promise<void>): Promise<void> {
   const src = uniqueId("src");
   const ref = `localhost/${src}:ckpt`;
-  const restoredId = uniqueId("cd");
-  const work = mkdtempSync(join(dir, "cd-"));
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
-  try {
-    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
-    // The new task's bundle: the source's spec with a cgroup of its own, and a copy of its rootfs.
-    const cgroupsPath = `/${ns}/${restoredId}`;
-    const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
-    const dirs = cgroupDirs(cgroupsPath);
-    expect(dirs.length).toBeGreaterThan(1);
-    for (const d of dirs) expect(existsSync(d)).toBe(false);
-
-    const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
-    const client = await connect(address.replace(/^unix:\/\//, ""));
-    try {
-      const c = await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
-      expect(c.pid).toBe(0);
-      // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each.
-      const helper = await waitFor(
-        () => {
-          if (!dirs.every((d) => existsSync(d))) return undefined;
-          const p = procs(dirs[0]!);
-          return p.length === 1 && cmdline(p[0]!).includes(CRIU_HELPER_ARG) ? p[0] : undefined;
-        },
-        { what: "the CRIU helper in the restored task's cgroups", timeoutMs: 20_000 },
-      );
-      for (const d of dirs) await waitFor(() => (procs(d).join(",") === helper ? true : undefined), { what: `the helper alone in ${d}` });
-
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
-      // Delete answered after the undo: the helper is gone and so is every cgroup directory.
-      for (const d of dirs) expect(existsSync(d)).toBe(false);
-      await waitFor(() => (!existsSync(`/proc/${helper}`) || !cmdline(helper).includes(CRIU_HELPER_ARG) ? true : undefined), { what: `helper ${helper} gone`, timeoutMs: 10_000 });
-      // The source runs on, untouched.
-      expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
-    } finally {
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
-      client.close();
-    }
-  } finally {
-    await removeSource(src, ref);
-  }
-});
-
-test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at once, and Delete leaves nothing", async () => {
-  const src = uniqueId("src");
-  const ref = `localhost/${src}:ckpt`;
-  const restoredId = uniqueId("hang");
-  const work = mkdtempSync(join(dir, "hang-"));
+  const restoredId = uniqueId(prefix);
+  const work = mkdtempSync(join(dir, `${prefix}-`));
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
   try {
     await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
     const cgroupsPath = `/${ns}/${restoredId}`;
     const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
-    const dirs = cgroupDirs(cgroupsPath);
-    const freezer = dirs.find((d) => d.startsWith("/sys/fs/cgroup/freezer/"))!;
-    expect(freezer).toBeDefined();
     const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
     const client = await connect(address.replace(/^unix:\/\//, ""));
-    const call = <M extends keyof typeof TaskV2.method>(m: M, req: object, timeoutMs = 30_000) => client.call(TaskV2, m, req as never, { namespace: ns, timeoutMs });
+    const call: TaskCall = (m, req, timeoutMs = 30_000) => client.call(TaskV2, m, req as never, { namespace: ns, timeoutMs });
     try {
-      await call("create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, 60_000);
-      const helper = await waitFor(() => (existsSync(freezer) && procs(freezer).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(freezer) : undefined), {
-        what: "the CRIU helper in the restored task's freezer cgroup",
-        timeoutMs: 20_000,
-      });
-      // A hung CRIU: the helper that will run the restore is frozen before Start.
-      writeFileSync(join(freezer, "freezer.state"), "FROZEN");
-      await waitFor(() => (readFileSync(join(freezer, "freezer.state"), "utf8").trim() === "FROZEN" ? true : undefined), { what: "the helper frozen" });
-      const started = call("start", { id: restoredId }, 120_000).then(
-        () => ({ code: Code.OK, message: "" }),
-        (err: unknown) => ({ code: (err as CryoError).code, message: String((err as Error).message) }),
-      );
-      // Such a restore takes well under a second here: two seconds without an answer is a hang.
-      expect(await Promise.race([started, Bun.sleep(2000).then(() => "pending")])).toBe("pending");
-      expect((await call("state", { id: restoredId })).status).toBe(Status.CREATED);
-      await call("kill", { id: restoredId, signal: 9 });
-      const outcome = await started;
-      expect(outcome.code).toBe(Code.CANCELLED);
-      expect(outcome.message).toContain("cancelled: task killed while restoring");
-      await call("delete", { id: restoredId });
-      // Nothing of the restore is left: no process in its cgroups (they are gone), no helper, no CRIU root, no runc state.
-      await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the restored task's cgroups removed", timeoutMs: 10_000 });
-      await waitFor(() => (helper.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, "utf8").includes(") Z ")) ? true : undefined), { what: "the helper gone", timeoutMs: 10_000 });
-      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(restoredId);
-      expect(existsSync(`/run/containerd/runc/${ns}/${restoredId}`)).toBe(false);
-      // The source runs on, untouched.
-      expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${src}\\s+\\d+\\s+RUNNING`));
+      await fn({ src, restoredId, cgroupsPath, images, bundle, call });
     } finally {
       await call("delete", { id: restoredId }).catch(() => {});
       client.close();
@@ -303,43 +234,95 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at o
   } finally {
     await removeSource(src, ref);
   }
+}
+
+/** A task API call on the source's shim, in the test's namespace. */
+type TaskCall = <M extends keyof typeof TaskV2.method>(method: M, req: object, timeoutMs?: number) => Promise<MessageShape<(typeof TaskV2.method)[M]["output"]>>;
+
+/** Create of the restored task from the checkpoint, without IO. */
+const createFrom = (r: { restoredId: string; bundle: string; images: string }) => ({ id: r.restoredId, bundle: r.bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: r.images });
+
+test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
+  await withSleepCheckpoint("cd", async (r) => {
+    const dirs = cgroupDirs(r.cgroupsPath);
+    expect(dirs.length).toBeGreaterThan(1);
+    for (const d of dirs) expect(existsSync(d)).toBe(false);
+    const c = await r.call("create", createFrom(r), 60_000);
+    expect(c.pid).toBe(0);
+    // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each.
+    const helper = await waitFor(
+      () => {
+        if (!dirs.every((d) => existsSync(d))) return undefined;
+        const p = procs(dirs[0]!);
+        return p.length === 1 && cmdline(p[0]!).includes(CRIU_HELPER_ARG) ? p[0] : undefined;
+      },
+      { what: "the CRIU helper in the restored task's cgroups", timeoutMs: 20_000 },
+    );
+    for (const d of dirs) await waitFor(() => (procs(d).join(",") === helper ? true : undefined), { what: `the helper alone in ${d}` });
+
+    await r.call("delete", { id: r.restoredId });
+    // Delete answered after the undo: the helper is gone and so is every cgroup directory.
+    for (const d of dirs) expect(existsSync(d)).toBe(false);
+    await waitFor(() => (!existsSync(`/proc/${helper}`) || !cmdline(helper).includes(CRIU_HELPER_ARG) ? true : undefined), { what: `helper ${helper} gone`, timeoutMs: 10_000 });
+    // The source runs on, untouched.
+    expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${r.src}\\s+\\d+\\s+RUNNING`));
+  });
+});
+
+test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at once, and Delete leaves nothing", async () => {
+  await withSleepCheckpoint("hang", async (r) => {
+    const { call, restoredId } = r;
+    const dirs = cgroupDirs(r.cgroupsPath);
+    const freezer = dirs.find((d) => d.startsWith("/sys/fs/cgroup/freezer/"))!;
+    expect(freezer).toBeDefined();
+    await call("create", createFrom(r), 60_000);
+    const helper = await waitFor(() => (existsSync(freezer) && procs(freezer).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(freezer) : undefined), {
+      what: "the CRIU helper in the restored task's freezer cgroup",
+      timeoutMs: 20_000,
+    });
+    // A hung CRIU: the helper that will run the restore is frozen before Start.
+    writeFileSync(join(freezer, "freezer.state"), "FROZEN");
+    await waitFor(() => (readFileSync(join(freezer, "freezer.state"), "utf8").trim() === "FROZEN" ? true : undefined), { what: "the helper frozen" });
+    const started = call("start", { id: restoredId }, 120_000).then(
+      () => ({ code: Code.OK, message: "" }),
+      (err: unknown) => ({ code: (err as CryoError).code, message: String((err as Error).message) }),
+    );
+    // Such a restore takes well under a second here: two seconds without an answer is a hang.
+    expect(await Promise.race([started, Bun.sleep(2000).then(() => "pending")])).toBe("pending");
+    expect((await call("state", { id: restoredId })).status).toBe(Status.CREATED);
+    await call("kill", { id: restoredId, signal: 9 });
+    const outcome = await started;
+    expect(outcome.code).toBe(Code.CANCELLED);
+    expect(outcome.message).toContain("cancelled: task killed while restoring");
+    await call("delete", { id: restoredId });
+    // Nothing of the restore is left: no process in its cgroups (they are gone), no helper, no CRIU root, no runc state.
+    await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the restored task's cgroups removed", timeoutMs: 10_000 });
+    await waitFor(() => (helper.every((p) => !existsSync(`/proc/${p}`) || readFileSync(`/proc/${p}/stat`, "utf8").includes(") Z ")) ? true : undefined), { what: "the helper gone", timeoutMs: 10_000 });
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(restoredId);
+    expect(existsSync(`/run/containerd/runc/${ns}/${restoredId}`)).toBe(false);
+    // The source runs on, untouched.
+    expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${r.src}\\s+\\d+\\s+RUNNING`));
+  });
 });
 
 test("a checkpoint whose tasks hold a capability the new spec drops is refused, and nothing is made", async () => {
-  const src = uniqueId("src");
-  const ref = `localhost/${src}:ckpt`;
-  const restoredId = uniqueId("caps");
-  const work = mkdtempSync(join(dir, "caps-"));
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
-  try {
-    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
-    const cgroupsPath = `/${ns}/${restoredId}`;
-    const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
+  await withSleepCheckpoint("caps", async (r) => {
     // The same spec without CAP_NET_RAW, which ctr's default spec grants and the checkpointed sleep holds.
-    const specPath = join(bundle, "config.json");
+    const specPath = join(r.bundle, "config.json");
     const spec = JSON.parse(readFileSync(specPath, "utf8")) as { process: { capabilities: Record<string, string[]> } };
     expect(spec.process.capabilities.bounding).toContain("CAP_NET_RAW");
     for (const k of Object.keys(spec.process.capabilities)) spec.process.capabilities[k] = spec.process.capabilities[k]!.filter((c) => c !== "CAP_NET_RAW");
     writeFileSync(specPath, JSON.stringify(spec));
-    const address = readFileSync(join(srcBundle, "address"), "utf8").trim();
-    const client = await connect(address.replace(/^unix:\/\//, ""));
-    try {
-      await client.call(TaskV2, "create", { id: restoredId, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: images }, { namespace: ns, timeoutMs: 60_000 });
-      const err = await client.call(TaskV2, "start", { id: restoredId }, { namespace: ns, timeoutMs: 60_000 }).then(
-        () => undefined,
-        (e: unknown) => e as CryoError,
-      );
-      expect(err?.code).toBe(Code.INVALID_ARGUMENT);
-      expect(err?.message).toMatch(/task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/);
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 });
-      for (const d of cgroupDirs(cgroupsPath)) expect(existsSync(d)).toBe(false);
-      expect(existsSync(`/run/containerd/runc/${ns}/${restoredId}`)).toBe(false);
-      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(restoredId);
-    } finally {
-      await client.call(TaskV2, "delete", { id: restoredId }, { namespace: ns, timeoutMs: 30_000 }).catch(() => {});
-      client.close();
-    }
-  } finally {
-    await removeSource(src, ref);
-  }
+    await r.call("create", createFrom(r), 60_000);
+    const err = await r.call("start", { id: r.restoredId }, 60_000).then(
+      () => undefined,
+      (e: unknown) => e as CryoError,
+    );
+    expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err?.message).toMatch(/task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/);
+    await r.call("delete", { id: r.restoredId });
+    for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+    expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+  });
 });
