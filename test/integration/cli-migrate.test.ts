@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ensureTestImage, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -211,9 +211,19 @@ test("post-copy whose restore fails: the source's page server is released and th
   try {
     await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on", timeoutMs: 10_000 });
   } catch (err) {
-    // Seen once under CI load: what the source's shim said about its page server tells why.
-    const said = readFileSync(a.layout.log, "utf8").split("\n").filter((l) => l.includes(id) && /post-copy|page server|thaw|resume|pause/.test(l));
-    throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}`);
+    // Seen twice under CI load: what the source's shim said about its page server, and where the source's
+    // processes are (stopped by ptrace, frozen, gone), tell why.
+    const said = readFileSync(a.layout.log, "utf8").split("\n").filter((l) => l.includes(id) && /post-copy|page server|thaw|resume|pause|Resume|Pause/.test(l));
+    const pid = await taskPid(a, id).catch(() => undefined);
+    const state = (file: string) => {
+      try {
+        return readFileSync(file, "utf8").trim();
+      } catch (e) {
+        return String(e);
+      }
+    };
+    const where = pid ? [`/proc/${pid}/status: ${state(`/proc/${pid}/status`).split("\n").filter((l) => /^(State|TracerPid):/.test(l)).join(", ")}`, `freezer: ${state(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`)}`] : ["no task pid"];
+    throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}\n${where.join("\n")}`);
   }
   await expectSourceAloneThenRemove(id);
 }, 120_000);
