@@ -356,15 +356,15 @@ async function runHelper(
   const events: NotifyEvent[] = [];
   let callbackError: unknown;
   let result: ResultMessage | undefined;
-  // An abort kills the helper and CRIU, and the call fails at once: it does not wait for them to be gone (a
-  // process in a frozen cgroup, or in an uninterruptible sleep, dies only later). The call's own end then
-  // releases what it would have returned.
+  // An abort kills the helper and CRIU, and the call fails once they are gone, or after ABORT_WAIT_MS when they
+  // are not (a process in a frozen cgroup, or in an uninterruptible sleep, dies only later): the call's own end
+  // then releases what it would have returned.
   let cancel: ((err: unknown) => void) | undefined;
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
   cancelled.catch(() => {});
   const onAbort = () => {
     killHelper(proc.pid);
-    cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason }));
+    void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
   const body = talk();
@@ -441,6 +441,9 @@ async function runHelper(
     }
   }
 }
+
+/** How long an aborted call waits for its killed helper to be gone before it fails anyway. */
+const ABORT_WAIT_MS = 2_000;
 
 /** Writes one JSON line to the helper's stdin; a helper that has exited (EPIPE) is left to its exit status. */
 function writeLine(proc: HelperProcess, msg: unknown): void {

@@ -8,8 +8,8 @@
  * - The same checkpoint restored into a task without a terminal (as `ctr containers restore` creates it): the
  *   restored shell keeps its pty, whose IO the shim carries to the task's FIFOs, and Delete releases it.
  * - A restore that hangs in CRIU (its helper frozen in the task's freezer cgroup before Start) is cancelled
- *   by a SIGKILL Kill: the Start fails with CANCELLED at once, the shim answered State meanwhile, and Delete
- *   leaves no process, cgroup, mount or runc state.
+ *   by a SIGKILL Kill: the Start fails with CANCELLED (after 2 s: the frozen helper cannot die sooner), the
+ *   shim answered State meanwhile, and Delete leaves no process, cgroup, mount or runc state.
  * - A checkpoint whose tasks hold a capability the new spec does not grant (CAP_NET_RAW, dropped from the
  *   bundle's spec) is refused at Start with INVALID_ARGUMENT naming it, before any cgroup or process is made.
  * - A task created from a checkpoint and deleted without a Start (ctr has no create-only command for a
@@ -269,7 +269,7 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
   });
 });
 
-test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED at once, and Delete leaves nothing", async () => {
+test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and Delete leaves nothing", async () => {
   await withSleepCheckpoint("hang", async (r) => {
     const { call, restoredId } = r;
     const dirs = cgroupDirs(r.cgroupsPath);
