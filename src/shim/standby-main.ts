@@ -69,7 +69,7 @@ export async function runStandby(path: string): Promise<number> {
           if (!taken) return void socket.end(`${JSON.stringify({ error: "taken" })}\n`);
           let parsed: StandbyRequest;
           try {
-            parsed = checkRequest(JSON.parse(buffered.slice(0, nl)));
+            parsed = checkStandbyRequest(JSON.parse(buffered.slice(0, nl)));
           } catch (err) {
             return void socket.end(`${JSON.stringify({ error: `bad request: ${err instanceof Error ? err.message : String(err)}` })}\n`);
           }
@@ -132,7 +132,7 @@ interface Taken {
 }
 
 /** Validates a request: its shape, only the per-daemon variables, and a socket that is argv's -socket. */
-function checkRequest(value: unknown): StandbyRequest {
+export function checkStandbyRequest(value: unknown): StandbyRequest {
   const req = requestSchema.parse(value);
   const extra = Object.keys(req.env).filter((k) => !REQUEST_ENV.has(k));
   if (extra.length > 0) throw new Error(`environment variables ${extra.join(", ")} are not a daemon's own`);

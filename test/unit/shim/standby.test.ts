@@ -28,3 +28,18 @@ test("standbyPath: one per containerd, namespace, -debug and environment; per-da
     expect(other).not.toBe(p);
   }
 });
+
+test("a standby request: the daemon's own variables only, and the socket argv names", async () => {
+  const { checkStandbyRequest } = await import("../../../src/shim/standby-main.ts");
+  const ok = {
+    socket: "/run/cryo/s/abc",
+    cwd: "/run/containerd/io.containerd.runtime.v2.task/default/c1",
+    argv: ["-namespace", "default", "-id", "c1", "-address", "/run/containerd/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-bundle", "/b", "-socket", "/run/cryo/s/abc"],
+    env: { TTRPC_ADDRESS: "/run/containerd/containerd.sock.ttrpc", NAMESPACE: "default", CRYO_SHIM_GROUP_KEY: "container/c1" },
+  };
+  expect(checkStandbyRequest(ok)).toEqual(ok);
+  expect(() => checkStandbyRequest({ ...ok, env: { ...ok.env, LD_PRELOAD: "/tmp/x.so" } })).toThrow("environment variables LD_PRELOAD are not a daemon's own");
+  expect(() => checkStandbyRequest({ ...ok, socket: "/etc/other" })).toThrow("socket is not the -socket of argv");
+  expect(() => checkStandbyRequest({ ...ok, cwd: "relative" })).toThrow();
+  expect(() => checkStandbyRequest({ ...ok, argv: "x" })).toThrow();
+});
