@@ -16,7 +16,7 @@
  */
 import { closeSync, constants, openSync } from "node:fs";
 import { CryoError, invalidArgument } from "../errors.ts";
-import { BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_PROG_TYPE_CGROUP_DEVICE, bpfProgAttach, bpfProgLoad, close } from "../sys/index.ts";
+import { BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, BPF_PROG_TYPE_CGROUP_DEVICE, bpfProgAttach, bpfProgDetach, bpfProgGetFdById, bpfProgId, bpfProgLoad, bpfProgQuery, close } from "../sys/index.ts";
 import type { DeviceRule } from "./v1-devices.ts";
 
 /** Access bit "m"; the bits are the same in v1's device_cgroup.c (DEVCG_ACC_*) and in BPF (BPF_DEVCG_ACC_*). */
@@ -148,8 +148,10 @@ export function deviceFilterProgram(state: DeviceState): Uint8Array {
 }
 
 /**
- * Attaches the program for the rules to the cgroup v2 directory cgroupDir (BPF_F_ALLOW_MULTI, as runc does).
- * Meant for a new cgroup: a second call adds a second program, and the kernel allows only what all allow.
+ * Attaches the program for the rules to the cgroup v2 directory cgroupDir (BPF_F_ALLOW_MULTI, as runc does), then
+ * detaches every other device program attached to that directory itself, as runc does: a retried restore into an
+ * existing cgroup replaces the earlier rules instead of stacking them (the kernel allows only what all programs
+ * allow). The new program goes on first, so the cgroup is never without a filter.
  */
 export function applyV2DeviceRules(cgroupDir: string, rules: readonly DeviceRule[]): void {
   let progFd = -1;
@@ -159,6 +161,16 @@ export function applyV2DeviceRules(cgroupDir: string, rules: readonly DeviceRule
     progFd = bpfProgLoad(program, { type: BPF_PROG_TYPE_CGROUP_DEVICE, license: "Apache-2.0", logSize: 64 * 1024, name: "cryo_devices" });
     dirFd = openSync(cgroupDir, constants.O_RDONLY | constants.O_DIRECTORY);
     bpfProgAttach(dirFd, progFd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI);
+    const ours = bpfProgId(progFd);
+    for (const id of bpfProgQuery(dirFd, BPF_CGROUP_DEVICE).ids) {
+      if (id === ours) continue;
+      const old = bpfProgGetFdById(id);
+      try {
+        bpfProgDetach(dirFd, old, BPF_CGROUP_DEVICE);
+      } finally {
+        close(old);
+      }
+    }
   } catch (err) {
     throw CryoError.from(err).wrap(`devices cgroup ${cgroupDir}`);
   } finally {

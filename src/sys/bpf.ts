@@ -1,5 +1,6 @@
 /**
- * bpf(2) through libc's syscall(): loading a program, attaching it to a cgroup, listing what is attached.
+ * bpf(2) through libc's syscall(): loading a program, attaching it to a cgroup, listing what is attached,
+ * detaching it again.
  *
  * Each command fills the first bytes of `union bpf_attr` (include/uapi/linux/bpf.h) and passes their
  * length; the kernel zeroes the rest. Offsets are commented per field; everything is little-endian
@@ -14,6 +15,9 @@ const SYS_bpf = process.arch === "x64" ? 321 : process.arch === "arm64" ? 280 : 
 
 const BPF_PROG_LOAD = 5;
 const BPF_PROG_ATTACH = 8;
+const BPF_PROG_DETACH = 9;
+const BPF_PROG_GET_FD_BY_ID = 13;
+const BPF_OBJ_GET_INFO_BY_FD = 15;
 const BPF_PROG_QUERY = 16;
 
 /** enum bpf_prog_type: a device filter of a cgroup (v2). */
@@ -104,4 +108,35 @@ export function bpfProgQuery(targetFd: number, attachType: number): { ids: numbe
   v.setUint32(24, MAX_PROGS, true); // prog_cnt: in, the room; out, the count
   if (bpf(BPF_PROG_QUERY, attr) < 0) throw sysError(`bpf(BPF_PROG_QUERY, type ${attachType})`);
   return { ids: [...ids.subarray(0, v.getUint32(24, true))], attachFlags: v.getUint32(12, true) };
+}
+
+/** BPF_PROG_DETACH: detaches program progFd from targetFd for attachType. */
+export function bpfProgDetach(targetFd: number, progFd: number, attachType: number): void {
+  const attr = new Uint8Array(16);
+  const v = new DataView(attr.buffer);
+  v.setUint32(0, targetFd, true); // target_fd
+  v.setUint32(4, progFd, true); // attach_bpf_fd
+  v.setUint32(8, attachType, true); // attach_type
+  if (bpf(BPF_PROG_DETACH, attr) < 0) throw sysError(`bpf(BPF_PROG_DETACH, type ${attachType})`);
+}
+
+/** BPF_PROG_GET_FD_BY_ID: a descriptor (close-on-exec) of the loaded program with this id. */
+export function bpfProgGetFdById(id: number): number {
+  const attr = new Uint8Array(12);
+  new DataView(attr.buffer).setUint32(0, id, true); // prog_id; next_id @4 and open_flags @8 stay 0
+  const fd = bpf(BPF_PROG_GET_FD_BY_ID, attr);
+  if (fd < 0) throw sysError(`bpf(BPF_PROG_GET_FD_BY_ID, ${id})`);
+  return fd;
+}
+
+/** BPF_OBJ_GET_INFO_BY_FD on a program: its id (struct bpf_prog_info: type @0, id @4). */
+export function bpfProgId(progFd: number): number {
+  const info = new Uint8Array(8);
+  const attr = new Uint8Array(16);
+  const v = new DataView(attr.buffer);
+  v.setUint32(0, progFd, true); // bpf_fd
+  v.setUint32(4, info.length, true); // info_len: the kernel fills no more than this
+  v.setBigUint64(8, BigInt(ptr(info)), true); // info
+  if (bpf(BPF_OBJ_GET_INFO_BY_FD, attr) < 0) throw sysError("bpf(BPF_OBJ_GET_INFO_BY_FD)");
+  return new DataView(info.buffer).getUint32(4, true);
 }

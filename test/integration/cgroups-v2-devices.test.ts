@@ -122,6 +122,31 @@ describe.skipIf(!canRun)("device rules on cgroup v2 (a BPF_CGROUP_DEVICE program
     });
   });
 
+  test("applying rules again replaces the program (a retried restore into the same cgroup): one program, the new rules", async () => {
+    const dir = cgroupWithRules([]); // runc's defaults: c 1:1 and b 7:0 are EPERM
+    const attached = () => {
+      const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        return bpfProgQuery(fd, BPF_CGROUP_DEVICE).ids;
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const [first] = attached();
+    applyV2DeviceRules(dir, runcDeviceRules([{ allow: true, type: "c", major: 1n, minor: 1n, access: "r" }, { allow: true, type: "b", major: 7n, minor: 0n, access: "rw" }]));
+    const now = attached();
+    expect(now.length).toBe(1);
+    expect(now[0]).not.toBe(first);
+    // Stacked, the defaults' program would still refuse both: only the new rules decide.
+    const r = await checks(dir);
+    expect({ readMem: verdict(r["read-mem"]), writeMem: verdict(r["write-mem"]), readLoop: verdict(r["read-loop"]), writeLoop: verdict(r["write-loop"]) }).toEqual({
+      readMem: "ENXIO",
+      writeMem: "EPERM",
+      readLoop: "ok",
+      writeLoop: "ok",
+    });
+  });
+
   test("errors name the directory: a missing one, and one that is not a cgroup", () => {
     const missing = join(unified!, uniqueId("cryo-devcg-missing"));
     expect(() => applyV2DeviceRules(missing, runcDeviceRules([]))).toThrow(`devices cgroup ${missing}: `);
