@@ -46,6 +46,20 @@ export function standbyMs(env: Readonly<Record<string, string | undefined>>): nu
 /** Variables that differ between daemons of one containerd: left out of the standby's key and environment. */
 const PER_DAEMON_ENV = new Set([LINGER_ENV, GROUP_KEY_ENV, LISTEN_FD_ENV, STANDBY_PATH_ENV]);
 
+/**
+ * What `start` does with the standby for a new daemon: `take` it (else launch a daemon), and whether that daemon
+ * launches the next one (`launchNext`).
+ * - A daemon placed in a `ShimCgroup` takes none: the standby booted where the daemon that launched it runs, and
+ *   the memory it touched then stays charged to that cgroup when it moves (cgroup v2, and v1 without
+ *   move_charge_at_immigrate), so the shim cgroup would not account for all of its shim's memory. Nor does it
+ *   launch one: that standby would boot in the shim cgroup, charged there, and serve some other container.
+ * - A per-namespace daemon takes one but launches none: there is no next group.
+ */
+export function standbyUse(group: { key: string; shimCgroup?: string }): { take: boolean; launchNext: boolean } {
+  if (group.shimCgroup) return { take: false, launchNext: false };
+  return { take: true, launchNext: !group.key.startsWith("namespace/") };
+}
+
 /** The standby socket for a daemon that `start` would launch with env and these flags. */
 export function standbyPath(socketDir: string, what: { grpcAddress: string; ttrpcAddress: string; namespace: string; debug: boolean }, env: Readonly<Record<string, string | undefined>>): string {
   let exe = process.execPath;

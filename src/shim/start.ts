@@ -20,7 +20,7 @@ import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAd
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
-import { STANDBY_PATH_ENV, standbyMs, standbyPath, takeStandby } from "./standby.ts";
+import { STANDBY_PATH_ENV, standbyMs, standbyPath, standbyUse, takeStandby } from "./standby.ts";
 
 const specSchema = z.looseObject({ annotations: z.optional(z.record(z.string(), z.string())) });
 
@@ -177,12 +177,13 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
       };
       // A standby daemon of this containerd, namespace and environment (standby.ts) becomes this group's
       // daemon at once; without one, a daemon is launched. After its first Create the daemon launches the
-      // standby for the next group, unless it serves the whole namespace (there is no next group then) or
-      // runs in a shim cgroup of its own (its standby would start there, not where `start` runs).
+      // standby for the next group. Neither for a daemon in a shim cgroup, and no next one for a
+      // per-namespace daemon (standbyUse).
       const standby = standbyMs(env) > 0 ? standbyPath(dir, { grpcAddress, ttrpcAddress, namespace: flags.namespace, debug }, env) : undefined;
-      if (standby && !key.startsWith("namespace/") && !input?.options.shimCgroup) perDaemonEnv[STANDBY_PATH_ENV] = standby;
-      const taken = standby ? await takeStandby(standby, { socket: path, cwd: bundle, argv: args, env: perDaemonEnv }) : undefined;
-      if (taken === undefined && standby) rmSync(path, { force: true }); // a standby that failed after binding it
+      const use = standbyUse({ key, shimCgroup: input?.options.shimCgroup });
+      if (standby && use.launchNext) perDaemonEnv[STANDBY_PATH_ENV] = standby;
+      const taken = standby && use.take ? await takeStandby(standby, { socket: path, cwd: bundle, argv: args, env: perDaemonEnv }) : undefined;
+      if (taken === undefined && standby && use.take) rmSync(path, { force: true }); // a standby that failed after binding it
       const pid = taken ?? (await launchDaemon(path, bundle, args, daemonEnv(env, { ...perDaemonEnv, [LISTEN_FD_ENV]: "3" }), flags.id));
       await placeDaemon(pid, input?.options.shimCgroup, path);
     }

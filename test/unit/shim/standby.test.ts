@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { DEFAULT_STANDBY_MS, STANDBY_MS_ENV, standbyMs, standbyPath } from "../../../src/shim/standby.ts";
+import { DEFAULT_STANDBY_MS, STANDBY_MS_ENV, standbyMs, standbyPath, standbyUse } from "../../../src/shim/standby.ts";
 
 test("standbyMs: the default, a number of ms, 0 for off, the default for junk", () => {
   expect(standbyMs({})).toBe(DEFAULT_STANDBY_MS);
@@ -42,4 +42,12 @@ test("a standby request: the daemon's own variables only, and the socket argv na
   expect(() => checkStandbyRequest({ ...ok, socket: "/etc/other" })).toThrow("socket is not the -socket of argv");
   expect(() => checkStandbyRequest({ ...ok, cwd: "relative" })).toThrow();
   expect(() => checkStandbyRequest({ ...ok, argv: "x" })).toThrow();
+});
+
+test("standbyUse: a daemon takes the standby and launches the next, except per-namespace (no next) and in a shim cgroup (neither)", () => {
+  expect(standbyUse({ key: "container/c1" })).toEqual({ take: true, launchNext: true });
+  expect(standbyUse({ key: "pod/sandbox-1", shimCgroup: "" })).toEqual({ take: true, launchNext: true });
+  expect(standbyUse({ key: "namespace/default" })).toEqual({ take: true, launchNext: false });
+  expect(standbyUse({ key: "container/c1", shimCgroup: "/kubepods/shims" })).toEqual({ take: false, launchNext: false });
+  expect(standbyUse({ key: "namespace/default", shimCgroup: "/shims" })).toEqual({ take: false, launchNext: false });
 });
