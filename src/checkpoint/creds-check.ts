@@ -12,8 +12,9 @@
  * - has a capability bounding set with a capability outside the spec's bounding set, or an inheritable,
  *   permitted, effective or ambient set with one the spec grants in none of its sets;
  * - lacks no_new_privs when the spec's `process.noNewPrivileges` is set;
- * - has no seccomp filter when the spec has a `linux.seccomp` profile (the filter itself is CRIU's to
- *   restore: its contents are not compared);
+ * - has no seccomp filter when the spec has a `linux.seccomp` profile, or filters that let run a system call
+ *   the profile denies whatever its arguments (src/seccomp/profile.ts: each filter of the thread's chain in
+ *   seccomp.img is run for every such call of every ABI of the host, over all arguments);
  * - runs with another uid (real, effective, saved or filesystem) than the spec's `process.user.uid` when the
  *   spec sets noNewPrivileges and grants no CAP_SETUID (such a task cannot have changed it: the "restricted"
  *   pods of Kubernetes), and likewise for gids and CAP_SETGID. Otherwise a task may change them as far as
@@ -23,7 +24,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isFieldSet } from "@bufbuild/protobuf";
-import { CoreEntrySchema, CredsEntrySchema, SeccompMode, type CoreEntry } from "../gen/criu/core_pb.ts";
+import { CoreEntrySchema, CredsEntrySchema, SeccompMode, ThreadCoreEntrySchema, type CoreEntry } from "../gen/criu/core_pb.ts";
+import { SeccompEntrySchema, SeccompFilterSchema, type SeccompFilter } from "../gen/criu/seccomp_pb.ts";
+import { parseFilter, type SockFilter } from "../seccomp/bpf.ts";
+import { chainEscape, hostAbis, specProfile, type Escape } from "../seccomp/profile.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
@@ -62,15 +66,21 @@ function specCapabilities(list: unknown): Set<number> {
   return out;
 }
 
-/** Checks every thread against the spec (see the module comment); INVALID_ARGUMENT naming the first thread and what it has. */
-export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec, where: string): void {
+/**
+ * Checks every thread against the spec (see the module comment); INVALID_ARGUMENT naming the first thread and
+ * what it has. seccompFilters gives seccomp.img's filters, read only when a thread's filters are to be checked.
+ */
+export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec, where: string, seccompFilters: () => SeccompFilter[] = () => []): void {
   const caps = spec.process?.capabilities ?? {};
   const bounding = specCapabilities(caps.bounding);
   const granted = new Set([...bounding, ...specCapabilities(caps.effective), ...specCapabilities(caps.permitted), ...specCapabilities(caps.inheritable), ...specCapabilities(caps.ambient)]);
   const noNewPrivileges = spec.process?.noNewPrivileges === true;
   // A profile as runc applies one: with a default action (`{}` or null is none).
-  const profile = spec.linux?.seccomp as { defaultAction?: unknown } | null | undefined;
-  const seccomp = typeof profile?.defaultAction === "string" && profile.defaultAction !== "";
+  const profile = specProfile(spec.linux?.seccomp, where);
+  const seccomp = profile !== undefined;
+  const abis = hostAbis();
+  let filters: SeccompFilter[] | undefined;
+  const escapes = new Map<number, Escape | undefined>(); // by the chain's last filter: threads share chains
   const user = spec.process?.user ?? {};
   const fixedUid = noNewPrivileges && !granted.has(CAP_SETUID) ? Number(user.uid ?? 0) : undefined;
   const fixedGid = noNewPrivileges && !granted.has(CAP_SETGID) ? Number(user.gid ?? 0) : undefined;
@@ -100,7 +110,40 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
     ids("uid", [creds.uid, creds.euid, creds.suid, creds.fsuid], fixedUid, "CAP_SETUID");
     ids("gid", [creds.gid, creds.egid, creds.sgid, creds.fsgid], fixedGid, "CAP_SETGID");
     if (seccomp && t.core.threadCore?.seccompMode !== SeccompMode.FILTER) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");
+    if (profile && abis) {
+      const tc = t.core.threadCore!;
+      if (!isFieldSet(tc, ThreadCoreEntrySchema.field.seccompFilter)) throw refuse("its core image names no seccomp filter");
+      const last = tc.seccompFilter;
+      if (!escapes.has(last)) {
+        filters ??= seccompFilters();
+        escapes.set(last, chainEscape(filterChain(filters, last, refuse), profile, abis, `${where}: ${who}`));
+      }
+      const e = escapes.get(last);
+      if (e) throw refuse(`its seccomp filters let ${e.call} (${e.abi}) run, which the spec's seccomp profile denies`);
+    }
   }
+}
+
+/** The filters of a thread's chain, from its last (seccomp.img index `last`) back to its first. */
+function filterChain(filters: readonly SeccompFilter[], last: number, refuse: (detail: string) => Error): SockFilter[][] {
+  const chain: SockFilter[][] = [];
+  const seen = new Set<number>();
+  for (let i: number | undefined = last; i !== undefined; ) {
+    const f: SeccompFilter | undefined = filters[i];
+    if (!f) throw refuse(`its seccomp filter ${i} is not in seccomp.img (${filters.length} filters)`);
+    if (seen.has(i)) throw refuse(`its seccomp filters form a loop at filter ${i}`);
+    seen.add(i);
+    chain.push(parseFilter(f.filter, `seccomp.img filter ${i}`));
+    i = isFieldSet(f, SeccompFilterSchema.field.prev) ? f.prev : undefined;
+  }
+  return chain;
+}
+
+/** seccomp.img's filters (none when the image is absent: no task had a filter). */
+export function readSeccompFilters(imagesDir: string): SeccompFilter[] {
+  const name = "seccomp.img";
+  if (!existsSync(join(imagesDir, name))) return [];
+  return decodeImage(SeccompEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.seccomp).flatMap((e) => e.seccompFilters);
 }
 
 /** Reads pstree.img and the core image of every thread of imagesDir (a checked checkpoint directory). */

@@ -23,6 +23,7 @@ export const ImageMagic = {
   files: 0x56303138,
   stats: 0x57093306,
   netdev: 0x57373951,
+  seccomp: 0x64413049,
 } as const;
 
 /** Largest entry accepted; CRIU's own entries are far smaller. */

@@ -24,7 +24,7 @@ import { dirname, join, posix } from "node:path";
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
-import { checkThreadCreds, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
+import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
@@ -277,7 +277,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const container = confineToSpec(dumped, spec, `restore container ${id} from ${source.dir}`);
   // The tasks' capabilities, no_new_privs and seccomp mode, which CRIU restores as the images say: within the spec's.
-  checkThreadCreds(readThreadCores(source.dir), spec as CredsSpec, `restore container ${id} from ${source.dir}`);
+  checkThreadCreds(readThreadCores(source.dir), spec as CredsSpec, `restore container ${id} from ${source.dir}`, () => readSeccompFilters(source.dir));
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default for a container named id.
   const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;

@@ -105,6 +105,28 @@ test("a container holding a zombie (an init that does not reap) passes the resto
   await remove(id);
 }, 180_000);
 
+test("a container under containerd's default seccomp profile (ctr run --seccomp): runc's filter passes the restore's check and is restored", async () => {
+  const id = uniqueId("secc");
+  await runDetached(id, ["sleep", "1000"], ["--seccomp"]);
+  const pid = (await taskPid(pc, id))!;
+  const seccompOf = (p: number) =>
+    readFileSync(`/proc/${p}/status`, "utf8")
+      .split("\n")
+      .filter((l) => /^Seccomp(_filters)?:/.test(l))
+      .join(", ");
+  const before = seccompOf(pid);
+  expect(before).toMatch(/^Seccomp:\t2, Seccomp_filters:\t[1-9]/);
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const r = await restore(id, ref);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(seccompOf((await taskPid(pc, id))!)).toBe(before);
+  await remove(id);
+}, 180_000);
+
 test("a 256 MiB container comes back with its memory intact", async () => {
   const id = uniqueId("mem");
   await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);

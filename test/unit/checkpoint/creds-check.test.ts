@@ -3,6 +3,8 @@ import { expect, test } from "bun:test";
 import { checkThreadCreds, type CredsSpec, type ThreadCore } from "../../../src/checkpoint/creds-check.ts";
 import { capabilityNumbers } from "../../../src/criu/capabilities.ts";
 import { CoreEntrySchema, SeccompMode } from "../../../src/gen/criu/core_pb.ts";
+import { SeccompFilterSchema, type SeccompFilter } from "../../../src/gen/criu/seccomp_pb.ts";
+import { allowList, encode, ret, ALLOW } from "../seccomp/asm.ts";
 
 // containerd's default capabilities: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP
 // NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE, as CRIU stores them (two 32-bit words).
@@ -13,18 +15,18 @@ const spec = (over: Partial<CredsSpec["process"]> = {}, linux?: CredsSpec["linux
   ...(linux ? { linux } : {}),
 });
 
-function thread(creds: Record<string, unknown> | undefined, extra: { seccompMode?: SeccompMode; tid?: number } = {}): ThreadCore {
+function thread(creds: Record<string, unknown> | undefined, extra: { seccompMode?: SeccompMode; seccompFilter?: number; tid?: number } = {}): ThreadCore {
   const core = create(CoreEntrySchema, {
     mtype: 1,
     tc: { taskState: 1, comm: "sh" },
-    threadCore: { ...(creds ? { creds: { capBnd: DEFAULT_WORDS, capPrm: DEFAULT_WORDS, capEff: DEFAULT_WORDS, capInh: [0, 0], capAmb: [0, 0], noNewPrivs: 1, ...creds } } : {}), seccompMode: extra.seccompMode ?? SeccompMode.DISABLED },
+    threadCore: { ...(creds ? { creds: { capBnd: DEFAULT_WORDS, capPrm: DEFAULT_WORDS, capEff: DEFAULT_WORDS, capInh: [0, 0], capAmb: [0, 0], noNewPrivs: 1, ...creds } } : {}), seccompMode: extra.seccompMode ?? SeccompMode.DISABLED, ...(extra.seccompFilter !== undefined ? { seccompFilter: extra.seccompFilter } : {}) },
   });
   return { pid: 1, tid: extra.tid ?? 1, core };
 }
 
-const refused = (threads: ThreadCore[], s: CredsSpec) => {
+const refused = (threads: ThreadCore[], s: CredsSpec, filters: SeccompFilter[] = []) => {
   try {
-    checkThreadCreds(threads, s, "restore container c1 from /ck");
+    checkThreadCreds(threads, s, "restore container c1 from /ck", () => filters);
   } catch (err) {
     return (err as Error).message;
   }
@@ -57,7 +59,7 @@ test("capabilities beyond the spec's, missing credentials, no_new_privs off, sec
   expect(refused([thread({ noNewPrivs: 0 })], spec())).toContain("no_new_privs is off, and the spec sets noNewPrivileges");
   expect(refused([thread({ noNewPrivs: 0 })], spec({ noNewPrivileges: false }))).toBe("accepted");
   expect(refused([thread({})], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toContain("it has no seccomp filter, and the spec has a seccomp profile");
-  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER })], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toBe("accepted");
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER })], spec({}, { seccomp: { defaultAction: "SCMP_ACT_ERRNO" } }))).toContain("task 1: its core image names no seccomp filter");
 });
 
 test("zombies are skipped; no_new_privs unrecorded; the spec's uid and gid held where they cannot change; seccomp {} is none", () => {
@@ -80,4 +82,26 @@ test("zombies are skipped; no_new_privs unrecorded; the spec's uid and gid held 
   expect(refused([thread({ uid: 33, euid: 33, suid: 33, fsuid: 33 })], spec({ user: { uid: 1000, gid: 1000 } }))).toBe("accepted");
   expect(refused([thread({ ...none, uid: 0, euid: 0, suid: 0, fsuid: 0, noNewPrivs: 0 })], spec({ user: { uid: 1000, gid: 1000 }, noNewPrivileges: false, capabilities: { bounding: few, effective: few, permitted: few } }))).toBe("accepted");
   expect(refused([thread({})], spec({}, { seccomp: {} }))).toBe("accepted");
+});
+
+test("seccomp filters: each thread's chain in seccomp.img must deny what the profile denies outright", () => {
+  const profile = { seccomp: { defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read", "write", "exit"], action: "SCMP_ACT_ALLOW" }] } };
+  const filter = (insns: Parameters<typeof encode>[0], prev?: number) => create(SeccompFilterSchema, { filter: encode(insns), ...(prev !== undefined ? { prev } : {}) });
+  const strict = filter(allowList([0, 1, 60]));
+  const open = filter([ret(ALLOW)]);
+  // Thread 1 with the strict filter; thread 2 with a permissive one installed on top of it (prev: 0).
+  const filters = [strict, filter([ret(ALLOW)], 0), open];
+  const t1 = thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 0 });
+  const t2 = thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 1, tid: 2 });
+  expect(refused([t1, t2], spec({}, profile), filters)).toBe("accepted");
+  // A thread whose only filter allows everything.
+  expect(refused([t1, thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 2, tid: 3 })], spec({}, profile), filters)).toBe(
+    "restore container c1 from /ck: invalid argument: thread 3 of task 1: its seccomp filters let open (x86_64) run, which the spec's seccomp profile denies",
+  );
+  // Indexes outside seccomp.img, a loop, a filter that is not whole instructions.
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 9 })], spec({}, profile), filters)).toContain("task 1: its seccomp filter 9 is not in seccomp.img (3 filters)");
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 1 })], spec({}, profile), [filter([ret(ALLOW)], 1), filter([ret(ALLOW)], 0)])).toContain("its seccomp filters form a loop at filter 1");
+  expect(refused([t1], spec({}, profile), [create(SeccompFilterSchema, { filter: new Uint8Array(5) })])).toContain("seccomp.img filter 0: invalid argument: a seccomp filter of 5 bytes");
+  // Without a profile the filters are not read.
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 2 })], spec(), filters)).toBe("accepted");
 });
