@@ -65,7 +65,8 @@ cryo_kdat_dir=/dev/shm/cryo-criu # also in src/criu/binary.ts
 # What cryo's criu was built with (CRIU's version, then one line per patch: name, sha256, applied|skipped),
 # written after its build: a changed patch set rebuilds it. A patch that does not apply to the version at
 # hand is skipped with a warning, and recorded as skipped so that it is not retried: 0001-0003 only save time;
-# without 0004 a post-copy source is lost when its restore fails after the lazy-pages daemon connected.
+# without 0004 a post-copy source is lost when its restore fails after the lazy-pages daemon connected, and
+# without 0005 a restore of a checkpoint whose pages image is cut short spins for ever.
 cryo_criu_stamp="$criu_prefix/libexec/cryo/criu.build"
 cryo_patches() { for p in "$repo"/scripts/criu/*.patch; do [ -e "$p" ] && echo "$(basename "$p") $(sha256sum "$p" | cut -d' ' -f1)"; done; }
 criu_version_of() { "$1" --version 2>/dev/null | awk '/^Version:/ {print $2}' || true; }

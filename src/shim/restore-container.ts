@@ -42,6 +42,7 @@ import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
+import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { killTree } from "../sys/proc.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -346,7 +347,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         stdioFds.push(n);
       }
     }
-    rmSync(workDir, { recursive: true, force: true });
+    removeWorkDir(workDir);
     mkdirSync(workDir, { recursive: true });
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir, { signal: input.signal });
@@ -521,7 +522,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.
     const removeWork = () => {
-      tidy(`remove ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
+      tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
       tidy("release the local page images", () => localImages?.[Symbol.dispose]());
     };
     if (lazy) {
@@ -557,7 +558,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       }
     }
     try {
-      rmSync(workDir, { recursive: true, force: true });
+      removeWorkDir(workDir);
     } catch (e) {
       input.log.warn(`${label}: cleanup: ${e instanceof Error ? e.message : String(e)}`); // the restore's own error is the one to report
     }
@@ -565,6 +566,22 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   } finally {
     for (const n of opened) closeSync(n);
   }
+}
+
+/**
+ * Removes CRIU's work directory, first detaching whatever is still mounted in it: a CRIU that was killed (a
+ * cancelled restore) leaves its cgroup yard there, the host's cgroup hierarchies mounted, and a recursive
+ * removal would walk into them (rmdir of every empty cgroup of the host) and fail on their control files.
+ */
+export function removeWorkDir(workDir: string): void {
+  for (const point of mountsUnderFrom(readFileSync("/proc/self/mountinfo", "utf8"), workDir)) {
+    try {
+      umount2(point, MNT_DETACH);
+    } catch {
+      // gone meanwhile, or under one detached before it
+    }
+  }
+  rmSync(workDir, { recursive: true, force: true });
 }
 
 /** Whether the config's `[restore]` sets anything over a checkpoint's recorded options. */
