@@ -148,7 +148,14 @@ export function readSeccompFilters(imagesDir: string): SeccompFilter[] {
 
 /** Reads pstree.img and the core image of every thread of imagesDir (a checked checkpoint directory). */
 export function readThreadCores(imagesDir: string): ThreadCore[] {
-  const read = (name: string) => new Uint8Array(readFileSync(join(imagesDir, name)));
+  const read = (name: string) => {
+    try {
+      return new Uint8Array(readFileSync(join(imagesDir, name)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
+      throw err;
+    }
+  };
   const out: ThreadCore[] = [];
   const coreOf = (tid: number) => {
     const name = `core-${tid}.img`;

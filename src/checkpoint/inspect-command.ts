@@ -12,11 +12,14 @@ import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
 import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "./metadata.ts";
 import { checkCheckpointEntries } from "./dir-check.ts";
 
+/** The machine names of `uname -m` for the architectures Bun names (the metadata records Bun's). */
+const ARCH_NAMES: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
+
 /** Text for the metadata part of `cryo inspect`. */
 export function renderMetadata(m: CheckpointMetadata): string {
   const lines = [
     `Container ${m.containerId}${m.namespace ? ` (namespace ${m.namespace})` : ""}, root pid ${m.pid}${m.paused ? ", paused" : ""}`,
-    `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${m.host.arch}, CRIU ${m.host.criuVersion}, cryo ${m.host.cryoVersion})`,
+    `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${ARCH_NAMES[m.host.arch] ?? m.host.arch}, CRIU ${m.host.criuVersion}, ${m.host.cryoVersion.startsWith("cryo ") ? m.host.cryoVersion : `cryo ${m.host.cryoVersion}`})`,
     `Cgroups v${m.cgroups.version}${m.cgroups.cgroupsPath ? ` at ${m.cgroups.cgroupsPath}` : ""}; stdio ${m.stdio.terminal ? "terminal" : m.stdio.descriptors.join(", ")}`,
     `Pages ${m.compressed ? `zstd-compressed (level ${m.compressed.level})` : "uncompressed"}${m.parent ? `; parent ${m.parent}` : ""}`,
   ];

@@ -105,3 +105,14 @@ test("seccomp filters: each thread's chain in seccomp.img must deny what the pro
   // Without a profile the filters are not read.
   expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 2 })], spec(), filters)).toBe("accepted");
 });
+
+test("a checkpoint without pstree.img is refused as not a whole CRIU dump, naming the file", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { readThreadCores } = await import("../../../src/checkpoint/creds-check.ts");
+  const d = mkdtempSync("/tmp/cryo-nopstree-");
+  try {
+    expect(() => readThreadCores(d)).toThrow(`checkpoint ${d}: invalid argument: it has no pstree.img: not a whole CRIU dump`);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -45,6 +45,9 @@ describe("checkpoint metadata", () => {
     expect((await readCheckpointMetadata(d1)).options.networkLock).toBe("iptables");
     expect(renderMetadata(local)).toContain("Page images kept on h in /var/lib/cryo/pages/x: 1 file(s), 4096 bytes (not in this directory)");
     expect(renderMetadata(meta)).not.toContain("kept on");
+    // The machine as uname -m names it; the version once "cryo", whether recorded bare or with the word.
+    expect(renderMetadata(meta)).toContain("on h (kernel 6.18.0, x86_64, CRIU 40201, cryo 0.1.0)");
+    expect(renderMetadata({ ...meta, host: { ...meta.host, cryoVersion: "cryo 0.1.0" } })).toContain(", cryo 0.1.0)");
     writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...local, localPages: { ...local.localPages, files: [{ name: "../etc/passwd", bytes: 1 }] } }));
     expect(((await readCheckpointMetadata(d1).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
   });
