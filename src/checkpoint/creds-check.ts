@@ -27,7 +27,7 @@ import { isFieldSet } from "@bufbuild/protobuf";
 import { CoreEntrySchema, CredsEntrySchema, SeccompMode, ThreadCoreEntrySchema, type CoreEntry } from "../gen/criu/core_pb.ts";
 import { SeccompEntrySchema, SeccompFilterSchema, type SeccompFilter } from "../gen/criu/seccomp_pb.ts";
 import { parseFilter, type SockFilter } from "../seccomp/bpf.ts";
-import { chainEscape, hostAbis, specProfile, type Escape } from "../seccomp/profile.ts";
+import { ChainChecker, hostAbis, specProfile, type Escape } from "../seccomp/profile.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
@@ -81,6 +81,7 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
   const abis = hostAbis();
   let filters: SeccompFilter[] | undefined;
   const escapes = new Map<number, Escape | undefined>(); // by the chain's last filter: threads share chains
+  const checker = profile && abis ? new ChainChecker(profile, abis) : undefined;
   const user = spec.process?.user ?? {};
   const fixedUid = noNewPrivileges && !granted.has(CAP_SETUID) ? Number(user.uid ?? 0) : undefined;
   const fixedGid = noNewPrivileges && !granted.has(CAP_SETGID) ? Number(user.gid ?? 0) : undefined;
@@ -110,13 +111,13 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
     ids("uid", [creds.uid, creds.euid, creds.suid, creds.fsuid], fixedUid, "CAP_SETUID");
     ids("gid", [creds.gid, creds.egid, creds.sgid, creds.fsgid], fixedGid, "CAP_SETGID");
     if (seccomp && t.core.threadCore?.seccompMode !== SeccompMode.FILTER) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");
-    if (profile && abis) {
+    if (checker) {
       const tc = t.core.threadCore!;
       if (!isFieldSet(tc, ThreadCoreEntrySchema.field.seccompFilter)) throw refuse("its core image names no seccomp filter");
       const last = tc.seccompFilter;
       if (!escapes.has(last)) {
         filters ??= seccompFilters();
-        escapes.set(last, chainEscape(filterChain(filters, last, refuse), profile, abis, `${where}: ${who}`));
+        escapes.set(last, checker.escape(filterChain(filters, last, refuse), `${where}: ${who}`));
       }
       const e = escapes.get(last);
       if (e) throw refuse(`its seccomp filters let ${e.call} (${e.abi}) run, which the spec's seccomp profile denies`);

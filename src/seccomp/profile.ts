@@ -101,23 +101,48 @@ export interface Escape {
 }
 
 /**
- * The first call the profile denies outright that no filter of the chain denies for every argument, on any of
- * the ABIs; undefined when every such call stays denied. Each filter is checked as the kernel would before
- * installing it (INVALID_ARGUMENT otherwise).
+ * Checks chains against one profile (see the module comment), remembering each filter's answer by its
+ * instructions: the tasks of a tree usually carry copies of one chain, one per thread in seccomp.img.
  */
-export function chainEscape(chain: readonly SockFilter[][], profile: SeccompProfile, abis: readonly Abi[], what: string): Escape | undefined {
-  chain.forEach((f, i) => checkFilter(f, `${what}: filter ${i + 1} of ${chain.length}`));
-  for (const abi of abis) {
-    const calls = [...deniedOutright(profile, abi.calls.keys())];
-    const byFilter = chain.map((f) => returnsByNr(f, abi.arch, calls.map((c) => abi.calls.get(c)!), what));
-    for (const call of calls) {
-      const nr = abi.calls.get(call)! >>> 0;
-      const denied = byFilter.some((m) => {
-        const r = m.get(nr)!;
-        return !r.unknown && ![...r.values].some(mayRun);
-      });
-      if (!denied) return { call, abi: abi.name };
-    }
+export class ChainChecker {
+  /** Per ABI, the calls the profile denies outright, with their numbers. */
+  private readonly denied: { abi: Abi; calls: [string, number][] }[];
+  /** A filter's instructions -> per ABI, the numbers of those calls it may let run. */
+  private readonly mayRunByFilter = new Map<string, Map<string, Set<number>>>();
+
+  constructor(profile: SeccompProfile, abis: readonly Abi[]) {
+    this.denied = abis.map((abi) => ({ abi, calls: [...deniedOutright(profile, abi.calls.keys())].map((c) => [c, abi.calls.get(c)! >>> 0] as [string, number]) }));
   }
-  return undefined;
+
+  /**
+   * The first call the profile denies outright that no filter of the chain denies for every argument, on any
+   * of the ABIs; undefined when every such call stays denied. Each filter is checked as the kernel would before
+   * installing it (INVALID_ARGUMENT otherwise).
+   */
+  escape(chain: readonly SockFilter[][], what: string): Escape | undefined {
+    const verdicts = chain.map((f, i) => {
+      const key = f.map((x) => `${x.code},${x.jt},${x.jf},${x.k}`).join(";");
+      let v = this.mayRunByFilter.get(key);
+      if (!v) {
+        checkFilter(f, `${what}: filter ${i + 1} of ${chain.length}`);
+        v = new Map();
+        for (const { abi, calls } of this.denied) {
+          const runs = new Set<number>();
+          for (const [nr, r] of returnsByNr(f, abi.arch, calls.map(([, n]) => n), what)) if (r.unknown || [...r.values].some(mayRun)) runs.add(nr);
+          v.set(abi.name, runs);
+        }
+        this.mayRunByFilter.set(key, v);
+      }
+      return v;
+    });
+    for (const { abi, calls } of this.denied) {
+      for (const [call, nr] of calls) if (verdicts.every((v) => v.get(abi.name)!.has(nr))) return { call, abi: abi.name };
+    }
+    return undefined;
+  }
+}
+
+/** ChainChecker's answer for one chain. */
+export function chainEscape(chain: readonly SockFilter[][], profile: SeccompProfile, abis: readonly Abi[], what: string): Escape | undefined {
+  return new ChainChecker(profile, abis).escape(chain, what);
 }
