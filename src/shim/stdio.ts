@@ -6,8 +6,11 @@
  * while the process lives). Output is then zero-copy and cannot be lost at exit: everything the
  * process wrote is already in the FIFO when it exits, and the reader sees EOF when the last holder
  * closes. containerd's runc shim instead copies through pipes and must flush them before
- * reporting the exit. stdin goes through a pipe the shim copies into, because CloseIO must be able
- * to close the process's stdin while containerd still holds the FIFO. `file://` opens the file for
+ * reporting the exit. stdin goes through a pipe the shim copies into, and the shim holds the stdin
+ * FIFO open itself (O_RDWR) as containerd's runc shim does: a client that detaches (closes its end) does
+ * not end the process's input, a later attach writes into the same copy, and only CloseIO (the shim's end
+ * closed) lets the copy see EOF, after everything written before it has been read: then the process's
+ * stdin closes. `file://` opens the file for
  * append and hands it over; `binary://` starts the logging binary with the read ends of two pipes
  * on fds 3 and 4 and a ready pipe on fd 5, waits for it to close fd 5, and hands the write ends over.
  *
@@ -62,15 +65,48 @@ export function parseOutputTarget(value: string): OutputTarget {
   }
 }
 
-/** Copies a FIFO (read side, opened by Bun without blocking the loop) into a nonblocking fd until EOF or stop. */
-async function copyFifoTo(path: string, fd: number, log: Logger, done: () => void): Promise<void> {
-  try {
-    const reader = Bun.file(path).stream();
-    for await (const chunk of reader) await writeAll(fd, chunk);
-  } catch (err) {
-    log.debug(`stdin copy from ${path} ended: ${err instanceof Error ? err.message : String(err)}`);
-  } finally {
-    done();
+/**
+ * The stdin FIFO held open by the shim (O_RDWR: it never blocks, and the FIFO always has a writer), read by
+ * `copy` until EOF: that comes once `release` closed the shim's end (CloseIO) and every client closed its
+ * own, after everything written has been read. `stop` ends the copy at once (Delete).
+ */
+class HeldStdin {
+  private holder: number;
+  private reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
+  private stopped = false;
+
+  constructor(private readonly path: string) {
+    this.holder = openFifo(path, "rw");
+  }
+
+  /** Copies the FIFO into write() until EOF or stop; then calls done (once). */
+  async copy(write: (chunk: Uint8Array) => Promise<void>, log: Logger, done: () => void): Promise<void> {
+    try {
+      if (this.stopped) return;
+      this.reader = Bun.file(this.path).stream().getReader();
+      for (;;) {
+        const { value, done: end } = await this.reader.read();
+        if (end || this.stopped) break;
+        if (value) await write(value);
+      }
+    } catch (err) {
+      log.debug(`stdin copy from ${this.path} ended: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      done();
+    }
+  }
+
+  /** CloseIO: the shim's end closed; the copy ends once the clients' ends are closed and the FIFO is read empty. */
+  release(): void {
+    if (this.holder >= 0) closeFd(this.holder);
+    this.holder = -1;
+  }
+
+  /** Ends the copy now (the process is deleted). */
+  stop(): void {
+    this.stopped = true;
+    this.release();
+    void this.reader?.cancel().catch(() => {});
   }
 }
 
@@ -160,8 +196,8 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
     for (const fd of owned.splice(0)) closeFd(fd);
   };
   let stdinWriter = -1;
-  let stdinCopy: Promise<void> | undefined;
-  const closeStdin = () => {
+  let held: HeldStdin | undefined;
+  const closeWriter = () => {
     if (stdinWriter >= 0) closeFd(stdinWriter);
     stdinWriter = -1;
   };
@@ -190,6 +226,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   try {
     let stdin: StdioSlot = "ignore";
     if (spec.stdin !== "") {
+      held = new HeldStdin(spec.stdin);
       const [r, w] = pipe();
       stdin = keep(r);
       stdinWriter = w;
@@ -221,32 +258,35 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       consoleSocket: undefined,
       async launched() {
         closeOwned();
-        if (stdinWriter >= 0) {
+        if (held && stdinWriter >= 0) {
           const w = stdinWriter;
-          stdinCopy = copyFifoTo(spec.stdin, w, ctx.log, () => {
-            if (stdinWriter === w) closeStdin();
+          // The process's stdin closes when the copy ends: EOF after CloseIO, the process gone (EPIPE), or Delete.
+          void held.copy((chunk) => writeAll(w, chunk), ctx.log, () => {
+            if (stdinWriter === w) closeWriter();
           });
         }
         return {
-          closeStdin,
+          closeStdin: () => held?.release(),
           resize() {
             throw invalidArgument("resize", { detail: "process has no terminal" });
           },
           drained: () => resolved,
           close() {
-            closeStdin();
-            void stdinCopy;
+            held?.stop();
+            closeWriter();
           },
         };
       },
       abort() {
         closeOwned();
-        closeStdin();
+        held?.stop();
+        closeWriter();
       },
     };
   } catch (err) {
     closeOwned();
-    closeStdin();
+    held?.stop();
+    closeWriter();
     throw err;
   }
 }
@@ -310,24 +350,29 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger): Proces
     finish();
   });
   rs.on("end", finish);
-  let stdinOpen = spec.stdin !== "";
-  if (stdinOpen) {
-    void (async () => {
-      try {
-        for await (const chunk of Bun.file(spec.stdin).stream()) {
-          if (closed) break;
-          if (!ws.write(chunk)) await new Promise<void>((r) => ws.once("drain", () => r()));
-        }
-      } catch (err) {
-        log.debug(`terminal stdin copy ended: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      stdinOpen = false;
-    })();
-  }
+  // The stdin FIFO is held open as for a process without a terminal: input survives a client's detach, and
+  // CloseIO ends it once everything written before has reached the terminal.
+  const held = spec.stdin !== "" ? new HeldStdin(spec.stdin) : undefined;
+  let closeRequested = false;
+  void held?.copy(
+    async (chunk) => {
+      if (closed) return;
+      if (!ws.write(chunk)) await new Promise<void>((r) => ws.once("drain", () => r()));
+    },
+    log,
+    () => {
+      // A terminal has no separate stdin to close; after CloseIO, EOF (^D) as a terminal user would send it.
+      if (closeRequested && !closed) ws.write(new Uint8Array([4]));
+    },
+  );
   return {
     closeStdin() {
-      // A terminal has no separate stdin to close; send EOF (^D) as a terminal user would.
-      if (!closed) ws.write(new Uint8Array([4]));
+      if (!held) {
+        if (!closed) ws.write(new Uint8Array([4]));
+        return;
+      }
+      closeRequested = true;
+      held.release();
     },
     resize(width, height) {
       // After the last slave closed the stream has closed the master: nothing left to resize.
@@ -337,6 +382,7 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger): Proces
     close() {
       if (closed) return;
       closed = true;
+      held?.stop();
       rs.destroy();
       ws.destroy();
       // Bun's tty streams (observed, Bun 1.4.5): the ReadStream closes the master itself only when reading failed

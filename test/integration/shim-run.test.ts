@@ -69,6 +69,50 @@ test("stdin piped into cat comes back", async () => {
   expect(code).toBe(0);
 }, 60_000);
 
+test("8 MB of piped stdin all reach the process: CloseIO closes its stdin only once the FIFO is read empty", async () => {
+  const id = uniqueId("bigin");
+  const dir = mkdtempSync(join(tmpdir(), "cryo-bigin-"));
+  try {
+    const input = join(dir, "in.bin");
+    writeFileSync(input, crypto.getRandomValues(new Uint8Array(8 << 20)).map((b, i) => (i % 4096 === 0 ? 10 : b)));
+    const want = new Bun.CryptoHasher("md5").update(readFileSync(input)).digest("hex");
+    // ctr sends CloseIO as soon as its own stdin ends, while up to a FIFO's worth of input is still on its way.
+    const proc = Bun.spawn(["sh", "-c", `ctr --address ${pc.address} --namespace ${ns} run --rm --runtime ${RUNTIME} ${testImage} ${id} md5sum < ${input}`], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    expect(out.split(" ")[0]).toBe(want);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("stdin outlives a client's detach: two attaches in turn each reach the process", async () => {
+  const id = uniqueId("attach");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", "while :; do if read -t 1 x; then echo got-$x; fi; done"]);
+  const dir = mkdtempSync(join(tmpdir(), "cryo-attach-"));
+  try {
+    // Each attach gets a line, then its input closes (ctr closes its end of the stdin FIFO) and it is killed:
+    // a detach. Before, the first detach ended the process's stdin for good.
+    const script = `
+      for w in first second; do
+        rm -f "$1/in"; mkfifo "$1/in"
+        ctr --address ${pc.address} --namespace ${ns} task attach ${id} < "$1/in" > "$1/out-$w" 2>&1 & pid=$!
+        exec 7>"$1/in"; sleep 0.5; echo $w >&7; sleep 1; exec 7>&-; sleep 0.5
+        kill -9 $pid; wait $pid 2>/dev/null
+      done; true`;
+    const proc = Bun.spawn(["bash", "-c", script, "bash", dir], { stdout: "pipe", stderr: "pipe" });
+    expect(await proc.exited).toBe(0);
+    expect(readFileSync(join(dir, "out-first"), "utf8")).toContain("got-first");
+    expect(readFileSync(join(dir, "out-second"), "utf8")).toContain("got-second");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await pc.ctr(["task", "kill", "-s", "SIGKILL", id]);
+    await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+  }
+}, 60_000);
+
 test("ctr run -t gives a terminal", async () => {
   const id = uniqueId("tty");
   // ctr sends its first resize after the task started: the container waits (up to 10 s) for the size to arrive.
