@@ -197,7 +197,10 @@ export class Container {
     return this.queue.run(async () => {
       if (cancelled && this.init.state === "restoring") return;
       const p = this.process(execId);
-      p.check("kill");
+      // `kill --all` of a stopped container goes to runc (`runc kill --all`), as containerd's runc shim sends it:
+      // what is left in the cgroup gets the signal, and with nothing left it succeeds.
+      const stoppedAll = all && p === this.init && p.state === "stopped" && p.pid !== 0;
+      if (!stoppedAll) p.check("kill");
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
       await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid }, signal, all && p === this.init);
     });
@@ -314,7 +317,6 @@ export class Container {
         pid: p.pid,
         exitStatus: exit.status,
         exitedAt: timestampFromDate(exit.exitedAt),
-        id: this.id,
       });
       return { pid: p.pid, exit };
     });

@@ -133,8 +133,10 @@ async function startBinaryLogger(url: URL, id: string, namespace: string): Promi
   const [outR, outW] = pipe();
   const [errR, errW] = pipe();
   const [readyR, readyW] = pipe();
+  // As containerd's NewBinaryCmd: each query key, then its first value, as separate arguments (`?a=1&b`
+  // gives `a 1 b ""`); Go's map order is random, here it is the URI's.
   const args: string[] = [];
-  for (const [k, v] of url.searchParams) args.push(v === "" ? k : `${k}=${v}`);
+  for (const k of new Set(url.searchParams.keys())) args.push(k, url.searchParams.get(k) ?? "");
   // binary:///path?k=v → path; binary://name?... (host form) is not used by containerd.
   const bin = decodeURIComponent(url.pathname);
   let proc: Bun.Subprocess;

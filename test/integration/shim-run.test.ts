@@ -202,12 +202,14 @@ test("binary:// log URI: the logger gets stdout on fd 3 and stderr on fd 4", asy
   try {
     const logger = join(dir, "logger.sh");
     // A logger as containerd describes them: copy fds 3 and 4, close fd 5 once ready.
-    writeFileSync(logger, `#!/bin/sh\nout="\${1#dir=}"\necho "$CONTAINER_ID $CONTAINER_NAMESPACE" > "$out/who"\ncat <&3 > "$out/stdout" 5>&- &\ncat <&4 > "$out/stderr" 5>&- &\nexec 5>&-\nwait\n`, { mode: 0o755 });
-    const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--log-uri", `binary://${logger}?dir=${dir}`, testImage, id, "sh", "-c", "echo to-out; echo to-err >&2; exit 4"]);
+    // The query's keys and values are separate arguments, as containerd's NewBinaryCmd passes them.
+    writeFileSync(logger, `#!/bin/sh\nout="$2"\necho "$@" > "$out/args"\necho "$CONTAINER_ID $CONTAINER_NAMESPACE" > "$out/who"\ncat <&3 > "$out/stdout" 5>&- &\ncat <&4 > "$out/stderr" 5>&- &\nexec 5>&-\nwait\n`, { mode: 0o755 });
+    const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--log-uri", `binary://${logger}?dir=${dir}&mode=x`, testImage, id, "sh", "-c", "echo to-out; echo to-err >&2; exit 4"]);
     expect(r.exitCode).toBe(4);
     const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
     await waitFor(() => read("stdout") === "to-out\n" && read("stderr") === "to-err\n", { timeoutMs: 10_000, what: "logger output" });
     expect(read("who")).toBe(`${id} ${ns}\n`);
+    expect(read("args")).toBe(`dir ${dir} mode x\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -234,3 +234,16 @@ test("Delete of a task whose restore hangs cancels it and deletes it", async () 
   await t.svc.kill({ id: "c3", execId: "", signal: 9, all: false } as never, t.ctx);
   expect(t.calls.filter((c) => c.startsWith("cancelRestore"))).toEqual(["cancelRestore c2: task deleted while restoring"]);
 });
+
+test("kill of a stopped init: NOT_FOUND, except with all, which goes to runc (kill --all) as containerd's runc shim sends it", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  t.exit(100, 0);
+  await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx);
+  const err = await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx).catch((e: unknown) => e as CryoError);
+  expect((err as CryoError).code).toBe(Code.NOT_FOUND);
+  expect((err as CryoError).message).toContain("process already finished");
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: true } as never, t.ctx);
+  expect(t.calls.at(-1)).toBe("kill c1 100 9 true");
+});
