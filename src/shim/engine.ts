@@ -127,7 +127,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       const { id, execId } = spec;
       const runc = runcOf(id);
       const pidFile = join(spec.bundle, `.exec-${execId}.pid`);
-      const io = await prepareIo(spec.stdio, { id: `${id}/${execId}`, namespace: spec.namespace, log: deps.log });
+      const io = await prepareIo(spec.stdio, { id: `${id}/${execId}`, namespace: spec.namespace, log: deps.log, copyOutput: true });
       try {
         await runc.exec(id, spec.process as never, { pidFile, stdio: io.stdio, consoleSocket: io.consoleSocket?.path });
         const pid = readPidFile(pidFile);

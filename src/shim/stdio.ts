@@ -110,10 +110,59 @@ class HeldStdin {
   }
 }
 
+/**
+ * How long an exec's output may go on after the exec exited before the shim ends it (containerd's runc shim
+ * waits 2 s too): a process it left in the background still holds the output, and the client reports the
+ * exec's exit only once its output FIFOs end.
+ */
+export const EXEC_OUTPUT_LINGER_MS = 2_000;
+
+/** Copies a pipe's read end into a FIFO (held open O_RDWR by the shim) until EOF or stop; owns both descriptors. */
+class OutputCopy {
+  readonly done: Promise<void>;
+  private readonly reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> };
+  private fifo: number;
+  private stopped = false;
+
+  constructor(private readonly readFd: number, path: string, log: Logger) {
+    const fifo = openFifo(path, "rw", { nonblock: true });
+    const reader = Bun.file(readFd).stream().getReader();
+    this.fifo = fifo;
+    this.reader = reader;
+    this.done = (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || this.stopped) break;
+          if (value) await writeAll(fifo, value, () => !this.stopped);
+        }
+      } catch (err) {
+        log.debug(`output copy to ${path} ended: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        this.closeFds();
+      }
+    })();
+  }
+
+  /** Ends the copy: what is still in the pipe is dropped; the client reads EOF. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    void this.reader.cancel().catch(() => {});
+  }
+
+  private closeFds(): void {
+    if (this.fifo < 0) return;
+    closeFd(this.fifo);
+    closeFd(this.readFd);
+    this.fifo = -1;
+  }
+}
+
 /** Writes everything to a nonblocking fd, waiting while it is full; throws when the reader is gone. */
-async function writeAll(fd: number, data: Uint8Array): Promise<void> {
+async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () => true): Promise<void> {
   let off = 0;
-  for (let delay = 1; off < data.length; ) {
+  for (let delay = 1; off < data.length && alive(); ) {
     try {
       off += writeSync(fd, data, off, data.length - off);
       delay = 1;
@@ -191,7 +240,7 @@ function fdTarget(fd: number): string {
 const O_CLOEXEC = 0o2000000;
 
 /** Prepares the IO of one process before runc runs. */
-export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger }): Promise<PreparedIo> {
+export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean }): Promise<PreparedIo> {
   const owned: number[] = []; // fds the shim must close once runc has passed them on
   const keep = (fd: number) => (owned.push(fd), fd);
   const closeOwned = () => {
@@ -199,6 +248,12 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   };
   let stdinWriter = -1;
   let held: HeldStdin | undefined;
+  // Read ends of output pipes, and the FIFOs they are copied to (copyOutput); copies run from launched().
+  const pendingCopies: { r: number; path: string }[] = [];
+  const copies: OutputCopy[] = [];
+  const dropPending = () => {
+    for (const { r } of pendingCopies.splice(0)) closeFd(r);
+  };
   const closeWriter = () => {
     if (stdinWriter >= 0) closeFd(stdinWriter);
     stdinWriter = -1;
@@ -217,7 +272,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
           socket[Symbol.dispose]();
         }
         ctx.log.debug("received pty master", { fd: master, target: fdTarget(master) });
-        return terminalIo(master, spec, ctx.log);
+        return terminalIo(master, spec, ctx.log, ctx.copyOutput ? { lingerMs: EXEC_OUTPUT_LINGER_MS } : {});
       },
       abort() {
         socket[Symbol.dispose]();
@@ -247,10 +302,17 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       stdout = keep(openOutputFile(out.path));
       stderr = stdout;
     } else {
-      if (out.kind === "fifo") stdout = keep(openFifo(out.path, "rw"));
+      // An exec's FIFO output goes through a pipe the shim copies (copyOutput), so that it can end it after the exec exited.
+      const fifoSlot = (path: string) => {
+        if (!ctx.copyOutput) return keep(openFifo(path, "rw"));
+        const [r, w] = pipe();
+        pendingCopies.push({ r, path });
+        return keep(w);
+      };
+      if (out.kind === "fifo") stdout = fifoSlot(out.path);
       if (spec.stderr !== "") {
         const errTarget = parseOutputTarget(spec.stderr);
-        if (errTarget.kind === "fifo") stderr = errTarget.path === (out.kind === "fifo" ? out.path : "") ? stdout : keep(openFifo(errTarget.path, "rw"));
+        if (errTarget.kind === "fifo") stderr = errTarget.path === (out.kind === "fifo" ? out.path : "") ? stdout : fifoSlot(errTarget.path);
         else if (errTarget.kind === "file") stderr = keep(openOutputFile(errTarget.path));
       }
     }
@@ -260,6 +322,15 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       consoleSocket: undefined,
       async launched() {
         closeOwned();
+        for (const { r, path } of pendingCopies.splice(0)) {
+          try {
+            copies.push(new OutputCopy(r, path, ctx.log));
+          } catch (err) {
+            closeFd(r);
+            ctx.log.warn(`output to ${path}: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
+        const copied = Promise.all(copies.map((c) => c.done)).then(() => {});
         if (held && stdinWriter >= 0) {
           const w = stdinWriter;
           // The process's stdin closes when the copy ends: EOF after CloseIO, the process gone (EPIPE), or Delete.
@@ -272,21 +343,35 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
           resize() {
             throw invalidArgument("resize", { detail: "process has no terminal" });
           },
-          drained: () => resolved,
+          // Called once the process exited: copied output ends at EOF (every holder of the pipes closed), or
+          // EXEC_OUTPUT_LINGER_MS later, cut off, when a process left behind still holds them.
+          drained: () =>
+            copies.length === 0
+              ? resolved
+              : Promise.race([
+                  copied,
+                  Bun.sleep(EXEC_OUTPUT_LINGER_MS).then(() => {
+                    for (const c of copies) c.stop();
+                    return copied;
+                  }),
+                ]),
           close() {
             held?.stop();
             closeWriter();
+            for (const c of copies) c.stop();
           },
         };
       },
       abort() {
         closeOwned();
+        dropPending();
         held?.stop();
         closeWriter();
       },
     };
   } catch (err) {
     closeOwned();
+    dropPending();
     held?.stop();
     closeWriter();
     throw err;
@@ -294,7 +379,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
 }
 
 /** The IO of a terminal process (from runc's console socket, or a restore's new pty master): copies between the pty master and the FIFOs; owns the master. */
-export function terminalIo(master: number, spec: StdioSpec, log: Logger): ProcessIo {
+export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: { lingerMs?: number } = {}): ProcessIo {
   let closed = false;
   const outFd = spec.stdout !== "" ? openFifo(spec.stdout, "rw", { nonblock: true }) : -1;
   // The master stays blocking (a dup shares O_NONBLOCK, and Bun's tty streams expect a blocking fd);
@@ -313,9 +398,9 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger): Proces
   const rs = new tty.ReadStream(master);
   let writing: Promise<void> = Promise.resolve();
   rs.on("data", (chunk: Buffer) => {
-    if (outFd < 0) return;
+    if (outFd < 0 || outClosed) return;
     rs.pause();
-    writing = writeAll(outFd, chunk).then(
+    writing = writeAll(outFd, chunk, () => !outClosed).then(
       () => void rs.resume(),
       () => void rs.resume(),
     );
@@ -380,7 +465,18 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger): Proces
       // After the last slave closed the stream has closed the master: nothing left to resize.
       if (!closed && !finished) setWinsize(master, height, width);
     },
-    drained: () => drained,
+    // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; once the exec
+    // exited, its output ends lingerMs later at the latest, so that the client sees EOF and reports the exit.
+    drained: () =>
+      opts.lingerMs === undefined
+        ? drained
+        : Promise.race([
+            drained,
+            Bun.sleep(opts.lingerMs).then(() => {
+              closeOut();
+              resolveDrained();
+            }),
+          ]),
     close() {
       if (closed) return;
       closed = true;

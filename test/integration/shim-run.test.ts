@@ -125,6 +125,26 @@ test("ctr run -t gives a terminal", async () => {
   expect(code).toBe(5);
 }, 60_000);
 
+test("an exec that leaves a process in the background returns with its output and exit code (its output ends 2 s after its exit)", async () => {
+  const id = uniqueId("execbg");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  try {
+    // ctr reports an exec's exit only once its output FIFOs end; the background sleep holds the exec's output.
+    // Before, ctr waited for the sleep (60 s here, past the 30 s this ctr may take).
+    const r = await pc.ctr(["task", "exec", "--exec-id", "bg", id, "sh", "-c", "sleep 60 & echo hi; exit 2"], { timeoutMs: 30_000 });
+    expect({ out: r.stdout, code: r.exitCode }).toEqual({ out: "hi\n", code: 2 });
+    // What an exec writes is all there (copied through the shim's pipe).
+    const big = await pc.ctr(["task", "exec", "--exec-id", "big", id, "sh", "-c", "seq 1 200000; seq 1 1000 >&2"], { timeoutMs: 30_000 });
+    expect(big.stdout.split("\n").length).toBe(200001);
+    expect(big.stderr.split("\n").length).toBe(1001);
+  } finally {
+    await pc.ctr(["task", "kill", "-s", "SIGKILL", id]);
+    await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+  }
+}, 90_000);
+
 test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave nothing behind", async () => {
   const id = uniqueId("life");
   const dir = `/tmp/${id}`;
