@@ -92,9 +92,11 @@ export const containerdStopCommand: CliCommand = {
   summary: "stop a private containerd: its containers, shims and process; unmount and remove its directory",
   usage: `${stopUsage}
 
-Kills and deletes every task and container in every namespace (unless --keep-containers), sends containerd
-SIGTERM (SIGKILL after 10 s), ends shims it left behind, unmounts what is left under DIR and removes cryo's
-files from DIR (DIR itself when then empty). When containerd already died, it still cleans up after it.`,
+Kills and deletes every task and container in every namespace, sends containerd SIGTERM (SIGKILL after 10 s),
+ends shims it left behind, unmounts what is left under DIR and removes cryo's files from DIR (DIR itself when
+then empty). When containerd already died, it still cleans up after it.
+--keep-containers stops containerd only: tasks, shims, root and state stay, and \`cryo containerd start\` with the
+same DIR serves them again.`,
   async run(args, io) {
     const values = parse(
       args,
@@ -103,8 +105,10 @@ files from DIR (DIR itself when then empty). When containerd already died, it st
       stopUsage,
     );
     const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir, "default", { orDead: true });
-    await pc.stop({ cleanup: values["keep-containers"] !== true });
-    io.out(pc.pid > 0 ? `stopped private containerd (pid ${pc.pid}) in ${pc.dir}` : `containerd in ${pc.dir} was not running; cleaned up after it`);
+    const keep = values["keep-containers"] === true;
+    await pc.stop({ keepContainers: keep });
+    if (keep) io.out(pc.pid > 0 ? `stopped private containerd (pid ${pc.pid}) in ${pc.dir}; its containers run on` : `containerd in ${pc.dir} was not running; nothing done`);
+    else io.out(pc.pid > 0 ? `stopped private containerd (pid ${pc.pid}) in ${pc.dir}` : `containerd in ${pc.dir} was not running; cleaned up after it`);
     return 0;
   },
 };

@@ -32,6 +32,11 @@ export interface StopOptions {
   removeDir?: boolean;
   /** How long to wait after SIGTERM before SIGKILL (default 10 s). */
   termTimeoutMs?: number;
+  /**
+   * Stop containerd only (default false): its tasks, their shims, its root, state and mounts stay, so that the
+   * same directory started again serves them (containerd reconnects to the running shims).
+   */
+  keepContainers?: boolean;
 }
 
 /** The containerd binary (Debian installs it as /usr/bin/containerd). */
@@ -234,6 +239,10 @@ export class PrivateContainerd implements AsyncDisposable {
   }
 
   private async doStop(options: StopOptions): Promise<void> {
+    if (options.keepContainers) {
+      if (this.pid > 0) await this.terminate(this.pid, options.termTimeoutMs ?? 10_000);
+      return;
+    }
     if ((options.cleanup ?? true) && this.running) await this.removeAllContainers().catch(() => {});
     if (this.pid > 0) await this.terminate(this.pid, options.termTimeoutMs ?? 10_000);
     // Shims started by this containerd carry `-address <our socket>`: they are ours to end.

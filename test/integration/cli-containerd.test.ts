@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { processAlive, runCtr, waitFor } from "../harness/index.ts";
+import { buildFixtures, processAlive, runCtr, testImage, waitFor } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -77,4 +77,35 @@ describe("cryo containerd stop after containerd died", () => {
       rmSync(parent, { recursive: true, force: true });
     }
   });
+});
+
+describe("cryo containerd stop --keep-containers", () => {
+  test("stops containerd only: the task runs on, and the same directory started again serves it", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    const sock = join(dir, "containerd.sock");
+    const ctr = (args: string[]) => runCtr(sock, args, { namespace: "keep", timeoutMs: 60_000 });
+    try {
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      expect((await ctr(["images", "import", (await buildFixtures()).archive])).exitCode).toBe(0);
+      expect((await ctr(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, "k1", "sleep", "1000"])).exitCode).toBe(0);
+      const taskPid = Number((await ctr(["tasks", "ls"])).stdout.split("\n").find((l) => l.startsWith("k1 "))?.split(/\s+/)[1]);
+      expect(taskPid).toBeGreaterThan(0);
+      const pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
+
+      const r = await cryo("containerd", "stop", "--keep-containers", "--dir", dir);
+      expect(r.stdout.trim()).toBe(`stopped private containerd (pid ${pid}) in ${dir}; its containers run on`);
+      expect(processAlive(pid)).toBe(false);
+      expect(processAlive(taskPid)).toBe(true);
+
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      expect((await ctr(["tasks", "ls"])).stdout).toMatch(new RegExp(`^k1\\s+${taskPid}\\s+RUNNING`, "m"));
+      const exec = await ctr(["tasks", "exec", "--exec-id", "e1", "k1", "sh", "-c", "echo still-here"]);
+      expect(exec.stdout).toBe("still-here\n");
+    } finally {
+      await cryo("containerd", "stop", "--dir", dir);
+      rmSync(parent, { recursive: true, force: true });
+    }
+    expect(existsSync(dir)).toBe(false);
+  }, 120_000);
 });
