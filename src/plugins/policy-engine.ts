@@ -170,5 +170,10 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
 /** Finds and loads the config by the documented search order and builds the engine (call once at shim start). */
 export function loadPolicyEngine(search: ConfigSearch = {}, options: PolicyEngineOptions = {}): PolicyEngine & { source: string | null } {
   const { source, config } = loadPolicyConfig(search);
-  return Object.assign(createPolicyEngine(config, options), { source });
+  try {
+    return Object.assign(createPolicyEngine(config, options), { source });
+  } catch (err) {
+    // A plugin that cannot be loaded (its file, its imports and exports) is a mistake in the config: say which.
+    throw source ? CryoError.from(err).wrap(`config ${source}`) : err;
+  }
 }

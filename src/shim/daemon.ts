@@ -146,13 +146,18 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       // A broken config: the error logged once, thrown at every Create.
       const loaded = await (await configs()).forConfigPath(c.configPath);
-      // No admission plugin configured: nothing to ask, and the plugin host is not even loaded (the spec
-      // fields cryo relies on are validated by the Create itself, bundle-spec.ts).
+      // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
+      // relies on are validated by the Create itself, bundle-spec.ts).
+      if (loaded.config.plugins.length === 0) return;
+      // Every plugin of the config is loaded and checked (its file, imports, and an export for each hook) at
+      // the first Create that uses the config, whatever its hooks: a broken checkpoint or restore plugin fails
+      // this Create, not a later checkpoint.
+      const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath);
       if (!loaded.config.plugins.some((p) => p.hooks.includes("admit"))) return;
       const { admitBundle } = await import("../plugins/index.ts");
       // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
       const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
-      await admitBundle((policies ??= await loadPolicies()).forConfigPath(c.configPath), { ...c, image });
+      await admitBundle(engine, { ...c, image });
     },
   });
   // A shared daemon's log moves with its live containers (log-follow.ts).

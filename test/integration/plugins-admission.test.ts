@@ -96,3 +96,15 @@ test("bad plugins fail their container with a clear error; a running container i
   await pc.ctr(["task", "rm", "-f", steady]);
   await pc.ctrOk(["containers", "rm", steady]);
 }, 120_000);
+
+test("a config whose restore-only plugin lacks its export fails the first Create, naming the config and the plugin", async () => {
+  // No admit plugin in it: before, such a config was first checked at a checkpoint, which it then failed.
+  const broken = join(dir, "restore-only.toml");
+  writeFileSync(broken, `[[plugins]]\nname = "a"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["restore"]\n`);
+  const id = uniqueId("rconly");
+  const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", broken, testImage, id, "true"], { timeoutMs: 60_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain(`config ${broken}: plugin a: invalid argument: hooks lists "restore" but the module has no export "restore"`);
+  expect(await containerTraces(id)).toEqual([]);
+  await pc.ctr(["containers", "rm", id]);
+}, 60_000);
