@@ -85,21 +85,21 @@ export const resourceChangesSchema = z
   .strictObject({
     memory: z
       .strictObject({
-        limit: z.number().int().optional().describe("bytes"),
-        reservation: z.number().int().optional().describe("bytes"),
-        swap: z.number().int().optional().describe("bytes, memory+swap"),
+        limit: z.number().int().min(-1).optional().describe("bytes (-1: unlimited)"),
+        reservation: z.number().int().min(-1).optional().describe("bytes (-1: unlimited)"),
+        swap: z.number().int().min(-1).optional().describe("bytes, memory+swap (-1: unlimited)"),
       })
       .optional(),
     cpu: z
       .strictObject({
         shares: z.number().int().nonnegative().optional(),
-        quota: z.number().int().optional().describe("microseconds per period"),
+        quota: z.number().int().min(-1).optional().describe("microseconds per period (-1: unlimited)"),
         period: z.number().int().nonnegative().optional().describe("microseconds"),
         cpus: z.string().optional().describe("cpuset, e.g. 0-1"),
         mems: z.string().optional(),
       })
       .optional(),
-    pids: z.strictObject({ limit: z.number().int() }).optional(),
+    pids: z.strictObject({ limit: z.number().int().min(-1).describe("-1 or 0: unlimited") }).optional(),
   })
   .meta({ title: "ResourceChanges" });
 /** Resource limits a plugin may set. */
@@ -108,8 +108,11 @@ export type ResourceChanges = z.infer<typeof resourceChangesSchema>;
 /** Changes an admission plugin asks for; cryo applies them to the spec before runc sees it. */
 export const specChangesSchema = z
   .strictObject({
-    env: stringMap.optional().describe("environment variables to add or override (NAME -> value)"),
-    annotations: stringMap.optional().describe("annotations to add or override"),
+    env: z
+      .record(z.string().regex(/^[^=\0]+$/, "an environment variable's name: not empty, without = or NUL"), z.string())
+      .optional()
+      .describe("environment variables to add or override (NAME -> value)"),
+    annotations: z.record(z.string().min(1, "an annotation key: not empty"), z.string()).optional().describe("annotations to add or override"),
     resources: resourceChangesSchema.optional(),
     removeMounts: z.array(z.string()).optional().describe("mount destinations to remove from the spec"),
   })

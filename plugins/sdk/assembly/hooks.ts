@@ -33,7 +33,7 @@ export class ImageInfo {
     return "docker.io";
   }
 
-  /** True when the reference is pinned by digest (name@sha256:...) or a digest is known. */
+  /** True when the reference itself is pinned by digest (name@sha256:...); a digest containerd knows for a tag does not count. */
   pinned(): bool {
     return this.name.indexOf("@sha256:") >= 0;
   }

@@ -28,6 +28,16 @@ describe("hook schemas", () => {
     expect(admitOutputSchema.safeParse({ allow: true, changes: { resources: { memory: { limit: 1.5 } } } }).success).toBe(false);
   });
 
+  test("admit output changes that would make a bad spec are refused: env names empty or with =, empty annotation keys, limits below -1", () => {
+    const ok = (changes: unknown) => admitOutputSchema.safeParse({ allow: true, changes }).success;
+    expect(ok({ env: { TEAM: "a", "": "x" } })).toBe(false);
+    expect(ok({ env: { "A=B": "c" } })).toBe(false);
+    expect(ok({ annotations: { "": "x" } })).toBe(false);
+    expect(ok({ resources: { memory: { limit: -5 } } })).toBe(false);
+    expect(ok({ resources: { pids: { limit: -2 } } })).toBe(false);
+    expect(ok({ env: { TEAM: "a" }, annotations: { "a.b/c": "" }, resources: { memory: { limit: -1, swap: -1 }, pids: { limit: 0 }, cpu: { quota: -1 } } })).toBe(true);
+  });
+
   test("checkpoint output options are the CRIU option set", () => {
     expect(checkpointOutputSchema.safeParse({ allow: true, options: { tcpEstablished: true, cgroupsMode: "soft" } }).success).toBe(true);
     expect(checkpointOutputSchema.safeParse({ allow: true, options: { cgroupsMode: "sometimes" } }).success).toBe(false);
