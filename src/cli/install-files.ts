@@ -1,5 +1,5 @@
 /** The file side of `cryo install`: atomic config writes with a backup, and binaries copied into place. */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { CryoError, notFound, unavailable } from "../errors.ts";
 
@@ -36,11 +36,13 @@ function replaceFile(path: string, data: Uint8Array | string, mode: number, owne
  * Replaces a config file's text atomically (temp file + fsync + rename), keeping its mode and owner; the
  * previous content goes to `<path>.bak` first. A file that did not exist is created with mode 0644.
  */
-export function writeConfigAtomic(path: string, text: string): { backup?: string } {
-  if (!existsSync(path)) {
-    replaceFile(path, text, 0o644);
+export function writeConfigAtomic(given: string, text: string): { backup?: string } {
+  if (!existsSync(given)) {
+    replaceFile(given, text, 0o644);
     return {};
   }
+  // A symlinked config (a host's managed /etc/containerd/config.toml) stays a link: its target is replaced.
+  const path = realpathSync(given);
   const st = statSync(path);
   const backup = `${path}.bak`;
   try {

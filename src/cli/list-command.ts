@@ -16,8 +16,8 @@ Reads runc's state directories (state.json, /proc, the freezer cgroup) and print
 id, init pid, status (created, running, paused, stopped), bundle, created, owner; --format json prints
 runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, owner).
 
-  --root DIR         list exactly this runc root (as runc --root DIR list); default ${defaultRuncRoot},
-                     where cryo's shim keeps its containers
+  --root DIR         list exactly this runc root (as runc --root DIR list); without --root, --namespace
+                     or --all-namespaces: every namespace under the base (${defaultRuncRoot}), as -A
   --namespace NS     containerd namespace NS: cryo's containers of NS in the base, and <base>/NS
                      (the per-namespace root containerd's runc shim uses)
   --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)

@@ -1,19 +1,35 @@
 import { Code, CryoError } from "../errors.ts";
 import type { CliIo, CommandTable } from "./command-table.ts";
 
-function help(table: CommandTable): string {
-  const rows = table.list().map((c) => `  cryo ${c.path.join(" ").padEnd(20)} ${c.summary}`);
-  return ["cryo: operator tool for the cryo containerd shim (io.containerd.cryo.v2)", "", "commands:", ...rows, "", "cryo <command> --help shows a command's options"].join("\n");
+function help(table: CommandTable, prefix: readonly string[] = []): string {
+  const commands = table.list().filter((c) => prefix.every((w, i) => c.path[i] === w));
+  const rows = commands.map((c) => `  cryo ${c.path.join(" ").padEnd(20)} ${c.summary}`);
+  const head = prefix.length === 0 ? "cryo: operator tool for the cryo containerd shim (io.containerd.cryo.v2)" : `cryo ${prefix.join(" ")}: one of`;
+  return [head, "", "commands:", ...rows, "", "cryo <command> --help shows a command's options"].join("\n");
 }
 
 /** Runs argv (without the program name) against the table; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runCli(table: CommandTable, argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
+    // `cryo help plugin test` is `cryo plugin test --help`.
+    const asked = argv.slice(1);
+    const named = argv[0] === "help" && asked.length > 0 ? table.find(asked) : undefined;
+    if (named && named.args.length === 0) {
+      io.out(named.command.usage);
+      return 0;
+    }
     io.out(help(table));
     return argv.length === 0 ? 2 : 0;
   }
+  if (argv[0] === "--version") return runCli(table, ["version"], io);
   const found = table.find(argv);
   if (found === undefined) {
+    // A group's help (`cryo containerd --help`): its commands.
+    const group = argv.filter((a) => a !== "--help" && a !== "-h");
+    if (group.length < argv.length && group.length > 0 && table.list().some((c) => group.every((w, i) => c.path[i] === w))) {
+      io.out(help(table, group));
+      return 0;
+    }
     io.err(`cryo: unknown command "${argv.join(" ")}"\n\n${help(table)}`);
     return 2;
   }
@@ -26,7 +42,8 @@ export async function runCli(table: CommandTable, argv: readonly string[], io: C
     return await command.run(args, io);
   } catch (err) {
     const e = CryoError.from(err);
-    io.err(`cryo ${command.path.join(" ")}: ${e.message}`);
+    const name = `cryo ${command.path.join(" ")}`;
+    io.err(e.message.startsWith(`${name}: `) ? e.message : `${name}: ${e.message}`);
     return e.code === Code.INVALID_ARGUMENT ? 2 : 1;
   }
 }

@@ -35,12 +35,16 @@ export interface LoadedConfig {
 
 /** Returns the config file to use by the documented search order, or null when there is none. */
 export function findConfigFile(search: ConfigSearch = {}): string | null {
+  // The shim runs in the container's bundle directory: a relative path would be looked up there.
+  const relative = (path: string, from: string) => invalidArgument(`config ${path}`, { detail: `a relative path (${from}): give an absolute one, the shim runs in each container's bundle directory` });
   if (search.explicitPath) {
+    if (!search.explicitPath.startsWith("/")) throw relative(search.explicitPath, "runtime options config path");
     if (!existsSync(search.explicitPath)) throw invalidArgument(`config ${search.explicitPath}`, { detail: "file does not exist (runtime options config path)" });
     return search.explicitPath;
   }
   const fromEnv = (search.env ?? process.env)[configEnvVar];
   if (fromEnv) {
+    if (!fromEnv.startsWith("/")) throw relative(fromEnv, configEnvVar);
     if (!existsSync(fromEnv)) throw invalidArgument(`config ${fromEnv}`, { detail: `file does not exist (${configEnvVar})` });
     return fromEnv;
   }

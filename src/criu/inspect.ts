@@ -214,7 +214,8 @@ export function renderInspect(x: CheckpointInspection): string {
     }
   }
   lines.push("", "Memory:");
-  lines.push(`  ${x.memory.pages} pages (${mib(x.memory.bytes)}) in this image, ${x.memory.pagesInParent} pages in the parent`);
+  const pages = (n: number) => `${n} page${n === 1 ? "" : "s"}`;
+  lines.push(`  ${pages(x.memory.pages)} (${mib(x.memory.bytes)}) in this image, ${pages(x.memory.pagesInParent)} in the parent`);
   lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
   if (x.memory.compressedPagesImageBytes > 0) lines.push(`  pages-*.img.zst on disk (compressed): ${mib(x.memory.compressedPagesImageBytes)}`);
   lines.push("", "Open files:");

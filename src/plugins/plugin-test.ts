@@ -93,7 +93,7 @@ export function formatPluginTestResult(r: PluginTestResult): string {
   if ("options" in r.output && r.output.options) lines.push(`options:  ${JSON.stringify(r.output.options)}`);
   if (r.output.allow && r.output.reason) lines.push(`reason:   ${r.output.reason}`);
   lines.push(`time:     ${r.durationMs.toFixed(3)} ms (call), ${r.totalMs.toFixed(1)} ms (with loading)`);
-  lines.push(`memory:   ${(r.memoryBytes / 1024).toFixed(0)} KiB (${r.memoryBytes / 65536} pages)`);
+  lines.push(`memory:   ${(r.memoryBytes / 1024).toFixed(0)} KiB (${r.memoryBytes / 65536} wasm page${r.memoryBytes === 65536 ? "" : "s"})`);
   for (const l of r.logs) lines.push(`log ${l.level}: ${l.message}`);
   return lines.join("\n");
 }

@@ -143,3 +143,17 @@ test("a missing bin dir is created; a --from without both binaries is refused be
   expect(refused.stderr.trim()).toBe(`cryo install: cryo binaries in ${half}: failed precondition: containerd-shim-cryo-v2 missing; run \`npm run build\` or pass --from DIR`);
   expect(existsSync(join(dir, "bin2")) || existsSync(other)).toBe(false);
 });
+
+test("a symlinked config stays a link: install edits its target (and backs the target up)", async () => {
+  const { lstatSync, readlinkSync, symlinkSync } = await import("node:fs");
+  const target = join(dir, "managed.toml");
+  const link = join(dir, "link.toml");
+  writeFileSync(target, original);
+  symlinkSync(target, link);
+  const r = await cryo("install", "--config", link, "--bin-dir", join(dir, "bin-link"), "--from", buildBin);
+  expect(r.exitCode).toBe(0);
+  expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  expect(readlinkSync(link)).toBe(target);
+  expect(readFileSync(target, "utf8")).toContain('runtime_type = "io.containerd.cryo.v2"');
+  expect(readFileSync(`${target}.bak`, "utf8")).toBe(original);
+});

@@ -50,6 +50,29 @@ describe("cryo command table", () => {
     expect(io.stderr.at(-1)).toBe("cryo missing: container c1: not found");
   });
 
+  test("a group's --help lists its commands; help CMD is CMD --help; --version is version; an error names the command once", async () => {
+    const table = createCommandTable();
+    table.register(
+      command(["pages", "ls"], async () => 0),
+      command(["pages", "rm"], async () => 0),
+      command(["version"], async (_a, io) => (io.out("cryo 9"), 0)),
+      command(["inspect"], async () => {
+        throw invalidArgument("cryo inspect", { detail: "want exactly one DIR" });
+      }),
+    );
+    const io = captureIo();
+    expect(await runCli(table, ["pages", "--help"], io)).toBe(0);
+    expect(io.stdout.at(-1)).toContain("cryo pages ls");
+    expect(io.stdout.at(-1)).toContain("cryo pages rm");
+    expect(io.stdout.at(-1)).not.toContain("cryo version");
+    expect(await runCli(table, ["help", "pages", "rm"], io)).toBe(0);
+    expect(io.stdout.at(-1)).toBe("usage of pages rm");
+    expect(await runCli(table, ["--version"], io)).toBe(0);
+    expect(io.stdout.at(-1)).toBe("cryo 9");
+    expect(await runCli(table, ["inspect"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toBe("cryo inspect: invalid argument: want exactly one DIR");
+  });
+
   test("--help prints a command's usage without running it", async () => {
     const table = createCommandTable();
     table.register(command(["x"], async () => 9));

@@ -186,6 +186,13 @@ describe("search order", () => {
     expect(errorOf(() => loadConfig({ explicitPath: missing, env: {} })).message).toBe(`config ${missing}: invalid argument: file does not exist (runtime options config path)`);
     expect(errorOf(() => loadConfig({ env: { CRYO_CONFIG: missing } })).message).toBe(`config ${missing}: invalid argument: file does not exist (CRYO_CONFIG)`);
   });
+
+  test("a relative path is refused with the reason (the shim runs in the bundle directory)", () => {
+    expect(errorOf(() => loadConfig({ explicitPath: "config.toml", env: {} })).message).toBe(
+      "config config.toml: invalid argument: a relative path (runtime options config path): give an absolute one, the shim runs in each container's bundle directory",
+    );
+    expect(errorOf(() => loadConfig({ env: { CRYO_CONFIG: "etc/cryo.toml" } })).message).toContain("config etc/cryo.toml: invalid argument: a relative path (CRYO_CONFIG)");
+  });
 });
 
 describe("per-daemon cache", () => {
