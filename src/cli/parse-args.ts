@@ -31,6 +31,10 @@ export function parseCliArgs<S extends z.ZodType>(
     throw invalidArgument("arguments", { detail: `expected ${want} positional argument(s), got ${n}\nusage: ${usage}` });
   }
   const checked = schema.safeParse(parsed.values);
-  if (!checked.success) throw invalidArgument("arguments", { detail: `${z.prettifyError(checked.error)}\nusage: ${usage}` });
+  if (!checked.success) {
+    // Issues name the flag as typed ("--format: ..."), one per line.
+    const issues = checked.error.issues.map((i) => (i.path.length > 0 ? `--${i.path.join(".")}: ${i.message}` : i.message));
+    throw invalidArgument("arguments", { detail: `${issues.join("; ")}\nusage: ${usage}` });
+  }
   return { values: checked.data, positionals: parsed.positionals };
 }
