@@ -70,7 +70,7 @@ describe("runPluginTest (cryo plugin test)", () => {
     const text = formatPluginTestResult(r);
     expect(text).toStartWith("decision: deny: privileged containers are not allowed");
     expect(text).toMatch(/\ntime: +\d+\.\d{3} ms \(call\)/);
-    expect(text).toMatch(/\nmemory: +\d+ KiB \(\d+ pages\)/);
+    expect(text).toMatch(/\nmemory: +\d+ KiB \(\d+ wasm pages?\)/);
   });
 
   test("passes config values to the plugin", async () => {
