@@ -1,5 +1,5 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import { cryoRuntimeHandler, cryoRuntimeType, defaultBinDir } from "../containerd/index.ts";
 import { failedPrecondition } from "../errors.ts";
@@ -68,9 +68,16 @@ Running it again changes nothing. A missing config file is created (version = 2 
 
     // Check the config before touching anything: a refused config installs nothing.
     const { text, exists } = readConfig(configPath);
-    const before = exists ? text : "version = 2\n";
+    // An empty file is a config to write, as a missing one (containerd would read it as version 1 defaults).
+    const blank = exists && text.trim() === "";
+    const before = exists && !blank ? text : "version = 2\n";
     const edit = addCryoRuntime(before, configPath);
-    const created = !exists;
+    const created = !exists || blank;
+    // A config that cannot be written fails before the binaries are copied.
+    const configDir = dirname(configPath);
+    if (!dryRun && !(existsSync(configDir) && statSync(configDir).isDirectory())) {
+      throw failedPrecondition(`containerd config ${configPath}`, { detail: `its directory ${configDir} does not exist` });
+    }
 
     for (const name of installedBinaries) {
       const outcome = installBinary(join(from, name), binDir, name, dryRun);

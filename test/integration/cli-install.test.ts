@@ -157,3 +157,19 @@ test("a symlinked config stays a link: install edits its target (and backs the t
   expect(readFileSync(target, "utf8")).toContain('runtime_type = "io.containerd.cryo.v2"');
   expect(readFileSync(`${target}.bak`, "utf8")).toBe(original);
 });
+
+test("an empty config file gets a whole version 2 config; a config in a missing directory fails before any binary is copied", async () => {
+  const empty = join(dir, "empty.toml");
+  writeFileSync(empty, "");
+  const r = await cryo("install", "--config", empty, "--bin-dir", join(dir, "bin-empty"), "--from", buildBin);
+  expect(r.exitCode).toBe(0);
+  expect(readFileSync(empty, "utf8")).toStartWith("version = 2\n");
+  expect(await run(["containerd", "--config", empty, "config", "dump"]).then((d) => d.stdout)).toContain('runtime_type = "io.containerd.cryo.v2"');
+
+  const nowhere = join(dir, "no-such-dir", "config.toml");
+  const bins = join(dir, "bin-nowhere");
+  const refused = await cryo("install", "--config", nowhere, "--bin-dir", bins, "--from", buildBin);
+  expect(refused.exitCode).toBe(1);
+  expect(refused.stderr.trim()).toBe(`cryo install: containerd config ${nowhere}: failed precondition: its directory ${join(dir, "no-such-dir")} does not exist`);
+  expect(existsSync(bins)).toBe(false);
+});
