@@ -334,7 +334,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         if (held && stdinWriter >= 0) {
           const w = stdinWriter;
           // The process's stdin closes when the copy ends: EOF after CloseIO, the process gone (EPIPE), or Delete.
-          void held.copy((chunk) => writeAll(w, chunk), ctx.log, () => {
+          void held.copy((chunk) => writeAll(w, chunk, () => stdinWriter === w), ctx.log, () => {
             if (stdinWriter === w) closeWriter();
           });
         }
