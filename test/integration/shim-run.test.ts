@@ -137,6 +137,12 @@ test("an exec that leaves a process in the background returns with its output an
     const big = await pc.ctr(["task", "exec", "--exec-id", "big", id, "sh", "-c", "seq 1 200000; seq 1 1000 >&2"], { timeoutMs: 30_000 });
     expect(big.stdout.split("\n").length).toBe(200001);
     expect(big.stderr.split("\n").length).toBe(1001);
+    // A failed `runc exec` writes its error to its stderr, the exec's: the pipe is dropped unread, so the client
+    // sees only its own error line (before, runc's line came first, as the process's output).
+    const bad = await pc.ctr(["task", "exec", "--exec-id", "bad", "--cwd", "/nope", id, "true"], { timeoutMs: 30_000 });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stdout).toBe("");
+    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("time="))).toEqual([expect.stringMatching(/^ctr: exec bad: runc exec .*chdir to cwd \("\/nope"\)/)]);
   } finally {
     await pc.ctr(["task", "kill", "-s", "SIGKILL", id]);
     await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: `${id} stopped` });
