@@ -1,9 +1,13 @@
 import { Code, CryoError } from "../errors.ts";
 import type { CliIo, CommandTable } from "./command-table.ts";
 
+/** The commands whose path starts with prefix (all of them for none). */
+function commandsUnder(table: CommandTable, prefix: readonly string[]) {
+  return table.list().filter((c) => prefix.every((w, i) => c.path[i] === w));
+}
+
 function help(table: CommandTable, prefix: readonly string[] = []): string {
-  const commands = table.list().filter((c) => prefix.every((w, i) => c.path[i] === w));
-  const rows = commands.map((c) => `  cryo ${c.path.join(" ").padEnd(20)} ${c.summary}`);
+  const rows = commandsUnder(table, prefix).map((c) => `  cryo ${c.path.join(" ").padEnd(20)} ${c.summary}`);
   const head = prefix.length === 0 ? "cryo: operator tool for the cryo containerd shim (io.containerd.cryo.v2)" : `cryo ${prefix.join(" ")}: one of`;
   return [head, "", "commands:", ...rows, "", "cryo <command> --help shows a command's options"].join("\n");
 }
@@ -26,7 +30,7 @@ export async function runCli(table: CommandTable, argv: readonly string[], io: C
   if (found === undefined) {
     // A group's help (`cryo containerd --help`): its commands.
     const group = argv.filter((a) => a !== "--help" && a !== "-h");
-    if (group.length < argv.length && group.length > 0 && table.list().some((c) => group.every((w, i) => c.path[i] === w))) {
+    if (group.length < argv.length && group.length > 0 && commandsUnder(table, group).length > 0) {
       io.out(help(table, group));
       return 0;
     }

@@ -141,8 +141,3 @@ export class ChainChecker {
     return undefined;
   }
 }
-
-/** ChainChecker's answer for one chain. */
-export function chainEscape(chain: readonly SockFilter[][], profile: SeccompProfile, abis: readonly Abi[], what: string): Escape | undefined {
-  return new ChainChecker(profile, abis).escape(chain, what);
-}

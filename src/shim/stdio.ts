@@ -65,6 +65,9 @@ export function parseOutputTarget(value: string): OutputTarget {
   }
 }
 
+/** What the copies need of a ReadableStream reader (Bun's file streams). */
+type ChunkReader = { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> };
+
 /**
  * The stdin FIFO held open by the shim (O_RDWR: it never blocks, and the FIFO always has a writer), read by
  * `copy` until EOF: that comes once `release` closed the shim's end (CloseIO) and every client closed its
@@ -72,7 +75,7 @@ export function parseOutputTarget(value: string): OutputTarget {
  */
 class HeldStdin {
   private holder: number;
-  private reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> } | undefined;
+  private reader: ChunkReader | undefined;
   private stopped = false;
 
   constructor(private readonly path: string) {
@@ -120,7 +123,7 @@ export const EXEC_OUTPUT_LINGER_MS = 2_000;
 /** Copies a pipe's read end into a FIFO (held open O_RDWR by the shim) until EOF or stop; owns both descriptors. */
 class OutputCopy {
   readonly done: Promise<void>;
-  private readonly reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(): Promise<void> };
+  private readonly reader: ChunkReader;
   private fifo: number;
   private stopped = false;
 

@@ -41,6 +41,17 @@ async function restore(id: string, ref: string, flags: string[] = []) {
   return await pc.ctr(["containers", "restore", "--live", ...flags, id, ref], { timeoutMs: 120_000 });
 }
 
+/** Checkpoints id (ctr containers checkpoint --task), removes it, restores it under its name: cleanly, and RUNNING. */
+async function checkpointRemoveRestore(id: string): Promise<void> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const r = await restore(id, ref);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+}
+
 /** Kills and removes a container's task, then the container. */
 const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped: "not-running" });
 
@@ -92,13 +103,7 @@ test("a container holding a zombie (an init that does not reap) passes the resto
     const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
     return kids !== "" && readFileSync(`/proc/${kids.split(" ")[0]}/stat`, "utf8").includes(") Z ");
   }, { what: "a zombie child of the init" });
-  const ref = `localhost/checkpoint/${id}:1`;
-  await checkpoint(id, ref);
-  await remove(id);
-  const r = await restore(id, ref);
-  expect(r.stderr).toBe("");
-  expect(r.exitCode).toBe(0);
-  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await checkpointRemoveRestore(id);
   const restored = (await taskPid(pc, id))!;
   const kids = readFileSync(`/proc/${restored}/task/${restored}/children`, "utf8").trim().split(" ");
   expect(kids.map((k) => readFileSync(`/proc/${k}/stat`, "utf8").includes(") Z "))).toEqual([true]);
@@ -116,13 +121,7 @@ test("a container under containerd's default seccomp profile (ctr run --seccomp)
       .join(", ");
   const before = seccompOf(pid);
   expect(before).toMatch(/^Seccomp:\t2, Seccomp_filters:\t[1-9]/);
-  const ref = `localhost/checkpoint/${id}:1`;
-  await checkpoint(id, ref);
-  await remove(id);
-  const r = await restore(id, ref);
-  expect(r.stderr).toBe("");
-  expect(r.exitCode).toBe(0);
-  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await checkpointRemoveRestore(id);
   expect(seccompOf((await taskPid(pc, id))!)).toBe(before);
   await remove(id);
 }, 180_000);

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { chainEscape, deniedOutright, hostAbis, specProfile, type SeccompProfile } from "../../../src/seccomp/profile.ts";
+import { ChainChecker, deniedOutright, hostAbis, specProfile, type SeccompProfile } from "../../../src/seccomp/profile.ts";
 import { ALLOW, AUDIT_ARCH_X86_64, allowList, ERRNO, jeq, ld, ret } from "./asm.ts";
 
 const abis = hostAbis("x64")!;
@@ -48,17 +48,17 @@ test("the spec's linux.seccomp: none when absent, null or without a default acti
 test("a chain lets a denied call run unless one of its filters denies it for every argument, on every ABI", () => {
   const profile: SeccompProfile = { defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read", "write", "exit"], action: "SCMP_ACT_ALLOW" }] };
   const strict = allowList([0, 1, 60]); // read, write, exit; x32 and i386 refused by the architecture check or ERRNO
-  expect(chainEscape([strict], profile, abis, "t")).toBeUndefined();
+  expect(new ChainChecker(profile, abis).escape([strict], "t")).toBeUndefined();
   // Allow everything: the first denied call of the table escapes.
-  expect(chainEscape([[ret(ALLOW)]], profile, abis, "t")).toEqual({ call: "open", abi: "x86_64" });
+  expect(new ChainChecker(profile, abis).escape([[ret(ALLOW)]], "t")).toEqual({ call: "open", abi: "x86_64" });
   // A permissive filter installed after the strict one: the strict one still denies.
-  expect(chainEscape([[ret(ALLOW)], strict], profile, abis, "t")).toBeUndefined();
+  expect(new ChainChecker(profile, abis).escape([[ret(ALLOW)], strict], "t")).toBeUndefined();
   // Strict for x86_64, anything for i386 (int 0x80).
   const i386Open = [ld(4), jeq(AUDIT_ARCH_X86_64, 0, 1), ret(ERRNO), ret(ALLOW)];
-  expect(chainEscape([i386Open], profile, abis, "t")).toEqual({ call: "restart_syscall", abi: "i386" });
+  expect(new ChainChecker(profile, abis).escape([i386Open], "t")).toEqual({ call: "restart_syscall", abi: "i386" });
   // Allowed when args[0] is 0x1234: not denied for every argument.
   const backdoor = [ld(0), jeq(0, 3, 0), ld(16), jeq(0x1234, 1, 0), ret(ERRNO), ret(ALLOW)];
-  expect(chainEscape([backdoor], profile, abis, "t")).toEqual({ call: "open", abi: "x86_64" });
+  expect(new ChainChecker(profile, abis).escape([backdoor], "t")).toEqual({ call: "open", abi: "x86_64" });
   // An invalid filter anywhere in the chain is refused, naming it.
-  expect(() => chainEscape([strict, [ld(0)]], profile, abis, "restore c1")).toThrow("restore c1: filter 2 of 2: invalid argument: seccomp filter instruction 0: the filter does not end with a return");
+  expect(() => new ChainChecker(profile, abis).escape([strict, [ld(0)]], "restore c1")).toThrow("restore c1: filter 2 of 2: invalid argument: seccomp filter instruction 0: the filter does not end with a return");
 });
