@@ -6,11 +6,11 @@
  *      │                  │                  │
  *      └──────exit────────┴──────exit────────┴──> stopped ──delete──> deleted
  *   created ──delete──> deleted
- *   restoring ──start──> running   (a container created from a checkpoint; reserved for the checkpoint work)
+ *   restoring ──start──> running   (a container created from a checkpoint)
  *
  * "kill", "exec" and "update" are checks only: they leave the state unchanged where allowed. Every
- * impossible move raises one error, built by `invalidTransition`: "invalid state transition: A => B"
- * with FAILED_PRECONDITION; kill of a stopped process and anything on a deleted one is NOT_FOUND.
+ * impossible move raises one error, built by `invalidTransition`, worded as containerd's runc shim words
+ * it ("cannot pause a paused container") but with FAILED_PRECONDITION (runc's shim: UNKNOWN); kill of a stopped process and anything on a deleted one is NOT_FOUND.
  */
 import { CryoError, failedPrecondition, notFound } from "../errors.ts";
 
@@ -20,17 +20,17 @@ export type ProcessState = "created" | "restoring" | "running" | "paused" | "sto
 /** What can happen to a process. */
 export type ProcessEvent = "start" | "pause" | "resume" | "exit" | "delete" | "kill" | "exec" | "update" | "checkpoint";
 
-/** The state each event aims at, for messages ("paused => running"). */
-const target: Record<ProcessEvent, string> = {
-  start: "running",
-  pause: "paused",
-  resume: "running",
-  exit: "stopped",
-  delete: "deleted",
-  kill: "signalled",
-  exec: "exec",
-  update: "updated",
-  checkpoint: "checkpointed",
+/** Each event as a verb, for messages ("cannot pause a paused container"). */
+const verb: Record<ProcessEvent, string> = {
+  start: "start",
+  pause: "pause",
+  resume: "resume",
+  exit: "end",
+  delete: "delete",
+  kill: "signal",
+  exec: "exec in",
+  update: "update",
+  checkpoint: "checkpoint",
 };
 
 /** The transition table: the next state for each allowed (state, event). */
@@ -47,7 +47,9 @@ export const TRANSITIONS: Readonly<Record<ProcessState, Partial<Record<ProcessEv
 export function invalidTransition(label: string, from: ProcessState, event: ProcessEvent): CryoError {
   if (from === "deleted") return notFound(label);
   if (from === "stopped" && event === "kill") return notFound(label, { detail: "process already finished" });
-  return failedPrecondition(label, { detail: `invalid state transition: ${from} => ${target[event]}` });
+  const noun = label.startsWith("container ") ? "container" : "process";
+  const what = from === "restoring" ? `${noun} being restored` : `${from} ${noun}`;
+  return failedPrecondition(label, { detail: `cannot ${verb[event]} a ${what}` });
 }
 
 /** The next state, or throws the transition error. */

@@ -25,6 +25,7 @@ import { dirname, join, posix } from "node:path";
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
+import { checkTaskLimits, ownLimits, type LimitsSpec } from "../checkpoint/limits-check.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
@@ -277,8 +278,11 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const container = confineToSpec(dumped, spec, `restore container ${id} from ${source.dir}`);
-  // The tasks' capabilities, no_new_privs and seccomp mode, which CRIU restores as the images say: within the spec's.
-  checkThreadCreds(readThreadCores(source.dir), spec as CredsSpec, `restore container ${id} from ${source.dir}`, () => readSeccompFilters(source.dir));
+  // The tasks' capabilities, no_new_privs, seccomp mode, resource limits and OOM score, which CRIU restores as the
+  // images say: within what the spec (or this shim, for what the spec leaves to runc's init) gives a new container.
+  const threads = readThreadCores(source.dir);
+  checkThreadCreds(threads, spec as CredsSpec, `restore container ${id} from ${source.dir}`, () => readSeccompFilters(source.dir));
+  checkTaskLimits(threads, spec as LimitsSpec, `restore container ${id} from ${source.dir}`, ownLimits());
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default for a container named id.
   const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;

@@ -26,7 +26,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, mountsUnder, startPrivateContainerd, taskApiRestoreInputs, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, mountsUnder, startPrivateContainerd, taskApiRestoreInputs, taskPid, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(180_000);
 const RUNTIME = "io.containerd.cryo.v2";
@@ -326,24 +326,52 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
   });
 });
 
-test("a checkpoint whose tasks hold a capability the new spec drops is refused, and nothing is made", async () => {
-  await withSleepCheckpoint("caps", async (r) => {
-    // The same spec without CAP_NET_RAW, which ctr's default spec grants and the checkpointed sleep holds.
+test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give is refused, and nothing is made", async () => {
+  await withSleepCheckpoint("refused", async (r) => {
+    type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
-    const spec = JSON.parse(readFileSync(specPath, "utf8")) as { process: { capabilities: Record<string, string[]> } };
-    expect(spec.process.capabilities.bounding).toContain("CAP_NET_RAW");
-    for (const k of Object.keys(spec.process.capabilities)) spec.process.capabilities[k] = spec.process.capabilities[k]!.filter((c) => c !== "CAP_NET_RAW");
-    writeFileSync(specPath, JSON.stringify(spec));
+    const original = readFileSync(specPath, "utf8");
+    const base = JSON.parse(original) as Spec;
+    expect(base.process.capabilities.bounding).toContain("CAP_NET_RAW");
+    expect(base.process.rlimits).toContainEqual({ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 });
+    // The checkpointed sleep runs with its shim's OOM score (ctr's spec sets none), which CRIU restores when not 0.
+    const srcPid = await taskPid(pc, r.src);
+    const adj = Number(readFileSync(`/proc/${srcPid}/oom_score_adj`, "utf8"));
+    expect(adj).not.toBe(0);
+    const cases: [string, (s: Spec) => void, RegExp][] = [
+      // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
+      ["without CAP_NET_RAW", (s) => {
+        for (const k of Object.keys(s.process.capabilities)) s.process.capabilities[k] = s.process.capabilities[k]!.filter((c) => c !== "CAP_NET_RAW");
+      }, /task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/],
+      ["RLIMIT_NOFILE 512", (s) => {
+        s.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: 512, soft: 512 }];
+      }, /task \d+: its RLIMIT_NOFILE hard limit is 1024, above the 512 a new container gets \(the spec's process.rlimits\)/],
+      [`oomScoreAdj ${adj + 100}`, (s) => {
+        s.process.oomScoreAdj = adj + 100;
+      }, new RegExp(`task \\d+: its oom_score_adj is ${adj}, below the ${adj + 100} a new container gets \\(the spec's process.oomScoreAdj\\)`)],
+    ];
+    for (const [what, edit, message] of cases) {
+      const spec = JSON.parse(original) as Spec;
+      edit(spec);
+      writeFileSync(specPath, JSON.stringify(spec));
+      await r.call("create", createFrom(r), 60_000);
+      const err = await r.call("start", { id: r.restoredId }, 60_000).then(
+        () => undefined,
+        (e: unknown) => e as CryoError,
+      );
+      expect([what, err?.code]).toEqual([what, Code.INVALID_ARGUMENT]);
+      expect(err?.message).toMatch(message);
+      await r.call("delete", { id: r.restoredId });
+      for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+      expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+    }
+    // The spec as it was restores.
+    writeFileSync(specPath, original);
     await r.call("create", createFrom(r), 60_000);
-    const err = await r.call("start", { id: r.restoredId }, 60_000).then(
-      () => undefined,
-      (e: unknown) => e as CryoError,
-    );
-    expect(err?.code).toBe(Code.INVALID_ARGUMENT);
-    expect(err?.message).toMatch(/task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/);
-    await r.call("delete", { id: r.restoredId });
-    for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
-    expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
-    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+    await r.call("start", { id: r.restoredId }, 60_000);
+    expect(Number(readFileSync(`/proc/${(await r.call("state", { id: r.restoredId })).pid}/oom_score_adj`, "utf8"))).toBe(adj);
+    await r.call("kill", { id: r.restoredId, signal: 9 });
+    await r.call("wait", { id: r.restoredId }, 30_000);
   });
 });

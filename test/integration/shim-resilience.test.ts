@@ -140,7 +140,7 @@ test("bad input: clear errors with the right code, and the shim stays up", async
   await pc.ctrOk(["task", "pause", id]);
   const p2 = await pc.ctr(["task", "pause", id]);
   expect(p2.exitCode).not.toBe(0);
-  expect(p2.stderr).toMatch(/failed precondition.*invalid state transition: paused => paused/);
+  expect(p2.stderr).toMatch(/failed precondition: cannot pause a paused container/);
   await pc.ctrOk(["task", "resume", id]);
 
   // exec with a missing binary: runc's error line reaches the user

@@ -179,7 +179,7 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
   expect(await readCount(id)).toBe(c1);
   const pausedAgain = await pc.ctr(["task", "pause", id]);
   expect(pausedAgain.exitCode).not.toBe(0);
-  expect(pausedAgain.stderr).toMatch(/failed precondition|invalid state transition/);
+  expect(pausedAgain.stderr).toMatch(/failed precondition: cannot pause a paused container/);
 
   await pc.ctrOk(["task", "resume", id]);
   expect(await taskStatus(pc, id)).toBe("RUNNING");

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file criu/core.proto.
  */
 export const file_criu_core: GenFile = /*@__PURE__*/
-  fileDesc("Cg9jcml1L2NvcmUucHJvdG8SBGNyaXUi8wEKEFRhc2tLb2JqSWRzRW50cnkSDQoFdm1faWQYASACKA0SEAoIZmlsZXNfaWQYAiACKA0SDQoFZnNfaWQYAyACKA0SEgoKc2lnaGFuZF9pZBgEIAIoDRIRCglwaWRfbnNfaWQYBSABKA0SEQoJbmV0X25zX2lkGAYgASgNEhEKCWlwY19uc19pZBgHIAEoDRIRCgl1dHNfbnNfaWQYCCABKA0SEQoJbW50X25zX2lkGAkgASgNEhIKCnVzZXJfbnNfaWQYCiABKA0SFAoMY2dyb3VwX25zX2lkGAsgASgNEhIKCnRpbWVfbnNfaWQYDCABKA0izgEKDVRhc2tDb3JlRW50cnkSEgoKdGFza19zdGF0ZRgBIAIoDRIRCglleGl0X2NvZGUYAiACKA0SEwoLcGVyc29uYWxpdHkYAyACKA0SDQoFZmxhZ3MYBCACKA0SEgoKYmxrX3NpZ3NldBgFIAIoBBIMCgRjb21tGAYgAigJEg4KBmNnX3NldBgJIAEoDRIQCghsb2dpbnVpZBgNIAEoDRIVCg1vb21fc2NvcmVfYWRqGA4gASgFEhcKD2NoaWxkX3N1YnJlYXBlchgSIAEoCCL4AQoKQ3JlZHNFbnRyeRILCgN1aWQYASABKA0SCwoDZ2lkGAIgASgNEgwKBGV1aWQYAyABKA0SDAoEZWdpZBgEIAEoDRIMCgRzdWlkGAUgASgNEgwKBHNnaWQYBiABKA0SDQoFZnN1aWQYByABKA0SDQoFZnNnaWQYCCABKA0SDwoHY2FwX2luaBgJIAMoDRIPCgdjYXBfcHJtGAogAygNEg8KB2NhcF9lZmYYCyADKA0SDwoHY2FwX2JuZBgMIAMoDRIPCgdzZWNiaXRzGA0gASgNEhQKDG5vX25ld19wcml2cxgSIAEoDRIPCgdjYXBfYW1iGBMgAygNInMKD1RocmVhZENvcmVFbnRyeRIfCgVjcmVkcxgKIAEoCzIQLmNyaXUuQ3JlZHNFbnRyeRInCgxzZWNjb21wX21vZGUYCyABKA4yES5jcml1LlNlY2NvbXBNb2RlEhYKDnNlY2NvbXBfZmlsdGVyGAwgASgNIowBCglDb3JlRW50cnkSDQoFbXR5cGUYASACKA0SHwoCdGMYAyABKAsyEy5jcml1LlRhc2tDb3JlRW50cnkSIwoDaWRzGAQgASgLMhYuY3JpdS5UYXNrS29iaklkc0VudHJ5EioKC3RocmVhZF9jb3JlGAUgASgLMhUuY3JpdS5UaHJlYWRDb3JlRW50cnkqWgoLU2VjY29tcE1vZGUSGQoVU0VDQ09NUF9NT0RFX0RJU0FCTEVEEAASFwoTU0VDQ09NUF9NT0RFX1NUUklDVBABEhcKE1NFQ0NPTVBfTU9ERV9GSUxURVIQAg");
+  fileDesc("Cg9jcml1L2NvcmUucHJvdG8SBGNyaXUi8wEKEFRhc2tLb2JqSWRzRW50cnkSDQoFdm1faWQYASACKA0SEAoIZmlsZXNfaWQYAiACKA0SDQoFZnNfaWQYAyACKA0SEgoKc2lnaGFuZF9pZBgEIAIoDRIRCglwaWRfbnNfaWQYBSABKA0SEQoJbmV0X25zX2lkGAYgASgNEhEKCWlwY19uc19pZBgHIAEoDRIRCgl1dHNfbnNfaWQYCCABKA0SEQoJbW50X25zX2lkGAkgASgNEhIKCnVzZXJfbnNfaWQYCiABKA0SFAoMY2dyb3VwX25zX2lkGAsgASgNEhIKCnRpbWVfbnNfaWQYDCABKA0iJwoLUmxpbWl0RW50cnkSCwoDY3VyGAEgAigEEgsKA21heBgCIAIoBCI2ChBUYXNrUmxpbWl0c0VudHJ5EiIKB3JsaW1pdHMYASADKAsyES5jcml1LlJsaW1pdEVudHJ5IvcBCg1UYXNrQ29yZUVudHJ5EhIKCnRhc2tfc3RhdGUYASACKA0SEQoJZXhpdF9jb2RlGAIgAigNEhMKC3BlcnNvbmFsaXR5GAMgAigNEg0KBWZsYWdzGAQgAigNEhIKCmJsa19zaWdzZXQYBSACKAQSDAoEY29tbRgGIAIoCRInCgdybGltaXRzGAggASgLMhYuY3JpdS5UYXNrUmxpbWl0c0VudHJ5Eg4KBmNnX3NldBgJIAEoDRIQCghsb2dpbnVpZBgNIAEoDRIVCg1vb21fc2NvcmVfYWRqGA4gASgFEhcKD2NoaWxkX3N1YnJlYXBlchgSIAEoCCL4AQoKQ3JlZHNFbnRyeRILCgN1aWQYASABKA0SCwoDZ2lkGAIgASgNEgwKBGV1aWQYAyABKA0SDAoEZWdpZBgEIAEoDRIMCgRzdWlkGAUgASgNEgwKBHNnaWQYBiABKA0SDQoFZnN1aWQYByABKA0SDQoFZnNnaWQYCCABKA0SDwoHY2FwX2luaBgJIAMoDRIPCgdjYXBfcHJtGAogAygNEg8KB2NhcF9lZmYYCyADKA0SDwoHY2FwX2JuZBgMIAMoDRIPCgdzZWNiaXRzGA0gASgNEhQKDG5vX25ld19wcml2cxgSIAEoDRIPCgdjYXBfYW1iGBMgAygNInMKD1RocmVhZENvcmVFbnRyeRIfCgVjcmVkcxgKIAEoCzIQLmNyaXUuQ3JlZHNFbnRyeRInCgxzZWNjb21wX21vZGUYCyABKA4yES5jcml1LlNlY2NvbXBNb2RlEhYKDnNlY2NvbXBfZmlsdGVyGAwgASgNIowBCglDb3JlRW50cnkSDQoFbXR5cGUYASACKA0SHwoCdGMYAyABKAsyEy5jcml1LlRhc2tDb3JlRW50cnkSIwoDaWRzGAQgASgLMhYuY3JpdS5UYXNrS29iaklkc0VudHJ5EioKC3RocmVhZF9jb3JlGAUgASgLMhUuY3JpdS5UaHJlYWRDb3JlRW50cnkqWgoLU2VjY29tcE1vZGUSGQoVU0VDQ09NUF9NT0RFX0RJU0FCTEVEEAASFwoTU0VDQ09NUF9NT0RFX1NUUklDVBABEhcKE1NFQ0NPTVBfTU9ERV9GSUxURVIQAg");
 
 /**
  * Ids of the kernel objects a task uses; files_id names its fdinfo-<id>.img.
@@ -90,7 +90,50 @@ export const TaskKobjIdsEntrySchema: GenMessage<TaskKobjIdsEntry> = /*@__PURE__*
   messageDesc(file_criu_core, 0);
 
 /**
- * Per-task state: command name, state, exit code.
+ * One resource limit (CRIU 4.2's images/rlimit.proto); -1 (2^64 - 1) is RLIM_INFINITY.
+ *
+ * @generated from message criu.RlimitEntry
+ */
+export type RlimitEntry = Message<"criu.RlimitEntry"> & {
+  /**
+   * @generated from field: required uint64 cur = 1;
+   */
+  cur: bigint;
+
+  /**
+   * @generated from field: required uint64 max = 2;
+   */
+  max: bigint;
+};
+
+/**
+ * Describes the message criu.RlimitEntry.
+ * Use `create(RlimitEntrySchema)` to create a new message.
+ */
+export const RlimitEntrySchema: GenMessage<RlimitEntry> = /*@__PURE__*/
+  messageDesc(file_criu_core, 1);
+
+/**
+ * A task's resource limits, indexed by resource number (RLIMIT_CPU = 0, ...).
+ *
+ * @generated from message criu.TaskRlimitsEntry
+ */
+export type TaskRlimitsEntry = Message<"criu.TaskRlimitsEntry"> & {
+  /**
+   * @generated from field: repeated criu.RlimitEntry rlimits = 1;
+   */
+  rlimits: RlimitEntry[];
+};
+
+/**
+ * Describes the message criu.TaskRlimitsEntry.
+ * Use `create(TaskRlimitsEntrySchema)` to create a new message.
+ */
+export const TaskRlimitsEntrySchema: GenMessage<TaskRlimitsEntry> = /*@__PURE__*/
+  messageDesc(file_criu_core, 2);
+
+/**
+ * Per-task state: command name, state, exit code, resource limits, OOM score adjustment.
  *
  * @generated from message criu.TaskCoreEntry
  */
@@ -126,6 +169,11 @@ export type TaskCoreEntry = Message<"criu.TaskCoreEntry"> & {
   comm: string;
 
   /**
+   * @generated from field: optional criu.TaskRlimitsEntry rlimits = 8;
+   */
+  rlimits?: TaskRlimitsEntry | undefined;
+
+  /**
    * @generated from field: optional uint32 cg_set = 9;
    */
   cgSet: number;
@@ -151,7 +199,7 @@ export type TaskCoreEntry = Message<"criu.TaskCoreEntry"> & {
  * Use `create(TaskCoreEntrySchema)` to create a new message.
  */
 export const TaskCoreEntrySchema: GenMessage<TaskCoreEntry> = /*@__PURE__*/
-  messageDesc(file_criu_core, 1);
+  messageDesc(file_criu_core, 3);
 
 /**
  * A thread's credentials (CRIU 4.2's images/creds.proto). Capability sets are arrays of 32-bit words, the
@@ -241,7 +289,7 @@ export type CredsEntry = Message<"criu.CredsEntry"> & {
  * Use `create(CredsEntrySchema)` to create a new message.
  */
 export const CredsEntrySchema: GenMessage<CredsEntry> = /*@__PURE__*/
-  messageDesc(file_criu_core, 2);
+  messageDesc(file_criu_core, 4);
 
 /**
  * Per-thread state: its credentials and seccomp mode (the rest is skipped).
@@ -270,7 +318,7 @@ export type ThreadCoreEntry = Message<"criu.ThreadCoreEntry"> & {
  * Use `create(ThreadCoreEntrySchema)` to create a new message.
  */
 export const ThreadCoreEntrySchema: GenMessage<ThreadCoreEntry> = /*@__PURE__*/
-  messageDesc(file_criu_core, 3);
+  messageDesc(file_criu_core, 5);
 
 /**
  * A task's core image (architecture-specific thread state omitted); one per thread, core-<tid>.img.
@@ -304,7 +352,7 @@ export type CoreEntry = Message<"criu.CoreEntry"> & {
  * Use `create(CoreEntrySchema)` to create a new message.
  */
 export const CoreEntrySchema: GenMessage<CoreEntry> = /*@__PURE__*/
-  messageDesc(file_criu_core, 4);
+  messageDesc(file_criu_core, 6);
 
 /**
  * A thread's seccomp mode.

@@ -115,11 +115,11 @@ describe("process state machine", () => {
     expect(transition("container c", "created", "delete")).toBe("deleted");
   });
   const cases: [ProcessState, ProcessEvent, Code, string][] = [
-    ["paused", "pause", Code.FAILED_PRECONDITION, "container c: failed precondition: invalid state transition: paused => paused"],
-    ["running", "resume", Code.FAILED_PRECONDITION, "container c: failed precondition: invalid state transition: running => running"],
-    ["created", "pause", Code.FAILED_PRECONDITION, "container c: failed precondition: invalid state transition: created => paused"],
-    ["running", "delete", Code.FAILED_PRECONDITION, "container c: failed precondition: invalid state transition: running => deleted"],
-    ["paused", "exec", Code.FAILED_PRECONDITION, "container c: failed precondition: invalid state transition: paused => exec"],
+    ["paused", "pause", Code.FAILED_PRECONDITION, "container c: failed precondition: cannot pause a paused container"],
+    ["running", "resume", Code.FAILED_PRECONDITION, "container c: failed precondition: cannot resume a running container"],
+    ["created", "pause", Code.FAILED_PRECONDITION, "container c: failed precondition: cannot pause a created container"],
+    ["running", "delete", Code.FAILED_PRECONDITION, "container c: failed precondition: cannot delete a running container"],
+    ["paused", "exec", Code.FAILED_PRECONDITION, "container c: failed precondition: cannot exec in a paused container"],
     ["stopped", "kill", Code.NOT_FOUND, "container c: not found: process already finished"],
     ["deleted", "start", Code.NOT_FOUND, "container c: not found"],
   ];

@@ -127,7 +127,7 @@ test("pause/resume through the engine's freezer, with the transition errors", as
   await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
   await t.svc.pause({ id: "c1" } as never, t.ctx);
   expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.PAUSED);
-  expect(await codeOf(t.svc.pause({ id: "c1" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: invalid state transition: paused => paused"]);
+  expect(await codeOf(t.svc.pause({ id: "c1" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot pause a paused container"]);
   await t.svc.resume({ id: "c1" } as never, t.ctx);
   expect(t.calls).toContain("freeze c1");
   expect(t.calls).toContain("thaw c1");
@@ -214,7 +214,7 @@ test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, t
   expect(t.calls).toEqual(["createRestore c1", "startRestore c1"]);
   await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
   expect(await started).toEqual([Code.CANCELLED, "restore container c1: cancelled: task killed while restoring"]);
-  expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: invalid state transition: restoring => signalled"]);
+  expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot signal a container being restored"]);
   await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
   expect(t.calls).toEqual(["createRestore c1", "startRestore c1", "cancelRestore c1: task killed while restoring", "discardRestore c1", "delete c1"]);
 });

@@ -1,0 +1,92 @@
+/**
+ * What the checkpoint's tasks may be restored with, beside their credentials (creds-check.ts): their resource
+ * limits and OOM score adjustment, against what a new container of the same spec would get on this host.
+ *
+ * CRIU restores each task's rlimits (core-<pid>.img, task_core.rlimits) with setrlimit and its oom_score_adj
+ * through /proc, as root. Raising a hard limit or lowering oom_score_adj below where it started takes
+ * CAP_SYS_RESOURCE, which a container's tasks lack unless the spec grants it; so a crafted checkpoint could
+ * give a restored task RLIMIT_RTPRIO 99 (real-time scheduling that starves the host's other tasks), an
+ * unlimited RLIMIT_MEMLOCK or RLIMIT_NPROC, or oom_score_adj -1000 (the OOM killer then takes other processes
+ * instead). runc's restore does not look. cryo refuses, before anything is made, a task that has
+ * - a hard limit above what a new container would get: the spec's `process.rlimits` entry for that resource,
+ *   or, where the spec sets none, this shim's own hard limit, which runc's init inherits;
+ * - an oom_score_adj below the spec's `process.oomScoreAdj`, or, where the spec sets none, this shim's own
+ *   (CRIU leaves a recorded 0 alone: the task then keeps the one it inherits).
+ * Nothing is compared when the spec grants CAP_SYS_RESOURCE: such a task may raise both itself. Zombies are
+ * skipped, and so are threads: limits and the OOM score are the process's, in its main thread's core image.
+ */
+import { readFileSync } from "node:fs";
+import { invalidArgument } from "../errors.ts";
+import type { ThreadCore } from "./creds-check.ts";
+
+/** The resources by number, as setrlimit(2) and CRIU's images index them. */
+export const RLIMITS = ["CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"] as const;
+/** RLIM_INFINITY, as CRIU stores it and as a uint64. */
+export const RLIM_INFINITY = 2n ** 64n - 1n;
+const TASK_DEAD = 2;
+
+/** What a new container gets where its spec says nothing: runc's init inherits the shim's. */
+export interface InheritedLimits {
+  /** The hard limit of each resource, by number. */
+  hard: bigint[];
+  oomScoreAdj: number;
+}
+
+/** The spec fields the check reads (OCI runtime spec). */
+export interface LimitsSpec {
+  process?: { rlimits?: unknown; oomScoreAdj?: unknown; capabilities?: Partial<Record<string, unknown>> };
+}
+
+/** This process's hard limits (/proc/self/limits: one line per resource, in resource order) and oom_score_adj. */
+export function ownLimits(): InheritedLimits {
+  const lines = readFileSync("/proc/self/limits", "utf8").split("\n").slice(1, 1 + RLIMITS.length);
+  const hard = lines.map((line) => {
+    // "Max open files            20000                20000                files"
+    const m = /^Max [a-z ]+?\s{2,}(\S+)\s+(\S+)/.exec(line);
+    return !m || m[2] === "unlimited" ? RLIM_INFINITY : BigInt(m[2]!);
+  });
+  return { hard, oomScoreAdj: Number(readFileSync("/proc/self/oom_score_adj", "utf8").trim()) };
+}
+
+/** A limit as a JSON number gives it: at or past 2^63 (where doubles lose the units) is infinity. */
+function specLimit(v: unknown): bigint | undefined {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) return undefined;
+  return v >= 2 ** 63 ? RLIM_INFINITY : BigInt(Math.trunc(v));
+}
+
+const show = (v: bigint) => (v === RLIM_INFINITY ? "unlimited" : String(v));
+
+/** Checks every task against the spec and inherited (see the module comment); INVALID_ARGUMENT naming the first task and what it has. */
+export function checkTaskLimits(threads: readonly ThreadCore[], spec: LimitsSpec, where: string, inherited: InheritedLimits): void {
+  const sets = Object.values(spec.process?.capabilities ?? {});
+  if (sets.some((set) => Array.isArray(set) && set.some((c) => c === "CAP_SYS_RESOURCE" || c === "SYS_RESOURCE"))) return;
+  const fromSpec = new Map<number, bigint>();
+  const rlimits = spec.process?.rlimits;
+  if (Array.isArray(rlimits)) {
+    for (const r of rlimits as { type?: unknown; hard?: unknown }[]) {
+      const i = typeof r?.type === "string" ? RLIMITS.indexOf(r.type.replace(/^RLIMIT_/, "") as (typeof RLIMITS)[number]) : -1;
+      const hard = specLimit(r?.hard);
+      if (i >= 0 && hard !== undefined) fromSpec.set(i, hard);
+    }
+  }
+  const specAdj = typeof spec.process?.oomScoreAdj === "number" ? spec.process.oomScoreAdj : undefined;
+  const minAdj = specAdj ?? inherited.oomScoreAdj;
+  for (const t of threads) {
+    const tc = t.core?.tc;
+    if (t.tid !== t.pid || !tc || tc.taskState === TASK_DEAD) continue;
+    const refuse = (detail: string) => invalidArgument(where, { detail: `task ${t.pid}: ${detail}` });
+    (tc.rlimits?.rlimits ?? []).forEach((r, i) => {
+      if (i >= RLIMITS.length) return; // setrlimit refuses it: CRIU restores nothing there
+      const allowed = fromSpec.get(i) ?? inherited.hard[i] ?? RLIM_INFINITY;
+      if (r.max > allowed) {
+        const source = fromSpec.has(i) ? "the spec's process.rlimits" : "this shim's own, which a new container inherits where the spec's process.rlimits does not set it";
+        throw refuse(`its RLIMIT_${RLIMITS[i]} hard limit is ${show(r.max)}, above the ${show(allowed)} a new container gets (${source})`);
+      }
+    });
+    const adj = tc.oomScoreAdj ?? 0;
+    if (adj !== 0 && adj < minAdj) {
+      const source = specAdj !== undefined ? "the spec's process.oomScoreAdj" : "this shim's own, which a new container inherits where the spec sets no process.oomScoreAdj";
+      throw refuse(`its oom_score_adj is ${adj}, below the ${minAdj} a new container gets (${source})`);
+    }
+  }
+}
