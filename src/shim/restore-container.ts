@@ -603,20 +603,23 @@ function startTicksOrZero(pid: number): number {
 }
 
 /**
- * Removes cgroup directories this restore created, leaf first, retrying for a second while killed tasks
- * leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by the
+ * Removes cgroup directories this restore created, leaf first, retrying for up to CGROUP_REMOVE_MS while killed
+ * tasks leave (a killed CRIU helper on a loaded machine can take more than a second); throws naming what is left (the callers log it: a leftover would be taken for someone else's by the
  * next restore of the id, and never removed).
  */
+const CGROUP_REMOVE_MS = 5000;
 async function removeCgroupDirs(dirs: string[]): Promise<void> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
   for (const d of sorted) {
     let last: unknown;
-    for (let i = 0; i < 50 && existsSync(d); i++) {
+    const deadline = performance.now() + CGROUP_REMOVE_MS;
+    while (existsSync(d)) {
       try {
         rmdirSync(d);
       } catch (err) {
         last = err;
+        if (performance.now() > deadline) break;
         await Bun.sleep(20);
       }
     }

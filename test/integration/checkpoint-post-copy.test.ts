@@ -152,13 +152,14 @@ test("post-copy whose client goes away without its last word: the source runs on
   const id = uniqueId("pcc");
   const port = freePort();
   await runMemhog(id, 16, postCopy(port));
-  const { t0, atDump } = await checkpointServing(id);
+  const { atDump } = await checkpointServing(id);
   // A client that connects, then closes in order (FIN) without a command, as a killed lazy-pages daemon does.
   const closed = Promise.withResolvers<void>();
   await Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => void s.end(), data() {}, close: () => closed.resolve(), error: () => closed.resolve() } });
   await closed.promise;
-  await waitFor(() => ((readCounter(pc, id) ?? 0) > atDump! ? true : undefined), { what: "the source to run on", timeoutMs: 10_000, intervalMs: 200 });
-  expect(performance.now() - t0).toBeLessThan(TIMEOUT_MS);
+  // Well before the page server's timeout (TIMEOUT_MS, counted from before the close): the close ended it. Not
+  // timed from t0, which also counts the dump and would fail on a slow machine.
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > atDump! ? true : undefined), { what: "the source to run on", timeoutMs: TIMEOUT_MS / 2, intervalMs: 200 });
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   await removeContainer(pc, id);
 }, 120_000);

@@ -174,13 +174,16 @@ describe("criu helper on a plain process", () => {
     expect(alive(c.pid)).toBe(true);
     c.proc.kill("SIGKILL");
     await c.proc.exited;
-    const restored = await criu.restore({ imagesDir: images });
-    started.push(restored.pid);
-    // The restored counter writes values counted on from the dump, below what the original reached.
-    const resumed = await waitFor(() => {
+    // The restored counter writes values counted on from the dump, below what the original reached: watched from
+    // before the restore, since it passes `later` about 2 s after CRIU resumes it, which may be before restore() returns.
+    const resumedSeen = waitFor(() => {
       const n = count(c.out);
       return n !== undefined && n < later ? n : undefined;
-    }, { what: "restored counter to write", timeoutMs: 10_000, intervalMs: 5 });
+    }, { what: "restored counter to write", timeoutMs: 30_000, intervalMs: 5 });
+    resumedSeen.catch(() => {}); // awaited below; a failed restore throws first
+    const restored = await criu.restore({ imagesDir: images });
+    started.push(restored.pid);
+    const resumed = await resumedSeen;
     expect(resumed).toBeGreaterThanOrEqual(atDump);
     killAndWait(restored.pid);
     await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });

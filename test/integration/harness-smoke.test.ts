@@ -97,7 +97,7 @@ describe("harness: private containerd + test image", () => {
     await pc.stop();
     expect(processAlive(pid)).toBe(false);
     expect(processAlive(memhogPid)).toBe(false);
-    const shims = Bun.spawnSync(["pgrep", "-f", `-address ${address}`]).stdout.toString().trim();
+    const shims = Bun.spawnSync(["pgrep", "-f", "--", `-address ${address}`]).stdout.toString().trim();
     expect(shims).toBe("");
     expect(mountsUnder(dir)).toEqual([]);
     expect(existsSync(dir)).toBe(false);

@@ -97,7 +97,9 @@ test("stdin outlives a client's detach: two attaches in turn each reach the proc
       for w in first second; do
         rm -f "$1/in"; mkfifo "$1/in"
         ctr --address ${pc.address} --namespace ${ns} task attach ${id} < "$1/in" > "$1/out-$w" 2>&1 & pid=$!
-        exec 7>"$1/in"; sleep 0.5; echo $w >&7; sleep 1; exec 7>&-; sleep 0.5
+        exec 7>"$1/in"; sleep 0.5; echo $w >&7
+        for i in $(seq 200); do grep -q got-$w "$1/out-$w" && break; sleep 0.1; done
+        exec 7>&-; sleep 0.5
         kill -9 $pid; wait $pid 2>/dev/null
       done; true`;
     const proc = Bun.spawn(["bash", "-c", script, "bash", dir], { stdout: "pipe", stderr: "pipe" });
