@@ -1,5 +1,5 @@
 import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
-import { z } from "zod";
+import type { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 
 /** What parseCliArgs returns: the checked flags and the positional arguments. */
@@ -9,7 +9,24 @@ export interface ParsedArgs<T> {
 }
 
 /**
- * Parses a command's arguments with node's parseArgs, then checks the flags with schema; any failure is
+ * node's parseArgs (strict), which keeps the last of a repeated single-valued option without a word: here a
+ * repeat of an option that is not `multiple` is an error naming it (`--hook admit --hook restore` would
+ * otherwise test the restore hook). Throws plain Errors, as parseArgs does.
+ */
+export function parseStrictArgs<O extends ParseArgsOptionsConfig>(args: string[], options: O, allowPositionals: boolean) {
+  const parsed = parseArgs({ args, options, allowPositionals, strict: true, tokens: true });
+  const seen = new Map<string, number>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== "option" || options[t.name]?.multiple) continue;
+    const n = (seen.get(t.name) ?? 0) + 1;
+    seen.set(t.name, n);
+    if (n === 2) throw new Error(`Option '--${t.name}' is given more than once; it takes one ${options[t.name]?.type === "boolean" ? "mention" : "value"}`);
+  }
+  return parsed;
+}
+
+/**
+ * Parses a command's arguments with parseStrictArgs, then checks the flags with schema; any failure is
  * INVALID_ARGUMENT carrying the usage line. positionals bounds how many positional arguments are allowed.
  */
 export function parseCliArgs<S extends z.ZodType>(
@@ -21,7 +38,7 @@ export function parseCliArgs<S extends z.ZodType>(
 ): ParsedArgs<z.infer<S>> {
   let parsed: { values: unknown; positionals: string[] };
   try {
-    parsed = parseArgs({ args, options, allowPositionals: (positionals.max ?? Infinity) > 0, strict: true });
+    parsed = parseStrictArgs(args, options, (positionals.max ?? Infinity) > 0);
   } catch (err) {
     throw invalidArgument("arguments", { detail: `${err instanceof Error ? err.message : String(err)}\nusage: ${usage}` });
   }

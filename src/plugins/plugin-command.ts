@@ -4,8 +4,8 @@
  * decision, the time the call took and the plugin's memory. Exit 0 when the plugin answered (allow
  * or deny), 1 when it broke (trap, timeout, memory, bad output), 2 for bad arguments.
  */
-import { parseArgs } from "node:util";
 import { invalidArgument } from "../errors.ts";
+import { parseStrictArgs } from "../cli/parse-args.ts";
 import type { CliCommand } from "../cli/command-table.ts";
 import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
 
@@ -33,11 +33,9 @@ export const pluginTestCommand: CliCommand = {
   async run(args, io) {
     let parsed;
     try {
-      parsed = parseArgs({
+      parsed = parseStrictArgs(
         args,
-        allowPositionals: true,
-        strict: true,
-        options: {
+        {
           hook: { type: "string" },
           input: { type: "string" },
           config: { type: "string", multiple: true },
@@ -45,7 +43,8 @@ export const pluginTestCommand: CliCommand = {
           "timeout-ms": { type: "string" },
           "memory-mib": { type: "string" },
         },
-      });
+        true,
+      );
     } catch (err) {
       throw invalidArgument("arguments", { detail: `${(err as Error).message}\n${usage}` });
     }

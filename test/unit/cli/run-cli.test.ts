@@ -95,4 +95,17 @@ describe("cryo command table", () => {
     expect(code).toBe(1);
     expect(io.stderr[0]).toBe("cryo containerd stop: private containerd in /nonexistent/cryo-test-dir: not found");
   });
+
+  test("a single-valued option given twice is refused, naming it; repeatable ones are not", async () => {
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), ["plugin", "test", "x.wasm", "--hook", "admit", "--hook", "restore", "--input", "in.json"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toContain("cryo plugin test: arguments: invalid argument: Option '--hook' is given more than once; it takes one value");
+    expect(await runCli(createCryoCommands(), ["containerd", "stop", "--dir", "/a", "--dir", "/b"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toContain("Option '--dir' is given more than once; it takes one value");
+    expect(await runCli(createCryoCommands(), ["list", "--quiet", "--quiet"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toContain("Option '--quiet' is given more than once; it takes one mention");
+    // --config is repeatable: past argument parsing, to the missing plugin file.
+    expect(await runCli(createCryoCommands(), ["plugin", "test", "/nonexistent/x.wasm", "--hook", "admit", "--config", "a=1", "--config", "b=2", "--input", "/nonexistent/in.json"], io)).not.toBe(0);
+    expect(io.stderr.at(-1)).not.toContain("more than once");
+  });
 });
