@@ -10,7 +10,8 @@
  *
  * "kill", "exec" and "update" are checks only: they leave the state unchanged where allowed. Every
  * impossible move raises one error, built by `invalidTransition`, worded as containerd's runc shim words
- * it ("cannot pause a paused container") but with FAILED_PRECONDITION (runc's shim: UNKNOWN); kill of a stopped process and anything on a deleted one is NOT_FOUND.
+ * it ("cannot pause a paused container") but with FAILED_PRECONDITION (runc's shim: UNKNOWN); kill of a
+ * stopped process and anything on a deleted one is NOT_FOUND.
  */
 import { CryoError, failedPrecondition, notFound } from "../errors.ts";
 
