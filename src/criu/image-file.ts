@@ -24,6 +24,7 @@ export const ImageMagic = {
   stats: 0x57093306,
   netdev: 0x57373951,
   seccomp: 0x64413049,
+  cgroup: 0x59383330,
 } as const;
 
 /** Largest entry accepted; CRIU's own entries are far smaller. */

@@ -21,7 +21,10 @@ import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { toBinary } from "@bufbuild/protobuf";
+import { decodeImage, IMG_COMMON_MAGIC, ImageMagic } from "../../src/criu/image-file.ts";
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
+import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -326,7 +329,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
   });
 });
 
-test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give is refused, and nothing is made", async () => {
+test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give, or whose cgroup.img leads out of the container's cgroup, is refused, and nothing is made", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -338,6 +341,22 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
     const srcPid = await taskPid(pc, r.src);
     const adj = Number(readFileSync(`/proc/${srcPid}/oom_score_adj`, "utf8"));
     expect(adj).not.toBe(0);
+    // cgroup.img with the devices path of the tasks' set rewritten: CRIU would move them into the host's root
+    // devices cgroup (every device allowed) as the image says.
+    const cgroupImg = join(r.images, "cgroup.img");
+    const originalCgroups = readFileSync(cgroupImg);
+    const devicesAtRoot = () => {
+      const [entry] = decodeImage(CgroupEntrySchema, new Uint8Array(originalCgroups), "cgroup.img", ImageMagic.cgroup);
+      const member = entry!.sets.flatMap((set) => set.ctls).find((m) => m.name === "devices");
+      expect(member?.path).toStartWith("/");
+      member!.path = "/";
+      const body = toBinary(CgroupEntrySchema, entry!);
+      const head = new DataView(new ArrayBuffer(12));
+      head.setUint32(0, IMG_COMMON_MAGIC, true);
+      head.setUint32(4, ImageMagic.cgroup, true);
+      head.setUint32(8, body.length, true);
+      writeFileSync(cgroupImg, Buffer.concat([new Uint8Array(head.buffer), body]));
+    };
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -349,6 +368,7 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
       [`oomScoreAdj ${adj + 100}`, (s) => {
         s.process.oomScoreAdj = adj + 100;
       }, new RegExp(`task \\d+: its oom_score_adj is ${adj}, below the ${adj + 100} a new container gets \\(the spec's process.oomScoreAdj\\)`)],
+      ["the devices cgroup at the host's root", devicesAtRoot, /cgroup.img: set \d+'s devices path "\/" is not an absolute path without empty, "." or ".." components/],
     ];
     for (const [what, edit, message] of cases) {
       const spec = JSON.parse(original) as Spec;
@@ -366,8 +386,9 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
       expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
       expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
     }
-    // The spec as it was restores.
+    // The spec and the images as they were restore.
     writeFileSync(specPath, original);
+    writeFileSync(cgroupImg, originalCgroups);
     await r.call("create", createFrom(r), 60_000);
     await r.call("start", { id: r.restoredId }, 60_000);
     expect(Number(readFileSync(`/proc/${(await r.call("state", { id: r.restoredId })).pid}/oom_score_adj`, "utf8"))).toBe(adj);

@@ -1,0 +1,80 @@
+/**
+ * What of cgroup.img the restore lets CRIU act on: only paths inside the container's own cgroups.
+ *
+ * On restore CRIU (as root, in every cgroup mode but `ignore`) moves each task into the paths of its cgroup
+ * set, writing its pid into `<hierarchy>/<path>/cgroup.procs`. It rewrites a path that starts with one of the
+ * hierarchy's top-level directories to lie below the cgroup root it is given (the container's cgroup, which
+ * the CRIU helper joined), and uses any other path as it stands. It also makes the image's directories that do
+ * not exist (`mkdir -p`, so `..` walks up) and applies their recorded owner and mode. So a crafted image could
+ * move a restored task into the host's root cgroup, out of the container's memory, pids and devices limits
+ * (the root devices cgroup allows every device: the host's disks), or make directories anywhere in a
+ * hierarchy. runc's restore does not look. cryo refuses, before anything is made, an image in which
+ * - a directory's name is empty or has an empty, `.` or `..` component (top-level ones are paths, children
+ *   paths below their parent);
+ * - a set's path is not absolute and clean in the same way, or does not lie (component-wise: "/a/b" is not
+ *   below "/a/bc") at or below a top-level directory of its own controller, so that CRIU rewrites it below the
+ *   container's cgroup; a path of a controller with no directory in the image is refused too;
+ * - a set's cgns_prefix is inside one of the path's components (CRIU then joins the root and the rest of the
+ *   path without a separator: a sibling of the container's cgroup) or past the end of its top-level directory
+ *   (CRIU then reads past the directory's name).
+ * A missing cgroup.img is nothing to check (CRIU then leaves every task in the cgroups it joined).
+ * Not compared: the directories' recorded owner and mode (CRIU applies them to the container's own
+ * directories), and properties, which CRIU writes only in the `full` and `strict` modes an operator chooses
+ * (docs/checkpoint-restore.md).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { isFieldSet } from "@bufbuild/protobuf";
+import { CgMemberEntrySchema, CgroupEntrySchema, type CgroupDirEntry, type CgroupEntry } from "../gen/criu/cgroup_pb.ts";
+import { decodeImage, ImageMagic } from "../criu/image-file.ts";
+import { invalidArgument } from "../errors.ts";
+
+/** True when p is one or more components, none of them empty, `.` or `..`. */
+function cleanRelative(p: string): boolean {
+  return p.split("/").every((c) => c !== "" && c !== "." && c !== "..");
+}
+
+/** Checks cgroup.img's entries (see the module comment); INVALID_ARGUMENT naming the entry. */
+export function checkCgroupEntries(entries: readonly CgroupEntry[], where: string): void {
+  const refuse = (detail: string) => invalidArgument(where, { detail: `cgroup.img: ${detail}` });
+  // Top-level directories by controller name ("" is cgroup v2).
+  const heads = new Map<string, string[]>();
+  const checkDirs = (dirs: readonly CgroupDirEntry[], under: string) => {
+    for (const d of dirs) {
+      const path = under === "" ? d.dirName : `${under}/${d.dirName}`;
+      if (!cleanRelative(d.dirName)) throw refuse(`directory ${JSON.stringify(path)} has an empty, "." or ".." component`);
+      checkDirs(d.children, path);
+    }
+  };
+  for (const e of entries) {
+    for (const c of e.controllers) {
+      checkDirs(c.dirs, "");
+      for (const name of c.cnames) heads.set(name, [...(heads.get(name) ?? []), ...c.dirs.map((d) => d.dirName)]);
+    }
+  }
+  for (const e of entries) {
+    for (const set of e.sets) {
+      for (const m of set.ctls) {
+        const what = `set ${set.id}'s ${m.name === "" ? "cgroup v2" : m.name} path ${JSON.stringify(m.path)}`;
+        if (!m.path.startsWith("/") || !cleanRelative(m.path.slice(1))) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
+        const own = m.name.split(",").flatMap((n) => heads.get(n) ?? []);
+        const head = own.find((h) => m.path === `/${h}` || m.path.startsWith(`/${h}/`));
+        if (head === undefined) {
+          throw refuse(`${what} is not below ${own.length > 0 ? own.map((h) => JSON.stringify(`/${h}`)).join(" or ") : "a directory of its controller (the image has none)"}, the container's cgroup`);
+        }
+        if (isFieldSet(m, CgMemberEntrySchema.field.cgnsPrefix) && m.cgnsPrefix !== 0) {
+          // CRIU joins the new root and the path past the prefix, and reads the directory's name past prefix - 1.
+          const p = m.cgnsPrefix;
+          if (p > head.length + 1 || (p < m.path.length && m.path[p] !== "/")) throw refuse(`${what} has a cgroup namespace prefix of ${p}, which does not end at one of the components of ${JSON.stringify(`/${head}`)}`);
+        }
+      }
+    }
+  }
+}
+
+/** Reads and checks imagesDir's cgroup.img (nothing to check when there is none). */
+export function checkCgroupImage(imagesDir: string, where: string): void {
+  const name = "cgroup.img";
+  if (!existsSync(join(imagesDir, name))) return;
+  checkCgroupEntries(decodeImage(CgroupEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.cgroup), where);
+}

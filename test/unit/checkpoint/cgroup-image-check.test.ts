@@ -1,0 +1,58 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { expect, test } from "bun:test";
+import { checkCgroupEntries } from "../../../src/checkpoint/cgroup-image-check.ts";
+import { CgroupEntrySchema } from "../../../src/gen/criu/cgroup_pb.ts";
+
+const CTR = "ns/ctr";
+
+/** A cgroup.img entry as CRIU dumps a container: every task in the container's cgroup, one hierarchy per controller. */
+function image(over: { paths?: Record<string, string>; dirs?: Record<string, MessageInitShape<typeof CgroupEntrySchema>["controllers"]>; prefix?: number } = {}) {
+  const names = ["", "devices", "memory", "cpu,cpuacct"];
+  return create(CgroupEntrySchema, {
+    sets: [{ id: 1, ctls: names.map((name) => ({ name, path: over.paths?.[name] ?? `/${CTR}`, ...(over.prefix !== undefined ? { cgnsPrefix: over.prefix } : {}) })) }],
+    controllers: names.flatMap((name) => over.dirs?.[name] ?? [{ cnames: name.split(","), dirs: [{ dirName: CTR, children: [{ dirName: "sub" }] }] }]),
+  });
+}
+
+const refused = (e: ReturnType<typeof image>) => {
+  try {
+    checkCgroupEntries([e], "restore container c1 from /ck");
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return "accepted";
+};
+
+test("a container's own cgroups, sub-cgroups and a cgroup namespace prefix at a component are accepted", () => {
+  expect(refused(image())).toBe("accepted");
+  expect(refused(image({ paths: { memory: `/${CTR}/sub`, "cpu,cpuacct": `/${CTR}/sub/deeper` } }))).toBe("accepted");
+  expect(refused(image({ prefix: CTR.length + 1 }))).toBe("accepted");
+  expect(refused(image({ prefix: "/ns".length }))).toBe("accepted");
+  expect(refused(create(CgroupEntrySchema, {}))).toBe("accepted");
+});
+
+test("a path outside the container's cgroup is refused, naming the set, the controller and the path", () => {
+  expect(refused(image({ paths: { devices: "/" } }))).toBe(
+    'restore container c1 from /ck: invalid argument: cgroup.img: set 1\'s devices path "/" is not an absolute path without empty, "." or ".." components',
+  );
+  expect(refused(image({ paths: { devices: "/system.slice" } }))).toBe(
+    'restore container c1 from /ck: invalid argument: cgroup.img: set 1\'s devices path "/system.slice" is not below "/ns/ctr", the container\'s cgroup',
+  );
+  expect(refused(image({ paths: { memory: `/${CTR}/../../` } }))).toContain('set 1\'s memory path "/ns/ctr/../../" is not an absolute path without empty, "." or ".." components');
+  expect(refused(image({ paths: { memory: `/${CTR}/sub/..` } }))).toContain("is not an absolute path");
+  // A string prefix is not a directory prefix: CRIU would rewrite "/ns/ctrx" to a sibling of the new root.
+  expect(refused(image({ paths: { "": `/${CTR}x` } }))).toContain('set 1\'s cgroup v2 path "/ns/ctrx" is not below "/ns/ctr"');
+  expect(refused(image({ paths: { memory: "ns/ctr" } }))).toContain("is not an absolute path");
+});
+
+test("a path of a controller the image has no directory for, a bad directory name or prefix: refused", () => {
+  expect(refused(image({ dirs: { devices: [{ cnames: ["devices"], dirs: [] }] } }))).toContain('set 1\'s devices path "/ns/ctr" is not below a directory of its controller (the image has none)');
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: CTR, children: [{ dirName: "../../evil" }] }] }] } }))).toBe(
+    'restore container c1 from /ck: invalid argument: cgroup.img: directory "ns/ctr/../../evil" has an empty, "." or ".." component',
+  );
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "" }] }] } }))).toContain('directory "" has an empty');
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "/abs" }] }] } }))).toContain('directory "/abs" has an empty');
+  // Inside a component ("/ns/c|tr"), or past the top-level directory's name.
+  expect(refused(image({ prefix: 5 }))).toContain("has a cgroup namespace prefix of 5, which does not end at one of the components of \"/ns/ctr\"");
+  expect(refused(image({ paths: { memory: `/${CTR}/sub` }, prefix: CTR.length + 5 }))).toContain("cgroup namespace prefix of 11");
+});
