@@ -25,6 +25,7 @@ export const ImageMagic = {
   netdev: 0x57373951,
   seccomp: 0x64413049,
   cgroup: 0x59383330,
+  mnts: 0x55563928,
 } as const;
 
 /** Largest entry accepted; CRIU's own entries are far smaller. */

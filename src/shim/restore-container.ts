@@ -27,6 +27,7 @@ import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { checkTaskLimits, ownLimits, type LimitsSpec } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
+import { checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
@@ -286,6 +287,8 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   checkTaskLimits(threads, spec as LimitsSpec, `restore container ${id} from ${source.dir}`, ownLimits());
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
   checkCgroupImage(source.dir, `restore container ${id} from ${source.dir}`);
+  // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
+  checkMountImages(source.dir, spec as MountSpec, `restore container ${id} from ${source.dir}`, join(bundle, "rootfs"));
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default for a container named id.
   const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;

@@ -21,10 +21,11 @@ import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { toBinary } from "@bufbuild/protobuf";
+import { toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { decodeImage, IMG_COMMON_MAGIC, ImageMagic } from "../../src/criu/image-file.ts";
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
 import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
+import { MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -329,7 +330,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
   });
 });
 
-test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give, or whose cgroup.img leads out of the container's cgroup, is refused, and nothing is made", async () => {
+test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give, or whose cgroup or mount images lead out of the container's, is refused, and nothing is made", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -341,22 +342,44 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
     const srcPid = await taskPid(pc, r.src);
     const adj = Number(readFileSync(`/proc/${srcPid}/oom_score_adj`, "utf8"));
     expect(adj).not.toBe(0);
-    // cgroup.img with the devices path of the tasks' set rewritten: CRIU would move them into the host's root
-    // devices cgroup (every device allowed) as the image says.
-    const cgroupImg = join(r.images, "cgroup.img");
-    const originalCgroups = readFileSync(cgroupImg);
-    const devicesAtRoot = () => {
-      const [entry] = decodeImage(CgroupEntrySchema, new Uint8Array(originalCgroups), "cgroup.img", ImageMagic.cgroup);
-      const member = entry!.sets.flatMap((set) => set.ctls).find((m) => m.name === "devices");
-      expect(member?.path).toStartWith("/");
-      member!.path = "/";
-      const body = toBinary(CgroupEntrySchema, entry!);
-      const head = new DataView(new ArrayBuffer(12));
-      head.setUint32(0, IMG_COMMON_MAGIC, true);
-      head.setUint32(4, ImageMagic.cgroup, true);
-      head.setUint32(8, body.length, true);
-      writeFileSync(cgroupImg, Buffer.concat([new Uint8Array(head.buffer), body]));
+    // Images edited as a crafted checkpoint could have them, each put back after its case.
+    const originals = new Map<string, Buffer>();
+    const rewrite = <D extends DescMessage>(name: string, schema: D, magic: number, edit: (entries: MessageShape<D>[]) => void) => {
+      const file = join(r.images, name);
+      if (!originals.has(file)) originals.set(file, readFileSync(file));
+      const entries = decodeImage(schema, new Uint8Array(originals.get(file)!), name, magic);
+      edit(entries);
+      const parts: Uint8Array[] = [];
+      const u32 = (v: number) => {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, v, true);
+        parts.push(b);
+      };
+      u32(IMG_COMMON_MAGIC);
+      u32(magic);
+      for (const e of entries) {
+        const body = toBinary(schema, e);
+        u32(body.length);
+        parts.push(body);
+      }
+      writeFileSync(file, Buffer.concat(parts));
     };
+    // The devices path of the tasks' cgroup set: CRIU would move them into the host's root devices cgroup (every
+    // device allowed) as the image says.
+    const devicesAtRoot = () =>
+      rewrite("cgroup.img", CgroupEntrySchema, ImageMagic.cgroup, ([entry]) => {
+        const member = entry!.sets.flatMap((set) => set.ctls).find((m) => m.name === "devices");
+        expect(member?.path).toStartWith("/");
+        member!.path = "/";
+      });
+    // /proc/sys mounted read-write: root in the container could write the host kernel's sysctls.
+    const mountsImage = readdirSync(r.images).find((n) => /^mountpoints-\d+\.img$/.test(n))!;
+    const procSysWritable = () =>
+      rewrite(mountsImage, MntEntrySchema, ImageMagic.mnts, (entries) => {
+        const procSys = entries.find((e) => e.mountpoint === "/proc/sys");
+        expect(procSys!.flags & 1).toBe(1);
+        procSys!.flags &= ~1;
+      });
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -369,6 +392,7 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
         s.process.oomScoreAdj = adj + 100;
       }, new RegExp(`task \\d+: its oom_score_adj is ${adj}, below the ${adj + 100} a new container gets \\(the spec's process.oomScoreAdj\\)`)],
       ["the devices cgroup at the host's root", devicesAtRoot, /cgroup.img: set \d+'s devices path "\/" is not an absolute path without empty, "." or ".." components/],
+      ["/proc/sys read-write", procSysWritable, /mountpoints-\d+\.img: PROC mount at \/proc\/sys \(its \/sys\) is read-write/],
     ];
     for (const [what, edit, message] of cases) {
       const spec = JSON.parse(original) as Spec;
@@ -385,10 +409,11 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
       for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
       expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
       expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+      for (const [file, bytes] of originals) writeFileSync(file, bytes);
     }
     // The spec and the images as they were restore.
     writeFileSync(specPath, original);
-    writeFileSync(cgroupImg, originalCgroups);
+    for (const [file, bytes] of originals) writeFileSync(file, bytes);
     await r.call("create", createFrom(r), 60_000);
     await r.call("start", { id: r.restoredId }, 60_000);
     expect(Number(readFileSync(`/proc/${(await r.call("state", { id: r.restoredId })).pid}/oom_score_adj`, "utf8"))).toBe(adj);

@@ -222,7 +222,15 @@ test("post-copy whose restore fails: the source's page server is released and th
         return String(e);
       }
     };
-    const where = pid ? [`/proc/${pid}/status: ${state(`/proc/${pid}/status`).split("\n").filter((l) => /^(State|TracerPid):/.test(l)).join(", ")}`, `freezer: ${state(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`)}`] : ["no task pid"];
+    // Every process of the container: its state, tracer, what it waits in, and its pending and blocked signals.
+    const procs = state(`/sys/fs/cgroup/freezer/${ns}/${id}/cgroup.procs`).split("\n").filter((p) => /^\d+$/.test(p));
+    const status = (p: string) => state(`/proc/${p}/status`).split("\n").filter((l) => /^(Name|State|TracerPid|SigPnd|ShdPnd|SigBlk):/.test(l)).join(", ");
+    const where = [
+      `task pid ${pid ?? "none"}`,
+      ...procs.map((p) => `/proc/${p}: ${status(p)}, wchan ${state(`/proc/${p}/wchan`)}, stat ${state(`/proc/${p}/stat`).split(" ").slice(2, 3).join(" ")}`),
+      `freezer: ${state(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`)}`,
+      `counter file: ${readCounter(a, id)}`,
+    ];
     throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}\n${where.join("\n")}`);
   }
   await expectSourceAloneThenRemove(id);
