@@ -17,6 +17,11 @@
  * - a set's cgns_prefix is inside one of the path's components (CRIU then joins the root and the rest of the
  *   path without a separator: a sibling of the container's cgroup) or past the end of its top-level directory
  *   (CRIU then reads past the directory's name).
+ * - a hierarchy or a set names a controller that is not one of this host's hierarchies (CRIU builds the cgroup
+ *   file system's mount options and its directory in the yard from the names: "memory,release_agent=..." or
+ *   "../.." would reach the host), a controller appears in two hierarchies, or a hierarchy has more than one
+ *   top-level directory or one no set's path is below (CRIU then uses it from the hierarchy's root, and rewrites
+ *   by string prefix, so two directories could rewrite a path twice).
  * A missing cgroup.img is nothing to check (CRIU then leaves every task in the cgroups it joined).
  * Not compared: the directories' recorded owner and mode (CRIU applies them to the container's own
  * directories), and properties, which CRIU writes only in the `full` and `strict` modes an operator chooses
@@ -34,11 +39,24 @@ function cleanRelative(p: string): boolean {
   return p.split("/").every((c) => c !== "" && c !== "." && c !== "..");
 }
 
-/** Checks cgroup.img's entries (see the module comment); INVALID_ARGUMENT naming the entry. */
-export function checkCgroupEntries(entries: readonly CgroupEntry[], where: string): void {
+/** The hierarchies of this host as /proc/self/cgroup names them: each controller ("name=systemd" for a named one, "" for cgroup v2). */
+export function hostCgroupNames(text = readFileSync("/proc/self/cgroup", "utf8")): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = /^\d+:([^:]*):/.exec(line);
+    if (m) for (const n of m[1]!.split(",")) names.add(n);
+  }
+  return names;
+}
+
+/** Checks cgroup.img's entries (see the module comment) against this host's hierarchies; INVALID_ARGUMENT naming the entry. */
+export function checkCgroupEntries(entries: readonly CgroupEntry[], where: string, hostNames: ReadonlySet<string>): void {
   const refuse = (detail: string) => invalidArgument(where, { detail: `cgroup.img: ${detail}` });
-  // Top-level directories by controller name ("" is cgroup v2).
-  const heads = new Map<string, string[]>();
+  const known = (name: string, what: string) => {
+    if (!hostNames.has(name)) throw refuse(`${what} names controller ${JSON.stringify(name)}, which is not a hierarchy of this host (${[...hostNames].map((n) => JSON.stringify(n)).join(", ")})`);
+  };
+  // The top-level directory of each controller ("" is cgroup v2): one per hierarchy, as the container's cgroup.
+  const heads = new Map<string, string>();
   const checkDirs = (dirs: readonly CgroupDirEntry[], under: string) => {
     for (const d of dirs) {
       const path = under === "" ? d.dirName : `${under}/${d.dirName}`;
@@ -49,15 +67,26 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
   for (const e of entries) {
     for (const c of e.controllers) {
       checkDirs(c.dirs, "");
-      for (const name of c.cnames) heads.set(name, [...(heads.get(name) ?? []), ...c.dirs.map((d) => d.dirName)]);
+      const what = `hierarchy ${JSON.stringify(c.cnames.join(","))}`;
+      if (c.cnames.length === 0) throw refuse(`a hierarchy names no controller`);
+      if (c.dirs.length > 1) throw refuse(`${what} has ${c.dirs.length} top-level directories (${c.dirs.map((d) => JSON.stringify(d.dirName)).join(", ")}); a container's tasks are below one, its cgroup`);
+      for (const name of c.cnames) {
+        known(name, what);
+        if (heads.has(name)) throw refuse(`controller ${JSON.stringify(name)} appears in two hierarchies`);
+        if (c.dirs[0]) heads.set(name, c.dirs[0].dirName);
+      }
     }
   }
+  // CRIU rewrites a top-level directory below the new root only when some set's path starts with it; any other it
+  // makes, chowns and chmods as named, from the hierarchy's root.
+  const covered = new Set<string>();
   for (const e of entries) {
     for (const set of e.sets) {
       for (const m of set.ctls) {
         const what = `set ${set.id}'s ${m.name === "" ? "cgroup v2" : m.name} path ${JSON.stringify(m.path)}`;
+        for (const n of m.name.split(",")) known(n, `set ${set.id}`);
         if (!m.path.startsWith("/") || !cleanRelative(m.path.slice(1))) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
-        const own = m.name.split(",").flatMap((n) => heads.get(n) ?? []);
+        const own = m.name.split(",").flatMap((n) => (heads.has(n) ? [heads.get(n)!] : []));
         const head = own.find((h) => m.path === `/${h}` || m.path.startsWith(`/${h}/`));
         if (head === undefined) {
           throw refuse(`${what} is not below ${own.length > 0 ? own.map((h) => JSON.stringify(`/${h}`)).join(" or ") : "a directory of its controller (the image has none)"}, the container's cgroup`);
@@ -67,8 +96,12 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
           const p = m.cgnsPrefix;
           if (p > head.length + 1 || (p < m.path.length && m.path[p] !== "/")) throw refuse(`${what} has a cgroup namespace prefix of ${p}, which does not end at one of the components of ${JSON.stringify(`/${head}`)}`);
         }
+        for (const n of m.name.split(",")) covered.add(n);
       }
     }
+  }
+  for (const [name, head] of heads) {
+    if (!covered.has(name)) throw refuse(`directory ${JSON.stringify(head)} of controller ${JSON.stringify(name)} is in no set (CRIU would use it from the hierarchy's root)`);
   }
 }
 
@@ -76,5 +109,5 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
 export function checkCgroupImage(imagesDir: string, where: string): void {
   const name = "cgroup.img";
   if (!existsSync(join(imagesDir, name))) return;
-  checkCgroupEntries(decodeImage(CgroupEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.cgroup), where);
+  checkCgroupEntries(decodeImage(CgroupEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.cgroup), where, hostCgroupNames());
 }

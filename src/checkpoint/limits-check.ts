@@ -11,7 +11,7 @@
  * - a hard limit above what a new container would get: the spec's `process.rlimits` entry for that resource,
  *   or, where the spec sets none, this shim's own hard limit, which runc's init inherits;
  * - an oom_score_adj below the spec's `process.oomScoreAdj`, or, where the spec sets none, this shim's own
- *   (CRIU leaves a recorded 0 alone: the task then keeps the one it inherits).
+ *   (CRIU leaves a recorded 0 alone: the task then keeps the one it inherits, this shim's, which is compared).
  * Nothing is compared when the spec grants CAP_SYS_RESOURCE: such a task may raise both itself. Zombies are
  * skipped, and so are threads: limits and the OOM score are the process's, in its main thread's core image.
  */
@@ -83,10 +83,12 @@ export function checkTaskLimits(threads: readonly ThreadCore[], spec: LimitsSpec
         throw refuse(`its RLIMIT_${RLIMITS[i]} hard limit is ${show(r.max)}, above the ${show(allowed)} a new container gets (${source})`);
       }
     });
+    // CRIU leaves a recorded 0 alone: the task then keeps the one it inherits, this shim's.
     const adj = tc.oomScoreAdj ?? 0;
-    if (adj !== 0 && adj < minAdj) {
+    const restored = adj !== 0 ? adj : inherited.oomScoreAdj;
+    if (restored < minAdj) {
       const source = specAdj !== undefined ? "the spec's process.oomScoreAdj" : "this shim's own, which a new container inherits where the spec sets no process.oomScoreAdj";
-      throw refuse(`its oom_score_adj is ${adj}, below the ${minAdj} a new container gets (${source})`);
+      throw refuse(`its oom_score_adj is ${adj}${adj === 0 ? ` (CRIU leaves it at this shim's ${inherited.oomScoreAdj})` : ""}, below the ${minAdj} a new container gets (${source})`);
     }
   }
 }

@@ -7,22 +7,33 @@
  * /proc/sys (root in the container could then write kernel.core_pattern: code run by the host's kernel), leave
  * a masked path unmasked, mount sysfs or a spec's read-only bind read-write, mount a second procfs
  * elsewhere, or mount debugfs or tracefs. cryo refuses, before anything is made, an image in which
- * - a mount not given by the restore (no external key) has a file system other than proc, sysfs, tmpfs,
- *   devpts, mqueue, cgroup and cgroup2 (the root mount aside: CRIU restores onto the bundle's rootfs; and the
- *   root's own file system, bound elsewhere);
- * - a whole procfs is mounted other than where the spec mounts proc; a part of procfs or sysfs is mounted
- *   read-write; sysfs is mounted other than where the spec mounts sysfs; a cgroup file system other than at
- *   or below where the spec mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
- * - a mount at a destination where the spec's mount is `ro` is read-write (sysfs, cgroups, read-only binds);
+ * - a mount point or a mounted root is not an absolute path without empty, `.` or `..` components (CRIU takes
+ *   `..` for a name and climbs with it when it builds a bind's source), or two mounts share a mount point (the
+ *   upper one hides the lower);
+ * - a mount given by the restore (an external key) is keyed otherwise than cryo's dump keys it: a bind, device
+ *   or cgroup bind by its own destination, a mask (`/dev/null`, the masked directory, read-only) only at a
+ *   masked path, an empty tmpfs by its destination; so no key's source lands elsewhere (`CRIU:` keys neither);
+ * - a mount of its own has a file system other than proc, sysfs, tmpfs, devpts, mqueue and cgroups (not even
+ *   the rootfs's: CRIU mounts it anew where its options differ), or shares a device with the rootfs or a mount
+ *   the restore gives (CRIU would bind it from there);
+ * - a whole procfs or sysfs is mounted other than where the spec mounts it, or a part of one other than over
+ *   itself (runc's read-only paths) or read-write; a cgroup file system other than at or below where the spec
+ *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
+ * - a mount at a destination where the spec's mount is `ro` (or `rro`) is read-write (sysfs, cgroups,
+ *   read-only binds). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags recorded (without
+ *   them CRIU remounts a bind read-write);
  * - a path of the spec's `linux.readonlyPaths` has no mount, or a read-write one, or a read-write mount below
- *   it that is not a masked path; a path of `linux.maskedPaths` has no mount. A path that does not exist on
- *   this host (for paths in /proc and /sys) or in the new rootfs is skipped, as runc skips it.
+ *   it that is not a masked path; a path of `linux.maskedPaths` has no mask. A path that does not exist on
+ *   this host (for paths in /proc and /sys) or in the new rootfs is skipped, as runc skips it. Spec paths are
+ *   compared normalised.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
+import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../gen/criu/mnt_pb.ts";
 import { invalidArgument } from "../errors.ts";
+import { MASKED_DIR_KEY } from "./runc-criu.ts";
 
 const MS_RDONLY = 1;
 
@@ -37,6 +48,14 @@ const MOUNTABLE = new Set([Fstype.PROC, Fstype.SYSFS, Fstype.TMPFS, Fstype.DEVPT
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 const below = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
+/** "/" or an absolute path without empty, "." or ".." components (CRIU takes ".." for a plain name and climbs with it). */
+const clean = (p: string) => p === "/" || (p.startsWith("/") && p.slice(1).split("/").every((c) => c !== "" && c !== "." && c !== ".."));
+/** A spec path as the image would name it: normalised, without a trailing slash. */
+const specPath = (p: string) => (p.startsWith("/") ? posix.normalize(p).replace(/(.)\/+$/, "$1") : posix.normalize(`/${p}`).replace(/(.)\/+$/, "$1"));
+
+/** The external keys cryo's dump gives masks and empty tmpfs mounts (runc-criu.ts); any other key is the mount's own destination. */
+const DEV_NULL_KEY = "/dev/null";
+const EMPTY_TMPFS_KEY = "cryo-empty-tmpfs";
 
 /**
  * Checks the mount entries of the image against spec (see the module comment). exists tells whether a path of
@@ -45,31 +64,52 @@ const below = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" 
 export function checkMountEntries(entries: readonly MntEntry[], spec: MountSpec, where: string, exists: (path: string) => boolean, image = "mount image"): void {
   const refuse = (detail: string) => invalidArgument(where, { detail: `${image}: ${detail}` });
   const specMounts = (Array.isArray(spec.mounts) ? spec.mounts : []).flatMap((m: { destination?: unknown; type?: unknown; options?: unknown }) =>
-    typeof m?.destination === "string" ? [{ destination: m.destination.replace(/\/+$/, "") || "/", type: typeof m.type === "string" ? m.type : "", ro: strings(m.options).includes("ro") }] : [],
+    typeof m?.destination === "string" ? [{ destination: specPath(m.destination), type: typeof m.type === "string" ? m.type : "", ro: strings(m.options).some((o) => o === "ro" || o === "rro") }] : [],
   );
-  const ro = (e: MntEntry) => (e.flags & MS_RDONLY) !== 0;
+  // Read-only as CRIU mounts it: with no superblock flags recorded, CRIU moves MS_RDONLY from the mount's flags to
+  // the superblock's, and remounts a bind with the mount's flags alone, read-write.
+  const ro = (e: MntEntry) => (e.flags & MS_RDONLY) !== 0 && isFieldSet(e, MntEntrySchema.field.sbFlags);
   const named = (e: MntEntry) => `${Fstype[e.fstype] ?? `file system ${e.fstype}`} mount at ${e.mountpoint}${e.root !== "/" ? ` (its ${e.root})` : ""}`;
-  const rootDev = entries.find((e) => e.mountpoint === "/")?.rootDev;
-  const masked = strings(spec.linux?.maskedPaths);
+  const masked = strings(spec.linux?.maskedPaths).map(specPath);
+  const external = (e: MntEntry) => e.extKey !== "" || e.extMount;
+  const dests = (types: string[]) => specMounts.filter((m) => types.includes(m.type));
+  const seen = new Set<string>();
+  const externalDevs = new Set(entries.filter((e) => external(e) || e.mountpoint === "/").map((e) => e.rootDev));
   for (const e of entries) {
-    if (e.mountpoint === "/" || e.extKey !== "" || e.extMount) {
-      // Given by the restore (the rootfs, an external bind whose source the spec confines): only its flags are the image's.
-    } else if (!MOUNTABLE.has(e.fstype)) {
-      if (e.rootDev !== rootDev) throw refuse(`${named(e)}${e.fsname ? ` (${e.fsname})` : ""}: a container of the spec mounts no such file system`);
+    if (!clean(e.mountpoint) || !clean(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
+    if (seen.has(e.mountpoint)) throw refuse(`two mounts at ${e.mountpoint} (the upper one would hide the lower)`);
+    seen.add(e.mountpoint);
+    if (e.mountpoint === "/") {
+      // The rootfs: CRIU restores onto the bundle's (only its flags are the image's).
+    } else if (external(e)) {
+      // Given by the restore, whose source the spec confines: the key must be the one cryo's dump gives a mount there.
+      const k = e.extKey;
+      if (k === DEV_NULL_KEY || k === MASKED_DIR_KEY) {
+        if (!masked.includes(e.mountpoint) && e.mountpoint !== k) throw refuse(`${named(e)}: external ${JSON.stringify(k)} is only a mask of a masked path, and the spec does not mask ${e.mountpoint}`);
+        if (k === MASKED_DIR_KEY && !ro(e)) throw refuse(`${named(e)}: a masked directory is read-only`);
+      } else if (k.startsWith(`${EMPTY_TMPFS_KEY}/`)) {
+        if (k !== `${EMPTY_TMPFS_KEY}${e.mountpoint}`) throw refuse(`${named(e)}: external ${JSON.stringify(k)} belongs at ${k.slice(EMPTY_TMPFS_KEY.length)}`);
+      } else if (k !== e.mountpoint) {
+        throw refuse(`${named(e)}: external ${JSON.stringify(k)} is not this mount's destination (cryo's dump keys a bind by where it is mounted)`);
+      }
+    } else {
+      if (!MOUNTABLE.has(e.fstype)) throw refuse(`${named(e)}${e.fsname ? ` (${e.fsname})` : ""}: a container of the spec mounts no such file system`);
+      // A new mount of its own: sharing a device with a mount the restore gives, CRIU would bind it from there.
+      if (externalDevs.has(e.rootDev)) throw refuse(`${named(e)}: its device ${e.rootDev} is that of the rootfs or a mount the restore gives`);
     }
-    const dests = (types: string[]) => specMounts.filter((m) => types.includes(m.type));
-    if (e.fstype === Fstype.PROC && e.extKey === "") {
-      if (e.root === "/" && !dests(["proc"]).some((m) => m.destination === e.mountpoint)) throw refuse(`${named(e)}: the spec mounts proc only at ${dests(["proc"]).map((m) => m.destination).join(", ") || "no place"}`);
-      if (e.root !== "/" && !ro(e)) throw refuse(`${named(e)} is read-write`);
-    }
-    if (e.fstype === Fstype.SYSFS && e.extKey === "") {
-      if (e.root === "/" && !dests(["sysfs"]).some((m) => m.destination === e.mountpoint)) throw refuse(`${named(e)}: the spec mounts sysfs only at ${dests(["sysfs"]).map((m) => m.destination).join(", ") || "no place"}`);
+    if (masked.includes(e.mountpoint) && !(e.extKey === DEV_NULL_KEY || e.extKey === MASKED_DIR_KEY)) throw refuse(`${named(e)}: the spec masks ${e.mountpoint}, and this is not a mask`);
+    if ((e.fstype === Fstype.PROC || e.fstype === Fstype.SYSFS) && !external(e)) {
+      const [kind, fs] = e.fstype === Fstype.PROC ? ["proc", "proc"] : ["sysfs", "sysfs"];
+      const homes = dests([kind]).map((m) => m.destination);
+      // The whole file system where the spec mounts it; a part of it only read-only over itself (runc's read-only paths).
+      if (e.root === "/" && !homes.includes(e.mountpoint)) throw refuse(`${named(e)}: the spec mounts ${fs} only at ${homes.join(", ") || "no place"}`);
+      if (e.root !== "/" && !homes.some((h) => e.mountpoint === (h === "/" ? e.root : `${h}${e.root}`))) throw refuse(`${named(e)}: a part of ${fs} is only mounted over itself`);
       if (e.root !== "/" && !ro(e)) throw refuse(`${named(e)} is read-write`);
     }
     // runc mounts a v1 cgroup mount as a tmpfs with one bind per hierarchy below it (cryo's dump keeps those
     // external): everything there is read-only when the spec's mount is.
     const cgroupAt = dests(["cgroup", "cgroup2"]).filter((m) => below(e.mountpoint, m.destination));
-    if ((e.fstype === Fstype.CGROUP || e.fstype === Fstype.CGROUP2) && e.extKey === "" && cgroupAt.length === 0) {
+    if ((e.fstype === Fstype.CGROUP || e.fstype === Fstype.CGROUP2) && !external(e) && cgroupAt.length === 0) {
       throw refuse(`${named(e)}: the spec mounts cgroups only at ${dests(["cgroup", "cgroup2"]).map((m) => m.destination).join(", ") || "no place"}`);
     }
     const roCgroup = cgroupAt.find((m) => m.ro);
@@ -78,7 +118,7 @@ export function checkMountEntries(entries: readonly MntEntry[], spec: MountSpec,
     if (specAt && !ro(e)) throw refuse(`${named(e)} is read-write, and the spec mounts ${specAt.destination} read-only`);
   }
   const at = (p: string) => entries.filter((e) => e.mountpoint === p);
-  for (const p of strings(spec.linux?.readonlyPaths)) {
+  for (const p of strings(spec.linux?.readonlyPaths).map(specPath)) {
     if (!exists(p)) continue;
     if (at(p).length === 0) throw refuse(`nothing is mounted at ${p}, which the spec makes read-only`);
     const rw = entries.find((e) => below(e.mountpoint, p) && !ro(e) && !(e.mountpoint !== p && masked.includes(e.mountpoint)));

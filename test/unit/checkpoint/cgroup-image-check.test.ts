@@ -1,9 +1,10 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
-import { checkCgroupEntries } from "../../../src/checkpoint/cgroup-image-check.ts";
+import { checkCgroupEntries, hostCgroupNames } from "../../../src/checkpoint/cgroup-image-check.ts";
 import { CgroupEntrySchema } from "../../../src/gen/criu/cgroup_pb.ts";
 
 const CTR = "ns/ctr";
+const host = hostCgroupNames("12:devices:/x\n11:memory:/x\n5:cpu,cpuacct:/x\n1:name=systemd:/x\n0::/x\n");
 
 /** A cgroup.img entry as CRIU dumps a container: every task in the container's cgroup, one hierarchy per controller. */
 function image(over: { paths?: Record<string, string>; dirs?: Record<string, MessageInitShape<typeof CgroupEntrySchema>["controllers"]>; prefix?: number } = {}) {
@@ -16,7 +17,7 @@ function image(over: { paths?: Record<string, string>; dirs?: Record<string, Mes
 
 const refused = (e: ReturnType<typeof image>) => {
   try {
-    checkCgroupEntries([e], "restore container c1 from /ck");
+    checkCgroupEntries([e], "restore container c1 from /ck", host);
   } catch (err) {
     return (err as Error).message;
   }
@@ -56,3 +57,21 @@ test("a path of a controller the image has no directory for, a bad directory nam
   expect(refused(image({ prefix: 5 }))).toContain("has a cgroup namespace prefix of 5, which does not end at one of the components of \"/ns/ctr\"");
   expect(refused(image({ paths: { memory: `/${CTR}/sub` }, prefix: CTR.length + 5 }))).toContain("cgroup namespace prefix of 11");
 });
+
+test("controller names that are not this host's hierarchies, two directories or two hierarchies for one controller, a directory no set is below: refused", () => {
+  expect([...host].sort()).toEqual(["", "cpu", "cpuacct", "devices", "memory", "name=systemd"]);
+  // CRIU mounts the hierarchy in its yard with the names as options and directory: never anything of the image's.
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory,release_agent=/x"], dirs: [{ dirName: CTR }] }] } }))).toBe(
+    'restore container c1 from /ck: invalid argument: cgroup.img: hierarchy "memory,release_agent=/x" names controller "memory,release_agent=/x", which is not a hierarchy of this host ("devices", "memory", "cpu", "cpuacct", "name=systemd", "")',
+  );
+  expect(refused(image({ dirs: { memory: [{ cnames: ["../../etc"], dirs: [{ dirName: CTR }] }] } }))).toContain('names controller "../../etc", which is not a hierarchy of this host');
+  expect(refused(image({ paths: { memory: `/${CTR}` }, dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: CTR }, { dirName: "ns/ctrx" }] }] } }))).toContain(
+    'hierarchy "memory" has 2 top-level directories ("ns/ctr", "ns/ctrx"); a container\'s tasks are below one, its cgroup',
+  );
+  expect(refused(image({ dirs: { devices: [{ cnames: ["devices"], dirs: [{ dirName: CTR }] }, { cnames: ["devices"], dirs: [{ dirName: CTR }] }] } }))).toContain('controller "devices" appears in two hierarchies');
+  // A hierarchy no set refers to: CRIU would make and chmod "system.slice" from the root.
+  const extra = image();
+  extra.controllers.push(create(CgroupEntrySchema, { controllers: [{ cnames: ["name=systemd"], dirs: [{ dirName: "system.slice", dirPerms: { mode: 0o777, uid: 1000, gid: 1000 } }] }] }).controllers[0]!);
+  expect(refused(extra)).toContain('directory "system.slice" of controller "name=systemd" is in no set (CRIU would use it from the hierarchy\'s root)');
+});
+

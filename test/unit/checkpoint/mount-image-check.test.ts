@@ -22,8 +22,11 @@ const RO = 0x200001;
 const RW = 0x200000;
 
 let id = 100;
+// Each file system its own device, as in a real image: a part of one shares the whole's.
+const devs: Partial<Record<Fstype, number>> = { [Fstype.OVERLAYFS]: 72, [Fstype.PROC]: 43, [Fstype.SYSFS]: 44, [Fstype.DEVPTS]: 45, [Fstype.MQUEUE]: 46, [Fstype.CGROUP]: 47 };
+let tmpfsDev = 60;
 const mnt = (fstype: Fstype, mountpoint: string, flags: number, extra: Partial<Omit<MntEntry, "$typeName">> = {}) =>
-  create(MntEntrySchema, { fstype, mntId: id++, rootDev: fstype === Fstype.OVERLAYFS ? 72 : 40, parentMntId: 97, flags, root: "/", mountpoint, source: "x", options: "", ...extra } as never);
+  create(MntEntrySchema, { fstype, mntId: id++, rootDev: devs[fstype] ?? tmpfsDev++, parentMntId: 97, flags, sbFlags: flags & 1, root: "/", mountpoint, source: "x", options: "", ...extra });
 
 /** The mounts of a checkpoint of that spec, as cryo's dump records them. */
 function image(): MntEntry[] {
@@ -33,7 +36,7 @@ function image(): MntEntry[] {
     mnt(Fstype.PROC, "/proc/sys", RO | 0xe, { root: "/sys" }),
     mnt(Fstype.PROC, "/proc/bus", RO | 0xe, { root: "/bus" }),
     mnt(Fstype.TMPFS, "/proc/acpi", RO, { extKey: "cryo-masked-dir" }),
-    mnt(Fstype.TMPFS, "/proc/keys", RW, { root: "/null", extKey: "/dev/null" }),
+    mnt(Fstype.TMPFS, "/proc/keys", RW, { root: "/null", extKey: "/dev/null", rootDev: 5 }),
     mnt(Fstype.TMPFS, "/dev", RW, { extKey: "cryo-empty-tmpfs/dev" }),
     mnt(Fstype.DEVPTS, "/dev/pts", RW),
     mnt(Fstype.MQUEUE, "/dev/mqueue", RW),
@@ -62,14 +65,18 @@ const at = (m: MntEntry[], p: string) => m.find((e) => e.mountpoint === p)!;
 
 test("a checkpoint of the spec, with its masks and read-only paths, is accepted; paths this host lacks are skipped", () => {
   expect(refused(image())).toBe("accepted");
-  // A bind of the root's own file system elsewhere.
-  expect(refused([...image(), mnt(Fstype.OVERLAYFS, "/mnt/again", RW, { root: "/srv" })])).toBe("accepted");
+  // The spec's paths as written, not normalised.
+  expect(refused(image(), { ...spec, linux: { maskedPaths: ["/proc/acpi/", "/proc/keys", "sys/firmware"], readonlyPaths: ["/proc//sys", "proc/bus"] } })).toBe("accepted");
 });
 
 test("a read-only path left read-write or unmounted, a mask left out: refused, naming the image, the mount and the spec's reason", () => {
   expect(refused(edit((m) => (at(m, "/proc/sys").flags = RW | 0xe)))).toBe(
     "restore container c1 from /ck: invalid argument: mountpoints-13.img: PROC mount at /proc/sys (its /sys) is read-write",
   );
+  // Without superblock flags CRIU remounts the bind read-write whatever its flags say.
+  expect(refused(edit((m) => delete (at(m, "/proc/sys") as { sbFlags?: number }).sbFlags))).toContain("PROC mount at /proc/sys (its /sys) is read-write");
+  // A second procfs stacked on /proc would hide the read-only /proc/sys.
+  expect(refused([...image(), mnt(Fstype.PROC, "/proc", RW)])).toContain("two mounts at /proc (the upper one would hide the lower)");
   expect(refused(edit((m) => m.splice(m.indexOf(at(m, "/proc/bus")), 1)))).toBe(
     "restore container c1 from /ck: invalid argument: mountpoints-13.img: nothing is mounted at /proc/bus, which the spec makes read-only",
   );
@@ -84,9 +91,30 @@ test("read-only spec mounts restored read-write, procfs or sysfs elsewhere, file
   expect(refused(edit((m) => (at(m, "/etc/data").flags = RW)))).toContain("AUTO mount at /etc/data is read-write, and the spec mounts /etc/data read-only");
   expect(refused(edit((m) => (at(m, "/sys/fs/cgroup/memory").flags = RW)))).toContain("CGROUP mount at /sys/fs/cgroup/memory (its /ns/c1) is read-write, and the spec mounts /sys/fs/cgroup read-only");
   expect(refused([...image(), mnt(Fstype.PROC, "/hostproc", RW)])).toContain("PROC mount at /hostproc: the spec mounts proc only at /proc");
-  expect(refused([...image(), mnt(Fstype.PROC, "/x", RW, { root: "/sys" })])).toContain("PROC mount at /x (its /sys) is read-write");
+  expect(refused([...image(), mnt(Fstype.PROC, "/x", RW, { root: "/sys" })])).toContain("PROC mount at /x (its /sys): a part of proc is only mounted over itself");
   expect(refused([...image(), mnt(Fstype.SYSFS, "/s", RO)])).toContain("SYSFS mount at /s: the spec mounts sysfs only at /sys");
-  expect(refused([...image(), mnt(Fstype.CGROUP, "/cg", RW)])).toContain("CGROUP mount at /cg: the spec mounts cgroups only at /sys/fs/cgroup");
+  expect(refused([...image(), mnt(Fstype.CGROUP, "/cg", RW, { rootDev: 99 })])).toContain("CGROUP mount at /cg: the spec mounts cgroups only at /sys/fs/cgroup");
   expect(refused([...image(), mnt(Fstype.DEBUGFS, "/d", RW)])).toContain("DEBUGFS mount at /d: a container of the spec mounts no such file system");
   expect(refused([...image(), mnt(Fstype.AUTO, "/t", RW, { fsname: "tracefs" })])).toContain("AUTO mount at /t (tracefs): a container of the spec mounts no such file system");
+  // Not even the rootfs's own file system, which CRIU would mount anew where its options differ.
+  expect(refused([...image(), mnt(Fstype.OVERLAYFS, "/mnt/again", RW, { root: "/srv" })])).toContain("OVERLAYFS mount at /mnt/again (its /srv): a container of the spec mounts no such file system");
+});
+
+test("roots and mount points that climb, mounts sharing a given mount's device, external keys elsewhere than cryo's dump puts them, masks that are not: refused", () => {
+  // CRIU takes ".." for a name, and builds a bind's source from the mount it shares a device with.
+  const base = image();
+  const maskedDev = at(base, "/proc/acpi").rootDev;
+  expect(refused([...base, mnt(Fstype.TMPFS, "/x", RW, { root: "/../../..", rootDev: maskedDev })])).toContain('TMPFS mount at /x (its /../../..): its mount point and root must be absolute paths without empty, "." or ".." components');
+  expect(refused([...base, mnt(Fstype.TMPFS, "/x", RW, { root: "/etc", rootDev: maskedDev })])).toContain("TMPFS mount at /x (its /etc): its device " + maskedDev + " is that of the rootfs or a mount the restore gives");
+  expect(refused([...image(), mnt(Fstype.TMPFS, "x/../y", RW)])).toContain("its mount point and root must be absolute paths");
+  expect(refused([...image(), mnt(Fstype.AUTO, "/rw-data", RW, { extKey: "/etc/data" })])).toContain('AUTO mount at /rw-data: external "/etc/data" is not this mount\'s destination');
+  expect(refused([...image(), mnt(Fstype.TMPFS, "/y", RW, { extKey: "CRIU:EXTERNAL_DEV" })])).toContain('external "CRIU:EXTERNAL_DEV" is not this mount\'s destination');
+  expect(refused([...image(), mnt(Fstype.TMPFS, "/z", RO, { extKey: "cryo-masked-dir" })])).toContain('TMPFS mount at /z: external "cryo-masked-dir" is only a mask of a masked path, and the spec does not mask /z');
+  expect(refused([...image(), mnt(Fstype.TMPFS, "/run", RW, { extKey: "cryo-empty-tmpfs/dev" })])).toContain('external "cryo-empty-tmpfs/dev" belongs at /dev');
+  expect(refused(edit((m) => (at(m, "/proc/acpi").flags = RW)))).toContain("TMPFS mount at /proc/acpi: a masked directory is read-only");
+  // A part of proc at a masked path, or anywhere but over itself.
+  expect(refused(edit((m) => m.splice(m.indexOf(at(m, "/proc/keys")), 1, mnt(Fstype.PROC, "/proc/keys", RO, { root: "/kcore", rootDev: 43 }))))).toContain("PROC mount at /proc/keys (its /kcore): the spec masks /proc/keys, and this is not a mask");
+  expect(refused([...image(), mnt(Fstype.PROC, "/hostroot", RO, { root: "/1/root", rootDev: 43 })])).toContain("a part of proc is only mounted over itself");
+  // A bind keyed by its own destination at a masked path: not one of the masks.
+  expect(refused(edit((m) => (at(m, "/proc/keys").extKey = "/proc/keys")))).toContain("TMPFS mount at /proc/keys (its /null): the spec masks /proc/keys, and this is not a mask");
 });
