@@ -26,6 +26,7 @@ import { decodeImage, IMG_COMMON_MAGIC, ImageMagic } from "../../src/criu/image-
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
 import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
 import { MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
+import { FileEntrySchema } from "../../src/gen/criu/fdinfo_pb.ts";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -330,7 +331,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
   });
 });
 
-test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give, or whose cgroup or mount images lead out of the container's, is refused, and nothing is made", async () => {
+test("a checkpoint whose tasks hold a capability, a resource limit or an OOM score the new spec does not give, or whose cgroup, mount or file images lead out of the container's, is refused, and nothing is made", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -380,6 +381,13 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
         expect(procSys!.flags & 1).toBe(1);
         procSys!.flags &= ~1;
       });
+    // A regular file named past its mount: CRIU would make a deleted one at that name in its own mount namespace.
+    const fileClimbs = () =>
+      rewrite("files.img", FileEntrySchema, ImageMagic.files, (entries) => {
+        const file = entries.find((f) => f.reg && !f.reg.ext && f.reg.name.startsWith("/bin/"));
+        expect(file).toBeDefined();
+        file!.reg!.name = "/bin/../../../../tmp/x";
+      });
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -393,6 +401,7 @@ test("a checkpoint whose tasks hold a capability, a resource limit or an OOM sco
       }, new RegExp(`task \\d+: its oom_score_adj is ${adj}, below the ${adj + 100} a new container gets \\(the spec's process.oomScoreAdj\\)`)],
       ["the devices cgroup at the host's root", devicesAtRoot, /cgroup.img: set \d+'s devices path "\/" is not an absolute path without empty, "." or ".." components/],
       ["/proc/sys read-write", procSysWritable, /mountpoints-\d+\.img: PROC mount at \/proc\/sys \(its \/sys\) is read-write/],
+      ["a file named past its mount", fileClimbs, /files.img: regular file \d+ is named "\/bin\/..\/..\/..\/..\/tmp\/x"/],
     ];
     for (const [what, edit, message] of cases) {
       const spec = JSON.parse(original) as Spec;
