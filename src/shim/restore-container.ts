@@ -54,7 +54,7 @@ import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { confineToSpec } from "./restore-spec.ts";
-import { readStartTicks, restoredRuncState, runcHooksFromSpec, writeRuncStateFile } from "./restore-state-file.ts";
+import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
 export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
@@ -183,6 +183,8 @@ export interface PreparedRestore {
   resources: LinuxResources | undefined;
   /** The bundle spec's hooks (checked by runcHooksFromSpec): runc's state.json takes them, not the checkpoint's. */
   specHooks?: unknown;
+  /** What `runc exec` confines its processes with, from the spec (state.json's config). */
+  security: RuncSecurity;
   /** The spec's cgroupsPath, normalised (runc's config.cgroups.path). */
   cgroupsPath?: string;
   /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
@@ -298,7 +300,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts);
   confineCgroupPaths(cgroupPaths, mounts, `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
-  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks };
+  // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
+  // runc would refuse fails the restore before anything is made).
+  const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);
+  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -308,7 +313,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -515,6 +520,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       cgroupPaths,
       descriptors,
       specHooks,
+      security,
       namespaces: container.config.namespaces,
       cgroupsPath,
       deviceRules: runcDeviceRules(resources?.devices),

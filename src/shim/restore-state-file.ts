@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { DeviceRule } from "../cgroups/v1-devices.ts";
 import { NS_PROC_NAME } from "../checkpoint/runc-criu.ts";
 import { invalidArgument } from "../errors.ts";
+import { runcSeccompConfig } from "../seccomp/runc-config.ts";
 
 /** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
 export function processStartTicks(statText: string): number {
@@ -48,11 +49,39 @@ export interface RestoredFacts {
   cgroupsPath?: string;
   /** The device rules the restore set (v1-devices.ts runcDeviceRules): runc's config.cgroups.devices. */
   deviceRules?: readonly DeviceRule[];
+  /** What `runc exec` applies to the processes it starts, from the new spec (runcSecurityFromSpec). */
+  security: RuncSecurity;
+}
+
+/** The keys of runc's config that `runc exec` takes its processes' confinement from. */
+export interface RuncSecurity {
+  /** configs.Seccomp (src/seccomp/runc-config.ts), or null. */
+  seccomp: Record<string, unknown> | null;
+  app_armor_profile: string;
+  process_label: string;
+  mount_label: string;
+  no_new_privileges: boolean;
+}
+
+/**
+ * The confinement runc keeps in its config for the spec, as its specconv sets it at create: the seccomp filter,
+ * AppArmor profile, SELinux labels and no_new_privs that `runc exec` gives each process it starts (where the exec's
+ * own process spec names none). From the new spec, never the checkpoint's config, which could carry none.
+ */
+export function runcSecurityFromSpec(spec: { process?: { apparmorProfile?: unknown; selinuxLabel?: unknown; noNewPrivileges?: unknown }; linux?: { seccomp?: unknown; mountLabel?: unknown } }, where: string): RuncSecurity {
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  return {
+    seccomp: runcSeccompConfig(spec.linux?.seccomp, where),
+    app_armor_profile: str(spec.process?.apparmorProfile),
+    process_label: str(spec.process?.selinuxLabel),
+    mount_label: str(spec.linux?.mountLabel),
+    no_new_privileges: spec.process?.noNewPrivileges === true,
+  };
 }
 
 
 /** The keys of config that cryo writes itself; whatever the checkpoint has under them, in any case, goes. */
-const OWN_CONFIG_KEYS = ["rootfs", "labels", "hooks", "intel_rdt", "cgroups", "namespaces"];
+const OWN_CONFIG_KEYS = ["rootfs", "labels", "hooks", "intel_rdt", "cgroups", "namespaces", "seccomp", "app_armor_profile", "process_label", "mount_label", "no_new_privileges"];
 
 /**
  * The checkpoint's config without the keys cryo sets. runc reads state.json with Go's encoding/json, which
@@ -122,6 +151,7 @@ export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts
     labels: [...labels, `bundle=${f.bundle}`],
     Hooks: runcHooksFromSpec(f.specHooks),
     namespaces,
+    ...f.security,
     // cgroupfs, never systemd: runc's systemd manager would stop the unit the checkpoint named at `runc delete`.
     // Of the resources (inline in libcontainer's JSON) only the device rules, which runc's v1 manager needs
     // some resource to exist for; the limits are in the cgroups already, and cryo updates them itself.

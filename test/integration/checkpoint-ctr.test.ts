@@ -121,8 +121,16 @@ test("a container under containerd's default seccomp profile (ctr run --seccomp)
       .join(", ");
   const before = seccompOf(pid);
   expect(before).toMatch(/^Seccomp:\t2, Seccomp_filters:\t[1-9]/);
+  // What runc exec installs in the processes it starts: state.json's config.seccomp.
+  const runcSeccomp = () => (JSON.parse(readFileSync(`/run/containerd/runc/${pc.namespace}/${id}/state.json`, "utf8")) as { config: { seccomp: unknown } }).config.seccomp;
+  const filterBefore = runcSeccomp();
+  expect(filterBefore).toMatchObject({ default_action: 2 });
   await checkpointRemoveRestore(id);
   expect(seccompOf((await taskPid(pc, id))!)).toBe(before);
+  // The restored state.json has it from the new spec, as runc converts it; an exec'd process runs under it.
+  expect(runcSeccomp()).toEqual(filterBefore);
+  const exec = await pc.ctr(["task", "exec", "--exec-id", "sec", id, "grep", "-E", "^Seccomp:", "/proc/self/status"]);
+  expect(exec.stdout.trim()).toBe("Seccomp:\t2");
   await remove(id);
 }, 180_000);
 

@@ -15,7 +15,7 @@ import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExter
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
 import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
-import { processStartTicks, restoredRuncState, runcHooksFromSpec } from "../../../src/shim/restore-state-file.ts";
+import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
   test("mount ids and fdinfo mnt_id", () => {
@@ -77,6 +77,7 @@ describe("runc state of a restored container", () => {
       rootfs: "/new/rootfs",
       cgroupPaths: { memory: "/sys/fs/cgroup/memory/ns/c1" },
       descriptors: ["pipe:[9]", "/run/f1", "/run/f2"],
+      security: runcSecurityFromSpec({}, "restore c2"),
     });
     expect(s).toMatchObject({
       id: "c2",
@@ -92,6 +93,42 @@ describe("runc state of a restored container", () => {
     expect(old.config.rootfs).toBe("/old/rootfs"); // the input is not changed
   });
 
+  test("state.json takes what runc exec confines its processes with from the new spec: seccomp, LSM labels, no_new_privs", () => {
+    // A checkpoint whose runc config drops the filter and no_new_privs and names an unconfined profile.
+    const old = { id: "c1", config: { rootfs: "/old", seccomp: null, no_new_privileges: false, app_armor_profile: "unconfined", Process_Label: "spc_t" } };
+    const spec = {
+      process: { noNewPrivileges: true, apparmorProfile: "cri-containerd.apparmor.d" },
+      linux: {
+        seccomp: {
+          defaultAction: "SCMP_ACT_ERRNO",
+          architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+          syscalls: [
+            { names: ["read", "write"], action: "SCMP_ACT_ALLOW" },
+            { names: ["clone"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 2114060288, op: "SCMP_CMP_MASKED_EQ" }] },
+            { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: 38 },
+          ],
+        },
+      },
+    };
+    const s = restoredRuncState(old, { id: "c2", pid: 2, startTicks: 1, created: "t", bundle: "/b", rootfs: "/b/rootfs", cgroupPaths: {}, descriptors: [], security: runcSecurityFromSpec(spec, "restore c2") });
+    const cfg = s.config as Record<string, unknown>;
+    expect(cfg.seccomp).toEqual({
+      default_action: 2,
+      architectures: ["amd64", "x86"],
+      syscalls: [
+        { name: "read", action: 4, errnoRet: null, args: [] },
+        { name: "write", action: 4, errnoRet: null, args: [] },
+        { name: "clone", action: 4, errnoRet: null, args: [{ index: 0, value: 2114060288, value_two: 0, op: 7 }] },
+        { name: "clone3", action: 2, errnoRet: 38, args: [] },
+      ],
+      default_errno_ret: null,
+    });
+    expect(cfg).toMatchObject({ no_new_privileges: true, app_armor_profile: "cri-containerd.apparmor.d", process_label: "", mount_label: "" });
+    expect(cfg.Process_Label).toBeUndefined(); // the checkpoint's, in any case, goes
+    expect(() => runcSecurityFromSpec({ linux: { seccomp: { defaultAction: "SCMP_ACT_BOGUS" } } }, "restore c2")).toThrow("linux.seccomp.defaultAction: unknown action");
+    expect(runcSecurityFromSpec({ linux: { seccomp: {} } }, "restore c2").seccomp).toBeNull();
+  });
+
   test("state.json takes its hooks from the new spec and no Intel RDT, never the checkpoint's", () => {
     const planted = [{ path: "/bin/sh", args: ["sh", "-c", "touch /tmp/pwned"] }];
     const old = {
@@ -99,7 +136,7 @@ describe("runc state of a restored container", () => {
       config: { rootfs: "/old/rootfs", Hooks: { poststop: planted, prestart: planted }, intel_rdt: { closID: "x" } },
       intel_rdt_path: "/sys/fs/resctrl/../../etc",
     };
-    const facts = { id: "c2", pid: 2, startTicks: 1, created: "t", bundle: "/b", rootfs: "/b/rootfs", cgroupPaths: {}, descriptors: [] };
+    const facts = { id: "c2", pid: 2, startTicks: 1, created: "t", bundle: "/b", rootfs: "/b/rootfs", cgroupPaths: {}, descriptors: [], security: runcSecurityFromSpec({}, "restore c2") };
     const none = restoredRuncState(old, facts);
     const cfg = none.config as Record<string, unknown>;
     expect(cfg.Hooks).toEqual({ prestart: null, createRuntime: null, createContainer: null, startContainer: null, poststart: null, poststop: null });
