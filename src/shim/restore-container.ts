@@ -418,7 +418,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       return { key: t.key, source: dir };
     });
     const plan = containerRestorePlan({
-      plan: options,
+      // The LSM label CRIU gives every task: the spec's (as runc would start it), unless the configuration or a
+      // restore plugin names one; never the one each task's image records (a crafted "unconfined").
+      plan: options.lsmProfile ? options : { ...options, ...specLsmProfile(security) },
       vethPairs,
       container,
       imagesDir,
@@ -679,4 +681,11 @@ function ensureMaskedDirSource(label: string, dir = MASKED_DIR_SOURCE): void {
   if (!statSync(dir).isDirectory() || readdirSync(dir).length > 0) {
     throw failedPrecondition(`${label}: ${dir}`, { detail: "must be an empty directory: it is bound read-only over the restored container's masked directories" });
   }
+}
+
+/** CRIU's lsm-profile option for the spec's label (`apparmor:P` or `selinux:L`), or nothing when the spec names none. */
+export function specLsmProfile(security: RuncSecurity): { lsmProfile?: string } {
+  if (security.app_armor_profile) return { lsmProfile: `apparmor:${security.app_armor_profile}` };
+  if (security.process_label) return { lsmProfile: `selinux:${security.process_label}` };
+  return {};
 }

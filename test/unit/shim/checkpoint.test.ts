@@ -14,7 +14,7 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths, specLsmProfile } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
@@ -127,6 +127,10 @@ describe("runc state of a restored container", () => {
     expect(cfg.Process_Label).toBeUndefined(); // the checkpoint's, in any case, goes
     expect(() => runcSecurityFromSpec({ linux: { seccomp: { defaultAction: "SCMP_ACT_BOGUS" } } }, "restore c2")).toThrow("linux.seccomp.defaultAction: unknown action");
     expect(runcSecurityFromSpec({ linux: { seccomp: {} } }, "restore c2").seccomp).toBeNull();
+    // CRIU's label for the restored tasks: the spec's, never the images'.
+    expect(specLsmProfile(runcSecurityFromSpec(spec, "restore c2"))).toEqual({ lsmProfile: "apparmor:cri-containerd.apparmor.d" });
+    expect(specLsmProfile(runcSecurityFromSpec({ process: { selinuxLabel: "system_u:system_r:container_t:s0:c1,c2" } }, "restore c2"))).toEqual({ lsmProfile: "selinux:system_u:system_r:container_t:s0:c1,c2" });
+    expect(specLsmProfile(runcSecurityFromSpec({}, "restore c2"))).toEqual({});
   });
 
   test("state.json takes its hooks from the new spec and no Intel RDT, never the checkpoint's", () => {
