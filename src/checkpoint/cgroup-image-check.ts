@@ -33,11 +33,8 @@ import { isFieldSet } from "@bufbuild/protobuf";
 import { CgMemberEntrySchema, CgroupEntrySchema, type CgroupDirEntry, type CgroupEntry } from "../gen/criu/cgroup_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
+import { cleanAbsolute, cleanRelative } from "./image-paths.ts";
 
-/** True when p is one or more components, none of them empty, `.` or `..`. */
-function cleanRelative(p: string): boolean {
-  return p.split("/").every((c) => c !== "" && c !== "." && c !== "..");
-}
 
 /** The hierarchies of this host as /proc/self/cgroup names them: each controller ("name=systemd" for a named one, "" for cgroup v2). */
 export function hostCgroupNames(text = readFileSync("/proc/self/cgroup", "utf8")): Set<string> {
@@ -85,7 +82,7 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
       for (const m of set.ctls) {
         const what = `set ${set.id}'s ${m.name === "" ? "cgroup v2" : m.name} path ${JSON.stringify(m.path)}`;
         for (const n of m.name.split(",")) known(n, `set ${set.id}`);
-        if (!m.path.startsWith("/") || !cleanRelative(m.path.slice(1))) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
+        if (m.path === "/" || !cleanAbsolute(m.path)) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
         const own = m.name.split(",").flatMap((n) => (heads.has(n) ? [heads.get(n)!] : []));
         const head = own.find((h) => m.path === `/${h}` || m.path.startsWith(`/${h}/`));
         if (head === undefined) {

@@ -16,14 +16,13 @@ import { join } from "node:path";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
 import { invalidArgument } from "../errors.ts";
-
-const clean = (p: string) => p === "/" || (p.startsWith("/") && p.slice(1).split("/").every((c) => c !== "" && c !== "." && c !== ".."));
+import { cleanAbsolute } from "./image-paths.ts";
 
 /** Checks the regular files of files.img's entries (see the module comment). */
 export function checkFileEntries(entries: readonly FileEntry[], where: string): void {
   for (const f of entries) {
     if (!f.reg || f.reg.ext) continue;
-    if (!clean(f.reg.name)) throw invalidArgument(where, { detail: `files.img: regular file ${f.id} is named ${JSON.stringify(f.reg.name)}, not an absolute path without empty, "." or ".." components` });
+    if (!cleanAbsolute(f.reg.name)) throw invalidArgument(where, { detail: `files.img: regular file ${f.id} is named ${JSON.stringify(f.reg.name)}, not an absolute path without empty, "." or ".." components` });
   }
 }
 

@@ -33,6 +33,7 @@ import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../gen/criu/mnt_pb.ts";
 import { invalidArgument } from "../errors.ts";
+import { cleanAbsolute } from "./image-paths.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
 
 const MS_RDONLY = 1;
@@ -48,8 +49,6 @@ const MOUNTABLE = new Set([Fstype.PROC, Fstype.SYSFS, Fstype.TMPFS, Fstype.DEVPT
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 const below = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
-/** "/" or an absolute path without empty, "." or ".." components (CRIU takes ".." for a plain name and climbs with it). */
-const clean = (p: string) => p === "/" || (p.startsWith("/") && p.slice(1).split("/").every((c) => c !== "" && c !== "." && c !== ".."));
 /** A spec path as the image would name it: normalised, without a trailing slash. */
 const specPath = (p: string) => (p.startsWith("/") ? posix.normalize(p).replace(/(.)\/+$/, "$1") : posix.normalize(`/${p}`).replace(/(.)\/+$/, "$1"));
 
@@ -76,7 +75,7 @@ export function checkMountEntries(entries: readonly MntEntry[], spec: MountSpec,
   const seen = new Set<string>();
   const externalDevs = new Set(entries.filter((e) => external(e) || e.mountpoint === "/").map((e) => e.rootDev));
   for (const e of entries) {
-    if (!clean(e.mountpoint) || !clean(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
+    if (!cleanAbsolute(e.mountpoint) || !cleanAbsolute(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
     if (seen.has(e.mountpoint)) throw refuse(`two mounts at ${e.mountpoint} (the upper one would hide the lower)`);
     seen.add(e.mountpoint);
     if (e.mountpoint === "/") {
