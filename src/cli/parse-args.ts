@@ -15,12 +15,11 @@ export interface ParsedArgs<T> {
  */
 export function parseStrictArgs<O extends ParseArgsOptionsConfig>(args: string[], options: O, allowPositionals: boolean) {
   const parsed = parseArgs({ args, options, allowPositionals, strict: true, tokens: true });
-  const seen = new Map<string, number>();
+  const seen = new Set<string>();
   for (const t of parsed.tokens) {
     if (t.kind !== "option" || options[t.name]?.multiple) continue;
-    const n = (seen.get(t.name) ?? 0) + 1;
-    seen.set(t.name, n);
-    if (n === 2) throw new Error(`Option '--${t.name}' is given more than once; it takes one ${options[t.name]?.type === "boolean" ? "mention" : "value"}`);
+    if (seen.has(t.name)) throw new Error(`Option '--${t.name}' is given more than once; it takes one ${options[t.name]?.type === "boolean" ? "mention" : "value"}`);
+    seen.add(t.name);
   }
   return parsed;
 }

@@ -282,18 +282,19 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
-  const container = confineToSpec(dumped, spec, `restore container ${id} from ${source.dir}`);
+  const where = `restore container ${id} from ${source.dir}`;
+  const container = confineToSpec(dumped, spec, where);
   // The tasks' capabilities, no_new_privs, seccomp mode, resource limits and OOM score, which CRIU restores as the
   // images say: within what the spec (or this shim, for what the spec leaves to runc's init) gives a new container.
   const threads = readThreadCores(source.dir);
-  checkThreadCreds(threads, spec as CredsSpec, `restore container ${id} from ${source.dir}`, () => readSeccompFilters(source.dir));
-  checkTaskLimits(threads, spec as LimitsSpec, `restore container ${id} from ${source.dir}`, ownLimits());
+  checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
+  checkTaskLimits(threads, spec as LimitsSpec, where, ownLimits());
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
-  checkCgroupImage(source.dir, `restore container ${id} from ${source.dir}`);
+  checkCgroupImage(source.dir, where);
   // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
-  checkMountImages(source.dir, spec as MountSpec, `restore container ${id} from ${source.dir}`, join(bundle, "rootfs"));
+  checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
   // The names CRIU opens and makes regular files by (a deleted file's in its own mount namespace, the host's).
-  checkFilesImage(source.dir, `restore container ${id} from ${source.dir}`);
+  checkFilesImage(source.dir, where);
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default for a container named id.
   const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;
@@ -619,12 +620,14 @@ function startTicksOrZero(pid: number): number {
   }
 }
 
+/** How long removeCgroupDirs waits for killed tasks to leave a directory (a killed CRIU helper on a loaded machine can take more than a second). */
+const CGROUP_REMOVE_MS = 5000;
+
 /**
  * Removes cgroup directories this restore created, leaf first, retrying for up to CGROUP_REMOVE_MS while killed
- * tasks leave (a killed CRIU helper on a loaded machine can take more than a second); throws naming what is left (the callers log it: a leftover would be taken for someone else's by the
- * next restore of the id, and never removed).
+ * tasks leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by
+ * the next restore of the id, and never removed).
  */
-const CGROUP_REMOVE_MS = 5000;
 async function removeCgroupDirs(dirs: string[]): Promise<void> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
