@@ -10,25 +10,65 @@
  * absolute path without them.
  * Not checked: symbolic links on the way (a ghost file is made after following whatever the container's file
  * systems hold at its path).
+ *
+ * CRIU also makes every descriptor as root, before it gives the tasks their credentials. So cryo refuses a
+ * descriptor that a task of the spec could not have made itself: a packet socket or a raw inet socket without
+ * CAP_NET_RAW in any of the spec's capability sets (layer-2 frames and forged packets on the container's
+ * network), a tun descriptor without CAP_NET_ADMIN, a fanotify group without CAP_SYS_ADMIN, a BPF map without
+ * CAP_BPF or CAP_SYS_ADMIN.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
-import { FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
+import { FdTypes, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
 import { invalidArgument } from "../errors.ts";
 import { cleanAbsolute } from "./image-paths.ts";
 
-/** Checks the regular files of files.img's entries (see the module comment). */
-export function checkFileEntries(entries: readonly FileEntry[], where: string): void {
+const SOCK_RAW = 3;
+
+/** What a descriptor of f takes to make, as the capabilities any one of which would do; undefined when nothing. */
+function privilegeOf(f: FileEntry): { what: string; caps: string[] } | undefined {
+  switch (f.type) {
+    case FdTypes.PACKETSK:
+      return { what: "a packet socket", caps: ["CAP_NET_RAW"] };
+    case FdTypes.INETSK:
+      return f.isk?.type === SOCK_RAW ? { what: "a raw inet socket", caps: ["CAP_NET_RAW"] } : undefined;
+    case FdTypes.TUNF:
+      return { what: "a tun device", caps: ["CAP_NET_ADMIN"] };
+    case FdTypes.FANOTIFY:
+      return { what: "a fanotify group", caps: ["CAP_SYS_ADMIN"] };
+    case FdTypes.BPFMAP:
+      return { what: "a BPF map", caps: ["CAP_BPF", "CAP_SYS_ADMIN"] };
+    default:
+      return undefined;
+  }
+}
+
+/** The capability names any of the spec's sets grants ("CAP_NET_RAW"). */
+export function specCapabilityNames(spec: { process?: { capabilities?: Partial<Record<string, unknown>> } }): Set<string> {
+  const out = new Set<string>();
+  for (const set of Object.values(spec.process?.capabilities ?? {})) {
+    if (Array.isArray(set)) for (const c of set) if (typeof c === "string") out.add(c.startsWith("CAP_") ? c : `CAP_${c}`);
+  }
+  return out;
+}
+
+/** Checks files.img's entries (see the module comment) against the capabilities the spec grants. */
+export function checkFileEntries(entries: readonly FileEntry[], where: string, granted: ReadonlySet<string>): void {
   for (const f of entries) {
-    if (!f.reg || f.reg.ext) continue;
-    if (!cleanAbsolute(f.reg.name)) throw invalidArgument(where, { detail: `files.img: regular file ${f.id} is named ${JSON.stringify(f.reg.name)}, not an absolute path without empty, "." or ".." components` });
+    if (f.reg && !f.reg.ext && !cleanAbsolute(f.reg.name)) {
+      throw invalidArgument(where, { detail: `files.img: regular file ${f.id} is named ${JSON.stringify(f.reg.name)}, not an absolute path without empty, "." or ".." components` });
+    }
+    const needs = privilegeOf(f);
+    if (needs && !needs.caps.some((c) => granted.has(c))) {
+      throw invalidArgument(where, { detail: `files.img: file ${f.id} is ${needs.what}, which takes ${needs.caps.join(" or ")}, and the spec grants ${needs.caps.length > 1 ? "neither" : "it not"}` });
+    }
   }
 }
 
 /** Reads and checks imagesDir's files.img (nothing to check when there is none). */
-export function checkFilesImage(imagesDir: string, where: string): void {
+export function checkFilesImage(imagesDir: string, where: string, granted: ReadonlySet<string>): void {
   const name = "files.img";
   if (!existsSync(join(imagesDir, name))) return;
-  checkFileEntries(decodeImage(FileEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.files), where);
+  checkFileEntries(decodeImage(FileEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.files), where, granted);
 }
