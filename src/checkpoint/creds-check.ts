@@ -31,7 +31,7 @@ import { ChainChecker, hostAbis, specProfile, type Escape } from "../seccomp/pro
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
-import { CAPABILITIES, capabilityName, capabilityNumbers } from "../criu/capabilities.ts";
+import { capabilityName, capabilityNumbers, grantedCapabilities, specCapabilities } from "../criu/capabilities.ts";
 
 /** The spec fields the check reads (OCI runtime spec). */
 export interface CredsSpec {
@@ -55,17 +55,6 @@ export interface ThreadCore {
   core: CoreEntry | undefined;
 }
 
-/** The capability numbers a spec list names; names this kernel's table does not know are skipped, as runc skips them. */
-function specCapabilities(list: unknown): Set<number> {
-  const out = new Set<number>();
-  if (!Array.isArray(list)) return out;
-  for (const name of list) {
-    const i = typeof name === "string" ? CAPABILITIES.indexOf(name.replace(/^CAP_/, "")) : -1;
-    if (i >= 0) out.add(i);
-  }
-  return out;
-}
-
 /**
  * Checks every thread against the spec (see the module comment); INVALID_ARGUMENT naming the first thread and
  * what it has. seccompFilters gives seccomp.img's filters, read only when a thread's filters are to be checked.
@@ -73,7 +62,7 @@ function specCapabilities(list: unknown): Set<number> {
 export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec, where: string, seccompFilters: () => SeccompFilter[] = () => []): void {
   const caps = spec.process?.capabilities ?? {};
   const bounding = specCapabilities(caps.bounding);
-  const granted = new Set([...bounding, ...specCapabilities(caps.effective), ...specCapabilities(caps.permitted), ...specCapabilities(caps.inheritable), ...specCapabilities(caps.ambient)]);
+  const granted = grantedCapabilities(caps);
   const noNewPrivileges = spec.process?.noNewPrivileges === true;
   // A profile as runc applies one: with a default action (`{}` or null is none).
   const profile = specProfile(spec.linux?.seccomp, where);

@@ -21,6 +21,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { FdTypes, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
+import { capabilityNumber } from "../criu/capabilities.ts";
 import { invalidArgument } from "../errors.ts";
 import { cleanAbsolute } from "./image-paths.ts";
 
@@ -44,30 +45,21 @@ function privilegeOf(f: FileEntry): { what: string; caps: string[] } | undefined
   }
 }
 
-/** The capability names any of the spec's sets grants ("CAP_NET_RAW"). */
-export function specCapabilityNames(spec: { process?: { capabilities?: Partial<Record<string, unknown>> } }): Set<string> {
-  const out = new Set<string>();
-  for (const set of Object.values(spec.process?.capabilities ?? {})) {
-    if (Array.isArray(set)) for (const c of set) if (typeof c === "string") out.add(c.startsWith("CAP_") ? c : `CAP_${c}`);
-  }
-  return out;
-}
-
 /** Checks files.img's entries (see the module comment) against the capabilities the spec grants. */
-export function checkFileEntries(entries: readonly FileEntry[], where: string, granted: ReadonlySet<string>): void {
+export function checkFileEntries(entries: readonly FileEntry[], where: string, granted: ReadonlySet<number>): void {
   for (const f of entries) {
     if (f.reg && !f.reg.ext && !cleanAbsolute(f.reg.name)) {
       throw invalidArgument(where, { detail: `files.img: regular file ${f.id} is named ${JSON.stringify(f.reg.name)}, not an absolute path without empty, "." or ".." components` });
     }
     const needs = privilegeOf(f);
-    if (needs && !needs.caps.some((c) => granted.has(c))) {
+    if (needs && !needs.caps.some((c) => granted.has(capabilityNumber(c)))) {
       throw invalidArgument(where, { detail: `files.img: file ${f.id} is ${needs.what}, which takes ${needs.caps.join(" or ")}, and the spec grants ${needs.caps.length > 1 ? "neither" : "it not"}` });
     }
   }
 }
 
 /** Reads and checks imagesDir's files.img (nothing to check when there is none). */
-export function checkFilesImage(imagesDir: string, where: string, granted: ReadonlySet<string>): void {
+export function checkFilesImage(imagesDir: string, where: string, granted: ReadonlySet<number>): void {
   const name = "files.img";
   if (!existsSync(join(imagesDir, name))) return;
   checkFileEntries(decodeImage(FileEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.files), where, granted);

@@ -16,6 +16,7 @@
  * skipped, and so are threads: limits and the OOM score are the process's, in its main thread's core image.
  */
 import { readFileSync } from "node:fs";
+import { capabilityNumber, grantedCapabilities } from "../criu/capabilities.ts";
 import { invalidArgument } from "../errors.ts";
 import type { ThreadCore } from "./creds-check.ts";
 
@@ -58,8 +59,7 @@ const show = (v: bigint) => (v === RLIM_INFINITY ? "unlimited" : String(v));
 
 /** Checks every task against the spec and inherited (see the module comment); INVALID_ARGUMENT naming the first task and what it has. */
 export function checkTaskLimits(threads: readonly ThreadCore[], spec: LimitsSpec, where: string, inherited: InheritedLimits): void {
-  const sets = Object.values(spec.process?.capabilities ?? {});
-  if (sets.some((set) => Array.isArray(set) && set.some((c) => c === "CAP_SYS_RESOURCE" || c === "SYS_RESOURCE"))) return;
+  if (grantedCapabilities(spec.process?.capabilities).has(capabilityNumber("CAP_SYS_RESOURCE"))) return;
   const fromSpec = new Map<number, bigint>();
   const rlimits = spec.process?.rlimits;
   if (Array.isArray(rlimits)) {

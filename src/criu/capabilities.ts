@@ -22,3 +22,26 @@ export function capabilityNumbers(words: readonly number[]): number[] {
 export function capabilityName(n: number): string {
   return CAPABILITIES[n] ? `CAP_${CAPABILITIES[n]}` : `capability ${n}`;
 }
+
+/** The capability numbers an OCI spec list names ("CAP_NET_RAW" or "NET_RAW"); names this table does not know are skipped, as runc skips them. */
+export function specCapabilities(list: unknown): Set<number> {
+  const out = new Set<number>();
+  if (!Array.isArray(list)) return out;
+  for (const name of list) {
+    const i = typeof name === "string" ? CAPABILITIES.indexOf(name.replace(/^CAP_/, "")) : -1;
+    if (i >= 0) out.add(i);
+  }
+  return out;
+}
+
+/** Every capability number any of the spec's `process.capabilities` sets grants. */
+export function grantedCapabilities(capabilities: Partial<Record<string, unknown>> | undefined): Set<number> {
+  return new Set(Object.values(capabilities ?? {}).flatMap((set) => [...specCapabilities(set)]));
+}
+
+/** The number of "CAP_<NAME>". */
+export function capabilityNumber(name: string): number {
+  const i = CAPABILITIES.indexOf(name.replace(/^CAP_/, ""));
+  if (i < 0) throw new Error(`unknown capability ${name}`);
+  return i;
+}

@@ -28,7 +28,8 @@ import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec }
 import { checkTaskLimits, ownLimits, type LimitsSpec } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
 import { checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
-import { checkFilesImage, specCapabilityNames } from "../checkpoint/files-image-check.ts";
+import { checkFilesImage } from "../checkpoint/files-image-check.ts";
+import { grantedCapabilities } from "../criu/capabilities.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
@@ -295,7 +296,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
   // The names CRIU opens and makes regular files by (a deleted file's in its own mount namespace, the host's), and
   // descriptors CRIU makes as root that the tasks could not have made with the spec's capabilities.
-  checkFilesImage(source.dir, where, specCapabilityNames(spec as CredsSpec));
+  checkFilesImage(source.dir, where, grantedCapabilities((spec as CredsSpec).process?.capabilities));
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default for a container named id.
   const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;

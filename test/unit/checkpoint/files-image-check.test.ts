@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
-import { checkFileEntries, specCapabilityNames } from "../../../src/checkpoint/files-image-check.ts";
+import { checkFileEntries } from "../../../src/checkpoint/files-image-check.ts";
+import { capabilityNumber, grantedCapabilities } from "../../../src/criu/capabilities.ts";
 import { FdTypes, FileEntrySchema } from "../../../src/gen/criu/fdinfo_pb.ts";
 
 const reg = (id: number, name: string, ext = false) => create(FileEntrySchema, { type: FdTypes.REG, id, reg: { id, flags: 0, pos: 0n, name, ext } });
 // ctr's default capabilities, which include CAP_NET_RAW.
-const ctrCaps = specCapabilityNames({ process: { capabilities: { bounding: ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"], effective: ["CAP_NET_RAW"] } } });
-const refused = (names: ReturnType<typeof reg>[], granted: ReadonlySet<string> = ctrCaps) => {
+const ctrCaps = grantedCapabilities({ bounding: ["CAP_CHOWN", "CAP_NET_RAW", "CAP_KILL"], effective: ["CAP_NET_RAW"] });
+const refused = (names: ReturnType<typeof reg>[], granted: ReadonlySet<number> = ctrCaps) => {
   try {
     checkFileEntries(names, "restore container c1 from /ck", granted);
   } catch (err) {
@@ -33,13 +34,13 @@ test("descriptors CRIU makes as root that a task of the spec could not have made
   const raw = fd(3, FdTypes.INETSK, { isk: { id: 3, ino: 1, family: 2, type: 3, proto: 1, state: 7, srcPort: 0, dstPort: 0, flags: 2, backlog: 0 } });
   const tcp = fd(4, FdTypes.INETSK, { isk: { id: 4, ino: 2, family: 2, type: 1, proto: 6, state: 10, srcPort: 80, dstPort: 0, flags: 2, backlog: 128 } });
   expect(refused([raw, tcp, fd(5, FdTypes.PACKETSK)])).toBe("accepted");
-  const noRaw = specCapabilityNames({ process: { capabilities: { bounding: ["CHOWN"] } } });
+  const noRaw = grantedCapabilities({ bounding: ["CHOWN"] });
   expect(refused([tcp], noRaw)).toBe("accepted");
   expect(refused([tcp, raw], noRaw)).toBe("restore container c1 from /ck: invalid argument: files.img: file 3 is a raw inet socket, which takes CAP_NET_RAW, and the spec grants it not");
   expect(refused([fd(5, FdTypes.PACKETSK)], noRaw)).toContain("file 5 is a packet socket, which takes CAP_NET_RAW");
   expect(refused([fd(6, FdTypes.TUNF)])).toContain("file 6 is a tun device, which takes CAP_NET_ADMIN, and the spec grants it not");
   expect(refused([fd(7, FdTypes.FANOTIFY)])).toContain("file 7 is a fanotify group, which takes CAP_SYS_ADMIN");
   expect(refused([fd(8, FdTypes.BPFMAP)])).toContain("file 8 is a BPF map, which takes CAP_BPF or CAP_SYS_ADMIN, and the spec grants neither");
-  expect(refused([fd(8, FdTypes.BPFMAP)], new Set(["CAP_BPF"]))).toBe("accepted");
+  expect(refused([fd(8, FdTypes.BPFMAP)], new Set([capabilityNumber("CAP_BPF")]))).toBe("accepted");
 });
 
