@@ -25,7 +25,7 @@ import { dirname, join, posix } from "node:path";
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
-import { checkTaskLimits, ownLimits, type LimitsSpec } from "../checkpoint/limits-check.ts";
+import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
 import { checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
@@ -43,12 +43,12 @@ import type { CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
 import { applyV2DeviceRules } from "../cgroups/v2-devices.ts";
-import type { Criu, LazyPagesServer, RestoreStats } from "../criu/index.ts";
+import type { Criu, LazyPagesServer, NotifyAction, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
-import { killTree } from "../sys/proc.ts";
+import { killTree, processTree } from "../sys/proc.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -190,6 +190,8 @@ export interface PreparedRestore {
   cgroupsPath?: string;
   /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
   cgroups?: RestoreCgroups;
+  /** Resource limits and OOM score bounds some task exceeds (limits-check.ts): enforced at CRIU's post-restore. */
+  limitsBounds?: TaskLimitsBounds;
 }
 
 /** A restored container's cgroups being made, and the CRIU helper that joins them. */
@@ -285,11 +287,12 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;
   const container = confineToSpec(dumped, spec, where);
-  // The tasks' capabilities, no_new_privs, seccomp mode, resource limits and OOM score, which CRIU restores as the
-  // images say: within what the spec (or this shim, for what the spec leaves to runc's init) gives a new container.
+  // The tasks' capabilities, no_new_privs and seccomp mode, which CRIU restores as the images say: within what the
+  // spec gives a new container. Their resource limits and OOM score are held to what the spec (or this shim, for
+  // what the spec leaves to runc's init) gives one, after CRIU restored them and before they run (limitsBounds).
   const threads = readThreadCores(source.dir);
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
-  checkTaskLimits(threads, spec as LimitsSpec, where, ownLimits());
+  const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
   checkCgroupImage(source.dir, where);
   // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
@@ -306,7 +309,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);
-  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security };
+  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security, limitsBounds };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -316,7 +319,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -451,17 +454,28 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     let result;
     try {
       // No notify events (the root pid comes with the result): CRIU skips its notify round trips to the
-      // helper. A terminal's pty master comes through one, so it keeps them.
-      const callOptions = plan.opts.orphanPtsMaster
-        ? {
-            inheritFds,
-            joinCgroups: plan.joinCgroups,
-            signal: input.signal,
-            onNotify: (e: { action: string; pid: number }) => {
-              if (e.action === "post-restore" && e.pid > 0) pid = e.pid;
-            },
-          }
-        : { inheritFds, joinCgroups: plan.joinCgroups, notify: false, signal: input.signal };
+      // helper. A terminal's pty master comes through one, so it keeps them; so does a tree that some task's
+      // resource limits or OOM score put beyond the spec's: at post-restore every task is restored and none has
+      // run again, and CRIU waits while they are brought within it (a failure there aborts the restore).
+      const holdLimits = limitsBounds;
+      if (holdLimits) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: holdLimits.findings });
+      const callOptions =
+        plan.opts.orphanPtsMaster || holdLimits
+          ? {
+              inheritFds,
+              joinCgroups: plan.joinCgroups,
+              signal: input.signal,
+              waitFor: holdLimits ? (["post-restore"] as NotifyAction[]) : undefined,
+              onNotify: (e: { action: string; pid: number }) => {
+                if (e.action !== "post-restore" || e.pid <= 0) return;
+                pid = e.pid;
+                if (holdLimits) {
+                  const changed = enforceTaskLimits(processTree(e.pid), holdLimits);
+                  input.log.info(`${label}: restored tasks held to the spec's resource limits and OOM score`, { changed });
+                }
+              },
+            }
+          : { inheritFds, joinCgroups: plan.joinCgroups, notify: false, signal: input.signal };
       const call = async () => {
         if (!meta.options.lazyPages) return await input.criu.restore(plan.opts, callOptions);
         const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });
