@@ -20,7 +20,8 @@
  *   itself (runc's read-only paths) or read-write; a cgroup file system other than at or below where the spec
  *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
  * - a mount at a destination where the spec's mount is `ro` (or `rro`) is read-write (sysfs, cgroups,
- *   read-only binds). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags recorded (without
+ *   read-only binds), or the rootfs's is where the spec's `root.readonly` is true (CRIU mounts the bundle's
+ *   rootfs with the image's flags). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags recorded (without
  *   them CRIU remounts a bind read-write);
  * - a path of the spec's `linux.readonlyPaths` has no mount, or a read-write one, or a read-write mount below
  *   it that is not a masked path; a path of `linux.maskedPaths` has no mask. A path that does not exist on
@@ -41,6 +42,7 @@ const MS_RDONLY = 1;
 /** The spec fields the check reads (OCI runtime spec). */
 export interface MountSpec {
   mounts?: unknown;
+  root?: { readonly?: unknown };
   linux?: { maskedPaths?: unknown; readonlyPaths?: unknown };
 }
 
@@ -80,6 +82,7 @@ export function checkMountEntries(entries: readonly MntEntry[], spec: MountSpec,
     seen.add(e.mountpoint);
     if (e.mountpoint === "/") {
       // The rootfs: CRIU restores onto the bundle's (only its flags are the image's).
+      if (spec.root?.readonly === true && !ro(e)) throw refuse(`${named(e)}: the rootfs is read-write, and the spec's root.readonly makes it read-only`);
     } else if (external(e)) {
       // Given by the restore, whose source the spec confines: the key must be the one cryo's dump gives a mount there.
       const k = e.extKey;

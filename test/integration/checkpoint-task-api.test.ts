@@ -393,6 +393,10 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
       ["without CAP_NET_RAW", (s) => {
         for (const k of Object.keys(s.process.capabilities)) s.process.capabilities[k] = s.process.capabilities[k]!.filter((c) => c !== "CAP_NET_RAW");
       }, /task \d+: its bounding capabilities hold CAP_NET_RAW, which the spec's bounding set does not grant/],
+      // The sleep's rootfs is read-write: a spec that makes it read-only gets no writable rootfs from the image.
+      ["root.readonly", (s) => {
+        (s as { root?: { readonly?: boolean } }).root = { ...(s as { root?: object }).root, readonly: true };
+      }, /mountpoints-\d+\.img: OVERLAYFS mount at \/: the rootfs is read-write, and the spec's root.readonly makes it read-only/],
       ["the devices cgroup at the host's root", devicesAtRoot, /cgroup.img: set \d+'s devices path "\/" is not an absolute path without empty, "." or ".." components/],
       ["/proc/sys read-write", procSysWritable, /mountpoints-\d+\.img: PROC mount at \/proc\/sys \(its \/sys\) is read-write/],
       ["a file named past its mount", fileClimbs, /files.img: regular file \d+ is named "\/bin\/..\/..\/..\/..\/tmp\/x"/],

@@ -87,6 +87,10 @@ test("a read-only path left read-write or unmounted, a mask left out: refused, n
 });
 
 test("read-only spec mounts restored read-write, procfs or sysfs elsewhere, file systems the spec does not mount: refused", () => {
+  // The rootfs under a spec's root.readonly: read-only in the image (as `ctr run --read-only` records it) is accepted.
+  expect(refused(image(), { ...spec, root: { readonly: true } })).toBe("restore container c1 from /ck: invalid argument: mountpoints-13.img: OVERLAYFS mount at /: the rootfs is read-write, and the spec's root.readonly makes it read-only");
+  expect(refused(edit((m) => (at(m, "/").flags = RO)), { ...spec, root: { readonly: true } })).toBe("accepted");
+  expect(refused(edit((m) => (at(m, "/").flags = RO)), { ...spec, root: { readonly: false } })).toBe("accepted");
   expect(refused(edit((m) => (at(m, "/sys").flags = RW)))).toContain("SYSFS mount at /sys is read-write, and the spec mounts /sys read-only");
   expect(refused(edit((m) => (at(m, "/etc/data").flags = RW)))).toContain("AUTO mount at /etc/data is read-write, and the spec mounts /etc/data read-only");
   expect(refused(edit((m) => (at(m, "/sys/fs/cgroup/memory").flags = RW)))).toContain("CGROUP mount at /sys/fs/cgroup/memory (its /ns/c1) is read-write, and the spec mounts /sys/fs/cgroup read-only");
