@@ -233,6 +233,8 @@ async function withSleepCheckpoint(prefix: string, fn: (r: { src: string; restor
     try {
       await fn({ src, restoredId, cgroupsPath, images, bundle, call });
     } finally {
+      // A case that failed may have left the restored task running: killed first, so that Delete removes it.
+      await call("kill", { id: restoredId, signal: 9 }).then(() => call("wait", { id: restoredId }, 30_000)).catch(() => {});
       await call("delete", { id: restoredId }).catch(() => {});
       client.close();
     }

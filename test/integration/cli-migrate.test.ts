@@ -199,7 +199,7 @@ test("post-copy whose restore fails: the source's page server is released and th
   // Without --rw the target's rootfs lacks the file the container holds open: CRIU fails the restore (twice).
   const id = uniqueId("pcf");
   const postCopy = ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`];
-  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.05; done"]);
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; i=0; while true; do i=$((i+1)); echo $i 1<>/tmp/counter; sleep 0.05; done"]);
   await waitFor(() => readContainerFile(a, id, "/tmp/held") === "x" || undefined, { what: `${id}: /tmp/held open and written` });
   await waitFor(() => readCounter(a, id), { what: "counting" });
   const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);
@@ -211,8 +211,9 @@ test("post-copy whose restore fails: the source's page server is released and th
   try {
     await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on", timeoutMs: 10_000 });
   } catch (err) {
-    // Seen twice under CI load: what the source's shim said about its page server, and where the source's
-    // processes are (stopped by ptrace, frozen, gone), tell why.
+    // What the source's shim said about its page server, and where the source's processes are (stopped by ptrace,
+    // frozen, gone, or in D state: under heavy disk load, freeing a file's blocks waits for the disk's discard, which
+    // is why the loop overwrites its counter in place instead of truncating it).
     const said = readFileSync(a.layout.log, "utf8").split("\n").filter((l) => l.includes(id) && /post-copy|page server|thaw|resume|pause|Resume|Pause/.test(l));
     const pid = await taskPid(a, id).catch(() => undefined);
     const state = (file: string) => {
@@ -222,16 +223,22 @@ test("post-copy whose restore fails: the source's page server is released and th
         return String(e);
       }
     };
-    // Every process of the container: its state, tracer, what it waits in, and its pending and blocked signals.
+    // Every process of the container: its state, tracer, what it waits in (syscall, kernel stack), its signals.
     const procs = state(`/sys/fs/cgroup/freezer/${ns}/${id}/cgroup.procs`).split("\n").filter((p) => /^\d+$/.test(p));
     const status = (p: string) => state(`/proc/${p}/status`).split("\n").filter((l) => /^(Name|State|TracerPid|SigPnd|ShdPnd|SigBlk):/.test(l)).join(", ");
     const where = [
       `task pid ${pid ?? "none"}`,
-      ...procs.map((p) => `/proc/${p}: ${status(p)}, wchan ${state(`/proc/${p}/wchan`)}, stat ${state(`/proc/${p}/stat`).split(" ").slice(2, 3).join(" ")}`),
+      ...procs.map((p) => `/proc/${p}: ${status(p)}, wchan ${state(`/proc/${p}/wchan`)}, stat ${state(`/proc/${p}/stat`).split(" ").slice(2, 3).join(" ")}, syscall ${state(`/proc/${p}/syscall`)}, stack ${state(`/proc/${p}/stack`).split("\n").slice(0, 4).join(" < ")}`),
       `freezer: ${state(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`)}`,
       `counter file: ${readCounter(a, id)}`,
     ];
-    throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}\n${where.join("\n")}`);
+    // Stalled for a while (a process in D state), or for good?
+    const stalledAt = performance.now();
+    const later = await waitFor(() => ((readCounter(a, id) ?? 0) > n ? true : undefined), { what: "source counting on, later", timeoutMs: 30_000 }).then(
+      () => `it counted on ${Math.round(performance.now() - stalledAt)} ms later`,
+      () => "it did not count on within 30 s more",
+    );
+    throw new Error(`${(err as Error).message}; the source's shim said:\n${said.join("\n")}\n${where.join("\n")}\n${later}`);
   }
   await expectSourceAloneThenRemove(id);
 }, 120_000);
