@@ -21,8 +21,8 @@
  *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
  * - a mount at a destination where the spec's mount is `ro` (or `rro`) is read-write (sysfs, cgroups,
  *   read-only binds), or the rootfs's is where the spec's `root.readonly` is true (CRIU mounts the bundle's
- *   rootfs with the image's flags). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags recorded (without
- *   them CRIU remounts a bind read-write);
+ *   rootfs with the image's flags). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags
+ *   recorded (without them CRIU remounts a bind read-write);
  * - a path of the spec's `linux.readonlyPaths` has no mount, or a read-write one, or a read-write mount below
  *   it that is not a masked path; a path of `linux.maskedPaths` has no mask. A path that does not exist on
  *   this host (for paths in /proc and /sys) or in the new rootfs is skipped, as runc skips it. Spec paths are

@@ -457,20 +457,19 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       // helper. A terminal's pty master comes through one, so it keeps them; so does a tree that some task's
       // resource limits or OOM score put beyond the spec's: at post-restore every task is restored and none has
       // run again, and CRIU waits while they are brought within it (a failure there aborts the restore).
-      const holdLimits = limitsBounds;
-      if (holdLimits) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: holdLimits.findings });
+      if (limitsBounds) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: limitsBounds.findings });
       const callOptions =
-        plan.opts.orphanPtsMaster || holdLimits
+        plan.opts.orphanPtsMaster || limitsBounds
           ? {
               inheritFds,
               joinCgroups: plan.joinCgroups,
               signal: input.signal,
-              waitFor: holdLimits ? (["post-restore"] as NotifyAction[]) : undefined,
+              waitFor: limitsBounds ? (["post-restore"] as NotifyAction[]) : undefined,
               onNotify: (e: { action: string; pid: number }) => {
                 if (e.action !== "post-restore" || e.pid <= 0) return;
                 pid = e.pid;
-                if (holdLimits) {
-                  const changed = enforceTaskLimits(processTree(e.pid), holdLimits);
+                if (limitsBounds) {
+                  const changed = enforceTaskLimits(processTree(e.pid), limitsBounds);
                   input.log.info(`${label}: restored tasks held to the spec's resource limits and OOM score`, { changed });
                 }
               },
