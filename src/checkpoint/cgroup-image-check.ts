@@ -13,7 +13,10 @@
  *   paths below their parent);
  * - a set's path is not absolute and clean in the same way, or does not lie (component-wise: "/a/b" is not
  *   below "/a/bc") at or below a top-level directory of its own controller, so that CRIU rewrites it below the
- *   container's cgroup; a path of a controller with no directory in the image is refused too;
+ *   container's cgroup; a path of a controller with no directory in the image is refused too. A hierarchy the
+ *   tasks were at the root of (an older runc leaves a controller it does not know there; so does a task moved
+ *   out) is recorded with the root ("") as its top-level directory: its path "/" is accepted, since CRIU rewrites
+ *   it to the new root itself, and nothing below it (CRIU would join the new root and the rest without a "/");
  * - a set's cgns_prefix is inside one of the path's components (CRIU then joins the root and the rest of the
  *   path without a separator: a sibling of the container's cgroup) or past the end of its top-level directory
  *   (CRIU then reads past the directory's name).
@@ -54,16 +57,17 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
   };
   // The top-level directory of each controller ("" is cgroup v2): one per hierarchy, as the container's cgroup.
   const heads = new Map<string, string>();
-  const checkDirs = (dirs: readonly CgroupDirEntry[], under: string) => {
+  const checkDirs = (dirs: readonly CgroupDirEntry[], under: string | undefined) => {
     for (const d of dirs) {
-      const path = under === "" ? d.dirName : `${under}/${d.dirName}`;
-      if (!cleanRelative(d.dirName)) throw refuse(`directory ${JSON.stringify(path)} has an empty, "." or ".." component`);
+      // A top-level directory may be the hierarchy's root (""): the tasks were at its root (see the module comment).
+      const path = under === undefined ? d.dirName : under === "" ? d.dirName : `${under}/${d.dirName}`;
+      if (!(under === undefined && d.dirName === "") && !cleanRelative(d.dirName)) throw refuse(`directory ${JSON.stringify(path)} has an empty, "." or ".." component`);
       checkDirs(d.children, path);
     }
   };
   for (const e of entries) {
     for (const c of e.controllers) {
-      checkDirs(c.dirs, "");
+      checkDirs(c.dirs, undefined);
       const what = `hierarchy ${JSON.stringify(c.cnames.join(","))}`;
       if (c.cnames.length === 0) throw refuse(`a hierarchy names no controller`);
       if (c.dirs.length > 1) throw refuse(`${what} has ${c.dirs.length} top-level directories (${c.dirs.map((d) => JSON.stringify(d.dirName)).join(", ")}); a container's tasks are below one, its cgroup`);
@@ -82,11 +86,14 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
       for (const m of set.ctls) {
         const what = `set ${set.id}'s ${m.name === "" ? "cgroup v2" : m.name} path ${JSON.stringify(m.path)}`;
         for (const n of m.name.split(",")) known(n, `set ${set.id}`);
-        if (m.path === "/" || !cleanAbsolute(m.path)) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
         const own = m.name.split(",").flatMap((n) => (heads.has(n) ? [heads.get(n)!] : []));
-        const head = own.find((h) => m.path === `/${h}` || m.path.startsWith(`/${h}/`));
+        // "/" only where the hierarchy's top-level directory is its root: CRIU rewrites it to the new root itself.
+        // Below such a root it would join the new root and the rest of the path without a separator.
+        if (m.path === "/" ? !own.includes("") : !cleanAbsolute(m.path)) throw refuse(`${what} is not an absolute path without empty, "." or ".." components`);
+        const head = own.find((h) => m.path === `/${h}` || (h !== "" && m.path.startsWith(`/${h}/`)));
         if (head === undefined) {
-          throw refuse(`${what} is not below ${own.length > 0 ? own.map((h) => JSON.stringify(`/${h}`)).join(" or ") : "a directory of its controller (the image has none)"}, the container's cgroup`);
+          const expected = own.map((h) => (h === "" ? `"/" itself (the image records the hierarchy from its root)` : `below ${JSON.stringify(`/${h}`)}, the container's cgroup`));
+          throw refuse(`${what} is not ${own.length > 0 ? expected.join(" or ") : "below a directory of its controller (the image has none)"}`);
         }
         if (isFieldSet(m, CgMemberEntrySchema.field.cgnsPrefix) && m.cgnsPrefix !== 0) {
           // CRIU joins the new root and the path past the prefix, and reads the directory's name past prefix - 1.

@@ -6,7 +6,7 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -212,6 +212,27 @@ test("the restored container's cgroup has the spec's limits (memory limit)", asy
   const pid = (await taskPid(pc, id))!;
   expect(readFileSync(`/proc/${pid}/cgroup`, "utf8")).toContain(`memory:/${ns}/${id}`);
   await remove(id);
+}, 180_000);
+
+test("a container whose task sits at a hierarchy's root (as an older runc leaves a controller it does not know) restores into its own cgroup there", async () => {
+  const id = uniqueId("root");
+  await runDetached(id, ["/bin/memhog", "1", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  // The task leaves the container's pids cgroup for the hierarchy's root: CRIU records that hierarchy from its root.
+  writeFileSync("/sys/fs/cgroup/pids/cgroup.procs", `${await taskPid(pc, id)}\n`);
+  expect(readFileSync(`/proc/${await taskPid(pc, id)}/cgroup`, "utf8")).toMatch(/^\d+:pids:\/$/m);
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const r = await restore(id, ref);
+  expect([r.exitCode, r.stderr]).toEqual([0, ""]);
+  // CRIU puts it in the new container's pids cgroup, as runc would a new container on this host: never the root.
+  const pid = (await taskPid(pc, id))!;
+  expect(readFileSync(`/proc/${pid}/cgroup`, "utf8")).toContain(`pids:/${ns}/${id}\n`);
+  const n = readCounter(pc, id) ?? 0;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > n ? true : undefined), { what: "counting on" });
+  await remove(id);
+  expect(existsSync(`/sys/fs/cgroup/pids/${ns}/${id}`)).toBe(false);
 }, 180_000);
 
 test("the restored container's devices cgroup has the rules it had (runc's), not its parent's allow-all", async () => {

@@ -46,12 +46,22 @@ test("a path outside the container's cgroup is refused, naming the set, the cont
   expect(refused(image({ paths: { memory: "ns/ctr" } }))).toContain("is not an absolute path");
 });
 
+test("a hierarchy recorded from its root (the tasks were at its root, as an older runc leaves a controller it does not know) is accepted with the path \"/\"", () => {
+  const atRoot = { memory: [{ cnames: ["memory"], dirs: [{ dirName: "", children: [{ dirName: "ns", children: [{ dirName: "ctr" }] }] }] }] };
+  expect(refused(image({ paths: { memory: "/" }, dirs: atRoot }))).toBe("accepted");
+  // "/" stays refused where the hierarchy's directory is the container's cgroup, and where it has none.
+  expect(refused(image({ paths: { memory: "/" } }))).toContain('set 1\'s memory path "/" is not an absolute path without empty');
+  expect(refused(image({ paths: { memory: "/" }, dirs: { memory: [{ cnames: ["memory"], dirs: [] }] } }))).toContain('set 1\'s memory path "/" is not an absolute path');
+});
+
 test("a path of a controller the image has no directory for, a bad directory name or prefix: refused", () => {
   expect(refused(image({ dirs: { devices: [{ cnames: ["devices"], dirs: [] }] } }))).toContain('set 1\'s devices path "/ns/ctr" is not below a directory of its controller (the image has none)');
   expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: CTR, children: [{ dirName: "../../evil" }] }] }] } }))).toBe(
     'restore container c1 from /ck: invalid argument: cgroup.img: directory "ns/ctr/../../evil" has an empty, "." or ".." component',
   );
-  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "" }] }] } }))).toContain('directory "" has an empty');
+  // The hierarchy's root as the top-level directory takes "/" only: CRIU would make "/ns/ctr" the new root + "ns/ctr".
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "" }] }] } }))).toContain('set 1\'s memory path "/ns/ctr" is not "/" itself (the image records the hierarchy from its root)');
+  expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "", children: [{ dirName: "" }] }] }] } }))).toContain('directory "" has an empty');
   expect(refused(image({ dirs: { memory: [{ cnames: ["memory"], dirs: [{ dirName: "/abs" }] }] } }))).toContain('directory "/abs" has an empty');
   // Inside a component ("/ns/c|tr"), or past the top-level directory's name.
   expect(refused(image({ prefix: 5 }))).toContain("has a cgroup namespace prefix of 5, which does not end at one of the components of \"/ns/ctr\"");
