@@ -60,7 +60,7 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
   const checkDirs = (dirs: readonly CgroupDirEntry[], under: string | undefined) => {
     for (const d of dirs) {
       // A top-level directory may be the hierarchy's root (""): the tasks were at its root (see the module comment).
-      const path = under === undefined ? d.dirName : under === "" ? d.dirName : `${under}/${d.dirName}`;
+      const path = under ? `${under}/${d.dirName}` : d.dirName;
       if (!(under === undefined && d.dirName === "") && !cleanRelative(d.dirName)) throw refuse(`directory ${JSON.stringify(path)} has an empty, "." or ".." component`);
       checkDirs(d.children, path);
     }
