@@ -34,7 +34,9 @@ packages=(
   libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
-installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | awk '/install ok installed$/ {print $1}' | tr '\n' ' ') "
+# dpkg-query exits 1 when any package is unknown to dpkg (never installed): that is the fresh machine's case,
+# not an error, and under pipefail it must not end the script.
+installed=" $({ dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true; } | awk '/install ok installed$/ {print $1}' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do
   [[ "$installed" == *" $p "* ]] || missing+=("$p")
