@@ -8,6 +8,7 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
+import { wallClock, type WallTime } from "../sys/clock.ts";
 import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
@@ -48,7 +49,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   } catch {
     // never created
   }
-  return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, new Date());
+  return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, wallClock());
 }
 
 /** Detaches every mount at or below the given paths (deepest first); nothing to do, and no mount table read, when none exists. */
@@ -76,15 +77,13 @@ export async function detachRestoreLeftovers(paths: string[], log: Logger, mount
  * nanos = 2)}, written with protobuf-es's wire writer so that `delete` does not load the task API's
  * descriptors (unit-tested against toBinary(DeleteResponseSchema)).
  */
-export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAt: Date): Uint8Array {
-  const ms = exitedAt.getTime();
-  const seconds = Math.floor(ms / 1000);
-  const nanos = (ms - seconds * 1000) * 1_000_000;
+export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAt: WallTime): Uint8Array {
+  const { seconds, nanos } = exitedAt;
   const w = new BinaryWriter();
   if (pid !== 0) w.tag(1, 0).uint32(pid);
   if (exitStatus !== 0) w.tag(2, 0).uint32(exitStatus);
   w.tag(3, 2).fork();
-  if (seconds !== 0) w.tag(1, 0).int64(seconds);
+  if (seconds !== 0n) w.tag(1, 0).int64(seconds);
   if (nanos !== 0) w.tag(2, 0).int32(nanos);
   w.join();
   return w.finish();

@@ -10,8 +10,8 @@
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Topic, type Publisher } from "./events.ts";
+import { wallClock } from "../sys/clock.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
 import { ShimProcess } from "./process.ts";
@@ -119,7 +119,7 @@ export class Container {
       id: p.execId === "" ? this.id : p.execId,
       pid: p.pid,
       exitStatus: status.status,
-      exitedAt: timestampFromDate(status.exitedAt),
+      exitedAt: status.exitedAt,
     });
   }
 
@@ -286,7 +286,7 @@ export class Container {
       if (p.state === "restoring") await this.deps.engine.discardRestore?.(this.id);
       p.check("delete");
       if (p !== this.init) {
-        if (wasCreated) p.recordExit({ status: 0, exitedAt: new Date() });
+        if (wasCreated) p.recordExit({ status: 0, exitedAt: wallClock() });
         p.move("delete");
         p.io?.close();
         this.execs.delete(execId);
@@ -302,9 +302,9 @@ export class Container {
       if (wasCreated && p.pid !== 0) {
         // runc delete --force killed the waiting init: record its exit now (the queued exit job is a no-op then).
         const st = await Promise.race([p.reaped ?? Promise.resolve(undefined), Bun.sleep(KILL_WAIT_MS).then(() => undefined)]);
-        await this.handleExit(p, st ?? { status: 128 + 9, exitedAt: new Date() });
+        await this.handleExit(p, st ?? { status: 128 + 9, exitedAt: wallClock() });
       } else if (wasCreated) {
-        p.recordExit({ status: 0, exitedAt: new Date() });
+        p.recordExit({ status: 0, exitedAt: wallClock() });
       }
       p.move("delete");
       p.io?.close();
@@ -316,7 +316,7 @@ export class Container {
         containerId: this.id,
         pid: p.pid,
         exitStatus: exit.status,
-        exitedAt: timestampFromDate(exit.exitedAt),
+        exitedAt: exit.exitedAt,
       });
       return { pid: p.pid, exit };
     });

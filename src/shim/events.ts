@@ -9,8 +9,9 @@
  * deadline at shutdown.
  */
 import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
-import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
+import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { CryoError } from "../errors.ts";
+import { wallClock, type WallTime } from "../sys/clock.ts";
 import { Events } from "../gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { connect, type Client } from "../ttrpc/index.ts";
 import { addressPath } from "./grouping.ts";
@@ -37,7 +38,7 @@ export type Topic = (typeof Topic)[keyof typeof Topic];
 
 /** One event as it travels: containerd's Envelope fields. */
 export interface EventEnvelope {
-  timestamp: Date;
+  timestamp: WallTime;
   namespace: string;
   topic: string;
   /** The event message as an Any whose type_url is the bare message name ("containerd.events.TaskExit"). */
@@ -106,7 +107,7 @@ export function createPublisher(
 
   return {
     publish(namespace, topic, schema, event) {
-      queue.push({ timestamp: new Date(), namespace, topic, event: packEvent(schema, event) });
+      queue.push({ timestamp: wallClock(), namespace, topic, event: packEvent(schema, event) });
       kick();
     },
     async drain(timeoutMs) {
@@ -145,7 +146,7 @@ export function createTtrpcForwarder(ttrpcAddress: string): EventForwarder {
           "forward",
           {
             envelope: {
-              timestamp: timestampFromDate(env.timestamp),
+              timestamp: env.timestamp,
               namespace: env.namespace,
               topic: env.topic,
               event: env.event,

@@ -4,6 +4,7 @@
  * so the task service runs without root. Everything here is plain internal types: no protobuf.
  */
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
+import type { WallTime } from "../sys/clock.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 
 /** The stdio a process gets, as containerd names it: FIFO paths or a log URI in stdout. */
@@ -26,7 +27,7 @@ export interface RootfsMount {
 export interface ExitStatus {
   /** Exit code, or 128 + signal. */
   status: number;
-  exitedAt: Date;
+  exitedAt: WallTime;
 }
 
 /** A process's IO once set up. */

@@ -5,7 +5,7 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { join } from "node:path";
-import { AnySchema, timestampFromDate, type Any } from "@bufbuild/protobuf/wkt";
+import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
 import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
@@ -80,7 +80,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     return c;
   };
   const ns = (ctx: CallContext) => ctx.namespace ?? deps.namespace;
-  const exitTime = (p: ShimProcess) => (p.exit ? timestampFromDate(p.exit.exitedAt) : undefined);
+  const exitTime = (p: ShimProcess) => p.exit?.exitedAt;
 
   const impl: TaskServiceImpl = {
     async create(req, ctx) {
@@ -121,7 +121,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       const c = get(req.id);
       const r = await c.delete(req.execId);
       if (req.execId === "") containers.delete(req.id);
-      return { pid: r.pid, exitStatus: r.exit.status, exitedAt: timestampFromDate(r.exit.exitedAt) };
+      return { pid: r.pid, exitStatus: r.exit.status, exitedAt: r.exit.exitedAt };
     },
 
     async state(req) {
@@ -206,7 +206,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     async wait(req) {
       const p = get(req.id).process(req.execId);
       const st = await p.exited;
-      return { exitStatus: st.status, exitedAt: timestampFromDate(st.exitedAt) };
+      return { exitStatus: st.status, exitedAt: st.exitedAt };
     },
 
     async stats(req) {

@@ -18,6 +18,7 @@
  * There is at most one active reaper per process.
  */
 import { failedPrecondition, invalidArgument } from "../errors.ts";
+import { wallClock, type WallTime } from "./clock.ts";
 import { Errno, errno, libc, sysError } from "./libc.ts";
 import { setChildSubreaper } from "./prctl.ts";
 import { listChildren, pidfdTargets, readProcStat } from "./proc.ts";
@@ -29,7 +30,7 @@ const WNOHANG = 1;
 export interface Exit extends ExitInfo {
   pid: number;
   /** When the reaper collected the status (within one SIGCHLD delivery of the real exit). */
-  exitedAt: Date;
+  exitedAt: WallTime;
 }
 
 /** Options of createReaper. */
@@ -81,7 +82,7 @@ export function createReaper(options: ReaperOptions = {}): Reaper {
   function tryWait(pid: number): Exit | "running" | "not-child" {
     for (;;) {
       const r = libc.waitpid(pid, statusBuf, WNOHANG);
-      if (r === pid) return { pid, ...decodeWaitStatus(statusBuf[0] ?? 0), exitedAt: new Date() };
+      if (r === pid) return { pid, ...decodeWaitStatus(statusBuf[0] ?? 0), exitedAt: wallClock() };
       if (r === 0) return "running";
       const err = errno();
       if (err === Errno.EINTR) continue;

@@ -16,3 +16,4 @@ export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
 export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";
 export { freePort } from "./free-port.ts";
+export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./ctr-events.ts";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, parseCtrEvent, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -267,3 +267,75 @@ async function readCount(id: string): Promise<number> {
   const pid = await taskPid(pc, id);
   return Number((await Bun.file(`/proc/${pid}/root/tmp/count`).text()).trim());
 }
+
+/**
+ * One container's lifecycle, as `ctr events` shows it: the topics in order and each event's payload, with the
+ * Go timestamps as ctr prints them (RFC 3339 with nanoseconds, trailing zeros trimmed).
+ */
+async function lifecycleEvents(runtime: string): Promise<CtrEvent[]> {
+  const id = uniqueId("ev");
+  const events = startCtrEvents(pc.address, ns);
+  try {
+    // ctr events subscribes asynchronously: the first line proves the subscription is live.
+    const probe = uniqueId("probe");
+    await waitFor(
+      async () => {
+        if (events.lines.some((l) => l.includes(probe))) return true;
+        await pc.ctr(["containers", "create", testImage, probe, "true"]);
+        await pc.ctr(["containers", "rm", probe]);
+        return false;
+      },
+      { what: "ctr events to print a probe container's events", timeoutMs: 30_000, intervalMs: 200 },
+    );
+    await pc.ctrOk(["run", "-d", "--runtime", runtime, testImage, id, "sleep", "600"]);
+    const ex = await pc.ctr(["task", "exec", "--exec-id", "e1", id, "sh", "-c", "exit 4"]);
+    expect(ex.exitCode).toBe(4);
+    await pc.ctrOk(["task", "pause", id]);
+    await pc.ctrOk(["task", "resume", id]);
+    await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    const mine = () => events.lines.map(parseCtrEvent).filter((e): e is CtrEvent => e !== undefined && (e.event.container_id === id || e.event.id === id));
+    await waitFor(() => mine().some((e) => e.topic === "/containers/delete"), { what: `the /containers/delete event of ${id}`, timeoutMs: 10_000 });
+    return mine();
+  } finally {
+    await events.stop();
+  }
+}
+
+test("events: containerd sees the same lifecycle events, in the same order, from cryo as from runc's shim; exit times carry nanoseconds", async () => {
+  const fromRunc = await lifecycleEvents("io.containerd.runc.v2");
+  const fromCryo = await lifecycleEvents(RUNTIME);
+  // an exec's events name it: exec_id, or the exit's id where it is not the container's
+  const execOf = (e: CtrEvent) => e.event.exec_id ?? (e.topic === "/tasks/exit" && e.event.id !== e.event.container_id ? e.event.id : undefined);
+  const topics = (evs: CtrEvent[]) => evs.map((e) => (execOf(e) === undefined ? e.topic : `${e.topic} ${String(execOf(e))}`));
+  console.log(`runc: ${topics(fromRunc).join(", ")}`);
+  console.log(`cryo: ${topics(fromCryo).join(", ")}`);
+  expect(topics(fromCryo)).toEqual(topics(fromRunc));
+  expect(topics(fromCryo)).toEqual([
+    "/containers/create",
+    "/tasks/create",
+    "/tasks/start",
+    "/tasks/exec-added e1",
+    "/tasks/exec-started e1",
+    "/tasks/exit e1",
+    "/tasks/paused",
+    "/tasks/resumed",
+    "/tasks/exit",
+    "/tasks/delete",
+    "/containers/delete",
+  ]);
+  for (const evs of [fromRunc, fromCryo]) {
+    const exits = evs.filter((e) => e.topic === "/tasks/exit");
+    expect(exits.map((e) => e.event.exit_status)).toEqual([4, 137]);
+    const del = evs.find((e) => e.topic === "/tasks/delete")!;
+    expect(del.event.exit_status).toBe(137);
+    // The delete reports the init's exit as the exit event did, to the nanosecond.
+    expect(del.event.exited_at).toBe(exits[1]!.event.exited_at);
+    const stamps = exits.map((e) => String(e.event.exited_at));
+    expect(Date.parse(stamps[0]!)).toBeLessThanOrEqual(Date.parse(stamps[1]!));
+    // Nanosecond clocks: a time with more than three fractional digits (both exits at whole milliseconds: one chance in 10^12).
+    expect(stamps.some((s) => /\.\d{4,9}Z$/.test(s))).toBe(true);
+  }
+}, 120_000);

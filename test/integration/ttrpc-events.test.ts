@@ -10,7 +10,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { TaskExitSchema } from "../../src/gen/containerd/events/task_pb.ts";
 import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { connect, createClient, type Client } from "../../src/ttrpc/index.ts";
-import { type PrivateContainerd, startPrivateContainerd, uniqueId, waitFor } from "../harness/index.ts";
+import { type PrivateContainerd, startCtrEvents, startPrivateContainerd, uniqueId, waitFor } from "../harness/index.ts";
 
 /** containerd resolves event payloads by the bare message name (typeurl), not type.googleapis.com/… */
 function taskExit(init: { containerId: string; id: string; pid: number; exitStatus: number; exitedAt: Date }) {
@@ -19,41 +19,6 @@ function taskExit(init: { containerId: string; id: string; pid: number; exitStat
     typeUrl: "containerd.events.TaskExit",
     value: toBinary(TaskExitSchema, create(TaskExitSchema, { ...rest, exitedAt: timestampFromDate(exitedAt) })),
   });
-}
-
-/** A running `ctr events` whose stdout lines are collected as they come. */
-interface CtrEvents {
-  lines: string[];
-  stderr(): Promise<string>;
-  stop(): Promise<void>;
-}
-
-function startCtrEvents(address: string, namespace: string): CtrEvents {
-  const proc = Bun.spawn(["ctr", "--address", address, "events", `namespace==${namespace}`], {
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const lines: string[] = [];
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    let partial = "";
-    for await (const chunk of proc.stdout) {
-      partial += decoder.decode(chunk, { stream: true });
-      const parts = partial.split("\n");
-      partial = parts.pop() ?? "";
-      lines.push(...parts.filter((l) => l.length > 0));
-    }
-  })();
-  return {
-    lines,
-    stderr: () => new Response(proc.stderr).text(),
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-      await reading;
-    },
-  };
 }
 
 describe("ttrpc against a real containerd", () => {

@@ -1,6 +1,5 @@
 /** Pieces of the shim's own lifecycle: the hand-written DeleteResponse, daemon linger, pending markers, mountinfo counting. */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampDate } from "@bufbuild/protobuf/wkt";
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,17 +14,18 @@ import { DEFAULT_LINGER_MS, lingerFor } from "../../../src/shim/start.ts";
 
 test("encodeDeleteResponse matches protobuf-es's encoding and decodes back", () => {
   for (const [pid, status, when] of [
-    [4242, 137, new Date(1_700_000_000_123)],
-    [0, 0, new Date(0)],
-    [1, 0, new Date(999)],
+    [4242, 137, { seconds: 1_700_000_000n, nanos: 123_456_789 }],
+    [0, 0, { seconds: 0n, nanos: 0 }],
+    [1, 0, { seconds: 0n, nanos: 999 }],
   ] as const) {
     const bytes = encodeDeleteResponse(pid, status, when);
-    const expected = toBinary(DeleteResponseSchema, create(DeleteResponseSchema, { pid, exitStatus: status, exitedAt: timestampFromDate(when) }));
+    const expected = toBinary(DeleteResponseSchema, create(DeleteResponseSchema, { pid, exitStatus: status, exitedAt: when }));
     expect(bytes).toEqual(expected);
     const back = fromBinary(DeleteResponseSchema, bytes);
     expect(back.pid).toBe(pid);
     expect(back.exitStatus).toBe(status);
-    expect(timestampDate(back.exitedAt!).getTime()).toBe(when.getTime());
+    expect(back.exitedAt?.seconds ?? 0n).toBe(when.seconds);
+    expect(back.exitedAt?.nanos ?? 0).toBe(when.nanos);
   }
 });
 

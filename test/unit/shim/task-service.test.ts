@@ -32,12 +32,12 @@ function fakeEngine() {
     },
     async kill(id, _o, target, signal, all) {
       calls.push(`kill ${id} ${target.pid} ${signal} ${all}`);
-      if (signal === 9) exits.get(target.pid)?.({ status: 137, exitedAt: new Date(0) });
+      if (signal === 9) exits.get(target.pid)?.({ status: 137, exitedAt: { seconds: 0n, nanos: 0 } });
     },
     async deleteInit(id) {
       calls.push(`delete ${id}`);
       // runc delete --force kills a created (never started) init
-      exits.get(pidOf.get(id) ?? 0)?.({ status: 137, exitedAt: new Date(0) });
+      exits.get(pidOf.get(id) ?? 0)?.({ status: 137, exitedAt: { seconds: 0n, nanos: 0 } });
     },
     async pids() {
       return [100, 101];
@@ -59,7 +59,7 @@ function fakeEngine() {
       return () => {};
     },
   };
-  return { engine, calls, exit: (pid: number, status: number) => exits.get(pid)?.({ status, exitedAt: new Date(0) }) };
+  return { engine, calls, exit: (pid: number, status: number) => exits.get(pid)?.({ status, exitedAt: { seconds: 0n, nanos: 0 } }) };
 }
 
 function setup() {

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { createReaper, decodeWaitStatus, isChildSubreaper, type Exit, type Reaper } from "../../../src/sys/index.ts";
+import { createReaper, decodeWaitStatus, isChildSubreaper, wallClock, type Exit, type Reaper, type WallTime } from "../../../src/sys/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 let reaper: Reaper | undefined;
@@ -46,12 +46,17 @@ test("only one reaper at a time", () => {
 
 test("reaps a grandchild reparented to us, with its exit code", async () => {
   reaper = createReaper();
+  const before = wallClock();
   const pid = await doubleFork("(sleep 0.2; exit 5)");
   const exit = await reaper.watch(pid);
+  const after = wallClock();
   expect(exit.pid).toBe(pid);
   expect(exit.status).toBe(5);
   expect(exit.exitCode).toBe(5);
-  expect(exit.exitedAt).toBeInstanceOf(Date);
+  // collected after the 0.2 s the child lived, and before the watch returned
+  const ns = (t: WallTime) => t.seconds * 1_000_000_000n + BigInt(t.nanos);
+  expect(ns(exit.exitedAt) - ns(before)).toBeGreaterThanOrEqual(200_000_000n);
+  expect(ns(exit.exitedAt)).toBeLessThanOrEqual(ns(after));
 });
 
 test("a grandchild killed by SIGKILL reports 137", async () => {
