@@ -7,6 +7,7 @@
  */
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointOverrides } from "./plan.ts";
+import { RESTORE_ONLY_COMPAT_MODE } from "./plan-enums.ts";
 
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
@@ -34,7 +35,6 @@ export const CHECKPOINT_ANNOTATIONS = {
   "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
   "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
-  "mntns-compat-mode": { field: "mntnsCompatMode", kind: "bool", doc: "CRIU's older mount-namespace engine" },
   compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
   "network-lock": { field: "networkLock", kind: "network-lock", doc: "nftables (default), iptables or skip: how CRIU locks the network while frozen" },
   "local-pages": { field: "localPages", kind: "bool", doc: "keep page images in this host's page store, not in the checkpoint (same-host restores only)" },
@@ -60,6 +60,7 @@ export function parseCheckpointAnnotations(annotations: Record<string, string>):
   for (const [fullKey, value] of Object.entries(annotations)) {
     if (!fullKey.startsWith(ANNOTATION_PREFIX)) continue;
     const name = fullKey.slice(ANNOTATION_PREFIX.length);
+    if (name === "mntns-compat-mode") throw invalidArgument(`annotation ${fullKey}`, { detail: RESTORE_ONLY_COMPAT_MODE });
     if (!Object.hasOwn(CHECKPOINT_ANNOTATIONS, name)) {
       throw invalidArgument(`annotation ${fullKey}`, { detail: `unknown key; known: ${Object.keys(CHECKPOINT_ANNOTATIONS).join(", ")}` });
     }

@@ -26,15 +26,18 @@
  * - a path of the spec's `linux.readonlyPaths` has no mount, or a read-write one, or a read-write mount below
  *   it that is not a masked path; a path of `linux.maskedPaths` has no mask. A path that does not exist on
  *   this host (for paths in /proc and /sys) or in the new rootfs is skipped, as runc skips it. Spec paths are
- *   compared normalised.
+ *   compared normalised, and spec mounts where they land (the rootfs's symbolic links resolved inside it);
+ * - a mount point in the rootfs's own file system has a symbolic link of the new rootfs on its way
+ *   (checkMountpointLinks), which CRIU would not resolve inside the rootfs.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join, posix } from "node:path";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../gen/criu/mnt_pb.ts";
 import { invalidArgument } from "../errors.ts";
 import { cleanAbsolute } from "./image-paths.ts";
+import { resolveDestInRoot } from "./restore-root.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
 
 const MS_RDONLY = 1;
@@ -62,10 +65,21 @@ const EMPTY_TMPFS_KEY = "cryo-empty-tmpfs";
  * Checks the mount entries of the image against spec (see the module comment). exists tells whether a path of
  * the spec's masked or read-only lists exists where the container would see it.
  */
-export function checkMountEntries(entries: readonly MntEntry[], spec: MountSpec, where: string, exists: (path: string) => boolean, image = "mount image"): void {
+export function checkMountEntries(
+  entries: readonly MntEntry[],
+  spec: MountSpec,
+  where: string,
+  exists: (path: string) => boolean,
+  image = "mount image",
+  resolveDest: (path: string) => string = (p) => p,
+): void {
   const refuse = (detail: string) => invalidArgument(where, { detail: `${image}: ${detail}` });
+  // Where each spec mount lands: its destination with the rootfs's symbolic links resolved (as runc mounts it,
+  // and as the image names an honest dump's mount point).
   const specMounts = (Array.isArray(spec.mounts) ? spec.mounts : []).flatMap((m: { destination?: unknown; type?: unknown; options?: unknown }) =>
-    typeof m?.destination === "string" ? [{ destination: specPath(m.destination), type: typeof m.type === "string" ? m.type : "", ro: strings(m.options).some((o) => o === "ro" || o === "rro") }] : [],
+    typeof m?.destination === "string"
+      ? [{ destination: resolveDest(specPath(m.destination)), type: typeof m.type === "string" ? m.type : "", ro: strings(m.options).some((o) => o === "ro" || o === "rro") }]
+      : [],
   );
   // Read-only as CRIU mounts it: with no superblock flags recorded, CRIU moves MS_RDONLY from the mount's flags to
   // the superblock's, and remounts a bind with the mount's flags alone, read-write.
@@ -151,10 +165,46 @@ export function containerPathExists(spec: MountSpec, rootfs: string): (path: str
   };
 }
 
+/**
+ * Refuses a mount point in the rootfs's own file system (its nearest mount above is the rootfs) that has a
+ * symbolic link of the rootfs on its way. CRIU does not resolve such a link inside the rootfs: its current mount
+ * engine then fails to find the mount point, and its older one (mntns-compat-mode) mounts in a copy of the host's
+ * mount namespace, where the link leads out of the container (a bind over a host directory, which reaches the host
+ * where its mounts are shared). An honest dump names the resolved path, as the container's mount table does.
+ */
+export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: string, where: string, image = "mount image"): void {
+  const points = entries.map((e) => e.mountpoint);
+  for (const e of entries) {
+    if (e.mountpoint === "/") continue;
+    const nearest = points.filter((p) => p !== e.mountpoint && below(e.mountpoint, p)).sort((a, b) => b.length - a.length)[0];
+    if (nearest !== "/") continue;
+    let here = rootfs;
+    for (const c of e.mountpoint.split("/").filter((part) => part !== "")) {
+      here = join(here, c);
+      let st;
+      try {
+        st = lstatSync(here);
+      } catch {
+        break; // made at the restore, as a directory
+      }
+      if (st.isSymbolicLink()) {
+        const path = here.slice(join(rootfs).length);
+        throw invalidArgument(where, {
+          detail: `${image}: the mount at ${e.mountpoint} goes through ${path}, a symbolic link in the rootfs (to ${readlinkSync(here)}), which CRIU would not resolve inside the rootfs`,
+        });
+      }
+      if (!st.isDirectory()) break;
+    }
+  }
+}
+
 /** Reads and checks every mount image of imagesDir (mountpoints-<id>.img). */
 export function checkMountImages(imagesDir: string, spec: MountSpec, where: string, rootfs: string): void {
   const exists = containerPathExists(spec, rootfs);
+  const resolve = (p: string) => resolveDestInRoot(rootfs, p);
   for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
-    checkMountEntries(decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts), spec, where, exists, name);
+    const entries = decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts);
+    checkMountEntries(entries, spec, where, exists, name, resolve);
+    checkMountpointLinks(entries, rootfs, where, name);
   }
 }

@@ -12,7 +12,7 @@ import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
 import { parseCheckpointAnnotations } from "./annotations.ts";
-import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./plan-enums.ts";
+import { compressionSchema, networkLockSchema, planCgroupModeSchema, RESTORE_ONLY_COMPAT_MODE } from "./plan-enums.ts";
 
 export { compressionSchema, networkLockSchema, planCgroupModeSchema };
 
@@ -48,6 +48,12 @@ export const checkpointPlanSchema = z
     lsmMountContext: z.string().min(1).optional(),
     /** CRIU --external entries. */
     external: z.array(z.string().min(1)),
+    /**
+     * CRIU's older mount engine, restore only (CRIU refuses it on a dump): set by this host's `[restore]`,
+     * never by a checkpoint (restoreBase). That engine mounts in a copy of the host's mount namespace and
+     * follows a symbolic link on a mount point out of the rootfs; where the host's mounts are shared, the
+     * mount reaches the host.
+     */
     mntnsCompatMode: z.boolean(),
     compression: compressionSchema,
     /**
@@ -236,7 +242,7 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
   if (c.lsmProfile !== "") o.lsmProfile = c.lsmProfile;
   if (c.lsmMountContext !== "") o.lsmMountContext = c.lsmMountContext;
   if (c.external.length > 0) o.external = [...c.external];
-  if (c.mntnsCompatMode) o.mntnsCompatMode = true;
+  if (c.mntnsCompatMode) throw invalidArgument("cryo checkpoint options: mntns_compat_mode", { detail: RESTORE_ONLY_COMPAT_MODE });
   if (c.compression === CryoCompression.ZSTD) o.compression = "zstd";
   else if (c.compression === CryoCompression.NONE) o.compression = "none";
   if (c.compressionLevel !== 0) o.compressionLevel = c.compressionLevel;

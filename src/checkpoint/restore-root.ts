@@ -59,6 +59,16 @@ export function resolveInRoot(root: string, path: string): string {
 }
 
 /**
+ * A container path with the symbolic links of root on its way resolved inside root (resolveInRoot), as a
+ * container path again: where a mount at dest lands, as runc mounts it and as the container's mount table
+ * names it (a bind at /var/run/x in an image whose /var/run is a link to /run is at /run/x).
+ */
+export function resolveDestInRoot(root: string, dest: string): string {
+  const rel = resolveInRoot(root, dest).slice(join(root).replace(/\/+$/, "").length);
+  return rel === "" ? "/" : rel;
+}
+
+/**
  * Creates the mount points of c's mounts inside its rootfs that are not on a tmpfs (runc's rule: CRIU
  * restores a tmpfs's contents itself). As runc does before a restore, each bind mount is bind-mounted
  * onto its mount point while the later mount points are made, so that a mount point nested in a bind

@@ -334,6 +334,12 @@ export interface ContainerDumpInput {
   emptyTmpfs?: EmptyTmpfs[];
   /** externalNamespaceInodes(container). */
   externalNs: { net?: number; pid?: number };
+  /**
+   * A mount destination as the container's mount table names it: the symbolic links of the rootfs on its way
+   * resolved inside the rootfs (restore-root.ts resolveDestInRoot), as runc resolves a bind's destination when it
+   * mounts it and when it keys it for CRIU. Identity when absent.
+   */
+  resolveDest?: (dest: string) => string;
   /** Freeze through the container's freezer cgroup (runc does); false lets CRIU use ptrace. */
   useFreezer?: boolean;
   /** cgroupYard(container's init): CRIU reads the cgroups there instead of mounting its own yard. */
@@ -348,10 +354,11 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
     const key = relDest(c.config.rootfs, dest);
     if (!extMounts.some((m) => m.key === key)) extMounts.push({ key, value: key });
   };
+  const resolve = (dest: string) => (input.resolveDest ? input.resolveDest(relDest(c.config.rootfs, dest)) : dest);
   if (!plan.preDump) {
     for (const m of c.config.mounts) {
-      if (m.device === "bind") add(m.destination);
-      else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(join(m.destination, basename(mp)));
+      if (m.device === "bind") add(resolve(m.destination));
+      else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(resolve(join(m.destination, basename(mp))));
     }
     for (const p of input.maskedFiles) extMounts.push({ key: p, value: "/dev/null" });
     for (const p of input.maskedDirs ?? []) extMounts.push({ key: p, value: MASKED_DIR_KEY });
@@ -380,7 +387,6 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
     manageCgroupsMode: plan.cgroupMode,
     orphanPtsMaster: true,
     logLevel: plan.logLevel,
-    mntnsCompatMode: plan.mntnsCompatMode || undefined,
     networkLock: plan.networkLock,
   };
   if (input.workDir) opts.workDir = input.workDir;
@@ -415,6 +421,12 @@ export interface ContainerRestoreInput {
   maskedDirSource?: string;
   /** New tmpfs mounts for the checkpoint's empty ones: CRIU's key -> where the caller mounted the new tmpfs. */
   emptyTmpfs?: { key: string; source: string }[];
+  /**
+   * A mount destination as the container's mount table names it: the symbolic links of the rootfs on its way
+   * resolved inside the rootfs (restore-root.ts resolveDestInRoot), as runc resolves a bind's destination when it
+   * mounts it and when it keys it for CRIU. Identity when absent.
+   */
+  resolveDest?: (dest: string) => string;
 }
 
 /** What a container restore needs: the options, plus which of the caller's fds to hand in under which key. */
@@ -432,15 +444,16 @@ export interface ContainerRestorePlan {
 export function containerRestorePlan(input: ContainerRestoreInput): ContainerRestorePlan {
   const { plan, container: c } = input;
   const extMounts: { key: string; value: string }[] = [];
+  const resolve = (dest: string) => (input.resolveDest ? input.resolveDest(relDest(c.config.rootfs, dest)) : relDest(c.config.rootfs, dest));
   for (const m of c.config.mounts) {
-    if (m.device === "bind") extMounts.push({ key: relDest(c.config.rootfs, m.destination), value: m.source });
+    if (m.device === "bind") extMounts.push({ key: resolve(m.destination), value: m.source });
     else if (m.device === "cgroup" && !hasCgroupNs(c)) {
       for (const mp of input.host.v1Mountpoints) {
         const name = basename(mp);
         const controller = Object.keys(input.cgroupPaths).find((k) => k === name || k === `name=${name}` || k.split(",").includes(name));
         const source = controller === undefined ? undefined : input.cgroupPaths[controller];
         if (!source) throw invalidArgument(`restore ${c.id}: cgroup mount ${name}`, { detail: "the new container has no cgroup directory for it" });
-        extMounts.push({ key: join(m.destination, name), value: source });
+        extMounts.push({ key: resolve(join(m.destination, name)), value: source });
       }
     }
   }

@@ -35,7 +35,6 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.lsm_profile !== undefined) o.lsmProfile = d.lsm_profile;
   if (d.lsm_mount_context !== undefined) o.lsmMountContext = d.lsm_mount_context;
   if (d.external !== undefined) o.external = [...d.external];
-  if (d.mntns_compat_mode !== undefined) o.mntnsCompatMode = d.mntns_compat_mode;
   if (d.compression !== undefined) o.compression = d.compression;
   if (d.compression_level !== undefined) o.compressionLevel = d.compression_level;
   if (d.local_pages !== undefined) o.localPages = d.local_pages;
@@ -53,7 +52,7 @@ export interface RestoreSettings {
 /** The recorded options a restore starts from: without what reaches the host (see restoreSettings). No parse: the recorded plan was validated with the metadata. */
 export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
   const { lsmProfile: _lsm, lsmMountContext: _ctx, ...kept } = recorded;
-  return { ...kept, external: [], cgroupMode: "soft" };
+  return { ...kept, external: [], cgroupMode: "soft", mntnsCompatMode: false };
 }
 
 /**
@@ -61,10 +60,12 @@ export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
  *
  * Except what reaches the host, which a checkpoint (from anywhere) must not choose for the root shim: its
  * `external` entries (a CRIU `mnt[KEY]:PATH` would bind a host path into the container; the dump's entries are
- * not even in the restore's form), its LSM profile and mount context (e.g. "unconfined"), and its cgroup mode
+ * not even in the restore's form), its LSM profile and mount context (e.g. "unconfined"), its cgroup mode
  * ("full" would have CRIU write the checkpoint's cgroup properties, device rules included, over the ones the
- * restore set). Those start from the restore's own defaults (none, none, "soft" as `runc restore`), and only
- * `[restore]` (and then restore plugins) set them.
+ * restore set), and CRIU's mount engine (the older one mounts in a copy of the host's mount namespace and
+ * follows a symbolic link on a mount point out of the rootfs: a bind mount over a host directory, which reaches
+ * the host where its mounts are shared). Those start from the restore's own defaults (none, none, "soft" as
+ * `runc restore`, the current engine), and only `[restore]` (and then restore plugins) set them.
  */
 export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): RestoreSettings {
   const next = restoreBase(recorded);
@@ -73,6 +74,7 @@ export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): R
   if (r.lsm_mount_context !== undefined) next.lsmMountContext = r.lsm_mount_context;
   if (r.manage_cgroups_mode !== undefined) next.cgroupMode = r.manage_cgroups_mode;
   if (r.log_level !== undefined) next.logLevel = r.log_level;
+  if (r.mntns_compat_mode !== undefined) next.mntnsCompatMode = r.mntns_compat_mode;
   const plan = checkpointPlanSchema.safeParse(next);
   if (!plan.success) throw invalidArgument("restore options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   return { plan: plan.data, vethPairs: (r.veth_pairs ?? []).map((v) => ({ ...v })) };

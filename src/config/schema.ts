@@ -42,7 +42,6 @@ export const checkpointDefaultsSchema = z
     lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),
     lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
     external: z.array(z.string().min(1)).optional().describe("CRIU --external entries"),
-    mntns_compat_mode: z.boolean().optional().describe("CRIU's older mount-namespace engine"),
     compression: compressionSchema.optional().describe("page images: none or zstd"),
     network_lock: networkLockSchema.optional().describe("how CRIU locks the network while the container is frozen: nftables (built-in), iptables or skip"),
     local_pages: z.boolean().optional().describe("keep page images in this host's page store, not in the checkpoint (same-host restores only)"),
@@ -68,6 +67,10 @@ export const restoreDefaultsSchema = z
     lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
     manage_cgroups_mode: planCgroupModeSchema.optional().describe("CRIU cgroup manage mode: soft, full, strict or ignore"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4"),
+    mntns_compat_mode: z
+      .boolean()
+      .optional()
+      .describe("CRIU's older mount engine (--mntns-compat-mode): it mounts in a copy of the host's mount namespace; only for checkpoints this host trusts"),
   })
   .describe("restore settings of this host; over the checkpoint's recorded options, under restore plugins' options");
 /** `[restore]` as written in the file. */

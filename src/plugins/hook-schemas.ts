@@ -162,7 +162,6 @@ export const checkpointOptionsSchema = z
     cgroupsMode: cgroupsModeSchema.optional(),
     emptyNamespaces: z.array(z.string()).optional().describe("namespace types not dumped, e.g. network"),
     external: z.array(z.string()).optional().describe("CRIU --external entries"),
-    mntnsCompatMode: z.boolean().optional(),
     lsmProfile: z.string().optional(),
     lsmMountContext: z.string().optional(),
     localPages: z.boolean().optional().describe("keep the page images in this host's page store instead of the checkpoint (same-host restores only)"),

@@ -24,6 +24,7 @@ import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
 import { checkLocalPages, checkPageServerPort, isPostCopy, networkLockAsked, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
+import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -253,6 +254,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     emptyTmpfs,
     externalNs: externalNamespaceInodes(container),
     cgroupYard: cgroupYard(pid),
+    resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
   });
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
   const stdioKeys = stdioExternals(stdio);

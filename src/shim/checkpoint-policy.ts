@@ -70,7 +70,6 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
     cgroupsMode: p.cgroupMode,
     emptyNamespaces: p.emptyNamespaces.map(() => "network"),
     external: [...p.external],
-    mntnsCompatMode: p.mntnsCompatMode,
     localPages: p.localPages,
   };
   if (p.lsmProfile) o.lsmProfile = p.lsmProfile;
@@ -81,7 +80,7 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
 /** The plan after the checkpoint chain's options. */
 export function planWithCheckpointOptions(p: CheckpointPlan, o: PluginCheckpointOptions): CheckpointPlan {
   const next: Record<string, unknown> = { ...p };
-  for (const k of ["leaveRunning", "tcpEstablished", "externalUnixSockets", "shellJob", "fileLocks", "preDump", "autoDedup", "lazyPages", "mntnsCompatMode", "lsmProfile", "lsmMountContext", "localPages"] as const) {
+  for (const k of ["leaveRunning", "tcpEstablished", "externalUnixSockets", "shellJob", "fileLocks", "preDump", "autoDedup", "lazyPages", "lsmProfile", "lsmMountContext", "localPages"] as const) {
     if (o[k] !== undefined) next[k] = o[k];
   }
   if (o.cgroupsMode !== undefined) next.cgroupMode = o.cgroupsMode;

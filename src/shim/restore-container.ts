@@ -16,7 +16,8 @@
  *
  * Afterwards runc's state.json is written for the new container (restore-state-file.ts). A failure
  * kills what CRIU left, undoes the mounts, and removes only the directories (state dir, cgroups) this
- * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error.
+ * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error. A
+ * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
@@ -32,7 +33,7 @@ import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
-import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot } from "../checkpoint/restore-root.ts";
+import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
@@ -59,8 +60,8 @@ import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromS
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
 export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
-/** Where the log of a failed restore is kept, in the bundle. */
-export const FAILED_RESTORE_LOG = "criu-restore.log";
+/** Where CRIU's restore log is kept, in the bundle (removed with it), whether the restore failed or not. */
+export const RESTORE_LOG = "criu-restore.log";
 
 /** A checkpoint directory, read and checked at Create. */
 export interface RestoreSource {
@@ -436,6 +437,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       cgroupPaths,
       descriptors: source.descriptors,
       emptyTmpfs,
+      resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     });
     // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
     const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
@@ -496,7 +498,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     } catch (err) {
       // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.
       if (input.signal?.aborted) throw CryoError.from(input.signal.reason);
-      const kept = join(bundle, FAILED_RESTORE_LOG);
+      const kept = join(bundle, RESTORE_LOG);
       try {
         copyFileSync(join(workDir, "restore.log"), kept);
       } catch {
@@ -556,6 +558,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     };
     criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
     tidy("detach CRIU's root", unmountRoot);
+    tidy(`keep CRIU's log as ${RESTORE_LOG}`, () => renameSync(join(workDir, "restore.log"), join(bundle, RESTORE_LOG)));
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.
     const removeWork = () => {

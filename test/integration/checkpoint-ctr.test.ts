@@ -235,6 +235,31 @@ test("a container whose task sits at a hierarchy's root (as an older runc leaves
   expect(existsSync(`/sys/fs/cgroup/pids/${ns}/${id}`)).toBe(false);
 }, 180_000);
 
+test("a read-only bind below a symbolic link of the image (Kubernetes' service account at /var/run/secrets, /var/run a link to /run) checkpoints and restores, still read-only", async () => {
+  const id = uniqueId("varrun");
+  const secrets = mkdtempSync(join(tmpdir(), "cryo-secrets-"));
+  try {
+    writeFileSync(join(secrets, "token"), "t0ken\n");
+    const exec = async (cmd: string) => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "sh", "-c", cmd])).stdout;
+    await runDetached(id, ["sleep", "1000"], ["--mount", `type=bind,src=${secrets},dst=/var/run/secrets/kubernetes.io/serviceaccount,options=rbind:ro`]);
+    // runc mounts it where the link leads: the container's mount table names /run/secrets/...
+    const before = await exec("cat /var/run/secrets/kubernetes.io/serviceaccount/token; grep -c ' /run/secrets/kubernetes.io/serviceaccount ro,' /proc/self/mountinfo");
+    expect(before).toBe("t0ken\n1\n");
+    const ref = `localhost/checkpoint/${id}:1`;
+    await checkpoint(id, ref);
+    await remove(id);
+    const r = await restore(id, ref);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(await exec("cat /var/run/secrets/kubernetes.io/serviceaccount/token; grep -c ' /run/secrets/kubernetes.io/serviceaccount ro,' /proc/self/mountinfo")).toBe("t0ken\n1\n");
+    expect(await exec("touch /run/secrets/kubernetes.io/serviceaccount/x 2>&1; echo $?")).toMatch(/Read-only file system\n1\n$/);
+    await remove(id);
+  } finally {
+    rmSync(secrets, { recursive: true, force: true });
+  }
+}, 180_000);
+
 test("the restored container's devices cgroup has the rules it had (runc's), not its parent's allow-all", async () => {
   const id = uniqueId("dev");
   // --device adds a spec rule (allow c 10:229 rwm) after containerd's deny-all; runc's defaults follow.

@@ -19,9 +19,11 @@
  */
 import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, constants as fsc, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { RuntimeOptionsSchema } from "../../src/gen/cryo/v1/options_pb.ts";
 import { decodeImage, IMG_COMMON_MAGIC, ImageMagic } from "../../src/criu/image-file.ts";
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
 import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
@@ -213,16 +215,20 @@ const cmdline = (pid: string) => {
 };
 
 /**
- * A `sleep` source container checkpointed, and the inputs of a task to restore from it as restoredId (its own
+ * A `sleep` source container (`ctr run` with runFlags) checkpointed, and the inputs of a task to restore from it as restoredId (its own
  * cgroup, a copy of the rootfs), with a task API client on the source's shim. fn runs the test; afterwards the
  * restored task is deleted, the client closed and the source removed.
  */
-async function withSleepCheckpoint(prefix: string, fn: (r: { src: string; restoredId: string; cgroupsPath: string; images: string; bundle: string; call: TaskCall }) => Promise<void>): Promise<void> {
+async function withSleepCheckpoint(
+  prefix: string,
+  fn: (r: { src: string; restoredId: string; cgroupsPath: string; images: string; bundle: string; call: TaskCall }) => Promise<void>,
+  runFlags: string[] = [],
+): Promise<void> {
   const src = uniqueId("src");
   const ref = `localhost/${src}:ckpt`;
   const restoredId = uniqueId(prefix);
   const work = mkdtempSync(join(dir, `${prefix}-`));
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "sleep", "1000"]);
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...runFlags, testImage, src, "sleep", "1000"]);
   try {
     await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
     const cgroupsPath = `/${ns}/${restoredId}`;
@@ -449,4 +455,79 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
     await r.call("kill", { id: r.restoredId, signal: 9 });
     await r.call("wait", { id: r.restoredId }, 30_000);
   });
+});
+
+/** The restore's CRIU log, kept in its bundle. */
+const restoreLog = (bundle: string) => readFileSync(join(bundle, "criu-restore.log"), "utf8");
+
+test("a mount point behind a symbolic link of the new rootfs is refused before CRIU runs, whatever mount engine the checkpoint asks for; the engine is this host's choice ([restore] mntns_compat_mode)", async () => {
+  // A directory of the host under a shared mount, as / is on a systemd host: CRIU's older mount engine mounts in a
+  // copy of the host's mount namespace, and a mount there on the link's target would reach the host.
+  const probe = mkdtempSync("/tmp/cryo-probe-");
+  expect(Bun.spawnSync(["sh", "-c", `mount -t tmpfs cryo-probe ${probe} && mount --make-shared ${probe}`]).exitCode).toBe(0);
+  const hostMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(probe) && !l.includes(" cryo-probe "));
+  try {
+    const source = join(probe, "source");
+    const victim = join(probe, "victim");
+    mkdirSync(source);
+    mkdirSync(victim);
+    writeFileSync(join(source, "from-source"), "s");
+    writeFileSync(join(victim, "host-file"), "h");
+    await withSleepCheckpoint(
+      "linked",
+      async (r) => {
+        // A crafted checkpoint: it asks for the older engine, and its rw layer made /data a link to the host directory.
+        const metaPath = join(r.images, "cryo-checkpoint.json");
+        const meta = JSON.parse(readFileSync(metaPath, "utf8")) as { options: { mntnsCompatMode: boolean } };
+        meta.options.mntnsCompatMode = true;
+        writeFileSync(metaPath, JSON.stringify(meta));
+        const data = join(r.bundle, "rootfs", "data");
+        rmSync(data, { recursive: true, force: true });
+        symlinkSync(victim, data);
+        await r.call("create", createFrom(r), 60_000);
+        const err = await r.call("start", { id: r.restoredId }, 60_000).then(
+          () => undefined,
+          (e: unknown) => e as CryoError,
+        );
+        expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+        expect(err?.message).toMatch(/mountpoints-\d+\.img: the mount at \/data goes through \/data, a symbolic link in the rootfs \(to \/tmp\/cryo-probe-\w+\/victim\), which CRIU would not resolve inside the rootfs/);
+        await r.call("delete", { id: r.restoredId });
+        expect(hostMounts()).toEqual([]);
+        expect(readdirSync(victim)).toEqual(["host-file"]);
+        for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+        expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+        expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+
+        // /data a directory again: the restore runs with CRIU's current engine, whatever the checkpoint asks for.
+        rmSync(data);
+        mkdirSync(data);
+        const restored = async (options?: object) => {
+          await r.call("create", { ...createFrom(r), ...(options ? { options } : {}) }, 60_000);
+          await r.call("start", { id: r.restoredId }, 60_000);
+          const pid = (await r.call("state", { id: r.restoredId })).pid;
+          const seen = readdirSync(`/proc/${pid}/root/data`);
+          const log = restoreLog(r.bundle);
+          await r.call("kill", { id: r.restoredId, signal: 9 });
+          await r.call("wait", { id: r.restoredId }, 30_000);
+          await r.call("delete", { id: r.restoredId });
+          return { seen, log };
+        };
+        const current = await restored();
+        expect(current.seen).toEqual(["from-source"]);
+        expect(current.log).toContain("mnt-v2:");
+        // This host's [restore] mntns_compat_mode = true (runtime options' config path): the older engine.
+        const config = join(r.bundle, "..", "compat.toml");
+        writeFileSync(config, "[restore]\nmntns_compat_mode = true\n");
+        const options = create(AnySchema, { typeUrl: "cryo.v1.RuntimeOptions", value: toBinary(RuntimeOptionsSchema, create(RuntimeOptionsSchema, { configPath: config })) });
+        const compat = await restored(options);
+        expect(compat.seen).toEqual(["from-source"]);
+        expect(compat.log).not.toContain("mnt-v2:");
+        expect(hostMounts()).toEqual([]);
+      },
+      ["--mount", `type=bind,src=${source},dst=/data,options=rbind:rw`],
+    );
+  } finally {
+    Bun.spawnSync(["umount", "-R", probe]);
+    rmSync(probe, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { expect, test } from "bun:test";
-import { checkMountEntries, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkMountEntries, checkMountpointLinks, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../../../src/gen/criu/mnt_pb.ts";
 
 // ctr's default spec, as a checkpoint of it records it.
@@ -121,4 +124,56 @@ test("roots and mount points that climb, mounts sharing a given mount's device, 
   expect(refused([...image(), mnt(Fstype.PROC, "/hostroot", RO, { root: "/1/root", rootDev: 43 })])).toContain("a part of proc is only mounted over itself");
   // A bind keyed by its own destination at a masked path: not one of the masks.
   expect(refused(edit((m) => (at(m, "/proc/keys").extKey = "/proc/keys")))).toContain("TMPFS mount at /proc/keys (its /null): the spec masks /proc/keys, and this is not a mask");
+});
+
+test("a spec mount below a link of the rootfs is compared where it lands (the image's mount point): a read-only bind there restored read-write is refused", () => {
+  // The spec's /var/run/secrets bind lands at /run/secrets in a rootfs whose /var/run is a link to /run.
+  const linked: MountSpec = { ...spec, mounts: [...(spec.mounts as object[]), { destination: "/var/run/secrets", type: "bind", options: ["rbind", "ro"] }] };
+  const resolve = (p: string) => p.replace(/^\/var\/run(\/|$)/, "/run$1");
+  const withSecrets = (flags: number) => [...image(), mnt(Fstype.AUTO, "/run/secrets", flags, { fsname: "ext4", extKey: "/run/secrets" })];
+  const check = (entries: MntEntry[]) => {
+    try {
+      checkMountEntries(entries, linked, "restore container c1 from /ck", exists, "mountpoints-13.img", resolve);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "accepted";
+  };
+  expect(check(withSecrets(RO))).toBe("accepted");
+  expect(check(withSecrets(RW))).toContain("AUTO mount at /run/secrets is read-write, and the spec mounts /run/secrets read-only");
+  // Without resolving, the same read-write mount would not be matched to the spec's read-only one.
+  expect(refused(withSecrets(RW), linked)).toBe("accepted");
+});
+
+test("checkMountpointLinks: a mount point in the rootfs's own file system behind a symbolic link of the rootfs is refused, naming the link; below another mount, or missing, it is not looked up", () => {
+  const rootfs = mkdtempSync(join(tmpdir(), "cryo-mnt-links-"));
+  try {
+    mkdirSync(join(rootfs, "srv/data"), { recursive: true });
+    mkdirSync(join(rootfs, "dev"));
+    symlinkSync("/etc", join(rootfs, "data"));
+    symlinkSync("/elsewhere", join(rootfs, "dev/shm"));
+    writeFileSync(join(rootfs, "file"), "");
+    const check = (entries: MntEntry[]) => {
+      try {
+        checkMountpointLinks(entries, rootfs, "restore container c1 from /ck", "mountpoints-13.img");
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return "accepted";
+    };
+    const root = mnt(Fstype.OVERLAYFS, "/", RW);
+    const devTmpfs = mnt(Fstype.TMPFS, "/dev", RW, { extKey: "cryo-empty-tmpfs/dev" });
+    expect(check([root, mnt(Fstype.AUTO, "/srv/data", RO, { extKey: "/srv/data" }), mnt(Fstype.AUTO, "/new/dir", RO, { extKey: "/new/dir" })])).toBe("accepted");
+    expect(check([root, mnt(Fstype.AUTO, "/data/x", RO, { extKey: "/data/x" })])).toBe(
+      "restore container c1 from /ck: invalid argument: mountpoints-13.img: the mount at /data/x goes through /data, a symbolic link in the rootfs (to /etc), which CRIU would not resolve inside the rootfs",
+    );
+    expect(check([root, mnt(Fstype.AUTO, "/data", RO, { extKey: "/data" })])).toContain("the mount at /data goes through /data");
+    // /dev/shm is in the /dev tmpfs, not in the rootfs: the rootfs's entry under it is hidden.
+    expect(check([root, devTmpfs, mnt(Fstype.TMPFS, "/dev/shm", RW)])).toBe("accepted");
+    expect(check([root, mnt(Fstype.TMPFS, "/dev/shm", RW)])).toContain("goes through /dev/shm, a symbolic link in the rootfs (to /elsewhere)");
+    // A file on the way: nothing below it to follow.
+    expect(check([root, mnt(Fstype.AUTO, "/file/x", RO, { extKey: "/file/x" })])).toBe("accepted");
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true });
+  }
 });

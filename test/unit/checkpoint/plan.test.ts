@@ -100,7 +100,6 @@ describe("checkpoint plan resolution", () => {
           lsmProfile: "apparmor:p",
           lsmMountContext: "system_u:object_r:container_file_t:s0",
           external: ["mnt[/data]:data"],
-          mntnsCompatMode: true,
           logLevel: 2,
         }),
       },
@@ -116,9 +115,15 @@ describe("checkpoint plan resolution", () => {
       lsmProfile: "apparmor:p",
       lsmMountContext: "system_u:object_r:container_file_t:s0",
       external: ["mnt[/data]:data"],
-      mntnsCompatMode: true,
       logLevel: 2,
     });
+  });
+
+  test("CRIU's older mount engine is no checkpoint option (CRIU refuses it on a dump; the restoring host chooses it): asked for, INVALID_ARGUMENT saying where it belongs", () => {
+    const where = /\[restore\] mntns_compat_mode/;
+    expect(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { mntnsCompatMode: true }) } })).toThrow(where);
+    expect(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/mntns-compat-mode": "true" } })).toThrow(where);
+    expect(resolveCheckpointPlan({}).mntnsCompatMode).toBe(false);
   });
 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isMountpoint, resolveInRoot } from "../../../src/checkpoint/restore-root.ts";
+import { isMountpoint, resolveDestInRoot, resolveInRoot } from "../../../src/checkpoint/restore-root.ts";
 
 let root: string;
 
@@ -42,6 +42,17 @@ describe("resolveInRoot: a mount point's host path, never outside the rootfs", (
     expect(() => resolveInRoot(root, "/loop1/x")).toThrow("too many symbolic links");
     expect(() => resolveInRoot(root, "/missing/../../x")).toThrow("'..' after a missing component");
   });
+});
+
+test("resolveDestInRoot: the container path a mount lands at (Debian's /var/run -> /run)", () => {
+  mkdirSync(join(root, "run"), { recursive: true });
+  mkdirSync(join(root, "var"), { recursive: true });
+  symlinkSync("/run", join(root, "var/run"));
+  expect(resolveDestInRoot(root, "/var/run/secrets/kubernetes.io/serviceaccount")).toBe("/run/secrets/kubernetes.io/serviceaccount");
+  expect(resolveDestInRoot(`${root}/`, "/rel/x")).toBe("/var/lib/x");
+  expect(resolveDestInRoot(root, "/data")).toBe("/data");
+  expect(resolveDestInRoot(root, "/")).toBe("/");
+  expect(resolveDestInRoot(root, "/var/lib/up")).toBe("/");
 });
 
 describe("isMountpoint: from mountinfo, with its escapes", () => {

@@ -243,6 +243,33 @@ describe("runc container -> CRIU options", () => {
     expect(opts.parentImages).toBe("../pre");
   });
 
+  test("binds and cgroup binds are keyed where they land (resolveDest: the rootfs's links resolved), as runc keys them, at dump and at restore; masks and devices as they are", () => {
+    const c = runcContainerFrom(state);
+    // /data is a link to /srv-in-root/data in this rootfs; the cgroup mount's parent /sys a link to /host-sys.
+    const resolveDest = (d: string) => d.replace(/^\/data/, "/srv-in-root/data").replace(/^\/sys/, "/host-sys");
+    const dump = containerDumpOpts({ plan: resolveCheckpointPlan({}), container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: ["/proc/kcore"], externalNs: {}, resolveDest });
+    expect(dump.extMounts).toEqual([
+      { key: "/srv-in-root/data", value: "/srv-in-root/data" },
+      { key: "/host-sys/fs/cgroup/memory", value: "/host-sys/fs/cgroup/memory" },
+      { key: "/host-sys/fs/cgroup/systemd", value: "/host-sys/fs/cgroup/systemd" },
+      { key: "/proc/kcore", value: "/dev/null" },
+      { key: "/dev/null", value: "/dev/null" },
+    ]);
+    const restore = containerRestorePlan({
+      plan: resolveCheckpointPlan({}),
+      container: c,
+      imagesDir: "/img",
+      criuRoot: "/r",
+      host: readHostCgroupFacts(mountinfo),
+      cgroupPaths: { memory: "/sys/fs/cgroup/memory/c2", "name=systemd": "/sys/fs/cgroup/systemd/c2" },
+      descriptors: state.external_descriptors,
+      resolveDest,
+    });
+    expect(restore.opts.extMounts).toContainEqual({ key: "/srv-in-root/data", value: "/srv/data" });
+    expect(restore.opts.extMounts).toContainEqual({ key: "/host-sys/fs/cgroup/memory", value: "/sys/fs/cgroup/memory/c2" });
+    expect(restore.opts.extMounts).toContainEqual({ key: "/dev/null", value: "/dev/null" });
+  });
+
   test("restore: mounts mapped to the new container's sources, pipes re-wired, namespaces handed in", () => {
     const c = runcContainerFrom({ ...state, id: "c2", config: { ...state.config, rootfs: "/b2/rootfs" } });
     const plan = resolveCheckpointPlan({ defaults: { lsmProfile: "apparmor:x" } });

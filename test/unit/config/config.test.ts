@@ -11,6 +11,7 @@ import {
   findConfigFile,
   loadConfig,
   parseConfig,
+  restoreBase,
   restoreSettings,
 } from "../../../src/config/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -119,13 +120,20 @@ describe("sections", () => {
     expect(restoreSettings(recorded, {})).toEqual({ plan: { ...withoutLsm, external: [], cgroupMode: "soft" }, vethPairs: [] });
   });
 
-  test("what reaches the host is never the checkpoint's: external entries, LSM profile and context, cgroup mode", () => {
-    const recorded = resolveCheckpointPlan({ defaults: { external: ["mnt[k]:/"], lsmProfile: "apparmor:unconfined", lsmMountContext: "system_u:object_r:x", cgroupMode: "full" } });
+  test("what reaches the host is never the checkpoint's: external entries, LSM profile and context, cgroup mode, mount engine", () => {
+    // A crafted metadata file: the plan schema still reads mntnsCompatMode (older checkpoints record it).
+    const recorded = { ...resolveCheckpointPlan({ defaults: { external: ["mnt[k]:/"], lsmProfile: "apparmor:unconfined", lsmMountContext: "system_u:object_r:x", cgroupMode: "full" } }), mntnsCompatMode: true };
     const s = restoreSettings(recorded, {});
     expect(s.plan.external).toEqual([]);
     expect(s.plan.lsmProfile).toBeUndefined();
     expect(s.plan.lsmMountContext).toBeUndefined();
     expect(s.plan.cgroupMode).toBe("soft");
+    expect(s.plan.mntnsCompatMode).toBe(false);
+    expect(restoreBase(recorded).mntnsCompatMode).toBe(false);
+    // This host chooses CRIU's older mount engine in [restore].
+    expect(restoreSettings(resolveCheckpointPlan({}), parseConfig("[restore]\nmntns_compat_mode = true\n", "/c.toml").restore).plan.mntnsCompatMode).toBe(true);
+    // ... and no longer in [checkpoint], where it has no meaning.
+    expect(() => parseConfig("[checkpoint]\nmntns_compat_mode = true\n", "/c.toml")).toThrow(/mntns_compat_mode/);
     // The restoring host's own settings still apply.
     expect(restoreSettings(recorded, { manage_cgroups_mode: "ignore", lsm_profile: "apparmor:host" }).plan).toMatchObject({ cgroupMode: "ignore", lsmProfile: "apparmor:host" });
   });

@@ -199,7 +199,8 @@ export type CheckpointOptions = Message<"cryo.v1.CheckpointOptions"> & {
   external: string[];
 
   /**
-   * Use CRIU's older mount-namespace engine on restore (CRIU --mntns-compat-mode).
+   * Not a checkpoint option: CRIU's older mount engine is the restoring host's choice ([restore]
+   * mntns_compat_mode in cryo's config). Set, the checkpoint fails with INVALID_ARGUMENT saying so.
    *
    * @generated from field: bool mntns_compat_mode = 22;
    */
