@@ -22,6 +22,23 @@ criu_min="4.2"
 say() { echo "setup: $*"; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 
+# missing_packages PKG...: the names of those not installed, one per line. dpkg-query exits 1 when any package
+# is unknown to dpkg (never installed): that is a fresh machine's case, not an error, and under pipefail it must
+# not end the script (it once did, silently: test/unit/scripts/setup.test.ts).
+missing_packages() {
+  local installed p
+  installed=" $({ dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } | awk '/install ok installed$/ {print $1}' | tr '\n' ' ') "
+  for p in "$@"; do
+    [[ "$installed" == *" $p "* ]] || echo "$p"
+  done
+}
+# For the tests: `setup.sh --missing-packages PKG...` runs only that check.
+if [ "${1:-}" = "--missing-packages" ]; then
+  shift
+  missing_packages "$@"
+  exit 0
+fi
+
 [ "$(id -u)" = 0 ] || die "run as root (containerd, runc and CRIU need it)"
 
 # --- 1. Debian packages -------------------------------------------------------------------------------------
@@ -34,13 +51,8 @@ packages=(
   libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev
 )
 command -v npm >/dev/null || packages+=(nodejs npm)
-# dpkg-query exits 1 when any package is unknown to dpkg (never installed): that is the fresh machine's case,
-# not an error, and under pipefail it must not end the script.
-installed=" $({ dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null || true; } | awk '/install ok installed$/ {print $1}' | tr '\n' ' ') "
 missing=()
-for p in "${packages[@]}"; do
-  [[ "$installed" == *" $p "* ]] || missing+=("$p")
-done
+for p in $(missing_packages "${packages[@]}"); do missing+=("$p"); done
 apt_updated=0
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
