@@ -245,13 +245,7 @@ test("a read-only bind below a symbolic link of the image (Kubernetes' service a
     // runc mounts it where the link leads: the container's mount table names /run/secrets/...
     const before = await exec("cat /var/run/secrets/kubernetes.io/serviceaccount/token; grep -c ' /run/secrets/kubernetes.io/serviceaccount ro,' /proc/self/mountinfo");
     expect(before).toBe("t0ken\n1\n");
-    const ref = `localhost/checkpoint/${id}:1`;
-    await checkpoint(id, ref);
-    await remove(id);
-    const r = await restore(id, ref);
-    expect(r.stderr).toBe("");
-    expect(r.exitCode).toBe(0);
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    await checkpointRemoveRestore(id);
     expect(await exec("cat /var/run/secrets/kubernetes.io/serviceaccount/token; grep -c ' /run/secrets/kubernetes.io/serviceaccount ro,' /proc/self/mountinfo")).toBe("t0ken\n1\n");
     expect(await exec("touch /run/secrets/kubernetes.io/serviceaccount/x 2>&1; echo $?")).toMatch(/Read-only file system\n1\n$/);
     await remove(id);
