@@ -3,14 +3,16 @@
  *
  * Booleans take "true"/"false" (also 1/0, yes/no); lists are comma-separated. An unknown
  * `cryo.checkpoint/` key or a bad value is INVALID_ARGUMENT naming the key, so a typo never silently
- * changes what a checkpoint holds. The table below is the documentation (docs/checkpoint.md repeats it).
+ * changes what a checkpoint holds: at Create (bundle-spec.ts) and at the checkpoint. The table below is the documentation (docs/checkpoint.md repeats it).
  */
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointOverrides } from "./plan.ts";
-import { RESTORE_ONLY_COMPAT_MODE } from "./plan-enums.ts";
 
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
+
+/** Why a checkpoint cannot ask for CRIU's older mount engine. */
+export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";
 
 type Kind = "bool" | "string" | "list" | "int" | "cgroup-mode" | "compression" | "network-lock" | "address";
 

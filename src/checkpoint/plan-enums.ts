@@ -12,6 +12,3 @@ export const compressionSchema = z.enum(["none", "zstd"]);
 /** How CRIU cuts the container's network off while it is frozen (CRIU --network-lock). */
 // skip: no lock. cryo also chooses it by itself for a network namespace nothing outside can reach (checkpoint-dump.ts).
 export const networkLockSchema = z.enum(["nftables", "iptables", "skip"]);
-
-/** Why a checkpoint cannot ask for CRIU's older mount engine. */
-export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";

@@ -11,8 +11,8 @@ import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
-import { parseCheckpointAnnotations } from "./annotations.ts";
-import { compressionSchema, networkLockSchema, planCgroupModeSchema, RESTORE_ONLY_COMPAT_MODE } from "./plan-enums.ts";
+import { parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
+import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./plan-enums.ts";
 
 export { compressionSchema, networkLockSchema, planCgroupModeSchema };
 

@@ -1,12 +1,14 @@
 /**
  * What the shim itself reads from a bundle's OCI spec (<bundle>/config.json) before runc runs: that it
  * exists and is a JSON object (so a broken bundle is a clear NOT_FOUND / INVALID_ARGUMENT instead of
- * runc's message), and whether the container gets its own PID namespace.
+ * runc's message), whether the container gets its own PID namespace, and its `cryo.checkpoint/`
+ * annotations (checked at Create, so that a typo fails `ctr run`, not the checkpoint an hour later).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
+import { ANNOTATION_PREFIX, parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
 import { invalidArgument, notFound } from "../errors.ts";
 
 /** The facts the shim needs from a spec. */
@@ -23,6 +25,7 @@ export interface BundleSpec {
 const specSchema = lazySchema(() =>
   z.looseObject({
     ociVersion: z.string(),
+    annotations: z.optional(z.record(z.string(), z.string())),
     linux: z.optional(z.looseObject({ namespaces: z.optional(z.array(z.looseObject({ type: z.string(), path: z.optional(z.string()) }))) })),
   }),
 );
@@ -47,5 +50,7 @@ export function readBundleSpec(bundle: string): BundleSpec {
   const r = parseDetail(specSchema(), json, "spec");
   if (!r.ok) throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.detail });
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
+  // An unknown key or a bad value: INVALID_ARGUMENT naming the annotation.
+  if (Object.keys(r.data.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX))) parseCheckpointAnnotations(r.data.annotations ?? {});
   return { killAllOnExit: !ownPid };
 }

@@ -94,6 +94,21 @@ test("a container's cryo.checkpoint/* annotations override the config file's def
   await remove(id);
 }, 180_000);
 
+test("a cryo.checkpoint/* annotation with an unknown key or a bad value fails `ctr run` at Create, naming it; nothing is left running", async () => {
+  for (const [annotation, message] of [
+    ["cryo.checkpoint/tcp-establishd=true", "annotation cryo.checkpoint/tcp-establishd: invalid argument: unknown key; known: exit, leave-running, tcp-established"],
+    ["cryo.checkpoint/compression=lz4", 'annotation cryo.checkpoint/compression="lz4": invalid argument: want none or zstd'],
+    ["cryo.checkpoint/mntns-compat-mode=true", "annotation cryo.checkpoint/mntns-compat-mode: invalid argument: CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode"],
+  ] as const) {
+    const id = uniqueId("cfgann");
+    const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--annotation", annotation, testImage, id, "sleep", "100"], { timeoutMs: 60_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(await taskStatus(pc, id)).toBeUndefined();
+    await pc.ctrOk(["containers", "rm", id]);
+  }
+}, 120_000);
+
 test("the runtime options' config path (ctr run --runtime-config-path) wins over CRYO_CONFIG", async () => {
   const id = uniqueId("cfgpath");
   await run(id, ["--runtime-config-path", pathConfig]);
