@@ -27,8 +27,8 @@
  *   it that is not a masked path; a path of `linux.maskedPaths` has no mask. A path that does not exist on
  *   this host (for paths in /proc and /sys) or in the new rootfs is skipped, as runc skips it. Spec paths are
  *   compared normalised, and spec mounts where they land (the rootfs's symbolic links resolved inside it);
- * - a mount point in the rootfs's own file system has a symbolic link of the new rootfs on its way
- *   (checkMountpointLinks), which CRIU would not resolve inside the rootfs.
+ * - a mount point has a symbolic link on its way, in the rootfs or in the source of a spec's bind it lies
+ *   below (checkMountpointLinks), which CRIU would not resolve inside the container.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join, posix } from "node:path";
@@ -166,20 +166,25 @@ export function containerPathExists(spec: MountSpec, rootfs: string): (path: str
 }
 
 /**
- * Refuses a mount point in the rootfs's own file system (its nearest mount above is the rootfs) that has a
- * symbolic link of the rootfs on its way. CRIU does not resolve such a link inside the rootfs: its current mount
- * engine then fails to find the mount point, and its older one (mntns-compat-mode) mounts in a copy of the host's
- * mount namespace, where the link leads out of the container (a bind over a host directory, which reaches the host
- * where its mounts are shared). An honest dump names the resolved path, as the container's mount table does.
+ * Refuses a mount point with a symbolic link on its way, in the directory tree its nearest mount above shows
+ * there: the rootfs, or the host directory of a bind mount of the spec (`bindSources`: where the bind lands ->
+ * its source). CRIU does not resolve such a link inside the container: its current mount engine then fails to
+ * find the mount point, and its older one (mntns-compat-mode) mounts in a copy of the host's mount namespace,
+ * where the link leads out of the container (a bind over a host directory, which reaches the host where its
+ * mounts are shared). An honest dump names the resolved path, as the container's mount table does. Below
+ * other mounts (a tmpfs, whose contents CRIU makes) nothing is looked up.
  */
-export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: string, where: string, image = "mount image"): void {
+export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: string, where: string, image = "mount image", bindSources: ReadonlyMap<string, string> = new Map()): void {
   const points = entries.map((e) => e.mountpoint);
   for (const e of entries) {
     if (e.mountpoint === "/") continue;
     const nearest = points.filter((p) => p !== e.mountpoint && below(e.mountpoint, p)).sort((a, b) => b.length - a.length)[0];
-    if (nearest !== "/") continue;
-    let here = rootfs;
-    for (const c of e.mountpoint.split("/").filter((part) => part !== "")) {
+    if (nearest === undefined) continue;
+    const base = nearest === "/" ? rootfs : bindSources.get(nearest);
+    if (base === undefined) continue;
+    const tree = nearest === "/" ? "the rootfs" : `the source of the bind at ${nearest} (${base})`;
+    let here = base;
+    for (const c of e.mountpoint.slice(nearest.length).split("/").filter((part) => part !== "")) {
       here = join(here, c);
       let st;
       try {
@@ -188,9 +193,9 @@ export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: strin
         break; // made at the restore, as a directory
       }
       if (st.isSymbolicLink()) {
-        const path = here.slice(join(rootfs).length);
+        const path = posix.join(nearest, here.slice(join(base).length));
         throw invalidArgument(where, {
-          detail: `${image}: the mount at ${e.mountpoint} goes through ${path}, a symbolic link in the rootfs (to ${readlinkSync(here)}), which CRIU would not resolve inside the rootfs`,
+          detail: `${image}: the mount at ${e.mountpoint} goes through ${path}, a symbolic link in ${tree} (to ${readlinkSync(here)}), which CRIU would not resolve inside the container`,
         });
       }
       if (!st.isDirectory()) break;
@@ -202,9 +207,15 @@ export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: strin
 export function checkMountImages(imagesDir: string, spec: MountSpec, where: string, rootfs: string): void {
   const exists = containerPathExists(spec, rootfs);
   const resolve = (p: string) => resolveDestInRoot(rootfs, p);
+  // Where each of the spec's bind mounts lands -> its host directory (a relative source is the bundle's, the rootfs's parent).
+  const bindSources = new Map<string, string>();
+  for (const m of Array.isArray(spec.mounts) ? (spec.mounts as { destination?: unknown; type?: unknown; source?: unknown; options?: unknown }[]) : []) {
+    const bind = m?.type === "bind" || strings(m?.options).some((o) => o === "bind" || o === "rbind");
+    if (bind && typeof m.destination === "string" && typeof m.source === "string") bindSources.set(resolve(specPath(m.destination)), posix.resolve(posix.dirname(rootfs), m.source));
+  }
   for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
     const entries = decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts);
     checkMountEntries(entries, spec, where, exists, name, resolve);
-    checkMountpointLinks(entries, rootfs, where, name);
+    checkMountpointLinks(entries, rootfs, where, name, bindSources);
   }
 }

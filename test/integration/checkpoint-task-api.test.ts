@@ -490,7 +490,7 @@ test("a mount point behind a symbolic link of the new rootfs is refused before C
           (e: unknown) => e as CryoError,
         );
         expect(err?.code).toBe(Code.INVALID_ARGUMENT);
-        expect(err?.message).toMatch(/mountpoints-\d+\.img: the mount at \/data goes through \/data, a symbolic link in the rootfs \(to \/tmp\/cryo-probe-\w+\/victim\), which CRIU would not resolve inside the rootfs/);
+        expect(err?.message).toMatch(/mountpoints-\d+\.img: the mount at \/data goes through \/data, a symbolic link in the rootfs \(to \/tmp\/cryo-probe-\w+\/victim\), which CRIU would not resolve inside the container/);
         await r.call("delete", { id: r.restoredId });
         expect(hostMounts()).toEqual([]);
         expect(readdirSync(victim)).toEqual(["host-file"]);

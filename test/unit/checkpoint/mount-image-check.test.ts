@@ -165,7 +165,7 @@ test("checkMountpointLinks: a mount point in the rootfs's own file system behind
     const devTmpfs = mnt(Fstype.TMPFS, "/dev", RW, { extKey: "cryo-empty-tmpfs/dev" });
     expect(check([root, mnt(Fstype.AUTO, "/srv/data", RO, { extKey: "/srv/data" }), mnt(Fstype.AUTO, "/new/dir", RO, { extKey: "/new/dir" })])).toBe("accepted");
     expect(check([root, mnt(Fstype.AUTO, "/data/x", RO, { extKey: "/data/x" })])).toBe(
-      "restore container c1 from /ck: invalid argument: mountpoints-13.img: the mount at /data/x goes through /data, a symbolic link in the rootfs (to /etc), which CRIU would not resolve inside the rootfs",
+      "restore container c1 from /ck: invalid argument: mountpoints-13.img: the mount at /data/x goes through /data, a symbolic link in the rootfs (to /etc), which CRIU would not resolve inside the container",
     );
     expect(check([root, mnt(Fstype.AUTO, "/data", RO, { extKey: "/data" })])).toContain("the mount at /data goes through /data");
     // /dev/shm is in the /dev tmpfs, not in the rootfs: the rootfs's entry under it is hidden.
@@ -173,6 +173,26 @@ test("checkMountpointLinks: a mount point in the rootfs's own file system behind
     expect(check([root, mnt(Fstype.TMPFS, "/dev/shm", RW)])).toContain("goes through /dev/shm, a symbolic link in the rootfs (to /elsewhere)");
     // A file on the way: nothing below it to follow.
     expect(check([root, mnt(Fstype.AUTO, "/file/x", RO, { extKey: "/file/x" })])).toBe("accepted");
+    // Below a bind of the spec: looked up in the bind's source (a volume the container could have written a link into).
+    const volume = join(rootfs, "volume");
+    mkdirSync(join(volume, "ok"), { recursive: true });
+    symlinkSync("/etc", join(volume, "cache"));
+    const binds = new Map([["/srv/data", volume]]);
+    const nested = (p: string) => [root, mnt(Fstype.AUTO, "/srv/data", RW, { extKey: "/srv/data" }), mnt(Fstype.TMPFS, p, RW)];
+    const inBind = (entries: MntEntry[]) => {
+      try {
+        checkMountpointLinks(entries, rootfs, "restore container c1 from /ck", "mountpoints-13.img", binds);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return "accepted";
+    };
+    expect(inBind(nested("/srv/data/ok/tmp"))).toBe("accepted");
+    expect(inBind(nested("/srv/data/cache/tmp"))).toBe(
+      `restore container c1 from /ck: invalid argument: mountpoints-13.img: the mount at /srv/data/cache/tmp goes through /srv/data/cache, a symbolic link in the source of the bind at /srv/data (${volume}) (to /etc), which CRIU would not resolve inside the container`,
+    );
+    // Without the spec's sources (a mount below a mount the check does not know): not looked up.
+    expect(check(nested("/srv/data/cache/tmp"))).toBe("accepted");
   } finally {
     rmSync(rootfs, { recursive: true, force: true });
   }
