@@ -3,7 +3,8 @@
  *
  * Booleans take "true"/"false" (also 1/0, yes/no); lists are comma-separated. An unknown
  * `cryo.checkpoint/` key or a bad value is INVALID_ARGUMENT naming the key, so a typo never silently
- * changes what a checkpoint holds: at Create (bundle-spec.ts) and at the checkpoint. The table below is the documentation (docs/checkpoint.md repeats it).
+ * changes what a checkpoint holds: at Create (bundle-spec.ts) and at the checkpoint. The table below is
+ * the documentation (docs/checkpoint.md repeats it).
  */
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointOverrides } from "./plan.ts";

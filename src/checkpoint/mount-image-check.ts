@@ -206,7 +206,8 @@ export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: strin
 /** Reads and checks every mount image of imagesDir (mountpoints-<id>.img). */
 export function checkMountImages(imagesDir: string, spec: MountSpec, where: string, rootfs: string): void {
   const exists = containerPathExists(spec, rootfs);
-  const resolve = (p: string) => resolveDestInRoot(rootfs, p);
+  const resolved = new Map<string, string>();
+  const resolve = (p: string) => resolved.get(p) ?? resolved.set(p, resolveDestInRoot(rootfs, p)).get(p)!;
   // Where each of the spec's bind mounts lands -> its host directory (a relative source is the bundle's, the rootfs's parent).
   const bindSources = new Map<string, string>();
   for (const m of Array.isArray(spec.mounts) ? (spec.mounts as { destination?: unknown; type?: unknown; source?: unknown; options?: unknown }[]) : []) {

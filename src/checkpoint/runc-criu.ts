@@ -319,6 +319,12 @@ function relDest(rootfs: string, dest: string): string {
   return d.startsWith("/") ? d : `/${d}`;
 }
 
+/** The key CRIU knows a mount at dest by: its container path, where it lands when resolveDest is given. */
+function mountKey(c: RuncContainer, dest: string, resolveDest: ((dest: string) => string) | undefined): string {
+  const d = relDest(c.config.rootfs, dest);
+  return resolveDest ? resolveDest(d) : d;
+}
+
 /** Inputs of a container dump. */
 export interface ContainerDumpInput {
   plan: CheckpointPlan;
@@ -350,20 +356,18 @@ export interface ContainerDumpInput {
 export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
   const { plan, container: c } = input;
   const extMounts: { key: string; value: string }[] = [];
-  const add = (dest: string) => {
-    const key = relDest(c.config.rootfs, dest);
+  const add = (key: string) => {
     if (!extMounts.some((m) => m.key === key)) extMounts.push({ key, value: key });
   };
-  const resolve = (dest: string) => (input.resolveDest ? input.resolveDest(relDest(c.config.rootfs, dest)) : dest);
   if (!plan.preDump) {
     for (const m of c.config.mounts) {
-      if (m.device === "bind") add(resolve(m.destination));
-      else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(resolve(join(m.destination, basename(mp))));
+      if (m.device === "bind") add(mountKey(c, m.destination, input.resolveDest));
+      else if (m.device === "cgroup" && !hasCgroupNs(c)) for (const mp of input.host.v1Mountpoints) add(mountKey(c, join(m.destination, basename(mp)), input.resolveDest));
     }
     for (const p of input.maskedFiles) extMounts.push({ key: p, value: "/dev/null" });
     for (const p of input.maskedDirs ?? []) extMounts.push({ key: p, value: MASKED_DIR_KEY });
     for (const t of input.emptyTmpfs ?? []) extMounts.push({ key: t.mountpoint, value: t.key });
-    for (const d of c.config.devices) add(d.path);
+    for (const d of c.config.devices) add(relDest(c.config.rootfs, d.path));
   }
   const external = [...plan.external];
   if (input.externalNs.net !== undefined) external.push(`net[${input.externalNs.net}]:${externalNsKey("net")}`);
@@ -444,16 +448,15 @@ export interface ContainerRestorePlan {
 export function containerRestorePlan(input: ContainerRestoreInput): ContainerRestorePlan {
   const { plan, container: c } = input;
   const extMounts: { key: string; value: string }[] = [];
-  const resolve = (dest: string) => (input.resolveDest ? input.resolveDest(relDest(c.config.rootfs, dest)) : relDest(c.config.rootfs, dest));
   for (const m of c.config.mounts) {
-    if (m.device === "bind") extMounts.push({ key: resolve(m.destination), value: m.source });
+    if (m.device === "bind") extMounts.push({ key: mountKey(c, m.destination, input.resolveDest), value: m.source });
     else if (m.device === "cgroup" && !hasCgroupNs(c)) {
       for (const mp of input.host.v1Mountpoints) {
         const name = basename(mp);
         const controller = Object.keys(input.cgroupPaths).find((k) => k === name || k === `name=${name}` || k.split(",").includes(name));
         const source = controller === undefined ? undefined : input.cgroupPaths[controller];
         if (!source) throw invalidArgument(`restore ${c.id}: cgroup mount ${name}`, { detail: "the new container has no cgroup directory for it" });
-        extMounts.push({ key: resolve(join(m.destination, name)), value: source });
+        extMounts.push({ key: mountKey(c, join(m.destination, name), input.resolveDest), value: source });
       }
     }
   }

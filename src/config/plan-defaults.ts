@@ -65,7 +65,7 @@ export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
  * restore set), and CRIU's mount engine (the older one mounts in a copy of the host's mount namespace and
  * follows a symbolic link on a mount point out of the rootfs: a bind mount over a host directory, which reaches
  * the host where its mounts are shared). Those start from the restore's own defaults (none, none, "soft" as
- * `runc restore`, the current engine), and only `[restore]` (and then restore plugins) set them.
+ * `runc restore`, the current engine), and only `[restore]` (and then restore plugins, but for the engine) set them.
  */
 export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): RestoreSettings {
   const next = restoreBase(recorded);

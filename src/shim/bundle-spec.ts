@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
-import { ANNOTATION_PREFIX, parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
+import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
 import { invalidArgument, notFound } from "../errors.ts";
 
 /** The facts the shim needs from a spec. */
@@ -51,6 +51,6 @@ export function readBundleSpec(bundle: string): BundleSpec {
   if (!r.ok) throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.detail });
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   // An unknown key or a bad value: INVALID_ARGUMENT naming the annotation.
-  if (Object.keys(r.data.annotations ?? {}).some((k) => k.startsWith(ANNOTATION_PREFIX))) parseCheckpointAnnotations(r.data.annotations ?? {});
+  parseCheckpointAnnotations(r.data.annotations ?? {});
   return { killAllOnExit: !ownPid };
 }

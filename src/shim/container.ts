@@ -10,8 +10,8 @@
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
-import { Topic, type Publisher } from "./events.ts";
 import { wallClock } from "../sys/clock.ts";
+import { Topic, type Publisher } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
 import { ShimProcess } from "./process.ts";
