@@ -14,8 +14,8 @@
  *   or cgroup bind by its own destination, a mask (`/dev/null`, the masked directory, read-only) only at a
  *   masked path, an empty tmpfs by its destination; so no key's source lands elsewhere (`CRIU:` keys neither);
  * - a mount of its own has a file system other than proc, sysfs, tmpfs, devpts, mqueue and cgroups (not even
- *   the rootfs's: CRIU mounts it anew where its options differ), or shares a device with the rootfs or a mount
- *   the restore gives (CRIU would bind it from there);
+ *   the rootfs's: CRIU mounts it anew where its options differ), or CRIU would bind it from the rootfs or a
+ *   mount the restore gives (same device and a root within theirs, or their peer group) instead of mounting it;
  * - a whole procfs or sysfs is mounted other than where the spec mounts it, or a part of one other than over
  *   itself (runc's read-only paths) or read-write; a cgroup file system other than at or below where the spec
  *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
@@ -89,7 +89,12 @@ export function checkMountEntries(
   const external = (e: MntEntry) => e.extKey !== "" || e.extMount;
   const dests = (types: string[]) => specMounts.filter((m) => types.includes(m.type));
   const seen = new Set<string>();
-  const externalDevs = new Set(entries.filter((e) => external(e) || e.mountpoint === "/").map((e) => e.rootDev));
+  const given = entries.filter((e) => external(e) || e.mountpoint === "/");
+  // The given mount (or the rootfs) CRIU would bind a mount of its own from, instead of mounting it anew
+  // (criu/mount.c propagate_mount, propagate_siblings): one of the same device whose root holds the mount's root,
+  // or one of its peer group (shared, or the master of a slave).
+  const bindSource = (e: MntEntry) =>
+    given.find((g) => g !== e && ((g.rootDev === e.rootDev && below(e.root, g.root)) || (g.sharedId !== 0 && (g.sharedId === e.sharedId || g.sharedId === e.masterId))));
   for (const e of entries) {
     if (!cleanAbsolute(e.mountpoint) || !cleanAbsolute(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
     if (seen.has(e.mountpoint)) throw refuse(`two mounts at ${e.mountpoint} (the upper one would hide the lower)`);
@@ -110,8 +115,11 @@ export function checkMountEntries(
       }
     } else {
       if (!MOUNTABLE.has(e.fstype)) throw refuse(`${named(e)}${e.fsname ? ` (${e.fsname})` : ""}: a container of the spec mounts no such file system`);
-      // A new mount of its own: sharing a device with a mount the restore gives, CRIU would bind it from there.
-      if (externalDevs.has(e.rootDev)) throw refuse(`${named(e)}: its device ${e.rootDev} is that of the rootfs or a mount the restore gives`);
+      // A new mount of its own, which CRIU would bind from a mount the restore gives (its host source). A
+      // mount of the same device that CRIU cannot bind it from is fine: runc's masks are /dev/null binds of the
+      // container's /dev tmpfs (root /null), which a /dev dumped whole shares its device with.
+      const from = bindSource(e);
+      if (from) throw refuse(`${named(e)}: CRIU would bind it from the ${from.mountpoint === "/" ? "rootfs" : `mount the restore gives at ${from.mountpoint}`} (${from.rootDev === e.rootDev ? `device ${e.rootDev}` : `peer group ${from.sharedId}`})`);
     }
     if (masked.includes(e.mountpoint) && !(e.extKey === DEV_NULL_KEY || e.extKey === MASKED_DIR_KEY)) throw refuse(`${named(e)}: the spec masks ${e.mountpoint}, and this is not a mask`);
     if ((e.fstype === Fstype.PROC || e.fstype === Fstype.SYSFS) && !external(e)) {
@@ -200,6 +208,33 @@ export function checkMountpointLinks(entries: readonly MntEntry[], rootfs: strin
       }
       if (!st.isDirectory()) break;
     }
+  }
+}
+
+/**
+ * With CRIU's older mount engine only (`[restore] mntns_compat_mode`): refuses a mount below a tmpfs whose contents
+ * CRIU extracts from the checkpoint (`hasContents(dev)`: its tmpfs-dev-<dev>.tar.gz.img exists). That engine
+ * extracts them and then mounts below them, in a copy of the host's mount namespace, so a symbolic link among
+ * those contents on the way would lead the mount out of the container. The current engine builds the tree in a
+ * namespace of its own, where no link reaches the host.
+ */
+export function checkCompatModeMounts(entries: readonly MntEntry[], hasContents: (dev: number) => boolean, where: string, image = "mount image"): void {
+  for (const t of entries) {
+    if (t.fstype !== Fstype.TMPFS || t.extKey !== "" || t.extMount || !hasContents(t.rootDev)) continue;
+    const nested = entries.find((e) => e.mountpoint !== t.mountpoint && below(e.mountpoint, t.mountpoint));
+    if (nested) {
+      throw invalidArgument(where, {
+        detail: `${image}: with CRIU's older mount engine ([restore] mntns_compat_mode), the mount at ${nested.mountpoint} lies below the tmpfs at ${t.mountpoint}, whose contents come from the checkpoint: a symbolic link among them would lead it out of the container`,
+      });
+    }
+  }
+}
+
+/** checkCompatModeMounts for every mount image of imagesDir. */
+export function checkCompatModeImages(imagesDir: string, where: string): void {
+  const hasContents = (dev: number) => existsSync(join(imagesDir, `tmpfs-dev-${dev}.tar.gz.img`));
+  for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
+    checkCompatModeMounts(decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts), hasContents, where, name);
   }
 }
 

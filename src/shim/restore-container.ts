@@ -28,7 +28,7 @@ import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
-import { checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
+import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
@@ -393,6 +393,8 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // recorded options were validated with the metadata: without `[restore]` settings no parse is needed.
     const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: restoreBase(meta.options), vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
+    // The older mount engine, which this host chose: no mount below a tmpfs whose contents come from the checkpoint.
+    if (options.mntnsCompatMode) checkCompatModeImages(source.dir, label);
     if (container.config.mask_paths.length > 0) ensureMaskedDirSource(label);
     // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,
     // mounted in the work dir for CRIU to bind into the container, and detached here once CRIU is done

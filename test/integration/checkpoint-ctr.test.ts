@@ -254,6 +254,15 @@ test("a read-only bind below a symbolic link of the image (Kubernetes' service a
   }
 }, 180_000);
 
+test("a container that wrote a file into /dev (its tmpfs dumped whole, sharing its device with runc's /dev/null masks) restores with the file", async () => {
+  const id = uniqueId("devfile");
+  await runDetached(id, ["sh", "-c", "echo kept > /dev/cryo-file; exec sleep 1000"]);
+  await waitFor(async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "cat", "/dev/cryo-file"])).stdout === "kept\n", { what: "the file in /dev" });
+  await checkpointRemoveRestore(id);
+  expect((await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "cat", "/dev/cryo-file", "/proc/kcore"])).stdout).toBe("kept\n");
+  await remove(id);
+}, 180_000);
+
 test("the restored container's devices cgroup has the rules it had (runc's), not its parent's allow-all", async () => {
   const id = uniqueId("dev");
   // --device adds a spec rule (allow c 10:229 rwm) after containerd's deny-all; runc's defaults follow.

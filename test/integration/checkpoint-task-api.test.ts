@@ -215,7 +215,7 @@ const cmdline = (pid: string) => {
 };
 
 /**
- * A `sleep` source container (`ctr run` with runFlags) checkpointed, and the inputs of a task to restore from it as restoredId (its own
+ * A `sleep` source container (`ctr run` with runFlags; command instead of the sleep) checkpointed, and the inputs of a task to restore from it as restoredId (its own
  * cgroup, a copy of the rootfs), with a task API client on the source's shim. fn runs the test; afterwards the
  * restored task is deleted, the client closed and the source removed.
  */
@@ -223,12 +223,13 @@ async function withSleepCheckpoint(
   prefix: string,
   fn: (r: { src: string; restoredId: string; cgroupsPath: string; images: string; bundle: string; call: TaskCall }) => Promise<void>,
   runFlags: string[] = [],
+  command: string[] = ["sleep", "1000"],
 ): Promise<void> {
   const src = uniqueId("src");
   const ref = `localhost/${src}:ckpt`;
   const restoredId = uniqueId(prefix);
   const work = mkdtempSync(join(dir, `${prefix}-`));
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...runFlags, testImage, src, "sleep", "1000"]);
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...runFlags, testImage, src, ...command]);
   try {
     await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
     const cgroupsPath = `/${ns}/${restoredId}`;
@@ -531,3 +532,37 @@ test("a mount point behind a symbolic link of the new rootfs is refused before C
     rmSync(probe, { recursive: true, force: true });
   }
 });
+
+test("with CRIU's older mount engine ([restore] mntns_compat_mode), a checkpoint with mounts below a tmpfs whose contents it carries is refused; the current engine restores it", async () => {
+  // A file in /dev: its tmpfs is dumped whole (a tar CRIU extracts), and /dev/pts, /dev/mqueue and /dev/shm are below it.
+  await withSleepCheckpoint(
+    "devtar",
+    async (r) => {
+      expect(readdirSync(r.images).some((n) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(n))).toBe(true);
+      const config = join(r.bundle, "..", "compat.toml");
+      writeFileSync(config, "[restore]\nmntns_compat_mode = true\n");
+      const options = create(AnySchema, { typeUrl: "cryo.v1.RuntimeOptions", value: toBinary(RuntimeOptionsSchema, create(RuntimeOptionsSchema, { configPath: config })) });
+      await r.call("create", { ...createFrom(r), options }, 60_000);
+      const err = await r.call("start", { id: r.restoredId }, 60_000).then(
+        () => undefined,
+        (e: unknown) => e as CryoError,
+      );
+      expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err?.message).toMatch(/mountpoints-\d+\.img: with CRIU's older mount engine \(\[restore\] mntns_compat_mode\), the mount at \/dev\/\w+ lies below the tmpfs at \/dev, whose contents come from the checkpoint/);
+      await r.call("delete", { id: r.restoredId });
+      for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+      expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+      // The current engine restores it, /dev's file included.
+      await r.call("create", createFrom(r), 60_000);
+      await r.call("start", { id: r.restoredId }, 60_000);
+      const pid = (await r.call("state", { id: r.restoredId })).pid;
+      expect(readdirSync(`/proc/${pid}/root/dev`)).toContain("cryo-file");
+      await r.call("kill", { id: r.restoredId, signal: 9 });
+      await r.call("wait", { id: r.restoredId }, 30_000);
+    },
+    [],
+    ["sh", "-c", "echo x > /dev/cryo-file; exec sleep 1000"],
+  );
+});
+

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkMountEntries, checkMountpointLinks, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
+import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../../../src/gen/criu/mnt_pb.ts";
 
 // ctr's default spec, as a checkpoint of it records it.
@@ -112,7 +112,20 @@ test("roots and mount points that climb, mounts sharing a given mount's device, 
   const base = image();
   const maskedDev = at(base, "/proc/acpi").rootDev;
   expect(refused([...base, mnt(Fstype.TMPFS, "/x", RW, { root: "/../../..", rootDev: maskedDev })])).toContain('TMPFS mount at /x (its /../../..): its mount point and root must be absolute paths without empty, "." or ".." components');
-  expect(refused([...base, mnt(Fstype.TMPFS, "/x", RW, { root: "/etc", rootDev: maskedDev })])).toContain("TMPFS mount at /x (its /etc): its device " + maskedDev + " is that of the rootfs or a mount the restore gives");
+  expect(refused([...base, mnt(Fstype.TMPFS, "/x", RW, { root: "/etc", rootDev: maskedDev })])).toContain(`TMPFS mount at /x (its /etc): CRIU would bind it from the mount the restore gives at /proc/acpi (device ${maskedDev})`);
+  expect(refused([...base, mnt(Fstype.TMPFS, "/y", RW, { rootDev: at(base, "/").rootDev })])).toContain(`TMPFS mount at /y: CRIU would bind it from the rootfs (device ${at(base, "/").rootDev})`);
+  // In the peer group of a given mount: CRIU binds it from there whatever its device.
+  const etcData = at(base, "/etc/data");
+  etcData.sharedId = 9;
+  expect(refused([...base, mnt(Fstype.TMPFS, "/s", RW, { sharedId: 9 })])).toContain("TMPFS mount at /s: CRIU would bind it from the mount the restore gives at /etc/data (peer group 9)");
+  expect(refused([...base, mnt(Fstype.TMPFS, "/s", RW, { masterId: 9 })])).toContain("TMPFS mount at /s: CRIU would bind it from the mount the restore gives at /etc/data (peer group 9)");
+  // A /dev dumped whole (files in it) shares its device with runc's masks, binds of its /null: CRIU cannot bind /dev from them.
+  const devDumped = edit((m) => {
+    const dev = at(m, "/dev");
+    dev.extKey = "";
+    dev.rootDev = at(m, "/proc/keys").rootDev;
+  });
+  expect(refused(devDumped)).toBe("accepted");
   expect(refused([...image(), mnt(Fstype.TMPFS, "x/../y", RW)])).toContain("its mount point and root must be absolute paths");
   expect(refused([...image(), mnt(Fstype.AUTO, "/rw-data", RW, { extKey: "/etc/data" })])).toContain('AUTO mount at /rw-data: external "/etc/data" is not this mount\'s destination');
   expect(refused([...image(), mnt(Fstype.TMPFS, "/y", RW, { extKey: "CRIU:EXTERNAL_DEV" })])).toContain('external "CRIU:EXTERNAL_DEV" is not this mount\'s destination');
@@ -196,4 +209,25 @@ test("checkMountpointLinks: a mount point in the rootfs's own file system behind
   } finally {
     rmSync(rootfs, { recursive: true, force: true });
   }
+});
+
+test("checkCompatModeMounts: under the older engine, no mount below a tmpfs whose contents come from the checkpoint; an empty (external) tmpfs or one without nested mounts is fine", () => {
+  const check = (entries: MntEntry[], tars: number[]) => {
+    try {
+      checkCompatModeMounts(entries, (dev) => tars.includes(dev), "restore container c1 from /ck", "mountpoints-13.img");
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "accepted";
+  };
+  const devWithFiles = mnt(Fstype.TMPFS, "/dev", RW, { rootDev: 77 });
+  const nested = [mnt(Fstype.OVERLAYFS, "/", RW), devWithFiles, mnt(Fstype.DEVPTS, "/dev/pts", RW), mnt(Fstype.TMPFS, "/run", RW, { rootDev: 78 })];
+  expect(check(nested, [77])).toBe(
+    "restore container c1 from /ck: invalid argument: mountpoints-13.img: with CRIU's older mount engine ([restore] mntns_compat_mode), the mount at /dev/pts lies below the tmpfs at /dev, whose contents come from the checkpoint: a symbolic link among them would lead it out of the container",
+  );
+  // /run's contents come from the checkpoint too, but nothing is mounted below it; /dev made empty (no tar) is the restore's.
+  expect(check(nested, [78])).toBe("accepted");
+  expect(check(nested, [])).toBe("accepted");
+  // The checkpoint's usual /dev: an empty tmpfs the restore gives (external), whatever a tar of that device would say.
+  expect(check([mnt(Fstype.OVERLAYFS, "/", RW), mnt(Fstype.TMPFS, "/dev", RW, { rootDev: 77, extKey: "cryo-empty-tmpfs/dev" }), mnt(Fstype.DEVPTS, "/dev/pts", RW)], [77])).toBe("accepted");
 });
