@@ -26,6 +26,7 @@ import { checkLocalPages, checkPageServerPort, isPostCopy, networkLockAsked, pos
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
+import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
@@ -191,6 +192,36 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
   }
 }
 
+/**
+ * The container's tasks (every thread of its freezer cgroup, or of its cgroup v2 directory) in a stop: `T` (a stop
+ * signal) or `t` (a ptrace stop) in /proc/<tid>/stat, or, once the cgroup is frozen (containerd pauses before
+ * Checkpoint; a frozen task reads `D`), waiting in the kernel's do_signal_stop or ptrace_stop (its wchan; a task
+ * frozen while running waits in __refrigerator). Tasks gone meanwhile are skipped.
+ */
+export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
+  const STOP_WAITS = new Set(["do_signal_stop", "ptrace_stop"]);
+  const dir = cgroupPaths.freezer ?? cgroupPaths[""];
+  if (dir === undefined) return [];
+  let list: string;
+  try {
+    list = readFileSync(join(dir, existsSync(join(dir, "tasks")) ? "tasks" : "cgroup.threads"), "utf8");
+  } catch {
+    return [];
+  }
+  const stopped: number[] = [];
+  for (const tid of list.split("\n").filter((l) => l !== "").map(Number)) {
+    try {
+      const stat = readFileSync(`/proc/${tid}/stat`, "utf8");
+      const state = stat[stat.lastIndexOf(")") + 2];
+      if (state === "T" || state === "t") stopped.push(tid);
+      else if (state === "D" && STOP_WAITS.has(readFileSync(`/proc/${tid}/wchan`, "utf8").trim())) stopped.push(tid);
+    } catch {
+      // gone
+    }
+  }
+  return stopped;
+}
+
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
@@ -240,9 +271,16 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
 
   const container = runcContainerFrom(rawState, statePath);
   const stdio = inspectStdio(pid);
+  // A stopped task (SIGSTOP, a ptrace stop) in a frozen cgroup: the kernel's ptrace attach waits, uninterruptibly,
+  // for it to leave a stop it cannot leave while frozen, so CRIU's seize through the cgroup freezer hangs for
+  // ever in D state (so does runc's checkpoint; seen here). Such a tree is seized through ptrace alone, its
+  // cgroup thawed for that (CRIU stops every task it seizes) and frozen again afterwards when it was paused.
+  const stopped = stoppedTasks(state.cgroup_paths);
+  const useFreezer = stopped.length === 0;
+  if (!useFreezer) input.log.info(`${label}: stopped tasks ${stopped.join(", ")}: CRIU seizes the tree through ptrace, not the cgroup freezer (seizing a stopped task in a frozen cgroup hangs in the kernel)`);
   // Empty writable tmpfs mounts go as external mounts only when the container is frozen (containerd pauses
   // before Checkpoint): nothing can write into them between this look and CRIU's freeze. Not for a pre-dump.
-  const emptyTmpfs = input.paused && !plan.preDump ? emptyTmpfsMounts(container) : [];
+  const emptyTmpfs = input.paused && useFreezer && !plan.preDump ? emptyTmpfsMounts(container) : [];
   const opts = containerDumpOpts({
     plan,
     container,
@@ -255,6 +293,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     externalNs: externalNamespaceInodes(container),
     cgroupYard: cgroupYard(pid),
     resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
+    useFreezer,
   });
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
   const stdioKeys = stdioExternals(stdio);
@@ -290,7 +329,14 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   afterModules.catch(() => {});
   let dumped: DumpResult;
   let serving: PostCopyServing | undefined;
+  // Thawed for a ptrace seize (above), frozen again after the dump.
+  let refreeze: (() => Promise<void>) | undefined;
   try {
+    if (!useFreezer && input.paused) {
+      const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
+      await cgroup.thaw();
+      refreeze = () => cgroup.freeze();
+    }
     if (postCopy) {
       // Post-copy: CRIU writes every image but the lazy pages, then serves those from the frozen tree on its
       // page server until the restoring host has them all, and only then kills the tree and returns. The
@@ -320,6 +366,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+  } finally {
+    // Paused before the call, paused after it (CRIU released the tasks it seized; containerd resumes them).
+    await refreeze?.().catch((err: unknown) => input.log.warn(`${label}: freeze again after the dump: ${err instanceof Error ? err.message : String(err)}`));
   }
   let localPages: CheckpointMetadata["localPages"];
   if (pageEntry) {

@@ -263,6 +263,27 @@ test("a container that wrote a file into /dev (its tmpfs dumped whole, sharing i
   await remove(id);
 }, 180_000);
 
+test("a container with a stopped process (SIGSTOP) checkpoints, where CRIU's seize through the frozen cgroup would hang (runc's does), and restores with it still stopped", async () => {
+  const id = uniqueId("stopped");
+  const stateOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0];
+  const stoppedChild = async () => {
+    const pids = (await pc.ctrOk(["task", "ps", id])).trim().split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+    return pids.find((p) => stateOf(p) === "T");
+  };
+  await runDetached(id, ["sh", "-c", "sleep 1000 & kill -STOP $!; wait"]);
+  await waitFor(stoppedChild, { what: "a stopped child" });
+  const freezer = `/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`;
+  try {
+    await checkpointRemoveRestore(id);
+  } finally {
+    // Had the seize hung (CRIU in D state in a frozen cgroup), only a thaw would let it and the test's cleanup go on.
+    if (existsSync(freezer) && readFileSync(freezer, "utf8").trim() !== "THAWED") writeFileSync(freezer, "THAWED");
+  }
+  expect(await stoppedChild()).toBeDefined();
+  expect(readFileSync(pc.layout.log, "utf8")).toMatch(new RegExp(`checkpoint container ${id}: stopped tasks \\d+: CRIU seizes the tree through ptrace`));
+  await remove(id);
+}, 180_000);
+
 test("the restored container's devices cgroup has the rules it had (runc's), not its parent's allow-all", async () => {
   const id = uniqueId("dev");
   // --device adds a spec rule (allow c 10:229 rwm) after containerd's deny-all; runc's defaults follow.
