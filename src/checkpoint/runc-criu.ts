@@ -127,16 +127,17 @@ export const MASKED_DIR_KEY = "cryo-masked-dir";
 export const MASKED_DIR_SOURCE = "/run/cryo/masked-dir";
 
 /**
- * Masked directories that are what runc makes of them: a read-only tmpfs mounted there, empty. Anything
- * else (a mask path that is no mountpoint, not tmpfs, writable, or with files) is left to CRIU. mountinfo
- * is the init's /proc/<pid>/mountinfo (read when not given).
+ * Masked directories that are what runc makes of them: an empty read-only mount there, runc's tmpfs or, in a
+ * container cryo restored, its bind of MASKED_DIR_SOURCE (whatever file system the host's /run is: a restored
+ * container is checkpointed again, too). Anything else (a mask path that is no mountpoint, writable, or with
+ * files) is left to CRIU. mountinfo is the init's /proc/<pid>/mountinfo (read when not given).
  */
 export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {
   const pid = c.init_process_pid;
   const mounts = mountsByMountpoint(pid, mountinfo);
   return c.config.mask_paths.filter((p) => {
     const m = mounts.get(p);
-    return m !== undefined && m.fstype === "tmpfs" && !m.rw && emptyDir(pid, p);
+    return m !== undefined && !m.rw && emptyDir(pid, p);
   });
 }
 

@@ -55,26 +55,27 @@ describe("runc container -> CRIU options", () => {
     expect(opts.external).toEqual(["net[4026532000]:extRootNetNS"]);
   });
 
-  test("masked directories (empty read-only tmpfs) are dumped as external mounts, and bound to an empty host directory at restore", () => {
+  test("masked directories (an empty read-only tmpfs, or a restored container's bind of the host's empty directory) are dumped as external mounts, and bound to an empty host directory at restore", () => {
     const dir = mkdtempSync(join(tmpdir(), "cryo-masked-"));
     try {
       mkdirSync(join(dir, "empty"));
       mkdirSync(join(dir, "full"));
       writeFileSync(join(dir, "full", "f"), "x");
       mkdirSync(join(dir, "rw"));
-      mkdirSync(join(dir, "notmp"));
+      mkdirSync(join(dir, "bound"));
       mkdirSync(join(dir, "nomount"));
       const p = (n: string) => join(dir, n);
       // This process stands in for the container's init: /proc/<pid>/root is "/".
-      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: ["/proc/kcore", p("empty"), p("full"), p("rw"), p("notmp"), p("nomount"), p("gone")] } });
+      const c = runcContainerFrom({ ...state, init_process_pid: process.pid, config: { ...state.config, mask_paths: ["/proc/kcore", p("empty"), p("full"), p("rw"), p("bound"), p("nomount"), p("gone")] } });
       const info = [
         `60 50 0:48 / ${p("empty")} ro,relatime - tmpfs tmpfs ro`,
         `61 50 0:49 / ${p("full")} ro,relatime - tmpfs tmpfs ro`,
         `62 50 0:50 / ${p("rw")} rw,relatime - tmpfs tmpfs rw`,
-        `63 50 254:0 / ${p("notmp")} ro,relatime - ext4 /dev/vda rw`,
+        // A container cryo restored: MASKED_DIR_SOURCE of a host whose /run is ext4, bound read-only.
+        `63 50 254:0 ${MASKED_DIR_SOURCE} ${p("bound")} ro,relatime - ext4 /dev/vda rw`,
         `64 50 0:51 / ${p("gone")} ro,relatime - tmpfs tmpfs ro`,
       ].join("\n");
-      expect(maskedDirs(c, info)).toEqual([p("empty")]);
+      expect(maskedDirs(c, info)).toEqual([p("empty"), p("bound")]);
       const plan = resolveCheckpointPlan({});
       const opts = containerDumpOpts({ plan, container: c, imagesDir: "/img", host: readHostCgroupFacts(mountinfo), maskedFiles: ["/proc/kcore"], maskedDirs: [p("empty")], externalNs: {} });
       expect(opts.extMounts).toContainEqual({ key: p("empty"), value: MASKED_DIR_KEY });
