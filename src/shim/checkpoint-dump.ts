@@ -192,6 +192,9 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
   }
 }
 
+/** Where the kernel keeps a task in a stop (its wchan), frozen or not. */
+const STOP_WAITS = new Set(["do_signal_stop", "ptrace_stop"]);
+
 /**
  * The container's tasks (every thread of its freezer cgroup, or of its cgroup v2 directory) in a stop: `T` (a stop
  * signal) or `t` (a ptrace stop) in /proc/<tid>/stat, or, once the cgroup is frozen (containerd pauses before
@@ -199,7 +202,6 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
  * frozen while running waits in __refrigerator). Tasks gone meanwhile are skipped.
  */
 export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
-  const STOP_WAITS = new Set(["do_signal_stop", "ptrace_stop"]);
   const dir = cgroupPaths.freezer ?? cgroupPaths[""];
   if (dir === undefined) return [];
   let list: string;
