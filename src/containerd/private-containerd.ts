@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
@@ -132,6 +132,9 @@ export class PrivateContainerd implements AsyncDisposable {
       throw invalidArgument(`directory ${dir}`, { detail: `socket path ${layout.ttrpcAddress} is longer than ${maxSocketPath} bytes` });
     }
     mkdirSync(dir, { recursive: true, mode: 0o711 });
+    // mkdtemp makes it 0700: a container in a user namespace (its root another uid on the host) must reach its
+    // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
+    if (ownsDir) chmodSync(dir, 0o711);
     const running = readLivePid(layout);
     if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
     for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });

@@ -4,13 +4,16 @@
  *
  * Accepted: containerd.runc.v1.Options (what containerd and ctr send for runc-compatible runtimes),
  * cryo.v1.RuntimeOptions (cryo's own), runtimeoptions.v1.Options (CRI's generic form: only its
- * config path is used). Type URLs are matched on the message name after the last "/", so both
+ * config path is used), and containerd.linux.runc.CreateOptions (the v1 linux runtime's, which ctr 1.6
+ * sends to a runtime not named io.containerd.runc.* for `ctr run --no-pivot`, `--uidmap`, `--gidmap`: its
+ * runc fields are used, and its restore fields, which only the v1 runtime's Create read, are refused). Type URLs are matched on the message name after the last "/", so both
  * containerd's bare names and "type.googleapis.com/..." work.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
-import { invalidArgument } from "../errors.ts";
+import { CryoError, invalidArgument } from "../errors.ts";
 import { OptionsSchema as RuncOptionsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
+import { CreateOptionsSchema as LinuxCreateOptionsSchema } from "../gen/containerd/linux/runctypes/runc_pb.ts";
 import { OptionsSchema as CriOptionsSchema } from "../gen/containerd/runtimeoptions/v1/api_pb.ts";
 import { Grouping, RuntimeOptionsSchema } from "../gen/cryo/v1/options_pb.ts";
 import { defaultShimOptions, type ShimOptions } from "./shim-options.ts";
@@ -61,6 +64,28 @@ export function decodeShimOptions(any: Any | undefined): ShimOptions {
                 : undefined;
         return o;
       }
+      case "containerd.linux.runc.CreateOptions": {
+        const m = fromBinary(LinuxCreateOptionsSchema, any.value);
+        const restoreFields = [
+          ["open_tcp", m.openTcp],
+          ["external_unix_sockets", m.externalUnixSockets],
+          ["terminal", m.terminal],
+          ["file_locks", m.fileLocks],
+          ["empty_namespaces", m.emptyNamespaces.length > 0],
+          ["cgroups_mode", m.cgroupsMode !== ""],
+          ["criu_work_path", m.criuWorkPath !== ""],
+          ["criu_image_path", m.criuImagePath !== ""],
+        ].flatMap(([k, set]) => (set ? [k] : []));
+        if (restoreFields.length > 0) {
+          throw invalidArgument(`runtime options ${name}`, { detail: `${restoreFields.join(", ")}: restore options of containerd's v1 linux runtime; cryo restores from CreateTaskRequest.checkpoint` });
+        }
+        o.noPivotRoot = m.noPivotRoot;
+        o.noNewKeyring = m.noNewKeyring;
+        o.shimCgroup = m.shimCgroup;
+        o.ioUid = m.ioUid;
+        o.ioGid = m.ioGid;
+        return o;
+      }
       case "runtimeoptions.v1.Options": {
         const m = fromBinary(CriOptionsSchema, any.value);
         o.configPath = m.configPath;
@@ -68,6 +93,7 @@ export function decodeShimOptions(any: Any | undefined): ShimOptions {
       }
     }
   } catch (err) {
+    if (err instanceof CryoError) throw err;
     throw invalidArgument(`runtime options ${name}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
   }
   throw invalidArgument(`runtime options type ${JSON.stringify(any.typeUrl)}`, { detail: "unsupported" });

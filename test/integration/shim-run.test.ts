@@ -201,6 +201,15 @@ test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave n
   void dir;
 }, 60_000);
 
+test("ctr run --no-pivot and --uidmap/--gidmap (ctr sends the v1 linux runtime's CreateOptions to a non-runc runtime): the container runs, in its user namespace", async () => {
+  const np = await pc.ctr(["run", "--rm", "--no-pivot", "--runtime", RUNTIME, testImage, uniqueId("nopivot"), "sh", "-c", "echo ran"], { timeoutMs: 60_000 });
+  expect([np.exitCode, np.stdout, np.stderr]).toEqual([0, "ran\n", ""]);
+  const us = await pc.ctr(["run", "--rm", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--runtime", RUNTIME, testImage, uniqueId("userns"), "sh", "-c", "cat /proc/self/uid_map; id -u"], { timeoutMs: 60_000 });
+  expect(us.exitCode).toBe(0);
+  expect(us.stdout.split("\n")[0]!.trim().split(/\s+/)).toEqual(["0", "100000", "65536"]);
+  expect(us.stdout.split("\n")[1]).toBe("0");
+}, 60_000);
+
 test("kill: TERM that the process ignores, then KILL, ends `ctr run` with 137", async () => {
   const id = uniqueId("kill");
   const proc = Bun.spawn(
