@@ -332,6 +332,22 @@ test("--rw brings back the files the container wrote", async () => {
   await remove(id);
 }, 180_000);
 
+test("--image --rw --task: the checkpoint carries the image's manifest, and restores under a new name once the original is gone", async () => {
+  const id = uniqueId("img");
+  await runDetached(id, ["sh", "-c", "echo with-image > /rwfile; exec /bin/memhog 0 /tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref, ["--image", "--rw"]);
+  const index = JSON.parse(await pc.ctrOk(["content", "get", (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(ref))!.split(/\s+/)[2]!])) as { manifests: { mediaType: string; annotations?: Record<string, string> }[] };
+  expect(index.manifests.some((m) => m.annotations?.["io.containerd.image.name"] === testImage)).toBe(true);
+  await remove(id);
+  const renamed = `${id}-b`;
+  expect((await restore(renamed, ref, ["--rw"])).exitCode).toBe(0);
+  expect(await taskStatus(pc, renamed)).toBe("RUNNING");
+  expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", renamed, "cat", "/rwfile"])).trim()).toBe("with-image");
+  await remove(renamed);
+}, 180_000);
+
 test("ctr task checkpoint stores a checkpoint image and leaves the task running", async () => {
   const id = uniqueId("tck");
   await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
