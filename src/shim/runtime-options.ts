@@ -6,8 +6,9 @@
  * cryo.v1.RuntimeOptions (cryo's own), runtimeoptions.v1.Options (CRI's generic form: only its
  * config path is used), and containerd.linux.runc.CreateOptions (the v1 linux runtime's, which ctr 1.6
  * sends to a runtime not named io.containerd.runc.* for `ctr run --no-pivot`, `--uidmap`, `--gidmap`: its
- * runc fields are used, and its restore fields, which only the v1 runtime's Create read, are refused). Type URLs are matched on the message name after the last "/", so both
- * containerd's bare names and "type.googleapis.com/..." work.
+ * runc fields are used, and its restore fields, which only the v1 runtime's Create read, are refused).
+ * Type URLs are matched on the message name after the last "/", so both containerd's bare names and
+ * "type.googleapis.com/..." work.
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
