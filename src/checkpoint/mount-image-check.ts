@@ -40,7 +40,15 @@ import { cleanAbsolute } from "./image-paths.ts";
 import { resolveDestInRoot } from "./restore-root.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
 
+// Per-mount flags (<sys/mount.h>), kept here so that this pure module loads no libc.
 const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_NOATIME = 1024;
+const MS_NODIRATIME = 2048;
+const MS_RELATIME = 1 << 21;
+const MS_STRICTATIME = 1 << 24;
 
 /** The spec fields the check reads (OCI runtime spec). */
 export interface MountSpec {
@@ -238,13 +246,32 @@ export function checkCompatModeImages(imagesDir: string, where: string): void {
   }
 }
 
-/** Reads and checks every mount image of imagesDir (mountpoints-<id>.img). */
-export function checkMountImages(imagesDir: string, spec: MountSpec, where: string, rootfs: string): void {
+/** The per-mount flags a mount made for CRIU beforehand may carry: read-only, the restrictions and the access-time mode. */
+export const STAGED_MOUNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME;
+
+/**
+ * External key -> the mount's recorded per-mount flags, limited to STAGED_MOUNT_FLAGS: the flags CRIU bind-remounts
+ * that external mount with. A mount the restore makes for CRIU (a new tmpfs, a source bound in for a user namespace)
+ * gets them up front: in a user namespace of the container's own the kernel refuses CRIU's remount (EPERM) when it
+ * changes the access-time mode of a mount made outside, or clears one of its restrictions (they are locked there).
+ */
+export function externalMountFlags(entries: readonly MntEntry[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of entries) if (e.extKey !== "") out.set(e.extKey, e.flags & STAGED_MOUNT_FLAGS);
+  return out;
+}
+
+/**
+ * Reads and checks every mount image of imagesDir (mountpoints-<id>.img). Returns the external mounts' flags
+ * (externalMountFlags) of all of them.
+ */
+export function checkMountImages(imagesDir: string, spec: MountSpec, where: string, rootfs: string): Map<string, number> {
   const exists = containerPathExists(spec, rootfs);
   const resolved = new Map<string, string>();
   const resolve = (p: string) => resolved.get(p) ?? resolved.set(p, resolveDestInRoot(rootfs, p)).get(p)!;
   // Where each of the spec's bind mounts lands -> its host directory (a relative source is the bundle's, the rootfs's parent).
   const bindSources = new Map<string, string>();
+  const flags = new Map<string, number>();
   for (const m of Array.isArray(spec.mounts) ? (spec.mounts as { destination?: unknown; type?: unknown; source?: unknown; options?: unknown }[]) : []) {
     const bind = m?.type === "bind" || strings(m?.options).some((o) => o === "bind" || o === "rbind");
     if (bind && typeof m.destination === "string" && typeof m.source === "string") bindSources.set(resolve(specPath(m.destination)), posix.resolve(posix.dirname(rootfs), m.source));
@@ -253,5 +280,7 @@ export function checkMountImages(imagesDir: string, spec: MountSpec, where: stri
     const entries = decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts);
     checkMountEntries(entries, spec, where, exists, name, resolve);
     checkMountpointLinks(entries, rootfs, where, name, bindSources);
+    for (const [k, f] of externalMountFlags(entries)) flags.set(k, f);
   }
+  return flags;
 }

@@ -26,6 +26,8 @@ export const ImageMagic = {
   seccomp: 0x64413049,
   cgroup: 0x59383330,
   mnts: 0x55563928,
+  ids: 0x54432030,
+  userns: 0x55474906,
 } as const;
 
 /** Largest entry accepted; CRIU's own entries are far smaller. */

@@ -19,7 +19,7 @@
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error. A
  * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, lchownSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -30,6 +30,7 @@ import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type T
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
 import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
+import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
 import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
@@ -47,7 +48,7 @@ import { applyV2DeviceRules } from "../cgroups/v2-devices.ts";
 import type { Criu, LazyPagesServer, NotifyAction, RestoreStats } from "../criu/index.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
-import { MNT_DETACH, mount, umount2 } from "../sys/mount.ts";
+import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { killTree, processTree } from "../sys/proc.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
@@ -193,6 +194,10 @@ export interface PreparedRestore {
   cgroups?: RestoreCgroups;
   /** Resource limits and OOM score bounds some task exceeds (limits-check.ts): enforced at CRIU's post-restore. */
   limitsBounds?: TaskLimitsBounds;
+  /** External key -> the mount's recorded flags (mount-image-check.ts externalMountFlags): a tmpfs made for CRIU gets them. */
+  externalFlags?: ReadonlyMap<string, number>;
+  /** The host ids of the root of the user namespace the spec gives the container (userNamespaceRoot). */
+  usernsRoot?: { uid: number; gid: number };
 }
 
 /** A restored container's cgroups being made, and the CRIU helper that joins them. */
@@ -297,7 +302,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
   checkCgroupImage(source.dir, where);
   // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
-  checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
+  const externalFlags = checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
   // The names CRIU opens and makes regular files by (a deleted file's in its own mount namespace, the host's), and
   // descriptors CRIU makes as root that the tasks could not have made with the spec's capabilities.
   checkFilesImage(source.dir, where, grantedCapabilities((spec as CredsSpec).process?.capabilities));
@@ -310,7 +315,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);
-  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security, limitsBounds };
+  // The namespaces CRIU makes (the images decide) are the spec's, and a user namespace's maps too.
+  checkNamespaceImages(source.dir, spec, where);
+  const usernsRoot = userNamespaceRoot(spec, where);
+  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security, limitsBounds, externalFlags, ...(usernsRoot ? { usernsRoot } : {}) };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -320,7 +328,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot } = input.prepared ?? prepareRestore(id, bundle, source);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -329,6 +337,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let lazy: LazyPagesServer | undefined;
   let cgroupsReady: Promise<void> | undefined;
   let localImages: RestoreImages | undefined;
+  let revokeImages: (() => void) | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
   const criu = input.criu;
@@ -388,6 +397,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (images.copied) input.log.warn(`${label}: the page store's ${images.dir} allows no hard links to ${meta.localPages.dir}: its page images were copied`);
       imagesDir = images.dir;
     }
+    // A container with a user namespace of its own: its root task opens the images as the namespace's root.
+    if (usernsRoot) {
+      const granted = grantImages(imagesDir, usernsRoot.gid);
+      undo.push(granted.revoke);
+      revokeImages = granted.revoke;
+    }
     // Options: the checkpoint's, then this host's config `[restore]`, then the restore plugins' (tcp close, veth pairs, LSM profile, ...).
     // What reaches the host (external entries, LSM, cgroup mode) is never the checkpoint's (restoreBase). The
     // recorded options were validated with the metadata: without `[restore]` settings no parse is needed.
@@ -414,7 +429,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       const dir = join(workDir, `tmpfs-${i}`);
       mkdirSync(dir);
       try {
-        mount(t.source, dir, "tmpfs", 0, t.options === "" ? null : t.options);
+        mount(t.source, dir, "tmpfs", externalFlags?.get(t.key) ?? 0, t.options === "" ? null : t.options);
       } catch (err) {
         throw CryoError.from(err).wrap(`${label}: a new tmpfs for ${t.mountpoint} (${t.options})`);
       }
@@ -441,6 +456,28 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       emptyTmpfs,
       resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     });
+    // A user namespace of the container's own: CRIU's root task opens every external mount's source itself
+    // (open_tree), in that namespace, as its root, for whom a source below a directory of the host's root alone
+    // (the masked directory in /run/cryo, a volume below /var/lib/kubelet) is out of reach. Each is bound into the
+    // work dir, which that root can reach (containerd makes the bundle searchable by its group), with the flags
+    // CRIU gives it: in the namespace CRIU's own remount may not change a mount's access-time mode.
+    if (usernsRoot && plan.opts.extMounts) {
+      const tmpfsKeys = new Set(emptyTmpfs.map((t) => t.key));
+      plan.opts.extMounts = plan.opts.extMounts.map((m, i) => {
+        if (tmpfsKeys.has(m.key)) return m;
+        const at = join(workDir, `ext-${i}`);
+        try {
+          if (statSync(m.value).isDirectory()) mkdirSync(at);
+          else writeFileSync(at, "", { flag: "wx" });
+          mount(m.value, at, null, MS_BIND);
+          staged.push(at);
+          mount(null, at, null, MS_BIND | MS_REMOUNT | (externalFlags?.get(m.key) ?? 0));
+        } catch (err) {
+          throw CryoError.from(err).wrap(`${label}: ${m.value} bound in for ${m.key}, for the container's user namespace`);
+        }
+        return { key: m.key, value: at };
+      });
+    }
     // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
     const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
     for (const ns of plan.namespaceFds) {
@@ -560,6 +597,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     };
     criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
     tidy("detach CRIU's root", unmountRoot);
+    tidy("give the images back their owners and modes", () => revokeImages?.());
     tidy(`keep CRIU's log as ${RESTORE_LOG}`, () => renameSync(join(workDir, "restore.log"), join(bundle, RESTORE_LOG)));
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.
@@ -608,6 +646,42 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   } finally {
     for (const n of opened) closeSync(n);
   }
+}
+
+/**
+ * Lets the root of a user namespace of the container's own read the images in dir. CRIU's restored root task opens
+ * them itself, in that namespace: first with the host's root uid, before CRIU has written its maps (timens-0.img),
+ * then as the namespace's root, whose host gid is gid (tty-info.img, the cores, the pages...). Neither has a
+ * capability over a file of the host's root then. So dir and its regular files become root's with group gid,
+ * dir group-searchable and the files group-readable; the directories above stay as they are (containerd's
+ * extraction directory's parent is root's alone). revoke() puts owners and modes back once CRIU is done: a
+ * local-pages restore's page images are hard links into the page store.
+ */
+export function grantImages(dir: string, gid: number): { revoke: () => void } {
+  const was: { path: string; uid: number; gid: number; mode: number }[] = [];
+  const grant = (path: string, bits: number) => {
+    const st = lstatSync(path);
+    was.push({ path, uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 });
+    chownSync(path, 0, gid);
+    chmodSync(path, (st.mode & 0o7777 & ~0o7000) | bits);
+  };
+  let revoked = false;
+  const revoke = () => {
+    if (revoked) return;
+    revoked = true;
+    for (const w of was.reverse()) {
+      chownSync(w.path, w.uid, w.gid);
+      chmodSync(w.path, w.mode);
+    }
+  };
+  try {
+    grant(dir, 0o010);
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isFile()) grant(join(dir, e.name), 0o040);
+  } catch (err) {
+    revoke();
+    throw CryoError.from(err).wrap(`the images in ${dir}, for the container's user namespace`);
+  }
+  return { revoke };
 }
 
 /**

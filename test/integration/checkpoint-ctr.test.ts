@@ -6,7 +6,7 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -282,6 +282,39 @@ test("a container with a stopped process (SIGSTOP) checkpoints, where CRIU's sei
   expect(await stoppedChild()).toBeDefined();
   expect(readFileSync(pc.layout.log, "utf8")).toMatch(new RegExp(`checkpoint container ${id}: stopped tasks \\d+: CRIU seizes the tree through ptrace`));
   await remove(id);
+}, 180_000);
+
+test("a container in a user namespace of its own (--uidmap/--gidmap), with binds from below a directory of the host's root alone, checkpoints and restores in it (runc's restore fails there)", async () => {
+  const id = uniqueId("userns");
+  // The binds' sources below a 0700 directory of root's: the namespace's root cannot reach them by path.
+  const top = mkdtempSync(join(tmpdir(), "cryo-userns-"));
+  try {
+    mkdirSync(join(top, "data"));
+    writeFileSync(join(top, "data", "f"), "bound\n");
+    writeFileSync(join(top, "file"), "a file\n");
+    const exec = async (cmd: string) => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "sh", "-c", cmd])).stdout;
+    const maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+    const binds = ["--mount", `type=bind,src=${top}/data,dst=/data,options=rbind:ro`, "--mount", `type=bind,src=${top}/file,dst=/etc/extra,options=bind:ro`];
+    await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], [...maps, ...binds]);
+    const atCheckpoint = await waitFor(() => readCounter(pc, id), { what: "counter" });
+    const inside = "cat /proc/self/uid_map /proc/self/gid_map /data/f /etc/extra; id -u; stat -c %u:%g /tmp/counter";
+    const before = await exec(inside);
+    expect(before).toMatch(/^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\nbound\na file\n0\n0:0\n$/);
+    await checkpointRemoveRestore(id);
+    const pid = (await taskPid(pc, id))!;
+    // The same namespace's maps, the host's view of its processes' ids, the binds, and the counter going on.
+    expect(await exec(inside)).toBe(before);
+    expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/\nUid:\s+100000\s+100000\s+100000\s+100000\n/);
+    const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+    expect(first).toBeGreaterThanOrEqual(atCheckpoint);
+    await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+    expect(await exec("touch /data/x 2>&1; echo $?")).toMatch(/Read-only file system\n1\n$/);
+    // Nothing of the restore's staging is left on the host.
+    expect(mountsWith(top)).toEqual([]);
+    await remove(id);
+  } finally {
+    rmSync(top, { recursive: true, force: true });
+  }
 }, 180_000);
 
 test("a restored container is checkpointed again (its masked directories are now binds of the host's empty directory)", async () => {

@@ -29,6 +29,9 @@ import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
 import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
 import { MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { FileEntrySchema } from "../../src/gen/criu/fdinfo_pb.ts";
+import { TaskKobjIdsEntrySchema } from "../../src/gen/criu/core_pb.ts";
+import { InventoryEntrySchema } from "../../src/gen/criu/inventory_pb.ts";
+import { PstreeEntrySchema } from "../../src/gen/criu/pstree_pb.ts";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -340,7 +343,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
   });
 });
 
-test("a checkpoint whose tasks hold a capability the new spec does not give, or whose cgroup, mount or file images lead out of the container's, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
+test("a checkpoint whose tasks hold a capability the new spec does not give, or whose cgroup, mount, file or namespace images lead out of the container's, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -397,6 +400,16 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
         expect(file).toBeDefined();
         file!.reg!.name = "/bin/../../../../tmp/x";
       });
+    // The root task's network namespace id made that of the dumping CRIU's own (the host's): CRIU would make the tree
+    // no network namespace, and it would run in the host's network, which the spec keeps it out of.
+    const hostNetwork = () => {
+      const root = decodeImage(PstreeEntrySchema, new Uint8Array(readFileSync(join(r.images, "pstree.img"))), "pstree.img", ImageMagic.pstree)[0]!;
+      const criu = decodeImage(InventoryEntrySchema, new Uint8Array(readFileSync(join(r.images, "inventory.img"))), "inventory.img", ImageMagic.inventory, false)[0]!.rootIds!;
+      rewrite(`ids-${root.pid}.img`, TaskKobjIdsEntrySchema, ImageMagic.ids, ([ids]) => {
+        expect(ids!.netNsId).not.toBe(criu.netNsId);
+        ids!.netNsId = criu.netNsId;
+      });
+    };
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -409,6 +422,7 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
       ["the devices cgroup at the host's root", devicesAtRoot, /cgroup.img: set \d+'s devices path "\/" is not an absolute path without empty, "." or ".." components/],
       ["/proc/sys read-write", procSysWritable, /mountpoints-\d+\.img: PROC mount at \/proc\/sys \(its \/sys\) is read-write/],
       ["a file named past its mount", fileClimbs, /files.img: regular file \d+ is named "\/bin\/..\/..\/..\/..\/tmp\/x"/],
+      ["the host's network namespace", hostNetwork, /ids-\d+\.img: it keeps the tree in the network namespace of the CRIU that restores it \(the host's\), and the spec gives the container one of its own/],
     ];
     for (const [what, edit, message] of cases) {
       const spec = JSON.parse(original) as Spec;

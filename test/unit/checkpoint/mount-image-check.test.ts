@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
+import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, externalMountFlags, STAGED_MOUNT_FLAGS, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../../../src/gen/criu/mnt_pb.ts";
 
 // ctr's default spec, as a checkpoint of it records it.
@@ -230,4 +230,24 @@ test("checkCompatModeMounts: under the older engine, no mount below a tmpfs whos
   expect(check(nested, [])).toBe("accepted");
   // The checkpoint's usual /dev: an empty tmpfs the restore gives (external), whatever a tar of that device would say.
   expect(check([mnt(Fstype.OVERLAYFS, "/", RW), mnt(Fstype.TMPFS, "/dev", RW, { rootDev: 77, extKey: "cryo-empty-tmpfs/dev" }), mnt(Fstype.DEVPTS, "/dev/pts", RW)], [77])).toBe("accepted");
+});
+
+test("externalMountFlags: each external key's recorded per-mount flags, limited to read-only, the restrictions and the access-time mode", () => {
+  const MS_SHARED = 1 << 20;
+  const MS_NOSUID = 2;
+  const MS_STRICTATIME = 1 << 24;
+  const MS_SYNCHRONOUS = 16;
+  const entries = [
+    ...image(),
+    mnt(Fstype.TMPFS, "/run", MS_NOSUID | MS_STRICTATIME | MS_SHARED | MS_SYNCHRONOUS, { extKey: "cryo-empty-tmpfs/run" }),
+  ];
+  const flags = externalMountFlags(entries);
+  expect(flags.get("cryo-empty-tmpfs/run")).toBe(MS_NOSUID | MS_STRICTATIME);
+  // RO is MS_RDONLY with relatime.
+  expect(flags.get("cryo-masked-dir")).toBe(RO);
+  expect(flags.get("/dev/null")).toBe(RW);
+  expect(flags.get("/etc/data")).toBe(RO);
+  // Only external mounts.
+  expect([...flags.keys()].sort()).toEqual(["/dev/null", "/etc/data", "/sys/fs/cgroup/memory", "cryo-empty-tmpfs/dev", "cryo-empty-tmpfs/run", "cryo-masked-dir"]);
+  expect(STAGED_MOUNT_FLAGS & MS_SHARED).toBe(0);
 });

@@ -1,0 +1,138 @@
+/**
+ * The namespaces CRIU makes for a restored tree, and a user namespace's id maps.
+ *
+ * Which namespaces the restored tree gets is the images' choice, not an option of the restore: CRIU compares the
+ * root task's namespace ids (ids-<pid>.img) with the ids of its own namespaces at the dump (inventory.img's
+ * root_ids), and makes a new namespace of each kind where they differ; where they are equal the tree stays in the
+ * namespace of the CRIU that restores it, the host's (criu/pstree.c get_clone_mask). The ids are just numbers in
+ * the images. So a crafted checkpoint could keep a container whose spec gives it a network namespace in the host's,
+ * or one with a user namespace of its own out of it (its root then the host's root). cryo holds them to the spec:
+ * for each of the pid, network, ipc, uts, mount and user namespaces, the images must make a new one exactly where
+ * the spec gives the container one, new or joined by path (a joined one is given to CRIU as an external namespace,
+ * which CRIU only uses where it makes one). Not compared: the time namespace (CRIU puts every restored tree in a
+ * new one of its own, a restored container's checkpoint included) and the cgroup namespace (not in CRIU's clone
+ * mask).
+ *
+ * CRIU writes a new user namespace's uid and gid maps from the checkpoint's userns-<id>.img, as root. A map of the
+ * container's uid 0 to the host's 0 would make its root the host's. They must be the spec's linux.uidMappings and
+ * gidMappings, line for line (in any order).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as z from "zod/mini";
+import { decodeImage, ImageMagic } from "../criu/image-file.ts";
+import type { TaskKobjIdsEntry } from "../gen/criu/core_pb.ts";
+import { TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
+import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
+import { UsernsEntrySchema, type UidGidExtent } from "../gen/criu/userns_pb.ts";
+import { invalidArgument } from "../errors.ts";
+import { parseDetail } from "../runtime/schema-detail.ts";
+
+const idMapping = z.object({ containerID: z.number(), hostID: z.number(), size: z.number() });
+/** The parts of an OCI spec this module reads. */
+const specSchema = z.object({
+  linux: z.optional(
+    z.object({
+      namespaces: z.optional(z.array(z.object({ type: z.string(), path: z.optional(z.string()) }))),
+      uidMappings: z.optional(z.array(idMapping)),
+      gidMappings: z.optional(z.array(idMapping)),
+    }),
+  ),
+});
+type NsSpec = z.infer<typeof specSchema>;
+type IdMapping = z.infer<typeof idMapping>;
+
+/** The kinds compared: the OCI spec's name and the ids entry's field. */
+const KINDS = [
+  ["pid", "pidNsId"],
+  ["network", "netNsId"],
+  ["ipc", "ipcNsId"],
+  ["uts", "utsNsId"],
+  ["mount", "mntNsId"],
+  ["user", "userNsId"],
+] as const satisfies readonly (readonly [string, keyof TaskKobjIdsEntry])[];
+
+function parseSpec(spec: unknown, where: string): NsSpec {
+  const r = parseDetail(specSchema, spec);
+  if (!r.ok) throw invalidArgument(`${where}: the bundle's spec`, { detail: r.detail });
+  return r.data;
+}
+
+/** Whether the spec gives the container a user namespace of its own (type "user" without a path). */
+function newUserNamespace(s: NsSpec): boolean {
+  return (s.linux?.namespaces ?? []).some((ns) => ns.type === "user" && !ns.path);
+}
+
+/**
+ * The host uid and gid of the root of the user namespace the spec gives the container (its mappings of id 0);
+ * undefined when the spec gives it none of its own. A user namespace without a mapping of 0 is refused.
+ */
+export function userNamespaceRoot(spec: unknown, where: string): { uid: number; gid: number } | undefined {
+  const s = parseSpec(spec, where);
+  if (!newUserNamespace(s)) return undefined;
+  const root = (maps: IdMapping[] | undefined, what: string) => {
+    const m = (maps ?? []).find((e) => e.containerID <= 0 && 0 < e.containerID + e.size);
+    if (!m) throw invalidArgument(`${where}: the bundle's spec`, { detail: `it gives the container a user namespace, and its linux.${what} map no id 0` });
+    return m.hostID - m.containerID;
+  };
+  return { uid: root(s.linux?.uidMappings, "uidMappings"), gid: root(s.linux?.gidMappings, "gidMappings") };
+}
+
+/** The ids the images give: the root task's and those of CRIU's own namespaces at the dump. */
+export interface NamespaceIds {
+  root: TaskKobjIdsEntry;
+  criu: TaskKobjIdsEntry;
+}
+
+/**
+ * Checks that the images make a new namespace exactly where the spec gives the container one, and that a user
+ * namespace's maps are the spec's (see the module comment). userns reads the userns image of an id.
+ */
+export function checkNamespaceEntries(ids: NamespaceIds, spec: unknown, where: string, userns: (id: number) => { uidMap: UidGidExtent[]; gidMap: UidGidExtent[] }, image = "ids image"): void {
+  const s = parseSpec(spec, where);
+  const given = new Map((s.linux?.namespaces ?? []).map((ns) => [ns.type, ns.path ? "joined" : "new"] as const));
+  for (const [kind, field] of KINDS) {
+    const made = ids.root[field] !== ids.criu[field];
+    const wanted = given.get(kind);
+    if (made && wanted === undefined) throw invalidArgument(where, { detail: `${image}: it makes the tree a ${kind} namespace, and the spec gives the container none (it shares the host's)` });
+    if (!made && wanted !== undefined) {
+      throw invalidArgument(where, { detail: `${image}: it keeps the tree in the ${kind} namespace of the CRIU that restores it (the host's), and the spec gives the container ${wanted === "new" ? "one of its own" : "one by path"}` });
+    }
+  }
+  if (!newUserNamespace(s)) return;
+  const maps = userns(ids.root.userNsId);
+  const same = (image: readonly UidGidExtent[], spec: readonly IdMapping[]) => {
+    const a = image.map((e) => `${e.first}:${e.lowerFirst}:${e.count}`).sort();
+    const b = spec.map((m) => `${m.containerID}:${m.hostID}:${m.size}`).sort();
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  };
+  const show = (e: readonly UidGidExtent[]) => e.map((x) => `${x.first} ${x.lowerFirst} ${x.count}`).join(", ") || "none";
+  if (!same(maps.uidMap, s.linux?.uidMappings ?? [])) throw invalidArgument(where, { detail: `userns-${ids.root.userNsId}.img: its uid map (${show(maps.uidMap)}) is not the spec's linux.uidMappings` });
+  if (!same(maps.gidMap, s.linux?.gidMappings ?? [])) throw invalidArgument(where, { detail: `userns-${ids.root.userNsId}.img: its gid map (${show(maps.gidMap)}) is not the spec's linux.gidMappings` });
+}
+
+/** checkNamespaceEntries with the ids, inventory and userns images of imagesDir (a checked checkpoint directory). */
+export function checkNamespaceImages(imagesDir: string, spec: unknown, where: string): void {
+  const read = (name: string) => {
+    try {
+      return new Uint8Array(readFileSync(join(imagesDir, name)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
+      throw err;
+    }
+  };
+  const rootTask = decodeImage(PstreeEntrySchema, read("pstree.img"), "pstree.img", ImageMagic.pstree)[0];
+  if (!rootTask) throw invalidArgument(`checkpoint ${imagesDir}`, { detail: "pstree.img: no task" });
+  const idsName = `ids-${rootTask.pid}.img`;
+  const root = decodeImage(TaskKobjIdsEntrySchema, read(idsName), idsName, ImageMagic.ids)[0];
+  const criu = decodeImage(InventoryEntrySchema, read("inventory.img"), "inventory.img", ImageMagic.inventory, false)[0]?.rootIds;
+  if (!root) throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `${idsName}: no entry` });
+  if (!criu) throw invalidArgument(`checkpoint ${imagesDir}`, { detail: "inventory.img: no root_ids" });
+  checkNamespaceEntries({ root, criu }, spec, where, (id) => {
+    const name = `userns-${id}.img`;
+    const e = decodeImage(UsernsEntrySchema, read(name), name, ImageMagic.userns)[0];
+    if (!e) throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `${name}: no entry` });
+    return e;
+  }, idsName);
+}
