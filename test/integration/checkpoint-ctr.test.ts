@@ -284,6 +284,31 @@ test("a container with a stopped process (SIGSTOP) checkpoints, where CRIU's sei
   await remove(id);
 }, 180_000);
 
+test("a process holding threads, a memfd, eventfd, timerfd, signalfd, inotify watch, epoll set, SysV shm, semaphore and message queue, unix sockets, a pipe with data, a flock and shared memory gets each back (--rw)", async () => {
+  const id = uniqueId("fdsink");
+  const out = async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "cat", "/tmp/fdsink.out"])).stdout;
+  const askCheck = async (checks: number) => {
+    process.kill((await taskPid(pc, id))!, "SIGUSR1");
+    return await waitFor(async () => {
+      const lines = (await out()).trim().split("\n");
+      return lines.filter((l) => l === "ok" || l.startsWith("FAIL")).length >= checks ? lines : undefined;
+    }, { what: `fdsink's check ${checks}` });
+  };
+  await runDetached(id, ["/bin/fdsink", "/tmp/fdsink.out"]);
+  await waitFor(async () => (await out()).startsWith("ready"), { what: "fdsink ready" });
+  expect(await askCheck(1)).toEqual(["ready", "ok"]);
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref, ["--rw"]);
+  await remove(id);
+  const r = await restore(id, ref, ["--rw"]);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  // Each object behaves as before: the flock included, which runc's shim restores without (containerd gives
+  // \`runc restore\` no --file-locks).
+  expect(await askCheck(2)).toEqual(["ready", "ok", "ok"]);
+  await remove(id);
+}, 180_000);
+
 test("a container in a user namespace of its own (--uidmap/--gidmap), with binds from below a directory of the host's root alone, checkpoints and restores in it (runc's restore fails there)", async () => {
   const id = uniqueId("userns");
   // The binds' sources below a 0700 directory of root's: the namespace's root cannot reach them by path.
