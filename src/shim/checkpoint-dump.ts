@@ -25,6 +25,8 @@ import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
 import { checkLocalPages, checkPageServerPort, isPostCopy, networkLockAsked, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
+import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
+import { listPidsRecursive } from "../cgroups/procs.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -297,6 +299,16 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     useFreezer,
   });
+  // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
+  // the watched files, for CRIU to find them by (watch-paths.ts).
+  const cgroupDir = state.cgroup_paths.freezer ?? state.cgroup_paths[""];
+  const watched = cgroupDir === undefined ? [] : watchedInodes(await listPidsRecursive(cgroupDir));
+  if (watched.length > 0) {
+    const t = performance.now();
+    const paths = findWatchedPaths(`/proc/${pid}/root`, watched);
+    input.log.info(`${label}: ${watched.length} watched files; on the rootfs: ${paths.join(", ") || "none"}`, { ms: Math.round(performance.now() - t) });
+    if (paths.length > 0) opts.irmapPaths = [...(opts.irmapPaths ?? []), ...paths];
+  }
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
   const stdioKeys = stdioExternals(stdio);
   if (stdioKeys.length > 0) opts.external = [...new Set([...(opts.external ?? []), ...stdioKeys])];

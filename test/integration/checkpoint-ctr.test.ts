@@ -284,7 +284,7 @@ test("a container with a stopped process (SIGSTOP) checkpoints, where CRIU's sei
   await remove(id);
 }, 180_000);
 
-test("a process holding threads, a memfd, eventfd, timerfd, signalfd, inotify watch, epoll set, SysV shm, semaphore and message queue, unix sockets, a pipe with data, a flock and shared memory gets each back (--rw)", async () => {
+test("a process holding threads, a memfd, eventfd, timerfd, signalfd, inotify watches (on a tmpfs, and on the overlayfs rootfs, where runc's checkpoint fails), epoll set, SysV shm, semaphore and message queue, unix sockets, a pipe with data, a flock and shared memory gets each back (--rw)", async () => {
   const id = uniqueId("fdsink");
   const out = async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("x"), id, "cat", "/tmp/fdsink.out"])).stdout;
   const askCheck = async (checks: number) => {
@@ -306,6 +306,8 @@ test("a process holding threads, a memfd, eventfd, timerfd, signalfd, inotify wa
   // Each object behaves as before: the flock included, which runc's shim restores without (containerd gives
   // \`runc restore\` no --file-locks).
   expect(await askCheck(2)).toEqual(["ready", "ok", "ok"]);
+  // The watch on /tmp was found for CRIU by its path (the handle does not open on overlayfs).
+  expect(readFileSync(pc.layout.log, "utf8")).toContain(`checkpoint container ${id}: 2 watched files; on the rootfs: /tmp`);
   await remove(id);
 }, 180_000);
 
