@@ -15,7 +15,7 @@ export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 /** Why a checkpoint cannot ask for CRIU's older mount engine. */
 export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";
 
-type Kind = "bool" | "string" | "list" | "int" | "cgroup-mode" | "compression" | "network-lock" | "address";
+type Kind = "bool" | "string" | "list" | "int" | "size" | "cgroup-mode" | "compression" | "network-lock" | "address";
 
 /** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
 export const CHECKPOINT_ANNOTATIONS = {
@@ -43,12 +43,21 @@ export const CHECKPOINT_ANNOTATIONS = {
   "local-pages": { field: "localPages", kind: "bool", doc: "keep page images in this host's page store, not in the checkpoint (same-host restores only)" },
   "compression-level": { field: "compressionLevel", kind: "int", doc: "zstd level 1..22 (0: cryo's default, 1)" },
   "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
+  "ghost-limit": { field: "ghostLimit", kind: "size", doc: "largest deleted-but-open file the dump carries: bytes, or with K, M or G (0: CRIU's default, 1M)" },
   "parent-path": { field: "parentPath", kind: "string", doc: "parent images for an incremental dump" },
   "work-path": { field: "workPath", kind: "string", doc: "CRIU work directory" },
 } as const satisfies Record<string, { field: keyof CheckpointOverrides; kind: Kind; invert?: boolean; doc: string }>;
 
 /** An annotation key without its prefix. */
 export type CheckpointAnnotation = keyof typeof CHECKPOINT_ANNOTATIONS;
+
+/** "1048576", "512K", "64M", "1G" (binary units, case-insensitive) -> bytes; undefined when malformed. */
+export function parseSize(value: string): number | undefined {
+  const m = /^(\d+)\s*([kmg]?)i?b?$/i.exec(value.trim());
+  if (!m) return undefined;
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Number(m[1]) * unit;
+}
 
 function parseBool(key: string, v: string): boolean {
   const s = v.trim().toLowerCase();
@@ -93,6 +102,11 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
     case "int": {
       if (!/^\d+$/.test(value.trim())) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want a non-negative integer" });
       return Number(value.trim());
+    }
+    case "size": {
+      const bytes = parseSize(value);
+      if (bytes === undefined) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want bytes, or a number with K, M or G (binary units)" });
+      return bytes;
     }
     case "cgroup-mode": {
       const v = value.trim();

@@ -14,6 +14,9 @@ import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containe
 import { parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./plan-enums.ts";
 
+/** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
+export const GHOST_LIMIT_MAX = 0xffffffff;
+
 export { compressionSchema, networkLockSchema, planCgroupModeSchema };
 
 /** The resolved plan: every option has a value (or is explicitly absent for paths). */
@@ -71,6 +74,11 @@ export const checkpointPlanSchema = z
     compressionLevel: z.number().int().min(0).max(22),
     /** CRIU log level 0..4. */
     logLevel: z.number().int().min(0).max(4),
+    /**
+     * Largest deleted-but-open file (a ghost file) whose contents the dump carries, in bytes; 0: CRIU's default,
+     * 1 MiB. A larger one fails the dump ("Can't dump ghost file ... increase limit").
+     */
+    ghostLimit: z.number().int().min(0).max(GHOST_LIMIT_MAX),
   })
   .strict();
 
@@ -104,6 +112,7 @@ export const BUILTIN_CHECKPOINT_PLAN: CheckpointPlan = {
   networkLock: "nftables",
   compressionLevel: 0,
   logLevel: 4,
+  ghostLimit: 0,
 };
 
 /** The request's options, tagged by the message they came in. */
@@ -250,6 +259,7 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
   if (c.networkLock === CryoNetworkLock.NFTABLES) o.networkLock = "nftables";
   else if (c.networkLock === CryoNetworkLock.IPTABLES) o.networkLock = "iptables";
   if (c.logLevel !== 0) o.logLevel = c.logLevel;
+  if (c.ghostLimit !== 0) o.ghostLimit = c.ghostLimit;
   return o;
 }
 

@@ -395,6 +395,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
     networkLock: plan.networkLock,
   };
   if (input.workDir) opts.workDir = input.workDir;
+  if (plan.ghostLimit !== 0) opts.ghostLimit = plan.ghostLimit;
   if (plan.parentPath) opts.parentImages = plan.parentPath;
   if (plan.emptyNamespaces.length > 0) opts.emptyNs = plan.emptyNamespaces;
   if (extMounts.length > 0) opts.extMounts = extMounts;

@@ -40,6 +40,7 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.local_pages !== undefined) o.localPages = d.local_pages;
   if (d.network_lock !== undefined) o.networkLock = d.network_lock;
   if (d.log_level !== undefined) o.logLevel = d.log_level;
+  if (d.ghost_limit !== undefined) o.ghostLimit = d.ghost_limit;
   return o;
 }
 

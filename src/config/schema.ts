@@ -47,6 +47,7 @@ export const checkpointDefaultsSchema = z
     local_pages: z.boolean().optional().describe("keep page images in this host's page store, not in the checkpoint (same-host restores only)"),
     compression_level: z.number().int().min(0).max(22).optional().describe("zstd level 1..22 (0: cryo's default, 1)"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),
+    ghost_limit: z.number().int().min(0).max(0xffffffff).optional().describe("largest deleted-but-open file the dump carries, in bytes (0: CRIU's default, 1 MiB)"),
   })
   .describe("defaults of checkpoint options; container annotations and request options override them");
 /** `[checkpoint]` as written in the file. */

@@ -5,8 +5,14 @@
  */
 import { Code, CryoError } from "../errors.ts";
 
-/** Log phrases and the code each one means. The first match wins. */
-const CAUSES: { re: RegExp; code: Code; word: string }[] = [
+/** Log phrases and the code each one means, with what to do where cryo has the knob. The first match wins. */
+const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
+  {
+    re: /Can't dump ghost file .* increase limit/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "a deleted file the container still holds open is larger than CRIU's ghost-file limit (1 MiB unless set): raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },
@@ -14,7 +20,7 @@ const CAUSES: { re: RegExp; code: Code; word: string }[] = [
 ];
 
 /** The code a CRIU error message points at, or undefined when it names no known cause. */
-export function criuCauseCode(message: string): { code: Code; word: string } | undefined {
+export function criuCauseCode(message: string): { code: Code; word: string; hint?: string } | undefined {
   return CAUSES.find((c) => c.re.test(message));
 }
 
@@ -24,5 +30,6 @@ export function classifyCriuError(err: unknown): CryoError {
   if (e.code !== Code.UNKNOWN) return e;
   const cause = criuCauseCode(e.message);
   if (!cause) return e;
-  return new CryoError(cause.code, e.message.replace(/: unknown \(rc /, `: ${cause.word} (rc `), { cause: e });
+  const message = e.message.replace(/: unknown \(rc /, `: ${cause.word} (rc `);
+  return new CryoError(cause.code, cause.hint ? `${message}; ${cause.hint}` : message, { cause: e });
 }

@@ -6,7 +6,7 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -446,6 +446,41 @@ test("a failed checkpoint (CRIU refuses an established TCP connection) leaves th
   const n = Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]);
   await waitFor(() => Number((readContainerFile(pc, id, "/tmp/tcp") ?? "0").split(" ")[0]) > n, { what: "connection still working" });
   await remove(id);
+}, 180_000);
+
+test("a deleted-but-open file above CRIU's ghost limit fails the checkpoint naming the knob, the task running; with cryo.checkpoint/ghost-limit it checkpoints and comes back with the file's contents", async () => {
+  // sleep holds the 8 MiB file open on fd 3 after it is removed.
+  const holder = ["sh", "-c", "dd if=/dev/urandom of=/tmp/big bs=1M count=8 2>/dev/null; exec 3</tmp/big; rm /tmp/big; exec sleep 1000"];
+  const held = async (id: string) => {
+    const pid = await waitFor(async () => {
+      const p = await taskPid(pc, id);
+      try {
+        return p && readlinkSync(`/proc/${p}/fd/3`).endsWith("(deleted)") && readlinkSync(`/proc/${p}/exe`).endsWith("busybox") ? p : undefined;
+      } catch {
+        return undefined; // fd 3 not opened yet
+      }
+    }, { what: "the deleted file held" });
+    return new Bun.CryptoHasher("sha256").update(readFileSync(`/proc/${pid}/fd/3`)).digest("hex");
+  };
+  const plain = uniqueId("ghost");
+  await runDetached(plain, holder);
+  await held(plain);
+  const ref = `localhost/checkpoint/${plain}:1`;
+  images.push(ref);
+  const r = await pc.ctr(["containers", "checkpoint", "--task", plain, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("Can't dump ghost file /tmp/big of 8388608 size, increase limit");
+  expect(r.stderr).toContain("raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M)");
+  expect(r.stderr.trim()).toEndWith("failed precondition");
+  expect(await taskStatus(pc, plain)).toBe("RUNNING");
+  await remove(plain);
+
+  const raised = uniqueId("ghost16");
+  await runDetached(raised, holder, ["--annotation", "cryo.checkpoint/ghost-limit=16M"]);
+  const sum = await held(raised);
+  await checkpointRemoveRestore(raised);
+  expect(await held(raised)).toBe(sum);
+  await remove(raised);
 }, 180_000);
 
 test("a failed checkpoint into a read-only work directory leaves the task running and thawed and names the cause", async () => {

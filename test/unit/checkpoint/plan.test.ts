@@ -10,6 +10,7 @@ import {
   isPostCopy,
   networkLockAsked,
   parseCheckpointAnnotations,
+  parseSize,
   postCopyPlan,
   resolveCheckpointPlan,
 } from "../../../src/checkpoint/index.ts";
@@ -218,6 +219,7 @@ describe("cryo.checkpoint/* annotations", () => {
       "network-lock": "iptables",
       "compression-level": "3",
       "log-level": "2",
+      "ghost-limit": "64M",
     };
     const annotations: Record<string, string> = {};
     for (const key of Object.keys(CHECKPOINT_ANNOTATIONS)) annotations[`cryo.checkpoint/${key}`] = values[key] ?? (key.includes("path") || key.startsWith("lsm") ? "x" : "yes");
@@ -227,6 +229,7 @@ describe("cryo.checkpoint/* annotations", () => {
     expect(o.external).toEqual(["mnt[/a]:a", "net[123]:n"]);
     expect(o.emptyNamespaces).toEqual(["net"]);
     expect(o.tcpEstablished).toBe(true);
+    expect(o.ghostLimit).toBe(64 * 1024 * 1024);
     expect(Object.keys(o).length).toBe(Object.keys(CHECKPOINT_ANNOTATIONS).length - 1);
   });
 
@@ -235,6 +238,17 @@ describe("cryo.checkpoint/* annotations", () => {
     expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/file-locks": "maybe" })).message).toContain('cryo.checkpoint/file-locks="maybe"');
     expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/page-server": "host" })).code).toBe(Code.INVALID_ARGUMENT);
     expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/compression": "gzip" })).code).toBe(Code.INVALID_ARGUMENT);
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/ghost-limit": "64 MB please" })).message).toContain('cryo.checkpoint/ghost-limit="64 MB please": invalid argument: want bytes, or a number with K, M or G (binary units)');
+  });
+
+  test("ghost-limit: bytes or binary units, annotation < request; beyond CRIU's 32 bits refused; it reaches CRIU's options", () => {
+    expect(["1048576", "512K", "64m", "2G", "8MiB", " 3 M "].map((v) => parseSize(v))).toEqual([1048576, 512 * 1024, 64 * 1024 ** 2, 2 * 1024 ** 3, 8 * 1024 ** 2, 3 * 1024 ** 2]);
+    expect(["", "-1", "1T", "1.5M", "M"].map((v) => parseSize(v))).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    const annotations = { "cryo.checkpoint/ghost-limit": "16M" };
+    expect(resolveCheckpointPlan({ annotations }).ghostLimit).toBe(16 * 1024 ** 2);
+    expect(resolveCheckpointPlan({ annotations, request: { kind: "cryo", options: create(CryoOpts, { ghostLimit: 4096 }) } }).ghostLimit).toBe(4096);
+    expect(resolveCheckpointPlan({}).ghostLimit).toBe(0);
+    expect(err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/ghost-limit": "4G" } })).code).toBe(Code.INVALID_ARGUMENT);
   });
 
   test("exit=true means leave-running=false", () => {

@@ -228,6 +228,7 @@ describe("cryo.v1 and CRI options", () => {
       shellJob: 8, fileLocks: 9, preDump: 10, trackMem: 11, cgroupMode: 12, emptyNamespaces: 13, autoDedup: 14,
       lazyPages: 15, pageServerAddress: 16, pageServerPort: 17, statusPath: 18, lsmProfile: 19, lsmMountContext: 20,
       external: 21, mntnsCompatMode: 22, compression: 23, compressionLevel: 24, skipInFlight: 25, logLevel: 26, localPages: 27, networkLock: 28,
+      ghostLimit: 29,
     });
     expect(numbers(cryo.RestoreOptionsSchema)).toEqual({
       tcpClose: 1, vethPairs: 2, lsmProfile: 3, lsmMountContext: 4, lazyPages: 5, pageServerAddress: 6,
