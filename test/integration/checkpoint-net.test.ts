@@ -7,7 +7,7 @@
  * checkpointed without the route, rule, iptables and loopback address images that would restore nothing (net-images.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -74,6 +74,28 @@ test(`the network namespace comes back: lo UP with 127.0.0.1, and a restored lis
   await remove(id);
 }, 180_000);
 }
+
+test("a container that joins a network namespace by path (as a pod's containers join the sandbox's) is restored into that namespace, its listener answering there", async () => {
+  const id = uniqueId("joined");
+  // A named namespace of the host's, made and removed here as a CNI plugin would for a pod.
+  const netns = `cryo-${id}`;
+  const ip = (...args: string[]) => Bun.spawnSync(["ip", ...args], { stdout: "pipe", stderr: "pipe" });
+  expect(ip("netns", "add", netns).exitCode).toBe(0);
+  try {
+    expect(ip("-n", netns, "link", "set", "lo", "up").exitCode).toBe(0);
+    const inNs = () => Bun.spawnSync(["ip", "netns", "exec", netns, "busybox", "sh", "-c", "echo joined | nc -w 1 127.0.0.1 7000"], { stdout: "pipe", stderr: "pipe" }).stdout.toString().trim();
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--with-ns", `network:/run/netns/${netns}`, testImage, id, "/bin/tcp-echo", "7000"], { timeoutMs: 60_000 });
+    await waitFor(() => (inNs() === "joined" ? true : undefined), { what: "listener up in the named namespace" });
+    const before = statSync(`/proc/${(await taskPid(pc, id))!}/ns/net`).ino;
+    expect(before).toBe(statSync(`/run/netns/${netns}`).ino);
+    expect(await checkpointRemoveRestore(id)).toBe("");
+    expect(statSync(`/proc/${(await taskPid(pc, id))!}/ns/net`).ino).toBe(before);
+    expect(inNs()).toBe("joined");
+    await remove(id);
+  } finally {
+    ip("netns", "del", netns);
+  }
+}, 180_000);
 
 test("a namespace with only loopback and no TCP socket is dumped and restored without a network lock; a listener started afterwards answers", async () => {
   const id = uniqueId("nolock");
