@@ -478,6 +478,16 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         return { key: m.key, value: at };
       });
     }
+    // Lazy pages reach a task through a userfaultfd the task opens itself, which in a user namespace of its own takes
+    // vm.unprivileged_userfaultfd=1 (CRIU otherwise: "Unable to open an userfaultfd descriptor: Operation not
+    // permitted"). Without it the pages in the images are restored at once; a post-copy checkpoint has none there.
+    if (usernsRoot && plan.opts.lazyPages && !unprivilegedUserfaultfd()) {
+      if (plan.opts.pageServer) {
+        throw failedPrecondition(label, { detail: "a post-copy restore into a user namespace needs vm.unprivileged_userfaultfd=1 on this host (its pages come only through a userfaultfd the task opens)" });
+      }
+      delete plan.opts.lazyPages;
+      input.log.warn(`${label}: the container has a user namespace of its own and vm.unprivileged_userfaultfd is 0: every page is restored now, not lazily`);
+    }
     // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
     const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
     for (const ns of plan.namespaceFds) {
@@ -491,7 +501,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // demand (its socket is in the work dir, which the restore shares); the restore returns once the tree
     // runs, the daemon exits by itself when every page is back (lazyPages.done). A failed call kills it.
     const started = performance.now();
-    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: meta.options.lazyPages });
+    input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: plan.opts.lazyPages === true });
     let result;
     try {
       // No notify events (the root pid comes with the result): CRIU skips its notify round trips to the
@@ -517,7 +527,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
             }
           : { inheritFds, joinCgroups: plan.joinCgroups, notify: false, signal: input.signal };
       const call = async () => {
-        if (!meta.options.lazyPages) return await input.criu.restore(plan.opts, callOptions);
+        if (!plan.opts.lazyPages) return await input.criu.restore(plan.opts, callOptions);
         const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });
         const server = r.lazyPages;
         lazy = server;
@@ -645,6 +655,15 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     throw CryoError.from(err);
   } finally {
     for (const n of opened) closeSync(n);
+  }
+}
+
+/** Whether a task without privilege over the host may open a userfaultfd (vm.unprivileged_userfaultfd; absent on kernels that always allow it). */
+export function unprivilegedUserfaultfd(sysctl = "/proc/sys/vm/unprivileged_userfaultfd"): boolean {
+  try {
+    return readFileSync(sysctl, "utf8").trim() !== "0";
+  } catch {
+    return true;
   }
 }
 

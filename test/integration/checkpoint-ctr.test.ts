@@ -344,6 +344,23 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
   }
 }, 180_000);
 
+test("a lazy-pages checkpoint of a container in a user namespace restores, its memory intact: lazily where vm.unprivileged_userfaultfd allows the task a userfaultfd, every page at once where not", async () => {
+  const id = uniqueId("userns-lazy");
+  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--annotation", "cryo.checkpoint/lazy-pages=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  await checkpointRemoveRestore(id);
+  await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+  expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 })).toMatch(/^ok \d+$/);
+  const log = readFileSync(pc.layout.log, "utf8");
+  const eager = `restore container ${id} from `;
+  if (readFileSync("/proc/sys/vm/unprivileged_userfaultfd", "utf8").trim() === "0") {
+    expect(log).toMatch(new RegExp(`${eager}\\S+: the container has a user namespace of its own and vm.unprivileged_userfaultfd is 0: every page is restored now, not lazily`));
+  } else {
+    await waitFor(() => (new RegExp(`${eager}\\S+: lazy-pages daemon done: every page back`).test(readFileSync(pc.layout.log, "utf8")) ? true : undefined), { what: "the lazy-pages daemon done" });
+  }
+  await remove(id);
+}, 180_000);
+
 test("a restored container is checkpointed again (its masked directories are now binds of the host's empty directory)", async () => {
   const id = uniqueId("again");
   await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"]);

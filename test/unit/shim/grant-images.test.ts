@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { grantImages } from "../../../src/shim/restore-container.ts";
+import { grantImages, unprivilegedUserfaultfd } from "../../../src/shim/restore-container.ts";
 
 const owner = (p: string) => {
   const st = statSync(p);
@@ -47,4 +47,17 @@ test("grantImages: the images become root's with the namespace's root group, sea
 
 test("grantImages: a directory it cannot reach is an error naming it", () => {
   expect(() => grantImages("/nonexistent-cryo-images", 100000)).toThrow("the images in /nonexistent-cryo-images, for the container's user namespace");
+});
+
+test("unprivilegedUserfaultfd: the sysctl's 0 refuses, anything else or no such sysctl allows", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-uffd-"));
+  try {
+    writeFileSync(join(dir, "zero"), "0\n");
+    writeFileSync(join(dir, "one"), "1\n");
+    expect(unprivilegedUserfaultfd(join(dir, "zero"))).toBe(false);
+    expect(unprivilegedUserfaultfd(join(dir, "one"))).toBe(true);
+    expect(unprivilegedUserfaultfd(join(dir, "absent"))).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
