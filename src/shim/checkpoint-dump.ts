@@ -27,6 +27,7 @@ import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInode
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
+import { processTree } from "../sys/proc.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -226,6 +227,15 @@ export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
   return stopped;
 }
 
+/** A process's command name (/proc/PID/comm), or "gone". */
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "gone";
+  }
+}
+
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
@@ -302,7 +312,14 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
   // the watched files, for CRIU to find them by (watch-paths.ts).
   const cgroupDir = state.cgroup_paths.freezer ?? state.cgroup_paths[""];
-  const watched = cgroupDir === undefined ? [] : watchedInodes(await listPidsRecursive(cgroupDir));
+  const cgroupPids = cgroupDir === undefined ? [] : await listPidsRecursive(cgroupDir);
+  const watched = watchedInodes(cgroupPids);
+  // CRIU dumps the tree below the init. An exec'd process (`ctr task exec`, `kubectl exec`) is a child of the shim's
+  // runc, not of the init: it is in the container's cgroup but not in the checkpoint, under runc's shim too. Said
+  // in the log, since the restore will not have it.
+  const tree = new Set(processTree(pid));
+  const outside = cgroupPids.filter((p) => !tree.has(p));
+  if (outside.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${outside.map((p) => `${p} (${commOf(p)})`).join(", ")}`);
   if (watched.length > 0) {
     const t = performance.now();
     const paths = findWatchedPaths(`/proc/${pid}/root`, watched);

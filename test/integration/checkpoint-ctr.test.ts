@@ -361,6 +361,25 @@ test("a lazy-pages checkpoint of a container in a user namespace restores, its m
   await remove(id);
 }, 180_000);
 
+test("a process exec'd into the container is not in its checkpoint (it is no child of the init): the shim's log names it", async () => {
+  const id = uniqueId("execd");
+  await runDetached(id, ["sleep", "1000"]);
+  const exec = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "task", "exec", "--exec-id", "long", id, "sleep", "999"], { stdout: "ignore", stderr: "ignore" });
+  try {
+    const execPid = await waitFor(async () => {
+      const ps = (await pc.ctrOk(["task", "ps", id])).trim().split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+      return ps.find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("999"));
+    }, { what: "the exec'd sleep" });
+    await checkpointRemoveRestore(id);
+    expect(readFileSync(pc.layout.log, "utf8")).toContain(`checkpoint container ${id}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${execPid} (sleep)`);
+    expect((await pc.ctrOk(["task", "ps", id])).trim().split("\n").length).toBe(2);
+    await remove(id);
+  } finally {
+    exec.kill();
+    await exec.exited;
+  }
+}, 180_000);
+
 test("a restored container is checkpointed again (its masked directories are now binds of the host's empty directory)", async () => {
   const id = uniqueId("again");
   await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"]);
