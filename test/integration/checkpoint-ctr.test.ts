@@ -6,7 +6,7 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -540,6 +540,42 @@ test("a failed checkpoint into a read-only work directory leaves the task runnin
   } finally {
     Bun.spawnSync(["umount", ro]);
     rmSync(ro, { recursive: true, force: true });
+  }
+}, 180_000);
+
+test("a failed restore into a user namespace leaves no process, mount, cgroup or runc state, and the images' owner and mode as they were", async () => {
+  const id = uniqueId("ufrs");
+  const top = mkdtempSync(join(tmpdir(), "cryo-userns-"));
+  try {
+    mkdirSync(join(top, "data"));
+    await runDetached(id, ["sh", "-c", "echo held > /tmp/held; exec 3</tmp/held; exec /bin/memhog 0 /tmp/counter"], ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--mount", `type=bind,src=${top}/data,dst=/data,options=rbind:ro`]);
+    await waitFor(() => readCounter(pc, id), { what: "counter" });
+    const ref = `localhost/checkpoint/${id}:1`;
+    await checkpoint(id, ref); // no --rw: /tmp/held is not in the checkpoint
+    await remove(id);
+    const r = await restore(id, ref);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("tmp/held");
+    // containerd's extraction directory, which the restore gave the namespace's root group for CRIU, is root's alone again.
+    const images = /restore container \S+ from (\S+) /.exec(r.stderr)?.[1];
+    expect(images).toBeDefined();
+    const mode = (p: string) => {
+      const st = statSync(p);
+      return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+    };
+    expect(mode(images!)).toBe("0:0 700");
+    expect(readdirSync(images!).filter((f) => statSync(join(images!, f)).gid !== 0)).toEqual([]);
+    expect(await taskPid(pc, id)).toBeUndefined();
+    for (const ctl of ["memory", "pids", "freezer", "devices"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
+    expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
+    // Neither CRIU's root nor a source bound in for the namespace is left mounted.
+    expect(mountsWith("criu-root")).toEqual([]);
+    expect(mountsWith("criu-restore-work")).toEqual([]);
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    expect(mountsWith(`/${id}/`)).toEqual([]);
+  } finally {
+    rmSync(top, { recursive: true, force: true });
   }
 }, 180_000);
 
