@@ -31,6 +31,7 @@ import { ChainChecker, hostAbis, specProfile, type Escape } from "../seccomp/pro
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { invalidArgument } from "../errors.ts";
+import { readCheckpointImage } from "./image-paths.ts";
 import { capabilityName, capabilityNumbers, grantedCapabilities, specCapabilities } from "../criu/capabilities.ts";
 
 /** The spec fields the check reads (OCI runtime spec). */
@@ -138,14 +139,7 @@ export function readSeccompFilters(imagesDir: string): SeccompFilter[] {
 
 /** Reads pstree.img and the core image of every thread of imagesDir (a checked checkpoint directory). */
 export function readThreadCores(imagesDir: string): ThreadCore[] {
-  const read = (name: string) => {
-    try {
-      return new Uint8Array(readFileSync(join(imagesDir, name)));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
-      throw err;
-    }
-  };
+  const read = (name: string) => readCheckpointImage(imagesDir, name);
   const out: ThreadCore[] = [];
   const coreOf = (tid: number) => {
     const name = `core-${tid}.img`;

@@ -1,3 +1,17 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { invalidArgument } from "../errors.ts";
+
+/** The bytes of image name in imagesDir; a missing one is INVALID_ARGUMENT (not a whole CRIU dump). */
+export function readCheckpointImage(imagesDir: string, name: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(join(imagesDir, name)));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
+    throw err;
+  }
+}
+
 /**
  * Path shapes the restore's image checks accept. CRIU joins image paths to its own with plain string work and
  * takes `..` for a name, so a path in an image must not climb; the kernel never names a file or a mount with an

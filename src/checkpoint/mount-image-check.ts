@@ -39,16 +39,7 @@ import { invalidArgument } from "../errors.ts";
 import { cleanAbsolute } from "./image-paths.ts";
 import { resolveDestInRoot } from "./restore-root.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
-
-// Per-mount flags (<sys/mount.h>), kept here so that this pure module loads no libc.
-const MS_RDONLY = 1;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_NOATIME = 1024;
-const MS_NODIRATIME = 2048;
-const MS_RELATIME = 1 << 21;
-const MS_STRICTATIME = 1 << 24;
+import { MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME, MS_STRICTATIME } from "../sys/mount-flags.ts";
 
 /** The spec fields the check reads (OCI runtime spec). */
 export interface MountSpec {

@@ -17,17 +17,15 @@
  * container's uid 0 to the host's 0 would make its root the host's. They must be the spec's linux.uidMappings and
  * gidMappings, line for line (in any order).
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import * as z from "zod/mini";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
-import type { TaskKobjIdsEntry } from "../gen/criu/core_pb.ts";
-import { TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { TaskKobjIdsEntrySchema, type TaskKobjIdsEntry } from "../gen/criu/core_pb.ts";
 import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { UsernsEntrySchema, type UidGidExtent } from "../gen/criu/userns_pb.ts";
 import { invalidArgument } from "../errors.ts";
 import { parseDetail } from "../runtime/schema-detail.ts";
+import { readCheckpointImage } from "./image-paths.ts";
 
 const idMapping = z.object({ containerID: z.number(), hostID: z.number(), size: z.number() });
 /** The parts of an OCI spec this module reads. */
@@ -114,14 +112,7 @@ export function checkNamespaceEntries(ids: NamespaceIds, spec: unknown, where: s
 
 /** checkNamespaceEntries with the ids, inventory and userns images of imagesDir (a checked checkpoint directory). */
 export function checkNamespaceImages(imagesDir: string, spec: unknown, where: string): void {
-  const read = (name: string) => {
-    try {
-      return new Uint8Array(readFileSync(join(imagesDir, name)));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
-      throw err;
-    }
-  };
+  const read = (name: string) => readCheckpointImage(imagesDir, name);
   const rootTask = decodeImage(PstreeEntrySchema, read("pstree.img"), "pstree.img", ImageMagic.pstree)[0];
   if (!rootTask) throw invalidArgument(`checkpoint ${imagesDir}`, { detail: "pstree.img: no task" });
   const idsName = `ids-${rootTask.pid}.img`;

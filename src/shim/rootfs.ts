@@ -14,25 +14,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CryoError, invalidArgument } from "../errors.ts";
 import type { RootfsMount } from "./ports.ts";
-
-const MS_RDONLY = 1;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_SYNCHRONOUS = 16;
-const MS_REMOUNT = 32;
-const MS_MANDLOCK = 64;
-const MS_DIRSYNC = 128;
-const MS_NOATIME = 1024;
-const MS_NODIRATIME = 2048;
-const MS_BIND = 4096;
-const MS_REC = 16384;
-const MS_UNBINDABLE = 1 << 17;
-const MS_PRIVATE = 1 << 18;
-const MS_SLAVE = 1 << 19;
-const MS_SHARED = 1 << 20;
-const MS_RELATIME = 1 << 21;
-const MS_STRICTATIME = 1 << 24;
+import { MS_BIND, MS_DIRSYNC, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE } from "../sys/mount-flags.ts";
 
 /** Option words that are mount flags: [clear, flag] — clear means the word turns the flag off. */
 const FLAG_WORDS: Readonly<Record<string, readonly [clear: boolean, flag: number]>> = {

@@ -8,30 +8,7 @@
  */
 import { libc, sysError } from "./libc.ts";
 
-/** Read-only mount. */
-export const MS_RDONLY = 1;
-/** Ignore set-user/group-id bits. */
-export const MS_NOSUID = 2;
-/** No device files. */
-export const MS_NODEV = 4;
-/** No execution. */
-export const MS_NOEXEC = 8;
-/** Change the flags of an existing mount (with MS_BIND: of that bind mount only). */
-export const MS_REMOUNT = 32;
-/** Bind mount. */
-export const MS_BIND = 4096;
-/** Move a mount. */
-export const MS_MOVE = 8192;
-/** Recursive (with MS_BIND or a propagation flag). */
-export const MS_REC = 16384;
-/** Propagation: unbindable. */
-export const MS_UNBINDABLE = 1 << 17;
-/** Propagation: private. */
-export const MS_PRIVATE = 1 << 18;
-/** Propagation: slave. */
-export const MS_SLAVE = 1 << 19;
-/** Propagation: shared. */
-export const MS_SHARED = 1 << 20;
+export * from "./mount-flags.ts";
 
 /** umount2: force (network file systems). */
 export const MNT_FORCE = 1;

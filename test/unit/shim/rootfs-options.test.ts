@@ -1,13 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseMountOptions } from "../../../src/shim/rootfs.ts";
-
-const MS_RDONLY = 1;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_BIND = 4096;
-const MS_REC = 16384;
-const MS_PRIVATE = 1 << 18;
-const MS_SHARED = 1 << 20;
+import { MS_BIND, MS_NODEV, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_SHARED } from "../../../src/sys/mount-flags.ts";
 
 describe("parseMountOptions (containerd's rootfs mount options for mount(2))", () => {
   test("an overlay's options are all data; no flags", () => {
