@@ -11,7 +11,8 @@
  * entered; at most WALK_MAX entries), and gives CRIU each path found: its scan then stats that path first and
  * matches it at once. The restore watches the path again in the new rootfs.
  */
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /** At most this many directory entries are looked at in one walk. */
@@ -66,10 +67,11 @@ export function kernelDev(dev: bigint): number {
 /**
  * Paths below root (the container's root, /proc/PID/root) of the watched inodes on root's own device, as the
  * container names them ("/tmp"). Breadth first, on that device only, at most `max` entries; what is not found is
- * left out (CRIU then fails the dump as it would have, naming the handle).
+ * left out (CRIU then fails the dump as it would have, naming the handle). Asynchronous, one directory at a time,
+ * so that a daemon serving other containers goes on answering them during a long walk.
  */
-export function findWatchedPaths(root: string, watched: readonly WatchedInode[], max = WALK_MAX): string[] {
-  const rootStat = statSync(root, { bigint: true });
+export async function findWatchedPaths(root: string, watched: readonly WatchedInode[], max = WALK_MAX): Promise<string[]> {
+  const rootStat = await lstat(root, { bigint: true });
   const dev = kernelDev(rootStat.dev);
   const wanted = new Set(watched.filter((w) => w.sdev === dev).map((w) => w.ino));
   const found: string[] = [];
@@ -81,24 +83,21 @@ export function findWatchedPaths(root: string, watched: readonly WatchedInode[],
     const rel = queue[next]!;
     let names: string[];
     try {
-      names = readdirSync(join(root, rel));
+      names = await readdir(join(root, rel));
     } catch {
       continue;
     }
-    for (const name of names) {
-      if (++looked > max) break;
+    names = names.slice(0, max - looked);
+    looked += names.length;
+    // Never followed: a link's absolute target would resolve on the host, not in the container.
+    const stats = await Promise.all(names.map((name) => lstat(join(root, rel, name), { bigint: true }).catch(() => undefined)));
+    names.forEach((name, i) => {
+      const st = stats[i];
+      if (!st || st.dev !== rootStat.dev) return;
       const path = `${rel}/${name}`;
-      // Never followed: a link's absolute target would resolve on the host, not in the container.
-      let st;
-      try {
-        st = lstatSync(join(root, path), { bigint: true, throwIfNoEntry: false });
-      } catch {
-        continue;
-      }
-      if (!st || st.dev !== rootStat.dev) continue;
       if (wanted.delete(st.ino)) found.push(path);
       if (st.isDirectory()) queue.push(path);
-    }
+    });
   }
   return found;
 }

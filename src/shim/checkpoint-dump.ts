@@ -322,7 +322,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   if (outside.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${outside.map((p) => `${p} (${commOf(p)})`).join(", ")}`);
   if (watched.length > 0) {
     const t = performance.now();
-    const paths = findWatchedPaths(`/proc/${pid}/root`, watched);
+    const paths = await findWatchedPaths(`/proc/${pid}/root`, watched);
     input.log.info(`${label}: ${watched.length} watched files; on the rootfs: ${paths.join(", ") || "none"}`, { ms: Math.round(performance.now() - t) });
     if (paths.length > 0) opts.irmapPaths = [...(opts.irmapPaths ?? []), ...paths];
   }

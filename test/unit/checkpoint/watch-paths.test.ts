@@ -22,7 +22,7 @@ test("kernelDev: glibc's dev_t to the kernel's major << 20 | minor", () => {
   expect(kernelDev((0x12n << 8n) | 0x34n | (0x567n << 12n << 8n))).toBe((0x12 << 20) | 0x56734);
 });
 
-test("findWatchedPaths: the watched inodes on the root's device, as the container names them; links not followed; the walk bounded", () => {
+test("findWatchedPaths: the watched inodes on the root's device, as the container names them; links not followed; the walk bounded", async () => {
   const root = mkdtempSync(join(tmpdir(), "cryo-watch-"));
   try {
     mkdirSync(join(root, "app/config"), { recursive: true });
@@ -39,12 +39,32 @@ test("findWatchedPaths: the watched inodes on the root's device, as the containe
       // Another device's inode: not on the rootfs.
       { sdev: dev + 1, ino: st("app").ino },
     ];
-    const found = findWatchedPaths(root, watched);
+    const found = await findWatchedPaths(root, watched);
     expect(found.sort()).toEqual(["/app/config/settings", "/tmp"]);
-    expect(findWatchedPaths(root, [{ sdev: dev, ino: st("").ino }])).toEqual(["/"]);
-    expect(findWatchedPaths(root, [])).toEqual([]);
+    expect(await findWatchedPaths(root, [{ sdev: dev, ino: st("").ino }])).toEqual(["/"]);
+    expect(await findWatchedPaths(root, [])).toEqual([]);
     // Bounded: after 3 entries the walk stops, before app/config/settings.
-    expect(findWatchedPaths(root, watched, 3)).toEqual(["/tmp"]);
+    expect(await findWatchedPaths(root, watched, 3)).toEqual(["/tmp"]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("findWatchedPaths walks without holding the event loop: timers run while it goes through many directories", async () => {
+  const root = mkdtempSync(join(tmpdir(), "cryo-watch-"));
+  try {
+    for (let d = 0; d < 60; d++) {
+      mkdirSync(join(root, `d${d}`));
+      for (let f = 0; f < 10; f++) writeFileSync(join(root, `d${d}`, `f${f}`), "");
+    }
+    const dev = kernelDev(statSync(root, { bigint: true }).dev);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    // An inode that is not there: the walk goes through everything.
+    const found = await findWatchedPaths(root, [{ sdev: dev, ino: 1n }]);
+    clearInterval(timer);
+    expect(found).toEqual([]);
+    expect(ticks).toBeGreaterThan(5);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
