@@ -380,6 +380,29 @@ test("a process exec'd into the container is not in its checkpoint (it is no chi
   }
 }, 180_000);
 
+test("a container that joins another's PID namespace (a pod that shares one, its pause reaping) checkpoints and restores into it", async () => {
+  const holder = uniqueId("pidholder");
+  const id = uniqueId("pidmember");
+  await runDetached(holder, ["/bin/pause"]);
+  try {
+    const holderPid = (await taskPid(pc, holder))!;
+    const pidNs = readlinkSync(`/proc/${holderPid}/ns/pid`);
+    await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--with-ns", `pid:/proc/${holderPid}/ns/pid`]);
+    const atCheckpoint = await waitFor(() => readCounter(pc, id), { what: "counter" });
+    await checkpointRemoveRestore(id);
+    const pid = (await taskPid(pc, id))!;
+    expect(readlinkSync(`/proc/${pid}/ns/pid`)).toBe(pidNs);
+    // Not the namespace's init: the holder's pause is.
+    expect(readFileSync(`/proc/${pid}/status`, "utf8")).not.toMatch(/\nNSpid:\s+\d+\s+1\n/);
+    const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+    expect(first).toBeGreaterThanOrEqual(atCheckpoint);
+    await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+    await remove(id);
+  } finally {
+    await remove(holder);
+  }
+}, 180_000);
+
 test("a restored container is checkpointed again (its masked directories are now binds of the host's empty directory)", async () => {
   const id = uniqueId("again");
   await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"]);
