@@ -13,6 +13,12 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
     word: "failed precondition",
     hint: "a deleted file the container still holds open is larger than CRIU's ghost-file limit (1 MiB unless set): raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit",
   },
+  {
+    re: /Can't fork for \d+: File exists/,
+    code: Code.ALREADY_EXISTS,
+    word: "already exists",
+    hint: "CRIU restores each task with its pid, and that pid is in use in the PID namespace the container is restored into (one it joins by path: another process holds it, or zombies keep it as their process group or session; a namespace whose init reaps frees those)",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },
@@ -24,12 +30,13 @@ export function criuCauseCode(message: string): { code: Code; word: string; hint
   return CAUSES.find((c) => c.re.test(message));
 }
 
-/** Re-codes an UNKNOWN CRIU error by the cause its log lines name; other errors are returned as they are. */
+/** Re-codes an UNKNOWN CRIU error by the cause its log lines name, adding what to do where cryo knows; other errors keep their code. */
 export function classifyCriuError(err: unknown): CryoError {
   const e = CryoError.from(err);
-  if (e.code !== Code.UNKNOWN) return e;
   const cause = criuCauseCode(e.message);
   if (!cause) return e;
+  // Coded already (from CRIU's errno): only the hint is added.
+  if (e.code !== Code.UNKNOWN) return cause.hint && cause.code === e.code ? new CryoError(e.code, `${e.message}; ${cause.hint}`, { cause: e }) : e;
   const message = e.message.replace(/: unknown \(rc /, `: ${cause.word} (rc `);
   return new CryoError(cause.code, cause.hint ? `${message}; ${cause.hint}` : message, { cause: e });
 }

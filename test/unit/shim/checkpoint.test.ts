@@ -217,6 +217,18 @@ describe("CRIU failures get the code their log names", () => {
     expect(e.message).toContain(line);
   });
 
+  test("a cause cryo has a knob or an explanation for gets it after CRIU's line, coded already or not", () => {
+    const ghost = classifyCriuError(failed("Error (criu/files-reg.c:1031): Can't dump ghost file /tmp/big of 8388608 size, increase limit"));
+    expect(ghost.code).toBe(Code.FAILED_PRECONDITION);
+    expect(ghost.message).toEndWith("raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit");
+    // libcriu's errno 17 coded it ALREADY_EXISTS already.
+    const taken = new CryoError(Code.ALREADY_EXISTS, "criu restore /i: already exists (rc -52, errno 17): (00.006365) Error (criu/cr-restore.c:1237): Can't fork for 6: File exists");
+    const e = classifyCriuError(taken);
+    expect(e.code).toBe(Code.ALREADY_EXISTS);
+    expect(e.message).toStartWith(taken.message);
+    expect(e.message).toContain("that pid is in use in the PID namespace the container is restored into");
+  });
+
   test("unknown causes and already classified errors stay as they are", () => {
     expect(classifyCriuError(failed("Error (criu/x.c:1): something else")).code).toBe(Code.UNKNOWN);
     const nf = new CryoError(Code.NOT_FOUND, "criu images dir /x: not found");
