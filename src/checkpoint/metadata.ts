@@ -11,7 +11,7 @@ import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, notFound } from "../errors.ts";
-import { checkpointPlanSchema, networkLockSchema } from "./plan.ts";
+import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema } from "./plan.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
 export const METADATA_FILE = "cryo-checkpoint.json";
@@ -133,7 +133,12 @@ export const checkpointMetadataSchema = z.object({
   startedAt: z.string(),
   finishedAt: z.string(),
   /** Options the checkpoint was taken with (localPages and networkLock came later: absent in older metadata, false and CRIU's default, iptables). */
-  options: checkpointPlanSchema.extend({ localPages: z.boolean().default(false), networkLock: networkLockSchema.default("iptables") }),
+  // Options added since the first checkpoints: what a checkpoint taken before them was taken with.
+  options: checkpointPlanSchema.extend({
+    localPages: z.boolean().default(false),
+    networkLock: networkLockSchema.default("iptables"),
+    ghostLimit: z.number().int().min(0).max(GHOST_LIMIT_MAX).default(0),
+  }),
   stats: z.object({ dump: dumpStatsSchema.optional() }),
   /** Page images compressed (pages-*.img.zst in place of pages-*.img). */
   compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),

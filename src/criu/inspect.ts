@@ -5,7 +5,8 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CoreEntrySchema, SeccompMode, TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { CoreEntrySchema, SeccompMode, TaskKobjIdsEntrySchema, type TaskKobjIdsEntry } from "../gen/criu/core_pb.ts";
+import { UsernsEntrySchema } from "../gen/criu/userns_pb.ts";
 import { capabilityName, capabilityNumbers } from "./capabilities.ts";
 import { FdTypes, FdinfoEntrySchema, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
 import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
@@ -15,8 +16,6 @@ import { notFound } from "../errors.ts";
 import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "./image-file.ts";
 import { readStats, type CriuStats } from "./stats.ts";
 
-/** IDS_MAGIC (ids-<pid>.img). */
-const IDS_MAGIC = 0x54432030;
 /** CRIU's page unit on x86_64 and aarch64-4k, the machines cryo targets. */
 export const PAGE_SIZE = 4096;
 
@@ -68,10 +67,20 @@ export interface CheckpointMemory {
   compressedPagesImageBytes: number;
 }
 
+/** The namespaces a restore of the checkpoint makes for its tree, and a user namespace's maps ("inside outside count"). */
+export interface CheckpointNamespaces {
+  /** OCI names: pid, network, ipc, uts, mount, user. */
+  made: string[];
+  uidMap?: string[];
+  gidMap?: string[];
+}
+
 /** What `cryo inspect DIR` shows. */
 export interface CheckpointInspection {
   dir: string;
   imgVersion?: number;
+  /** From the root task's ids and the inventory (absent when either is missing). */
+  namespaces?: CheckpointNamespaces;
   processes: CheckpointProcess[];
   memory: CheckpointMemory;
   files: CheckpointFile[];
@@ -100,6 +109,7 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
   const files: CheckpointFile[] = [];
   const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, bytes: 0, pagesImageBytes: 0, compressedPagesImageBytes: 0 };
   const seenFdTables = new Set<number>();
+  let namespaces: CheckpointNamespaces | undefined;
   for (const p of pstree) {
     const proc: CheckpointProcess = { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads: [...p.threads] };
     const core = await maybeRead(join(dir, `core-${p.pid}.img`));
@@ -131,8 +141,10 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
       }
     }
 
-    const ids = await maybeRead(join(dir, `ids-${p.pid}.img`));
-    const filesId = ids ? decodeImage(TaskKobjIdsEntrySchema, ids, `ids-${p.pid}.img`, IDS_MAGIC)[0]?.filesId : undefined;
+    const idsBytes = await maybeRead(join(dir, `ids-${p.pid}.img`));
+    const ids = idsBytes ? decodeImage(TaskKobjIdsEntrySchema, idsBytes, `ids-${p.pid}.img`, ImageMagic.ids)[0] : undefined;
+    if (ids && p === pstree[0] && inventory?.rootIds) namespaces = await madeNamespaces(dir, ids, inventory.rootIds);
+    const filesId = ids?.filesId;
     if (filesId === undefined || seenFdTables.has(filesId)) continue;
     seenFdTables.add(filesId);
     const fdinfo = await maybeRead(join(dir, `fdinfo-${filesId}.img`));
@@ -156,6 +168,32 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
   }
   const out: CheckpointInspection = { dir, processes, memory, files, stats: await readStats(dir), totalBytes };
   if (inventory) out.imgVersion = inventory.imgVersion;
+  if (namespaces) out.namespaces = namespaces;
+  return out;
+}
+
+/** The namespace kinds CRIU compares (criu/pstree.c get_clone_mask), as the OCI spec names them, with the ids' fields. */
+const NS_KINDS = [
+  ["pid", "pidNsId"],
+  ["network", "netNsId"],
+  ["ipc", "ipcNsId"],
+  ["uts", "utsNsId"],
+  ["mount", "mntNsId"],
+  ["user", "userNsId"],
+] as const;
+
+/** The namespaces a restore makes for the tree (where the root task's ids differ from the dumping CRIU's own), and a user namespace's maps. */
+async function madeNamespaces(dir: string, root: TaskKobjIdsEntry, criu: TaskKobjIdsEntry): Promise<CheckpointNamespaces> {
+  const out: CheckpointNamespaces = { made: NS_KINDS.filter(([, f]) => root[f] !== criu[f]).map(([k]) => k) };
+  if (out.made.includes("user")) {
+    const bytes = await maybeRead(join(dir, `userns-${root.userNsId}.img`));
+    const e = bytes ? decodeImage(UsernsEntrySchema, bytes, `userns-${root.userNsId}.img`, ImageMagic.userns)[0] : undefined;
+    if (e) {
+      const lines = (m: readonly { first: number; lowerFirst: number; count: number }[]) => m.map((x) => `${x.first} ${x.lowerFirst} ${x.count}`);
+      out.uidMap = lines(e.uidMap);
+      out.gidMap = lines(e.gidMap);
+    }
+  }
   return out;
 }
 
@@ -194,6 +232,11 @@ export function renderInspect(x: CheckpointInspection): string {
   const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
   lines.push(`Checkpoint ${x.dir}${x.imgVersion !== undefined ? ` (image version ${x.imgVersion})` : ""}`);
   lines.push(`Size on disk: ${mib(x.totalBytes)}`);
+  if (x.namespaces) {
+    const n = x.namespaces;
+    lines.push(`Namespaces the restore makes: ${n.made.join(", ") || "none (the restoring CRIU's)"}`);
+    if (n.uidMap) lines.push(`  user namespace uid map: ${n.uidMap.join("; ")}; gid map: ${(n.gidMap ?? []).join("; ")}`);
+  }
   lines.push("", "Process tree:");
   const children = new Map<number, CheckpointProcess[]>();
   for (const p of x.processes) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { inspectCheckpoint } from "../../src/criu/index.ts";
 import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
@@ -328,6 +329,13 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
     const before = await exec(inside);
     expect(before).toMatch(/^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\nbound\na file\n0\n0:0\n$/);
     await checkpointRemoveRestore(id);
+    // cryo inspect names the namespaces the restore makes and the user namespace's maps.
+    const tar = await checkpointCriuTar(pc, `localhost/checkpoint/${id}:1`);
+    const extracted = join(top, "images");
+    mkdirSync(extracted);
+    expect(Bun.spawnSync(["tar", "-xf", tar.path, "-C", extracted]).exitCode).toBe(0);
+    const inspected = await inspectCheckpoint(extracted);
+    expect(inspected.namespaces).toEqual({ made: ["pid", "network", "ipc", "uts", "mount", "user"], uidMap: ["0 100000 65536"], gidMap: ["0 100000 65536"] });
     const pid = (await taskPid(pc, id))!;
     // The same namespace's maps, the host's view of its processes' ids, the binds, and the counter going on.
     expect(await exec(inside)).toBe(before);

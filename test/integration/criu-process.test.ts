@@ -142,6 +142,8 @@ describe("criu helper on a plain process", () => {
     expect(inspected.processes[0]!.comm).toBe("counter");
     expect(inspected.memory.pages).toBe(dump.stats.dump!.pagesWritten);
     expect(inspected.files.some((f) => f.path?.endsWith("plain.count"))).toBe(true);
+    // A process in the host's namespaces: the restore makes none.
+    expect(inspected.namespaces).toEqual({ made: [] });
     // Its credentials as the image holds them: those the restored counter runs with (root's, here).
     const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${restored.pid}/status`, "utf8"))![1]}`);
     const effective = [...capEff.toString(2)].filter((b) => b === "1").length;
@@ -151,6 +153,7 @@ describe("criu helper on a plain process", () => {
     expect(text).toContain(`${c.pid} uid 0 gid 0; effective CAP_CHOWN,CAP_DAC_OVERRIDE,`);
     expect(text).toContain("counter");
     expect(text).toContain("plain.count");
+    expect(text).toContain("Namespaces the restore makes: none (the restoring CRIU's)");
     let printed = "";
     expect(await inspectCommand.run([images], { out: (t) => void (printed += t), err: () => {} })).toBe(0);
     expect(printed).toContain(`${c.pid} counter`);

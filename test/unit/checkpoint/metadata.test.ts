@@ -38,11 +38,13 @@ describe("checkpoint metadata", () => {
     const d1 = mkdtempSync(join(dir, "l-"));
     await writeCheckpointMetadata(d1, local);
     expect(await readCheckpointMetadata(d1)).toEqual(local);
-    const { localPages: _, networkLock: __, ...olderOptions } = BUILTIN_CHECKPOINT_PLAN;
+    const { localPages: _, networkLock: __, ghostLimit: ___, ...olderOptions } = BUILTIN_CHECKPOINT_PLAN;
     writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...meta, options: olderOptions }));
     expect((await readCheckpointMetadata(d1)).options.localPages).toBe(false);
     // Dumped before cryo chose the network lock: CRIU's default then, iptables, unlocks it at restore.
     expect((await readCheckpointMetadata(d1)).options.networkLock).toBe("iptables");
+    // Dumped before the ghost-file limit was an option: CRIU's default.
+    expect((await readCheckpointMetadata(d1)).options.ghostLimit).toBe(0);
     expect(renderMetadata(local)).toContain("Page images kept on h in /var/lib/cryo/pages/x: 1 file(s), 4096 bytes (not in this directory)");
     expect(renderMetadata(meta)).not.toContain("kept on");
     // The machine as uname -m names it; the version once "cryo", whether recorded bare or with the word.
