@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, renderMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -28,6 +28,19 @@ const meta: CheckpointMetadata = {
 };
 
 describe("checkpoint metadata", () => {
+  test("a real checkpoint's metadata from before the latest options (a user-namespaced container, thirteenth session's cryo) still reads", async () => {
+    const older = mkdtempSync("/tmp/cryo-meta-old-");
+    try {
+      writeFileSync(join(older, METADATA_FILE), readFileSync(join(import.meta.dir, "data/metadata-before-ghost-limit.json")));
+      const m = await readCheckpointMetadata(older);
+      expect(m.containerId).toBe("u1");
+      expect(m.options.ghostLimit).toBe(0);
+      expect(m.options.networkLock).toBe("skip"); // as recorded: only loopback, no TCP socket
+    } finally {
+      rmSync(older, { recursive: true, force: true });
+    }
+  });
+
   test("round-trips through cryo-checkpoint.json", async () => {
     await writeCheckpointMetadata(dir, meta);
     expect(await readCheckpointMetadata(dir)).toEqual(meta);
