@@ -12,7 +12,7 @@
  * matches it at once. The restore watches the path again in the new rootfs.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 
 /** At most this many directory entries are looked at in one walk. */
@@ -71,7 +71,8 @@ export function kernelDev(dev: bigint): number {
  * so that a daemon serving other containers goes on answering them during a long walk.
  */
 export async function findWatchedPaths(root: string, watched: readonly WatchedInode[], max = WALK_MAX): Promise<string[]> {
-  const rootStat = await lstat(root, { bigint: true });
+  // Followed: root is a link to the container's root (/proc/PID/root).
+  const rootStat = await stat(root, { bigint: true });
   const dev = kernelDev(rootStat.dev);
   const wanted = new Set(watched.filter((w) => w.sdev === dev).map((w) => w.ino));
   const found: string[] = [];

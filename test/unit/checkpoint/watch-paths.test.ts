@@ -42,6 +42,15 @@ test("findWatchedPaths: the watched inodes on the root's device, as the containe
     const found = await findWatchedPaths(root, watched);
     expect(found.sort()).toEqual(["/app/config/settings", "/tmp"]);
     expect(await findWatchedPaths(root, [{ sdev: dev, ino: st("").ino }])).toEqual(["/"]);
+    // The root given as a link to it on another file system, as /proc/PID/root is (procfs).
+    const link = join("/dev/shm", `cryo-watch-link-${process.pid}`);
+    expect(statSync("/dev/shm").dev).not.toBe(statSync(root).dev);
+    symlinkSync(root, link);
+    try {
+      expect((await findWatchedPaths(link, watched)).sort()).toEqual(["/app/config/settings", "/tmp"]);
+    } finally {
+      rmSync(link);
+    }
     expect(await findWatchedPaths(root, [])).toEqual([]);
     // Bounded: after 3 entries the walk stops, before app/config/settings.
     expect(await findWatchedPaths(root, watched, 3)).toEqual(["/tmp"]);
