@@ -19,6 +19,7 @@
  */
 import * as z from "zod/mini";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
+import { madeNamespaceKinds, NS_KINDS } from "../criu/ns-kinds.ts";
 import { TaskKobjIdsEntrySchema, type TaskKobjIdsEntry } from "../gen/criu/core_pb.ts";
 import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
@@ -40,16 +41,6 @@ const specSchema = z.object({
 });
 type NsSpec = z.infer<typeof specSchema>;
 type IdMapping = z.infer<typeof idMapping>;
-
-/** The kinds compared: the OCI spec's name and the ids entry's field. */
-const KINDS = [
-  ["pid", "pidNsId"],
-  ["network", "netNsId"],
-  ["ipc", "ipcNsId"],
-  ["uts", "utsNsId"],
-  ["mount", "mntNsId"],
-  ["user", "userNsId"],
-] as const satisfies readonly (readonly [string, keyof TaskKobjIdsEntry])[];
 
 function parseSpec(spec: unknown, where: string): NsSpec {
   const r = parseDetail(specSchema, spec);
@@ -90,8 +81,9 @@ export interface NamespaceIds {
 export function checkNamespaceEntries(ids: NamespaceIds, spec: unknown, where: string, userns: (id: number) => { uidMap: UidGidExtent[]; gidMap: UidGidExtent[] }, image = "ids image"): void {
   const s = parseSpec(spec, where);
   const given = new Map((s.linux?.namespaces ?? []).map((ns) => [ns.type, ns.path ? "joined" : "new"] as const));
-  for (const [kind, field] of KINDS) {
-    const made = ids.root[field] !== ids.criu[field];
+  const madeKinds = madeNamespaceKinds(ids.root, ids.criu);
+  for (const [kind] of NS_KINDS) {
+    const made = madeKinds.includes(kind);
     const wanted = given.get(kind);
     if (made && wanted === undefined) throw invalidArgument(where, { detail: `${image}: it makes the tree a ${kind} namespace, and the spec gives the container none (it shares the host's)` });
     if (!made && wanted !== undefined) {

@@ -15,6 +15,7 @@ import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { notFound } from "../errors.ts";
 import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "./image-file.ts";
 import { readStats, type CriuStats } from "./stats.ts";
+import { madeNamespaceKinds } from "./ns-kinds.ts";
 
 /** CRIU's page unit on x86_64 and aarch64-4k, the machines cryo targets. */
 export const PAGE_SIZE = 4096;
@@ -172,19 +173,9 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
   return out;
 }
 
-/** The namespace kinds CRIU compares (criu/pstree.c get_clone_mask), as the OCI spec names them, with the ids' fields. */
-const NS_KINDS = [
-  ["pid", "pidNsId"],
-  ["network", "netNsId"],
-  ["ipc", "ipcNsId"],
-  ["uts", "utsNsId"],
-  ["mount", "mntNsId"],
-  ["user", "userNsId"],
-] as const;
-
 /** The namespaces a restore makes for the tree (where the root task's ids differ from the dumping CRIU's own), and a user namespace's maps. */
 async function madeNamespaces(dir: string, root: TaskKobjIdsEntry, criu: TaskKobjIdsEntry): Promise<CheckpointNamespaces> {
-  const out: CheckpointNamespaces = { made: NS_KINDS.filter(([, f]) => root[f] !== criu[f]).map(([k]) => k) };
+  const out: CheckpointNamespaces = { made: madeNamespaceKinds(root, criu) };
   if (out.made.includes("user")) {
     const bytes = await maybeRead(join(dir, `userns-${root.userNsId}.img`));
     const e = bytes ? decodeImage(UsernsEntrySchema, bytes, `userns-${root.userNsId}.img`, ImageMagic.userns)[0] : undefined;
