@@ -309,17 +309,18 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     useFreezer,
   });
-  // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
-  // the watched files, for CRIU to find them by (watch-paths.ts).
+  // The container's processes (its cgroup's), read once for the two looks below.
   const cgroupDir = state.cgroup_paths.freezer ?? state.cgroup_paths[""];
   const cgroupPids = cgroupDir === undefined ? [] : await listPidsRecursive(cgroupDir);
-  const watched = watchedInodes(cgroupPids);
   // CRIU dumps the tree below the init. An exec'd process (`ctr task exec`, `kubectl exec`) is a child of the shim's
   // runc, not of the init: it is in the container's cgroup but not in the checkpoint, under runc's shim too. Said
   // in the log, since the restore will not have it.
   const tree = new Set(processTree(pid));
   const outside = cgroupPids.filter((p) => !tree.has(p));
   if (outside.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${outside.map((p) => `${p} (${commOf(p)})`).join(", ")}`);
+  // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
+  // the watched files, for CRIU to find them by (watch-paths.ts).
+  const watched = watchedInodes(cgroupPids);
   if (watched.length > 0) {
     const t = performance.now();
     const paths = await findWatchedPaths(`/proc/${pid}/root`, watched);
