@@ -16,7 +16,12 @@
  * CRIU writes a new user namespace's uid and gid maps from the checkpoint's userns-<id>.img, as root. A map of the
  * container's uid 0 to the host's 0 would make its root the host's. They must be the spec's linux.uidMappings and
  * gidMappings, line for line (in any order).
+ *
+ * A user namespace joined by path (a pod's) is dumped as one of the container's own, maps included; cryo's CRIU
+ * (scripts/criu/0006) makes the restored tree in the joined one instead and checks there that its maps are the
+ * images'. Where the spec gives mappings as well, they must be the images' too.
  */
+import { readFileSync } from "node:fs";
 import * as z from "zod/mini";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { madeNamespaceKinds, NS_KINDS } from "../criu/ns-kinds.ts";
@@ -48,24 +53,61 @@ function parseSpec(spec: unknown, where: string): NsSpec {
   return r.data;
 }
 
-/** Whether the spec gives the container a user namespace of its own (type "user" without a path). */
-function newUserNamespace(s: NsSpec): boolean {
-  return (s.linux?.namespaces ?? []).some((ns) => ns.type === "user" && !ns.path);
+/** The user namespace the spec gives the container: none (the host's), one of its own, or one joined by path. */
+function userNamespace(s: NsSpec): { kind: "none" } | { kind: "new" } | { kind: "joined"; path: string } {
+  const ns = (s.linux?.namespaces ?? []).find((n) => n.type === "user");
+  if (!ns) return { kind: "none" };
+  return ns.path ? { kind: "joined", path: ns.path } : { kind: "new" };
+}
+
+/** A joined user namespace's maps, as /proc/PID/uid_map and gid_map read (rows of container id, host id, size). */
+export type JoinedUsernsMaps = (path: string) => { uidMap: string; gidMap: string } | undefined;
+
+/** The maps of a user namespace given as /proc/PID/ns/user (undefined for any other path, such as a bind-mounted one). */
+export const procUsernsMaps: JoinedUsernsMaps = (path) => {
+  const m = /^\/proc\/(\d+)\/ns\/user$/.exec(path);
+  if (!m) return undefined;
+  const read = (name: string) => readFileSync(`/proc/${m[1]}/${name}`, "utf8");
+  return { uidMap: read("uid_map"), gidMap: read("gid_map") };
+};
+
+function parseIdMap(text: string): IdMapping[] {
+  return text.split("\n").flatMap((line) => {
+    const f = line.trim().split(/\s+/).map(Number);
+    return f.length === 3 && f.every((n) => Number.isInteger(n)) ? [{ containerID: f[0]!, hostID: f[1]!, size: f[2]! }] : [];
+  });
 }
 
 /**
- * The host uid and gid of the root of the user namespace the spec gives the container (its mappings of id 0);
- * undefined when the spec gives it none of its own. A user namespace without a mapping of 0 is refused.
+ * The host uid and gid of the root of the user namespace the spec gives the container, of its own or joined by
+ * path (its mappings of id 0); undefined when it gives none. A joined one without mappings in the spec is read
+ * through joinedMaps. A user namespace without a mapping of 0 is refused.
  */
-export function userNamespaceRoot(spec: unknown, where: string): { uid: number; gid: number } | undefined {
+export function userNamespaceRoot(spec: unknown, where: string, joinedMaps: JoinedUsernsMaps = procUsernsMaps): { uid: number; gid: number } | undefined {
   const s = parseSpec(spec, where);
-  if (!newUserNamespace(s)) return undefined;
+  const userns = userNamespace(s);
+  if (userns.kind === "none") return undefined;
+  let uidMappings = s.linux?.uidMappings;
+  let gidMappings = s.linux?.gidMappings;
+  let from = "its linux.";
+  if (userns.kind === "joined" && !uidMappings?.length && !gidMappings?.length) {
+    let maps: ReturnType<JoinedUsernsMaps>;
+    try {
+      maps = joinedMaps(userns.path);
+    } catch (e) {
+      throw invalidArgument(`${where}: the user namespace ${userns.path}`, { detail: `its maps could not be read: ${(e as Error).message}` });
+    }
+    if (!maps) throw invalidArgument(`${where}: the bundle's spec`, { detail: `it joins the user namespace ${userns.path}, gives no linux.uidMappings and gidMappings, and the namespace's maps cannot be read from that path (give the mappings, or a /proc/PID/ns/user path)` });
+    uidMappings = parseIdMap(maps.uidMap);
+    gidMappings = parseIdMap(maps.gidMap);
+    from = `the maps of ${userns.path}: `;
+  }
   const root = (maps: IdMapping[] | undefined, what: string) => {
     const m = (maps ?? []).find((e) => e.containerID <= 0 && 0 < e.containerID + e.size);
-    if (!m) throw invalidArgument(`${where}: the bundle's spec`, { detail: `it gives the container a user namespace, and its linux.${what} map no id 0` });
+    if (!m) throw invalidArgument(`${where}: the bundle's spec`, { detail: `it gives the container a user namespace, and ${from}${what} map no id 0` });
     return m.hostID - m.containerID;
   };
-  return { uid: root(s.linux?.uidMappings, "uidMappings"), gid: root(s.linux?.gidMappings, "gidMappings") };
+  return { uid: root(uidMappings, "uidMappings"), gid: root(gidMappings, "gidMappings") };
 }
 
 /** The ids the images give: the root task's and those of CRIU's own namespaces at the dump. */
@@ -90,7 +132,9 @@ export function checkNamespaceEntries(ids: NamespaceIds, spec: unknown, where: s
       throw invalidArgument(where, { detail: `${image}: it keeps the tree in the ${kind} namespace of the CRIU that restores it (the host's), and the spec gives the container ${wanted === "new" ? "one of its own" : "one by path"}` });
     }
   }
-  if (!newUserNamespace(s)) return;
+  const own = userNamespace(s);
+  // A joined user namespace without mappings in the spec: cryo's CRIU checks the images' against its own.
+  if (own.kind === "none" || (own.kind === "joined" && !s.linux?.uidMappings?.length && !s.linux?.gidMappings?.length)) return;
   const maps = userns(ids.root.userNsId);
   const same = (image: readonly UidGidExtent[], spec: readonly IdMapping[]) => {
     const a = image.map((e) => `${e.first}:${e.lowerFirst}:${e.count}`).sort();

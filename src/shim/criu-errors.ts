@@ -19,6 +19,13 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
     word: "already exists",
     hint: "CRIU restores each task with its pid, and that pid is in use in the PID namespace the container is restored into (one it joins by path: another process holds it, or zombies keep it as their process group or session; a namespace whose init reaps frees those)",
   },
+  {
+    // cryo's CRIU (scripts/criu/0006): a user namespace joined by path whose maps are not the checkpointed one's.
+    re: /Can't restore into the user namespace \S+: its maps are not the images'/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "the container's files and processes hold ids in the terms of the user namespace it was checkpointed in: restore it into one with the same uid and gid maps",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

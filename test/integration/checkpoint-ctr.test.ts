@@ -369,6 +369,72 @@ test("a lazy-pages checkpoint of a container in a user namespace restores, its m
   await remove(id);
 }, 180_000);
 
+test("a container that joins a pod's user, network, ipc and uts namespaces by path (the user one through a bind-mounted file) checkpoints and restores into them; into a user namespace with other maps the restore fails and leaves nothing", async () => {
+  // runc's shim fails every such restore: "Can't open ns file /proc/N/ns/user: Permission denied" (CRIU made the
+  // task a user namespace of its own first); cryo's CRIU makes it in the joined one (scripts/criu/0006).
+  const holder = uniqueId("podns");
+  const id = uniqueId("podmember");
+  const other = uniqueId("podns-other");
+  const maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+  // The bind-mounted namespace file below a 0700 directory of root's, as a runtime keeps a pod's.
+  const top = mkdtempSync(join(tmpdir(), "cryo-podns-"));
+  const nsFile = join(top, "userns");
+  writeFileSync(nsFile, "");
+  const bind = (source: string) => {
+    Bun.spawnSync(["umount", nsFile]);
+    expect(Bun.spawnSync(["mount", "--bind", source, nsFile]).exitCode).toBe(0);
+  };
+  try {
+    await runDetached(holder, ["/bin/pause"], maps);
+    const holderPid = (await taskPid(pc, holder))!;
+    bind(`/proc/${holderPid}/ns/user`);
+    const joined = ["user", "net", "ipc", "uts"];
+    const withNs = [`user:${nsFile}`, ...["network", "ipc", "uts"].map((t, i) => `${t}:/proc/${holderPid}/ns/${joined[i + 1]}`)].flatMap((n) => ["--with-ns", n]);
+    await runDetached(id, ["/bin/memhog", "16", "/tmp/counter"], [...maps, ...withNs, "--cap-add", "CAP_SYS_ADMIN"]);
+    const atCheckpoint = await waitFor(() => readCounter(pc, id), { what: "counter" });
+    // The pod's namespaces joined, pid and mount ones of its own; and a mount works in its mount namespace, which
+    // takes that namespace to be owned by the pod's user namespace, where the container's root has its capabilities.
+    const nsOf = (pid: number, n: string) => readlinkSync(`/proc/${pid}/ns/${n}`);
+    const mountInside = async () => (await pc.ctr(["task", "exec", "--exec-id", uniqueId("m"), id, "sh", "-c", "mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mounted && umount /tmp/m"])).stdout;
+    const check = async () => {
+      const pid = (await taskPid(pc, id))!;
+      for (const n of joined) expect(nsOf(pid, n)).toBe(nsOf(holderPid, n));
+      for (const n of ["pid", "mnt"]) expect(nsOf(pid, n)).not.toBe(nsOf(holderPid, n));
+      expect(await mountInside()).toBe("mounted\n");
+    };
+    await check();
+    await checkpointRemoveRestore(id);
+    await check();
+    const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+    expect(first).toBeGreaterThanOrEqual(atCheckpoint);
+    await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+    expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification" })).toMatch(/^ok \d+$/);
+
+    // The file now names a user namespace with other maps: CRIU's check refuses it before making anything.
+    await remove(id);
+    await runDetached(other, ["/bin/pause"], ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"]);
+    bind(`/proc/${(await taskPid(pc, other))!}/ns/user`);
+    const r = await restore(id, `localhost/checkpoint/${id}:1`);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("The joined user namespace's uid_map has 0 200000 65536, which the images' has not");
+    expect(r.stderr).toContain("failed precondition");
+    expect(r.stderr).toContain("restore it into one with the same uid and gid maps");
+    expect(await taskPid(pc, id)).toBeUndefined();
+    for (const ctl of ["memory", "pids", "freezer", "devices"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
+    expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
+    expect(mountsWith("criu-root")).toEqual([]);
+    await pc.ctrOk(["task", "rm", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    expect(mountsWith(`/${id}/`)).toEqual([]);
+  } finally {
+    await remove(id).catch(() => {});
+    Bun.spawnSync(["umount", nsFile]);
+    await remove(other).catch(() => {});
+    await remove(holder).catch(() => {});
+    rmSync(top, { recursive: true, force: true });
+  }
+}, 180_000);
+
 test("a process exec'd into the container is not in its checkpoint (it is no child of the init): the shim's log names it", async () => {
   const id = uniqueId("execd");
   await runDetached(id, ["sleep", "1000"]);

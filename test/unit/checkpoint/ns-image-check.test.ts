@@ -78,11 +78,44 @@ test("a user namespace of the container's own: its maps must be the spec's, in a
   expect(fewer.message).toBe("w: invalid argument: userns-25.img: its gid map (0 200000 1) is not the spec's linux.gidMappings");
 });
 
-test("userNamespaceRoot: the host ids of the container's 0, only for a user namespace of its own", () => {
+test("a user namespace joined by path (a pod's): the images make one; its maps are held to the spec's where it gives them, else left to CRIU", () => {
+  const joinedUser = [...nsOf("pid", "ipc", "uts", "mount", "network"), { type: "user", path: "/proc/9/ns/user" }];
+  const withUserns = ids({ pidNsId: 20, netNsId: 21, ipcNsId: 22, utsNsId: 23, mntNsId: 24, userNsId: 25 });
+  const maps = (uid0: number) => () => ({ uidMap: [extent(0, uid0, 65536)], gidMap: [extent(0, 100000, 65536)] });
+  const specMaps = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }] };
+  checkNamespaceEntries(withUserns, { linux: { namespaces: joinedUser, ...specMaps } }, "w", maps(100000));
+  const other = refusal(() => checkNamespaceEntries(withUserns, { linux: { namespaces: joinedUser, ...specMaps } }, "w", maps(0)));
+  expect(other.message).toBe("w: invalid argument: userns-25.img: its uid map (0 0 65536) is not the spec's linux.uidMappings");
+  // No mappings in the spec: cryo's CRIU compares the images' with the joined namespace's (scripts/criu/0006).
+  checkNamespaceEntries(withUserns, { linux: { namespaces: joinedUser } }, "w", noUserns);
+  // Images that make none would leave the tree in the host's user namespace.
+  const none = refusal(() => checkNamespaceEntries(ctrIds, { linux: { namespaces: joinedUser } }, "w", noUserns));
+  expect(none.message).toContain("it keeps the tree in the user namespace of the CRIU that restores it (the host's), and the spec gives the container one by path");
+});
+
+test("userNamespaceRoot: the host ids of the container's 0, for a user namespace of its own or joined by path", () => {
   const maps = { uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 300000, size: 65536 }] };
-  expect(userNamespaceRoot({ linux: { namespaces: nsOf("pid", "user"), ...maps } }, "w")).toEqual({ uid: 100000, gid: 300000 });
-  expect(userNamespaceRoot({ linux: { namespaces: nsOf("pid"), ...maps } }, "w")).toBeUndefined();
-  expect(userNamespaceRoot({ linux: { namespaces: [{ type: "user", path: "/proc/9/ns/user" }], ...maps } }, "w")).toBeUndefined();
+  const notRead = () => {
+    throw new Error("maps read");
+  };
+  expect(userNamespaceRoot({ linux: { namespaces: nsOf("pid", "user"), ...maps } }, "w", notRead)).toEqual({ uid: 100000, gid: 300000 });
+  expect(userNamespaceRoot({ linux: { namespaces: nsOf("pid"), ...maps } }, "w", notRead)).toBeUndefined();
+  // Joined by path: the spec's mappings where it gives them, else the namespace's own, read through its path.
+  expect(userNamespaceRoot({ linux: { namespaces: [{ type: "user", path: "/proc/9/ns/user" }], ...maps } }, "w", notRead)).toEqual({ uid: 100000, gid: 300000 });
+  const paths: string[] = [];
+  const joined = (path: string) => {
+    paths.push(path);
+    return path === "/proc/9/ns/user" ? { uidMap: "         0     100000      65536\n", gidMap: "         1     400001      9\n         0     400000      1\n" } : undefined;
+  };
+  expect(userNamespaceRoot({ linux: { namespaces: [{ type: "user", path: "/proc/9/ns/user" }] } }, "w", joined)).toEqual({ uid: 100000, gid: 400000 });
+  const unreadable = refusal(() => userNamespaceRoot({ linux: { namespaces: [{ type: "user", path: "/run/pod/userns" }] } }, "w", joined));
+  expect(unreadable.code).toBe(Code.INVALID_ARGUMENT);
+  expect(unreadable.message).toContain("it joins the user namespace /run/pod/userns, gives no linux.uidMappings and gidMappings, and the namespace's maps cannot be read from that path");
+  expect(paths).toEqual(["/proc/9/ns/user", "/run/pod/userns"]);
+  const gone = refusal(() => userNamespaceRoot({ linux: { namespaces: [{ type: "user", path: "/proc/9/ns/user" }] } }, "w", () => {
+    throw new Error("ENOENT: no such file or directory");
+  }));
+  expect(gone.message).toBe("w: the user namespace /proc/9/ns/user: invalid argument: its maps could not be read: ENOENT: no such file or directory");
   // Other ids on both sides.
   expect(userNamespaceRoot({ linux: { namespaces: nsOf("user"), uidMappings: [{ containerID: 0, hostID: 5, size: 1 }], gidMappings: [{ containerID: 0, hostID: 6, size: 2 }] } }, "w")).toEqual({ uid: 5, gid: 6 });
   const unmapped = refusal(() => userNamespaceRoot({ linux: { namespaces: nsOf("user"), uidMappings: [{ containerID: 1, hostID: 100001, size: 10 }], gidMappings: maps.gidMappings } }, "w"));

@@ -227,6 +227,10 @@ describe("CRIU failures get the code their log names", () => {
     expect(e.code).toBe(Code.ALREADY_EXISTS);
     expect(e.message).toStartWith(taken.message);
     expect(e.message).toContain("that pid is in use in the PID namespace the container is restored into");
+    // cryo's CRIU (patch 0006) on a joined user namespace with other maps than the checkpoint's.
+    const maps = classifyCriuError(failed("Error (criu/namespaces.c:1736): Can't restore into the user namespace /run/pod/userns: its maps are not the images'"));
+    expect(maps.code).toBe(Code.FAILED_PRECONDITION);
+    expect(maps.message).toEndWith("restore it into one with the same uid and gid maps");
   });
 
   test("unknown causes and already classified errors stay as they are", () => {
