@@ -25,10 +25,11 @@
  * checkpoint can neither point at files elsewhere on the host nor borrow the memory of another
  * checkpoint's entry without having that checkpoint (PERMISSION_DENIED).
  */
-import { copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { Code, CryoError, failedPrecondition } from "../errors.ts";
+import { tryLockExclusive } from "../sys/index.ts";
 import type { CheckpointMetadata } from "./metadata.ts";
 
 /** Environment variable naming the page store's directory. */
@@ -180,6 +181,37 @@ export function restoreImagesDir(imagesDir: string, local: LocalPages, root: str
     throw CryoError.from(err).wrap(`images for the restore in ${dir}`);
   }
   return { dir, copied, [Symbol.dispose]: dispose };
+}
+
+/**
+ * Holds a store entry for a restore that changes its page images' group and mode while CRIU runs (one into a
+ * user namespace: grantImages). The restore's images are hard links to the entry's, so two such restores at
+ * once would take each other's change for the images' own, and leave the entry's files to a namespace's group.
+ * One at a time per entry, across shim daemons: flock(2) on the entry's directory, polled (the shim's event
+ * loop stays free) until the other restore lets go or signal aborts. onWait is called once, if it waits.
+ */
+export async function holdPageStoreEntry(dir: string, opts: { signal?: AbortSignal; onWait?: () => void; pollMs?: number } = {}): Promise<{ release: () => void }> {
+  const fd = openSync(dir, "r");
+  try {
+    let waited = false;
+    while (!tryLockExclusive(fd)) {
+      if (!waited) opts.onWait?.();
+      waited = true;
+      opts.signal?.throwIfAborted();
+      await Bun.sleep(opts.pollMs ?? 20);
+    }
+  } catch (err) {
+    closeSync(fd);
+    throw err instanceof CryoError ? err.wrap(`hold the page store entry ${dir}`) : err;
+  }
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      closeSync(fd); // drops the lock
+    },
+  };
 }
 
 /** One entry of the page store. */

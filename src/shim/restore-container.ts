@@ -32,7 +32,7 @@ import { checkCompatModeImages, checkMountImages, type MountSpec } from "../chec
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
-import { pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
+import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
@@ -338,6 +338,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let cgroupsReady: Promise<void> | undefined;
   let localImages: RestoreImages | undefined;
   let revokeImages: (() => void) | undefined;
+  let releaseEntry: (() => void) | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = join(bundle, "criu-restore-work");
   const criu = input.criu;
@@ -386,7 +387,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // CRIU reads plain page images: decompress a compressed checkpoint in place first.
     if (meta.compressed) await decompressImages(source.dir, { signal: input.signal });
     input.signal?.throwIfAborted();
-    // Page images kept in this host's page store: linked in, the store entry stays whole.
     // Page images kept in this host's page store: CRIU restores from a directory inside the store (the
     // other images copied there, the pages hard-linked), removed once every page is in.
     let imagesDir = source.dir;
@@ -399,6 +399,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     // A container with a user namespace of its own: its root task opens the images as the namespace's root.
     if (usernsRoot) {
+      // Local pages: the page images are the store entry's files (hard links), shared with any other restore of it.
+      if (meta.localPages && localImages && !localImages.copied) {
+        const entry = await holdPageStoreEntry(meta.localPages.dir, { signal: input.signal, onWait: () => input.log.info(`${label}: waiting for another restore into a user namespace from ${meta.localPages?.dir}`) });
+        undo.push(entry.release);
+        releaseEntry = entry.release;
+      }
       const granted = grantImages(imagesDir, usernsRoot.gid);
       undo.push(granted.revoke);
       revokeImages = granted.revoke;
@@ -608,6 +614,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
     tidy("detach CRIU's root", unmountRoot);
     tidy("give the images back their owners and modes", () => revokeImages?.());
+    tidy("let go of the page store entry", () => releaseEntry?.());
     tidy(`keep CRIU's log as ${RESTORE_LOG}`, () => renameSync(join(workDir, "restore.log"), join(bundle, RESTORE_LOG)));
     // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
     // does a local-pages restore's images directory.

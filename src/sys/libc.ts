@@ -34,6 +34,7 @@ export const libc = dlopen("libc.so.6", {
   pidfd_open: { args: [i32, u32], returns: i32 },
   pidfd_getfd: { args: [i32, i32, u32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   prlimit: { args: [i32, i32, ptr, ptr], returns: i32 }, // glibc's prlimit is prlimit64 on LP64
   syscall: { args: [i64, i64, ptr, u64], returns: i64 }, // syscall(nr, a, b, c): bpf(2), which glibc does not wrap

@@ -124,6 +124,37 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   await remove(id);
 }, 300_000);
 
+test("two restores at once of one local-pages checkpoint into user namespaces: both run with memory intact, and the store's page images keep their owner and mode", async () => {
+  // Each restore gives its images, the store's page images among them (hard links), to the namespace's root
+  // group while CRIU runs, and gives them back afterwards: one at a time per store entry.
+  const id = uniqueId("lpu");
+  const maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
+  await runDetached(id, ["/bin/memhog", "128", "/tmp/counter"], [...LOCAL, ...maps]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await remove(id);
+  const local = (await checkpointMetadata<LocalPagesMeta>(pc, ref)).localPages!;
+  const ownerMode = () =>
+    local.files.map((f) => {
+      const st = statSync(join(local.dir, f.name));
+      return `${f.name} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+    });
+  const before = ownerMode();
+  const ids = [`${id}-a`, `${id}-b`];
+  const results = await Promise.all(ids.map((n) => pc.ctr(["containers", "restore", "--live", n, ref], { timeoutMs: 120_000 })));
+  for (const r of results) {
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+  }
+  for (const n of ids) expect(await taskStatus(pc, n)).toBe("RUNNING");
+  expect(ownerMode()).toEqual(before);
+  for (const n of ids) await verifyMemory(n);
+  for (const n of ids) await remove(n);
+  expect(ownerMode()).toEqual(before);
+}, 300_000);
+
 test("lazy pages from the store: the restored task runs, then verifies its memory", async () => {
   const id = uniqueId("lpz");
   await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], [...LOCAL, "--annotation", "cryo.checkpoint/lazy-pages=true"]);

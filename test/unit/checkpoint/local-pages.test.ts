@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEntry, DEFAULT_PAGE_STORE, finishEntry, listPageStore, pageStoreRoot, restoreImagesDir, type LocalPages } from "../../../src/checkpoint/local-pages.ts";
+import { createEntry, DEFAULT_PAGE_STORE, finishEntry, holdPageStoreEntry, listPageStore, pageStoreRoot, restoreImagesDir, type LocalPages } from "../../../src/checkpoint/local-pages.ts";
 import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
 import { prunePageStore } from "../../../src/checkpoint/pages-prune.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -165,5 +165,33 @@ describe("page store", () => {
     expect((await run(pagesRemoveCommand, ["--store", root, name])).out).toContain(`removed ${name}`);
     expect(existsSync(a.dir)).toBe(false);
     expect((await run(pagesListCommand, ["--store", root])).out).toContain("0 entries");
+  });
+
+  test("holdPageStoreEntry: one holder at a time per entry; a second waits (told once) until the first lets go, or its signal aborts", async () => {
+    const { entry } = dumped("held", join(base, "store-held"));
+    const first = await holdPageStoreEntry(entry);
+    let waits = 0;
+    let got = false;
+    const second = holdPageStoreEntry(entry, { pollMs: 5, onWait: () => waits++ }).then((h) => {
+      got = true;
+      return h;
+    });
+    await Bun.sleep(40);
+    expect(got).toBe(false);
+    expect(waits).toBe(1);
+    first.release();
+    first.release(); // once only
+    const held = await second;
+    expect(waits).toBe(1);
+    // A third, aborted while it waits: rejected with the signal's reason, and holds nothing.
+    const abort = new AbortController();
+    const third = holdPageStoreEntry(entry, { pollMs: 5, signal: abort.signal });
+    await Bun.sleep(20);
+    abort.abort(new Error("task deleted"));
+    await expect(third).rejects.toThrow("task deleted");
+    held.release();
+    (await holdPageStoreEntry(entry)).release();
+    // A missing entry is an error, not a wait.
+    await expect(holdPageStoreEntry(join(base, "nowhere"))).rejects.toThrow("ENOENT");
   });
 });
