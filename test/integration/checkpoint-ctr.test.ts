@@ -369,11 +369,12 @@ test("a lazy-pages checkpoint of a container in a user namespace restores, its m
   await remove(id);
 }, 180_000);
 
-test("a container that joins a pod's user, network, ipc and uts namespaces by path (the user one through a bind-mounted file) checkpoints and restores into them; into a user namespace with other maps the restore fails and leaves nothing", async () => {
+test("containers that join a pod's user, network, ipc and uts namespaces by path (the user one through a bind-mounted file), and its pid namespace, checkpoint and restore into them; into a user namespace with other maps the restore fails and leaves nothing", async () => {
   // runc's shim fails every such restore: "Can't open ns file /proc/N/ns/user: Permission denied" (CRIU made the
   // task a user namespace of its own first); cryo's CRIU makes it in the joined one (scripts/criu/0006).
   const holder = uniqueId("podns");
   const id = uniqueId("podmember");
+  const sharesPid = uniqueId("podmember-pid");
   const other = uniqueId("podns-other");
   const maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"];
   // The bind-mounted namespace file below a 0700 directory of root's, as a runtime keeps a pod's.
@@ -410,6 +411,16 @@ test("a container that joins a pod's user, network, ipc and uts namespaces by pa
     await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
     expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification" })).toMatch(/^ok \d+$/);
 
+    // A member that shares the pod's pid namespace as well (an external one to CRIU), whose init is the pause.
+    await runDetached(sharesPid, ["/bin/memhog", "16", "/tmp/counter"], [...maps, ...withNs, "--with-ns", `pid:/proc/${holderPid}/ns/pid`]);
+    await waitFor(() => readCounter(pc, sharesPid), { what: "counter" });
+    await checkpointRemoveRestore(sharesPid);
+    const sharedPid = (await taskPid(pc, sharesPid))!;
+    for (const n of [...joined, "pid"]) expect(nsOf(sharedPid, n)).toBe(nsOf(holderPid, n));
+    await pc.ctrOk(["task", "kill", "-s", "USR1", sharesPid]);
+    expect(await waitFor(() => readContainerFile(pc, sharesPid, "/tmp/counter.verify"), { what: "memhog's verification" })).toMatch(/^ok \d+$/);
+    await remove(sharesPid);
+
     // The file now names a user namespace with other maps: CRIU's check refuses it before making anything.
     await remove(id);
     await runDetached(other, ["/bin/pause"], ["--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"]);
@@ -428,6 +439,7 @@ test("a container that joins a pod's user, network, ipc and uts namespaces by pa
     expect(mountsWith(`/${id}/`)).toEqual([]);
   } finally {
     await remove(id).catch(() => {});
+    await remove(sharesPid).catch(() => {});
     Bun.spawnSync(["umount", nsFile]);
     await remove(other).catch(() => {});
     await remove(holder).catch(() => {});
