@@ -1,8 +1,9 @@
 /**
  * What the shim itself reads from a bundle's OCI spec (<bundle>/config.json) before runc runs: that it
  * exists and is a JSON object (so a broken bundle is a clear NOT_FOUND / INVALID_ARGUMENT instead of
- * runc's message), whether the container gets its own PID namespace, and its `cryo.checkpoint/`
- * annotations (checked at Create, so that a typo fails `ctr run`, not the checkpoint an hour later).
+ * runc's message), whether the container gets its own PID namespace, its `cryo.checkpoint/`
+ * annotations (checked at Create, so that a typo fails `ctr run`, not the checkpoint an hour later), and
+ * the sd_notify socket its readiness goes to (NOTIFY_ANNOTATION).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +20,29 @@ export interface BundleSpec {
    * exits, as containerd's runc shim does.
    */
   killAllOnExit: boolean;
+  /** The host's unixgram socket the container's sd_notify READY=1 goes to (NOTIFY_ANNOTATION), if any. */
+  notifySocket?: string;
+}
+
+/**
+ * The annotation naming a host socket for the container's sd_notify messages (a systemd service's
+ * NOTIFY_SOCKET, or any unixgram socket): runc then proxies it into the container (NOTIFY_SOCKET=/run/notify/notify.sock)
+ * and forwards READY=1, with MAINPID=<init's pid>, to it.
+ */
+export const NOTIFY_ANNOTATION = "cryo.notify/socket";
+
+/** sun_path holds 108 bytes with the terminating NUL. */
+export const UNIX_PATH_MAX = 107;
+
+/** Checks a NOTIFY_ANNOTATION value: an absolute, normalised path that fits a unix socket address. */
+export function parseNotifySocket(value: string): string {
+  const where = `annotation ${NOTIFY_ANNOTATION}`;
+  const bytes = Buffer.byteLength(value);
+  if (!value.startsWith("/") || value.includes("\0") || value.split("/").some((c, i, all) => c === "." || c === ".." || (c === "" && i > 0 && i < all.length))) {
+    throw invalidArgument(where, { detail: `${JSON.stringify(value)} is not an absolute path without empty, . or .. components` });
+  }
+  if (bytes > UNIX_PATH_MAX) throw invalidArgument(where, { detail: `${JSON.stringify(value)} is ${bytes} bytes; a unix socket's path holds ${UNIX_PATH_MAX}` });
+  return value;
 }
 
 // zod/mini, built at the first Create (every daemon loads this module at start).
@@ -52,5 +76,6 @@ export function readBundleSpec(bundle: string): BundleSpec {
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   // An unknown key or a bad value: INVALID_ARGUMENT naming the annotation.
   parseCheckpointAnnotations(r.data.annotations ?? {});
-  return { killAllOnExit: !ownPid };
+  const notify = r.data.annotations?.[NOTIFY_ANNOTATION];
+  return { killAllOnExit: !ownPid, ...(notify !== undefined ? { notifySocket: parseNotifySocket(notify) } : {}) };
 }

@@ -188,7 +188,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         setImmediate(() => {
           if (pending.get(spec.id) !== entry || entry.started) return;
           try {
-            const prepared = prepareRestore(spec.id, spec.bundle, source);
+            const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root);
             // A runc container of this id already there fails Start; its cgroups are left alone.
             if (!existsSync(join(spec.options.root, spec.id, "state.json"))) prepared.cgroups = startRestoreCgroups(prepared, prejoin);
             entry.prepared = prepared;

@@ -56,7 +56,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { confineToSpec } from "./restore-spec.ts";
+import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
@@ -286,13 +286,14 @@ export async function emptyCreatedCgroups(joinDirs: readonly string[], created: 
  * Reads the bundle's spec and validates it and the checkpoint's runc state, without side effects: the
  * engine runs it between Create's reply and Start (restoreContainer does it itself when not given).
  */
-export function prepareRestore(id: string, bundle: string, source: RestoreSource): PreparedRestore {
+export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string): PreparedRestore {
   const meta = source.metadata;
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;
-  const container = confineToSpec(dumped, spec, where);
+  // A container created with cryo.notify/socket has runc's notify directory mounted: the new container's, empty.
+  const container = confineToSpec(dumped, spec, where, { notifyDir: join(runcRoot, id, "notify") });
   // The tasks' capabilities, no_new_privs and seccomp mode, which CRIU restores as the images say: within what the
   // spec gives a new container. Their resource limits and OOM score are held to what the spec (or this shim, for
   // what the spec leaves to runc's init) gives one, after CRIU restored them and before they run (limitsBounds).
@@ -328,7 +329,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot } = input.prepared ?? prepareRestore(id, bundle, source);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot } = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -364,6 +365,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
 
     const stateChain = missingChain(stateDir);
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+    const notifyDir = join(stateDir, "notify");
+    if (container.config.mounts.some((m) => m.source === notifyDir)) {
+      // runc's notify mount: no runc start serves it after a restore, so the process's later sd_notify messages go nowhere.
+      mkdirSync(notifyDir, { recursive: true, mode: 0o755 });
+      input.log.info(`${label}: the process's sd_notify socket (${RUNC_NOTIFY_MOUNT}) is restored without a listener: what it sends from now on is not forwarded`);
+    }
     undo.push(() => {
       // Never through CRIU's root while it is still a bind of the rootfs: the removal would empty the rootfs.
       if (isMountpoint(join(stateDir, "criu-root"))) throw new Error(`${stateDir}/criu-root is still mounted: ${stateDir} is left`);

@@ -37,8 +37,17 @@ const specSchema = z.object({
 
 const clean = (p: string) => (p === "/" ? p : posix.normalize(p).replace(/\/+$/, ""));
 
-/** c with the host side of its bind mounts, devices and joined namespaces taken from spec (see the module comment). */
-export function confineToSpec(c: RuncContainer, spec: unknown, where: string): RuncContainer {
+/**
+ * Where runc mounts the directory of the sd_notify socket it proxies into a container created with NOTIFY_SOCKET
+ * (cryo.notify/socket): <runc root>/<id>/notify, a directory of its own state.
+ */
+export const RUNC_NOTIFY_MOUNT = "/run/notify";
+
+/**
+ * c with the host side of its bind mounts, devices and joined namespaces taken from spec (see the module comment).
+ * runc's notify mount, which no spec has, is given notifyDir (the new container's, in runc's state) when asked.
+ */
+export function confineToSpec(c: RuncContainer, spec: unknown, where: string, opts: { notifyDir?: string } = {}): RuncContainer {
   const r = parseDetail(specSchema, spec);
   if (!r.ok) throw invalidArgument(`${where}: the bundle's spec`, { detail: r.detail });
   const s = r.data;
@@ -53,6 +62,7 @@ export function confineToSpec(c: RuncContainer, spec: unknown, where: string): R
   const mounts = c.config.mounts.map((m) => {
     if (m.device !== "bind") return m;
     const source = binds.get(clean(m.destination));
+    if (source === undefined && opts.notifyDir !== undefined && clean(m.destination) === RUNC_NOTIFY_MOUNT && posix.basename(m.source) === "notify") return { ...m, source: opts.notifyDir };
     if (source === undefined) throw invalidArgument(where, { detail: `the checkpoint has a bind mount at ${m.destination} that the bundle's spec does not have` });
     return { ...m, source };
   });

@@ -1,0 +1,55 @@
+// cryo.notify/socket: the annotation's checks, and runc's notify mount at restore.
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runcContainerFrom } from "../../../src/checkpoint/runc-criu.ts";
+import { Code } from "../../../src/errors.ts";
+import { NOTIFY_ANNOTATION, parseNotifySocket, readBundleSpec } from "../../../src/shim/bundle-spec.ts";
+import { confineToSpec } from "../../../src/shim/restore-spec.ts";
+import { errorOf } from "../../harness/error-of.ts";
+
+const base = mkdtempSync(join(tmpdir(), "cryo-notify-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+test("the annotation names an absolute, normalised path that fits a unix socket's address", () => {
+  expect(parseNotifySocket("/run/systemd/notify")).toBe("/run/systemd/notify");
+  for (const bad of ["run/notify", "/run/../etc/x", "/run/./x", "/run//x", "/run/x/", "", "/a\0b"]) {
+    const e = errorOf(() => parseNotifySocket(bad));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`annotation ${NOTIFY_ANNOTATION}`);
+  }
+  const long = `/${"x".repeat(107)}`;
+  expect(errorOf(() => parseNotifySocket(long)).message).toContain("is 108 bytes; a unix socket's path holds 107");
+  expect(parseNotifySocket(long.slice(0, 107))).toHaveLength(107);
+});
+
+test("readBundleSpec returns the socket, and refuses a bad one at Create", () => {
+  const bundle = (annotations: Record<string, string>) => {
+    const dir = mkdtempSync(join(base, "b-"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ociVersion: "1.0.2", annotations, linux: { namespaces: [{ type: "pid" }] } }));
+    return dir;
+  };
+  expect(readBundleSpec(bundle({ [NOTIFY_ANNOTATION]: "/run/app.sock" }))).toEqual({ killAllOnExit: false, notifySocket: "/run/app.sock" });
+  expect(readBundleSpec(bundle({}))).toEqual({ killAllOnExit: false });
+  expect(errorOf(() => readBundleSpec(bundle({ [NOTIFY_ANNOTATION]: "relative" }))).code).toBe(Code.INVALID_ARGUMENT);
+});
+
+test("at restore, runc's notify mount gets the new container's directory; without one asked, or anywhere else, it is refused as any bind the spec lacks", () => {
+  const dumped = (source: string, destination = "/run/notify") =>
+    runcContainerFrom({
+      id: "c1",
+      init_process_pid: 10,
+      config: { rootfs: "/b/rootfs", mounts: [{ device: "bind", source, destination }], devices: [], namespaces: [{ type: "NEWNS", path: "" }] },
+    });
+  const spec = { mounts: [], linux: { namespaces: [{ type: "mount" }] } };
+  const notifyDir = "/run/containerd/runc/ns/c2/notify";
+  const c = confineToSpec(dumped("/run/containerd/runc/ns/c1/notify"), spec, "w", { notifyDir });
+  expect(c.config.mounts[0]?.source).toBe(notifyDir);
+  expect(errorOf(() => confineToSpec(dumped("/run/containerd/runc/ns/c1/notify"), spec, "w")).message).toContain("bind mount at /run/notify that the bundle's spec does not have");
+  expect(errorOf(() => confineToSpec(dumped("/etc"), spec, "w", { notifyDir })).message).toContain("bind mount at /run/notify");
+  expect(errorOf(() => confineToSpec(dumped("/x/notify", "/run/other"), spec, "w", { notifyDir })).message).toContain("bind mount at /run/other");
+  // A spec that binds something at /run/notify itself: its source.
+  const own = confineToSpec(dumped("/run/containerd/runc/ns/c1/notify"), { ...spec, mounts: [{ destination: "/run/notify", type: "bind", source: "/srv/n" }] }, "w", { notifyDir });
+  expect(own.config.mounts[0]?.source).toBe("/srv/n");
+});
