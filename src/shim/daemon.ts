@@ -43,6 +43,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   }
   process.on("SIGPIPE", () => {});
   dropAddedEnv();
+  // The daemon starts in the bundle of the container whose `start` launched it, which containerd removes
+  // with that container while a shared daemon goes on serving others. Bun refuses to run in a deleted
+  // directory ("The current working directory was deleted"): every CRIU helper and plugin runner the daemon
+  // launched after that failed, so a checkpoint or restore of the group's other containers did. Every path
+  // the daemon uses is absolute.
+  process.chdir("/");
   // The listening socket `start` handed over: close-on-exec at once, so runc and hooks never inherit it.
   const listenFd = takeListenFd();
   if (listenFd !== undefined) setCloexec(listenFd, true);

@@ -9,6 +9,7 @@
  * `start` launches is run with `-socket PATH` and no action.
  */
 // zod/mini: the same validation as zod with a fraction of its load time; this runs at every launch of the binary.
+import { resolve } from "node:path";
 import * as z from "zod/mini";
 import { invalidArgument } from "../errors.ts";
 
@@ -93,7 +94,7 @@ export function parseShimFlags(argv: readonly string[], env: Record<string, stri
     address,
     ttrpcAddress,
     publishBinary: strings.get("publish-binary") ?? "",
-    bundle: strings.get("bundle") || cwd,
+    bundle: resolve(cwd, strings.get("bundle") || "."),
     socket: strings.get("socket") ?? "",
     debug: bools.get("debug") ?? false,
     version: (bools.get("v") ?? false) || (bools.get("version") ?? false),

@@ -1,12 +1,13 @@
 /**
- * A daemon shared by several containers keeps its log reaching containerd after the container that
- * launched it is deleted (containerd reads a container's `log` FIFO only while that container's task
- * connection lives): the daemon's later lines, here the exit of the second container at debug level,
- * show up in containerd's own log.
+ * A daemon shared by several containers outlives the container that launched it: its log keeps reaching
+ * containerd after that container is deleted (containerd reads a container's `log` FIFO only while that
+ * container's task connection lives): the daemon's later lines, here the exit of the second container at
+ * debug level, show up in containerd's own log. And it keeps launching its helpers (CRIU's) once that
+ * container's bundle, where it was started, is gone.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { ensureTestImage, removeContainer, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -49,3 +50,41 @@ test("after the launching container is deleted, the shared daemon's lines still 
   });
   await removeContainer(pc, second, { stopped: "not-running" });
 }, 120_000);
+
+test("after the launching container and its bundle are gone, the shared daemon still checkpoints and restores the others", async () => {
+  const first = uniqueId("launcher");
+  const other = uniqueId("other");
+  const run = (id: string, args: string[]) =>
+    pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--annotation", "io.cryo.shim.grouping=per-namespace", testImage, id, ...args], { timeoutMs: 60_000 });
+  await run(first, ["sleep", "100"]);
+  await run(other, ["/bin/memhog", "0", "/tmp/counter"]);
+  // The daemon serving both (launched for the first, or for an earlier test's container of this namespace).
+  const socket = readFileSync(`${pc.layout.state}/io.containerd.runtime.v2.task/${pc.namespace}/${first}/address`, "utf8").replace(/^unix:\/\//, "");
+  const daemonPid = readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number)
+    .find((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+        return argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(socket) && !argv.includes("__standby");
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+  expect(daemonPid).toBeDefined();
+  // The daemon works from / (it was started in its launching container's bundle, which containerd removes with it).
+  expect(readlinkSync(`/proc/${daemonPid!}/cwd`)).toBe("/");
+  await removeContainer(pc, first, { stopped: "not-running" });
+  await waitFor(() => readCounter(pc, other), { what: "counter" });
+  // Before, Bun refused to start the CRIU helper ("The current working directory was deleted"), failing both.
+  const ref = `localhost/checkpoint/${other}:1`;
+  await pc.ctrOk(["containers", "checkpoint", "--task", other, ref], { timeoutMs: 120_000 });
+  await removeContainer(pc, other, { stopped: "not-running" });
+  const r = await pc.ctr(["containers", "restore", "--live", other, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, other)).toBe("RUNNING");
+  await removeContainer(pc, other, { stopped: "not-running" });
+  await pc.ctr(["images", "rm", "--sync", ref]);
+}, 180_000);
+

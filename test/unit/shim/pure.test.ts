@@ -27,6 +27,8 @@ describe("flags", () => {
   test("delete with -bundle, -flag=value and --flag forms; ttrpc address defaults to address + .ttrpc", () => {
     const f = parseShimFlags(["--namespace=ns", "-address=/a.sock", "-id", "x", "-bundle", "/b", "delete"], {}, "/cwd");
     expect(f).toMatchObject({ action: "delete", namespace: "ns", bundle: "/b", ttrpcAddress: "/a.sock.ttrpc", debug: false });
+    // A relative -bundle is the working directory's (the daemon leaves it for /).
+    expect(parseShimFlags(["-bundle", "b/c", "delete"], {}, "/cwd").bundle).toBe("/cwd/b/c");
   });
   test("containerd 2.x environment", () => {
     const f = parseShimFlags(["-id", "x", "start"], { NAMESPACE: "n2", GRPC_ADDRESS: "/g.sock", MAX_SHIM_VERSION: "2" }, "/c");
