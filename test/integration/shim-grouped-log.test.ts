@@ -3,11 +3,12 @@
  * containerd after that container is deleted (containerd reads a container's `log` FIFO only while that
  * container's task connection lives): the daemon's later lines, here the exit of the second container at
  * debug level, show up in containerd's own log. And it keeps launching its helpers (CRIU's) once that
- * container's bundle, where it was started, is gone.
+ * container's bundle, where it was started, is gone; and it checkpoints and restores several of its
+ * containers at once.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -86,5 +87,28 @@ test("after the launching container and its bundle are gone, the shared daemon s
   expect(await taskStatus(pc, other)).toBe("RUNNING");
   await removeContainer(pc, other, { stopped: "not-running" });
   await pc.ctr(["images", "rm", "--sync", ref]);
+}, 180_000);
+
+test("three containers of one shared daemon, checkpointed at once and restored at once: each comes back with its memory", async () => {
+  const ids = [1, 2, 3].map((i) => uniqueId(`conc${i}`));
+  const refs = ids.map((id) => `localhost/checkpoint/${id}:1`);
+  for (const id of ids) await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--annotation", "io.cryo.shim.grouping=per-namespace", testImage, id, "/bin/memhog", "32", "/tmp/counter"], { timeoutMs: 60_000 });
+  const address = (id: string) => readFileSync(`${pc.layout.state}/io.containerd.runtime.v2.task/${pc.namespace}/${id}/address`, "utf8");
+  expect(new Set(ids.map(address)).size).toBe(1);
+  for (const id of ids) await waitFor(() => readCounter(pc, id), { what: `${id} filled` });
+  // Each CRIU call with its own options (libcriu's criu_local_* handles), the three dumps at the same time.
+  await Promise.all(ids.map((id, i) => pc.ctrOk(["containers", "checkpoint", "--task", id, refs[i]!], { timeoutMs: 120_000 })));
+  for (const id of ids) await removeContainer(pc, id, { stopped: "not-running" });
+  const restored = await Promise.all(ids.map((id, i) => pc.ctr(["containers", "restore", "--live", id, refs[i]!], { timeoutMs: 120_000 })));
+  for (const r of restored) {
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+  }
+  for (const id of ids) {
+    await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+    expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: `${id}'s verification` })).toMatch(/^ok \d+$/);
+  }
+  for (const id of ids) await removeContainer(pc, id, { stopped: "not-running" });
+  for (const ref of refs) await pc.ctr(["images", "rm", "--sync", ref]);
 }, 180_000);
 
