@@ -28,6 +28,7 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
+import { markRestoring, unmarkRestoring } from "./interrupted-restore.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
@@ -178,6 +179,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           mounted = true;
         }
         const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
+        // For `delete` after this daemon died: the container's cgroups and processes are the restore's (cleanup.ts).
+        markRestoring(spec.bundle);
         const entry: PendingRestore = { spec, source, io, restore };
         pending.set(spec.id, entry);
         // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
@@ -239,6 +242,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         throw err;
       });
       pending.delete(id);
+      unmarkRestoring(p.spec.bundle); // runc has the container's state now
       let killAllOnExit = false;
       try {
         killAllOnExit = readBundleSpec(p.spec.bundle).killAllOnExit;
@@ -283,6 +287,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       if (!p) return;
       pending.delete(id);
       p.io?.abort();
+      unmarkRestoring(p.spec.bundle);
       const cgroups = p.prepared?.cgroups;
       if (!cgroups) return;
       try {

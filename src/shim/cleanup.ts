@@ -1,8 +1,8 @@
 /**
  * The `delete` action: containerd runs it when a shim died, to clean up its container.
- * It force-deletes the container in runc (with the runc binary and root recorded at Create),
- * unmounts the rootfs, and prints a binary DeleteResponse: the init pid, exit status 137
- * (128 + SIGKILL) and the current time, as containerd's runc shim reports.
+ * It stops a restore the shim did not finish (interrupted-restore.ts), force-deletes the container in runc
+ * (with the runc binary and root recorded at Create), unmounts the rootfs, and prints a binary DeleteResponse:
+ * the init pid, exit status 137 (128 + SIGKILL) and the current time, as containerd's runc shim reports.
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -13,6 +13,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
+import { isRestoring, restoreWorkDir, stopInterruptedRestore } from "./interrupted-restore.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -29,7 +30,9 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // A shim that died in the middle of a restore left CRIU's root (a bind of the rootfs) and the restore's
   // staged tmpfs mounts: detached first, so that neither the state directory's removal reaches into the
   // rootfs through them nor the bundle's removal fails on them.
-  await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), join(bundle, "criu-restore-work")], log);
+  await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), restoreWorkDir(bundle)], log);
+  // A restore it did not finish: runc has no state for what CRIU made (interrupted-restore.ts).
+  if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container.
   if (existsSync(join(options.root, flags.id))) {

@@ -56,6 +56,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
+import { restoreWorkDir } from "./interrupted-restore.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
@@ -341,7 +342,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let revokeImages: (() => void) | undefined;
   let releaseEntry: (() => void) | undefined;
   const stateDir = join(input.runcRoot, id);
-  const workDir = join(bundle, "criu-restore-work");
+  const workDir = restoreWorkDir(bundle);
   const criu = input.criu;
   // Cgroups: made (so criu and the tree can join them first, as runc does) ahead of Start by the engine, or
   // here, while the mounts, restore root, stdio, options and CRIU's plan are worked out below; awaited before

@@ -1,7 +1,7 @@
 /**
  * The cryo shim under stress and misuse, through ctr against a private containerd: containerd
- * restarted under running tasks, a SIGKILLed shim cleaned up by containerd's `delete`, 50
- * containers at once with nothing leaking, and bad input answered with clear errors.
+ * restarted under running tasks, a SIGKILLed shim cleaned up by containerd's `delete` (also in the middle
+ * of a restore), 50 containers at once with nothing leaking, and bad input answered with clear errors.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
@@ -11,7 +11,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, processAlive, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -104,6 +104,47 @@ test("shim killed with SIGKILL: containerd's cleanup removes the container and r
   await pc.ctrOk(["containers", "rm", id]);
   expect(await taskStatus(pc, id)).toBeUndefined();
 }, 60_000);
+
+test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup leaves no process, cgroup, runc state or mount", async () => {
+  const id = uniqueId("deadrs");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const restore = pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  // CRIU is restoring once its log is in the restore's work directory: the daemon is killed then. The tree CRIU is
+  // making has no runc state yet (the daemon writes it once CRIU is done).
+  await waitFor(() => existsSync(join(bundle, "criu-restore-work", "restore.log")) || undefined, { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
+  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id));
+  expect(shim).toBeDefined();
+  expect(existsSync(`/run/containerd/runc/${ns}/${id}/state.json`)).toBe(false);
+  process.kill(shim!, "SIGKILL");
+  expect((await restore).exitCode).not.toBe(0);
+  const inCgroup = () =>
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cgroup`, "utf8").includes(`/${ns}/${id}\n`);
+        } catch {
+          return false;
+        }
+      });
+  for (const ctl of ["memory", "pids", "freezer", "unified"]) await waitFor(() => !existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`), { timeoutMs: 20_000, what: `cgroup ${ctl} removed` });
+  expect(inCgroup()).toEqual([]);
+  await waitFor(() => !existsSync(`/run/containerd/runc/${ns}/${id}`), { timeoutMs: 20_000, what: "runc state removed" });
+  expect(readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${id}/`))).toEqual([]);
+  // containerd logs what its `delete` printed once it returned.
+  await waitFor(() => /removed the cgroup \S+ of a restore its shim did not finish/.test(readFileSync(pc.layout.log, "utf8")) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  await pc.ctr(["images", "rm", "--sync", ref]);
+}, 180_000);
 
 test("50 containers started and removed concurrently: all succeed, nothing leaks", async () => {
   const before = { mounts: mountCount(), cgroups: cgroupCount(), runc: runcStateCount(), shims: new Set(shimPids()), fds: fdCount(pc.pid) };

@@ -1,0 +1,38 @@
+// A restore its shim did not finish: the bundle's marker, and finding CRIU's processes by what they hold open.
+import { afterAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring } from "../../../src/shim/interrupted-restore.ts";
+
+const base = mkdtempSync(join(tmpdir(), "cryo-interrupted-"));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+test("the marker is set while a bundle is restored into, and gone after", () => {
+  const bundle = join(base, "bundle");
+  mkdirSync(bundle);
+  expect(isRestoring(bundle)).toBe(false);
+  markRestoring(bundle);
+  expect(isRestoring(bundle)).toBe(true);
+  unmarkRestoring(bundle);
+  unmarkRestoring(bundle); // twice is fine
+  expect(isRestoring(bundle)).toBe(false);
+  expect(restoreWorkDir(bundle)).toBe(join(bundle, "criu-restore-work"));
+});
+
+test("processesHoldingFilesBelow: the pids with a descriptor on a file below the directory, and no other", () => {
+  const proc = join(base, "proc");
+  const work = "/b/criu-restore-work";
+  const fd = (pid: string, n: string, target: string) => {
+    mkdirSync(join(proc, pid, "fd"), { recursive: true });
+    symlinkSync(target, join(proc, pid, "fd", n));
+  };
+  fd("123", "3", `${work}/restore.log`);
+  fd("123", "4", `${work}/restore.log`);
+  fd("124", "1", "/dev/null");
+  fd("125", "7", `${work}-other/restore.log`); // a sibling directory with the same prefix
+  fd("126", "9", work); // the directory itself, not a file below it
+  mkdirSync(join(proc, "127")); // no fd directory (a kernel thread, or gone)
+  mkdirSync(join(proc, "self"));
+  expect(processesHoldingFilesBelow(work, proc)).toEqual([123]);
+});
