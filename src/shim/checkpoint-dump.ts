@@ -36,6 +36,7 @@ import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint
 import { classifyCriuError } from "./criu-errors.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
+import { dumpWorkDir } from "./orphaned-criu.ts";
 
 /** runc's name for the stdio record in the images directory. */
 export const DESCRIPTORS_FILE = "descriptors.json";
@@ -279,7 +280,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);
   const ownWork = plan.workPath === undefined;
-  const workDir = plan.workPath ?? join(bundle, "criu-work");
+  const workDir = plan.workPath ?? dumpWorkDir(bundle);
   if (ownWork) rmSync(workDir, { recursive: true, force: true });
   ensureDir(workDir, `${label}: work directory`);
 

@@ -28,7 +28,7 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
-import { markRestoring, unmarkRestoring } from "./interrupted-restore.ts";
+import { markRestoring, unmarkRestoring } from "./orphaned-criu.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor

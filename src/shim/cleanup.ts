@@ -1,8 +1,9 @@
 /**
  * The `delete` action: containerd runs it when a shim died, to clean up its container.
- * It stops a restore the shim did not finish (interrupted-restore.ts), force-deletes the container in runc
- * (with the runc binary and root recorded at Create), unmounts the rootfs, and prints a binary DeleteResponse:
- * the init pid, exit status 137 (128 + SIGKILL) and the current time, as containerd's runc shim reports.
+ * It stops the CRIU work the shim left (a post-copy page server, a restore it did not finish: orphaned-criu.ts),
+ * force-deletes the container in runc (with the runc binary and root recorded at Create), unmounts the rootfs,
+ * and prints a binary DeleteResponse: the init pid, exit status 137 (128 + SIGKILL) and the current time, as
+ * containerd's runc shim reports.
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -13,7 +14,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
-import { isRestoring, restoreWorkDir, stopInterruptedRestore } from "./interrupted-restore.ts";
+import { isRestoring, restoreWorkDir, stopCriuOf, stopInterruptedRestore } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -31,7 +32,9 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // staged tmpfs mounts: detached first, so that neither the state directory's removal reaches into the
   // rootfs through them nor the bundle's removal fails on them.
   await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), restoreWorkDir(bundle)], log);
-  // A restore it did not finish: runc has no state for what CRIU made (interrupted-restore.ts).
+  // CRIU its shim left working for the container (a post-copy page server, a restore), and a restore it did not
+  // finish, whose tree runc has no state for (orphaned-criu.ts).
+  stopCriuOf(bundle, log);
   if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container.

@@ -5,10 +5,10 @@
  * source, and the source then ends (CRIU kills it). With no restore, the page server stops after the
  * timeout and the source runs on, its network namespace unlocked; a client that goes away without saying it
  * has every page does not end it. Without the pipe size CRIU's page server needs, the checkpoint is refused
- * before anything is frozen.
+ * before anything is frozen. A shim killed while its CRIU serves leaves neither that CRIU nor the source.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { POST_COPY_PIPE_BYTES } from "../../src/shim/checkpoint-dump.ts";
 import {
   checkpointCriuTar,
@@ -199,3 +199,51 @@ test("post-copy without the pipe size CRIU's page server needs: refused before t
   await waitFor(() => ((readCounter(pc, id) ?? 0) > before ? true : undefined), { what: "the container to count on", timeoutMs: 10_000 });
   await removeContainer(pc, id);
 }, 120_000);
+
+test("the shim killed while its CRIU serves the pages: containerd's cleanup leaves no CRIU, no process of the container and no cgroup", async () => {
+  const id = uniqueId("pc-dead");
+  await runMemhog(id, 32, postCopy(await freePort()));
+  await checkpointServing(id);
+  const bundle = `${pc.layout.state}/io.containerd.runtime.v2.task/${pc.namespace}/${id}`;
+  // The page server is CRIU's dump, holding its log open in the dump's work directory.
+  const holders = () =>
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readdirSync(`/proc/${p}/fd`).some((fd) => readlinkSync(`/proc/${p}/fd/${fd}`).startsWith(`${bundle}/criu-work/`));
+        } catch {
+          return false;
+        }
+      });
+  const criu = holders().map(Number);
+  expect(criu.length).toBeGreaterThan(0);
+  // Gone, or a zombie (its parent may be this test process, a subreaper through an earlier test).
+  const gone = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.startsWith("Z");
+    } catch {
+      return true;
+    }
+  };
+  const shim = readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .find((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+        return argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address) && argv.includes(id) && !argv.includes("__standby");
+      } catch {
+        return false;
+      }
+    });
+  expect(shim).toBeDefined();
+  const memhog = (await taskPid(pc, id))!;
+  // Before, that CRIU and its helper went on waiting for a restore, for ever.
+  process.kill(Number(shim), "SIGKILL");
+  await waitFor(() => (criu.every(gone) ? true : undefined), { what: "CRIU's page server gone", timeoutMs: 20_000 });
+  await waitFor(() => (gone(memhog) ? true : undefined), { what: "the container's process gone", timeoutMs: 20_000 });
+  await waitFor(() => !existsSync(`/sys/fs/cgroup/memory/${pc.namespace}/${id}`) || undefined, { what: "cgroup removed", timeoutMs: 20_000 });
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+}, 180_000);
+

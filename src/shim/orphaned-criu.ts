@@ -1,14 +1,18 @@
 /**
- * A restore whose shim daemon died before it was done.
+ * CRIU work a dead shim daemon left behind, for containerd's cleanup (the `delete` action, cleanup.ts).
  *
- * The daemon writes runc's state.json for a restored container only once CRIU is done; until then the container's
- * cgroups (made at Create) and the tree CRIU is making in them belong to no runc container, and CRIU, run by the
- * daemon's helper, goes on without it. containerd's cleanup after a dead shim (`delete`, cleanup.ts) then ran
- * `runc delete`, which found nothing: a daemon killed in the middle of a restore left the restored tree running,
- * with its cgroups (seen here with a 1 GiB memhog). So the daemon marks a bundle while it restores into it
- * (RESTORE_MARKER, written at Create, removed when the restore is done or discarded), and `delete` finds a marked
- * bundle's restore stopped: the processes that hold files open in the restore's work directory (CRIU and its
- * lazy-pages daemon, this restore's and no other's), then everything in the container's cgroups, which are removed.
+ * CRIU runs in the daemon's helper process and goes on when the daemon dies. Two cases left processes behind:
+ * - a restore: the daemon writes runc's state.json for a restored container only once CRIU is done; until then the
+ *   container's cgroups (made at Create) and the tree CRIU is making in them belong to no runc container, so `runc
+ *   delete` found nothing: a daemon killed in the middle of a restore left the restored tree running, with its
+ *   cgroups (seen here with a 1 GiB memhog);
+ * - a post-copy dump: CRIU stays as the page server of the frozen source until a restore has every page; a daemon
+ *   killed meanwhile left that CRIU and its helper waiting for ever (seen here; the container's zombie with them).
+ * So `delete` kills the processes that hold files open in a CRIU work directory of the bundle (the dump's and the
+ * restore's: this container's CRIU and its lazy-pages daemon, and no other), looked for only when such a directory
+ * exists (they go once CRIU is done). And the daemon marks a bundle while it restores into it (RESTORE_MARKER,
+ * written at Create, removed when the restore is done or discarded): `delete` then also kills what is in the
+ * container's cgroups and removes them.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,6 +24,9 @@ export const RESTORE_MARKER = "cryo-restoring";
 
 /** CRIU's work directory of a restore into bundle (restore-container.ts keeps it there). */
 export const restoreWorkDir = (bundle: string): string => join(bundle, "criu-restore-work");
+
+/** CRIU's work directory of a dump of bundle's container (checkpoint-dump.ts, unless the request names one). */
+export const dumpWorkDir = (bundle: string): string => join(bundle, "criu-work");
 
 export function markRestoring(bundle: string): void {
   writeFileSync(join(bundle, RESTORE_MARKER), "");
@@ -61,28 +68,35 @@ export function processesHoldingFilesBelow(dir: string, proc = "/proc"): number[
   return out;
 }
 
+/** Kills the processes holding files open below bundle's CRIU work directories (see the module comment). */
+export function stopCriuOf(bundle: string, log: Logger): void {
+  for (const dir of [dumpWorkDir(bundle), restoreWorkDir(bundle)]) {
+    if (!existsSync(dir)) continue;
+    const pids = processesHoldingFilesBelow(dir).filter((pid) => pid !== process.pid);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (pids.length > 0) log.warn(`killed the CRIU processes its shim left working in ${dir}: ${pids.join(", ")}`);
+  }
+}
+
 /**
- * Stops the restore a dead daemon left in bundle (see the module comment): kills CRIU's processes for it, then
- * the container's processes, removes its cgroups (from the spec's linux.cgroupsPath) and runc's state directory
- * when runc has no state in it, and removes the marker. Failures are logged; the rest goes on.
+ * Stops the restore a dead daemon left in bundle (see the module comment), after stopCriuOf: kills the container's
+ * processes and removes its cgroups (from the spec's linux.cgroupsPath), removes runc's state directory when runc
+ * has no state in it, and removes the marker. Failures are logged; the rest goes on.
  */
 export async function stopInterruptedRestore(bundle: string, stateDir: string, log: Logger): Promise<void> {
-  const criu = processesHoldingFilesBelow(restoreWorkDir(bundle)).filter((pid) => pid !== process.pid);
-  for (const pid of criu) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone meanwhile
-    }
-  }
-  if (criu.length > 0) log.warn(`killed CRIU's processes of a restore its shim did not finish: ${criu.join(", ")}`);
   try {
     const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: unknown } };
     const cgroupsPath = spec.linux?.cgroupsPath;
     if (typeof cgroupsPath === "string" && cgroupsPath !== "") {
       const { hostCgroupMounts, openCgroup } = await import("../cgroups/open.ts");
       // On a hybrid host the restore made the container's cgroup2 directory too, as runc does.
-      const versions = (await hostCgroupMounts()).mode === "hybrid" ? [1, 2] as const : [undefined];
+      const versions = (await hostCgroupMounts()).mode === "hybrid" ? ([1, 2] as const) : [undefined];
       const pids = new Set<number>();
       for (const version of versions) {
         try {

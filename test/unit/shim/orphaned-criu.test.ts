@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring } from "../../../src/shim/interrupted-restore.ts";
+import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring } from "../../../src/shim/orphaned-criu.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-interrupted-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
