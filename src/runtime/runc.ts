@@ -7,7 +7,7 @@
  * file is written, the process is reparented to us (when we are a child subreaper), and a console
  * socket holds the pty master.
  */
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // zod/mini: the same validation as zod, loaded and built faster (every shim daemon loads this module at start).
@@ -59,8 +59,9 @@ export interface CreateOptions extends CallOptions {
   /** `--no-new-keyring`. */
   noNewKeyring?: boolean;
   /**
-   * NOTIFY_SOCKET for runc: it mounts a directory of its state at /run/notify in the container and sets
-   * NOTIFY_SOCKET=/run/notify/notify.sock in the process's environment; startNotifying then serves it.
+   * NOTIFY_SOCKET for runc: it mounts a directory of its state (<root>/<id>/notify) at /run/notify in the
+   * container and sets NOTIFY_SOCKET=/run/notify/notify.sock in the process's environment; the caller serves
+   * that socket (`runc start` is run without the variable, so it neither binds it nor waits for READY=1).
    */
   notifySocket?: string;
 }
@@ -134,13 +135,6 @@ export interface Runc {
   create(id: string, bundle: string, options: CreateOptions): Promise<void>;
   /** `runc start`: lets init exec the user process. */
   start(id: string, options?: CallOptions): Promise<void>;
-  /**
-   * `runc start` with NOTIFY_SOCKET=socket, for a container created with it: runc binds the container's
-   * notify socket, lets init exec the user process, then waits, without a time limit, for the process to
-   * send READY=1 (or for init to exit) and forwards READY=1 and MAINPID=<init's pid> to socket. `started`
-   * settles as start would, once the process runs (runc removed exec.fifo); `forwarded` when runc exits.
-   */
-  startNotifying(id: string, socket: string, options?: CallOptions): { started: Promise<void>; forwarded: Promise<void> };
   /** `runc exec --detach --process <temp process.json>`: starts another process in the container. */
   exec(id: string, process: ProcessSpec, options: ExecOptions): Promise<void>;
   /** `runc kill [--all] id SIG`: signal is a number or a name ("KILL", "SIGTERM"). */
@@ -191,8 +185,6 @@ export function createRunc(options: RuncOptions): Runc {
     call?: CallOptions;
     /** Variables for this call only (NOTIFY_SOCKET). */
     env?: Record<string, string>;
-    /** No time limit (the driver's timeoutMs does not apply). */
-    untimed?: boolean;
   }
 
   async function run(spec: RunSpec): Promise<string> {
@@ -222,7 +214,7 @@ export function createRunc(options: RuncOptions): Runc {
       if (!o.logPath) rmSync(logFile, { force: true });
       throw unknown(`runc ${spec.command} ${spec.id}`, { detail: `cannot run ${o.binary}: ${(err as Error).message}`, cause: err });
     }
-    const timeoutMs = spec.untimed ? undefined : (spec.call?.timeoutMs ?? o.timeoutMs);
+    const timeoutMs = spec.call?.timeoutMs ?? o.timeoutMs;
     const timer = timeoutMs !== undefined ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
     const onAbort = (): void => {
       aborted = true;
@@ -274,36 +266,6 @@ export function createRunc(options: RuncOptions): Runc {
       await run({ command: "start", id, args: [id], call: c });
     },
 
-    startNotifying(id, socket, c) {
-      checkId(id);
-      // Killed on the caller's signal, or when the process has not started within the driver's time limit.
-      const stop = new AbortController();
-      const signal = c?.signal ? AbortSignal.any([c.signal, stop.signal]) : stop.signal;
-      const forwarded = run({ command: "start", id, args: [id], call: { ...c, signal }, env: { NOTIFY_SOCKET: socket }, untimed: true }).then(() => undefined);
-      let exited = false;
-      forwarded.then(
-        () => (exited = true),
-        () => (exited = true),
-      );
-      const fifo = join(o.root, id, "exec.fifo");
-      const started = (async () => {
-        const deadline = performance.now() + (c?.timeoutMs ?? o.timeoutMs ?? Number.POSITIVE_INFINITY);
-        // runc removes exec.fifo once init has read the go-ahead and execs the process; what runc says after
-        // that (a host socket that is not there) is forwarded's, not start's.
-        while (existsSync(fifo)) {
-          if (exited) {
-            await forwarded; // runc's own error
-            throw unknown(`runc start ${id}`, { detail: "runc exited, and the process did not start" });
-          }
-          if (performance.now() > deadline) {
-            stop.abort();
-            throw deadlineExceeded(`runc start ${id}`, { detail: "the process did not start in time" });
-          }
-          await Bun.sleep(2);
-        }
-      })();
-      return { started, forwarded };
-    },
 
     async exec(id, processSpec, c) {
       checkId(id);

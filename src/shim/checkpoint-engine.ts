@@ -56,7 +56,7 @@ export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createResto
 export interface CheckpointEngineDeps {
   log: Logger;
   /** A restored container is now runc's to manage; with killAllOnExit (no PID namespace of its own), its other processes end with its init. */
-  adopt(id: string, runc: Runc, init?: { pid: number; killAllOnExit: boolean }): void;
+  adopt(id: string, runc: Runc, init?: { pid: number; killAllOnExit: boolean; notifySocket?: string }): void;
   /** The CRIU client (default: helper processes of this binary). */
   criu?: Criu;
   /** The policy plugins for a config path (checkpoint and restore hooks); none: no plugins. */
@@ -243,13 +243,14 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       });
       pending.delete(id);
       unmarkRestoring(p.spec.bundle); // runc has the container's state now
-      let killAllOnExit = false;
+      let bundleSpec: ReturnType<typeof readBundleSpec> = { killAllOnExit: false };
       try {
-        killAllOnExit = readBundleSpec(p.spec.bundle).killAllOnExit;
+        bundleSpec = readBundleSpec(p.spec.bundle);
       } catch (err) {
         deps.log.warn(`restored container ${id}: its spec: ${CryoError.from(err).message}`); // read and checked before the restore
       }
-      deps.adopt(id, runcFor(p.spec.bundle, p.spec.options), { pid: restored.pid, killAllOnExit });
+      const init = { pid: restored.pid, killAllOnExit: bundleSpec.killAllOnExit };
+      deps.adopt(id, runcFor(p.spec.bundle, p.spec.options), bundleSpec.notifySocket !== undefined ? { ...init, notifySocket: bundleSpec.notifySocket } : init);
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
       if (p.io && restored.ptsMaster === undefined) return { pid: restored.pid, io: await p.io.launched() };
       // The checkpointed tree had a terminal, and its stdio is CRIU's new pty whatever the new task asked for (ctr

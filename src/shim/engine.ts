@@ -6,16 +6,16 @@
  * `cryo-runtime.json` (runc binary and root, so that `delete` after a dead shim can clean up),
  * `.exec-<id>.pid` for exec processes (removed after use).
  */
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Code, CryoError, invalidArgument, notFound } from "../errors.ts";
+import { Code, CryoError, notFound } from "../errors.ts";
 // open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
 import type { CgroupManager } from "../cgroups/manager.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import type { Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
-import { NOTIFY_ANNOTATION, readBundleSpec, UNIX_PATH_MAX } from "./bundle-spec.ts";
+import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
 import type { CheckpointEngine, CheckpointEngineDeps } from "./checkpoint-engine.ts";
 import type { PolicyFor } from "./checkpoint-policy.ts";
@@ -25,18 +25,7 @@ import type { ContainerMetrics, Engine, ExecSpec, InitSpec, Launched } from "./p
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 import { prepareIo } from "./stdio.ts";
-
-/**
- * runc binds the container's notify socket at <root>/<id>/notify/notify.sock, which must fit a unix socket's
- * address (runc fails `start` otherwise, with the process never run): refused at Create instead.
- */
-function checkNotifySocketPath(root: string, id: string): void {
-  const path = join(root, id, "notify", "notify.sock");
-  const bytes = Buffer.byteLength(path);
-  if (bytes > UNIX_PATH_MAX) {
-    throw invalidArgument(`annotation ${NOTIFY_ANNOTATION}`, { detail: `runc would bind the container's socket at ${path}, ${bytes} bytes; a unix socket's path holds ${UNIX_PATH_MAX} (a shorter container id or runc root)` });
-  }
-}
+import { forwardNotify, type NotifyForwarder } from "./notify-forward.ts";
 
 /** containerd's answer when a signal finds the process gone ("process already finished", NOT_FOUND). */
 function killError(err: unknown, label: string): CryoError {
@@ -58,8 +47,16 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
   const cgroups = new Map<string, CgroupManager>();
   /** Init pids of containers without their own PID namespace -> container id. */
   const killAllOnExit = new Map<number, string>();
-  /** Containers whose sd_notify readiness goes to a host socket (bundle-spec.ts NOTIFY_ANNOTATION) -> that socket. */
+  /** Containers whose sd_notify messages go to a host socket (bundle-spec.ts NOTIFY_ANNOTATION) -> that socket. */
   const notifySockets = new Map<string, string>();
+  /** Their init pids (MAINPID), from Create to Start. */
+  const initPids = new Map<string, number>();
+  /** Their forwarders (notify-forward.ts), from Start (or the restore) to Delete. */
+  const forwarders = new Map<string, NotifyForwarder>();
+  const startForwarding = (id: string, root: string, hostSocket: string, pid: number) => {
+    forwarders.get(id)?.stop();
+    forwarders.set(id, forwardNotify({ socketPath: join(root, id, "notify", "notify.sock"), hostSocket, pid, log: deps.log, label: `container ${id}` }));
+  };
   const runcOf = (id: string): Runc => {
     const r = runcs.get(id);
     if (!r) throw notFound(`container ${id}`, { detail: "not created by this shim" });
@@ -86,6 +83,15 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc, init) => {
           runcs.set(id, runc);
           if (init?.killAllOnExit) killAllOnExit.set(init.pid, id);
+          // A restored process's sd_notify socket (the restore made runc's directory for it when the checkpoint had one).
+          if (init?.notifySocket !== undefined && existsSync(join(runc.root, id, "notify"))) {
+            notifySockets.set(id, init.notifySocket);
+            try {
+              startForwarding(id, runc.root, init.notifySocket, init.pid);
+            } catch (err) {
+              deps.log.warn(`restored container ${id}: sd_notify socket: ${CryoError.from(err).message}`);
+            }
+          }
         }, policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
       (err: unknown) => {
         loading = undefined;
@@ -104,7 +110,6 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle);
       const runc = runcFor(bundle, options);
-      if (bundleSpec.notifySocket !== undefined) checkNotifySocketPath(runc.root, id);
       writeRuntimeFile(bundle, options);
       let mounted = false;
       let io: Awaited<ReturnType<typeof prepareIo>> | undefined;
@@ -123,8 +128,11 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
           noNewKeyring: options.noNewKeyring,
           ...(bundleSpec.notifySocket !== undefined ? { notifySocket: bundleSpec.notifySocket } : {}),
         });
-        if (bundleSpec.notifySocket !== undefined) notifySockets.set(id, bundleSpec.notifySocket);
         const pid = readPidFile(pidFile);
+        if (bundleSpec.notifySocket !== undefined) {
+          notifySockets.set(id, bundleSpec.notifySocket);
+          initPids.set(id, pid);
+        }
         const pio = await io.launched();
         runcs.set(id, runc);
         if (bundleSpec.killAllOnExit) killAllOnExit.set(pid, id);
@@ -137,15 +145,11 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async startInit(id) {
+      const runc = runcOf(id);
       const socket = notifySockets.get(id);
-      if (socket === undefined) return await runcOf(id).start(id);
-      // runc stays, forwarding the container's READY=1 once it comes; Start answers once the process runs.
-      const { started, forwarded } = runcOf(id).startNotifying(id, socket);
-      forwarded.then(
-        () => deps.log.info(`container ${id}: runc's sd_notify proxy ended (READY=1 forwarded to ${socket}, or the process exited before sending it)`),
-        (err: unknown) => deps.log.warn(`container ${id}: runc's sd_notify proxy to ${socket} failed: ${CryoError.from(err).message}`),
-      );
-      await started;
+      // The container's socket is bound before its process runs, so that nothing it sends is lost.
+      if (socket !== undefined) startForwarding(id, runc.root, socket, initPids.get(id) ?? 0);
+      await runc.start(id);
     },
 
     async exec(spec: ExecSpec): Promise<Launched> {
@@ -195,6 +199,9 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       cgroups.delete(id);
       runcs.delete(id);
       notifySockets.delete(id);
+      initPids.delete(id);
+      forwarders.get(id)?.stop();
+      forwarders.delete(id);
       await unmountRootfs(bundle);
     },
 

@@ -368,9 +368,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     mkdirSync(stateDir, { recursive: true, mode: 0o711 });
     const notifyDir = join(stateDir, "notify");
     if (container.config.mounts.some((m) => m.source === notifyDir)) {
-      // runc's notify mount: no runc start serves it after a restore, so the process's later sd_notify messages go nowhere.
+      // runc's notify mount: the new container's directory. The daemon serves its socket again where the new spec has
+      // cryo.notify/socket (engine.ts); without it, what the process sends goes nowhere.
       mkdirSync(notifyDir, { recursive: true, mode: 0o755 });
-      input.log.info(`${label}: the process's sd_notify socket (${RUNC_NOTIFY_MOUNT}) is restored without a listener: what it sends from now on is not forwarded`);
+      input.log.info(`${label}: the process's sd_notify directory (${RUNC_NOTIFY_MOUNT}) is ${notifyDir}`);
     }
     undo.push(() => {
       // Never through CRIU's root while it is still a bind of the rootfs: the removal would empty the rootfs.

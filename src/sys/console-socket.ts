@@ -33,7 +33,7 @@ export interface ReceivedFd {
 }
 
 /** Encodes a struct sockaddr_un; returns the buffer and the length to pass. */
-function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
+export function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
   const bytes = new TextEncoder().encode(path);
   if (bytes.length === 0 || bytes.length >= SUN_PATH_MAX) {
     throw invalidArgument(`unix socket path ${JSON.stringify(path)}`, { detail: `must be 1..${SUN_PATH_MAX - 1} bytes` });

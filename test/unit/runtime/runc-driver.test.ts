@@ -1,7 +1,7 @@
 // The runc driver against a fake runc (a shell script written per test): the command lines it
 // builds, stdin for update, output parsing, and how failures, deadlines and cancellation surface.
 import { afterEach, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -29,10 +29,6 @@ case "$FAKE_MODE" in
   process) cp "$(sed -n '/--process/{n;p;}' "$FAKE_DIR/argv")" "$FAKE_DIR/process.json"; exit 0 ;;
   sleep) exec sleep 30 ;;
   env) env > "$FAKE_DIR/env"; exit 0 ;;
-  notify) env > "$FAKE_DIR/env"; sleep 0.2; rm -f "$FAKE_DIR/root/c1/exec.fifo"; sleep 0.4; exit 0 ;;
-  notify-early-fail) printf '%s\n' '{"level":"error","msg":"container not created","time":"t"}' >> "$log"; exit 1 ;;
-  notify-late-fail) rm -f "$FAKE_DIR/root/c1/exec.fifo"; sleep 0.2; printf '%s\n' '{"level":"error","msg":"dial unixgram /gone: connect: no such file or directory","time":"t"}' >> "$log"; exit 1 ;;
-  notify-stuck) exec sleep 30 ;;
 esac
 exit 99
 `;
@@ -186,33 +182,3 @@ test("runc never gets the shim's NOTIFY_SOCKET (systemd's, through containerd); 
     else process.env.NOTIFY_SOCKET = was;
   }
 });
-
-test("startNotifying: started once runc removed exec.fifo, forwarded when runc exits; runc's failure before the fifo goes fails the start, after it only forwarded", async () => {
-  const withFifo = (mode: string, extra: { timeoutMs?: number } = {}) => {
-    const f = fake(mode, extra);
-    mkdirSync(join(f.dir, "root", "c1"), { recursive: true });
-    writeFileSync(join(f.dir, "root", "c1", "exec.fifo"), "");
-    return f;
-  };
-  const ok = withFifo("notify");
-  const order: string[] = [];
-  const { started, forwarded } = ok.runc.startNotifying("c1", "/run/app.sock");
-  await Promise.all([started.then(() => order.push("started")), forwarded.then(() => order.push("forwarded"))]);
-  expect(order).toEqual(["started", "forwarded"]);
-  expect(readFileSync(join(ok.dir, "env"), "utf8")).toContain("NOTIFY_SOCKET=/run/app.sock\n");
-  expect(ok.argv().slice(-2)).toEqual(["start", "c1"]);
-
-  const early = withFifo("notify-early-fail").runc.startNotifying("c1", "/s");
-  expect((await failure(early.started)).message).toContain("container not created");
-  await failure(early.forwarded);
-
-  const late = withFifo("notify-late-fail").runc.startNotifying("c1", "/gone");
-  await late.started;
-  expect((await failure(late.forwarded)).message).toContain("dial unixgram /gone");
-
-  // A process that does not start within the driver's time limit: DEADLINE_EXCEEDED, and runc is killed.
-  const stuck = withFifo("notify-stuck", { timeoutMs: 150 }).runc.startNotifying("c1", "/s");
-  expect((await failure(stuck.started)).code).toBe(Code.DEADLINE_EXCEEDED);
-  expect((await failure(stuck.forwarded)).code).toBe(Code.CANCELLED);
-});
-

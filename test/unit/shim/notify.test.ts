@@ -1,12 +1,14 @@
 // cryo.notify/socket: the annotation's checks, and runc's notify mount at restore.
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runcContainerFrom } from "../../../src/checkpoint/runc-criu.ts";
 import { Code } from "../../../src/errors.ts";
 import { NOTIFY_ANNOTATION, parseNotifySocket, readBundleSpec } from "../../../src/shim/bundle-spec.ts";
+import { forwardedNotify } from "../../../src/shim/notify-forward.ts";
 import { confineToSpec } from "../../../src/shim/restore-spec.ts";
+import { bindDatagram, close, receiveDatagrams, sendDatagram } from "../../../src/sys/index.ts";
 import { errorOf } from "../../harness/error-of.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-notify-"));
@@ -53,3 +55,34 @@ test("at restore, runc's notify mount gets the new container's directory; withou
   const own = confineToSpec(dumped("/run/containerd/runc/ns/c1/notify"), { ...spec, mounts: [{ destination: "/run/notify", type: "bind", source: "/srv/n" }] }, "w", { notifyDir });
   expect(own.config.mounts[0]?.source).toBe("/srv/n");
 });
+
+test("what goes on to the host socket: the lines but the container's MAINPID, and the init's host pid after READY=1", () => {
+  expect(forwardedNotify("READY=1", 4242)).toBe("READY=1\nMAINPID=4242\n");
+  expect(forwardedNotify("READY=1\nMAINPID=1\nSTATUS=up\n", 4242)).toBe("READY=1\nSTATUS=up\nMAINPID=4242\n");
+  expect(forwardedNotify("STATUS=working\nWATCHDOG=1", 4242)).toBe("STATUS=working\nWATCHDOG=1\n");
+  expect(forwardedNotify("MAINPID=7\n", 4242)).toBe("");
+  expect(forwardedNotify("", 4242)).toBe("");
+});
+
+test("datagram sockets: bound at a path longer than a socket address holds, world-writable; datagrams read back one by one", () => {
+  const deep = join(base, "d".repeat(60), "e".repeat(60));
+  mkdirSync(deep, { recursive: true });
+  const path = join(deep, "notify.sock");
+  expect(Buffer.byteLength(path)).toBeGreaterThan(107);
+  const fd = bindDatagram(path);
+  try {
+    expect(statSync(path).isSocket()).toBe(true);
+    expect(statSync(path).mode & 0o777).toBe(0o777);
+    expect(receiveDatagrams(fd)).toEqual([]);
+    // The sender side needs a short path: a link to the directory, as the container has its mount.
+    const link = join(base, "l");
+    symlinkSync(deep, link);
+    sendDatagram(join(link, "notify.sock"), new TextEncoder().encode("READY=1"));
+    sendDatagram(join(link, "notify.sock"), new TextEncoder().encode("STATUS=x"));
+    expect(receiveDatagrams(fd).map((d) => new TextDecoder().decode(d))).toEqual(["READY=1", "STATUS=x"]);
+    expect(() => sendDatagram(join(base, "nobody.sock"), new Uint8Array(1))).toThrow("sendto");
+  } finally {
+    close(fd);
+  }
+});
+
