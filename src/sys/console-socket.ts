@@ -11,18 +11,14 @@ import { mkdtempSync, rmSync, rmdirSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
-import { failedPrecondition, invalidArgument } from "../errors.ts";
+import { failedPrecondition } from "../errors.ts";
 import { Errno, errno, libc, sysError } from "./libc.ts";
 import { close } from "./fd.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, sockaddrUn } from "./sockaddr.ts";
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const SUN_PATH_MAX = 108;
 const CMSG_HDR = 16; // struct cmsghdr { size_t len; int level; int type; } on LP64
 const MAX_FDS = 4;
 
@@ -30,18 +26,6 @@ const MAX_FDS = 4;
 export interface ReceivedFd {
   fd: number;
   name: string;
-}
-
-/** Encodes a struct sockaddr_un; returns the buffer and the length to pass. */
-export function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
-  const bytes = new TextEncoder().encode(path);
-  if (bytes.length === 0 || bytes.length >= SUN_PATH_MAX) {
-    throw invalidArgument(`unix socket path ${JSON.stringify(path)}`, { detail: `must be 1..${SUN_PATH_MAX - 1} bytes` });
-  }
-  const addr = new Uint8Array(2 + SUN_PATH_MAX);
-  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
-  addr.set(bytes, 2);
-  return { addr, len: 2 + bytes.length + 1 };
 }
 
 /** A listening unix socket for runc's --console-socket; holds the socket fd and its path (and temp dir). */

@@ -6,17 +6,12 @@
 import { chmodSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { sockaddrUn } from "./console-socket.ts";
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SUN_PATH_MAX, sockaddrUn } from "./sockaddr.ts";
 import { close } from "./fd.ts";
 import { Errno, errno, libc, sysError } from "./libc.ts";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-const SUN_PATH_MAX = 107;
 
 /** Binds a nonblocking datagram socket at path, which anyone may send to (mode 0777, as runc's notify socket); returns its fd. */
 export function bindDatagram(path: string): number {
@@ -25,7 +20,7 @@ export function bindDatagram(path: string): number {
   let short: string | undefined;
   try {
     let at = path;
-    if (Buffer.byteLength(path) > SUN_PATH_MAX) {
+    if (Buffer.byteLength(path) >= SUN_PATH_MAX) {
       short = mkdtempSync(join(tmpdir(), "cryo-dg-"));
       symlinkSync(dirname(path), join(short, "d"));
       at = join(short, "d", basename(path));
