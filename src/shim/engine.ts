@@ -47,10 +47,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
   const cgroups = new Map<string, CgroupManager>();
   /** Init pids of containers without their own PID namespace -> container id. */
   const killAllOnExit = new Map<number, string>();
-  /** Containers whose sd_notify messages go to a host socket (bundle-spec.ts NOTIFY_ANNOTATION) -> that socket. */
-  const notifySockets = new Map<string, string>();
-  /** Their init pids (MAINPID), from Create to Start. */
-  const initPids = new Map<string, number>();
+  /** Containers created with a host sd_notify socket (bundle-spec.ts NOTIFY_ANNOTATION), from Create to Start: the socket and the init's pid. */
+  const notifyPending = new Map<string, { socket: string; pid: number }>();
   /** Their forwarders (notify-forward.ts), from Start (or the restore) to Delete. */
   const forwarders = new Map<string, NotifyForwarder>();
   const startForwarding = (id: string, root: string, hostSocket: string, pid: number) => {
@@ -85,7 +83,6 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
           if (init?.killAllOnExit) killAllOnExit.set(init.pid, id);
           // A restored process's sd_notify socket (the restore made runc's directory for it when the checkpoint had one).
           if (init?.notifySocket !== undefined && existsSync(join(runc.root, id, "notify"))) {
-            notifySockets.set(id, init.notifySocket);
             try {
               startForwarding(id, runc.root, init.notifySocket, init.pid);
             } catch (err) {
@@ -130,8 +127,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         });
         const pid = readPidFile(pidFile);
         if (bundleSpec.notifySocket !== undefined) {
-          notifySockets.set(id, bundleSpec.notifySocket);
-          initPids.set(id, pid);
+          notifyPending.set(id, { socket: bundleSpec.notifySocket, pid });
         }
         const pio = await io.launched();
         runcs.set(id, runc);
@@ -146,9 +142,10 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
 
     async startInit(id) {
       const runc = runcOf(id);
-      const socket = notifySockets.get(id);
+      const notify = notifyPending.get(id);
+      notifyPending.delete(id);
       // The container's socket is bound before its process runs, so that nothing it sends is lost.
-      if (socket !== undefined) startForwarding(id, runc.root, socket, initPids.get(id) ?? 0);
+      if (notify) startForwarding(id, runc.root, notify.socket, notify.pid);
       await runc.start(id);
     },
 
@@ -198,8 +195,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       }
       cgroups.delete(id);
       runcs.delete(id);
-      notifySockets.delete(id);
-      initPids.delete(id);
+      notifyPending.delete(id);
       forwarders.get(id)?.stop();
       forwarders.delete(id);
       await unmountRootfs(bundle);

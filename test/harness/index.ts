@@ -17,3 +17,4 @@ export { buildPlugins } from "./plugins.ts";
 export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";
 export { freePort } from "./free-port.ts";
 export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./ctr-events.ts";
+export { shimDaemonPids } from "./shim-daemons.ts";

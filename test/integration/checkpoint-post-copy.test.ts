@@ -19,6 +19,7 @@ import {
   readContainerFile,
   readCounter,
   removeContainer,
+  shimDaemonPids,
   startPrivateContainerd,
   taskPid,
   taskStatus,
@@ -226,16 +227,7 @@ test("the shim killed while its CRIU serves the pages: containerd's cleanup leav
       return true;
     }
   };
-  const shim = readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .find((p) => {
-      try {
-        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address) && argv.includes(id) && !argv.includes("__standby");
-      } catch {
-        return false;
-      }
-    });
+  const shim = shimDaemonPids(pc.address, id)[0];
   expect(shim).toBeDefined();
   const memhog = (await taskPid(pc, id))!;
   // Before, that CRIU and its helper went on waiting for a restore, for ever.

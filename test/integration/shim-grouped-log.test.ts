@@ -7,8 +7,8 @@
  * containers at once.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { ensureTestImage, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { readFileSync, readlinkSync } from "node:fs";
+import { ensureTestImage, readContainerFile, readCounter, removeContainer, shimDaemonPids, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -61,17 +61,7 @@ test("after the launching container and its bundle are gone, the shared daemon s
   await run(other, ["/bin/memhog", "0", "/tmp/counter"]);
   // The daemon serving both (launched for the first, or for an earlier test's container of this namespace).
   const socket = readFileSync(`${pc.layout.state}/io.containerd.runtime.v2.task/${pc.namespace}/${first}/address`, "utf8").replace(/^unix:\/\//, "");
-  const daemonPid = readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .find((p) => {
-      try {
-        const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(socket) && !argv.includes("__standby");
-      } catch {
-        return false; // gone meanwhile
-      }
-    });
+  const daemonPid = shimDaemonPids(pc.address, socket)[0];
   expect(daemonPid).toBeDefined();
   // The daemon works from / (it was started in its launching container's bundle, which containerd removes with it).
   expect(readlinkSync(`/proc/${daemonPid!}/cwd`)).toBe("/");

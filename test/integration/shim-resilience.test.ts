@@ -11,7 +11,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, processAlive, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, processAlive, readCounter, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -27,20 +27,8 @@ afterAll(async () => {
   await pc?.stop();
 });
 
-/** Shim daemons of this containerd (by the -address they carry). */
-function shimPids(): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-      // Not the standby (src/shim/standby.ts): it serves no container.
-      if (argv[0]?.endsWith("containerd-shim-cryo-v2") && argv.includes(pc.address) && !argv.includes("__standby")) pids.push(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
+/** Shim daemons of this containerd (by the -address they carry; not the standby, which serves no container). */
+const shimPids = (): number[] => shimDaemonPids(pc.address);
 
 function mountCount(): number {
   return readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(pc.dir) || l.includes(`/${ns}/`)).length;
