@@ -433,6 +433,8 @@ export interface ContainerRestoreInput {
    * mounts it and when it keys it for CRIU. Identity when absent.
    */
   resolveDest?: (dest: string) => string;
+  /** The restored container's resctrl group (cgroups/intel-rdt.ts), joined by the helper along with the cgroups. */
+  intelRdtDir?: string;
 }
 
 /** What a container restore needs: the options, plus which of the caller's fds to hand in under which key. */
@@ -442,8 +444,13 @@ export interface ContainerRestorePlan {
   stdioKeys: { index: number; key: string }[];
   /** External namespaces to hand in as inherited fds: key -> path of the namespace to open. */
   namespaceFds: { key: string; path: string }[];
-  /** Cgroup directories the helper joins before calling CRIU. */
+  /** Cgroup directories (then the resctrl group, if any) the helper joins before calling CRIU. */
   joinCgroups: string[];
+}
+
+/** The directories a restore's CRIU helper joins: the container's cgroups, then its resctrl group. */
+export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, intelRdtDir?: string): string[] {
+  return [...Object.values(cgroupPaths), ...(intelRdtDir !== undefined ? [intelRdtDir] : [])];
 }
 
 /** CriuOpts and fd plan for restoring into a new runc container. Pure. */
@@ -516,7 +523,7 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   // listens (src/criu restoreLazy hands it to the daemon only, not to the restore).
   if (plan.lazyPages && plan.pageServer) opts.pageServer = { ...plan.pageServer };
   if (plan.external.length > 0) opts.external = [...plan.external];
-  return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: Object.values(input.cgroupPaths) };
+  return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: restoreJoinDirs(input.cgroupPaths, input.intelRdtDir) };
 }
 
 type NsName = "ipc" | "uts" | "mnt" | "user" | "time" | "net" | "pid" | "cgroup";

@@ -12,6 +12,7 @@
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Pointer } from "bun:ffi";
+import { joinFile } from "../cgroups/join-file.ts";
 import { Code, CryoError } from "../errors.ts";
 import { clearCloexec, takeFdFromProcess } from "../sys/index.ts";
 import { applyOptions } from "./apply-options.ts";
@@ -88,7 +89,7 @@ export function runCriuHelper(): number {
     if (joinDirs) {
       for (const dir of joinDirs) {
         try {
-          writeFileSync(join(dir, "cgroup.procs"), `${process.pid}\n`);
+          writeFileSync(joinFile(dir), `${process.pid}\n`);
           joined.add(dir);
         } catch (err) {
           joinError = new CryoError(Code.FAILED_PRECONDITION, `criu restore: join cgroup ${dir}: failed precondition: ${(err as Error).message}`, { cause: err });
@@ -206,7 +207,7 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
       for (const dir of req.joinCgroups) {
         if (joined.has(dir)) continue; // joined ahead of the request
         try {
-          writeFileSync(join(dir, "cgroup.procs"), `${process.pid}\n`);
+          writeFileSync(joinFile(dir), `${process.pid}\n`);
         } catch (err) {
           throw new CryoError(Code.FAILED_PRECONDITION, `criu ${req.op}: join cgroup ${dir}: failed precondition: ${(err as Error).message}`, { cause: err });
         }

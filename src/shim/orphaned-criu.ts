@@ -15,7 +15,7 @@
  * container's cgroups and removes them.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
 
@@ -91,7 +91,20 @@ export function stopCriuOf(bundle: string, log: Logger): void {
  */
 export async function stopInterruptedRestore(bundle: string, stateDir: string, log: Logger): Promise<void> {
   try {
-    const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: unknown } };
+    const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: unknown; intelRdt?: { closID?: unknown } } };
+    // A resctrl group of the container's own (no closID): made by the restore, removed as `runc delete` would.
+    const rdt = spec.linux?.intelRdt;
+    if (rdt && (rdt.closID === undefined || rdt.closID === "")) {
+      const { hostIntelRdt, removeIntelRdtGroup } = await import("../cgroups/intel-rdt.ts");
+      const root = hostIntelRdt().root;
+      if (root !== undefined) {
+        try {
+          removeIntelRdtGroup(join(root, basename(stateDir)));
+        } catch (err) {
+          log.warn(`the resctrl group of a restore its shim did not finish: ${CryoError.from(err).message}`);
+        }
+      }
+    }
     const cgroupsPath = spec.linux?.cgroupsPath;
     if (typeof cgroupsPath === "string" && cgroupsPath !== "") {
       const { hostCgroupMounts, openCgroup } = await import("../cgroups/open.ts");

@@ -35,9 +35,10 @@ import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
+import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
 import { createCgroupDirsSync, hostCgroupMountsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
 import { killAll, listPidsRecursive } from "../cgroups/procs.ts";
@@ -199,14 +200,20 @@ export interface PreparedRestore {
   externalFlags?: ReadonlyMap<string, number>;
   /** The host ids of the root of the user namespace the spec gives the container (userNamespaceRoot). */
   usernsRoot?: { uid: number; gid: number };
+  /** The resctrl group the spec's linux.intelRdt gives the container's tasks (cgroups/intel-rdt.ts). */
+  intelRdt?: IntelRdtPlan;
+  /** Why the spec's linux.intelRdt is ignored on this host (a closID alone, no resctrl), for the log. */
+  intelRdtIgnored?: string;
 }
 
 /** A restored container's cgroups being made, and the CRIU helper that joins them. */
 export interface RestoreCgroups {
   /** The directories this restore makes (only those are removed again). */
   created: string[];
-  /** The directories the CRIU helper joins (prejoin), and that the restore's call joins. */
+  /** The directories the CRIU helper joins (prejoin), and that the restore's call joins: the cgroups, then the resctrl group. */
   joinDirs: string[];
+  /** The resctrl group, once `ready`: `created` when this restore made it (only then is it removed again). */
+  intelRdt?: { dir: string; created: boolean };
   /** Settles once the cgroups are made, limited, and the helper was told to join them; rejects with a failure. */
   ready: Promise<void>;
 }
@@ -219,10 +226,11 @@ export interface RestoreCgroups {
  * period) and overlaps whatever the restore works out meanwhile; the CRIU call awaits `ready`.
  * Undo with discardRestoreCgroups.
  */
-export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources">, prejoin: (dirs: string[]) => void): RestoreCgroups {
-  const { cgroupPaths, resources } = prepared;
+export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources" | "intelRdt">, prejoin: (dirs: string[]) => void): RestoreCgroups {
+  const { cgroupPaths, resources, intelRdt } = prepared;
   const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
-  const joinDirs = Object.values(cgroupPaths);
+  const joinDirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir);
+  const rdt = intelRdt ? { dir: intelRdt.dir, created: false } : undefined;
   const ready = (async () => {
     const location = locationFromRuncPaths(cgroupPaths);
     createCgroupDirsSync(location);
@@ -238,11 +246,13 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
       if (target.version === 1) applyV1DeviceRules(target.dir, rules);
       else applyV2DeviceRules(target.dir, rules);
     }
+    // The resctrl group with its schemata, before the helper joins it (runc: Apply, then Set).
+    if (intelRdt && rdt) rdt.created = applyIntelRdtGroup(intelRdt, `restore: linux.intelRdt`).created;
     prejoin(joinDirs);
     if (resources) await managerFor(location).update(resources);
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
-  return { created, joinDirs, ready };
+  return { created, joinDirs, ready, ...(rdt ? { intelRdt: rdt } : {}) };
 }
 
 /**
@@ -261,6 +271,7 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
   release(cgroups.joinDirs);
   await emptyCreatedCgroups(cgroups.joinDirs, cgroups.created);
   await removeCgroupDirs(cgroups.created);
+  if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
 
 /**
@@ -289,7 +300,7 @@ export async function emptyCreatedCgroups(joinDirs: readonly string[], created: 
  */
 export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string): PreparedRestore {
   const meta = source.metadata;
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown } };
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;
@@ -320,7 +331,22 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // The namespaces CRIU makes (the images decide) are the spec's, and a user namespace's maps too.
   checkNamespaceImages(source.dir, spec, where);
   const usernsRoot = userNamespaceRoot(spec, where);
-  return { container, cgroupPaths, cgroupsPath: normaliseCgroupsPath(cgroupsPath), resources, specHooks: spec.hooks, security, limitsBounds, externalFlags, ...(usernsRoot ? { usernsRoot } : {}) };
+  // The resctrl group of linux.intelRdt, which runc's create would give the container (runc's own restore does not).
+  const rdtSpec = spec.linux?.intelRdt;
+  const rdt = rdtSpec === undefined ? {} : planIntelRdt(rdtSpec, id, hostIntelRdt(), where);
+  return {
+    container,
+    cgroupPaths,
+    cgroupsPath: normaliseCgroupsPath(cgroupsPath),
+    resources,
+    specHooks: spec.hooks,
+    security,
+    limitsBounds,
+    externalFlags,
+    ...(usernsRoot ? { usernsRoot } : {}),
+    ...(rdt.plan ? { intelRdt: rdt.plan } : {}),
+    ...(rdt.ignored ? { intelRdtIgnored: rdt.ignored } : {}),
+  };
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
@@ -330,7 +356,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot } = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot);
+  const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot);
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot, intelRdt } = prepared;
+  if (prepared.intelRdtIgnored) input.log.warn(`${label}: ${prepared.intelRdtIgnored}`);
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -356,8 +384,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const taken = existsSync(join(stateDir, "state.json"));
     const refuseTaken = () => failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
     if (taken && !cgroups) throw refuseTaken();
-    const { created: cgCreated, joinDirs, ready } = cgroups ?? startRestoreCgroups({ cgroupPaths, resources }, (dirs) => criu.prejoin?.(dirs));
+    const made = cgroups ?? startRestoreCgroups({ cgroupPaths, resources, intelRdt }, (dirs) => criu.prejoin?.(dirs));
+    const { created: cgCreated, joinDirs, ready } = made;
     cgroupsReady = ready;
+    undo.push(() => {
+      if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
+    });
     undo.push(() => removeCgroupDirs(cgCreated));
     undo.push(() => emptyCreatedCgroups(joinDirs, cgCreated));
     undo.push(() => criu.releaseJoin?.(joinDirs));
@@ -467,6 +499,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       criuRoot: root.path,
       host: readHostCgroupFacts(),
       cgroupPaths,
+      ...(intelRdt ? { intelRdtDir: intelRdt.dir } : {}),
       descriptors: source.descriptors,
       emptyTmpfs,
       resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
@@ -608,6 +641,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       namespaces: container.config.namespaces,
       cgroupsPath,
       deviceRules: runcDeviceRules(resources?.devices),
+      ...(intelRdt ? { intelRdt: { path: intelRdt.dir, config: intelRdt.runcConfig } } : {}),
     });
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
     // Success: the state dir and cgroups stay; CRIU's root mount goes. From here on the container runs: what

@@ -7,8 +7,8 @@
  *
  * Not from the checkpoint: the hooks and Intel RDT. The checkpoint may come from anywhere, and runc acts on
  * both as root when it deletes the container (it runs the poststop hooks, and removes the RDT directory).
- * The hooks are the new bundle's spec's, as `runc restore` takes them; cryo sets up no RDT, so none is
- * recorded.
+ * The hooks are the new bundle's spec's, as `runc restore` takes them; the RDT group is the one the restore
+ * made or joined for the new spec's linux.intelRdt (cgroups/intel-rdt.ts), or none.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -51,6 +51,8 @@ export interface RestoredFacts {
   deviceRules?: readonly DeviceRule[];
   /** What `runc exec` applies to the processes it starts, from the new spec (runcSecurityFromSpec). */
   security: RuncSecurity;
+  /** The resctrl group the restore put the tasks in, and runc's config.intel_rdt for it (intel-rdt.ts IntelRdtPlan). */
+  intelRdt?: { path: string; config: Record<string, string> };
 }
 
 /** The keys of runc's config that `runc exec` takes its processes' confinement from. */
@@ -162,6 +164,7 @@ export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts
       Systemd: false,
       Rootless: false,
     },
+    ...(f.intelRdt ? { intel_rdt: f.intelRdt.config } : {}),
   };
   // As runc records them: every namespace the init is in, at /proc/<init>/ns/<name> (runc exec joins these).
   const namespacePaths: Record<string, string> = {};
@@ -180,7 +183,7 @@ export function restoredRuncState(old: Record<string, unknown>, f: RestoredFacts
     cgroup_paths: f.cgroupPaths,
     namespace_paths: namespacePaths,
     external_descriptors: f.descriptors,
-    intel_rdt_path: "",
+    intel_rdt_path: f.intelRdt?.path ?? "",
   };
 }
 

@@ -32,6 +32,7 @@ import { FileEntrySchema } from "../../src/gen/criu/fdinfo_pb.ts";
 import { TaskKobjIdsEntrySchema } from "../../src/gen/criu/core_pb.ts";
 import { InventoryEntrySchema } from "../../src/gen/criu/inventory_pb.ts";
 import { PstreeEntrySchema } from "../../src/gen/criu/pstree_pb.ts";
+import { hostIntelRdt } from "../../src/cgroups/intel-rdt.ts";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -467,6 +468,51 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
     await r.call("create", createFrom(r), 60_000);
     await r.call("start", { id: r.restoredId }, 60_000);
     expect(Number(readFileSync(`/proc/${(await r.call("state", { id: r.restoredId })).pid}/oom_score_adj`, "utf8"))).toBe(adj);
+    await r.call("kill", { id: r.restoredId, signal: 9 });
+    await r.call("wait", { id: r.restoredId }, 30_000);
+  });
+});
+
+test("linux.intelRdt in the new spec: a closID that is no group name is INVALID_ARGUMENT, a schema this host cannot apply FAILED_PRECONDITION, and nothing is made; a closID alone is ignored, as runc's create ignores it on a host without resctrl", async () => {
+  // This machine's kernel has no resctrl (the VM's processor has no RDT): making and joining the group itself is
+  // unit-tested against a directory laid out as resctrl's (test/unit/cgroups/intel-rdt.test.ts).
+  expect(hostIntelRdt()).toEqual({ cat: false, mba: false });
+  await withSleepCheckpoint("rdt", async (r) => {
+    const specPath = join(r.bundle, "config.json");
+    const original = readFileSync(specPath, "utf8");
+    const withRdt = (intelRdt: object) => {
+      const spec = JSON.parse(original) as { linux: Record<string, unknown> };
+      spec.linux.intelRdt = intelRdt;
+      writeFileSync(specPath, JSON.stringify(spec));
+    };
+    const refused: [object, Code, RegExp][] = [
+      [{ closID: "../up" }, Code.INVALID_ARGUMENT, /linux.intelRdt.closID "..\/up" is not a resctrl group name/],
+      [{ l3CacheSchema: "L3:0=f" }, Code.FAILED_PRECONDITION, /linux.intelRdt.l3CacheSchema is specified, but this host has no Intel RDT\/CAT/],
+      [{ closID: "gold", memBwSchema: "MB:0=50" }, Code.FAILED_PRECONDITION, /linux.intelRdt.memBwSchema is specified, but this host has no Intel RDT\/MBA/],
+    ];
+    for (const [rdt, code, message] of refused) {
+      withRdt(rdt);
+      await r.call("create", createFrom(r), 60_000);
+      const err = await r.call("start", { id: r.restoredId }, 60_000).then(
+        () => undefined,
+        (e: unknown) => e as CryoError,
+      );
+      expect([rdt, err?.code]).toEqual([rdt, code]);
+      expect(err?.message).toMatch(message);
+      await r.call("delete", { id: r.restoredId });
+      for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+      expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+    }
+    withRdt({ closID: "gold" });
+    await r.call("create", createFrom(r), 60_000);
+    await r.call("start", { id: r.restoredId }, 60_000);
+    const pid = (await r.call("state", { id: r.restoredId })).pid;
+    expect(cmdline(String(pid))[0]).toBe("sleep");
+    const state = JSON.parse(readFileSync(`/run/containerd/runc/${ns}/${r.restoredId}/state.json`, "utf8")) as { intel_rdt_path: string; config: Record<string, unknown> };
+    expect(state.intel_rdt_path).toBe("");
+    expect(state.config.intel_rdt).toBeUndefined();
+    expect(readFileSync(pc.layout.log, "utf8")).toContain(`restore container ${r.restoredId} from ${r.images}: linux.intelRdt (closID \\"gold\\") is ignored: this host has no resctrl file system mounted`); // quoted in the log's msg
     await r.call("kill", { id: r.restoredId, signal: 9 });
     await r.call("wait", { id: r.restoredId }, 30_000);
   });
