@@ -68,7 +68,7 @@ export class Container {
     } else {
       const launched = await deps.engine.createInit({ ...config });
       c.init.pid = launched.pid;
-      c.init.io = launched.io;
+      c.init.attachIo(launched.io);
       c.watchExit(c.init);
     }
     deps.publisher.publish(config.namespace, Topic.create, TaskCreateSchema, {
@@ -139,7 +139,7 @@ export class Container {
           this.restoreInFlight = true;
           const restored = await engine.startRestore!(this.id).finally(() => (this.restoreInFlight = false));
           p.pid = restored.pid;
-          p.io = restored.io;
+          p.attachIo(restored.io);
           this.watchExit(p);
         } else {
           await engine.startInit(this.id, this.config.options);
@@ -168,7 +168,7 @@ export class Container {
         options: this.config.options,
       });
       p.pid = launched.pid;
-      p.io = launched.io;
+      p.attachIo(launched.io);
       p.move("start");
       this.watchExit(p);
       this.publish(this.config.namespace, Topic.execStarted, TaskExecStartedSchema, { containerId: this.id, execId, pid: p.pid });

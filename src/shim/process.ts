@@ -9,7 +9,10 @@ import type { ExitStatus, ProcessIo, StdioSpec } from "./ports.ts";
 export class ShimProcess {
   state: ProcessState = "created";
   pid = 0;
+  /** The process's IO once it runs (attachIo). */
   io: ProcessIo | undefined;
+  /** CloseIO of stdin came: applied to the IO as soon as there is one (it may come while Start is running). */
+  private stdinClosed = false;
   exit: ExitStatus | undefined;
   /** The reaper's report for pid, once watched (the exit as it happened, before output drained). */
   reaped: Promise<ExitStatus> | undefined;
@@ -34,6 +37,22 @@ export class ShimProcess {
   /** "container c1" or "exec e1 in container c1", for errors and logs. */
   get label(): string {
     return this.execId === "" ? `container ${this.containerId}` : `exec ${this.execId} in container ${this.containerId}`;
+  }
+
+  /** Sets the process's IO; a CloseIO that came before it applies now. */
+  attachIo(io: ProcessIo): void {
+    this.io = io;
+    if (this.stdinClosed) io.closeStdin();
+  }
+
+  /**
+   * CloseIO of stdin: the process's input ends once what was written before has been read. Before its IO exists
+   * (an exec whose Start is still running: a client may have written all its input and closed already), it is
+   * remembered and applied by attachIo, not lost.
+   */
+  closeStdin(): void {
+    this.stdinClosed = true;
+    this.io?.closeStdin();
   }
 
   /** Applies an event to the state (throws the transition error when impossible). */

@@ -72,21 +72,33 @@ type ChunkReader = { read(): Promise<{ done: boolean; value?: Uint8Array }>; can
  * The stdin FIFO held open by the shim (O_RDWR: it never blocks, and the FIFO always has a writer), read by
  * `copy` until EOF: that comes once `release` closed the shim's end (CloseIO) and every client closed its
  * own, after everything written has been read. `stop` ends the copy at once (Delete).
+ *
+ * The read end is opened here too, with the holder, not when the copy starts: a client may write, close its
+ * end and have CloseIO released the holder before the process runs (an exec's input piped into `ctr task
+ * exec`, whose whole input can arrive while runc is still starting the exec). With no descriptor of the FIFO
+ * left open the kernel would drop what was written, and the copy's open would wait for a writer for ever.
  */
 class HeldStdin {
   private holder: number;
+  private readFd: number;
   private reader: ChunkReader | undefined;
   private stopped = false;
 
   constructor(private readonly path: string) {
     this.holder = openFifo(path, "rw");
+    try {
+      this.readFd = openFifo(path, "r");
+    } catch (err) {
+      closeFd(this.holder);
+      throw err;
+    }
   }
 
   /** Copies the FIFO into write() until EOF or stop; then calls done (once). */
   async copy(write: (chunk: Uint8Array) => Promise<void>, log: Logger, done: () => void): Promise<void> {
     try {
       if (this.stopped) return;
-      this.reader = Bun.file(this.path).stream().getReader();
+      this.reader = Bun.file(this.readFd).stream().getReader();
       for (;;) {
         const { value, done: end } = await this.reader.read();
         if (end || this.stopped) break;
@@ -95,6 +107,7 @@ class HeldStdin {
     } catch (err) {
       log.debug(`stdin copy from ${this.path} ended: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      this.closeReadFd();
       done();
     }
   }
@@ -109,7 +122,13 @@ class HeldStdin {
   stop(): void {
     this.stopped = true;
     this.release();
-    void this.reader?.cancel().catch(() => {});
+    if (this.reader) void this.reader.cancel().catch(() => {});
+    else this.closeReadFd(); // no copy started: nothing else holds it
+  }
+
+  private closeReadFd(): void {
+    if (this.readFd >= 0) closeFd(this.readFd);
+    this.readFd = -1;
   }
 }
 

@@ -192,7 +192,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
 
     async closeIO(req) {
       const p = get(req.id).process(req.execId);
-      if (req.stdin) p.io?.closeStdin();
+      if (req.stdin) p.closeStdin();
       return {};
     },
 

@@ -127,7 +127,7 @@ test("ctr run -t gives a terminal", async () => {
   expect(code).toBe(5);
 }, 60_000);
 
-test("an exec that leaves a process in the background returns with its output and exit code (its output ends 2 s after its exit)", async () => {
+test("an exec that leaves a process in the background returns with its output and exit code (its output ends 2 s after its exit); input piped into an exec reaches it and ends it", async () => {
   const id = uniqueId("execbg");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
   try {
@@ -139,6 +139,13 @@ test("an exec that leaves a process in the background returns with its output an
     const big = await pc.ctr(["task", "exec", "--exec-id", "big", id, "sh", "-c", "seq 1 200000; seq 1 1000 >&2"], { timeoutMs: 30_000 });
     expect(big.stdout.split("\n").length).toBe(200001);
     expect(big.stderr.split("\n").length).toBe(1001);
+    // Input piped into an exec (`echo x | ctr task exec ... cat`): ctr sends CloseIO as soon as its own stdin ends,
+    // which can be while the shim's Start is still running the exec. Before, that CloseIO was lost and cat waited
+    // for its input to end for ever (runc's shim opens the FIFO only after runc exec, so ctr's CloseIO comes later).
+    for (let i = 0; i < 5; i++) {
+      const piped = await pc.ctr(["task", "exec", "--exec-id", `in${i}`, id, "cat"], { timeoutMs: 20_000, stdin: `line ${i}\n` });
+      expect({ out: piped.stdout, code: piped.exitCode }).toEqual({ out: `line ${i}\n`, code: 0 });
+    }
     // A failed `runc exec` writes its error to its stderr, the exec's: the pipe is dropped unread, so the client
     // sees only its own error line (before, runc's line came first, as the process's output).
     const bad = await pc.ctr(["task", "exec", "--exec-id", "bad", "--cwd", "/nope", id, "true"], { timeoutMs: 30_000 });
