@@ -86,7 +86,7 @@ export class Container {
   process(execId: string): ShimProcess {
     if (execId === "") return this.init;
     const p = this.execs.get(execId);
-    if (!p) throw notFound(`exec ${execId}`, { detail: `in container ${this.id}` });
+    if (!p) throw notFound(`exec ${execId} in container ${this.id}`);
     return p;
   }
 

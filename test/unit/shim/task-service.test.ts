@@ -115,7 +115,7 @@ test("exec lifecycle: added, started, exit, delete; duplicate and unknown exec i
   expect((await t.svc.wait({ id: "c1", execId: "e1" } as never, t.ctx)).exitStatus).toBe(7);
   await t.svc.delete({ id: "c1", execId: "e1" } as never, t.ctx);
   expect((await codeOf(t.svc.kill({ id: "c1", execId: "e1", signal: 15 } as never, t.ctx)))[0]).toBe(Code.NOT_FOUND);
-  expect((await codeOf(t.svc.state({ id: "c1", execId: "nope" } as never, t.ctx)))[1]).toBe("exec nope: not found: in container c1");
+  expect((await codeOf(t.svc.state({ id: "c1", execId: "nope" } as never, t.ctx)))[1]).toBe("exec nope in container c1: not found");
   await t.publisher.drain(1000);
   expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit"]);
 });
