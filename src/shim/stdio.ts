@@ -484,8 +484,11 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       held.release();
     },
     resize(width, height) {
-      // After the last slave closed the stream has closed the master: nothing left to resize.
-      if (!closed && !finished) setWinsize(master, height, width);
+      // After the last slave closed there is nothing left to resize. Through writeFd, the master's dup that only
+      // close() closes: the ReadStream closes `master` itself when its read fails (EIO), before its events say
+      // so, and in that window the number could already name another file of the daemon, another container's
+      // pty master included (seen once: "ioctl(18, TIOCSWINSZ): Bad file descriptor" after an exec exited).
+      if (!closed && !finished && !writeFailed) setWinsize(writeFd, height, width);
     },
     // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; once the exec
     // exited, its output ends lingerMs later at the latest, so that the client sees EOF and reports the exit.
