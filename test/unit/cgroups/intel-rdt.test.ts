@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type HostIntelRdt } from "../../../src/cgroups/intel-rdt.ts";
 import { joinFile } from "../../../src/cgroups/join-file.ts";
 import { restoreJoinDirs } from "../../../src/checkpoint/runc-criu.ts";
-import { Code, CryoError } from "../../../src/errors.ts";
-import { restoredRuncState, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
+import { Code } from "../../../src/errors.ts";
+import { errorOf } from "../../harness/error-of.ts";
 
 const MOUNTINFO = [
   "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
@@ -19,15 +19,6 @@ const MOUNTINFO = [
 
 const full: HostIntelRdt = { root: "/sys/fs/resctrl", cat: true, mba: true };
 const none: HostIntelRdt = { cat: false, mba: false };
-
-function thrown(f: () => unknown): CryoError {
-  try {
-    f();
-  } catch (err) {
-    return err as CryoError;
-  }
-  throw new Error("did not throw");
-}
 
 describe("the host's resctrl", () => {
   test("the first resctrl mount, its L3 and MB info, and mba_MBps (the software controller) as MBA", () => {
@@ -64,24 +55,24 @@ describe("what a restore does for linux.intelRdt", () => {
 
   test("a closID that is not a group name is INVALID_ARGUMENT, as runc refuses it", () => {
     for (const closID of [".", "..", "a/b", "../x"]) {
-      const e = thrown(() => planIntelRdt({ closID }, "c1", full, "restore c1"));
+      const e = errorOf(() => planIntelRdt({ closID }, "c1", full, "restore c1"));
       expect([closID, e.code]).toEqual([closID, Code.INVALID_ARGUMENT]);
       expect(e.message).toContain(`linux.intelRdt.closID ${JSON.stringify(closID)} is not a resctrl group name`);
     }
   });
 
   test("a malformed field is INVALID_ARGUMENT naming it", () => {
-    const e = thrown(() => planIntelRdt({ l3CacheSchema: 7 }, "c1", full, "restore c1"));
+    const e = errorOf(() => planIntelRdt({ l3CacheSchema: 7 }, "c1", full, "restore c1"));
     expect(e.code).toBe(Code.INVALID_ARGUMENT);
     expect(e.message).toContain("linux.intelRdt: l3CacheSchema: Invalid input: expected string, received number");
-    expect(thrown(() => planIntelRdt("L3:0=f", "c1", full, "w")).message).toContain("linux.intelRdt: an object: Invalid input");
+    expect(errorOf(() => planIntelRdt("L3:0=f", "c1", full, "w")).message).toContain("linux.intelRdt: an object: Invalid input");
   });
 
   test("a schema the host cannot apply is FAILED_PRECONDITION, as runc's create refuses it", () => {
-    const l3 = thrown(() => planIntelRdt({ l3CacheSchema: "L3:0=f" }, "c1", { ...full, cat: false }, "restore c1"));
+    const l3 = errorOf(() => planIntelRdt({ l3CacheSchema: "L3:0=f" }, "c1", { ...full, cat: false }, "restore c1"));
     expect(l3.code).toBe(Code.FAILED_PRECONDITION);
     expect(l3.message).toContain("linux.intelRdt.l3CacheSchema is specified, but this host has no Intel RDT/CAT");
-    const mb = thrown(() => planIntelRdt({ memBwSchema: "MB:0=50" }, "c1", none, "restore c1"));
+    const mb = errorOf(() => planIntelRdt({ memBwSchema: "MB:0=50" }, "c1", none, "restore c1"));
     expect(mb.code).toBe(Code.FAILED_PRECONDITION);
     expect(mb.message).toContain("linux.intelRdt.memBwSchema is specified, but this host has no Intel RDT/MBA");
   });
@@ -121,7 +112,7 @@ describe("the group on disk (a directory laid out as resctrl's root)", () => {
 
   test("a closID group without schemas that does not exist is FAILED_PRECONDITION, and nothing is made", () => {
     const plan = planIntelRdt({ closID: "gold" }, "c1", { root, cat: true, mba: false }, "w").plan!;
-    const e = thrown(() => applyIntelRdtGroup(plan, "restore c1"));
+    const e = errorOf(() => applyIntelRdtGroup(plan, "restore c1"));
     expect(e.code).toBe(Code.FAILED_PRECONDITION);
     expect(e.message).toContain(`the resctrl group ${join(root, "gold")} (linux.intelRdt.closID without schemas) does not exist`);
     expect(existsSync(join(root, "gold"))).toBe(false);
@@ -133,7 +124,7 @@ describe("the group on disk (a directory laid out as resctrl's root)", () => {
     // Where the schemata file cannot be written (a directory in its place), as a refusing kernel fails the write.
     mkdirSync(join(root, "c1"));
     mkdirSync(join(root, "c1", "schemata"));
-    const e = thrown(() => applyIntelRdtGroup(plan, "restore c1"));
+    const e = errorOf(() => applyIntelRdtGroup(plan, "restore c1"));
     expect(e.code).toBe(Code.FAILED_PRECONDITION);
     expect(e.message).toContain("(last_cmd_status: Unknown or unsupported resource name 'L9')");
     expect(existsSync(join(root, "c1"))).toBe(true); // it existed before: left
@@ -148,26 +139,4 @@ describe("the group on disk (a directory laid out as resctrl's root)", () => {
     expect(restoreJoinDirs({ memory: "/m/c1", "": "/u/c1" }, join(root, "c1"))).toEqual(["/m/c1", "/u/c1", join(root, "c1")]);
     expect(restoreJoinDirs({ memory: "/m/c1" })).toEqual(["/m/c1"]);
   });
-});
-
-test("state.json records the group and runc's intel_rdt config, so runc delete removes a group of the container's own", () => {
-  const facts = {
-    id: "c2",
-    pid: 200,
-    startTicks: 77,
-    created: "2026-02-02T00:00:00.000Z",
-    bundle: "/new",
-    rootfs: "/new/rootfs",
-    cgroupPaths: {},
-    descriptors: [],
-    security: runcSecurityFromSpec({}, "restore c2"),
-  };
-  // The checkpoint's own (another host's) RDT never reaches the state.
-  const old = { id: "c1", config: { intel_rdt: { closID: "theirs" } }, intel_rdt_path: "/sys/fs/resctrl/theirs" };
-  const without = restoredRuncState(old, facts);
-  expect(without.intel_rdt_path).toBe("");
-  expect((without.config as Record<string, unknown>).intel_rdt).toBeUndefined();
-  const withRdt = restoredRuncState(old, { ...facts, intelRdt: { path: "/sys/fs/resctrl/c2", config: { l3_cache_schema: "L3:0=f" } } });
-  expect(withRdt.intel_rdt_path).toBe("/sys/fs/resctrl/c2");
-  expect((withRdt.config as Record<string, unknown>).intel_rdt).toEqual({ l3_cache_schema: "L3:0=f" });
 });

@@ -133,7 +133,7 @@ describe("runc state of a restored container", () => {
     expect(specLsmProfile(runcSecurityFromSpec({}, "restore c2"))).toEqual({});
   });
 
-  test("state.json takes its hooks from the new spec and no Intel RDT, never the checkpoint's", () => {
+  test("state.json takes its hooks and Intel RDT from the new spec (the restore's resctrl group, or none), never the checkpoint's", () => {
     const planted = [{ path: "/bin/sh", args: ["sh", "-c", "touch /tmp/pwned"] }];
     const old = {
       id: "c1",
@@ -146,6 +146,10 @@ describe("runc state of a restored container", () => {
     expect(cfg.Hooks).toEqual({ prestart: null, createRuntime: null, createContainer: null, startContainer: null, poststart: null, poststop: null });
     expect(cfg.intel_rdt).toBeUndefined();
     expect(none.intel_rdt_path).toBe("");
+    // The group the restore made or joined for the new spec (cgroups/intel-rdt.ts): runc delete removes one of the container's own.
+    const withRdt = restoredRuncState(old, { ...facts, intelRdt: { path: "/sys/fs/resctrl/c2", config: { l3_cache_schema: "L3:0=f" } } });
+    expect(withRdt.intel_rdt_path).toBe("/sys/fs/resctrl/c2");
+    expect((withRdt.config as Record<string, unknown>).intel_rdt).toEqual({ l3_cache_schema: "L3:0=f" });
     const withSpec = restoredRuncState(old, { ...facts, specHooks: { poststop: [{ path: "/usr/bin/cleanup", args: ["cleanup", "x"], timeout: 5 }], poststart: [] } });
     expect((withSpec.config as Record<string, unknown>).Hooks).toMatchObject({
       poststop: [{ path: "/usr/bin/cleanup", args: ["cleanup", "x"], env: null, dir: "", timeout: 5_000_000_000 }],
