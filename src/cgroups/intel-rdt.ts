@@ -21,13 +21,7 @@ import { failedPrecondition, invalidArgument } from "../errors.ts";
 import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { parseMountinfo } from "./mountinfo.ts";
 
-/** The spec's linux.intelRdt (OCI runtime spec), the fields runc 1.1 acts on. */
-export interface SpecIntelRdt {
-  closID?: string;
-  l3CacheSchema?: string;
-  memBwSchema?: string;
-}
-
+/** The spec's linux.intelRdt (OCI runtime spec); runc 1.1 acts on closID and the two schemas. */
 const specIntelRdtSchema = lazySchema(() =>
   z.looseObject({
     closID: z.optional(z.string()),
