@@ -26,6 +26,14 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
     word: "failed precondition",
     hint: "the container's files and processes hold ids in the terms of the user namespace it was checkpointed in: restore it into one with the same uid and gid maps",
   },
+  {
+    // A listening or bound socket of the tree: the host network (or a network namespace the container joins) has
+    // that address in use, e.g. by the original, still running, of a container restored under a new name.
+    re: /Can't bind (?:inet|unix)? ?socket.*Address already in use/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "a socket the container had bound needs its address again, and something in the network namespace it is restored into holds it (with the host's network: another process of the host, or the original container if it still runs): free the address, or restore into a network namespace of the container's own",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

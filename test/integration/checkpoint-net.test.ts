@@ -7,7 +7,7 @@
  * checkpointed without the route, rule, iptables and loopback address images that would restore nothing (net-images.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
@@ -245,3 +245,33 @@ test("a host-network container keeps a TCP connection with a client outside acro
     rmSync(dir, { recursive: true, force: true });
   }
 }, 180_000);
+
+test("a host-network listener restored under a new name while the original still listens: FAILED_PRECONDITION naming the address in use, and nothing of the restore is left", async () => {
+  const id = uniqueId("hport");
+  const copy = `${id}-2`;
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await pc.ctrOk(["run", "-d", "--net-host", "--runtime", RUNTIME, testImage, id, "/bin/tcp-echo", String(port)], { timeoutMs: 60_000 });
+  try {
+    await waitFor(() => readFileSync("/proc/net/tcp", "utf8").includes(`:${port.toString(16).toUpperCase().padStart(4, "0")} 00000000:0000 0A`) || undefined, { what: `tcp-echo listening on ${port}` });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", "--image", id, ref], { timeoutMs: 120_000 });
+    const r = await pc.ctr(["containers", "restore", "--live", copy, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("failed precondition");
+    expect(r.stderr).toContain("Can't bind inet socket");
+    expect(r.stderr).toContain("Address already in use");
+    expect(r.stderr).toContain("free the address, or restore into a network namespace of the container's own");
+    // Nothing of the copy's restore: no runc state or cgroup; the original still runs. ctr leaves the task it created
+    // (CREATED, as with runc's shim): removed, it leaves no mount either.
+    expect(existsSync(`/run/containerd/runc/${ns}/${copy}`)).toBe(false);
+    for (const h of readdirSync("/sys/fs/cgroup")) expect(existsSync(join("/sys/fs/cgroup", h, ns, copy))).toBe(false);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    await pc.ctrOk(["task", "rm", copy]);
+    await pc.ctrOk(["containers", "rm", copy]);
+    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(`/${copy}/`);
+  } finally {
+    await remove(id);
+  }
+}, 180_000);
+

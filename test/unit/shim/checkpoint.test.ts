@@ -235,6 +235,11 @@ describe("CRIU failures get the code their log names", () => {
     const maps = classifyCriuError(failed("Error (criu/namespaces.c:1736): Can't restore into the user namespace /run/pod/userns: its maps are not the images'"));
     expect(maps.code).toBe(Code.FAILED_PRECONDITION);
     expect(maps.message).toEndWith("restore it into one with the same uid and gid maps");
+    // A host-network listener restored while its port is taken (CRIU 4.2's line, as seen here).
+    const port = classifyCriuError(failed("(00.012372)      1: Error (criu/sk-inet.c:1059): inet: Can't bind inet socket (id 7): Address already in use"));
+    expect(port.code).toBe(Code.FAILED_PRECONDITION);
+    expect(port.message).toContain("criu dump pid 7: failed precondition (rc -52");
+    expect(port.message).toEndWith("free the address, or restore into a network namespace of the container's own");
   });
 
   test("unknown causes and already classified errors stay as they are", () => {
