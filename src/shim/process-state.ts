@@ -49,7 +49,9 @@ export function invalidTransition(label: string, from: ProcessState, event: Proc
   if (from === "deleted") return notFound(label);
   if (from === "stopped" && event === "kill") return notFound(label, { detail: "process already finished" });
   const noun = label.startsWith("container ") ? "container" : "process";
-  const what = from === "restoring" ? `${noun} being restored` : `${from} ${noun}`;
+  // "restoring": created from a checkpoint, before its Start, while it restores, or after a restore that failed (a
+  // Start may try again).
+  const what = from === "restoring" ? `${noun} created from a checkpoint and not running` : `${from} ${noun}`;
   return failedPrecondition(label, { detail: `cannot ${verb[event]} a ${what}` });
 }
 

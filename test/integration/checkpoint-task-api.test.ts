@@ -260,11 +260,12 @@ type TaskCall = <M extends keyof typeof TaskV2.method>(method: M, req: object, t
 /** Create of the restored task from the checkpoint, without IO. */
 const createFrom = (r: { restoredId: string; bundle: string; images: string }) => ({ id: r.restoredId, bundle: r.bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: r.images });
 
-test("a checkpoint whose pages image is cut short fails the restore at once, naming it, and nothing is made", async () => {
+test("a checkpoint whose pages image is cut short fails the restore at once, naming it, and nothing is made; the task stays created from its checkpoint, and a Start once the images are whole restores it", async () => {
   await withSleepCheckpoint("short", async (r) => {
     // Upstream CRIU 4.2 loops for ever at the end of a short pages image (scripts/criu/0005).
     const pages = readdirSync(r.images, { recursive: true, encoding: "utf8" }).filter((f) => /(^|\/)pages-\d+\.img$/.test(f));
     expect(pages.length).toBeGreaterThan(0);
+    const whole = new Map(pages.map((f) => [f, readFileSync(join(r.images, f))] as const));
     for (const f of pages) truncateSync(join(r.images, f), 100);
     await r.call("create", createFrom(r), 60_000);
     const err = await r.call("start", { id: r.restoredId }, 60_000).then(
@@ -273,6 +274,25 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
     );
     expect(err).toBeInstanceOf(CryoError);
     expect(err?.message).toContain("Pages image ends at");
+    for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+    expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+    // The task is as Create left it: no process, nothing to exec in (before: "a container being restored", and Pids
+    // failed NOT_FOUND "not created by this shim").
+    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
+    expect((await r.call("pids", { id: r.restoredId })).processes).toEqual([]);
+    const exec = await r.call("exec", { id: r.restoredId, execId: "e1", spec: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode(JSON.stringify({ args: ["true"], cwd: "/" })) } }).then(
+      () => undefined,
+      (e: unknown) => e as CryoError,
+    );
+    expect([exec?.code, exec?.message]).toEqual([Code.FAILED_PRECONDITION, `container ${r.restoredId}: failed precondition: cannot exec in a container created from a checkpoint and not running`]);
+    // The images made whole again, the same task's Start restores it.
+    for (const [f, bytes] of whole) writeFileSync(join(r.images, f), bytes);
+    await r.call("start", { id: r.restoredId }, 60_000);
+    const state = await r.call("state", { id: r.restoredId });
+    expect(state.status).toBe(Status.RUNNING);
+    expect(cmdline(String(state.pid))[0]).toBe("sleep");
+    await r.call("kill", { id: r.restoredId, signal: 9 });
+    await r.call("wait", { id: r.restoredId }, 30_000);
     await r.call("delete", { id: r.restoredId });
     for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
     expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);

@@ -214,7 +214,7 @@ test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, t
   expect(t.calls).toEqual(["createRestore c1", "startRestore c1"]);
   await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
   expect(await started).toEqual([Code.CANCELLED, "restore container c1: cancelled: task killed while restoring"]);
-  expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot signal a container being restored"]);
+  expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot signal a container created from a checkpoint and not running"]);
   await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
   expect(t.calls).toEqual(["createRestore c1", "startRestore c1", "cancelRestore c1: task killed while restoring", "discardRestore c1", "delete c1"]);
 });
