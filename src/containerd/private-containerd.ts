@@ -1,6 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { Code, CryoError, alreadyExists, deadlineExceeded, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
@@ -51,26 +51,39 @@ export function defaultBinDir(): string | undefined {
   return candidates.find((dir) => existsSync(join(dir, "containerd-shim-cryo-v2")) || existsSync(join(dir, "cryo")));
 }
 
-/** Reads and checks the pid file of a layout; undefined when there is none or its process is gone or not ours. */
+/** Whether pid is a containerd running with the layout's config (`containerd --config <config>`). */
+function runsConfig(pid: number, config: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return basename(argv[0] ?? "") === "containerd" && argv.includes(config);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The containerd serving a layout: the pid file's process when it is alive and runs the layout's config (the pid
+ * may have been reused), else any process that runs that config (a containerd started again by hand after the
+ * one of the pid file died: without it, stop would take the directory for a dead one's and clean it up under a
+ * running containerd). Undefined when none does.
+ */
 function readLivePid(layout: ContainerdLayout): number | undefined {
-  let text: string;
+  let text: string | undefined;
   try {
     text = readFileSync(layout.pidFile, "utf8");
   } catch {
-    return undefined;
+    // none: look for a containerd with the config
   }
-  const parsed = z.coerce.number().int().positive().safeParse(text.trim());
-  if (!parsed.success) throw invalidArgument(`pid file ${layout.pidFile}`, { detail: `not a pid: ${JSON.stringify(text)}` });
-  const pid = parsed.data;
-  if (!processAlive(pid)) return undefined;
-  // Only a containerd running our config counts: the pid may have been reused.
-  let cmdline = "";
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-  } catch {
-    return undefined;
+  if (text !== undefined) {
+    const parsed = z.coerce.number().int().positive().safeParse(text.trim());
+    if (!parsed.success) throw invalidArgument(`pid file ${layout.pidFile}`, { detail: `not a pid: ${JSON.stringify(text)}` });
+    if (processAlive(parsed.data) && runsConfig(parsed.data, layout.config)) return parsed.data;
   }
-  return cmdline.split("\0").includes(layout.config) ? pid : undefined;
+  for (const name of readdirSync("/proc")) {
+    const pid = Number(name);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && runsConfig(pid, layout.config)) return pid;
+  }
+  return undefined;
 }
 
 function tail(path: string, lines = 30): string {

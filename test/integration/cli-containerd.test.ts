@@ -79,6 +79,34 @@ describe("cryo containerd stop after containerd died", () => {
   });
 });
 
+describe("cryo containerd with a containerd started again by hand", () => {
+  test("status and stop find the containerd that runs the directory's config, not the dead one of the pid file", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    let again: ReturnType<typeof Bun.spawn> | undefined;
+    try {
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      const pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
+      process.kill(pid, "SIGKILL");
+      await waitFor(() => !processAlive(pid), { what: "containerd to die" });
+      // An operator starts it again with the same config, not through cryo: the pid file still names the dead one.
+      again = Bun.spawn(["containerd", "--config", join(dir, "config.toml")], { stdout: "ignore", stderr: "ignore" });
+      await waitFor(async () => (await runCtr(join(dir, "containerd.sock"), ["version"])).exitCode === 0 || undefined, { what: "containerd started by hand to answer" });
+      const status = await cryo("containerd", "status", "--dir", dir);
+      expect(status.stdout).toContain(`private containerd running (pid ${again.pid}) in ${dir}`);
+      // Before, stop took the directory for a dead containerd's and removed it under the running one.
+      const r = await cryo("containerd", "stop", "--dir", dir);
+      expect(r.stdout.trim()).toBe(`stopped private containerd (pid ${again.pid}) in ${dir}`);
+      expect(r.exitCode).toBe(0);
+      await again.exited;
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      again?.kill("SIGKILL");
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("cryo containerd stop --keep-containers", () => {
   test("stops containerd only: the task runs on, and the same directory started again serves it", async () => {
     const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
