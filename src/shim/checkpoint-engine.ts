@@ -8,7 +8,7 @@
  * Start runs restore-container.ts with the new task's stdio and hands the restored init to the caller,
  * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
  */
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readRuncState, type Runc } from "../runtime/index.ts";
 import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
@@ -219,7 +219,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const policyFor = deps.policyFor;
       const early = p.policy;
       const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
-      const { restoreContainer } = await restoreModule();
+      const { restoreContainer, containerdExtraction } = await restoreModule();
       const restored = await restoreContainer({
         id,
         bundle: p.spec.bundle,
@@ -236,6 +236,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         prepared: p.prepared,
         terminal: p.spec.stdio.terminal,
         signal: abort.signal,
+        removeSource: containerdExtraction(p.source.dir),
       }).catch((err: unknown) => {
         // The failed restore undid its cgroups and killed their helper: a Start tried again makes them anew.
         p.prepared = undefined;
@@ -289,6 +290,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       pending.delete(id);
       p.io?.abort();
       unmarkRestoring(p.spec.bundle);
+      // Nothing restores from containerd's extraction of the image any more (containerd leaves it).
+      const { containerdExtraction } = await restoreModule();
+      if (containerdExtraction(p.source.dir)) rmSync(p.source.dir, { recursive: true, force: true });
       const cgroups = p.prepared?.cgroups;
       if (!cgroups) return;
       try {

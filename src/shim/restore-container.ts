@@ -20,7 +20,7 @@
  * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
 import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { dirname, join, posix } from "node:path";
+import { basename, dirname, join, posix, resolve } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
@@ -121,6 +121,20 @@ export interface RestoreInput {
   prepared?: PreparedRestore;
   /** Aborts the restore (the task was killed or deleted meanwhile): the CRIU call is killed and everything undone. */
   signal?: AbortSignal;
+  /** Remove source.dir once every page is in (containerd's own extraction of the image, which it leaves: containerdExtraction). */
+  removeSource?: boolean;
+}
+
+/**
+ * Whether dir is a directory containerd extracted a checkpoint image into for a task's Create: containerd (1.6,
+ * and 2.x alike) makes it with Go's os.MkdirTemp($XDG_RUNTIME_DIR, "ctrd-checkpoint") (the temp dir, $TMPDIR or
+ * /tmp, where that variable is unset) and never removes it, so every restore through containerd leaves a copy of
+ * the whole checkpoint there, with runc's shim too. Only such a name directly in that directory counts: a path a
+ * client gave (2.x's CriuImagePath, CRI's RestoreFromPath) is left alone unless it imitates one.
+ */
+export function containerdExtraction(dir: string, env: Record<string, string | undefined> = process.env): boolean {
+  const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
+  return /^ctrd-checkpoint\d+$/.test(basename(dir)) && dirname(resolve(dir)) === resolve(base);
 }
 
 /** The restored container. */
@@ -664,6 +678,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const removeWork = () => {
       tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
       tidy("release the local page images", () => localImages?.[Symbol.dispose]());
+      if (input.removeSource) tidy(`remove containerd's extraction of the checkpoint, ${source.dir}`, () => rmSync(source.dir, { recursive: true, force: true }));
     };
     if (lazy) {
       const server: LazyPagesServer = lazy;

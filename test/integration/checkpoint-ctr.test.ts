@@ -60,6 +60,11 @@ function freezerState(id: string): string {
   return readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim();
 }
 
+/** The directories containerd extracted checkpoint images into (its XDG_RUNTIME_DIR is <dir>/tmp; it never removes them). */
+function extractions(): string[] {
+  return readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctrd-checkpoint"));
+}
+
 function mountsWith(text: string): string[] {
   return readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
@@ -78,10 +83,14 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
   await remove(id);
 
   const renamed = `${id}-r`;
+  const extracted = extractions();
   const r1 = await restore(renamed, ref);
   expect(r1.stderr).toBe("");
   expect(r1.exitCode).toBe(0);
   expect(await taskStatus(pc, renamed)).toBe("RUNNING");
+  // containerd extracted the image into a directory of its temp dir and leaves it (with runc's shim, every restore
+  // leaves a copy of its checkpoint there): the shim removed it once the restore had every page.
+  expect(extractions()).toEqual(extracted);
   // A fresh rootfs: whatever is in /tmp/counter now was written by the restored process.
   const first = await waitFor(() => readCounter(pc, renamed), { what: "restored counter" });
   expect(first).toBeGreaterThanOrEqual(atCheckpoint);
@@ -719,6 +728,7 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref);
   await remove(id);
+  const extracted = extractions();
   const t0 = performance.now();
   const r = await restore(id, ref);
   const toRunning = performance.now() - t0;
@@ -732,6 +742,8 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   });
   const allBack = performance.now() - t0;
   expect(lazyLog).toContain("uffd");
+  // The pages came from containerd's extraction of the image: removed once the last one was in.
+  await waitFor(() => (extractions().join() === extracted.join() ? true : undefined), { what: "containerd's extraction of the checkpoint removed" });
   await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
   const verdict = await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 });
   expect(verdict).toMatch(/^ok \d+$/);

@@ -14,7 +14,7 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths, specLsmProfile } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, specLsmProfile } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
@@ -321,4 +321,17 @@ describe("policy plugins at checkpoint and restore", () => {
     expect(planWithRestoreOptions(plan, {}).tcpEstablished).toBe(false);
     expect(pluginCheckpointOptions(planWithCheckpointOptions(plan, { lazyPages: true })).lazyPages).toBe(true);
   });
+});
+
+test("containerd's extraction of a checkpoint image: ctrd-checkpoint<digits> directly in XDG_RUNTIME_DIR, else TMPDIR, else /tmp", () => {
+  expect(containerdExtraction("/tmp/ctrd-checkpoint123", {})).toBe(true);
+  expect(containerdExtraction("/run/user/0/ctrd-checkpoint9", { XDG_RUNTIME_DIR: "/run/user/0", TMPDIR: "/var/tmp" })).toBe(true);
+  expect(containerdExtraction("/var/tmp/ctrd-checkpoint9", { TMPDIR: "/var/tmp" })).toBe(true);
+  expect(containerdExtraction("/var/tmp/ctrd-checkpoint9/", { TMPDIR: "/var/tmp/" })).toBe(true);
+  // Anything else is a path a client gave, or another directory: left alone.
+  expect(containerdExtraction("/tmp/ctrd-checkpoint9", { XDG_RUNTIME_DIR: "/run/user/0" })).toBe(false);
+  expect(containerdExtraction("/tmp/x/ctrd-checkpoint9", {})).toBe(false);
+  expect(containerdExtraction("/tmp/ctrd-checkpoint", {})).toBe(false);
+  expect(containerdExtraction("/tmp/ctrd-checkpoint9x", {})).toBe(false);
+  expect(containerdExtraction("/srv/images", {})).toBe(false);
 });
