@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { readCheckpointMetadata } from "../checkpoint/index.ts";
+import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
 import { TaskCreateWatch } from "./task-create-watch.ts";
 import { containerNotFound, createCtrClient, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
@@ -180,14 +181,14 @@ async function removeContainer(ctr: CtrClient, id: string, timeoutMs: number): P
  * cryo lazy restore still serves pages from it. Only `ctrd-checkpoint*` directories are touched.
  */
 async function removeExtractedCheckpoint(path: string | undefined, restored: boolean, log: MigrateLog): Promise<void> {
-  if (path === undefined || !/^ctrd-checkpoint\d*$/.test(basename(path)) || !existsSync(path)) return;
+  if (path === undefined || !CONTAINERD_EXTRACTION_NAME.test(basename(path)) || !existsSync(path)) return;
   if (restored) {
     const lazy = await readCheckpointMetadata(path).then(
       (m) => m.options.lazyPages,
       () => false,
     );
     if (lazy) {
-      log(`${path}: kept (a lazy restore reads pages from it); remove it when the container has all its memory`);
+      log(`${path}: kept (a lazy restore reads pages from it; cryo's shim removes it once the container has all its memory)`);
       return;
     }
   }

@@ -24,6 +24,13 @@ export interface ContainerdLayout {
   tmp: string;
 }
 
+/**
+ * The name of a directory containerd extracted a checkpoint image into for a restore: Go's os.MkdirTemp with the
+ * pattern "ctrd-checkpoint" (digits appended), in its XDG_RUNTIME_DIR or the temp dir. containerd (1.6 and 2.x)
+ * never removes it.
+ */
+export const CONTAINERD_EXTRACTION_NAME = /^ctrd-checkpoint\d+$/;
+
 /** Returns the layout of a private containerd under dir. */
 export function containerdLayout(dir: string): ContainerdLayout {
   const address = join(dir, "containerd.sock");

@@ -51,6 +51,7 @@ import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
+import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { killTree, processTree } from "../sys/proc.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -134,7 +135,7 @@ export interface RestoreInput {
  */
 export function containerdExtraction(dir: string, env: Record<string, string | undefined> = process.env): boolean {
   const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
-  return /^ctrd-checkpoint\d+$/.test(basename(dir)) && dirname(resolve(dir)) === resolve(base);
+  return CONTAINERD_EXTRACTION_NAME.test(basename(dir)) && dirname(resolve(dir)) === resolve(base);
 }
 
 /** The restored container. */
