@@ -212,7 +212,7 @@ if [ -f src/shim/main.ts ]; then
 else
   say "note: src/shim/main.ts does not exist yet; building only $cli_out (the cryo runtime cannot run containers yet)"
   if stale "$cli_out"; then
-    "$bun" build --compile --minify src/cli/main.ts --outfile "$cli_out" >/dev/null
+    "$bun" build --compile --no-compile-autoload-dotenv --no-compile-autoload-bunfig --minify src/cli/main.ts --outfile "$cli_out" >/dev/null
   fi
 fi
 if [ -n "$install_bin" ]; then
