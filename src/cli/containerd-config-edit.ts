@@ -1,5 +1,6 @@
 /**
- * Adding and removing cryo's CRI runtime handler in a containerd config (version 2 TOML) as a text edit,
+ * Adding and removing cryo's CRI runtime handler in a containerd config (version 2 TOML, containerd 1.6/1.7,
+ * or version 3, containerd 2.x) as a text edit,
  * so comments and layout stay: the add appends one table, the remove cuts that table (and its subtables)
  * out. Each edit is checked by parsing both texts with smol-toml: the result must be the original plus
  * (or minus) exactly the cryo entry, or the edit is refused.
@@ -9,8 +10,22 @@ import { parse } from "smol-toml";
 import { failedPrecondition } from "../errors.ts";
 import { cryoRuntimeHandler, cryoRuntimeType } from "../containerd/index.ts";
 
-/** The key path of the CRI runtimes table in a version 2 config. */
-export const criRuntimesPath = ["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"] as const;
+/** The config versions cryo edits: 2 (containerd 1.6 and 1.7; 2.x migrates it) and 3 (containerd 2.x's own). */
+export type ConfigVersion = 2 | 3;
+
+/**
+ * The key path of the CRI runtimes table: under the CRI plugin in version 2, under containerd 2.x's CRI runtime
+ * plugin (`io.containerd.cri.v1.runtime`) in version 3.
+ */
+export function criRuntimesPath(version: ConfigVersion): readonly string[] {
+  return version === 2 ? ["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"] : ["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes"];
+}
+
+/** A parsed config and its version. */
+export interface ParsedConfig {
+  doc: Table;
+  version: ConfigVersion;
+}
 
 /** What an edit did: the new text, and whether it differs from the old one. */
 export interface ConfigEdit {
@@ -24,8 +39,8 @@ function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Parses config text; unparsable TOML and any version but 2 are FAILED_PRECONDITION naming source. */
-export function parseConfigV2(text: string, source: string): Table {
+/** Parses config text; unparsable TOML and any version but 2 and 3 are FAILED_PRECONDITION naming source. */
+export function parseConfig(text: string, source: string): ParsedConfig {
   let doc: Table;
   try {
     doc = parse(text) as Table;
@@ -36,11 +51,14 @@ export function parseConfigV2(text: string, source: string): Table {
   const version = doc.version;
   if (version === undefined || version === 1) {
     throw failedPrecondition(`containerd config ${source}`, {
-      detail: "version 1 (no `version = 2`): cryo edits version 2 configs only; convert it to version 2 first (containerd 1.6 reads both)",
+      detail:
+        "version 1 (no `version = 2`): cryo edits version 2 and 3 configs only; convert it first (`containerd config migrate` on containerd 2.x; containerd 1.6 reads version 2)",
     });
   }
-  if (version !== 2) throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2 configs only` });
-  return doc;
+  if (version !== 2 && version !== 3) {
+    throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2 and 3 configs only` });
+  }
+  return { doc, version };
 }
 
 /** The value at a key path, or undefined. */
@@ -54,10 +72,10 @@ function at(doc: Table, path: readonly string[]): unknown {
 }
 
 /** A copy of doc with the cryo handler set (entry) or removed (undefined). */
-function withCryo(doc: Table, entry: Table | undefined): Table {
+function withCryo({ doc, version }: ParsedConfig, entry: Table | undefined): Table {
   const copy = structuredClone(doc);
   let t: Table = copy;
-  for (const key of criRuntimesPath) {
+  for (const key of criRuntimesPath(version)) {
     if (!isTable(t[key])) {
       if (entry === undefined) return copy;
       t[key] = {};
@@ -70,8 +88,8 @@ function withCryo(doc: Table, entry: Table | undefined): Table {
 }
 
 /** The cryo entry of a parsed config, if any. */
-export function cryoEntry(doc: Table): unknown {
-  return at(doc, [...criRuntimesPath, cryoRuntimeHandler]);
+export function cryoEntry({ doc, version }: ParsedConfig): unknown {
+  return at(doc, [...criRuntimesPath(version), cryoRuntimeHandler]);
 }
 
 /** `a."b.c".d` as TOML writes a key path. */
@@ -169,12 +187,14 @@ export function cryoRuntimeEntry(): Table {
 }
 
 /**
- * Adds `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]` with runtime_type io.containerd.cryo.v2.
- * Unchanged when it is already there with that type; FAILED_PRECONDITION when a `cryo` handler has another type.
+ * Adds `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]` (version 2) or
+ * `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.cryo]` (version 3) with runtime_type
+ * io.containerd.cryo.v2. Unchanged when it is already there with that type; FAILED_PRECONDITION when a `cryo`
+ * handler has another type.
  */
 export function addCryoRuntime(text: string, source: string): ConfigEdit {
-  const doc = parseConfigV2(text, source);
-  const existing = cryoEntry(doc);
+  const parsed = parseConfig(text, source);
+  const existing = cryoEntry(parsed);
   if (existing !== undefined) {
     const type = isTable(existing) ? existing.runtime_type : undefined;
     if (type === cryoRuntimeType) return { text, changed: false };
@@ -182,10 +202,10 @@ export function addCryoRuntime(text: string, source: string): ConfigEdit {
       detail: `it already has a runtime handler "${cryoRuntimeHandler}" with runtime_type ${JSON.stringify(type)}; remove it first`,
     });
   }
-  const header = `[${tomlKeyPath([...criRuntimesPath, cryoRuntimeHandler])}]`;
+  const header = `[${tomlKeyPath([...criRuntimesPath(parsed.version), cryoRuntimeHandler])}]`;
   const block = `\n${addedComment} the CRI runtime handler "${cryoRuntimeHandler}" (RuntimeClass handler) for ${cryoRuntimeType}\n${header}\n  runtime_type = "${cryoRuntimeType}"\n`;
   const newText = `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${block}`;
-  checkResult(newText, withCryo(doc, cryoRuntimeEntry()), source, `adding ${header}`);
+  checkResult(newText, withCryo(parsed, cryoRuntimeEntry()), source, `adding ${header}`);
   return { text: newText, changed: true };
 }
 
@@ -195,9 +215,9 @@ export function addCryoRuntime(text: string, source: string): ConfigEdit {
  * out cleanly (inline tables, dotted keys).
  */
 export function removeCryoRuntime(text: string, source: string): ConfigEdit {
-  const doc = parseConfigV2(text, source);
-  if (cryoEntry(doc) === undefined) return { text, changed: false };
-  const target = [...criRuntimesPath, cryoRuntimeHandler];
+  const parsed = parseConfig(text, source);
+  if (cryoEntry(parsed) === undefined) return { text, changed: false };
+  const target = [...criRuntimesPath(parsed.version), cryoRuntimeHandler];
   const lines = text.split("\n");
   const kept: string[] = [];
   let cutting = false;
@@ -216,6 +236,6 @@ export function removeCryoRuntime(text: string, source: string): ConfigEdit {
   }
   let newText = kept.join("\n");
   if (text.endsWith("\n") && !newText.endsWith("\n")) newText += "\n";
-  checkResult(newText, withCryo(doc, undefined), source, `removing the ${cryoRuntimeHandler} handler`);
+  checkResult(newText, withCryo(parsed, undefined), source, `removing the ${cryoRuntimeHandler} handler`);
   return { text: newText, changed: true };
 }

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { cryoRuntimeHandler, cryoRuntimeType, defaultBinDir } from "../containerd/index.ts";
 import { failedPrecondition } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
-import { addCryoRuntime, parseConfigV2, removeCryoRuntime, type ConfigEdit } from "./containerd-config-edit.ts";
+import { addCryoRuntime, parseConfig, removeCryoRuntime, type ConfigEdit } from "./containerd-config-edit.ts";
 import { installBinary, readConfig, removeBinary, writeConfigAtomic } from "./install-files.ts";
 import { parseCliArgs } from "./parse-args.ts";
 import { unifiedDiff } from "./unified-diff.ts";
@@ -31,9 +31,12 @@ function applyConfigEdit(path: string, before: string, edit: ConfigEdit, dryRun:
   io.out(backup !== undefined ? `${path}: written (previous content in ${backup})` : `${path}: created`);
 }
 
+/** The CRI plugin's names in disabled_plugins: containerd 1.x's, and containerd 2.x's CRI plugins. */
+const criPluginNames = new Set(["cri", "io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images"]);
+
 function criDisabled(doc: Record<string, unknown>): boolean {
   const disabled = doc.disabled_plugins;
-  return Array.isArray(disabled) && disabled.some((p) => p === "cri" || p === "io.containerd.grpc.v1.cri");
+  return Array.isArray(disabled) && disabled.some((p) => typeof p === "string" && criPluginNames.has(p));
 }
 
 const installUsage = "cryo install [--config FILE] [--bin-dir DIR] [--from DIR] [--dry-run]";
@@ -46,7 +49,8 @@ export const installCommand: CliCommand = {
 
 Copies containerd-shim-cryo-v2 and cryo from --from (default: next to this cryo binary, or the repo's
 build/bin) to --bin-dir (default ${defaultInstallBinDir}), and adds the CRI runtime handler "${cryoRuntimeHandler}"
-(runtime_type ${cryoRuntimeType}) to the containerd config (default ${defaultContainerdConfig}; version 2 only).
+(runtime_type ${cryoRuntimeType}) to the containerd config (default ${defaultContainerdConfig}; version 2, as
+containerd 1.6 and 1.7 write it, or version 3, containerd 2.x's).
 The rest of the file is kept as it is; the old file is saved as FILE.bak and the new one written atomically.
 Running it again changes nothing. A missing config file is created (version = 2 plus the handler).
 
@@ -88,7 +92,7 @@ Running it again changes nothing. A missing config file is created (version = 2 
       io.out("dry run: nothing was changed");
       return 0;
     }
-    if (criDisabled(parseConfigV2(edit.text, configPath))) {
+    if (criDisabled(parseConfig(edit.text, configPath).doc)) {
       io.out(`note: the CRI plugin is disabled in ${configPath}; the handler only matters to CRI (Kubernetes). ctr --runtime ${cryoRuntimeType} works without it.`);
     }
     io.out(

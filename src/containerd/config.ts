@@ -22,12 +22,7 @@ export interface ContainerdConfigOptions {
  * no debug socket, and the CRI plugin with runc as default and cryo as handler `cryo`.
  */
 export function renderContainerdConfig(layout: ContainerdLayout, options: ContainerdConfigOptions = {}): string {
-  const runtimeSpec = (runtimeType: string) => ({
-    runtime_type: runtimeType,
-    runtime_engine: "",
-    runtime_root: "",
-    privileged_without_host_devices: false,
-  });
+  const runtimeSpec = (runtimeType: string) => ({ runtime_type: runtimeType, privileged_without_host_devices: false });
   const config = {
     version: 2,
     root: layout.root,

@@ -56,7 +56,7 @@ describe("containerd config edit", () => {
   test("refuses version 1, other versions, bad TOML, a foreign cryo handler and forms a text edit cannot handle", () => {
     expect(() => addCryoRuntime(`root = "/x"\n`, "c.toml")).toThrow("containerd config c.toml: failed precondition: version 1");
     expect(() => addCryoRuntime(`version = 1\n`, "c.toml")).toThrow("version 1");
-    expect(() => addCryoRuntime(`version = 3\n`, "c.toml")).toThrow("version 3: cryo edits version 2 configs only");
+    expect(() => addCryoRuntime(`version = 4\n`, "c.toml")).toThrow("version 4: cryo edits version 2 and 3 configs only");
     expect(() => addCryoRuntime(`version = 2\n[a\n`, "c.toml")).toThrow("not valid TOML");
     const foreign = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.kata.v2"\n`;
     expect(() => addCryoRuntime(foreign, "c.toml")).toThrow('runtime handler "cryo" with runtime_type "io.containerd.kata.v2"');
@@ -64,6 +64,36 @@ describe("containerd config edit", () => {
     expect(() => addCryoRuntime(inline, "c.toml")).toThrow("would make it invalid TOML");
     const inlineCryo = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes]\n  cryo = { runtime_type = "io.containerd.cryo.v2" }\n`;
     expect(() => removeCryoRuntime(inlineCryo, "c.toml")).toThrow("edit it by hand");
+  });
+
+  test("a version 3 config (containerd 2.x) gets the handler under the CRI runtime plugin, and loses it byte for byte", () => {
+    const v3 = `version = 3
+root = '/var/lib/containerd'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+          runtime_type = 'io.containerd.runc.v2'
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+            SystemdCgroup = false
+`;
+    const { text, changed } = addCryoRuntime(v3, "c.toml");
+    expect(changed).toBe(true);
+    expect(text.startsWith(v3)).toBe(true);
+    expect(text).toContain(`[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.cryo]`);
+    const doc = parse(text) as any;
+    expect(doc.plugins["io.containerd.cri.v1.runtime"].containerd.runtimes.cryo).toEqual({ runtime_type: "io.containerd.cryo.v2" });
+    expect(doc.plugins["io.containerd.grpc.v1.cri"]).toBeUndefined();
+    expect(addCryoRuntime(text, "c.toml")).toEqual({ text, changed: false });
+    expect(removeCryoRuntime(text, "c.toml")).toEqual({ text: v3, changed: true });
+    // A handler under version 2's path in a version 3 file is not cryo's entry there: containerd 2.x reads only the new path.
+    const misplaced = `version = 3\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.cryo.v2"\n`;
+    expect(removeCryoRuntime(misplaced, "c.toml")).toEqual({ text: misplaced, changed: false });
+    expect((parse(addCryoRuntime(misplaced, "c.toml").text) as any).plugins["io.containerd.cri.v1.runtime"].containerd.runtimes.cryo.runtime_type).toBe("io.containerd.cryo.v2");
   });
 
   test("dotted keys split with quotes of both kinds", () => {
