@@ -39,8 +39,13 @@ export interface StopOptions {
   keepContainers?: boolean;
 }
 
-/** The containerd binary (Debian installs it as /usr/bin/containerd). */
-const containerdBinary = "containerd";
+/**
+ * The containerd binary: `$CRYO_CONTAINERD` (a path, e.g. another containerd version's build), else `containerd`
+ * from the PATH below (Debian installs it as /usr/bin/containerd).
+ */
+function containerdBinary(): string {
+  return process.env.CRYO_CONTAINERD || "containerd";
+}
 
 /** Directories searched after binDir, so criu (/usr/local/sbin) and runc are found by shims. */
 const systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -160,7 +165,7 @@ export class PrivateContainerd implements AsyncDisposable {
     const env = { ...process.env, ...options.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
     let child: Bun.Subprocess;
     try {
-      child = Bun.spawn([containerdBinary, "--config", layout.config], {
+      child = Bun.spawn([containerdBinary(), "--config", layout.config], {
         stdin: "ignore",
         stdout: Bun.file(layout.log),
         stderr: Bun.file(layout.log),
@@ -168,7 +173,7 @@ export class PrivateContainerd implements AsyncDisposable {
         detached: options.detached ?? false,
       });
     } catch (err) {
-      throw unavailable(`start ${containerdBinary}`, { cause: err, detail: String(err) });
+      throw unavailable(`start ${containerdBinary()}`, { cause: err, detail: String(err) });
     }
     if (options.detached) child.unref();
     writeFileSync(layout.pidFile, `${child.pid}\n`);

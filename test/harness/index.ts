@@ -18,3 +18,4 @@ export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType
 export { freePort } from "./free-port.ts";
 export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./ctr-events.ts";
 export { shimDaemonPids } from "./shim-daemons.ts";
+export { ctrErrorHasCode } from "./ctr-error.ts";

@@ -1,12 +1,15 @@
 /**
  * `cryo install` / `cryo uninstall` against temp files only: containerd's own default config (from
  * `containerd config default`) in a temp dir, a temp bin dir; containerd itself (`config dump`) must read
- * the edited file and see the handler. Never touches /etc/containerd or /usr/local/bin.
+ * the edited file and see the handler. Never touches /etc/containerd or /usr/local/bin. The containerd is
+ * $CRYO_CONTAINERD or the one on PATH: 1.6's default config is version 2, 2.x's version 3 (the suite was run
+ * against 2.0.11 too).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { criRuntimesPath, splitTomlKey, tomlKeyPath, type ConfigVersion } from "../../src/cli/containerd-config-edit.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -15,6 +18,10 @@ let dir: string;
 let config: string;
 let binDir: string;
 let original: string;
+let version: ConfigVersion;
+const containerd = process.env.CRYO_CONTAINERD || "containerd";
+/** The handler's table header cryo install writes into the default config. */
+const handlerHeader = () => `[${tomlKeyPath([...criRuntimesPath(version), "cryo"])}]`;
 
 async function run(argv: string[]) {
   const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
@@ -24,15 +31,22 @@ async function run(argv: string[]) {
 
 const cryo = (...args: string[]) => run([bun, main, ...args]);
 
-/** The cryo handler's runtime_type as containerd itself reads the config, or undefined. */
-async function handlerSeenByContainerd(): Promise<string | undefined> {
-  const r = await run(["containerd", "--config", config, "config", "dump"]);
+/**
+ * The cryo handler's runtime_type as containerd itself reads the config, or undefined. containerd 2.x dumps a
+ * version 2 file migrated to version 3, with its own quotes.
+ */
+async function handlerSeenByContainerd(file = config): Promise<string | undefined> {
+  const r = await run([containerd, "--config", file, "config", "dump"]);
   expect(r.exitCode).toBe(0);
   const lines = r.stdout.split("\n");
-  const at = lines.findIndex((l) => l.trim() === '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]');
+  const wanted = ([2, 3] as const).map((v) => [...criRuntimesPath(v), "cryo"].join("\0"));
+  const at = lines.findIndex((l) => {
+    const m = /^\s*\[([^[\]]+)\]\s*$/.exec(l);
+    return m !== null && wanted.includes(splitTomlKey(m[1]!)?.join("\0") ?? "");
+  });
   if (at < 0) return undefined;
   const typeLine = lines.slice(at + 1).find((l) => l.trim().startsWith("runtime_type"));
-  return typeLine?.split("=")[1]?.trim().replace(/"/g, "");
+  return typeLine?.split("=")[1]?.trim().replace(/["']/g, "");
 }
 
 beforeAll(async () => {
@@ -40,9 +54,12 @@ beforeAll(async () => {
   config = join(dir, "config.toml");
   binDir = join(dir, "bin");
   mkdirSync(binDir);
-  const def = await run(["containerd", "config", "default"]);
+  const def = await run([containerd, "config", "default"]);
   expect(def.exitCode).toBe(0);
   original = def.stdout;
+  const v = Number(/^version = (\d+)/m.exec(original)?.[1]);
+  if (v !== 2 && v !== 3) throw new Error(`containerd config default: version ${v}`);
+  version = v;
   writeFileSync(config, original, { mode: 0o600 });
 });
 
@@ -54,7 +71,7 @@ test("--dry-run prints the diff and what it would copy, and changes nothing", as
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toContain(`${binDir}/containerd-shim-cryo-v2: would be installed from ${buildBin}/containerd-shim-cryo-v2`);
   expect(r.stdout).toContain(`--- ${config}\n+++ ${config} (after)\n@@ `);
-  expect(r.stdout).toContain('+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n+  runtime_type = "io.containerd.cryo.v2"');
+  expect(r.stdout).toContain(`+${handlerHeader()}\n+  runtime_type = "io.containerd.cryo.v2"`);
   expect(r.stdout).toContain("dry run: nothing was changed");
   expect(readFileSync(config, "utf8")).toBe(original);
   expect(readdirSync(binDir)).toEqual([]);
@@ -95,7 +112,7 @@ test("install again changes nothing", async () => {
 test("uninstall restores the original config byte for byte; --remove-binaries removes the binaries", async () => {
   const dry = await cryo("uninstall", "--config", config, "--bin-dir", binDir, "--remove-binaries", "--dry-run");
   expect(dry.exitCode).toBe(0);
-  expect(dry.stdout).toContain('-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]');
+  expect(dry.stdout).toContain(`-${handlerHeader()}`);
   expect(dry.stdout).toContain(`${binDir}/cryo: would be removed`);
   expect(await handlerSeenByContainerd()).toBe("io.containerd.cryo.v2");
 
@@ -132,7 +149,7 @@ test("a missing bin dir is created; a --from without both binaries is refused be
   expect(r.exitCode).toBe(0);
   expect(readdirSync(nested).sort()).toEqual(["containerd-shim-cryo-v2", "cryo"]);
   expect(readFileSync(cfg, "utf8")).toStartWith("version = 2\n");
-  expect(await run(["containerd", "--config", cfg, "config", "dump"]).then((d) => d.stdout)).toContain('runtime_type = "io.containerd.cryo.v2"');
+  expect(await handlerSeenByContainerd(cfg)).toBe("io.containerd.cryo.v2");
 
   const half = join(dir, "half");
   mkdirSync(half);
@@ -164,7 +181,7 @@ test("an empty config file gets a whole version 2 config; a config in a missing 
   const r = await cryo("install", "--config", empty, "--bin-dir", join(dir, "bin-empty"), "--from", buildBin);
   expect(r.exitCode).toBe(0);
   expect(readFileSync(empty, "utf8")).toStartWith("version = 2\n");
-  expect(await run(["containerd", "--config", empty, "config", "dump"]).then((d) => d.stdout)).toContain('runtime_type = "io.containerd.cryo.v2"');
+  expect(await handlerSeenByContainerd(empty)).toBe("io.containerd.cryo.v2");
 
   const nowhere = join(dir, "no-such-dir", "config.toml");
   const bins = join(dir, "bin-nowhere");

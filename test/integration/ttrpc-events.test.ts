@@ -10,7 +10,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { TaskExitSchema } from "../../src/gen/containerd/events/task_pb.ts";
 import { Events } from "../../src/gen/containerd/services/events/ttrpc/v1/events_pb.ts";
 import { connect, createClient, type Client } from "../../src/ttrpc/index.ts";
-import { type PrivateContainerd, startCtrEvents, startPrivateContainerd, uniqueId, waitFor } from "../harness/index.ts";
+import { type PrivateContainerd, parseCtrEvent, startCtrEvents, startPrivateContainerd, uniqueId, waitFor } from "../harness/index.ts";
 
 /** containerd resolves event payloads by the bare message name (typeurl), not type.googleapis.com/… */
 function taskExit(init: { containerId: string; id: string; pid: number; exitStatus: number; exitedAt: Date }) {
@@ -79,18 +79,17 @@ describe("ttrpc against a real containerd", () => {
       });
       // ctr prints: <Go time> <namespace> <topic> <event as JSON>
       console.log(`ctr events: ${line}`);
-      const m = /^(.+ UTC) (\S+) (\S+) (\{.*\})$/.exec(line);
-      expect(m).not.toBeNull();
-      const [, time, ns, topic, json] = m!;
+      const parsed = parseCtrEvent(line);
+      expect(parsed).toBeDefined();
+      const { time, namespace: ns, topic, event } = parsed!;
       expect(time).toBe("2024-01-02 03:04:05 +0000 UTC");
       expect(ns).toBe(namespace);
       expect(topic).toBe("/tasks/exit");
-      const event = JSON.parse(json!);
       expect(event.container_id).toBe(containerId);
       expect(event.id).toBe(containerId);
       expect(event.pid).toBe(4242);
       expect(event.exit_status).toBe(137);
-      expect(Date.parse(event.exited_at)).toBe(exitedAt.getTime());
+      expect(Date.parse(event.exited_at as string)).toBe(exitedAt.getTime());
     } finally {
       await ctr.stop();
     }
