@@ -18,7 +18,8 @@
  *   mount the restore gives (same device and a root within theirs, or their peer group) instead of mounting it;
  * - a whole procfs or sysfs is mounted other than where the spec mounts it, or a part of one other than over
  *   itself (runc's read-only paths) or read-write; a cgroup file system other than at or below where the spec
- *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro`;
+ *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro` (but the tmpfs runc mounts a
+ *   v1 cgroup mount as, which runc leaves read-write);
  * - a mount at a destination where the spec's mount is `ro` (or `rro`) is read-write (sysfs, cgroups,
  *   read-only binds), or the rootfs's is where the spec's `root.readonly` is true (CRIU mounts the bundle's
  *   rootfs with the image's flags). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags
@@ -130,14 +131,17 @@ export function checkMountEntries(
       if (e.root !== "/" && !ro(e)) throw refuse(`${named(e)} is read-write`);
     }
     // runc mounts a v1 cgroup mount as a tmpfs with one bind per hierarchy below it (cryo's dump keeps those
-    // external): everything there is read-only when the spec's mount is.
+    // external): the binds are read-only when the spec's mount is. The tmpfs itself runc 1.1 leaves read-write
+    // (a container whose spec mounts cgroup `ro`, as CRI's and Docker's do, shows `rw,nosuid,nodev,noexec,relatime
+    // tmpfs` there), so it comes back as runc made it: nothing is writable that a new container of the spec lacks.
+    const runcCgroupTmpfs = (m: { destination: string; type: string }) => m.type === "cgroup" && e.fstype === Fstype.TMPFS && e.mountpoint === m.destination;
     const cgroupAt = dests(["cgroup", "cgroup2"]).filter((m) => below(e.mountpoint, m.destination));
     if ((e.fstype === Fstype.CGROUP || e.fstype === Fstype.CGROUP2) && !external(e) && cgroupAt.length === 0) {
       throw refuse(`${named(e)}: the spec mounts cgroups only at ${dests(["cgroup", "cgroup2"]).map((m) => m.destination).join(", ") || "no place"}`);
     }
-    const roCgroup = cgroupAt.find((m) => m.ro);
+    const roCgroup = cgroupAt.find((m) => m.ro && !runcCgroupTmpfs(m));
     if (roCgroup && !ro(e)) throw refuse(`${named(e)} is read-write, and the spec mounts ${roCgroup.destination} read-only`);
-    const specAt = specMounts.find((m) => m.destination === e.mountpoint && m.ro);
+    const specAt = specMounts.find((m) => m.destination === e.mountpoint && m.ro && !runcCgroupTmpfs(m));
     if (specAt && !ro(e)) throw refuse(`${named(e)} is read-write, and the spec mounts ${specAt.destination} read-only`);
   }
   const at = (p: string) => entries.filter((e) => e.mountpoint === p);

@@ -79,6 +79,38 @@ test("a bind mount nested in another comes back after its mount point left the o
   expect(during).toBe(0); // the container's binds live in its own mount namespace, not ours
 }, 180_000);
 
+/** Mount point, options and file system type of the container's mounts at and below /sys/fs/cgroup (mountinfo). */
+function cgroupMounts(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => f[4] === "/sys/fs/cgroup" || f[4]?.startsWith("/sys/fs/cgroup/"))
+    .map((f) => `${f[4]} ${f[5]?.split(",")[0]} ${f[f.indexOf("-") + 1]}`)
+    .sort();
+}
+
+test("a read-only v1 cgroup mount (as CRI and Docker specs have) comes back: runc's read-write tmpfs with read-only hierarchies below", async () => {
+  const id = uniqueId("cgmnt");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=nosuid:noexec:nodev:relatime:ro", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => (readCounter(pc, id) ?? 0) >= 2, { what: "counter" });
+  const before = cgroupMounts((await taskPid(pc, id))!);
+  // runc 1.1's layout: the tmpfs read-write, each hierarchy a read-only cgroup mount.
+  expect(before).toContain("/sys/fs/cgroup rw tmpfs");
+  expect(before).toContain("/sys/fs/cgroup/memory ro cgroup");
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await removeContainer(pc, id, { stopped: "not-running" });
+  // Before the fix cryo refused it: "TMPFS mount at /sys/fs/cgroup is read-write, and the spec mounts /sys/fs/cgroup read-only".
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+  await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+  expect(cgroupMounts((await taskPid(pc, id))!)).toEqual(before);
+  await removeContainer(pc, id, { stopped: "not-running" });
+}, 180_000);
+
 /** The container's /dev as lstat sees it: name, type, mode, owner, device number or link target (mountpoints not entered). */
 function devListing(pid: number): string[] {
   const root = `/proc/${pid}/root/dev`;

@@ -45,7 +45,8 @@ function image(): MntEntry[] {
     mnt(Fstype.MQUEUE, "/dev/mqueue", RW),
     mnt(Fstype.SYSFS, "/sys", RO | 0xe),
     mnt(Fstype.TMPFS, "/sys/firmware", RO, { extKey: "cryo-masked-dir" }),
-    mnt(Fstype.TMPFS, "/sys/fs/cgroup", RO),
+    // runc 1.1 leaves the tmpfs of a `ro` v1 cgroup mount read-write (seen in a container's mountinfo).
+    mnt(Fstype.TMPFS, "/sys/fs/cgroup", RW),
     mnt(Fstype.CGROUP, "/sys/fs/cgroup/memory", RO, { root: "/ns/c1", extKey: "/sys/fs/cgroup/memory" }),
     mnt(Fstype.AUTO, "/etc/data", RO, { fsname: "ext4", extKey: "/etc/data" }),
   ];
@@ -97,6 +98,10 @@ test("read-only spec mounts restored read-write, procfs or sysfs elsewhere, file
   expect(refused(edit((m) => (at(m, "/sys").flags = RW)))).toContain("SYSFS mount at /sys is read-write, and the spec mounts /sys read-only");
   expect(refused(edit((m) => (at(m, "/etc/data").flags = RW)))).toContain("AUTO mount at /etc/data is read-write, and the spec mounts /etc/data read-only");
   expect(refused(edit((m) => (at(m, "/sys/fs/cgroup/memory").flags = RW)))).toContain("CGROUP mount at /sys/fs/cgroup/memory (its /ns/c1) is read-write, and the spec mounts /sys/fs/cgroup read-only");
+  // Only runc's tmpfs at the cgroup mount's own place may be read-write: not another tmpfs below it, and not a
+  // tmpfs where the spec's read-only mount is of another type.
+  expect(refused([...image(), mnt(Fstype.TMPFS, "/sys/fs/cgroup/extra", RW)])).toContain("TMPFS mount at /sys/fs/cgroup/extra is read-write, and the spec mounts /sys/fs/cgroup read-only");
+  expect(refused(edit((m) => (at(m, "/sys/fs/cgroup").fstype = Fstype.CGROUP2)))).toContain("CGROUP2 mount at /sys/fs/cgroup is read-write, and the spec mounts /sys/fs/cgroup read-only");
   expect(refused([...image(), mnt(Fstype.PROC, "/hostproc", RW)])).toContain("PROC mount at /hostproc: the spec mounts proc only at /proc");
   expect(refused([...image(), mnt(Fstype.PROC, "/x", RW, { root: "/sys" })])).toContain("PROC mount at /x (its /sys): a part of proc is only mounted over itself");
   expect(refused([...image(), mnt(Fstype.SYSFS, "/s", RO)])).toContain("SYSFS mount at /s: the spec mounts sysfs only at /sys");
