@@ -8,7 +8,8 @@
  * while it dumps. Everything a restore needs lands in the images directory, which containerd tars
  * whole: CRIU's images (less the network images that restore nothing, src/checkpoint/net-images.ts),
  * `descriptors.json` (runc's format), `cryo-checkpoint.json` (metadata), and CRIU's `dump.log` and
- * `stats-dump` copied from the work directory.
+ * `stats-dump` copied from the work directory (and, for a CRI container, into containerd's CRI directory for it:
+ * cri-container-dir.ts).
  *
  * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
@@ -34,6 +35,7 @@ import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
+import { criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir } from "./orphaned-criu.ts";
@@ -434,6 +436,18 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       } else if (ownWork) rmSync(workDir, { recursive: true, force: true });
     }
     if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
+    // containerd 2.1+'s CRI CheckpointContainer takes CRIU's statistics and log from its own directory for the
+    // container, where runc's CRIU writes them (cri-container-dir.ts).
+    const criDir = criContainerDir(spec, id);
+    if (criDir !== undefined) {
+      for (const f of ["dump.log", "stats-dump"]) {
+        try {
+          if (existsSync(join(imagesDir, f))) copyFileSync(join(imagesDir, f), join(criDir, f));
+        } catch (err) {
+          input.log.warn(`${label}: ${f} into CRI's directory ${criDir}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
     // Network images that restore nothing go: each would cost the restore an ip/iptables process (net-images.ts).
     try {
       const pruned = pruneNoopNetImages(imagesDir, loopbackUpIndex);
