@@ -9,7 +9,8 @@
  * or one with a user namespace of its own out of it (its root then the host's root). cryo holds them to the spec:
  * for each of the pid, network, ipc, uts, mount and user namespaces, the images must make a new one exactly where
  * the spec gives the container one, new or joined by path (a joined one is given to CRIU as an external namespace,
- * which CRIU only uses where it makes one). Not compared: the time namespace (CRIU puts every restored tree in a
+ * which CRIU only uses where it makes one), or, for a namespace joined by path that is the host's own (a pod on the
+ * host's network joins the pause's, the host's), keep the tree in CRIU's. Not compared: the time namespace (CRIU puts every restored tree in a
  * new one of its own, a restored container's checkpoint included) and the cgroup namespace (not in CRIU's clone
  * mask).
  *
@@ -21,7 +22,7 @@
  * (scripts/criu/0006) makes the restored tree in the joined one instead and checks there that its maps are the
  * images'. Where the spec gives mappings as well, they must be the images' too.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import * as z from "zod/mini";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { madeNamespaceKinds, NS_KINDS } from "../criu/ns-kinds.ts";
@@ -110,6 +111,24 @@ export function userNamespaceRoot(spec: unknown, where: string, joinedMaps: Join
   return { uid: root(uidMappings, "uidMappings"), gid: root(gidMappings, "gidMappings") };
 }
 
+/** Whether the namespace of kind (as the spec names kinds) at path is the one the restoring CRIU runs in. */
+export type HostNamespaceTest = (kind: string, path: string) => boolean;
+
+const PROC_NS_NAME: Record<string, string> = { pid: "pid", network: "net", ipc: "ipc", uts: "uts", mount: "mnt" };
+
+/** The shim's own namespace of that kind (the CRIU helpers it starts run in it) is the one at path: same device and inode. */
+export const hostNamespace: HostNamespaceTest = (kind, path) => {
+  const name = PROC_NS_NAME[kind];
+  if (name === undefined) return false;
+  try {
+    const a = statSync(path);
+    const b = statSync(`/proc/self/ns/${name}`);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+};
+
 /** The ids the images give: the root task's and those of CRIU's own namespaces at the dump. */
 export interface NamespaceIds {
   root: TaskKobjIdsEntry;
@@ -120,14 +139,25 @@ export interface NamespaceIds {
  * Checks that the images make a new namespace exactly where the spec gives the container one, and that a user
  * namespace's maps are the spec's (see the module comment). userns reads the userns image of an id.
  */
-export function checkNamespaceEntries(ids: NamespaceIds, spec: unknown, where: string, userns: (id: number) => { uidMap: UidGidExtent[]; gidMap: UidGidExtent[] }, image = "ids image"): void {
+export function checkNamespaceEntries(
+  ids: NamespaceIds,
+  spec: unknown,
+  where: string,
+  userns: (id: number) => { uidMap: UidGidExtent[]; gidMap: UidGidExtent[] },
+  image = "ids image",
+  isHostNamespace: HostNamespaceTest = hostNamespace,
+): void {
   const s = parseSpec(spec, where);
   const given = new Map((s.linux?.namespaces ?? []).map((ns) => [ns.type, ns.path ? "joined" : "new"] as const));
+  const paths = new Map((s.linux?.namespaces ?? []).flatMap((ns) => (ns.path ? [[ns.type, ns.path] as const] : [])));
   const madeKinds = madeNamespaceKinds(ids.root, ids.criu);
   for (const [kind] of NS_KINDS) {
     const made = madeKinds.includes(kind);
     const wanted = given.get(kind);
     if (made && wanted === undefined) throw invalidArgument(where, { detail: `${image}: it makes the tree a ${kind} namespace, and the spec gives the container none (it shares the host's)` });
+    // A namespace joined by path that is the host's own (a pod on the host's network: its containers join the
+    // pause's network namespace, the host's): keeping the tree in the restoring CRIU's is that namespace.
+    if (!made && wanted === "joined" && kind !== "user" && isHostNamespace(kind, paths.get(kind)!)) continue;
     if (!made && wanted !== undefined) {
       throw invalidArgument(where, { detail: `${image}: it keeps the tree in the ${kind} namespace of the CRIU that restores it (the host's), and the spec gives the container ${wanted === "new" ? "one of its own" : "one by path"}` });
     }

@@ -97,6 +97,22 @@ test("a container that joins a network namespace by path (as a pod's containers 
   }
 }, 180_000);
 
+test("a container that joins the host's own network namespace by path (a host-network pod's containers join the pause's) is restored there, its listener answering on the host", async () => {
+  const id = uniqueId("hostjoin");
+  const port = 7000 + Math.floor(Math.random() * 2000);
+  const hostNet = `/proc/${process.pid}/ns/net`; // this test's own: the host's network namespace
+  expect(statSync(hostNet).ino).toBe(statSync("/proc/self/ns/net").ino);
+  const ask = () => Bun.spawnSync(["busybox", "sh", "-c", `echo hostjoin | nc -w 1 127.0.0.1 ${port}`], { stdout: "pipe", stderr: "pipe" }).stdout.toString().trim();
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--with-ns", `network:${hostNet}`, testImage, id, "/bin/tcp-echo", String(port)], { timeoutMs: 60_000 });
+  await waitFor(() => (ask() === "hostjoin" ? true : undefined), { what: "listener up on the host" });
+  // Before the fix cryo refused it: "it keeps the tree in the network namespace of the CRIU that restores it (the
+  // host's), and the spec gives the container one by path".
+  expect(await checkpointRemoveRestore(id)).toBe("");
+  expect(statSync(`/proc/${(await taskPid(pc, id))!}/ns/net`).ino).toBe(statSync("/proc/self/ns/net").ino);
+  await waitFor(() => (ask() === "hostjoin" ? true : undefined), { what: "restored listener answering on the host" });
+  await remove(id);
+}, 180_000);
+
 test("a namespace with only loopback and no TCP socket is dumped and restored without a network lock; a listener started afterwards answers", async () => {
   const id = uniqueId("nolock");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });

@@ -43,6 +43,16 @@ test("images that keep the tree in a namespace of the host's where the spec give
   expect(hostNet.message).toBe("restore x: invalid argument: ids-1.img: it keeps the tree in the network namespace of the CRIU that restores it (the host's), and the spec gives the container one of its own");
   const joined = refusal(() => checkNamespaceEntries(ids({ pidNsId: 20, ipcNsId: 22, utsNsId: 23, mntNsId: 24 }), { linux: { namespaces: [...nsOf("pid", "ipc", "uts", "mount"), { type: "network", path: "/p" }] } }, "w", noUserns));
   expect(joined.message).toContain("the network namespace of the CRIU that restores it (the host's), and the spec gives the container one by path");
+  // Unless the path is the host's own namespace (a host-network pod's containers join the pause's, the host's):
+  // the real one, /proc/self/ns/net, by the default test, and the test's answer otherwise.
+  const hostPod = { linux: { namespaces: [...nsOf("pid", "ipc", "uts", "mount"), { type: "network", path: "/proc/self/ns/net" }] } };
+  checkNamespaceEntries(ids({ pidNsId: 20, ipcNsId: 22, utsNsId: 23, mntNsId: 24 }), hostPod, "w", noUserns);
+  checkNamespaceEntries(ids({ pidNsId: 20, ipcNsId: 22, utsNsId: 23, mntNsId: 24 }), { linux: { namespaces: [...nsOf("pid", "ipc", "uts", "mount"), { type: "network", path: "/p" }] } }, "w", noUserns, "ids", (kind, path) => kind === "network" && path === "/p");
+  const notHost = refusal(() => checkNamespaceEntries(ids({ pidNsId: 20, ipcNsId: 22, utsNsId: 23, mntNsId: 24 }), hostPod, "w", noUserns, "ids", () => false));
+  expect(notHost.message).toContain("and the spec gives the container one by path");
+  // A user namespace joined by path is never taken for the host's.
+  const userJoined = refusal(() => checkNamespaceEntries(ids({ pidNsId: 20, netNsId: 21, ipcNsId: 22, utsNsId: 23, mntNsId: 24 }), { linux: { namespaces: [...nsOf("pid", "ipc", "uts", "mount", "network"), { type: "user", path: "/proc/self/ns/user" }] } }, "w", noUserns));
+  expect(userJoined.message).toContain("it keeps the tree in the user namespace of the CRIU that restores it (the host's), and the spec gives the container one by path");
   // A user namespace the spec does not give.
   const extra = refusal(() => checkNamespaceEntries(ids({ pidNsId: 20, netNsId: 21, ipcNsId: 22, utsNsId: 23, mntNsId: 24, userNsId: 25 }), ctrSpec, "w", noUserns, "ids-1.img"));
   expect(extra.message).toBe("w: invalid argument: ids-1.img: it makes the tree a user namespace, and the spec gives the container none (it shares the host's)");
