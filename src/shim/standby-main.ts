@@ -14,7 +14,7 @@ import { close, dup2, listenUnixSocket, setProcTitle } from "../sys/index.ts";
 import { LISTEN_FD_ENV } from "./daemon-env.ts";
 import { parseShimFlags } from "./flags.ts";
 import { canConnect } from "./start.ts";
-import { inodeOf, REQUEST_ENV, STANDBY_PATH_ENV, standbyMarker, standbyMs, type StandbyRequest } from "./standby.ts";
+import { fileIdOf, REQUEST_ENV, STANDBY_PATH_ENV, standbyMarker, standbyMs, type StandbyRequest } from "./standby.ts";
 
 const requestSchema = z.object({
   socket: z.string().check(z.minLength(2), z.startsWith("/")),
@@ -83,13 +83,13 @@ export async function runStandby(path: string): Promise<number> {
   } finally {
     rmSync(standbyMarker(path), { force: true });
   }
-  const ownInode = inodeOf(path);
+  const ownFile = fileIdOf(path);
   const t = await request;
   listener.stop(false);
-  if (inodeOf(path) === ownInode) rmSync(path, { force: true });
+  if (fileIdOf(path) === ownFile) rmSync(path, { force: true });
   if (!t) return 0;
   const { req } = t;
-  let bound: number | undefined;
+  let bound: string | undefined;
   try {
     process.chdir(req.cwd);
     // Only what the request sets: the path of the next standby is the caller's to give (none for a daemon that
@@ -97,7 +97,7 @@ export async function runStandby(path: string): Promise<number> {
     delete process.env[STANDBY_PATH_ENV];
     Object.assign(process.env, req.env);
     const fd = listenUnixSocket(req.socket, { mode: 0o600 });
-    bound = inodeOf(req.socket);
+    bound = fileIdOf(req.socket);
     process.env[LISTEN_FD_ENV] = String(fd);
     try {
       const log = openSync(join(req.cwd, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
@@ -115,7 +115,7 @@ export async function runStandby(path: string): Promise<number> {
   t.reply(JSON.stringify({ pid: process.pid }));
   // The caller gave up meanwhile (and may have launched a daemon on the socket): leave, with only our socket.
   if (!(await t.confirmed)) {
-    if (bound !== undefined && inodeOf(req.socket) === bound) rmSync(req.socket, { force: true });
+    if (bound !== undefined && fileIdOf(req.socket) === bound) rmSync(req.socket, { force: true });
     return 1;
   }
   t.hangUp();

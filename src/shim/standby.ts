@@ -93,10 +93,15 @@ export interface StandbyRequest {
 /** The per-daemon variables a request may set in the standby's environment (start.ts perDaemonEnv). */
 export const REQUEST_ENV: ReadonlySet<string> = new Set(["TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", LINGER_ENV, GROUP_KEY_ENV, STANDBY_PATH_ENV]);
 
-/** The inode of path, or undefined when it does not exist. */
-export function inodeOf(path: string): number | undefined {
+/**
+ * Which file is at path (device, inode and change time), or undefined when none is: on a file system that gives a
+ * new file the inode number of one just removed (ext4, where /run is on disk), the number alone could take another
+ * standby's socket for this one's.
+ */
+export function fileIdOf(path: string): string | undefined {
   try {
-    return statSync(path).ino;
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
   } catch {
     return undefined;
   }
@@ -111,8 +116,8 @@ export function inodeOf(path: string): number | undefined {
  * standby then unbinds (only the socket it bound) and exits.
  */
 export async function takeStandby(path: string, request: StandbyRequest): Promise<number | undefined> {
-  const inode = inodeOf(path);
-  if (inode === undefined) return undefined;
+  const fileId = fileIdOf(path);
+  if (fileId === undefined) return undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let socket: Awaited<ReturnType<typeof Bun.connect>> | undefined;
   try {
@@ -147,7 +152,7 @@ export async function takeStandby(path: string, request: StandbyRequest): Promis
       }).catch(() => {
         // Nothing listens: a standby that died left its socket file. Removed (if it is still that file), so
         // that the next daemon launches a new standby.
-        if (inodeOf(path) === inode) rmSync(path, { force: true });
+        if (fileIdOf(path) === fileId) rmSync(path, { force: true });
         resolve(undefined);
       });
     });

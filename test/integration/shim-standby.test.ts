@@ -46,7 +46,12 @@ test("a standby is launched after a Create, takes the next container's daemon, a
   const [standbyPid, standbyArgv] = (await waitFor(() => (standbys(pc.address).length === 1 ? standbys(pc.address) : undefined), { what: "one standby" }))[0]!;
   const socket = standbyArgv[standbyArgv.indexOf("__standby") + 1]!;
   await waitFor(() => existsSync(socket), { what: `standby socket ${socket}` });
-  const socketInode = statSync(socket).ino;
+  // Which file: inode and change time (/run is on ext4 here, which gives a new file the number of a removed one).
+  const fileId = (path: string) => {
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}:${st.ctimeNs}`;
+  };
+  const socketFile = fileId(socket);
 
   // The next container's daemon is the standby: same pid, now with the container's command line.
   const second = uniqueId("sb2");
@@ -60,7 +65,7 @@ test("a standby is launched after a Create, takes the next container's daemon, a
     expect(argv!.slice(1, 5)).toEqual(["-namespace", ns, "-id", second]);
     // The taken standby removed its socket. The daemon it became launches the next standby right after the
     // Create, which may already listen on the same path by now: a different socket file.
-    expect(existsSync(socket) ? statSync(socket).ino : undefined).not.toBe(socketInode);
+    expect(existsSync(socket) ? fileId(socket) : undefined).not.toBe(socketFile);
     expect(await taskStatus(pc, second)).toBe("RUNNING");
     const exec = await pc.ctr(["task", "exec", "--exec-id", "e1", second, "sh", "-c", "echo from-exec; exit 4"]);
     expect(exec.stdout).toContain("from-exec");
