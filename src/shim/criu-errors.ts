@@ -3,10 +3,11 @@
  * cause CRIU's log lines name: a read-only or full target, a refused permission, or container state
  * that needs a checkpoint option (an established TCP connection, an external unix socket).
  */
+import { statSync } from "node:fs";
 import { Code, CryoError } from "../errors.ts";
 
 /** Log phrases and the code each one means, with what to do where cryo has the knob. The first match wins. */
-const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
+const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegExpExecArray) => string) }[] = [
   {
     re: /Can't dump ghost file .* increase limit/,
     code: Code.FAILED_PRECONDITION,
@@ -34,15 +35,38 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string }[] = [
     word: "failed precondition",
     hint: "a socket the container had bound needs its address again, and something in the network namespace it is restored into holds it (with the host's network: another process of the host, or the original container if it still runs): free the address, or restore into a network namespace of the container's own",
   },
+  {
+    // CRIU binds each external mount (a bind of the spec) at a mount point it made as the checkpointed mount was, and
+    // the kernel's move_mount refuses (EINVAL) to put a file onto a directory or a directory onto a file. Seen with a
+    // bind source that was replaced by a file between checkpoint and restore (runc's restore: "not a directory").
+    re: /Failed to move_mount from (\S+) to \S+: Invalid argument/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => `${m[1]} ${kindOfPath(m[1]!)}: a bind mount's source must be of the kind it was at the checkpoint (a directory, or a file)`,
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },
   { re: /consider using --tcp-established|--ext-unix-sk|External socket is used/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
 ];
 
+/** What a path is now, for a hint: "is a directory", "is a file", "does not exist". */
+function kindOfPath(path: string): string {
+  try {
+    const st = statSync(path);
+    return st.isDirectory() ? "is a directory" : st.isFile() ? "is a file" : "is neither a file nor a directory";
+  } catch {
+    return "does not exist";
+  }
+}
+
 /** The code a CRIU error message points at, or undefined when it names no known cause. */
 export function criuCauseCode(message: string): { code: Code; word: string; hint?: string } | undefined {
-  return CAUSES.find((c) => c.re.test(message));
+  for (const c of CAUSES) {
+    const m = c.re.exec(message);
+    if (m) return { code: c.code, word: c.word, hint: typeof c.hint === "function" ? c.hint(m) : c.hint };
+  }
+  return undefined;
 }
 
 /** Re-codes an UNKNOWN CRIU error by the cause its log lines name, adding what to do where cryo knows; other errors keep their code. */

@@ -35,7 +35,7 @@ import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, MASKED_DIR_SOURCE, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, externalNsKey, MASKED_DIR_SOURCE, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
@@ -554,7 +554,14 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Pipes and external files (cryo's stdio FIFOs) of fds 0..2 come from the new task's descriptors.
     const inheritFds = restoreInheritFds(source.descriptors, meta.stdio.criuKeys, stdioFds);
     for (const ns of plan.namespaceFds) {
-      const n = openSync(ns.path, "r");
+      let n: number;
+      try {
+        n = openSync(ns.path, "r");
+      } catch (err) {
+        const kind = ns.key === externalNsKey("net") ? "network" : "pid";
+        const why = (err as { code?: string }).code === "ENOENT" ? "does not exist (the process or pod that held it is gone?)" : err instanceof Error ? err.message : String(err);
+        throw failedPrecondition(label, { cause: err, detail: `the spec's ${kind} namespace ${ns.path} ${why}` });
+      }
       opened.push(n);
       inheritFds.push({ fd: n, key: ns.key });
     }

@@ -97,6 +97,31 @@ test("a container that joins a network namespace by path (as a pod's containers 
   }
 }, 180_000);
 
+test("a restore whose spec joins a network namespace that is gone fails naming it, and leaves nothing behind", async () => {
+  const id = uniqueId("gonens");
+  const netns = `cryo-${id}`;
+  const ip = (...args: string[]) => Bun.spawnSync(["ip", ...args], { stdout: "pipe", stderr: "pipe" });
+  expect(ip("netns", "add", netns).exitCode).toBe(0);
+  try {
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--with-ns", `network:/run/netns/${netns}`, testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await remove(id);
+    // The pod (here: the named namespace) is gone before the restore.
+    expect(ip("netns", "del", netns).exitCode).toBe(0);
+    const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    // Before: "ENOENT: no such file or directory, open '/run/netns/...': unknown".
+    expect(r.stderr).toContain(`restore container ${id}`);
+    expect(r.stderr).toContain(`failed precondition: the spec's network namespace /run/netns/${netns} does not exist`);
+    expect(existsSync(`/run/containerd/runc/${ns}/${id}`)).toBe(false);
+    await remove(id);
+  } finally {
+    ip("netns", "del", netns);
+  }
+}, 180_000);
+
 test("a container that joins the host's own network namespace by path (a host-network pod's containers join the pause's) is restored there, its listener answering on the host", async () => {
   const id = uniqueId("hostjoin");
   const port = 7000 + Math.floor(Math.random() * 2000);

@@ -1,4 +1,7 @@
 /** Pure parts of the shim's checkpoint/restore: stdio keys, inherit-fd plan, runc state for a restored container, cgroup paths. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "bun:test";
 import { BUILTIN_CHECKPOINT_PLAN, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import type { PolicyEngine } from "../../../src/plugins/index.ts";
@@ -240,6 +243,19 @@ describe("CRIU failures get the code their log names", () => {
     expect(port.code).toBe(Code.FAILED_PRECONDITION);
     expect(port.message).toContain("criu dump pid 7: failed precondition (rc -52");
     expect(port.message).toEndWith("free the address, or restore into a network namespace of the container's own");
+    // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
+    const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
+    try {
+      writeFileSync(join(dir, "src"), "file\n");
+      const line = (src: string) => `(00.0311) mnt-v2: Error (criu/mount-v2.c:305): mnt-v2: Failed to move_mount from ${src} to /tmp/.criu.mntns.xyz/mnt-12: Invalid argument`;
+      const bind = classifyCriuError(failed(line(join(dir, "src"))));
+      expect(bind.code).toBe(Code.FAILED_PRECONDITION);
+      expect(bind.message).toEndWith(`; ${join(dir, "src")} is a file: a bind mount's source must be of the kind it was at the checkpoint (a directory, or a file)`);
+      expect(classifyCriuError(failed(line(dir))).message).toContain(`; ${dir} is a directory: `);
+      expect(classifyCriuError(failed(line(join(dir, "gone")))).message).toContain(`; ${join(dir, "gone")} does not exist: `);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("unknown causes and already classified errors stay as they are", () => {
