@@ -4,8 +4,10 @@
  * (create < start < exit < delete; exec-added < exec-started < exit) without locks.
  *
  * Exits: when a pid is launched its exit is awaited from the reaper; the exit then queues a job that
- * waits for the process's output to be drained, records the exit (Wait answers) and publishes
- * TaskExit. Delete of a process that was never started kills it and records its exit inline.
+ * records the exit (State says stopped, Wait answers) and publishes TaskExit at once, as containerd's runc shim
+ * does, and starts the drain of the process's output (copies end at EOF, or EXEC_OUTPUT_LINGER_MS after the exit
+ * when something left behind still holds them); Delete waits for that drain before it closes the IO, so no output
+ * is cut. Delete of a process that was never started kills it and records its exit inline.
  */
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
@@ -101,12 +103,14 @@ export class Container {
     );
   }
 
-  /** Records an exit after the output drained, and publishes /tasks/exit (once). */
+  /** Records an exit and publishes /tasks/exit (once); the output's drain starts now, and Delete waits for it. */
   private async handleExit(p: ShimProcess, status: ExitStatus): Promise<void> {
     if (p.exit) return;
-    if (p.io) {
-      const drained = await Promise.race([p.io.drained().then(() => true), Bun.sleep(DRAIN_TIMEOUT_MS).then(() => false)]);
-      if (!drained) this.deps.log.warn(`${p.label}: output not drained after ${DRAIN_TIMEOUT_MS} ms`);
+    if (p.io && !p.drainedIo) {
+      const io = p.io;
+      p.drainedIo = Promise.race([io.drained().then(() => true), Bun.sleep(DRAIN_TIMEOUT_MS).then(() => false)]).then((drained) => {
+        if (!drained) this.deps.log.warn(`${p.label}: output not drained after ${DRAIN_TIMEOUT_MS} ms`);
+      });
     }
     if (!p.recordExit(status)) return;
     if (p === this.init) {
@@ -290,7 +294,8 @@ export class Container {
       if (p !== this.init) {
         if (wasCreated) p.recordExit({ status: 0, exitedAt: wallClock() });
         p.move("delete");
-        p.io?.close();
+        await p.drainedIo;
+        await p.io?.close();
         this.execs.delete(execId);
         return { pid: p.pid, exit: p.exit! };
       }
@@ -309,10 +314,11 @@ export class Container {
         p.recordExit({ status: 0, exitedAt: wallClock() });
       }
       p.move("delete");
-      p.io?.close();
+      await Promise.all([p.drainedIo, ...[...this.execs.values()].map((e) => e.drainedIo)]);
+      const closing = [p.io?.close(), ...[...this.execs.values()].map((e) => e.io?.close())];
       this.stopOom?.();
       this.stopOom = undefined;
-      for (const e of this.execs.values()) e.io?.close();
+      await Promise.all(closing);
       const exit = p.exit!;
       this.publish(this.config.namespace, Topic.delete, TaskDeleteSchema, {
         containerId: this.id,

@@ -153,7 +153,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       const { id, execId } = spec;
       const runc = runcOf(id);
       const pidFile = join(spec.bundle, `.exec-${execId}.pid`);
-      const io = await prepareIo(spec.stdio, { id: `${id}/${execId}`, namespace: spec.namespace, log: deps.log, copyOutput: true });
+      // A binary:// logger of an exec gets the exec's own id as CONTAINER_ID, as with containerd's runc shim.
+      const io = await prepareIo(spec.stdio, { id: execId, namespace: spec.namespace, log: deps.log, copyOutput: true });
       try {
         await runc.exec(id, spec.process as never, { pidFile, stdio: io.stdio, consoleSocket: io.consoleSocket?.path });
         const pid = readPidFile(pidFile);

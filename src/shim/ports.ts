@@ -38,8 +38,8 @@ export interface ProcessIo {
   resize(width: number, height: number): void;
   /** Resolves when every byte the process wrote has been handed on (terminal copies drained). */
   drained(): Promise<void>;
-  /** Releases everything the shim holds for this IO. */
-  close(): void;
+  /** Releases everything the shim holds for this IO; a promise while a binary:// logger is being stopped. */
+  close(): void | Promise<void>;
 }
 
 /** A process that runc created or exec'ed. */

@@ -10,9 +10,13 @@
  * FIFO open itself (O_RDWR) as containerd's runc shim does: a client that detaches (closes its end) does
  * not end the process's input, a later attach writes into the same copy, and only CloseIO (the shim's end
  * closed) lets the copy see EOF, after everything written before it has been read: then the process's
- * stdin closes. `file://` opens the file for
- * append and hands it over; `binary://` starts the logging binary with the read ends of two pipes
- * on fds 3 and 4 and a ready pipe on fd 5, waits for it to close fd 5, and hands the write ends over.
+ * stdin closes. `file://` gives the process pipes the shim copies into the file, opened for append (as
+ * containerd's runc shim does): handed the file itself, a process that opens /dev/stdout (O_TRUNC) would empty
+ * the log, and would see the host's path. `binary://` starts the logging binary with the read ends of two pipes
+ * on fds 3 and 4 and a ready pipe on fd 5, waits for it to close fd 5, and hands the write ends over; the
+ * logger's environment is CONTAINER_ID (the container's id, an exec's own id) and CONTAINER_NAMESPACE only, and
+ * when the process is deleted the logger gets SIGTERM, then SIGKILL if it is still there 12 s later (containerd's
+ * runc shim, pkg/process/io.go).
  *
  * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
@@ -139,15 +143,19 @@ class HeldStdin {
  */
 export const EXEC_OUTPUT_LINGER_MS = 2_000;
 
-/** Copies a pipe's read end into a FIFO (held open O_RDWR by the shim) until EOF or stop; owns both descriptors. */
+/** Where a copy writes: a FIFO (held open O_RDWR by the shim) or a file:// log (appended to). */
+type CopyTarget = { kind: "fifo" | "file"; path: string };
+
+/** Copies a pipe's read end into a FIFO or a file until EOF or stop; owns both descriptors. */
 class OutputCopy {
   readonly done: Promise<void>;
   private readonly reader: ChunkReader;
   private fifo: number;
   private stopped = false;
 
-  constructor(private readonly readFd: number, path: string, log: Logger) {
-    const fifo = openFifo(path, "rw", { nonblock: true });
+  constructor(private readonly readFd: number, target: CopyTarget, log: Logger) {
+    const path = target.path;
+    const fifo = target.kind === "fifo" ? openFifo(path, "rw", { nonblock: true }) : openOutputFile(path);
     const reader = Bun.file(readFd).stream().getReader();
     this.fifo = fifo;
     this.reader = reader;
@@ -214,7 +222,7 @@ async function startBinaryLogger(url: URL, id: string, namespace: string): Promi
   try {
     proc = Bun.spawn([bin, ...args], {
       stdio: ["ignore", "ignore", "ignore", outR, errR, readyW],
-      env: { ...process.env, CONTAINER_ID: id, CONTAINER_NAMESPACE: namespace },
+      env: { CONTAINER_ID: id, CONTAINER_NAMESPACE: namespace },
     });
   } catch (err) {
     for (const fd of [outR, outW, errR, errW, readyR, readyW]) closeFd(fd);
@@ -245,6 +253,23 @@ async function startBinaryLogger(url: URL, id: string, namespace: string): Promi
   return { out: outW, err: errW, proc };
 }
 
+/** How long a logger has after SIGTERM before SIGKILL (containerd's binaryIOProcTermTimeout). */
+export const LOGGER_TERM_TIMEOUT_MS = 12_000;
+
+/** Ends a binary:// logger as containerd's runc shim does at a process's delete: SIGTERM, then SIGKILL after LOGGER_TERM_TIMEOUT_MS. */
+async function stopLogger(proc: Bun.Subprocess, log: Logger): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const exited = await Promise.race([proc.exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), LOGGER_TERM_TIMEOUT_MS)))]);
+  clearTimeout(timer);
+  if (!exited) {
+    log.warn(`logging binary (pid ${proc.pid}) still running ${LOGGER_TERM_TIMEOUT_MS} ms after SIGTERM: killed`);
+    proc.kill("SIGKILL");
+    await proc.exited;
+  }
+}
+
 function openOutputFile(path: string): number {
   mkdirSync(dirname(path), { recursive: true });
   return openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | O_CLOEXEC, 0o644);
@@ -270,8 +295,8 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   };
   let stdinWriter = -1;
   let held: HeldStdin | undefined;
-  // Read ends of output pipes, and the FIFOs they are copied to (copyOutput); copies run from launched().
-  const pendingCopies: { r: number; path: string }[] = [];
+  // Read ends of output pipes, and the FIFOs (copyOutput) or files they are copied to; copies run from launched().
+  const pendingCopies: { r: number; target: CopyTarget }[] = [];
   const copies: OutputCopy[] = [];
   const dropPending = () => {
     for (const { r } of pendingCopies.splice(0)) closeFd(r);
@@ -320,36 +345,36 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       stdout = keep(b.out);
       stderr = keep(b.err);
       logger = b.proc;
-    } else if (out.kind === "file") {
-      stdout = keep(openOutputFile(out.path));
-      stderr = stdout;
     } else {
-      // An exec's FIFO output goes through a pipe the shim copies (copyOutput), so that it can end it after the exec exited.
-      const fifoSlot = (path: string) => {
-        if (!ctx.copyOutput) return keep(openFifo(path, "rw"));
+      // A file:// log, and an exec's FIFO output (copyOutput, so that the shim can end it after the exec exited), go
+      // through a pipe the shim copies; an init's FIFO is handed over.
+      const slot = (target: CopyTarget) => {
+        if (target.kind === "fifo" && !ctx.copyOutput) return keep(openFifo(target.path, "rw"));
         const [r, w] = pipe();
-        pendingCopies.push({ r, path });
+        pendingCopies.push({ r, target });
         return keep(w);
       };
-      if (out.kind === "fifo") stdout = fifoSlot(out.path);
-      if (spec.stderr !== "") {
+      if (out.kind === "fifo" || out.kind === "file") stdout = slot(out);
+      if (out.kind === "file") stderr = stdout; // containerd's file:// carries both streams in one file
+      else if (spec.stderr !== "") {
         const errTarget = parseOutputTarget(spec.stderr);
-        if (errTarget.kind === "fifo") stderr = errTarget.path === (out.kind === "fifo" ? out.path : "") ? stdout : fifoSlot(errTarget.path);
-        else if (errTarget.kind === "file") stderr = keep(openOutputFile(errTarget.path));
+        if (errTarget.kind === "fifo" || errTarget.kind === "file") {
+          const same = out.kind === errTarget.kind && out.path === errTarget.path;
+          stderr = same ? stdout : slot(errTarget);
+        }
       }
     }
-    void logger;
     return {
       stdio: [stdin, stdout, stderr],
       consoleSocket: undefined,
       async launched() {
         closeOwned();
-        for (const { r, path } of pendingCopies.splice(0)) {
+        for (const { r, target } of pendingCopies.splice(0)) {
           try {
-            copies.push(new OutputCopy(r, path, ctx.log));
+            copies.push(new OutputCopy(r, target, ctx.log));
           } catch (err) {
             closeFd(r);
-            ctx.log.warn(`output to ${path}: ${err instanceof Error ? err.message : String(err)}`);
+            ctx.log.warn(`output to ${target.path}: ${err instanceof Error ? err.message : String(err)}`);
           }
         }
         const copied = Promise.all(copies.map((c) => c.done)).then(() => {});
@@ -381,6 +406,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
             held?.stop();
             closeWriter();
             for (const c of copies) c.stop();
+            return logger ? stopLogger(logger, ctx.log) : undefined;
           },
         };
       },
@@ -389,6 +415,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         dropPending();
         held?.stop();
         closeWriter();
+        if (logger) void stopLogger(logger, ctx.log);
       },
     };
   } catch (err) {

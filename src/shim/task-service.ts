@@ -127,11 +127,13 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     async state(req) {
       const c = get(req.id);
       const p = c.process(req.execId);
+      // A running exec of a paused container is paused with it (containerd's runc shim reports the container's state).
+      const paused = p !== c.init && p.state === "running" && c.init.state === "paused";
       return {
         id: req.execId === "" ? req.id : req.execId,
         bundle: c.config.bundle,
         pid: p.pid,
-        status: statusOf[p.state],
+        status: paused ? Status.PAUSED : statusOf[p.state],
         stdin: p.stdio.stdin,
         stdout: p.stdio.stdout,
         stderr: p.stdio.stderr,

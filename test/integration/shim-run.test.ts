@@ -259,6 +259,120 @@ test("binary:// log URI: the logger gets stdout on fd 3 and stderr on fd 4", asy
   }
 }, 60_000);
 
+test("binary:// logger: only CONTAINER_ID (an exec's own id) and CONTAINER_NAMESPACE in its environment; SIGTERM when its process is deleted", async () => {
+  const id = uniqueId("binlog2");
+  const dir = mkdtempSync(join(tmpdir(), "cryo-binlog2-"));
+  try {
+    const logger = join(dir, "logger.sh");
+    // A logger that outlives EOF (as one that flushes to a remote would): it writes what it got, then waits for SIGTERM.
+    writeFileSync(
+      logger,
+      `#!/bin/sh
+out="$2"
+tag="$CONTAINER_ID"
+env | sort > "$out/env.$tag"
+trap 'echo TERM >> "$out/trace.$tag"; exit 0' TERM
+cat <&3 > "$out/stdout.$tag" 5>&- &
+cat <&4 > /dev/null 5>&- &
+exec 5>&-
+while true; do sleep 0.1; done
+`,
+      { mode: 0o755 },
+    );
+    const uri = `binary://${logger}?dir=${dir}`;
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--log-uri", uri, testImage, id, "sh", "-c", "echo init-out; sleep 600"]);
+    const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
+    await waitFor(() => read(`stdout.${id}`) === "init-out\n" || undefined, { what: "the init's logger output" });
+    const e = await pc.ctr(["task", "exec", "--exec-id", "lx", "--log-uri", uri, id, "sh", "-c", "echo exec-out; exit 2"]);
+    expect(e.exitCode).toBe(2);
+    await waitFor(() => read("stdout.lx") === "exec-out\n" || undefined, { what: "the exec's logger output" });
+    // containerd's runc shim runs the logger with these two variables only, an exec's with the exec id.
+    const vars = (tag: string) => read(`env.${tag}`).split("\n").filter((l) => l !== "" && !/^(PWD|SHLVL|_)=/.test(l));
+    expect(vars(id)).toEqual([`CONTAINER_ID=${id}`, `CONTAINER_NAMESPACE=${ns}`]);
+    expect(vars("lx")).toEqual(["CONTAINER_ID=lx", `CONTAINER_NAMESPACE=${ns}`]);
+    // The exec's logger got SIGTERM when ctr deleted the exec; the init's when the task goes.
+    await waitFor(() => read("trace.lx") === "TERM\n" || undefined, { what: "the exec's logger terminated" });
+    expect(read(`trace.${id}`)).toBe("");
+    await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
+    await pc.ctrOk(["task", "rm", id]);
+    expect(read(`trace.${id}`)).toBe("TERM\n");
+    const loggers = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => { try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(logger); } catch { return false; } })());
+    expect(loggers).toEqual([]);
+    await pc.ctrOk(["containers", "rm", id]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("file:// log URI: a process that opens /dev/stdout (O_TRUNC) cannot empty the log, and does not see the host's file", async () => {
+  const id = uniqueId("filelog");
+  const dir = mkdtempSync(join(tmpdir(), "cryo-filelog-"));
+  try {
+    const log = join(dir, "sub", "c.log");
+    const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--log-uri", `file://${log}`, testImage, id, "sh", "-c", "echo first; echo second >&2; echo third > /dev/stdout; readlink /proc/self/fd/1; exit 3"]);
+    expect(r.exitCode).toBe(3);
+    const lines = readFileSync(log, "utf8").split("\n");
+    // Before: the file itself was the process's fd 1, and `> /dev/stdout` reopened it with O_TRUNC: only "third" was left.
+    expect(lines.slice(0, 3)).toEqual(["first", "second", "third"]);
+    expect(lines[3]).toMatch(/^pipe:\[\d+\]$/);
+    // An exec with its own file:// log appends to the same file.
+    const id2 = uniqueId("filelog2");
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--log-uri", `file://${log}`, testImage, id2, "sh", "-c", "echo init; sleep 600"]);
+    const e = await pc.ctr(["task", "exec", "--exec-id", "fx", "--log-uri", `file://${log}`, id2, "sh", "-c", "echo from-exec; echo again > /dev/stdout"]);
+    expect(e.exitCode).toBe(0);
+    const all = readFileSync(log, "utf8");
+    expect(all).toStartWith("first\nsecond\nthird\n");
+    for (const l of ["init", "from-exec", "again"]) expect(all).toContain(`${l}\n`);
+    await pc.ctrOk(["task", "kill", "-s", "KILL", id2]);
+    await waitFor(async () => (await taskStatus(pc, id2)) === "STOPPED", { what: `${id2} stopped` });
+    await pc.ctrOk(["task", "rm", id2]);
+    await pc.ctrOk(["containers", "rm", id2]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("an exec of a paused container reads paused; an exec killed while its output is stuck is reported stopped at once", async () => {
+  const id = uniqueId("execst");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"]);
+  try {
+    await pc.ctrOk(["task", "exec", "--detach", "--exec-id", "sl", id, "sleep", "600"]);
+    await pc.ctrOk(["task", "pause", id]);
+    // ctr's delete of an exec checks its state first: containerd's runc shim answers paused here.
+    const rm = await pc.ctr(["task", "delete", "--exec-id", "sl", id]);
+    expect(rm.exitCode).not.toBe(0);
+    expect(rm.stderr).toContain("current process state: paused");
+    await pc.ctrOk(["task", "resume", id]);
+    // ctr's `task delete` of an exec exits with the exec's status (137 after SIGKILL) once the delete is done.
+    const deleted = async (execId: string) => {
+      const r = await pc.ctr(["task", "delete", "--exec-id", execId, id]);
+      return r.exitCode === 137 && !r.stderr.includes("ctr:") ? true : undefined;
+    };
+    await pc.ctrOk(["task", "kill", "--exec-id", "sl", "-s", "KILL", id]);
+    await waitFor(() => deleted("sl"), { what: "the killed exec deleted" });
+    // A detached exec flooding an output nobody reads, then killed: once its process is gone its state is stopped,
+    // although its output copy still holds what it wrote (until EXEC_OUTPUT_LINGER_MS after the exit). Before, the
+    // state stayed "running" for that time and ctr's delete refused.
+    await pc.ctrOk(["task", "exec", "--detach", "--exec-id", "fl", id, "sh", "-c", "yes flood"]);
+    const execPid = await waitFor(async () => {
+      const line = (await pc.ctrOk(["task", "ps", id])).split("\n").find((l) => l.includes("ExecID:fl"));
+      return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+    }, { what: "the flooding exec's pid" });
+    await Bun.sleep(300);
+    await pc.ctrOk(["task", "kill", "--exec-id", "fl", "-s", "KILL", id]);
+    await waitFor(() => !existsSync(`/proc/${execPid}`) || undefined, { what: `pid ${execPid} reaped` });
+    await Bun.sleep(100); // the exit's job in the container's queue
+    const del = await pc.ctr(["task", "delete", "--exec-id", "fl", id]);
+    expect({ code: del.exitCode, stderr: del.stderr }).toEqual({ code: 137, stderr: "" });
+  } finally {
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
+    await pc.ctr(["task", "rm", id]);
+    await pc.ctr(["containers", "rm", id]);
+  }
+}, 60_000);
+
 test("init exits in a container without its own PID namespace: its other processes are killed", async () => {
   const id = uniqueId("hostpid");
   const marker = String(100000 + Math.floor(Math.random() * 800000));
