@@ -203,6 +203,18 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
     expect(parentPid(counterPid)).toBe(shimPid);
     expect(shimProcesses(handlers[handler === "cryo" ? "runc" : "cryo"].shimBinary, pc.address)).toEqual([]);
 
+    // The kubelet's in-place resize (UpdateContainerResources reaches the shim's Update) and its stats
+    // (ContainerStats, from the shim's Stats): the container's memory cgroup gets the new limit, and the stats
+    // name its usage.
+    const memoryDir = cgroupDirs(counterPid).find((d) => /\/memory(,[^/]*)?\//.test(d) && d.endsWith(`/${containerId}`));
+    expect(memoryDir).toBeDefined();
+    await client.runtime.updateContainerResources({ containerId, linux: { memoryLimitInBytes: 96n << 20n, cpuShares: 256n } });
+    expect(readFileSync(join(memoryDir!, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(96 << 20));
+    const stats = (await client.runtime.containerStats({ containerId })).stats;
+    expect(stats?.attributes?.id).toBe(containerId);
+    expect(stats?.memory?.usageBytes?.value ?? 0n).toBeGreaterThan(0n);
+    expect(stats?.cpu?.usageCoreNanoSeconds?.value ?? 0n).toBeGreaterThan(0n);
+
     // Kubernetes' forensic checkpoint (the kubelet's checkpoint API, then CRI CheckpointContainer). containerd 1.6's
     // CRI does not have it; 2.x's checkpoints the task through the shim (no options for a runtime other than runc's)
     // and writes checkpointctl's archive, and the container runs on. The 2.x branch ran against containerd 2.0.11
