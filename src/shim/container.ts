@@ -5,9 +5,10 @@
  *
  * Exits: when a pid is launched its exit is awaited from the reaper; the exit then queues a job that
  * records the exit (State says stopped, Wait answers) and publishes TaskExit at once, as containerd's runc shim
- * does, and starts the drain of the process's output (copies end at EOF, or EXEC_OUTPUT_LINGER_MS after the exit
- * when something left behind still holds them); Delete waits for that drain before it closes the IO, so no output
- * is cut. Delete of a process that was never started kills it and records its exit inline.
+ * does. The process's output is copied on until every writer is gone (a process it left in the background may
+ * still write: CRI's ExecSync reads it all, as with runc's shim); Delete then waits for that drain, at most
+ * EXEC_OUTPUT_LINGER_MS for a copy a leftover process still holds (runc's shim waits 2 s there too), before it
+ * closes the IO. Delete of a process that was never started kills it and records its exit inline.
  */
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
@@ -103,15 +104,9 @@ export class Container {
     );
   }
 
-  /** Records an exit and publishes /tasks/exit (once); the output's drain starts now, and Delete waits for it. */
+  /** Records an exit and publishes /tasks/exit (once); Delete drains the output. */
   private async handleExit(p: ShimProcess, status: ExitStatus): Promise<void> {
     if (p.exit) return;
-    if (p.io && !p.drainedIo) {
-      const io = p.io;
-      p.drainedIo = Promise.race([io.drained().then(() => true), Bun.sleep(DRAIN_TIMEOUT_MS).then(() => false)]).then((drained) => {
-        if (!drained) this.deps.log.warn(`${p.label}: output not drained after ${DRAIN_TIMEOUT_MS} ms`);
-      });
-    }
     if (!p.recordExit(status)) return;
     if (p === this.init) {
       this.stopOom?.();
@@ -125,6 +120,17 @@ export class Container {
       exitStatus: status.status,
       exitedAt: status.exitedAt,
     });
+  }
+
+  /**
+   * Waits until what the process wrote has been handed on: its output copies at EOF, or EXEC_OUTPUT_LINGER_MS from
+   * now when a process it left behind still holds them (a terminal: once its master reports EIO); at most
+   * DRAIN_TIMEOUT_MS.
+   */
+  private async drain(p: ShimProcess): Promise<void> {
+    if (!p.io || !p.exit) return;
+    const drained = await Promise.race([p.io.drained().then(() => true), Bun.sleep(DRAIN_TIMEOUT_MS).then(() => false)]);
+    if (!drained) this.deps.log.warn(`${p.label}: output not drained after ${DRAIN_TIMEOUT_MS} ms`);
   }
 
   /** Aborts the restore a Start is running (outside the queue, where that Start holds its turn); true when one was running. */
@@ -294,7 +300,7 @@ export class Container {
       if (p !== this.init) {
         if (wasCreated) p.recordExit({ status: 0, exitedAt: wallClock() });
         p.move("delete");
-        await p.drainedIo;
+        await this.drain(p);
         await p.io?.close();
         this.execs.delete(execId);
         return { pid: p.pid, exit: p.exit! };
@@ -314,7 +320,7 @@ export class Container {
         p.recordExit({ status: 0, exitedAt: wallClock() });
       }
       p.move("delete");
-      await Promise.all([p.drainedIo, ...[...this.execs.values()].map((e) => e.drainedIo)]);
+      await Promise.all([p, ...this.execs.values()].map((q) => this.drain(q)));
       const closing = [p.io?.close(), ...[...this.execs.values()].map((e) => e.io?.close())];
       this.stopOom?.();
       this.stopOom = undefined;

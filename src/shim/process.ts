@@ -16,8 +16,6 @@ export class ShimProcess {
   exit: ExitStatus | undefined;
   /** The reaper's report for pid, once watched (the exit as it happened, before output drained). */
   reaped: Promise<ExitStatus> | undefined;
-  /** From the exit on: resolves once the output is drained (or given up on); Delete waits for it before closing the IO. */
-  drainedIo: Promise<void> | undefined;
   /** Resolves once the process has exited and its exit was recorded (Wait). */
   readonly exited: Promise<ExitStatus>;
   private resolveExit!: (s: ExitStatus) => void;

@@ -137,9 +137,10 @@ class HeldStdin {
 }
 
 /**
- * How long an exec's output may go on after the exec exited before the shim ends it (containerd's runc shim
- * waits 2 s too): a process it left in the background still holds the output, and the client reports the
- * exec's exit only once its output FIFOs end.
+ * How long Delete waits for an exec's output (or a file:// log's) to end before the shim cuts it (containerd's
+ * runc shim waits 2 s there too): a process the exec left in the background may hold the output for ever. Until
+ * Delete the copy goes on to EOF, so a client that reads the output to its end before it deletes the exec (CRI's
+ * ExecSync) gets what background processes write, as with runc's shim; ctr deletes an exec as soon as it exited.
  */
 export const EXEC_OUTPUT_LINGER_MS = 2_000;
 
@@ -390,7 +391,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
           resize() {
             throw invalidArgument("resize", { detail: "process has no terminal" });
           },
-          // Called once the process exited: copied output ends at EOF (every holder of the pipes closed), or
+          // Called at Delete: copied output ends at EOF (every holder of the pipes closed), or
           // EXEC_OUTPUT_LINGER_MS later, cut off, when a process left behind still holds them.
           drained: () =>
             copies.length === 0
@@ -517,8 +518,8 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       // pty master included (seen once: "ioctl(18, TIOCSWINSZ): Bad file descriptor" after an exec exited).
       if (!closed && !finished && !writeFailed) setWinsize(writeFd, height, width);
     },
-    // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; once the exec
-    // exited, its output ends lingerMs later at the latest, so that the client sees EOF and reports the exit.
+    // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; from Delete on,
+    // its output ends lingerMs later at the latest, so that the client sees EOF.
     drained: () =>
       opts.lingerMs === undefined
         ? drained

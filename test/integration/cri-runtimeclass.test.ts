@@ -203,6 +203,12 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
     expect(parentPid(counterPid)).toBe(shimPid);
     expect(shimProcesses(handlers[handler === "cryo" ? "runc" : "cryo"].shimBinary, pc.address)).toEqual([]);
 
+    // ExecSync reads an exec's output to its end: what a process the exec left in the background writes after the
+    // exec exited is in it (containerd deletes the exec only then), as with runc's shim. Before, cryo cut the output
+    // 2 s after the exec's exit, and "late" was lost.
+    const bg = await client.runtime.execSync({ containerId, cmd: ["sh", "-c", "(sleep 2.5; echo late; echo late-err >&2) & echo done"], timeout: 20n });
+    expect({ code: bg.exitCode, out: new TextDecoder().decode(bg.stdout), err: new TextDecoder().decode(bg.stderr) }).toEqual({ code: 0, out: "done\nlate\n", err: "late-err\n" });
+
     // The kubelet's in-place resize (UpdateContainerResources reaches the shim's Update) and its stats
     // (ContainerStats, from the shim's Stats): the container's memory cgroup gets the new limit, and the stats
     // name its usage.
