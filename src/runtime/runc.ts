@@ -77,7 +77,8 @@ export interface ExecOptions extends CallOptions {
 
 function buildProcessSpecSchema() {
   return z.looseObject({
-    args: z.array(z.string()).check(z.minLength(1)),
+    // The messages say what runc's exec says ("args must not be empty"), not zod's "expected array, received undefined".
+    args: z.array(z.string(), { error: "must be a list of strings" }).check(z.minLength(1, { error: "must not be empty" })),
     cwd: z.string().check(z.startsWith("/")),
     env: z.optional(z.array(z.string())),
     terminal: z.optional(z.boolean()),

@@ -86,7 +86,11 @@ test("exec writes the process spec to a temp file and removes it", async () => {
   expect(a.slice(at + 3)).toEqual(["--detach", "--pid-file", "/p/exec.pid", "c1"]);
   expect(JSON.parse(readFileSync(join(dir, "process.json"), "utf8"))).toEqual(spec);
   expect(existsSync(a[at + 2] as string)).toBe(false);
-  expect((await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
+  const empty = await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }));
+  expect(empty.code).toBe(Code.INVALID_ARGUMENT);
+  expect(empty.message).toBe("exec process for container c1: invalid argument: args: must not be empty");
+  // A process without args (CRI's ExecSync with an empty command): runc's words, not the schema library's.
+  expect((await failure(runc.exec("c1", { cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must be a list of strings");
   expect((await failure(runc.exec("c1", { args: ["x"], cwd: "relative" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
 });
 
