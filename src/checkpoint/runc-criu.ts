@@ -119,17 +119,21 @@ export function maskedFiles(c: RuncContainer): string[] {
 /**
  * The external-mount key of masked directories. runc masks a directory with an empty read-only tmpfs;
  * CRIU would dump each one as a tar and restore it by running `tar --extract --gzip` (8-13 ms per mount
- * here). cryo dumps them as external mounts under this key instead, and the restore binds an empty
- * directory of the host in their place (CRIU remounts the bind read-only, as the dumped mount was).
+ * here). cryo dumps them as external mounts under this key instead, and the restore binds a new empty tmpfs,
+ * read-only down to its superblock, in their place (restore-container.ts; CRIU's mount flags on the bind cannot
+ * make it writable).
  */
 export const MASKED_DIR_KEY = "cryo-masked-dir";
-/** The host's empty directory bound over masked directories at restore (see MASKED_DIR_KEY). */
+/**
+ * The host's empty directory bound over masked directories when a restore plan is given no source of its own
+ * (unit tests). cryo's restores give one; cryo before the seventeenth session bound this directory itself.
+ */
 export const MASKED_DIR_SOURCE = "/run/cryo/masked-dir";
 
 /**
  * Masked directories that are what runc makes of them: an empty read-only mount there, runc's tmpfs or, in a
- * container cryo restored, its bind of MASKED_DIR_SOURCE (whatever file system the host's /run is: a restored
- * container is checkpointed again, too). Anything else (a mask path that is no mountpoint, writable, or with
+ * container cryo restored, its bind of the restore's read-only tmpfs (or, restored by an older cryo, of
+ * MASKED_DIR_SOURCE, whatever file system the host's /run is: a restored container is checkpointed again, too). Anything else (a mask path that is no mountpoint, writable, or with
  * files) is left to CRIU. mountinfo is the init's /proc/<pid>/mountinfo (read when not given).
  */
 export function maskedDirs(c: RuncContainer, mountinfo?: string): string[] {

@@ -35,7 +35,7 @@ import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, externalNsKey, MASKED_DIR_SOURCE, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, externalNsKey, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
@@ -50,6 +50,7 @@ import type { Criu, LazyPagesServer, NotifyAction, RestoreStats } from "../criu/
 import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
+import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { killTree, processTree } from "../sys/proc.ts";
@@ -472,7 +473,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     // The older mount engine, which this host chose: no mount below a tmpfs whose contents come from the checkpoint.
     if (options.mntnsCompatMode) checkCompatModeImages(source.dir, label);
-    if (container.config.mask_paths.length > 0) ensureMaskedDirSource(label);
     // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,
     // mounted in the work dir for CRIU to bind into the container, and detached here once CRIU is done
     // (the container's mount keeps it).
@@ -487,6 +487,24 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       }
     };
     undo.push(unstage);
+    // The masked directories (dumped as external, MASKED_DIR_KEY): a new empty tmpfs, read-only down to its
+    // superblock, staged like the empty tmpfs mounts. CRIU binds it over each masked directory; whatever mount
+    // flags CRIU then gives a bind, nothing can be written through it. (Before, the source was a host directory,
+    // /run/cryo/masked-dir: a container restored twice got it read-write at /sys/firmware, wrote into that host
+    // directory, and could not be restored a third time.) A container restored so is checkpointed again with the
+    // same images as one runc made: its masks are read-only tmpfs mounts.
+    let maskedDirSource: string | undefined;
+    if (container.config.mask_paths.length > 0) {
+      const dir = join(workDir, "masked-dir");
+      mkdirSync(dir);
+      try {
+        mount("tmpfs", dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=555,size=4k");
+      } catch (err) {
+        throw CryoError.from(err).wrap(`${label}: a read-only tmpfs for the masked directories`);
+      }
+      staged.push(dir);
+      maskedDirSource = dir;
+    }
     const emptyTmpfs = (meta.emptyTmpfs ?? []).map((t, i) => {
       const dir = join(workDir, `tmpfs-${i}`);
       mkdirSync(dir);
@@ -517,6 +535,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       ...(intelRdt ? { intelRdtDir: intelRdt.dir } : {}),
       descriptors: source.descriptors,
       emptyTmpfs,
+      ...(maskedDirSource ? { maskedDirSource } : {}),
       resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     });
     // A user namespace of the container's own: CRIU's root task opens every external mount's source itself
@@ -852,23 +871,6 @@ export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[]): v
     else mknod(p, e.type === "char" ? S_IFCHR : S_IFBLK, e.mode, e.major!, e.minor!);
     lchownSync(p, e.uid, e.gid);
     if (e.type !== "symlink") chmodSync(p, e.mode); // after chown, which clears set-id bits; exact, whatever the umask
-  }
-}
-
-/**
- * The empty directory CRIU binds (read-only) over the masked directories of a restored container
- * (runc-criu.ts MASKED_DIR_KEY): made if missing; anything in it would show in every restored container's
- * masked paths, so a directory that is not empty fails the restore.
- */
-function ensureMaskedDirSource(label: string, dir = MASKED_DIR_SOURCE): void {
-  try {
-    mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
-    mkdirSync(dir, { recursive: true, mode: 0o555 });
-  } catch (err) {
-    throw CryoError.from(err).wrap(`${label}: directory for masked paths ${dir}`);
-  }
-  if (!statSync(dir).isDirectory() || readdirSync(dir).length > 0) {
-    throw failedPrecondition(`${label}: ${dir}`, { detail: "must be an empty directory: it is bound read-only over the restored container's masked directories" });
   }
 }
 

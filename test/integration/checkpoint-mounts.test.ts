@@ -163,7 +163,8 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
   expect(devListing(rpid)).toEqual(devBefore);
   const after = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
   // The same tmpfs mounts at the same places, with the same flags and options. Not compared: the masked
-  // directories (read-only binds of an empty host directory now) and masked files (binds of /dev/null, as with runc).
+  // directories (binds of the restore's own empty read-only tmpfs now, checked below) and masked files (binds of
+  // /dev/null, as with runc).
   const shape = (lines: string[]) =>
     lines
       .filter((l) => l.split(" ")[3] === "/")
@@ -172,10 +173,14 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
         return `${f[4]} ${f[5]} ${l.slice(l.indexOf(" - ") + 3)}`;
       })
       .sort();
-  expect(shape(after)).toEqual(shape(before).filter((l) => !/^\/proc\/acpi |^\/sys\/firmware /.test(l)));
+  const notMask = (l: string) => !/^\/proc\/acpi |^\/sys\/firmware /.test(l);
+  expect(shape(after).filter(notMask)).toEqual(shape(before).filter(notMask));
   const ro = readFileSync(`/proc/${rpid}/mountinfo`, "utf8").split("\n").filter((l) => ["/proc/acpi", "/sys/firmware"].includes(l.split(" ")[4] ?? ""));
   expect(ro.length).toBe(2);
-  for (const l of ro) expect(l.split(" ")[5]!.split(",")).toContain("ro");
+  for (const l of ro) {
+    expect(l.split(" ")[5]!.split(",")).toContain("ro");
+    expect(l).toMatch(/ - tmpfs \S+ ro,/); // read-only down to the superblock
+  }
   // Nothing of the restore's new tmpfs is left mounted on the host.
   expect(mountsUnder("criu-restore-work")).toEqual([]);
   await removeContainer(pc, restored);
