@@ -44,6 +44,9 @@ export interface TaskService {
   idle(): boolean;
 }
 
+/** Go's zero time.Time (0001-01-01T00:00:00Z) as a protobuf Timestamp. */
+export const GO_ZERO_TIME = { seconds: -62135596800n, nanos: 0 } as const;
+
 const statusOf: Record<ProcessState, Status> = {
   created: Status.CREATED,
   restoring: Status.CREATED,
@@ -80,7 +83,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     return c;
   };
   const ns = (ctx: CallContext) => ctx.namespace ?? deps.namespace;
-  const exitTime = (p: ShimProcess) => p.exit?.exitedAt;
+  // A process that has not exited: Go's zero time, as containerd's runc shim sends it (its time.Time{} as a Timestamp).
+  // Left unset, containerd 2.x reads 1970-01-01 (Timestamp.AsTime of nil), where 1.6 read the zero time.
+  const exitTime = (p: ShimProcess) => p.exit?.exitedAt ?? GO_ZERO_TIME;
 
   const impl: TaskServiceImpl = {
     async create(req, ctx) {

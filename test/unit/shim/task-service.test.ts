@@ -89,10 +89,14 @@ test("create, start, wait, exit, delete, shutdown: events in order, exit status 
   expect(pid).toBe(100);
   expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.CREATED);
   await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
-  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.RUNNING);
+  const running = await t.svc.state({ id: "c1", execId: "" } as never, t.ctx);
+  expect(running.status).toBe(Status.RUNNING);
+  // Not exited: Go's zero time, as runc's shim sends it (containerd 2.x reads an unset one as 1970).
+  expect(running.exitedAt).toEqual({ seconds: -62135596800n, nanos: 0 });
   const waited = t.svc.wait({ id: "c1", execId: "" } as never, t.ctx);
   t.exit(100, 3);
   expect((await waited).exitStatus).toBe(3);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).exitedAt).toEqual({ seconds: 0n, nanos: 0 });
   const del = await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
   expect(del.exitStatus).toBe(3);
   await t.svc.shutdown({ id: "c1", now: false } as never, t.ctx);
