@@ -14,7 +14,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
-import { isRestoring, restoreWorkDir, stopCriuOf, stopInterruptedRestore } from "./orphaned-criu.ts";
+import { isRestoring, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -28,13 +28,15 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   const options = readRuntimeFile(bundle);
   // No record (Create never got that far): runc's default root for the namespace, as Create would have used.
   if (!existsSync(join(bundle, RUNTIME_FILE))) options.root = join(options.root, flags.namespace);
-  // A shim that died in the middle of a restore left CRIU's root (a bind of the rootfs) and the restore's
-  // staged tmpfs mounts: detached first, so that neither the state directory's removal reaches into the
-  // rootfs through them nor the bundle's removal fails on them.
+  // CRIU its shim left working for the container (a post-copy page server, a restore): killed first, and waited
+  // for, since a CRIU still at work mounts more in its work directory (its cgroup yard: seen left behind when the
+  // detach below came first).
+  await waitGone(stopCriuOf(bundle, log));
+  // A shim that died in the middle of a restore left CRIU's root (a bind of the rootfs), the restore's staged tmpfs
+  // mounts and CRIU's cgroup yard: detached before anything is removed, so that neither the state directory's
+  // removal reaches into the rootfs through them nor the bundle's removal fails on them.
   await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), restoreWorkDir(bundle)], log);
-  // CRIU its shim left working for the container (a post-copy page server, a restore), and a restore it did not
-  // finish, whose tree runc has no state for (orphaned-criu.ts).
-  stopCriuOf(bundle, log);
+  // A restore it did not finish, whose tree runc has no state for (orphaned-criu.ts).
   if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container.

@@ -68,8 +68,9 @@ export function processesHoldingFilesBelow(dir: string, proc = "/proc"): number[
   return out;
 }
 
-/** Kills the processes holding files open below bundle's CRIU work directories (see the module comment). */
-export function stopCriuOf(bundle: string, log: Logger): void {
+/** Kills the processes holding files open below bundle's CRIU work directories (see the module comment); returns their pids. */
+export function stopCriuOf(bundle: string, log: Logger): number[] {
+  const killed: number[] = [];
   for (const dir of [dumpWorkDir(bundle), restoreWorkDir(bundle)]) {
     if (!existsSync(dir)) continue;
     const pids = processesHoldingFilesBelow(dir).filter((pid) => pid !== process.pid);
@@ -81,7 +82,25 @@ export function stopCriuOf(bundle: string, log: Logger): void {
       }
     }
     if (pids.length > 0) log.warn(`killed the CRIU processes its shim left working in ${dir}: ${pids.join(", ")}`);
+    killed.push(...pids);
   }
+  return killed;
+}
+
+/** Whether pid still runs: its /proc entry is there and it is no zombie (a dead one nobody has reaped yet). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until none of pids runs any more (SIGKILLed: within moments), at most timeoutMs. */
+export async function waitGone(pids: readonly number[], timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (pids.some(running) && Date.now() < deadline) await Bun.sleep(10);
 }
 
 /**

@@ -1,9 +1,9 @@
 // A restore its shim did not finish: the bundle's marker, and finding CRIU's processes by what they hold open.
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring } from "../../../src/shim/orphaned-criu.ts";
+import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring, waitGone } from "../../../src/shim/orphaned-criu.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-interrupted-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -35,4 +35,26 @@ test("processesHoldingFilesBelow: the pids with a descriptor on a file below the
   mkdirSync(join(proc, "127")); // no fd directory (a kernel thread, or gone)
   mkdirSync(join(proc, "self"));
   expect(processesHoldingFilesBelow(work, proc)).toEqual([123]);
+});
+
+test("waitGone returns once the processes are dead, a zombie nobody reaps counting as dead; and at its deadline otherwise", async () => {
+  // sh forks a short sleep, then execs a long one: the short one ends as a zombie its parent never reaps.
+  const parent = Bun.spawn(["sh", "-c", "sleep 0.05 & exec sleep 30"], { stdout: "ignore" });
+  try {
+    await Bun.sleep(200);
+    const children = readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, "utf8").trim().split(/\s+/).filter((p) => p !== "").map(Number);
+    expect(children.length).toBe(1);
+    const zombie = children[0]!;
+    expect(readFileSync(`/proc/${zombie}/stat`, "utf8")).toMatch(/\) Z /);
+    let t = performance.now();
+    await waitGone([zombie], 5000);
+    expect(performance.now() - t).toBeLessThan(1000);
+    // A live process: waitGone gives up at its deadline.
+    t = performance.now();
+    await waitGone([parent.pid], 300);
+    expect(performance.now() - t).toBeGreaterThanOrEqual(290);
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.exited;
+  }
 });
