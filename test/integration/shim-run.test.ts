@@ -297,13 +297,28 @@ while true; do sleep 0.1; done
     await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: `${id} stopped` });
     await pc.ctrOk(["task", "rm", id]);
     expect(read(`trace.${id}`)).toBe("TERM\n");
-    const loggers = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => { try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(logger); } catch { return false; } })());
-    expect(loggers).toEqual([]);
+    expect(loggerPids(logger)).toEqual([]);
     await pc.ctrOk(["containers", "rm", id]);
   } finally {
+    // A shim that left its loggers running (the bug this test is about) must not leave them to the next test.
+    for (const pid of loggerPids(join(dir, "logger.sh"))) process.kill(pid, "SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+/** Pids of the processes running the logger script at path. */
+function loggerPids(path: string): number[] {
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(path);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 test("file:// log URI: a process that opens /dev/stdout (O_TRUNC) cannot empty the log, and does not see the host's file", async () => {
   const id = uniqueId("filelog");
