@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileS
 import { basename, join } from "node:path";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
+import { isAlive } from "../sys/proc.ts";
 
 /** The marker file in the bundle of a container being restored. */
 export const RESTORE_MARKER = "cryo-restoring";
@@ -87,20 +88,10 @@ export function stopCriuOf(bundle: string, log: Logger): number[] {
   return killed;
 }
 
-/** Whether pid still runs: its /proc entry is there and it is no zombie (a dead one nobody has reaped yet). */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Waits until none of pids runs any more (SIGKILLed: within moments), at most timeoutMs. */
+/** Waits until none of pids is alive any more (a zombie nobody has reaped counts as gone), at most timeoutMs. */
 export async function waitGone(pids: readonly number[], timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (pids.some(running) && Date.now() < deadline) await Bun.sleep(10);
+  while (pids.some(isAlive) && Date.now() < deadline) await Bun.sleep(10);
 }
 
 /**
