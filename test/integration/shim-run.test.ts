@@ -306,19 +306,22 @@ while true; do sleep 0.1; done
   }
 }, 60_000);
 
-/** Pids of the processes running the logger script at path. */
-function loggerPids(path: string): number[] {
+/** Pids of the processes whose argument list (read from /proc) satisfies matches. */
+function pidsWhere(matches: (argv: string[]) => boolean): number[] {
   return readdirSync("/proc")
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(path);
+        return matches(readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0"));
       } catch {
         return false;
       }
     })
     .map(Number);
 }
+
+/** Pids of the processes running the logger script at path. */
+const loggerPids = (path: string) => pidsWhere((argv) => argv.includes(path));
 
 test("file:// log URI: a process that opens /dev/stdout (O_TRUNC) cannot empty the log, and does not see the host's file", async () => {
   const id = uniqueId("filelog");
@@ -393,14 +396,7 @@ test("init exits in a container without its own PID namespace: its other process
   const marker = String(100000 + Math.floor(Math.random() * 800000));
   // Joining this test's (the host's) PID namespace by path: no PID namespace of its own, as containerd's runc shim judges it.
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--with-ns", `pid:/proc/${process.pid}/ns/pid`, testImage, id, "sh", "-c", `sleep ${marker} & sleep 0.5; exit 0`]);
-  const sleeping = () =>
-    readdirSync("/proc").filter((p) => {
-      try {
-        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, "utf8") === `sleep\0${marker}\0`;
-      } catch {
-        return false;
-      }
-    });
+  const sleeping = () => pidsWhere((argv) => argv.join("\0") === `sleep\0${marker}\0`);
   await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 20_000, what: "init exited" });
   // Without the kill, that sleep would run on for days (until `task rm`).
   await waitFor(() => sleeping().length === 0, { timeoutMs: 5_000, what: `sleep ${marker} killed` });
