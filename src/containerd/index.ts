@@ -1,5 +1,5 @@
 /** The private containerd ("embedded default"): what the CLI, tests and demos may use. */
-export { PrivateContainerd, startPrivateContainerd, defaultBinDir } from "./private-containerd.ts";
+export { PrivateContainerd, startPrivateContainerd, defaultBinDir, containerdBinary } from "./private-containerd.ts";
 export type { StartPrivateContainerdOptions, StopOptions } from "./private-containerd.ts";
 export { runCtr, ctrBinary } from "./ctr.ts";
 export type { CtrOptions, CtrResult } from "./ctr.ts";

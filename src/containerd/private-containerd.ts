@@ -43,7 +43,7 @@ export interface StopOptions {
  * The containerd binary: `$CRYO_CONTAINERD` (a path, e.g. another containerd version's build), else `containerd`
  * from the PATH below (Debian installs it as /usr/bin/containerd).
  */
-function containerdBinary(): string {
+export function containerdBinary(): string {
   return process.env.CRYO_CONTAINERD || "containerd";
 }
 

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { criRuntimesPath, splitTomlKey, tomlKeyPath, type ConfigVersion } from "../../src/cli/containerd-config-edit.ts";
+import { containerdBinary } from "../../src/containerd/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -19,7 +20,7 @@ let config: string;
 let binDir: string;
 let original: string;
 let version: ConfigVersion;
-const containerd = process.env.CRYO_CONTAINERD || "containerd";
+const containerd = containerdBinary();
 /** The handler's table header cryo install writes into the default config. */
 const handlerHeader = () => `[${tomlKeyPath([...criRuntimesPath(version), "cryo"])}]`;
 
