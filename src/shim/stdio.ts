@@ -151,21 +151,21 @@ type CopyTarget = { kind: "fifo" | "file"; path: string };
 class OutputCopy {
   readonly done: Promise<void>;
   private readonly reader: ChunkReader;
-  private fifo: number;
+  private out: number;
   private stopped = false;
 
   constructor(private readonly readFd: number, target: CopyTarget, log: Logger) {
     const path = target.path;
-    const fifo = target.kind === "fifo" ? openFifo(path, "rw", { nonblock: true }) : openOutputFile(path);
+    const out = target.kind === "fifo" ? openFifo(path, "rw", { nonblock: true }) : openOutputFile(path);
     const reader = Bun.file(readFd).stream().getReader();
-    this.fifo = fifo;
+    this.out = out;
     this.reader = reader;
     this.done = (async () => {
       try {
         for (;;) {
           const { value, done } = await reader.read();
           if (done || this.stopped) break;
-          if (value) await writeAll(fifo, value, () => !this.stopped);
+          if (value) await writeAll(out, value, () => !this.stopped);
         }
       } catch (err) {
         log.debug(`output copy to ${path} ended: ${err instanceof Error ? err.message : String(err)}`);
@@ -183,10 +183,10 @@ class OutputCopy {
   }
 
   private closeFds(): void {
-    if (this.fifo < 0) return;
-    closeFd(this.fifo);
+    if (this.out < 0) return;
+    closeFd(this.out);
     closeFd(this.readFd);
-    this.fifo = -1;
+    this.out = -1;
   }
 }
 
