@@ -18,7 +18,6 @@ import { Topic, type Publisher } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
 import { ShimProcess } from "./process.ts";
-import type { ShimOptions } from "./runtime-options.ts";
 import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
 
