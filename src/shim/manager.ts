@@ -25,6 +25,13 @@ export async function runShim(argv: readonly string[], env: Record<string, strin
       await writeStdout(new TextEncoder().encode(`${SHIM_NAME}:\n  Version:  ${SHIM_VERSION}\n`));
       return 0;
     }
+    if (flags.info) {
+      // containerd 2.x's `-info` (info.ts): no namespace, no id; the options Any on stdin.
+      const { answerInfo } = await import("./info.ts");
+      const stdin = new Uint8Array(await Bun.stdin.arrayBuffer());
+      await writeStdout(answerInfo(stdin, (msg) => process.stderr.write(`${SHIM_NAME}: ${msg}\n`)));
+      return 0;
+    }
     if (!flags.namespace) throw new CryoError(3, "shim namespace cannot be empty");
     switch (flags.action) {
       case "start": {
