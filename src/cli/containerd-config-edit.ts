@@ -1,6 +1,6 @@
 /**
  * Adding and removing cryo's CRI runtime handler in a containerd config (version 2 TOML, containerd 1.6/1.7,
- * or version 3, containerd 2.x) as a text edit,
+ * or version 3 and 4, containerd 2.x) as a text edit,
  * so comments and layout stay: the add appends one table, the remove cuts that table (and its subtables)
  * out. Each edit is checked by parsing both texts with smol-toml: the result must be the original plus
  * (or minus) exactly the cryo entry, or the edit is refused.
@@ -10,12 +10,15 @@ import { parse } from "smol-toml";
 import { failedPrecondition } from "../errors.ts";
 import { cryoRuntimeHandler, cryoRuntimeType } from "../containerd/index.ts";
 
-/** The config versions cryo edits: 2 (containerd 1.6 and 1.7; 2.x migrates it) and 3 (containerd 2.x's own). */
-export type ConfigVersion = 2 | 3;
+/**
+ * The config versions cryo edits: 2 (containerd 1.6 and 1.7; 2.x migrates it), 3 (containerd 2.0-2.2's own) and 4
+ * (2.3's: it moved the shim manager's settings, not CRI's runtimes, whose table is where version 3 has it).
+ */
+export type ConfigVersion = 2 | 3 | 4;
 
 /**
  * The key path of the CRI runtimes table: under the CRI plugin in version 2, under containerd 2.x's CRI runtime
- * plugin (`io.containerd.cri.v1.runtime`) in version 3.
+ * plugin (`io.containerd.cri.v1.runtime`) in versions 3 and 4.
  */
 export function criRuntimesPath(version: ConfigVersion): readonly string[] {
   return version === 2 ? ["plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes"] : ["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes"];
@@ -39,7 +42,7 @@ function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Parses config text; unparsable TOML and any version but 2 and 3 are FAILED_PRECONDITION naming source. */
+/** Parses config text; unparsable TOML and any version but 2, 3 and 4 are FAILED_PRECONDITION naming source. */
 export function parseConfig(text: string, source: string): ParsedConfig {
   let doc: Table;
   try {
@@ -52,11 +55,11 @@ export function parseConfig(text: string, source: string): ParsedConfig {
   if (version === undefined || version === 1) {
     throw failedPrecondition(`containerd config ${source}`, {
       detail:
-        "version 1 (no `version = 2`): cryo edits version 2 and 3 configs only; convert it first (`containerd config migrate` on containerd 2.x; containerd 1.6 reads version 2)",
+        "version 1 (no `version = 2`): cryo edits version 2, 3 and 4 configs only; convert it first (`containerd config migrate` on containerd 2.x; containerd 1.6 reads version 2)",
     });
   }
-  if (version !== 2 && version !== 3) {
-    throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2 and 3 configs only` });
+  if (version !== 2 && version !== 3 && version !== 4) {
+    throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2, 3 and 4 configs only` });
   }
   return { doc, version };
 }
@@ -188,7 +191,7 @@ export function cryoRuntimeEntry(): Table {
 
 /**
  * Adds `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]` (version 2) or
- * `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.cryo]` (version 3) with runtime_type
+ * `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.cryo]` (versions 3 and 4) with runtime_type
  * io.containerd.cryo.v2. Unchanged when it is already there with that type; FAILED_PRECONDITION when a `cryo`
  * handler has another type.
  */

@@ -40,8 +40,9 @@ export interface StopOptions {
 }
 
 /**
- * The containerd binary: `$CRYO_CONTAINERD` (a path, e.g. another containerd version's build), else `containerd`
- * from the PATH below (Debian installs it as /usr/bin/containerd).
+ * The containerd binary: `$CRYO_CONTAINERD` (a path, e.g. another containerd version's build, whose directory then
+ * comes before the system's on containerd's PATH), else `containerd` from the PATH below (Debian installs it as
+ * /usr/bin/containerd).
  */
 export function containerdBinary(): string {
   return process.env.CRYO_CONTAINERD || "containerd";
@@ -159,7 +160,10 @@ export class PrivateContainerd implements AsyncDisposable {
     writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));
 
     const binDir = options.binDir ?? defaultBinDir();
-    const path = [binDir, systemPath, process.env.PATH].filter((p) => p).join(":");
+    // Another containerd's own directory comes next, so its containerd-shim-runc-v2 (of the same version) is the
+    // one it runs: containerd 2.3+ starts shims with its bootstrap protocol, which 1.6's runc shim misreads.
+    const containerdDir = process.env.CRYO_CONTAINERD ? dirname(process.env.CRYO_CONTAINERD) : undefined;
+    const path = [binDir, containerdDir, systemPath, process.env.PATH].filter((p) => p).join(":");
     // Checkpoint dumps and restore extractions land in the private dir, so stop() removes them with it.
     mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
     const env = { ...process.env, ...options.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };

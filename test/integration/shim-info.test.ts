@@ -11,7 +11,7 @@ import { defaultBinDir } from "../../src/containerd/index.ts";
 import { OptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
 import { RuntimeInfoSchema } from "../../src/gen/containerd/types/introspection_pb.ts";
 
-const shim = join(defaultBinDir(), "containerd-shim-cryo-v2");
+const shim = join(defaultBinDir() ?? "build/bin", "containerd-shim-cryo-v2");
 
 function runInfo(stdin: Uint8Array): { code: number; stdout: Uint8Array; stderr: string } {
   const r = Bun.spawnSync([shim, "-info"], { stdin, stdout: "pipe", stderr: "pipe" });

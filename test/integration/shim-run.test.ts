@@ -374,7 +374,7 @@ test("an exec of a paused container reads paused; an exec killed while its outpu
     // state stayed "running" for that time and ctr's delete refused.
     await pc.ctrOk(["task", "exec", "--detach", "--exec-id", "fl", id, "sh", "-c", "yes flood"]);
     const execPid = await waitFor(async () => {
-      const line = (await pc.ctrOk(["task", "ps", id])).split("\n").find((l) => l.includes("ExecID:fl"));
+      const line = (await pc.ctrOk(["task", "ps", id])).split("\n").find((l) => /ExecID:fl\b|exec_id:"fl"/.test(l)); // ctr 1.6-2.2 | 2.3+
       return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
     }, { what: "the flooding exec's pid" });
     await Bun.sleep(300);

@@ -56,7 +56,7 @@ describe("containerd config edit", () => {
   test("refuses version 1, other versions, bad TOML, a foreign cryo handler and forms a text edit cannot handle", () => {
     expect(() => addCryoRuntime(`root = "/x"\n`, "c.toml")).toThrow("containerd config c.toml: failed precondition: version 1");
     expect(() => addCryoRuntime(`version = 1\n`, "c.toml")).toThrow("version 1");
-    expect(() => addCryoRuntime(`version = 4\n`, "c.toml")).toThrow("version 4: cryo edits version 2 and 3 configs only");
+    expect(() => addCryoRuntime(`version = 5\n`, "c.toml")).toThrow("version 5: cryo edits version 2, 3 and 4 configs only");
     expect(() => addCryoRuntime(`version = 2\n[a\n`, "c.toml")).toThrow("not valid TOML");
     const foreign = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.kata.v2"\n`;
     expect(() => addCryoRuntime(foreign, "c.toml")).toThrow('runtime handler "cryo" with runtime_type "io.containerd.kata.v2"');
@@ -66,8 +66,8 @@ describe("containerd config edit", () => {
     expect(() => removeCryoRuntime(inlineCryo, "c.toml")).toThrow("edit it by hand");
   });
 
-  test("a version 3 config (containerd 2.x) gets the handler under the CRI runtime plugin, and loses it byte for byte", () => {
-    const v3 = `version = 3
+  test.each([3, 4])("a version %d config (containerd 2.x) gets the handler under the CRI runtime plugin, and loses it byte for byte", (version) => {
+    const v3 = `version = ${version}
 root = '/var/lib/containerd'
 
 [plugins]
@@ -91,7 +91,7 @@ root = '/var/lib/containerd'
     expect(addCryoRuntime(text, "c.toml")).toEqual({ text, changed: false });
     expect(removeCryoRuntime(text, "c.toml")).toEqual({ text: v3, changed: true });
     // A handler under version 2's path in a version 3 file is not cryo's entry there: containerd 2.x reads only the new path.
-    const misplaced = `version = 3\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.cryo.v2"\n`;
+    const misplaced = `version = ${version}\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.cryo.v2"\n`;
     expect(removeCryoRuntime(misplaced, "c.toml")).toEqual({ text: misplaced, changed: false });
     expect((parse(addCryoRuntime(misplaced, "c.toml").text) as any).plugins["io.containerd.cri.v1.runtime"].containerd.runtimes.cryo.runtime_type).toBe("io.containerd.cryo.v2");
   });
