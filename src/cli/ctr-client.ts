@@ -71,6 +71,37 @@ export function ctrErrorLine(stderr: string, stdout = ""): string {
   return lines.findLast((l) => l.startsWith("ctr: ")) ?? lines.at(-1) ?? "no output";
 }
 
+/**
+ * The major version in `ctr --version`'s line ("ctr github.com/containerd/containerd 1.6.20~ds1",
+ * "ctr github.com/containerd/containerd/v2 v2.3.4"); undefined when the line has none.
+ */
+export function parseCtrMajorVersion(line: string): number | undefined {
+  const m = /\sv?(\d+)\.\d+[^\s]*\s*$/.exec(line.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Flags for `ctr images export` and `ctr images import` of the ctr in use: `--local` for ctr 2.x, which otherwise
+ * streams the archive through containerd's transfer service. Seen with containerd 2.3.4 here: 5 of 30
+ * `ctr images export` runs of a checkpoint image wrote a cut-off archive and exited 0 (`--local`: 0 of 30), and the
+ * import then failed "short read: expected N bytes but got M: unexpected EOF". ctr 1.x has neither the service nor
+ * the flag.
+ */
+export function archiveFlags(major: number | undefined): string[] {
+  return major !== undefined && major >= 2 ? ["--local"] : [];
+}
+
+let ctrMajor: Promise<number | undefined> | undefined;
+
+/** The major version of the ctr binary runCtr runs (asked once per process). */
+export function ctrMajorVersion(): Promise<number | undefined> {
+  ctrMajor ??= (async () => {
+    const r = await runCtr("", ["--version"]).catch(() => undefined);
+    return r && r.exitCode === 0 ? parseCtrMajorVersion(r.stdout) : undefined;
+  })();
+  return ctrMajor;
+}
+
 /** ctr against one containerd and namespace. */
 export interface CtrClient {
   readonly address: string;

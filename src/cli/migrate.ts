@@ -24,7 +24,7 @@ import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
 import { TaskCreateWatch } from "./task-create-watch.ts";
-import { containerNotFound, createCtrClient, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
+import { archiveFlags, containerNotFound, createCtrClient, ctrMajorVersion, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
 import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
 
 /** The media type of the CRIU image tar in a containerd checkpoint index. */
@@ -257,9 +257,10 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
 
     const archive = join(work, "checkpoint.tar");
+    const local = archiveFlags(await ctrMajorVersion());
     log(`export ${ref} from ${from}`);
     try {
-      await src.run(["images", "export", "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
+      await src.run(["images", "export", ...local, "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
       postCopy = await postCopyServerOf(archive, criuTar.digest);
     } catch (err) {
       // A post-copy source is frozen until its pages are fetched: it cannot be told apart yet, so try to release it.
@@ -273,8 +274,8 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     if (image !== "" && dstImage === undefined) {
       const imageArchive = join(work, "image.tar");
       log(`copy image ${image} to ${to}`);
-      await src.run(["images", "export", imageArchive, image], `export image ${image}`);
-      await dst.run(["images", "import", imageArchive], `import image ${image}`);
+      await src.run(["images", "export", ...local, imageArchive, image], `export image ${image}`);
+      await dst.run(["images", "import", ...local, imageArchive], `import image ${image}`);
       imageCopied = true;
     }
     // Watch the target's events from before the import: the restored task's /tasks/create names the
@@ -282,7 +283,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     let watch = TaskCreateWatch.start(to, namespace, newId);
     try {
       log(`import ${ref} into ${to}`);
-      await dst.run(["images", "import", "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
+      await dst.run(["images", "import", ...local, "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
       if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
 
       // A failed restore leaves nothing at the target (removed below) and the checkpoint image whole, so one

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createCryoCommands, runCli, type CliIo } from "../../../src/cli/index.ts";
-import { ctrErrorLine, parseImageList, parseTaskList } from "../../../src/cli/ctr-client.ts";
+import { archiveFlags, ctrErrorLine, parseCtrMajorVersion, parseImageList, parseTaskList } from "../../../src/cli/ctr-client.ts";
 import { parseEventLine } from "../../../src/cli/task-create-watch.ts";
 
 function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
@@ -30,6 +30,16 @@ describe("cryo migrate: reading ctr", () => {
     expect(ctrErrorLine('time="x" level=error msg="a"\nctr: OCI runtime restore failed: boom: unknown\n')).toBe("ctr: OCI runtime restore failed: boom: unknown");
     expect(ctrErrorLine("", "just this\n")).toBe("just this");
     expect(ctrErrorLine("")).toBe("no output");
+  });
+
+  test("ctr's major version, and --local for archives from ctr 2 on (its transfer service cut exports short)", () => {
+    expect(parseCtrMajorVersion("ctr github.com/containerd/containerd 1.6.20~ds1\n")).toBe(1);
+    expect(parseCtrMajorVersion("ctr github.com/containerd/containerd/v2 v2.3.4\n")).toBe(2);
+    expect(parseCtrMajorVersion("ctr github.com/containerd/containerd/v2 v2.4.0-beta.0")).toBe(2);
+    expect(parseCtrMajorVersion("ctr something")).toBeUndefined();
+    expect(archiveFlags(1)).toEqual([]);
+    expect(archiveFlags(undefined)).toEqual([]);
+    expect(archiveFlags(2)).toEqual(["--local"]);
   });
 
   test("ctr events lines", () => {
