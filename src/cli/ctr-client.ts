@@ -65,10 +65,14 @@ export function parseImageList(stdout: string): ImageRow[] {
     .map(([ref, mediaType, digest]) => ({ ref: ref!, mediaType: mediaType!, digest: digest! }));
 }
 
-/** The last meaningful line ctr wrote (its `ctr: ...` error), for messages. */
+/**
+ * The line that says why ctr failed, for messages: its last `ctr: ...` error line; else the `panic: ...` line of a
+ * ctr that panicked (ctr 2.x's `containers restore` of a terminal container does, "provided file is not a
+ * console"), whose last line is only a stack frame; else its last line.
+ */
 export function ctrErrorLine(stderr: string, stdout = ""): string {
   const lines = `${stderr}\n${stdout}`.split("\n").map((l) => l.trim()).filter((l) => l !== "");
-  return lines.findLast((l) => l.startsWith("ctr: ")) ?? lines.at(-1) ?? "no output";
+  return lines.findLast((l) => l.startsWith("ctr: ")) ?? lines.find((l) => l.startsWith("panic: ")) ?? lines.at(-1) ?? "no output";
 }
 
 /**

@@ -30,6 +30,8 @@ describe("cryo migrate: reading ctr", () => {
     expect(ctrErrorLine('time="x" level=error msg="a"\nctr: OCI runtime restore failed: boom: unknown\n')).toBe("ctr: OCI runtime restore failed: boom: unknown");
     expect(ctrErrorLine("", "just this\n")).toBe("just this");
     expect(ctrErrorLine("")).toBe("no output");
+    const panic = "panic: provided file is not a console\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/cmd/ctr/main.go:32 +0x125\n";
+    expect(ctrErrorLine(panic)).toBe("panic: provided file is not a console");
   });
 
   test("ctr's major version, and --local for archives from ctr 2 on (its transfer service cut exports short)", () => {
