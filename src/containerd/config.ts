@@ -42,6 +42,10 @@ export function renderContainerdConfig(layout: ContainerdLayout, options: Contai
         // Pick a free port; several private containerds may run at once.
         stream_server_address: "127.0.0.1",
         stream_server_port: "0",
+        // containerd 2.3 (from 2.3.0) refuses CRI's restore of a checkpoint archive through CreateContainer unless
+        // this is set (its default is off); earlier versions and 1.6 have no such switch and ignore the key. 2.x
+        // moves it to its CRI runtime plugin when it migrates this version 2 config.
+        enable_experimental_restore_via_create: true,
         // Only when asked: containerd's default names a registry image.
         ...(options.sandboxImage !== undefined ? { sandbox_image: options.sandboxImage } : {}),
         containerd: {

@@ -35,7 +35,7 @@ import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
-import { criContainerDir } from "./cri-container-dir.ts";
+import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir } from "./orphaned-criu.ts";
@@ -437,14 +437,16 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
     if (plan.preDump) return { plan, imagesDir, leftRunning: true, metadata: undefined };
     // containerd 2.1+'s CRI CheckpointContainer takes CRIU's statistics and log from its own directory for the
-    // container, where runc's CRIU writes them (cri-container-dir.ts).
+    // container (2.3.2+: from the ctrd-checkpoint directory it made there), where runc's CRIU writes them
+    // (cri-container-dir.ts).
     const criDir = criContainerDir(spec, id);
     if (criDir !== undefined) {
+      const filesDir = criCheckpointFilesDir(criDir);
       for (const f of ["dump.log", "stats-dump"]) {
         try {
-          if (existsSync(join(imagesDir, f))) copyFileSync(join(imagesDir, f), join(criDir, f));
+          if (existsSync(join(imagesDir, f))) copyInto(join(imagesDir, f), filesDir, f);
         } catch (err) {
-          input.log.warn(`${label}: ${f} into CRI's directory ${criDir}: ${err instanceof Error ? err.message : String(err)}`);
+          input.log.warn(`${label}: ${f} into CRI's directory ${filesDir}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
     }

@@ -8,8 +8,14 @@
  * other runtime gets no options at all, so nothing tells cryo the directory (read in containerd 2.2.4's
  * internal/cri/server/container_checkpoint_linux.go). cryo finds it from the spec: CRI bind-mounts the pod's
  * hostname, hosts, resolv.conf or shm from `<containerd root>/io.containerd.grpc.v1.cri/sandboxes/<pod id>/`.
+ *
+ * containerd 2.3.2 and later instead make a fresh `ctrd-checkpoint` directory in there before they checkpoint the
+ * task, give runc's shim that one as CRIU's work path, and archive it without copying anything from the container's
+ * directory (where the files had piled up); read in 2.3.4's container_checkpoint_linux.go. So where that
+ * directory is, the files go into it (`criCheckpointFilesDir`).
  */
-import { lstatSync } from "node:fs";
+import { constants, copyFileSync, lstatSync, rmSync } from "node:fs";
+import { join } from "node:path";
 
 /** The CRI plugin's directory name under containerd's root (the same in 1.x and 2.x). */
 const CRI_ROOT = "io.containerd.grpc.v1.cri";
@@ -41,4 +47,29 @@ export function criContainerDir(spec: SpecLike, id: string): string | undefined 
     }
   }
   return undefined;
+}
+
+/** The directory containerd 2.3.2+ makes in a container's CRI directory for the checkpoint it is taking. */
+export const CRI_CHECKPOINT_SUBDIR = "ctrd-checkpoint";
+
+/**
+ * Where CRIU's `dump.log` and `stats-dump` go for CRI: `<criDir>/ctrd-checkpoint` when it is there as a plain
+ * directory (containerd 2.3.2+ makes it before the checkpoint and archives it), else criDir itself (2.1 to 2.3.1
+ * copy the files from there after the checkpoint, and remove their own ctrd-checkpoint when done).
+ */
+export function criCheckpointFilesDir(criDir: string): string {
+  const sub = join(criDir, CRI_CHECKPOINT_SUBDIR);
+  try {
+    if (lstatSync(sub).isDirectory()) return sub;
+  } catch {
+    // not there: containerd before 2.3.2
+  }
+  return criDir;
+}
+
+/** Copies file into dir under the same name, replacing what is there without following a link planted in its place. */
+export function copyInto(file: string, dir: string, name: string): void {
+  const target = join(dir, name);
+  rmSync(target, { force: true });
+  copyFileSync(file, target, constants.COPYFILE_EXCL);
 }

@@ -243,8 +243,18 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
       await waitFor(async () => ((await readCounterByExec(client, containerId)) > after ? true : undefined), { what: "the counter to grow after the checkpoint" });
       // containerd 2.1 and later restore such an archive: a container created in a new pod with the archive as its
       // image (CRI's CRImportCheckpoint), restored at StartContainer. Run against containerd 2.2.4 built here.
-      const [major, minor] = runtimeVersion.split(".").map(Number);
+      // containerd 2.x reports "v2.3.4", 2.0-2.2 "2.2.4".
+      const [major, minor, patch] = runtimeVersion.replace(/^v/, "").split(/[.-]/).map(Number);
+      expect(major).toBeGreaterThanOrEqual(2);
       if (major! > 2 || (major === 2 && minor! >= 1)) {
+        // CRIU's statistics and log at the archive's top level, where runc's shim gets them (checkpointctl reads
+        // them); 2.3.2+ archives a ctrd-checkpoint directory of its own, 2.1-2.3.1 copy them from the container's.
+        expect(entries).toContain("stats-dump");
+        expect(entries).toContain("dump.log");
+        const criDir = join(pc!.root, "io.containerd.grpc.v1.cri", "containers", containerId);
+        const left = readdirSync(criDir).filter((f) => f === "stats-dump" || f === "dump.log" || f === "ctrd-checkpoint");
+        const newLayout = major! > 2 || minor! > 3 || (minor === 3 && patch! >= 2);
+        expect(left).toEqual(newLayout ? [] : ["dump.log", "stats-dump"]);
         // The kubelet makes a pod's log directory; CRI's restore writes the container's saved log there.
         mkdirSync(`${logDirectory}-r`, { recursive: true });
         const podConfig = create(PodSandboxConfigSchema, {
