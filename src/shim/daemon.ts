@@ -25,6 +25,16 @@ import { createTaskService } from "./task-service.ts";
 
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
 export const IDLE_CHECK_MS = 30_000;
+/** containerd's environment may set another interval (ms, 1 s to 1 h), e.g. a test that must not be saved by the check. */
+export const IDLE_CHECK_ENV = "CRYO_SHIM_IDLE_CHECK_MS";
+
+/** The idle check's interval from the environment, else IDLE_CHECK_MS. */
+export function idleCheckTime(env: Record<string, string | undefined>): number {
+  const ms = Number(env[IDLE_CHECK_ENV] ?? "");
+  return Number.isFinite(ms) && ms >= 1000 && ms <= 3_600_000 ? ms : IDLE_CHECK_MS;
+}
+/** How long a closed pod's daemon waits for a Shutdown after its last container's Delete before it exits anyway. */
+const SEALED_EXIT_DELAY_MS = 1000;
 /** How long the daemon waits for queued events at exit. */
 export const EVENT_DRAIN_MS = 5000;
 
@@ -187,6 +197,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       if (req.execId === "") {
         seal.deleted(req.id);
         logFollower.deleted(req.id);
+        // A sealed pod's last container: nothing can join and no Shutdown may come. containerd 2.x sends none
+        // after deleting a container of a sandbox (its sandbox controller shuts the shim down, when it deletes the
+        // sandbox's own task); when the sandbox went first (its pause killed), that Shutdown found this container
+        // still here, and the daemon waited for its idle check. A second first: where a Shutdown does follow
+        // (containerd 1.6 after every delete, 2.x after the sandbox's own), that one ends the daemon as usual.
+        if (seal.sealed && service.idle()) setTimeout(() => requestStop("the closed pod's last container deleted", false), SEALED_EXIT_DELAY_MS);
       }
       return r;
     },
@@ -207,7 +223,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   // `start` announced never came and its marker went stale) exits on its own.
   const idleCheck = setInterval(() => {
     if (service.idle()) void stop("no container left", false, true).catch((err) => log.error(`stop: ${CryoError.from(err).message}`));
-  }, IDLE_CHECK_MS);
+  }, idleCheckTime(process.env));
   done.then(() => clearInterval(idleCheck));
   process.on("SIGTERM", () => requestStop("SIGTERM", true));
   process.on("SIGINT", () => requestStop("SIGINT", true));

@@ -53,7 +53,9 @@ const cgroupParents: string[] = [];
 beforeAll(async () => {
   if (!isRoot) return;
   logRoot = mkdtempSync(join(tmpdir(), "cryo-cri-logs-"));
-  pc = await startPrivateContainerd({ sandboxImage: criPauseImage });
+  // The shim daemons' own idle check (every 30 s by default) must not be what ends a daemon here: see the
+  // killed-pause test.
+  pc = await startPrivateContainerd({ sandboxImage: criPauseImage, env: { CRYO_SHIM_IDLE_CHECK_MS: "600000" } });
   cri = connectCri(pc.address);
   await ensureCriImages(pc, cri);
 }, 180_000);
@@ -331,4 +333,45 @@ test.skipIf(!isRoot)("a pod with RuntimeClass handler cryo runs through containe
 
 test.skipIf(!isRoot)("the same pod with handler runc, for comparison", async () => {
   await runPodThroughCri("runc");
+}, 240_000);
+
+test.skipIf(!isRoot)("a pod whose pause is killed from the host before its container: once the pod is removed, its cryo daemon exits", async () => {
+  // containerd 2.x sends no Shutdown after deleting a container of a sandbox; the sandbox's own Shutdown came while
+  // the container was still there. Against containerd 2.3.4 the daemon stayed until its idle check; containerd 1.6
+  // (CI) sends a Shutdown after every delete, so there this guards the same end.
+  if (pc === undefined || cri === undefined || logRoot === undefined) throw new Error("no containerd");
+  const client = cri;
+  const name = uniqueId("cri-pausekill");
+  const cgroupParent = `/${name}`;
+  cgroupParents.push(cgroupParent);
+  const namespaceOptions = { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD };
+  const sandboxConfig = create(PodSandboxConfigSchema, {
+    metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
+    logDirectory: join(logRoot, name),
+    linux: { cgroupParent, securityContext: { namespaceOptions } },
+  });
+  const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: "cryo" }, { timeoutMs: 120_000 });
+  try {
+    const pausePid = infoJson((await client.runtime.podSandboxStatus({ podSandboxId, verbose: true })).info).pid;
+    const { containerId } = await client.runtime.createContainer(
+      { podSandboxId, sandboxConfig, config: { metadata: { name: "counter", attempt: 0 }, image: { image: testImage }, command: ["sh", "-c", counterScript], logPath: "counter.log", linux: { securityContext: { namespaceOptions } } } },
+      { timeoutMs: 120_000 },
+    );
+    await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
+    const shims = shimProcesses("containerd-shim-cryo-v2", pc.address);
+    expect(shims.length).toBe(1);
+    const shimPid = shims[0]!.pid;
+
+    process.kill(pausePid, "SIGKILL");
+    await waitFor(async () => ((await client.runtime.podSandboxStatus({ podSandboxId })).status?.state === PodSandboxState.SANDBOX_NOTREADY ? true : undefined), { what: "the pod NOTREADY" });
+    expect((await client.runtime.containerStatus({ containerId })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+    expect(processAlive(shimPid)).toBe(true);
+
+    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    await waitFor(() => !processAlive(shimPid) || undefined, { what: `the pod's cryo daemon (pid ${shimPid}) to exit`, timeoutMs: 30_000 });
+  } finally {
+    await client.runtime.stopPodSandbox({ podSandboxId }).catch(() => {});
+    await client.runtime.removePodSandbox({ podSandboxId }).catch(() => {});
+  }
 }, 240_000);
