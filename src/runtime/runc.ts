@@ -78,7 +78,10 @@ export interface ExecOptions extends CallOptions {
 function buildProcessSpecSchema() {
   return z.looseObject({
     // The messages say what runc's exec says ("args must not be empty"), not zod's "expected array, received undefined".
-    args: z.array(z.string(), { error: "must be a list of strings" }).check(z.minLength(1, { error: "must not be empty" })),
+    // containerd marshals an empty args list away (omitempty), so a missing one is an empty one (CRI ExecSync of []).
+    args: z
+      .array(z.string(), { error: (iss) => (iss.input === undefined || iss.input === null ? "must not be empty" : "must be a list of strings") })
+      .check(z.minLength(1, { error: "must not be empty" })),
     cwd: z.string().check(z.startsWith("/")),
     env: z.optional(z.array(z.string())),
     terminal: z.optional(z.boolean()),

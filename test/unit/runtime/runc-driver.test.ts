@@ -89,8 +89,9 @@ test("exec writes the process spec to a temp file and removes it", async () => {
   const empty = await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }));
   expect(empty.code).toBe(Code.INVALID_ARGUMENT);
   expect(empty.message).toBe("exec process for container c1: invalid argument: args: must not be empty");
-  // A process without args (CRI's ExecSync with an empty command): runc's words, not the schema library's.
-  expect((await failure(runc.exec("c1", { cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must be a list of strings");
+  // A process without args (CRI's ExecSync with an empty command: containerd leaves an empty list out): runc's words.
+  expect((await failure(runc.exec("c1", { cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must not be empty");
+  expect((await failure(runc.exec("c1", { args: "sh", cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must be a list of strings");
   expect((await failure(runc.exec("c1", { args: ["x"], cwd: "relative" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
 });
 
