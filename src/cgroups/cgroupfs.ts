@@ -4,7 +4,7 @@
  */
 import { constants } from "node:fs";
 import { open, readFile, readdir, mkdir, rmdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Code, CryoError, failedPrecondition, notFound, unknown } from "../errors.ts";
 
 /** The errno name of a Node-style error (ENOENT, EBUSY...), if any. */
@@ -22,6 +22,17 @@ export function writeError(file: string, value: string, err: unknown): CryoError
     return failedPrecondition(`cgroup file ${file}`, { cause: err, detail });
   }
   return unknown(`cgroup file ${file}`, { cause: err, detail });
+}
+
+/**
+ * Why cgroup v1 refused a memory limit (EBUSY on memory.limit_in_bytes): the cgroup uses more than it. Said as runc
+ * says it ("unable to set memory limit to N (current usage: U, peak usage: P)"), so that a refused `kubectl` resize
+ * or `ctr` update reads the same with either shim.
+ */
+async function memoryInUse(file: string, value: string): Promise<string> {
+  const read = (f: string) => readFile(join(dirname(file), f), "utf8").then((t) => t.trim(), () => "?");
+  const [usage, peak] = await Promise.all([read("memory.usage_in_bytes"), read("memory.max_usage_in_bytes")]);
+  return `unable to set memory limit to ${value} (current usage: ${usage}, peak usage: ${peak})`;
 }
 
 /** Reads a cgroupfs file as text; NOT_FOUND when it does not exist. */
@@ -59,7 +70,11 @@ export async function writeValue(file: string, value: string): Promise<void> {
   try {
     await fh.write(value);
   } catch (err) {
-    throw writeError(file, value, err);
+    const e = writeError(file, value, err);
+    if (errnoOf(err) === "EBUSY" && basename(file) === "memory.limit_in_bytes") {
+      throw new CryoError(e.code, `${e.message}: ${await memoryInUse(file, value)}`, { cause: err });
+    }
+    throw e;
   } finally {
     await fh.close();
   }

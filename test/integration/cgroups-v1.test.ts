@@ -149,6 +149,8 @@ describe("cgroup v1 on the host", () => {
     }
     expect(err?.code).toBe(Code.FAILED_PRECONDITION);
     expect(err?.message).toContain("memory.limit_in_bytes");
+    // Said as runc says it, with the numbers that explain it.
+    expect(err?.message).toMatch(/: unable to set memory limit to 1048576 \(current usage: \d+, peak usage: \d+\)$/);
 
     // A CPU this 2-core machine does not have.
     let cpuErr: CryoError | undefined;
