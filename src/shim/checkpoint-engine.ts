@@ -28,7 +28,7 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
-import { markRestoring, unmarkRestoring } from "./orphaned-criu.ts";
+import { markRestoring, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
@@ -193,7 +193,10 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           try {
             const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root);
             // A runc container of this id already there fails Start; its cgroups are left alone.
-            if (!existsSync(join(spec.options.root, spec.id, "state.json"))) prepared.cgroups = startRestoreCgroups(prepared, prejoin);
+            if (!existsSync(join(spec.options.root, spec.id, "state.json"))) {
+              prepared.cgroups = startRestoreCgroups(prepared, prejoin);
+              recordRestoreCgroups(spec.bundle, prepared.cgroups.before);
+            }
             entry.prepared = prepared;
           } catch {
             // Start reports it

@@ -33,6 +33,48 @@ export function markRestoring(bundle: string): void {
   writeFileSync(join(bundle, RESTORE_MARKER), "");
 }
 
+/**
+ * Records in the marker, once the restore has started on the container's cgroups, the PID namespaces of the
+ * processes that were in them before it (pidNamespacesIn): those of a running original whose checkpointed spec the
+ * restore reuses (`ctr containers restore` under a new name keeps the spec's cgroupsPath). Until this is written the
+ * restore has put nothing in the cgroups.
+ */
+export function recordRestoreCgroups(bundle: string, before: readonly string[]): void {
+  writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify({ before }));
+}
+
+/** What the marker records: undefined before recordRestoreCgroups (or from an older daemon). */
+export function readRestoreRecord(bundle: string): { before: string[] } | undefined {
+  try {
+    const v = JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { before?: unknown };
+    return Array.isArray(v.before) && v.before.every((x) => typeof x === "string") ? { before: v.before as string[] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process's PID namespace ("pid:[4026531836]"), or undefined when it is gone. */
+export function pidNamespaceOf(pid: number, proc = "/proc"): string | undefined {
+  try {
+    return readlinkSync(join(proc, String(pid), "ns", "pid"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The PID namespaces of pids (gone ones skipped), without repeats. */
+export function pidNamespacesOf(pids: readonly number[], proc = "/proc"): string[] {
+  return [...new Set(pids.map((p) => pidNamespaceOf(p, proc)).filter((n): n is string => n !== undefined))];
+}
+
+/** Of pids, those not in one of the namespaces `keep` (and still there): what a restore put in a cgroup it shares. */
+export function pidsOutside(pids: readonly number[], keep: readonly string[], proc = "/proc"): number[] {
+  return pids.filter((p) => {
+    const ns = pidNamespaceOf(p, proc);
+    return ns !== undefined && !keep.includes(ns);
+  });
+}
+
 export function unmarkRestoring(bundle: string): void {
   rmSync(join(bundle, RESTORE_MARKER), { force: true });
 }
@@ -116,7 +158,34 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
       }
     }
     const cgroupsPath = spec.linux?.cgroupsPath;
-    if (typeof cgroupsPath === "string" && cgroupsPath !== "") {
+    const record = readRestoreRecord(bundle);
+    if (typeof cgroupsPath === "string" && cgroupsPath !== "" && record !== undefined && record.before.length > 0) {
+      // The cgroups are a running original's too: only what the restore put there goes (its tree has a PID
+      // namespace of its own), and the cgroups stay. Killing everything there killed the original (seen here).
+      const { openCgroup } = await import("../cgroups/open.ts");
+      try {
+        const stray = pidsOutside(await (await openCgroup({ cgroupsPath })).pids(), record.before);
+        for (const pid of stray) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone meanwhile
+          }
+        }
+        log.warn(`the cgroup ${cgroupsPath} of a restore its shim did not finish is another container's too: left to it${stray.length > 0 ? `, killing the restore's ${stray.join(", ")}` : ""}`);
+      } catch (err) {
+        log.warn(`the cgroup of a restore its shim did not finish: ${CryoError.from(err).message}`);
+      }
+    } else if (typeof cgroupsPath === "string" && cgroupsPath !== "" && record === undefined) {
+      // The restore had not started on the cgroups: nothing of it is in them. Removed only if empty (made at Create).
+      const { openCgroup } = await import("../cgroups/open.ts");
+      try {
+        const cgroup = await openCgroup({ cgroupsPath });
+        if ((await cgroup.pids().catch(() => [0])).length === 0) await cgroup.destroy();
+      } catch (err) {
+        log.warn(`the cgroup of a restore its shim did not finish: ${CryoError.from(err).message}`);
+      }
+    } else if (typeof cgroupsPath === "string" && cgroupsPath !== "") {
       const { hostCgroupMounts, openCgroup } = await import("../cgroups/open.ts");
       // On a hybrid host the restore made the container's cgroup2 directory too, as runc does.
       const versions = (await hostCgroupMounts()).mode === "hybrid" ? ([1, 2] as const) : [undefined];

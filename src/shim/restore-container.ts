@@ -59,7 +59,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { restoreWorkDir } from "./orphaned-criu.ts";
+import { isRestoring, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
@@ -230,6 +230,12 @@ export interface RestoreCgroups {
   joinDirs: string[];
   /** The resctrl group, once `ready`: `created` when this restore made it (only then is it removed again). */
   intelRdt?: { dir: string; created: boolean };
+  /**
+   * The PID namespaces of the processes in the cgroups before the restore (a running original's, whose checkpointed
+   * spec a restore under a new name reuses); empty when they had none. In a cgroup that existed, only processes
+   * outside these are the restore's.
+   */
+  before: string[];
   /** Settles once the cgroups are made, limited, and the helper was told to join them; rejects with a failure. */
   ready: Promise<void>;
 }
@@ -246,6 +252,7 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   const { cgroupPaths, resources, intelRdt } = prepared;
   const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
   const joinDirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir);
+  const before = pidNamespacesOf(joinDirs.filter((d) => !created.includes(d)).flatMap(procsIn));
   const rdt = intelRdt ? { dir: intelRdt.dir, created: false } : undefined;
   const ready = (async () => {
     const location = locationFromRuncPaths(cgroupPaths);
@@ -268,7 +275,7 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
     if (resources) await managerFor(location).update(resources);
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
-  return { created, joinDirs, ready, ...(rdt ? { intelRdt: rdt } : {}) };
+  return { created, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
 }
 
 /**
@@ -281,11 +288,20 @@ export function deviceRulesTarget(cgroupPaths: Readonly<Record<string, string>>)
   return undefined;
 }
 
+/** The pids in one cgroup directory (its cgroup.procs; none when it is not there). */
+function procsIn(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are emptied and removed. */
 export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
-  await emptyCreatedCgroups(cgroups.joinDirs, cgroups.created);
+  await emptyCreatedCgroups(cgroups.joinDirs, cgroups.created, cgroups.before);
   await removeCgroupDirs(cgroups.created);
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
@@ -295,7 +311,13 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * may be a running original's), and thaws them, so that the kill takes effect in a frozen v1 freezer cgroup:
  * what a killed CRIU call or a failed restore left there (a partly restored tree, a helper) goes with them.
  */
-export async function emptyCreatedCgroups(joinDirs: readonly string[], created: readonly string[]): Promise<void> {
+export async function emptyCreatedCgroups(joinDirs: readonly string[], created: readonly string[], before?: readonly string[]): Promise<void> {
+  // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
+  // the tree a killed CRIU left (seen here: a 512 MiB copy left for good in the original's cgroup).
+  const shared = joinDirs.filter((d) => !created.includes(d));
+  if (before !== undefined && before.length > 0 && shared.length > 0) {
+    killAll(pidsOutside([...new Set((await Promise.all(shared.map((d) => listPidsRecursive(d).catch(() => [])))).flat())], before));
+  }
   const own = joinDirs.filter((d) => created.includes(d));
   if (own.length === 0) return;
   killAll([...new Set((await Promise.all(own.map((d) => listPidsRecursive(d)))).flat())]);
@@ -402,12 +424,14 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     if (taken && !cgroups) throw refuseTaken();
     const made = cgroups ?? startRestoreCgroups({ cgroupPaths, resources, intelRdt }, (dirs) => criu.prejoin?.(dirs));
     const { created: cgCreated, joinDirs, ready } = made;
+    // For `delete` after a dead daemon (orphaned-criu.ts): what was in the cgroups before this restore.
+    if (isRestoring(input.bundle)) recordRestoreCgroups(input.bundle, made.before);
     cgroupsReady = ready;
     undo.push(() => {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
     });
     undo.push(() => removeCgroupDirs(cgCreated));
-    undo.push(() => emptyCreatedCgroups(joinDirs, cgCreated));
+    undo.push(() => emptyCreatedCgroups(joinDirs, cgCreated, made.before));
     undo.push(() => criu.releaseJoin?.(joinDirs));
     if (taken) throw refuseTaken();
     createRestoreMountpoints(container);

@@ -3,7 +3,18 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isRestoring, markRestoring, processesHoldingFilesBelow, restoreWorkDir, unmarkRestoring, waitGone } from "../../../src/shim/orphaned-criu.ts";
+import {
+  isRestoring,
+  markRestoring,
+  pidNamespacesOf,
+  pidsOutside,
+  processesHoldingFilesBelow,
+  readRestoreRecord,
+  recordRestoreCgroups,
+  restoreWorkDir,
+  unmarkRestoring,
+  waitGone,
+} from "../../../src/shim/orphaned-criu.ts";
 
 const base = mkdtempSync(join(tmpdir(), "cryo-interrupted-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -57,4 +68,26 @@ test("waitGone returns once the processes are dead, a zombie nobody reaps counti
     parent.kill("SIGKILL");
     await parent.exited;
   }
+});
+
+test("the marker records the PID namespaces that were in the cgroups before the restore; strays are the others", () => {
+  const bundle = join(base, "bundle-record");
+  mkdirSync(bundle);
+  markRestoring(bundle);
+  expect(readRestoreRecord(bundle)).toBeUndefined();
+  recordRestoreCgroups(bundle, ["pid:[1]"]);
+  expect(isRestoring(bundle)).toBe(true);
+  expect(readRestoreRecord(bundle)).toEqual({ before: ["pid:[1]"] });
+  recordRestoreCgroups(bundle, []);
+  expect(readRestoreRecord(bundle)).toEqual({ before: [] });
+
+  // A fake /proc: 10 and 11 in the original's namespace, 20 in the restore's, 30 gone.
+  const proc = join(base, "proc-ns");
+  for (const [pid, ns] of [[10, "pid:[100]"], [11, "pid:[100]"], [20, "pid:[200]"]] as const) {
+    mkdirSync(join(proc, String(pid), "ns"), { recursive: true });
+    symlinkSync(ns, join(proc, String(pid), "ns", "pid"));
+  }
+  expect(pidNamespacesOf([10, 11, 30], proc)).toEqual(["pid:[100]"]);
+  expect(pidsOutside([10, 11, 20, 30], ["pid:[100]"], proc)).toEqual([20]);
+  expect(pidsOutside([10, 20], [], proc)).toEqual([10, 20]);
 });
