@@ -17,7 +17,7 @@ import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releas
 import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import type { CriuStats } from "./stats.ts";
-import { close, killTree, takeFdFromProcess } from "../sys/index.ts";
+import { childrenOf, close, killTree, readProcStat, takeFdFromProcess, zombieEnd } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
 export interface NotifyEvent {
@@ -367,6 +367,28 @@ async function runHelper(
     void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
+  // CRIU itself (the helper's `criu swrk` child) dead while the helper still waits for its answer: CRIU's own
+  // children hold the other end of its socket, so the helper would wait for ever (seen here: CRIU killed at the
+  // start of a restore, the restore hung). The helper is killed, and the call fails naming CRIU's end.
+  // libcriu reaps CRIU right after a normal end, so only a zombie seen on two looks in a row counts.
+  let criuEnd: string | undefined;
+  let zombieSeen: number | undefined;
+  const watchdog = setInterval(() => {
+    for (const child of childrenOf(proc.pid)) {
+      if (readProcStat(child)?.comm !== "criu") continue;
+      const end = zombieEnd(child);
+      if (end === undefined) continue;
+      if (zombieSeen !== child) {
+        zombieSeen = child;
+        return;
+      }
+      criuEnd = `CRIU (pid ${child}) ${end} before it answered`;
+      clearInterval(watchdog);
+      killHelper(proc.pid);
+      return;
+    }
+  }, CRIU_WATCH_MS);
+  void proc.exited.then(() => clearInterval(watchdog));
   const body = talk();
   if (!call.signal) return await body;
   body.catch(() => {}); // after an abort it fails on its own (CANCELLED), unobserved
@@ -425,6 +447,7 @@ async function runHelper(
         throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
       }
       if (!result) {
+        if (criuEnd !== undefined) throw new CryoError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
         const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
         throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
       }
@@ -441,6 +464,9 @@ async function runHelper(
     }
   }
 }
+
+/** How often a running call looks whether CRIU died under its helper. */
+const CRIU_WATCH_MS = 250;
 
 /** How long an aborted call waits for its killed helper to be gone before it fails anyway. */
 const ABORT_WAIT_MS = 2_000;

@@ -34,6 +34,24 @@ export function readProcStat(pid: number): ProcStat | undefined {
   return { pid, comm: text.slice(open + 1, close), state, ppid: Number(ppid), startTime: BigInt(start) };
 }
 
+/**
+ * How a zombie ended, from its /proc/<pid>/stat exit_code (field 52, the wait status): "killed by signal N" or
+ * "exit status N"; undefined when the process is not a zombie (or gone).
+ */
+export function zombieEnd(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return undefined;
+  }
+  const rest = text.slice(text.lastIndexOf(")") + 2).trim().split(" ");
+  if (rest[0] !== "Z") return undefined;
+  const status = Number(rest[49]);
+  if (!Number.isInteger(status)) return "ended";
+  return (status & 0x7f) !== 0 ? `killed by signal ${status & 0x7f}` : `exit status ${(status >> 8) & 0xff}`;
+}
+
 /** True when the pid names a process that exists and is neither a zombie nor dead. */
 export function isAlive(pid: number): boolean {
   const st = readProcStat(pid);
