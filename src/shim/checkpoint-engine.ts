@@ -165,50 +165,58 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
     },
 
     async createRestore(spec) {
-      const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
-      prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
-      const { readRestoreSource, prepareRestore, startRestoreCgroups } = await restoreModule();
-      const source = await readRestoreSource(spec.checkpoint);
-      // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
-      if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
-      writeRuntimeFile(spec.bundle, spec.options);
-      let mounted = false;
       try {
-        if (spec.rootfs.length > 0) {
-          await mountRootfs(spec.bundle, spec.rootfs);
-          mounted = true;
-        }
-        const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
-        // For `delete` after this daemon died: the container's cgroups and processes are the restore's (cleanup.ts).
-        markRestoring(spec.bundle);
-        const entry: PendingRestore = { spec, source, io, restore };
-        pending.set(spec.id, entry);
-        // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
-        // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow), the
-        // container's cgroups made and joined by the waiting CRIU helper (the join is 10-15 ms of the kernel's;
-        // done at Start, the CRIU call waited for it), and the policy plugins loaded then, after Create's reply.
-        // A failure here is left to Start, which does the work again; discardRestore undoes the cgroups.
-        setImmediate(() => {
-          if (pending.get(spec.id) !== entry || entry.started) return;
-          try {
-            const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root);
-            // A runc container of this id already there fails Start; its cgroups are left alone.
-            if (!existsSync(join(spec.options.root, spec.id, "state.json"))) {
-              prepared.cgroups = startRestoreCgroups(prepared, prejoin);
-              recordRestoreCgroups(spec.bundle, prepared.cgroups.before);
+        const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
+        prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
+        const { readRestoreSource, prepareRestore, startRestoreCgroups } = await restoreModule();
+        const source = await readRestoreSource(spec.checkpoint);
+        // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
+        if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
+        writeRuntimeFile(spec.bundle, spec.options);
+        let mounted = false;
+        try {
+          if (spec.rootfs.length > 0) {
+            await mountRootfs(spec.bundle, spec.rootfs);
+            mounted = true;
+          }
+          const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
+          // For `delete` after this daemon died: the container's cgroups and processes are the restore's (cleanup.ts).
+          markRestoring(spec.bundle);
+          const entry: PendingRestore = { spec, source, io, restore };
+          pending.set(spec.id, entry);
+          // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
+          // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow), the
+          // container's cgroups made and joined by the waiting CRIU helper (the join is 10-15 ms of the kernel's;
+          // done at Start, the CRIU call waited for it), and the policy plugins loaded then, after Create's reply.
+          // A failure here is left to Start, which does the work again; discardRestore undoes the cgroups.
+          setImmediate(() => {
+            if (pending.get(spec.id) !== entry || entry.started) return;
+            try {
+              const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root);
+              // A runc container of this id already there fails Start; its cgroups are left alone.
+              if (!existsSync(join(spec.options.root, spec.id, "state.json"))) {
+                prepared.cgroups = startRestoreCgroups(prepared, prejoin);
+                recordRestoreCgroups(spec.bundle, prepared.cgroups.before);
+              }
+              entry.prepared = prepared;
+            } catch {
+              // Start reports it
             }
-            entry.prepared = prepared;
-          } catch {
-            // Start reports it
-          }
-          if (deps.policyFor) {
-            entry.policy = deps.policyFor(spec.options.configPath);
-            entry.policy.catch(() => {});
-          }
-          criuClient().catch(() => {}); // a failed load is retried (and reported) at Start
-        });
+            if (deps.policyFor) {
+              entry.policy = deps.policyFor(spec.options.configPath);
+              entry.policy.catch(() => {});
+            }
+            criuClient().catch(() => {}); // a failed load is retried (and reported) at Start
+          });
+        } catch (err) {
+          if (mounted) await unmountRootfs(spec.bundle);
+          throw err;
+        }
       } catch (err) {
-        if (mounted) await unmountRootfs(spec.bundle);
+        // containerd extracted the checkpoint for this Create and never removes the copy: a refused Create leaves
+        // nothing behind, as a failed Start does (discardRestore). Seen: 65 MiB left per refused restore.
+        const { containerdExtraction } = await restoreModule();
+        if (containerdExtraction(spec.checkpoint)) rmSync(spec.checkpoint, { recursive: true, force: true });
         throw err;
       }
     },

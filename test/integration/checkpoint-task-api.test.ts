@@ -19,7 +19,7 @@
  */
 import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants as fsc, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
@@ -646,3 +646,20 @@ test("with CRIU's older mount engine ([restore] mntns_compat_mode), a checkpoint
   );
 });
 
+
+test("a Create from a checkpoint that the shim refuses removes containerd's extraction of it", async () => {
+  // containerd extracts a checkpoint image into <XDG_RUNTIME_DIR>/ctrd-checkpoint<digits> for the Create and never
+  // removes it; a refused Create left that copy (65 MiB per try, seen here). Refused here: a terminal task from a
+  // checkpoint without one.
+  await withSleepCheckpoint("refx", async (r) => {
+    const extraction = join(pc.layout.tmp, `ctrd-checkpoint${Date.now()}`);
+    cpSync(r.images, extraction, { recursive: true });
+    const err = await r.call("create", { ...createFrom(r), checkpoint: extraction, terminal: true }).then(() => undefined, (e: unknown) => e);
+    expect(String(err)).toContain("the task has a terminal but the checkpointed container had none");
+    expect(existsSync(extraction)).toBe(false);
+    // A checkpoint path that is not containerd's extraction is left alone.
+    const err2 = await r.call("create", { ...createFrom(r), terminal: true }).then(() => undefined, (e: unknown) => e);
+    expect(String(err2)).toContain("the task has a terminal");
+    expect(existsSync(r.images)).toBe(true);
+  });
+});
