@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
@@ -168,16 +168,21 @@ export class PrivateContainerd implements AsyncDisposable {
     mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
     const env = { ...process.env, ...options.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
     let child: Bun.Subprocess;
+    // Appended to: a containerd started again in the same directory (after a crash, or `stop --keep-containers`)
+    // wrote over the earlier run's log from its first byte, the earlier run's last records left after its own.
+    const logFd = openSync(layout.log, "a", 0o600);
     try {
       child = Bun.spawn([containerdBinary(), "--config", layout.config], {
         stdin: "ignore",
-        stdout: Bun.file(layout.log),
-        stderr: Bun.file(layout.log),
+        stdout: logFd,
+        stderr: logFd,
         env,
         detached: options.detached ?? false,
       });
     } catch (err) {
       throw unavailable(`start ${containerdBinary()}`, { cause: err, detail: String(err) });
+    } finally {
+      closeSync(logFd); // containerd has its own
     }
     if (options.detached) child.unref();
     writeFileSync(layout.pidFile, `${child.pid}\n`);

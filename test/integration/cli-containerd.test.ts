@@ -126,8 +126,12 @@ describe("cryo containerd stop --keep-containers", () => {
       expect(processAlive(pid)).toBe(false);
       expect(processAlive(taskPid)).toBe(true);
 
+      const firstLog = readFileSync(join(dir, "containerd.log"), "utf8");
+      expect(firstLog.length).toBeGreaterThan(0);
       expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
       expect((await ctr(["tasks", "ls"])).stdout).toMatch(new RegExp(`^k1\\s+${taskPid}\\s+RUNNING`, "m"));
+      // The second run's log follows the first's, which stays whole (it was written over from its first byte).
+      expect(readFileSync(join(dir, "containerd.log"), "utf8").startsWith(firstLog)).toBe(true);
       const exec = await ctr(["tasks", "exec", "--exec-id", "e1", "k1", "sh", "-c", "echo still-here"]);
       expect(exec.stdout).toBe("still-here\n");
     } finally {
