@@ -135,10 +135,12 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
   await pc.ctr(["images", "rm", "--sync", ref]);
 }, 180_000);
 
-test("shim killed in the middle of a restore under a new name while the original runs in the same cgroup: the original runs on, the copy's tree goes", async () => {
-  // `ctr containers restore` keeps the checkpointed spec, cgroupsPath included: the copy is restored into the running
-  // original's cgroup. containerd's cleanup of the dead shim killed everything there, the original too (seen here).
-  const id = uniqueId("shared");
+/**
+ * A memhog original, checkpointed, and the restore of a copy under a new name started beside it: the copy shares the
+ * original's cgroup (`ctr containers restore` keeps the checkpointed spec's cgroupsPath).
+ */
+async function restoreBesideOriginal(prefix: string) {
+  const id = uniqueId(prefix);
   const copy = `${id}-r`;
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
@@ -148,64 +150,62 @@ test("shim killed in the middle of a restore under a new name while the original
   const originalNs = readlinkSync(`/proc/${originalPid}/ns/pid`);
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, copy);
   const restore = pc.ctr(["containers", "restore", "--live", copy, ref], { timeoutMs: 120_000 });
-  await waitFor(() => existsSync(join(bundle, "criu-restore-work", "restore.log")) || undefined, { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
-  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(copy));
+  return { id, copy, ref, originalPid, originalNs, bundle, restore };
+}
+
+/** After a failed restore of the copy: the original alive, RUNNING and counting, alone in its cgroup; then both removed. */
+async function expectOriginalAloneThenRemove(o: { id: string; copy: string; ref: string; originalPid: number; originalNs: string }): Promise<void> {
+  const nsOf = (p: string) => {
+    try {
+      return readlinkSync(`/proc/${p}/ns/pid`);
+    } catch {
+      return o.originalNs; // gone
+    }
+  };
+  const cgroupProcs = () => readFileSync(`/sys/fs/cgroup/memory/${ns}/${o.id}/cgroup.procs`, "utf8").split("\n").filter((l) => l !== "");
+  await waitFor(() => cgroupProcs().every((p) => nsOf(p) === o.originalNs) || undefined, { what: "only the original's processes in its cgroup", timeoutMs: 10_000 });
+  expect(cgroupProcs().length).toBeGreaterThan(0);
+  expect(processAlive(o.originalPid)).toBe(true);
+  expect(await taskStatus(pc, o.id)).toBe("RUNNING");
+  const n = readCounter(pc, o.id)!;
+  await waitFor(() => (readCounter(pc, o.id) ?? 0) > n || undefined, { what: "the original's counter to go on" });
+  await pc.ctr(["task", "rm", o.copy]);
+  await pc.ctr(["containers", "rm", o.copy]);
+  await pc.ctrOk(["task", "kill", "-s", "KILL", o.id]);
+  await waitFor(async () => (await taskStatus(pc, o.id)) === "STOPPED", { what: "stopped" });
+  await pc.ctrOk(["task", "rm", o.id]);
+  await pc.ctrOk(["containers", "rm", o.id]);
+  await pc.ctr(["images", "rm", "--sync", o.ref]);
+  // With the original gone, its cgroup goes too: nothing of the copy is left in it.
+  for (const ctl of ["memory", "pids", "freezer"]) await waitFor(() => !existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${o.id}`), { timeoutMs: 20_000, what: `cgroup ${ctl} removed` });
+}
+
+test("shim killed in the middle of a restore under a new name while the original runs in the same cgroup: the original runs on, the copy's tree goes", async () => {
+  // containerd's cleanup of the dead shim killed everything in the shared cgroup, the original too (seen here).
+  const o = await restoreBesideOriginal("shared");
+  await waitFor(() => existsSync(join(o.bundle, "criu-restore-work", "restore.log")) || undefined, { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
+  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(o.copy));
   expect(shim).toBeDefined();
   process.kill(shim!, "SIGKILL");
-  expect((await restore).exitCode).not.toBe(0);
+  expect((await o.restore).exitCode).not.toBe(0);
   await waitFor(() => /of a restore its shim did not finish is another container's too/.test(readFileSync(pc.layout.log, "utf8")) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
-  // The original: alive, RUNNING, counting; the cgroup holds its processes only.
-  expect(processAlive(originalPid)).toBe(true);
-  expect(await taskStatus(pc, id)).toBe("RUNNING");
-  const n = readCounter(pc, id)!;
-  await waitFor(() => (readCounter(pc, id) ?? 0) > n || undefined, { what: "the original's counter to go on" });
-  const procs = readFileSync(`/sys/fs/cgroup/memory/${ns}/${id}/cgroup.procs`, "utf8").split("\n").filter((l) => l !== "");
-  await waitFor(() => readFileSync(`/sys/fs/cgroup/memory/${ns}/${id}/cgroup.procs`, "utf8").split("\n").filter((l) => l !== "").every((p) => { try { return readlinkSync(`/proc/${p}/ns/pid`) === originalNs; } catch { return true; } }) || undefined, { what: "only the original's processes in its cgroup", timeoutMs: 10_000 });
-  expect(procs.length).toBeGreaterThan(0);
-  await pc.ctr(["task", "rm", copy]);
-  await pc.ctr(["containers", "rm", copy]);
-  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
-  await pc.ctrOk(["task", "rm", id]);
-  await pc.ctrOk(["containers", "rm", id]);
-  await pc.ctr(["images", "rm", "--sync", ref]);
+  await expectOriginalAloneThenRemove(o);
 }, 180_000);
 
 test("CRIU killed in the middle of a restore under a new name while the original runs in the same cgroup: the restore fails, the copy's tree goes, the original runs on", async () => {
-  const id = uniqueId("sharedc");
-  const copy = `${id}-r`;
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
-  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
-  const ref = `localhost/checkpoint/${id}:1`;
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  const originalPid = Number((await pc.ctrOk(["task", "ls"])).split("\n").find((l) => l.startsWith(`${id} `))!.trim().split(/\s+/)[1]);
-  const originalNs = readlinkSync(`/proc/${originalPid}/ns/pid`);
-  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, copy);
-  const restore = pc.ctr(["containers", "restore", "--live", copy, ref], { timeoutMs: 120_000 });
+  const o = await restoreBesideOriginal("sharedc");
   // CRIU itself (comm "criu"), found by the restore's log it holds open.
-  const criu = await waitFor(
-    () => processesHoldingFilesBelow(join(bundle, "criu-restore-work")).find((p) => { try { return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "criu"; } catch { return false; } }),
-    { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 },
-  );
+  const isCriu = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "criu";
+    } catch {
+      return false;
+    }
+  };
+  const criu = await waitFor(() => processesHoldingFilesBelow(join(o.bundle, "criu-restore-work")).find(isCriu), { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
   process.kill(criu, "SIGKILL");
-  const r = await restore;
-  expect(r.exitCode).not.toBe(0);
-  const cgroupProcs = () => readFileSync(`/sys/fs/cgroup/memory/${ns}/${id}/cgroup.procs`, "utf8").split("\n").filter((l) => l !== "");
-  const nsOf = (p: string) => { try { return readlinkSync(`/proc/${p}/ns/pid`); } catch { return originalNs; } };
-  await waitFor(() => cgroupProcs().every((p) => nsOf(p) === originalNs) || undefined, { what: "only the original's processes in its cgroup", timeoutMs: 10_000 });
-  expect(processAlive(originalPid)).toBe(true);
-  expect(await taskStatus(pc, id)).toBe("RUNNING");
-  const n = readCounter(pc, id)!;
-  await waitFor(() => (readCounter(pc, id) ?? 0) > n || undefined, { what: "the original's counter to go on" });
-  await pc.ctr(["task", "rm", copy]);
-  await pc.ctr(["containers", "rm", copy]);
-  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
-  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
-  await pc.ctrOk(["task", "rm", id]);
-  await pc.ctrOk(["containers", "rm", id]);
-  await pc.ctr(["images", "rm", "--sync", ref]);
-  // With the original gone, its cgroup goes too: nothing of the copy is left in it.
-  for (const ctl of ["memory", "pids", "freezer"]) await waitFor(() => !existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`), { timeoutMs: 20_000, what: `cgroup ${ctl} removed` });
+  expect((await o.restore).exitCode).not.toBe(0);
+  await expectOriginalAloneThenRemove(o);
 }, 180_000);
 
 test("50 containers started and removed concurrently: all succeed, nothing leaks", async () => {
