@@ -13,8 +13,8 @@ export interface ProcStat {
   startTime: bigint;
 }
 
-/** Reads /proc/<pid>/stat; returns undefined when the process does not exist. */
-export function readProcStat(pid: number): ProcStat | undefined {
+/** /proc/<pid>/stat split: comm, and the fields after it (rest[0] is field 3, field N is rest[N - 3]); undefined when gone. */
+function statFields(pid: number): { comm: string; rest: string[] } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, "latin1");
@@ -25,13 +25,17 @@ export function readProcStat(pid: number): ProcStat | undefined {
   const open = text.indexOf("(");
   const close = text.lastIndexOf(")");
   if (open < 0 || close < open) return undefined;
-  const rest = text.slice(close + 2).split(" ");
-  // rest[0] is field 3 (state); field N is rest[N - 3].
-  const state = rest[0];
-  const ppid = rest[1];
-  const start = rest[19];
+  return { comm: text.slice(open + 1, close), rest: text.slice(close + 2).trim().split(" ") };
+}
+
+/** Reads /proc/<pid>/stat; returns undefined when the process does not exist. */
+export function readProcStat(pid: number): ProcStat | undefined {
+  const f = statFields(pid);
+  if (f === undefined) return undefined;
+  const [state, ppid] = f.rest;
+  const start = f.rest[19];
   if (state === undefined || ppid === undefined || start === undefined) return undefined;
-  return { pid, comm: text.slice(open + 1, close), state, ppid: Number(ppid), startTime: BigInt(start) };
+  return { pid, comm: f.comm, state, ppid: Number(ppid), startTime: BigInt(start) };
 }
 
 /**
@@ -39,14 +43,8 @@ export function readProcStat(pid: number): ProcStat | undefined {
  * "exit status N"; undefined when the process is not a zombie (or gone).
  */
 export function zombieEnd(pid: number): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "latin1");
-  } catch {
-    return undefined;
-  }
-  const rest = text.slice(text.lastIndexOf(")") + 2).trim().split(" ");
-  if (rest[0] !== "Z") return undefined;
+  const rest = statFields(pid)?.rest;
+  if (rest?.[0] !== "Z") return undefined;
   const status = Number(rest[49]);
   if (!Number.isInteger(status)) return "ended";
   return (status & 0x7f) !== 0 ? `killed by signal ${status & 0x7f}` : `exit status ${(status >> 8) & 0xff}`;
