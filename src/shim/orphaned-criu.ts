@@ -165,13 +165,7 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
       const { openCgroup } = await import("../cgroups/open.ts");
       try {
         const stray = pidsOutside(await (await openCgroup({ cgroupsPath })).pids(), record.before);
-        for (const pid of stray) {
-          try {
-            process.kill(pid, "SIGKILL");
-          } catch {
-            // gone meanwhile
-          }
-        }
+        (await import("../cgroups/procs.ts")).killAll(stray);
         log.warn(`the cgroup ${cgroupsPath} of a restore its shim did not finish is another container's too: left to it${stray.length > 0 ? `, killing the restore's ${stray.join(", ")}` : ""}`);
       } catch (err) {
         log.warn(`the cgroup of a restore its shim did not finish: ${CryoError.from(err).message}`);

@@ -41,6 +41,7 @@ import { containerRestorePlan, externalNsKey, readHostCgroupFacts, restoreJoinDi
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
 import { createCgroupDirsSync, hostCgroupMountsSync, managerFor } from "../cgroups/open.ts";
 import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
+import { parsePids } from "../cgroups/parse.ts";
 import { killAll, listPidsRecursive } from "../cgroups/procs.ts";
 import type { CgroupMounts } from "../cgroups/mountinfo.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
@@ -291,7 +292,7 @@ export function deviceRulesTarget(cgroupPaths: Readonly<Record<string, string>>)
 /** The pids in one cgroup directory (its cgroup.procs; none when it is not there). */
 function procsIn(dir: string): number[] {
   try {
-    return readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+    return parsePids(readFileSync(join(dir, "cgroup.procs"), "utf8"));
   } catch {
     return [];
   }
