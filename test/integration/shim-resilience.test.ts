@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync, mkd
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
-import { processesHoldingFilesBelow } from "../../src/shim/orphaned-criu.ts";
+import { childrenOf } from "../../src/sys/index.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
@@ -194,15 +194,22 @@ test("shim killed in the middle of a restore under a new name while the original
 
 test("CRIU killed in the middle of a restore under a new name while the original runs in the same cgroup: the restore fails, the copy's tree goes, the original runs on", async () => {
   const o = await restoreBesideOriginal("sharedc");
-  // CRIU itself (comm "criu"), found by the restore's log it holds open.
-  const isCriu = (p: number) => {
+  // CRIU itself: the `criu swrk` that the copy's daemon's helper runs (CRIU's forked restore processes are named
+  // criu too).
+  const isSwrk = (p: number) => {
     try {
-      return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "criu";
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes("swrk");
     } catch {
       return false;
     }
   };
-  const criu = await waitFor(() => processesHoldingFilesBelow(join(o.bundle, "criu-restore-work")).find(isCriu), { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
+  const criu = await waitFor(
+    () => {
+      const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(o.copy));
+      return shim === undefined ? undefined : childrenOf(shim).flatMap(childrenOf).find(isSwrk);
+    },
+    { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 },
+  );
   process.kill(criu, "SIGKILL");
   expect((await o.restore).exitCode).not.toBe(0);
   await expectOriginalAloneThenRemove(o);
