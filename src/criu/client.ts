@@ -16,6 +16,7 @@ import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper, spawnHelper, takeJoinedCriuHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
 import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
+import { criuLogLastLine } from "./log.ts";
 import type { CriuStats } from "./stats.ts";
 import { childrenOf, close, killTree, readProcStat, takeFdFromProcess, zombieEnd } from "../sys/index.ts";
 
@@ -373,9 +374,11 @@ async function runHelper(
   // libcriu reaps CRIU right after a normal end, so only a zombie seen on two looks in a row counts.
   let criuEnd: string | undefined;
   let zombieSeen: number | undefined;
+  let criuSeen: number | undefined;
   const watchdog = setInterval(() => {
     for (const child of childrenOf(proc.pid)) {
       if (readProcStat(child)?.comm !== "criu") continue;
+      criuSeen = child;
       const end = zombieEnd(child);
       if (end === undefined) continue;
       if (zombieSeen !== child) {
@@ -451,7 +454,7 @@ async function runHelper(
         const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
         throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
       }
-      if (!result.ok) throw resultError(what, result, callbackError, await stderr);
+      if (!result.ok) throw resultError(what, result, callbackError, await stderr, criuSeen, result.rc === -E.ECOMM && result.logFile ? criuLogLastLine(result.logFile) : undefined);
       succeeded = true;
       return { result, events };
     } finally {
@@ -502,14 +505,24 @@ function untilAborted(p: void | Promise<void>, signal: AbortSignal | undefined):
   });
 }
 
-/** Turns a failed result into a CryoError carrying CRIU's log lines and the right code. */
-export function resultError(what: string, result: ResultMessage, callbackError?: unknown, stderr = ""): CryoError {
+/**
+ * Turns a failed result into a CryoError carrying CRIU's log lines and the right code.
+ * criuPid: the `criu swrk` the call's watchdog saw, if any. logTail: the last line of CRIU's log (read by the caller).
+ */
+export function resultError(what: string, result: ResultMessage, callbackError?: unknown, stderr = "", criuPid?: number, logTail?: string): CryoError {
   if (result.code !== undefined) return new CryoError(result.code as Code, `${what}: ${result.message ?? "failed"}`);
   if (callbackError !== undefined) return CryoError.from(callbackError).wrap(`${what}: refused at ${result.refusedBy ?? "notify"}`);
   const code = classify(result.rc, result.errno);
+  const log = result.logFile ? ` (log: ${result.logFile})` : "";
+  if (result.rc === -E.ECOMM) {
+    // libcriu lost CRIU mid-call: its socket closed with no answer (libcriu then prints "Failed unpacking
+    // response" with whatever errno was left over). CRIU logs nothing when it is killed, so its log's last
+    // line says where it was; error lines it did log come first.
+    const where = result.logErrors.length > 0 ? `: ${result.logErrors.join("; ")}` : logTail ? `; its log ends: ${logTail}` : "";
+    return new CryoError(code, `${what}: unavailable: CRIU${criuPid ? ` (pid ${criuPid})` : ""} ended without an answer: it was killed or crashed${where}${log}`);
+  }
   const lines = result.logErrors.length > 0 ? result.logErrors : stderr.trim().split("\n").filter((l) => l.length > 0).slice(-3);
   const detail = lines.length > 0 ? `: ${lines.join("; ")}` : "";
-  const log = result.logFile ? ` (log: ${result.logFile})` : "";
   return new CryoError(code, `${what}: ${kind(code)} (rc ${result.rc}, errno ${result.errno})${detail}${log}`);
 }
 

@@ -1,7 +1,7 @@
 /**
  * Picking the useful lines out of a CRIU log.
  */
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 
 /** Error lines CRIU logs on every run on this kind of host without consequence. */
 const BENIGN = [/rlimit: Can't setup RLIMIT_NOFILE for self/];
@@ -45,4 +45,23 @@ export function criuVersionFromLog(path: string): number | undefined {
   const m = /\bVersion: (\d+)\.(\d+)(?:\.(\d+))?/.exec(head);
   if (!m) return undefined;
   return Number(m[1]) * 10000 + Number(m[2]) * 100 + Number(m[3] ?? 0);
+}
+
+/** The last non-empty line of a CRIU log (read from its last 4 KiB), or undefined when there is none or it cannot be read. */
+export function criuLogLastLine(path: string): string | undefined {
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(4096, size));
+      const n = readSync(fd, buf, 0, buf.length, size - buf.length);
+      const lines = buf.toString("utf8", 0, n).split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
+      const last = lines.at(-1);
+      return last !== undefined && last.length > 200 ? `${last.slice(0, 200)}...` : last;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
 }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync, mkd
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
-import { childrenOf } from "../../src/sys/index.ts";
+import { childrenOf, readProcStat } from "../../src/sys/index.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
@@ -213,6 +213,34 @@ test("CRIU killed in the middle of a restore under a new name while the original
   process.kill(criu, "SIGKILL");
   expect((await o.restore).exitCode).not.toBe(0);
   await expectOriginalAloneThenRemove(o);
+}, 180_000);
+
+test("CRIU killed in the middle of a dump: the checkpoint fails saying CRIU ended without an answer, and the container runs on, thawed; the next checkpoint works", async () => {
+  const id = uniqueId("dumpkill");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
+  const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(id));
+  expect(shim).toBeDefined();
+  const ref = `localhost/checkpoint/${id}:1`;
+  const checkpoint = pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  // CRIU is the `criu` child of the daemon's helper (it renames its command line once it has the request).
+  const criu = await waitFor(() => childrenOf(shim!).flatMap(childrenOf).find((p) => readProcStat(p)?.comm === "criu"), { what: "CRIU dumping", timeoutMs: 60_000, intervalMs: 1 });
+  process.kill(criu, "SIGKILL");
+  const r = await checkpoint;
+  expect(r.exitCode).not.toBe(0);
+  // Before: "unavailable (rc -70, errno 17): Failed unpacking response: File exists; ...", libcriu's words.
+  expect(r.stderr).toMatch(/criu dump pid \d+: unavailable: CRIU( \(pid \d+\))? ended without an answer: it was killed or crashed/);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim()).toBe("THAWED");
+  const n = readCounter(pc, id)!;
+  await waitFor(() => (readCounter(pc, id) ?? 0) > n || undefined, { what: "the counter to go on" });
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
+  await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  await pc.ctr(["images", "rm", "--sync", ref]);
 }, 180_000);
 
 test("50 containers started and removed concurrently: all succeed, nothing leaks", async () => {

@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { configFileLines, renderConfigFile } from "../../../src/criu/config-file.ts";
-import { criuLogErrors } from "../../../src/criu/log.ts";
+import { criuLogErrors, criuLogLastLine } from "../../../src/criu/log.ts";
 import { criuOptsSchema } from "../../../src/criu/options.ts";
 import { classify, resultError } from "../../../src/criu/client.ts";
 import { helperRequestSchema } from "../../../src/criu/protocol.ts";
@@ -72,6 +75,32 @@ describe("errors from CRIU", () => {
     });
     expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(e.message).toBe("criu dump pid 5: resource exhausted (rc -52, errno 28): (00.1) Error (criu/image.c:1): write: No space left on device (log: /w/dump.log)");
+  });
+
+  test("a CRIU that ended without an answer is named as such, with where its log ends", () => {
+    const result = { type: "result" as const, ok: false, op: "dump" as const, rc: -70, errno: 17, logFile: "/w/dump.log", logErrors: [], durationMs: 1 };
+    const stderr = "Failed unpacking response: File exists\nCan't receive response: File exists\n";
+    const e = resultError("criu dump pid 5", result, undefined, stderr, 42, "(00.29) page-xfer: buf 400/1");
+    expect(e.code).toBe(Code.UNAVAILABLE);
+    expect(e.message).toBe("criu dump pid 5: unavailable: CRIU (pid 42) ended without an answer: it was killed or crashed; its log ends: (00.29) page-xfer: buf 400/1 (log: /w/dump.log)");
+    // Error lines CRIU logged before it went are worth more than the last line; no pid seen, none named.
+    const logged = resultError("criu dump pid 5", { ...result, logErrors: ["(00.1) Error (criu/mem.c:1): boom"] }, undefined, stderr, undefined, "x");
+    expect(logged.message).toBe("criu dump pid 5: unavailable: CRIU ended without an answer: it was killed or crashed: (00.1) Error (criu/mem.c:1): boom (log: /w/dump.log)");
+  });
+
+  test("the last line of a CRIU log", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cryo-log-"));
+    try {
+      writeFileSync(join(dir, "a.log"), `${"x".repeat(5000)}\n(00.1) first\n(00.2) last line\n\n`);
+      expect(criuLogLastLine(join(dir, "a.log"))).toBe("(00.2) last line");
+      writeFileSync(join(dir, "b.log"), "");
+      expect(criuLogLastLine(join(dir, "b.log"))).toBeUndefined();
+      expect(criuLogLastLine(join(dir, "missing.log"))).toBeUndefined();
+      writeFileSync(join(dir, "c.log"), `${"y".repeat(300)}\n`);
+      expect(criuLogLastLine(join(dir, "c.log"))).toBe(`${"y".repeat(200)}...`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
