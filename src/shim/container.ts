@@ -26,6 +26,14 @@ const SIGKILL = 9;
 export const DRAIN_TIMEOUT_MS = 5000;
 /** How long Delete of a never-started process waits for it to die after `runc delete --force`. */
 export const KILL_WAIT_MS = 5000;
+/**
+ * How long Delete of an init waits for containerd to have its /tasks/delete event before it answers. The
+ * event queue is the daemon's, shared by its containers: a shared daemon with busy neighbours had it reach
+ * containerd after containerd's own /containers/delete, even after the next /containers/create of the same
+ * id (5 of 1597 `ctr run --rm` under churn). A forward that fails is retried after 1 s; Delete does not wait
+ * for that.
+ */
+export const DELETE_EVENT_WAIT_MS = 1000;
 
 /** What the daemon shares with every container. */
 export interface ContainerDeps {
@@ -325,13 +333,24 @@ export class Container {
       this.stopOom = undefined;
       await Promise.all(closing);
       const exit = p.exit!;
-      this.publish(this.config.namespace, Topic.delete, TaskDeleteSchema, {
+      const delivered = this.publish(this.config.namespace, Topic.delete, TaskDeleteSchema, {
         containerId: this.id,
         pid: p.pid,
         exitStatus: exit.status,
         exitedAt: exit.exitedAt,
       });
+      await within(delivered, DELETE_EVENT_WAIT_MS);
       return { pid: p.pid, exit };
     });
+  }
+}
+
+/** Awaits p, at most ms (its timer cleared as soon as p settles). */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -53,8 +53,11 @@ export interface EventForwarder {
 
 /** Publishes task events in order. */
 export interface Publisher {
-  /** Queues an event; never throws (failures are retried, then logged and dropped). */
-  publish<D extends DescMessage>(namespace: string, topic: Topic, schema: D, event: MessageInitShape<D>): void;
+  /**
+   * Queues an event; never throws (failures are retried, then logged and dropped). The promise resolves once
+   * containerd has the event (its Forward answered) or it was dropped; it never rejects.
+   */
+  publish<D extends DescMessage>(namespace: string, topic: Topic, schema: D, event: MessageInitShape<D>): Promise<void>;
   /** Resolves when every queued event has been forwarded or dropped, or when timeoutMs passes. */
   drain(timeoutMs: number): Promise<void>;
   /** Events queued and not yet sent. */
@@ -73,12 +76,12 @@ export function createPublisher(
   options: { retryDelayMs?: (attempt: number) => number } = {},
 ): Publisher {
   const delay = options.retryDelayMs ?? ((attempt: number) => attempt * 1000);
-  const queue: EventEnvelope[] = [];
+  const queue: { env: EventEnvelope; settle: () => void }[] = [];
   let running: Promise<void> | undefined;
 
   async function pump(): Promise<void> {
     while (queue.length > 0) {
-      const env = queue[0]!;
+      const { env, settle } = queue[0]!;
       for (let attempt = 1; ; attempt++) {
         try {
           await forwarder.forward(env);
@@ -94,6 +97,7 @@ export function createPublisher(
         }
       }
       queue.shift();
+      settle();
     }
   }
 
@@ -107,8 +111,10 @@ export function createPublisher(
 
   return {
     publish(namespace, topic, schema, event) {
-      queue.push({ timestamp: wallClock(), namespace, topic, event: packEvent(schema, event) });
+      const { promise, resolve } = Promise.withResolvers<void>();
+      queue.push({ env: { timestamp: wallClock(), namespace, topic, event: packEvent(schema, event) }, settle: resolve });
       kick();
+      return promise;
     },
     async drain(timeoutMs) {
       const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { join } from "node:path";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
-import { alreadyExists, invalidArgument, notFound } from "../errors.ts";
+import { alreadyExists, CryoError, invalidArgument, notFound } from "../errors.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
@@ -118,8 +118,15 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     },
 
     async start(req) {
-      const pid = await get(req.id).start(req.execId);
-      return { pid };
+      const c = get(req.id);
+      const restoring = req.execId === "" && c.init.state === "restoring";
+      try {
+        return { pid: await c.start(req.execId) };
+      } catch (err) {
+        // containerd logs nothing of a failed Start or Checkpoint; the daemon's log says what failed and why.
+        if (restoring) deps.log.warn(`restore container ${req.id} failed: ${CryoError.from(err).message}`);
+        throw err;
+      }
     },
 
     async delete(req) {
@@ -174,7 +181,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       if (!req.path) throw invalidArgument(`checkpoint container ${req.id}`, { detail: "path is empty" });
       // Only request-options.ts of src/checkpoint is loaded with the daemon (its protobufs are the runtime
       // options' own); the rest, with src/criu, loads with the engine's checkpoint code on first use.
-      await c.checkpoint(req.path, checkpointOptionsFromAny(req.options));
+      try {
+        await c.checkpoint(req.path, checkpointOptionsFromAny(req.options));
+      } catch (err) {
+        deps.log.warn(`checkpoint container ${req.id} failed: ${CryoError.from(err).message}`);
+        throw err;
+      }
       return {};
     },
 

@@ -6,7 +6,7 @@ import { Code, CryoError } from "../../../src/errors.ts";
 import { Status } from "../../../src/gen/containerd/types/task/task_pb.ts";
 import type { CallContext } from "../../../src/ttrpc/index.ts";
 import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts";
-import { nullLogger } from "../../../src/shim/logger.ts";
+import { createLogger, nullLogger } from "../../../src/shim/logger.ts";
 import type { Engine, ExitStatus } from "../../../src/shim/ports.ts";
 import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
 import { createTaskService } from "../../../src/shim/task-service.ts";
@@ -165,6 +165,74 @@ test("create errors leave nothing registered; duplicate create is ALREADY_EXISTS
   await t.svc.delete({ id: "c2", execId: "" } as never, t.ctx);
   await t.svc.shutdown({ id: "c2", now: false } as never, t.ctx);
   expect(t.shutdowns()).toBe(1);
+});
+
+test("Delete of an init answers only once containerd has its /tasks/delete event, after the events queued before it", async () => {
+  const fake = fakeEngine();
+  const forwarded: string[] = [];
+  let release: (() => void) | undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const publisher = createPublisher(
+    {
+      forward: async (e) => {
+        // The first /tasks/exit stands for a slow queue: it and everything behind it wait.
+        if (e.topic === "/tasks/exit") await gate;
+        forwarded.push(e.topic);
+      },
+      close() {},
+    },
+    nullLogger,
+  );
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
+  const ctx = { namespace: "ns" } as CallContext;
+  await svc.create(createReq("c1"), ctx);
+  await svc.start({ id: "c1", execId: "" } as never, ctx);
+  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
+  fake.exit(100, 0);
+  await waited;
+  let answered = false;
+  const del = svc.delete({ id: "c1", execId: "" } as never, ctx).then((r) => ((answered = true), r));
+  await Bun.sleep(50);
+  expect(answered).toBe(false);
+  release!();
+  expect((await del).exitStatus).toBe(0);
+  expect(forwarded).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+});
+
+test("a publish settles once its event is forwarded, or dropped after its attempts", async () => {
+  const { TaskStartSchema } = await import("../../../src/gen/containerd/events/task_pb.ts");
+  const ok = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  await ok.publish("ns", "/tasks/start", TaskStartSchema, { containerId: "c" });
+  expect(ok.queued).toBe(0);
+  let tries = 0;
+  const failing = createPublisher(
+    {
+      forward: async () => {
+        tries++;
+        throw new Error("away");
+      },
+      close() {},
+    },
+    nullLogger,
+    { retryDelayMs: () => 1 },
+  );
+  await failing.publish("ns", "/tasks/start", TaskStartSchema, { containerId: "c" });
+  expect(tries).toBe(5);
+  expect(failing.queued).toBe(0);
+});
+
+test("a failed Checkpoint is logged at warn level with its error (containerd logs nothing of it)", async () => {
+  const fake = fakeEngine();
+  const lines: string[] = [];
+  const log = createLogger({ level: "info", sink: (l) => void lines.push(l) });
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const svc = createTaskService({ ...fake, publisher, log, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
+  const ctx = { namespace: "ns" } as CallContext;
+  await svc.create(createReq("c1"), ctx);
+  await svc.start({ id: "c1", execId: "" } as never, ctx);
+  const [code, message] = await codeOf(svc.checkpoint({ id: "c1", path: "/x" } as never, ctx));
+  expect(code).toBe(Code.UNIMPLEMENTED);
+  expect(lines.filter((l) => l.includes("level=warn"))).toEqual([expect.stringContaining(`checkpoint container c1 failed: ${message}`.replaceAll('"', '\\"'))]);
 });
 
 test("the publisher retries a failed forward and keeps order", async () => {
