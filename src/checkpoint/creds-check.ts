@@ -137,6 +137,11 @@ export function readSeccompFilters(imagesDir: string): SeccompFilter[] {
   return decodeImage(SeccompEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.seccomp).flatMap((e) => e.seccompFilters);
 }
 
+/** The pids of the tree's live tasks (zombies left out), as the checkpoint recorded them: those a restore waits for. */
+export function liveTaskPids(threads: readonly ThreadCore[]): number[] {
+  return [...new Set(threads.filter((t) => t.tid === t.pid && t.core?.tc?.taskState !== TASK_DEAD).map((t) => t.pid))];
+}
+
 /** Reads pstree.img and the core image of every thread of imagesDir (a checked checkpoint directory). */
 export function readThreadCores(imagesDir: string): ThreadCore[] {
   const read = (name: string) => readCheckpointImage(imagesDir, name);

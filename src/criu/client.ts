@@ -16,9 +16,9 @@ import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper, spawnHelper, takeJoinedCriuHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
 import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
-import { criuLogLastLine } from "./log.ts";
+import { criuLogLastLine, readCriuLogErrors } from "./log.ts";
 import type { CriuStats } from "./stats.ts";
-import { childrenOf, close, killTree, readProcStat, takeFdFromProcess, zombieEnd } from "../sys/index.ts";
+import { childrenOf, close, innermostPid, killTree, processEnd, processTree, readProcStat, takeFdFromProcess, tracerPidOf, wchanOf, zombieEnd } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
 export interface NotifyEvent {
@@ -62,6 +62,13 @@ export interface CriuRestoreCallOptions extends CriuCallOptions {
   restoreChild?: boolean;
   /** Cgroup directories the helper (hence criu and the restored tree) joins first; see HelperRequest.joinCgroups. */
   joinCgroups?: string[];
+  /**
+   * The pids, as the checkpoint recorded them, of the tasks that are alive in it (pstree.img, zombies left out). With
+   * restoreChild, the call also fails when one of them dies before CRIU answers while CRIU sleeps in one of its
+   * waits for the tree: CRIU does not notice such a death once the dead task's parent has its own SIGCHLD action
+   * back (or once CRIU ignores SIGCHLD itself) and would wait for ever. See runHelper's watchdog.
+   */
+  liveTasks?: readonly number[];
 }
 
 /** What a dump or pre-dump produced. */
@@ -263,9 +270,18 @@ export function createCriu(config: CriuConfig = {}): Criu {
     const readAllStats = () => (statsRead ??= statsModule.then((m) => m.readStats(opts.workDir ?? opts.imagesDir)).catch((): CriuStats => ({})));
     let outcome;
     try {
-      outcome = await runHelper(warmProc ?? helper, req, call, warmProc ? [] : inherit.map((f) => f.fd), op === "restore" && opts.orphanPtsMaster === true, (r) => {
-        if (r.ok) void readAllStats();
-      });
+      const liveTasks = op === "restore" && call.restoreChild !== false ? call.liveTasks : undefined;
+      outcome = await runHelper(
+        warmProc ?? helper,
+        req,
+        call,
+        warmProc ? [] : inherit.map((f) => f.fd),
+        op === "restore" && opts.orphanPtsMaster === true,
+        (r) => {
+          if (r.ok) void readAllStats();
+        },
+        liveTasks,
+      );
     } finally {
       // The next call's helper starts a little later, not while the caller finishes this call's work.
       if (config.warm) setTimeout(prewarm, REWARM_DELAY_MS).unref();
@@ -348,6 +364,7 @@ async function runHelper(
   extraFds: number[],
   takePtsMaster = false,
   onResult?: (result: ResultMessage) => void,
+  liveTasks?: readonly number[],
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
   if (call.signal?.aborted && !Array.isArray(cmd)) cmd.kill("SIGKILL");
@@ -372,25 +389,77 @@ async function runHelper(
   // children hold the other end of its socket, so the helper would wait for ever (seen here: CRIU killed at the
   // start of a restore, the restore hung). The helper is killed, and the call fails naming CRIU's end.
   // libcriu reaps CRIU right after a normal end, so only a zombie seen on two looks in a row counts.
+  // A restore's tree (restoreChild: CRIU's rst_sibling) is the helper's other child, which CRIU ptraces from its fork on:
+  // that tells them apart (the root gets its recorded pid, and may start in CRIU's clock tick: neither pid nor start
+  // time orders them). Until then, CRIU is taken for the first child started.
+  //
+  // A restore's tree losing a task (liveTasks: one alive in the checkpoint; killed from outside, or by the OOM killer)
+  // while CRIU sleeps waiting for the tree: CRIU learns of a task's death only through SIGCHLD, its own handler's in
+  // itself (for the root, which it ptraces) and in the tasks still running its code. Once the dead task's parent has its
+  // own SIGCHLD action back with every signal blocked (the restorer's CR_STATE_RESTORE_SIGCHLD stage) and CRIU has set
+  // its own to SIG_DFL (ignore_kids), the task never ends its stage and CRIU waits on the stage's futex for ever; a dead
+  // root (a pid namespace's init) waits in exit() for zombies CRIU ptraces, while CRIU waits on a futex or, having
+  // noticed and killed the root itself, in waitpid() for that root (both seen here: SIGKILL to a task late in a
+  // restore). Seen on two looks in a row, the tree and the helper are killed and the call fails naming the task. A CRIU sleeping
+  // elsewhere (on the socket, in a notify round trip) is left alone, and after CRIU resumed the tree it sleeps in
+  // neither: a task of the resumed tree that exits then, CRIU's answer on its way, is not taken for one.
+  const live = liveTasks ? new Set(liveTasks) : undefined;
   let criuEnd: string | undefined;
   let zombieSeen: number | undefined;
   let criuSeen: number | undefined;
+  let deadSeen: number | undefined;
+  let criuPid: number | undefined;
   const watchdog = setInterval(() => {
-    for (const child of childrenOf(proc.pid)) {
-      if (readProcStat(child)?.comm !== "criu") continue;
-      criuSeen = child;
-      const end = zombieEnd(child);
+    const kids = childrenOf(proc.pid)
+      .map((pid) => readProcStat(pid))
+      .filter((st) => st !== undefined)
+      .sort((a, b) => (a.startTime < b.startTime ? -1 : a.startTime > b.startTime ? 1 : a.pid - b.pid));
+    if (kids.length > 1) {
+      const tracers = new Set(kids.map((k) => tracerPidOf(k.pid)));
+      criuPid = kids.find((k) => tracers.has(k.pid))?.pid ?? criuPid;
+    }
+    const criu = criuPid === undefined ? kids[0] : kids.find((k) => k.pid === criuPid);
+    if (criu === undefined) return;
+    if (criu.comm === "criu") criuSeen = criu.pid;
+    // Any child named criu that is a zombie: CRIU, or the tree's root while it still runs CRIU's code. The
+    // identification above may not hold yet when CRIU is killed at the start of a restore (before it ptraces the
+    // root, which may start in its clock tick with a lower pid after a pid wrap): seen, the restore then hung.
+    for (const k of kids) {
+      if (k.comm !== "criu") continue;
+      const end = zombieEnd(k.pid);
       if (end === undefined) continue;
-      if (zombieSeen !== child) {
-        zombieSeen = child;
-        return;
-      }
-      criuEnd = `CRIU (pid ${child}) ${end} before it answered`;
-      clearInterval(watchdog);
-      killHelper(proc.pid);
+      if (zombieSeen === k.pid) return fail(`CRIU (pid ${k.pid}) ${end} before it answered`);
+      zombieSeen = k.pid;
       return;
     }
+    if (!live || !/futex|^do_wait$/.test(wchanOf(criu.pid) ?? "")) {
+      deadSeen = undefined;
+      return;
+    }
+    for (const root of kids.filter((k) => k !== criu)) {
+      for (const pid of processTree(root.pid)) {
+        const end = processEnd(pid);
+        if (end === undefined) continue;
+        const vpid = innermostPid(pid);
+        if (vpid === undefined || !live.has(vpid)) continue;
+        if (deadSeen !== pid) {
+          deadSeen = pid;
+          return;
+        }
+        killTree(root.pid); // the whole tree: without a pid namespace of its own, killing its root leaves the rest
+        const opts = req.opts;
+        const errors = opts ? readCriuLogErrors(join(opts.workDir ?? opts.imagesDir, opts.logFile ?? `${req.op}.log`)) : [];
+        const said = errors.length > 0 ? `; CRIU's log: ${errors.slice(-3).join("; ")}` : "";
+        return fail(`task ${vpid} (pid ${pid}) of the tree being restored ${end} before CRIU answered, and CRIU waited for the tree for ever${said}`);
+      }
+    }
+    deadSeen = undefined;
   }, CRIU_WATCH_MS);
+  function fail(end: string): void {
+    criuEnd = end;
+    clearInterval(watchdog);
+    killHelper(proc.pid);
+  }
   void proc.exited.then(() => clearInterval(watchdog));
   const body = talk();
   if (!call.signal) return await body;

@@ -25,7 +25,7 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
-import { checkThreadCreds, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
+import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
 import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
@@ -213,6 +213,8 @@ export interface PreparedRestore {
   cgroups?: RestoreCgroups;
   /** Resource limits and OOM score bounds some task exceeds (limits-check.ts): enforced at CRIU's post-restore. */
   limitsBounds?: TaskLimitsBounds;
+  /** The checkpoint's live tasks (zombies left out), by their recorded pids: the CRIU call fails when one dies under it. */
+  liveTasks?: number[];
   /** External key -> the mount's recorded flags (mount-image-check.ts externalMountFlags): a tmpfs made for CRIU gets them. */
   externalFlags?: ReadonlyMap<string, number>;
   /** The host ids of the root of the user namespace the spec gives the container (userNamespaceRoot). */
@@ -351,6 +353,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const threads = readThreadCores(source.dir);
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
   const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
+  const liveTasks = liveTaskPids(threads);
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
   checkCgroupImage(source.dir, where);
   // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
@@ -381,6 +384,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
     specHooks: spec.hooks,
     security,
     limitsBounds,
+    liveTasks,
     externalFlags,
     ...(usernsRoot ? { usernsRoot } : {}),
     ...(rdt.plan ? { intelRdt: rdt.plan } : {}),
@@ -396,7 +400,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
   const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot);
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, externalFlags, usernsRoot, intelRdt } = prepared;
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, liveTasks, externalFlags, usernsRoot, intelRdt } = prepared;
   if (prepared.intelRdtIgnored) input.log.warn(`${label}: ${prepared.intelRdtIgnored}`);
 
   const undo: (() => Promise<void> | void)[] = [];
@@ -628,6 +632,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
           ? {
               inheritFds,
               joinCgroups: plan.joinCgroups,
+              liveTasks,
               signal: input.signal,
               waitFor: limitsBounds ? (["post-restore"] as NotifyAction[]) : undefined,
               onNotify: (e: { action: string; pid: number }) => {
@@ -639,7 +644,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
                 }
               },
             }
-          : { inheritFds, joinCgroups: plan.joinCgroups, notify: false, signal: input.signal };
+          : { inheritFds, joinCgroups: plan.joinCgroups, liveTasks, notify: false, signal: input.signal };
       const call = async () => {
         if (!plan.opts.lazyPages) return await input.criu.restore(plan.opts, callOptions);
         const r = await input.criu.restoreLazy(plan.opts, { ...callOptions, lazyLogLevel: meta.options.logLevel });

@@ -36,5 +36,5 @@ export { createEventFd, drainEventFd } from "./eventfd.ts";
 export { tryLockExclusive } from "./flock.ts";
 export { bindDatagram, receiveDatagrams, sendDatagram } from "./datagram.ts";
 export { setProcTitle } from "./proctitle.ts";
-export { readProcStat, isAlive, listChildren, childrenOf, processTree, killTree, zombieEnd, type ProcStat } from "./proc.ts";
+export { readProcStat, isAlive, listChildren, childrenOf, processTree, killTree, zombieEnd, processEnd, innermostPid, tracerPidOf, wchanOf, type ProcStat } from "./proc.ts";
 export { bpfProgLoad, bpfProgAttach, bpfProgDetach, bpfProgGetFdById, bpfProgId, bpfProgQuery, BPF_PROG_TYPE_CGROUP_DEVICE, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI, type BpfProgLoadOptions } from "./bpf.ts";

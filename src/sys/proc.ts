@@ -50,6 +50,56 @@ export function zombieEnd(pid: number): string | undefined {
   return (status & 0x7f) !== 0 ? `killed by signal ${status & 0x7f}` : `exit status ${(status >> 8) & 0xff}`;
 }
 
+/** PF_EXITING in /proc/<pid>/stat's flags (field 9): the process has started to exit. */
+const PF_EXITING = 0x4;
+
+/**
+ * How a process that has ended or is ending ended: zombieEnd's answer for a zombie, and the same for one still in
+ * exit() (PF_EXITING: killed, but not yet a zombie, e.g. a pid namespace's init waiting there for its namespace's
+ * tasks to go); undefined for a live or vanished process.
+ */
+export function processEnd(pid: number): string | undefined {
+  const rest = statFields(pid)?.rest;
+  if (rest === undefined) return undefined;
+  if (rest[0] !== "Z" && rest[0] !== "X" && (Number(rest[6]) & PF_EXITING) === 0) return undefined;
+  const status = Number(rest[49]);
+  if (!Number.isInteger(status)) return "ended";
+  return (status & 0x7f) !== 0 ? `killed by signal ${status & 0x7f}` : `exit status ${(status >> 8) & 0xff}`;
+}
+
+/** A field of /proc/<pid>/status ("NSpid", "TracerPid", ...), or undefined when the process is gone or has none. */
+function statusField(pid: number, name: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "latin1");
+  } catch {
+    return undefined;
+  }
+  return new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1]?.trim();
+}
+
+/** The pid of a process in its innermost pid namespace (the last NSpid of /proc/<pid>/status), or undefined when gone. */
+export function innermostPid(pid: number): number | undefined {
+  const last = statusField(pid, "NSpid")?.split(/\s+/).at(-1);
+  return last === undefined || last === "" ? undefined : Number(last);
+}
+
+/** The pid of the process that ptraces this one (0: none), or undefined when gone. */
+export function tracerPidOf(pid: number): number | undefined {
+  const t = statusField(pid, "TracerPid");
+  return t === undefined ? undefined : Number(t);
+}
+
+/** The kernel function the process sleeps in (/proc/<pid>/wchan: "futex_do_wait", "do_wait", ...), or undefined when running or gone. */
+export function wchanOf(pid: number): string | undefined {
+  try {
+    const w = readFileSync(`/proc/${pid}/wchan`, "latin1").trim();
+    return w === "" || w === "0" ? undefined : w;
+  } catch {
+    return undefined;
+  }
+}
+
 /** True when the pid names a process that exists and is neither a zombie nor dead. */
 export function isAlive(pid: number): boolean {
   const st = readProcStat(pid);

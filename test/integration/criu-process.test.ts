@@ -8,6 +8,7 @@ import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "
 import { inspectCommand } from "../../src/checkpoint/index.ts";
 import { CRYO_CRIU_PATH, criuBinary, KDAT_CACHE_DIR } from "../../src/criu/binary.ts";
 import { compileStaticC, waitFor } from "../harness/index.ts";
+import { liveTaskPids, readThreadCores } from "../../src/checkpoint/creds-check.ts";
 
 const criu = createCriu();
 let dir: string;
@@ -247,6 +248,34 @@ describe("criu helper on a plain process", () => {
     expect(existsSync(join(images, "pstree.img"))).toBe(true);
     process.kill(c.pid, "SIGKILL");
     await c.proc.exited;
+  });
+
+  test("a task of the tree killed while CRIU waits for the tree to end a stage: the restore fails naming it, instead of waiting for ever, and leaves no task", async () => {
+    const c = await startCounter("treekill", false); // a shell, its session's leader, and its child the counter
+    const images = imagesDir("treekill-img");
+    await criu.dump({ imagesDir: images, pid: c.proc.pid });
+    await c.proc.exited;
+    // The counter's pid must be free again for the restore (its zombie reaped by whoever inherited it).
+    await waitFor(() => !existsSync(`/proc/${c.pid}`), { what: "the dumped counter to be reaped", timeoutMs: 10_000, intervalMs: 5 });
+    // CRIU runs this script at post-restore, from itself: every task restored, its own SIGCHLD action back and every
+    // signal blocked, none run again. The counter killed there is a zombie of the blocked shell, whose death CRIU
+    // never learns of: it waits for the counter to end the next stage (seen: for ever, before the watchdog's tree look).
+    const script = join(dir, "kill-child.sh");
+    writeFileSync(script, '#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0\nkill -9 $(cat /proc/$CRTOOLS_INIT_PID/task/*/children)\n');
+    chmodSync(script, 0o755);
+    const conf = join(dir, "kill-child.conf");
+    writeFileSync(conf, `action-script ${script}\n`);
+    const liveTasks = liveTaskPids(readThreadCores(images));
+    expect(liveTasks.sort((a, b) => a - b)).toEqual([c.proc.pid, c.pid].sort((a, b) => a - b));
+    const t0 = performance.now();
+    // Without the tree look the call would never end: the signal then fails it CANCELLED, not UNAVAILABLE.
+    const err = await criu.restore({ imagesDir: images, configFile: conf }, { liveTasks, notify: false, signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.UNAVAILABLE);
+    expect((err as CryoError).message).toContain(`task ${c.pid} (pid ${c.pid}) of the tree being restored killed by signal 9 before CRIU answered`);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    // The tree went with CRIU and the helper.
+    await waitFor(() => !alive(c.proc.pid) && !alive(c.pid), { what: "the restored tree to be gone", timeoutMs: 10_000, intervalMs: 5 });
   });
 
   test("a missing pid is NOT_FOUND, a missing images dir is NOT_FOUND", async () => {

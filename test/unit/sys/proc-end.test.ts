@@ -1,0 +1,35 @@
+import { expect, test } from "bun:test";
+import { innermostPid, processEnd, wchanOf } from "../../../src/sys/proc.ts";
+import { waitFor } from "../../harness/wait-for.ts";
+
+// What the CRIU watchdog reads of a restore's tree: how a task ended (a zombie, or one still in exit()), its pid in its
+// own pid namespace, and where a process sleeps.
+test("processEnd: undefined while running, the signal of a zombie killed by one, the status of one that exited", async () => {
+  // The shell does not reap its children while it sleeps: each stays a zombie for the test to read.
+  await using sh = Bun.spawn(["sh", "-c", "sleep 60 & echo $!; sh -c 'exit 3' & echo $!; exec sleep 60"], { stdout: "pipe" });
+  const reader = sh.stdout.getReader();
+  let text = "";
+  while (text.split("\n").length < 3) text += new TextDecoder().decode((await reader.read()).value);
+  const [sleeper, exited] = text.trim().split("\n").map(Number) as [number, number];
+  expect(processEnd(sleeper)).toBeUndefined();
+  process.kill(sleeper, "SIGKILL");
+  await waitFor(() => processEnd(sleeper), { what: "the killed sleep a zombie" });
+  expect(processEnd(sleeper)).toBe("killed by signal 9");
+  await waitFor(() => processEnd(exited), { what: "the exited shell a zombie" });
+  expect(processEnd(exited)).toBe("exit status 3");
+  sh.kill("SIGKILL");
+});
+
+test("processEnd of a pid that is gone is undefined; innermostPid is the pid itself in this namespace", () => {
+  const gone = Bun.spawnSync(["true"]).pid;
+  expect(processEnd(gone)).toBeUndefined();
+  expect(innermostPid(gone)).toBeUndefined();
+  expect(innermostPid(process.pid)).toBe(process.pid);
+});
+
+test("wchanOf names the kernel function a sleeping process waits in; undefined for a pid that is gone", async () => {
+  await using sleeper = Bun.spawn(["sleep", "60"], { stdout: "ignore" });
+  expect(await waitFor(() => wchanOf(sleeper.pid), { what: "sleep asleep" })).toMatch(/sleep/);
+  sleeper.kill("SIGKILL");
+  expect(wchanOf(Bun.spawnSync(["true"]).pid)).toBeUndefined();
+});
