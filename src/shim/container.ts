@@ -207,12 +207,17 @@ export class Container {
   /**
    * Sends a signal to the init (all: every process) or an exec. SIGKILL to an init whose restore is running
    * (a Start from a checkpoint, which can hang in CRIU) cancels the restore instead: the Start fails, nothing
-   * of the restore is left, and the kill succeeds with nothing to signal.
+   * of the restore is left, and the kill succeeds with nothing to signal. The task then ends as a killed one
+   * does (stopped, 137, /tasks/exit): `ctr task rm -f` waits for that exit after its SIGKILL, and waited for ever
+   * on a task left created (seen: a restore whose ctr was killed, then `ctr task rm -f`).
    */
   kill(execId: string, signal: number, all: boolean): Promise<void> {
     const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("killed");
     return this.queue.run(async () => {
-      if (cancelled && this.init.state === "restoring") return;
+      if (cancelled && this.init.state === "restoring") {
+        await this.handleExit(this.init, { status: 128 + SIGKILL, exitedAt: wallClock() });
+        return;
+      }
       const p = this.process(execId);
       // `kill --all` of a stopped container goes to runc (`runc kill --all`), as containerd's runc shim sends it:
       // what is left in the cgroup gets the signal, and with nothing left it succeeds.
@@ -302,7 +307,9 @@ export class Container {
     return this.queue.run(async () => {
       const p = this.process(execId);
       const wasCreated = p.state === "created" || p.state === "restoring";
-      if (p.state === "restoring") await this.deps.engine.discardRestore?.(this.id);
+      // Created from a checkpoint and never run (before its Start, after a failed restore, or ended by the SIGKILL
+      // that cancelled its restore): what the restore had prepared goes.
+      if (p === this.init && p.pid === 0 && this.config.checkpoint !== undefined) await this.deps.engine.discardRestore?.(this.id);
       p.check("delete");
       if (p !== this.init) {
         if (wasCreated) p.recordExit({ status: 0, exitedAt: wallClock() });

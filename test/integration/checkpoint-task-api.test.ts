@@ -328,7 +328,7 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
   });
 });
 
-test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and Delete leaves nothing", async () => {
+test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the task ends killed (137), and Delete leaves nothing", async () => {
   await withSleepCheckpoint("hang", async (r) => {
     const { call, restoredId } = r;
     const dirs = cgroupDirs(r.cgroupsPath);
@@ -353,6 +353,11 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, and
     const outcome = await started;
     expect(outcome.code).toBe(Code.CANCELLED);
     expect(outcome.message).toContain("cancelled: task killed while restoring");
+    // Ended as a killed task: Wait answers 137 (ctr's `task rm -f` waits for that exit after its SIGKILL; before, it
+    // waited for ever on a task left created).
+    const waited = call("wait", { id: restoredId }, 30_000).then((w) => (w as { exitStatus: number }).exitStatus);
+    expect(await Promise.race([waited, Bun.sleep(10_000).then(() => "no answer")])).toBe(137);
+    expect((await call("state", { id: restoredId })).status).toBe(Status.STOPPED);
     await call("delete", { id: restoredId });
     // Nothing of the restore is left: no process in its cgroups (they are gone), no helper, no CRIU root, no runc state.
     await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the restored task's cgroups removed", timeoutMs: 10_000 });

@@ -272,7 +272,7 @@ function hangingRestore(t: ReturnType<typeof setup>) {
   t.engine.discardRestore = async (id) => void t.calls.push(`discardRestore ${id}`);
 }
 
-test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, the kill succeeds, Delete discards it", async () => {
+test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, the kill succeeds, the task ends killed (Wait answers 137), Delete discards it", async () => {
   const t = setup();
   hangingRestore(t);
   await t.svc.create({ ...(createReq("c1") as object), checkpoint: "/ckpt" } as never, t.ctx);
@@ -287,8 +287,15 @@ test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, t
   await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
   expect(await started).toEqual([Code.CANCELLED, "restore container c1: cancelled: task killed while restoring"]);
   expect(await term).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot signal a container created from a checkpoint and not running"]);
-  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  // Ended as a killed task: ctr's `task rm -f` waits for this exit after its SIGKILL.
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  expect(await codeOf(t.svc.start({ id: "c1", execId: "" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot start a stopped container"]);
+  const del = await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  expect(del.exitStatus).toBe(137);
   expect(t.calls).toEqual(["createRestore c1", "startRestore c1", "cancelRestore c1: task killed while restoring", "discardRestore c1", "delete c1"]);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/exit", "/tasks/delete"]);
 });
 
 test("Delete of a task whose restore hangs cancels it and deletes it", async () => {
