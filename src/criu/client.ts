@@ -7,7 +7,7 @@
  * makes CRIU abort, and the thrown error becomes the call's error). Lazy pages run the criu binary's
  * `lazy-pages` mode directly: CRIU's RPC has no request for it.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
@@ -371,6 +371,8 @@ async function runHelper(
   call.signal?.throwIfAborted();
   const proc = Array.isArray(cmd) ? spawnHelper(cmd, extraFds) : cmd;
   const stderr = new Response(proc.stderr).text();
+  // Read as stdout is (see talk()): a process CRIU left behind may hold the pipe open.
+  const stderrText = () => Promise.race([stderr, proc.exited.then(() => Bun.sleep(STDOUT_GRACE_MS)).then(() => "")]);
   const events: NotifyEvent[] = [];
   let callbackError: unknown;
   let result: ResultMessage | undefined;
@@ -380,8 +382,16 @@ async function runHelper(
   let cancel: ((err: unknown) => void) | undefined;
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
   cancelled.catch(() => {});
-  const onAbort = () => {
+  // What the helper's stdout is (its pipe or socket), read while it lives: CRIU and every process CRIU forks inherit
+  // it, which is how processes CRIU left behind are found once it is gone (see killCriuLeftovers).
+  const out = fdTarget(proc.pid, 1);
+  const helperOut = out !== undefined && /^(pipe|socket):\[\d+\]$/.test(out) ? out : undefined;
+  const stopHelper = () => {
     killHelper(proc.pid);
+    if (helperOut !== undefined) killCriuLeftovers(helperOut);
+  };
+  const onAbort = () => {
+    stopHelper();
     void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
@@ -458,7 +468,7 @@ async function runHelper(
   function fail(end: string): void {
     criuEnd = end;
     clearInterval(watchdog);
-    killHelper(proc.pid);
+    stopHelper();
   }
   void proc.exited.then(() => clearInterval(watchdog));
   const body = talk();
@@ -476,7 +486,15 @@ async function runHelper(
     let succeeded = false;
     try {
       writeLine(proc, req);
-      for await (const line of lines(proc.stdout)) {
+      // The helper's stdout ends when the last holder of its pipe closes it. CRIU's children inherit it, and one that
+      // CRIU left behind when it was killed (reparented to this daemon, the subreaper) may hold it for ever: once the
+      // helper has exited, what it wrote is read for STDOUT_GRACE_MS more, then the call ends with what it has.
+      const stdout = lines(proc.stdout)[Symbol.asyncIterator]();
+      const gone = proc.exited.then(() => Bun.sleep(STDOUT_GRACE_MS)).then(() => ({ done: true, value: undefined }) as const);
+      for (;;) {
+        const next = await Promise.race([stdout.next(), gone]);
+        if (next.done) break;
+        const line = next.value;
         let msg;
         try {
           msg = checkHelperMessage(JSON.parse(line));
@@ -520,10 +538,10 @@ async function runHelper(
       }
       if (!result) {
         if (criuEnd !== undefined) throw new CryoError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
-        const tail = (await stderr).trim().split("\n").slice(-5).join("; ");
+        const tail = (await stderrText()).trim().split("\n").slice(-5).join("; ");
         throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
       }
-      if (!result.ok) throw resultError(what, result, callbackError, await stderr, criuSeen, result.rc === -E.ECOMM && result.logFile ? criuLogLastLine(result.logFile) : undefined);
+      if (!result.ok) throw resultError(what, result, callbackError, await stderrText(), criuSeen, result.rc === -E.ECOMM && result.logFile ? criuLogLastLine(result.logFile) : undefined);
       succeeded = true;
       return { result, events };
     } finally {
@@ -537,8 +555,41 @@ async function runHelper(
   }
 }
 
+/** The target of /proc/<pid>/fd/<fd> ("pipe:[123]", "socket:[456]"), or undefined when it cannot be read. */
+function fdTarget(pid: number, fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Kills the processes whose stdout is the helper's (out: fdTarget of the helper's fd 1): CRIU's children (and what
+ * they ran, an action script's background process too), left behind when CRIU was killed. Only CRIU and what it
+ * forks inherit that descriptor. One such (the child CRIU forks and ptraces to learn the kernel's ptrace features,
+ * which sleeps until killed) held CRIU's socket and the helper's pipes open, reparented to the daemon: the call
+ * waited for ever (seen here: a restore whose CRIU a test killed at its start). The restored tree's tasks are not
+ * among them once CRIU has given them their own descriptors; before that, they are, and they go too.
+ */
+function killCriuLeftovers(out: string): void {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid || fdTarget(pid, 1) !== out) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
 /** How often a running call looks whether CRIU died under its helper. */
 const CRIU_WATCH_MS = 250;
+
+/** How long the helper's output is read after the helper has exited (see talk()). */
+const STDOUT_GRACE_MS = 1_000;
 
 /** How long an aborted call waits for its killed helper to be gone before it fails anyway. */
 const ABORT_WAIT_MS = 2_000;
