@@ -1,16 +1,20 @@
 import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { innermostPid, processEnd, wchanOf } from "../../../src/sys/proc.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 
 // What the CRIU watchdog reads of a restore's tree: how a task ended (a zombie, or one still in exit()), its pid in its
 // own pid namespace, and where a process sleeps.
 test("processEnd: undefined while running, the signal of a zombie killed by one, the status of one that exited", async () => {
-  // The shell does not reap its children while it sleeps: each stays a zombie for the test to read.
-  await using sh = Bun.spawn(["sh", "-c", "sleep 60 & echo $!; sh -c 'exit 3' & echo $!; exec sleep 60"], { stdout: "pipe" });
+  // The shell becomes a sleep, which reaps no child: each child stays a zombie for the test to read. The shell itself
+  // may reap a child that ends before its exec (seen once in a CI run: the killed sleep was gone), so the sleep is
+  // killed only after the exec, and the other child exits a second later.
+  await using sh = Bun.spawn(["sh", "-c", "sleep 60 & echo $!; sh -c 'sleep 1; exit 3' & echo $!; exec sleep 60"], { stdout: "pipe" });
   const reader = sh.stdout.getReader();
   let text = "";
   while (text.split("\n").length < 3) text += new TextDecoder().decode((await reader.read()).value);
   const [sleeper, exited] = text.trim().split("\n").map(Number) as [number, number];
+  await waitFor(() => readFileSync(`/proc/${sh.pid}/cmdline`, "utf8").startsWith("sleep\0") || undefined, { what: "the shell to become a sleep" });
   expect(processEnd(sleeper)).toBeUndefined();
   process.kill(sleeper, "SIGKILL");
   await waitFor(() => processEnd(sleeper), { what: "the killed sleep a zombie" });
