@@ -24,7 +24,7 @@
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { deadlineExceeded, invalidArgument } from "../errors.ts";
+import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
 import { close as closeFd, dup, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
@@ -144,28 +144,50 @@ class HeldStdin {
  */
 export const EXEC_OUTPUT_LINGER_MS = 2_000;
 
-/** Where a copy writes: a FIFO (held open O_RDWR by the shim) or a file:// log (appended to). */
+/** Where a copy writes: a FIFO (opened for writing once its reader is there) or a file:// log (appended to). */
 type CopyTarget = { kind: "fifo" | "file"; path: string };
 
-/** Copies a pipe's read end into a FIFO or a file until EOF or stop; owns both descriptors. */
+/**
+ * Copies a pipe's read end into a FIFO or a file until EOF or stop; owns both descriptors.
+ *
+ * A FIFO is opened write-only, and only once its reader (containerd, CRI, ctr) has opened it, as containerd's runc
+ * shim opens it (blocking, write-only). Until then nothing is read from the pipe. Held open read-write instead, a
+ * short exec's whole output could be written and the FIFO closed before the reader's open, which then waited for a
+ * writer for ever (a helper saw CRI's ExecSync never answer, 1 in ~3500 execs under churn, every time with the
+ * reader's opens delayed). A reader that goes away later ends the copy to the FIFO; the pipe is still drained, so
+ * the process is not stopped by a full pipe or killed by SIGPIPE.
+ */
 class OutputCopy {
   readonly done: Promise<void>;
   private readonly reader: ChunkReader;
-  private out: number;
+  private out = -1;
+  private readFd: number;
   private stopped = false;
 
-  constructor(private readonly readFd: number, target: CopyTarget, log: Logger) {
+  constructor(readFd: number, target: CopyTarget, log: Logger) {
     const path = target.path;
-    const out = target.kind === "fifo" ? openFifo(path, "rw", { nonblock: true }) : openOutputFile(path);
+    this.readFd = readFd;
+    this.out = target.kind === "fifo" ? openFifoWriter(path) : openOutputFile(path);
     const reader = Bun.file(readFd).stream().getReader();
-    this.out = out;
     this.reader = reader;
     this.done = (async () => {
       try {
+        for (let delay = 1; this.out < 0 && !this.stopped; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
+          await Bun.sleep(delay);
+          this.out = openFifoWriter(path);
+        }
+        let writing = true;
         for (;;) {
           const { value, done } = await reader.read();
           if (done || this.stopped) break;
-          if (value) await writeAll(out, value, () => !this.stopped);
+          if (!value || !writing) continue;
+          try {
+            await writeAll(this.out, value, () => !this.stopped);
+          } catch (err) {
+            if ((err as { code?: string }).code !== "EPIPE") throw err;
+            writing = false; // the reader went away: the rest is dropped
+            log.debug(`output copy to ${path}: the reader went away; dropping the rest`);
+          }
         }
       } catch (err) {
         log.debug(`output copy to ${path} ended: ${err instanceof Error ? err.message : String(err)}`);
@@ -183,10 +205,23 @@ class OutputCopy {
   }
 
   private closeFds(): void {
-    if (this.out < 0) return;
-    closeFd(this.out);
-    closeFd(this.readFd);
+    if (this.out >= 0) closeFd(this.out);
+    if (this.readFd >= 0) closeFd(this.readFd);
     this.out = -1;
+    this.readFd = -1;
+  }
+}
+
+/** How often, at most, a copy looks again whether its FIFO has a reader. */
+const READER_POLL_MAX_MS = 50;
+
+/** A FIFO opened write-only and nonblocking, or -1 while it has no reader (ENXIO). */
+function openFifoWriter(path: string): number {
+  try {
+    return openFifo(path, "w", { nonblock: true });
+  } catch (err) {
+    if (err instanceof CryoError && err.code === Code.UNAVAILABLE) return -1;
+    throw err;
   }
 }
 

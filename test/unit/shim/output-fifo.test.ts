@@ -1,0 +1,49 @@
+/**
+ * An exec's output copied into containerd's FIFO when the reader opens it late: after the process has written
+ * everything and ended. containerd's reader opens the FIFO blocking; CRI's ExecSync never answered when the shim had
+ * already written and closed it (a helper's churn: 1 in ~3500 execs; every time with the reader's opens delayed).
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nullLogger } from "../../../src/shim/logger.ts";
+import { prepareIo } from "../../../src/shim/stdio.ts";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "cryo-outfifo-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("an exec's whole output reaches a reader that opens the FIFO only after the process ended", async () => {
+  const stdout = join(dir, "stdout");
+  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
+  const io = await prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger, copyOutput: true });
+  const w = io.stdio[1];
+  expect(typeof w).toBe("number");
+  // The process: writes and ends before anyone reads (its write end is the only one once launched() closed the shim's).
+  writeSync(w as number, "hello from the exec\n");
+  const proc = await io.launched();
+  await Bun.sleep(200);
+  // The reader comes now, and opens blocking, as containerd's does.
+  await using reader = Bun.spawn(["cat", stdout], { stdout: "pipe" });
+  const got = await Promise.race([new Response(reader.stdout).text(), Bun.sleep(5_000).then(() => "no EOF within 5 s")]);
+  expect(got).toBe("hello from the exec\n");
+  await proc.close();
+});
+
+test("a reader that goes away does not stop the copy: the process's pipe is still drained, and the process ends", async () => {
+  const stdout = join(dir, "stdout2");
+  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
+  const io = await prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger, copyOutput: true });
+  // A reader that reads one line and leaves.
+  await using reader = Bun.spawn(["head", "-n", "1", stdout], { stdout: "pipe" });
+  // The process: a line, then (once the reader has gone) 1 MiB, more than any pipe holds.
+  await using proc = Bun.spawn(["sh", "-c", "echo first; sleep 0.5; head -c 1048576 /dev/zero"], { stdio: ["ignore", io.stdio[1] as number, "ignore"] });
+  const launched = await io.launched();
+  expect(await new Response(reader.stdout).text()).toBe("first\n");
+  // Without the drain it would block on the full pipe for ever (or die of SIGPIPE).
+  expect(await Promise.race([proc.exited, Bun.sleep(5_000).then(() => "still running after 5 s")])).toBe(0);
+  await launched.close();
+});
