@@ -47,6 +47,14 @@ export function standbyMs(env: Readonly<Record<string, string | undefined>>): nu
 const PER_DAEMON_ENV = new Set([LINGER_ENV, GROUP_KEY_ENV, LISTEN_FD_ENV, STANDBY_PATH_ENV]);
 
 /**
+ * Left out of the standby's key too, and given by the request that takes it: PATH. containerd's CRI plugin adds
+ * `:/opt/nri/bin` to its own PATH when it runs its first pod sandbox (NRI's legacy client), so the first pod after
+ * every containerd start keyed its standby apart from every later pod's, and that standby idled out unused (~43 MB
+ * for 60 s; a helper saw two standbys after every containerd start).
+ */
+const KEY_EXCLUDED_ENV = new Set([...PER_DAEMON_ENV, "PATH"]);
+
+/**
  * What `start` does with the standby for a new daemon: `take` it (else launch a daemon), and whether that daemon
  * launches the next one (`launchNext`).
  * - A daemon placed in a `ShimCgroup` takes none: the standby booted where the daemon that launched it runs, and
@@ -70,7 +78,7 @@ export function standbyPath(socketDir: string, what: { grpcAddress: string; ttrp
     // no stat: the path alone
   }
   const envText = Object.entries(env)
-    .filter(([k, v]) => v !== undefined && !PER_DAEMON_ENV.has(k))
+    .filter(([k, v]) => v !== undefined && !KEY_EXCLUDED_ENV.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${v}`)
     .join("\0");
@@ -91,7 +99,7 @@ export interface StandbyRequest {
 }
 
 /** The per-daemon variables a request may set in the standby's environment (start.ts perDaemonEnv). */
-export const REQUEST_ENV: ReadonlySet<string> = new Set(["TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", LINGER_ENV, GROUP_KEY_ENV, STANDBY_PATH_ENV]);
+export const REQUEST_ENV: ReadonlySet<string> = new Set(["TTRPC_ADDRESS", "GRPC_ADDRESS", "NAMESPACE", "PATH", LINGER_ENV, GROUP_KEY_ENV, STANDBY_PATH_ENV]);
 
 /**
  * Which file is at path (device, inode and change time), or undefined when none is: on a file system that gives a

@@ -175,6 +175,8 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
         [LINGER_ENV]: String(lingerFor(key, env)),
         [GROUP_KEY_ENV]: key,
       };
+      // A standby booted with another PATH (standby.ts KEY_EXCLUDED_ENV) takes this one: runc and hooks get it.
+      if (env.PATH !== undefined) perDaemonEnv.PATH = env.PATH;
       // A standby daemon of this containerd, namespace and environment (standby.ts) becomes this group's
       // daemon at once; without one, a daemon is launched. After its first Create the daemon launches the
       // standby for the next group. Neither for a daemon in a shim cgroup, and no next one for a

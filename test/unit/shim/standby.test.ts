@@ -18,6 +18,8 @@ test("standbyPath: one per containerd, namespace, -debug and environment; per-da
   expect(p.length).toBeLessThan(108); // a unix socket path
   expect(standbyPath("/run/cryo/s", what, { ...env })).toBe(p);
   expect(standbyPath("/run/cryo/s", what, { ...env, CRYO_SHIM_LINGER_MS: "3000", CRYO_SHIM_GROUP_KEY: "container/x" })).toBe(p);
+  // PATH does not count (containerd's CRI adds :/opt/nri/bin after its first pod); the request brings it.
+  expect(standbyPath("/run/cryo/s", what, { ...env, PATH: "/usr/bin:/opt/nri/bin" })).toBe(p);
   for (const other of [
     standbyPath("/run/cryo/s", { ...what, namespace: "k8s.io" }, env),
     standbyPath("/run/cryo/s", { ...what, grpcAddress: "/run/d/containerd.sock" }, env),
@@ -35,7 +37,7 @@ test("a standby request: the daemon's own variables only, and the socket argv na
     socket: "/run/cryo/s/abc",
     cwd: "/run/containerd/io.containerd.runtime.v2.task/default/c1",
     argv: ["-namespace", "default", "-id", "c1", "-address", "/run/containerd/containerd.sock", "-publish-binary", "/usr/bin/containerd", "-bundle", "/b", "-socket", "/run/cryo/s/abc"],
-    env: { TTRPC_ADDRESS: "/run/containerd/containerd.sock.ttrpc", NAMESPACE: "default", CRYO_SHIM_GROUP_KEY: "container/c1" },
+    env: { TTRPC_ADDRESS: "/run/containerd/containerd.sock.ttrpc", NAMESPACE: "default", PATH: "/usr/bin:/opt/nri/bin", CRYO_SHIM_GROUP_KEY: "container/c1" },
   };
   expect(checkStandbyRequest(ok)).toEqual(ok);
   expect(() => checkStandbyRequest({ ...ok, env: { ...ok.env, LD_PRELOAD: "/tmp/x.so" } })).toThrow("environment variables LD_PRELOAD are not a daemon's own");
