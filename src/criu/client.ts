@@ -371,8 +371,10 @@ async function runHelper(
   call.signal?.throwIfAborted();
   const proc = Array.isArray(cmd) ? spawnHelper(cmd, extraFds) : cmd;
   const stderr = new Response(proc.stderr).text();
-  // Read as stdout is (see talk()): a process CRIU left behind may hold the pipe open.
-  const stderrText = () => Promise.race([stderr, proc.exited.then(() => Bun.sleep(STDOUT_GRACE_MS)).then(() => "")]);
+  // The helper's output is read until it ends, or STDOUT_GRACE_MS after the helper exited (see talk()): a process
+  // CRIU left behind may hold the pipes open.
+  const outputGone = proc.exited.then(() => Bun.sleep(STDOUT_GRACE_MS));
+  const stderrText = () => Promise.race([stderr, outputGone.then(() => "")]);
   const events: NotifyEvent[] = [];
   let callbackError: unknown;
   let result: ResultMessage | undefined;
@@ -490,7 +492,7 @@ async function runHelper(
       // CRIU left behind when it was killed (reparented to this daemon, the subreaper) may hold it for ever: once the
       // helper has exited, what it wrote is read for STDOUT_GRACE_MS more, then the call ends with what it has.
       const stdout = lines(proc.stdout)[Symbol.asyncIterator]();
-      const gone = proc.exited.then(() => Bun.sleep(STDOUT_GRACE_MS)).then(() => ({ done: true, value: undefined }) as const);
+      const gone = outputGone.then(() => ({ done: true, value: undefined }) as const);
       for (;;) {
         const next = await Promise.race([stdout.next(), gone]);
         if (next.done) break;
