@@ -391,7 +391,10 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         return keep(w);
       };
       if (out.kind === "fifo" || out.kind === "file") stdout = slot(out);
-      if (out.kind === "file") stderr = stdout; // containerd's file:// carries both streams in one file
+      // containerd's file:// carries both streams in one file, each through a pipe of its own (as with containerd's
+      // runc shim): a checkpoint then records two descriptors, and a restore gives each its own FIFO (one pipe for
+      // both had the restored task's stderr come out on its stdout).
+      if (out.kind === "file") stderr = slot(out);
       else if (spec.stderr !== "") {
         const errTarget = parseOutputTarget(spec.stderr);
         if (errTarget.kind === "fifo" || errTarget.kind === "file") {

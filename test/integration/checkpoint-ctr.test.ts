@@ -561,6 +561,33 @@ test("the restored container's devices cgroup has the rules it had (runc's), not
   await remove(id);
 }, 180_000);
 
+test("a container logging to file:// has stdout and stderr on pipes of their own; restored, each goes to its own FIFO", async () => {
+  const id = uniqueId("flog");
+  const dir = mkdtempSync(join(tmpdir(), "cryo-flog-"));
+  const log = join(dir, "c.log");
+  try {
+    await runDetached(id, ["sh", "-c", "while :; do echo out; echo err >&2; sleep 0.2; done"], ["--log-uri", `file://${log}`]);
+    const pid = await waitFor(() => taskPid(pc, id), { what: `${id} pid` });
+    const [out, err] = [1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+    expect(out).toMatch(/^pipe:\[\d+\]$/);
+    expect(err).toMatch(/^pipe:\[\d+\]$/);
+    expect(err).not.toBe(out);
+    await waitFor(() => (/^out$/m.test(readFileSync(log, "utf8")) && /^err$/m.test(readFileSync(log, "utf8")) ? true : undefined), { what: "both streams in the log" });
+    const ref = `localhost/checkpoint/${id}:1`;
+    await checkpoint(id, ref);
+    await remove(id);
+    // ctr restores the task with FIFOs of its own. Before, the one pipe the original had for both streams was
+    // handed the stdout FIFO, and the restored task's stderr came out on its stdout.
+    const r = await restore(id, ref);
+    expect(r.exitCode).toBe(0);
+    const restored = await waitFor(() => taskPid(pc, id), { what: `${id} restored pid` });
+    expect([1, 2].map((fd) => readlinkSync(`/proc/${restored}/fd/${fd}`).replace(/^.*-/, ""))).toEqual(["stdout", "stderr"]);
+    await remove(id);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 180_000);
+
 test("--rw brings back the files the container wrote", async () => {
   const id = uniqueId("rw");
   await runDetached(id, ["sh", "-c", "echo hello-rw > /rwfile; exec /bin/memhog 0 /tmp/counter"]);

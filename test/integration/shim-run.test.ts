@@ -332,15 +332,17 @@ test("file:// log URI: a process that opens /dev/stdout (O_TRUNC) cannot empty t
     expect(r.exitCode).toBe(3);
     const lines = readFileSync(log, "utf8").split("\n");
     // Before: the file itself was the process's fd 1, and `> /dev/stdout` reopened it with O_TRUNC: only "third" was left.
-    expect(lines.slice(0, 3)).toEqual(["first", "second", "third"]);
-    expect(lines[3]).toMatch(/^pipe:\[\d+\]$/);
+    // stdout and stderr are copied from two pipes (as by containerd's runc shim): their lines keep their order within
+    // a stream only.
+    expect(lines.slice(0, 4).filter((l) => l !== "second")).toEqual(["first", "third", expect.stringMatching(/^pipe:\[\d+\]$/)]);
+    expect(lines.slice(0, 4)).toContain("second");
     // An exec with its own file:// log appends to the same file.
     const id2 = uniqueId("filelog2");
     await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--log-uri", `file://${log}`, testImage, id2, "sh", "-c", "echo init; sleep 600"]);
     const e = await pc.ctr(["task", "exec", "--exec-id", "fx", "--log-uri", `file://${log}`, id2, "sh", "-c", "echo from-exec; echo again > /dev/stdout"]);
     expect(e.exitCode).toBe(0);
     const all = readFileSync(log, "utf8");
-    expect(all).toStartWith("first\nsecond\nthird\n");
+    expect(all.split("\n").slice(0, 4).sort()).toEqual(lines.slice(0, 4).sort());
     for (const l of ["init", "from-exec", "again"]) expect(all).toContain(`${l}\n`);
     await pc.ctrOk(["task", "kill", "-s", "KILL", id2]);
     await waitFor(async () => (await taskStatus(pc, id2)) === "STOPPED", { what: `${id2} stopped` });
