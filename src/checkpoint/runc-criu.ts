@@ -452,9 +452,37 @@ export interface ContainerRestorePlan {
   joinCgroups: string[];
 }
 
-/** The directories a restore's CRIU helper joins: the container's cgroups, then its resctrl group. */
-export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, intelRdtDir?: string): string[] {
-  return [...Object.values(cgroupPaths), ...(intelRdtDir !== undefined ? [intelRdtDir] : [])];
+/**
+ * The v1 controllers whose cgroup a restore's CRIU helper stays out of: there, the helper's own memory and threads
+ * (a Bun process, tens of MiB and a dozen threads) would count against the container's limits, and the memory
+ * cgroup's OOM killer would pick the helper, the biggest task in it. CRIU moves the tree into them itself (their
+ * cgroup roots, restoreCgroupRoots) before it restores any task's memory or forks its children.
+ */
+export const HELPER_OUTSIDE_CONTROLLERS: readonly string[] = ["memory", "pids"];
+
+/**
+ * The directories a restore's CRIU helper joins: the container's cgroups but those of the `outside` controllers
+ * (default HELPER_OUTSIDE_CONTROLLERS; none for every cgroup), then its resctrl group.
+ */
+export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, intelRdtDir?: string, outside: readonly string[] = HELPER_OUTSIDE_CONTROLLERS): string[] {
+  const dirs = Object.entries(cgroupPaths).flatMap(([controller, dir]) => (outside.includes(controller) ? [] : [dir]));
+  return [...dirs, ...(intelRdtDir !== undefined ? [intelRdtDir] : [])];
+}
+
+/**
+ * CRIU's cgroup roots for the HELPER_OUTSIDE_CONTROLLERS the container has a v1 cgroup of: the container's own cgroup
+ * there, as a path in its hierarchy (the cgroup roots of the controllers the helper joined are its own cgroups).
+ * A directory below no v1 mount point of this host gets no root (the helper joins it).
+ */
+export function restoreCgroupRoots(cgroupPaths: Readonly<Record<string, string>>, v1Mountpoints: readonly string[]): { controller: string; path: string }[] {
+  const roots: { controller: string; path: string }[] = [];
+  for (const controller of HELPER_OUTSIDE_CONTROLLERS) {
+    const dir = cgroupPaths[controller];
+    if (dir === undefined) continue;
+    const mount = v1Mountpoints.filter((m) => dir === m || dir.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0];
+    if (mount !== undefined) roots.push({ controller, path: dir.slice(mount.length) || "/" });
+  }
+  return roots;
 }
 
 /** CriuOpts and fd plan for restoring into a new runc container. Pure. */
@@ -527,7 +555,15 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   // listens (src/criu restoreLazy hands it to the daemon only, not to the restore).
   if (plan.lazyPages && plan.pageServer) opts.pageServer = { ...plan.pageServer };
   if (plan.external.length > 0) opts.external = [...plan.external];
-  return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups: restoreJoinDirs(input.cgroupPaths, input.intelRdtDir) };
+  // In CRIU's ignore mode the tree stays in CRIU's own cgroups: the helper joins every one of them.
+  const roots = plan.cgroupMode === "ignore" ? [] : restoreCgroupRoots(input.cgroupPaths, input.host.v1Mountpoints);
+  if (roots.length > 0) opts.cgRoots = roots;
+  const joinCgroups = restoreJoinDirs(
+    input.cgroupPaths,
+    input.intelRdtDir,
+    roots.map((r) => r.controller),
+  );
+  return { opts: stripUndefined(opts), stdioKeys, namespaceFds, joinCgroups };
 }
 
 type NsName = "ipc" | "uts" | "mnt" | "user" | "time" | "net" | "pid" | "cgroup";

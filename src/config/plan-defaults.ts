@@ -53,7 +53,9 @@ export interface RestoreSettings {
 /** The recorded options a restore starts from: without what reaches the host (see restoreSettings). No parse: the recorded plan was validated with the metadata. */
 export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
   const { lsmProfile: _lsm, lsmMountContext: _ctx, ...kept } = recorded;
-  return { ...kept, external: [], cgroupMode: "soft", mntnsCompatMode: false };
+  // A checkpoint dumped in CRIU's ignore mode records no cgroup directory to restore below: it restores in that mode
+  // (the tree stays in the container's cgroups, which the CRIU helper joins), which writes nothing of the image.
+  return { ...kept, external: [], cgroupMode: recorded.cgroupMode === "ignore" ? "ignore" : "soft", mntnsCompatMode: false };
 }
 
 /**
@@ -66,7 +68,8 @@ export function restoreBase(recorded: CheckpointPlan): CheckpointPlan {
  * restore set), and CRIU's mount engine (the older one mounts in a copy of the host's mount namespace and
  * follows a symbolic link on a mount point out of the rootfs: a bind mount over a host directory, which reaches
  * the host where its mounts are shared). Those start from the restore's own defaults (none, none, "soft" as
- * `runc restore`, the current engine), and only `[restore]` (and then restore plugins, but for the engine) set them.
+ * `runc restore` or "ignore" for a checkpoint dumped so, the current engine), and only `[restore]` (and then restore
+ * plugins, but for the engine) set them.
  */
 export function restoreSettings(recorded: CheckpointPlan, r: RestoreDefaults): RestoreSettings {
   const next = restoreBase(recorded);

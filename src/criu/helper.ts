@@ -212,7 +212,10 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
           throw new CryoError(Code.FAILED_PRECONDITION, `criu ${req.op}: join cgroup ${dir}: failed precondition: ${(err as Error).message}`, { cause: err });
         }
       }
-      if (!opts.cgRoots) opts.cgRoots = ownCgroupRoots();
+      // CRIU's cgroup roots: the helper's own cgroups (the container's, just joined), but where the caller names one
+      // (a controller the helper stays out of).
+      const named = new Set((opts.cgRoots ?? []).map((r) => r.controller));
+      opts.cgRoots = [...ownCgroupRoots().filter((r) => !named.has(r.controller)), ...(opts.cgRoots ?? [])];
     }
 
     // A warm helper was started before the caller had these descriptors: copy them from the caller.

@@ -40,8 +40,8 @@ export const helperRequestSchema = z
     /**
      * Cgroup directories the helper moves itself into before calling libcriu (restore), so that
      * `criu swrk` and the restored tree start in the container's cgroups, as runc does with criu.
-     * When opts.cgRoots is not given, the helper then passes its own /proc/self/cgroup paths as
-     * CRIU's cgroup roots.
+     * The helper then passes its own /proc/self/cgroup paths as CRIU's cgroup roots, for every controller
+     * opts.cgRoots does not name.
      */
     joinCgroups: z.array(z.string().min(1)).optional(),
     /** Notify actions for which the helper blocks CRIU until the caller replies. */

@@ -83,10 +83,9 @@ export function takeWarmCriuHelper(cmd: string[]): HelperProcess | undefined {
   return proc;
 }
 
-// Warm helpers told to join a restore's cgroups ahead of its request (prejoin), by argv and cgroup directories.
+// Warm helpers told to join a restore's cgroups ahead of its request (prejoin), with their argv and cgroup directories.
 // Here rather than in the client, so that the shim can have the helper join before it loads the client.
-const joined = new Map<string, HelperProcess>();
-const joinKey = (cmd: string[], dirs: string[]) => `${cmd.join("\0")}\n${dirs.join("\0")}`;
+const joined: { cmd: string; dirs: string[]; proc: HelperProcess }[] = [];
 
 /**
  * Has the warm helper for argv cmd join these cgroup directories now (first thing, before any request): a
@@ -106,15 +105,18 @@ export function prejoinCriuHelper(cmd: string[], dirs: string[]): void {
   } catch {
     // gone: the restore finds it dead and fails with its exit
   }
-  joined.set(joinKey(cmd, dirs), proc);
+  joined.push({ cmd: cmd.join("\0"), dirs: [...dirs], proc });
 }
 
-/** The helper prejoinCriuHelper had join these directories, if any; it is the caller's from then on. */
+/**
+ * The helper prejoinCriuHelper had join these directories, or some of them (the helper joins the others when the
+ * request comes: a restore in CRIU's ignore mode joins cgroups that a prejoin leaves out), if any; it is the caller's
+ * from then on.
+ */
 export function takeJoinedCriuHelper(cmd: string[], dirs: string[]): HelperProcess | undefined {
-  const key = joinKey(cmd, dirs);
-  const proc = joined.get(key);
-  joined.delete(key);
-  return proc;
+  const argv = cmd.join("\0");
+  const i = joined.findIndex((j) => j.cmd === argv && j.dirs.every((d) => dirs.includes(d)));
+  return i < 0 ? undefined : joined.splice(i, 1)[0]!.proc;
 }
 
 /** Kills a helper that prejoinCriuHelper had join these directories and no restore used (it sits in the cgroups). */

@@ -229,7 +229,9 @@ export interface PreparedRestore {
 export interface RestoreCgroups {
   /** The directories this restore makes (only those are removed again). */
   created: string[];
-  /** The directories the CRIU helper joins (prejoin), and that the restore's call joins: the cgroups, then the resctrl group. */
+  /** The cgroups, then the resctrl group: where the restored tree goes (what a failed restore empties). */
+  dirs: string[];
+  /** The directories the CRIU helper joins ahead (prejoin): `dirs` but the cgroups it stays out of (restoreJoinDirs). */
   joinDirs: string[];
   /** The resctrl group, once `ready`: `created` when this restore made it (only then is it removed again). */
   intelRdt?: { dir: string; created: boolean };
@@ -254,8 +256,9 @@ export interface RestoreCgroups {
 export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources" | "intelRdt">, prejoin: (dirs: string[]) => void): RestoreCgroups {
   const { cgroupPaths, resources, intelRdt } = prepared;
   const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
+  const dirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir, []);
   const joinDirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir);
-  const before = pidNamespacesOf(joinDirs.filter((d) => !created.includes(d)).flatMap(procsIn));
+  const before = pidNamespacesOf(dirs.filter((d) => !created.includes(d)).flatMap(procsIn));
   const rdt = intelRdt ? { dir: intelRdt.dir, created: false } : undefined;
   const ready = (async () => {
     const location = locationFromRuncPaths(cgroupPaths);
@@ -278,7 +281,7 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
     if (resources) await managerFor(location).update(resources);
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
-  return { created, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
+  return { created, dirs, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
 }
 
 /**
@@ -304,7 +307,7 @@ function procsIn(dir: string): number[] {
 export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
-  await emptyCreatedCgroups(cgroups.joinDirs, cgroups.created, cgroups.before);
+  await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before);
   await removeCgroupDirs(cgroups.created);
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
@@ -314,14 +317,14 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * may be a running original's), and thaws them, so that the kill takes effect in a frozen v1 freezer cgroup:
  * what a killed CRIU call or a failed restore left there (a partly restored tree, a helper) goes with them.
  */
-export async function emptyCreatedCgroups(joinDirs: readonly string[], created: readonly string[], before?: readonly string[]): Promise<void> {
+export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[]): Promise<void> {
   // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
   // the tree a killed CRIU left (seen here: a 512 MiB copy left for good in the original's cgroup).
-  const shared = joinDirs.filter((d) => !created.includes(d));
+  const shared = dirs.filter((d) => !created.includes(d));
   if (before !== undefined && before.length > 0 && shared.length > 0) {
     killAll(pidsOutside([...new Set((await Promise.all(shared.map((d) => listPidsRecursive(d).catch(() => [])))).flat())], before));
   }
-  const own = joinDirs.filter((d) => created.includes(d));
+  const own = dirs.filter((d) => created.includes(d));
   if (own.length === 0) return;
   killAll([...new Set((await Promise.all(own.map((d) => listPidsRecursive(d)))).flat())]);
   for (const d of own) {
@@ -354,8 +357,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
   const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
   const liveTasks = liveTaskPids(threads);
-  // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own.
-  checkCgroupImage(source.dir, where);
+  // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own. A checkpoint
+  // dumped in CRIU's ignore mode records none and restores in that mode, where CRIU acts on none of it; checked at
+  // Start when its restore's settings choose another mode.
+  if (meta.options.cgroupMode !== "ignore") checkCgroupImage(source.dir, where);
   // What CRIU mounts: the spec's mounts with the spec's protections (read-only paths, masks, ro mounts).
   const externalFlags = checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
   // The names CRIU opens and makes regular files by (a deleted file's in its own mount namespace, the host's), and
@@ -436,7 +441,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
     });
     undo.push(() => removeCgroupDirs(cgCreated));
-    undo.push(() => emptyCreatedCgroups(joinDirs, cgCreated, made.before));
+    undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before));
     undo.push(() => criu.releaseJoin?.(joinDirs));
     if (taken) throw refuseTaken();
     createRestoreMountpoints(container);
@@ -500,6 +505,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // recorded options were validated with the metadata: without `[restore]` settings no parse is needed.
     const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: restoreBase(meta.options), vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
+    if (meta.options.cgroupMode === "ignore" && options.cgroupMode !== "ignore") checkCgroupImage(source.dir, label);
     // The older mount engine, which this host chose: no mount below a tmpfs whose contents come from the checkpoint.
     if (options.mntnsCompatMode) checkCompatModeImages(source.dir, label);
     // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,

@@ -228,6 +228,27 @@ test("the restored container's cgroup has the spec's limits (memory limit)", asy
   await remove(id);
 }, 180_000);
 
+test("cryo.checkpoint/manage-cgroups-mode=ignore: the checkpoint (no cgroup directory recorded) restores in that mode, into the new container's cgroups", async () => {
+  const id = uniqueId("ign");
+  const limit = 48 * 1024 * 1024;
+  await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], ["--memory-limit", String(limit), "--annotation", "cryo.checkpoint/manage-cgroups-mode=ignore"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  // Before, the restore (soft mode) refused the image: "set 2's cgroup v2 path ... is not below a directory of its
+  // controller (the image has none)".
+  const r = await restore(id, ref);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const pid = (await taskPid(pc, id))!;
+  const own = readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  for (const c of ["memory", "pids", "freezer", "devices"]) expect(own).toContain(`:${c}:/${ns}/${id}\n`);
+  expect(Number(readFileSync(`/sys/fs/cgroup/memory/${ns}/${id}/memory.limit_in_bytes`, "utf8"))).toBe(limit);
+  await waitFor(async () => ((readCounter(pc, id) ?? 0) > 0 ? true : undefined), { what: "restored counter" });
+  await remove(id);
+}, 180_000);
+
 test("a container whose task sits at a hierarchy's root (as an older runc leaves a controller it does not know) restores into its own cgroup there", async () => {
   const id = uniqueId("root");
   await runDetached(id, ["/bin/memhog", "1", "/tmp/counter"]);

@@ -301,6 +301,35 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
   });
 });
 
+test("a restore under a low pids limit and a tight memory limit comes back in the container's memory and pids cgroups: the CRIU helper stays out of them", async () => {
+  await withSleepCheckpoint("lim", async (r) => {
+    // The helper is a Bun process with a dozen threads: in the pids cgroup (limit 2) it could not fork CRIU (before:
+    // "cgroupd: recv req error", or Bun's crash report at a lower limit), and its memory, counted in the memory
+    // cgroup, had the OOM killer pick it (before: "helper exited with SIGKILL without a result").
+    const specPath = join(r.bundle, "config.json");
+    const spec = JSON.parse(readFileSync(specPath, "utf8")) as { linux: { resources?: Record<string, unknown> } };
+    spec.linux.resources = { ...spec.linux.resources, pids: { limit: 2 }, memory: { limit: 2 * 1024 * 1024 } };
+    writeFileSync(specPath, JSON.stringify(spec));
+    await r.call("create", createFrom(r), 60_000);
+    await r.call("start", { id: r.restoredId }, 60_000);
+    const state = await r.call("state", { id: r.restoredId });
+    expect(state.status).toBe(Status.RUNNING);
+    expect(cmdline(String(state.pid))[0]).toBe("sleep");
+    // CRIU moved the tree into the container's memory and pids cgroups (their cgroup roots), with their limits.
+    const own = Object.fromEntries(
+      readFileSync(`/proc/${state.pid}/cgroup`, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => l.split(":"))
+        .map(([, c, p]) => [c, p]),
+    );
+    expect([own.memory, own.pids]).toEqual([r.cgroupsPath, r.cgroupsPath]);
+    expect(readFileSync(join("/sys/fs/cgroup/pids", r.cgroupsPath, "pids.max"), "utf8").trim()).toBe("2");
+    expect(readFileSync(join("/sys/fs/cgroup/memory", r.cgroupsPath, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(2 * 1024 * 1024));
+    expect(procs(join("/sys/fs/cgroup/pids", r.cgroupsPath))).toEqual([String(state.pid)]);
+  });
+});
+
 test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
   await withSleepCheckpoint("cd", async (r) => {
     const dirs = cgroupDirs(r.cgroupsPath);
@@ -308,16 +337,19 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
     for (const d of dirs) expect(existsSync(d)).toBe(false);
     const c = await r.call("create", createFrom(r), 60_000);
     expect(c.pid).toBe(0);
-    // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each.
+    // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each, but the memory
+    // and pids ones, which it stays out of (CRIU moves the tree in).
+    const outside = (d: string) => /^\/sys\/fs\/cgroup\/(memory|pids)\//.test(d);
     const helper = await waitFor(
       () => {
         if (!dirs.every((d) => existsSync(d))) return undefined;
-        const p = procs(dirs[0]!);
+        const p = procs(dirs.find((d) => !outside(d))!);
         return p.length === 1 && cmdline(p[0]!).includes(CRIU_HELPER_ARG) ? p[0] : undefined;
       },
       { what: "the CRIU helper in the restored task's cgroups", timeoutMs: 20_000 },
     );
-    for (const d of dirs) await waitFor(() => (procs(d).join(",") === helper ? true : undefined), { what: `the helper alone in ${d}` });
+    expect(dirs.filter(outside).length).toBe(2);
+    for (const d of dirs) await waitFor(() => (procs(d).join(",") === (outside(d) ? "" : helper) ? true : undefined), { what: `the helper alone in ${d}, or nothing in the memory and pids cgroups` });
 
     await r.call("delete", { id: r.restoredId });
     // Delete answered after the undo: the helper is gone and so is every cgroup directory.

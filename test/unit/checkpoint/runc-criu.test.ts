@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { cgroupYard, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
+import { cgroupYard, restoreCgroupRoots, restoreJoinDirs, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
 import { makeTmpfsEntries } from "../../../src/shim/restore-container.ts";
 import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
 import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -300,7 +300,26 @@ describe("runc container -> CRIU options", () => {
     ]);
     expect(r.namespaceFds).toEqual([{ key: "extRootNetNS", path: "/var/run/netns/x" }]);
     expect(r.opts.joinNs).toEqual([{ ns: "ipc", file: "/proc/1/ns/ipc" }]);
-    expect(r.joinCgroups).toEqual(["/sys/fs/cgroup/memory/c2", "/sys/fs/cgroup/systemd/c2", "/sys/fs/cgroup/unified/c2"]);
+    // The helper stays out of the memory cgroup (its own memory would count against the container's limit, and the OOM
+    // killer would pick it there): CRIU moves the tree in, through the cgroup root given for memory.
+    expect(r.joinCgroups).toEqual(["/sys/fs/cgroup/systemd/c2", "/sys/fs/cgroup/unified/c2"]);
+    expect(r.opts.cgRoots).toEqual([{ controller: "memory", path: "/c2" }]);
+    // In CRIU's ignore mode the tree stays where CRIU is: the helper joins every cgroup, and no root is given.
+    const ignore = containerRestorePlan({ plan: { ...plan, cgroupMode: "ignore" }, container: c, imagesDir: "/img", criuRoot: "/r", host: readHostCgroupFacts(mountinfo), cgroupPaths: { memory: "/sys/fs/cgroup/memory/c2", "name=systemd": "/sys/fs/cgroup/systemd/c2", "": "/sys/fs/cgroup/unified/c2" }, descriptors: [] });
+    expect(ignore.joinCgroups).toEqual(["/sys/fs/cgroup/memory/c2", "/sys/fs/cgroup/systemd/c2", "/sys/fs/cgroup/unified/c2"]);
+    expect(ignore.opts.cgRoots).toBeUndefined();
+  });
+
+  test("restore: cgroup roots for memory and pids, paths in their hierarchies; a directory below no v1 mount point is joined", () => {
+    const facts = { v1Mountpoints: ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu,cpuacct"] };
+    expect(restoreCgroupRoots({ memory: "/sys/fs/cgroup/memory/k8s/pod1/c", pids: "/sys/fs/cgroup/pids/k8s/pod1/c", cpu: "/sys/fs/cgroup/cpu,cpuacct/k8s/pod1/c" }, facts.v1Mountpoints)).toEqual([
+      { controller: "memory", path: "/k8s/pod1/c" },
+      { controller: "pids", path: "/k8s/pod1/c" },
+    ]);
+    expect(restoreCgroupRoots({ memory: "/sys/fs/cgroup/memory" }, facts.v1Mountpoints)).toEqual([{ controller: "memory", path: "/" }]);
+    // /sys/fs/cgroup/memoryx is not below /sys/fs/cgroup/memory.
+    expect(restoreCgroupRoots({ memory: "/sys/fs/cgroup/memoryx/c", "": "/sys/fs/cgroup/unified/c" }, facts.v1Mountpoints)).toEqual([]);
+    expect(restoreJoinDirs({ memory: "/sys/fs/cgroup/memoryx/c", pids: "/p/c", cpu: "/c/c" }, undefined, [])).toEqual(["/sys/fs/cgroup/memoryx/c", "/p/c", "/c/c"]);
   });
 
   test("empty network namespace wins over veth pairs; a missing cgroup dir is INVALID_ARGUMENT", () => {

@@ -136,6 +136,11 @@ describe("sections", () => {
     expect(() => parseConfig("[checkpoint]\nmntns_compat_mode = true\n", "/c.toml")).toThrow(/mntns_compat_mode/);
     // The restoring host's own settings still apply.
     expect(restoreSettings(recorded, { manage_cgroups_mode: "ignore", lsm_profile: "apparmor:host" }).plan).toMatchObject({ cgroupMode: "ignore", lsmProfile: "apparmor:host" });
+    // A checkpoint dumped in ignore mode (no cgroup directory recorded) restores in ignore mode, unless this host says.
+    const ignored = resolveCheckpointPlan({ defaults: { cgroupMode: "ignore" } });
+    expect(restoreBase(ignored).cgroupMode).toBe("ignore");
+    expect(restoreSettings(ignored, {}).plan.cgroupMode).toBe("ignore");
+    expect(restoreSettings(ignored, { manage_cgroups_mode: "soft" }).plan.cgroupMode).toBe("soft");
   });
 });
 
