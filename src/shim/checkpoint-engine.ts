@@ -26,7 +26,7 @@ import { lazyModule } from "./lazy-module.ts";
 import type { PostCopyWatch } from "./post-copy.ts";
 import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
-import { prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
+import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
 import { markRestoring, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
 
@@ -231,6 +231,13 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const early = p.policy;
       const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
       const { restoreContainer, containerdExtraction } = await restoreModule();
+      // A terminal task: its output FIFO's reader before the restored tree can write, held until terminalIo opened the
+      // FIFO (holdOutputReader; a task without one waited at Create, in prepareIo).
+      let outHold = p.spec.stdio.terminal ? await holdOutputReader(p.spec.stdio.stdout, deps.log) : -1;
+      const releaseOut = () => {
+        if (outHold >= 0) closeFd(outHold);
+        outHold = -1;
+      };
       const restored = await restoreContainer({
         id,
         bundle: p.spec.bundle,
@@ -251,6 +258,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       }).catch((err: unknown) => {
         // The failed restore undid its cgroups and killed their helper: a Start tried again makes them anew.
         p.prepared = undefined;
+        releaseOut();
         throw err;
       });
       pending.delete(id);
@@ -267,9 +275,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       if (p.io && restored.ptsMaster === undefined) return { pid: restored.pid, io: await p.io.launched() };
       // The checkpointed tree had a terminal, and its stdio is CRIU's new pty whatever the new task asked for (ctr
       // cannot ask for a terminal at restore). So the task's IO is the pty's: stdout FIFO <- master <- stdin FIFO,
-      // as for a terminal task; the pipes prepared for a task without one are not used. (Undrained, the tree would
-      // block once the pty's buffer is full; closed, it would get a hangup.)
-      p.io?.abort();
+      // as for a terminal task; the pipes prepared for a task without one are not used (released once terminalIo
+      // holds the stdout FIFO: a reader left without a writer for a moment would read EOF). (Undrained, the tree
+      // would block once the pty's buffer is full; closed, it would get a hangup.)
       // CRIU's new pty master goes into the same copy path as a console socket's (stdout FIFO <- master <- stdin FIFO, resize).
       const master = restored.ptsMaster!;
       try {
@@ -277,6 +285,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       } catch (err) {
         closeFd(master);
         throw err;
+      } finally {
+        p.io?.abort();
+        releaseOut();
       }
     },
 

@@ -5,7 +5,8 @@
  * descriptors (opened O_RDWR, which never blocks and keeps the FIFO from signalling EOF or EPIPE
  * while the process lives). Output is then zero-copy and cannot be lost at exit: everything the
  * process wrote is already in the FIFO when it exits, and the reader sees EOF when the last holder
- * closes. containerd's runc shim instead copies through pipes and must flush them before
+ * closes; a FIFO without a reader yet is held by the shim until one opens it, and the exit waits for
+ * that (FifoHold). containerd's runc shim instead copies through pipes and must flush them before
  * reporting the exit. stdin goes through a pipe the shim copies into, and the shim holds the stdin
  * FIFO open itself (O_RDWR) as containerd's runc shim does: a client that detaches (closes its end) does
  * not end the process's input, a later attach writes into the same copy, and only CloseIO (the shim's end
@@ -20,7 +21,8 @@
  *
  * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
- * reports EIO (every slave closed), so the exit is reported only after the last output byte.
+ * reports EIO (every slave closed) and the FIFO has had a reader, so the exit is reported only after
+ * the last output byte.
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
@@ -164,10 +166,11 @@ class OutputCopy {
   private readFd: number;
   private stopped = false;
 
-  constructor(readFd: number, target: CopyTarget, log: Logger) {
+  /** `out`: the FIFO already opened for writing (holdOutputReader), or -1. */
+  constructor(readFd: number, target: CopyTarget, log: Logger, out = -1) {
     const path = target.path;
     this.readFd = readFd;
-    this.out = target.kind === "fifo" ? openFifoWriter(path) : openOutputFile(path);
+    this.out = out >= 0 ? out : target.kind === "fifo" ? openFifoWriter(path) : openOutputFile(path);
     const reader = Bun.file(readFd).stream().getReader();
     this.reader = reader;
     this.done = (async () => {
@@ -222,6 +225,38 @@ function openFifoWriter(path: string): number {
   } catch (err) {
     if (err instanceof CryoError && err.code === Code.UNAVAILABLE) return -1;
     throw err;
+  }
+}
+
+/** How long, at most, the shim waits for the reader of an output FIFO before it opens the FIFO itself (holdOutputReader). */
+export const READER_WAIT_MS = 2_000;
+
+/**
+ * Before a process that writes into containerd's output FIFO exists (an init's FIFO, handed over; a terminal's, which
+ * the shim copies into): waits until the FIFO has a reader, and returns a write-only descriptor on it, which the
+ * caller keeps until its own writer is open (-1: stdout is no FIFO, or no reader came within READER_WAIT_MS).
+ *
+ * containerd's client opens its end in a goroutine, which under load can come after a short process has written
+ * everything and ended; the kernel drops what a FIFO holds when its last holder closes it before any reader opened
+ * it; and the client cancels an open still pending once it sees the exit, which the shim publishes when it reaps the
+ * process. Such a client printed nothing: a helper session saw `ctr run --rm -t ... echo hi` print nothing 11 times
+ * in 320 on a loaded machine, more with ctr's opens delayed; runc's shim never (it opens the FIFO blocking, in Create,
+ * before the process can write). A nonblocking write-only open succeeds only while a reader has the FIFO open (or is
+ * opening it); it is tried again 1 to 50 ms apart. The descriptor is kept: a reader whose blocking open this writer
+ * completed would read EOF if it went away before the next one came.
+ */
+export async function holdOutputReader(stdout: string, log: Logger): Promise<number> {
+  const target = parseOutputTarget(stdout);
+  if (target.kind !== "fifo") return -1;
+  const deadline = performance.now() + READER_WAIT_MS;
+  for (let delay = 1; ; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
+    const fd = openFifoWriter(target.path);
+    if (fd >= 0) return fd;
+    if (performance.now() >= deadline) {
+      log.warn(`output FIFO ${target.path}: no reader after ${READER_WAIT_MS} ms; opened without one`);
+      return -1;
+    }
+    await Bun.sleep(Math.min(delay, Math.max(1, deadline - performance.now())));
   }
 }
 
@@ -332,10 +367,13 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   let stdinWriter = -1;
   let held: HeldStdin | undefined;
   // Read ends of output pipes, and the FIFOs (copyOutput) or files they are copied to; copies run from launched().
-  const pendingCopies: { r: number; target: CopyTarget }[] = [];
+  const pendingCopies: { r: number; target: CopyTarget; out: number }[] = [];
   const copies: OutputCopy[] = [];
   const dropPending = () => {
-    for (const { r } of pendingCopies.splice(0)) closeFd(r);
+    for (const { r, out } of pendingCopies.splice(0)) {
+      closeFd(r);
+      if (out >= 0) closeFd(out);
+    }
   };
   const closeWriter = () => {
     if (stdinWriter >= 0) closeFd(stdinWriter);
@@ -343,22 +381,33 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   };
 
   if (spec.terminal) {
+    // Held until terminalIo has opened the FIFO itself.
+    let hold = await holdOutputReader(spec.stdout, ctx.log);
+    const release = () => {
+      if (hold >= 0) closeFd(hold);
+      hold = -1;
+    };
     const socket = ConsoleSocket.create();
     return {
       stdio: ["ignore", "ignore", "ignore"],
       consoleSocket: socket,
       async launched() {
-        let master: number;
         try {
-          master = (await socket.receive({ timeoutMs: 5000 })).fd;
+          let master: number;
+          try {
+            master = (await socket.receive({ timeoutMs: 5000 })).fd;
+          } finally {
+            socket[Symbol.dispose]();
+          }
+          ctx.log.debug("received pty master", { fd: master, target: fdTarget(master) });
+          return terminalIo(master, spec, ctx.log, ctx.copyOutput ? { lingerMs: EXEC_OUTPUT_LINGER_MS } : {});
         } finally {
-          socket[Symbol.dispose]();
+          release();
         }
-        ctx.log.debug("received pty master", { fd: master, target: fdTarget(master) });
-        return terminalIo(master, spec, ctx.log, ctx.copyOutput ? { lingerMs: EXEC_OUTPUT_LINGER_MS } : {});
       },
       abort() {
         socket[Symbol.dispose]();
+        release();
       },
     };
   }
@@ -384,22 +433,31 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
     } else {
       // A file:// log, and an exec's FIFO output (copyOutput, so that the shim can end it after the exec exited), go
       // through a pipe the shim copies; an init's FIFO is handed over.
-      const slot = (target: CopyTarget) => {
-        if (target.kind === "fifo" && !ctx.copyOutput) return keep(openFifo(target.path, "rw"));
+      const slot = async (target: CopyTarget) => {
+        if (target.kind === "fifo" && !ctx.copyOutput) {
+          const hold = await holdOutputReader(target.path, ctx.log);
+          try {
+            return keep(openFifo(target.path, "rw"));
+          } finally {
+            if (hold >= 0) closeFd(hold);
+          }
+        }
+        // An exec's FIFO: its reader is waited for before the exec starts, as for an init (holdOutputReader).
+        const out = target.kind === "fifo" ? await holdOutputReader(target.path, ctx.log) : -1;
         const [r, w] = pipe();
-        pendingCopies.push({ r, target });
+        pendingCopies.push({ r, target, out });
         return keep(w);
       };
-      if (out.kind === "fifo" || out.kind === "file") stdout = slot(out);
+      if (out.kind === "fifo" || out.kind === "file") stdout = await slot(out);
       // containerd's file:// carries both streams in one file, each through a pipe of its own (as with containerd's
       // runc shim): a checkpoint then records two descriptors, and a restore gives each its own FIFO (one pipe for
       // both had the restored task's stderr come out on its stdout).
-      if (out.kind === "file") stderr = slot(out);
+      if (out.kind === "file") stderr = await slot(out);
       else if (spec.stderr !== "") {
         const errTarget = parseOutputTarget(spec.stderr);
         if (errTarget.kind === "fifo" || errTarget.kind === "file") {
           const same = out.kind === errTarget.kind && out.path === errTarget.path;
-          stderr = same ? stdout : slot(errTarget);
+          stderr = same ? stdout : await slot(errTarget);
         }
       }
     }
@@ -408,11 +466,12 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       consoleSocket: undefined,
       async launched() {
         closeOwned();
-        for (const { r, target } of pendingCopies.splice(0)) {
+        for (const { r, target, out } of pendingCopies.splice(0)) {
           try {
-            copies.push(new OutputCopy(r, target, ctx.log));
+            copies.push(new OutputCopy(r, target, ctx.log, out));
           } catch (err) {
             closeFd(r);
+            if (out >= 0) closeFd(out);
             ctx.log.warn(`output to ${target.path}: ${err instanceof Error ? err.message : String(err)}`);
           }
         }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nullLogger } from "../../../src/shim/logger.ts";
-import { prepareIo } from "../../../src/shim/stdio.ts";
+import { prepareIo, READER_WAIT_MS } from "../../../src/shim/stdio.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -46,4 +46,53 @@ test("a reader that goes away does not stop the copy: the process's pipe is stil
   // Without the drain it would block on the full pipe for ever (or die of SIGPIPE).
   expect(await Promise.race([proc.exited, Bun.sleep(5_000).then(() => "still running after 5 s")])).toBe(0);
   await launched.close();
+});
+
+test("an init's output FIFO is handed to the process once its reader is there: Create waits for a reader that opens late, and nothing written is lost", async () => {
+  const stdout = join(dir, "stdout3");
+  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
+  let prepared = false;
+  const preparing = prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger }).then((io) => ((prepared = true), io));
+  await Bun.sleep(200);
+  // Before: the FIFO was opened at once; a process that wrote and ended before the reader's open lost its output.
+  expect(prepared).toBe(false);
+  // The reader opens blocking, as containerd's does.
+  await using reader = Bun.spawn(["cat", stdout], { stdout: "pipe" });
+  const io = await preparing;
+  // The process: writes and ends; launched() closes the shim's copy of its descriptor.
+  writeSync(io.stdio[1] as number, "hello from the init\n");
+  const proc = await io.launched();
+  const got = await Promise.race([new Response(reader.stdout).text(), Bun.sleep(5_000).then(() => "no EOF within 5 s")]);
+  expect(got).toBe("hello from the init\n");
+  await proc.drained();
+  await proc.close();
+});
+
+test("an init's output FIFO that no reader opens is opened anyway after READER_WAIT_MS, and the FIFO holds what is written", async () => {
+  const stdout = join(dir, "stdout4");
+  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
+  const started = performance.now();
+  const io = await prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger });
+  expect(performance.now() - started).toBeGreaterThanOrEqual(READER_WAIT_MS - 5);
+  writeSync(io.stdio[1] as number, "x\n");
+  await using reader = Bun.spawn(["head", "-n", "1", stdout], { stdout: "pipe" });
+  expect(await new Response(reader.stdout).text()).toBe("x\n");
+  const proc = await io.launched();
+  await proc.close();
+});
+
+test("a terminal process is started once its output FIFO's reader is there (the console socket comes after it)", async () => {
+  const stdout = join(dir, "stdout5");
+  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
+  let prepared = false;
+  const preparing = prepareIo({ stdin: "", stdout, stderr: "", terminal: true }, { id: "c", namespace: "ns", log: nullLogger }).then((io) => ((prepared = true), io));
+  await Bun.sleep(200);
+  // Before: the process started at once, and the exit was published while the reader's open was still pending, which
+  // the client then cancelled: what the process wrote was copied into a FIFO no one read, and lost.
+  expect(prepared).toBe(false);
+  await using reader = Bun.spawn(["cat", stdout], { stdout: "pipe" });
+  const io = await preparing;
+  expect(io.consoleSocket).toBeDefined();
+  io.abort();
+  reader.kill();
 });
