@@ -290,8 +290,9 @@ export class Container {
   /** Every pid in the container, with the exec id of those that are exec processes. */
   async pids(): Promise<{ pid: number; execId: string | undefined }[]> {
     if (this.init.state === "deleted") throw notFound(this.init.label);
-    // Created from a checkpoint and not running (before its Start, or after a restore that failed): no process yet.
-    if (this.init.state === "restoring") return [];
+    // Created from a checkpoint and not running (before its Start, or after a restore that failed), or stopped by a
+    // kill that cancelled its restore: no process (runc has no container for it).
+    if (this.init.state === "restoring" || (this.init.state === "stopped" && this.init.pid === 0)) return [];
     const pids = await this.deps.engine.pids(this.id, this.config.options);
     const byPid = new Map<number, string>();
     for (const [id, p] of this.execs) if (p.pid !== 0) byPid.set(p.pid, id);

@@ -390,6 +390,8 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the
     const waited = call("wait", { id: restoredId }, 30_000).then((w) => (w as { exitStatus: number }).exitStatus);
     expect(await Promise.race([waited, Bun.sleep(10_000).then(() => "no answer")])).toBe(137);
     expect((await call("state", { id: restoredId })).status).toBe(Status.STOPPED);
+    // A task that never ran has no process (`ctr task ps`; before: NOT_FOUND "not created by this shim").
+    expect((await call("pids", { id: restoredId })).processes).toEqual([]);
     await call("delete", { id: restoredId });
     // Nothing of the restore is left: no process in its cgroups (they are gone), no helper, no CRIU root, no runc state.
     await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the restored task's cgroups removed", timeoutMs: 10_000 });
