@@ -453,12 +453,15 @@ export interface ContainerRestorePlan {
 }
 
 /**
- * The v1 controllers whose cgroup a restore's CRIU helper stays out of: there, the helper's own memory and threads
- * (a Bun process, tens of MiB and a dozen threads) would count against the container's limits, and the memory
- * cgroup's OOM killer would pick the helper, the biggest task in it. CRIU moves the tree into them itself (their
- * cgroup roots, restoreCgroupRoots) before it restores any task's memory or forks its children.
+ * The v1 controllers whose cgroup a restore's CRIU helper stays out of, and CRIU with it. Memory and pids: there, the
+ * helper's own memory and threads (a Bun process, tens of MiB and a dozen threads) would count against the
+ * container's limits, and the memory cgroup's OOM killer would pick the helper, the biggest task in it. Freezer: in
+ * its full and strict modes CRIU restores the freezer state the checkpoint recorded, last, and a checkpoint made
+ * through containerd (which pauses the task for it) records FROZEN: CRIU froze itself there, and the restore hung for
+ * good. CRIU moves the tree into them itself (their cgroup roots, restoreCgroupRoots) before it restores any task's
+ * memory or forks its children.
  */
-export const HELPER_OUTSIDE_CONTROLLERS: readonly string[] = ["memory", "pids"];
+export const HELPER_OUTSIDE_CONTROLLERS: readonly string[] = ["memory", "pids", "freezer"];
 
 /**
  * The directories a restore's CRIU helper joins: the container's cgroups but those of the `outside` controllers

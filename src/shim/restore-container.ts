@@ -284,6 +284,20 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   return { created, dirs, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
 }
 
+/** Thaws a restored container's v1 freezer cgroup that CRIU left frozen (its full and strict modes restore the recorded state). */
+function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log: Logger, label: string): void {
+  const dir = cgroupPaths.freezer;
+  if (dir === undefined) return;
+  const state = join(dir, "freezer.state");
+  try {
+    if (readFileSync(state, "utf8").trim() === "THAWED") return;
+    writeFileSync(state, "THAWED");
+    log.info(`${label}: thawed the restored tree: CRIU restored the freezer state its checkpoint recorded`);
+  } catch (err) {
+    log.warn(`${label}: thaw the restored tree: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /**
  * Where a restored container's device rules go: its v1 devices cgroup when the host has that controller
  * (a hybrid host too), else its cgroup2 directory (a BPF program, as runc on a cgroup v2 host).
@@ -682,6 +696,9 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     unstage();
     pid = result.pid;
+    // CRIU's full and strict modes restore the freezer state the checkpoint recorded: FROZEN when containerd paused
+    // the task for its checkpoint. The restored task runs, as in the other modes (and as runc restores it).
+    if (plan.opts.manageCgroupsMode === "full" || plan.opts.manageCgroupsMode === "strict") thawRestored(cgroupPaths, input.log, label);
     // Kept whenever CRIU sent one (the tree had a terminal), the caller owns it: with a terminal task it is the task's
     // terminal; without one it must stay open, or the restored tree would get a hangup.
     ptsMaster = result.ptsMaster;

@@ -7,8 +7,8 @@
  *   the pty master CRIU made, ResizePty reaches the terminal, and Delete closes it.
  * - The same checkpoint restored into a task without a terminal (as `ctr containers restore` creates it): the
  *   restored shell keeps its pty, whose IO the shim carries to the task's FIFOs, and Delete releases it.
- * - A restore that hangs in CRIU (its helper frozen in the task's freezer cgroup before Start) is cancelled
- *   by a SIGKILL Kill: the Start fails with CANCELLED (after 2 s: the frozen helper cannot die sooner), the
+ * - A restore that hangs in CRIU (its helper stopped, SIGSTOP, before Start) is cancelled
+ *   by a SIGKILL Kill: the Start fails with CANCELLED, the
  *   shim answered State meanwhile, and Delete leaves no process, cgroup, mount or runc state.
  * - A checkpoint whose tasks hold a capability the new spec does not grant (CAP_NET_RAW, dropped from the
  *   bundle's spec) is refused at Start with INVALID_ARGUMENT naming it, before any cgroup or process is made.
@@ -337,9 +337,9 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
     for (const d of dirs) expect(existsSync(d)).toBe(false);
     const c = await r.call("create", createFrom(r), 60_000);
     expect(c.pid).toBe(0);
-    // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each, but the memory
-    // and pids ones, which it stays out of (CRIU moves the tree in).
-    const outside = (d: string) => /^\/sys\/fs\/cgroup\/(memory|pids)\//.test(d);
+    // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each, but the memory,
+    // pids and freezer ones, which it stays out of (CRIU moves the tree in).
+    const outside = (d: string) => /^\/sys\/fs\/cgroup\/(memory|pids|freezer)\//.test(d);
     const helper = await waitFor(
       () => {
         if (!dirs.every((d) => existsSync(d))) return undefined;
@@ -348,7 +348,7 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
       },
       { what: "the CRIU helper in the restored task's cgroups", timeoutMs: 20_000 },
     );
-    expect(dirs.filter(outside).length).toBe(2);
+    expect(dirs.filter(outside).length).toBe(3);
     for (const d of dirs) await waitFor(() => (procs(d).join(",") === (outside(d) ? "" : helper) ? true : undefined), { what: `the helper alone in ${d}, or nothing in the memory and pids cgroups` });
 
     await r.call("delete", { id: r.restoredId });
@@ -364,16 +364,16 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the
   await withSleepCheckpoint("hang", async (r) => {
     const { call, restoredId } = r;
     const dirs = cgroupDirs(r.cgroupsPath);
-    const freezer = dirs.find((d) => d.startsWith("/sys/fs/cgroup/freezer/"))!;
-    expect(freezer).toBeDefined();
+    const devices = dirs.find((d) => d.startsWith("/sys/fs/cgroup/devices/"))!;
+    expect(devices).toBeDefined();
     await call("create", createFrom(r), 60_000);
-    const helper = await waitFor(() => (existsSync(freezer) && procs(freezer).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(freezer) : undefined), {
-      what: "the CRIU helper in the restored task's freezer cgroup",
+    const helper = await waitFor(() => (existsSync(devices) && procs(devices).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(devices) : undefined), {
+      what: "the CRIU helper in the restored task's devices cgroup",
       timeoutMs: 20_000,
     });
-    // A hung CRIU: the helper that will run the restore is frozen before Start.
-    writeFileSync(join(freezer, "freezer.state"), "FROZEN");
-    await waitFor(() => (readFileSync(join(freezer, "freezer.state"), "utf8").trim() === "FROZEN" ? true : undefined), { what: "the helper frozen" });
+    // A hung CRIU: the helper that will run the restore is stopped before Start.
+    for (const p of helper) process.kill(Number(p), "SIGSTOP");
+    await waitFor(() => (helper.every((p) => / T /.test(readFileSync(`/proc/${p}/stat`, "utf8"))) ? true : undefined), { what: "the helper stopped" });
     const started = call("start", { id: restoredId }, 120_000).then(
       () => ({ code: Code.OK, message: "" }),
       (err: unknown) => ({ code: (err as CryoError).code, message: String((err as Error).message) }),

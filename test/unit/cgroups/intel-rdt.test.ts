@@ -137,8 +137,8 @@ describe("the group on disk (a directory laid out as resctrl's root)", () => {
     writeFileSync(join(root, "c1", "cgroup.procs"), "");
     expect(joinFile(join(root, "c1"))).toBe(join(root, "c1", "cgroup.procs"));
     expect(restoreJoinDirs({ cpu: "/c/c1", "": "/u/c1" }, join(root, "c1"))).toEqual(["/c/c1", "/u/c1", join(root, "c1")]);
-    // Not the memory and pids cgroups (CRIU moves the tree in), unless asked for every one.
-    expect(restoreJoinDirs({ memory: "/m/c1", pids: "/p/c1", freezer: "/f/c1" })).toEqual(["/f/c1"]);
+    // Not the memory, pids and freezer cgroups (CRIU moves the tree in), unless asked for every one.
+    expect(restoreJoinDirs({ memory: "/m/c1", pids: "/p/c1", freezer: "/f/c1", devices: "/d/c1" })).toEqual(["/d/c1"]);
     expect(restoreJoinDirs({ memory: "/m/c1", pids: "/p/c1" }, undefined, [])).toEqual(["/m/c1", "/p/c1"]);
   });
 });
