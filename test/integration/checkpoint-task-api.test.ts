@@ -330,6 +330,27 @@ test("a restore under a low pids limit and a tight memory limit comes back in th
   });
 });
 
+test("a checkpoint dumped in CRIU's ignore mode restores under a pids limit of 6: the CRIU helper joins the pids cgroup with its main thread only", async () => {
+  await withSleepCheckpoint(
+    "ignpids",
+    async (r) => {
+      // In ignore mode the tree stays in CRIU's cgroups, so the helper joins them all; its dozen threads in the pids
+      // cgroup refused the fork of CRIU (before: "fork: Resource temporarily unavailable" at limits up to 8).
+      const specPath = join(r.bundle, "config.json");
+      const spec = JSON.parse(readFileSync(specPath, "utf8")) as { linux: { resources?: Record<string, unknown> } };
+      spec.linux.resources = { ...spec.linux.resources, pids: { limit: 6 } };
+      writeFileSync(specPath, JSON.stringify(spec));
+      await r.call("create", createFrom(r), 60_000);
+      await r.call("start", { id: r.restoredId }, 60_000);
+      const state = await r.call("state", { id: r.restoredId });
+      expect(state.status).toBe(Status.RUNNING);
+      expect(readFileSync(`/proc/${state.pid}/cgroup`, "utf8")).toContain(`:pids:${r.cgroupsPath}\n`);
+      expect(readFileSync(join("/sys/fs/cgroup/pids", r.cgroupsPath, "pids.max"), "utf8").trim()).toBe("6");
+    },
+    ["--annotation", "cryo.checkpoint/manage-cgroups-mode=ignore"],
+  );
+});
+
 test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
   await withSleepCheckpoint("cd", async (r) => {
     const dirs = cgroupDirs(r.cgroupsPath);

@@ -136,6 +136,9 @@ describe("the group on disk (a directory laid out as resctrl's root)", () => {
     expect(joinFile(join(root, "c1"))).toBe(join(root, "c1", "tasks"));
     writeFileSync(join(root, "c1", "cgroup.procs"), "");
     expect(joinFile(join(root, "c1"))).toBe(join(root, "c1", "cgroup.procs"));
+    // A v1 pids cgroup: the main thread only (the helper's other threads would count against the limit).
+    writeFileSync(join(root, "c1", "pids.max"), "max");
+    expect(joinFile(join(root, "c1"))).toBe(join(root, "c1", "tasks"));
     expect(restoreJoinDirs({ cpu: "/c/c1", "": "/u/c1" }, join(root, "c1"))).toEqual(["/c/c1", "/u/c1", join(root, "c1")]);
     // Not the memory, pids and freezer cgroups (CRIU moves the tree in), unless asked for every one.
     expect(restoreJoinDirs({ memory: "/m/c1", pids: "/p/c1", freezer: "/f/c1", devices: "/d/c1" })).toEqual(["/d/c1"]);
