@@ -387,7 +387,13 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       if (hold >= 0) closeFd(hold);
       hold = -1;
     };
-    const socket = ConsoleSocket.create();
+    let socket: ConsoleSocket;
+    try {
+      socket = ConsoleSocket.create();
+    } catch (err) {
+      release();
+      throw err;
+    }
     return {
       stdio: ["ignore", "ignore", "ignore"],
       consoleSocket: socket,
