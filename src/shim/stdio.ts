@@ -5,8 +5,8 @@
  * descriptors (opened O_RDWR, which never blocks and keeps the FIFO from signalling EOF or EPIPE
  * while the process lives). Output is then zero-copy and cannot be lost at exit: everything the
  * process wrote is already in the FIFO when it exits, and the reader sees EOF when the last holder
- * closes; a FIFO without a reader yet is held by the shim until one opens it, and the exit waits for
- * that (FifoHold). containerd's runc shim instead copies through pipes and must flush them before
+ * closes. They are opened once containerd's reader has opened its end (holdOutputReader), before the
+ * process exists. containerd's runc shim instead copies through pipes and must flush them before
  * reporting the exit. stdin goes through a pipe the shim copies into, and the shim holds the stdin
  * FIFO open itself (O_RDWR) as containerd's runc shim does: a client that detaches (closes its end) does
  * not end the process's input, a later attach writes into the same copy, and only CloseIO (the shim's end
@@ -21,8 +21,7 @@
  *
  * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
- * reports EIO (every slave closed) and the FIFO has had a reader, so the exit is reported only after
- * the last output byte.
+ * reports EIO (every slave closed), so the exit is reported only after the last output byte.
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
