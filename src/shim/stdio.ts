@@ -26,7 +26,7 @@
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
-import { close as closeFd, dup, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
+import { close as closeFd, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
 
@@ -534,40 +534,17 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
 export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: { lingerMs?: number } = {}): ProcessIo {
   let closed = false;
   const outFd = spec.stdout !== "" ? openFifo(spec.stdout, "rw", { nonblock: true }) : -1;
-  // The master stays blocking (a dup shares O_NONBLOCK, and Bun's tty streams expect a blocking fd);
-  // writes into it go through a tty.WriteStream on a dup, which queues instead of blocking the loop.
-  const writeFd = dup(master);
-  // node:tty (and with it Node's stream modules, 2-4 ms of a daemon's start) loads with the first terminal.
-  const tty = require("node:tty") as typeof import("node:tty");
-  const ws = new tty.WriteStream(writeFd);
-  let writeFailed = false; // a failed stream may have closed its fd: then it is not closed again
-  ws.on("error", (err: Error) => {
-    writeFailed = true;
-    log.debug(`pty master write: ${err.message}`);
-  });
+  // The master is read and written nonblocking: Bun polls it, as it polls a FIFO. Read blocking (node:tty's
+  // ReadStream), each terminal held one of Bun's thread-pool threads (two here) for as long as it was silent, and with
+  // two such terminals in a daemon every file operation of the daemon waited: a pause, a checkpoint or a Create of
+  // another container never answered (found by a helper session's churn; `ctr run -d -t ... sleep` twice in a
+  // per-namespace daemon, then `ctr task pause` of a third container hung). Bun's stream leaves the descriptor open
+  // (on EIO and on cancel): close() closes it.
+  setNonblocking(master, true);
+  const reader = Bun.file(master).stream().getReader();
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
-  const rs = new tty.ReadStream(master);
-  let writing: Promise<void> = Promise.resolve();
-  rs.on("data", (chunk: Buffer) => {
-    if (outFd < 0 || outClosed) return;
-    rs.pause();
-    writing = writeAll(outFd, chunk, () => !outClosed).then(
-      () => void rs.resume(),
-      () => void rs.resume(),
-    );
-  });
   let finished = false;
-  // Once the master reports EIO the process and every holder of the slave are gone: flush the last
-  // write, then close the shim's stdout FIFO end so the client reads EOF before it deletes the task.
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    void writing.then(() => {
-      closeOut();
-      resolveDrained();
-    });
-  };
   let outClosed = false;
   const closeOut = () => {
     if (outClosed || outFd < 0) return;
@@ -578,47 +555,52 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       // already closed
     }
   };
-  let masterClosed = false;
-  rs.on("error", (err: Error) => {
-    masterClosed = true;
-    log.debug(`pty master read ended: ${err.message}`);
-    finish(); // EIO once every slave is closed
-  });
-  rs.on("close", () => {
-    masterClosed = true;
-    finish();
-  });
-  rs.on("end", finish);
+  // Once the master reports EIO the process and every holder of the slave are gone; what was read is written: close
+  // the shim's stdout FIFO end so the client reads EOF before it deletes the task.
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || closed) break;
+        if (value && outFd >= 0 && !outClosed) await writeAll(outFd, value, () => !outClosed);
+      }
+    } catch (err) {
+      log.debug(`pty master read ended: ${err instanceof Error ? err.message : String(err)}`); // EIO once every slave is closed
+    } finally {
+      finished = true;
+      closeOut();
+      resolveDrained();
+    }
+  })();
+  // Into the terminal: nonblocking, waiting while the terminal's input is full (a process that does not read it).
+  const toTerminal = (chunk: Uint8Array) => writeAll(master, chunk, () => !closed && !finished);
+  const endOfInput = () => void toTerminal(new Uint8Array([4])).catch((err: unknown) => log.debug(`pty master write: ${err instanceof Error ? err.message : String(err)}`));
   // The stdin FIFO is held open as for a process without a terminal: input survives a client's detach, and
   // CloseIO ends it once everything written before has reached the terminal.
   const held = spec.stdin !== "" ? new HeldStdin(spec.stdin) : undefined;
   let closeRequested = false;
   void held?.copy(
     async (chunk) => {
-      if (closed) return;
-      if (!ws.write(chunk)) await new Promise<void>((r) => ws.once("drain", () => r()));
+      if (!closed) await toTerminal(chunk);
     },
     log,
     () => {
       // A terminal has no separate stdin to close; after CloseIO, EOF (^D) as a terminal user would send it.
-      if (closeRequested && !closed) ws.write(new Uint8Array([4]));
+      if (closeRequested && !closed) endOfInput();
     },
   );
   return {
     closeStdin() {
       if (!held) {
-        if (!closed) ws.write(new Uint8Array([4]));
+        if (!closed) endOfInput();
         return;
       }
       closeRequested = true;
       held.release();
     },
     resize(width, height) {
-      // After the last slave closed there is nothing left to resize. Through writeFd, the master's dup that only
-      // close() closes: the ReadStream closes `master` itself when its read fails (EIO), before its events say
-      // so, and in that window the number could already name another file of the daemon, another container's
-      // pty master included (seen once: "ioctl(18, TIOCSWINSZ): Bad file descriptor" after an exec exited).
-      if (!closed && !finished && !writeFailed) setWinsize(writeFd, height, width);
+      // After the last slave closed there is nothing left to resize.
+      if (!closed && !finished) setWinsize(master, height, width);
     },
     // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; from Delete on,
     // its output ends lingerMs later at the latest, so that the client sees EOF.
@@ -636,12 +618,8 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       if (closed) return;
       closed = true;
       held?.stop();
-      rs.destroy();
-      ws.destroy();
-      // Bun's tty streams (observed, Bun 1.4.5): the ReadStream closes the master itself only when reading failed
-      // (EIO, then "error" and "close"), destroy() leaves it open; the WriteStream never closes its fd.
-      if (!masterClosed) closeSync(master);
-      if (!writeFailed) closeSync(writeFd);
+      void reader.cancel().catch(() => {});
+      closeSync(master);
       closeOut();
       resolveDrained();
     },

@@ -36,9 +36,9 @@ test("an exec's whole output reaches a reader that opens the FIFO only after the
 test("a reader that goes away does not stop the copy: the process's pipe is still drained, and the process ends", async () => {
   const stdout = join(dir, "stdout2");
   expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
-  const io = await prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger, copyOutput: true });
   // A reader that reads one line and leaves.
   await using reader = Bun.spawn(["head", "-n", "1", stdout], { stdout: "pipe" });
+  const io = await prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger, copyOutput: true });
   // The process: a line, then (once the reader has gone) 1 MiB, more than any pipe holds.
   await using proc = Bun.spawn(["sh", "-c", "echo first; sleep 0.5; head -c 1048576 /dev/zero"], { stdio: ["ignore", io.stdio[1] as number, "ignore"] });
   const launched = await io.launched();
