@@ -244,15 +244,15 @@ export const READER_WAIT_MS = 2_000;
  * opening it); it is tried again 1 to 50 ms apart. The descriptor is kept: a reader whose blocking open this writer
  * completed would read EOF if it went away before the next one came.
  */
-export async function holdOutputReader(stdout: string, log: Logger): Promise<number> {
+export async function holdOutputReader(stdout: string, log: Logger, waitMs = READER_WAIT_MS): Promise<number> {
   const target = parseOutputTarget(stdout);
   if (target.kind !== "fifo") return -1;
-  const deadline = performance.now() + READER_WAIT_MS;
+  const deadline = performance.now() + waitMs;
   for (let delay = 1; ; delay = Math.min(delay * 2, READER_POLL_MAX_MS)) {
     const fd = openFifoWriter(target.path);
     if (fd >= 0) return fd;
     if (performance.now() >= deadline) {
-      log.warn(`output FIFO ${target.path}: no reader after ${READER_WAIT_MS} ms; opened without one`);
+      log.warn(`output FIFO ${target.path}: no reader after ${waitMs} ms; opened without one`);
       return -1;
     }
     await Bun.sleep(Math.min(delay, Math.max(1, deadline - performance.now())));
@@ -436,11 +436,19 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
       stderr = keep(b.err);
       logger = b.proc;
     } else {
+      // The readers of the output FIFOs (holdOutputReader): once one did not come, the client is not reading (it went
+      // away), and the next FIFO is not waited for again.
+      let readerWaitMs = READER_WAIT_MS;
+      const holdReader = async (path: string) => {
+        const fd = await holdOutputReader(path, ctx.log, readerWaitMs);
+        if (fd < 0) readerWaitMs = 0;
+        return fd;
+      };
       // A file:// log, and an exec's FIFO output (copyOutput, so that the shim can end it after the exec exited), go
       // through a pipe the shim copies; an init's FIFO is handed over.
       const slot = async (target: CopyTarget) => {
         if (target.kind === "fifo" && !ctx.copyOutput) {
-          const hold = await holdOutputReader(target.path, ctx.log);
+          const hold = await holdReader(target.path);
           try {
             return keep(openFifo(target.path, "rw"));
           } finally {
@@ -448,7 +456,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
           }
         }
         // An exec's FIFO: its reader is waited for before the exec starts, as for an init (holdOutputReader).
-        const out = target.kind === "fifo" ? await holdOutputReader(target.path, ctx.log) : -1;
+        const out = target.kind === "fifo" ? await holdReader(target.path) : -1;
         const [r, w] = pipe();
         pendingCopies.push({ r, target, out });
         return keep(w);

@@ -75,7 +75,8 @@ function parseJsonAny(any: Any | undefined, what: string): Record<string, unknow
 /** Creates the task service over the container deps. */
 export function createTaskService(deps: TaskServiceDeps): TaskService {
   const containers = new Map<string, Container>();
-  const creating = new Set<string>();
+  // Creates in progress, by id: a Delete that comes meanwhile waits for its Create (see delete).
+  const creating = new Map<string, Promise<unknown>>();
 
   const get = (id: string): Container => {
     const c = containers.get(id);
@@ -95,8 +96,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.
       const options = { ...requested, root: join(requested.root, ns(ctx)) };
-      creating.add(req.id);
-      try {
+      const made = (async () => {
         await deps.admit?.({ id: req.id, namespace: ns(ctx), bundle: req.bundle, configPath: options.configPath });
         const c = await Container.create(
           {
@@ -112,6 +112,10 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
         );
         containers.set(req.id, c);
         return { pid: c.init.pid };
+      })();
+      creating.set(req.id, made);
+      try {
+        return await made;
       } finally {
         creating.delete(req.id);
       }
@@ -130,6 +134,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     },
 
     async delete(req) {
+      // containerd deletes a task whose Create it gave up on (its client went away): while that Create still runs
+      // here, the Delete waits for it, then deletes what it made. Before, it answered NOT_FOUND at once, and the
+      // Create then left a container no one would delete, keeping its FIFOs open and its daemon up (a helper
+      // session's churn: 3 of 98 `ctr run --rm` killed around Create).
+      const pending = creating.get(req.id);
+      if (pending && req.execId === "") await pending.catch(() => {});
       const c = get(req.id);
       const r = await c.delete(req.execId);
       if (req.execId === "") containers.delete(req.id);

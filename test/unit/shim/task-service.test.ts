@@ -167,6 +167,32 @@ test("create errors leave nothing registered; duplicate create is ALREADY_EXISTS
   expect(t.shutdowns()).toBe(1);
 });
 
+test("a Delete that comes while its container's Create still runs (containerd gave the Create up) waits for it and deletes what it made", async () => {
+  const t = setup();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const createInit = t.engine.createInit.bind(t.engine);
+  t.engine.createInit = async (spec) => {
+    await gate;
+    return createInit(spec);
+  };
+  const created = t.svc.create(createReq("c1"), t.ctx);
+  await Bun.sleep(10);
+  let deleted = false;
+  const deleting = t.svc.delete({ id: "c1", execId: "" } as never, t.ctx).then(() => (deleted = true));
+  await Bun.sleep(10);
+  // Before: NOT_FOUND at once, and the Create then left a container no one deleted.
+  expect(deleted).toBe(false);
+  release();
+  await created;
+  await deleting;
+  expect(t.containers.has("c1")).toBe(false);
+  expect(t.calls).toContain("delete c1");
+  // Nothing left: the daemon's last container is gone.
+  await t.svc.shutdown({ id: "c1", now: false } as never, t.ctx);
+  expect(t.shutdowns()).toBe(1);
+});
+
 test("Delete of an init answers only once containerd has its /tasks/delete event, after the events queued before it", async () => {
   const fake = fakeEngine();
   const forwarded: string[] = [];
