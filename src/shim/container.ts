@@ -224,7 +224,7 @@ export class Container {
       const stoppedAll = all && p === this.init && p.state === "stopped" && p.pid !== 0;
       if (!stoppedAll) p.check("kill");
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
-      await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid }, signal, all && p === this.init);
+      await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid, exited: stoppedAll }, signal, all && p === this.init);
     });
   }
 

@@ -47,6 +47,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
   const cgroups = new Map<string, CgroupManager>();
   /** Init pids of containers without their own PID namespace -> container id. */
   const killAllOnExit = new Map<number, string>();
+  /** Containers with a PID namespace of their own (created or restored by this daemon). */
+  const ownPidNs = new Set<string>();
   /** Containers created with a host sd_notify socket (bundle-spec.ts NOTIFY_ANNOTATION), from Create to Start: the socket and the init's pid. */
   const notifyPending = new Map<string, { socket: string; pid: number }>();
   /** Their forwarders (notify-forward.ts), from Start (or the restore) to Delete. */
@@ -81,6 +83,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       (m) => (checkpointEngine = m.createCheckpointEngine({ log: deps.log, adopt: (id, runc, init) => {
           runcs.set(id, runc);
           if (init?.killAllOnExit) killAllOnExit.set(init.pid, id);
+          else if (init) ownPidNs.add(id);
           // A restored process's sd_notify socket (the restore made runc's directory for it when the checkpoint had one).
           if (init?.notifySocket !== undefined && existsSync(join(runc.root, id, "notify"))) {
             try {
@@ -132,6 +135,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         const pio = await io.launched();
         runcs.set(id, runc);
         if (bundleSpec.killAllOnExit) killAllOnExit.set(pid, id);
+        else ownPidNs.add(id);
         return { pid, io: pio };
       } catch (err) {
         io?.abort();
@@ -177,6 +181,12 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         }
         return;
       }
+      // `kill --all` after the init of a container with its own PID namespace exited: the kernel killed every process
+      // of that namespace with its init, so nothing of the container is left. runc would signal every process in the
+      // container's cgroup, which can be another container's too: `ctr containers restore` under a new name keeps the
+      // spec's cgroupsPath, and `ctr task rm -f` of the copy (containerd kills with --all) killed the original, with
+      // runc's shim as with cryo (seen here; a helper session's churn first).
+      if (all && target.exited && ownPidNs.has(id)) return;
       // A post-copy source still held by CRIU's page server (ptrace-stopped) would neither take the signal
       // nor report its exit (a traced task's exit goes to its tracer first): the page server is stopped first.
       await checkpointEngine?.stopServing(id, `signal ${signal} sent to the container`);
@@ -196,6 +206,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       }
       cgroups.delete(id);
       runcs.delete(id);
+      ownPidNs.delete(id);
       notifyPending.delete(id);
       forwarders.get(id)?.stop();
       forwarders.delete(id);

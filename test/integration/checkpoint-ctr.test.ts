@@ -108,6 +108,31 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
   await remove(id);
 }, 180_000);
 
+test("a copy restored under a new name beside its running original shares its cgroup; `ctr task rm -f` of the copy leaves the original running", async () => {
+  const id = uniqueId("orig");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  const copy = `${id}-c`;
+  expect((await restore(copy, ref)).exitCode).toBe(0);
+  const [orig, copied] = [(await taskPid(pc, id))!, (await taskPid(pc, copy))!];
+  // ctr's restore keeps the spec's cgroupsPath: one cgroup for both, as with runc's shim.
+  const cg = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, "utf8").match(/:memory:(.*)/)?.[1];
+  expect(cg(copied)).toBe(cg(orig));
+  await pc.ctrOk(["task", "kill", "-s", "KILL", copy]);
+  await waitFor(async () => ((await taskStatus(pc, copy)) === "STOPPED" ? true : undefined), { what: `${copy} stopped` });
+  // containerd kills with --all before it deletes: runc would signal the whole cgroup, the original included (it did
+  // here, with runc's shim as with cryo). The copy had a PID namespace of its own, gone with its init: nothing to do.
+  await pc.ctrOk(["task", "rm", "-f", copy]);
+  await pc.ctrOk(["containers", "rm", copy]);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(existsSync(`/proc/${orig}`)).toBe(true);
+  const at = readCounter(pc, id)!;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > at ? true : undefined), { what: "the original counting on" });
+  await remove(id);
+}, 180_000);
+
 test("a container holding a zombie (an init that does not reap) passes the restore's credential check and comes back, zombie included", async () => {
   const id = uniqueId("zomb");
   // The exec'd sleep is the init and never reaps the shell's child: after 0.1 s it is a zombie.
