@@ -101,8 +101,7 @@ export interface Engine {
   startInit(id: string, options: ShimOptions): Promise<void>;
   /** Sets up IO and runs `runc exec --detach`. */
   exec(spec: ExecSpec): Promise<Launched>;
-  /** Signals the init (through runc, `all` for every process) or an exec process (by pid). */
-  /** `target.exited`: the init has exited (a `kill --all` after it). */
+  /** Signals the init (through runc, `all` for every process) or an exec process (by pid); `target.exited`: the init has exited (a `kill --all` after it). */
   kill(id: string, options: ShimOptions, target: { init: boolean; pid: number; exited?: boolean }, signal: number, all: boolean): Promise<void>;
   /** `runc delete --force` and unmounting the rootfs; a container runc no longer knows is not an error. */
   deleteInit(id: string, bundle: string, options: ShimOptions): Promise<void>;
