@@ -57,6 +57,16 @@ async function checkpointRemoveRestore(id: string): Promise<void> {
   expect(await taskStatus(pc, id)).toBe("RUNNING");
 }
 
+/** A counter container (memhog) checkpointed with `ctr containers checkpoint --task` once it counts; it runs on. */
+async function countingCheckpoint(prefix: string): Promise<{ id: string; ref: string }> {
+  const id = uniqueId(prefix);
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  return { id, ref };
+}
+
 /** Kills and removes a container's task, then the container. */
 const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped: "not-running" });
 
@@ -109,11 +119,7 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
 }, 180_000);
 
 test("a copy restored under a new name beside its running original shares its cgroup; `ctr task rm -f` of the copy leaves the original running", async () => {
-  const id = uniqueId("orig");
-  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
-  await waitFor(() => readCounter(pc, id), { what: "counter" });
-  const ref = `localhost/checkpoint/${id}:1`;
-  await checkpoint(id, ref);
+  const { id, ref } = await countingCheckpoint("orig");
   const copy = `${id}-c`;
   expect((await restore(copy, ref)).exitCode).toBe(0);
   const [orig, copied] = [(await taskPid(pc, id))!, (await taskPid(pc, copy))!];
@@ -191,11 +197,7 @@ test("a 256 MiB container comes back with its memory intact", async () => {
 }, 180_000);
 
 test("after restore, runc's root has state.json and exec, ps, pause, resume, metrics, kill and delete work", async () => {
-  const id = uniqueId("life");
-  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
-  await waitFor(() => readCounter(pc, id), { what: "counter" });
-  const ref = `localhost/checkpoint/${id}:1`;
-  await checkpoint(id, ref);
+  const { id, ref } = await countingCheckpoint("life");
   await remove(id);
   expect((await restore(id, ref)).exitCode).toBe(0);
   const pid = (await taskPid(pc, id))!;

@@ -48,14 +48,20 @@ test("a reader that goes away does not stop the copy: the process's pipe is stil
   await launched.close();
 });
 
-test("an init's output FIFO is handed to the process once its reader is there: Create waits for a reader that opens late, and nothing written is lost", async () => {
-  const stdout = join(dir, "stdout3");
+/** Makes the FIFO `name`, starts prepareIo for it as stdout while no one reads it, and gives it 200 ms: whether it has answered, and its promise. */
+async function prepareWithoutReader(name: string, terminal: boolean) {
+  const stdout = join(dir, name);
   expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
-  let prepared = false;
-  const preparing = prepareIo({ stdin: "", stdout, stderr: "", terminal: false }, { id: "c", namespace: "ns", log: nullLogger }).then((io) => ((prepared = true), io));
+  let done = false;
+  const preparing = prepareIo({ stdin: "", stdout, stderr: "", terminal }, { id: "c", namespace: "ns", log: nullLogger }).then((io) => ((done = true), io));
   await Bun.sleep(200);
+  return { stdout, preparing, prepared: () => done };
+}
+
+test("an init's output FIFO is handed to the process once its reader is there: Create waits for a reader that opens late, and nothing written is lost", async () => {
+  const { stdout, preparing, prepared } = await prepareWithoutReader("stdout3", false);
   // Before: the FIFO was opened at once; a process that wrote and ended before the reader's open lost its output.
-  expect(prepared).toBe(false);
+  expect(prepared()).toBe(false);
   // The reader opens blocking, as containerd's does.
   await using reader = Bun.spawn(["cat", stdout], { stdout: "pipe" });
   const io = await preparing;
@@ -85,14 +91,10 @@ test("an init's output FIFOs that no reader opens are opened anyway after READER
 });
 
 test("a terminal process is started once its output FIFO's reader is there (the console socket comes after it)", async () => {
-  const stdout = join(dir, "stdout5");
-  expect(Bun.spawnSync(["mkfifo", stdout]).exitCode).toBe(0);
-  let prepared = false;
-  const preparing = prepareIo({ stdin: "", stdout, stderr: "", terminal: true }, { id: "c", namespace: "ns", log: nullLogger }).then((io) => ((prepared = true), io));
-  await Bun.sleep(200);
+  const { stdout, preparing, prepared } = await prepareWithoutReader("stdout5", true);
   // Before: the process started at once, and the exit was published while the reader's open was still pending, which
   // the client then cancelled: what the process wrote was copied into a FIFO no one read, and lost.
-  expect(prepared).toBe(false);
+  expect(prepared()).toBe(false);
   await using reader = Bun.spawn(["cat", stdout], { stdout: "pipe" });
   const io = await preparing;
   expect(io.consoleSocket).toBeDefined();
