@@ -11,7 +11,7 @@ import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
-import { parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
+import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./plan-enums.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
@@ -125,22 +125,48 @@ export type CheckpointRequestOptions =
 export interface ResolveInput {
   /** The config file's checkpoint defaults. */
   defaults?: CheckpointOverrides;
+  /** How errors name where the defaults came from (e.g. "config /etc/cryo/config.toml [checkpoint]"); default "the config file's [checkpoint]". */
+  defaultsLabel?: string;
   /** The container's OCI annotations (only `cryo.checkpoint/*` keys are read). */
   annotations?: Record<string, string>;
   request?: CheckpointRequestOptions;
 }
 
-/** Resolves the plan; INVALID_ARGUMENT names the bad annotation, option or default. */
+/**
+ * Resolves the plan; INVALID_ARGUMENT names the bad annotation, option or default, and for options that cannot go
+ * together, where each one was set (annotation, config file or request).
+ */
 export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
   const defaults = input.defaults === undefined ? {} : parseDefaults(input.defaults);
   const annotations = parseCheckpointAnnotations(input.annotations ?? {});
   const request = requestOverrides(input.request);
+  const origin = (field: string): string | undefined => {
+    if (Object.hasOwn(request, field)) return "the request's options";
+    if (Object.hasOwn(annotations, field)) {
+      const key = Object.keys(input.annotations ?? {}).find((k) => k.startsWith(ANNOTATION_PREFIX) && (CHECKPOINT_ANNOTATIONS as Record<string, { field: string }>)[k.slice(ANNOTATION_PREFIX.length)]?.field === field);
+      if (key !== undefined) return `annotation ${key}=${JSON.stringify(input.annotations![key])}`;
+    }
+    if (Object.hasOwn(defaults, field)) return input.defaultsLabel ?? "the config file's [checkpoint]";
+    return undefined;
+  };
   const merged = { ...BUILTIN_CHECKPOINT_PLAN, ...defaults, ...annotations, ...request };
   const plan = checkpointPlanSchema.safeParse(merged);
-  if (!plan.success) throw invalidArgument("checkpoint options", { detail: plan.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
-  if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: "pre-dump cannot be combined with lazy pages" });
-  checkPageServerPort(plan.data);
-  checkLocalPages(plan.data);
+  if (!plan.success) {
+    const detail = plan.error.issues
+      .map((i) => {
+        const where = typeof i.path[0] === "string" ? origin(i.path[0]) : undefined;
+        return `${i.path.join(".")}${where ? ` (${where})` : ""}: ${i.message}`;
+      })
+      .join("; ");
+    throw invalidArgument("checkpoint options", { detail });
+  }
+  const from = (fields: string[]): string => {
+    const set = fields.map((f) => [f, origin(f)] as const).filter((x): x is readonly [string, string] => x[1] !== undefined);
+    return set.length === 0 ? "" : ` (${set.map(([f, w]) => `${f} from ${w}`).join("; ")})`;
+  };
+  if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: `pre-dump cannot be combined with lazy pages${from(["preDump", "lazyPages"])}` });
+  checkPageServerPort(plan.data, from);
+  checkLocalPages(plan.data, from);
   return postCopyPlan(plan.data);
 }
 
@@ -151,9 +177,9 @@ export function networkLockAsked(input: ResolveInput): boolean {
 }
 
 /** Port 0 means "a free port, chosen at the dump": only a post-copy dump listens; a page server to send to needs its port. */
-export function checkPageServerPort(plan: CheckpointPlan): void {
+export function checkPageServerPort(plan: CheckpointPlan, from: (fields: string[]) => string = () => ""): void {
   if (plan.pageServer?.port === 0 && !plan.lazyPages) {
-    throw invalidArgument("checkpoint options", { detail: "page-server port 0 (a free port) is for post-copy (with lazy-pages) only; a page server to send the pages to needs its port" });
+    throw invalidArgument("checkpoint options", { detail: `page-server port 0 (a free port) is for post-copy (with lazy-pages) only; a page server to send the pages to needs its port${from(["pageServer"])}` });
   }
 }
 
@@ -179,16 +205,16 @@ export function postCopyPlan(plan: CheckpointPlan): CheckpointPlan {
  * the images directory (compressed there, written to a page server instead, left for a later
  * incremental dump, or punched out of a parent's images) are refused with them.
  */
-export function checkLocalPages(plan: CheckpointPlan): void {
+export function checkLocalPages(plan: CheckpointPlan, from: (fields: string[]) => string = () => ""): void {
   if (!plan.localPages) return;
   const clash = [
-    plan.compression !== "none" && `compression=${plan.compression}`,
-    plan.preDump && "pre-dump",
-    plan.parentPath !== undefined && "parent-path",
-    plan.pageServer !== undefined && "page-server",
-    plan.autoDedup && "auto-dedup",
-  ].filter((x): x is string => typeof x === "string");
-  if (clash.length > 0) throw invalidArgument("checkpoint options", { detail: `local-pages cannot be combined with ${clash.join(", ")}` });
+    plan.compression !== "none" && (["compression", `compression=${plan.compression}`] as const),
+    plan.preDump && (["preDump", "pre-dump"] as const),
+    plan.parentPath !== undefined && (["parentPath", "parent-path"] as const),
+    plan.pageServer !== undefined && (["pageServer", "page-server"] as const),
+    plan.autoDedup && (["autoDedup", "auto-dedup"] as const),
+  ].filter((x) => x !== false);
+  if (clash.length > 0) throw invalidArgument("checkpoint options", { detail: `local-pages cannot be combined with ${clash.map((c) => c[1]).join(", ")}${from(["localPages", ...clash.map((c) => c[0])])}` });
 }
 
 function parseDefaults(d: CheckpointOverrides): CheckpointOverrides {

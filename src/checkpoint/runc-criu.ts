@@ -377,7 +377,12 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
   const external = [...plan.external];
   if (input.externalNs.net !== undefined) external.push(`net[${input.externalNs.net}]:${externalNsKey("net")}`);
   if (input.externalNs.pid !== undefined) external.push(`pid[${input.externalNs.pid}]:${externalNsKey("pid")}`);
-  const freezer = c.cgroup_paths.freezer ?? (input.host.v1Mountpoints.length === 0 ? c.cgroup_paths[""] : undefined);
+  // The v1 freezer, or on cgroup v2 (runc's state names only the unified directory, key "") that directory's
+  // cgroup.freeze. Decided by the container's own paths, not by the host's mount table: a v1 mount left over in
+  // the shim's mount namespace (a copy of another's) must not make CRIU seize a v2-frozen tree through ptrace,
+  // which hangs in the parasite's injection for as long as the cgroup stays frozen (seen on an emulated v2 host).
+  const v2Only = Object.keys(c.cgroup_paths).every((k) => k === "");
+  const freezer = c.cgroup_paths.freezer ?? (v2Only ? c.cgroup_paths[""] : undefined);
 
   const opts: CriuOpts = {
     imagesDir: input.imagesDir,

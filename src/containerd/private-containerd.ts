@@ -19,7 +19,27 @@ const startOptionsSchema = z.object({
   sandboxImage: z.string().min(1).optional(),
   /** Extra environment for containerd, which its shims inherit (e.g. CRYO_CONFIG). */
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  /**
+   * Run containerd (and so its shims, runc and CRIU) in a mount namespace of its own that looks like a cgroup v2
+   * host (V2_HOST_SCRIPT): tests of the v2 paths on a hybrid host. Not with `detached`.
+   */
+  cgroupV2Host: z.boolean().optional(),
 });
+
+/**
+ * Makes the mount namespace `unshare --mount --propagation private` gave look like a pure cgroup v2 host, then
+ * execs its arguments (containerd keeps the pid): every cgroup and cgroup2 mount is unmounted in it (the
+ * host's stay), and the cgroup2 hierarchy is mounted at /sys/fs/cgroup. On a hybrid host its controllers are
+ * those not bound to a v1 hierarchy (here only hugetlb), so no memory, pids or cpu limits; freezing
+ * (cgroup.freeze), cpu.stat, cgroup.procs and cgroup.events are there. The kernel still lists the processes' v1
+ * memberships in /proc/<pid>/cgroup, which a real v2 host does not.
+ */
+const V2_HOST_SCRIPT = [
+  "set -e",
+  `awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i+1) == "cgroup" || $(i+1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done`,
+  "mount -t cgroup2 cgroup2 /sys/fs/cgroup",
+  'exec "$@"',
+].join("\n");
 
 /** Options for startPrivateContainerd. */
 export type StartPrivateContainerdOptions = z.input<typeof startOptionsSchema>;
@@ -172,7 +192,9 @@ export class PrivateContainerd implements AsyncDisposable {
     // wrote over the earlier run's log from its first byte, the earlier run's last records left after its own.
     const logFd = openSync(layout.log, "a", 0o600);
     try {
-      child = Bun.spawn([containerdBinary(), "--config", layout.config], {
+      const argv = [containerdBinary(), "--config", layout.config];
+      if (options.cgroupV2Host) argv.unshift("unshare", "--mount", "--propagation", "private", "sh", "-c", V2_HOST_SCRIPT, "sh");
+      child = Bun.spawn(argv, {
         stdin: "ignore",
         stdout: logFd,
         stderr: logFd,

@@ -19,6 +19,9 @@ import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
+import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
+import type { LoadedConfig } from "../config/find.ts";
+import type { CryoConfig } from "../config/schema.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
 import { ensureStandby, takeStandbyPath } from "./standby.ts";
 import { createTaskService } from "./task-service.ts";
@@ -151,6 +154,17 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const configs = () =>
     (configCache ??= import("../config/config-cache.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
   const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
+  const admitByPlugins = async (c: { id: string; namespace: string; bundle: string; configPath: string }, config: CryoConfig) => {
+    // Every plugin of the config is loaded and checked (its file, imports, and an export for each hook) at
+    // the first Create that uses the config, whatever its hooks: a broken checkpoint or restore plugin fails
+    // this Create, not a later checkpoint.
+    const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath);
+    if (!config.plugins.some((p) => p.hooks.includes("admit"))) return;
+    const { admitBundle } = await import("../plugins/index.ts");
+    // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
+    const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
+    await admitBundle(engine, { ...c, image });
+  };
   const service = createTaskService({
     engine,
     publisher,
@@ -164,16 +178,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       const loaded = await (await configs()).forConfigPath(c.configPath);
       // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
       // relies on are validated by the Create itself, bundle-spec.ts).
-      if (loaded.config.plugins.length === 0) return;
-      // Every plugin of the config is loaded and checked (its file, imports, and an export for each hook) at
-      // the first Create that uses the config, whatever its hooks: a broken checkpoint or restore plugin fails
-      // this Create, not a later checkpoint.
-      const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath);
-      if (!loaded.config.plugins.some((p) => p.hooks.includes("admit"))) return;
-      const { admitBundle } = await import("../plugins/index.ts");
-      // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
-      const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
-      await admitBundle(engine, { ...c, image });
+      if (loaded.config.plugins.length > 0) await admitByPlugins(c, loaded.config);
+      // The checkpoint options the container would be dumped with (the config's [checkpoint] under its
+      // annotations, as the admit plugins left them), resolved now: a value out of range or options that cannot
+      // go together fail `ctr run`, not the checkpoint an hour later. A restore's are the checkpoint's own.
+      if (!c.restore) await checkCheckpointOptions(c.bundle, loaded);
     },
   });
   // A shared daemon's log moves with its live containers (log-follow.ts).
@@ -258,5 +267,17 @@ function timeCalls(impl: Record<string, unknown>, log: ReturnType<typeof createL
       }
     };
   }
+}
+
+/**
+ * Resolves the checkpoint options a Create's container would be dumped with, and throws the INVALID_ARGUMENT a
+ * checkpoint would (naming the annotation or config file that set each option). Nothing to load for a container
+ * with no `cryo.checkpoint/` annotation under a config with no [checkpoint] (the usual `ctr run`).
+ */
+async function checkCheckpointOptions(bundle: string, loaded: LoadedConfig): Promise<void> {
+  const annotations = readAnnotations(bundle);
+  if (!Object.keys(annotations).some((k) => k.startsWith(ANNOTATION_PREFIX)) && Object.keys(loaded.config.checkpoint).length === 0) return;
+  const [{ resolveCheckpointPlan }, { checkpointOverrides }] = await Promise.all([import("../checkpoint/plan.ts"), import("../config/plan-defaults.ts")]);
+  resolveCheckpointPlan({ defaults: checkpointOverrides(loaded.config.checkpoint), defaultsLabel: `config ${loaded.source ?? "(none)"} [checkpoint]`, annotations });
 }
 

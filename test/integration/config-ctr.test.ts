@@ -99,6 +99,8 @@ test("a cryo.checkpoint/* annotation with an unknown key or a bad value fails `c
     ["cryo.checkpoint/tcp-establishd=true", "annotation cryo.checkpoint/tcp-establishd: invalid argument: unknown key; known: exit, leave-running, tcp-established"],
     ["cryo.checkpoint/compression=lz4", 'annotation cryo.checkpoint/compression="lz4": invalid argument: want none or zstd'],
     ["cryo.checkpoint/mntns-compat-mode=true", "annotation cryo.checkpoint/mntns-compat-mode: invalid argument: CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode"],
+    // Well-formed, but out of range: refused with the range, naming the annotation (it was refused only at the checkpoint).
+    ["cryo.checkpoint/compression-level=30", 'checkpoint options: invalid argument: compressionLevel (annotation cryo.checkpoint/compression-level="30"): Too big: expected number to be <=22'],
   ] as const) {
     const id = uniqueId("cfgann");
     const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--annotation", annotation, testImage, id, "sleep", "100"], { timeoutMs: 60_000 });
@@ -107,6 +109,21 @@ test("a cryo.checkpoint/* annotation with an unknown key or a bad value fails `c
     expect(await taskStatus(pc, id)).toBeUndefined();
     await pc.ctrOk(["containers", "rm", id]);
   }
+}, 120_000);
+
+test("checkpoint options that cannot go together (the config's [checkpoint] and an annotation) fail `ctr run` at Create, naming where each was set", async () => {
+  const lazy = join(dir, "lazy-config.toml");
+  writeFileSync(lazy, "[checkpoint]\nlazy_pages = true\n");
+  const id = uniqueId("cfgclash");
+  const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", lazy, "--annotation", "cryo.checkpoint/pre-dump=true", testImage, id, "sleep", "100"], { timeoutMs: 60_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain(`checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages (preDump from annotation cryo.checkpoint/pre-dump="true"; lazyPages from config ${lazy} [checkpoint])`);
+  expect(await taskStatus(pc, id)).toBeUndefined();
+  await pc.ctrOk(["containers", "rm", id]);
+  // The same config alone is fine.
+  await run(id, ["--runtime-config-path", lazy]);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await remove(id);
 }, 120_000);
 
 test("the runtime options' config path (ctr run --runtime-config-path) wins over CRYO_CONFIG", async () => {

@@ -85,6 +85,17 @@ describe("checkpoint plan resolution", () => {
     expect(e5.message).toContain("config file");
   });
 
+  test("a value out of range or options that cannot go together name where each was set", () => {
+    const range = err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/log-level": "7" } }));
+    expect(range.message).toBe('checkpoint options: invalid argument: logLevel (annotation cryo.checkpoint/log-level="7"): Too big: expected number to be <=4');
+    const mixed = err(() => resolveCheckpointPlan({ defaults: { lazyPages: true }, defaultsLabel: "config /c.toml [checkpoint]", annotations: { "cryo.checkpoint/pre-dump": "yes" } }));
+    expect(mixed.message).toBe('checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages (preDump from annotation cryo.checkpoint/pre-dump="yes"; lazyPages from config /c.toml [checkpoint])');
+    const request = err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/local-pages": "true" }, request: { kind: "cryo", options: create(CryoOpts, { autoDedup: true }) } }));
+    expect(request.message).toContain('local-pages cannot be combined with auto-dedup (localPages from annotation cryo.checkpoint/local-pages="true"; autoDedup from the request\'s options)');
+    const port = err(() => resolveCheckpointPlan({ defaults: { pageServer: { address: "10.0.0.1", port: 0 } } }));
+    expect(port.message).toContain("needs its port (pageServer from the config file's [checkpoint])");
+  });
+
   test("cryo's options carry every CRIU option", () => {
     const plan = resolveCheckpointPlan({
       request: {

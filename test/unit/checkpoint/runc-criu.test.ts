@@ -55,6 +55,18 @@ describe("runc container -> CRIU options", () => {
     expect(opts.external).toEqual(["net[4026532000]:extRootNetNS"]);
   });
 
+  test("freezer: cgroup v2 (runc's state names only the unified directory) freezes through it, whatever v1 mounts the shim's mount table shows", () => {
+    const v2 = runcContainerFrom({ ...state, cgroup_paths: { "": "/sys/fs/cgroup/v2/c1" } });
+    const plan = resolveCheckpointPlan({});
+    // A v1 hierarchy still in the mount table (a mount namespace copied from the host's): the container is still v2.
+    for (const host of [{ v1Mountpoints: [] }, readHostCgroupFacts(mountinfo)]) {
+      expect(containerDumpOpts({ plan, container: v2, imagesDir: "/img", host, maskedFiles: [], externalNs: {} }).freezeCgroup).toBe("/sys/fs/cgroup/v2/c1");
+    }
+    // v1 without a freezer path (only memory, and the unified directory runc adds on a hybrid host): CRIU seizes through ptrace.
+    const noFreezer = runcContainerFrom({ ...state, cgroup_paths: { memory: "/sys/fs/cgroup/memory/c1", "": "/sys/fs/cgroup/unified/c1" } });
+    expect(containerDumpOpts({ plan, container: noFreezer, imagesDir: "/img", host: { v1Mountpoints: [] }, maskedFiles: [], externalNs: {} }).freezeCgroup).toBeUndefined();
+  });
+
   test("masked directories (an empty read-only tmpfs, or a restored container's bind of the host's empty directory) are dumped as external mounts, and bound to an empty host directory at restore", () => {
     const dir = mkdtempSync(join(tmpdir(), "cryo-masked-"));
     try {
