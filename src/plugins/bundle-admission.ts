@@ -49,30 +49,72 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
   return decision;
 }
 
-/** One policy engine per config file, loaded on first use and kept for the daemon's life. */
+/** One policy engine per config file, loaded on first use, and loaded again when the config's files change. */
 export interface PolicyEngines {
-  /** The engine for a runtime options' config path ("" = CRYO_CONFIG or the defaults); throws INVALID_ARGUMENT for a bad config. */
-  forConfigPath(configPath: string): PolicyEngine;
+  /**
+   * The engine for a runtime options' config path ("" = CRYO_CONFIG or the defaults); throws INVALID_ARGUMENT for a
+   * bad config. `stamp` identifies the files the caller's config was read from (config-cache.ts): another stamp than
+   * the cached engine's loads a new engine, and the old one is closed once its calls in flight have returned.
+   */
+  forConfigPath(configPath: string, stamp?: string): PolicyEngine;
   /** Closes every engine. */
   close(): Promise<void>;
 }
 
+/** An engine that counts its calls in flight, so that a replaced one is closed only after they return. */
+interface Tracked {
+  stamp: string | undefined;
+  engine: PolicyEngine;
+  inFlight: number;
+  retired: boolean;
+  inner: PolicyEngine;
+}
+
 /** Creates the per-daemon engine cache; `search` overrides env/defaults (tests). */
 export function createPolicyEngines(search: Omit<ConfigSearch, "explicitPath"> = {}, options: PolicyEngineOptions = {}): PolicyEngines {
-  const engines = new Map<string, PolicyEngine>();
+  const engines = new Map<string, Tracked>();
+  const closeIfDone = (t: Tracked) => {
+    if (t.retired && t.inFlight === 0) void t.inner.close().catch(() => {});
+  };
+  const track = (stamp: string | undefined, inner: PolicyEngine): Tracked => {
+    const t: Tracked = { stamp, inner, inFlight: 0, retired: false, engine: inner };
+    const counted =
+      <A, R>(fn: (a: A) => Promise<R>) =>
+      async (a: A): Promise<R> => {
+        t.inFlight++;
+        try {
+          return await fn(a);
+        } finally {
+          t.inFlight--;
+          closeIfDone(t);
+        }
+      };
+    t.engine = {
+      plugins: inner.plugins,
+      admit: counted((i) => inner.admit(i)),
+      checkpointOptions: counted((i) => inner.checkpointOptions(i)),
+      restoreAdmission: counted((i) => inner.restoreAdmission(i)),
+      warm: () => inner.warm(),
+      close: () => inner.close(),
+    };
+    return t;
+  };
   return {
-    forConfigPath(configPath) {
-      let e = engines.get(configPath);
-      if (!e) {
-        e = loadPolicyEngine({ ...search, explicitPath: configPath || undefined }, options);
-        engines.set(configPath, e);
+    forConfigPath(configPath, stamp) {
+      const t = engines.get(configPath);
+      if (t && (stamp === undefined || t.stamp === stamp)) return t.engine;
+      const next = track(stamp, loadPolicyEngine({ ...search, explicitPath: configPath || undefined }, options));
+      engines.set(configPath, next);
+      if (t) {
+        t.retired = true;
+        closeIfDone(t);
       }
-      return e;
+      return next.engine;
     },
     async close() {
       const all = [...engines.values()];
       engines.clear();
-      await Promise.all(all.map((e) => e.close()));
+      await Promise.all(all.map((t) => t.inner.close()));
     },
   };
 }

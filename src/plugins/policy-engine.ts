@@ -71,6 +71,12 @@ export interface PolicyEngineOptions {
   log?: PolicyLogger;
 }
 
+/** "container ID in namespace NS", for log lines about a hook's call. */
+function subjectOf(input: unknown): string {
+  const { id, namespace } = (input ?? {}) as { id?: unknown; namespace?: unknown };
+  return `container ${typeof id === "string" ? id : "?"}${typeof namespace === "string" ? ` in namespace ${namespace}` : ""}`;
+}
+
 const defaultLog: PolicyLogger = (level, message) => console.error(`cryo plugins ${level}: ${message}`);
 
 /** Builds the engine for a validated config; every plugin is read and checked now (errors name it). */
@@ -89,12 +95,12 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
   async function run<H extends HookName>(p: LoadedPlugin, hook: H, input: HookInputs[H]): Promise<HookOutputs[H] | null> {
     try {
       const result = await host.call(p, hook, input);
-      for (const l of result.logs) log(l.level === "error" ? "error" : l.level === "warn" ? "warn" : "info", `plugin ${p.config.name}: ${l.message}`);
+      for (const l of result.logs) log(l.level === "error" ? "error" : l.level === "warn" ? "warn" : "info", `plugin ${p.config.name} (${hook} of ${subjectOf(input)}): ${l.message}`);
       return result.output;
     } catch (err) {
       const e = CryoError.from(err);
       if (p.config.failure === "open" && e.code !== Code.INVALID_ARGUMENT) {
-        log("warn", `${e.message} (failure = "open": allowing)`);
+        log("warn", `${subjectOf(input)}: ${e.message} (failure = "open": allowing)`);
         return null;
       }
       throw e;

@@ -21,7 +21,7 @@ import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
 import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
 import type { LoadedConfig } from "../config/find.ts";
-import type { CryoConfig } from "../config/schema.ts";
+import type { StampedConfig } from "../config/config-cache.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
 import { ensureStandby, takeStandbyPath } from "./standby.ts";
 import { createTaskService } from "./task-service.ts";
@@ -75,9 +75,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     policyFor: async (configPath) => {
       // No plugin of the config has a checkpoint or restore hook: nothing to ask, and the plugin host is not
       // loaded (7-17 ms of a daemon's first checkpoint, measured). A broken config throws its error here.
-      const { config } = await (await configs()).forConfigPath(configPath);
+      const { config, stamp } = await (await configs()).forConfigPath(configPath);
       if (!config.plugins.some((p) => p.hooks.includes("checkpoint") || p.hooks.includes("restore"))) return undefined;
-      return (policies ??= await loadPolicies()).forConfigPath(configPath);
+      return (policies ??= await loadPolicies()).forConfigPath(configPath, stamp);
     },
     configFor: async (configPath) => (await (await configs()).forConfigPath(configPath)).config,
     imageFor: (namespace, id) => readContainerImage(flags.address, namespace, id, log),
@@ -153,12 +153,13 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   let configCache: Promise<import("../config/config-cache.ts").ConfigCache> | undefined;
   const configs = () =>
     (configCache ??= import("../config/config-cache.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
-  const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines();
-  const admitByPlugins = async (c: { id: string; namespace: string; bundle: string; configPath: string }, config: CryoConfig) => {
+  // Plugins' log lines and fail-open warnings go to the daemon's log (containerd's), with its fields.
+  const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines({}, { log: (level, message) => log[level](message) });
+  const admitByPlugins = async (c: { id: string; namespace: string; bundle: string; configPath: string }, { config, stamp }: StampedConfig) => {
     // Every plugin of the config is loaded and checked (its file, imports, and an export for each hook) at
     // the first Create that uses the config, whatever its hooks: a broken checkpoint or restore plugin fails
     // this Create, not a later checkpoint.
-    const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath);
+    const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath, stamp);
     if (!config.plugins.some((p) => p.hooks.includes("admit"))) return;
     const { admitBundle } = await import("../plugins/index.ts");
     // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
@@ -178,7 +179,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       const loaded = await (await configs()).forConfigPath(c.configPath);
       // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
       // relies on are validated by the Create itself, bundle-spec.ts).
-      if (loaded.config.plugins.length > 0) await admitByPlugins(c, loaded.config);
+      if (loaded.config.plugins.length > 0) await admitByPlugins(c, loaded);
       // The checkpoint options the container would be dumped with (the config's [checkpoint] under its
       // annotations, as the admit plugins left them), resolved now: a value out of range or options that cannot
       // go together fail `ctr run`, not the checkpoint an hour later. A restore's are the checkpoint's own.

@@ -6,10 +6,10 @@
  * The config reaches the shim through `ctr run --runtime-config-path` (runtimeoptions.v1.Options).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
+import { ensureTestImage, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -108,3 +108,39 @@ test("a config whose restore-only plugin lacks its export fails the first Create
   expect(await containerTraces(id)).toEqual([]);
   await pc.ctr(["containers", "rm", id]);
 }, 60_000);
+
+test("a shared daemon reads an edited config again at the next Create: a plugin added to the file applies to the next container; a fail-open warning in containerd's log names the container", async () => {
+  const edited = join(dir, "edited.toml");
+  writeFileSync(edited, "");
+  const shared = ["--annotation", "io.cryo.shim.grouping=per-namespace", "--runtime-config-path", edited];
+  const first = uniqueId("edit1");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...shared, testImage, first, "sleep", "100"], { timeoutMs: 60_000 });
+  const daemons = shimDaemonPids(pc.address, first);
+  expect(daemons.length).toBe(1);
+
+  // The file edited while that daemon runs: deny-privileged added, and a broken plugin that fails open.
+  writeFileSync(
+    edited,
+    `[[plugins]]\nname = "deny-privileged"\npath = "${join(plugins, "deny-privileged.wasm")}"\nhooks = ["admit"]\n` +
+      `[[plugins]]\nname = "malformed-json"\npath = "${join(plugins, "malformed-json.wasm")}"\nhooks = ["admit"]\nfailure = "open"\n`,
+  );
+  const denied = uniqueId("edit2");
+  const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, ...shared, "--privileged", testImage, denied, "true"], { timeoutMs: 60_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain(`container ${denied}: denied by plugin deny-privileged`);
+  await pc.ctr(["containers", "rm", denied]);
+  const allowed = uniqueId("edit3");
+  const ok = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, ...shared, testImage, allowed, "echo", "allowed"], { timeoutMs: 60_000 });
+  expect(ok.stdout.trim()).toBe("allowed");
+  expect(ok.exitCode).toBe(0);
+  // Both were served by the daemon that was running before the edit.
+  expect(shimDaemonPids(pc.address)).toEqual(daemons);
+  // The fail-open warning is one of the daemon's own log lines (logfmt, level warn), naming the container.
+  const line = readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`container ${allowed} in namespace ${ns}: plugin malformed-json`));
+  expect(line).toBeDefined();
+  expect(line).toMatch(/^time=\S+ level=warn msg=/);
+  expect(line).toContain('(failure = \\"open\\": allowing)');
+
+  await pc.ctr(["task", "rm", "-f", first]);
+  await pc.ctrOk(["containers", "rm", first]);
+}, 120_000);

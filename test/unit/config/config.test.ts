@@ -209,7 +209,7 @@ describe("search order", () => {
 });
 
 describe("per-daemon cache", () => {
-  test("a bad config is reported once and then fails every use with the same error; a good one loads once", async () => {
+  test("a bad config is reported once and then fails every use with the same error; a good one loads once while its file stays as it was", async () => {
     const bad = join(dir, "cache-bad.toml");
     const good = join(dir, "cache-good.toml");
     writeFileSync(bad, "[restore]\ntcp_close = \"yes\"\n");
@@ -226,16 +226,41 @@ describe("per-daemon cache", () => {
     expect(reported).toEqual([first!.message]);
     const loaded = await cache.forConfigPath(good);
     expect(loaded.config.checkpoint.compression).toBe("zstd");
-    writeFileSync(good, "not = [toml");
     expect(await cache.forConfigPath(good)).toBe(loaded);
     expect(await cache.check("")).toBeUndefined();
     expect((await cache.forConfigPath("")).source).toBeNull();
   });
 
+  test("an edited config file, or a replaced plugin file, is read again at the next use; a file broken by the edit is reported once", async () => {
+    const path = join(dir, "cache-edited.toml");
+    const wasm = join(dir, "cache-edited.wasm");
+    writeFileSync(wasm, "v1");
+    writeFileSync(path, `[checkpoint]\ncompression = "zstd"\n[[plugins]]\nname = "p"\npath = "${wasm}"\nhooks = ["admit"]\n`);
+    const reported: string[] = [];
+    const cache = createConfigCache({ env: {}, defaults: [] }, (e) => reported.push(e.message));
+    const first = await cache.forConfigPath(path);
+    expect(first.config.checkpoint.compression).toBe("zstd");
+    expect(await cache.forConfigPath(path)).toBe(first);
+    // The plugin file replaced (another size): same config, a new stamp, so a policy engine keyed by it reloads.
+    writeFileSync(wasm, "v2 longer");
+    const second = await cache.forConfigPath(path);
+    expect(second).not.toBe(first);
+    expect(second.stamp).not.toBe(first.stamp);
+    expect(second.config).toEqual(first.config);
+    // The config edited into something broken: its error, reported once, until the file changes again.
+    writeFileSync(path, "not = [toml");
+    const broken = await cache.forConfigPath(path).catch((e: unknown) => e as CryoError);
+    expect((broken as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+    expect(await cache.forConfigPath(path).catch((e: unknown) => e)).toBe(broken);
+    expect(reported).toEqual([(broken as CryoError).message]);
+    writeFileSync(path, `[checkpoint]\ncompression = "none"\n`);
+    expect((await cache.forConfigPath(path)).config.checkpoint.compression).toBe("none");
+  });
+
   test("a missing explicit file is reported like a bad one; no file anywhere is the empty configuration", async () => {
     const reported: string[] = [];
     const cache = createConfigCache({ env: {}, defaults: [join(dir, "absent.toml")] }, (e) => reported.push(e.message));
-    expect(await cache.forConfigPath("")).toEqual({ source: null, config: emptyCryoConfig });
+    expect(await cache.forConfigPath("")).toEqual({ source: null, config: emptyCryoConfig, stamp: "" });
     const missing = join(dir, "absent-explicit.toml");
     const err = await cache.forConfigPath(missing).catch((e: unknown) => e);
     expect((err as CryoError).message).toBe(`config ${missing}: invalid argument: file does not exist (runtime options config path)`);

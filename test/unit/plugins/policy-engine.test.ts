@@ -170,9 +170,11 @@ describe("failure policy", () => {
     const logs: string[] = [];
     const e = engine([bad("loop-forever", { failure: "open" }), bad("malformed-json", { failure: "open" }), denyPrivileged], logs);
     expect((await e.admit(ordinary)).consulted).toEqual(["loop-forever", "malformed-json", "deny-privileged"]);
+    // Each warning names the container it let through.
+    const who = `container ${ordinary.id} in namespace ${ordinary.namespace}`;
     expect(logs).toEqual([
-      'warn: plugin loop-forever: hook admit: timed out after 500 ms (failure = "open": allowing)',
-      'warn: plugin malformed-json: hook admit: returned malformed JSON: JSON Parse error: Unterminated string (failure = "open": allowing)',
+      `warn: ${who}: plugin loop-forever: hook admit: timed out after 500 ms (failure = "open": allowing)`,
+      `warn: ${who}: plugin malformed-json: hook admit: returned malformed JSON: JSON Parse error: Unterminated string (failure = "open": allowing)`,
     ]);
     // fail-open does not weaken the other plugins
     expect((await rejection(e.admit(privileged))).message).toContain("denied by plugin deny-privileged");
