@@ -63,7 +63,7 @@ function parseBool(key: string, v: string): boolean {
   const s = v.trim().toLowerCase();
   if (["true", "1", "yes", "on"].includes(s)) return true;
   if (["false", "0", "no", "off"].includes(s)) return false;
-  throw invalidArgument(`annotation ${key}=${JSON.stringify(v)}`, { detail: "want true or false" });
+  throw invalidArgument(`annotation ${key}=${JSON.stringify(v)}`, { detail: "want true or false (or yes/no, on/off, 1/0)" });
 }
 
 /** Reads the `cryo.checkpoint/*` annotations into plan overrides. */

@@ -4,7 +4,7 @@
  */
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
-import { invalidArgument } from "../errors.ts";
+import { invalidArgument, notFound } from "../errors.ts";
 import type { CliCommand } from "../cli/command-table.ts";
 // criu/inspect.ts, not src/criu's index: src/checkpoint's index re-exports this command, and through src/criu's
 // index the shim's restore chunk would reach the CRIU client, which the shim loads lazily (checkpoint-engine.ts).
@@ -48,8 +48,13 @@ export const inspectCommand: CliCommand = {
     const rest = args.filter((a) => a !== "--json");
     if (rest.length !== 1 || rest[0]!.startsWith("-")) throw invalidArgument("cryo inspect", { detail: "want exactly one DIR" });
     const dir = rest[0]!;
+    if (!existsSync(dir)) throw notFound(`checkpoint ${dir}`);
+    // Not a checkpoint at all (no metadata, no CRIU process tree): said so, before walking what may be a big tree.
+    if (!existsSync(join(dir, METADATA_FILE)) && !existsSync(join(dir, "pstree.img"))) {
+      throw notFound(`checkpoint ${dir}`, { detail: `not a checkpoint: neither ${METADATA_FILE} (cryo's) nor pstree.img (CRIU's images) in it` });
+    }
     // A checkpoint from elsewhere: a FIFO among its files would hang this command, a link would show another file.
-    if (existsSync(dir)) checkCheckpointEntries(realpathSync(dir));
+    checkCheckpointEntries(realpathSync(dir));
     const meta = existsSync(join(dir, METADATA_FILE)) ? await readCheckpointMetadata(dir) : undefined;
     const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir);
     if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));

@@ -1,6 +1,9 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import { z } from "zod";
-import { PrivateContainerd, cryoRuntimeType, startPrivateContainerd } from "../containerd/index.ts";
+import { accessSync, constants, statSync } from "node:fs";
+import { join } from "node:path";
+import { PrivateContainerd, cryoRuntimeType, defaultBinDir, startPrivateContainerd } from "../containerd/index.ts";
+import { failedPrecondition } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
 import { parseCliArgs } from "./parse-args.ts";
 
@@ -14,7 +17,7 @@ function parse<S extends z.ZodType>(args: string[], options: ParseArgsOptionsCon
   return parseCliArgs(args, options, schema, usage).values;
 }
 
-function printHowTo(pc: PrivateContainerd, io: CliIo): void {
+function printHowTo(pc: PrivateContainerd, io: CliIo, shim?: string): void {
   io.out(
     [
       `private containerd running (pid ${pc.pid}) in ${pc.dir}`,
@@ -22,10 +25,37 @@ function printHowTo(pc: PrivateContainerd, io: CliIo): void {
       `  ttrpc:   ${pc.ttrpcAddress}`,
       `  log:     ${pc.layout.log}`,
       `  runtime: ${cryoRuntimeType} (CRI handler "cryo"), runc is the default`,
+      ...(shim !== undefined ? [`  shim:    ${shim}`] : []),
       `use it:    ctr --address ${pc.address} images ls`,
       `           ctr --address ${pc.address} run --runtime ${cryoRuntimeType} IMAGE ID`,
     ].join("\n"),
   );
+}
+
+const SHIM_BINARY = "containerd-shim-cryo-v2";
+
+function executableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The shim binary containerd will run: --bin-dir's (which must have it: a wrong directory would silently fall
+ * back to whatever shim PATH has), else the one next to cryo (or the repo's build/bin), else PATH's.
+ */
+function shimBinary(binDir: string | undefined): string {
+  if (binDir !== undefined) {
+    const path = join(binDir, SHIM_BINARY);
+    if (!executableFile(path)) throw failedPrecondition(`--bin-dir ${binDir}`, { detail: `no executable ${SHIM_BINARY} in it; leave --bin-dir out to use the one next to cryo, or on PATH` });
+    return path;
+  }
+  const found = Bun.which(SHIM_BINARY, { PATH: [defaultBinDir(), process.env.PATH].filter((p) => p).join(":") });
+  if (found === null) throw failedPrecondition(SHIM_BINARY, { detail: "not next to cryo and not on PATH: run `npm run build` (build/bin), or `cryo install`, or pass --bin-dir" });
+  return found;
 }
 
 const startUsage = "cryo containerd start [--dir DIR] [--bin-dir DIR] [--foreground] [--log-level LEVEL]";
@@ -56,6 +86,7 @@ build/bin), then on PATH.
       startUsage,
     );
     const foreground = values.foreground === true;
+    const shim = shimBinary(values["bin-dir"]);
     const pc = await startPrivateContainerd({
       dir: values.dir ?? defaultContainerdDir,
       binDir: values["bin-dir"],
@@ -63,7 +94,7 @@ build/bin), then on PATH.
       // Its own session either way: a Ctrl-C meant for cryo must not reach containerd before cryo cleans up.
       detached: true,
     });
-    printHowTo(pc, io);
+    printHowTo(pc, io, shim);
     if (!foreground) {
       io.out(`stop it:   cryo containerd stop --dir ${pc.dir}`);
       return 0;

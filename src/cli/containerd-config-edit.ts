@@ -58,6 +58,9 @@ export function parseConfig(text: string, source: string): ParsedConfig {
         "version 1 (no `version = 2`): cryo edits version 2, 3 and 4 configs only; convert it first (`containerd config migrate` on containerd 2.x; containerd 1.6 reads version 2)",
     });
   }
+  if (typeof version !== "number" && typeof version !== "bigint") {
+    throw failedPrecondition(`containerd config ${source}`, { detail: `version ${JSON.stringify(version)} is a ${typeof version}, not a number (write \`version = 2\`, without quotes)` });
+  }
   if (version !== 2 && version !== 3 && version !== 4) {
     throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2, 3 and 4 configs only` });
   }

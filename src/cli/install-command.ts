@@ -79,7 +79,8 @@ Running it again changes nothing. A missing config file is created (version = 2 
     const created = !exists || blank;
     // A config that cannot be written fails before the binaries are copied.
     const configDir = dirname(configPath);
-    if (!dryRun && !(existsSync(configDir) && statSync(configDir).isDirectory())) {
+    // A dry run says so too: it is to show what the real run would do.
+    if (!(existsSync(configDir) && statSync(configDir).isDirectory())) {
       throw failedPrecondition(`containerd config ${configPath}`, { detail: `its directory ${configDir} does not exist` });
     }
 

@@ -49,7 +49,15 @@ export function parseCliArgs<S extends z.ZodType>(
   const checked = schema.safeParse(parsed.values);
   if (!checked.success) {
     // Issues name the flag as typed ("--format: ..."), one per line.
-    const issues = checked.error.issues.map((i) => (i.path.length > 0 ? `--${i.path.join(".")}: ${i.message}` : i.message));
+    const issues = checked.error.issues.map((i) => {
+      if (i.path.length === 0) return i.message;
+      const flag = `--${i.path.join(".")}`;
+      // A required flag left out reads as such, not as zod's "expected string, received undefined".
+      if (i.code === "invalid_type" && i.message.endsWith("received undefined")) return `${flag} is required`;
+      // A number flag given a word: node's parser hands over the word, the schema's coerce makes it NaN.
+      if (i.code === "invalid_type" && (i as { received?: unknown }).received === "NaN") return `${flag}: want a number`;
+      return `${flag}: ${i.message}`;
+    });
     throw invalidArgument("arguments", { detail: `${issues.join("; ")}\nusage: ${usage}` });
   }
   return { values: checked.data, positionals: parsed.positionals };

@@ -34,6 +34,15 @@ export async function runCli(table: CommandTable, argv: readonly string[], io: C
       io.out(help(table, group));
       return 0;
     }
+    // A group named without its command (`cryo containerd`): which ones it has.
+    const words = argv.filter((a) => !a.startsWith("-"));
+    for (let n = words.length; n > 0; n--) {
+      const prefix = words.slice(0, n);
+      if (commandsUnder(table, prefix).length === 0) continue;
+      const next = words[n];
+      io.err(`${next === undefined ? `cryo ${prefix.join(" ")}: missing command` : `cryo ${prefix.join(" ")}: unknown command "${next}"`}\n\n${help(table, prefix)}`);
+      return 2;
+    }
     io.err(`cryo: unknown command "${argv.join(" ")}"\n\n${help(table)}`);
     return 2;
   }

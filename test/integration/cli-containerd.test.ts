@@ -30,10 +30,20 @@ describe("cryo containerd start/status/stop", () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`address: ${dir}/containerd.sock`);
     expect(r.stdout).toContain(`ctr --address ${dir}/containerd.sock`);
+    // Which shim containerd will run (the repo's build here: cryo runs from its source).
+    expect(r.stdout).toContain(`shim:    ${resolve(import.meta.dir, "../../build/bin/containerd-shim-cryo-v2")}`);
     pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
     expect(processAlive(pid)).toBe(true);
     const version = await runCtr(join(dir, "containerd.sock"), ["version"]);
     expect(version.exitCode).toBe(0);
+  });
+
+  test("a --bin-dir without the shim is refused before anything starts (it would fall back to PATH's shim)", async () => {
+    const empty = join(parent, "empty-bin");
+    const r = await cryo("containerd", "start", "--dir", join(parent, "other"), "--bin-dir", empty);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.trim()).toBe(`cryo containerd start: --bin-dir ${empty}: failed precondition: no executable containerd-shim-cryo-v2 in it; leave --bin-dir out to use the one next to cryo, or on PATH`);
+    expect(existsSync(join(parent, "other"))).toBe(false);
   });
 
   test("a second start in the same dir is refused", async () => {

@@ -190,4 +190,8 @@ test("an empty config file gets a whole version 2 config; a config in a missing 
   expect(refused.exitCode).toBe(1);
   expect(refused.stderr.trim()).toBe(`cryo install: containerd config ${nowhere}: failed precondition: its directory ${join(dir, "no-such-dir")} does not exist`);
   expect(existsSync(bins)).toBe(false);
+  // A dry run foretells that failure (it printed a whole diff and exited 0).
+  const dry = await cryo("install", "--config", nowhere, "--bin-dir", bins, "--from", buildBin, "--dry-run");
+  expect(dry.exitCode).toBe(1);
+  expect(dry.stderr.trim()).toBe(refused.stderr.trim());
 });

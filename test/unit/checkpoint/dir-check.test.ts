@@ -69,3 +69,16 @@ test("metadata over the size limit is refused without being read", async () => {
   expect(e?.code).toBe(Code.INVALID_ARGUMENT);
   expect(e?.message).toContain(`${MAX_METADATA_BYTES + 1} bytes, more than ${MAX_METADATA_BYTES}`);
 });
+
+test("cryo inspect of a directory that is no checkpoint says so, without walking it (a FIFO in it is not reached)", async () => {
+  const { inspectCommand } = await import("../../../src/checkpoint/inspect-command.ts");
+  const d = mkdtempSync(join(root, "not-"));
+  mkdirSync(join(d, "deep"));
+  Bun.spawnSync(["mkfifo", join(d, "deep", "fifo")]);
+  const io = { out: () => {}, err: () => {} };
+  const e = await inspectCommand.run([d], io).catch((x: unknown) => x as CryoError);
+  expect((e as CryoError).code).toBe(Code.NOT_FOUND);
+  expect((e as CryoError).message).toBe(`checkpoint ${d}: not found: not a checkpoint: neither ${METADATA_FILE} (cryo's) nor pstree.img (CRIU's images) in it`);
+  const gone = await inspectCommand.run([join(d, "absent")], io).catch((x: unknown) => x as CryoError);
+  expect((gone as CryoError).message).toBe(`checkpoint ${join(d, "absent")}: not found`);
+});

@@ -50,6 +50,18 @@ describe("cryo command table", () => {
     expect(io.stderr.at(-1)).toBe("cryo missing: container c1: not found");
   });
 
+  test("a group without its command, or with an unknown one, names the group and lists its commands (exit 2)", async () => {
+    const table = createCommandTable();
+    table.register(command(["pages", "ls"], async () => 0), command(["pages", "rm"], async () => 0), command(["version"], async () => 0));
+    const io = captureIo();
+    expect(await runCli(table, ["pages"], io)).toBe(2);
+    expect(io.stderr[0]).toStartWith("cryo pages: missing command\n\ncryo pages: one of\n\ncommands:\n  cryo pages ls");
+    expect(await runCli(table, ["pages", "prune", "--dry-run"], io)).toBe(2);
+    expect(io.stderr[1]).toStartWith('cryo pages: unknown command "prune"\n\ncryo pages: one of');
+    expect(await runCli(table, ["nope", "pages"], io)).toBe(2);
+    expect(io.stderr[2]).toStartWith('cryo: unknown command "nope pages"');
+  });
+
   test("a group's --help lists its commands; help CMD is CMD --help; --version is version; an error names the command once", async () => {
     const table = createCommandTable();
     table.register(
@@ -107,5 +119,17 @@ describe("cryo command table", () => {
     // --config is repeatable: past argument parsing, to the missing plugin file.
     expect(await runCli(createCryoCommands(), ["plugin", "test", "/nonexistent/x.wasm", "--hook", "admit", "--config", "a=1", "--config", "b=2", "--input", "/nonexistent/in.json"], io)).not.toBe(0);
     expect(io.stderr.at(-1)).not.toContain("more than once");
+  });
+});
+
+describe("parseCliArgs", () => {
+  test("a required flag left out says so, and a word given to a number flag asks for a number (not zod's wording)", async () => {
+    const { parseCliArgs } = await import("../../../src/cli/parse-args.ts");
+    const { z } = await import("zod");
+    const schema = z.object({ to: z.string(), timeout: z.coerce.number().positive().optional() });
+    const options = { to: { type: "string" }, timeout: { type: "string" } } as const;
+    expect(() => parseCliArgs([], options, schema, "cmd --to X")).toThrow("arguments: invalid argument: --to is required\nusage: cmd --to X");
+    expect(() => parseCliArgs(["--to", "a", "--timeout", "abc"], options, schema, "cmd --to X")).toThrow("--timeout: want a number");
+    expect(() => parseCliArgs(["--to", "a", "--timeout=-1"], options, schema, "cmd --to X")).toThrow("--timeout: Too small");
   });
 });
