@@ -19,7 +19,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { alreadyExists, CryoError, failedPrecondition, invalidArgument, unavailable } from "../errors.ts";
 import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
@@ -204,6 +204,11 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   assertValidContainerId(id);
   assertValidContainerId(newId);
   if (sameAddress(from, to)) throw invalidArgument(`--to ${to}`, { detail: "is the source containerd; give another containerd's address" });
+  // A socket path that does not exist fails at once (ctr would wait its whole dial timeout, 10 s, to say so).
+  for (const [flag, address] of [["--from", from], ["--to", to]] as const) {
+    const path = address.replace(/^unix:\/\//, "");
+    if (path.startsWith("/") && !existsSync(path)) throw unavailable(`containerd at ${address} (${flag})`, { detail: "no such socket; nothing was done" });
+  }
   const src = createCtrClient(from, namespace, timeoutMs);
   const dst = createCtrClient(to, namespace, timeoutMs);
 

@@ -41,7 +41,10 @@ export function parseConfig(text: string, source: string): CryoConfig {
     raw = source.endsWith(".json") ? JSON.parse(text) : parseToml(text);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
-    throw invalidArgument(`config ${source}`, { detail: `cannot parse: ${msg}`, cause: err });
+    // smol-toml's errors carry the line and column (its message's code block is dropped: one line per error).
+    const { line, column } = (err ?? {}) as { line?: unknown; column?: unknown };
+    const at = typeof line === "number" && typeof column === "number" ? ` (line ${line}, column ${column})` : "";
+    throw invalidArgument(`config ${source}`, { detail: `cannot parse: ${msg}${at}`, cause: err });
   }
   const result = cryoConfigSchema.safeParse(raw);
   if (!result.success) throw configError(source, result.error);

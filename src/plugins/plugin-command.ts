@@ -49,7 +49,9 @@ export const pluginTestCommand: CliCommand = {
       throw invalidArgument("arguments", { detail: `${(err as Error).message}\n${usage}` });
     }
     const { values, positionals } = parsed;
-    if (positionals.length !== 1 || !values.hook || !values.input) throw invalidArgument("arguments", { detail: `need PLUGIN.wasm, --hook and --input\n${usage}` });
+    if (positionals.length > 1) throw invalidArgument("arguments", { detail: `one PLUGIN.wasm, got ${positionals.length}: ${positionals.join(" ")}\n${usage}` });
+    const missing = [positionals.length === 0 && "PLUGIN.wasm", !values.hook && "--hook", !values.input && "--input"].filter((m) => m !== false);
+    if (missing.length > 0 || !values.hook || !values.input) throw invalidArgument("arguments", { detail: `missing ${missing.join(", ")}\n${usage}` });
     const config: Record<string, string> = {};
     for (const kv of values.config ?? []) {
       const eq = kv.indexOf("=");

@@ -133,7 +133,9 @@ export function createPluginHost(): PluginHost {
           throw pluginFailure(name, hook, Code.PERMISSION_DENIED, `network access refused (grants.allowed_hosts: ${granted}): ${reply.message}`);
         }
         case "trap":
-          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${reply.message}`);
+          // JavaScriptCore appends where in the host's (minified) JavaScript the trap surfaced, "(evaluating 'n()')",
+          // which says nothing about the plugin and changes from build to build.
+          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${reply.message.replace(/ \(evaluating '[^']*'\)$/, "")}`);
         default:
           throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, reply.message);
       }

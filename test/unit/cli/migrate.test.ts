@@ -70,6 +70,12 @@ describe("cryo migrate: arguments", () => {
     expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "/b.sock", "--new-id", "bad/id"], io)).toBe(2);
     expect(await runCli(table, ["migrate", "c1", "--from", "/a.sock", "--to", "/b.sock", "--timeout", "-1"], io)).toBe(2);
   });
+
+  test("a socket path that does not exist fails before ctr is run, naming the flag (ctr waited its 10 s dial timeout to say so)", async () => {
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", "unix:///nonexistent/a.sock", "--to", "/b.sock"], io)).toBe(1);
+    expect(io.stderr.at(-1)).toBe("cryo migrate: containerd at unix:///nonexistent/a.sock (--from): unavailable: no such socket; nothing was done");
+  });
 });
 
 describe("cryo migrate: checkpoint image names", () => {

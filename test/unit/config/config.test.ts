@@ -164,6 +164,8 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     const dup = '[[plugins]]\nname = "a"\npath = "a.wasm"\nhooks = ["admit"]\n[[plugins]]\nname = "a"\npath = "b.wasm"\nhooks = ["admit"]\n';
     expect(errorOf(() => parseConfig(dup, "c.toml")).message).toContain('plugins[1].name: duplicate plugin name "a"');
     expect(errorOf(() => parseConfig("[checkpoint\n", "c.toml")).message).toStartWith("config c.toml: invalid argument: cannot parse:");
+    // Where in the file: line and column.
+    expect(errorOf(() => parseConfig("[checkpoint]\ntcp established = true\n", "c.toml")).message).toBe("config c.toml: invalid argument: cannot parse: Invalid TOML document: illegal character in key (line 2, column 5)");
     expect(errorOf(() => parseConfig("{", "c.json")).message).toStartWith("config c.json: invalid argument: cannot parse:");
   });
 
