@@ -58,17 +58,27 @@ export function runcContainerFrom(state: unknown, where = "runc state"): RuncCon
 export interface HostCgroupFacts {
   /** Mount points of the v1 hierarchies (empty on a pure v2 host). */
   v1Mountpoints: string[];
+  /** Where the cgroup2 hierarchy is mounted (the first such mount of the hierarchy's root), if it is. */
+  cgroup2Mountpoint?: string;
 }
 
-/** Reads the v1 cgroup mount points from /proc/self/mountinfo. */
+/** Reads the v1 cgroup mount points, and the cgroup2 one, from /proc/self/mountinfo. */
 export function readHostCgroupFacts(mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): HostCgroupFacts {
   const v1Mountpoints: string[] = [];
+  let cgroup2Mountpoint: string | undefined;
   for (const line of mountinfo.split("\n")) {
     const f = line.split(" ");
     const sep = f.indexOf("-");
     if (sep > 0 && f[sep + 1] === "cgroup" && f[4]) v1Mountpoints.push(f[4]);
+    if (sep > 0 && f[sep + 1] === "cgroup2" && f[3] === "/" && f[4] && cgroup2Mountpoint === undefined) cgroup2Mountpoint = f[4];
   }
-  return { v1Mountpoints };
+  return { v1Mountpoints, ...(cgroup2Mountpoint !== undefined ? { cgroup2Mountpoint } : {}) };
+}
+
+/** Whether runc's cgroup paths are a cgroup v2 container's: the unified directory only (key ""). */
+export function isV2Only(cgroupPaths: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(cgroupPaths);
+  return keys.length > 0 && keys.every((k) => k === "");
 }
 
 /** Where the host mounts its cgroup hierarchies, one directory each (cgroupYard). */
@@ -381,8 +391,7 @@ export function containerDumpOpts(input: ContainerDumpInput): CriuOpts {
   // cgroup.freeze. Decided by the container's own paths, not by the host's mount table: a v1 mount left over in
   // the shim's mount namespace (a copy of another's) must not make CRIU seize a v2-frozen tree through ptrace,
   // which hangs in the parasite's injection for as long as the cgroup stays frozen (seen on an emulated v2 host).
-  const v2Only = Object.keys(c.cgroup_paths).every((k) => k === "");
-  const freezer = c.cgroup_paths.freezer ?? (v2Only ? c.cgroup_paths[""] : undefined);
+  const freezer = c.cgroup_paths.freezer ?? (isV2Only(c.cgroup_paths) ? c.cgroup_paths[""] : undefined);
 
   const opts: CriuOpts = {
     imagesDir: input.imagesDir,
@@ -464,15 +473,21 @@ export interface ContainerRestorePlan {
  * its full and strict modes CRIU restores the freezer state the checkpoint recorded, last, and a checkpoint made
  * through containerd (which pauses the task for it) records FROZEN: CRIU froze itself there, and the restore hung for
  * good. CRIU moves the tree into them itself (their cgroup roots, restoreCgroupRoots) before it restores any task's
- * memory or forks its children.
+ * memory or forks its children. A cgroup v2 container's one directory (key "") holds all three at once: the helper
+ * stays out of it too (helperOutside).
  */
 export const HELPER_OUTSIDE_CONTROLLERS: readonly string[] = ["memory", "pids", "freezer"];
 
+/** The cgroups (runc's keys) a restore's helper stays out of: HELPER_OUTSIDE_CONTROLLERS, and a v2 container's unified directory. */
+export function helperOutside(cgroupPaths: Readonly<Record<string, string>>): readonly string[] {
+  return isV2Only(cgroupPaths) ? [...HELPER_OUTSIDE_CONTROLLERS, ""] : HELPER_OUTSIDE_CONTROLLERS;
+}
+
 /**
  * The directories a restore's CRIU helper joins: the container's cgroups but those of the `outside` controllers
- * (default HELPER_OUTSIDE_CONTROLLERS; none for every cgroup), then its resctrl group.
+ * (default helperOutside; none for every cgroup), then its resctrl group.
  */
-export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, intelRdtDir?: string, outside: readonly string[] = HELPER_OUTSIDE_CONTROLLERS): string[] {
+export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, intelRdtDir?: string, outside: readonly string[] = helperOutside(cgroupPaths)): string[] {
   const dirs = Object.entries(cgroupPaths).flatMap(([controller, dir]) => (outside.includes(controller) ? [] : [dir]));
   return [...dirs, ...(intelRdtDir !== undefined ? [intelRdtDir] : [])];
 }
@@ -480,15 +495,20 @@ export function restoreJoinDirs(cgroupPaths: Readonly<Record<string, string>>, i
 /**
  * CRIU's cgroup roots for the HELPER_OUTSIDE_CONTROLLERS the container has a v1 cgroup of: the container's own cgroup
  * there, as a path in its hierarchy (the cgroup roots of the controllers the helper joined are its own cgroups).
- * A directory below no v1 mount point of this host gets no root (the helper joins it).
+ * A directory below no v1 mount point of this host gets no root (the helper joins it). A cgroup v2 container gets
+ * the root of the unified hierarchy (CRIU's controller "") at its directory, below the cgroup2 mount point.
  */
-export function restoreCgroupRoots(cgroupPaths: Readonly<Record<string, string>>, v1Mountpoints: readonly string[]): { controller: string; path: string }[] {
+export function restoreCgroupRoots(cgroupPaths: Readonly<Record<string, string>>, v1Mountpoints: readonly string[], cgroup2Mountpoint?: string): { controller: string; path: string }[] {
   const roots: { controller: string; path: string }[] = [];
   for (const controller of HELPER_OUTSIDE_CONTROLLERS) {
     const dir = cgroupPaths[controller];
     if (dir === undefined) continue;
     const mount = v1Mountpoints.filter((m) => dir === m || dir.startsWith(`${m}/`)).sort((a, b) => b.length - a.length)[0];
     if (mount !== undefined) roots.push({ controller, path: dir.slice(mount.length) || "/" });
+  }
+  const unified = cgroupPaths[""];
+  if (isV2Only(cgroupPaths) && unified !== undefined && cgroup2Mountpoint !== undefined && (unified === cgroup2Mountpoint || unified.startsWith(`${cgroup2Mountpoint}/`))) {
+    roots.push({ controller: "", path: unified.slice(cgroup2Mountpoint.length) || "/" });
   }
   return roots;
 }
@@ -564,7 +584,7 @@ export function containerRestorePlan(input: ContainerRestoreInput): ContainerRes
   if (plan.lazyPages && plan.pageServer) opts.pageServer = { ...plan.pageServer };
   if (plan.external.length > 0) opts.external = [...plan.external];
   // In CRIU's ignore mode the tree stays in CRIU's own cgroups: the helper joins every one of them.
-  const roots = plan.cgroupMode === "ignore" ? [] : restoreCgroupRoots(input.cgroupPaths, input.host.v1Mountpoints);
+  const roots = plan.cgroupMode === "ignore" ? [] : restoreCgroupRoots(input.cgroupPaths, input.host.v1Mountpoints, input.host.cgroup2Mountpoint);
   if (roots.length > 0) opts.cgRoots = roots;
   const joinCgroups = restoreJoinDirs(
     input.cgroupPaths,

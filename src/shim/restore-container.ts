@@ -35,7 +35,7 @@ import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, externalNsKey, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
@@ -284,14 +284,18 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   return { created, dirs, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
 }
 
-/** Thaws a restored container's v1 freezer cgroup that CRIU left frozen (its full and strict modes restore the recorded state). */
-function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log: Logger, label: string): void {
-  const dir = cgroupPaths.freezer;
-  if (dir === undefined) return;
-  const state = join(dir, "freezer.state");
+/**
+ * Thaws a restored container's cgroup that CRIU left frozen (its full and strict modes restore the recorded state):
+ * the v1 freezer's freezer.state, or a v2 container's cgroup.freeze.
+ */
+export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log: Logger, label: string): void {
+  const v1 = cgroupPaths.freezer;
+  const v2 = v1 === undefined && isV2Only(cgroupPaths) ? cgroupPaths[""] : undefined;
+  if (v1 === undefined && v2 === undefined) return;
+  const [file, thawed] = v1 !== undefined ? [join(v1, "freezer.state"), "THAWED"] : [join(v2!, "cgroup.freeze"), "0"];
   try {
-    if (readFileSync(state, "utf8").trim() === "THAWED") return;
-    writeFileSync(state, "THAWED");
+    if (readFileSync(file, "utf8").trim() === thawed) return;
+    writeFileSync(file, thawed);
     log.info(`${label}: thawed the restored tree: CRIU restored the freezer state its checkpoint recorded`);
   } catch (err) {
     log.warn(`${label}: thaw the restored tree: ${err instanceof Error ? err.message : String(err)}`);

@@ -2,9 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { cgroupYard, restoreCgroupRoots, restoreJoinDirs, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
-import { makeTmpfsEntries } from "../../../src/shim/restore-container.ts";
+import { makeTmpfsEntries, thawRestored } from "../../../src/shim/restore-container.ts";
 import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
-import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -334,6 +334,27 @@ describe("runc container -> CRIU options", () => {
     expect(restoreJoinDirs({ memory: "/sys/fs/cgroup/memoryx/c", pids: "/p/c", cpu: "/c/c" }, undefined, [])).toEqual(["/sys/fs/cgroup/memoryx/c", "/p/c", "/c/c"]);
   });
 
+  test("restore of a cgroup v2 container: the helper stays out of its one directory, which CRIU gets as the unified hierarchy's root", () => {
+    const v2 = { "": "/sys/fs/cgroup/k8s/pod1/c" };
+    const v2Host = readHostCgroupFacts("30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate");
+    expect(v2Host).toEqual({ v1Mountpoints: [], cgroup2Mountpoint: "/sys/fs/cgroup" });
+    expect(readHostCgroupFacts(mountinfo).cgroup2Mountpoint).toBe("/sys/fs/cgroup/unified");
+    expect(restoreCgroupRoots(v2, v2Host.v1Mountpoints, v2Host.cgroup2Mountpoint)).toEqual([{ controller: "", path: "/k8s/pod1/c" }]);
+    expect(restoreJoinDirs(v2)).toEqual([]);
+    expect(restoreJoinDirs(v2, "/sys/fs/resctrl/c")).toEqual(["/sys/fs/resctrl/c"]);
+    const plan = containerRestorePlan({ plan: resolveCheckpointPlan({}), container: runcContainerFrom({ ...state, cgroup_paths: v2 }), imagesDir: "/i", criuRoot: "/r", host: v2Host, cgroupPaths: v2, descriptors: [] });
+    expect(plan.opts.cgRoots).toEqual([{ controller: "", path: "/k8s/pod1/c" }]);
+    expect(plan.joinCgroups).toEqual([]);
+    // A hybrid host's container (v1 controllers and runc's unified directory): the helper joins the unified one, no root for it.
+    const hybrid = { memory: "/sys/fs/cgroup/memory/c", cpu: "/sys/fs/cgroup/cpu/c", "": "/sys/fs/cgroup/unified/c" };
+    expect(restoreCgroupRoots(hybrid, ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu"], "/sys/fs/cgroup/unified")).toEqual([{ controller: "memory", path: "/c" }]);
+    expect(restoreJoinDirs(hybrid)).toEqual(["/sys/fs/cgroup/cpu/c", "/sys/fs/cgroup/unified/c"]);
+    // Ignore mode: no roots, the helper joins it (the tree stays in CRIU's cgroups).
+    const ignore = containerRestorePlan({ plan: resolveCheckpointPlan({ defaults: { cgroupMode: "ignore" } }), container: runcContainerFrom({ ...state, cgroup_paths: v2 }), imagesDir: "/i", criuRoot: "/r", host: v2Host, cgroupPaths: v2, descriptors: [] });
+    expect(ignore.opts.cgRoots).toBeUndefined();
+    expect(ignore.joinCgroups).toEqual(["/sys/fs/cgroup/k8s/pod1/c"]);
+  });
+
   test("empty network namespace wins over veth pairs; a missing cgroup dir is INVALID_ARGUMENT", () => {
     const c = runcContainerFrom(state);
     const plan = resolveCheckpointPlan({ annotations: { "cryo.checkpoint/empty-ns": "network" } });
@@ -360,4 +381,19 @@ describe("runc container -> CRIU options", () => {
     }
     expect((e as CryoError).code).toBe(Code.INVALID_ARGUMENT);
   });
+});
+
+test("thawRestored: CRIU's full mode left a v1 freezer FROZEN or a v2 cgroup.freeze at 1; both are thawed, a thawed one left alone", () => {
+  const d = mkdtempSync(join(tmpdir(), "cryo-thaw-"));
+  const lines: string[] = [];
+  const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(`warn ${m}`), error: () => {}, debug: () => {}, with: () => log } as unknown as Parameters<typeof thawRestored>[1];
+  writeFileSync(join(d, "freezer.state"), "FROZEN\n");
+  thawRestored({ freezer: d, memory: "/m" }, log, "r");
+  expect(readFileSync(join(d, "freezer.state"), "utf8")).toBe("THAWED");
+  writeFileSync(join(d, "cgroup.freeze"), "1\n");
+  thawRestored({ "": d }, log, "r");
+  expect(readFileSync(join(d, "cgroup.freeze"), "utf8")).toBe("0");
+  thawRestored({ "": d }, log, "r");
+  expect(lines).toEqual(["r: thawed the restored tree: CRIU restored the freezer state its checkpoint recorded", "r: thawed the restored tree: CRIU restored the freezer state its checkpoint recorded"]);
+  rmSync(d, { recursive: true, force: true });
 });
