@@ -57,6 +57,8 @@ export interface DumpInput {
   request: CheckpointRequestOptions;
   /** Config-file checkpoint defaults. */
   defaults?: CheckpointOverrides;
+  /** Where the defaults came from, for errors ("config /etc/cryo/config.toml [checkpoint]"). */
+  defaultsLabel?: string;
   /** The container was paused (frozen) before the call. */
   paused: boolean;
   criu: Criu;
@@ -251,7 +253,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const annotations = (spec.annotations ?? {}) as Record<string, string>;
   const pid = state.init_process_pid;
   if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
-  const resolved = resolveCheckpointPlan({ defaults: input.defaults, annotations, request: input.request });
+  const resolved = resolveCheckpointPlan({ defaults: input.defaults, ...(input.defaultsLabel ? { defaultsLabel: input.defaultsLabel } : {}), annotations, request: input.request });
   let imageRead: ReturnType<ImageReader> | undefined;
   const readImage = input.image;
   const image = readImage ? () => (imageRead ??= readImage()) : undefined;

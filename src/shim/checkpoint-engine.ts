@@ -62,7 +62,8 @@ export interface CheckpointEngineDeps {
   /** The policy plugins for a config path (checkpoint and restore hooks); none: no plugins. */
   policyFor?: PolicyFor;
   /** The config file for a runtime options' config path (checkpoint defaults, restore settings); throws its INVALID_ARGUMENT. */
-  configFor?: (configPath: string) => Promise<CryoConfig>;
+  /** The config file for a config path (read again when it changed), and where it was found (null: none). */
+  configFor?: (configPath: string) => Promise<{ source: string | null; config: CryoConfig }>;
   /** A container's image through containerd (the checkpoint hook's input, recorded in the metadata); none: image null. */
   imageFor?: ImageFor;
 }
@@ -116,7 +117,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
   return {
     async checkpoint(spec: CheckpointSpec) {
       prewarm(); // the dump's helper starts while the modules load and the options, plugins and stdio are worked out
-      const [config, { dumpContainer }, client] = await Promise.all([deps.configFor?.(spec.options.configPath), dumpModule(), criuClient()]);
+      const [loaded, { dumpContainer }, client] = await Promise.all([deps.configFor?.(spec.options.configPath), dumpModule(), criuClient()]);
       const outcome = await dumpContainer({
         id: spec.id,
         bundle: spec.bundle,
@@ -124,7 +125,8 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         runcRoot: spec.options.root,
         path: spec.path,
         request: spec.request,
-        defaults: config ? checkpointOverrides(config.checkpoint) : undefined,
+        defaults: loaded ? checkpointOverrides(loaded.config.checkpoint) : undefined,
+        ...(loaded?.source ? { defaultsLabel: `config ${loaded.source} [checkpoint]` } : {}),
         paused: spec.paused,
         criu: client,
         criuVersion,
@@ -166,7 +168,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
 
     async createRestore(spec) {
       try {
-        const restore = (await deps.configFor?.(spec.options.configPath))?.restore;
+        const restore = (await deps.configFor?.(spec.options.configPath))?.config.restore;
         prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
         const { readRestoreSource, prepareRestore, startRestoreCgroups } = await restoreModule();
         const source = await readRestoreSource(spec.checkpoint);

@@ -79,7 +79,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       if (!config.plugins.some((p) => p.hooks.includes("checkpoint") || p.hooks.includes("restore"))) return undefined;
       return (policies ??= await loadPolicies()).forConfigPath(configPath, stamp);
     },
-    configFor: async (configPath) => (await (await configs()).forConfigPath(configPath)).config,
+    configFor: async (configPath) => await (await configs()).forConfigPath(configPath),
     imageFor: (namespace, id) => readContainerImage(flags.address, namespace, id, log),
   });
   const server = createServer({ onError: (e) => log.warn(`ttrpc: ${e.message}`) });

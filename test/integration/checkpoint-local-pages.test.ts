@@ -217,20 +217,33 @@ test("a restore whose store entry holds another token, or is gone, fails naming 
   await pc.ctrOk(["containers", "rm", id]);
 }, 180_000);
 
-test("local pages with compression are refused naming both; the task keeps running and nothing is stored", async () => {
+test("local pages with compression are refused naming both: at Create when the container asks for both, at the checkpoint when its config file asks for compression since; the task keeps running and nothing is stored", async () => {
   const id = uniqueId("lpc");
-  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], [...LOCAL, "--annotation", "cryo.checkpoint/compression=zstd"]);
+  const r0 = await pc.ctr(["run", "-d", "--runtime", RUNTIME, ...LOCAL, "--annotation", "cryo.checkpoint/compression=zstd", testImage, id, "sleep", "100"], { timeoutMs: 60_000 });
+  expect(r0.exitCode).not.toBe(0);
+  expect(r0.stderr).toContain('local-pages cannot be combined with compression=zstd (localPages from annotation cryo.checkpoint/local-pages="true"; compression from annotation cryo.checkpoint/compression="zstd")');
+  expect(await taskStatus(pc, id)).toBeUndefined();
+  await pc.ctrOk(["containers", "rm", id]);
+
+  // The config file the container runs with gains compression after its Create: the shim reads the edited file at
+  // the checkpoint, and refuses it there.
+  const cfgDir = mkdtempSync(join(tmpdir(), "cryo-lpc-"));
+  const cfg = join(cfgDir, "config.toml");
+  writeFileSync(cfg, "[checkpoint]\nlocal_pages = true\n");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--runtime-config-path", cfg]);
   await waitFor(() => readCounter(pc, id), { what: "counter" });
+  writeFileSync(cfg, '[checkpoint]\nlocal_pages = true\ncompression = "zstd"\n');
   const before = readdirSync(store).length;
   const ref = `localhost/checkpoint/${id}:1`;
   const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).not.toBe(0);
-  expect(r.stderr).toContain("local-pages cannot be combined with compression=zstd");
+  expect(r.stderr).toContain(`local-pages cannot be combined with compression=zstd (localPages from config ${cfg} [checkpoint]; compression from config ${cfg} [checkpoint])`);
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   const n = readCounter(pc, id)!;
   await waitFor(() => (readCounter(pc, id) ?? 0) > n, { what: "still counting" });
   expect(readdirSync(store).length).toBe(before);
   await remove(id);
+  rmSync(cfgDir, { recursive: true, force: true });
 }, 180_000);
 
 test("a local-pages checkpoint that CRIU fails (read-only work directory) leaves the task running and no store entry", async () => {

@@ -116,7 +116,7 @@ describe("through the policy engine", () => {
     expect(error).toBeNull();
     expect(decision?.changes).toEqual({});
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toStartWith("plugin http-fetch: hook admit: network access refused (grants.allowed_hosts: none)");
+    expect(warnings[0]).toStartWith("container c-open in namespace default: plugin http-fetch: hook admit: network access refused (grants.allowed_hosts: none)");
     expect(warnings[0]).toEndWith(`(failure = "open": allowing)`);
     expect(seen).toEqual([]);
   }, 30_000);

@@ -119,8 +119,12 @@ test("ctr run -t gives a terminal", async () => {
   const id = uniqueId("tty");
   // ctr sends its first resize after the task started: the container waits (up to 10 s) for the size to arrive.
   const cmd = `stty rows 30 cols 100; ctr --address ${pc.address} --namespace ${ns} run -t --rm --runtime ${RUNTIME} ${testImage} ${id} sh -c 'tty; i=0; until [ "$(stty size)" = "30 100" ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; exit 5'`;
-  const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // script's input stays open and silent: at its end of input, script (util-linux) writes its terminal's EOF
+  // character into the session, a NUL when its own input is no terminal; ctr passed that on, the container's
+  // terminal echoed it as ^@, and under load it landed in front of "30 100".
+  const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", stdin: "pipe" });
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  proc.stdin.end();
   expect(out).toContain("/dev/pts/");
   expect(out).toMatch(/\n30 100\r*\n/); // ResizePty reached the container's terminal
   expect(out).not.toContain("resize pty");
