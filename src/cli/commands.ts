@@ -4,7 +4,7 @@ import { versionCommand } from "./version-command.ts";
 import { listCommand } from "./list-command.ts";
 import { installCommand, uninstallCommand } from "./install-command.ts";
 import { migrateCommand } from "./migrate-command.ts";
-import { pluginTestCommand } from "../plugins/plugin-command.ts";
+import { pluginSchemaCommand, pluginTestCommand } from "../plugins/plugin-command.ts";
 import { inspectCommand } from "../checkpoint/inspect-command.ts";
 import { pagesListCommand, pagesPruneCommand, pagesRemoveCommand } from "../checkpoint/pages-command.ts";
 
@@ -16,7 +16,7 @@ export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
   table.register(listCommand, installCommand, uninstallCommand, migrateCommand);
-  table.register(pluginTestCommand);
+  table.register(pluginTestCommand, pluginSchemaCommand);
   table.register(inspectCommand, pagesListCommand, pagesRemoveCommand, pagesPruneCommand);
   return table;
 }

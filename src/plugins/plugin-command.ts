@@ -11,7 +11,7 @@ import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
 
 const usage = [
   "usage: cryo plugin test PLUGIN.wasm --hook admit|checkpoint|restore --input FILE [options]",
-  "  --input FILE        the hook's input as JSON (schemas: plugins/sdk/schema/<hook>-input.json)",
+  "  --input FILE        the hook's input as JSON (its JSON Schema: cryo plugin schema HOOK input)",
   "  --config KEY=VALUE  a config value for the plugin (repeatable), as in its config table",
   "  --allow-host HOST   a host the plugin may reach over HTTP (repeatable), as in grants.allowed_hosts",
   "  --timeout-ms N      time limit of the call (default 1000)",
@@ -68,6 +68,25 @@ export const pluginTestCommand: CliCommand = {
       allowedHosts: values["allow-host"] ?? [],
     });
     io.out(formatPluginTestResult(result));
+    return 0;
+  },
+};
+
+const schemaUsage = "usage: cryo plugin schema admit|checkpoint|restore input|output\n  prints the JSON Schema of a hook's input (what a plugin gets) or output (what it may answer)";
+
+/** `cryo plugin schema HOOK input|output`: the JSON Schema of a hook's input or output (plugins/sdk/schema/ in the repository), from the binary. */
+export const pluginSchemaCommand: CliCommand = {
+  path: ["plugin", "schema"],
+  summary: "print the JSON Schema of a plugin hook's input or output",
+  usage: schemaUsage,
+  async run(args, io) {
+    const [hook, side, ...rest] = args;
+    const hooks = ["admit", "checkpoint", "restore"];
+    if (hook === undefined || side === undefined || rest.length > 0) throw invalidArgument("arguments", { detail: `want HOOK and input or output\n${schemaUsage}` });
+    if (!hooks.includes(hook)) throw invalidArgument(`hook ${JSON.stringify(hook)}`, { detail: `want one of ${hooks.join(", ")}` });
+    if (side !== "input" && side !== "output") throw invalidArgument(`${JSON.stringify(side)}`, { detail: "want input or output" });
+    const { hookJsonSchemas, schemaFileText } = await import("./json-schema.ts");
+    io.out(schemaFileText(hookJsonSchemas()[`${hook}-${side}.json`]).trimEnd());
     return 0;
   },
 };

@@ -12,3 +12,16 @@ test("cryo plugin test names what is wrong with its arguments: each missing one,
   expect((await refusal(["--hook", "admit"]))?.message).toStartWith("arguments: invalid argument: missing PLUGIN.wasm, --input\n");
   expect((await refusal(["a.wasm", "--input", "i.json"]))?.message).toStartWith("arguments: invalid argument: missing --hook\n");
 });
+
+test("cryo plugin schema prints a hook's JSON Schema as plugins/sdk/schema has it; a bad hook or side is named", async () => {
+  const { pluginSchemaCommand } = await import("../../../src/plugins/plugin-command.ts");
+  const { readFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  for (const [hook, side] of [["admit", "input"], ["restore", "output"]] as const) {
+    let printed = "";
+    expect(await pluginSchemaCommand.run([hook, side], { out: (t) => void (printed += `${t}\n`), err: () => {} })).toBe(0);
+    expect(printed).toBe(readFileSync(join(import.meta.dir, `../../../plugins/sdk/schema/${hook}-${side}.json`), "utf8"));
+  }
+  const bad = await pluginSchemaCommand.run(["admitt", "input"], io).then(() => undefined, (e: unknown) => e as CryoError);
+  expect(bad?.message).toBe('hook "admitt": invalid argument: want one of admit, checkpoint, restore');
+});
