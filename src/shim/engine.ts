@@ -26,6 +26,7 @@ import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import type { ShimOptions } from "./runtime-options.ts";
 import { prepareIo } from "./stdio.ts";
 import { forwardNotify, type NotifyForwarder } from "./notify-forward.ts";
+import { pidsInNamespaceTree, procReader } from "./pid-ns.ts";
 
 /** containerd's answer when a signal finds the process gone ("process already finished", NOT_FOUND). */
 function killError(err: unknown, label: string): CryoError {
@@ -62,6 +63,20 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     if (!r) throw notFound(`container ${id}`, { detail: "not created by this shim" });
     return r;
   };
+
+  /** Sends signal to each process of the container's cgroup that is in its init's PID namespace tree. */
+  async function signalContainerProcesses(id: string, options: ShimOptions, initPid: number, signal: number): Promise<void> {
+    const ns = procReader.pidNs(initPid);
+    if (ns === undefined) throw notFound(`container ${id}`, { detail: "its init is gone" });
+    const pids = pidsInNamespaceTree(await (await cgroupOf(id, options)).pids(), ns);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch (err) {
+        if ((err as { code?: string }).code !== "ESRCH") throw err;
+      }
+    }
+  }
 
   async function cgroupOf(id: string, options: ShimOptions): Promise<CgroupManager> {
     let cg = cgroups.get(id);
@@ -191,6 +206,15 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       // nor report its exit (a traced task's exit goes to its tracer first): the page server is stopped first.
       await checkpointEngine?.stopServing(id, `signal ${signal} sent to the container`);
       try {
+        // `kill --all` of a running container with its own PID namespace: only its processes (pid-ns.ts), not all of
+        // its cgroup's, which may be a running original's too (the copy's `ctr task rm -f` killed it, as with runc's
+        // shim). SIGKILL to init ends every process of the namespace (the kernel kills them with it; runc thaws a
+        // paused container for it); another signal goes to each of the container's processes.
+        if (all && ownPidNs.has(id)) {
+          if (signal === 9) await runcOf(id).kill(id, signal, { all: false });
+          else await signalContainerProcesses(id, options, target.pid, signal);
+          return;
+        }
         await runcOf(id).kill(id, signal, { all });
       } catch (err) {
         throw killError(err, `container ${id}`);
@@ -214,7 +238,13 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async pids(id) {
-      return await runcOf(id).ps(id);
+      const runc = runcOf(id);
+      const pids = await runc.ps(id);
+      // runc lists its cgroup's processes, which may be a running original's too (a copy restored under a new name
+      // shares its cgroup): a container with its own PID namespace lists only its own (pid-ns.ts).
+      if (!ownPidNs.has(id)) return pids;
+      const ns = procReader.pidNs(readRuncState(runc.root, id).init_process_pid);
+      return ns === undefined ? pids : pidsInNamespaceTree(pids, ns);
     },
 
     async waitExit(pid) {

@@ -136,6 +136,29 @@ test("a copy restored under a new name beside its running original shares its cg
   expect(existsSync(`/proc/${orig}`)).toBe(true);
   const at = readCounter(pc, id)!;
   await waitFor(() => ((readCounter(pc, id) ?? 0) > at ? true : undefined), { what: "the original counting on" });
+
+  // A second copy, signalled while it runs: `kill --all` (ctr task kill -a) and `ctr task rm -f` reach only the
+  // copy's processes (its PID namespace), not the whole shared cgroup (runc's shim signals the original's too).
+  // Each has an exec'd sleep beside its init (an init ignores TERM from outside its namespace; the sleeps do not).
+  const second = `${id}-d`;
+  expect((await restore(second, ref)).exitCode).toBe(0);
+  for (const c of [id, second]) await pc.ctrOk(["task", "exec", "-d", "--exec-id", "bg", c, "sleep", "1000"]);
+  const pidsOf = async (c: string) => (await pc.ctrOk(["task", "ps", c])).split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
+  const origPids = await pidsOf(id);
+  const copyPids = await pidsOf(second);
+  expect(origPids.length).toBe(2);
+  expect(copyPids.length).toBe(2);
+  const copyInit = (await taskPid(pc, second))!;
+  const copySleep = copyPids.find((p) => p !== copyInit)!;
+  await pc.ctrOk(["task", "kill", "--all", "-s", "TERM", second]);
+  await waitFor(() => (!existsSync(`/proc/${copySleep}`) ? true : undefined), { what: "the copy's exec'd sleep ended by TERM" });
+  expect(origPids.filter((p) => existsSync(`/proc/${p}`))).toEqual(origPids);
+  await pc.ctrOk(["task", "rm", "-f", second]);
+  await pc.ctrOk(["containers", "rm", second]);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(origPids.filter((p) => existsSync(`/proc/${p}`))).toEqual(origPids);
+  const later = readCounter(pc, id)!;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > later ? true : undefined), { what: "the original still counting" });
   await remove(id);
 }, 180_000);
 

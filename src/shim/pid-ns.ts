@@ -1,0 +1,48 @@
+/**
+ * Which processes of a cgroup belong to a container with a PID namespace of its own. A cgroup can hold another
+ * container's processes too: `ctr containers restore` under a new name keeps the checkpointed spec's cgroupsPath, so
+ * the copy shares the running original's cgroup, and runc's `kill --all` (every process of the cgroup) reaches
+ * both. A process is the container's when it, or one of its ancestors, is in the container's PID namespace: its
+ * init's tree, processes exec'd into it (their parent is the shim, outside), and what those start in nested
+ * namespaces.
+ */
+import { readFileSync, readlinkSync } from "node:fs";
+
+/** How the check reads /proc (tests pass their own). */
+export interface ProcReader {
+  /** The PID namespace of pid (`pid:[inode]`), undefined when gone. */
+  pidNs(pid: number): string | undefined;
+  /** The parent of pid, undefined when gone. */
+  ppid(pid: number): number | undefined;
+}
+
+export const procReader: ProcReader = {
+  pidNs(pid) {
+    try {
+      return readlinkSync(`/proc/${pid}/ns/pid`);
+    } catch {
+      return undefined;
+    }
+  },
+  ppid(pid) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const n = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      return Number.isInteger(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** The pids among `pids` that are in the namespace `ns` or have an ancestor there (64 generations at most). */
+export function pidsInNamespaceTree(pids: readonly number[], ns: string, proc: ProcReader = procReader): number[] {
+  return pids.filter((pid) => {
+    let p: number | undefined = pid;
+    for (let i = 0; p !== undefined && p > 1 && i < 64; i++) {
+      if (proc.pidNs(p) === ns) return true;
+      p = proc.ppid(p);
+    }
+    return false;
+  });
+}
