@@ -21,7 +21,8 @@
  *
  * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
- * reports EIO (every slave closed), so the exit is reported only after the last output byte.
+ * reports EIO (every slave closed). The exit is published when the process is reaped; Delete waits for
+ * `drained()`, so the copy ends only after the last output byte (container.ts).
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
