@@ -276,7 +276,12 @@ function timeCalls(impl: Record<string, unknown>, log: ReturnType<typeof createL
  * with no `cryo.checkpoint/` annotation under a config with no [checkpoint] (the usual `ctr run`).
  */
 async function checkCheckpointOptions(bundle: string, loaded: LoadedConfig): Promise<void> {
-  const annotations = readAnnotations(bundle);
+  let annotations: Record<string, string>;
+  try {
+    annotations = readAnnotations(bundle);
+  } catch {
+    return; // a missing or broken spec: the Create's own check names it (NOT_FOUND, INVALID_ARGUMENT; bundle-spec.ts)
+  }
   if (!Object.keys(annotations).some((k) => k.startsWith(ANNOTATION_PREFIX)) && Object.keys(loaded.config.checkpoint).length === 0) return;
   const [{ resolveCheckpointPlan }, { checkpointOverrides }] = await Promise.all([import("../checkpoint/plan.ts"), import("../config/plan-defaults.ts")]);
   resolveCheckpointPlan({ defaults: checkpointOverrides(loaded.config.checkpoint), defaultsLabel: `config ${loaded.source ?? "(none)"} [checkpoint]`, annotations });
