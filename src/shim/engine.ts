@@ -211,8 +211,14 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         // shim). SIGKILL to init ends every process of the namespace (the kernel kills them with it; runc thaws a
         // paused container for it); another signal goes to each of the container's processes.
         if (all && ownPidNs.has(id)) {
-          if (signal === 9) await runcOf(id).kill(id, signal, { all: false });
-          else await signalContainerProcesses(id, options, target.pid, signal);
+          if (signal === 9) {
+            // An init that died but is not reaped yet took its namespace with it: nothing left (as `--all` found).
+            await runcOf(id)
+              .kill(id, signal, { all: false })
+              .catch((err: unknown) => {
+                if (killError(err, `container ${id}`).code !== Code.NOT_FOUND) throw err;
+              });
+          } else await signalContainerProcesses(id, options, target.pid, signal);
           return;
         }
         await runcOf(id).kill(id, signal, { all });
