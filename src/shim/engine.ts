@@ -64,17 +64,29 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     return r;
   };
 
-  /** Sends signal to each process of the container's cgroup that is in its init's PID namespace tree. */
+  /**
+   * Sends signal to each process of the container's cgroup that is in its init's PID namespace tree. The cgroup is
+   * frozen meanwhile, as runc's `kill --all` does: a process forked between the listing and the signals would
+   * escape it (a helper session: 4 to 7 of a forking loop's children outlived `ctr task kill -a -s TERM`). A cgroup
+   * that was frozen (paused) stays frozen: the signals wait for the resume (runc thaws it, and containerd then still
+   * says PAUSED). An init already gone took its namespace with it: nothing to signal.
+   */
   async function signalContainerProcesses(id: string, options: ShimOptions, initPid: number, signal: number): Promise<void> {
     const ns = procReader.pidNs(initPid);
-    if (ns === undefined) throw notFound(`container ${id}`, { detail: "its init is gone" });
-    const pids = pidsInNamespaceTree(await (await cgroupOf(id, options)).pids(), ns);
-    for (const pid of pids) {
-      try {
-        process.kill(pid, signal);
-      } catch (err) {
-        if ((err as { code?: string }).code !== "ESRCH") throw err;
+    if (ns === undefined) return;
+    const cgroup = await cgroupOf(id, options);
+    const paused = (await cgroup.state()) === "frozen";
+    if (!paused) await cgroup.freeze();
+    try {
+      for (const pid of pidsInNamespaceTree(await cgroup.pids(), ns)) {
+        try {
+          process.kill(pid, signal);
+        } catch (err) {
+          if ((err as { code?: string }).code !== "ESRCH") throw err;
+        }
       }
+    } finally {
+      if (!paused) await cgroup.thaw();
     }
   }
 

@@ -164,6 +164,32 @@ test("an exec that leaves a process in the background returns with its output an
   }
 }, 90_000);
 
+test("ctr task kill -a -s TERM reaches every process, those forked while it runs too; a paused container stays paused and its processes end at the resume", async () => {
+  const id = uniqueId("killall");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "1000"]);
+  try {
+    // The init (sleep, PID 1 of its namespace) ignores TERM; an exec'd loop forks a child every 0.5 ms.
+    await pc.ctrOk(["task", "exec", "-d", "--exec-id", "fork", id, "sh", "-c", "i=0; while [ $i -lt 3000 ]; do sleep 30 & i=$((i+1)); usleep 500; done"]);
+    const count = async () => (await pc.ctrOk(["task", "ps", id])).trim().split("\n").length - 1;
+    await waitFor(async () => ((await count()) > 20 ? true : undefined), { what: "the loop forking" });
+    await pc.ctrOk(["task", "kill", "--all", "-s", "TERM", id]);
+    // Only the init is left (before: a child forked between the listing and the signals outlived it, 30 s).
+    await waitFor(async () => ((await count()) === 1 ? true : undefined), { what: "only the init left", timeoutMs: 10_000 });
+
+    await pc.ctrOk(["task", "exec", "-d", "--exec-id", "s2", id, "sleep", "1000"]);
+    await waitFor(async () => ((await count()) === 2 ? true : undefined), { what: "the exec'd sleep" });
+    await pc.ctrOk(["task", "pause", id]);
+    await pc.ctrOk(["task", "kill", "--all", "-s", "TERM", id]);
+    expect(await taskStatus(pc, id)).toBe("PAUSED");
+    expect(readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim()).toBe("FROZEN");
+    await pc.ctrOk(["task", "resume", id]);
+    await waitFor(async () => ((await count()) === 1 ? true : undefined), { what: "the exec'd sleep ended at the resume" });
+  } finally {
+    await pc.ctr(["task", "rm", "-f", id]);
+    await pc.ctr(["containers", "rm", id]);
+  }
+}, 60_000);
+
 test("detached lifecycle: ls, exec, ps, metrics, pause, resume, kill, rm leave nothing behind", async () => {
   const id = uniqueId("life");
   const dir = `/tmp/${id}`;
