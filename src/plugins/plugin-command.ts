@@ -7,6 +7,7 @@
 import { invalidArgument } from "../errors.ts";
 import { parseStrictArgs } from "../cli/parse-args.ts";
 import type { CliCommand } from "../cli/command-table.ts";
+import { hookNames } from "./hook-names.ts";
 import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
 
 const usage = [
@@ -81,9 +82,8 @@ export const pluginSchemaCommand: CliCommand = {
   usage: schemaUsage,
   async run(args, io) {
     const [hook, side, ...rest] = args;
-    const hooks = ["admit", "checkpoint", "restore"];
     if (hook === undefined || side === undefined || rest.length > 0) throw invalidArgument("arguments", { detail: `want HOOK and input or output\n${schemaUsage}` });
-    if (!hooks.includes(hook)) throw invalidArgument(`hook ${JSON.stringify(hook)}`, { detail: `want one of ${hooks.join(", ")}` });
+    if (!(hookNames as readonly string[]).includes(hook)) throw invalidArgument(`hook ${JSON.stringify(hook)}`, { detail: `want one of ${hookNames.join(", ")}` });
     if (side !== "input" && side !== "output") throw invalidArgument(`${JSON.stringify(side)}`, { detail: "want input or output" });
     const { hookJsonSchemas, schemaFileText } = await import("./json-schema.ts");
     io.out(schemaFileText(hookJsonSchemas()[`${hook}-${side}.json`]).trimEnd());

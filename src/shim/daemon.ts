@@ -4,7 +4,8 @@
  * containerd.task.v3.Task on the socket `start` chose. It exits when Shutdown finds no container
  * left (or on SIGTERM/SIGINT), after answering in-flight calls and draining events.
  */
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
@@ -276,13 +277,16 @@ function timeCalls(impl: Record<string, unknown>, log: ReturnType<typeof createL
  * with no `cryo.checkpoint/` annotation under a config with no [checkpoint] (the usual `ctr run`).
  */
 async function checkCheckpointOptions(bundle: string, loaded: LoadedConfig): Promise<void> {
+  const noDefaults = Object.keys(loaded.config.checkpoint).length === 0;
   let annotations: Record<string, string>;
   try {
+    // The usual Create (no such annotation, no [checkpoint]): one read and a substring search, no parse.
+    if (noDefaults && !readFileSync(join(bundle, "config.json"), "utf8").includes(ANNOTATION_PREFIX)) return;
     annotations = readAnnotations(bundle);
   } catch {
     return; // a missing or broken spec: the Create's own check names it (NOT_FOUND, INVALID_ARGUMENT; bundle-spec.ts)
   }
-  if (!Object.keys(annotations).some((k) => k.startsWith(ANNOTATION_PREFIX)) && Object.keys(loaded.config.checkpoint).length === 0) return;
+  if (noDefaults && !Object.keys(annotations).some((k) => k.startsWith(ANNOTATION_PREFIX))) return;
   const [{ resolveCheckpointPlan }, { checkpointOverrides }] = await Promise.all([import("../checkpoint/plan.ts"), import("../config/plan-defaults.ts")]);
   resolveCheckpointPlan({ defaults: checkpointOverrides(loaded.config.checkpoint), defaultsLabel: `config ${loaded.source ?? "(none)"} [checkpoint]`, annotations });
 }
