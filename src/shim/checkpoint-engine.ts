@@ -28,7 +28,7 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
-import { markRestoring, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
+import { markRestoring, recordExtraction, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
@@ -170,7 +170,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       try {
         const restore = (await deps.configFor?.(spec.options.configPath))?.config.restore;
         prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
-        const { readRestoreSource, prepareRestore, startRestoreCgroups } = await restoreModule();
+        const { readRestoreSource, prepareRestore, startRestoreCgroups, containerdExtraction } = await restoreModule();
         const source = await readRestoreSource(spec.checkpoint);
         // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
         if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
@@ -182,8 +182,10 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
             mounted = true;
           }
           const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
-          // For `delete` after this daemon died: the container's cgroups and processes are the restore's (cleanup.ts).
+          // For `delete` after this daemon died: the container's cgroups and processes are the restore's, and
+          // containerd's extraction of the checkpoint is removed (cleanup.ts).
           markRestoring(spec.bundle);
+          if (containerdExtraction(spec.checkpoint)) recordExtraction(spec.bundle, spec.checkpoint);
           const entry: PendingRestore = { spec, source, io, restore };
           pending.set(spec.id, entry);
           // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the

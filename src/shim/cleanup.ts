@@ -14,7 +14,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
-import { isRestoring, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
+import { isRestoring, readExtraction, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -50,6 +50,16 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     }
   }
   await unmountRootfs(bundle);
+  // containerd's extraction of the checkpoint a restore read, which the dead daemon would have removed once every
+  // page was in (containerd never does): the recorded path, if it still is such a directory.
+  const extraction = readExtraction(bundle);
+  if (extraction !== undefined) {
+    const { containerdExtraction } = await import("./restore-container.ts");
+    if (containerdExtraction(extraction) && existsSync(extraction)) {
+      rmSync(extraction, { recursive: true, force: true });
+      log.warn(`removed containerd's extraction of the checkpoint ${extraction}: the restore's shim died before it could`);
+    }
+  }
   await removeDeadSocket(bundle, log);
   let pid = 0;
   try {

@@ -75,6 +75,32 @@ export function pidsOutside(pids: readonly number[], keep: readonly string[], pr
   });
 }
 
+/**
+ * The bundle's record of containerd's extraction of the checkpoint a restore reads (restore-container.ts
+ * containerdExtraction): the daemon removes that directory once the restore has every page, and `delete` removes it
+ * when the daemon died before (containerd never does: a whole copy of the checkpoint each time).
+ */
+export const EXTRACTION_RECORD = "cryo-restore-extraction";
+
+/** Records dir as the restore's extraction of its checkpoint, for `delete`. */
+export function recordExtraction(bundle: string, dir: string): void {
+  writeFileSync(join(bundle, EXTRACTION_RECORD), dir);
+}
+
+/** The recorded extraction, if any. */
+export function readExtraction(bundle: string): string | undefined {
+  try {
+    return readFileSync(join(bundle, EXTRACTION_RECORD), "utf8") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The extraction is gone (removed by the daemon): nothing for `delete` to do. */
+export function forgetExtraction(bundle: string): void {
+  rmSync(join(bundle, EXTRACTION_RECORD), { force: true });
+}
+
 export function unmarkRestoring(bundle: string): void {
   rmSync(join(bundle, RESTORE_MARKER), { force: true });
 }

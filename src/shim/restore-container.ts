@@ -60,7 +60,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { isRestoring, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
+import { forgetExtraction, isRestoring, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
@@ -762,7 +762,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const removeWork = () => {
       tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
       tidy("release the local page images", () => localImages?.[Symbol.dispose]());
-      if (input.removeSource) tidy(`remove containerd's extraction of the checkpoint, ${source.dir}`, () => rmSync(source.dir, { recursive: true, force: true }));
+      if (input.removeSource) {
+        tidy(`remove containerd's extraction of the checkpoint, ${source.dir}`, () => rmSync(source.dir, { recursive: true, force: true }));
+        forgetExtraction(input.bundle);
+      }
     };
     if (lazy) {
       const server: LazyPagesServer = lazy;

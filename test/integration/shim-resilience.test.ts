@@ -105,6 +105,8 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const extractions = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctrd-checkpoint"));
+  const extractedBefore = extractions();
   const restore = pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
   // CRIU is restoring once its log is in the restore's work directory: the daemon is killed then. The tree CRIU is
   // making has no runc state yet (the daemon writes it once CRIU is done).
@@ -130,6 +132,10 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
   expect(readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${id}/`))).toEqual([]);
   // containerd logs what its `delete` printed once it returned.
   await waitFor(() => /removed the cgroup \S+ of a restore its shim did not finish/.test(readFileSync(pc.layout.log, "utf8")) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
+  // containerd's extraction of the checkpoint (256 MiB here), which the dead daemon would have removed, and
+  // containerd never does: `delete` removed it (it was left before; a helper session saw 401 MB per such restore).
+  expect(extractions()).toEqual(extractedBefore);
+  expect(readFileSync(pc.layout.log, "utf8")).toMatch(/removed containerd's extraction of the checkpoint \S+ctrd-checkpoint\d+: the restore's shim died before it could/);
   await pc.ctr(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
   await pc.ctr(["images", "rm", "--sync", ref]);
