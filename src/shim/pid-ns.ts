@@ -6,7 +6,8 @@
  * init's tree, processes exec'd into it (their parent is the shim, outside), and what those start in nested
  * namespaces.
  */
-import { readFileSync, readlinkSync } from "node:fs";
+import { readProcStat } from "../sys/proc.ts";
+import { pidNamespaceOf } from "./orphaned-criu.ts";
 
 /** How the check reads /proc (tests pass their own). */
 export interface ProcReader {
@@ -17,22 +18,8 @@ export interface ProcReader {
 }
 
 export const procReader: ProcReader = {
-  pidNs(pid) {
-    try {
-      return readlinkSync(`/proc/${pid}/ns/pid`);
-    } catch {
-      return undefined;
-    }
-  },
-  ppid(pid) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const n = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      return Number.isInteger(n) ? n : undefined;
-    } catch {
-      return undefined;
-    }
-  },
+  pidNs: (pid) => pidNamespaceOf(pid),
+  ppid: (pid) => readProcStat(pid)?.ppid,
 };
 
 /** The pids among `pids` that are in the namespace `ns` or have an ancestor there (64 generations at most). */
