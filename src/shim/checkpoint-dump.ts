@@ -13,7 +13,8 @@
  *
  * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
- * whole log is kept as <bundle>/criu-dump.log.
+ * whole log is kept as <bundle>/criu-dump.log. An aborted dump (input.signal) kills CRIU, and cryo does
+ * what CRIU then cannot: the cgroup thawed, CRIU's network lock removed (dump-abort.ts).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
@@ -39,6 +40,7 @@ import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-containe
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir } from "./orphaned-criu.ts";
+import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 
 /** runc's name for the stdio record in the images directory. */
 export const DESCRIPTORS_FILE = "descriptors.json";
@@ -74,6 +76,11 @@ export interface DumpInput {
   image?: ImageReader;
   /** The page store for `localPages` (default: CRYO_PAGE_STORE or /var/lib/cryo/pages). */
   pageStore?: string;
+  /**
+   * Aborts the dump (the caller's deadline, a SIGKILL Kill): CRIU is killed, and what it left undone
+   * (dump-abort.ts); the call fails with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 /** What a dump did. */
@@ -353,6 +360,11 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // the page images moves on to the images directory containerd tars.
   const pageEntry = plan.localPages ? createEntry(input.pageStore ?? pageStoreRoot(process.env), `${input.namespace}-${id}`) : undefined;
   if (pageEntry) opts.imagesDir = pageEntry;
+  // The caller gave up while the dump was being prepared: nothing of CRIU's has run yet.
+  if (input.signal?.aborted) {
+    if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
+    throw CryoError.from(input.signal.reason);
+  }
   const startedAt = new Date();
   input.log.info(`${label}: ${plan.preDump ? "pre-dump" : "dump"} pid ${pid} into ${imagesDir}`, { leaveRunning: plan.leaveRunning, paused: input.paused });
   const t0 = performance.now();
@@ -379,11 +391,14 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // page server until the restoring host has them all, and only then kills the tree and returns. The
       // checkpoint is complete (for containerd to tar) at CRIU's status-ready, when the page server listens.
       const abort = new AbortController();
+      // The caller's abort counts until the page server listens (the Checkpoint's answer); after it, post-copy.ts owns the dump.
+      const callerAbort = () => abort.abort(input.signal?.reason);
+      input.signal?.addEventListener("abort", callerAbort, { once: true });
       let ready!: () => void;
       const listening = new Promise<void>((r) => (ready = r));
       const call = input.criu.dump(opts, { signal: abort.signal, onNotify: (e) => void (e.action === "status-ready" && ready()) });
       call.catch(() => {}); // its owner (post-copy.ts) handles a later failure; an early one is thrown below
-      const first = await Promise.race([listening.then(() => undefined), call]);
+      const first = await Promise.race([listening.then(() => undefined), call]).finally(() => input.signal?.removeEventListener("abort", callerAbort));
       if (first !== undefined) throw new CryoError(Code.UNKNOWN, `${label}: criu dump returned before its page server listened`);
       // What CRIU has written so far is the checkpoint; its statistics come only when the pages are all sent.
       const ms = performance.now() - t0;
@@ -391,17 +406,37 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       serving = { done: call, abort: (reason) => abort.abort(reason), pageServer: plan.pageServer! };
     } else {
       // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
-      dumped = plan.preDump ? await input.criu.preDump(opts, { notify: false }) : await input.criu.dump(opts, { notify: false });
+      const call = { notify: false, ...(input.signal ? { signal: input.signal } : {}) };
+      dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
     const logName = opts.logFile ?? "dump.log";
     const kept = join(bundle, FAILED_DUMP_LOG);
     try {
-      copyFileSync(join(workDir, logName), kept);
+      copyRegularFile(join(workDir, logName), kept);
     } catch {
       // no log written (CRIU never started)
     }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
+    if (input.signal?.aborted) {
+      // CRIU was killed where it stood: what it froze and locked stays so unless undone here.
+      const logFile = join(workDir, logName);
+      const undone = await undoKilledDump({
+        netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
+        logFile,
+        networkLock: plan.networkLock,
+        thaw: useFreezer && !input.paused ? async () => (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw() : undefined,
+      });
+      const last = lastLogLine(regularFileText(logFile));
+      const reason = CryoError.from(input.signal.reason);
+      const parts = [
+        `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
+        ...undone.done,
+        ...undone.failed.map((f) => `not undone: ${f}`),
+      ];
+      input.log.warn(`${label}: aborted: ${reason.message}`, { undone: undone.done, failed: undone.failed, log: kept });
+      throw new CryoError(reason.code, `${reason.message}; ${parts.join("; ")} (log: ${kept})`, { cause: err });
+    }
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   } finally {
     // Paused before the call, paused after it (CRIU released the tasks it seized; containerd resumes them).
@@ -427,9 +462,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
 
     // containerd tars only the images directory: bring CRIU's log and statistics into it.
     if (workDir !== imagesDir) {
-      for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) {
-        if (existsSync(join(workDir, f))) copyFileSync(join(workDir, f), join(imagesDir, f));
-      }
+      for (const f of [opts.logFile ?? "dump.log", plan.preDump ? "stats-pre-dump" : "stats-dump"]) copyRegularFile(join(workDir, f), join(imagesDir, f));
       // A post-copy dump's CRIU still works there (its log, then its statistics): the work dir goes when it is done.
       if (ownWork && serving) {
         const s = serving;

@@ -135,6 +135,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         policyFor: deps.policyFor,
         configPath: spec.options.configPath,
         image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
+        ...(spec.signal ? { signal: spec.signal } : {}),
       });
       if (outcome.serving) {
         const { watchPostCopy, postCopyTimeoutMs } = await postCopyModule();

@@ -11,7 +11,7 @@
  * closes the IO. Delete of a process that was never started kills it and records its exit inline.
  */
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
+import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
 import { wallClock } from "../sys/clock.ts";
 import { Topic, type Publisher } from "./events.ts";
@@ -55,6 +55,8 @@ export class Container {
   private stoppedByCheckpoint = false;
   /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
   private restoreInFlight = false;
+  /** Aborts the checkpoint running now (its caller's deadline or a SIGKILL Kill: CRIU is killed, the container let go). */
+  private checkpointAbort: AbortController | undefined;
 
   private constructor(
     readonly config: CreateConfig,
@@ -141,12 +143,23 @@ export class Container {
   }
 
   /** Aborts the restore a Start is running (outside the queue, where that Start holds its turn); true when one was running. */
-  private cancelRestore(why: string): boolean {
-    return this.restoreInFlight && (this.deps.engine.cancelRestore?.(this.id, `task ${why} while restoring`) ?? false);
+  private cancelRestore(reason: string): boolean {
+    return this.restoreInFlight && (this.deps.engine.cancelRestore?.(this.id, reason) ?? false);
   }
 
-  /** Starts the init or an exec; returns its pid. */
-  start(execId: string): Promise<number> {
+  /** Aborts the checkpoint running now (outside the queue, where it holds its turn); true when one was running. */
+  private cancelCheckpoint(why: string): boolean {
+    const abort = this.checkpointAbort;
+    if (!abort || abort.signal.aborted) return false;
+    abort.abort(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`));
+    return true;
+  }
+
+  /**
+   * Starts the init or an exec; returns its pid. A restore's Start ends like a Kill with SIGKILL when the caller's
+   * signal aborts (its deadline passed, or its connection closed): CRIU is killed and the restore undone.
+   */
+  start(execId: string, signal?: AbortSignal): Promise<number> {
     return this.queue.run(async () => {
       const p = this.process(execId);
       p.check("start");
@@ -154,7 +167,13 @@ export class Container {
       if (p === this.init) {
         if (p.state === "restoring") {
           this.restoreInFlight = true;
-          const restored = await engine.startRestore!(this.id).finally(() => (this.restoreInFlight = false));
+          const onCallerGone = () => this.cancelRestore(callerGone(signal));
+          signal?.addEventListener("abort", onCallerGone, { once: true });
+          if (signal?.aborted) onCallerGone();
+          const restored = await engine.startRestore!(this.id).finally(() => {
+            this.restoreInFlight = false;
+            signal?.removeEventListener("abort", onCallerGone);
+          });
           p.pid = restored.pid;
           p.attachIo(restored.io);
           this.watchExit(p);
@@ -212,7 +231,9 @@ export class Container {
    * on a task left created (seen: a restore whose ctr was killed, then `ctr task rm -f`).
    */
   kill(execId: string, signal: number, all: boolean): Promise<void> {
-    const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("killed");
+    const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("task killed while restoring");
+    // A checkpoint holding the queue (CRIU may hang in a dump, the container frozen) is aborted: the kill then follows.
+    if (execId === "" && signal === SIGKILL) this.cancelCheckpoint("killed");
     return this.queue.run(async () => {
       if (cancelled && this.init.state === "restoring") {
         await this.handleExit(this.init, { status: 128 + SIGKILL, exitedAt: wallClock() });
@@ -253,23 +274,37 @@ export class Container {
   /**
    * Checkpoints the container into path (containerd tars it afterwards). The container keeps its
    * state (running or paused); with `exit` it is killed by the dump and its exit comes from the reaper.
+   * The dump is aborted when the caller's signal aborts (the request's deadline passed, or its connection closed)
+   * or a Kill with SIGKILL comes: CRIU is killed and the container let go as it was (the engine's checkpoint).
    */
-  checkpoint(path: string, request: CheckpointRequestOptions): Promise<void> {
+  checkpoint(path: string, request: CheckpointRequestOptions, signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
       this.init.check("checkpoint");
       const { engine } = this.deps;
       if (!engine.checkpoint) throw notImplemented("checkpoint");
-      const r = await engine.checkpoint({
-        id: this.id,
-        bundle: this.config.bundle,
-        namespace: this.config.namespace,
-        options: this.config.options,
-        path,
-        request,
-        paused: this.init.state === "paused",
-        isPaused: () => this.init.state === "paused",
-      });
-      if (!r.leftRunning) this.stoppedByCheckpoint = true;
+      // The caller gave up while the call waited for its turn: nothing was done.
+      if (signal?.aborted) throw CryoError.from(signal.reason).wrap(`checkpoint container ${this.id}`);
+      const abort = new AbortController();
+      const onCallerGone = () => abort.abort(new CryoError(isDeadline(signal) ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, `checkpoint container ${this.id}: cancelled: ${callerGone(signal)}`));
+      signal?.addEventListener("abort", onCallerGone, { once: true });
+      this.checkpointAbort = abort;
+      try {
+        const r = await engine.checkpoint({
+          id: this.id,
+          bundle: this.config.bundle,
+          namespace: this.config.namespace,
+          options: this.config.options,
+          path,
+          request,
+          paused: this.init.state === "paused",
+          isPaused: () => this.init.state === "paused",
+          signal: abort.signal,
+        });
+        if (!r.leftRunning) this.stoppedByCheckpoint = true;
+      } finally {
+        this.checkpointAbort = undefined;
+        signal?.removeEventListener("abort", onCallerGone);
+      }
     });
   }
 
@@ -304,7 +339,7 @@ export class Container {
    * unmounted) and publishes /tasks/delete for the init. Returns the process's pid and exit.
    */
   delete(execId: string): Promise<{ pid: number; exit: ExitStatus }> {
-    if (execId === "") this.cancelRestore("deleted");
+    if (execId === "") this.cancelRestore("task deleted while restoring");
     return this.queue.run(async () => {
       const p = this.process(execId);
       const wasCreated = p.state === "created" || p.state === "restoring";
@@ -351,6 +386,16 @@ export class Container {
       return { pid: p.pid, exit };
     });
   }
+}
+
+/** Why a caller's signal aborted, for a cancellation's message: its deadline, or its connection. */
+function callerGone(signal: AbortSignal | undefined): string {
+  return isDeadline(signal) ? "the request's deadline passed" : "the caller went away (connection closed)";
+}
+
+function isDeadline(signal: AbortSignal | undefined): boolean {
+  const reason = signal?.reason;
+  return reason instanceof CryoError && reason.code === Code.DEADLINE_EXCEEDED;
 }
 
 /** Awaits p, at most ms (its timer cleared as soon as p settles). */

@@ -73,6 +73,8 @@ export interface CheckpointSpec {
   paused: boolean;
   /** Whether the task is paused now (a post-copy dump that ends early thaws the container unless it is). */
   isPaused?: () => boolean;
+  /** Aborts the dump: CRIU is killed and the container let go as it was before the call. */
+  signal?: AbortSignal;
 }
 
 /** What starting an exec needs. */

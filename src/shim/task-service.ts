@@ -121,11 +121,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       }
     },
 
-    async start(req) {
+    async start(req, ctx) {
       const c = get(req.id);
       const restoring = req.execId === "" && c.init.state === "restoring";
       try {
-        return { pid: await c.start(req.execId) };
+        // A restore is cancelled when the caller gives up (its deadline, its connection): see Container.start.
+        return { pid: await c.start(req.execId, ctx.signal) };
       } catch (err) {
         // containerd logs nothing of a failed Start or Checkpoint; the daemon's log says what failed and why.
         if (restoring) deps.log.warn(`restore container ${req.id} failed: ${CryoError.from(err).message}`);
@@ -186,13 +187,14 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       return {};
     },
 
-    async checkpoint(req) {
+    async checkpoint(req, ctx) {
       const c = get(req.id);
       if (!req.path) throw invalidArgument(`checkpoint container ${req.id}`, { detail: "path is empty" });
       // Only request-options.ts of src/checkpoint is loaded with the daemon (its protobufs are the runtime
       // options' own); the rest, with src/criu, loads with the engine's checkpoint code on first use.
       try {
-        await c.checkpoint(req.path, checkpointOptionsFromAny(req.options));
+        // The dump is cancelled when the caller gives up (a deadline: `ctr --timeout`, CRI's CheckpointContainer timeout).
+        await c.checkpoint(req.path, checkpointOptionsFromAny(req.options), ctx.signal);
       } catch (err) {
         deps.log.warn(`checkpoint container ${req.id} failed: ${CryoError.from(err).message}`);
         throw err;

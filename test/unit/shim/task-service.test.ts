@@ -340,6 +340,77 @@ test("Delete of a task whose restore hangs cancels it and deletes it", async () 
   expect(t.calls.filter((c) => c.startsWith("cancelRestore"))).toEqual(["cancelRestore c2: task deleted while restoring"]);
 });
 
+/** A fake engine whose checkpoint hangs until its signal aborts; the abort's reason is what it fails with. */
+function hangingCheckpoint(t: ReturnType<typeof setup>) {
+  t.engine.checkpoint = (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    return new Promise((_, reject) => {
+      if (!spec.signal) return;
+      spec.signal.addEventListener("abort", () => {
+        t.calls.push(`checkpoint aborted ${spec.id}`);
+        reject(spec.signal!.reason);
+      });
+    });
+  };
+}
+
+test("a checkpoint hung in CRIU: SIGKILL aborts it (CANCELLED) and then kills; SIGTERM waits behind it", async () => {
+  const t = setup();
+  hangingCheckpoint(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
+  await Bun.sleep(10);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.RUNNING);
+  const term = t.svc.kill({ id: "c1", execId: "", signal: 15, all: false } as never, t.ctx);
+  await Bun.sleep(10);
+  expect(t.calls.slice(-1)).toEqual(["checkpoint c1"]);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  expect(await ckpt).toEqual([Code.CANCELLED, "checkpoint container c1: cancelled: task killed while checkpointing"]);
+  await term;
+  expect(t.calls.slice(-4)).toEqual(["checkpoint c1", "checkpoint aborted c1", "kill c1 100 15 false", "kill c1 100 9 false"]);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+});
+
+test("a checkpoint whose caller gives up (its deadline, its connection) is aborted with the caller's code; one that waited its turn past it never starts", async () => {
+  const t = setup();
+  hangingCheckpoint(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const caller = new AbortController();
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, { ...t.ctx, signal: caller.signal } as CallContext));
+  // A second checkpoint waits behind the first; its caller's deadline passes meanwhile.
+  const late = new AbortController();
+  const second = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/y" } as never, { ...t.ctx, signal: late.signal } as CallContext));
+  await Bun.sleep(10);
+  late.abort(new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Checkpoint: context deadline exceeded"));
+  caller.abort(new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Checkpoint: context deadline exceeded"));
+  expect(await ckpt).toEqual([Code.DEADLINE_EXCEEDED, "checkpoint container c1: cancelled: the request's deadline passed"]);
+  expect(await second).toEqual([Code.DEADLINE_EXCEEDED, "checkpoint container c1: containerd.task.v2.Task/Checkpoint: context deadline exceeded"]);
+  expect(t.calls.filter((c) => c.startsWith("checkpoint"))).toEqual(["checkpoint c1", "checkpoint aborted c1"]);
+  // A closed connection: CANCELLED.
+  const gone = new AbortController();
+  const third = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/z" } as never, { ...t.ctx, signal: gone.signal } as CallContext));
+  await Bun.sleep(10);
+  gone.abort(new CryoError(Code.UNAVAILABLE, "ttrpc: connection closed"));
+  expect(await third).toEqual([Code.CANCELLED, "checkpoint container c1: cancelled: the caller went away (connection closed)"]);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.RUNNING);
+});
+
+test("a restore whose Start's caller gives up is cancelled as a SIGKILL would", async () => {
+  const t = setup();
+  hangingRestore(t);
+  await t.svc.create({ ...(createReq("c1") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  const caller = new AbortController();
+  const started = codeOf(t.svc.start({ id: "c1", execId: "" } as never, { ...t.ctx, signal: caller.signal } as CallContext));
+  await Bun.sleep(10);
+  caller.abort(new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Start: context deadline exceeded"));
+  expect(await started).toEqual([Code.CANCELLED, "restore container c1: cancelled: the request's deadline passed"]);
+  expect(t.calls).toContain("cancelRestore c1: the request's deadline passed");
+  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  expect(t.calls.slice(-2)).toEqual(["discardRestore c1", "delete c1"]);
+});
+
 test("kill of a stopped init: NOT_FOUND, except with all, which goes to runc (kill --all) as containerd's runc shim sends it", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);

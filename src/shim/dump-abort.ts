@@ -1,0 +1,178 @@
+/**
+ * What a CRIU killed in the middle of a dump leaves behind, and its undoing.
+ *
+ * A dump is aborted when its caller gives up (the request's deadline, its connection) or a Kill with SIGKILL
+ * comes while CRIU hangs (src/shim/container.ts). The CRIU client then kills the helper and CRIU. CRIU never
+ * gets to its own cleanup, so:
+ *
+ * - the container's tasks: they were seized with ptrace, and the kernel detaches them when their tracer dies. A
+ *   task with CRIU's parasite in it finds the parasite's control socket closed and returns to its own code
+ *   through the parasite's sigreturn (compel's daemon loop), so the tree runs on;
+ * - the cgroup CRIU froze stays frozen: it is thawed unless the container was paused before the call
+ *   (containerd's pause; its Resume thaws it);
+ * - CRIU's network lock stays: an nftables table `inet CRIU-<run id>` (CRIU's uuid for the run, in its log at
+ *   level 3 and above) whose chains drop every packet, in the network namespace CRIU dumped, and, for the
+ *   connections of tcp-established in a namespace CRIU does not dump, in CRIU's own; with `network-lock
+ *   iptables` a `CRIU` chain that INPUT and OUTPUT jump to. Those are removed: the table of the run in the
+ *   container's namespace and in the shim's own, and, without a run id, every `CRIU-*` table of the container's
+ *   own namespace only (no other CRIU works on it: the container's calls are serial); the `CRIU` chain only in
+ *   the container's own namespace (in a shared one it may be another dump's).
+ *
+ * Each step is tried whatever the others did; what was done and what failed is returned for the error and the log.
+ */
+import { copyFileSync, lstatSync, readFileSync, statSync } from "node:fs";
+
+/** What a killed dump's cleanup needs to know. */
+export interface KilledDump {
+  /** The container's network namespace (a /proc/PID/ns/net or a pinned path); undefined when unknown. */
+  netns: string | undefined;
+  /** CRIU's log of the run (its run id is there at log level 3 and above). */
+  logFile: string;
+  /** The lock method the dump asked for. */
+  networkLock: "nftables" | "iptables" | "skip";
+  /** Thaws the cgroup CRIU froze; undefined when it stays frozen (paused before, or not dumped through the freezer). */
+  thaw: (() => Promise<void>) | undefined;
+}
+
+/** What the cleanup did (done) and could not do (failed), in words. */
+export interface KilledDumpCleanup {
+  done: string[];
+  failed: string[];
+}
+
+/**
+ * CRIU's run id from its log ("CRIU run id = <uuid>"), or undefined. The last one: `criu swrk` logs two (its
+ * start, then the request's), and the lock's table is named after the second.
+ */
+export function criuRunId(logText: string): string | undefined {
+  let id: string | undefined;
+  for (const m of logText.matchAll(/CRIU run id = ([0-9a-f-]{36})/g)) id = m[1];
+  return id;
+}
+
+/** The tables `nft list tables` prints that are CRIU's (`table inet CRIU-...`), by name. */
+export function criuTables(listing: string): string[] {
+  const out: string[] = [];
+  for (const line of listing.split("\n")) {
+    const m = /^table inet (CRIU-[0-9A-Za-z-]+)\s*$/.exec(line.trim());
+    if (m) out.push(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * The text of path when it is a regular file, else "" (gone, or not a file: a FIFO left where CRIU's log goes,
+ * in a work directory an annotation named, would block a synchronous read of the daemon for ever).
+ */
+export function regularFileText(path: string): string {
+  try {
+    return lstatSync(path).isFile() ? readFileSync(path, "utf8") : "";
+  } catch {
+    return "";
+  }
+}
+
+/** Copies src to dst when src is a regular file; false otherwise (see regularFileText). */
+export function copyRegularFile(src: string, dst: string): boolean {
+  try {
+    if (!lstatSync(src).isFile()) return false;
+  } catch {
+    return false;
+  }
+  copyFileSync(src, dst);
+  return true;
+}
+
+/**
+ * The last line of CRIU's own in its log (timestamped: "(00.108314) ..."; the parasite's lines, "pie: ...", come
+ * in between and, once CRIU is killed, last), at most 300 characters; "" without one.
+ */
+export function lastLogLine(logText: string): string {
+  const lines = logText.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const last = lines.findLast((l) => /^\(\d/.test(l)) ?? lines.at(-1) ?? "";
+  return last.length > 300 ? `${last.slice(0, 300)}…` : last;
+}
+
+/**
+ * Whether table is CRIU's lock table of the run: `CRIU-<run id>`, cut short as CRIU names it (its 32-byte buffer
+ * holds "inet CRIU-" and the first 21 characters of the uuid: `CRIU-230851b4-6414-4df9-8c`, seen here).
+ */
+export function isRunTable(table: string, runId: string): boolean {
+  const full = `CRIU-${runId}`;
+  return table.length >= "CRIU-".length + 8 && full.startsWith(table);
+}
+
+function inode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, out, err: err.trim() };
+  } catch (e) {
+    return { code: -1, out: "", err: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** argv run in netns (nsenter), or in the shim's own when netns is undefined. */
+function inNetns(netns: string | undefined, argv: string[]): string[] {
+  return netns === undefined ? argv : ["nsenter", `--net=${netns}`, "--", ...argv];
+}
+
+/** Undoes what a killed CRIU dump left: see the module comment. */
+export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> {
+  const done: string[] = [];
+  const failed: string[] = [];
+  if (k.thaw) {
+    try {
+      await k.thaw();
+      done.push("cgroup thawed");
+    } catch (err) {
+      failed.push(`thaw: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (k.networkLock === "skip") return { done, failed };
+  const runId = criuRunId(regularFileText(k.logFile));
+  // CRIU locks nothing before it has written its run id (log_init, then util_init): no run id with a log at
+  // level 3+ means no lock. Below level 3 the id is not logged, and the container's own namespace is searched.
+  const ownNs = inode("/proc/self/ns/net");
+  const containerNs = k.netns !== undefined && inode(k.netns) !== undefined && inode(k.netns) !== ownNs ? k.netns : undefined;
+  if (k.networkLock === "nftables") {
+    const where: { ns: string | undefined; label: string; any: boolean }[] = [];
+    if (containerNs) where.push({ ns: containerNs, label: "the container's network namespace", any: runId === undefined });
+    where.push({ ns: undefined, label: "the shim's network namespace", any: false });
+    for (const w of where) {
+      const listed = await run(inNetns(w.ns, ["nft", "list", "tables"]));
+      if (listed.code !== 0) {
+        if (w.ns !== undefined || runId !== undefined) failed.push(`nft list tables in ${w.label}: ${listed.err || `exit ${listed.code}`}`);
+        continue;
+      }
+      const tables = criuTables(listed.out).filter((t) => (runId !== undefined ? isRunTable(t, runId) : w.any));
+      for (const t of tables) {
+        const del = await run(inNetns(w.ns, ["nft", "delete", "table", "inet", t]));
+        if (del.code === 0) done.push(`CRIU's network lock (nftables table inet ${t}) removed from ${w.label}`);
+        else failed.push(`nft delete table inet ${t} in ${w.label}: ${del.err || `exit ${del.code}`}`);
+      }
+    }
+  } else if (containerNs) {
+    for (const bin of ["iptables", "ip6tables"]) {
+      const has = await run(inNetns(containerNs, [bin, "-w", "-n", "-L", "CRIU"]));
+      if (has.code !== 0) continue;
+      const steps = [["-D", "INPUT", "-j", "CRIU"], ["-D", "OUTPUT", "-j", "CRIU"], ["-F", "CRIU"], ["-X", "CRIU"]];
+      const errs: string[] = [];
+      for (const s of steps) {
+        const r = await run(inNetns(containerNs, [bin, "-w", ...s]));
+        if (r.code !== 0) errs.push(`${bin} ${s.join(" ")}: ${r.err || `exit ${r.code}`}`);
+      }
+      if (errs.length === 0) done.push(`CRIU's network lock (${bin} chain CRIU) removed from the container's network namespace`);
+      else failed.push(...errs);
+    }
+  }
+  return { done, failed };
+}

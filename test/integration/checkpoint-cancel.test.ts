@@ -1,0 +1,228 @@
+/**
+ * A dump that hangs in CRIU, cancelled. CRIU is made to hang for real, in the middle of its dump: the images
+ * directory holds a FIFO where CRIU writes the init's first image (ids-1.img), so CRIU's open of it blocks for ever
+ * with the container's tasks seized (frozen through the cgroup, then held in ptrace stops), its network locked (an
+ * nftables table in its namespace) and CRIU's parasite in the init. The same happens when the images directory's
+ * filesystem stops answering.
+ *
+ * - The request's deadline (ttrpc timeout_nano; containerd passes the client's, e.g. `ctr --timeout` or CRI's
+ *   CheckpointContainer timeout) ends it: CRIU is killed, the container thawed and its network lock removed; the
+ *   counter goes on, the shim answers and the next checkpoint works.
+ * - `ctr task kill -s SIGKILL` ends it: the Checkpoint fails with CANCELLED and the task exits 137.
+ * - Through containerd: `ctr --timeout` on `ctr task checkpoint` whose CRIU hangs before freezing (a FIFO where its
+ *   log goes, in the work directory the container's annotation names).
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Code, CryoError } from "../../src/errors.ts";
+import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { connect } from "../../src/ttrpc/index.ts";
+import { PrivateContainerd, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor } from "../harness/index.ts";
+
+setDefaultTimeout(120_000);
+const RUNTIME = "io.containerd.cryo.v2";
+const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done";
+let pc: PrivateContainerd;
+let ns: string;
+let dir: string;
+
+beforeAll(async () => {
+  ns = uniqueId("ckcancel");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  dir = mkdtempSync("/tmp/cryo-ckpt-cancel-");
+});
+
+afterAll(async () => {
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function mkfifo(path: string): void {
+  expect(Bun.spawnSync(["mkfifo", path]).exitCode).toBe(0);
+}
+
+/** The container's freezer state (v1), from runc's state. */
+function freezerState(id: string): string {
+  const state = JSON.parse(readFileSync(`/run/containerd/runc/${ns}/${id}/state.json`, "utf8")) as { cgroup_paths: Record<string, string> };
+  return readFileSync(join(state.cgroup_paths.freezer!, "freezer.state"), "utf8").trim();
+}
+
+/** CRIU processes (not in before) waiting in the open of a FIFO. */
+function hungCriu(before: Set<number>): number[] {
+  return criuPids().filter((p) => {
+    try {
+      return !before.has(p) && readFileSync(`/proc/${p}/wchan`, "utf8") === "wait_for_partner";
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** CRIU's tables (`inet CRIU-...`) in the network namespace of pid. */
+function criuTables(pid: number): string[] {
+  const r = Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "nft", "list", "tables"]);
+  expect(r.exitCode).toBe(0);
+  return r.stdout.toString().split("\n").filter((l) => /^table inet CRIU-/.test(l.trim()));
+}
+
+/** Pids of the processes named criu. */
+function criuPids(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/comm`, "utf8").trim() === "criu") out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+async function runCounter(id: string, extra: string[] = []): Promise<{ pid: number; client: Awaited<ReturnType<typeof connect>> }> {
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...extra, testImage, id, "sh", "-c", COUNTER]);
+  const pid = (await taskPid(pc, id))!;
+  await waitFor(() => (readCounter(pc, id) ?? 0) > 0, { timeoutMs: 10_000 });
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const address = readFileSync(join(bundle, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  return { pid, client };
+}
+
+/** An images directory whose first task image is a FIFO: CRIU blocks opening it, mid-dump. */
+function hangingImagesDir(name: string): string {
+  const images = mkdtempSync(join(dir, `${name}-`));
+  mkfifo(join(images, "ids-1.img"));
+  return images;
+}
+
+test("a dump hung in CRIU ends at the request's deadline: the container is thawed, its network unlocked, and runs on", async () => {
+  const id = uniqueId("dl");
+  // The lock asked for: a loopback-only namespace without TCP sockets would get none (checkpoint-dump.ts).
+  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  try {
+    const criuBefore = new Set(criuPids());
+    const images = hangingImagesDir("dl");
+    const t0 = performance.now();
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 6000 });
+    call.catch(() => {});
+    // The hang is real: CRIU seized the tree and locked its network, and waits in the open of the FIFO (the
+    // kernel's wait_for_partner); the counter stands still.
+    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    const criu = hungCriu(criuBefore);
+    const held = readCounter(pc, id)!;
+    // The shim answers meanwhile.
+    const state = await client.call(TaskV2, "state", { id }, { namespace: ns, timeoutMs: 2000 });
+    expect(state.pid).toBe(pid);
+    await Bun.sleep(500);
+    expect(readCounter(pc, id)).toBe(held);
+
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(performance.now() - t0).toBeLessThan(30_000); // it ended (the hang was for ever)
+
+    // CRIU is gone, the container thawed and unlocked, and it goes on counting.
+    await waitFor(() => criu.every((p) => !existsProc(p)), { timeoutMs: 10_000 });
+    await waitFor(() => freezerState(id) === "THAWED" && criuTables(pid).length === 0, { timeoutMs: 10_000 });
+    const n = readCounter(pc, id)!;
+    await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    // What the daemon did, in containerd's log.
+    const log = readFileSync(pc.layout.log, "utf8");
+    expect(log).toContain(`checkpoint container ${id}: aborted`);
+    expect(log).toContain("cgroup thawed");
+    expect(log).toMatch(/CRIU's network lock \(nftables table inet CRIU-[0-9a-f-]{8,36}\) removed from the container's network namespace/);
+
+    // The container still checkpoints, and exec works.
+    const good = mkdtempSync(join(dir, "dl-good-"));
+    await client.call(TaskV2, "checkpoint", { id, path: good }, { namespace: ns, timeoutMs: 60_000 });
+    expect(readdirSync(good)).toContain("cryo-checkpoint.json");
+    expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d+$/);
+    expect(freezerState(id)).toBe("THAWED");
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("with network-lock iptables, the CRIU chain a killed dump left in the container's namespace is removed", async () => {
+  const id = uniqueId("ipt");
+  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=iptables"]);
+  const chain = () => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-n", "-L", "CRIU"]).exitCode === 0;
+  try {
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("ipt") }, { namespace: ns, timeoutMs: 4000 });
+    call.catch(() => {});
+    await waitFor(() => chain() && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    await waitFor(() => !chain(), { timeoutMs: 10_000 });
+    const input = Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-S", "INPUT"]).stdout.toString();
+    expect(input).not.toContain("CRIU");
+    const n = readCounter(pc, id)!;
+    await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+    expect(readFileSync(pc.layout.log, "utf8")).toContain("CRIU's network lock (iptables chain CRIU) removed from the container's network namespace");
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("ctr task kill -s SIGKILL during a dump hung in CRIU cancels it: CANCELLED, and the task exits 137", async () => {
+  const id = uniqueId("kl");
+  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  try {
+    const images = hangingImagesDir("kl");
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns });
+    call.catch(() => {});
+    await waitFor(() => criuTables(pid).length === 1 && hungCriu(new Set()).length === 1, { timeoutMs: 5000 });
+    await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.CANCELLED);
+    expect((err as CryoError).message).toContain("task killed while checkpointing");
+    expect((err as CryoError).message).toContain("CRIU killed during the dump");
+    await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { timeoutMs: 10_000 });
+    const wait = await client.call(TaskV2, "wait", { id }, { namespace: ns, timeoutMs: 5000 });
+    expect(wait.exitStatus).toBe(137);
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before the freeze is killed, the shim serves on", async () => {
+  const id = uniqueId("ct");
+  const work = mkdtempSync(join(dir, "ct-work-"));
+  // CRIU's log in the work directory is a FIFO: CRIU's open of it blocks at the start of its run.
+  mkfifo(join(work, "dump.log"));
+  const { client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  try {
+    const r = await pc.ctr(["--timeout", "5s", "task", "checkpoint", id], { timeoutMs: 60_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("deadline exceeded");
+    // ctr paused the task before the Checkpoint, and its deferred Resume goes out with the same expired deadline
+    // (ctr's client, with any runtime): the task stays paused until resumed.
+    expect(await taskStatus(pc, id)).toBe("PAUSED");
+    await pc.ctrOk(["task", "resume", id]);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    const n = readCounter(pc, id)!;
+    await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+    const log = readFileSync(pc.layout.log, "utf8");
+    expect(log).toContain(`checkpoint container ${id}: aborted`);
+    expect(criuPids().filter((p) => readlinkSync(`/proc/${p}/cwd`).startsWith(work))).toEqual([]);
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+function existsProc(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
