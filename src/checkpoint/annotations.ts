@@ -7,7 +7,7 @@
  * the documentation (docs/checkpoint.md repeats it).
  */
 import { invalidArgument } from "../errors.ts";
-import type { CheckpointOverrides } from "./plan.ts";
+import { parseDurationSeconds, type CheckpointOverrides } from "./plan.ts";
 
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
@@ -15,7 +15,7 @@ export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 /** Why a checkpoint cannot ask for CRIU's older mount engine. */
 export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";
 
-type Kind = "bool" | "string" | "list" | "int" | "size" | "cgroup-mode" | "compression" | "network-lock" | "address";
+type Kind = "bool" | "string" | "list" | "int" | "size" | "duration" | "cgroup-mode" | "compression" | "network-lock" | "address";
 
 /** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
 export const CHECKPOINT_ANNOTATIONS = {
@@ -46,6 +46,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "ghost-limit": { field: "ghostLimit", kind: "size", doc: "largest deleted-but-open file the dump carries: bytes, or with K, M or G (0: CRIU's default, 1M)" },
   "parent-path": { field: "parentPath", kind: "string", doc: "parent images for an incremental dump" },
   "work-path": { field: "workPath", kind: "string", doc: "CRIU work directory" },
+  timeout: { field: "timeoutSeconds", kind: "duration", doc: "abort a dump CRIU is still in after this long: seconds, or with s, m or h (0: no limit, the default)" },
 } as const satisfies Record<string, { field: keyof CheckpointOverrides; kind: Kind; invert?: boolean; doc: string }>;
 
 /** An annotation key without its prefix. */
@@ -107,6 +108,11 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
       const bytes = parseSize(value);
       if (bytes === undefined) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want bytes, or a number with K, M or G (binary units)" });
       return bytes;
+    }
+    case "duration": {
+      const seconds = parseDurationSeconds(value);
+      if (seconds === undefined) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want seconds, or a number with s, m or h (at most a week)" });
+      return seconds;
     }
     case "cgroup-mode": {
       const v = value.trim();

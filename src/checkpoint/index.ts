@@ -18,6 +18,7 @@ export {
   checkpointOverridesSchema,
   BUILTIN_CHECKPOINT_PLAN,
   isPostCopy,
+  parseDurationSeconds,
   networkLockAsked,
   postCopyPlan,
   type CheckpointPlan,

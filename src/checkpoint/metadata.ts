@@ -11,7 +11,7 @@ import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, notFound } from "../errors.ts";
-import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema } from "./plan.ts";
+import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema, TIMEOUT_SECONDS_MAX } from "./plan.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
 export const METADATA_FILE = "cryo-checkpoint.json";
@@ -138,6 +138,7 @@ export const checkpointMetadataSchema = z.object({
     localPages: z.boolean().default(false),
     networkLock: networkLockSchema.default("iptables"),
     ghostLimit: z.number().int().min(0).max(GHOST_LIMIT_MAX).default(0),
+    timeoutSeconds: z.number().int().min(0).max(TIMEOUT_SECONDS_MAX).default(0),
   }),
   stats: z.object({ dump: dumpStatsSchema.optional() }),
   /** Page images compressed (pages-*.img.zst in place of pages-*.img). */

@@ -16,6 +16,16 @@ import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./pl
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
 export const GHOST_LIMIT_MAX = 0xffffffff;
+/** The longest checkpoint timeout: a week, in seconds. */
+export const TIMEOUT_SECONDS_MAX = 7 * 24 * 3600;
+
+/** "90", "90s", "15m", "2h" -> seconds; undefined when malformed or past TIMEOUT_SECONDS_MAX. */
+export function parseDurationSeconds(value: string): number | undefined {
+  const m = /^(\d+)\s*([smh]?)$/i.exec(value.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600 }[m[2]!.toLowerCase() as "" | "s" | "m" | "h"];
+  return Number.isSafeInteger(n) && n <= TIMEOUT_SECONDS_MAX ? n : undefined;
+}
 
 export { compressionSchema, networkLockSchema, planCgroupModeSchema };
 
@@ -79,6 +89,11 @@ export const checkpointPlanSchema = z
      * 1 MiB. A larger one fails the dump ("Can't dump ghost file ... increase limit").
      */
     ghostLimit: z.number().int().min(0).max(GHOST_LIMIT_MAX),
+    /**
+     * Seconds CRIU's dump may take before cryo aborts it (CRIU killed, the container let go: src/shim/dump-abort.ts);
+     * 0: no limit but the request's own deadline.
+     */
+    timeoutSeconds: z.number().int().min(0).max(TIMEOUT_SECONDS_MAX),
   })
   .strict();
 
@@ -113,6 +128,7 @@ export const BUILTIN_CHECKPOINT_PLAN: CheckpointPlan = {
   compressionLevel: 0,
   logLevel: 4,
   ghostLimit: 0,
+  timeoutSeconds: 0,
 };
 
 /** The request's options, tagged by the message they came in. */

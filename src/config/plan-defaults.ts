@@ -5,7 +5,7 @@
  * (config < annotations < request). Restore: `restoreOptions(recorded, config.restore)` overlays this
  * host's restore settings on the options the checkpoint recorded; restore plugins come after.
  */
-import { checkpointPlanSchema, type CheckpointOverrides, type CheckpointPlan } from "../checkpoint/plan.ts";
+import { checkpointPlanSchema, parseDurationSeconds, type CheckpointOverrides, type CheckpointPlan } from "../checkpoint/plan.ts";
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointDefaults, RestoreDefaults } from "./schema.ts";
 
@@ -41,6 +41,11 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.network_lock !== undefined) o.networkLock = d.network_lock;
   if (d.log_level !== undefined) o.logLevel = d.log_level;
   if (d.ghost_limit !== undefined) o.ghostLimit = d.ghost_limit;
+  if (d.timeout !== undefined) {
+    const seconds = typeof d.timeout === "number" ? d.timeout : parseDurationSeconds(d.timeout);
+    if (seconds === undefined) throw invalidArgument(`[checkpoint] timeout = ${JSON.stringify(d.timeout)}`, { detail: "want seconds, or a number with s, m or h (at most a week)" });
+    o.timeoutSeconds = seconds;
+  }
   return o;
 }
 

@@ -48,6 +48,10 @@ export const checkpointDefaultsSchema = z
     compression_level: z.number().int().min(0).max(22).optional().describe("zstd level 1..22 (0: cryo's default, 1)"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),
     ghost_limit: z.number().int().min(0).max(0xffffffff).optional().describe("largest deleted-but-open file the dump carries, in bytes (0: CRIU's default, 1 MiB)"),
+    timeout: z
+      .union([z.number().int().min(0).max(7 * 24 * 3600), z.string().regex(/^\d+\s*[smhSMH]?$/, "want seconds, or a number with s, m or h")])
+      .optional()
+      .describe("abort a dump CRIU is still in after this long: seconds, or a string with s, m or h (\"10m\"); 0: no limit"),
   })
   .describe("defaults of checkpoint options; container annotations and request options override them");
 /** `[checkpoint]` as written in the file. */

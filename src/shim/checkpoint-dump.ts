@@ -360,6 +360,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // the page images moves on to the images directory containerd tars.
   const pageEntry = plan.localPages ? createEntry(input.pageStore ?? pageStoreRoot(process.env), `${input.namespace}-${id}`) : undefined;
   if (pageEntry) opts.imagesDir = pageEntry;
+  // The plan's timeout aborts CRIU's call as the caller's deadline does (from the call on: what comes before it has
+  // deadlines of its own).
+  const timeout = plan.timeoutSeconds > 0 ? new AbortController() : undefined;
+  const signal = timeout ? (input.signal ? AbortSignal.any([input.signal, timeout.signal]) : timeout.signal) : input.signal;
   // The caller gave up while the dump was being prepared: nothing of CRIU's has run yet.
   if (input.signal?.aborted) {
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
@@ -380,6 +384,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   let serving: PostCopyServing | undefined;
   // Thawed for a ptrace seize (above), frozen again after the dump.
   let refreeze: (() => Promise<void>) | undefined;
+  const timer = timeout
+    ? setTimeout(
+        () => timeout.abort(new CryoError(Code.DEADLINE_EXCEEDED, `${label}: cancelled: its timeout of ${plan.timeoutSeconds} s passed (cryo.checkpoint/timeout, or [checkpoint] timeout in the config)`)),
+        plan.timeoutSeconds * 1000,
+      )
+    : undefined;
   try {
     if (!useFreezer && input.paused) {
       const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
@@ -392,13 +402,13 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // checkpoint is complete (for containerd to tar) at CRIU's status-ready, when the page server listens.
       const abort = new AbortController();
       // The caller's abort counts until the page server listens (the Checkpoint's answer); after it, post-copy.ts owns the dump.
-      const callerAbort = () => abort.abort(input.signal?.reason);
-      input.signal?.addEventListener("abort", callerAbort, { once: true });
+      const callerAbort = () => abort.abort(signal?.reason);
+      signal?.addEventListener("abort", callerAbort, { once: true });
       let ready!: () => void;
       const listening = new Promise<void>((r) => (ready = r));
       const call = input.criu.dump(opts, { signal: abort.signal, onNotify: (e) => void (e.action === "status-ready" && ready()) });
       call.catch(() => {}); // its owner (post-copy.ts) handles a later failure; an early one is thrown below
-      const first = await Promise.race([listening.then(() => undefined), call]).finally(() => input.signal?.removeEventListener("abort", callerAbort));
+      const first = await Promise.race([listening.then(() => undefined), call]).finally(() => signal?.removeEventListener("abort", callerAbort));
       if (first !== undefined) throw new CryoError(Code.UNKNOWN, `${label}: criu dump returned before its page server listened`);
       // What CRIU has written so far is the checkpoint; its statistics come only when the pages are all sent.
       const ms = performance.now() - t0;
@@ -406,7 +416,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       serving = { done: call, abort: (reason) => abort.abort(reason), pageServer: plan.pageServer! };
     } else {
       // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
-      const call = { notify: false, ...(input.signal ? { signal: input.signal } : {}) };
+      const call = { notify: false, ...(signal ? { signal } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
@@ -418,7 +428,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // no log written (CRIU never started)
     }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
-    if (input.signal?.aborted) {
+    if (signal?.aborted) {
       // CRIU was killed where it stood: what it froze and locked stays so unless undone here.
       const logFile = join(workDir, logName);
       const undone = await undoKilledDump({
@@ -428,7 +438,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
         thaw: useFreezer && !input.paused ? async () => (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw() : undefined,
       });
       const last = lastLogLine(regularFileText(logFile));
-      const reason = CryoError.from(input.signal.reason);
+      const reason = CryoError.from(signal.reason);
       const parts = [
         `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
         ...undone.done,
@@ -439,6 +449,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     }
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   } finally {
+    clearTimeout(timer);
     // Paused before the call, paused after it (CRIU released the tasks it seized; containerd resumes them).
     await refreeze?.().catch((err: unknown) => input.log.warn(`${label}: freeze again after the dump: ${err instanceof Error ? err.message : String(err)}`));
   }

@@ -8,6 +8,7 @@
  * - The request's deadline (ttrpc timeout_nano; containerd passes the client's, e.g. `ctr --timeout` or CRI's
  *   CheckpointContainer timeout) ends it: CRIU is killed, the container thawed and its network lock removed; the
  *   counter goes on, the shim answers and the next checkpoint works.
+ * - The container's own timeout (`cryo.checkpoint/timeout`) ends it when the request has no deadline.
  * - `ctr task kill -s SIGKILL` ends it: the Checkpoint fails with CANCELLED and the task exits 137.
  * - Through containerd: `ctr --timeout` on `ctr task checkpoint` whose CRIU hangs before freezing (a FIFO where its
  *   log goes, in the work directory the container's annotation names).
@@ -164,6 +165,27 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
     const n = readCounter(pc, id)!;
     await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
     expect(readFileSync(pc.layout.log, "utf8")).toContain("CRIU's network lock (iptables chain CRIU) removed from the container's network namespace");
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("the container's own timeout (cryo.checkpoint/timeout) aborts a hung dump whose request has no deadline", async () => {
+  const id = uniqueId("to");
+  const { client } = await runCounter(id, ["--annotation", "cryo.checkpoint/timeout=2s"]);
+  try {
+    const err = await client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("to") }, { namespace: ns }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect((err as CryoError).message).toContain(`checkpoint container ${id}: cancelled: its timeout of 2 s passed`);
+    expect((err as CryoError).message).toContain("CRIU killed during the dump");
+    const n = readCounter(pc, id)!;
+    await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+    // A dump that does not hang is not cut short by it.
+    const good = mkdtempSync(join(dir, "to-good-"));
+    await client.call(TaskV2, "checkpoint", { id, path: good }, { namespace: ns, timeoutMs: 60_000 });
+    expect(JSON.parse(readFileSync(join(good, "cryo-checkpoint.json"), "utf8")).options.timeoutSeconds).toBe(2);
   } finally {
     client.close();
     await removeContainer(pc, id);

@@ -11,6 +11,7 @@ import {
   networkLockAsked,
   parseCheckpointAnnotations,
   parseSize,
+  parseDurationSeconds,
   postCopyPlan,
   resolveCheckpointPlan,
 } from "../../../src/checkpoint/index.ts";
@@ -231,6 +232,7 @@ describe("cryo.checkpoint/* annotations", () => {
       "compression-level": "3",
       "log-level": "2",
       "ghost-limit": "64M",
+      timeout: "2m",
     };
     const annotations: Record<string, string> = {};
     for (const key of Object.keys(CHECKPOINT_ANNOTATIONS)) annotations[`cryo.checkpoint/${key}`] = values[key] ?? (key.includes("path") || key.startsWith("lsm") ? "x" : "yes");
@@ -241,6 +243,7 @@ describe("cryo.checkpoint/* annotations", () => {
     expect(o.emptyNamespaces).toEqual(["net"]);
     expect(o.tcpEstablished).toBe(true);
     expect(o.ghostLimit).toBe(64 * 1024 * 1024);
+    expect(o.timeoutSeconds).toBe(120);
     expect(Object.keys(o).length).toBe(Object.keys(CHECKPOINT_ANNOTATIONS).length - 1);
   });
 
@@ -260,6 +263,16 @@ describe("cryo.checkpoint/* annotations", () => {
     expect(resolveCheckpointPlan({ annotations, request: { kind: "cryo", options: create(CryoOpts, { ghostLimit: 4096 }) } }).ghostLimit).toBe(4096);
     expect(resolveCheckpointPlan({}).ghostLimit).toBe(0);
     expect(err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/ghost-limit": "4G" } })).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  test("timeout: seconds or with s, m, h; a week at most; none by default", () => {
+    expect(["90", "90s", "15m", "2h", " 3 M ", "0"].map((v) => parseDurationSeconds(v))).toEqual([90, 90, 900, 7200, 180, 0]);
+    expect(["", "-1", "1d", "1.5m", "m", "169h"].map((v) => parseDurationSeconds(v))).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/timeout": "5m" } }).timeoutSeconds).toBe(300);
+    expect(resolveCheckpointPlan({ defaults: { timeoutSeconds: 60 }, annotations: { "cryo.checkpoint/timeout": "0" } }).timeoutSeconds).toBe(0);
+    expect(resolveCheckpointPlan({ defaults: { timeoutSeconds: 60 } }).timeoutSeconds).toBe(60);
+    expect(resolveCheckpointPlan({}).timeoutSeconds).toBe(0);
+    expect(err(() => parseCheckpointAnnotations({ "cryo.checkpoint/timeout": "soon" })).message).toContain('cryo.checkpoint/timeout="soon": invalid argument: want seconds, or a number with s, m or h (at most a week)');
   });
 
   test("exit=true means leave-running=false", () => {

@@ -106,6 +106,21 @@ describe("sections", () => {
     expect(checkpointOverrides({})).toEqual({});
   });
 
+  test("[checkpoint] timeout: seconds as a number, or a string with s, m or h", () => {
+    expect(checkpointOverrides(parseConfig("[checkpoint]\ntimeout = 600\n", "/c.toml").checkpoint)).toEqual({ timeoutSeconds: 600 });
+    expect(checkpointOverrides(parseConfig('[checkpoint]\ntimeout = "10m"\n', "/c.toml").checkpoint)).toEqual({ timeoutSeconds: 600 });
+    const bad = (() => {
+      try {
+        parseConfig('[checkpoint]\ntimeout = "ten minutes"\n', "/c.toml");
+      } catch (e) {
+        return e as CryoError;
+      }
+    })();
+    expect(bad?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(bad?.message).toContain("timeout");
+    expect(() => checkpointOverrides({ timeout: "200h" })).toThrow("want seconds, or a number with s, m or h (at most a week)");
+  });
+
   test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
     const recorded = resolveCheckpointPlan({ defaults: { tcpEstablished: true, lsmProfile: "apparmor:old", logLevel: 3 } });
     const c = parseConfig(full, "/c.toml");
