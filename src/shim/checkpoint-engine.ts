@@ -9,7 +9,7 @@
  * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
  */
 import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { readRuncState, type Runc } from "../runtime/index.ts";
 import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
 import type { Criu } from "../criu/index.ts";
@@ -28,6 +28,7 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
+import { isCallerGone } from "./cancel.ts";
 import { markRestoring, recordExtraction, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
@@ -83,6 +84,21 @@ interface PendingRestore {
   policy?: Promise<PolicyEngine | undefined>;
 }
 
+/**
+ * containerd makes the directory of a Checkpoint (`ctd-checkpoint*` under its temp dir) and removes it when the
+ * call returns. A containerd that went away during the dump (restarted: its connection closed, which aborts the
+ * dump) never will: what CRIU wrote there (up to the container's memory) is removed here instead.
+ */
+function discardOrphanedCheckpointDir(spec: CheckpointSpec, log: Logger): void {
+  if (!spec.signal?.aborted || !isCallerGone(spec.signal.reason) || !basename(spec.path).startsWith("ctd-checkpoint")) return;
+  try {
+    rmSync(spec.path, { recursive: true, force: true });
+    log.warn(`checkpoint container ${spec.id}: containerd went away during the dump: its checkpoint directory ${spec.path} removed`);
+  } catch (err) {
+    log.warn(`checkpoint container ${spec.id}: remove ${spec.path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** Creates the checkpoint/restore methods. */
 export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEngine {
   let criu: Criu | undefined = deps.criu;
@@ -136,6 +152,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         configPath: spec.options.configPath,
         image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
         ...(spec.signal ? { signal: spec.signal } : {}),
+      }).catch((err: unknown) => {
+        discardOrphanedCheckpointDir(spec, deps.log);
+        throw err;
       });
       if (outcome.serving) {
         const { watchPostCopy, postCopyTimeoutMs } = await postCopyModule();

@@ -14,6 +14,7 @@ import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
 import { wallClock } from "../sys/clock.ts";
+import { callerAbortReason, callerGoneWords } from "./cancel.ts";
 import { Topic, type Publisher } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
@@ -167,7 +168,7 @@ export class Container {
       if (p === this.init) {
         if (p.state === "restoring") {
           this.restoreInFlight = true;
-          const onCallerGone = () => this.cancelRestore(callerGone(signal));
+          const onCallerGone = () => this.cancelRestore(callerGoneWords(signal));
           signal?.addEventListener("abort", onCallerGone, { once: true });
           if (signal?.aborted) onCallerGone();
           const restored = await engine.startRestore!(this.id).finally(() => {
@@ -285,7 +286,7 @@ export class Container {
       // The caller gave up while the call waited for its turn: nothing was done.
       if (signal?.aborted) throw CryoError.from(signal.reason).wrap(`checkpoint container ${this.id}`);
       const abort = new AbortController();
-      const onCallerGone = () => abort.abort(new CryoError(isDeadline(signal) ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, `checkpoint container ${this.id}: cancelled: ${callerGone(signal)}`));
+      const onCallerGone = () => abort.abort(callerAbortReason(`checkpoint container ${this.id}`, signal));
       signal?.addEventListener("abort", onCallerGone, { once: true });
       this.checkpointAbort = abort;
       try {
@@ -386,16 +387,6 @@ export class Container {
       return { pid: p.pid, exit };
     });
   }
-}
-
-/** Why a caller's signal aborted, for a cancellation's message: its deadline, or its connection. */
-function callerGone(signal: AbortSignal | undefined): string {
-  return isDeadline(signal) ? "the request's deadline passed" : "the caller went away (connection closed)";
-}
-
-function isDeadline(signal: AbortSignal | undefined): boolean {
-  const reason = signal?.reason;
-  return reason instanceof CryoError && reason.code === Code.DEADLINE_EXCEEDED;
 }
 
 /** Awaits p, at most ms (its timer cleared as soon as p settles). */

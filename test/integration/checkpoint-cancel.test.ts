@@ -11,10 +11,11 @@
  * - The container's own timeout (`cryo.checkpoint/timeout`) ends it when the request has no deadline.
  * - `ctr task kill -s SIGKILL` ends it: the Checkpoint fails with CANCELLED and the task exits 137.
  * - Through containerd: `ctr --timeout` on `ctr task checkpoint` whose CRIU hangs before freezing (a FIFO where its
- *   log goes, in the work directory the container's annotation names).
+ *   log goes, in the work directory the container's annotation names); and containerd killed during such a
+ *   hang: the dump is aborted and containerd's checkpoint directory, which it would have removed, goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -239,6 +240,38 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
     client.close();
     await removeContainer(pc, id);
   }
+});
+
+test("containerd killed during a hung ctr task checkpoint: the dump is aborted, and the checkpoint directory containerd cannot remove any more goes", async () => {
+  const id = uniqueId("rs");
+  const work = mkdtempSync(join(dir, "rs-work-"));
+  mkfifo(join(work, "dump.log"));
+  const { client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  client.close();
+  const ckptDirs = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctd-checkpoint"));
+  const before = new Set(ckptDirs());
+  const criuBefore = new Set(criuPids());
+  const ctr = pc.ctr(["task", "checkpoint", id], { timeoutMs: 60_000 });
+  // containerd made its directory and cryo wrote descriptors.json there; CRIU hangs at its log.
+  const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
+  const criu = await waitFor(() => {
+    const c = criuPids().filter((p) => !criuBefore.has(p));
+    return c.length > 0 ? c : undefined;
+  }, { timeoutMs: 10_000 });
+  // A containerd that dies (SIGKILL: a crash, the OOM killer) never removes its directory; on SIGTERM it does itself.
+  const old = pc.pid;
+  const d = pc.dir;
+  process.kill(old, "SIGKILL");
+  await waitFor(() => !existsProc(old), { timeoutMs: 20_000 });
+  expect((await ctr).exitCode).not.toBe(0);
+  await waitFor(() => !existsSync(join(pc.layout.tmp, made)) && criu.every((p) => !existsProc(p)), { timeoutMs: 10_000, what: `${made} removed, CRIU gone` });
+  pc = await startPrivateContainerd({ dir: d, namespace: ns });
+  // ctr paused the task before the Checkpoint; its Resume never came (containerd was gone).
+  await waitFor(async () => (await taskStatus(pc, id)) !== undefined, { timeoutMs: 20_000 });
+  if ((await taskStatus(pc, id)) === "PAUSED") await pc.ctrOk(["task", "resume", id]);
+  const n = readCounter(pc, id)!;
+  await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+  await removeContainer(pc, id);
 });
 
 function existsProc(pid: number): boolean {
