@@ -128,7 +128,7 @@ export function createCtrClient(address: string, namespace: string, timeoutMs: n
     address,
     namespace,
     async run(args, what, timeout = timeoutMs) {
-      const r = await runCtr(address, args, { namespace, timeoutMs: timeout });
+      const r = await runCtr(address, args, { namespace, timeoutMs: timeout, deadline: true });
       if (r.exitCode !== 0) {
         const line = ctrErrorLine(r.stderr, r.stdout);
         const code = /not found|does not exist/i.test(line) ? Code.NOT_FOUND : Code.UNKNOWN;

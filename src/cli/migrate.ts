@@ -248,7 +248,17 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   let postCopy: PostCopyServer | undefined;
   try {
     log(`checkpoint ${id} at ${from} as ${ref}${options.rw ? " (with its rw layer)" : ""}`);
-    await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
+    try {
+      await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
+    } catch (err) {
+      // ctr pauses the task before the checkpoint and resumes it afterwards, with the same deadline: a checkpoint that
+      // ran out of it (the shim gave up) leaves the task paused. It was running: it runs on.
+      if ((await src.task(id).catch(() => undefined))?.status === "PAUSED") {
+        log(`checkpoint failed; ${id} was left paused at ${from}: resuming it`);
+        await src.run(["tasks", "resume", id], `resume task ${id}`).catch((e: unknown) => log(`resume ${id} at ${from}: ${CryoError.from(e).message}`));
+      }
+      throw err;
+    }
     const indexDigest = (await src.image(ref))?.digest;
     if (indexDigest === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${from}`, { detail: "not listed after ctr containers checkpoint" });
     const index = ociIndexSchema.safeParse(await src.contentJson(indexDigest));

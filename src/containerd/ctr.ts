@@ -15,16 +15,26 @@ export interface CtrOptions {
   stdin?: string | Uint8Array;
   /** Kill ctr and fail with DEADLINE_EXCEEDED after this long (default 60 s). */
   timeoutMs?: number;
+  /**
+   * Also give ctr the deadline (`ctr --timeout`): containerd passes it on to the runtime's shim, which then gives
+   * up too (a killed ctr alone leaves containerd's call, and the shim's, running). ctr is killed DEADLINE_GRACE_MS
+   * after it, if it has not returned by then.
+   */
+  deadline?: boolean;
   /** Environment for ctr (default: this process's). */
   env?: Record<string, string | undefined>;
 }
+
+/** How long after its own deadline (`deadline`) a ctr is killed: time for its deferred calls, and to say why. */
+export const DEADLINE_GRACE_MS = 10_000;
 
 /** The ctr binary used for every call (Debian installs it as /usr/bin/ctr). */
 export const ctrBinary = "ctr";
 
 /** Runs `ctr --address <address> --namespace <ns> ...args` and collects its output; never throws on a non-zero exit. */
 export async function runCtr(address: string, args: readonly string[], options: CtrOptions = {}): Promise<CtrResult> {
-  const argv = [ctrBinary, "--address", address, "--namespace", options.namespace ?? "default", ...args];
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const argv = [ctrBinary, "--address", address, "--namespace", options.namespace ?? "default", ...(options.deadline ? ["--timeout", `${timeoutMs}ms`] : []), ...args];
   let proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
   try {
     proc = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: options.env ?? process.env });
@@ -33,12 +43,14 @@ export async function runCtr(address: string, args: readonly string[], options: 
   }
   if (options.stdin !== undefined) proc.stdin.write(options.stdin);
   await proc.stdin.end();
-  const timeoutMs = options.timeoutMs ?? 60_000;
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
+  const timer = setTimeout(
+    () => {
+      timedOut = true;
+      proc.kill("SIGKILL");
+    },
+    timeoutMs + (options.deadline ? DEADLINE_GRACE_MS : 0),
+  );
   try {
     const [stdout, stderr, exitCode] = await Promise.all([
       new Response(proc.stdout).text(),

@@ -1,10 +1,11 @@
 /**
  * `cryo migrate` between two private containerds, through ctr as a user would: a counter container moves
  * (runc's shim and cryo's shim), its count goes on at the target, the source is gone and no checkpoint
- * image is left on either side; a refused or failed migration leaves the source running.
+ * image is left on either side; a refused or failed migration leaves the source running, also one whose
+ * checkpoint hangs in CRIU until --timeout (ctr passes the deadline to containerd, and containerd to the shim).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ensureTestImage, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus } from "../harness/index.ts";
 
@@ -165,6 +166,28 @@ test("a restore that CRIU fails is tried once more, then the source keeps runnin
   await expectSourceAloneThenRemove(id);
 }, 120_000);
 
+
+test("a checkpoint that hangs in CRIU ends at --timeout: the shim gives up too, the source is resumed and counts on", async () => {
+  // CRIU's log in the work directory the container names is a FIFO: CRIU blocks at its start, for ever.
+  const id = uniqueId("hang");
+  const work = mkdtempSync(join(a.layout.tmp, "hang-work-"));
+  expect(Bun.spawnSync(["mkfifo", join(work, "dump.log")]).exitCode).toBe(0);
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", "--annotation", `cryo.checkpoint/work-path=${work}`, testImage, id, "/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => (readCounter(a, id) ?? 0) > 0 || undefined, { what: "counter" });
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`, "--timeout", "4");
+  expect(r.exitCode).toBe(1);
+  expect(r.stderr).toContain(`cryo migrate: checkpoint container ${id}`);
+  expect(r.stderr).toContain("deadline exceeded");
+  // ctr's own Resume came with the expired deadline: migrate resumed the source.
+  expect(r.stdout).toContain(`checkpoint failed; ${id} was left paused at ${a.address}: resuming it`);
+  expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
+  const n = readCounter(a, id)!;
+  await waitFor(() => (readCounter(a, id) ?? 0) > n || undefined, { what: "counter going on at the source" });
+  // The shim gave up the dump at the deadline containerd passed on: CRIU is not left hanging on the FIFO.
+  expect(readFileSync(a.layout.log, "utf8")).toContain(`checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: the request's deadline passed`);
+  await expectSourceAloneThenRemove(id);
+  rmSync(work, { recursive: true, force: true });
+}, 120_000);
 
 test("post-copy: the source serves its pages to the target and ends; the target has all its memory", async () => {
   const id = uniqueId("pcm");
