@@ -14,7 +14,7 @@
  * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
  * whole log is kept as <bundle>/criu-dump.log. An aborted dump (input.signal) kills CRIU, and cryo does
- * what CRIU then cannot: the cgroup thawed, CRIU's network lock removed (dump-abort.ts).
+ * what CRIU then cannot: the cgroup's freezer put back as it was, CRIU's network lock removed (dump-abort.ts).
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
@@ -435,7 +435,15 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
         netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
         logFile,
         networkLock: plan.networkLock,
-        thaw: useFreezer && !input.paused ? async () => (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).thaw() : undefined,
+        freezer: useFreezer
+          ? {
+              paused: input.paused,
+              set: async (frozen) => {
+                const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
+                await (frozen ? cgroup.freeze() : cgroup.thaw());
+              },
+            }
+          : undefined,
       });
       const last = lastLogLine(regularFileText(logFile));
       const reason = CryoError.from(signal.reason);

@@ -8,8 +8,11 @@
  * - the container's tasks: they were seized with ptrace, and the kernel detaches them when their tracer dies. A
  *   task with CRIU's parasite in it finds the parasite's control socket closed and returns to its own code
  *   through the parasite's sigreturn (compel's daemon loop), so the tree runs on;
- * - the cgroup CRIU froze stays frozen: it is thawed unless the container was paused before the call
- *   (containerd's pause; its Resume thaws it);
+ * - the cgroup's freezer is left as CRIU last set it: frozen (killed while it froze the tree) or thawed (CRIU
+ *   thaws the cgroup once it has seized every task, which ptrace then holds, and freezes one that was frozen
+ *   before only at its normal end). It is put back as it was before the call: thawed, or frozen again for a
+ *   container that was paused (containerd's pause, which every ctr checkpoint makes first; its Resume thaws
+ *   it). A paused container was otherwise left running while containerd said PAUSED (a helper session found it);
  * - CRIU's network lock stays: an nftables table `inet CRIU-<run id>` (CRIU's uuid for the run, in its log at
  *   level 3 and above) whose chains drop every packet, in the network namespace CRIU dumped, and, for the
  *   connections of tcp-established in a namespace CRIU does not dump, in CRIU's own; with `network-lock
@@ -30,8 +33,11 @@ export interface KilledDump {
   logFile: string;
   /** The lock method the dump asked for. */
   networkLock: "nftables" | "iptables" | "skip";
-  /** Thaws the cgroup CRIU froze; undefined when it stays frozen (paused before, or not dumped through the freezer). */
-  thaw: (() => Promise<void>) | undefined;
+  /**
+   * Puts the cgroup's freezer back as it was before the call (the container dumped through the freezer); undefined
+   * when CRIU did not use the freezer (the caller puts back what it changed itself).
+   */
+  freezer: { paused: boolean; set: (frozen: boolean) => Promise<void> } | undefined;
 }
 
 /** What the cleanup did (done) and could not do (failed), in words. */
@@ -129,12 +135,13 @@ function inNetns(netns: string | undefined, argv: string[]): string[] {
 export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> {
   const done: string[] = [];
   const failed: string[] = [];
-  if (k.thaw) {
+  if (k.freezer) {
+    const what = k.freezer.paused ? "freeze again (the container was paused)" : "thaw";
     try {
-      await k.thaw();
-      done.push("cgroup thawed");
+      await k.freezer.set(k.freezer.paused);
+      done.push(k.freezer.paused ? "cgroup frozen again (the container was paused before)" : "cgroup thawed");
     } catch (err) {
-      failed.push(`thaw: ${err instanceof Error ? err.message : String(err)}`);
+      failed.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
   if (k.networkLock === "skip") return { done, failed };

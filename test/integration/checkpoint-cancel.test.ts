@@ -172,6 +172,34 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
   }
 });
 
+test("a paused container whose dump hung is frozen again after the abort, as it was (CRIU thaws the cgroup once it holds the tree)", async () => {
+  const id = uniqueId("ps");
+  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  try {
+    await pc.ctrOk(["task", "pause", id]);
+    expect(freezerState(id)).toBe("FROZEN");
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("ps") }, { namespace: ns, timeoutMs: 4000 });
+    call.catch(() => {});
+    // Mid-dump, CRIU has thawed the cgroup: the tree is held by CRIU alone.
+    await waitFor(() => hungCriu(criuBefore).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
+    expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    await waitFor(() => criuTables(pid).length === 0 && hungCriu(criuBefore).length === 0, { timeoutMs: 10_000 });
+    // Paused it was, paused it is: frozen, standing still, PAUSED; resume brings it back.
+    expect(freezerState(id)).toBe("FROZEN");
+    const held = readCounter(pc, id)!;
+    await Bun.sleep(500);
+    expect(readCounter(pc, id)).toBe(held);
+    expect(await taskStatus(pc, id)).toBe("PAUSED");
+    expect(readFileSync(pc.layout.log, "utf8")).toContain("cgroup frozen again (the container was paused before)");
+    await pc.ctrOk(["task", "resume", id]);
+    await waitFor(() => readCounter(pc, id)! > held + 3, { timeoutMs: 10_000 });
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
 test("the container's own timeout (cryo.checkpoint/timeout) aborts a hung dump whose request has no deadline", async () => {
   const id = uniqueId("to");
   const { client } = await runCounter(id, ["--annotation", "cryo.checkpoint/timeout=2s"]);
@@ -198,9 +226,10 @@ test("ctr task kill -s SIGKILL during a dump hung in CRIU cancels it: CANCELLED,
   const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
   try {
     const images = hangingImagesDir("kl");
+    const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns });
     call.catch(() => {});
-    await waitFor(() => criuTables(pid).length === 1 && hungCriu(new Set()).length === 1, { timeoutMs: 5000 });
+    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
     await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
     const err = await call.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(CryoError);
@@ -229,6 +258,7 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
     // ctr paused the task before the Checkpoint, and its deferred Resume goes out with the same expired deadline
     // (ctr's client, with any runtime): the task stays paused until resumed.
     expect(await taskStatus(pc, id)).toBe("PAUSED");
+    expect(freezerState(id)).toBe("FROZEN");
     await pc.ctrOk(["task", "resume", id]);
     expect(await taskStatus(pc, id)).toBe("RUNNING");
     const n = readCounter(pc, id)!;

@@ -47,11 +47,14 @@ test("a FIFO where the log should be is neither read nor copied (a synchronous r
   }
 });
 
-test("undo: the thaw is done and reported whatever the lock; skip looks for no table; a failing thaw is reported", async () => {
-  let thawed = 0;
-  const r = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", thaw: async () => void thawed++ });
-  expect(thawed).toBe(1);
+test("undo: the freezer goes back to its state before the call (thawed, or frozen for a paused container), whatever the lock", async () => {
+  const set: boolean[] = [];
+  const r = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: { paused: false, set: async (f) => void set.push(f) } });
   expect(r).toEqual({ done: ["cgroup thawed"], failed: [] });
-  const f = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", thaw: async () => { throw new Error("EBUSY"); } });
+  const p = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: { paused: true, set: async (f) => void set.push(f) } });
+  expect(p).toEqual({ done: ["cgroup frozen again (the container was paused before)"], failed: [] });
+  expect(set).toEqual([false, true]);
+  const f = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: { paused: false, set: async () => { throw new Error("EBUSY"); } } });
   expect(f).toEqual({ done: [], failed: ["thaw: EBUSY"] });
+  expect(await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: undefined })).toEqual({ done: [], failed: [] });
 });
