@@ -10,6 +10,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readProcStat } from "../sys/index.ts";
+import { goRfc3339Nano } from "../sys/clock.ts";
 import { isValidContainerId } from "./container-errors.ts";
 import { labelsToAnnotations, readRuncState, type RuncState } from "./state-file.ts";
 
@@ -95,7 +96,7 @@ export function listContainers(root: string): ContainerListing[] {
       status,
       bundle,
       rootfs: state.config.rootfs,
-      created: state.created,
+      created: goRfc3339Nano(state.created), // as `runc list` prints it (it parses the time and formats it again)
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
       owner: users.get(uid) ?? `#${uid}`,
     });

@@ -55,6 +55,7 @@ import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { killTree, processTree } from "../sys/proc.ts";
+import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -729,7 +730,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       id,
       pid,
       startTicks: startTicksOrZero(pid),
-      created: new Date().toISOString(),
+      created: rfc3339Nano(wallClock()), // as runc writes it: nanoseconds, Go's format
       bundle,
       rootfs,
       cgroupPaths,

@@ -224,9 +224,14 @@ test("after restore, runc's root has state.json and exec, ps, pause, resume, met
   await remove(id);
   expect((await restore(id, ref)).exitCode).toBe(0);
   const pid = (await taskPid(pc, id))!;
-  const state = JSON.parse(readFileSync(join(RUNC_ROOT, ns, id, "state.json"), "utf8")) as { init_process_pid: number; id: string };
+  const state = JSON.parse(readFileSync(join(RUNC_ROOT, ns, id, "state.json"), "utf8")) as { init_process_pid: number; id: string; created: string };
   expect(state.id).toBe(id);
   expect(state.init_process_pid).toBe(pid);
+  // created as runc writes it (Go's RFC3339Nano: nanoseconds, trailing zeros dropped; sub-millisecond digits but
+  // once in a million), and runc list reads it back the same.
+  expect(state.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\d{0,5}[1-9]Z$/);
+  const listed = JSON.parse(Bun.spawnSync(["runc", "--root", join(RUNC_ROOT, ns), "list", "--format", "json"]).stdout.toString()) as { id: string; created: string }[];
+  expect(listed.find((r) => r.id === id)?.created).toBe(state.created);
 
   expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d+$/);
   expect(await pc.ctrOk(["task", "ps", id])).toContain(String(pid));
