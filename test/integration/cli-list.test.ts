@@ -90,3 +90,10 @@ test("a killed container is stopped with pid 0, as runc says", async () => {
   expect(row.pid).toBe(0);
   expect([row]).toEqual(mine(await runcList(`${RUNC_ROOT}/${ns}`)).filter((r) => r.id === runcId));
 });
+
+test("a reader that goes away ends the output quietly: no stack trace, the command's exit code", async () => {
+  // `true` exits before cryo has started, so cryo's first write meets a pipe without a reader (EPIPE).
+  const r = await run(["bash", "-c", `'${bun}' '${main}' list -A | true; echo "status=\${PIPESTATUS[0]}"`]);
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toBe("status=0\n");
+});
