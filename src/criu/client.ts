@@ -39,6 +39,11 @@ export interface CriuCallOptions {
   signal?: AbortSignal;
   /** Called for every notify event, in order. */
   onNotify?: (event: NotifyEvent) => void | Promise<void>;
+  /**
+   * On an abort, run before the helper and CRIU are killed (at most BEFORE_KILL_MS): a dump freezes the container's
+   * cgroup here, so that its tasks, released by CRIU's death, do not run before what CRIU left is undone.
+   */
+  beforeKill?: () => Promise<void>;
   /** Actions for which CRIU blocks until onNotify settles (e.g. "setup-namespaces", "network-lock"). */
   waitFor?: NotifyAction[];
   /**
@@ -393,8 +398,11 @@ async function runHelper(
     if (helperOut !== undefined) killCriuLeftovers(helperOut);
   };
   const onAbort = () => {
-    stopHelper();
-    void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
+    const before = call.beforeKill ? Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]) : Promise.resolve();
+    void before.then(() => {
+      stopHelper();
+      void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
+    });
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
   // CRIU itself (the helper's `criu swrk` child) dead while the helper still waits for its answer: CRIU's own
@@ -593,6 +601,8 @@ const CRIU_WATCH_MS = 250;
 /** How long the helper's output is read after the helper has exited (see talk()). */
 const STDOUT_GRACE_MS = 1_000;
 
+/** How long an aborted call's beforeKill may take before the helper is killed anyway. */
+const BEFORE_KILL_MS = 2000;
 /** How long an aborted call waits for its killed helper to be gone before it fails anyway. */
 const ABORT_WAIT_MS = 2_000;
 

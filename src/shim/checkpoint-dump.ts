@@ -343,6 +343,15 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   const stdioKeys = stdioExternals(stdio);
   if (stdioKeys.length > 0) opts.external = [...new Set([...(opts.external ?? []), ...stdioKeys])];
   opts.logFile = plan.preDump ? "pre-dump.log" : "dump.log";
+  // The network namespace is the container's own (CRIU dumps it) unless the spec joins one by path (a pod's, the host's).
+  const specNamespaces = ((spec.linux ?? {}) as { namespaces?: { type?: string; path?: string }[] }).namespaces ?? [];
+  const ownNetns = specNamespaces.some((n) => n.type === "network" && !n.path);
+  // In a namespace CRIU does not dump (the host's, a pod's), it locks each dumped connection in a table named after
+  // its run id, which its log gives from level 3 on: an aborted dump finds that table by it (dump-abort.ts).
+  if (plan.tcpEstablished && plan.networkLock !== "skip" && !ownNetns && (opts.logLevel ?? 0) < 3) {
+    input.log.info(`${label}: CRIU log level ${opts.logLevel ?? 0} raised to 3: an aborted dump finds CRIU's connection lock in a shared network namespace by the run id logged at level 3`);
+    opts.logLevel = 3;
+  }
   // Lazy pages are a restore-time choice for cryo (pages served from the images on demand): the dump
   // writes every page. Only with a page server is the dump itself lazy (post-copy, CRIU's page server).
   if (!plan.pageServer) delete opts.lazyPages;
@@ -416,7 +425,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       serving = { done: call, abort: (reason) => abort.abort(reason), pageServer: plan.pageServer! };
     } else {
       // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
-      const call = { notify: false, ...(signal ? { signal } : {}) };
+      // On an abort the tree is frozen before CRIU dies, which releases it (dump-abort.ts).
+      const freezeFirst = useFreezer ? async () => void (await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).freeze()) : undefined;
+      const call = { notify: false, ...(signal ? { signal } : {}), ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
@@ -435,6 +446,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
         netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
         logFile,
         networkLock: plan.networkLock,
+        ownNetns,
+        ...(plan.tcpEstablished ? { tcpProcesses: () => (cgroupDir === undefined ? Promise.resolve([]) : listPidsRecursive(cgroupDir)) } : {}),
         freezer: useFreezer
           ? {
               paused: input.paused,

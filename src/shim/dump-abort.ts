@@ -8,11 +8,13 @@
  * - the container's tasks: they were seized with ptrace, and the kernel detaches them when their tracer dies. A
  *   task with CRIU's parasite in it finds the parasite's control socket closed and returns to its own code
  *   through the parasite's sigreturn (compel's daemon loop), so the tree runs on;
- * - the cgroup's freezer is left as CRIU last set it: frozen (killed while it froze the tree) or thawed (CRIU
- *   thaws the cgroup once it has seized every task, which ptrace then holds, and freezes one that was frozen
- *   before only at its normal end). It is put back as it was before the call: thawed, or frozen again for a
- *   container that was paused (containerd's pause, which every ctr checkpoint makes first; its Resume thaws
- *   it). A paused container was otherwise left running while containerd said PAUSED (a helper session found it);
+ * - the cgroup's freezer: CRIU freezes the cgroup, seizes every task with ptrace and thaws it again (it freezes one
+ *   that was frozen before only at its normal end), so the tasks run as soon as CRIU is dead. So the cgroup is
+ *   frozen before CRIU is killed (the CRIU client's beforeKill), what CRIU left is undone while the tree stands
+ *   still, and last the freezer is put back as it was before the call: thawed, or frozen for a container that was
+ *   paused (containerd's pause, which every ctr checkpoint makes first; its Resume thaws it). Before, a paused
+ *   container ran on while containerd said PAUSED, and a task released before its sockets left repair mode got
+ *   EPERM from its first recv (tcp-echo then closed its connection: the peer saw a reset). Both seen here;
  * - CRIU's network lock stays: an nftables table `inet CRIU-<run id>` (CRIU's uuid for the run, in its log at
  *   level 3 and above) whose chains drop every packet, in the network namespace CRIU dumped, and, for the
  *   connections of tcp-established in a namespace CRIU does not dump, in CRIU's own; with `network-lock
@@ -21,9 +23,17 @@
  *   own namespace only (no other CRIU works on it: the container's calls are serial); the `CRIU` chain only in
  *   the container's own namespace (in a shared one it may be another dump's).
  *
+ * - with tcp-established, the connections CRIU had dumped are in TCP repair mode (CRIU turns it on for each, and off
+ *   again as its last step, before the network unlock): every send and receive on them fails with EPERM (seen: a
+ *   client in the container, `receive: Operation not permitted`, its connection then closed). Every socket of the
+ *   container's processes that has it on gets it turned off (pidfd_getfd, then setsockopt), before the lock goes, as
+ *   CRIU orders it. What cannot be put back: the socket's SO_REUSEADDR, which the kernel sets while in repair mode and
+ *   clears after (CRIU restores the value it read first); it matters only to a later bind beside the socket;
+ *
  * Each step is tried whatever the others did; what was done and what failed is returned for the error and the log.
  */
-import { copyFileSync, lstatSync, readFileSync, statSync } from "node:fs";
+import { copyFileSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { close, takeFdFromProcess, tcpRepairOf, tcpRepairOff } from "../sys/index.ts";
 
 /** What a killed dump's cleanup needs to know. */
 export interface KilledDump {
@@ -38,6 +48,13 @@ export interface KilledDump {
    * when CRIU did not use the freezer (the caller puts back what it changed itself).
    */
   freezer: { paused: boolean; set: (frozen: boolean) => Promise<void> } | undefined;
+  /** With tcp-established: the container's processes now, whose sockets may be in repair mode. */
+  tcpProcesses?: () => Promise<number[]>;
+  /**
+   * The container's network namespace is its own (CRIU dumped it): without a run id, every CRIU table there is this
+   * dump's. A joined one (a pod's) may hold another container's dump's table.
+   */
+  ownNetns?: boolean;
 }
 
 /** What the cleanup did (done) and could not do (failed), in words. */
@@ -135,6 +152,17 @@ function inNetns(netns: string | undefined, argv: string[]): string[] {
 export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> {
   const done: string[] = [];
   const failed: string[] = [];
+  if (k.tcpProcesses) {
+    try {
+      const r = releaseTcpRepair(await k.tcpProcesses());
+      if (r.released.length > 0) done.push(`TCP repair mode turned off on ${r.released.length} socket${r.released.length === 1 ? "" : "s"} (inodes ${r.released.join(", ")})`);
+      failed.push(...r.failed);
+    } catch (err) {
+      failed.push(`TCP repair mode: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (k.networkLock !== "skip") await removeNetworkLock(k, done, failed);
+  // Last, as CRIU does: the tree runs again only once its sockets and network are let go.
   if (k.freezer) {
     const what = k.freezer.paused ? "freeze again (the container was paused)" : "thaw";
     try {
@@ -144,7 +172,11 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
       failed.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  if (k.networkLock === "skip") return { done, failed };
+  return { done, failed };
+}
+
+/** Removes CRIU's network lock (the module comment says where it is). */
+async function removeNetworkLock(k: KilledDump, done: string[], failed: string[]): Promise<void> {
   const runId = criuRunId(regularFileText(k.logFile));
   // CRIU locks nothing before it has written its run id (log_init, then util_init): no run id with a log at
   // level 3+ means no lock. Below level 3 the id is not logged, and the container's own namespace is searched.
@@ -152,7 +184,7 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
   const containerNs = k.netns !== undefined && inode(k.netns) !== undefined && inode(k.netns) !== ownNs ? k.netns : undefined;
   if (k.networkLock === "nftables") {
     const where: { ns: string | undefined; label: string; any: boolean }[] = [];
-    if (containerNs) where.push({ ns: containerNs, label: "the container's network namespace", any: runId === undefined });
+    if (containerNs) where.push({ ns: containerNs, label: "the container's network namespace", any: runId === undefined && k.ownNetns === true });
     where.push({ ns: undefined, label: "the shim's network namespace", any: false });
     for (const w of where) {
       const listed = await run(inNetns(w.ns, ["nft", "list", "tables"]));
@@ -181,5 +213,51 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
       else failed.push(...errs);
     }
   }
-  return { done, failed };
+}
+
+/**
+ * Turns TCP repair mode off on every socket of pids that has it on (each socket once, whichever process holds it).
+ * Returns the sockets' inodes, and what failed.
+ */
+export function releaseTcpRepair(pids: number[]): { released: string[]; failed: string[] } {
+  const released: string[] = [];
+  const failed: string[] = [];
+  const seen = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const ino = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+      if (ino === undefined || seen.has(ino)) continue;
+      seen.add(ino);
+      let copy: number;
+      try {
+        copy = takeFdFromProcess(pid, Number(fd));
+      } catch (err) {
+        failed.push(`socket ${ino} (pid ${pid} fd ${fd}): ${err instanceof Error ? err.message : String(err)}`);
+        continue;
+      }
+      try {
+        if (tcpRepairOf(copy) === 1) {
+          tcpRepairOff(copy);
+          released.push(ino);
+        }
+      } catch (err) {
+        failed.push(`socket ${ino} (pid ${pid} fd ${fd}): ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        close(copy);
+      }
+    }
+  }
+  return { released, failed };
 }

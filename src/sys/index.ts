@@ -29,6 +29,7 @@ export {
   UMOUNT_NOFOLLOW,
 } from "./mount.ts";
 export { pidfdOpen, pidfdGetfd, takeFdFromProcess } from "./pidfd.ts";
+export { tcpRepairOf, tcpRepairOff } from "./tcp-repair.ts";
 export { wallClock, type WallTime } from "./clock.ts";
 export { processLimit, setProcessLimit, type ResourceLimit } from "./rlimit.ts";
 export { Errno, errnoOf } from "./libc.ts";

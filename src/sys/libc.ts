@@ -36,6 +36,8 @@ export const libc = dlopen("libc.so.6", {
   eventfd: { args: [u32, i32], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   prlimit: { args: [i32, i32, ptr, ptr], returns: i32 }, // glibc's prlimit is prlimit64 on LP64
   syscall: { args: [i64, i64, ptr, u64], returns: i64 }, // syscall(nr, a, b, c): bpf(2), which glibc does not wrap

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(120_000);
 const RUNTIME = "io.containerd.cryo.v2";
@@ -195,6 +195,79 @@ test("a paused container whose dump hung is frozen again after the abort, as it 
     await pc.ctrOk(["task", "resume", id]);
     await waitFor(() => readCounter(pc, id)! > held + 3, { timeoutMs: 10_000 });
   } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("tcp-established: a connection CRIU had put in TCP repair mode before it hung works on after the abort", async () => {
+  const id = uniqueId("tcp");
+  // tcp-client (pid 1, exec'd) talks to tcp-echo (pid 2) over 127.0.0.1 every 100 ms; any failure ends it.
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--annotation", "cryo.checkpoint/tcp-established=true", testImage, id, "sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"]);
+  const tcpCount = () => Number(/^(\d+) ok$/.exec(readContainerFile(pc, id, "/tmp/tcp") ?? "")?.[1] ?? NaN);
+  await waitFor(() => tcpCount() >= 5, { timeoutMs: 10_000, what: "tcp-client talking" });
+  const pid = (await taskPid(pc, id))!;
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const client = await connect(readFileSync(join(bundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
+  try {
+    // CRIU dumps the init (its socket goes into repair mode), then hangs at tcp-echo's first image, named by its pid
+    // in the container's namespace.
+    const cgroupProcs = readFileSync(`/sys/fs/cgroup/pids/${ns}/${id}/cgroup.procs`, "utf8").trim().split("\n");
+    const echo = cgroupProcs.find((p) => readFileSync(`/proc/${p}/comm`, "utf8").trim() === "tcp-echo")!;
+    const echoVpid = /NSpid:\s+\d+\s+(\d+)/.exec(readFileSync(`/proc/${echo}/status`, "utf8"))![1];
+    const images = mkdtempSync(join(dir, "tcp-"));
+    mkfifo(join(images, `ids-${echoVpid}.img`));
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
+    call.catch(() => {});
+    await waitFor(() => hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    await waitFor(() => hungCriu(criuBefore).length === 0 && criuTables(pid).length === 0, { timeoutMs: 10_000 });
+    // The connection carries on: more echoes, no error, the task still running.
+    const n = tcpCount();
+    await waitFor(() => tcpCount() > n + 5, { timeoutMs: 10_000, what: `tcp-client past ${n + 5}: ${readContainerFile(pc, id, "/tmp/tcp")}` });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(readFileSync(pc.layout.log, "utf8")).toMatch(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
+test("host network, tcp-established, CRIU log level 2: the connection's lock in the host's namespace goes too, and the connection works on", async () => {
+  const id = uniqueId("hn");
+  const port = freePort();
+  // The log level that would not name CRIU's run id (by which the host's table is found) is raised for the dump.
+  await pc.ctrOk(["run", "-d", "--net-host", "--runtime", RUNTIME, "--annotation", "cryo.checkpoint/tcp-established=true", "--annotation", "cryo.checkpoint/log-level=2", testImage, id, "/bin/tcp-echo", String(port)]);
+  const out = join(mkdtempSync(join(dir, "hn-")), "client");
+  const tcpClient = Bun.spawn([await fixtureProgram("tcp-client"), "127.0.0.1", String(port), out], { stdio: ["ignore", "ignore", "ignore"] });
+  const count = () => Number(/^(\d+) ok$/.exec(existsSync(out) ? readFileSync(out, "utf8").trim() : "")?.[1] ?? NaN);
+  const hostTables = () => (Bun.spawnSync(["nft", "list", "tables"]).stdout.toString().match(/table inet CRIU-\S+/g) ?? []).sort();
+  const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  const client = await connect(readFileSync(join(bundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
+  try {
+    await waitFor(() => count() >= 5, { timeoutMs: 10_000, what: "client talking to the container" });
+    const before = hostTables();
+    // CRIU dumps tcp-echo's sockets (the connection locked in the host's namespace, in repair mode), then hangs at
+    // its memory.
+    const images = mkdtempSync(join(dir, "hn-img-"));
+    mkfifo(join(images, "pagemap-1.img"));
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
+    call.catch(() => {});
+    await waitFor(() => hungCriu(criuBefore).length === 1 && hostTables().length === before.length + 1, { timeoutMs: 5000 });
+    expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    await waitFor(() => hungCriu(criuBefore).length === 0, { timeoutMs: 10_000 });
+    expect(hostTables()).toEqual(before);
+    const n = count();
+    await waitFor(() => count() > n + 5, { timeoutMs: 10_000, what: `client past ${n + 5}` });
+    const log = readFileSync(pc.layout.log, "utf8");
+    expect(log).toMatch(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
+    expect(log).toContain(`checkpoint container ${id}: CRIU log level 2 raised to 3`);
+    expect(log).toMatch(new RegExp(`checkpoint container ${id}: aborted.*removed from the shim's network namespace`));
+  } finally {
+    tcpClient.kill();
+    await tcpClient.exited;
     client.close();
     await removeContainer(pc, id);
   }
