@@ -338,7 +338,14 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
     await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
     const log = readFileSync(pc.layout.log, "utf8");
     expect(log).toContain(`checkpoint container ${id}: aborted`);
-    expect(criuPids().filter((p) => readlinkSync(`/proc/${p}/cwd`).startsWith(work))).toEqual([]);
+    const cwdIn = (p: number) => {
+      try {
+        return readlinkSync(`/proc/${p}/cwd`).startsWith(work);
+      } catch {
+        return false; // gone meanwhile
+      }
+    };
+    expect(criuPids().filter(cwdIn)).toEqual([]);
   } finally {
     client.close();
     await removeContainer(pc, id);
