@@ -15,20 +15,21 @@
  *   paused (containerd's pause, which every ctr checkpoint makes first; its Resume thaws it). Before, a paused
  *   container ran on while containerd said PAUSED, and a task released before its sockets left repair mode got
  *   EPERM from its first recv (tcp-echo then closed its connection: the peer saw a reset). Both seen here;
- * - CRIU's network lock stays: an nftables table `inet CRIU-<run id>` (CRIU's uuid for the run, in its log at
- *   level 3 and above) whose chains drop every packet, in the network namespace CRIU dumped, and, for the
- *   connections of tcp-established in a namespace CRIU does not dump, in CRIU's own; with `network-lock
- *   iptables` a `CRIU` chain that INPUT and OUTPUT jump to. Those are removed: the table of the run in the
- *   container's namespace and in the shim's own, and, without a run id, every `CRIU-*` table of the container's
- *   own namespace only (no other CRIU works on it: the container's calls are serial); the `CRIU` chain only in
- *   the container's own namespace (in a shared one it may be another dump's).
- *
  * - with tcp-established, the connections CRIU had dumped are in TCP repair mode (CRIU turns it on for each, and off
  *   again as its last step, before the network unlock): every send and receive on them fails with EPERM (seen: a
  *   client in the container, `receive: Operation not permitted`, its connection then closed). Every socket of the
  *   container's processes that has it on gets it turned off (pidfd_getfd, then setsockopt), before the lock goes, as
  *   CRIU orders it. What cannot be put back: the socket's SO_REUSEADDR, which the kernel sets while in repair mode and
  *   clears after (CRIU restores the value it read first); it matters only to a later bind beside the socket;
+ * - CRIU's network lock stays: an nftables table `inet CRIU-<run id>` (CRIU's uuid for the run, in its log at
+ *   level 3 and above) whose chains drop every packet, in the network namespace CRIU dumped, and, for the
+ *   connections of tcp-established in a namespace CRIU does not dump, in CRIU's own; with `network-lock
+ *   iptables` a `CRIU` chain that INPUT and OUTPUT jump to. Those are removed: the table of the run in the
+ *   container's namespace and in the shim's own, and, without a run id, every `CRIU-*` table of the container's
+ *   own namespace only (no other CRIU works on it: the container's calls are serial); the `CRIU` chain only in
+ *   the container's own namespace (in a shared one it may be another dump's). CRIU's per-connection iptables rules in
+ *   a namespace it does not dump (`network-lock iptables` with tcp-established in a pod's or the host's) are not
+ *   removed: nothing tells them from another dump's.
  *
  * Each step is tried whatever the others did; what was done and what failed is returned for the error and the log.
  */
@@ -199,7 +200,7 @@ async function removeNetworkLock(k: KilledDump, done: string[], failed: string[]
         else failed.push(`nft delete table inet ${t} in ${w.label}: ${del.err || `exit ${del.code}`}`);
       }
     }
-  } else if (containerNs) {
+  } else if (containerNs && k.ownNetns === true) {
     for (const bin of ["iptables", "ip6tables"]) {
       const has = await run(inNetns(containerNs, [bin, "-w", "-n", "-L", "CRIU"]));
       if (has.code !== 0) continue;
