@@ -16,7 +16,7 @@
  * whole log is kept as <bundle>/criu-dump.log. An aborted dump (input.signal) kills CRIU, and cryo does
  * what CRIU then cannot: the cgroup's freezer put back as it was, CRIU's network lock removed (dump-abort.ts).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { join } from "node:path";
 // The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
