@@ -85,12 +85,13 @@ interface PendingRestore {
 }
 
 /**
- * containerd makes the directory of a Checkpoint (`ctd-checkpoint*` under its temp dir) and removes it when the
- * call returns. A containerd that went away during the dump (restarted: its connection closed, which aborts the
- * dump) never will: what CRIU wrote there (up to the container's memory) is removed here instead.
+ * containerd makes the directory of a Checkpoint under its temp dir (`ctd-checkpoint*` in 1.6, `ctrd-checkpoint*` in
+ * 2.x; read in their services/tasks) and removes it when the call returns. A containerd that went away during the
+ * dump (restarted: its connection closed, which aborts the dump) never will: what CRIU wrote there (up to the
+ * container's memory) is removed here instead. Only this Checkpoint's own directory: the path containerd gave it.
  */
 function discardOrphanedCheckpointDir(spec: CheckpointSpec, log: Logger): void {
-  if (!spec.signal?.aborted || !isCallerGone(spec.signal.reason) || !basename(spec.path).startsWith("ctd-checkpoint")) return;
+  if (!spec.signal?.aborted || !isCallerGone(spec.signal.reason) || !/^ct(r)?d-checkpoint/.test(basename(spec.path))) return;
   try {
     rmSync(spec.path, { recursive: true, force: true });
     log.warn(`checkpoint container ${spec.id}: containerd went away during the dump: its checkpoint directory ${spec.path} removed`);

@@ -28,8 +28,10 @@
  *   container's namespace and in the shim's own, and, without a run id, every `CRIU-*` table of the container's
  *   own namespace only (no other CRIU works on it: the container's calls are serial); the `CRIU` chain only in
  *   the container's own namespace (in a shared one it may be another dump's). CRIU's per-connection iptables rules in
- *   a namespace it does not dump (`network-lock iptables` with tcp-established in a pod's or the host's) are not
- *   removed: nothing tells them from another dump's.
+ *   a namespace it does not dump (`network-lock iptables` with tcp-established in a pod's or the host's: a DROP rule
+ *   in INPUT and one in OUTPUT per connection, `-m mark ! --mark 0xc114`) are removed by what CRIU's log says it
+ *   locked ("Locked A:P - B:Q connection", info level: such a dump runs CRIU at level 3 at least), so never another
+ *   dump's.
  *
  * Each step is tried whatever the others did; what was done and what failed is returned for the error and the log.
  */
@@ -178,7 +180,8 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
 
 /** Removes CRIU's network lock (the module comment says where it is). */
 async function removeNetworkLock(k: KilledDump, done: string[], failed: string[]): Promise<void> {
-  const runId = criuRunId(regularFileText(k.logFile));
+  const logText = regularFileText(k.logFile);
+  const runId = criuRunId(logText);
   // CRIU locks nothing before it has written its run id (log_init, then util_init): no run id with a log at
   // level 3+ means no lock. Below level 3 the id is not logged, and the container's own namespace is searched.
   const ownNs = inode("/proc/self/ns/net");
@@ -200,7 +203,10 @@ async function removeNetworkLock(k: KilledDump, done: string[], failed: string[]
         else failed.push(`nft delete table inet ${t} in ${w.label}: ${del.err || `exit ${del.code}`}`);
       }
     }
-  } else if (containerNs && k.ownNetns === true) {
+  } else {
+    await removeIptablesConnectionLocks(logText, containerNs, done, failed);
+  }
+  if (k.networkLock === "iptables" && containerNs && k.ownNetns === true) {
     for (const bin of ["iptables", "ip6tables"]) {
       const has = await run(inNetns(containerNs, [bin, "-w", "-n", "-L", "CRIU"]));
       if (has.code !== 0) continue;
@@ -261,4 +267,42 @@ export function releaseTcpRepair(pids: number[]): { released: string[]; failed: 
     }
   }
   return { released, failed };
+}
+
+/** CRIU's mark for its own packets (SOCCR_MARK), which its connection locks let through. */
+const SOCCR_MARK = "0xc114";
+
+/**
+ * The connections CRIU's log says it locked with iptables: "Locked SRC:SPORT - DST:DPORT connection", one line
+ * per rule (CRIU's netfilter.c): each stands for `--source DST --sport DPORT --destination SRC --dport SPORT`,
+ * in INPUT for the first of a connection's two lines and OUTPUT for the second.
+ */
+export function lockedConnections(logText: string): { src: string; sport: number; dst: string; dport: number }[] {
+  const out: { src: string; sport: number; dst: string; dport: number }[] = [];
+  for (const m of logText.matchAll(/Locked (\S+):(\d+) - (\S+):(\d+) connection/g)) out.push({ src: m[1]!, sport: Number(m[2]), dst: m[3]!, dport: Number(m[4]) });
+  return out;
+}
+
+/** Deletes CRIU's per-connection iptables rules its log names, in the container's namespace (if not the shim's) and the shim's. */
+async function removeIptablesConnectionLocks(logText: string, containerNs: string | undefined, done: string[], failed: string[]): Promise<void> {
+  const locked = lockedConnections(logText);
+  if (locked.length === 0) return;
+  let removed = 0;
+  const left: string[] = [];
+  for (const c of locked) {
+    const bin = c.src.includes(":") ? "ip6tables" : "iptables";
+    const rule = ["--protocol", "tcp", "-m", "mark", "!", "--mark", SOCCR_MARK, "--source", c.dst, "--sport", String(c.dport), "--destination", c.src, "--dport", String(c.sport), "-j", "DROP"];
+    let gone = false;
+    for (const ns of containerNs ? [containerNs, undefined] : [undefined]) {
+      for (const chain of ["INPUT", "OUTPUT"]) {
+        // A rule CRIU added twice (a retried lock) goes twice; each delete takes one.
+        while ((await run(inNetns(ns, [bin, "-w", "-t", "filter", "-D", chain, ...rule]))).code === 0) gone = true;
+      }
+    }
+    if (gone) removed++;
+    else left.push(`${c.src}:${c.sport} - ${c.dst}:${c.dport}`);
+  }
+  if (removed > 0) done.push(`CRIU's iptables connection locks removed (${removed} of the ${locked.length} rules its log names)`);
+  // A rule not found: CRIU had taken it back itself (a failed lock's rollback), or a later one is there.
+  if (left.length > 0 && removed === 0) failed.push(`CRIU's iptables connection locks named in its log not found: ${left.join(", ")}`);
 }

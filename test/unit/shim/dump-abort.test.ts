@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { copyRegularFile, criuRunId, criuTables, isRunTable, lastLogLine, regularFileText, undoKilledDump } from "../../../src/shim/dump-abort.ts";
+import { copyRegularFile, criuRunId, criuTables, isRunTable, lastLogLine, lockedConnections, regularFileText, undoKilledDump } from "../../../src/shim/dump-abort.ts";
 
 test("the run id is the last one CRIU logged (criu swrk logs its own start's, then the request's)", () => {
   const log = [
@@ -57,4 +57,20 @@ test("undo: the freezer goes back to its state before the call (thawed, or froze
   const f = await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: { paused: false, set: async () => { throw new Error("EBUSY"); } } });
   expect(f).toEqual({ done: [], failed: ["thaw: EBUSY"] });
   expect(await undoKilledDump({ netns: undefined, logFile: "/nonexistent", networkLock: "skip", freezer: undefined })).toEqual({ done: [], failed: [] });
+});
+
+test("the connections CRIU locked with iptables, from its log (one line per rule; v4 and v6)", () => {
+  const log = [
+    "(00.050000) \tRunning iptables [iptables -w -t filter -I INPUT --protocol tcp ...]",
+    "(00.051000) Locked 127.0.0.1:7000 - 127.0.0.1:45100 connection",
+    "(00.052000) Locked 127.0.0.1:45100 - 127.0.0.1:7000 connection",
+    "(00.053000) Locked ::1:8080 - ::1:50000 connection",
+    "(00.054000) Unlocked 10.0.0.1:1 - 10.0.0.2:2 connection",
+  ].join("\n");
+  expect(lockedConnections(log)).toEqual([
+    { src: "127.0.0.1", sport: 7000, dst: "127.0.0.1", dport: 45100 },
+    { src: "127.0.0.1", sport: 45100, dst: "127.0.0.1", dport: 7000 },
+    { src: "::1", sport: 8080, dst: "::1", dport: 50000 },
+  ]);
+  expect(lockedConnections("")).toEqual([]);
 });
