@@ -210,11 +210,22 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
 /** Where the kernel keeps a task in a stop (its wchan), frozen or not. */
 const STOP_WAITS = new Set(["do_signal_stop", "ptrace_stop"]);
 
+/** The task's tracer (TracerPid in /proc/<tid>/status); 0 when none. */
+function tracerOf(tid: number): number {
+  return Number(/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, "utf8"))?.[1] ?? 0);
+}
+
 /**
  * The container's tasks (every thread of its freezer cgroup, or of its cgroup v2 directory) in a stop: `T` (a stop
  * signal) or `t` (a ptrace stop) in /proc/<tid>/stat, or, once the cgroup is frozen (containerd pauses before
  * Checkpoint; a frozen task reads `D`), waiting in the kernel's do_signal_stop or ptrace_stop (its wchan; a task
  * frozen while running waits in __refrigerator). Tasks gone meanwhile are skipped.
+ *
+ * A frozen task in ptrace_stop counts only while it has a tracer. A paused container's tasks that a dump seized and
+ * let go (CRIU detaches them while the cgroup is frozen again) keep that wchan, without a tracer, until thawed, and
+ * such a task does not hang a seize: taking them for stopped sent every second checkpoint of a paused container
+ * through the ptrace seize, which thaws the cgroup for the dump, and the container ran meanwhile (a paused counter
+ * moved by one in every second `ctr task checkpoint`, runc's did not; a helper session found it).
  */
 export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
   const dir = cgroupPaths.freezer ?? cgroupPaths[""];
@@ -231,7 +242,10 @@ export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
       const stat = readFileSync(`/proc/${tid}/stat`, "utf8");
       const state = stat[stat.lastIndexOf(")") + 2];
       if (state === "T" || state === "t") stopped.push(tid);
-      else if (state === "D" && STOP_WAITS.has(readFileSync(`/proc/${tid}/wchan`, "utf8").trim())) stopped.push(tid);
+      else if (state === "D") {
+        const wchan = readFileSync(`/proc/${tid}/wchan`, "utf8").trim();
+        if (wchan === "do_signal_stop" || (STOP_WAITS.has(wchan) && tracerOf(tid) !== 0)) stopped.push(tid);
+      }
     } catch {
       // gone
     }

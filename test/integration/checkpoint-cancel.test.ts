@@ -24,7 +24,7 @@ import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readConta
 
 setDefaultTimeout(120_000);
 const RUNTIME = "io.containerd.cryo.v2";
-const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done";
+const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done";
 let pc: PrivateContainerd;
 let ns: string;
 let dir: string;
@@ -281,6 +281,28 @@ test(`host network, tcp-established, ${lock} lock, CRIU log level 2: the connect
   }
 });
 }
+
+test("a paused container stands still through repeated checkpoints (its tasks, let go by the last dump, are not taken for stopped)", async () => {
+  const id = uniqueId("prep");
+  const { client } = await runCounter(id);
+  try {
+    await pc.ctrOk(["task", "pause", id]);
+    const held = readCounter(pc, id)!;
+    // Each dump lets the tree go frozen, in ptrace_stop without a tracer. The next one took those tasks for stopped ones
+    // and thawed the cgroup for a ptrace seize: the counter moved by one every second checkpoint (runc's did not).
+    for (let k = 0; k < 4; k++) {
+      await client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "prep-")) }, { namespace: ns, timeoutMs: 60_000 });
+      expect(readCounter(pc, id)).toBe(held);
+      expect(freezerState(id)).toBe("FROZEN");
+    }
+    expect(readFileSync(pc.layout.log, "utf8")).not.toContain(`checkpoint container ${id}: stopped tasks`);
+    await pc.ctrOk(["task", "resume", id]);
+    await waitFor(() => readCounter(pc, id)! > held + 3, { timeoutMs: 10_000 });
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
 
 test("the container's own timeout (cryo.checkpoint/timeout) aborts a hung dump whose request has no deadline", async () => {
   const id = uniqueId("to");
