@@ -29,7 +29,7 @@ import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInode
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
-import { processTree } from "../sys/proc.ts";
+import { processTree, tracerPidOf } from "../sys/proc.ts";
 import type { Criu, DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -210,11 +210,6 @@ function ensureDir(dir: string, what: string, mode = 0o700): void {
 /** Where the kernel keeps a task in a stop (its wchan), frozen or not. */
 const STOP_WAITS = new Set(["do_signal_stop", "ptrace_stop"]);
 
-/** The task's tracer (TracerPid in /proc/<tid>/status); 0 when none. */
-function tracerOf(tid: number): number {
-  return Number(/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, "utf8"))?.[1] ?? 0);
-}
-
 /**
  * The container's tasks (every thread of its freezer cgroup, or of its cgroup v2 directory) in a stop: `T` (a stop
  * signal) or `t` (a ptrace stop) in /proc/<tid>/stat, or, once the cgroup is frozen (containerd pauses before
@@ -244,7 +239,7 @@ export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
       if (state === "T" || state === "t") stopped.push(tid);
       else if (state === "D") {
         const wchan = readFileSync(`/proc/${tid}/wchan`, "utf8").trim();
-        if (wchan === "do_signal_stop" || (STOP_WAITS.has(wchan) && tracerOf(tid) !== 0)) stopped.push(tid);
+        if (wchan === "do_signal_stop" || (STOP_WAITS.has(wchan) && (tracerPidOf(tid) ?? 0) !== 0)) stopped.push(tid);
       }
     } catch {
       // gone

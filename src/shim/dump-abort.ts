@@ -178,8 +178,19 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
   return { done, failed };
 }
 
+/**
+ * Removes the network lock a killed CRIU left (the module comment says where it is); logFile may be "" (no run
+ * id: only a namespace of the container's own is searched). Also post-copy.ts's, when it stops a page server.
+ */
+export async function removeCriuNetworkLock(k: Pick<KilledDump, "netns" | "logFile" | "networkLock" | "ownNetns">): Promise<KilledDumpCleanup> {
+  const done: string[] = [];
+  const failed: string[] = [];
+  if (k.networkLock !== "skip") await removeNetworkLock(k, done, failed);
+  return { done, failed };
+}
+
 /** Removes CRIU's network lock (the module comment says where it is). */
-async function removeNetworkLock(k: KilledDump, done: string[], failed: string[]): Promise<void> {
+async function removeNetworkLock(k: Pick<KilledDump, "netns" | "logFile" | "networkLock" | "ownNetns">, done: string[], failed: string[]): Promise<void> {
   const logText = regularFileText(k.logFile);
   const runId = criuRunId(logText);
   // CRIU locks nothing before it has written its run id (log_init, then util_init): no run id with a log at

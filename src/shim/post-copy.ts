@@ -14,6 +14,7 @@
 import { readlinkSync } from "node:fs";
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
+import { removeCriuNetworkLock } from "./dump-abort.ts";
 
 /** How long a post-copy dump may serve before it is stopped (the source then runs on). */
 export const DEFAULT_POST_COPY_TIMEOUT_MS = 10 * 60_000;
@@ -99,28 +100,8 @@ export async function unlockNetwork(pid: number, method: "nftables" | "iptables"
     return; // the process is gone, and its namespace with it (or it is shared and CRIU never locked it)
   }
   if (!own) return;
-  const run = async (args: string[]): Promise<{ ok: boolean; out: string }> => {
-    const p = Bun.spawn(["nsenter", `--net=${ns}`, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited]);
-    return { ok: code === 0, out };
-  };
-  try {
-    if (method === "nftables") {
-      const { out } = await run(["nft", "list", "tables"]);
-      for (const m of out.matchAll(/^table inet (CRIU-\S+)$/gm)) {
-        const r = await run(["nft", "delete", "table", "inet", m[1]!]);
-        if (r.ok) log.info(`${label}: removed CRIU's network lock (nftables table inet ${m[1]}) from pid ${pid}'s network namespace`);
-      }
-    } else {
-      for (const tool of ["iptables", "ip6tables"]) {
-        const a = await run([tool, "-w", "-D", "INPUT", "-j", "CRIU"]);
-        const b = await run([tool, "-w", "-D", "OUTPUT", "-j", "CRIU"]);
-        await run([tool, "-w", "-F", "CRIU"]);
-        const c = await run([tool, "-w", "-X", "CRIU"]);
-        if (a.ok || b.ok || c.ok) log.info(`${label}: removed CRIU's network lock (${tool} chain CRIU) from pid ${pid}'s network namespace`);
-      }
-    }
-  } catch (err) {
-    log.warn(`${label}: could not remove CRIU's network lock from pid ${pid}'s network namespace: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  // The dump's CRIU is gone: its lock is removed as an aborted dump's is (no run id: any CRIU table of the namespace).
+  const r = await removeCriuNetworkLock({ netns: ns, logFile: "", networkLock: method, ownNetns: true });
+  for (const d of r.done) log.info(`${label}: ${d} (pid ${pid})`);
+  for (const f of r.failed) log.warn(`${label}: could not remove CRIU's network lock from pid ${pid}'s network namespace: ${f}`);
 }
