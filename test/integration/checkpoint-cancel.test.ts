@@ -359,11 +359,13 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
     const r = await pc.ctr(["--timeout", "5s", "task", "checkpoint", id], { timeoutMs: 60_000 });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("deadline exceeded");
-    // ctr paused the task before the Checkpoint, and its deferred Resume goes out with the same expired deadline
-    // (ctr's client, with any runtime): the task stays paused until resumed.
-    expect(await taskStatus(pc, id)).toBe("PAUSED");
-    expect(freezerState(id)).toBe("FROZEN");
-    await pc.ctrOk(["task", "resume", id]);
+    // ctr paused the task before the Checkpoint, and its deferred Resume goes out with the same deadline (ctr's
+    // client, with any runtime): mostly expired by then, which leaves the task paused until resumed; once in a while
+    // ctr still had a few milliseconds (containerd's and the shim's deadlines end a little before ctr's), and it is
+    // resumed. Either way containerd's state and the freezer's agree.
+    const status = await taskStatus(pc, id);
+    expect([status, freezerState(id)]).toEqual(status === "PAUSED" ? ["PAUSED", "FROZEN"] : ["RUNNING", "THAWED"]);
+    if (status === "PAUSED") await pc.ctrOk(["task", "resume", id]);
     expect(await taskStatus(pc, id)).toBe("RUNNING");
     const n = readCounter(pc, id)!;
     await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
