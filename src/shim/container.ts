@@ -250,9 +250,14 @@ export class Container {
     });
   }
 
-  /** Freezes the container (init running -> paused) and publishes /tasks/paused. */
-  pause(): Promise<void> {
+  /**
+   * Freezes the container (init running -> paused) and publishes /tasks/paused. Pause, Resume and Update whose
+   * caller gave up while they waited for their turn (behind a long checkpoint) are not done: the caller was told
+   * they failed (runc's shim, whose runc runs with the call's context, does not run them either).
+   */
+  pause(signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
+      notGivenUp(signal, `pause container ${this.id}`);
       this.init.check("pause");
       await this.deps.engine.freeze(this.id, this.config.options);
       this.init.move("pause");
@@ -260,9 +265,10 @@ export class Container {
     });
   }
 
-  /** Thaws the container (paused -> running) and publishes /tasks/resumed. */
-  resume(): Promise<void> {
+  /** Thaws the container (paused -> running) and publishes /tasks/resumed; see pause for a caller gone meanwhile. */
+  resume(signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
+      notGivenUp(signal, `resume container ${this.id}`);
       // containerd resumes after every checkpoint, also one that stopped the container: nothing to do then.
       if (this.stoppedByCheckpoint && this.init.state === "stopped") return;
       this.init.check("resume");
@@ -284,7 +290,7 @@ export class Container {
       const { engine } = this.deps;
       if (!engine.checkpoint) throw notImplemented("checkpoint");
       // The caller gave up while the call waited for its turn: nothing was done.
-      if (signal?.aborted) throw CryoError.from(signal.reason).wrap(`checkpoint container ${this.id}`);
+      notGivenUp(signal, `checkpoint container ${this.id}`);
       const abort = new AbortController();
       const onCallerGone = () => abort.abort(callerAbortReason(`checkpoint container ${this.id}`, signal));
       signal?.addEventListener("abort", onCallerGone, { once: true });
@@ -309,9 +315,10 @@ export class Container {
     });
   }
 
-  /** Applies new resources (parsed LinuxResources JSON). */
-  update(resources: unknown): Promise<void> {
+  /** Applies new resources (parsed LinuxResources JSON); see pause for a caller gone meanwhile. */
+  update(resources: unknown, signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
+      notGivenUp(signal, `update container ${this.id}`);
       this.init.check("update");
       await this.deps.engine.update(this.id, this.config.options, resources);
     });
@@ -387,6 +394,11 @@ export class Container {
       return { pid: p.pid, exit };
     });
   }
+}
+
+/** Throws the caller's reason when its signal aborted (its deadline passed, its connection closed) before the job's turn. */
+function notGivenUp(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw CryoError.from(signal.reason).wrap(what);
 }
 
 /** Awaits p, at most ms (its timer cleared as soon as p settles). */

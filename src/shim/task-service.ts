@@ -177,13 +177,13 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       };
     },
 
-    async pause(req) {
-      await get(req.id).pause();
+    async pause(req, ctx) {
+      await get(req.id).pause(ctx.signal);
       return {};
     },
 
-    async resume(req) {
-      await get(req.id).resume();
+    async resume(req, ctx) {
+      await get(req.id).resume(ctx.signal);
       return {};
     },
 
@@ -227,10 +227,10 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       return {};
     },
 
-    async update(req) {
+    async update(req, ctx) {
       const c = get(req.id);
       const resources = parseJsonAny(req.resources, `container ${req.id} resources`);
-      await c.update(resources);
+      await c.update(resources, ctx.signal);
       return {};
     },
 

@@ -397,6 +397,32 @@ test("a checkpoint whose caller gives up (its deadline, its connection) is abort
   expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.RUNNING);
 });
 
+test("a Resume, Pause or Update whose caller gave up while it waited behind a checkpoint is not done", async () => {
+  const t = setup();
+  hangingCheckpoint(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.pause({ id: "c1" } as never, t.ctx);
+  const ckptCaller = new AbortController();
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, { ...t.ctx, signal: ckptCaller.signal } as CallContext));
+  const late = new AbortController();
+  const lateCtx = { ...t.ctx, signal: late.signal } as CallContext;
+  const resumed = codeOf(t.svc.resume({ id: "c1" } as never, lateCtx));
+  const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, lateCtx));
+  await Bun.sleep(10);
+  const deadline = new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Resume: context deadline exceeded");
+  late.abort(deadline);
+  ckptCaller.abort(new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Checkpoint: context deadline exceeded"));
+  expect((await ckpt)[0]).toBe(Code.DEADLINE_EXCEEDED);
+  expect(await resumed).toEqual([Code.DEADLINE_EXCEEDED, "resume container c1: containerd.task.v2.Task/Resume: context deadline exceeded"]);
+  expect((await updated)[0]).toBe(Code.DEADLINE_EXCEEDED);
+  expect(t.calls).not.toContain("thaw c1");
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.PAUSED);
+  // A caller still there is served as before.
+  await t.svc.resume({ id: "c1" } as never, t.ctx);
+  expect(t.calls).toContain("thaw c1");
+});
+
 test("a restore whose Start's caller gives up is cancelled as a SIGKILL would", async () => {
   const t = setup();
   hangingRestore(t);
