@@ -164,7 +164,9 @@ export async function undoKilledDump(k: KilledDump): Promise<KilledDumpCleanup> 
       failed.push(`TCP repair mode: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
-  if (k.networkLock !== "skip") await removeNetworkLock(k, done, failed);
+  const lock = await removeCriuNetworkLock(k);
+  done.push(...lock.done);
+  failed.push(...lock.failed);
   // Last, as CRIU does: the tree runs again only once its sockets and network are let go.
   if (k.freezer) {
     const what = k.freezer.paused ? "freeze again (the container was paused)" : "thaw";
@@ -195,8 +197,8 @@ async function removeNetworkLock(k: Pick<KilledDump, "netns" | "logFile" | "netw
   const runId = criuRunId(logText);
   // CRIU locks nothing before it has written its run id (log_init, then util_init): no run id with a log at
   // level 3+ means no lock. Below level 3 the id is not logged, and the container's own namespace is searched.
-  const ownNs = inode("/proc/self/ns/net");
-  const containerNs = k.netns !== undefined && inode(k.netns) !== undefined && inode(k.netns) !== ownNs ? k.netns : undefined;
+  const netnsInode = k.netns === undefined ? undefined : inode(k.netns);
+  const containerNs = netnsInode !== undefined && netnsInode !== inode("/proc/self/ns/net") ? k.netns : undefined;
   if (k.networkLock === "nftables") {
     const where: { ns: string | undefined; label: string; any: boolean }[] = [];
     if (containerNs) where.push({ ns: containerNs, label: "the container's network namespace", any: runId === undefined && k.ownNetns === true });
@@ -214,10 +216,10 @@ async function removeNetworkLock(k: Pick<KilledDump, "netns" | "logFile" | "netw
         else failed.push(`nft delete table inet ${t} in ${w.label}: ${del.err || `exit ${del.code}`}`);
       }
     }
-  } else {
-    await removeIptablesConnectionLocks(logText, containerNs, done, failed);
+    return;
   }
-  if (k.networkLock === "iptables" && containerNs && k.ownNetns === true) {
+  await removeIptablesConnectionLocks(logText, containerNs, done, failed);
+  if (containerNs && k.ownNetns === true) {
     for (const bin of ["iptables", "ip6tables"]) {
       const has = await run(inNetns(containerNs, [bin, "-w", "-n", "-L", "CRIU"]));
       if (has.code !== 0) continue;

@@ -11,7 +11,6 @@
  * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here. And CRIU failing puts the
  * freezer back as it found it at the dump (frozen, by containerd's pause): the container is thawed again.
  */
-import { readlinkSync } from "node:fs";
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
 import { removeCriuNetworkLock } from "./dump-abort.ts";
@@ -91,17 +90,9 @@ export function watchPostCopy(input: WatchInput): PostCopyWatch {
 
 /** Removes CRIU's network lock from the namespace of pid, if it has one of its own and the lock is there. */
 export async function unlockNetwork(pid: number, method: "nftables" | "iptables" | "skip", log: Logger, label: string): Promise<void> {
-  if (method === "skip") return;
-  const ns = `/proc/${pid}/ns/net`;
-  let own: boolean;
-  try {
-    own = readlinkSync(ns) !== readlinkSync("/proc/self/ns/net");
-  } catch {
-    return; // the process is gone, and its namespace with it (or it is shared and CRIU never locked it)
-  }
-  if (!own) return;
-  // The dump's CRIU is gone: its lock is removed as an aborted dump's is (no run id: any CRIU table of the namespace).
-  const r = await removeCriuNetworkLock({ netns: ns, logFile: "", networkLock: method, ownNetns: true });
+  // The dump's CRIU is gone: its lock is removed as an aborted dump's is (no run id: any CRIU table of pid's namespace
+  // when it is not the shim's; nothing when the process is gone, its namespace with it, or shares the shim's).
+  const r = await removeCriuNetworkLock({ netns: `/proc/${pid}/ns/net`, logFile: "", networkLock: method, ownNetns: true });
   for (const d of r.done) log.info(`${label}: ${d} (pid ${pid})`);
   for (const f of r.failed) log.warn(`${label}: could not remove CRIU's network lock from pid ${pid}'s network namespace: ${f}`);
 }
