@@ -66,7 +66,13 @@ interface LocalPagesMeta {
 function pagesInExtractDirs(): string[] {
   return readdirSync(pc.layout.tmp)
     .filter((d) => d.startsWith("ctrd-checkpoint"))
-    .flatMap((d) => readdirSync(join(pc.layout.tmp, d)).filter((f) => /^pages-\d+\.img$/.test(f)).map((f) => `${d}/${f}`));
+    .flatMap((d) => {
+      try {
+        return readdirSync(join(pc.layout.tmp, d)).filter((f) => /^pages-\d+\.img$/.test(f)).map((f) => `${d}/${f}`);
+      } catch {
+        return []; // removed between the two reads (the shim removes a lazy restore's extraction once its pages are in)
+      }
+    });
 }
 
 /** Restore images directories left in the page store (each restore's is removed once every page is in). */
