@@ -40,6 +40,7 @@ import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-containe
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir } from "./orphaned-criu.ts";
+import { watchRemoval } from "./dir-watch.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 
 /** runc's name for the stdio record in the images directory. */
@@ -381,7 +382,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // The plan's timeout aborts CRIU's call as the caller's deadline does (from the call on: what comes before it has
   // deadlines of its own).
   const timeout = plan.timeoutSeconds > 0 ? new AbortController() : undefined;
-  const signal = timeout ? (input.signal ? AbortSignal.any([input.signal, timeout.signal]) : timeout.signal) : input.signal;
+  // The images directory removed during the dump: containerd removes its own when its request ends, also when its
+  // caller went away without a deadline (a killed ctr), which nothing else tells the shim (dir-watch.ts).
+  const dirGone = new AbortController();
+  const signal = AbortSignal.any([input.signal, timeout?.signal, dirGone.signal].filter((s): s is AbortSignal => s !== undefined));
   // The caller gave up while the dump was being prepared: nothing of CRIU's has run yet.
   if (input.signal?.aborted) {
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
@@ -408,6 +412,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
         plan.timeoutSeconds * 1000,
       )
     : undefined;
+  const stopWatch = watchRemoval(imagesDir, () =>
+    dirGone.abort(new CryoError(Code.CANCELLED, `${label}: cancelled: its images directory ${imagesDir} was removed during the ${plan.preDump ? "pre-dump" : "dump"} (containerd removes its checkpoint directory when the request ends: its caller went away)`)),
+  );
   try {
     if (!useFreezer && input.paused) {
       const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
@@ -420,13 +427,13 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // checkpoint is complete (for containerd to tar) at CRIU's status-ready, when the page server listens.
       const abort = new AbortController();
       // The caller's abort counts until the page server listens (the Checkpoint's answer); after it, post-copy.ts owns the dump.
-      const callerAbort = () => abort.abort(signal?.reason);
-      signal?.addEventListener("abort", callerAbort, { once: true });
+      const callerAbort = () => abort.abort(signal.reason);
+      signal.addEventListener("abort", callerAbort, { once: true });
       let ready!: () => void;
       const listening = new Promise<void>((r) => (ready = r));
       const call = input.criu.dump(opts, { signal: abort.signal, onNotify: (e) => void (e.action === "status-ready" && ready()) });
       call.catch(() => {}); // its owner (post-copy.ts) handles a later failure; an early one is thrown below
-      const first = await Promise.race([listening.then(() => undefined), call]).finally(() => signal?.removeEventListener("abort", callerAbort));
+      const first = await Promise.race([listening.then(() => undefined), call]).finally(() => signal.removeEventListener("abort", callerAbort));
       if (first !== undefined) throw new CryoError(Code.UNKNOWN, `${label}: criu dump returned before its page server listened`);
       // What CRIU has written so far is the checkpoint; its statistics come only when the pages are all sent.
       const ms = performance.now() - t0;
@@ -436,7 +443,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
       // On an abort the tree is frozen before CRIU dies, which releases it (dump-abort.ts).
       const freezeFirst = useFreezer ? async () => void (await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).freeze()) : undefined;
-      const call = { notify: false, ...(signal ? { signal } : {}), ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
+      const call = { notify: false, signal, ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
@@ -448,7 +455,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // no log written (CRIU never started)
     }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
-    if (signal?.aborted) {
+    if (signal.aborted) {
       // CRIU was killed where it stood: what it froze and locked stays so unless undone here.
       const logFile = join(workDir, logName);
       const undone = await undoKilledDump({
@@ -480,6 +487,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   } finally {
     clearTimeout(timer);
+    stopWatch();
     // Paused before the call, paused after it (CRIU released the tasks it seized; containerd resumes them).
     await refreeze?.().catch((err: unknown) => input.log.warn(`${label}: freeze again after the dump: ${err instanceof Error ? err.message : String(err)}`));
   }

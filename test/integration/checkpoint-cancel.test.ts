@@ -13,6 +13,8 @@
  * - Through containerd: `ctr --timeout` on `ctr task checkpoint` whose CRIU hangs before freezing (a FIFO where its
  *   log goes, in the work directory the container's annotation names); and containerd killed during such a
  *   hang: the dump is aborted and containerd's checkpoint directory, which it would have removed, goes.
+ * - ctr killed during such a hang (no deadline): containerd removes its checkpoint directory as its request ends,
+ *   and the shim, which no message tells, aborts the dump when that directory goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
@@ -313,6 +315,8 @@ test("the container's own timeout (cryo.checkpoint/timeout) aborts a hung dump w
     expect((err as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
     expect((err as CryoError).message).toContain(`checkpoint container ${id}: cancelled: its timeout of 2 s passed`);
     expect((err as CryoError).message).toContain("CRIU killed during the dump");
+    expect((err as CryoError).message).not.toContain("not undone");
+    expect(freezerState(id)).toBe("THAWED");
     const n = readCounter(pc, id)!;
     await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
     // A dump that does not hang is not cut short by it.
@@ -415,6 +419,45 @@ test("containerd killed during a hung ctr task checkpoint: the dump is aborted, 
   const n = readCounter(pc, id)!;
   await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
   await removeContainer(pc, id);
+});
+
+test("ctr killed during a hung ctr task checkpoint: containerd removes its checkpoint directory, and the shim aborts the dump it was for", async () => {
+  const id = uniqueId("ck");
+  const work = mkdtempSync(join(dir, "ck-work-"));
+  mkfifo(join(work, "dump.log"));
+  const { client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  client.close();
+  const ckptDirs = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctd-checkpoint"));
+  const before = new Set(ckptDirs());
+  const criuBefore = new Set(criuPids());
+  // No --timeout: ttrpc has no message for a caller that went away, and containerd's connection to the shim stays.
+  const ctr = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "task", "checkpoint", id], { stdout: "ignore", stderr: "ignore" });
+  try {
+    const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
+    const criu = await waitFor(() => {
+      const c = criuPids().filter((p) => !criuBefore.has(p));
+      return c.length > 0 ? c : undefined;
+    }, { timeoutMs: 10_000 });
+    ctr.kill("SIGKILL");
+    await ctr.exited;
+    // containerd's Checkpoint returned with its cancelled caller and removed its directory; the shim saw it go.
+    await waitFor(() => !existsSync(join(pc.layout.tmp, made)) && criu.every((p) => !existsProc(p)), { timeoutMs: 15_000, what: `${made} removed, CRIU gone` });
+    const log = readFileSync(pc.layout.log, "utf8");
+    expect(log).toContain(`checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: its images directory ${join(pc.layout.tmp, made)} was removed during the dump`);
+    // ctr paused the task before the Checkpoint and was killed before its Resume: paused it stays, and resumes.
+    expect(await taskStatus(pc, id)).toBe("PAUSED");
+    expect(freezerState(id)).toBe("FROZEN");
+    await pc.ctrOk(["task", "resume", id]);
+    const n = readCounter(pc, id)!;
+    await waitFor(() => readCounter(pc, id)! > n + 3, { timeoutMs: 10_000 });
+    // The shim is not wedged: the next checkpoint (CRIU's log no longer a FIFO) works, and the task runs on.
+    rmSync(join(work, "dump.log"));
+    await pc.ctrOk(["task", "checkpoint", id], { timeoutMs: 60_000 });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+  } finally {
+    ctr.kill("SIGKILL");
+    await removeContainer(pc, id);
+  }
 });
 
 function existsProc(pid: number): boolean {

@@ -1,0 +1,74 @@
+import { afterEach, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { watchRemoval } from "../../../src/shim/dir-watch.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tmp(): string {
+  const d = mkdtempSync("/tmp/cryo-dir-watch-");
+  dirs.push(d);
+  return d;
+}
+
+/** Resolves with the number of onGone calls: waits for the first, then a few more polls for a second one. */
+function gone(path: string, change: () => void): Promise<number> {
+  return new Promise((resolve) => {
+    let calls = 0;
+    const stop = watchRemoval(
+      path,
+      () => {
+        if (calls++ === 0) setTimeout(() => (stop(), resolve(calls)), 30);
+      },
+      5,
+    );
+    change();
+  });
+}
+
+test("a removed directory is reported once", async () => {
+  const d = join(tmp(), "images");
+  mkdirSync(d);
+  writeFileSync(join(d, "ids-1.img"), "x");
+  expect(await gone(d, () => rmSync(d, { recursive: true }))).toBe(1);
+});
+
+test("a directory replaced by another of the same name is reported", async () => {
+  const root = tmp();
+  const d = join(root, "images");
+  mkdirSync(d);
+  expect(
+    await gone(d, () => {
+      renameSync(d, join(root, "old"));
+      mkdirSync(d);
+    }),
+  ).toBe(1);
+});
+
+test("a directory that stays, with files coming and going in it, is not reported", async () => {
+  const d = tmp();
+  let calls = 0;
+  const stop = watchRemoval(d, () => calls++, 5);
+  writeFileSync(join(d, "pages-1.img"), "x");
+  rmSync(join(d, "pages-1.img"));
+  await Bun.sleep(40);
+  stop();
+  expect(calls).toBe(0);
+});
+
+test("stopped before the removal: nothing is reported; a path that is not a directory is not watched", async () => {
+  const d = tmp();
+  let calls = 0;
+  watchRemoval(d, () => calls++, 5)();
+  rmSync(d, { recursive: true });
+  const f = join(tmp(), "file");
+  writeFileSync(f, "");
+  watchRemoval(f, () => calls++, 5);
+  rmSync(f);
+  watchRemoval(join(tmp(), "missing"), () => calls++, 5);
+  await Bun.sleep(40);
+  expect(calls).toBe(0);
+});
