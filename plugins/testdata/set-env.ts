@@ -2,7 +2,7 @@
 // mount, and (when configured) denies unless it sees a variable an earlier plugin set.
 //
 // config: name, value (the variable to set), remove_mount, expect_env ("NAME=value" that must be
-// in the spec it receives).
+// in the spec it receives), pids_limit, deny_restore ("true": a restore's Create is denied).
 import { AdmitInput, AdmitOutput, config, handleAdmit } from "../sdk/assembly/index";
 
 export function admit(): i32 {
@@ -10,6 +10,7 @@ export function admit(): i32 {
 }
 
 function policy(input: AdmitInput): AdmitOutput {
+  if (input.restore && config("deny_restore", "") == "true") return AdmitOutput.deny("restores are not admitted here");
   const expect = config("expect_env", "");
   if (expect != "") {
     const eq = expect.indexOf("=");

@@ -13,6 +13,7 @@
  */
 export {
   resolveCheckpointPlan,
+  checkCombinations,
   requestOverrides,
   checkpointPlanSchema,
   checkpointOverridesSchema,

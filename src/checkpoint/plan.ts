@@ -180,10 +180,18 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
     const set = fields.map((f) => [f, origin(f)] as const).filter((x): x is readonly [string, string] => x[1] !== undefined);
     return set.length === 0 ? "" : ` (${set.map(([f, w]) => `${f} from ${w}`).join("; ")})`;
   };
-  if (plan.data.preDump && plan.data.lazyPages) throw invalidArgument("checkpoint options", { detail: `pre-dump cannot be combined with lazy pages${from(["preDump", "lazyPages"])}` });
-  checkPageServerPort(plan.data, from);
-  checkLocalPages(plan.data, from);
+  checkCombinations(plan.data, from);
   return postCopyPlan(plan.data);
+}
+
+/**
+ * Options that cannot go together: at the plan's resolution, and again after the checkpoint plugins, which may set any
+ * of them. `from` says where the fields came from, for the error.
+ */
+export function checkCombinations(plan: CheckpointPlan, from: (fields: string[]) => string = () => ""): void {
+  if (plan.preDump && plan.lazyPages) throw invalidArgument("checkpoint options", { detail: `pre-dump cannot be combined with lazy pages${from(["preDump", "lazyPages"])}` });
+  checkPageServerPort(plan, from);
+  checkLocalPages(plan, from);
 }
 
 /** Whether the request, the annotations or the config's defaults name a network lock method (else cryo may choose one). */

@@ -7,6 +7,7 @@ import { migrateCommand } from "./migrate-command.ts";
 import { pluginSchemaCommand, pluginTestCommand } from "../plugins/plugin-command.ts";
 import { inspectCommand } from "../checkpoint/inspect-command.ts";
 import { pagesListCommand, pagesPruneCommand, pagesRemoveCommand } from "../checkpoint/pages-command.ts";
+import { configCheckCommand } from "../config/check-command.ts";
 
 /**
  * Every `cryo` subcommand. A module that adds one (e.g. `cryo inspect` from src/checkpoint, `cryo plugin test`
@@ -16,7 +17,7 @@ export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
   table.register(versionCommand, ...containerdCommands);
   table.register(listCommand, installCommand, uninstallCommand, migrateCommand);
-  table.register(pluginTestCommand, pluginSchemaCommand);
+  table.register(pluginTestCommand, pluginSchemaCommand, configCheckCommand);
   table.register(inspectCommand, pagesListCommand, pagesRemoveCommand, pagesPruneCommand);
   return table;
 }

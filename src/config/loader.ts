@@ -37,13 +37,15 @@ function configError(source: string, error: z.ZodError): CryoError {
 /** Parses and validates config text; `source` names the file in errors and anchors relative plugin paths. */
 export function parseConfig(text: string, source: string): CryoConfig {
   let raw: unknown;
+  const json = source.endsWith(".json");
   try {
-    raw = source.endsWith(".json") ? JSON.parse(text) : parseToml(text);
+    raw = json ? JSON.parse(text) : parseToml(text);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
-    // smol-toml's errors carry the line and column (its message's code block is dropped: one line per error).
+    // smol-toml's errors carry the line and column (its message's code block is dropped: one line per error). A
+    // JSON.parse error's line and column are JavaScriptCore's, in cryo's own code: not the file's.
     const { line, column } = (err ?? {}) as { line?: unknown; column?: unknown };
-    const at = typeof line === "number" && typeof column === "number" ? ` (line ${line}, column ${column})` : "";
+    const at = !json && typeof line === "number" && typeof column === "number" ? ` (line ${line}, column ${column})` : "";
     throw invalidArgument(`config ${source}`, { detail: `cannot parse: ${msg}${at}`, cause: err });
   }
   const result = cryoConfigSchema.safeParse(raw);

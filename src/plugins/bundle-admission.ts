@@ -22,6 +22,8 @@ export interface BundleAdmission {
   bundle: string;
   /** The image, when the shim could learn it from containerd; null otherwise. A function is called only when the engine has plugins. */
   image: ImageInfo | null | (() => Promise<ImageInfo | null>);
+  /** The Create of a restore: the plugins are told, and their env and removeMounts changes are not applied. */
+  restore?: boolean;
 }
 
 /** Runs the admission chain on `bundle/config.json`; rewrites it when plugins changed the spec. */
@@ -38,9 +40,9 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
     const issue = spec.error.issues[0];
     throw invalidArgument(`container ${c.id}: spec ${path}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
   }
-  if (engine.plugins.length === 0) return { spec: spec.data, changes: {}, consulted: [] };
+  if (engine.plugins.length === 0) return { spec: spec.data, changes: {}, consulted: [], changedBy: [] };
   const image = typeof c.image === "function" ? await c.image() : c.image;
-  const decision = await engine.admit({ id: c.id, namespace: c.namespace, bundle: c.bundle, annotations: spec.data.annotations ?? {}, spec: spec.data, image });
+  const decision = await engine.admit({ id: c.id, namespace: c.namespace, bundle: c.bundle, annotations: spec.data.annotations ?? {}, spec: spec.data, image, restore: c.restore === true });
   if (Object.keys(decision.changes).length > 0) {
     const tmp = `${path}.cryo-${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(decision.spec));

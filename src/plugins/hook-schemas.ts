@@ -129,6 +129,10 @@ export const admitInputSchema = z
     annotations: stringMap.describe("the spec's annotations"),
     spec: ociSpecSchema,
     image: imageInfoSchema.nullable().describe("null when the shim could not learn the image"),
+    restore: z
+      .boolean()
+      .default(false)
+      .describe("true at the Create of a restore: its processes and mounts come back from the checkpoint, so env and removeMounts changes are not applied (resources and annotations are)"),
   })
   .meta({ title: "AdmitInput" });
 /** Input of the `admit` hook. */

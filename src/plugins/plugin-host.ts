@@ -15,8 +15,24 @@ import { PluginRunner } from "./plugin-runner.ts";
 import type { PluginLog } from "./runner-protocol.ts";
 import { capModuleMemory, wasmPageBytes } from "./wasm-memory.ts";
 
-/** How long starting a runner and instantiating one plugin may take. */
+/**
+ * How long starting a runner and compiling one plugin may take. Instantiating it runs the module's start function,
+ * the plugin's own code: that runs under the plugin's `limits.timeout_ms`, as a hook call does.
+ */
 export const loadTimeoutMs = 15_000;
+
+/**
+ * How long a runner with nothing to do stays: each engine (one per config file a daemon has used) has its runner
+ * process, ~10 MiB, and a shared daemon sees many configs over its life. The next call starts a new runner and
+ * loads the plugins it needs again. CRYO_PLUGIN_RUNNER_IDLE_MS overrides it (0: no idle end).
+ */
+export const runnerIdleMs = 10_000;
+
+/** Options of a plugin host. */
+export interface PluginHostOptions {
+  /** Ends the runner after this long without a request (default: CRYO_PLUGIN_RUNNER_IDLE_MS or runnerIdleMs; 0: never). */
+  idleMs?: number;
+}
 
 /** A plugin read, checked and ready to be called. */
 export interface LoadedPlugin {
@@ -44,6 +60,8 @@ export interface PluginHost {
   preload(plugin: LoadedPlugin): Promise<void>;
   /** Stops the runner process. */
   close(): Promise<void>;
+  /** The runner process's pid, while one runs. */
+  runnerPid(): number | null;
 }
 
 interface Internal extends LoadedPlugin {
@@ -59,13 +77,26 @@ export function pluginFailure(name: string, hook: string, code: Code, detail: st
 }
 
 /** Creates a plugin host with its own (lazily started) runner process. */
-export function createPluginHost(): PluginHost {
+export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
   const runner = new PluginRunner();
   let queue: Promise<unknown> = Promise.resolve();
   let nextKey = 1;
+  const idleMs = options.idleMs ?? idleFromEnv(process.env.CRYO_PLUGIN_RUNNER_IDLE_MS);
+  let idle: ReturnType<typeof setTimeout> | undefined;
+  let pending = 0;
+  let closed = false;
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    clearTimeout(idle);
+    pending++;
     const run = queue.then(fn, fn);
-    queue = run.catch(() => {});
+    queue = run
+      .catch(() => {})
+      .finally(() => {
+        if (--pending > 0 || idleMs <= 0 || closed || runner.pid === null) return;
+        // Unref'd: an idle runner never keeps the process (a CLI's) alive.
+        idle = setTimeout(() => void serial(() => runner.kill()), idleMs);
+        idle.unref();
+      });
     return run;
   };
 
@@ -101,14 +132,20 @@ export function createPluginHost(): PluginHost {
   async function ensureLoaded(p: Internal, hook: string): Promise<void> {
     const generation = runner.start();
     if (p.loadedIn === generation) return;
-    const outcome = await runner.request(
+    const name = p.config.name;
+    const loaded = await runner.request(
       { t: "load", key: p.key, wasm: p.wasm, config: p.config.config, maxPages: p.maxPages, allowedHosts: p.config.grants.allowed_hosts },
       loadTimeoutMs,
     );
-    const name = p.config.name;
-    if (outcome.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `loading timed out after ${loadTimeoutMs} ms`);
-    if (outcome.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died while loading (${outcome.detail})`);
-    if (!outcome.reply.ok) throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `cannot load: ${outcome.reply.message}`);
+    if (loaded.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `loading timed out after ${loadTimeoutMs} ms`);
+    if (loaded.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died while loading (${loaded.detail})`);
+    if (!loaded.reply.ok) throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `cannot load: ${loaded.reply.message}`);
+    // Instantiation runs the module's start function (top-level code): the plugin's time limit applies.
+    const timeout = p.config.limits.timeout_ms;
+    const init = await runner.request({ t: "init", key: p.key }, timeout);
+    if (init.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `instantiation (the module's start function) timed out after ${timeout} ms`);
+    if (init.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died while instantiating (${init.detail})`);
+    if (!init.reply.ok) throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `cannot instantiate: ${stripJscWhere(init.reply.message)}`);
     p.loadedIn = generation;
   }
 
@@ -126,16 +163,14 @@ export function createPluginHost(): PluginHost {
     if (!reply.ok) {
       switch (reply.kind) {
         case "memory":
-          throw pluginFailure(name, hook, Code.RESOURCE_EXHAUSTED, `exceeded its memory limit of ${p.config.limits.memory_mib} MiB: ${reply.message}`);
+          throw pluginFailure(name, hook, Code.RESOURCE_EXHAUSTED, `exceeded its memory limit of ${p.config.limits.memory_mib} MiB: ${stripJscWhere(reply.message)}`);
         case "network": {
           const hosts = p.config.grants.allowed_hosts;
           const granted = hosts.length === 0 ? "none" : hosts.map((h) => JSON.stringify(h)).join(", ");
           throw pluginFailure(name, hook, Code.PERMISSION_DENIED, `network access refused (grants.allowed_hosts: ${granted}): ${reply.message}`);
         }
         case "trap":
-          // JavaScriptCore appends where in the host's (minified) JavaScript the trap surfaced, "(evaluating 'n()')",
-          // which says nothing about the plugin and changes from build to build.
-          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${reply.message.replace(/ \(evaluating '[^']*'\)$/, "")}`);
+          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${stripJscWhere(reply.message)}`);
         default:
           throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, reply.message);
       }
@@ -160,6 +195,25 @@ export function createPluginHost(): PluginHost {
     load,
     call: (plugin, hook, input) => serial(() => callOnce(plugin as Internal, hook, input)),
     preload: (plugin) => serial(() => ensureLoaded(plugin as Internal, "load")),
-    close: () => serial(() => runner.kill()),
+    close: () => {
+      closed = true;
+      return serial(() => runner.kill());
+    },
+    runnerPid: () => runner.pid,
   };
+}
+
+/**
+ * JavaScriptCore appends where in the host's (minified) JavaScript a trap surfaced, "(evaluating 'n()')", which says
+ * nothing about the plugin and changes from build to build.
+ */
+function stripJscWhere(message: string): string {
+  return message.replace(/ \(evaluating '[^']*'\)$/, "");
+}
+
+function idleFromEnv(value: string | undefined): number {
+  if (value === undefined || value === "") return runnerIdleMs;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw invalidArgument("CRYO_PLUGIN_RUNNER_IDLE_MS", { detail: `${JSON.stringify(value)} is not a whole number of milliseconds` });
+  return n;
 }

@@ -38,6 +38,8 @@ export interface AdmitDecision {
   changes: SpecChanges;
   /** Names of the plugins that were consulted, in order. */
   consulted: string[];
+  /** Names of the plugins whose changes were applied, in order. */
+  changedBy: string[];
 }
 
 /** The options to use after the chain, and who was consulted. */
@@ -112,7 +114,7 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
   }
 
   function denied(what: string, plugin: PluginConfig, reason: string | undefined): CryoError {
-    return new CryoError(Code.PERMISSION_DENIED, `${what}: denied by plugin ${plugin.name}: ${reason || "no reason given"}`);
+    return new CryoError(Code.PERMISSION_DENIED, `${what}: denied by plugin ${plugin.name}: ${reason ? capReason(reason) : "no reason given"}`);
   }
 
   return {
@@ -122,23 +124,27 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
       let spec = input.spec;
       let changes: SpecChanges = {};
       const consulted: string[] = [];
+      const changedBy: string[] = [];
       const subject = { namespace: input.namespace, annotations: input.annotations, image: input.image?.name ?? null };
       for (const p of selected("admit", subject)) {
         consulted.push(p.config.name);
         const out = await run(p, "admit", { ...input, spec, annotations: spec.annotations ?? input.annotations });
         if (out === null) continue;
         if (!out.allow) throw denied(`container ${input.id}`, p.config, out.reason);
-        if (out.changes) {
+        if (out.changes && input.restore) out.changes = restoreChanges(out.changes, (dropped) => log("warn", `plugin ${p.config.name} (admit of ${subjectOf(input)}): ${dropped.join(", ")} not applied: a restored container's processes and mounts come back from its checkpoint`));
+        if (out.changes && Object.keys(out.changes).length > 0) {
           spec = applySpecChanges(spec, out.changes);
           changes = mergeSpecChanges(changes, out.changes);
+          changedBy.push(p.config.name);
         }
       }
-      return { spec, changes, consulted };
+      return { spec, changes, consulted, changedBy };
     },
 
     async checkpointOptions(input) {
       let requested = input.requested;
       const consulted: string[] = [];
+      const changedBy: string[] = [];
       const subject = { namespace: input.namespace, annotations: input.annotations, image: input.image?.name ?? null };
       for (const p of selected("checkpoint", subject)) {
         consulted.push(p.config.name);
@@ -182,4 +188,26 @@ export function loadPolicyEngine(search: ConfigSearch = {}, options: PolicyEngin
     // A plugin that cannot be loaded (its file, its imports and exports) is a mistake in the config: say which.
     throw source ? CryoError.from(err).wrap(`config ${source}`) : err;
   }
+}
+
+/**
+ * The most of a deny reason shown, as of a plugin's log line: a reason goes into the error that reaches containerd and
+ * its client, and ttrpc and gRPC refuse a message over 4 MiB, which would lose the deny and the plugin's name with it.
+ */
+export const MAX_REASON_CHARS = 4096;
+
+function capReason(reason: string): string {
+  return reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}... (${reason.length - MAX_REASON_CHARS} more characters)`;
+}
+
+/**
+ * The changes of an admit plugin that take effect at a restore's Create: resources (the restore applies the new spec's
+ * cgroup limits) and annotations (they set the restored container's later checkpoints). Its env and mounts come back
+ * from the checkpoint, so changes to them would only make config.json say what the container does not have.
+ */
+function restoreChanges(changes: SpecChanges, warn: (dropped: string[]) => void): SpecChanges {
+  const { env, removeMounts, ...kept } = changes;
+  const dropped = [env !== undefined && Object.keys(env).length > 0 && "env", removeMounts !== undefined && removeMounts.length > 0 && "removeMounts"].filter((x): x is string => x !== false);
+  if (dropped.length > 0) warn(dropped);
+  return kept;
 }

@@ -95,15 +95,22 @@ export function runPluginRunner(): void {
     if (req.t === "load") {
       try {
         const entry: Entry = { module: await WebAssembly.compile(req.wasm), config: req.config, maxPages: req.maxPages, allowedHosts: req.allowedHosts, plugin: null, httpStatus: 0 };
-        entry.plugin = await instantiate(entry);
         entries.set(req.key, entry);
-        return done({ ok: true, output: null, memoryBytes: await memoryOf(entry.plugin) });
+        return done({ ok: true, output: null, memoryBytes: 0 });
       } catch (err) {
         return done({ ok: false, kind: "load", message: (err as Error).message ?? String(err), memoryBytes: 0 });
       }
     }
     const entry = entries.get(req.key);
     if (!entry) return done({ ok: false, kind: "not-loaded", message: `plugin ${req.key} is not loaded`, memoryBytes: 0 });
+    if (req.t === "init") {
+      try {
+        entry.plugin ??= await instantiate(entry);
+        return done({ ok: true, output: null, memoryBytes: await memoryOf(entry.plugin) });
+      } catch (err) {
+        return done({ ok: false, kind: "load", message: (err as Error).message ?? String(err), memoryBytes: 0 });
+      }
+    }
     // A trap can leave a plugin's runtime half-way through an update: start each call after a trap afresh.
     entry.plugin ??= await instantiate(entry);
     const plugin = entry.plugin;

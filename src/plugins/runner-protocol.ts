@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 
-/** Host -> runner: compile and instantiate a plugin under `key`. */
+/** Host -> runner: compile a plugin under `key` (instantiated by an `init`). */
 export const loadRequestSchema = z.strictObject({
   t: z.literal("load"),
   id: z.number().int(),
@@ -13,6 +13,16 @@ export const loadRequestSchema = z.strictObject({
   config: z.record(z.string(), z.string()),
   maxPages: z.number().int().positive(),
   allowedHosts: z.array(z.string()),
+});
+
+/**
+ * Host -> runner: instantiate plugin `key`, which runs the module's start function: the plugin's own code, so it
+ * runs under the plugin's time limit, not the load's.
+ */
+export const initRequestSchema = z.strictObject({
+  t: z.literal("init"),
+  id: z.number().int(),
+  key: z.string(),
 });
 
 /** Host -> runner: call export `fn` of plugin `key` with `input`. */
@@ -25,7 +35,7 @@ export const callRequestSchema = z.strictObject({
 });
 
 /** Any request to the runner. */
-export const runnerRequestSchema = z.discriminatedUnion("t", [loadRequestSchema, callRequestSchema]);
+export const runnerRequestSchema = z.discriminatedUnion("t", [loadRequestSchema, initRequestSchema, callRequestSchema]);
 /** Any request to the runner. */
 export type RunnerRequest = z.infer<typeof runnerRequestSchema>;
 

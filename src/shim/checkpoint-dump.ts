@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
-import { checkLocalPages, checkPageServerPort, isPostCopy, networkLockAsked, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
+import { checkCombinations, isPostCopy, networkLockAsked, postCopyPlan, resolveCheckpointPlan, type CheckpointOverrides, type CheckpointPlan, type CheckpointRequestOptions } from "../checkpoint/plan.ts";
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
@@ -280,8 +280,7 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       ? await checkpointPolicy(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace, annotations, pid, cgroupPaths: state.cgroup_paths, plan: resolved, image })
       : resolved,
   );
-  checkLocalPages(plan);
-  checkPageServerPort(plan);
+  checkCombinations(plan, () => (input.policyFor ? " (as the checkpoint plugins left them)" : ""));
   // CRIU's network lock keeps packets away from the frozen tree's sockets: above all the SYNs a listener would
   // otherwise complete into an accept queue that is not dumped (those clients would be reset, not retry). A
   // network namespace of the container's own with nothing but loopback and no TCP socket at all has nothing

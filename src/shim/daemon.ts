@@ -156,16 +156,16 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     (configCache ??= import("../config/config-cache.ts").then(({ createConfigCache }) => createConfigCache({}, (e) => log.error(`config error: ${e.message}`))));
   // Plugins' log lines and fail-open warnings go to the daemon's log (containerd's), with its fields.
   const loadPolicies = async () => (await import("../plugins/index.ts")).createPolicyEngines({}, { log: (level, message) => log[level](message) });
-  const admitByPlugins = async (c: { id: string; namespace: string; bundle: string; configPath: string }, { config, stamp }: StampedConfig) => {
+  const admitByPlugins = async (c: { id: string; namespace: string; bundle: string; configPath: string; restore: boolean }, { config, stamp }: StampedConfig) => {
     // Every plugin of the config is loaded and checked (its file, imports, and an export for each hook) at
     // the first Create that uses the config, whatever its hooks: a broken checkpoint or restore plugin fails
     // this Create, not a later checkpoint.
     const engine = (policies ??= await loadPolicies()).forConfigPath(c.configPath, stamp);
-    if (!config.plugins.some((p) => p.hooks.includes("admit"))) return;
+    if (!config.plugins.some((p) => p.hooks.includes("admit"))) return [];
     const { admitBundle } = await import("../plugins/index.ts");
     // The image is read through containerd only when a plugin will see it (the admitBundle calls it lazily).
     const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
-    await admitBundle(engine, { ...c, image });
+    return (await admitBundle(engine, { ...c, image })).changedBy;
   };
   const service = createTaskService({
     engine,
@@ -180,11 +180,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       const loaded = await (await configs()).forConfigPath(c.configPath);
       // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
       // relies on are validated by the Create itself, bundle-spec.ts).
-      if (loaded.config.plugins.length > 0) await admitByPlugins(c, loaded);
+      const changedBy = loaded.config.plugins.length > 0 ? await admitByPlugins(c, loaded) : [];
       // The checkpoint options the container would be dumped with (the config's [checkpoint] under its
       // annotations, as the admit plugins left them), resolved now: a value out of range or options that cannot
       // go together fail `ctr run`, not the checkpoint an hour later. A restore's are the checkpoint's own.
       if (!c.restore) await checkCheckpointOptions(c.bundle, loaded);
+      return { changedBy };
     },
   });
   // A shared daemon's log moves with its live containers (log-follow.ts).

@@ -66,6 +66,18 @@ test("ctr run --privileged is refused with the plugin's reason; no container pro
   await pc.ctr(["containers", "rm", id]);
 }, 60_000);
 
+test("a Create that runc refuses because of a plugin's change names the plugin", async () => {
+  // Without /proc in the spec, runc cannot set the container up (it needs the container's /proc).
+  const noProc = join(dir, "no-proc.toml");
+  writeFileSync(noProc, `[[plugins]]\nname = "drop-proc"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit"]\nconfig = { remove_mount = "/proc" }\n`);
+  const id = uniqueId("noproc");
+  const r = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", noProc, testImage, id, "true"], { timeoutMs: 60_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("(the spec carried changes of admission plugin drop-proc)");
+  expect(await containerTraces(id)).toEqual([]);
+  await pc.ctr(["containers", "rm", id]);
+}, 60_000);
+
 test("an ordinary run succeeds, and the plugins' spec changes reach the container", async () => {
   const r = await run(uniqueId("ok"), [], ["sh", "-c", "echo policy=$CRYO_POLICY"]);
   expect(r.stderr).toBe("");

@@ -48,6 +48,11 @@ export class AdmitInput {
   /** The whole OCI runtime spec (config.json) as JSON. */
   spec: JsonValue = JsonValue.newObject();
   image: ImageInfo | null = null;
+  /**
+   * True at the Create of a restore: the container's processes and mounts come back from its checkpoint, so
+   * setEnv and removeMount are not applied then (resources and annotations are).
+   */
+  restore: bool = false;
 
   static parse(text: string): AdmitInput {
     const v = parseJson(text);
@@ -59,6 +64,7 @@ export class AdmitInput {
     const spec = v.get("spec");
     if (spec !== null) i.spec = spec;
     i.image = ImageInfo.fromJson(v.get("image"));
+    i.restore = v.getBool("restore");
     return i;
   }
 

@@ -4,6 +4,7 @@ import { anyPack } from "@bufbuild/protobuf/wkt";
 import { CheckpointOptionsSchema as RuncOpts } from "../../../src/gen/containerd/runc/options/oci_pb.ts";
 import { CgroupMode, CheckpointOptionsSchema as CryoOpts, Compression, NetworkLock } from "../../../src/gen/cryo/v1/options_pb.ts";
 import {
+  checkCombinations,
   BUILTIN_CHECKPOINT_PLAN,
   CHECKPOINT_ANNOTATIONS,
   checkpointOptionsFromAny,
@@ -95,6 +96,17 @@ describe("checkpoint plan resolution", () => {
     expect(request.message).toContain('local-pages cannot be combined with auto-dedup (localPages from annotation cryo.checkpoint/local-pages="true"; autoDedup from the request\'s options)');
     const port = err(() => resolveCheckpointPlan({ defaults: { pageServer: { address: "10.0.0.1", port: 0 } } }));
     expect(port.message).toContain("needs its port (pageServer from the config file's [checkpoint])");
+  });
+
+  test("the same combinations are refused in a plan the checkpoint plugins changed (checkCombinations)", () => {
+    const plan = resolveCheckpointPlan({});
+    expect(() => checkCombinations(plan)).not.toThrow();
+    const byPlugins = () => " (as the checkpoint plugins left them)";
+    expect(err(() => checkCombinations({ ...plan, preDump: true, lazyPages: true }, byPlugins)).message).toBe(
+      "checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages (as the checkpoint plugins left them)",
+    );
+    expect(err(() => checkCombinations({ ...plan, localPages: true, compression: "zstd" })).message).toContain("local-pages cannot be combined with compression=zstd");
+    expect(err(() => checkCombinations({ ...plan, pageServer: { address: "10.0.0.1", port: 0 } })).message).toContain("page-server port 0");
   });
 
   test("cryo's options carry every CRIU option", () => {

@@ -182,6 +182,8 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     // Where in the file: line and column.
     expect(errorOf(() => parseConfig("[checkpoint]\ntcp established = true\n", "c.toml")).message).toBe("config c.toml: invalid argument: cannot parse: Invalid TOML document: illegal character in key (line 2, column 5)");
     expect(errorOf(() => parseConfig("{", "c.json")).message).toStartWith("config c.json: invalid argument: cannot parse:");
+    // JSON.parse's error has JavaScriptCore's place in cryo's own code on it, never the file's: no position.
+    expect(errorOf(() => parseConfig('{ "plugins": [], }', "c.json")).message).toBe("config c.json: invalid argument: cannot parse: JSON Parse error: Property name must be a string literal");
   });
 
   test("the plugins' loader reads the same file and refuses the same errors", () => {

@@ -63,6 +63,38 @@ describe("plugin host", () => {
   });
 });
 
+describe("idle runner", () => {
+  test("a runner with nothing to do ends after the idle time; the next call starts one and loads the plugin again", async () => {
+    const host = createPluginHost({ idleMs: 50 });
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "deny-privileged", path: join(dir, "deny-privileged.wasm"), hooks: ["admit"] }));
+      expect((await host.call(p, "admit", await sampleInput("admit-privileged"))).output.allow).toBe(false);
+      const first = host.runnerPid()!;
+      expect(alive(first)).toBe(true);
+      while (host.runnerPid() !== null) await Bun.sleep(20);
+      expect(alive(first)).toBe(false);
+      expect((await host.call(p, "admit", await sampleInput("admit-ordinary"))).output.allow).toBe(true);
+      expect(host.runnerPid()).not.toBe(first);
+    } finally {
+      await host.close();
+    }
+    expect(host.runnerPid()).toBeNull();
+  });
+
+  test("with 0 the runner stays", async () => {
+    const host = createPluginHost({ idleMs: 0 });
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "deny-privileged", path: join(dir, "deny-privileged.wasm"), hooks: ["admit"] }));
+      await host.call(p, "admit", await sampleInput("admit-ordinary"));
+      const pid = host.runnerPid();
+      await Bun.sleep(100);
+      expect(host.runnerPid()).toBe(pid);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 describe("runPluginTest (cryo plugin test)", () => {
   test("prints the decision, the time and the memory", async () => {
     const r = await runPluginTest({ wasm: join(dir, "deny-privileged.wasm"), hook: "admit", inputFile: join(import.meta.dir, "../../../plugins/testdata/inputs/admit-privileged.json") });

@@ -55,6 +55,35 @@ describe("admission", () => {
     expect(err.message).toStartWith("container c1: denied by plugin registry-allowlist: image docker.io/library/busybox:latest is from registry docker.io");
   });
 
+  test("a deny reason is cut at 4096 characters: a reason past ttrpc's 4 MiB would lose the deny and the plugin's name", async () => {
+    const e = engine([allowlist("ghcr.io")]);
+    // The allowlist's reason names the registries of its config: a config of 100,000 characters makes a long one.
+    const long = engine([allowlist(`ghcr.io,${"r".repeat(100_000)}`)]);
+    expect((await rejection(e.admit(privileged))).message).not.toContain("more characters");
+    const err = await rejection(long.admit(privileged));
+    expect(err.code).toBe(Code.PERMISSION_DENIED);
+    const reason = err.message.slice("container c1: denied by plugin registry-allowlist: ".length);
+    expect(reason).toStartWith("image docker.io/library/busybox:latest is from registry docker.io");
+    expect(reason).toMatch(/^.{4096}\.\.\. \(\d+ more characters\)$/s);
+  });
+
+  test("at a restore's Create the plugins are told, and only resources and annotations apply: env and removeMounts are left out, with a warning", async () => {
+    const logs: string[] = [];
+    const e = engine([{ name: "first", path: "set-env.wasm", hooks: ["admit"], config: { name: "STAGE", value: "one", remove_mount: "/dev", pids_limit: "64" } }], logs);
+    const created = await e.admit(ordinary);
+    expect(Object.keys(created.changes).sort()).toEqual(["annotations", "env", "removeMounts", "resources"]);
+    const restored = await e.admit({ ...ordinary, restore: true });
+    expect(restored.changes).toEqual({ annotations: { "cryo.test/STAGE": "one" }, resources: { pids: { limit: 64 } } });
+    expect(restored.spec.process?.env).toEqual(ordinary.spec.process?.env);
+    expect(restored.spec.mounts).toEqual(ordinary.spec.mounts);
+    expect(restored.spec.linux?.resources).toMatchObject({ pids: { limit: 64 } });
+    expect(logs).toEqual([`warn: plugin first (admit of container ${ordinary.id} in namespace ${ordinary.namespace}): env, removeMounts not applied: a restored container's processes and mounts come back from its checkpoint`]);
+    // The plugin sees which Create it is (the SDK's AdmitInput.restore).
+    const strict = engine([{ name: "no-restores", path: "set-env.wasm", hooks: ["admit"], config: { deny_restore: "true" } }]);
+    expect((await strict.admit(ordinary)).consulted).toEqual(["no-restores"]);
+    expect((await rejection(strict.admit({ ...ordinary, restore: true }))).message).toBe(`container ${ordinary.id}: denied by plugin no-restores: restores are not admitted here`);
+  });
+
   test("host namespaces are denied unless the plugin's config allows them", async () => {
     const hostNet = structuredClone(ordinary);
     hostNet.spec.linux!.namespaces = hostNet.spec.linux!.namespaces!.filter((n) => n.type !== "network");
@@ -146,6 +175,7 @@ describe("failure policy", () => {
       bad("trap", { match: { annotations: { bad: "trap" } } }),
       bad("alloc-unbounded", { match: { annotations: { bad: "alloc-unbounded" } } }),
       bad("malformed-json", { match: { annotations: { bad: "malformed-json" } } }),
+      bad("start-loop", { match: { annotations: { bad: "start-loop" } } }),
       denyPrivileged]);
     const run = (which: string) => e.admit({ ...ordinary, annotations: { bad: which } });
     const expected: Record<string, [Code, string]> = {
@@ -153,6 +183,8 @@ describe("failure policy", () => {
       trap: [Code.FAILED_PRECONDITION, "plugin trap: hook admit: trapped: abort: policy bug: cannot decide about c2"],
       "alloc-unbounded": [Code.RESOURCE_EXHAUSTED, "plugin alloc-unbounded: hook admit: exceeded its memory limit of 16 MiB"],
       "malformed-json": [Code.FAILED_PRECONDITION, "plugin malformed-json: hook admit: returned malformed JSON"],
+      // Its top-level code loops: the plugin's own time limit, not the 15 s a runner's start and a compile may take.
+      "start-loop": [Code.DEADLINE_EXCEEDED, "plugin start-loop: hook admit: instantiation (the module's start function) timed out after 500 ms"],
     };
     for (const [which, [code, message]] of Object.entries(expected)) {
       const err = await rejection(run(which));
@@ -167,6 +199,7 @@ describe("failure policy", () => {
     expect(trapped).toStartWith(expected.trap![1]);
     // The plugin's own words and place, not where in the host's JavaScript the trap surfaced.
     expect(trapped).toEndWith("(testdata/trap.ts:9:23): Unreachable code should not be executed");
+    expect((await rejection(run("alloc-unbounded"))).message).toEndWith("Unreachable code should not be executed");
   });
 
   test("fail-open turns a broken plugin into allow, with a warning", async () => {

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { configCheckCommand } from "../../../src/config/check-command.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
+import { builtPlugins } from "../plugins/built-plugins.ts";
+
+let dir = "";
+let plugins = "";
+beforeAll(() => {
+  plugins = builtPlugins();
+  dir = mkdtempSync("/tmp/cryo-config-check-");
+}, 300_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function check(name: string, text: string): Promise<{ out: string } | CryoError> {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  let out = "";
+  try {
+    expect(await configCheckCommand.run([file], { out: (t) => void (out += `${t}\n`), err: () => {} })).toBe(0);
+    return { out };
+  } catch (err) {
+    if (err instanceof CryoError) return err;
+    throw err;
+  }
+}
+
+test("a good config: its plugins in order with their limits and match rules, and its sections", async () => {
+  const r = await check("good.toml", `[[plugins]]\nname = "set-env"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit"]\nmatch = { namespaces = ["prod-*"] }\n[checkpoint]\ntcp_established = true\n`);
+  expect(r).not.toBeInstanceOf(CryoError);
+  expect((r as { out: string }).out).toBe(
+    [
+      `config ${join(dir, "good.toml")}: ok`,
+      "plugins (in order):",
+      `  set-env: hooks admit; ${join(plugins, "set-env.wasm")}; failure closed; 1000 ms, 32 MiB; match {"namespaces":["prod-*"]}`,
+      "[checkpoint]: tcp_established=true",
+      "[restore]: cryo's defaults",
+      "",
+    ].join("\n"),
+  );
+});
+
+test("what the shim would refuse at a Create is refused with the shim's error: a plugin's missing export, options that cannot go together, a parse error", async () => {
+  const missing = await check("missing.toml", `[[plugins]]\nname = "set-env"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit", "restore"]\n`);
+  expect((missing as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+  expect((missing as CryoError).message).toBe(`config ${join(dir, "missing.toml")}: plugin set-env: invalid argument: hooks lists "restore" but the module has no export "restore"`);
+  const combo = await check("combo.toml", "[checkpoint]\npre_dump = true\nlazy_pages = true\n");
+  expect((combo as CryoError).message).toStartWith("checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages");
+  const json = await check("c.json", '{ "plugins": [], }');
+  expect((json as CryoError).message).toBe(`config ${join(dir, "c.json")}: invalid argument: cannot parse: JSON Parse error: Property name must be a string literal`);
+  const absent = await configCheckCommand.run([join(dir, "nope.toml")], { out: () => {}, err: () => {} }).then(() => undefined, (e: unknown) => e as CryoError);
+  expect(absent?.code).toBe(Code.INVALID_ARGUMENT);
+});
