@@ -389,22 +389,31 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
   }
 });
 
-test("containerd killed during a hung ctr task checkpoint: the dump is aborted, and the checkpoint directory containerd cannot remove any more goes", async () => {
-  const id = uniqueId("rs");
-  const work = mkdtempSync(join(dir, "rs-work-"));
+/**
+ * A counter whose checkpoint hangs at CRIU's log (a FIFO in its work directory), and `ctr task checkpoint` of it
+ * started by `start`: returns once containerd's directory holds cryo's descriptors.json and CRIU runs.
+ */
+async function hungCtrCheckpoint<T>(prefix: string, start: (id: string) => T): Promise<{ id: string; work: string; ctr: T; made: string; criu: number[] }> {
+  const id = uniqueId(prefix);
+  const work = mkdtempSync(join(dir, `${prefix}-work-`));
   mkfifo(join(work, "dump.log"));
   const { client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
   client.close();
   const ckptDirs = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctd-checkpoint"));
   const before = new Set(ckptDirs());
   const criuBefore = new Set(criuPids());
-  const ctr = pc.ctr(["task", "checkpoint", id], { timeoutMs: 60_000 });
+  const ctr = start(id);
   // containerd made its directory and cryo wrote descriptors.json there; CRIU hangs at its log.
   const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
   const criu = await waitFor(() => {
     const c = criuPids().filter((p) => !criuBefore.has(p));
     return c.length > 0 ? c : undefined;
   }, { timeoutMs: 10_000 });
+  return { id, work, ctr, made, criu };
+}
+
+test("containerd killed during a hung ctr task checkpoint: the dump is aborted, and the checkpoint directory containerd cannot remove any more goes", async () => {
+  const { id, ctr, made, criu } = await hungCtrCheckpoint("rs", (id) => pc.ctr(["task", "checkpoint", id], { timeoutMs: 60_000 }));
   // A containerd that dies (SIGKILL: a crash, the OOM killer) never removes its directory; on SIGTERM it does itself.
   const old = pc.pid;
   const d = pc.dir;
@@ -422,22 +431,10 @@ test("containerd killed during a hung ctr task checkpoint: the dump is aborted, 
 });
 
 test("ctr killed during a hung ctr task checkpoint: containerd removes its checkpoint directory, and the shim aborts the dump it was for", async () => {
-  const id = uniqueId("ck");
-  const work = mkdtempSync(join(dir, "ck-work-"));
-  mkfifo(join(work, "dump.log"));
-  const { client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
-  client.close();
-  const ckptDirs = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctd-checkpoint"));
-  const before = new Set(ckptDirs());
-  const criuBefore = new Set(criuPids());
   // No --timeout: ttrpc has no message for a caller that went away, and containerd's connection to the shim stays.
-  const ctr = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "task", "checkpoint", id], { stdout: "ignore", stderr: "ignore" });
+  const spawnCtr = (id: string) => Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "task", "checkpoint", id], { stdout: "ignore", stderr: "ignore" });
+  const { id, work, ctr, made, criu } = await hungCtrCheckpoint("ck", spawnCtr);
   try {
-    const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
-    const criu = await waitFor(() => {
-      const c = criuPids().filter((p) => !criuBefore.has(p));
-      return c.length > 0 ? c : undefined;
-    }, { timeoutMs: 10_000 });
     ctr.kill("SIGKILL");
     await ctr.exited;
     // containerd's Checkpoint returned with its cancelled caller and removed its directory; the shim saw it go.
