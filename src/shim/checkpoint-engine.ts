@@ -28,7 +28,8 @@ import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
-import { isCallerGone } from "./cancel.ts";
+import { callerAbortReason, isCallerGone } from "./cancel.ts";
+import { outputWasPipe } from "./checkpoint-stdio.ts";
 import { markRestoring, recordExtraction, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
@@ -130,10 +131,21 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
   const pending = new Map<string, PendingRestore>();
   // Post-copy dumps still serving pages after their Checkpoint answered, by container id.
   const serving = new Map<string, PostCopyWatch>();
+  // Lazy restores whose lazy-pages daemon still brings pages in, by container id: settles when it is done.
+  const filling = new Map<string, Promise<void>>();
 
   return {
     async checkpoint(spec: CheckpointSpec) {
       prewarm(); // the dump's helper starts while the modules load and the options, plugins and stdio are worked out
+      // A container whose lazy restore is still filling has pages that are not in its memory yet: CRIU would dump
+      // the tree without them, and the checkpoint would restore corrupt (a helper session: 38,910 of 262,153 pages
+      // of a 1 GiB memhog, which then died of SIGSEGV; the dump's log showed nothing wrong). Its daemon brings the
+      // rest in also while the tree is frozen (containerd pauses first): the dump waits for it.
+      const fill = filling.get(spec.id);
+      if (fill) {
+        deps.log.info(`checkpoint container ${spec.id}: waiting for its lazy restore to bring every page in first`);
+        await untilSettledOrAborted(fill, spec.signal, `checkpoint container ${spec.id}`);
+      }
       const [loaded, { dumpContainer }, client] = await Promise.all([deps.configFor?.(spec.options.configPath), dumpModule(), criuClient()]);
       const outcome = await dumpContainer({
         id: spec.id,
@@ -202,7 +214,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
             await mountRootfs(spec.bundle, spec.rootfs);
             mounted = true;
           }
-          const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log });
+          // A task whose output was a pipe gets pipes again, copied into its FIFOs (checkpoint-stdio.ts outputWasPipe).
+          const copyOutput = outputWasPipe(source.descriptors, source.metadata.stdio.criuKeys);
+          const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log, copyOutput, holdOutput: copyOutput });
           // For `delete` after this daemon died: the container's cgroups and processes are the restore's, and
           // containerd's extraction of the checkpoint is removed (cleanup.ts).
           markRestoring(spec.bundle);
@@ -297,6 +311,13 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const init = { pid: restored.pid, killAllOnExit: bundleSpec.killAllOnExit };
       deps.adopt(id, runcFor(p.spec.bundle, p.spec.options), bundleSpec.notifySocket !== undefined ? { ...init, notifySocket: bundleSpec.notifySocket } : init);
       deps.log.info(`restored container ${id}`, { pid: restored.pid, criuMs: Math.round(restored.criuMs), lazyPagesPid: restored.lazyPagesPid, ...restored.stats });
+      if (restored.lazyPagesExited) {
+        const done = restored.lazyPagesExited;
+        filling.set(id, done);
+        void done.then(() => {
+          if (filling.get(id) === done) filling.delete(id);
+        });
+      }
       if (p.io && restored.ptsMaster === undefined) return { pid: restored.pid, io: await p.io.launched() };
       // The checkpointed tree had a terminal, and its stdio is CRIU's new pty whatever the new task asked for (ctr
       // cannot ask for a terminal at restore). So the task's IO is the pty's: stdout FIFO <- master <- stdin FIFO,
@@ -349,4 +370,20 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       }
     },
   };
+}
+
+/** Waits for p, or throws the caller's abort reason (its deadline, its connection, a SIGKILL Kill) first. */
+async function untilSettledOrAborted(p: Promise<void>, signal: AbortSignal | undefined, what: string): Promise<void> {
+  if (!signal) return await p;
+  signal.throwIfAborted();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason instanceof CryoError ? signal.reason : callerAbortReason(what, signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([p, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
 }

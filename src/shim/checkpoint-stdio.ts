@@ -76,6 +76,17 @@ export function stdioExternals(stdio: readonly DumpedStdio[]): string[] {
 }
 
 /**
+ * Whether the checkpointed task's stdout or stderr was a pipe (a `file://` or `binary://` log's, which the shim copied
+ * from): its restore then gets pipes again, which the shim copies into the new task's FIFOs. CRIU reopens an inherited
+ * pipe through /proc/self/fd/N with the flags it dumped (write-only), so a FIFO handed over in its place came back
+ * write-only, without a reader once the shim closed its copy: the restored tree's writes failed with EPIPE, and every
+ * process but the init died of SIGPIPE (a helper session; runc's shim copies from pipes).
+ */
+export function outputWasPipe(descriptors: readonly string[], criuKeys: readonly (string | null)[] | undefined): boolean {
+  return [1, 2].some((i) => (criuKeys?.[i] ?? descriptors[i] ?? "").startsWith("pipe:"));
+}
+
+/**
  * The inherit-fd pairs of a restore: for each old fd n whose key CRIU will look up (a pipe, or an
  * external file), the new task's fd n. A key is given once (the first fd that had it).
  */

@@ -54,7 +54,7 @@ import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
-import { killTree, processTree } from "../sys/proc.ts";
+import { descendsFrom, killTree, processTree } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -150,6 +150,8 @@ export interface Restored {
   criuMs: number;
   /** The lazy-pages daemon still streaming pages in (lazy restore). */
   lazyPagesPid?: number;
+  /** Settles once that daemon has exited: every page is in (or it failed). */
+  lazyPagesExited?: Promise<void>;
   /** CRIU's restore statistics (forking and restore time, pages). */
   stats?: RestoreStats;
   /** The pty master of the restored tree's terminal, when it had one (the caller owns it); always there with `terminal`. */
@@ -262,20 +264,7 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   const before = pidNamespacesOf(dirs.filter((d) => !created.includes(d)).flatMap(procsIn));
   const rdt = intelRdt ? { dir: intelRdt.dir, created: false } : undefined;
   const ready = (async () => {
-    const location = locationFromRuncPaths(cgroupPaths);
-    createCgroupDirsSync(location);
-    const unified = cgroupPaths[""];
-    if (unified !== undefined) mkdirSync(unified, { recursive: true });
-    // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts,
-    // v2-devices.ts). Not in a cgroup that has processes: a restore under a new name shares the running original's
-    // cgroup, whose rules runc set, and resetting them would deny its processes every device for a moment (v1), or
-    // add a second filter to theirs (v2).
-    const target = deviceRulesTarget(cgroupPaths);
-    if (target && (created.includes(target.dir) || readFileSync(join(target.dir, "cgroup.procs"), "utf8").trim() === "")) {
-      const rules = runcDeviceRules(resources?.devices);
-      if (target.version === 1) applyV1DeviceRules(target.dir, rules);
-      else applyV2DeviceRules(target.dir, rules);
-    }
+    const location = makeCgroupDirs(cgroupPaths, resources, created);
     // The resctrl group with its schemata, before the helper joins it (runc: Apply, then Set).
     if (intelRdt && rdt) rdt.created = applyIntelRdtGroup(intelRdt, `restore: linux.intelRdt`).created;
     prejoin(joinDirs);
@@ -283,6 +272,41 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
   return { created, dirs, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
+}
+
+/** Makes the container's cgroup directories and sets their device rules where this restore made the device cgroup. */
+function makeCgroupDirs(cgroupPaths: Readonly<Record<string, string>>, resources: PreparedRestore["resources"], created: readonly string[]): ReturnType<typeof locationFromRuncPaths> {
+  const location = locationFromRuncPaths(cgroupPaths);
+  createCgroupDirsSync(location);
+  const unified = cgroupPaths[""];
+  if (unified !== undefined) mkdirSync(unified, { recursive: true });
+  // Before anything of the container runs in them: its device rules, which runc would have set (v1-devices.ts,
+  // v2-devices.ts). Not in a cgroup that has processes: a restore under a new name shares the running original's
+  // cgroup, whose rules runc set, and resetting them would deny its processes every device for a moment (v1), or
+  // add a second filter to theirs (v2).
+  const target = deviceRulesTarget(cgroupPaths);
+  if (target && (created.includes(target.dir) || readFileSync(join(target.dir, "cgroup.procs"), "utf8").trim() === "")) {
+    const rules = runcDeviceRules(resources?.devices);
+    if (target.version === 1) applyV1DeviceRules(target.dir, rules);
+    else applyV2DeviceRules(target.dir, rules);
+  }
+  return location;
+}
+
+/**
+ * Makes again the restore's cgroup directories that went away since startRestoreCgroups, as this restore's own (its
+ * failure removes them), with the spec's device rules and limits; returns them (none: nothing was missing). Another
+ * restore of the same checkpoint, given the same cgroups path by containerd, made them and, failing, removed them
+ * before this restore's CRIU moved its tree in (CRIU: `cg: Can't move 1 into freezer//NS/ID/cgroup.procs (-1/-1): No
+ * such file or directory`; seen in test/integration/checkpoint-ctr's two restores at once).
+ */
+export async function remakeRestoreCgroups(made: RestoreCgroups, cgroupPaths: Readonly<Record<string, string>>, resources: PreparedRestore["resources"]): Promise<string[]> {
+  const missing = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
+  if (missing.length === 0) return [];
+  made.created.push(...missing.filter((d) => !made.created.includes(d)));
+  const location = makeCgroupDirs(cgroupPaths, resources, made.created);
+  if (resources) await managerFor(location).update(resources);
+  return missing;
 }
 
 /**
@@ -300,6 +324,18 @@ export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log:
     log.info(`${label}: thawed the restored tree: CRIU restored the freezer state its checkpoint recorded`);
   } catch (err) {
     log.warn(`${label}: thaw the restored tree: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** The v1 freezer cgroup's (or a v2 container's cgroup's) identity (device and inode), undefined when it is not there. */
+function freezerIdentity(cgroupPaths: Readonly<Record<string, string>>): string | undefined {
+  const dir = cgroupPaths.freezer ?? (isV2Only(cgroupPaths) ? cgroupPaths[""] : undefined);
+  if (dir === undefined) return undefined;
+  try {
+    const st = statSync(dir);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
   }
 }
 
@@ -326,8 +362,8 @@ function procsIn(dir: string): number[] {
 export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
-  await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before);
-  await removeCgroupDirs(cgroups.created);
+  await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before, process.pid);
+  await removeCgroupDirs(cgroups.created, process.pid);
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
 
@@ -335,18 +371,33 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * Kills every process in the container's cgroups that this restore made (only those: a cgroup that existed
  * may be a running original's), and thaws them, so that the kill takes effect in a frozen v1 freezer cgroup:
  * what a killed CRIU call or a failed restore left there (a partly restored tree, a helper) goes with them.
+ *
+ * `ancestor` (the shim daemon: the restore's helper is its child, the restored tree the helper's, and what a dead
+ * helper leaves is handed to the daemon, the child subreaper) limits the kill to the processes that descend from it.
+ * Two restores of one checkpoint at once (two clones under new names) land in one cgroup, containerd keeping the
+ * original's cgroups path: before, a failed or cancelled one killed the other's helper or restored tree, which had
+ * joined the directory after it was made (a helper session: 5 of 8 such pairs lost the good clone). Another
+ * daemon's are never descendants; `delete` after a dead daemon (orphaned-criu.ts) has no daemon to ask.
  */
-export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[]): Promise<void> {
+export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[], ancestor?: number): Promise<void> {
+  const ours = (pids: number[]) => (ancestor === undefined ? pids : pids.filter((p) => descendsFrom(p, ancestor)));
   // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
   // the tree a killed CRIU left (seen here: a 512 MiB copy left for good in the original's cgroup).
   const shared = dirs.filter((d) => !created.includes(d));
-  if (before !== undefined && before.length > 0 && shared.length > 0) {
-    killAll(pidsOutside([...new Set((await Promise.all(shared.map((d) => listPidsRecursive(d).catch(() => [])))).flat())], before));
+  // An empty `before` (a cgroup that existed but held nothing: another restore's, made a moment earlier) keeps nothing
+  // out, which only the descendant test makes safe.
+  if (before !== undefined && (before.length > 0 || ancestor !== undefined) && shared.length > 0) {
+    killAll(ours(pidsOutside([...new Set((await Promise.all(shared.map((d) => listPidsRecursive(d).catch(() => [])))).flat())], before)));
   }
   const own = dirs.filter((d) => created.includes(d));
   if (own.length === 0) return;
-  killAll([...new Set((await Promise.all(own.map((d) => listPidsRecursive(d)))).flat())]);
+  const inOwn = await Promise.all(own.map(async (d) => ({ d, pids: await listPidsRecursive(d).catch((): number[] => []) })));
+  const mine = new Set(ours([...new Set(inOwn.flatMap((x) => x.pids))]));
+  // Thawed so that the kill takes effect; not where another container's processes are (it may be paused).
+  const foreign = new Set(inOwn.filter((x) => x.pids.some((p) => !mine.has(p))).map((x) => x.d));
+  killAll([...mine]);
   for (const d of own) {
+    if (foreign.has(d)) continue;
     for (const [file, value] of [["freezer.state", "THAWED"], ["cgroup.freeze", "0"]] as const) {
       try {
         if (existsSync(join(d, file))) writeFileSync(join(d, file), value);
@@ -459,8 +510,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     undo.push(() => {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
     });
-    undo.push(() => removeCgroupDirs(cgCreated));
-    undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before));
+    undo.push(async () => {
+      const { kept } = await removeCgroupDirs(cgCreated, process.pid);
+      if (kept.length > 0) input.log.info(`${label}: cgroups kept: another container's processes run in them now (a restore of the same checkpoint)`, { kept: kept.join(",") });
+    });
+    undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before, process.pid));
     undo.push(() => criu.releaseJoin?.(joinDirs));
     if (taken) throw refuseTaken();
     createRestoreMountpoints(container);
@@ -646,6 +700,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const started = performance.now();
     input.log.info(`${label}: restoring the tree of ${meta.containerId} (pid ${meta.pid} at dump)`, { inherit: inheritFds.map((f) => f.key), lazy: plan.opts.lazyPages === true });
     let result;
+    let freezerBefore: string | undefined;
     try {
       // No notify events (the root pid comes with the result): CRIU skips its notify round trips to the
       // helper. A terminal's pty master comes through one, so it keeps them; so does a tree that some task's
@@ -678,14 +733,22 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         undo.push(async () => await server[Symbol.asyncDispose]());
         return r;
       };
+      freezerBefore = freezerIdentity(cgroupPaths);
       try {
         result = await call();
       } catch (err) {
         if (input.signal?.aborted) throw err;
+        const message = CryoError.from(err).message;
         // CRIU reads the host's mount table to resolve external mounts (/dev/null, binds); a mount appearing or going
         // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
-        if (!/No root found for tree/.test(CryoError.from(err).message)) throw err;
-        input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
+        if (/No root found for tree/.test(message)) {
+          input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
+        } else {
+          // A cgroup directory went away under the restore (another restore of the checkpoint removed what it made).
+          const remade = /cg: Can't move .*No such file or directory/.test(message) ? await remakeRestoreCgroups(made, cgroupPaths, resources) : [];
+          if (remade.length === 0) throw err;
+          input.log.warn(`${label}: cgroup directories went away before CRIU moved the tree in (another restore of the same checkpoint removed them); made again, retrying once`, { dirs: remade.join(",") });
+        }
         result = await call();
       }
     } catch (err) {
@@ -703,7 +766,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     pid = result.pid;
     // CRIU's full and strict modes restore the freezer state the checkpoint recorded: FROZEN when containerd paused
     // the task for its checkpoint. The restored task runs, as in the other modes (and as runc restores it).
-    if (plan.opts.manageCgroupsMode === "full" || plan.opts.manageCgroupsMode === "strict") thawRestored(cgroupPaths, input.log, label);
+    // So does its soft mode in a freezer cgroup it made itself: one that went away under this restore (another restore
+    // of the same checkpoint removed it; seen in checkpoint-ctr's two restores at once, the good one left FROZEN).
+    const fullMode = plan.opts.manageCgroupsMode === "full" || plan.opts.manageCgroupsMode === "strict";
+    if (fullMode || freezerIdentity(cgroupPaths) !== freezerBefore) thawRestored(cgroupPaths, input.log, label);
     // Kept whenever CRIU sent one (the tree had a terminal), the caller owns it: with a terminal task it is the task's
     // terminal; without one it must stay open, or the restored tree would get a hangup.
     ptsMaster = result.ptsMaster;
@@ -786,7 +852,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         removeWork();
       });
     } else removeWork();
-    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
+    const lazyPagesExited = lazy?.exited.then(
+      () => {},
+      () => {},
+    );
+    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(lazyPagesExited ? { lazyPagesExited } : {}), ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
   } catch (err) {
     // Cgroups still being made would outlive their removal below.
     await cgroupsReady?.catch(() => {});
@@ -892,12 +962,21 @@ const CGROUP_REMOVE_MS = 5000;
 /**
  * Removes cgroup directories this restore created, leaf first, retrying for up to CGROUP_REMOVE_MS while killed
  * tasks leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by
- * the next restore of the id, and never removed).
+ * the next restore of the id, and never removed). With `ancestor` (the shim daemon, see emptyCreatedCgroups), a
+ * directory that holds processes not descending from it, and every directory above it, is kept at once: another
+ * restore of the same checkpoint runs there now (containerd gives both the original's cgroups path), and its own
+ * delete removes them. Before, each such directory was retried for the whole 5 s, ~50 s for a container's cgroups.
  */
-async function removeCgroupDirs(dirs: string[]): Promise<void> {
+async function removeCgroupDirs(dirs: string[], ancestor?: number): Promise<{ kept: string[] }> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
+  const kept: string[] = [];
+  const inUse = async (d: string) => ancestor !== undefined && (await listPidsRecursive(d).catch(() => [])).some((p) => !descendsFrom(p, ancestor));
   for (const d of sorted) {
+    if (kept.some((k) => k.startsWith(`${d}/`))) {
+      kept.push(d);
+      continue;
+    }
     let last: unknown;
     const deadline = performance.now() + CGROUP_REMOVE_MS;
     while (existsSync(d)) {
@@ -905,13 +984,18 @@ async function removeCgroupDirs(dirs: string[]): Promise<void> {
         rmdirSync(d);
       } catch (err) {
         last = err;
+        if (await inUse(d)) {
+          kept.push(d);
+          break;
+        }
         if (performance.now() > deadline) break;
         await Bun.sleep(20);
       }
     }
-    if (existsSync(d)) left.push(`${d} (${last instanceof Error ? last.message : String(last)})`);
+    if (existsSync(d) && !kept.includes(d)) left.push(`${d} (${last instanceof Error ? last.message : String(last)})`);
   }
   if (left.length > 0) throw new Error(`cgroups left behind: ${left.join(", ")}`);
+  return { kept };
 }
 
 /**

@@ -163,11 +163,17 @@ class OutputCopy {
   readonly done: Promise<void>;
   private readonly reader: ChunkReader;
   private out = -1;
+  private holder = -1;
   private readFd: number;
   private stopped = false;
 
-  /** `out`: the FIFO already opened for writing (holdOutputReader), or -1. */
-  constructor(readFd: number, target: CopyTarget, log: Logger, out = -1) {
+  /**
+   * `out`: the FIFO already opened for writing (holdOutputReader), or -1. `hold`: once the FIFO has been opened for
+   * writing, the copy also holds it open read-write, as a handed-over FIFO is held (a restored init's output): a reader
+   * that goes away then leaves the output in the FIFO for the next one (`ctr task attach`), and a full FIFO holds the
+   * process back, instead of the rest being dropped.
+   */
+  constructor(readFd: number, target: CopyTarget, log: Logger, out = -1, hold = false) {
     const path = target.path;
     this.readFd = readFd;
     this.out = out >= 0 ? out : target.kind === "fifo" ? openFifoWriter(path) : openOutputFile(path);
@@ -179,6 +185,7 @@ class OutputCopy {
           await Bun.sleep(delay);
           this.out = openFifoWriter(path);
         }
+        if (hold && target.kind === "fifo" && this.out >= 0) this.holder = openFifo(path, "rw", { nonblock: true });
         let writing = true;
         for (;;) {
           const { value, done } = await reader.read();
@@ -209,8 +216,10 @@ class OutputCopy {
 
   private closeFds(): void {
     if (this.out >= 0) closeFd(this.out);
+    if (this.holder >= 0) closeFd(this.holder);
     if (this.readFd >= 0) closeFd(this.readFd);
     this.out = -1;
+    this.holder = -1;
     this.readFd = -1;
   }
 }
@@ -358,7 +367,7 @@ function fdTarget(fd: number): string {
 const O_CLOEXEC = 0o2000000;
 
 /** Prepares the IO of one process before runc runs. */
-export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean }): Promise<PreparedIo> {
+export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean; holdOutput?: boolean }): Promise<PreparedIo> {
   const owned: number[] = []; // fds the shim must close once runc has passed them on
   const keep = (fd: number) => (owned.push(fd), fd);
   const closeOwned = () => {
@@ -482,7 +491,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         closeOwned();
         for (const { r, target, out } of pendingCopies.splice(0)) {
           try {
-            copies.push(new OutputCopy(r, target, ctx.log, out));
+            copies.push(new OutputCopy(r, target, ctx.log, out, ctx.holdOutput === true));
           } catch (err) {
             closeFd(r);
             if (out >= 0) closeFd(out);

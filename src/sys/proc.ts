@@ -39,6 +39,23 @@ export function readProcStat(pid: number): ProcStat | undefined {
 }
 
 /**
+ * Whether pid descends from ancestor (its parent, its parent's parent, ...), by the parent links in /proc now; false
+ * for a process that is gone. A process whose parent died was handed to the nearest child subreaper (or init) and
+ * descends from it from then on.
+ */
+export function descendsFrom(pid: number, ancestor: number): boolean {
+  let p = pid;
+  // A chain deeper than this is not a process tree this machine makes; the walk ends at pid 1 (or 0) anyway.
+  for (let depth = 0; depth < 256 && p > 1; depth++) {
+    const stat = readProcStat(p);
+    if (stat === undefined) return false;
+    if (stat.ppid === ancestor) return true;
+    p = stat.ppid;
+  }
+  return false;
+}
+
+/**
  * How a zombie ended, from its /proc/<pid>/stat exit_code (field 52, the wait status): "killed by signal N" or
  * "exit status N"; undefined when the process is not a zombie (or gone).
  */

@@ -6,7 +6,7 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspectCheckpoint } from "../../src/criu/index.ts";
@@ -632,12 +632,15 @@ test("the restored container's devices cgroup has the rules it had (runc's), not
   await remove(id);
 }, 180_000);
 
-test("a container logging to file:// has stdout and stderr on pipes of their own; restored, each goes to its own FIFO", async () => {
+test("a container logging to file:// has stdout and stderr on pipes of their own; restored, it gets pipes again, copied into its own FIFOs, and a child writing to them lives on", async () => {
   const id = uniqueId("flog");
   const dir = mkdtempSync(join(tmpdir(), "cryo-flog-"));
   const log = join(dir, "c.log");
+  const fifos: number[] = [];
   try {
-    await runDetached(id, ["sh", "-c", "while :; do echo out; echo err >&2; sleep 0.2; done"], ["--log-uri", `file://${log}`]);
+    // The writer is a child of the init: a pid namespace's init ignores SIGPIPE, a child dies of it.
+    const child = "i=0; while :; do i=$((i+1)); echo out; echo err >&2; echo $i > /tmp/c2; sleep 0.2; done";
+    await runDetached(id, ["sh", "-c", `sh -c '${child}' & wait`], ["--log-uri", `file://${log}`]);
     const pid = await waitFor(() => taskPid(pc, id), { what: `${id} pid` });
     const [out, err] = [1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
     expect(out).toMatch(/^pipe:\[\d+\]$/);
@@ -648,13 +651,40 @@ test("a container logging to file:// has stdout and stderr on pipes of their own
     await checkpoint(id, ref);
     await remove(id);
     // ctr restores the task with FIFOs of its own. Before, the one pipe the original had for both streams was
-    // handed the stdout FIFO, and the restored task's stderr came out on its stdout.
+    // handed the stdout FIFO, and the restored task's stderr came out on its stdout; later, each FIFO was handed over
+    // in its pipe's place, which CRIU reopened write-only: without a reader, the child died of SIGPIPE at its next echo.
     const r = await restore(id, ref);
     expect(r.exitCode).toBe(0);
     const restored = await waitFor(() => taskPid(pc, id), { what: `${id} restored pid` });
-    expect([1, 2].map((fd) => readlinkSync(`/proc/${restored}/fd/${fd}`).replace(/^.*-/, ""))).toEqual(["stdout", "stderr"]);
+    const fds = [1, 2].map((fd) => readlinkSync(`/proc/${restored}/fd/${fd}`));
+    expect(fds[0]).toMatch(/^pipe:\[\d+\]$/);
+    expect(fds[1]).toMatch(/^pipe:\[\d+\]$/);
+    expect(fds[1]).not.toBe(fds[0]);
+    // The new rootfs (no --rw) has no /tmp/c2 until the restored child writes it again.
+    const c2 = await waitFor(() => readCounter(pc, id, "/tmp/c2"), { what: "the child's counter after the restore" });
+    await waitFor(() => ((readCounter(pc, id, "/tmp/c2") ?? 0) > c2 + 3 ? true : undefined), { what: "the child writing on after the restore" });
+    // Each stream reaches its own FIFO (ctr's, in its fifo dir).
+    for (const [stream, line] of [["stdout", "out"], ["stderr", "err"]] as const) {
+      const path = readdirSync("/run/containerd/fifo").map((d) => join("/run/containerd/fifo", d, `${id}-${stream}`)).find((p) => existsSync(p));
+      expect(path).toBeDefined();
+      const fd = openSync(path!, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      fifos.push(fd);
+      let text = "";
+      await waitFor(() => {
+        try {
+          const buf = Buffer.alloc(65536);
+          const n = readSync(fd, buf);
+          text += buf.subarray(0, n).toString();
+        } catch (e) {
+          if ((e as { code?: string }).code !== "EAGAIN") throw e;
+        }
+        return text.split("\n").filter((l) => l === line).length >= 2 ? true : undefined;
+      }, { what: `${stream} in its FIFO` });
+      expect(text.split("\n").filter((l) => l !== "")).toEqual(text.split("\n").filter((l) => l !== "").map(() => line));
+    }
     await remove(id);
   } finally {
+    for (const fd of fifos) closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
 }, 180_000);
@@ -847,6 +877,28 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   expect(mountsWith(`/${id}/`)).toEqual([]);
 }, 180_000);
 
+test("two restores of one checkpoint at once, one failing (no --rw), share the original's cgroup: the failed one's removal leaves the other running", async () => {
+  const id = uniqueId("twin");
+  await runDetached(id, ["sh", "-c", "echo held > /tmp/held; exec 3</tmp/held; exec /bin/memhog 0 /tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref, ["--rw"]);
+  await remove(id);
+  // containerd keeps the original's cgroups path for both: the one that fails cleans up where the other runs.
+  for (let round = 1; round <= 3; round++) {
+    const [bad, good] = [`${id}-a${round}`, `${id}-b${round}`];
+    const [rBad, rGood] = await Promise.all([restore(bad, ref), restore(good, ref, ["--rw"])]);
+    expect(rBad.stderr).toContain("tmp/held");
+    expect(rGood.stderr).toBe("");
+    await pc.ctrOk(["task", "rm", bad]);
+    await pc.ctrOk(["containers", "rm", bad]);
+    expect(await taskStatus(pc, good)).toBe("RUNNING");
+    const n = readCounter(pc, good)!;
+    await waitFor(() => (readCounter(pc, good) ?? 0) > n + 2, { what: `round ${round}: ${good}'s counter going on` });
+    await remove(good);
+  }
+}, 300_000);
+
 test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages served on demand, memory intact (times printed)", async () => {
   const id = uniqueId("lazy");
   await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);
@@ -861,6 +913,19 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   expect(r.exitCode).toBe(0);
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+  // A checkpoint at once, while the pages still stream in: it waits for the last one, and has every page. Before, CRIU
+  // dumped the tree with the pages it had so far (152 of 1024 MiB in a helper session's run), without a word.
+  const again = mkdtempSync("/tmp/cryo-lazy-again-");
+  const client = await connect(readFileSync(join(bundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
+  try {
+    await client.call(TaskV2, "checkpoint", { id, path: again }, { namespace: ns, timeoutMs: 180_000 });
+    const pageBytes = readdirSync(again).filter((f) => /^pages-\d+\.img$/.test(f)).reduce((sum, f) => sum + statSync(join(again, f)).size, 0);
+    expect(pageBytes).toBeGreaterThanOrEqual(1024 * 1024 * 1024);
+    expect(readFileSync(pc.layout.log, "utf8")).toContain(`checkpoint container ${id}: waiting for its lazy restore to bring every page in first`);
+  } finally {
+    client.close();
+    rmSync(again, { recursive: true, force: true });
+  }
   // The lazy-pages daemon leaves its log in the bundle once every page is back.
   const lazyLog = await waitFor(() => (existsSync(join(bundle, "criu-lazy-pages.log")) ? readFileSync(join(bundle, "criu-lazy-pages.log"), "utf8") : undefined), {
     what: "lazy-pages daemon done",
