@@ -760,7 +760,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       } catch {
         // CRIU wrote no log
       }
-      throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+      // The CRIU client names the log in the work directory, which goes with the restore: the copy is named instead.
+      const classified = classifyCriuError(err);
+      const named = classified.message.replaceAll(` (log: ${join(workDir, "restore.log")})`, "");
+      throw new CryoError(classified.code, `${label} (log: ${kept}): ${named}`, { cause: classified });
     }
     unstage();
     pid = result.pid;

@@ -865,6 +865,9 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   expect(r.exitCode).not.toBe(0);
   expect(r.stderr).toContain("criu restore");
   expect(r.stderr).toContain("tmp/held");
+  // The log named is the one kept in the bundle, not CRIU's in the work directory, which goes with the restore.
+  expect(r.stderr).toContain(`(log: ${join(pc.state, "io.containerd.runtime.v2.task", ns, id, "criu-restore.log")})`);
+  expect(r.stderr).not.toContain("criu-restore-work");
   expect(await taskStatus(pc, id)).toBe("CREATED");
   expect(await taskPid(pc, id)).toBeUndefined();
   for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct", "devices", "blkio", "cpuset", "systemd", "unified"]) {
