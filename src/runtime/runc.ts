@@ -289,7 +289,8 @@ export function createRunc(options: RuncOptions): Runc {
     async kill(id, signal, c) {
       checkId(id);
       const sig = typeof signal === "number" ? String(signal) : signal.replace(/^SIG/i, "").toUpperCase();
-      if (typeof signal === "number" && (!Number.isInteger(signal) || signal <= 0 || signal > 64)) {
+      // 0 checks that the process is there (kill(2)), as containerd's runc shim passes it on to runc.
+      if (typeof signal === "number" && (!Number.isInteger(signal) || signal < 0 || signal > 64)) {
         throw invalidArgument(`signal ${signal}`);
       }
       await run({ command: "kill", id, args: [...(c?.all ? ["--all"] : []), id, sig], call: c });

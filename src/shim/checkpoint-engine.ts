@@ -216,7 +216,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           }
           // A task whose output was a pipe gets pipes again, copied into its FIFOs (checkpoint-stdio.ts outputWasPipe).
           const copyOutput = outputWasPipe(source.descriptors, source.metadata.stdio.criuKeys);
-          const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log, copyOutput, holdOutput: copyOutput });
+          const io = spec.stdio.terminal ? undefined : await prepareIo(spec.stdio, { id: spec.id, namespace: spec.namespace, log: deps.log, copyOutput, holdOutput: copyOutput, bundle: spec.bundle });
           // For `delete` after this daemon died: the container's cgroups and processes are the restore's, and
           // containerd's extraction of the checkpoint is removed (cleanup.ts).
           markRestoring(spec.bundle);

@@ -145,7 +145,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
           await mountRootfs(bundle, spec.rootfs);
           mounted = true;
         }
-        io = await prepareIo(spec.stdio, { id, namespace: spec.namespace, log: deps.log });
+        io = await prepareIo(spec.stdio, { id, namespace: spec.namespace, log: deps.log, bundle });
         const pidFile = join(bundle, "init.pid");
         await runc.create(id, bundle, {
           pidFile,
@@ -185,7 +185,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       const runc = runcOf(id);
       const pidFile = join(spec.bundle, `.exec-${execId}.pid`);
       // A binary:// logger of an exec gets the exec's own id as CONTAINER_ID, as with containerd's runc shim.
-      const io = await prepareIo(spec.stdio, { id: execId, namespace: spec.namespace, log: deps.log, copyOutput: true });
+      const io = await prepareIo(spec.stdio, { id: execId, namespace: spec.namespace, log: deps.log, copyOutput: true, bundle: spec.bundle });
       try {
         await runc.exec(id, spec.process as never, { pidFile, stdio: io.stdio, consoleSocket: io.consoleSocket?.path });
         const pid = readPidFile(pidFile);

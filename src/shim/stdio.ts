@@ -288,7 +288,7 @@ async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () 
 export const LOGGER_READY_TIMEOUT_MS = 10_000;
 
 /** Starts a binary:// logger; returns the write ends for the container's stdout and stderr. */
-async function startBinaryLogger(url: URL, id: string, namespace: string): Promise<{ out: number; err: number; proc: Bun.Subprocess }> {
+async function startBinaryLogger(url: URL, id: string, namespace: string, cwd: string | undefined): Promise<{ out: number; err: number; proc: Bun.Subprocess }> {
   const [outR, outW] = pipe();
   const [errR, errW] = pipe();
   const [readyR, readyW] = pipe();
@@ -303,6 +303,9 @@ async function startBinaryLogger(url: URL, id: string, namespace: string): Promi
     proc = Bun.spawn([bin, ...args], {
       stdio: ["ignore", "ignore", "ignore", outR, errR, readyW],
       env: { CONTAINER_ID: id, CONTAINER_NAMESPACE: namespace },
+      // In the bundle, as containerd's runc shim runs it (the daemon itself works in /): a logger writing to a
+      // relative path writes there, not into the host's root.
+      ...(cwd !== undefined ? { cwd } : {}),
     });
   } catch (err) {
     for (const fd of [outR, outW, errR, errW, readyR, readyW]) closeFd(fd);
@@ -367,7 +370,7 @@ function fdTarget(fd: number): string {
 const O_CLOEXEC = 0o2000000;
 
 /** Prepares the IO of one process before runc runs. */
-export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean; holdOutput?: boolean }): Promise<PreparedIo> {
+export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean; holdOutput?: boolean; bundle?: string }): Promise<PreparedIo> {
   const owned: number[] = []; // fds the shim must close once runc has passed them on
   const keep = (fd: number) => (owned.push(fd), fd);
   const closeOwned = () => {
@@ -441,7 +444,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
     let logger: Bun.Subprocess | undefined;
     const out = parseOutputTarget(spec.stdout);
     if (out.kind === "binary") {
-      const b = await startBinaryLogger(out.url, ctx.id, ctx.namespace);
+      const b = await startBinaryLogger(out.url, ctx.id, ctx.namespace, ctx.bundle);
       stdout = keep(b.out);
       stderr = keep(b.err);
       logger = b.proc;
@@ -508,9 +511,8 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         }
         return {
           closeStdin: () => held?.release(),
-          resize() {
-            throw invalidArgument("resize", { detail: "process has no terminal" });
-          },
+          // No terminal, nothing to resize: runc's shim answers such a ResizePty with success too (CRI may send one).
+          resize() {},
           // Called at Delete: copied output ends at EOF (every holder of the pipes closed), or
           // EXEC_OUTPUT_LINGER_MS later, cut off, when a process left behind still holds them.
           drained: () =>

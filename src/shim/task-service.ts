@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { join } from "node:path";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
-import { alreadyExists, CryoError, invalidArgument, notFound } from "../errors.ts";
+import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
@@ -223,7 +223,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
 
     async resizePty(req) {
       const p = get(req.id).process(req.execId);
-      if (!p.io) throw notFound(`terminal of ${p.label}`);
+      // An exec created but not started has no IO yet: nothing to resize, as runc's shim answers (a stopped process's
+      // IO is gone too: runc's shim refuses that one, "cannot resize a stopped container").
+      if (!p.io) {
+        if (p.state === "stopped") throw failedPrecondition(`resize ${p.label}`, { detail: "it has stopped" });
+        return {};
+      }
       p.io.resize(req.width, req.height);
       return {};
     },

@@ -320,6 +320,9 @@ while true; do sleep 0.1; done
     const vars = (tag: string) => read(`env.${tag}`).split("\n").filter((l) => l !== "" && !/^(PWD|SHLVL|_)=/.test(l));
     expect(vars(id)).toEqual([`CONTAINER_ID=${id}`, `CONTAINER_NAMESPACE=${ns}`]);
     expect(vars("lx")).toEqual(["CONTAINER_ID=lx", `CONTAINER_NAMESPACE=${ns}`]);
+    // ... in the container's bundle (the shim daemon works in /).
+    const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
+    for (const tag of [id, "lx"]) expect(read(`env.${tag}`).split("\n")).toContain(`PWD=${bundle}`);
     // The exec's logger got SIGTERM when ctr deleted the exec; the init's when the task goes.
     await waitFor(() => read("trace.lx") === "TERM\n" || undefined, { what: "the exec's logger terminated" });
     expect(read(`trace.${id}`)).toBe("");

@@ -66,6 +66,9 @@ test("global flags and each command's arguments", async () => {
   expect(argv().slice(-4)).toEqual(["kill", "--all", "c1", "TERM"]);
   await runc.kill("c1", 9);
   expect(argv().slice(-3)).toEqual(["kill", "c1", "9"]);
+  // 0 asks whether the process is there, as containerd's runc shim passes it on.
+  await runc.kill("c1", 0);
+  expect(argv().slice(-3)).toEqual(["kill", "c1", "0"]);
   await runc.delete("c1", { force: true });
   expect(argv().slice(-3)).toEqual(["delete", "--force", "c1"]);
   await runc.pause("c1");
@@ -148,7 +151,7 @@ test("deadline and cancellation kill runc", async () => {
 test("bad input is refused before runc runs", async () => {
   const { runc, dir } = fake("ok");
   expect((await failure(runc.start("a/b"))).code).toBe(Code.INVALID_ARGUMENT);
-  expect((await failure(runc.kill("c1", 0))).code).toBe(Code.INVALID_ARGUMENT);
+  expect((await failure(runc.kill("c1", -1))).code).toBe(Code.INVALID_ARGUMENT);
   expect(readdirSync(dir)).not.toContain("argv");
   expect(() => createRunc({ root: "" })).toThrow("invalid argument");
   const missing = createRunc({ binary: join(dir, "no-such-runc"), root: dir });

@@ -114,7 +114,10 @@ test("exec lifecycle: added, started, exit, delete; duplicate and unknown exec i
   const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
   await t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
   expect(await codeOf(t.svc.exec({ id: "c1", execId: "e1", spec } as never, t.ctx))).toEqual([Code.ALREADY_EXISTS, "exec e1: already exists"]);
+  // A resize of an exec not started yet (no IO) has nothing to do, as with runc's shim; so has one of a started one.
+  expect(await t.svc.resizePty({ id: "c1", execId: "e1", width: 80, height: 24 } as never, t.ctx)).toEqual({});
   const { pid } = await t.svc.start({ id: "c1", execId: "e1" } as never, t.ctx);
+  expect(await t.svc.resizePty({ id: "c1", execId: "e1", width: 80, height: 24 } as never, t.ctx)).toEqual({});
   t.exit(pid ?? 0, 7);
   expect((await t.svc.wait({ id: "c1", execId: "e1" } as never, t.ctx)).exitStatus).toBe(7);
   await t.svc.delete({ id: "c1", execId: "e1" } as never, t.ctx);
