@@ -177,10 +177,23 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       // A broken config: the error logged once, thrown at every Create.
-      const loaded = await (await configs()).forConfigPath(c.configPath);
-      // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
-      // relies on are validated by the Create itself, bundle-spec.ts).
-      const changedBy = loaded.config.plugins.length > 0 ? await admitByPlugins(c, loaded) : [];
+      let loaded: StampedConfig;
+      let changedBy: string[];
+      try {
+        loaded = await (await configs()).forConfigPath(c.configPath);
+        // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
+        // relies on are validated by the Create itself, bundle-spec.ts).
+        changedBy = loaded.config.plugins.length > 0 ? await admitByPlugins(c, loaded) : [];
+      } catch (err) {
+        // A restore refused here (a plugin's deny, a broken config) never reaches the engine, which removes
+        // containerd's extraction of the checkpoint on any other refused Create: a whole copy of the checkpoint
+        // was left per refused restore (a helper session: 258 MiB for a 256 MiB memhog).
+        if (c.restore) {
+          const { containerdExtraction } = await import("./restore-container.ts");
+          if (containerdExtraction(c.checkpoint)) rmSync(c.checkpoint, { recursive: true, force: true });
+        }
+        throw err;
+      }
       // The checkpoint options the container would be dumped with (the config's [checkpoint] under its
       // annotations, as the admit plugins left them), resolved now: a value out of range or options that cannot
       // go together fail `ctr run`, not the checkpoint an hour later. A restore's are the checkpoint's own.

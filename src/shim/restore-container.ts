@@ -258,6 +258,7 @@ export interface RestoreCgroups {
  */
 export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources" | "intelRdt">, prejoin: (dirs: string[]) => void): RestoreCgroups {
   const { cgroupPaths, resources, intelRdt } = prepared;
+  refuseFrozenCgroup(cgroupPaths);
   const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
   const dirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir, []);
   const joinDirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir);
@@ -325,6 +326,25 @@ export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log:
   } catch (err) {
     log.warn(`${label}: thaw the restored tree: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/**
+ * A restore into a frozen cgroup (a paused container under the same cgroups path: containerd gives a copy restored
+ * under a new name the original's) would hang: CRIU waits for tasks that cannot run, and a cancelled restore's tree
+ * stays there, killed but frozen, until the other is resumed (a helper session). Refused, as runc's restore refuses
+ * it ("container's cgroup unexpectedly frozen").
+ */
+function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>): void {
+  const v1 = cgroupPaths.freezer;
+  const [file, thawed] = v1 !== undefined ? [join(v1, "freezer.state"), "THAWED"] : isV2Only(cgroupPaths) && cgroupPaths[""] !== undefined ? [join(cgroupPaths[""], "cgroup.freeze"), "0"] : [undefined, undefined];
+  if (file === undefined) return;
+  let state: string;
+  try {
+    state = readFileSync(file, "utf8").trim();
+  } catch {
+    return; // not there yet: this restore makes it
+  }
+  if (state !== thawed) throw failedPrecondition(`restore into cgroup ${dirname(file)}`, { detail: `it is frozen (${state}): a paused container shares it; resume that one first` });
 }
 
 /** The v1 freezer cgroup's (or a v2 container's cgroup's) identity (device and inode), undefined when it is not there. */

@@ -32,7 +32,7 @@ export interface TaskServiceDeps extends ContainerDeps {
   /** Called by Shutdown when the daemon may exit (no container left), or must (`now`). */
   onShutdown(now: boolean): void;
   /** Policy admission at Create, before anything is created (throws PERMISSION_DENIED on a deny); none = admit all. */
-  admit?(c: { id: string; namespace: string; bundle: string; configPath: string; restore: boolean }): Promise<{ changedBy: string[] } | void>;
+  admit?(c: { id: string; namespace: string; bundle: string; configPath: string; restore: boolean; checkpoint: string }): Promise<{ changedBy: string[] } | void>;
 }
 
 /** The task service and the daemon-level view of its containers. */
@@ -97,7 +97,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.
       const options = { ...requested, root: join(requested.root, ns(ctx)) };
       const made = (async () => {
-        const admitted = await deps.admit?.({ id: req.id, namespace: ns(ctx), bundle: req.bundle, configPath: options.configPath, restore: req.checkpoint !== "" });
+        const admitted = await deps.admit?.({ id: req.id, namespace: ns(ctx), bundle: req.bundle, configPath: options.configPath, restore: req.checkpoint !== "", checkpoint: req.checkpoint });
         const changedBy = admitted?.changedBy ?? [];
         const c = await Container.create(
           {

@@ -902,6 +902,23 @@ test("two restores of one checkpoint at once, one failing (no --rw), share the o
   }
 }, 300_000);
 
+test("a restore beside a paused copy (one cgroup, frozen) is refused, as runc refuses it, instead of hanging; the copy resumes", async () => {
+  const { id, ref } = await countingCheckpoint("frz");
+  await remove(id);
+  const [paused, other] = [`${id}-p`, `${id}-x`];
+  expect((await restore(paused, ref)).exitCode).toBe(0);
+  await pc.ctrOk(["task", "pause", paused]);
+  const r = await restore(other, ref);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("is frozen (FROZEN): a paused container shares it; resume that one first");
+  await pc.ctrOk(["task", "rm", "-f", other]);
+  await pc.ctrOk(["containers", "rm", other]);
+  await pc.ctrOk(["task", "resume", paused]);
+  const n = readCounter(pc, paused)!;
+  await waitFor(() => ((readCounter(pc, paused) ?? 0) > n + 2 ? true : undefined), { what: `${paused} counting again` });
+  await remove(paused);
+}, 180_000);
+
 test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages served on demand, memory intact (times printed)", async () => {
   const id = uniqueId("lazy");
   await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);

@@ -6,7 +6,7 @@
  * The config reaches the shim through `ctr run --runtime-config-path` (runtimeoptions.v1.Options).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
@@ -77,6 +77,30 @@ test("a Create that runc refuses because of a plugin's change names the plugin",
   expect(await containerTraces(id)).toEqual([]);
   await pc.ctr(["containers", "rm", id]);
 }, 60_000);
+
+test("a restore an admit plugin denies is refused with its reason, and leaves no copy of the checkpoint behind", async () => {
+  const noRestores = join(dir, "no-restores.toml");
+  writeFileSync(noRestores, `[[plugins]]\nname = "no-restores"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit"]\nconfig = { deny_restore = "true" }\n`);
+  const id = uniqueId("norest");
+  const ref = `localhost/checkpoint/${id}:1`;
+  const extractions = () => readdirSync(pc.layout.tmp).filter((n) => n.startsWith("ctrd-checkpoint"));
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", noRestores, testImage, id, "sleep", "600"]);
+  try {
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 60_000 });
+    await pc.ctr(["task", "kill", "-s", "KILL", id]);
+    await pc.ctr(["task", "rm", "-f", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    const before = extractions();
+    const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 60_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain(`container ${id}: denied by plugin no-restores: restores are not admitted here`);
+    expect(extractions()).toEqual(before);
+  } finally {
+    await pc.ctr(["task", "rm", "-f", id]);
+    await pc.ctr(["containers", "rm", id]);
+    await pc.ctr(["images", "rm", ref]);
+  }
+}, 120_000);
 
 test("an ordinary run succeeds, and the plugins' spec changes reach the container", async () => {
   const r = await run(uniqueId("ok"), [], ["sh", "-c", "echo policy=$CRYO_POLICY"]);
