@@ -364,7 +364,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const cgroups = p.prepared?.cgroups;
       if (!cgroups) return;
       try {
-        await (await restoreModule()).discardRestoreCgroups(cgroups, releaseJoin);
+        await (await restoreModule()).discardRestoreCgroups(cgroups, releaseJoin, { runcRoot: p.spec.options.root, id });
       } catch (err) {
         deps.log.warn(`restore container ${id}: discard: ${err instanceof Error ? err.message : String(err)}`);
       }

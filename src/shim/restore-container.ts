@@ -54,14 +54,14 @@ import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
-import { descendsFrom, killTree, processTree } from "../sys/proc.ts";
+import { descendsFrom, killTree, processTree, underProcess } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { forgetExtraction, isRestoring, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
+import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
@@ -258,13 +258,13 @@ export interface RestoreCgroups {
  */
 export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths" | "resources" | "intelRdt">, prejoin: (dirs: string[]) => void): RestoreCgroups {
   const { cgroupPaths, resources, intelRdt } = prepared;
-  refuseFrozenCgroup(cgroupPaths);
   const created = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
   const dirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir, []);
   const joinDirs = restoreJoinDirs(cgroupPaths, intelRdt?.dir);
   const before = pidNamespacesOf(dirs.filter((d) => !created.includes(d)).flatMap(procsIn));
   const rdt = intelRdt ? { dir: intelRdt.dir, created: false } : undefined;
   const ready = (async () => {
+    await refuseFrozenCgroup(cgroupPaths);
     const location = makeCgroupDirs(cgroupPaths, resources, created);
     // The resctrl group with its schemata, before the helper joins it (runc: Apply, then Set).
     if (intelRdt && rdt) rdt.created = applyIntelRdtGroup(intelRdt, `restore: linux.intelRdt`).created;
@@ -334,18 +334,25 @@ export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log:
  * stays there, killed but frozen, until the other is resumed (a helper session). Refused, as runc's restore refuses
  * it ("container's cgroup unexpectedly frozen").
  */
-function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>): void {
+async function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>): Promise<void> {
   const v1 = cgroupPaths.freezer;
   const [file, thawed] = v1 !== undefined ? [join(v1, "freezer.state"), "THAWED"] : isV2Only(cgroupPaths) && cgroupPaths[""] !== undefined ? [join(cgroupPaths[""], "cgroup.freeze"), "0"] : [undefined, undefined];
   if (file === undefined) return;
-  let state: string;
-  try {
-    state = readFileSync(file, "utf8").trim();
-  } catch {
-    return; // not there yet: this restore makes it
-  }
+  const read = () => {
+    try {
+      return readFileSync(file, "utf8").trim();
+    } catch {
+      return thawed; // not there yet: this restore makes it
+    }
+  };
+  // A paused container stays frozen; a freeze that passes (another restore's CRIU at work there) is waited out.
+  let state = read();
+  for (const deadline = performance.now() + FROZEN_WAIT_MS; state !== thawed && performance.now() < deadline; state = read()) await Bun.sleep(50);
   if (state !== thawed) throw failedPrecondition(`restore into cgroup ${dirname(file)}`, { detail: `it is frozen (${state}): a paused container shares it; resume that one first` });
 }
+
+/** How long a restore waits for a frozen cgroup it would join to thaw before it refuses. */
+const FROZEN_WAIT_MS = 1000;
 
 /** The v1 freezer cgroup's (or a v2 container's cgroup's) identity (device and inode), undefined when it is not there. */
 function freezerIdentity(cgroupPaths: Readonly<Record<string, string>>): string | undefined {
@@ -379,10 +386,10 @@ function procsIn(dir: string): number[] {
 }
 
 /** Undoes startRestoreCgroups: the helper that joined is killed (`release`), then the cgroups it made are emptied and removed. */
-export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void): Promise<void> {
+export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (dirs: string[]) => void, others?: OtherContainers): Promise<void> {
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
-  await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before, process.pid);
+  await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before, process.pid, others);
   await removeCgroupDirs(cgroups.created, process.pid);
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
@@ -399,8 +406,15 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * joined the directory after it was made (a helper session: 5 of 8 such pairs lost the good clone). Another
  * daemon's are never descendants; `delete` after a dead daemon (orphaned-criu.ts) has no daemon to ask.
  */
-export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[], ancestor?: number): Promise<void> {
-  const ours = (pids: number[]) => (ancestor === undefined ? pids : pids.filter((p) => descendsFrom(p, ancestor)));
+export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[], ancestor?: number, others?: OtherContainers): Promise<void> {
+  const spared = others ? otherContainersProcesses(others) : () => false;
+  // In one daemon serving several restores (per-namespace grouping), another restore still at work has its processes
+  // under its CRIU helper (`__criu`) or CRIU: theirs, not this one's (a failed restore's own helper is gone or killed
+  // by `release`; CRIU kills the tree it restored when it fails).
+  // And a restore that already completed has its tree under the daemon as any container has: runc's state of it
+  // (another id in the same runc root) names its init, whose PID namespace (or, without one of its own, whose tree)
+  // is spared (a helper session: the good clone killed just after it was restored, 3 of 4 pairs per-namespace).
+  const ours = (pids: number[]) => (ancestor === undefined ? pids : pids.filter((p) => descendsFrom(p, ancestor) && !underProcess(p, ancestor, isCriuWork) && !spared(p)));
   // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
   // the tree a killed CRIU left (seen here: a 512 MiB copy left for good in the original's cgroup).
   const shared = dirs.filter((d) => !created.includes(d));
@@ -426,6 +440,47 @@ export async function emptyCreatedCgroups(dirs: readonly string[], created: read
       }
     }
   }
+}
+
+/** The containers of a runc root other than the one restored: their processes are never a failed restore's. */
+export interface OtherContainers {
+  runcRoot: string;
+  id: string;
+}
+
+/** Whether a pid belongs to another container of the runc root: in its init's PID namespace, or (the host's) its tree. */
+function otherContainersProcesses({ runcRoot, id }: OtherContainers): (pid: number) => boolean {
+  const ownNs = pidNamespaceOf(process.pid);
+  const namespaces = new Set<string>();
+  const inits: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(runcRoot);
+  } catch {
+    // no runc root: no other container
+  }
+  for (const name of names) {
+    if (name === id) continue;
+    try {
+      const pid = (JSON.parse(readFileSync(join(runcRoot, name, "state.json"), "utf8")) as { init_process_pid?: unknown }).init_process_pid;
+      if (typeof pid !== "number" || pid <= 0) continue;
+      const ns = pidNamespaceOf(pid);
+      if (ns === undefined) continue;
+      if (ns !== ownNs) namespaces.add(ns);
+      else inits.push(pid);
+    } catch {
+      // not a container's state
+    }
+  }
+  return (pid) => {
+    const ns = pidNamespaceOf(pid);
+    return (ns !== undefined && namespaces.has(ns)) || inits.some((i) => i === pid || descendsFrom(pid, i));
+  };
+}
+
+/** A CRIU helper (this binary started with `__criu`) or CRIU itself, by its command line. */
+function isCriuWork(cmdline: string[]): boolean {
+  return cmdline.slice(1, 3).includes("__criu") || cmdline.some((a) => /\/criu\/worker-main\.ts$/.test(a)) || /(^|\/)criu$/.test(cmdline[0] ?? "");
 }
 
 /**
@@ -534,7 +589,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       const { kept } = await removeCgroupDirs(cgCreated, process.pid);
       if (kept.length > 0) input.log.info(`${label}: cgroups kept: another container's processes run in them now (a restore of the same checkpoint)`, { kept: kept.join(",") });
     });
-    undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before, process.pid));
+    undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before, process.pid, { runcRoot: input.runcRoot, id }));
     undo.push(() => criu.releaseJoin?.(joinDirs));
     if (taken) throw refuseTaken();
     createRestoreMountpoints(container);

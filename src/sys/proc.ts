@@ -56,6 +56,27 @@ export function descendsFrom(pid: number, ancestor: number): boolean {
 }
 
 /**
+ * Whether a process between pid (included) and its ancestor `stop` (excluded) is one whose command line `isWork`
+ * picks; false when the chain breaks (a process gone) before `stop`.
+ */
+export function underProcess(pid: number, stop: number, isWork: (cmdline: string[]) => boolean): boolean {
+  let p = pid;
+  for (let depth = 0; depth < 256 && p > 1 && p !== stop; depth++) {
+    let cmdline: string[];
+    try {
+      cmdline = readFileSync(`/proc/${p}/cmdline`, "latin1").split("\0");
+    } catch {
+      return false;
+    }
+    if (isWork(cmdline)) return true;
+    const stat = readProcStat(p);
+    if (stat === undefined) return false;
+    p = stat.ppid;
+  }
+  return false;
+}
+
+/**
  * How a zombie ended, from its /proc/<pid>/stat exit_code (field 52, the wait status): "killed by signal N" or
  * "exit status N"; undefined when the process is not a zombie (or gone).
  */
