@@ -315,10 +315,9 @@ export async function remakeRestoreCgroups(made: RestoreCgroups, cgroupPaths: Re
  * the v1 freezer's freezer.state, or a v2 container's cgroup.freeze.
  */
 export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log: Logger, label: string): void {
-  const v1 = cgroupPaths.freezer;
-  const v2 = v1 === undefined && isV2Only(cgroupPaths) ? cgroupPaths[""] : undefined;
-  if (v1 === undefined && v2 === undefined) return;
-  const [file, thawed] = v1 !== undefined ? [join(v1, "freezer.state"), "THAWED"] : [join(v2!, "cgroup.freeze"), "0"];
+  const freezer = freezerOf(cgroupPaths);
+  if (freezer === undefined) return;
+  const { file, thawed } = freezer;
   try {
     if (readFileSync(file, "utf8").trim() === thawed) return;
     writeFileSync(file, thawed);
@@ -335,9 +334,9 @@ export function thawRestored(cgroupPaths: Readonly<Record<string, string>>, log:
  * it ("container's cgroup unexpectedly frozen").
  */
 async function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>): Promise<void> {
-  const v1 = cgroupPaths.freezer;
-  const [file, thawed] = v1 !== undefined ? [join(v1, "freezer.state"), "THAWED"] : isV2Only(cgroupPaths) && cgroupPaths[""] !== undefined ? [join(cgroupPaths[""], "cgroup.freeze"), "0"] : [undefined, undefined];
-  if (file === undefined) return;
+  const freezer = freezerOf(cgroupPaths);
+  if (freezer === undefined) return;
+  const { file, thawed } = freezer;
   const read = () => {
     try {
       return readFileSync(file, "utf8").trim();
@@ -348,15 +347,22 @@ async function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>)
   // A paused container stays frozen; a freeze that passes (another restore's CRIU at work there) is waited out.
   let state = read();
   for (const deadline = performance.now() + FROZEN_WAIT_MS; state !== thawed && performance.now() < deadline; state = read()) await Bun.sleep(50);
-  if (state !== thawed) throw failedPrecondition(`restore into cgroup ${dirname(file)}`, { detail: `it is frozen (${state}): a paused container shares it; resume that one first` });
+  if (state !== thawed) throw failedPrecondition(`restore into cgroup ${freezer.dir}`, { detail: `it is frozen (${state}): a paused container shares it; resume that one first` });
 }
 
 /** How long a restore waits for a frozen cgroup it would join to thaw before it refuses. */
 const FROZEN_WAIT_MS = 1000;
 
-/** The v1 freezer cgroup's (or a v2 container's cgroup's) identity (device and inode), undefined when it is not there. */
+/** Where a container is frozen: the v1 freezer cgroup's freezer.state, or a v2-only container's cgroup.freeze. */
+function freezerOf(cgroupPaths: Readonly<Record<string, string>>): { dir: string; file: string; thawed: string } | undefined {
+  if (cgroupPaths.freezer !== undefined) return { dir: cgroupPaths.freezer, file: join(cgroupPaths.freezer, "freezer.state"), thawed: "THAWED" };
+  const v2 = isV2Only(cgroupPaths) ? cgroupPaths[""] : undefined;
+  return v2 === undefined ? undefined : { dir: v2, file: join(v2, "cgroup.freeze"), thawed: "0" };
+}
+
+/** The freezer cgroup's identity (device and inode), undefined when it is not there. */
 function freezerIdentity(cgroupPaths: Readonly<Record<string, string>>): string | undefined {
-  const dir = cgroupPaths.freezer ?? (isV2Only(cgroupPaths) ? cgroupPaths[""] : undefined);
+  const dir = freezerOf(cgroupPaths)?.dir;
   if (dir === undefined) return undefined;
   try {
     const st = statSync(dir);
@@ -390,7 +396,7 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
   await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before, process.pid, others);
-  await removeCgroupDirs(cgroups.created, process.pid);
+  await removeCgroupDirs(cgroups.created, restoreOwnership(process.pid, others));
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
 
@@ -407,14 +413,8 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * daemon's are never descendants; `delete` after a dead daemon (orphaned-criu.ts) has no daemon to ask.
  */
 export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[], ancestor?: number, others?: OtherContainers): Promise<void> {
-  const spared = others ? otherContainersProcesses(others) : () => false;
-  // In one daemon serving several restores (per-namespace grouping), another restore still at work has its processes
-  // under its CRIU helper (`__criu`) or CRIU: theirs, not this one's (a failed restore's own helper is gone or killed
-  // by `release`; CRIU kills the tree it restored when it fails).
-  // And a restore that already completed has its tree under the daemon as any container has: runc's state of it
-  // (another id in the same runc root) names its init, whose PID namespace (or, without one of its own, whose tree)
-  // is spared (a helper session: the good clone killed just after it was restored, 3 of 4 pairs per-namespace).
-  const ours = (pids: number[]) => (ancestor === undefined ? pids : pids.filter((p) => descendsFrom(p, ancestor) && !underProcess(p, ancestor, isCriuWork) && !spared(p)));
+  const isOurs = restoreOwnership(ancestor, others);
+  const ours = (pids: number[]) => pids.filter(isOurs);
   // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
   // the tree a killed CRIU left (seen here: a 512 MiB copy left for good in the original's cgroup).
   const shared = dirs.filter((d) => !created.includes(d));
@@ -440,6 +440,21 @@ export async function emptyCreatedCgroups(dirs: readonly string[], created: read
       }
     }
   }
+}
+
+/**
+ * Which processes in a restore's cgroups are its own (see emptyCreatedCgroups): without `ancestor`, all; with it, those
+ * descending from the daemon, except, in one daemon serving several restores (per-namespace grouping), another
+ * restore's still at work (under its CRIU helper, `__criu`, or CRIU: a failed restore's own helper is gone or killed by
+ * `release`, and CRIU kills the tree it restored when it fails) and another container's (a restore that already
+ * completed has its tree under the daemon as any container has: runc's state of it, another id in the same runc root,
+ * names its init, whose PID namespace, or without one of its own whose tree, is spared; a helper session saw the good
+ * clone killed just after it was restored in 3 of 4 per-namespace pairs).
+ */
+function restoreOwnership(ancestor: number | undefined, others: OtherContainers | undefined): (pid: number) => boolean {
+  if (ancestor === undefined) return () => true;
+  const spared = others ? otherContainersProcesses(others) : () => false;
+  return (p) => descendsFrom(p, ancestor) && !underProcess(p, ancestor, isCriuWork) && !spared(p);
 }
 
 /** The containers of a runc root other than the one restored: their processes are never a failed restore's. */
@@ -586,7 +601,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
     });
     undo.push(async () => {
-      const { kept } = await removeCgroupDirs(cgCreated, process.pid);
+      const { kept } = await removeCgroupDirs(cgCreated, restoreOwnership(process.pid, { runcRoot: input.runcRoot, id }));
       if (kept.length > 0) input.log.info(`${label}: cgroups kept: another container's processes run in them now (a restore of the same checkpoint)`, { kept: kept.join(",") });
     });
     undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before, process.pid, { runcRoot: input.runcRoot, id }));
@@ -1040,16 +1055,16 @@ const CGROUP_REMOVE_MS = 5000;
 /**
  * Removes cgroup directories this restore created, leaf first, retrying for up to CGROUP_REMOVE_MS while killed
  * tasks leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by
- * the next restore of the id, and never removed). With `ancestor` (the shim daemon, see emptyCreatedCgroups), a
- * directory that holds processes not descending from it, and every directory above it, is kept at once: another
+ * the next restore of the id, and never removed). With `isOurs` (restoreOwnership), a directory that holds processes
+ * that are not the restore's own, and every directory above it, is kept at once: another
  * restore of the same checkpoint runs there now (containerd gives both the original's cgroups path), and its own
  * delete removes them. Before, each such directory was retried for the whole 5 s, ~50 s for a container's cgroups.
  */
-async function removeCgroupDirs(dirs: string[], ancestor?: number): Promise<{ kept: string[] }> {
+async function removeCgroupDirs(dirs: string[], isOurs?: (pid: number) => boolean): Promise<{ kept: string[] }> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
   const kept: string[] = [];
-  const inUse = async (d: string) => ancestor !== undefined && (await listPidsRecursive(d).catch(() => [])).some((p) => !descendsFrom(p, ancestor));
+  const inUse = async (d: string) => isOurs !== undefined && (await listPidsRecursive(d).catch(() => [])).some((p) => !isOurs(p));
   for (const d of sorted) {
     if (kept.some((k) => k.startsWith(`${d}/`))) {
       kept.push(d);
