@@ -396,7 +396,7 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
   await cgroups.ready.catch(() => {});
   release(cgroups.joinDirs);
   await emptyCreatedCgroups(cgroups.dirs, cgroups.created, cgroups.before, process.pid, others);
-  await removeCgroupDirs(cgroups.created, othersProcesses(process.pid, others));
+  await removeCgroupDirs(cgroups.created, process.pid);
   if (cgroups.intelRdt?.created) removeIntelRdtGroup(cgroups.intelRdt.dir);
 }
 
@@ -453,18 +453,8 @@ export async function emptyCreatedCgroups(dirs: readonly string[], created: read
  */
 function restoreOwnership(ancestor: number | undefined, others: OtherContainers | undefined): (pid: number) => boolean {
   if (ancestor === undefined) return () => true;
-  const theirs = othersProcesses(ancestor, others);
-  return (p) => !theirs(p) && !underProcess(p, ancestor, isCriuWork);
-}
-
-/**
- * The processes that are surely not a restore's: not descending from its daemon, or another container's. (A CRIU
- * helper under the daemon may be the restore's own, killed by `release` and not gone yet: removeCgroupDirs waits for
- * it, where emptyCreatedCgroups leaves it to `release`.)
- */
-function othersProcesses(ancestor: number, others: OtherContainers | undefined): (pid: number) => boolean {
   const spared = others ? otherContainersProcesses(others) : () => false;
-  return (p) => !descendsFrom(p, ancestor) || spared(p);
+  return (p) => descendsFrom(p, ancestor) && !underProcess(p, ancestor, isCriuWork) && !spared(p);
 }
 
 /** The containers of a runc root other than the one restored: their processes are never a failed restore's. */
@@ -611,7 +601,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);
     });
     undo.push(async () => {
-      const { kept } = await removeCgroupDirs(cgCreated, othersProcesses(process.pid, { runcRoot: input.runcRoot, id }));
+      const { kept } = await removeCgroupDirs(cgCreated, process.pid);
       if (kept.length > 0) input.log.info(`${label}: cgroups kept: another container's processes run in them now (a restore of the same checkpoint)`, { kept: kept.join(",") });
     });
     undo.push(() => emptyCreatedCgroups(made.dirs, cgCreated, made.before, process.pid, { runcRoot: input.runcRoot, id }));
@@ -1065,16 +1055,17 @@ const CGROUP_REMOVE_MS = 5000;
 /**
  * Removes cgroup directories this restore created, leaf first, retrying for up to CGROUP_REMOVE_MS while killed
  * tasks leave; throws naming what is left (the callers log it: a leftover would be taken for someone else's by
- * the next restore of the id, and never removed). With `isOthers` (othersProcesses), a directory that holds processes
- * that are surely not the restore's, and every directory above it, is kept at once: another
+ * the next restore of the id, and never removed). With `ancestor` (the shim daemon, see emptyCreatedCgroups), a
+ * directory that holds processes not descending from it, and every directory above it, is kept at once (a dying
+ * helper of the restore's own descends from it, and is waited for): another
  * restore of the same checkpoint runs there now (containerd gives both the original's cgroups path), and its own
  * delete removes them. Before, each such directory was retried for the whole 5 s, ~50 s for a container's cgroups.
  */
-async function removeCgroupDirs(dirs: string[], isOthers?: (pid: number) => boolean): Promise<{ kept: string[] }> {
+async function removeCgroupDirs(dirs: string[], ancestor?: number): Promise<{ kept: string[] }> {
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
   const kept: string[] = [];
-  const inUse = async (d: string) => isOthers !== undefined && (await listPidsRecursive(d).catch(() => [])).some(isOthers);
+  const inUse = async (d: string) => ancestor !== undefined && (await listPidsRecursive(d).catch(() => [])).some((p) => !descendsFrom(p, ancestor));
   for (const d of sorted) {
     if (kept.some((k) => k.startsWith(`${d}/`))) {
       kept.push(d);
