@@ -54,7 +54,7 @@ import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
-import { descendsFrom, killTree, processTree, underProcess } from "../sys/proc.ts";
+import { descendsFrom, killTree, processTree, readProcStat, underProcess } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -477,8 +477,11 @@ function otherContainersProcesses({ runcRoot, id }: OtherContainers): (pid: numb
   for (const name of names) {
     if (name === id) continue;
     try {
-      const pid = (JSON.parse(readFileSync(join(runcRoot, name, "state.json"), "utf8")) as { init_process_pid?: unknown }).init_process_pid;
+      const state = JSON.parse(readFileSync(join(runcRoot, name, "state.json"), "utf8")) as { init_process_pid?: unknown; init_process_start?: unknown };
+      const pid = state.init_process_pid;
       if (typeof pid !== "number" || pid <= 0) continue;
+      // A container whose init is gone: its pid may be another process's now (runc checks the start time the same way).
+      if (typeof state.init_process_start !== "number" || readProcStat(pid)?.startTime !== BigInt(state.init_process_start)) continue;
       const ns = pidNamespaceOf(pid);
       if (ns === undefined) continue;
       if (ns !== ownNs) namespaces.add(ns);
