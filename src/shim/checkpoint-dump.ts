@@ -40,7 +40,7 @@ import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-containe
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir } from "./orphaned-criu.ts";
-import { watchRemoval } from "./dir-watch.ts";
+import { sweepEmptied, watchRemoval } from "./dir-watch.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 
 /** runc's name for the stdio record in the images directory. */
@@ -596,5 +596,14 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
     serving?.abort(err);
     throw err;
+  } finally {
+    // containerd removes its directory when its request ends, also when its caller went away while this part ran
+    // (the watch above ends with CRIU's call); what was written here after its listing would keep the directory.
+    if (!plan.preDump && !serving)
+      sweepEmptied(imagesDir, (when) => {
+        // Nobody has this checkpoint: its pages in the store would be referenced by nothing.
+        if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
+        input.log.warn(`${label}: its images directory ${imagesDir} was emptied by another (containerd: its caller went away) while the checkpoint was being completed; removed what was left ${when === "late" ? "after the checkpoint's end" : "at its end"}${localPages ? `, and its page store entry ${localPages.dir}` : ""}`);
+      });
   }
 }

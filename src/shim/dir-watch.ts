@@ -5,7 +5,8 @@
  * and removes the directory, but ttrpc has no message that tells the shim. The directory's removal is then
  * the one sign the shim gets that nobody waits for the dump any more.
  */
-import { statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 
 /** How often the directory is looked at: a stat a second costs nothing beside a dump. */
 export const DIR_WATCH_INTERVAL_MS = 1000;
@@ -32,4 +33,39 @@ function identity(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CRIU's inventory: in every images directory of a completed dump. */
+const INVENTORY = "inventory.img";
+
+/**
+ * A removal that raced with the shim's own writes after the dump. containerd's RemoveAll lists the directory,
+ * removes what it listed and then fails on the directory itself when the shim wrote a file into it after the
+ * listing (a compressed page image, the metadata): the directory stays, holding only the shim's late files. Such a
+ * directory is still there but has lost CRIU's inventory; it is removed here. Only for a dump's directory (a
+ * pre-dump's may have no inventory). Returns whether it was removed.
+ */
+export function removeIfEmptied(dumpDir: string): boolean {
+  if (!existsSync(dumpDir) || existsSync(join(dumpDir, INVENTORY))) return false;
+  rmSync(dumpDir, { recursive: true, force: true });
+  return true;
+}
+
+/** How long after the dump's end its directory is looked at once more: containerd's removal may still be under way. */
+export const LATE_SWEEP_MS = 2000;
+
+/**
+ * removeIfEmptied now and once more after lateMs (an unref'd timer: it holds no daemon up). onRemoved is called for
+ * each removal, for the log.
+ */
+export function sweepEmptied(dumpDir: string, onRemoved: (when: "now" | "late") => void, lateMs = LATE_SWEEP_MS): void {
+  const sweep = (when: "now" | "late") => {
+    try {
+      if (removeIfEmptied(dumpDir)) onRemoved(when);
+    } catch {
+      // a directory that cannot be removed is left as it is: containerd's to clean
+    }
+  };
+  sweep("now");
+  setTimeout(() => sweep("late"), lateMs).unref();
 }

@@ -1,7 +1,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { watchRemoval } from "../../../src/shim/dir-watch.ts";
+import { existsSync } from "node:fs";
+import { removeIfEmptied, sweepEmptied, watchRemoval } from "../../../src/shim/dir-watch.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -71,4 +72,36 @@ test("stopped before the removal: nothing is reported; a path that is not a dire
   watchRemoval(join(tmp(), "missing"), () => calls++, 5);
   await Bun.sleep(40);
   expect(calls).toBe(0);
+});
+
+test("a dump's directory that lost CRIU's inventory (containerd's removal raced with a late write) is removed", () => {
+  const d = join(tmp(), "ctd-checkpoint1");
+  mkdirSync(d);
+  writeFileSync(join(d, "cryo-checkpoint.json"), "{}");
+  expect(removeIfEmptied(d)).toBe(true);
+  expect(existsSync(d)).toBe(false);
+  // gone already: nothing to do
+  expect(removeIfEmptied(d)).toBe(false);
+});
+
+test("a dump's directory with its inventory stays", () => {
+  const d = tmp();
+  writeFileSync(join(d, "inventory.img"), "x");
+  writeFileSync(join(d, "pages-1.img"), "x");
+  expect(removeIfEmptied(d)).toBe(false);
+  expect(existsSync(join(d, "pages-1.img"))).toBe(true);
+});
+
+test("the sweep looks again later: a directory emptied after the dump's end goes then", async () => {
+  const d = tmp();
+  writeFileSync(join(d, "inventory.img"), "x");
+  const removed: string[] = [];
+  sweepEmptied(d, (when) => removed.push(when), 20);
+  expect(removed).toEqual([]);
+  // containerd's removal, cut short by a file written after its listing
+  rmSync(join(d, "inventory.img"));
+  writeFileSync(join(d, "cryo-checkpoint.json"), "{}");
+  await Bun.sleep(60);
+  expect(removed).toEqual(["late"]);
+  expect(existsSync(d)).toBe(false);
 });
