@@ -77,6 +77,20 @@ export function tmpfsOptionsLimited(options: string): boolean {
 export const EMPTY_TMPFS_MAX = 64;
 
 /** A tmpfs entry the restore makes (runc-criu.ts TmpfsEntry): its path stays inside the new tmpfs. */
+/** Access and modification times (milliseconds since the epoch, fractions kept), as lstat gave them. */
+const tmpfsTimes = {
+  atimeMs: z.number().finite().optional(),
+  mtimeMs: z.number().finite().optional(),
+};
+
+/** The tmpfs's root directory as the container left it (chmod, chown and times after the mount). */
+const tmpfsRootSchema = z.object({
+  mode: z.number().int().min(0).max(0o7777),
+  uid: z.number().int().min(0).max(0xffffffff),
+  gid: z.number().int().min(0).max(0xffffffff),
+  ...tmpfsTimes,
+});
+
 const tmpfsEntrySchema = z
   .object({
     path: z
@@ -90,6 +104,7 @@ const tmpfsEntrySchema = z
     major: z.number().int().min(0).max(0xffffffff).optional(),
     minor: z.number().int().min(0).max(0xffffffff).optional(),
     target: z.string().min(1).max(4096).refine((t) => !t.includes("\0"), "no NUL").optional(),
+    ...tmpfsTimes,
   })
   .refine((e) => (e.type === "char" || e.type === "block") === (e.major !== undefined && e.minor !== undefined), "device numbers on char and block entries only")
   .refine((e) => (e.type === "symlink") === (e.target !== undefined), "a target on symlinks only");
@@ -161,6 +176,8 @@ export const checkpointMetadataSchema = z.object({
           .regex(/^[A-Za-z0-9_=.,:+-]*$/)
           .refine(tmpfsOptionsLimited, "no size, nr_inodes or nr_blocks of 0 (unlimited)"),
         source: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+        /** Its root's mode, owner and times (absent in checkpoints of cryo before the twenty-fourth session: the mount's). */
+        root: tmpfsRootSchema.optional(),
         /** What it held (no file data: runc-criu.ts tmpfsEntries), made again in the new tmpfs; absent: empty. */
         entries: z
           .array(tmpfsEntrySchema)

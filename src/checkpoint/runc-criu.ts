@@ -209,6 +209,18 @@ export interface EmptyTmpfs {
   source: string;
   /** What it holds, when that is no file data (tmpfsEntries): made again in the new tmpfs. Absent: empty. */
   entries?: TmpfsEntry[];
+  /** Its root directory's mode, owner and times: a chmod or chown after the mount is not in its options. */
+  root?: TmpfsRoot;
+}
+
+/** A tmpfs root's attributes (tmpfsRoot). */
+export interface TmpfsRoot {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Absent in checkpoints made before they were recorded. */
+  atimeMs?: number;
+  mtimeMs?: number;
 }
 
 /** One entry of a tmpfs without file data (tmpfsEntries), made again at restore. */
@@ -225,6 +237,9 @@ export interface TmpfsEntry {
   minor?: number;
   /** symlink: its target. */
   target?: string;
+  /** Its times (absent on a mountpoint of another mount, whose own directory's times are hidden under it). */
+  atimeMs?: number;
+  mtimeMs?: number;
 }
 
 /**
@@ -234,7 +249,8 @@ export interface TmpfsEntry {
  * directory (or, for a file mount such as /dev/console, empty file) it stands on, with the mount's root's
  * owner and mode, as CRIU's tar would record it; what is below it is that mount's. [] for an empty tmpfs;
  * undefined when it holds anything else (a file with data, a fifo, a socket, a hard link), more than
- * TMPFS_ENTRIES_MAX entries, or cannot be read. Timestamps are not kept.
+ * TMPFS_ENTRIES_MAX entries, or cannot be read. Access and modification times are kept (finer than CRIU's tar,
+ * which keeps whole seconds); extended attributes are not (nor are they by runc's CRIU tar).
  */
 export function tmpfsEntries(pid: number, path: string): TmpfsEntry[] | undefined {
   const root = `/proc/${pid}/root${path === "/" ? "" : path}`;
@@ -251,18 +267,29 @@ export function tmpfsEntries(pid: number, path: string): TmpfsEntry[] | undefine
           out.push({ ...base, type: st.isDirectory() ? "dir" : "file" });
           continue;
         }
+        const times = { atimeMs: st.atimeMs, mtimeMs: st.mtimeMs };
         if (st.isDirectory()) {
-          out.push({ ...base, type: "dir" });
+          out.push({ ...base, type: "dir", ...times });
           if (!walk(p)) return false;
         } else if (st.nlink !== 1) return false;
-        else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", target: readlinkSync(`${root}/${p}`) });
-        else if (st.isCharacterDevice() || st.isBlockDevice()) out.push({ ...base, type: st.isCharacterDevice() ? "char" : "block", ...splitDev(st.rdev) });
-        else if (st.isFile() && st.size === 0) out.push({ ...base, type: "file" });
+        else if (st.isSymbolicLink()) out.push({ ...base, type: "symlink", target: readlinkSync(`${root}/${p}`), ...times });
+        else if (st.isCharacterDevice() || st.isBlockDevice()) out.push({ ...base, type: st.isCharacterDevice() ? "char" : "block", ...splitDev(st.rdev), ...times });
+        else if (st.isFile() && st.size === 0) out.push({ ...base, type: "file", ...times });
         else return false;
       }
       return true;
     };
     return walk("") ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The root directory of the tmpfs mounted at path (in the container of pid): mode, owner, times; undefined when unreadable. */
+export function tmpfsRoot(pid: number, path: string): TmpfsRoot | undefined {
+  try {
+    const st = lstatSync(`/proc/${pid}/root${path === "/" ? "" : path}`);
+    return { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, atimeMs: st.atimeMs, mtimeMs: st.mtimeMs };
   } catch {
     return undefined;
   }
@@ -298,9 +325,10 @@ export function emptyTmpfsMounts(c: RuncContainer, mountinfo?: string): EmptyTmp
     const source = unescapeMountinfo(m.source);
     // What the metadata schema would refuse is dumped whole by CRIU instead.
     if (!TMPFS_OPTIONS_RE.test(options) || !tmpfsOptionsLimited(options) || !TMPFS_SOURCE_RE.test(source) || out.length >= EMPTY_TMPFS_MAX) continue;
+    const root = tmpfsRoot(pid, mountpoint); // first: the walk below reads the directory (its atime)
     const entries = tmpfsEntries(pid, mountpoint);
-    if (!entries) continue;
-    out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source, ...(entries.length > 0 ? { entries } : {}) });
+    if (!entries || !root) continue;
+    out.push({ key: `${EMPTY_TMPFS_KEY_PREFIX}${mountpoint}`, mountpoint, options, source, ...(entries.length > 0 ? { entries } : {}), root });
   }
   return out;
 }

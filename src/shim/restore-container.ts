@@ -19,7 +19,7 @@
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error. A
  * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, posix, resolve } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
@@ -35,7 +35,7 @@ import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry, type TmpfsRoot } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
@@ -716,7 +716,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       }
       staged.push(dir);
       try {
-        makeTmpfsEntries(dir, t.entries ?? []);
+        makeTmpfsEntries(dir, t.entries ?? [], t.root);
       } catch (err) {
         throw CryoError.from(err).wrap(`${label}: the contents of ${t.mountpoint} in its new tmpfs`);
       }
@@ -1099,7 +1099,7 @@ async function removeCgroupDirs(dirs: string[], ancestor?: number): Promise<{ ke
  * Makes a tmpfs's recorded entries (runc-criu.ts tmpfsEntries, parents before children) in dir, each with
  * its owner and mode: what CRIU's tar would have extracted, without the tar.
  */
-export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[]): void {
+export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[], root?: TmpfsRoot): void {
   // Every entry's parent is the root or a directory made before it (never a symlink): nothing lands outside dir.
   const dirs = new Set([""]);
   for (const e of entries) {
@@ -1113,6 +1113,16 @@ export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[]): v
     else mknod(p, e.type === "char" ? S_IFCHR : S_IFBLK, e.mode, e.major!, e.minor!);
     lchownSync(p, e.uid, e.gid);
     if (e.type !== "symlink") chmodSync(p, e.mode); // after chown, which clears set-id bits; exact, whatever the umask
+  }
+  // Times last, children before their directories (making a child sets its directory's), the root at the end.
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.atimeMs !== undefined && e.mtimeMs !== undefined) lutimesSync(join(dir, e.path), e.atimeMs / 1000, e.mtimeMs / 1000);
+  }
+  if (root) {
+    chownSync(dir, root.uid, root.gid);
+    chmodSync(dir, root.mode);
+    if (root.atimeMs !== undefined && root.mtimeMs !== undefined) utimesSync(dir, root.atimeMs / 1000, root.mtimeMs / 1000);
   }
 }
 

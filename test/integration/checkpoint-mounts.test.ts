@@ -132,10 +132,16 @@ function devListing(pid: number): string[] {
 
 test("masked directories and empty tmpfs mounts are external in the checkpoint; they come back as they were, and a tmpfs with files is dumped whole", async () => {
   const id = uniqueId("mask");
-  // /dev/shm gets a file before the checkpoint; /run stays empty.
-  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", "echo kept > /dev/shm/note; exec sleep 600"], { timeoutMs: 60_000 });
+  // /dev/shm gets a file before the checkpoint; /run gets no file data, but a directory from the past, and its own
+  // mode, owner and time changed after the mount (none of which its mount options say).
+  const runSetUp = "mkdir /run/d && touch -d '2001-09-09 01:46:40' /run/d && chmod 710 /run && chown 33:44 /run && touch -d '2004-05-13 04:53:20' /run";
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sh", "-c", `echo kept > /dev/shm/note; ${runSetUp}; touch /tmp/ready; exec sleep 600`], { timeoutMs: 60_000 });
   const pid = (await taskPid(pc, id))!;
-  await waitFor(() => (existsSync(`/proc/${pid}/root/dev/shm/note`) ? true : undefined), { what: "/dev/shm/note written" });
+  await waitFor(() => (existsSync(`/proc/${pid}/root/tmp/ready`) ? true : undefined), { what: "/dev/shm/note written, /run set up" });
+  const runStat = "stat -c '%n %a %u:%g %Y' /run /run/d";
+  const runBefore = await pc.ctrOk(["task", "exec", "--exec-id", "stat", id, "sh", "-c", runStat]);
+  expect(runBefore).toContain("/run 710 33:44 1084424000");
+  expect(runBefore).toContain("/run/d 755 0:0 1000000000");
   const devBefore = devListing(pid);
   expect(devBefore).toContain("null char 666 0:0 259");
   const tmpfsLines = () => readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n").filter((l) => / - tmpfs /.test(l));
@@ -151,13 +157,16 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
   expect(tmpfsImages.length).toBe(1);
   const meta = await checkpointMetadata<{ emptyTmpfs?: { mountpoint: string; options: string; source: string; entries?: { path: string; type: string; mode: number; uid: number; gid: number; major?: number; minor?: number }[] }[] }>(pc, ref);
   expect(meta.emptyTmpfs?.map((t) => t.mountpoint).sort()).toEqual(["/dev", "/run"]);
-  expect(meta.emptyTmpfs?.find((t) => t.mountpoint === "/dev")?.entries).toContainEqual({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 });
+  expect(meta.emptyTmpfs?.find((t) => t.mountpoint === "/dev")?.entries).toContainEqual(expect.objectContaining({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 }));
   await removeContainer(pc, id);
 
   const restored = `${id}-r`;
   await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 120_000 });
-  const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; cat /dev/shm/note; ls -A /run | wc -l; echo w > /run/w && cat /run/w"]);
-  expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "kept", "0", "w"]);
+  // /run as it was: its mode, owner and time, and its directory's (a new tmpfs has the options' mode, root's owner and
+  // the restore's time unless cryo puts them back; runc's CRIU tar keeps them).
+  expect(await pc.ctrOk(["task", "exec", "--exec-id", "stat", restored, "sh", "-c", runStat])).toBe(runBefore);
+  const r = await pc.ctr(["task", "exec", "--exec-id", "probe", restored, "sh", "-c", "for d in /proc/acpi /sys/firmware; do ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; cat /dev/shm/note; ls -A /run; echo w > /run/w && cat /run/w"]);
+  expect(r.stdout.split("\n").map((l) => l.trim()).filter((l) => l !== "")).toEqual(["0", "0", "kept", "d", "w"]);
   const rpid = (await taskPid(pc, restored))!;
   // /dev holds the same nodes, symlinks and mountpoints, with the same owners, modes and device numbers.
   expect(devListing(rpid)).toEqual(devBefore);

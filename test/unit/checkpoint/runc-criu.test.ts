@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCheckpointPlan, runcContainerFrom } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { cgroupYard, restoreCgroupRoots, restoreJoinDirs, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
+import { cgroupYard, restoreCgroupRoots, restoreJoinDirs, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, tmpfsRoot, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
 import { makeTmpfsEntries, thawRestored } from "../../../src/shim/restore-container.ts";
 import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
-import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -129,7 +129,12 @@ describe("runc container -> CRIU options", () => {
         `81 60 0:50 / ${p("dev")} rw,nosuid - tmpfs tmpfs rw,size=65536k,mode=755`,
       ].join("\n");
       const found = emptyTmpfsMounts(c, info);
-      expect(found).toEqual([
+      // Each with its root directory's mode, owner and times, as the container left them.
+      for (const t of found) {
+        const { atimeMs: _, ...now } = tmpfsRoot(process.pid, t.mountpoint)!; // its atime moved: the walk read it
+        expect(t.root).toMatchObject(now);
+      }
+      expect(found.map(({ root: _, ...t }) => ({ ...t, ...(t.entries ? { entries: t.entries.map(({ atimeMs: _a, mtimeMs: _m, ...e }) => e) } : {}) }))).toEqual([
         { key: `cryo-empty-tmpfs${p("run")}`, mountpoint: p("run"), options: "size=65536k,mode=755", source: "tmpfs" },
         { key: `cryo-empty-tmpfs${p("shm")}`, mountpoint: p("shm"), options: "size=65536k", source: "shm" },
         {
@@ -179,19 +184,32 @@ describe("runc container -> CRIU options", () => {
       const entries = tmpfsEntries(process.pid, src)!;
       const byPath = Object.fromEntries(entries.map((e) => [e.path, e]));
       expect(Object.keys(byPath).sort()).toEqual(["big", "fd", "null", "pts", "pts/console"]);
-      expect(byPath.null).toEqual({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 });
+      expect(byPath.null).toMatchObject({ path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 });
       expect(byPath.big).toMatchObject({ type: "char", major: 259, minor: 70000 });
-      expect(byPath.fd).toEqual({ path: "fd", type: "symlink", mode: 0o777, uid: 7, gid: 8, target: "/proc/self/fd" });
+      expect(byPath.fd).toMatchObject({ path: "fd", type: "symlink", mode: 0o777, uid: 7, gid: 8, target: "/proc/self/fd" });
       expect(byPath.pts).toMatchObject({ type: "dir", mode: 0o1777 });
-      expect(byPath["pts/console"]).toEqual({ path: "pts/console", type: "file", mode: 0o620, uid: 0, gid: 5 });
+      expect(byPath["pts/console"]).toMatchObject({ path: "pts/console", type: "file", mode: 0o620, uid: 0, gid: 5 });
       expect(entries.findIndex((e) => e.path === "pts")).toBeLessThan(entries.findIndex((e) => e.path === "pts/console"));
+
+      // Times too: a file, a symlink and a directory from the past (the root's as well, with its mode and owner).
+      lutimesSync(join(src, "fd"), 1_000_000_000, 1_000_000_000.5);
+      utimesSync(join(src, "pts", "console"), 1_100_000_000, 1_200_000_000.25);
+      utimesSync(join(src, "pts"), 1_300_000_000, 1_300_000_000);
+      chmodSync(src, 0o710);
+      chownSync(src, 33, 44);
+      utimesSync(src, 1_400_000_000, 1_400_000_000);
+      const root = tmpfsRoot(process.pid, src)!; // before the walk, which reads the directory
+      const timed = tmpfsEntries(process.pid, src)!;
+      expect(timed.find((e) => e.path === "pts/console")).toMatchObject({ atimeMs: 1_100_000_000_000, mtimeMs: 1_200_000_000_250 });
+      expect(root).toEqual({ mode: 0o710, uid: 33, gid: 44, atimeMs: 1_400_000_000_000, mtimeMs: 1_400_000_000_000 });
 
       const dst = join(dir, "dst");
       mkdirSync(dst);
-      makeTmpfsEntries(dst, entries);
+      makeTmpfsEntries(dst, timed, root);
       const again = tmpfsEntries(process.pid, dst)!;
       const sorted = (l: TmpfsEntry[]) => [...l].sort((a, b) => a.path.localeCompare(b.path));
-      expect(sorted(again)).toEqual(sorted(entries));
+      expect(sorted(again)).toEqual(sorted(timed));
+      expect(tmpfsRoot(process.pid, dst)).toMatchObject({ mode: 0o710, uid: 33, gid: 44, mtimeMs: 1_400_000_000_000 });
       expect(lstatSync(join(dst, "big")).rdev).toBe(lstatSync(join(src, "big")).rdev);
 
       expect(tmpfsEntries(process.pid, join(dir, "missing"))).toBeUndefined();
