@@ -44,6 +44,24 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     word: "failed precondition",
     hint: (m) => `${m[1]} ${kindOfPath(m[1]!)}: a bind mount's source must be of the kind it was at the checkpoint (a directory, or a file)`,
   },
+  {
+    // CRIU's dump without --file-locks of a tree holding a flock, POSIX or OFD lock (criu/file-lock.c).
+    re: /Some file locks are hold by dumping tasks/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "the container holds file locks, which CRIU dumps only when asked: set the annotation cryo.checkpoint/file-locks=true, cryo.v1.CheckpointOptions.file_locks or [checkpoint] file_locks = true (ctr containers checkpoint sends runc's options with file locks on)",
+  },
+  {
+    // A file the tree held open (or its cwd, a watched directory, a fifo) is not in the root the restore got. CRIU
+    // names it relative to the container's root, or absolutely for fsnotify.
+    re: /Can't open file (\S+) on restore: No such file or directory|fsnotify: Unable to open (\S+): No such file or directory|Can't open fake fifo \S+ \[(\S+)\]: No such file or directory/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => {
+      const path = (m[1] ?? m[2] ?? m[3]!).replace(/^\/?/, "/");
+      return `the container had ${path} open, and the restored root file system has no ${path}: what a container writes lives in its writable layer, which a checkpoint carries only when asked (ctr containers checkpoint --rw, then ctr containers restore --rw); a file of a bind mount must be in its source`;
+    },
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

@@ -243,6 +243,21 @@ describe("CRIU failures get the code their log names", () => {
     expect(port.code).toBe(Code.FAILED_PRECONDITION);
     expect(port.message).toContain("criu dump pid 7: failed precondition (rc -52");
     expect(port.message).toEndWith("free the address, or restore into a network namespace of the container's own");
+    // File locks without --file-locks (CRIU 4.2's line): the knobs that turn it on.
+    const locks = classifyCriuError(failed("(00.087742) Error (criu/file-lock.c:110): Some file locks are hold by dumping tasks! You can try --file-locks to dump them."));
+    expect(locks.code).toBe(Code.FAILED_PRECONDITION);
+    expect(locks.message).toContain("set the annotation cryo.checkpoint/file-locks=true");
+    // A file of the writable layer, restored without it (CRIU 4.2's lines, seen by a helper session): a file, the cwd,
+    // an inotify watch's directory, a fifo; each named from the container's root.
+    for (const [line, path] of [
+      ["(00.012408)      1: Error (criu/files-reg.c:2353): Can't open file tmp/lock1 on restore: No such file or directory; (00.012410)      1: Error (criu/files-reg.c:2267): Can't open file tmp/lock1: No such file or directory", "/tmp/lock1"],
+      ["(00.033950)      1: Error (criu/fsnotify.c:510): fsnotify: Unable to open /tmp/watchdir: No such file or directory", "/tmp/watchdir"],
+      ["(00.013564)      6: Error (criu/fifo.c:98): Can't open fake fifo 0xd [tmp/zoo.fifo]: No such file or directory", "/tmp/zoo.fifo"],
+    ] as const) {
+      const gone = classifyCriuError(failed(line));
+      expect(gone.code).toBe(Code.FAILED_PRECONDITION);
+      expect(gone.message).toEndWith(`; the container had ${path} open, and the restored root file system has no ${path}: what a container writes lives in its writable layer, which a checkpoint carries only when asked (ctr containers checkpoint --rw, then ctr containers restore --rw); a file of a bind mount must be in its source`);
+    }
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
