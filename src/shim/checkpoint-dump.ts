@@ -47,6 +47,8 @@ import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from ".
 export const DESCRIPTORS_FILE = "descriptors.json";
 /** Where the log of a failed dump is kept, in the bundle. */
 export const FAILED_DUMP_LOG = "criu-dump.log";
+/** How long an abort's freeze before CRIU is killed tries: less than the CRIU client's BEFORE_KILL_MS (2 s). */
+const FREEZE_BEFORE_KILL_MS = 1_500;
 
 /** What a dump needs to know. */
 export interface DumpInput {
@@ -405,6 +407,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   let serving: PostCopyServing | undefined;
   // Thawed for a ptrace seize (above), frozen again after the dump.
   let refreeze: (() => Promise<void>) | undefined;
+  // An abort's freeze before CRIU is killed (the CRIU client's beforeKill). The client waits for it at most
+  // BEFORE_KILL_MS (2 s) and then kills CRIU anyway; the freeze, which retries for up to its own timeout, must not go on
+  // behind that: it wrote FROZEN again after the undo's thaw, and the thawed container ended up frozen.
+  let freezingBeforeKill: Promise<void> | undefined;
   const timer = timeout
     ? setTimeout(
         () => timeout.abort(new CryoError(Code.DEADLINE_EXCEEDED, `${label}: cancelled: its timeout of ${plan.timeoutSeconds} s passed (cryo.checkpoint/timeout, or [checkpoint] timeout in the config)`)),
@@ -441,7 +447,9 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
     } else {
       // No notify events are needed here: CRIU then skips its notify round trips (some in the frozen window).
       // On an abort the tree is frozen before CRIU dies, which releases it (dump-abort.ts).
-      const freezeFirst = useFreezer ? async () => void (await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).freeze()) : undefined;
+      const freezeFirst = useFreezer
+        ? () => (freezingBeforeKill = (async () => void (await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).freeze({ timeoutMs: FREEZE_BEFORE_KILL_MS })))())
+        : undefined;
       const call = { notify: false, signal, ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
@@ -467,6 +475,8 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
           ? {
               paused: input.paused,
               set: async (frozen) => {
+                // The freeze before the kill is over first (it thaws the cgroup itself when it gives up).
+                await freezingBeforeKill?.catch(() => {});
                 const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
                 await (frozen ? cgroup.freeze() : cgroup.thaw());
               },
