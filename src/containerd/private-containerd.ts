@@ -2,9 +2,9 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { Code, CryoError, alreadyExists, deadlineExceeded, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { Code, CryoError, alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
-import { renderContainerdConfig } from "./config.ts";
+import { configHeader, renderContainerdConfig } from "./config.ts";
 import { type CtrOptions, type CtrResult, runCtr } from "./ctr.ts";
 import { type ContainerdLayout, containerdLayout, maxSocketPath } from "./layout.ts";
 
@@ -112,6 +112,26 @@ function readLivePid(layout: ContainerdLayout): number | undefined {
   return undefined;
 }
 
+/**
+ * Refuses a directory whose config.toml is not one `cryo containerd start` wrote for it (its first line says so):
+ * stop removes the files of the layout and ends the containerd that runs its config, and start overwrites the
+ * config, so neither may take /etc/containerd, or any directory of another's containerd, for a private one's.
+ */
+function assertCryoLayout(layout: ContainerdLayout): void {
+  let first: string;
+  try {
+    first = readFileSync(layout.config, "utf8").split("\n", 1)[0]!;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw CryoError.from(err).wrap(`private containerd in ${layout.dir}`);
+  }
+  if (first !== configHeader(layout)) {
+    throw failedPrecondition(`private containerd in ${layout.dir}`, {
+      detail: `${layout.config} was not written by cryo containerd start for this directory (its first line is not "${configHeader(layout)}"): cryo leaves this directory and any containerd running with it alone`,
+    });
+  }
+}
+
 function tail(path: string, lines = 30): string {
   try {
     return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
@@ -174,6 +194,7 @@ export class PrivateContainerd implements AsyncDisposable {
     // mkdtemp makes it 0700: a container in a user namespace (its root another uid on the host) must reach its
     // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
     if (ownsDir) chmodSync(dir, 0o711);
+    assertCryoLayout(layout);
     const running = readLivePid(layout);
     if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
     for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
@@ -224,9 +245,12 @@ export class PrivateContainerd implements AsyncDisposable {
    */
   static attach(dir: string, namespace = "default", options: { orDead?: boolean } = {}): PrivateContainerd {
     const layout = containerdLayout(resolve(dir));
+    // No config: not a directory of `cryo containerd start` (or stopped and cleaned up already), whatever runs with that path.
+    if (!existsSync(layout.config)) throw notFound(`private containerd in ${layout.dir}`);
+    assertCryoLayout(layout);
     const pid = readLivePid(layout);
     if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);
-    if (options.orDead && existsSync(layout.config)) return new PrivateContainerd(layout, 0, namespace, undefined, false);
+    if (options.orDead) return new PrivateContainerd(layout, 0, namespace, undefined, false);
     throw notFound(`private containerd in ${layout.dir}`);
   }
 

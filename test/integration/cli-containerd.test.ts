@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { unmountUnder } from "../../src/containerd/index.ts";
 import { buildFixtures, processAlive, runCtr, testImage, waitFor } from "../harness/index.ts";
 
 const bun = process.execPath;
@@ -113,6 +114,41 @@ describe("cryo containerd with a containerd started again by hand", () => {
     } finally {
       again?.kill("SIGKILL");
       rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a directory that cryo containerd start did not make", () => {
+  test("stop, status and start refuse it and touch nothing, not even a containerd running with its config", async () => {
+    // /etc/containerd-like: a config.toml of the operator's, a root with data, and a containerd running with that config.
+    const dir = mkdtempSync(join(tmpdir(), "cryo-cli-foreign-"));
+    const config = join(dir, "config.toml");
+    const sock = join(dir, "c.sock");
+    let foreign: ReturnType<typeof Bun.spawn> | undefined;
+    try {
+      const text = `version = 2\nroot = "${join(dir, "root")}"\nstate = "${join(dir, "state")}"\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n`;
+      writeFileSync(config, text);
+      mkdirSync(join(dir, "root"));
+      writeFileSync(join(dir, "root", "important.db"), "data");
+      for (const cmd of [["stop"], ["status"], ["start"], ["stop", "--keep-containers"]]) {
+        const r = await cryo("containerd", ...cmd, "--dir", dir);
+        expect(r.exitCode).not.toBe(0);
+        expect(r.stderr).toContain(`${config} was not written by cryo containerd start for this directory`);
+      }
+      foreign = Bun.spawn(["containerd", "--config", config], { stdout: "ignore", stderr: "ignore" });
+      await waitFor(async () => (await runCtr(sock, ["version"])).exitCode === 0 || undefined, { what: "the foreign containerd to answer" });
+      // Before, stop took it for a private containerd: SIGTERM, then its config and root removed.
+      const r = await cryo("containerd", "stop", "--dir", dir);
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toContain("cryo leaves this directory and any containerd running with it alone");
+      expect(processAlive(foreign.pid)).toBe(true);
+      expect(readFileSync(config, "utf8")).toBe(text);
+      expect(readFileSync(join(dir, "root", "important.db"), "utf8")).toBe("data");
+    } finally {
+      foreign?.kill("SIGTERM");
+      await foreign?.exited;
+      await unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
