@@ -166,12 +166,18 @@ async function removeContainer(ctr: CtrClient, id: string, timeoutMs: number): P
       if (task.status === "PAUSED") await ctr.run(["tasks", "resume", id], `resume task ${id}`);
       await ctr.run(["tasks", "kill", "-s", "SIGKILL", id], `kill task ${id}`);
       const deadline = Date.now() + timeoutMs;
-      while ((await ctr.task(id))?.status !== "STOPPED") {
+      for (;;) {
+        const now = await ctr.task(id);
+        // Gone counts as stopped: the ctr that ran the task attached (ctr run without -d) deletes it at its exit.
+        if (now === undefined || now.status === "STOPPED") break;
         if (Date.now() > deadline) throw failedPrecondition(`task ${id} at ${ctr.address}`, { detail: `not stopped ${timeoutMs} ms after SIGKILL` });
         await Bun.sleep(50);
       }
     }
-    await ctr.run(["tasks", "rm", id], `delete task ${id}`);
+    // The same: an attached ctr may have deleted it between the look and this.
+    await ctr.run(["tasks", "rm", id], `delete task ${id}`).catch(async (err: unknown) => {
+      if ((await ctr.task(id)) !== undefined) throw err;
+    });
   }
   if ((await ctr.containerInfo(id)) !== undefined) await ctr.run(["containers", "rm", id], `remove container ${id}`);
 }
@@ -252,7 +258,10 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
       await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
     } catch (err) {
       // ctr pauses the task before the checkpoint and resumes it afterwards, with the same deadline: a checkpoint that
-      // ran out of it (the shim gave up) leaves the task paused. It was running: it runs on.
+      // ran out of it (the shim gave up) leaves the task paused. It was running: it runs on. Unless ctr's own pause is
+      // what failed: then another (a checkpoint, a pause) holds the task paused, and it is not this one's to resume.
+      const pauseFailed = /cannot pause|failed to pause|pause task/i.test(CryoError.from(err).message);
+      if (pauseFailed) throw CryoError.from(err).wrap(`${id} could not be paused for the checkpoint: another checkpoint or a pause of it is under way at ${from}; left as it is`);
       if ((await src.task(id).catch(() => undefined))?.status === "PAUSED") {
         log(`checkpoint failed; ${id} was left paused at ${from}: resuming it`);
         await src.run(["tasks", "resume", id], `resume task ${id}`).catch((e: unknown) => log(`resume ${id} at ${from}: ${CryoError.from(e).message}`));

@@ -107,6 +107,22 @@ test("--keep copies: the source goes on running too", async () => {
   for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) await removeContainer(pc, cid);
 }, 180_000);
 
+test("a container run attached (ctr run without -d) moves too, and its container is removed at the source", async () => {
+  const id = uniqueId("att");
+  // This ctr waits for the task and deletes it itself when it sees the exit: migrate must not need that task.
+  const attached = a.ctr(["run", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 120_000 });
+  await waitFor(() => readCounter(a, id), { what: "counter" });
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`, "--rw");
+  // Before, it failed after the restore: "delete task ...: not found" (the attached ctr had deleted it), and the
+  // source container stayed.
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(b, `${id}-m`)).toBe("RUNNING");
+  expect((await attached).exitCode).toBe(137);
+  expect(await containers(a)).not.toContain(id);
+  await removeContainer(b, `${id}-m`);
+}, 180_000);
+
 test("refusals leave the source running: same id on one machine, unknown container, same address", async () => {
   const id = uniqueId("ref");
   await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
