@@ -638,6 +638,13 @@ function untilAborted(p: void | Promise<void>, signal: AbortSignal | undefined):
 }
 
 /**
+ * CRIU ended in the middle of a call without an answer (killed from outside, crashed): it undid nothing of what it had
+ * done (the freezer it thawed after seizing the tasks, its network lock, sockets in TCP repair), and the tasks it held
+ * ran on the moment it died. The caller undoes what it can (src/shim/dump-abort.ts).
+ */
+export class CriuLostError extends CryoError {}
+
+/**
  * Turns a failed result into a CryoError carrying CRIU's log lines and the right code.
  * criuPid: the `criu swrk` the call's watchdog saw, if any. logTail: the last line of CRIU's log (read by the caller).
  */
@@ -651,7 +658,7 @@ export function resultError(what: string, result: ResultMessage, callbackError?:
     // response" with whatever errno was left over). CRIU logs nothing when it is killed, so its log's last
     // line says where it was; error lines it did log come first.
     const where = result.logErrors.length > 0 ? `: ${result.logErrors.join("; ")}` : logTail ? `; its log ends: ${logTail}` : "";
-    return new CryoError(code, `${what}: unavailable: CRIU${criuPid ? ` (pid ${criuPid})` : ""} ended without an answer: it was killed or crashed${where}${log}`);
+    return new CriuLostError(code, `${what}: unavailable: CRIU${criuPid ? ` (pid ${criuPid})` : ""} ended without an answer: it was killed or crashed${where}${log}`);
   }
   const lines = result.logErrors.length > 0 ? result.logErrors : stderr.trim().split("\n").filter((l) => l.length > 0).slice(-3);
   const detail = lines.length > 0 ? `: ${lines.join("; ")}` : "";

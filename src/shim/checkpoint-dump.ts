@@ -30,7 +30,7 @@ import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
 import { processTree, tracerPidOf } from "../sys/proc.ts";
-import type { Criu, DumpResult } from "../criu/client.ts";
+import { CriuLostError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -462,8 +462,10 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
       // no log written (CRIU never started)
     }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
-    if (signal.aborted) {
-      // CRIU was killed where it stood: what it froze and locked stays so unless undone here.
+    // CRIU killed where it stood, by this abort or from outside (a crash, an operator's kill): what it froze and locked
+    // stays so unless undone here. Its tasks ran on from its death: a paused container must be frozen again.
+    const lost = !signal.aborted && err instanceof CriuLostError;
+    if (signal.aborted || lost) {
       const logFile = join(workDir, logName);
       const undone = await undoKilledDump({
         netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
@@ -483,6 +485,12 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
             }
           : undefined,
       });
+      if (lost) {
+        input.log.warn(`${label}: CRIU ended without an answer`, { undone: undone.done, failed: undone.failed, log: kept });
+        const parts = [...undone.done, ...undone.failed.map((f) => `not undone: ${f}`)];
+        const e = classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+        throw parts.length > 0 ? new CryoError(e.code, `${e.message}; after it: ${parts.join("; ")}`, { cause: err }) : e;
+      }
       const last = lastLogLine(regularFileText(logFile));
       const reason = CryoError.from(signal.reason);
       const parts = [

@@ -217,6 +217,39 @@ test("a paused container whose dump hung is frozen again after the abort, as it 
   }
 });
 
+test("CRIU killed from outside mid-dump (a crash, an operator's kill) of a paused container: frozen again and its network lock removed, as after an abort", async () => {
+  const id = uniqueId("lost");
+  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  try {
+    await pc.ctrOk(["task", "pause", id]);
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("lost") }, { namespace: ns, timeoutMs: 60_000 });
+    call.catch(() => {});
+    await waitFor(() => hungCriu(criuBefore).length === 1 && criuTables(pid).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
+    // Not the shim's doing: the dump was not aborted, CRIU just died, undoing nothing. Before, the tree ran on while
+    // containerd said PAUSED (a helper session: counter 18, 47, 56), and the nftables lock cut its network.
+    process.kill(hungCriu(criuBefore)[0]!, "SIGKILL");
+    const err = (await call.then(() => undefined, (e: unknown) => e)) as CryoError;
+    expect(err).toBeInstanceOf(CryoError);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toContain("ended without an answer: it was killed or crashed");
+    expect(err.message).toContain("after it: ");
+    expect(err.message).toContain("cgroup frozen again (the container was paused before)");
+    expect(err.message).not.toContain("not undone");
+    expect(criuTables(pid)).toEqual([]);
+    expect(freezerState(id)).toBe("FROZEN");
+    const held = readContainerFile(pc, id, "/tmp/counter");
+    await Bun.sleep(500);
+    expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
+    expect(await taskStatus(pc, id)).toBe("PAUSED");
+    await pc.ctrOk(["task", "resume", id]);
+    await counterMovesOn(id);
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
 test("tcp-established: a connection CRIU had put in TCP repair mode before it hung works on after the abort", async () => {
   const id = uniqueId("tcp");
   // tcp-client (pid 1, exec'd) talks to tcp-echo (pid 2) over 127.0.0.1 every 100 ms; any failure ends it.
