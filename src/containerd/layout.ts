@@ -31,6 +31,12 @@ export interface ContainerdLayout {
  */
 export const CONTAINERD_EXTRACTION_NAME = /^ctrd-checkpoint\d+$/;
 
+/**
+ * The name of the directory containerd makes for a Checkpoint it sends (1.6: "ctd-checkpoint", 2.x:
+ * "ctrd-checkpoint", digits appended), in the same place, and removes when the request ends.
+ */
+export const CONTAINERD_CHECKPOINT_NAME = /^ctr?d-checkpoint\d+$/;
+
 /** Returns the layout of a private containerd under dir. */
 export function containerdLayout(dir: string): ContainerdLayout {
   const address = join(dir, "containerd.sock");

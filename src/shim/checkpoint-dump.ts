@@ -39,7 +39,7 @@ import { classifyCriuError } from "./criu-errors.ts";
 import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { dumpWorkDir } from "./orphaned-criu.ts";
+import { dumpWorkDir, forgetDumpDir, recordDumpDir } from "./orphaned-criu.ts";
 import { sweepEmptied, watchRemoval } from "./dir-watch.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 
@@ -262,6 +262,16 @@ function commOf(pid: number): string {
 
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
+  // For `delete`, should this daemon die before it answers (orphaned-criu.ts removeAbandonedDumpDir).
+  const recorded = recordDumpDir(input.bundle, input.path);
+  try {
+    return await dump(input);
+  } finally {
+    if (recorded) forgetDumpDir(input.bundle);
+  }
+}
+
+async function dump(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
   const label = `checkpoint container ${id}`;
   const prepStart = performance.now();

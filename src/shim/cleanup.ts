@@ -14,7 +14,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
-import { isRestoring, readExtraction, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
+import { isRestoring, readExtraction, removeAbandonedDumpDir, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -32,6 +32,9 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // for, since a CRIU still at work mounts more in its work directory (its cgroup yard: seen left behind when the
   // detach below came first).
   await waitGone(stopCriuOf(bundle, log));
+  // containerd's directory of a Checkpoint the dead daemon never answered, which that CRIU may have kept from going.
+  const abandoned = removeAbandonedDumpDir(bundle);
+  if (abandoned !== undefined) log.warn(`removed ${abandoned}: the directory of a checkpoint its shim died during (containerd's request failed with it)`);
   // A shim that died in the middle of a restore left CRIU's root (a bind of the rootfs), the restore's staged tmpfs
   // mounts and CRIU's cgroup yard: detached before anything is removed, so that neither the state directory's
   // removal reaches into the rootfs through them nor the bundle's removal fails on them.

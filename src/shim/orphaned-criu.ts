@@ -15,7 +15,8 @@
  * container's cgroups and removes them.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { CONTAINERD_CHECKPOINT_NAME } from "../containerd/layout.ts";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
 import { isAlive } from "../sys/proc.ts";
@@ -99,6 +100,45 @@ export function readExtraction(bundle: string): string | undefined {
 /** The extraction is gone (removed by the daemon): nothing for `delete` to do. */
 export function forgetExtraction(bundle: string): void {
   rmSync(join(bundle, EXTRACTION_RECORD), { force: true });
+}
+
+/**
+ * The bundle's record of containerd's directory of a Checkpoint in progress (checkpoint-dump.ts), for `delete`: a
+ * daemon killed mid-dump fails containerd's request, which removes that directory at once, while the dump's CRIU,
+ * which outlives the daemon until `delete` kills it, may still write files into it: containerd's removal then fails
+ * and the directory stays (a helper session: 68 KB of CRIU images left, once in about 10 such kills).
+ */
+export const DUMP_RECORD = "cryo-dump-dir";
+
+/** Records dir as the directory of the dump in progress when containerd made it (its name); returns whether it did. */
+export function recordDumpDir(bundle: string, dir: string): boolean {
+  if (!CONTAINERD_CHECKPOINT_NAME.test(basename(dir))) return false;
+  writeFileSync(join(bundle, DUMP_RECORD), dir);
+  return true;
+}
+
+/** The dump is over (answered): nothing for `delete` to do. */
+export function forgetDumpDir(bundle: string): void {
+  rmSync(join(bundle, DUMP_RECORD), { force: true });
+}
+
+/**
+ * After stopCriuOf: removes the recorded directory of a dump its daemon did not finish (the record outlived the
+ * daemon, so containerd's request failed and nobody reads the directory), when it is still containerd's kind of
+ * directory in containerd's temp directory. Returns the removed path.
+ */
+export function removeAbandonedDumpDir(bundle: string, env: Record<string, string | undefined> = process.env): string | undefined {
+  let dir: string;
+  try {
+    dir = readFileSync(join(bundle, DUMP_RECORD), "utf8");
+  } catch {
+    return undefined;
+  }
+  forgetDumpDir(bundle);
+  const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
+  if (!CONTAINERD_CHECKPOINT_NAME.test(basename(dir)) || dirname(resolve(dir)) !== resolve(base) || !existsSync(dir)) return undefined;
+  rmSync(dir, { recursive: true, force: true });
+  return dir;
 }
 
 export function unmarkRestoring(bundle: string): void {

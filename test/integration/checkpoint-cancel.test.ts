@@ -483,12 +483,17 @@ test("ctr killed during a hung ctr task checkpoint: containerd removes its check
   const spawnCtr = (id: string) => Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, "task", "checkpoint", id], { stdout: "ignore", stderr: "ignore" });
   const { id, work, ctr, made, criu } = await hungCtrCheckpoint("ck", spawnCtr);
   try {
+    // The bundle names containerd's directory while the dump is unanswered: a `delete` after the daemon's death
+    // removes it (an orphaned CRIU may write into it after containerd's removal).
+    const record = join(pc.state, "io.containerd.runtime.v2.task", ns, id, "cryo-dump-dir");
+    expect(readFileSync(record, "utf8")).toBe(join(pc.layout.tmp, made));
     ctr.kill("SIGKILL");
     await ctr.exited;
     // containerd's Checkpoint returned with its cancelled caller and removed its directory; the shim saw it go.
     await waitFor(() => !existsSync(join(pc.layout.tmp, made)) && criu.every((p) => !existsProc(p)), { timeoutMs: 15_000, what: `${made} removed, CRIU gone` });
     const log = readFileSync(pc.layout.log, "utf8");
     expect(log).toContain(`checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: its images directory ${join(pc.layout.tmp, made)} was removed during the dump`);
+    expect(existsSync(record)).toBe(false);
     // ctr paused the task before the Checkpoint and was killed before its Resume: paused it stays, and resumes.
     expect(await taskStatus(pc, id)).toBe("PAUSED");
     expect(freezerState(id)).toBe("FROZEN");

@@ -1,6 +1,6 @@
 // A restore its shim did not finish: the bundle's marker, and finding CRIU's processes by what they hold open.
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -10,6 +10,9 @@ import {
   pidsOutside,
   processesHoldingFilesBelow,
   readRestoreRecord,
+  recordDumpDir,
+  forgetDumpDir,
+  removeAbandonedDumpDir,
   recordRestoreCgroups,
   restoreWorkDir,
   unmarkRestoring,
@@ -90,4 +93,37 @@ test("the marker records the PID namespaces that were in the cgroups before the 
   expect(pidNamespacesOf([10, 11, 30], proc)).toEqual(["pid:[100]"]);
   expect(pidsOutside([10, 11, 20, 30], ["pid:[100]"], proc)).toEqual([20]);
   expect(pidsOutside([10, 20], [], proc)).toEqual([10, 20]);
+});
+
+test("containerd's directory of a checkpoint whose shim died mid-dump is removed by delete; any other is left alone", () => {
+  const bundle = join(base, "dump-bundle");
+  const tmp = join(base, "ctd-tmp"); // containerd's XDG_RUNTIME_DIR
+  mkdirSync(bundle);
+  mkdirSync(tmp);
+  const env = { XDG_RUNTIME_DIR: tmp };
+  // A path containerd did not make (the task API's own): no record.
+  expect(recordDumpDir(bundle, join(tmp, "mine"))).toBe(false);
+  expect(removeAbandonedDumpDir(bundle, env)).toBeUndefined();
+  // 1.6's name and 2.x's; an answered dump forgets it.
+  for (const name of ["ctd-checkpoint123", "ctrd-checkpoint456"]) {
+    const dir = join(tmp, name);
+    mkdirSync(dir);
+    writeFileSync(join(dir, "pstree.img"), "x"); // what the orphaned CRIU wrote after containerd's removal
+    expect(recordDumpDir(bundle, dir)).toBe(true);
+    expect(removeAbandonedDumpDir(bundle, env)).toBe(dir);
+    expect(existsSync(dir)).toBe(false);
+    expect(removeAbandonedDumpDir(bundle, env)).toBeUndefined(); // the record went with it
+  }
+  const answered = join(tmp, "ctd-checkpoint789");
+  mkdirSync(answered);
+  recordDumpDir(bundle, answered);
+  forgetDumpDir(bundle);
+  expect(removeAbandonedDumpDir(bundle, env)).toBeUndefined();
+  expect(existsSync(answered)).toBe(true);
+  // Such a name elsewhere than containerd's temp directory is not containerd's: left alone.
+  const elsewhere = join(base, "ctd-checkpoint1");
+  mkdirSync(elsewhere);
+  recordDumpDir(bundle, elsewhere);
+  expect(removeAbandonedDumpDir(bundle, env)).toBeUndefined();
+  expect(existsSync(elsewhere)).toBe(true);
 });
