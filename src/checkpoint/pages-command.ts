@@ -62,7 +62,12 @@ export const pagesRemoveCommand: CliCommand = {
 const pruneSchema = z.object({
   address: z.array(z.string().min(1)).min(1, "--address is required: the containerd(s) whose checkpoint images may refer to entries"),
   store: z.string().startsWith("/", "--store takes an absolute path").optional(),
-  "older-than": z.coerce.number().nonnegative("--older-than takes minutes, 0 or more").default(60),
+  // A string of digits: z.coerce took "" (an unset shell variable) for 0, which prunes entries of checkpoints in progress.
+  "older-than": z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, "--older-than takes minutes, 0 or more (a number)")
+    .transform(Number)
+    .default(60),
   "dry-run": z.boolean().default(false),
 });
 

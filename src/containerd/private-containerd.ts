@@ -359,7 +359,9 @@ export class PrivateContainerd implements AsyncDisposable {
     if (!processAlive(pid)) return this.reap(pid);
     try {
       process.kill(pid, "SIGTERM");
-    } catch {
+    } catch (err) {
+      // Not ours to signal (a user other than containerd's): nothing may be cleaned up under it either.
+      if ((err as NodeJS.ErrnoException).code === "EPERM") throw new CryoError(Code.PERMISSION_DENIED, `stop process ${pid} of the private containerd in ${this.dir}: permission denied: run as the user who started it (root)`);
       return this.reap(pid);
     }
     const deadline = Date.now() + timeoutMs;

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { unmountUnder } from "../../src/containerd/index.ts";
@@ -57,6 +57,18 @@ describe("cryo containerd start/status/stop", () => {
     const r = await cryo("containerd", "status", "--dir", dir);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`private containerd running (pid ${pid}) in ${dir}`);
+  });
+
+  test("stop by a user who may not signal containerd is refused, and nothing is removed", async () => {
+    chmodSync(parent, 0o711); // so that nobody reaches the directory (start makes it 0711 itself)
+    const proc = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, main, "containerd", "stop", "--dir", dir], { stdout: "pipe", stderr: "pipe" });
+    const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    // Before, the EPERM of its SIGTERM was taken for a dead containerd, and the clean-up went on (stopped only by the
+    // directories' modes, with an EACCES of rm).
+    expect(stderr).toContain(`stop process ${pid} of the private containerd in ${dir}: permission denied`);
+    expect(exitCode).toBe(1);
+    expect(processAlive(pid)).toBe(true);
+    expect(existsSync(join(dir, "config.toml"))).toBe(true);
   });
 
   test("stop ends it and removes the directory; a second stop is not found", async () => {

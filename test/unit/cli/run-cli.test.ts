@@ -133,3 +133,15 @@ describe("parseCliArgs", () => {
     expect(() => parseCliArgs(["--to", "a", "--timeout=-1"], options, schema, "cmd --to X")).toThrow("--timeout: Too small");
   });
 });
+
+describe("cryo pages prune --older-than", () => {
+  test("an empty or non-numeric value is a usage error before any store or containerd is read (z.coerce took \"\" for 0)", async () => {
+    const table = createCryoCommands();
+    for (const value of ["", " ", "abc", "1e3", "5m"]) {
+      const io = { stdout: [] as string[], stderr: [] as string[], out(t: string) { this.stdout.push(t); }, err(t: string) { this.stderr.push(t); } };
+      expect(await runCli(table, ["pages", "prune", "--store", "/nonexistent-store", "--address", "/nonexistent.sock", "--older-than", value, "--dry-run"], io)).toBe(2);
+      expect(io.stderr.join("\n")).toContain("--older-than takes minutes, 0 or more");
+      expect(io.stdout).toEqual([]);
+    }
+  });
+});
