@@ -56,9 +56,15 @@ export const inspectCommand: CliCommand = {
     // A checkpoint from elsewhere: a FIFO among its files would hang this command, a link would show another file.
     checkCheckpointEntries(realpathSync(dir));
     const meta = existsSync(join(dir, METADATA_FILE)) ? await readCheckpointMetadata(dir) : undefined;
-    const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir);
+    const pagesElsewhere = meta !== undefined && (meta.localPages !== undefined || (meta.options.lazyPages && meta.options.pageServer !== undefined));
+    const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir, { pagesElsewhere });
     if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));
     else io.out(`${meta ? `${renderMetadata(meta)}\n` : ""}${renderInspect(inspection)}`);
+    // A damaged checkpoint is shown, and said so in the exit code.
+    if (inspection.problems.length > 0) {
+      io.err(`cryo inspect: ${dir}: ${inspection.problems.length} problem(s): ${inspection.problems.join("; ")}`);
+      return 1;
+    }
     return 0;
   },
 };

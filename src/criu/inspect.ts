@@ -88,6 +88,14 @@ export interface CheckpointInspection {
   stats: CriuStats;
   /** Total size of every file in the directory. */
   totalBytes: number;
+  /** What is missing or does not add up (a truncated or damaged checkpoint: a restore of it would fail); empty when none. */
+  problems: string[];
+}
+
+/** Options of inspectCheckpoint. */
+export interface InspectOptions {
+  /** The page images are not in the directory (cryo's local pages, post-copy): their sizes are not checked. */
+  pagesElsewhere?: boolean;
 }
 
 async function maybeRead(path: string): Promise<Uint8Array | undefined> {
@@ -95,7 +103,8 @@ async function maybeRead(path: string): Promise<Uint8Array | undefined> {
 }
 
 /** Reads a CRIU images directory; NOT_FOUND when it has no pstree.img. */
-export async function inspectCheckpoint(dir: string): Promise<CheckpointInspection> {
+export async function inspectCheckpoint(dir: string, options: InspectOptions = {}): Promise<CheckpointInspection> {
+  const problems: string[] = [];
   const pstreeBytes = await maybeRead(join(dir, "pstree.img"));
   if (!pstreeBytes) throw notFound(`criu images ${dir}`, { detail: "no pstree.img" });
   const pstree = decodeImage(PstreeEntrySchema, pstreeBytes, "pstree.img", ImageMagic.pstree);
@@ -114,6 +123,7 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
   for (const p of pstree) {
     const proc: CheckpointProcess = { pid: p.pid, ppid: p.ppid, pgid: p.pgid, sid: p.sid, threads: [...p.threads] };
     const core = await maybeRead(join(dir, `core-${p.pid}.img`));
+    if (!core) problems.push(`core-${p.pid}.img is missing: process ${p.pid}'s registers, state and credentials`);
     if (core) {
       const [c] = decodeImage(CoreEntrySchema, core, `core-${p.pid}.img`, ImageMagic.core);
       if (c?.tc) proc.comm = c.tc.comm;
@@ -167,7 +177,12 @@ export async function inspectCheckpoint(dir: string): Promise<CheckpointInspecti
     if (/^pages-\d+\.img$/.test(name)) memory.pagesImageBytes += st.size;
     if (/^pages-\d+\.img\.zst$/.test(name)) memory.compressedPagesImageBytes += st.size;
   }
-  const out: CheckpointInspection = { dir, processes, memory, files, stats: await readStats(dir), totalBytes };
+  // Every page the pagemaps place in this directory is a page of the pages-*.img files (compressed ones are checked
+  // when they are decompressed).
+  if (!options.pagesElsewhere && memory.compressedPagesImageBytes === 0 && memory.pagesImageBytes !== memory.bytes) {
+    problems.push(`pages-*.img hold ${memory.pagesImageBytes} bytes, the pagemaps ${memory.pages} pages (${memory.bytes} bytes)`);
+  }
+  const out: CheckpointInspection = { dir, processes, memory, files, stats: await readStats(dir), totalBytes, problems };
   if (inventory) out.imgVersion = inventory.imgVersion;
   if (namespaces) out.namespaces = namespaces;
   return out;
@@ -261,6 +276,10 @@ export function renderInspect(x: CheckpointInspection): string {
     lines.push(`  freezing time  ${d.freezingTimeUs} us`, `  frozen time    ${d.frozenTimeUs} us`);
     lines.push(`  memdump time   ${d.memdumpTimeUs} us`, `  memwrite time  ${d.memwriteTimeUs} us`);
     lines.push(`  pages scanned ${d.pagesScanned}, skipped (parent) ${d.pagesSkippedParent}, written ${d.pagesWritten}, lazy ${d.pagesLazy}`);
+  }
+  if (x.problems.length > 0) {
+    lines.push("", "Problems (a restore of this checkpoint would fail):");
+    for (const p of x.problems) lines.push(`  ${p}`);
   }
   const r = x.stats.restore;
   if (r) {

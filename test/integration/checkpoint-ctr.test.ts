@@ -420,6 +420,7 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
     expect(Bun.spawnSync(["tar", "-xf", tar.path, "-C", extracted]).exitCode).toBe(0);
     const inspected = await inspectCheckpoint(extracted);
     expect(inspected.namespaces).toEqual({ made: ["pid", "network", "ipc", "uts", "mount", "user"], uidMap: ["0 100000 65536"], gidMap: ["0 100000 65536"] });
+    expect(inspected.problems).toEqual([]);
     const pid = (await taskPid(pc, id))!;
     // The same namespace's maps, the host's view of its processes' ids, the binds, and the counter going on.
     expect(await exec(inside)).toBe(before);

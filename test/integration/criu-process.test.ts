@@ -1,7 +1,7 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
@@ -159,6 +159,17 @@ describe("criu helper on a plain process", () => {
     expect(await inspectCommand.run([images], { out: (t) => void (printed += t), err: () => {} })).toBe(0);
     expect(printed).toContain(`${c.pid} counter`);
     expect(printed).toContain(`written ${dump.stats.dump!.pagesWritten}`);
+    expect(inspected.problems).toEqual([]);
+    // A damaged copy (a process's core image gone, the page images cut short) is shown, with its problems and exit 1.
+    const damaged = imagesDir("damaged-img");
+    cpSync(images, damaged, { recursive: true });
+    rmSync(join(damaged, `core-${c.pid}.img`));
+    const pagesFile = readdirSync(damaged).find((n) => /^pages-\d+\.img$/.test(n))!;
+    truncateSync(join(damaged, pagesFile), 4096);
+    let errors = "";
+    expect(await inspectCommand.run([damaged], { out: () => {}, err: (t) => void (errors += t) })).toBe(1);
+    expect(errors).toContain(`core-${c.pid}.img is missing`);
+    expect(errors).toContain(`pages-*.img hold 4096 bytes, the pagemaps ${inspected.memory.pages} pages`);
     killAndWait(restored.pid);
     await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });
   });

@@ -150,6 +150,7 @@ describe("runc container through libcriu", () => {
     const inspected = await inspectCheckpoint(images);
     expect(inspected.processes[0]!.pid).toBe(1); // pids as seen inside the container's pid namespace
     expect(inspected.processes[0]!.comm).toBe("busybox");
+    expect(inspected.problems).toEqual([]);
     expect(runc("state", id).out).toContain('"status": "stopped"');
     expect(runc("delete", id).code).toBe(0);
     await waitFor(() => oldOut.text().length > 0, { what: "old stdout to close", timeoutMs: 10_000, intervalMs: 5 });
