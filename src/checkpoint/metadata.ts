@@ -76,7 +76,6 @@ export function tmpfsOptionsLimited(options: string): boolean {
 /** The most empty tmpfs mounts a checkpoint may list (a container has a handful: /dev, /dev/shm, /run...). */
 export const EMPTY_TMPFS_MAX = 64;
 
-/** A tmpfs entry the restore makes (runc-criu.ts TmpfsEntry): its path stays inside the new tmpfs. */
 /** Access and modification times (milliseconds since the epoch, fractions kept), as lstat gave them. */
 const tmpfsTimes = {
   atimeMs: z.number().finite().optional(),
@@ -91,6 +90,7 @@ const tmpfsRootSchema = z.object({
   ...tmpfsTimes,
 });
 
+/** A tmpfs entry the restore makes (runc-criu.ts TmpfsEntry): its path stays inside the new tmpfs. */
 const tmpfsEntrySchema = z
   .object({
     path: z

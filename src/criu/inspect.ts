@@ -60,6 +60,8 @@ export interface CheckpointMemory {
   pages: number;
   /** Pages the pagemaps say are in the parent images (incremental dumps). */
   pagesInParent: number;
+  /** Pages the pagemaps mark lazy, in no image here (a post-copy dump's: its page server has them). */
+  pagesLazy: number;
   /** pages * PAGE_SIZE. */
   bytes: number;
   /** Total size of the pages-*.img files on disk. */
@@ -98,6 +100,10 @@ export interface InspectOptions {
   pagesElsewhere?: boolean;
 }
 
+/** CRIU's pagemap entry flags (criu/include/pagemap.h). */
+const PE_PARENT = 1 << 0;
+const PE_PRESENT = 1 << 2;
+
 async function maybeRead(path: string): Promise<Uint8Array | undefined> {
   return existsSync(path) ? new Uint8Array(await readFile(path)) : undefined;
 }
@@ -117,7 +123,7 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
 
   const processes: CheckpointProcess[] = [];
   const files: CheckpointFile[] = [];
-  const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, bytes: 0, pagesImageBytes: 0, compressedPagesImageBytes: 0 };
+  const memory: CheckpointMemory = { pages: 0, pagesInParent: 0, pagesLazy: 0, bytes: 0, pagesImageBytes: 0, compressedPagesImageBytes: 0 };
   const seenFdTables = new Set<number>();
   let namespaces: CheckpointNamespaces | undefined;
   for (const p of pstree) {
@@ -147,8 +153,12 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
       for (const [i, raw] of entries.entries()) {
         const e = decodeEntry(PagemapEntrySchema, raw, `pagemap-${p.pid}.img entry ${i + 1}`);
         const n = e.nrPages > 0n ? Number(e.nrPages) : e.compatNrPages;
-        if (e.inParent) memory.pagesInParent += n;
-        else memory.pages += n;
+        // CRIU 3.x+ writes flags (in_parent only before): in the parent's images, in this one's pages-*.img, or lazy
+        // (served by a page server, in no pages-*.img).
+        const flags = e.flags !== 0 ? e.flags : e.inParent ? PE_PARENT : PE_PRESENT;
+        if (flags & PE_PARENT) memory.pagesInParent += n;
+        else if (flags & PE_PRESENT) memory.pages += n;
+        else memory.pagesLazy += n;
       }
     }
 
@@ -264,7 +274,7 @@ export function renderInspect(x: CheckpointInspection): string {
   }
   lines.push("", "Memory:");
   const pages = (n: number) => `${n} page${n === 1 ? "" : "s"}`;
-  lines.push(`  ${pages(x.memory.pages)} (${mib(x.memory.bytes)}) in this image, ${pages(x.memory.pagesInParent)} in the parent`);
+  lines.push(`  ${pages(x.memory.pages)} (${mib(x.memory.bytes)}) in this image, ${pages(x.memory.pagesInParent)} in the parent${x.memory.pagesLazy > 0 ? `, ${pages(x.memory.pagesLazy)} lazy (with the page server)` : ""}`);
   lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
   if (x.memory.compressedPagesImageBytes > 0) lines.push(`  pages-*.img.zst on disk (compressed): ${mib(x.memory.compressedPagesImageBytes)}`);
   lines.push("", "Open files:");

@@ -189,28 +189,42 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
   }
 });
 
-test("a paused container whose dump hung is frozen again after the abort, as it was (CRIU thaws the cgroup once it holds the tree)", async () => {
-  const id = uniqueId("ps");
+/**
+ * A paused counter (nftables lock) whose dump hangs in CRIU, which has thawed the cgroup: the tree is held by CRIU
+ * alone. Returns the call's error (or undefined) and the hung CRIU's pid.
+ */
+async function pausedHungDump(prefix: string, timeoutMs: number): Promise<{ id: string; pid: number; client: Awaited<ReturnType<typeof connect>>; failed: Promise<CryoError | undefined>; criu: number }> {
+  const id = uniqueId(prefix);
   const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  await pc.ctrOk(["task", "pause", id]);
+  expect(freezerState(id)).toBe("FROZEN");
+  const criuBefore = new Set(criuPids());
+  const failed = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir(prefix) }, { namespace: ns, timeoutMs }).then(
+    () => undefined,
+    (e: unknown) => e as CryoError,
+  );
+  await waitFor(() => hungCriu(criuBefore).length === 1 && criuTables(pid).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
+  return { id, pid, client, failed, criu: hungCriu(criuBefore)[0]! };
+}
+
+/** Paused it was, paused it is after the dump's end: frozen, unlocked, standing still, PAUSED; resume brings it back. */
+async function stillPaused(id: string, pid: number, criu: number): Promise<void> {
+  await waitFor(() => criuTables(pid).length === 0 && !existsProc(criu), { timeoutMs: 10_000 });
+  expect(freezerState(id)).toBe("FROZEN");
+  const held = readContainerFile(pc, id, "/tmp/counter"); // "" (undefined) when frozen between the truncate and the write
+  await Bun.sleep(500);
+  expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
+  expect(await taskStatus(pc, id)).toBe("PAUSED");
+  expect(readFileSync(pc.layout.log, "utf8")).toContain("cgroup frozen again (the container was paused before)");
+  await pc.ctrOk(["task", "resume", id]);
+  await counterMovesOn(id);
+}
+
+test("a paused container whose dump hung is frozen again after the abort, as it was (CRIU thaws the cgroup once it holds the tree)", async () => {
+  const { id, pid, client, failed, criu } = await pausedHungDump("ps", 4000);
   try {
-    await pc.ctrOk(["task", "pause", id]);
-    expect(freezerState(id)).toBe("FROZEN");
-    const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("ps") }, { namespace: ns, timeoutMs: 4000 });
-    call.catch(() => {});
-    // Mid-dump, CRIU has thawed the cgroup: the tree is held by CRIU alone.
-    await waitFor(() => hungCriu(criuBefore).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
-    expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
-    await waitFor(() => criuTables(pid).length === 0 && hungCriu(criuBefore).length === 0, { timeoutMs: 10_000 });
-    // Paused it was, paused it is: frozen, standing still, PAUSED; resume brings it back.
-    expect(freezerState(id)).toBe("FROZEN");
-    const held = readContainerFile(pc, id, "/tmp/counter"); // "" (undefined) when frozen between the truncate and the write
-    await Bun.sleep(500);
-    expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
-    expect(await taskStatus(pc, id)).toBe("PAUSED");
-    expect(readFileSync(pc.layout.log, "utf8")).toContain("cgroup frozen again (the container was paused before)");
-    await pc.ctrOk(["task", "resume", id]);
-    await counterMovesOn(id);
+    expect((await failed)?.code).toBe(Code.DEADLINE_EXCEEDED);
+    await stillPaused(id, pid, criu);
   } finally {
     client.close();
     await removeContainer(pc, id);
@@ -218,32 +232,20 @@ test("a paused container whose dump hung is frozen again after the abort, as it 
 });
 
 test("CRIU killed from outside mid-dump (a crash, an operator's kill) of a paused container: frozen again and its network lock removed, as after an abort", async () => {
-  const id = uniqueId("lost");
-  const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
+  const { id, pid, client, failed, criu } = await pausedHungDump("lost", 60_000);
   try {
-    await pc.ctrOk(["task", "pause", id]);
-    const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("lost") }, { namespace: ns, timeoutMs: 60_000 });
-    call.catch(() => {});
-    await waitFor(() => hungCriu(criuBefore).length === 1 && criuTables(pid).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
     // Not the shim's doing: the dump was not aborted, CRIU just died, undoing nothing. Before, the tree ran on while
     // containerd said PAUSED (a helper session: counter 18, 47, 56), and the nftables lock cut its network.
-    process.kill(hungCriu(criuBefore)[0]!, "SIGKILL");
-    const err = (await call.then(() => undefined, (e: unknown) => e)) as CryoError;
+    process.kill(criu, "SIGKILL");
+    const err = await failed;
     expect(err).toBeInstanceOf(CryoError);
-    expect(err.code).toBe(Code.UNAVAILABLE);
-    expect(err.message).toContain("ended without an answer: it was killed or crashed");
-    expect(err.message).toContain("after it: ");
-    expect(err.message).toContain("cgroup frozen again (the container was paused before)");
-    expect(err.message).not.toContain("not undone");
+    expect(err!.code).toBe(Code.UNAVAILABLE);
+    expect(err!.message).toContain("ended without an answer: it was killed or crashed");
+    expect(err!.message).toContain("after it: ");
+    expect(err!.message).toContain("cgroup frozen again (the container was paused before)");
+    expect(err!.message).not.toContain("not undone");
     expect(criuTables(pid)).toEqual([]);
-    expect(freezerState(id)).toBe("FROZEN");
-    const held = readContainerFile(pc, id, "/tmp/counter");
-    await Bun.sleep(500);
-    expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
-    expect(await taskStatus(pc, id)).toBe("PAUSED");
-    await pc.ctrOk(["task", "resume", id]);
-    await counterMovesOn(id);
+    await stillPaused(id, pid, criu);
   } finally {
     client.close();
     await removeContainer(pc, id);
