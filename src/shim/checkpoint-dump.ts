@@ -18,7 +18,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 // The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
 // image decoders and the helper's libcriu binding would load with a daemon's first checkpoint.
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
@@ -41,6 +41,7 @@ import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { dumpWorkDir, forgetDumpDir, recordDumpDir } from "./orphaned-criu.ts";
 import { sweepEmptied, watchRemoval } from "./dir-watch.ts";
+import { CONTAINERD_CHECKPOINT_NAME } from "../containerd/layout.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 
 /** runc's name for the stdio record in the images directory. */
@@ -627,7 +628,8 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   } finally {
     // containerd removes its directory when its request ends, also when its caller went away while this part ran
     // (the watch above ends with CRIU's call); what was written here after its listing would keep the directory.
-    if (!plan.preDump && !serving)
+    // Only containerd's own directory: a caller of the task API may move the images out of its own at once.
+    if (!plan.preDump && !serving && CONTAINERD_CHECKPOINT_NAME.test(basename(imagesDir)))
       sweepEmptied(imagesDir, (when) => {
         // Nobody has this checkpoint: its pages in the store would be referenced by nothing.
         if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
