@@ -88,7 +88,24 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
     }
   };
   loop().catch(fail);
-  return { [Symbol.dispose]: stop };
+  // The watch's end (the init exited): an OOM kill counted before it whose wake-up the loop has not handled yet (the
+  // exit can reach the daemon first, under load) is reported now, not dropped (a helper session: 3 of 12 lost).
+  const dispose = () => {
+    if (!stopped) finalCheck(control, last, onOom);
+    stop();
+  };
+  return { [Symbol.dispose]: dispose };
+}
+
+/** Reports a rise of oom_kill in file past last, read synchronously (a cgroupfs read: microseconds). */
+function finalCheck(file: string, last: bigint, onOom: (count?: bigint) => void): void {
+  let n: bigint | undefined;
+  try {
+    n = oomKillCount(readFileSync(file, "utf8"));
+  } catch {
+    return; // the cgroup is gone
+  }
+  if (n !== undefined && n > last) onOom(n);
 }
 
 /** Watches a v2 cgroup's memory.events for a rising oom_kill counter (inotify, plus a poll every pollMs). */
@@ -146,5 +163,9 @@ export function watchOomV2(dir: string, onOom: (count?: bigint) => void, opts: O
   }
   const timer = setInterval(() => void check(), opts.pollMs ?? 1000);
   timer.unref();
-  return { [Symbol.dispose]: stop };
+  const dispose = () => {
+    if (!stopped) finalCheck(events, last, onOom);
+    stop();
+  };
+  return { [Symbol.dispose]: dispose };
 }
