@@ -1,10 +1,10 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { Code, CryoError, alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
-import { configHeader, renderContainerdConfig } from "./config.ts";
+import { CONFIG_HEADER_PREFIX, configHeader, renderContainerdConfig } from "./config.ts";
 import { type CtrOptions, type CtrResult, runCtr } from "./ctr.ts";
 import { type ContainerdLayout, containerdLayout, maxSocketPath } from "./layout.ts";
 
@@ -116,19 +116,31 @@ function readLivePid(layout: ContainerdLayout): number | undefined {
  * Refuses a directory whose config.toml is not one `cryo containerd start` wrote for it (its first line says so):
  * stop removes the files of the layout and ends the containerd that runs its config, and start overwrites the
  * config, so neither may take /etc/containerd, or any directory of another's containerd, for a private one's.
+ * Returns the layout under the name the config was written for (the same directory named otherwise, through a
+ * symlink or /var/run for /run: the containerd runs with that name's config path), or the given one when there is no
+ * config yet.
  */
-function assertCryoLayout(layout: ContainerdLayout): void {
+function cryoLayout(layout: ContainerdLayout): ContainerdLayout {
   let first: string;
   try {
     first = readFileSync(layout.config, "utf8").split("\n", 1)[0]!;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return layout;
     throw CryoError.from(err).wrap(`private containerd in ${layout.dir}`);
   }
-  if (first !== configHeader(layout)) {
-    throw failedPrecondition(`private containerd in ${layout.dir}`, {
-      detail: `${layout.config} was not written by cryo containerd start for this directory (its first line is not "${configHeader(layout)}"): cryo leaves this directory and any containerd running with it alone`,
-    });
+  if (first === configHeader(layout)) return layout;
+  const named = first.startsWith(CONFIG_HEADER_PREFIX) ? first.slice(CONFIG_HEADER_PREFIX.length) : undefined;
+  if (named !== undefined && sameDirectory(named, layout.dir)) return containerdLayout(named);
+  throw failedPrecondition(`private containerd in ${layout.dir}`, {
+    detail: `${layout.config} was not written by cryo containerd start for this directory (its first line is not "${configHeader(layout)}"): cryo leaves this directory and any containerd running with it alone`,
+  });
+}
+
+function sameDirectory(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
   }
 }
 
@@ -194,8 +206,7 @@ export class PrivateContainerd implements AsyncDisposable {
     // mkdtemp makes it 0700: a container in a user namespace (its root another uid on the host) must reach its
     // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
     if (ownsDir) chmodSync(dir, 0o711);
-    assertCryoLayout(layout);
-    const running = readLivePid(layout);
+    const running = readLivePid(cryoLayout(layout));
     if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
     for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
     writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));
@@ -244,10 +255,10 @@ export class PrivateContainerd implements AsyncDisposable {
    * `{ orDead: true }` a dir whose containerd died is attached too (pid 0), so stop() can clean up after it.
    */
   static attach(dir: string, namespace = "default", options: { orDead?: boolean } = {}): PrivateContainerd {
-    const layout = containerdLayout(resolve(dir));
+    const given = containerdLayout(resolve(dir));
     // No config: not a directory of `cryo containerd start` (or stopped and cleaned up already), whatever runs with that path.
-    if (!existsSync(layout.config)) throw notFound(`private containerd in ${layout.dir}`);
-    assertCryoLayout(layout);
+    if (!existsSync(given.config)) throw notFound(`private containerd in ${given.dir}`);
+    const layout = cryoLayout(given);
     const pid = readLivePid(layout);
     if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);
     if (options.orDead) return new PrivateContainerd(layout, 0, namespace, undefined, false);

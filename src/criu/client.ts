@@ -18,7 +18,7 @@ import { criuBinary } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import { criuLogLastLine, readCriuLogErrors } from "./log.ts";
 import type { CriuStats } from "./stats.ts";
-import { childrenOf, close, innermostPid, killTree, processEnd, processTree, readProcStat, takeFdFromProcess, tracerPidOf, wchanOf, zombieEnd } from "../sys/index.ts";
+import { childrenOf, close, innermostPid, isAlive, killTree, processEnd, processTree, readProcStat, takeFdFromProcess, tracerPidOf, wchanOf, zombieEnd } from "../sys/index.ts";
 
 /** A notify event CRIU sent during a call. */
 export interface NotifyEvent {
@@ -549,7 +549,18 @@ async function runHelper(
       if (!result) {
         if (criuEnd !== undefined) throw new CryoError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
         const tail = (await stderrText()).trim().split("\n").slice(-5).join("; ");
-        throw new CryoError(Code.UNKNOWN, `${what}: unknown: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`);
+        const ended = `${what}: unavailable: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`;
+        // The helper killed from outside (or by the OOM killer): CRIU, its child, was handed to this daemon (the
+        // subreaper) and works on, holding the tree, with nobody to read its answer; when it ended by itself it left
+        // the tree as it found it (a paused container frozen again while containerd says RUNNING: a helper session).
+        // It goes as on an abort (the tree frozen first), and the caller undoes what it left (CriuLostError).
+        const left = helperOut !== undefined ? criuLeftovers(helperOut) : [];
+        if (left.length === 0) throw new CriuLostError(Code.UNAVAILABLE, ended);
+        if (call.beforeKill) await Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]);
+        for (const pid of left) signalProcess(pid, "SIGKILL");
+        const deadline = Date.now() + ABORT_WAIT_MS;
+        while (left.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
+        throw new CriuLostError(Code.UNAVAILABLE, `${ended}; the CRIU it had started (pid ${left.join(", ")}) killed`);
       }
       if (!result.ok) throw resultError(what, result, callbackError, await stderrText(), criuSeen, result.rc === -E.ECOMM && result.logFile ? criuLogLastLine(result.logFile) : undefined);
       succeeded = true;
@@ -583,15 +594,25 @@ function fdTarget(pid: number, fd: number): string | undefined {
  * among them once CRIU has given them their own descriptors; before that, they are, and they go too.
  */
 function killCriuLeftovers(out: string): void {
+  for (const pid of criuLeftovers(out)) signalProcess(pid, "SIGKILL");
+}
+
+/** The processes whose stdout is out (the helper's): CRIU and what it forked (see killCriuLeftovers). */
+function criuLeftovers(out: string): number[] {
+  const found: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
-    if (pid === process.pid || fdTarget(pid, 1) !== out) continue;
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone
-    }
+    if (pid !== process.pid && fdTarget(pid, 1) === out) found.push(pid);
+  }
+  return found;
+}
+
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone
   }
 }
 

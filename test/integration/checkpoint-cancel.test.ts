@@ -252,6 +252,31 @@ test("CRIU killed from outside mid-dump (a crash, an operator's kill) of a pause
   }
 });
 
+test("the shim's CRIU helper killed from outside mid-dump of a paused container: the CRIU it left goes, and the dump is undone", async () => {
+  const { id, pid, client, failed, criu } = await pausedHungDump("helper", 60_000);
+  try {
+    // The helper (`__criu`, CRIU's parent): CRIU is handed to the daemon and works on, holding the tree. Before, the call
+    // failed at once ("unknown: helper exited with SIGKILL") and CRIU, left alone, froze the tree again at its end
+    // while containerd said RUNNING (a helper session).
+    const helper = Number(readFileSync(`/proc/${criu}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+    expect(readFileSync(`/proc/${helper}/cmdline`, "utf8")).toContain("__criu");
+    process.kill(helper, "SIGKILL");
+    const err = await failed;
+    expect(err).toBeInstanceOf(CryoError);
+    expect(err!.code).toBe(Code.UNAVAILABLE);
+    expect(err!.message).toContain("helper exited with SIGKILL without a result");
+    expect(err!.message).toContain(`the CRIU it had started (pid ${criu}`);
+    expect(err!.message).toContain("cgroup frozen again (the container was paused before)");
+    expect(err!.message).not.toContain("not undone");
+    expect(existsProc(criu)).toBe(false);
+    expect(criuTables(pid)).toEqual([]);
+    await stillPaused(id, pid, criu);
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
+
 test("tcp-established: a connection CRIU had put in TCP repair mode before it hung works on after the abort", async () => {
   const id = uniqueId("tcp");
   // tcp-client (pid 1, exec'd) talks to tcp-echo (pid 2) over 127.0.0.1 every 100 ms; any failure ends it.

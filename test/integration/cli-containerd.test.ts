@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { unmountUnder } from "../../src/containerd/index.ts";
@@ -161,6 +161,31 @@ describe("a directory that cryo containerd start did not make", () => {
       await foreign?.exited;
       await unmountUnder(dir);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the same directory named otherwise", () => {
+  test("status and stop through the real path find the containerd started through a symlink", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-link-"));
+    const real = join(parent, "real");
+    const link = join(parent, "link");
+    mkdirSync(real);
+    symlinkSync("real", link);
+    try {
+      expect((await cryo("containerd", "start", "--dir", link)).exitCode).toBe(0);
+      const pid = Number(readFileSync(join(real, "containerd.pid"), "utf8"));
+      // Before, the config's first line (written for the link) was taken for another's: refused.
+      const status = await cryo("containerd", "status", "--dir", real);
+      expect(status.stdout).toContain(`private containerd running (pid ${pid})`);
+      expect((await cryo("containerd", "start", "--dir", real)).exitCode).not.toBe(0); // running already
+      const r = await cryo("containerd", "stop", "--dir", real);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout.trim()).toBe(`stopped private containerd (pid ${pid}) in ${link}`);
+      expect(processAlive(pid)).toBe(false);
+    } finally {
+      if (existsSync(join(real, "containerd.pid"))) await cryo("containerd", "stop", "--dir", link);
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 });
