@@ -45,6 +45,14 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
   } catch {
     /* counted from 0 */
   }
+  // The kills (counted since the watch began) its reports stand for: a counted report all up to its count, a wake-up
+  // reported before its kill was counted one more.
+  const base = last;
+  let reported = 0n;
+  const report = (n?: bigint) => {
+    reported = n === undefined ? reported + 1n : n - base > reported ? n - base : reported;
+    onOom(n);
+  };
   let stopped = false;
   const reader = Bun.file(efd).stream().getReader();
   const stop = () => {
@@ -81,9 +89,9 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
       const n = oomKillCount(text);
       if (n !== undefined && n > last) {
         last = n;
-        onOom(n);
+        report(n);
       } else {
-        onOom(undefined);
+        report(undefined);
       }
     }
   };
@@ -91,21 +99,24 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
   // The watch's end (the init exited): an OOM kill counted before it whose wake-up the loop has not handled yet (the
   // exit can reach the daemon first, under load) is reported now, not dropped (a helper session: 3 of 12 lost).
   const dispose = () => {
-    if (!stopped) finalCheck(control, last, onOom);
+    if (!stopped) finalCheck(control, base, reported, onOom);
     stop();
   };
   return { [Symbol.dispose]: dispose };
 }
 
-/** Reports a rise of oom_kill in file past last, read synchronously (a cgroupfs read: microseconds). */
-function finalCheck(file: string, last: bigint, onOom: (count?: bigint) => void): void {
+/**
+ * Reports, once, kills counted in file's oom_kill since base beyond the OOMs reported already (read synchronously:
+ * a cgroupfs read takes microseconds). A wake-up reported before its kill was counted is not reported again.
+ */
+function finalCheck(file: string, base: bigint, reported: bigint, onOom: (count?: bigint) => void): void {
   let n: bigint | undefined;
   try {
     n = oomKillCount(readFileSync(file, "utf8"));
   } catch {
     return; // the cgroup is gone
   }
-  if (n !== undefined && n > last) onOom(n);
+  if (n !== undefined && n - base > reported) onOom(n);
 }
 
 /** Watches a v2 cgroup's memory.events for a rising oom_kill counter (inotify, plus a poll every pollMs). */
@@ -117,6 +128,8 @@ export function watchOomV2(dir: string, onOom: (count?: bigint) => void, opts: O
   } catch (err) {
     throw failedPrecondition(`cgroup ${dir}`, { cause: err, detail: "no memory.events to watch (memory controller not enabled?)" });
   }
+  const base = last;
+  let reported = 0n;
   let stopped = false;
   let checking = false;
   let again = false;
@@ -143,6 +156,7 @@ export function watchOomV2(dir: string, onOom: (count?: bigint) => void, opts: O
         const n = oomKillCount(text) ?? 0n;
         if (n > last) {
           last = n;
+          reported = n - base;
           onOom(n);
         }
       } while (again && !stopped);
@@ -164,7 +178,7 @@ export function watchOomV2(dir: string, onOom: (count?: bigint) => void, opts: O
   const timer = setInterval(() => void check(), opts.pollMs ?? 1000);
   timer.unref();
   const dispose = () => {
-    if (!stopped) finalCheck(events, last, onOom);
+    if (!stopped) finalCheck(events, base, reported, onOom);
     stop();
   };
   return { [Symbol.dispose]: dispose };

@@ -18,6 +18,15 @@ test("v2: an oom_kill rise written just before the watch ends is reported at its
     await Bun.sleep(50);
     expect(counts).toEqual([2n]);
 
+    // Kills the watch reported already (two counted at once: one report) are not reported again at its end.
+    const seen: (bigint | undefined)[] = [];
+    const w2 = watchOomV2(dir, (n) => seen.push(n), { pollMs: 10 });
+    writeFileSync(events, "low 0\nhigh 0\nmax 9\noom 4\noom_kill 4\n");
+    for (let i = 0; i < 100 && seen.length === 0; i++) await Bun.sleep(10);
+    expect(seen).toEqual([4n]);
+    w2[Symbol.dispose]();
+    expect(seen).toEqual([4n]);
+
     const quiet: (bigint | undefined)[] = [];
     watchOomV2(dir, (n) => quiet.push(n), { pollMs: 60_000 })[Symbol.dispose]();
     expect(quiet).toEqual([]);
