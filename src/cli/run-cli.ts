@@ -15,12 +15,15 @@ function help(table: CommandTable, prefix: readonly string[] = []): string {
 /** Runs argv (without the program name) against the table; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function runCli(table: CommandTable, argv: readonly string[], io: CliIo): Promise<number> {
   if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
-    // `cryo help plugin test` is `cryo plugin test --help`.
+    // `cryo help plugin test` is `cryo plugin test --help`, `cryo help containerd` the group's help; an unknown name is
+    // a usage error, as `cryo nosuch` is.
     const asked = argv.slice(1);
-    const named = argv[0] === "help" && asked.length > 0 ? table.find(asked) : undefined;
-    if (named && named.args.length === 0) {
-      io.out(named.command.usage);
-      return 0;
+    if (argv[0] === "help" && asked.length > 0) {
+      if (table.find(asked) === undefined && commandsUnder(table, asked).length === 0) {
+        io.err(`cryo help: unknown command "${asked.join(" ")}"\n\n${help(table)}`);
+        return 2;
+      }
+      return runCli(table, [...asked, "--help"], io);
     }
     io.out(help(table));
     return argv.length === 0 ? 2 : 0;

@@ -79,6 +79,11 @@ describe("cryo command table", () => {
     expect(io.stdout.at(-1)).not.toContain("cryo version");
     expect(await runCli(table, ["help", "pages", "rm"], io)).toBe(0);
     expect(io.stdout.at(-1)).toBe("usage of pages rm");
+    // help of a group is the group's; of an unknown name a usage error (it printed the whole help, exit 0).
+    expect(await runCli(table, ["help", "pages"], io)).toBe(0);
+    expect(io.stdout.at(-1)).toStartWith("cryo pages: one of");
+    expect(await runCli(table, ["help", "nosuch"], io)).toBe(2);
+    expect(io.stderr.at(-1)).toStartWith('cryo help: unknown command "nosuch"');
     expect(await runCli(table, ["--version"], io)).toBe(0);
     expect(io.stdout.at(-1)).toBe("cryo 9");
     expect(await runCli(table, ["inspect"], io)).toBe(2);
