@@ -932,9 +932,19 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     };
     if (lazy) {
       const server: LazyPagesServer = lazy;
+      const rootStart = readProcStat(pid)?.startTime;
       void server.done.then(
         (d) => input.log.info(`${label}: lazy-pages daemon done: every page back`, { ms: Math.round(performance.now() - started), daemonMs: Math.round(d.durationMs), pages: d.transferredPages }),
-        (err) => input.log.warn(`${label}: lazy-pages daemon failed: ${err instanceof Error ? err.message : String(err)}`),
+        (err) => {
+          const why = err instanceof Error ? err.message : String(err);
+          // The pages it had not served yet are gone for good: with its userfaultfd closed they read as zeros, and the
+          // tree would run on memory that is not its own (a helper session: memhog found corrupt words, exit 2). It is
+          // ended (SIGKILL: exit 137) unless it ended already (its root's start time tells a reused pid).
+          if (rootStart !== undefined && readProcStat(pid)?.startTime === rootStart) {
+            input.log.error(`${label}: lazy-pages daemon failed before every page was back: ${why}; the restored tree is killed (its memory is incomplete)`);
+            killTree(pid);
+          } else input.log.warn(`${label}: lazy-pages daemon failed: ${why}`);
+        },
       );
       void server.exited.then(() => {
         try {

@@ -963,6 +963,80 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   await remove(id);
 }, 300_000);
 
+/** Pids of processes named name whose memory cgroup is the container's (ns/id): a restore under a new name keeps the spec's cgroupsPath. */
+function inContainerCgroup(name: string, id: string): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/comm`, "utf8").trim() === name && readFileSync(`/proc/${n}/cgroup`, "utf8").includes(`:memory:/${ns}/${id}\n`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test("a lazy restore whose lazy-pages daemon dies before every page is back: the restored tree is killed, not left on incomplete memory", async () => {
+  const id = uniqueId("lzdie");
+  await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "1 GiB filled", timeoutMs: 120_000 });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  const restored = `${id}-r`;
+  // The daemon held still (SIGSTOP) once the restored memhog exists: CRIU is done with it, its pages are not all in.
+  let daemon: number | undefined;
+  const holding = (async () => {
+    for (let i = 0; i < 20_000 && daemon === undefined; i++) {
+      const d = criuPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("lazy-pages") && readFileSync(`/proc/${p}/cmdline`, "utf8").includes(restored));
+      if (d !== undefined && inContainerCgroup("memhog", id).length > 0) {
+        process.kill(d, "SIGSTOP");
+        daemon = d;
+      } else await Bun.sleep(2);
+    }
+  })();
+  const r = await restore(restored, ref);
+  await holding;
+  expect(r.exitCode).toBe(0);
+  expect(daemon).toBeDefined();
+  try {
+    // Frozen, the tree cannot touch a missing page; the daemon dies (an operator's kill, the OOM killer).
+    await pc.ctrOk(["task", "pause", restored]);
+    process.kill(daemon!, "SIGKILL");
+    await waitFor(() => (readFileSync(pc.layout.log, "utf8").includes(`lazy-pages daemon failed before every page was back`) ? true : undefined), { what: "the shim's word on the daemon" });
+    expect(readFileSync(pc.layout.log, "utf8")).toContain("the restored tree is killed (its memory is incomplete)");
+    // Before, the tree ran on with the pages the daemon never served read as zeros (a helper session: memhog found
+    // corrupt words and exited 2). Killed, it ends when thawed: 137.
+    await pc.ctrOk(["task", "resume", restored]);
+    await waitFor(async () => ((await taskStatus(pc, restored)) === "STOPPED" ? true : undefined), { what: "the restored task stopped" });
+    const out = await pc.ctr(["task", "delete", restored]);
+    expect(`${out.stdout}${out.stderr}`).toContain("137");
+  } finally {
+    if (daemon !== undefined) {
+      try {
+        process.kill(daemon, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    await remove(restored);
+  }
+}, 300_000);
+
+function criuPids(): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/comm`, "utf8").trim() === "criu";
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** The entries of the CRIU tar of a checkpoint image, and the tar's size. */
 async function criuTar(ref: string): Promise<{ size: number; entries: string[] }> {
   const tar = await checkpointCriuTar(pc, ref);
