@@ -10,11 +10,11 @@
  * The hooks are the new bundle's spec's, as `runc restore` takes them; the RDT group is the one the restore
  * made or joined for the new spec's linux.intelRdt (cgroups/intel-rdt.ts), or none.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DeviceRule } from "../cgroups/v1-devices.ts";
 import { NS_PROC_NAME } from "../checkpoint/runc-criu.ts";
-import { invalidArgument } from "../errors.ts";
+import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { runcSeccompConfig } from "../seccomp/runc-config.ts";
 
 /** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
@@ -193,9 +193,16 @@ export function writeRuncStateFile(root: string, id: string, state: Record<strin
   mkdirSync(dir, { recursive: true, mode: 0o711 });
   chmodSync(dir, 0o711);
   const tmp = join(dir, `state-${process.pid}-${Date.now()}`);
-  writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
   const path = join(dir, "state.json");
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    // A full /run (ENOSPC) said only "ENOSPC: no space left on device, write" (a helper session).
+    const code = (err as NodeJS.ErrnoException).code;
+    throw CryoError.from(err, code === "ENOSPC" || code === "EDQUOT" ? Code.RESOURCE_EXHAUSTED : Code.UNKNOWN).wrap(`write runc's state of the restored container, ${path}`);
+  }
   return path;
 }
 
