@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { unmountUnder } from "../../src/containerd/index.ts";
@@ -61,7 +61,11 @@ describe("cryo containerd start/status/stop", () => {
 
   test("stop by a user who may not signal containerd is refused, and nothing is removed", async () => {
     chmodSync(parent, 0o711); // so that nobody reaches the directory (start makes it 0711 itself)
-    const proc = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", bun, main, "containerd", "stop", "--dir", dir], { stdout: "pipe", stderr: "pipe" });
+    // The built cryo, where nobody reaches it (a clone may sit in a directory only root can read: mktemp -d's 0700).
+    const asNobody = join(parent, "cryo");
+    copyFileSync(resolve(import.meta.dir, "../../build/bin/cryo"), asNobody);
+    chmodSync(asNobody, 0o755);
+    const proc = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, "containerd", "stop", "--dir", dir], { cwd: "/", stdout: "pipe", stderr: "pipe" });
     const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     // Before, the EPERM of its SIGTERM was taken for a dead containerd, and the clean-up went on (stopped only by the
     // directories' modes, with an EACCES of rm).
