@@ -920,13 +920,19 @@ test("a restore beside a paused copy (one cgroup, frozen) is refused, as runc re
   await remove(paused);
 }, 180_000);
 
-test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages served on demand, memory intact (times printed)", async () => {
-  const id = uniqueId("lazy");
+/** A 1 GiB memhog with cryo.checkpoint/lazy-pages=true, checkpointed and removed: its checkpoint image. */
+async function lazyGiBCheckpoint(id: string): Promise<string> {
   await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);
   await waitFor(() => readCounter(pc, id), { what: "1 GiB filled", timeoutMs: 120_000 });
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref);
   await remove(id);
+  return ref;
+}
+
+test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages served on demand, memory intact (times printed)", async () => {
+  const id = uniqueId("lazy");
+  const ref = await lazyGiBCheckpoint(id);
   const extracted = extractions();
   const t0 = performance.now();
   const r = await restore(id, ref);
@@ -979,11 +985,7 @@ function inContainerCgroup(name: string, id: string): number[] {
 
 test("a lazy restore whose lazy-pages daemon dies before every page is back: the restored tree is killed, not left on incomplete memory", async () => {
   const id = uniqueId("lzdie");
-  await runDetached(id, ["/bin/memhog", "1024", "/tmp/counter"], ["--annotation", "cryo.checkpoint/lazy-pages=true"]);
-  await waitFor(() => readCounter(pc, id), { what: "1 GiB filled", timeoutMs: 120_000 });
-  const ref = `localhost/checkpoint/${id}:1`;
-  await checkpoint(id, ref);
-  await remove(id);
+  const ref = await lazyGiBCheckpoint(id);
   const restored = `${id}-r`;
   // The daemon held still (SIGSTOP) once the restored memhog exists: CRIU is done with it, its pages are not all in.
   let daemon: number | undefined;
