@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** Where everything of one private containerd lives, all under one directory. */
 export interface ContainerdLayout {
@@ -36,6 +36,16 @@ export const CONTAINERD_EXTRACTION_NAME = /^ctrd-checkpoint\d+$/;
  * "ctrd-checkpoint", digits appended), in the same place, and removes when the request ends.
  */
 export const CONTAINERD_CHECKPOINT_NAME = /^ctr?d-checkpoint\d+$/;
+
+/**
+ * Whether dir has a name of containerd's (name) and lies directly in containerd's temp directory: Go's
+ * os.MkdirTemp($XDG_RUNTIME_DIR, ...), the temp dir ($TMPDIR or /tmp) where that variable is unset, as the shim's
+ * environment (containerd's) says.
+ */
+export function inContainerdTemp(dir: string, name: RegExp, env: Record<string, string | undefined> = process.env): boolean {
+  const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
+  return name.test(basename(dir)) && dirname(resolve(dir)) === resolve(base);
+}
 
 /** Returns the layout of a private containerd under dir. */
 export function containerdLayout(dir: string): ContainerdLayout {

@@ -397,9 +397,10 @@ async function runHelper(
     killHelper(proc.pid);
     if (helperOut !== undefined) killCriuLeftovers(helperOut);
   };
+  // What the caller does before CRIU is killed (the tree frozen), for BEFORE_KILL_MS at most.
+  const beforeKill = (): Promise<unknown> => (call.beforeKill ? Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]) : Promise.resolve());
   const onAbort = () => {
-    const before = call.beforeKill ? Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]) : Promise.resolve();
-    void before.then(() => {
+    void beforeKill().then(() => {
       stopHelper();
       void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
     });
@@ -556,7 +557,7 @@ async function runHelper(
         // It goes as on an abort (the tree frozen first), and the caller undoes what it left (CriuLostError).
         const left = helperOut !== undefined ? criuLeftovers(helperOut) : [];
         if (left.length === 0) throw new CriuLostError(Code.UNAVAILABLE, ended);
-        if (call.beforeKill) await Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]);
+        await beforeKill();
         for (const pid of left) signalProcess(pid, "SIGKILL");
         const deadline = Date.now() + ABORT_WAIT_MS;
         while (left.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);

@@ -15,8 +15,8 @@
  * container's cgroups and removes them.
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
-import { CONTAINERD_CHECKPOINT_NAME } from "../containerd/layout.ts";
+import { basename, join } from "node:path";
+import { CONTAINERD_CHECKPOINT_NAME, inContainerdTemp } from "../containerd/layout.ts";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
 import { isAlive } from "../sys/proc.ts";
@@ -135,8 +135,7 @@ export function removeAbandonedDumpDir(bundle: string, env: Record<string, strin
     return undefined;
   }
   forgetDumpDir(bundle);
-  const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
-  if (!CONTAINERD_CHECKPOINT_NAME.test(basename(dir)) || dirname(resolve(dir)) !== resolve(base) || !existsSync(dir)) return undefined;
+  if (!inContainerdTemp(dir, CONTAINERD_CHECKPOINT_NAME, env) || !existsSync(dir)) return undefined;
   rmSync(dir, { recursive: true, force: true });
   return dir;
 }

@@ -20,7 +20,7 @@
  * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
 import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, posix, resolve } from "node:path";
+import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
@@ -53,7 +53,7 @@ import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
-import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
+import { CONTAINERD_EXTRACTION_NAME, inContainerdTemp } from "../containerd/layout.ts";
 import { descendsFrom, killTree, processTree, readProcStat, underProcess } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
@@ -137,8 +137,7 @@ export interface RestoreInput {
  * client gave (2.x's CriuImagePath, CRI's RestoreFromPath) is left alone unless it imitates one.
  */
 export function containerdExtraction(dir: string, env: Record<string, string | undefined> = process.env): boolean {
-  const base = env.XDG_RUNTIME_DIR || env.TMPDIR || "/tmp";
-  return CONTAINERD_EXTRACTION_NAME.test(basename(dir)) && dirname(resolve(dir)) === resolve(base);
+  return inContainerdTemp(dir, CONTAINERD_EXTRACTION_NAME, env);
 }
 
 /** The restored container. */
