@@ -115,7 +115,10 @@ test("cryo.notify/socket: the container's READY=1 reaches the host socket with M
   // The container's MAINPID (its own namespace's) is dropped; the init's host pid goes with READY=1.
   await waitFor(() => (app.got().length >= 1 ? true : undefined), { what: "READY=1 forwarded" });
   expect(app.got()).toEqual([`READY=1\nMAINPID=${pid}`]);
-  expect(readFileSync(pc.layout.log, "utf8")).toContain(`container ${id}: READY=1 forwarded to ${app.path}`);
+  // The shim's log reaches containerd's through a FIFO, after the datagram: it is waited for (read at once, it was
+  // not there yet in one fresh-clone run).
+  const forwarded = `container ${id}: READY=1 forwarded to ${app.path}`;
+  await waitFor(() => (readFileSync(pc.layout.log, "utf8").includes(forwarded) ? true : undefined), { what: "the shim's log of the forward" });
   expect(systemd.got().filter((d) => d.includes("MAINPID"))).toEqual([]); // nothing of it went to containerd's socket
   await pc.ctrOk(["task", "exec", "--exec-id", "again1", id, "touch", "/tmp/again"]);
   await waitFor(() => (app.got().length >= 2 ? true : undefined), { what: "STATUS= forwarded" });
