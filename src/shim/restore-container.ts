@@ -268,7 +268,15 @@ export function startRestoreCgroups(prepared: Pick<PreparedRestore, "cgroupPaths
     // The resctrl group with its schemata, before the helper joins it (runc: Apply, then Set).
     if (intelRdt && rdt) rdt.created = applyIntelRdtGroup(intelRdt, `restore: linux.intelRdt`).created;
     prejoin(joinDirs);
-    if (resources) await managerFor(location).update(resources);
+    if (resources) {
+      try {
+        await managerFor(location).update(resources);
+      } catch (err) {
+        // Another restore of the same checkpoint (the same cgroups path) failed and removed the directories between
+        // their making and this update (seen once in a fresh-clone CI run: "cpu.shares: does not exist"): made again, once.
+        if ((await remakeRestoreCgroups(created, cgroupPaths, resources)).length === 0) throw err;
+      }
+    }
   })();
   ready.catch(() => {}); // awaited by the restore; a failure is thrown there
   return { created, dirs, joinDirs, ready, before, ...(rdt ? { intelRdt: rdt } : {}) };
@@ -300,11 +308,11 @@ function makeCgroupDirs(cgroupPaths: Readonly<Record<string, string>>, resources
  * before this restore's CRIU moved its tree in (CRIU: `cg: Can't move 1 into freezer//NS/ID/cgroup.procs (-1/-1): No
  * such file or directory`; seen in test/integration/checkpoint-ctr's two restores at once).
  */
-export async function remakeRestoreCgroups(made: RestoreCgroups, cgroupPaths: Readonly<Record<string, string>>, resources: PreparedRestore["resources"]): Promise<string[]> {
+export async function remakeRestoreCgroups(created: string[], cgroupPaths: Readonly<Record<string, string>>, resources: PreparedRestore["resources"]): Promise<string[]> {
   const missing = [...new Set(Object.values(cgroupPaths).flatMap((p) => missingChain(p)))];
   if (missing.length === 0) return [];
-  made.created.push(...missing.filter((d) => !made.created.includes(d)));
-  const location = makeCgroupDirs(cgroupPaths, resources, made.created);
+  created.push(...missing.filter((d) => !created.includes(d)));
+  const location = makeCgroupDirs(cgroupPaths, resources, created);
   if (resources) await managerFor(location).update(resources);
   return missing;
 }
@@ -837,7 +845,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
           input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
         } else {
           // A cgroup directory went away under the restore (another restore of the checkpoint removed what it made).
-          const remade = /cg: Can't move .*No such file or directory/.test(message) ? await remakeRestoreCgroups(made, cgroupPaths, resources) : [];
+          const remade = /cg: Can't move .*No such file or directory/.test(message) ? await remakeRestoreCgroups(made.created, cgroupPaths, resources) : [];
           if (remade.length === 0) throw err;
           input.log.warn(`${label}: cgroup directories went away before CRIU moved the tree in (another restore of the same checkpoint removed them); made again, retrying once`, { dirs: remade.join(",") });
         }
