@@ -54,7 +54,7 @@ import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { CONTAINERD_EXTRACTION_NAME, inContainerdTemp } from "../containerd/layout.ts";
-import { descendsFrom, killTree, processTree, readProcStat, underProcess } from "../sys/proc.ts";
+import { descendsFrom, isAlive, killTree, processTree, readProcStat, underProcess } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
@@ -435,7 +435,7 @@ export async function emptyCreatedCgroups(dirs: readonly string[], created: read
   const inOwn = await Promise.all(own.map(async (d) => ({ d, pids: await listPidsRecursive(d).catch((): number[] => []) })));
   const mine = new Set(ours([...new Set(inOwn.flatMap((x) => x.pids))]));
   // Thawed so that the kill takes effect; not where another container's processes are (it may be paused).
-  const foreign = new Set(inOwn.filter((x) => x.pids.some((p) => !mine.has(p))).map((x) => x.d));
+  const foreign = new Set(inOwn.filter((x) => x.pids.some((p) => !mine.has(p) && isAlive(p))).map((x) => x.d));
   killAll([...mine]);
   for (const d of own) {
     if (foreign.has(d)) continue;
@@ -1085,7 +1085,17 @@ async function removeCgroupDirs(dirs: string[], ancestor?: number): Promise<{ ke
   const sorted = [...new Set(dirs)].sort((a, b) => b.length - a.length);
   const left: string[] = [];
   const kept: string[] = [];
-  const inUse = async (d: string) => ancestor !== undefined && (await listPidsRecursive(d).catch(() => [])).some((p) => !descendsFrom(p, ancestor));
+  // A process that ends between the listing and the walk up its parents (the restore's own helper, killed just before,
+  // reaped meanwhile) breaks the walk: it is not another container's, and nor is one whose parent ended under the walk
+  // (reparented to the daemon). Another container's is one that is still there, outside the daemon's tree, twice.
+  const foreign = async (d: string) => (await listPidsRecursive(d).catch((): number[] => [])).filter((p) => !descendsFrom(p, ancestor!) && isAlive(p));
+  const inUse = async (d: string) => {
+    if (ancestor === undefined) return false;
+    const first = await foreign(d);
+    if (first.length === 0) return false;
+    await Bun.sleep(20);
+    return (await foreign(d)).some((p) => first.includes(p));
+  };
   for (const d of sorted) {
     if (kept.some((k) => k.startsWith(`${d}/`))) {
       kept.push(d);
