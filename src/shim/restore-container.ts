@@ -420,6 +420,9 @@ export async function discardRestoreCgroups(cgroups: RestoreCgroups, release: (d
  * daemon's are never descendants; `delete` after a dead daemon (orphaned-criu.ts) has no daemon to ask.
  */
 export async function emptyCreatedCgroups(dirs: readonly string[], created: readonly string[], before?: readonly string[], ancestor?: number, others?: OtherContainers): Promise<void> {
+  // Another restore of this daemon whose CRIU has let its tree go but whose runc state is not written yet: its tree is
+  // neither under CRIU nor another container's by the rules below, and would be killed as this restore's.
+  if (ancestor !== undefined) await othersLanded();
   const isOurs = restoreOwnership(ancestor, others);
   const ours = (pids: number[]) => pids.filter(isOurs);
   // In a cgroup that existed (a running original's): only what is outside the PID namespaces that were there before,
@@ -447,6 +450,36 @@ export async function emptyCreatedCgroups(dirs: readonly string[], created: read
       }
     }
   }
+}
+
+/**
+ * The restores of this daemon between the start of their CRIU call and the writing of their runc state (or their
+ * failure). A restored tree is spared while its CRIU call runs (under the helper, `underProcess`) and once its
+ * state.json names it (`otherContainersProcesses`); between the two (CRIU's answer on its way to the daemon, the
+ * helper gone, the tree handed to the daemon) it is spared only by a failing restore's cleanup waiting for it to land
+ * (at most IN_FLIGHT_WAIT_MS). The docs' "left" case of two restores of one checkpoint at once.
+ */
+const restoresInFlight = new Set<Promise<void>>();
+
+/** How long a failed restore's cleanup waits for the other restores in flight (a 1 GiB restore takes ~2.5 s here). */
+const IN_FLIGHT_WAIT_MS = 20_000;
+
+/** Registers a restore in flight; the returned function (idempotent) marks it landed. Exported for tests. */
+export function inFlight(): () => void {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  restoresInFlight.add(promise);
+  return () => {
+    restoresInFlight.delete(promise);
+    resolve();
+  };
+}
+
+/** Waits until the restores in flight now have landed (their state.json written, or failed), at most IN_FLIGHT_WAIT_MS. */
+async function othersLanded(): Promise<void> {
+  if (restoresInFlight.size === 0) return;
+  let timer: Timer | undefined;
+  await Promise.race([Promise.all([...restoresInFlight]), new Promise<void>((r) => (timer = setTimeout(r, IN_FLIGHT_WAIT_MS)))]);
+  clearTimeout(timer);
 }
 
 /**
@@ -587,6 +620,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   let localImages: RestoreImages | undefined;
   let revokeImages: (() => void) | undefined;
   let releaseEntry: (() => void) | undefined;
+  let landed: (() => void) | undefined;
   const stateDir = join(input.runcRoot, id);
   const workDir = restoreWorkDir(bundle);
   const criu = input.criu;
@@ -834,6 +868,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         return r;
       };
       freezerBefore = freezerIdentity(cgroupPaths);
+      landed = inFlight();
       try {
         result = await call();
       } catch (err) {
@@ -912,6 +947,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       ...(intelRdt ? { intelRdt: { path: intelRdt.dir, config: intelRdt.runcConfig } } : {}),
     });
     const statePath = writeRuncStateFile(input.runcRoot, id, state);
+    landed?.();
     // Success: the state dir and cgroups stay; CRIU's root mount goes. From here on the container runs: what
     // fails to be tidied is logged, not thrown (a throw would kill the restored tree and leave its state).
     undo.length = 0;
@@ -971,6 +1007,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     );
     return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(lazyPagesExited ? { lazyPagesExited } : {}), ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
   } catch (err) {
+    landed?.(); // before the undo, which waits for the other restores' (emptyCreatedCgroups)
     // Cgroups still being made would outlive their removal below.
     await cgroupsReady?.catch(() => {});
     if (ptsMaster !== undefined) closeSync(ptsMaster);
