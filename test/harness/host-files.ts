@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmdirSync } from "node:fs";
+import { waitFor } from "./wait-for.ts";
 
 /** Reads a host file, trimmed; undefined when absent or empty. */
 export function readTrimmed(path: string): string | undefined {
@@ -18,5 +19,19 @@ export function killPids(pids: Iterable<number>): void {
     } catch {
       // gone
     }
+  }
+}
+
+/** Removes test cgroup directories, each retried for up to 10 s while killed processes leave; what stays is left (afterAll). */
+export async function removeCgroupDirs(dirs: Iterable<string>): Promise<void> {
+  for (const d of dirs) {
+    await waitFor(() => {
+      try {
+        if (existsSync(d)) rmdirSync(d);
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, { what: `rmdir ${d}`, timeoutMs: 10_000 }).catch(() => {});
   }
 }

@@ -11,7 +11,7 @@ export { taskStatus } from "./task-status.ts";
 export { removeContainer } from "./remove-container.ts";
 export type { RemoveContainerOptions } from "./remove-container.ts";
 export { compileStaticC } from "./compile-c.ts";
-export { killPids, readTrimmed } from "./host-files.ts";
+export { killPids, readTrimmed, removeCgroupDirs } from "./host-files.ts";
 export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
 export { checkpointCriuTar, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";

@@ -2,25 +2,16 @@
 // request (so the kernel's cgroup moves overlap the caller's work), and releaseJoin kills a helper that no
 // restore used, so that the cgroups can be removed. Root only (cgroupfs).
 import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createCriu } from "../../src/criu/index.ts";
-import { waitFor } from "../harness/index.ts";
+import { removeCgroupDirs, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(60_000);
 const name = `cryo-prejoin-${process.pid}`;
 const dirs = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"].filter((d) => existsSync(d)).map((d) => `${d}/${name}`);
 
 afterAll(async () => {
-  for (const d of dirs) {
-    await waitFor(() => {
-      try {
-        if (existsSync(d)) rmdirSync(d);
-        return true;
-      } catch {
-        return undefined;
-      }
-    }, { what: `rmdir ${d}`, timeoutMs: 10_000 }).catch(() => {});
-  }
+  await removeCgroupDirs(dirs);
 });
 
 const procs = (d: string) => readFileSync(`${d}/cgroup.procs`, "utf8").trim().split("\n").filter((l) => l !== "");

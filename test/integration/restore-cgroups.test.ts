@@ -1,12 +1,12 @@
 // A failed restore's cleanup of the cgroups it made (restore-container.ts discardRestoreCgroups, emptyCreatedCgroups):
 // it kills its own processes there and removes the directories, and spares another restore's. Root only (cgroupfs).
 import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { discardRestoreCgroups, emptyCreatedCgroups, inFlight } from "../../src/shim/restore-container.ts";
 import { readProcStat } from "../../src/sys/proc.ts";
-import { waitFor } from "../harness/index.ts";
+import { removeCgroupDirs, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(60_000);
 const name = `cryo-restore-cg-${process.pid}`;
@@ -16,16 +16,7 @@ const children: { pid: number; kill(signal?: number): void }[] = [];
 
 afterAll(async () => {
   for (const c of children) c.kill(9);
-  for (const d of cleanup) {
-    await waitFor(() => {
-      try {
-        if (existsSync(d)) rmdirSync(d);
-        return true;
-      } catch {
-        return undefined;
-      }
-    }, { what: `rmdir ${d}`, timeoutMs: 10_000 }).catch(() => {});
-  }
+  await removeCgroupDirs(cleanup);
 });
 
 test("discardRestoreCgroups removes cgroups whose processes it killed: one reaped under its check is not taken for another container's", async () => {
