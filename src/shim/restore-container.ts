@@ -28,6 +28,7 @@ import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
+import { checkRestoreMemory, describeRoom, memoryCgroupOf, memoryRoom, oomKills, restoredMemoryFloor, showBytes, type MemoryCgroup, type MemoryFloor } from "../checkpoint/memory-check.ts";
 import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
@@ -217,6 +218,10 @@ export interface PreparedRestore {
   limitsBounds?: TaskLimitsBounds;
   /** The checkpoint's live tasks (zombies left out), by their recorded pids: the CRIU call fails when one dies under it. */
   liveTasks?: number[];
+  /** The container's memory cgroup, whose OOM kills a failed restore reports (memory-check.ts). */
+  memoryCgroup?: MemoryCgroup;
+  /** The least memory the restored tree holds at once (memory-check.ts); undefined for a lazy restore. */
+  memoryFloor?: MemoryFloor;
   /** External key -> the mount's recorded flags (mount-image-check.ts externalMountFlags): a tmpfs made for CRIU gets them. */
   externalFlags?: ReadonlyMap<string, number>;
   /** The host ids of the root of the user namespace the spec gives the container (userNamespaceRoot). */
@@ -575,6 +580,12 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts);
   confineCgroupPaths(cgroupPaths, mounts, `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
+  // The pages CRIU writes back are charged to the container's memory cgroup before the tree runs: a checkpoint whose
+  // memory cannot fit there is refused now, before anything is made (CRIU's tasks would be killed by the OOM killer).
+  // A lazy restore's pages come back after the tree runs.
+  const memoryCgroup = memoryCgroupOf(cgroupPaths, mounts);
+  const memoryFloor = meta.options.lazyPages ? undefined : restoredMemoryFloor(source.dir);
+  if (memoryCgroup && memoryFloor) checkRestoreMemory(memoryFloor, memoryRoom(memoryCgroup, resources), where);
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);
@@ -594,6 +605,8 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
     limitsBounds,
     liveTasks,
     externalFlags,
+    ...(memoryCgroup ? { memoryCgroup } : {}),
+    ...(memoryFloor ? { memoryFloor } : {}),
     ...(usernsRoot ? { usernsRoot } : {}),
     ...(rdt.plan ? { intelRdt: rdt.plan } : {}),
     ...(rdt.ignored ? { intelRdtIgnored: rdt.ignored } : {}),
@@ -828,6 +841,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     await cgroupsReady;
     input.signal?.throwIfAborted();
+    // The memory cgroup's OOM kills so far (a cgroup that existed may have some): more after a failed CRIU call mean
+    // the OOM killer took tasks of the tree being restored.
+    const memoryCg = prepared.memoryCgroup;
+    const oomBefore = memoryCg ? oomKills(memoryCg) : undefined;
     // Lazy pages (src/criu restoreLazy): a `criu lazy-pages` daemon serves the pages from the images on
     // demand (its socket is in the work dir, which the restore shares); the restore returns once the tree
     // runs, the daemon exits by itself when every page is back (lazyPages.done). A failed call kills it.
@@ -898,6 +915,16 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       // The CRIU client names the log in the work directory, which goes with the restore: the copy is named instead.
       const classified = classifyCriuError(err);
       const named = classified.message.replaceAll(` (log: ${join(workDir, "restore.log")})`, "");
+      // CRIU says only that a task was "killed by signal 9" (or, its tree waited for, nothing): the memory cgroup says
+      // whether its OOM killer did it. Read before the undo removes the cgroup.
+      const oomAfter = memoryCg && oomBefore !== undefined ? oomKills(memoryCg) : undefined;
+      if (memoryCg && oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore) {
+        const n = oomAfter - oomBefore;
+        const f = prepared.memoryFloor;
+        const floor = f ? `, and the checkpoint's ${f.processes === 1 ? "process holds" : `${f.processes} processes hold`} at least ${showBytes(f.bytes)} of memory once restored (its pages alone: the kernel charges page tables and the like beside them)` : "";
+        const detail = `the OOM killer killed ${n === 1 ? "a process" : `${n} processes`} in the container's memory cgroup ${memoryCg.dir} while CRIU restored the tree (oom_kill ${oomBefore} -> ${oomAfter}): the cgroup can hold ${describeRoom(memoryRoom(memoryCg))}${floor}; restore it with a higher memory limit. CRIU: ${named}`;
+        throw new CryoError(Code.RESOURCE_EXHAUSTED, `${label} (log: ${kept}): resource exhausted: ${detail}`, { cause: classified });
+      }
       throw new CryoError(classified.code, `${label} (log: ${kept}): ${named}`, { cause: classified });
     }
     unstage();

@@ -37,7 +37,7 @@ import { Code, CryoError } from "../../src/errors.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, mountsUnder, startPrivateContainerd, taskApiRestoreInputs, taskPid, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, compileStaticC, ensureTestImage, mountsUnder, startPrivateContainerd, taskApiRestoreInputs, taskPid, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 setDefaultTimeout(180_000);
 const RUNTIME = "io.containerd.cryo.v2";
@@ -219,7 +219,7 @@ const cmdline = (pid: string) => {
 };
 
 /**
- * A `sleep` source container (`ctr run` with runFlags; command instead of the sleep) checkpointed, and the inputs of a task to restore from it as restoredId (its own
+ * A `sleep` source container (`ctr run` with runFlags; command instead of the sleep, checkpointed once it made readyFile) checkpointed, and the inputs of a task to restore from it as restoredId (its own
  * cgroup, a copy of the rootfs), with a task API client on the source's shim. fn runs the test; afterwards the
  * restored task is deleted, the client closed and the source removed.
  */
@@ -228,6 +228,7 @@ async function withSleepCheckpoint(
   fn: (r: { src: string; restoredId: string; cgroupsPath: string; images: string; bundle: string; call: TaskCall }) => Promise<void>,
   runFlags: string[] = [],
   command: string[] = ["sleep", "1000"],
+  readyFile?: string,
 ): Promise<void> {
   const src = uniqueId("src");
   const ref = `localhost/${src}:ckpt`;
@@ -235,6 +236,9 @@ async function withSleepCheckpoint(
   const work = mkdtempSync(join(dir, `${prefix}-`));
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...runFlags, testImage, src, ...command]);
   try {
+    // A command that says when it is ready by a file in its root (memhog's counter file, once its memory is filled).
+    const rootfs = join(pc.state, "io.containerd.runtime.v2.task", ns, src, "rootfs");
+    if (readyFile) await waitFor(() => (existsSync(join(rootfs, readyFile)) ? true : undefined), { what: `${readyFile} in ${src}`, timeoutMs: 60_000 });
     await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
     const cgroupsPath = `/${ns}/${restoredId}`;
     const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
@@ -328,6 +332,105 @@ test("a restore under a low pids limit and a tight memory limit comes back in th
     expect(readFileSync(join("/sys/fs/cgroup/memory", r.cgroupsPath, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(2 * 1024 * 1024));
     expect(procs(join("/sys/fs/cgroup/pids", r.cgroupsPath))).toEqual([String(state.pid)]);
   });
+});
+
+/** Sets the memory limit of the restored task's spec (its bundle's config.json); on a host with swap, memory+swap too. */
+function setMemoryLimit(bundle: string, bytes: number): void {
+  const specPath = join(bundle, "config.json");
+  const spec = JSON.parse(readFileSync(specPath, "utf8")) as { linux: { resources?: Record<string, unknown> } };
+  const swap = /^SwapTotal:\s+[1-9]/m.test(readFileSync("/proc/meminfo", "utf8"));
+  spec.linux.resources = { ...spec.linux.resources, memory: swap ? { limit: bytes, swap: bytes } : { limit: bytes } };
+  writeFileSync(specPath, JSON.stringify(spec));
+}
+
+/** Start's error (undefined when it succeeded). */
+const startError = (r: { restoredId: string; call: TaskCall }) =>
+  r.call("start", { id: r.restoredId }, 120_000).then(
+    () => undefined,
+    (e: unknown) => e as CryoError,
+  );
+
+/** Nothing of a failed restore is left: no cgroup, runc state, mount or process of the task; it stays created. */
+async function nothingLeft(r: { restoredId: string; cgroupsPath: string; bundle: string; call: TaskCall }): Promise<void> {
+  for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+  expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+  expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
+  expect(mountsUnder(r.bundle)).toEqual([]);
+  expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
+  expect((await r.call("pids", { id: r.restoredId })).processes).toEqual([]);
+}
+
+test("a checkpoint whose memory exceeds the new spec's memory limit is refused before CRIU runs (FAILED_PRECONDITION, naming both), and nothing is made; with a limit it fits in, the same task's Start restores it", async () => {
+  await withSleepCheckpoint(
+    "memlim",
+    async (r) => {
+      // 64 MiB of memhog's pattern, under a 32 MiB limit. Before, CRIU ran, the memory cgroup's OOM killer killed the
+      // tree's root while CRIU wrote its pages, and the error (UNKNOWN) said only "killed by signal 9: Killed".
+      setMemoryLimit(r.bundle, 32 * 1024 * 1024);
+      await r.call("create", createFrom(r), 60_000);
+      const err = await startError(r);
+      expect(err).toBeInstanceOf(CryoError);
+      expect(err?.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err?.message).toMatch(/failed precondition: the checkpoint's process holds at least 67\d{6} bytes \(64 MiB\) of memory once restored, more than the 33554432 bytes \(32 MiB\) \(.*the spec's linux.resources.memory.limit/);
+      expect(err?.message).not.toContain("killed by signal");
+      await nothingLeft(r);
+      // A limit the pages fit in: the same task restores, and memhog finds its memory whole.
+      setMemoryLimit(r.bundle, 128 * 1024 * 1024);
+      await r.call("start", { id: r.restoredId }, 120_000);
+      const state = await r.call("state", { id: r.restoredId });
+      expect(state.status).toBe(Status.RUNNING);
+      expect(cmdline(String(state.pid))[0]).toBe("/bin/memhog");
+      expect(readFileSync(join("/sys/fs/cgroup/memory", r.cgroupsPath, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(128 * 1024 * 1024));
+    },
+    [],
+    ["/bin/memhog", "64", "/tmp/counter"],
+    "tmp/counter",
+  );
+});
+
+test("a restore the memory cgroup's OOM killer ends is RESOURCE_EXHAUSTED, naming the OOM kill, the limit and the checkpoint's memory, and nothing is left", async () => {
+  // A parent with 48 MiB of its own, and a child that rewrote its inherited copy: the child's pages are counted for
+  // neither (CRIU may keep an inherited page shared with the parent), so the check before CRIU lets an 80 MiB limit
+  // pass, and the 96 MiB CRIU writes back do not fit.
+  const prog = compileStaticC(
+    dir,
+    "cowhog",
+    `#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+  size_t n = 48u << 20;
+  unsigned char *p = mmap(0, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 1;
+  memset(p, 1, n);
+  if (fork() == 0) {
+    memset(p, 2, n);
+    close(open("/tmp/ready", O_CREAT | O_WRONLY, 0644));
+  }
+  for (;;) pause();
+}
+`,
+  );
+  await withSleepCheckpoint(
+    "memoom",
+    async (r) => {
+      setMemoryLimit(r.bundle, 80 * 1024 * 1024);
+      await r.call("create", createFrom(r), 60_000);
+      const err = await startError(r);
+      expect(err).toBeInstanceOf(CryoError);
+      // Before: UNKNOWN, "... killed by signal 9: Killed" (or the tree waited for for ever), nothing about memory.
+      expect(err?.code).toBe(Code.RESOURCE_EXHAUSTED);
+      expect(err?.message).toContain(`resource exhausted: the OOM killer killed `);
+      expect(err?.message).toContain(` in the container's memory cgroup ${join("/sys/fs/cgroup/memory", r.cgroupsPath)} while CRIU restored the tree (oom_kill 0 -> `);
+      expect(err?.message).toContain("the cgroup can hold 83886080 bytes (80 MiB) (");
+      expect(err?.message).toMatch(/the checkpoint's 2 processes hold at least 50\d{6} bytes \(48 MiB\) of memory once restored/);
+      await nothingLeft(r);
+    },
+    ["--mount", `type=bind,src=${prog},dst=/cowhog,options=rbind:ro`],
+    ["/cowhog"],
+    "tmp/ready",
+  );
 });
 
 test("a checkpoint dumped in CRIU's ignore mode restores under a pids limit of 6: the CRIU helper joins the pids cgroup with its main thread only", async () => {
