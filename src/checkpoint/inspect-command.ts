@@ -4,8 +4,10 @@
  */
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
-import { invalidArgument, notFound } from "../errors.ts";
+import { z } from "zod";
+import { notFound } from "../errors.ts";
 import type { CliCommand } from "../cli/command-table.ts";
+import { parseCliArgs } from "../cli/parse-args.ts";
 // criu/inspect.ts, not src/criu's index: src/checkpoint's index re-exports this command, and through src/criu's
 // index the shim's restore chunk would reach the CRIU client, which the shim loads lazily (checkpoint-engine.ts).
 import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
@@ -38,16 +40,17 @@ export function renderMetadata(m: CheckpointMetadata): string {
   return `${lines.join("\n")}\n`;
 }
 
+const inspectUsage = "cryo inspect [--json] DIR";
+
 /** The `cryo inspect` command. */
 export const inspectCommand: CliCommand = {
   path: ["inspect"],
   summary: "show a checkpoint's process tree, memory, open files and CRIU statistics",
-  usage: "cryo inspect [--json] DIR\n  DIR: a cryo checkpoint directory or a CRIU images directory",
+  usage: `${inspectUsage}\n  DIR: a cryo checkpoint directory or a CRIU images directory`,
   async run(args, io) {
-    const json = args.includes("--json");
-    const rest = args.filter((a) => a !== "--json");
-    if (rest.length !== 1 || rest[0]!.startsWith("-")) throw invalidArgument("cryo inspect", { detail: "want exactly one DIR" });
-    const dir = rest[0]!;
+    const { values, positionals } = parseCliArgs(args, { json: { type: "boolean" } }, z.object({ json: z.boolean().optional() }), inspectUsage, { min: 1, max: 1 });
+    const json = values.json === true;
+    const dir = positionals[0]!;
     if (!existsSync(dir)) throw notFound(`checkpoint ${dir}`);
     // Not a checkpoint at all (no metadata, no CRIU process tree): said so, before walking what may be a big tree.
     if (!existsSync(join(dir, METADATA_FILE)) && !existsSync(join(dir, "pstree.img"))) {

@@ -43,7 +43,8 @@ export function parseCliArgs<S extends z.ZodType>(
   }
   const n = parsed.positionals.length;
   if (n < (positionals.min ?? 0) || n > (positionals.max ?? Infinity)) {
-    const want = positionals.min === positionals.max ? `${positionals.min}` : `${positionals.min ?? 0} to ${positionals.max ?? "any"}`;
+    const { min = 0, max = Infinity } = positionals;
+    const want = min === max ? `${min}` : max === Infinity ? `at least ${min}` : min === 0 ? `at most ${max}` : `${min} to ${max}`;
     throw invalidArgument("arguments", { detail: `expected ${want} positional argument(s), got ${n}\nusage: ${usage}` });
   }
   const checked = schema.safeParse(parsed.values);

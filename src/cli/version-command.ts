@@ -1,6 +1,7 @@
 import pkg from "../../package.json" with { type: "json" };
-import { invalidArgument } from "../errors.ts";
+import { z } from "zod";
 import type { CliCommand } from "./command-table.ts";
+import { parseCliArgs } from "./parse-args.ts";
 
 /** cryo's version, from package.json (compiled into the binary). */
 export const cryoVersion: string = pkg.version;
@@ -11,7 +12,7 @@ export const versionCommand: CliCommand = {
   summary: "print cryo's version",
   usage: "cryo version",
   async run(args, io) {
-    if (args.length > 0) throw invalidArgument("arguments", { detail: `cryo version takes none, got ${args.join(" ")}\nusage: cryo version` });
+    parseCliArgs(args, {}, z.object({}), "cryo version");
     io.out(`cryo ${cryoVersion} (bun ${Bun.version})`);
     return 0;
   },

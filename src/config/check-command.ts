@@ -5,13 +5,15 @@
  * then /etc/cryo/config.toml or .json). Prints what it found; exit 0 when good, 2 with the shim's own error when not.
  */
 import { resolve } from "node:path";
-import { invalidArgument } from "../errors.ts";
+import { z } from "zod";
 import type { CliCommand } from "../cli/command-table.ts";
+import { parseCliArgs } from "../cli/parse-args.ts";
 import { defaultConfigPaths, findConfigFile } from "./find.ts";
 import { readConfigFile } from "./loader.ts";
 
+const checkUsage = "cryo config check [FILE]";
 const usage = [
-  "usage: cryo config check [FILE]",
+  `usage: ${checkUsage}`,
   "  checks FILE (TOML, or JSON for a .json name) as the shim does at the first Create that uses it: its",
   "  fields, every plugin (file, memory cap, imports, an export per hook) and the [checkpoint] defaults;",
   `  without FILE, the one the shim would use (CRYO_CONFIG, then ${defaultConfigPaths.join(" or ")})`,
@@ -23,9 +25,9 @@ export const configCheckCommand: CliCommand = {
   summary: "check a config file (fields, plugins, checkpoint defaults) as the shim would",
   usage,
   async run(args, io) {
-    if (args.length > 1 || args.some((a) => a.startsWith("-"))) throw invalidArgument("arguments", { detail: `at most one FILE, got ${args.join(" ")}\n${usage}` });
+    const { positionals } = parseCliArgs(args, {}, z.object({}), checkUsage, { max: 1 });
     // A relative FILE is the operator's, from here; the shim itself wants an absolute path (it runs in each bundle).
-    const source = args[0] !== undefined ? resolve(args[0]) : findConfigFile();
+    const source = positionals[0] !== undefined ? resolve(positionals[0]) : findConfigFile();
     if (source === null) {
       io.out(`no config file: CRYO_CONFIG is unset and none of ${defaultConfigPaths.join(", ")} exists (the shim runs with no plugins and cryo's defaults)`);
       return 0;

@@ -5,7 +5,8 @@
  * or deny), 1 when it broke (trap, timeout, memory, bad output), 2 for bad arguments.
  */
 import { invalidArgument } from "../errors.ts";
-import { parseStrictArgs } from "../cli/parse-args.ts";
+import { z } from "zod";
+import { parseCliArgs, parseStrictArgs } from "../cli/parse-args.ts";
 import type { CliCommand } from "../cli/command-table.ts";
 import { hookNames } from "./hook-names.ts";
 import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
@@ -73,7 +74,8 @@ export const pluginTestCommand: CliCommand = {
   },
 };
 
-const schemaUsage = "usage: cryo plugin schema admit|checkpoint|restore input|output\n  prints the JSON Schema of a hook's input (what a plugin gets) or output (what it may answer)";
+const schemaUsageLine = "cryo plugin schema admit|checkpoint|restore input|output";
+const schemaUsage = `usage: ${schemaUsageLine}\n  prints the JSON Schema of a hook's input (what a plugin gets) or output (what it may answer)`;
 
 /** `cryo plugin schema HOOK input|output`: the JSON Schema of a hook's input or output (plugins/sdk/schema/ in the repository), from the binary. */
 export const pluginSchemaCommand: CliCommand = {
@@ -81,8 +83,8 @@ export const pluginSchemaCommand: CliCommand = {
   summary: "print the JSON Schema of a plugin hook's input or output",
   usage: schemaUsage,
   async run(args, io) {
-    const [hook, side, ...rest] = args;
-    if (hook === undefined || side === undefined || rest.length > 0) throw invalidArgument("arguments", { detail: `want HOOK and input or output\n${schemaUsage}` });
+    const { positionals } = parseCliArgs(args, {}, z.object({}), schemaUsageLine, { min: 2, max: 2 });
+    const [hook, side] = positionals as [string, string];
     if (!(hookNames as readonly string[]).includes(hook)) throw invalidArgument(`hook ${JSON.stringify(hook)}`, { detail: `want one of ${hookNames.join(", ")}` });
     if (side !== "input" && side !== "output") throw invalidArgument(`${JSON.stringify(side)}`, { detail: "want input or output" });
     const { hookJsonSchemas, schemaFileText } = await import("./json-schema.ts");

@@ -127,6 +127,39 @@ describe("cryo command table", () => {
   });
 });
 
+describe("every cryo command parses its arguments with the shared parser", () => {
+  test("an unknown flag is refused the same way by every command: exit 2, naming the flag, with the usage line", async () => {
+    for (const c of createCryoCommands().list()) {
+      const io = captureIo();
+      const name = `cryo ${c.path.join(" ")}`;
+      expect({ name, code: await runCli(createCryoCommands(), [...c.path, "--no-such-flag"], io) }).toEqual({ name, code: 2 });
+      expect(io.stderr.join("")).toStartWith(`${name}: arguments: invalid argument: Unknown option '--no-such-flag'`);
+      expect(io.stderr.join("")).toContain("\nusage: ");
+    }
+  });
+
+  test("inspect, config check, plugin schema and version: a repeated flag, a wrong count of positionals, and -- as for the others", async () => {
+    const cases: [string[], string][] = [
+      [["inspect", "--json", "--json", "/d"], "cryo inspect: arguments: invalid argument: Option '--json' is given more than once; it takes one mention\nusage: cryo inspect [--json] DIR"],
+      [["inspect", "--json"], "cryo inspect: arguments: invalid argument: expected 1 positional argument(s), got 0\nusage: cryo inspect [--json] DIR"],
+      [["inspect", "/a", "/b"], "cryo inspect: arguments: invalid argument: expected 1 positional argument(s), got 2\nusage: cryo inspect [--json] DIR"],
+      [["config", "check", "/a", "/b"], "cryo config check: arguments: invalid argument: expected at most 1 positional argument(s), got 2\nusage: cryo config check [FILE]"],
+      [["plugin", "schema", "admit"], "cryo plugin schema: arguments: invalid argument: expected 2 positional argument(s), got 1\nusage: cryo plugin schema admit|checkpoint|restore input|output"],
+      [["version", "extra"], "cryo version: arguments: invalid argument: Unexpected argument 'extra'. This command does not take positional arguments\nusage: cryo version"],
+      [["pages", "rm"], "cryo pages rm: arguments: invalid argument: expected at least 1 positional argument(s), got 0\nusage: cryo pages rm [--store DIR] NAME..."],
+    ];
+    for (const [argv, message] of cases) {
+      const io = captureIo();
+      expect(await runCli(createCryoCommands(), argv, io)).toBe(2);
+      expect(io.stderr.join("")).toBe(message);
+    }
+    // After --, a DIR that starts with a dash is a DIR (before, inspect took "--" for a second DIR).
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), ["inspect", "--json", "--", "/nonexistent/-ck"], io)).toBe(1);
+    expect(io.stderr.join("")).toBe("cryo inspect: checkpoint /nonexistent/-ck: not found");
+  });
+});
+
 describe("parseCliArgs", () => {
   test("a required flag left out says so, and a word given to a number flag asks for a number (not zod's wording)", async () => {
     const { parseCliArgs } = await import("../../../src/cli/parse-args.ts");
