@@ -8,6 +8,7 @@
  * Messages read "<context>: <kind>" (`container c1: not found`), the form containerd's errdefs
  * recognises when it maps a status message back to its own error kinds.
  */
+import { statSync } from "node:fs";
 
 /** gRPC status codes, as carried in google.rpc.Status.code on the ttrpc wire. */
 export const Code = {
@@ -103,6 +104,86 @@ export const deadlineExceeded = make(Code.DEADLINE_EXCEEDED);
 export const resourceExhausted = make(Code.RESOURCE_EXHAUSTED);
 /** "…: unknown" (UNKNOWN): an error whose meaning nobody knows. */
 export const unknown = make(Code.UNKNOWN);
+/** "…: permission denied" (PERMISSION_DENIED). */
+export const permissionDenied = make(Code.PERMISSION_DENIED);
+
+/** What a file system call was doing, in words, for node's syscall names. */
+const fsVerbs: Record<string, string> = {
+  open: "open",
+  read: "read",
+  write: "write",
+  scandir: "list",
+  opendir: "list",
+  mkdir: "create",
+  rm: "remove",
+  rmdir: "remove",
+  unlink: "remove",
+  rename: "replace",
+  copyfile: "copy",
+  stat: "look up",
+  lstat: "look up",
+  access: "use",
+  chmod: "change the mode of",
+  chown: "change the owner of",
+};
+
+/** The first existing component of path (from /) that is not a directory, with what it is; undefined when none. */
+function nonDirectoryIn(path: string): string | undefined {
+  const parts = path.split("/").filter((p) => p !== "");
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = `${path.startsWith("/") ? "/" : ""}${parts.slice(0, i).join("/")}`;
+    let st;
+    try {
+      st = statSync(prefix);
+    } catch {
+      return undefined;
+    }
+    if (st.isDirectory()) continue;
+    const what = st.isFile() ? "a file" : st.isSocket() ? "a socket" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a directory";
+    return what === "not a directory" ? `${prefix} is not a directory` : `${prefix} is ${what}, not a directory`;
+  }
+  return undefined;
+}
+
+/**
+ * Classifies a failed file system call (node's errors carry code, syscall and path; path is the fallback for those
+ * without, such as a read of a directory) made for context, in words instead of errno names (`cryo containerd start`
+ * with a --dir that is a file printed `EEXIST: file already exists, mkdir '/x'`): a path that is not there is
+ * NOT_FOUND; one of the wrong kind (a file where a directory is wanted, or the reverse) or on a read-only file system
+ * FAILED_PRECONDITION; one this user may not use PERMISSION_DENIED, naming the uid; a full file system
+ * RESOURCE_EXHAUSTED. A CryoError passes unchanged; anything else keeps its message (UNKNOWN).
+ */
+export function fsError(context: string, err: unknown, path?: string): CryoError {
+  if (err instanceof CryoError) return err;
+  const e = err as { code?: string; syscall?: string; path?: string };
+  const at = e.path ?? path ?? "";
+  const detailed = (detail: string) => ({ cause: err, detail });
+  switch (e.code) {
+    case "ENOENT":
+      // The context names the path already in the usual case (`config /x: not found`); another path is named.
+      return notFound(context, at === "" || context.includes(at) ? { cause: err } : detailed(`no ${at}`));
+    case "ENOTDIR":
+    case "EEXIST": {
+      const file = nonDirectoryIn(at);
+      if (file !== undefined) return failedPrecondition(context, detailed(file));
+      return e.code === "EEXIST" ? alreadyExists(context, detailed(`${at} exists`)) : failedPrecondition(context, detailed(`${at}: a part of it is not a directory`));
+    }
+    case "EISDIR":
+      return failedPrecondition(context, detailed(`${at} is a directory, not a file`));
+    case "EACCES":
+    case "EPERM":
+      return permissionDenied(context, detailed(`uid ${process.getuid?.() ?? "?"} may not ${fsVerbs[e.syscall ?? ""] ?? e.syscall ?? "use"} ${at}`));
+    case "EROFS":
+      return failedPrecondition(context, detailed(`${at} is on a read-only file system`));
+    case "ENOSPC":
+    case "EDQUOT":
+      return resourceExhausted(context, detailed(`no space left for ${at}`));
+    case "ELOOP":
+      return failedPrecondition(context, detailed(`${at}: too many levels of symbolic links`));
+    default:
+      return CryoError.from(err).wrap(context);
+  }
+}
 
 /** The plain shape of a google.rpc.Status, without the generated type (ttrpc builds the message). */
 export interface StatusLike {

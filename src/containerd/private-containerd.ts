@@ -1,8 +1,8 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
-import { Code, CryoError, alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { Code, CryoError, alreadyExists, deadlineExceeded, failedPrecondition, fsError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
 import { CONFIG_HEADER_PREFIX, configHeader, renderContainerdConfig } from "./config.ts";
 import { type CtrOptions, type CtrResult, runCtr } from "./ctr.ts";
@@ -126,7 +126,7 @@ function cryoLayout(layout: ContainerdLayout): ContainerdLayout {
     first = readFileSync(layout.config, "utf8").split("\n", 1)[0]!;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return layout;
-    throw CryoError.from(err).wrap(`private containerd in ${layout.dir}`);
+    throw fsError(`private containerd in ${layout.dir}`, err, layout.config);
   }
   if (first === configHeader(layout)) return layout;
   const named = first.startsWith(CONFIG_HEADER_PREFIX) ? first.slice(CONFIG_HEADER_PREFIX.length) : undefined;
@@ -202,14 +202,25 @@ export class PrivateContainerd implements AsyncDisposable {
     if (layout.ttrpcAddress.length > maxSocketPath) {
       throw invalidArgument(`directory ${dir}`, { detail: `socket path ${layout.ttrpcAddress} is longer than ${maxSocketPath} bytes` });
     }
-    mkdirSync(dir, { recursive: true, mode: 0o711 });
+    // The directory's files in words when one cannot be made (a DIR that is a file printed `EEXIST: file already
+    // exists, mkdir 'DIR'`); nothing has started yet.
+    const inDir = <T>(step: () => T): T => {
+      try {
+        return step();
+      } catch (err) {
+        throw fsError(`private containerd in ${dir}`, err, dir);
+      }
+    };
+    inDir(() => mkdirSync(dir, { recursive: true, mode: 0o711 }));
     // mkdtemp makes it 0700: a container in a user namespace (its root another uid on the host) must reach its
     // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
     if (ownsDir) chmodSync(dir, 0o711);
     const running = readLivePid(cryoLayout(layout));
     if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
-    for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
-    writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));
+    inDir(() => {
+      for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
+      writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));
+    });
 
     const binDir = options.binDir ?? defaultBinDir();
     // Another containerd's own directory comes next, so its containerd-shim-runc-v2 (of the same version) is the
@@ -217,12 +228,12 @@ export class PrivateContainerd implements AsyncDisposable {
     const containerdDir = process.env.CRYO_CONTAINERD ? dirname(process.env.CRYO_CONTAINERD) : undefined;
     const path = [binDir, containerdDir, systemPath, process.env.PATH].filter((p) => p).join(":");
     // Checkpoint dumps and restore extractions land in the private dir, so stop() removes them with it.
-    mkdirSync(layout.tmp, { recursive: true, mode: 0o700 });
+    inDir(() => mkdirSync(layout.tmp, { recursive: true, mode: 0o700 }));
     const env = { ...process.env, ...options.env, PATH: path, XDG_RUNTIME_DIR: layout.tmp };
     let child: Bun.Subprocess;
     // Appended to: a containerd started again in the same directory (after a crash, or `stop --keep-containers`)
     // wrote over the earlier run's log from its first byte, the earlier run's last records left after its own.
-    const logFd = openSync(layout.log, "a", 0o600);
+    const logFd = inDir(() => openSync(layout.log, "a", 0o600));
     try {
       const argv = [containerdBinary(), "--config", layout.config];
       if (options.cgroupV2Host) argv.unshift("unshare", "--mount", "--propagation", "private", "sh", "-c", V2_HOST_SCRIPT, "sh");
@@ -257,7 +268,13 @@ export class PrivateContainerd implements AsyncDisposable {
   static attach(dir: string, namespace = "default", options: { orDead?: boolean } = {}): PrivateContainerd {
     const given = containerdLayout(resolve(dir));
     // No config: not a directory of `cryo containerd start` (or stopped and cleaned up already), whatever runs with that path.
-    if (!existsSync(given.config)) throw notFound(`private containerd in ${given.dir}`);
+    // A directory this user may not read, or a file given for it, is said so (existsSync took both for "not found").
+    try {
+      statSync(given.config);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw notFound(`private containerd in ${given.dir}`);
+      throw fsError(`private containerd in ${given.dir}`, err, given.config);
+    }
     const layout = cryoLayout(given);
     const pid = readLivePid(layout);
     if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);

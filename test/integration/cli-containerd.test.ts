@@ -87,6 +87,55 @@ describe("cryo containerd start/status/stop", () => {
   });
 });
 
+/** Runs the built cryo as nobody from /, copied into parent (which must let nobody in: a mktemp dir is 0700). */
+async function cryoAsNobody(parent: string, ...args: string[]) {
+  const asNobody = join(parent, "cryo");
+  if (!existsSync(asNobody)) {
+    copyFileSync(resolve(import.meta.dir, "../../build/bin/cryo"), asNobody);
+    chmodSync(asNobody, 0o755);
+  }
+  const proc = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, ...args], { cwd: "/", stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+describe("a --dir cryo containerd cannot use", () => {
+  test("a file, or a path below one, is named as such; a directory nobody may enter is permission denied, not \"not found\"", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    try {
+      const file = join(parent, "file");
+      writeFileSync(file, "x");
+      // Before: `EEXIST: file already exists, mkdir '<file>'` and `ENOTDIR: not a directory, mkdir '<file>/sub'`.
+      for (const dir of [file, join(file, "sub")]) {
+        const r = await cryo("containerd", "start", "--dir", dir);
+        expect(r.stderr.trim()).toBe(`cryo containerd start: private containerd in ${dir}: failed precondition: ${file} is a file, not a directory`);
+        expect(r.exitCode).toBe(1);
+      }
+      for (const cmd of ["status", "stop"]) {
+        const r = await cryo("containerd", cmd, "--dir", file);
+        expect(r.stderr.trim()).toBe(`cryo containerd ${cmd}: private containerd in ${file}: failed precondition: ${file} is a file, not a directory`);
+        expect(r.exitCode).toBe(1);
+      }
+      chmodSync(parent, 0o711);
+      const closed = join(parent, "closed");
+      mkdirSync(closed, { mode: 0o700 });
+      const uid = Number(Bun.spawnSync(["id", "-u", "nobody"]).stdout.toString().trim());
+      // Before: "not found", which a containerd running there would be too to a user who may not look.
+      for (const cmd of ["status", "stop"]) {
+        const r = await cryoAsNobody(parent, "containerd", cmd, "--dir", closed);
+        expect(r.stderr.trim()).toBe(`cryo containerd ${cmd}: private containerd in ${closed}: permission denied: uid ${uid} may not look up ${closed}/config.toml`);
+        expect(r.exitCode).toBe(1);
+      }
+      // Before: `EACCES: permission denied, mkdir '<dir>'`.
+      const r = await cryoAsNobody(parent, "containerd", "start", "--dir", join(closed, "ctd"));
+      expect(r.stderr.trim()).toBe(`cryo containerd start: private containerd in ${join(closed, "ctd")}: permission denied: uid ${uid} may not create ${join(closed, "ctd")}`);
+      expect(r.exitCode).toBe(1);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("cryo containerd stop after containerd died", () => {
   test("cleans up the directory of a killed containerd", async () => {
     const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type CliCommand, type CliIo, createCommandTable, createCryoCommands, runCli } from "../../../src/cli/index.ts";
-import { invalidArgument, notFound } from "../../../src/errors.ts";
+import { Code, fsError, invalidArgument, notFound } from "../../../src/errors.ts";
 
 function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -180,6 +180,48 @@ describe("cryo pages prune --older-than", () => {
       expect(await runCli(table, ["pages", "prune", "--store", "/nonexistent-store", "--address", "/nonexistent.sock", "--older-than", value, "--dry-run"], io)).toBe(2);
       expect(io.stderr.join("\n")).toContain("--older-than takes minutes, 0 or more");
       expect(io.stdout).toEqual([]);
+    }
+  });
+});
+
+describe("fsError: a failed file system call in words", () => {
+  test("a file where a directory is wanted, a directory where a file is, a path that is not there, no permission, no space", async () => {
+    const { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync("/tmp/cryo-fs-error-");
+    try {
+      const file = join(dir, "file");
+      writeFileSync(file, "x");
+      const caught = (f: () => unknown, path?: string) => {
+        try {
+          f();
+        } catch (err) {
+          return fsError("thing", err, path);
+        }
+        throw new Error("did not throw");
+      };
+      // EEXIST and ENOTDIR of a mkdir, ENOTDIR of a readdir: the component that is a file is named.
+      for (const f of [() => mkdirSync(file, { recursive: true }), () => mkdirSync(join(file, "a", "b"), { recursive: true }), () => readdirSync(file)]) {
+        const e = caught(f);
+        expect([e.code, e.message]).toEqual([Code.FAILED_PRECONDITION, `thing: failed precondition: ${file} is a file, not a directory`]);
+      }
+      // A read of a directory carries no path: the caller's is used.
+      const isDir = caught(() => readFileSync(dir), dir);
+      expect([isDir.code, isDir.message]).toEqual([Code.FAILED_PRECONDITION, `thing: failed precondition: ${dir} is a directory, not a file`]);
+      const missing = caught(() => readFileSync(join(dir, "nope")));
+      expect([missing.code, missing.message]).toEqual([Code.NOT_FOUND, `thing: not found: no ${join(dir, "nope")}`]);
+      // The context names the path already: not twice.
+      expect(fsError(`config ${join(dir, "nope")}`, missing.cause).message).toBe(`config ${join(dir, "nope")}: not found`);
+      const denied = fsError("thing", Object.assign(new Error("EACCES: permission denied, scandir '/x'"), { code: "EACCES", syscall: "scandir", path: "/x" }));
+      expect([denied.code, denied.message]).toEqual([Code.PERMISSION_DENIED, `thing: permission denied: uid ${process.getuid!()} may not list /x`]);
+      const full = fsError("thing", Object.assign(new Error("ENOSPC"), { code: "ENOSPC", syscall: "write", path: "/x" }));
+      expect([full.code, full.message]).toEqual([Code.RESOURCE_EXHAUSTED, "thing: resource exhausted: no space left for /x"]);
+      // A CryoError passes unchanged; anything else keeps its message.
+      const classified = notFound("container c1");
+      expect(fsError("thing", classified)).toBe(classified);
+      expect(fsError("thing", new Error("odd")).message).toBe("thing: odd");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
