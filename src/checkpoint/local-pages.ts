@@ -28,7 +28,7 @@
 import { closeSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { Code, CryoError, failedPrecondition } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, fsError } from "../errors.ts";
 import { tryLockExclusive } from "../sys/index.ts";
 import type { CheckpointMetadata } from "./metadata.ts";
 
@@ -223,11 +223,20 @@ export interface PageStoreEntry {
   modified: Date;
 }
 
-/** The entries of the store under root (none when it does not exist). */
+/**
+ * The entries of the store under root (none when it does not exist). A store this user may not read, or a file in
+ * its place, is an error in words: existsSync took an unreadable store for a missing one, listed as empty.
+ */
 export function listPageStore(root: string): PageStoreEntry[] {
-  if (!existsSync(root)) return [];
+  let names: string[];
+  try {
+    names = readdirSync(root).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw fsError(`page store ${root}`, err, root);
+  }
   const out: PageStoreEntry[] = [];
-  for (const name of readdirSync(root).sort()) {
+  for (const name of names) {
     if (name.startsWith(".")) continue; // a restore's images directory
     const dir = join(root, name);
     const st = statSync(dir);

@@ -4,12 +4,12 @@
  * to them; these commands are how an operator sees and frees them. `--store DIR` (default:
  * CRYO_PAGE_STORE, else /var/lib/cryo/pages).
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
-import { invalidArgument, notFound, unavailable } from "../errors.ts";
+import { fsError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { listPageStore, pageStoreRoot } from "./local-pages.ts";
 import { pageReferences, prunePageStore } from "./pages-prune.ts";
 
@@ -49,10 +49,23 @@ export const pagesRemoveCommand: CliCommand = {
     for (const name of positionals) {
       if (name.includes("/") || name === "." || name === "..") throw invalidArgument(`page store entry ${JSON.stringify(name)}`, { detail: "a name as `cryo pages ls` prints it" });
     }
-    const missing = positionals.filter((name) => !existsSync(join(root, name)));
+    // An entry this user may not see is not a missing one (existsSync said "no entry" for both).
+    const missing = positionals.filter((name) => {
+      try {
+        lstatSync(join(root, name));
+        return false;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
+        throw fsError(`page store ${root}`, err, root);
+      }
+    });
     if (missing.length > 0) throw notFound(`page store ${root}`, { detail: `no entry ${missing.join(", ")}` });
     for (const name of positionals) {
-      rmSync(join(root, name), { recursive: true, force: true });
+      try {
+        rmSync(join(root, name), { recursive: true, force: true });
+      } catch (err) {
+        throw fsError(`page store ${root}`, err, join(root, name));
+      }
       io.out(`removed ${name}`);
     }
     return 0;

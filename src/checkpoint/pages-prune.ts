@@ -12,7 +12,7 @@
 import { readdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runCtr } from "../containerd/ctr.ts";
-import { Code, CryoError } from "../errors.ts";
+import { Code, CryoError, fsError } from "../errors.ts";
 
 /** containerd's media type of a checkpoint image's CRIU tar. */
 const CRIU_TAR = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
@@ -108,8 +108,10 @@ export function prunePageStore(root: string, references: readonly PageReference[
   let names: string[];
   try {
     names = readdirSync(root).sort();
-  } catch {
-    return result; // no store yet
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return result; // no store yet
+    // Not an empty store: one this user may not read, or a file in its place, said so ("0 removed" before).
+    throw fsError(`page store ${root}`, err, root);
   }
   const now = options.now ?? Date.now();
   for (const name of names) {

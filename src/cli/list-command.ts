@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { invalidArgument } from "../errors.ts";
+import { fsError, invalidArgument } from "../errors.ts";
 import type { CliCommand } from "./command-table.ts";
 import { containersJson, containersTable, defaultRuncRoot, selectContainers, type ListSelection } from "./list-containers.ts";
 import { parseCliArgs } from "./parse-args.ts";
@@ -59,7 +59,13 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
         : values.namespace !== undefined
           ? { kind: "namespace", base, namespace: values.namespace }
           : { kind: "all", base };
-    const rows = selectContainers(selection);
+    let rows;
+    try {
+      rows = selectContainers(selection);
+    } catch (err) {
+      // A root that is a file, or one this user may not read, in words (node's `EACCES: permission denied, scandir` before).
+      throw fsError(selection.kind === "root" ? `runc root ${selection.root}` : `runc roots in ${selection.base}`, err);
+    }
     if (values.quiet === true) {
       if (rows.length > 0) io.out(rows.map((r) => r.id).join("\n"));
     } else if (values.format === "json") io.out(containersJson(rows, everyNamespace));

@@ -4,7 +4,9 @@
  * what `runc --root ... list --format json` prints for them, paused included.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { ensureTestImage, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNC_ROOT = "/run/containerd/runc";
@@ -96,4 +98,37 @@ test("a reader that goes away ends the output quietly: no stack trace, the comma
   const r = await run(["bash", "-c", `'${bun}' '${main}' list -A | true; echo "status=\${PIPESTATUS[0]}"`]);
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("status=0\n");
+});
+
+test("cryo list and cryo pages as a user who may not read the root or store: permission denied, not an empty list", async () => {
+  const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+  try {
+    chmodSync(parent, 0o711);
+    // The built cryo, where nobody reaches it (a clone may sit in a directory only root can read).
+    const asNobody = join(parent, "cryo");
+    copyFileSync(resolve(import.meta.dir, "../../build/bin/cryo"), asNobody);
+    chmodSync(asNobody, 0o755);
+    const closed = join(parent, "closed");
+    mkdirSync(join(closed, "store", "e1"), { recursive: true, mode: 0o700 });
+    chmodSync(closed, 0o700);
+    writeFileSync(join(closed, "store", "e1", "pages-1.img"), "x");
+    const uid = Number(Bun.spawnSync(["id", "-u", "nobody"]).stdout.toString().trim());
+    const nobody = (...args: string[]) => run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, ...args]);
+    const cases: [string[], string][] = [
+      // Before: `cryo list: EACCES: permission denied, scandir '<closed>'`.
+      [["list", "--root", closed], `cryo list: runc root ${closed}: permission denied: uid ${uid} may not list ${closed}`],
+      [["list", "--base", closed, "-A"], `cryo list: runc roots in ${closed}: permission denied: uid ${uid} may not list ${closed}`],
+      // Before: "page store <store>: 0 entries, 0.0 MiB", exit 0, for a store that has one.
+      [["pages", "ls", "--store", join(closed, "store")], `cryo pages ls: page store ${join(closed, "store")}: permission denied: uid ${uid} may not list ${join(closed, "store")}`],
+      // Before: "not found: no entry e1".
+      [["pages", "rm", "--store", join(closed, "store"), "e1"], `cryo pages rm: page store ${join(closed, "store")}: permission denied: uid ${uid} may not look up ${join(closed, "store", "e1")}`],
+    ];
+    for (const [args, message] of cases) {
+      const r = await nobody(...args);
+      expect(r.stderr.trim()).toBe(message);
+      expect(r.exitCode).toBe(1);
+    }
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });

@@ -167,6 +167,16 @@ describe("page store", () => {
     expect((await run(pagesListCommand, ["--store", root])).out).toContain("0 entries");
   });
 
+  test("a file in the store's place is said so by ls, rm and prune: not an empty store, not a missing entry", async () => {
+    const file = join(base, "store-file");
+    writeFileSync(file, "x");
+    const notDir = `page store ${file}: failed precondition: ${file} is a file, not a directory`;
+    // Before: node's `ENOTDIR: not a directory, scandir`; rm said "no entry e1"; prune removed nothing and said so, exit 0.
+    await expect(run(pagesListCommand, ["--store", file])).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, message: notDir });
+    await expect(run(pagesRemoveCommand, ["--store", file, "e1"])).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, message: notDir });
+    expect(() => prunePageStore(file, [], 0)).toThrow(notDir);
+  });
+
   test("holdPageStoreEntry: one holder at a time per entry; a second waits (told once) until the first lets go, or its signal aborts", async () => {
     const { entry } = dumped("held", join(base, "store-held"));
     const first = await holdPageStoreEntry(entry);
