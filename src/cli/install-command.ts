@@ -133,7 +133,9 @@ ${defaultContainerdConfig}), keeping the rest of the file; FILE.bak keeps the pr
     const configPath = values.config ?? defaultContainerdConfig;
     const { text, exists } = readConfig(configPath);
     const edit = exists ? removeCryoRuntime(text, configPath) : { text, changed: false };
-    applyConfigEdit(configPath, text, edit, dryRun, io);
+    // No config is no handler: nothing to remove (exit 0, as a second uninstall), said as such rather than "unchanged".
+    if (exists) applyConfigEdit(configPath, text, edit, dryRun, io);
+    else io.out(`${configPath}: does not exist; no ${cryoRuntimeHandler} handler to remove`);
     if (values["remove-binaries"] === true) {
       const binDir = values["bin-dir"] ?? defaultInstallBinDir;
       for (const name of installedBinaries) {

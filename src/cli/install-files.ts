@@ -1,16 +1,12 @@
 /** The file side of `cryo install`: atomic config writes with a backup, and binaries copied into place. */
 import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { CryoError, notFound, unavailable } from "../errors.ts";
+// Failed file operations are said in words (fsError: which path, what is wrong with it); before, UNAVAILABLE with
+// node's EISDIR/EACCES/EEXIST text.
+import { failedPrecondition, fsError } from "../errors.ts";
 
 /** What happened to one file. */
 export type FileOutcome = "installed" | "updated" | "unchanged" | "removed" | "absent";
-
-function fail(what: string, err: unknown): CryoError {
-  const code = (err as { code?: string }).code;
-  if (code === "ENOENT") return notFound(what, { cause: err });
-  return unavailable(what, { cause: err, detail: err instanceof Error ? err.message : String(err) });
-}
 
 /** Writes bytes to a temp file next to path, fsyncs it, gives it mode (and owner), and renames it over path. */
 function replaceFile(path: string, data: Uint8Array | string, mode: number, owner?: { uid: number; gid: number }): void {
@@ -28,7 +24,7 @@ function replaceFile(path: string, data: Uint8Array | string, mode: number, owne
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw fail(`write ${path}`, err);
+    throw fsError(`write ${path}`, err);
   }
 }
 
@@ -48,7 +44,7 @@ export function writeConfigAtomic(given: string, text: string): { backup?: strin
   try {
     copyFileSync(path, backup);
   } catch (err) {
-    throw fail(`back up ${path} to ${backup}`, err);
+    throw fsError(`back up ${path} to ${backup}`, err);
   }
   replaceFile(path, text, st.mode & 0o7777, { uid: st.uid, gid: st.gid });
   return { backup };
@@ -60,7 +56,7 @@ export function readConfig(path: string): { text: string; exists: boolean } {
     return { text: readFileSync(path, "utf8"), exists: true };
   } catch (err) {
     if ((err as { code?: string }).code === "ENOENT") return { text: "", exists: false };
-    throw fail(`read ${path}`, err);
+    throw fsError(`containerd config ${path}`, err, path);
   }
 }
 
@@ -71,8 +67,16 @@ export function installBinary(source: string, dir: string, name: string, dryRun:
   try {
     bytes = readFileSync(source);
   } catch (err) {
-    throw fail(`binary ${source}`, err);
+    throw fsError(`binary ${source}`, err, source);
   }
+  // A --bin-dir that is a file (or below one) fails the real run at its mkdir: the dry run says so too.
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") throw fsError(`bin dir ${dir}`, err, dir);
+  }
+  if (st !== undefined && !st.isDirectory()) throw failedPrecondition(`bin dir ${dir}`, { detail: st.isFile() ? `${dir} is a file, not a directory` : `${dir} is not a directory` });
   if (resolve(source) === resolve(target)) return "unchanged";
   let old: Uint8Array | undefined;
   try {
@@ -85,7 +89,7 @@ export function installBinary(source: string, dir: string, name: string, dryRun:
     try {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (err) {
-      throw fail(`bin dir ${dir}`, err);
+      throw fsError(`bin dir ${dir}`, err);
     }
     // A running shim keeps its old inode: replacing by rename never disturbs it (no ETXTBSY).
     replaceFile(target, bytes, 0o755);
@@ -101,7 +105,7 @@ export function removeBinary(dir: string, name: string, dryRun: boolean): FileOu
     try {
       rmSync(target);
     } catch (err) {
-      throw fail(`remove ${target}`, err);
+      throw fsError(`remove ${target}`, err);
     }
   }
   return "removed";

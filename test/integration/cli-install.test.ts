@@ -195,3 +195,44 @@ test("an empty config file gets a whole version 2 config; a config in a missing 
   expect(dry.exitCode).toBe(1);
   expect(dry.stderr.trim()).toBe(refused.stderr.trim());
 });
+
+test("a config that is a directory or unreadable, and a --bin-dir that is a file, are named in words; the dry run foretells the bin dir's failure", async () => {
+  const { chmodSync, copyFileSync } = await import("node:fs");
+  const asDir = join(dir, "config-dir.toml");
+  mkdirSync(asDir);
+  // Before: `read <dir>: unavailable: EISDIR: illegal operation on a directory, read`.
+  for (const cmd of ["install", "uninstall"]) {
+    const r = await cryo(cmd, "--config", asDir, "--bin-dir", join(dir, "bin-x"), "--dry-run");
+    expect(r.stderr.trim()).toBe(`cryo ${cmd}: containerd config ${asDir}: failed precondition: ${asDir} is a directory, not a file`);
+    expect(r.exitCode).toBe(1);
+  }
+  const file = join(dir, "bin-file");
+  writeFileSync(file, "x");
+  const cfg = join(dir, "binfile.toml");
+  // Before: the dry run printed "would be installed" and exited 0; the real run failed with `EEXIST: file already exists, mkdir`.
+  for (const dry of [["--dry-run"], []]) {
+    const r = await cryo("install", "--config", cfg, "--bin-dir", file, "--from", buildBin, ...dry);
+    expect(r.stderr.trim()).toBe(`cryo install: bin dir ${file}: failed precondition: ${file} is a file, not a directory`);
+    expect(r.exitCode).toBe(1);
+  }
+  expect(existsSync(cfg)).toBe(false);
+  // A config nobody may read: permission denied naming the uid, not UNAVAILABLE with node's EACCES text.
+  chmodSync(dir, 0o711);
+  const asNobody = join(dir, "cryo-nobody");
+  copyFileSync(join(buildBin, "cryo"), asNobody);
+  chmodSync(asNobody, 0o755);
+  const uid = Number(Bun.spawnSync(["id", "-u", "nobody"]).stdout.toString().trim());
+  for (const cmd of ["install", "uninstall"]) {
+    const r = await run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, cmd, "--config", config, ...(cmd === "install" ? ["--from", buildBin] : []), "--dry-run"]);
+    expect(r.stderr.trim()).toBe(`cryo ${cmd}: containerd config ${config}: permission denied: uid ${uid} may not open ${config}`);
+    expect(r.exitCode).toBe(1);
+  }
+}, 30_000);
+
+test("uninstall with no config file says there is none, and exits 0 (nothing to remove)", async () => {
+  const none = join(dir, "none.toml");
+  const r = await cryo("uninstall", "--config", none);
+  expect(r.stdout.trim()).toBe(`${none}: does not exist; no cryo handler to remove`);
+  expect(r.exitCode).toBe(0);
+  expect(existsSync(none)).toBe(false);
+});
