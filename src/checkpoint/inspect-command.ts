@@ -5,9 +5,10 @@
 import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { notFound } from "../errors.ts";
+import { fsError, notFound } from "../errors.ts";
 import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
+import { checkNamedPath } from "../cli/named-path.ts";
 // criu/inspect.ts, not src/criu's index: src/checkpoint's index re-exports this command, and through src/criu's
 // index the shim's restore chunk would reach the CRIU client, which the shim loads lazily (checkpoint-engine.ts).
 import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
@@ -51,16 +52,28 @@ export const inspectCommand: CliCommand = {
     const { values, positionals } = parseCliArgs(args, { json: { type: "boolean" } }, z.object({ json: z.boolean().optional() }), inspectUsage, { min: 1, max: 1 });
     const json = values.json === true;
     const dir = positionals[0]!;
-    if (!existsSync(dir)) throw notFound(`checkpoint ${dir}`);
+    // Not there, a file, or closed to this user: said so (a file read "not a checkpoint", a closed directory "not found").
+    checkNamedPath(`checkpoint ${dir}`, dir, "directory");
     // Not a checkpoint at all (no metadata, no CRIU process tree): said so, before walking what may be a big tree.
     if (!existsSync(join(dir, METADATA_FILE)) && !existsSync(join(dir, "pstree.img"))) {
       throw notFound(`checkpoint ${dir}`, { detail: `not a checkpoint: neither ${METADATA_FILE} (cryo's) nor pstree.img (CRIU's images) in it` });
     }
-    // A checkpoint from elsewhere: a FIFO among its files would hang this command, a link would show another file.
-    checkCheckpointEntries(realpathSync(dir));
-    const meta = existsSync(join(dir, METADATA_FILE)) ? await readCheckpointMetadata(dir) : undefined;
-    const pagesElsewhere = meta !== undefined && (meta.localPages !== undefined || (meta.options.lazyPages && meta.options.pageServer !== undefined));
-    const inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir, { pagesElsewhere });
+    // A file in it this user may not read is said so (readCheckpointMetadata takes any read error for "not found",
+    // and node's EACCES text came through from the images).
+    let meta: CheckpointMetadata | undefined;
+    let inspection: Awaited<ReturnType<typeof inspectCheckpoint>>;
+    try {
+      // A checkpoint from elsewhere: a FIFO among its files would hang this command, a link would show another file.
+      checkCheckpointEntries(realpathSync(dir));
+      if (existsSync(join(dir, METADATA_FILE))) {
+        checkNamedPath(`checkpoint ${dir}`, join(dir, METADATA_FILE), "file");
+        meta = await readCheckpointMetadata(dir);
+      }
+      const pagesElsewhere = meta !== undefined && (meta.localPages !== undefined || (meta.options.lazyPages && meta.options.pageServer !== undefined));
+      inspection = await inspectCheckpoint(meta ? join(dir, meta.imagesDir) : dir, { pagesElsewhere });
+    } catch (err) {
+      throw fsError(`checkpoint ${dir}`, err);
+    }
     if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));
     else io.out(`${meta ? `${renderMetadata(meta)}\n` : ""}${renderInspect(inspection)}`);
     // A damaged checkpoint is shown, and said so in the exit code.

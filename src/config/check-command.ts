@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
-import { defaultConfigPaths, findConfigFile } from "./find.ts";
+import { checkNamedPath } from "../cli/named-path.ts";
+import { configEnvVar, defaultConfigPaths, findConfigFile } from "./find.ts";
 import { readConfigFile } from "./loader.ts";
 
 const checkUsage = "cryo config check [FILE]";
@@ -27,6 +28,11 @@ export const configCheckCommand: CliCommand = {
   async run(args, io) {
     const { positionals } = parseCliArgs(args, {}, z.object({}), checkUsage, { max: 1 });
     // A relative FILE is the operator's, from here; the shim itself wants an absolute path (it runs in each bundle).
+    // A file that is not there, is a directory or cannot be read is a failure (exit 1) as in every command, not the
+    // shim's INVALID_ARGUMENT (exit 2), which stays for a config the shim refuses.
+    const fromEnv = process.env[configEnvVar];
+    if (positionals[0] !== undefined) checkNamedPath(`config ${resolve(positionals[0])}`, resolve(positionals[0]), "file");
+    else if (fromEnv?.startsWith("/")) checkNamedPath(`config ${fromEnv} (${configEnvVar})`, fromEnv, "file");
     const source = positionals[0] !== undefined ? resolve(positionals[0]) : findConfigFile();
     if (source === null) {
       io.out(`no config file: CRYO_CONFIG is unset and none of ${defaultConfigPaths.join(", ")} exists (the shim runs with no plugins and cryo's defaults)`);

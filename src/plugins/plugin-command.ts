@@ -2,11 +2,13 @@
  * `cryo plugin test PLUGIN.wasm --hook NAME --input FILE [--config KEY=VALUE]... [--allow-host HOST]... [--timeout-ms N] [--memory-mib N]`
  * (registered in src/cli/commands.ts): runs one hook of a plugin against sample input and prints the
  * decision, the time the call took and the plugin's memory. Exit 0 when the plugin answered (allow
- * or deny), 1 when it broke (trap, timeout, memory, bad output), 2 for bad arguments.
+ * or deny), 1 when it broke (trap, timeout, memory, bad output) or a file is missing or unreadable, 2 for bad
+ * arguments and a malformed input or module.
  */
 import { invalidArgument } from "../errors.ts";
 import { z } from "zod";
 import { parseCliArgs, parseStrictArgs } from "../cli/parse-args.ts";
+import { checkNamedPath } from "../cli/named-path.ts";
 import type { CliCommand } from "../cli/command-table.ts";
 import { hookNames } from "./hook-names.ts";
 import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
@@ -54,6 +56,9 @@ export const pluginTestCommand: CliCommand = {
     if (positionals.length > 1) throw invalidArgument("arguments", { detail: `one PLUGIN.wasm, got ${positionals.length}: ${positionals.join(" ")}\n${usage}` });
     const missing = [positionals.length === 0 && "PLUGIN.wasm", !values.hook && "--hook", !values.input && "--input"].filter((m) => m !== false);
     if (missing.length > 0 || !values.hook || !values.input) throw invalidArgument("arguments", { detail: `missing ${missing.join(", ")}\n${usage}` });
+    // A file that is not there or cannot be read: exit 1, as in every command (2 stays for bad arguments and content).
+    checkNamedPath(`plugin ${positionals[0]}`, positionals[0]!, "file");
+    checkNamedPath(`input ${values.input}`, values.input, "file");
     const config: Record<string, string> = {};
     for (const kv of values.config ?? []) {
       const eq = kv.indexOf("=");

@@ -100,7 +100,7 @@ test("a reader that goes away ends the output quietly: no stack trace, the comma
   expect(r.stdout).toBe("status=0\n");
 });
 
-test("cryo list and cryo pages as a user who may not read the root or store: permission denied, not an empty list", async () => {
+test("a user who may not read the path a command names: permission denied naming the uid, exit 1 (list and pages listed nothing; inspect and config check said \"not found\" or exit 2)", async () => {
   const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
   try {
     chmodSync(parent, 0o711);
@@ -112,6 +112,12 @@ test("cryo list and cryo pages as a user who may not read the root or store: per
     mkdirSync(join(closed, "store", "e1"), { recursive: true, mode: 0o700 });
     chmodSync(closed, 0o700);
     writeFileSync(join(closed, "store", "e1", "pages-1.img"), "x");
+    // Readable directory, unreadable files: a config and a plugin input only root may read.
+    const open = join(parent, "open");
+    mkdirSync(open, { mode: 0o755 });
+    chmodSync(open, 0o755);
+    writeFileSync(join(open, "config.toml"), "", { mode: 0o600 });
+    writeFileSync(join(open, "in.json"), "{}", { mode: 0o600 });
     const uid = Number(Bun.spawnSync(["id", "-u", "nobody"]).stdout.toString().trim());
     const nobody = (...args: string[]) => run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, ...args]);
     const cases: [string[], string][] = [
@@ -122,6 +128,11 @@ test("cryo list and cryo pages as a user who may not read the root or store: per
       [["pages", "ls", "--store", join(closed, "store")], `cryo pages ls: page store ${join(closed, "store")}: permission denied: uid ${uid} may not list ${join(closed, "store")}`],
       // Before: "not found: no entry e1".
       [["pages", "rm", "--store", join(closed, "store"), "e1"], `cryo pages rm: page store ${join(closed, "store")}: permission denied: uid ${uid} may not look up ${join(closed, "store", "e1")}`],
+      // Before: "checkpoint <closed>: not found: not a checkpoint: neither ...".
+      [["inspect", closed], `cryo inspect: checkpoint ${closed}: permission denied: uid ${uid} may not read ${closed}`],
+      // Before: exit 2, "invalid argument: cannot read: EACCES: permission denied, open ...".
+      [["config", "check", join(open, "config.toml")], `cryo config check: config ${join(open, "config.toml")}: permission denied: uid ${uid} may not read ${join(open, "config.toml")}`],
+      [["plugin", "test", asNobody, "--hook", "admit", "--input", join(open, "in.json")], `cryo plugin test: input ${join(open, "in.json")}: permission denied: uid ${uid} may not read ${join(open, "in.json")}`],
     ];
     for (const [args, message] of cases) {
       const r = await nobody(...args);

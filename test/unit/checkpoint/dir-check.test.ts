@@ -81,4 +81,8 @@ test("cryo inspect of a directory that is no checkpoint says so, without walking
   expect((e as CryoError).message).toBe(`checkpoint ${d}: not found: not a checkpoint: neither ${METADATA_FILE} (cryo's) nor pstree.img (CRIU's images) in it`);
   const gone = await inspectCommand.run([join(d, "absent")], io).catch((x: unknown) => x as CryoError);
   expect((gone as CryoError).message).toBe(`checkpoint ${join(d, "absent")}: not found`);
+  // A file given for DIR is named as such (it read "not a checkpoint: neither ... in it").
+  writeFileSync(join(d, "file"), "x");
+  const file = await inspectCommand.run([join(d, "file")], io).catch((x: unknown) => x as CryoError);
+  expect([(file as CryoError).code, (file as CryoError).message]).toEqual([Code.FAILED_PRECONDITION, `checkpoint ${join(d, "file")}: failed precondition: ${join(d, "file")} is a file, not a directory`]);
 });

@@ -184,6 +184,38 @@ describe("cryo pages prune --older-than", () => {
   });
 });
 
+describe("one exit code rule for a path a command names", () => {
+  test("not there or of the wrong kind: exit 1 in every command that reads it (config check and plugin test said 2)", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const dir = mkdtempSync("/tmp/cryo-cli-paths-");
+    try {
+      const file = `${dir}/file`;
+      writeFileSync(file, "{}");
+      const none = `${dir}/none`;
+      const cases: [string[], string][] = [
+        [["inspect", none], `cryo inspect: checkpoint ${none}: not found`],
+        [["inspect", file], `cryo inspect: checkpoint ${file}: failed precondition: ${file} is a file, not a directory`],
+        [["config", "check", none], `cryo config check: config ${none}: not found`],
+        [["config", "check", dir], `cryo config check: config ${dir}: failed precondition: ${dir} is a directory, not a file`],
+        [["plugin", "test", none, "--hook", "admit", "--input", file], `cryo plugin test: plugin ${none}: not found`],
+        [["plugin", "test", file, "--hook", "admit", "--input", none], `cryo plugin test: input ${none}: not found`],
+        [["plugin", "test", file, "--hook", "admit", "--input", dir], `cryo plugin test: input ${dir}: failed precondition: ${dir} is a directory, not a file`],
+        [["containerd", "status", "--dir", none], `cryo containerd status: private containerd in ${none}: not found`],
+        [["containerd", "status", "--dir", file], `cryo containerd status: private containerd in ${file}: failed precondition: ${file} is a file, not a directory`],
+        [["list", "--root", file], `cryo list: runc root ${file}: failed precondition: ${file} is a file, not a directory`],
+        [["pages", "ls", "--store", file], `cryo pages ls: page store ${file}: failed precondition: ${file} is a file, not a directory`],
+      ];
+      for (const [argv, message] of cases) {
+        const io = captureIo();
+        const code = await runCli(createCryoCommands(), argv, io);
+        expect({ argv, code, stderr: io.stderr.join("") }).toEqual({ argv, code: 1, stderr: message });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("fsError: a failed file system call in words", () => {
   test("a file where a directory is wanted, a directory where a file is, a path that is not there, no permission, no space", async () => {
     const { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } = await import("node:fs");

@@ -49,6 +49,21 @@ test("what the shim would refuse at a Create is refused with the shim's error: a
   expect((combo as CryoError).message).toStartWith("checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages");
   const json = await check("c.json", '{ "plugins": [], }');
   expect((json as CryoError).message).toBe(`config ${join(dir, "c.json")}: invalid argument: cannot parse: JSON Parse error: Property name must be a string literal`);
-  const absent = await configCheckCommand.run([join(dir, "nope.toml")], { out: () => {}, err: () => {} }).then(() => undefined, (e: unknown) => e as CryoError);
-  expect(absent?.code).toBe(Code.INVALID_ARGUMENT);
+});
+
+test("a FILE that is not there or is a directory is a failure (NOT_FOUND, FAILED_PRECONDITION: exit 1), not the shim's INVALID_ARGUMENT (exit 2); so is such a CRYO_CONFIG", async () => {
+  const refusal = (args: string[]) => configCheckCommand.run(args, { out: () => {}, err: () => {} }).then(() => undefined, (e: unknown) => e as CryoError);
+  const absent = await refusal([join(dir, "nope.toml")]);
+  expect([absent?.code, absent?.message]).toEqual([Code.NOT_FOUND, `config ${join(dir, "nope.toml")}: not found`]);
+  const asDir = await refusal([dir]);
+  expect([asDir?.code, asDir?.message]).toEqual([Code.FAILED_PRECONDITION, `config ${dir}: failed precondition: ${dir} is a directory, not a file`]);
+  const saved = process.env.CRYO_CONFIG;
+  process.env.CRYO_CONFIG = join(dir, "nope.toml");
+  try {
+    const env = await refusal([]);
+    expect([env?.code, env?.message]).toEqual([Code.NOT_FOUND, `config ${join(dir, "nope.toml")} (CRYO_CONFIG): not found`]);
+  } finally {
+    if (saved === undefined) delete process.env.CRYO_CONFIG;
+    else process.env.CRYO_CONFIG = saved;
+  }
 });
