@@ -19,11 +19,12 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { alreadyExists, CryoError, failedPrecondition, invalidArgument, unavailable } from "../errors.ts";
+import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
 import { TaskCreateWatch } from "./task-create-watch.ts";
+import { checkSocketPath } from "./named-path.ts";
 import { archiveFlags, containerNotFound, createCtrClient, ctrMajorVersion, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
 import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
 
@@ -213,7 +214,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   // A socket path that does not exist fails at once (ctr would wait its whole dial timeout, 10 s, to say so).
   for (const [flag, address] of [["--from", from], ["--to", to]] as const) {
     const path = address.replace(/^unix:\/\//, "");
-    if (path.startsWith("/") && !existsSync(path)) throw unavailable(`containerd at ${address} (${flag})`, { detail: "no such socket; nothing was done" });
+    if (path.startsWith("/")) checkSocketPath(`containerd at ${address} (${flag})`, path, "nothing was done");
   }
   const src = createCtrClient(from, namespace, timeoutMs);
   const dst = createCtrClient(to, namespace, timeoutMs);

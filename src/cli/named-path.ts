@@ -5,7 +5,7 @@
  * (INVALID_ARGUMENT) stays for what was typed and for content that is malformed (docs/cli.md, exit codes).
  */
 import { accessSync, constants, statSync } from "node:fs";
-import { failedPrecondition, fsError, permissionDenied } from "../errors.ts";
+import { failedPrecondition, fsError, permissionDenied, unavailable } from "../errors.ts";
 
 /** Throws unless path is a kind this user may read (a directory: list and enter). context names it (`config /x`). */
 export function checkNamedPath(context: string, path: string, kind: "file" | "directory"): void {
@@ -22,5 +22,28 @@ export function checkNamedPath(context: string, path: string, kind: "file" | "di
   } catch (err) {
     if ((err as { code?: string }).code !== "EACCES") throw fsError(context, err, path);
     throw permissionDenied(context, { cause: err, detail: `uid ${process.getuid?.() ?? "?"} may not read ${path}` });
+  }
+}
+
+/**
+ * Throws unless path is a unix socket this user may connect to, before ctr is run (ctr waits its 10 s dial timeout
+ * to say one is missing, and says "connection refused" of a file). Not there is UNAVAILABLE ("no such socket");
+ * a file or directory, or a socket this user may not reach, is said so (existsSync took the latter for a missing
+ * one). undone ends the detail: what the command left undone ("nothing was done").
+ */
+export function checkSocketPath(context: string, path: string, undone: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") throw unavailable(context, { detail: `no such socket; ${undone}` });
+    throw fsError(context, err, path);
+  }
+  if (!st.isSocket()) throw failedPrecondition(context, { detail: `${path} is ${st.isDirectory() ? "a directory" : st.isFile() ? "a file" : "not a socket"}, not a containerd socket; ${undone}` });
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EACCES") throw fsError(context, err, path);
+    throw permissionDenied(context, { cause: err, detail: `uid ${process.getuid?.() ?? "?"} may not connect to ${path}; ${undone}` });
   }
 }

@@ -76,6 +76,21 @@ describe("cryo migrate: arguments", () => {
     expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", "unix:///nonexistent/a.sock", "--to", "/b.sock"], io)).toBe(1);
     expect(io.stderr.at(-1)).toBe("cryo migrate: containerd at unix:///nonexistent/a.sock (--from): unavailable: no such socket; nothing was done");
   });
+
+  test("a file or a directory given for a socket is named as such before ctr is run (ctr's \"connection refused\" before)", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const dir = mkdtempSync("/tmp/cryo-migrate-args-");
+    try {
+      writeFileSync(`${dir}/file`, "");
+      const io = captureIo();
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", `${dir}/file`, "--to", dir], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at ${dir}/file (--from): failed precondition: ${dir}/file is a file, not a containerd socket; nothing was done`);
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", `unix://${dir}`, "--to", `${dir}/file`], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at unix://${dir} (--from): failed precondition: ${dir} is a directory, not a containerd socket; nothing was done`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("cryo migrate: checkpoint image names", () => {

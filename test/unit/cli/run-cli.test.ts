@@ -182,6 +182,19 @@ describe("cryo pages prune --older-than", () => {
       expect(io.stdout).toEqual([]);
     }
   });
+
+  test("--address: a file is named as such; a unix:// address is the socket's path (it was refused as \"no such socket\")", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const dir = mkdtempSync("/tmp/cryo-prune-address-");
+    try {
+      writeFileSync(`${dir}/file`, "");
+      const io = captureIo();
+      expect(await runCli(createCryoCommands(), ["pages", "prune", "--store", `${dir}/store`, "--address", `unix://${dir}/file`, "--dry-run"], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo pages prune: containerd at unix://${dir}/file: failed precondition: ${dir}/file is a file, not a containerd socket; nothing was removed`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("one exit code rule for a path a command names", () => {
