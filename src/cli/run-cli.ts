@@ -25,8 +25,13 @@ export async function runCli(table: CommandTable, argv: readonly string[], io: C
       }
       return runCli(table, [...asked, "--help"], io);
     }
+    // `cryo` alone is a usage error (exit 2): its help goes to stderr, as for `cryo containerd` without its command.
+    if (argv.length === 0) {
+      io.err(help(table));
+      return 2;
+    }
     io.out(help(table));
-    return argv.length === 0 ? 2 : 0;
+    return 0;
   }
   if (argv[0] === "--version") return runCli(table, ["version"], io);
   const found = table.find(argv);

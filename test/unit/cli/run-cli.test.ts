@@ -90,6 +90,18 @@ describe("cryo command table", () => {
     expect(io.stderr.at(-1)).toBe("cryo inspect: invalid argument: want exactly one DIR");
   });
 
+  test("cryo alone is a usage error: the help on stderr, exit 2 (it went to stdout); cryo help and --help print it on stdout, exit 0", async () => {
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), [], io)).toBe(2);
+    expect(io.stdout).toEqual([]);
+    expect(io.stderr[0]).toStartWith("cryo: operator tool for the cryo containerd shim");
+    for (const argv of [["help"], ["--help"], ["-h"]]) {
+      const ok = captureIo();
+      expect(await runCli(createCryoCommands(), argv, ok)).toBe(0);
+      expect([ok.stderr, ok.stdout[0]?.startsWith("cryo: operator tool")]).toEqual([[], true]);
+    }
+  });
+
   test("--help prints a command's usage without running it", async () => {
     const table = createCommandTable();
     table.register(command(["x"], async () => 9));
