@@ -125,6 +125,8 @@ const fsVerbs: Record<string, string> = {
   access: "use",
   chmod: "change the mode of",
   chown: "change the owner of",
+  posix_spawn: "run",
+  spawn: "run",
 };
 
 /** The first existing component of path (from /) that is not a directory, with what it is; undefined when none. */

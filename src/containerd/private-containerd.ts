@@ -5,7 +5,7 @@ import { z } from "zod";
 import { Code, CryoError, alreadyExists, deadlineExceeded, failedPrecondition, fsError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { argValue, processAlive, processesWithArg, removeNamespaceLeftovers, unmountUnder } from "./cleanup.ts";
 import { CONFIG_HEADER_PREFIX, configHeader, renderContainerdConfig } from "./config.ts";
-import { type CtrOptions, type CtrResult, runCtr } from "./ctr.ts";
+import { type CtrOptions, type CtrResult, ctrBinary, runCtr } from "./ctr.ts";
 import { type ContainerdLayout, containerdLayout, maxSocketPath } from "./layout.ts";
 
 const startOptionsSchema = z.object({
@@ -245,6 +245,11 @@ export class PrivateContainerd implements AsyncDisposable {
         detached: options.detached ?? false,
       });
     } catch (err) {
+      // A binary that is not there or may not be run, in words and naming $CRYO_CONTAINERD when that chose it
+      // (node's "Error: ENOENT: no such file or directory, posix_spawn '/x'" before).
+      const code = (err as NodeJS.ErrnoException).code;
+      const what = `start ${containerdBinary()}${process.env.CRYO_CONTAINERD ? " ($CRYO_CONTAINERD)" : ""}`;
+      if (code === "ENOENT" || code === "EACCES" || code === "ENOTDIR") throw fsError(what, err, containerdBinary());
       throw unavailable(`start ${containerdBinary()}`, { cause: err, detail: String(err) });
     } finally {
       closeSync(logFd); // containerd has its own
@@ -308,7 +313,14 @@ export class PrivateContainerd implements AsyncDisposable {
         throw unavailable(`private containerd in ${this.dir}`, { detail: `containerd exited during start; log:\n${tail(this.layout.log)}` });
       }
       if (existsSync(this.address)) {
-        const r = await runCtr(this.address, ["version"], { timeoutMs: 5_000 }).catch(() => undefined);
+        const r = await runCtr(this.address, ["version"], { timeoutMs: 5_000 }).catch((err: unknown) => {
+          // No ctr on PATH does not come right by waiting: said at once (it read "not answering after 30000 ms",
+          // with containerd's log showing it serving).
+          if ((CryoError.from(err).cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+            throw notFound(ctrBinary, { detail: `not on PATH (${process.env.PATH ?? ""}): cryo asks containerd through it` });
+          }
+          return undefined;
+        });
         if (r?.exitCode === 0) return;
       }
       if (Date.now() > deadline) {

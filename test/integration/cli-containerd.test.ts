@@ -136,6 +136,39 @@ describe("a --dir cryo containerd cannot use", () => {
   });
 });
 
+describe("cryo containerd start without the binaries it runs", () => {
+  test("a $CRYO_CONTAINERD that is not there or not executable, and no ctr on PATH, are said at once and in words", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const start = async (env: Record<string, string>, dir: string) => {
+      const proc = Bun.spawn([bun, main, "containerd", "start", "--dir", dir], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+      const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      return { stderr: stderr.trim(), exitCode };
+    };
+    try {
+      const file = join(parent, "not-executable");
+      writeFileSync(file, "x", { mode: 0o644 });
+      // Before: `unavailable: Error: ENOENT: no such file or directory, posix_spawn '<path>'` (and EACCES).
+      expect(await start({ CRYO_CONTAINERD: join(parent, "none") }, join(parent, "a"))).toEqual({
+        stderr: `cryo containerd start: start ${join(parent, "none")} ($CRYO_CONTAINERD): not found`,
+        exitCode: 1,
+      });
+      expect(await start({ CRYO_CONTAINERD: file }, join(parent, "b"))).toEqual({
+        stderr: `cryo containerd start: start ${file} ($CRYO_CONTAINERD): permission denied: uid ${process.getuid!()} may not run ${file}`,
+        exitCode: 1,
+      });
+      // containerd is found in cryo's own PATH part (/usr/bin), ctr is looked up on the caller's. Before: 30 s of
+      // "not answering", then DEADLINE_EXCEEDED with containerd's log saying it served.
+      const noCtr = await start({ PATH: join(parent, "empty-path") }, join(parent, "c"));
+      expect(noCtr).toEqual({ stderr: `cryo containerd start: ctr: not found: not on PATH (${join(parent, "empty-path")}): cryo asks containerd through it`, exitCode: 1 });
+      const pid = Number(readFileSync(join(parent, "c", "containerd.pid"), "utf8"));
+      expect(processAlive(pid)).toBe(false);
+    } finally {
+      for (const d of ["a", "b", "c"]) if (existsSync(join(parent, d, "config.toml"))) await cryo("containerd", "stop", "--dir", join(parent, d));
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("cryo containerd stop after containerd died", () => {
   test("cleans up the directory of a killed containerd", async () => {
     const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
