@@ -14,7 +14,7 @@ import { readConfigFile } from "./loader.ts";
 
 const checkUsage = "cryo config check [FILE]";
 const usage = [
-  `usage: ${checkUsage}`,
+  checkUsage,
   "  checks FILE (TOML, or JSON for a .json name) as the shim does at the first Create that uses it: its",
   "  fields, every plugin (file, memory cap, imports, an export per hook) and the [checkpoint] defaults;",
   `  without FILE, the one the shim would use (CRYO_CONFIG, then ${defaultConfigPaths.join(" or ")})`,

@@ -13,8 +13,9 @@ import type { CliCommand } from "../cli/command-table.ts";
 import { hookNames } from "./hook-names.ts";
 import { formatPluginTestResult, runPluginTest } from "./plugin-test.ts";
 
+const testUsageLine = "cryo plugin test PLUGIN.wasm --hook admit|checkpoint|restore --input FILE [options]";
 const usage = [
-  "usage: cryo plugin test PLUGIN.wasm --hook admit|checkpoint|restore --input FILE [options]",
+  testUsageLine,
   "  --input FILE        the hook's input as JSON (its JSON Schema: cryo plugin schema HOOK input)",
   "  --config KEY=VALUE  a config value for the plugin (repeatable), as in its config table",
   "  --allow-host HOST   a host the plugin may reach over HTTP (repeatable), as in grants.allowed_hosts",
@@ -50,12 +51,12 @@ export const pluginTestCommand: CliCommand = {
         true,
       );
     } catch (err) {
-      throw invalidArgument("arguments", { detail: `${(err as Error).message}\n${usage}` });
+      throw invalidArgument("arguments", { detail: `${(err as Error).message}\nusage: ${testUsageLine}` });
     }
     const { values, positionals } = parsed;
-    if (positionals.length > 1) throw invalidArgument("arguments", { detail: `one PLUGIN.wasm, got ${positionals.length}: ${positionals.join(" ")}\n${usage}` });
+    if (positionals.length > 1) throw invalidArgument("arguments", { detail: `one PLUGIN.wasm, got ${positionals.length}: ${positionals.join(" ")}\nusage: ${testUsageLine}` });
     const missing = [positionals.length === 0 && "PLUGIN.wasm", !values.hook && "--hook", !values.input && "--input"].filter((m) => m !== false);
-    if (missing.length > 0 || !values.hook || !values.input) throw invalidArgument("arguments", { detail: `missing ${missing.join(", ")}\n${usage}` });
+    if (missing.length > 0 || !values.hook || !values.input) throw invalidArgument("arguments", { detail: `missing ${missing.join(", ")}\nusage: ${testUsageLine}` });
     // A file that is not there or cannot be read: exit 1, as in every command (2 stays for bad arguments and content).
     checkNamedPath(`plugin ${positionals[0]}`, positionals[0]!, "file");
     checkNamedPath(`input ${values.input}`, values.input, "file");
@@ -80,7 +81,7 @@ export const pluginTestCommand: CliCommand = {
 };
 
 const schemaUsageLine = "cryo plugin schema admit|checkpoint|restore input|output";
-const schemaUsage = `usage: ${schemaUsageLine}\n  prints the JSON Schema of a hook's input (what a plugin gets) or output (what it may answer)`;
+const schemaUsage = `${schemaUsageLine}\n  prints the JSON Schema of a hook's input (what a plugin gets) or output (what it may answer)`;
 
 /** `cryo plugin schema HOOK input|output`: the JSON Schema of a hook's input or output (plugins/sdk/schema/ in the repository), from the binary. */
 export const pluginSchemaCommand: CliCommand = {

@@ -150,6 +150,19 @@ describe("every cryo command parses its arguments with the shared parser", () =>
     }
   });
 
+  test("every command's --help starts with its usage line (three began \"usage: \"), and an unknown flag ends with that one line (plugin test printed all its options)", async () => {
+    for (const c of createCryoCommands().list()) {
+      const name = `cryo ${c.path.join(" ")}`;
+      const help = captureIo();
+      expect(await runCli(createCryoCommands(), [...c.path, "--help"], help)).toBe(0);
+      const line = help.stdout.join("").split("\n")[0]!;
+      expect(line === name || line.startsWith(`${name} `)).toBe(true);
+      const bad = captureIo();
+      await runCli(createCryoCommands(), [...c.path, "--no-such-flag"], bad);
+      expect({ name, tail: bad.stderr.join("").split("\n").slice(1) }).toEqual({ name, tail: [`usage: ${line}`] });
+    }
+  });
+
   test("inspect, config check, plugin schema and version: a repeated flag, a wrong count of positionals, and -- as for the others", async () => {
     const cases: [string[], string][] = [
       [["inspect", "--json", "--json", "/d"], "cryo inspect: arguments: invalid argument: Option '--json' is given more than once; it takes one mention\nusage: cryo inspect [--json] DIR"],
