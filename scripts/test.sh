@@ -37,7 +37,7 @@ attr() { local v; v="$(sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$2")"; echo "$
 run_suite() {
   local name="$1" dir="$2" xml="$results/$1.xml" log="$results/$1.log" rc
   echo "test: $name tests ($dir)"
-  "$bun" test --reporter=junit --reporter-outfile="$xml" "./$dir" 2>&1 | tee "$log"
+  "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$xml" "./$dir" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   local head tests=0 fails=0 skips=0 console_fails
   if [ -s "$xml" ]; then
