@@ -548,7 +548,10 @@ async function runHelper(
         throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
       }
       if (!result) {
-        if (criuEnd !== undefined) throw new CryoError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
+        // The watchdog ended the call: CRIU ended without an answer (dead, or killed with the helper), so what it had
+        // done stays for the caller to undo (CriuLostError). A plain error here left a dump's freeze and network lock
+        // in place when the helper was too slow to reap CRIU (a loaded machine) and the watchdog came first.
+        if (criuEnd !== undefined) throw new CriuLostError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
         const tail = (await stderrText()).trim().split("\n").slice(-5).join("; ");
         const ended = `${what}: unavailable: helper exited with ${proc.exitCode ?? proc.signalCode} without a result${tail ? `: ${tail}` : ""}`;
         // The helper killed from outside (or by the OOM killer): CRIU, its child, was handed to this daemon (the
@@ -563,6 +566,10 @@ async function runHelper(
         while (left.some(isAlive) && Date.now() < deadline) await Bun.sleep(20);
         throw new CriuLostError(Code.UNAVAILABLE, `${ended}; the CRIU it had started (pid ${left.join(", ")}) killed`);
       }
+      // The watchdog ended the call (fail): its kill of CRIU closes CRIU's socket, and libcriu's answer to that (ECOMM,
+      // "ended without an answer") can reach this side before the helper's own kill does (seen once under load, in a
+      // restore whose task was killed). The watchdog's words say why; CRIU did end without an answer (CriuLostError).
+      if (!result.ok && result.rc === -E.ECOMM && criuEnd !== undefined) throw new CriuLostError(Code.UNAVAILABLE, `${what}: unavailable: ${criuEnd}`);
       if (!result.ok) throw resultError(what, result, callbackError, await stderrText(), criuSeen, result.rc === -E.ECOMM && result.logFile ? criuLogLastLine(result.logFile) : undefined);
       succeeded = true;
       return { result, events };
