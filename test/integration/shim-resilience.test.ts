@@ -129,7 +129,10 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
   for (const ctl of ["memory", "pids", "freezer", "unified"]) await waitFor(() => !existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`), { timeoutMs: 20_000, what: `cgroup ${ctl} removed` });
   expect(inCgroup()).toEqual([]);
   await waitFor(() => !existsSync(`/run/containerd/runc/${ns}/${id}`), { timeoutMs: 20_000, what: "runc state removed" });
-  expect(readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${id}/`))).toEqual([]);
+  // `delete` unmounts the rootfs after it removed the runc state directory: waited for (read at once, the rootfs was
+  // still mounted in one run).
+  const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${id}/`));
+  await waitFor(() => mounted().length === 0 || undefined, { timeoutMs: 20_000, what: "the restore's mounts gone" });
   // containerd logs what its `delete` printed once it returned.
   await waitFor(() => /removed the cgroup \S+ of a restore its shim did not finish/.test(readFileSync(pc.layout.log, "utf8")) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
   // containerd's extraction of the checkpoint (256 MiB here), which the dead daemon would have removed, and
@@ -236,8 +239,9 @@ test("CRIU killed in the middle of a dump: the checkpoint fails saying CRIU ende
   process.kill(criu, "SIGKILL");
   const r = await checkpoint;
   expect(r.exitCode).not.toBe(0);
-  // Before: "unavailable (rc -70, errno 17): Failed unpacking response: File exists; ...", libcriu's words.
-  expect(r.stderr).toMatch(/criu dump pid \d+: unavailable: CRIU( \(pid \d+\))? ended without an answer: it was killed or crashed/);
+  // Before: "unavailable (rc -70, errno 17): Failed unpacking response: File exists; ...", libcriu's words. libcriu's
+  // answer, or, when the helper is slow to reap CRIU (a loaded machine: 1 of 3 runs), the client's watchdog's words.
+  expect(r.stderr).toMatch(/criu dump pid \d+: unavailable: CRIU( \(pid \d+\))? (ended without an answer: it was killed or crashed|killed by signal 9 before it answered)/);
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(readFileSync(`/sys/fs/cgroup/freezer/${ns}/${id}/freezer.state`, "utf8").trim()).toBe("THAWED");
   const n = readCounter(pc, id)!;
