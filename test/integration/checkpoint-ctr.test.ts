@@ -85,6 +85,15 @@ function mountsWith(text: string): string[] {
     .filter((l) => l.includes(text));
 }
 
+/**
+ * The mounts a restore of id stages (CRIU's root in runc's state dir, anything under the bundle's restore work
+ * directory). Named by the container, not by "criu-root" alone: another containerd's restore on the host (another
+ * test file's, another user's) has its own mounted while this test looks.
+ */
+function restoreMounts(id: string): string[] {
+  return [...mountsWith(`${join(RUNC_ROOT, ns, id)}/criu-root`), ...mountsWith(`/${ns}/${id}/criu-restore-work`)];
+}
+
 test("a counter checkpointed with ctr containers checkpoint --task continues after restore, under a new name and its own", async () => {
   const id = uniqueId("cnt");
   await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
@@ -518,7 +527,7 @@ test("containers that join a pod's user, network, ipc and uts namespaces by path
     expect(await taskPid(pc, id)).toBeUndefined();
     for (const ctl of ["memory", "pids", "freezer", "devices"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
     expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
-    expect(mountsWith("criu-root")).toEqual([]);
+    expect(restoreMounts(id)).toEqual([]);
     await pc.ctrOk(["task", "rm", id]);
     await pc.ctrOk(["containers", "rm", id]);
     expect(mountsWith(`/${id}/`)).toEqual([]);
@@ -844,8 +853,7 @@ test("a failed restore into a user namespace leaves no process, mount, cgroup or
     for (const ctl of ["memory", "pids", "freezer", "devices"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
     expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
     // Neither CRIU's root nor a source bound in for the namespace is left mounted.
-    expect(mountsWith("criu-root")).toEqual([]);
-    expect(mountsWith("criu-restore-work")).toEqual([]);
+    expect(restoreMounts(id)).toEqual([]);
     await pc.ctrOk(["task", "rm", id]);
     await pc.ctrOk(["containers", "rm", id]);
     expect(mountsWith(`/${id}/`)).toEqual([]);
@@ -875,7 +883,7 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
     expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
   }
   expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
-  expect(mountsWith("criu-root")).toEqual([]);
+  expect(restoreMounts(id)).toEqual([]);
   await pc.ctrOk(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
   expect(mountsWith(`/${id}/`)).toEqual([]);
