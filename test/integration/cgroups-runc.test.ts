@@ -41,6 +41,10 @@ beforeAll(async () => {
   const code = await p.exited;
   if (code !== 0) throw new Error(`runc run exited ${code}: ${existsSync(log) ? readFileSync(log, "utf8") : ""}`);
   created = true;
+  // runc returns once it told its init to exec the command, before the exec: until then the cgroup holds runc's
+  // init and its threads (pids.current was 5 in one run). The tests mean the container running its command.
+  const pid = (JSON.parse(readFileSync(join(root, id, "state.json"), "utf8")) as { init_process_pid: number }).init_process_pid;
+  await waitFor(() => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sh" || undefined, { what: "the container's init to exec sh" });
 }, 30_000);
 
 afterAll(async () => {
