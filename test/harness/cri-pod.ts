@@ -87,7 +87,12 @@ export function parentPid(pid: number): number {
   return ppid;
 }
 
-/** The cgroup directories (one per mounted hierarchy) a process is in, from /proc/<pid>/cgroup and this mount namespace's cgroup mounts. */
+/**
+ * The cgroup directories (one per mounted hierarchy) a process is in, from /proc/<pid>/cgroup and this mount
+ * namespace's cgroup mounts under /sys/fs/cgroup (as src/cgroups takes them): a restore's CRIU mounts the
+ * hierarchies again in its cgroup yard for a while (another restore's yard, on a machine running more than one
+ * test, was taken for the memory hierarchy once, and was gone when read).
+ */
 export function cgroupDirs(pid: number): string[] {
   const mounts = new Map<string, string>(); // controller set ("memory", "cpu", "name=systemd", "" for v2) -> mount point
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
@@ -96,7 +101,7 @@ export function cgroupDirs(pid: number): string[] {
     const [fstype, , superOptions] = right.split(" ");
     const mountPoint = left.split(" ")[4];
     const root = left.split(" ")[3];
-    if (mountPoint === undefined || root !== "/") continue;
+    if (mountPoint === undefined || root !== "/" || !mountPoint.startsWith("/sys/fs/cgroup")) continue;
     if (fstype === "cgroup2") mounts.set("", mountPoint);
     else if (fstype === "cgroup") {
       const controllers = (superOptions ?? "").split(",").filter((o) => o !== "rw" && o !== "ro" && !o.startsWith("clone_children") && o !== "noprefix" && !o.startsWith("release_agent") && o !== "xattr");
