@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { unmountUnder } from "../../src/containerd/index.ts";
-import { buildFixtures, processAlive, runCtr, testImage, waitFor } from "../harness/index.ts";
+import { buildFixtures, processAlive, runCtr, testImage, uniqueId, waitFor } from "../harness/index.ts";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -281,12 +281,16 @@ describe("cryo containerd stop --keep-containers", () => {
     const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
     const dir = join(parent, "ctd");
     const sock = join(dir, "containerd.sock");
-    const ctr = (args: string[]) => runCtr(sock, args, { namespace: "keep", timeoutMs: 60_000 });
+    // Names of this run's own: runc's state (/run/containerd/runc/<namespace>/<id>) and the cgroups are the host's, and
+    // another run of this file beside this one (same fixed names) had its stop's `runc delete --force` kill this task.
+    const ns = uniqueId("keep");
+    const k1 = uniqueId("k1");
+    const ctr = (args: string[]) => runCtr(sock, args, { namespace: ns, timeoutMs: 60_000 });
     try {
       expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
       expect((await ctr(["images", "import", (await buildFixtures()).archive])).exitCode).toBe(0);
-      expect((await ctr(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, "k1", "sleep", "1000"])).exitCode).toBe(0);
-      const taskPid = Number((await ctr(["tasks", "ls"])).stdout.split("\n").find((l) => l.startsWith("k1 "))?.split(/\s+/)[1]);
+      expect((await ctr(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, k1, "sleep", "1000"])).exitCode).toBe(0);
+      const taskPid = Number((await ctr(["tasks", "ls"])).stdout.split("\n").find((l) => l.startsWith(`${k1} `))?.split(/\s+/)[1]);
       expect(taskPid).toBeGreaterThan(0);
       const pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
 
@@ -298,10 +302,10 @@ describe("cryo containerd stop --keep-containers", () => {
       const firstLog = readFileSync(join(dir, "containerd.log"), "utf8");
       expect(firstLog.length).toBeGreaterThan(0);
       expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
-      expect((await ctr(["tasks", "ls"])).stdout).toMatch(new RegExp(`^k1\\s+${taskPid}\\s+RUNNING`, "m"));
+      expect((await ctr(["tasks", "ls"])).stdout).toMatch(new RegExp(`^${k1}\\s+${taskPid}\\s+RUNNING`, "m"));
       // The second run's log follows the first's, which stays whole (it was written over from its first byte).
       expect(readFileSync(join(dir, "containerd.log"), "utf8").startsWith(firstLog)).toBe(true);
-      const exec = await ctr(["tasks", "exec", "--exec-id", "e1", "k1", "sh", "-c", "echo still-here"]);
+      const exec = await ctr(["tasks", "exec", "--exec-id", "e1", k1, "sh", "-c", "echo still-here"]);
       expect(exec.stdout).toBe("still-here\n");
     } finally {
       await cryo("containerd", "stop", "--dir", dir);
