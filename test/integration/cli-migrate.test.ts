@@ -199,8 +199,10 @@ test("a checkpoint that hangs in CRIU ends at --timeout: the shim gives up too, 
   expect(r.stdout).toContain(`${id} is still running at ${a.address}`);
   const n = readCounter(a, id)!;
   await waitFor(() => (readCounter(a, id) ?? 0) > n || undefined, { what: "counter going on at the source" });
-  // The shim gave up the dump at the deadline containerd passed on: CRIU is not left hanging on the FIFO.
-  expect(readFileSync(a.layout.log, "utf8")).toContain(`checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: the request's deadline passed`);
+  // The shim gave up the dump at the deadline containerd passed on: CRIU is not left hanging on the FIFO. The shim's
+  // log reaches containerd's through a FIFO: waited for, as in shim-notify.
+  const aborted = `checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: the request's deadline passed`;
+  await waitFor(() => readFileSync(a.layout.log, "utf8").includes(aborted) || undefined, { what: "the shim's log of the aborted dump" });
   await expectSourceAloneThenRemove(id);
   rmSync(work, { recursive: true, force: true });
 }, 120_000);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
+import { ensureTestImage, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -171,9 +171,9 @@ test("a shared daemon reads an edited config again at the next Create: a plugin 
   expect(ok.exitCode).toBe(0);
   // Both were served by the daemon that was running before the edit.
   expect(shimDaemonPids(pc.address)).toEqual(daemons);
-  // The fail-open warning is one of the daemon's own log lines (logfmt, level warn), naming the container.
-  const line = readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`container ${allowed} in namespace ${ns}: plugin malformed-json`));
-  expect(line).toBeDefined();
+  // The fail-open warning is one of the daemon's own log lines (logfmt, level warn), naming the container. It reaches
+  // containerd's log through a FIFO: waited for, as in shim-notify.
+  const line = await waitFor(() => readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`container ${allowed} in namespace ${ns}: plugin malformed-json`)), { what: "the daemon's fail-open warning in containerd's log" });
   expect(line).toMatch(/^time=\S+ level=warn msg=/);
   expect(line).toContain('(failure = \\"open\\": allowing)');
 
