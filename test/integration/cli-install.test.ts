@@ -24,8 +24,8 @@ const containerd = containerdBinary();
 /** The handler's table header cryo install writes into the default config. */
 const handlerHeader = () => `[${tomlKeyPath([...criRuntimesPath(version), "cryo"])}]`;
 
-async function run(argv: string[]) {
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+async function run(argv: string[], cwd?: string) {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", ...(cwd ? { cwd } : {}) });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { stdout, stderr, exitCode };
 }
@@ -218,12 +218,17 @@ test("a config that is a directory or unreadable, and a --bin-dir that is a file
   expect(existsSync(cfg)).toBe(false);
   // A config nobody may read: permission denied naming the uid, not UNAVAILABLE with node's EACCES text.
   chmodSync(dir, 0o711);
-  const asNobody = join(dir, "cryo-nobody");
-  copyFileSync(join(buildBin, "cryo"), asNobody);
-  chmodSync(asNobody, 0o755);
+  // The binaries where nobody reaches them: the checkout may be in a directory only root enters (a `mktemp -d` clone).
+  const pubBin = join(dir, "pub-bin");
+  mkdirSync(pubBin, { mode: 0o755 });
+  for (const name of ["cryo", "containerd-shim-cryo-v2"]) {
+    copyFileSync(join(buildBin, name), join(pubBin, name));
+    chmodSync(join(pubBin, name), 0o755);
+  }
+  const asNobody = join(pubBin, "cryo");
   const uid = Number(Bun.spawnSync(["id", "-u", "nobody"]).stdout.toString().trim());
   for (const cmd of ["install", "uninstall"]) {
-    const r = await run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, cmd, "--config", config, ...(cmd === "install" ? ["--from", buildBin] : []), "--dry-run"]);
+    const r = await run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", asNobody, cmd, "--config", config, ...(cmd === "install" ? ["--from", pubBin] : []), "--dry-run"], "/");
     expect(r.stderr.trim()).toBe(`cryo ${cmd}: containerd config ${config}: permission denied: uid ${uid} may not open ${config}`);
     expect(r.exitCode).toBe(1);
   }
