@@ -237,20 +237,24 @@ test("CRIU killed from outside mid-dump (a crash, an operator's kill) of a pause
     // Not the shim's doing: the dump was not aborted, CRIU just died, undoing nothing. Before, the tree ran on while
     // containerd said PAUSED (a helper session: counter 18, 47, 56), and the nftables lock cut its network.
     process.kill(criu, "SIGKILL");
-    const err = await failed;
-    expect(err).toBeInstanceOf(CryoError);
-    expect(err!.code).toBe(Code.UNAVAILABLE);
-    expect(err!.message).toContain("ended without an answer: it was killed or crashed");
-    expect(err!.message).toContain("after it: ");
-    expect(err!.message).toContain("cgroup frozen again (the container was paused before)");
-    expect(err!.message).not.toContain("not undone");
-    expect(criuTables(pid)).toEqual([]);
-    await stillPaused(id, pid, criu);
+    await undonePaused(await failed, "ended without an answer: it was killed or crashed", { id, pid, criu });
   } finally {
     client.close();
     await removeContainer(pc, id);
   }
 });
+
+/** A paused container's dump that failed because CRIU was lost, saying `why`: undone, the container still paused. */
+async function undonePaused(err: CryoError | undefined, why: string, c: { id: string; pid: number; criu: number }): Promise<void> {
+  expect(err).toBeInstanceOf(CryoError);
+  expect(err!.code).toBe(Code.UNAVAILABLE);
+  expect(err!.message).toContain(why);
+  expect(err!.message).toContain("after it: ");
+  expect(err!.message).toContain("cgroup frozen again (the container was paused before)");
+  expect(err!.message).not.toContain("not undone");
+  expect(criuTables(c.pid)).toEqual([]);
+  await stillPaused(c.id, c.pid, c.criu);
+}
 
 test("CRIU killed mid-dump of a paused container while its helper cannot answer yet (a loaded machine): the client's watchdog ends the call, and the dump is undone all the same", async () => {
   const { id, pid, client, failed, criu } = await pausedHungDump("lostwd", 60_000);
@@ -263,15 +267,7 @@ test("CRIU killed mid-dump of a paused container while its helper cannot answer 
     // the nftables lock cut its network.
     process.kill(helper, "SIGSTOP");
     process.kill(criu, "SIGKILL");
-    const err = await failed;
-    expect(err).toBeInstanceOf(CryoError);
-    expect(err!.code).toBe(Code.UNAVAILABLE);
-    expect(err!.message).toContain(`CRIU (pid ${criu}) killed by signal 9 before it answered`);
-    expect(err!.message).toContain("after it: ");
-    expect(err!.message).toContain("cgroup frozen again (the container was paused before)");
-    expect(err!.message).not.toContain("not undone");
-    expect(criuTables(pid)).toEqual([]);
-    await stillPaused(id, pid, criu);
+    await undonePaused(await failed, `CRIU (pid ${criu}) killed by signal 9 before it answered`, { id, pid, criu });
   } finally {
     try {
       process.kill(helper, "SIGKILL"); // the watchdog's kill, if it did not come
