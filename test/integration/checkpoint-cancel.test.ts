@@ -118,6 +118,18 @@ function hangingImagesDir(name: string): string {
   return images;
 }
 
+/**
+ * containerd's log once it holds every needle: the shim's lines reach it through the log FIFO, after the shim's calls
+ * have returned (read at once, a line was missing in a helper's runs under load).
+ */
+async function containerdLog(...needles: (string | RegExp)[]): Promise<string> {
+  const holds = (log: string) => needles.every((n) => (typeof n === "string" ? log.includes(n) : n.test(log)));
+  return await waitFor(() => {
+    const log = readFileSync(pc.layout.log, "utf8");
+    return holds(log) ? log : undefined;
+  }, { what: `containerd's log with ${needles.join(", ")}`, timeoutMs: 10_000 }).catch(() => readFileSync(pc.layout.log, "utf8"));
+}
+
 test("a dump hung in CRIU ends at the request's deadline: the container is thawed, its network unlocked, and runs on", async () => {
   const id = uniqueId("dl");
   // The lock asked for: a loopback-only namespace without TCP sockets would get none (checkpoint-dump.ts).
@@ -150,7 +162,7 @@ test("a dump hung in CRIU ends at the request's deadline: the container is thawe
     await counterMovesOn(id);
     expect(await taskStatus(pc, id)).toBe("RUNNING");
     // What the daemon did, in containerd's log.
-    const log = readFileSync(pc.layout.log, "utf8");
+    const log = await containerdLog(`checkpoint container ${id}: aborted`, "cgroup thawed");
     expect(log).toContain(`checkpoint container ${id}: aborted`);
     expect(log).toContain("cgroup thawed");
     expect(log).toMatch(/CRIU's network lock \(nftables table inet CRIU-[0-9a-f-]{8,36}\) removed from the container's network namespace/);
@@ -182,7 +194,7 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
     const input = Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-S", "INPUT"]).stdout.toString();
     expect(input).not.toContain("CRIU");
     await counterMovesOn(id);
-    expect(readFileSync(pc.layout.log, "utf8")).toContain("CRIU's network lock (iptables chain CRIU) removed from the container's network namespace");
+    expect(await containerdLog("CRIU's network lock (iptables chain CRIU) removed from the container's network namespace")).toContain("CRIU's network lock (iptables chain CRIU) removed from the container's network namespace");
   } finally {
     client.close();
     await removeContainer(pc, id);
@@ -215,7 +227,7 @@ async function stillPaused(id: string, pid: number, criu: number): Promise<void>
   await Bun.sleep(500);
   expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
   expect(await taskStatus(pc, id)).toBe("PAUSED");
-  expect(readFileSync(pc.layout.log, "utf8")).toContain("cgroup frozen again (the container was paused before)");
+  expect(await containerdLog("cgroup frozen again (the container was paused before)")).toContain("cgroup frozen again (the container was paused before)");
   await pc.ctrOk(["task", "resume", id]);
   await counterMovesOn(id);
 }
@@ -331,7 +343,8 @@ test("tcp-established: a connection CRIU had put in TCP repair mode before it hu
     const n = tcpCount();
     await waitFor(() => tcpCount() > n + 5, { timeoutMs: 10_000, what: `tcp-client past ${n + 5}: ${readContainerFile(pc, id, "/tmp/tcp")}` });
     expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(readFileSync(pc.layout.log, "utf8")).toMatch(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
+    const repairOff = new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`);
+    expect(await containerdLog(repairOff)).toMatch(repairOff);
   } finally {
     client.close();
     await removeContainer(pc, id);
@@ -374,7 +387,7 @@ test(`host network, tcp-established, ${lock} lock, CRIU log level 2: the connect
     expect(hostLocks()).toEqual(before);
     const n = count();
     await waitFor(() => count() > n + 5, { timeoutMs: 10_000, what: `client past ${n + 5}` });
-    const log = readFileSync(pc.layout.log, "utf8");
+    const log = await containerdLog(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
     expect(log).toMatch(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
     expect(log).toContain(`checkpoint container ${id}: CRIU log level 2 raised to 3`);
     expect(log).toMatch(
@@ -476,7 +489,7 @@ test("ctr --timeout on ctr task checkpoint reaches the shim: a CRIU hung before 
     if (status === "PAUSED") await pc.ctrOk(["task", "resume", id]);
     expect(await taskStatus(pc, id)).toBe("RUNNING");
     await counterMovesOn(id);
-    const log = readFileSync(pc.layout.log, "utf8");
+    const log = await containerdLog(`checkpoint container ${id}: aborted`);
     expect(log).toContain(`checkpoint container ${id}: aborted`);
     const cwdIn = (p: number) => {
       try {
@@ -545,8 +558,8 @@ test("ctr killed during a hung ctr task checkpoint: containerd removes its check
     await ctr.exited;
     // containerd's Checkpoint returned with its cancelled caller and removed its directory; the shim saw it go.
     await waitFor(() => !existsSync(join(pc.layout.tmp, made)) && criu.every((p) => !existsProc(p)), { timeoutMs: 15_000, what: `${made} removed, CRIU gone` });
-    const log = readFileSync(pc.layout.log, "utf8");
-    expect(log).toContain(`checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: its images directory ${join(pc.layout.tmp, made)} was removed during the dump`);
+    const gone = `checkpoint container ${id}: aborted: checkpoint container ${id}: cancelled: its images directory ${join(pc.layout.tmp, made)} was removed during the dump`;
+    expect(await containerdLog(gone)).toContain(gone);
     expect(existsSync(record)).toBe(false);
     // ctr paused the task before the Checkpoint and was killed before its Resume: paused it stays, and resumes.
     expect(await taskStatus(pc, id)).toBe("PAUSED");
