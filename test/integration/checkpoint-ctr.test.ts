@@ -14,7 +14,7 @@ import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries, ctrErrorHasCode } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -999,7 +999,11 @@ test("a lazy restore whose lazy-pages daemon dies before every page is back: the
   let daemon: number | undefined;
   const holding = (async () => {
     for (let i = 0; i < 20_000 && daemon === undefined; i++) {
-      const d = criuPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes("lazy-pages") && readFileSync(`/proc/${p}/cmdline`, "utf8").includes(restored));
+      const d = criuPids().find((p) => {
+        // A CRIU that ended since the listing (the restore's own, done) is not the daemon.
+        const cmdline = readTrimmed(`/proc/${p}/cmdline`);
+        return cmdline !== undefined && cmdline.includes("lazy-pages") && cmdline.includes(restored);
+      });
       if (d !== undefined && inContainerCgroup("memhog", id).length > 0) {
         process.kill(d, "SIGSTOP");
         daemon = d;
