@@ -362,6 +362,9 @@ async function refuseFrozenCgroup(cgroupPaths: Readonly<Record<string, string>>)
   if (state !== thawed) throw failedPrecondition(`restore into cgroup ${freezer.dir}`, { detail: `it is frozen (${state}): a paused container shares it; resume that one first` });
 }
 
+/** How many times a restore makes again the cgroup directories another restore's failure removed under it (restoreContainer). */
+const CGROUP_GONE_RETRIES = 3;
+
 /** How long a restore waits for a frozen cgroup it would join to thaw before it refuses. */
 const FROZEN_WAIT_MS = 1000;
 
@@ -886,22 +889,30 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       };
       freezerBefore = freezerIdentity(cgroupPaths);
       landed = inFlight();
-      try {
-        result = await call();
-      } catch (err) {
-        if (input.signal?.aborted) throw err;
-        const message = CryoError.from(err).message;
-        // CRIU reads the host's mount table to resolve external mounts (/dev/null, binds); a mount appearing or going
-        // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
-        if (/No root found for tree/.test(message)) {
-          input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
-        } else {
-          // A cgroup directory went away under the restore (another restore of the checkpoint removed what it made).
-          const remade = /cg: Can't move .*No such file or directory/.test(message) ? await remakeRestoreCgroups(made.created, cgroupPaths, resources) : [];
+      let mountRetries = 1;
+      let cgroupRetries = CGROUP_GONE_RETRIES;
+      for (;;) {
+        try {
+          result = await call();
+          break;
+        } catch (err) {
+          if (input.signal?.aborted) throw err;
+          const message = CryoError.from(err).message;
+          // CRIU reads the host's mount table to resolve external mounts (/dev/null, binds); a mount appearing or going
+          // away meanwhile (other containers on a busy host) leaves it without a tree: try once more.
+          if (/No root found for tree/.test(message) && mountRetries-- > 0) {
+            input.log.warn(`${label}: CRIU saw the host's mount table change while reading it; retrying once`);
+            continue;
+          }
+          // A cgroup directory went away under the restore: another restore of the checkpoint (containerd gives both the
+          // same cgroups path), in another shim daemon, failed and removed what it made, before this restore's helper
+          // joined (the helper: "join cgroup DIR: ... ENOENT") or CRIU moved the tree in (CRIU: "cg: Can't move ... No
+          // such file or directory"). That removal may still be under way: made again, up to CGROUP_GONE_RETRIES times.
+          const gone = /cg: Can't move .*No such file or directory|join cgroup .*ENOENT/.test(message);
+          const remade = gone && cgroupRetries-- > 0 ? await remakeRestoreCgroups(made.created, cgroupPaths, resources) : [];
           if (remade.length === 0) throw err;
-          input.log.warn(`${label}: cgroup directories went away before CRIU moved the tree in (another restore of the same checkpoint removed them); made again, retrying once`, { dirs: remade.join(",") });
+          input.log.warn(`${label}: cgroup directories went away before the restored tree was in them (another restore of the same checkpoint removed them); made again, retrying`, { dirs: remade.join(","), left: cgroupRetries });
         }
-        result = await call();
       }
     } catch (err) {
       // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.

@@ -911,6 +911,36 @@ test("two restores of one checkpoint at once, one failing (no --rw), share the o
   }
 }, 300_000);
 
+test("a cgroup directory removed between its making and the restore's join (another restore's failure, in another daemon) is made again: the restore succeeds", async () => {
+  // The twin test above, made certain: a process outside every shim daemon removes the restore's unified cgroup as soon
+  // as it appears, as the failed twin's cleanup did, before the restore's CRIU helper joined it. Before, the restore
+  // failed "join cgroup ...: ENOENT" (2 of 12 runs of the twin test, and a fresh-clone CI run).
+  const { id, ref } = await countingCheckpoint("cggone");
+  await remove(id);
+  const dir = `/sys/fs/cgroup/unified/${ns}/${id}`;
+  expect(existsSync(dir)).toBe(false);
+  const script = `const fs = require("node:fs"); const end = Date.now() + 60000; while (Date.now() < end) { try { fs.rmdirSync(${JSON.stringify(dir)}); console.log("removed"); process.exit(0); } catch {} }`;
+  const remover = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" });
+  try {
+    await Bun.sleep(200); // the remover at work
+    const r = await restore(id, ref);
+    expect(await new Response(remover.stdout).text()).toBe("removed\n");
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(existsSync(dir)).toBe(true);
+    const log = await waitFor(() => readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`restore container ${id} from`) && l.includes("made again, retrying")), { what: "the shim's retry line" });
+    expect(log).toContain(dir);
+    const n = readCounter(pc, id)!;
+    await waitFor(() => ((readCounter(pc, id) ?? 0) > n + 2 ? true : undefined), { what: `${id} counting on` });
+  } finally {
+    remover.kill(9);
+    await remover.exited;
+  }
+  await remove(id);
+  expect(existsSync(dir)).toBe(false);
+}, 180_000);
+
 test("a restore beside a paused copy (one cgroup, frozen) is refused, as runc refuses it, instead of hanging; the copy resumes", async () => {
   const { id, ref } = await countingCheckpoint("frz");
   await remove(id);
