@@ -30,6 +30,17 @@ export function criuTarEntries(tar: CriuTar): string[] {
   return list.stdout.toString().split("\n").filter((l) => l !== "");
 }
 
+/**
+ * Whether the dump in checkpoint image ref caught a process with a file at path (or a name that starts with it) open:
+ * CRIU's files.img names each regular file a process held by its path in the container.
+ */
+export async function checkpointHeldFile(pc: PrivateContainerd, ref: string, path: string): Promise<boolean> {
+  const tar = await checkpointCriuTar(pc, ref);
+  const files = Bun.spawnSync(["tar", "-xOf", tar.path, "files.img"], { stdout: "pipe", stderr: "pipe" });
+  if (files.exitCode !== 0) throw new Error(`files.img in ${ref}: ${files.stderr.toString()}`);
+  return files.stdout.includes(path);
+}
+
 /** cryo-checkpoint.json (cryo's metadata) out of a checkpoint image's CRIU tar. */
 export async function checkpointMetadata<T>(pc: PrivateContainerd, ref: string): Promise<T> {
   const tar = await checkpointCriuTar(pc, ref);

@@ -14,7 +14,7 @@ import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointHeldFile, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -37,9 +37,20 @@ async function runDetached(id: string, args: string[], flags: string[] = []): Pr
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
 }
 
+/**
+ * `ctr containers checkpoint --task` of id into ref. Without --rw, a dump that caught memhog in a write of its counter
+ * (the file open from its open to its close: some ms under disk load, 3 dumps of 100 in a helper session) restores
+ * only where the rootfs has that file, which a fresh one has not ("the container had /tmp/counter open, and the
+ * restored root file system has no /tmp/counter"). Such a dump is taken again: the tests mean a counter between writes.
+ */
 async function checkpoint(id: string, ref: string, flags: string[] = []): Promise<void> {
   images.push(ref);
-  await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: 120_000 });
+  for (let attempt = 1; ; attempt++) {
+    await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: 120_000 });
+    if (flags.includes("--rw") || attempt === 5 || !(await checkpointHeldFile(pc, ref, "/tmp/counter"))) return;
+    console.log(`${ref}: the dump caught /tmp/counter open (attempt ${attempt}); checkpointing again`);
+    await pc.ctrOk(["images", "rm", "--sync", ref]);
+  }
 }
 
 async function restore(id: string, ref: string, flags: string[] = []) {
@@ -264,14 +275,15 @@ test("cryo.checkpoint/exit=true stops the container after the dump; the checkpoi
   await waitFor(() => readCounter(pc, id), { what: "counter" });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  // --rw: the one dump this container gets may catch memhog's counter file open (see checkpoint()).
+  const r = await pc.ctr(["containers", "checkpoint", "--task", "--rw", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).toBe(0);
   expect(r.stdout + r.stderr).not.toContain("Error"); // containerd's Resume afterwards is answered too
   await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped by the dump" });
   const exit = await pc.ctrOk(["task", "rm", id]);
   expect(exit).toBe("");
   await pc.ctrOk(["containers", "rm", id]);
-  expect((await restore(id, ref)).exitCode).toBe(0);
+  expect((await restore(id, ref, ["--rw"])).exitCode).toBe(0);
   await waitFor(() => readCounter(pc, id), { what: "restored counter" });
   await remove(id);
 }, 180_000);
@@ -868,6 +880,7 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   await waitFor(() => readCounter(pc, id), { what: "counter" });
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref); // no --rw: /tmp/held is not in the checkpoint
+  expect(await checkpointHeldFile(pc, ref, "/tmp/held")).toBe(true); // what checkpoint() looks for in its retry
   await remove(id);
   expect(existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`)).toBe(false);
   const r = await restore(id, ref);
@@ -914,32 +927,40 @@ test("two restores of one checkpoint at once, one failing (no --rw), share the o
 test("a cgroup directory removed between its making and the restore's join (another restore's failure, in another daemon) is made again: the restore succeeds", async () => {
   // The twin test above, made certain: a process outside every shim daemon removes the restore's unified cgroup as soon
   // as it appears, as the failed twin's cleanup did, before the restore's CRIU helper joined it. Before, the restore
-  // failed "join cgroup ...: ENOENT" (2 of 12 runs of the twin test, and a fresh-clone CI run).
+  // failed "join cgroup ...: ENOENT" (2 of 12 runs of the twin test, and a fresh-clone CI run). On a busy machine the
+  // helper may join first (the directory is then not empty and stays): the restore is done again, up to 8 times.
   const { id, ref } = await countingCheckpoint("cggone");
   await remove(id);
   const dir = `/sys/fs/cgroup/unified/${ns}/${id}`;
-  expect(existsSync(dir)).toBe(false);
   const script = `const fs = require("node:fs"); const end = Date.now() + 60000; while (Date.now() < end) { try { fs.rmdirSync(${JSON.stringify(dir)}); console.log("removed"); process.exit(0); } catch {} }`;
-  const remover = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" });
-  try {
-    await Bun.sleep(200); // the remover at work
-    const r = await restore(id, ref);
-    expect(await new Response(remover.stdout).text()).toBe("removed\n");
-    expect(r.stderr).toBe("");
-    expect(r.exitCode).toBe(0);
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(existsSync(dir)).toBe(true);
-    const log = await waitFor(() => readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`restore container ${id} from`) && l.includes("made again, retrying")), { what: "the shim's retry line" });
-    expect(log).toContain(dir);
-    const n = readCounter(pc, id)!;
-    await waitFor(() => ((readCounter(pc, id) ?? 0) > n + 2 ? true : undefined), { what: `${id} counting on` });
-  } finally {
-    remover.kill(9);
-    await remover.exited;
+  let removedAt: number | undefined;
+  for (let attempt = 1; attempt <= 8 && removedAt === undefined; attempt++) {
+    expect(existsSync(dir)).toBe(false);
+    const remover = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" });
+    try {
+      await Bun.sleep(200); // the remover at work
+      const r = await restore(id, ref);
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      expect(await taskStatus(pc, id)).toBe("RUNNING");
+      expect(existsSync(dir)).toBe(true);
+      remover.kill(9);
+      if ((await new Response(remover.stdout).text()) === "removed\n") removedAt = attempt;
+    } finally {
+      remover.kill(9);
+      await remover.exited;
+    }
+    if (removedAt === undefined) await remove(id);
   }
+  expect(removedAt).toBeDefined();
+  const log = await waitFor(() => readFileSync(pc.layout.log, "utf8").split("\n").find((l) => l.includes(`restore container ${id} from`) && l.includes("made again, retrying")), { what: "the shim's retry line" });
+  expect(log).toContain(dir);
+  const n = readCounter(pc, id)!;
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > n + 2 ? true : undefined), { what: `${id} counting on` });
   await remove(id);
   expect(existsSync(dir)).toBe(false);
-}, 180_000);
+  console.log(`the remover won on attempt ${removedAt}`);
+}, 300_000);
 
 test("a restore beside a paused copy (one cgroup, frozen) is refused, as runc refuses it, instead of hanging; the copy resumes", async () => {
   const { id, ref } = await countingCheckpoint("frz");
