@@ -7,7 +7,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { parse } from "smol-toml";
-import { failedPrecondition } from "../errors.ts";
+import { failedPrecondition, invalidArgument } from "../errors.ts";
 import { cryoRuntimeHandler, cryoRuntimeType } from "../containerd/index.ts";
 
 /**
@@ -42,14 +42,17 @@ function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Parses config text; unparsable TOML and any version but 2, 3 and 4 are FAILED_PRECONDITION naming source. */
+/**
+ * Parses config text. Unparsable TOML and a version that is not a number are INVALID_ARGUMENT (exit 2: malformed
+ * content, docs/cli.md), version 1 and any but 2, 3 and 4 FAILED_PRECONDITION (a config cryo does not edit); each names source.
+ */
 export function parseConfig(text: string, source: string): ParsedConfig {
   let doc: Table;
   try {
     doc = parse(text) as Table;
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-    throw failedPrecondition(`containerd config ${source}`, { cause: err, detail: `not valid TOML: ${first}` });
+    throw invalidArgument(`containerd config ${source}`, { cause: err, detail: `not valid TOML: ${first}` });
   }
   const version = doc.version;
   if (version === undefined || version === 1) {
@@ -59,7 +62,7 @@ export function parseConfig(text: string, source: string): ParsedConfig {
     });
   }
   if (typeof version !== "number" && typeof version !== "bigint") {
-    throw failedPrecondition(`containerd config ${source}`, { detail: `version ${JSON.stringify(version)} is a ${typeof version}, not a number (write \`version = 2\`, without quotes)` });
+    throw invalidArgument(`containerd config ${source}`, { detail: `version ${JSON.stringify(version)} is a ${typeof version}, not a number (write \`version = 2\`, without quotes)` });
   }
   if (version !== 2 && version !== 3 && version !== 4) {
     throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2, 3 and 4 configs only` });

@@ -8,7 +8,7 @@
  * Failures name the plugin and the hook: `plugin deny-privileged: hook admit: timed out after 500 ms`.
  */
 import { readFileSync } from "node:fs";
-import { Code, CryoError, invalidArgument } from "../errors.ts";
+import { Code, CryoError, fsError, invalidArgument } from "../errors.ts";
 import type { PluginConfig } from "./config.ts";
 import { hookSchemas, type HookInputs, type HookName, type HookOutputs } from "./hook-schemas.ts";
 import { PluginRunner } from "./plugin-runner.ts";
@@ -108,7 +108,8 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
     try {
       bytes = readFileSync(config.path);
     } catch (err) {
-      throw invalidArgument(what, { detail: `cannot read ${config.path}: ${(err as Error).message}`, cause: err });
+      // Named as every path the CLI is given is (fsError): `plugin p: invalid argument: plugin file /x: not found`.
+      throw invalidArgument(what, { detail: `plugin file ${fsError(config.path, err).message}`, cause: err });
     }
     const maxPages = Math.floor((config.limits.memory_mib * 1024 * 1024) / wasmPageBytes);
     const capped = capModuleMemory(bytes, maxPages, `${what} (${config.path})`);

@@ -128,7 +128,7 @@ test("uninstall restores the original config byte for byte; --remove-binaries re
   expect(again.stdout).toContain("unchanged");
 });
 
-test("a version 1 or unparsable config is refused and nothing is installed", async () => {
+test("a version 1 config is refused (exit 1), an unparsable one is malformed input (exit 2), and nothing is installed", async () => {
   const v1 = join(dir, "v1.toml");
   writeFileSync(v1, `root = "/var/lib/containerd"\n[plugins.cri]\n  sandbox_image = "pause"\n`);
   const r = await cryo("install", "--config", v1, "--bin-dir", binDir);
@@ -137,8 +137,12 @@ test("a version 1 or unparsable config is refused and nothing is installed", asy
   const bad = join(dir, "bad.toml");
   writeFileSync(bad, "version = 2\n[plugins\n");
   const r2 = await cryo("install", "--config", bad, "--bin-dir", binDir);
-  expect(r2.exitCode).toBe(1);
-  expect(r2.stderr).toContain("not valid TOML");
+  // Malformed content is exit 2, as for `cryo config check` (docs/cli.md); before, 1.
+  expect(r2.exitCode).toBe(2);
+  expect(r2.stderr.trim()).toStartWith(`cryo install: containerd config ${bad}: invalid argument: not valid TOML: `);
+  const r3 = await cryo("uninstall", "--config", bad);
+  expect(r3.exitCode).toBe(2);
+  expect(r3.stderr).toContain("not valid TOML");
   expect(readdirSync(binDir)).toEqual([]);
   expect(existsSync(`${v1}.bak`) || existsSync(`${bad}.bak`)).toBe(false);
 });

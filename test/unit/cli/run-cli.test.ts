@@ -254,6 +254,22 @@ describe("one exit code rule for a path a command names", () => {
   });
 });
 
+describe("a path inside the content a command reads is the content's fault", () => {
+  test("a config naming a plugin file that is not there: exit 2, the file in words (before: node's ENOENT text)", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const dir = mkdtempSync("/tmp/cryo-cli-plugin-path-");
+    try {
+      const config = `${dir}/config.toml`;
+      writeFileSync(config, `[[plugins]]\nname = "p"\npath = "gone.wasm"\nhooks = ["admit"]\n`);
+      const io = captureIo();
+      const code = await runCli(createCryoCommands(), ["config", "check", config], io);
+      expect({ code, stderr: io.stderr.join("") }).toEqual({ code: 2, stderr: `cryo config check: config ${config}: plugin p: invalid argument: plugin file ${dir}/gone.wasm: not found` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("fsError: a failed file system call in words", () => {
   test("a file where a directory is wanted, a directory where a file is, a path that is not there, no permission, no space", async () => {
     const { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } = await import("node:fs");

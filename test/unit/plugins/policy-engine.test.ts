@@ -218,7 +218,7 @@ describe("failure policy", () => {
 
   test("plugins that cannot load are refused when the engine is built, naming the plugin", () => {
     const build = (p: object) => () => engine([p]);
-    expect(build({ ...denyPrivileged, path: "nope.wasm" })).toThrow(/^plugin deny-privileged: invalid argument: cannot read .*nope\.wasm/);
+    expect(build({ ...denyPrivileged, path: "nope.wasm" })).toThrow(/^plugin deny-privileged: invalid argument: plugin file .*nope\.wasm: not found$/);
     expect(build({ ...denyPrivileged, hooks: ["admit", "restore"] })).toThrow('plugin deny-privileged: invalid argument: hooks lists "restore" but the module has no export "restore"');
     expect(build({ ...denyPrivileged, grants: { allowed_paths: { "/data": "/srv" } } })).toThrow("plugin deny-privileged: invalid argument: grants.allowed_paths");
   });
