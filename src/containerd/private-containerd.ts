@@ -211,6 +211,14 @@ export class PrivateContainerd implements AsyncDisposable {
         throw fsError(`private containerd in ${dir}`, err, dir);
       }
     };
+    // What this start makes, removed again when containerd cannot be started at all (a bad $CRYO_CONTAINERD left DIR
+    // with its config, tmp and an empty log before).
+    const madeDir = ownsDir || !existsSync(dir);
+    const made = [layout.config, layout.tmp, layout.log].filter((p) => !existsSync(p));
+    const unmake = () => {
+      if (madeDir) rmSync(dir, { recursive: true, force: true });
+      else for (const p of made) rmSync(p, { recursive: true, force: true });
+    };
     inDir(() => mkdirSync(dir, { recursive: true, mode: 0o711 }));
     // mkdtemp makes it 0700: a container in a user namespace (its root another uid on the host) must reach its
     // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
@@ -245,15 +253,16 @@ export class PrivateContainerd implements AsyncDisposable {
         detached: options.detached ?? false,
       });
     } catch (err) {
+      closeSync(logFd);
+      unmake();
       // A binary that is not there or may not be run, in words and naming $CRYO_CONTAINERD when that chose it
       // (node's "Error: ENOENT: no such file or directory, posix_spawn '/x'" before).
       const code = (err as NodeJS.ErrnoException).code;
       const what = `start ${containerdBinary()}${process.env.CRYO_CONTAINERD ? " ($CRYO_CONTAINERD)" : ""}`;
       if (code === "ENOENT" || code === "EACCES" || code === "ENOTDIR") throw fsError(what, err, containerdBinary());
       throw unavailable(`start ${containerdBinary()}`, { cause: err, detail: String(err) });
-    } finally {
-      closeSync(logFd); // containerd has its own
     }
+    closeSync(logFd); // containerd has its own
     if (options.detached) child.unref();
     writeFileSync(layout.pidFile, `${child.pid}\n`);
     const pc = new PrivateContainerd(layout, child.pid, options.namespace ?? "default", child, ownsDir);

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { unmountUnder } from "../../src/containerd/index.ts";
@@ -156,6 +156,13 @@ describe("cryo containerd start without the binaries it runs", () => {
         stderr: `cryo containerd start: start ${file} ($CRYO_CONTAINERD): permission denied: uid ${process.getuid!()} may not run ${file}`,
         exitCode: 1,
       });
+      // Nothing is left of a start that could not run containerd: the directories it made go (before: config.toml,
+      // tmp/ and an empty containerd.log), and a directory that was there keeps only what it had.
+      expect([existsSync(join(parent, "a")), existsSync(join(parent, "b"))]).toEqual([false, false]);
+      mkdirSync(join(parent, "d"));
+      writeFileSync(join(parent, "d", "mine"), "x");
+      expect((await start({ CRYO_CONTAINERD: join(parent, "none") }, join(parent, "d"))).exitCode).toBe(1);
+      expect(readdirSync(join(parent, "d"))).toEqual(["mine"]);
       // containerd is found in cryo's own PATH part (/usr/bin), ctr is looked up on the caller's. Before: 30 s of
       // "not answering", then DEADLINE_EXCEEDED with containerd's log saying it served.
       const noCtr = await start({ PATH: join(parent, "empty-path") }, join(parent, "c"));
