@@ -22,8 +22,13 @@
  * (v1: memory.limit_in_bytes, below the first with memory.use_hierarchy 0; v2: memory.max), and what swap adds to that
  * (v1: memory.memsw.limit_in_bytes; v2: memory.swap.max; at most the host's SwapTotal, none without swap). Where the
  * container's own cgroup is not made yet, the spec's limits stand for it. A restore whose floor exceeds that room
- * cannot succeed: it is refused before anything is made (FAILED_PRECONDITION). A lazy (post-copy) restore is not
- * checked: its pages come back after the tree runs, only as far as it still has them.
+ * cannot succeed: it is refused before anything is made (FAILED_PRECONDITION).
+ *
+ * A lazy restore's pages come back after the tree runs: the lazy-pages daemon answers the tree's faults and sends
+ * every other page on its own (CRIU's uffd.c, its remaining-pages transfer), so they are all charged to the cgroup
+ * soon after Start answered, and the OOM killer ends the task then. Its floor counts the lazy runs too (PE_LAZY: the
+ * pages in the images, or, post-copy, on the source's page server); a tree that gives an area back before its pages
+ * are in is the one way it holds less, which a process that had them all at the checkpoint is not expected to do.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -40,6 +45,7 @@ const MM_MAGIC = 0x57492820;
 const PAGE_SIZE = 4096n;
 /** CRIU's pagemap entry flags (criu/include/pagemap.h): in the parent's images, in this one's pages-*.img. */
 const PE_PARENT = 1 << 0;
+const PE_LAZY = 1 << 1;
 const PE_PRESENT = 1 << 2;
 /** CRIU's VMA status bits (criu/include/image.h). */
 const VMA_AREA_REGULAR = 1 << 0;
@@ -55,6 +61,8 @@ export interface MemoryFloor {
   bytes: bigint;
   /** The processes counted. */
   processes: number;
+  /** Lazy runs counted: the pages a lazy restore brings back after the tree runs. */
+  lazy: boolean;
 }
 
 /** A task's areas whose pages count: private, none of the kinds left out. */
@@ -81,7 +89,8 @@ function bytesIn(runs: readonly { start: bigint; end: bigint }[], areas: readonl
  * The least memory the tree of the CRIU images in imagesDir holds once CRIU restored it (see the module comment).
  * A task without its mm or pagemap image (a zombie, CRIU's helper task) counts nothing.
  */
-export function restoredMemoryFloor(imagesDir: string): MemoryFloor {
+export function restoredMemoryFloor(imagesDir: string, options: { lazy?: boolean } = {}): MemoryFloor {
+  const counted = PE_PARENT | PE_PRESENT | (options.lazy ? PE_LAZY : 0);
   const read = (name: string): Uint8Array | undefined => (existsSync(join(imagesDir, name)) ? new Uint8Array(readFileSync(join(imagesDir, name))) : undefined);
   const pstree = decodeImage(PstreeEntrySchema, readCheckpointImage(imagesDir, "pstree.img"), "pstree.img", ImageMagic.pstree);
   const vmasOf = new Map<number, VmaEntry[]>();
@@ -107,15 +116,15 @@ export function restoredMemoryFloor(imagesDir: string): MemoryFloor {
       const e = decodeEntry(PagemapEntrySchema, raw, `pagemap-${p.pid}.img entry ${i + 1}`);
       const n = e.nrPages > 0n ? e.nrPages : BigInt(e.compatNrPages);
       const flags = e.flags !== 0 ? e.flags : e.inParent ? PE_PARENT : PE_PRESENT;
-      // Lazy runs (PE_LAZY alone) come back after the tree runs.
-      if ((flags & (PE_PARENT | PE_PRESENT)) === 0) continue;
+      // Lazy runs alone (post-copy: PE_LAZY, the pages on the source) come back after the tree runs: counted for a lazy restore.
+      if ((flags & counted) === 0) continue;
       runs.push({ start: e.vaddr, end: e.vaddr + n * PAGE_SIZE });
     }
     runs.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     bytes += bytesIn(runs, areas);
     processes++;
   }
-  return { bytes, processes };
+  return { bytes, processes, lazy: options.lazy === true };
 }
 
 /** A limit and where it comes from. */
@@ -259,7 +268,7 @@ export function describeRoom(room: MemoryRoom): string {
 export function checkRestoreMemory(floor: MemoryFloor, room: MemoryRoom, where: string): void {
   if (room.bytes === undefined || floor.bytes <= room.bytes) return;
   throw failedPrecondition(where, {
-    detail: `the checkpoint's ${floor.processes === 1 ? "process holds" : `${floor.processes} processes hold`} at least ${showBytes(floor.bytes)} of memory once restored, more than the ${describeRoom(room)} its memory cgroup can hold: the OOM killer would kill the restore; restore it with a higher memory limit`,
+    detail: `the checkpoint's ${floor.processes === 1 ? "process holds" : `${floor.processes} processes hold`} at least ${showBytes(floor.bytes)} of memory once restored${floor.lazy ? " and its lazy pages are in" : ""}, more than the ${describeRoom(room)} its memory cgroup can hold: the OOM killer would kill the restore; restore it with a higher memory limit`,
   });
 }
 

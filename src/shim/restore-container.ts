@@ -220,7 +220,7 @@ export interface PreparedRestore {
   liveTasks?: number[];
   /** The container's memory cgroup, whose OOM kills a failed restore reports (memory-check.ts). */
   memoryCgroup?: MemoryCgroup;
-  /** The least memory the restored tree holds at once (memory-check.ts); undefined for a lazy restore. */
+  /** The least memory the restored tree holds once restored, lazy pages included for a lazy restore (memory-check.ts). */
   memoryFloor?: MemoryFloor;
   /** External key -> the mount's recorded flags (mount-image-check.ts externalMountFlags): a tmpfs made for CRIU gets them. */
   externalFlags?: ReadonlyMap<string, number>;
@@ -585,9 +585,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
   // The pages CRIU writes back are charged to the container's memory cgroup before the tree runs: a checkpoint whose
   // memory cannot fit there is refused now, before anything is made (CRIU's tasks would be killed by the OOM killer).
-  // A lazy restore's pages come back after the tree runs.
+  // A lazy restore's pages come back after the tree runs, and all of them soon: counted too (an OOM kill after Start
+  // answered is worse than a refusal).
   const memoryCgroup = memoryCgroupOf(cgroupPaths, mounts);
-  const memoryFloor = meta.options.lazyPages ? undefined : restoredMemoryFloor(source.dir);
+  const memoryFloor = restoredMemoryFloor(source.dir, { lazy: meta.options.lazyPages === true });
   if (memoryCgroup && memoryFloor) checkRestoreMemory(memoryFloor, memoryRoom(memoryCgroup, resources), where);
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).

@@ -388,6 +388,31 @@ test("a checkpoint whose memory exceeds the new spec's memory limit is refused b
   );
 });
 
+test("a lazy restore whose pages would not fit in the new spec's memory limit is refused before CRIU runs, as a full one is; with a limit they fit in, it restores", async () => {
+  await withSleepCheckpoint(
+    "memlazy",
+    async (r) => {
+      // Before, the lazy restore was not checked: Start answered, the task ran, and the OOM killer ended it as the
+      // lazy-pages daemon brought its 64 MiB back into 32 MiB.
+      setMemoryLimit(r.bundle, 32 * 1024 * 1024);
+      await r.call("create", createFrom(r), 60_000);
+      const err = await startError(r);
+      expect(err).toBeInstanceOf(CryoError);
+      expect(err?.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err?.message).toMatch(/failed precondition: the checkpoint's process holds at least 67\d{6} bytes \(64 MiB\) of memory once restored and its lazy pages are in, more than the 33554432 bytes \(32 MiB\) \(.*the spec's linux.resources.memory.limit/);
+      await nothingLeft(r);
+      setMemoryLimit(r.bundle, 128 * 1024 * 1024);
+      await r.call("start", { id: r.restoredId }, 120_000);
+      const state = await r.call("state", { id: r.restoredId });
+      expect(state.status).toBe(Status.RUNNING);
+      expect(cmdline(String(state.pid))[0]).toBe("/bin/memhog");
+    },
+    ["--annotation", "cryo.checkpoint/lazy-pages=true"],
+    ["/bin/memhog", "64", "/tmp/counter"],
+    "tmp/counter",
+  );
+});
+
 test("a restore the memory cgroup's OOM killer ends is RESOURCE_EXHAUSTED, naming the OOM kill, the limit and the checkpoint's memory, and nothing is left", async () => {
   // A parent with 48 MiB of its own, and a child that rewrote its inherited copy: the child's pages are counted for
   // neither (CRIU may keep an inherited page shared with the parent), so the check before CRIU lets an 80 MiB limit

@@ -41,7 +41,7 @@ function images(tasks: { pid: number; ppid: number; vmas: { start: bigint; end: 
   return dir;
 }
 
-test("the floor: pages in private areas, in this image or the parent's; not a child's in areas it may share with its parent, nor hugetlb, nor lazy ones", () => {
+test("the floor: pages in private areas, in this image or the parent's; not a child's in areas it may share with its parent, nor hugetlb, nor lazy ones but for a lazy restore", () => {
   const base = 0x7f0000000000n;
   const dir = images([
     {
@@ -68,7 +68,9 @@ test("the floor: pages in private areas, in this image or the parent's; not a ch
   ]);
   rmSync(join(dir, "mm-3.img"));
   rmSync(join(dir, "pagemap-3.img"));
-  expect(restoredMemoryFloor(dir)).toEqual({ bytes: (16n + 8n + 1n + 2n) * MiB, processes: 2 });
+  expect(restoredMemoryFloor(dir)).toEqual({ bytes: (16n + 8n + 1n + 2n) * MiB, processes: 2, lazy: false });
+  // A lazy restore's floor counts the lazy run too: the lazy-pages daemon brings every page back soon after Start.
+  expect(restoredMemoryFloor(dir, { lazy: true })).toEqual({ bytes: (16n + 8n + 4n + 1n + 2n) * MiB, processes: 2, lazy: true });
 });
 
 /** A fake memory hierarchy: dir -> files. */
@@ -108,11 +110,11 @@ test("the room: the tightest limit on the way up, the spec's for a cgroup not ma
 
 test("a floor above the room is refused (FAILED_PRECONDITION) naming both; none without a limit", () => {
   const room = { bytes: 128n * MiB, memory: { bytes: 128n * MiB, where: "memory.limit_in_bytes of /sys/fs/cgroup/memory/a" }, hostSwap: 0n, version: 1 as const };
-  expect(() => checkRestoreMemory({ bytes: 256n * MiB, processes: 1 }, room, "restore container c1 from /ck")).toThrow(
+  expect(() => checkRestoreMemory({ bytes: 256n * MiB, processes: 1, lazy: false }, room, "restore container c1 from /ck")).toThrow(
     "restore container c1 from /ck: failed precondition: the checkpoint's process holds at least 268435456 bytes (256 MiB) of memory once restored, more than the 134217728 bytes (128 MiB) (memory.limit_in_bytes of /sys/fs/cgroup/memory/a; no swap on this host) its memory cgroup can hold: the OOM killer would kill the restore; restore it with a higher memory limit",
   );
-  expect(() => checkRestoreMemory({ bytes: 128n * MiB, processes: 2 }, room, "r")).not.toThrow();
-  expect(() => checkRestoreMemory({ bytes: 256n * MiB, processes: 2 }, { hostSwap: 0n, version: 1 }, "r")).not.toThrow();
+  expect(() => checkRestoreMemory({ bytes: 128n * MiB, processes: 2, lazy: false }, room, "r")).not.toThrow();
+  expect(() => checkRestoreMemory({ bytes: 256n * MiB, processes: 2, lazy: false }, { hostSwap: 0n, version: 1 }, "r")).not.toThrow();
 });
 
 test("oom kills: v1's memory.oom_control, v2's memory.events; none where the file is not there", () => {
