@@ -360,21 +360,24 @@ async function nothingLeft(r: { restoredId: string; cgroupsPath: string; bundle:
   expect((await r.call("pids", { id: r.restoredId })).processes).toEqual([]);
 }
 
-test("a checkpoint whose memory exceeds the new spec's memory limit is refused before CRIU runs (FAILED_PRECONDITION, naming both), and nothing is made; with a limit it fits in, the same task's Start restores it", async () => {
+/**
+ * A memhog 64 checkpoint restored under a 32 MiB limit: refused before CRIU runs, naming both (`lazy`: its lazy pages
+ * counted), nothing made; then under 128 MiB the same task's Start restores it.
+ */
+async function memoryLimitRefused(prefix: string, runFlags: string[], lazy: boolean): Promise<void> {
   await withSleepCheckpoint(
-    "memlim",
+    prefix,
     async (r) => {
-      // 64 MiB of memhog's pattern, under a 32 MiB limit. Before, CRIU ran, the memory cgroup's OOM killer killed the
-      // tree's root while CRIU wrote its pages, and the error (UNKNOWN) said only "killed by signal 9: Killed".
       setMemoryLimit(r.bundle, 32 * 1024 * 1024);
       await r.call("create", createFrom(r), 60_000);
       const err = await startError(r);
       expect(err).toBeInstanceOf(CryoError);
       expect(err?.code).toBe(Code.FAILED_PRECONDITION);
-      expect(err?.message).toMatch(/failed precondition: the checkpoint's process holds at least 67\d{6} bytes \(64 MiB\) of memory once restored, more than the 33554432 bytes \(32 MiB\) \(.*the spec's linux.resources.memory.limit/);
+      const once = lazy ? "once restored and its lazy pages are in" : "once restored";
+      expect(err?.message).toMatch(new RegExp(`failed precondition: the checkpoint's process holds at least 67\\d{6} bytes \\(64 MiB\\) of memory ${once}, more than the 33554432 bytes \\(32 MiB\\) \\(.*the spec's linux.resources.memory.limit`));
       expect(err?.message).not.toContain("killed by signal");
       await nothingLeft(r);
-      // A limit the pages fit in: the same task restores, and memhog finds its memory whole.
+      // A limit the pages fit in: the same task restores.
       setMemoryLimit(r.bundle, 128 * 1024 * 1024);
       await r.call("start", { id: r.restoredId }, 120_000);
       const state = await r.call("state", { id: r.restoredId });
@@ -382,35 +385,22 @@ test("a checkpoint whose memory exceeds the new spec's memory limit is refused b
       expect(cmdline(String(state.pid))[0]).toBe("/bin/memhog");
       expect(readFileSync(join("/sys/fs/cgroup/memory", r.cgroupsPath, "memory.limit_in_bytes"), "utf8").trim()).toBe(String(128 * 1024 * 1024));
     },
-    [],
+    runFlags,
     ["/bin/memhog", "64", "/tmp/counter"],
     "tmp/counter",
   );
+}
+
+test("a checkpoint whose memory exceeds the new spec's memory limit is refused before CRIU runs (FAILED_PRECONDITION, naming both), and nothing is made; with a limit it fits in, the same task's Start restores it", async () => {
+  // Before, CRIU ran, the memory cgroup's OOM killer killed the tree's root while CRIU wrote its pages, and the error
+  // (UNKNOWN) said only "killed by signal 9: Killed".
+  await memoryLimitRefused("memlim", [], false);
 });
 
 test("a lazy restore whose pages would not fit in the new spec's memory limit is refused before CRIU runs, as a full one is; with a limit they fit in, it restores", async () => {
-  await withSleepCheckpoint(
-    "memlazy",
-    async (r) => {
-      // Before, the lazy restore was not checked: Start answered, the task ran, and the OOM killer ended it as the
-      // lazy-pages daemon brought its 64 MiB back into 32 MiB.
-      setMemoryLimit(r.bundle, 32 * 1024 * 1024);
-      await r.call("create", createFrom(r), 60_000);
-      const err = await startError(r);
-      expect(err).toBeInstanceOf(CryoError);
-      expect(err?.code).toBe(Code.FAILED_PRECONDITION);
-      expect(err?.message).toMatch(/failed precondition: the checkpoint's process holds at least 67\d{6} bytes \(64 MiB\) of memory once restored and its lazy pages are in, more than the 33554432 bytes \(32 MiB\) \(.*the spec's linux.resources.memory.limit/);
-      await nothingLeft(r);
-      setMemoryLimit(r.bundle, 128 * 1024 * 1024);
-      await r.call("start", { id: r.restoredId }, 120_000);
-      const state = await r.call("state", { id: r.restoredId });
-      expect(state.status).toBe(Status.RUNNING);
-      expect(cmdline(String(state.pid))[0]).toBe("/bin/memhog");
-    },
-    ["--annotation", "cryo.checkpoint/lazy-pages=true"],
-    ["/bin/memhog", "64", "/tmp/counter"],
-    "tmp/counter",
-  );
+  // Before, the lazy restore was not checked: Start answered, the task ran, and the OOM killer ended it (STOPPED,
+  // exit 137, oom_kill 1 three seconds later) as the lazy-pages daemon brought its 64 MiB back into 32 MiB.
+  await memoryLimitRefused("memlazy", ["--annotation", "cryo.checkpoint/lazy-pages=true"], true);
 });
 
 test("a restore the memory cgroup's OOM killer ends is RESOURCE_EXHAUSTED, naming the OOM kill, the limit and the checkpoint's memory, and nothing is left", async () => {
