@@ -27,10 +27,15 @@ export function lastRuncError(logText: string): string | undefined {
  * Classifies runc's error message for `runc <command> <id>`: container-level errors get their codes
  * (does not exist -> NOT_FOUND, already exists -> ALREADY_EXISTS, invalid id -> INVALID_ARGUMENT,
  * paused/running/not running/not paused -> FAILED_PRECONDITION); anything else is UNKNOWN.
- * The message reads "runc <command> <id>: <kind>: <runc's line>".
+ * The message reads "<context>: <kind>: <runc's line>" (no kind for UNKNOWN). The context of create, start, exec and
+ * restore is the words containerd's runc shim uses ("OCI runtime create failed", its pkg/process), which operators'
+ * alerts and scripts look for in `kubectl describe` and containerd's errors: a create that runc fails reads, through
+ * containerd, `failed to create shim task: OCI runtime create failed: runc create failed: ...` with either shim (the
+ * CRI probe of the twenty-sixth session: cryo's said `runc create <id>: runc create failed: ...`). The others name
+ * runc's command and the id: "runc kill c1: not found: container does not exist".
  */
 export function runcError(command: string, id: string, message: string, cause?: unknown): CryoError {
-  const context = `runc ${command}${id ? ` ${id}` : ""}`;
+  const context = RUNC_SHIM_WORDS[command] ?? `runc ${command}${id ? ` ${id}` : ""}`;
   const kind = containerErrorKindOf(message);
   if (kind !== undefined) {
     const e = containerError(kind, id, { detail: message, cause });
@@ -40,6 +45,14 @@ export function runcError(command: string, id: string, message: string, cause?: 
   if (isRuncStateError(message)) return new CryoError(Code.FAILED_PRECONDITION, `${context}: failed precondition: ${message}`, { cause });
   return new CryoError(Code.UNKNOWN, `${context}: ${message}`, { cause });
 }
+
+/** containerd's runc shim's words for a failed runc command (pkg/process init.go, init_state.go, exec.go). */
+const RUNC_SHIM_WORDS: Readonly<Record<string, string>> = {
+  create: "OCI runtime create failed",
+  start: "OCI runtime start failed",
+  exec: "OCI runtime exec failed",
+  restore: "OCI runtime restore failed",
+};
 
 function kindWord(code: Code): string {
   switch (code) {

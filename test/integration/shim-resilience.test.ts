@@ -297,6 +297,12 @@ test("bad input: clear errors with the right code, and the shim stays up", async
   const e = await pc.ctr(["task", "exec", "--exec-id", "missing", id, "/no/such/binary"]);
   expect(e.exitCode).not.toBe(0);
   expect(e.stderr).toMatch(/no such file|not found/i);
+  // A container whose binary is not there: in containerd's runc shim's words, which operators' alerts look for.
+  const nobin = uniqueId("nobin");
+  const c = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, testImage, nobin, "/no/such/binary"]);
+  expect(c.exitCode).not.toBe(0);
+  expect(c.stderr).toContain(`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "/no/such/binary"`);
+  await pc.ctr(["containers", "rm", nobin]);
 
   // kill of a stopped task
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);

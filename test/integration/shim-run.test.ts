@@ -155,7 +155,7 @@ test("an exec that leaves a process in the background returns with its output an
     const bad = await pc.ctr(["task", "exec", "--exec-id", "bad", "--cwd", "/nope", id, "true"], { timeoutMs: 30_000 });
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stdout).toBe("");
-    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("time="))).toEqual([expect.stringMatching(/^ctr: exec bad: runc exec .*chdir to cwd \("\/nope"\)/)]);
+    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("time="))).toEqual([expect.stringMatching(/^ctr: exec bad: OCI runtime exec failed: exec failed: .*chdir to cwd \("\/nope"\)/)]);
   } finally {
     await pc.ctr(["task", "kill", "-s", "SIGKILL", id]);
     await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: `${id} stopped` });

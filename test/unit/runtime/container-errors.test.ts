@@ -59,7 +59,10 @@ test("runcError classifies and keeps runc's line", () => {
   expect(runcError("resume", "c1", "container not paused").code).toBe(Code.FAILED_PRECONDITION);
   const other = runcError("create", "c1", "runc create failed: unable to start container process: exec: \"nope\": not found in $PATH");
   expect(other.code).toBe(Code.UNKNOWN);
-  expect(other.message).toContain("exec: \"nope\"");
+  // containerd's runc shim's words, as operators' alerts look for them.
+  expect(other.message).toBe("OCI runtime create failed: runc create failed: unable to start container process: exec: \"nope\": not found in $PATH");
+  expect(runcError("exec", "c1", "exec failed: unable to start container process: chdir to cwd").message).toBe("OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd");
+  expect(runcError("start", "c1", "cannot start a container in the paused state").message).toBe("OCI runtime start failed: failed precondition: cannot start a container in the paused state");
 });
 
 test("lastRuncError takes the last error-level msg of a JSON log, skipping junk", () => {
