@@ -261,11 +261,12 @@ test("50 containers started and removed concurrently: all succeed, nothing leaks
   const newShims = () => shimPids().filter((p) => !before.shims.has(p));
   const ids = Array.from({ length: 50 }, () => uniqueId("par"));
   const results = await Promise.all(ids.map((id) => pc.ctr(["run", "--rm", "--runtime", RUNTIME, testImage, id, "sh", "-c", `echo ${id}`], { timeoutMs: 120_000 })));
-  for (const [i, r] of results.entries()) {
-    expect(r.stderr).toBe("");
-    expect(r.stdout).toBe(`${ids[i]}\n`);
-    expect(r.exitCode).toBe(0);
-  }
+  // Each run's whole outcome, and the shim's log lines of a run that lost its output (one run under load printed
+  // nothing, its exit code unknown: a helper session's flake hunt, not reproduced in ~5000 runs).
+  const outcomes = results.map((r, i) => ({ id: ids[i], stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode }));
+  const wrong = outcomes.filter((o) => o.stdout !== `${o.id}\n` || o.stderr !== "" || o.exitCode !== 0);
+  const logOf = (id: string) => readFileSync(pc.layout.log, "utf8").split("\n").filter((l) => l.includes(id) && /level=(warning|error)/.test(l));
+  expect(wrong.map((o) => ({ ...o, log: logOf(o.id!) }))).toEqual([]);
   await waitFor(() => newShims().length === 0, { timeoutMs: 20_000, what: "shims gone" });
   await waitFor(() => fdCount(pc.pid) <= before.fds + 2, { timeoutMs: 20_000, what: "containerd fds back" });
   expect({ mounts: mountCount(), cgroups: cgroupCount(), runc: runcStateCount(), shims: newShims() }).toEqual({
