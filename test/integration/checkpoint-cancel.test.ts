@@ -519,10 +519,13 @@ async function hungCtrCheckpoint<T>(prefix: string, start: (id: string) => T): P
   const before = new Set(ckptDirs());
   const criuBefore = new Set(criuPids());
   const ctr = start(id);
-  // containerd made its directory and cryo wrote descriptors.json there; CRIU hangs at its log.
+  // containerd made its directory and cryo wrote descriptors.json there; CRIU hangs at its log. Waited for as hung (in
+  // the open of the FIFO), not as any new process named criu: one that is not the dump's (another test's, another
+  // user's) let the caller be killed while the shim was between descriptors.json and its watch of the directory,
+  // which then never started, and the dump was not aborted.
   const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
   const criu = await waitFor(() => {
-    const c = criuPids().filter((p) => !criuBefore.has(p));
+    const c = hungCriu(criuBefore);
     return c.length > 0 ? c : undefined;
   }, { timeoutMs: 10_000 });
   return { id, work, ctr, made, criu };
