@@ -221,7 +221,7 @@ export interface PreparedRestore {
   /** The container's memory cgroup, whose OOM kills a failed restore reports (memory-check.ts). */
   memoryCgroup?: MemoryCgroup;
   /** The least memory the restored tree holds once restored, lazy pages included for a lazy restore (memory-check.ts). */
-  memoryFloor?: MemoryFloor;
+  memoryFloor: MemoryFloor;
   /** External key -> the mount's recorded flags (mount-image-check.ts externalMountFlags): a tmpfs made for CRIU gets them. */
   externalFlags?: ReadonlyMap<string, number>;
   /** The host ids of the root of the user namespace the spec gives the container (userNamespaceRoot). */
@@ -589,7 +589,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // answered is worse than a refusal).
   const memoryCgroup = memoryCgroupOf(cgroupPaths, mounts);
   const memoryFloor = restoredMemoryFloor(source.dir, { lazy: meta.options.lazyPages === true });
-  if (memoryCgroup && memoryFloor) checkRestoreMemory(memoryFloor, memoryRoom(memoryCgroup, resources), where);
+  if (memoryCgroup) checkRestoreMemory(memoryFloor, memoryRoom(memoryCgroup, resources), where);
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);
@@ -610,7 +610,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
     liveTasks,
     externalFlags,
     ...(memoryCgroup ? { memoryCgroup } : {}),
-    ...(memoryFloor ? { memoryFloor } : {}),
+    memoryFloor,
     ...(usernsRoot ? { usernsRoot } : {}),
     ...(rdt.plan ? { intelRdt: rdt.plan } : {}),
     ...(rdt.ignored ? { intelRdtIgnored: rdt.ignored } : {}),
@@ -933,7 +933,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (memoryCg && oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore) {
         const n = oomAfter - oomBefore;
         const f = prepared.memoryFloor;
-        const floor = f ? `, and the checkpoint's ${f.processes === 1 ? "process holds" : `${f.processes} processes hold`} at least ${showBytes(f.bytes)} of memory once restored (its pages alone: the kernel charges page tables and the like beside them)` : "";
+        const floor = `, and the checkpoint's ${f.processes === 1 ? "process holds" : `${f.processes} processes hold`} at least ${showBytes(f.bytes)} of memory once restored (its pages alone: the kernel charges page tables and the like beside them)`;
         const detail = `the OOM killer killed ${n === 1 ? "a process" : `${n} processes`} in the container's memory cgroup ${memoryCg.dir} while CRIU restored the tree (oom_kill ${oomBefore} -> ${oomAfter}): the cgroup can hold ${describeRoom(memoryRoom(memoryCg))}${floor}; restore it with a higher memory limit. CRIU: ${named}`;
         throw new CryoError(Code.RESOURCE_EXHAUSTED, `${label} (log: ${kept}): resource exhausted: ${detail}`, { cause: classified });
       }
