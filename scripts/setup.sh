@@ -46,6 +46,7 @@ packages=(
   containerd runc iptables busybox-static iproute2 zstd gcc make pkg-config ca-certificates xz-utils
   patch # applies scripts/criu/*.patch to cryo's CRIU build
   nftables # nft: the tests look for CRIU's nftables network lock in a restored netns (CRIU itself uses libnftables)
+  gdb # the tests hold CRIU at a point of its dump (checkpoint-cancel.test.ts)
   # CRIU's build dependencies
   libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf libnl-3-dev
   libcap-dev libnet1-dev libbsd-dev libaio-dev uuid-dev libgnutls28-dev libnftables-dev

@@ -15,7 +15,8 @@
  * criu, uncached. Nobody else can write into a root 0700 directory, and /dev/shm's sticky bit keeps others
  * from renaming or removing it.
  */
-import { lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 const code = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
 
@@ -66,4 +67,38 @@ export function criuBinary(env: Record<string, string | undefined> = process.env
     return "criu";
   }
   return ensurePrivateDir(paths.kdatDir) ? paths.binary : "criu";
+}
+
+/** The patch of scripts/criu/ that makes SIGTERM stop a dump at a safe point (see criuStopsDumpsOnSigterm). */
+export const SIGTERM_ABORT_PATCH = "0007-dump-aborts-cleanly-on-sigterm.patch";
+
+const sigtermAbortKnown = new Map<string, { mtimeMs: number; yes: boolean }>();
+
+/**
+ * Whether `binary` is a CRIU build that stops a dump or pre-dump on SIGTERM at its next safe point, undoing what it
+ * did (cryo's build with patch 0007): the record scripts/setup.sh writes beside it (`criu.build`) lists that patch as
+ * applied. Any other criu (the host's, a CRYO_CRIU without such a record) dies of SIGTERM like of SIGKILL, so an
+ * abort must kill it. Cached per record file and its mtime.
+ */
+export function criuStopsDumpsOnSigterm(binary: string): boolean {
+  if (!binary.includes("/")) return false;
+  const record = join(dirname(binary), "criu.build");
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(record).mtimeMs;
+  } catch {
+    return false;
+  }
+  const known = sigtermAbortKnown.get(record);
+  if (known?.mtimeMs === mtimeMs) return known.yes;
+  let yes = false;
+  try {
+    yes = readFileSync(record, "utf8")
+      .split("\n")
+      .some((line) => line.startsWith(`${SIGTERM_ABORT_PATCH} `) && line.trimEnd().endsWith(" applied"));
+  } catch {
+    // unreadable: no
+  }
+  sigtermAbortKnown.set(record, { mtimeMs, yes });
+  return yes;
 }

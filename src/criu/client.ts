@@ -14,7 +14,7 @@ import { Code, CryoError } from "../errors.ts";
 import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper, spawnHelper, takeJoinedCriuHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
-import { criuBinary } from "./binary.ts";
+import { criuBinary, criuStopsDumpsOnSigterm } from "./binary.ts";
 import { checkHelperMessage } from "./wire.ts";
 import { criuLogLastLine, readCriuLogErrors } from "./log.ts";
 import type { CriuStats } from "./stats.ts";
@@ -273,6 +273,9 @@ export function createCriu(config: CriuConfig = {}): Criu {
     statsModule.catch(() => {});
     let statsRead: Promise<CriuStats> | undefined;
     const readAllStats = () => (statsRead ??= statsModule.then((m) => m.readStats(opts.workDir ?? opts.imagesDir)).catch((): CriuStats => ({})));
+    // A dump or pre-dump by a CRIU that stops at a safe point on SIGTERM (cryo's build) is aborted that way first. Not a
+    // post-copy dump: past its page server's start it never looks again, and its owner aborts it by killing.
+    const stopsOnSigterm = op !== "restore" && checked.data.lazyPages !== true && criuStopsDumpsOnSigterm(checked.data.serviceBinary ?? "criu");
     let outcome;
     try {
       const liveTasks = op === "restore" && call.restoreChild !== false ? call.liveTasks : undefined;
@@ -286,6 +289,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
           if (r.ok) void readAllStats();
         },
         liveTasks,
+        stopsOnSigterm,
       );
     } finally {
       // The next call's helper starts a little later, not while the caller finishes this call's work.
@@ -370,6 +374,7 @@ async function runHelper(
   takePtsMaster = false,
   onResult?: (result: ResultMessage) => void,
   liveTasks?: readonly number[],
+  stopsOnSigterm = false,
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
   if (call.signal?.aborted && !Array.isArray(cmd)) cmd.kill("SIGKILL");
@@ -399,11 +404,29 @@ async function runHelper(
   };
   // What the caller does before CRIU is killed (the tree frozen), for BEFORE_KILL_MS at most.
   const beforeKill = (): Promise<unknown> => (call.beforeKill ? Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]) : Promise.resolve());
-  const onAbort = () => {
+  let killing = false;
+  const killAbort = () => {
+    if (killing) return;
+    killing = true;
     void beforeKill().then(() => {
       stopHelper();
       void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
     });
+  };
+  // A CRIU killed while it runs a syscall inside a task through ptrace (compel's infection and cure) leaves the task
+  // with the injected code and CRIU's registers: it dies of SIGTRAP once it runs (seen here, 2 times in 3, and every
+  // time with CRIU held at that point). cryo's CRIU (patch 0007) takes SIGTERM during a dump as a request to stop at its
+  // next safe point and undo the dump itself: it is asked that way first, and killed only when it has not answered
+  // after ABORT_GRACE_MS (hung in a write, stopped). Before CRIU has started (no child named criu yet) the helper is
+  // killed at once: nothing has been seized.
+  let askedToStop = false;
+  const onAbort = () => {
+    const criu = stopsOnSigterm ? childrenOf(proc.pid).find((pid) => readProcStat(pid)?.comm === "criu") : undefined;
+    if (criu === undefined) return killAbort();
+    askedToStop = true;
+    signalProcess(criu, "SIGTERM");
+    const grace = setTimeout(killAbort, ABORT_GRACE_MS);
+    void proc.exited.then(() => clearTimeout(grace));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
   // CRIU itself (the helper's `criu swrk` child) dead while the helper still waits for its answer: CRIU's own
@@ -545,6 +568,10 @@ async function runHelper(
         // A tree CRIU had restored just as the abort came goes too (the killed helper took only its root with it);
         // the descriptors taken from the helper are closed below.
         if (req.op === "restore" && result?.ok && result.rc > 0) killTree(result.rc);
+        // Asked to stop and answered before any kill: CRIU ended the dump itself, through its own cleanup.
+        if (askedToStop && !killing && result !== undefined) {
+          throw new CriuStoppedError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason }, result.ok, result.logFile);
+        }
         throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
       }
       if (!result) {
@@ -632,6 +659,8 @@ const STDOUT_GRACE_MS = 1_000;
 
 /** How long an aborted call's beforeKill may take before the helper is killed anyway. */
 const BEFORE_KILL_MS = 2000;
+/** How long a CRIU asked to stop an aborted dump (SIGTERM) has to answer before it is killed. */
+const ABORT_GRACE_MS = 3_000;
 /** How long an aborted call waits for its killed helper to be gone before it fails anyway. */
 const ABORT_WAIT_MS = 2_000;
 
@@ -672,6 +701,24 @@ function untilAborted(p: void | Promise<void>, signal: AbortSignal | undefined):
  * ran on the moment it died. The caller undoes what it can (src/shim/dump-abort.ts).
  */
 export class CriuLostError extends CryoError {}
+
+/**
+ * An aborted dump or pre-dump that CRIU ended itself, asked with SIGTERM (see runHelper): it went through its own
+ * cleanup, so the tasks run (or stay frozen, if their cgroup was), the network is unlocked and no socket is left in
+ * repair mode; nothing is left for the caller to undo. finished: CRIU had already finished the dump when it was asked
+ * (a dump without leave-running has then ended the tasks). logFile: CRIU's log of the call.
+ */
+export class CriuStoppedError extends CryoError {
+  constructor(
+    code: Code,
+    message: string,
+    options: ErrorOptions,
+    readonly finished: boolean,
+    readonly logFile: string | undefined,
+  ) {
+    super(code, message, options);
+  }
+}
 
 /**
  * Turns a failed result into a CryoError carrying CRIU's log lines and the right code.

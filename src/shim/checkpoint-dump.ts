@@ -13,8 +13,9 @@
  *
  * Failure leaves the container as it was: CRIU thaws a cgroup it froze and keeps one that was
  * frozen before (containerd's pause) frozen; the error carries CRIU's log lines and code, and the
- * whole log is kept as <bundle>/criu-dump.log. An aborted dump (input.signal) kills CRIU, and cryo does
- * what CRIU then cannot: the cgroup's freezer put back as it was, CRIU's network lock removed (dump-abort.ts).
+ * whole log is kept as <bundle>/criu-dump.log. An aborted dump (input.signal) asks cryo's CRIU to stop (it undoes
+ * the dump itself), or kills a CRIU that cannot be asked or does not answer; cryo then does what a killed CRIU cannot:
+ * the cgroup's freezer put back as it was, CRIU's network lock removed (dump-abort.ts).
  */
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
@@ -30,7 +31,7 @@ import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
 import { processTree, tracerPidOf } from "../sys/proc.ts";
-import { CriuLostError, type Criu, type DumpResult } from "../criu/client.ts";
+import { CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -476,6 +477,16 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     // CRIU killed where it stood, by this abort or from outside (a crash, an operator's kill): what it froze and locked
     // stays so unless undone here. Its tasks ran on from its death: a paused container must be frozen again.
     const lost = !signal.aborted && err instanceof CriuLostError;
+    if (signal.aborted && err instanceof CriuStoppedError) {
+      // CRIU, asked to stop (SIGTERM, cryo's CRIU), ended the dump through its own cleanup: nothing is left to undo.
+      const reason = CryoError.from(signal.reason);
+      const what = plan.preDump ? "pre-dump" : "dump";
+      const how = err.finished
+        ? `CRIU had already finished the ${what} when it was asked to stop${plan.preDump || plan.leaveRunning ? "" : ": the container's processes have ended"}`
+        : `CRIU stopped the ${what} at a safe point and put the container back as it was`;
+      input.log.warn(`${label}: aborted: ${reason.message}; ${how}`, { log: kept });
+      throw new CryoError(reason.code, `${reason.message}; ${how} (log: ${kept})`, { cause: err });
+    }
     if (signal.aborted || lost) {
       const logFile = join(workDir, logName);
       const undone = await undoKilledDump({

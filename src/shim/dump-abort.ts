@@ -2,8 +2,9 @@
  * What a CRIU killed in the middle of a dump leaves behind, and its undoing.
  *
  * A dump is aborted when its caller gives up (the request's deadline, its connection) or a Kill with SIGKILL
- * comes while CRIU hangs (src/shim/container.ts). The CRIU client then kills the helper and CRIU. CRIU never
- * gets to its own cleanup, so:
+ * comes while CRIU hangs (src/shim/container.ts). The CRIU client first asks cryo's CRIU to stop (SIGTERM, patch
+ * 0007): it then ends the dump through its own cleanup and nothing here runs. A CRIU that does not answer within
+ * 3 s (hung), or one without the patch, is killed with the helper. Such a CRIU never gets to its own cleanup, so:
  *
  * - the container's tasks: they were seized with ptrace, and the kernel detaches them when their tracer dies. A
  *   task with CRIU's parasite in it finds the parasite's control socket closed and returns to its own code

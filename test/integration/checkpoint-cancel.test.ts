@@ -17,7 +17,7 @@
  *   and the shim, which no message tells, aborts the dump when that directory goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -586,3 +586,82 @@ function existsProc(pid: number): boolean {
     return false;
   }
 }
+
+/** Whether pid has signal sig pending (process-wide or its own); false once it is gone. */
+function signalPending(pid: number, sig: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const bit = 1n << BigInt(sig - 1);
+    return [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & bit) !== 0n);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * gdb holds the dump's CRIU inside compel's infection of the container's init: in parasite_trap, after the init ran
+ * a syscall CRIU injected through ptrace, stopped at the trap instruction that follows it, with CRIU's registers and
+ * the injected code in it. The request's deadline passes there. CRIU killed at that point (cryo's abort before
+ * patch 0007) leaves the init to run that code untraced: it dies of SIGTRAP, exit 133, once the cgroup thaws. Asked
+ * to stop with SIGTERM instead, CRIU finishes the syscall, stops at its next safe point and undoes the dump itself.
+ */
+test("a deadline that passes while CRIU runs a syscall inside the container's init (compel's infection): CRIU stops at a safe point, and the task runs on", async () => {
+  const id = uniqueId("ij");
+  const work = mkdtempSync(join(dir, "ij-work-"));
+  // CRIU's log is a FIFO: CRIU waits in its open, before it touches the container, for gdb to attach.
+  mkfifo(join(work, "dump.log"));
+  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  const started: Bun.Subprocess[] = [];
+  try {
+    const criuBefore = new Set(criuPids());
+    const t0 = performance.now();
+    const call = client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "ij-")) }, { namespace: ns, timeoutMs: 10_000 });
+    call.catch(() => {});
+    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    started.push(gdb);
+    let out = "";
+    void (async () => {
+      for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
+    })();
+    gdb.stdin.write("set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^parasite_trap\ncontinue\n");
+    gdb.stdin.flush();
+    await waitFor(() => out.includes("Continuing."), { timeoutMs: 20_000, what: "gdb attached, its breakpoint set" });
+    // CRIU's log is drained into a file from now on: CRIU goes on, seizes the tree and infects the init.
+    started.push(Bun.spawn(["sh", "-c", `exec cat ${join(work, "dump.log")} > ${join(work, "dump.txt")}`]));
+    // Once CRIU has it open, the FIFO makes way for a plain file: the shim's helper copies CRIU's log after the call,
+    // and would wait for ever in the open of a FIFO nobody writes any more.
+    await waitFor(() => existsSync(join(work, "dump.txt")) && readFileSync(join(work, "dump.txt"), "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
+    rmSync(join(work, "dump.log"));
+    writeFileSync(join(work, "dump.log"), "");
+    await waitFor(() => /Breakpoint \d+, parasite_trap/.test(out), { timeoutMs: 10_000, what: "CRIU at compel's parasite_trap" });
+    expect(performance.now() - t0).toBeLessThan(9000); // held before the deadline, or the test shows nothing
+    // The deadline passes while CRIU is held there; the shim asks CRIU to stop (SIGTERM, pending while gdb holds it).
+    // The old abort killed it instead.
+    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
+    gdb.stdin.write("delete\ndetach\nquit\n");
+    gdb.stdin.flush();
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
+    await waitFor(() => !existsProc(criu), { timeoutMs: 10_000 });
+    // The init lives on, thawed and counting, under the same pid.
+    await counterMovesOn(id).catch(async (e: unknown) => {
+      throw new Error(`${String(e)}; the task is ${await taskStatus(pc, id)}, ${(await pc.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(id)) ?? ""}`);
+    });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(await taskPid(pc, id)).toBe(pid);
+    expect(freezerState(id)).toBe("THAWED");
+    expect(criuTables(pid)).toEqual([]);
+    // CRIU undid the dump itself: the shim had nothing left to undo.
+    const criuLog = readFileSync(join(work, "dump.txt"), "utf8");
+    expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-3).join("\n")).toBe("");
+    const said = `checkpoint container ${id}: aborted: `;
+    const log = await containerdLog(said, "CRIU stopped the dump at a safe point and put the container back as it was");
+    expect(log.split("\n").find((l) => l.includes(said))).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
+  } finally {
+    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    client.close();
+    await removeContainer(pc, id);
+  }
+});

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { criuBinary, ensurePrivateDir } from "../../../src/criu/binary.ts";
+import { criuBinary, criuStopsDumpsOnSigterm, ensurePrivateDir, SIGTERM_ABORT_PATCH } from "../../../src/criu/binary.ts";
 
 const dir = mkdtempSync("/tmp/cryo-criu-binary-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,5 +66,37 @@ describe("criuBinary", () => {
     expect(criuBinary({}, { binary: bin, kdatDir: join(dir, "k2") })).toBe(bin);
     expect(mode(join(dir, "k2"))).toBe(0o700);
     expect(criuBinary({}, { binary: bin, kdatDir: join(dir, "no", "such") })).toBe("criu");
+  });
+});
+
+describe("criuStopsDumpsOnSigterm", () => {
+  const build = (name: string, record: string | undefined) => {
+    const d = join(dir, name);
+    mkdirSync(d);
+    if (record !== undefined) writeFileSync(join(d, "criu.build"), record);
+    return join(d, "criu");
+  };
+
+  test("yes for a build whose record lists the patch as applied", () => {
+    expect(criuStopsDumpsOnSigterm(build("applied", `criu 4.2.1\n0006-x.patch abc applied\n${SIGTERM_ABORT_PATCH} def applied\n`))).toBe(true);
+  });
+
+  test("no when the patch was skipped, is not listed, or there is no record", () => {
+    expect(criuStopsDumpsOnSigterm(build("skipped", `criu 4.2.1\n${SIGTERM_ABORT_PATCH} def skipped\n`))).toBe(false);
+    expect(criuStopsDumpsOnSigterm(build("unlisted", "criu 4.2.1\n0006-x.patch abc applied\n"))).toBe(false);
+    expect(criuStopsDumpsOnSigterm(build("none", undefined))).toBe(false);
+  });
+
+  test("no for a criu found on PATH (the host's)", () => {
+    expect(criuStopsDumpsOnSigterm("criu")).toBe(false);
+  });
+
+  test("a record written again is read again", () => {
+    const binary = build("rewritten", "criu 4.2.1\n");
+    expect(criuStopsDumpsOnSigterm(binary)).toBe(false);
+    writeFileSync(join(dir, "rewritten", "criu.build"), `criu 4.2.1\n${SIGTERM_ABORT_PATCH} def applied\n`);
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(dir, "rewritten", "criu.build"), later, later);
+    expect(criuStopsDumpsOnSigterm(binary)).toBe(true);
   });
 });
