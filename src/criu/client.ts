@@ -15,6 +15,7 @@ import { criuOptsSchema, type CriuOpts } from "./options.ts";
 import type { HelperRequest, NotifyAction, ResultMessage } from "./protocol.ts";
 import { helperCommand, killHelper, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper, spawnHelper, takeJoinedCriuHelper, takeWarmCriuHelper, WARM_IDLE_MS, type HelperProcess } from "./warm.ts";
 import { criuBinary, criuStopsDumpsOnSigterm } from "./binary.ts";
+import { killsAtOnce } from "./abort-reason.ts";
 import { checkHelperMessage } from "./wire.ts";
 import { criuLogLastLine, readCriuLogErrors } from "./log.ts";
 import type { CriuStats } from "./stats.ts";
@@ -418,10 +419,10 @@ async function runHelper(
   // time with CRIU held at that point). cryo's CRIU (patch 0007) takes SIGTERM during a dump as a request to stop at its
   // next safe point and undo the dump itself: it is asked that way first, and killed only when it has not answered
   // after ABORT_GRACE_MS (hung in a write, stopped). Before CRIU has started (no child named criu yet) the helper is
-  // killed at once: nothing has been seized.
+  // killed at once: nothing has been seized. So is CRIU for an abort whose tasks are being killed (killCriuAtOnce).
   let askedToStop = false;
   const onAbort = () => {
-    const criu = stopsOnSigterm ? childrenOf(proc.pid).find((pid) => readProcStat(pid)?.comm === "criu") : undefined;
+    const criu = stopsOnSigterm && !killsAtOnce(call.signal?.reason) ? childrenOf(proc.pid).find((pid) => readProcStat(pid)?.comm === "criu") : undefined;
     if (criu === undefined) return killAbort();
     askedToStop = true;
     signalProcess(criu, "SIGTERM");

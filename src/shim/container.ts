@@ -10,6 +10,7 @@
  * EXEC_OUTPUT_LINGER_MS for a copy a leftover process still holds (runc's shim waits 2 s there too), before it
  * closes the IO. Delete of a process that was never started kills it and records its exit inline.
  */
+import { killCriuAtOnce } from "../criu/abort-reason.ts";
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
@@ -152,7 +153,8 @@ export class Container {
   private cancelCheckpoint(why: string): boolean {
     const abort = this.checkpointAbort;
     if (!abort || abort.signal.aborted) return false;
-    abort.abort(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`));
+    // The tasks are being killed: CRIU is too, at once (not asked to stop and waited for).
+    abort.abort(killCriuAtOnce(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`)));
     return true;
   }
 
