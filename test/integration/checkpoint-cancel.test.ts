@@ -603,12 +603,13 @@ function signalPending(pid: number, sig: number): boolean {
  * patch 0007) leaves the init to run that code untraced: it dies of SIGTRAP, exit 133, once the cgroup thaws. Asked
  * to stop with SIGTERM instead, CRIU finishes the syscall, stops at its next safe point and undoes the dump itself.
  */
-test("a caller that goes away while CRIU runs a syscall inside the container's init (compel's infection): CRIU stops at a safe point, and the task runs on", async () => {
-  const id = uniqueId("ij");
+async function abortInInfection(paused: boolean): Promise<void> {
+  const id = uniqueId(paused ? "ijp" : "ij");
   const work = mkdtempSync(join(dir, "ij-work-"));
   // CRIU's log is a FIFO: CRIU waits in its open, before it touches the container, for gdb to attach.
   mkfifo(join(work, "dump.log"));
   const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  if (paused) await pc.ctrOk(["task", "pause", id]);
   const started: Bun.Subprocess[] = [];
   try {
     const criuBefore = new Set(criuPids());
@@ -640,6 +641,15 @@ test("a caller that goes away while CRIU runs a syscall inside the container's i
     gdb.stdin.flush();
     expect(await call.then(() => undefined, (e: unknown) => e)).toBeDefined();
     await waitFor(() => !existsProc(criu), { timeoutMs: 10_000 });
+    if (paused) {
+      // Paused it was, paused it is: CRIU froze the cgroup again itself (it had thawed it once it held the tree).
+      expect(freezerState(id)).toBe("FROZEN");
+      expect(await taskStatus(pc, id)).toBe("PAUSED");
+      const held = readContainerFile(pc, id, "/tmp/counter");
+      await Bun.sleep(500);
+      expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
+      await pc.ctrOk(["task", "resume", id]);
+    }
     // The init lives on, thawed and counting, under the same pid.
     await counterMovesOn(id).catch(async (e: unknown) => {
       throw new Error(`${String(e)}; the task is ${await taskStatus(pc, id)}, ${(await pc.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(id)) ?? ""}`);
@@ -659,4 +669,12 @@ test("a caller that goes away while CRIU runs a syscall inside the container's i
     client.close();
     await removeContainer(pc, id);
   }
+}
+
+test("a caller that goes away while CRIU runs a syscall inside the container's init (compel's infection): CRIU stops at a safe point, and the task runs on", async () => {
+  await abortInInfection(false);
+});
+
+test("the same for a paused container (every ctr checkpoint pauses first): CRIU freezes it again as it stops, and it stays PAUSED until resumed", async () => {
+  await abortInInfection(true);
 });
