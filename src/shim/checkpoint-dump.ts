@@ -188,6 +188,28 @@ function checkPostCopyHost(label: string): void {
   });
 }
 
+const memTrackOf = new WeakMap<Criu, Promise<boolean>>();
+
+/**
+ * A pre-dump (CRIU turns memory tracking on for it) and track-mem need the kernel's soft-dirty tracking. (A dump on
+ * parent images without track-mem does not: CRIU then takes no page from the parent and dumps them all.) CRIU checks --track-mem up front, but turns tracking on for a pre-dump after that check,
+ * and then meets its absence as a BUG_ON in task_reset_dirty_track: CRIU crashes (SIGSEGV) with its parasite
+ * in the task, the error an unknown rc -52. So the shim asks CRIU's feature check first (once per Criu: the
+ * kernel does not change under it), as runc does before a pre-dump.
+ */
+async function checkMemTrack(criu: Criu, plan: CheckpointPlan, label: string): Promise<void> {
+  if (!plan.preDump && !plan.trackMem) return;
+  let known = memTrackOf.get(criu);
+  if (known === undefined) {
+    known = criu.features().then((f) => f.memTrack);
+    memTrackOf.set(criu, known);
+    known.catch(() => memTrackOf.delete(criu));
+  }
+  if (await known) return;
+  const what = plan.preDump ? "pre-dump" : "track-mem";
+  throw failedPrecondition(`${label}: ${what}`, { detail: "needs soft-dirty memory tracking, which this kernel lacks (CRIU's feature check: mem_dirty_track off)" });
+}
+
 function readJson(path: string, what: string): unknown {
   let text: string;
   try {
@@ -295,6 +317,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       : resolved,
   );
   checkCombinations(plan, () => (input.policyFor ? " (as the checkpoint plugins left them)" : ""));
+  await checkMemTrack(input.criu, plan, label);
   // CRIU's network lock keeps packets away from the frozen tree's sockets: above all the SYNs a listener would
   // otherwise complete into an accept queue that is not dumped (those clients would be reset, not retry). A
   // network namespace of the container's own with nothing but loopback and no TCP socket at all has nothing

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inspectCheckpoint } from "../../src/criu/index.ts";
+import { createCriu, inspectCheckpoint } from "../../src/criu/index.ts";
 import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -837,6 +837,30 @@ test("a failed checkpoint into a read-only work directory leaves the task runnin
     Bun.spawnSync(["umount", ro]);
     rmSync(ro, { recursive: true, force: true });
   }
+}, 180_000);
+
+test("cryo.checkpoint/pre-dump=true on a kernel without soft-dirty tracking is refused before CRIU runs (CRIU crashed in it, its parasite in the task); the task runs on, thawed", async () => {
+  if ((await createCriu().features()).memTrack) {
+    console.log("this kernel has soft-dirty tracking: a pre-dump can run, nothing to refuse");
+    return;
+  }
+  const id = uniqueId("fpre");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--annotation", "cryo.checkpoint/pre-dump=true"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  // Before, CRIU turned memory tracking on for the pre-dump and met its absence at a BUG_ON (SIGSEGV):
+  // "criu pre-dump pid N: unknown (rc -52, errno 0): ... BUG at criu/mem.c:46".
+  expect(r.stderr).not.toContain("BUG at");
+  expect(r.stderr).toContain("pre-dump");
+  expect(r.stderr).toContain("soft-dirty");
+  expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+  expect(existsSync(join(pc.state, "io.containerd.runtime.v2.task", ns, id, "criu-work", "pre-dump.log"))).toBe(false);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(freezerState(id)).toBe("THAWED");
+  const n = readCounter(pc, id)!;
+  await waitFor(() => (readCounter(pc, id) ?? 0) > n, { what: "counter going on" });
+  await remove(id);
 }, 180_000);
 
 test("a failed restore into a user namespace leaves no process, mount, cgroup or runc state, and the images' owner and mode as they were", async () => {
