@@ -52,6 +52,12 @@ export interface CriuCallOptions {
    * round trips to the helper, several of which fall inside a dump's frozen window. Default true.
    */
   notify?: boolean;
+  /**
+   * An aborted dump or pre-dump whose CRIU, asked to stop, answered that it had already finished: true makes the call
+   * succeed with that result instead of failing (CriuStoppedError with finished). For an abort whose caller still waits
+   * for the checkpoint (the container's own timeout), given the reason the signal aborted with.
+   */
+  keepFinished?: (reason: unknown) => boolean;
   /** Descriptors of the caller handed to CRIU as `--inherit-fd fd[N]:key` (N is renumbered for the helper). */
   inheritFds?: { fd: number; key: string }[];
   /**
@@ -569,7 +575,12 @@ async function runHelper(
         // A tree CRIU had restored just as the abort came goes too (the killed helper took only its root with it);
         // the descriptors taken from the helper are closed below.
         if (req.op === "restore" && result?.ok && result.rc > 0) killTree(result.rc);
-        // Asked to stop and answered before any kill: CRIU ended the dump itself, through its own cleanup.
+        // Asked to stop and answered before any kill: CRIU ended the dump itself, through its own cleanup; or it had
+        // finished it, which the caller may keep.
+        if (askedToStop && !killing && result?.ok && call.keepFinished?.(call.signal.reason)) {
+          succeeded = true;
+          return { result, events };
+        }
         if (askedToStop && !killing && result !== undefined) {
           throw new CriuStoppedError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason }, result.ok, result.logFile);
         }

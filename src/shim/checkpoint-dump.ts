@@ -485,7 +485,10 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       const freezeFirst = useFreezer
         ? () => (freezingBeforeKill = (async () => void (await (await openCgroup({ runcCgroupPaths: state.cgroup_paths })).freeze({ timeoutMs: FREEZE_BEFORE_KILL_MS })))())
         : undefined;
-      const call = { notify: false, signal, ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
+      // A dump CRIU finished as the container's own timeout passed is kept: the caller still waits for it, and without
+      // leave-running its tasks have already ended.
+      const keepFinished = (reason: unknown) => timeout !== undefined && reason === timeout.signal.reason;
+      const call = { notify: false, signal, keepFinished, ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {

@@ -597,6 +597,37 @@ function signalPending(pid: number, sig: number): boolean {
 }
 
 /**
+ * Holds CRIU (pid criu, waiting in the open of its log FIFO in work) with gdb at the first call of a function whose name
+ * starts with fn: gdb attaches, CRIU's log is drained into work/dump.txt, and the call returns once CRIU stopped there.
+ * release() lets CRIU go (a signal sent meanwhile is then delivered). The processes it starts are pushed to started.
+ */
+async function holdCriuAt(criu: number, work: string, fn: string, started: Bun.Subprocess[]): Promise<{ release: () => void }> {
+  const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  started.push(gdb);
+  let out = "";
+  void (async () => {
+    for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
+  })();
+  gdb.stdin.write(`set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^${fn}\ncontinue\n`);
+  gdb.stdin.flush();
+  await waitFor(() => out.includes("Continuing."), { timeoutMs: 20_000, what: "gdb attached, its breakpoint set" });
+  // CRIU's log is drained into a file from now on: CRIU goes on.
+  started.push(Bun.spawn(["sh", "-c", `exec cat ${join(work, "dump.log")} > ${join(work, "dump.txt")}`]));
+  // Once CRIU has it open, the FIFO makes way for a plain file: the shim's helper copies CRIU's log after the call,
+  // and would wait for ever in the open of a FIFO nobody writes any more.
+  await waitFor(() => existsSync(join(work, "dump.txt")) && readFileSync(join(work, "dump.txt"), "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
+  rmSync(join(work, "dump.log"));
+  writeFileSync(join(work, "dump.log"), "");
+  await waitFor(() => new RegExp(`Breakpoint \\d+, ${fn}`).test(out), { timeoutMs: 10_000, what: `CRIU at ${fn}` });
+  return {
+    release: () => {
+      gdb.stdin.write("delete\ndetach\nquit\n");
+      gdb.stdin.flush();
+    },
+  };
+}
+
+/**
  * gdb holds the dump's CRIU inside compel's infection of the container's init: in parasite_trap, after the init ran
  * a syscall CRIU injected through ptrace, stopped at the trap instruction that follows it, with CRIU's registers and
  * the injected code in it. The caller goes away there (its connection closed, as when ctr is killed). CRIU killed at that point (cryo's abort before
@@ -616,29 +647,12 @@ async function abortInInfection(paused: boolean): Promise<void> {
     const call = client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "ij-")) }, { namespace: ns, timeoutMs: 120_000 });
     call.catch(() => {});
     const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    started.push(gdb);
-    let out = "";
-    void (async () => {
-      for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
-    })();
-    gdb.stdin.write("set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^parasite_trap\ncontinue\n");
-    gdb.stdin.flush();
-    await waitFor(() => out.includes("Continuing."), { timeoutMs: 20_000, what: "gdb attached, its breakpoint set" });
-    // CRIU's log is drained into a file from now on: CRIU goes on, seizes the tree and infects the init.
-    started.push(Bun.spawn(["sh", "-c", `exec cat ${join(work, "dump.log")} > ${join(work, "dump.txt")}`]));
-    // Once CRIU has it open, the FIFO makes way for a plain file: the shim's helper copies CRIU's log after the call,
-    // and would wait for ever in the open of a FIFO nobody writes any more.
-    await waitFor(() => existsSync(join(work, "dump.txt")) && readFileSync(join(work, "dump.txt"), "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
-    rmSync(join(work, "dump.log"));
-    writeFileSync(join(work, "dump.log"), "");
-    await waitFor(() => /Breakpoint \d+, parasite_trap/.test(out), { timeoutMs: 10_000, what: "CRIU at compel's parasite_trap" });
+    const held = await holdCriuAt(criu, work, "parasite_trap", started);
     // The caller goes while CRIU is held there; the shim asks CRIU to stop (SIGTERM, pending while gdb holds it). The
     // old abort killed it instead.
     client.close();
     await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
-    gdb.stdin.write("delete\ndetach\nquit\n");
-    gdb.stdin.flush();
+    held.release();
     expect(await call.then(() => undefined, (e: unknown) => e)).toBeDefined();
     await waitFor(() => !existsProc(criu), { timeoutMs: 10_000 });
     if (paused) {
@@ -677,4 +691,43 @@ test("a caller that goes away while CRIU runs a syscall inside the container's i
 
 test("the same for a paused container (every ctr checkpoint pauses first): CRIU freezes it again as it stops, and it stays PAUSED until resumed", async () => {
   await abortInInfection(true);
+});
+
+/**
+ * The container's own timeout passes just as CRIU finishes the dump: gdb holds CRIU in cr_dump_finish past its last
+ * look at the stop request (at cr_plugin_fini, the network already unlocked), and SIGTERM comes there. CRIU finishes
+ * and answers that the dump is done; the caller, still waiting, gets the checkpoint (it failed before with "CRIU had
+ * already finished the dump when it was asked to stop", and a dump without leave-running had ended the tasks by then).
+ */
+test("the container's own timeout passing as CRIU finishes the dump: the finished checkpoint is kept and returned", async () => {
+  const id = uniqueId("fin");
+  const work = mkdtempSync(join(dir, "fin-work-"));
+  mkfifo(join(work, "dump.log"));
+  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`, "--annotation", "cryo.checkpoint/timeout=6"]);
+  const started: Bun.Subprocess[] = [];
+  try {
+    const criuBefore = new Set(criuPids());
+    const images = mkdtempSync(join(dir, "fin-"));
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 120_000 });
+    call.catch(() => {});
+    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    const held = await holdCriuAt(criu, work, "cr_plugin_fini", started);
+    // The timeout (6 s from CRIU's call) passes while CRIU is held there: the shim asks it to stop.
+    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU at the timeout" });
+    held.release();
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err === undefined ? "" : String(err)).toBe("");
+    expect(readdirSync(images)).toContain("cryo-checkpoint.json");
+    expect(readFileSync(join(work, "dump.txt"), "utf8")).toContain("Dumping finished successfully");
+    // The task API's Checkpoint without options leaves the container running.
+    await counterMovesOn(id);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(await taskPid(pc, id)).toBe(pid);
+    expect(freezerState(id)).toBe("THAWED");
+    expect(criuTables(pid)).toEqual([]);
+  } finally {
+    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    client.close();
+    await removeContainer(pc, id);
+  }
 });
