@@ -549,6 +549,13 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       input.log.warn(`${label}: aborted: ${reason.message}`, { undone: undone.done, failed: undone.failed, log: kept });
       throw new CryoError(reason.code, `${reason.message}; ${parts.join("; ")} (log: ${kept})`, { cause: err });
     }
+    // containerd removed its directory (its caller went away) before the watch's next look, and CRIU failed on the
+    // missing images first ("Unable to open ...img: No such file"; a helper session: ctr killed 0.01-0.1 s into the
+    // dump). CRIU cleaned up after itself; the error says why it failed.
+    if (stopWatch.gone()) {
+      const e = classifyCriuError(err);
+      throw new CryoError(Code.CANCELLED, `${label}: cancelled: its images directory ${imagesDir} was removed during the ${plan.preDump ? "pre-dump" : "dump"} (containerd removes its checkpoint directory when the request ends: its caller went away), and CRIU failed on it: ${e.message} (log: ${kept})`, { cause: err });
+    }
     throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
   } finally {
     clearTimeout(timer);

@@ -11,19 +11,25 @@ import { join } from "node:path";
 /** How often the directory is looked at: a stat a second costs nothing beside a dump. */
 export const DIR_WATCH_INTERVAL_MS = 1000;
 
+/** Stops a watch (call it); gone() says at once whether the directory has gone (between two looks of the watch too). */
+export interface RemovalWatch {
+  (): void;
+  gone(): boolean;
+}
+
 /**
  * Calls onGone (once) when path no longer names the directory it names now: removed, or replaced by another.
- * Returns the function that stops watching. A path that is not there at the start is not watched.
+ * Returns the function that stops watching. A path that is not there at the start is not watched (gone() is false).
  */
-export function watchRemoval(path: string, onGone: () => void, intervalMs = DIR_WATCH_INTERVAL_MS): () => void {
+export function watchRemoval(path: string, onGone: () => void, intervalMs = DIR_WATCH_INTERVAL_MS): RemovalWatch {
   const first = identity(path);
-  if (first === undefined) return () => {};
+  if (first === undefined) return Object.assign(() => {}, { gone: () => false });
   const timer = setInterval(() => {
     if (identity(path) === first) return;
     clearInterval(timer);
     onGone();
   }, intervalMs);
-  return () => clearInterval(timer);
+  return Object.assign(() => clearInterval(timer), { gone: () => identity(path) !== first });
 }
 
 function identity(path: string): string | undefined {

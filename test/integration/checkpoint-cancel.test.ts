@@ -731,3 +731,41 @@ test("the container's own timeout passing as CRIU finishes the dump: the finishe
     await removeContainer(pc, id);
   }
 });
+
+/**
+ * The images directory removed while CRIU waits at its log (as containerd removes its directory when ctr is killed
+ * early), and CRIU let go at once: CRIU fails on the missing directory before the shim's once-a-second watch looks
+ * (a helper session saw it with ctr killed 0.01-0.1 s into a dump). The error names the removal, not CRIU's
+ * "unknown (rc -52)".
+ */
+test("an images directory removed before the shim's watch looks: CRIU fails on it, and the error names the removal", async () => {
+  const id = uniqueId("rmd");
+  const work = mkdtempSync(join(dir, "rmd-work-"));
+  mkfifo(join(work, "dump.log"));
+  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  const started: Bun.Subprocess[] = [];
+  try {
+    const criuBefore = new Set(criuPids());
+    const images = mkdtempSync(join(dir, "rmd-"));
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 120_000 });
+    call.catch(() => {});
+    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    // Held at the start of its dump, before it touches the container; the directory goes, and CRIU is let go at once.
+    const held = await holdCriuAt(criu, work, "cr_dump_tasks", started);
+    rmSync(images, { recursive: true, force: true });
+    held.release();
+    const err = await call.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.CANCELLED);
+    expect((err as CryoError).message).toContain(`its images directory ${images} was removed during the dump`);
+    expect(readFileSync(join(work, "dump.txt"), "utf8")).toContain("Dumping FAILED");
+    await counterMovesOn(id);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(freezerState(id)).toBe("THAWED");
+    expect(criuTables(pid)).toEqual([]);
+  } finally {
+    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    client.close();
+    await removeContainer(pc, id);
+  }
+});

@@ -105,3 +105,17 @@ test("the sweep looks again later: a directory emptied after the dump's end goes
   expect(removed).toEqual(["late"]);
   expect(existsSync(d)).toBe(false);
 });
+
+test("gone() answers at once, between the watch's looks: removed or replaced is gone, a missing start never is", () => {
+  const root = tmp();
+  const d = join(root, "images");
+  mkdirSync(d);
+  const watch = watchRemoval(d, () => {}, 60_000);
+  expect(watch.gone()).toBe(false);
+  renameSync(d, join(root, "old"));
+  expect(watch.gone()).toBe(true);
+  mkdirSync(d);
+  expect(watch.gone()).toBe(true); // another directory under the same name
+  watch();
+  expect(watchRemoval(join(root, "missing"), () => {}, 60_000).gone()).toBe(false);
+});
