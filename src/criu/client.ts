@@ -427,8 +427,14 @@ async function runHelper(
   // after ABORT_GRACE_MS (hung in a write, stopped). Before CRIU has started (no child named criu yet) the helper is
   // killed at once: nothing has been seized. So is CRIU for an abort whose tasks are being killed (killCriuAtOnce).
   let askedToStop = false;
+  // A pre-dump runs in a child CRIU's service forks for it (cr-service.c's pre_dump_using_req) while the service waits:
+  // only that child sets up the stop request's handler, and the service itself dies of SIGTERM (its child then worked
+  // on, to be killed by the watchdog in the middle of an infection: the task died of SIGTRAP). Until that child exists
+  // nothing has been seized.
+  const criuChild = (pid: number) => childrenOf(pid).find((kid) => readProcStat(kid)?.comm === "criu");
   const onAbort = () => {
-    const criu = stopsOnSigterm && !killsAtOnce(call.signal?.reason) ? childrenOf(proc.pid).find((pid) => readProcStat(pid)?.comm === "criu") : undefined;
+    const service = stopsOnSigterm && !killsAtOnce(call.signal?.reason) ? criuChild(proc.pid) : undefined;
+    const criu = service !== undefined && req.op === "pre-dump" ? criuChild(service) : service;
     if (criu === undefined) return killAbort();
     askedToStop = true;
     signalProcess(criu, "SIGTERM");

@@ -2,9 +2,12 @@
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { criuStopsDumpsOnSigterm } from "../../src/criu/binary.ts";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { createCriu, inspectCheckpoint, renderInspect, type NotifyEvent } from "../../src/criu/index.ts";
+import { CriuStoppedError } from "../../src/criu/client.ts";
+import { childrenOf, readProcStat } from "../../src/sys/index.ts";
 import { inspectCommand } from "../../src/checkpoint/index.ts";
 import { CRYO_CRIU_PATH, criuBinary, KDAT_CACHE_DIR } from "../../src/criu/binary.ts";
 import { compileStaticC, waitFor } from "../harness/index.ts";
@@ -390,6 +393,81 @@ describe("criu helper on a plain process", () => {
     await waitFor(() => !alive(restored.pid), { what: "restored counter to die", timeoutMs: 10_000, intervalMs: 5 });
   });
 
+  /**
+   * CRIU's service runs a pre-dump in a child of its own (cr-service.c's pre_dump_using_req) and waits for it: only that
+   * child takes SIGTERM as a request to stop (patch 0007), the service dies of it. gdb holds the pre-dump's CRIU inside
+   * compel's infection of the counter (parasite_trap: the task stopped after a syscall CRIU injected, CRIU's registers
+   * in it) while the call is aborted. The abort asked the service to stop before: the service died, and its child, the
+   * pre-dump, was killed by the client's watchdog where it stood; the counter died of SIGTRAP once let go.
+   */
+  test.skipIf(!criuStopsDumpsOnSigterm(criuBinary()))("an aborted pre-dump asks the CRIU doing the pre-dump to stop, not CRIU's service: the task held in compel's infection runs on", async () => {
+    const c = await startCounter("pre-abort");
+    const images = imagesDir("pre-abort-img");
+    // CRIU's log is a FIFO: the pre-dump's CRIU waits in its open, before it touches the counter, for gdb to attach.
+    const logPath = join(images, "pre-dump.log");
+    expect(Bun.spawnSync(["mkfifo", logPath]).exitCode).toBe(0);
+    const ac = new AbortController();
+    const call = criu.preDump({ imagesDir: images, pid: c.pid }, { signal: ac.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const procs: Bun.Subprocess[] = [];
+    try {
+      const isCriu = (pid: number) => readProcStat(pid)?.comm === "criu";
+      const worker = await waitFor(
+        () =>
+          readdirSync("/proc")
+            .filter((d) => /^\d+$/.test(d))
+            .map(Number)
+            .find((pid) => {
+              try {
+                return isCriu(pid) && readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner" && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("swrk");
+              } catch {
+                return false;
+              }
+            }),
+        { what: "the pre-dump's CRIU in the open of its log", timeoutMs: 10_000 },
+      );
+      const service = readProcStat(worker)?.ppid;
+      expect(service !== undefined && isCriu(service) && childrenOf(service).includes(worker)).toBe(true);
+      const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(worker)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      procs.push(gdb);
+      let out = "";
+      void (async () => {
+        for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
+      })();
+      gdb.stdin.write("set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^parasite_trap\ncontinue\n");
+      gdb.stdin.flush();
+      await waitFor(() => out.includes("Continuing."), { what: "gdb attached, its breakpoint set", timeoutMs: 20_000 });
+      const drained = join(dir, "pre-abort.log.txt");
+      procs.push(Bun.spawn(["sh", "-c", `exec cat ${logPath} > ${drained}`]));
+      await waitFor(() => existsSync(drained) && readFileSync(drained, "utf8").length > 0, { what: "CRIU's first log line", timeoutMs: 10_000 });
+      // The helper copies CRIU's log after the call: a plain file from now on.
+      rmSync(logPath);
+      writeFileSync(logPath, "");
+      await waitFor(() => /Breakpoint \d+, parasite_trap/.test(out), { what: "CRIU at parasite_trap", timeoutMs: 10_000 });
+      ac.abort(new Error("test abort"));
+      // The pre-dump's CRIU has the stop request pending (gdb holds it); the service lives on, waiting for it.
+      await waitFor(() => sigtermPending(worker) || !alive(worker), { what: "SIGTERM to the pre-dump's CRIU", timeoutMs: 5000 });
+      expect(sigtermPending(worker)).toBe(true);
+      expect(alive(service!)).toBe(true);
+      gdb.stdin.write("delete\ndetach\nquit\n");
+      gdb.stdin.flush();
+      const err = await call;
+      expect(err).toBeInstanceOf(CriuStoppedError);
+      // The counter runs on: CRIU finished the syscall it had injected before it went.
+      const now = count(c.out) ?? 0;
+      await waitFor(() => (count(c.out) ?? 0) > now + 5, { what: "the counter to count on", timeoutMs: 10_000 });
+      expect(alive(c.pid)).toBe(true);
+    } finally {
+      for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+      ac.abort();
+      await call;
+      c.proc.kill("SIGKILL");
+      await c.proc.exited;
+    }
+  });
+
   test("pre-dump reaches CRIU, which refuses it without soft-dirty tracking on this kernel", async () => {
     const c = await startCounter("pre");
     const err = await criu.preDump({ imagesDir: imagesDir("pre-img"), pid: c.pid }).catch((e: unknown) => e);
@@ -404,3 +482,13 @@ describe("criu helper on a plain process", () => {
     await c.proc.exited;
   });
 });
+
+/** Whether pid has SIGTERM pending (process-wide or its own); false once it is gone. */
+function sigtermPending(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n);
+  } catch {
+    return false;
+  }
+}
