@@ -400,7 +400,9 @@ describe("criu helper on a plain process", () => {
    * in it) while the call is aborted. The abort asked the service to stop before: the service died, and its child, the
    * pre-dump, was killed by the client's watchdog where it stood; the counter died of SIGTRAP once let go.
    */
-  test.skipIf(!criuStopsDumpsOnSigterm(criuBinary()))("an aborted pre-dump asks the CRIU doing the pre-dump to stop, not CRIU's service: the task held in compel's infection runs on", async () => {
+  test("an aborted pre-dump asks the CRIU doing the pre-dump to stop, not CRIU's service: the task held in compel's infection runs on", async () => {
+    // cryo's CRIU (scripts/setup.sh builds it with patch 0007) is the one the client asks to stop.
+    expect(criuStopsDumpsOnSigterm(criuBinary())).toBe(true);
     const c = await startCounter("pre-abort");
     const images = imagesDir("pre-abort-img");
     // CRIU's log is a FIFO: the pre-dump's CRIU waits in its open, before it touches the counter, for gdb to attach.
