@@ -432,7 +432,14 @@ async function runHelper(
   // on, to be killed by the watchdog in the middle of an infection: the task died of SIGTRAP). Until that child exists
   // nothing has been seized.
   const criuChild = (pid: number) => childrenOf(pid).find((kid) => readProcStat(kid)?.comm === "criu");
+  // CRIU had answered before the abort came (the helper is on its way out, having copied CRIU's log): nothing is left to
+  // stop or kill, and the answer counts as CRIU's own end of the call.
+  let answeredFirst = false;
   const onAbort = () => {
+    if (result !== undefined && stopsOnSigterm) {
+      answeredFirst = true;
+      return;
+    }
     const service = stopsOnSigterm && !killsAtOnce(call.signal?.reason) ? criuChild(proc.pid) : undefined;
     const criu = service !== undefined && req.op === "pre-dump" ? criuChild(service) : service;
     if (criu === undefined) return killAbort();
@@ -581,14 +588,19 @@ async function runHelper(
         // A tree CRIU had restored just as the abort came goes too (the killed helper took only its root with it);
         // the descriptors taken from the helper are closed below.
         if (req.op === "restore" && result?.ok && result.rc > 0) killTree(result.rc);
-        // Asked to stop and answered before any kill: CRIU ended the dump itself, through its own cleanup; or it had
-        // finished it, which the caller may keep.
-        if (askedToStop && !killing && result?.ok && call.keepFinished?.(call.signal.reason)) {
+        // Asked to stop (or done first) and answered before any kill: CRIU ended the dump itself, through its own
+        // cleanup; or it had finished it, which the caller may keep. Not a CRIU that died without an answer (libcriu's
+        // ECOMM: SIGTERM before its handler was set, or a crash): what it did is the caller's to undo, and what it had
+        // forked goes.
+        const died = result !== undefined && !result.ok && result.rc === -E.ECOMM;
+        if (died && helperOut !== undefined) killCriuLeftovers(helperOut);
+        const ownEnd = (askedToStop || answeredFirst) && !killing && result !== undefined && !died;
+        if (ownEnd && result!.ok && call.keepFinished?.(call.signal.reason)) {
           succeeded = true;
-          return { result, events };
+          return { result: result!, events };
         }
-        if (askedToStop && !killing && result !== undefined) {
-          throw new CriuStoppedError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason }, result.ok, result.logFile);
+        if (ownEnd) {
+          throw new CriuStoppedError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason }, result!.ok, result!.logFile);
         }
         throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
       }

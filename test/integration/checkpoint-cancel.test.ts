@@ -769,3 +769,40 @@ test("an images directory removed before the shim's watch looks: CRIU fails on i
     await removeContainer(pc, id);
   }
 });
+
+/**
+ * The stop request reaches CRIU before it has set up its handler (gdb holds it at the start of cr_dump_tasks): CRIU
+ * dies of SIGTERM without an answer (libcriu's ECOMM), having seized nothing. That is not CRIU's own end of the
+ * dump: the shim takes it for killed and undoes what a killed CRIU may leave (the cgroup's freezer put back).
+ */
+test("a stop request that reaches CRIU before its handler is set up: CRIU dies of it, and the shim takes it for killed", async () => {
+  const id = uniqueId("early");
+  const work = mkdtempSync(join(dir, "early-work-"));
+  mkfifo(join(work, "dump.log"));
+  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
+  const started: Bun.Subprocess[] = [];
+  try {
+    const criuBefore = new Set(criuPids());
+    const call = client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "early-")) }, { namespace: ns, timeoutMs: 120_000 });
+    call.catch(() => {});
+    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    const held = await holdCriuAt(criu, work, "cr_dump_tasks", started);
+    client.close();
+    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
+    held.release();
+    await waitFor(() => !existsProc(criu), { timeoutMs: 10_000, what: "CRIU gone" });
+    expect(readFileSync(join(work, "dump.txt"), "utf8")).not.toContain("Dump aborted");
+    await counterMovesOn(id);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(freezerState(id)).toBe("THAWED");
+    // The shim's line for a killed CRIU lists what it undid; CRIU's own stop has nothing to undo.
+    const said = `checkpoint container ${id}: aborted: `;
+    const line = (await containerdLog(said)).split("\n").find((l) => l.includes(said)) ?? "";
+    expect(line).not.toContain("CRIU stopped the dump");
+    expect(line).toContain("cgroup thawed");
+  } finally {
+    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    client.close();
+    await removeContainer(pc, id);
+  }
+});
