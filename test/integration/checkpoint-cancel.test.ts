@@ -627,62 +627,106 @@ async function holdCriuAt(criu: number, work: string, fn: string, started: Bun.S
   };
 }
 
+/** A dump whose CRIU gdb holds (heldDump), and what cleans it up. */
+interface HeldDump {
+  id: string;
+  pid: number;
+  client: Awaited<ReturnType<typeof connect>>;
+  work: string;
+  images: string;
+  /** The Checkpoint call: resolves with its error, or undefined. */
+  outcome: Promise<unknown>;
+  criu: number;
+  release: () => void;
+  [Symbol.asyncDispose]: () => Promise<void>;
+}
+
 /**
- * gdb holds the dump's CRIU inside compel's infection of the container's init: in parasite_trap, after the init ran
- * a syscall CRIU injected through ptrace, stopped at the trap instruction that follows it, with CRIU's registers and
- * the injected code in it. The caller goes away there (its connection closed, as when ctr is killed). CRIU killed at that point (cryo's abort before
- * patch 0007) leaves the init to run that code untraced: it dies of SIGTRAP, exit 133, once the cgroup thaws. Asked
- * to stop with SIGTERM instead, CRIU finishes the syscall, stops at its next safe point and undoes the dump itself.
+ * A counter (annotations: extra) whose Checkpoint through the task API has its CRIU held by gdb at fn (holdCriuAt):
+ * CRIU's log is a FIFO in the container's work directory, so CRIU waits in its open, before it touches the container,
+ * for gdb to attach. paused: the container is paused first.
  */
-async function abortInInfection(paused: boolean): Promise<void> {
-  const id = uniqueId(paused ? "ijp" : "ij");
-  const work = mkdtempSync(join(dir, "ij-work-"));
-  // CRIU's log is a FIFO: CRIU waits in its open, before it touches the container, for gdb to attach.
+async function heldDump(prefix: string, fn: string, extra: string[] = [], paused = false): Promise<HeldDump> {
+  const id = uniqueId(prefix);
+  const work = mkdtempSync(join(dir, `${prefix}-work-`));
   mkfifo(join(work, "dump.log"));
-  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
-  if (paused) await pc.ctrOk(["task", "pause", id]);
+  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`, ...extra]);
   const started: Bun.Subprocess[] = [];
-  try {
-    const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "ij-")) }, { namespace: ns, timeoutMs: 120_000 });
-    call.catch(() => {});
-    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const held = await holdCriuAt(criu, work, "parasite_trap", started);
-    // The caller goes while CRIU is held there; the shim asks CRIU to stop (SIGTERM, pending while gdb holds it). The
-    // old abort killed it instead.
-    client.close();
-    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
-    held.release();
-    expect(await call.then(() => undefined, (e: unknown) => e)).toBeDefined();
-    await waitFor(() => !existsProc(criu), { timeoutMs: 10_000 });
-    if (paused) {
-      // Paused it was, paused it is: CRIU froze the cgroup again itself (it had thawed it once it held the tree).
-      expect(freezerState(id)).toBe("FROZEN");
-      expect(await taskStatus(pc, id)).toBe("PAUSED");
-      const held = readContainerFile(pc, id, "/tmp/counter");
-      await Bun.sleep(500);
-      expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
-      await pc.ctrOk(["task", "resume", id]);
-    }
-    // The init lives on, thawed and counting, under the same pid.
-    await counterMovesOn(id).catch(async (e: unknown) => {
-      throw new Error(`${String(e)}; the task is ${await taskStatus(pc, id)}, ${(await pc.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(id)) ?? ""}`);
-    });
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(await taskPid(pc, id)).toBe(pid);
-    expect(freezerState(id)).toBe("THAWED");
-    expect(criuTables(pid)).toEqual([]);
-    // CRIU undid the dump itself: the shim had nothing left to undo.
-    const criuLog = readFileSync(join(work, "dump.txt"), "utf8");
-    expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-3).join("\n")).toBe("");
-    const said = `checkpoint container ${id}: aborted: `;
-    const log = await containerdLog(said, "CRIU stopped the dump at a safe point and put the container back as it was");
-    expect(log.split("\n").find((l) => l.includes(said))).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
-  } finally {
+  const dispose = async () => {
     for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
     client.close();
     await removeContainer(pc, id);
+  };
+  try {
+    if (paused) await pc.ctrOk(["task", "pause", id]);
+    const criuBefore = new Set(criuPids());
+    const images = mkdtempSync(join(dir, `${prefix}-`));
+    const outcome = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 120_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    const { release } = await holdCriuAt(criu, work, fn, started);
+    return { id, pid, client, work, images, outcome, criu, release, [Symbol.asyncDispose]: dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
   }
+}
+
+/** The shim's stop request (SIGTERM) is pending on the held CRIU, or CRIU is gone (killed). */
+async function stopRequested(criu: number): Promise<void> {
+  await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
+}
+
+/** The container runs on after the dump: its init under the same pid, thawed and counting, no CRIU table left. */
+async function runsOn(id: string, pid: number): Promise<void> {
+  await counterMovesOn(id).catch(async (e: unknown) => {
+    throw new Error(`${String(e)}; the task is ${await taskStatus(pc, id)}, ${(await pc.ctr(["task", "ls"])).stdout.split("\n").find((l) => l.startsWith(id)) ?? ""}`);
+  });
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(await taskPid(pc, id)).toBe(pid);
+  expect(freezerState(id)).toBe("THAWED");
+  expect(criuTables(pid)).toEqual([]);
+}
+
+/** The shim's "aborted" line for container id in containerd's log, once it is there. */
+async function abortedLine(id: string): Promise<string> {
+  const said = `checkpoint container ${id}: aborted: `;
+  return (await containerdLog(said)).split("\n").find((l) => l.includes(said)) ?? "";
+}
+
+/**
+ * gdb holds the dump's CRIU inside compel's infection of the container's init: in parasite_trap, after the init ran
+ * a syscall CRIU injected through ptrace, stopped at the trap instruction that follows it, with CRIU's registers and
+ * the injected code in it. The caller goes away there (its connection closed, as when ctr is killed). CRIU killed at
+ * that point (cryo's abort before patch 0007) leaves the init to run that code untraced: it dies of SIGTRAP, exit
+ * 133, once the cgroup thaws. Asked to stop with SIGTERM instead, CRIU finishes the syscall, stops at its next safe
+ * point and undoes the dump itself.
+ */
+async function abortInInfection(paused: boolean): Promise<void> {
+  await using d = await heldDump(paused ? "ijp" : "ij", "parasite_trap", [], paused);
+  // The caller goes while CRIU is held there; the shim asks CRIU to stop (SIGTERM, pending while gdb holds it). The
+  // old abort killed it instead.
+  d.client.close();
+  await stopRequested(d.criu);
+  d.release();
+  expect(await d.outcome).toBeDefined();
+  await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000 });
+  if (paused) {
+    // Paused it was, paused it is: CRIU froze the cgroup again itself (it had thawed it once it held the tree).
+    expect(freezerState(d.id)).toBe("FROZEN");
+    expect(await taskStatus(pc, d.id)).toBe("PAUSED");
+    const held = readContainerFile(pc, d.id, "/tmp/counter");
+    await Bun.sleep(500);
+    expect(readContainerFile(pc, d.id, "/tmp/counter")).toBe(held);
+    await pc.ctrOk(["task", "resume", d.id]);
+  }
+  await runsOn(d.id, d.pid);
+  // CRIU undid the dump itself: the shim had nothing left to undo.
+  const criuLog = readFileSync(join(d.work, "dump.txt"), "utf8");
+  expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-3).join("\n")).toBe("");
+  expect(await abortedLine(d.id)).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
 }
 
 test("a caller that goes away while CRIU runs a syscall inside the container's init (compel's infection): CRIU stops at a safe point, and the task runs on", async () => {
@@ -700,74 +744,34 @@ test("the same for a paused container (every ctr checkpoint pauses first): CRIU 
  * already finished the dump when it was asked to stop", and a dump without leave-running had ended the tasks by then).
  */
 test("the container's own timeout passing as CRIU finishes the dump: the finished checkpoint is kept and returned", async () => {
-  const id = uniqueId("fin");
-  const work = mkdtempSync(join(dir, "fin-work-"));
-  mkfifo(join(work, "dump.log"));
-  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`, "--annotation", "cryo.checkpoint/timeout=6"]);
-  const started: Bun.Subprocess[] = [];
-  try {
-    const criuBefore = new Set(criuPids());
-    const images = mkdtempSync(join(dir, "fin-"));
-    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 120_000 });
-    call.catch(() => {});
-    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const held = await holdCriuAt(criu, work, "cr_plugin_fini", started);
-    // The timeout (6 s from CRIU's call) passes while CRIU is held there: the shim asks it to stop.
-    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU at the timeout" });
-    held.release();
-    const err = await call.then(() => undefined, (e: unknown) => e);
-    expect(err === undefined ? "" : String(err)).toBe("");
-    expect(readdirSync(images)).toContain("cryo-checkpoint.json");
-    expect(readFileSync(join(work, "dump.txt"), "utf8")).toContain("Dumping finished successfully");
-    // The task API's Checkpoint without options leaves the container running.
-    await counterMovesOn(id);
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(await taskPid(pc, id)).toBe(pid);
-    expect(freezerState(id)).toBe("THAWED");
-    expect(criuTables(pid)).toEqual([]);
-  } finally {
-    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    client.close();
-    await removeContainer(pc, id);
-  }
+  await using d = await heldDump("fin", "cr_plugin_fini", ["--annotation", "cryo.checkpoint/timeout=6"]);
+  // The timeout (6 s from CRIU's call) passes while CRIU is held there: the shim asks it to stop.
+  await stopRequested(d.criu);
+  d.release();
+  const err = await d.outcome;
+  expect(err === undefined ? "" : String(err)).toBe("");
+  expect(readdirSync(d.images)).toContain("cryo-checkpoint.json");
+  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).toContain("Dumping finished successfully");
+  // The task API's Checkpoint without options leaves the container running.
+  await runsOn(d.id, d.pid);
 });
 
 /**
- * The images directory removed while CRIU waits at its log (as containerd removes its directory when ctr is killed
- * early), and CRIU let go at once: CRIU fails on the missing directory before the shim's once-a-second watch looks
- * (a helper session saw it with ctr killed 0.01-0.1 s into a dump). The error names the removal, not CRIU's
- * "unknown (rc -52)".
+ * The images directory removed while CRIU is held at the start of its dump (as containerd removes its directory when
+ * ctr is killed early), and CRIU let go at once: CRIU fails on the missing directory before the shim's once-a-second
+ * watch looks (a helper session saw it with ctr killed 0.01-0.1 s into a dump). The error names the removal, not
+ * CRIU's "unknown (rc -52)".
  */
 test("an images directory removed before the shim's watch looks: CRIU fails on it, and the error names the removal", async () => {
-  const id = uniqueId("rmd");
-  const work = mkdtempSync(join(dir, "rmd-work-"));
-  mkfifo(join(work, "dump.log"));
-  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
-  const started: Bun.Subprocess[] = [];
-  try {
-    const criuBefore = new Set(criuPids());
-    const images = mkdtempSync(join(dir, "rmd-"));
-    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 120_000 });
-    call.catch(() => {});
-    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    // Held at the start of its dump, before it touches the container; the directory goes, and CRIU is let go at once.
-    const held = await holdCriuAt(criu, work, "cr_dump_tasks", started);
-    rmSync(images, { recursive: true, force: true });
-    held.release();
-    const err = await call.then(() => undefined, (e: unknown) => e);
-    expect(err).toBeInstanceOf(CryoError);
-    expect((err as CryoError).code).toBe(Code.CANCELLED);
-    expect((err as CryoError).message).toContain(`its images directory ${images} was removed during the dump`);
-    expect(readFileSync(join(work, "dump.txt"), "utf8")).toContain("Dumping FAILED");
-    await counterMovesOn(id);
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(freezerState(id)).toBe("THAWED");
-    expect(criuTables(pid)).toEqual([]);
-  } finally {
-    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    client.close();
-    await removeContainer(pc, id);
-  }
+  await using d = await heldDump("rmd", "cr_dump_tasks");
+  rmSync(d.images, { recursive: true, force: true });
+  d.release();
+  const err = await d.outcome;
+  expect(err).toBeInstanceOf(CryoError);
+  expect((err as CryoError).code).toBe(Code.CANCELLED);
+  expect((err as CryoError).message).toContain(`its images directory ${d.images} was removed during the dump`);
+  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).toContain("Dumping FAILED");
+  await runsOn(d.id, d.pid);
 });
 
 /**
@@ -776,33 +780,15 @@ test("an images directory removed before the shim's watch looks: CRIU fails on i
  * dump: the shim takes it for killed and undoes what a killed CRIU may leave (the cgroup's freezer put back).
  */
 test("a stop request that reaches CRIU before its handler is set up: CRIU dies of it, and the shim takes it for killed", async () => {
-  const id = uniqueId("early");
-  const work = mkdtempSync(join(dir, "early-work-"));
-  mkfifo(join(work, "dump.log"));
-  const { pid, client } = await runCounter(id, ["--annotation", `cryo.checkpoint/work-path=${work}`]);
-  const started: Bun.Subprocess[] = [];
-  try {
-    const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: mkdtempSync(join(dir, "early-")) }, { namespace: ns, timeoutMs: 120_000 });
-    call.catch(() => {});
-    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const held = await holdCriuAt(criu, work, "cr_dump_tasks", started);
-    client.close();
-    await waitFor(() => signalPending(criu, 15) || !existsProc(criu), { timeoutMs: 15_000, what: "the shim's abort of CRIU" });
-    held.release();
-    await waitFor(() => !existsProc(criu), { timeoutMs: 10_000, what: "CRIU gone" });
-    expect(readFileSync(join(work, "dump.txt"), "utf8")).not.toContain("Dump aborted");
-    await counterMovesOn(id);
-    expect(await taskStatus(pc, id)).toBe("RUNNING");
-    expect(freezerState(id)).toBe("THAWED");
-    // The shim's line for a killed CRIU lists what it undid; CRIU's own stop has nothing to undo.
-    const said = `checkpoint container ${id}: aborted: `;
-    const line = (await containerdLog(said)).split("\n").find((l) => l.includes(said)) ?? "";
-    expect(line).not.toContain("CRIU stopped the dump");
-    expect(line).toContain("cgroup thawed");
-  } finally {
-    for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-    client.close();
-    await removeContainer(pc, id);
-  }
+  await using d = await heldDump("early", "cr_dump_tasks");
+  d.client.close();
+  await stopRequested(d.criu);
+  d.release();
+  await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
+  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).not.toContain("Dump aborted");
+  await runsOn(d.id, d.pid);
+  // The shim's line for a killed CRIU lists what it undid; CRIU's own stop has nothing to undo.
+  const line = await abortedLine(d.id);
+  expect(line).not.toContain("CRIU stopped the dump");
+  expect(line).toContain("cgroup thawed");
 });
