@@ -192,10 +192,11 @@ const memTrackOf = new WeakMap<Criu, Promise<boolean>>();
 
 /**
  * A pre-dump (CRIU turns memory tracking on for it) and track-mem need the kernel's soft-dirty tracking. (A dump on
- * parent images without track-mem does not: CRIU then takes no page from the parent and dumps them all.) CRIU checks --track-mem up front, but turns tracking on for a pre-dump after that check,
- * and then meets its absence as a BUG_ON in task_reset_dirty_track: CRIU crashes (SIGSEGV) with its parasite
- * in the task, the error an unknown rc -52. So the shim asks CRIU's feature check first (once per Criu: the
- * kernel does not change under it), as runc does before a pre-dump.
+ * parent images without track-mem does not: CRIU then takes no page from the parent and dumps them all.) CRIU checks
+ * --track-mem up front, but turns tracking on for a pre-dump after that check, and then meets its absence as a BUG_ON
+ * in task_reset_dirty_track: CRIU crashes (SIGSEGV) with its parasite in the task, the error an unknown rc -52. So
+ * the shim asks CRIU's feature check first (once per Criu: the kernel does not change under it), as runc does
+ * before a pre-dump.
  */
 async function checkMemTrack(criu: Criu, plan: CheckpointPlan, label: string): Promise<void> {
   if (!plan.preDump && !plan.trackMem) return;
