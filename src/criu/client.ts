@@ -427,26 +427,49 @@ async function runHelper(
   // after ABORT_GRACE_MS (hung in a write, stopped). Before CRIU has started (no child named criu yet) the helper is
   // killed at once: nothing has been seized. So is CRIU for an abort whose tasks are being killed (killCriuAtOnce).
   let askedToStop = false;
+  // The helper's mark that libcriu's call (which starts CRIU) comes next.
+  let criuCalled = false;
   // A pre-dump runs in a child CRIU's service forks for it (cr-service.c's pre_dump_using_req) while the service waits:
   // only that child sets up the stop request's handler, and the service itself dies of SIGTERM (its child then worked
   // on, to be killed by the watchdog in the middle of an infection: the task died of SIGTRAP). Until that child exists
   // nothing has been seized.
   const criuChild = (pid: number) => childrenOf(pid).find((kid) => readProcStat(kid)?.comm === "criu");
-  // CRIU had answered before the abort came (the helper is on its way out, having copied CRIU's log): nothing is left to
-  // stop or kill, and the answer counts as CRIU's own end of the call.
-  let answeredFirst = false;
-  const onAbort = () => {
-    if (result !== undefined && stopsOnSigterm) {
-      answeredFirst = true;
-      return;
-    }
-    const service = stopsOnSigterm && !killsAtOnce(call.signal?.reason) ? criuChild(proc.pid) : undefined;
+  // CRIU had answered before the abort came (the helper is on its way out, having copied CRIU's log), or is waited for
+  // because it had ended, or not started yet, when the abort came (below): nothing is left to stop or kill, and its
+  // answer counts as CRIU's own end of the call.
+  let awaitingAnswer = false;
+  const askToStop = (): boolean => {
+    const service = criuChild(proc.pid);
     const criu = service !== undefined && req.op === "pre-dump" ? criuChild(service) : service;
-    if (criu === undefined) return killAbort();
+    if (criu === undefined) return false;
     askedToStop = true;
     signalProcess(criu, "SIGTERM");
     const grace = setTimeout(killAbort, ABORT_GRACE_MS);
     void proc.exited.then(() => clearTimeout(grace));
+    return true;
+  };
+  const onAbort = () => {
+    if (!stopsOnSigterm || killsAtOnce(call.signal?.reason)) return killAbort();
+    if (result !== undefined) {
+      awaitingAnswer = true;
+      return;
+    }
+    if (askToStop()) return;
+    // No CRIU. Before the helper's calling mark, libcriu has not been called: nothing is seized, the helper goes. After
+    // it, CRIU is about to be forked or has ended and its answer is on its way (an abort that came in the milliseconds
+    // between CRIU's exit and the helper's answer killed the helper and lost the answer, a finished dump too): it is
+    // looked for every 5 ms, asked to stop when it comes, and the helper is killed if neither happens in ABORT_GRACE_MS.
+    if (!criuCalled) return killAbort();
+    awaitingAnswer = true;
+    const until = performance.now() + ABORT_GRACE_MS;
+    const look = setInterval(() => {
+      if (result !== undefined) return clearInterval(look);
+      if (askToStop()) return clearInterval(look);
+      if (performance.now() < until) return;
+      clearInterval(look);
+      killAbort();
+    }, 5);
+    void proc.exited.then(() => clearInterval(look));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
   // CRIU itself (the helper's `criu swrk` child) dead while the helper still waits for its answer: CRIU's own
@@ -556,6 +579,10 @@ async function runHelper(
           continue;
         }
         if (!msg) continue;
+        if (msg.type === "calling") {
+          criuCalled = true;
+          continue;
+        }
         if (msg.type === "result") {
           result = msg;
           onResult?.(msg);
@@ -594,7 +621,7 @@ async function runHelper(
         // forked goes.
         const died = result !== undefined && !result.ok && result.rc === -E.ECOMM;
         if (died && helperOut !== undefined) killCriuLeftovers(helperOut);
-        const ownEnd = (askedToStop || answeredFirst) && !killing && result !== undefined && !died;
+        const ownEnd = (askedToStop || awaitingAnswer) && !killing && result !== undefined && !died;
         if (ownEnd && result!.ok && call.keepFinished?.(call.signal.reason)) {
           succeeded = true;
           return { result: result!, events };

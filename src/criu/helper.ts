@@ -21,7 +21,7 @@ import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";
 import { loadLibCriu, type LibCriu } from "./libcriu.ts";
 import { criuVersionFromLog, readCriuLogErrors } from "./log.ts";
 import type { CriuOpts } from "./options.ts";
-import type { HelperRequest, NotifyMessage, ResultMessage } from "./protocol.ts";
+import type { CallingMessage, HelperRequest, NotifyMessage, ResultMessage } from "./protocol.ts";
 import { checkHelperRequest, checkReply } from "./wire.ts";
 
 /** Reads newline-terminated lines from fd 0, synchronously. */
@@ -53,7 +53,7 @@ function createLineReader(fd: number): () => string | undefined {
   };
 }
 
-function send(msg: NotifyMessage | ResultMessage): void {
+function send(msg: CallingMessage | NotifyMessage | ResultMessage): void {
   const line = Buffer.from(`${JSON.stringify(msg)}\n`);
   let off = 0;
   while (off < line.length) off += writeSync(1, line, off);
@@ -280,6 +280,8 @@ function perform(lib: LibCriu, req: HelperRequest, readLine: () => string | unde
 
     let rc: number;
     let features: ResultMessage["features"];
+    // The caller's abort tells "CRIU not started yet" from "CRIU already ended" by this mark (src/criu/client.ts).
+    if (needsImages) send({ type: "calling" });
     switch (req.op) {
       case "dump":
         rc = lib.fn.criu_local_dump(handle);

@@ -8,6 +8,7 @@
  * the notify events the request asked to wait for.
  *
  *   caller -> helper  {"op":"dump","opts":{...},"waitFor":["network-lock"]}
+ *   helper -> caller  {"type":"calling"}      (a dump, pre-dump or restore: libcriu's call, which starts CRIU, comes next)
  *   helper -> caller  {"type":"notify","seq":1,"action":"pre-dump","pid":0,"wait":false}
  *   helper -> caller  {"type":"notify","seq":2,"action":"network-lock","pid":0,"wait":true}
  *   caller -> helper  {"type":"reply","seq":2,"ok":true}
@@ -121,7 +122,15 @@ export const resultMessageSchema = z.object({
 /** The result message. */
 export type ResultMessage = z.infer<typeof resultMessageSchema>;
 
+/**
+ * Sent right before libcriu's call of a dump, pre-dump or restore (which starts CRIU): from then on a CRIU that is not
+ * there has either not been forked yet or has already answered (see the client's abort).
+ */
+export const callingMessageSchema = z.object({ type: z.literal("calling") });
+/** The calling message. */
+export type CallingMessage = z.infer<typeof callingMessageSchema>;
+
 /** Anything the helper writes on stdout. */
-export const helperMessageSchema = z.discriminatedUnion("type", [notifyMessageSchema, resultMessageSchema]);
+export const helperMessageSchema = z.discriminatedUnion("type", [callingMessageSchema, notifyMessageSchema, resultMessageSchema]);
 /** A helper stdout line, parsed. */
 export type HelperMessage = z.infer<typeof helperMessageSchema>;

@@ -211,6 +211,8 @@ const notifyCheck = obj(
   ["type", "seq", "action", "pid", "wait", "helperPid"],
 );
 
+const callingCheck = obj({ type: oneOf(["calling"]) }, ["type"]);
+
 const resultCheck = obj(
   {
     type: oneOf(["result"]),
@@ -258,9 +260,9 @@ export function checkReply(v: unknown): ReplyMessage | undefined {
   return run(replyCheck, v, "reply") === undefined ? (v as ReplyMessage) : undefined;
 }
 
-/** A line from the helper (parsed JSON): a notify event or the result, or undefined when it is neither. */
+/** A line from the helper (parsed JSON): the calling mark, a notify event or the result, or undefined when it is none. */
 export function checkHelperMessage(v: unknown): HelperMessage | undefined {
   if (!isObject(v)) return undefined;
-  const check = v.type === "notify" ? notifyCheck : v.type === "result" ? resultCheck : undefined;
+  const check = v.type === "notify" ? notifyCheck : v.type === "result" ? resultCheck : v.type === "calling" ? callingCheck : undefined;
   return check && run(check, v, "message") === undefined ? (v as HelperMessage) : undefined;
 }

@@ -1,7 +1,7 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { criuStopsDumpsOnSigterm } from "../../src/criu/binary.ts";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
@@ -465,6 +465,53 @@ describe("criu helper on a plain process", () => {
       for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
       ac.abort();
       await call;
+      c.proc.kill("SIGKILL");
+      await c.proc.exited;
+    }
+  });
+
+  test("an abort that comes after CRIU has ended but before its helper answered: the answer is waited for, not lost with a killed helper", async () => {
+    // A counter that does not lead its session, dumped without shell-job: CRIU fails after it has seized it.
+    const c = await startCounter("late-abort", false);
+    const images = imagesDir("late-abort-img");
+    // CRIU's log is a FIFO, drained while CRIU writes it. Once CRIU has ended, the helper reads the log for the errors of
+    // its answer and waits in the open of the FIFO: it is held between CRIU's end and its answer, the window of a few
+    // milliseconds where an abort found no CRIU, killed the helper and lost the answer.
+    const logPath = join(images, "dump.log");
+    expect(Bun.spawnSync(["mkfifo", logPath]).exitCode).toBe(0);
+    const drain = Bun.spawn(["sh", "-c", `exec cat ${logPath} > ${join(dir, "late-abort.txt")}`]);
+    const ac = new AbortController();
+    const call = criu.dump({ imagesDir: images, pid: c.pid, leaveRunning: true }, { signal: ac.signal }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    try {
+      await drain.exited; // CRIU has closed its log: it has ended
+      expect(readFileSync(join(dir, "late-abort.txt"), "utf8")).toContain("Dumping FAILED");
+      const helper = await waitFor(
+        () =>
+          childrenOf(process.pid).find((pid) => {
+            try {
+              return readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner";
+            } catch {
+              return false;
+            }
+          }),
+        { what: "the helper in the open of CRIU's log", timeoutMs: 10_000 },
+      );
+      ac.abort(new Error("test abort"));
+      await Bun.sleep(50);
+      expect(alive(helper)).toBe(true); // not killed: its answer is waited for
+      // The helper's read goes on: a writer opens the FIFO and closes it.
+      closeSync(openSync(logPath, "w"));
+      // CRIU's own end of the call (the answer), not a helper killed mid-way (a plain CANCELLED).
+      expect(await call).toBeInstanceOf(CriuStoppedError);
+      expect(alive(c.pid)).toBe(true);
+    } finally {
+      if (drain.exitCode === null) drain.kill("SIGKILL");
+      ac.abort();
+      await call;
+      killAndWait(c.pid);
       c.proc.kill("SIGKILL");
       await c.proc.exited;
     }

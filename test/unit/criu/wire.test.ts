@@ -157,6 +157,9 @@ describe("wire: the helper's hand checks agree with the zod schemas", () => {
 
   test("helper messages and replies", () => {
     const lines: unknown[] = [
+      { type: "calling" },
+      { type: "calling", extra: 1 },
+      { type: "calling", seq: "x" },
       { type: "notify", seq: 1, action: "pre-dump", pid: 0, wait: false, helperPid: 9 },
       { type: "notify", seq: 2, action: "orphan-pts-master", pid: 5, wait: true, fd: 7, helperPid: 9 },
       { type: "notify", seq: 2, action: "x", pid: 5, wait: "yes", helperPid: 9 },
