@@ -19,3 +19,4 @@ export { freePort } from "./free-port.ts";
 export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./ctr-events.ts";
 export { shimDaemonPids } from "./shim-daemons.ts";
 export { ctrErrorHasCode } from "./ctr-error.ts";
+export { holdCriuAt, signalPending } from "./criu-hold.ts";

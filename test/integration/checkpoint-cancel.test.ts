@@ -17,12 +17,12 @@
  *   and the shim, which no message tells, aborts the dump when that directory goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, holdCriuAt, signalPending } from "../harness/index.ts";
 
 setDefaultTimeout(120_000);
 const RUNTIME = "io.containerd.cryo.v2";
@@ -585,48 +585,6 @@ function existsProc(pid: number): boolean {
   }
 }
 
-/** Whether pid has signal sig pending (process-wide or its own); false once it is gone. */
-function signalPending(pid: number, sig: number): boolean {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const bit = 1n << BigInt(sig - 1);
-    return [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & bit) !== 0n);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Holds CRIU (pid criu, waiting in the open of its log FIFO in work) with gdb at the first call of a function whose name
- * starts with fn: gdb attaches, CRIU's log is drained into work/dump.txt, and the call returns once CRIU stopped there.
- * release() lets CRIU go (a signal sent meanwhile is then delivered). The processes it starts are pushed to started.
- */
-async function holdCriuAt(criu: number, work: string, fn: string, started: Bun.Subprocess[]): Promise<{ release: () => void }> {
-  const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  started.push(gdb);
-  let out = "";
-  void (async () => {
-    for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
-  })();
-  gdb.stdin.write(`set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^${fn}\ncontinue\n`);
-  gdb.stdin.flush();
-  await waitFor(() => out.includes("Continuing."), { timeoutMs: 20_000, what: "gdb attached, its breakpoint set" });
-  // CRIU's log is drained into a file from now on: CRIU goes on.
-  started.push(Bun.spawn(["sh", "-c", `exec cat ${join(work, "dump.log")} > ${join(work, "dump.txt")}`]));
-  // Once CRIU has it open, the FIFO makes way for a plain file: the shim's helper copies CRIU's log after the call,
-  // and would wait for ever in the open of a FIFO nobody writes any more.
-  await waitFor(() => existsSync(join(work, "dump.txt")) && readFileSync(join(work, "dump.txt"), "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
-  rmSync(join(work, "dump.log"));
-  writeFileSync(join(work, "dump.log"), "");
-  await waitFor(() => new RegExp(`Breakpoint \\d+, ${fn}`).test(out), { timeoutMs: 10_000, what: `CRIU at ${fn}` });
-  return {
-    release: () => {
-      gdb.stdin.write("delete\ndetach\nquit\n");
-      gdb.stdin.flush();
-    },
-  };
-}
-
 /** A dump whose CRIU gdb holds (heldDump), and what cleans it up. */
 interface HeldDump {
   id: string;
@@ -643,8 +601,8 @@ interface HeldDump {
 
 /**
  * A counter (annotations: extra) whose Checkpoint through the task API has its CRIU held by gdb at fn (holdCriuAt):
- * CRIU's log is a FIFO in the container's work directory, so CRIU waits in its open, before it touches the container,
- * for gdb to attach. paused: the container is paused first.
+ * CRIU's log is a FIFO in the container's work directory (drained into dump.txt there), so CRIU waits in its open,
+ * before it touches the container, for gdb to attach. paused: the container is paused first.
  */
 async function heldDump(prefix: string, fn: string, extra: string[] = [], paused = false): Promise<HeldDump> {
   const id = uniqueId(prefix);
@@ -666,7 +624,7 @@ async function heldDump(prefix: string, fn: string, extra: string[] = [], paused
       (e: unknown) => e,
     );
     const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const { release } = await holdCriuAt(criu, work, fn, started);
+    const { release } = await holdCriuAt(criu, join(work, "dump.log"), join(work, "dump.txt"), fn, started);
     return { id, pid, client, work, images, outcome, criu, release, [Symbol.asyncDispose]: dispose };
   } catch (err) {
     await dispose();

@@ -10,7 +10,7 @@ import { CriuStoppedError } from "../../src/criu/client.ts";
 import { childrenOf, readProcStat } from "../../src/sys/index.ts";
 import { inspectCommand } from "../../src/checkpoint/index.ts";
 import { CRYO_CRIU_PATH, criuBinary, KDAT_CACHE_DIR } from "../../src/criu/binary.ts";
-import { compileStaticC, waitFor } from "../harness/index.ts";
+import { compileStaticC, holdCriuAt, signalPending, waitFor } from "../harness/index.ts";
 import { liveTaskPids, readThreadCores } from "../../src/checkpoint/creds-check.ts";
 
 const criu = createCriu();
@@ -432,29 +432,13 @@ describe("criu helper on a plain process", () => {
       );
       const service = readProcStat(worker)?.ppid;
       expect(service !== undefined && isCriu(service) && childrenOf(service).includes(worker)).toBe(true);
-      const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(worker)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-      procs.push(gdb);
-      let out = "";
-      void (async () => {
-        for await (const chunk of gdb.stdout) out += new TextDecoder().decode(chunk);
-      })();
-      gdb.stdin.write("set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^parasite_trap\ncontinue\n");
-      gdb.stdin.flush();
-      await waitFor(() => out.includes("Continuing."), { what: "gdb attached, its breakpoint set", timeoutMs: 20_000 });
-      const drained = join(dir, "pre-abort.log.txt");
-      procs.push(Bun.spawn(["sh", "-c", `exec cat ${logPath} > ${drained}`]));
-      await waitFor(() => existsSync(drained) && readFileSync(drained, "utf8").length > 0, { what: "CRIU's first log line", timeoutMs: 10_000 });
-      // The helper copies CRIU's log after the call: a plain file from now on.
-      rmSync(logPath);
-      writeFileSync(logPath, "");
-      await waitFor(() => /Breakpoint \d+, parasite_trap/.test(out), { what: "CRIU at parasite_trap", timeoutMs: 10_000 });
+      const held = await holdCriuAt(worker, logPath, join(dir, "pre-abort.log.txt"), "parasite_trap", procs);
       ac.abort(new Error("test abort"));
       // The pre-dump's CRIU has the stop request pending (gdb holds it); the service lives on, waiting for it.
-      await waitFor(() => sigtermPending(worker) || !alive(worker), { what: "SIGTERM to the pre-dump's CRIU", timeoutMs: 5000 });
-      expect(sigtermPending(worker)).toBe(true);
+      await waitFor(() => signalPending(worker, 15) || !alive(worker), { what: "SIGTERM to the pre-dump's CRIU", timeoutMs: 5000 });
+      expect(signalPending(worker, 15)).toBe(true);
       expect(alive(service!)).toBe(true);
-      gdb.stdin.write("delete\ndetach\nquit\n");
-      gdb.stdin.flush();
+      held.release();
       const err = await call;
       expect(err).toBeInstanceOf(CriuStoppedError);
       // The counter runs on: CRIU finished the syscall it had injected before it went.
@@ -532,12 +516,3 @@ describe("criu helper on a plain process", () => {
   });
 });
 
-/** Whether pid has SIGTERM pending (process-wide or its own); false once it is gone. */
-function sigtermPending(pid: number): boolean {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    return [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n);
-  } catch {
-    return false;
-  }
-}
