@@ -424,7 +424,7 @@ async function runHelper(
   // with the injected code and CRIU's registers: it dies of SIGTRAP once it runs (seen here, 2 times in 3, and every
   // time with CRIU held at that point). cryo's CRIU (patch 0007) takes SIGTERM during a dump as a request to stop at its
   // next safe point and undo the dump itself: it is asked that way first, and killed only when it has not answered
-  // after ABORT_GRACE_MS (hung in a write, stopped). Before CRIU has started (no child named criu yet) the helper is
+  // after ABORT_GRACE_MS (hung in a write, stopped). Before the helper calls libcriu (its calling mark) the helper is
   // killed at once: nothing has been seized. So is CRIU for an abort whose tasks are being killed (killCriuAtOnce).
   let askedToStop = false;
   // The helper's mark that libcriu's call (which starts CRIU) comes next.
@@ -434,9 +434,9 @@ async function runHelper(
   // on, to be killed by the watchdog in the middle of an infection: the task died of SIGTRAP). Until that child exists
   // nothing has been seized.
   const criuChild = (pid: number) => childrenOf(pid).find((kid) => readProcStat(kid)?.comm === "criu");
-  // CRIU had answered before the abort came (the helper is on its way out, having copied CRIU's log), or is waited for
-  // because it had ended, or not started yet, when the abort came (below): nothing is left to stop or kill, and its
-  // answer counts as CRIU's own end of the call.
+  // CRIU had answered before the abort came (the helper is on its way out, having copied CRIU's log), or its answer is
+  // waited for because no CRIU was there after the calling mark (below): nothing is left to stop or kill, and the answer
+  // counts as CRIU's own end of the call.
   let awaitingAnswer = false;
   const askToStop = (): boolean => {
     const service = criuChild(proc.pid);
