@@ -16,7 +16,11 @@
  * (CRIU's images, containerd's content store and its extraction), which swings a 1 GiB restore by half
  * for every runtime; settled, each step pays only for its own writes, and no variant always runs first.
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy] [--settle]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ * --compressible: memhog fills its memory with its compressible pattern (a quarter hashed words, the rest runs of one
+ * number; zstd level 1 makes about a quarter of it) instead of the default one, which does not compress (cryo-zstd
+ * then leaves the page images plain: compression.ts samples each image first).
+ *
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy] [--settle] [--compressible]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -53,6 +57,7 @@ const variants = [
 // --variants runc,cryo,...: only these (runc is always kept: the ratios need it).
 const only = opt("--variants")?.split(",");
 const settle = args.includes("--settle");
+const pattern = args.includes("--compressible") ? ["compressible"] : [];
 if (only) variants.splice(0, variants.length, ...variants.filter((v) => v.name === "runc" || only.includes(v.name)));
 
 /** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
@@ -103,7 +108,7 @@ try {
   if (variants.some((v) => v.name === "cryo-ns")) {
     await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...PER_NAMESPACE, testImage, companion, "sleep", "86400"], { timeoutMs: 120_000 });
   }
-  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}${settle ? "; settled (sync before each timed step, order rotated)" : ""}`);
+  console.log(`# ${new Date().toISOString()} load ${loadavg().map((l) => l.toFixed(2)).join(" ")}${settle ? "; settled (sync before each timed step, order rotated)" : ""}${pattern.length > 0 ? "; memhog compressible" : ""}`);
   for (const mib of sizes) {
     for (let r = 0; r < rounds; r++) {
       const order = settle ? [...variants.slice(r % variants.length), ...variants.slice(0, r % variants.length)] : variants;
@@ -111,7 +116,7 @@ try {
         const id = uniqueId(v.name.replace("-", ""));
         const ref = `localhost/bench/${id}:1`;
         const flags = v.postCopy ? [...v.flags, "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`] : v.flags;
-        await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter"], { timeoutMs: 120_000 });
+        await pc.ctrOk(["run", "-d", "--runtime", v.runtime, ...flags, testImage, id, "/bin/memhog", String(mib), "/tmp/counter", ...pattern], { timeoutMs: 120_000 });
         await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
         if (settle) Bun.spawnSync(["sync"]);
         let t0 = performance.now();

@@ -12,9 +12,16 @@
  * compressed stream: decompressImages() restores the plain files first, in place, several at a time.
  * Each file is written under a temporary name and renamed, then the source is removed, so an
  * interrupted (de)compression never leaves a half-written image under a name CRIU or cryo trusts.
+ *
+ * Memory that does not compress (encrypted or already compressed data, random numbers) is left plain: before
+ * each image is compressed, a sample of it (16 pieces of 64 KiB spread over the file, or the whole file when it
+ * is smaller) is compressed in memory, and an image whose sample saves less than `minSaving` (10% by default)
+ * stays pages-N.img. zstd would have cost the dump the whole file's compression and the restore its
+ * decompression, for a tar about as large. A restore decompresses only the .zst images, so a checkpoint may
+ * hold both kinds.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -25,6 +32,13 @@ import { METADATA_FILE, parseCheckpointMetadata } from "./metadata.ts";
 export const COMPRESSED_SUFFIX = ".zst";
 /** The level used when the plan says 0 ("default"): zstd's fastest regular level. */
 export const DEFAULT_ZSTD_LEVEL = 1;
+/** An image whose sample saves less than this share of its bytes is left plain (compressOptions.minSaving). */
+export const DEFAULT_MIN_SAVING = 0.1;
+/** The sample of an image: this many pieces of SAMPLE_PIECE bytes, spread evenly over the file. */
+const SAMPLE_PIECES = 16;
+const SAMPLE_PIECE = 64 * 1024;
+/** The sample is compressed at the image's level, but at most this one: it only tells whether zstd finds anything. */
+const SAMPLE_MAX_LEVEL = 3;
 
 const PAGES_IMAGE = /^pages-\d+\.img$/;
 const COMPRESSED_PAGES_IMAGE = /^pages-\d+\.img\.zst$/;
@@ -42,6 +56,11 @@ export const compressOptionsSchema = z
     zstd: z.string().min(1).optional(),
     /** Decompression: the most bytes the page images may grow to, all together (default: this host's memory and swap). */
     maxImageBytes: z.number().int().positive().optional(),
+    /**
+     * Compression: an image whose sample saves less than this share (0..1) is left plain (default
+     * DEFAULT_MIN_SAVING; 0 compresses every image without sampling).
+     */
+    minSaving: z.number().min(0).max(1).optional(),
   })
   .strict();
 /** Options of compressImages / decompressImages. */
@@ -52,7 +71,12 @@ export interface CompressedFile {
   /** The plain image's name (pages-1.img). */
   name: string;
   bytes: number;
+  /** The .zst file's size; `bytes` for an image left plain. */
   compressedBytes: number;
+  /** Compression only: true when the image was left plain (its sample saved less than minSaving). */
+  leftPlain?: boolean;
+  /** Compression only: the share of the sample zstd saved (absent when minSaving was 0 and nothing was sampled). */
+  sampleSaving?: number;
 }
 
 /** What a compression or decompression did. */
@@ -85,7 +109,6 @@ async function listImages(dir: string, pattern: RegExp, what: string): Promise<s
   }
 }
 
-/** Runs zstd; rejects with UNAVAILABLE when it cannot start, UNKNOWN with its stderr when it fails. */
 /**
  * The most a decompressed page image may weigh by default: this host's memory and swap. A checkpoint is
  * untrusted, and a few MiB of zstd can decompress to anything; no process restored here can have more memory
@@ -96,6 +119,7 @@ export function hostMemoryBytes(meminfo = readFileSync("/proc/meminfo", "utf8"))
   return (kib("MemTotal") + kib("SwapTotal")) * 1024;
 }
 
+/** Runs zstd; rejects with UNAVAILABLE when it cannot start, UNKNOWN with its stderr when it fails. */
 async function runZstd(binary: string, args: string[], what: string, signal?: AbortSignal, maxFileBytes?: number): Promise<void> {
   signal?.throwIfAborted();
   let proc: ReturnType<typeof Bun.spawn<"ignore", "ignore", "pipe">>;
@@ -120,6 +144,42 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * The share of bytes zstd saves on a sample of the file at `path` (0: nothing, or a file of 0 bytes; close to 1: it
+ * nearly vanishes). The sample is the whole file up to SAMPLE_PIECES * SAMPLE_PIECE bytes, else that many pieces
+ * spread evenly from its start to its end, page-aligned; they are compressed together, in memory, off the event loop
+ * (Bun.zstdCompress runs on Bun's thread pool).
+ */
+export async function sampleSaving(path: string, level: number): Promise<number> {
+  const fh = await open(path, "r");
+  let sample: Buffer;
+  try {
+    const size = (await fh.stat()).size;
+    if (size === 0) return 0;
+    const total = SAMPLE_PIECES * SAMPLE_PIECE;
+    if (size <= total) {
+      sample = Buffer.alloc(size);
+      const { bytesRead } = await fh.read(sample, 0, size, 0);
+      sample = sample.subarray(0, bytesRead);
+    } else {
+      sample = Buffer.alloc(total);
+      const step = (size - SAMPLE_PIECE) / (SAMPLE_PIECES - 1);
+      let filled = 0;
+      for (let i = 0; i < SAMPLE_PIECES; i++) {
+        const at = Math.floor((i * step) / 4096) * 4096;
+        const { bytesRead } = await fh.read(sample, filled, SAMPLE_PIECE, at);
+        filled += bytesRead;
+      }
+      sample = sample.subarray(0, filled);
+    }
+  } finally {
+    await fh.close();
+  }
+  if (sample.length === 0) return 0;
+  const packed = await Bun.zstdCompress(sample, { level: Math.min(Math.max(level, 1), SAMPLE_MAX_LEVEL) });
+  return Math.max(0, 1 - packed.length / sample.length);
 }
 
 /** A rejection handler that removes a partial output file, then rethrows. */
@@ -151,14 +211,16 @@ async function eachLimited<T, R>(items: T[], limit: number, fn: (item: T) => Pro
 }
 
 /**
- * Compresses every pages-*.img in `dir` into pages-*.img.zst (the plain file is removed) and records
- * `compressed: { algorithm: "zstd", level }` in the checkpoint metadata when `dir` holds one.
- * Images already compressed are left as they are. NOT_FOUND when `dir` is missing.
+ * Compresses every pages-*.img in `dir` whose sample saves at least `minSaving` into pages-*.img.zst (the plain
+ * file is removed); the others stay as they are (`leftPlain` in the report). When `dir` holds a checkpoint
+ * metadata file, records `compressed: { algorithm: "zstd", level }` in it if `dir` now holds a compressed image,
+ * `false` if it holds none. Images already compressed are left as they are. NOT_FOUND when `dir` is missing.
  */
 export async function compressImages(dir: string, options: CompressOptions = {}): Promise<CompressionReport> {
   const o = parseOptions(options, `compress checkpoint images in ${dir}: options`);
   const level = o.level === undefined || o.level === 0 ? DEFAULT_ZSTD_LEVEL : o.level;
   const threads = o.threads ?? 0;
+  const minSaving = o.minSaving ?? DEFAULT_MIN_SAVING;
   const zstd = zstdBinary(o);
   const started = performance.now();
   const names = await listImages(dir, PAGES_IMAGE, "checkpoint images");
@@ -169,14 +231,19 @@ export async function compressImages(dir: string, options: CompressOptions = {})
     const dst = `${src}${COMPRESSED_SUFFIX}`;
     const tmp = `${dst}.tmp`;
     const bytes = (await stat(src)).size;
+    let saving: number | undefined;
+    if (minSaving > 0) {
+      saving = await sampleSaving(src, level);
+      if (saving < minSaving) return { name, bytes, compressedBytes: bytes, leftPlain: true, sampleSaving: saving };
+    }
     const args = ["-q", "-f", ...(level > 19 ? ["--ultra"] : []), `-${level}`, `-T${threads}`, src, "-o", tmp];
     await runZstd(zstd, args, `compress ${src}`, o.signal).catch(removing(tmp));
     await rename(tmp, dst);
     await rm(src);
-    return { name, bytes, compressedBytes: (await stat(dst)).size };
+    return { name, bytes, compressedBytes: (await stat(dst)).size, ...(saving === undefined ? {} : { sampleSaving: saving }) };
   });
   const report = summarize(level, files, started);
-  await recordInMetadata(dir, { algorithm: "zstd", level });
+  await recordInMetadata(dir, (await hasCompressedImages(dir)) ? { algorithm: "zstd", level } : false);
   return report;
 }
 

@@ -618,8 +618,17 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     let compressed: CheckpointMetadata["compressed"] = false;
     if (plan.compression === "zstd") {
       const c = await compression!.compressImages(imagesDir, { level: plan.compressionLevel });
-      input.log.info(`${label}: page images compressed`, { files: c.files.length, bytes: c.files.reduce((s, f) => s + f.bytes, 0), compressedBytes: c.files.reduce((s, f) => s + f.compressedBytes, 0) });
-      compressed = { algorithm: "zstd", level: c.level };
+      const plain = c.files.filter((f) => f.leftPlain === true);
+      const packed = c.files.filter((f) => f.leftPlain !== true);
+      // Images whose sample did not compress stay plain: zstd would only have cost time (compression.ts).
+      input.log.info(`${label}: page images ${packed.length > 0 ? "compressed" : "left plain: they do not compress"}`, {
+        files: packed.length,
+        bytes: c.bytes,
+        compressedBytes: c.compressedBytes,
+        ms: Math.round(c.durationMs),
+        ...(plain.length > 0 ? { leftPlain: plain.map((f) => `${f.name} (sample saved ${((f.sampleSaving ?? 0) * 100).toFixed(1)}%)`) } : {}),
+      });
+      if (packed.length > 0) compressed = { algorithm: "zstd", level: c.level };
     }
 
     const stats = dumped.stats.dump ? dumped.stats : await readStats(imagesDir).catch(() => ({ dump: undefined }));

@@ -14,7 +14,7 @@ import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointHeldFile, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -1155,7 +1155,7 @@ async function criuTar(ref: string): Promise<{ size: number; entries: string[] }
   return { size: tar.size, entries: criuTarEntries(tar) };
 }
 
-test("cryo.checkpoint/compression=zstd stores zstd page images (a smaller tar for a counter) and restores with memory intact", async () => {
+test("cryo.checkpoint/compression=zstd stores zstd page images (a smaller tar for a counter) and restores with memory intact; memory that does not compress stays plain", async () => {
   const plain = uniqueId("zpl");
   const packed = uniqueId("zst");
   await runDetached(plain, ["/bin/memhog", "0", "/tmp/counter"]);
@@ -1173,16 +1173,39 @@ test("cryo.checkpoint/compression=zstd stores zstd page images (a smaller tar fo
   await remove(plain);
   await remove(packed);
 
+  // 64 MiB of memory that compresses (a quarter of it hashed words, the rest runs of one number).
   const id = uniqueId("zmem");
-  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
+  await runDetached(id, ["/bin/memhog", "64", "/tmp/counter", "compressible"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
   await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref);
+  const z = await criuTar(ref);
+  expect(z.entries.some((e) => /^pages-\d+\.img\.zst$/.test(e))).toBe(true);
+  expect(z.size).toBeLessThan(32 * 2 ** 20);
+  expect((await checkpointMetadata<{ compressed: unknown }>(pc, ref)).compressed).toEqual({ algorithm: "zstd", level: 1 });
   await remove(id);
   expect((await restore(id, ref)).exitCode).toBe(0);
   await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
   expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "verification" })).toMatch(/^ok \d+$/);
   await remove(id);
+
+  // 16 MiB that do not compress (memhog's default pattern): the page images stay plain, and the metadata says
+  // the checkpoint is not compressed though zstd was asked for.
+  const rid = uniqueId("zrnd");
+  await runDetached(rid, ["/bin/memhog", "16", "/tmp/counter"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
+  await waitFor(() => readCounter(pc, rid), { what: "memhog filled" });
+  const rref = `localhost/checkpoint/${rid}:1`;
+  await checkpoint(rid, rref);
+  const r = await criuTar(rref);
+  expect(r.entries.some((e) => /^pages-\d+\.img$/.test(e))).toBe(true);
+  expect(r.entries.some((e) => e.endsWith(".zst"))).toBe(false);
+  const rmeta = await checkpointMetadata<{ compressed: unknown; options: { compression: string } }>(pc, rref);
+  expect([rmeta.compressed, rmeta.options.compression]).toEqual([false, "zstd"]);
+  await remove(rid);
+  expect((await restore(rid, rref)).exitCode).toBe(0);
+  await pc.ctrOk(["task", "kill", "-s", "USR1", rid]);
+  expect(await waitFor(() => readContainerFile(pc, rid, "/tmp/counter.verify"), { what: "verification" })).toMatch(/^ok \d+$/);
+  await remove(rid);
 }, 240_000);
 
 test("State answers while a 1 GiB container is being checkpointed (time printed)", async () => {

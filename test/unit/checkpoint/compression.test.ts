@@ -16,7 +16,7 @@ import {
   writeCheckpointMetadata,
   type CheckpointMetadata,
 } from "../../../src/checkpoint/index.ts";
-import { hostMemoryBytes } from "../../../src/checkpoint/compression.ts";
+import { hostMemoryBytes, sampleSaving } from "../../../src/checkpoint/compression.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const root = mkdtempSync("/tmp/cryo-compress-");
@@ -54,10 +54,11 @@ describe("compressed page images", () => {
   test("compress turns pages-*.img into .zst and records it; decompress brings the same bytes back", async () => {
     const { dir, pages1, pages2 } = imagesDir();
     await writeCheckpointMetadata(dir, meta);
-    const c = await compressImages(dir, { level: 3 });
+    const c = await compressImages(dir, { level: 3, minSaving: 0 });
     expect(c.files.map((f) => f.name)).toEqual(["pages-1.img", "pages-2.img"]);
     expect(c.bytes).toBe(pages1.length + pages2.length);
     expect(c.files[0]!.compressedBytes).toBeLessThan(pages1.length / 2); // 3/4 of it repeats
+    expect(c.files.map((f) => [f.leftPlain, f.sampleSaving])).toEqual([[undefined, undefined], [undefined, undefined]]); // minSaving 0: no sample
     expect(readdirSync(dir).sort()).toEqual(["cryo-checkpoint.json", "pagemap-42.img", "pages-1.img.zst", "pages-2.img.zst"]);
     expect((await readCheckpointMetadata(dir)).compressed).toEqual({ algorithm: "zstd", level: 3 });
     expect(await hasCompressedImages(dir)).toBe(true);
@@ -74,10 +75,61 @@ describe("compressed page images", () => {
 
   test("level 0 means cryo's default (1); nothing to decompress is not an error; no metadata is fine", async () => {
     const { dir } = imagesDir();
-    expect((await compressImages(dir, { level: 0, threads: 1, concurrency: 1 })).level).toBe(1);
+    expect((await compressImages(dir, { level: 0, threads: 1, concurrency: 1, minSaving: 0 })).level).toBe(1);
     expect((await compressImages(dir)).files).toEqual([]); // already compressed
     await decompressImages(dir);
     expect((await decompressImages(dir)).files).toEqual([]);
+  });
+
+  test("an image whose sample does not compress stays plain, beside the compressed ones; a restore's decompression takes only the .zst", async () => {
+    const { dir, pages1, pages2 } = imagesDir();
+    await writeCheckpointMetadata(dir, meta);
+    const c = await compressImages(dir);
+    const [one, two] = c.files;
+    expect(one!.leftPlain).toBeUndefined();
+    expect(one!.sampleSaving!).toBeGreaterThan(0.6); // 3/4 of pages-1 repeats: its whole 1 MiB is the sample
+    expect(two!.leftPlain).toBe(true); // random bytes
+    expect(two!.sampleSaving!).toBeLessThan(0.01);
+    expect(two!.compressedBytes).toBe(pages2.length);
+    expect(c.compressedBytes).toBe(one!.compressedBytes + pages2.length);
+    expect(readdirSync(dir).sort()).toEqual(["cryo-checkpoint.json", "pagemap-42.img", "pages-1.img.zst", "pages-2.img"]);
+    expect((await readCheckpointMetadata(dir)).compressed).toEqual({ algorithm: "zstd", level: 1 });
+    const d = await decompressImages(dir);
+    expect(d.files.map((f) => f.name)).toEqual(["pages-1.img"]);
+    expect(readFileSync(join(dir, "pages-1.img")).equals(pages1)).toBe(true);
+    expect(readFileSync(join(dir, "pages-2.img")).equals(pages2)).toBe(true);
+
+    // Nothing compresses: nothing is compressed, and the metadata says so.
+    const none = mkdtempSync(join(root, "random-"));
+    writeFileSync(join(none, "pages-1.img"), pages2);
+    await writeCheckpointMetadata(none, { ...meta, compressed: { algorithm: "zstd", level: 1 } });
+    const n = await compressImages(none);
+    expect(n.files.map((f) => f.leftPlain)).toEqual([true]);
+    expect(readdirSync(none).sort()).toEqual(["cryo-checkpoint.json", "pages-1.img"]);
+    expect((await readCheckpointMetadata(none)).compressed).toBe(false);
+    // A higher bar leaves the compressible one plain too; 1 leaves everything.
+    const { dir: bar } = imagesDir();
+    expect((await compressImages(bar, { minSaving: 1 })).files.map((f) => f.leftPlain)).toEqual([true, true]);
+    expect((await compressImages(bar, { minSaving: 1.5 }).catch((e) => e) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+  });
+
+  test("the sample of a large image is spread over the whole file", async () => {
+    const dir = mkdtempSync(join(root, "sample-"));
+    const mib = 1 << 20;
+    // 32 MiB: the first half random, the second half one repeated word. A sample from the start alone would say 0.
+    const half = Buffer.concat([randomBytes(16 * mib), Buffer.alloc(16 * mib, "cryo")]);
+    writeFileSync(join(dir, "half.img"), half);
+    const s = await sampleSaving(join(dir, "half.img"), 1);
+    expect(s).toBeGreaterThan(0.4);
+    expect(s).toBeLessThan(0.6);
+    // 32 MiB random but for 1 MiB of zeros in the middle: not worth compressing.
+    const mostly = randomBytes(32 * mib);
+    mostly.fill(0, 16 * mib, 17 * mib);
+    writeFileSync(join(dir, "mostly.img"), mostly);
+    expect(await sampleSaving(join(dir, "mostly.img"), 1)).toBeLessThan(0.1);
+    writeFileSync(join(dir, "empty.img"), "");
+    expect(await sampleSaving(join(dir, "empty.img"), 19)).toBe(0);
+    expect(((await sampleSaving(join(dir, "nope.img"), 1).catch((e) => e)) as NodeJS.ErrnoException).code).toBe("ENOENT");
   });
 
   test("errors: missing dir NOT_FOUND, bad options INVALID_ARGUMENT, no zstd UNAVAILABLE, corrupt file UNKNOWN and left alone", async () => {
