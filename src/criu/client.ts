@@ -38,6 +38,11 @@ export interface NotifyEvent {
 /** Per-call options. */
 export interface CriuCallOptions {
   signal?: AbortSignal;
+  /**
+   * Once `signal` has aborted, this one's abort kills CRIU at once, without waiting out the rest of the grace a stop
+   * request gives it (a Kill with SIGKILL that comes after the caller's deadline aborted the dump: the tasks die anyway).
+   */
+  killNow?: AbortSignal;
   /** Called for every notify event, in order. */
   onNotify?: (event: NotifyEvent) => void | Promise<void>;
   /**
@@ -280,9 +285,16 @@ export function createCriu(config: CriuConfig = {}): Criu {
     statsModule.catch(() => {});
     let statsRead: Promise<CriuStats> | undefined;
     const readAllStats = () => (statsRead ??= statsModule.then((m) => m.readStats(opts.workDir ?? opts.imagesDir)).catch((): CriuStats => ({})));
-    // A dump or pre-dump by a CRIU that stops at a safe point on SIGTERM (cryo's build) is aborted that way first. Not a
-    // post-copy dump: past its page server's start it never looks again, and its owner aborts it by killing.
-    const stopsOnSigterm = op !== "restore" && checked.data.lazyPages !== true && criuStopsDumpsOnSigterm(checked.data.serviceBinary ?? "criu");
+    // A dump or pre-dump by a CRIU that stops at a safe point on SIGTERM (cryo's build) is aborted that way first; a
+    // post-copy dump only until its page server listens (CRIU's status-ready): past that it never looks again.
+    // Why CRIU is killed at once rather than asked to stop (undefined: it is asked).
+    const noStop =
+      op === "restore"
+        ? "a restore is not asked to stop"
+        : criuStopsDumpsOnSigterm(checked.data.serviceBinary ?? "criu")
+          ? undefined
+          : "this CRIU cannot be asked to stop (no patch 0007)";
+    const lazyDump = op !== "restore" && checked.data.lazyPages === true;
     let outcome;
     try {
       const liveTasks = op === "restore" && call.restoreChild !== false ? call.liveTasks : undefined;
@@ -296,7 +308,7 @@ export function createCriu(config: CriuConfig = {}): Criu {
           if (r.ok) void readAllStats();
         },
         liveTasks,
-        stopsOnSigterm,
+        { noStop, lazyDump },
       );
     } finally {
       // The next call's helper starts a little later, not while the caller finishes this call's work.
@@ -381,9 +393,13 @@ async function runHelper(
   takePtsMaster = false,
   onResult?: (result: ResultMessage) => void,
   liveTasks?: readonly number[],
-  stopsOnSigterm = false,
+  // How an abort ends CRIU: asked to stop unless noStop says why not (then killed at once); lazyDump: a post-copy dump,
+  // asked only until its page server listens.
+  stopRequest: { noStop: string | undefined; lazyDump: boolean } = { noStop: "it cannot be asked to stop", lazyDump: false },
 ): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
   const what = describe(req);
+  let { noStop } = stopRequest;
+  const { lazyDump } = stopRequest;
   if (call.signal?.aborted && !Array.isArray(cmd)) cmd.kill("SIGKILL");
   call.signal?.throwIfAborted();
   const proc = Array.isArray(cmd) ? spawnHelper(cmd, extraFds) : cmd;
@@ -412,12 +428,15 @@ async function runHelper(
   // What the caller does before CRIU is killed (the tree frozen), for BEFORE_KILL_MS at most.
   const beforeKill = (): Promise<unknown> => (call.beforeKill ? Promise.race([call.beforeKill().catch(() => {}), Bun.sleep(BEFORE_KILL_MS)]) : Promise.resolve());
   let killing = false;
-  const killAbort = () => {
+  // Why an abort killed CRIU (the first reason given), for the caller's error (CriuKilledError).
+  let killedBecause = "";
+  const killAbort = (why: string) => {
     if (killing) return;
     killing = true;
+    killedBecause = why;
     void beforeKill().then(() => {
       stopHelper();
-      void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal?.reason })));
+      void Promise.race([proc.exited, Bun.sleep(ABORT_WAIT_MS)]).then(() => cancel?.(new CriuKilledError(`${what}: context canceled`, { cause: call.signal?.reason }, why)));
     });
   };
   // A CRIU killed while it runs a syscall inside a task through ptrace (compel's infection and cure) leaves the task
@@ -444,12 +463,13 @@ async function runHelper(
     if (criu === undefined) return false;
     askedToStop = true;
     signalProcess(criu, "SIGTERM");
-    const grace = setTimeout(killAbort, ABORT_GRACE_MS);
+    const grace = setTimeout(() => killAbort(`asked to stop, it had not ended ${ABORT_GRACE_MS / 1000} s later`), ABORT_GRACE_MS);
     void proc.exited.then(() => clearTimeout(grace));
     return true;
   };
   const onAbort = () => {
-    if (!stopsOnSigterm || killsAtOnce(call.signal?.reason)) return killAbort();
+    if (noStop !== undefined) return killAbort(noStop);
+    if (killsAtOnce(call.signal?.reason)) return killAbort("its tasks are being killed");
     if (result !== undefined) {
       awaitingAnswer = true;
       return;
@@ -459,7 +479,7 @@ async function runHelper(
     // it, CRIU is about to be forked or has ended and its answer is on its way (an abort that came in the milliseconds
     // between CRIU's exit and the helper's answer killed the helper and lost the answer, a finished dump too): it is
     // looked for every 5 ms, asked to stop when it comes, and the helper is killed if neither happens in ABORT_GRACE_MS.
-    if (!criuCalled) return killAbort();
+    if (!criuCalled) return killAbort("before it started");
     awaitingAnswer = true;
     const until = performance.now() + ABORT_GRACE_MS;
     const look = setInterval(() => {
@@ -467,11 +487,17 @@ async function runHelper(
       if (askToStop()) return clearInterval(look);
       if (performance.now() < until) return;
       clearInterval(look);
-      killAbort();
+      killAbort(`neither CRIU nor its answer came within ${ABORT_GRACE_MS / 1000} s`);
     }, 5);
     void proc.exited.then(() => clearInterval(look));
   };
   call.signal?.addEventListener("abort", onAbort, { once: true });
+  // An abort already under way (CRIU asked to stop, or its answer awaited) turned into a kill: CRIU goes now. Before the
+  // first abort it does nothing; an answer already in counts as CRIU's end, as for onAbort.
+  const onKillNow = () => {
+    if (call.signal?.aborted && result === undefined) killAbort("asked to stop, then its tasks were killed");
+  };
+  call.killNow?.addEventListener("abort", onKillNow, { once: true });
   // CRIU itself (the helper's `criu swrk` child) dead while the helper still waits for its answer: CRIU's own
   // children hold the other end of its socket, so the helper would wait for ever (seen here: CRIU killed at the
   // start of a restore, the restore hung). The helper is killed, and the call fails naming CRIU's end.
@@ -555,6 +581,7 @@ async function runHelper(
     return await Promise.race([body, cancelled]);
   } finally {
     call.signal.removeEventListener("abort", onAbort);
+    call.killNow?.removeEventListener("abort", onKillNow);
   }
 
   async function talk(): Promise<{ result: ResultMessage; events: NotifyEvent[] }> {
@@ -588,6 +615,8 @@ async function runHelper(
           onResult?.(msg);
           continue;
         }
+        // A post-copy dump's page server listens: CRIU no longer looks at a stop request, so an abort from here kills it.
+        if (lazyDump && msg.action === "status-ready") noStop ??= "past its page server's start, a post-copy dump is not asked to stop";
         const event: NotifyEvent = { action: msg.action, pid: msg.pid, wait: msg.wait, helperPid: msg.helperPid };
         if (msg.fd !== undefined) event.fd = msg.fd;
         events.push(event);
@@ -629,6 +658,7 @@ async function runHelper(
         if (ownEnd) {
           throw new CriuStoppedError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason }, result!.ok, result!.logFile);
         }
+        if (killing) throw new CriuKilledError(`${what}: context canceled`, { cause: call.signal.reason }, killedBecause);
         throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: call.signal.reason });
       }
       if (!result) {
@@ -765,6 +795,17 @@ export class CriuLostError extends CryoError {}
  * repair mode; nothing is left for the caller to undo. finished: CRIU had already finished the dump when it was asked
  * (a dump without leave-running has then ended the tasks). logFile: CRIU's log of the call.
  */
+/** An aborted call whose CRIU the client killed (CANCELLED); `why` says why it was not left to stop by itself. */
+export class CriuKilledError extends CryoError {
+  constructor(
+    message: string,
+    options: ErrorOptions,
+    readonly why: string,
+  ) {
+    super(Code.CANCELLED, message, options);
+  }
+}
+
 export class CriuStoppedError extends CryoError {
   constructor(
     code: Code,

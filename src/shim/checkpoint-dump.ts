@@ -31,7 +31,8 @@ import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
 import { processTree, tracerPidOf } from "../sys/proc.ts";
-import { CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
+import { killsAtOnce } from "../criu/abort-reason.ts";
+import { CriuKilledError, CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
@@ -86,6 +87,8 @@ export interface DumpInput {
    * (dump-abort.ts); the call fails with the signal's reason.
    */
   signal?: AbortSignal;
+  /** After `signal` has aborted: CRIU, asked to stop, is killed at once instead (CriuCallOptions.killNow). */
+  killNow?: AbortSignal;
 }
 
 /** What a dump did. */
@@ -489,7 +492,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       // A dump CRIU finished as the container's own timeout passed is kept: the caller still waits for it, and without
       // leave-running its tasks have already ended.
       const keepFinished = (reason: unknown) => timeout !== undefined && reason === timeout.signal.reason;
-      const call = { notify: false, signal, keepFinished, ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
+      const call = { notify: false, signal, keepFinished, ...(input.killNow ? { killNow: input.killNow } : {}), ...(freezeFirst ? { beforeKill: freezeFirst } : {}) };
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
@@ -516,6 +519,17 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     }
     if (signal.aborted || lost) {
       const logFile = join(workDir, logName);
+      // A Kill with SIGKILL aborted the dump (at once, or after another abort): the init gets its SIGKILL here, while
+      // the cgroup is still frozen, so that it dies of it once thawed. CRIU, killed wherever it stood, may have left the
+      // init with compel's injected syscall and trap, and a thaw first let it die of SIGTRAP (exit 133) before the
+      // Kill's own signal came (that Kill then failed: process already finished).
+      if (!lost && (killsAtOnce(signal.reason) || input.killNow?.aborted === true)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone already
+        }
+      }
       const undone = await undoKilledDump({
         netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
         logFile,
@@ -543,11 +557,11 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       const last = lastLogLine(regularFileText(logFile));
       const reason = CryoError.from(signal.reason);
       const parts = [
-        `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
+        `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${err instanceof CriuKilledError ? ` (${err.why})` : ""}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
         ...undone.done,
         ...undone.failed.map((f) => `not undone: ${f}`),
       ];
-      input.log.warn(`${label}: aborted: ${reason.message}`, { undone: undone.done, failed: undone.failed, log: kept });
+      input.log.warn(`${label}: aborted: ${reason.message}`, { ...(err instanceof CriuKilledError ? { criuKilled: err.why } : {}), undone: undone.done, failed: undone.failed, log: kept });
       throw new CryoError(reason.code, `${reason.message}; ${parts.join("; ")} (log: ${kept})`, { cause: err });
     }
     // containerd removed its directory (its caller went away) before the watch's next look, and CRIU failed on the

@@ -165,6 +165,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         configPath: spec.options.configPath,
         image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
         ...(spec.signal ? { signal: spec.signal } : {}),
+        ...(spec.killNow ? { killNow: spec.killNow } : {}),
       }).catch((err: unknown) => {
         discardOrphanedCheckpointDir(spec, deps.log);
         throw err;

@@ -24,6 +24,8 @@ import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
 
 const SIGKILL = 9;
+/** How long a Kill whose signal failed waits for the exit of an init an aborted dump had killed (see kill). */
+const KILLED_EXIT_WAIT_MS = 2_000;
 /** How long an exit waits for the process's output to drain before it is reported anyway. */
 export const DRAIN_TIMEOUT_MS = 5000;
 /** How long Delete of a never-started process waits for it to die after `runc delete --force`. */
@@ -59,6 +61,8 @@ export class Container {
   private restoreInFlight = false;
   /** Aborts the checkpoint running now (its caller's deadline or a SIGKILL Kill: CRIU is killed, the container let go). */
   private checkpointAbort: AbortController | undefined;
+  /** Aborted by a Kill with SIGKILL that comes after checkpointAbort was: CRIU, asked to stop, is killed at once. */
+  private checkpointKill: AbortController | undefined;
 
   private constructor(
     readonly config: CreateConfig,
@@ -149,11 +153,19 @@ export class Container {
     return this.restoreInFlight && (this.deps.engine.cancelRestore?.(this.id, reason) ?? false);
   }
 
-  /** Aborts the checkpoint running now (outside the queue, where it holds its turn); true when one was running. */
+  /**
+   * Aborts the checkpoint running now (outside the queue, where it holds its turn); true when one was running. The
+   * tasks are being killed: CRIU is too, at once, not asked to stop and waited for. A checkpoint already aborted (the
+   * caller's deadline, with CRIU asked to stop and given ABORT_GRACE_MS) has its CRIU killed now.
+   */
   private cancelCheckpoint(why: string): boolean {
     const abort = this.checkpointAbort;
-    if (!abort || abort.signal.aborted) return false;
-    // The tasks are being killed: CRIU is too, at once (not asked to stop and waited for).
+    if (!abort) return false;
+    if (abort.signal.aborted) {
+      if (!this.checkpointKill || this.checkpointKill.signal.aborted) return false;
+      this.checkpointKill.abort();
+      return true;
+    }
     abort.abort(killCriuAtOnce(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`)));
     return true;
   }
@@ -233,16 +245,31 @@ export class Container {
    * does (stopped, 137, /tasks/exit): `ctr task rm -f` waits for that exit after its SIGKILL, and waited for ever
    * on a task left created (seen: a restore whose ctr was killed, then `ctr task rm -f`).
    */
-  kill(execId: string, signal: number, all: boolean): Promise<void> {
+  async kill(execId: string, signal: number, all: boolean): Promise<void> {
     const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("task killed while restoring");
     // A checkpoint holding the queue (CRIU may hang in a dump, the container frozen) is aborted: the kill then follows.
-    if (execId === "" && signal === SIGKILL) this.cancelCheckpoint("killed");
-    return this.queue.run(async () => {
+    const checkpointCancelled = execId === "" && signal === SIGKILL && this.cancelCheckpoint("killed");
+    // A kill that failed on an init an aborted dump may have killed: its exit (recorded through the queue) is waited
+    // for outside it.
+    let failedOnDying: { err: unknown; init: ShimProcess } | undefined;
+    const done = this.queue.run(async () => {
       if (cancelled && this.init.state === "restoring") {
         await this.handleExit(this.init, { status: 128 + SIGKILL, exitedAt: wallClock() });
         return;
       }
       const p = this.process(execId);
+      // The aborted dump may have given the init its SIGKILL already (checkpoint-dump.ts: before the thaw, so that it
+      // dies of it): an init that has ended, or ends within KILLED_EXIT_WAIT_MS of a failed kill, is killed as asked.
+      if (checkpointCancelled && p === this.init) {
+        if (p.state === "stopped") return;
+        p.check("kill");
+        try {
+          await this.deps.engine.kill(this.id, this.config.options, { init: true, pid: p.pid, exited: false }, signal, all);
+        } catch (err) {
+          failedOnDying = { err, init: p };
+        }
+        return;
+      }
       // `kill --all` of a stopped container goes to runc (`runc kill --all`), as containerd's runc shim sends it:
       // what is left in the cgroup gets the signal, and with nothing left it succeeds.
       const stoppedAll = all && p === this.init && p.state === "stopped" && p.pid !== 0;
@@ -250,6 +277,12 @@ export class Container {
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
       await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid, exited: stoppedAll }, signal, all && p === this.init);
     });
+    await done;
+    if (failedOnDying) {
+      const { err, init } = failedOnDying;
+      const ended = await Promise.race([init.exited.then(() => true), Bun.sleep(KILLED_EXIT_WAIT_MS).then(() => false)]);
+      if (!ended) throw err;
+    }
   }
 
   /**
@@ -297,6 +330,8 @@ export class Container {
       const onCallerGone = () => abort.abort(callerAbortReason(`checkpoint container ${this.id}`, signal));
       signal?.addEventListener("abort", onCallerGone, { once: true });
       this.checkpointAbort = abort;
+      const killNow = new AbortController();
+      this.checkpointKill = killNow;
       try {
         const r = await engine.checkpoint({
           id: this.id,
@@ -308,10 +343,12 @@ export class Container {
           paused: this.init.state === "paused",
           isPaused: () => this.init.state === "paused",
           signal: abort.signal,
+          killNow: killNow.signal,
         });
         if (!r.leftRunning) this.stoppedByCheckpoint = true;
       } finally {
         this.checkpointAbort = undefined;
+        this.checkpointKill = undefined;
         signal?.removeEventListener("abort", onCallerGone);
       }
     });

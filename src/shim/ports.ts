@@ -75,6 +75,8 @@ export interface CheckpointSpec {
   isPaused?: () => boolean;
   /** Aborts the dump: CRIU is killed and the container let go as it was before the call. */
   signal?: AbortSignal;
+  /** After `signal` has aborted, kills CRIU at once rather than waiting out its stop (a Kill with SIGKILL). */
+  killNow?: AbortSignal;
 }
 
 /** What starting an exec needs. */
