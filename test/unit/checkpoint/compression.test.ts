@@ -132,6 +132,98 @@ describe("compressed page images", () => {
     expect(((await sampleSaving(join(dir, "nope.img"), 1).catch((e) => e)) as NodeJS.ErrnoException).code).toBe("ENOENT");
   });
 
+  test("an image larger than pieceBytes is compressed in pieces named by their offset, and decompressed piece by piece into one image", async () => {
+    const dir = mkdtempSync(join(root, "pieces-"));
+    const mib = 1 << 20;
+    // 2.5 MiB that compress: a quarter random, the rest repeated text.
+    const image = Buffer.concat([randomBytes(mib / 2), Buffer.alloc(2 * mib, "cryo pieces ")]);
+    writeFileSync(join(dir, "pages-1.img"), image);
+    writeFileSync(join(dir, "pages-2.img"), Buffer.alloc(mib / 4, "small")); // not above pieceBytes: one .zst
+    await writeCheckpointMetadata(dir, meta);
+    const c = await compressImages(dir, { pieceBytes: mib });
+    expect(c.files.map((f) => [f.name, f.pieces])).toEqual([["pages-1.img", 3], ["pages-2.img", undefined]]);
+    expect(readdirSync(dir).sort()).toEqual(["cryo-checkpoint.json", "pages-1.img.0.zst", "pages-1.img.1048576.zst", "pages-1.img.2097152.zst", "pages-2.img.zst"]);
+    expect(c.files[0]!.compressedBytes).toBeLessThan(image.length / 2);
+    expect(await hasCompressedImages(dir)).toBe(true);
+    expect((await readCheckpointMetadata(dir)).compressed).toEqual({ algorithm: "zstd", level: 1 });
+    // Each piece is a zstd file of its own.
+    expect(Bun.spawnSync(["sh", "-c", `zstd -q -d -c ${join(dir, "pages-1.img.1048576.zst")} | wc -c`]).stdout.toString().trim()).toBe(String(mib));
+
+    const d = await decompressImages(dir, { concurrency: 3 });
+    expect(d.files.map((f) => [f.name, f.bytes, f.pieces])).toEqual([["pages-1.img", image.length, 3], ["pages-2.img", mib / 4, undefined]]);
+    expect(d.compressedBytes).toBe(c.compressedBytes);
+    expect(readFileSync(join(dir, "pages-1.img")).equals(image)).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(["cryo-checkpoint.json", "pages-1.img", "pages-2.img"]);
+    expect((await readCheckpointMetadata(dir)).compressed).toBe(false);
+  });
+
+  test("pieces from an untrusted checkpoint: gaps, overlaps, bad offsets and a link at the output name are refused or replaced, and nothing is left", async () => {
+    const mib = 1 << 20;
+    const zst = (path: string, bytes: Buffer) => {
+      writeFileSync(`${path}.raw`, bytes);
+      expect(Bun.spawnSync(["zstd", "-q", "-f", `${path}.raw`, "-o", path]).exitCode).toBe(0);
+      rmSync(`${path}.raw`);
+    };
+    const fresh = (name: string) => mkdtempSync(join(root, `${name}-`));
+    const fails = async (dir: string, detail: string, opts = {}) => {
+      const e = (await decompressImages(dir, opts).catch((x) => x)) as CryoError;
+      expect(e).toBeInstanceOf(CryoError);
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(detail);
+      expect(readdirSync(dir).filter((f) => f.endsWith(".tmp") || f === "pages-1.img")).toEqual([]);
+    };
+    // A piece short of the next one's offset (it would leave a hole of zeros in the memory).
+    const short = fresh("short");
+    zst(join(short, "pages-1.img.0.zst"), Buffer.alloc(mib, 1));
+    zst(join(short, "pages-1.img.2097152.zst"), Buffer.alloc(mib, 2));
+    await fails(short, `it decompressed to ${mib} bytes, but the next piece starts ${2 * mib} bytes on`);
+    // A piece past the next one's offset (it would write over it): stopped at that offset.
+    const long = fresh("long");
+    zst(join(long, "pages-1.img.0.zst"), Buffer.alloc(2 * mib, 1));
+    zst(join(long, "pages-1.img.1048576.zst"), Buffer.alloc(mib, 2));
+    await fails(long, `it decompresses past the next piece's offset, ${mib} bytes on`);
+    // No piece at 0; an offset not page-aligned; both a whole image and pieces of it.
+    const noStart = fresh("nostart");
+    zst(join(noStart, "pages-1.img.4096.zst"), Buffer.alloc(mib, 1));
+    await fails(noStart, "its pieces must start at 0, at ascending page-aligned offsets: pages-1.img.4096.zst");
+    const odd = fresh("odd");
+    zst(join(odd, "pages-1.img.0.zst"), Buffer.alloc(mib, 1));
+    zst(join(odd, "pages-1.img.1000.zst"), Buffer.alloc(mib, 1));
+    await fails(odd, "pages-1.img.1000.zst");
+    const both = fresh("both");
+    zst(join(both, "pages-1.img.0.zst"), Buffer.alloc(mib, 1));
+    zst(join(both, "pages-1.img.zst"), Buffer.alloc(mib, 1));
+    await fails(both, "both pages-1.img.zst and pieces of it");
+    // Offsets that add up past the limit are refused before anything is written.
+    const huge = fresh("huge");
+    zst(join(huge, "pages-1.img.0.zst"), Buffer.alloc(mib, 1));
+    zst(join(huge, "pages-1.img.1099511627776.zst"), Buffer.alloc(mib, 1));
+    await fails(huge, "the decompressed images would be larger than");
+    // A link planted at the output's temp name is replaced, not written through.
+    const link = fresh("link");
+    const victim = join(link, "victim");
+    writeFileSync(victim, "keep");
+    zst(join(link, "pages-1.img.0.zst"), Buffer.alloc(mib, 7));
+    Bun.spawnSync(["ln", "-s", victim, join(link, "pages-1.img.tmp")]);
+    await decompressImages(link);
+    expect(readFileSync(victim, "utf8")).toBe("keep");
+    expect(readFileSync(join(link, "pages-1.img")).equals(Buffer.alloc(mib, 7))).toBe(true);
+  });
+
+  test("a failed compression in pieces keeps the image and leaves no piece", async () => {
+    const dir = mkdtempSync(join(root, "piecefail-"));
+    const image = Buffer.alloc(3 << 20, "cryo");
+    writeFileSync(join(dir, "pages-1.img"), image);
+    const e = (await compressImages(dir, { pieceBytes: 1 << 20, zstd: "/nonexistent/zstd" }).catch((x) => x)) as CryoError;
+    expect(e.code).toBe(Code.UNAVAILABLE);
+    // zstd that fails inside split's filter
+    const f = (await compressImages(dir, { pieceBytes: 1 << 20, zstd: "false" }).catch((x) => x)) as CryoError;
+    expect(f).toBeInstanceOf(CryoError);
+    expect(f.code).toBe(Code.UNKNOWN);
+    expect(readdirSync(dir)).toEqual(["pages-1.img"]);
+    expect(readFileSync(join(dir, "pages-1.img")).equals(image)).toBe(true);
+  });
+
   test("errors: missing dir NOT_FOUND, bad options INVALID_ARGUMENT, no zstd UNAVAILABLE, corrupt file UNKNOWN and left alone", async () => {
     expect(((await compressImages(join(root, "nope")).catch((e) => e)) as CryoError).code).toBe(Code.NOT_FOUND);
     const { dir } = imagesDir();
