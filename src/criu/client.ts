@@ -789,12 +789,6 @@ function untilAborted(p: void | Promise<void>, signal: AbortSignal | undefined):
  */
 export class CriuLostError extends CryoError {}
 
-/**
- * An aborted dump or pre-dump that CRIU ended itself, asked with SIGTERM (see runHelper): it went through its own
- * cleanup, so the tasks run (or stay frozen, if their cgroup was), the network is unlocked and no socket is left in
- * repair mode; nothing is left for the caller to undo. finished: CRIU had already finished the dump when it was asked
- * (a dump without leave-running has then ended the tasks). logFile: CRIU's log of the call.
- */
 /** An aborted call whose CRIU the client killed (CANCELLED); `why` says why it was not left to stop by itself. */
 export class CriuKilledError extends CryoError {
   constructor(
@@ -806,6 +800,12 @@ export class CriuKilledError extends CryoError {
   }
 }
 
+/**
+ * An aborted dump or pre-dump that CRIU ended itself, asked with SIGTERM (see runHelper): it went through its own
+ * cleanup, so the tasks run (or stay frozen, if their cgroup was), the network is unlocked and no socket is left in
+ * repair mode; nothing is left for the caller to undo. finished: CRIU had already finished the dump when it was asked
+ * (a dump without leave-running has then ended the tasks). logFile: CRIU's log of the call.
+ */
 export class CriuStoppedError extends CryoError {
   constructor(
     code: Code,

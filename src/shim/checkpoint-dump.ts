@@ -87,7 +87,11 @@ export interface DumpInput {
    * (dump-abort.ts); the call fails with the signal's reason.
    */
   signal?: AbortSignal;
-  /** After `signal` has aborted: CRIU, asked to stop, is killed at once instead (CriuCallOptions.killNow). */
+  /**
+   * Aborted by every Kill with SIGKILL during the dump: once the dump's abort has come (`signal`, its timeout, its images
+   * directory removed), CRIU, asked to stop, is killed at once instead (CriuCallOptions.killNow), and the init gets
+   * SIGKILL before the thaw.
+   */
   killNow?: AbortSignal;
 }
 
@@ -475,7 +479,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       signal.addEventListener("abort", callerAbort, { once: true });
       let ready!: () => void;
       const listening = new Promise<void>((r) => (ready = r));
-      const call = input.criu.dump(opts, { signal: abort.signal, onNotify: (e) => void (e.action === "status-ready" && ready()) });
+      const call = input.criu.dump(opts, { signal: abort.signal, ...(input.killNow ? { killNow: input.killNow } : {}), onNotify: (e) => void (e.action === "status-ready" && ready()) });
       call.catch(() => {}); // its owner (post-copy.ts) handles a later failure; an early one is thrown below
       const first = await Promise.race([listening.then(() => undefined), call]).finally(() => signal.removeEventListener("abort", callerAbort));
       if (first !== undefined) throw new CryoError(Code.UNKNOWN, `${label}: criu dump returned before its page server listened`);

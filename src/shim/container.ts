@@ -156,18 +156,18 @@ export class Container {
   /**
    * Aborts the checkpoint running now (outside the queue, where it holds its turn); true when one was running. The
    * tasks are being killed: CRIU is too, at once, not asked to stop and waited for. A checkpoint already aborted (the
-   * caller's deadline, with CRIU asked to stop and given ABORT_GRACE_MS) has its CRIU killed now.
+   * caller's deadline, the container's own timeout, its images directory removed), whose CRIU was asked to stop and
+   * given ABORT_GRACE_MS, has its CRIU killed now (checkpointKill: the dump's own aborts do not show in checkpointAbort).
    */
   private cancelCheckpoint(why: string): boolean {
     const abort = this.checkpointAbort;
     if (!abort) return false;
-    if (abort.signal.aborted) {
-      if (!this.checkpointKill || this.checkpointKill.signal.aborted) return false;
-      this.checkpointKill.abort();
-      return true;
-    }
-    abort.abort(killCriuAtOnce(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`)));
-    return true;
+    const first = !abort.signal.aborted;
+    if (first) abort.abort(killCriuAtOnce(new CryoError(Code.CANCELLED, `checkpoint container ${this.id}: cancelled: task ${why} while checkpointing`)));
+    const kill = this.checkpointKill;
+    const escalated = kill !== undefined && !kill.signal.aborted;
+    kill?.abort();
+    return first || escalated;
   }
 
   /**
@@ -260,7 +260,9 @@ export class Container {
       const p = this.process(execId);
       // The aborted dump may have given the init its SIGKILL already (checkpoint-dump.ts: before the thaw, so that it
       // dies of it): an init that has ended, or ends within KILLED_EXIT_WAIT_MS of a failed kill, is killed as asked.
-      if (checkpointCancelled && p === this.init) {
+      // Not `kill --all` of an init that has ended: that goes to runc below, for what is left in the cgroup (a
+      // container without a pid namespace of its own keeps its other processes when its init dies).
+      if (checkpointCancelled && p === this.init && !(all && p.state === "stopped")) {
         if (p.state === "stopped") return;
         p.check("kill");
         try {

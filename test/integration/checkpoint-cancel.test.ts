@@ -795,3 +795,39 @@ test("a post-copy dump whose caller goes away before its page server listens: CR
   expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-3).join("\n")).toBe("");
   expect(await abortedLine(d.id)).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
 });
+
+/**
+ * The same Kill after the dump's own abort: its timeout (cryo.checkpoint/timeout), not the caller, asked CRIU to stop
+ * (gdb holds it inside compel's infection). The Kill is then the first abort of the container's checkpoint, but the
+ * dump's call was aborted already: CRIU is killed then all the same, and the init dies of the Kill's SIGKILL (before,
+ * CRIU was left its 3 s; found by a review session).
+ */
+test("a Kill with SIGKILL after the dump's own timeout asked CRIU to stop: CRIU is killed then, and the task exits 137", async () => {
+  await using d = await heldDump("esct", "parasite_trap", ["--annotation", "cryo.checkpoint/timeout=6"]);
+  await stopRequested(d.criu);
+  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", d.id]);
+  await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
+  await waitFor(async () => (await taskStatus(pc, d.id)) === "STOPPED", { timeoutMs: 10_000, what: "the task stopped" });
+  const exitStatus = (await d.client.call(TaskV2, "wait", { id: d.id }, { namespace: ns, timeoutMs: 5000 })).exitStatus;
+  const err = await d.outcome;
+  expect(err).toBeInstanceOf(CryoError);
+  expect([exitStatus, (err as CryoError).message]).toEqual([137, expect.stringContaining("its timeout of 6 s passed")]);
+  expect((err as CryoError).message).toContain("CRIU killed during the dump (asked to stop, then its tasks were killed)");
+});
+
+/**
+ * A post-copy dump whose caller went away before its page server listens: CRIU is asked to stop (gdb holds it inside
+ * compel's infection, so it cannot answer). A Kill with SIGKILL then kills it at once, as for any other dump (the
+ * post-copy call had no killNow at first; found by a review session).
+ */
+test("a Kill with SIGKILL while an aborted post-copy dump's CRIU is being waited for: CRIU is killed then", async () => {
+  await using d = await heldDump("pcesc", "parasite_trap", ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`]);
+  d.client.close();
+  await stopRequested(d.criu);
+  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", d.id]);
+  await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
+  const line = await abortedLine(d.id);
+  expect(line).toContain("asked to stop, then its tasks were killed");
+  expect(line).not.toContain("had not ended");
+  await waitFor(async () => (await taskStatus(pc, d.id)) === "STOPPED", { timeoutMs: 10_000, what: "the task stopped" });
+});
