@@ -20,13 +20,12 @@
  * decompression, for a tar about as large. A restore decompresses only the .zst images, so a checkpoint may
  * hold both kinds.
  */
-import { closeSync, existsSync, constants as fsConstants, openSync, readFileSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { Code, CryoError, invalidArgument, notFound } from "../errors.ts";
-import { fileOffset, seekTo } from "../sys/index.ts";
 import { METADATA_FILE, parseCheckpointMetadata } from "./metadata.ts";
 
 /** zstd's suffix on a compressed page image. */
@@ -43,16 +42,6 @@ const SAMPLE_MAX_LEVEL = 3;
 
 const PAGES_IMAGE = /^pages-\d+\.img$/;
 const COMPRESSED_PAGES_IMAGE = /^pages-\d+\.img\.zst$/;
-/** One piece of a page image compressed in pieces: pages-<id>.img.<offset of the piece in the image>.zst. */
-const PAGES_IMAGE_PIECE = /^(pages-\d+\.img)\.(\d{1,15})\.zst$/;
-/** Any compressed page image file: whole, or a piece. */
-const ANY_COMPRESSED = /^pages-\d+\.img(\.\d{1,15})?\.zst$/;
-/**
- * A page image larger than this is compressed in pieces of this size, each its own zstd file, so that a restore
- * decompresses them side by side (zstd decompresses one stream on one core; on this 2-core machine two pieces at once
- * took 0.24-0.47 s against 0.53-0.75 s for 256 MiB in one).
- */
-export const PIECE_BYTES = 32 * 1024 * 1024;
 
 /** Options of compressImages. */
 export const compressOptionsSchema = z
@@ -63,13 +52,6 @@ export const compressOptionsSchema = z
     threads: z.number().int().min(0).max(256).optional(),
     /** Files (de)compressed at the same time (default: the number of cores). */
     concurrency: z.number().int().min(1).max(64).optional(),
-    /** Compression: images larger than this are compressed in pieces of this size (default PIECE_BYTES; a multiple of 4096). */
-    pieceBytes: z
-      .number()
-      .int()
-      .min(4096)
-      .refine((n) => n % 4096 === 0, "a multiple of 4096")
-      .optional(),
     /** The zstd program (default: CRYO_ZSTD or "zstd" on PATH). */
     zstd: z.string().min(1).optional(),
     /** Decompression: the most bytes the page images may grow to, all together (default: this host's memory and swap). */
@@ -89,10 +71,8 @@ export interface CompressedFile {
   /** The plain image's name (pages-1.img). */
   name: string;
   bytes: number;
-  /** The .zst file's size (its pieces' together); `bytes` for an image left plain. */
+  /** The .zst file's size; `bytes` for an image left plain. */
   compressedBytes: number;
-  /** The number of pieces of an image compressed in pieces (pages-1.img.<offset>.zst); absent for one .zst. */
-  pieces?: number;
   /** Compression only: true when the image was left plain (its sample saved less than minSaving). */
   leftPlain?: boolean;
   /** Compression only: the share of the sample zstd saved (absent when minSaving was 0 and nothing was sampled). */
@@ -139,26 +119,14 @@ export function hostMemoryBytes(meminfo = readFileSync("/proc/meminfo", "utf8"))
   return (kib("MemTotal") + kib("SwapTotal")) * 1024;
 }
 
-/**
- * Runs zstd (or `binary`, a program that runs zstd); rejects with UNAVAILABLE when it cannot start, UNKNOWN with its
- * stderr when it fails. stdout: a descriptor the program writes to (default: none).
- */
-async function runZstd(
-  binary: string,
-  args: string[],
-  what: string,
-  signal?: AbortSignal,
-  maxFileBytes?: number,
-  stdout?: number,
-  env?: Record<string, string>,
-  overLimit = `the decompressed images would be larger than the limit (this host's memory and swap): ${maxFileBytes} bytes were left for this one`,
-): Promise<void> {
+/** Runs zstd; rejects with UNAVAILABLE when it cannot start, UNKNOWN with its stderr when it fails. */
+async function runZstd(binary: string, args: string[], what: string, signal?: AbortSignal, maxFileBytes?: number): Promise<void> {
   signal?.throwIfAborted();
-  let proc: Bun.Subprocess<"ignore", "ignore" | number, "pipe">;
+  let proc: ReturnType<typeof Bun.spawn<"ignore", "ignore", "pipe">>;
   // The file size limit (RLIMIT_FSIZE, through util-linux's prlimit): zstd is stopped by SIGXFSZ at the limit.
   const argv = maxFileBytes === undefined ? [binary, ...args] : ["prlimit", `--fsize=${maxFileBytes}:${maxFileBytes}`, binary, ...args];
   try {
-    proc = Bun.spawn(argv, { stdio: ["ignore", stdout ?? "ignore", "pipe"], ...(env ? { env: { ...process.env, ...env } } : {}) });
+    proc = Bun.spawn(argv, { stdio: ["ignore", "ignore", "pipe"] });
   } catch (err) {
     throw new CryoError(Code.UNAVAILABLE, `${what}: ${argv[0]}: unavailable: ${(err as Error).message}`, { cause: err });
   }
@@ -168,7 +136,7 @@ async function runZstd(
     const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
     if (signal?.aborted) throw new CryoError(Code.CANCELLED, `${what}: context canceled`, { cause: signal.reason });
     if (maxFileBytes !== undefined && (proc.signalCode === "SIGXFSZ" || code === 128 + 25)) {
-      throw invalidArgument(what, { detail: overLimit });
+      throw invalidArgument(what, { detail: `the decompressed images would be larger than the limit (this host's memory and swap): ${maxFileBytes} bytes were left for this one` });
     }
     // prlimit could not exec the program (util-linux's EX_EXEC_ENOENT).
     if (maxFileBytes !== undefined && code === 127) throw new CryoError(Code.UNAVAILABLE, `${what}: ${binary}: unavailable: ${stderr.trim()}`);
@@ -243,45 +211,6 @@ async function eachLimited<T, R>(items: T[], limit: number, fn: (item: T) => Pro
 }
 
 /**
- * Compresses dir/name in pieces of pieceBytes: GNU split cuts the image and pipes each piece into its own zstd
- * (`--filter`), writing into a temporary directory beside it; each piece then becomes
- * dir/<name>.<offset of the piece>.zst. A failure removes what was written and keeps the image.
- */
-async function compressInPieces(dir: string, name: string, zstd: string, zargs: string[], pieceBytes: number, signal?: AbortSignal): Promise<{ count: number; compressedBytes: number }> {
-  const src = join(dir, name);
-  const work = `${src}.zst.tmp.d`;
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work);
-  try {
-    if (!zstd.includes("/") && Bun.which(zstd) === null) throw new CryoError(Code.UNAVAILABLE, `compress ${src}: ${zstd}: unavailable: not found on PATH`);
-    if (zstd.includes("/") && !existsSync(zstd)) throw new CryoError(Code.UNAVAILABLE, `compress ${src}: ${zstd}: unavailable: no such file`);
-    // The filter runs through sh with split's FILE set; zstd and its arguments come in the environment, quoted there.
-    const filter = 'exec "$CRYO_ZSTD_BIN" $CRYO_ZSTD_ARGS -c > "$FILE"';
-    await runZstd("split", ["-b", String(pieceBytes), "-d", "-a", "6", `--filter=${filter}`, "--", src, join(work, "p.")], `compress ${src} in pieces`, signal, undefined, undefined, {
-      CRYO_ZSTD_BIN: zstd,
-      CRYO_ZSTD_ARGS: zargs.join(" "),
-    });
-    const parts = (await readdir(work)).filter((f) => /^p\.\d{6}$/.test(f)).sort();
-    let compressedBytes = 0;
-    for (const part of parts) {
-      const k = Number(part.slice(2));
-      const to = join(dir, `${name}.${k * pieceBytes}${COMPRESSED_SUFFIX}`);
-      compressedBytes += (await stat(join(work, part))).size;
-      await rename(join(work, part), to);
-    }
-    return { count: parts.length, compressedBytes };
-  } catch (err) {
-    for (const f of await readdir(dir).catch(() => [] as string[])) {
-      const m = PAGES_IMAGE_PIECE.exec(f);
-      if (m?.[1] === name) await rm(join(dir, f), { force: true });
-    }
-    throw err;
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/**
  * Compresses every pages-*.img in `dir` whose sample saves at least `minSaving` into pages-*.img.zst (the plain
  * file is removed); the others stay as they are (`leftPlain` in the report). When `dir` holds a checkpoint
  * metadata file, records `compressed: { algorithm: "zstd", level }` in it if `dir` now holds a compressed image,
@@ -292,7 +221,6 @@ export async function compressImages(dir: string, options: CompressOptions = {})
   const level = o.level === undefined || o.level === 0 ? DEFAULT_ZSTD_LEVEL : o.level;
   const threads = o.threads ?? 0;
   const minSaving = o.minSaving ?? DEFAULT_MIN_SAVING;
-  const pieceBytes = o.pieceBytes ?? PIECE_BYTES;
   const zstd = zstdBinary(o);
   const started = performance.now();
   const names = await listImages(dir, PAGES_IMAGE, "checkpoint images");
@@ -308,17 +236,11 @@ export async function compressImages(dir: string, options: CompressOptions = {})
       saving = await sampleSaving(src, level);
       if (saving < minSaving) return { name, bytes, compressedBytes: bytes, leftPlain: true, sampleSaving: saving };
     }
-    const zargs = ["-q", "-f", ...(level > 19 ? ["--ultra"] : []), `-${level}`, `-T${threads}`];
-    const sampled = saving === undefined ? {} : { sampleSaving: saving };
-    if (bytes > pieceBytes) {
-      const pieces = await compressInPieces(dir, name, zstd, zargs, pieceBytes, o.signal);
-      await rm(src);
-      return { name, bytes, compressedBytes: pieces.compressedBytes, pieces: pieces.count, ...sampled };
-    }
-    await runZstd(zstd, [...zargs, src, "-o", tmp], `compress ${src}`, o.signal).catch(removing(tmp));
+    const args = ["-q", "-f", ...(level > 19 ? ["--ultra"] : []), `-${level}`, `-T${threads}`, src, "-o", tmp];
+    await runZstd(zstd, args, `compress ${src}`, o.signal).catch(removing(tmp));
     await rename(tmp, dst);
     await rm(src);
-    return { name, bytes, compressedBytes: (await stat(dst)).size, ...sampled };
+    return { name, bytes, compressedBytes: (await stat(dst)).size, ...(saving === undefined ? {} : { sampleSaving: saving }) };
   });
   const report = summarize(level, files, started);
   await recordInMetadata(dir, (await hasCompressedImages(dir)) ? { algorithm: "zstd", level } : false);
@@ -326,120 +248,43 @@ export async function compressImages(dir: string, options: CompressOptions = {})
 }
 
 /**
- * Decompresses every pages-*.img.zst in `dir` back into pages-*.img (the .zst is removed), and every image
- * compressed in pieces (pages-N.img.<offset>.zst) into pages-N.img, each piece written at its offset; files and
- * pieces go several at a time (the pieces of one image side by side). Records `compressed: false` in the metadata
- * when `dir` holds one. Call it before CRIU restores from `dir`. Nothing to do (no .zst) is not an error.
- *
- * The checkpoint is untrusted: the pieces of an image must start at 0, at page-aligned offsets, each decompressing
- * to exactly the bytes up to the next one (INVALID_ARGUMENT otherwise), and everything decompressed stays within
- * maxImageBytes (a piece cannot write past the next one's offset: RLIMIT_FSIZE).
+ * Decompresses every pages-*.img.zst in `dir` back into pages-*.img (the .zst is removed), several
+ * files at a time, and records `compressed: false` in the metadata when `dir` holds one. Call it
+ * before CRIU restores from `dir`. Nothing to do (no .zst) is not an error.
  */
 export async function decompressImages(dir: string, options: CompressOptions = {}): Promise<CompressionReport> {
   const o = parseOptions(options, `decompress checkpoint images in ${dir}: options`);
   const zstd = zstdBinary(o);
   const maxImageBytes = o.maxImageBytes ?? hostMemoryBytes();
+  let budget = maxImageBytes;
   const started = performance.now();
-  const all = await listImages(dir, ANY_COMPRESSED, "checkpoint images");
-  const wholes = all.filter((f) => COMPRESSED_PAGES_IMAGE.test(f));
-  const pieced = new Map<string, { offset: number; file: string }[]>();
-  for (const f of all) {
-    const m = PAGES_IMAGE_PIECE.exec(f);
-    if (!m) continue;
-    const list = pieced.get(m[1]!) ?? [];
-    list.push({ offset: Number(m[2]), file: f });
-    pieced.set(m[1]!, list);
-  }
-  // What the pieces before each image's last one add up to is known before anything runs: it comes off the budget first.
-  let spans = 0;
-  for (const [name, pieces] of pieced) {
-    pieces.sort((a, b) => a.offset - b.offset);
-    const what = `decompress ${join(dir, name)}`;
-    if (wholes.includes(`${name}${COMPRESSED_SUFFIX}`)) throw invalidArgument(what, { detail: `both ${name}${COMPRESSED_SUFFIX} and pieces of it` });
-    const bad = pieces.findIndex((p, i) => p.offset % 4096 !== 0 || (i === 0 ? p.offset !== 0 : p.offset <= pieces[i - 1]!.offset));
-    if (bad >= 0) throw invalidArgument(what, { detail: `its pieces must start at 0, at ascending page-aligned offsets: ${pieces[bad]!.file}` });
-    spans += pieces[pieces.length - 1]!.offset;
-  }
-  if (spans > maxImageBytes) throw invalidArgument(`decompress checkpoint images in ${dir}`, { detail: `the decompressed images would be larger than ${maxImageBytes} bytes (this host's memory and swap)` });
-  let budget = maxImageBytes - spans;
-  const overBudget = (what: string) => invalidArgument(what, { detail: `the decompressed images would be larger than ${maxImageBytes} bytes (this host's memory and swap)` });
-
-  type Unit = { whole: string } | { name: string; index: number };
-  const units: Unit[] = [...wholes.map((whole) => ({ whole })), ...[...pieced].flatMap(([name, pieces]) => pieces.map((_, index) => ({ name, index })))];
-  const files: CompressedFile[] = [];
-  const tmps = [...pieced.keys()].map((name) => join(dir, `${name}.tmp`));
-  try {
-    // One output per image in pieces, made new (O_EXCL: never through a link the checkpoint planted at the name).
-    for (const tmp of tmps) {
-      await rm(tmp, { force: true });
-      await writeFile(tmp, "", { flag: "wx" });
-    }
-    await eachLimited(units, o.concurrency ?? Math.max(1, availableParallelism()), async (u) => {
-      if ("whole" in u) {
-        const src = join(dir, u.whole);
-        const name = u.whole.slice(0, -COMPRESSED_SUFFIX.length);
-        const dst = join(dir, name);
-        const tmp = `${dst}.tmp`;
-        const compressedBytes = (await stat(src)).size;
-        // zstd -f replaces only a regular file: whatever else sits at tmp (a link planted in the checkpoint) goes first.
-        await rm(tmp, { force: true });
-        // One budget for the whole checkpoint: each image may take what the ones done so far left (images running at
-        // the same time can each take it, so at most `concurrency` times the budget is ever written).
-        if (budget <= 0) throw overBudget(`decompress ${src}`);
-        await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal, budget).catch(removing(tmp));
-        await rename(tmp, dst);
-        await rm(src);
-        const bytes = (await stat(dst)).size;
-        budget -= bytes;
-        files.push({ name, bytes, compressedBytes });
-        return;
-      }
-      const pieces = pieced.get(u.name)!;
-      const piece = pieces[u.index]!;
-      const next = pieces[u.index + 1]?.offset;
-      const src = join(dir, piece.file);
-      if (next === undefined && budget <= 0) throw overBudget(`decompress ${src}`);
-      // The piece's zstd writes through a descriptor of its own placed at the piece's offset; the file size limit
-      // stops it at the next piece's offset (the last piece: at what the budget leaves).
-      const fd = openSync(join(dir, `${u.name}.tmp`), fsConstants.O_WRONLY | fsConstants.O_NOFOLLOW);
-      let end: number;
-      try {
-        seekTo(fd, piece.offset);
-        const overLimit =
-          next === undefined
-            ? `the decompressed images would be larger than the limit (this host's memory and swap): ${budget} bytes were left for this last piece`
-            : `it decompresses past the next piece's offset, ${next - piece.offset} bytes on`;
-        await runZstd(zstd, ["-q", "-d", "-c", src], `decompress ${src}`, o.signal, next ?? piece.offset + budget, fd, undefined, overLimit);
-        end = fileOffset(fd);
-      } finally {
-        closeSync(fd);
-      }
-      if (next !== undefined && end !== next) {
-        throw invalidArgument(`decompress ${src}`, { detail: `it decompressed to ${end - piece.offset} bytes, but the next piece starts ${next - piece.offset} bytes on` });
-      }
-      if (next === undefined) budget -= end - piece.offset;
-    });
-    for (const [name, pieces] of pieced) {
-      const dst = join(dir, name);
-      let compressedBytes = 0;
-      for (const p of pieces) compressedBytes += (await stat(join(dir, p.file))).size;
-      await rename(`${dst}.tmp`, dst);
-      for (const p of pieces) await rm(join(dir, p.file));
-      files.push({ name, bytes: (await stat(dst)).size, compressedBytes, pieces: pieces.length });
-    }
-  } catch (err) {
-    for (const tmp of tmps) await rm(tmp, { force: true });
-    throw err;
-  }
-  files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const names = await listImages(dir, COMPRESSED_PAGES_IMAGE, "checkpoint images");
+  const files = await eachLimited(names, o.concurrency ?? Math.max(1, availableParallelism()), async (zname) => {
+    const src = join(dir, zname);
+    const name = zname.slice(0, -COMPRESSED_SUFFIX.length);
+    const dst = join(dir, name);
+    const tmp = `${dst}.tmp`;
+    const compressedBytes = (await stat(src)).size;
+    // zstd -f replaces only a regular file: whatever else sits at tmp (a link planted in the checkpoint) goes first.
+    await rm(tmp, { force: true });
+    // One budget for the whole checkpoint: each image may take what the ones done so far left (images running at
+    // the same time can each take it, so at most `concurrency` times the budget is ever written).
+    if (budget <= 0) throw invalidArgument(`decompress ${src}`, { detail: `the decompressed images would be larger than ${maxImageBytes} bytes (this host's memory and swap)` });
+    await runZstd(zstd, ["-q", "-d", "-f", src, "-o", tmp], `decompress ${src}`, o.signal, budget).catch(removing(tmp));
+    await rename(tmp, dst);
+    await rm(src);
+    const bytes = (await stat(dst)).size;
+    budget -= bytes;
+    return { name, bytes, compressedBytes };
+  });
   const report = summarize(0, files, started);
-  if (all.length > 0) await recordInMetadata(dir, false);
+  if (names.length > 0) await recordInMetadata(dir, false);
   return report;
 }
 
-/** True when `dir` holds compressed page images, whole or in pieces (a restore must decompress them first). */
+/** True when `dir` holds compressed page images (a restore must decompress them first). */
 export async function hasCompressedImages(dir: string): Promise<boolean> {
-  return (await listImages(dir, ANY_COMPRESSED, "checkpoint images")).length > 0;
+  return (await listImages(dir, COMPRESSED_PAGES_IMAGE, "checkpoint images")).length > 0;
 }
 
 function summarize(level: number, files: CompressedFile[], started: number): CompressionReport {

@@ -66,7 +66,7 @@ export interface CheckpointMemory {
   bytes: number;
   /** Total size of the pages-*.img files on disk. */
   pagesImageBytes: number;
-  /** Total size of zstd-compressed page images (pages-*.img.zst, or in pieces pages-*.img.<offset>.zst: a cryo compressed checkpoint). */
+  /** Total size of zstd-compressed page images (pages-*.img.zst, a cryo compressed checkpoint). */
   compressedPagesImageBytes: number;
 }
 
@@ -185,7 +185,7 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
     if (!st.isFile()) continue;
     totalBytes += st.size;
     if (/^pages-\d+\.img$/.test(name)) memory.pagesImageBytes += st.size;
-    if (/^pages-\d+\.img(\.\d{1,15})?\.zst$/.test(name)) memory.compressedPagesImageBytes += st.size;
+    if (/^pages-\d+\.img\.zst$/.test(name)) memory.compressedPagesImageBytes += st.size;
   }
   // Every page the pagemaps place in this directory is a page of the pages-*.img files (compressed ones are checked
   // when they are decompressed).

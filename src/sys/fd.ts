@@ -1,4 +1,4 @@
-/** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, close-on-exec, dup, pipes, seek, close. */
+/** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, close-on-exec, dup, pipes, close. */
 import { constants, closeSync, openSync } from "node:fs";
 import { CryoError, notFound, unavailable } from "../errors.ts";
 import { libc, sysError } from "./libc.ts";
@@ -114,22 +114,4 @@ export function close(fd: number): void {
     const e = sysError(`close(${fd})`);
     if (e.errno !== 9) throw e;
   }
-}
-
-const SEEK_SET = 0;
-const SEEK_CUR = 1;
-
-/**
- * Moves fd's file offset to `offset` (lseek SEEK_SET), for a child that writes through it from there (node:fs has
- * positioned reads and writes but no way to move the offset a child inherits).
- */
-export function seekTo(fd: number, offset: number): void {
-  if (Number(libc.lseek(fd, offset, SEEK_SET)) < 0) throw sysError(`lseek fd ${fd} to ${offset}`);
-}
-
-/** fd's file offset now (lseek SEEK_CUR): where a child writing through it stopped. */
-export function fileOffset(fd: number): number {
-  const at = Number(libc.lseek(fd, 0, SEEK_CUR));
-  if (at < 0) throw sysError(`lseek fd ${fd}`);
-  return at;
 }

@@ -28,7 +28,6 @@ export const libc = dlopen("libc.so.6", {
   pipe2: { args: [ptr, i32], returns: i32 },
   close: { args: [i32], returns: i32 },
   read: { args: [i32, ptr, u64], returns: i64 },
-  lseek: { args: [i32, i64, i32], returns: i64 },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
   umount2: { args: [ptr, i32], returns: i32 },
   mknod: { args: [ptr, u32, u64], returns: i32 },

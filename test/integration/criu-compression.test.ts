@@ -48,8 +48,6 @@ test("compressed dump of a 64 MiB program restores with its memory intact after 
   // A quarter of the words are a hash of their index, the rest compress to almost nothing.
   expect(c.compressedBytes).toBeLessThan(plainBytes * 0.4);
   expect(c.files.every((f) => f.leftPlain === undefined && f.sampleSaving! > 0.6)).toBe(true);
-  // The 64 MiB image is above PIECE_BYTES (32 MiB): compressed in pieces, decompressed side by side below.
-  expect(c.files.filter((f) => f.bytes >= 64 * 2 ** 20).map((f) => f.pieces! >= 2)).toEqual([true]);
 
   const packed = (await inspectCheckpoint(images)).memory;
   expect([packed.pagesImageBytes, packed.compressedPagesImageBytes]).toEqual([0, c.compressedBytes]);
@@ -57,7 +55,6 @@ test("compressed dump of a 64 MiB program restores with its memory intact after 
 
   const d = await decompressImages(images);
   expect(d.bytes).toBe(plainBytes);
-  expect(d.files.map((f) => f.pieces)).toEqual(c.files.map((f) => f.pieces));
   expect((await inspectCheckpoint(images)).memory.pagesImageBytes).toBe(plainBytes);
 
   const restored = await criu.restore({ imagesDir: images });
