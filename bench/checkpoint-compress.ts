@@ -5,6 +5,8 @@
 // Contents: "memhog" = test/fixtures/memhog's pattern (a multiplicative hash per word: incompressible),
 // "random" = xorshift64* output, "text" = JSON-ish lines (compressible, like many real heaps).
 // Run as root: node_modules/.bin/bun bench/checkpoint-compress.ts [sizes, default 16,256,1024] [contents, default memhog,random,text]
+// compressImages runs with minSaving 0 here (every image compressed, as before the sampling), so that memory that does
+// not compress is still measured.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
@@ -95,7 +97,7 @@ try {
         rmSync(`${f}.bun.out`);
       }
 
-      const c = await compressImages(images, { level: 1 });
+      const c = await compressImages(images, { level: 1, minSaving: 0 });
       const d = await decompressImages(images);
       const r = await criu.restore({ imagesDir: images, logLevel: 2 });
       pids.push(r.pid);
