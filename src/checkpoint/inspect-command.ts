@@ -18,13 +18,23 @@ import { checkCheckpointEntries } from "./dir-check.ts";
 /** The machine names of `uname -m` for the architectures Bun names (the metadata records Bun's). */
 const ARCH_NAMES: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
 
+/**
+ * How the page images are stored. zstd asked and no image compressed is said so: compressImages leaves an image
+ * plain when a sample of it does not compress (`compressed` false), and decompressImages (a restore's) records false.
+ */
+function pagesCompression(m: CheckpointMetadata): string {
+  if (m.compressed) return `zstd-compressed (level ${m.compressed.level})`;
+  if (m.options.compression === "zstd") return "uncompressed (zstd was asked: the page images did not compress and were left plain, or were decompressed for a restore)";
+  return "uncompressed";
+}
+
 /** Text for the metadata part of `cryo inspect`. */
 export function renderMetadata(m: CheckpointMetadata): string {
   const lines = [
     `Container ${m.containerId}${m.namespace ? ` (namespace ${m.namespace})` : ""}, root pid ${m.pid}${m.paused ? ", paused" : ""}`,
     `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${ARCH_NAMES[m.host.arch] ?? m.host.arch}, CRIU ${m.host.criuVersion}, ${m.host.cryoVersion.startsWith("cryo ") ? m.host.cryoVersion : `cryo ${m.host.cryoVersion}`})`,
     `Cgroups v${m.cgroups.version}${m.cgroups.cgroupsPath ? ` at ${m.cgroups.cgroupsPath}` : ""}; stdio ${m.stdio.terminal ? "terminal" : m.stdio.descriptors.join(", ")}`,
-    `Pages ${m.compressed ? `zstd-compressed (level ${m.compressed.level})` : "uncompressed"}${m.parent ? `; parent ${m.parent}` : ""}`,
+    `Pages ${pagesCompression(m)}${m.parent ? `; parent ${m.parent}` : ""}`,
   ];
   if (m.localPages) {
     const bytes = m.localPages.files.reduce((s, f) => s + f.bytes, 0);

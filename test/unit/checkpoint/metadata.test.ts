@@ -63,6 +63,12 @@ describe("checkpoint metadata", () => {
     // The machine as uname -m names it; the version once "cryo", whether recorded bare or with the word.
     expect(renderMetadata(meta)).toContain("on h (kernel 6.18.0, x86_64, CRIU 40201, cryo 0.1.0)");
     expect(renderMetadata({ ...meta, host: { ...meta.host, cryoVersion: "cryo 0.1.0" } })).toContain(", cryo 0.1.0)");
+    // zstd asked and the images left plain (they did not compress): not shown as if compression had never been asked.
+    expect(renderMetadata(meta)).toContain("Pages zstd-compressed (level 3)");
+    expect(renderMetadata({ ...meta, compressed: false })).toContain("Pages uncompressed\n");
+    expect(renderMetadata({ ...meta, compressed: false, options: { ...BUILTIN_CHECKPOINT_PLAN, compression: "zstd" } })).toContain(
+      "Pages uncompressed (zstd was asked: the page images did not compress and were left plain, or were decompressed for a restore)",
+    );
     writeFileSync(join(d1, METADATA_FILE), JSON.stringify({ ...local, localPages: { ...local.localPages, files: [{ name: "../etc/passwd", bytes: 1 }] } }));
     expect(((await readCheckpointMetadata(d1).catch((x) => x)) as CryoError).code).toBe(Code.INVALID_ARGUMENT);
   });
