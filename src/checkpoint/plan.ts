@@ -12,22 +12,11 @@ import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
 import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
-import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "./plan-enums.ts";
+import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
 export const GHOST_LIMIT_MAX = 0xffffffff;
-/** The longest checkpoint timeout: a week, in seconds. */
-export const TIMEOUT_SECONDS_MAX = 7 * 24 * 3600;
-
-/** "90", "90s", "15m", "2h" -> seconds; undefined when malformed or past TIMEOUT_SECONDS_MAX. */
-export function parseDurationSeconds(value: string): number | undefined {
-  const m = /^(\d+)\s*([smh]?)$/i.exec(value.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600 }[m[2]!.toLowerCase() as "" | "s" | "m" | "h"];
-  return Number.isSafeInteger(n) && n <= TIMEOUT_SECONDS_MAX ? n : undefined;
-}
-
-export { compressionSchema, networkLockSchema, planCgroupModeSchema };
+export { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX };
 
 /** The resolved plan: every option has a value (or is explicitly absent for paths). */
 export const checkpointPlanSchema = z

@@ -10,7 +10,7 @@
  *   over what the checkpoint recorded and under what restore plugins return.
  */
 import { z } from "zod";
-import { compressionSchema, networkLockSchema, planCgroupModeSchema } from "../checkpoint/plan-enums.ts";
+import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
 
 /** A namespace to restore empty: only the network namespace can be ("net" is CRIU's name for it). */
@@ -49,7 +49,12 @@ export const checkpointDefaultsSchema = z
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),
     ghost_limit: z.number().int().min(0).max(0xffffffff).optional().describe("largest deleted-but-open file the dump carries, in bytes (0: CRIU's default, 1 MiB)"),
     timeout: z
-      .union([z.number().int().min(0).max(7 * 24 * 3600), z.string().regex(/^\d+\s*[smhSMH]?$/, "want seconds, or a number with s, m or h")])
+      // A string past a week is refused here too, so that the error names the file and the key as every other
+      // field's does (checkpointOverrides refused it later, naming neither the file nor its field path).
+      .union([
+        z.number().int().min(0).max(TIMEOUT_SECONDS_MAX),
+        z.string().refine((v) => parseDurationSeconds(v) !== undefined, "want seconds, or a number with s, m or h (at most a week)"),
+      ])
       .optional()
       .describe("abort a dump CRIU is still in after this long: seconds, or a string with s, m or h (\"10m\"); 0: no limit"),
   })

@@ -119,6 +119,11 @@ describe("sections", () => {
     expect(bad?.code).toBe(Code.INVALID_ARGUMENT);
     expect(bad?.message).toContain("timeout");
     expect(() => checkpointOverrides({ timeout: "200h" })).toThrow("want seconds, or a number with s, m or h (at most a week)");
+    // Past a week: refused with the file and the key, as any other bad value.
+    expect(() => parseConfig('[checkpoint]\ntimeout = "200h"\n', "/c.toml")).toThrow(
+      "config /c.toml: invalid argument: checkpoint.timeout: want seconds, or a number with s, m or h (at most a week)",
+    );
+    expect(() => parseConfig("[checkpoint]\ntimeout = 604801\n", "/c.toml")).toThrow("config /c.toml: invalid argument: checkpoint.timeout");
   });
 
   test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
