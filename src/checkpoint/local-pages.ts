@@ -93,6 +93,16 @@ function denied(where: string, detail: string): CryoError {
   return new CryoError(Code.PERMISSION_DENIED, `${where}: permission denied: ${detail}`);
 }
 
+/**
+ * Why a page store path of the checkpoint is not there. On another host: the checkpoint belongs to local.hostname. On
+ * the host that took it, "restore on <this host>" would send the operator in a circle: the entry was removed
+ * (`cryo pages rm`, `cryo pages prune`, or by hand), and no restore of the checkpoint can have its memory.
+ */
+function missingHere(path: string, local: LocalPages): string {
+  if (hostname() !== local.hostname) return `${path} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages`;
+  return `${path} is missing: this host took the checkpoint, and its page store entry was removed since (cryo pages rm, cryo pages prune, or by hand); its memory is gone, no restore can use it`;
+}
+
 /** Checks that local.dir is an entry of the store under root holding local.token (see the module comment). */
 function checkEntry(local: LocalPages, root: string, where: string): void {
   let inStore = false;
@@ -101,9 +111,7 @@ function checkEntry(local: LocalPages, root: string, where: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw CryoError.from(err).wrap(where);
   }
-  if (!existsSync(local.dir)) {
-    throw failedPrecondition(where, { detail: `${local.dir} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages` });
-  }
+  if (!existsSync(local.dir)) throw failedPrecondition(where, { detail: missingHere(local.dir, local) });
   if (!inStore) throw denied(where, `${local.dir} is not an entry of this host's page store ${root}`);
   let token: unknown;
   try {
@@ -143,7 +151,7 @@ export function restoreImagesDir(imagesDir: string, local: LocalPages, root: str
       size = st.size;
     } catch (err) {
       if (err instanceof CryoError) throw err;
-      throw failedPrecondition(where, { cause: err, detail: `${path} is missing here: restore on ${local.hostname}, or checkpoint without cryo.checkpoint/local-pages` });
+      throw failedPrecondition(where, { cause: err, detail: missingHere(path, local) });
     }
     if (size !== f.bytes) throw failedPrecondition(where, { detail: `${path} has ${size} bytes, the checkpoint recorded ${f.bytes}` });
   }

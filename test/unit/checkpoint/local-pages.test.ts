@@ -94,7 +94,17 @@ describe("page store", () => {
     } catch (e) {
       expect((e as CryoError).code).toBe(Code.FAILED_PRECONDITION);
       expect((e as CryoError).message).toContain(`host ${local.hostname}`);
-      expect((e as CryoError).message).toContain("is missing here");
+      // Taken on this host: not sent to "restore on" this very host, but told the entry was removed.
+      expect((e as CryoError).message).not.toContain(`restore on ${local.hostname}`);
+      expect((e as CryoError).message).toContain(`${local.dir} is missing: this host took the checkpoint, and its page store entry was removed since`);
+    }
+    // Taken on another host: restore it there.
+    try {
+      restoreImagesDir(dir, { ...local, hostname: "elsewhere" }, root);
+      throw new Error("no error");
+    } catch (e) {
+      expect((e as CryoError).code).toBe(Code.FAILED_PRECONDITION);
+      expect((e as CryoError).message).toContain(`${local.dir} is missing here: restore on elsewhere`);
     }
   });
 
