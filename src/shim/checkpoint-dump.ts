@@ -292,6 +292,15 @@ function commOf(pid: number): string {
   }
 }
 
+/** A process's PID namespace (the /proc/PID/ns/pid link, "pid:[INODE]"); undefined when it is gone. */
+function pidNamespaceOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // For `delete`, should this daemon die before it answers (orphaned-criu.ts removeAbandonedDumpDir).
@@ -383,7 +392,20 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   // in the log, since the restore will not have it.
   const tree = new Set(processTree(pid));
   const outside = cgroupPids.filter((p) => !tree.has(p));
-  if (outside.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${outside.map((p) => `${p} (${commOf(p)})`).join(", ")}`);
+  // An exec joins the init's PID namespace. A process in another one is another container's that shares this cgroup:
+  // `ctr containers restore` under a new id keeps the checkpoint's cgroupsPath (/<ns>/<old id>), so a copy restored
+  // next to its source runs in the source's cgroup, and is frozen with it while the source is paused and dumped.
+  const initPidNs = pidNamespaceOf(pid);
+  const others = initPidNs === undefined ? [] : outside.filter((p) => {
+    const n = pidNamespaceOf(p);
+    return n !== undefined && n !== initPidNs;
+  });
+  const execd = outside.filter((p) => !others.includes(p));
+  const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p)})`).join(", ");
+  if (execd.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
+  if (others.length > 0) {
+    input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's: one restored under a new id from this container's checkpoint keeps its cgroupsPath), frozen with it, not in the checkpoint: ${named(others)}`);
+  }
   // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
   // the watched files, for CRIU to find them by (watch-paths.ts).
   const watched = watchedInodes(cgroupPids);

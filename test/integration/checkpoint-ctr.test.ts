@@ -572,6 +572,30 @@ test("a process exec'd into the container is not in its checkpoint (it is no chi
   }
 }, 180_000);
 
+test("a copy restored under a new id runs in its source's cgroup: the source's next checkpoint names the copy's processes as another container's, not as exec'd", async () => {
+  const id = uniqueId("cgsrc");
+  const copy = uniqueId("cgcopy");
+  const ref = `localhost/checkpoint/${id}:1`;
+  await runDetached(id, ["sleep", "1000"]);
+  try {
+    await checkpoint(id, ref);
+    const r = await restore(copy, ref);
+    expect(r.exitCode).toBe(0);
+    const copyPid = (await taskPid(pc, copy))!;
+    // ctr keeps the checkpoint's cgroupsPath: the copy is in the source's cgroup.
+    expect(inContainerCgroup("sleep", id)).toContain(copyPid);
+    // Before the next checkpoint writes its index without the CRIU tar (containerd 1.6 and an older image's spec blob).
+    await pc.ctrOk(["images", "rm", "--sync", ref]);
+    await checkpoint(id, `localhost/checkpoint/${id}:2`);
+    const log = readFileSync(pc.layout.log, "utf8");
+    expect(log).toContain(`checkpoint container ${id}: processes of another PID namespace in the container's cgroup (another container's: one restored under a new id from this container's checkpoint keeps its cgroupsPath), frozen with it, not in the checkpoint: ${copyPid} (sleep)`);
+    expect(log).not.toContain(`checkpoint container ${id}: processes not below the container's init (exec'd)`);
+  } finally {
+    await remove(copy).catch(() => {});
+    await remove(id).catch(() => {});
+  }
+}, 180_000);
+
 test("a container that joins another's PID namespace (a pod that shares one, its pause reaping) checkpoints and restores into it", async () => {
   const holder = uniqueId("pidholder");
   const id = uniqueId("pidmember");
