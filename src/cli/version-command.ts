@@ -1,6 +1,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { z } from "zod";
 import type { CliCommand } from "./command-table.ts";
+import { REVISION } from "../shim/version.ts";
 import { parseCliArgs } from "./parse-args.ts";
 
 /** cryo's version, from package.json (compiled into the binary). */
@@ -13,7 +14,7 @@ export const versionCommand: CliCommand = {
   usage: "cryo version",
   async run(args, io) {
     parseCliArgs(args, {}, z.object({}), "cryo version");
-    io.out(`cryo ${cryoVersion} (bun ${Bun.version})`);
+    io.out(`cryo ${cryoVersion} (${REVISION ? `revision ${REVISION}, ` : ""}bun ${Bun.version})`);
     return 0;
   },
 };

@@ -31,6 +31,7 @@ import { readBundleSpec } from "./bundle-spec.ts";
 import { callerAbortReason, isCallerGone } from "./cancel.ts";
 import { outputWasPipe } from "./checkpoint-stdio.ts";
 import { markRestoring, recordExtraction, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
+import { VERSION_WITH_REVISION } from "./version.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
 // CriuOpts schema (CRIU's stats protobufs it loads during its first call: a daemon's first protobuf descriptor
@@ -43,7 +44,7 @@ const postCopyModule = lazyModule("the post-copy watch (src/shim/post-copy.ts)",
 const restoreModule = lazyModule("the restore (src/shim/restore-container.ts)", () => import("./restore-container.ts"));
 
 /** cryo's version as recorded in checkpoints. */
-export const CRYO_CHECKPOINT_VERSION = "cryo 0.1.0";
+export const CRYO_CHECKPOINT_VERSION = VERSION_WITH_REVISION;
 
 /** The checkpoint/restore part of the engine. */
 export type CheckpointEngine = Required<Pick<Engine, "checkpoint" | "createRestore" | "startRestore" | "discardRestore" | "cancelRestore">> & {

@@ -14,7 +14,7 @@ import * as z from "zod/mini";
 import { unknown } from "../errors.ts";
 import { RuntimeInfoSchema } from "../gen/containerd/types/introspection_pb.ts";
 import { decodeShimOptionsBytes } from "./runtime-options.ts";
-import { SHIM_VERSION } from "./version.ts";
+import { REVISION, SHIM_VERSION } from "./version.ts";
 
 /** The runtime's name, as containerd registers it. */
 export const RUNTIME_NAME = "io.containerd.cryo.v2";
@@ -44,7 +44,7 @@ export function runtimeInfo(options: Any | undefined, features: Uint8Array | und
     RuntimeInfoSchema,
     create(RuntimeInfoSchema, {
       name: RUNTIME_NAME,
-      version: { version: SHIM_VERSION.replace(/^cryo /, ""), revision: "" },
+      version: { version: SHIM_VERSION.replace(/^cryo /, ""), revision: REVISION },
       options,
       features: features ? create(AnySchema, { typeUrl: FEATURES_TYPE_URL, value: features }) : undefined,
     }),

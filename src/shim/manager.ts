@@ -8,7 +8,7 @@
  */
 import { CryoError } from "../errors.ts";
 import { parseShimFlags } from "./flags.ts";
-import { SHIM_VERSION } from "./version.ts";
+import { REVISION, SHIM_VERSION } from "./version.ts";
 
 /** The binary's name, for messages. */
 export const SHIM_NAME = "containerd-shim-cryo-v2";
@@ -22,7 +22,8 @@ export async function runShim(argv: readonly string[], env: Record<string, strin
   try {
     const flags = parseShimFlags(argv, env, process.cwd());
     if (flags.version) {
-      await writeStdout(new TextEncoder().encode(`${SHIM_NAME}:\n  Version:  ${SHIM_VERSION}\n`));
+      // The layout of containerd's runc shim's -v (Version, Revision, then its toolchain's version).
+      await writeStdout(new TextEncoder().encode(`${SHIM_NAME}:\n  Version:  ${SHIM_VERSION}\n  Revision: ${REVISION || "(run from source)"}\n  Bun version: ${Bun.version}\n`));
       return 0;
     }
     if (flags.info) {

@@ -39,3 +39,17 @@ test("the shim binary ignores .env and bunfig.toml in its working directory", as
   expect(out).not.toContain("PRELOADED");
   expect(existsSync(marker)).toBe(false);
 });
+
+// The binaries carry the git revision they were built from (scripts/build.ts): two builds of one version can be told
+// apart (a helper session could not: both said "cryo 0.1.0").
+test("the binaries name the git revision they were built from", async () => {
+  const rev = /^([0-9a-f]{12})(-dirty)?$/;
+  const shim = await runIn([join(binDir, "containerd-shim-cryo-v2"), "-v"]);
+  const shimRev = /Revision: (\S+)/.exec(shim)?.[1] ?? shim;
+  expect(shimRev).toMatch(rev);
+  const cli = await runIn([join(binDir, "cryo"), "version"]);
+  expect(cli).toContain(`revision ${shimRev},`);
+  // setup.sh rebuilds only when a source is newer than the binaries: a build from an older commit with the same
+  // sources can carry that commit. The revision must at least be one of this repository's.
+  expect(Bun.spawnSync(["git", "cat-file", "-e", `${shimRev.replace(/-dirty$/, "")}^{commit}`], { cwd: join(import.meta.dir, "../..") }).exitCode).toBe(0);
+});
