@@ -28,11 +28,18 @@ function pagesCompression(m: CheckpointMetadata): string {
   return "uncompressed";
 }
 
+/** libcriu's version number (40201) as CRIU writes it (4.2.1). */
+export function criuVersionText(v: number): string {
+  if (!Number.isInteger(v) || v <= 0) return String(v);
+  return `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}`;
+}
+
 /** Text for the metadata part of `cryo inspect`. */
 export function renderMetadata(m: CheckpointMetadata): string {
   const lines = [
-    `Container ${m.containerId}${m.namespace ? ` (namespace ${m.namespace})` : ""}, root pid ${m.pid}${m.paused ? ", paused" : ""}`,
-    `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${ARCH_NAMES[m.host.arch] ?? m.host.arch}, CRIU ${m.host.criuVersion}, ${m.host.cryoVersion.startsWith("cryo ") ? m.host.cryoVersion : `cryo ${m.host.cryoVersion}`})`,
+    // Paused: frozen when dumped, as containerd's checkpoint flows (ctr, CRI) pause every task first.
+    `Container ${m.containerId}${m.namespace ? ` (namespace ${m.namespace})` : ""}, root pid ${m.pid}${m.paused ? ", paused when dumped" : ""}`,
+    `Taken ${m.startedAt} .. ${m.finishedAt} on ${m.host.hostname} (kernel ${m.host.kernel}, ${ARCH_NAMES[m.host.arch] ?? m.host.arch}, CRIU ${criuVersionText(m.host.criuVersion)}, ${m.host.cryoVersion.startsWith("cryo ") ? m.host.cryoVersion : `cryo ${m.host.cryoVersion}`})`,
     `Cgroups v${m.cgroups.version}${m.cgroups.cgroupsPath ? ` at ${m.cgroups.cgroupsPath}` : ""}; stdio ${m.stdio.terminal ? "terminal" : m.stdio.descriptors.join(", ")}`,
     `Pages ${pagesCompression(m)}${m.parent ? `; parent ${m.parent}` : ""}`,
   ];

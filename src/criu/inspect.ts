@@ -275,7 +275,8 @@ export function renderInspect(x: CheckpointInspection): string {
   lines.push("", "Memory:");
   const pages = (n: number) => `${n} page${n === 1 ? "" : "s"}`;
   lines.push(`  ${pages(x.memory.pages)} (${mib(x.memory.bytes)}) in this image, ${pages(x.memory.pagesInParent)} in the parent${x.memory.pagesLazy > 0 ? `, ${pages(x.memory.pagesLazy)} lazy (with the page server)` : ""}`);
-  lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
+  // Not a line of 0 MiB beside the compressed images (or for local pages, which the metadata part names).
+  if (x.memory.pagesImageBytes > 0 || x.memory.compressedPagesImageBytes === 0) lines.push(`  pages-*.img on disk: ${mib(x.memory.pagesImageBytes)}`);
   if (x.memory.compressedPagesImageBytes > 0) lines.push(`  pages-*.img.zst on disk (compressed): ${mib(x.memory.compressedPagesImageBytes)}`);
   lines.push("", "Open files:");
   for (const f of x.files) lines.push(`  ${f.pid} fd ${f.fd} ${f.type}${f.path ? ` ${f.path}` : ""}`);

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, renderMetadata, writeCheckpointMetadata, type CheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { EMPTY_TMPFS_MAX } from "../../../src/checkpoint/metadata.ts";
+import { criuVersionText } from "../../../src/checkpoint/inspect-command.ts";
 
 const dir = mkdtempSync("/tmp/cryo-meta-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,7 +62,10 @@ describe("checkpoint metadata", () => {
     expect(renderMetadata(local)).toContain("Page images kept on h in /var/lib/cryo/pages/x: 1 file(s), 4096 bytes (not in this directory)");
     expect(renderMetadata(meta)).not.toContain("kept on");
     // The machine as uname -m names it; the version once "cryo", whether recorded bare or with the word.
-    expect(renderMetadata(meta)).toContain("on h (kernel 6.18.0, x86_64, CRIU 40201, cryo 0.1.0)");
+    expect(renderMetadata(meta)).toContain("on h (kernel 6.18.0, x86_64, CRIU 4.2.1, cryo 0.1.0)");
+    expect(criuVersionText(40201)).toBe("4.2.1");
+    expect(criuVersionText(31700)).toBe("3.17.0");
+    expect(renderMetadata({ ...meta, paused: true })).toContain("root pid 4242, paused when dumped\n");
     expect(renderMetadata({ ...meta, host: { ...meta.host, cryoVersion: "cryo 0.1.0" } })).toContain(", cryo 0.1.0)");
     // zstd asked and the images left plain (they did not compress): not shown as if compression had never been asked.
     expect(renderMetadata(meta)).toContain("Pages zstd-compressed (level 3)");
