@@ -23,7 +23,7 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
   --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)
   --base DIR         the base for --namespace/--all-namespaces (default ${defaultRuncRoot})
   --format FORMAT    table (default) or json
-  -q, --quiet        print only the ids`,
+  -q, --quiet        print only the ids (NAMESPACE/ID for every namespace)`,
   async run(args, io) {
     const { values } = parseCliArgs(
       args,
@@ -67,7 +67,8 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
       throw fsError(selection.kind === "root" ? `runc root ${selection.root}` : `runc roots in ${selection.base}`, err);
     }
     if (values.quiet === true) {
-      if (rows.length > 0) io.out(rows.map((r) => r.id).join("\n"));
+      // Every namespace: NAMESPACE/ID, as one id may be in several namespaces (the table has a NAMESPACE column).
+      if (rows.length > 0) io.out(rows.map((r) => (everyNamespace ? `${r.namespace}/${r.id}` : r.id)).join("\n"));
     } else if (values.format === "json") io.out(containersJson(rows, everyNamespace));
     else io.out(containersTable(rows, everyNamespace));
     return 0;

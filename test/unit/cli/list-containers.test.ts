@@ -80,7 +80,10 @@ describe("cryo list", () => {
     expect(await runCli(table, ["list", "--root", base, "--format", "json"], io)).toBe(0);
     expect(JSON.parse(io.stdout[0]!).map((r: { id: string }) => r.id)).toEqual(["cryo-a", "cryo-b"]);
     expect(await runCli(table, ["list", "--base", base, "-A", "-q"], io)).toBe(0);
-    expect(io.stdout[1]).toBe("cryo-a\nrunc-a\ncryo-b");
+    // Every namespace: NAMESPACE/ID (one id may be in two namespaces).
+    expect(io.stdout[1]).toMatch(/^[^/\n]+\/cryo-a\n[^/\n]+\/runc-a\n[^/\n]+\/cryo-b$/);
+    expect(await runCli(table, ["list", "--root", base, "-q"], io)).toBe(0);
+    expect(io.stdout[2]).toBe("cryo-a\ncryo-b");
     expect(await runCli(table, ["list", "--root", base, "--namespace", "ns1"], io)).toBe(2);
     expect(await runCli(table, ["list", "--format", "yaml"], io)).toBe(2);
     expect(await runCli(table, ["list", "extra"], io)).toBe(2);
