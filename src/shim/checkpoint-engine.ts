@@ -30,7 +30,7 @@ import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdi
 import { readBundleSpec } from "./bundle-spec.ts";
 import { callerAbortReason, isCallerGone } from "./cancel.ts";
 import { outputWasPipe } from "./checkpoint-stdio.ts";
-import { markRestoring, recordExtraction, recordRestoreCgroups, unmarkRestoring } from "./orphaned-criu.ts";
+import { markRestoring, recordExtraction, recordRestoreCgroups, recordRestoreCgroupsPath, unmarkRestoring } from "./orphaned-criu.ts";
 import { VERSION_WITH_REVISION } from "./version.ts";
 
 // Loaded on first use, not with this module: a restore's Create needs neither. The CRIU client brings zod's
@@ -233,11 +233,12 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           setImmediate(() => {
             if (pending.get(spec.id) !== entry || entry.started) return;
             try {
-              const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root);
+              const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root, spec.namespace);
               // A runc container of this id already there fails Start; its cgroups are left alone.
               if (!existsSync(join(spec.options.root, spec.id, "state.json"))) {
+                if (prepared.cgroupsPath !== undefined) recordRestoreCgroupsPath(spec.bundle, prepared.cgroupsPath);
                 prepared.cgroups = startRestoreCgroups(prepared, prejoin);
-                recordRestoreCgroups(spec.bundle, prepared.cgroups.before);
+                recordRestoreCgroups(spec.bundle, prepared.cgroups.before, prepared.cgroupsPath);
               }
               entry.prepared = prepared;
             } catch {

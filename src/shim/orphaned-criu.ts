@@ -40,8 +40,17 @@ export function markRestoring(bundle: string): void {
  * restore reuses (`ctr containers restore` under a new name keeps the spec's cgroupsPath). Until this is written the
  * restore has put nothing in the cgroups.
  */
-export function recordRestoreCgroups(bundle: string, before: readonly string[]): void {
-  writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify({ before }));
+export function recordRestoreCgroups(bundle: string, before: readonly string[], cgroupsPath?: string): void {
+  writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify(cgroupsPath === undefined ? { before } : { before, cgroupsPath }));
+}
+
+/**
+ * Records in the marker, before the restore makes its cgroups, the cgroupsPath it makes them at: not always the spec's
+ * (restore-container.ts restoredCgroupsPath gives a copy restored under a new id a cgroup of its own, where the spec
+ * names its source's). A cleanup after a dead daemon that took the spec's would have killed the source's processes.
+ */
+export function recordRestoreCgroupsPath(bundle: string, cgroupsPath: string): void {
+  writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify({ cgroupsPath }));
 }
 
 /** What the marker records: undefined before recordRestoreCgroups (or from an older daemon). */
@@ -49,6 +58,16 @@ export function readRestoreRecord(bundle: string): { before: string[] } | undefi
   try {
     const v = JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { before?: unknown };
     return Array.isArray(v.before) && v.before.every((x) => typeof x === "string") ? { before: v.before as string[] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cgroupsPath the marker records (recordRestoreCgroupsPath, recordRestoreCgroups), if any. */
+export function restoreCgroupsPathOf(bundle: string): string | undefined {
+  try {
+    const v = JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { cgroupsPath?: unknown };
+    return typeof v.cgroupsPath === "string" && v.cgroupsPath.startsWith("/") ? v.cgroupsPath : undefined;
   } catch {
     return undefined;
   }
@@ -222,7 +241,8 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
         }
       }
     }
-    const cgroupsPath = spec.linux?.cgroupsPath;
+    // Where the restore made its cgroups (the marker's), else the spec's.
+    const cgroupsPath = restoreCgroupsPathOf(bundle) ?? spec.linux?.cgroupsPath;
     const record = readRestoreRecord(bundle);
     if (typeof cgroupsPath === "string" && cgroupsPath !== "" && record !== undefined && record.before.length > 0) {
       // The cgroups are a running original's too: only what the restore put there goes (its tree has a PID

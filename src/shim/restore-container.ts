@@ -62,7 +62,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
-import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, restoreWorkDir } from "./orphaned-criu.ts";
+import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
@@ -166,6 +166,22 @@ function missingChain(dir: string): string[] {
 }
 
 /**
+ * The cgroupsPath a restored container gets. containerd's restore (`ctr containers restore`, a client's
+ * WithRestoreSpec) copies the checkpointed spec, and with it containerd's default cgroupsPath for the source,
+ * /<namespace>/<id>. A copy restored under another id or into another namespace would then live in the source's
+ * cgroup: beside a source that still runs, a pause or a checkpoint's freeze of one froze both, its memory counted
+ * against the source's limit, and the metrics of each counted both (runc's shim does the same). So a spec path that is
+ * exactly the source's default becomes the new container's default, /<namespace>/<new id>. Any other path (CRI's, a
+ * client's own) is the spec's; so is the source's path for a restore under the source's own id and namespace, and
+ * for a checkpoint whose metadata does not name its namespace.
+ */
+export function restoredCgroupsPath(specPath: string, id: string, namespace: string | undefined, meta: Pick<CheckpointMetadata, "containerId" | "namespace">): string {
+  if (namespace === undefined || namespace === "" || meta.namespace === undefined) return specPath;
+  if (id === meta.containerId && namespace === meta.namespace) return specPath;
+  return normaliseCgroupsPath(specPath) === `/${meta.namespace}/${meta.containerId}` ? `/${namespace}/${id}` : specPath;
+}
+
+/**
  * runc's cgroup_paths for the restored container, as runc computes them: for each hierarchy the checkpointed
  * container was in (the checkpoint's keys), this host's mount of it joined with the spec's cgroupsPath. Never
  * the checkpoint's own paths: a crafted one could name another service's cgroup, whose processes a runc kill or
@@ -210,8 +226,10 @@ export interface PreparedRestore {
   specHooks?: unknown;
   /** What `runc exec` confines its processes with, from the spec (state.json's config). */
   security: RuncSecurity;
-  /** The spec's cgroupsPath, normalised (runc's config.cgroups.path). */
+  /** The restored container's cgroupsPath, normalised (runc's config.cgroups.path): the spec's, or restoredCgroupsPath's. */
   cgroupsPath?: string;
+  /** The spec's cgroupsPath when restoredCgroupsPath replaced it (the source's, kept by containerd's restore). */
+  specCgroupsPath?: string;
   /** The cgroups, when the engine started making them ahead of Start (startRestoreCgroups). */
   cgroups?: RestoreCgroups;
   /** Resource limits and OOM score bounds some task exceeds (limits-check.ts): enforced at CRIU's post-restore. */
@@ -553,7 +571,7 @@ function isCriuWork(cmdline: string[]): boolean {
  * Reads the bundle's spec and validates it and the checkpoint's runc state, without side effects: the
  * engine runs it between Create's reply and Start (restoreContainer does it itself when not given).
  */
-export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string): PreparedRestore {
+export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string, namespace?: string): PreparedRestore {
   const meta = source.metadata;
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
@@ -578,8 +596,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // descriptors CRIU makes as root that the tasks could not have made with the spec's capabilities.
   checkFilesImage(source.dir, where, grantedCapabilities((spec as CredsSpec).process?.capabilities));
   const mounts = hostCgroupMountsSync();
-  // containerd always sets cgroupsPath; without one, runc's default for a container named id.
-  const cgroupsPath = spec.linux?.cgroupsPath || `/${id}`;
+  // containerd always sets cgroupsPath; without one, runc's default for a container named id. The source's, kept by
+  // containerd's restore under a new id or namespace, becomes the new container's own (restoredCgroupsPath).
+  const specCgroupsPath = spec.linux?.cgroupsPath || `/${id}`;
+  const cgroupsPath = restoredCgroupsPath(specCgroupsPath, id, namespace, meta);
   const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts);
   confineCgroupPaths(cgroupPaths, mounts, `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
@@ -603,6 +623,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
     container,
     cgroupPaths,
     cgroupsPath: normaliseCgroupsPath(cgroupsPath),
+    ...(cgroupsPath !== specCgroupsPath ? { specCgroupsPath } : {}),
     resources,
     specHooks: spec.hooks,
     security,
@@ -624,9 +645,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const label = `restore container ${id} from ${source.dir}`;
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
-  const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot);
+  const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot, input.namespace);
   const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, liveTasks, externalFlags, usernsRoot, intelRdt } = prepared;
   if (prepared.intelRdtIgnored) input.log.warn(`${label}: ${prepared.intelRdtIgnored}`);
+  if (prepared.specCgroupsPath !== undefined) {
+    input.log.info(`${label}: cgroupsPath ${cgroupsPath}, not the spec's ${prepared.specCgroupsPath} (the checkpointed container's, which containerd's restore keeps): a cgroup of its own`);
+  }
 
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
@@ -653,10 +677,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const taken = existsSync(join(stateDir, "state.json"));
     const refuseTaken = () => failedPrecondition(`container ${id}`, { detail: `runc already has ${stateDir}/state.json` });
     if (taken && !cgroups) throw refuseTaken();
+    if (!cgroups && cgroupsPath !== undefined && isRestoring(input.bundle)) recordRestoreCgroupsPath(input.bundle, cgroupsPath);
     const made = cgroups ?? startRestoreCgroups({ cgroupPaths, resources, intelRdt }, (dirs) => criu.prejoin?.(dirs));
     const { created: cgCreated, joinDirs, ready } = made;
-    // For `delete` after a dead daemon (orphaned-criu.ts): what was in the cgroups before this restore.
-    if (isRestoring(input.bundle)) recordRestoreCgroups(input.bundle, made.before);
+    // For `delete` after a dead daemon (orphaned-criu.ts): what was in the cgroups before this restore, and where.
+    if (isRestoring(input.bundle)) recordRestoreCgroups(input.bundle, made.before, cgroupsPath);
     cgroupsReady = ready;
     undo.push(() => {
       if (made.intelRdt?.created) removeIntelRdtGroup(made.intelRdt.dir);

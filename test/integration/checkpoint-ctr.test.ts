@@ -138,14 +138,25 @@ test("a counter checkpointed with ctr containers checkpoint --task continues aft
   await remove(id);
 }, 180_000);
 
-test("a copy restored under a new name beside its running original shares its cgroup; `ctr task rm -f` of the copy leaves the original running", async () => {
+test("a copy restored under a new name beside its running original has a cgroup of its own: the original's pause leaves it running; `ctr task rm -f` of the copy leaves the original running", async () => {
   const { id, ref } = await countingCheckpoint("orig");
   const copy = `${id}-c`;
   expect((await restore(copy, ref)).exitCode).toBe(0);
   const [orig, copied] = [(await taskPid(pc, id))!, (await taskPid(pc, copy))!];
-  // ctr's restore keeps the spec's cgroupsPath: one cgroup for both, as with runc's shim.
+  // ctr's restore keeps the spec's cgroupsPath, the original's (/ns/<id>): the copy gets /ns/<copy> instead (runc's
+  // shim puts it in the original's, where the original's pause froze it and its limits counted both).
   const cg = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, "utf8").match(/:memory:(.*)/)?.[1];
-  expect(cg(copied)).toBe(cg(orig));
+  expect([cg(orig), cg(copied)]).toEqual([`/${ns}/${id}`, `/${ns}/${copy}`]);
+  const copyState = JSON.parse(readFileSync(`/run/containerd/runc/${ns}/${copy}/state.json`, "utf8")) as { cgroup_paths: Record<string, string>; config: { cgroups: { path: string } } };
+  expect([copyState.config.cgroups.path, copyState.cgroup_paths.memory]).toEqual([`/${ns}/${copy}`, `/sys/fs/cgroup/memory/${ns}/${copy}`]);
+  expect(readFileSync(pc.layout.log, "utf8")).toContain(`cgroupsPath /${ns}/${copy}, not the spec's /${ns}/${id}`);
+  await pc.ctrOk(["task", "pause", id]);
+  try {
+    const at = await waitFor(() => readCounter(pc, copy), { what: "the copy's counter" });
+    await waitFor(() => ((readCounter(pc, copy) ?? 0) > at + 2 ? true : undefined), { what: "the copy counting while the original is paused" });
+  } finally {
+    await pc.ctrOk(["task", "resume", id]);
+  }
   await pc.ctrOk(["task", "kill", "-s", "KILL", copy]);
   await waitFor(async () => ((await taskStatus(pc, copy)) === "STOPPED" ? true : undefined), { what: `${copy} stopped` });
   // containerd kills with --all before it deletes: runc would signal the whole cgroup, the original included (it did
@@ -572,7 +583,7 @@ test("a process exec'd into the container is not in its checkpoint (it is no chi
   }
 }, 180_000);
 
-test("a copy restored under a new id runs in its source's cgroup: the source's next checkpoint names the copy's processes as another container's, not as exec'd", async () => {
+test("a copy restored under a new id runs in a cgroup of its own: the source's next checkpoint neither freezes nor names the copy's processes", async () => {
   const id = uniqueId("cgsrc");
   const copy = uniqueId("cgcopy");
   const ref = `localhost/checkpoint/${id}:1`;
@@ -582,13 +593,14 @@ test("a copy restored under a new id runs in its source's cgroup: the source's n
     const r = await restore(copy, ref);
     expect(r.exitCode).toBe(0);
     const copyPid = (await taskPid(pc, copy))!;
-    // ctr keeps the checkpoint's cgroupsPath: the copy is in the source's cgroup.
-    expect(inContainerCgroup("sleep", id)).toContain(copyPid);
+    // ctr keeps the checkpoint's cgroupsPath (the source's); the copy is in its own (restoredCgroupsPath).
+    expect(inContainerCgroup("sleep", copy)).toEqual([copyPid]);
+    expect(inContainerCgroup("sleep", id)).not.toContain(copyPid);
     // Before the next checkpoint writes its index without the CRIU tar (containerd 1.6 and an older image's spec blob).
     await pc.ctrOk(["images", "rm", "--sync", ref]);
     await checkpoint(id, `localhost/checkpoint/${id}:2`);
     const log = readFileSync(pc.layout.log, "utf8");
-    expect(log).toContain(`checkpoint container ${id}: processes of another PID namespace in the container's cgroup (another container's: one restored under a new id from this container's checkpoint keeps its cgroupsPath), frozen with it, not in the checkpoint: ${copyPid} (sleep)`);
+    expect(log).not.toContain(`checkpoint container ${id}: processes of another PID namespace`);
     expect(log).not.toContain(`checkpoint container ${id}: processes not below the container's init (exec'd)`);
   } finally {
     await remove(copy).catch(() => {});
@@ -950,14 +962,15 @@ test("a failed restore (a file the process holds is missing from the new rootfs)
   expect(mountsWith(`/${id}/`)).toEqual([]);
 }, 180_000);
 
-test("two restores of one checkpoint at once, one failing (no --rw), share the original's cgroup: the failed one's removal leaves the other running", async () => {
+test("two restores of one checkpoint at once, one failing (no --rw): the failed one's removal leaves the other running", async () => {
   const id = uniqueId("twin");
   await runDetached(id, ["sh", "-c", "echo held > /tmp/held; exec 3</tmp/held; exec /bin/memhog 0 /tmp/counter"]);
   await waitFor(() => readCounter(pc, id), { what: "counter" });
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref, ["--rw"]);
   await remove(id);
-  // containerd keeps the original's cgroups path for both: the one that fails cleans up where the other runs.
+  // containerd keeps the original's cgroups path for both; each gets its own (/ns/<its id>), and the one that fails cleans
+  // up only its own.
   for (let round = 1; round <= 3; round++) {
     const [bad, good] = [`${id}-a${round}`, `${id}-b${round}`];
     const [rBad, rGood] = await Promise.all([restore(bad, ref), restore(good, ref, ["--rw"])]);
@@ -1011,17 +1024,21 @@ test("a cgroup directory removed between its making and the restore's join (anot
   console.log(`the remover won on attempt ${removedAt}`);
 }, 300_000);
 
-test("a restore beside a paused copy (one cgroup, frozen) is refused, as runc refuses it, instead of hanging; the copy resumes", async () => {
+test("a restore beside a paused copy runs in a cgroup of its own: it comes back RUNNING while the copy stays paused (it was refused while they shared the cgroup)", async () => {
   const { id, ref } = await countingCheckpoint("frz");
   await remove(id);
   const [paused, other] = [`${id}-p`, `${id}-x`];
   expect((await restore(paused, ref)).exitCode).toBe(0);
   await pc.ctrOk(["task", "pause", paused]);
+  const held = readCounter(pc, paused);
   const r = await restore(other, ref);
-  expect(r.exitCode).not.toBe(0);
-  expect(r.stderr).toContain("is frozen (FROZEN): a paused container shares it; resume that one first");
-  await pc.ctrOk(["task", "rm", "-f", other]);
-  await pc.ctrOk(["containers", "rm", other]);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, other)).toBe("RUNNING");
+  const m = await waitFor(() => readCounter(pc, other), { what: `${other}'s counter` });
+  await waitFor(() => ((readCounter(pc, other) ?? 0) > m + 2 ? true : undefined), { what: `${other} counting` });
+  expect([await taskStatus(pc, paused), readCounter(pc, paused)]).toEqual(["PAUSED", held]);
+  await remove(other);
   await pc.ctrOk(["task", "resume", paused]);
   const n = readCounter(pc, paused)!;
   await waitFor(() => ((readCounter(pc, paused) ?? 0) > n + 2 ? true : undefined), { what: `${paused} counting again` });
@@ -1077,7 +1094,7 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   await remove(id);
 }, 300_000);
 
-/** Pids of processes named name whose memory cgroup is the container's (ns/id): a restore under a new name keeps the spec's cgroupsPath. */
+/** Pids of processes named name whose memory cgroup is the container's (ns/id; a copy restored under a new id has its own). */
 function inContainerCgroup(name: string, id: string): number[] {
   return readdirSync("/proc")
     .filter((n) => /^\d+$/.test(n))
@@ -1107,7 +1124,7 @@ test("a lazy restore whose lazy-pages daemon dies before every page is back: the
         const cmdline = readTrimmed(`/proc/${p}/cmdline`);
         return cmdline !== undefined && cmdline.includes("lazy-pages") && cmdline.includes(restored);
       });
-      if (d !== undefined && inContainerCgroup("memhog", id).length > 0 && !criuPids().some((p) => p !== d && holdsRestoreLog(p, restored))) {
+      if (d !== undefined && inContainerCgroup("memhog", restored).length > 0 && !criuPids().some((p) => p !== d && holdsRestoreLog(p, restored))) {
         process.kill(d, "SIGSTOP");
         daemon = d;
       } else await Bun.sleep(2);

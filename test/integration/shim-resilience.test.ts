@@ -145,8 +145,9 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
 }, 180_000);
 
 /**
- * A memhog original, checkpointed, and the restore of a copy under a new name started beside it: the copy shares the
- * original's cgroup (`ctr containers restore` keeps the checkpointed spec's cgroupsPath).
+ * A memhog original, checkpointed, and the restore of a copy under a new name started beside it. `ctr containers
+ * restore` keeps the checkpointed spec's cgroupsPath, the original's: the copy's restore makes a cgroup of its own
+ * (/ns/<copy>, restore-container.ts restoredCgroupsPath), and its cleanup must find that one, not the spec's.
  */
 async function restoreBesideOriginal(prefix: string) {
   const id = uniqueId(prefix);
@@ -189,19 +190,22 @@ async function expectOriginalAloneThenRemove(o: { id: string; copy: string; ref:
   for (const ctl of ["memory", "pids", "freezer"]) await waitFor(() => !existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${o.id}`), { timeoutMs: 20_000, what: `cgroup ${ctl} removed` });
 }
 
-test("shim killed in the middle of a restore under a new name while the original runs in the same cgroup: the original runs on, the copy's tree goes", async () => {
-  // containerd's cleanup of the dead shim killed everything in the shared cgroup, the original too (seen here).
+test("shim killed in the middle of a restore under a new name beside the original: the original runs on, the copy's tree and cgroup go", async () => {
+  // containerd's cleanup of the dead shim killed everything in the cgroup the spec names, the original's (seen here when
+  // the copy shared it; the copy's own cgroup is recorded in the restore's marker, and only that one goes).
   const o = await restoreBesideOriginal("shared");
   await waitFor(() => existsSync(join(o.bundle, "criu-restore-work", "restore.log")) || undefined, { what: "CRIU restoring", timeoutMs: 60_000, intervalMs: 2 });
   const shim = shimPids().find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").includes(o.copy));
   expect(shim).toBeDefined();
   process.kill(shim!, "SIGKILL");
   expect((await o.restore).exitCode).not.toBe(0);
-  await waitFor(() => /of a restore its shim did not finish is another container's too/.test(readFileSync(pc.layout.log, "utf8")) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
+  const cleaned = `removed the cgroup /${ns}/${o.copy} of a restore its shim did not finish`;
+  await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(cleaned) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
+  for (const ctl of ["memory", "pids", "freezer"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${o.copy}`)).toBe(false);
   await expectOriginalAloneThenRemove(o);
 }, 180_000);
 
-test("CRIU killed in the middle of a restore under a new name while the original runs in the same cgroup: the restore fails, the copy's tree goes, the original runs on", async () => {
+test("CRIU killed in the middle of a restore under a new name beside the original: the restore fails, the copy's tree goes, the original runs on", async () => {
   const o = await restoreBesideOriginal("sharedc");
   // CRIU itself: the `criu swrk` that the copy's daemon's helper runs. CRIU's forked restore processes are named
   // criu too, and CRIU rewrites its command line ("criu: restore --rpc ...") once it has the request (a look by

@@ -17,7 +17,7 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, specLsmProfile } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, restoredCgroupsPath, specLsmProfile } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
@@ -207,6 +207,23 @@ describe("runc state of a restored container", () => {
     const other = { cgroups: { version: 1, paths: { rdma: "/sys/fs/cgroup/rdma/ns/c1" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
     expect(() => restoredCgroupPaths(other, "/ns/c1", mounts)).toThrow("cgroup hierarchy rdma");
     expect(() => restoredCgroupPaths(meta, "/ns/../../etc", mounts)).toThrow("must not contain ..");
+  });
+
+  test("a copy restored under a new id or namespace gets a cgroup of its own where the spec names its source's (containerd's default path)", () => {
+    const src = { containerId: "c1", namespace: "ns" };
+    // ctr containers restore under a new id: the spec keeps /ns/c1.
+    expect(restoredCgroupsPath("/ns/c1", "copy", "ns", src)).toBe("/ns/copy");
+    expect(restoredCgroupsPath("ns/c1", "copy", "ns", src)).toBe("/ns/copy"); // runc's relative form
+    // Into another namespace, under the same id.
+    expect(restoredCgroupsPath("/ns/c1", "c1", "other", src)).toBe("/other/c1");
+    // The same id and namespace (the source gone): the spec's.
+    expect(restoredCgroupsPath("/ns/c1", "c1", "ns", src)).toBe("/ns/c1");
+    // A path that is not the source's default (CRI's, a client's own): the spec's.
+    expect(restoredCgroupsPath("/kubepods/besteffort/pod1/abc", "copy", "k8s.io", src)).toBe("/kubepods/besteffort/pod1/abc");
+    expect(restoredCgroupsPath("/ns/other", "copy", "ns", src)).toBe("/ns/other");
+    // Metadata without the source's namespace, or no namespace for the restore: the spec's.
+    expect(restoredCgroupsPath("/ns/c1", "copy", "ns", { containerId: "c1" })).toBe("/ns/c1");
+    expect(restoredCgroupsPath("/ns/c1", "copy", undefined, src)).toBe("/ns/c1");
   });
 });
 

@@ -14,6 +14,8 @@ import {
   forgetDumpDir,
   removeAbandonedDumpDir,
   recordRestoreCgroups,
+  recordRestoreCgroupsPath,
+  restoreCgroupsPathOf,
   restoreWorkDir,
   unmarkRestoring,
   waitGone,
@@ -83,6 +85,13 @@ test("the marker records the PID namespaces that were in the cgroups before the 
   expect(readRestoreRecord(bundle)).toEqual({ before: ["pid:[1]"] });
   recordRestoreCgroups(bundle, []);
   expect(readRestoreRecord(bundle)).toEqual({ before: [] });
+  // Where the cgroups are: recorded before they are made, and kept with `before` (a copy's own, not its spec's).
+  expect(restoreCgroupsPathOf(bundle)).toBeUndefined();
+  recordRestoreCgroupsPath(bundle, "/ns/copy");
+  expect([readRestoreRecord(bundle), restoreCgroupsPathOf(bundle)]).toEqual([undefined, "/ns/copy"]);
+  recordRestoreCgroups(bundle, ["pid:[1]"], "/ns/copy");
+  expect([readRestoreRecord(bundle), restoreCgroupsPathOf(bundle)]).toEqual([{ before: ["pid:[1]"] }, "/ns/copy"]);
+  recordRestoreCgroups(bundle, []);
 
   // A fake /proc: 10 and 11 in the original's namespace, 20 in the restore's, 30 gone.
   const proc = join(base, "proc-ns");
