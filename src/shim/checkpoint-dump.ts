@@ -392,9 +392,9 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   // in the log, since the restore will not have it.
   const tree = new Set(processTree(pid));
   const outside = cgroupPids.filter((p) => !tree.has(p));
-  // An exec joins the init's PID namespace. A process in another one is another container's that shares this cgroup:
-  // `ctr containers restore` under a new id keeps the checkpoint's cgroupsPath (/<ns>/<old id>), so a copy restored
-  // next to its source runs in the source's cgroup, and is frozen with it while the source is paused and dumped.
+  // An exec joins the init's PID namespace. A process in another one is another container's that shares this cgroup
+  // (a spec that names it; a copy restored under a new id by runc's shim, which keeps its source's cgroupsPath: cryo's
+  // gives such a copy its own), and is frozen with it while this one is paused and dumped.
   const initPidNs = pidNamespaceOf(pid);
   const others = initPidNs === undefined ? [] : outside.filter((p) => {
     const n = pidNamespaceOf(p);
@@ -404,7 +404,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p)})`).join(", ");
   if (execd.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
   if (others.length > 0) {
-    input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's: one restored under a new id from this container's checkpoint keeps its cgroupsPath), frozen with it, not in the checkpoint: ${named(others)}`);
+    input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);
   }
   // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
   // the watched files, for CRIU to find them by (watch-paths.ts).

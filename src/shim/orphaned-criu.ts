@@ -36,9 +36,9 @@ export function markRestoring(bundle: string): void {
 
 /**
  * Records in the marker, once the restore has started on the container's cgroups, the PID namespaces of the
- * processes that were in them before it (pidNamespacesIn): those of a running original whose checkpointed spec the
- * restore reuses (`ctr containers restore` under a new name keeps the spec's cgroupsPath). Until this is written the
- * restore has put nothing in the cgroups.
+ * processes that were in them before it (pidNamespacesIn): those of a running container whose cgroup the restore's
+ * spec names, and where the cgroups are (cgroupsPath: the restore's, which restoredCgroupsPath may have made the
+ * copy's own). Until this is written the restore has put nothing in the cgroups.
  */
 export function recordRestoreCgroups(bundle: string, before: readonly string[], cgroupsPath?: string): void {
   writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify(cgroupsPath === undefined ? { before } : { before, cgroupsPath }));

@@ -1,8 +1,8 @@
 /**
  * Which processes of a cgroup belong to a container with a PID namespace of its own. A cgroup can hold another
- * container's processes too: `ctr containers restore` under a new name keeps the checkpointed spec's cgroupsPath, so
- * the copy shares the running original's cgroup, and runc's `kill --all` (every process of the cgroup) reaches
- * both. A process is the container's when it, or one of its ancestors, is in the container's PID namespace: its
+ * container's processes too: a spec can name another container's cgroup (`ctr containers restore` under a new name
+ * keeps the checkpointed spec's cgroupsPath; cryo's restore gives such a copy its own since the twenty-eighth session,
+ * runc's shim does not), and runc's `kill --all` (every process of the cgroup) reaches both. A process is the container's when it, or one of its ancestors, is in the container's PID namespace: its
  * init's tree, processes exec'd into it (their parent is the shim, outside), and what those start in nested
  * namespaces.
  */

@@ -6,8 +6,9 @@
  *    restores from its image);
  * 2. the rootfs is bind-mounted (private) on <runc root>/<id>/criu-root, CRIU's root (it needs a
  *    mount point whose parent is not overmounted);
- * 3. the container's cgroups are those of the checkpoint, moved to the spec's cgroupsPath if that differs
- *    (containerd keeps the old cgroupsPath in a restored spec); missing ones are created here (and only
+ * 3. the container's cgroups are those of the checkpoint, moved to the container's cgroupsPath if that differs
+ *    (containerd keeps the old cgroupsPath in a restored spec: a copy under a new id gets its own, restoredCgroupsPath);
+ *    missing ones are created here (and only
  *    those are removed on failure), the helper joins them so CRIU and the tree start in them;
  * 4. stdio: every pipe or external file CRIU recorded for fds 0..2 is inherited from the new task's
  *    descriptor n (`inherit_fd`), external namespaces from their files;
