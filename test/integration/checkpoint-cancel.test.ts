@@ -757,8 +757,8 @@ test("a stop request that reaches CRIU before its handler is set up: CRIU dies o
  * inside compel's infection, so it cannot): the tasks die anyway, and CRIU is killed then rather than when the
  * ABORT_GRACE_MS it was given runs out (before, the Kill waited out that grace). The shim's line says why CRIU was killed.
  */
-test("a Kill with SIGKILL while an aborted dump's CRIU is being waited for: CRIU is killed then, and the task stops", async () => {
-  await using d = await heldDump("esc", "parasite_trap");
+/** The held dump's caller goes, CRIU is asked to stop, then `ctr task kill -s SIGKILL`: CRIU is killed then, and the task stops. */
+async function killWhileAskedToStop(d: HeldDump): Promise<void> {
   d.client.close();
   await stopRequested(d.criu);
   await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", d.id]);
@@ -767,6 +767,11 @@ test("a Kill with SIGKILL while an aborted dump's CRIU is being waited for: CRIU
   expect(line).toContain("asked to stop, then its tasks were killed");
   expect(line).not.toContain("had not ended");
   await waitFor(async () => (await taskStatus(pc, d.id)) === "STOPPED", { timeoutMs: 10_000, what: "the task stopped" });
+}
+
+test("a Kill with SIGKILL while an aborted dump's CRIU is being waited for: CRIU is killed then, and the task stops", async () => {
+  await using d = await heldDump("esc", "parasite_trap");
+  await killWhileAskedToStop(d);
   // It died of the Kill's SIGKILL, given before the thaw: not of the SIGTRAP CRIU's death in the infection left it
   // (the Kill then failed with "process already finished").
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, d.id);
@@ -822,12 +827,5 @@ test("a Kill with SIGKILL after the dump's own timeout asked CRIU to stop: CRIU 
  */
 test("a Kill with SIGKILL while an aborted post-copy dump's CRIU is being waited for: CRIU is killed then", async () => {
   await using d = await heldDump("pcesc", "parasite_trap", ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`]);
-  d.client.close();
-  await stopRequested(d.criu);
-  await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", d.id]);
-  await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
-  const line = await abortedLine(d.id);
-  expect(line).toContain("asked to stop, then its tasks were killed");
-  expect(line).not.toContain("had not ended");
-  await waitFor(async () => (await taskStatus(pc, d.id)) === "STOPPED", { timeoutMs: 10_000, what: "the task stopped" });
+  await killWhileAskedToStop(d);
 });
