@@ -76,16 +76,18 @@ export function createEntry(root: string, label: string): string {
 /**
  * After CRIU dumped into the entry: moves everything but the page images (pages-N.img) into imagesDir,
  * the directory containerd tars (small: the tree, mappings, files), writes the entry's entry.json with
- * a new token, and returns the metadata's record of it. On failure the caller removes the entry.
+ * a new token (and the address of the containerd the checkpoint goes to, when known: `cryo pages prune` keeps
+ * the entries of a containerd it was not told to look in), and returns the metadata's record of it. On failure
+ * the caller removes the entry.
  */
-export function finishEntry(entry: string, imagesDir: string): LocalPages {
+export function finishEntry(entry: string, imagesDir: string, containerd?: string): LocalPages {
   const files: LocalPages["files"] = [];
   for (const name of readdirSync(entry).sort()) {
     if (PAGE_IMAGE.test(name)) files.push({ name, bytes: statSync(join(entry, name)).size });
     else move(join(entry, name), join(imagesDir, name));
   }
   const token = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
-  writeFileSync(join(entry, ENTRY_FILE), `${JSON.stringify({ token, files })}\n`, { mode: 0o600 });
+  writeFileSync(join(entry, ENTRY_FILE), `${JSON.stringify(containerd ? { token, files, containerd } : { token, files })}\n`, { mode: 0o600 });
   return { dir: entry, hostname: hostname(), token, files };
 }
 

@@ -105,7 +105,7 @@ export const pagesPruneCommand: CliCommand = {
     // ctr waits 10 s to dial a socket that is not there: say so at once.
     for (const a of values.address) checkSocketPath(`containerd at ${a}`, a.replace(/^unix:\/\//, ""), "nothing was removed");
     const references = (await Promise.all(values.address.map((a) => pageReferences(a)))).flat();
-    const r = prunePageStore(root, references, values["older-than"] * 60_000, { dryRun: values["dry-run"] });
+    const r = prunePageStore(root, references, values["older-than"] * 60_000, { dryRun: values["dry-run"], addresses: values.address });
     for (const k of r.kept) io.out(`kept ${k.name}: ${k.why}`);
     for (const name of r.removed) io.out(`${values["dry-run"] ? "would remove" : "removed"} ${name}`);
     io.out(`page store ${root}: ${r.removed.length} ${values["dry-run"] ? "to remove" : "removed"}, ${r.kept.length} kept`);

@@ -9,10 +9,11 @@
  * Restore directories (`.restore-*`) older than the limit are left from a shim that died mid-restore,
  * and go too.
  */
-import { readdirSync, realpathSync, rmSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runCtr } from "../containerd/ctr.ts";
 import { Code, CryoError, fsError } from "../errors.ts";
+import { ENTRY_FILE } from "./local-pages.ts";
 
 /** containerd's media type of a checkpoint image's CRIU tar. */
 const CRIU_TAR = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
@@ -102,8 +103,29 @@ export interface PruneResult {
   kept: { name: string; why: string }[];
 }
 
-/** Removes the entries (and restore directories) of the store under root that no reference names and that are older than minAgeMs. */
-export function prunePageStore(root: string, references: readonly PageReference[], minAgeMs: number, options: { dryRun?: boolean; now?: number } = {}): PruneResult {
+/** A containerd address as a socket path: without `unix://`, resolved through links when it can be. */
+function socketOf(address: string): string {
+  return realOr(address.replace(/^unix:\/\//, ""));
+}
+
+/** The containerd an entry was made for (entry.json's `containerd`, written by the shim since the twenty-eighth session). */
+function entryContainerd(dir: string): string | undefined {
+  try {
+    const v = (JSON.parse(readFileSync(join(dir, ENTRY_FILE), "utf8")) as { containerd?: unknown }).containerd;
+    return typeof v === "string" && v !== "" ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the entries (and restore directories) of the store under root that no reference names and that are older
+ * than minAgeMs. With `addresses` (the containerds the references were read from), an entry made for another
+ * containerd (its entry.json names it) is kept: its images were not looked at, and removing it would lose the memory
+ * of a checkpoint that containerd still has.
+ */
+export function prunePageStore(root: string, references: readonly PageReference[], minAgeMs: number, options: { dryRun?: boolean; now?: number; addresses?: readonly string[] } = {}): PruneResult {
+  const looked = options.addresses?.map(socketOf);
   const result: PruneResult = { removed: [], kept: [] };
   let names: string[];
   try {
@@ -125,6 +147,11 @@ export function prunePageStore(root: string, references: readonly PageReference[
     }
     if (now - st.mtimeMs < minAgeMs) {
       result.kept.push({ name, why: "younger than the age limit" });
+      continue;
+    }
+    const madeFor = looked === undefined ? undefined : entryContainerd(dir);
+    if (madeFor !== undefined && !looked!.includes(socketOf(madeFor))) {
+      result.kept.push({ name, why: `made for the containerd at ${madeFor}, whose images this prune did not look at (name it with --address, or remove the entry with cryo pages rm)` });
       continue;
     }
     if (!options.dryRun) rmSync(dir, { recursive: true, force: true });

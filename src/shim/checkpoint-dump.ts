@@ -87,6 +87,8 @@ export interface DumpInput {
    * (dump-abort.ts); the call fails with the signal's reason.
    */
   signal?: AbortSignal;
+  /** containerd's address (the shim's -address): a local-pages entry records it, for `cryo pages prune`. */
+  containerdAddress?: string;
   /**
    * Aborted by every Kill with SIGKILL during the dump: once the dump's abort has come (`signal`, its timeout, its images
    * directory removed), CRIU, asked to stop, is killed at once instead (CriuCallOptions.killNow), and the init gets
@@ -607,7 +609,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   let localPages: CheckpointMetadata["localPages"];
   if (pageEntry) {
     try {
-      localPages = finishEntry(pageEntry, imagesDir);
+      localPages = finishEntry(pageEntry, imagesDir, input.containerdAddress);
     } catch (err) {
       rmSync(pageEntry, { recursive: true, force: true });
       throw CryoError.from(err).wrap(`${label}: images of page store entry ${pageEntry} into ${imagesDir}`);

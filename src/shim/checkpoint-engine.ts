@@ -69,6 +69,8 @@ export interface CheckpointEngineDeps {
   configFor?: (configPath: string) => Promise<{ source: string | null; config: CryoConfig }>;
   /** A container's image through containerd (the checkpoint hook's input, recorded in the metadata); none: image null. */
   imageFor?: ImageFor;
+  /** containerd's address (the shim's -address): recorded in a local-pages entry, for `cryo pages prune`. */
+  containerdAddress?: string;
 }
 
 interface PendingRestore {
@@ -167,6 +169,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         image: deps.imageFor ? () => deps.imageFor!(spec.namespace, spec.id) : undefined,
         ...(spec.signal ? { signal: spec.signal } : {}),
         ...(spec.killNow ? { killNow: spec.killNow } : {}),
+        ...(deps.containerdAddress ? { containerdAddress: deps.containerdAddress } : {}),
       }).catch((err: unknown) => {
         discardOrphanedCheckpointDir(spec, deps.log);
         throw err;

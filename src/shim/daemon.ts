@@ -82,6 +82,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     },
     configFor: async (configPath) => await (await configs()).forConfigPath(configPath),
     imageFor: (namespace, id) => readContainerImage(flags.address, namespace, id, log),
+    containerdAddress: flags.address,
   });
   const server = createServer({ onError: (e) => log.warn(`ttrpc: ${e.message}`) });
 

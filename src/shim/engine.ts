@@ -42,7 +42,7 @@ const resourcesModule = lazyModule("the cgroup resources parser (src/cgroups/res
 const checkpointModule = lazyModule("checkpoint/restore (src/shim/checkpoint-engine.ts)", () => import("./checkpoint-engine.ts"));
 
 /** Creates the engine over a reaper. */
-export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"]; imageFor?: CheckpointEngineDeps["imageFor"] }): Engine {
+export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"]; imageFor?: CheckpointEngineDeps["imageFor"]; containerdAddress?: string }): Engine {
   /** One runc driver per container (its log is <bundle>/log.json). */
   const runcs = new Map<string, Runc>();
   const cgroups = new Map<string, CgroupManager>();
@@ -119,7 +119,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
               deps.log.warn(`restored container ${id}: sd_notify socket: ${CryoError.from(err).message}`);
             }
           }
-        }, policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor })),
+        }, policyFor: deps.policyFor, configFor: deps.configFor, imageFor: deps.imageFor, containerdAddress: deps.containerdAddress })),
       (err: unknown) => {
         loading = undefined;
         throw err;

@@ -354,6 +354,8 @@ test("cryo pages prune keeps what checkpoint images refer to (and young entries)
     if (which === "orphan") await pc.ctrOk(["images", "rm", "--sync", ref]); // its entry stays behind
   }
   const name = (dir: string) => dir.split("/").pop()!;
+  // The entry names the containerd it was made for: a prune of other containerds keeps it.
+  expect(JSON.parse(readFileSync(join(entries.orphan, "entry.json"), "utf8")).containerd).toBe(pc.address);
   const args = ["--address", pc.address, "--store", store];
   // Young entries are kept by default (a checkpoint in progress has its entry before its image exists).
   const young = await run(args);

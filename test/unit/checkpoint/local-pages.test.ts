@@ -161,6 +161,30 @@ describe("page store", () => {
     expect(prunePageStore(join(base, "no-store"), [], 0)).toEqual({ removed: [], kept: [] });
   });
 
+  test("prunePageStore keeps an entry made for a containerd it was not told to look in (entry.json names it)", () => {
+    const root = join(base, "store7");
+    const mkEntry = (name: string, containerd?: string) => {
+      const imagesDir = join(base, name);
+      mkdirSync(imagesDir);
+      const entry = createEntry(root, name);
+      writeFileSync(join(entry, "pages-1.img"), "a".repeat(4096));
+      return finishEntry(entry, imagesDir, containerd);
+    };
+    const other = mkEntry("nine", "/run/other/containerd.sock");
+    const mine = mkEntry("ten", "unix:///run/c.sock");
+    const unknown = mkEntry("eleven"); // from a shim before entries named their containerd
+    expect(JSON.parse(readFileSync(join(other.dir, "entry.json"), "utf8")).containerd).toBe("/run/other/containerd.sock");
+    const later = Date.now() + 2 * 3_600_000;
+    const r = prunePageStore(root, [], 3_600_000, { now: later, addresses: ["/run/c.sock"] });
+    expect(r.removed.sort()).toEqual([mine.dir, unknown.dir].map((d) => d.split("/").pop()!).sort());
+    expect(r.kept).toEqual([
+      { name: other.dir.split("/").pop()!, why: "made for the containerd at /run/other/containerd.sock, whose images this prune did not look at (name it with --address, or remove the entry with cryo pages rm)" },
+    ]);
+    expect(existsSync(other.dir)).toBe(true);
+    // Named too: it goes.
+    expect(prunePageStore(root, [], 3_600_000, { now: later, addresses: ["/run/c.sock", "unix:///run/other/containerd.sock"] }).removed).toEqual([other.dir.split("/").pop()!]);
+  });
+
   test("cryo pages ls and rm", async () => {
     const root = join(base, "store4");
     const a = dumped("four", root, "a").local;
