@@ -328,7 +328,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
           else log(`restore failed; removing ${newId} at ${to}, ${id} keeps running at ${from}`);
           await removeContainer(dst, newId, timeoutMs).catch((e: unknown) => log(`clean-up of ${newId} at ${to}: ${CryoError.from(e).message}`));
           await removeExtractedCheckpoint(await watch.checkpointPath(5_000), false, log);
-          if (!retry) throw err;
+          if (!retry) throw withMigrateHint(err, options.rw === true);
           await watch[Symbol.asyncDispose]();
           watch = TaskCreateWatch.start(to, namespace, newId);
           await watch.ready();
@@ -371,4 +371,14 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
     if (!restored) log(`${id} is still running at ${from}`);
   }
+}
+
+/**
+ * The shim's hint for a file the checkpoint does not carry names ctr's flags (`ctr containers checkpoint --rw, then
+ * ctr containers restore --rw`): told to a `cryo migrate` user, it also names this command's own flag.
+ */
+export function withMigrateHint(err: unknown, rw: boolean): unknown {
+  const e = CryoError.from(err);
+  if (rw || !e.message.includes("ctr containers restore --rw")) return err;
+  return new CryoError(e.code, `${e.message} (with cryo migrate: --rw)`, { cause: err });
 }

@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { createCryoCommands, runCli, type CliIo } from "../../../src/cli/index.ts";
 import { archiveFlags, ctrErrorLine, parseCtrMajorVersion, parseImageList, parseTaskList } from "../../../src/cli/ctr-client.ts";
 import { parseEventLine } from "../../../src/cli/task-create-watch.ts";
+import { withMigrateHint } from "../../../src/cli/migrate.ts";
+import { Code, CryoError } from "../../../src/errors.ts";
 
 function captureIo(): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -99,5 +101,17 @@ describe("cryo migrate: checkpoint image names", () => {
     expect(refComponent("c1")).toBe("c1");
     expect(refComponent("My_Container.v2")).toBe("my-container-v2");
     expect(refComponent("__")).toBe("container");
+  });
+});
+
+describe("cryo migrate's hint", () => {
+  test("the shim's --rw hint names cryo migrate's --rw too, only when --rw was not given", () => {
+    const hint = new CryoError(Code.FAILED_PRECONDITION, "restore container c: failed precondition: the container had /tmp/x open, ... (ctr containers checkpoint --rw, then ctr containers restore --rw); a file of a bind mount must be in its source");
+    const e = withMigrateHint(hint, false) as CryoError;
+    expect(e.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e.message).toEndWith("a file of a bind mount must be in its source (with cryo migrate: --rw)");
+    expect(withMigrateHint(hint, true)).toBe(hint);
+    const other = new CryoError(Code.UNKNOWN, "restore container c: criu failed");
+    expect(withMigrateHint(other, false)).toBe(other);
   });
 });
