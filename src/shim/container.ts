@@ -252,7 +252,7 @@ export class Container {
     // A kill that failed on an init an aborted dump may have killed: its exit (recorded through the queue) is waited
     // for outside it.
     let failedOnDying: { err: unknown; init: ShimProcess } | undefined;
-    const done = this.queue.run(async () => {
+    await this.queue.run(async () => {
       if (cancelled && this.init.state === "restoring") {
         await this.handleExit(this.init, { status: 128 + SIGKILL, exitedAt: wallClock() });
         return;
@@ -262,24 +262,20 @@ export class Container {
       // dies of it): an init that has ended, or ends within KILLED_EXIT_WAIT_MS of a failed kill, is killed as asked.
       // Not `kill --all` of an init that has ended: that goes to runc below, for what is left in the cgroup (a
       // container without a pid namespace of its own keeps its other processes when its init dies).
-      if (checkpointCancelled && p === this.init && !(all && p.state === "stopped")) {
-        if (p.state === "stopped") return;
-        p.check("kill");
-        try {
-          await this.deps.engine.kill(this.id, this.config.options, { init: true, pid: p.pid, exited: false }, signal, all);
-        } catch (err) {
-          failedOnDying = { err, init: p };
-        }
-        return;
-      }
+      const dyingInit = checkpointCancelled && p === this.init;
+      if (dyingInit && !all && p.state === "stopped") return;
       // `kill --all` of a stopped container goes to runc (`runc kill --all`), as containerd's runc shim sends it:
       // what is left in the cgroup gets the signal, and with nothing left it succeeds.
       const stoppedAll = all && p === this.init && p.state === "stopped" && p.pid !== 0;
       if (!stoppedAll) p.check("kill");
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
-      await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid, exited: stoppedAll }, signal, all && p === this.init);
+      try {
+        await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid, exited: stoppedAll }, signal, all && p === this.init);
+      } catch (err) {
+        if (!dyingInit || stoppedAll) throw err;
+        failedOnDying = { err, init: p };
+      }
     });
-    await done;
     if (failedOnDying) {
       const { err, init } = failedOnDying;
       const ended = await Promise.race([init.exited.then(() => true), Bun.sleep(KILLED_EXIT_WAIT_MS).then(() => false)]);
