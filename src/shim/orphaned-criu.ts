@@ -53,24 +53,25 @@ export function recordRestoreCgroupsPath(bundle: string, cgroupsPath: string): v
   writeFileSync(join(bundle, RESTORE_MARKER), JSON.stringify({ cgroupsPath }));
 }
 
-/** What the marker records: undefined before recordRestoreCgroups (or from an older daemon). */
-export function readRestoreRecord(bundle: string): { before: string[] } | undefined {
+/** The marker's JSON fields, or undefined (no marker, an empty one from markRestoring, or not JSON). */
+function readMarker(bundle: string): { before?: unknown; cgroupsPath?: unknown } | undefined {
   try {
-    const v = JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { before?: unknown };
-    return Array.isArray(v.before) && v.before.every((x) => typeof x === "string") ? { before: v.before as string[] } : undefined;
+    return JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { before?: unknown; cgroupsPath?: unknown };
   } catch {
     return undefined;
   }
 }
 
+/** What the marker records: undefined before recordRestoreCgroups (or from an older daemon). */
+export function readRestoreRecord(bundle: string): { before: string[] } | undefined {
+  const before = readMarker(bundle)?.before;
+  return Array.isArray(before) && before.every((x) => typeof x === "string") ? { before: before as string[] } : undefined;
+}
+
 /** The cgroupsPath the marker records (recordRestoreCgroupsPath, recordRestoreCgroups), if any. */
 export function restoreCgroupsPathOf(bundle: string): string | undefined {
-  try {
-    const v = JSON.parse(readFileSync(join(bundle, RESTORE_MARKER), "utf8")) as { cgroupsPath?: unknown };
-    return typeof v.cgroupsPath === "string" && v.cgroupsPath.startsWith("/") ? v.cgroupsPath : undefined;
-  } catch {
-    return undefined;
-  }
+  const path = readMarker(bundle)?.cgroupsPath;
+  return typeof path === "string" && path.startsWith("/") ? path : undefined;
 }
 
 /** A process's PID namespace ("pid:[4026531836]"), or undefined when it is gone. */
