@@ -16,15 +16,22 @@
  * (CRIU's images, containerd's content store and its extraction), which swings a 1 GiB restore by half
  * for every runtime; settled, each step pays only for its own writes, and no variant always runs first.
  *
+ * --trace: containerd (and so the shims) log at debug, and each restore's lines from the shim (its phases' timings)
+ * and containerd, and each checkpoint's (the shim's calls and timings, containerd's tar), are printed under its row,
+ * with their offset from the step's start.
+ *
  * --compressible: memhog fills its memory with its compressible pattern (a quarter hashed words, the rest runs of one
  * number; zstd level 1 makes about a quarter of it) instead of the default one, which does not compress (cryo-zstd
  * then leaves the page images plain: compression.ts samples each image first).
  *
- *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy] [--settle] [--compressible]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
+ *   bun bench/checkpoint-compare.ts [MiB ...] [--rounds N] [--bin DIR] [--variants cryo,cryo-zstd,cryo-lazy,cryo-local,cryo-local-lazy,cryo-ns,cryo-postcopy] [--settle] [--compressible] [--trace]   (root; DIR holds containerd-shim-cryo-v2, default build/bin)
  */
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { CONTAINERD_EXTRACTION_NAME } from "../src/containerd/layout.ts";
+import { readStats } from "../src/criu/stats.ts";
+import { logWindow } from "./log-window.ts";
 import { ensureTestImage, freePort, readContainerFile, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
@@ -58,6 +65,12 @@ const variants = [
 const only = opt("--variants")?.split(",");
 const settle = args.includes("--settle");
 const pattern = args.includes("--compressible") ? ["compressible"] : [];
+const trace = args.includes("--trace");
+// The lines --trace prints: containerd's extraction and task calls, the shim's calls and restore timings.
+const TRACED = /took|timings|restored|restore container|serving|\/tasks\/(create|start)|containers\/create/;
+// And for each checkpoint: the shim's calls and timings, and when containerd begins its tar (the single walk diff)
+// and writes the image's index after it.
+const TRACED_CHECKPOINT = /took|timings|single walk|Write started.*index|\/tasks\/paused/;
 if (only) variants.splice(0, variants.length, ...variants.filter((v) => v.name === "runc" || only.includes(v.name)));
 
 /** Memory bandwidth: dd from /dev/zero to /dev/null (kernel copy to user) and a 1 GiB Buffer.copy (memcpy). */
@@ -81,6 +94,20 @@ async function stopAndRemove(pc: PrivateContainerd, id: string): Promise<void> {
   await pc.ctrOk(["containers", "rm", id]);
 }
 
+/**
+ * CRIU's own restore time (its stats' restore_time), where known: runc's from the stats-restore that CRIU wrote into
+ * runc's work directory (containerd's runc shim gives it the task's directory under containerd's root), cryo's from
+ * its shim's `timings` line (--trace). The rest of a restore is containerd's extraction and each shim's own work.
+ */
+async function criuRestoreMs(pc: PrivateContainerd, runtime: string, id: string, traced: string[]): Promise<number | undefined> {
+  if (runtime === "io.containerd.runc.v2") {
+    const us = (await readStats(join(pc.layout.root, "io.containerd.runtime.v2.task", pc.namespace, id)).catch(() => ({ restore: undefined }))).restore?.restoreTimeUs;
+    return us === undefined ? undefined : us / 1000;
+  }
+  const us = traced.map((l) => /criuRestoreUs=(\d+)/.exec(l)?.[1]).find((x) => x !== undefined);
+  return us === undefined ? undefined : Number(us) / 1000;
+}
+
 /** The criu tar's size in the checkpoint image and whether it holds compressed page images. */
 async function criuTar(pc: PrivateContainerd, ref: string): Promise<{ bytes: number; zst: boolean }> {
   const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `))!.split(/\s+/)[2]!;
@@ -92,15 +119,10 @@ async function criuTar(pc: PrivateContainerd, ref: string): Promise<{ bytes: num
 }
 
 const ns = uniqueId("ckptcmp");
-// containerd 1.6 extracts a checkpoint for restore into $XDG_RUNTIME_DIR/ctrd-checkpoint* (else /tmp) and
-// never removes it: give this private containerd a directory of its own, so cleaning up never touches
-// another run's checkpoints (and theirs never touch ours).
-const extractDir = mkdtempSync("/tmp/cryo-bench-ctrd-");
-process.env.XDG_RUNTIME_DIR = extractDir;
-// The page store of the local-pages variants (same file system as the extraction directory: hard links).
+// The page store of the local-pages variants (same file system as containerd's extraction directory: hard links).
 const pageStore = mkdtempSync("/tmp/cryo-bench-pages-");
-const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(binDir ? { binDir } : {}) });
-type Row = { variant: string; mib: number; round: number; checkpointMs: number; restoreMs: number; tarBytes: number; zst: boolean; intact: string };
+const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(trace ? { logLevel: "debug" } : {}), ...(binDir ? { binDir } : {}) });
+type Row = { variant: string; mib: number; round: number; checkpointMs: number; restoreMs: number; criuMs?: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
 const companion = uniqueId("companion");
 try {
@@ -120,16 +142,21 @@ try {
         await waitFor(() => readCounter(pc, id), { timeoutMs: 120_000, what: `${id} filled` });
         if (settle) Bun.spawnSync(["sync"]);
         let t0 = performance.now();
+        const checkpointFrom = new Date();
         await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 600_000 });
         const checkpointMs = performance.now() - t0;
+        const tracedCheckpoint = trace ? logWindow(pc.layout.log, checkpointFrom, new Date(), TRACED_CHECKPOINT) : [];
         const tar = await criuTar(pc, ref);
         // A post-copy source serves the pages until the restore has them: it is restored under another name.
         const restored = v.postCopy ? `${id}-r` : id;
         if (!v.postCopy) await stopAndRemove(pc, id);
         if (settle) Bun.spawnSync(["sync"]);
         t0 = performance.now();
+        const restoreFrom = new Date();
         await pc.ctrOk(["containers", "restore", "--live", restored, ref], { timeoutMs: 600_000 });
         const restoreMs = performance.now() - t0;
+        const traced = trace ? logWindow(pc.layout.log, restoreFrom, new Date(), TRACED) : [];
+        const criuMs = await criuRestoreMs(pc, v.runtime, restored, traced);
         let sourceEndedMs: number | undefined;
         if (v.postCopy) {
           await waitFor(async () => (await pc.ctrOk(["task", "ls"])).split("\n").some((l) => l.startsWith(`${id} `) && l.includes("STOPPED")), { timeoutMs: 600_000, what: `${id} (the source) ended`, intervalMs: 20 });
@@ -140,20 +167,22 @@ try {
         const intact = await waitFor(() => readContainerFile(pc, restored, "/tmp/counter.verify"), { timeoutMs: 120_000, what: `${restored} verified` });
         await stopAndRemove(pc, restored);
         await pc.ctr(["images", "rm", "--sync", ref]);
-        for (const n of readdirSync(extractDir)) rmSync(join(extractDir, n), { recursive: true, force: true });
+        // containerd 1.6 extracts a checkpoint for restore into its XDG_RUNTIME_DIR (the private containerd's tmp)
+        // and never removes it.
+        for (const n of readdirSync(pc.layout.tmp)) if (CONTAINERD_EXTRACTION_NAME.test(n)) rmSync(join(pc.layout.tmp, n), { recursive: true, force: true });
         for (const n of readdirSync(pageStore)) rmSync(join(pageStore, n), { recursive: true, force: true });
-        const row = { variant: v.name, mib, round: r, checkpointMs, restoreMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
+        const row = { variant: v.name, mib, round: r, checkpointMs, restoreMs, criuMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
-          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
+          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms${criuMs !== undefined ? ` (CRIU ${criuMs.toFixed(0)})` : ""}  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
         );
+        for (const l of [...tracedCheckpoint.map((l) => `checkpoint ${l}`), ...traced.map((l) => `restore    ${l}`)]) console.log(`    ${l.slice(0, 260)}`);
       }
     }
   }
 } finally {
   if (variants.some((v) => v.name === "cryo-ns")) await stopAndRemove(pc, companion).catch(() => {});
   await pc.stop();
-  rmSync(extractDir, { recursive: true, force: true });
   rmSync(pageStore, { recursive: true, force: true });
 }
 
@@ -166,10 +195,13 @@ const median = (xs: number[]) => {
 };
 // Two ratios each: of the medians, and the median of each round's own ratio (a variant against runc's run of
 // the same round, minutes apart at most), which a drift of the machine over the whole run does not move.
-console.log("MiB   variant          checkpoint/runc  restore/runc  tar/runc   memcpy floor ms (size at memcpy speed)");
-console.log("                       medians  rounds  medians rounds");
+// With --trace, a third restore ratio: of the restores' medians without CRIU's own restore time (the same CRIU binary
+// version and images for both: what is left is containerd's extraction, the shim's start and the shim's own work).
+console.log(`MiB   variant          checkpoint/runc  restore/runc  ${trace ? "without CRIU  " : ""}tar/runc   memcpy floor ms (size at memcpy speed)`);
+console.log(`                       medians  rounds  medians rounds${trace ? "  medians     " : ""}`);
 for (const mib of sizes) {
   const pick = (name: string, k: "checkpointMs" | "restoreMs" | "tarBytes") => median(rows.filter((r) => r.variant === name && r.mib === mib).map((r) => r[k]));
+  const withoutCriu = (name: string) => median(rows.filter((r) => r.variant === name && r.mib === mib && r.criuMs !== undefined).map((r) => r.restoreMs - r.criuMs!));
   const perRound = (name: string, k: "checkpointMs" | "restoreMs") =>
     median(rows.filter((r) => r.variant === name && r.mib === mib).flatMap((r) => {
       const base = rows.find((b) => b.variant === "runc" && b.mib === mib && b.round === r.round);
@@ -178,7 +210,7 @@ for (const mib of sizes) {
   for (const v of variants.slice(1)) {
     const f = (x: number) => x.toFixed(2).padStart(6);
     console.log(
-      `${String(mib).padStart(4)}   ${v.name.padEnd(15)} ${f(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs"))}  ${f(perRound(v.name, "checkpointMs"))}  ${f(pick(v.name, "restoreMs") / pick("runc", "restoreMs"))} ${f(perRound(v.name, "restoreMs"))}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
+      `${String(mib).padStart(4)}   ${v.name.padEnd(15)} ${f(pick(v.name, "checkpointMs") / pick("runc", "checkpointMs"))}  ${f(perRound(v.name, "checkpointMs"))}  ${f(pick(v.name, "restoreMs") / pick("runc", "restoreMs"))} ${f(perRound(v.name, "restoreMs"))}${trace ? `  ${f(withoutCriu(v.name) / withoutCriu("runc"))}      ` : ""}    ${(pick(v.name, "tarBytes") / pick("runc", "tarBytes")).toFixed(2).padStart(6)}     ${((mib / 1024 / bw.memcpyGiBs) * 1000).toFixed(0)}`,
     );
   }
 }

@@ -8,8 +8,9 @@
  *   bun bench/checkpoint-profile.ts [MiB] [--bin DIR] [--runtime io.containerd.runc.v2] [--annotation k=v] [--env K=V]...   (root)
  * --env sets the environment containerd (and so the shim) runs with, e.g. --env CRYO_CRIU=criu (the host's criu).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
+import { logWindow } from "./log-window.ts";
 import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
@@ -26,19 +27,7 @@ const pageStore = mkdtempSync("/tmp/cryo-prof-pages-");
 const extraEnv = Object.fromEntries(args.flatMap((a, i) => (args[i - 1] === "--env" ? [[a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]] : [])));
 const pc = await startPrivateContainerd({ namespace: uniqueId("ckptprof"), logLevel: "debug", env: { CRYO_PAGE_STORE: pageStore, ...extraEnv }, ...(binDir ? { binDir } : {}) });
 
-/** Log lines whose time falls in [from, to], with their offset from `from` in ms. */
-function window(from: Date, to: Date): string[] {
-  const out: string[] = [];
-  for (const line of readFileSync(pc.layout.log, "utf8").split("\n")) {
-    const m = /time="?([0-9T:.Z+-]+)"?/.exec(line);
-    if (!m) continue;
-    const t = new Date(m[1]!);
-    if (t < from || t > to) continue;
-    if (!/shim|cryo|checkpoint|restore|criu|took|Create|Start|task|runtime/i.test(line)) continue;
-    out.push(`${String(t.getTime() - from.getTime()).padStart(6)} ms  ${line.replace(/^time="?[0-9T:.Z+-]+"? /, "").slice(0, 400)}`);
-  }
-  return out;
-}
+const window = (from: Date, to: Date) => logWindow(pc.layout.log, from, to);
 
 try {
   await ensureTestImage(pc);
