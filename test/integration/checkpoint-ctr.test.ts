@@ -608,6 +608,56 @@ test("a copy restored under a new id runs in a cgroup of its own: the source's n
   }
 }, 180_000);
 
+test("a container whose cgroup another container's processes share (ctr run --cgroup) checkpoints without them: the shim's log names them, both run on, the restored copy has only its own", async () => {
+  const id = uniqueId("cghost");
+  const guest = uniqueId("cgguest");
+  const copy = uniqueId("cghcopy");
+  const ref = `localhost/checkpoint/${id}:1`;
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  try {
+    // containerd's default cgroupsPath, which the guest's spec names: the guest's init runs in the host's cgroup,
+    // in a PID namespace of its own.
+    const spec = JSON.parse(await pc.ctrOk(["containers", "info", "--spec", id])) as { linux: { cgroupsPath: string } };
+    expect(spec.linux.cgroupsPath).toBe(`/${ns}/${id}`);
+    await runDetached(guest, ["/bin/memhog", "0", "/tmp/counter"], ["--cgroup", `/${ns}/${id}`]);
+    const pid = (await taskPid(pc, id))!;
+    const guestPid = (await taskPid(pc, guest))!;
+    expect(inContainerCgroup("memhog", id).sort((a, b) => a - b)).toEqual([pid, guestPid].sort((a, b) => a - b));
+    await waitFor(() => readCounter(pc, guest), { what: "the guest's counter" });
+
+    await checkpoint(id, ref);
+    expect(readFileSync(pc.layout.log, "utf8")).toContain(
+      `checkpoint container ${id}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${guestPid} (memhog)`,
+    );
+    // The shared cgroup, frozen for the dump, is thawed: both count on.
+    expect(freezerState(id)).toBe("THAWED");
+    for (const c of [id, guest]) {
+      expect(await taskStatus(pc, c)).toBe("RUNNING");
+      const n = readCounter(pc, c)!;
+      await waitFor(() => (readCounter(pc, c) ?? 0) > n, { what: `${c}'s counter going on` });
+    }
+
+    const r = await restore(copy, ref);
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    const copyPid = (await taskPid(pc, copy))!;
+    // The copy's PID namespace holds its init alone (the guest's process is not in the checkpoint), in a cgroup of its
+    // own (restoredCgroupsPath), and its ps says so.
+    expect(inPidNamespaceOf(copyPid)).toEqual([copyPid]);
+    expect(inContainerCgroup("memhog", copy)).toEqual([copyPid]);
+    expect((await pc.ctrOk(["task", "ps", copy])).trim().split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0]))).toEqual([copyPid]);
+    await waitFor(() => readCounter(pc, copy), { what: "the copy's counter" });
+  } finally {
+    await remove(copy).catch(() => {});
+    await remove(id).catch(() => {});
+    await remove(guest).catch(() => {});
+  }
+  // The host's cgroup still held the guest's process when the host was deleted: the guest's delete removed it.
+  for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
+    for (const c of [id, copy]) expect(existsSync(`/sys/fs/cgroup/${hierarchy}/${ns}/${c}`)).toBe(false);
+  }
+}, 180_000);
+
 test("a container that joins another's PID namespace (a pod that shares one, its pause reaping) checkpoints and restores into it", async () => {
   const holder = uniqueId("pidholder");
   const id = uniqueId("pidmember");
@@ -1093,6 +1143,21 @@ test("cryo.checkpoint/lazy-pages=true: a 1 GiB container restores with pages ser
   console.log(`lazy restore of 1 GiB: ctr containers restore --live returned (task RUNNING) after ${toRunning.toFixed(0)} ms; every page back after ${allBack.toFixed(0)} ms (polled)`);
   await remove(id);
 }, 300_000);
+
+/** The processes in pid's PID namespace. */
+function inPidNamespaceOf(pid: number): number[] {
+  const pidNs = readlinkSync(`/proc/${pid}/ns/pid`);
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readlinkSync(`/proc/${n}/ns/pid`) === pidNs;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 /** Pids of processes named name whose memory cgroup is the container's (ns/id; a copy restored under a new id has its own). */
 function inContainerCgroup(name: string, id: string): number[] {
