@@ -208,8 +208,8 @@ describe("io.containerd.cgroups.v2.Metrics", () => {
 
 describe("cryo.v1 and CRI options", () => {
   test("type names", () => {
-    expect([cryo.CheckpointOptionsSchema, cryo.RestoreOptionsSchema, cryo.RuntimeOptionsSchema, CriOptionsSchema].map((s) => s.typeName))
-      .toEqual(["cryo.v1.CheckpointOptions", "cryo.v1.RestoreOptions", "cryo.v1.RuntimeOptions", "runtimeoptions.v1.Options"]);
+    expect([cryo.CheckpointOptionsSchema, cryo.RuntimeOptionsSchema, CriOptionsSchema].map((s) => s.typeName))
+      .toEqual(["cryo.v1.CheckpointOptions", "cryo.v1.RuntimeOptions", "runtimeoptions.v1.Options"]);
   });
 
   test("enums keep their numbers", () => {
@@ -230,25 +230,10 @@ describe("cryo.v1 and CRI options", () => {
       external: 21, mntnsCompatMode: 22, compression: 23, compressionLevel: 24, skipInFlight: 25, logLevel: 26, localPages: 27, networkLock: 28,
       ghostLimit: 29,
     });
-    expect(numbers(cryo.RestoreOptionsSchema)).toEqual({
-      tcpClose: 1, vethPairs: 2, lsmProfile: 3, lsmMountContext: 4, lazyPages: 5, pageServerAddress: 6,
-      pageServerPort: 7, statusPath: 8, cgroupMode: 9, external: 10, mntnsCompatMode: 11, tcpEstablished: 12,
-      fileLocks: 13, logLevel: 14,
-    });
     expect(numbers(cryo.RuntimeOptionsSchema)).toEqual({
       configPath: 1, binaryName: 2, root: 3, systemdCgroup: 4, grouping: 5, ioUid: 6, ioGid: 7, noPivotRoot: 8,
       noNewKeyring: 9, shimCgroup: 10,
     });
-  });
-
-  test("RestoreOptions veth pairs encode as nested messages", () => {
-    const msg = create(cryo.RestoreOptionsSchema, {
-      vethPairs: [{ containerInterface: "eth0", hostInterface: "veth1" }],
-      cgroupMode: cryo.CgroupMode.STRICT,
-    });
-    expect(hex(toBinary(cryo.RestoreOptionsSchema, msg))).toBe(
-      hex(cat(bytes(2, [...str(1, "eth0"), ...str(2, "veth1")]), vint(9, 3))),
-    );
   });
 
   test("runtimeoptions.v1.Options (what CRI sends to non-runc runtimes)", () => {

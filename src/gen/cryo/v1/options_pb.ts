@@ -15,38 +15,12 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cryo/v1/options.proto.
  */
 export const file_cryo_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChVjcnlvL3YxL29wdGlvbnMucHJvdG8SB2NyeW8udjEiPwoIVmV0aFBhaXISGwoTY29udGFpbmVyX2ludGVyZmFjZRgBIAEoCRIWCg5ob3N0X2ludGVyZmFjZRgCIAEoCSLQBQoRQ2hlY2twb2ludE9wdGlvbnMSEgoKaW1hZ2VfcGF0aBgBIAEoCRIRCgl3b3JrX3BhdGgYAiABKAkSEwoLcGFyZW50X3BhdGgYAyABKAkSDAoEZXhpdBgEIAEoCBIXCg90Y3BfZXN0YWJsaXNoZWQYBSABKAgSEQoJdGNwX2Nsb3NlGAYgASgIEh0KFWV4dGVybmFsX3VuaXhfc29ja2V0cxgHIAEoCBIRCglzaGVsbF9qb2IYCCABKAgSEgoKZmlsZV9sb2NrcxgJIAEoCBIQCghwcmVfZHVtcBgKIAEoCBIRCgl0cmFja19tZW0YCyABKAgSKAoLY2dyb3VwX21vZGUYDCABKA4yEy5jcnlvLnYxLkNncm91cE1vZGUSGAoQZW1wdHlfbmFtZXNwYWNlcxgNIAMoCRISCgphdXRvX2RlZHVwGA4gASgIEhIKCmxhenlfcGFnZXMYDyABKAgSGwoTcGFnZV9zZXJ2ZXJfYWRkcmVzcxgQIAEoCRIYChBwYWdlX3NlcnZlcl9wb3J0GBEgASgNEhMKC3N0YXR1c19wYXRoGBIgASgJEhMKC2xzbV9wcm9maWxlGBMgASgJEhkKEWxzbV9tb3VudF9jb250ZXh0GBQgASgJEhAKCGV4dGVybmFsGBUgAygJEhkKEW1udG5zX2NvbXBhdF9tb2RlGBYgASgIEikKC2NvbXByZXNzaW9uGBcgASgOMhQuY3J5by52MS5Db21wcmVzc2lvbhIZChFjb21wcmVzc2lvbl9sZXZlbBgYIAEoBRIWCg5za2lwX2luX2ZsaWdodBgZIAEoCBIRCglsb2dfbGV2ZWwYGiABKAUSEwoLbG9jYWxfcGFnZXMYGyABKAgSKgoMbmV0d29ya19sb2NrGBwgASgOMhQuY3J5by52MS5OZXR3b3JrTG9jaxITCgtnaG9zdF9saW1pdBgdIAEoDSLxAgoOUmVzdG9yZU9wdGlvbnMSEQoJdGNwX2Nsb3NlGAEgASgIEiUKCnZldGhfcGFpcnMYAiADKAsyES5jcnlvLnYxLlZldGhQYWlyEhMKC2xzbV9wcm9maWxlGAMgASgJEhkKEWxzbV9tb3VudF9jb250ZXh0GAQgASgJEhIKCmxhenlfcGFnZXMYBSABKAgSGwoTcGFnZV9zZXJ2ZXJfYWRkcmVzcxgGIAEoCRIYChBwYWdlX3NlcnZlcl9wb3J0GAcgASgNEhMKC3N0YXR1c19wYXRoGAggASgJEigKC2Nncm91cF9tb2RlGAkgASgOMhMuY3J5by52MS5DZ3JvdXBNb2RlEhAKCGV4dGVybmFsGAogAygJEhkKEW1udG5zX2NvbXBhdF9tb2RlGAsgASgIEhcKD3RjcF9lc3RhYmxpc2hlZBgMIAEoCBISCgpmaWxlX2xvY2tzGA0gASgIEhEKCWxvZ19sZXZlbBgOIAEoBSLpAQoOUnVudGltZU9wdGlvbnMSEwoLY29uZmlnX3BhdGgYASABKAkSEwoLYmluYXJ5X25hbWUYAiABKAkSDAoEcm9vdBgDIAEoCRIWCg5zeXN0ZW1kX2Nncm91cBgEIAEoCBIjCghncm91cGluZxgFIAEoDjIRLmNyeW8udjEuR3JvdXBpbmcSDgoGaW9fdWlkGAYgASgNEg4KBmlvX2dpZBgHIAEoDRIVCg1ub19waXZvdF9yb290GAggASgIEhYKDm5vX25ld19rZXlyaW5nGAkgASgIEhMKC3NoaW1fY2dyb3VwGAogASgJKoUBCgpDZ3JvdXBNb2RlEhsKF0NHUk9VUF9NT0RFX1VOU1BFQ0lGSUVEEAASFAoQQ0dST1VQX01PREVfU09GVBABEhQKEENHUk9VUF9NT0RFX0ZVTEwQAhIWChJDR1JPVVBfTU9ERV9TVFJJQ1QQAxIWChJDR1JPVVBfTU9ERV9JR05PUkUQBCpWCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aU1REEAIqYQoLTmV0d29ya0xvY2sSHAoYTkVUV09SS19MT0NLX1VOU1BFQ0lGSUVEEAASGQoVTkVUV09SS19MT0NLX05GVEFCTEVTEAESGQoVTkVUV09SS19MT0NLX0lQVEFCTEVTEAIqcgoIR3JvdXBpbmcSGAoUR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIaChZHUk9VUElOR19QRVJfQ09OVEFJTkVSEAESFAoQR1JPVVBJTkdfUEVSX1BPRBACEhoKFkdST1VQSU5HX1BFUl9OQU1FU1BBQ0UQA2IGcHJvdG8z");
+  fileDesc("ChVjcnlvL3YxL29wdGlvbnMucHJvdG8SB2NyeW8udjEi0AUKEUNoZWNrcG9pbnRPcHRpb25zEhIKCmltYWdlX3BhdGgYASABKAkSEQoJd29ya19wYXRoGAIgASgJEhMKC3BhcmVudF9wYXRoGAMgASgJEgwKBGV4aXQYBCABKAgSFwoPdGNwX2VzdGFibGlzaGVkGAUgASgIEhEKCXRjcF9jbG9zZRgGIAEoCBIdChVleHRlcm5hbF91bml4X3NvY2tldHMYByABKAgSEQoJc2hlbGxfam9iGAggASgIEhIKCmZpbGVfbG9ja3MYCSABKAgSEAoIcHJlX2R1bXAYCiABKAgSEQoJdHJhY2tfbWVtGAsgASgIEigKC2Nncm91cF9tb2RlGAwgASgOMhMuY3J5by52MS5DZ3JvdXBNb2RlEhgKEGVtcHR5X25hbWVzcGFjZXMYDSADKAkSEgoKYXV0b19kZWR1cBgOIAEoCBISCgpsYXp5X3BhZ2VzGA8gASgIEhsKE3BhZ2Vfc2VydmVyX2FkZHJlc3MYECABKAkSGAoQcGFnZV9zZXJ2ZXJfcG9ydBgRIAEoDRITCgtzdGF0dXNfcGF0aBgSIAEoCRITCgtsc21fcHJvZmlsZRgTIAEoCRIZChFsc21fbW91bnRfY29udGV4dBgUIAEoCRIQCghleHRlcm5hbBgVIAMoCRIZChFtbnRuc19jb21wYXRfbW9kZRgWIAEoCBIpCgtjb21wcmVzc2lvbhgXIAEoDjIULmNyeW8udjEuQ29tcHJlc3Npb24SGQoRY29tcHJlc3Npb25fbGV2ZWwYGCABKAUSFgoOc2tpcF9pbl9mbGlnaHQYGSABKAgSEQoJbG9nX2xldmVsGBogASgFEhMKC2xvY2FsX3BhZ2VzGBsgASgIEioKDG5ldHdvcmtfbG9jaxgcIAEoDjIULmNyeW8udjEuTmV0d29ya0xvY2sSEwoLZ2hvc3RfbGltaXQYHSABKA0i6QEKDlJ1bnRpbWVPcHRpb25zEhMKC2NvbmZpZ19wYXRoGAEgASgJEhMKC2JpbmFyeV9uYW1lGAIgASgJEgwKBHJvb3QYAyABKAkSFgoOc3lzdGVtZF9jZ3JvdXAYBCABKAgSIwoIZ3JvdXBpbmcYBSABKA4yES5jcnlvLnYxLkdyb3VwaW5nEg4KBmlvX3VpZBgGIAEoDRIOCgZpb19naWQYByABKA0SFQoNbm9fcGl2b3Rfcm9vdBgIIAEoCBIWCg5ub19uZXdfa2V5cmluZxgJIAEoCBITCgtzaGltX2Nncm91cBgKIAEoCSqFAQoKQ2dyb3VwTW9kZRIbChdDR1JPVVBfTU9ERV9VTlNQRUNJRklFRBAAEhQKEENHUk9VUF9NT0RFX1NPRlQQARIUChBDR1JPVVBfTU9ERV9GVUxMEAISFgoSQ0dST1VQX01PREVfU1RSSUNUEAMSFgoSQ0dST1VQX01PREVfSUdOT1JFEAQqVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACKmEKC05ldHdvcmtMb2NrEhwKGE5FVFdPUktfTE9DS19VTlNQRUNJRklFRBAAEhkKFU5FVFdPUktfTE9DS19ORlRBQkxFUxABEhkKFU5FVFdPUktfTE9DS19JUFRBQkxFUxACKnIKCEdyb3VwaW5nEhgKFEdST1VQSU5HX1VOU1BFQ0lGSUVEEAASGgoWR1JPVVBJTkdfUEVSX0NPTlRBSU5FUhABEhQKEEdST1VQSU5HX1BFUl9QT0QQAhIaChZHUk9VUElOR19QRVJfTkFNRVNQQUNFEANiBnByb3RvMw");
 
 /**
- * A veth pair to reconnect on restore (CRIU --veth-pair IN=OUT).
- *
- * @generated from message cryo.v1.VethPair
- */
-export type VethPair = Message<"cryo.v1.VethPair"> & {
-  /**
-   * Interface name inside the container.
-   *
-   * @generated from field: string container_interface = 1;
-   */
-  containerInterface: string;
-
-  /**
-   * Peer name on the host side.
-   *
-   * @generated from field: string host_interface = 2;
-   */
-  hostInterface: string;
-};
-
-/**
- * Describes the message cryo.v1.VethPair.
- * Use `create(VethPairSchema)` to create a new message.
- */
-export const VethPairSchema: GenMessage<VethPair> = /*@__PURE__*/
-  messageDesc(file_cryo_v1_options, 0);
-
-/**
- * Options for Task/Checkpoint (CheckpointTaskRequest.options) and for `cryo checkpoint`.
+ * Options for Task/Checkpoint (CheckpointTaskRequest.options). A restore has no options message: the task API's
+ * Create carries the runtime's options, and a restore takes the checkpoint's recorded options, this host's
+ * `[restore]` config and restore-admission plugins (docs/config.md, docs/plugins.md).
  *
  * @generated from message cryo.v1.CheckpointOptions
  */
@@ -263,119 +237,7 @@ export type CheckpointOptions = Message<"cryo.v1.CheckpointOptions"> & {
  * Use `create(CheckpointOptionsSchema)` to create a new message.
  */
 export const CheckpointOptionsSchema: GenMessage<CheckpointOptions> = /*@__PURE__*/
-  messageDesc(file_cryo_v1_options, 1);
-
-/**
- * Options for a restore (Create with a checkpoint, `ctr containers restore`, `cryo restore`).
- *
- * @generated from message cryo.v1.RestoreOptions
- */
-export type RestoreOptions = Message<"cryo.v1.RestoreOptions"> & {
-  /**
-   * Close restored TCP connections instead of reviving them (CRIU --tcp-close).
-   *
-   * @generated from field: bool tcp_close = 1;
-   */
-  tcpClose: boolean;
-
-  /**
-   * Veth pairs to reconnect to host-side peers.
-   *
-   * @generated from field: repeated cryo.v1.VethPair veth_pairs = 2;
-   */
-  vethPairs: VethPair[];
-
-  /**
-   * LSM profile for the restored processes (CRIU --lsm-profile).
-   *
-   * @generated from field: string lsm_profile = 3;
-   */
-  lsmProfile: string;
-
-  /**
-   * SELinux mount context for restored mounts (CRIU --lsm-mount-context).
-   *
-   * @generated from field: string lsm_mount_context = 4;
-   */
-  lsmMountContext: string;
-
-  /**
-   * Restore with lazy pages: return once the tree runs, pages stream from a page server.
-   *
-   * @generated from field: bool lazy_pages = 5;
-   */
-  lazyPages: boolean;
-
-  /**
-   * Page server to fetch lazy pages from (CRIU lazy-pages --address).
-   *
-   * @generated from field: string page_server_address = 6;
-   */
-  pageServerAddress: string;
-
-  /**
-   * Its port (CRIU lazy-pages --port).
-   *
-   * @generated from field: uint32 page_server_port = 7;
-   */
-  pageServerPort: number;
-
-  /**
-   * File or FIFO for the lazy-pages daemon's status fd (readiness byte).
-   *
-   * @generated from field: string status_path = 8;
-   */
-  statusPath: string;
-
-  /**
-   * Cgroup handling (CRIU --manage-cgroups).
-   *
-   * @generated from field: cryo.v1.CgroupMode cgroup_mode = 9;
-   */
-  cgroupMode: CgroupMode;
-
-  /**
-   * External resources, CRIU --external / --inherit-fd keys, e.g. "mnt[data]:/srv/data".
-   *
-   * @generated from field: repeated string external = 10;
-   */
-  external: string[];
-
-  /**
-   * Use CRIU's older mount-namespace engine (CRIU --mntns-compat-mode).
-   *
-   * @generated from field: bool mntns_compat_mode = 11;
-   */
-  mntnsCompatMode: boolean;
-
-  /**
-   * Restore established TCP connections (CRIU --tcp-established); usually taken from the checkpoint.
-   *
-   * @generated from field: bool tcp_established = 12;
-   */
-  tcpEstablished: boolean;
-
-  /**
-   * Restore file locks (CRIU --file-locks); usually taken from the checkpoint.
-   *
-   * @generated from field: bool file_locks = 13;
-   */
-  fileLocks: boolean;
-
-  /**
-   * CRIU log verbosity 0-4 (0: cryo's default).
-   *
-   * @generated from field: int32 log_level = 14;
-   */
-  logLevel: number;
-};
-
-/**
- * Describes the message cryo.v1.RestoreOptions.
- * Use `create(RestoreOptionsSchema)` to create a new message.
- */
-export const RestoreOptionsSchema: GenMessage<RestoreOptions> = /*@__PURE__*/
-  messageDesc(file_cryo_v1_options, 2);
+  messageDesc(file_cryo_v1_options, 0);
 
 /**
  * Runtime options of the cryo shim (CreateTaskRequest.options or the Any on `start`'s stdin).
@@ -459,7 +321,7 @@ export type RuntimeOptions = Message<"cryo.v1.RuntimeOptions"> & {
  * Use `create(RuntimeOptionsSchema)` to create a new message.
  */
 export const RuntimeOptionsSchema: GenMessage<RuntimeOptions> = /*@__PURE__*/
-  messageDesc(file_cryo_v1_options, 3);
+  messageDesc(file_cryo_v1_options, 1);
 
 /**
  * How CRIU treats the container's cgroups (CRIU --manage-cgroups).
