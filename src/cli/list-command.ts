@@ -18,8 +18,9 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
 
   --root DIR         list exactly this runc root (as runc --root DIR list); without --root, --namespace
                      or --all-namespaces: every namespace under the base (${defaultRuncRoot}), as -A
-  --namespace NS     containerd namespace NS: cryo's containers of NS in the base, and <base>/NS
-                     (the per-namespace root containerd's runc shim uses)
+  --namespace NS     containerd namespace NS: <base>/NS (the per-namespace root cryo's shim and
+                     containerd's runc shim use), and the containers kept directly in the base (as a plain
+                     runc --root <base> keeps them) whose bundle is in NS
   --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)
   --base DIR         the base for --namespace/--all-namespaces (default ${defaultRuncRoot})
   --format FORMAT    table (default) or json
