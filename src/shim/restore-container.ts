@@ -26,6 +26,7 @@ import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
+import { checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
@@ -612,6 +613,9 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   const memoryCgroup = memoryCgroupOf(cgroupPaths, mounts);
   const memoryFloor = restoredMemoryFloor(source.dir, { lazy: meta.options.lazyPages === true });
   if (memoryCgroup) checkRestoreMemory(memoryFloor, memoryRoom(memoryCgroup, resources), where);
+  // Every page image the pagemaps place in the checkpoint is there and long enough (CRIU names neither case clearly);
+  // local pages are in this host's page store, not in the checkpoint.
+  if (!meta.localPages) checkPageImages(source.dir, where);
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);

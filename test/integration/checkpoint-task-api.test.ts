@@ -266,7 +266,7 @@ const createFrom = (r: { restoredId: string; bundle: string; images: string }) =
 
 test("a checkpoint whose pages image is cut short fails the restore at once, naming it, and nothing is made; the task stays created from its checkpoint, and a Start once the images are whole restores it", async () => {
   await withSleepCheckpoint("short", async (r) => {
-    // Upstream CRIU 4.2 loops for ever at the end of a short pages image (scripts/criu/0005).
+    // Upstream CRIU 4.2 loops for ever at the end of a short pages image (scripts/criu/0005); cryo now refuses it first.
     const pages = readdirSync(r.images, { recursive: true, encoding: "utf8" }).filter((f) => /(^|\/)pages-\d+\.img$/.test(f));
     expect(pages.length).toBeGreaterThan(0);
     const whole = new Map(pages.map((f) => [f, readFileSync(join(r.images, f))] as const));
@@ -277,7 +277,9 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
       (e: unknown) => e as CryoError,
     );
     expect(err).toBeInstanceOf(CryoError);
-    expect(err?.message).toContain("Pages image ends at");
+    // Refused before CRIU runs (src/checkpoint/pages-check.ts); CRIU's own words were "Pages image ends at ...".
+    expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err?.message).toMatch(/the checkpoint's pages-\d+\.img holds 100 bytes, but pagemap-\d+\.img places \d+ bytes of pages of process \d+ there: the image is cut short/);
     for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
     expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
     // The task is as Create left it: no process, nothing to exec in (before: "a container being restored", and Pids
@@ -542,7 +544,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the
   });
 });
 
-test("a checkpoint whose tasks hold a capability the new spec does not give, or whose cgroup, mount, file or namespace images lead out of the container's, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
+test("a checkpoint whose tasks hold a capability the new spec does not give, whose cgroup, mount, file or namespace images lead out of the container's, or whose pages images are missing or cut short, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -609,6 +611,20 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
         ids!.netNsId = criu.netNsId;
       });
     };
+    // A pages image removed, or cut short by a page: CRIU names the file in neither case (for a missing one, "Can't
+    // read async pr bytes (-1 / N read, ...)", and it failed only once the tree was being restored).
+    const pagesPath = join(r.images, readdirSync(r.images).filter((n) => /^pages-\d+\.img$/.test(n)).sort()[0]!);
+    const keepPages = () => {
+      if (!originals.has(pagesPath)) originals.set(pagesPath, readFileSync(pagesPath));
+    };
+    const pagesGone = () => {
+      keepPages();
+      rmSync(pagesPath);
+    };
+    const pagesShort = () => {
+      keepPages();
+      writeFileSync(pagesPath, originals.get(pagesPath)!.subarray(0, originals.get(pagesPath)!.length - 4096));
+    };
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -622,6 +638,8 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, or 
       ["/proc/sys read-write", procSysWritable, /mountpoints-\d+\.img: PROC mount at \/proc\/sys \(its \/sys\) is read-write/],
       ["a file named past its mount", fileClimbs, /files.img: regular file \d+ is named "\/bin\/..\/..\/..\/..\/tmp\/x"/],
       ["the host's network namespace", hostNetwork, /ids-\d+\.img: it keeps the tree in the network namespace of the CRIU that restores it \(the host's\), and the spec gives the container one of its own/],
+      ["a pages image removed", pagesGone, /the checkpoint has no pages-\d+\.img, where pagemap-\d+\.img places \d+ bytes of pages of process \d+: not a whole CRIU dump/],
+      ["a pages image cut short", pagesShort, /the checkpoint's pages-\d+\.img holds \d+ bytes, but pagemap-\d+\.img places \d+ bytes of pages of process \d+ there: the image is cut short/],
     ];
     for (const [what, edit, message] of cases) {
       const spec = JSON.parse(original) as Spec;
