@@ -27,6 +27,7 @@ import { dirname, join, posix } from "node:path";
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkPageImages } from "../checkpoint/pages-check.ts";
+import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
@@ -616,6 +617,9 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // Every page image the pagemaps place in the checkpoint is there and long enough (CRIU names neither case clearly);
   // local pages are in this host's page store, not in the checkpoint.
   if (!meta.localPages) checkPageImages(source.dir, where);
+  // Every live task's memory map, pagemap and descriptor table: CRIU restores a task without its descriptor table with
+  // no descriptor at all, and reports success.
+  checkTaskImages(source.dir, liveTasks, where);
   // What `runc exec` confines its processes with: the spec's, converted as runc converts it (checked now: a profile
   // runc would refuse fails the restore before anything is made).
   const security = runcSecurityFromSpec(spec as Parameters<typeof runcSecurityFromSpec>[0], `restore container ${id}`);

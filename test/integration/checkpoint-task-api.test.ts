@@ -544,7 +544,7 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the
   });
 });
 
-test("a checkpoint whose tasks hold a capability the new spec does not give, whose cgroup, mount, file or namespace images lead out of the container's, or whose pages images are missing or cut short, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
+test("a checkpoint whose tasks hold a capability the new spec does not give, whose cgroup, mount, file or namespace images lead out of the container's, or whose pages images are missing or cut short, or a live task's mm or fdinfo image is missing, is refused, and nothing is made; tasks beyond the spec's resource limits or OOM score are held to them", async () => {
   await withSleepCheckpoint("refused", async (r) => {
     type Spec = { process: { capabilities: Record<string, string[]>; rlimits?: { type: string; hard: number; soft: number }[]; oomScoreAdj?: number } };
     const specPath = join(r.bundle, "config.json");
@@ -625,6 +625,15 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, who
       keepPages();
       writeFileSync(pagesPath, originals.get(pagesPath)!.subarray(0, originals.get(pagesPath)!.length - 4096));
     };
+    // The root task's descriptor table (CRIU restored the task with no descriptor and reported success) or memory map
+    // removed (CRIU's error named no image).
+    const removeImage = (name: string) => {
+      const f = join(r.images, name);
+      if (!originals.has(f)) originals.set(f, readFileSync(f));
+      rmSync(f);
+    };
+    const rootPid = decodeImage(PstreeEntrySchema, new Uint8Array(readFileSync(join(r.images, "pstree.img"))), "pstree.img", ImageMagic.pstree)[0]!.pid;
+    const rootFiles = decodeImage(TaskKobjIdsEntrySchema, new Uint8Array(readFileSync(join(r.images, `ids-${rootPid}.img`))), `ids-${rootPid}.img`, ImageMagic.ids)[0]!.filesId;
     const cases: [string, (s: Spec) => void, RegExp][] = [
       // The same spec without CAP_NET_RAW, which ctr's default spec grants and the sleep holds.
       ["without CAP_NET_RAW", (s) => {
@@ -639,6 +648,8 @@ test("a checkpoint whose tasks hold a capability the new spec does not give, who
       ["a file named past its mount", fileClimbs, /files.img: regular file \d+ is named "\/bin\/..\/..\/..\/..\/tmp\/x"/],
       ["the host's network namespace", hostNetwork, /ids-\d+\.img: it keeps the tree in the network namespace of the CRIU that restores it \(the host's\), and the spec gives the container one of its own/],
       ["a pages image removed", pagesGone, /the checkpoint has no pages-\d+\.img, where pagemap-\d+\.img places \d+ bytes of pages of process \d+: not a whole CRIU dump/],
+      ["the root task's fdinfo image removed", () => removeImage(`fdinfo-${rootFiles}.img`), /the checkpoint has no fdinfo-\d+\.img for its live task \d+: not a whole CRIU dump/],
+      ["the root task's mm image removed", () => removeImage(`mm-${rootPid}.img`), /the checkpoint has no mm-\d+\.img for its live task \d+: not a whole CRIU dump/],
       ["a pages image cut short", pagesShort, /the checkpoint's pages-\d+\.img holds \d+ bytes, but pagemap-\d+\.img places \d+ bytes of pages of process \d+ there: the image is cut short/],
     ];
     for (const [what, edit, message] of cases) {
