@@ -108,6 +108,16 @@ async function criuRestoreMs(pc: PrivateContainerd, runtime: string, id: string,
   return us === undefined ? undefined : Number(us) / 1000;
 }
 
+/**
+ * How long cryo's CRIU dump held the tree frozen (its stats' frozen_time: the dump itself), from its shim's `timings`
+ * line (--trace). runc's is not known: its CRIU writes its stats into containerd's checkpoint directory, which
+ * containerd removes when the request ends.
+ */
+function criuDumpMs(traced: string[]): number | undefined {
+  const us = traced.map((l) => /frozenUs=(\d+)/.exec(l)?.[1]).find((x) => x !== undefined);
+  return us === undefined ? undefined : Number(us) / 1000;
+}
+
 /** The criu tar's size in the checkpoint image and whether it holds compressed page images. */
 async function criuTar(pc: PrivateContainerd, ref: string): Promise<{ bytes: number; zst: boolean }> {
   const digest = (await pc.ctrOk(["images", "ls"])).split("\n").find((l) => l.startsWith(`${ref} `))!.split(/\s+/)[2]!;
@@ -122,7 +132,7 @@ const ns = uniqueId("ckptcmp");
 // The page store of the local-pages variants (same file system as containerd's extraction directory: hard links).
 const pageStore = mkdtempSync("/tmp/cryo-bench-pages-");
 const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_PAGE_STORE: pageStore }, ...(trace ? { logLevel: "debug" } : {}), ...(binDir ? { binDir } : {}) });
-type Row = { variant: string; mib: number; round: number; checkpointMs: number; restoreMs: number; criuMs?: number; tarBytes: number; zst: boolean; intact: string };
+type Row = { variant: string; mib: number; round: number; checkpointMs: number; restoreMs: number; criuMs?: number; dumpMs?: number; tarBytes: number; zst: boolean; intact: string };
 const rows: Row[] = [];
 const companion = uniqueId("companion");
 try {
@@ -147,6 +157,7 @@ try {
         const checkpointMs = performance.now() - t0;
         const tracedCheckpoint = trace ? logWindow(pc.layout.log, checkpointFrom, new Date(), TRACED_CHECKPOINT) : [];
         const tar = await criuTar(pc, ref);
+        const dumpMs = criuDumpMs(tracedCheckpoint);
         // A post-copy source serves the pages until the restore has them: it is restored under another name.
         const restored = v.postCopy ? `${id}-r` : id;
         if (!v.postCopy) await stopAndRemove(pc, id);
@@ -171,10 +182,10 @@ try {
         // and never removes it.
         for (const n of readdirSync(pc.layout.tmp)) if (CONTAINERD_EXTRACTION_NAME.test(n)) rmSync(join(pc.layout.tmp, n), { recursive: true, force: true });
         for (const n of readdirSync(pageStore)) rmSync(join(pageStore, n), { recursive: true, force: true });
-        const row = { variant: v.name, mib, round: r, checkpointMs, restoreMs, criuMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
+        const row = { variant: v.name, mib, round: r, checkpointMs, restoreMs, criuMs, dumpMs, tarBytes: tar.bytes, zst: tar.zst, intact: intact.split(" ")[0] ?? "" };
         rows.push(row);
         console.log(
-          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms  restore ${restoreMs.toFixed(0).padStart(6)} ms${criuMs !== undefined ? ` (CRIU ${criuMs.toFixed(0)})` : ""}  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
+          `${v.name.padEnd(15)} ${String(mib).padStart(5)} MiB  checkpoint ${checkpointMs.toFixed(0).padStart(6)} ms${dumpMs !== undefined ? ` (CRIU ${dumpMs.toFixed(0)})` : ""}  restore ${restoreMs.toFixed(0).padStart(6)} ms${criuMs !== undefined ? ` (CRIU ${criuMs.toFixed(0)})` : ""}  criu tar ${(tar.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  pages .zst: ${tar.zst ? "yes" : "no"}  memory: ${row.intact}${sourceEndedMs !== undefined ? `  source ended (all pages sent) ${sourceEndedMs.toFixed(0)} ms after the restore began` : ""}`,
         );
         for (const l of [...tracedCheckpoint.map((l) => `checkpoint ${l}`), ...traced.map((l) => `restore    ${l}`)]) console.log(`    ${l.slice(0, 260)}`);
       }
