@@ -11,6 +11,7 @@ import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { invalidArgument, notFound } from "../errors.ts";
+import { CRIU_IMAGE_NAME } from "./images-list.ts";
 import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema, TIMEOUT_SECONDS_MAX } from "./plan.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
@@ -160,6 +161,15 @@ export const checkpointMetadataSchema = z.object({
   compressed: z.union([z.literal(false), z.object({ algorithm: z.literal("zstd"), level: z.number().int() })]),
   /** True when the container was paused (frozen) before the dump and is recorded frozen. */
   paused: z.boolean(),
+  /**
+   * The CRIU images the dump left in the images directory (images-list.ts), each with its size: the restore refuses a
+   * checkpoint that lacks one or holds one of another size. Absent in checkpoints of cryo before the twenty-ninth
+   * session (not checked then).
+   */
+  images: z
+    .array(z.object({ name: z.string().regex(CRIU_IMAGE_NAME), bytes: z.number().int().nonnegative() }))
+    .max(1_000_000)
+    .optional(),
   /** Page images kept in the page store of the host that made the checkpoint (local-pages.ts), not in the images directory. */
   localPages: localPagesSchema.optional(),
   /** The container's image as containerd knew it at dump time (read when a checkpoint plugin applied), for restore-side policies. */

@@ -22,6 +22,7 @@ import { hostname, release } from "node:os";
 import { basename, join } from "node:path";
 // The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
 // image decoders and the helper's libcriu binding would load with a daemon's first checkpoint.
+import { listImages } from "../checkpoint/images-list.ts";
 import { createEntry, finishEntry, pageStoreRoot } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { pruneNoopNetImages } from "../checkpoint/net-images.ts";
@@ -702,6 +703,8 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     metadata.stdio.terminal = terminal;
     if (localPages) metadata.localPages = localPages;
     if (emptyTmpfs.length > 0) metadata.emptyTmpfs = emptyTmpfs.map((t) => ({ ...t }));
+    // What the restore checks the checkpoint against: every image as it is now, pruned and compressed.
+    metadata.images = listImages(imagesDir);
     await writeCheckpointMetadata(imagesDir, metadata);
     const d = stats.dump;
     input.log.debug(`${label}: timings`, {

@@ -26,6 +26,7 @@ import { dirname, join, posix } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
+import { checkRecordedImages } from "../checkpoint/images-list.ts";
 import { checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
@@ -581,6 +582,8 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;
+  // Every image the dump wrote, at its size, before anything reads them (CRIU takes many as optional).
+  if (meta.images) checkRecordedImages(source.dir, meta.images, where);
   // A container created with cryo.notify/socket has runc's notify directory mounted: the new container's, empty.
   const container = confineToSpec(dumped, spec, where, { notifyDir: join(runcRoot, id, "notify") });
   // The tasks' capabilities, no_new_privs and seccomp mode, which CRIU restores as the images say: within what the

@@ -102,6 +102,17 @@ describe("checkpoint metadata", () => {
     expect((await readCheckpointMetadata(d)).emptyTmpfs).toHaveLength(EMPTY_TMPFS_MAX);
   });
 
+  test("the dump's images round-trip; a name that is no CRIU image's in the directory, or a size not a whole number of bytes, is INVALID_ARGUMENT", async () => {
+    const withImages = { ...meta, images: [{ name: "pages-1.img.zst", bytes: 4000 }, { name: "pstree.img", bytes: 24 }] };
+    const d = mkdtempSync(join(dir, "i-"));
+    await writeCheckpointMetadata(d, withImages);
+    expect(await readCheckpointMetadata(d)).toEqual(withImages);
+    for (const bad of [{ name: "../x.img", bytes: 1 }, { name: "sub/x.img", bytes: 1 }, { name: "dump.log", bytes: 1 }, { name: "a.img", bytes: -1 }, { name: "a.img", bytes: 1.5 }]) {
+      writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...withImages, images: [bad] }));
+      expect(((await readCheckpointMetadata(d).catch((x) => x)) as CryoError).message).toContain("images.0.");
+    }
+  });
+
   test("a tmpfs's entries round-trip; paths out of the tmpfs, parents that are no directory made before, misplaced device numbers or targets are INVALID_ARGUMENT", async () => {
     const entries = [
       { path: "null", type: "char", mode: 0o666, uid: 0, gid: 0, major: 1, minor: 3 },
