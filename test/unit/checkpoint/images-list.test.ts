@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkRecordedImages, listImages } from "../../../src/checkpoint/images-list.ts";
-import { CryoError, Code } from "../../../src/errors.ts";
+import { Code } from "../../../src/errors.ts";
+import { errorOf } from "../../harness/error-of.ts";
 
 const root = mkdtempSync(join(tmpdir(), "cryo-images-list-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -22,14 +23,7 @@ function checkpoint(): string {
   return dir;
 }
 
-const refusal = (f: () => void): CryoError => {
-  try {
-    f();
-  } catch (e) {
-    return e as CryoError;
-  }
-  throw new Error("not refused");
-};
+const refusal = errorOf;
 
 test("listImages: the regular *.img and *.img.zst files, by name, with their sizes; no logs, metadata, directories or links", () => {
   expect(listImages(checkpoint())).toEqual([

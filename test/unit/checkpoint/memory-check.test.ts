@@ -1,11 +1,11 @@
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkRestoreMemory, describeRoom, memoryRoom, oomKills, restoredMemoryFloor } from "../../../src/checkpoint/memory-check.ts";
 import { parseLinuxResources } from "../../../src/cgroups/resources.ts";
-import { IMG_COMMON_MAGIC, ImageMagic } from "../../../src/criu/image-file.ts";
+import { ImageMagic } from "../../../src/criu/image-file.ts";
+import { criuImage, encodeEntry } from "../../harness/criu-image.ts";
 import { MmEntrySchema } from "../../../src/gen/criu/mm_pb.ts";
 import { PagemapEntrySchema, PagemapHeadSchema } from "../../../src/gen/criu/pagemap_pb.ts";
 import { PstreeEntrySchema } from "../../../src/gen/criu/pstree_pb.ts";
@@ -13,13 +13,8 @@ import { PstreeEntrySchema } from "../../../src/gen/criu/pstree_pb.ts";
 const root = mkdtempSync(join(tmpdir(), "cryo-memory-check-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A CRIU image file: the two magics, then each entry with its size. */
-function image(magic: number, entries: Uint8Array[]): Uint8Array {
-  const parts = entries.flatMap((e) => [new Uint8Array(new Uint32Array([e.length]).buffer), e]);
-  const head = new Uint8Array(new Uint32Array([IMG_COMMON_MAGIC, magic]).buffer);
-  return Buffer.concat([head, ...parts]);
-}
-const enc = <D extends DescMessage>(schema: D, init: MessageInitShape<D>) => toBinary(schema, create(schema, init));
+const image = criuImage;
+const enc = encodeEntry;
 
 const MiB = 1n << 20n;
 const REGULAR_ANON_PRIVATE = (1 << 0) | (1 << 9);
