@@ -4,7 +4,8 @@
  *
  * Layout of a cryo checkpoint directory:
  *   cryo-checkpoint.json   this file
- *   <imagesDir>/           CRIU's images (default "criu"; pages-*.img possibly zstd-compressed)
+ *   <imagesDir>/           CRIU's images (pages-*.img possibly zstd-compressed); the shim writes "." (the images
+ *                          beside this file), the only layout a restore reads
  */
 import { readFileSync, statSync } from "node:fs";
 import { writeFile, rename } from "node:fs/promises";

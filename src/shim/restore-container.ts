@@ -39,7 +39,7 @@ import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
 import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
-import { readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
+import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry, type TmpfsRoot } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
@@ -97,13 +97,27 @@ export async function readRestoreSource(dir: string): Promise<RestoreSource> {
     if (e.code === Code.NOT_FOUND) throw failedPrecondition(`checkpoint ${dir}`, { detail: "not taken by cryo (no cryo-checkpoint.json); runc's checkpoints lack the container state cryo needs", cause: err });
     throw e;
   }
+  // Every cryo dump writes its images beside the metadata (imagesDir "."), and a restore reads them there: a checkpoint
+  // that places them elsewhere is not one cryo made (`cryo inspect` reads either).
+  if (metadata.imagesDir !== ".") {
+    throw invalidArgument(`checkpoint ${dir}`, { detail: `its metadata places CRIU's images in ${JSON.stringify(metadata.imagesDir)}; a restore reads them beside ${METADATA_FILE} (imagesDir ".", as every cryo dump writes it)` });
+  }
   let descriptors = metadata.stdio.descriptors;
+  let text: string | undefined;
   try {
-    const parsed: unknown = JSON.parse(readFileSync(join(dir, DESCRIPTORS_FILE), "utf8"));
-    if (Array.isArray(parsed) && parsed.every((d) => typeof d === "string")) descriptors = parsed;
-    else throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { detail: "not a JSON array of strings" });
+    text = readFileSync(join(dir, DESCRIPTORS_FILE), "utf8");
   } catch (err) {
     if ((err as { code?: string }).code !== "ENOENT") throw CryoError.from(err);
+  }
+  if (text !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { cause: err, detail: "not JSON" });
+    }
+    if (Array.isArray(parsed) && parsed.every((d) => typeof d === "string")) descriptors = parsed;
+    else throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { detail: "not a JSON array of strings" });
   }
   return { dir, metadata, descriptors };
 }

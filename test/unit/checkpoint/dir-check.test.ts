@@ -6,6 +6,7 @@ import { METADATA_FILE, MAX_METADATA_BYTES, readCheckpointMetadata } from "../..
 import { Code, CryoError } from "../../../src/errors.ts";
 import { errorOf } from "../../harness/error-of.ts";
 import { readRestoreSource } from "../../../src/shim/restore-container.ts";
+import { sampleCheckpointMetadata } from "../../harness/checkpoint-metadata.ts";
 
 const root = mkdtempSync("/tmp/cryo-dircheck-");
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -60,6 +61,28 @@ test("readRestoreSource refuses a planted link before it reads the metadata", as
   const e = await readRestoreSource(d).then(() => undefined, (err) => CryoError.from(err));
   expect(e?.code).toBe(Code.INVALID_ARGUMENT);
   expect(e?.message).toContain("is a symbolic link"); // not "not JSON": the metadata was not read
+});
+
+test("readRestoreSource reads the images beside the metadata: a checkpoint whose metadata places them elsewhere is refused, naming where", async () => {
+  const d = checkpointDir();
+  writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...sampleCheckpointMetadata(), imagesDir: "sub" }));
+  const e = await readRestoreSource(d).then(() => undefined, (err) => CryoError.from(err));
+  expect(e?.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e?.message).toBe(`checkpoint ${d}: invalid argument: its metadata places CRIU's images in "sub"; a restore reads them beside cryo-checkpoint.json (imagesDir ".", as every cryo dump writes it)`);
+  writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...sampleCheckpointMetadata(), imagesDir: "." }));
+  writeFileSync(join(d, "descriptors.json"), JSON.stringify(["/dev/null", "pipe:[7]", "pipe:[8]"]));
+  const source = await readRestoreSource(d);
+  expect([source.metadata.imagesDir, source.descriptors]).toEqual([".", ["/dev/null", "pipe:[7]", "pipe:[8]"]]);
+});
+
+test("readRestoreSource: a descriptors.json that is not JSON, or not an array of strings, is INVALID_ARGUMENT naming it", async () => {
+  const d = checkpointDir();
+  writeFileSync(join(d, METADATA_FILE), JSON.stringify({ ...sampleCheckpointMetadata(), imagesDir: "." }));
+  for (const [text, detail] of [["x", "not JSON"], ["[1]", "not a JSON array of strings"]] as const) {
+    writeFileSync(join(d, "descriptors.json"), text);
+    const e = await readRestoreSource(d).then(() => undefined, (err) => CryoError.from(err));
+    expect([e?.code, e?.message]).toEqual([Code.INVALID_ARGUMENT, `checkpoint ${d}: descriptors.json: invalid argument: ${detail}`]);
+  }
 });
 
 test("metadata over the size limit is refused without being read", async () => {

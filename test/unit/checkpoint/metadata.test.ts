@@ -5,28 +5,12 @@ import { BUILTIN_CHECKPOINT_PLAN, METADATA_FILE, readCheckpointMetadata, renderM
 import { Code, CryoError } from "../../../src/errors.ts";
 import { EMPTY_TMPFS_MAX } from "../../../src/checkpoint/metadata.ts";
 import { criuVersionText } from "../../../src/checkpoint/inspect-command.ts";
+import { sampleCheckpointMetadata } from "../../harness/checkpoint-metadata.ts";
 
 const dir = mkdtempSync("/tmp/cryo-meta-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const meta: CheckpointMetadata = {
-  version: 1,
-  containerId: "c1",
-  namespace: "default",
-  imagesDir: "criu",
-  pid: 4242,
-  runcState: { id: "c1", init_process_pid: 4242, external_descriptors: ["/dev/null", "pipe:[1]", "pipe:[2]"] },
-  spec: { ociVersion: "1.0.2", process: { args: ["sh"] } },
-  stdio: { descriptors: ["/dev/null", "pipe:[1]", "pipe:[2]"], terminal: false },
-  cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/c1" }, cgroupsPath: "/c1" },
-  host: { hostname: "h", kernel: "6.18.0", arch: "x64", criuVersion: 40201, cryoVersion: "0.1.0" },
-  startedAt: "2026-01-01T00:00:00.000Z",
-  finishedAt: "2026-01-01T00:00:01.000Z",
-  options: BUILTIN_CHECKPOINT_PLAN,
-  stats: { dump: { freezingTimeUs: 1, frozenTimeUs: 2, memdumpTimeUs: 3, memwriteTimeUs: 4, pagesScanned: 5, pagesSkippedParent: 0, pagesWritten: 5, pagesLazy: 0 } },
-  compressed: { algorithm: "zstd", level: 3 },
-  paused: false,
-};
+const meta: CheckpointMetadata = sampleCheckpointMetadata();
 
 describe("checkpoint metadata", () => {
   test("a real checkpoint's metadata from before the latest options (a user-namespaced container, thirteenth session's cryo) still reads", async () => {
