@@ -32,12 +32,12 @@ export function listImages(dir: string): RecordedImage[] {
 }
 
 /**
- * Refuses (INVALID_ARGUMENT) a checkpoint in dir without one of the images its dump recorded, or with one of another
- * size. A compressed page image decompressed in place by an earlier restore (pages-N.img for the recorded
- * pages-N.img.zst) stands for it: its length is checked against its pagemap (pages-check.ts). Files the dump did not
- * record are left to the other checks.
+ * What differs in dir from the images its dump recorded, in words, one entry per kind (the missing ones, those of
+ * another size); none: the images are as the dump wrote them. A compressed page image decompressed in place by an
+ * earlier restore (pages-N.img for the recorded pages-N.img.zst) stands for it: its length is checked against its
+ * pagemap (pages-check.ts). Files the dump did not record are left to the other checks.
  */
-export function checkRecordedImages(dir: string, recorded: readonly RecordedImage[], where: string): void {
+export function recordedImagesProblems(dir: string, recorded: readonly RecordedImage[]): string[] {
   const present = new Map(listImages(dir).map((f) => [f.name, f.bytes]));
   const missing: string[] = [];
   const resized: string[] = [];
@@ -48,8 +48,14 @@ export function checkRecordedImages(dir: string, recorded: readonly RecordedImag
       missing.push(`${f.name} (${f.bytes} bytes)`);
     } else if (bytes !== f.bytes) resized.push(`${f.name} holds ${bytes} bytes, the dump wrote ${f.bytes}`);
   }
-  if (missing.length > 0) {
-    throw invalidArgument(where, { detail: `the checkpoint lacks ${missing.length === 1 ? "an image" : `${missing.length} images`} its dump wrote: ${missing.join(", ")}: not a whole CRIU dump` });
-  }
-  if (resized.length > 0) throw invalidArgument(where, { detail: `the checkpoint's images are not as its dump wrote them: ${resized.join("; ")}` });
+  const out: string[] = [];
+  if (missing.length > 0) out.push(`the checkpoint lacks ${missing.length === 1 ? "an image" : `${missing.length} images`} its dump wrote: ${missing.join(", ")}: not a whole CRIU dump`);
+  if (resized.length > 0) out.push(`the checkpoint's images are not as its dump wrote them: ${resized.join("; ")}`);
+  return out;
+}
+
+/** Refuses (INVALID_ARGUMENT) a checkpoint in dir whose images differ from those its dump recorded (recordedImagesProblems). */
+export function checkRecordedImages(dir: string, recorded: readonly RecordedImage[], where: string): void {
+  const [first] = recordedImagesProblems(dir, recorded);
+  if (first !== undefined) throw invalidArgument(where, { detail: first });
 }

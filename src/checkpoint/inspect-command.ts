@@ -14,6 +14,7 @@ import { checkNamedPath } from "../cli/named-path.ts";
 import { inspectCheckpoint, renderInspect } from "../criu/inspect.ts";
 import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "./metadata.ts";
 import { checkCheckpointEntries } from "./dir-check.ts";
+import { recordedImagesProblems } from "./images-list.ts";
 
 /** The machine names of `uname -m` for the architectures Bun names (the metadata records Bun's). */
 const ARCH_NAMES: Record<string, string> = { x64: "x86_64", arm64: "aarch64" };
@@ -91,6 +92,8 @@ export const inspectCommand: CliCommand = {
     } catch (err) {
       throw fsError(`checkpoint ${dir}`, err);
     }
+    // The images the dump recorded, as the restore checks them.
+    if (meta?.images) inspection.problems.push(...recordedImagesProblems(join(dir, meta.imagesDir), meta.images));
     if (json) io.out(JSON.stringify({ metadata: meta, ...inspection }, null, 2));
     else io.out(`${meta ? `${renderMetadata(meta)}\n` : ""}${renderInspect(inspection)}`);
     // A damaged checkpoint is shown, and said so in the exit code.

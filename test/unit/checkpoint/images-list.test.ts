@@ -3,6 +3,11 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkRecordedImages, listImages } from "../../../src/checkpoint/images-list.ts";
+import { METADATA_FILE } from "../../../src/checkpoint/metadata.ts";
+import { ImageMagic } from "../../../src/criu/image-file.ts";
+import { PstreeEntrySchema } from "../../../src/gen/criu/pstree_pb.ts";
+import { sampleCheckpointMetadata } from "../../harness/checkpoint-metadata.ts";
+import { criuImage, encodeEntry } from "../../harness/criu-image.ts";
 import { Code } from "../../../src/errors.ts";
 import { errorOf } from "../../harness/error-of.ts";
 
@@ -69,4 +74,22 @@ test("checkRecordedImages: a compressed page image an earlier restore decompress
   expect(() => checkRecordedImages(dir, recorded, "restore x")).not.toThrow();
   rmSync(join(dir, "pages-1.img"));
   expect(refusal(() => checkRecordedImages(dir, recorded, "restore x")).message).toContain("pages-1.img.zst (4000 bytes)");
+});
+
+test("cryo inspect says what differs from the images the dump recorded, with exit code 1", async () => {
+  const { inspectCommand } = await import("../../../src/checkpoint/inspect-command.ts");
+  const dir = mkdtempSync(join(root, "inspect-"));
+  writeFileSync(join(dir, "pstree.img"), criuImage(ImageMagic.pstree, [encodeEntry(PstreeEntrySchema, { pid: 1, ppid: 0, pgid: 1, sid: 1 })]));
+  writeFileSync(join(dir, "pipes-data.img"), new Uint8Array(100));
+  writeFileSync(join(dir, METADATA_FILE), JSON.stringify({ ...sampleCheckpointMetadata(), imagesDir: ".", images: listImages(dir) }));
+  const run = async () => {
+    let err = "";
+    const code = await inspectCommand.run([dir], { out: () => {}, err: (t) => void (err += t) });
+    return { code, err };
+  };
+  expect((await run()).err).not.toContain("its dump wrote");
+  rmSync(join(dir, "pipes-data.img"));
+  const r = await run();
+  expect(r.code).toBe(1);
+  expect(r.err).toContain("the checkpoint lacks an image its dump wrote: pipes-data.img (100 bytes): not a whole CRIU dump");
 });
