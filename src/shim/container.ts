@@ -19,6 +19,7 @@ import { callerAbortReason, callerGoneWords } from "./cancel.ts";
 import { Topic, type Publisher } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
+import { invalidTransition, type ProcessEvent } from "./process-state.ts";
 import { ShimProcess } from "./process.ts";
 import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
@@ -55,7 +56,10 @@ export class Container {
   readonly execs = new Map<string, ShimProcess>();
   readonly queue: SerialQueue = createSerialQueue();
   private stopOom: (() => void) | undefined;
-  /** A checkpoint with `exit` stopped the init (containerd still sends its Resume afterwards). */
+  /**
+   * A checkpoint with `exit` stopped the init (containerd still sends its Resume afterwards). The init counts as
+   * stopped from then on (checkInit), before its exit is recorded through the queue.
+   */
   private stoppedByCheckpoint = false;
   /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
   private restoreInFlight = false;
@@ -106,6 +110,17 @@ export class Container {
     const p = this.execs.get(execId);
     if (!p) throw notFound(`exec ${execId} in container ${this.id}`);
     return p;
+  }
+
+  /**
+   * Checks an event against the init's state. An init a checkpoint with `exit` stopped is refused as a stopped one:
+   * its exit reaches the queue only behind the calls that queued during the dump, which found it running (a Pause
+   * froze the emptied cgroup and answered ok; a second Checkpoint was NOT_FOUND "init pid N is gone"). runc's shim
+   * refuses both ("container does not exist").
+   */
+  private checkInit(event: ProcessEvent): void {
+    if (this.stoppedByCheckpoint && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
+    this.init.check(event);
   }
 
   private publish: Publisher["publish"] = (ns, topic, schema, event) => this.deps.publisher.publish(ns, topic, schema, event);
@@ -206,8 +221,8 @@ export class Container {
         }
         return p.pid;
       }
-      if (this.init.state !== "running" && this.init.state !== "created") {
-        throw failedPrecondition(p.label, { detail: `container is ${this.init.state}` });
+      if (this.stoppedByCheckpoint || (this.init.state !== "running" && this.init.state !== "created")) {
+        throw failedPrecondition(p.label, { detail: `container is ${this.stoppedByCheckpoint ? "stopped" : this.init.state}` });
       }
       const launched = await engine.exec({
         id: this.id,
@@ -232,7 +247,7 @@ export class Container {
     return this.queue.run(() => {
       if (execId === "") throw invalidArgument("exec id", { detail: "empty" });
       if (this.execs.has(execId)) throw alreadyExists(`exec ${execId}`);
-      this.init.check("exec");
+      this.checkInit("exec");
       this.execs.set(execId, new ShimProcess(this.id, execId, stdio, processSpec));
       this.publish(this.config.namespace, Topic.execAdded, TaskExecAddedSchema, { containerId: this.id, execId });
     });
@@ -291,7 +306,7 @@ export class Container {
   pause(signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
       notGivenUp(signal, `pause container ${this.id}`);
-      this.init.check("pause");
+      this.checkInit("pause");
       await this.deps.engine.freeze(this.id, this.config.options);
       this.init.move("pause");
       this.publish(this.config.namespace, Topic.paused, TaskPausedSchema, { containerId: this.id });
@@ -303,7 +318,7 @@ export class Container {
     return this.queue.run(async () => {
       notGivenUp(signal, `resume container ${this.id}`);
       // containerd resumes after every checkpoint, also one that stopped the container: nothing to do then.
-      if (this.stoppedByCheckpoint && this.init.state === "stopped") return;
+      if (this.stoppedByCheckpoint) return;
       this.init.check("resume");
       await this.deps.engine.thaw(this.id, this.config.options);
       this.init.move("resume");
@@ -319,7 +334,7 @@ export class Container {
    */
   checkpoint(path: string, request: CheckpointRequestOptions, signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
-      this.init.check("checkpoint");
+      this.checkInit("checkpoint");
       const { engine } = this.deps;
       if (!engine.checkpoint) throw notImplemented("checkpoint");
       // The caller gave up while the call waited for its turn: nothing was done.
@@ -356,7 +371,7 @@ export class Container {
   update(resources: unknown, signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
       notGivenUp(signal, `update container ${this.id}`);
-      this.init.check("update");
+      this.checkInit("update");
       await this.deps.engine.update(this.id, this.config.options, resources);
     });
   }

@@ -426,6 +426,46 @@ test("a Resume, Pause or Update whose caller gave up while it waited behind a ch
   expect(t.calls).toContain("thaw c1");
 });
 
+test("calls that queued during a checkpoint with exit are refused as for a stopped task (the init's exit is recorded only behind them)", async () => {
+  const t = setup();
+  // The dump with exit: CRIU kills the tree at its end, the reaper reports the init's exit (queued behind the calls
+  // that came meanwhile), then the dump answers. A later dump finds the init gone, as the real one does.
+  let release: (() => void) | undefined;
+  t.engine.checkpoint = (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    if (release) return Promise.reject(new CryoError(Code.NOT_FOUND, `container ${spec.id}: not found: init pid 100 is gone`));
+    return new Promise((resolve) => {
+      release = () => {
+        t.exit(100, 137);
+        resolve({ leftRunning: false });
+      };
+    });
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
+  await Bun.sleep(10);
+  const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
+  const second = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/y" } as never, t.ctx));
+  const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, t.ctx));
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  const exec = codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx));
+  await Bun.sleep(10);
+  release!();
+  expect(await ckpt).toEqual([0, ""]);
+  expect(await paused).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot pause a stopped container"]);
+  expect(await second).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot checkpoint a stopped container"]);
+  expect(await updated).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot update a stopped container"]);
+  expect(await exec).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot exec in a stopped container"]);
+  // containerd's own Resume after its checkpoint has nothing to do.
+  expect(await codeOf(t.svc.resume({ id: "c1" } as never, t.ctx))).toEqual([0, ""]);
+  expect(t.calls.filter((c) => c.startsWith("checkpoint") || c.startsWith("freeze") || c.startsWith("thaw") || c.startsWith("exec"))).toEqual(["checkpoint c1"]);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit"]);
+});
+
 test("a restore whose Start's caller gives up is cancelled as a SIGKILL would", async () => {
   const t = setup();
   hangingRestore(t);
