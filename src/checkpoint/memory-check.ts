@@ -33,9 +33,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { failedPrecondition } from "../errors.ts";
-import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "../criu/image-file.ts";
+import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { MmEntrySchema, type VmaEntry } from "../gen/criu/mm_pb.ts";
-import { PagemapEntrySchema } from "../gen/criu/pagemap_pb.ts";
+import { decodePagemap, PE_LAZY, PE_PARENT, PE_PRESENT } from "../criu/pagemap.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import type { LinuxResources } from "../cgroups/resources.ts";
 import { readCheckpointImage } from "./image-paths.ts";
@@ -43,10 +43,6 @@ import { readCheckpointImage } from "./image-paths.ts";
 /** CRIU's mm-<pid>.img magic (criu/include/magic.h MM_MAGIC). */
 const MM_MAGIC = 0x57492820;
 const PAGE_SIZE = 4096n;
-/** CRIU's pagemap entry flags (criu/include/pagemap.h): in the parent's images, in this one's pages-*.img. */
-const PE_PARENT = 1 << 0;
-const PE_LAZY = 1 << 1;
-const PE_PRESENT = 1 << 2;
 /** CRIU's VMA status bits (criu/include/image.h). */
 const VMA_AREA_REGULAR = 1 << 0;
 const VMA_FILE_PRIVATE = 1 << 6;
@@ -111,15 +107,10 @@ export function restoredMemoryFloor(imagesDir: string, options: { lazy?: boolean
       .filter((v) => !parent.has(`${v.start}-${v.end}`))
       .map((v) => ({ start: v.start, end: v.end }))
       .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-    const runs: { start: bigint; end: bigint }[] = [];
-    for (const [i, raw] of imageEntries(pagemap, `pagemap-${p.pid}.img`, ImageMagic.pagemap).slice(1).entries()) {
-      const e = decodeEntry(PagemapEntrySchema, raw, `pagemap-${p.pid}.img entry ${i + 1}`);
-      const n = e.nrPages > 0n ? e.nrPages : BigInt(e.compatNrPages);
-      const flags = e.flags !== 0 ? e.flags : e.inParent ? PE_PARENT : PE_PRESENT;
-      // Lazy runs alone (post-copy: PE_LAZY, the pages on the source) come back after the tree runs: counted for a lazy restore.
-      if ((flags & counted) === 0) continue;
-      runs.push({ start: e.vaddr, end: e.vaddr + n * PAGE_SIZE });
-    }
+    // Lazy runs alone (post-copy: PE_LAZY, the pages on the source) come back after the tree runs: counted for a lazy restore.
+    const runs = decodePagemap(pagemap, `pagemap-${p.pid}.img`)
+      .runs.filter((r) => (r.flags & counted) !== 0)
+      .map((r) => ({ start: r.vaddr, end: r.vaddr + r.pages * PAGE_SIZE }));
     runs.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     bytes += bytesIn(runs, areas);
     processes++;

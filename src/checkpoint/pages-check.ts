@@ -11,15 +11,12 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { invalidArgument } from "../errors.ts";
-import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "../criu/image-file.ts";
-import { PagemapEntrySchema, PagemapHeadSchema } from "../gen/criu/pagemap_pb.ts";
+import { decodeImage, ImageMagic } from "../criu/image-file.ts";
+import { decodePagemap, PE_PRESENT } from "../criu/pagemap.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { readCheckpointImage } from "./image-paths.ts";
 
 const PAGE_SIZE = 4096n;
-/** CRIU's pagemap entry flag (criu/include/pagemap.h): the run's pages are in this checkpoint's pages image. */
-const PE_PRESENT = 1 << 2;
-const PE_PARENT = 1 << 0;
 
 /**
  * Refuses (INVALID_ARGUMENT) a checkpoint in imagesDir whose pagemaps place pages in a pages image that is missing,
@@ -31,18 +28,11 @@ export function checkPageImages(imagesDir: string, where: string): void {
   for (const p of pstree) {
     const name = `pagemap-${p.pid}.img`;
     if (!existsSync(join(imagesDir, name))) continue;
-    const entries = imageEntries(readCheckpointImage(imagesDir, name), name, ImageMagic.pagemap);
-    if (entries.length === 0) continue;
-    const head = decodeEntry(PagemapHeadSchema, entries[0]!, `${name} head`);
+    const pagemap = decodePagemap(readCheckpointImage(imagesDir, name), name);
     let bytes = 0n;
-    for (const [i, raw] of entries.slice(1).entries()) {
-      const e = decodeEntry(PagemapEntrySchema, raw, `${name} entry ${i + 1}`);
-      const flags = e.flags !== 0 ? e.flags : e.inParent ? PE_PARENT : PE_PRESENT;
-      if ((flags & PE_PRESENT) === 0) continue;
-      bytes += (e.nrPages > 0n ? e.nrPages : BigInt(e.compatNrPages)) * PAGE_SIZE;
-    }
+    for (const r of pagemap.runs) if ((r.flags & PE_PRESENT) !== 0) bytes += r.pages * PAGE_SIZE;
     if (bytes === 0n) continue;
-    const pages = `pages-${head.pagesId}.img`;
+    const pages = `pages-${pagemap.pagesId}.img`;
     if (existsSync(join(imagesDir, `${pages}.zst`))) continue;
     if (!existsSync(join(imagesDir, pages))) {
       throw invalidArgument(where, { detail: `the checkpoint has no ${pages}, where ${name} places ${bytes} bytes of pages of process ${p.pid}: not a whole CRIU dump` });

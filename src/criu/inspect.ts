@@ -10,10 +10,10 @@ import { UsernsEntrySchema } from "../gen/criu/userns_pb.ts";
 import { capabilityName, capabilityNumbers } from "./capabilities.ts";
 import { FdTypes, FdinfoEntrySchema, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
 import { InventoryEntrySchema } from "../gen/criu/inventory_pb.ts";
-import { PagemapEntrySchema } from "../gen/criu/pagemap_pb.ts";
+import { decodePagemap, PE_PARENT, PE_PRESENT } from "./pagemap.ts";
 import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { notFound } from "../errors.ts";
-import { decodeEntry, decodeImage, imageEntries, ImageMagic } from "./image-file.ts";
+import { decodeImage, ImageMagic } from "./image-file.ts";
 import { readStats, type CriuStats } from "./stats.ts";
 import { madeNamespaceKinds } from "./ns-kinds.ts";
 
@@ -100,10 +100,6 @@ export interface InspectOptions {
   pagesElsewhere?: boolean;
 }
 
-/** CRIU's pagemap entry flags (criu/include/pagemap.h). */
-const PE_PARENT = 1 << 0;
-const PE_PRESENT = 1 << 2;
-
 async function maybeRead(path: string): Promise<Uint8Array | undefined> {
   return existsSync(path) ? new Uint8Array(await readFile(path)) : undefined;
 }
@@ -149,15 +145,11 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
 
     const pagemap = await maybeRead(join(dir, `pagemap-${p.pid}.img`));
     if (pagemap) {
-      const entries = imageEntries(pagemap, `pagemap-${p.pid}.img`, ImageMagic.pagemap).slice(1); // [0] is the head
-      for (const [i, raw] of entries.entries()) {
-        const e = decodeEntry(PagemapEntrySchema, raw, `pagemap-${p.pid}.img entry ${i + 1}`);
-        const n = e.nrPages > 0n ? Number(e.nrPages) : e.compatNrPages;
-        // CRIU 3.x+ writes flags (in_parent only before): in the parent's images, in this one's pages-*.img, or lazy
-        // (served by a page server, in no pages-*.img).
-        const flags = e.flags !== 0 ? e.flags : e.inParent ? PE_PARENT : PE_PRESENT;
-        if (flags & PE_PARENT) memory.pagesInParent += n;
-        else if (flags & PE_PRESENT) memory.pages += n;
+      // In the parent's images, in this one's pages-*.img, or lazy (served by a page server, in no pages-*.img).
+      for (const r of decodePagemap(pagemap, `pagemap-${p.pid}.img`).runs) {
+        const n = Number(r.pages);
+        if (r.flags & PE_PARENT) memory.pagesInParent += n;
+        else if (r.flags & PE_PRESENT) memory.pages += n;
         else memory.pagesLazy += n;
       }
     }
