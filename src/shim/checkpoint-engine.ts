@@ -201,7 +201,10 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           deps.log.warn(`checkpoint ${spec.id}: thaw after exit: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
-      return { leftRunning: outcome.leftRunning };
+      // A post-copy source is not stopped yet: it serves its pages, frozen, and runs on if no restore takes them (its
+      // exit, once CRIU ends it, comes from the reaper). The container takes it as left running (containerd's Resume
+      // after the checkpoint does what it did before).
+      return { leftRunning: outcome.leftRunning || outcome.serving !== undefined };
     },
 
     async createRestore(spec) {

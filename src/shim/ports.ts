@@ -123,7 +123,10 @@ export interface Engine {
   update(id: string, options: ShimOptions, resources: unknown): Promise<void>;
   /** Calls onOom on each OOM kill in the container; returns a stop function. */
   watchOom(id: string, options: ShimOptions, onOom: () => void): Promise<() => void>;
-  /** Dumps the container through CRIU (checkpoint-engine.ts); resolves with whether it still runs. Absent: not implemented. */
+  /**
+   * Dumps the container through CRIU (checkpoint-engine.ts); resolves with whether it still runs (false: the dump
+   * stopped it; a post-copy source, which serves its pages and may run on, counts as running). Absent: not implemented.
+   */
   checkpoint?(spec: CheckpointSpec): Promise<{ leftRunning: boolean }>;
   /** Create from a checkpoint: rootfs and IO ready, no process yet (pid 0). */
   createRestore?(spec: InitSpec & { checkpoint: string }): Promise<void>;
