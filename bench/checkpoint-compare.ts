@@ -104,8 +104,7 @@ async function criuRestoreMs(pc: PrivateContainerd, runtime: string, id: string,
     const us = (await readStats(join(pc.layout.root, "io.containerd.runtime.v2.task", pc.namespace, id)).catch(() => ({ restore: undefined }))).restore?.restoreTimeUs;
     return us === undefined ? undefined : us / 1000;
   }
-  const us = traced.map((l) => /criuRestoreUs=(\d+)/.exec(l)?.[1]).find((x) => x !== undefined);
-  return us === undefined ? undefined : Number(us) / 1000;
+  return tracedMs(traced, "criuRestoreUs");
 }
 
 /**
@@ -114,7 +113,12 @@ async function criuRestoreMs(pc: PrivateContainerd, runtime: string, id: string,
  * containerd removes when the request ends.
  */
 function criuDumpMs(traced: string[]): number | undefined {
-  const us = traced.map((l) => /frozenUs=(\d+)/.exec(l)?.[1]).find((x) => x !== undefined);
+  return tracedMs(traced, "frozenUs");
+}
+
+/** The first `key=<microseconds>` field among the traced lines, in ms. */
+function tracedMs(traced: string[], key: string): number | undefined {
+  const us = traced.map((l) => new RegExp(`\\b${key}=(\\d+)`).exec(l)?.[1]).find((x) => x !== undefined);
   return us === undefined ? undefined : Number(us) / 1000;
 }
 
