@@ -129,7 +129,12 @@ export class Container {
     const pid = p.pid;
     p.reaped = this.deps.engine.waitExit(pid);
     p.reaped.then(
-      (status) => void this.queue.run(() => this.handleExit(p, status)),
+      async (status) => {
+        // A terminal's output is still on its way when its process is reaped (in the terminal, the copy, the FIFO): the
+        // exit waits for it, outside the queue. Told of the exit, ctr 1.6 closes its FIFO at once and loses what is unread.
+        await p.io?.handedOn?.();
+        void this.queue.run(() => this.handleExit(p, status));
+      },
       (err) => this.deps.log.error(`wait for pid ${pid}: ${err instanceof Error ? err.message : String(err)}`),
     );
   }

@@ -38,6 +38,12 @@ export interface ProcessIo {
   resize(width: number, height: number): void;
   /** Resolves when every byte the process wrote has been handed on (terminal copies drained). */
   drained(): Promise<void>;
+  /**
+   * A terminal's output, once its process has exited: resolves when the output has been read by the client (the copy
+   * drained, the FIFO read empty), or when it stopped moving (stdio.ts, TERMINAL_OUTPUT_STALL_MS). The exit is
+   * reported after it: ctr closes its end of the FIFO as soon as it learns of the exit.
+   */
+  handedOn?(): Promise<void>;
   /** Releases everything the shim holds for this IO; a promise while a binary:// logger is being stopped. */
   close(): void | Promise<void>;
 }

@@ -21,13 +21,14 @@
  *
  * Terminal mode: runc sends the pty master over a console socket; the shim copies stdin FIFO ->
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
- * reports EIO (every slave closed). The exit is published when the process is reaped; Delete waits for
- * `drained()`, so the copy ends only after the last output byte (container.ts).
+ * reports EIO (every slave closed) and the client has read the FIFO empty. The exit is published once the
+ * process is reaped and its output handed on (`handedOn()`: drained, or stalled for
+ * TERMINAL_OUTPUT_STALL_MS); Delete waits for `drained()` (container.ts).
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
-import { close as closeFd, openFifo, pipe, setNonblocking, setWinsize, ConsoleSocket } from "../sys/index.ts";
+import { close as closeFd, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
 
@@ -270,11 +271,12 @@ export async function holdOutputReader(stdout: string, log: Logger, waitMs = REA
 }
 
 /** Writes everything to a nonblocking fd, waiting while it is full; throws when the reader is gone. */
-async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () => true): Promise<void> {
+async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () => true, wrote?: () => void): Promise<void> {
   let off = 0;
   for (let delay = 1; off < data.length && alive(); ) {
     try {
       off += writeSync(fd, data, off, data.length - off);
+      wrote?.();
       delay = 1;
     } catch (err) {
       if ((err as { code?: string }).code !== "EAGAIN") throw err;
@@ -550,6 +552,55 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   }
 }
 
+/**
+ * How long a terminal process's output may stand still (nothing copied into the stdout FIFO, nothing read from it)
+ * before its exit is reported without waiting for the rest (handedOn): a client that does not read, or a process left
+ * in the background that holds the terminal.
+ */
+export const TERMINAL_OUTPUT_STALL_MS = 250;
+/** The longest a terminal process's exit waits for its output to be handed on (handedOn). */
+export const TERMINAL_HANDOVER_MAX_MS = 2_000;
+
+/** Waits until the reader of a FIFO has taken what is in it, as long as it keeps reading (TERMINAL_OUTPUT_STALL_MS). */
+async function untilRead(fd: number, alive: () => boolean, moved: () => void): Promise<void> {
+  let left: number;
+  try {
+    left = unreadBytes(fd);
+  } catch {
+    return;
+  }
+  let since = performance.now();
+  while (left > 0 && alive() && performance.now() - since < TERMINAL_OUTPUT_STALL_MS) {
+    await Bun.sleep(2);
+    let now: number;
+    try {
+      now = unreadBytes(fd);
+    } catch {
+      return;
+    }
+    if (now < left) {
+      since = performance.now();
+      moved();
+    }
+    left = now;
+  }
+}
+
+/**
+ * Resolves once `done` has, or once nothing moved for TERMINAL_OUTPUT_STALL_MS (counted from the call at the
+ * earliest), or after TERMINAL_HANDOVER_MAX_MS.
+ */
+async function untilSettled(done: Promise<void>, lastMoved: () => number): Promise<void> {
+  const start = performance.now();
+  let settled = false;
+  void done.then(() => (settled = true));
+  while (!settled) {
+    const now = performance.now();
+    if (now - start >= TERMINAL_HANDOVER_MAX_MS || now - Math.max(start, lastMoved()) >= TERMINAL_OUTPUT_STALL_MS) return;
+    await Promise.race([done, Bun.sleep(20)]);
+  }
+}
+
 /** The IO of a terminal process (from runc's console socket, or a restore's new pty master): copies between the pty master and the FIFOs; owns the master. */
 export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: { lingerMs?: number } = {}): ProcessIo {
   let closed = false;
@@ -565,6 +616,11 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
   let finished = false;
+  // When output last moved: written into the stdout FIFO, or taken from it by the client (handedOn).
+  let moved = performance.now();
+  const move = () => {
+    moved = performance.now();
+  };
   let outClosed = false;
   const closeOut = () => {
     if (outClosed || outFd < 0) return;
@@ -575,19 +631,21 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       // already closed
     }
   };
-  // Once the master reports EIO the process and every holder of the slave are gone; what was read is written: close
-  // the shim's stdout FIFO end so the client reads EOF before it deletes the task.
+  // Once the master reports EIO the process and every holder of the slave are gone; what was read is written. The
+  // copy then waits until the client has read the FIFO empty (or stopped reading it), and closes the shim's end so
+  // the client reads EOF; `drained` resolves then.
   void (async () => {
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done || closed) break;
-        if (value && outFd >= 0 && !outClosed) await writeAll(outFd, value, () => !outClosed);
+        if (value && outFd >= 0 && !outClosed) await writeAll(outFd, value, () => !outClosed, move);
       }
     } catch (err) {
       log.debug(`pty master read ended: ${err instanceof Error ? err.message : String(err)}`); // EIO once every slave is closed
     } finally {
       finished = true;
+      if (outFd >= 0 && !outClosed) await untilRead(outFd, () => !outClosed, move);
       closeOut();
       resolveDrained();
     }
@@ -622,6 +680,7 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       // After the last slave closed there is nothing left to resize.
       if (!closed && !finished) setWinsize(master, height, width);
     },
+    handedOn: () => untilSettled(drained, () => moved),
     // An exec's terminal (lingerMs): a process left in the background may hold the slave for ever; from Delete on,
     // its output ends lingerMs later at the latest, so that the client sees EOF.
     drained: () =>

@@ -108,6 +108,18 @@ export function pipe(): [read: number, write: number] {
   return [fds[0] ?? -1, fds[1] ?? -1];
 }
 
+const FIONREAD = 0x541bn;
+
+/**
+ * The bytes waiting to be read in a pipe, FIFO or terminal (FIONREAD). For a pipe or FIFO either end answers, so a
+ * writer can see whether its reader has taken what was written.
+ */
+export function unreadBytes(fd: number): number {
+  const n = new Int32Array(1);
+  if (libc.ioctl(fd, FIONREAD, n) !== 0) throw sysError(`ioctl(${fd}, FIONREAD)`);
+  return n[0] ?? 0;
+}
+
 /** Closes a descriptor; closing one that is already closed (EBADF) is ignored. */
 export function close(fd: number): void {
   if (libc.close(fd) !== 0) {

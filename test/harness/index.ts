@@ -20,3 +20,4 @@ export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./
 export { shimDaemonPids } from "./shim-daemons.ts";
 export { ctrErrorHasCode } from "./ctr-error.ts";
 export { holdCriuAt, signalPending } from "./criu-hold.ts";
+export { openPty } from "./pty.ts";

@@ -3,10 +3,11 @@
  * and the detached lifecycle (task ls/exec/ps/metrics/pause/resume/kill/rm) with nothing left behind.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { setNonblocking } from "../../src/sys/index.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, parseCtrEvent, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, openPty, parseCtrEvent, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -268,6 +269,71 @@ test("ctr run -t: typed input reaches the container's terminal", async () => {
   const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   expect(out).toContain("got:hello");
   expect(code).toBe(0);
+}, 60_000);
+
+/**
+ * Runs a ctr command on a terminal of the test's own, which the test reads at `bytesPerSecond`: a client slower than
+ * the container. Returns how many `o` characters came through and ctr's exit code.
+ */
+async function onSlowTerminal(args: string[], bytesPerSecond: number): Promise<{ os: number; code: number | null }> {
+  const { master, slave } = openPty();
+  const slaveFd = openSync(slave, constants.O_RDWR | constants.O_NOCTTY);
+  let proc: ReturnType<typeof Bun.spawn>;
+  try {
+    proc = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, ...args], { stdin: slaveFd, stdout: slaveFd, stderr: slaveFd });
+  } finally {
+    closeSync(slaveFd);
+  }
+  setNonblocking(master, true);
+  const buf = Buffer.alloc(4096);
+  const start = performance.now();
+  let total = 0;
+  let os = 0;
+  try {
+    for (;;) {
+      const ahead = total - ((performance.now() - start) / 1000) * bytesPerSecond;
+      if (ahead > 0) await Bun.sleep(Math.ceil((ahead / bytesPerSecond) * 1000));
+      let n: number;
+      try {
+        n = readSync(master, buf);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === "EAGAIN") {
+          await Bun.sleep(2);
+          continue;
+        }
+        if (code === "EIO") break; // ctr, the last holder of the slave, is gone
+        throw err;
+      }
+      if (n === 0) break;
+      total += n;
+      for (let i = 0; i < n; i++) if (buf[i] === 0x6f) os++;
+    }
+  } finally {
+    closeSync(master);
+  }
+  return { os, code: await proc.exited };
+}
+
+test("a terminal's output read slowly by the client arrives whole: ctr run -t and ctr task exec -t", async () => {
+  // The container writes 1 MiB through its terminal and exits before ctr, held back by its own terminal, has read it.
+  // Told of the exit, ctr 1.6 closes its end of the FIFO at once (a run's Delete; an exec's ctr exits); before, the
+  // exit was reported when the process was reaped and ctr lost what the shim still had to copy (up to 1 MiB here).
+  const write = "head -c 1048576 /dev/zero | tr '\\000' o; exit 3";
+  const id = uniqueId("ttyslow");
+  const run = await onSlowTerminal(["run", "-t", "--rm", "--runtime", RUNTIME, testImage, id, "sh", "-c", write], 1_000_000);
+  expect(run).toEqual({ os: 1048576, code: 3 });
+  const ex = uniqueId("ttyslowx");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, ex, "sleep", "1000"]);
+  try {
+    const exec = await onSlowTerminal(["task", "exec", "-t", "--exec-id", "slow", ex, "sh", "-c", write], 1_000_000);
+    expect(exec).toEqual({ os: 1048576, code: 3 });
+  } finally {
+    await pc.ctr(["task", "kill", "-s", "SIGKILL", ex]);
+    await waitFor(async () => ((await taskStatus(pc, ex)) === "STOPPED" ? true : undefined), { what: `${ex} stopped` });
+    await pc.ctrOk(["task", "rm", ex]);
+    await pc.ctrOk(["containers", "rm", ex]);
+  }
 }, 60_000);
 
 test("binary:// log URI: the logger gets stdout on fd 3 and stderr on fd 4", async () => {
