@@ -39,9 +39,9 @@ export interface ProcessIo {
   /** Resolves when every byte the process wrote has been handed on (terminal copies drained). */
   drained(): Promise<void>;
   /**
-   * A terminal's output, once its process has exited: resolves when the output has been read by the client (the copy
-   * drained, the FIFO read empty), or when it stopped moving (stdio.ts, TERMINAL_OUTPUT_STALL_MS). The exit is
-   * reported after it: ctr closes its end of the FIFO as soon as it learns of the exit.
+   * Once the process has exited: resolves when its output has been read by the client (a terminal's copy drained, the
+   * FIFOs read empty), or when it stopped moving (stdio.ts, OUTPUT_STALL_MS). The exit is reported after it: ctr
+   * closes its end of the FIFO as soon as it learns of the exit. For a terminal, and for FIFOs handed to the process.
    */
   handedOn?(): Promise<void>;
   /** Releases everything the shim holds for this IO; a promise while a binary:// logger is being stopped. */

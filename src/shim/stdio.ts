@@ -23,7 +23,7 @@
  * master and master -> stdout FIFO (with backpressure), and `drained()` resolves once the master
  * reports EIO (every slave closed) and the client has read the FIFO empty. The exit is published once the
  * process is reaped and its output handed on (`handedOn()`: drained, or stalled for
- * TERMINAL_OUTPUT_STALL_MS); Delete waits for `drained()` (container.ts).
+ * OUTPUT_STALL_MS); Delete waits for `drained()` (container.ts).
  */
 import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
@@ -271,15 +271,17 @@ export async function holdOutputReader(stdout: string, log: Logger, waitMs = REA
 }
 
 /** Writes everything to a nonblocking fd, waiting while it is full; throws when the reader is gone. */
-async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () => true, wrote?: () => void): Promise<void> {
+async function writeAll(fd: number, data: Uint8Array, alive: () => boolean = () => true, wrote?: (afterWait: boolean) => void): Promise<void> {
   let off = 0;
-  for (let delay = 1; off < data.length && alive(); ) {
+  for (let delay = 1, waited = false; off < data.length && alive(); ) {
     try {
       off += writeSync(fd, data, off, data.length - off);
-      wrote?.();
+      wrote?.(waited);
+      waited = false;
       delay = 1;
     } catch (err) {
       if ((err as { code?: string }).code !== "EAGAIN") throw err;
+      waited = true;
       await Bun.sleep(delay);
       delay = Math.min(delay * 2, 50);
     }
@@ -382,6 +384,8 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
   let held: HeldStdin | undefined;
   // Read ends of output pipes, and the FIFOs (copyOutput) or files they are copied to; copies run from launched().
   const pendingCopies: { r: number; target: CopyTarget; out: number }[] = [];
+  // The FIFOs handed to the process itself (an init's): at its exit, handedOn waits for their reader.
+  const handedOver: string[] = [];
   const copies: OutputCopy[] = [];
   const dropPending = () => {
     for (const { r, out } of pendingCopies.splice(0)) {
@@ -465,7 +469,9 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
         if (target.kind === "fifo" && !ctx.copyOutput) {
           const hold = await holdReader(target.path);
           try {
-            return keep(openFifo(target.path, "rw"));
+            const fd = keep(openFifo(target.path, "rw"));
+            if (!handedOver.includes(target.path)) handedOver.push(target.path);
+            return fd;
           } finally {
             if (hold >= 0) closeFd(hold);
           }
@@ -515,6 +521,7 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
           closeStdin: () => held?.release(),
           // No terminal, nothing to resize: runc's shim answers such a ResizePty with success too (CRI may send one).
           resize() {},
+          ...(handedOver.length > 0 ? { handedOn: () => Promise.all(handedOver.map((path) => untilFifoRead(path))).then(() => {}) } : {}),
           // Called at Delete: copied output ends at EOF (every holder of the pipes closed), or
           // EXEC_OUTPUT_LINGER_MS later, cut off, when a process left behind still holds them.
           drained: () =>
@@ -553,24 +560,28 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
 }
 
 /**
- * How long a terminal process's output may stand still (nothing copied into the stdout FIFO, nothing read from it)
- * before its exit is reported without waiting for the rest (handedOn): a client that does not read, or a process left
- * in the background that holds the terminal.
+ * How long output may stand still before an exit is reported without waiting for the rest of it (handedOn): nothing
+ * copied, nothing read by the client. A client that does not read, a process left in the background that holds a
+ * terminal.
  */
-export const TERMINAL_OUTPUT_STALL_MS = 250;
-/** The longest a terminal process's exit waits for its output to be handed on (handedOn). */
-export const TERMINAL_HANDOVER_MAX_MS = 2_000;
+export const OUTPUT_STALL_MS = 250;
+/** The longest an exit waits for its process's output to be handed on (handedOn). */
+export const HANDOVER_MAX_MS = 2_000;
 
-/** Waits until the reader of a FIFO has taken what is in it, as long as it keeps reading (TERMINAL_OUTPUT_STALL_MS). */
-async function untilRead(fd: number, alive: () => boolean, moved: () => void): Promise<void> {
+/**
+ * Waits until the reader of a FIFO has taken what is in it, for as long as the reader keeps taking: until
+ * OUTPUT_STALL_MS after `lastTaken()` (the last time it was seen to take some, before this call too) or after the
+ * last decrease seen here, reported through `taken`.
+ */
+async function untilRead(fd: number, alive: () => boolean, lastTaken: () => number, taken: () => void): Promise<void> {
   let left: number;
   try {
     left = unreadBytes(fd);
   } catch {
     return;
   }
-  let since = performance.now();
-  while (left > 0 && alive() && performance.now() - since < TERMINAL_OUTPUT_STALL_MS) {
+  const start = performance.now();
+  while (left > 0 && alive() && performance.now() - lastTaken() < OUTPUT_STALL_MS && performance.now() - start < HANDOVER_MAX_MS) {
     await Bun.sleep(2);
     let now: number;
     try {
@@ -578,17 +589,35 @@ async function untilRead(fd: number, alive: () => boolean, moved: () => void): P
     } catch {
       return;
     }
-    if (now < left) {
-      since = performance.now();
-      moved();
-    }
+    if (now < left) taken();
     left = now;
   }
 }
 
 /**
- * Resolves once `done` has, or once nothing moved for TERMINAL_OUTPUT_STALL_MS (counted from the call at the
- * earliest), or after TERMINAL_HANDOVER_MAX_MS.
+ * A process's output FIFO handed to the process itself, once the process has exited: waits until its reader has read
+ * it empty, while the reader keeps reading (OUTPUT_STALL_MS from this call, then from each read seen). A FIFO nobody
+ * reads any more (opening it write-only fails with ENXIO: the process's own read-write descriptors are gone with it)
+ * is not waited for.
+ */
+async function untilFifoRead(path: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = openFifo(path, "w", { nonblock: true });
+  } catch {
+    return; // no reader (ENXIO), or the FIFO is gone
+  }
+  try {
+    let taken = performance.now();
+    await untilRead(fd, () => true, () => taken, () => (taken = performance.now()));
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/**
+ * Resolves once `done` has, or once nothing moved for OUTPUT_STALL_MS (counted from the call at the earliest), or
+ * after HANDOVER_MAX_MS.
  */
 async function untilSettled(done: Promise<void>, lastMoved: () => number): Promise<void> {
   const start = performance.now();
@@ -596,7 +625,7 @@ async function untilSettled(done: Promise<void>, lastMoved: () => number): Promi
   void done.then(() => (settled = true));
   while (!settled) {
     const now = performance.now();
-    if (now - start >= TERMINAL_HANDOVER_MAX_MS || now - Math.max(start, lastMoved()) >= TERMINAL_OUTPUT_STALL_MS) return;
+    if (now - start >= HANDOVER_MAX_MS || now - Math.max(start, lastMoved()) >= OUTPUT_STALL_MS) return;
     await Promise.race([done, Bun.sleep(20)]);
   }
 }
@@ -616,10 +645,25 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
   let finished = false;
-  // When output last moved: written into the stdout FIFO, or taken from it by the client (handedOn).
+  // When output last moved (written into the stdout FIFO, or taken from it by the client), and when the client was
+  // last seen taking some (the FIFO empty before a write, room made in a full one, or its content shrinking): handedOn.
   let moved = performance.now();
-  const move = () => {
+  let taken = 0;
+  let afterWrite = 0;
+  const wrote = (afterWait: boolean) => {
     moved = performance.now();
+    if (afterWait) taken = moved;
+  };
+  const tookSome = () => {
+    moved = taken = performance.now();
+  };
+  const noteTaken = () => {
+    try {
+      const left = unreadBytes(outFd);
+      if (left === 0 || left < afterWrite) taken = performance.now();
+    } catch {
+      // closed
+    }
   };
   let outClosed = false;
   const closeOut = () => {
@@ -639,13 +683,21 @@ export function terminalIo(master: number, spec: StdioSpec, log: Logger, opts: {
       for (;;) {
         const { value, done } = await reader.read();
         if (done || closed) break;
-        if (value && outFd >= 0 && !outClosed) await writeAll(outFd, value, () => !outClosed, move);
+        if (value && outFd >= 0 && !outClosed) {
+          noteTaken();
+          await writeAll(outFd, value, () => !outClosed, wrote);
+          try {
+            if (!outClosed) afterWrite = unreadBytes(outFd);
+          } catch {
+            // closed
+          }
+        }
       }
     } catch (err) {
       log.debug(`pty master read ended: ${err instanceof Error ? err.message : String(err)}`); // EIO once every slave is closed
     } finally {
       finished = true;
-      if (outFd >= 0 && !outClosed) await untilRead(outFd, () => !outClosed, move);
+      if (outFd >= 0 && !outClosed) await untilRead(outFd, () => !outClosed, () => taken, tookSome);
       closeOut();
       resolveDrained();
     }

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
-import { setNonblocking } from "../../src/sys/index.ts";
+import { pipe, setNonblocking } from "../../src/sys/index.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTestImage, openPty, parseCtrEvent, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
@@ -272,19 +272,33 @@ test("ctr run -t: typed input reaches the container's terminal", async () => {
 }, 60_000);
 
 /**
- * Runs a ctr command on a terminal of the test's own, which the test reads at `bytesPerSecond`: a client slower than
- * the container. Returns how many `o` characters came through and ctr's exit code.
+ * Runs a ctr command whose output the test reads at `bytesPerSecond`, a client slower than the container: on a
+ * terminal of the test's own (`terminal`), else through a pipe. Returns how many `o` characters came through and
+ * ctr's exit code.
  */
-async function onSlowTerminal(args: string[], bytesPerSecond: number): Promise<{ os: number; code: number | null }> {
-  const { master, slave } = openPty();
-  const slaveFd = openSync(slave, constants.O_RDWR | constants.O_NOCTTY);
+async function slowlyRead(args: string[], bytesPerSecond: number, terminal: boolean): Promise<{ os: number; code: number | null }> {
+  let readEnd: number;
   let proc: ReturnType<typeof Bun.spawn>;
-  try {
-    proc = Bun.spawn(["ctr", "--address", pc.address, "--namespace", ns, ...args], { stdin: slaveFd, stdout: slaveFd, stderr: slaveFd });
-  } finally {
-    closeSync(slaveFd);
+  const cmd = ["ctr", "--address", pc.address, "--namespace", ns, ...args];
+  if (terminal) {
+    const { master, slave } = openPty();
+    readEnd = master;
+    const slaveFd = openSync(slave, constants.O_RDWR | constants.O_NOCTTY);
+    try {
+      proc = Bun.spawn(cmd, { stdin: slaveFd, stdout: slaveFd, stderr: slaveFd });
+    } finally {
+      closeSync(slaveFd);
+    }
+  } else {
+    const [r, w] = pipe();
+    readEnd = r;
+    try {
+      proc = Bun.spawn(cmd, { stdin: "ignore", stdout: w, stderr: "inherit" });
+    } finally {
+      closeSync(w);
+    }
   }
-  setNonblocking(master, true);
+  setNonblocking(readEnd, true);
   const buf = Buffer.alloc(4096);
   const start = performance.now();
   let total = 0;
@@ -295,14 +309,14 @@ async function onSlowTerminal(args: string[], bytesPerSecond: number): Promise<{
       if (ahead > 0) await Bun.sleep(Math.ceil((ahead / bytesPerSecond) * 1000));
       let n: number;
       try {
-        n = readSync(master, buf);
+        n = readSync(readEnd, buf);
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === "EAGAIN") {
           await Bun.sleep(2);
           continue;
         }
-        if (code === "EIO") break; // ctr, the last holder of the slave, is gone
+        if (code === "EIO") break; // ctr, the last holder of the terminal, is gone
         throw err;
       }
       if (n === 0) break;
@@ -310,23 +324,24 @@ async function onSlowTerminal(args: string[], bytesPerSecond: number): Promise<{
       for (let i = 0; i < n; i++) if (buf[i] === 0x6f) os++;
     }
   } finally {
-    closeSync(master);
+    closeSync(readEnd);
   }
   return { os, code: await proc.exited };
 }
 
-test("a terminal's output read slowly by the client arrives whole: ctr run -t and ctr task exec -t", async () => {
-  // The container writes 1 MiB through its terminal and exits before ctr, held back by its own terminal, has read it.
-  // Told of the exit, ctr 1.6 closes its end of the FIFO at once (a run's Delete; an exec's ctr exits); before, the
-  // exit was reported when the process was reaped and ctr lost what the shim still had to copy (up to 1 MiB here).
+test("output read slowly by the client arrives whole: ctr run, ctr run -t, ctr task exec -t", async () => {
+  // The container writes 1 MiB and exits before ctr, held back by its own reader, has read it. Told of the exit, ctr 1.6
+  // closes its end of the FIFO at once (a run's Delete; an exec's ctr exits); before, the exit was reported when the
+  // process was reaped, and ctr lost what was still in the FIFO (and, on a terminal, in the shim's copy).
   const write = "head -c 1048576 /dev/zero | tr '\\000' o; exit 3";
-  const id = uniqueId("ttyslow");
-  const run = await onSlowTerminal(["run", "-t", "--rm", "--runtime", RUNTIME, testImage, id, "sh", "-c", write], 1_000_000);
+  const run = await slowlyRead(["run", "--rm", "--runtime", RUNTIME, testImage, uniqueId("slow"), "sh", "-c", write], 1_000_000, false);
   expect(run).toEqual({ os: 1048576, code: 3 });
+  const runTty = await slowlyRead(["run", "-t", "--rm", "--runtime", RUNTIME, testImage, uniqueId("ttyslow"), "sh", "-c", write], 1_000_000, true);
+  expect(runTty).toEqual({ os: 1048576, code: 3 });
   const ex = uniqueId("ttyslowx");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, ex, "sleep", "1000"]);
   try {
-    const exec = await onSlowTerminal(["task", "exec", "-t", "--exec-id", "slow", ex, "sh", "-c", write], 1_000_000);
+    const exec = await slowlyRead(["task", "exec", "-t", "--exec-id", "slow", ex, "sh", "-c", write], 1_000_000, true);
     expect(exec).toEqual({ os: 1048576, code: 3 });
   } finally {
     await pc.ctr(["task", "kill", "-s", "SIGKILL", ex]);
