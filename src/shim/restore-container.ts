@@ -69,6 +69,7 @@ import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
+import { runOciHooks, specHooksOf, type OciHook } from "./oci-hooks.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
@@ -243,6 +244,8 @@ export interface PreparedRestore {
   resources: LinuxResources | undefined;
   /** The bundle spec's hooks (checked by runcHooksFromSpec): runc's state.json takes them, not the checkpoint's. */
   specHooks?: unknown;
+  /** The spec's ociVersion and annotations: the OCI state its prestart and createRuntime hooks read at the restore. */
+  hookState?: { ociVersion: string; annotations?: Record<string, string> };
   /** What `runc exec` confines its processes with, from the spec (state.json's config). */
   security: RuncSecurity;
   /** The restored container's cgroupsPath, normalised (runc's config.cgroups.path): the spec's, or restoredCgroupsPath's. */
@@ -586,13 +589,18 @@ function isCriuWork(cmdline: string[]): boolean {
   return cmdline.slice(1, 3).includes("__criu") || cmdline.some((a) => /\/criu\/worker-main\.ts$/.test(a)) || /(^|\/)criu$/.test(cmdline[0] ?? "");
 }
 
+/** Whether v is an object of strings (the spec's annotations). */
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
+}
+
 /**
  * Reads the bundle's spec and validates it and the checkpoint's runc state, without side effects: the
  * engine runs it between Create's reply and Start (restoreContainer does it itself when not given).
  */
 export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string, namespace?: string): PreparedRestore {
   const meta = source.metadata;
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
+  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { ociVersion?: unknown; annotations?: unknown; hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;
@@ -653,6 +661,10 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
     ...(cgroupsPath !== specCgroupsPath ? { specCgroupsPath } : {}),
     resources,
     specHooks: spec.hooks,
+    hookState: {
+      ociVersion: typeof spec.ociVersion === "string" ? spec.ociVersion : "",
+      ...(isStringRecord(spec.annotations) && Object.keys(spec.annotations).length > 0 ? { annotations: spec.annotations } : {}),
+    },
     security,
     limitsBounds,
     liveTasks,
@@ -914,15 +926,29 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       // resource limits or OOM score put beyond the spec's: at post-restore every task is restored and none has
       // run again, and CRIU waits while they are brought within it (a failure there aborts the restore).
       if (limitsBounds) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: limitsBounds.findings });
+      // The spec's prestart and createRuntime hooks run at setup-namespaces, as runc's restore runs them
+      // (libcontainer criuNotifications): CRIU waits for them; one that fails fails the restore.
+      const hooks: [string, OciHook[]][] = [
+        ["prestart", specHooksOf(specHooks, "prestart")],
+        ["createRuntime", specHooksOf(specHooks, "createRuntime")],
+      ];
+      const withHooks = hooks.some(([, list]) => list.length > 0);
+      const waitFor: NotifyAction[] = [...(limitsBounds ? (["post-restore"] as const) : []), ...(withHooks ? (["setup-namespaces"] as const) : [])];
       const callOptions =
-        plan.opts.orphanPtsMaster || limitsBounds
+        plan.opts.orphanPtsMaster || limitsBounds || withHooks
           ? {
               inheritFds,
               joinCgroups: plan.joinCgroups,
               liveTasks,
               signal: input.signal,
-              waitFor: limitsBounds ? (["post-restore"] as NotifyAction[]) : undefined,
-              onNotify: (e: { action: string; pid: number }) => {
+              waitFor: waitFor.length > 0 ? waitFor : undefined,
+              onNotify: async (e: { action: string; pid: number }) => {
+                if (e.action === "setup-namespaces" && withHooks) {
+                  // runc's state of a container being restored is "stopped"; its pid the restored init's.
+                  const state = { ociVersion: prepared.hookState?.ociVersion ?? "", id, status: "stopped", pid: e.pid, bundle, ...(prepared.hookState?.annotations ? { annotations: prepared.hookState.annotations } : {}) };
+                  for (const [kind, list] of hooks) await runOciHooks(kind, list, state, bundle);
+                  return;
+                }
                 if (e.action !== "post-restore" || e.pid <= 0) return;
                 pid = e.pid;
                 if (limitsBounds) {

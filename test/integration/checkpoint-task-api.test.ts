@@ -309,6 +309,40 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
   });
 });
 
+test("a restore runs the new spec's prestart and createRuntime hooks, as runc's restore does, with the restored init's pid; a hook that fails fails the Start and nothing is made", async () => {
+  await withSleepCheckpoint("hooks", async (r) => {
+    // runc 1.1's restore runs them at CRIU's setup-namespaces notification (libcontainer criuNotifications), in
+    // the bundle, with the OCI state on stdin: status "stopped" (runc's state of a container being restored).
+    const log = join(dir, `${r.restoredId}-hooks.log`);
+    const hook = join(dir, `${r.restoredId}-hook.sh`);
+    writeFileSync(hook, `#!/bin/sh\n{ echo "$1 $(pwd) $HOOK_ENV"; cat; echo; } >> ${log}\nexit $(cat ${log}.exit 2>/dev/null || echo 0)\n`, { mode: 0o755 });
+    const specPath = join(r.bundle, "config.json");
+    const spec = JSON.parse(readFileSync(specPath, "utf8")) as Record<string, unknown>;
+    const h = (name: string) => ({ path: hook, args: ["hook.sh", name], env: ["HOOK_ENV=set", "PATH=/usr/bin:/bin"] });
+    spec.hooks = { prestart: [h("prestart")], createRuntime: [h("createRuntime")], poststart: [h("poststart")] };
+    spec.annotations = { "org.test": "v" };
+    writeFileSync(specPath, JSON.stringify(spec));
+    writeFileSync(`${log}.exit`, "3");
+    await r.call("create", createFrom(r), 60_000);
+    const err = await startError(r);
+    expect(err).toBeInstanceOf(CryoError);
+    expect(err?.message).toContain("prestart hook #0");
+    expect(err?.message).toContain("exit status 3");
+    await nothingLeft(r);
+    rmSync(log);
+    rmSync(`${log}.exit`);
+    await r.call("start", { id: r.restoredId }, 60_000);
+    const state = await r.call("state", { id: r.restoredId });
+    expect(state.status).toBe(Status.RUNNING);
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    // poststart: runc's restore does not run it.
+    expect(lines.filter((_, i) => i % 2 === 0)).toEqual([`prestart ${r.bundle} set`, `createRuntime ${r.bundle} set`]);
+    for (const i of [1, 3]) {
+      expect(JSON.parse(lines[i] ?? "")).toEqual({ ociVersion: spec.ociVersion, id: r.restoredId, status: "stopped", pid: state.pid, bundle: r.bundle, annotations: { "org.test": "v" } });
+    }
+  });
+});
+
 test("a restore under a low pids limit and a tight memory limit comes back in the container's memory and pids cgroups: the CRIU helper stays out of them", async () => {
   await withSleepCheckpoint("lim", async (r) => {
     // The helper is a Bun process with a dozen threads: in the pids cgroup (limit 2) it could not fork CRIU (before:
