@@ -10,6 +10,8 @@ export type CgroupMode = "legacy" | "hybrid" | "unified";
 export interface MountEntry {
   root: string;
   mountPoint: string;
+  /** The per-mount options (`rw`/`ro`, `nosuid`, ...). */
+  mountOptions: string[];
   fsType: string;
   superOptions: string[];
 }
@@ -56,6 +58,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     out.push({
       root: unescape(fields[3]!),
       mountPoint: unescape(fields[4]!),
+      mountOptions: fields[5]?.split(",") ?? [],
       fsType: fields[sep + 1]!,
       superOptions: fields[sep + 3]?.split(",") ?? [],
     });

@@ -19,7 +19,9 @@
  * - a whole procfs or sysfs is mounted other than where the spec mounts it, or a part of one other than over
  *   itself (runc's read-only paths) or read-write; a cgroup file system other than at or below where the spec
  *   mounts cgroup, or anything read-write there when the spec's cgroup mount is `ro` (but the tmpfs runc mounts a
- *   v1 cgroup mount as, which runc leaves read-write);
+ *   v1 cgroup mount as, which runc leaves read-write). Below a spec's recursive bind (`rbind`), a cgroup file system
+ *   the bind brings in is allowed: the host has the same hierarchy mounted at the same place below the bind's
+ *   source, with the same root (and, read-only there or under an `rro` bind, read-only);
  * - a mount at a destination where the spec's mount is `ro` (or `rro`) is read-write (sysfs, cgroups,
  *   read-only binds), or the rootfs's is where the spec's `root.readonly` is true (CRIU mounts the bundle's
  *   rootfs with the image's flags). Read-only as CRIU mounts it: with MS_RDONLY and the superblock flags
@@ -37,6 +39,7 @@ import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../gen/criu/mnt_pb.ts";
 import { invalidArgument } from "../errors.ts";
+import { parseMountinfo } from "../cgroups/mountinfo.ts";
 import { cleanAbsolute } from "./image-paths.ts";
 import { resolveDestInRoot } from "./restore-root.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
@@ -47,6 +50,15 @@ export interface MountSpec {
   mounts?: unknown;
   root?: { readonly?: unknown };
   linux?: { maskedPaths?: unknown; readonlyPaths?: unknown };
+}
+
+/** A host mount a spec's recursive bind brings into the container, where a mount point lands in the bind's source. */
+export interface HostSubmount {
+  fsType: string;
+  root: string;
+  superOptions: string[];
+  /** Read-only on the host, or under a recursively read-only (`rro`) bind. */
+  ro: boolean;
 }
 
 /** File systems CRIU may mount from the image itself. */
@@ -72,6 +84,7 @@ export function checkMountEntries(
   exists: (path: string) => boolean,
   image = "mount image",
   resolveDest: (path: string) => string = (p) => p,
+  rbindSubmount: (mountpoint: string) => HostSubmount | undefined = () => undefined,
 ): void {
   const refuse = (detail: string) => invalidArgument(where, { detail: `${image}: ${detail}` });
   // Where each spec mount lands: its destination with the rootfs's symbolic links resolved (as runc mounts it,
@@ -137,7 +150,17 @@ export function checkMountEntries(
     const runcCgroupTmpfs = (m: { destination: string; type: string }) => m.type === "cgroup" && e.fstype === Fstype.TMPFS && e.mountpoint === m.destination;
     const cgroupAt = dests(["cgroup", "cgroup2"]).filter((m) => below(e.mountpoint, m.destination));
     if ((e.fstype === Fstype.CGROUP || e.fstype === Fstype.CGROUP2) && !external(e) && cgroupAt.length === 0) {
-      throw refuse(`${named(e)}: the spec mounts cgroups only at ${dests(["cgroup", "cgroup2"]).map((m) => m.destination).join(", ") || "no place"}`);
+      // A hierarchy a recursive bind of the host's cgroup tree brought in (`rbind` of /sys/fs/cgroup): the same as
+      // the host has there, so nothing a new container of the spec lacks.
+      const host = rbindSubmount(e.mountpoint);
+      // A v1 hierarchy is named by its super options (its controllers, `name=`); cgroup2 has one hierarchy.
+      const controllers = (options: string[]) => (e.fstype === Fstype.CGROUP ? options.filter((o) => o !== "" && o !== "rw" && o !== "ro").sort().join(",") : "");
+      const same = host && host.fsType === (e.fstype === Fstype.CGROUP ? "cgroup" : "cgroup2") && host.root === e.root && controllers(host.superOptions) === controllers(e.options.split(",").filter((o) => o !== ""));
+      if (!same) {
+        const where = dests(["cgroup", "cgroup2"]).map((m) => m.destination).join(", ") || "no place";
+        throw refuse(`${named(e)}: the spec mounts cgroups only at ${where}${host ? `, and the host's mount its recursive bind brings there is ${host.fsType} (its ${host.root}, ${host.superOptions.join(",")})` : ""}`);
+      }
+      if (host.ro && !ro(e)) throw refuse(`${named(e)} is read-write, and the host's mount the spec's bind brings there is read-only`);
     }
     const roCgroup = cgroupAt.find((m) => m.ro && !runcCgroupTmpfs(m));
     if (roCgroup && !ro(e)) throw refuse(`${named(e)} is read-write, and the spec mounts ${roCgroup.destination} read-only`);
@@ -257,6 +280,22 @@ export function externalMountFlags(entries: readonly MntEntry[]): Map<string, nu
 }
 
 /**
+ * Where a container's mount point lies below a spec's recursive bind (the nearest), the host's mount at the matching
+ * place below the bind's source (this process's mount table, the shim's: the host's), if any.
+ */
+export function hostSubmounts(rbinds: readonly { dest: string; source: string; rro: boolean }[], mountinfo = readFileSync("/proc/self/mountinfo", "utf8")): (mountpoint: string) => HostSubmount | undefined {
+  const host = parseMountinfo(mountinfo);
+  return (mountpoint) => {
+    const bind = rbinds.filter((b) => b.dest !== mountpoint && below(mountpoint, b.dest)).sort((a, b) => b.dest.length - a.dest.length)[0];
+    if (!bind) return undefined;
+    const at = posix.join(bind.source, mountpoint.slice(bind.dest.length));
+    // The last mount there is the one seen.
+    const m = host.filter((h) => h.mountPoint === at).at(-1);
+    return m ? { fsType: m.fsType, root: m.root, superOptions: m.superOptions, ro: bind.rro || m.mountOptions.includes("ro") } : undefined;
+  };
+}
+
+/**
  * Reads and checks every mount image of imagesDir (mountpoints-<id>.img). Returns the external mounts' flags
  * (externalMountFlags) of all of them.
  */
@@ -266,14 +305,23 @@ export function checkMountImages(imagesDir: string, spec: MountSpec, where: stri
   const resolve = (p: string) => resolved.get(p) ?? resolved.set(p, resolveDestInRoot(rootfs, p)).get(p)!;
   // Where each of the spec's bind mounts lands -> its host directory (a relative source is the bundle's, the rootfs's parent).
   const bindSources = new Map<string, string>();
+  // The recursive ones: where each lands -> its host directory, and whether it is recursively read-only.
+  const rbinds: { dest: string; source: string; rro: boolean }[] = [];
   const flags = new Map<string, number>();
   for (const m of Array.isArray(spec.mounts) ? (spec.mounts as { destination?: unknown; type?: unknown; source?: unknown; options?: unknown }[]) : []) {
-    const bind = m?.type === "bind" || strings(m?.options).some((o) => o === "bind" || o === "rbind");
-    if (bind && typeof m.destination === "string" && typeof m.source === "string") bindSources.set(resolve(specPath(m.destination)), posix.resolve(posix.dirname(rootfs), m.source));
+    const options = strings(m?.options);
+    const bind = m?.type === "bind" || options.some((o) => o === "bind" || o === "rbind");
+    if (bind && typeof m.destination === "string" && typeof m.source === "string") {
+      const dest = resolve(specPath(m.destination));
+      const source = posix.resolve(posix.dirname(rootfs), m.source);
+      bindSources.set(dest, source);
+      if (options.includes("rbind")) rbinds.push({ dest, source, rro: options.includes("rro") });
+    }
   }
+  const rbindSubmount = rbinds.length === 0 ? undefined : hostSubmounts(rbinds);
   for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
     const entries = decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts);
-    checkMountEntries(entries, spec, where, exists, name, resolve);
+    checkMountEntries(entries, spec, where, exists, name, resolve, rbindSubmount);
     checkMountpointLinks(entries, rootfs, where, name, bindSources);
     for (const [k, f] of externalMountFlags(entries)) flags.set(k, f);
   }

@@ -80,12 +80,13 @@ test("a bind mount nested in another comes back after its mount point left the o
 }, 180_000);
 
 /** Mount point, options and file system type of the container's mounts at and below /sys/fs/cgroup (mountinfo). */
-function cgroupMounts(pid: number): string[] {
+/** The container's mounts at or below `at`: mount point, rw/ro, file system type (`full`: also its root and super options). */
+function cgroupMounts(pid: number, at = "/sys/fs/cgroup", full = false): string[] {
   return readFileSync(`/proc/${pid}/mountinfo`, "utf8")
     .split("\n")
     .map((l) => l.split(" "))
-    .filter((f) => f[4] === "/sys/fs/cgroup" || f[4]?.startsWith("/sys/fs/cgroup/"))
-    .map((f) => `${f[4]} ${f[5]?.split(",")[0]} ${f[f.indexOf("-") + 1]}`)
+    .filter((f) => f[4] === at || f[4]?.startsWith(`${at}/`))
+    .map((f) => `${f[4]} ${f[5]?.split(",")[0]} ${f[f.indexOf("-") + 1]}${full ? ` ${f[3]} ${f[f.indexOf("-") + 3]}` : ""}`)
     .sort();
 }
 
@@ -108,6 +109,27 @@ test("a read-only v1 cgroup mount (as CRI and Docker specs have) comes back: run
   const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
   await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
   expect(cgroupMounts((await taskPid(pc, id))!)).toEqual(before);
+  await removeContainer(pc, id, { stopped: "not-running" });
+}, 180_000);
+
+test("a recursive bind of the host's cgroup tree (monitoring agents mount one) comes back with the hierarchies it brought in", async () => {
+  const id = uniqueId("hostcg");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", "type=bind,src=/sys/fs/cgroup,dst=/hostcg,options=rbind:ro", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => (readCounter(pc, id) ?? 0) >= 2, { what: "counter" });
+  const before = cgroupMounts((await taskPid(pc, id))!, "/hostcg", true);
+  expect(before.some((m) => m.startsWith("/hostcg/memory rw cgroup / rw,memory"))).toBe(true);
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await removeContainer(pc, id, { stopped: "not-running" });
+  // Before, cryo refused it (runc's shim restored it): "CGROUP2 mount at /hostcg/unified: the spec mounts cgroups only at no place".
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+  await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+  expect(cgroupMounts((await taskPid(pc, id))!, "/hostcg", true)).toEqual(before);
+  expect(await pc.ctrOk(["task", "exec", "--exec-id", "ls", id, "ls", "/hostcg/memory/memory.limit_in_bytes"])).toBe("/hostcg/memory/memory.limit_in_bytes\n");
   await removeContainer(pc, id, { stopped: "not-running" });
 }, 180_000);
 

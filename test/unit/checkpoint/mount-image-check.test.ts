@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, externalMountFlags, STAGED_MOUNT_FLAGS, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
+import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, externalMountFlags, hostSubmounts, STAGED_MOUNT_FLAGS, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../../../src/gen/criu/mnt_pb.ts";
 
 // ctr's default spec, as a checkpoint of it records it.
@@ -110,6 +110,53 @@ test("read-only spec mounts restored read-write, procfs or sysfs elsewhere, file
   expect(refused([...image(), mnt(Fstype.AUTO, "/t", RW, { fsname: "tracefs" })])).toContain("AUTO mount at /t (tracefs): a container of the spec mounts no such file system");
   // Not even the rootfs's own file system, which CRIU would mount anew where its options differ.
   expect(refused([...image(), mnt(Fstype.OVERLAYFS, "/mnt/again", RW, { root: "/srv" })])).toContain("OVERLAYFS mount at /mnt/again (its /srv): a container of the spec mounts no such file system");
+});
+
+test("below a spec's recursive bind of the host's cgroup tree, the hierarchies the host has there are accepted as they are; others, or read-write where the host's or an rro bind is read-only, are refused", () => {
+  // `--mount type=bind,src=/sys/fs/cgroup,dst=/hostcg,options=rbind:ro`, as ctr writes it, on this machine's hybrid layout.
+  const hostcg = { destination: "/hostcg", type: "bind", source: "/sys/fs/cgroup", options: ["rbind", "ro"] };
+  const s: MountSpec = { ...spec, mounts: [...(spec.mounts as object[]), hostcg] };
+  const mountinfo = [
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory",
+    "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd",
+    "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
+    "42 31 0:39 / /sys/fs/cgroup/pids ro,relatime - cgroup cgroup rw,pids",
+  ].join("\n");
+  const check = (entries: MntEntry[], binds = [{ dest: "/hostcg", source: "/sys/fs/cgroup", rro: false }]) => {
+    try {
+      checkMountEntries(entries, s, "restore container c1 from /ck", exists, "mountpoints-13.img", (p) => p, hostSubmounts(binds, mountinfo));
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return "accepted";
+  };
+  // As cryo's dump records them: the bind's tmpfs external, each hierarchy below it a cgroup mount of its own.
+  const brought = () => [
+    ...image(),
+    mnt(Fstype.TMPFS, "/hostcg", RO, { extKey: "/hostcg" }),
+    mnt(Fstype.CGROUP, "/hostcg/memory", RW, { rootDev: 32, options: "memory" }),
+    mnt(Fstype.CGROUP, "/hostcg/systemd", RW, { rootDev: 37, options: "name=systemd" }),
+    mnt(Fstype.CGROUP2, "/hostcg/unified", RW, { rootDev: 38 }),
+    mnt(Fstype.CGROUP, "/hostcg/pids", RO, { rootDev: 39, options: "pids" }),
+  ];
+  expect(check(brought())).toBe("accepted");
+  // Before, every one of them: "CGROUP2 mount at /hostcg/unified: the spec mounts cgroups only at /sys/fs/cgroup".
+  const changed = (p: string, fn: (e: MntEntry) => void) => {
+    const m = brought();
+    fn(at(m, p));
+    return check(m);
+  };
+  expect(changed("/hostcg/memory", (e) => (e.options = "memory,cpu"))).toContain("CGROUP mount at /hostcg/memory: the spec mounts cgroups only at /sys/fs/cgroup, and the host's mount its recursive bind brings there is cgroup (its /, rw,memory)");
+  expect(changed("/hostcg/memory", (e) => (e.root = "/other"))).toContain("CGROUP mount at /hostcg/memory (its /other): the spec mounts cgroups only at /sys/fs/cgroup, and the host's mount");
+  expect(changed("/hostcg/unified", (e) => (e.fstype = Fstype.CGROUP))).toContain("CGROUP mount at /hostcg/unified: the spec mounts cgroups only at /sys/fs/cgroup, and the host's mount its recursive bind brings there is cgroup2");
+  expect(changed("/hostcg/pids", (e) => (e.flags = RW))).toContain("CGROUP mount at /hostcg/pids is read-write, and the host's mount the spec's bind brings there is read-only");
+  // A hierarchy the host has nowhere there, or under a bind that is not recursive, or outside any bind.
+  expect(check([...brought(), mnt(Fstype.CGROUP, "/hostcg/freezer", RW, { rootDev: 98, options: "freezer" })])).toBe("restore container c1 from /ck: invalid argument: mountpoints-13.img: CGROUP mount at /hostcg/freezer: the spec mounts cgroups only at /sys/fs/cgroup");
+  expect(check(brought(), [])).toContain("CGROUP mount at /hostcg/memory: the spec mounts cgroups only at /sys/fs/cgroup");
+  expect(check([...image(), mnt(Fstype.CGROUP, "/elsewhere/memory", RW, { rootDev: 32, options: "memory" })])).toContain("CGROUP mount at /elsewhere/memory: the spec mounts cgroups only at /sys/fs/cgroup");
+  // Under a recursively read-only bind (rro) every hierarchy must be read-only.
+  expect(check(brought(), [{ dest: "/hostcg", source: "/sys/fs/cgroup", rro: true }])).toContain("CGROUP mount at /hostcg/memory is read-write, and the host's mount the spec's bind brings there is read-only");
 });
 
 test("roots and mount points that climb, mounts sharing a given mount's device, external keys elsewhere than cryo's dump puts them, masks that are not: refused", () => {
