@@ -7,7 +7,7 @@
  * file is written, the process is reparented to us (when we are a child subreaper), and a console
  * socket holds the pty master.
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // zod/mini: the same validation as zod, loaded and built faster (every shim daemon loads this module at start).
@@ -143,8 +143,11 @@ export interface Runc {
   exec(id: string, process: ProcessSpec, options: ExecOptions): Promise<void>;
   /** `runc kill [--all] id SIG`: signal is a number or a name ("KILL", "SIGTERM"). */
   kill(id: string, signal: number | string, options?: CallOptions & { all?: boolean }): Promise<void>;
-  /** `runc delete [--force]`. */
-  delete(id: string, options?: CallOptions & { force?: boolean }): Promise<void>;
+  /**
+   * `runc delete [--force]`, run in `cwd` when given and present (the bundle: the working directory the container's
+   * poststop hooks get, as its other hooks get it from `runc create` and `start`).
+   */
+  delete(id: string, options?: CallOptions & { force?: boolean; cwd?: string }): Promise<void>;
   /** `runc ps --format json`: the pids of the container's processes (host pid namespace). */
   ps(id: string, options?: CallOptions): Promise<number[]>;
   /** `runc state`: the container's state as runc reports it. */
@@ -189,6 +192,8 @@ export function createRunc(options: RuncOptions): Runc {
     call?: CallOptions;
     /** Variables for this call only (NOTIFY_SOCKET). */
     env?: Record<string, string>;
+    /** runc's working directory (the shim's, `/`, otherwise). */
+    cwd?: string;
   }
 
   async function run(spec: RunSpec): Promise<string> {
@@ -213,6 +218,7 @@ export function createRunc(options: RuncOptions): Runc {
       proc = Bun.spawn(argv, {
         stdio: [stdin as never, stdout as never, stderr as never],
         env: { ...runcEnv(process.env, o.env), ...spec.env },
+        ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}),
       });
     } catch (err) {
       if (!o.logPath) rmSync(logFile, { force: true });
@@ -298,7 +304,8 @@ export function createRunc(options: RuncOptions): Runc {
 
     async delete(id, c) {
       checkId(id);
-      await run({ command: "delete", id, args: [...(c?.force ? ["--force"] : []), id], call: c });
+      const cwd = c?.cwd !== undefined && existsSync(c.cwd) ? c.cwd : undefined;
+      await run({ command: "delete", id, args: [...(c?.force ? ["--force"] : []), id], call: c, ...(cwd !== undefined ? { cwd } : {}) });
     },
 
     async ps(id, c) {

@@ -46,7 +46,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   if (existsSync(join(options.root, flags.id))) {
     try {
       const { runcFor } = await import("./bundle-runc.ts");
-      await runcFor(bundle, options).delete(flags.id, { force: true });
+      await runcFor(bundle, options).delete(flags.id, { force: true, cwd: bundle });
     } catch (err) {
       const e = CryoError.from(err);
       if (e.code !== Code.NOT_FOUND) log.warn(e.message);

@@ -242,7 +242,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     async deleteInit(id, bundle, options) {
       await checkpointEngine?.stopServing(id, "container deleted");
       try {
-        await (runcs.get(id) ?? runcFor(bundle, options)).delete(id, { force: true });
+        await (runcs.get(id) ?? runcFor(bundle, options)).delete(id, { force: true, cwd: bundle });
       } catch (err) {
         if (CryoError.from(err).code !== Code.NOT_FOUND) throw err;
       }

@@ -3,7 +3,7 @@
  * and the detached lifecycle (task ls/exec/ps/metrics/pause/resume/kill/rm) with nothing left behind.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { pipe, setNonblocking } from "../../src/sys/index.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -348,6 +348,50 @@ test("output read slowly by the client arrives whole: ctr run, ctr run -t, ctr t
     await waitFor(async () => ((await taskStatus(pc, ex)) === "STOPPED" ? true : undefined), { what: `${ex} stopped` });
     await pc.ctrOk(["task", "rm", ex]);
     await pc.ctrOk(["containers", "rm", ex]);
+  }
+}, 60_000);
+
+test("OCI hooks run as with runc's shim: prestart, createRuntime, createContainer, poststart, poststop in order, each in the bundle with the state on stdin", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-hooks-"));
+  try {
+    // `ctr run --config` takes the whole spec, rootfs included: busybox alone.
+    const rootfs = join(dir, "rootfs");
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    copyFileSync("/bin/busybox", join(rootfs, "bin", "busybox"));
+    chmodSync(join(rootfs, "bin", "busybox"), 0o755);
+    const base = JSON.parse(await pc.ctrOk(["oci", "spec"])) as { process: object; linux: object };
+    const hook = join(dir, "hook.sh");
+    writeFileSync(hook, `#!/bin/sh\nstate=$(cat)\necho "$1 cwd=$(pwd) $(echo "$state" | grep -o '"status":"[a-z]*"')" >> "$2"\n`, { mode: 0o755 });
+    const seen = new Map<string, string>();
+    for (const runtime of [RUNTIME, "io.containerd.runc.v2"]) {
+      const id = uniqueId("hooks");
+      const log = join(dir, `${runtime}.log`);
+      const h = (kind: string) => [{ path: hook, args: ["hook.sh", kind, log] }];
+      const spec = {
+        ...base,
+        root: { path: rootfs },
+        process: { ...base.process, args: ["/bin/busybox", "true"] },
+        linux: { ...base.linux, cgroupsPath: `/${ns}/${id}` },
+        hooks: { prestart: h("prestart"), createRuntime: h("createRuntime"), createContainer: h("createContainer"), poststart: h("poststart"), poststop: h("poststop") },
+      };
+      writeFileSync(join(dir, "spec.json"), JSON.stringify(spec));
+      const r = await pc.ctr(["run", "--rm", "--runtime", runtime, "--config", join(dir, "spec.json"), id], { timeoutMs: 60_000 });
+      expect({ runtime, code: r.exitCode, stderr: r.stderr }).toEqual({ runtime, code: 0, stderr: "" });
+      seen.set(runtime, readFileSync(log, "utf8").replaceAll(id, "ID"));
+    }
+    const lines = (seen.get(RUNTIME) ?? "").trim().split("\n");
+    const bundle = `/io.containerd.runtime.v2.task/${ns}/ID`;
+    expect(lines.map((l) => l.replace(/cwd=\S*\/io\.containerd\.runtime\.v2\.task\/\S+/, (m) => (m.endsWith(bundle) ? "cwd=BUNDLE" : m)))).toEqual([
+      'prestart cwd=BUNDLE "status":"creating"',
+      'createRuntime cwd=BUNDLE "status":"creating"',
+      `createContainer cwd=${rootfs} "status":"creating"`,
+      'poststart cwd=BUNDLE "status":"created"',
+      // Before, cryo's ran in the daemon's directory, /: its `runc delete` inherited it.
+      'poststop cwd=BUNDLE "status":"stopped"',
+    ]);
+    expect(seen.get(RUNTIME)).toBe(seen.get("io.containerd.runc.v2"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
 
