@@ -11,7 +11,8 @@
  *   1. waitpid(pid, WNOHANG)s every pid someone is watching (those are ours by contract), then
  *   2. lists this process's children (/proc/self/task/{*}/children), and for each zombie that
  *      nobody watches and that Bun does not hold a pidfd for, reaps it and keeps its exit until
- *      someone calls `watch(pid)` for it (a container can exit before its pid file is read).
+ *      someone calls `watch(pid)` for it (a container can exit before its pid file is read). A kept
+ *      exit whose pid a newer child of ours has since is that child's no more: `watch` waits for the child.
  * While watches are pending a backstop timer (default 1 s) rescans, and keeps the event loop alive.
  *
  * Exit status as containerd reports it: the exit code, or 128 + signal number when killed.
@@ -107,6 +108,8 @@ export function createReaper(options: ReaperOptions = {}): Reaper {
       waiting.delete(exit.pid);
       w.resolve(exit);
     } else {
+      // A kept exit of this pid is an older process's (the pid was used again): the newer exit replaces it, last.
+      unclaimed.delete(exit.pid);
       unclaimed.set(exit.pid, exit);
       while (unclaimed.size > maxUnclaimed) {
         const oldest = unclaimed.keys().next().value;
@@ -141,7 +144,8 @@ export function createReaper(options: ReaperOptions = {}): Reaper {
     }
     const zombies: { pid: number; comm: string }[] = [];
     for (const pid of listChildren()) {
-      if (waiting.has(pid) || unclaimed.has(pid)) continue;
+      // A child with the pid of a kept exit is a newer process (that exit's process was reaped): it is scanned too.
+      if (waiting.has(pid)) continue;
       const st = readProcStat(pid);
       if (st?.state === "Z") zombies.push({ pid, comm: st.comm });
     }
@@ -166,7 +170,17 @@ export function createReaper(options: ReaperOptions = {}): Reaper {
       const done = unclaimed.get(pid);
       if (done) {
         unclaimed.delete(pid);
-        return Promise.resolve(done);
+        // The kept exit is this pid's only while no other child of ours has the pid since: exits nobody watches
+        // (processes a failed CRIU restore forked, say) stay kept, and the kernel gives their pids to new
+        // processes, such as a later container's init, which that old exit would otherwise end at once.
+        // (A pid Bun.spawn holds now is not waited for here: that would take its status from Bun.)
+        if (pidfdTargets().has(pid)) return Promise.resolve(done);
+        const now = tryWait(pid);
+        if (now === "not-child") return Promise.resolve(done);
+        if (now !== "running") {
+          emit(now);
+          return Promise.resolve(now);
+        }
       }
       const pending = waiting.get(pid);
       if (pending) return pending.promise;
