@@ -25,7 +25,7 @@
  * process is reaped and its output handed on (`handedOn()`: drained, or stalled for
  * OUTPUT_STALL_MS); Delete waits for `drained()` (container.ts).
  */
-import { closeSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
 import { close as closeFd, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
@@ -608,6 +608,7 @@ async function untilFifoRead(path: string): Promise<void> {
     return; // no reader (ENXIO), or the FIFO is gone
   }
   try {
+    if (!fstatSync(fd).isFIFO()) return; // a plain file named as the output: nothing reads it empty
     let taken = performance.now();
     await untilRead(fd, () => true, () => taken, () => (taken = performance.now()));
   } finally {
