@@ -39,6 +39,10 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // mounts and CRIU's cgroup yard: detached before anything is removed, so that neither the state directory's
   // removal reaches into the rootfs through them nor the bundle's removal fails on them.
   await detachRestoreLeftovers([join(options.root, flags.id, "criu-root"), restoreWorkDir(bundle)], log);
+  // containerd's extraction of the checkpoint a restore read, which the dead daemon would have removed once every
+  // page was in (containerd never does): the recorded path, if it still is such a directory. Before the cgroups
+  // below, whose processes may take their time to go.
+  await removeExtraction(bundle, log);
   // A restore it did not finish, whose tree runc has no state for (orphaned-criu.ts).
   if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
@@ -53,16 +57,6 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     }
   }
   await unmountRootfs(bundle);
-  // containerd's extraction of the checkpoint a restore read, which the dead daemon would have removed once every
-  // page was in (containerd never does): the recorded path, if it still is such a directory.
-  const extraction = readExtraction(bundle);
-  if (extraction !== undefined) {
-    const { containerdExtraction } = await import("./restore-container.ts");
-    if (containerdExtraction(extraction) && existsSync(extraction)) {
-      rmSync(extraction, { recursive: true, force: true });
-      log.warn(`removed containerd's extraction of the checkpoint ${extraction}: the restore's shim died before it could`);
-    }
-  }
   await removeDeadSocket(bundle, log);
   let pid = 0;
   try {
@@ -71,6 +65,17 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     // never created
   }
   return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, wallClock());
+}
+
+/** Removes containerd's extraction of the checkpoint a restore of the bundle read (recorded at the restore), if it is one. */
+async function removeExtraction(bundle: string, log: Logger): Promise<void> {
+  const extraction = readExtraction(bundle);
+  if (extraction === undefined) return;
+  const { containerdExtraction } = await import("./restore-container.ts");
+  if (containerdExtraction(extraction) && existsSync(extraction)) {
+    rmSync(extraction, { recursive: true, force: true });
+    log.warn(`removed containerd's extraction of the checkpoint ${extraction}: the restore's shim died before it could`);
+  }
 }
 
 /** Detaches every mount at or below the given paths (deepest first); nothing to do, and no mount table read, when none exists. */

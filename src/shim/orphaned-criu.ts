@@ -222,6 +222,14 @@ export async function waitGone(pids: readonly number[], timeoutMs = 2000): Promi
 }
 
 /**
+ * How long `delete` waits for each hierarchy's cgroup of an interrupted restore to empty. containerd 1.6 gives the
+ * whole `delete` 5 s and kills it then: a tree that would not die (a helper session held CRIU's restore in gdb) kept
+ * the cgroups busy for rmdir's default 5 s each, and the unmounts and removals after them never ran. A cgroup still
+ * busy then is left (logged); a later `delete` removes it.
+ */
+export const DEAD_RESTORE_CGROUP_WAIT_MS = 1000;
+
+/**
  * Stops the restore a dead daemon left in bundle (see the module comment), after stopCriuOf: kills the container's
  * processes and removes its cgroups (from the spec's linux.cgroupsPath), removes runc's state directory when runc
  * has no state in it, and removes the marker. Failures are logged; the rest goes on.
@@ -274,8 +282,9 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
         try {
           const cgroup = await openCgroup(version === undefined ? { cgroupsPath } : { cgroupsPath, version });
           for (const pid of await cgroup.pids().catch(() => [])) pids.add(pid);
-          // Thawed, killed, waited for, and the directories removed, in every controller.
-          await cgroup.destroy({ kill: true });
+          // Thawed, killed, waited for, and the directories removed, in every controller; waited for at most
+          // DEAD_RESTORE_CGROUP_WAIT_MS per hierarchy, so that the rest of `delete` runs within containerd's time for it.
+          await cgroup.destroy({ kill: true, timeoutMs: DEAD_RESTORE_CGROUP_WAIT_MS });
         } catch (err) {
           log.warn(`the cgroup${version ? ` (v${version})` : ""} of a restore its shim did not finish: ${CryoError.from(err).message}`);
         }

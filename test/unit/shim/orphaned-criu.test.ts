@@ -1,9 +1,10 @@
 // A restore its shim did not finish: the bundle's marker, and finding CRIU's processes by what they hold open.
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  DEAD_RESTORE_CGROUP_WAIT_MS,
   isRestoring,
   markRestoring,
   pidNamespacesOf,
@@ -17,6 +18,7 @@ import {
   recordRestoreCgroupsPath,
   restoreCgroupsPathOf,
   restoreWorkDir,
+  stopInterruptedRestore,
   unmarkRestoring,
   waitGone,
 } from "../../../src/shim/orphaned-criu.ts";
@@ -136,3 +138,54 @@ test("containerd's directory of a checkpoint whose shim died mid-dump is removed
   expect(removeAbandonedDumpDir(bundle, env)).toBeUndefined();
   expect(existsSync(elsewhere)).toBe(true);
 });
+
+test.skipIf(process.getuid?.() !== 0)(
+  "stopInterruptedRestore waits at most DEAD_RESTORE_CGROUP_WAIT_MS for each cgroup that stays busy, and leaves it, so that the rest of delete runs within containerd's 5 s",
+  async () => {
+    // A process of the restored tree that does not die at once: killed while its own freezer cgroup (not the
+    // container's, which the cleanup thaws) is frozen, it stays in the container's memory cgroup until thawed.
+    // A helper session saw the same with CRIU held in gdb: delete waited 5 s per hierarchy and containerd killed it
+    // before the unmounts and removals after that step.
+    const tag = `cryo-unit-interrupted-${process.pid}`;
+    const memory = `/sys/fs/cgroup/memory/${tag}/c`;
+    const holdFreezer = `/sys/fs/cgroup/freezer/${tag}-hold`;
+    const bundle = join(base, "bundle-busy");
+    mkdirSync(bundle);
+    writeFileSync(join(bundle, "config.json"), JSON.stringify({ linux: { cgroupsPath: `/${tag}/c` } }));
+    markRestoring(bundle);
+    recordRestoreCgroups(bundle, []);
+    mkdirSync(memory, { recursive: true });
+    mkdirSync(holdFreezer, { recursive: true });
+    const sleeper = Bun.spawn(["sleep", "1000"]);
+    const warnings: string[] = [];
+    const log = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} } as never;
+    try {
+      writeFileSync(join(memory, "cgroup.procs"), String(sleeper.pid));
+      writeFileSync(join(holdFreezer, "cgroup.procs"), String(sleeper.pid));
+      writeFileSync(join(holdFreezer, "freezer.state"), "FROZEN");
+      await stopInterruptedRestore(bundle, join(base, "state-busy"), log);
+      // Before: "still busy after 5000 ms", in each hierarchy in turn.
+      expect(warnings.find((w) => w.includes(memory))).toContain(`still busy after ${DEAD_RESTORE_CGROUP_WAIT_MS} ms`);
+      expect(existsSync(memory)).toBe(true); // left to a later delete
+      expect(isRestoring(bundle)).toBe(false);
+    } finally {
+      writeFileSync(join(holdFreezer, "freezer.state"), "THAWED");
+      sleeper.kill("SIGKILL");
+      await sleeper.exited;
+      for (const d of [memory, `/sys/fs/cgroup/memory/${tag}`, holdFreezer]) {
+        for (let i = 0; i < 100 && existsSync(d); i++) {
+          try {
+            rmdirSync(d);
+          } catch {
+            await Bun.sleep(20);
+          }
+        }
+      }
+      // The cleanup made the container's cgroup in the other hierarchies too (openCgroup on this hybrid host): removed.
+      for (const ctl of readdirSync("/sys/fs/cgroup")) {
+        for (const d of [`/sys/fs/cgroup/${ctl}/${tag}/c`, `/sys/fs/cgroup/${ctl}/${tag}`]) if (existsSync(d)) rmdirSync(d);
+      }
+    }
+  },
+  30_000,
+);
