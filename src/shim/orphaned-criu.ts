@@ -196,12 +196,23 @@ export function processesHoldingFilesBelow(dir: string, proc = "/proc"): number[
   return out;
 }
 
+/** A process's command name, "?" once it is gone. */
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "?";
+  }
+}
+
 /** Kills the processes holding files open below bundle's CRIU work directories (see the module comment); returns their pids. */
 export function stopCriuOf(bundle: string, log: Logger): number[] {
   const killed: number[] = [];
   for (const dir of [dumpWorkDir(bundle), restoreWorkDir(bundle)]) {
     if (!existsSync(dir)) continue;
     const pids = processesHoldingFilesBelow(dir).filter((pid) => pid !== process.pid);
+    // Named by their command: CRIU, and a task of the container a dump's parasite was in (it holds CRIU's log).
+    const named = pids.map((pid) => `${pid} (${commOf(pid)})`);
     for (const pid of pids) {
       try {
         process.kill(pid, "SIGKILL");
@@ -209,7 +220,7 @@ export function stopCriuOf(bundle: string, log: Logger): number[] {
         // gone meanwhile
       }
     }
-    if (pids.length > 0) log.warn(`killed the CRIU processes its shim left working in ${dir}: ${pids.join(", ")}`);
+    if (pids.length > 0) log.warn(`killed the processes its shim's CRIU left holding files in ${dir}: ${named.join(", ")}`);
     killed.push(...pids);
   }
   return killed;
