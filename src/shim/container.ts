@@ -12,7 +12,7 @@
  */
 import { killCriuAtOnce } from "../criu/abort-reason.ts";
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
-import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errors.ts";
+import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, isCode, notFound, notImplemented } from "../errors.ts";
 import { TaskCreateSchema, TaskDeleteSchema, TaskExecAddedSchema, TaskExecStartedSchema, TaskExitSchema, TaskOOMSchema, TaskPausedSchema, TaskResumedSchema, TaskStartSchema } from "../gen/containerd/events/task_pb.ts";
 import { wallClock } from "../sys/clock.ts";
 import { callerAbortReason, callerGoneWords } from "./cancel.ts";
@@ -389,11 +389,24 @@ export class Container {
 
   /** Every pid in the container, with the exec id of those that are exec processes. */
   async pids(): Promise<{ pid: number; execId: string | undefined }[]> {
-    if (this.init.state === "deleted") throw notFound(this.init.label);
+    // A Delete removes runc's container first, then unmounts the rootfs and waits for the output to be read (drain);
+    // containerd keeps the task until Delete answers, and CRI's PodSandboxStats asks the Pids of every container it
+    // still counts as running, failing the whole call on an error. A stopped init has no process left (its PID
+    // namespace ended with it, or its exit killed the rest): an empty list, as runc's shim answers until its Delete
+    // (which waits for the output before runc delete) has run runc delete.
+    if (this.init.state === "deleted") return [];
     // Created from a checkpoint and not running (before its Start, or after a restore that failed), or stopped by a
     // kill that cancelled its restore: no process (runc has no container for it).
     if (this.init.state === "restoring" || (this.init.state === "stopped" && this.init.pid === 0)) return [];
-    const pids = await this.deps.engine.pids(this.id, this.config.options);
+    let pids: number[];
+    try {
+      pids = await this.deps.engine.pids(this.id, this.config.options);
+    } catch (err) {
+      // runc's container deleted by a Delete under way (see above), also while this runc ps ran (the state is read
+      // again: the init may have exited meanwhile).
+      if (isCode(err, Code.NOT_FOUND) && ["stopped", "deleted"].includes(this.init.state)) return [];
+      throw err;
+    }
     const byPid = new Map<number, string>();
     for (const [id, p] of this.execs) if (p.pid !== 0) byPid.set(p.pid, id);
     return pids.map((pid) => ({ pid, execId: byPid.get(pid) }));

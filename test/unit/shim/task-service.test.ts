@@ -492,3 +492,90 @@ test("kill of a stopped init: NOT_FOUND, except with all, which goes to runc (ki
   await t.svc.kill({ id: "c1", execId: "", signal: 9, all: true } as never, t.ctx);
   expect(t.calls.at(-1)).toBe("kill c1 100 9 true");
 });
+
+test("Pids of a stopped init while its Delete runs (runc's container gone, the output not yet drained) is an empty list, not NOT_FOUND", async () => {
+  // containerd keeps the task until Delete answers, and CRI's PodSandboxStats asks the Pids of every container it still
+  // counts as running: an error there fails the whole call (through containerd 1.6, up to 18 of 20 PodSandboxStats sent
+  // beside a StopContainer failed so; up to 5 with runc's shim, from containerd's own window).
+  const fake = fakeEngine();
+  let runcGone = false;
+  let releaseUnmount: (() => void) | undefined;
+  const unmounting = new Promise<void>((r) => (releaseUnmount = r));
+  let releaseOutput: (() => void) | undefined;
+  const output = new Promise<void>((r) => (releaseOutput = r));
+  let draining = false;
+  const until = async (cond: () => boolean) => {
+    while (!cond()) await Bun.sleep(1);
+  };
+  const engine: Engine = {
+    ...fake.engine,
+    async createInit(spec) {
+      const { pid } = await fake.engine.createInit(spec);
+      return { pid, io: { closeStdin() {}, resize() {}, drained: () => ((draining = true), output), close() {} } };
+    },
+    // runc delete, then the rootfs unmount, which takes a while.
+    async deleteInit(id, bundle, options) {
+      await fake.engine.deleteInit(id, bundle, options);
+      runcGone = true;
+      await unmounting;
+    },
+    async pids(id, options) {
+      if (runcGone) throw new CryoError(Code.NOT_FOUND, `runc ps ${id}: not found: container does not exist`);
+      return fake.engine.pids(id, options);
+    },
+  };
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const svc = createTaskService({ engine, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
+  const ctx = { namespace: "ns" } as CallContext;
+  await svc.create(createReq("c1"), ctx);
+  await svc.start({ id: "c1", execId: "" } as never, ctx);
+  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
+  fake.exit(100, 0);
+  await waited;
+  const pidsOf = async () => ((await svc.pids!({ id: "c1" } as never, ctx))?.processes ?? []).map((p) => p.pid);
+  expect(await pidsOf()).toEqual([100, 101]);
+  const del = svc.delete({ id: "c1", execId: "" } as never, ctx);
+  await until(() => runcGone);
+  expect(await pidsOf()).toEqual([]);
+  releaseUnmount!();
+  await until(() => draining);
+  expect(await pidsOf()).toEqual([]);
+  releaseOutput!();
+  expect((await del).exitStatus).toBe(0);
+  expect(await codeOf(svc.pids!({ id: "c1" } as never, ctx))).toEqual([Code.NOT_FOUND, "container c1: not found"]);
+});
+
+test("a Pids whose runc ps was under way when the init exited and its Delete removed runc's container is an empty list", async () => {
+  const fake = fakeEngine();
+  let runcGone = false;
+  let psStarted = false;
+  let releasePs: (() => void) | undefined;
+  const ps = new Promise<void>((r) => (releasePs = r));
+  const engine: Engine = {
+    ...fake.engine,
+    async deleteInit(id, bundle, options) {
+      await fake.engine.deleteInit(id, bundle, options);
+      runcGone = true;
+    },
+    async pids() {
+      psStarted = true;
+      await ps;
+      if (runcGone) throw new CryoError(Code.NOT_FOUND, "runc ps c1: not found: container does not exist");
+      return [100];
+    },
+  };
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const svc = createTaskService({ engine, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
+  const ctx = { namespace: "ns" } as CallContext;
+  await svc.create(createReq("c1"), ctx);
+  await svc.start({ id: "c1", execId: "" } as never, ctx);
+  const listing = svc.pids!({ id: "c1" } as never, ctx);
+  while (!psStarted) await Bun.sleep(1);
+  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
+  fake.exit(100, 0);
+  await waited;
+  await svc.delete({ id: "c1", execId: "" } as never, ctx);
+  expect(runcGone).toBe(true);
+  releasePs!();
+  expect(((await listing)?.processes ?? []).map((p) => p.pid)).toEqual([]);
+});
