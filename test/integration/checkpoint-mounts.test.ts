@@ -90,6 +90,19 @@ function cgroupMounts(pid: number, at = "/sys/fs/cgroup", full = false): string[
     .sort();
 }
 
+/** `ctr containers checkpoint --task`, the container removed, `ctr containers restore --live`: its counter goes on. */
+async function checkpointAndRestore(id: string): Promise<void> {
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await removeContainer(pc, id, { stopped: "not-running" });
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
+  await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+}
+
 test("a read-only v1 cgroup mount (as CRI and Docker specs have) comes back: runc's read-write tmpfs with read-only hierarchies below", async () => {
   const id = uniqueId("cgmnt");
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=nosuid:noexec:nodev:relatime:ro", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
@@ -98,16 +111,8 @@ test("a read-only v1 cgroup mount (as CRI and Docker specs have) comes back: run
   // runc 1.1's layout: the tmpfs read-write, each hierarchy a read-only cgroup mount.
   expect(before).toContain("/sys/fs/cgroup rw tmpfs");
   expect(before).toContain("/sys/fs/cgroup/memory ro cgroup");
-  const ref = `localhost/checkpoint/${id}:1`;
-  images.push(ref);
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  await removeContainer(pc, id, { stopped: "not-running" });
   // Before the fix cryo refused it: "TMPFS mount at /sys/fs/cgroup is read-write, and the spec mounts /sys/fs/cgroup read-only".
-  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
-  expect(r.stderr).toBe("");
-  expect(r.exitCode).toBe(0);
-  const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
-  await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+  await checkpointAndRestore(id);
   expect(cgroupMounts((await taskPid(pc, id))!)).toEqual(before);
   await removeContainer(pc, id, { stopped: "not-running" });
 }, 180_000);
@@ -118,16 +123,8 @@ test("a recursive bind of the host's cgroup tree (monitoring agents mount one) c
   await waitFor(() => (readCounter(pc, id) ?? 0) >= 2, { what: "counter" });
   const before = cgroupMounts((await taskPid(pc, id))!, "/hostcg", true);
   expect(before.some((m) => m.startsWith("/hostcg/memory rw cgroup / rw,memory"))).toBe(true);
-  const ref = `localhost/checkpoint/${id}:1`;
-  images.push(ref);
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
-  await removeContainer(pc, id, { stopped: "not-running" });
   // Before, cryo refused it (runc's shim restored it): "CGROUP2 mount at /hostcg/unified: the spec mounts cgroups only at no place".
-  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
-  expect(r.stderr).toBe("");
-  expect(r.exitCode).toBe(0);
-  const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });
-  await waitFor(() => (readCounter(pc, id) ?? 0) > first, { what: "counter going on" });
+  await checkpointAndRestore(id);
   expect(cgroupMounts((await taskPid(pc, id))!, "/hostcg", true)).toEqual(before);
   expect(await pc.ctrOk(["task", "exec", "--exec-id", "ls", id, "ls", "/hostcg/memory/memory.limit_in_bytes"])).toBe("/hostcg/memory/memory.limit_in_bytes\n");
   await removeContainer(pc, id, { stopped: "not-running" });
