@@ -1,5 +1,5 @@
 // Bad plugin for tests: returns output that is not JSON.
-import { output } from "../sdk/assembly/index";
+import { config, output } from "../sdk/assembly/index";
 
 export function admit(): i32 {
   output('{"allow": true, "reason": "unterminated');
@@ -9,5 +9,12 @@ export function admit(): i32 {
 // Valid JSON of the wrong shape: "allow" must be a boolean.
 export function checkpoint(): i32 {
   output('{"allow": "yes", "options": {"tcpEstablished": true}}');
+  return 0;
+}
+
+// Valid JSON with a key the schema does not know, named by `key_length` characters (default 8): an
+// error that quotes the key must stay within ttrpc's 4 MiB message limit however long the key is.
+export function restore(): i32 {
+  output('{"allow": true, "' + "k".repeat(<i32>parseInt(config("key_length", "8"))) + '": 1}');
   return 0;
 }

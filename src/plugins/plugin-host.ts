@@ -71,9 +71,17 @@ interface Internal extends LoadedPlugin {
   loadedIn: number;
 }
 
-/** Creates the error for a plugin failure: `plugin NAME: hook HOOK: DETAIL`. */
+/**
+ * The most of a failure's detail shown, as of a deny reason (MAX_REASON_CHARS): the detail can quote the plugin's
+ * output (an unknown key of it, an error it set), and ttrpc and gRPC refuse a message over 4 MiB, which would lose the
+ * plugin's name and the hook with it (and a fail-open warning would put all of it in the daemon's log).
+ */
+export const MAX_FAILURE_DETAIL_CHARS = 4096;
+
+/** Creates the error for a plugin failure: `plugin NAME: hook HOOK: DETAIL`, the detail cut at MAX_FAILURE_DETAIL_CHARS. */
 export function pluginFailure(name: string, hook: string, code: Code, detail: string, cause?: unknown): CryoError {
-  return new CryoError(code, `plugin ${name}: hook ${hook}: ${detail}`, { cause });
+  const shown = detail.length <= MAX_FAILURE_DETAIL_CHARS ? detail : `${detail.slice(0, MAX_FAILURE_DETAIL_CHARS)}... (${detail.length - MAX_FAILURE_DETAIL_CHARS} more characters)`;
+  return new CryoError(code, `plugin ${name}: hook ${hook}: ${shown}`, { cause });
 }
 
 /** Creates a plugin host with its own (lazily started) runner process. */

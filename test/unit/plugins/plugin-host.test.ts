@@ -63,6 +63,26 @@ describe("plugin host", () => {
   });
 });
 
+describe("plugin output quoted in an error", () => {
+  test("is cut at 4096 characters: an unknown key of 5 MB would put the error past ttrpc's 4 MiB and lose the plugin's name", async () => {
+    const host = createPluginHost();
+    try {
+      const input = { id: "c", namespace: "n", requested: {}, checkpoint: { originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } };
+      const plugin = (keyLength: number) =>
+        host.load(pluginConfigSchema.parse({ name: "malformed-json", path: join(dir, "malformed-json.wasm"), hooks: ["restore"], config: { key_length: String(keyLength) }, limits: { memory_mib: 256 } }));
+      const short = await rejection(host.call(plugin(8), "restore", input));
+      expect(short.message).toBe('plugin malformed-json: hook restore: invalid output: Unrecognized key: "kkkkkkkk"');
+      const err = await rejection(host.call(plugin(5_000_000), "restore", input));
+      expect(err.code).toBe(Code.FAILED_PRECONDITION);
+      const detail = err.message.slice("plugin malformed-json: hook restore: ".length);
+      expect(detail).toStartWith('invalid output: Unrecognized key: "kkkk');
+      expect(detail).toMatch(/^.{4096}\.\.\. \(\d+ more characters\)$/s);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 describe("idle runner", () => {
   test("a runner with nothing to do ends after the idle time; the next call starts one and loads the plugin again", async () => {
     const host = createPluginHost({ idleMs: 50 });
