@@ -117,7 +117,8 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
       bytes = readFileSync(config.path);
     } catch (err) {
       // Named as every path the CLI is given is (fsError): `plugin p: invalid argument: plugin file /x: not found`.
-      throw invalidArgument(what, { detail: `plugin file ${fsError(config.path, err).message}`, cause: err });
+      // The path is passed too: Bun's EISDIR error has none, which left "failed precondition:  is a directory".
+      throw invalidArgument(what, { detail: `plugin file ${fsError(config.path, err, config.path).message}`, cause: err });
     }
     const maxPages = Math.floor((config.limits.memory_mib * 1024 * 1024) / wasmPageBytes);
     const capped = capModuleMemory(bytes, maxPages, `${what} (${config.path})`);

@@ -219,6 +219,8 @@ describe("failure policy", () => {
   test("plugins that cannot load are refused when the engine is built, naming the plugin", () => {
     const build = (p: object) => () => engine([p]);
     expect(build({ ...denyPrivileged, path: "nope.wasm" })).toThrow(/^plugin deny-privileged: invalid argument: plugin file .*nope\.wasm: not found$/);
+    // A directory: Bun's EISDIR error carries no path, so the message names it from the config.
+    expect(build({ ...denyPrivileged, path: "." })).toThrow(/^plugin deny-privileged: invalid argument: plugin file (\/\S+): failed precondition: \1 is a directory, not a file$/);
     expect(build({ ...denyPrivileged, hooks: ["admit", "restore"] })).toThrow('plugin deny-privileged: invalid argument: hooks lists "restore" but the module has no export "restore"');
     expect(build({ ...denyPrivileged, grants: { allowed_paths: { "/data": "/srv" } } })).toThrow("plugin deny-privileged: invalid argument: grants.allowed_paths");
   });
