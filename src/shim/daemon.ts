@@ -208,6 +208,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     ...service.impl,
     async create(req, ctx) {
       clearPending(flags.socket, req.id);
+      logFollower.creating(req.bundle);
       const r = await service.impl.create(req, ctx);
       seal.created(req.id, () => readAnnotations(req.bundle));
       logFollower.created(req.id, req.bundle);

@@ -4,7 +4,7 @@
  * while that container's task connection lives, so once that container is deleted every later line
  * of a daemon still serving others would be dropped. When the container whose FIFO the daemon writes
  * to is deleted, fds 1 and 2 are moved (dup2) to the FIFO of another live container of the daemon;
- * when none is left, to the FIFO of the next container created.
+ * when none is left, to the FIFO of the next container created, as its Create begins.
  */
 import { closeSync, constants as fsc, openSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +12,11 @@ import { dup2 } from "../sys/index.ts";
 
 /** Tracks the daemon's containers and keeps its stdout/stderr on a FIFO that containerd reads. */
 export interface LogFollower {
+  /**
+   * A Create for bundle begins: with no live container's FIFO written to, the log moves to bundle's now, so that what
+   * the Create itself logs (a plugin's fail-open warning, say) reaches containerd (its reader is open by then).
+   */
+  creating(bundle: string): void;
   /** A container was created in bundle. */
   created(id: string, bundle: string): void;
   /** A container was deleted. */
@@ -50,6 +55,9 @@ export function createLogFollower(initialBundle: string, move: (bundle: string) 
   };
   const isLive = (bundle: string) => [...live.values()].includes(bundle);
   return {
+    creating(bundle) {
+      if (!isLive(current) && bundle !== current) moveTo(bundle);
+    },
     created(id, bundle) {
       live.set(id, bundle);
       if (!isLive(current)) moveTo(bundle);

@@ -179,4 +179,11 @@ test("a shared daemon reads an edited config again at the next Create: a plugin 
 
   await pc.ctr(["task", "rm", "-f", first]);
   await pc.ctrOk(["containers", "rm", first]);
+  // The daemon's last container gone, the next Create joins it while it lingers: its warning, logged during that
+  // Create, reaches containerd too. Before, the log moved to the new container's FIFO only once its Create had
+  // answered, and the warning went to the deleted container's FIFO, which nobody reads any more.
+  const after = uniqueId("edit4");
+  const again = await pc.ctr(["run", "--rm", "--runtime", RUNTIME, ...shared, testImage, after, "true"], { timeoutMs: 60_000 });
+  expect(again.exitCode).toBe(0);
+  await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(`container ${after} in namespace ${ns}: plugin malformed-json`), { what: `the fail-open warning about ${after} in containerd's log` });
 }, 120_000);

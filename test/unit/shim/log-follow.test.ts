@@ -38,4 +38,24 @@ describe("createLogFollower: a shared daemon's log stays on a FIFO containerd re
     f.created("e", "/b/e");
     expect(moves).toEqual(["/b/d"]);
   });
+
+  test("with no container left, a Create moves the log as it begins (what it logs reaches containerd), also one that fails", () => {
+    const moves: string[] = [];
+    const f = createLogFollower("/b/a", (b) => (moves.push(b), true));
+    f.creating("/b/a");
+    f.created("a", "/b/a");
+    f.creating("/b/b"); // "a" lives: stays on its FIFO
+    f.created("b", "/b/b");
+    expect(moves).toEqual([]);
+    f.deleted("a");
+    f.deleted("b");
+    expect(moves).toEqual(["/b/b"]);
+    // Before, the log moved only once the Create had answered: a plugin's fail-open warning went to a FIFO nobody read.
+    f.creating("/b/c");
+    expect(moves).toEqual(["/b/b", "/b/c"]);
+    // That Create failed (no `created`): the next one moves it again.
+    f.creating("/b/d");
+    f.created("d", "/b/d");
+    expect(moves).toEqual(["/b/b", "/b/c", "/b/d"]);
+  });
 });
