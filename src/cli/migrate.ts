@@ -212,9 +212,10 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   assertValidContainerId(newId);
   if (sameAddress(from, to)) throw invalidArgument(`--to ${to}`, { detail: "is the source containerd; give another containerd's address" });
   // A socket path that does not exist fails at once (ctr would wait its whole dial timeout, 10 s, to say so).
+  // Every address is a unix socket's path, relative ones too: ctr dials any --address as one (`tcp://h:p`
+  // included), so a relative path is checked as an absolute one is (it was passed to ctr unchecked).
   for (const [flag, address] of [["--from", from], ["--to", to]] as const) {
-    const path = address.replace(/^unix:\/\//, "");
-    if (path.startsWith("/")) checkSocketPath(`containerd at ${address} (${flag})`, path, "nothing was done");
+    checkSocketPath(`containerd at ${address} (${flag})`, address.replace(/^unix:\/\//, ""), "nothing was done");
   }
   const src = createCtrClient(from, namespace, timeoutMs);
   const dst = createCtrClient(to, namespace, timeoutMs);

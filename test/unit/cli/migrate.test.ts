@@ -93,6 +93,24 @@ describe("cryo migrate: arguments", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test("a relative socket path is checked as an absolute one is (it went to ctr unchecked: \"connection refused\", or 10 s then \"context deadline exceeded\")", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { relative } = await import("node:path");
+    const dir = mkdtempSync("/tmp/cryo-migrate-args-");
+    try {
+      writeFileSync(`${dir}/file`, "");
+      const file = relative(process.cwd(), `${dir}/file`);
+      const io = captureIo();
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", file, "--to", `${dir}/b.sock`], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at ${file} (--from): failed precondition: ${file} is a file, not a containerd socket; nothing was done`);
+      const missing = relative(process.cwd(), `${dir}/a.sock`);
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", missing, "--to", `${dir}/file`], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at ${missing} (--from): unavailable: no such socket; nothing was done`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("cryo migrate: checkpoint image names", () => {
