@@ -6,6 +6,7 @@ import { failedPrecondition } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
 import { addCryoRuntime, parseConfig, removeCryoRuntime, type ConfigEdit } from "./containerd-config-edit.ts";
 import { installBinary, readConfig, removeBinary, writeConfigAtomic } from "./install-files.ts";
+import { checkNamedPath } from "./named-path.ts";
 import { parseCliArgs } from "./parse-args.ts";
 import { unifiedDiff } from "./unified-diff.ts";
 
@@ -67,6 +68,9 @@ Running it again changes nothing. A missing config file is created (version = 2 
     const binDir = values["bin-dir"] ?? defaultInstallBinDir;
     const from = values.from ?? defaultBinDir();
     if (from === undefined) throw failedPrecondition("cryo binaries", { detail: "no build directory found; run `npm run build` or pass --from DIR" });
+    // A --from that is not there, or is a file, is said so as for any path a command names (docs/cli.md), not as
+    // two missing binaries.
+    checkNamedPath(`cryo binaries in ${from}`, from, "directory");
     const missing = installedBinaries.filter((name) => !existsSync(join(from, name)));
     if (missing.length > 0) throw failedPrecondition(`cryo binaries in ${from}`, { detail: `${missing.join(", ")} missing; run \`npm run build\` or pass --from DIR` });
 

@@ -242,6 +242,9 @@ describe("one exit code rule for a path a command names", () => {
         [["containerd", "status", "--dir", file], `cryo containerd status: private containerd in ${file}: failed precondition: ${file} is a file, not a directory`],
         [["list", "--root", file], `cryo list: runc root ${file}: failed precondition: ${file} is a file, not a directory`],
         [["pages", "ls", "--store", file], `cryo pages ls: page store ${file}: failed precondition: ${file} is a file, not a directory`],
+        // Before: "containerd-shim-cryo-v2, cryo missing; run `npm run build` or pass --from DIR" for both.
+        [["install", "--from", none, "--config", `${dir}/c.toml`, "--bin-dir", `${dir}/bin`, "--dry-run"], `cryo install: cryo binaries in ${none}: not found`],
+        [["install", "--from", file, "--config", `${dir}/c.toml`, "--bin-dir", `${dir}/bin`, "--dry-run"], `cryo install: cryo binaries in ${file}: failed precondition: ${file} is a file, not a directory`],
       ];
       for (const [argv, message] of cases) {
         const io = captureIo();
