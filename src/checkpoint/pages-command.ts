@@ -18,7 +18,7 @@ const LS_USAGE = "cryo pages ls [--store DIR]";
 const RM_USAGE = "cryo pages rm [--store DIR] NAME...";
 const PRUNE_USAGE = "cryo pages prune --address ADDRESS [--address ADDRESS...] [--store DIR] [--older-than MINUTES] [--dry-run]";
 const storeFlag = { store: { type: "string" } } as const;
-const storeSchema = z.object({ store: z.string().startsWith("/", "--store takes an absolute path").optional() });
+const storeSchema = z.object({ store: z.string().startsWith("/", "an absolute path is needed").optional() });
 
 function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -75,7 +75,7 @@ export const pagesRemoveCommand: CliCommand = {
 
 const pruneSchema = z.object({
   address: z.array(z.string().min(1)).min(1, "--address is required: the containerd(s) whose checkpoint images may refer to entries"),
-  store: z.string().startsWith("/", "--store takes an absolute path").optional(),
+  store: z.string().startsWith("/", "an absolute path is needed").optional(),
   // A string of digits: z.coerce took "" (an unset shell variable) for 0, which prunes entries of checkpoints in progress.
   "older-than": z
     .string()
