@@ -70,6 +70,9 @@ function parseBool(key: string, v: string): boolean {
 /** Reads the `cryo.checkpoint/*` annotations into plan overrides. */
 export function parseCheckpointAnnotations(annotations: Record<string, string>): CheckpointOverrides {
   const out: Record<string, unknown> = {};
+  // exit and leave-running set the same field: two that disagree would leave the result to the order of the
+  // spec's keys, so they are refused; two that agree are kept.
+  const setBy: Record<string, string> = {};
   for (const [fullKey, value] of Object.entries(annotations)) {
     if (!fullKey.startsWith(ANNOTATION_PREFIX)) continue;
     const name = fullKey.slice(ANNOTATION_PREFIX.length);
@@ -78,7 +81,13 @@ export function parseCheckpointAnnotations(annotations: Record<string, string>):
       throw invalidArgument(`annotation ${fullKey}`, { detail: `unknown key; known: ${Object.keys(CHECKPOINT_ANNOTATIONS).join(", ")}` });
     }
     const spec: { field: string; kind: Kind; invert?: boolean } = CHECKPOINT_ANNOTATIONS[name as CheckpointAnnotation];
-    out[spec.field] = parseValue(fullKey, spec.kind, value, spec.invert === true);
+    const parsed = parseValue(fullKey, spec.kind, value, spec.invert === true);
+    const other = setBy[spec.field];
+    if (other !== undefined && out[spec.field] !== parsed) {
+      throw invalidArgument(`annotations ${other}=${JSON.stringify(annotations[other])} and ${fullKey}=${JSON.stringify(value)}`, { detail: "they contradict each other" });
+    }
+    setBy[spec.field] = fullKey;
+    out[spec.field] = parsed;
   }
   return out as CheckpointOverrides;
 }

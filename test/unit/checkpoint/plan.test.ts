@@ -290,6 +290,22 @@ describe("cryo.checkpoint/* annotations", () => {
   test("exit=true means leave-running=false", () => {
     expect(parseCheckpointAnnotations({ "cryo.checkpoint/exit": "true" }).leaveRunning).toBe(false);
   });
+
+  test("exit and leave-running that contradict each other are INVALID_ARGUMENT naming both; agreeing ones are kept", () => {
+    for (const [exit, leaveRunning] of [["true", "true"], ["false", "no"]]) {
+      for (const annotations of [
+        { "cryo.checkpoint/exit": exit!, "cryo.checkpoint/leave-running": leaveRunning! },
+        { "cryo.checkpoint/leave-running": leaveRunning!, "cryo.checkpoint/exit": exit! },
+      ]) {
+        const e = err(() => resolveCheckpointPlan({ annotations }));
+        expect(e.code).toBe(Code.INVALID_ARGUMENT);
+        expect(e.message).toContain(`cryo.checkpoint/exit="${exit}"`);
+        expect(e.message).toContain(`cryo.checkpoint/leave-running="${leaveRunning}"`);
+      }
+    }
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/exit": "true", "cryo.checkpoint/leave-running": "false" } }).leaveRunning).toBe(false);
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/exit": "no", "cryo.checkpoint/leave-running": "yes" } }).leaveRunning).toBe(true);
+  });
 });
 
 describe("request options in an Any", () => {
