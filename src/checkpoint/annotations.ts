@@ -6,8 +6,15 @@
  * changes what a checkpoint holds: at Create (bundle-spec.ts) and at the checkpoint. The table below is
  * the documentation (docs/checkpoint.md repeats it).
  */
+import { isAbsolute } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import { parseDurationSeconds, type CheckpointOverrides } from "./plan.ts";
+
+/**
+ * Why a work, image or status path must be absolute: the shim daemon's working directory is /, so a relative one
+ * would be made at the host's root, shared by every container of every daemon.
+ */
+export const RELATIVE_PATH = "want an absolute path (a relative one would be taken from the shim daemon's working directory, the host's /)";
 
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
@@ -15,7 +22,7 @@ export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 /** Why a checkpoint cannot ask for CRIU's older mount engine. */
 export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";
 
-type Kind = "bool" | "string" | "list" | "int" | "size" | "duration" | "cgroup-mode" | "compression" | "network-lock" | "address";
+type Kind = "bool" | "string" | "path" | "list" | "int" | "size" | "duration" | "cgroup-mode" | "compression" | "network-lock" | "address";
 
 /** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
 export const CHECKPOINT_ANNOTATIONS = {
@@ -34,7 +41,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "empty-ns": { field: "emptyNamespaces", kind: "list", doc: "namespaces restored empty (network)" },
   "lazy-pages": { field: "lazyPages", kind: "bool", doc: "restore with pages served on demand" },
   "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages (post-copy: where the dump serves them; port 0: a free one)" },
-  "status-path": { field: "statusPath", kind: "string", doc: "file/FIFO for the lazy-pages status fd" },
+  "status-path": { field: "statusPath", kind: "path", doc: "file/FIFO for the lazy-pages status fd" },
   "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
   "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
@@ -45,7 +52,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "log-level": { field: "logLevel", kind: "int", doc: "CRIU log level 0..4" },
   "ghost-limit": { field: "ghostLimit", kind: "size", doc: "largest deleted-but-open file the dump carries: bytes, or with K, M or G (0: CRIU's default, 1M)" },
   "parent-path": { field: "parentPath", kind: "string", doc: "parent images for an incremental dump" },
-  "work-path": { field: "workPath", kind: "string", doc: "CRIU work directory" },
+  "work-path": { field: "workPath", kind: "path", doc: "CRIU work directory" },
   timeout: { field: "timeoutSeconds", kind: "duration", doc: "abort a dump CRIU is still in after this long: seconds, or with s, m or h (0: no limit, the default)" },
 } as const satisfies Record<string, { field: keyof CheckpointOverrides; kind: Kind; invert?: boolean; doc: string }>;
 
@@ -100,6 +107,12 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
     case "string": {
       if (value.trim() === "") throw invalidArgument(`annotation ${key}`, { detail: "empty value" });
       return value.trim();
+    }
+    case "path": {
+      const v = value.trim();
+      if (v === "") throw invalidArgument(`annotation ${key}`, { detail: "empty value" });
+      if (!isAbsolute(v)) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: RELATIVE_PATH });
+      return v;
     }
     case "list":
       if (key.endsWith("/empty-ns")) {

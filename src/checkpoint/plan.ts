@@ -11,7 +11,8 @@ import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
-import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
+import { isAbsolute } from "node:path";
+import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
@@ -242,6 +243,12 @@ export function emptyNamespace(name: string, where: string): "net" {
   throw invalidArgument(`${where}: empty namespace ${JSON.stringify(name)}`, { detail: "only network can be restored empty" });
 }
 
+/** A request's image, work or status path: absolute (RELATIVE_PATH), or INVALID_ARGUMENT naming the field. */
+function absolutePath(where: string, field: string, path: string): string {
+  if (!isAbsolute(path)) throw invalidArgument(`${where}: ${field} ${JSON.stringify(path)}`, { detail: RELATIVE_PATH });
+  return path;
+}
+
 /** The overrides a request's options carry (unset proto3 values carry nothing). */
 export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverrides {
   if (!req) return {};
@@ -259,14 +266,14 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
       if (!mode.success) throw invalidArgument(`runc checkpoint options: cgroups mode ${JSON.stringify(r.cgroupsMode)}`, { detail: "want soft, full, strict or ignore" });
       o.cgroupMode = mode.data;
     }
-    if (r.imagePath !== "") o.imagePath = r.imagePath;
-    if (r.workPath !== "") o.workPath = r.workPath;
+    if (r.imagePath !== "") o.imagePath = absolutePath("runc checkpoint options", "image_path", r.imagePath);
+    if (r.workPath !== "") o.workPath = absolutePath("runc checkpoint options", "work_path", r.workPath);
     if (r.parentPath !== "") o.parentPath = r.parentPath;
     return o;
   }
   const c = req.options;
-  if (c.imagePath !== "") o.imagePath = c.imagePath;
-  if (c.workPath !== "") o.workPath = c.workPath;
+  if (c.imagePath !== "") o.imagePath = absolutePath("cryo checkpoint options", "image_path", c.imagePath);
+  if (c.workPath !== "") o.workPath = absolutePath("cryo checkpoint options", "work_path", c.workPath);
   if (c.parentPath !== "") o.parentPath = c.parentPath;
   if (c.exit) o.leaveRunning = false;
   if (c.tcpEstablished) o.tcpEstablished = true;
@@ -286,7 +293,7 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
     if (c.pageServerAddress === "" || c.pageServerPort === 0) throw invalidArgument("cryo checkpoint options: page server", { detail: "address and port go together" });
     o.pageServer = { address: c.pageServerAddress, port: c.pageServerPort };
   }
-  if (c.statusPath !== "") o.statusPath = c.statusPath;
+  if (c.statusPath !== "") o.statusPath = absolutePath("cryo checkpoint options", "status_path", c.statusPath);
   if (c.lsmProfile !== "") o.lsmProfile = c.lsmProfile;
   if (c.lsmMountContext !== "") o.lsmMountContext = c.lsmMountContext;
   if (c.external.length > 0) o.external = [...c.external];

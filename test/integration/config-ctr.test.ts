@@ -101,6 +101,8 @@ test("a cryo.checkpoint/* annotation with an unknown key or a bad value fails `c
     ["cryo.checkpoint/mntns-compat-mode=true", "annotation cryo.checkpoint/mntns-compat-mode: invalid argument: CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode"],
     // Well-formed, but out of range: refused with the range, naming the annotation (it was refused only at the checkpoint).
     ["cryo.checkpoint/compression-level=30", 'checkpoint options: invalid argument: compressionLevel (annotation cryo.checkpoint/compression-level="30"): Too big: expected number to be <=22'],
+    // Relative: it was taken from the shim daemon's working directory, and the dump made /relwp on the host.
+    ["cryo.checkpoint/work-path=relwp", 'annotation cryo.checkpoint/work-path="relwp": invalid argument: want an absolute path'],
   ] as const) {
     const id = uniqueId("cfgann");
     const r = await pc.ctr(["run", "-d", "--runtime", RUNTIME, "--annotation", annotation, testImage, id, "sleep", "100"], { timeoutMs: 60_000 });

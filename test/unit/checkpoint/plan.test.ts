@@ -245,6 +245,8 @@ describe("cryo.checkpoint/* annotations", () => {
       "log-level": "2",
       "ghost-limit": "64M",
       timeout: "2m",
+      "work-path": "/w",
+      "status-path": "/s",
     };
     const annotations: Record<string, string> = {};
     for (const key of Object.keys(CHECKPOINT_ANNOTATIONS)) annotations[`cryo.checkpoint/${key}`] = values[key] ?? (key.includes("path") || key.startsWith("lsm") ? "x" : "yes");
@@ -289,6 +291,28 @@ describe("cryo.checkpoint/* annotations", () => {
 
   test("exit=true means leave-running=false", () => {
     expect(parseCheckpointAnnotations({ "cryo.checkpoint/exit": "true" }).leaveRunning).toBe(false);
+  });
+
+  test("work, image and status paths must be absolute (the shim daemon's working directory is /): INVALID_ARGUMENT naming the key or field", () => {
+    for (const key of ["work-path", "status-path"]) {
+      const e = err(() => resolveCheckpointPlan({ annotations: { [`cryo.checkpoint/${key}`]: "relwp" } }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(`cryo.checkpoint/${key}="relwp"`);
+      expect(e.message).toContain("absolute");
+      expect(resolveCheckpointPlan({ annotations: { [`cryo.checkpoint/${key}`]: "/w" } })).toMatchObject(key === "work-path" ? { workPath: "/w" } : { statusPath: "/w" });
+    }
+    // parent-path stays relative to the images directory (CRIU's rule).
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/parent-path": "../p" } }).parentPath).toBe("../p");
+    for (const [field, opts] of [["work_path", { workPath: "w" }], ["image_path", { imagePath: "i" }]] as const) {
+      const e = err(() => resolveCheckpointPlan({ request: { kind: "runc", options: create(RuncOpts, opts) } }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(`runc checkpoint options: ${field}`);
+    }
+    for (const [field, opts] of [["work_path", { workPath: "w" }], ["image_path", { imagePath: "i" }], ["status_path", { statusPath: "s" }]] as const) {
+      const e = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, opts) } }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(`cryo checkpoint options: ${field}`);
+    }
   });
 
   test("exit and leave-running that contradict each other are INVALID_ARGUMENT naming both; agreeing ones are kept", () => {
