@@ -41,7 +41,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "empty-ns": { field: "emptyNamespaces", kind: "list", doc: "namespaces restored empty (network)" },
   "lazy-pages": { field: "lazyPages", kind: "bool", doc: "restore with pages served on demand" },
   "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages (post-copy: where the dump serves them; port 0: a free one)" },
-  "status-path": { field: "statusPath", kind: "path", doc: "file/FIFO for the lazy-pages status fd" },
+  "status-path": { field: "statusPath", kind: "path", doc: "file/FIFO that gets one byte once a post-copy page server serves" },
   "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
   "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },

@@ -180,6 +180,10 @@ export function resolveCheckpointPlan(input: ResolveInput): CheckpointPlan {
  */
 export function checkCombinations(plan: CheckpointPlan, from: (fields: string[]) => string = () => ""): void {
   if (plan.preDump && plan.lazyPages) throw invalidArgument("checkpoint options", { detail: `pre-dump cannot be combined with lazy pages${from(["preDump", "lazyPages"])}` });
+  // The status path gets its byte when a post-copy dump's page server serves (post-copy.ts): nothing else signals it.
+  if (plan.statusPath !== undefined && !isPostCopy(plan)) {
+    throw invalidArgument("checkpoint options", { detail: `status-path is for post-copy (lazy-pages with a page-server): it gets one byte once the page server serves${from(["statusPath", "lazyPages", "pageServer"])}` });
+  }
   checkPageServerPort(plan, from);
   checkLocalPages(plan, from);
 }

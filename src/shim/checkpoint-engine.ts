@@ -181,6 +181,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           pid: outcome.metadata?.pid ?? 0,
           serving: outcome.serving,
           networkLock: outcome.plan.networkLock,
+          ...(outcome.plan.statusPath !== undefined ? { statusPath: outcome.plan.statusPath } : {}),
           timeoutMs: postCopyTimeoutMs(process.env),
           log: deps.log,
           thaw: async () => {

@@ -11,6 +11,7 @@
  * table `inet CRIU-*`, or iptables' CRIU chain) would stay: it is removed here. And CRIU failing puts the
  * freezer back as it found it at the dump (frozen, by containerd's pause): the container is thawed again.
  */
+import { closeSync, constants as fsc, openSync, writeSync } from "node:fs";
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
 import { removeCriuNetworkLock } from "./dump-abort.ts";
@@ -41,6 +42,8 @@ export interface WatchInput {
    * paused again.
    */
   thaw?: () => Promise<void>;
+  /** The checkpoint's status path (`cryo.checkpoint/status-path`): its byte is written once the page server serves. */
+  statusPath?: string;
 }
 
 /** A watched post-copy dump. */
@@ -51,11 +54,34 @@ export interface PostCopyWatch {
   stop(reason: string): void;
 }
 
+/**
+ * Writes the readiness byte (0, as CRIU writes to its status fd) to a checkpoint's status path once its page server
+ * serves: appended to a file (made if missing), or written to a FIFO whose reader is there (nonblocking: a FIFO
+ * nobody reads gets nothing, and a warning).
+ */
+export function signalStatusPath(path: string, log: Logger, label: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NONBLOCK | 0o2000000, 0o600);
+  } catch (err) {
+    log.warn(`${label}: status path ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  try {
+    writeSync(fd, new Uint8Array([0]));
+  } catch (err) {
+    log.warn(`${label}: status path ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function watchPostCopy(input: WatchInput): PostCopyWatch {
   const { id, serving, log } = input;
   const label = `checkpoint ${id}: post-copy`;
   const where = `${serving.pageServer.address}:${serving.pageServer.port}`;
   log.info(`${label}: serving the pages on ${where}; the container ends once a restore has them all`, { timeoutMs: input.timeoutMs });
+  if (input.statusPath !== undefined) signalStatusPath(input.statusPath, log, label);
   let stopped: string | undefined;
   const stop = (reason: string) => {
     if (stopped !== undefined) return;

@@ -8,7 +8,9 @@
  * before anything is frozen. A shim killed while its CRIU serves leaves neither that CRIU nor the source.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { POST_COPY_PIPE_BYTES } from "../../src/shim/checkpoint-dump.ts";
 import {
   checkpointCriuTar,
@@ -78,12 +80,17 @@ interface PostCopyMeta {
 
 test("post-copy (page server on any free port): checkpoint returns before the pages move; the restore runs at once, gets every page, and the source ends", async () => {
   const id = uniqueId("pc");
-  await runMemhog(id, 128, postCopy(0)); // port 0: the dump picks a free one and records it for the restore
+  // The status path gets one byte (0) once the page server serves: before Checkpoint answers.
+  const statusPath = join(tmpdir(), `${id}.status`);
+  // port 0: the dump picks a free one and records it for the restore
+  await runMemhog(id, 128, [...postCopy(0), "--annotation", `cryo.checkpoint/status-path=${statusPath}`]);
   const sourcePid = (await taskPid(pc, id))!;
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
 
   await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  expect([...readFileSync(statusPath)]).toEqual([0]);
+  rmSync(statusPath);
   // Checkpoint has answered, but the source is still there, held (frozen) by CRIU's page server.
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   const atDump = await counterStill(id);

@@ -96,6 +96,14 @@ describe("checkpoint plan resolution", () => {
     expect(request.message).toContain('local-pages cannot be combined with auto-dedup (localPages from annotation cryo.checkpoint/local-pages="true"; autoDedup from the request\'s options)');
     const port = err(() => resolveCheckpointPlan({ defaults: { pageServer: { address: "10.0.0.1", port: 0 } } }));
     expect(port.message).toContain("needs its port (pageServer from the config file's [checkpoint])");
+    // A status path gets its byte from a post-copy dump's page server only; before, it was taken and did nothing.
+    const status = err(() => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/status-path": "/run/x", "cryo.checkpoint/lazy-pages": "true" } }));
+    expect(status.message).toBe(
+      'checkpoint options: invalid argument: status-path is for post-copy (lazy-pages with a page-server): it gets one byte once the page server serves (statusPath from annotation cryo.checkpoint/status-path="/run/x"; lazyPages from annotation cryo.checkpoint/lazy-pages="true")',
+    );
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/status-path": "/run/x", "cryo.checkpoint/lazy-pages": "true", "cryo.checkpoint/page-server": "127.0.0.1:0" } }).statusPath).toBe("/run/x");
+    const fromRequest = resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { lazyPages: true, pageServerAddress: "127.0.0.1", pageServerPort: 27000, statusPath: "/run/s" }) } });
+    expect(fromRequest.statusPath).toBe("/run/s");
   });
 
   test("the same combinations are refused in a plan the checkpoint plugins changed (checkCombinations)", () => {
@@ -121,7 +129,6 @@ describe("checkpoint plan resolution", () => {
           autoDedup: true,
           pageServerAddress: "127.0.0.1",
           pageServerPort: 27000,
-          statusPath: "/run/s",
           lsmProfile: "apparmor:p",
           lsmMountContext: "system_u:object_r:container_file_t:s0",
           external: ["mnt[/data]:data"],
@@ -136,7 +143,6 @@ describe("checkpoint plan resolution", () => {
       trackMem: true,
       autoDedup: true,
       pageServer: { address: "127.0.0.1", port: 27000 },
-      statusPath: "/run/s",
       lsmProfile: "apparmor:p",
       lsmMountContext: "system_u:object_r:container_file_t:s0",
       external: ["mnt[/data]:data"],
@@ -299,7 +305,9 @@ describe("cryo.checkpoint/* annotations", () => {
       expect(e.code).toBe(Code.INVALID_ARGUMENT);
       expect(e.message).toContain(`cryo.checkpoint/${key}="relwp"`);
       expect(e.message).toContain("absolute");
-      expect(resolveCheckpointPlan({ annotations: { [`cryo.checkpoint/${key}`]: "/w" } })).toMatchObject(key === "work-path" ? { workPath: "/w" } : { statusPath: "/w" });
+      // A status path only with post-copy (lazy pages with a page server).
+      const postCopy: Record<string, string> = key === "status-path" ? { "cryo.checkpoint/lazy-pages": "true", "cryo.checkpoint/page-server": "127.0.0.1:0" } : {};
+      expect(resolveCheckpointPlan({ annotations: { [`cryo.checkpoint/${key}`]: "/w", ...postCopy } })).toMatchObject(key === "work-path" ? { workPath: "/w" } : { statusPath: "/w" });
     }
     // parent-path stays relative to the images directory (CRIU's rule).
     expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/parent-path": "../p" } }).parentPath).toBe("../p");

@@ -145,21 +145,22 @@ export type CheckpointOptions = Message<"cryo.v1.CheckpointOptions"> & {
   pageServerPort: number;
 
   /**
-   * File or FIFO that CRIU's status fd is opened on; CRIU writes one byte when the page server is ready.
+   * File or FIFO that gets one byte (0) once a post-copy dump's page server serves (lazy_pages with a page server only).
    *
    * @generated from field: string status_path = 18;
    */
   statusPath: string;
 
   /**
-   * LSM profile to restore with, "apparmor:NAME" or "selinux:LABEL" (CRIU --lsm-profile).
+   * LSM profile, "apparmor:NAME" or "selinux:LABEL": recorded in the checkpoint; a restore drops it and uses the
+   * restoring host's [restore] lsm_profile or the new spec's label.
    *
    * @generated from field: string lsm_profile = 19;
    */
   lsmProfile: string;
 
   /**
-   * SELinux mount context for restored mounts (CRIU --lsm-mount-context).
+   * SELinux mount context: recorded in the checkpoint; a restore drops it, as lsm_profile.
    *
    * @generated from field: string lsm_mount_context = 20;
    */
