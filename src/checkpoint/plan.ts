@@ -308,6 +308,8 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
   if (c.localPages) o.localPages = true;
   if (c.networkLock === CryoNetworkLock.NFTABLES) o.networkLock = "nftables";
   else if (c.networkLock === CryoNetworkLock.IPTABLES) o.networkLock = "iptables";
+  else if (c.networkLock === CryoNetworkLock.SKIP) o.networkLock = "skip";
+  else if (c.networkLock !== CryoNetworkLock.UNSPECIFIED) throw invalidArgument("cryo checkpoint options: network_lock", { detail: `unknown value ${c.networkLock}` });
   if (c.logLevel !== 0) o.logLevel = c.logLevel;
   if (c.ghostLimit !== 0) o.ghostLimit = c.ghostLimit;
   return o;

@@ -9,10 +9,12 @@ import { Code, CryoError } from "../errors.ts";
 /** Log phrases and the code each one means, with what to do where cryo has the knob. The first match wins. */
 const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegExpExecArray) => string) }[] = [
   {
-    re: /Can't dump ghost file .* increase limit/,
+    re: /Can't dump ghost file (.*) of (\d+) size, increase limit/,
     code: Code.FAILED_PRECONDITION,
     word: "failed precondition",
-    hint: "a deleted file the container still holds open is larger than CRIU's ghost-file limit (1 MiB unless set): raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit",
+    // The limit is the dump's (CRIU's 1 MiB, or the option's value): the file's size is what CRIU's line gives.
+    hint: (m) =>
+      `${m[1]} (${m[2]} bytes), a deleted file the container still holds open, is larger than the dump's ghost-file limit (CRIU's default 1 MiB, or the ghost-limit option's value): raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit`,
   },
   {
     re: /Can't fork for \d+: File exists/,

@@ -202,6 +202,10 @@ describe("network lock", () => {
     expect(resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.UNSPECIFIED }) } }).networkLock).toBe("nftables");
     // skip: no lock, asked for (cryo also picks it by itself for a namespace with only loopback).
     expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "skip" } }).networkLock).toBe("skip");
+    // cryo's own options message can ask for it too (before, its enum stopped at iptables), and refuses a value it does
+    // not know (before, taken as unset).
+    expect(resolveCheckpointPlan({ annotations: { "cryo.checkpoint/network-lock": "nftables" }, request: { kind: "cryo", options: create(CryoOpts, { networkLock: NetworkLock.SKIP }) } }).networkLock).toBe("skip");
+    expect(err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { networkLock: 7 as NetworkLock }) } })).message).toBe("cryo checkpoint options: network_lock: invalid argument: unknown value 7");
     // Asked for or not: only an asked-for method keeps cryo from choosing none for a loopback-only namespace.
     expect(networkLockAsked({})).toBe(false);
     expect(networkLockAsked({ annotations: { "cryo.checkpoint/tcp-established": "true" }, request: { kind: "runc", options: create(RuncOpts, { exit: false }) } })).toBe(false);

@@ -245,6 +245,8 @@ describe("CRIU failures get the code their log names", () => {
     const ghost = classifyCriuError(failed("Error (criu/files-reg.c:1031): Can't dump ghost file /tmp/big of 8388608 size, increase limit"));
     expect(ghost.code).toBe(Code.FAILED_PRECONDITION);
     expect(ghost.message).toEndWith("raise it with the annotation cryo.checkpoint/ghost-limit (e.g. 64M), cryo.v1.CheckpointOptions.ghost_limit or [checkpoint] ghost_limit");
+    // The file and its size, and no limit the dump may not have had (the hint said "1 MiB unless set" whatever was set).
+    expect(ghost.message).toContain("/tmp/big (8388608 bytes), a deleted file the container still holds open, is larger than the dump's ghost-file limit");
     // libcriu's errno 17 coded it ALREADY_EXISTS already.
     const taken = new CryoError(Code.ALREADY_EXISTS, "criu restore /i: already exists (rc -52, errno 17): (00.006365) Error (criu/cr-restore.c:1237): Can't fork for 6: File exists");
     const e = classifyCriuError(taken);
