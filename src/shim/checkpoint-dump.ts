@@ -31,7 +31,7 @@ import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInode
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
-import { processTree, tracerPidOf } from "../sys/proc.ts";
+import { commOf, processTree, tracerPidOf } from "../sys/proc.ts";
 import { killsAtOnce } from "../criu/abort-reason.ts";
 import { CriuKilledError, CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
@@ -286,14 +286,6 @@ export function stoppedTasks(cgroupPaths: Record<string, string>): number[] {
   return stopped;
 }
 
-/** A process's command name (/proc/PID/comm), or "gone". */
-function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  } catch {
-    return "gone";
-  }
-}
 
 /** A process's PID namespace (the /proc/PID/ns/pid link, "pid:[INODE]"); undefined when it is gone. */
 function pidNamespaceOf(pid: number): string | undefined {
@@ -404,7 +396,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     return n !== undefined && n !== initPidNs;
   });
   const execd = outside.filter((p) => !others.includes(p));
-  const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p)})`).join(", ");
+  const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p) ?? "gone"})`).join(", ");
   if (execd.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
   if (others.length > 0) {
     input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);

@@ -6,14 +6,7 @@
  * the caller's), the OCI state on stdin, in the bundle directory (where runc restore runs), and its timeout.
  */
 import { Code, CryoError } from "../errors.ts";
-
-/** An OCI hook as the spec has it (checked by runcHooksFromSpec before the restore). */
-export interface OciHook {
-  path: string;
-  args?: string[];
-  env?: string[];
-  timeout?: number;
-}
+import type { SpecHook } from "./restore-state-file.ts";
 
 /** The OCI state a hook reads on stdin. */
 export interface OciState {
@@ -36,17 +29,11 @@ function envOf(list: readonly string[]): Record<string, string> {
   return env;
 }
 
-/** The spec's hooks of kind (none: an empty list). */
-export function specHooksOf(specHooks: unknown, kind: string): OciHook[] {
-  const list = typeof specHooks === "object" && specHooks !== null ? (specHooks as Record<string, unknown>)[kind] : undefined;
-  return Array.isArray(list) ? (list as OciHook[]) : [];
-}
-
 /**
  * Runs hooks in order, each to its end; the first that fails (exits non-zero, cannot be run, or outlives its
  * timeout) fails the call with runc's words: "error running <kind> hook #<i>: ...", with its stdout and stderr.
  */
-export async function runOciHooks(kind: string, hooks: readonly OciHook[], state: OciState, cwd: string): Promise<void> {
+export async function runOciHooks(kind: string, hooks: readonly SpecHook[], state: OciState, cwd: string): Promise<void> {
   const input = new TextEncoder().encode(JSON.stringify(state));
   for (const [i, h] of hooks.entries()) {
     const fail = (detail: string) => new CryoError(Code.UNKNOWN, `error running ${kind} hook #${i}: ${detail}`);

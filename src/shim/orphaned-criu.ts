@@ -19,7 +19,7 @@ import { basename, join } from "node:path";
 import { CONTAINERD_CHECKPOINT_NAME, inContainerdTemp } from "../containerd/layout.ts";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
-import { isAlive } from "../sys/proc.ts";
+import { commOf, isAlive } from "../sys/proc.ts";
 
 /** The marker file in the bundle of a container being restored. */
 export const RESTORE_MARKER = "cryo-restoring";
@@ -196,14 +196,6 @@ export function processesHoldingFilesBelow(dir: string, proc = "/proc"): number[
   return out;
 }
 
-/** A process's command name, "?" once it is gone. */
-function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  } catch {
-    return "?";
-  }
-}
 
 /** Kills the processes holding files open below bundle's CRIU work directories (see the module comment); returns their pids. */
 export function stopCriuOf(bundle: string, log: Logger): number[] {
@@ -212,7 +204,7 @@ export function stopCriuOf(bundle: string, log: Logger): number[] {
     if (!existsSync(dir)) continue;
     const pids = processesHoldingFilesBelow(dir).filter((pid) => pid !== process.pid);
     // Named by their command: CRIU, and a task of the container a dump's parasite was in (it holds CRIU's log).
-    const named = pids.map((pid) => `${pid} (${commOf(pid)})`);
+    const named = pids.map((pid) => `${pid} (${commOf(pid) ?? "gone"})`);
     for (const pid of pids) {
       try {
         process.kill(pid, "SIGKILL");

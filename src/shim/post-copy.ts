@@ -12,6 +12,7 @@
  * freezer back as it found it at the dump (frozen, by containerd's pause): the container is thawed again.
  */
 import { closeSync, constants as fsc, openSync, writeSync } from "node:fs";
+import { O_CLOEXEC } from "../sys/fd.ts";
 import type { PostCopyServing } from "./checkpoint-dump.ts";
 import type { Logger } from "./logger.ts";
 import { removeCriuNetworkLock } from "./dump-abort.ts";
@@ -62,7 +63,7 @@ export interface PostCopyWatch {
 export function signalStatusPath(path: string, log: Logger, label: string): void {
   let fd: number;
   try {
-    fd = openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NONBLOCK | 0o2000000, 0o600);
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NONBLOCK | O_CLOEXEC, 0o600);
   } catch (err) {
     log.warn(`${label}: status path ${path}: ${err instanceof Error ? err.message : String(err)}`);
     return;

@@ -69,8 +69,8 @@ import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
-import { runOciHooks, specHooksOf, type OciHook } from "./oci-hooks.ts";
-import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, writeRuncStateFile, type RuncSecurity } from "./restore-state-file.ts";
+import { runOciHooks } from "./oci-hooks.ts";
+import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, specHooksOf, writeRuncStateFile, type RuncSecurity, type SpecHook } from "./restore-state-file.ts";
 
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
 export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
@@ -928,7 +928,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (limitsBounds) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: limitsBounds.findings });
       // The spec's prestart and createRuntime hooks run at setup-namespaces, as runc's restore runs them
       // (libcontainer criuNotifications): CRIU waits for them; one that fails fails the restore.
-      const hooks: [string, OciHook[]][] = [
+      const hooks: [string, SpecHook[]][] = [
         ["prestart", specHooksOf(specHooks, "prestart")],
         ["createRuntime", specHooksOf(specHooks, "createRuntime")],
       ];

@@ -107,7 +107,7 @@ function checkpointConfig(config: Record<string, unknown>): Record<string, unkno
 const HOOK_NAMES = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] as const;
 
 /** An OCI hook as the spec has it: path, args, env, timeout in seconds. */
-interface SpecHook {
+export interface SpecHook {
   path: string;
   args?: string[];
   env?: string[];
@@ -126,20 +126,22 @@ function isSpecHook(h: unknown): h is SpecHook {
  * timeout (ns, or null)}, or null when empty, as runc writes them. INVALID_ARGUMENT for a malformed hook.
  */
 export function runcHooksFromSpec(specHooks: unknown): Record<string, unknown> {
-  const src = (typeof specHooks === "object" && specHooks !== null ? specHooks : {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const name of HOOK_NAMES) {
-    const list = src[name];
-    if (list === undefined || list === null) {
-      out[name] = null;
-      continue;
-    }
-    if (!Array.isArray(list) || !list.every(isSpecHook)) {
-      throw invalidArgument(`spec hooks.${name}`, { detail: "expected a list of {path (absolute), args, env, timeout (seconds > 0)}" });
-    }
+    const list = specHooksOf(specHooks, name);
     out[name] = list.length === 0 ? null : list.map((h) => ({ path: h.path, args: h.args ?? null, env: h.env ?? null, dir: "", timeout: h.timeout === undefined ? null : h.timeout * 1e9 }));
   }
   return out;
+}
+
+/** The spec's hooks of one kind (none, or null: an empty list). INVALID_ARGUMENT for a malformed one. */
+export function specHooksOf(specHooks: unknown, kind: string): SpecHook[] {
+  const list = typeof specHooks === "object" && specHooks !== null ? (specHooks as Record<string, unknown>)[kind] : undefined;
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list) || !list.every(isSpecHook)) {
+    throw invalidArgument(`spec hooks.${kind}`, { detail: "expected a list of {path (absolute), args, env, timeout (seconds > 0)}" });
+  }
+  return list;
 }
 
 /** Builds the state.json object from the checkpointed one (as it was on disk) and the new facts. */

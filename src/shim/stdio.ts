@@ -28,7 +28,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
-import { close as closeFd, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
+import { close as closeFd, O_CLOEXEC, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
 
@@ -371,7 +371,6 @@ function fdTarget(fd: number): string {
     return "?";
   }
 }
-const O_CLOEXEC = 0o2000000;
 
 /** Prepares the IO of one process before runc runs. */
 export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: string; log: Logger; copyOutput?: boolean; holdOutput?: boolean; bundle?: string }): Promise<PreparedIo> {

@@ -9,7 +9,8 @@ const FD_CLOEXEC = 1;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
-const O_CLOEXEC = 0o2000000;
+/** open(2)'s O_CLOEXEC (node:fs's constants lack it). */
+export const O_CLOEXEC = 0o2000000;
 
 /** How to open a FIFO: read side, write side, or both (O_RDWR never blocks and never sees EOF while held). */
 export type FifoMode = "r" | "w" | "rw";

@@ -7,7 +7,7 @@ export { createReaper, type Reaper, type ReaperOptions, type Exit } from "./reap
 export { decodeWaitStatus, type ExitInfo } from "./wait-status.ts";
 export { ConsoleSocket, createConsoleSocket, listenUnixSocket, sendFd, type ReceivedFd } from "./console-socket.ts";
 export { setWinsize, getWinsize, type Winsize } from "./pty.ts";
-export { openFifo, unreadBytes, setNonblocking, isNonblocking, dup, dup2, pipe, close, clearCloexec, setCloexec, isCloexec, type FifoMode } from "./fd.ts";
+export { O_CLOEXEC, openFifo, unreadBytes, setNonblocking, isNonblocking, dup, dup2, pipe, close, clearCloexec, setCloexec, isCloexec, type FifoMode } from "./fd.ts";
 export {
   mount,
   umount2,

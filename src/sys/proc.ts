@@ -122,6 +122,15 @@ export function innermostPid(pid: number): number | undefined {
   return last === undefined || last === "" ? undefined : Number(last);
 }
 
+/** A process's command name (/proc/<pid>/comm), or undefined when it is gone. */
+export function commOf(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "latin1").trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pid of the process that ptraces this one (0: none), or undefined when gone. */
 export function tracerPidOf(pid: number): number | undefined {
   const t = statusField(pid, "TracerPid");

@@ -7,7 +7,7 @@ import { chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, m
 import { pipe, setNonblocking } from "../../src/sys/index.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, openPty, parseCtrEvent, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, openPty, parseCtrEvent, removeContainer, startCtrEvents, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type CtrEvent, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -344,10 +344,7 @@ test("output read slowly by the client arrives whole: ctr run, ctr run -t, ctr t
     const exec = await slowlyRead(["task", "exec", "-t", "--exec-id", "slow", ex, "sh", "-c", write], 1_000_000, true);
     expect(exec).toEqual({ os: 1048576, code: 3 });
   } finally {
-    await pc.ctr(["task", "kill", "-s", "SIGKILL", ex]);
-    await waitFor(async () => ((await taskStatus(pc, ex)) === "STOPPED" ? true : undefined), { what: `${ex} stopped` });
-    await pc.ctrOk(["task", "rm", ex]);
-    await pc.ctrOk(["containers", "rm", ex]);
+    await removeContainer(pc, ex);
   }
 }, 60_000);
 

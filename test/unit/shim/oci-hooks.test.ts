@@ -3,7 +3,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CryoError } from "../../../src/errors.ts";
-import { runOciHooks, specHooksOf } from "../../../src/shim/oci-hooks.ts";
+import { runOciHooks } from "../../../src/shim/oci-hooks.ts";
+import { specHooksOf } from "../../../src/shim/restore-state-file.ts";
 
 const dir = mkdtempSync("/tmp/cryo-oci-hooks-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -74,6 +74,15 @@ function setup() {
 
 const createReq = (id: string, bundle = "/b") => ({ id, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: "", parentCheckpoint: "" }) as never;
 
+/** Creates and starts c1, then ends its init (`exit`) and waits until Wait has its exit. */
+async function startThenExit(svc: ReturnType<typeof createTaskService>["impl"], ctx: CallContext, exit: () => void): Promise<void> {
+  await svc.create(createReq("c1"), ctx);
+  await svc.start({ id: "c1", execId: "" } as never, ctx);
+  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
+  exit();
+  await waited;
+}
+
 async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
   try {
     await p;
@@ -214,11 +223,7 @@ test("Delete of an init answers only once containerd has its /tasks/delete event
   );
   const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
   const ctx = { namespace: "ns" } as CallContext;
-  await svc.create(createReq("c1"), ctx);
-  await svc.start({ id: "c1", execId: "" } as never, ctx);
-  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
-  fake.exit(100, 0);
-  await waited;
+  await startThenExit(svc, ctx, () => fake.exit(100, 0));
   let answered = false;
   const del = svc.delete({ id: "c1", execId: "" } as never, ctx).then((r) => ((answered = true), r));
   await Bun.sleep(50);
@@ -527,11 +532,7 @@ test("Pids of a stopped init while its Delete runs (runc's container gone, the o
   const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
   const svc = createTaskService({ engine, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
   const ctx = { namespace: "ns" } as CallContext;
-  await svc.create(createReq("c1"), ctx);
-  await svc.start({ id: "c1", execId: "" } as never, ctx);
-  const waited = svc.wait({ id: "c1", execId: "" } as never, ctx);
-  fake.exit(100, 0);
-  await waited;
+  await startThenExit(svc, ctx, () => fake.exit(100, 0));
   const pidsOf = async () => ((await svc.pids!({ id: "c1" } as never, ctx))?.processes ?? []).map((p) => p.pid);
   expect(await pidsOf()).toEqual([100, 101]);
   const del = svc.delete({ id: "c1", execId: "" } as never, ctx);
