@@ -62,7 +62,8 @@ runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, 
           : { kind: "all", base };
     let rows;
     try {
-      rows = selectContainers(selection);
+      // As runc list: a container whose state cannot be read is named on stderr, and the others are listed.
+      rows = selectContainers(selection, (dir, reason) => io.err(`cryo list: load container ${dir}: ${reason}`));
     } catch (err) {
       // A root that is a file, or one this user may not read, in words (node's `EACCES: permission denied, scandir` before).
       throw fsError(selection.kind === "root" ? `runc root ${selection.root}` : `runc roots in ${selection.base}`, err);

@@ -52,10 +52,13 @@ export function namespaceRoots(base: string): string[] {
   });
 }
 
-/** Lists the containers a selection names, sorted by namespace then id. */
-export function selectContainers(selection: ListSelection): NamespacedListing[] {
-  const flat = (root: string): NamespacedListing[] => listContainers(root).map((row) => ({ ...row, namespace: bundleNamespace(row.bundle) }));
-  const nested = (root: string, namespace: string): NamespacedListing[] => listContainers(root).map((row) => ({ ...row, namespace }));
+/**
+ * Lists the containers a selection names, sorted by namespace then id. A container whose state.json cannot be read
+ * is left out and named to onSkipped (runc list says `load container ID: ...` on stderr).
+ */
+export function selectContainers(selection: ListSelection, onSkipped?: (dir: string, reason: string) => void): NamespacedListing[] {
+  const flat = (root: string): NamespacedListing[] => listContainers(root, onSkipped).map((row) => ({ ...row, namespace: bundleNamespace(row.bundle) }));
+  const nested = (root: string, namespace: string): NamespacedListing[] => listContainers(root, onSkipped).map((row) => ({ ...row, namespace }));
   let rows: NamespacedListing[];
   switch (selection.kind) {
     case "root":

@@ -229,7 +229,9 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   // Containerds on one machine share runc's state root: an id with runc state there already would clash with
   // the restore (and a clean-up of a failed restore at the target could reach that other container).
   const base = options.runcBase ?? defaultRuncRoot;
-  if (selectContainers({ kind: "namespace", base, namespace }).some((r) => r.id === newId)) {
+  const unreadable: string[] = []; // a state.json that cannot be read still holds the id at runc
+  const listed = selectContainers({ kind: "namespace", base, namespace }, (dir) => unreadable.push(basename(dir)));
+  if (listed.some((r) => r.id === newId) || unreadable.includes(newId)) {
     throw failedPrecondition(`container ${newId}`, {
       detail:
         newId === id

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readProcStat } from "../sys/index.ts";
 import { goRfc3339Nano } from "../sys/clock.ts";
+import { CryoError } from "../errors.ts";
 import { isValidContainerId } from "./container-errors.ts";
 import { labelsToAnnotations, readRuncState, type RuncState } from "./state-file.ts";
 
@@ -60,8 +61,13 @@ export function containerStatus(root: string, state: RuncState): ContainerStatus
   return existsSync(join(root, state.id, "exec.fifo")) ? "created" : "running";
 }
 
-/** Lists the containers under a runc root like `runc list --format json`; unreadable entries are skipped, as runc does. */
-export function listContainers(root: string): ContainerListing[] {
+/**
+ * Lists the containers under a runc root like `runc list --format json`. Entries that are not containers (files,
+ * directories without a state.json: a namespace's root, a half-removed container) are passed over; a container whose
+ * state.json cannot be read or parsed is skipped and named to onSkipped, as `runc list` names it on stderr
+ * (`load container ID: ...`) and goes on.
+ */
+export function listContainers(root: string, onSkipped?: (dir: string, reason: string) => void): ContainerListing[] {
   let entries: string[];
   try {
     entries = readdirSync(root).sort();
@@ -84,7 +90,8 @@ export function listContainers(root: string): ContainerListing[] {
     let state: RuncState;
     try {
       state = readRuncState(root, name);
-    } catch {
+    } catch (err) {
+      if (existsSync(join(root, name, "state.json"))) onSkipped?.(join(root, name), CryoError.from(err).message);
       continue;
     }
     const status = containerStatus(root, state);

@@ -90,3 +90,24 @@ describe("cryo list", () => {
     expect(io.stderr.at(-1)).toContain("usage: cryo list");
   });
 });
+
+test("a container whose state.json cannot be read is named on stderr and the rest are listed, as runc list does", async () => {
+  const root = mkdtempSync(join(tmpdir(), "cryo-list-broken-"));
+  try {
+    writeState(root, "good", "ns1");
+    mkdirSync(join(root, "torn"));
+    writeFileSync(join(root, "torn", "state.json"), '{"id": "torn", "init_pro');
+    mkdirSync(join(root, "no-state")); // a namespace root or a half-removed container: not a container, not named
+    const io = captureIo();
+    expect(await runCli(createCryoCommands(), ["list", "--root", root, "-q"], io)).toBe(0);
+    expect(io.stdout).toEqual(["good"]);
+    expect(io.stderr).toHaveLength(1);
+    expect(io.stderr[0]).toStartWith(`cryo list: load container ${join(root, "torn")}: `);
+    expect(io.stderr[0]).toContain("state.json");
+    const skipped: string[] = [];
+    expect(selectContainers({ kind: "all", base: root }, (dir) => skipped.push(dir)).map((r) => r.id)).toEqual(["good"]);
+    expect(skipped).toEqual([join(root, "torn")]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
