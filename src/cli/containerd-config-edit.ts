@@ -52,7 +52,10 @@ export function parseConfig(text: string, source: string): ParsedConfig {
     doc = parse(text) as Table;
   } catch (err) {
     const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-    throw invalidArgument(`containerd config ${source}`, { cause: err, detail: `not valid TOML: ${first}` });
+    // smol-toml's error carries where (its message's code block is dropped: one line per error), as cryo's own config says it.
+    const { line, column } = (err ?? {}) as { line?: unknown; column?: unknown };
+    const at = typeof line === "number" && typeof column === "number" ? ` (line ${line}, column ${column})` : "";
+    throw invalidArgument(`containerd config ${source}`, { cause: err, detail: `not valid TOML: ${first}${at}` });
   }
   const version = doc.version;
   if (version === undefined || version === 1) {
