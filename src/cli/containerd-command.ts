@@ -58,7 +58,7 @@ function shimBinary(binDir: string | undefined): string {
   return found;
 }
 
-const startUsage = "cryo containerd start [--dir DIR] [--bin-dir DIR] [--foreground] [--log-level LEVEL]";
+const startUsage = "cryo containerd start [-d|--dir DIR] [--bin-dir DIR] [--foreground] [--log-level LEVEL]";
 
 /** `cryo containerd start`: start a private containerd with cryo registered. */
 export const containerdStartCommand: CliCommand = {
@@ -115,7 +115,7 @@ build/bin), then on PATH.
   },
 };
 
-const stopUsage = "cryo containerd stop [--dir DIR] [--keep-containers]";
+const stopUsage = "cryo containerd stop [-d|--dir DIR] [--keep-containers]";
 
 /** `cryo containerd stop`: stop a private containerd started with `cryo containerd start`. */
 export const containerdStopCommand: CliCommand = {
@@ -144,7 +144,7 @@ same DIR serves them again.`,
   },
 };
 
-const statusUsage = "cryo containerd status [--dir DIR]";
+const statusUsage = "cryo containerd status [-d|--dir DIR]";
 
 /** `cryo containerd status`: is a private containerd running in DIR. */
 export const containerdStatusCommand: CliCommand = {

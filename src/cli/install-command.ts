@@ -40,7 +40,7 @@ function criDisabled(doc: Record<string, unknown>): boolean {
   return Array.isArray(disabled) && disabled.some((p) => typeof p === "string" && criPluginNames.has(p));
 }
 
-const installUsage = "cryo install [--config FILE] [--bin-dir DIR] [--from DIR] [--dry-run]";
+const installUsage = "cryo install [-c|--config FILE] [--bin-dir DIR] [--from DIR] [--dry-run]";
 
 /** `cryo install`: register cryo in a system containerd (binaries + CRI runtime handler). */
 export const installCommand: CliCommand = {
@@ -113,7 +113,7 @@ Running it again changes nothing. A missing config file is created (version = 2 
   },
 };
 
-const uninstallUsage = "cryo uninstall [--config FILE] [--bin-dir DIR] [--remove-binaries] [--dry-run]";
+const uninstallUsage = "cryo uninstall [-c|--config FILE] [--bin-dir DIR] [--remove-binaries] [--dry-run]";
 
 /** `cryo uninstall`: remove the runtime handler from the config (and, when asked, the binaries). */
 export const uninstallCommand: CliCommand = {

@@ -4,7 +4,7 @@ import type { CliCommand } from "./command-table.ts";
 import { containersJson, containersTable, defaultRuncRoot, selectContainers, type ListSelection } from "./list-containers.ts";
 import { parseCliArgs } from "./parse-args.ts";
 
-const listUsage = "cryo list [--root DIR | [--base DIR] (--namespace NS | --all-namespaces)] [--format table|json] [--quiet]";
+const listUsage = "cryo list [--root DIR | [--base DIR] (-n|--namespace NS | -A|--all-namespaces)] [-f|--format table|json] [-q|--quiet]";
 
 /** `cryo list`: the runc containers on disk, like `runc list`, read from state.json without running runc. */
 export const listCommand: CliCommand = {
@@ -16,15 +16,15 @@ Reads runc's state directories (state.json, /proc, the freezer cgroup) and print
 id, init pid, status (created, running, paused, stopped), bundle, created, owner; --format json prints
 runc's JSON (ociVersion, id, pid, status, bundle, rootfs, created, annotations, owner).
 
-  --root DIR         list exactly this runc root (as runc --root DIR list); without --root, --namespace
-                     or --all-namespaces: every namespace under the base (${defaultRuncRoot}), as -A
-  --namespace NS     containerd namespace NS: <base>/NS (the per-namespace root cryo's shim and
-                     containerd's runc shim use), and the containers kept directly in the base (as a plain
-                     runc --root <base> keeps them) whose bundle is in NS
-  --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)
-  --base DIR         the base for --namespace/--all-namespaces (default ${defaultRuncRoot})
-  --format FORMAT    table (default) or json
-  -q, --quiet        print only the ids (NAMESPACE/ID for every namespace)`,
+  --root DIR             list exactly this runc root (as runc --root DIR list); without --root, --namespace
+                         or --all-namespaces: every namespace under the base (${defaultRuncRoot}), as -A
+  -n, --namespace NS     containerd namespace NS: <base>/NS (the per-namespace root cryo's shim and
+                         containerd's runc shim use), and the containers kept directly in the base (as a plain
+                         runc --root <base> keeps them) whose bundle is in NS
+  -A, --all-namespaces   everything under the base, with a NAMESPACE column (a "namespace" field in JSON)
+  --base DIR             the base for --namespace/--all-namespaces (default ${defaultRuncRoot})
+  -f, --format FORMAT    table (default) or json
+  -q, --quiet            print only the ids (NAMESPACE/ID for every namespace)`,
   async run(args, io) {
     const { values } = parseCliArgs(
       args,

@@ -3,7 +3,7 @@ import type { CliCommand } from "./command-table.ts";
 import { migrateContainer } from "./migrate.ts";
 import { parseCliArgs } from "./parse-args.ts";
 
-const migrateUsage = "cryo migrate CONTAINER --from ADDRESS --to ADDRESS [--namespace NS] [--new-id ID] [--rw] [--keep] [--timeout SECONDS]";
+const migrateUsage = "cryo migrate CONTAINER --from ADDRESS --to ADDRESS [-n|--namespace NS] [--new-id ID] [--rw] [--keep] [--timeout SECONDS]";
 
 /** `cryo migrate`: move a running container from one containerd to another (checkpoint, copy, restore). */
 export const migrateCommand: CliCommand = {

@@ -163,6 +163,31 @@ describe("every cryo command parses its arguments with the shared parser", () =>
     }
   });
 
+  test("every short flag a command takes is named in its --help (only -q and migrate's -n were)", async () => {
+    const shorts: [string[], string, string][] = [
+      [["containerd", "start"], "-d", "--dir"],
+      [["containerd", "stop"], "-d", "--dir"],
+      [["containerd", "status"], "-d", "--dir"],
+      [["install"], "-c", "--config"],
+      [["uninstall"], "-c", "--config"],
+      [["list"], "-n", "--namespace"],
+      [["list"], "-A", "--all-namespaces"],
+      [["list"], "-f", "--format"],
+      [["list"], "-q", "--quiet"],
+      [["migrate"], "-n", "--namespace"],
+    ];
+    for (const [path, short, long] of shorts) {
+      const help = captureIo();
+      expect(await runCli(createCryoCommands(), [...path, "--help"], help)).toBe(0);
+      const text = help.stdout.join("");
+      expect({ path, named: text.includes(`${short}|${long}`) || text.includes(`${short}, ${long}`) }).toEqual({ path, named: true });
+      // and the short form is the flag it names: given alone it is not "unknown"
+      const bad = captureIo();
+      await runCli(createCryoCommands(), [...path, short], bad);
+      expect(bad.stderr.join("")).not.toContain("Unknown option");
+    }
+  });
+
   test("inspect, config check, plugin schema and version: a repeated flag, a wrong count of positionals, and -- as for the others", async () => {
     const cases: [string[], string][] = [
       [["inspect", "--json", "--json", "/d"], "cryo inspect: arguments: invalid argument: Option '--json' is given more than once; it takes one mention\nusage: cryo inspect [--json] DIR"],
