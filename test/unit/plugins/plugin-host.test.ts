@@ -69,7 +69,7 @@ describe("plugin output quoted in an error", () => {
     try {
       const input = { id: "c", namespace: "n", requested: {}, checkpoint: { originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } };
       const plugin = (keyLength: number) =>
-        host.load(pluginConfigSchema.parse({ name: "malformed-json", path: join(dir, "malformed-json.wasm"), hooks: ["restore"], config: { key_length: String(keyLength) }, limits: { memory_mib: 256 } }));
+        host.load(pluginConfigSchema.parse({ name: "malformed-json", path: join(dir, "malformed-json.wasm"), hooks: ["restore"], config: { key_length: String(keyLength) }, limits: { memory_mib: 256, timeout_ms: 30_000 } }));
       const short = await rejection(host.call(plugin(8), "restore", input));
       expect(short.message).toBe('plugin malformed-json: hook restore: invalid output: Unrecognized key: "kkkkkkkk"');
       const err = await rejection(host.call(plugin(5_000_000), "restore", input));
