@@ -45,12 +45,14 @@ export function watchOomV1(memoryDir: string, onOom: (count?: bigint) => void, o
   } catch {
     /* counted from 0 */
   }
-  // The kills (counted since the watch began) its reports stand for: a counted report all up to its count, a wake-up
-  // reported before its kill was counted one more.
+  // The kills (counted since the watch began) its reports stand for. Every wake-up is an OOM of its own, one more than
+  // the reports before it stood for, and a counted one stands for all up to its count: the kernel notifies before it
+  // kills, so a wake-up whose count is that of kills reported already is the next kill, not yet counted (taking it for
+  // one reported made the watch's end report a kill again: three /tasks/oom for two kills, two runs of five).
   const base = last;
   let reported = 0n;
   const report = (n?: bigint) => {
-    reported = n === undefined ? reported + 1n : n - base > reported ? n - base : reported;
+    reported = n !== undefined && n - base > reported + 1n ? n - base : reported + 1n;
     onOom(n);
   };
   let stopped = false;
