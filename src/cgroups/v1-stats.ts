@@ -126,22 +126,19 @@ async function memoryStats(dir: string): Promise<Pick<V1Metrics, "memory" | "mem
 async function cpuStats(cpuDir: string | undefined, cpuacctDir: string | undefined): Promise<V1Metrics["cpu"]> {
   const cpu: NonNullable<V1Metrics["cpu"]> = {};
   if (cpuacctDir !== undefined) {
-    const [total, percpu, user, sys, stat] = await Promise.all([
+    const [total, percpu, stat] = await Promise.all([
       readUint(join(cpuacctDir, "cpuacct.usage")),
       readOptional(join(cpuacctDir, "cpuacct.usage_percpu")),
-      readUint(join(cpuacctDir, "cpuacct.usage_user")),
-      readUint(join(cpuacctDir, "cpuacct.usage_sys")),
       readOptional(join(cpuacctDir, "cpuacct.stat")),
     ]);
     if (total !== undefined || percpu !== undefined || stat !== undefined) {
       const usage: NonNullable<NonNullable<V1Metrics["cpu"]>["usage"]> = {};
       if (total !== undefined) usage.total = total;
       if (percpu !== undefined) usage.perCpu = parseSpaceList(percpu, "cpuacct.usage_percpu");
-      if (user !== undefined && sys !== undefined) {
-        // Nanosecond counters (kernel >= 4.7); more precise than cpuacct.stat's ticks.
-        usage.user = user;
-        usage.kernel = sys;
-      } else if (stat !== undefined) {
+      // cpuacct.stat, as containerd's cgroups library reads it: the kernel scales its user and system split to the
+      // scheduler's own total (cputime_adjust), where cpuacct.usage_user and usage_sys are unscaled counters whose sum
+      // strays from cpuacct.usage (user alone above the total for a busy loop, measured on 6.18).
+      if (stat !== undefined) {
         const m = parseFlatKeyed(stat);
         usage.user = (m.get("user") ?? 0n) * (1_000_000_000n / CLOCK_TICKS);
         usage.kernel = (m.get("system") ?? 0n) * (1_000_000_000n / CLOCK_TICKS);

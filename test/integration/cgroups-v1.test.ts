@@ -72,7 +72,8 @@ describe("cgroup v1 on the host", () => {
 
     const cpuacct = paths(cg).cpuacct!;
     await waitFor(() => BigInt(read(paths(cg).memory!, "memory.usage_in_bytes")) >= 8n * 1024n * 1024n, { what: "dd's buffer charged" });
-    await waitFor(() => BigInt(read(cpuacct, "cpuacct.usage")) > 0n, { what: "cpu usage", timeoutMs: 10_000 });
+    // 20 ms at least: cpuacct.stat, where the user and kernel times come from, counts in 10 ms ticks.
+    await waitFor(() => BigInt(read(cpuacct, "cpuacct.usage")) > 20_000_000n, { what: "cpu usage", timeoutMs: 10_000 });
 
     await cg.freeze();
     expect(await cg.state()).toBe("frozen");

@@ -42,6 +42,9 @@ describe("v1 stats", () => {
     "cpuacct.usage": "3000\n",
     "cpuacct.usage_percpu": "1000 2000 \n",
     "cpuacct.stat": "user 7\nsystem 3\n",
+    // The kernel's unscaled counters, which stray from the total (user alone above it): runc's shim reads cpuacct.stat.
+    "cpuacct.usage_user": "3500\n",
+    "cpuacct.usage_sys": "4\n",
   });
   const cpu = dir("v1/cpu", { "cpu.stat": "nr_periods 5\nnr_throttled 2\nthrottled_time 1234\n" });
   const pids = dir("v1/pids", { "pids.current": "3\n", "pids.max": "max\n" });
