@@ -29,7 +29,13 @@ function messageName(typeUrl: string): string {
 /** The fields runc's Options and cryo's RuntimeOptions share (same names, same meaning). */
 type RuncFields = Pick<ShimOptions, "binaryName" | "root" | "systemdCgroup" | "noPivotRoot" | "noNewKeyring" | "ioUid" | "ioGid" | "shimCgroup">;
 
-function copyRuncFields(o: ShimOptions, m: RuncFields): void {
+function copyRuncFields(o: ShimOptions, m: RuncFields, name: string): void {
+  // The shim runs runc in "/" for most calls and in the bundle for delete: a relative root or binary path would name
+  // two places (a container created under /<root> whose delete then failed, its task never removed).
+  if (m.binaryName.includes("/") && !m.binaryName.startsWith("/")) {
+    throw invalidArgument(`runtime options ${name}`, { detail: `binary_name ${JSON.stringify(m.binaryName)}: a relative path; give a name on PATH or an absolute path` });
+  }
+  if (m.root && !m.root.startsWith("/")) throw invalidArgument(`runtime options ${name}`, { detail: `root ${JSON.stringify(m.root)}: a relative path; give an absolute one` });
   if (m.binaryName) o.binaryName = m.binaryName;
   if (m.root) o.root = m.root;
   o.systemdCgroup = m.systemdCgroup;
@@ -40,6 +46,12 @@ function copyRuncFields(o: ShimOptions, m: RuncFields): void {
   o.shimCgroup = m.shimCgroup;
 }
 
+const groupingOf: Partial<Record<Grouping, ShimOptions["grouping"]>> = {
+  [Grouping.PER_CONTAINER]: "per-container",
+  [Grouping.PER_POD]: "per-pod",
+  [Grouping.PER_NAMESPACE]: "per-namespace",
+};
+
 /** Decodes runtime options from an Any; undefined or empty gives the defaults; an unknown type is INVALID_ARGUMENT. */
 export function decodeShimOptions(any: Any | undefined): ShimOptions {
   const o = defaultShimOptions();
@@ -48,21 +60,17 @@ export function decodeShimOptions(any: Any | undefined): ShimOptions {
   try {
     switch (name) {
       case "containerd.runc.v1.Options": {
-        copyRuncFields(o, fromBinary(RuncOptionsSchema, any.value));
+        copyRuncFields(o, fromBinary(RuncOptionsSchema, any.value), name);
         return o;
       }
       case "cryo.v1.RuntimeOptions": {
         const m = fromBinary(RuntimeOptionsSchema, any.value);
-        copyRuncFields(o, m);
+        copyRuncFields(o, m, name);
         o.configPath = m.configPath;
-        o.grouping =
-          m.grouping === Grouping.PER_CONTAINER
-            ? "per-container"
-            : m.grouping === Grouping.PER_POD
-              ? "per-pod"
-              : m.grouping === Grouping.PER_NAMESPACE
-                ? "per-namespace"
-                : undefined;
+        if (m.grouping !== Grouping.UNSPECIFIED && !(m.grouping in groupingOf)) {
+          throw invalidArgument(`runtime options ${name}`, { detail: `grouping ${m.grouping}: expected 1 (per container), 2 (per pod) or 3 (per namespace)` });
+        }
+        o.grouping = groupingOf[m.grouping];
         return o;
       }
       case "containerd.linux.runc.CreateOptions": {

@@ -24,3 +24,21 @@ test("containerd.linux.runc.CreateOptions' restore fields (the v1 runtime's rest
 test("an unknown options type is INVALID_ARGUMENT", () => {
   expect(() => decodeShimOptions(any("containerd.linux.runc.RuncOptions", []))).toThrow(/runtime options type "containerd.linux.runc.RuncOptions": invalid argument: unsupported/);
 });
+
+test("a relative root or binary path is INVALID_ARGUMENT naming the field; a binary name on PATH is not", () => {
+  // containerd.runc.v1.Options: binary_name = 6, root = 7; cryo.v1.RuntimeOptions: binary_name = 2, root = 3
+  expect(() => decodeShimOptions(any("containerd.runc.v1.Options", str(6, "sbin/runc")))).toThrow(
+    'runtime options containerd.runc.v1.Options: invalid argument: binary_name "sbin/runc": a relative path; give a name on PATH or an absolute path',
+  );
+  expect(() => decodeShimOptions(any("cryo.v1.RuntimeOptions", str(3, "state/runc")))).toThrow('runtime options cryo.v1.RuntimeOptions: invalid argument: root "state/runc": a relative path; give an absolute one');
+  expect(decodeShimOptions(any("containerd.runc.v1.Options", [...str(6, "crun"), ...str(7, "/run/x")]))).toMatchObject({ binaryName: "crun", root: "/run/x" });
+  expect(decodeShimOptions(any("cryo.v1.RuntimeOptions", str(2, "/usr/sbin/runc")))).toMatchObject({ binaryName: "/usr/sbin/runc" });
+});
+
+test("cryo.v1.RuntimeOptions' grouping: each policy by its number, an unknown number INVALID_ARGUMENT", () => {
+  // grouping = 5
+  expect(decodeShimOptions(any("cryo.v1.RuntimeOptions", varint(5, 3))).grouping).toBe("per-namespace");
+  expect(decodeShimOptions(any("cryo.v1.RuntimeOptions", varint(5, 1))).grouping).toBe("per-container");
+  expect(decodeShimOptions(any("cryo.v1.RuntimeOptions", [])).grouping).toBeUndefined();
+  expect(() => decodeShimOptions(any("cryo.v1.RuntimeOptions", varint(5, 99)))).toThrow("runtime options cryo.v1.RuntimeOptions: invalid argument: grouping 99: expected 1 (per container), 2 (per pod) or 3 (per namespace)");
+});
