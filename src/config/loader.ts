@@ -5,11 +5,11 @@
  * A file that cannot be read or parsed, or that fails validation, is one INVALID_ARGUMENT error
  * naming the file and the field: `config /etc/cryo/config.toml: invalid argument: checkpoint.compression: ...`.
  */
-import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { z } from "zod";
-import { CryoError, invalidArgument } from "../errors.ts";
+import { CryoError, fsError, invalidArgument } from "../errors.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { emptyCryoConfig, findConfigFile, type ConfigSearch, type LoadedConfig } from "./find.ts";
 import { cryoConfigSchema, type CryoConfig } from "./schema.ts";
 
@@ -67,9 +67,11 @@ export function loadConfig(search: ConfigSearch = {}): LoadedConfig {
 export function readConfigFile(source: string): LoadedConfig {
   let text: string;
   try {
-    text = readFileSync(source, "utf8");
+    text = readRegularFile(source).toString("utf8");
   } catch (err) {
-    throw invalidArgument(`config ${source}`, { detail: `cannot read: ${(err as Error).message}`, cause: err });
+    // Named as for a plugin file: `cannot read: /x: failed precondition: /x is a FIFO, not a regular file` (a FIFO
+    // blocked the shim daemon, every container it serves, until something wrote to it).
+    throw invalidArgument(`config ${source}`, { detail: `cannot read: ${fsError(source, err, source).message}`, cause: err });
   }
   return { source, config: parseConfig(text, source) };
 }

@@ -7,8 +7,8 @@
  * DEADLINE_EXCEEDED error, and the next call starts a fresh runner and reloads the plugins it uses.
  * Failures name the plugin and the hook: `plugin deny-privileged: hook admit: timed out after 500 ms`.
  */
-import { readFileSync } from "node:fs";
 import { Code, CryoError, fsError, invalidArgument } from "../errors.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 import type { PluginConfig } from "./config.ts";
 import { hookSchemas, type HookInputs, type HookName, type HookOutputs } from "./hook-schemas.ts";
 import { PluginRunner } from "./plugin-runner.ts";
@@ -114,7 +114,7 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
       throw invalidArgument(what, { detail: "grants.allowed_paths: file access needs WASI, which the Extism host on Bun does not provide" });
     let bytes: Uint8Array;
     try {
-      bytes = readFileSync(config.path);
+      bytes = readRegularFile(config.path);
     } catch (err) {
       // Named as every path the CLI is given is (fsError): `plugin p: invalid argument: plugin file /x: not found`.
       // The path is passed too: Bun's EISDIR error has none, which left "failed precondition:  is a directory".

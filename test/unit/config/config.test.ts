@@ -224,6 +224,16 @@ describe("search order", () => {
     expect(errorOf(() => loadConfig({ env: { CRYO_CONFIG: missing } })).message).toBe(`config ${missing}: invalid argument: file does not exist (CRYO_CONFIG)`);
   });
 
+  test("a FIFO, a directory or a device is refused without a read (a FIFO blocked the daemon until a writer came); /dev/null is empty", () => {
+    const fifo = join(dir, "fifo.toml");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const e = errorOf(() => loadConfig({ explicitPath: fifo, env: {} }));
+    expect([e.code, e.message]).toEqual([Code.INVALID_ARGUMENT, `config ${fifo}: invalid argument: cannot read: ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`]);
+    expect(errorOf(() => loadConfig({ explicitPath: dir, env: {} })).message).toBe(`config ${dir}: invalid argument: cannot read: ${dir}: failed precondition: ${dir} is a directory, not a file`);
+    expect(errorOf(() => loadConfig({ env: { CRYO_CONFIG: "/dev/zero" } })).message).toBe("config /dev/zero: invalid argument: cannot read: /dev/zero: failed precondition: /dev/zero is a device, not a regular file");
+    expect(loadConfig({ env: { CRYO_CONFIG: "/dev/null" } }).config).toEqual(emptyCryoConfig);
+  });
+
   test("a relative path is refused with the reason (the shim runs in the bundle directory)", () => {
     expect(errorOf(() => loadConfig({ explicitPath: "config.toml", env: {} })).message).toBe(
       "config config.toml: invalid argument: a relative path (runtime options config path): give an absolute one, the shim runs in each container's bundle directory",

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
 import { Code } from "../../../src/errors.ts";
 import { policyConfigSchema } from "../../../src/plugins/config.ts";
 import type { AdmitInput, CheckpointInput, RestoreInput } from "../../../src/plugins/hook-schemas.ts";
@@ -221,6 +223,11 @@ describe("failure policy", () => {
     expect(build({ ...denyPrivileged, path: "nope.wasm" })).toThrow(/^plugin deny-privileged: invalid argument: plugin file .*nope\.wasm: not found$/);
     // A directory: Bun's EISDIR error carries no path, so the message names it from the config.
     expect(build({ ...denyPrivileged, path: "." })).toThrow(/^plugin deny-privileged: invalid argument: plugin file (\/\S+): failed precondition: \1 is a directory, not a file$/);
+    // A FIFO is refused before a read (the read waited for a writer, the shim daemon with it).
+    const fifo = join(mkdtempSync(join(tmpdir(), "cryo-plugin-fifo-")), "p.wasm");
+    Bun.spawnSync(["mkfifo", fifo]);
+    expect(build({ ...denyPrivileged, path: relative(dir, fifo) })).toThrow(`plugin deny-privileged: invalid argument: plugin file ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`);
+    rmSync(dirname(fifo), { recursive: true });
     expect(build({ ...denyPrivileged, hooks: ["admit", "restore"] })).toThrow('plugin deny-privileged: invalid argument: hooks lists "restore" but the module has no export "restore"');
     expect(build({ ...denyPrivileged, grants: { allowed_paths: { "/data": "/srv" } } })).toThrow("plugin deny-privileged: invalid argument: grants.allowed_paths");
   });
