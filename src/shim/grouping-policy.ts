@@ -13,9 +13,12 @@ const groupingNames: Record<string, GroupingPolicy> = {
   namespace: "per-namespace",
 };
 
-/** Parses a grouping policy name ("per-container", "per-pod", "per-namespace"); INVALID_ARGUMENT otherwise. */
-export function parseGroupingPolicy(text: string): GroupingPolicy {
+/**
+ * Parses a grouping policy name ("per-container", "per-pod", "per-namespace"); INVALID_ARGUMENT otherwise, naming
+ * where the name came from (`annotation io.cryo.shim.grouping="x"`), as a bad checkpoint annotation is named.
+ */
+export function parseGroupingPolicy(text: string, from = "grouping policy"): GroupingPolicy {
   const p = groupingNames[text.trim().toLowerCase()];
-  if (!p) throw invalidArgument(`grouping policy ${JSON.stringify(text)}`, { detail: "expected per-container, per-pod or per-namespace" });
+  if (!p) throw invalidArgument(`${from}=${JSON.stringify(text)}`, { detail: "expected per-container, per-pod or per-namespace" });
   return p;
 }

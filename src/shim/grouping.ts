@@ -31,9 +31,9 @@ export function resolveGrouping(
 ): GroupingPolicy {
   if (fromOptions) return fromOptions;
   const a = annotations[GROUPING_ANNOTATION];
-  if (a) return parseGroupingPolicy(a);
+  if (a) return parseGroupingPolicy(a, `annotation ${GROUPING_ANNOTATION}`);
   const e = env[GROUPING_ENV];
-  if (e) return parseGroupingPolicy(e);
+  if (e) return parseGroupingPolicy(e, `${GROUPING_ENV} (containerd's environment)`);
   return DEFAULT_GROUPING;
 }
 

@@ -97,7 +97,11 @@ describe("grouping", () => {
     expect(resolveGrouping("per-container", { "io.cryo.shim.grouping": "namespace" }, { CRYO_SHIM_GROUPING: "pod" })).toBe("per-container");
     expect(resolveGrouping(undefined, { "io.cryo.shim.grouping": "namespace" }, { CRYO_SHIM_GROUPING: "pod" })).toBe("per-namespace");
     expect(resolveGrouping(undefined, {}, { CRYO_SHIM_GROUPING: "per-container" })).toBe("per-container");
-    expect(() => resolveGrouping(undefined, {}, { CRYO_SHIM_GROUPING: "weekly" })).toThrow("invalid argument");
+    expect(() => resolveGrouping(undefined, {}, { CRYO_SHIM_GROUPING: "weekly" })).toThrow(`CRYO_SHIM_GROUPING (containerd's environment)="weekly": invalid argument: expected per-container, per-pod or per-namespace`);
+    // The error names where the bad name came from (it said only `grouping policy "bogus"`).
+    expect(() => resolveGrouping(undefined, { "io.cryo.shim.grouping": "bogus" }, { CRYO_SHIM_GROUPING: "pod" })).toThrow(
+      'annotation io.cryo.shim.grouping="bogus": invalid argument: expected per-container, per-pod or per-namespace',
+    );
   });
   test("socket paths differ per containerd and namespace and fit sun_path", () => {
     const a = socketPath("/run/cryo/s", "/run/a.sock", "ns", "k");
