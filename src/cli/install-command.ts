@@ -5,7 +5,7 @@ import { cryoRuntimeHandler, cryoRuntimeType, defaultBinDir } from "../container
 import { failedPrecondition } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
 import { addCryoRuntime, parseConfig, removeCryoRuntime, type ConfigEdit } from "./containerd-config-edit.ts";
-import { installBinary, readConfig, removeBinary, writeConfigAtomic } from "./install-files.ts";
+import { configTarget, installBinary, readConfig, removeBinary, writeConfigAtomic } from "./install-files.ts";
 import { checkNamedPath } from "./named-path.ts";
 import { parseCliArgs } from "./parse-args.ts";
 import { unifiedDiff } from "./unified-diff.ts";
@@ -82,7 +82,7 @@ Running it again changes nothing. A missing config file is created (version = 2 
     const edit = addCryoRuntime(before, configPath);
     const created = !exists || blank;
     // A config that cannot be written fails before the binaries are copied.
-    const configDir = dirname(configPath);
+    const configDir = dirname(configTarget(configPath));
     // A dry run says so too: it is to show what the real run would do.
     if (!(existsSync(configDir) && statSync(configDir).isDirectory())) {
       throw failedPrecondition(`containerd config ${configPath}`, { detail: `its directory ${configDir} does not exist` });

@@ -1,9 +1,10 @@
 /** The file side of `cryo install`: atomic config writes with a backup, and binaries copied into place. */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdirSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, fsyncSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 // Failed file operations are said in words (fsError: which path, what is wrong with it); before, UNAVAILABLE with
 // node's EISDIR/EACCES/EEXIST text.
 import { failedPrecondition, fsError } from "../errors.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 
 /** What happened to one file. */
 export type FileOutcome = "installed" | "updated" | "unchanged" | "removed" | "absent";
@@ -34,7 +35,8 @@ function replaceFile(path: string, data: Uint8Array | string, mode: number, owne
  */
 export function writeConfigAtomic(given: string, text: string): { backup?: string } {
   if (!existsSync(given)) {
-    replaceFile(given, text, 0o644);
+    // A link to a config not made yet stays a link too: the file is made where it points.
+    replaceFile(configTarget(given), text, 0o644);
     return {};
   }
   // A symlinked config (a host's managed /etc/containerd/config.toml) stays a link: its target is replaced.
@@ -50,10 +52,30 @@ export function writeConfigAtomic(given: string, text: string): { backup?: strin
   return { backup };
 }
 
-/** Reads a config file; "" with exists=false when there is none. */
+/**
+ * The file a config path stands for: the path, or the end of its symbolic links, which need not exist yet (a host's
+ * /etc/containerd/config.toml may link to a file its configuration management has not written). Before, the link to
+ * a missing file was replaced by a regular file.
+ */
+export function configTarget(given: string): string {
+  let path = resolve(given);
+  for (let hops = 0; hops < 40; hops++) {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      return path;
+    }
+    if (!st.isSymbolicLink()) return path;
+    path = resolve(dirname(path), readlinkSync(path));
+  }
+  throw failedPrecondition(`containerd config ${given}`, { detail: `${given}: too many levels of symbolic links` });
+}
+
+/** Reads a config file; "" with exists=false when there is none. A FIFO or device is refused unread (a FIFO's read hung). */
 export function readConfig(path: string): { text: string; exists: boolean } {
   try {
-    return { text: readFileSync(path, "utf8"), exists: true };
+    return { text: readRegularFile(path, `containerd config ${path}`).toString("utf8"), exists: true };
   } catch (err) {
     if ((err as { code?: string }).code === "ENOENT") return { text: "", exists: false };
     throw fsError(`containerd config ${path}`, err, path);

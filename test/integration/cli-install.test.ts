@@ -180,6 +180,32 @@ test("a symlinked config stays a link: install edits its target (and backs the t
   expect(readFileSync(`${target}.bak`, "utf8")).toBe(original);
 });
 
+test("a link to a config not made yet stays a link (the file is made where it points); a FIFO is refused unread", async () => {
+  const { lstatSync, readlinkSync, symlinkSync } = await import("node:fs");
+  const link = join(dir, "link-to-new.toml");
+  symlinkSync("new-managed.toml", link);
+  const r = await cryo("install", "--config", link, "--bin-dir", join(dir, "bin-dangling"), "--from", buildBin);
+  expect(r.exitCode).toBe(0);
+  // Before, the link was replaced by a regular file and new-managed.toml never made.
+  expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  expect(readlinkSync(link)).toBe("new-managed.toml");
+  expect(await handlerSeenByContainerd(join(dir, "new-managed.toml"))).toBe("io.containerd.cryo.v2");
+  // A link into a directory that is not there is that directory's failure, before any binary is copied.
+  const far = join(dir, "link-far.toml");
+  symlinkSync(join(dir, "no-dir", "c.toml"), far);
+  const refused = await cryo("install", "--config", far, "--bin-dir", join(dir, "bin-far"), "--from", buildBin);
+  expect([refused.exitCode, refused.stderr.trim()]).toEqual([1, `cryo install: containerd config ${far}: failed precondition: its directory ${join(dir, "no-dir")} does not exist`]);
+  expect(existsSync(join(dir, "bin-far")) || lstatSync(far).isSymbolicLink() === false).toBe(false);
+
+  // A FIFO: the read waited for a writer for ever.
+  const fifo = join(dir, "fifo.toml");
+  Bun.spawnSync(["mkfifo", fifo]);
+  for (const [command, ...args] of [["install", "--from", buildBin], ["uninstall"]] as const) {
+    const f = await cryo(command, "--config", fifo, "--bin-dir", join(dir, "bin-fifo"), ...args, "--dry-run");
+    expect([f.exitCode, f.stderr.trim()]).toEqual([1, `cryo ${command}: containerd config ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`]);
+  }
+}, 30_000);
+
 test("an empty config file gets a whole version 2 config; a config in a missing directory fails before any binary is copied", async () => {
   const empty = join(dir, "empty.toml");
   writeFileSync(empty, "");
