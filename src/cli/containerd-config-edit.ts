@@ -70,6 +70,10 @@ export function parseConfig(text: string, source: string): ParsedConfig {
   if (version !== 2 && version !== 3 && version !== 4) {
     throw failedPrecondition(`containerd config ${source}`, { detail: `version ${String(version)}: cryo edits version 2, 3 and 4 configs only` });
   }
+  // smol-toml reads `version = 2.0` as 2; containerd refuses a float there ("Can't convert 2(float64) to int").
+  if (typeof (parse(text, { integersAsBigInt: true }) as Table).version === "number") {
+    throw invalidArgument(`containerd config ${source}`, { detail: `version ${String(version)}.0 is a float, not an integer: containerd refuses it (write \`version = ${String(version)}\`)` });
+  }
   return { doc, version };
 }
 

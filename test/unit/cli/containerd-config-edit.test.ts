@@ -59,6 +59,8 @@ describe("containerd config edit", () => {
     expect(() => addCryoRuntime(`version = 5\n`, "c.toml")).toThrow("version 5: cryo edits version 2, 3 and 4 configs only");
     expect(() => addCryoRuntime(`version = "2"\n`, "c.toml")).toThrow('version "2" is a string, not a number (write `version = 2`, without quotes)');
     expect(() => addCryoRuntime(`version = 2\n[a\n`, "c.toml")).toThrow(/not valid TOML: .* \(line 2, column 3\)$/);
+    // A float: containerd itself refuses it; install wrote the handler and said to restart containerd.
+    expect(() => addCryoRuntime(`version = 2.0\n`, "c.toml")).toThrow("containerd config c.toml: invalid argument: version 2.0 is a float, not an integer: containerd refuses it (write `version = 2`)");
     const foreign = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.kata.v2"\n`;
     expect(() => addCryoRuntime(foreign, "c.toml")).toThrow('runtime handler "cryo" with runtime_type "io.containerd.kata.v2"');
     const inline = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes = { runc = { runtime_type = "io.containerd.runc.v2" } }\n`;
