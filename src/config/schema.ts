@@ -51,10 +51,14 @@ export const checkpointDefaultsSchema = z
     timeout: z
       // A string past a week is refused here too, so that the error names the file and the key as every other
       // field's does (checkpointOverrides refused it later, naming neither the file nor its field path).
-      .union([
-        z.number().int().min(0).max(TIMEOUT_SECONDS_MAX),
-        z.string().refine((v) => parseDurationSeconds(v) !== undefined, "want seconds, or a number with s, m or h (at most a week)"),
-      ])
+      .union(
+        [
+          z.number().int().min(0).max(TIMEOUT_SECONDS_MAX),
+          z.string().refine((v) => parseDurationSeconds(v) !== undefined, "want seconds, or a number with s, m or h (at most a week)"),
+        ],
+        // Neither a whole number nor a string (1.5, true): zod's own message was "Invalid input".
+        { error: "want whole seconds, or a string with s, m or h (\"10m\")" },
+      )
       .optional()
       .describe("abort a dump CRIU is still in after this long: seconds, or a string with s, m or h (\"10m\"); 0: no limit"),
   })

@@ -124,6 +124,10 @@ describe("sections", () => {
       "config /c.toml: invalid argument: checkpoint.timeout: want seconds, or a number with s, m or h (at most a week)",
     );
     expect(() => parseConfig("[checkpoint]\ntimeout = 604801\n", "/c.toml")).toThrow("config /c.toml: invalid argument: checkpoint.timeout");
+    // Neither a whole number nor a string: the error says what is wanted (it was zod's "Invalid input").
+    for (const v of ["1.5", "true"]) {
+      expect(() => parseConfig(`[checkpoint]\ntimeout = ${v}\n`, "/c.toml")).toThrow('config /c.toml: invalid argument: checkpoint.timeout: want whole seconds, or a string with s, m or h ("10m")');
+    }
   });
 
   test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
