@@ -39,7 +39,9 @@ export function parseConfig(text: string, source: string): CryoConfig {
   let raw: unknown;
   const json = source.endsWith(".json");
   try {
-    raw = json ? JSON.parse(text) : parseToml(text);
+    // A byte order mark (an editor's) is skipped, as the TOML parser skips it: JSON.parse said `Unrecognized token '<U+FEFF>'`,
+    // naming a character no terminal shows.
+    raw = json ? JSON.parse(text.replace(/^\uFEFF/, "")) : parseToml(text);
   } catch (err) {
     const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
     // smol-toml's errors carry the line and column (its message's code block is dropped: one line per error). A

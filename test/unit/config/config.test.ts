@@ -75,6 +75,11 @@ describe("sections", () => {
     expect(c.restore.veth_pairs).toEqual([{ inside: "eth0", outside: "veth-c1" }]);
   });
 
+  test("a byte order mark is skipped in JSON as in TOML (JSON.parse refused it, naming an invisible character)", () => {
+    expect(parseConfig('\uFEFF{"checkpoint":{"compression":"zstd"}}', "/c.json").checkpoint).toEqual({ compression: "zstd" });
+    expect(parseConfig('\uFEFF[checkpoint]\ncompression = "zstd"\n', "/c.toml").checkpoint).toEqual({ compression: "zstd" });
+  });
+
   test("JSON has the same keys; an empty file is the empty configuration", () => {
     const c = parseConfig(JSON.stringify({ checkpoint: { file_locks: true }, restore: { tcp_close: false } }), "/x/c.json");
     expect(c).toEqual({ plugins: [], checkpoint: { file_locks: true }, restore: { tcp_close: false } });
