@@ -72,10 +72,16 @@ export function configTarget(given: string): string {
   throw failedPrecondition(`containerd config ${given}`, { detail: `${given}: too many levels of symbolic links` });
 }
 
-/** Reads a config file; "" with exists=false when there is none. A FIFO or device is refused unread (a FIFO's read hung). */
+/**
+ * Reads a config file; "" with exists=false when there is none. Anything but a regular file is refused unread, before
+ * any binary is copied: a FIFO's read hung, and /dev/null read as an empty config that the edit was then to replace
+ * (its backup failed first, "ENOTSUP ... copyfile", after the binaries had been installed).
+ */
 export function readConfig(path: string): { text: string; exists: boolean } {
   try {
-    return { text: readRegularFile(path, `containerd config ${path}`).toString("utf8"), exists: true };
+    const context = `containerd config ${path}`;
+    if (statSync(path).isCharacterDevice()) throw failedPrecondition(context, { detail: `${path} is a device, not a regular file` });
+    return { text: readRegularFile(path, context).toString("utf8"), exists: true };
   } catch (err) {
     if ((err as { code?: string }).code === "ENOENT") return { text: "", exists: false };
     throw fsError(`containerd config ${path}`, err, path);

@@ -204,6 +204,14 @@ test("a link to a config not made yet stays a link (the file is made where it po
     const f = await cryo(command, "--config", fifo, "--bin-dir", join(dir, "bin-fifo"), ...args, "--dry-run");
     expect([f.exitCode, f.stderr.trim()]).toEqual([1, `cryo ${command}: containerd config ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`]);
   }
+  // A device (here a second node of /dev/null's): read as an empty config, it was to be replaced by the written one;
+  // the binaries were copied first and the backup then failed ("ENOTSUP ... copyfile").
+  const nullNode = join(dir, "null-node");
+  Bun.spawnSync(["mknod", nullNode, "c", "1", "3"]);
+  const dev = await cryo("install", "--config", nullNode, "--bin-dir", join(dir, "bin-dev"), "--from", buildBin);
+  expect([dev.exitCode, dev.stderr.trim()]).toEqual([1, `cryo install: containerd config ${nullNode}: failed precondition: ${nullNode} is a device, not a regular file`]);
+  expect(existsSync(join(dir, "bin-dev"))).toBe(false);
+  expect(statSync(nullNode).isCharacterDevice()).toBe(true);
 }, 30_000);
 
 test("an empty config file gets a whole version 2 config; a config in a missing directory fails before any binary is copied", async () => {
