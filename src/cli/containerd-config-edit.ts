@@ -228,11 +228,19 @@ export function addCryoRuntime(text: string, source: string): ConfigEdit {
 /**
  * Removes the cryo handler table (its header, its keys, its subtables, and the comment line cryo install put
  * above it). Unchanged when absent; FAILED_PRECONDITION when it is written in a form a text edit cannot cut
- * out cleanly (inline tables, dotted keys).
+ * out cleanly (inline tables, dotted keys), or when its runtime_type is not cryo's.
  */
 export function removeCryoRuntime(text: string, source: string): ConfigEdit {
   const parsed = parseConfig(text, source);
-  if (cryoEntry(parsed) === undefined) return { text, changed: false };
+  const existing = cryoEntry(parsed);
+  if (existing === undefined) return { text, changed: false };
+  // A handler of that name for another runtime is not cryo's, as install says of it: it was cut out all the same.
+  const type = isTable(existing) ? existing.runtime_type : undefined;
+  if (type !== cryoRuntimeType) {
+    throw failedPrecondition(`containerd config ${source}`, {
+      detail: `its runtime handler "${cryoRuntimeHandler}" has runtime_type ${JSON.stringify(type)}, not ${cryoRuntimeType}: not cryo's, left alone`,
+    });
+  }
   const target = [...criRuntimesPath(parsed.version), cryoRuntimeHandler];
   const lines = text.split("\n");
   const kept: string[] = [];

@@ -63,6 +63,10 @@ describe("containerd config edit", () => {
     expect(() => addCryoRuntime(`version = 2.0\n`, "c.toml")).toThrow("containerd config c.toml: invalid argument: version 2.0 is a float, not an integer: containerd refuses it (write `version = 2`)");
     const foreign = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]\n  runtime_type = "io.containerd.kata.v2"\n`;
     expect(() => addCryoRuntime(foreign, "c.toml")).toThrow('runtime handler "cryo" with runtime_type "io.containerd.kata.v2"');
+    // uninstall leaves it alone too (it cut it out).
+    expect(() => removeCryoRuntime(foreign, "c.toml")).toThrow(
+      'containerd config c.toml: failed precondition: its runtime handler "cryo" has runtime_type "io.containerd.kata.v2", not io.containerd.cryo.v2: not cryo\'s, left alone',
+    );
     const inline = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes = { runc = { runtime_type = "io.containerd.runc.v2" } }\n`;
     expect(() => addCryoRuntime(inline, "c.toml")).toThrow("would make it invalid TOML");
     const inlineCryo = `version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes]\n  cryo = { runtime_type = "io.containerd.cryo.v2" }\n`;
