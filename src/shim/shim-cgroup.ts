@@ -9,7 +9,13 @@ import { hostCgroupMounts, locationFromCgroupsPath, managerFor, type CgroupLocat
 
 /** Moves pid into the cgroup at path (relative to the cgroup mounts, e.g. "/system.slice/shims"). */
 export async function placeInShimCgroup(pid: number, path: string): Promise<void> {
-  const location = locationFromCgroupsPath(path, await hostCgroupMounts());
+  let location: CgroupLocation;
+  try {
+    location = locationFromCgroupsPath(path, await hostCgroupMounts());
+  } catch (err) {
+    // Named as the runtime option it is (the message said only `cgroupsPath /../x: ...`, a spec field's name).
+    throw CryoError.from(err).wrap(`shim cgroup ${path}`);
+  }
   let present: CgroupLocation;
   if (location.version === 1) {
     const paths = Object.fromEntries(Object.entries(location.paths).filter(([, dir]) => existsSync(dir)));
