@@ -11,6 +11,8 @@ import { parseCliArgs } from "../cli/parse-args.ts";
 import { checkNamedPath } from "../cli/named-path.ts";
 import { configEnvVar, defaultConfigPaths, findConfigFile } from "./find.ts";
 import { readConfigFile } from "./loader.ts";
+import { fsError } from "../errors.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 
 const checkUsage = "cryo config check [FILE]";
 const usage = [
@@ -37,6 +39,14 @@ export const configCheckCommand: CliCommand = {
     if (source === null) {
       io.out(`no config file: CRYO_CONFIG is unset and none of ${defaultConfigPaths.join(", ")} exists (the shim runs with no plugins and cryo's defaults)`);
       return 0;
+    }
+    // A FIFO or a device, or a file root may not open (/proc/1/mem), is the path's failure as well (exit 1), a FIFO
+    // refused without waiting on it; the shim's refusal of one is INVALID_ARGUMENT, exit 2, which this command keeps
+    // for what a file holds.
+    try {
+      readRegularFile(source, `config ${source}`);
+    } catch (err) {
+      throw fsError(`config ${source}`, err, source);
     }
     const { config } = readConfigFile(source);
     const [{ loadPolicyEngine }, { resolveCheckpointPlan }, { checkpointOverrides }] = await Promise.all([

@@ -57,6 +57,14 @@ test("a FILE that is not there or is a directory is a failure (NOT_FOUND, FAILED
   expect([absent?.code, absent?.message]).toEqual([Code.NOT_FOUND, `config ${join(dir, "nope.toml")}: not found`]);
   const asDir = await refusal([dir]);
   expect([asDir?.code, asDir?.message]).toEqual([Code.FAILED_PRECONDITION, `config ${dir}: failed precondition: ${dir} is a directory, not a file`]);
+  // A FIFO: refused without waiting on it (the read waited for a writer), a failure of the path as a directory is.
+  const fifo = join(dir, "fifo.toml");
+  Bun.spawnSync(["mkfifo", fifo]);
+  const asFifo = await refusal([fifo]);
+  expect([asFifo?.code, asFifo?.message]).toEqual([Code.FAILED_PRECONDITION, `config ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`]);
+  // A file that passes the access check and still may not be opened, even by root.
+  const mem = await refusal(["/proc/1/mem"]);
+  expect([mem?.code, mem?.message]).toEqual([Code.PERMISSION_DENIED, `config /proc/1/mem: permission denied: uid ${process.getuid?.()} may not open /proc/1/mem`]);
   const saved = process.env.CRYO_CONFIG;
   process.env.CRYO_CONFIG = join(dir, "nope.toml");
   try {
