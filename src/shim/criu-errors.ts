@@ -64,6 +64,15 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
       return `the container had ${path} open, and the restored root file system has no ${path}: what a container writes lives in its writable layer, which a checkpoint carries only when asked (ctr containers checkpoint --rw, then ctr containers restore --rw); a file of a bind mount must be in its source`;
     },
   },
+  {
+    // CRIU's tty_verify_ctty (criu/tty.c): a process holds /dev/tty open (an interactive shell with job control does)
+    // and no pty of its session has that session for its foreground process group. Seen with `ctr run -t ... sh` and
+    // a command typed at its prompt still running, under runc's shim too.
+    re: /ctty inheritance detected sid\/pgrp \d+, no PTY peer with sid\/pgrp needed/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "the container's terminal has a job in the foreground (a command running in the foreground of an interactive shell): CRIU dumps a controlling terminal only while its session's own process group has the foreground; checkpoint once the command has ended, or run it in the background",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

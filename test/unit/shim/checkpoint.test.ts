@@ -266,6 +266,12 @@ describe("CRIU failures get the code their log names", () => {
     const locks = classifyCriuError(failed("(00.087742) Error (criu/file-lock.c:110): Some file locks are hold by dumping tasks! You can try --file-locks to dump them."));
     expect(locks.code).toBe(Code.FAILED_PRECONDITION);
     expect(locks.message).toContain("set the annotation cryo.checkpoint/file-locks=true");
+    // A terminal container whose interactive shell runs a command in the foreground (CRIU 4.2's lines, seen by a helper
+    // session with ctr run -t ... sh and `sleep 1000` typed at its prompt; runc's shim fails the same way).
+    const job = classifyCriuError(failed("(00.067972) Error (criu/tty.c:2281): tty: ctty inheritance detected sid/pgrp 1, no PTY peer with sid/pgrp needed; (00.068276) Error (criu/cr-dump.c:2033): Dumping FAILED."));
+    expect(job.code).toBe(Code.FAILED_PRECONDITION);
+    expect(job.message).toContain("criu dump pid 7: failed precondition (rc -52");
+    expect(job.message).toEndWith("checkpoint once the command has ended, or run it in the background");
     // A file of the writable layer, restored without it (CRIU 4.2's lines, seen by a helper session): a file, the cwd,
     // an inotify watch's directory, a fifo; each named from the container's root.
     for (const [line, path] of [
