@@ -47,20 +47,36 @@ export function normaliseCgroupsPath(cgroupsPath: string): string {
 }
 
 /**
- * The location for an OCI `linux.cgroupsPath` on a host with `mounts`. The path is taken relative to
- * each hierarchy's root (containerd always passes an absolute path such as `/default/c1`).
+ * The directory of hierarchy `key` (a v1 controller or `name=...`; "" for cgroup2) mounted at `mount` for an OCI
+ * cgroupsPath, as runc computes it: an absolute path below the hierarchy's root; a relative one (runc's default
+ * for a spec without a cgroupsPath is the bare container id) below the cgroup of the process that asks, `own`
+ * (its /proc/self/cgroup, parseProcCgroup), since runc resolves it against its own cgroup, which it inherits from
+ * the shim: on a unified host below that cgroup's parent (runc's fs2, whose own cgroup has processes), on a v1 or
+ * hybrid host below the cgroup itself in each hierarchy, the hybrid cgroup2 one included (runc's fs). Without
+ * `own` a relative path is taken from the root.
+ */
+export function cgroupDirFor(cgroupsPath: string, key: string, mount: string, mounts: CgroupMounts, own?: ReadonlyMap<string, string>): string {
+  const p = normaliseCgroupsPath(cgroupsPath);
+  if (cgroupsPath.startsWith("/") || own === undefined) return posix.join(mount, p);
+  const parent = own.get(key) ?? "/";
+  return posix.join(mount, key === "" && mounts.mode === "unified" ? posix.dirname(parent) : parent, p);
+}
+
+/**
+ * The location for an OCI `linux.cgroupsPath` on a host with `mounts` (cgroupDirFor: a relative path below `own`
+ * when given, else below each hierarchy's root; containerd always passes an absolute path such as `/default/c1`).
  * `version` forces the hierarchy; by default v1 on legacy and hybrid hosts (where runc puts
  * containers), v2 on unified ones.
  */
-export function locationFromCgroupsPath(cgroupsPath: string, mounts: CgroupMounts, version?: 1 | 2): CgroupLocation {
-  const p = normaliseCgroupsPath(cgroupsPath);
+export function locationFromCgroupsPath(cgroupsPath: string, mounts: CgroupMounts, version?: 1 | 2, own?: ReadonlyMap<string, string>): CgroupLocation {
+  normaliseCgroupsPath(cgroupsPath);
   const v = version ?? (mounts.mode === "unified" ? 2 : 1);
   if (v === 2) {
     if (mounts.unified === undefined) throw invalidArgument(`cgroupsPath ${cgroupsPath}`, { detail: "no cgroup2 hierarchy is mounted" });
-    return { version: 2, path: posix.join(mounts.unified, p) };
+    return { version: 2, path: cgroupDirFor(cgroupsPath, "", mounts.unified, mounts, own) };
   }
   if (mounts.v1.size === 0) throw invalidArgument(`cgroupsPath ${cgroupsPath}`, { detail: "no cgroup v1 hierarchy is mounted" });
   const paths: Record<string, string> = {};
-  for (const [controller, mountPoint] of mounts.v1) paths[controller] = posix.join(mountPoint, p);
+  for (const [controller, mountPoint] of mounts.v1) paths[controller] = cgroupDirFor(cgroupsPath, controller, mountPoint, mounts, own);
   return { version: 1, paths };
 }

@@ -7,6 +7,7 @@ import { errnoOf, removeCgroupTree, writeValue } from "./cgroupfs.ts";
 import { locationFromCgroupsPath, locationFromRuncPaths } from "./locate.ts";
 import type { CgroupLocation, CgroupManager } from "./manager.ts";
 import { findCgroupMounts, parseMountinfo, type CgroupMounts } from "./mountinfo.ts";
+import { parseProcCgroup } from "./parse.ts";
 import { createV1Manager } from "./v1-manager.ts";
 import { createV2Manager } from "./v2-manager.ts";
 
@@ -30,6 +31,11 @@ export function hostCgroupMountsSync(): CgroupMounts {
   return (readMounts ??= findCgroupMounts(parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"))));
 }
 
+/** This process's cgroups (/proc/self/cgroup), where runc, its child, resolves a relative cgroupsPath (cgroupDirFor). */
+export function ownCgroupsSync(): Map<string, string> {
+  return parseProcCgroup(readFileSync("/proc/self/cgroup", "utf8"));
+}
+
 /** A manager for a known location (no I/O). */
 export function managerFor(location: CgroupLocation): CgroupManager {
   return location.version === 1 ? createV1Manager(location.paths) : createV2Manager(location.path);
@@ -40,10 +46,14 @@ export type CgroupSource =
   | { /** runc state.json `cgroup_paths` */ runcCgroupPaths: unknown }
   | { /** OCI spec `linux.cgroupsPath` */ cgroupsPath: string; /** force v1 or v2 (default: the host's mode) */ version?: 1 | 2 };
 
-/** Opens the cgroup of an existing container from runc's state or its OCI cgroupsPath. */
+/**
+ * Opens the cgroup of an existing container from runc's state or its OCI cgroupsPath (a relative one below this
+ * process's cgroups, where runc would have made it had this process run it).
+ */
 export async function openCgroup(source: CgroupSource): Promise<CgroupManager> {
   if ("runcCgroupPaths" in source) return managerFor(locationFromRuncPaths(source.runcCgroupPaths));
-  return managerFor(locationFromCgroupsPath(source.cgroupsPath, await hostCgroupMounts(), source.version));
+  const own = source.cgroupsPath.startsWith("/") ? undefined : parseProcCgroup(await readFile("/proc/self/cgroup", "utf8"));
+  return managerFor(locationFromCgroupsPath(source.cgroupsPath, await hostCgroupMounts(), source.version, own));
 }
 
 /** Options for createCgroup. */

@@ -68,10 +68,14 @@ export function readRestoreRecord(bundle: string): { before: string[] } | undefi
   return Array.isArray(before) && before.every((x) => typeof x === "string") ? { before: before as string[] } : undefined;
 }
 
-/** The cgroupsPath the marker records (recordRestoreCgroupsPath, recordRestoreCgroups), if any. */
+/**
+ * The cgroupsPath the marker records (recordRestoreCgroupsPath, recordRestoreCgroups), if any: absolute, or relative
+ * as runc keeps one (below the cgroups of runc's parent; openCgroup takes it below this process's, which the shim's
+ * `delete` shares with the daemon it outlived, both containerd's children, unless the daemon moved to a ShimCgroup).
+ */
 export function restoreCgroupsPathOf(bundle: string): string | undefined {
   const path = readMarker(bundle)?.cgroupsPath;
-  return typeof path === "string" && path.startsWith("/") ? path : undefined;
+  return typeof path === "string" && path !== "" ? path : undefined;
 }
 
 /** A process's PID namespace ("pid:[4026531836]"), or undefined when it is gone. */

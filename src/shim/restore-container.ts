@@ -45,8 +45,8 @@ import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, res
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { applyIntelRdtGroup, hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
-import { createCgroupDirsSync, hostCgroupMountsSync, managerFor } from "../cgroups/open.ts";
-import { locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
+import { createCgroupDirsSync, hostCgroupMountsSync, managerFor, ownCgroupsSync } from "../cgroups/open.ts";
+import { cgroupDirFor, locationFromRuncPaths, normaliseCgroupsPath } from "../cgroups/locate.ts";
 import { parsePids } from "../cgroups/parse.ts";
 import { killAll, listPidsRecursive } from "../cgroups/procs.ts";
 import type { CgroupMounts } from "../cgroups/mountinfo.ts";
@@ -203,19 +203,26 @@ export function restoredCgroupsPath(specPath: string, id: string, namespace: str
 
 /**
  * runc's cgroup_paths for the restored container, as runc computes them: for each hierarchy the checkpointed
- * container was in (the checkpoint's keys), this host's mount of it joined with the spec's cgroupsPath. Never
+ * container was in (the checkpoint's keys), this host's mount of it joined with the spec's cgroupsPath (a relative
+ * one below `own`, the daemon's cgroups, which runc inherits: cgroupDirFor). Never
  * the checkpoint's own paths: a crafted one could name another service's cgroup, whose processes a runc kill or
  * delete would then reach. FAILED_PRECONDITION when a hierarchy is not mounted here.
  */
-export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: string, mounts: CgroupMounts): Record<string, string> {
-  const rel = normaliseCgroupsPath(cgroupsPath);
+export function restoredCgroupPaths(meta: CheckpointMetadata, cgroupsPath: string, mounts: CgroupMounts, own?: ReadonlyMap<string, string>): Record<string, string> {
+  normaliseCgroupsPath(cgroupsPath);
   const out: Record<string, string> = {};
   for (const key of Object.keys(meta.cgroups.paths)) {
     const mount = key === "" ? mounts.unified : mounts.v1.get(key);
     if (mount === undefined) throw failedPrecondition(`cgroup hierarchy ${key === "" ? "cgroup2" : key}`, { detail: "the checkpointed container was in it, and it is not mounted on this host" });
-    out[key] = posix.join(mount, rel);
+    out[key] = cgroupDirFor(cgroupsPath, key, mount, mounts, own);
   }
   return out;
+}
+
+/** A cgroupsPath as runc keeps it (config.cgroups.path): cleaned, and relative if it was (normaliseCgroupsPath). */
+export function runcCgroupsPath(cgroupsPath: string): string {
+  const p = normaliseCgroupsPath(cgroupsPath);
+  return cgroupsPath.startsWith("/") ? p : p.slice(1);
 }
 
 /**
@@ -625,11 +632,12 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // descriptors CRIU makes as root that the tasks could not have made with the spec's capabilities.
   checkFilesImage(source.dir, where, grantedCapabilities((spec as CredsSpec).process?.capabilities));
   const mounts = hostCgroupMountsSync();
-  // containerd always sets cgroupsPath; without one, runc's default for a container named id. The source's, kept by
+  // containerd always sets cgroupsPath; without one, runc's default: the id, a relative path. The source's, kept by
   // containerd's restore under a new id or namespace, becomes the new container's own (restoredCgroupsPath).
-  const specCgroupsPath = spec.linux?.cgroupsPath || `/${id}`;
+  const specCgroupsPath = spec.linux?.cgroupsPath || id;
   const cgroupsPath = restoredCgroupsPath(specCgroupsPath, id, namespace, meta);
-  const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts);
+  // A relative path is below the cgroups of runc's parent, this daemon (cgroupDirFor).
+  const cgroupPaths = restoredCgroupPaths(meta, cgroupsPath, mounts, cgroupsPath.startsWith("/") ? undefined : ownCgroupsSync());
   confineCgroupPaths(cgroupPaths, mounts, `checkpoint ${source.dir}: cgroups`);
   const resources = spec.linux?.resources ? parseLinuxResources(spec.linux.resources) : undefined;
   // The pages CRIU writes back are charged to the container's memory cgroup before the tree runs: a checkpoint whose
@@ -657,7 +665,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   return {
     container,
     cgroupPaths,
-    cgroupsPath: normaliseCgroupsPath(cgroupsPath),
+    cgroupsPath: runcCgroupsPath(cgroupsPath),
     ...(cgroupsPath !== specCgroupsPath ? { specCgroupsPath } : {}),
     resources,
     specHooks: spec.hooks,

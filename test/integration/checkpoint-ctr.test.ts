@@ -6,9 +6,9 @@
  * answers while a 1 GiB container is dumped (printed, not asserted).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createCriu, inspectCheckpoint } from "../../src/criu/index.ts";
 import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
@@ -313,6 +313,29 @@ test("the restored container's cgroup has the spec's limits (memory limit)", asy
   const pid = (await taskPid(pc, id))!;
   expect(readFileSync(`/proc/${pid}/cgroup`, "utf8")).toContain(`memory:/${ns}/${id}`);
   await remove(id);
+}, 180_000);
+
+test("a container with a relative cgroupsPath (ctr run --cgroup rel/x) restores into the cgroups runc gave it, below the shim's own; none is left after rm", async () => {
+  // runc takes a relative path below its own cgroup (the shim's) in each hierarchy; the restore took it below the root.
+  // This only tells them apart where the shims run in a cgroup other than the root (here: memory, by how the tests run).
+  const id = uniqueId("rel");
+  const rel = `${ns}-rel/${id}`;
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"], ["--cgroup", rel]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const cgroupsOf = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").filter((l) => l !== "").sort();
+  const before = cgroupsOf((await taskPid(pc, id))!);
+  expect(before.filter((l) => l.endsWith(`/${rel}`))).toEqual(before);
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect((await restore(id, ref)).exitCode).toBe(0);
+  expect(cgroupsOf((await taskPid(pc, id))!)).toEqual(before);
+  const state = JSON.parse(readFileSync(`${RUNC_ROOT}/${ns}/${id}/state.json`, "utf8")) as { config: { cgroups: { path: string } } };
+  expect(state.config.cgroups.path).toBe(rel); // as runc keeps it
+  await remove(id);
+  const dirs = before.map((l) => l.split(":")).map(([, c, p]) => `/sys/fs/cgroup/${c === "" ? "unified" : c!.replace(/^name=/, "")}${p}`);
+  expect(dirs.filter((d) => existsSync(d))).toEqual([]);
+  for (const d of dirs) rmdirSync(dirname(d)); // the parent, which runc leaves
 }, 180_000);
 
 test("cryo.checkpoint/manage-cgroups-mode=ignore: the checkpoint (no cgroup directory recorded) restores in that mode, into the new container's cgroups", async () => {

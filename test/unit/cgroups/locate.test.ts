@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { locationFromCgroupsPath, locationFromRuncPaths, normaliseCgroupsPath } from "../../../src/cgroups/locate.ts";
+import { parseProcCgroup } from "../../../src/cgroups/parse.ts";
 import { findCgroupMounts, parseMountinfo } from "../../../src/cgroups/mountinfo.ts";
 
 const hybrid = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -108,6 +109,22 @@ describe("from OCI cgroupsPath", () => {
     for (const p of ["system.slice:cri:abc", "/a/../b", "/", ""]) {
       expect(() => normaliseCgroupsPath(p)).toThrow(CryoError);
     }
+  });
+  test("a relative path is below the asking process's own cgroup in each hierarchy, as runc resolves it", () => {
+    // runc (its fs manager) joins a relative path to its own cgroup, inherited from the shim; the shim's memory cgroup
+    // here is not the root (found on a host whose shims ran in a memory cgroup of their own).
+    const own = parseProcCgroup("4:memory:/svc/ctd\n2:cpuacct:/\n1:cpu:/\n6:freezer:/\n9:name=systemd:/system.slice/ctd.service\n0::/system.slice/ctd.service\n");
+    const loc = locationFromCgroupsPath("rel/c1", findCgroupMounts(parseMountinfo(hybrid)), undefined, own);
+    if (loc.version !== 1) throw new Error("expected v1");
+    expect(loc.paths.memory).toBe("/sys/fs/cgroup/memory/svc/ctd/rel/c1");
+    expect(loc.paths.cpu).toBe("/sys/fs/cgroup/cpu/rel/c1");
+    expect(loc.paths["name=systemd"]).toBe("/sys/fs/cgroup/systemd/system.slice/ctd.service/rel/c1");
+    // The hybrid cgroup2 directory: below the own cgroup too (runc's fs); on a unified host below its parent (fs2).
+    expect(locationFromCgroupsPath("rel/c1", findCgroupMounts(parseMountinfo(hybrid)), 2, own)).toEqual({ version: 2, path: "/sys/fs/cgroup/unified/system.slice/ctd.service/rel/c1" });
+    expect(locationFromCgroupsPath("rel/c1", findCgroupMounts(parseMountinfo(unified)), undefined, own)).toEqual({ version: 2, path: "/sys/fs/cgroup/system.slice/rel/c1" });
+    // An absolute path ignores it; without it a relative path is below the root.
+    expect(locationFromCgroupsPath("/rel/c1", findCgroupMounts(parseMountinfo(hybrid)), undefined, own)).toEqual(locationFromCgroupsPath("/rel/c1", findCgroupMounts(parseMountinfo(hybrid))));
+    expect(locationFromCgroupsPath("rel/c1", findCgroupMounts(parseMountinfo(unified)))).toEqual({ version: 2, path: "/sys/fs/cgroup/rel/c1" });
   });
   test("no v2 mount on a legacy host", () => {
     expect(() => locationFromCgroupsPath("/a", findCgroupMounts(parseMountinfo(comounted)), 2)).toThrow(/no cgroup2/);

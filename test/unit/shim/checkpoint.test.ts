@@ -17,7 +17,7 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, restoredCgroupsPath, specLsmProfile } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, restoredCgroupsPath, runcCgroupsPath, specLsmProfile } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
@@ -207,6 +207,19 @@ describe("runc state of a restored container", () => {
     const other = { cgroups: { version: 1, paths: { rdma: "/sys/fs/cgroup/rdma/ns/c1" }, cgroupsPath: "/ns/c1" } } as unknown as CheckpointMetadata;
     expect(() => restoredCgroupPaths(other, "/ns/c1", mounts)).toThrow("cgroup hierarchy rdma");
     expect(() => restoredCgroupPaths(meta, "/ns/../../etc", mounts)).toThrow("must not contain ..");
+  });
+
+  test("a relative cgroupsPath restores below the daemon's own cgroups, where runc made the original (not below the root)", () => {
+    // Found by hand: `ctr run --cgroup rel/x` by a shim in memory cgroup /svc: runc put the container in memory
+    // /svc/rel/x, runc's restore too, cryo's restore in /rel/x. Also runc's default for a spec without a cgroupsPath,
+    // the bare id.
+    const mounts = { mode: "hybrid" as const, v1: new Map([["memory", "/sys/fs/cgroup/memory"], ["pids", "/sys/fs/cgroup/pids"]]), unified: "/sys/fs/cgroup/unified" };
+    const meta = { cgroups: { version: 1, paths: { memory: "/sys/fs/cgroup/memory/svc/rel/x", pids: "/sys/fs/cgroup/pids/rel/x", "": "/sys/fs/cgroup/unified/rel/x" }, cgroupsPath: "rel/x" } } as unknown as CheckpointMetadata;
+    const own = new Map([["memory", "/svc"], ["pids", "/"], ["", "/"]]);
+    expect(restoredCgroupPaths(meta, "rel/x", mounts, own)).toEqual(meta.cgroups.paths);
+    expect(restoredCgroupPaths(meta, "/rel/x", mounts, own)).toEqual({ memory: "/sys/fs/cgroup/memory/rel/x", pids: "/sys/fs/cgroup/pids/rel/x", "": "/sys/fs/cgroup/unified/rel/x" });
+    // runc keeps the path as given, cleaned (state.json config.cgroups.path).
+    expect([runcCgroupsPath("rel//x/"), runcCgroupsPath("/rel/x"), runcCgroupsPath("c1")]).toEqual(["rel/x", "/rel/x", "c1"]);
   });
 
   test("a copy restored under a new id or namespace gets a cgroup of its own where the spec names its source's (containerd's default path)", () => {
