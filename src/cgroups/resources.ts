@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
+import { parsePreciseJson } from "../runtime/precise-json.ts";
 
 const int64 = z
   .union([z.number().refine(Number.isInteger, "must be an integer"), z.bigint()])
@@ -110,7 +111,7 @@ export function decodeLinuxResources(json: Uint8Array | string): LinuxResources 
   const text = typeof json === "string" ? json : new TextDecoder().decode(json);
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parsePreciseJson(text);
   } catch (err) {
     throw invalidArgument("linux resources", { cause: err, detail: `not JSON: ${(err as Error).message}` });
   }

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import { Code, CryoError, deadlineExceeded, invalidArgument, unknown } from "../errors.ts";
 import { assertValidContainerId } from "./container-errors.ts";
+import { stringifyPreciseJson } from "./precise-json.ts";
 import { lastRuncError, runcError } from "./runc-errors.ts";
 import { lazySchema, parseDetail } from "./schema-detail.ts";
 
@@ -282,7 +283,7 @@ export function createRunc(options: RuncOptions): Runc {
       const parsed = parseDetail(processSpecSchema(), processSpec);
       if (!parsed.ok) throw invalidArgument(`exec process for container ${id}`, { detail: parsed.detail });
       const file = join(tmpdir(), `cryo-process-${crypto.randomUUID()}.json`);
-      writeFileSync(file, JSON.stringify(parsed.data), { mode: 0o600 });
+      writeFileSync(file, stringifyPreciseJson(parsed.data), { mode: 0o600 });
       try {
         const args = ["--process", file, "--detach", "--pid-file", c.pidFile];
         if (c.consoleSocket !== undefined) args.push("--console-socket", c.consoleSocket);

@@ -294,8 +294,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     },
 
     async update(id, options, resources) {
-      const { decodeLinuxResources } = await resourcesModule();
-      const r = decodeLinuxResources(JSON.stringify(resources));
+      const { parseLinuxResources } = await resourcesModule();
+      const r = parseLinuxResources(resources); // parsed with its 64-bit integers exact (task-service parseJsonAny)
       await (await cgroupOf(id, options)).update(r);
     },
 

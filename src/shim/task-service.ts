@@ -11,6 +11,7 @@ import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
+import { parsePreciseJson } from "../runtime/precise-json.ts";
 import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { Container, type ContainerDeps } from "./container.ts";
 import type { ProcessState } from "./process-state.ts";
@@ -64,7 +65,7 @@ function parseJsonAny(any: Any | undefined, what: string): Record<string, unknow
   if (!any || any.value.length === 0) throw invalidArgument(what, { detail: "missing" });
   let v: unknown;
   try {
-    v = JSON.parse(new TextDecoder().decode(any.value));
+    v = parsePreciseJson(new TextDecoder().decode(any.value)); // an rlimit's RLIM_INFINITY, a 64-bit limit: exact
   } catch (err) {
     throw invalidArgument(what, { cause: err, detail: "not valid JSON" });
   }

@@ -89,6 +89,9 @@ test("exec writes the process spec to a temp file and removes it", async () => {
   expect(a.slice(at + 3)).toEqual(["--detach", "--pid-file", "/p/exec.pid", "c1"]);
   expect(JSON.parse(readFileSync(join(dir, "process.json"), "utf8"))).toEqual(spec);
   expect(existsSync(a[at + 2] as string)).toBe(false);
+  // An rlimit of RLIM_INFINITY (a bigint from the shim's parse) reaches runc exact: runc refused the rounded number.
+  await runc.exec("c1", { ...spec, rlimits: [{ type: "RLIMIT_CORE", hard: 18446744073709551615n, soft: 18446744073709551615n }] } as never, { pidFile: "/p/exec.pid" });
+  expect(readFileSync(join(dir, "process.json"), "utf8")).toContain('"rlimits":[{"type":"RLIMIT_CORE","hard":18446744073709551615,"soft":18446744073709551615}]');
   const empty = await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }));
   expect(empty.code).toBe(Code.INVALID_ARGUMENT);
   expect(empty.message).toBe("exec process for container c1: invalid argument: args: must not be empty");

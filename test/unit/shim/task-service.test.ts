@@ -116,6 +116,20 @@ test("create, start, wait, exit, delete, shutdown: events in order, exit status 
   expect(t.events.every((e) => e.namespace === "ns")).toBe(true);
 });
 
+test("an exec's process spec and an update's resources keep their 64-bit integers exact (RLIM_INFINITY)", async () => {
+  const t = setup();
+  const seen: unknown[] = [];
+  t.engine.exec = async (spec) => (seen.push(spec.process), { pid: 200, io: { closeStdin() {}, resize() {}, drained: async () => {}, close() {} } });
+  t.engine.update = async (_id, _o, resources) => void seen.push(resources);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const any = (json: string) => create(AnySchema, { typeUrl: "x", value: new TextEncoder().encode(json) });
+  await t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec: any('{"args":["true"],"cwd":"/","rlimits":[{"type":"RLIMIT_CORE","hard":18446744073709551615,"soft":1024}]}') } as never, t.ctx);
+  await t.svc.start({ id: "c1", execId: "e1" } as never, t.ctx);
+  await t.svc.update({ id: "c1", resources: any('{"memory":{"limit":9007199254740993}}') } as never, t.ctx);
+  expect(seen).toEqual([{ args: ["true"], cwd: "/", rlimits: [{ type: "RLIMIT_CORE", hard: 18446744073709551615n, soft: 1024 }] }, { memory: { limit: 9007199254740993n } }]);
+});
+
 test("exec lifecycle: added, started, exit, delete; duplicate and unknown exec ids", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);

@@ -1,0 +1,30 @@
+/**
+ * JSON whose 64-bit integers survive: containerd's (Go's) JSON carries uint64 and int64 fields, and an OCI rlimit of
+ * RLIM_INFINITY is 18446744073709551615, which a JavaScript number rounds to 18446744073709552000. runc then refuses
+ * the spec ("cannot unmarshal number 18446744073709552000 ... of type uint64"). Integers beyond Number's safe range
+ * are parsed into bigints from their source text, and bigints are written back as their digits.
+ */
+
+/** JSON.parse's reviver context (JSON.parse source text access; Bun has it). */
+type ReviverContext = { source?: string } | undefined;
+
+const integerLiteral = /^-?\d+$/;
+
+function preciseIntegers(this: unknown, _key: string, value: unknown, context?: ReviverContext): unknown {
+  if (typeof value !== "number" || Number.isSafeInteger(value)) return value;
+  const source = context?.source;
+  return source !== undefined && integerLiteral.test(source) ? BigInt(source) : value;
+}
+
+/** JSON.parse, with integers beyond Number.MAX_SAFE_INTEGER as bigints (exact). Throws as JSON.parse does. */
+export function parsePreciseJson(text: string): unknown {
+  return JSON.parse(text, preciseIntegers as (this: unknown, key: string, value: unknown) => unknown);
+}
+
+/** JSON.rawJSON (the same proposal's; not in TypeScript's lib yet). */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** JSON.stringify, with bigints written as integer literals (what parsePreciseJson made of them). */
+export function stringifyPreciseJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? rawJSON(String(v)) : v));
+}
