@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
-import { parsePreciseJson } from "../runtime/precise-json.ts";
+import { parsePreciseJson } from "../sys/precise-json.ts";
 
 const int64 = z
   .union([z.number().refine(Number.isInteger, "must be an integer"), z.bigint()])

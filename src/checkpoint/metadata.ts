@@ -14,6 +14,7 @@ import { z } from "zod";
 import { invalidArgument, notFound } from "../errors.ts";
 import { CRIU_IMAGE_NAME } from "./images-list.ts";
 import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema, TIMEOUT_SECONDS_MAX } from "./plan.ts";
+import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
 export const METADATA_FILE = "cryo-checkpoint.json";
@@ -232,7 +233,7 @@ export function parseCheckpointMetadata(value: unknown, where = "checkpoint meta
 export async function writeCheckpointMetadata(dir: string, meta: CheckpointMetadata): Promise<void> {
   const valid = parseCheckpointMetadata(meta);
   const path = join(dir, METADATA_FILE);
-  await writeFile(`${path}.tmp`, `${JSON.stringify(valid, null, 2)}\n`);
+  await writeFile(`${path}.tmp`, `${stringifyPreciseJson(valid, 2)}\n`);
   await rename(`${path}.tmp`, path);
 }
 
@@ -258,7 +259,7 @@ export async function readCheckpointMetadata(dir: string): Promise<CheckpointMet
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = parsePreciseJson(text);
   } catch (err) {
     throw invalidArgument(`checkpoint metadata ${path}`, { cause: err, detail: "not JSON" });
   }

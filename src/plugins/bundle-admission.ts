@@ -14,6 +14,7 @@ import { invalidArgument } from "../errors.ts";
 import { ociSpecSchema, type ImageInfo } from "./hook-schemas.ts";
 import { loadPolicyEngine, type AdmitDecision, type PolicyEngine, type PolicyEngineOptions } from "./policy-engine.ts";
 import type { ConfigSearch } from "./config-loader.ts";
+import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
 
 /** The container being created. */
 export interface BundleAdmission {
@@ -31,7 +32,7 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
   const path = join(c.bundle, "config.json");
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    raw = parsePreciseJson(readFileSync(path, "utf8")); // an rlimit of RLIM_INFINITY (2^64-1) stays exact
   } catch (err) {
     throw invalidArgument(`container ${c.id}: spec ${path}`, { detail: (err as Error).message, cause: err });
   }
@@ -45,7 +46,7 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
   const decision = await engine.admit({ id: c.id, namespace: c.namespace, bundle: c.bundle, annotations: spec.data.annotations ?? {}, spec: spec.data, image, restore: c.restore === true });
   if (Object.keys(decision.changes).length > 0) {
     const tmp = `${path}.cryo-${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(decision.spec));
+    writeFileSync(tmp, stringifyPreciseJson(decision.spec));
     renameSync(tmp, path);
   }
   return decision;

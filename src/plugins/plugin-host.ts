@@ -14,6 +14,7 @@ import { hookSchemas, type HookInputs, type HookName, type HookOutputs } from ".
 import { PluginRunner } from "./plugin-runner.ts";
 import type { PluginLog } from "./runner-protocol.ts";
 import { capModuleMemory, wasmPageBytes } from "./wasm-memory.ts";
+import { stringifyPreciseJson } from "../sys/precise-json.ts";
 
 /**
  * How long starting a runner and compiling one plugin may take. Instantiating it runs the module's start function,
@@ -166,7 +167,7 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
     if (!checkedInput.success) throw invalidArgument(`plugin ${name}: hook ${hook}: input`, { detail: checkedInput.error.issues[0]?.message ?? "" });
     await ensureLoaded(p, hook);
     const timeout = p.config.limits.timeout_ms;
-    const outcome = await runner.request({ t: "call", key: p.key, fn: hook, input: JSON.stringify(checkedInput.data) }, timeout);
+    const outcome = await runner.request({ t: "call", key: p.key, fn: hook, input: stringifyPreciseJson(checkedInput.data) }, timeout);
     if (outcome.kind === "timeout") throw pluginFailure(name, hook, Code.DEADLINE_EXCEEDED, `timed out after ${timeout} ms`);
     if (outcome.kind === "exited") throw pluginFailure(name, hook, Code.UNAVAILABLE, `plugin runner died (${outcome.detail})`);
     const reply = outcome.reply;

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import { Code, CryoError, deadlineExceeded, invalidArgument, unknown } from "../errors.ts";
 import { assertValidContainerId } from "./container-errors.ts";
-import { stringifyPreciseJson } from "./precise-json.ts";
+import { stringifyPreciseJson } from "../sys/precise-json.ts";
 import { lastRuncError, runcError } from "./runc-errors.ts";
 import { lazySchema, parseDetail } from "./schema-detail.ts";
 

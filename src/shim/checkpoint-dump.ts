@@ -46,6 +46,7 @@ import { dumpWorkDir, forgetDumpDir, recordDumpDir } from "./orphaned-criu.ts";
 import { sweepEmptied, watchRemoval } from "./dir-watch.ts";
 import { CONTAINERD_CHECKPOINT_NAME } from "../containerd/layout.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
+import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
 
 /** runc's name for the stdio record in the images directory. */
 export const DESCRIPTORS_FILE = "descriptors.json";
@@ -229,7 +230,7 @@ function readJson(path: string, what: string): unknown {
     throw notFound(what, { cause: err, detail: `no ${path}` });
   }
   try {
-    return JSON.parse(text);
+    return parsePreciseJson(text); // 64-bit integers exact: a spec's RLIM_INFINITY rlimit, int64 limits
   } catch (err) {
     throw invalidArgument(what, { cause: err, detail: `${path} is not JSON` });
   }
@@ -313,7 +314,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   const prepStart = performance.now();
   const statePath = join(input.runcRoot, id, "state.json");
   const rawState = readJson(statePath, `runc state of container ${id}`) as Record<string, unknown>;
-  const state = parseRuncState(JSON.stringify(rawState), statePath);
+  const state = parseRuncState(stringifyPreciseJson(rawState), statePath);
   const spec = readJson(join(bundle, "config.json"), `OCI spec of container ${id}`) as Record<string, unknown>;
   const annotations = (spec.annotations ?? {}) as Record<string, string>;
   const pid = state.init_process_pid;

@@ -16,6 +16,7 @@ import type { DeviceRule } from "../cgroups/v1-devices.ts";
 import { NS_PROC_NAME } from "../checkpoint/runc-criu.ts";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { runcSeccompConfig } from "../seccomp/runc-config.ts";
+import { stringifyPreciseJson } from "../sys/precise-json.ts";
 
 /** The start time of pid in clock ticks since boot (/proc/<pid>/stat field 22). */
 export function processStartTicks(statText: string): number {
@@ -197,7 +198,7 @@ export function writeRuncStateFile(root: string, id: string, state: Record<strin
   const tmp = join(dir, `state-${process.pid}-${Date.now()}`);
   const path = join(dir, "state.json");
   try {
-    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    writeFileSync(tmp, stringifyPreciseJson(state), { mode: 0o600 });
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });

@@ -11,7 +11,7 @@ import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound
 import { ProcessDetailsSchema } from "../gen/containerd/runc/options/oci_pb.ts";
 import type { Task } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../gen/containerd/types/task/task_pb.ts";
-import { parsePreciseJson } from "../runtime/precise-json.ts";
+import { parsePreciseJson } from "../sys/precise-json.ts";
 import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { Container, type ContainerDeps } from "./container.ts";
 import type { ProcessState } from "./process-state.ts";

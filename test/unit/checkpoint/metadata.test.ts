@@ -31,6 +31,18 @@ describe("checkpoint metadata", () => {
     expect(await readCheckpointMetadata(dir)).toEqual(meta);
   });
 
+  test("the spec's 64-bit integers round-trip exactly: an rlimit of RLIM_INFINITY was written as 18446744073709552000", async () => {
+    const d = mkdtempSync("/tmp/cryo-meta-rlimit-");
+    try {
+      const spec = { ...meta.spec, process: { rlimits: [{ type: "RLIMIT_CORE", hard: 18446744073709551615n, soft: 18446744073709551615n }] } };
+      await writeCheckpointMetadata(d, { ...meta, spec });
+      expect(readFileSync(join(d, METADATA_FILE), "utf8")).toContain('"hard": 18446744073709551615,');
+      expect((await readCheckpointMetadata(d)).spec).toEqual(spec);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   test("local pages round-trip; metadata written before localPages existed reads as local pages off", async () => {
     const local = { ...meta, options: { ...BUILTIN_CHECKPOINT_PLAN, localPages: true }, localPages: { dir: "/var/lib/cryo/pages/x", hostname: "h", token: "0123456789abcdef0123456789abcdef", files: [{ name: "pages-1.img", bytes: 4096 }] } };
     const d1 = mkdtempSync(join(dir, "l-"));

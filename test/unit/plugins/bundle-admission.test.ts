@@ -67,6 +67,18 @@ describe("admitBundle", () => {
     expect(readdirSync(bundle)).toEqual(["config.json"]);
   });
 
+  test("a rewritten config.json keeps the spec's 64-bit integers exact (runc refuses a rounded RLIM_INFINITY: cannot unmarshal number 18446744073709552000)", async () => {
+    const cfg = configFile("env64.toml", `[[plugins]]\nname = "set-env"\npath = "${join(dir, "set-env.wasm")}"\nhooks = ["admit"]\nconfig = { name = "POLICY", value = "checked" }\n`);
+    const bundle = await bundleWith("env64", "admit-ordinary");
+    const text = readFileSync(join(bundle, "config.json"), "utf8");
+    const rlimits = '"rlimits":[{"type":"RLIMIT_CORE","hard":18446744073709551615,"soft":18446744073709551615}]';
+    writeFileSync(join(bundle, "config.json"), text.replace('"process":{', `"process":{${rlimits},`));
+    await admitBundle(engines.forConfigPath(cfg), { id: "c3", namespace: "default", bundle, image: null });
+    const written = readFileSync(join(bundle, "config.json"), "utf8");
+    expect(written).toContain("POLICY=checked");
+    expect(written).toContain(rlimits);
+  });
+
   test("a bad config is INVALID_ARGUMENT naming the file", () => {
     const cfg = configFile("bad.toml", `[[plugins]]\nname = "Bad Name"\npath = "x.wasm"\nhooks = ["admit"]\n`);
     expect(() => engines.forConfigPath(cfg)).toThrow(`config ${cfg}: invalid argument: plugins[0].name:`);

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parsePreciseJson, stringifyPreciseJson } from "../../../src/runtime/precise-json.ts";
+import { parsePreciseJson, stringifyPreciseJson } from "../../../src/sys/precise-json.ts";
 
 test("64-bit integers survive a parse and a stringify (an rlimit's RLIM_INFINITY, int64 limits); the rest is JSON.parse's", () => {
   // Found by hand: an exec of a container whose spec has rlimit core=18446744073709551615 (nerdctl --ulimit core=-1)

@@ -24,7 +24,7 @@ export function parsePreciseJson(text: string): unknown {
 /** JSON.rawJSON (the same proposal's; not in TypeScript's lib yet). */
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
 
-/** JSON.stringify, with bigints written as integer literals (what parsePreciseJson made of them). */
-export function stringifyPreciseJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? rawJSON(String(v)) : v));
+/** JSON.stringify, with bigints written as integer literals (what parsePreciseJson made of them); space as JSON.stringify's. */
+export function stringifyPreciseJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? rawJSON(String(v)) : v), space);
 }
