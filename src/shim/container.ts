@@ -61,6 +61,11 @@ export class Container {
    * stopped from then on (checkInit), before its exit is recorded through the queue.
    */
   private stoppedByCheckpoint = false;
+  /**
+   * A Kill with SIGKILL reached the init (runc signalled it): it is ending. It counts as stopped from then on
+   * (checkInit), as after a checkpoint with `exit`, before its exit is recorded through the queue.
+   */
+  private killedInit = false;
   /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
   private restoreInFlight = false;
   /** Aborts the checkpoint running now (its caller's deadline or a SIGKILL Kill: CRIU is killed, the container let go). */
@@ -116,10 +121,13 @@ export class Container {
    * Checks an event against the init's state. An init a checkpoint with `exit` stopped is refused as a stopped one:
    * its exit reaches the queue only behind the calls that queued during the dump, which found it running (a Pause
    * froze the emptied cgroup and answered ok; a second Checkpoint was NOT_FOUND "init pid N is gone"). runc's shim
-   * refuses both ("container does not exist").
+   * refuses both ("container does not exist"). So is an init a Kill with SIGKILL reached: a Pause queued behind that
+   * Kill froze the dying init and answered ok (the task then STOPPED with its cgroup left FROZEN), a Checkpoint failed
+   * on the exiting init with whatever CRIU met (NOT_FOUND, UNKNOWN "Unseizable non-zombie", UNAVAILABLE from a CRIU
+   * crashed on a BUG()).
    */
   private checkInit(event: ProcessEvent): void {
-    if (this.stoppedByCheckpoint && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
+    if ((this.stoppedByCheckpoint || this.killedInit) && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
     this.init.check(event);
   }
 
@@ -226,8 +234,9 @@ export class Container {
         }
         return p.pid;
       }
-      if (this.stoppedByCheckpoint || (this.init.state !== "running" && this.init.state !== "created")) {
-        throw failedPrecondition(p.label, { detail: `container is ${this.stoppedByCheckpoint ? "stopped" : this.init.state}` });
+      const ended = this.stoppedByCheckpoint || this.killedInit;
+      if (ended || (this.init.state !== "running" && this.init.state !== "created")) {
+        throw failedPrecondition(p.label, { detail: `container is ${ended ? "stopped" : this.init.state}` });
       }
       const launched = await engine.exec({
         id: this.id,
@@ -291,6 +300,7 @@ export class Container {
       if (p.pid === 0) throw failedPrecondition(p.label, { detail: "process not started" });
       try {
         await this.deps.engine.kill(this.id, this.config.options, { init: p === this.init, pid: p.pid, exited: stoppedAll }, signal, all && p === this.init);
+        if (signal === SIGKILL && p === this.init) this.killedInit = true;
       } catch (err) {
         if (!dyingInit || stoppedAll) throw err;
         failedOnDying = { err, init: p };

@@ -485,6 +485,41 @@ test("calls that queued during a checkpoint with exit are refused as for a stopp
   expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit"]);
 });
 
+test("calls that queue behind a Kill with SIGKILL of the init are refused as for a stopped task (its exit is recorded only behind them)", async () => {
+  const t = setup();
+  // runc has signalled the init; the reaper reports its end a moment later, behind the calls that came meanwhile.
+  t.engine.kill = async (id, _o, target, signal, all) => void t.calls.push(`kill ${id} ${target.pid} ${signal} ${all}`);
+  t.engine.checkpoint = async (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    return { leftRunning: true };
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  await t.svc.exec({ id: "c1", execId: "e0", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+  // A signal that need not end the init changes nothing.
+  await t.svc.kill({ id: "c1", execId: "", signal: 15, all: false } as never, t.ctx);
+  await t.svc.pause({ id: "c1" } as never, t.ctx);
+  await t.svc.resume({ id: "c1" } as never, t.ctx);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
+  const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, t.ctx));
+  const exec = codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx));
+  const execStart = codeOf(t.svc.start({ id: "c1", execId: "e0" } as never, t.ctx));
+  expect(await paused).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot pause a stopped container"]);
+  expect(await ckpt).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot checkpoint a stopped container"]);
+  expect(await updated).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot update a stopped container"]);
+  expect(await exec).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot exec in a stopped container"]);
+  expect((await execStart)[0]).toBe(Code.FAILED_PRECONDITION);
+  expect(t.calls.filter((c) => /^(checkpoint|freeze|thaw|exec)/.test(c))).toEqual(["freeze c1", "thaw c1"]);
+  t.exit(100, 137);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/paused", "/tasks/resumed", "/tasks/exit"]);
+});
+
 test("a restore whose Start's caller gives up is cancelled as a SIGKILL would", async () => {
   const t = setup();
   hangingRestore(t);
