@@ -258,8 +258,14 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       return { stats: packAny(m.typeUrl, m.value) };
     },
 
+    // NOT_FOUND for an id this daemon neither serves nor is creating (runc's shim answers with task pid 0). A
+    // containerd that restarts loads every bundle it finds through Connect, and a bundle whose Create it gave up on
+    // (it stopped mid-Create) names a shared daemon that lives on for its other containers: answered, it became a
+    // task containerd kept for ever (hidden from `ctr task ls`, its id refused: "already exists"). Refused, containerd
+    // runs the shim's `delete` and removes the bundle.
     async connect(req) {
       const c = containers.get(req.id);
+      if (!c && !creating.has(req.id)) throw notFound(`container ${req.id}`);
       return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: SHIM_VERSION };
     },
 

@@ -320,4 +320,37 @@ describe("cryo containerd stop --keep-containers", () => {
     }
     expect(existsSync(dir)).toBe(false);
   }, 120_000);
+
+  test("a bundle containerd left behind a Create it gave up on, naming a shared daemon that lives on, is cleaned up by the next start: its id can be used again", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    const sock = join(dir, "containerd.sock");
+    const ns = uniqueId("ghost");
+    const k1 = uniqueId("k1");
+    const ghost = uniqueId("ghost");
+    const ctr = (args: string[]) => runCtr(sock, args, { namespace: ns, timeoutMs: 60_000 });
+    const run = (id: string) => ctr(["run", "-d", "--runtime", "io.containerd.cryo.v2", "--annotation", "io.cryo.shim.grouping=per-namespace", testImage, id, "sleep", "1000"]);
+    try {
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      expect((await ctr(["images", "import", (await buildFixtures()).archive])).exitCode).toBe(0);
+      expect((await run(k1)).exitCode).toBe(0);
+      // What containerd stopped in the middle of a Create leaves (seen with stop --keep-containers during a run):
+      // the bundle, whose address is the per-namespace daemon's, and no container in that daemon.
+      const state = join(dir, "state", "io.containerd.runtime.v2.task", ns);
+      mkdirSync(join(state, ghost, "rootfs"), { recursive: true });
+      for (const f of ["address", "config.json", "shim-binary-path"]) copyFileSync(join(state, k1, f), join(state, ghost, f));
+      expect((await cryo("containerd", "stop", "--keep-containers", "--dir", dir)).exitCode).toBe(0);
+      expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
+      // Before, Connect answered for any id: containerd kept a task for the bundle (not listed, as its State is
+      // NOT_FOUND), and a container of that id failed ("task ...: already exists", then "mkdir ...: file exists").
+      await waitFor(() => !existsSync(join(state, ghost)) || undefined, { what: "the left bundle to be removed", timeoutMs: 10_000 });
+      const again = await run(ghost);
+      expect(again.stderr).toBe("");
+      expect(again.exitCode).toBe(0);
+      expect((await ctr(["tasks", "ls"])).stdout).toMatch(new RegExp(`^${k1}\\s+\\d+\\s+RUNNING`, "m"));
+    } finally {
+      await cryo("containerd", "stop", "--dir", dir);
+      rmSync(parent, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -520,6 +520,25 @@ test("calls that queue behind a Kill with SIGKILL of the init are refused as for
   expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/paused", "/tasks/resumed", "/tasks/exit"]);
 });
 
+test("Connect of an id the daemon neither serves nor is creating is NOT_FOUND (containerd's reload cleans up after such a bundle)", async () => {
+  const t = setup();
+  let made: (() => void) | undefined;
+  const createInit = t.engine.createInit;
+  t.engine.createInit = async (spec) => {
+    await new Promise<void>((r) => (made = r));
+    return createInit(spec);
+  };
+  expect(await codeOf(t.svc.connect({ id: "c1" } as never, t.ctx))).toEqual([Code.NOT_FOUND, "container c1: not found"]);
+  const created = t.svc.create(createReq("c1"), t.ctx);
+  await Bun.sleep(10);
+  expect((await t.svc.connect({ id: "c1" } as never, t.ctx)).taskPid).toBe(0);
+  made!();
+  await created;
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const c = await t.svc.connect({ id: "c1" } as never, t.ctx);
+  expect([c.taskPid, c.shimPid]).toEqual([100, process.pid]);
+});
+
 test("a restore whose Start's caller gives up is cancelled as a SIGKILL would", async () => {
   const t = setup();
   hangingRestore(t);
