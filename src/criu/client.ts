@@ -909,6 +909,10 @@ async function startLazyPages(criuBinary: string, opts: LazyPagesOptions): Promi
     for await (const chunk of Bun.file(statusFd).stream()) if (chunk.length > 0) return true;
     return false;
   })();
+  // Bun.file(fd) never closes the descriptor: our end of the status socketpair is closed here, once the
+  // reader is done with it (first byte or end of file). Until the thirty-first session it stayed open, one
+  // socket for each lazy restore, in a shim daemon that lives on.
+  void ready.catch(() => false).then(() => close(statusFd));
   const abort = () => proc.kill("SIGKILL");
   opts.signal?.addEventListener("abort", abort, { once: true });
   const isReady = await Promise.race([ready, proc.exited.then(() => false)]);
