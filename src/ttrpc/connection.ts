@@ -6,6 +6,10 @@
  * Writes: frames sent in the same tick are coalesced into one socket write (queued, flushed in a
  * microtask). When the kernel buffer is full, `socket.write` takes only part; the rest waits for the
  * socket's `drain` callback, and later frames queue behind it, so frames never interleave.
+ *
+ * Reads (server role): when more than `pauseReadsAbove` bytes wait to be written, the connection stops reading
+ * the socket until they are written, as containerd/ttrpc's server stops receiving while its sender blocks. A peer
+ * that sends requests and never reads the answers then meets a full socket, not an ever-growing queue here.
  */
 import type { Socket } from "bun";
 import { Code, CryoError } from "../errors.ts";
@@ -43,6 +47,7 @@ export class Connection {
   private backlog: Uint8Array | undefined;
   private flushScheduled = false;
   private isClosed = false;
+  private readsPaused = false;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -50,6 +55,7 @@ export class Connection {
     private readonly socket: Socket<SocketSlot>,
     private readonly handler: FrameHandler,
     readonly maxLength = MAX_MESSAGE_LENGTH,
+    private readonly pauseReadsAbove = Infinity,
   ) {
     socket.data.conn = this;
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -95,7 +101,10 @@ export class Connection {
     if (this.isClosed) throw new CryoError(Code.UNAVAILABLE, "ttrpc: connection closed");
     this.queue.push(bytes);
     this.queued += bytes.length;
-    if (!this.flushScheduled && this.backlog === undefined) {
+    if (this.backlog !== undefined) {
+      // Nothing is flushed before the socket drains: the queue behind the backlog is measured here.
+      this.paceReads();
+    } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
@@ -167,7 +176,10 @@ export class Connection {
     this.flushScheduled = false;
     if (this.isClosed) return;
     if (this.backlog !== undefined) {
-      if (!this.write(this.backlog)) return;
+      if (!this.write(this.backlog)) {
+        this.paceReads();
+        return;
+      }
       this.backlog = undefined;
     }
     if (this.queue.length > 0) {
@@ -187,7 +199,21 @@ export class Connection {
       }
       this.write(bytes);
     }
+    this.paceReads();
     if (this.pendingBytes === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+  }
+
+  /** Stops reading while more than pauseReadsAbove bytes wait to be written; reads again once all are written. */
+  private paceReads(): void {
+    if (this.isClosed) return;
+    const pending = this.pendingBytes;
+    if (pending > this.pauseReadsAbove && !this.readsPaused) {
+      this.readsPaused = true;
+      this.socket.pause();
+    } else if (pending === 0 && this.readsPaused) {
+      this.readsPaused = false;
+      this.socket.resume();
+    }
   }
 
   /** Writes what the kernel takes; keeps the rest as backlog. Returns true when all was written. */

@@ -67,6 +67,12 @@ export interface Server extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * Answers waiting to be written beyond which a connection stops reading requests (connection.ts): a peer that
+ * never reads its answers could otherwise make the server queue them without bound.
+ */
+export const PAUSE_READS_ABOVE = 1 << 20;
+
 interface ConnState {
   lastStreamId: number;
   readonly inflight: Map<number, AbortController>;
@@ -235,7 +241,7 @@ export function createServer(options: ServerOptions = {}): Server {
     open(socket: Socket<SocketSlot>) {
       socket.data = {};
       const st: ConnState = { lastStreamId: 0, inflight: new Map() };
-      const conn = new Connection(socket, handlerFor(st), maxLength);
+      const conn = new Connection(socket, handlerFor(st), maxLength, PAUSE_READS_ABOVE);
       conns.set(conn, st);
     },
   };
