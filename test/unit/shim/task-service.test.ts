@@ -92,6 +92,27 @@ async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
   return [0, ""];
 }
 
+test("a Wait whose caller went away ends then (CANCELLED, DEADLINE_EXCEEDED), not when the process exits; the next Wait gets the exit", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const gone = new AbortController();
+  const closed = codeOf(t.svc.wait({ id: "c1", execId: "" } as never, { ...t.ctx, signal: gone.signal } as CallContext));
+  gone.abort(new CryoError(Code.UNAVAILABLE, "ttrpc: connection closed"));
+  // Before: it waited for the exit, holding the call (and its connection) as long as the container ran.
+  expect(await Promise.race([closed, Bun.sleep(200).then(() => "still waiting")])).toEqual([Code.CANCELLED, "wait for container c1: cancelled: the caller went away (connection closed)"]);
+  const late = new AbortController();
+  const deadline = codeOf(t.svc.wait({ id: "c1", execId: "" } as never, { ...t.ctx, signal: late.signal } as CallContext));
+  late.abort(new CryoError(Code.DEADLINE_EXCEEDED, "containerd.task.v2.Task/Wait: context deadline exceeded"));
+  expect((await Promise.race([deadline, Bun.sleep(200).then(() => ["still waiting"])]))[0]).toBe(Code.DEADLINE_EXCEEDED);
+  const stays = new AbortController();
+  const waited = t.svc.wait({ id: "c1", execId: "" } as never, { ...t.ctx, signal: stays.signal } as CallContext);
+  t.exit(100, 3);
+  expect((await waited).exitStatus).toBe(3);
+  const after = new AbortController();
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, { ...t.ctx, signal: after.signal } as CallContext)).exitStatus).toBe(3);
+});
+
 test("create, start, wait, exit, delete, shutdown: events in order, exit status reported", async () => {
   const t = setup();
   const { pid } = await t.svc.create(createReq("c1"), t.ctx);
