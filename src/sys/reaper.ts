@@ -160,7 +160,17 @@ export function createReaper(options: ReaperOptions = {}): Reaper {
     syncTimer();
   }
 
-  const onSigchld = (): void => reap();
+  // A burst of exits (a thousand `runc ps` of concurrent Pids calls) is a burst of SIGCHLDs, and each scan reads every
+  // child's stat and every fd: one scan per burst (the next turn of the event loop), not one per signal.
+  let scanDue = false;
+  const onSigchld = (): void => {
+    if (scanDue) return;
+    scanDue = true;
+    setImmediate(() => {
+      scanDue = false;
+      reap();
+    });
+  };
   process.on("SIGCHLD", onSigchld);
 
   return {
