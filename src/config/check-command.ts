@@ -40,7 +40,7 @@ export const configCheckCommand: CliCommand = {
       io.out(`no config file: CRYO_CONFIG is unset and none of ${defaultConfigPaths.join(", ")} exists (the shim runs with no plugins and cryo's defaults)`);
       return 0;
     }
-    // A FIFO or a device, or a file root may not open (/proc/1/mem), is the path's failure as well (exit 1), a FIFO
+    // A FIFO or a device, or a file root may not open (a write-only sysfs attribute), is the path's failure as well (exit 1), a FIFO
     // refused without waiting on it; the shim's refusal of one is INVALID_ARGUMENT, exit 2, which this command keeps
     // for what a file holds.
     try {
