@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
+import { interfaceNameSchema } from "../plugins/interface-name.ts";
 
 /** A namespace to restore empty: only the network namespace can be ("net" is CRIU's name for it). */
 const emptyNamespaceSchema = z.enum(["network", "net"]);
@@ -68,8 +69,8 @@ export type CheckpointDefaults = z.infer<typeof checkpointDefaultsSchema>;
 
 /** A veth pair to re-create on restore (CRIU --veth-pair inside=outside). */
 export const vethPairConfigSchema = z.strictObject({
-  inside: z.string().min(1).describe("interface name inside the container"),
-  outside: z.string().min(1).describe("host-side interface name"),
+  inside: interfaceNameSchema.describe("interface name inside the container"),
+  outside: interfaceNameSchema.describe("host-side interface name"),
 });
 
 /** `[restore]`: this host's settings for restores (each optional; unset keeps what the checkpoint recorded). */

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { hookNameSchema, hookNames, type HookName } from "./hook-names.ts";
+import { interfaceNameSchema } from "./interface-name.ts";
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -202,7 +203,7 @@ export const checkpointOutputSchema = z
 export type CheckpointOutput = z.infer<typeof checkpointOutputSchema>;
 
 /** A veth pair to re-create on restore (CRIU --veth-pair inside=outside). */
-export const vethPairSchema = z.strictObject({ inside: z.string(), outside: z.string() });
+export const vethPairSchema = z.strictObject({ inside: interfaceNameSchema, outside: interfaceNameSchema });
 
 /** The CRIU restore options a restore-admission plugin may read and change. */
 export const restoreOptionsSchema = z

@@ -199,6 +199,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     async checkpoint(req, ctx) {
       const c = get(req.id);
       if (!req.path) throw invalidArgument(`checkpoint container ${req.id}`, { detail: "path is empty" });
+      // The daemon's directory is "/" and shared by every container it serves: a relative path was dumped below "/".
+      // containerd always sends an absolute one, as for the work, image and status paths of the options.
+      if (!req.path.startsWith("/")) throw invalidArgument(`checkpoint container ${req.id}`, { detail: `path ${JSON.stringify(req.path)} is relative; give an absolute path` });
       // Only request-options.ts of src/checkpoint is loaded with the daemon (its protobufs are the runtime
       // options' own); the rest, with src/criu, loads with the engine's checkpoint code on first use.
       try {

@@ -180,6 +180,14 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     expect(e.message).toStartWith("config /etc/cryo/config.toml: invalid argument: checkpoint.compression:");
     expect(errorOf(() => parseConfig("[checkpoint]\nlog_level = 7\n", "c.toml")).message).toStartWith("config c.toml: invalid argument: checkpoint.log_level:");
     expect(errorOf(() => parseConfig('[restore]\nveth_pairs = [{ inside = "eth0" }]\n', "c.toml")).message).toStartWith("config c.toml: invalid argument: restore.veth_pairs[0].outside:");
+    // Interface names the kernel refuses, refused here, not at the restore by CRIU's netlink call.
+    expect(errorOf(() => parseConfig('[restore]\nveth_pairs = [{ inside = "eth0", outside = "veth-0123456789ab" }]\n', "c.toml")).message).toBe(
+      "config c.toml: invalid argument: restore.veth_pairs[0].outside: an interface name has at most 15 bytes (IFNAMSIZ)",
+    );
+    expect(errorOf(() => parseConfig('[restore]\nveth_pairs = [{ inside = "eth 0", outside = "v/1" }]\n', "c.toml")).message).toStartWith(
+      'config c.toml: invalid argument: restore.veth_pairs[0].inside: an interface name is not "." or ".." and has no "/", ":" or white space',
+    );
+    expect(parseConfig('[restore]\nveth_pairs = [{ inside = "eth0", outside = "veth-0123456789" }]\n', "c.toml").restore?.veth_pairs).toEqual([{ inside: "eth0", outside: "veth-0123456789" }]);
     expect(errorOf(() => parseConfig('[checkpoint]\nempty_ns = ["pid"]\n', "c.toml")).message).toStartWith("config c.toml: invalid argument: checkpoint.empty_ns[0]:");
   });
 

@@ -197,6 +197,11 @@ test("kill of a stopped task is NOT_FOUND, delete of a running one FAILED_PRECON
   expect(await codeOf(t.svc.state({ id: "zz", execId: "" } as never, t.ctx))).toEqual([Code.NOT_FOUND, "container zz: not found"]);
   // checkpoint of a stopped task: nothing to dump (an engine without checkpoint support answers UNIMPLEMENTED for a running one)
   expect((await codeOf(t.svc.checkpoint({ id: "c1", path: "/x" } as never, t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+  // a relative path (the daemon's directory is "/": it was dumped below it) is refused before anything else
+  expect(await codeOf(t.svc.checkpoint({ id: "c1", path: "rel/dir" } as never, t.ctx))).toEqual([
+    Code.INVALID_ARGUMENT,
+    'checkpoint container c1: invalid argument: path "rel/dir" is relative; give an absolute path',
+  ]);
 });
 
 test("create errors leave nothing registered; duplicate create is ALREADY_EXISTS; shutdown waits for the last container", async () => {
