@@ -8,6 +8,7 @@
  */
 import { isAbsolute } from "node:path";
 import { invalidArgument } from "../errors.ts";
+import { isPageServerHost, PAGE_SERVER_HOST_RULE } from "./page-server-host.ts";
 import { parseDurationSeconds, type CheckpointOverrides } from "./plan.ts";
 
 /**
@@ -156,7 +157,9 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
       const m = /^(.+):(\d{1,5})$/.exec(value.trim());
       const port = m ? Number(m[2]) : -1;
       if (!m || port < 0 || port > 65535) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: "want HOST:PORT" });
-      return { address: m[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+      const address = m[1]!.replace(/^\[(.*)\]$/, "$1");
+      if (!isPageServerHost(address)) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: `want HOST:PORT, HOST ${JSON.stringify(address)}: ${PAGE_SERVER_HOST_RULE}` });
+      return { address, port };
     }
   }
 }

@@ -14,6 +14,7 @@ import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containe
 import { isAbsolute } from "node:path";
 import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
+import { pageServerHostSchema } from "./page-server-host.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
 export const GHOST_LIMIT_MAX = 0xffffffff;
@@ -45,7 +46,7 @@ export const checkpointPlanSchema = z
     emptyNamespaces: z.array(z.literal("net")),
     lazyPages: z.boolean(),
     // Port 0 (post-copy only): any free port, chosen at the dump and recorded in the checkpoint.
-    pageServer: z.object({ address: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
+    pageServer: z.object({ address: pageServerHostSchema, port: z.number().int().min(0).max(65535) }).optional(),
     statusPath: z.string().min(1).optional(),
     lsmProfile: z.string().min(1).optional(),
     lsmMountContext: z.string().min(1).optional(),

@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
+import { pageServerHostSchema } from "../checkpoint/page-server-host.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
 import { interfaceNameSchema } from "../plugins/interface-name.ts";
 
@@ -37,7 +38,7 @@ export const checkpointDefaultsSchema = z
     empty_ns: z.array(emptyNamespaceSchema).optional().describe("namespaces restored empty (only network)"),
     lazy_pages: z.boolean().optional().describe("restore with pages served on demand"),
     page_server: z
-      .strictObject({ address: z.string().min(1), port: z.number().int().min(0).max(65535) })
+      .strictObject({ address: pageServerHostSchema, port: z.number().int().min(0).max(65535) })
       .optional()
       .describe("page server for lazy pages"),
     lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),

@@ -17,6 +17,7 @@ import {
   resolveCheckpointPlan,
 } from "../../../src/checkpoint/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
+import { checkpointPlanSchema } from "../../../src/checkpoint/plan.ts";
 
 function err(fn: () => unknown): CryoError {
   try {
@@ -190,6 +191,19 @@ describe("post-copy (lazy pages with a page server)", () => {
     })();
     expect(e.message).toContain("port 0");
     expect(() => parseCheckpointAnnotations({ "cryo.checkpoint/page-server": "10.0.0.5:65536" })).toThrow("want HOST:PORT");
+  });
+
+  test("page-server's host is an address or a host name, refused here rather than by CRIU after the freeze", () => {
+    for (const [value, host] of [["10.0.0.5:27000", "10.0.0.5"], ["[fd00::5]:27000", "fd00::5"], ["pages-1.example:27000", "pages-1.example"]]) {
+      expect(parseCheckpointAnnotations({ "cryo.checkpoint/page-server": value! }).pageServer).toEqual({ address: host!, port: 27000 });
+    }
+    for (const bad of ["10.0.0.5/24:27000", "a b:27000", "-x:27000", "host:1:27000", "[10.0.0.5:27000"]) {
+      const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/page-server": bad }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain("want an IPv4 or IPv6 address or a host name");
+    }
+    // The plan's own schema (what a plugin's or a request's options are checked against) refuses it too.
+    expect(() => checkpointPlanSchema.parse({ ...BUILTIN_CHECKPOINT_PLAN, lazyPages: true, pageServer: { address: "a b", port: 1 } })).toThrow("want an IPv4");
   });
 });
 

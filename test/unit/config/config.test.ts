@@ -189,6 +189,13 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     );
     expect(parseConfig('[restore]\nveth_pairs = [{ inside = "eth0", outside = "veth-0123456789" }]\n', "c.toml").restore?.veth_pairs).toEqual([{ inside: "eth0", outside: "veth-0123456789" }]);
     expect(errorOf(() => parseConfig('[checkpoint]\nempty_ns = ["pid"]\n', "c.toml")).message).toStartWith("config c.toml: invalid argument: checkpoint.empty_ns[0]:");
+    // A page server's host CRIU cannot resolve, refused here, not by CRIU at the dump or the restore.
+    expect(errorOf(() => parseConfig('[checkpoint]\npage_server = { address = "10.0.0.2/24", port = 27000 }\n', "c.toml")).message).toBe(
+      "config c.toml: invalid argument: checkpoint.page_server.address: want an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')",
+    );
+    for (const address of ["10.0.0.2", "fd00::2", "pages.example", "node-1"]) {
+      expect(parseConfig(`[checkpoint]\npage_server = { address = "${address}", port = 27000 }\n`, "c.toml").checkpoint?.page_server?.address).toBe(address);
+    }
   });
 
   test("an unknown key (a typo) is named, in any section or at the top", () => {
