@@ -14,7 +14,7 @@ import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containe
 import { isAbsolute } from "node:path";
 import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
-import { pageServerHostSchema } from "./page-server-host.ts";
+import { isPageServerHost, PAGE_SERVER_HOST_RULE, pageServerHostSchema } from "./page-server-host.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
 export const GHOST_LIMIT_MAX = 0xffffffff;
@@ -296,6 +296,8 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
   if (c.lazyPages) o.lazyPages = true;
   if (c.pageServerAddress !== "" || c.pageServerPort !== 0) {
     if (c.pageServerAddress === "" || c.pageServerPort === 0) throw invalidArgument("cryo checkpoint options: page server", { detail: "address and port go together" });
+    if (!isPageServerHost(c.pageServerAddress)) throw invalidArgument("cryo checkpoint options: page_server_address", { detail: `${JSON.stringify(c.pageServerAddress)}: ${PAGE_SERVER_HOST_RULE}` });
+    if (c.pageServerPort > 65535) throw invalidArgument("cryo checkpoint options: page_server_port", { detail: `${c.pageServerPort}: a port is at most 65535` });
     o.pageServer = { address: c.pageServerAddress, port: c.pageServerPort };
   }
   if (c.statusPath !== "") o.statusPath = absolutePath("cryo checkpoint options", "status_path", c.statusPath);

@@ -82,6 +82,10 @@ describe("checkpoint plan resolution", () => {
     expect(e2.message).toContain("only network");
     const e3 = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { pageServerAddress: "10.0.0.1" }) } }));
     expect(e3.message).toContain("address and port go together");
+    const e3b = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { pageServerAddress: "10.0.0.1 ", pageServerPort: 27000 }) } }));
+    expect(e3b.message).toBe(`cryo checkpoint options: page_server_address: invalid argument: "10.0.0.1 ": want an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')`);
+    const e3c = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { pageServerAddress: "10.0.0.1", pageServerPort: 70000 }) } }));
+    expect(e3c.message).toBe("cryo checkpoint options: page_server_port: invalid argument: 70000: a port is at most 65535");
     const e4 = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { preDump: true, lazyPages: true }) } }));
     expect(e4.message).toContain("pre-dump cannot be combined with lazy pages");
     const e5 = err(() => resolveCheckpointPlan({ defaults: { logLevel: 9 } }));
