@@ -135,6 +135,18 @@ test("ShimCgroup: the daemon start launches runs in that cgroup", async () => {
   for (const c of CONTROLLERS) expect(procCgroups).toMatch(new RegExp(`^\\d+:[^:\\n]*\\b${c}\\b[^:\\n]*:${cgroup}$`, "m"));
 }, 30_000);
 
+test('ShimCgroup "/": the daemon runs in the root cgroup of every hierarchy, as with runc\'s shim (refused before: "must name a cgroup below the root")', async () => {
+  const socketDir = join(dir, "s-root");
+  const r = await start("c-root", "/", socketDir);
+  expect(r.err).toBe("");
+  expect(r.code).toBe(0);
+  const [pid] = daemonsOf(socketDir);
+  expect(pid).toBeDefined();
+  daemons.push(pid!);
+  const procCgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  for (const c of CONTROLLERS) expect(procCgroups).toMatch(new RegExp(`^\\d+:[^:\\n]*\\b${c}\\b[^:\\n]*:/$`, "m"));
+}, 30_000);
+
 test("ShimCgroup that does not exist: start fails and leaves no daemon", async () => {
   const socketDir = join(dir, "s2");
   const r = await start("c2", `${cgroup}-missing`, socketDir);
