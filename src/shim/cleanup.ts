@@ -14,6 +14,7 @@ import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
 import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
+import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { isRestoring, readExtraction, removeAbandonedDumpDir, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
@@ -32,6 +33,9 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // for, since a CRIU still at work mounts more in its work directory (its cgroup yard: seen left behind when the
   // detach below came first).
   await waitGone(stopCriuOf(bundle, log));
+  // The yard directory in /tmp that a restoring CRIU, killed just now or by the daemon that died, left behind.
+  const yard = removeRestoreYard(join(restoreWorkDir(bundle), "restore.log"));
+  if (yard !== undefined) log.warn(`removed ${yard}: the mount yard of a restore whose CRIU was killed`);
   // containerd's directory of a Checkpoint the dead daemon never answered, which that CRIU may have kept from going.
   const abandoned = removeAbandonedDumpDir(bundle);
   if (abandoned !== undefined) log.warn(`removed ${abandoned}: the directory of a checkpoint its shim died during (containerd's request failed with it)`);

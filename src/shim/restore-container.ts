@@ -67,6 +67,7 @@ import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/in
 import { classifyCriuError } from "./criu-errors.ts";
 import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
+import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { runOciHooks } from "./oci-hooks.ts";
@@ -1002,6 +1003,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         }
       }
     } catch (err) {
+      // A CRIU killed in the middle (the task killed or deleted meanwhile, its helper lost) leaves its mount yard's
+      // directory in /tmp; one that failed on its own has removed it.
+      const yard = removeRestoreYard(join(workDir, "restore.log"));
+      if (yard !== undefined) input.log.info(`${label}: removed ${yard}, the mount yard its killed CRIU left`);
       // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.
       if (input.signal?.aborted) throw CryoError.from(input.signal.reason);
       const kept = join(bundle, RESTORE_LOG);
