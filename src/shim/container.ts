@@ -29,6 +29,8 @@ const SIGKILL = 9;
 const KILLED_EXIT_WAIT_MS = 2_000;
 /** How long an exit waits for the process's output to drain before it is reported anyway. */
 export const DRAIN_TIMEOUT_MS = 5000;
+/** The exit status of an exec whose Start failed (runc exec's own when it cannot start the process). */
+export const EXEC_START_FAILED_STATUS = 255;
 /** How long Delete of a never-started process waits for it to die after `runc delete --force`. */
 export const KILL_WAIT_MS = 5000;
 /**
@@ -238,15 +240,24 @@ export class Container {
       if (ended || (this.init.state !== "running" && this.init.state !== "created")) {
         throw failedPrecondition(p.label, { detail: `container is ${ended ? "stopped" : this.init.state}` });
       }
-      const launched = await engine.exec({
-        id: this.id,
-        execId,
-        bundle: this.config.bundle,
-        namespace: this.config.namespace,
-        stdio: p.stdio,
-        process: p.processSpec ?? {},
-        options: this.config.options,
-      });
+      let launched: Awaited<ReturnType<typeof engine.exec>>;
+      try {
+        launched = await engine.exec({
+          id: this.id,
+          execId,
+          bundle: this.config.bundle,
+          namespace: this.config.namespace,
+          stdio: p.stdio,
+          process: p.processSpec ?? {},
+          options: this.config.options,
+        });
+      } catch (err) {
+        // The exec will never run: a Wait on it (ctr and CRI call Wait before Start) is answered now, as runc's shim
+        // answers it, instead of at its Delete. Its exit status is runc exec's own on such a failure; no /tasks/exit,
+        // since no process ran.
+        p.recordExit({ status: EXEC_START_FAILED_STATUS, exitedAt: wallClock() });
+        throw err;
+      }
       p.pid = launched.pid;
       p.attachIo(launched.io);
       p.move("start");

@@ -151,6 +151,29 @@ test("an exec's process spec and an update's resources keep their 64-bit integer
   expect(seen).toEqual([{ args: ["true"], cwd: "/", rlimits: [{ type: "RLIMIT_CORE", hard: 18446744073709551615n, soft: 1024 }] }, { memory: { limit: 9007199254740993n } }]);
 });
 
+test("an exec whose Start fails answers a Wait made before it at once (255), ends stopped without /tasks/exit, and deletes", async () => {
+  const t = setup();
+  t.engine.exec = async () => {
+    throw new CryoError(Code.UNKNOWN, 'exec e1: OCI runtime exec failed: exec: "nope": executable file not found in $PATH');
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["nope"]}') });
+  await t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+  // ctr and CRI call Wait before Start.
+  const waited = t.svc.wait({ id: "c1", execId: "e1" } as never, t.ctx).then((w) => w.exitStatus);
+  expect((await codeOf(t.svc.start({ id: "c1", execId: "e1" } as never, t.ctx)))[0]).toBe(Code.UNKNOWN);
+  expect(await Promise.race([waited, Bun.sleep(1000).then(() => "still waiting")])).toBe(255);
+  const state = await t.svc.state({ id: "c1", execId: "e1" } as never, t.ctx);
+  expect([state.status, state.exitStatus, state.pid]).toEqual([Status.STOPPED, 255, 0]);
+  expect((await codeOf(t.svc.start({ id: "c1", execId: "e1" } as never, t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+  expect((await t.svc.delete({ id: "c1", execId: "e1" } as never, t.ctx)).exitStatus).toBe(255);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic).filter((topic) => topic.startsWith("/tasks/exit"))).toEqual([]);
+  expect(t.events.map((e) => e.topic)).toContain("/tasks/exec-added");
+  expect(t.events.map((e) => e.topic)).not.toContain("/tasks/exec-started");
+});
+
 test("exec lifecycle: added, started, exit, delete; duplicate and unknown exec ids", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);
