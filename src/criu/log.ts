@@ -9,9 +9,20 @@ const BENIGN = [/rlimit: Can't setup RLIMIT_NOFILE for self/];
 /** At most this many lines are carried in an error. */
 const MAX_LINES = 12;
 
-/** The error lines of a CRIU log text ("Error (criu/...): ...", "... err ..."), last MAX_LINES of them. */
+/** The line a failed restore's CRIU ends its own account with (cr-restore.c). */
+const RESTORE_FAILED = /\bRestoring FAILED\./;
+
+/**
+ * The error lines of a CRIU log text ("Error (criu/...): ...", "... err ..."), last MAX_LINES of them. A restore's
+ * end at its "Restoring FAILED." line: what follows is noise of CRIU's teardown (its cgroup daemon's "cg: cgroupd: recv
+ * req error: No such file or directory" once the restore's sockets are gone), which ended the error with a line
+ * that says nothing of the cause, and took the place of one that did among the last MAX_LINES.
+ */
 export function criuLogErrors(text: string): string[] {
-  const lines = text.split("\n").filter((l) => /\bError\b|\berr(no)?\b|\bfailed\b/i.test(l) && !BENIGN.some((b) => b.test(l)));
+  let all = text.split("\n");
+  const failed = all.findLastIndex((l) => RESTORE_FAILED.test(l));
+  if (failed >= 0) all = all.slice(0, failed + 1);
+  const lines = all.filter((l) => /\bError\b|\berr(no)?\b|\bfailed\b/i.test(l) && !BENIGN.some((b) => b.test(l)));
   return lines.slice(-MAX_LINES).map((l) => l.trim());
 }
 

@@ -52,6 +52,20 @@ describe("errors from CRIU", () => {
     ]);
   });
 
+  test("a failed restore's error lines end at its \"Restoring FAILED.\" line: the cgroup daemon's lines after it are dropped", () => {
+    const restore = [
+      "(00.010) 1: Error (criu/files-reg.c:2149): File bin/sleep has bad size 100 (expect 12345)",
+      "(00.011) Error (criu/cr-restore.c:2447): Restoring FAILED.",
+      "(00.022418) Error (criu/cgroup.c:1970): cg: cgroupd: recv req error: No such file or directory",
+    ].join("\n");
+    expect(criuLogErrors(restore)).toEqual([
+      "(00.010) 1: Error (criu/files-reg.c:2149): File bin/sleep has bad size 100 (expect 12345)",
+      "(00.011) Error (criu/cr-restore.c:2447): Restoring FAILED.",
+    ]);
+    // A log without that line (a dump, a lazy-pages daemon) keeps its last error lines.
+    expect(criuLogErrors(`${log}\n(00.005) Error (criu/x.c:1): later`).at(-1)).toBe("(00.005) Error (criu/x.c:1): later");
+  });
+
   test("libcriu return values and CRIU's errno map to codes", () => {
     expect(classify(-111, 0)).toBe(Code.UNAVAILABLE);
     expect(classify(-70, 0)).toBe(Code.UNAVAILABLE);
