@@ -296,6 +296,16 @@ describe("CRIU failures get the code their log names", () => {
       expect(gone.code).toBe(Code.FAILED_PRECONDITION);
       expect(gone.message).toEndWith(`; the container had ${path} open, and the restored root file system has no ${path}: what a container writes lives in its writable layer, which a checkpoint carries only when asked (ctr containers checkpoint --rw, then ctr containers restore --rw); a file of a bind mount must be in its source`);
     }
+    // A file the tree had open or mapped that changed in the restored root since the dump (CRIU 4.2's files-reg.c lines).
+    for (const [line, end] of [
+      ["(00.019) 1: Error (criu/files-reg.c:2199): File bin/busybox has bad size 1048580 (expect 1048576)", "/bin/busybox open or mapped, and it changed in the root file system since the checkpoint (1048580 bytes, the checkpoint recorded 1048576)"],
+      ["(00.019) 1: Error (criu/files-reg.c:2210): File etc/passwd has bad mode 0100600 (expect 0100644)", "/etc/passwd open or mapped, and it changed in the root file system since the checkpoint (mode 0100600, the checkpoint recorded 0100644)"],
+    ] as const) {
+      const changed = classifyCriuError(new CryoError(Code.UNKNOWN, `criu restore /i: unknown (rc -52, errno 0): ${line}; (00.02) Error (criu/cr-restore.c:2447): Restoring FAILED.`));
+      expect(changed.code).toBe(Code.FAILED_PRECONDITION);
+      expect(changed.message).toContain("criu restore /i: failed precondition (rc -52");
+      expect(changed.message).toEndWith(`; the container had ${end}: restore onto the root file system it was checkpointed with`);
+    }
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
