@@ -27,7 +27,7 @@ import { dirname, join, posix } from "node:path";
 // decoder (with its protobuf descriptors) would load with the restore's Create.
 import { decompressImages } from "../checkpoint/compression.ts";
 import { checkRecordedImages } from "../checkpoint/images-list.ts";
-import { checkPageImages } from "../checkpoint/pages-check.ts";
+import { checkDecompressedPageImages, checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
@@ -772,8 +772,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     removeWorkDir(workDir);
     mkdirSync(workDir, { recursive: true });
-    // CRIU reads plain page images: decompress a compressed checkpoint in place first.
-    if (meta.compressed) await decompressImages(source.dir, { signal: input.signal });
+    // CRIU reads plain page images: every .zst is decompressed in place first, whatever the metadata says (a
+    // checkpoint recording `compressed: false` with .zst images had CRIU read them as missing), and each is held to
+    // the bytes its pagemap places there.
+    const decompressed = await decompressImages(source.dir, { signal: input.signal });
+    checkDecompressedPageImages(source.dir, decompressed.files, label);
     input.signal?.throwIfAborted();
     // Page images kept in this host's page store: CRIU restores from a directory inside the store (the
     // other images copied there, the pages hard-linked), removed once every page is in.

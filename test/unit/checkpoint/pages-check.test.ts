@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkPageImages } from "../../../src/checkpoint/pages-check.ts";
+import { checkDecompressedPageImages, checkPageImages } from "../../../src/checkpoint/pages-check.ts";
 import { Code } from "../../../src/errors.ts";
 import { ImageMagic } from "../../../src/criu/image-file.ts";
 import { criuImage, encodeEntry } from "../../harness/criu-image.ts";
@@ -68,4 +68,30 @@ test("a compressed pages image stands for its plain one (its length is checked w
   rmSync(join(dir, "pages-1.img"));
   writeFileSync(join(dir, "pages-1.img.zst"), new Uint8Array(16));
   expect(refusal(dir)).toBeUndefined();
+});
+
+test("a decompressed pages image must hold exactly the bytes its pagemap places there: short or long is refused, naming the .zst", () => {
+  const dir = images();
+  // Shared memory's pages: a pagemap of its own, pagemap-shmem-<id>.img, naming pages image 3 (2 pages).
+  writeFileSync(join(dir, "pagemap-shmem-77.img"), image(ImageMagic.pagemap, [enc(PagemapHeadSchema, { pagesId: 3 }), enc(PagemapEntrySchema, { vaddr: 0n, compatNrPages: 2, nrPages: 2n, flags: PE_PRESENT })]));
+  const check = (files: { name: string; bytes: number }[]) => {
+    try {
+      checkDecompressedPageImages(dir, files, "restore container c1 from X");
+      return undefined;
+    } catch (err) {
+      return { code: (err as { code: Code }).code, message: (err as Error).message };
+    }
+  };
+  expect(check([{ name: "pages-1.img", bytes: 5 * 4096 }, { name: "pages-2.img", bytes: 4096 }, { name: "pages-3.img", bytes: 2 * 4096 }])).toBeUndefined();
+  expect(check([{ name: "pages-2.img", bytes: 4095 }])).toEqual({
+    code: Code.INVALID_ARGUMENT,
+    message: "restore container c1 from X: invalid argument: the checkpoint's pages-2.img.zst decompressed to 4095 bytes, but pagemap-8.img places 4096 bytes of pages of process 8 there: the image is cut short",
+  });
+  expect(check([{ name: "pages-1.img", bytes: 6 * 4096 }])).toEqual({
+    code: Code.INVALID_ARGUMENT,
+    message: "restore container c1 from X: invalid argument: the checkpoint's pages-1.img.zst decompressed to 24576 bytes, but pagemap-1.img places 20480 bytes of pages of process 1 there: the image is longer than its pages",
+  });
+  expect(check([{ name: "pages-3.img", bytes: 4096 }])?.message).toContain("pagemap-shmem-77.img places 8192 bytes of pages of shared memory there: the image is cut short");
+  // An image no pagemap names is not read by CRIU.
+  expect(check([{ name: "pages-9.img", bytes: 123 }])).toBeUndefined();
 });
