@@ -27,7 +27,7 @@
  */
 import { closeSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Code, CryoError, failedPrecondition, fsError } from "../errors.ts";
 import { tryLockExclusive } from "../sys/index.ts";
 import type { CheckpointMetadata } from "./metadata.ts";
@@ -105,8 +105,26 @@ function missingHere(path: string, local: LocalPages): string {
   return `${path} is missing: this host took the checkpoint, and its page store entry was removed since (cryo pages rm, cryo pages prune, or by hand); its memory is gone, no restore can use it`;
 }
 
-/** Checks that local.dir is an entry of the store under root holding local.token (see the module comment). */
-function checkEntry(local: LocalPages, root: string, where: string): void {
+/** The context of a local-pages refusal. */
+function pagesWhere(local: LocalPages): string {
+  return `the checkpoint's page images (kept in the page store of host ${local.hostname}, ${local.dir})`;
+}
+
+/**
+ * Checks that local.dir is an entry of the store under root holding local.token (see the module comment). Its place is
+ * judged first, by its name alone: a directory that is not right inside the store (elsewhere on the host, `..` out of
+ * it, the store itself, a restore's `.restore-*`) is PERMISSION_DENIED whether it exists or not. Before, only an
+ * existing one was: a checkpoint pointing at a missing directory anywhere on the host got FAILED_PRECONDITION, "missing
+ * here: restore on <host>", as if it were a page store entry of another host.
+ */
+export function checkLocalPagesEntry(local: LocalPages, root: string, where = pagesWhere(local)): void {
+  const store = resolve(root);
+  const dir = resolve(local.dir);
+  // The dump wrote a normalised path (join): one spelt otherwise (`.`, `..`, `//`) is no dump's.
+  if (local.dir !== dir || dirname(dir) !== store || basename(dir).startsWith(".")) {
+    const other = hostname() !== local.hostname ? ` (the checkpoint was taken on ${local.hostname}: restore it there, with that host's store)` : "";
+    throw denied(where, `${local.dir} is not an entry of this host's page store ${root}${other}`);
+  }
   let inStore = false;
   try {
     inStore = realpathSync(dirname(local.dir)) === realpathSync(root) && lstatSync(local.dir).isDirectory();
@@ -142,8 +160,8 @@ export interface RestoreImages extends Disposable {
  * PERMISSION_DENIED for an entry that is not this checkpoint's (see the module comment).
  */
 export function restoreImagesDir(imagesDir: string, local: LocalPages, root: string): RestoreImages {
-  const where = `the checkpoint's page images (kept in the page store of host ${local.hostname}, ${local.dir})`;
-  checkEntry(local, root, where);
+  const where = pagesWhere(local);
+  checkLocalPagesEntry(local, root, where);
   for (const f of local.files) {
     const path = join(local.dir, f.name);
     let size: number;

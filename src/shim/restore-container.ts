@@ -38,7 +38,7 @@ import { checkCompatModeImages, checkMountImages, type MountSpec } from "../chec
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
-import { holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
+import { checkLocalPagesEntry, holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry, type TmpfsRoot } from "../checkpoint/runc-criu.ts";
@@ -651,6 +651,9 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
   // Every page image the pagemaps place in the checkpoint is there and long enough (CRIU names neither case clearly);
   // local pages are in this host's page store, not in the checkpoint.
   if (!meta.localPages) checkPageImages(source.dir, where);
+  // Local pages: the store entry the metadata names is this checkpoint's, right inside this host's store (a crafted
+  // checkpoint names any directory), before anything is made; restoreImagesDir checks it again as it links the pages.
+  else checkLocalPagesEntry(meta.localPages, pageStoreRoot(process.env));
   // Every live task's memory map, pagemap and descriptor table: CRIU restores a task without its descriptor table with
   // no descriptor at all, and reports success.
   checkTaskImages(source.dir, liveTasks, where);

@@ -143,6 +143,34 @@ describe("page store", () => {
     expect(readdirSync(root).filter((n) => n.startsWith("."))).toEqual([]); // refused before any restore directory was made
   });
 
+  test("an entry named outside the store is PERMISSION_DENIED whether it exists or not, before anything is read or made", () => {
+    const root = join(base, "store5b");
+    const mine = dumped("five-b", root, "mine").local;
+    const target = join(base, "five-b-restore");
+    mkdirSync(target);
+    const refusal = (dir: string): [number, string] => {
+      try {
+        restoreImagesDir(target, { ...mine, dir }, root);
+      } catch (e) {
+        return [(e as CryoError).code, (e as CryoError).message];
+      }
+      throw new Error(`no error for ${dir}`);
+    };
+    // Missing directories elsewhere on the host (before: FAILED_PRECONDITION, "missing here: restore on <host>"), one
+    // that climbs out of the store by name, the store itself, a restore's own directory, a name spelt with "." parts.
+    for (const dir of [join(base, "nowhere"), "/etc/nonexistent-cryo-entry", `${root}/../outside-entry`, `${root}/../../etc`, root, `${root}/`, join(root, ".restore-abc"), `${root}/./${mine.dir.split("/").pop()}`, `${root}//${mine.dir.split("/").pop()}`]) {
+      const [code, message] = refusal(dir);
+      expect([dir, code]).toEqual([dir, Code.PERMISSION_DENIED]);
+      expect(message).toContain(`${dir} is not an entry of this host's page store ${root}`);
+    }
+    expect(readdirSync(root).filter((n) => n.startsWith("."))).toEqual([]);
+    // A missing entry right inside the store is still the other case: the entry was removed (FAILED_PRECONDITION).
+    expect(refusal(join(root, "removed-entry"))[0]).toBe(Code.FAILED_PRECONDITION);
+    // The checkpoint's own entry passes.
+    using r = restoreImagesDir(target, mine, root);
+    expect(existsSync(join(r.dir, "pages-1.img"))).toBe(true);
+  });
+
   test("prunePageStore: referenced and young entries stay, the rest (and old restore directories) go; a dry run removes nothing", () => {
     const root = join(base, "store6");
     const a = dumped("seven", root, "a").local;
