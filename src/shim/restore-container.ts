@@ -607,6 +607,18 @@ function isStringRecord(v: unknown): v is Record<string, string> {
  * engine runs it between Create's reply and Start (restoreContainer does it itself when not given).
  */
 export function prepareRestore(id: string, bundle: string, source: RestoreSource, runcRoot: string, namespace?: string): PreparedRestore {
+  try {
+    return prepareChecked(id, bundle, source, runcRoot, namespace);
+  } catch (err) {
+    // A CRIU image the checks could not decode (src/criu/image-file.ts: "criu image core-1.img: corrupt: ...") says
+    // which image, but not which restore or checkpoint: it reached the client as a bare DATA_LOSS.
+    const e = CryoError.from(err);
+    if (e.code === Code.DATA_LOSS && e.message.startsWith("criu image ")) throw e.wrap(`restore container ${id} from ${source.dir}`);
+    throw err;
+  }
+}
+
+function prepareChecked(id: string, bundle: string, source: RestoreSource, runcRoot: string, namespace?: string): PreparedRestore {
   const meta = source.metadata;
   const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { ociVersion?: unknown; annotations?: unknown; hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made

@@ -19,7 +19,7 @@
  */
 import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, constants as fsc, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants as fsc, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
@@ -920,3 +920,149 @@ test("a Create from a checkpoint that the shim refuses removes containerd's extr
     expect(existsSync(r.images)).toBe(true);
   });
 });
+
+test("tampered checkpoint images: a .zst pages image restores whatever the metadata says, one that decompresses short or long, a file of the rootfs changed since the dump, a corrupt image and a local-pages entry outside the store are refused naming the file; each failure leaves nothing, and the source keeps running", async () => {
+  await withSleepCheckpoint("tampered", async (r) => {
+    const srcPid = await taskPid(pc, r.src);
+    // Every file of the checkpoint as the dump left it, put back after each case (a restore decompresses in place).
+    const originals = new Map(readdirSync(r.images).map((n) => [n, readFileSync(join(r.images, n))] as const));
+    const putBack = () => {
+      for (const n of readdirSync(r.images)) if (!originals.has(n)) rmSync(join(r.images, n), { recursive: true, force: true });
+      for (const [n, bytes] of originals) writeFileSync(join(r.images, n), bytes);
+    };
+    const metadataPath = join(r.images, "cryo-checkpoint.json");
+    // The metadata as a crafted checkpoint would write it: its record of the images made to match what is there.
+    const writeMetadata = (edit: (m: Record<string, unknown>) => void = () => {}) => {
+      const meta = JSON.parse(originals.get("cryo-checkpoint.json")!.toString()) as Record<string, unknown>;
+      meta.images = readdirSync(r.images).filter((n) => /\.img(\.zst)?$/.test(n)).map((name) => ({ name, bytes: statSync(join(r.images, name)).size }));
+      edit(meta);
+      writeFileSync(metadataPath, JSON.stringify(meta));
+    };
+    const pages = readdirSync(r.images).filter((n) => /^pages-\d+\.img$/.test(n)).sort()[0]!;
+    const plain = originals.get(pages)!;
+    expect(plain.length).toBeGreaterThan(4096);
+    // pages-N.img replaced by pages-N.img.zst holding bytes (zstd's program, as compression.ts runs it).
+    const compressAs = (bytes: Buffer) => {
+      const tmp = join(r.bundle, "pages.tmp");
+      writeFileSync(tmp, bytes);
+      expect(Bun.spawnSync(["zstd", "-q", "-f", tmp, "-o", join(r.images, `${pages}.zst`)]).exitCode).toBe(0);
+      rmSync(tmp);
+      rmSync(join(r.images, pages));
+    };
+    const start = async () => {
+      await r.call("create", createFrom(r), 60_000);
+      return await r.call("start", { id: r.restoredId }, 60_000).then(
+        () => undefined,
+        (e: unknown) => e as CryoError,
+      );
+    };
+    // After Delete (what `ctr task rm` sends): no cgroup, no runc state, no mount of the task; the source runs on.
+    const nothingLeft = async (what: string) => {
+      await r.call("delete", { id: r.restoredId });
+      for (const d of cgroupDirs(r.cgroupsPath)) expect([what, d, existsSync(d)]).toEqual([what, d, false]);
+      expect([what, existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)]).toEqual([what, false]);
+      expect([what, readFileSync("/proc/self/mountinfo", "utf8").includes(r.restoredId)]).toEqual([what, false]);
+      expect([what, mountsUnder(r.bundle)]).toEqual([what, []]);
+      // No process in any cgroup of the task (a restored tree or CRIU helper that escaped the removal of its directory).
+      const inTask = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => {
+        try {
+          return readFileSync(`/proc/${p}/cgroup`, "utf8").includes(r.restoredId);
+        } catch {
+          return false;
+        }
+      })());
+      expect([what, inTask]).toEqual([what, []]);
+      expect([what, cmdline(String(srcPid))[0]]).toEqual([what, "sleep"]);
+      expect((await pc.ctrOk(["task", "ls"])).split("\n").find((l) => l.startsWith(`${r.src} `))).toContain("RUNNING");
+    };
+
+    // 1. A .zst pages image in a checkpoint whose metadata says it has none (compressed: false): decompressed all the
+    //    same, and the restore runs (before, CRIU read the image as missing: "Can't read async pr bytes").
+    compressAs(plain);
+    writeMetadata((m) => (m.compressed = false));
+    const none = await start();
+    expect(none).toBeUndefined();
+    const restored = await r.call("state", { id: r.restoredId });
+    expect([restored.status, cmdline(String(restored.pid))[0]]).toEqual([Status.RUNNING, "sleep"]);
+    expect(existsSync(join(r.images, `${pages}.zst`))).toBe(false);
+    await r.call("kill", { id: r.restoredId, signal: 9 });
+    await r.call("wait", { id: r.restoredId }, 30_000);
+    await nothingLeft("restored from a .zst the metadata did not mention");
+    putBack();
+
+    // 2. A .zst that decompresses a page short, or a page long: refused before CRIU runs, naming it.
+    for (const [what, bytes, why] of [
+      ["short", plain.subarray(0, plain.length - 4096), "the image is cut short"],
+      ["long", Buffer.concat([plain, Buffer.alloc(4096, 7)]), "the image is longer than its pages"],
+    ] as const) {
+      compressAs(bytes);
+      writeMetadata((m) => (m.compressed = { algorithm: "zstd", level: 1 }));
+      const err = await start();
+      expect([what, err?.code]).toEqual([what, Code.INVALID_ARGUMENT]);
+      expect(err?.message).toContain(`restore container ${r.restoredId} from ${r.images}: invalid argument: the checkpoint's ${pages}.zst decompressed to ${bytes.length} bytes, but pagemap-`);
+      expect(err?.message).toEndWith(why);
+      // A second Start of the same task finds the image decompressed in place: refused again, before CRIU runs.
+      if (what === "short") {
+        const again = await r.call("start", { id: r.restoredId }, 60_000).then(
+          () => undefined,
+          (e: unknown) => e as CryoError,
+        );
+        expect(again?.code).toBe(Code.INVALID_ARGUMENT);
+        expect(again?.message).toContain(`the checkpoint's ${pages} holds ${bytes.length} bytes, but pagemap-`);
+      }
+      await nothingLeft(`a .zst decompressing ${what}`);
+      putBack();
+    }
+
+    // 3. The sleep's binary grown by a byte in the new rootfs: CRIU's "File bin/... has bad size", FAILED_PRECONDITION
+    //    naming the file; CRIU's lines end at "Restoring FAILED." (its cgroup daemon's lines after it dropped).
+    let binary = "/bin/sleep";
+    for (let i = 0; i < 8 && lstatSyncSafe(join(r.bundle, "rootfs", binary))?.isSymbolicLink(); i++) {
+      const to = readlinkSync(join(r.bundle, "rootfs", binary));
+      binary = to.startsWith("/") ? to : join(binary, "..", to);
+    }
+    const binaryPath = join(r.bundle, "rootfs", binary);
+    const binaryBytes = readFileSync(binaryPath);
+    writeFileSync(binaryPath, Buffer.concat([binaryBytes, Buffer.from([0])]));
+    const changed = await start();
+    writeFileSync(binaryPath, binaryBytes);
+    expect(changed?.code).toBe(Code.FAILED_PRECONDITION);
+    expect(changed?.message).toMatch(new RegExp(`File ${binary.slice(1).replaceAll(".", "\\.")} has bad size ${binaryBytes.length + 1} \\(expect ${binaryBytes.length}\\)`));
+    expect(changed?.message).toContain(`Restoring FAILED.; the container had ${binary} open or mapped, and it changed in the root file system since the checkpoint (${binaryBytes.length + 1} bytes, the checkpoint recorded ${binaryBytes.length})`);
+    expect(changed?.message).not.toContain("recv req error");
+    await nothingLeft("a file of the rootfs changed");
+
+    // 4. A corrupt image (the root task's core image, its bytes after the magics made 0xff): DATA_LOSS naming it, with
+    //    the restore's context.
+    const rootPid = decodeImage(PstreeEntrySchema, new Uint8Array(originals.get("pstree.img")!), "pstree.img", ImageMagic.pstree)[0]!.pid;
+    const core = Buffer.from(originals.get(`core-${rootPid}.img`)!);
+    core.fill(0xff, 8);
+    writeFileSync(join(r.images, `core-${rootPid}.img`), core);
+    const corrupt = await start();
+    expect(corrupt?.code).toBe(Code.DATA_LOSS);
+    expect(corrupt?.message).toStartWith(`restore container ${r.restoredId} from ${r.images}: criu image core-${rootPid}.img`);
+    expect(corrupt?.message).toContain(": corrupt: ");
+    await nothingLeft("a corrupt image");
+    putBack();
+
+    // 5. Local pages whose entry is outside this host's page store, and does not exist: PERMISSION_DENIED (before:
+    //    FAILED_PRECONDITION, "missing here: restore on <host>").
+    const host = readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
+    for (const entry of ["/nonexistent-cryo-entry", "/var/lib/cryo/pages/../../../../tmp/x"]) {
+      writeMetadata((m) => (m.localPages = { dir: entry, hostname: host, token: "0".repeat(32), files: [{ name: pages, bytes: plain.length }] }));
+      const outside = await start();
+      expect([entry, outside?.code]).toEqual([entry, Code.PERMISSION_DENIED]);
+      expect(outside?.message).toContain(`${entry} is not an entry of this host's page store`);
+      await nothingLeft(`a local-pages entry ${entry}`);
+      putBack();
+    }
+  });
+});
+
+function lstatSyncSafe(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
