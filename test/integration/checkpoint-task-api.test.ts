@@ -16,6 +16,9 @@
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
  *   undo that: the helper is killed and every cgroup directory of the task is removed.
+ * - Tampered checkpoint images: a .zst pages image the metadata does not mention (restored), one that decompresses
+ *   short or long, a file of the new rootfs changed since the dump, a corrupt image, a local-pages entry outside the
+ *   store; each refusal names the file, and leaves nothing once the task is deleted, the source running.
  */
 import type { MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
