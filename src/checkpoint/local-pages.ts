@@ -113,7 +113,8 @@ function pagesWhere(local: LocalPages): string {
 /**
  * Checks that local.dir is an entry of the store under root holding local.token (see the module comment). Its place is
  * judged first, by its name alone: a directory that is not right inside the store (elsewhere on the host, `..` out of
- * it, the store itself, a restore's `.restore-*`) is PERMISSION_DENIED whether it exists or not. Before, only an
+ * it, the store itself, a restore's `.restore-*`) is PERMISSION_DENIED whether it exists or not (FAILED_PRECONDITION
+ * when the checkpoint names another host: restore it there). Before, only an
  * existing one was: a checkpoint pointing at a missing directory anywhere on the host got FAILED_PRECONDITION, "missing
  * here: restore on <host>", as if it were a page store entry of another host.
  */
@@ -122,8 +123,12 @@ export function checkLocalPagesEntry(local: LocalPages, root: string, where = pa
   const dir = resolve(local.dir);
   // The dump wrote a normalised path (join): one spelt otherwise (`.`, `..`, `//`) is no dump's.
   if (local.dir !== dir || dirname(dir) !== store || basename(dir).startsWith(".")) {
-    const other = hostname() !== local.hostname ? ` (the checkpoint was taken on ${local.hostname}: restore it there, with that host's store)` : "";
-    throw denied(where, `${local.dir} is not an entry of this host's page store ${root}${other}`);
+    // Another host's checkpoint (its store may be elsewhere): its pages are there, not here. Nothing is read from the
+    // path either way; the code says which mistake it is.
+    if (hostname() !== local.hostname) {
+      throw failedPrecondition(where, { detail: `${local.dir} is not an entry of this host's page store ${root} (the checkpoint was taken on ${local.hostname}: restore it there, with that host's store, or checkpoint without cryo.checkpoint/local-pages)` });
+    }
+    throw denied(where, `${local.dir} is not an entry of this host's page store ${root}`);
   }
   let inStore = false;
   try {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEntry, DEFAULT_PAGE_STORE, finishEntry, holdPageStoreEntry, listPageStore, pageStoreRoot, restoreImagesDir, type LocalPages } from "../../../src/checkpoint/local-pages.ts";
 import { pagesListCommand, pagesRemoveCommand } from "../../../src/checkpoint/pages-command.ts";
@@ -164,6 +164,17 @@ describe("page store", () => {
       expect(message).toContain(`${dir} is not an entry of this host's page store ${root}`);
     }
     expect(readdirSync(root).filter((n) => n.startsWith("."))).toEqual([]);
+    // Another host's checkpoint whose store is elsewhere: restore it there (FAILED_PRECONDITION), nothing read here.
+    const [otherCode, otherMessage] = (() => {
+      try {
+        restoreImagesDir(target, { ...mine, hostname: `not-${hostname()}`, dir: "/srv/other-store/entry" }, root);
+      } catch (e) {
+        return [(e as CryoError).code, (e as CryoError).message] as const;
+      }
+      throw new Error("no error for another host's entry");
+    })();
+    expect(otherCode).toBe(Code.FAILED_PRECONDITION);
+    expect(otherMessage).toContain(`the checkpoint was taken on not-${hostname()}: restore it there`);
     // A missing entry right inside the store is still the other case: the entry was removed (FAILED_PRECONDITION).
     expect(refusal(join(root, "removed-entry"))[0]).toBe(Code.FAILED_PRECONDITION);
     // The checkpoint's own entry passes.
