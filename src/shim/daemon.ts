@@ -25,7 +25,7 @@ import type { LoadedConfig } from "../config/find.ts";
 import type { StampedConfig } from "../config/config-cache.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
 import { ensureStandby, takeStandbyPath } from "./standby.ts";
-import { createTaskService } from "./task-service.ts";
+import { checkRequestIds, createTaskService } from "./task-service.ts";
 
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
 export const IDLE_CHECK_MS = 30_000;
@@ -207,6 +207,8 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const impl: typeof service.impl = {
     ...service.impl,
     async create(req, ctx) {
+      // The id names the pending marker beside the socket: checked first (an id "../x" removed a file there).
+      checkRequestIds("create", req, ctx);
       clearPending(flags.socket, req.id);
       logFollower.creating(req.bundle);
       const r = await service.impl.create(req, ctx);

@@ -12,6 +12,7 @@
 import { resolve } from "node:path";
 import * as z from "zod/mini";
 import { invalidArgument } from "../errors.ts";
+import { checkIdentifier } from "./identifiers.ts";
 
 /** What the command line and environment say. */
 export interface ShimFlags {
@@ -86,11 +87,17 @@ export function parseShimFlags(argv: readonly string[], env: Record<string, stri
   const e = envSchema.safeParse(env);
   if (!e.success) throw invalidArgument("shim environment", { detail: e.error.issues.map((x) => x.message).join("; ") });
   const address = strings.get("address") ?? e.data.GRPC_ADDRESS ?? "";
+  // The namespace names runc's root (<root>/<namespace>) and the id the daemon's group and bundle: containerd's
+  // identifier rule, as for the requests' (task-service.ts checkRequestIds). Absent for -v and -info.
+  const namespace = strings.get("namespace") ?? e.data.NAMESPACE ?? "";
+  if (namespace !== "") checkIdentifier("flag -namespace", namespace);
+  const id = strings.get("id") ?? "";
+  if (id !== "") checkIdentifier("flag -id", id);
   const ttrpcAddress = e.data.TTRPC_ADDRESS || (address ? `${address}.ttrpc` : "");
   return {
     action,
-    namespace: strings.get("namespace") ?? e.data.NAMESPACE ?? "",
-    id: strings.get("id") ?? "",
+    namespace,
+    id,
     address,
     ttrpcAddress,
     publishBinary: strings.get("publish-binary") ?? "",

@@ -15,6 +15,7 @@ import { parsePreciseJson } from "../sys/precise-json.ts";
 import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { unlessCallerGone } from "./cancel.ts";
 import { Container, type ContainerDeps } from "./container.ts";
+import { checkIdentifier } from "./identifiers.ts";
 import type { ProcessState } from "./process-state.ts";
 import type { ShimProcess } from "./process.ts";
 import { decodeShimOptions, type ShimOptions } from "./runtime-options.ts";
@@ -72,6 +73,16 @@ function parseJsonAny(any: Any | undefined, what: string): Record<string, unknow
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw invalidArgument(what, { detail: "not a JSON object" });
   return v as Record<string, unknown>;
+}
+
+/**
+ * Checks a request's container id, exec id (when it names one; always for Exec) and the namespace of its metadata
+ * against containerd's identifier rule (identifiers.ts), before anything else reads them: INVALID_ARGUMENT.
+ */
+export function checkRequestIds(method: string, req: { id?: unknown; execId?: unknown }, ctx: CallContext): void {
+  if (ctx.namespace !== undefined) checkIdentifier("namespace", ctx.namespace);
+  if (typeof req.id === "string") checkIdentifier("container id", req.id);
+  if (typeof req.execId === "string" && (req.execId !== "" || method === "exec")) checkIdentifier("exec id", req.execId);
 }
 
 /** Creates the task service over the container deps. */
@@ -281,5 +292,15 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       return {};
     },
   };
-  return { impl, containers, idle: () => containers.size === 0 && creating.size === 0 };
+  // Every method checks its request's identifiers first (checkRequestIds).
+  const checked = Object.fromEntries(
+    Object.entries(impl).map(([name, fn]) => [
+      name,
+      async (req: { id?: unknown; execId?: unknown }, ctx: CallContext) => {
+        checkRequestIds(name, req, ctx);
+        return await (fn as (r: unknown, c: CallContext) => Promise<unknown>)(req, ctx);
+      },
+    ]),
+  ) as unknown as TaskServiceImpl;
+  return { impl: checked, containers, idle: () => containers.size === 0 && creating.size === 0 };
 }

@@ -39,6 +39,22 @@ describe("flags", () => {
     expect(() => parseShimFlags(["-namespace", "n", "frobnicate"], {}, "/")).toThrow(/expected start, delete or none/);
     expect(() => parseShimFlags(["-id"], {}, "/")).toThrow("needs a value");
   });
+  test("a namespace or id that is not a containerd identifier is INVALID_ARGUMENT (it names runc's root and the group)", () => {
+    const codeOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        return (err as CryoError).code;
+      }
+      return Code.OK;
+    };
+    expect(codeOf(() => parseShimFlags(["-namespace", "../../tmp/x", "-id", "c", "start"], {}, "/"))).toBe(Code.INVALID_ARGUMENT);
+    expect(codeOf(() => parseShimFlags(["-id", "c", "start"], { NAMESPACE: "a/b" }, "/"))).toBe(Code.INVALID_ARGUMENT);
+    expect(codeOf(() => parseShimFlags(["-namespace", "n", "-id", "../x", "delete"], {}, "/"))).toBe(Code.INVALID_ARGUMENT);
+    expect(() => parseShimFlags(["-namespace", "n", "-id", "../x", "delete"], {}, "/")).toThrow('flag -id "../x": invalid argument');
+    // -v and -info carry neither.
+    expect(parseShimFlags(["-v"], {}, "/").namespace).toBe("");
+  });
   test("the daemon's argv parses back to the same settings, with no action", () => {
     const f = parseShimFlags(["-namespace", "n", "-id", "c", "-address", "/a", "-debug", "start"], {}, "/b");
     const d = parseShimFlags(daemonArgs(f, "/run/cryo/s/abc"), {}, "/elsewhere");

@@ -697,3 +697,22 @@ test("a Pids whose runc ps was under way when the init exited and its Delete rem
   releasePs!();
   expect(((await listing)?.processes ?? []).map((p) => p.pid)).toEqual([]);
 });
+
+test("a container id, exec id or namespace that is not a containerd identifier is INVALID_ARGUMENT before the engine sees it", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  expect(await codeOf(t.svc.create(createReq("../x"), t.ctx))).toEqual([Code.INVALID_ARGUMENT, `container id "../x": invalid argument: not letters and digits with single . _ or - between them (containerd's identifier rule)`]);
+  expect(await codeOf(t.svc.create(createReq("c2"), { namespace: "../../tmp/x" } as CallContext))).toEqual([Code.INVALID_ARGUMENT, `namespace "../../tmp/x": invalid argument: not letters and digits with single . _ or - between them (containerd's identifier rule)`]);
+  expect((await codeOf(t.svc.exec({ id: "c1", execId: "x/../../../../tmp/victim", spec } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  expect(await codeOf(t.svc.exec({ id: "c1", execId: "e".repeat(77), spec } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `exec id "${"e".repeat(77)}": invalid argument: longer than 76 characters`]);
+  expect(await codeOf(t.svc.exec({ id: "c1", execId: "", spec } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, "exec id: invalid argument: empty"]);
+  for (const bad of ["a..b", "-a", "a_", "a b", "a/b", "é"]) expect((await codeOf(t.svc.state({ id: "c1", execId: bad } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  expect((await codeOf(t.svc.kill({ id: ".", signal: 9 } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  // A long hostile value is named by its start only.
+  const [, message] = await codeOf(t.svc.state({ id: "x".repeat(1 << 20) } as never, t.ctx));
+  expect(message.length).toBeLessThan(200);
+  // What containerd sends: CRI's 64-hex ids, dotted and dashed names, the largest length.
+  for (const good of ["a", "A.b_c-d", "0123456789abcdef".repeat(4), "k".repeat(76)]) expect((await codeOf(t.svc.state({ id: good } as never, t.ctx)))[0]).toBe(Code.NOT_FOUND);
+  expect(t.calls).toEqual(["create c1"]);
+});

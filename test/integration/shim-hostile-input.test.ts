@@ -1,0 +1,147 @@
+/**
+ * Crafted ttrpc requests sent straight to a shim daemon's socket (not through containerd, which validates what it
+ * sends): each is refused with the right code before it touches anything, nothing is written or removed outside
+ * where it belongs, and the daemon goes on serving its other container (State answers at once after each).
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { Code, CryoError } from "../../src/errors.ts";
+import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
+import { connect } from "../../src/ttrpc/index.ts";
+import { PrivateContainerd, ensureTestImage, processAlive, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor } from "../harness/index.ts";
+
+setDefaultTimeout(120_000);
+const RUNTIME = "io.containerd.cryo.v2";
+let pc: PrivateContainerd;
+let ns: string;
+let dir: string;
+/** The container the daemon serves throughout: it must keep answering. */
+let victim: string;
+let victimBundle: string;
+let socket: string;
+let shimPid: number;
+let client: Awaited<ReturnType<typeof connect>>;
+
+beforeAll(async () => {
+  ns = uniqueId("hostile");
+  pc = await startPrivateContainerd({ namespace: ns });
+  await ensureTestImage(pc);
+  dir = mkdtempSync("/tmp/cryo-hostile-");
+  victim = uniqueId("victim");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, victim, "sleep", "1000"]);
+  victimBundle = join(pc.state, "io.containerd.runtime.v2.task", ns, victim);
+  socket = readFileSync(join(victimBundle, "address"), "utf8").trim().replace(/^unix:\/\//, "");
+  client = await connect(socket);
+  shimPid = Number((await call("connect", { id: victim })).shimPid);
+});
+
+afterAll(async () => {
+  client?.close();
+  if (victim) {
+    await pc.ctr(["task", "kill", "--signal", "SIGKILL", victim]);
+    await waitFor(async () => (await taskStatus(pc, victim)) !== "RUNNING", { timeoutMs: 10_000 }).catch(() => {});
+    await pc.ctr(["task", "rm", victim]);
+    await pc.ctr(["containers", "rm", victim]);
+  }
+  await pc?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+type Method = keyof (typeof TaskV2)["method"];
+
+/** One call to the daemon, in the test's namespace unless told otherwise (the answer's fields these tests read). */
+function call(method: Method, req: Record<string, unknown>, opts: { namespace?: string; timeoutMs?: number } = {}): Promise<{ shimPid?: bigint | number; status?: Status }> {
+  return client.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs: 15_000, ...opts }) as Promise<{ shimPid?: bigint | number; status?: Status }>;
+}
+
+/** The error a call fails with (a call that succeeds is a test failure). */
+async function failure(method: Method, req: Record<string, unknown>, opts: { namespace?: string; timeoutMs?: number } = {}): Promise<CryoError> {
+  return CryoError.from(await call(method, req, opts).then(() => new Error(`${method} succeeded`), (e: unknown) => e));
+}
+
+/** The daemon answers State of its container at once: its event loop is not stuck. */
+async function stillServes(): Promise<void> {
+  expect(processAlive(shimPid)).toBe(true);
+  const st = await call("state", { id: victim }, { timeoutMs: 3_000 });
+  expect(st.status).toBe(Status.RUNNING);
+}
+
+/** A bundle whose spec is the victim's, run on the victim's rootfs (read-only), in a cgroup of its own. */
+function makeBundle(name: string, args = ["sleep", "1000"]): string {
+  const b = join(dir, name);
+  mkdirSync(b, { recursive: true });
+  const spec = JSON.parse(readFileSync(join(victimBundle, "config.json"), "utf8"));
+  spec.root = { path: join(victimBundle, "rootfs"), readonly: true };
+  spec.process.args = args;
+  spec.process.terminal = false;
+  spec.linux.cgroupsPath = `/${ns}/${name}`;
+  writeFileSync(join(b, "config.json"), JSON.stringify(spec));
+  return b;
+}
+
+const createReq = (id: string, bundle: string, more: Record<string, unknown> = {}) => ({ id, bundle, rootfs: [], stdin: "", stdout: "", stderr: "", terminal: false, ...more });
+
+/** Kills and deletes a task a bug let through (best effort). */
+async function removeTask(id: string, namespace = ns): Promise<void> {
+  await call("kill", { id, signal: 9 }, { namespace }).catch(() => {});
+  await call("delete", { id }, { namespace, timeoutMs: 20_000 }).catch(() => {});
+}
+
+const execSpec = (args: string[]) =>
+  create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode(JSON.stringify({ args, cwd: "/", env: ["PATH=/bin:/usr/bin"], user: { uid: 0, gid: 0 } })) });
+
+test("a container id, exec id or namespace that is not an identifier is INVALID_ARGUMENT, and no path it names is touched", async () => {
+  const u = uniqueId("x");
+  // Create "../<name>": the daemon removed the pending marker <socket>.pending/<id>, a file beside the socket.
+  mkdirSync(`${socket}.pending`, { recursive: true });
+  const beside = join(dirname(socket), `cryo-beside-${u}`);
+  writeFileSync(beside, "keep");
+  try {
+    const e = await failure("create", createReq(`../cryo-beside-${u}`, makeBundle(`b-${u}`)));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("container id");
+    expect(readFileSync(beside, "utf8")).toBe("keep");
+  } finally {
+    rmSync(beside, { force: true });
+  }
+  await stillServes();
+
+  // Exec "x/../../…/tmp/<name>": runc wrote its pid file there, and the daemon removed it.
+  const victimFile = `/tmp/cryo-victim-${u}`;
+  writeFileSync(`${victimFile}.pid`, "keep");
+  const execId = `x${"/..".repeat(20)}${victimFile}`;
+  try {
+    const e = await failure("exec", { id: victim, execId, spec: execSpec(["true"]), stdin: "", stdout: "", stderr: "", terminal: false });
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("exec id");
+    await call("start", { id: victim, execId }).catch(() => {});
+    expect(readFileSync(`${victimFile}.pid`, "utf8")).toBe("keep");
+  } finally {
+    await call("delete", { id: victim, execId }).catch(() => {});
+    rmSync(`${victimFile}.pid`, { force: true });
+  }
+  // Too long (containerd's limit is 76 characters), or empty where one is required.
+  expect((await failure("exec", { id: victim, execId: "e".repeat(77), spec: execSpec(["true"]) })).code).toBe(Code.INVALID_ARGUMENT);
+  expect((await failure("state", { id: victim, execId: "a..b" })).code).toBe(Code.INVALID_ARGUMENT);
+  expect((await failure("kill", { id: "x/y", signal: 9 })).code).toBe(Code.INVALID_ARGUMENT);
+  await stillServes();
+
+  // A namespace "../../../tmp/<name>": runc's root became /tmp/<name>, and runc wrote its state there.
+  const escaped = `/tmp/cryo-ns-${u}`;
+  const nsBad = `../../..${escaped}`;
+  const id = uniqueId("ns");
+  try {
+    const e = await failure("create", createReq(id, makeBundle(`b-ns-${u}`)), { namespace: nsBad });
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("namespace");
+    expect(existsSync(escaped)).toBe(false);
+  } finally {
+    await removeTask(id, nsBad);
+    rmSync(escaped, { recursive: true, force: true });
+  }
+  await stillServes();
+});
