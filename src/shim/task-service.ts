@@ -47,6 +47,9 @@ export interface TaskService {
   idle(): boolean;
 }
 
+/** SIGRTMAX on Linux: the largest signal number. */
+export const MAX_SIGNAL = 64;
+
 /** Go's zero time.Time (0001-01-01T00:00:00Z) as a protobuf Timestamp. */
 export const GO_ZERO_TIME = { seconds: -62135596800n, nanos: 0 } as const;
 
@@ -226,6 +229,9 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     },
 
     async kill(req) {
+      // runc's driver refused it for the init alone: an exec's kill(2), and `all` of a container with its own PID
+      // namespace (each of its processes signalled), failed with node's bare EINVAL (UNKNOWN).
+      if (req.signal > MAX_SIGNAL) throw invalidArgument(`kill signal ${req.signal}`, { detail: `signals are 1 to ${MAX_SIGNAL} (0 checks that the process is there)` });
       await get(req.id).kill(req.execId, req.signal, req.all);
       return {};
     },

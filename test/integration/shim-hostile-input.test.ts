@@ -145,3 +145,27 @@ test("a container id, exec id or namespace that is not an identifier is INVALID_
   }
   await stillServes();
 });
+
+test("Kill with a signal above 64 is INVALID_ARGUMENT, for the init, all its processes and an exec; the container runs on", async () => {
+  const execId = uniqueId("sleeper");
+  await call("exec", { id: victim, execId, spec: execSpec(["sleep", "1000"]), stdin: "", stdout: "", stderr: "", terminal: false });
+  await call("start", { id: victim, execId });
+  try {
+    for (const signal of [65, 1000, 2 ** 31]) {
+      for (const req of [{ id: victim, signal }, { id: victim, signal, all: true }, { id: victim, execId, signal }]) {
+        const e = await failure("kill", req);
+        expect(e.code).toBe(Code.INVALID_ARGUMENT);
+        expect(e.message).toContain(`signal ${signal}`);
+      }
+    }
+    // 0 checks that the process is there (kill(2)), as runc's shim passes it on.
+    await call("kill", { id: victim, execId, signal: 0 });
+    await call("kill", { id: victim, signal: 0 });
+    expect((await call("state", { id: victim, execId })).status).toBe(Status.RUNNING);
+  } finally {
+    await call("kill", { id: victim, execId, signal: 9 }).catch(() => {});
+    await call("wait", { id: victim, execId }).catch(() => {});
+    await call("delete", { id: victim, execId }).catch(() => {});
+  }
+  await stillServes();
+});

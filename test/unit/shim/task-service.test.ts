@@ -716,3 +716,17 @@ test("a container id, exec id or namespace that is not a containerd identifier i
   for (const good of ["a", "A.b_c-d", "0123456789abcdef".repeat(4), "k".repeat(76)]) expect((await codeOf(t.svc.state({ id: good } as never, t.ctx)))[0]).toBe(Code.NOT_FOUND);
   expect(t.calls).toEqual(["create c1"]);
 });
+
+test("Kill with a signal above 64 is INVALID_ARGUMENT before the engine sees it, for the init, all and an exec; 0 is passed on", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  for (const signal of [65, 1000, 2 ** 32 - 1]) {
+    for (const req of [{ id: "c1", execId: "", signal }, { id: "c1", execId: "", signal, all: true }, { id: "c1", execId: "e1", signal }]) {
+      expect(await codeOf(t.svc.kill(req as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `kill signal ${signal}: invalid argument: signals are 1 to 64 (0 checks that the process is there)`]);
+    }
+  }
+  await t.svc.kill({ id: "c1", execId: "", signal: 0, all: false } as never, t.ctx);
+  await t.svc.kill({ id: "c1", execId: "", signal: 64, all: false } as never, t.ctx);
+  expect(t.calls).toEqual(["create c1", "start c1", "kill c1 100 0 false", "kill c1 100 64 false"]);
+});
