@@ -108,6 +108,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
     async create(req, ctx) {
       if (!req.id) throw invalidArgument("container id", { detail: "empty" });
       if (!req.bundle) throw invalidArgument(`container ${req.id}`, { detail: "bundle path is empty" });
+      // The daemon's directory is "/" and shared by every container it serves (as for Checkpoint's path below): a
+      // relative bundle or checkpoint was read from below "/". containerd always sends absolute paths.
+      if (!req.bundle.startsWith("/")) throw invalidArgument(`container ${req.id}`, { detail: `bundle path ${JSON.stringify(req.bundle)} is relative; give an absolute path` });
+      if (req.checkpoint !== "" && !req.checkpoint.startsWith("/")) {
+        throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is relative; give an absolute path` });
+      }
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
       const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.

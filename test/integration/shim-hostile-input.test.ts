@@ -169,3 +169,15 @@ test("Kill with a signal above 64 is INVALID_ARGUMENT, for the init, all its pro
   }
   await stillServes();
 });
+
+test("a relative bundle or checkpoint path in Create is INVALID_ARGUMENT", async () => {
+  const bundle = makeBundle(uniqueId("rel"));
+  const rel = bundle.slice(1); // the daemon's directory is "/": it named this bundle before
+  const e = await failure("create", createReq(uniqueId("rel"), rel));
+  expect(e.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e.message).toContain("relative");
+  const c = await failure("create", createReq(uniqueId("rel"), bundle, { checkpoint: "tmp/some-checkpoint" }));
+  expect(c.code).toBe(Code.INVALID_ARGUMENT);
+  expect(c.message).toContain("relative");
+  await stillServes();
+});

@@ -730,3 +730,11 @@ test("Kill with a signal above 64 is INVALID_ARGUMENT before the engine sees it,
   await t.svc.kill({ id: "c1", execId: "", signal: 64, all: false } as never, t.ctx);
   expect(t.calls).toEqual(["create c1", "start c1", "kill c1 100 0 false", "kill c1 100 64 false"]);
 });
+
+test("Create with a relative bundle or checkpoint path is INVALID_ARGUMENT before the engine sees it", async () => {
+  const t = setup();
+  expect(await codeOf(t.svc.create(createReq("c1", "run/b"), t.ctx))).toEqual([Code.INVALID_ARGUMENT, `container c1: invalid argument: bundle path "run/b" is relative; give an absolute path`]);
+  expect(await codeOf(t.svc.create({ ...(createReq("c1") as object), checkpoint: "ckpt/c1" } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `container c1: invalid argument: checkpoint path "ckpt/c1" is relative; give an absolute path`]);
+  expect(t.calls).toEqual([]);
+  expect(t.containers.size).toBe(0);
+});
