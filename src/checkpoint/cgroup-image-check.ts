@@ -31,6 +31,7 @@
  * (docs/checkpoint-restore.md).
  */
 import { existsSync, readFileSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join } from "node:path";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { CgMemberEntrySchema, CgroupEntrySchema, type CgroupDirEntry, type CgroupEntry } from "../gen/criu/cgroup_pb.ts";
@@ -113,5 +114,5 @@ export function checkCgroupEntries(entries: readonly CgroupEntry[], where: strin
 export function checkCgroupImage(imagesDir: string, where: string): void {
   const name = "cgroup.img";
   if (!existsSync(join(imagesDir, name))) return;
-  checkCgroupEntries(decodeImage(CgroupEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.cgroup), where, hostCgroupNames());
+  checkCgroupEntries(decodeImage(CgroupEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.cgroup), where, hostCgroupNames());
 }

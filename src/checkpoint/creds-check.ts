@@ -21,7 +21,8 @@
  *   its capabilities allow, and they are not compared.
  * Zombies (task state dead) run no code and have no credentials in their images: they are skipped.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join } from "node:path";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { CoreEntrySchema, CredsEntrySchema, SeccompMode, ThreadCoreEntrySchema, type CoreEntry } from "../gen/criu/core_pb.ts";
@@ -134,7 +135,7 @@ function filterChain(filters: readonly SeccompFilter[], last: number, refuse: (d
 export function readSeccompFilters(imagesDir: string): SeccompFilter[] {
   const name = "seccomp.img";
   if (!existsSync(join(imagesDir, name))) return [];
-  return decodeImage(SeccompEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.seccomp).flatMap((e) => e.seccompFilters);
+  return decodeImage(SeccompEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.seccomp).flatMap((e) => e.seccompFilters);
 }
 
 /** The pids of the tree's live tasks (zombies left out), as the checkpoint recorded them: those a restore waits for. */

@@ -17,7 +17,8 @@
  * network), a tun descriptor without CAP_NET_ADMIN, a fanotify group without CAP_SYS_ADMIN, a BPF map without
  * CAP_BPF or CAP_SYS_ADMIN.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join } from "node:path";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { FdTypes, FileEntrySchema, type FileEntry } from "../gen/criu/fdinfo_pb.ts";
@@ -62,5 +63,5 @@ export function checkFileEntries(entries: readonly FileEntry[], where: string, g
 export function checkFilesImage(imagesDir: string, where: string, granted: ReadonlySet<number>): void {
   const name = "files.img";
   if (!existsSync(join(imagesDir, name))) return;
-  checkFileEntries(decodeImage(FileEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.files), where, granted);
+  checkFileEntries(decodeImage(FileEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.files), where, granted);
 }

@@ -1,11 +1,11 @@
-import { readFileSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join } from "node:path";
 import { invalidArgument } from "../errors.ts";
 
 /** The bytes of image name in imagesDir; a missing one is INVALID_ARGUMENT (not a whole CRIU dump). */
 export function readCheckpointImage(imagesDir: string, name: string): Uint8Array {
   try {
-    return new Uint8Array(readFileSync(join(imagesDir, name)));
+    return new Uint8Array(readRegularFile(join(imagesDir, name)));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw invalidArgument(`checkpoint ${imagesDir}`, { detail: `it has no ${name}: not a whole CRIU dump` });
     throw err;

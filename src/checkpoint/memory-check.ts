@@ -31,6 +31,7 @@
  * are in is the one way it holds less, which a process that had them all at the checkpoint is not expected to do.
  */
 import { existsSync, readFileSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { dirname, join } from "node:path";
 import { failedPrecondition } from "../errors.ts";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
@@ -87,7 +88,7 @@ function bytesIn(runs: readonly { start: bigint; end: bigint }[], areas: readonl
  */
 export function restoredMemoryFloor(imagesDir: string, options: { lazy?: boolean } = {}): MemoryFloor {
   const counted = PE_PARENT | PE_PRESENT | (options.lazy ? PE_LAZY : 0);
-  const read = (name: string): Uint8Array | undefined => (existsSync(join(imagesDir, name)) ? new Uint8Array(readFileSync(join(imagesDir, name))) : undefined);
+  const read = (name: string): Uint8Array | undefined => (existsSync(join(imagesDir, name)) ? new Uint8Array(readRegularFile(join(imagesDir, name))) : undefined);
   const pstree = decodeImage(PstreeEntrySchema, readCheckpointImage(imagesDir, "pstree.img"), "pstree.img", ImageMagic.pstree);
   const vmasOf = new Map<number, VmaEntry[]>();
   for (const p of pstree) {

@@ -7,11 +7,12 @@
  *   <imagesDir>/           CRIU's images (pages-*.img possibly zstd-compressed); the shim writes "." (the images
  *                          beside this file), the only layout a restore reads
  */
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { invalidArgument, notFound } from "../errors.ts";
+import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { CRIU_IMAGE_NAME } from "./images-list.ts";
 import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema, TIMEOUT_SECONDS_MAX } from "./plan.ts";
 import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
@@ -253,8 +254,9 @@ export async function readCheckpointMetadata(dir: string): Promise<CheckpointMet
   if (size > MAX_METADATA_BYTES) throw invalidArgument(`checkpoint metadata ${path}`, { detail: `${size} bytes, more than ${MAX_METADATA_BYTES}` });
   try {
     // Synchronous: a few KiB, read once per restore; the async read's thread-pool round trip cost more (0.5-5 ms at a restore's Create).
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path, `checkpoint metadata ${path}`).toString("utf8");
   } catch (err) {
+    if (err instanceof CryoError) throw err; // not a regular file (a FIFO put there): FAILED_PRECONDITION
     throw notFound(`checkpoint metadata ${path}`, { cause: err });
   }
   let json: unknown;

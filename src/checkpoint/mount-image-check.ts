@@ -34,6 +34,7 @@
  *   below (checkMountpointLinks), which CRIU would not resolve inside the container.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join, posix } from "node:path";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
@@ -260,7 +261,7 @@ export function checkCompatModeMounts(entries: readonly MntEntry[], hasContents:
 export function checkCompatModeImages(imagesDir: string, where: string): void {
   const hasContents = (dev: number) => existsSync(join(imagesDir, `tmpfs-dev-${dev}.tar.gz.img`));
   for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
-    checkCompatModeMounts(decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts), hasContents, where, name);
+    checkCompatModeMounts(decodeImage(MntEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.mnts), hasContents, where, name);
   }
 }
 
@@ -320,7 +321,7 @@ export function checkMountImages(imagesDir: string, spec: MountSpec, where: stri
   }
   const rbindSubmount = rbinds.length === 0 ? undefined : hostSubmounts(rbinds);
   for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
-    const entries = decodeImage(MntEntrySchema, new Uint8Array(readFileSync(join(imagesDir, name))), name, ImageMagic.mnts);
+    const entries = decodeImage(MntEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.mnts);
     checkMountEntries(entries, spec, where, exists, name, resolve, rbindSubmount);
     checkMountpointLinks(entries, rootfs, where, name, bindSources);
     for (const [k, f] of externalMountFlags(entries)) flags.set(k, f);

@@ -8,7 +8,8 @@
  * spec writes config.json back (atomically) so runc sees the changed spec. A deny throws
  * PERMISSION_DENIED before anything is created.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { join } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import { ociSpecSchema, type ImageInfo } from "./hook-schemas.ts";
@@ -32,7 +33,7 @@ export async function admitBundle(engine: PolicyEngine, c: BundleAdmission): Pro
   const path = join(c.bundle, "config.json");
   let raw: unknown;
   try {
-    raw = parsePreciseJson(readFileSync(path, "utf8")); // an rlimit of RLIM_INFINITY (2^64-1) stays exact
+    raw = parsePreciseJson(readRegularFile(path).toString("utf8")); // an rlimit of RLIM_INFINITY (2^64-1) stays exact
   } catch (err) {
     throw invalidArgument(`container ${c.id}: spec ${path}`, { detail: (err as Error).message, cause: err });
   }

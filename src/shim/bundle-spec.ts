@@ -5,12 +5,12 @@
  * annotations (checked at Create, so that a typo fails `ctr run`, not the checkpoint an hour later), and
  * the sd_notify socket its readiness goes to (NOTIFY_ANNOTATION).
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
-import { invalidArgument, notFound } from "../errors.ts";
+import { CryoError, invalidArgument, notFound } from "../errors.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 
 /** The facts the shim needs from a spec. */
 export interface BundleSpec {
@@ -54,13 +54,18 @@ const specSchema = lazySchema(() =>
   }),
 );
 
-/** Reads and checks <bundle>/config.json: missing -> NOT_FOUND, unreadable JSON or wrong shape -> INVALID_ARGUMENT. */
+/**
+ * Reads and checks <bundle>/config.json: missing -> NOT_FOUND, unreadable JSON or wrong shape -> INVALID_ARGUMENT, not
+ * a regular file -> FAILED_PRECONDITION (a FIFO's open blocked the daemon, and every container it serves, until a
+ * writer came; /dev/zero never ended).
+ */
 export function readBundleSpec(bundle: string): BundleSpec {
   const path = join(bundle, "config.json");
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path, `bundle ${bundle}: config.json`).toString("utf8");
   } catch (err) {
+    if (err instanceof CryoError) throw err;
     const code = (err as { code?: string }).code;
     if (code === "ENOENT" || code === "ENOTDIR") throw notFound(`bundle ${bundle}: config.json`, { cause: err });
     throw invalidArgument(`bundle ${bundle}: config.json`, { cause: err, detail: err instanceof Error ? err.message : String(err) });

@@ -17,7 +17,7 @@
  * the dump itself), or kills a CRIU that cannot be asked or does not answer; cryo then does what a killed CRIU cannot:
  * the cgroup's freezer put back as it was, CRIU's network lock removed (dump-abort.ts).
  */
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname, release } from "node:os";
 import { basename, join } from "node:path";
 // The modules themselves, not src/checkpoint's and src/criu's indexes: through them `cryo inspect`, CRIU's
@@ -47,6 +47,8 @@ import { sweepEmptied, watchRemoval } from "./dir-watch.ts";
 import { CONTAINERD_CHECKPOINT_NAME } from "../containerd/layout.ts";
 import { copyRegularFile, lastLogLine, regularFileText, undoKilledDump } from "./dump-abort.ts";
 import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
+import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 
 /** runc's name for the stdio record in the images directory. */
 export const DESCRIPTORS_FILE = "descriptors.json";
@@ -225,8 +227,9 @@ async function checkMemTrack(criu: Criu, plan: CheckpointPlan, label: string): P
 function readJson(path: string, what: string): unknown {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path, what).toString("utf8");
   } catch (err) {
+    if (err instanceof CryoError) throw err;
     throw notFound(what, { cause: err, detail: `no ${path}` });
   }
   try {
@@ -349,6 +352,9 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
 
   const imagesDir = plan.imagePath ?? input.path;
   ensureDir(imagesDir, `${label}: images directory`);
+  // What is already there is written over: only regular files and directories, as a restore reads (a FIFO named
+  // descriptors.json blocked the daemon's write of it, and every container it serves, until a reader came).
+  checkCheckpointEntries(realpathSync(imagesDir)); // the directory itself may be reached through a link
   const ownWork = plan.workPath === undefined;
   const workDir = plan.workPath ?? dumpWorkDir(bundle);
   if (ownWork) rmSync(workDir, { recursive: true, force: true });

@@ -4,12 +4,13 @@
  * containerd.task.v3.Task on the socket `start` chose. It exits when Shutdown finds no container
  * left (or on SIGTERM/SIGINT), after answering in-flight calls and draining events.
  */
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
 import { createReaper, setCloexec } from "../sys/index.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { createServer } from "../ttrpc/index.ts";
 import { dropAddedEnv, takeListenFd } from "./daemon-env.ts";
 import { createEngine } from "./engine.ts";
@@ -299,7 +300,7 @@ async function checkCheckpointOptions(bundle: string, loaded: LoadedConfig): Pro
   let annotations: Record<string, string>;
   try {
     // The usual Create (no such annotation, no [checkpoint]): one read and a substring search, no parse.
-    if (noDefaults && !readFileSync(join(bundle, "config.json"), "utf8").includes(ANNOTATION_PREFIX)) return;
+    if (noDefaults && !readRegularFile(join(bundle, "config.json")).toString("utf8").includes(ANNOTATION_PREFIX)) return;
     annotations = readAnnotations(bundle);
   } catch {
     return; // a missing or broken spec: the Create's own check names it (NOT_FOUND, INVALID_ARGUMENT; bundle-spec.ts)

@@ -30,6 +30,7 @@ import { checkRecordedImages } from "../checkpoint/images-list.ts";
 import { checkDecompressedPageImages, checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
+import { readRegularFile } from "../sys/regular-file.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
@@ -107,9 +108,9 @@ export async function readRestoreSource(dir: string): Promise<RestoreSource> {
   let descriptors = metadata.stdio.descriptors;
   let text: string | undefined;
   try {
-    text = readFileSync(join(dir, DESCRIPTORS_FILE), "utf8");
+    text = readRegularFile(join(dir, DESCRIPTORS_FILE), `checkpoint ${dir}: ${DESCRIPTORS_FILE}`).toString("utf8");
   } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw CryoError.from(err);
+    if ((err as { code?: string }).code !== "ENOENT") throw CryoError.from(err); // a FIFO put there after Create: FAILED_PRECONDITION
   }
   if (text !== undefined) {
     let parsed: unknown;
@@ -620,7 +621,7 @@ export function prepareRestore(id: string, bundle: string, source: RestoreSource
 
 function prepareChecked(id: string, bundle: string, source: RestoreSource, runcRoot: string, namespace?: string): PreparedRestore {
   const meta = source.metadata;
-  const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { ociVersion?: unknown; annotations?: unknown; hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
+  const spec = JSON.parse(readRegularFile(join(bundle, "config.json"), `bundle ${bundle}: config.json`).toString("utf8")) as { ociVersion?: unknown; annotations?: unknown; hooks?: unknown; linux?: { cgroupsPath?: string; resources?: unknown; intelRdt?: unknown } };
   runcHooksFromSpec(spec.hooks); // checked now: a malformed hook fails the restore before anything is made
   const dumped = runcContainerFrom({ ...meta.runcState, id, config: { ...(meta.runcState.config as object), rootfs: join(bundle, "rootfs") } }, `checkpoint ${source.dir}: runc state`);
   const where = `restore container ${id} from ${source.dir}`;

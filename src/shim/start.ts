@@ -10,6 +10,7 @@
  * containerd's first call waits in the socket's backlog until the daemon accepts it. Two `start`s for the same group, and a daemon deciding to exit, serialize on a lock
  * directory next to the socket (socket-lock.ts).
  */
+import { readRegularFile } from "../sys/regular-file.ts";
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini"; // light at every `start` (flags.ts)
@@ -29,7 +30,7 @@ export function readAnnotations(bundle: string): Record<string, string> {
   const path = join(bundle, "config.json");
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, "utf8"));
+    value = JSON.parse(readRegularFile(path).toString("utf8")); // a FIFO there blocked `start`, or a daemon's Create
   } catch (err) {
     throw invalidArgument(`bundle spec ${path}`, { cause: err, detail: err instanceof Error ? err.message : String(err) });
   }

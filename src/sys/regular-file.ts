@@ -1,5 +1,5 @@
 /** Reading a file an operator named (a config file, a plugin) without letting a FIFO or a device hang the reader. No libc. */
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, statSync } from "node:fs";
 import { failedPrecondition } from "../errors.ts";
 
 /**
@@ -7,10 +7,17 @@ import { failedPrecondition } from "../errors.ts";
  * It is opened O_NONBLOCK and looked at before any read: a FIFO would block the process until a writer came (a
  * shim daemon, and every container it serves), and a device such as /dev/zero never ends. Any other kind is
  * FAILED_PRECONDITION naming it (`<context>: failed precondition: /x is a FIFO, not a regular file`; context: the
- * path); an error of open(2) is node's, for the caller's fsError.
+ * path), also a socket (whose open fails, ENXIO); any other error of open(2) is node's, for the caller's fsError.
+ * O_NOCTTY: a shim daemon has no controlling terminal, and a terminal named here must not become its own.
  */
 export function readRegularFile(path: string, context = path): Buffer {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENXIO" && isSocket(path)) throw failedPrecondition(context, { cause: err, detail: `${path} is a socket, not a regular file` });
+    throw err;
+  }
   try {
     const st = fstatSync(fd);
     if (st.isFile()) return readFileSync(fd);
@@ -19,5 +26,13 @@ export function readRegularFile(path: string, context = path): Buffer {
     throw failedPrecondition(context, { detail: `${path} is ${kind}` });
   } finally {
     closeSync(fd);
+  }
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket() || lstatSync(path).isSocket();
+  } catch {
+    return false;
   }
 }

@@ -181,3 +181,53 @@ test("a relative bundle or checkpoint path in Create is INVALID_ARGUMENT", async
   expect(c.message).toContain("relative");
   await stillServes();
 });
+
+test("a FIFO, socket or device for the bundle's config.json is refused at once; the daemon goes on serving", async () => {
+  const bundle = join(dir, uniqueId("fifo"));
+  mkdirSync(bundle);
+  const spec = join(bundle, "config.json");
+  expect(Bun.spawnSync(["mkfifo", spec]).exitCode).toBe(0);
+  try {
+    const started = performance.now();
+    const [e] = await Promise.all([failure("create", createReq(uniqueId("fifo"), bundle)), Bun.sleep(200).then(stillServes)]);
+    expect(e.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e.message).toContain("config.json");
+    expect(e.message).toContain("FIFO");
+    expect(performance.now() - started).toBeLessThan(5_000);
+  } finally {
+    // Unblocks a daemon stuck opening it (the bug): a writer comes and goes.
+    try {
+      closeSync(openSync(spec, fsc.O_WRONLY | fsc.O_NONBLOCK));
+    } catch {}
+  }
+  rmSync(spec);
+  symlinkSync("/dev/zero", spec);
+  const z = await failure("create", createReq(uniqueId("dev"), bundle));
+  expect(z.code).toBe(Code.FAILED_PRECONDITION);
+  expect(z.message).toContain("device");
+  await stillServes();
+});
+
+test("a FIFO in the directory a Checkpoint writes into, or in a checkpoint to restore, is refused at once; the daemon goes on serving", async () => {
+  const images = join(dir, uniqueId("ckpt"));
+  mkdirSync(images);
+  const fifo = join(images, "descriptors.json");
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  try {
+    const [e] = await Promise.all([failure("checkpoint", { id: victim, path: images }, { timeoutMs: 60_000 }), Bun.sleep(200).then(stillServes)]);
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`${fifo} is a FIFO`);
+    // The same directory as a checkpoint to restore from: refused before anything reads it.
+    const r = await failure("create", createReq(uniqueId("rst"), makeBundle(uniqueId("rst")), { checkpoint: images }));
+    expect(r.code).toBe(Code.INVALID_ARGUMENT);
+    expect(r.message).toContain(`${fifo} is a FIFO`);
+  } finally {
+    // Unblocks a daemon stuck writing it (the bug): a reader comes and drains it.
+    try {
+      const fd = openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK);
+      await Bun.sleep(500);
+      closeSync(fd);
+    } catch {}
+  }
+  await stillServes();
+});
