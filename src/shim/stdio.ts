@@ -27,7 +27,7 @@
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync, constants as fsc, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { Code, CryoError, deadlineExceeded, invalidArgument } from "../errors.ts";
+import { Code, CryoError, deadlineExceeded, fsError, invalidArgument } from "../errors.ts";
 import { close as closeFd, O_CLOEXEC, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
@@ -357,9 +357,27 @@ async function stopLogger(proc: Bun.Subprocess, log: Logger): Promise<void> {
   }
 }
 
-function openOutputFile(path: string): number {
-  mkdirSync(dirname(path), { recursive: true });
-  return openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | O_CLOEXEC, 0o644);
+/**
+ * Opens a file:// log for appending, when the IO is prepared, before the process runs: a log that cannot be opened
+ * fails the Create or Exec (it was opened once the process ran, and a failure was only logged: the process ran with
+ * its output dropped). Non-blocking, and only a regular file (INVALID_ARGUMENT otherwise): a FIFO's open for writing
+ * waited for a reader, freezing the daemon and every container it serves.
+ */
+export function openOutputFile(path: string): number {
+  const context = `log file ${path}`;
+  let fd: number;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT | fsc.O_NONBLOCK | fsc.O_NOCTTY | O_CLOEXEC, 0o644);
+  } catch (err) {
+    // ENXIO: a FIFO without a reader, or a socket.
+    if ((err as { code?: string }).code === "ENXIO") throw invalidArgument(context, { cause: err, detail: `${path} is a FIFO or a socket, not a regular file` });
+    throw fsError(context, err, path);
+  }
+  const st = fstatSync(fd);
+  if (st.isFile()) return fd;
+  closeFd(fd);
+  throw invalidArgument(context, { detail: `${path} is ${st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a device"}, not a regular file` });
 }
 
 const resolved = Promise.resolve();
@@ -475,8 +493,9 @@ export async function prepareIo(spec: StdioSpec, ctx: { id: string; namespace: s
             if (hold >= 0) closeFd(hold);
           }
         }
-        // An exec's FIFO: its reader is waited for before the exec starts, as for an init (holdOutputReader).
-        const out = target.kind === "fifo" ? await holdReader(target.path) : -1;
+        // An exec's FIFO: its reader is waited for before the exec starts, as for an init (holdOutputReader); a file://
+        // log is opened now (openOutputFile).
+        const out = target.kind === "fifo" ? await holdReader(target.path) : openOutputFile(target.path);
         const [r, w] = pipe();
         pendingCopies.push({ r, target, out });
         return keep(w);

@@ -231,3 +231,45 @@ test("a FIFO in the directory a Checkpoint writes into, or in a checkpoint to re
   }
   await stillServes();
 });
+
+test("a file:// log that is a FIFO, or cannot be opened, fails Create and Exec before the process runs", async () => {
+  const u = uniqueId("log");
+  const fifo = join(dir, `log-fifo-${u}`);
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  const id = uniqueId("logfifo");
+  try {
+    const [e] = await Promise.all([failure("create", createReq(id, makeBundle(`b-${id}`), { stdout: `file://${fifo}` })), Bun.sleep(200).then(stillServes)]);
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("FIFO");
+    expect(existsSync(join("/run/containerd/runc", ns, id))).toBe(false);
+  } finally {
+    try {
+      closeSync(openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK));
+    } catch {}
+    await removeTask(id);
+  }
+  await stillServes();
+
+  // A log whose directory cannot be made (a part of it is a file): the Create fails, no process ran.
+  const bad = `file://${join(dir, `log-file-${u}`)}/sub/log`;
+  writeFileSync(join(dir, `log-file-${u}`), "");
+  const id2 = uniqueId("logbad");
+  try {
+    const e = await failure("create", createReq(id2, makeBundle(`b-${id2}`), { stdout: bad }));
+    expect(e.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e.message).toContain("log");
+    expect(existsSync(join("/run/containerd/runc", ns, id2))).toBe(false);
+  } finally {
+    await removeTask(id2);
+  }
+  // The same for an exec: its Start fails, no process ran, the container runs on.
+  const execId = uniqueId("execlog");
+  const pidsBefore = ((await call("pids", { id: victim })) as { processes?: unknown[] }).processes?.length;
+  await call("exec", { id: victim, execId, spec: execSpec(["sleep", "1000"]), stdin: "", stdout: bad, stderr: "", terminal: false });
+  const s = CryoError.from(await call("start", { id: victim, execId }).then(() => new Error("started"), (err: unknown) => err));
+  expect(s.code).toBe(Code.FAILED_PRECONDITION);
+  expect(((await call("pids", { id: victim })) as { processes?: unknown[] }).processes?.length).toBe(pidsBefore);
+  await call("kill", { id: victim, execId, signal: 9 }).catch(() => {});
+  await call("delete", { id: victim, execId }).catch(() => {});
+  await stillServes();
+});
