@@ -124,11 +124,22 @@ async function mountOne(m: RootfsMount, target: string): Promise<void> {
   }
 }
 
-/** Mounts containerd's rootfs mounts onto <bundle>/rootfs, in order. */
+/**
+ * Mounts containerd's rootfs mounts onto <bundle>/rootfs, in order. When one fails, what the earlier ones (and a
+ * half-done one: a bind whose read-only remount failed) stacked on the target is unmounted before the error is
+ * thrown: the caller unmounts only after a whole list mounted, and a list whose second mount failed left its first
+ * on the bundle for good.
+ */
 export async function mountRootfs(bundle: string, mounts: readonly RootfsMount[]): Promise<void> {
   const target = join(bundle, "rootfs");
   mkdirSync(target, { recursive: true });
-  for (const m of mounts) await mountOne(m, target);
+  const before = mountsAt(readFileSync("/proc/self/mountinfo", "utf8"), target);
+  try {
+    for (const m of mounts) await mountOne(m, target);
+  } catch (err) {
+    await unmountStacked(target, mountsAt(readFileSync("/proc/self/mountinfo", "utf8"), target) - before);
+    throw err;
+  }
 }
 
 /** Unescapes mountinfo's octal escapes (`\040` for a space). */
@@ -159,7 +170,12 @@ export async function unmountRootfs(bundle: string): Promise<void> {
   } catch {
     count = 8; // cannot tell: try until umount fails
   }
-  if (count === 0) return;
+  await unmountStacked(target, count);
+}
+
+/** Unmounts the top count mounts stacked on target (a busy one detached). */
+async function unmountStacked(target: string, count: number): Promise<void> {
+  if (count <= 0) return;
   // src/sys (bun:ffi) is loaded only when something is mounted: `delete` after a clean Delete does not pay for it.
   const { Errno, errnoOf, MNT_DETACH, umount2 } = await import("../sys/index.ts");
   for (let i = 0; i < count; i++) {

@@ -273,3 +273,24 @@ test("a file:// log that is a FIFO, or cannot be opened, fails Create and Exec b
   await call("delete", { id: victim, execId }).catch(() => {});
   await stillServes();
 });
+
+test("a rootfs mount list whose later mount fails leaves none of the earlier ones mounted", async () => {
+  const id = uniqueId("mnt");
+  const bundle = makeBundle(`b-${id}`);
+  const src = join(dir, `src-${id}`);
+  mkdirSync(src);
+  const target = join(bundle, "rootfs");
+  const mountedAt = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4] === target).length;
+  try {
+    const e = await failure("create", createReq(id, bundle, { rootfs: [
+      { type: "bind", source: src, target: "", options: ["rbind", "ro"] },
+      { type: "no-such-fs", source: "none", target: "", options: [] },
+    ] }));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("no-such-fs");
+    expect(mountedAt()).toBe(0);
+  } finally {
+    for (let i = 0; i < 4 && mountedAt() > 0; i++) Bun.spawnSync(["umount", target]);
+  }
+  await stillServes();
+});
