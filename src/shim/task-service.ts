@@ -4,7 +4,8 @@
  * container, then hands plain values to Container, whose serial queue orders the work.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { join } from "node:path";
+import { realpathSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
 import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -88,11 +89,22 @@ export function checkRequestIds(method: string, req: { id?: unknown; execId?: un
   if (typeof req.execId === "string" && (req.execId !== "" || method === "exec")) checkIdentifier("exec id", req.execId);
 }
 
+/** A bundle's real path (links resolved), or its normalised path when it cannot be resolved (not there). */
+function realBundle(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
 /** Creates the task service over the container deps. */
 export function createTaskService(deps: TaskServiceDeps): TaskService {
   const containers = new Map<string, Container>();
   // Creates in progress, by id: a Delete that comes meanwhile waits for its Create (see delete).
   const creating = new Map<string, Promise<unknown>>();
+  // The real paths of the bundles of the containers served and being created, by id (see create).
+  const bundles = new Map<string, string>();
 
   const get = (id: string): Container => {
     const c = containers.get(id);
@@ -115,6 +127,12 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
         throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is relative; give an absolute path` });
       }
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
+      // A bundle is one container's: runc's pid file, log and cryo-runtime.json, the rootfs mount and admission's
+      // rewrite of config.json all live there. A second Create with a served container's bundle (also through a link)
+      // wrote over that container's files and, at its Delete, unmounted that container's rootfs.
+      const bundle = realBundle(req.bundle);
+      for (const [other, b] of bundles) if (b === bundle) throw failedPrecondition(`container ${req.id}`, { detail: `bundle ${req.bundle} is container ${other}'s` });
+      bundles.set(req.id, bundle);
       const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.
       const options = { ...requested, root: join(requested.root, ns(ctx)) };
@@ -147,6 +165,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
         return await made;
       } finally {
         creating.delete(req.id);
+        if (!containers.has(req.id)) bundles.delete(req.id);
       }
     },
 
@@ -172,7 +191,10 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       if (pending && req.execId === "") await pending.catch(() => {});
       const c = get(req.id);
       const r = await c.delete(req.execId);
-      if (req.execId === "") containers.delete(req.id);
+      if (req.execId === "") {
+        containers.delete(req.id);
+        bundles.delete(req.id);
+      }
       return { pid: r.pid, exitStatus: r.exit.status, exitedAt: r.exit.exitedAt };
     },
 

@@ -294,3 +294,23 @@ test("a rootfs mount list whose later mount fails leaves none of the earlier one
   }
   await stillServes();
 });
+
+test("Create with the bundle of a container the daemon serves (also through a link) is FAILED_PRECONDITION; that container is untouched", async () => {
+  const pidBefore = readFileSync(join(victimBundle, "init.pid"), "utf8");
+  const runtimeBefore = readFileSync(join(victimBundle, "cryo-runtime.json"), "utf8");
+  const link = join(dir, uniqueId("link"));
+  symlinkSync(victimBundle, link);
+  for (const bundle of [victimBundle, `${victimBundle}/`, link]) {
+    const id = uniqueId("same");
+    try {
+      const e = await failure("create", createReq(id, bundle));
+      expect(e.code).toBe(Code.FAILED_PRECONDITION);
+      expect(e.message).toContain(victim);
+    } finally {
+      await removeTask(id);
+    }
+  }
+  expect(readFileSync(join(victimBundle, "init.pid"), "utf8")).toBe(pidBefore);
+  expect(readFileSync(join(victimBundle, "cryo-runtime.json"), "utf8")).toBe(runtimeBefore);
+  await stillServes();
+});

@@ -2,6 +2,9 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { Status } from "../../../src/gen/containerd/types/task/task_pb.ts";
 import type { CallContext } from "../../../src/ttrpc/index.ts";
@@ -72,7 +75,7 @@ function setup() {
   return { ...fake, svc: svc.impl, containers: svc.containers, events, publisher, ctx, shutdowns: () => shutdown };
 }
 
-const createReq = (id: string, bundle = "/b") => ({ id, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: "", parentCheckpoint: "" }) as never;
+const createReq = (id: string, bundle = `/b/${id}`) => ({ id, bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: "", parentCheckpoint: "" }) as never;
 
 /** Creates and starts c1, then ends its init (`exit`) and waits until Wait has its exit. */
 async function startThenExit(svc: ReturnType<typeof createTaskService>["impl"], ctx: CallContext, exit: () => void): Promise<void> {
@@ -737,4 +740,31 @@ test("Create with a relative bundle or checkpoint path is INVALID_ARGUMENT befor
   expect(await codeOf(t.svc.create({ ...(createReq("c1") as object), checkpoint: "ckpt/c1" } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `container c1: invalid argument: checkpoint path "ckpt/c1" is relative; give an absolute path`]);
   expect(t.calls).toEqual([]);
   expect(t.containers.size).toBe(0);
+});
+
+test("Create with the bundle of a container served or being created (also through a link) is FAILED_PRECONDITION; once it is deleted the bundle is free", async () => {
+  const t = setup();
+  const dir = mkdtempSync(join(tmpdir(), "cryo-bundles-"));
+  try {
+    const bundle = join(dir, "c1");
+    mkdirSync(bundle);
+    symlinkSync(bundle, join(dir, "link"));
+    const creating = t.svc.create(createReq("c1", bundle), t.ctx);
+    for (const b of [bundle, `${bundle}/`, join(dir, "link"), join(dir, "link", "..", "c1")]) {
+      expect(await codeOf(t.svc.create(createReq("c2", b), t.ctx))).toEqual([Code.FAILED_PRECONDITION, `container c2: failed precondition: bundle ${b} is container c1's`]);
+    }
+    await creating;
+    expect((await codeOf(t.svc.create(createReq("c2", join(dir, "link")), t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+    // A bundle that is not there (yet) is compared by its normalised path.
+    await t.svc.create(createReq("c3", "/nowhere/c3"), t.ctx);
+    expect((await codeOf(t.svc.create(createReq("c4", "/nowhere//c3/"), t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+    // A failed Create leaves its bundle free.
+    expect((await codeOf(t.svc.create(createReq("c5", "/bad"), t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+    expect((await codeOf(t.svc.create(createReq("c6", "/bad"), t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+    await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+    await t.svc.create(createReq("c2", join(dir, "link")), t.ctx);
+    expect(t.calls.filter((c) => c.startsWith("create"))).toEqual(["create c1", "create c3", "create c5", "create c6", "create c2"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
