@@ -175,7 +175,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     log,
     namespace: flags.namespace,
     defaultOptions: defaultShimOptions(),
-    onShutdown: (now) => requestStop(now ? "shutdown now" : "shutdown requested and no container left", now),
+    // No container left (task-service.ts). `now` skips the linger; the exit is still decided under the socket lock,
+    // where a Create that `start` announced (a pending marker) keeps the daemon.
+    onShutdown: (now) => void stop(now ? "shutdown now and no container left" : "shutdown requested and no container left", false, now).catch((err) => log.error(`stop: ${CryoError.from(err).message}`)),
     admit: async (c) => {
       // Loaded on first Create so that `start`/`delete` and daemon start-up stay light.
       // A broken config: the error logged once, thrown at every Create.

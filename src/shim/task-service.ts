@@ -33,7 +33,7 @@ export interface TaskServiceDeps extends ContainerDeps {
   namespace: string;
   /** Options the daemon was started with (from `start`'s stdin); Create's own options win. */
   defaultOptions: ShimOptions;
-  /** Called by Shutdown when the daemon may exit (no container left), or must (`now`). */
+  /** Called by Shutdown when the daemon may exit (no container left); `now`: without its idle linger. */
   onShutdown(now: boolean): void;
   /** Policy admission at Create, before anything is created (throws PERMISSION_DENIED on a deny); none = admit all. */
   admit?(c: { id: string; namespace: string; bundle: string; configPath: string; restore: boolean; checkpoint: string }): Promise<{ changedBy: string[] } | void>;
@@ -321,8 +321,11 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
       return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: SHIM_VERSION };
     },
 
+    // Ignored while a container is served or being created, `now` or not, as containerd's runc shim does (its
+    // Shutdown returns at once while s.containers is not empty). Before, `now` ended the daemon under its containers:
+    // any peer of the socket could leave them without a shim (no exits reported, no IO copied).
     async shutdown(req) {
-      if (req.now || (containers.size === 0 && creating.size === 0)) deps.onShutdown(req.now);
+      if (containers.size === 0 && creating.size === 0) deps.onShutdown(req.now);
       return {};
     },
   };

@@ -314,3 +314,10 @@ test("Create with the bundle of a container the daemon serves (also through a li
   expect(readFileSync(join(victimBundle, "cryo-runtime.json"), "utf8")).toBe(runtimeBefore);
   await stillServes();
 });
+
+test("Shutdown{now} while the daemon serves a container is ignored, as containerd's runc shim does", async () => {
+  await call("shutdown", { id: victim, now: true });
+  await Bun.sleep(1_000);
+  await stillServes();
+  expect(existsSync(socket)).toBe(true);
+});

@@ -768,3 +768,18 @@ test("Create with the bundle of a container served or being created (also throug
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("Shutdown with now while a container is served or being created is ignored, as containerd's runc shim does; with none left it is passed on", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.shutdown({ id: "c1", now: true } as never, t.ctx);
+  expect(t.shutdowns()).toBe(0);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.shutdown({ id: "c1", now: true } as never, t.ctx);
+  expect(t.shutdowns()).toBe(0);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.shutdown({ id: "c1", now: true } as never, t.ctx);
+  expect(t.shutdowns()).toBe(1);
+});
