@@ -1,6 +1,6 @@
 /** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, close-on-exec, dup, pipes, close. */
-import { constants, closeSync, openSync } from "node:fs";
-import { CryoError, notFound, unavailable } from "../errors.ts";
+import { constants, closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
+import { CryoError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { libc, sysError } from "./libc.ts";
 
 const F_GETFD = 1;
@@ -18,14 +18,25 @@ export type FifoMode = "r" | "w" | "rw";
 /**
  * Opens a FIFO without blocking the event loop: opens with O_NONBLOCK, then clears O_NONBLOCK unless
  * `nonblock` is true. Opening the write side fails with ENXIO while nobody has the read side open
- * (containerd opens its read side first).
+ * (containerd opens its read side first). Anything but a FIFO is INVALID_ARGUMENT (`fifo /x: invalid argument: /x is a
+ * regular file, not a FIFO`), refused before it is opened and checked again on the descriptor, as containerd's fifo
+ * package refuses it ("file /x is not fifo"): a stdio path naming a host file had the container's output written
+ * over the file's start (O_RDWR), its input read from it.
  */
 export function openFifo(path: string, mode: FifoMode, options: { nonblock?: boolean } = {}): number {
   const access = mode === "r" ? constants.O_RDONLY : mode === "w" ? constants.O_WRONLY : constants.O_RDWR;
   let fd: number;
   try {
-    fd = openSync(path, access | constants.O_NONBLOCK | O_CLOEXEC);
+    notFifo(path, statSync(path));
+    fd = openSync(path, access | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC);
+    try {
+      notFifo(path, fstatSync(fd));
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   } catch (err) {
+    if (err instanceof CryoError) throw err;
     const code = (err as { code?: string }).code;
     if (code === "ENOENT") throw notFound(`fifo ${path}`, { cause: err });
     if (code === "ENXIO") throw unavailable(`fifo ${path}`, { cause: err, detail: "no reader (ENXIO)" });
@@ -40,6 +51,13 @@ export function openFifo(path: string, mode: FifoMode, options: { nonblock?: boo
     }
   }
   return fd;
+}
+
+/** Throws INVALID_ARGUMENT unless st is a FIFO's (see openFifo). */
+function notFifo(path: string, st: Stats): void {
+  if (st.isFIFO()) return;
+  const kind = st.isFile() ? "a regular file" : st.isDirectory() ? "a directory" : st.isSocket() ? "a socket" : "a device";
+  throw invalidArgument(`fifo ${path}`, { detail: `${path} is ${kind}, not a FIFO` });
 }
 
 /** Sets or clears O_NONBLOCK on a descriptor. */

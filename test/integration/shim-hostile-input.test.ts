@@ -274,6 +274,29 @@ test("a file:// log that is a FIFO, or cannot be opened, fails Create and Exec b
   await stillServes();
 });
 
+test("a stdio path that is not a FIFO (a host file) is INVALID_ARGUMENT, as containerd's fifo package refuses it; the file is untouched", async () => {
+  const target = join(dir, uniqueId("hostfile"));
+  writeFileSync(target, "ORIGINAL");
+  for (const slot of ["stdout", "stderr", "stdin"]) {
+    const id = uniqueId("stdio");
+    try {
+      const e = await failure("create", createReq(id, makeBundle(`b-${id}`, ["sh", "-c", "echo OVERWRITTEN; echo OVERWRITTEN >&2; cat"]), { [slot]: target }));
+      if (e.message.includes("succeeded")) {
+        // The bug: the process writes into the host's file.
+        await call("start", { id });
+        await call("wait", { id }, { timeoutMs: 10_000 }).catch(() => {});
+      }
+      expect(readFileSync(target, "utf8")).toBe("ORIGINAL");
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(`${target} is a regular file, not a FIFO`);
+      expect(existsSync(join("/run/containerd/runc", ns, id))).toBe(false);
+    } finally {
+      await removeTask(id);
+    }
+  }
+  await stillServes();
+});
+
 test("a rootfs mount list whose later mount fails leaves none of the earlier ones mounted", async () => {
   const id = uniqueId("mnt");
   const bundle = makeBundle(`b-${id}`);

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { close, dup, getWinsize, isNonblocking, openFifo, pipe, setNonblocking, setWinsize } from "../../../src/sys/index.ts";
@@ -72,6 +72,26 @@ test("openFifo write side without a reader fails instead of blocking; rw never b
   const rw = openFifo(path, "rw", { nonblock: true });
   expect(isNonblocking(rw)).toBe(true);
   close(rw);
+});
+
+test("openFifo refuses what is not a FIFO (a host file, a directory, a device), as containerd's fifo package does", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-notfifo-"));
+  dirs.push(dir);
+  const file = join(dir, "file");
+  writeFileSync(file, "ORIGINAL");
+  for (const mode of ["r", "w", "rw"] as const) {
+    let err: CryoError | undefined;
+    try {
+      close(openFifo(file, mode));
+    } catch (e) {
+      err = e as CryoError;
+    }
+    expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err?.message).toBe(`fifo ${file}: invalid argument: ${file} is a regular file, not a FIFO`);
+  }
+  expect(readFileSync(file, "utf8")).toBe("ORIGINAL");
+  expect(() => openFifo(dir, "r")).toThrow(`${dir} is a directory, not a FIFO`);
+  expect(() => openFifo("/dev/null", "rw")).toThrow("/dev/null is a device, not a FIFO");
 });
 
 test("setNonblocking, dup and close", () => {
