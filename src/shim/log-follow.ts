@@ -6,7 +6,7 @@
  * to is deleted, fds 1 and 2 are moved (dup2) to the FIFO of another live container of the daemon;
  * when none is left, to the FIFO of the next container created, as its Create begins.
  */
-import { closeSync, constants as fsc, openSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { dup2 } from "../sys/index.ts";
 
@@ -25,15 +25,22 @@ export interface LogFollower {
   readonly bundle: string;
 }
 
-/** Points fds 1 and 2 at <bundle>/log; false when the FIFO has no reader (ENXIO) or is gone. */
+/**
+ * Points fds 1 and 2 at <bundle>/log; false when the FIFO has no reader (ENXIO), is gone, or is not a FIFO. A Create's
+ * bundle comes from the request: a `log` there that was a host file (or a link to one) had the daemon's log lines
+ * written over it.
+ */
 export function moveStdioToBundleLog(bundle: string): boolean {
+  const path = join(bundle, "log");
   let fd: number;
   try {
-    fd = openSync(join(bundle, "log"), fsc.O_WRONLY | fsc.O_NONBLOCK);
+    if (!statSync(path).isFIFO()) return false; // not even opened (a device's open may do something)
+    fd = openSync(path, fsc.O_WRONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch {
     return false;
   }
   try {
+    if (!fstatSync(fd).isFIFO()) return false;
     dup2(fd, 1);
     dup2(fd, 2);
     return true;

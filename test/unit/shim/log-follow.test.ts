@@ -1,4 +1,7 @@
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createLogFollower } from "../../../src/shim/log-follow.ts";
 
 describe("createLogFollower: a shared daemon's log stays on a FIFO containerd reads", () => {
@@ -58,4 +61,26 @@ describe("createLogFollower: a shared daemon's log stays on a FIFO containerd re
     f.created("d", "/b/d");
     expect(moves).toEqual(["/b/b", "/b/c", "/b/d"]);
   });
+});
+
+test("the daemon's log moves only to a FIFO: a bundle whose log is a host file (or a link to one) is skipped, the file untouched", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-logfile-"));
+  try {
+    const host = join(dir, "host-file");
+    writeFileSync(host, "ORIGINAL");
+    mkdirSync(join(dir, "b1"));
+    symlinkSync(host, join(dir, "b1", "log"));
+    mkdirSync(join(dir, "b2"));
+    writeFileSync(join(dir, "b2", "log"), "ORIGINAL");
+    // In a process of its own: a move that happened would take this test's own stdout and stderr.
+    const script = `const { moveStdioToBundleLog } = await import(${JSON.stringify(join(import.meta.dir, "../../../src/shim/log-follow.ts"))});
+      const moved = [moveStdioToBundleLog(${JSON.stringify(join(dir, "b1"))}), moveStdioToBundleLog(${JSON.stringify(join(dir, "b2"))})];
+      console.log("moved", JSON.stringify(moved));`;
+    const r = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stdout.toString()).toContain("moved [false,false]");
+    expect(readFileSync(host, "utf8")).toBe("ORIGINAL");
+    expect(readFileSync(join(dir, "b2", "log"), "utf8")).toBe("ORIGINAL");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
