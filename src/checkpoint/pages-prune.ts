@@ -11,7 +11,7 @@
  */
 import { readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { runCtr } from "../containerd/ctr.ts";
+import { ctrAddress, runCtr } from "../containerd/ctr.ts";
 import { Code, CryoError, fsError } from "../errors.ts";
 import { ENTRY_FILE } from "./local-pages.ts";
 
@@ -40,7 +40,7 @@ async function ctrOk(address: string, namespace: string, args: string[]): Promis
  */
 async function localPagesDir(address: string, namespace: string, digest: string): Promise<string | undefined> {
   const what = `checkpoint metadata in ${digest} (namespace ${namespace})`;
-  const ctr = Bun.spawn(["ctr", "--address", address, "--namespace", namespace, "content", "get", digest], { stdout: "pipe", stderr: "pipe" });
+  const ctr = Bun.spawn(["ctr", "--address", ctrAddress(address), "--namespace", namespace, "content", "get", digest], { stdout: "pipe", stderr: "pipe" });
   const tar = Bun.spawn(["tar", "-xO", "--occurrence=1", "-f", "-", "cryo-checkpoint.json"], { stdin: ctr.stdout, stdout: "pipe", stderr: "pipe" });
   const [text, tarErr, tarCode] = await Promise.all([new Response(tar.stdout).text(), new Response(tar.stderr).text(), tar.exited]);
   if (tarCode === 0 && text !== "") {

@@ -4,7 +4,7 @@
  * (its `checkpoint` field), so migrate watches the target's events (`ctr events`) around the restore.
  */
 import { z } from "zod";
-import { ctrBinary } from "../containerd/index.ts";
+import { ctrAddress, ctrBinary } from "../containerd/index.ts";
 
 const taskCreateSchema = z.object({ container_id: z.string(), checkpoint: z.string().optional() }).loose();
 
@@ -28,7 +28,7 @@ export class TaskCreateWatch implements AsyncDisposable {
   #startedAt = Date.now();
 
   private constructor(address: string, namespace: string, id: string) {
-    const proc = Bun.spawn([ctrBinary, "--address", address, "events"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+    const proc = Bun.spawn([ctrBinary, "--address", ctrAddress(address), "events"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
     this.#proc = proc;
     this.#done = (async () => {
       let buffered = "";

@@ -31,10 +31,19 @@ export const DEADLINE_GRACE_MS = 10_000;
 /** The ctr binary used for every call (Debian installs it as /usr/bin/ctr). */
 export const ctrBinary = "ctr";
 
+/**
+ * The `--address` to give ctr for a containerd address an operator wrote, `/x.sock` or `unix:///x.sock`: the socket's
+ * path. ctr 1.6 dials any address as a unix socket's path, so `unix:///x.sock` reached it as
+ * `unix://unix:///x.sock` and failed after its 10 s dial timeout; ctr 2.x takes both forms.
+ */
+export function ctrAddress(address: string): string {
+  return address.replace(/^unix:\/\//, "");
+}
+
 /** Runs `ctr --address <address> --namespace <ns> ...args` and collects its output; never throws on a non-zero exit. */
 export async function runCtr(address: string, args: readonly string[], options: CtrOptions = {}): Promise<CtrResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const argv = [ctrBinary, "--address", address, "--namespace", options.namespace ?? "default", ...(options.deadline ? ["--timeout", `${timeoutMs}ms`] : []), ...args];
+  const argv = [ctrBinary, "--address", ctrAddress(address), "--namespace", options.namespace ?? "default", ...(options.deadline ? ["--timeout", `${timeoutMs}ms`] : []), ...args];
   let proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
   try {
     proc = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: options.env ?? process.env });

@@ -1,7 +1,7 @@
 /** The private containerd ("embedded default"): what the CLI, tests and demos may use. */
 export { PrivateContainerd, startPrivateContainerd, defaultBinDir, containerdBinary } from "./private-containerd.ts";
 export type { StartPrivateContainerdOptions, StopOptions } from "./private-containerd.ts";
-export { runCtr, ctrBinary } from "./ctr.ts";
+export { ctrAddress, runCtr, ctrBinary } from "./ctr.ts";
 export type { CtrOptions, CtrResult } from "./ctr.ts";
 export { containerdLayout } from "./layout.ts";
 export type { ContainerdLayout } from "./layout.ts";

@@ -108,6 +108,28 @@ test("--keep copies: the source goes on running too", async () => {
   for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) await removeContainer(pc, cid);
 }, 180_000);
 
+test("addresses written unix://PATH (docs/cli.md) work as the path, for migrate and pages prune", async () => {
+  // ctr 1.6 dials every --address as a socket path: given unix:///x it dialled unix://unix:///x, and migrate and
+  // prune failed after ctr's 10 s dial timeout ("context deadline exceeded").
+  const id = uniqueId("unix");
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => readCounter(a, id), { what: "counter" });
+  const r = await cryo("migrate", id, "--from", `unix://${a.address}`, "--to", `unix://${b.address}`, "-n", ns, "--new-id", `${id}-c`, "--keep", "--rw");
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(b, `${id}-c`)).toBe("RUNNING");
+  for (const [pc, cid] of [[a, id], [b, `${id}-c`]] as const) await removeContainer(pc, cid);
+  const store = mkdtempSync(join(a.layout.tmp, "store-"));
+  try {
+    const p = await cryo("pages", "prune", "--address", `unix://${a.address}`, "--address", `unix://${b.address}`, "--store", store, "--dry-run");
+    expect(p.stderr).toBe("");
+    expect(p.exitCode).toBe(0);
+    expect(p.stdout).toContain(`page store ${store}: 0 to remove, 0 kept`);
+  } finally {
+    rmSync(store, { recursive: true, force: true });
+  }
+}, 180_000);
+
 test("a container run attached (ctr run without -d) moves too, and its container is removed at the source", async () => {
   const id = uniqueId("att");
   // This ctr waits for the task and deletes it itself when it sees the exit: migrate must not need that task.
