@@ -9,7 +9,10 @@
 import { isAbsolute } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import { isPageServerHost, PAGE_SERVER_HOST_RULE } from "./page-server-host.ts";
-import { parseDurationSeconds, type CheckpointOverrides } from "./plan.ts";
+import { parseDurationSeconds, parseSize } from "./plan-enums.ts";
+import type { CheckpointOverrides } from "./plan.ts";
+
+export { parseSize };
 
 /**
  * Why a work, image or status path must be absolute: the shim daemon's working directory is /, so a relative one
@@ -59,14 +62,6 @@ export const CHECKPOINT_ANNOTATIONS = {
 
 /** An annotation key without its prefix. */
 export type CheckpointAnnotation = keyof typeof CHECKPOINT_ANNOTATIONS;
-
-/** "1048576", "512K", "64M", "1G" (binary units, case-insensitive) -> bytes; undefined when malformed. */
-export function parseSize(value: string): number | undefined {
-  const m = /^(\d+)\s*([kmg]?)i?b?$/i.exec(value.trim());
-  if (!m) return undefined;
-  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
-  return Number(m[1]) * unit;
-}
 
 function parseBool(key: string, v: string): boolean {
   const s = v.trim().toLowerCase();

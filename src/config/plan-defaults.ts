@@ -6,6 +6,7 @@
  * host's restore settings on the options the checkpoint recorded; restore plugins come after.
  */
 import { checkpointPlanSchema, parseDurationSeconds, type CheckpointOverrides, type CheckpointPlan } from "../checkpoint/plan.ts";
+import { parseSize } from "../checkpoint/plan-enums.ts";
 import { invalidArgument } from "../errors.ts";
 import type { CheckpointDefaults, RestoreDefaults } from "./schema.ts";
 
@@ -40,7 +41,11 @@ export function checkpointOverrides(d: CheckpointDefaults): CheckpointOverrides 
   if (d.local_pages !== undefined) o.localPages = d.local_pages;
   if (d.network_lock !== undefined) o.networkLock = d.network_lock;
   if (d.log_level !== undefined) o.logLevel = d.log_level;
-  if (d.ghost_limit !== undefined) o.ghostLimit = d.ghost_limit;
+  if (d.ghost_limit !== undefined) {
+    const bytes = typeof d.ghost_limit === "number" ? d.ghost_limit : parseSize(d.ghost_limit);
+    if (bytes === undefined) throw invalidArgument(`[checkpoint] ghost_limit = ${JSON.stringify(d.ghost_limit)}`, { detail: "want bytes, or a number with K, M or G (binary units)" });
+    o.ghostLimit = bytes;
+  }
   if (d.timeout !== undefined) {
     const seconds = typeof d.timeout === "number" ? d.timeout : parseDurationSeconds(d.timeout);
     if (seconds === undefined) throw invalidArgument(`[checkpoint] timeout = ${JSON.stringify(d.timeout)}`, { detail: "want seconds, or a number with s, m or h (at most a week)" });

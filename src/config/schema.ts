@@ -10,7 +10,7 @@
  *   over what the checkpoint recorded and under what restore plugins return.
  */
 import { z } from "zod";
-import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
+import { compressionSchema, networkLockSchema, parseDurationSeconds, parseSize, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
 import { pageServerHostSchema } from "../checkpoint/page-server-host.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
 import { interfaceNameSchema } from "../plugins/interface-name.ts";
@@ -49,7 +49,21 @@ export const checkpointDefaultsSchema = z
     local_pages: z.boolean().optional().describe("keep page images in this host's page store, not in the checkpoint (same-host restores only)"),
     compression_level: z.number().int().min(0).max(22).optional().describe("zstd level 1..22 (0: cryo's default, 1)"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4 (built-in: 4)"),
-    ghost_limit: z.number().int().min(0).max(0xffffffff).optional().describe("largest deleted-but-open file the dump carries, in bytes (0: CRIU's default, 1 MiB)"),
+    // A size with K, M or G as the annotation takes it ("64M"), which the dump's ghost-file error suggests; only a
+    // number was taken before, and the suggested "64M" was refused ("expected number, received string").
+    ghost_limit: z
+      .union(
+        [
+          z.number().int().min(0).max(0xffffffff),
+          z.string().refine((v) => {
+            const bytes = parseSize(v);
+            return bytes !== undefined && bytes <= 0xffffffff;
+          }, "want bytes, or a number with K, M or G (binary units), at most 4294967295 bytes"),
+        ],
+        { error: "want whole bytes, or a string with K, M or G (\"64M\")" },
+      )
+      .optional()
+      .describe("largest deleted-but-open file the dump carries: bytes, or a string with K, M or G (\"64M\"); 0: CRIU's default, 1 MiB"),
     timeout: z
       // A string past a week is refused here too, so that the error names the file and the key as every other
       // field's does (checkpointOverrides refused it later, naming neither the file nor its field path).

@@ -135,6 +135,18 @@ describe("sections", () => {
     }
   });
 
+  test("[checkpoint] ghost_limit: bytes as a number, or a string with K, M or G as the annotation takes it", () => {
+    // The dump's ghost-file error suggests "64M" for the annotation and [checkpoint] ghost_limit alike; the file
+    // refused it ("expected number, received string").
+    expect(checkpointOverrides(parseConfig("[checkpoint]\nghost_limit = 67108864\n", "/c.toml").checkpoint)).toEqual({ ghostLimit: 64 * 1024 ** 2 });
+    expect(checkpointOverrides(parseConfig('[checkpoint]\nghost_limit = "64M"\n', "/c.toml").checkpoint)).toEqual({ ghostLimit: 64 * 1024 ** 2 });
+    expect(checkpointOverrides(parseConfig('{ "checkpoint": { "ghost_limit": "512k" } }', "/c.json").checkpoint)).toEqual({ ghostLimit: 512 * 1024 });
+    for (const v of ['"5G"', '"64 megabytes"', '"1.5M"']) {
+      expect(() => parseConfig(`[checkpoint]\nghost_limit = ${v}\n`, "/c.toml")).toThrow("config /c.toml: invalid argument: checkpoint.ghost_limit: want bytes, or a number with K, M or G");
+    }
+    for (const v of ["1.5", "true", "4294967296"]) expect(() => parseConfig(`[checkpoint]\nghost_limit = ${v}\n`, "/c.toml")).toThrow("config /c.toml: invalid argument: checkpoint.ghost_limit");
+  });
+
   test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
     const recorded = resolveCheckpointPlan({ defaults: { tcpEstablished: true, lsmProfile: "apparmor:old", logLevel: 3 } });
     const c = parseConfig(full, "/c.toml");
