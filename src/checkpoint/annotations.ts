@@ -9,6 +9,7 @@
 import { isAbsolute } from "node:path";
 import { invalidArgument } from "../errors.ts";
 import { isPageServerHost, PAGE_SERVER_HOST_RULE } from "./page-server-host.ts";
+import { isLsmProfile, LSM_PROFILE_RULE } from "./lsm-profile.ts";
 import { parseDurationSeconds, parseSize } from "./plan-enums.ts";
 import type { CheckpointOverrides } from "./plan.ts";
 
@@ -26,7 +27,7 @@ export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 /** Why a checkpoint cannot ask for CRIU's older mount engine. */
 export const RESTORE_ONLY_COMPAT_MODE = "CRIU's older mount engine is a restore setting of the restoring host ([restore] mntns_compat_mode in cryo's config), not a checkpoint option";
 
-type Kind = "bool" | "string" | "path" | "list" | "int" | "size" | "duration" | "cgroup-mode" | "compression" | "network-lock" | "address";
+type Kind = "bool" | "string" | "path" | "list" | "int" | "size" | "duration" | "cgroup-mode" | "compression" | "network-lock" | "address" | "lsm-profile";
 
 /** Every annotation key (after the prefix), the plan field it sets, and its value kind. */
 export const CHECKPOINT_ANNOTATIONS = {
@@ -46,7 +47,7 @@ export const CHECKPOINT_ANNOTATIONS = {
   "lazy-pages": { field: "lazyPages", kind: "bool", doc: "restore with pages served on demand" },
   "page-server": { field: "pageServer", kind: "address", doc: "HOST:PORT of a page server for lazy pages (post-copy: where the dump serves them; port 0: a free one)" },
   "status-path": { field: "statusPath", kind: "path", doc: "file/FIFO that gets one byte once a post-copy page server serves" },
-  "lsm-profile": { field: "lsmProfile", kind: "string", doc: "apparmor:NAME or selinux:LABEL for the restored tree" },
+  "lsm-profile": { field: "lsmProfile", kind: "lsm-profile", doc: "apparmor:NAME, selinux:LABEL or none: for the restored tree" },
   "lsm-mount-context": { field: "lsmMountContext", kind: "string", doc: "SELinux mount context for restored mounts" },
   external: { field: "external", kind: "list", doc: "CRIU --external entries, comma-separated" },
   compression: { field: "compression", kind: "compression", doc: "none or zstd for page images" },
@@ -103,6 +104,11 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
     case "string": {
       if (value.trim() === "") throw invalidArgument(`annotation ${key}`, { detail: "empty value" });
       return value.trim();
+    }
+    case "lsm-profile": {
+      const v = value.trim();
+      if (!isLsmProfile(v)) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: LSM_PROFILE_RULE });
+      return v;
     }
     case "path": {
       const v = value.trim();

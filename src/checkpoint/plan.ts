@@ -15,6 +15,7 @@ import { isAbsolute } from "node:path";
 import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
 import { isPageServerHost, PAGE_SERVER_HOST_RULE, pageServerHostSchema } from "./page-server-host.ts";
+import { isLsmProfile, LSM_PROFILE_RULE, lsmProfileSchema } from "./lsm-profile.ts";
 
 /** The largest ghost-file limit CRIU takes (its option is a 32-bit count of bytes). */
 export const GHOST_LIMIT_MAX = 0xffffffff;
@@ -48,7 +49,7 @@ export const checkpointPlanSchema = z
     // Port 0 (post-copy only): any free port, chosen at the dump and recorded in the checkpoint.
     pageServer: z.object({ address: pageServerHostSchema, port: z.number().int().min(0).max(65535) }).optional(),
     statusPath: z.string().min(1).optional(),
-    lsmProfile: z.string().min(1).optional(),
+    lsmProfile: lsmProfileSchema.optional(),
     lsmMountContext: z.string().min(1).optional(),
     /** CRIU --external entries. */
     external: z.array(z.string().min(1)),
@@ -301,7 +302,10 @@ export function requestOverrides(req: CheckpointRequestOptions): CheckpointOverr
     o.pageServer = { address: c.pageServerAddress, port: c.pageServerPort };
   }
   if (c.statusPath !== "") o.statusPath = absolutePath("cryo checkpoint options", "status_path", c.statusPath);
-  if (c.lsmProfile !== "") o.lsmProfile = c.lsmProfile;
+  if (c.lsmProfile !== "") {
+    if (!isLsmProfile(c.lsmProfile)) throw invalidArgument("cryo checkpoint options: lsm_profile", { detail: `${JSON.stringify(c.lsmProfile)}: ${LSM_PROFILE_RULE}` });
+    o.lsmProfile = c.lsmProfile;
+  }
   if (c.lsmMountContext !== "") o.lsmMountContext = c.lsmMountContext;
   if (c.external.length > 0) o.external = [...c.external];
   if (c.mntnsCompatMode) throw invalidArgument("cryo checkpoint options: mntns_compat_mode", { detail: RESTORE_ONLY_COMPAT_MODE });

@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, parseSize, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
 import { pageServerHostSchema } from "../checkpoint/page-server-host.ts";
+import { lsmProfileSchema } from "../checkpoint/lsm-profile.ts";
 import { policyConfigSchema } from "../plugins/config.ts";
 import { interfaceNameSchema } from "../plugins/interface-name.ts";
 
@@ -41,7 +42,7 @@ export const checkpointDefaultsSchema = z
       .strictObject({ address: pageServerHostSchema, port: z.number().int().min(0).max(65535) })
       .optional()
       .describe("page server for lazy pages"),
-    lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),
+    lsm_profile: lsmProfileSchema.optional().describe("apparmor:NAME, selinux:LABEL or none: for the restored tree"),
     lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
     external: z.array(z.string().min(1)).optional().describe("CRIU --external entries"),
     compression: compressionSchema.optional().describe("page images: none or zstd"),
@@ -93,7 +94,7 @@ export const restoreDefaultsSchema = z
   .strictObject({
     tcp_close: z.boolean().optional().describe("restore TCP connections closed"),
     veth_pairs: z.array(vethPairConfigSchema).optional().describe("veth pairs to re-create (ignored when the network namespace is restored empty)"),
-    lsm_profile: z.string().min(1).optional().describe("apparmor:NAME or selinux:LABEL for the restored tree"),
+    lsm_profile: lsmProfileSchema.optional().describe("apparmor:NAME, selinux:LABEL or none: for the restored tree"),
     lsm_mount_context: z.string().min(1).optional().describe("SELinux mount context for restored mounts"),
     manage_cgroups_mode: planCgroupModeSchema.optional().describe("CRIU cgroup manage mode: soft, full, strict or ignore"),
     log_level: criuLogLevelSchema.optional().describe("CRIU log level 0..4"),

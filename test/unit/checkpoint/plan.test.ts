@@ -209,6 +209,21 @@ describe("post-copy (lazy pages with a page server)", () => {
     // The plan's own schema (what a plugin's or a request's options are checked against) refuses it too.
     expect(() => checkpointPlanSchema.parse({ ...BUILTIN_CHECKPOINT_PLAN, lazyPages: true, pageServer: { address: "a b", port: 1 } })).toThrow("want an IPv4");
   });
+
+  test("an LSM profile is apparmor:NAME, selinux:LABEL or none:, refused here rather than by CRIU at the restore", () => {
+    for (const ok of ["apparmor:cryo-restored", "selinux:system_u:system_r:container_t:s0", "none:", "none:x"]) {
+      expect(parseCheckpointAnnotations({ "cryo.checkpoint/lsm-profile": ok }).lsmProfile).toBe(ok);
+      expect(checkpointPlanSchema.parse({ ...BUILTIN_CHECKPOINT_PLAN, lsmProfile: ok }).lsmProfile).toBe(ok);
+    }
+    for (const bad of ["foo", "apparmor", "apparmor:", "selinux:", "smack:x", "AppArmor:x"]) {
+      const e = err(() => parseCheckpointAnnotations({ "cryo.checkpoint/lsm-profile": bad }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toBe(`annotation cryo.checkpoint/lsm-profile=${JSON.stringify(bad)}: invalid argument: want apparmor:NAME, selinux:LABEL or none:`);
+      expect(() => checkpointPlanSchema.parse({ ...BUILTIN_CHECKPOINT_PLAN, lsmProfile: bad })).toThrow("want apparmor:NAME");
+    }
+    const e = err(() => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { lsmProfile: "foo" }) } }));
+    expect([e.code, e.message]).toEqual([Code.INVALID_ARGUMENT, 'cryo checkpoint options: lsm_profile: invalid argument: "foo": want apparmor:NAME, selinux:LABEL or none:']);
+  });
 });
 
 describe("network lock", () => {
@@ -275,6 +290,7 @@ describe("cryo.checkpoint/* annotations", () => {
       timeout: "2m",
       "work-path": "/w",
       "status-path": "/s",
+      "lsm-profile": "apparmor:x",
     };
     const annotations: Record<string, string> = {};
     for (const key of Object.keys(CHECKPOINT_ANNOTATIONS)) annotations[`cryo.checkpoint/${key}`] = values[key] ?? (key.includes("path") || key.startsWith("lsm") ? "x" : "yes");

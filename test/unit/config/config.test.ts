@@ -205,6 +205,13 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     expect(errorOf(() => parseConfig('[checkpoint]\npage_server = { address = "10.0.0.2/24", port = 27000 }\n', "c.toml")).message).toBe(
       "config c.toml: invalid argument: checkpoint.page_server.address: want an IPv4 or IPv6 address or a host name (letters, digits, '-' and '.')",
     );
+    // An LSM profile CRIU refuses at the restore ("unknown lsm", "invalid argument for --lsm-profile"), refused here.
+    for (const section of ["checkpoint", "restore"]) {
+      expect(errorOf(() => parseConfig(`[${section}]\nlsm_profile = "cryo-restored"\n`, "c.toml")).message).toBe(
+        `config c.toml: invalid argument: ${section}.lsm_profile: want apparmor:NAME, selinux:LABEL or none:`,
+      );
+    }
+    expect(parseConfig('[restore]\nlsm_profile = "none:"\n', "c.toml").restore?.lsm_profile).toBe("none:");
     for (const address of ["10.0.0.2", "fd00::2", "pages.example", "node-1"]) {
       expect(parseConfig(`[checkpoint]\npage_server = { address = "${address}", port = 27000 }\n`, "c.toml").checkpoint?.page_server?.address).toBe(address);
     }
