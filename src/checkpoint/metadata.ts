@@ -158,6 +158,8 @@ export const checkpointMetadataSchema = z.object({
     networkLock: networkLockSchema.default("iptables"),
     ghostLimit: z.number().int().min(0).max(GHOST_LIMIT_MAX).default(0),
     timeoutSeconds: z.number().int().min(0).max(TIMEOUT_SECONDS_MAX).default(0),
+    // Any form: checked only since the thirty-third session, and a restore drops the recorded profile (restoreSettings).
+    lsmProfile: z.string().min(1).optional(),
   }),
   stats: z.object({ dump: dumpStatsSchema.optional() }),
   /** Page images compressed (pages-*.img.zst in place of pages-*.img). */
