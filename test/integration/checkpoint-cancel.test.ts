@@ -1,9 +1,11 @@
 /**
  * A dump that hangs in CRIU, cancelled. CRIU is made to hang for real, in the middle of its dump: the images
- * directory holds a FIFO where CRIU writes the init's first image (ids-1.img), so CRIU's open of it blocks for ever
+ * directory holds the init's first image (ids-1.img) as an empty file on which another process holds a read lease
+ * (F_SETLEASE), so CRIU's open of it for writing blocks in the kernel's __break_lease, for the lease-break time (45 s),
  * with the container's tasks seized (frozen through the cgroup, then held in ptrace stops), its network locked (an
  * nftables table in its namespace) and CRIU's parasite in the init. The same happens when the images directory's
- * filesystem stops answering.
+ * filesystem stops answering. (A FIFO at that name did the same until the shim refused, as of the thirty-third
+ * session, a checkpoint directory that holds anything but regular files and directories.)
  *
  * - The request's deadline (ttrpc timeout_nano; containerd passes the client's, e.g. `ctr --timeout` or CRI's
  *   CheckpointContainer timeout) ends it: CRIU is killed, the container thawed and its network lock removed; the
@@ -17,11 +19,12 @@
  *   and the shim, which no message tells, aborts the dump when that directory goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
+import { compileStaticC } from "../harness/compile-c.ts";
 import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readContainerFile, readCounter, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, holdCriuAt, signalPending } from "../harness/index.ts";
 
 setDefaultTimeout(120_000);
@@ -30,15 +33,42 @@ const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0
 let pc: PrivateContainerd;
 let ns: string;
 let dir: string;
+/** The lease holder (LEASE_HOLDER_C), compiled in beforeAll. */
+let leaseHolder: string;
+/** Lease holders started by hangingImagesDir, ended (by pid) in afterAll. */
+const holders: Bun.Subprocess[] = [];
+
+/**
+ * Holds a read lease on argv[1] until killed: an open of it for writing blocks in the kernel until the lease is given
+ * up (its holder killed) or the lease-break time passes. SIGIO, which tells the holder of the break, is ignored.
+ */
+const LEASE_HOLDER_C = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  signal(SIGIO, SIG_IGN);
+  int fd = open(argv[1], O_RDONLY);
+  if (fd < 0 || fcntl(fd, F_SETLEASE, F_RDLCK) < 0) { perror(argv[1]); return 1; }
+  puts("held");
+  fflush(stdout);
+  for (;;) pause();
+}
+`;
 
 beforeAll(async () => {
   ns = uniqueId("ckcancel");
   pc = await startPrivateContainerd({ namespace: ns });
   await ensureTestImage(pc);
   dir = mkdtempSync("/tmp/cryo-ckpt-cancel-");
+  leaseHolder = compileStaticC(dir, "lease-holder", LEASE_HOLDER_C);
 });
 
 afterAll(async () => {
+  for (const h of holders) h.kill("SIGKILL");
+  await Promise.all(holders.map((h) => h.exited));
   await pc?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -53,11 +83,11 @@ function freezerState(id: string): string {
   return readFileSync(join(state.cgroup_paths.freezer!, "freezer.state"), "utf8").trim();
 }
 
-/** CRIU processes (not in before) waiting in the open of a FIFO. */
+/** CRIU processes (not in before) waiting in the open of a FIFO (its log's, in a work directory) or of a leased image. */
 function hungCriu(before: Set<number>): number[] {
   return criuPids().filter((p) => {
     try {
-      return !before.has(p) && readFileSync(`/proc/${p}/wchan`, "utf8") === "wait_for_partner";
+      return !before.has(p) && ["wait_for_partner", "__break_lease"].includes(readFileSync(`/proc/${p}/wchan`, "utf8"));
     } catch {
       return false;
     }
@@ -111,10 +141,16 @@ async function counterMovesOn(id: string): Promise<void> {
   await waitFor(() => (readCounter(pc, id) ?? n) > n + 3, { timeoutMs: 10_000, what: `${id}'s counter past ${n + 3}` });
 }
 
-/** An images directory whose first task image is a FIFO: CRIU blocks opening it, mid-dump. */
-function hangingImagesDir(name: string): string {
+/** An images directory whose image (the init's first by default) is leased by another process: CRIU blocks opening it, mid-dump. */
+async function hangingImagesDir(name: string, imageName = "ids-1.img"): Promise<string> {
   const images = mkdtempSync(join(dir, `${name}-`));
-  mkfifo(join(images, "ids-1.img"));
+  const image = join(images, imageName);
+  writeFileSync(image, "");
+  const holder = Bun.spawn([leaseHolder, image], { stdout: "pipe", stderr: "inherit" });
+  holders.push(holder);
+  // Its first line says the lease is held (it exits saying why not).
+  const first = await holder.stdout.getReader().read();
+  expect(new TextDecoder().decode(first.value ?? new Uint8Array())).toBe("held\n");
   return images;
 }
 
@@ -136,7 +172,7 @@ test("a dump hung in CRIU ends at the request's deadline: the container is thawe
   const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
   try {
     const criuBefore = new Set(criuPids());
-    const images = hangingImagesDir("dl");
+    const images = await hangingImagesDir("dl");
     const t0 = performance.now();
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 6000 });
     call.catch(() => {});
@@ -184,7 +220,7 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
   const chain = () => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-n", "-L", "CRIU"]).exitCode === 0;
   try {
     const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("ipt") }, { namespace: ns, timeoutMs: 4000 });
+    const call = client.call(TaskV2, "checkpoint", { id, path: await hangingImagesDir("ipt") }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
     await waitFor(() => chain() && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
     expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
@@ -209,7 +245,7 @@ async function pausedHungDump(prefix: string, timeoutMs: number): Promise<{ id: 
   await pc.ctrOk(["task", "pause", id]);
   expect(freezerState(id)).toBe("FROZEN");
   const criuBefore = new Set(criuPids());
-  const failed = client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir(prefix) }, { namespace: ns, timeoutMs }).then(
+  const failed = client.call(TaskV2, "checkpoint", { id, path: await hangingImagesDir(prefix) }, { namespace: ns, timeoutMs }).then(
     () => undefined,
     (e: unknown) => e as CryoError,
   );
@@ -329,8 +365,7 @@ test("tcp-established: a connection CRIU had put in TCP repair mode before it hu
     const cgroupProcs = readFileSync(`/sys/fs/cgroup/pids/${ns}/${id}/cgroup.procs`, "utf8").trim().split("\n");
     const echo = cgroupProcs.find((p) => readFileSync(`/proc/${p}/comm`, "utf8").trim() === "tcp-echo")!;
     const echoVpid = /NSpid:\s+\d+\s+(\d+)/.exec(readFileSync(`/proc/${echo}/status`, "utf8"))![1];
-    const images = mkdtempSync(join(dir, "tcp-"));
-    mkfifo(join(images, `ids-${echoVpid}.img`));
+    const images = await hangingImagesDir("tcp", `ids-${echoVpid}.img`);
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
@@ -371,8 +406,7 @@ test(`host network, tcp-established, ${lock} lock, CRIU log level 2: the connect
     const before = hostLocks();
     // CRIU dumps tcp-echo's sockets (the connection locked in the host's namespace, in repair mode), then hangs at
     // its memory.
-    const images = mkdtempSync(join(dir, "hn-img-"));
-    mkfifo(join(images, "pagemap-1.img"));
+    const images = await hangingImagesDir("hn-img", "pagemap-1.img");
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
@@ -426,7 +460,7 @@ test("the container's own timeout (cryo.checkpoint/timeout) aborts a hung dump w
   const id = uniqueId("to");
   const { client } = await runCounter(id, ["--annotation", "cryo.checkpoint/timeout=2s"]);
   try {
-    const err = await client.call(TaskV2, "checkpoint", { id, path: hangingImagesDir("to") }, { namespace: ns }).then(() => undefined, (e: unknown) => e);
+    const err = await client.call(TaskV2, "checkpoint", { id, path: await hangingImagesDir("to") }, { namespace: ns }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(CryoError);
     expect((err as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
     expect((err as CryoError).message).toContain(`checkpoint container ${id}: cancelled: its timeout of 2 s passed`);
@@ -449,7 +483,7 @@ test("ctr task kill -s SIGKILL during a dump hung in CRIU cancels it: CANCELLED,
   const id = uniqueId("kl");
   const { pid, client } = await runCounter(id, ["--annotation", "cryo.checkpoint/network-lock=nftables"]);
   try {
-    const images = hangingImagesDir("kl");
+    const images = await hangingImagesDir("kl");
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns });
     call.catch(() => {});
