@@ -14,7 +14,9 @@
  * - lacks no_new_privs when the spec's `process.noNewPrivileges` is set;
  * - has no seccomp filter when the spec has a `linux.seccomp` profile, or filters that let run a system call
  *   the profile denies whatever its arguments (src/seccomp/profile.ts: each filter of the thread's chain in
- *   seccomp.img is run for every such call of every ABI of the host, over all arguments);
+ *   seccomp.img is run for every such call of every ABI of the host, over all arguments). A thread other than
+ *   its task's leader whose image says seccomp off has the leader's chain from its newest TSYNC filter back
+ *   (tsyncedFilter): CRIU records filters all threads share on the leader alone;
  * - runs with another uid (real, effective, saved or filesystem) than the spec's `process.user.uid` when the
  *   spec sets noNewPrivileges and grants no CAP_SETUID (such a task cannot have changed it: the "restricted"
  *   pods of Kubernetes), and likewise for gids and CAP_SETGID. Otherwise a task may change them as far as
@@ -76,6 +78,7 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
   const user = spec.process?.user ?? {};
   const fixedUid = noNewPrivileges && !granted.has(CAP_SETUID) ? Number(user.uid ?? 0) : undefined;
   const fixedGid = noNewPrivileges && !granted.has(CAP_SETGID) ? Number(user.gid ?? 0) : undefined;
+  const leaders = new Map(threads.filter((t) => t.tid === t.pid).map((t) => [t.pid, t.core]));
   for (const t of threads) {
     const who = t.tid === t.pid ? `task ${t.pid}` : `thread ${t.tid} of task ${t.pid}`;
     const refuse = (detail: string) => invalidArgument(where, { detail: `${who}: ${detail}` });
@@ -101,11 +104,19 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
     };
     ids("uid", [creds.uid, creds.euid, creds.suid, creds.fsuid], fixedUid, "CAP_SETUID");
     ids("gid", [creds.gid, creds.egid, creds.sgid, creds.fsgid], fixedGid, "CAP_SETGID");
-    if (seccomp && t.core.threadCore?.seccompMode !== SeccompMode.FILTER) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");
-    if (checker) {
-      const tc = t.core.threadCore!;
+    if (!seccomp) continue;
+    // The thread's chain: its own, or the part of its leader's that CRIU's restore gives it with TSYNC.
+    let last: number | undefined;
+    const tc = t.core.threadCore!;
+    if (tc.seccompMode === SeccompMode.FILTER) {
       if (!isFieldSet(tc, ThreadCoreEntrySchema.field.seccompFilter)) throw refuse("its core image names no seccomp filter");
-      const last = tc.seccompFilter;
+      last = tc.seccompFilter;
+    } else if (tc.seccompMode === SeccompMode.DISABLED && t.tid !== t.pid) {
+      filters ??= seccompFilters();
+      last = tsyncedFilter(leaders.get(t.pid), filters);
+    }
+    if (last === undefined) throw refuse("it has no seccomp filter, and the spec has a seccomp profile");
+    if (checker) {
       if (!escapes.has(last)) {
         filters ??= seccompFilters();
         escapes.set(last, checker.escape(filterChain(filters, last, refuse), `${where}: ${who}`));
@@ -114,6 +125,30 @@ export function checkThreadCreds(threads: readonly ThreadCore[], spec: CredsSpec
       if (e) throw refuse(`its seccomp filters let ${e.call} (${e.abi}) run, which the spec's seccomp profile denies`);
     }
   }
+}
+
+/** SECCOMP_FILTER_FLAG_TSYNC: the filter is installed on every thread of the process. */
+const SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+/**
+ * The seccomp.img index of the newest filter of a leader's chain that CRIU installs with TSYNC, or undefined. When
+ * every thread of a process has the leader's filters (installed before the threads were made, or with TSYNC),
+ * CRIU's dump records them on the leader only, flagged TSYNC, and the other threads with seccomp off ("Disable
+ * filter on tid_real ..., will be propagated"); its restore installs the leader's filters with their flags, so
+ * each thread ends with the leader's chain up to its newest TSYNC filter.
+ */
+function tsyncedFilter(leader: CoreEntry | undefined, filters: readonly SeccompFilter[]): number | undefined {
+  const tc = leader?.threadCore;
+  if (!tc || tc.seccompMode !== SeccompMode.FILTER || !isFieldSet(tc, ThreadCoreEntrySchema.field.seccompFilter)) return undefined;
+  const seen = new Set<number>();
+  for (let i: number | undefined = tc.seccompFilter; i !== undefined && !seen.has(i); ) {
+    const f: SeccompFilter | undefined = filters[i];
+    if (!f) return undefined;
+    if ((f.flags & SECCOMP_FILTER_FLAG_TSYNC) !== 0) return i;
+    seen.add(i);
+    i = isFieldSet(f, SeccompFilterSchema.field.prev) ? f.prev : undefined;
+  }
+  return undefined;
 }
 
 /** The filters of a thread's chain, from its last (seccomp.img index `last`) back to its first. */

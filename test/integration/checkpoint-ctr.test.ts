@@ -233,6 +233,28 @@ test("a container under containerd's default seccomp profile (ctr run --seccomp)
   await remove(id);
 }, 180_000);
 
+test("a multi-threaded process under ctr run --seccomp that adds a filter to all its threads with TSYNC: restored, every thread with the leader's filters", async () => {
+  const id = uniqueId("tsync");
+  // CRIU's dump records the filters on the leader only, flagged TSYNC, and seccomp off on the other threads: the
+  // restore's check refused "thread N of task 1: it has no seccomp filter" (runc's shim restored it).
+  await runDetached(id, ["/bin/threads", "4", "tsync"], ["--seccomp"]);
+  const seccompOfThreads = (p: number) =>
+    readdirSync(`/proc/${p}/task`).map((t) =>
+      readFileSync(`/proc/${p}/task/${t}/status`, "utf8")
+        .split("\n")
+        .filter((l) => /^Seccomp(_filters)?:/.test(l))
+        .join(", "),
+    );
+  const pid = (await taskPid(pc, id))!;
+  const before = await waitFor(() => {
+    const s = seccompOfThreads(pid);
+    return s.length === 5 && s.every((x) => x === "Seccomp:\t2, Seccomp_filters:\t2") ? s : undefined;
+  }, { what: "5 threads, each with runc's filter and the program's" });
+  await checkpointRemoveRestore(id);
+  expect(seccompOfThreads((await taskPid(pc, id))!)).toEqual(before);
+  await remove(id);
+}, 180_000);
+
 test("a 256 MiB container comes back with its memory intact", async () => {
   const id = uniqueId("mem");
   await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);

@@ -106,6 +106,26 @@ test("seccomp filters: each thread's chain in seccomp.img must deny what the pro
   expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 2 })], spec(), filters)).toBe("accepted");
 });
 
+test("threads with the leader's filters: CRIU records them on the leader, flagged TSYNC, and seccomp off on the others; accepted when the leader's chain is", () => {
+  const profile = { seccomp: { defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read", "write", "exit"], action: "SCMP_ACT_ALLOW" }] } };
+  const filter = (insns: Parameters<typeof encode>[0], flags: number, prev?: number) => create(SeccompFilterSchema, { filter: encode(insns), flags, ...(prev !== undefined ? { prev } : {}) });
+  const leader = (last: number) => thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: last });
+  const off = (tid: number) => thread({}, { tid });
+  // As the dump of `threads 4 tsync` under `ctr run --seccomp` has them: the profile's filter, then the program's, both TSYNC.
+  const tsynced = [filter(allowList([0, 1, 60]), 1), filter([ret(ALLOW)], 1, 0)];
+  expect(refused([leader(1), off(6), off(7)], spec({}, profile), tsynced)).toBe("accepted");
+  // Only the oldest filter is TSYNC: the threads get it alone, which is checked (and here the strict one).
+  expect(refused([leader(1), off(6)], spec({}, profile), [filter(allowList([0, 1, 60]), 1), filter([ret(ALLOW)], 0, 0)])).toBe("accepted");
+  // The TSYNC part of the leader's chain allows what the profile denies: the thread is named.
+  expect(refused([thread({}, { seccompMode: SeccompMode.FILTER, seccompFilter: 1 }), off(6)], spec({}, profile), [filter([ret(ALLOW)], 1), filter(allowList([0, 1, 60]), 0, 0)])).toBe(
+    "restore container c1 from /ck: invalid argument: thread 6 of task 1: its seccomp filters let open (x86_64) run, which the spec's seccomp profile denies",
+  );
+  // No TSYNC filter in the leader's chain, a leader without filters, or the leader itself without: refused as before.
+  expect(refused([leader(1), off(6)], spec({}, profile), [filter(allowList([0, 1, 60]), 0), filter([ret(ALLOW)], 0, 0)])).toContain("thread 6 of task 1: it has no seccomp filter, and the spec has a seccomp profile");
+  expect(refused([off(1), off(6)], spec({}, profile), tsynced)).toContain("task 1: it has no seccomp filter");
+  expect(refused([leader(1), { ...off(6), pid: 2 }], spec({}, profile), tsynced)).toContain("thread 6 of task 2: it has no seccomp filter");
+});
+
 test("a checkpoint without pstree.img is refused as not a whole CRIU dump, naming the file", async () => {
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { readThreadCores } = await import("../../../src/checkpoint/creds-check.ts");
