@@ -8,8 +8,10 @@
  * a masked path unmasked, mount sysfs or a spec's read-only bind read-write, mount a second procfs
  * elsewhere, or mount debugfs or tracefs. cryo refuses, before anything is made, an image in which
  * - a mount point or a mounted root is not an absolute path without empty, `.` or `..` components (CRIU takes
- *   `..` for a name and climbs with it when it builds a bind's source), or two mounts share a mount point (the
- *   upper one hides the lower);
+ *   `..` for a name and climbs with it when it builds a bind's source), or two mounts share a mount point
+ *   without one being mounted on the other (a stack, the upper hiding the lower, is what a container has when a
+ *   mount's destination is another's: each of the stack is checked as any mount), or two of a stack are given by
+ *   the restore under one external key;
  * - a mount given by the restore (an external key) is keyed otherwise than cryo's dump keys it: a bind, device
  *   or cgroup bind by its own destination, a mask (`/dev/null`, the masked directory, read-only) only at a
  *   masked path, an empty tmpfs by its destination; so no key's source lands elsewhere (`CRIU:` keys neither);
@@ -102,17 +104,15 @@ export function checkMountEntries(
   const masked = strings(spec.linux?.maskedPaths).map(specPath);
   const external = (e: MntEntry) => e.extKey !== "" || e.extMount;
   const dests = (types: string[]) => specMounts.filter((m) => types.includes(m.type));
-  const seen = new Set<string>();
   const given = entries.filter((e) => external(e) || e.mountpoint === "/");
   // The given mount (or the rootfs) CRIU would bind a mount of its own from, instead of mounting it anew
   // (criu/mount.c propagate_mount, propagate_siblings): one of the same device whose root holds the mount's root,
   // or one of its peer group (shared, or the master of a slave).
   const bindSource = (e: MntEntry) =>
     given.find((g) => g !== e && ((g.rootDev === e.rootDev && below(e.root, g.root)) || (g.sharedId !== 0 && (g.sharedId === e.sharedId || g.sharedId === e.masterId))));
+  const visible = checkStacks(entries, refuse);
   for (const e of entries) {
     if (!cleanAbsolute(e.mountpoint) || !cleanAbsolute(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
-    if (seen.has(e.mountpoint)) throw refuse(`two mounts at ${e.mountpoint} (the upper one would hide the lower)`);
-    seen.add(e.mountpoint);
     if (e.mountpoint === "/") {
       // The rootfs: CRIU restores onto the bundle's (only its flags are the image's).
       if (spec.root?.readonly === true && !ro(e)) throw refuse(`${named(e)}: the rootfs is read-write, and the spec's root.readonly makes it read-only`);
@@ -168,7 +168,8 @@ export function checkMountEntries(
     const specAt = specMounts.find((m) => m.destination === e.mountpoint && m.ro && !runcCgroupTmpfs(m));
     if (specAt && !ro(e)) throw refuse(`${named(e)} is read-write, and the spec mounts ${specAt.destination} read-only`);
   }
-  const at = (p: string) => entries.filter((e) => e.mountpoint === p);
+  // What the container sees at p: a mount hidden under a stack does not protect it.
+  const at = (p: string) => entries.filter((e) => e.mountpoint === p && visible(e));
   for (const p of strings(spec.linux?.readonlyPaths).map(specPath)) {
     if (!exists(p)) continue;
     if (at(p).length === 0) throw refuse(`nothing is mounted at ${p}, which the spec makes read-only`);
@@ -178,6 +179,40 @@ export function checkMountEntries(
   for (const p of masked) {
     if (exists(p) && at(p).length === 0) throw refuse(`nothing is mounted at ${p}, which the spec masks`);
   }
+}
+
+/**
+ * Mounts that share a mount point must be a stack, each mounted on the one below (`ctr run --mount
+ * type=tmpfs,dst=/run` over the spec's own /run tmpfs, or a spec with two mounts at one destination): CRIU mounts
+ * them so, as the container had them, the upper hiding the lower. Two side by side, or two of a stack given by
+ * the restore under one external key (CRIU would give both one source), are refused. Returns whether a mount is
+ * seen in the container: not hidden by a stack (at or below its place, only its top and what descends from it).
+ */
+function checkStacks(entries: readonly MntEntry[], refuse: (detail: string) => Error): (e: MntEntry) => boolean {
+  const byPoint = new Map<string, MntEntry[]>();
+  for (const e of entries) byPoint.set(e.mountpoint, [...(byPoint.get(e.mountpoint) ?? []), e]);
+  const tops: MntEntry[] = []; // the upper mount of each stack
+  for (const [point, stack] of byPoint) {
+    if (stack.length < 2) continue;
+    const ids = new Set(stack.map((e) => e.mntId));
+    const bottoms = stack.filter((e) => !ids.has(e.parentMntId) || e.parentMntId === e.mntId);
+    const parents = new Set(stack.map((e) => e.parentMntId));
+    if (ids.size !== stack.length || bottoms.length !== 1 || parents.size !== stack.length) throw refuse(`${stack.length} mounts at ${point} that are not each mounted on the one below`);
+    const keys = stack.map((e) => e.extKey).filter((k) => k !== "");
+    if (new Set(keys).size !== keys.length) throw refuse(`two mounts at ${point} given by the restore under one key`);
+    tops.push(stack.find((e) => !parents.has(e.mntId))!);
+  }
+  const byId = new Map(entries.map((e) => [e.mntId, e]));
+  const descends = (e: MntEntry, top: MntEntry) => {
+    const seen = new Set<number>();
+    for (let m: MntEntry | undefined = e; m && !seen.has(m.mntId); m = byId.get(m.parentMntId)) {
+      if (m === top) return true;
+      seen.add(m.mntId);
+    }
+    return false;
+  };
+  // Seen in the container: at or below a stack's place, only the top and what is mounted on it.
+  return (e) => tops.every((t) => !below(e.mountpoint, t.mountpoint) || descends(e, t));
 }
 
 /**

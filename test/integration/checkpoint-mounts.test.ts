@@ -213,3 +213,33 @@ test("masked directories and empty tmpfs mounts are external in the checkpoint; 
   expect(mountsUnder("criu-restore-work")).toEqual([]);
   await removeContainer(pc, restored);
 }, 120_000);
+
+test("a tmpfs mounted over the spec's own /run tmpfs (ctr run --mount type=tmpfs,dst=/run) comes back stacked on it, with or without files in it", async () => {
+  // CRIU dumps both (the lower hidden); cryo's restore refused "two mounts at /run (the upper one would hide the
+  // lower)", where runc's shim restored them.
+  for (const [name, setUp] of [["files", "echo upper > /run/note"], ["empty", "true"]] as const) {
+    const id = uniqueId(`run2${name}`);
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", "type=tmpfs,dst=/run,options=rw:size=1m", testImage, id, "sh", "-c", `${setUp}; touch /tmp/ready; exec sleep 600`], { timeoutMs: 60_000 });
+    const pid = (await taskPid(pc, id))!;
+    await waitFor(() => (existsSync(`/proc/${pid}/root/tmp/ready`) ? true : undefined), { what: `${id} set up` });
+    // The two at /run, the second mounted on the first, as "<options> - <fs options>" (mount ids differ after a restore).
+    const runStack = (p: number) => {
+      const lines = readFileSync(`/proc/${p}/mountinfo`, "utf8").split("\n").filter((l) => l.split(" ")[4] === "/run");
+      const [lower, upper] = lines.map((l) => l.split(" "));
+      expect(upper?.[1]).toBe(lower?.[0]);
+      return lines.map((l) => `${l.split(" ")[5]} ${l.slice(l.indexOf(" - ") + 3)}`);
+    };
+    const before = runStack(pid);
+    expect(before).toEqual(["rw,nosuid tmpfs tmpfs rw,size=65536k,mode=755", "rw,relatime tmpfs  rw,size=1024k"]);
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await removeContainer(pc, id);
+    const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(runStack((await taskPid(pc, id))!)).toEqual(before);
+    expect((await pc.ctr(["task", "exec", "--exec-id", "ls", id, "ls", "-A", "/run"])).stdout.trim()).toBe(name === "files" ? "note" : "");
+    await removeContainer(pc, id);
+  }
+}, 180_000);

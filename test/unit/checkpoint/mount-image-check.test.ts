@@ -79,8 +79,13 @@ test("a read-only path left read-write or unmounted, a mask left out: refused, n
   );
   // Without superblock flags CRIU remounts the bind read-write whatever its flags say.
   expect(refused(edit((m) => delete (at(m, "/proc/sys") as { sbFlags?: number }).sbFlags))).toContain("PROC mount at /proc/sys (its /sys) is read-write");
-  // A second procfs stacked on /proc would hide the read-only /proc/sys.
-  expect(refused([...image(), mnt(Fstype.PROC, "/proc", RW)])).toContain("two mounts at /proc (the upper one would hide the lower)");
+  // A second procfs beside /proc, or stacked on it, would hide the read-only /proc/sys.
+  expect(refused([...image(), mnt(Fstype.PROC, "/proc", RW)])).toContain("2 mounts at /proc that are not each mounted on the one below");
+  const base = image();
+  const proc = base.find((m) => m.mountpoint === "/proc")!;
+  expect(refused([...base, mnt(Fstype.PROC, "/proc", RW | 0xe, { parentMntId: proc.mntId })])).toBe(
+    "restore container c1 from /ck: invalid argument: mountpoints-13.img: nothing is mounted at /proc/sys, which the spec makes read-only",
+  );
   expect(refused(edit((m) => m.splice(m.indexOf(at(m, "/proc/bus")), 1)))).toBe(
     "restore container c1 from /ck: invalid argument: mountpoints-13.img: nothing is mounted at /proc/bus, which the spec makes read-only",
   );
@@ -302,4 +307,30 @@ test("externalMountFlags: each external key's recorded per-mount flags, limited 
   // Only external mounts.
   expect([...flags.keys()].sort()).toEqual(["/dev/null", "/etc/data", "/sys/fs/cgroup/memory", "cryo-empty-tmpfs/dev", "cryo-empty-tmpfs/run", "cryo-masked-dir"]);
   expect(STAGED_MOUNT_FLAGS & MS_SHARED).toBe(0);
+});
+
+test("mounts stacked at one place (a tmpfs over the spec's /run tmpfs): accepted, each checked; side by side, or one external key twice, refused", () => {
+  const withRun: MountSpec = { ...spec, mounts: [...(spec.mounts as object[]), { destination: "/run", type: "tmpfs", options: ["nosuid", "nodev"] }, { destination: "/run", type: "tmpfs", options: ["rw", "size=1m"] }] };
+  const base = image();
+  const lower = mnt(Fstype.TMPFS, "/run", RW);
+  const upper = mnt(Fstype.TMPFS, "/run", RW, { parentMntId: lower.mntId });
+  // As CRIU lists them (the upper first), and with a mount on the upper one.
+  expect(refused([...base, upper, lower], withRun)).toBe("accepted");
+  expect(refused([...base, upper, lower, mnt(Fstype.MQUEUE, "/run/mq", RW, { parentMntId: upper.mntId })], withRun)).toBe("accepted");
+  // Three high; two side by side; a loop; both external under one key.
+  const third = mnt(Fstype.TMPFS, "/run", RW, { parentMntId: upper.mntId });
+  expect(refused([...base, lower, upper, third], withRun)).toBe("accepted");
+  expect(refused([...base, lower, mnt(Fstype.TMPFS, "/run", RW)], withRun)).toContain("2 mounts at /run that are not each mounted on the one below");
+  const a = mnt(Fstype.TMPFS, "/run", RW);
+  const b = mnt(Fstype.TMPFS, "/run", RW, { parentMntId: a.mntId });
+  a.parentMntId = b.mntId;
+  expect(refused([...base, a, b], withRun)).toContain("2 mounts at /run that are not each mounted on the one below");
+  const extLower = mnt(Fstype.TMPFS, "/run", RW, { extKey: "cryo-empty-tmpfs/run" });
+  expect(refused([...base, extLower, mnt(Fstype.TMPFS, "/run", RW, { parentMntId: extLower.mntId, extKey: "cryo-empty-tmpfs/run" })], withRun)).toContain("two mounts at /run given by the restore under one key");
+  // Each of a stack is checked: a read-only spec mount at /sys stays read-only under a tmpfs put over it.
+  const sys = base.find((m) => m.mountpoint === "/sys")!;
+  expect(refused([...base, mnt(Fstype.TMPFS, "/sys", RW, { parentMntId: sys.mntId })])).toContain("TMPFS mount at /sys is read-write, and the spec mounts /sys read-only");
+  // A mask hidden under a tmpfs stacked on the masked path does not mask it.
+  const keys = base.find((m) => m.mountpoint === "/proc/keys")!;
+  expect(refused([...base, mnt(Fstype.TMPFS, "/proc/keys", RW, { parentMntId: keys.mntId })])).toContain("TMPFS mount at /proc/keys: the spec masks /proc/keys, and this is not a mask");
 });
