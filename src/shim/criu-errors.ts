@@ -1,7 +1,8 @@
 /**
  * A sharper gRPC code for a CRIU failure that libcriu reports only as "failed" (UNKNOWN), from the
  * cause CRIU's log lines name: a read-only or full target, a refused permission, or container state
- * that needs a checkpoint option (an established TCP connection, an external unix socket).
+ * that needs a checkpoint option (an established TCP connection, an external unix socket) or that CRIU cannot
+ * dump at all (a unix stream connection to a host socket).
  */
 import { statSync } from "node:fs";
 import { Code, CryoError } from "../errors.ts";
@@ -86,10 +87,42 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     word: "failed precondition",
     hint: "the container's terminal has a job in the foreground (a command running in the foreground of an interactive shell): CRIU dumps a controlling terminal only while its session's own process group has the foreground; checkpoint once the command has ended, or run it in the background",
   },
+  {
+    // CRIU's dump without --tcp-established of a tree with a connected TCP socket (criu/sk-inet.c).
+    re: /Connected TCP socket, consider using --tcp-established option/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "the container has an established TCP connection, which CRIU dumps only when asked: set the annotation cryo.checkpoint/tcp-established=true (ctr run --annotation), cryo.v1.CheckpointOptions.tcp_established or [checkpoint] tcp_established = true; the restore then needs the connection's addresses again (the container's own network namespace, or the same host's), or cryo.checkpoint/tcp-close=true to restore it closed",
+  },
+  {
+    // CRIU's dump without --ext-unix-sk of a tree with a unix socket whose peer it does not dump (criu/sk-unix.c):
+    // a socket of the host reached through a bind mount.
+    re: /External socket is used\. Consider using --ext-unix-sk option/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "a unix socket of the container is connected to one outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true, with which CRIU dumps a datagram socket connected outside; a stream connection it cannot dump",
+  },
+  {
+    // With --ext-unix-sk, a stream socket connected outside the tree: CRIU dumps only datagram ones (criu/sk-unix.c;
+    // CRIU 4.2 names the peer after the line).
+    re: /Can't dump half of stream unix connection\.(?: name: \S+; peer name: ([^;\s]+))?/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) =>
+      `a unix stream socket of the container is connected to ${m[1] && m[1] !== "(null)" ? m[1] : "a socket"} outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container`,
+  },
+  {
+    // A unix socket whose peer is in no network namespace CRIU dumps (a host socket reached through a bind mount,
+    // connected from the container's network namespace): CRIU finds no peer, with or without --ext-unix-sk.
+    re: /Unix socket (\d+) without peer (\d+)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) =>
+      `unix socket ${m[1]} of the container is connected to socket ${m[2]}, which is in no network namespace the dump takes (a host socket reached through a bind mount): CRIU cannot dump it, with or without ext-unix-sk; close it before the checkpoint, or run its peer in the container`,
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },
-  { re: /consider using --tcp-established|--ext-unix-sk|External socket is used/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
 ];
 
 /** What a path is now, for a hint: "is a directory", "is a file", "does not exist". */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries, ctrErrorHasCode } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -316,3 +316,40 @@ test("a host-network listener restored under a new name while the original still
   }
 }, 180_000);
 
+test("a dump refused for a socket says what allows it: an established TCP connection, a unix socket connected to the host's; a stream half nothing allows", async () => {
+  // Before, each failed with CRIU's line alone (and the stream half with UNKNOWN); runc's shim says "criu failed: type NOTIFY errno 0 ... unknown".
+  const dir = mkdtempSync(join(tmpdir(), "cryo-ext-unix-"));
+  const peers: unknown[] = [];
+  const server = Bun.listen({ unix: join(dir, "s.sock"), socket: { open: (s) => void peers.push(s), data: () => {} } });
+  try {
+    const tcp = uniqueId("tcpnoopt");
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, tcp, "sh", "-c", "/bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"], { timeoutMs: 60_000 });
+    await waitFor(async () => ((await readContainerFile(pc, tcp, "/tmp/tcp"))?.includes("ok") ? true : undefined), { what: "tcp-client connected" });
+    const r1 = await pc.ctr(["task", "checkpoint", tcp], { timeoutMs: 120_000 });
+    expect(r1.exitCode).not.toBe(0);
+    expect(r1.stderr).toContain("Connected TCP socket, consider using --tcp-established option");
+    expect(r1.stderr).toContain("set the annotation cryo.checkpoint/tcp-established=true (ctr run --annotation), cryo.v1.CheckpointOptions.tcp_established or [checkpoint] tcp_established = true");
+    expect(ctrErrorHasCode(r1.stderr, "failed precondition")).toBe(true);
+    expect(await taskStatus(pc, tcp)).toBe("RUNNING");
+    await remove(tcp);
+
+    for (const ext of [false, true]) {
+      const id = uniqueId(ext ? "unixext" : "unix");
+      await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${dir},dst=/us,options=rbind:rw`, ...(ext ? ["--annotation", "cryo.checkpoint/ext-unix-sk=true"] : []), testImage, id, "/bin/unixconn", "/us/s.sock"], { timeoutMs: 60_000 });
+      await waitFor(() => (peers.length >= (ext ? 2 : 1) ? true : undefined), { what: `${id} connected` });
+      const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+      expect(r.exitCode).not.toBe(0);
+      expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+      expect(r.stderr).toContain(
+        ext
+          ? `a unix stream socket of the container is connected to ${join(dir, "s.sock")} outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk`
+          : "set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true",
+      );
+      expect(await taskStatus(pc, id)).toBe("RUNNING");
+      await remove(id);
+    }
+  } finally {
+    server.stop(true);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 180_000);

@@ -306,6 +306,21 @@ describe("CRIU failures get the code their log names", () => {
       expect(changed.message).toContain("criu restore /i: failed precondition (rc -52");
       expect(changed.message).toEndWith(`; the container had ${end}: restore onto the root file system it was checkpointed with`);
     }
+    // Sockets (CRIU 4.2's lines, seen here with ctr containers checkpoint): each names what allows it, or says nothing does.
+    const tcp = classifyCriuError(failed("(00.006904) Error (criu/sk-inet.c:200): inet: Connected TCP socket, consider using --tcp-established option.; (00.006910) Error (criu/cr-dump.c:1545): Dump files (pid: 22215) failed with -1"));
+    expect(tcp.code).toBe(Code.FAILED_PRECONDITION);
+    expect(tcp.message).toContain("set the annotation cryo.checkpoint/tcp-established=true (ctr run --annotation), cryo.v1.CheckpointOptions.tcp_established or [checkpoint] tcp_established = true");
+    const ext = classifyCriuError(failed("(00.023626) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.; (00.023694) Error (criu/cr-dump.c:2033): Dumping FAILED."));
+    expect(ext.code).toBe(Code.FAILED_PRECONDITION);
+    expect(ext.message).toContain("set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true");
+    const half = classifyCriuError(failed("(00.017198) Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. name: (null); peer name: /tmp/us/s.sock; (00.017388) Error (criu/cr-dump.c:2033): Dumping FAILED."));
+    expect(half.code).toBe(Code.FAILED_PRECONDITION);
+    expect(half.message).toContain("criu dump pid 7: failed precondition (rc -52");
+    expect(half.message).toEndWith("; a unix stream socket of the container is connected to /tmp/us/s.sock outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container");
+    expect(classifyCriuError(failed("Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection.")).message).toContain("is connected to a socket outside it");
+    const nopeer = classifyCriuError(failed("(00.005634) Error (criu/sk-unix.c:418): unix: Unix socket 220743 without peer 219685; (00.005647) Error (criu/cr-dump.c:1545): Dump files (pid: 25204) failed with -1"));
+    expect(nopeer.code).toBe(Code.FAILED_PRECONDITION);
+    expect(nopeer.message).toContain("unix socket 220743 of the container is connected to socket 219685, which is in no network namespace the dump takes");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
