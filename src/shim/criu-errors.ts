@@ -120,6 +120,15 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     hint: (m) =>
       `unix socket ${m[1]} of the container is connected to socket ${m[2]}, which is in no network namespace the dump takes (a host socket reached through a bind mount): CRIU cannot dump it, with or without ext-unix-sk; close it before the checkpoint, or run its peer in the container`,
   },
+  {
+    // A descriptor on a mount the dumped mount namespace does not have (criu/files-reg.c): an open POSIX message
+    // queue (mq_open: its mount is the kernel's internal one of the IPC namespace), or a file of a detached mount.
+    re: /Can't lookup mount=(\d+) for fd=(\d+) path=([^;\s]+)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) =>
+      `the container holds fd ${m[2]} open on ${m[3]} of a mount (id ${m[1]}) that is not in its mount table: an open POSIX message queue (mq_open, whose mount is the kernel's own) or a file of a mount since detached, which CRIU cannot dump: close it before the checkpoint`,
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

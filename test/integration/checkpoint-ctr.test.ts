@@ -255,6 +255,19 @@ test("a multi-threaded process under ctr run --seccomp that adds a filter to all
   await remove(id);
 }, 180_000);
 
+test("a container holding a POSIX message queue open (mq_open) is refused with FAILED_PRECONDITION saying what CRIU cannot dump; it runs on", async () => {
+  // Before: UNKNOWN with CRIU's "Can't lookup mount=N for fd=3 path=/zoo" alone (runc's shim: criu failed: type NOTIFY).
+  const id = uniqueId("mq");
+  await runDetached(id, ["/bin/mqhold", "zoo"]);
+  await waitFor(async () => ((await pc.ctr(["task", "exec", "--exec-id", uniqueId("q"), id, "ls", "/dev/mqueue"])).stdout.includes("zoo") ? true : undefined), { what: "the queue made" });
+  const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+  expect(r.stderr).toMatch(/the container holds fd 3 open on \/zoo of a mount \(id \d+\) that is not in its mount table: an open POSIX message queue/);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  await remove(id);
+}, 120_000);
+
 test("a 256 MiB container comes back with its memory intact", async () => {
   const id = uniqueId("mem");
   await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);

@@ -321,6 +321,11 @@ describe("CRIU failures get the code their log names", () => {
     const nopeer = classifyCriuError(failed("(00.005634) Error (criu/sk-unix.c:418): unix: Unix socket 220743 without peer 219685; (00.005647) Error (criu/cr-dump.c:1545): Dump files (pid: 25204) failed with -1"));
     expect(nopeer.code).toBe(Code.FAILED_PRECONDITION);
     expect(nopeer.message).toContain("unix socket 220743 of the container is connected to socket 219685, which is in no network namespace the dump takes");
+    // An open POSIX message queue (test/fixtures/mqhold.c, CRIU 4.2's line as seen here; runc's shim: criu failed: type NOTIFY).
+    const mq = classifyCriuError(failed("(00.006641) Error (criu/files-reg.c:1790): Can't lookup mount=718 for fd=3 path=/zoo; (00.006652) Error (criu/cr-dump.c:1545): Dump files (pid: 28803) failed with -1"));
+    expect(mq.code).toBe(Code.FAILED_PRECONDITION);
+    expect(mq.message).toContain("criu dump pid 7: failed precondition (rc -52");
+    expect(mq.message).toContain("the container holds fd 3 open on /zoo of a mount (id 718) that is not in its mount table: an open POSIX message queue");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
