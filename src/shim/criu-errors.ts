@@ -118,7 +118,7 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     code: Code.FAILED_PRECONDITION,
     word: "failed precondition",
     hint: (m) =>
-      `unix socket ${m[1]} of the container is connected to socket ${m[2]}, which is in no network namespace the dump takes (a host socket reached through a bind mount): CRIU cannot dump it, with or without ext-unix-sk; close it before the checkpoint, or run its peer in the container`,
+      `unix socket ${m[1]} of the container is connected to socket ${m[2]}, which is not among the sockets the dump takes (a host socket reached through a bind mount lives in another network namespace): CRIU cannot dump it, with or without ext-unix-sk; close it before the checkpoint, or run its peer in the container`,
   },
   {
     // A descriptor on a mount the dumped mount namespace does not have (criu/files-reg.c): an open POSIX message

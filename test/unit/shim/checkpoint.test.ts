@@ -320,7 +320,7 @@ describe("CRIU failures get the code their log names", () => {
     expect(classifyCriuError(failed("Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection.")).message).toContain("is connected to a socket outside it");
     const nopeer = classifyCriuError(failed("(00.005634) Error (criu/sk-unix.c:418): unix: Unix socket 220743 without peer 219685; (00.005647) Error (criu/cr-dump.c:1545): Dump files (pid: 25204) failed with -1"));
     expect(nopeer.code).toBe(Code.FAILED_PRECONDITION);
-    expect(nopeer.message).toContain("unix socket 220743 of the container is connected to socket 219685, which is in no network namespace the dump takes");
+    expect(nopeer.message).toContain("unix socket 220743 of the container is connected to socket 219685, which is not among the sockets the dump takes");
     // An open POSIX message queue (test/fixtures/mqhold.c, CRIU 4.2's line as seen here; runc's shim: criu failed: type NOTIFY).
     const mq = classifyCriuError(failed("(00.006641) Error (criu/files-reg.c:1790): Can't lookup mount=718 for fd=3 path=/zoo; (00.006652) Error (criu/cr-dump.c:1545): Dump files (pid: 28803) failed with -1"));
     expect(mq.code).toBe(Code.FAILED_PRECONDITION);
