@@ -13,16 +13,22 @@ const MAX_LINES = 12;
 const RESTORE_FAILED = /\bRestoring FAILED\./;
 
 /**
- * The error lines of a CRIU log text ("Error (criu/...): ...", "... err ..."), last MAX_LINES of them. A restore's
- * end at its "Restoring FAILED." line: what follows is noise of CRIU's teardown (its cgroup daemon's "cg: cgroupd: recv
- * req error: No such file or directory" once the restore's sockets are gone), which ended the error with a line
- * that says nothing of the cause, and took the place of one that did among the last MAX_LINES.
+ * Lines that are no errors but say what the next error is about: the unix socket outside the tree that an "External
+ * socket is used" error refuses (its type, stream or datagram, decides what can allow it).
+ */
+const CONTEXT = [/unix:\s+Runaway socket: /];
+
+/**
+ * The error lines of a CRIU log text ("Error (criu/...): ...", "... err ...", CONTEXT), last MAX_LINES of them. A
+ * restore's end at its "Restoring FAILED." line: what follows is noise of CRIU's teardown (its cgroup daemon's "cg:
+ * cgroupd: recv req error: No such file or directory" once the restore's sockets are gone), which ended the error
+ * with a line that says nothing of the cause, and took the place of one that did among the last MAX_LINES.
  */
 export function criuLogErrors(text: string): string[] {
   let all = text.split("\n");
   const failed = all.findLastIndex((l) => RESTORE_FAILED.test(l));
   if (failed >= 0) all = all.slice(0, failed + 1);
-  const lines = all.filter((l) => /\bError\b|\berr(no)?\b|\bfailed\b/i.test(l) && !BENIGN.some((b) => b.test(l)));
+  const lines = all.filter((l) => (/\bError\b|\berr(no)?\b|\bfailed\b/i.test(l) || CONTEXT.some((c) => c.test(l))) && !BENIGN.some((b) => b.test(l)));
   return lines.slice(-MAX_LINES).map((l) => l.trim());
 }
 

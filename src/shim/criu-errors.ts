@@ -96,11 +96,15 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
   },
   {
     // CRIU's dump without --ext-unix-sk of a tree with a unix socket whose peer it does not dump (criu/sk-unix.c):
-    // a socket of the host reached through a bind mount.
-    re: /External socket is used\. Consider using --ext-unix-sk option/,
+    // a socket of the host reached through a bind mount. The "Runaway socket" line before it (criu/log.ts keeps
+    // it) is the peer's: type 1 is SOCK_STREAM, which ext-unix-sk does not allow either.
+    re: /(?:Runaway socket: ino \d+ peer_ino \d+ family +\d+ type +(\d+) state +\d+ name ([^;\s]*)[^;]*;.*)?External socket is used\. Consider using --ext-unix-sk option/,
     code: Code.FAILED_PRECONDITION,
     word: "failed precondition",
-    hint: "a unix socket of the container is connected to one outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true, with which CRIU dumps a datagram socket connected outside; a stream connection it cannot dump",
+    hint: (m) =>
+      m[1] === "1"
+        ? `a unix stream socket of the container is connected to ${m[2] ? m[2] : "a socket"} outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container`
+        : `a unix socket of the container is connected to ${m[2] ? m[2] : "one"} outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true, with which CRIU dumps a datagram socket connected outside; a stream connection it cannot dump`,
   },
   {
     // With --ext-unix-sk, a stream socket connected outside the tree: CRIU dumps only datagram ones (criu/sk-unix.c;

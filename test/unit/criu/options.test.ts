@@ -66,6 +66,18 @@ describe("errors from CRIU", () => {
     expect(criuLogErrors(`${log}\n(00.005) Error (criu/x.c:1): later`).at(-1)).toBe("(00.005) Error (criu/x.c:1): later");
   });
 
+  test("the unix socket an 'External socket is used' error refuses is kept with it (CRIU 4.2's lines, as seen here)", () => {
+    const unix = [
+      "(00.023329) unix: \tRunaway socket: ino 226894 peer_ino 294266 family    1 type    1 state  1 name /us/s.sock",
+      "(00.023330) unix: \tDumping extern: ino 226894",
+      "(00.023626) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.",
+    ].join("\n");
+    expect(criuLogErrors(unix)).toEqual([
+      "(00.023329) unix: \tRunaway socket: ino 226894 peer_ino 294266 family    1 type    1 state  1 name /us/s.sock",
+      "(00.023626) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.",
+    ]);
+  });
+
   test("libcriu return values and CRIU's errno map to codes", () => {
     expect(classify(-111, 0)).toBe(Code.UNAVAILABLE);
     expect(classify(-70, 0)).toBe(Code.UNAVAILABLE);

@@ -313,6 +313,13 @@ describe("CRIU failures get the code their log names", () => {
     const ext = classifyCriuError(failed("(00.023626) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.; (00.023694) Error (criu/cr-dump.c:2033): Dumping FAILED."));
     expect(ext.code).toBe(Code.FAILED_PRECONDITION);
     expect(ext.message).toContain("set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true");
+    // With the "Runaway socket" line (the peer) CRIU logs before it: a stream peer is one no option allows; a datagram one ext-unix-sk does.
+    const runaway = (type: number) => `(00.023329) unix: \tRunaway socket: ino 226894 peer_ino 294266 family    1 type    ${type} state  1 name /us/s.sock; (00.023626) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option.`;
+    const stream = classifyCriuError(failed(runaway(1)));
+    expect(stream.code).toBe(Code.FAILED_PRECONDITION);
+    expect(stream.message).toContain("; a unix stream socket of the container is connected to /us/s.sock outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk");
+    expect(stream.message).not.toContain("set the annotation");
+    expect(classifyCriuError(failed(runaway(2))).message).toContain("; a unix socket of the container is connected to /us/s.sock outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true");
     const half = classifyCriuError(failed("(00.017198) Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. name: (null); peer name: /tmp/us/s.sock; (00.017388) Error (criu/cr-dump.c:2033): Dumping FAILED."));
     expect(half.code).toBe(Code.FAILED_PRECONDITION);
     expect(half.message).toContain("criu dump pid 7: failed precondition (rc -52");
