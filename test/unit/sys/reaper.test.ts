@@ -1,5 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createReaper, decodeWaitStatus, isChildSubreaper, wallClock, type Exit, type Reaper, type WallTime } from "../../../src/sys/index.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
@@ -189,14 +191,25 @@ test("a burst of exits is one scan per turn of the event loop, not one per SIGCH
       return hold;
     },
   });
-  const sh = Bun.spawn(["sh", "-c", `for i in $(seq ${N}); do (sleep 0.$((i % 5 + 3)) >/dev/null 2>&1 &); done`]);
-  expect(await sh.exited).toBe(0);
-  // The event loop busy while they exit, as the daemon's is under such a burst: the signals queue up meanwhile.
-  Bun.sleepSync(1200);
-  await Bun.sleep(300);
-  // Each orphan was seen by a few scans at most (before: about N * N / 2 looks, one scan per signal).
-  expect(looked).toBeGreaterThanOrEqual(N);
-  expect(looked).toBeLessThan(20 * N);
-  hold = false;
-  reaper.reap();
-});
+  // N orphans (each subshell exits once its sleep is started: the sleep is reparented to this subreaper), their pids
+  // written down. They end only when killed below: however slowly a loaded machine starts them, they all die at once.
+  const dir = mkdtempSync(join(tmpdir(), "cryo-reaper-burst-"));
+  try {
+    const pidsFile = join(dir, "pids");
+    const sh = Bun.spawn(["sh", "-c", `for i in $(seq ${N}); do (sleep 600 >/dev/null 2>&1 & echo $! >> '${pidsFile}'); done`]);
+    expect(await sh.exited).toBe(0);
+    const pids = readFileSync(pidsFile, "utf8").trim().split("\n").map(Number);
+    expect(pids.length).toBe(N);
+    // The event loop busy while they die, as the daemon's is under such a burst: the signals queue up meanwhile.
+    for (const pid of pids) process.kill(pid, "SIGKILL");
+    Bun.sleepSync(1200);
+    await Bun.sleep(300);
+    // Each orphan was seen by a few scans at most (before: about N * N / 2 looks, one scan per signal).
+    expect(looked).toBeGreaterThanOrEqual(N);
+    expect(looked).toBeLessThan(20 * N);
+  } finally {
+    hold = false;
+    reaper.reap();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 30_000);
