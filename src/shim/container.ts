@@ -68,6 +68,12 @@ export class Container {
    * (checkInit), as after a checkpoint with `exit`, before its exit is recorded through the queue.
    */
   private killedInit = false;
+  /**
+   * The reaper reported the init's end: it has exited (on its own, or killed from elsewhere). It counts as stopped from
+   * then on (checkInit), as after a Kill with SIGKILL, while its exit waits for its output to be handed on and then for
+   * its turn in the queue.
+   */
+  private initReaped = false;
   /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
   private restoreInFlight = false;
   /** Aborts the checkpoint running now (its caller's deadline or a SIGKILL Kill: CRIU is killed, the container let go). */
@@ -126,11 +132,18 @@ export class Container {
    * refuses both ("container does not exist"). So is an init a Kill with SIGKILL reached: a Pause queued behind that
    * Kill froze the dying init and answered ok (the task then STOPPED with its cgroup left FROZEN), a Checkpoint failed
    * on the exiting init with whatever CRIU met (NOT_FOUND, UNKNOWN "Unseizable non-zombie", UNAVAILABLE from a CRIU
-   * crashed on a BUG()).
+   * crashed on a BUG()). And so is an init whose end the reaper reported (initReaped): one that exited on its own while
+   * calls waited in the queue had them run on its emptied container (a Pause froze the empty cgroup, answered ok and
+   * published /tasks/paused; a Checkpoint failed UNKNOWN `EINVAL ... /proc/N/mountinfo` or NOT_FOUND `init pid N is gone`).
    */
   private checkInit(event: ProcessEvent): void {
-    if ((this.stoppedByCheckpoint || this.killedInit) && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
+    if (this.initEnding() && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
     this.init.check(event);
+  }
+
+  /** The init has ended or is ending (a checkpoint with `exit`, a Kill with SIGKILL, its end reaped) before its exit is recorded. */
+  private initEnding(): boolean {
+    return this.stoppedByCheckpoint || this.killedInit || this.initReaped;
   }
 
   private publish: Publisher["publish"] = (ns, topic, schema, event) => this.deps.publisher.publish(ns, topic, schema, event);
@@ -140,6 +153,7 @@ export class Container {
     p.reaped = this.deps.engine.waitExit(pid);
     p.reaped.then(
       async (status) => {
+        if (p === this.init) this.initReaped = true;
         // A terminal's output is still on its way when its process is reaped (in the terminal, the copy, the FIFO): the
         // exit waits for it, outside the queue. Told of the exit, ctr 1.6 closes its FIFO at once and loses what is unread.
         await p.io?.handedOn?.();
@@ -236,7 +250,7 @@ export class Container {
         }
         return p.pid;
       }
-      const ended = this.stoppedByCheckpoint || this.killedInit;
+      const ended = this.initEnding();
       if (ended || (this.init.state !== "running" && this.init.state !== "created")) {
         throw failedPrecondition(p.label, { detail: `container is ${ended ? "stopped" : this.init.state}` });
       }

@@ -572,6 +572,46 @@ test("calls that queue behind a Kill with SIGKILL of the init are refused as for
   expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/paused", "/tasks/resumed", "/tasks/exit"]);
 });
 
+test("calls that queue after the init ended on its own, before its exit is recorded, are refused as for a stopped task", async () => {
+  const t = setup();
+  // The init's output is still being handed on (ctr has not read its FIFO yet): its exit is recorded only after that.
+  let handedOn!: () => void;
+  const createInit = t.engine.createInit;
+  t.engine.createInit = async (spec) => {
+    const launched = await createInit(spec);
+    return { ...launched, io: { ...launched.io, handedOn: () => new Promise<void>((r) => (handedOn = r)) } };
+  };
+  t.engine.checkpoint = async (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    throw new CryoError(Code.UNKNOWN, `EINVAL: invalid argument, open '/proc/100/mountinfo'`);
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  await t.svc.exec({ id: "c1", execId: "e0", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+  // The init exits on its own; the reaper has reported it.
+  t.exit(100, 0);
+  await Bun.sleep(10);
+  // Before: the Pause froze the emptied cgroup, answered ok and published /tasks/paused; the Checkpoint ran CRIU on a
+  // process that was gone (UNKNOWN EINVAL on its mountinfo); the exec ran runc exec in a container without an init.
+  const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
+  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
+  const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, t.ctx));
+  const exec = codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx));
+  const execStart = codeOf(t.svc.start({ id: "c1", execId: "e0" } as never, t.ctx));
+  expect(await paused).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot pause a stopped container"]);
+  expect(await ckpt).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot checkpoint a stopped container"]);
+  expect(await updated).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot update a stopped container"]);
+  expect(await exec).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot exec in a stopped container"]);
+  expect(await execStart).toEqual([Code.FAILED_PRECONDITION, "exec e0 in container c1: failed precondition: container is stopped"]);
+  expect(t.calls.filter((c) => /^(checkpoint|freeze|thaw|exec)/.test(c))).toEqual([]);
+  handedOn();
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(0);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exit"]);
+});
+
 test("Connect of an id the daemon neither serves nor is creating is NOT_FOUND (containerd's reload cleans up after such a bundle)", async () => {
   const t = setup();
   let made: (() => void) | undefined;
