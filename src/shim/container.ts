@@ -41,6 +41,11 @@ export const KILL_WAIT_MS = 5000;
  * for that.
  */
 export const DELETE_EVENT_WAIT_MS = 1000;
+/**
+ * How long a Pause, Checkpoint or exec Start that met an init no longer alive (exiting, a zombie, or gone) waits for
+ * the reaper to report its end, before it answers as for a stopped task (see initEndedMeanwhile).
+ */
+export const INIT_END_WAIT_MS = 1000;
 
 /** What the daemon shares with every container. */
 export interface ContainerDeps {
@@ -139,6 +144,20 @@ export class Container {
   private checkInit(event: ProcessEvent): void {
     if (this.initEnding() && this.init.state !== "deleted") throw invalidTransition(this.init.label, "stopped", event);
     this.init.check(event);
+  }
+
+  /**
+   * After a Pause, Checkpoint or exec Start on the init's container: true when the init turns out to have ended while
+   * it ran (initEnding, or it is exiting, a zombie or gone and the reaper reports its end within INIT_END_WAIT_MS). The
+   * init died before the reaper saw it, and the call met what was left (CRIU's UNKNOWN `EINVAL ... /proc/N/mountinfo`,
+   * runc exec's UNKNOWN `error writing config to pipe: write init-p: broken pipe`, a freeze of the emptied cgroup that
+   * answered ok). A live init costs the engine's look at it (processEnded: one read of /proc/<pid>/stat).
+   */
+  private async initEndedMeanwhile(): Promise<boolean> {
+    if (this.initEnding()) return true;
+    const reaped = this.init.reaped;
+    if (reaped === undefined || !this.deps.engine.processEnded?.(this.init.pid)) return false;
+    return await Promise.race([reaped.then(() => true, () => false), Bun.sleep(INIT_END_WAIT_MS).then(() => false)]);
   }
 
   /** The init has ended or is ending (a checkpoint with `exit`, a Kill with SIGKILL, its end reaped) before its exit is recorded. */
@@ -270,6 +289,8 @@ export class Container {
         // answers it, instead of at its Delete. Its exit status is runc exec's own on such a failure; no /tasks/exit,
         // since no process ran.
         p.recordExit({ status: EXEC_START_FAILED_STATUS, exitedAt: wallClock() });
+        // runc exec failed because the init ended meanwhile: a state error, not runc's broken pipe.
+        if (await this.initEndedMeanwhile()) throw failedPrecondition(p.label, { detail: "container is stopped", cause: err });
         throw err;
       }
       p.pid = launched.pid;
@@ -348,6 +369,11 @@ export class Container {
       notGivenUp(signal, `pause container ${this.id}`);
       this.checkInit("pause");
       await this.deps.engine.freeze(this.id, this.config.options);
+      // An init that died before the freeze left an empty cgroup frozen: not paused, and nothing to publish.
+      if (await this.initEndedMeanwhile()) {
+        await this.deps.engine.thaw(this.id, this.config.options).catch((err: unknown) => this.deps.log.warn(`thaw ${this.id} after its init ended: ${CryoError.from(err).message}`));
+        throw invalidTransition(this.init.label, "stopped", "pause");
+      }
       this.init.move("pause");
       this.publish(this.config.namespace, Topic.paused, TaskPausedSchema, { containerId: this.id });
     });
@@ -399,6 +425,14 @@ export class Container {
           killNow: killNow.signal,
         });
         if (!r.leftRunning) this.stoppedByCheckpoint = true;
+      } catch (err) {
+        // The init ended on its own during the dump: CRIU met a zombie or nothing (UNKNOWN EINVAL on its mountinfo,
+        // NOT_FOUND "init pid N is gone"). Not an abort (a Kill's, the caller's): those say what stopped the dump.
+        if (!abort.signal.aborted && (await this.initEndedMeanwhile())) {
+          this.deps.log.warn(`checkpoint container ${this.id}: its init ended during the dump, which failed with: ${CryoError.from(err).message}`);
+          throw new CryoError(Code.FAILED_PRECONDITION, invalidTransition(this.init.label, "stopped", "checkpoint").message, { cause: err });
+        }
+        throw err;
       } finally {
         this.checkpointAbort = undefined;
         this.checkpointKill = undefined;

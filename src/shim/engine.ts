@@ -13,7 +13,7 @@ import { Code, CryoError, notFound } from "../errors.ts";
 import type { CgroupManager } from "../cgroups/manager.ts";
 import { openCgroup } from "../cgroups/open.ts";
 import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
-import type { Reaper } from "../sys/index.ts";
+import { processEnd, readProcStat, type Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
@@ -277,6 +277,11 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
           .catch((err) => deps.log.debug(`kill --all after init exit of ${id}: ${CryoError.from(err).message}`));
       }
       return { status: e.status, exitedAt: e.exitedAt };
+    },
+
+    processEnded(pid) {
+      // Gone, a zombie, or on its way out (PF_EXITING: its namespaces, mountinfo among them, may be gone already).
+      return readProcStat(pid) === undefined || processEnd(pid) !== undefined;
     },
 
     async freeze(id, options) {

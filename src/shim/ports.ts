@@ -119,6 +119,8 @@ export interface Engine {
   pids(id: string, options: ShimOptions): Promise<number[]>;
   /** Resolves with the exit of a pid this daemon reaps (exits that happened before the call are kept). */
   waitExit(pid: number): Promise<ExitStatus>;
+  /** True when pid has died or is dying (exiting, a zombie, or gone), also before waitExit reports it. Absent: never known to have died. */
+  processEnded?(pid: number): boolean;
   /** Freezes the container's cgroup. */
   freeze(id: string, options: ShimOptions): Promise<void>;
   /** Thaws it. */

@@ -612,6 +612,55 @@ test("calls that queue after the init ended on its own, before its exit is recor
   expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exit"]);
 });
 
+test("a Pause, Checkpoint or exec Start during which the init ends on its own answers as for a stopped task", async () => {
+  const t = setup();
+  // Each call meets an init that died before the reaper saw it (a zombie); the reaper reports its end while the call runs.
+  let init = 0;
+  t.engine.processEnded = (pid) => pid === init;
+  t.engine.freeze = async (id) => {
+    t.calls.push(`freeze ${id}`);
+    t.exit(init, 0);
+  };
+  t.engine.checkpoint = async (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    t.exit(init, 0);
+    throw new CryoError(Code.UNKNOWN, "EINVAL: invalid argument, open '/proc/100/mountinfo'");
+  };
+  t.engine.exec = async (spec) => {
+    t.calls.push(`exec ${spec.execId}`);
+    t.exit(init, 0);
+    throw new CryoError(Code.UNKNOWN, `exec ${spec.execId}: OCI runtime exec failed: exec failed: unable to start container process: error writing config to pipe: write init-p: broken pipe`);
+  };
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  const stopped = (what: string): [number, string] => [Code.FAILED_PRECONDITION, `container c1: failed precondition: cannot ${what} a stopped container`];
+  // Before: the Pause answered ok with the emptied cgroup left frozen and /tasks/paused published; the Checkpoint and
+  // the exec Start failed UNKNOWN with what CRIU and runc met.
+  for (const [call, want] of [
+    ["pause", stopped("pause")],
+    ["checkpoint", stopped("checkpoint")],
+    ["exec", [Code.FAILED_PRECONDITION, "exec e0 in container c1: failed precondition: container is stopped"]],
+  ] as const) {
+    const u = t.svc;
+    init = (await u.create(createReq("c1"), t.ctx)).pid ?? 0;
+    await u.start({ id: "c1", execId: "" } as never, t.ctx);
+    let got: Promise<[number, string]>;
+    if (call === "pause") got = codeOf(u.pause({ id: "c1" } as never, t.ctx));
+    else if (call === "checkpoint") got = codeOf(u.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
+    else {
+      await u.exec({ id: "c1", execId: "e0", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+      got = codeOf(u.start({ id: "c1", execId: "e0" } as never, t.ctx));
+    }
+    expect(await got).toEqual(want as [number, string]);
+    expect((await u.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+    if (call === "exec") await u.delete({ id: "c1", execId: "e0" } as never, t.ctx);
+    await u.delete({ id: "c1", execId: "" } as never, t.ctx);
+  }
+  // The frozen empty cgroup was thawed.
+  expect(t.calls.filter((c) => /^(freeze|thaw)/.test(c))).toEqual(["freeze c1", "thaw c1"]);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic).filter((x) => x === "/tasks/paused")).toEqual([]);
+});
+
 test("Connect of an id the daemon neither serves nor is creating is NOT_FOUND (containerd's reload cleans up after such a bundle)", async () => {
   const t = setup();
   let made: (() => void) | undefined;
