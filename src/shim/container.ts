@@ -517,6 +517,10 @@ export class Container {
         p.recordExit({ status: 0, exitedAt: wallClock() });
       }
       p.move("delete");
+      // An exec added and never started will not run now: its Waits (ctr and CRI Wait before Start) are answered as its
+      // own Delete answers them. Before, they waited until their caller gave up: a shared daemon lives on after the
+      // container, so a Wait without a deadline never ended, holding its connection.
+      for (const e of this.execs.values()) if (e.state === "created") e.recordExit({ status: 0, exitedAt: wallClock() });
       await Promise.all([p, ...this.execs.values()].map((q) => this.drain(q)));
       const closing = [p.io?.close(), ...[...this.execs.values()].map((e) => e.io?.close())];
       this.stopOom?.();

@@ -661,6 +661,20 @@ test("a Pause, Checkpoint or exec Start during which the init ends on its own an
   expect(t.events.map((e) => e.topic).filter((x) => x === "/tasks/paused")).toEqual([]);
 });
 
+test("the Wait of an exec never started ends when its container is deleted", async () => {
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  await t.svc.exec({ id: "c1", execId: "e0", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx);
+  const waited = t.svc.wait({ id: "c1", execId: "e0" } as never, t.ctx);
+  t.exit(100, 137);
+  await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
+  // Before: it waited for its caller to give up (in a daemon that lives on for other containers, for ever).
+  expect(await Promise.race([waited.then((r) => r.exitStatus), Bun.sleep(500).then(() => "still waiting")])).toBe(0);
+});
+
 test("Connect of an id the daemon neither serves nor is creating is NOT_FOUND (containerd's reload cleans up after such a bundle)", async () => {
   const t = setup();
   let made: (() => void) | undefined;
