@@ -240,7 +240,10 @@ export class Container {
   start(execId: string, signal?: AbortSignal): Promise<number> {
     return this.queue.run(async () => {
       const p = this.process(execId);
-      p.check("start");
+      // An init a Kill with SIGKILL reached before its Start (or that died meanwhile) is refused as a stopped one; runc
+      // start on it answered with whatever it found, "cannot start an already running container" while it was a zombie.
+      if (p === this.init) this.checkInit("start");
+      else p.check("start");
       const { engine } = this.deps;
       if (p === this.init) {
         if (p.state === "restoring") {

@@ -675,6 +675,20 @@ test("the Wait of an exec never started ends when its container is deleted", asy
   expect(await Promise.race([waited.then((r) => r.exitStatus), Bun.sleep(500).then(() => "still waiting")])).toBe(0);
 });
 
+test("a Start that comes after a Kill with SIGKILL of the created init is refused as for a stopped task", async () => {
+  const t = setup();
+  // runc has signalled the init; its end is reported a moment later, behind the Start.
+  t.engine.kill = async (id, _o, target, signal, all) => void t.calls.push(`kill ${id} ${target.pid} ${signal} ${all}`);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  // Before: runc start ran on the dying init, and answered "cannot start an already running container" (a zombie).
+  expect(await codeOf(t.svc.start({ id: "c1", execId: "" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot start a stopped container"]);
+  expect(t.calls.filter((c) => c.startsWith("start"))).toEqual([]);
+  t.exit(100, 137);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+});
+
 test("Connect of an id the daemon neither serves nor is creating is NOT_FOUND (containerd's reload cleans up after such a bundle)", async () => {
   const t = setup();
   let made: (() => void) | undefined;
