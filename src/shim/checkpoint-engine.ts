@@ -24,7 +24,8 @@ import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { lazyModule } from "./lazy-module.ts";
 import type { PostCopyWatch } from "./post-copy.ts";
-import type { PreparedRestore, RestoreSource } from "./restore-container.ts";
+import type { PreparedRestore } from "./restore-container.ts";
+import type { RestoreSource } from "./restore-source.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
@@ -42,6 +43,9 @@ const dumpModule = lazyModule("the checkpoint dump (src/shim/checkpoint-dump.ts)
 // Each side loads only its own: a daemon's first checkpoint does not load the restore's modules, nor a restore the dump's.
 const postCopyModule = lazyModule("the post-copy watch (src/shim/post-copy.ts)", () => import("./post-copy.ts"));
 const restoreModule = lazyModule("the restore (src/shim/restore-container.ts)", () => import("./restore-container.ts"));
+// What a restore's Create needs before it answers: the checkpoint's reading and checks (restore-source.ts). The rest of
+// the restore (restoreModule) loads after the answer.
+const sourceModule = lazyModule("the restore's checkpoint reader (src/shim/restore-source.ts)", () => import("./restore-source.ts"));
 
 /** cryo's version as recorded in checkpoints. */
 export const CRYO_CHECKPOINT_VERSION = VERSION_WITH_REVISION;
@@ -212,7 +216,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       try {
         const restore = (await deps.configFor?.(spec.options.configPath))?.config.restore;
         prewarm(); // Start follows: its CRIU helper starts now, beside Create's own work
-        const { readRestoreSource, prepareRestore, startRestoreCgroups, containerdExtraction } = await restoreModule();
+        const { readRestoreSource, containerdExtraction } = await sourceModule();
         const source = await readRestoreSource(spec.checkpoint);
         // A terminal task gets the pty CRIU makes for the restored tree (orphan pts master), so the checkpoint needs one.
         if (spec.stdio.terminal && !source.metadata.stdio.terminal) throw failedPrecondition(`restore container ${spec.id}`, { detail: "the task has a terminal but the checkpointed container had none" });
@@ -232,13 +236,23 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
           if (containerdExtraction(spec.checkpoint)) recordExtraction(spec.bundle, spec.checkpoint);
           const entry: PendingRestore = { spec, source, io, restore };
           pending.set(spec.id, entry);
-          // Start comes after containerd's own round trips (~10 ms here), in which the daemon would sit idle: the
+          // Start comes after containerd's own round trips (15-30 ms here), in which the daemon would sit idle: the
+          // rest of the restore's modules are loaded (6-25 ms of evaluation, which Create paid before its answer), the
           // bundle's spec and the checkpoint's runc state are validated (zod's first parses are slow), the
           // container's cgroups made and joined by the waiting CRIU helper (the join is 10-15 ms of the kernel's;
           // done at Start, the CRIU call waited for it), and the policy plugins loaded then, after Create's reply.
-          // A failure here is left to Start, which does the work again; discardRestore undoes the cgroups.
-          setImmediate(() => {
+          // A failure here is left to Start, which does the work again (also when Start came first: it then loads the
+          // modules itself); discardRestore undoes the cgroups.
+          setImmediate(async () => {
             if (pending.get(spec.id) !== entry || entry.started) return;
+            let restoreParts: Awaited<ReturnType<typeof restoreModule>>;
+            try {
+              restoreParts = await restoreModule();
+            } catch {
+              return; // Start reports it
+            }
+            if (pending.get(spec.id) !== entry || entry.started) return;
+            const { prepareRestore, startRestoreCgroups } = restoreParts;
             try {
               const prepared = prepareRestore(spec.id, spec.bundle, source, spec.options.root, spec.namespace);
               // A runc container of this id already there fails Start; its cgroups are left alone.
@@ -264,7 +278,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       } catch (err) {
         // containerd extracted the checkpoint for this Create and never removes the copy: a refused Create leaves
         // nothing behind, as a failed Start does (discardRestore). Seen: 65 MiB left per refused restore.
-        const { containerdExtraction } = await restoreModule();
+        const { containerdExtraction } = await sourceModule();
         if (containerdExtraction(spec.checkpoint)) rmSync(spec.checkpoint, { recursive: true, force: true });
         throw err;
       }

@@ -75,7 +75,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
 async function removeExtraction(bundle: string, log: Logger): Promise<void> {
   const extraction = readExtraction(bundle);
   if (extraction === undefined) return;
-  const { containerdExtraction } = await import("./restore-container.ts");
+  const { containerdExtraction } = await import("./restore-source.ts");
   if (containerdExtraction(extraction) && existsSync(extraction)) {
     rmSync(extraction, { recursive: true, force: true });
     log.warn(`removed containerd's extraction of the checkpoint ${extraction}: the restore's shim died before it could`);

@@ -193,7 +193,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
         // containerd's extraction of the checkpoint on any other refused Create: a whole copy of the checkpoint
         // was left per refused restore (a helper session: 258 MiB for a 256 MiB memhog).
         if (c.restore) {
-          const { containerdExtraction } = await import("./restore-container.ts");
+          const { containerdExtraction } = await import("./restore-source.ts");
           if (containerdExtraction(c.checkpoint)) rmSync(c.checkpoint, { recursive: true, force: true });
         }
         throw err;

@@ -29,7 +29,6 @@ import { decompressImages } from "../checkpoint/compression.ts";
 import { checkRecordedImages } from "../checkpoint/images-list.ts";
 import { checkDecompressedPageImages, checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkTaskImages } from "../checkpoint/task-images-check.ts";
-import { checkCheckpointEntries } from "../checkpoint/dir-check.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
@@ -40,7 +39,7 @@ import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
 import { grantedCapabilities } from "../criu/capabilities.ts";
 import { checkLocalPagesEntry, holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
-import { METADATA_FILE, readCheckpointMetadata, type CheckpointMetadata } from "../checkpoint/metadata.ts";
+import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { containerRestorePlan, externalNsKey, isV2Only, readHostCgroupFacts, restoreJoinDirs, runcContainerFrom, type RuncContainer, type TmpfsEntry, type TmpfsRoot } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
@@ -60,13 +59,12 @@ import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
-import { CONTAINERD_EXTRACTION_NAME, inContainerdTemp } from "../containerd/layout.ts";
 import { descendsFrom, isAlive, killTree, processTree, readProcStat, underProcess } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
 import { restoreDecision, type PolicyFor } from "./checkpoint-policy.ts";
 import { restoreBase, restoreSettings, type RestoreDefaults } from "../config/index.ts";
 import { classifyCriuError } from "./criu-errors.ts";
-import { DESCRIPTORS_FILE, restoreInheritFds } from "./checkpoint-stdio.ts";
+import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetExtraction, isRestoring, pidNamespaceOf, pidNamespacesOf, pidsOutside, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
@@ -74,56 +72,14 @@ import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { runOciHooks } from "./oci-hooks.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, specHooksOf, writeRuncStateFile, type RuncSecurity, type SpecHook } from "./restore-state-file.ts";
 
+import type { RestoreSource } from "./restore-source.ts";
+
+export { containerdExtraction, readRestoreSource, type RestoreSource } from "./restore-source.ts";
+
 /** Where the lazy-pages daemon's log is kept, in the bundle, once it has served every page. */
 export const LAZY_PAGES_LOG = "criu-lazy-pages.log";
 /** Where CRIU's restore log is kept, in the bundle (removed with it), whether the restore failed or not. */
 export const RESTORE_LOG = "criu-restore.log";
-
-/** A checkpoint directory, read and checked at Create. */
-export interface RestoreSource {
-  dir: string;
-  metadata: CheckpointMetadata;
-  /** descriptors.json (runc's format). */
-  descriptors: string[];
-}
-
-/** Reads and validates a checkpoint directory containerd extracted; FAILED_PRECONDITION when it is not a cryo checkpoint. */
-export async function readRestoreSource(dir: string): Promise<RestoreSource> {
-  if (!existsSync(dir)) throw failedPrecondition(`checkpoint ${dir}`, { detail: "no such directory" });
-  // Before anything reads it: only regular files and directories (no link may lead a read or write elsewhere).
-  checkCheckpointEntries(dir);
-  let metadata: CheckpointMetadata;
-  try {
-    metadata = await readCheckpointMetadata(dir);
-  } catch (err) {
-    const e = CryoError.from(err);
-    if (e.code === Code.NOT_FOUND) throw failedPrecondition(`checkpoint ${dir}`, { detail: "not taken by cryo (no cryo-checkpoint.json); runc's checkpoints lack the container state cryo needs", cause: err });
-    throw e;
-  }
-  // Every cryo dump writes its images beside the metadata (imagesDir "."), and a restore reads them there: a checkpoint
-  // that places them elsewhere is not one cryo made (`cryo inspect` reads either).
-  if (metadata.imagesDir !== ".") {
-    throw invalidArgument(`checkpoint ${dir}`, { detail: `its metadata places CRIU's images in ${JSON.stringify(metadata.imagesDir)}; a restore reads them beside ${METADATA_FILE} (imagesDir ".", as every cryo dump writes it)` });
-  }
-  let descriptors = metadata.stdio.descriptors;
-  let text: string | undefined;
-  try {
-    text = readRegularFile(join(dir, DESCRIPTORS_FILE), `checkpoint ${dir}: ${DESCRIPTORS_FILE}`).toString("utf8");
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw CryoError.from(err); // a FIFO put there after Create: FAILED_PRECONDITION
-  }
-  if (text !== undefined) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { cause: err, detail: "not JSON" });
-    }
-    if (Array.isArray(parsed) && parsed.every((d) => typeof d === "string")) descriptors = parsed;
-    else throw invalidArgument(`checkpoint ${dir}: ${DESCRIPTORS_FILE}`, { detail: "not a JSON array of strings" });
-  }
-  return { dir, metadata, descriptors };
-}
 
 /** What a restore needs. */
 export interface RestoreInput {
@@ -150,17 +106,6 @@ export interface RestoreInput {
   signal?: AbortSignal;
   /** Remove source.dir once every page is in (containerd's own extraction of the image, which it leaves: containerdExtraction). */
   removeSource?: boolean;
-}
-
-/**
- * Whether dir is a directory containerd extracted a checkpoint image into for a task's Create: containerd (1.6,
- * and 2.x alike) makes it with Go's os.MkdirTemp($XDG_RUNTIME_DIR, "ctrd-checkpoint") (the temp dir, $TMPDIR or
- * /tmp, where that variable is unset) and never removes it, so every restore through containerd leaves a copy of
- * the whole checkpoint there, with runc's shim too. Only such a name directly in that directory counts: a path a
- * client gave (2.x's CriuImagePath, CRI's RestoreFromPath) is left alone unless it imitates one.
- */
-export function containerdExtraction(dir: string, env: Record<string, string | undefined> = process.env): boolean {
-  return inContainerdTemp(dir, CONTAINERD_EXTRACTION_NAME, env);
 }
 
 /** The restored container. */
