@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeInBackground } from "../../../src/shim/restore-container.ts";
@@ -14,7 +14,12 @@ test("removeInBackground removes a directory tree (containerd's extraction of a 
 });
 
 test("removeInBackground of a directory already gone resolves", async () => {
-  const dir = join(mkdtempSync(join(tmpdir(), "cryo-rm-bg-")), "gone");
-  await removeInBackground(dir);
-  expect(existsSync(dir)).toBe(false);
+  const parent = mkdtempSync(join(tmpdir(), "cryo-rm-bg-"));
+  try {
+    const dir = join(parent, "gone");
+    await removeInBackground(dir);
+    expect(existsSync(dir)).toBe(false);
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });
