@@ -554,6 +554,21 @@ test("calls that queue behind a Kill with SIGKILL of the init are refused as for
   await t.svc.pause({ id: "c1" } as never, t.ctx);
   await t.svc.resume({ id: "c1" } as never, t.ctx);
   await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  const execStart = await refusedAsStopped(t, spec);
+  expect(execStart[0]).toBe(Code.FAILED_PRECONDITION);
+  expect(t.calls.filter((c) => /^(checkpoint|freeze|thaw|exec)/.test(c))).toEqual(["freeze c1", "thaw c1"]);
+  t.exit(100, 137);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/paused", "/tasks/resumed", "/tasks/exit"]);
+});
+
+/**
+ * Sends Pause, Checkpoint, Update, a new exec (e1) and the Start of exec e0 to c1 at once, and expects the first four
+ * refused as for a stopped container; returns the Start's code and message.
+ */
+async function refusedAsStopped(t: ReturnType<typeof setup>, spec: unknown): Promise<[number, string]> {
   const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
   const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
   const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, t.ctx));
@@ -563,14 +578,8 @@ test("calls that queue behind a Kill with SIGKILL of the init are refused as for
   expect(await ckpt).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot checkpoint a stopped container"]);
   expect(await updated).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot update a stopped container"]);
   expect(await exec).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot exec in a stopped container"]);
-  expect((await execStart)[0]).toBe(Code.FAILED_PRECONDITION);
-  expect(t.calls.filter((c) => /^(checkpoint|freeze|thaw|exec)/.test(c))).toEqual(["freeze c1", "thaw c1"]);
-  t.exit(100, 137);
-  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
-  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
-  await t.publisher.drain(1000);
-  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/paused", "/tasks/resumed", "/tasks/exit"]);
-});
+  return execStart;
+}
 
 test("calls that queue after the init ended on its own, before its exit is recorded, are refused as for a stopped task", async () => {
   const t = setup();
@@ -594,16 +603,8 @@ test("calls that queue after the init ended on its own, before its exit is recor
   await Bun.sleep(10);
   // Before: the Pause froze the emptied cgroup, answered ok and published /tasks/paused; the Checkpoint ran CRIU on a
   // process that was gone (UNKNOWN EINVAL on its mountinfo); the exec ran runc exec in a container without an init.
-  const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
-  const ckpt = codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx));
-  const updated = codeOf(t.svc.update({ id: "c1", resources: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode("{}") } } as never, t.ctx));
-  const exec = codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "", stderr: "", spec } as never, t.ctx));
-  const execStart = codeOf(t.svc.start({ id: "c1", execId: "e0" } as never, t.ctx));
-  expect(await paused).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot pause a stopped container"]);
-  expect(await ckpt).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot checkpoint a stopped container"]);
-  expect(await updated).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot update a stopped container"]);
-  expect(await exec).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot exec in a stopped container"]);
-  expect(await execStart).toEqual([Code.FAILED_PRECONDITION, "exec e0 in container c1: failed precondition: container is stopped"]);
+  const execStart = await refusedAsStopped(t, spec);
+  expect(execStart).toEqual([Code.FAILED_PRECONDITION, "exec e0 in container c1: failed precondition: container is stopped"]);
   expect(t.calls.filter((c) => /^(checkpoint|freeze|thaw|exec)/.test(c))).toEqual([]);
   handedOn();
   expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(0);
