@@ -196,6 +196,11 @@ export class PrivateContainerd implements AsyncDisposable {
     const parsed = startOptionsSchema.safeParse(input);
     if (!parsed.success) throw invalidArgument("private containerd options", { detail: z.prettifyError(parsed.error) });
     const options = parsed.data;
+    // cryo asks containerd through ctr, looked up on the caller's PATH: without it the start cannot succeed, so it
+    // is said before anything is made or started (containerd was started, then stopped, and its directory kept).
+    if (Bun.which(ctrBinary, { PATH: process.env.PATH ?? "" }) === null) {
+      throw notFound(ctrBinary, { detail: `not on PATH (${process.env.PATH ?? ""}): cryo asks containerd through it` });
+    }
     const ownsDir = options.dir === undefined;
     const dir = options.dir !== undefined ? resolve(options.dir) : mkdtempSync(join(tmpdir(), "cryo-ctd-"));
     const layout = containerdLayout(dir);
