@@ -298,7 +298,8 @@ export class PrivateContainerd implements AsyncDisposable {
     const pid = readLivePid(layout);
     if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);
     if (options.orDead) return new PrivateContainerd(layout, 0, namespace, undefined, false);
-    throw notFound(`private containerd in ${layout.dir}`);
+    // Its directory is still there (config, log, state): say how to clear it.
+    throw notFound(`private containerd in ${layout.dir}`, { detail: `it is not running (died or was killed); \`cryo containerd stop --dir ${layout.dir}\` cleans up after it` });
   }
 
   /** Runs ctr against this containerd (namespace defaults to this instance's). */

@@ -185,6 +185,9 @@ describe("cryo containerd stop after containerd died", () => {
       const pid = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
       process.kill(pid, "SIGKILL");
       await waitFor(() => !processAlive(pid), { what: "containerd to die" });
+      // status says so, and how to clear the directory it left (before: "not found" alone, DIR still full).
+      const status = await cryo("containerd", "status", "--dir", dir);
+      expect([status.stderr.trim(), status.exitCode]).toEqual([`cryo containerd status: private containerd in ${dir}: not found: it is not running (died or was killed); \`cryo containerd stop --dir ${dir}\` cleans up after it`, 1]);
       const r = await cryo("containerd", "stop", "--dir", dir);
       expect(r.stdout.trim()).toBe(`containerd in ${dir} was not running; cleaned up after it`);
       expect(r.exitCode).toBe(0);
