@@ -29,6 +29,7 @@ import { closeSync, fstatSync, mkdirSync, openSync, readlinkSync, constants as f
 import { dirname } from "node:path";
 import { Code, CryoError, deadlineExceeded, fsError, invalidArgument } from "../errors.ts";
 import { close as closeFd, O_CLOEXEC, openFifo, pipe, setNonblocking, setWinsize, unreadBytes, ConsoleSocket } from "../sys/index.ts";
+import { fileKind } from "../sys/regular-file.ts";
 import type { Logger } from "./logger.ts";
 import type { ProcessIo, StdioSpec } from "./ports.ts";
 
@@ -377,7 +378,7 @@ export function openOutputFile(path: string): number {
   const st = fstatSync(fd);
   if (st.isFile()) return fd;
   closeFd(fd);
-  throw invalidArgument(context, { detail: `${path} is ${st.isFIFO() ? "a FIFO" : st.isDirectory() ? "a directory" : "a device"}, not a regular file` });
+  throw invalidArgument(context, { detail: `${path} is ${fileKind(st)}, not a regular file` });
 }
 
 const resolved = Promise.resolve();

@@ -118,7 +118,7 @@ export function createTaskService(deps: TaskServiceDeps): TaskService {
 
   const impl: TaskServiceImpl = {
     async create(req, ctx) {
-      if (!req.id) throw invalidArgument("container id", { detail: "empty" });
+      // The id was checked by checkRequestIds (an empty one too: `container id: invalid argument: empty`).
       if (!req.bundle) throw invalidArgument(`container ${req.id}`, { detail: "bundle path is empty" });
       // The daemon's directory is "/" and shared by every container it serves (as for Checkpoint's path below): a
       // relative bundle or checkpoint was read from below "/". containerd always sends absolute paths.

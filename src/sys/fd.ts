@@ -2,6 +2,7 @@
 import { constants, closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
 import { CryoError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { libc, sysError } from "./libc.ts";
+import { fileKind } from "./regular-file.ts";
 
 const F_GETFD = 1;
 const F_SETFD = 2;
@@ -56,8 +57,7 @@ export function openFifo(path: string, mode: FifoMode, options: { nonblock?: boo
 /** Throws INVALID_ARGUMENT unless st is a FIFO's (see openFifo). */
 function notFifo(path: string, st: Stats): void {
   if (st.isFIFO()) return;
-  const kind = st.isFile() ? "a regular file" : st.isDirectory() ? "a directory" : st.isSocket() ? "a socket" : "a device";
-  throw invalidArgument(`fifo ${path}`, { detail: `${path} is ${kind}, not a FIFO` });
+  throw invalidArgument(`fifo ${path}`, { detail: `${path} is ${fileKind(st)}, not a FIFO` });
 }
 
 /** Sets or clears O_NONBLOCK on a descriptor. */

@@ -1,5 +1,5 @@
 /** Reading a file an operator named (a config file, a plugin) without letting a FIFO or a device hang the reader. No libc. */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
 import { failedPrecondition } from "../errors.ts";
 
 /**
@@ -22,8 +22,7 @@ export function readRegularFile(path: string, context = path): Buffer {
     const st = fstatSync(fd);
     if (st.isFile()) return readFileSync(fd);
     if (st.isCharacterDevice() && st.rdev === statSync("/dev/null").rdev) return Buffer.alloc(0);
-    const kind = st.isDirectory() ? "a directory, not a file" : `${st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : "a device"}, not a regular file`;
-    throw failedPrecondition(context, { detail: `${path} is ${kind}` });
+    throw failedPrecondition(context, { detail: `${path} is ${st.isDirectory() ? "a directory, not a file" : `${fileKind(st)}, not a regular file`}` });
   } finally {
     closeSync(fd);
   }
@@ -31,8 +30,18 @@ export function readRegularFile(path: string, context = path): Buffer {
 
 function isSocket(path: string): boolean {
   try {
-    return statSync(path).isSocket() || lstatSync(path).isSocket();
+    return statSync(path).isSocket();
   } catch {
     return false;
   }
+}
+
+/** What kind of file st is, for messages: "a regular file", "a directory", "a FIFO", "a socket", "a symbolic link" or "a device". */
+export function fileKind(st: Stats): string {
+  if (st.isFile()) return "a regular file";
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isSymbolicLink()) return "a symbolic link";
+  return "a device";
 }
