@@ -13,8 +13,6 @@ import { isLsmProfile, LSM_PROFILE_RULE } from "./lsm-profile.ts";
 import { parseDurationSeconds, parseSize } from "./plan-enums.ts";
 import type { CheckpointOverrides } from "./plan.ts";
 
-export { parseSize };
-
 /**
  * Why a work, image or status path must be absolute: the shim daemon's working directory is /, so a relative one
  * would be made at the host's root, shared by every container of every daemon.

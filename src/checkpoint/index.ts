@@ -27,7 +27,8 @@ export {
   type CheckpointRequestOptions,
   type ResolveInput,
 } from "./plan.ts";
-export { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, parseSize, type CheckpointAnnotation } from "./annotations.ts";
+export { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, type CheckpointAnnotation } from "./annotations.ts";
+export { parseSize } from "./plan-enums.ts";
 export { checkpointOptionsFromAny, CHECKPOINT_OPTION_TYPES } from "./request-options.ts";
 export {
   METADATA_FILE,
