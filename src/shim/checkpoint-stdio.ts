@@ -7,6 +7,11 @@
  * mount the container's mount namespace does not have, which CRIU cannot dump. So a descriptor
  * whose mount is not one of the container's is dumped as an external file, `file[MNT:INO]` (CRIU's
  * key, hex), and restored from the new task's descriptor under that key, exactly like a pipe.
+ *
+ * A character device of the host counts too: the host's /dev/null, which a restore gives each of fds 0..2 that the
+ * new task has no IO for (a Create with stdin "", as CRI's for a container without stdin). runc's create reopens such
+ * a /dev/null as the container's own, but a restore cannot: the container's /dev is made by CRIU. Not keyed, the
+ * restored container's next dump failed (CRIU: "Can't lookup mount=N for fd=0 path=/dev/null").
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
 
@@ -62,7 +67,7 @@ export function inspectStdio(pid: number): DumpedStdio[] {
       const mnt = fdinfoMountId(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
       if (mnt !== undefined && !own.has(mnt)) {
         const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-        if (st.isFIFO() || st.isFile()) criuKey = externalFileKey(mnt, st.ino);
+        if (st.isFIFO() || st.isFile() || st.isCharacterDevice()) criuKey = externalFileKey(mnt, st.ino);
       }
     }
     out.push({ descriptor, criuKey });

@@ -16,6 +16,9 @@
  *   checkpoint). Between Create's reply and Start the shim makes the container's cgroups and has its waiting
  *   CRIU helper join them (so that the kernel's cgroup move is done when Start's CRIU call comes). Delete must
  *   undo that: the helper is killed and every cgroup directory of the task is removed.
+ * - A `ctr task checkpoint` restored as CRI creates a task (stdin "", output FIFOs), checkpointed again and restored
+ *   again through the task API, three rounds: the restored init's fd 0 is the host's /dev/null, which each dump
+ *   keys as an external file.
  * - Tampered checkpoint images: a .zst pages image the metadata does not mention (restored), one that decompresses
  *   short or long, a file of the new rootfs changed since the dump, a corrupt image, a local-pages entry outside the
  *   store; each refusal names the file, and leaves nothing once the task is deleted, the source running.
@@ -266,6 +269,71 @@ type TaskCall = <M extends keyof typeof TaskV2.method>(method: M, req: object, t
 
 /** Create of the restored task from the checkpoint, without IO. */
 const createFrom = (r: { restoredId: string; bundle: string; images: string }) => ({ id: r.restoredId, bundle: r.bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: r.images });
+
+test("a task restored without stdin (as CRI creates one: stdin \"\", output FIFOs) is checkpointed again and restored again, three rounds from a ctr task checkpoint, its counter going on", async () => {
+  const src = uniqueId("src");
+  const restoredId = uniqueId("again");
+  const work = mkdtempSync(join(dir, "again-"));
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, src, "/bin/memhog", "8", "/tmp/counter"]);
+  const counter = (rootfs: string): number | undefined => {
+    try {
+      const text = readFileSync(join(rootfs, "tmp/counter"), "utf8").trim();
+      return /^\d+$/.test(text) ? Number(text) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const srcRootfs = join(pc.state, "io.containerd.runtime.v2.task", ns, src, "rootfs");
+  await waitFor(() => counter(srcRootfs), { what: "the source's counter" });
+  let ref = "";
+  const fds: number[] = [];
+  try {
+    let at = counter(srcRootfs)!;
+    const t = await pc.ctr(["task", "checkpoint", src], { timeoutMs: 120_000 });
+    expect({ exitCode: t.exitCode, stderr: t.stderr }).toEqual({ exitCode: 0, stderr: "" });
+    ref = t.stdout.trim();
+    const inputs = await taskApiRestoreInputs(pc, ns, src, ref, work, `/${ns}/${restoredId}`);
+    const rootfs = join(inputs.bundle, "rootfs");
+    const client = await connect(readFileSync(join(inputs.srcBundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
+    const call: TaskCall = (m, req, timeoutMs = 60_000) => client.call(TaskV2, m, req as never, { namespace: ns, timeoutMs });
+    const stdout = join(work, "stdout");
+    const stderr = join(work, "stderr");
+    expect(Bun.spawnSync(["mkfifo", stdout, stderr]).exitCode).toBe(0);
+    for (const f of [stdout, stderr]) fds.push(openSync(f, fsc.O_RDWR | fsc.O_NONBLOCK));
+    try {
+      let images = inputs.images;
+      for (let round = 1; round <= 3; round++) {
+        // No stdin: the restored init's fd 0 (a pipe at the source) is the host's /dev/null, which the shim gives for a
+        // descriptor without IO. Its next dump failed before the shim dumped such a character device as an external
+        // file too: "Can't lookup mount=N for fd=0 path=/dev/null" (not a mount of the container's).
+        await call("create", { id: restoredId, bundle: inputs.bundle, rootfs: [], terminal: false, stdin: "", stdout, stderr, checkpoint: images });
+        const { pid } = await call("start", { id: restoredId }, 120_000);
+        expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe("/dev/null");
+        const first = await waitFor(() => counter(rootfs), { what: `counter after restore ${round}` });
+        expect(first).toBeGreaterThanOrEqual(at);
+        await waitFor(() => ((counter(rootfs) ?? 0) > first ? true : undefined), { what: `counter going on after restore ${round}` });
+        // As containerd checkpoints a task: paused around the dump.
+        at = counter(rootfs)!;
+        const next = join(work, `images-${round}`);
+        mkdirSync(next);
+        await call("pause", { id: restoredId });
+        await call("checkpoint", { id: restoredId, path: next }, 120_000);
+        await call("resume", { id: restoredId });
+        await call("kill", { id: restoredId, signal: 9 });
+        await call("wait", { id: restoredId });
+        await call("delete", { id: restoredId });
+        images = next;
+      }
+    } finally {
+      await call("kill", { id: restoredId, signal: 9 }).then(() => call("wait", { id: restoredId }, 30_000)).catch(() => {});
+      await call("delete", { id: restoredId }).catch(() => {});
+      client.close();
+    }
+  } finally {
+    for (const fd of fds) closeSync(fd);
+    await removeSource(src, ref);
+  }
+});
 
 test("a checkpoint whose pages image is cut short fails the restore at once, naming it, and nothing is made; the task stays created from its checkpoint, and a Start once the images are whole restores it", async () => {
   await withSleepCheckpoint("short", async (r) => {
