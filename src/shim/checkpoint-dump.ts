@@ -35,10 +35,11 @@ import { commOf, processTree, tracerPidOf } from "../sys/proc.ts";
 import { killsAtOnce } from "../criu/abort-reason.ts";
 import { CriuKilledError, CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
-import { Code, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
+import { runcInitPending } from "./init-exec.ts";
 import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -322,6 +323,13 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   const annotations = (spec.annotations ?? {}) as Record<string, string>;
   const pid = state.init_process_pid;
   if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
+  // Start waits for the init's execve (engine.ts startInit), but not for ever: one held up longer (a seccomp agent's
+  // notify) leaves runc init, whose executable is on a detached mount CRIU cannot dump (`Can't lookup mount=N for
+  // fd=-3`, UNKNOWN before). Not waited for here: containerd pauses the task before the checkpoint, and a frozen
+  // runc init does not exec.
+  if (runcInitPending(pid)) {
+    throw unavailable(label, { detail: `its init (pid ${pid}) is still runc init: the container's process has not been exec'd yet, and CRIU cannot dump runc's executable; retry once the container runs its process` });
+  }
   const resolved = resolveCheckpointPlan({ defaults: input.defaults, ...(input.defaultsLabel ? { defaultsLabel: input.defaultsLabel } : {}), annotations, request: input.request });
   let imageRead: ReturnType<ImageReader> | undefined;
   const readImage = input.image;

@@ -27,6 +27,7 @@ import type { ShimOptions } from "./runtime-options.ts";
 import { prepareIo } from "./stdio.ts";
 import { forwardNotify, type NotifyForwarder } from "./notify-forward.ts";
 import { pidsInNamespaceTree, procReader } from "./pid-ns.ts";
+import { awaitInitExec, INIT_EXEC_WAIT_MS } from "./init-exec.ts";
 
 /** containerd's answer when a signal finds the process gone ("process already finished", NOT_FOUND). */
 function killError(err: unknown, label: string): CryoError {
@@ -178,6 +179,19 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       // The container's socket is bound before its process runs, so that nothing it sends is lost.
       if (notify) startForwarding(id, runc.root, notify.socket, notify.pid);
       await runc.start(id);
+      // runc start returns before its init's execve is through (init-exec.ts): Start answers once the container runs
+      // its process, so that a Pause or checkpoint right after it (`ctr run -d` then `ctr task checkpoint`) does not
+      // meet runc init, whose executable CRIU cannot dump. An execve held longer (a seccomp agent's notify) is left
+      // to go on; the checkpoint then refuses such an init itself (checkpoint-dump.ts).
+      let pid: number;
+      try {
+        pid = readRuncState(runc.root, id).init_process_pid;
+      } catch (err) {
+        // The container started; not knowing its pid only skips the wait.
+        deps.log.warn(`start container ${id}: not waiting for its init's execve: ${CryoError.from(err).message}`);
+        return;
+      }
+      if (!(await awaitInitExec(pid))) deps.log.warn(`start container ${id}: its init (pid ${pid}) is still runc init ${INIT_EXEC_WAIT_MS} ms after runc start returned (its execve is held up); Start answers without waiting longer`);
     },
 
     async exec(spec: ExecSpec): Promise<Launched> {
