@@ -7,6 +7,7 @@
  * DEADLINE_EXCEEDED error, and the next call starts a fresh runner and reloads the plugins it uses.
  * Failures name the plugin and the hook: `plugin deny-privileged: hook admit: timed out after 500 ms`.
  */
+import type { z } from "zod";
 import { Code, CryoError, fsError, invalidArgument } from "../errors.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
 import type { PluginConfig } from "./config.ts";
@@ -194,11 +195,7 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
       throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `returned malformed JSON: ${(err as Error).message}`, err);
     }
     const checked = schemas.output.safeParse(json);
-    if (!checked.success) {
-      const issue = checked.error.issues[0];
-      const where = issue?.path.length ? `${issue.path.join(".")}: ` : "";
-      throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `invalid output: ${where}${issue?.message ?? ""}`, checked.error);
-    }
+    if (!checked.success) throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `invalid output: ${describeOutputIssue(checked.error.issues[0])}`, checked.error);
     return { output: checked.data as HookOutputs[H], durationMs: reply.durationMs, memoryBytes: reply.memoryBytes, logs: reply.logs };
   }
 
@@ -212,6 +209,23 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
     },
     runnerPid: () => runner.pid,
   };
+}
+
+/**
+ * One output issue as `PATH: MESSAGE`. A bad key of a record (an `env` name with `=`, an empty annotation key) is zod's
+ * `invalid_key`, whose own message is only "Invalid key in record": the reason is in its inner issue, and the key is
+ * quoted, since it may hold the `.` or `=` a dotted path would blur (`changes.env["A=B"]: an environment variable's
+ * name: not empty, without = or NUL`).
+ */
+export function describeOutputIssue(issue: z.core.$ZodIssue | undefined): string {
+  if (!issue) return "";
+  const path = issue.path.map((k, i) => (typeof k === "number" ? `[${k}]` : /^[A-Za-z_$][\w$]*$/.test(String(k)) ? `${i === 0 ? "" : "."}${String(k)}` : `[${JSON.stringify(String(k))}]`)).join("");
+  const where = path === "" ? "" : `${path}: `;
+  if (issue.code === "invalid_key") {
+    const inner = issue.issues[0];
+    return `${where}invalid key: ${inner?.message ?? issue.message}`;
+  }
+  return `${where}${issue.message}`;
 }
 
 /**

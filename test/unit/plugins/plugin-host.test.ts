@@ -64,6 +64,20 @@ describe("plugin host", () => {
   });
 });
 
+describe("an invalid key in a plugin's output", () => {
+  test("names the key and why it is refused (zod's own message was only \"Invalid key in record\")", async () => {
+    const host = createPluginHost();
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "set-env", path: join(dir, "set-env.wasm"), hooks: ["admit"], config: { name: "A=B" } }));
+      const err = await rejection(host.call(p, "admit", await sampleInput("admit-ordinary")));
+      expect(err.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err.message).toBe('plugin set-env: hook admit: invalid output: changes.env["A=B"]: invalid key: an environment variable\'s name: not empty, without = or NUL');
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 describe("plugin output quoted in an error", () => {
   test("is cut at 4096 characters: an unknown key of 5 MB would put the error past ttrpc's 4 MiB and lose the plugin's name", async () => {
     const host = createPluginHost();
