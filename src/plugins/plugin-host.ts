@@ -136,7 +136,9 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
     const foreign = imports.find((i) => i.module !== "extism:host/env");
     if (foreign) throw invalidArgument(what, { detail: `imports ${foreign.module}.${foreign.name}, which cryo does not provide (build with --use abort=...)` });
     const exports = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name));
-    for (const hook of config.hooks) if (!exports.has(hook)) throw invalidArgument(what, { detail: `hooks lists "${hook}" but the module has no export "${hook}"` });
+    // The functions it does export are named: a misspelt export (`Admit`, `admission`) shows at once.
+    const has = exports.size === 0 ? "it exports no function" : `its functions: ${[...exports].join(", ")}`;
+    for (const hook of config.hooks) if (!exports.has(hook)) throw invalidArgument(what, { detail: `hooks lists "${hook}" but the module has no export "${hook}" (${has})` });
     const plugin: Internal = { config, exports, key: `${config.name}#${nextKey++}`, wasm: capped.bytes, maxPages: capped.maxPages, loadedIn: 0 };
     return plugin;
   }

@@ -44,7 +44,7 @@ test("a good config: its plugins in order with their limits and match rules, and
 test("what the shim would refuse at a Create is refused with the shim's error: a plugin's missing export, options that cannot go together, a parse error", async () => {
   const missing = await check("missing.toml", `[[plugins]]\nname = "set-env"\npath = "${join(plugins, "set-env.wasm")}"\nhooks = ["admit", "restore"]\n`);
   expect((missing as CryoError).code).toBe(Code.INVALID_ARGUMENT);
-  expect((missing as CryoError).message).toBe(`config ${join(dir, "missing.toml")}: plugin set-env: invalid argument: hooks lists "restore" but the module has no export "restore"`);
+  expect((missing as CryoError).message).toBe(`config ${join(dir, "missing.toml")}: plugin set-env: invalid argument: hooks lists "restore" but the module has no export "restore" (its functions: admit)`);
   const combo = await check("combo.toml", "[checkpoint]\npre_dump = true\nlazy_pages = true\n");
   expect((combo as CryoError).message).toStartWith("checkpoint options: invalid argument: pre-dump cannot be combined with lazy pages");
   const json = await check("c.json", '{ "plugins": [], }');

@@ -228,7 +228,7 @@ describe("failure policy", () => {
     Bun.spawnSync(["mkfifo", fifo]);
     expect(build({ ...denyPrivileged, path: relative(dir, fifo) })).toThrow(`plugin deny-privileged: invalid argument: plugin file ${fifo}: failed precondition: ${fifo} is a FIFO, not a regular file`);
     rmSync(dirname(fifo), { recursive: true });
-    expect(build({ ...denyPrivileged, hooks: ["admit", "restore"] })).toThrow('plugin deny-privileged: invalid argument: hooks lists "restore" but the module has no export "restore"');
+    expect(build({ ...denyPrivileged, hooks: ["admit", "restore"] })).toThrow('plugin deny-privileged: invalid argument: hooks lists "restore" but the module has no export "restore" (its functions: admit)');
     expect(build({ ...denyPrivileged, grants: { allowed_paths: { "/data": "/srv" } } })).toThrow("plugin deny-privileged: invalid argument: grants.allowed_paths");
   });
 });
