@@ -9,6 +9,7 @@ import { invalidArgument } from "../errors.ts";
 import { pluginConfigSchema, type PluginConfig } from "./config.ts";
 import { hookNameSchema, hookSchemas, type HookName, type HookOutputs } from "./hook-schemas.ts";
 import { createPluginHost } from "./plugin-host.ts";
+import { capReason } from "./policy-engine.ts";
 import type { PluginLog } from "./runner-protocol.ts";
 
 /** What to test. */
@@ -87,7 +88,8 @@ export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTest
 
 /** Formats a plugin test result the way `cryo plugin test` prints it. */
 export function formatPluginTestResult(r: PluginTestResult): string {
-  const decision = r.output.allow ? "allow" : `deny: ${r.output.reason ?? "(no reason)"}`;
+  // The reason as the shim reports it (cut at 4096 characters): a 10 MB reason was printed whole, where ctr shows the cut.
+  const decision = r.output.allow ? "allow" : `deny: ${r.output.reason ? capReason(r.output.reason) : "(no reason)"}`;
   const lines = [`decision: ${decision}`];
   if ("changes" in r.output && r.output.changes) lines.push(`changes:  ${JSON.stringify(r.output.changes)}`);
   if ("options" in r.output && r.output.options) lines.push(`options:  ${JSON.stringify(r.output.options)}`);

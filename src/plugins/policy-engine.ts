@@ -196,7 +196,8 @@ export function loadPolicyEngine(search: ConfigSearch = {}, options: PolicyEngin
  */
 export const MAX_REASON_CHARS = 4096;
 
-function capReason(reason: string): string {
+/** A deny reason as the shim reports it: cut at MAX_REASON_CHARS (`... (N more characters)`). */
+export function capReason(reason: string): string {
   return reason.length <= MAX_REASON_CHARS ? reason : `${reason.slice(0, MAX_REASON_CHARS)}... (${reason.length - MAX_REASON_CHARS} more characters)`;
 }
 

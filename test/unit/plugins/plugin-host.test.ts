@@ -142,6 +142,11 @@ describe("runPluginTest (cryo plugin test)", () => {
     expect(text).toMatch(/\nmemory: +\d+ KiB \(\d+ wasm pages?\)/);
   });
 
+  test("prints a deny reason cut as the shim reports it (4096 characters), not a plugin's 10 MB whole", () => {
+    const r = { hook: "admit" as const, output: { allow: false, reason: "x".repeat(5000) }, durationMs: 1, totalMs: 2, memoryBytes: 65536, logs: [] };
+    expect(formatPluginTestResult(r).split("\n")[0]).toBe(`decision: deny: ${"x".repeat(4096)}... (904 more characters)`);
+  });
+
   test("passes config values to the plugin", async () => {
     const r = await runPluginTest({
       wasm: join(dir, "registry-allowlist.wasm"),
