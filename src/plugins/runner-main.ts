@@ -46,8 +46,13 @@ export function isPluginRunnerProcess(): boolean {
 export function runPluginRunner(): void {
   const entries = new Map<string, Entry>();
   let logs: PluginLog[] = [];
+  // Extism's own line when its host memory (input, log lines, outputs) passes the cap: its alloc then returns 0 and
+  // the plugin traps writing there. Kept apart from the 100 lines a call keeps, which the plugin can fill first.
+  let hostMemoryExceeded: string | null = null;
   const record = (level: string) => (...args: unknown[]) => {
-    if (logs.length < 100) logs.push({ level, message: args.map(String).join(" ").slice(0, 4096) });
+    const message = args.map(String).join(" ").slice(0, 4096);
+    if (level === "error" && hostMemoryExceeded === null && /^memory limit exceeded: /.test(message)) hostMemoryExceeded = message;
+    if (logs.length < 100) logs.push({ level, message });
   };
   const logger = { trace: record("trace"), debug: record("debug"), info: record("info"), warn: record("warn"), error: record("error"), log: record("info") } as unknown as Console;
 
@@ -88,6 +93,7 @@ export function runPluginRunner(): void {
 
   const handle = async (req: RunnerRequest): Promise<RunnerReply> => {
     logs = [];
+    hostMemoryExceeded = null;
     const started = performance.now();
     type Body = RunnerReply extends infer R ? (R extends RunnerReply ? Omit<R, "id" | "durationMs" | "logs"> : never) : never;
     const done = (r: Body): RunnerReply =>
@@ -131,8 +137,10 @@ export function runPluginRunner(): void {
       // network it was not granted, which is not a bug in it.
       const refused = /HTTP request to .* is not allowed.*/.exec(text);
       if (refused) return done({ ok: false, kind: "network", message: refused[0], memoryBytes });
-      const message = [...logs.filter((l) => l.level === "error").map((l) => l.message), text].join(": ");
-      return done({ ok: false, kind: atLimit ? "memory" : "trap", message, memoryBytes });
+      const errors = logs.filter((l) => l.level === "error").map((l) => l.message);
+      if (hostMemoryExceeded !== null && !errors.includes(hostMemoryExceeded)) errors.unshift(hostMemoryExceeded);
+      const message = [...errors, text].join(": ");
+      return done({ ok: false, kind: atLimit || hostMemoryExceeded !== null ? "memory" : "trap", message, memoryBytes });
     }
   };
 

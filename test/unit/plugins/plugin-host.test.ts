@@ -78,6 +78,33 @@ describe("an invalid key in a plugin's output", () => {
   });
 });
 
+describe("a plugin past its memory limit in Extism's host memory", () => {
+  // Extism caps its own blocks (input, log lines, outputs) at the plugin's memory_mib: past it, its alloc logs
+  // "memory limit exceeded" and returns 0, and the plugin traps writing there. That was reported as a trap
+  // (FAILED_PRECONDITION), and after 100 log lines of the plugin's own the line saying why was dropped.
+  const call = async (logs: number) => {
+    const host = createPluginHost();
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "host-alloc", path: join(dir, "host-alloc.wasm"), hooks: ["admit"], config: { logs: String(logs) }, limits: { memory_mib: 16, timeout_ms: 30_000 } }));
+      return await rejection(host.call(p, "admit", await sampleInput("admit-ordinary")));
+    } finally {
+      await host.close();
+    }
+  };
+
+  test("is RESOURCE_EXHAUSTED naming the limit and Extism's line", async () => {
+    const err = await call(0);
+    expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(err.message).toMatch(/^plugin host-alloc: hook admit: exceeded its memory limit of 16 MiB: memory limit exceeded: \d+ pages requested, 256 allowed: /);
+  });
+
+  test("says so after the plugin's own 100 log lines too", async () => {
+    const err = await call(150);
+    expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(err.message).toMatch(/^plugin host-alloc: hook admit: exceeded its memory limit of 16 MiB: memory limit exceeded: \d+ pages requested, 256 allowed: /);
+  });
+});
+
 describe("plugin output quoted in an error", () => {
   test("is cut at 4096 characters: an unknown key of 5 MB would put the error past ttrpc's 4 MiB and lose the plugin's name", async () => {
     const host = createPluginHost();
