@@ -105,6 +105,24 @@ describe("a plugin past its memory limit in Extism's host memory", () => {
   });
 });
 
+describe("a plugin's Extism variables", () => {
+  test("count against its memory limit: they outlive the call in the runner, which grew by every call's 2 MiB without bound", async () => {
+    const host = createPluginHost();
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "var-hoard", path: join(dir, "var-hoard.wasm"), hooks: ["admit"], config: { bytes: String(2 << 20) }, limits: { memory_mib: 16, timeout_ms: 30_000 } }));
+      const input = await sampleInput("admit-ordinary");
+      for (let call = 1; call <= 7; call++) expect((await host.call(p, "admit", input)).output.reason).toBe(`calls: ${call}`);
+      const err = await rejection(host.call(p, "admit", input));
+      expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+      expect(err.message).toMatch(/^plugin var-hoard: hook admit: exceeded its memory limit of 16 MiB: var memory limit exceeded: \d+ bytes requested, 16777216 allowed$/);
+      // The failed call's instance is discarded, its variables with it.
+      expect((await host.call(p, "admit", input)).output.reason).toBe("calls: 1");
+    } finally {
+      await host.close();
+    }
+  }, 60_000);
+});
+
 describe("plugin output quoted in an error", () => {
   test("is cut at 4096 characters: an unknown key of 5 MB would put the error past ttrpc's 4 MiB and lose the plugin's name", async () => {
     const host = createPluginHost();
