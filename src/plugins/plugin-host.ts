@@ -183,8 +183,16 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
           const granted = hosts.length === 0 ? "none" : hosts.map((h) => JSON.stringify(h)).join(", ");
           throw pluginFailure(name, hook, Code.PERMISSION_DENIED, `network access refused (grants.allowed_hosts: ${granted}): ${reply.message}`);
         }
-        case "trap":
-          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${stripJscWhere(reply.message)}`);
+        case "trap": {
+          const message = stripJscWhere(reply.message);
+          // A bare `unreachable`, with no abort message before it, is what AssemblyScript's allocator does when memory.grow
+          // fails, however far from the cap the memory is (a 12 MiB array at 12 of 16 MiB): say so, with the numbers.
+          const hint =
+            message === "Unreachable code should not be executed"
+              ? ` (with no abort message: AssemblyScript's allocator traps so when its memory cannot grow; the plugin's memory was ${mib(reply.memoryBytes)} of its ${p.config.limits.memory_mib} MiB limit)`
+              : "";
+          throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, `trapped: ${message}${hint}`);
+        }
         default:
           throw pluginFailure(name, hook, Code.FAILED_PRECONDITION, reply.message);
       }
@@ -236,6 +244,11 @@ export function describeOutputIssue(issue: z.core.$ZodIssue | undefined): string
  */
 function stripJscWhere(message: string): string {
   return message.replace(/ \(evaluating '[^']*'\)$/, "");
+}
+
+/** Bytes as MiB, one decimal: "12.1 MiB". */
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function idleFromEnv(value: string | undefined): number {

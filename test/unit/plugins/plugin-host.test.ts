@@ -105,6 +105,22 @@ describe("a plugin past its memory limit in Extism's host memory", () => {
   });
 });
 
+describe("a bare unreachable (AssemblyScript's allocator out of memory far from the cap)", () => {
+  test("says what it likely is and how much memory the plugin had; it said only \"Unreachable code should not be executed\"", async () => {
+    const host = createPluginHost();
+    try {
+      const p = host.load(pluginConfigSchema.parse({ name: "host-alloc", path: join(dir, "host-alloc.wasm"), hooks: ["admit"], config: { holds: "2", hold: String(12 << 20) }, limits: { memory_mib: 16, timeout_ms: 30_000 } }));
+      const err = await rejection(host.call(p, "admit", await sampleInput("admit-ordinary")));
+      expect(err.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err.message).toMatch(
+        /^plugin host-alloc: hook admit: trapped: Unreachable code should not be executed \(with no abort message: AssemblyScript's allocator traps so when its memory cannot grow; the plugin's memory was 12\.\d MiB of its 16 MiB limit\)$/,
+      );
+    } finally {
+      await host.close();
+    }
+  }, 60_000);
+});
+
 describe("a plugin's Extism variables", () => {
   test("count against its memory limit: they outlive the call in the runner, which grew by every call's 2 MiB without bound", async () => {
     const host = createPluginHost();
