@@ -31,6 +31,9 @@ export interface BundleSpec {
  */
 export const NOTIFY_ANNOTATION = "cryo.notify/socket";
 
+/** The prefix of NOTIFY_ANNOTATION: any other key under it is a typo, refused as an unknown `cryo.checkpoint/` key is. */
+export const NOTIFY_PREFIX = "cryo.notify/";
+
 /** sun_path holds 108 bytes with the terminating NUL. */
 export const UNIX_PATH_MAX = 107;
 
@@ -81,6 +84,12 @@ export function readBundleSpec(bundle: string): BundleSpec {
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   // An unknown key or a bad value: INVALID_ARGUMENT naming the annotation.
   parseCheckpointAnnotations(r.data.annotations ?? {});
+  // A misspelt key (`cryo.notify/sock`) was ignored: the container ran and its READY=1 went nowhere, without a word.
+  for (const key of Object.keys(r.data.annotations ?? {})) {
+    if (key.startsWith(NOTIFY_PREFIX) && key !== NOTIFY_ANNOTATION) {
+      throw invalidArgument(`annotation ${key}`, { detail: `unknown key; the only ${NOTIFY_PREFIX} annotation is ${NOTIFY_ANNOTATION}` });
+    }
+  }
   const notify = r.data.annotations?.[NOTIFY_ANNOTATION];
   return { killAllOnExit: !ownPid, ...(notify !== undefined ? { notifySocket: parseNotifySocket(notify) } : {}) };
 }

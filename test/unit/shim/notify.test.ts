@@ -37,6 +37,14 @@ test("readBundleSpec returns the socket, and refuses a bad one at Create", () =>
   expect(errorOf(() => readBundleSpec(bundle({ [NOTIFY_ANNOTATION]: "relative" }))).code).toBe(Code.INVALID_ARGUMENT);
 });
 
+test("a misspelt cryo.notify/ key is refused at Create, naming the one key there is (it was ignored: READY=1 went nowhere)", () => {
+  const dir = mkdtempSync(join(base, "b-"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ociVersion: "1.0.2", annotations: { "cryo.notify/sock": "/run/app.sock" } }));
+  const e = errorOf(() => readBundleSpec(dir));
+  expect(e.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e.message).toBe("annotation cryo.notify/sock: invalid argument: unknown key; the only cryo.notify/ annotation is cryo.notify/socket");
+});
+
 test("at restore, runc's notify mount gets the new container's directory; without one asked, or anywhere else, it is refused as any bind the spec lacks", () => {
   const dumped = (source: string, destination = "/run/notify") =>
     runcContainerFrom({
