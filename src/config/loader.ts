@@ -22,12 +22,45 @@ export function fieldPath(path: readonly PropertyKey[]): string {
   return out || "(root)";
 }
 
-/** One INVALID_ARGUMENT for the first issue: the file, the field path, zod's message. */
+/** The shape of a zod schema as far as keysAt walks it (zod 4's `_zod.def`). */
+interface SchemaDef {
+  _zod?: { def: { type: string; innerType?: SchemaDef; in?: SchemaDef; element?: SchemaDef; shape?: Record<string, SchemaDef> } };
+}
+
+/**
+ * The keys the object at `path` of the config schema takes (`checkpoint` -> its option names; `plugins[0]` -> a
+ * plugin's), through optional, default and array wrappers; undefined where the path does not lead to an object.
+ */
+export function keysAt(schema: unknown, path: readonly PropertyKey[]): string[] | undefined {
+  let s = schema as SchemaDef | undefined;
+  for (let i = 0; ; i++) {
+    let def = s?._zod?.def;
+    while (def && (def.innerType || (def.type === "pipe" && def.in))) {
+      s = def.innerType ?? def.in;
+      def = s?._zod?.def;
+    }
+    if (!def) return undefined;
+    if (i === path.length) return def.type === "object" && def.shape ? Object.keys(def.shape) : undefined;
+    const k = path[i];
+    if (def.type === "array" && typeof k === "number") s = def.element;
+    else if (def.type === "object" && typeof k === "string" && def.shape && Object.hasOwn(def.shape, k)) s = def.shape[k];
+    else return undefined;
+  }
+}
+
+/**
+ * One INVALID_ARGUMENT for the first issue: the file, the field path, zod's message. An unknown key goes first: a
+ * misspelt required key (`outsid` for `outside`) is also a missing one, and "expected string, received undefined" for
+ * the key that is there, misspelt, did not point at the typo.
+ */
 function configError(source: string, error: z.ZodError): CryoError {
-  const first = error.issues[0];
+  const first = error.issues.find((i) => i.code === "unrecognized_keys") ?? error.issues[0];
   let detail = error.message;
   if (first?.code === "unrecognized_keys") {
-    detail = first.keys.map((k) => `${fieldPath([...first.path, k])}: unknown key`).join("; ");
+    // A typo (`tcp_establised`) is named with the keys that place takes, so the fix is in the message, as for an
+    // unknown cryo.checkpoint/ annotation.
+    const known = keysAt(cryoConfigSchema, first.path);
+    detail = first.keys.map((k) => `${fieldPath([...first.path, k])}: unknown key`).join("; ") + (known ? `; known: ${known.join(", ")}` : "");
   } else if (first) {
     detail = `${fieldPath(first.path)}: ${first.message}`;
   }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_CHECKPOINT_PLAN, resolveCheckpointPlan } from "../../../src/checkpoint/index.ts";
 import {
+  checkpointDefaultsSchema,
   checkpointOverrides,
   configJsonSchema,
   createConfigCache,
@@ -217,10 +218,26 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     }
   });
 
-  test("an unknown key (a typo) is named, in any section or at the top", () => {
-    expect(errorOf(() => parseConfig("[checkpoint]\ntcp_establised = true\n", "c.toml")).message).toBe("config c.toml: invalid argument: checkpoint.tcp_establised: unknown key");
-    expect(errorOf(() => parseConfig("[shim]\nx = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shim: unknown key");
-    expect(errorOf(() => parseConfig('{"restore": {"tcp-close": true}}', "c.json")).message).toBe("config c.json: invalid argument: restore.tcp-close: unknown key");
+  test("an unknown key (a typo) is named with the keys that place takes, in any section or at the top", () => {
+    const checkpointKeys = Object.keys(checkpointDefaultsSchema.shape);
+    expect(checkpointKeys).toContain("tcp_established");
+    expect(errorOf(() => parseConfig("[checkpoint]\ntcp_establised = true\n", "c.toml")).message).toBe(
+      `config c.toml: invalid argument: checkpoint.tcp_establised: unknown key; known: ${checkpointKeys.join(", ")}`,
+    );
+    expect(errorOf(() => parseConfig("[shim]\nx = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shim: unknown key; known: plugins, checkpoint, restore");
+    expect(errorOf(() => parseConfig('{"restore": {"tcp-close": true}}', "c.json")).message).toBe(
+      "config c.json: invalid argument: restore.tcp-close: unknown key; known: tcp_close, veth_pairs, lsm_profile, lsm_mount_context, manage_cgroups_mode, log_level, mntns_compat_mode",
+    );
+    // Below arrays and inline tables too: a plugin's keys, a veth pair's, the page server's.
+    expect(errorOf(() => parseConfig('[[plugins]]\nname = "a"\npath = "a.wasm"\nhooks = ["admit"]\nfail = "open"\n', "c.toml")).message).toMatch(
+      /^config c\.toml: invalid argument: plugins\[0\]\.fail: unknown key; known: name, path, hooks, failure, /,
+    );
+    expect(errorOf(() => parseConfig('[restore]\nveth_pairs = [{ inside = "eth0", outsid = "v0" }]\n', "c.toml")).message).toBe(
+      "config c.toml: invalid argument: restore.veth_pairs[0].outsid: unknown key; known: inside, outside",
+    );
+    expect(errorOf(() => parseConfig('[checkpoint]\npage_server = { address = "h", prot = 1 }\n', "c.toml")).message).toBe(
+      "config c.toml: invalid argument: checkpoint.page_server.prot: unknown key; known: address, port",
+    );
   });
 
   test("plugins keep src/plugins' rules (duplicate names) and syntax errors are one clear error", () => {
