@@ -7,6 +7,7 @@
  * containerd namespace shares one). The socket path is a hash of containerd's address, the namespace
  * and the group key, so two containerds or namespaces never meet in one daemon.
  */
+import { invalidArgument } from "../errors.ts";
 import { parseGroupingPolicy, type GroupingPolicy } from "./grouping-policy.ts";
 import { RUNC_GROUP_ANNOTATION, SANDBOX_ID_ANNOTATION } from "./grouping-seal.ts";
 
@@ -23,12 +24,24 @@ export const DEFAULT_SOCKET_DIR = "/run/cryo/s";
 /** The default policy. */
 export const DEFAULT_GROUPING: GroupingPolicy = "per-pod";
 
-/** Picks the policy: runtime options, then the container's annotation, then the environment, then per-pod. */
+/** The prefix of GROUPING_ANNOTATION: another key under it is a typo, refused as an unknown `cryo.checkpoint/` key is. */
+export const SHIM_ANNOTATION_PREFIX = "io.cryo.shim.";
+
+/**
+ * Picks the policy: runtime options, then the container's annotation, then the environment, then per-pod. An
+ * `io.cryo.shim.` annotation other than GROUPING_ANNOTATION is INVALID_ARGUMENT: a misspelt one
+ * (`io.cryo.shim.groupng=per-namespace`) left the container on the default policy without a word.
+ */
 export function resolveGrouping(
   fromOptions: GroupingPolicy | undefined,
   annotations: Readonly<Record<string, string>>,
   env: Readonly<Record<string, string | undefined>>,
 ): GroupingPolicy {
+  for (const key of Object.keys(annotations)) {
+    if (key.startsWith(SHIM_ANNOTATION_PREFIX) && key !== GROUPING_ANNOTATION) {
+      throw invalidArgument(`annotation ${key}`, { detail: `unknown key; the only ${SHIM_ANNOTATION_PREFIX} annotation is ${GROUPING_ANNOTATION}` });
+    }
+  }
   if (fromOptions) return fromOptions;
   const a = annotations[GROUPING_ANNOTATION];
   if (a) return parseGroupingPolicy(a, `annotation ${GROUPING_ANNOTATION}`);

@@ -119,6 +119,13 @@ describe("grouping", () => {
       'annotation io.cryo.shim.grouping="bogus": invalid argument: expected per-container, per-pod or per-namespace',
     );
   });
+  test("a misspelt io.cryo.shim. annotation is refused naming the one key, whatever else sets the policy (it left the default without a word)", () => {
+    const want = "annotation io.cryo.shim.groupng: invalid argument: unknown key; the only io.cryo.shim. annotation is io.cryo.shim.grouping";
+    expect(() => resolveGrouping(undefined, { "io.cryo.shim.groupng": "per-namespace" }, {})).toThrow(want);
+    expect(() => resolveGrouping("per-container", { "io.cryo.shim.groupng": "per-namespace" }, {})).toThrow(want);
+    // Other prefixes are not cryo's to police.
+    expect(resolveGrouping(undefined, { "io.cryo.other": "x", "io.cryo.shimmer": "y" }, {})).toBe("per-pod");
+  });
   test("socket paths differ per containerd and namespace and fit sun_path", () => {
     const a = socketPath("/run/cryo/s", "/run/a.sock", "ns", "k");
     expect(a).not.toBe(socketPath("/run/cryo/s", "/run/b.sock", "ns", "k"));
