@@ -298,7 +298,17 @@ export class PrivateContainerd implements AsyncDisposable {
     const pid = readLivePid(layout);
     if (pid !== undefined) return new PrivateContainerd(layout, pid, namespace, undefined, false);
     if (options.orDead) return new PrivateContainerd(layout, 0, namespace, undefined, false);
-    // Its directory is still there (config, log, state): say how to clear it.
+    // Its directory is still there (config, log, state): say how to clear it. When shims of its containers run on (it
+    // was stopped with --keep-containers, or died under them), `stop` alone read as the fix, and it kills those containers.
+    // (A standby daemon, booted ahead for a next container, carries the -address too, but no -id: it serves none.)
+    const shims = processesWithArg("-address", layout.address)
+      .filter((p) => argValue(p.argv, "-id") !== undefined)
+      .map((p) => p.pid);
+    if (shims.length > 0) {
+      throw notFound(`private containerd in ${layout.dir}`, {
+        detail: `it is not running (stopped with --keep-containers, or died), and shims of its containers run on (pid ${shims.join(", ")}): \`cryo containerd start --dir ${layout.dir}\` serves them again; \`cryo containerd stop --dir ${layout.dir}\` ends them and cleans up`,
+      });
+    }
     throw notFound(`private containerd in ${layout.dir}`, { detail: `it is not running (died or was killed); \`cryo containerd stop --dir ${layout.dir}\` cleans up after it` });
   }
 

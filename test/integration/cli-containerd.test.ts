@@ -309,6 +309,16 @@ describe("cryo containerd stop --keep-containers", () => {
       expect(processAlive(pid)).toBe(false);
       expect(processAlive(taskPid)).toBe(true);
 
+      // status names the shims that run on and both ways on: it said only "died or was killed" and named
+      // `cryo containerd stop --dir`, which kills the containers --keep-containers kept.
+      const shimPid = Number(readFileSync(`/proc/${taskPid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[1]);
+      expect(readFileSync(`/proc/${shimPid}/cmdline`, "utf8").split("\0")).toContain(k1);
+      const status = await cryo("containerd", "status", "--dir", dir);
+      expect([status.stderr.trim(), status.exitCode]).toEqual([
+        `cryo containerd status: private containerd in ${dir}: not found: it is not running (stopped with --keep-containers, or died), and shims of its containers run on (pid ${shimPid}): \`cryo containerd start --dir ${dir}\` serves them again; \`cryo containerd stop --dir ${dir}\` ends them and cleans up`,
+        1,
+      ]);
+
       const firstLog = readFileSync(join(dir, "containerd.log"), "utf8");
       expect(firstLog.length).toBeGreaterThan(0);
       expect((await cryo("containerd", "start", "--dir", dir)).exitCode).toBe(0);
