@@ -229,7 +229,12 @@ export class PrivateContainerd implements AsyncDisposable {
     // bundle's rootfs below it, as below containerd's own /run/containerd (0711).
     if (ownsDir) chmodSync(dir, 0o711);
     const running = readLivePid(cryoLayout(layout));
-    if (running !== undefined) throw alreadyExists(`private containerd in ${dir} (pid ${running})`);
+    // Said what to do: use the one that runs, or stop it first (it said "already exists" alone).
+    if (running !== undefined) {
+      throw alreadyExists(`private containerd in ${dir} (pid ${running})`, {
+        detail: `it runs: use it (ctr --address ${layout.address}; \`cryo containerd status --dir ${dir}\`), or \`cryo containerd stop --dir ${dir}\` first`,
+      });
+    }
     inDir(() => {
       for (const socket of [layout.address, layout.ttrpcAddress]) rmSync(socket, { force: true });
       writeFileSync(layout.config, renderContainerdConfig(layout, { logLevel: options.logLevel, sandboxImage: options.sandboxImage }));

@@ -50,7 +50,10 @@ describe("cryo containerd start/status/stop", () => {
   test("a second start in the same dir is refused", async () => {
     const r = await cryo("containerd", "start", "--dir", dir);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr.trim()).toBe(`cryo containerd start: private containerd in ${dir} (pid ${pid}): already exists`);
+    // It names what to do instead (it said "already exists" alone).
+    expect(r.stderr.trim()).toBe(
+      `cryo containerd start: private containerd in ${dir} (pid ${pid}): already exists: it runs: use it (ctr --address ${join(dir, "containerd.sock")}; \`cryo containerd status --dir ${dir}\`), or \`cryo containerd stop --dir ${dir}\` first`,
+    );
   });
 
   test("status names the running containerd", async () => {
