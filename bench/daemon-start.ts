@@ -98,6 +98,7 @@ async function runOnce(bin: string, n: number): Promise<Sample> {
     debug: false,
     version: false,
     info: false,
+    help: false,
     maxShimVersion: 0,
   };
   const env: Record<string, string | undefined> = { ...process.env };

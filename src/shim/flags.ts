@@ -32,12 +32,42 @@ export interface ShimFlags {
   debug: boolean;
   version: boolean;
   info: boolean;
+  /** -h, -help: print SHIM_USAGE (it was "unknown flag"). */
+  help: boolean;
   /** MAX_SHIM_VERSION from containerd 2.x (0 when absent). */
   maxShimVersion: number;
 }
 
-const boolFlags = new Set(["debug", "v", "version", "info"]);
+/** Each flag the binary takes, with what it is, for SHIM_USAGE. */
+const FLAG_DOCS: readonly (readonly [string, string])[] = [
+  ["-namespace NS", "containerd namespace of the container"],
+  ["-id ID", "the container's id"],
+  ["-address ADDR", "containerd's gRPC address"],
+  ["-publish-binary BIN", "containerd's binary (passed on to the daemon; cryo publishes events over ttrpc)"],
+  ["-bundle DIR", "the bundle (default: the working directory)"],
+  ["-socket PATH", "the socket a daemon serves on (start gives it)"],
+  ["-debug-socket PATH", "accepted and ignored (containerd's runc shim's debug socket)"],
+  ["-debug", "debug logging"],
+  ["-v, -version", "print the version and revision"],
+  ["-info", "containerd 2.x: print a RuntimeInfo for the runtime options on stdin"],
+  ["-h, -help", "this text"],
+];
+
+const boolFlags = new Set(["debug", "v", "version", "info", "h", "help"]);
 const stringFlags = new Set(["namespace", "id", "address", "publish-binary", "bundle", "socket", "debug-socket"]);
+
+/**
+ * What -h prints. The binary is containerd's to run, not an operator's: it says so, and names the actions. Every flag
+ * parseShimFlags takes is listed (the unit test checks both ways).
+ */
+export const SHIM_USAGE =
+  "usage: containerd-shim-cryo-v2 [flags] [start|delete]\n" +
+  "containerd runs this binary for the runtime io.containerd.cryo.v2 (start, delete; a daemon with -socket and no action);\n" +
+  "run containers with `ctr run --runtime io.containerd.cryo.v2`, and see `cryo help` for the operator's commands.\n\nflags:\n" +
+  FLAG_DOCS.map(([flag, what]) => `  ${flag.padEnd(20)} ${what}\n`).join("");
+
+/** Every flag name parseShimFlags takes (for the unit test that keeps SHIM_USAGE whole). */
+export const SHIM_FLAG_NAMES: readonly string[] = [...boolFlags, ...stringFlags];
 
 const envSchema = z.object({
   TTRPC_ADDRESS: z.optional(z.string()),
@@ -106,6 +136,7 @@ export function parseShimFlags(argv: readonly string[], env: Record<string, stri
     debug: bools.get("debug") ?? false,
     version: (bools.get("v") ?? false) || (bools.get("version") ?? false),
     info: bools.get("info") ?? false,
+    help: (bools.get("h") ?? false) || (bools.get("help") ?? false),
     maxShimVersion: e.data.MAX_SHIM_VERSION ? Number(e.data.MAX_SHIM_VERSION) : 0,
   };
 }

@@ -7,7 +7,7 @@
  * container, and module loading is most of a launch's cost (docs/shim.md, "Speed").
  */
 import { CryoError } from "../errors.ts";
-import { parseShimFlags } from "./flags.ts";
+import { parseShimFlags, SHIM_USAGE } from "./flags.ts";
 import { REVISION, SHIM_VERSION } from "./version.ts";
 
 /** The binary's name, for messages. */
@@ -21,6 +21,10 @@ async function writeStdout(bytes: Uint8Array): Promise<void> {
 export async function runShim(argv: readonly string[], env: Record<string, string | undefined> = process.env): Promise<number> {
   try {
     const flags = parseShimFlags(argv, env, process.cwd());
+    if (flags.help) {
+      await writeStdout(new TextEncoder().encode(SHIM_USAGE));
+      return 0;
+    }
     if (flags.version) {
       // The layout of containerd's runc shim's -v (Version, Revision, then its toolchain's version).
       await writeStdout(new TextEncoder().encode(`${SHIM_NAME}:\n  Version:  ${SHIM_VERSION}\n  Revision: ${REVISION || "(run from source)"}\n  Bun version: ${Bun.version}\n`));

@@ -1,11 +1,12 @@
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { BootstrapParamsSchema, BootstrapResultSchema, LogLevel } from "../../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts";
 import { OptionsSchema } from "../../../src/gen/containerd/runc/options/oci_pb.ts";
 import { Grouping, RuntimeOptionsSchema } from "../../../src/gen/cryo/v1/options_pb.ts";
-import { daemonArgs, parseShimFlags } from "../../../src/shim/flags.ts";
+import { daemonArgs, parseShimFlags, SHIM_FLAG_NAMES, SHIM_USAGE } from "../../../src/shim/flags.ts";
+import { runShim } from "../../../src/shim/manager.ts";
 import { groupKey, resolveGrouping, socketPath } from "../../../src/shim/grouping.ts";
 import { decodeStartInput, encodeStartOutput } from "../../../src/shim/handshake.ts";
 import { TRANSITIONS, transition, type ProcessEvent, type ProcessState } from "../../../src/shim/process-state.ts";
@@ -33,6 +34,23 @@ describe("flags", () => {
   test("containerd 2.x environment", () => {
     const f = parseShimFlags(["-id", "x", "start"], { NAMESPACE: "n2", GRPC_ADDRESS: "/g.sock", MAX_SHIM_VERSION: "2" }, "/c");
     expect(f).toMatchObject({ namespace: "n2", address: "/g.sock", maxShimVersion: 2 });
+  });
+  test("-h and -help print the usage, exit 0, and it lists every flag the parser takes (both were an unknown flag, exit 1)", async () => {
+    for (const arg of ["-h", "-help", "--help"]) expect(parseShimFlags([arg], {}, "/").help).toBe(true);
+    expect(parseShimFlags([], {}, "/").help).toBe(false);
+    for (const name of SHIM_FLAG_NAMES) expect(SHIM_USAGE).toMatch(new RegExp(`(^|[ ,])-${name}( |,|$)`, "m"));
+    expect(SHIM_USAGE).toContain("ctr run --runtime io.containerd.cryo.v2");
+    const out: Uint8Array[] = [];
+    const write = spyOn(Bun, "write").mockImplementation(async (_dest, data) => {
+      out.push(data as Uint8Array);
+      return 0;
+    });
+    try {
+      expect(await runShim(["-help"], {})).toBe(0);
+    } finally {
+      write.mockRestore();
+    }
+    expect(new TextDecoder().decode(out[0])).toBe(SHIM_USAGE);
   });
   test("unknown flags and actions are INVALID_ARGUMENT", () => {
     expect(() => parseShimFlags(["-bogus", "start"], {}, "/")).toThrow("unknown flag");
