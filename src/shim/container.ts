@@ -259,7 +259,7 @@ export class Container {
           p.attachIo(restored.io);
           this.watchExit(p);
         } else {
-          await engine.startInit(this.id, this.config.options);
+          await engine.startInit(this.id, this.config.options, p.pid);
         }
         p.move("start");
         this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });

@@ -172,7 +172,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       }
     },
 
-    async startInit(id) {
+    async startInit(id, _options, pid) {
       const runc = runcOf(id);
       const notify = notifyPending.get(id);
       notifyPending.delete(id);
@@ -183,14 +183,6 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       // its process, so that a Pause or checkpoint right after it (`ctr run -d` then `ctr task checkpoint`) does not
       // meet runc init, whose executable CRIU cannot dump. An execve held longer (a seccomp agent's notify) is left
       // to go on; the checkpoint then refuses such an init itself (checkpoint-dump.ts).
-      let pid: number;
-      try {
-        pid = readRuncState(runc.root, id).init_process_pid;
-      } catch (err) {
-        // The container started; not knowing its pid only skips the wait.
-        deps.log.warn(`start container ${id}: not waiting for its init's execve: ${CryoError.from(err).message}`);
-        return;
-      }
       if (!(await awaitInitExec(pid))) deps.log.warn(`start container ${id}: its init (pid ${pid}) is still runc init ${INIT_EXEC_WAIT_MS} ms after runc start returned (its execve is held up); Start answers without waiting longer`);
     },
 

@@ -107,8 +107,8 @@ export interface ContainerMetrics {
 export interface Engine {
   /** Mounts the rootfs, sets up IO and runs `runc create`; undoes its own work when it fails. */
   createInit(spec: InitSpec): Promise<Launched>;
-  /** `runc start`. */
-  startInit(id: string, options: ShimOptions): Promise<void>;
+  /** `runc start`, answered once the init (pid, createInit's) has exec'd the container's process. */
+  startInit(id: string, options: ShimOptions, pid: number): Promise<void>;
   /** Sets up IO and runs `runc exec --detach`. */
   exec(spec: ExecSpec): Promise<Launched>;
   /** Signals the init (through runc, `all` for every process) or an exec process (by pid); `target.exited`: the init has exited (a `kill --all` after it). */
