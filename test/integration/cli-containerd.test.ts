@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -15,9 +15,16 @@ async function cryo(...args: string[]) {
 }
 
 describe("cryo containerd start/status/stop", () => {
-  const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
-  const dir = join(parent, "ctd");
+  // Made in beforeAll, not when the file loads: a run whose -t filter skips this block runs no afterAll, and left
+  // the empty directory behind.
+  let parent = "";
+  let dir = "";
   let pid = 0;
+
+  beforeAll(() => {
+    parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    dir = join(parent, "ctd");
+  });
 
   afterAll(async () => {
     // Only if a step failed half way: stop what start left running, then remove the temp dir.
