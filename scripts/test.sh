@@ -33,12 +33,9 @@ fi
 # attr NAME TEXT: the value of NAME="..." in TEXT (0 when absent)
 attr() { local v; v="$(sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$2")"; echo "${v:-0}"; }
 
-# run_suite NAME DIR: runs bun test on DIR with a JUnit report and adds its counts.
-run_suite() {
-  local name="$1" dir="$2" xml="$results/$1.xml" log="$results/$1.log" rc
-  echo "test: $name tests ($dir)"
-  "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$xml" "./$dir" 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
+# count_suite NAME XML LOG RC: adds the counts of one bun test run (its JUnit file, its console log, its exit code).
+count_suite() {
+  local name="$1" xml="$2" log="$3" rc="$4"
   local head tests=0 fails=0 skips=0 console_fails
   if [ -s "$xml" ]; then
     head="$(grep -m1 -o '<testsuites [^>]*>' "$xml" || true)"
@@ -53,7 +50,7 @@ run_suite() {
     fails="$console_fails"
   fi
   if [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ]; then
-    echo "test: bun test exited $rc with no failed test counted; counting one failure"
+    echo "test: $name: bun test exited $rc with no failed test counted; counting one failure"
     tests=$((tests + 1))
     fails=1
   fi
@@ -63,8 +60,57 @@ run_suite() {
   echo "test: $name: $((tests - fails - skips)) passed, $fails failed, $skips skipped"
 }
 
+# run_suite NAME DIR: runs bun test on DIR with a JUnit report and adds its counts.
+run_suite() {
+  local name="$1" dir="$2" xml="$results/$1.xml" log="$results/$1.log" rc
+  echo "test: $name tests ($dir)"
+  "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$xml" "./$dir" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  count_suite "$name" "$xml" "$log" "$rc"
+}
+
+# run_sharded NAME N: runs the integration files as N bun test processes at once (scripts/test-shards.ts splits
+# them by test/integration/durations.txt), each with its own JUnit file and log, printed whole as each ends.
+# The files were written to run beside each other (private containerds, unique ids and namespaces, free ports); the
+# few that share host state are pinned to one shard by the planner. CRYO_TEST_SHARDS=1 runs them in one process.
+run_sharded() {
+  local name="$1" n="$2" i plan
+  # Built once here, so the shards do not build them at the same time (each only reads them then).
+  bash test/fixtures/build.sh >/dev/null || { echo "test: fixture build failed"; failed=$((failed + 1)); return; }
+  bash plugins/build.sh >/dev/null || { echo "test: plugin build failed"; failed=$((failed + 1)); return; }
+  mapfile -t plan < <("$bun" scripts/test-shards.ts plan "$n")
+  if [ "${#plan[@]}" -ne "$n" ]; then
+    echo "test: the shard plan has ${#plan[@]} shards, not $n"
+    failed=$((failed + 1))
+    return
+  fi
+  local pids=()
+  for i in "${!plan[@]}"; do
+    [ -n "${plan[$i]}" ] || { pids+=(""); continue; }
+    echo "test: $name shard $((i + 1))/$n: ${plan[$i]}"
+    # shellcheck disable=SC2086 # the plan is a list of paths without spaces
+    "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$results/$name-$((i + 1)).xml" ${plan[$i]} \
+      >"$results/$name-$((i + 1)).log" 2>&1 &
+    pids+=("$!")
+  done
+  local rc
+  for i in "${!plan[@]}"; do
+    [ -n "${pids[$i]}" ] || continue
+    wait "${pids[$i]}"
+    rc=$?
+    echo "test: $name shard $((i + 1))/$n (exit $rc):"
+    cat "$results/$name-$((i + 1)).log"
+    count_suite "$name shard $((i + 1))" "$results/$name-$((i + 1)).xml" "$results/$name-$((i + 1)).log" "$rc"
+  done
+}
+
 run_suite unit test/unit
-run_suite integration test/integration
+shards="${CRYO_TEST_SHARDS:-2}"
+if [ "$shards" = 1 ]; then
+  run_suite integration test/integration
+else
+  run_sharded integration "$shards"
+fi
 
 if [ "$skipped" -gt 0 ]; then
   echo "$passed passed, $failed failed, $skipped skipped"
