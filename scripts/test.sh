@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cryo's test command (README, .ci/run): setup, type check, unit tests, integration tests (as root).
+# cryo's test command (README, .ci/run): setup, then the type check, unit tests and integration tests (as root).
 # Ends with ONE line "N passed, N failed[, N skipped]" (the type check counts as one check) and exits
 # non-zero when anything failed or when no test ran. JUnit files and logs: build/test-results/.
 set -uo pipefail
@@ -21,14 +21,6 @@ mkdir -p "$results"
 passed=0
 failed=0
 skipped=0
-
-echo "test: type check (tsc --noEmit -p .)"
-if node_modules/.bin/tsc --noEmit -p . 2>&1 | tee "$results/typecheck.log"; then
-  passed=$((passed + 1))
-else
-  echo "test: type check FAILED"
-  failed=$((failed + 1))
-fi
 
 # attr NAME TEXT: the value of NAME="..." in TEXT (0 when absent)
 attr() { local v; v="$(sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$2")"; echo "${v:-0}"; }
@@ -69,34 +61,39 @@ run_suite() {
   count_suite "$name" "$xml" "$log" "$rc"
 }
 
-# run_sharded NAME N: runs the integration files as N bun test processes at once (scripts/test-shards.ts splits
-# them by test/integration/durations.txt), each with its own JUnit file and log, printed whole as each ends.
-# The files were written to run beside each other (private containerds, unique ids and namespaces, free ports); the
-# few that share host state are pinned to one shard by the planner. CRYO_TEST_SHARDS=1 runs them in one process.
-run_sharded() {
-  local name="$1" n="$2" i plan
+# start_shards NAME N: starts the integration files as N bun test processes at once (scripts/test-shards.ts
+# splits them by test/integration/durations.txt), each with its own JUnit file and log; finish_shards waits for
+# them and prints each log whole. The files were written to run beside each other (private containerds, unique ids
+# and namespaces, free ports); the few that share host state are pinned to one shard by the planner.
+shard_plan=()
+shard_pids=()
+start_shards() {
+  local name="$1" n="$2" i
   # Built once here, so the shards do not build them at the same time (each only reads them then).
   bash test/fixtures/build.sh >/dev/null || { echo "test: fixture build failed"; failed=$((failed + 1)); return; }
   bash plugins/build.sh >/dev/null || { echo "test: plugin build failed"; failed=$((failed + 1)); return; }
-  mapfile -t plan < <("$bun" scripts/test-shards.ts plan "$n")
-  if [ "${#plan[@]}" -ne "$n" ]; then
-    echo "test: the shard plan has ${#plan[@]} shards, not $n"
+  mapfile -t shard_plan < <("$bun" scripts/test-shards.ts plan "$n")
+  if [ "${#shard_plan[@]}" -ne "$n" ]; then
+    echo "test: the shard plan has ${#shard_plan[@]} shards, not $n"
     failed=$((failed + 1))
+    shard_plan=()
     return
   fi
-  local pids=()
-  for i in "${!plan[@]}"; do
-    [ -n "${plan[$i]}" ] || { pids+=(""); continue; }
-    echo "test: $name shard $((i + 1))/$n: ${plan[$i]}"
+  for i in "${!shard_plan[@]}"; do
+    [ -n "${shard_plan[$i]}" ] || { shard_pids+=(""); continue; }
+    echo "test: $name shard $((i + 1))/$n: ${shard_plan[$i]}"
     # shellcheck disable=SC2086 # the plan is a list of paths without spaces
-    "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$results/$name-$((i + 1)).xml" ${plan[$i]} \
+    "$bun" test --timeout 120000 --reporter=junit --reporter-outfile="$results/$name-$((i + 1)).xml" ${shard_plan[$i]} \
       >"$results/$name-$((i + 1)).log" 2>&1 &
-    pids+=("$!")
+    shard_pids+=("$!")
   done
-  local rc
-  for i in "${!plan[@]}"; do
-    [ -n "${pids[$i]}" ] || continue
-    wait "${pids[$i]}"
+}
+
+finish_shards() {
+  local name="$1" n="${#shard_plan[@]}" i rc
+  for i in "${!shard_plan[@]}"; do
+    [ -n "${shard_pids[$i]}" ] || continue
+    wait "${shard_pids[$i]}"
     rc=$?
     echo "test: $name shard $((i + 1))/$n (exit $rc):"
     cat "$results/$name-$((i + 1)).log"
@@ -104,12 +101,24 @@ run_sharded() {
   done
 }
 
-run_suite unit test/unit
+# With shards (CRYO_TEST_SHARDS, default 2), the integration files start first and run while the type check and
+# the unit tests do; CRYO_TEST_SHARDS=1 runs everything one after the other, the integration files in one process.
 shards="${CRYO_TEST_SHARDS:-2}"
+[ "$shards" = 1 ] || start_shards integration "$shards"
+
+echo "test: type check (tsc --noEmit -p .)"
+if node_modules/.bin/tsc --noEmit -p . 2>&1 | tee "$results/typecheck.log"; then
+  passed=$((passed + 1))
+else
+  echo "test: type check FAILED"
+  failed=$((failed + 1))
+fi
+
+run_suite unit test/unit
 if [ "$shards" = 1 ]; then
   run_suite integration test/integration
 else
-  run_sharded integration "$shards"
+  finish_shards integration
 fi
 
 if [ "$skipped" -gt 0 ]; then
