@@ -21,6 +21,10 @@
 //                               their page images in this host's page store instead of the checkpoint
 //                               (cryo.checkpoint/local-pages: much faster for big containers, but
 //                               restorable on this host only); default "none": never turned on
+//   compress_above_gib          containers using more memory than this (GiB, may be fractional) get their page
+//                               images zstd-compressed (cryo.checkpoint/compression=zstd: containerd copies and
+//                               hashes fewer bytes; memory that does not compress is stored plain), unless their
+//                               pages stay local; default "none": never turned on
 
 import { CheckpointInput, config, handleCheckpoint, handleRestore, ImageInfo, log, OptionsOutput, RestoreInput } from "../sdk/assembly/index";
 
@@ -50,6 +54,14 @@ function onCheckpoint(input: CheckpointInput): OptionsOutput {
   if (localAbove != "none" && <f64>input.memoryBytes > parseFloat(localAbove) * GIB && !input.requested.flag("localPages")) {
     out.options.setFlag("localPages", true);
     log("checkpoint of " + input.id + ": local pages on (memory above " + localAbove + " GiB)");
+  }
+  // Page images kept in the store are not copied into the checkpoint: compressing them would save nothing, and cryo
+  // refuses the two together.
+  const compressAbove = config("compress_above_gib", "none");
+  const local = input.requested.flag("localPages") || out.options.flag("localPages");
+  if (compressAbove != "none" && !local && <f64>input.memoryBytes > parseFloat(compressAbove) * GIB && input.requested.text("compression") != "zstd") {
+    out.options.setText("compression", "zstd");
+    log("checkpoint of " + input.id + ": zstd compression on (memory above " + compressAbove + " GiB)");
   }
   return out;
 }

@@ -170,6 +170,23 @@ export const checkpointOptionsSchema = z
     lsmProfile: z.string().optional(),
     lsmMountContext: z.string().optional(),
     localPages: z.boolean().optional().describe("keep the page images in this host's page store instead of the checkpoint (same-host restores only)"),
+    compression: z.enum(["none", "zstd"]).optional().describe("page images stored zstd-compressed (memory that does not compress is stored plain)"),
+    compressionLevel: z.number().int().min(0).max(22).optional().describe("zstd level 1..22; 0: cryo's default (1)"),
+    networkLock: z.enum(["nftables", "iptables", "skip"]).optional().describe("how CRIU cuts the container's network off while it is frozen"),
+    ghostLimit: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .optional()
+      .describe("largest deleted-but-open file whose contents the dump carries, in bytes; 0: CRIU's default (1 MiB)"),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .optional()
+      .describe("seconds the dump may take before cryo aborts it (the container runs on); 0: no limit but the request's deadline"),
   })
   .meta({ title: "CheckpointOptions" });
 /** CRIU dump options visible to policies. */

@@ -71,6 +71,11 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
     emptyNamespaces: p.emptyNamespaces.map(() => "network"),
     external: [...p.external],
     localPages: p.localPages,
+    compression: p.compression,
+    compressionLevel: p.compressionLevel,
+    networkLock: p.networkLock,
+    ghostLimit: p.ghostLimit,
+    timeoutSeconds: p.timeoutSeconds,
   };
   if (p.lsmProfile) o.lsmProfile = p.lsmProfile;
   if (p.lsmMountContext) o.lsmMountContext = p.lsmMountContext;
@@ -80,7 +85,24 @@ export function pluginCheckpointOptions(p: CheckpointPlan): PluginCheckpointOpti
 /** The plan after the checkpoint chain's options. */
 export function planWithCheckpointOptions(p: CheckpointPlan, o: PluginCheckpointOptions): CheckpointPlan {
   const next: Record<string, unknown> = { ...p };
-  for (const k of ["leaveRunning", "tcpEstablished", "externalUnixSockets", "shellJob", "fileLocks", "preDump", "autoDedup", "lazyPages", "lsmProfile", "lsmMountContext", "localPages"] as const) {
+  for (const k of [
+    "leaveRunning",
+    "tcpEstablished",
+    "externalUnixSockets",
+    "shellJob",
+    "fileLocks",
+    "preDump",
+    "autoDedup",
+    "lazyPages",
+    "lsmProfile",
+    "lsmMountContext",
+    "localPages",
+    "compression",
+    "compressionLevel",
+    "networkLock",
+    "ghostLimit",
+    "timeoutSeconds",
+  ] as const) {
     if (o[k] !== undefined) next[k] = o[k];
   }
   if (o.cgroupsMode !== undefined) next.cgroupMode = o.cgroupsMode;

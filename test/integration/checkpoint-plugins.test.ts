@@ -10,7 +10,22 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, buildPlugins } from "../harness/index.ts";
+import {
+  buildPlugins,
+  checkpointCriuTar,
+  checkpointMetadata,
+  criuTarEntries,
+  ensureTestImage,
+  readContainerFile,
+  readCounter,
+  removeContainer,
+  startPrivateContainerd,
+  taskStatus,
+  testImage,
+  uniqueId,
+  waitFor,
+  type PrivateContainerd,
+} from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -96,3 +111,39 @@ test("a plugin answering the checkpoint hook with the wrong shape fails the chec
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   await remove(id);
 }, 180_000);
+
+test("checkpoint-defaults with compress_above_gib: the big container's page images are stored zstd-compressed, the small one's plain; the big one restores intact", async () => {
+  const own = join(dir, "compress.toml");
+  writeFileSync(own, `[[plugins]]\nname = "checkpoint-defaults"\npath = "${join(plugins, "checkpoint-defaults.wasm")}"\nhooks = ["checkpoint"]\nconfig = { compress_above_gib = "0.03" }\n`);
+  const seen: Record<string, { zst: boolean; plain: boolean; compressed: unknown; compression: string }> = {};
+  for (const [name, mib] of [["big", "48"], ["small", "0"]] as const) {
+    const id = uniqueId(`zp${name}`);
+    // memhog's compressible pattern: a quarter of it hashed words (zstd keeps the pages compressed).
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--runtime-config-path", own, testImage, id, "/bin/memhog", mib, "/tmp/counter", "compressible"], { timeoutMs: 60_000 });
+    await waitFor(() => readCounter(pc, id), { what: `${id} filled`, timeoutMs: 60_000 });
+    const ref = `localhost/checkpoint/${id}:1`;
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    const entries = criuTarEntries(await checkpointCriuTar(pc, ref));
+    const meta = await checkpointMetadata<{ compressed?: unknown; options: { compression: string } }>(pc, ref);
+    seen[name] = {
+      zst: entries.some((e) => /^pages-\d+\.img\.zst$/.test(e)),
+      plain: entries.some((e) => /^pages-\d+\.img$/.test(e)),
+      compressed: meta.compressed,
+      compression: meta.options.compression,
+    };
+    await remove(id);
+    if (name === "big") {
+      const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+      expect(r.stderr).toBe("");
+      expect(r.exitCode).toBe(0);
+      await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+      expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification", timeoutMs: 60_000 })).toMatch(/^ok \d+$/);
+      await remove(id);
+    }
+  }
+  expect(seen).toEqual({
+    big: { zst: true, plain: false, compressed: { algorithm: "zstd", level: 1 }, compression: "zstd" },
+    small: { zst: false, plain: true, compressed: false, compression: "none" },
+  });
+}, 300_000);

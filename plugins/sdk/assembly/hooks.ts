@@ -202,12 +202,21 @@ export class CriuOptions {
   text(name: string): string {
     return this.raw.getString(name);
   }
+  /** A number option (0 when absent), e.g. number("ghostLimit"). */
+  number(name: string): f64 {
+    return this.raw.getNumber(name);
+  }
+  /** Sets a number option, e.g. setNumber("compressionLevel", 3); cryo refuses a fraction where it wants an integer. */
+  setNumber(name: string, value: f64): CriuOptions {
+    this.raw.set(name, JsonValue.newNumber(value));
+    return this;
+  }
   /** Sets a boolean option, e.g. setFlag("tcpEstablished", true). */
   setFlag(name: string, value: bool): CriuOptions {
     this.raw.set(name, JsonValue.newBool(value));
     return this;
   }
-  /** Sets a string option, e.g. setText("cgroupsMode", "soft"). */
+  /** Sets a string option, e.g. setText("cgroupsMode", "soft") or setText("compression", "zstd"). */
   setText(name: string, value: string): CriuOptions {
     this.raw.set(name, JsonValue.newString(value));
     return this;

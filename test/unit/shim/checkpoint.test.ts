@@ -427,6 +427,19 @@ describe("policy plugins at checkpoint and restore", () => {
     expect(planWithRestoreOptions(plan, {}).tcpEstablished).toBe(false);
     expect(pluginCheckpointOptions(planWithCheckpointOptions(plan, { lazyPages: true })).lazyPages).toBe(true);
   });
+
+  test("engine settings: a plugin sees compression, its level, the network lock, the ghost limit and the timeout, and may set them", async () => {
+    const base = { ...plan, compression: "none" as const, compressionLevel: 0, networkLock: "nftables" as const, ghostLimit: 0, timeoutSeconds: 0 };
+    const engine = fakeEngine({ checkpoint: { compression: "zstd", compressionLevel: 3, networkLock: "iptables", ghostLimit: 8 << 20, timeoutSeconds: 90 } });
+    const out = await checkpointPolicy(engine, { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan: base });
+    expect(out).toMatchObject({ compression: "zstd", compressionLevel: 3, networkLock: "iptables", ghostLimit: 8 << 20, timeoutSeconds: 90 });
+    expect(engine.seen[0]).toMatchObject({ requested: { compression: "none", compressionLevel: 0, networkLock: "nftables", ghostLimit: 0, timeoutSeconds: 0 } });
+    // Values the plan does not allow are INVALID_ARGUMENT, naming the option.
+    const bad = fakeEngine({ checkpoint: { compressionLevel: 40 } as never });
+    const e = await checkpointPolicy(bad, { id: "c1", namespace: "ns", annotations: {}, pid: 1, cgroupPaths: {}, plan: base }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: Code.INVALID_ARGUMENT });
+    expect(String((e as Error).message)).toContain("compressionLevel");
+  });
 });
 
 test("containerd's extraction of a checkpoint image: ctrd-checkpoint<digits> directly in XDG_RUNTIME_DIR, else TMPDIR, else /tmp", () => {
