@@ -39,7 +39,7 @@ import { Code, CryoError, failedPrecondition, invalidArgument, notFound, unavail
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
-import { runcInitPending } from "./init-exec.ts";
+import { awaitInitExec, runcInitPending } from "./init-exec.ts";
 import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
@@ -323,11 +323,12 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   const annotations = (spec.annotations ?? {}) as Record<string, string>;
   const pid = state.init_process_pid;
   if (!existsSync(`/proc/${pid}`)) throw notFound(`container ${id}`, { detail: `init pid ${pid} is gone` });
-  // Start waits for the init's execve (engine.ts startInit), but not for ever: one held up longer (a seccomp agent's
-  // notify) leaves runc init, whose executable is on a detached mount CRIU cannot dump (`Can't lookup mount=N for
-  // fd=-3`, UNKNOWN before). Not waited for here: containerd pauses the task before the checkpoint, and a frozen
-  // runc init does not exec.
-  if (runcInitPending(pid)) {
+  // runc start returns before its init's execve (engine.ts startInit); until then the init is runc init, whose
+  // executable is on a detached mount CRIU cannot dump (`Can't lookup mount=N for fd=-3`, UNKNOWN before). A
+  // checkpoint right after Start waits for the execve, at most INIT_EXEC_WAIT_MS; containerd's own checkpoints pause
+  // first, and the first freeze waits the same way. One held up longer (a seccomp agent's notify), or frozen before
+  // its execve, is refused.
+  if (runcInitPending(pid) && !(await awaitInitExec(pid))) {
     throw unavailable(label, { detail: `its init (pid ${pid}) is still runc init: the container's process has not been exec'd yet, and CRIU cannot dump runc's executable; retry once the container runs its process` });
   }
   const resolved = resolveCheckpointPlan({ defaults: input.defaults, ...(input.defaultsLabel ? { defaultsLabel: input.defaultsLabel } : {}), annotations, request: input.request });
