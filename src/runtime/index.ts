@@ -16,7 +16,7 @@ export {
   type RuncCliState,
   type Stdio,
 } from "./runc.ts";
-export { lastRuncError, runcError } from "./runc-errors.ts";
+export { isRuncShimFailure, lastRuncError, runcError } from "./runc-errors.ts";
 export {
   containerError,
   containerErrorCodes,

@@ -54,6 +54,15 @@ const RUNC_SHIM_WORDS: Readonly<Record<string, string>> = {
   restore: "OCI runtime restore failed",
 };
 
+/**
+ * Whether message is a failed `runc <command>` in containerd's runc shim's words ("OCI runtime exec failed: ..."), as
+ * runcError writes it: the error already says what failed, and containerd names the process around it.
+ */
+export function isRuncShimFailure(command: string, message: string): boolean {
+  const words = RUNC_SHIM_WORDS[command];
+  return words !== undefined && message.startsWith(`${words}: `);
+}
+
 function kindWord(code: Code): string {
   switch (code) {
     case Code.NOT_FOUND:

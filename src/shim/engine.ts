@@ -12,7 +12,7 @@ import { Code, CryoError, notFound } from "../errors.ts";
 // open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
 import type { CgroupManager } from "../cgroups/manager.ts";
 import { openCgroup } from "../cgroups/open.ts";
-import { readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
+import { isRuncShimFailure, readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import { processEnd, readProcStat, type Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
 import { readBundleSpec } from "./bundle-spec.ts";
@@ -201,7 +201,11 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
         return { pid, io: await io.launched() };
       } catch (err) {
         io.abort();
-        throw CryoError.from(err).wrap(`exec ${execId}`);
+        // runc's own failure goes out as containerd's runc shim words it ("OCI runtime exec failed: ..."): containerd
+        // names the exec around it (CRI: `failed to start exec "<id>": OCI runtime exec failed: ...`), and the exec's
+        // id in front of it again was cryo's alone. Any other failure (the exec's IO) names the exec.
+        const e = CryoError.from(err);
+        throw isRuncShimFailure("exec", e.message) ? e : e.wrap(`exec ${execId}`);
       } finally {
         rmSync(pidFile, { force: true });
       }

@@ -211,6 +211,11 @@ async function runPodThroughCri(handler: keyof typeof handlers): Promise<void> {
     const bg = await client.runtime.execSync({ containerId, cmd: ["sh", "-c", "(sleep 2.5; echo late; echo late-err >&2) & echo done"], timeout: 20n });
     expect({ code: bg.exitCode, out: new TextDecoder().decode(bg.stdout), err: new TextDecoder().decode(bg.stderr) }).toEqual({ code: 0, out: "done\nlate\n", err: "late-err\n" });
 
+    // An exec runc cannot start (a probe's missing binary) fails as with runc's shim: containerd names the exec, then
+    // runc's shim's words. Before, cryo put `exec <id>: ` in front of them a second time.
+    const execFailure = await client.runtime.execSync({ containerId, cmd: ["/no/such/probe"], timeout: 10n }).then(() => "no error", (e: unknown) => String((e as Error).message));
+    expect(execFailure).toMatch(/failed to start exec "[0-9a-f]{64}": OCI runtime exec failed: exec failed: unable to start container process: exec: "\/no\/such\/probe": stat \/no\/such\/probe: no such file or directory/);
+
     // The kubelet's in-place resize (UpdateContainerResources reaches the shim's Update) and its stats
     // (ContainerStats, from the shim's Stats): the container's memory cgroup gets the new limit, and the stats
     // name its usage.

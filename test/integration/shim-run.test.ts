@@ -152,11 +152,12 @@ test("an exec that leaves a process in the background returns with its output an
       expect({ out: piped.stdout, code: piped.exitCode }).toEqual({ out: `line ${i}\n`, code: 0 });
     }
     // A failed `runc exec` writes its error to its stderr, the exec's: the pipe is dropped unread, so the client
-    // sees only its own error line (before, runc's line came first, as the process's output).
+    // sees only its own error line (before, runc's line came first, as the process's output), in runc's shim's words
+    // (`ctr: OCI runtime exec failed: ...`; before, cryo's read `ctr: exec bad: OCI runtime exec failed: ...`).
     const bad = await pc.ctr(["task", "exec", "--exec-id", "bad", "--cwd", "/nope", id, "true"], { timeoutMs: 30_000 });
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stdout).toBe("");
-    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("time="))).toEqual([expect.stringMatching(/^ctr: exec bad: OCI runtime exec failed: exec failed: .*chdir to cwd \("\/nope"\)/)]);
+    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("time="))).toEqual([expect.stringMatching(/^ctr: OCI runtime exec failed: exec failed: .*chdir to cwd \("\/nope"\)/)]);
   } finally {
     await pc.ctr(["task", "kill", "-s", "SIGKILL", id]);
     await waitFor(async () => ((await taskStatus(pc, id)) === "STOPPED" ? true : undefined), { what: `${id} stopped` });

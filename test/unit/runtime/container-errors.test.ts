@@ -5,6 +5,7 @@ import {
   containerError,
   containerErrorCodes,
   containerErrorKindOf,
+  isRuncShimFailure,
   isValidContainerId,
   lastRuncError,
   runcError,
@@ -63,6 +64,13 @@ test("runcError classifies and keeps runc's line", () => {
   expect(other.message).toBe("OCI runtime create failed: runc create failed: unable to start container process: exec: \"nope\": not found in $PATH");
   expect(runcError("exec", "c1", "exec failed: unable to start container process: chdir to cwd").message).toBe("OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd");
   expect(runcError("start", "c1", "cannot start a container in the paused state").message).toBe("OCI runtime start failed: failed precondition: cannot start a container in the paused state");
+});
+
+test("isRuncShimFailure knows runcError's words for the command, and nothing else", () => {
+  expect(isRuncShimFailure("exec", runcError("exec", "c1", "exec failed: unable to start container process: chdir to cwd").message)).toBe(true);
+  expect(isRuncShimFailure("exec", runcError("create", "c1", "runc create failed").message)).toBe(false);
+  expect(isRuncShimFailure("exec", "fifo /x: invalid argument: /x is a regular file, not a FIFO")).toBe(false);
+  expect(isRuncShimFailure("kill", runcError("kill", "c1", "container does not exist").message)).toBe(false);
 });
 
 test("lastRuncError takes the last error-level msg of a JSON log, skipping junk", () => {
