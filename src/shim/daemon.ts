@@ -214,7 +214,17 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       checkRequestIds("create", req, ctx);
       clearPending(flags.socket, req.id);
       logFollower.creating(req.bundle);
-      const r = await service.impl.create(req, ctx);
+      let r: Awaited<ReturnType<typeof service.impl.create>>;
+      try {
+        r = await service.impl.create(req, ctx);
+      } catch (err) {
+        // A pod whose sandbox could not be created (runc refused its sysctls, its pause image's binary is missing):
+        // CRI's RunPodSandbox fails, and no container joins this group again. As runc's shim, the daemon then exits
+        // with containerd's Shutdown instead of lingering 3 s after it (a helper session, comparing the handlers).
+        seal.createFailed(req.id, () => readAnnotations(req.bundle));
+        if (seal.sealed && service.idle()) setTimeout(() => requestStop("the pod's sandbox was not created", false), SEALED_EXIT_DELAY_MS);
+        throw err;
+      }
       seal.created(req.id, () => readAnnotations(req.bundle));
       logFollower.created(req.id, req.bundle);
       if (standbyDue) {

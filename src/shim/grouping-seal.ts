@@ -2,8 +2,8 @@
  * When a shim daemon's group can no longer be joined ("sealed"), so that lingering after its last
  * container would only delay its exit. A Kubernetes pod's group is keyed by the
  * `io.kubernetes.cri.sandbox-id` annotation; once the sandbox container itself (id = sandbox id,
- * `io.kubernetes.cri.container-type: sandbox`) is deleted, CRI never creates another container in
- * that pod. No protobuf or crypto here: the daemon loads this.
+ * `io.kubernetes.cri.container-type: sandbox`) is deleted, or its Create failed, CRI never creates another
+ * container in that pod. No protobuf or crypto here: the daemon loads this.
  */
 
 /** CRI's annotation naming the pod sandbox a container belongs to (also a group annotation, see grouping.ts). */
@@ -33,6 +33,11 @@ export interface GroupSeal {
   created(id: string, annotations: () => Readonly<Record<string, string>>): void;
   /** A container (its init, not an exec) was deleted. */
   deleted(id: string): void;
+  /**
+   * A container's Create failed. When it is the sandbox that keys the group, the pod never comes: CRI's RunPodSandbox
+   * fails and cleans up, and its next attempt makes a sandbox with a new id (a new group). The group is sealed then.
+   */
+  createFailed(id: string, annotations: () => Readonly<Record<string, string>>): void;
   /** True once the sealing container has been deleted: the daemon exits without lingering. */
   readonly sealed: boolean;
 }
@@ -52,6 +57,14 @@ export function createGroupSeal(key: string): GroupSeal {
     },
     deleted(id) {
       if (sealer !== undefined && id === sealer) sealed = true;
+    },
+    createFailed(id, annotations) {
+      if (key !== `group/${id}`) return;
+      try {
+        if (sealsGroup(key, id, annotations())) sealed = true;
+      } catch {
+        // unreadable annotations: not sealed, the daemon lingers as before
+      }
     },
     get sealed() {
       return sealed;

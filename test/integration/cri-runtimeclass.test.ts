@@ -54,8 +54,9 @@ beforeAll(async () => {
   if (!isRoot) return;
   logRoot = mkdtempSync(join(tmpdir(), "cryo-cri-logs-"));
   // The shim daemons' own idle check (every 30 s by default) must not be what ends a daemon here: see the
-  // killed-pause test.
-  pc = await startPrivateContainerd({ sandboxImage: criPauseImage, env: { CRYO_SHIM_IDLE_CHECK_MS: "600000" } });
+  // killed-pause test. A pod's daemon lingers 20 s (3 s by default) where it is not sealed, so a daemon that should
+  // have exited at once is seen here (the failed-sandbox test); sealed pods' daemons do not linger.
+  pc = await startPrivateContainerd({ sandboxImage: criPauseImage, env: { CRYO_SHIM_IDLE_CHECK_MS: "600000", CRYO_SHIM_LINGER_MS: "20000" } });
   cri = connectCri(pc.address);
   await ensureCriImages(pc, cri);
 }, 180_000);
@@ -380,3 +381,30 @@ test.skipIf(!isRoot)("a pod whose pause is killed from the host before its conta
     await client.runtime.removePodSandbox({ podSandboxId }).catch(() => {});
   }
 }, 240_000);
+
+test.skipIf(!isRoot)("a pod whose sandbox runc refuses (a bad sysctl): RunPodSandbox fails as with runc's shim, and the cryo daemon exits with it", async () => {
+  // runc's shim exits with containerd's Shutdown after the failed Create; cryo's daemon lingered (3 s by default, the
+  // CRYO_SHIM_LINGER_MS above here) for a pod no container can join: CRI's next RunPodSandbox makes a new sandbox id.
+  if (pc === undefined || cri === undefined || logRoot === undefined) throw new Error("no containerd");
+  const client = cri;
+  const errors: Record<string, string> = {};
+  for (const handler of ["cryo", "runc"] as const) {
+    const name = uniqueId(`cri-badsysctl-${handler}`);
+    cgroupParents.push(`/${name}`);
+    const config = create(PodSandboxConfigSchema, {
+      metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
+      logDirectory: join(logRoot, name),
+      linux: { cgroupParent: `/${name}`, sysctls: { "kernel.msgmax": "not-a-number" }, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
+    });
+    const failed = await client.runtime.runPodSandbox({ config, runtimeHandler: handler }, { timeoutMs: 120_000 }).then(
+      (r) => `created ${r.podSandboxId}`,
+      (e: unknown) => String((e as Error).message),
+    );
+    errors[handler] = failed.replace(/^.*?: failed to create containerd task: /, "");
+    const { shimBinary } = handlers[handler];
+    await waitFor(() => shimProcesses(shimBinary, pc!.address).length === 0 || undefined, { what: `no ${shimBinary} left for the failed pod`, timeoutMs: 10_000 });
+    expect((await client.runtime.listPodSandbox({})).items.filter((p) => p.metadata?.name === name)).toEqual([]);
+  }
+  expect(errors.cryo).toMatch(/OCI runtime create failed: .*write \/proc\/sys\/kernel\/msgmax: invalid argument/);
+  expect(errors.cryo).toBe(errors.runc!);
+}, 120_000);

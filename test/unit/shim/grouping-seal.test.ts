@@ -70,3 +70,24 @@ test("createGroupSeal: a daemon without a key, a non-sandbox namesake, or unread
   namespace.deleted(sandboxId);
   expect(namespace.sealed).toBe(false);
 });
+
+test("createGroupSeal: a failed Create of the pod's sandbox seals the group; of a member, another key's or unreadable, not", () => {
+  const failed = createGroupSeal(`group/${sandboxId}`);
+  failed.createFailed(sandboxId, () => sandbox);
+  expect(failed.sealed).toBe(true);
+
+  const member_ = createGroupSeal(`group/${sandboxId}`);
+  member_.created(sandboxId, () => sandbox);
+  member_.createFailed("c1", () => member);
+  expect(member_.sealed).toBe(false);
+
+  const broken = createGroupSeal(`group/${sandboxId}`);
+  broken.createFailed(sandboxId, () => {
+    throw new Error("config.json: no such file");
+  });
+  expect(broken.sealed).toBe(false);
+
+  const namespace = createGroupSeal("namespace/k8s.io");
+  namespace.createFailed(sandboxId, () => sandbox);
+  expect(namespace.sealed).toBe(false);
+});
