@@ -34,6 +34,16 @@
  *   compared normalised, and spec mounts where they land (the rootfs's symbolic links resolved inside it);
  * - a mount point has a symbolic link on its way, in the rootfs or in the source of a spec's bind it lies
  *   below (checkMountpointLinks), which CRIU would not resolve inside the container.
+ *
+ * All of the above is about the mount namespace of the tree's root task (its ids-<pid>.img names it), the one
+ * runc made. A process of the container may have made more (`unshare -m`, a sandbox, a service with a private
+ * /tmp): CRIU dumps one mountpoints-<id>.img for each, whose mounts are copies of the container's, none of them
+ * given by the restore, and mounts of the process's own. CRIU binds each copy from a mount of the same device
+ * whose root holds its root (the external ones included), and mounts the others anew. Such an image is checked by
+ * checkNestedMountEntries: only where the spec grants CAP_SYS_ADMIN (without it no process of the container makes
+ * a mount namespace), and each of its mounts a copy of (a part of) a mount the restore gives, of the rootfs or of a
+ * file system of the container's own namespace (checked above), read-only where that one is, or a new tmpfs,
+ * devpts, mqueue or proc (no sysfs nor cgroups, which would show the host's).
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { readRegularFile } from "../sys/regular-file.ts";
@@ -42,8 +52,11 @@ import { isFieldSet } from "@bufbuild/protobuf";
 import { decodeImage, ImageMagic } from "../criu/image-file.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../gen/criu/mnt_pb.ts";
 import { invalidArgument } from "../errors.ts";
+import { capabilityNumber, grantedCapabilities } from "../criu/capabilities.ts";
+import { TaskKobjIdsEntrySchema } from "../gen/criu/core_pb.ts";
+import { PstreeEntrySchema } from "../gen/criu/pstree_pb.ts";
 import { parseMountinfo } from "../cgroups/mountinfo.ts";
-import { cleanAbsolute } from "./image-paths.ts";
+import { cleanAbsolute, readCheckpointImage } from "./image-paths.ts";
 import { resolveDestInRoot } from "./restore-root.ts";
 import { MASKED_DIR_KEY } from "./runc-criu.ts";
 import { MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_RELATIME, MS_STRICTATIME } from "../sys/mount-flags.ts";
@@ -52,6 +65,7 @@ import { MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RDONLY, M
 export interface MountSpec {
   mounts?: unknown;
   root?: { readonly?: unknown };
+  process?: { capabilities?: Partial<Record<string, unknown>> };
   linux?: { maskedPaths?: unknown; readonlyPaths?: unknown };
 }
 
@@ -66,6 +80,8 @@ export interface HostSubmount {
 
 /** File systems CRIU may mount from the image itself. */
 const MOUNTABLE = new Set([Fstype.PROC, Fstype.SYSFS, Fstype.TMPFS, Fstype.DEVPTS, Fstype.MQUEUE, Fstype.CGROUP, Fstype.CGROUP2]);
+/** File systems CRIU may mount anew in a mount namespace a process of the container made (checkNestedMountEntries). */
+const NESTED_NEW = new Set([Fstype.PROC, Fstype.TMPFS, Fstype.DEVPTS, Fstype.MQUEUE]);
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 const below = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : `${dir}/`);
@@ -178,6 +194,44 @@ export function checkMountEntries(
   }
   for (const p of masked) {
     if (exists(p) && at(p).length === 0) throw refuse(`nothing is mounted at ${p}, which the spec masks`);
+  }
+}
+
+/**
+ * Checks the mounts of a mount namespace a process of the container made (not the root task's, whose mounts are
+ * rootEntries) as CRIU will restore them (see the module comment). grantsSysAdmin: the spec grants CAP_SYS_ADMIN.
+ */
+export function checkNestedMountEntries(entries: readonly MntEntry[], rootEntries: readonly MntEntry[], grantsSysAdmin: boolean, where: string, image: string): void {
+  const refuse = (detail: string) => invalidArgument(where, { detail: `${image}: ${detail}` });
+  if (!grantsSysAdmin) throw refuse("a mount namespace other than the container's, which no process of a container without CAP_SYS_ADMIN makes");
+  const named = (e: MntEntry) => `${Fstype[e.fstype] ?? `file system ${e.fstype}`} mount at ${e.mountpoint}${e.root !== "/" ? ` (its ${e.root})` : ""}`;
+  // What CRIU binds a copy from: a mount the restore gives (external) or the rootfs, in the container's namespace.
+  const given = rootEntries.filter((g) => g.extKey !== "" || g.extMount || g.mountpoint === "/");
+  checkStacks(entries, refuse);
+  for (const e of entries) {
+    if (!cleanAbsolute(e.mountpoint) || !cleanAbsolute(e.root)) throw refuse(`${named(e)}: its mount point and root must be absolute paths without empty, "." or ".." components`);
+    if (e.extKey !== "" || e.extMount) throw refuse(`${named(e)}: external ${JSON.stringify(e.extKey)}: the restore gives mounts only to the container's own mount namespace`);
+    // A copy of (a part of) a given mount: CRIU binds it from that one, read-only where it is.
+    // The nearest (longest root) of each kind: a copy of runc's read-only /proc/sys is one of it, not of /proc.
+    const nearest = (ms: MntEntry[]) => ms.sort((a, b) => b.root.length - a.root.length)[0];
+    const from = nearest(given.filter((g) => g.rootDev === e.rootDev && below(e.root, g.root)));
+    if (from) {
+      if ((from.flags & MS_RDONLY) !== 0 && (e.flags & MS_RDONLY) === 0) throw refuse(`${named(e)} is read-write, and the mount the restore gives at ${from.mountpoint}, of which it is a copy, is read-only`);
+      continue;
+    }
+    // A copy of (a part of) a mount of the container's own namespace, checked there (its proc, sysfs, cgroups, /dev):
+    // CRIU binds it from that one; read-only where that one is.
+    const own = nearest(rootEntries.filter((r) => r.fstype === e.fstype && r.rootDev === e.rootDev && below(e.root, r.root) && MOUNTABLE.has(r.fstype)));
+    if (own) {
+      if ((own.flags & MS_RDONLY) !== 0 && (e.flags & MS_RDONLY) === 0) throw refuse(`${named(e)} is read-write, and the container's mount at ${own.mountpoint}, of which it is a copy, is read-only`);
+      continue;
+    }
+    // Else only a new file system of a kind that shows nothing of the host (not sysfs nor cgroups: a user namespace's
+    // CAP_SYS_ADMIN mounts neither, and CRIU mounts as the host's root).
+    if (e.mountpoint === "/" || !NESTED_NEW.has(e.fstype)) throw refuse(`${named(e)}${e.fsname ? ` (${e.fsname})` : ""}: neither a copy of a mount of the container nor a file system a process of it mounts in a namespace of its own (tmpfs, devpts, mqueue, proc)`);
+    // A file system of the container's own that CRIU would bind from a given mount's peer group: not a copy of it.
+    const peer = given.find((g) => g.sharedId !== 0 && (g.sharedId === e.sharedId || g.sharedId === e.masterId));
+    if (peer) throw refuse(`${named(e)}: CRIU would bind it from the mount the restore gives at ${peer.mountpoint} (peer group ${peer.sharedId})`);
   }
 }
 
@@ -355,11 +409,31 @@ export function checkMountImages(imagesDir: string, spec: MountSpec, where: stri
     }
   }
   const rbindSubmount = rbinds.length === 0 ? undefined : hostSubmounts(rbinds);
-  for (const name of readdirSync(imagesDir).filter((n) => /^mountpoints-\d+\.img$/.test(n))) {
-    const entries = decodeImage(MntEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.mnts);
-    checkMountEntries(entries, spec, where, exists, name, resolve, rbindSubmount);
+  const images = new Map(
+    readdirSync(imagesDir)
+      .filter((n) => /^mountpoints-\d+\.img$/.test(n))
+      .map((name) => [name, decodeImage(MntEntrySchema, new Uint8Array(readRegularFile(join(imagesDir, name))), name, ImageMagic.mnts)] as const),
+  );
+  // The container's mount namespace: the root task's. Others are ones its processes made (checkNestedMountEntries).
+  const rootName = images.size > 1 ? `mountpoints-${rootMountNamespace(imagesDir, where)}.img` : [...images.keys()][0];
+  const rootEntries = rootName === undefined ? undefined : images.get(rootName);
+  if (images.size > 1 && rootEntries === undefined) throw invalidArgument(where, { detail: `${rootName}: the root task's mount namespace has no mount image` });
+  const grantsSysAdmin = grantedCapabilities(spec.process?.capabilities).has(capabilityNumber("CAP_SYS_ADMIN"));
+  for (const [name, entries] of images) {
+    if (name === rootName) checkMountEntries(entries, spec, where, exists, name, resolve, rbindSubmount);
+    else checkNestedMountEntries(entries, rootEntries!, grantsSysAdmin, where, name);
     checkMountpointLinks(entries, rootfs, where, name, bindSources);
     for (const [k, f] of externalMountFlags(entries)) flags.set(k, f);
   }
   return flags;
+}
+
+/** The id of the root task's mount namespace (pstree.img's first task, its ids-<pid>.img). */
+function rootMountNamespace(imagesDir: string, where: string): number {
+  const root = decodeImage(PstreeEntrySchema, readCheckpointImage(imagesDir, "pstree.img"), "pstree.img", ImageMagic.pstree)[0];
+  if (!root) throw invalidArgument(where, { detail: "pstree.img: no task" });
+  const idsName = `ids-${root.pid}.img`;
+  const ids = decodeImage(TaskKobjIdsEntrySchema, readCheckpointImage(imagesDir, idsName), idsName, ImageMagic.ids)[0];
+  if (!ids) throw invalidArgument(where, { detail: `${idsName}: no entry` });
+  return ids.mntNsId;
 }

@@ -816,6 +816,35 @@ test("a container whose cgroup another container's processes share (ctr run --cg
   }
 }, 180_000);
 
+test("a process in a mount namespace of its own (unshare -m under CAP_SYS_ADMIN, a tmpfs mounted there) checkpoints and restores with its mounts; the container's stay as they were", async () => {
+  const id = uniqueId("mntns");
+  // The sleep's namespace has copies of the container's mounts (the rootfs, the spec's binds and masks), which CRIU
+  // binds from the ones the restore gives, and a tmpfs of its own; cryo refused its mount image before.
+  const inner = "mount -t tmpfs nested /tmp/priv && echo in-ns > /tmp/priv/f && exec sleep 100000";
+  await runDetached(id, ["sh", "-c", `mkdir -p /tmp/priv; unshare -m sh -c '${inner}' & exec /bin/memhog 0 /tmp/counter`], ["--cap-add", "CAP_SYS_ADMIN"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  const sleeper = async () => {
+    const pids = (await pc.ctrOk(["task", "ps", id])).trim().split("\n").slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+    return pids.find((p) => readTrimmed(`/proc/${p}/comm`) === "sleep" && readTrimmed(`/proc/${p}/root/tmp/priv/f`) === "in-ns");
+  };
+  await waitFor(sleeper, { what: "the sleep in its mount namespace" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref, ["--rw"]);
+  const before = readCounter(pc, id) ?? 0;
+  await remove(id);
+  const r = await restore(id, ref, ["--rw"]);
+  expect(r.stderr).toBe("");
+  expect(r.exitCode).toBe(0);
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  const pid = await waitFor(sleeper, { what: "the restored sleep with its tmpfs" });
+  // Its own mount namespace still, the container's without the tmpfs.
+  const init = (await taskPid(pc, id))!;
+  expect(readlinkSync(`/proc/${pid}/ns/mnt`)).not.toBe(readlinkSync(`/proc/${init}/ns/mnt`));
+  expect(existsSync(`/proc/${init}/root/tmp/priv/f`)).toBe(false);
+  await waitFor(() => ((readCounter(pc, id) ?? 0) > before ? true : undefined), { what: "the counter going on" });
+  await remove(id);
+}, 180_000);
+
 test("a container that joins another's PID namespace (a pod that shares one, its pause reaping) checkpoints and restores into it", async () => {
   const holder = uniqueId("pidholder");
   const id = uniqueId("pidmember");

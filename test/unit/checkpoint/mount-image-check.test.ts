@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkCompatModeMounts, checkMountEntries, checkMountpointLinks, externalMountFlags, hostSubmounts, STAGED_MOUNT_FLAGS, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
+import { checkCompatModeMounts, checkMountEntries, checkNestedMountEntries, checkMountpointLinks, externalMountFlags, hostSubmounts, STAGED_MOUNT_FLAGS, type MountSpec } from "../../../src/checkpoint/mount-image-check.ts";
 import { Fstype, MntEntrySchema, type MntEntry } from "../../../src/gen/criu/mnt_pb.ts";
 
 // ctr's default spec, as a checkpoint of it records it.
@@ -333,4 +333,57 @@ test("mounts stacked at one place (a tmpfs over the spec's /run tmpfs): accepted
   // A mask hidden under a tmpfs stacked on the masked path does not mask it.
   const keys = base.find((m) => m.mountpoint === "/proc/keys")!;
   expect(refused([...base, mnt(Fstype.TMPFS, "/proc/keys", RW, { parentMntId: keys.mntId })])).toContain("TMPFS mount at /proc/keys: the spec masks /proc/keys, and this is not a mask");
+});
+
+// A mount namespace a process of the container made (unshare -m): copies of the container's mounts, and its own.
+function nested(root: MntEntry[]): MntEntry[] {
+  const copy = (e: MntEntry) => create(MntEntrySchema, { ...e, mntId: id++, extKey: "", extMount: false, sharedId: 0, masterId: 0 });
+  return [...root.map(copy), mnt(Fstype.TMPFS, "/tmp/priv", RW)];
+}
+const nestedRefused = (entries: MntEntry[], root: MntEntry[], sysAdmin = true) => {
+  try {
+    checkNestedMountEntries(entries, root, sysAdmin, "restore container c1 from /ck", "mountpoints-14.img");
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
+};
+
+test("a mount namespace a process made: its copies of the given mounts and its own tmpfs pass; refused without CAP_SYS_ADMIN in the spec", () => {
+  const root = image();
+  expect(nestedRefused(nested(root), root)).toBeUndefined();
+  expect(nestedRefused(nested(root), root, false)).toContain("mountpoints-14.img: a mount namespace other than the container's, which no process of a container without CAP_SYS_ADMIN makes");
+});
+
+test("a mount namespace a process made: a host file system that is no copy of a given mount, an external key, a read-write copy of a read-only bind, a part of a bind's device outside its root are refused", () => {
+  const root = image();
+  const host = nested(root);
+  host.push(mnt(Fstype.AUTO, "/host", RW, { fsname: "ext4", rootDev: 8 }));
+  expect(nestedRefused(host, root)).toContain("AUTO mount at /host (ext4): neither a copy of a mount of the container nor a file system a process of it mounts in a namespace of its own (tmpfs, devpts, mqueue, proc)");
+  // A cgroup hierarchy or sysfs of its own (the host's, as CRIU mounts it), and a read-write copy of the read-only sysfs.
+  const cg = nested(root);
+  cg.push(mnt(Fstype.CGROUP, "/tmp/cg", RW, { root: "/", rootDev: 99 }));
+  expect(nestedRefused(cg, root)).toContain("CGROUP mount at /tmp/cg: neither a copy of a mount of the container nor a file system");
+  const procSys = nested(root).map((e) => (e.mountpoint === "/proc/sys" ? create(MntEntrySchema, { ...e, flags: RW | 0xe }) : e));
+  expect(nestedRefused(procSys, root)).toContain("PROC mount at /proc/sys (its /sys) is read-write, and the container's mount at /proc/sys, of which it is a copy, is read-only");
+  const sys = nested(root).map((e) => (e.mountpoint === "/sys" ? create(MntEntrySchema, { ...e, flags: RW }) : e));
+  expect(nestedRefused(sys, root)).toContain("SYSFS mount at /sys is read-write, and the container's mount at /sys, of which it is a copy, is read-only");
+  const keyed = nested(root);
+  keyed.push(mnt(Fstype.AUTO, "/etc/other", RO, { fsname: "ext4", extKey: "/etc/other" }));
+  expect(nestedRefused(keyed, root)).toContain('external "/etc/other": the restore gives mounts only to the container\'s own mount namespace');
+  const data = root.find((e) => e.mountpoint === "/etc/data")!;
+  const rw = nested(root).map((e) => (e.mountpoint === "/etc/data" ? create(MntEntrySchema, { ...e, flags: RW }) : e));
+  expect(nestedRefused(rw, root)).toContain("AUTO mount at /etc/data is read-write, and the mount the restore gives at /etc/data, of which it is a copy, is read-only");
+  const dataRooted = root.map((e) => (e === data ? create(MntEntrySchema, { ...e, root: "/srv/data" }) : e));
+  const outside = nested(dataRooted);
+  outside.push(mnt(Fstype.AUTO, "/elsewhere", RO, { rootDev: data.rootDev, root: "/" }));
+  expect(nestedRefused(outside, dataRooted)).toContain("AUTO mount at /elsewhere: neither a copy");
+  // A part of the cgroup hierarchy the container has (its own cgroup's below) is a copy.
+  const cgPart = nested(root);
+  cgPart.push(mnt(Fstype.CGROUP, "/tmp/cg", RO, { root: "/ns/c1/sub", rootDev: root.find((e) => e.mountpoint === "/sys/fs/cgroup/memory")!.rootDev }));
+  expect(nestedRefused(cgPart, root)).toBeUndefined();
+  // A part of it, below its root, is a copy.
+  const part = nested(dataRooted);
+  part.push(mnt(Fstype.AUTO, "/elsewhere", RO, { rootDev: data.rootDev, root: "/srv/data/sub" }));
+  expect(nestedRefused(part, dataRooted)).toBeUndefined();
 });
