@@ -137,6 +137,22 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     hint: (m) =>
       `the container holds fd ${m[2]} open on ${m[3]} of a mount (id ${m[1]}) that is not in its mount table: an open POSIX message queue (mq_open, whose mount is the kernel's own) or a file of a mount since detached, which CRIU cannot dump: close it before the checkpoint`,
   },
+  {
+    // A connection to a listening unix socket of the container that its server has not accepted yet, with data sent
+    // on it (criu/sk-unix.c): CRIU cannot read the queued data out of the not yet accepted socket. Both runtimes.
+    re: /Non-empty write queue on an in-flight socket (0x[0-9a-f]+)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) =>
+      `a unix socket of the container (inode ${m[1]}) is a connection its listener has not accepted yet, with data already sent on it, which CRIU cannot dump: checkpoint once the server has accepted it`,
+  },
+  {
+    // A process of the container in a PID namespace of its own (unshare -p, a sandbox): CRIU 4.2 dumps none (criu/namespaces.c).
+    re: /Can't dump nested pid namespace for (\d+)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => `process ${m[1]} of the container is in a PID namespace of its own (unshare -p, a sandbox), which CRIU cannot dump: checkpoint once it has ended`,
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

@@ -268,6 +268,55 @@ test("a container holding a POSIX message queue open (mq_open) is refused with F
   await remove(id);
 }, 120_000);
 
+/** Connects to its own listening unix socket, sends on the connection, never accepts it, and sleeps. */
+const INFLIGHT_C = `
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+  struct sockaddr_un u = {0};
+  u.sun_family = AF_UNIX;
+  strcpy(u.sun_path, "/tmp/inflight.sock");
+  int l = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (bind(l, (void *)&u, sizeof u) || listen(l, 4) || connect(c, (void *)&u, sizeof u) || send(c, "queued", 6, 0) != 6) return 1;
+  int f = open("/tmp/ready", O_WRONLY | O_CREAT, 0644);
+  if (write(f, "1", 1) != 1) return 1;
+  for (;;) pause();
+}
+`;
+
+test("a unix connection not yet accepted with data sent on it, and a process in a PID namespace of its own, are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
+  // Before: UNKNOWN with CRIU's "Non-empty write queue on an in-flight socket" or "Can't dump nested pid namespace"
+  // alone (runc's shim: criu failed: type NOTIFY for both).
+  const dir = mkdtempSync(join(tmpdir(), "cryo-inflight-"));
+  const inflight = uniqueId("inflight");
+  const pidns = uniqueId("pidns");
+  try {
+    const bin = compileStaticC(dir, "inflight", INFLIGHT_C);
+    await runDetached(inflight, ["/bin/inflight"], ["--mount", `type=bind,src=${bin},dst=/bin/inflight,options=rbind:ro`]);
+    await runDetached(pidns, ["sh", "-c", "unshare -p -f sleep 100000 & exec /bin/memhog 0 /tmp/counter"], ["--cap-add", "CAP_SYS_ADMIN"]);
+    await waitFor(() => readContainerFile(pc, inflight, "/tmp/ready") !== undefined, { what: "the connection made" });
+    await waitFor(async () => ((await pc.ctrOk(["task", "ps", pidns])).trim().split("\n").length >= 4 ? true : undefined), { what: "the nested PID namespace's sleep" });
+    for (const [id, text] of [
+      [inflight, /a unix socket of the container \(inode 0x[0-9a-f]+\) is a connection its listener has not accepted yet, with data already sent on it, which CRIU cannot dump/],
+      [pidns, /process \d+ of the container is in a PID namespace of its own \(unshare -p, a sandbox\), which CRIU cannot dump/],
+    ] as const) {
+      const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+      expect(r.exitCode).not.toBe(0);
+      expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+      expect(r.stderr).toMatch(text);
+      expect(await taskStatus(pc, id)).toBe("RUNNING");
+      expect(freezerState(id)).toBe("THAWED");
+    }
+  } finally {
+    await remove(inflight);
+    await remove(pidns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
+
 test("a 256 MiB container comes back with its memory intact", async () => {
   const id = uniqueId("mem");
   await runDetached(id, ["/bin/memhog", "256", "/tmp/counter"]);

@@ -333,6 +333,13 @@ describe("CRIU failures get the code their log names", () => {
     expect(mq.code).toBe(Code.FAILED_PRECONDITION);
     expect(mq.message).toContain("criu dump pid 7: failed precondition (rc -52");
     expect(mq.message).toContain("the container holds fd 3 open on /zoo of a mount (id 718) that is not in its mount table: an open POSIX message queue");
+    // A connection not yet accepted with data sent on it, and a nested PID namespace (CRIU 4.2's lines, as seen here; runc's shim: criu failed: type NOTIFY).
+    const inflight = classifyCriuError(failed("(00.015375) Error (criu/sk-unix.c:506): unix: Non-empty write queue on an in-flight socket 0x12c8d; (00.015402) Error (criu/cr-dump.c:1621): Dump files (pid: 28483) failed with -1"));
+    expect(inflight.code).toBe(Code.FAILED_PRECONDITION);
+    expect(inflight.message).toContain("a unix socket of the container (inode 0x12c8d) is a connection its listener has not accepted yet, with data already sent on it, which CRIU cannot dump");
+    const pidns = classifyCriuError(failed("(00.003322) Error (criu/namespaces.c:461): Can't dump nested pid namespace for 4397; (00.003325) Error (criu/namespaces.c:701): Can't make pidns id"));
+    expect(pidns.code).toBe(Code.FAILED_PRECONDITION);
+    expect(pidns.message).toContain("process 4397 of the container is in a PID namespace of its own (unshare -p, a sandbox), which CRIU cannot dump");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
