@@ -5,7 +5,7 @@
  * and removes the directory, but ttrpc has no message that tells the shim. The directory's removal is then
  * the one sign the shim gets that nobody waits for the dump any more.
  */
-import { existsSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 /** How often the directory is looked at: a stat a second costs nothing beside a dump. */
@@ -61,17 +61,61 @@ export function removeIfEmptied(dumpDir: string): boolean {
 export const LATE_SWEEP_MS = 2000;
 
 /**
- * removeIfEmptied now and once more after lateMs (an unref'd timer: it holds no daemon up). onRemoved is called for
- * each removal, for the log.
+ * How long a directory found without its inventory at the late look must stay unchanged before it is taken for a
+ * removal that was cut short. containerd also removes the directory after a checkpoint that succeeded, once it has
+ * made the image of it: a big one (the images of a tree of 270 processes, here) was still being removed
+ * 2 s after the dump's end, its inventory gone already, and was taken for an abandoned one (its page store entry
+ * removed with it: the image's restore then found no pages). A removal under way changes the directory or ends it.
  */
-export function sweepEmptied(dumpDir: string, onRemoved: (when: "now" | "late") => void, lateMs = LATE_SWEEP_MS): void {
-  const sweep = (when: "now" | "late") => {
+export const LATE_SETTLE_MS = 1000;
+
+/** How long the late look waits at most for such a directory to settle. */
+const GIVE_UP_MS = 30_000;
+
+/** The names in dir, sorted and joined, or undefined when it is gone. */
+function listing(dir: string): string | undefined {
+  try {
+    return readdirSync(dir).sort().join("\0");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * removeIfEmptied now and once more after lateMs (an unref'd timer: it holds no daemon up). At the late look, a
+ * directory without its inventory is removed only once it has stayed as it is for settleMs (LATE_SETTLE_MS): one
+ * that goes meanwhile was a removal under way, containerd's after a checkpoint it took, and is left to it. onRemoved
+ * is called for each removal, for the log.
+ */
+export function sweepEmptied(dumpDir: string, onRemoved: (when: "now" | "late") => void, lateMs = LATE_SWEEP_MS, settleMs = LATE_SETTLE_MS): void {
+  try {
+    if (removeIfEmptied(dumpDir)) onRemoved("now");
+  } catch {
+    // a directory that cannot be removed is left as it is: containerd's to clean
+  }
+  const step = Math.max(1, Math.min(100, Math.floor(settleMs / 5)));
+  let last: string | undefined;
+  let since = 0;
+  let deadline = 0;
+  const late = () => {
     try {
-      if (removeIfEmptied(dumpDir)) onRemoved(when);
+      if (!existsSync(dumpDir) || existsSync(join(dumpDir, INVENTORY))) return;
+      // A directory that keeps changing for that long is someone's work, not a removal cut short: left to it.
+      if (deadline === 0) deadline = performance.now() + GIVE_UP_MS;
+      else if (performance.now() > deadline) return;
+      const now = listing(dumpDir);
+      if (now === undefined) return;
+      if (now !== last) {
+        last = now;
+        since = performance.now();
+      } else if (performance.now() - since >= settleMs) {
+        if (removeIfEmptied(dumpDir)) onRemoved("late");
+        return;
+      }
+      setTimeout(late, step).unref();
     } catch {
-      // a directory that cannot be removed is left as it is: containerd's to clean
+      // as above
     }
   };
-  sweep("now");
-  setTimeout(() => sweep("late"), lateMs).unref();
+  setTimeout(late, lateMs).unref();
 }

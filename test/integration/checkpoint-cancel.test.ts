@@ -19,7 +19,7 @@
  *   and the shim, which no message tells, aborts the dump when that directory goes.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
@@ -579,6 +579,36 @@ test("containerd killed during a hung ctr task checkpoint: the dump is aborted, 
   if ((await taskStatus(pc, id)) === "PAUSED") await pc.ctrOk(["task", "resume", id]);
   await counterMovesOn(id);
   await removeContainer(pc, id);
+});
+
+test("a checkpoint that succeeded keeps its page store entry while containerd still removes its directory at the shim's late look (a big tree's images: it was taken for an abandoned one)", async () => {
+  const id = uniqueId("slowrm");
+  const { client } = await runCounter(id, ["--annotation", "cryo.checkpoint/local-pages=true"]);
+  const images = join(dir, `ctd-checkpoint${Date.now() % 1_000_000_000}`);
+  mkdirSync(images);
+  let entry: string | undefined;
+  try {
+    await client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 60_000 });
+    entry = (JSON.parse(readFileSync(join(images, "cryo-checkpoint.json"), "utf8")) as { localPages?: { dir: string } }).localPages?.dir;
+    expect(entry).toBeDefined();
+    // As containerd's RemoveAll after it made the image: CRIU's inventory among the first, the rest a file at a time,
+    // still under way past the shim's late look (2 s after the checkpoint's end), never still for a second.
+    const files = readdirSync(images).sort((a, b) => (a === "inventory.img" ? -1 : b === "inventory.img" ? 1 : 0));
+    const step = Math.max(100, Math.ceil(3200 / files.length));
+    for (const f of files) {
+      rmSync(join(images, f), { recursive: true, force: true });
+      await Bun.sleep(step);
+    }
+    rmSync(images, { recursive: true, force: true });
+    await Bun.sleep(1500);
+    expect(existsSync(entry!)).toBe(true);
+    expect(readFileSync(pc.layout.log, "utf8")).not.toContain(`checkpoint container ${id}: its images directory`);
+  } finally {
+    client.close();
+    if (entry) rmSync(entry, { recursive: true, force: true });
+    rmSync(images, { recursive: true, force: true });
+    await removeContainer(pc, id);
+  }
 });
 
 test("ctr killed during a hung ctr task checkpoint: containerd removes its checkpoint directory, and the shim aborts the dump it was for", async () => {

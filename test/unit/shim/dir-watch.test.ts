@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { removeIfEmptied, sweepEmptied, watchRemoval } from "../../../src/shim/dir-watch.ts";
+import { waitFor } from "../../harness/wait-for.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -96,14 +97,32 @@ test("the sweep looks again later: a directory emptied after the dump's end goes
   const d = tmp();
   writeFileSync(join(d, "inventory.img"), "x");
   const removed: string[] = [];
-  sweepEmptied(d, (when) => removed.push(when), 20);
+  sweepEmptied(d, (when) => removed.push(when), 20, 30);
   expect(removed).toEqual([]);
   // containerd's removal, cut short by a file written after its listing
   rmSync(join(d, "inventory.img"));
   writeFileSync(join(d, "cryo-checkpoint.json"), "{}");
-  await Bun.sleep(60);
+  await waitFor(() => (removed.length > 0 ? true : undefined), { timeoutMs: 2_000, what: "the late sweep" });
   expect(removed).toEqual(["late"]);
   expect(existsSync(d)).toBe(false);
+});
+
+test("a removal still under way at the late look (containerd's, after a checkpoint it took) is left to it: nothing is reported removed", async () => {
+  const d = tmp();
+  writeFileSync(join(d, "inventory.img"), "x");
+  for (let i = 0; i < 12; i++) writeFileSync(join(d, `pages-${i}.img`), "x");
+  const removed: string[] = [];
+  sweepEmptied(d, (when) => removed.push(when), 20, 100);
+  // The inventory goes first, the rest one file at a time, faster than the settle time, then the directory.
+  rmSync(join(d, "inventory.img"));
+  await Bun.sleep(30);
+  for (let i = 0; i < 12; i++) {
+    rmSync(join(d, `pages-${i}.img`));
+    await Bun.sleep(20);
+  }
+  rmSync(d, { recursive: true });
+  await Bun.sleep(200);
+  expect(removed).toEqual([]);
 });
 
 test("gone() answers at once, between the watch's looks: removed or replaced is gone, a missing start never is", () => {
