@@ -153,6 +153,18 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     word: "failed precondition",
     hint: (m) => `process ${m[1]} of the container is in a PID namespace of its own (unshare -p, a sandbox), which CRIU cannot dump: checkpoint once it has ended`,
   },
+  {
+    // Two processes (not threads) of the container sharing their memory (clone with CLONE_VM, a vfork child
+    // mid-way), their root and working directory (CLONE_FS) or their signal handlers: CRIU 4.2 dumps none of these
+    // (criu/cr-dump.c get_task_ids; "IO" is its name for the signal handlers). A shared descriptor table it dumps.
+    re: /Can't make (VM|FS|IO) id for (\d+)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => {
+      const what = m[1] === "VM" ? "its memory (clone with CLONE_VM, or a vfork child that has not exec'd yet)" : m[1] === "FS" ? "its root and working directory (clone with CLONE_FS)" : "its signal handlers (clone with CLONE_SIGHAND)";
+      return `process ${m[2]} of the container shares ${what} with another process that is not its thread, which CRIU cannot dump: checkpoint once it has ended`;
+    },
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

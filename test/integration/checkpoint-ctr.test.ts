@@ -287,21 +287,40 @@ int main(void) {
 }
 `;
 
-test("a unix connection not yet accepted with data sent on it, and a process in a PID namespace of its own, are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
-  // Before: UNKNOWN with CRIU's "Non-empty write queue on an in-flight socket" or "Can't dump nested pid namespace"
-  // alone (runc's shim: criu failed: type NOTIFY for both).
+/** A child made with clone(CLONE_FS): it shares the parent's root and working directory; both sleep. */
+const SHARED_FS_C = `
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+static char stack[65536];
+static int child(void *a) { (void)a; for (;;) pause(); return 0; }
+int main(void) {
+  if (clone(child, stack + sizeof stack, CLONE_FS | SIGCHLD, NULL) < 0) return 1;
+  for (;;) pause();
+}
+`;
+
+test("a unix connection not yet accepted with data sent on it, a process in a PID namespace of its own, and two processes sharing their fs info (CLONE_FS) are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
+  // Before: UNKNOWN with CRIU's "Non-empty write queue on an in-flight socket", "Can't dump nested pid namespace"
+  // or "Can't make FS id" alone (runc's shim: criu failed: type NOTIFY for each).
   const dir = mkdtempSync(join(tmpdir(), "cryo-inflight-"));
   const inflight = uniqueId("inflight");
   const pidns = uniqueId("pidns");
+  const sharedFs = uniqueId("sharedfs");
   try {
     const bin = compileStaticC(dir, "inflight", INFLIGHT_C);
+    const fsBin = compileStaticC(dir, "sharedfs", SHARED_FS_C);
     await runDetached(inflight, ["/bin/inflight"], ["--mount", `type=bind,src=${bin},dst=/bin/inflight,options=rbind:ro`]);
+    await runDetached(sharedFs, ["/bin/sharedfs"], ["--mount", `type=bind,src=${fsBin},dst=/bin/sharedfs,options=rbind:ro`]);
     await runDetached(pidns, ["sh", "-c", "unshare -p -f sleep 100000 & exec /bin/memhog 0 /tmp/counter"], ["--cap-add", "CAP_SYS_ADMIN"]);
     await waitFor(() => readContainerFile(pc, inflight, "/tmp/ready") !== undefined, { what: "the connection made" });
     await waitFor(async () => ((await pc.ctrOk(["task", "ps", pidns])).trim().split("\n").length >= 4 ? true : undefined), { what: "the nested PID namespace's sleep" });
+    await waitFor(async () => ((await pc.ctrOk(["task", "ps", sharedFs])).trim().split("\n").length >= 3 ? true : undefined), { what: "the CLONE_FS child" });
     for (const [id, text] of [
       [inflight, /a unix socket of the container \(inode 0x[0-9a-f]+\) is a connection its listener has not accepted yet, with data already sent on it, which CRIU cannot dump/],
       [pidns, /process \d+ of the container is in a PID namespace of its own \(unshare -p, a sandbox\), which CRIU cannot dump/],
+      [sharedFs, /process \d+ of the container shares its root and working directory \(clone with CLONE_FS\) with another process that is not its thread, which CRIU cannot dump/],
     ] as const) {
       const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
       expect(r.exitCode).not.toBe(0);
@@ -313,6 +332,7 @@ test("a unix connection not yet accepted with data sent on it, and a process in 
   } finally {
     await remove(inflight);
     await remove(pidns);
+    await remove(sharedFs);
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);

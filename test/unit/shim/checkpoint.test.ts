@@ -340,6 +340,11 @@ describe("CRIU failures get the code their log names", () => {
     const pidns = classifyCriuError(failed("(00.003322) Error (criu/namespaces.c:461): Can't dump nested pid namespace for 4397; (00.003325) Error (criu/namespaces.c:701): Can't make pidns id"));
     expect(pidns.code).toBe(Code.FAILED_PRECONDITION);
     expect(pidns.message).toContain("process 4397 of the container is in a PID namespace of its own (unshare -p, a sandbox), which CRIU cannot dump");
+    // Processes that share their memory or fs info (clone CLONE_VM / CLONE_FS, CRIU 4.2's lines as seen here).
+    const vm = classifyCriuError(failed("(00.003480) Error (criu/cr-dump.c:745): Can't make VM id for 12568; (00.003650) Error (criu/cr-dump.c:2109): Dumping FAILED."));
+    expect(vm.code).toBe(Code.FAILED_PRECONDITION);
+    expect(vm.message).toContain("process 12568 of the container shares its memory (clone with CLONE_VM, or a vfork child that has not exec'd yet) with another process that is not its thread, which CRIU cannot dump");
+    expect(classifyCriuError(failed("Error (criu/cr-dump.c:752): Can't make FS id for 13135;")).message).toContain("process 13135 of the container shares its root and working directory (clone with CLONE_FS)");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
