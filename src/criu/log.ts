@@ -14,9 +14,10 @@ const RESTORE_FAILED = /\bRestoring FAILED\./;
 
 /**
  * Lines that are no errors but say what the next error is about: the unix socket outside the tree that an "External
- * socket is used" error refuses (its type, stream or datagram, decides what can allow it).
+ * socket is used" error refuses (its type, stream or datagram, decides what can allow it); the task a seize through
+ * the frozen cgroup could not interrupt (EPERM: another process traces it), which CRIU's errors then call a zombie.
  */
-const CONTEXT = [/unix:\s+Runaway socket: /];
+const CONTEXT = [/unix:\s+Runaway socket: /, /Unable to interrupt task: \d+ \(/];
 
 /**
  * The error lines of a CRIU log text ("Error (criu/...): ...", "... err ...", CONTEXT), last MAX_LINES of them. A

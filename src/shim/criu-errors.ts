@@ -165,6 +165,15 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
       return `process ${m[2]} of the container shares ${what} with another process that is not its thread, which CRIU cannot dump: checkpoint once it has ended`;
     },
   },
+  {
+    // A task of the container traced by another process (ptrace: a debugger, strace, a supervisor): CRIU's seize
+    // (PTRACE_SEIZE through the frozen cgroup, compel's infect.c) fails with EPERM, and CRIU retries until its
+    // timeout, calling it a zombie found while seizing (criu/seize.c). Both runtimes.
+    re: /Unable to interrupt task: (\d+) \(Operation not permitted\)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => `process ${m[1]} of the container could not be seized (EPERM): it is being traced by another process (ptrace: a debugger, strace), and CRIU cannot dump a traced process: checkpoint once the tracer has detached`,
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { criuVersionFromLog } from "../../../src/criu/log.ts";
+import { criuLogErrors, criuVersionFromLog } from "../../../src/criu/log.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cryo-criu-log-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,4 +22,16 @@ test("CRIU's version comes from the Version line at the start of its log, number
   expect(criuVersionFromLog(join(dir, "missing.log"))).toBeUndefined();
   // Only the head is read: a Version line far into the log (not CRIU's start) is not taken.
   expect(criuVersionFromLog(log("e.log", `${"(00.1) x\n".repeat(1000)}(00.2) Version: 9.9.9 (gitid 0)\n`))).toBeUndefined();
+});
+
+test("a seize refused with EPERM (a traced task) keeps compel's warning among the error lines: CRIU's own errors call the task a zombie", () => {
+  const log = [
+    "(00.004170) Warn  (compel/src/lib/infect.c:132): Unable to interrupt task: 15252 (Operation not permitted)",
+    "(00.004176) Error (criu/seize.c:335): zombie 15252 (comm prog) found while seizing",
+    "(00.004200) Warn  (criu/something.c:1): an unrelated warning",
+  ].join("\n");
+  expect(criuLogErrors(log)).toEqual([
+    "(00.004170) Warn  (compel/src/lib/infect.c:132): Unable to interrupt task: 15252 (Operation not permitted)",
+    "(00.004176) Error (criu/seize.c:335): zombie 15252 (comm prog) found while seizing",
+  ]);
 });

@@ -345,6 +345,10 @@ describe("CRIU failures get the code their log names", () => {
     expect(vm.code).toBe(Code.FAILED_PRECONDITION);
     expect(vm.message).toContain("process 12568 of the container shares its memory (clone with CLONE_VM, or a vfork child that has not exec'd yet) with another process that is not its thread, which CRIU cannot dump");
     expect(classifyCriuError(failed("Error (criu/cr-dump.c:752): Can't make FS id for 13135;")).message).toContain("process 13135 of the container shares its root and working directory (clone with CLONE_FS)");
+    // A traced process (PTRACE_SEIZE by another process of the container; CRIU 4.2's lines as seen here).
+    const traced = classifyCriuError(failed("(09.856191) Warn  (compel/src/lib/infect.c:132): Unable to interrupt task: 15252 (Operation not permitted); (09.856201) Error (criu/seize.c:335): zombie 15252 (comm prog) found while seizing; (10.0) Error (criu/cr-dump.c:1777): Timeout reached. Try to interrupt: 0"));
+    expect(traced.code).toBe(Code.FAILED_PRECONDITION);
+    expect(traced.message).toContain("process 15252 of the container could not be seized (EPERM): it is being traced by another process");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
