@@ -174,6 +174,22 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     word: "failed precondition",
     hint: (m) => `process ${m[1]} of the container could not be seized (EPERM): it is being traced by another process (ptrace: a debugger, strace), and CRIU cannot dump a traced process: checkpoint once the tracer has detached`,
   },
+  {
+    // A descriptor of a kind CRIU has no dumper for (criu/files-ext.c): a userfaultfd, a perf event, ... named by
+    // CRIU with its link (anon_inode:[...]).
+    re: /Can't dump file (\d+) of that type \[\d+\] \(([^)]*\)?)\)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: (m) => `the container holds fd ${m[1]} open on ${m[2]!.replace(/^anon /, "")}, a kind of descriptor CRIU cannot dump: close it before the checkpoint`,
+  },
+  {
+    // The parasite could not pass a task's descriptors to CRIU over its unix socket (EINVAL): the kernel refuses to
+    // pass an io_uring instance (SCM_RIGHTS), seen with one io_uring_setup descriptor here. CRIU names no fd.
+    re: /send_fds failed \(-22\)/,
+    code: Code.FAILED_PRECONDITION,
+    word: "failed precondition",
+    hint: "a descriptor of the container could not be passed to CRIU (EINVAL from the kernel): an io_uring instance (io_uring_setup) is one the kernel never passes, and CRIU cannot dump it: close it before the checkpoint",
+  },
   { re: /No space left on device|Disk quota exceeded/, code: Code.RESOURCE_EXHAUSTED, word: "resource exhausted" },
   { re: /Read-only file system/, code: Code.FAILED_PRECONDITION, word: "failed precondition" },
   { re: /Permission denied|Operation not permitted/, code: Code.PERMISSION_DENIED, word: "permission denied" },

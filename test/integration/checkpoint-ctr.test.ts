@@ -301,28 +301,57 @@ int main(void) {
 }
 `;
 
-test("a unix connection not yet accepted with data sent on it, a process in a PID namespace of its own, and two processes sharing their fs info (CLONE_FS) are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
+/** Holds a userfaultfd (argv[1] "uffd") or an io_uring instance ("uring") open, and sleeps. */
+const ODD_FD_C = `
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
+int main(int argc, char **argv) {
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  int fd = argc > 1 && strcmp(argv[1], "uffd") == 0 ? syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY) : syscall(__NR_io_uring_setup, 8, &p);
+  if (fd < 0) return 1;
+  for (;;) pause();
+}
+`;
+
+test("a unix connection not yet accepted with data sent on it, a process in a PID namespace of its own, two processes sharing their fs info (CLONE_FS), a userfaultfd and an io_uring instance are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
   // Before: UNKNOWN with CRIU's "Non-empty write queue on an in-flight socket", "Can't dump nested pid namespace"
   // or "Can't make FS id" alone (runc's shim: criu failed: type NOTIFY for each).
   const dir = mkdtempSync(join(tmpdir(), "cryo-inflight-"));
   const inflight = uniqueId("inflight");
   const pidns = uniqueId("pidns");
   const sharedFs = uniqueId("sharedfs");
+  const uffd = uniqueId("uffd");
+  const uring = uniqueId("uring");
   try {
     const bin = compileStaticC(dir, "inflight", INFLIGHT_C);
     const fsBin = compileStaticC(dir, "sharedfs", SHARED_FS_C);
-    await runDetached(inflight, ["/bin/inflight"], ["--mount", `type=bind,src=${bin},dst=/bin/inflight,options=rbind:ro`]);
-    await runDetached(sharedFs, ["/bin/sharedfs"], ["--mount", `type=bind,src=${fsBin},dst=/bin/sharedfs,options=rbind:ro`]);
-    await runDetached(pidns, ["sh", "-c", "unshare -p -f sleep 100000 & exec /bin/memhog 0 /tmp/counter"], ["--cap-add", "CAP_SYS_ADMIN"]);
+    const oddBin = compileStaticC(dir, "oddfd", ODD_FD_C);
+    // Started, checkpointed and removed side by side: each has a shim daemon of its own.
+    await Promise.all([
+      runDetached(uffd, ["/bin/oddfd", "uffd"], ["--mount", `type=bind,src=${oddBin},dst=/bin/oddfd,options=rbind:ro`]),
+      runDetached(uring, ["/bin/oddfd", "uring"], ["--mount", `type=bind,src=${oddBin},dst=/bin/oddfd,options=rbind:ro`]),
+      runDetached(inflight, ["/bin/inflight"], ["--mount", `type=bind,src=${bin},dst=/bin/inflight,options=rbind:ro`]),
+      runDetached(sharedFs, ["/bin/sharedfs"], ["--mount", `type=bind,src=${fsBin},dst=/bin/sharedfs,options=rbind:ro`]),
+      runDetached(pidns, ["sh", "-c", "unshare -p -f sleep 100000 & exec /bin/memhog 0 /tmp/counter"], ["--cap-add", "CAP_SYS_ADMIN"]),
+    ]);
     await waitFor(() => readContainerFile(pc, inflight, "/tmp/ready") !== undefined, { what: "the connection made" });
     await waitFor(async () => ((await pc.ctrOk(["task", "ps", pidns])).trim().split("\n").length >= 4 ? true : undefined), { what: "the nested PID namespace's sleep" });
     await waitFor(async () => ((await pc.ctrOk(["task", "ps", sharedFs])).trim().split("\n").length >= 3 ? true : undefined), { what: "the CLONE_FS child" });
-    for (const [id, text] of [
+    const cases = [
       [inflight, /a unix socket of the container \(inode 0x[0-9a-f]+\) is a connection its listener has not accepted yet, with data already sent on it, which CRIU cannot dump/],
       [pidns, /process \d+ of the container is in a PID namespace of its own \(unshare -p, a sandbox\), which CRIU cannot dump/],
       [sharedFs, /process \d+ of the container shares its root and working directory \(clone with CLONE_FS\) with another process that is not its thread, which CRIU cannot dump/],
-    ] as const) {
-      const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
+      [uffd, /the container holds fd 3 open on anon_inode:\[userfaultfd\], a kind of descriptor CRIU cannot dump/],
+      [uring, /an io_uring instance \(io_uring_setup\) is one the kernel never passes/],
+    ] as const;
+    const results = await Promise.all(cases.map(([id]) => pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 })));
+    for (const [i, [id, text]] of cases.entries()) {
+      const r = results[i]!;
       expect(r.exitCode).not.toBe(0);
       expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
       expect(r.stderr).toMatch(text);
@@ -330,9 +359,7 @@ test("a unix connection not yet accepted with data sent on it, a process in a PI
       expect(freezerState(id)).toBe("THAWED");
     }
   } finally {
-    await remove(inflight);
-    await remove(pidns);
-    await remove(sharedFs);
+    await Promise.all([inflight, pidns, sharedFs, uffd, uring].map((id) => remove(id)));
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);

@@ -349,6 +349,13 @@ describe("CRIU failures get the code their log names", () => {
     const traced = classifyCriuError(failed("(09.856191) Warn  (compel/src/lib/infect.c:132): Unable to interrupt task: 15252 (Operation not permitted); (09.856201) Error (criu/seize.c:335): zombie 15252 (comm prog) found while seizing; (10.0) Error (criu/cr-dump.c:1777): Timeout reached. Try to interrupt: 0"));
     expect(traced.code).toBe(Code.FAILED_PRECONDITION);
     expect(traced.message).toContain("process 15252 of the container could not be seized (EPERM): it is being traced by another process");
+    // A userfaultfd and an io_uring instance (CRIU 4.2's lines as seen here; runc's shim fails too).
+    const uffd = classifyCriuError(failed("(00.016769) Error (criu/files-ext.c:94): Can't dump file 3 of that type [600] (anon anon_inode:[userfaultfd]); (00.016793) Error (criu/cr-dump.c:1621): Dump files (pid: 29771) failed with -1"));
+    expect(uffd.code).toBe(Code.FAILED_PRECONDITION);
+    expect(uffd.message).toContain("the container holds fd 3 open on anon_inode:[userfaultfd], a kind of descriptor CRIU cannot dump");
+    const uring = classifyCriuError(failed("pie: 1: Error (criu/pie/parasite.c:588): send_fds failed (-22); (00.011695) Error (criu/parasite-syscall.c:280): Can't retrieve FDs from socket"));
+    expect(uring.code).toBe(Code.FAILED_PRECONDITION);
+    expect(uring.message).toContain("an io_uring instance (io_uring_setup) is one the kernel never passes");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
