@@ -10,7 +10,12 @@ import { Code, CryoError } from "../errors.ts";
 /** Log phrases and the code each one means, with what to do where cryo has the knob. The first match wins. */
 /** The hint for a unix stream socket connected to peer (its name, when CRIU gives one) outside the container. */
 function streamHalfHint(peer: string | undefined): string {
-  return `a unix stream socket of the container is connected to ${peer ? peer : "a socket"} outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container`;
+  return `a unix stream socket of the container is connected to ${named(peer) ?? "a socket"} outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container (a host socket reached through a bind mount is outside it, and so is a process exec'd into the container, which the checkpoint does not hold)`;
+}
+
+/** A socket's name as CRIU logs it, or undefined for an unnamed one (CRIU 4.2 prints "null" or "(null)"). */
+function named(name: string | undefined): string | undefined {
+  return name === undefined || name === "" || name === "null" || name === "(null)" ? undefined : name;
 }
 
 const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegExpExecArray) => string) }[] = [
@@ -109,7 +114,7 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     hint: (m) =>
       m[1] === "1"
         ? streamHalfHint(m[2])
-        : `a unix socket of the container is connected to ${m[2] ? m[2] : "one"} outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true, with which CRIU dumps a datagram socket connected outside; a stream connection it cannot dump`,
+        : `a unix socket of the container is connected to ${named(m[2]) ?? "one"} outside it (a host socket reached through a bind mount): set the annotation cryo.checkpoint/ext-unix-sk=true (ctr run --annotation), cryo.v1.CheckpointOptions.external_unix_sockets or [checkpoint] ext_unix_sk = true, with which CRIU dumps a datagram socket connected outside; a stream connection it cannot dump`,
   },
   {
     // With --ext-unix-sk, a stream socket connected outside the tree: CRIU dumps only datagram ones (criu/sk-unix.c;
@@ -117,7 +122,7 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
     re: /Can't dump half of stream unix connection\.(?: name: \S+; peer name: ([^;\s]+))?/,
     code: Code.FAILED_PRECONDITION,
     word: "failed precondition",
-    hint: (m) => streamHalfHint(m[1] === "(null)" ? undefined : m[1]),
+    hint: (m) => streamHalfHint(m[1]),
   },
   {
     // A unix socket whose peer is in no network namespace CRIU dumps (a host socket reached through a bind mount,

@@ -301,24 +301,43 @@ int main(void) {
 }
 `;
 
-/** Holds a userfaultfd (argv[1] "uffd") or an io_uring instance ("uring") open, and sleeps. */
+/**
+ * Holds a userfaultfd (argv[1] "uffd") or an io_uring instance ("uring") open, or a unix stream connection at
+ * /tmp/l.sock ("listen": accepts one and writes /tmp/accepted; "connect"), and sleeps.
+ */
 const ODD_FD_C = `
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
 int main(int argc, char **argv) {
   struct io_uring_params p;
+  struct sockaddr_un u;
   memset(&p, 0, sizeof p);
-  int fd = argc > 1 && strcmp(argv[1], "uffd") == 0 ? syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY) : syscall(__NR_io_uring_setup, 8, &p);
+  memset(&u, 0, sizeof u);
+  u.sun_family = AF_UNIX;
+  strcpy(u.sun_path, "/tmp/l.sock");
+  int fd = -1;
+  if (strcmp(argv[1], "uffd") == 0) fd = syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  else if (strcmp(argv[1], "uring") == 0) fd = syscall(__NR_io_uring_setup, 8, &p);
+  else if (strcmp(argv[1], "connect") == 0) { fd = socket(AF_UNIX, SOCK_STREAM, 0); if (connect(fd, (void *)&u, sizeof u)) return 1; }
+  else {
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (bind(l, (void *)&u, sizeof u) || listen(l, 1)) return 1;
+    fd = accept(l, 0, 0);
+    int f = open("/tmp/accepted", O_WRONLY | O_CREAT, 0644);
+    if (write(f, "1", 1) != 1) return 1;
+  }
   if (fd < 0) return 1;
   for (;;) pause();
 }
 `;
 
-test("a unix connection not yet accepted with data sent on it, a process in a PID namespace of its own, two processes sharing their fs info (CLONE_FS), a userfaultfd and an io_uring instance are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
+test("a unix connection not yet accepted with data sent on it, a process in a PID namespace of its own, two processes sharing their fs info (CLONE_FS), a userfaultfd, an io_uring instance and a stream connection to an exec'd process are refused with FAILED_PRECONDITION saying what CRIU cannot dump; each runs on, thawed", async () => {
   // Before: UNKNOWN with CRIU's "Non-empty write queue on an in-flight socket", "Can't dump nested pid namespace"
   // or "Can't make FS id" alone (runc's shim: criu failed: type NOTIFY for each).
   const dir = mkdtempSync(join(tmpdir(), "cryo-inflight-"));
@@ -327,6 +346,7 @@ test("a unix connection not yet accepted with data sent on it, a process in a PI
   const sharedFs = uniqueId("sharedfs");
   const uffd = uniqueId("uffd");
   const uring = uniqueId("uring");
+  const execPeer = uniqueId("execpeer");
   try {
     const bin = compileStaticC(dir, "inflight", INFLIGHT_C);
     const fsBin = compileStaticC(dir, "sharedfs", SHARED_FS_C);
@@ -338,7 +358,11 @@ test("a unix connection not yet accepted with data sent on it, a process in a PI
       runDetached(inflight, ["/bin/inflight"], ["--mount", `type=bind,src=${bin},dst=/bin/inflight,options=rbind:ro`]),
       runDetached(sharedFs, ["/bin/sharedfs"], ["--mount", `type=bind,src=${fsBin},dst=/bin/sharedfs,options=rbind:ro`]),
       runDetached(pidns, ["sh", "-c", "unshare -p -f sleep 100000 & exec /bin/memhog 0 /tmp/counter"], ["--cap-add", "CAP_SYS_ADMIN"]),
+      runDetached(execPeer, ["/bin/oddfd", "listen"], ["--mount", `type=bind,src=${oddBin},dst=/bin/oddfd,options=rbind:ro`]),
     ]);
+    // Connected from a process exec'd into the container, which the checkpoint does not hold.
+    await waitFor(async () => ((await pc.ctr(["task", "exec", "-d", "--exec-id", uniqueId("c"), execPeer, "/bin/oddfd", "connect"])).exitCode === 0 ? true : undefined), { what: "the exec'd client" });
+    await waitFor(() => readContainerFile(pc, execPeer, "/tmp/accepted") !== undefined, { what: "the exec'd client's connection accepted" });
     await waitFor(() => readContainerFile(pc, inflight, "/tmp/ready") !== undefined, { what: "the connection made" });
     await waitFor(async () => ((await pc.ctrOk(["task", "ps", pidns])).trim().split("\n").length >= 4 ? true : undefined), { what: "the nested PID namespace's sleep" });
     await waitFor(async () => ((await pc.ctrOk(["task", "ps", sharedFs])).trim().split("\n").length >= 3 ? true : undefined), { what: "the CLONE_FS child" });
@@ -348,6 +372,7 @@ test("a unix connection not yet accepted with data sent on it, a process in a PI
       [sharedFs, /process \d+ of the container shares its root and working directory \(clone with CLONE_FS\) with another process that is not its thread, which CRIU cannot dump/],
       [uffd, /the container holds fd 3 open on anon_inode:\[userfaultfd\], a kind of descriptor CRIU cannot dump/],
       [uring, /an io_uring instance \(io_uring_setup\) is one the kernel never passes/],
+      [execPeer, /a unix stream socket of the container is connected to a socket outside it: CRIU cannot dump .* and so is a process exec'd into the container, which the checkpoint does not hold/],
     ] as const;
     const results = await Promise.all(cases.map(([id]) => pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 })));
     for (const [i, [id, text]] of cases.entries()) {
@@ -359,7 +384,7 @@ test("a unix connection not yet accepted with data sent on it, a process in a PI
       expect(freezerState(id)).toBe("THAWED");
     }
   } finally {
-    await Promise.all([inflight, pidns, sharedFs, uffd, uring].map((id) => remove(id)));
+    await Promise.all([inflight, pidns, sharedFs, uffd, uring, execPeer].map((id) => remove(id)));
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);

@@ -323,7 +323,7 @@ describe("CRIU failures get the code their log names", () => {
     const half = classifyCriuError(failed("(00.017198) Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. name: (null); peer name: /tmp/us/s.sock; (00.017388) Error (criu/cr-dump.c:2033): Dumping FAILED."));
     expect(half.code).toBe(Code.FAILED_PRECONDITION);
     expect(half.message).toContain("criu dump pid 7: failed precondition (rc -52");
-    expect(half.message).toEndWith("; a unix stream socket of the container is connected to /tmp/us/s.sock outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container");
+    expect(half.message).toEndWith("; a unix stream socket of the container is connected to /tmp/us/s.sock outside it: CRIU cannot dump one half of a stream connection, with or without ext-unix-sk (cryo.checkpoint/ext-unix-sk lets it dump only datagram sockets connected outside); close the connection before the checkpoint, or run its peer in the container (a host socket reached through a bind mount is outside it, and so is a process exec'd into the container, which the checkpoint does not hold)");
     expect(classifyCriuError(failed("Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection.")).message).toContain("is connected to a socket outside it");
     const nopeer = classifyCriuError(failed("(00.005634) Error (criu/sk-unix.c:418): unix: Unix socket 220743 without peer 219685; (00.005647) Error (criu/cr-dump.c:1545): Dump files (pid: 25204) failed with -1"));
     expect(nopeer.code).toBe(Code.FAILED_PRECONDITION);
@@ -356,6 +356,11 @@ describe("CRIU failures get the code their log names", () => {
     const uring = classifyCriuError(failed("pie: 1: Error (criu/pie/parasite.c:588): send_fds failed (-22); (00.011695) Error (criu/parasite-syscall.c:280): Can't retrieve FDs from socket"));
     expect(uring.code).toBe(Code.FAILED_PRECONDITION);
     expect(uring.message).toContain("an io_uring instance (io_uring_setup) is one the kernel never passes");
+    // A stream connection to a process exec'd into the container (not in the checkpoint): CRIU names the peer "null".
+    const execPeer = classifyCriuError(failed("(00.267539) unix: \tRunaway socket: ino 1215171 peer_ino 1215075 family    1 type    1 state  1 name null; (00.267543) Error (criu/sk-unix.c:874): unix: External socket is used. Consider using --ext-unix-sk option."));
+    expect(execPeer.code).toBe(Code.FAILED_PRECONDITION);
+    expect(execPeer.message).toContain("a unix stream socket of the container is connected to a socket outside it: CRIU cannot dump");
+    expect(execPeer.message).toContain("and so is a process exec'd into the container, which the checkpoint does not hold");
     // A bind source that became a file (CRIU 4.2's mount-v2 line, as seen here): the hint says what the source is now.
     const dir = mkdtempSync(join(tmpdir(), "cryo-bind-kind-"));
     try {
