@@ -87,29 +87,55 @@ build/bin), then on PATH.
     );
     const foreground = values.foreground === true;
     const shim = shimBinary(values["bin-dir"]);
-    const pc = await startPrivateContainerd({
-      dir: values.dir ?? defaultContainerdDir,
-      binDir: values["bin-dir"],
-      logLevel: values["log-level"],
-      // Its own session either way: a Ctrl-C meant for cryo must not reach containerd before cryo cleans up.
-      detached: true,
-    });
-    printHowTo(pc, io, shim);
-    if (!foreground) {
-      io.out(`stop it:   cryo containerd stop --dir ${pc.dir}`);
-      return 0;
+    // --foreground: a Ctrl-C or SIGTERM from the moment the command runs stops containerd (once it is up) and
+    // cleans up; one during the start must not kill cryo and leave a detached containerd behind.
+    let stopReason: string | undefined;
+    let wake: (() => void) | undefined;
+    const onSignal = (name: string) => () => {
+      stopReason ??= name;
+      wake?.();
+    };
+    const onInt = onSignal("SIGINT");
+    const onTerm = onSignal("SIGTERM");
+    if (foreground) {
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
     }
-    io.out("stop it:   Ctrl-C");
-    const signal = await new Promise<string>((resolve) => {
-      process.once("SIGINT", () => resolve("SIGINT"));
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-      const timer = setInterval(() => {
-        if (!pc.running) resolve("containerd exited");
-      }, 500);
-      timer.unref();
-    });
-    io.out(`${signal}: stopping containerd, its containers and shims`);
-    await pc.stop();
+    try {
+      const pc = await startPrivateContainerd({
+        dir: values.dir ?? defaultContainerdDir,
+        binDir: values["bin-dir"],
+        logLevel: values["log-level"],
+        // Its own session either way: a Ctrl-C meant for cryo must not reach containerd before cryo cleans up.
+        detached: true,
+      });
+      printHowTo(pc, io, shim);
+      if (!foreground) {
+        io.out(`stop it:   cryo containerd stop --dir ${pc.dir}`);
+        return 0;
+      }
+      io.out("stop it:   Ctrl-C");
+      if (stopReason === undefined) {
+        // The timer stays referenced: with only signal listeners and an unref'd timer keeping it alive, Bun spins
+        // its event loop (a whole core for as long as containerd runs).
+        let timer: ReturnType<typeof setInterval> | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setInterval(() => {
+            if (!pc.running) {
+              stopReason ??= "containerd exited";
+              resolve();
+            }
+          }, 500);
+        });
+        clearInterval(timer);
+      }
+      io.out(`${stopReason}: stopping containerd, its containers and shims`);
+      await pc.stop();
+    } finally {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+    }
     io.out("stopped");
     return 0;
   },

@@ -208,6 +208,62 @@ describe("cryo containerd stop after containerd died", () => {
   });
 });
 
+describe("cryo containerd start --foreground", () => {
+  /** The CPU time (user + system, in clock ticks) the process has used so far. */
+  function cpuTicks(pid: number): number {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[11]) + Number(fields[12]);
+  }
+
+  test("waits without using the CPU, and Ctrl-C stops containerd and removes the directory", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    const proc = Bun.spawn([bun, main, "containerd", "start", "--dir", dir, "--foreground"], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const stdout = new Response(proc.stdout).text();
+      const stderr = new Response(proc.stderr).text();
+      await waitFor(() => existsSync(join(dir, "containerd.pid")) && runCtr(join(dir, "containerd.sock"), ["version"]).then((r) => r.exitCode === 0), { what: "the private containerd", timeoutMs: 20_000 });
+      await Bun.sleep(300);
+      const before = cpuTicks(proc.pid);
+      await Bun.sleep(1000);
+      // Before, it spun its event loop (an unref'd timer and signal listeners): a whole core while it waited.
+      expect(cpuTicks(proc.pid) - before).toBeLessThan(30);
+      const containerd = Number(readFileSync(join(dir, "containerd.pid"), "utf8"));
+      proc.kill("SIGINT");
+      expect(await proc.exited).toBe(0);
+      expect(await stderr).toBe("");
+      expect(await stdout).toContain("SIGINT: stopping containerd, its containers and shims\nstopped\n");
+      expect(processAlive(containerd)).toBe(false);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      proc.kill("SIGKILL");
+      if (existsSync(join(dir, "containerd.pid"))) await cryo("containerd", "stop", "--dir", dir);
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  test("a Ctrl-C while containerd is still starting stops it too, and leaves nothing behind", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
+    const dir = join(parent, "ctd");
+    const proc = Bun.spawn([bun, main, "containerd", "start", "--dir", dir, "--foreground"], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const stdout = new Response(proc.stdout).text();
+      // The config is written before containerd runs; before, a SIGINT then killed cryo (or was lost) and left a
+      // detached containerd and its directory.
+      await waitFor(() => existsSync(join(dir, "config.toml")), { what: "the generated config", timeoutMs: 20_000, intervalMs: 5 });
+      proc.kill("SIGINT");
+      expect(await proc.exited).toBe(0);
+      expect(await stdout).toContain("SIGINT: stopping containerd, its containers and shims\nstopped\n");
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      proc.kill("SIGKILL");
+      if (existsSync(join(dir, "containerd.pid"))) await cryo("containerd", "stop", "--dir", dir);
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("cryo containerd with a containerd started again by hand", () => {
   test("status and stop find the containerd that runs the directory's config, not the dead one of the pid file", async () => {
     const parent = mkdtempSync(join(tmpdir(), "cryo-cli-"));
