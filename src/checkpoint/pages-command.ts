@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
-import { checkSocketPath } from "../cli/named-path.ts";
+import { checkSocketListens, checkSocketPath } from "../cli/named-path.ts";
 import { fsError, invalidArgument, notFound } from "../errors.ts";
 import { listPageStore, pageStoreRoot } from "./local-pages.ts";
 import { pageReferences, prunePageStore } from "./pages-prune.ts";
@@ -104,6 +104,7 @@ export const pagesPruneCommand: CliCommand = {
     const root = values.store ?? pageStoreRoot(process.env);
     // ctr waits 10 s to dial a socket that is not there: say so at once.
     for (const a of values.address) checkSocketPath(`containerd at ${a}`, a.replace(/^unix:\/\//, ""), "nothing was removed");
+    for (const a of values.address) await checkSocketListens(`containerd at ${a}`, a.replace(/^unix:\/\//, ""), "nothing was removed");
     const references = (await Promise.all(values.address.map((a) => pageReferences(a)))).flat();
     const r = prunePageStore(root, references, values["older-than"] * 60_000, { dryRun: values["dry-run"], addresses: values.address });
     for (const k of r.kept) io.out(`kept ${k.name}: ${k.why}`);

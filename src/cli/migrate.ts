@@ -24,7 +24,7 @@ import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
 import { TaskCreateWatch } from "./task-create-watch.ts";
-import { checkSocketPath } from "./named-path.ts";
+import { checkSocketListens, checkSocketPath } from "./named-path.ts";
 import { archiveFlags, containerNotFound, createCtrClient, ctrMajorVersion, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
 import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
 
@@ -216,6 +216,9 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   // included), so a relative path is checked as an absolute one is (it was passed to ctr unchecked).
   for (const [flag, address] of [["--from", from], ["--to", to]] as const) {
     checkSocketPath(`containerd at ${address} (${flag})`, address.replace(/^unix:\/\//, ""), "nothing was done");
+  }
+  for (const [flag, address] of [["--from", from], ["--to", to]] as const) {
+    await checkSocketListens(`containerd at ${address} (${flag})`, address.replace(/^unix:\/\//, ""), "nothing was done");
   }
   const src = createCtrClient(from, namespace, timeoutMs);
   const dst = createCtrClient(to, namespace, timeoutMs);

@@ -5,6 +5,7 @@
  * (INVALID_ARGUMENT) stays for what was typed and for content that is malformed (docs/cli.md, exit codes).
  */
 import { accessSync, constants, statSync } from "node:fs";
+import { connect } from "node:net";
 import { failedPrecondition, fsError, permissionDenied, unavailable } from "../errors.ts";
 
 /** Throws unless path is a kind this user may read (a directory: list and enter). context names it (`config /x`). */
@@ -46,4 +47,36 @@ export function checkSocketPath(context: string, path: string, undone: string): 
     if ((err as { code?: string }).code !== "EACCES") throw fsError(context, err, path);
     throw permissionDenied(context, { cause: err, detail: `uid ${process.getuid?.() ?? "?"} may not connect to ${path}; ${undone}` });
   }
+}
+
+/**
+ * Throws UNAVAILABLE unless something accepts a connection on the unix socket at path (checkSocketPath first): a
+ * socket left by a containerd that died (killed, crashed, its host rebooted without a tmpfs) is still a socket, and
+ * ctr's "failed to dial ... connect: connection refused" said that only in gRPC's words, after the command's
+ * context (`container c1 at /x.sock: ctr: failed to dial ...`). The connection is closed at once.
+ */
+export async function checkSocketListens(context: string, path: string, undone: string, timeoutMs = 5000): Promise<void> {
+  const code = await new Promise<string | undefined>((resolve) => {
+    const sock = connect({ path });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve("ETIMEDOUT");
+    }, timeoutMs);
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(undefined);
+    });
+    sock.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(err.code ?? "error");
+    });
+  });
+  if (code === undefined) return;
+  if (code === "ECONNREFUSED") {
+    throw unavailable(context, { detail: `nothing listens on ${path} (a socket left by a containerd that is no longer running?); ${undone}` });
+  }
+  if (code === "ETIMEDOUT") throw unavailable(context, { detail: `${path} did not accept a connection in ${timeoutMs / 1000} s; ${undone}` });
+  throw unavailable(context, { detail: `cannot connect to ${path} (${code}); ${undone}` });
 }

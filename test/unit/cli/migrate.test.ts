@@ -94,6 +94,31 @@ describe("cryo migrate: arguments", () => {
     }
   });
 
+  test("a socket nothing listens on (left by a containerd that died) is UNAVAILABLE in words, before ctr is run (ctr's \"failed to dial ... connection refused\" under \"container c1 at\" before)", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { createServer } = await import("node:net");
+    const dir = mkdtempSync("/tmp/cryo-migrate-args-");
+    // A listener for the other end, so that the dead one is the only thing wrong.
+    const server = createServer((c) => c.destroy());
+    try {
+      // A socket file whose process is gone: bound by a python3 that exits without removing it.
+      const bound = Bun.spawnSync(["python3", "-c", `import socket; socket.socket(socket.AF_UNIX).bind("${dir}/dead.sock")`]);
+      expect(bound.exitCode).toBe(0);
+      await new Promise<void>((resolve) => server.listen(`${dir}/live.sock`, resolve));
+      const io = captureIo();
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", `${dir}/dead.sock`, "--to", `${dir}/live.sock`, "--new-id", "c2"], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at ${dir}/dead.sock (--from): unavailable: nothing listens on ${dir}/dead.sock (a socket left by a containerd that is no longer running?); nothing was done`);
+      expect(await runCli(createCryoCommands(), ["migrate", "c1", "--from", `${dir}/live.sock`, "--to", `unix://${dir}/dead.sock`, "--new-id", "c2"], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo migrate: containerd at unix://${dir}/dead.sock (--to): unavailable: nothing listens on ${dir}/dead.sock (a socket left by a containerd that is no longer running?); nothing was done`);
+      expect(await runCli(createCryoCommands(), ["pages", "prune", "--store", `${dir}/store`, "--address", `${dir}/dead.sock`, "--dry-run"], io)).toBe(1);
+      expect(io.stderr.at(-1)).toBe(`cryo pages prune: containerd at ${dir}/dead.sock: unavailable: nothing listens on ${dir}/dead.sock (a socket left by a containerd that is no longer running?); nothing was removed`);
+      expect(io.stdout).toEqual([]);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a relative socket path is checked as an absolute one is (it went to ctr unchecked: \"connection refused\", or 10 s then \"context deadline exceeded\")", async () => {
     const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const { relative } = await import("node:path");
