@@ -36,6 +36,9 @@ function range(start: number, count: number): string {
 
 /** A text's lines; the newline that ends the last line does not start another. */
 function lines(text: string): string[] {
+  // An empty text (a config install creates, or an empty one) has no lines: not one empty line, which the diff
+  // showed removed (`@@ -1 +1,5 @@` and a lone `-`) where `diff -u` says `@@ -0,0 +1,5 @@`.
+  if (text === "") return [];
   const all = text.split("\n");
   if (text.endsWith("\n")) all.pop();
   return all;

@@ -112,6 +112,9 @@ root = '/var/lib/containerd'
   test("the diff is a unified diff with three lines of context", () => {
     const before = "1\n2\n3\n4\n5\n";
     expect(unifiedDiff(before, before, "a", "b")).toBe("");
+    // From nothing (install's new config): no line removed, as diff -u against an empty file prints it.
+    expect(unifiedDiff("", "version = 2\n\nx = 1\n", "a", "b")).toBe(["--- a", "+++ b", "@@ -0,0 +1,3 @@", "+version = 2", "+", "+x = 1"].join("\n"));
+    expect(unifiedDiff("x = 1\n", "", "a", "b")).toBe(["--- a", "+++ b", "@@ -1 +0,0 @@", "-x = 1"].join("\n"));
     expect(unifiedDiff(before, "1\n2\n3\n4\n5\n6\n", "a", "b")).toBe(["--- a", "+++ b", "@@ -3,3 +3,4 @@", " 3", " 4", " 5", "+6"].join("\n"));
     expect(unifiedDiff("1\n2\n3\n4\n5\n6\n7\n8\n", "1\n2\n3\n4\n6\n7\n8\n", "a", "b")).toBe(
       ["--- a", "+++ b", "@@ -2,7 +2,6 @@", " 2", " 3", " 4", "-5", " 6", " 7", " 8"].join("\n"),
