@@ -88,6 +88,8 @@ function make(code: Code) {
 
 /** `notFound("container c1")` -> "container c1: not found" (NOT_FOUND). */
 export const notFound = make(Code.NOT_FOUND);
+/** "…: context canceled" (CANCELLED). */
+export const cancelled = make(Code.CANCELLED);
 /** "…: already exists" (ALREADY_EXISTS). */
 export const alreadyExists = make(Code.ALREADY_EXISTS);
 /** "…: invalid argument" (INVALID_ARGUMENT). */

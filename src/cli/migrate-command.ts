@@ -50,8 +50,21 @@ is cleaned up and CONTAINER keeps running at --from. Works for any runtime with 
       migrateUsage,
       { min: 1, max: 1 },
     );
+    // Ctrl-C or SIGTERM: finish the ctr call under way, then clean up as after a failure (it killed cryo in the middle,
+    // leaving the checkpoint image, the target's copy and cryo's work directory, and a checkpoint's ctr running on).
+    const abort = new AbortController();
+    const onSignal = (name: string) => () => {
+      if (abort.signal.aborted) return;
+      io.err(`cryo migrate: ${name}: stopping after the step under way, then cleaning up`);
+      abort.abort(name);
+    };
+    const onInt = onSignal("SIGINT");
+    const onTerm = onSignal("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
     const result = await migrateContainer(
       {
+        signal: abort.signal,
         id: positionals[0]!,
         from: values.from,
         to: values.to,
@@ -62,7 +75,10 @@ is cleaned up and CONTAINER keeps running at --from. Works for any runtime with 
         timeoutMs: values.timeout !== undefined ? values.timeout * 1000 : undefined,
       },
       (line) => io.out(line),
-    );
+    ).finally(() => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+    });
     io.out(
       `migrated ${result.id} -> ${result.newId} at ${values.to} (pid ${result.pid})${result.sourceRemoved ? "" : `; ${result.id} still runs at ${values.from}`}`,
     );

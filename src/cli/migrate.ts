@@ -19,7 +19,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { alreadyExists, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { alreadyExists, cancelled, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
 import { readCheckpointMetadata } from "../checkpoint/index.ts";
 import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
@@ -51,6 +51,12 @@ export interface MigrateOptions {
   timeoutMs?: number;
   /** The runc state base to check for an id clash on this machine (default /run/containerd/runc). */
   runcBase?: string;
+  /**
+   * Aborted (cryo migrate: on SIGINT or SIGTERM) to stop before the next step: the ctr call under way ends, then
+   * what the target got and the checkpoint image are removed, and the container keeps running at the source. Once
+   * the restored task runs, the move is finished instead.
+   */
+  signal?: AbortSignal;
 }
 
 /** What migrate did. */
@@ -255,11 +261,17 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
   }
 
   const ref = `localhost/cryo-migrate/${refComponent(id)}:${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  const stopIfAborted = (when: string): void => {
+    if (options.signal?.aborted) {
+      throw cancelled(`migrate of ${id}`, { detail: `interrupted (${String(options.signal.reason)}) ${when}; ${id} keeps running at ${from}` });
+    }
+  };
   const work = mkdtempSync(join(tmpdir(), "cryo-migrate-"));
   let restored = false;
   let imageCopied = false;
   let postCopy: PostCopyServer | undefined;
   try {
+    stopIfAborted("before the checkpoint");
     log(`checkpoint ${id} at ${from} as ${ref}${options.rw ? " (with its rw layer)" : ""}`);
     try {
       await src.run(["containers", "checkpoint", "--task", ...(options.rw ? ["--rw"] : []), id, ref], `checkpoint container ${id}`);
@@ -289,6 +301,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
 
     const archive = join(work, "checkpoint.tar");
     const local = archiveFlags(await ctrMajorVersion());
+    stopIfAborted(`after the checkpoint of ${id}`);
     log(`export ${ref} from ${from}`);
     try {
       await src.run(["images", "export", ...local, "--skip-manifest-json", "--all-platforms", archive, ref], `export checkpoint ${ref}`);
@@ -304,6 +317,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
     if (image !== "" && dstImage === undefined) {
       const imageArchive = join(work, "image.tar");
+      stopIfAborted(`before copying image ${image}`);
       log(`copy image ${image} to ${to}`);
       await src.run(["images", "export", ...local, imageArchive, image], `export image ${image}`);
       await dst.run(["images", "import", ...local, imageArchive], `import image ${image}`);
@@ -313,6 +327,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     // directory containerd extracts the checkpoint into.
     let watch = TaskCreateWatch.start(to, namespace, newId);
     try {
+      stopIfAborted(`before the import at ${to}`);
       log(`import ${ref} into ${to}`);
       await dst.run(["images", "import", ...local, "--no-unpack", "--all-platforms", archive], `import checkpoint ${ref}`);
       if ((await dst.image(ref)) === undefined) throw failedPrecondition(`checkpoint image ${ref} at ${to}`, { detail: "not listed after import" });
@@ -322,6 +337,7 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
       // once more: CRIU fails a restore when the host's mount table changes while it reads it (a busy host).
       // cryo's shim retries that case itself; runc's shim names no cause, so any CRIU failure is retried.
       for (let attempt = 1; !restored; attempt++) {
+        stopIfAborted(`before the restore at ${to}`);
         log(`restore ${newId} at ${to}${attempt > 1 ? " (second attempt)" : ""}`);
         try {
           await dst.run(["containers", "restore", "--live", ...(options.rw ? ["--rw"] : []), newId, ref], `restore container ${newId}`);

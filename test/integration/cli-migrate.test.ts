@@ -307,3 +307,43 @@ test("post-copy whose restore fails: the source's page server is released and th
   }
   await expectSourceAloneThenRemove(id);
 }, 120_000);
+
+test("a Ctrl-C in the middle stops after the ctr call under way and cleans up: the source runs on, nothing is left at either end", async () => {
+  const id = uniqueId("int");
+  const newId = `${id}-m`;
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  try {
+    const workDirs = () => readdirSync("/tmp").filter((n) => n.startsWith("cryo-migrate-"));
+    const before = workDirs();
+    const proc = Bun.spawn([bun, main, "migrate", id, "--from", a.address, "--to", b.address, "--namespace", ns, "--new-id", newId], { stdout: "pipe", stderr: "pipe" });
+    const stderr = new Response(proc.stderr).text();
+    let stdout = "";
+    const reader = proc.stdout.getReader();
+    const decoder = new TextDecoder();
+    // SIGINT once the checkpoint runs. Before, cryo died there: the checkpoint image stayed at the source and its
+    // work directory in /tmp (and a later step's would have left the target's copy).
+    while (!stdout.includes(`checkpoint ${id} at`)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += decoder.decode(value);
+    }
+    proc.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += decoder.decode(value);
+    }
+    expect(await proc.exited).toBe(1);
+    const err = await stderr;
+    expect(err).toContain("cryo migrate: SIGINT: stopping after the step under way, then cleaning up");
+    expect(err).toContain(`cryo migrate: migrate of ${id}: context canceled: interrupted (SIGINT)`);
+    expect(stdout).not.toContain("migrated");
+    expect(await taskStatus(a, id)).toBe("RUNNING");
+    expect(await containers(b)).not.toContain(newId);
+    expect(await checkpointImages(a)).toEqual([]);
+    expect(await checkpointImages(b)).toEqual([]);
+    expect(workDirs().filter((n) => !before.includes(n))).toEqual([]);
+  } finally {
+    await removeContainer(a, id);
+  }
+}, 60_000);
