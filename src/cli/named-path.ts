@@ -5,8 +5,8 @@
  * (INVALID_ARGUMENT) stays for what was typed and for content that is malformed (docs/cli.md, exit codes).
  */
 import { accessSync, constants, statSync } from "node:fs";
-import { connect } from "node:net";
 import { failedPrecondition, fsError, permissionDenied, unavailable } from "../errors.ts";
+import { unixConnectError } from "../sys/unix-connect.ts";
 
 /** Throws unless path is a kind this user may read (a directory: list and enter). context names it (`config /x`). */
 export function checkNamedPath(context: string, path: string, kind: "file" | "directory"): void {
@@ -56,23 +56,7 @@ export function checkSocketPath(context: string, path: string, undone: string): 
  * context (`container c1 at /x.sock: ctr: failed to dial ...`). The connection is closed at once.
  */
 export async function checkSocketListens(context: string, path: string, undone: string, timeoutMs = 5000): Promise<void> {
-  const code = await new Promise<string | undefined>((resolve) => {
-    const sock = connect({ path });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve("ETIMEDOUT");
-    }, timeoutMs);
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(undefined);
-    });
-    sock.once("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(err.code ?? "error");
-    });
-  });
+  const code = await unixConnectError(path, timeoutMs);
   if (code === undefined) return;
   if (code === "ECONNREFUSED") {
     throw unavailable(context, { detail: `nothing listens on ${path} (a socket left by a containerd that is no longer running?); ${undone}` });

@@ -22,6 +22,7 @@ import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
 import { STANDBY_PATH_ENV, standbyMs, standbyPath, standbyUse, takeStandby } from "./standby.ts";
+import { unixConnectError } from "../sys/unix-connect.ts";
 
 const specSchema = z.looseObject({ annotations: z.optional(z.record(z.string(), z.string())) });
 
@@ -46,22 +47,9 @@ export function writeFileAtomic(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-/** True when something accepts connections on the unix socket path (Bun.connect: no node:net to load). */
+/** True when something accepts connections on the unix socket path. */
 export async function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  if (!existsSync(path)) return false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const socket = await Promise.race([
-      Bun.connect({ unix: path, socket: { data() {}, error() {} } }),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("connect timed out")), timeoutMs))),
-    ]);
-    socket.end();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+  return existsSync(path) && (await unixConnectError(path, timeoutMs)) === undefined;
 }
 
 /** The default linger of a daemon whose group other containers can join (per-pod with a group, per-namespace). */
