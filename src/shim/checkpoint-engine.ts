@@ -345,9 +345,12 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
             const client = criuClient();
             client.catch(() => {}); // a failed load is retried (and reported) at Start
             // The restore itself begins now, for a task without a terminal (whose output must be held at Start first):
-            // CRIU's work (100-200 ms for a small container here) overlaps containerd's round trips to Start.
+            // CRIU's work (100-200 ms for a small container here) overlaps containerd's round trips to Start. Not a
+            // post-copy one: its lazy-pages daemon takes the frozen source's pages, and a hold that ends unstarted
+            // would break that transfer off.
             const holdMs = holdForStartSeconds(restore) * 1000;
-            if (holdMs > 0 && entry.prepared?.cgroups && !spec.stdio.terminal) beginEarlyRestore(entry, holdMs, client, restoreParts.restoreContainer, restoreParts.containerdExtraction);
+            const postCopy = source.metadata.options.lazyPages && source.metadata.options.pageServer !== undefined;
+            if (holdMs > 0 && entry.prepared?.cgroups && !spec.stdio.terminal && !postCopy) beginEarlyRestore(entry, holdMs, client, restoreParts.restoreContainer, restoreParts.containerdExtraction);
           });
         } catch (err) {
           if (mounted) await unmountRootfs(spec.bundle);
