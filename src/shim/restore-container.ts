@@ -54,7 +54,7 @@ import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.t
 import { applyV1DeviceRules, runcDeviceRules } from "../cgroups/v1-devices.ts";
 import { applyV2DeviceRules } from "../cgroups/v2-devices.ts";
 import type { Criu, LazyPagesServer, NotifyAction, RestoreStats } from "../criu/index.ts";
-import { Code, CryoError, failedPrecondition, invalidArgument } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, fsError, invalidArgument } from "../errors.ts";
 import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
 import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
@@ -1147,7 +1147,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     } catch (e) {
       input.log.warn(`${label}: cleanup: ${e instanceof Error ? e.message : String(e)}`); // the restore's own error is the one to report
     }
-    throw CryoError.from(err);
+    // A file the restore writes in the bundle (its marker, CRIU's root and work directory) on a full or read-only file
+    // system (containerd's /run): RESOURCE_EXHAUSTED or FAILED_PRECONDITION naming the restore, not node's bare
+    // "ENOSPC: no space left on device, write" as UNKNOWN.
+    throw fsError(label, err, bundle);
   } finally {
     for (const n of opened) closeSync(n);
   }

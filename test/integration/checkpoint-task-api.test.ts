@@ -19,6 +19,8 @@
  * - A `ctr task checkpoint` restored as CRI creates a task (stdin "", output FIFOs), checkpointed again and restored
  *   again through the task API, three rounds: the restored init's fd 0 is the host's /dev/null, which each dump
  *   keys as an external file.
+ * - A restore whose bundle is on a full, then a read-only file system: each Start fails naming the restore and the cause
+ *   (RESOURCE_EXHAUSTED, FAILED_PRECONDITION), nothing is made, and a Start once there is room restores the task.
  * - Tampered checkpoint images: a .zst pages image the metadata does not mention (restored), one that decompresses
  *   short or long, a file of the new rootfs changed since the dump, a corrupt image, a local-pages entry outside the
  *   store; each refusal names the file, and leaves nothing once the task is deleted, the source running.
@@ -377,6 +379,60 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
     expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
     expect(mountsUnder(r.bundle)).toEqual([]);
+  });
+});
+
+test("a restore whose bundle is on a full, then a read-only file system (containerd's /run) fails the Start naming the restore, RESOURCE_EXHAUSTED, then FAILED_PRECONDITION, and nothing is made; once there is room, a Start restores it", async () => {
+  await withSleepCheckpoint("fullfs", async (r) => {
+    // The bundle moved onto a small tmpfs of its own (its rootfs is 8 MiB), filled once Create has written its files.
+    const fs = join(dir, `${r.restoredId}-fs`);
+    mkdirSync(fs);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0711", "tmpfs", fs]).exitCode).toBe(0);
+    try {
+      const bundle = join(fs, "bundle");
+      cpSync(r.bundle, bundle, { recursive: true, verbatimSymlinks: true });
+      await r.call("create", { ...createFrom(r), bundle }, 60_000);
+      const filler = join(fs, "filler");
+      const fd = openSync(filler, "w");
+      try {
+        for (const chunk = Buffer.alloc(1 << 16); ; ) writeSync(fd, chunk);
+      } catch (e) {
+        expect((e as { code?: string }).code).toBe("ENOSPC");
+      }
+      closeSync(fd);
+      const startError = async () => (await r.call("start", { id: r.restoredId }, 60_000).then(() => undefined, (e: unknown) => e as CryoError))!;
+      const expectNothingMade = async () => {
+        expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
+        for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+        expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
+        expect(mountsUnder(bundle)).toEqual([]);
+        expect(existsSync(join(bundle, "criu-restore-work"))).toBe(false);
+      };
+      // Before: UNKNOWN "ENOSPC: no space left on device, write" and "EROFS: read-only file system, open '.../cryo-restoring'".
+      const full = await startError();
+      expect([full.code, full.message]).toEqual([Code.RESOURCE_EXHAUSTED, `restore container ${r.restoredId} from ${r.images}: resource exhausted: no space left for ${bundle}`]);
+      await expectNothingMade();
+      rmSync(filler);
+      expect(Bun.spawnSync(["mount", "-o", "remount,ro", fs]).exitCode).toBe(0);
+      const ro = await startError();
+      expect(ro.code).toBe(Code.FAILED_PRECONDITION);
+      expect(ro.message).toMatch(new RegExp(`^restore container ${r.restoredId} from ${r.images}: failed precondition: ${bundle}/\\S+ is on a read-only file system$`));
+      await expectNothingMade();
+      expect(Bun.spawnSync(["mount", "-o", "remount,rw", fs]).exitCode).toBe(0);
+      await r.call("start", { id: r.restoredId }, 60_000);
+      const state = await r.call("state", { id: r.restoredId });
+      expect(state.status).toBe(Status.RUNNING);
+      expect(cmdline(String(state.pid))[0]).toBe("sleep");
+      await r.call("kill", { id: r.restoredId, signal: 9 });
+      await r.call("wait", { id: r.restoredId }, 30_000);
+      await r.call("delete", { id: r.restoredId });
+      for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+      expect(mountsUnder(bundle)).toEqual([]);
+    } finally {
+      await r.call("kill", { id: r.restoredId, signal: 9 }).then(() => r.call("wait", { id: r.restoredId }, 30_000)).catch(() => {});
+      await r.call("delete", { id: r.restoredId }).catch(() => {});
+      Bun.spawnSync(["umount", fs]);
+    }
   });
 });
 
