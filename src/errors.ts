@@ -159,8 +159,10 @@ function nonDirectoryIn(path: string): string | undefined {
  */
 export function fsError(context: string, err: unknown, path?: string): CryoError {
   if (err instanceof CryoError) return err;
-  const e = err as { code?: string; syscall?: string; path?: string };
-  const at = e.path ?? path ?? "";
+  const e = err as { code?: string; syscall?: string; path?: string; dest?: string };
+  // A copy, rename or link that found no room or a read-only file system names where it wrote (node's `dest`), not its source.
+  const written = e.code === "ENOSPC" || e.code === "EDQUOT" || e.code === "EROFS" ? e.dest : undefined;
+  const at = written ?? e.path ?? path ?? "";
   const detailed = (detail: string) => ({ cause: err, detail });
   switch (e.code) {
     case "ENOENT":

@@ -35,7 +35,7 @@ import { commOf, processTree, tracerPidOf } from "../sys/proc.ts";
 import { killsAtOnce } from "../criu/abort-reason.ts";
 import { CriuKilledError, CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
-import { Code, CryoError, failedPrecondition, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, fsError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
@@ -731,7 +731,8 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     // The checkpoint failed after the dump: its page store entry goes too, and a post-copy dump stops serving.
     if (localPages) rmSync(localPages.dir, { recursive: true, force: true });
     serving?.abort(err);
-    throw err;
+    // The log, metadata or compressed images written into a full or read-only images directory: named, in words.
+    throw fsError(label, err, imagesDir);
   } finally {
     // containerd removes its directory when its request ends, also when its caller went away while this part ran
     // (the watch above ends with CRIU's call); what was written here after its listing would keep the directory.

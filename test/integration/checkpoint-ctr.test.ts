@@ -1234,6 +1234,44 @@ test("a failed checkpoint into a read-only work directory leaves the task runnin
   }
 }, 180_000);
 
+test("a checkpoint whose images directory fills up once CRIU is done (containerd's temp directory: CRIU's log does not fit) fails RESOURCE_EXHAUSTED naming the file, and the task runs on, thawed", async () => {
+  const id = uniqueId("full");
+  await runDetached(id, ["/bin/memhog", "0", "/tmp/counter"]);
+  await waitFor(() => readCounter(pc, id), { what: "counter" });
+  // A checkpoint that succeeds first, for what CRIU writes into containerd's directory (its images) and what the shim
+  // copies in after it (CRIU's log, its statistics, the metadata), in the 4 KiB pages a tmpfs counts.
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  const listing = Bun.spawnSync(["tar", "-tvf", (await checkpointCriuTar(pc, ref)).path], { stdout: "pipe" }).stdout.toString();
+  const sizes = new Map(listing.split("\n").filter((l) => l !== "").map((l) => [l.split(/\s+/).at(-1)!, Number(l.split(/\s+/)[2])] as const));
+  const pages = (n: number) => Math.ceil(n / 4096) * 4096;
+  const after = new Set(["dump.log", "stats-dump", "cryo-checkpoint.json"]);
+  const criuBytes = [...sizes].filter(([name]) => !after.has(name)).reduce((sum, [, n]) => sum + pages(n), 0);
+  const logBytes = sizes.get("dump.log")!;
+  // ~40 KiB here: half of it is room enough for CRIU, and the other half too little for the log.
+  expect(logBytes).toBeGreaterThan(16 * 1024);
+  await pc.ctrOk(["images", "rm", "--sync", ref]);
+  // containerd's temp directory on a tmpfs with room for CRIU's images and half of its log.
+  expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${criuBytes + pages(logBytes / 2)},mode=0700`, "tmpfs", pc.layout.tmp]).exitCode).toBe(0);
+  try {
+    const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    // Before: "ctr: ENOSPC: no space left on device, copyfile '<bundle>/criu-work/dump.log' -> '<dir>/dump.log': unknown".
+    expect(r.stderr).toMatch(new RegExp(`checkpoint container ${id}: resource exhausted: no space left for ${pc.layout.tmp}/ctd-checkpoint\\d+/dump.log`));
+    // (containerd 1.6 passes RESOURCE_EXHAUSTED on as "unknown": its errdefs has no such kind; the message says it.)
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(freezerState(id)).toBe("THAWED");
+    const n = readCounter(pc, id)!;
+    await waitFor(() => (readCounter(pc, id) ?? 0) > n || undefined, { what: "the counter to go on" });
+    // containerd removed its directory as its request failed.
+    expect(readdirSync(pc.layout.tmp)).toEqual([]);
+  } finally {
+    Bun.spawnSync(["umount", pc.layout.tmp]);
+    await remove(id);
+  }
+}, 180_000);
+
 test("cryo.checkpoint/pre-dump=true on a kernel without soft-dirty tracking is refused before CRIU runs (CRIU crashed in it, its parasite in the task); the task runs on, thawed", async () => {
   if ((await createCriu().features()).memTrack) {
     console.log("this kernel has soft-dirty tracking: a pre-dump can run, nothing to refuse");

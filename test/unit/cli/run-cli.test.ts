@@ -330,6 +330,13 @@ describe("fsError: a failed file system call in words", () => {
       expect([denied.code, denied.message]).toEqual([Code.PERMISSION_DENIED, `thing: permission denied: uid ${process.getuid!()} may not list /x`]);
       const full = fsError("thing", Object.assign(new Error("ENOSPC"), { code: "ENOSPC", syscall: "write", path: "/x" }));
       expect([full.code, full.message]).toEqual([Code.RESOURCE_EXHAUSTED, "thing: resource exhausted: no space left for /x"]);
+      // A copy names the file it could not write, not the one it read.
+      const copied = fsError("thing", Object.assign(new Error("ENOSPC"), { code: "ENOSPC", syscall: "copyfile", path: "/work/dump.log", dest: "/images/dump.log" }));
+      expect([copied.code, copied.message]).toEqual([Code.RESOURCE_EXHAUSTED, "thing: resource exhausted: no space left for /images/dump.log"]);
+      const readOnly = fsError("thing", Object.assign(new Error("EROFS"), { code: "EROFS", syscall: "copyfile", path: "/work/dump.log", dest: "/images/dump.log" }));
+      expect([readOnly.code, readOnly.message]).toEqual([Code.FAILED_PRECONDITION, "thing: failed precondition: /images/dump.log is on a read-only file system"]);
+      const gone = fsError("thing", Object.assign(new Error("ENOENT"), { code: "ENOENT", syscall: "copyfile", path: "/work/dump.log", dest: "/images/dump.log" }));
+      expect(gone.message).toBe("thing: not found: no /work/dump.log");
       // A CryoError passes unchanged; anything else keeps its message.
       const classified = notFound("container c1");
       expect(fsError("thing", classified)).toBe(classified);
