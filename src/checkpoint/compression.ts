@@ -25,7 +25,7 @@ import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/pr
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { Code, CryoError, invalidArgument, notFound } from "../errors.ts";
+import { Code, CryoError, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errors.ts";
 import { METADATA_FILE, parseCheckpointMetadata } from "./metadata.ts";
 
 /** zstd's suffix on a compressed page image. */
@@ -140,7 +140,14 @@ async function runZstd(binary: string, args: string[], what: string, signal?: Ab
     }
     // prlimit could not exec the program (util-linux's EX_EXEC_ENOENT).
     if (maxFileBytes !== undefined && code === 127) throw new CryoError(Code.UNAVAILABLE, `${what}: ${binary}: unavailable: ${stderr.trim()}`);
-    if (code !== 0) throw new CryoError(Code.UNKNOWN, `${what}: unknown: ${binary} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join("; ")}`);
+    if (code !== 0) {
+      const said = `${binary} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join("; ")}`;
+      // Its output on a full or read-only file system (zstd: "Write error : cannot write block : No space left on
+      // device"): containerd's temp directory, where a restore decompresses the checkpoint it extracted.
+      if (/No space left on device|Disk quota exceeded/.test(stderr)) throw resourceExhausted(what, { detail: said });
+      if (/Read-only file system/.test(stderr)) throw failedPrecondition(what, { detail: said });
+      throw new CryoError(Code.UNKNOWN, `${what}: unknown: ${said}`);
+    }
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }

@@ -1272,6 +1272,36 @@ test("a checkpoint whose images directory fills up once CRIU is done (containerd
   }
 }, 180_000);
 
+test("a restore of a compressed checkpoint whose pages do not fit in containerd's temp directory once decompressed fails RESOURCE_EXHAUSTED saying so, and leaves nothing once removed", async () => {
+  const id = uniqueId("fullz");
+  // 32 MiB that zstd makes about 9 MiB of: containerd's extraction fits in 20 MiB, the decompressed pages do not.
+  await runDetached(id, ["/bin/memhog", "32", "/tmp/counter", "compressible"], ["--annotation", "cryo.checkpoint/compression=zstd"]);
+  await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  await checkpoint(id, ref);
+  await remove(id);
+  expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", pc.layout.tmp]).exitCode).toBe(0);
+  try {
+    const r = await restore(id, ref);
+    expect(r.exitCode).not.toBe(0);
+    // Before: "decompress DIR/pages-1.img.zst: unknown: zstd exited with 93: ...", UNKNOWN.
+    expect(r.stderr).toMatch(/decompress \S+\/pages-1\.img\.zst: resource exhausted: zstd exited with \d+: .*No space left on device/);
+    expect(await taskStatus(pc, id)).toBe("CREATED");
+    for (const ctl of ["memory", "pids", "freezer"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${id}`)).toBe(false);
+    expect(existsSync(`${RUNC_ROOT}/${ns}/${id}`)).toBe(false);
+    // The half-written page image is gone; containerd's extraction stays with the task, which may be started again.
+    expect(extractions().length).toBe(1);
+    expect(readdirSync(join(pc.layout.tmp, extractions()[0]!)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    await pc.ctrOk(["task", "rm", "-f", id]);
+    await pc.ctrOk(["containers", "rm", id]);
+    expect(extractions()).toEqual([]);
+  } finally {
+    await pc.ctr(["task", "rm", "-f", id]);
+    await pc.ctr(["containers", "rm", id]);
+    Bun.spawnSync(["umount", pc.layout.tmp]);
+  }
+}, 180_000);
+
 test("cryo.checkpoint/pre-dump=true on a kernel without soft-dirty tracking is refused before CRIU runs (CRIU crashed in it, its parasite in the task); the task runs on, thawed", async () => {
   if ((await createCriu().features()).memTrack) {
     console.log("this kernel has soft-dirty tracking: a pre-dump can run, nothing to refuse");

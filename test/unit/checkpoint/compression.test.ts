@@ -151,6 +151,26 @@ describe("compressed page images", () => {
     expect(existsSync(join(dir, "pages-3.img"))).toBe(false);
   });
 
+  test("zstd writing into a full or read-only file system (containerd's temp directory): RESOURCE_EXHAUSTED or FAILED_PRECONDITION with zstd's words, and nothing is left of the output", async () => {
+    const dir = mkdtempSync(join(root, "full-"));
+    writeFileSync(join(dir, "pages-1.img.zst"), "z");
+    // zstd's own lines for a write that failed (a real one on a full tmpfs: "zstd: error 93 : Write error : cannot write block : No space left on device").
+    const fake = (line: string) => {
+      const path = join(root, `zstd-${line.length}`);
+      writeFileSync(path, `#!/bin/sh\nfor a; do o=$a; done\n: > "$o"\necho "zstd: error 70 : Write error : cannot write block : ${line}" >&2\nexit 70\n`, { mode: 0o755 });
+      return path;
+    };
+    const full = (await decompressImages(dir, { zstd: fake("No space left on device") }).catch((x) => x)) as CryoError;
+    expect(full.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(full.message).toStartWith(`decompress ${join(dir, "pages-1.img.zst")}: resource exhausted: `);
+    expect(full.message).toEndWith("No space left on device");
+    expect(readdirSync(dir)).toEqual(["pages-1.img.zst"]);
+    const readOnly = (await decompressImages(dir, { zstd: fake("Read-only file system") }).catch((x) => x)) as CryoError;
+    expect(readOnly.code).toBe(Code.FAILED_PRECONDITION);
+    expect(readOnly.message).toEndWith("Read-only file system");
+    expect(readdirSync(dir)).toEqual(["pages-1.img.zst"]);
+  });
+
   test("a page image that decompresses past the limit (host memory and swap by default) is refused, and nothing is left of it", async () => {
     const dir = mkdtempSync(join(root, "bomb-"));
     // 8 MiB of zeros: a few hundred bytes of zstd.
