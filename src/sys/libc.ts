@@ -40,7 +40,8 @@ export const libc = dlopen("libc.so.6", {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
   prlimit: { args: [i32, i32, ptr, ptr], returns: i32 }, // glibc's prlimit is prlimit64 on LP64
-  syscall: { args: [i64, i64, ptr, u64], returns: i64 }, // syscall(nr, a, b, c): bpf(2), which glibc does not wrap
+  syscall: { args: [i64, i64, ptr, u64], returns: i64 }, // syscall(nr, a, b, c): bpf(2) and ioprio_get/set(2), which glibc does not wrap
+  sched_setaffinity: { args: [i32, u64, ptr], returns: i32 },
   strerror: { args: [i32], returns: FFIType.cstring },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
