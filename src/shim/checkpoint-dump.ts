@@ -30,8 +30,9 @@ import { checkCombinations, isPostCopy, networkLockAsked, postCopyPlan, resolveC
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
+import { showPersonality, threadPersonalities } from "../checkpoint/personality-check.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
-import { commOf, processTree, tracerPidOf } from "../sys/proc.ts";
+import { commOf, innermostPid, processTree, tracerPidOf } from "../sys/proc.ts";
 import { killsAtOnce } from "../criu/abort-reason.ts";
 import { CriuKilledError, CriuLostError, CriuStoppedError, type Criu, type DumpResult } from "../criu/client.ts";
 import { openCgroup } from "../cgroups/open.ts";
@@ -416,6 +417,21 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   if (execd.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
   if (others.length > 0) {
     input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);
+  }
+  // A personality the running tasks depend on (linux32, uname26, ...), which a restore loses (personality-check.ts).
+  const personalities = threadPersonalities([...tree]);
+  const lost = personalities.filter((t) => t.whileRunning.length > 0);
+  if (lost.length > 0) {
+    const t = lost[0]!;
+    const which = t.tid === t.pid ? `process ${innermostPid(t.pid) ?? t.pid}` : `thread ${innermostPid(t.tid) ?? t.tid} of process ${innermostPid(t.pid) ?? t.pid}`;
+    const more = lost.length > 1 ? ` (and ${lost.length - 1} more ${lost.length === 2 ? "thread" : "threads"})` : "";
+    throw failedPrecondition(label, {
+      detail: `${which} of the container runs with personality ${showPersonality(t.value)} (${t.whileRunning.join(", ")})${more}, which a restore would lose while the task depends on it: CRIU does not restore a task's personality, and nothing outside the task can set it (personality(2) acts on its caller)`,
+    });
+  }
+  const atExec = personalities.filter((t) => t.atExec.length > 0);
+  if (atExec.length > 0) {
+    input.log.warn(`${label}: tasks with a personality the restore loses (CRIU does not restore it): what they execute after the restore runs without it`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
   }
   // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
   // the watched files, for CRIU to find them by (watch-paths.ts).

@@ -1,0 +1,111 @@
+/**
+ * A task's execution domain (personality(2)), which a restore loses: CRIU 4.2 records it in the core image (reading
+ * /proc/PID/personality, hex, with atoi: 00040000 becomes 40000) and never sets it again, and personality(2) acts only
+ * on the calling thread, so nothing outside the task can set it either. Measured here: a thread at ADDR_NO_RANDOMIZE
+ * reads 0 after the restore (test/integration/checkpoint-kstate.test.ts).
+ *
+ * What the loss does depends on the bits, so the dump (src/shim/checkpoint-dump.ts) sorts them:
+ * - those the kernel consults while the task runs change what it sees or gets after the restore: the execution domain
+ *   itself (PER_LINUX32's `uname -m` reads i686, then x86_64), UNAME26 (the release `uname -r` reports),
+ *   READ_IMPLIES_EXEC (readable mappings made executable), ADDR_LIMIT_32BIT and ADDR_LIMIT_3GB (where mmap places
+ *   mappings), STICKY_TIMEOUTS (select leaving its timeout unchanged). A checkpoint of such a task fails with
+ *   FAILED_PRECONDITION before CRIU runs; the container runs on;
+ * - the rest are read only at execve (ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO, ADDR_COMPAT_LAYOUT) or by no code path of
+ *   this kernel's (SHORT_INODE, WHOLE_SECONDS, FDPIC_FUNCPTRS): the running program keeps its layout, and only what it
+ *   executes after the restore starts without them. Such a checkpoint goes on, with a warning in the shim's log.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+/** personality(2)'s flags by name (include/uapi/linux/personality.h). */
+export const PERSONALITY_FLAGS = {
+  UNAME26: 0x0020000,
+  ADDR_NO_RANDOMIZE: 0x0040000,
+  FDPIC_FUNCPTRS: 0x0080000,
+  MMAP_PAGE_ZERO: 0x0100000,
+  ADDR_COMPAT_LAYOUT: 0x0200000,
+  READ_IMPLIES_EXEC: 0x0400000,
+  ADDR_LIMIT_32BIT: 0x0800000,
+  SHORT_INODE: 0x1000000,
+  WHOLE_SECONDS: 0x2000000,
+  STICKY_TIMEOUTS: 0x4000000,
+  ADDR_LIMIT_3GB: 0x8000000,
+} as const;
+
+/** The flags the kernel consults while a task runs: losing one changes what the restored task sees. */
+const WHILE_RUNNING = PERSONALITY_FLAGS.UNAME26 | PERSONALITY_FLAGS.READ_IMPLIES_EXEC | PERSONALITY_FLAGS.ADDR_LIMIT_32BIT | PERSONALITY_FLAGS.STICKY_TIMEOUTS | PERSONALITY_FLAGS.ADDR_LIMIT_3GB;
+/** The execution domain (the low byte): PER_LINUX is 0. */
+const PER_MASK = 0xff;
+const DOMAINS: Record<number, string> = { 0x08: "PER_LINUX32" };
+
+/** What a restore would lose of one personality value: the parts that change the running task, and the rest. */
+export interface PersonalityLoss {
+  /** Names of the execution domain and flags the running task depends on (empty: none). */
+  whileRunning: string[];
+  /** Names of the flags that act only at execve, or nowhere here. */
+  atExec: string[];
+}
+
+/** Sorts a personality value (PersonalityLoss); 0 (PER_LINUX, no flags) loses nothing. */
+export function personalityLoss(value: number): PersonalityLoss {
+  const whileRunning: string[] = [];
+  const atExec: string[] = [];
+  const domain = value & PER_MASK;
+  if (domain !== 0) whileRunning.push(DOMAINS[domain] ?? `execution domain 0x${domain.toString(16)}`);
+  let known = PER_MASK;
+  for (const [name, bit] of Object.entries(PERSONALITY_FLAGS)) {
+    known |= bit;
+    if ((value & bit) === 0) continue;
+    ((bit & WHILE_RUNNING) !== 0 ? whileRunning : atExec).push(name);
+  }
+  const unknown = value & ~known;
+  if (unknown !== 0) whileRunning.push(`unknown flags 0x${(unknown >>> 0).toString(16)}`);
+  return { whileRunning, atExec };
+}
+
+/** One thread whose personality is not 0, with what a restore loses of it. */
+export interface ThreadPersonality extends PersonalityLoss {
+  pid: number;
+  tid: number;
+  value: number;
+}
+
+/** How personalities are read (/proc by default; tests pass their own). */
+export interface PersonalityAccess {
+  tids(pid: number): number[];
+  /** /proc/TID/personality, parsed (the kernel prints it as %08x). */
+  personality(tid: number): number;
+}
+
+const procAccess: PersonalityAccess = {
+  tids: (pid) => readdirSync(`/proc/${pid}/task`).map(Number),
+  personality: (tid) => Number.parseInt(readFileSync(`/proc/${tid}/personality`, "latin1").trim(), 16),
+};
+
+/** The threads of pids whose personality is not 0 (host ids). Threads gone meanwhile are skipped. */
+export function threadPersonalities(pids: readonly number[], access: PersonalityAccess = procAccess): ThreadPersonality[] {
+  const out: ThreadPersonality[] = [];
+  for (const pid of pids) {
+    let tids: number[];
+    try {
+      tids = access.tids(pid);
+    } catch {
+      continue; // gone
+    }
+    for (const tid of tids) {
+      let value: number;
+      try {
+        value = access.personality(tid);
+      } catch {
+        continue; // gone
+      }
+      if (!Number.isInteger(value) || value === 0) continue;
+      out.push({ pid, tid, value, ...personalityLoss(value) });
+    }
+  }
+  return out;
+}
+
+/** "0x00040000", as /proc prints it. */
+export function showPersonality(value: number): string {
+  return `0x${(value >>> 0).toString(16).padStart(8, "0")}`;
+}
