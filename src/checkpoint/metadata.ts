@@ -16,6 +16,7 @@ import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { CRIU_IMAGE_NAME } from "./images-list.ts";
 import { checkpointPlanSchema, GHOST_LIMIT_MAX, networkLockSchema, TIMEOUT_SECONDS_MAX } from "./plan.ts";
 import { parsePreciseJson, stringifyPreciseJson } from "../sys/precise-json.ts";
+import { threadStatesSchema } from "./thread-state.ts";
 
 /** File name of the metadata inside a checkpoint directory. */
 export const METADATA_FILE = "cryo-checkpoint.json";
@@ -214,6 +215,12 @@ export const checkpointMetadataSchema = z.object({
     )
     .max(EMPTY_TMPFS_MAX)
     .optional(),
+  /**
+   * Threads whose CPU affinity, timer slack or I/O priority differed from a thread's default at the dump, which CRIU
+   * does not restore (thread-state.ts): the restore sets them before the tree runs. Absent where none did, and in
+   * checkpoints of cryo before the thirty-sixth session (their restored threads keep CRIU's).
+   */
+  threads: threadStatesSchema.optional(),
 });
 
 /** What a cryo checkpoint holds besides CRIU's images. */

@@ -30,6 +30,7 @@ import { checkCombinations, isPostCopy, networkLockAsked, postCopyPlan, resolveC
 import { cgroupYard, containerDumpOpts, emptyTmpfsMounts, externalNamespaceInodes, maskedDirs, maskedFiles, readHostCgroupFacts, runcContainerFrom } from "../checkpoint/runc-criu.ts";
 import { resolveDestInRoot } from "../checkpoint/restore-root.ts";
 import { findWatchedPaths, watchedInodes } from "../checkpoint/watch-paths.ts";
+import { dumpBaseline, readThreadStates, type ThreadState } from "../checkpoint/thread-state.ts";
 import { showPersonality, threadPersonalities } from "../checkpoint/personality-check.ts";
 import { listPidsRecursive } from "../cgroups/procs.ts";
 import { commOf, innermostPid, processTree, tracerPidOf } from "../sys/proc.ts";
@@ -302,6 +303,33 @@ function pidNamespaceOf(pid: number): string | undefined {
   }
 }
 
+/**
+ * The threads of pids whose affinity, timer slack or I/O priority a restore must set again (thread-state.ts), against
+ * the container's cpuset (its cgroup's effective CPUs) and this shim's timer slack. A failure to read them leaves them
+ * out, said in the log: the dump goes on, and the restore leaves those threads with CRIU's.
+ */
+function recordThreadStates(pids: number[], cgroupPaths: Record<string, string>, log: Logger, label: string): ThreadState[] {
+  try {
+    const v1 = cgroupPaths.cpuset;
+    const v2 = cgroupPaths[""];
+    let cpus: string | undefined;
+    for (const file of [v1 && join(v1, "cpuset.effective_cpus"), v2 && join(v2, "cpuset.cpus.effective")]) {
+      if (!file || cpus !== undefined) continue;
+      try {
+        cpus = readFileSync(file, "latin1");
+      } catch {
+        // no cpuset controller there: the host's online CPUs
+      }
+    }
+    const states = readThreadStates(pids, dumpBaseline(cpus));
+    if (states.length > 0) log.info(`${label}: ${states.length} threads with an affinity, timer slack or I/O priority of their own, recorded for the restore`);
+    return states;
+  } catch (err) {
+    log.warn(`${label}: threads' affinity, timer slack and I/O priority not recorded (the restore leaves CRIU's): ${err instanceof Error ? err.message : String(err)}`);
+    return [];
+  }
+}
+
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // For `delete`, should this daemon die before it answers (orphaned-criu.ts removeAbandonedDumpDir).
@@ -433,6 +461,9 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   if (atExec.length > 0) {
     input.log.warn(`${label}: tasks with a personality the restore loses (CRIU does not restore it): what they execute after the restore runs without it`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
   }
+  // Each thread's CPU affinity, timer slack and I/O priority, which CRIU does not restore (thread-state.ts), where it
+  // differs from a thread's default: read now, the tree frozen (containerd paused it), and set again by the restore.
+  const threadStates = plan.preDump ? [] : recordThreadStates([...tree], state.cgroup_paths, input.log, label);
   // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
   // the watched files, for CRIU to find them by (watch-paths.ts).
   const watched = watchedInodes(cgroupPids);
@@ -727,6 +758,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
     metadata.stdio.terminal = terminal;
     if (localPages) metadata.localPages = localPages;
     if (emptyTmpfs.length > 0) metadata.emptyTmpfs = emptyTmpfs.map((t) => ({ ...t }));
+    if (threadStates.length > 0) metadata.threads = threadStates;
     // What the restore checks the checkpoint against: every image as it is now, pruned and compressed.
     metadata.images = listImages(imagesDir);
     await writeCheckpointMetadata(imagesDir, metadata);

@@ -32,12 +32,13 @@ import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
 import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
+import { applyThreadStates, planThreadStates, restoredThreads, type ThreadState } from "../checkpoint/thread-state.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
 import { checkRestoreMemory, describeRoom, memoryCgroupOf, memoryRoom, oomKills, restoredMemoryFloor, showBytes, type MemoryCgroup, type MemoryFloor } from "../checkpoint/memory-check.ts";
 import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
-import { grantedCapabilities } from "../criu/capabilities.ts";
+import { capabilityNumber, grantedCapabilities } from "../criu/capabilities.ts";
 import { checkLocalPagesEntry, holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
@@ -218,6 +219,11 @@ export interface PreparedRestore {
   cgroups?: RestoreCgroups;
   /** Resource limits and OOM score bounds some task exceeds (limits-check.ts): enforced at CRIU's post-restore. */
   limitsBounds?: TaskLimitsBounds;
+  /**
+   * The threads' CPU affinity, timer slack and I/O priority the checkpoint recorded (thread-state.ts): set at CRIU's
+   * post-restore; realtimeIo when the spec grants what a real-time I/O class takes (CAP_SYS_NICE or CAP_SYS_ADMIN).
+   */
+  threadStates?: { states: ThreadState[]; realtimeIo: boolean };
   /** The checkpoint's live tasks (zombies left out), by their recorded pids: the CRIU call fails when one dies under it. */
   liveTasks?: number[];
   /** The container's memory cgroup, whose OOM kills a failed restore reports (memory-check.ts). */
@@ -589,6 +595,8 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
   const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
   const liveTasks = liveTaskPids(threads);
+  const granted = grantedCapabilities((spec as CredsSpec).process?.capabilities);
+  const threadStates = meta.threads && meta.threads.length > 0 ? { states: meta.threads, realtimeIo: granted.has(capabilityNumber("CAP_SYS_NICE")) || granted.has(capabilityNumber("CAP_SYS_ADMIN")) } : undefined;
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own. A checkpoint
   // dumped in CRIU's ignore mode records none and restores in that mode, where CRIU acts on none of it; checked at
   // Start when its restore's settings choose another mode.
@@ -597,7 +605,7 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
   const externalFlags = checkMountImages(source.dir, spec as MountSpec, where, join(bundle, "rootfs"));
   // The names CRIU opens and makes regular files by (a deleted file's in its own mount namespace, the host's), and
   // descriptors CRIU makes as root that the tasks could not have made with the spec's capabilities.
-  checkFilesImage(source.dir, where, grantedCapabilities((spec as CredsSpec).process?.capabilities));
+  checkFilesImage(source.dir, where, granted);
   const mounts = hostCgroupMountsSync();
   // containerd always sets cgroupsPath; without one, runc's default: the id, a relative path. The source's, kept by
   // containerd's restore under a new id or namespace, becomes the new container's own (restoredCgroupsPath).
@@ -645,6 +653,7 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
     },
     security,
     limitsBounds,
+    ...(threadStates ? { threadStates } : {}),
     liveTasks,
     externalFlags,
     ...(memoryCgroup ? { memoryCgroup } : {}),
@@ -655,6 +664,23 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
   };
 }
 
+/**
+ * Sets the recorded affinity, timer slack and I/O priority on the restored threads of tree (host pids), at CRIU's
+ * post-restore. What cannot be set as recorded (CPUs not here, a real-time class the spec does not allow, a failed
+ * call) is logged as a warning; the restore goes on (thread-state.ts).
+ */
+function setThreadStates(tree: number[], threadStates: { states: ThreadState[]; realtimeIo: boolean }, log: Logger, label: string): void {
+  try {
+    const { changes, notes } = planThreadStates(threadStates.states, restoredThreads(tree), { realtimeIo: threadStates.realtimeIo });
+    const applied = applyThreadStates(changes);
+    log.info(`${label}: restored threads given the affinity, timer slack and I/O priority of the checkpoint`, { changed: applied.changed });
+    const all = [...notes, ...applied.notes];
+    if (all.length > 0 || applied.failed.length > 0) log.warn(`${label}: threads not given all of the checkpoint's affinity, timer slack or I/O priority`, { notes: all, failed: applied.failed });
+  } catch (err) {
+    log.warn(`${label}: threads' affinity, timer slack and I/O priority not set: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** Restores the container; on failure nothing it made is left (see the module comment). */
 export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const { id, bundle, source } = input;
@@ -663,7 +689,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const prepStart = performance.now();
   const rootfs = join(bundle, "rootfs");
   const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot, input.namespace);
-  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, liveTasks, externalFlags, usernsRoot, intelRdt } = prepared;
+  const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, threadStates, liveTasks, externalFlags, usernsRoot, intelRdt } = prepared;
   if (prepared.intelRdtIgnored) input.log.warn(`${label}: ${prepared.intelRdtIgnored}`);
   if (prepared.specCgroupsPath !== undefined) {
     input.log.info(`${label}: cgroupsPath ${cgroupsPath}, not the spec's ${prepared.specCgroupsPath} (the checkpointed container's, which containerd's restore keeps): a cgroup of its own`);
@@ -916,10 +942,13 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         ["createRuntime", specHooksOf(specHooks, "createRuntime")],
       ];
       const withHooks = hooks.some(([, list]) => list.length > 0);
+      // Threads whose affinity, timer slack or I/O priority the checkpoint recorded (CRIU restores none of them) get
+      // them at post-restore too, before they run again.
       const gate = input.resumeGate;
-      const waitFor: NotifyAction[] = [...(limitsBounds || gate ? (["post-restore"] as const) : []), ...(withHooks ? (["setup-namespaces"] as const) : [])];
+      const atPostRestore = limitsBounds !== undefined || threadStates !== undefined || gate !== undefined;
+      const waitFor: NotifyAction[] = [...(atPostRestore ? (["post-restore"] as const) : []), ...(withHooks ? (["setup-namespaces"] as const) : [])];
       const callOptions =
-        plan.opts.orphanPtsMaster || limitsBounds || withHooks || gate
+        plan.opts.orphanPtsMaster || atPostRestore || withHooks
           ? {
               inheritFds,
               joinCgroups: plan.joinCgroups,
@@ -935,10 +964,12 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
                 }
                 if (e.action !== "post-restore" || e.pid <= 0) return;
                 pid = e.pid;
+                const tree = processTree(e.pid);
                 if (limitsBounds) {
-                  const changed = enforceTaskLimits(processTree(e.pid), limitsBounds);
+                  const changed = enforceTaskLimits(tree, limitsBounds);
                   input.log.info(`${label}: restored tasks held to the spec's resource limits and OOM score`, { changed });
                 }
+                if (threadStates) setThreadStates(tree, threadStates, input.log, label);
                 if (gate) {
                   const held = performance.now();
                   try {
