@@ -7,10 +7,15 @@
  * running task depends on (linux32) fails the checkpoint with FAILED_PRECONDITION (src/checkpoint/personality-check.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compileStaticC, ctrErrorHasCode, ensureTestImage, readContainerFile, removeContainer, startPrivateContainerd, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { METADATA_FILE } from "../../src/checkpoint/index.ts";
+import { formatCpuList } from "../../src/checkpoint/thread-state.ts";
+import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
+import { parsePreciseJson, stringifyPreciseJson } from "../../src/sys/precise-json.ts";
+import { connect } from "../../src/ttrpc/index.ts";
+import { compileStaticC, ctrErrorHasCode, ensureTestImage, readContainerFile, removeContainer, startPrivateContainerd, taskApiRestoreInputs, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 import { KSTATE_C } from "./kstate-fixture.ts";
 
 /** persona HEX: takes personality(0xHEX), writes /tmp/ready, and waits. */
@@ -138,3 +143,51 @@ test("a process running under linux32 (PER_LINUX32), which a restore would lose,
     await removeContainer(pc, id, { stopped: "not-running" });
   }
 }, 60_000);
+
+test("a checkpoint naming CPUs this host lacks (its metadata edited as a bigger host's would read) restores: the kernel keeps the CPUs there are, none left keeps the thread where it was, both said in the log", async () => {
+  const src = uniqueId("kstate-src");
+  const restoredId = uniqueId("kstate-cpus");
+  const ref = `localhost/checkpoint/${src}:1`;
+  const work = mkdtempSync(join(dir, "cpus-"));
+  const cpu = Number(readFileSync("/sys/fs/cgroup/cpuset/cpuset.effective_cpus", "utf8").trim().split(/[,-]/).at(-1));
+  const cpusOf = (tid: number) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${tid}/status`, "utf8"))![1];
+  try {
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${bin},dst=/bin/kstate,options=rbind:ro`, testImage, src, "/bin/kstate", String(cpu)], { timeoutMs: 60_000 });
+    await waitFor(() => readContainerFile(pc, src, "/tmp/kstate.out")?.startsWith("ready"), { what: "kstate ready" });
+    const before = await askRound(src, 1);
+    // The main thread's affinity (every CPU of the container's cpuset), as a cpu list.
+    const allCpus = formatCpuList(before.get("t0")!.cpus!.split(",").map(Number));
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
+    const inputs = await taskApiRestoreInputs(pc, pc.namespace, src, ref, work, `/${pc.namespace}/${restoredId}`);
+    // The second thread recorded on its CPU and CPU 100, the main thread on CPUs 200-201 alone (with its timer slack).
+    const metaPath = join(inputs.images, METADATA_FILE);
+    const meta = parsePreciseJson(readFileSync(metaPath, "utf8")) as { threads: { tid: number; cpus?: string; timerSlackNs?: number }[] };
+    const t1 = Number(before.get("t1")!.tid);
+    expect(meta.threads.map((t) => t.tid).sort((a, b) => a - b)).toEqual([1, t1]);
+    for (const t of meta.threads) t.cpus = t.tid === 1 ? "200-201" : `${cpu},100`;
+    writeFileSync(metaPath, stringifyPreciseJson(meta, 2));
+    const client = await connect(readFileSync(join(inputs.srcBundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
+    const call = (m: "create" | "start" | "kill" | "wait" | "delete", req: object, timeoutMs = 60_000) => client.call(TaskV2, m, req as never, { namespace: pc.namespace, timeoutMs });
+    try {
+      await call("create", { id: restoredId, bundle: inputs.bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: inputs.images });
+      const { pid } = (await call("start", { id: restoredId }, 120_000)) as { pid: number };
+      const tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+      expect(tids.length).toBe(2);
+      // The main thread keeps what CRIU gave it (the whole set), with its timer slack; the second is on its CPU.
+      expect(tids.map(cpusOf)).toEqual([allCpus, String(cpu)]);
+      expect(readFileSync(`/proc/${tids[0]}/timerslack_ns`, "utf8").trim()).toBe("123457");
+      expect(readFileSync(`/proc/${tids[1]}/timerslack_ns`, "utf8").trim()).toBe("777777");
+      const log = readFileSync(pc.layout.log, "utf8");
+      expect(log).toContain(`thread ${t1}: CPUs 100 of its affinity ${cpu},100 may not be used here (the container's cpuset, online): bound to ${cpu}`);
+      expect(log).toContain(`thread 1: none of its CPUs 200-201 may be used here (the container's cpuset, online): left on ${allCpus}`);
+    } finally {
+      await call("kill", { id: restoredId, signal: 9 }).then(() => call("wait", { id: restoredId }, 30_000)).catch(() => {});
+      await call("delete", { id: restoredId }).catch(() => {});
+      client.close();
+    }
+  } finally {
+    await removeContainer(pc, src, { stopped: "not-running" });
+    rmSync(work, { recursive: true, force: true });
+  }
+}, 120_000);
