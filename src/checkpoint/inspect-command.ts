@@ -56,6 +56,11 @@ export function renderMetadata(m: CheckpointMetadata): string {
     const what = (t: { options: string; entries?: unknown[] }) => `${t.options || "defaults"}${t.entries?.length ? `; ${t.entries.length} entries, no file data` : ""}`;
     lines.push(`Empty tmpfs mounts made anew at restore: ${m.emptyTmpfs.map((t) => `${t.mountpoint} (${what(t)})`).join(", ")}`);
   }
+  if (m.threads?.length) {
+    const what = (t: { tid: number; cpus?: string; timerSlackNs?: number; ioprio?: number }) =>
+      [t.cpus !== undefined ? `cpus ${t.cpus}` : "", t.timerSlackNs !== undefined ? `timer slack ${t.timerSlackNs} ns` : "", t.ioprio !== undefined ? `ioprio class ${t.ioprio >> 13} level ${t.ioprio & 7}` : ""].filter((x) => x !== "").join(", ");
+    lines.push(`Threads set again at restore (CRIU restores none of this): ${m.threads.map((t) => `${t.tid} (${what(t)})`).join("; ")}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -21,7 +21,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
 import { invalidArgument } from "../errors.ts";
-import { setThreadAffinity, setThreadIoprio, threadIoprio } from "../sys/sched.ts";
+import { setThreadAffinity, setThreadIoprio, threadIoprio } from "../sys/index.ts";
 
 /** The most CPUs a recorded affinity may name (CPU numbers below it). */
 export const CPU_MAX = 8192;

@@ -32,6 +32,7 @@ export { pidfdOpen, pidfdGetfd, takeFdFromProcess } from "./pidfd.ts";
 export { tcpRepairOf, tcpRepairOff } from "./tcp-repair.ts";
 export { wallClock, type WallTime } from "./clock.ts";
 export { processLimit, setProcessLimit, type ResourceLimit } from "./rlimit.ts";
+export { setThreadAffinity, threadIoprio, setThreadIoprio } from "./sched.ts";
 export { Errno, errnoOf } from "./libc.ts";
 export { createEventFd, drainEventFd } from "./eventfd.ts";
 export { tryLockExclusive } from "./flock.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { METADATA_FILE, readCheckpointMetadata, writeCheckpointMetadata } from "../../../src/checkpoint/index.ts";
+import { METADATA_FILE, readCheckpointMetadata, renderMetadata, writeCheckpointMetadata } from "../../../src/checkpoint/index.ts";
 import {
   applyThreadStates,
   formatCpuList,
@@ -127,6 +127,8 @@ describe("threadStatesSchema", () => {
       const meta = { ...sampleCheckpointMetadata(), threads: [{ tid: 7, cpus: "1", timerSlackNs: 777777, ioprio: BE(6) }] };
       await writeCheckpointMetadata(dir, meta);
       expect((await readCheckpointMetadata(dir)).threads).toEqual(meta.threads);
+      expect(renderMetadata(meta)).toContain(`Threads set again at restore (CRIU restores none of this): 7 (cpus 1, timer slack 777777 ns, ioprio class 2 level 6)`);
+      expect(renderMetadata(sampleCheckpointMetadata())).not.toContain("Threads set again");
       const { threads: _, ...older } = meta;
       writeFileSync(join(dir, METADATA_FILE), JSON.stringify(older));
       expect((await readCheckpointMetadata(dir)).threads).toBeUndefined();
