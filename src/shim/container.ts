@@ -10,6 +10,7 @@
  * EXEC_OUTPUT_LINGER_MS for a copy a leftover process still holds (runc's shim waits 2 s there too), before it
  * closes the IO. Delete of a process that was never started kills it and records its exit inline.
  */
+import { availableParallelism } from "node:os";
 import { killCriuAtOnce } from "../criu/abort-reason.ts";
 import type { CheckpointRequestOptions } from "../checkpoint/index.ts";
 import { Code, CryoError, alreadyExists, failedPrecondition, invalidArgument, isCode, notFound, notImplemented } from "../errors.ts";
@@ -21,6 +22,7 @@ import type { Logger } from "./logger.ts";
 import type { ContainerMetrics, Engine, ExitStatus, InitSpec, StdioSpec } from "./ports.ts";
 import { invalidTransition, type ProcessEvent } from "./process-state.ts";
 import { ShimProcess } from "./process.ts";
+import { createFairLimiter, type FairLimiter } from "./fair-limiter.ts";
 import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
 
@@ -52,7 +54,16 @@ export interface ContainerDeps {
   engine: Engine;
   publisher: Publisher;
   log: Logger;
+  /** The daemon's exec slots (`runc exec` at once, fair between containers); none: DEFAULT_EXEC_SLOTS slots of the container's own. */
+  execSlots?: FairLimiter;
 }
+
+/**
+ * `runc exec` launches at once in a daemon unless its config says otherwise (`[shim] max_parallel_execs`,
+ * docs/config.md): the CPUs it may use, at least 2. A launch is mostly CPU (runc's start, nsexec, the process's
+ * setup), and more at once only slowed every other call of the daemon (docs/shim.md, "Exec floods").
+ */
+export const DEFAULT_EXEC_SLOTS = Math.max(2, availableParallelism());
 
 /** The inputs of Create, as internal types: what the engine's createInit/createRestore take. */
 export type CreateConfig = InitSpec;
@@ -81,6 +92,9 @@ export class Container {
   private initReaped = false;
   /** A Start from a checkpoint is running its restore (Kill with SIGKILL and Delete cancel it). */
   private restoreInFlight = false;
+  private readonly execSlots: FairLimiter;
+  /** Execs whose Start is launching them (startExec), each with a promise that resolves when that is over. */
+  private readonly launching = new Map<ShimProcess, Promise<void>>();
   /** Aborts the checkpoint running now (its caller's deadline or a SIGKILL Kill: CRIU is killed, the container let go). */
   private checkpointAbort: AbortController | undefined;
   /** Aborted by a Kill with SIGKILL that comes after checkpointAbort was: CRIU, asked to stop, is killed at once. */
@@ -91,11 +105,13 @@ export class Container {
     private readonly deps: ContainerDeps,
   ) {
     this.init = new ShimProcess(config.id, "", config.stdio);
+    this.execSlots = deps.execSlots ?? createFairLimiter(DEFAULT_EXEC_SLOTS);
   }
 
   get id(): string {
     return this.config.id;
   }
+
 
   /** Runs runc create and publishes /tasks/create; the caller registered the id beforehand. */
   static async create(config: CreateConfig, deps: ContainerDeps): Promise<Container> {
@@ -238,45 +254,64 @@ export class Container {
    * signal aborts (its deadline passed, or its connection closed): CRIU is killed and the restore undone.
    */
   start(execId: string, signal?: AbortSignal): Promise<number> {
+    if (execId !== "") return this.startExec(execId);
     return this.queue.run(async () => {
-      const p = this.process(execId);
+      const p = this.init;
       // An init a Kill with SIGKILL reached before its Start (or that died meanwhile) is refused as a stopped one; runc
       // start on it answered with whatever it found, "cannot start an already running container" while it was a zombie.
-      if (p === this.init) this.checkInit("start");
-      else p.check("start");
+      this.checkInit("start");
       const { engine } = this.deps;
-      if (p === this.init) {
-        if (p.state === "restoring") {
-          this.restoreInFlight = true;
-          const onCallerGone = () => this.cancelRestore(callerGoneWords(signal));
-          signal?.addEventListener("abort", onCallerGone, { once: true });
-          if (signal?.aborted) onCallerGone();
-          const restored = await engine.startRestore!(this.id).finally(() => {
-            this.restoreInFlight = false;
-            signal?.removeEventListener("abort", onCallerGone);
-          });
-          p.pid = restored.pid;
-          p.attachIo(restored.io);
-          this.watchExit(p);
-        } else {
-          await engine.startInit(this.id, this.config.options, p.pid);
-        }
-        p.move("start");
-        this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });
-        try {
-          this.stopOom = await engine.watchOom(this.id, this.config.options, () =>
-            this.publish(this.config.namespace, Topic.oom, TaskOOMSchema, { containerId: this.id }),
-          );
-        } catch (err) {
-          this.deps.log.warn(`watch OOM of ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        return p.pid;
+      if (p.state === "restoring") {
+        this.restoreInFlight = true;
+        const onCallerGone = () => this.cancelRestore(callerGoneWords(signal));
+        signal?.addEventListener("abort", onCallerGone, { once: true });
+        if (signal?.aborted) onCallerGone();
+        const restored = await engine.startRestore!(this.id).finally(() => {
+          this.restoreInFlight = false;
+          signal?.removeEventListener("abort", onCallerGone);
+        });
+        p.pid = restored.pid;
+        p.attachIo(restored.io);
+        this.watchExit(p);
+      } else {
+        await engine.startInit(this.id, this.config.options, p.pid);
       }
-      const ended = this.initEnding();
-      if (ended || (this.init.state !== "running" && this.init.state !== "created")) {
-        throw failedPrecondition(p.label, { detail: `container is ${ended ? "stopped" : this.init.state}` });
+      p.move("start");
+      this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });
+      try {
+        this.stopOom = await engine.watchOom(this.id, this.config.options, () =>
+          this.publish(this.config.namespace, Topic.oom, TaskOOMSchema, { containerId: this.id }),
+        );
+      } catch (err) {
+        this.deps.log.warn(`watch OOM of ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
       }
+      return p.pid;
+    });
+  }
+
+  /**
+   * Starts an exec; returns its pid. Only the checks and the launch's mark hold the container's queue: `runc exec`
+   * runs outside it, in the daemon's exec slots (ContainerDeps.execSlots, fair between containers), so that a
+   * flood of execs into one container neither holds up that container's Kill, State of an exec or Update behind
+   * every one of them, nor runs more `runc exec` at once than the slots allow. Calls that must not meet a launch
+   * under way (Pause, Checkpoint, Delete of the init or of that exec) wait for the launches in their turn.
+   */
+  private async startExec(execId: string): Promise<number> {
+    let done!: () => void;
+    const p = await this.queue.run(() => {
+      const p = this.process(execId);
+      // A second Start of an exec being launched is refused as a second Start of a running one is.
+      if (this.launching.has(p)) throw invalidTransition(p.label, "running", "start");
+      p.check("start");
+      this.checkExecTarget(p);
+      // Marked before the job ends, so that a Pause or Delete queued right behind this Start waits for the launch.
+      this.launching.set(p, new Promise<void>((resolve) => (done = resolve)));
+      return p;
+    });
+    try {
+      const { engine } = this.deps;
       let launched: Awaited<ReturnType<typeof engine.exec>>;
+      let refused = false;
       try {
         launched = await engine.exec({
           id: this.id,
@@ -286,12 +321,23 @@ export class Container {
           stdio: p.stdio,
           process: p.processSpec ?? {},
           options: this.config.options,
+          slot: (launch) =>
+            this.execSlots.run(this.id, () => {
+              // The init may have ended (or been killed) while this launch waited for its slot: refused then as it
+              // would have been when asked (a Pause cannot come between: it waits for the launches).
+              refused = true;
+              this.checkExecTarget(p);
+              refused = false;
+              return launch();
+            }),
         });
       } catch (err) {
         // The exec will never run: a Wait on it (ctr and CRI call Wait before Start) is answered now, as runc's shim
         // answers it, instead of at its Delete. Its exit status is runc exec's own on such a failure; no /tasks/exit,
         // since no process ran.
         p.recordExit({ status: EXEC_START_FAILED_STATUS, exitedAt: wallClock() });
+        // Refused in its slot: the check's own error again (the engine's wrapping of it left out).
+        if (refused) this.checkExecTarget(p);
         // runc exec failed because the init ended meanwhile: a state error, not runc's broken pipe.
         if (await this.initEndedMeanwhile()) throw failedPrecondition(p.label, { detail: "container is stopped", cause: err });
         throw err;
@@ -302,7 +348,23 @@ export class Container {
       this.watchExit(p);
       this.publish(this.config.namespace, Topic.execStarted, TaskExecStartedSchema, { containerId: this.id, execId, pid: p.pid });
       return p.pid;
-    });
+    } finally {
+      this.launching.delete(p);
+      done();
+    }
+  }
+
+  /** Refuses an exec's launch into a container whose init has ended or is not running (nor created). */
+  private checkExecTarget(p: ShimProcess): void {
+    const ended = this.initEnding();
+    if (ended || (this.init.state !== "running" && this.init.state !== "created")) {
+      throw failedPrecondition(p.label, { detail: `container is ${ended ? "stopped" : this.init.state}` });
+    }
+  }
+
+  /** Waits until no exec of this container is being launched (called in a queue job: no new launch starts meanwhile). */
+  private async launchesDone(): Promise<void> {
+    while (this.launching.size > 0) await Promise.all(this.launching.values());
   }
 
   /** Registers an exec process (created, not started) and publishes /tasks/exec-added. */
@@ -371,6 +433,9 @@ export class Container {
     return this.queue.run(async () => {
       notGivenUp(signal, `pause container ${this.id}`);
       this.checkInit("pause");
+      // runc exec into a cgroup frozen under it would hang until the thaw.
+      await this.launchesDone();
+      this.checkInit("pause");
       await this.deps.engine.freeze(this.id, this.config.options);
       // An init that died before the freeze left an empty cgroup frozen: not paused, and nothing to publish.
       if (await this.initEndedMeanwhile()) {
@@ -403,6 +468,9 @@ export class Container {
    */
   checkpoint(path: string, request: CheckpointRequestOptions, signal?: AbortSignal): Promise<void> {
     return this.queue.run(async () => {
+      this.checkInit("checkpoint");
+      // CRIU would meet runc's setns process in the container.
+      await this.launchesDone();
       this.checkInit("checkpoint");
       const { engine } = this.deps;
       if (!engine.checkpoint) throw notImplemented("checkpoint");
@@ -491,7 +559,10 @@ export class Container {
   delete(execId: string): Promise<{ pid: number; exit: ExitStatus }> {
     if (execId === "") this.cancelRestore("task deleted while restoring");
     return this.queue.run(async () => {
+      // An exec being launched is deleted once its launch is over (running then: refused, as runc's shim refuses it);
+      // the init once none is, so that no runc exec runs after runc delete.
       const p = this.process(execId);
+      await (p === this.init ? this.launchesDone() : this.launching.get(p));
       const wasCreated = p.state === "created" || p.state === "restoring";
       // Created from a checkpoint and never run (before its Start, after a failed restore, or ended by the SIGKILL
       // that cancelled its restore): what the restore had prepared goes.

@@ -196,7 +196,8 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       // A binary:// logger of an exec gets the exec's own id as CONTAINER_ID, as with containerd's runc shim.
       const io = await prepareIo(spec.stdio, { id: execId, namespace: spec.namespace, log: deps.log, copyOutput: true, bundle: spec.bundle });
       try {
-        await runc.exec(id, spec.process as never, { pidFile, stdio: io.stdio, consoleSocket: io.consoleSocket?.path });
+        const launch = () => runc.exec(id, spec.process as never, { pidFile, stdio: io.stdio, consoleSocket: io.consoleSocket?.path });
+        await (spec.slot ? spec.slot(launch) : launch());
         const pid = readPidFile(pidFile);
         return { pid, io: await io.launched() };
       } catch (err) {

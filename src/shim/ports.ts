@@ -95,6 +95,11 @@ export interface ExecSpec {
   /** The OCI process object (JSON), as containerd sent it. */
   process: Record<string, unknown>;
   options: ShimOptions;
+  /**
+   * Runs `runc exec` itself (not the IO's preparation, which may wait for a FIFO's reader) in one of the daemon's exec
+   * slots (container.ts); none: at once.
+   */
+  slot?: <T>(launch: () => Promise<T>) => Promise<T>;
 }
 
 /** Container metrics, serialized: io.containerd.cgroups.v1.Metrics or v2.Metrics (type name + bytes). */

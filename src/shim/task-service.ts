@@ -15,7 +15,8 @@ import { Status } from "../gen/containerd/types/task/task_pb.ts";
 import { parsePreciseJson } from "../sys/precise-json.ts";
 import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { unlessCallerGone } from "./cancel.ts";
-import { Container, type ContainerDeps } from "./container.ts";
+import { Container, DEFAULT_EXEC_SLOTS, type ContainerDeps } from "./container.ts";
+import { createFairLimiter } from "./fair-limiter.ts";
 import { checkIdentifier } from "./identifiers.ts";
 import type { ProcessState } from "./process-state.ts";
 import type { ShimProcess } from "./process.ts";
@@ -99,7 +100,9 @@ function realBundle(path: string): string {
 }
 
 /** Creates the task service over the container deps. */
-export function createTaskService(deps: TaskServiceDeps): TaskService {
+export function createTaskService(input: TaskServiceDeps): TaskService {
+  // One set of exec slots for every container of the daemon (container.ts startExec).
+  const deps: TaskServiceDeps = { ...input, execSlots: input.execSlots ?? createFairLimiter(DEFAULT_EXEC_SLOTS) };
   const containers = new Map<string, Container>();
   // Creates in progress, by id: a Delete that comes meanwhile waits for its Create (see delete).
   const creating = new Map<string, Promise<unknown>>();

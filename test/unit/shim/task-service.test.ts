@@ -10,9 +10,11 @@ import { Status } from "../../../src/gen/containerd/types/task/task_pb.ts";
 import type { CallContext } from "../../../src/ttrpc/index.ts";
 import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts";
 import { createLogger, nullLogger } from "../../../src/shim/logger.ts";
-import type { Engine, ExitStatus } from "../../../src/shim/ports.ts";
+import type { Engine, ExitStatus, Launched } from "../../../src/shim/ports.ts";
 import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
 import { createTaskService } from "../../../src/shim/task-service.ts";
+import { createFairLimiter } from "../../../src/shim/fair-limiter.ts";
+import { waitFor } from "../../harness/wait-for.ts";
 
 function fakeEngine() {
   let nextPid = 100;
@@ -900,4 +902,163 @@ test("Shutdown with now while a container is served or being created is ignored,
   await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx);
   await t.svc.shutdown({ id: "c1", now: true } as never, t.ctx);
   expect(t.shutdowns()).toBe(1);
+});
+
+/** An engine whose `runc exec` launches run until the test releases them; it records how many ran at once. */
+function heldExecs(t: ReturnType<typeof setup>) {
+  const held: { execId: string; id: string; release: () => void; released?: boolean }[] = [];
+  let running = 0;
+  let most = 0;
+  t.engine.exec = (spec) => (spec.slot ?? ((f) => f()))(() => {
+    running++;
+    most = Math.max(most, running);
+    t.calls.push(`exec ${spec.id} ${spec.execId}`);
+    return new Promise<Launched>((resolve) => {
+      held.push({
+        id: spec.id,
+        execId: spec.execId,
+        release() {
+          if (this.released) return;
+          this.released = true;
+          running--;
+          resolve({ pid: 1000 + held.length, io: { closeStdin() {}, resize() {}, drained: async () => {}, close() {} } });
+        },
+      });
+    });
+  });
+  /** Releases every launch held now, until `count` launches were held and released. */
+  const releaseUntil = async (count: number) => {
+    for (let n = 0; n < 1000 && (held.length < count || held.some((x) => !x.released)); n++) {
+      for (const x of held) x.release();
+      await Bun.sleep(1);
+    }
+  };
+  return { held, most: () => most, running: () => running, releaseUntil };
+}
+
+const processSpec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+const execReq = (id: string, execId: string) => ({ id, execId, terminal: false, stdin: "", stdout: "", stderr: "", spec: processSpec }) as never;
+
+test("a flood of exec Starts into one container: its Kill, Update and other execs' Delete answer while 100 launches wait; at most the daemon's slots run at once", async () => {
+  const fake = fakeEngine();
+  const events: EventEnvelope[] = [];
+  const publisher = createPublisher({ forward: async (e) => void events.push(e), close() {} }, nullLogger);
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(4) });
+  const t = { ...fake, svc: svc.impl, containers: svc.containers, events, publisher, ctx: { namespace: "ns" } as CallContext, shutdowns: () => 0 };
+  const h = heldExecs(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  // One exec that ran and ended before the flood: ExecSync's Delete of it must not wait behind the flood.
+  await t.svc.exec(execReq("c1", "done"), t.ctx);
+  const doneStart = t.svc.start({ id: "c1", execId: "done" } as never, t.ctx);
+  await waitFor(() => h.held.length === 1);
+  h.held[0]!.release();
+  const donePid = (await doneStart).pid!;
+  t.exit(donePid, 0);
+  await t.svc.wait({ id: "c1", execId: "done" } as never, t.ctx);
+  const starts: Promise<[number, string]>[] = [];
+  for (let i = 0; i < 100; i++) {
+    await t.svc.exec(execReq("c1", `e${i}`), t.ctx);
+    starts.push(codeOf(t.svc.start({ id: "c1", execId: `e${i}` } as never, t.ctx)));
+  }
+  await waitFor(() => h.held.length === 5);
+  await Bun.sleep(20);
+  expect(h.running()).toBe(4);
+  // Before, every call of the container queued behind the 100 Starts (each holding the queue for its runc exec).
+  const answered = await Promise.race([
+    (async () => {
+      await t.svc.kill({ id: "c1", execId: "", signal: 10, all: false } as never, t.ctx);
+      await t.svc.update({ id: "c1", resources: { typeUrl: "x", value: new TextEncoder().encode("{}") } } as never, t.ctx);
+      await t.svc.delete({ id: "c1", execId: "done" } as never, t.ctx);
+      expect((await t.svc.state({ id: "c1", execId: "e99" } as never, t.ctx)).status).toBe(Status.CREATED);
+      return "answered";
+    })(),
+    Bun.sleep(2_000).then(() => "still queued"),
+  ]);
+  expect(answered).toBe("answered");
+  expect(h.running()).toBe(4);
+  // A second Start of an exec being launched is refused as a second Start of a running one.
+  expect((await codeOf(t.svc.start({ id: "c1", execId: "e0" } as never, t.ctx)))[1]).toContain("cannot start a running process");
+  await h.releaseUntil(101);
+  const results = await Promise.all(starts);
+  expect(results.every(([code]) => code === 0)).toBe(true);
+  expect(h.most()).toBe(4);
+  // Each exec's events in order: added, then started.
+  await t.publisher.drain(1000);
+  const topics = t.events.filter((e) => e.topic.startsWith("/tasks/exec")).map((e) => e.topic);
+  expect(topics.filter((x) => x === "/tasks/exec-started").length).toBe(101);
+});
+
+test("exec slots are fair between containers: a quiet container's exec launches before the flooded one's waiting launches", async () => {
+  const fake = fakeEngine();
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const slots = createFairLimiter(2);
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: slots });
+  const t = { ...fake, svc: svc.impl, ctx: { namespace: "ns" } as CallContext } as unknown as ReturnType<typeof setup>;
+  const h = heldExecs(t);
+  for (const id of ["flood", "quiet"]) {
+    await t.svc.create(createReq(id), t.ctx);
+    await t.svc.start({ id, execId: "" } as never, t.ctx);
+  }
+  const starts: Promise<unknown>[] = [];
+  for (let i = 0; i < 50; i++) {
+    await t.svc.exec(execReq("flood", `f${i}`), t.ctx);
+    starts.push(t.svc.start({ id: "flood", execId: `f${i}` } as never, t.ctx));
+  }
+  await waitFor(() => h.held.length === 2);
+  await t.svc.exec(execReq("quiet", "q"), t.ctx);
+  const quiet = t.svc.start({ id: "quiet", execId: "q" } as never, t.ctx);
+  await waitFor(() => slots.waiting === 49);
+  // Two slots freed: the flood's turn had come already (it queued first), then the quiet container's, not the flood's
+  // 47 other waiting launches'.
+  h.held[0]!.release();
+  await waitFor(() => h.held.length === 3);
+  expect(h.held[2]!.id).toBe("flood");
+  h.held[1]!.release();
+  await waitFor(() => h.held.length === 4);
+  expect(h.held[3]!.id).toBe("quiet");
+  h.held[3]!.release();
+  await quiet;
+  await h.releaseUntil(51);
+  await Promise.all(starts);
+});
+
+test("a Pause, and the init's Delete, wait for the exec launches under way; launches still waiting for a slot when the init is killed are refused", async () => {
+  const fake = fakeEngine();
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(1) });
+  const t = { ...fake, svc: svc.impl, ctx: { namespace: "ns" } as CallContext } as unknown as ReturnType<typeof setup>;
+  const h = heldExecs(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  await t.svc.exec(execReq("c1", "a"), t.ctx);
+  const a = codeOf(t.svc.start({ id: "c1", execId: "a" } as never, t.ctx));
+  await waitFor(() => h.held.length === 1);
+  const paused = codeOf(t.svc.pause({ id: "c1" } as never, t.ctx));
+  await Bun.sleep(20);
+  // runc exec into a cgroup frozen under it would hang: the freeze waits for the launch.
+  expect(t.calls.filter((c) => c.startsWith("freeze"))).toEqual([]);
+  h.held[0]!.release();
+  expect(await a).toEqual([0, ""]);
+  expect(await paused).toEqual([0, ""]);
+  expect(t.calls.filter((c) => /^(exec|freeze)/.test(c))).toEqual(["exec c1 a", "freeze c1"]);
+  await t.svc.resume({ id: "c1" } as never, t.ctx);
+  t.exit((await t.svc.state({ id: "c1", execId: "a" } as never, t.ctx)).pid!, 0);
+  await t.svc.wait({ id: "c1", execId: "a" } as never, t.ctx);
+  // Two more: one launching, one waiting for the slot; then the init is killed.
+  await t.svc.exec(execReq("c1", "b"), t.ctx);
+  await t.svc.exec(execReq("c1", "c"), t.ctx);
+  const b = codeOf(t.svc.start({ id: "c1", execId: "b" } as never, t.ctx));
+  const c = codeOf(t.svc.start({ id: "c1", execId: "c" } as never, t.ctx));
+  await waitFor(() => h.held.length === 2);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  const deleted = codeOf(t.svc.delete({ id: "c1", execId: "" } as never, t.ctx));
+  await Bun.sleep(20);
+  expect(t.calls.includes("delete c1")).toBe(false);
+  h.held[1]!.release();
+  expect(await b).toEqual([0, ""]);
+  expect(await c).toEqual([Code.FAILED_PRECONDITION, "exec c in container c1: failed precondition: container is stopped"]);
+  // The exec b that did launch is running: the init's Delete is refused as before (kill it first).
+  expect((await deleted)[1]).toContain("exec b is still running");
+  expect(h.held.length).toBe(2);
 });
