@@ -53,4 +53,4 @@ export function findConfigFile(search: ConfigSearch = {}): string | null {
 }
 
 /** The configuration used when there is no file: no plugins, built-in checkpoint and restore options. */
-export const emptyCryoConfig: CryoConfig = { plugins: [], checkpoint: {}, restore: {} };
+export const emptyCryoConfig: CryoConfig = { plugins: [], checkpoint: {}, restore: {}, shim: {} };

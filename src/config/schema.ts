@@ -7,7 +7,8 @@
  *   annotations (`cryo.checkpoint/tcp-established` <-> `checkpoint.tcp_established`); the lowest layer
  *   of plan resolution (config < annotations < request);
  * - `restore`: this host's settings for every restore (tcp close, veth pairs, LSM profile, cgroup mode),
- *   over what the checkpoint recorded and under what restore plugins return.
+ *   over what the checkpoint recorded and under what restore plugins return;
+ * - `shim`: the shim daemon's own settings (how many `runc exec` it launches at once).
  */
 import { z } from "zod";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, parseSize, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "../checkpoint/plan-enums.ts";
@@ -129,10 +130,29 @@ export const restoreDefaultsSchema = z
 /** `[restore]` as written in the file. */
 export type RestoreDefaults = z.infer<typeof restoreDefaultsSchema>;
 
+/** The most `[shim] max_parallel_execs` may be. */
+export const MAX_PARALLEL_EXECS_LIMIT = 1024;
+
+/** `[shim]`: the shim daemon's own settings (each optional; unset keeps the built-in default). */
+export const shimSettingsSchema = z
+  .strictObject({
+    max_parallel_execs: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_PARALLEL_EXECS_LIMIT)
+      .optional()
+      .describe("`runc exec` launches one shim daemon runs at once, shared fairly by its containers; more wait their turn (built-in: the CPUs the daemon may use, at least 2)"),
+  })
+  .describe("the shim daemon's settings, read from the daemon's config (CRYO_CONFIG or /etc/cryo)");
+/** `[shim]` as written in the file. */
+export type ShimSettings = z.infer<typeof shimSettingsSchema>;
+
 /** The whole file: src/plugins' schema (plugins, with its duplicate-name check) extended with the other sections. */
 export const cryoConfigSchema = policyConfigSchema.safeExtend({
   checkpoint: checkpointDefaultsSchema.default({}),
   restore: restoreDefaultsSchema.default({}),
+  shim: shimSettingsSchema.default({}),
 });
 /** The configuration, validated, defaults filled in (plugin paths absolute after loading). */
 export type CryoConfig = z.infer<typeof cryoConfigSchema>;

@@ -27,6 +27,9 @@ import type { StampedConfig } from "../config/config-cache.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
 import { ensureStandby, takeStandbyPath } from "./standby.ts";
 import { checkRequestIds, createTaskService } from "./task-service.ts";
+import { DEFAULT_EXEC_SLOTS } from "./container.ts";
+import { createFairLimiter } from "./fair-limiter.ts";
+import type { ShimSettings } from "../config/schema.ts";
 
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
 export const IDLE_CHECK_MS = 30_000;
@@ -169,8 +172,18 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     const image = () => readContainerImage(flags.address, c.namespace, c.id, log);
     return (await admitBundle(engine, { ...c, image })).changedBy;
   };
+  // `runc exec` launches at once, for every container of the daemon; the daemon's config may set another number.
+  const execSlots = createFairLimiter(DEFAULT_EXEC_SLOTS);
+  const applyShimSettings = (settings: ShimSettings) => {
+    const want = settings.max_parallel_execs ?? DEFAULT_EXEC_SLOTS;
+    if (execSlots.limit !== want) {
+      execSlots.limit = want;
+      log.info(`exec launches at once: ${want}`);
+    }
+  };
   const service = createTaskService({
     engine,
+    execSlots,
     publisher,
     log,
     namespace: flags.namespace,
@@ -184,7 +197,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       let loaded: StampedConfig;
       let changedBy: string[];
       try {
+        // The daemon's own settings come from its config (CRYO_CONFIG or /etc/cryo), read again when it changed.
+        // A broken one keeps the slots as they were (its error was logged, and fails the Creates that use it).
+        if (c.configPath !== "") await (await configs()).forConfigPath("").then((d) => applyShimSettings(d.config.shim), () => {});
         loaded = await (await configs()).forConfigPath(c.configPath);
+        if (c.configPath === "") applyShimSettings(loaded.config.shim);
         // No plugin configured: nothing to ask, and the plugin host is not even loaded (the spec fields cryo
         // relies on are validated by the Create itself, bundle-spec.ts).
         changedBy = loaded.config.plugins.length > 0 ? await admitByPlugins(c, loaded) : [];
@@ -260,7 +277,12 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   }
   log.info("serving", { socket: flags.socket });
   // The default config (CRYO_CONFIG or /etc/cryo) is checked right away, after the socket is up, so that a broken file is reported at start.
-  void configs().then((c) => c.check(""), (err) => log.error(`config: ${CryoError.from(err).message}`));
+  void configs().then(
+    async (c) => {
+      if ((await c.check("")) === undefined) applyShimSettings((await c.forConfigPath("")).config.shim);
+    },
+    (err) => log.error(`config: ${CryoError.from(err).message}`),
+  );
   // A daemon whose containers are gone without a Shutdown (containerd died, or a Create that
   // `start` announced never came and its marker went stale) exits on its own.
   const idleCheck = setInterval(() => {

@@ -84,7 +84,7 @@ describe("sections", () => {
 
   test("JSON has the same keys; an empty file is the empty configuration", () => {
     const c = parseConfig(JSON.stringify({ checkpoint: { file_locks: true }, restore: { tcp_close: false } }), "/x/c.json");
-    expect(c).toEqual({ plugins: [], checkpoint: { file_locks: true }, restore: { tcp_close: false } });
+    expect(c).toEqual({ plugins: [], checkpoint: { file_locks: true }, restore: { tcp_close: false }, shim: {} });
     expect(parseConfig("", "/x/c.toml")).toEqual(emptyCryoConfig);
     expect(parseConfig("{}", "/x/c.json")).toEqual(emptyCryoConfig);
   });
@@ -236,7 +236,11 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     expect(errorOf(() => parseConfig("[checkpoint]\ntcp_establised = true\n", "c.toml")).message).toBe(
       `config c.toml: invalid argument: checkpoint.tcp_establised: unknown key; known: ${checkpointKeys.join(", ")}`,
     );
-    expect(errorOf(() => parseConfig("[shim]\nx = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shim: unknown key; known: plugins, checkpoint, restore");
+    expect(errorOf(() => parseConfig("[shims]\nx = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shims: unknown key; known: plugins, checkpoint, restore, shim");
+    expect(errorOf(() => parseConfig("[shim]\nmax_exec = 1\n", "c.toml")).message).toBe("config c.toml: invalid argument: shim.max_exec: unknown key; known: max_parallel_execs");
+    expect(parseConfig("[shim]\nmax_parallel_execs = 3\n", "c.toml").shim).toEqual({ max_parallel_execs: 3 });
+    expect(errorOf(() => parseConfig("[shim]\nmax_parallel_execs = 0\n", "c.toml")).message).toContain("shim.max_parallel_execs");
+    expect(errorOf(() => parseConfig("[shim]\nmax_parallel_execs = 1.5\n", "c.toml")).message).toContain("shim.max_parallel_execs");
     expect(errorOf(() => parseConfig('{"restore": {"tcp-close": true}}', "c.json")).message).toBe(
       "config c.json: invalid argument: restore.tcp-close: unknown key; known: tcp_close, veth_pairs, lsm_profile, lsm_mount_context, manage_cgroups_mode, log_level, mntns_compat_mode, hold_for_start",
     );
@@ -285,7 +289,7 @@ describe("search order", () => {
     const defaults = [def1, def2];
     expect(loadConfig({ explicitPath: explicit, env: { CRYO_CONFIG: fromEnv }, defaults }).config.checkpoint).toEqual({ file_locks: true });
     expect(loadConfig({ env: { CRYO_CONFIG: fromEnv }, defaults }).config.checkpoint).toEqual({ shell_job: true });
-    expect(loadConfig({ env: {}, defaults })).toEqual({ source: def2, config: { plugins: [], checkpoint: { auto_dedup: true }, restore: {} } });
+    expect(loadConfig({ env: {}, defaults })).toEqual({ source: def2, config: { plugins: [], checkpoint: { auto_dedup: true }, restore: {}, shim: {} } });
     expect(loadConfig({ env: {}, defaults: [def1] })).toEqual({ source: null, config: emptyCryoConfig });
     expect(findConfigFile({ env: { CRYO_CONFIG: "" }, defaults })).toBe(def2);
   });
@@ -390,7 +394,8 @@ describe("per-daemon cache", () => {
 
 test("the JSON Schema describes every section", () => {
   const s = configJsonSchema() as { properties: Record<string, { properties?: Record<string, unknown> }>; additionalProperties?: unknown };
-  expect(Object.keys(s.properties).sort()).toEqual(["checkpoint", "plugins", "restore"]);
+  expect(Object.keys(s.properties).sort()).toEqual(["checkpoint", "plugins", "restore", "shim"]);
+  expect(Object.keys(s.properties.shim!.properties!)).toEqual(["max_parallel_execs"]);
   expect(Object.keys(s.properties.checkpoint!.properties!)).toContain("tcp_established");
   expect(Object.keys(s.properties.restore!.properties!)).toContain("veth_pairs");
   expect(s.additionalProperties).toBe(false);
