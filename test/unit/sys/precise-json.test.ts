@@ -11,3 +11,11 @@ test("64-bit integers survive a parse and a stringify (an rlimit's RLIM_INFINITY
   expect(stringifyPreciseJson(v)).toBe(text.replace("1e300", "1e+300"));
   expect(() => parsePreciseJson("{")).toThrow();
 });
+
+test("a text without sixteen digits in a row (no integer beyond the safe range) parses as JSON.parse parses it", () => {
+  const texts = ['{"a":9007199254740991,"b":-9007199254740991,"c":1.25,"d":"x","e":[1,2,{"f":null}]}', "[]", '"s"', "123456789012345"];
+  for (const t of texts) expect(parsePreciseJson(t)).toEqual(JSON.parse(t));
+  // Sixteen digits anywhere (a string, a fraction) take the exact path, whose answer is the same for them.
+  expect(parsePreciseJson('{"s":"1234567890123456","f":0.1234567890123456,"n":9007199254740993}')).toEqual({ s: "1234567890123456", f: 0.1234567890123456, n: 9007199254740993n });
+  expect(() => parsePreciseJson("{")).toThrow();
+});
