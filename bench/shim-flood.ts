@@ -56,7 +56,8 @@ const configFile = join(configDir, "config.toml");
 writeFileSync(configFile, SLOTS > 0 ? `[shim]\nmax_parallel_execs = ${SLOTS}\n` : "");
 
 const ns = uniqueId("flood");
-const pc = await startPrivateContainerd({ namespace: ns, env: { CRYO_SHIM_GROUPING: "per-namespace", CRYO_CONFIG: configFile } });
+const binDir = process.env.CRYO_BENCH_BIN_DIR;
+const pc = await startPrivateContainerd({ namespace: ns, ...(binDir ? { binDir } : {}), env: { CRYO_SHIM_GROUPING: "per-namespace", CRYO_CONFIG: configFile } });
 const ids: string[] = [];
 try {
   await ensureTestImage(pc);
@@ -134,7 +135,7 @@ try {
   sampling = false;
   await sampler;
 
-  console.log(`slots: ${SLOTS > 0 ? SLOTS : "default"}; load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}; ${EXECS} exec cycles over ${FLOODED} container(s), ${CONNECTIONS} connections; daemon pid ${daemon}`);
+  console.log(`${binDir ?? "build/bin"}, slots: ${SLOTS > 0 ? SLOTS : "default"}; load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}; ${EXECS} exec cycles over ${FLOODED} container(s), ${CONNECTIONS} connections; daemon pid ${daemon}`);
   console.log(`flood: ${floodMs.toFixed(0)} ms, ${done} done, ${failures} failed`);
   for (const [m, n] of errors) console.log(`  ${n}x ${m}`);
   console.log(`daemon: RSS ${(base.rss / 1024).toFixed(1)} -> peak ${(peak.rss / 1024).toFixed(1)} MiB; fds ${base.fds} -> peak ${peak.fds}; runc children at once: peak ${peak.runc}`);

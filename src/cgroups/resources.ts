@@ -96,8 +96,31 @@ export type LinuxResources = z.output<typeof linuxResourcesSchema>;
 /** The OCI LinuxResources object as it arrives (JSON numbers). */
 export type LinuxResourcesInput = z.input<typeof linuxResourcesSchema>;
 
+/**
+ * The most list and map entries a LinuxResources may hold in all (device rules, block-device weights and throttles,
+ * hugepage sizes, network priorities, rdma devices, unified keys). CRI sends a few dozen; 1000 device rules with 1000
+ * throttles is already far beyond a real container. Validating is ~2-6 µs an entry on the daemon's event loop, so the
+ * count is checked first: 256 KiB (the Update's own bound, task-service.ts) of `{"allow":true}` rules made 17,000.
+ */
+export const MAX_RESOURCE_ENTRIES = 4096;
+
+/** The entries of value's lists and maps that the schema validates one by one (0 for what is not such a list or map). */
+function entries(value: unknown): number {
+  if (Array.isArray(value)) return value.length;
+  return typeof value === "object" && value !== null ? Object.keys(value).length : 0;
+}
+
 /** Validates a LinuxResources object; INVALID_ARGUMENT naming the offending fields otherwise. */
 export function parseLinuxResources(value: unknown): LinuxResources {
+  if (typeof value === "object" && value !== null) {
+    const v = value as Record<string, Record<string, unknown> | undefined>;
+    const blockIO = v.blockIO ?? {};
+    const lists = [v.devices, v.hugepageLimits, v.unified, v.rdma, v.network?.priorities, blockIO.weightDevice, blockIO.throttleReadBpsDevice, blockIO.throttleWriteBpsDevice, blockIO.throttleReadIOPSDevice, blockIO.throttleWriteIOPSDevice];
+    const total = lists.reduce((n: number, l) => n + entries(l), 0);
+    if (total > MAX_RESOURCE_ENTRIES) {
+      throw invalidArgument("linux resources", { detail: `${total} device rules, block-device entries, hugepage limits, priorities, rdma and unified entries in all; at most ${MAX_RESOURCE_ENTRIES}` });
+    }
+  }
   const r = linuxResourcesSchema.safeParse(value);
   if (!r.success) {
     const detail = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");

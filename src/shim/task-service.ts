@@ -81,6 +81,23 @@ function parseJsonAny(any: Any | undefined, what: string): Record<string, unknow
 }
 
 /**
+ * The largest LinuxResources an Update may carry (JSON bytes). What containerd's CRI sends is the spec's resources with
+ * the new limits, about 1 KB; 1000 device rules and 1000 block-device throttles with every hugepage size make 105 KiB.
+ * A bigger one is refused before it is parsed: parsing and validating 1.6 MB of device rules took 240 ms of the event
+ * loop every container of the daemon shares (bench/update-validate.ts).
+ */
+export const MAX_UPDATE_RESOURCES_BYTES = 256 * 1024;
+
+/** An Update's resources as a JSON object: INVALID_ARGUMENT, before any parsing, for more than MAX_UPDATE_RESOURCES_BYTES. */
+export function updateResources(any: Any | undefined, id: string): Record<string, unknown> {
+  const size = any?.value.length ?? 0;
+  if (size > MAX_UPDATE_RESOURCES_BYTES) {
+    throw invalidArgument(`container ${id} resources`, { detail: `${size} bytes; an Update's LinuxResources may be at most ${MAX_UPDATE_RESOURCES_BYTES} (a real one is a few KB)` });
+  }
+  return parseJsonAny(any, `container ${id} resources`);
+}
+
+/**
  * Checks a request's container id, exec id (when it names one; always for Exec) and the namespace of its metadata
  * against containerd's identifier rule (identifiers.ts), before anything else reads them: INVALID_ARGUMENT.
  */
@@ -294,7 +311,7 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
 
     async update(req, ctx) {
       const c = get(req.id);
-      const resources = parseJsonAny(req.resources, `container ${req.id} resources`);
+      const resources = updateResources(req.resources, req.id);
       await c.update(resources, ctx.signal);
       return {};
     },

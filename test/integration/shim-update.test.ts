@@ -59,3 +59,29 @@ test("update sets the memory limit that metrics then report; resources the parse
     await removeContainer(pc, id);
   }
 }, 60_000);
+
+test("an Update of 1.6 MB of device rules is INVALID_ARGUMENT before it is parsed; the limit stays, and the next Update applies", async () => {
+  const id = uniqueId("updbig");
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "sleep", "600"]);
+  const address = readFileSync(join(pc.state, "io.containerd.runtime.v2.task", ns, id, "address"), "utf8").trim();
+  const client = await connect(address.replace(/^unix:\/\//, ""));
+  try {
+    await client.call(TaskV2, "update", { id, resources: resources({ memory: { limit: 40 * 1024 * 1024 } }) }, { namespace: ns });
+    const rules = Array.from({ length: 27_000 }, (_, i) => ({ allow: true, type: "c", major: 195, minor: i % 256, access: "rwm" }));
+    const huge = resources({ devices: rules, memory: { limit: 64 * 1024 * 1024 } });
+    expect(huge.value.length).toBeGreaterThan(1_500_000);
+    const err = await client.call(TaskV2, "update", { id, resources: huge }, { namespace: ns }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CryoError);
+    expect((err as CryoError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((err as CryoError).message).toContain(`${huge.value.length} bytes; an Update's LinuxResources may be at most 262144`);
+    expect(await memoryLimit(id)).toBe(String(40 * 1024 * 1024));
+    await client.call(TaskV2, "update", { id, resources: resources({ memory: { limit: 44 * 1024 * 1024 } }) }, { namespace: ns });
+    expect(await memoryLimit(id)).toBe(String(44 * 1024 * 1024));
+  } finally {
+    client.close();
+    await removeContainer(pc, id);
+  }
+}, 60_000);

@@ -12,7 +12,7 @@ import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts
 import { createLogger, nullLogger } from "../../../src/shim/logger.ts";
 import type { Engine, ExitStatus, Launched } from "../../../src/shim/ports.ts";
 import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
-import { createTaskService } from "../../../src/shim/task-service.ts";
+import { createTaskService, MAX_UPDATE_RESOURCES_BYTES } from "../../../src/shim/task-service.ts";
 import { createFairLimiter } from "../../../src/shim/fair-limiter.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 
@@ -1061,4 +1061,27 @@ test("a Pause, and the init's Delete, wait for the exec launches under way; laun
   // The exec b that did launch is running: the init's Delete is refused as before (kill it first).
   expect((await deleted)[1]).toContain("exec b is still running");
   expect(h.held.length).toBe(2);
+});
+
+test("an Update whose resources are bigger than MAX_UPDATE_RESOURCES_BYTES is INVALID_ARGUMENT before it is parsed; a big real one is applied", async () => {
+  const t = setup();
+  const seen: unknown[] = [];
+  t.engine.update = async (_id, _o, resources) => void seen.push(resources);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const rules = (n: number) => Array.from({ length: n }, (_, i) => ({ allow: true, type: "c", major: 195, minor: i % 256, access: "rwm" }));
+  const any = (r: unknown) => ({ typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: new TextEncoder().encode(JSON.stringify(r)) });
+  // 1000 device rules (~60 KB): far more than a real container, applied.
+  await t.svc.update({ id: "c1", resources: any({ devices: rules(1000), memory: { limit: 1 << 30 } }) } as never, t.ctx);
+  expect(seen.length).toBe(1);
+  const huge = any({ devices: rules(30_000) });
+  expect(huge.value.length).toBeGreaterThan(MAX_UPDATE_RESOURCES_BYTES);
+  expect(await codeOf(t.svc.update({ id: "c1", resources: huge } as never, t.ctx))).toEqual([
+    Code.INVALID_ARGUMENT,
+    `container c1 resources: invalid argument: ${huge.value.length} bytes; an Update's LinuxResources may be at most ${MAX_UPDATE_RESOURCES_BYTES} (a real one is a few KB)`,
+  ]);
+  // Refused before parsing: not even valid JSON past the bound is looked at.
+  const junk = { typeUrl: "x", value: new Uint8Array(MAX_UPDATE_RESOURCES_BYTES + 1).fill(0x7b) };
+  expect((await codeOf(t.svc.update({ id: "c1", resources: junk } as never, t.ctx)))[1]).toContain("bytes; an Update's LinuxResources may be at most");
+  expect(seen.length).toBe(1);
 });
