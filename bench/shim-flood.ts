@@ -7,6 +7,8 @@
 //
 // Run as root: node_modules/.bin/bun bench/shim-flood.ts [--execs 200] [--flooded 1] [--connections 20]
 //   --flooded N spreads the execs over N containers (execs/N each); the quiet container is one more.
+//   --state N floods State calls instead: N of them, all sent at once over the connections by bench/flood-client.ts in a
+//   process of its own.
 //   --slots N runs the daemon with a config file of `[shim] max_parallel_execs = N` (CRYO_CONFIG).
 // CRYO_BENCH_BIN_DIR=dir runs the cryo binaries of dir (default: build/bin, as the tests do).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -51,6 +53,7 @@ const rssKiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc
 const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 const SLOTS = flag("--slots", 0);
+const STATES = flag("--state", 0);
 const configDir = mkdtempSync(join(tmpdir(), "cryo-flood-"));
 const configFile = join(configDir, "config.toml");
 writeFileSync(configFile, SLOTS > 0 ? `[shim]\nmax_parallel_execs = ${SLOTS}\n` : "");
@@ -115,9 +118,14 @@ try {
   const errors = new Map<string, number>();
   const t0 = performance.now();
   let done = 0;
+  const stateFlood = async () => {
+    const p = Bun.spawn([process.execPath, join(import.meta.dir, "flood-client.ts"), address, ns, flooded[0]!, String(STATES), String(CONNECTIONS)], { stdout: "pipe" });
+    const out = JSON.parse(await new Response(p.stdout).text()) as { failed: number };
+    if (out.failed > 0) throw new Error(`${out.failed} State calls failed`);
+  };
   const flood = Promise.all(
-    Array.from({ length: EXECS }, (_, i) =>
-      execCycle(clients[i % CONNECTIONS]!, flooded[i % FLOODED]!).then(
+    Array.from({ length: STATES > 0 ? 1 : EXECS }, (_, i) =>
+      (STATES > 0 ? stateFlood() : execCycle(clients[i % CONNECTIONS]!, flooded[i % FLOODED]!)).then(
         () => void done++,
         (e: unknown) => {
           failures++;
@@ -135,7 +143,7 @@ try {
   sampling = false;
   await sampler;
 
-  console.log(`${binDir ?? "build/bin"}, slots: ${SLOTS > 0 ? SLOTS : "default"}; load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}; ${EXECS} exec cycles over ${FLOODED} container(s), ${CONNECTIONS} connections; daemon pid ${daemon}`);
+  console.log(`${binDir ?? "build/bin"}, slots: ${SLOTS > 0 ? SLOTS : "default"}; load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}; ${STATES > 0 ? `${STATES} State calls` : `${EXECS} exec cycles`} over ${FLOODED} container(s), ${CONNECTIONS} connections; daemon pid ${daemon}`);
   console.log(`flood: ${floodMs.toFixed(0)} ms, ${done} done, ${failures} failed`);
   for (const [m, n] of errors) console.log(`  ${n}x ${m}`);
   console.log(`daemon: RSS ${(base.rss / 1024).toFixed(1)} -> peak ${(peak.rss / 1024).toFixed(1)} MiB; fds ${base.fds} -> peak ${peak.fds}; runc children at once: peak ${peak.runc}`);

@@ -10,6 +10,11 @@
  * Reads (server role): when more than `pauseReadsAbove` bytes wait to be written, the connection stops reading
  * the socket until they are written, as containerd/ttrpc's server stops receiving while its sender blocks. A peer
  * that sends requests and never reads the answers then meets a full socket, not an ever-growing queue here.
+ *
+ * Reads are also taken `readSlice` bytes at a time (server role): the rest of a bigger chunk waits for the next turn of
+ * the event loop, the socket paused meanwhile. A chunk is whatever the kernel had buffered (220 KB seen, 3,600 State
+ * requests), and every request in it was dispatched before anything else ran: a peer that pipelined 100,000 requests
+ * over 20 connections held one call of another peer for up to 21.9 s (bench/shim-flood.ts --state).
  */
 import type { Socket } from "bun";
 import { Code, CryoError } from "../errors.ts";
@@ -48,6 +53,9 @@ export class Connection {
   private flushScheduled = false;
   private isClosed = false;
   private readsPaused = false;
+  /** Input not decoded yet (the rest of a chunk beyond readSlice), decoded in later turns; the socket is paused meanwhile. */
+  private input: Uint8Array[] = [];
+  private inputScheduled = false;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -56,6 +64,7 @@ export class Connection {
     private readonly handler: FrameHandler,
     readonly maxLength = MAX_MESSAGE_LENGTH,
     private readonly pauseReadsAbove = Infinity,
+    private readonly readSlice = Infinity,
   ) {
     socket.data.conn = this;
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -143,13 +152,46 @@ export class Connection {
   /** Socket `data` callback. */
   onData(chunk: Uint8Array): void {
     if (this.isClosed) return;
+    if (this.input.length > 0) {
+      this.input.push(chunk);
+      return;
+    }
+    this.decode(chunk);
+  }
+
+  /** Decodes at most readSlice bytes of chunk now, and keeps the rest for a later turn (the socket paused until then). */
+  private decode(chunk: Uint8Array): void {
+    const now = chunk.length > this.readSlice ? chunk.subarray(0, this.readSlice) : chunk;
     try {
-      this.decoder.push(chunk);
+      this.decoder.push(now);
     } catch (err) {
       // A role handler failed in a way it did not handle itself: this connection's state is unknown.
       this.socket.terminate();
       this.onClose(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
+    if (now.length < chunk.length) {
+      this.input.unshift(chunk.subarray(now.length));
+      if (!this.inputScheduled) {
+        this.inputScheduled = true;
+        this.socket.pause();
+        setImmediate(() => this.decodeLater());
+      }
+    }
+  }
+
+  /** The next slice of the input kept back; the socket reads again once none is left (unless paceReads holds it). */
+  private decodeLater(): void {
+    if (this.isClosed) return;
+    const next = this.input.shift();
+    if (next !== undefined) this.decode(next);
+    if (this.isClosed) return;
+    if (this.input.length > 0) {
+      setImmediate(() => this.decodeLater());
+      return;
+    }
+    this.inputScheduled = false;
+    if (!this.readsPaused) this.socket.resume();
   }
 
   /** Socket `drain` callback: the kernel has room again. */
@@ -164,6 +206,7 @@ export class Connection {
     this.queue = [];
     this.queued = 0;
     this.backlog = undefined;
+    this.input = [];
     for (const wake of this.drainWaiters.splice(0)) wake();
     try {
       this.handler.closed(this, error);
@@ -212,7 +255,7 @@ export class Connection {
       this.socket.pause();
     } else if (pending === 0 && this.readsPaused) {
       this.readsPaused = false;
-      this.socket.resume();
+      if (!this.inputScheduled) this.socket.resume();
     }
   }
 

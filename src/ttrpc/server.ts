@@ -73,6 +73,12 @@ export interface Server extends AsyncDisposable {
  */
 export const PAUSE_READS_ABOVE = 1 << 20;
 
+/**
+ * Bytes of a connection's input decoded (and their requests dispatched) per turn of the event loop (connection.ts):
+ * about 68 State requests, or one request of that size, before other connections and timers get their turn.
+ */
+export const READ_SLICE = 4 * 1024;
+
 interface ConnState {
   lastStreamId: number;
   readonly inflight: Map<number, AbortController>;
@@ -241,7 +247,7 @@ export function createServer(options: ServerOptions = {}): Server {
     open(socket: Socket<SocketSlot>) {
       socket.data = {};
       const st: ConnState = { lastStreamId: 0, inflight: new Map() };
-      const conn = new Connection(socket, handlerFor(st), maxLength, PAUSE_READS_ABOVE);
+      const conn = new Connection(socket, handlerFor(st), maxLength, PAUSE_READS_ABOVE, READ_SLICE);
       conns.set(conn, st);
     },
   };
