@@ -12,8 +12,8 @@
  * that sends requests and never reads the answers then meets a full socket, not an ever-growing queue here.
  *
  * Reads are also taken `readSlice` bytes at a time (server role): the rest of a bigger chunk waits for the next turn of
- * the event loop, the socket paused meanwhile. A chunk is whatever the kernel had buffered (220 KB seen, 3,600 State
- * requests), and every request in it was dispatched before anything else ran: a peer that pipelined 100,000 requests
+ * the event loop, the socket paused meanwhile. A chunk is whatever the kernel had buffered (219 KB seen, some 3,600
+ * small requests), and every request in it was dispatched before anything else ran: a peer that pipelined 100,000 requests
  * over 20 connections held one call of another peer for up to 21.9 s (bench/shim-flood.ts --state).
  */
 import type { Socket } from "bun";
