@@ -9,6 +9,9 @@
  * still write: CRI's ExecSync reads it all, as with runc's shim); Delete then waits for that drain, at most
  * EXEC_OUTPUT_LINGER_MS for a copy a leftover process still holds (runc's shim waits 2 s there too), before it
  * closes the IO. Delete of a process that was never started kills it and records its exit inline.
+ *
+ * An exec's Start is the exception: its checks run in the queue, its `runc exec` in the daemon's exec slots outside it
+ * (startExec), and the calls that must not meet a launch under way wait for the container's launches in their turn.
  */
 import { availableParallelism } from "node:os";
 import { killCriuAtOnce } from "../criu/abort-reason.ts";
@@ -61,7 +64,7 @@ export interface ContainerDeps {
 /**
  * `runc exec` launches at once in a daemon unless its config says otherwise (`[shim] max_parallel_execs`,
  * docs/config.md): the CPUs it may use, at least 2. A launch is mostly CPU (runc's start, nsexec, the process's
- * setup), and more at once only slowed every other call of the daemon (docs/shim.md, "Exec floods").
+ * setup), and more at once only slowed every other call of the daemon (docs/shim.md, "Floods").
  */
 export const DEFAULT_EXEC_SLOTS = Math.max(2, availableParallelism());
 
@@ -111,7 +114,6 @@ export class Container {
   get id(): string {
     return this.config.id;
   }
-
 
   /** Runs runc create and publishes /tasks/create; the caller registered the id beforehand. */
   static async create(config: CreateConfig, deps: ContainerDeps): Promise<Container> {
