@@ -159,9 +159,13 @@ export class Connection {
     this.decode(chunk);
   }
 
-  /** Decodes at most readSlice bytes of chunk now, and keeps the rest for a later turn (the socket paused until then). */
+  /**
+   * Decodes at most readSlice bytes of chunk now, beyond the rest of a frame being filled (copying a big request's data
+   * is cheap, dispatching many small ones is not), and keeps the rest for a later turn (the socket paused until then).
+   */
   private decode(chunk: Uint8Array): void {
-    const now = chunk.length > this.readSlice ? chunk.subarray(0, this.readSlice) : chunk;
+    const slice = this.readSlice + this.decoder.awaiting;
+    const now = chunk.length > slice ? chunk.subarray(0, slice) : chunk;
     try {
       this.decoder.push(now);
     } catch (err) {

@@ -28,6 +28,8 @@ export interface FrameDecoder {
   push(chunk: Uint8Array): void;
   /** Bytes held for an incomplete header or frame (0 between frames). */
   readonly pending: number;
+  /** Bytes still to come of the frame whose data is being filled or discarded (0 between frames and in a header). */
+  readonly awaiting: number;
 }
 
 /** Creates a decoder that delivers frames to `sink`. */
@@ -63,6 +65,9 @@ export function createFrameDecoder(sink: FrameSink, options: FrameDecoderOptions
   return {
     get pending() {
       return headerFill + bodyFill;
+    },
+    get awaiting() {
+      return body !== undefined ? body.length - bodyFill : discard;
     },
     push(chunk: Uint8Array): void {
       let pos = 0;

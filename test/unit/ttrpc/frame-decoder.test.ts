@@ -104,6 +104,22 @@ describe("frame decoder", () => {
     }
   });
 
+  test("awaiting: the bytes still to come of the frame being filled or discarded", () => {
+    const { d, got } = decoder(100);
+    const f = encodeFrame(9, MessageType.REQUEST, 0, bytes(50, 1));
+    expect(d.awaiting).toBe(0);
+    d.push(f.subarray(0, 4));
+    expect(d.awaiting).toBe(0); // a header is not a frame's data yet
+    d.push(f.subarray(4, HEADER_LENGTH + 20));
+    expect(d.awaiting).toBe(30);
+    d.push(f.subarray(HEADER_LENGTH + 20));
+    expect([d.awaiting, got.frames.length]).toEqual([0, 1]);
+    const big = new Uint8Array(HEADER_LENGTH + 10);
+    writeHeader(big, { length: 150, streamId: 11, type: MessageType.REQUEST, flags: 0 });
+    d.push(big);
+    expect(d.awaiting).toBe(140); // discarded as it streams past
+  });
+
   test("partial header waits for the rest", () => {
     const { d, got } = decoder();
     const f = encodeFrame(9, MessageType.REQUEST, 0, bytes(5, 9));
