@@ -729,7 +729,8 @@ test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the
     const dirs = cgroupDirs(r.cgroupsPath);
     const devices = dirs.find((d) => d.startsWith("/sys/fs/cgroup/devices/"))!;
     expect(devices).toBeDefined();
-    await call("create", createFrom(r), 60_000);
+    // Restored at Start ([restore] hold_for_start = 0), so that the helper waiting alone in the cgroups is the one to stop.
+    await call("create", { ...createFrom(r), options: configOptions(r.bundle, "[restore]\nhold_for_start = 0\n") }, 60_000);
     const helper = await waitFor(() => (existsSync(devices) && procs(devices).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(devices) : undefined), {
       what: "the CRIU helper in the restored task's devices cgroup",
       timeoutMs: 20_000,
