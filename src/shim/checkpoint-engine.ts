@@ -345,12 +345,9 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
             const client = criuClient();
             client.catch(() => {}); // a failed load is retried (and reported) at Start
             // The restore itself begins now, for a task without a terminal (whose output must be held at Start first):
-            // CRIU's work (100-200 ms for a small container here) overlaps containerd's round trips to Start. Not a
-            // post-copy one: its lazy-pages daemon takes the frozen source's pages, and a hold that ends unstarted
-            // would break that transfer off.
+            // CRIU's work (100-200 ms for a small container here) overlaps containerd's round trips to Start.
             const holdMs = holdForStartSeconds(restore) * 1000;
-            const postCopy = source.metadata.options.lazyPages && source.metadata.options.pageServer !== undefined;
-            if (holdMs > 0 && entry.prepared?.cgroups && !spec.stdio.terminal && !postCopy) beginEarlyRestore(entry, holdMs, client, restoreParts.restoreContainer, restoreParts.containerdExtraction);
+            if (holdMs > 0 && entry.prepared?.cgroups && !spec.stdio.terminal) beginEarlyRestore(entry, holdMs, client, restoreParts.restoreContainer, restoreParts.containerdExtraction);
           });
         } catch (err) {
           if (mounted) await unmountRootfs(spec.bundle);
