@@ -10,7 +10,7 @@
  * Sections: `plugins` (src/plugins' schema), `checkpoint` (defaults), `restore` (this host's restore
  * settings). Search order: runtime options' config path, CRYO_CONFIG, /etc/cryo/config.toml, /etc/cryo/config.json.
  */
-export { checkpointDefaultsSchema, cryoConfigSchema, emptyCryoConfig, holdForStartSeconds, restoreDefaultsSchema, vethPairConfigSchema } from "./schema.ts";
+export { checkpointDefaultsSchema, cryoConfigSchema, emptyCryoConfig, restoreDefaultsSchema, vethPairConfigSchema } from "./schema.ts";
 export type { CheckpointDefaults, CryoConfig, RestoreDefaults } from "./schema.ts";
 export { configEnvVar, defaultConfigPaths, fieldPath, findConfigFile, loadConfig, parseConfig, readConfigFile } from "./loader.ts";
 export type { ConfigSearch, LoadedConfig } from "./loader.ts";

@@ -84,18 +84,6 @@ export const checkpointDefaultsSchema = z
 /** `[checkpoint]` as written in the file. */
 export type CheckpointDefaults = z.infer<typeof checkpointDefaultsSchema>;
 
-/** The longest `[restore] hold_for_start`: a restored tree held past it would have its connections' peers give up. */
-export const HOLD_FOR_START_MAX_SECONDS = 600;
-/** `[restore] hold_for_start` when unset. */
-export const HOLD_FOR_START_DEFAULT_SECONDS = 10;
-
-/** `[restore] hold_for_start` in seconds (its default when unset; the schema checked the string). */
-export function holdForStartSeconds(r: { hold_for_start?: number | string } | undefined): number {
-  const v = r?.hold_for_start;
-  if (v === undefined) return HOLD_FOR_START_DEFAULT_SECONDS;
-  return typeof v === "number" ? v : (parseDurationSeconds(v) ?? HOLD_FOR_START_DEFAULT_SECONDS);
-}
-
 /** A veth pair to re-create on restore (CRIU --veth-pair inside=outside). */
 export const vethPairConfigSchema = z.strictObject({
   inside: interfaceNameSchema.describe("interface name inside the container"),
@@ -115,16 +103,6 @@ export const restoreDefaultsSchema = z
       .boolean()
       .optional()
       .describe("CRIU's older mount engine (--mntns-compat-mode): it mounts in a copy of the host's mount namespace; only for checkpoints this host trusts"),
-    hold_for_start: z
-      .union(
-        [
-          z.number().int().min(0).max(HOLD_FOR_START_MAX_SECONDS),
-          z.string().refine((v) => (parseDurationSeconds(v) ?? Infinity) <= HOLD_FOR_START_MAX_SECONDS, `want seconds, or a number with s, m or h (at most ${HOLD_FOR_START_MAX_SECONDS / 60} minutes)`),
-        ],
-        { error: `want whole seconds, or a string with s, m or h ("30s"), at most ${HOLD_FOR_START_MAX_SECONDS / 60} minutes` },
-      )
-      .optional()
-      .describe("begin each restore at Create and hold the restored tree (not running, its network locked) this long for Start: seconds, or a string with s, m or h; 0: restore at Start, as runc's shim does; default 10"),
   })
   .describe("restore settings of this host; over the checkpoint's recorded options, under restore plugins' options");
 /** `[restore]` as written in the file. */

@@ -4,11 +4,9 @@
  *
  * Checkpoint: checkpoint-dump.ts in a CRIU helper process; with `exit`, a container that was paused
  * is thawed afterwards so CRIU's SIGKILL takes effect and the reaper reports the exit.
- * Restore: Create mounts the rootfs, reads and checks the checkpoint and prepares the IO (pid 0), and
- * after its reply begins restore-container.ts with the new task's stdio: CRIU restores the tree and holds
- * it, not running, until Start (`[restore] hold_for_start`; a terminal task, or a hold of 0, restores at
- * Start). Start lets it run and hands the restored init to the caller, after telling the engine which runc
- * manages it (so kill, ps, exec and delete go through runc). Delete without Start kills the held tree.
+ * Restore: Create mounts the rootfs, reads and checks the checkpoint and prepares the IO (pid 0);
+ * Start runs restore-container.ts with the new task's stdio and hands the restored init to the caller,
+ * after telling the engine which runc manages it (so kill, ps, exec and delete go through runc).
  */
 import { existsSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -16,7 +14,7 @@ import { readRuncState, type Runc } from "../runtime/index.ts";
 import { openCgroup } from "../cgroups/open.ts"; // not the index: it would load the metrics encoder (Stats only)
 import type { Criu } from "../criu/index.ts";
 import { helperCommand, prejoinCriuHelper, prewarmCriuHelper, releaseJoinedCriuHelper } from "../criu/warm.ts";
-import { checkpointOverrides, holdForStartSeconds, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
+import { checkpointOverrides, type CryoConfig, type RestoreDefaults } from "../config/index.ts";
 import { Code, CryoError, failedPrecondition, notFound } from "../errors.ts";
 import { close as closeFd } from "../sys/index.ts";
 import { runcFor, writeRuntimeFile } from "./bundle-runc.ts";
@@ -26,7 +24,7 @@ import type { PolicyEngine } from "../plugins/index.ts";
 import type { CheckpointSpec, Engine, InitSpec, Launched } from "./ports.ts";
 import { lazyModule } from "./lazy-module.ts";
 import type { PostCopyWatch } from "./post-copy.ts";
-import type { PreparedRestore, RestoreInput, Restored } from "./restore-container.ts";
+import type { PreparedRestore } from "./restore-container.ts";
 import type { RestoreSource } from "./restore-source.ts";
 import { mountRootfs, unmountRootfs } from "./rootfs.ts";
 import { holdOutputReader, prepareIo, terminalIo, type PreparedIo } from "./stdio.ts";
@@ -92,22 +90,7 @@ interface PendingRestore {
   /** Worked out between Create's reply and Start (see createRestore). */
   prepared?: PreparedRestore;
   policy?: Promise<PolicyEngine | undefined>;
-  /** The restore begun between Create's reply and Start, held by CRIU before the tree runs (beginEarlyRestore). */
-  early?: EarlyRestore;
 }
-
-/** A restore begun ahead of Start: CRIU restores the tree and holds it at post-restore until Start opens the gate. */
-interface EarlyRestore {
-  result: Promise<Restored>;
-  /** Lets the held tree run (Start). */
-  open: () => void;
-  /** Aborts it: CRIU kills the tree, the restore undoes what it made (Delete without Start, or the hold expired). */
-  abort: AbortController;
-  /** Start did not come in time (`[restore] hold_for_start`): the restore was aborted, and Start restores anew. */
-  expired?: boolean;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 
 /**
  * containerd makes the directory of a Checkpoint under its temp dir (`ctd-checkpoint*` in 1.6, `ctrd-checkpoint*` in
@@ -157,62 +140,6 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
   const serving = new Map<string, PostCopyWatch>();
   // Lazy restores whose lazy-pages daemon still brings pages in, by container id: settles when it is done.
   const filling = new Map<string, Promise<void>>();
-
-  // What restoreContainer gets for a pending restore, at Start or ahead of it.
-  const restoreInput = (p: PendingRestore, criu: Criu, removeSource: boolean): RestoreInput => {
-    const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
-    const policyFor = deps.policyFor;
-    const early = p.policy;
-    return {
-      id: p.spec.id,
-      bundle: p.spec.bundle,
-      runcRoot: p.spec.options.root,
-      source: p.source,
-      stdio: [slot(p.io?.stdio[0]), slot(p.io?.stdio[1]), slot(p.io?.stdio[2])],
-      criu,
-      log: deps.log,
-      namespace: p.spec.namespace,
-      // The plugins loaded ahead, or (that load failed or never ran) loaded now.
-      policyFor: policyFor && (early ? (configPath) => early.catch(() => policyFor(configPath)) : policyFor),
-      configPath: p.spec.options.configPath,
-      restore: p.restore,
-      prepared: p.prepared,
-      terminal: p.spec.stdio.terminal,
-      removeSource,
-    };
-  };
-
-  // Begins p's restore between Create's reply and Start (createRestore): CRIU restores the tree and holds it, every
-  // task restored and none run again, until Start opens the gate (startRestore) or Delete aborts it (discardRestore).
-  // No Start within holdMs of Create (the config's `[restore] hold_for_start`; containerd's own restores call Start
-  // right after Create, tens of milliseconds here), it is aborted (the tree killed, what it made undone), and Start
-  // restores anew: a client that starts late does not keep a tree held, its network locked.
-  const beginEarlyRestore = (p: PendingRestore, holdMs: number, client: Promise<Criu>, restoreContainer: (input: RestoreInput) => Promise<Restored>, containerdExtraction: (dir: string) => boolean): void => {
-    const abort = new AbortController();
-    let open!: () => void;
-    let shut!: (err: Error) => void;
-    const gate = new Promise<void>((resolve, reject) => {
-      open = resolve;
-      shut = reject;
-    });
-    gate.catch(() => {});
-    const early: EarlyRestore = {
-      open,
-      abort,
-      timer: setTimeout(() => {
-        early.expired = true;
-        deps.log.info(`restore container ${p.spec.id}: no Start within ${holdMs / 1000} s of Create ([restore] hold_for_start): the restore begun ahead is undone, Start restores anew`);
-        shut(new CryoError(Code.DEADLINE_EXCEEDED, `restore container ${p.spec.id}: no Start within ${holdMs / 1000} s of Create`));
-      }, holdMs),
-      result: client.then((criu) => restoreContainer({ ...restoreInput(p, criu, containerdExtraction(p.source.dir)), signal: abort.signal, resumeGate: gate })),
-    };
-    deps.log.debug(`restore container ${p.spec.id}: begun ahead of Start, the restored tree held for it up to ${holdMs / 1000} s`);
-    early.timer.unref?.();
-    early.result.catch(() => {}); // Start or Delete takes the outcome
-    // An abort (Delete) ends the wait at the gate too.
-    abort.signal.addEventListener("abort", () => shut(CryoError.from(abort.signal.reason)), { once: true });
-    p.early = early;
-  };
 
   return {
     async checkpoint(spec: CheckpointSpec) {
@@ -342,12 +269,7 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
               entry.policy = deps.policyFor(spec.options.configPath);
               entry.policy.catch(() => {});
             }
-            const client = criuClient();
-            client.catch(() => {}); // a failed load is retried (and reported) at Start
-            // The restore itself begins now, for a task without a terminal (whose output must be held at Start first):
-            // CRIU's work (100-200 ms for a small container here) overlaps containerd's round trips to Start.
-            const holdMs = holdForStartSeconds(restore) * 1000;
-            if (holdMs > 0 && entry.prepared?.cgroups && !spec.stdio.terminal) beginEarlyRestore(entry, holdMs, client, restoreParts.restoreContainer, restoreParts.containerdExtraction);
+            criuClient().catch(() => {}); // a failed load is retried (and reported) at Start
           });
         } catch (err) {
           if (mounted) await unmountRootfs(spec.bundle);
@@ -366,6 +288,11 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const p = pending.get(id);
       if (!p) throw notFound(`container ${id}`, { detail: "no checkpoint to restore" });
       p.started = true;
+      const abort = new AbortController();
+      p.abort = abort;
+      const policyFor = deps.policyFor;
+      const early = p.policy;
+      const slot = (s: number | "ignore" | undefined) => (s === "ignore" ? undefined : s);
       const { restoreContainer, containerdExtraction } = await restoreModule();
       // A terminal task: its output FIFO's reader before the restored tree can write, held until terminalIo opened the
       // FIFO (holdOutputReader; a task without one waited at Create, in prepareIo).
@@ -374,32 +301,29 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
         if (outHold >= 0) closeFd(outHold);
         outHold = -1;
       };
-      const failed = (err: unknown): never => {
+      const restored = await restoreContainer({
+        id,
+        bundle: p.spec.bundle,
+        runcRoot: p.spec.options.root,
+        source: p.source,
+        stdio: [slot(p.io?.stdio[0]), slot(p.io?.stdio[1]), slot(p.io?.stdio[2])],
+        criu: await criuClient(),
+        log: deps.log,
+        namespace: p.spec.namespace,
+        // The plugins loaded ahead, or (that load failed or never ran) loaded now.
+        policyFor: policyFor && (early ? (configPath) => early.catch(() => policyFor(configPath)) : policyFor),
+        configPath: p.spec.options.configPath,
+        restore: p.restore,
+        prepared: p.prepared,
+        terminal: p.spec.stdio.terminal,
+        signal: abort.signal,
+        removeSource: containerdExtraction(p.source.dir),
+      }).catch((err: unknown) => {
         // The failed restore undid its cgroups and killed their helper: a Start tried again makes them anew.
         p.prepared = undefined;
         releaseOut();
         throw err;
-      };
-      let restored: Restored | undefined;
-      const early = p.early;
-      p.early = undefined;
-      if (early) {
-        clearTimeout(early.timer);
-        p.abort = early.abort;
-        early.open();
-        try {
-          restored = await early.result;
-        } catch (err) {
-          // Held too long (Start came late): restored anew below. Any other failure is Start's.
-          if (!early.expired) failed(err);
-          p.prepared = undefined;
-        }
-      }
-      if (!restored) {
-        const abort = new AbortController();
-        p.abort = abort;
-        restored = await restoreContainer({ ...restoreInput(p, await criuClient(), containerdExtraction(p.source.dir)), signal: abort.signal }).catch(failed);
-      }
+      });
       pending.delete(id);
       unmarkRestoring(p.spec.bundle); // runc has the container's state now
       let bundleSpec: ReturnType<typeof readBundleSpec> = { killAllOnExit: false };
@@ -456,15 +380,6 @@ export function createCheckpointEngine(deps: CheckpointEngineDeps): CheckpointEn
       const p = pending.get(id);
       if (!p) return;
       pending.delete(id);
-      const early = p.early;
-      if (early) {
-        // Begun at Create, never started: CRIU kills the held tree, and the failed restore undoes what it made.
-        p.early = undefined;
-        clearTimeout(early.timer);
-        early.abort.abort(new CryoError(Code.CANCELLED, `restore container ${id}: deleted before Start`));
-        await early.result.catch(() => {});
-        p.prepared = undefined;
-      }
       p.io?.abort();
       unmarkRestoring(p.spec.bundle);
       // Nothing restores from containerd's extraction of the image any more (containerd leaves it).

@@ -107,12 +107,6 @@ export interface RestoreInput {
   signal?: AbortSignal;
   /** Remove source.dir once every page is in (containerd's own extraction of the image, which it leaves: containerdExtraction). */
   removeSource?: boolean;
-  /**
-   * A restore begun at Create, ahead of Start: CRIU holds the restored tree at its post-restore notification (every
-   * task restored, none run again, the network still locked) until this settles; a rejection aborts the restore and
-   * CRIU kills the tree. Restored.heldMs says how long it waited.
-   */
-  resumeGate?: Promise<void>;
 }
 
 /** The restored container. */
@@ -130,8 +124,6 @@ export interface Restored {
   stats?: RestoreStats;
   /** The pty master of the restored tree's terminal, when it had one (the caller owns it); always there with `terminal`. */
   ptsMaster?: number;
-  /** How long CRIU held the restored tree at resumeGate (part of criuMs). */
-  heldMs?: number;
 }
 
 /** Directories from dir up to (not including) the first existing ancestor: what mkdir -p would create. */
@@ -698,7 +690,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const undo: (() => Promise<void> | void)[] = [];
   const opened: number[] = [];
   let pid = 0;
-  let heldMs: number | undefined;
   let ptsMaster: number | undefined;
   let lazy: LazyPagesServer | undefined;
   let cgroupsReady: Promise<void> | undefined;
@@ -932,8 +923,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       // No notify events (the root pid comes with the result): CRIU skips its notify round trips to the
       // helper. A terminal's pty master comes through one, so it keeps them; so does a tree that some task's
       // resource limits or OOM score put beyond the spec's: at post-restore every task is restored and none has
-      // run again, and CRIU waits while they are brought within it (a failure there aborts the restore). A restore
-      // begun ahead of Start (resumeGate) waits there too, for Start.
+      // run again, and CRIU waits while they are brought within it (a failure there aborts the restore).
       if (limitsBounds) input.log.info(`${label}: tasks beyond the spec's resource limits or OOM score, held to it at post-restore`, { findings: limitsBounds.findings });
       // The spec's prestart and createRuntime hooks run at setup-namespaces, as runc's restore runs them
       // (libcontainer criuNotifications): CRIU waits for them; one that fails fails the restore.
@@ -944,8 +934,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       const withHooks = hooks.some(([, list]) => list.length > 0);
       // Threads whose affinity, timer slack or I/O priority the checkpoint recorded (CRIU restores none of them) get
       // them at post-restore too, before they run again.
-      const gate = input.resumeGate;
-      const atPostRestore = limitsBounds !== undefined || threadStates !== undefined || gate !== undefined;
+      const atPostRestore = limitsBounds !== undefined || threadStates !== undefined;
       const waitFor: NotifyAction[] = [...(atPostRestore ? (["post-restore"] as const) : []), ...(withHooks ? (["setup-namespaces"] as const) : [])];
       const callOptions =
         plan.opts.orphanPtsMaster || atPostRestore || withHooks
@@ -970,14 +959,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
                   input.log.info(`${label}: restored tasks held to the spec's resource limits and OOM score`, { changed });
                 }
                 if (threadStates) setThreadStates(tree, threadStates, input.log, label);
-                if (gate) {
-                  const held = performance.now();
-                  try {
-                    await gate;
-                  } finally {
-                    heldMs = performance.now() - held;
-                  }
-                }
               },
             }
           : { inheritFds, joinCgroups: plan.joinCgroups, liveTasks, notify: false, signal: input.signal };
@@ -1063,7 +1044,6 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       helperMs: Math.round(result.durationMs),
       warmHelper: result.warm,
       criuRestoreUs: result.stats.restore?.restoreTimeUs,
-      ...(heldMs !== undefined ? { heldForStartMs: Math.round(heldMs) } : {}),
     });
     // CRIU's restore statistics, as the client read them from the work dir (the images dir may be read-only).
     const stats = result.stats.restore;
@@ -1158,7 +1138,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       () => {},
       () => {},
     );
-    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(lazyPagesExited ? { lazyPagesExited } : {}), ...(ptsMaster !== undefined ? { ptsMaster } : {}), ...(heldMs !== undefined ? { heldMs } : {}) };
+    return { pid, statePath, criuMs, lazyPagesPid: lazy?.pid, stats, ...(lazyPagesExited ? { lazyPagesExited } : {}), ...(ptsMaster !== undefined ? { ptsMaster } : {}) };
   } catch (err) {
     landed?.(); // before the undo, which waits for the other restores' (emptyCreatedCgroups)
     // Cgroups still being made would outlive their removal below.

@@ -634,12 +634,12 @@ test("a checkpoint dumped in CRIU's ignore mode restores under a pids limit of 6
   );
 });
 
-test("with [restore] hold_for_start = 0, a task created from a checkpoint waits for Start with only the CRIU helper in its cgroups, and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
+test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
   await withSleepCheckpoint("cd", async (r) => {
     const dirs = cgroupDirs(r.cgroupsPath);
     expect(dirs.length).toBeGreaterThan(1);
     for (const d of dirs) expect(existsSync(d)).toBe(false);
-    const c = await r.call("create", { ...createFrom(r), options: configOptions(r.bundle, "[restore]\nhold_for_start = 0\n") }, 60_000);
+    const c = await r.call("create", createFrom(r), 60_000);
     expect(c.pid).toBe(0);
     // Ahead of a Start: the cgroups exist, and the shim's CRIU helper (and nothing else) sits in each, but the memory,
     // pids and freezer ones, which it stays out of (CRIU moves the tree in).
@@ -664,73 +664,13 @@ test("with [restore] hold_for_start = 0, a task created from a checkpoint waits 
   });
 });
 
-/** Runtime options whose config path is a file with this text, next to the bundle. */
-function configOptions(bundle: string, text: string) {
-  const config = join(bundle, "..", `config-${uniqueId("c")}.toml`);
-  writeFileSync(config, text);
-  return create(AnySchema, { typeUrl: "cryo.v1.RuntimeOptions", value: toBinary(RuntimeOptionsSchema, create(RuntimeOptionsSchema, { configPath: config })) });
-}
-
-/** The processes in cgroup dir that are not CRIU's helper (nor CRIU): the restored tree's. */
-const treeIn = (dir: string) => (existsSync(dir) ? procs(dir).filter((p) => !cmdline(p).includes(CRIU_HELPER_ARG) && !/(^|\/)criu$/.test(cmdline(p)[0] ?? "")) : []);
-
-test("a restore begins at Create: the restored tree waits in the task's cgroups, held (not running), Start lets that same tree run, and a task deleted unstarted leaves no process, cgroup or CRIU helper", async () => {
-  await withSleepCheckpoint("early", async (r) => {
-    const dirs = cgroupDirs(r.cgroupsPath);
-    const pids = dirs.find((d) => d.startsWith("/sys/fs/cgroup/pids/"))!;
-    // Deleted unstarted: the held tree is killed and the restore undone.
-    const c = await r.call("create", createFrom(r), 60_000);
-    expect(c.pid).toBe(0);
-    const held = await waitFor(() => (treeIn(pids).length === 1 ? treeIn(pids)[0] : undefined), { what: "the restored tree in the task's pids cgroup before Start", timeoutMs: 20_000 });
-    expect(cmdline(held)).toEqual(["sleep", "1000", ""]);
-    // Held: the task is still created from its checkpoint, with no process of its own to show.
-    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
-    await r.call("delete", { id: r.restoredId });
-    for (const d of dirs) expect(existsSync(d)).toBe(false);
-    await waitFor(() => (!existsSync(`/proc/${held}`) || readFileSync(`/proc/${held}/stat`, "utf8").includes(") Z ") ? true : undefined), { what: `held tree ${held} gone`, timeoutMs: 10_000 });
-    expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
-    expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
-
-    // Started: the tree restored ahead is the task's init.
-    const { images, bundle } = await taskApiRestoreInputs(pc, ns, r.src, `localhost/${r.src}:ckpt`, mkdtempSync(join(dir, "early-again-")), r.cgroupsPath);
-    await r.call("create", { ...createFrom(r), bundle, checkpoint: images }, 60_000);
-    const ahead = await waitFor(() => (treeIn(pids).length === 1 ? treeIn(pids)[0] : undefined), { what: "the restored tree before Start, again", timeoutMs: 20_000 });
-    await Bun.sleep(500); // Start comes late: the tree waits for it
-    const started = await r.call("start", { id: r.restoredId }, 60_000);
-    expect(String(started.pid)).toBe(ahead);
-    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.RUNNING);
-    expect(readFileSync(`/proc/${ahead}/stat`, "utf8")).toMatch(/\) [SR] /);
-    // The source runs on, untouched.
-    expect(await pc.ctrOk(["task", "ls"])).toMatch(new RegExp(`${r.src}\\s+\\d+\\s+RUNNING`));
-  });
-});
-
-test("a restore begun at Create whose Start comes after [restore] hold_for_start is undone (the held tree killed, its cgroups removed), and Start restores anew", async () => {
-  await withSleepCheckpoint("late", async (r) => {
-    const dirs = cgroupDirs(r.cgroupsPath);
-    const pids = dirs.find((d) => d.startsWith("/sys/fs/cgroup/pids/"))!;
-    await r.call("create", { ...createFrom(r), options: configOptions(r.bundle, "[restore]\nhold_for_start = \"1s\"\n") }, 60_000);
-    const held = await waitFor(() => (treeIn(pids).length === 1 ? treeIn(pids)[0] : undefined), { what: "the restored tree before Start", timeoutMs: 20_000 });
-    // A second on, the hold ends: the tree is killed and the cgroups the restore made go.
-    await waitFor(() => (!existsSync(`/proc/${held}`) || readFileSync(`/proc/${held}/stat`, "utf8").includes(") Z ") ? true : undefined), { what: `held tree ${held} killed`, timeoutMs: 15_000 });
-    await waitFor(() => (dirs.every((d) => !existsSync(d)) ? true : undefined), { what: "the early restore's cgroups removed", timeoutMs: 10_000 });
-    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
-    const started = await r.call("start", { id: r.restoredId }, 60_000);
-    expect(started.pid).toBeGreaterThan(0);
-    expect(String(started.pid)).not.toBe(held);
-    expect(treeIn(pids)).toEqual([String(started.pid)]);
-    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.RUNNING);
-  });
-});
-
 test("a restore hung in CRIU is cancelled by SIGKILL: Start fails CANCELLED, the task ends killed (137), and Delete leaves nothing", async () => {
   await withSleepCheckpoint("hang", async (r) => {
     const { call, restoredId } = r;
     const dirs = cgroupDirs(r.cgroupsPath);
     const devices = dirs.find((d) => d.startsWith("/sys/fs/cgroup/devices/"))!;
     expect(devices).toBeDefined();
-    // Restored at Start ([restore] hold_for_start = 0), so that the helper waiting alone in the cgroups is the one to stop.
-    await call("create", { ...createFrom(r), options: configOptions(r.bundle, "[restore]\nhold_for_start = 0\n") }, 60_000);
+    await call("create", createFrom(r), 60_000);
     const helper = await waitFor(() => (existsSync(devices) && procs(devices).some((p) => cmdline(p).includes(CRIU_HELPER_ARG)) ? procs(devices) : undefined), {
       what: "the CRIU helper in the restored task's devices cgroup",
       timeoutMs: 20_000,

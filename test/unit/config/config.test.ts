@@ -10,7 +10,6 @@ import {
   createConfigCache,
   emptyCryoConfig,
   findConfigFile,
-  holdForStartSeconds,
   loadConfig,
   parseConfig,
   restoreBase,
@@ -149,17 +148,6 @@ describe("sections", () => {
     for (const v of ["1.5", "true", "4294967296"]) expect(() => parseConfig(`[checkpoint]\nghost_limit = ${v}\n`, "/c.toml")).toThrow("config /c.toml: invalid argument: checkpoint.ghost_limit");
   });
 
-  test("[restore] hold_for_start: seconds as a number, or a string with s, m or h, at most 10 minutes; 10 s when unset, 0 turns the early restore off", () => {
-    expect(holdForStartSeconds(parseConfig("", "/c.toml").restore)).toBe(10);
-    expect(holdForStartSeconds(parseConfig("[restore]\nhold_for_start = 0\n", "/c.toml").restore)).toBe(0);
-    expect(holdForStartSeconds(parseConfig('[restore]\nhold_for_start = "2m"\n', "/c.toml").restore)).toBe(120);
-    expect(holdForStartSeconds(parseConfig('{ "restore": { "hold_for_start": 30 } }', "/c.json").restore)).toBe(30);
-    for (const v of ['"11m"', '"soon"', '"1.5s"']) {
-      expect(() => parseConfig(`[restore]\nhold_for_start = ${v}\n`, "/c.toml")).toThrow("config /c.toml: invalid argument: restore.hold_for_start: want seconds, or a number with s, m or h (at most 10 minutes)");
-    }
-    for (const v of ["1.5", "true", "601", "-1"]) expect(() => parseConfig(`[restore]\nhold_for_start = ${v}\n`, "/c.toml")).toThrow("config /c.toml: invalid argument: restore.hold_for_start");
-  });
-
   test("restore settings go over the checkpoint's recorded options; unset keys keep them", () => {
     const recorded = resolveCheckpointPlan({ defaults: { tcpEstablished: true, lsmProfile: "apparmor:old", logLevel: 3 } });
     const c = parseConfig(full, "/c.toml");
@@ -242,7 +230,7 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     expect(errorOf(() => parseConfig("[shim]\nmax_parallel_execs = 0\n", "c.toml")).message).toContain("shim.max_parallel_execs");
     expect(errorOf(() => parseConfig("[shim]\nmax_parallel_execs = 1.5\n", "c.toml")).message).toContain("shim.max_parallel_execs");
     expect(errorOf(() => parseConfig('{"restore": {"tcp-close": true}}', "c.json")).message).toBe(
-      "config c.json: invalid argument: restore.tcp-close: unknown key; known: tcp_close, veth_pairs, lsm_profile, lsm_mount_context, manage_cgroups_mode, log_level, mntns_compat_mode, hold_for_start",
+      "config c.json: invalid argument: restore.tcp-close: unknown key; known: tcp_close, veth_pairs, lsm_profile, lsm_mount_context, manage_cgroups_mode, log_level, mntns_compat_mode",
     );
     // Below arrays and inline tables too: a plugin's keys, a veth pair's, the page server's.
     expect(errorOf(() => parseConfig('[[plugins]]\nname = "a"\npath = "a.wasm"\nhooks = ["admit"]\nfail = "open"\n', "c.toml")).message).toMatch(
