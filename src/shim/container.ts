@@ -68,6 +68,13 @@ export interface ContainerDeps {
  */
 export const DEFAULT_EXEC_SLOTS = Math.max(2, availableParallelism());
 
+/**
+ * How long one `runc exec` launch holds an exec slot at most: one that hangs (runc's own timeout is 120 s) runs on
+ * uncounted, so that two stuck launches do not hold every container's execs in the daemon (a launch takes 50-100 ms
+ * here, a few seconds under a flood on a loaded machine).
+ */
+export const EXEC_SLOT_LEASE_MS = 10_000;
+
 /** The inputs of Create, as internal types: what the engine's createInit/createRestore take. */
 export type CreateConfig = InitSpec;
 
@@ -108,7 +115,7 @@ export class Container {
     private readonly deps: ContainerDeps,
   ) {
     this.init = new ShimProcess(config.id, "", config.stdio);
-    this.execSlots = deps.execSlots ?? createFairLimiter(DEFAULT_EXEC_SLOTS);
+    this.execSlots = deps.execSlots ?? createFairLimiter(DEFAULT_EXEC_SLOTS, { leaseMs: EXEC_SLOT_LEASE_MS });
   }
 
   get id(): string {

@@ -27,7 +27,7 @@ import type { StampedConfig } from "../config/config-cache.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
 import { ensureStandby, takeStandbyPath } from "./standby.ts";
 import { checkRequestIds, createTaskService } from "./task-service.ts";
-import { DEFAULT_EXEC_SLOTS } from "./container.ts";
+import { DEFAULT_EXEC_SLOTS, EXEC_SLOT_LEASE_MS } from "./container.ts";
 import { createFairLimiter } from "./fair-limiter.ts";
 import type { ShimSettings } from "../config/schema.ts";
 
@@ -173,7 +173,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     return (await admitBundle(engine, { ...c, image })).changedBy;
   };
   // `runc exec` launches at once, for every container of the daemon; the daemon's config may set another number.
-  const execSlots = createFairLimiter(DEFAULT_EXEC_SLOTS);
+  const execSlots = createFairLimiter(DEFAULT_EXEC_SLOTS, { leaseMs: EXEC_SLOT_LEASE_MS });
   const applyShimSettings = (settings: ShimSettings) => {
     const want = settings.max_parallel_execs ?? DEFAULT_EXEC_SLOTS;
     if (execSlots.limit !== want) {

@@ -3,6 +3,9 @@
  * wait, each key's in arrival order, and a freed slot goes to the next key in turn (round-robin), not to the oldest
  * job. So one key with a hundred jobs waiting delays another key's single job by at most one job per other key
  * waiting, never by the hundred. Nothing is refused: jobs only wait.
+ *
+ * With `leaseMs`, a job that runs longer gives its slot up (it runs on, uncounted): a few stuck jobs (a `runc exec`
+ * that hangs, up to runc's own 120 s timeout) must not hold every other key's jobs behind them.
  */
 
 /** Runs keyed jobs with at most `limit` at once. */
@@ -11,15 +14,16 @@ export interface FairLimiter {
   run<T>(key: string, job: () => Promise<T> | T): Promise<T>;
   /** Jobs allowed at once (at least 1); raising it starts waiting jobs at once. */
   limit: number;
-  /** Jobs running now. */
+  /** Jobs running now and holding a slot (not those past their lease). */
   readonly active: number;
   /** Jobs waiting for a slot. */
   readonly waiting: number;
 }
 
-/** Creates a limiter that runs at most `limit` jobs at once. */
-export function createFairLimiter(limit: number): FairLimiter {
+/** Creates a limiter that runs at most `limit` jobs at once; with leaseMs, a job holds its slot that long at most. */
+export function createFairLimiter(limit: number, opts: { leaseMs?: number } = {}): FairLimiter {
   let max = checkLimit(limit);
+  const leaseMs = opts.leaseMs;
   let active = 0;
   let waiting = 0;
   // Each key's waiting jobs in order, and the keys with jobs waiting in their turn order.
@@ -54,11 +58,20 @@ export function createFairLimiter(limit: number): FairLimiter {
           }
         });
       }
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        active--;
+        next();
+      };
+      const lease = leaseMs !== undefined ? setTimeout(release, leaseMs) : undefined;
+      lease?.unref?.();
       try {
         return await job();
       } finally {
-        active--;
-        next();
+        clearTimeout(lease);
+        release();
       }
     },
     get limit() {

@@ -78,3 +78,38 @@ test("a job that throws frees its slot; raising the limit starts waiting jobs at
   expect(() => (l.limit = 0)).toThrow(RangeError);
   expect(() => createFairLimiter(1.5)).toThrow(RangeError);
 });
+
+test("with a lease, a job running past it gives its slot up and runs on; one done in time frees its slot once", async () => {
+  const l = createFairLimiter(1, { leaseMs: 40 });
+  const started: string[] = [];
+  const stuck = gate(started, "stuck");
+  const stuckDone = l.run("a", stuck.job);
+  const next = gate(started, "next");
+  const nextDone = l.run("b", next.job);
+  await settle();
+  expect(started).toEqual(["stuck"]);
+  expect([l.active, l.waiting]).toEqual([1, 1]);
+  await Bun.sleep(80);
+  // The stuck job lost its slot, not its run: the next one started beside it.
+  expect(started).toEqual(["stuck", "next"]);
+  expect([l.active, l.waiting]).toEqual([1, 0]);
+  next.release();
+  expect(await nextDone).toBe("next");
+  expect(l.active).toBe(0);
+  // The stuck one ends later: its slot was given up already, so the count stays right.
+  stuck.release();
+  expect(await stuckDone).toBe("stuck");
+  expect([l.active, l.waiting]).toEqual([0, 0]);
+  const quick = gate(started, "quick");
+  const quickDone = l.run("a", quick.job);
+  quick.release();
+  await quickDone;
+  await Bun.sleep(60); // past its lease: nothing is freed twice
+  expect(l.active).toBe(0);
+  const two = [gate(started, "x"), gate(started, "y")];
+  const twoDone = two.map((g) => l.run("a", g.job));
+  await settle();
+  expect(started.slice(-1)).toEqual(["x"]);
+  for (const g of two) g.release();
+  await Promise.all(twoDone);
+});
