@@ -164,6 +164,27 @@ export function dumpBaseline(cpusetCpus: string | undefined): ThreadBaseline {
  */
 export function readThreadStates(pids: readonly number[], baseline: ThreadBaseline, access: ThreadAccess = procThreadAccess): ThreadState[] {
   const out: ThreadState[] = [];
+  eachThread(pids, access, (hostTid, status, nsTid) => {
+    const state: ThreadState = { tid: nsTid };
+    const allowed = statusField(status, "Cpus_allowed_list");
+    if (allowed !== undefined) {
+      const cpus = formatCpuList(parseCpuList(allowed));
+      if (cpus !== baseline.cpus) state.cpus = cpus;
+    }
+    const slack = access.timerSlackNs(hostTid);
+    if (Number.isSafeInteger(slack) && slack > 0 && slack !== baseline.timerSlackNs) state.timerSlackNs = slack;
+    const ioprio = access.ioprio(hostTid);
+    if (ioprio >> 13 !== 0) state.ioprio = ioprio;
+    if (Object.keys(state).length > 1) out.push(state);
+  });
+  return out;
+}
+
+/**
+ * Calls fn for every thread of the processes pids with its host id, its /proc status and its id in the innermost PID
+ * namespace (threads without one are skipped); a process or thread gone meanwhile is skipped, any other error thrown.
+ */
+function eachThread(pids: readonly number[], access: ThreadAccess, fn: (hostTid: number, status: string, nsTid: number) => void): void {
   for (const pid of pids) {
     let tids: number[];
     try {
@@ -172,29 +193,17 @@ export function readThreadStates(pids: readonly number[], baseline: ThreadBaseli
       if (gone(err)) continue;
       throw err;
     }
-    for (const tid of tids) {
+    for (const hostTid of tids) {
       try {
-        const status = access.status(tid);
+        const status = access.status(hostTid);
         const nsTid = innermostTid(status);
-        if (nsTid === undefined) continue;
-        const state: ThreadState = { tid: nsTid };
-        const allowed = statusField(status, "Cpus_allowed_list");
-        if (allowed !== undefined) {
-          const cpus = formatCpuList(parseCpuList(allowed));
-          if (cpus !== baseline.cpus) state.cpus = cpus;
-        }
-        const slack = access.timerSlackNs(tid);
-        if (Number.isSafeInteger(slack) && slack > 0 && slack !== baseline.timerSlackNs) state.timerSlackNs = slack;
-        const ioprio = access.ioprio(tid);
-        if (ioprio >> 13 !== 0) state.ioprio = ioprio;
-        if (Object.keys(state).length > 1) out.push(state);
+        if (nsTid !== undefined) fn(hostTid, status, nsTid);
       } catch (err) {
         if (gone(err)) continue;
         throw err;
       }
     }
   }
-  return out;
 }
 
 /** A restored thread as found after CRIU's restore, before it runs. */
@@ -212,26 +221,9 @@ export interface RestoredThread {
 /** The threads of the processes pids (a restored tree's host pids), each read once. Threads gone meanwhile are skipped. */
 export function restoredThreads(pids: readonly number[], access: ThreadAccess = procThreadAccess): RestoredThread[] {
   const out: RestoredThread[] = [];
-  for (const pid of pids) {
-    let tids: number[];
-    try {
-      tids = access.tids(pid);
-    } catch (err) {
-      if (gone(err)) continue;
-      throw err;
-    }
-    for (const hostTid of tids) {
-      try {
-        const status = access.status(hostTid);
-        const tid = innermostTid(status);
-        if (tid === undefined) continue;
-        out.push({ hostTid, tid, cpus: statusField(status, "Cpus_allowed_list") ?? "", timerSlackNs: access.timerSlackNs(hostTid), ioprio: access.ioprio(hostTid) });
-      } catch (err) {
-        if (gone(err)) continue;
-        throw err;
-      }
-    }
-  }
+  eachThread(pids, access, (hostTid, status, tid) => {
+    out.push({ hostTid, tid, cpus: statusField(status, "Cpus_allowed_list") ?? "", timerSlackNs: access.timerSlackNs(hostTid), ioprio: access.ioprio(hostTid) });
+  });
   return out;
 }
 

@@ -269,6 +269,18 @@ async function withSleepCheckpoint(
 /** A task API call on the source's shim, in the test's namespace. */
 type TaskCall = <M extends keyof typeof TaskV2.method>(method: M, req: object, timeoutMs?: number) => Promise<MessageShape<(typeof TaskV2.method)[M]["output"]>>;
 
+/** Start restores the sleep task, which runs; killed and deleted, its cgroups are gone. */
+async function startRunsThenGoes(r: { restoredId: string; cgroupsPath: string; call: TaskCall }): Promise<void> {
+  await r.call("start", { id: r.restoredId }, 60_000);
+  const state = await r.call("state", { id: r.restoredId });
+  expect(state.status).toBe(Status.RUNNING);
+  expect(cmdline(String(state.pid))[0]).toBe("sleep");
+  await r.call("kill", { id: r.restoredId, signal: 9 });
+  await r.call("wait", { id: r.restoredId }, 30_000);
+  await r.call("delete", { id: r.restoredId });
+  for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+}
+
 /** Create of the restored task from the checkpoint, without IO. */
 const createFrom = (r: { restoredId: string; bundle: string; images: string }) => ({ id: r.restoredId, bundle: r.bundle, rootfs: [], terminal: false, stdin: "", stdout: "", stderr: "", checkpoint: r.images });
 
@@ -368,14 +380,7 @@ test("a checkpoint whose pages image is cut short fails the restore at once, nam
     expect([exec?.code, exec?.message]).toEqual([Code.FAILED_PRECONDITION, `container ${r.restoredId}: failed precondition: cannot exec in a container created from a checkpoint and not running`]);
     // The images made whole again, the same task's Start restores it.
     for (const [f, bytes] of whole) writeFileSync(join(r.images, f), bytes);
-    await r.call("start", { id: r.restoredId }, 60_000);
-    const state = await r.call("state", { id: r.restoredId });
-    expect(state.status).toBe(Status.RUNNING);
-    expect(cmdline(String(state.pid))[0]).toBe("sleep");
-    await r.call("kill", { id: r.restoredId, signal: 9 });
-    await r.call("wait", { id: r.restoredId }, 30_000);
-    await r.call("delete", { id: r.restoredId });
-    for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+    await startRunsThenGoes(r);
     expect(existsSync(`/run/containerd/runc/${ns}/${r.restoredId}`)).toBe(false);
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(r.restoredId);
     expect(mountsUnder(r.bundle)).toEqual([]);
@@ -419,14 +424,7 @@ test("a restore whose bundle is on a full, then a read-only file system (contain
       expect(ro.message).toMatch(new RegExp(`^restore container ${r.restoredId} from ${r.images}: failed precondition: ${bundle}/\\S+ is on a read-only file system$`));
       await expectNothingMade();
       expect(Bun.spawnSync(["mount", "-o", "remount,rw", fs]).exitCode).toBe(0);
-      await r.call("start", { id: r.restoredId }, 60_000);
-      const state = await r.call("state", { id: r.restoredId });
-      expect(state.status).toBe(Status.RUNNING);
-      expect(cmdline(String(state.pid))[0]).toBe("sleep");
-      await r.call("kill", { id: r.restoredId, signal: 9 });
-      await r.call("wait", { id: r.restoredId }, 30_000);
-      await r.call("delete", { id: r.restoredId });
-      for (const d of cgroupDirs(r.cgroupsPath)) expect(existsSync(d)).toBe(false);
+      await startRunsThenGoes(r);
       expect(mountsUnder(bundle)).toEqual([]);
     } finally {
       await r.call("kill", { id: r.restoredId, signal: 9 }).then(() => r.call("wait", { id: r.restoredId }, 30_000)).catch(() => {});
