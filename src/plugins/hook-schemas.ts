@@ -242,6 +242,7 @@ export type RestoreOptions = z.infer<typeof restoreOptionsSchema>;
 /** What a checkpoint records about where and how it was made. */
 export const checkpointMetadataSchema = z
   .strictObject({
+    containerId: z.string().describe("id of the checkpointed container; differs from the input's id when the checkpoint is restored under a new name"),
     originHost: z.string(),
     kernel: z.string().describe("uname release of the origin host"),
     criuVersion: z.string(),

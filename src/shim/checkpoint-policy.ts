@@ -192,6 +192,7 @@ export async function restoreDecision(engine: PolicyEngine | undefined, input: {
     id: input.id,
     namespace: input.namespace,
     checkpoint: {
+      containerId: meta.containerId,
       originHost: meta.host.hostname,
       kernel: meta.host.kernel,
       criuVersion: String(meta.host.criuVersion),

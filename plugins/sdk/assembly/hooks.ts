@@ -286,6 +286,8 @@ export class OptionsOutput {
 
 /** What a checkpoint records about its origin. */
 export class CheckpointMetadata {
+  /** The id of the checkpointed container: not the restore's `id` when it is restored under a new name. */
+  containerId: string = "";
   originHost: string = "";
   kernel: string = "";
   criuVersion: string = "";
@@ -308,6 +310,7 @@ export class RestoreInput {
     i.namespace = v.getString("namespace");
     const c = v.get("checkpoint");
     if (c !== null) {
+      i.checkpoint.containerId = c.getString("containerId");
       i.checkpoint.originHost = c.getString("originHost");
       i.checkpoint.kernel = c.getString("kernel");
       i.checkpoint.criuVersion = c.getString("criuVersion");

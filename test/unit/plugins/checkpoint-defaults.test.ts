@@ -41,7 +41,7 @@ function restoreInput(annotations: Record<string, string>, image: RestoreInput["
   return {
     id: "db-2",
     namespace: "default",
-    checkpoint: { originHost: "h", kernel: "6.18", criuVersion: "40201", image, createdAt: "2026-11-28T00:00:00Z", annotations },
+    checkpoint: { containerId: "c0", originHost: "h", kernel: "6.18", criuVersion: "40201", image, createdAt: "2026-11-28T00:00:00Z", annotations },
     requested: { tcpEstablished: false, tcpClose: false },
   };
 }

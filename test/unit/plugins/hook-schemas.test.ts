@@ -47,7 +47,7 @@ describe("hook schemas", () => {
   test("restore input requires the checkpoint metadata", () => {
     const base = { id: "c1", namespace: "n", requested: {} };
     expect(restoreInputSchema.safeParse(base).success).toBe(false);
-    const checkpoint = { originHost: "h", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-01-01T00:00:00Z", annotations: {} };
+    const checkpoint = { containerId: "c0", originHost: "h", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-01-01T00:00:00Z", annotations: {} };
     expect(restoreInputSchema.safeParse({ ...base, checkpoint }).success).toBe(true);
   });
 

@@ -53,7 +53,7 @@ describe("plugin host", () => {
       expect(err.message).toBe("plugin malformed-json: hook checkpoint: invalid output: allow: Invalid input: expected boolean, received string");
       // A hook the module does not export (the config is checked at load; a direct call still fails clearly).
       const p = host.load(pluginConfigSchema.parse({ name: "set-env", path: join(dir, "set-env.wasm"), hooks: ["admit"] }));
-      const missing = await rejection(host.call(p, "restore", { id: "c", namespace: "n", requested: {}, checkpoint: { originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } }));
+      const missing = await rejection(host.call(p, "restore", { id: "c", namespace: "n", requested: {}, checkpoint: { containerId: "c0", originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } }));
       expect(missing.message).toBe('plugin set-env: hook restore: the plugin has no export "restore"');
       const ok = await host.call(p, "admit", await sampleInput("admit-ordinary"));
       expect(ok.output.allow).toBe(true);
@@ -143,7 +143,7 @@ describe("plugin output quoted in an error", () => {
   test("is cut at 4096 characters: an unknown key of 5 MB would put the error past ttrpc's 4 MiB and lose the plugin's name", async () => {
     const host = createPluginHost();
     try {
-      const input = { id: "c", namespace: "n", requested: {}, checkpoint: { originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } };
+      const input = { id: "c", namespace: "n", requested: {}, checkpoint: { containerId: "c0", originHost: "h", kernel: "k", criuVersion: "v", image: null, createdAt: "t", annotations: {} } };
       const plugin = (keyLength: number) =>
         host.load(pluginConfigSchema.parse({ name: "malformed-json", path: join(dir, "malformed-json.wasm"), hooks: ["restore"], config: { key_length: String(keyLength) }, limits: { memory_mib: 256, timeout_ms: 30_000 } }));
       const short = await rejection(host.call(plugin(8), "restore", input));

@@ -160,7 +160,7 @@ describe("checkpoint and restore options", () => {
     const input: RestoreInput = {
       id: "c1",
       namespace: "default",
-      checkpoint: { originHost: "a", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-11-28T00:00:00Z", annotations: { "policy.cryo.dev/stateful": "true" } },
+      checkpoint: { containerId: "c0", originHost: "a", kernel: "6.18", criuVersion: "4.2.1", image: null, createdAt: "2026-11-28T00:00:00Z", annotations: { "policy.cryo.dev/stateful": "true" } },
       requested: { tcpClose: false },
     };
     const e = engine([checkpointDefaults]);

@@ -438,6 +438,7 @@ describe("policy plugins at checkpoint and restore", () => {
 
   test("the restore chain gets the checkpoint's origin and options; its options are used", async () => {
     const meta = {
+      containerId: "c1",
       host: { hostname: "h1", kernel: "6.18", arch: "x64", criuVersion: 40201, cryoVersion: "x" },
       finishedAt: "2026-11-28T00:00:00.000Z",
       spec: { annotations: { "cryo.checkpoint/tcp-established": "true" } },
@@ -448,7 +449,7 @@ describe("policy plugins at checkpoint and restore", () => {
     expect(out).toMatchObject({ tcpEstablished: true, cgroupMode: "ignore" });
     expect(engine.seen[0]).toMatchObject({
       id: "c2",
-      checkpoint: { originHost: "h1", kernel: "6.18", criuVersion: "40201", createdAt: "2026-11-28T00:00:00.000Z", annotations: { "cryo.checkpoint/tcp-established": "true" } },
+      checkpoint: { containerId: "c1", originHost: "h1", kernel: "6.18", criuVersion: "40201", createdAt: "2026-11-28T00:00:00.000Z", annotations: { "cryo.checkpoint/tcp-established": "true" } },
       requested: { tcpEstablished: false, cgroupsMode: "soft" },
     });
     expect(pluginRestoreOptions(plan).tcpClose).toBe(false);
