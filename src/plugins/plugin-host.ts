@@ -133,8 +133,8 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
     const imports = WebAssembly.Module.imports(module);
     const wasi = imports.find((i) => i.module.startsWith("wasi"));
     if (wasi) throw invalidArgument(what, { detail: `imports ${wasi.module}.${wasi.name}: plugins for cryo are built without WASI` });
-    const foreign = imports.find((i) => i.module !== "extism:host/env");
-    if (foreign) throw invalidArgument(what, { detail: `imports ${foreign.module}.${foreign.name}, which cryo does not provide (build with --use abort=...)` });
+    const foreign = imports.filter((i) => i.module !== "extism:host/env");
+    if (foreign.length > 0) throw invalidArgument(what, { detail: foreignImportsDetail(foreign.map((i) => `${i.module}.${i.name}`)) });
     const exports = new Set(WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name));
     // The functions it does export are named: a misspelt export (`Admit`, `admission`) shows at once.
     const has = exports.size === 0 ? "it exports no function" : `its functions: ${[...exports].join(", ")}`;
@@ -236,6 +236,19 @@ export function describeOutputIssue(issue: z.core.$ZodIssue | undefined): string
     return `${where}invalid key: ${inner?.message ?? issue.message}`;
   }
   return `${where}${issue.message}`;
+}
+
+/**
+ * What a module's imports outside Extism's host functions are, and what an AssemblyScript author does about them:
+ * the hint named only `--use abort=...`, also for `env.trace` (AssemblyScript's trace()), where the flag is no help.
+ */
+function foreignImportsDetail(names: string[]): string {
+  const hints: string[] = [];
+  if (names.includes("env.abort")) hints.push("env.abort is AssemblyScript's default abort: build with --use abort=<the SDK>/index/cryoAbort");
+  if (names.some((n) => n === "env.trace" || n.startsWith("env.console."))) hints.push("env.trace and env.console.* are AssemblyScript's trace() and console: log with the SDK's log()");
+  const rest = names.filter((n) => n !== "env.abort" && n !== "env.trace" && !n.startsWith("env.console."));
+  if (rest.length > 0) hints.push(`remove what uses ${rest.join(", ")}`);
+  return `imports ${names.join(", ")}, which cryo does not provide (only Extism's extism:host/env): ${hints.join("; ")}`;
 }
 
 /**

@@ -229,6 +229,42 @@ describe("runPluginTest (cryo plugin test)", () => {
   });
 });
 
+/** A WebAssembly module of one page of memory and one function type `() -> ()` that it imports under each [module, name]. */
+function moduleImporting(imports: [string, string][]): Uint8Array {
+  const name = (text: string) => [text.length, ...new TextEncoder().encode(text)];
+  const entries = imports.flatMap(([m, n]) => [...name(m), ...name(n), 0x00, 0x00]);
+  const importSection = [imports.length, ...entries];
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x02, importSection.length, ...importSection, 0x05, 0x03, 0x01, 0x00, 0x01]);
+}
+
+describe("a module's imports", () => {
+  function loadError(file: string, imports: [string, string][]): string {
+    const path = join(tmp, file);
+    writeFileSync(path, moduleImporting(imports));
+    const host = createPluginHost();
+    try {
+      host.load(pluginConfigSchema.parse({ name: "imp", path, hooks: ["admit"] }));
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      void host.close();
+    }
+    throw new Error("expected the load to fail");
+  }
+
+  test("AssemblyScript's trace() and console are named with what to use instead; the hint was only --use abort=... for any import", () => {
+    expect(loadError("trace.wasm", [["env", "trace"], ["env", "console.log"]])).toBe(
+      "plugin imp: invalid argument: imports env.trace, env.console.log, which cryo does not provide (only Extism's extism:host/env): env.trace and env.console.* are AssemblyScript's trace() and console: log with the SDK's log()",
+    );
+  });
+
+  test("env.abort names the build flag; every foreign import is listed", () => {
+    expect(loadError("abort.wasm", [["extism:host/env", "input_length"], ["env", "abort"], ["env", "seed"]])).toBe(
+      "plugin imp: invalid argument: imports env.abort, env.seed, which cryo does not provide (only Extism's extism:host/env): env.abort is AssemblyScript's default abort: build with --use abort=<the SDK>/index/cryoAbort; remove what uses env.seed",
+    );
+  });
+});
+
 describe("preload", () => {
   test("instantiates the plugin in the runner before its first call", async () => {
     const host = createPluginHost();
