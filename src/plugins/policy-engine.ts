@@ -93,8 +93,11 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
     throw err;
   }
 
-  /** Runs one plugin's hook; a failure of a fail-open plugin becomes null (= allow, nothing changed). */
-  async function run<H extends HookName>(p: LoadedPlugin, hook: H, input: HookInputs[H]): Promise<HookOutputs[H] | null> {
+  /**
+   * Runs one plugin's hook; a failure of a fail-open plugin becomes null (= allow, nothing changed). A failure of a
+   * fail-closed one names `what` (`checkpoint of container c1`) before the plugin, as a deny does.
+   */
+  async function run<H extends HookName>(p: LoadedPlugin, hook: H, input: HookInputs[H], what: string): Promise<HookOutputs[H] | null> {
     try {
       const result = await host.call(p, hook, input);
       for (const l of result.logs) log(l.level === "error" ? "error" : l.level === "warn" ? "warn" : "info", `plugin ${p.config.name} (${hook} of ${subjectOf(input)}): ${l.message}`);
@@ -105,7 +108,7 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
         log("warn", `${subjectOf(input)}: ${e.message} (failure = "open": allowing)`);
         return null;
       }
-      throw e;
+      throw e.wrap(what);
     }
   }
 
@@ -126,11 +129,12 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
       const consulted: string[] = [];
       const changedBy: string[] = [];
       const subject = { namespace: input.namespace, annotations: input.annotations, image: input.image?.name ?? null };
+      const what = `container ${input.id}`;
       for (const p of selected("admit", subject)) {
         consulted.push(p.config.name);
-        const out = await run(p, "admit", { ...input, spec, annotations: spec.annotations ?? input.annotations });
+        const out = await run(p, "admit", { ...input, spec, annotations: spec.annotations ?? input.annotations }, what);
         if (out === null) continue;
-        if (!out.allow) throw denied(`container ${input.id}`, p.config, out.reason);
+        if (!out.allow) throw denied(what, p.config, out.reason);
         if (out.changes && input.restore) out.changes = restoreChanges(out.changes, (dropped) => log("warn", `plugin ${p.config.name} (admit of ${subjectOf(input)}): ${dropped.join(", ")} not applied: a restored container's processes and mounts come back from its checkpoint`));
         if (out.changes && Object.keys(out.changes).length > 0) {
           spec = applySpecChanges(spec, out.changes);
@@ -146,11 +150,12 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
       const consulted: string[] = [];
       const changedBy: string[] = [];
       const subject = { namespace: input.namespace, annotations: input.annotations, image: input.image?.name ?? null };
+      const what = `checkpoint of container ${input.id}`;
       for (const p of selected("checkpoint", subject)) {
         consulted.push(p.config.name);
-        const out = await run(p, "checkpoint", { ...input, requested });
+        const out = await run(p, "checkpoint", { ...input, requested }, what);
         if (out === null) continue;
-        if (!out.allow) throw denied(`checkpoint of container ${input.id}`, p.config, out.reason);
+        if (!out.allow) throw denied(what, p.config, out.reason);
         requested = { ...requested, ...out.options };
       }
       return { options: requested, consulted };
@@ -161,11 +166,12 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
       const consulted: string[] = [];
       const cp = input.checkpoint;
       const subject = { namespace: input.namespace, annotations: cp.annotations, image: cp.image?.name ?? null };
+      const what = `restore of container ${input.id}`;
       for (const p of selected("restore", subject)) {
         consulted.push(p.config.name);
-        const out = await run(p, "restore", { ...input, requested });
+        const out = await run(p, "restore", { ...input, requested }, what);
         if (out === null) continue;
-        if (!out.allow) throw denied(`restore of container ${input.id}`, p.config, out.reason);
+        if (!out.allow) throw denied(what, p.config, out.reason);
         requested = { ...requested, ...out.options };
       }
       return { options: requested, consulted };

@@ -88,7 +88,7 @@ describe("through the policy engine", () => {
     expect(decision).toBeNull();
     expect(error?.code).toBe(Code.PERMISSION_DENIED);
     expect(error?.message).toBe(
-      `plugin http-fetch: hook admit: network access refused (grants.allowed_hosts: none): HTTP request to "${base}/ungranted" is not allowed (no allowedHosts match "127.0.0.1")`,
+      `container c-ungranted: plugin http-fetch: hook admit: network access refused (grants.allowed_hosts: none): HTTP request to "${base}/ungranted" is not allowed (no allowedHosts match "127.0.0.1")`,
     );
     expect(seen).toEqual([]);
   }, 30_000);

@@ -181,12 +181,13 @@ describe("failure policy", () => {
       denyPrivileged]);
     const run = (which: string) => e.admit({ ...ordinary, annotations: { bad: which } });
     const expected: Record<string, [Code, string]> = {
-      "loop-forever": [Code.DEADLINE_EXCEEDED, "plugin loop-forever: hook admit: timed out after 500 ms"],
-      trap: [Code.FAILED_PRECONDITION, "plugin trap: hook admit: trapped: abort: policy bug: cannot decide about c2"],
-      "alloc-unbounded": [Code.RESOURCE_EXHAUSTED, "plugin alloc-unbounded: hook admit: exceeded its memory limit of 16 MiB"],
-      "malformed-json": [Code.FAILED_PRECONDITION, "plugin malformed-json: hook admit: returned malformed JSON"],
+      // Each names the container first, as a deny does (before, found by a helper session, only the plugin and hook).
+      "loop-forever": [Code.DEADLINE_EXCEEDED, "container c2: plugin loop-forever: hook admit: timed out after 500 ms"],
+      trap: [Code.FAILED_PRECONDITION, "container c2: plugin trap: hook admit: trapped: abort: policy bug: cannot decide about c2"],
+      "alloc-unbounded": [Code.RESOURCE_EXHAUSTED, "container c2: plugin alloc-unbounded: hook admit: exceeded its memory limit of 16 MiB"],
+      "malformed-json": [Code.FAILED_PRECONDITION, "container c2: plugin malformed-json: hook admit: returned malformed JSON"],
       // Its top-level code loops: the plugin's own time limit, not the 15 s a runner's start and a compile may take.
-      "start-loop": [Code.DEADLINE_EXCEEDED, "plugin start-loop: hook admit: instantiation (the module's start function) timed out after 500 ms"],
+      "start-loop": [Code.DEADLINE_EXCEEDED, "container c2: plugin start-loop: hook admit: instantiation (the module's start function) timed out after 500 ms"],
     };
     for (const [which, [code, message]] of Object.entries(expected)) {
       const err = await rejection(run(which));
