@@ -392,9 +392,18 @@ export class Container {
    * (a Start from a checkpoint, which can hang in CRIU) cancels the restore instead: the Start fails, nothing
    * of the restore is left, and the kill succeeds with nothing to signal. The task then ends as a killed one
    * does (stopped, 137, /tasks/exit): `ctr task rm -f` waits for that exit after its SIGKILL, and waited for ever
-   * on a task left created (seen: a restore whose ctr was killed, then `ctr task rm -f`).
+   * on a task left created (seen: a restore whose ctr was killed, then `ctr task rm -f`). An exec being launched is
+   * signalled once its launch is over, outside the queue, as runc's shim's Kill waits for the exec's Start (its process
+   * lock): refused as not started, CRI's ExecSync whose caller gave up during the Start (its Delete kills first) left
+   * the exec running in the container and listed by the daemon.
    */
   async kill(execId: string, signal: number, all: boolean): Promise<void> {
+    if (execId !== "") {
+      // Looked up in the queue, so that a Start queued before this Kill has marked its launch (wrapped: the queue would
+      // wait for a promise it was handed).
+      const [launch] = await this.queue.run(() => [this.launching.get(this.process(execId))]);
+      await launch;
+    }
     const cancelled = execId === "" && signal === SIGKILL && this.cancelRestore("task killed while restoring");
     // A checkpoint holding the queue (CRIU may hang in a dump, the container frozen) is aborted: the kill then follows.
     const checkpointCancelled = execId === "" && signal === SIGKILL && this.cancelCheckpoint("killed");

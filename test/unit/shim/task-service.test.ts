@@ -1063,6 +1063,36 @@ test("a Pause, and the init's Delete, wait for the exec launches under way; laun
   expect(h.held.length).toBe(2);
 });
 
+test("a Kill of an exec being launched signals it once it runs, as runc's shim's does; the init's Kill does not wait for it", async () => {
+  const fake = fakeEngine();
+  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(1) });
+  const t = { ...fake, svc: svc.impl, ctx: { namespace: "ns" } as CallContext } as unknown as ReturnType<typeof setup>;
+  const h = heldExecs(t);
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  // a launching, b waiting for the slot: CRI's ExecSync whose caller gave up in Start kills (then deletes) such an exec.
+  await t.svc.exec(execReq("c1", "a"), t.ctx);
+  await t.svc.exec(execReq("c1", "b"), t.ctx);
+  const a = codeOf(t.svc.start({ id: "c1", execId: "a" } as never, t.ctx));
+  const b = codeOf(t.svc.start({ id: "c1", execId: "b" } as never, t.ctx));
+  await waitFor(() => h.held.length === 1);
+  const killA = codeOf(t.svc.kill({ id: "c1", execId: "a", signal: 9, all: false } as never, t.ctx));
+  const killB = codeOf(t.svc.kill({ id: "c1", execId: "b", signal: 9, all: false } as never, t.ctx));
+  // Before, both were refused at once (FAILED_PRECONDITION "process not started"), and the execs ran on.
+  await t.svc.kill({ id: "c1", execId: "", signal: 10, all: false } as never, t.ctx);
+  expect(t.calls.filter((c) => c.startsWith("kill"))).toEqual(["kill c1 100 10 false"]);
+  h.held[0]!.release();
+  expect(await a).toEqual([0, ""]);
+  expect(await killA).toEqual([0, ""]);
+  await waitFor(() => h.held.length === 2);
+  h.held[1]!.release();
+  expect(await b).toEqual([0, ""]);
+  expect(await killB).toEqual([0, ""]);
+  const pids = await Promise.all(["a", "b"].map(async (execId) => (await t.svc.state({ id: "c1", execId } as never, t.ctx)).pid!));
+  expect(t.calls.filter((c) => c.startsWith("kill"))).toEqual(["kill c1 100 10 false", `kill c1 ${pids[0]} 9 false`, `kill c1 ${pids[1]} 9 false`]);
+});
+
 test("an Update whose resources are bigger than MAX_UPDATE_RESOURCES_BYTES is INVALID_ARGUMENT before it is parsed; a big real one is applied", async () => {
   const t = setup();
   const seen: unknown[] = [];
