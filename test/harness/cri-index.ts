@@ -5,3 +5,5 @@ export { GrpcUnixClient, createServiceClient, frameMessage, unframeMessage } fro
 export type { GrpcCallOptions, ServiceClient } from "./cri-grpc.ts";
 export { cgroupDirs, criNamespace, criPauseImage, ensureCriImages, parentPid, shimProcesses } from "./cri-pod.ts";
 export type { ShimProcess } from "./cri-pod.ts";
+export { streamCri } from "./cri-stream.ts";
+export type { StreamResult } from "./cri-stream.ts";
