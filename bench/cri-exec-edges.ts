@@ -4,12 +4,12 @@
 // each call's answer (exit code, output sizes, error text) and time, and what the shim keeps afterwards (fds).
 //
 // Run as root: node_modules/.bin/bun bench/cri-exec-edges.ts [--handlers cryo,runc] [--mib 10,20]
-import { mkdtempSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { NamespaceMode, PodSandboxConfigSchema } from "../src/gen/k8s/runtime/v1/api_pb.ts";
-import { connectCri, criNamespace, criPauseImage, ensureCriImages, shimProcesses, startPrivateContainerd, testImage, uniqueId, type CriClient } from "../test/harness/index.ts";
+import { connectCri, criNamespace, criPauseImage, ensureCriImages, shimProcesses, startPrivateContainerd, testImage, removeAllPods, removeCgroupParent, uniqueId, type CriClient } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -88,22 +88,11 @@ async function bench(handler: string): Promise<void> {
     console.log(`  exited container: state ${briefStatus.status?.state}, exit ${briefStatus.status?.exitCode}`);
     console.log(`  shim fds at end ${JSON.stringify(shimFds())}`);
   } finally {
-    const list = await cri.runtime.listPodSandbox({}).catch(() => undefined);
-    for (const pod of list?.items ?? []) {
-      await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-      await cri.runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-    }
+    await removeAllPods(cri);
     cri.close();
     await pc.stop();
     rmSync(logRoot, { recursive: true, force: true });
-    // The pods' cgroup parent, which runc made (empty once the pods are gone).
-    for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
-      try {
-        rmdirSync(join("/sys/fs/cgroup", hierarchy, "cryo-bench-edges"));
-      } catch {
-        // not made in this hierarchy
-      }
-    }
+    removeCgroupParent("cryo-bench-edges"); // the pods' cgroup parent, which runc made (empty once the pods are gone)
   }
 }
 

@@ -10,12 +10,12 @@
 // Run as root: node_modules/.bin/bun bench/cri-probes.ts [--handlers cryo,runc] [--pods 4] [--seconds 15]
 //   [--interval 300] [--flood 0] [--grouping per-pod|per-namespace]
 // --grouping per-namespace sets CRYO_SHIM_GROUPING in containerd's environment (every cryo pod in one daemon).
-import { mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { NamespaceMode, PodSandboxConfigSchema } from "../src/gen/k8s/runtime/v1/api_pb.ts";
-import { cgroupDirs, connectCri, criNamespace, criPauseImage, ensureCriImages, shimProcesses, startPrivateContainerd, testImage, uniqueId, type CriClient } from "../test/harness/index.ts";
+import { cgroupDirs, connectCri, criNamespace, criPauseImage, ensureCriImages, shimProcesses, startPrivateContainerd, testImage, removeAllPods, removeCgroupParent, uniqueId, type CriClient } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -184,22 +184,11 @@ async function bench(handler: string): Promise<void> {
     }
     console.log(`  shim fds before ${JSON.stringify(fdsBefore)} after ${JSON.stringify(shimFds())}`);
   } finally {
-    const list = await cri.runtime.listPodSandbox({}).catch(() => undefined);
-    for (const pod of list?.items ?? []) {
-      await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-      await cri.runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-    }
+    await removeAllPods(cri);
     cri.close();
     await pc.stop();
     rmSync(logRoot, { recursive: true, force: true });
-    // The pods' cgroup parent, which runc made (empty once the pods are gone).
-    for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
-      try {
-        rmdirSync(join("/sys/fs/cgroup", hierarchy, "cryo-bench-probes"));
-      } catch {
-        // not made in this hierarchy
-      }
-    }
+    removeCgroupParent("cryo-bench-probes"); // the pods' cgroup parent, which runc made (empty once the pods are gone)
   }
 }
 

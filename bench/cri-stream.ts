@@ -5,12 +5,12 @@
 // Attach to the container's next line), with their outputs and exit codes, and the flood's ExecSync latency.
 //
 // Run as root: node_modules/.bin/bun bench/cri-stream.ts [--handlers cryo,runc] [--flood 8] [--rounds 20]
-import { mkdtempSync, readdirSync, rmSync, rmdirSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { NamespaceMode, PodSandboxConfigSchema } from "../src/gen/k8s/runtime/v1/api_pb.ts";
-import { connectCri, criPauseImage, ensureCriImages, startPrivateContainerd, streamCri, testImage, uniqueId } from "../test/harness/index.ts";
+import { connectCri, criPauseImage, ensureCriImages, startPrivateContainerd, removeAllPods, removeCgroupParent, streamCri, testImage, uniqueId } from "../test/harness/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -78,22 +78,11 @@ async function bench(handler: string): Promise<void> {
     for (const [o, n] of outcomes) console.log(`    ${String(n).padStart(4)} x ${o}`);
     console.log(`    flood errors: ${floodErrors.length}${floodErrors.length ? ` (${floodErrors[0]})` : ""}`);
   } finally {
-    const list = await cri.runtime.listPodSandbox({}).catch(() => undefined);
-    for (const pod of list?.items ?? []) {
-      await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-      await cri.runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
-    }
+    await removeAllPods(cri);
     cri.close();
     await pc.stop();
     rmSync(logRoot, { recursive: true, force: true });
-    // The pods' cgroup parent, which runc made (empty once the pods are gone).
-    for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
-      try {
-        rmdirSync(join("/sys/fs/cgroup", hierarchy, "cryo-bench-stream"));
-      } catch {
-        // not made in this hierarchy
-      }
-    }
+    removeCgroupParent("cryo-bench-stream"); // the pods' cgroup parent, which runc made (empty once the pods are gone)
   }
 }
 

@@ -3,7 +3,7 @@ export { CriClient, connectCri } from "./cri-client.ts";
 export type { CriImageClient, CriRuntimeClient } from "./cri-client.ts";
 export { GrpcUnixClient, createServiceClient, frameMessage, unframeMessage } from "./cri-grpc.ts";
 export type { GrpcCallOptions, ServiceClient } from "./cri-grpc.ts";
-export { cgroupDirs, criNamespace, criPauseImage, ensureCriImages, parentPid, shimProcesses } from "./cri-pod.ts";
+export { cgroupDirs, criNamespace, criPauseImage, ensureCriImages, parentPid, removeAllPods, removeCgroupParent, shimProcesses } from "./cri-pod.ts";
 export type { ShimProcess } from "./cri-pod.ts";
 export { streamCri } from "./cri-stream.ts";
 export type { StreamResult } from "./cri-stream.ts";

@@ -3,7 +3,7 @@
  * image, imported with ctr as no registry is reachable), the shim processes of one containerd, and the
  * host-side traces of a process (its cgroups) to check that nothing is left after removal.
  */
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync, rmdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { unavailable } from "../../src/errors.ts";
 import type { PrivateContainerd } from "../../src/containerd/index.ts";
@@ -117,4 +117,24 @@ export function cgroupDirs(pid: number): string[] {
     if (mountPoint !== undefined) dirs.push(join(mountPoint, m[2] ?? "/"));
   }
   return dirs;
+}
+
+/** Stops and removes every pod sandbox CRI lists (what a failed test or run left), as the kubelet would; errors ignored. */
+export async function removeAllPods(cri: CriClient): Promise<void> {
+  const pods = await cri.runtime.listPodSandbox({}).catch(() => undefined);
+  for (const pod of pods?.items ?? []) {
+    await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
+    await cri.runtime.removePodSandbox({ podSandboxId: pod.id }, { timeoutMs: 60_000 }).catch(() => {});
+  }
+}
+
+/** Removes the pods' cgroup parent (a directory below each hierarchy's root, which runc made) where it is empty. */
+export function removeCgroupParent(parent: string): void {
+  for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
+    try {
+      rmdirSync(join("/sys/fs/cgroup", hierarchy, parent));
+    } catch {
+      // not made in this hierarchy, or still in use
+    }
+  }
 }

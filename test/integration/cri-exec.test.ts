@@ -5,7 +5,7 @@
  * (`[shim] max_parallel_execs = 1`), so that an ExecSync flood makes every other launch wait for its slot.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -16,6 +16,8 @@ import {
   criNamespace,
   criPauseImage,
   ensureCriImages,
+  removeAllPods,
+  removeCgroupParent,
   shimProcesses,
   startPrivateContainerd,
   streamCri,
@@ -48,21 +50,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (cri !== undefined) {
-    const pods = await cri.runtime.listPodSandbox({}).catch(() => undefined);
-    for (const pod of pods?.items ?? []) {
-      await cri.runtime.stopPodSandbox({ podSandboxId: pod.id }).catch(() => {});
-      await cri.runtime.removePodSandbox({ podSandboxId: pod.id }).catch(() => {});
-    }
+    await removeAllPods(cri);
     cri.close();
   }
   await pc?.stop();
-  for (const hierarchy of readdirSync("/sys/fs/cgroup")) {
-    try {
-      rmdirSync(join("/sys/fs/cgroup", hierarchy, cgroupParent));
-    } catch {
-      // not made in this hierarchy, or still in use
-    }
-  }
+  removeCgroupParent(cgroupParent);
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
