@@ -67,12 +67,12 @@ function fakeEngine() {
   return { engine, calls, exit: (pid: number, status: number) => exits.get(pid)?.({ status, exitedAt: { seconds: 0n, nanos: 0 } }) };
 }
 
-function setup() {
+function setup(execSlots?: number) {
   const fake = fakeEngine();
   const events: EventEnvelope[] = [];
   const publisher = createPublisher({ forward: async (e) => void events.push(e), close() {} }, nullLogger);
   let shutdown = 0;
-  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => shutdown++ });
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => shutdown++, ...(execSlots !== undefined ? { execSlots: createFairLimiter(execSlots) } : {}) });
   const ctx = { namespace: "ns" } as CallContext;
   return { ...fake, svc: svc.impl, containers: svc.containers, events, publisher, ctx, shutdowns: () => shutdown };
 }
@@ -940,11 +940,7 @@ const processSpec = create(AnySchema, { typeUrl: "types.containerd.io/opencontai
 const execReq = (id: string, execId: string) => ({ id, execId, terminal: false, stdin: "", stdout: "", stderr: "", spec: processSpec }) as never;
 
 test("a flood of exec Starts into one container: its Kill, Update and other execs' Delete answer while 100 launches wait; at most the daemon's slots run at once", async () => {
-  const fake = fakeEngine();
-  const events: EventEnvelope[] = [];
-  const publisher = createPublisher({ forward: async (e) => void events.push(e), close() {} }, nullLogger);
-  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(4) });
-  const t = { ...fake, svc: svc.impl, containers: svc.containers, events, publisher, ctx: { namespace: "ns" } as CallContext, shutdowns: () => 0 };
+  const t = setup(4);
   const h = heldExecs(t);
   await t.svc.create(createReq("c1"), t.ctx);
   await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
@@ -1024,10 +1020,7 @@ test("exec slots are fair between containers: a quiet container's exec launches 
 });
 
 test("a Pause, and the init's Delete, wait for the exec launches under way; launches still waiting for a slot when the init is killed are refused", async () => {
-  const fake = fakeEngine();
-  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
-  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(1) });
-  const t = { ...fake, svc: svc.impl, ctx: { namespace: "ns" } as CallContext } as unknown as ReturnType<typeof setup>;
+  const t = setup(1);
   const h = heldExecs(t);
   await t.svc.create(createReq("c1"), t.ctx);
   await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
@@ -1064,10 +1057,7 @@ test("a Pause, and the init's Delete, wait for the exec launches under way; laun
 });
 
 test("a Kill of an exec being launched signals it once it runs, as runc's shim's does; the init's Kill does not wait for it", async () => {
-  const fake = fakeEngine();
-  const publisher = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
-  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {}, execSlots: createFairLimiter(1) });
-  const t = { ...fake, svc: svc.impl, ctx: { namespace: "ns" } as CallContext } as unknown as ReturnType<typeof setup>;
+  const t = setup(1);
   const h = heldExecs(t);
   await t.svc.create(createReq("c1"), t.ctx);
   await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
