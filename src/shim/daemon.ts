@@ -25,7 +25,7 @@ import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
 import type { LoadedConfig } from "../config/find.ts";
 import type { StampedConfig } from "../config/config-cache.ts";
 import { readAnnotations, selfCommand } from "./start.ts";
-import { ensureStandby, takeStandbyPath } from "./standby.ts";
+import { ensureStandby, takeStandbyPath, warmStandbyForRestore } from "./standby.ts";
 import { checkRequestIds, createTaskService } from "./task-service.ts";
 import { DEFAULT_EXEC_SLOTS, EXEC_SLOT_LEASE_MS } from "./container.ts";
 import { createFairLimiter } from "./fair-limiter.ts";
@@ -106,6 +106,8 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const standbyEnv = { ...process.env };
   delete standbyEnv[LINGER_ENV];
   let standbyDue = standby !== undefined;
+  // Whether this daemon has restored or checkpointed a container: its standby then loads the restore's modules ahead.
+  let restores = false;
   const later = (ms: number, fn: () => void) => {
     clearTimeout(recheck);
     recheck = setTimeout(fn, ms);
@@ -244,11 +246,19 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       }
       seal.created(req.id, () => readAnnotations(req.bundle));
       logFollower.created(req.id, req.bundle);
+      if (req.checkpoint !== "") restores = true;
       if (standbyDue) {
         standbyDue = false;
         // After the reply: the container's Start comes first.
-        setTimeout(() => ensureStandby(standby!, standbyEnv, selfCommand(), { grpcAddress: flags.address, namespace: flags.namespace }), 0);
+        setTimeout(() => ensureStandby(standby!, standbyEnv, selfCommand(), { grpcAddress: flags.address, namespace: flags.namespace, warmRestore: restores }), 0);
       }
+      return r;
+    },
+    async checkpoint(req, ctx) {
+      const r = await service.impl.checkpoint(req, ctx);
+      restores = true;
+      // A restore of this checkpoint in a daemon of its own takes the standby: it loads the restore's modules now.
+      if (standby !== undefined) warmStandbyForRestore(standby);
       return r;
     },
     async delete(req, ctx) {

@@ -135,6 +135,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     createRestore: async (spec) => (await ckpt()).createRestore(spec),
     startRestore: async (id) => (await ckpt()).startRestore(id),
     discardRestore: (id) => checkpointEngine?.discardRestore(id),
+    restoreConnected: (id) => checkpointEngine?.restoreConnected(id),
     cancelRestore: (id, reason) => checkpointEngine?.cancelRestore(id, reason) ?? false,
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;

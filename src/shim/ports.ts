@@ -145,6 +145,11 @@ export interface Engine {
   createRestore?(spec: InitSpec & { checkpoint: string }): Promise<void>;
   /** Start of a container created from a checkpoint: the CRIU restore; returns the restored init. */
   startRestore?(id: string): Promise<Launched>;
+  /**
+   * containerd's Connect for a container created from a checkpoint: it asks right after Create and answers its own
+   * client only then, so the restore's work ahead of Start waits for it (createRestore).
+   */
+  restoreConnected?(id: string): void;
   /** Releases what createRestore holds for a container deleted before it was started. */
   discardRestore?(id: string): void | Promise<void>;
   /** Aborts the restore a Start of id is running (the task is being killed or deleted); false when none runs. */

@@ -14,7 +14,7 @@ import { close, dup2, listenUnixSocket, setProcTitle } from "../sys/index.ts";
 import { LISTEN_FD_ENV } from "./daemon-env.ts";
 import { parseShimFlags } from "./flags.ts";
 import { canConnect } from "./start.ts";
-import { fileIdOf, REQUEST_ENV, STANDBY_PATH_ENV, standbyMarker, standbyMs, type StandbyRequest } from "./standby.ts";
+import { fileIdOf, REQUEST_ENV, STANDBY_PATH_ENV, STANDBY_WARM_ENV, standbyMarker, standbyMs, WARM_RESTORE_LINE, type StandbyRequest } from "./standby.ts";
 
 const requestSchema = z.object({
   socket: z.string().check(z.minLength(2), z.startsWith("/")),
@@ -26,10 +26,25 @@ const requestSchema = z.object({
 /** Runs the standby at path; resolves with the exit code (the daemon's, once taken). */
 export async function runStandby(path: string): Promise<number> {
   const idleMs = standbyMs(process.env);
+  const warmForRestore = process.env[STANDBY_WARM_ENV] === "restore";
+  delete process.env[STANDBY_WARM_ENV];
   // Everything a daemon loads before it serves (daemon.ts and what it imports), what its first Create loads
   // (the config cache), and the protobuf codecs of its calls and events.
   const [{ serveDaemon }, { warmDaemonCodecs }] = await Promise.all([import("./daemon.ts"), import("./warm-codecs.ts"), import("../config/config-cache.ts")]);
   warmDaemonCodecs();
+  // The restore's modules too, once a daemon of this containerd has restored or checkpointed a container (it says so
+  // in the environment it launches this standby with, or on this socket later): ~1.3 MiB more heap in this process,
+  // paid only where restores happen, and 25-35 ms less on a restore's critical path when it serves one.
+  let restoreModules: Promise<string | undefined> | undefined;
+  const loadRestoreModules = (): Promise<string | undefined> =>
+    (restoreModules ??= import("./checkpoint-engine.ts").then(
+      (m) => m.preloadRestoreModules().then(() => undefined),
+      (err: unknown) => {
+        restoreModules = undefined; // the daemon loads (and reports) them on first use
+        return err instanceof Error ? err.message : String(err);
+      },
+    ));
+  if (warmForRestore) await loadRestoreModules();
   // Another standby listening here already: it stays, this one leaves (a file nothing listens on is replaced).
   if (await canConnect(path)) {
     rmSync(standbyMarker(path), { force: true });
@@ -65,6 +80,14 @@ export async function runStandby(path: string): Promise<number> {
           const nl = buffered.indexOf("\n");
           if (nl < 0) return;
           buffers.set(socket, "");
+          // A daemon's hint that a restore is likely (warmStandbyForRestore): not a request. Answered once the modules
+          // are in ("loaded", or "loaded before" when they were already, or being loaded, before this hint).
+          if (buffered.slice(0, nl) === WARM_RESTORE_LINE) {
+            if (!taken) return void socket.end(`${JSON.stringify({ error: "taken" })}\n`);
+            const before = restoreModules !== undefined;
+            void loadRestoreModules().then((failed) => socket.end(`${JSON.stringify(failed === undefined ? { warm: before ? "loaded before" : "loaded" } : { error: `restore modules: ${failed}` })}\n`));
+            return;
+          }
           // One request is served; any other connection finds the standby taken.
           if (!taken) return void socket.end(`${JSON.stringify({ error: "taken" })}\n`);
           let parsed: StandbyRequest;

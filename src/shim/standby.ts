@@ -31,6 +31,13 @@ export const STANDBY_PATH_ENV = "CRYO_SHIM_STANDBY";
 export const STANDBY_ARG = "__standby";
 /** Room for the daemon's command line once taken (setProcTitle rewrites the standby's in place). */
 const TITLE_PADDING = " ".repeat(2048);
+/**
+ * Set in a standby's environment by the daemon that launches it (taken out at once, never passed on): "restore" when
+ * that daemon has restored or checkpointed a container, so the standby loads the restore's modules while it idles.
+ */
+export const STANDBY_WARM_ENV = "CRYO_SHIM_STANDBY_WARM";
+/** The line a daemon sends a listening standby to make it load the restore's modules (warmStandbyForRestore). */
+export const WARM_RESTORE_LINE = "warm restore";
 /** A launch marker older than this is taken for a standby that died while loading. */
 const MARKER_STALE_MS = 10_000;
 /** How long `start` waits for the standby's answer before launching a daemon instead. */
@@ -44,7 +51,7 @@ export function standbyMs(env: Readonly<Record<string, string | undefined>>): nu
 }
 
 /** Variables that differ between daemons of one containerd: left out of the standby's key and environment. */
-const PER_DAEMON_ENV = new Set([LINGER_ENV, GROUP_KEY_ENV, LISTEN_FD_ENV, STANDBY_PATH_ENV]);
+const PER_DAEMON_ENV = new Set([LINGER_ENV, GROUP_KEY_ENV, LISTEN_FD_ENV, STANDBY_PATH_ENV, STANDBY_WARM_ENV]);
 
 /**
  * Left out of the standby's key too, and given by the request that takes it: PATH. containerd's CRI plugin adds
@@ -180,7 +187,7 @@ export function standbyMarker(path: string): string {
  * containerd's environment as the daemon got it (without the per-daemon variables). Never throws: a standby
  * is an optimisation. Returns the launched pid, or undefined.
  */
-export function ensureStandby(path: string, env: Readonly<Record<string, string | undefined>>, command: readonly string[], what: { grpcAddress: string; namespace: string }): number | undefined {
+export function ensureStandby(path: string, env: Readonly<Record<string, string | undefined>>, command: readonly string[], what: { grpcAddress: string; namespace: string; warmRestore?: boolean }): number | undefined {
   if (standbyMs(env) === 0 || existsSync(path)) return undefined;
   const marker = standbyMarker(path);
   try {
@@ -203,7 +210,7 @@ export function ensureStandby(path: string, env: Readonly<Record<string, string 
     const proc = Bun.spawn([...command, STANDBY_ARG, path, "-address", what.grpcAddress, "-namespace", what.namespace, TITLE_PADDING], {
       argv0: process.execPath,
       cwd: "/",
-      env: daemonEnv(clean, { [STANDBY_PATH_ENV]: path }),
+      env: daemonEnv(clean, { [STANDBY_PATH_ENV]: path, ...(what.warmRestore ? { [STANDBY_WARM_ENV]: "restore" } : {}) }),
       stdio: ["ignore", "ignore", "ignore"],
       detached: true,
     });
@@ -213,6 +220,25 @@ export function ensureStandby(path: string, env: Readonly<Record<string, string 
     rmSync(marker, { force: true });
     return undefined;
   }
+}
+
+/**
+ * Tells the standby listening at path (if any) to load the restore's modules now, while it idles: a daemon that has
+ * just checkpointed a container does, since a restore of it in a new daemon (per container, a new pod) comes next more
+ * often than not. Never throws, never waits for more than the connection: an optimisation, like the standby itself.
+ */
+export function warmStandbyForRestore(path: string): void {
+  if (!existsSync(path)) return;
+  Bun.connect({
+    unix: path,
+    socket: {
+      open: (s) => void s.end(`${WARM_RESTORE_LINE}\n`), // its answer (when the modules are in) is not waited for
+      data: () => {},
+      error: () => {},
+    },
+  }).catch(() => {
+    // nothing listens there now: no standby to warm
+  });
 }
 
 /** The standby path recorded in a daemon's environment, taken out of it (runc and hooks do not inherit it). */

@@ -338,6 +338,7 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
     async connect(req) {
       const c = containers.get(req.id);
       if (!c && !creating.has(req.id)) throw notFound(`container ${req.id}`);
+      if (c?.config.checkpoint !== undefined && c.init.pid === 0) deps.engine.restoreConnected?.(req.id);
       return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: SHIM_VERSION };
     },
 

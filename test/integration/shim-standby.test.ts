@@ -2,7 +2,9 @@
  * The standby daemon (src/shim/standby.ts), through ctr against a private containerd: after a container's
  * Create a standby is there; the next container that needs a daemon of its own is served by it (its
  * command line then names the container, and it runs the container like any daemon); a standby not taken
- * within CRYO_SHIM_STANDBY_MS exits and removes its socket; with CRYO_SHIM_STANDBY_MS=0 there is none.
+ * within CRYO_SHIM_STANDBY_MS exits and removes its socket; with CRYO_SHIM_STANDBY_MS=0 there is none. A daemon
+ * that checkpointed a container has its standby load the restore's modules, and one that restored a container
+ * launches its standby with them loaded.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -38,6 +40,40 @@ function cryoProcesses(address: string): Map<number, string[]> {
 }
 
 const standbys = (address: string) => [...cryoProcesses(address)].filter(([, argv]) => argv.includes("__standby"));
+
+/** The one idle standby of this containerd once it listens: its pid and socket. */
+async function listeningStandby(address: string, not?: number): Promise<{ pid: number; socket: string }> {
+  return await waitFor(
+    () => {
+      const all = standbys(address).filter(([pid]) => pid !== not);
+      if (all.length !== 1) return undefined;
+      const [pid, argv] = all[0]!;
+      const socket = argv[argv.indexOf("__standby") + 1]!;
+      return existsSync(socket) ? { pid, socket } : undefined;
+    },
+    { what: "one standby listening" },
+  );
+}
+
+/** Sends the standby at socket the line a daemon sends to warm it for a restore; resolves with its answer. */
+async function warmStandby(socket: string): Promise<unknown> {
+  const text = await new Promise<string>((resolve, reject) => {
+    let got = "";
+    Bun.connect({
+      unix: socket,
+      socket: {
+        open: (s) => void s.write("warm restore\n"),
+        data: (s, chunk) => {
+          got += Buffer.from(chunk).toString("utf8");
+          if (got.includes("\n")) s.end();
+        },
+        close: () => resolve(got),
+        error: (_s, err) => reject(err),
+      },
+    }).catch(reject);
+  });
+  return JSON.parse(text);
+}
 
 test("a standby is launched after a Create, takes the next container's daemon, and exits when not taken", async () => {
   const first = uniqueId("sb1");
@@ -120,3 +156,39 @@ test("a daemon that must not launch a standby (per-namespace) does not, also whe
     await pc.ctrOk(["containers", "rm", id]);
   }
 }, 60_000);
+
+test("a checkpoint has the standby load the restore's modules; the restored container's daemon launches its standby with them", async () => {
+  const id = uniqueId("sbck");
+  const ref = `localhost/standby/${id}:1`;
+  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "1000"]);
+  try {
+    // A standby launched by a daemon that neither checkpointed nor restored has not loaded them: the hint loads them.
+    const cold = await listeningStandby(pc.address);
+    expect(await warmStandby(cold.socket)).toEqual({ warm: "loaded" });
+    expect(await warmStandby(cold.socket)).toEqual({ warm: "loaded before" });
+    await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+    await waitFor(async () => (await pc.ctr(["task", "rm", id])).exitCode === 0, { what: `task rm ${id}` });
+    await pc.ctrOk(["containers", "rm", id]);
+
+    // The checkpointing daemon's standby: a container of its own, then checkpointed.
+    await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "1000"]);
+    // That container took the warmed standby; its daemon launched the next one, which loaded nothing more.
+    const next = await listeningStandby(pc.address, cold.pid);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    expect(await warmStandby(next.socket)).toEqual({ warm: "loaded before" });
+    await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
+    await waitFor(async () => (await pc.ctr(["task", "rm", id])).exitCode === 0, { what: `task rm ${id}` });
+    await pc.ctrOk(["containers", "rm", id]);
+
+    // The restore takes that standby; its daemon, whose first Create was a restore, launches one that loads them at boot.
+    await pc.ctrOk(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    expect(cryoProcesses(pc.address).get(next.pid)).toContain(id);
+    const third = await listeningStandby(pc.address, next.pid);
+    expect(await warmStandby(third.socket)).toEqual({ warm: "loaded before" });
+  } finally {
+    await pc.ctr(["task", "rm", "--force", id]);
+    await pc.ctr(["containers", "rm", id]);
+    await pc.ctr(["images", "rm", "--sync", ref]);
+  }
+}, 120_000);

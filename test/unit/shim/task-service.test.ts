@@ -374,6 +374,17 @@ function hangingRestore(t: ReturnType<typeof setup>) {
   t.engine.discardRestore = async (id) => void t.calls.push(`discardRestore ${id}`);
 }
 
+test("Connect of a task created from a checkpoint tells the engine (the restore's work ahead of Start waits for it); of a plain one, not", async () => {
+  const t = setup();
+  hangingRestore(t);
+  t.engine.restoreConnected = (id) => void t.calls.push(`restoreConnected ${id}`);
+  await t.svc.create({ ...(createReq("c1") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  await t.svc.create(createReq("c2") as never, t.ctx);
+  expect((await t.svc.connect({ id: "c1" } as never, t.ctx)).taskPid).toBe(0);
+  await t.svc.connect({ id: "c2" } as never, t.ctx);
+  expect(t.calls).toEqual(["createRestore c1", "create c2", "restoreConnected c1"]);
+});
+
 test("SIGKILL to a task whose restore hangs cancels it: Start fails CANCELLED, the kill succeeds, the task ends killed (Wait answers 137), Delete discards it", async () => {
   const t = setup();
   hangingRestore(t);
