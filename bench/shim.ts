@@ -12,7 +12,8 @@
 // Run as root: node_modules/.bin/bun bench/shim.ts [--runs N] [--skip-memory] [--skip-latency] [--only NAME]
 // CRYO_BENCH_BIN_DIR=dir runs the cryo binaries of dir (default: build/bin, as the tests do).
 // --baseline FILE also runs FILE, another build of the cryo shim (e.g. an older commit's), as runtime
-// io.containerd.cryobase.v2 with per-container grouping, for a before/after comparison in one run.
+// io.containerd.cryobase.v2 with per-container grouping (--baseline-grouping G: another), for a before/after
+// comparison in one run.
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,11 +59,15 @@ const allVariants: Variant[] = [
   cryo("per-namespace"),
 ];
 const baseline = flagValue("--baseline");
+// --baseline-grouping G: the baseline runs with grouping G (default per-container). Two builds sharing one
+// containerd namespace and a per-namespace (or per-pod) group would share one daemon: give each build its own
+// CRYO_SHIM_SOCKET_DIR then (e.g. a wrapper that sets it and execs the build, as FILE and in CRYO_BENCH_BIN_DIR).
+const baselineGrouping = flagValue("--baseline-grouping") ?? "per-container";
 if (baseline) {
   allVariants.push({
-    name: "cryo-base per-cont.",
+    name: `cryo-base ${baselineGrouping === "per-container" ? "per-cont." : baselineGrouping}`,
     runtime: "io.containerd.cryobase.v2",
-    flags: () => ["--annotation", "io.cryo.shim.grouping=per-container"],
+    flags: () => ["--annotation", `io.cryo.shim.grouping=${baselineGrouping}`],
     shimBinary: "containerd-shim-cryobase-v2",
     latency: true,
   });
