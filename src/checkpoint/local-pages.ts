@@ -83,12 +83,21 @@ export function createEntry(root: string, label: string): string {
 export function finishEntry(entry: string, imagesDir: string, containerd?: string): LocalPages {
   const files: LocalPages["files"] = [];
   for (const name of readdirSync(entry).sort()) {
-    if (PAGE_IMAGE.test(name)) files.push({ name, bytes: statSync(join(entry, name)).size });
+    if (PAGE_IMAGE.test(name)) {
+      const st = statSync(join(entry, name), { bigint: true });
+      files.push({ name, bytes: Number(st.size), mtimeNs: String(st.mtimeNs) });
+    }
     else move(join(entry, name), join(imagesDir, name));
   }
   const token = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
   writeFileSync(join(entry, ENTRY_FILE), `${JSON.stringify(containerd ? { token, files, containerd } : { token, files })}\n`, { mode: 0o600 });
   return { dir: entry, hostname: hostname(), token, files };
+}
+
+/** A time in ns since the epoch, as ISO 8601 with its nanoseconds. */
+function isoNs(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`);
 }
 
 function denied(where: string, detail: string): CryoError {
@@ -170,15 +179,23 @@ export function restoreImagesDir(imagesDir: string, local: LocalPages, root: str
   for (const f of local.files) {
     const path = join(local.dir, f.name);
     let size: number;
+    let mtimeNs: bigint;
     try {
-      const st = lstatSync(path);
+      const st = lstatSync(path, { bigint: true });
       if (!st.isFile()) throw denied(where, `${path} is not a regular file`);
-      size = st.size;
+      size = Number(st.size);
+      mtimeNs = st.mtimeNs;
     } catch (err) {
       if (err instanceof CryoError) throw err;
       throw failedPrecondition(where, { cause: err, detail: missingHere(path, local) });
     }
     if (size !== f.bytes) throw failedPrecondition(where, { detail: `${path} has ${size} bytes, the checkpoint recorded ${f.bytes}` });
+    // Written to since the dump (CRIU's restore and lazy-pages daemon only read it, and its hard links keep the time): its
+    // pages may not be the checkpoint's, and CRIU would restore them without a word. A copy that kept the time (cp -a,
+    // rsync -a) passes.
+    if (f.mtimeNs !== undefined && String(mtimeNs) !== f.mtimeNs) {
+      throw failedPrecondition(where, { detail: `${path} was modified since the checkpoint (modified ${isoNs(mtimeNs)}, the checkpoint recorded ${isoNs(BigInt(f.mtimeNs))}): its pages may not be the checkpoint's` });
+    }
   }
   const dir = mkdtempSync(join(root, RESTORE_PREFIX));
   const dispose = () => rmSync(dir, { recursive: true, force: true });

@@ -66,8 +66,11 @@ export const localPagesSchema = z.object({
   hostname: z.string(),
   /** 128 random bits, also in the entry's entry.json: a restore uses the entry only when they match. */
   token: z.string().regex(/^[0-9a-f]{32}$/),
-  /** Each page image moved there (pages-N.img) and its size. */
-  files: z.array(z.object({ name: z.string().regex(/^pages-\d+\.img$/), bytes: z.number().int().nonnegative() })),
+  /**
+   * Each page image moved there (pages-N.img), its size and its modification time in ns since the epoch (a decimal
+   * string; absent in checkpoints from before it was recorded): a restore refuses a file changed since.
+   */
+  files: z.array(z.object({ name: z.string().regex(/^pages-\d+\.img$/), bytes: z.number().int().nonnegative(), mtimeNs: z.string().regex(/^\d+$/).optional() })),
 });
 
 /** The metadata document. */

@@ -7,7 +7,7 @@
  * task keeps running; the checkpoint-defaults example plugin turns local pages on for big containers only.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { pagesPruneCommand } from "../../src/checkpoint/pages-command.ts";
 import { Code } from "../../src/errors.ts";
@@ -184,7 +184,7 @@ test("lazy pages from the store: the restored task runs, then verifies its memor
   await remove(id);
 }, 300_000);
 
-test("a restore whose store entry holds another token, or is gone, fails naming it, and leaves no process, cgroup, runc state or mount", async () => {
+test("a restore whose store entry holds another token, whose page image was written to since, or whose entry is gone, fails naming it, and leaves no process, cgroup, runc state or mount", async () => {
   const id = uniqueId("lpg");
   await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], LOCAL);
   await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
@@ -202,6 +202,29 @@ test("a restore whose store entry holds another token, or is gone, fails naming 
   expect(denied.stderr).toContain("permission denied");
   expect(denied.stderr).toContain("does not belong to this checkpoint");
   expect(await taskPid(pc, id)).toBeUndefined();
+  await pc.ctr(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+
+  // The entry's own token back, and one of its page images rewritten in place, its size kept (a byte flipped): CRIU
+  // would restore the changed pages without a word.
+  writeFileSync(entryFile, JSON.stringify(entry));
+  const pages = join(localPages!.dir, localPages!.files.at(-1)!.name);
+  const fd = openSync(pages, "r+");
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, 0);
+    b[0] = b[0]! ^ 0xff;
+    writeSync(fd, b, 0, 1, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const changed = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(changed.exitCode).not.toBe(0);
+  expect(changed.stderr).toContain("failed precondition");
+  expect(changed.stderr).toContain(`${pages} was modified since the checkpoint`);
+  expect(await taskPid(pc, id)).toBeUndefined();
+  expect(existsSync(join(RUNC_ROOT, ns, id))).toBe(false);
+  expect(restoreDirsInStore()).toEqual([]);
   await pc.ctr(["task", "rm", id]);
   await pc.ctrOk(["containers", "rm", id]);
 

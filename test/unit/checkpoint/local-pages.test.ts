@@ -45,8 +45,8 @@ describe("page store", () => {
     expect(local.dir).toBe(entry);
     expect(local.dir.startsWith(join(root, "ns_ctr_1-"))).toBe(true);
     expect(local.files).toEqual([
-      { name: "pages-1.img", bytes: 4096 },
-      { name: "pages-2.img", bytes: 8192 },
+      { name: "pages-1.img", bytes: 4096, mtimeNs: String(statSync(join(entry, "pages-1.img"), { bigint: true }).mtimeNs) },
+      { name: "pages-2.img", bytes: 8192, mtimeNs: String(statSync(join(entry, "pages-2.img"), { bigint: true }).mtimeNs) },
     ]);
     expect(lstatSync(local.dir).mode & 0o777).toBe(0o700);
 
@@ -71,6 +71,30 @@ describe("page store", () => {
 
     const listed = listPageStore(root);
     expect(listed.map((e) => [e.dir, e.files, e.bytes])).toEqual([[local.dir, 2, 12288]]);
+  });
+
+  test("a page image written to since the dump, though of the same size, is FAILED_PRECONDITION; one recorded without its time (an older checkpoint) is not checked for it", () => {
+    const root = join(base, "store-mtime");
+    const { local, imagesDir: dir } = dumped("mtime", root, "c");
+    const path = join(local.dir, "pages-1.img");
+    const recorded = statSync(path, { bigint: true }).mtimeNs;
+    // The same number of bytes, other pages: only the time tells. (Wait for the clock to move past the recorded time.)
+    while (BigInt(Date.now()) * 1_000_000n <= recorded + 1_000_000n) Bun.sleepSync(1);
+    writeFileSync(path, "b".repeat(4096));
+    let err: CryoError | undefined;
+    try {
+      restoreImagesDir(dir, local, root);
+    } catch (e) {
+      err = e as CryoError;
+    }
+    expect(err?.code).toBe(Code.FAILED_PRECONDITION);
+    expect(err?.message).toContain(`${path} was modified since the checkpoint (modified 20`);
+    expect(err?.message).toContain("its pages may not be the checkpoint's");
+    expect(readdirSync(root).filter((n) => n.startsWith(".restore-"))).toEqual([]); // nothing made
+    // A record from before the time was kept: size only, as before.
+    const older = { ...local, files: local.files.map(({ name, bytes }) => ({ name, bytes })) };
+    using r = restoreImagesDir(dir, older, root);
+    expect(readFileSync(join(r.dir, "pages-1.img"), "utf8")).toBe("b".repeat(4096));
   });
 
   test("a missing entry or a file of another size is FAILED_PRECONDITION naming the host and the file", () => {
