@@ -83,11 +83,12 @@ export function createEntry(root: string, label: string): string {
 export function finishEntry(entry: string, imagesDir: string, containerd?: string): LocalPages {
   const files: LocalPages["files"] = [];
   for (const name of readdirSync(entry).sort()) {
-    if (PAGE_IMAGE.test(name)) {
-      const st = statSync(join(entry, name), { bigint: true });
-      files.push({ name, bytes: Number(st.size), mtimeNs: String(st.mtimeNs) });
+    if (!PAGE_IMAGE.test(name)) {
+      move(join(entry, name), join(imagesDir, name));
+      continue;
     }
-    else move(join(entry, name), join(imagesDir, name));
+    const st = statSync(join(entry, name), { bigint: true });
+    files.push({ name, bytes: Number(st.size), mtimeNs: String(st.mtimeNs) });
   }
   const token = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
   writeFileSync(join(entry, ENTRY_FILE), `${JSON.stringify(containerd ? { token, files, containerd } : { token, files })}\n`, { mode: 0o600 });
