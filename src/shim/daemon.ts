@@ -43,6 +43,8 @@ export function idleCheckTime(env: Record<string, string | undefined>): number {
 }
 /** How long a closed pod's daemon waits for a Shutdown after its last container's Delete before it exits anyway. */
 const SEALED_EXIT_DELAY_MS = 1000;
+/** How long after a Checkpoint's answer a shared daemon loads the restore's modules (below). */
+const RESTORE_PRELOAD_DELAY_MS = 500;
 /** How long the daemon waits for queued events at exit. */
 export const EVENT_DRAIN_MS = 5000;
 
@@ -263,8 +265,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       restores = true;
       // A restore of this checkpoint in a daemon of its own takes the standby: it loads the restore's modules now.
       if (standby !== undefined) warmStandbyForRestore(standby);
-      // One into this group (the same pod, the same namespace) lands in this daemon: it loads them itself, after the
-      // answer (25-35 ms of evaluation a restore's critical path would otherwise pay, ~1.3 MiB of heap once).
+      // One into this group (the same pod, the same namespace) lands in this daemon: it loads them itself (25-35 ms of
+      // evaluation a restore's critical path would otherwise pay, ~1.3 MiB of heap once). Not at once: the evaluation
+      // holds the event loop, and the calls that follow a checkpoint (the task's kill and delete) would wait behind it.
       if (shared && !restoreModulesLoaded) {
         restoreModulesLoaded = true;
         setTimeout(() => {
@@ -274,7 +277,7 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
               () => log.info("restore modules loaded ahead: this shared daemon checkpointed a container"),
               (err: unknown) => log.warn(`restore modules not loaded ahead (a restore loads them): ${err instanceof Error ? err.message : String(err)}`),
             );
-        }, 0);
+        }, RESTORE_PRELOAD_DELAY_MS).unref();
       }
       return r;
     },
