@@ -43,8 +43,6 @@ export function idleCheckTime(env: Record<string, string | undefined>): number {
 }
 /** How long a closed pod's daemon waits for a Shutdown after its last container's Delete before it exits anyway. */
 const SEALED_EXIT_DELAY_MS = 1000;
-/** How long after a Checkpoint's answer a shared daemon loads the restore's modules (below). */
-const RESTORE_PRELOAD_DELAY_MS = 500;
 /** How long the daemon waits for queued events at exit. */
 export const EVENT_DRAIN_MS = 5000;
 
@@ -101,8 +99,6 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const lingerMs = lingerTime(process.env);
   // A pod's group is never joined again once its sandbox container is deleted: then no linger.
   const seal = createGroupSeal(process.env[GROUP_KEY_ENV] ?? "");
-  // A daemon other containers join (a pod's, a namespace's), as against one of a single container's own.
-  const shared = !(process.env[GROUP_KEY_ENV] ?? "container/").startsWith("container/");
   delete process.env[GROUP_KEY_ENV];
   // The standby for this containerd's next daemon (standby.ts), launched after the first Create with
   // containerd's environment as this daemon got it.
@@ -112,8 +108,6 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   let standbyDue = standby !== undefined;
   // Whether this daemon has restored or checkpointed a container: its standby then loads the restore's modules ahead.
   let restores = false;
-  // Whether this (shared) daemon has loaded the restore's modules ahead of a restore, after a checkpoint.
-  let restoreModulesLoaded = false;
   const later = (ms: number, fn: () => void) => {
     clearTimeout(recheck);
     recheck = setTimeout(fn, ms);
@@ -265,20 +259,6 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       restores = true;
       // A restore of this checkpoint in a daemon of its own takes the standby: it loads the restore's modules now.
       if (standby !== undefined) warmStandbyForRestore(standby);
-      // One into this group (the same pod, the same namespace) lands in this daemon: it loads them itself (25-35 ms of
-      // evaluation a restore's critical path would otherwise pay, ~1.3 MiB of heap once). Not at once: the evaluation
-      // holds the event loop, and the calls that follow a checkpoint (the task's kill and delete) would wait behind it.
-      if (shared && !restoreModulesLoaded) {
-        restoreModulesLoaded = true;
-        setTimeout(() => {
-          void import("./checkpoint-engine.ts")
-            .then((m) => m.preloadRestoreModules())
-            .then(
-              () => log.info("restore modules loaded ahead: this shared daemon checkpointed a container"),
-              (err: unknown) => log.warn(`restore modules not loaded ahead (a restore loads them): ${err instanceof Error ? err.message : String(err)}`),
-            );
-        }, RESTORE_PRELOAD_DELAY_MS).unref();
-      }
       return r;
     },
     async delete(req, ctx) {

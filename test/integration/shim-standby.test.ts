@@ -4,11 +4,11 @@
  * command line then names the container, and it runs the container like any daemon); a standby not taken
  * within CRYO_SHIM_STANDBY_MS exits and removes its socket; with CRYO_SHIM_STANDBY_MS=0 there is none. A daemon
  * that checkpointed a container has its standby load the restore's modules, and one that restored a container
- * launches its standby with them loaded; a shared daemon that checkpointed a container loads them itself.
+ * launches its standby with them loaded.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { ensureTestImage, parentPid, PrivateContainerd, processAlive, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
+import { ensureTestImage, PrivateContainerd, processAlive, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
 
 // Long enough that a slow machine still takes each standby well within it; the last step waits it out.
 const IDLE_MS = 8000;
@@ -189,42 +189,6 @@ test("a checkpoint has the standby load the restore's modules; the restored cont
   } finally {
     await pc.ctr(["task", "rm", "--force", id]);
     await pc.ctr(["containers", "rm", id]);
-    await pc.ctr(["images", "rm", "--sync", ref]);
-  }
-}, 120_000);
-
-test("a shared daemon that checkpointed a container loads the restore's modules itself; a container's own daemon does not", async () => {
-  const LOADED = "restore modules loaded ahead: this shared daemon checkpointed a container";
-  const linesOf = (pid: number) => readFileSync(pc.layout.log, "utf8").split("\n").filter((l) => l.includes(LOADED) && new RegExp(` pid=${pid}( |$)`).test(l));
-  const shared = uniqueId("sbns");
-  const own = uniqueId("sbown");
-  const ref = `localhost/standby/${shared}:1`;
-  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", "--annotation", "io.cryo.shim.grouping=per-namespace", testImage, shared, "sleep", "1000"]);
-  await pc.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", "--annotation", "io.cryo.shim.grouping=per-container", testImage, own, "sleep", "1000"]);
-  try {
-    // Each daemon is its container's init's parent (the child subreaper that reaps it).
-    const sharedPid = parentPid((await taskPid(pc, shared))!);
-    const ownPid = parentPid((await taskPid(pc, own))!);
-    expect(cryoProcesses(pc.address).has(sharedPid)).toBe(true);
-    expect(cryoProcesses(pc.address).has(ownPid)).toBe(true);
-    expect(ownPid).not.toBe(sharedPid);
-    await pc.ctrOk(["task", "checkpoint", own], { timeoutMs: 120_000 });
-    await pc.ctrOk(["task", "checkpoint", shared], { timeoutMs: 120_000 });
-    await waitFor(() => linesOf(sharedPid).length > 0 || undefined, { what: "the shared daemon's line", timeoutMs: 20_000 });
-    // Once: a second checkpoint finds them in. (Into an image: ctr 1.6's `task checkpoint` of a container it checkpointed
-    // before fails on content it wrote then, "already exists".)
-    await pc.ctrOk(["containers", "checkpoint", "--task", shared, ref], { timeoutMs: 120_000 });
-    await Bun.sleep(500);
-    expect(linesOf(sharedPid)).toHaveLength(1);
-    // The container's own daemon goes with its container: a restore of it comes in a daemon of its own (the standby).
-    expect(linesOf(ownPid)).toEqual([]);
-    expect(await taskStatus(pc, shared)).toBe("RUNNING");
-  } finally {
-    for (const id of [shared, own]) {
-      await pc.ctr(["task", "kill", "--signal", "SIGKILL", id]);
-      await waitFor(async () => (await pc.ctr(["task", "rm", id])).exitCode === 0, { what: `task rm ${id}` });
-      await pc.ctrOk(["containers", "rm", id]);
-    }
     await pc.ctr(["images", "rm", "--sync", ref]);
   }
 }, 120_000);
