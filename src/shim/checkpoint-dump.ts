@@ -399,7 +399,7 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   ensureDir(workDir, `${label}: work directory`);
 
   const container = runcContainerFrom(rawState, statePath);
-  const stdio = inspectStdio(pid);
+  const stdio = inspectStdio(pid, state.external_descriptors);
   // A stopped task (SIGSTOP, a ptrace stop) in a frozen cgroup: the kernel's ptrace attach waits, uninterruptibly,
   // for it to leave a stop it cannot leave while frozen, so CRIU's seize through the cgroup freezer hangs for
   // ever in D state (so does runc's checkpoint; seen here). Such a tree is seized through ptrace alone, its

@@ -13,7 +13,8 @@
  * a /dev/null as the container's own, but a restore cannot: the container's /dev is made by CRIU. Not keyed, the
  * restored container's next dump failed (CRIU: "Can't lookup mount=N for fd=0 path=/dev/null").
  */
-import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { processTree } from "../sys/proc.ts";
 
 /**
  * runc's name for the stdio record in the images directory (checkpoint-dump.ts writes it under the same
@@ -50,25 +51,65 @@ export function externalFileKey(mntId: number, ino: bigint): string {
   return `file[${mntId.toString(16)}:${ino.toString(16)}]`;
 }
 
-/** Reads fds 0..2 of pid; files on mounts outside the container get an external key. */
-export function inspectStdio(pid: number): DumpedStdio[] {
+/** The external key of pid's fd when its file is on a mount outside the container (own), else null. */
+function outsideKey(pid: number, fd: number, own: ReadonlySet<number>): string | null {
+  try {
+    const mnt = fdinfoMountId(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+    if (mnt === undefined || own.has(mnt)) return null;
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+    return st.isFIFO() || st.isFile() || st.isCharacterDevice() ? externalFileKey(mnt, st.ino) : null;
+  } catch {
+    return null; // closed meanwhile
+  }
+}
+
+/** The external key of the first descriptor of pids that names path on a mount outside the container, if any. */
+function findOutside(pids: readonly number[], path: string, own: ReadonlySet<number>): string | null {
+  for (const p of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue; // gone
+    }
+    for (const name of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${p}/fd/${name}`);
+      } catch {
+        continue;
+      }
+      if (target !== path) continue;
+      const key = outsideKey(p, Number(name), own);
+      if (key !== null) return key;
+    }
+  }
+  return null;
+}
+
+/**
+ * Reads fds 0..2 of pid; files on mounts outside the container get an external key. expected: the files runc recorded
+ * for fds 0..2 at create (state.json's external_descriptors). One the init has moved away for now is looked for at its
+ * other descriptors, then its descendants': a shell runs `cmd > file` in its own process by moving its stdout to fd 10
+ * and back, so a tree frozen in between had the FIFO at fd 10 only, and CRIU failed the dump on it ("Can't lookup
+ * mount=27 for fd=10 path=/run/containerd/fifo/...-stdout"; seen when a paused counter was checkpointed, 1 run in
+ * about 25). Keyed by its role, the restore hands the new task's FIFO in its place wherever it was.
+ */
+export function inspectStdio(pid: number, expected: readonly string[] = []): DumpedStdio[] {
   const own = mountIds(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
   const out: DumpedStdio[] = [];
+  let tree: number[] | undefined;
   for (let fd = 0; fd < 3; fd++) {
     let descriptor: string;
     try {
       descriptor = readlinkSync(`/proc/${pid}/fd/${fd}`);
     } catch {
-      out.push({ descriptor: "", criuKey: null });
-      continue;
+      descriptor = "";
     }
-    let criuKey: string | null = null;
-    if (descriptor.startsWith("/")) {
-      const mnt = fdinfoMountId(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
-      if (mnt !== undefined && !own.has(mnt)) {
-        const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-        if (st.isFIFO() || st.isFile() || st.isCharacterDevice()) criuKey = externalFileKey(mnt, st.ino);
-      }
+    let criuKey = descriptor.startsWith("/") ? outsideKey(pid, fd, own) : null;
+    const want = expected[fd];
+    if (criuKey === null && want !== undefined && want.startsWith("/") && want !== descriptor) {
+      criuKey = findOutside((tree ??= processTree(pid)), want, own);
     }
     out.push({ descriptor, criuKey });
   }

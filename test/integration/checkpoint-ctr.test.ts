@@ -209,6 +209,26 @@ test("a container holding a zombie (an init that does not reap) passes the resto
   await remove(id);
 }, 180_000);
 
+test("an init whose stdout FIFO is, for now, only at another descriptor (a shell's `cmd > file` moves it to fd 10 and back) checkpoints, and its restore gets the new task's FIFO there", async () => {
+  // The shell keeps its stdout at fd 10 and points fd 1 at the container's /dev/null, as busybox sh does while it runs a
+  // redirected builtin: cryo keyed only fds 0..2 and CRIU failed on fd 10 ("Can't lookup mount=... for fd=10
+  // path=/run/containerd/fifo/...-stdout"; runc's shim, whose stdio are pipes, dumps it).
+  const id = uniqueId("fd10");
+  await runDetached(id, ["sh", "-c", "exec 10>&1 >/dev/null; while true; do echo tick >&10; sleep 0.2; done"]);
+  const pid = (await taskPid(pc, id))!;
+  await waitFor(() => readlinkSync(`/proc/${pid}/fd/1`) === "/dev/null" || undefined, { what: "the init's stdout moved" });
+  const before = readlinkSync(`/proc/${pid}/fd/10`);
+  expect(before).toMatch(new RegExp(`/${id}-stdout$`));
+  await checkpointRemoveRestore(id);
+  const restored = (await taskPid(pc, id))!;
+  expect(await taskStatus(pc, id)).toBe("RUNNING");
+  expect(readlinkSync(`/proc/${restored}/fd/1`)).toBe("/dev/null"); // the container's own
+  const after = readlinkSync(`/proc/${restored}/fd/10`);
+  expect(after).toMatch(new RegExp(`/${id}-stdout$`)); // the restored task's FIFO, not the old one
+  expect(after).not.toBe(before);
+  await remove(id);
+}, 180_000);
+
 test("a container under containerd's default seccomp profile (ctr run --seccomp): runc's filter passes the restore's check and is restored", async () => {
   const id = uniqueId("secc");
   await runDetached(id, ["sleep", "1000"], ["--seccomp"]);
