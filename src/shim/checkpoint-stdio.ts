@@ -92,8 +92,8 @@ function findOutside(pids: readonly number[], path: string, own: ReadonlySet<num
  * for fds 0..2 at create (state.json's external_descriptors). One the init has moved away for now is looked for at its
  * other descriptors, then its descendants': a shell runs `cmd > file` in its own process by moving its stdout to fd 10
  * and back, so a tree frozen in between had the FIFO at fd 10 only, and CRIU failed the dump on it ("Can't lookup
- * mount=27 for fd=10 path=/run/containerd/fifo/...-stdout"; seen when a paused counter was checkpointed, 1 run in
- * about 25). Keyed by its role, the restore hands the new task's FIFO in its place wherever it was.
+ * mount=27 for fd=10 path=/run/containerd/fifo/...-stdout"; seen in checkpoint-cancel's checkpoints of a paused counter
+ * on a loaded machine). Keyed by its role, the restore hands the new task's FIFO in its place wherever it was.
  */
 export function inspectStdio(pid: number, expected: readonly string[] = []): DumpedStdio[] {
   const own = mountIds(readFileSync(`/proc/${pid}/mountinfo`, "utf8"));
