@@ -11,9 +11,10 @@
  * entered; at most WALK_MAX entries), and gives CRIU each path found: its scan then stats that path first and
  * matches it at once. The restore watches the path again in the new rootfs.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { fdTargets } from "../sys/proc.ts";
 
 /** At most this many directory entries are looked at in one walk. */
 export const WALK_MAX = 200_000;
@@ -38,16 +39,9 @@ export function parseWatches(fdinfo: string): WatchedInode[] {
 export function watchedInodes(pids: readonly number[]): WatchedInode[] {
   const seen = new Map<string, WatchedInode>();
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
+    for (const { fd, target } of fdTargets(pid)) {
+      if (target !== "anon_inode:inotify" && target !== "anon_inode:[fanotify]") continue;
       try {
-        const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (link !== "anon_inode:inotify" && link !== "anon_inode:[fanotify]") continue;
         for (const w of parseWatches(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"))) seen.set(`${w.sdev}:${w.ino}`, w);
       } catch {
         // gone

@@ -13,8 +13,8 @@
  * a /dev/null as the container's own, but a restore cannot: the container's /dev is made by CRIU. Not keyed, the
  * restored container's next dump failed (CRIU: "Can't lookup mount=N for fd=0 path=/dev/null").
  */
-import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { processTree } from "../sys/proc.ts";
+import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { fdTargets, processTree } from "../sys/proc.ts";
 
 /**
  * runc's name for the stdio record in the images directory (checkpoint-dump.ts writes it under the same
@@ -66,21 +66,9 @@ function outsideKey(pid: number, fd: number, own: ReadonlySet<number>): string |
 /** The external key of the first descriptor of pids that names path on a mount outside the container, if any. */
 function findOutside(pids: readonly number[], path: string, own: ReadonlySet<number>): string | null {
   for (const p of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${p}/fd`);
-    } catch {
-      continue; // gone
-    }
-    for (const name of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/${p}/fd/${name}`);
-      } catch {
-        continue;
-      }
+    for (const { fd, target } of fdTargets(p)) {
       if (target !== path) continue;
-      const key = outsideKey(p, Number(name), own);
+      const key = outsideKey(p, fd, own);
       if (key !== null) return key;
     }
   }

@@ -36,8 +36,9 @@
  *
  * Each step is tried whatever the others did; what was done and what failed is returned for the error and the log.
  */
-import { copyFileSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { copyFileSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { close, takeFdFromProcess, tcpRepairOf, tcpRepairOff } from "../sys/index.ts";
+import { fdTargets } from "../sys/proc.ts";
 
 /** What a killed dump's cleanup needs to know. */
 export interface KilledDump {
@@ -245,25 +246,13 @@ export function releaseTcpRepair(pids: number[]): { released: string[]; failed: 
   const failed: string[] = [];
   const seen = new Set<string>();
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // gone
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const ino = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    for (const { fd, target } of fdTargets(pid)) {
+      const ino = /^socket:\[(\d+)\]$/.exec(target)?.[1];
       if (ino === undefined || seen.has(ino)) continue;
       seen.add(ino);
       let copy: number;
       try {
-        copy = takeFdFromProcess(pid, Number(fd));
+        copy = takeFdFromProcess(pid, fd);
       } catch (err) {
         failed.push(`socket ${ino} (pid ${pid} fd ${fd}): ${err instanceof Error ? err.message : String(err)}`);
         continue;

@@ -147,6 +147,25 @@ export function wchanOf(pid: number): string | undefined {
   }
 }
 
+/** pid's open descriptors and what each names (readlink of /proc/<pid>/fd/N); none for a process gone, and a descriptor closed meanwhile is left out. */
+export function fdTargets(pid: number): { fd: number; target: string }[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const out: { fd: number; target: string }[] = [];
+  for (const fd of fds) {
+    try {
+      out.push({ fd: Number(fd), target: readlinkSync(`/proc/${pid}/fd/${fd}`) });
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
 /** True when the pid names a process that exists and is neither a zombie nor dead. */
 export function isAlive(pid: number): boolean {
   const st = readProcStat(pid);

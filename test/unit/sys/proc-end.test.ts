@@ -1,6 +1,8 @@
 import { expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { innermostPid, processEnd, wchanOf } from "../../../src/sys/proc.ts";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fdTargets, innermostPid, processEnd, wchanOf } from "../../../src/sys/proc.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 
 // What the CRIU watchdog reads of a restore's tree: how a task ended (a zombie, or one still in exit()), its pid in its
@@ -36,4 +38,20 @@ test("wchanOf names the kernel function a sleeping process waits in; undefined f
   expect(await waitFor(() => wchanOf(sleeper.pid), { what: "sleep asleep" })).toMatch(/sleep/);
   sleeper.kill("SIGKILL");
   expect(wchanOf(Bun.spawnSync(["true"]).pid)).toBeUndefined();
+});
+
+test("fdTargets: a process's descriptors and what each names; none for a process gone", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cryo-fdtargets-"));
+  const path = join(dir, "held");
+  writeFileSync(path, "x");
+  const fd = openSync(path, "r");
+  try {
+    expect(fdTargets(process.pid)).toContainEqual({ fd, target: path });
+    const gone = Bun.spawnSync(["true"]).pid;
+    expect(fdTargets(gone)).toEqual([]);
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  expect(fdTargets(process.pid).some((t) => t.target === path)).toBe(false);
 });
