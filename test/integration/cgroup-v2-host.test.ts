@@ -87,7 +87,9 @@ test("ctr containers checkpoint --task and restore --live: CRIU freezes through 
   const ref = `localhost/checkpoint/${id}:1`;
   await run(id);
   const before = await counter(id);
-  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  // --rw: memhog opens its counter file to rewrite it every 100 ms, and a dump that catches it with the file open
+  // needs the file back (without the writable layer the restore fails, naming /tmp/counter: seen once in CI).
+  await pc.ctrOk(["containers", "checkpoint", "--task", "--rw", id, ref], { timeoutMs: 120_000 });
   // containerd paused the task for the dump and resumed it: it runs on, thawed.
   expect(await taskStatus(pc, id)).toBe("RUNNING");
   expect(readFileSync(join(cgroupDir(id), "cgroup.freeze"), "utf8").trim()).toBe("0");
@@ -98,7 +100,7 @@ test("ctr containers checkpoint --task and restore --live: CRIU freezes through 
   expect(log).toContain("freezing cgroup /sys/fs/cgroup/");
   await removeContainer(pc, id);
 
-  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  const r = await pc.ctr(["containers", "restore", "--live", "--rw", id, ref], { timeoutMs: 120_000 });
   expect(r.stderr).toBe("");
   expect(r.exitCode).toBe(0);
   expect(await taskStatus(pc, id)).toBe("RUNNING");
