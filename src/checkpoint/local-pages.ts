@@ -29,6 +29,7 @@ import { closeSync, copyFileSync, cpSync, existsSync, linkSync, lstatSync, mkdir
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Code, CryoError, failedPrecondition, fsError } from "../errors.ts";
+import { rfc3339Nano } from "../sys/clock.ts";
 import { tryLockExclusive } from "../sys/index.ts";
 import type { CheckpointMetadata } from "./metadata.ts";
 
@@ -95,11 +96,8 @@ export function finishEntry(entry: string, imagesDir: string, containerd?: strin
   return { dir: entry, hostname: hostname(), token, files };
 }
 
-/** A time in ns since the epoch, as ISO 8601 with its nanoseconds. */
-function isoNs(ns: bigint): string {
-  const ms = ns / 1_000_000n;
-  return new Date(Number(ms)).toISOString().replace(/\.\d{3}Z$/, `.${String(ns % 1_000_000_000n).padStart(9, "0")}Z`);
-}
+/** A time in ns since the epoch, as RFC 3339 with its nanoseconds. */
+const nsTime = (ns: bigint): string => rfc3339Nano({ seconds: ns / 1_000_000_000n, nanos: Number(ns % 1_000_000_000n) });
 
 function denied(where: string, detail: string): CryoError {
   return new CryoError(Code.PERMISSION_DENIED, `${where}: permission denied: ${detail}`);
@@ -195,7 +193,7 @@ export function restoreImagesDir(imagesDir: string, local: LocalPages, root: str
     // pages may not be the checkpoint's, and CRIU would restore them without a word. A copy that kept the time (cp -a,
     // rsync -a) passes.
     if (f.mtimeNs !== undefined && String(mtimeNs) !== f.mtimeNs) {
-      throw failedPrecondition(where, { detail: `${path} was modified since the checkpoint (modified ${isoNs(mtimeNs)}, the checkpoint recorded ${isoNs(BigInt(f.mtimeNs))}): its pages may not be the checkpoint's` });
+      throw failedPrecondition(where, { detail: `${path} was modified since the checkpoint (modified ${nsTime(mtimeNs)}, the checkpoint recorded ${nsTime(BigInt(f.mtimeNs))}): its pages may not be the checkpoint's` });
     }
   }
   const dir = mkdtempSync(join(root, RESTORE_PREFIX));

@@ -19,7 +19,7 @@ import { basename, join } from "node:path";
 import { CONTAINERD_CHECKPOINT_NAME, inContainerdTemp } from "../containerd/layout.ts";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
-import { commOf, isAlive } from "../sys/proc.ts";
+import { commOf, fdTargets, isAlive } from "../sys/proc.ts";
 
 /** The marker file in the bundle of a container being restored. */
 export const RESTORE_MARKER = "cryo-restoring";
@@ -177,25 +177,7 @@ export function processesHoldingFilesBelow(dir: string, proc = "/proc"): number[
   const prefix = `${dir}/`;
   const out: number[] = [];
   for (const name of readdirSync(proc)) {
-    if (!/^\d+$/.test(name)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(join(proc, name, "fd"));
-    } catch {
-      continue; // gone, or a kernel thread
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(join(proc, name, "fd", fd));
-      } catch {
-        continue;
-      }
-      if (target.startsWith(prefix)) {
-        out.push(Number(name));
-        break;
-      }
-    }
+    if (/^\d+$/.test(name) && fdTargets(Number(name), proc).some((t) => t.target.startsWith(prefix))) out.push(Number(name));
   }
   return out;
 }

@@ -147,18 +147,21 @@ export function wchanOf(pid: number): string | undefined {
   }
 }
 
-/** pid's open descriptors and what each names (readlink of /proc/<pid>/fd/N); none for a process gone, and a descriptor closed meanwhile is left out. */
-export function fdTargets(pid: number): { fd: number; target: string }[] {
+/**
+ * pid's open descriptors and what each names (readlink of <proc>/<pid>/fd/N); none for a process gone (or a kernel
+ * thread), and a descriptor closed meanwhile is left out. proc: /proc, or a tree shaped like it (tests).
+ */
+export function fdTargets(pid: number, proc = "/proc"): { fd: number; target: string }[] {
   let fds: string[];
   try {
-    fds = readdirSync(`/proc/${pid}/fd`);
+    fds = readdirSync(`${proc}/${pid}/fd`);
   } catch {
     return [];
   }
   const out: { fd: number; target: string }[] = [];
   for (const fd of fds) {
     try {
-      out.push({ fd: Number(fd), target: readlinkSync(`/proc/${pid}/fd/${fd}`) });
+      out.push({ fd: Number(fd), target: readlinkSync(`${proc}/${pid}/fd/${fd}`) });
     } catch {
       // closed meanwhile
     }
