@@ -14,7 +14,7 @@ import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { compileStaticC, ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
+import { compileStaticC, ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointBetweenWrites, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -37,20 +37,10 @@ async function runDetached(id: string, args: string[], flags: string[] = []): Pr
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
 }
 
-/**
- * `ctr containers checkpoint --task` of id into ref. Without --rw, a dump that caught memhog in a write of its counter
- * (the file open from its open to its close: some ms under disk load, 3 dumps of 100 in a helper session) restores
- * only where the rootfs has that file, which a fresh one has not ("the container had /tmp/counter open, and the
- * restored root file system has no /tmp/counter"). Such a dump is taken again: the tests mean a counter between writes.
- */
+/** `ctr containers checkpoint --task` of id into ref, between two writes of its counter without --rw (checkpointBetweenWrites). */
 async function checkpoint(id: string, ref: string, flags: string[] = []): Promise<void> {
   images.push(ref);
-  for (let attempt = 1; ; attempt++) {
-    await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: 120_000 });
-    if (flags.includes("--rw") || attempt === 5 || !(await checkpointHeldFile(pc, ref, "/tmp/counter"))) return;
-    console.log(`${ref}: the dump caught /tmp/counter open (attempt ${attempt}); checkpointing again`);
-    await pc.ctrOk(["images", "rm", "--sync", ref]);
-  }
+  await checkpointBetweenWrites(pc, id, ref, { flags });
 }
 
 async function restore(id: string, ref: string, flags: string[] = []) {
