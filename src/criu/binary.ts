@@ -72,15 +72,18 @@ export function criuBinary(env: Record<string, string | undefined> = process.env
 /** The patch of scripts/criu/ that makes SIGTERM stop a dump at a safe point (see criuStopsDumpsOnSigterm). */
 export const SIGTERM_ABORT_PATCH = "0007-dump-aborts-cleanly-on-sigterm.patch";
 
-const sigtermAbortKnown = new Map<string, { mtimeMs: number; yes: boolean }>();
+/** The patch of scripts/criu/ that records a task's personality and sets it again at restore (see criuRestoresPersonality). */
+export const PERSONALITY_PATCH = "0011-dump-and-restore-the-personality.patch";
+
+const patchesKnown = new Map<string, { mtimeMs: number; applied: Set<string> }>();
 
 /**
- * Whether `binary` is a CRIU build that stops a dump or pre-dump on SIGTERM at its next safe point, undoing what it
- * did (cryo's build with patch 0007): the record scripts/setup.sh writes beside it (`criu.build`) lists that patch as
- * applied. Any other criu (the host's, a CRYO_CRIU without such a record) dies of SIGTERM like of SIGKILL, so an
- * abort must kill it. Cached per record file and its mtime.
+ * Whether `binary` is a CRIU build with `patch` of scripts/criu/ applied: the record scripts/setup.sh writes beside
+ * cryo's build (`criu.build`: CRIU's version, then a line "NAME SHA256 applied|skipped" per patch) lists it as
+ * applied. Any other criu (the host's, a CRYO_CRIU without such a record) has none. Cached per record file and its
+ * mtime.
  */
-export function criuStopsDumpsOnSigterm(binary: string): boolean {
+export function criuBuildHasPatch(binary: string, patch: string): boolean {
   if (!binary.includes("/")) return false;
   const record = join(dirname(binary), "criu.build");
   let mtimeMs: number;
@@ -89,16 +92,36 @@ export function criuStopsDumpsOnSigterm(binary: string): boolean {
   } catch {
     return false;
   }
-  const known = sigtermAbortKnown.get(record);
-  if (known?.mtimeMs === mtimeMs) return known.yes;
-  let yes = false;
-  try {
-    yes = readFileSync(record, "utf8")
-      .split("\n")
-      .some((line) => line.startsWith(`${SIGTERM_ABORT_PATCH} `) && line.trimEnd().endsWith(" applied"));
-  } catch {
-    // unreadable: no
+  let known = patchesKnown.get(record);
+  if (known?.mtimeMs !== mtimeMs) {
+    const applied = new Set<string>();
+    try {
+      for (const line of readFileSync(record, "utf8").split("\n")) {
+        const [name, , state] = line.trim().split(/\s+/);
+        if (name !== undefined && state === "applied") applied.add(name);
+      }
+    } catch {
+      // unreadable: none
+    }
+    known = { mtimeMs, applied };
+    patchesKnown.set(record, known);
   }
-  sigtermAbortKnown.set(record, { mtimeMs, yes });
-  return yes;
+  return known.applied.has(patch);
+}
+
+/**
+ * Whether `binary` stops a dump or pre-dump on SIGTERM at its next safe point, undoing what it did (cryo's build with
+ * patch 0007). Any other criu dies of SIGTERM like of SIGKILL, so an abort must kill it.
+ */
+export function criuStopsDumpsOnSigterm(binary: string): boolean {
+  return criuBuildHasPatch(binary, SIGTERM_ABORT_PATCH);
+}
+
+/**
+ * Whether `binary` carries a task's personality(2) across a checkpoint (cryo's build with patch 0011): its dump
+ * records the thread group leader's value, and its restore sets it in the task before the threads are cloned. Any
+ * other criu records it misread and never sets it, and nothing outside the task can.
+ */
+export function criuRestoresPersonality(binary: string): boolean {
+  return criuBuildHasPatch(binary, PERSONALITY_PATCH);
 }

@@ -30,7 +30,8 @@ import { checkRecordedImages } from "../checkpoint/images-list.ts";
 import { checkDecompressedPageImages, checkPageImages } from "../checkpoint/pages-check.ts";
 import { checkTaskImages } from "../checkpoint/task-images-check.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
-import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec } from "../checkpoint/creds-check.ts";
+import { checkThreadCreds, liveTaskPids, readSeccompFilters, readThreadCores, type CredsSpec, type ThreadCore } from "../checkpoint/creds-check.ts";
+import { recordedPersonalityLoss, showPersonality } from "../checkpoint/personality-check.ts";
 import { enforceTaskLimits, ownLimits, taskLimitsBounds, type LimitsSpec, type TaskLimitsBounds } from "../checkpoint/limits-check.ts";
 import { applyThreadStates, planThreadStates, restoredThreads, type ThreadState } from "../checkpoint/thread-state.ts";
 import { checkCgroupImage } from "../checkpoint/cgroup-image-check.ts";
@@ -38,6 +39,7 @@ import { checkRestoreMemory, describeRoom, memoryCgroupOf, memoryRoom, oomKills,
 import { checkCompatModeImages, checkMountImages, type MountSpec } from "../checkpoint/mount-image-check.ts";
 import { checkFilesImage } from "../checkpoint/files-image-check.ts";
 import { checkNamespaceImages, userNamespaceRoot } from "../checkpoint/ns-image-check.ts";
+import { criuBinary, criuRestoresPersonality } from "../criu/binary.ts";
 import { capabilityNumber, grantedCapabilities } from "../criu/capabilities.ts";
 import { checkLocalPagesEntry, holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import type { CheckpointMetadata } from "../checkpoint/metadata.ts";
@@ -216,6 +218,8 @@ export interface PreparedRestore {
    * post-restore; realtimeIo when the spec grants what a real-time I/O class takes (CAP_SYS_NICE or CAP_SYS_ADMIN).
    */
   threadStates?: { states: ThreadState[]; realtimeIo: boolean };
+  /** A warning for the log: recorded personalities this host's CRIU does not set again (checkRecordedPersonalities). */
+  personalityLost?: string;
   /** The checkpoint's live tasks (zombies left out), by their recorded pids: the CRIU call fails when one dies under it. */
   liveTasks?: number[];
   /** The container's memory cgroup, whose OOM kills a failed restore reports (memory-check.ts). */
@@ -587,6 +591,8 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
   const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
   const liveTasks = liveTaskPids(threads);
+  // Personalities cryo's CRIU recorded (core field persona), which a CRIU without its patch 0011 would not set again.
+  const personalityLost = checkRecordedPersonalities(threads, where);
   const granted = grantedCapabilities((spec as CredsSpec).process?.capabilities);
   const threadStates = meta.threads && meta.threads.length > 0 ? { states: meta.threads, realtimeIo: granted.has(capabilityNumber("CAP_SYS_NICE")) || granted.has(capabilityNumber("CAP_SYS_ADMIN")) } : undefined;
   // The cgroups CRIU moves the tasks into and the directories it makes: below the container's own. A checkpoint
@@ -653,6 +659,7 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
     ...(usernsRoot ? { usernsRoot } : {}),
     ...(rdt.plan ? { intelRdt: rdt.plan } : {}),
     ...(rdt.ignored ? { intelRdtIgnored: rdt.ignored } : {}),
+    ...(personalityLost ? { personalityLost } : {}),
   };
 }
 
@@ -673,6 +680,24 @@ function setThreadStates(tree: number[], threadStates: { states: ThreadState[]; 
   }
 }
 
+/**
+ * The processes whose personality the checkpoint's CRIU recorded for its restore (cryo's build, core field persona), when
+ * this host's CRIU will not set it (no patch 0011, criuRestoresPersonality): one whose running task depends on it
+ * (personality-check.ts) fails the restore with FAILED_PRECONDITION before anything is made; the others are returned
+ * as a warning for the log.
+ */
+function checkRecordedPersonalities(threads: readonly ThreadCore[], where: string): string | undefined {
+  const recorded = threads.filter((t) => t.tid === t.pid && (t.core?.tc?.persona ?? 0) !== 0).map((t) => ({ pid: t.pid, value: t.core!.tc!.persona! }));
+  if (recorded.length === 0 || criuRestoresPersonality(criuBinary())) return undefined;
+  const losses = recordedPersonalityLoss(recorded);
+  const why = "this host's CRIU does not restore a task's personality (it is not cryo's build with patch 0011), and nothing outside the task can set it";
+  const running = losses.find((l) => l.whileRunning.length > 0);
+  if (running) {
+    throw failedPrecondition(where, { detail: `process ${running.pid} of the checkpoint ran with personality ${showPersonality(running.value)} (${running.whileRunning.join(", ")}), which it depends on while it runs: ${why}` });
+  }
+  return `processes whose personality the restore loses, which what they execute after it runs without (${why}): ${losses.map((l) => `${l.pid} ${showPersonality(l.value)} (${l.atExec.join(", ")})`).join(", ")}`;
+}
+
 /** Restores the container; on failure nothing it made is left (see the module comment). */
 export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const { id, bundle, source } = input;
@@ -683,6 +708,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   const prepared = input.prepared ?? prepareRestore(id, bundle, source, input.runcRoot, input.namespace);
   const { container, cgroupPaths, resources, specHooks, cgroupsPath, security, limitsBounds, threadStates, liveTasks, externalFlags, usernsRoot, intelRdt } = prepared;
   if (prepared.intelRdtIgnored) input.log.warn(`${label}: ${prepared.intelRdtIgnored}`);
+  if (prepared.personalityLost) input.log.warn(`${label}: ${prepared.personalityLost}`);
   if (prepared.specCgroupsPath !== undefined) {
     input.log.info(`${label}: cgroupsPath ${cgroupsPath}, not the spec's ${prepared.specCgroupsPath} (the checkpointed container's, which containerd's restore keeps): a cgroup of its own`);
   }

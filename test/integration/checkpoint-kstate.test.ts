@@ -2,12 +2,14 @@
  * Per-thread kernel state that CRIU's images do not hold, carried by cryo across `ctr containers checkpoint --task`
  * and `ctr containers restore --live`: CPU affinity, timer slack and I/O priority of each thread (kstate-fixture.ts
  * sets them on two threads, with different values, and reads them back itself). What CRIU keeps by itself (nice,
- * scheduler policy, semaphore values) is asserted as well, and what neither keeps (the personality, a datagram queued
- * on a UDP socket, a child's SEM_UNDO) is asserted as lost, as docs/checkpoint-restore.md says. A personality the
- * running task depends on (linux32) fails the checkpoint with FAILED_PRECONDITION (src/checkpoint/personality-check.ts).
+ * scheduler policy, semaphore values) is asserted as well, the personality that cryo's CRIU build carries (patch 0011),
+ * and what neither keeps (a datagram queued on a UDP socket, a child's SEM_UNDO) is asserted as lost, as
+ * docs/checkpoint-restore.md says. A personality that would change while the task depends on it (a thread under
+ * linux32 beside a leader that is not, or a restore by a CRIU without patch 0011) fails with FAILED_PRECONDITION
+ * (src/checkpoint/personality-check.ts).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { METADATA_FILE } from "../../src/checkpoint/index.ts";
@@ -18,19 +20,44 @@ import { connect } from "../../src/ttrpc/index.ts";
 import { compileStaticC, ctrErrorHasCode, ensureTestImage, readContainerFile, removeContainer, startPrivateContainerd, taskApiRestoreInputs, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 import { KSTATE_C } from "./kstate-fixture.ts";
 
-/** persona HEX: takes personality(0xHEX), writes /tmp/ready, and waits. */
+/**
+ * persona HEX [thread]: takes personality(0xHEX) (with "thread", only in a second thread, whose leader keeps 0), writes
+ * /tmp/ready, and waits.
+ */
 const PERSONA_C = String.raw`
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/personality.h>
 #include <unistd.h>
-int main(int argc, char **argv) {
-  if (argc < 2 || personality(strtoul(argv[1], NULL, 16)) < 0) { perror("personality"); return 1; }
+static unsigned long want;
+static void take(void) {
+  if (personality(want) < 0) { perror("personality"); _exit(1); }
   FILE *f = fopen("/tmp/ready", "w");
   if (f) fputs("ready\n", f), fclose(f);
+}
+static void *second(void *arg) { (void)arg; take(); for (;;) pause(); }
+int main(int argc, char **argv) {
+  if (argc < 2) return 1;
+  want = strtoul(argv[1], NULL, 16);
+  if (argc > 2 && strcmp(argv[2], "thread") == 0) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, second, NULL) != 0) return 1;
+  } else {
+    take();
+  }
   for (;;) pause();
 }
 `;
+
+/** The personality the host's /proc shows for each thread of pid (TIDs the host's), in thread order. */
+function hostPersonalities(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .map(Number)
+    .sort((a, b) => a - b)
+    .map((tid) => readFileSync(`/proc/${tid}/personality`, "utf8").trim());
+}
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -81,7 +108,7 @@ async function undoChild(id: string, k: number): Promise<number> {
   return Number(/semval=(\d+)/.exec(line)![1]);
 }
 
-test("each thread's CPU affinity, timer slack and I/O priority come back after a restore, as do nice and policy; personality, a queued UDP datagram and a child's SEM_UNDO do not", async () => {
+test("each thread's CPU affinity, timer slack and I/O priority come back after a restore, as do nice, policy and (cryo's CRIU) the personality; a queued UDP datagram and a child's SEM_UNDO do not", async () => {
   const id = uniqueId("kstate");
   const ref = `localhost/checkpoint/${id}:1`;
   // The second thread is bound to the last CPU the host has: on a one-CPU host the affinity stays the full set.
@@ -113,36 +140,105 @@ test("each thread's CPU affinity, timer slack and I/O priority come back after a
       expect(after.get(t)).toMatchObject(kept);
     }
     expect(slackAfter).toEqual(slackBefore);
-    // Lost, as docs/checkpoint-restore.md says (CRIU restores neither, and nothing outside the process can): the
-    // personality (CRIU records it, misread, and never sets it) and the datagram queued on the UDP socket.
-    expect(after.get("t0")).toMatchObject({ personality: "0x0", udp: String(-11) });
+    // Set again by cryo's CRIU (patch 0011; upstream's records it misread and never sets it): the process's personality,
+    // which the second thread, cloned from the first in the restorer, has too.
+    expect(after.get("t0")).toMatchObject({ personality: "0x40000" });
+    expect(after.get("t1")).toMatchObject({ personality: "0x40000" });
+    // Lost, as docs/checkpoint-restore.md says (CRIU does not dump it, and nothing outside the process can queue it with
+    // its sender's address): the datagram queued on the UDP socket.
+    expect(after.get("t0")).toMatchObject({ udp: String(-11) });
     // And the second child's SEM_UNDO: CRIU dumps no undo list, so its exit leaves the semaphore at 1.
     expect(await undoChild(id, 1)).toBe(1);
-    // What the shim's log says: the two threads recorded at the dump and set at the restore, and the personality lost.
+    // What the shim's log says: the two threads recorded at the dump and set at the restore, and no personality lost.
     const log = readFileSync(pc.layout.log, "utf8");
     expect(log).toContain(`checkpoint container ${id}: 2 threads with an affinity, timer slack or I/O priority of their own, recorded for the restore`);
     expect(log).toMatch(new RegExp(`restore container ${id} from .*: restored threads given the affinity, timer slack and I/O priority of the checkpoint`));
-    expect(log).toMatch(new RegExp(`checkpoint container ${id}: tasks with a personality the restore loses .*0x00040000 \\(ADDR_NO_RANDOMIZE\\)`));
+    expect(log).not.toMatch(new RegExp(`container ${id}.*personality`));
   } finally {
     await removeContainer(pc, id, { stopped: "not-running" });
   }
 }, 120_000);
 
-test("a process running under linux32 (PER_LINUX32), which a restore would lose, fails the checkpoint with FAILED_PRECONDITION naming it; it runs on, thawed", async () => {
+test("a process running under linux32 (PER_LINUX32) is checkpointed and restored under it (cryo's CRIU, patch 0011)", async () => {
   const id = uniqueId("persona");
+  const ref = `localhost/checkpoint/${id}:1`;
   try {
     await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${personaBin},dst=/bin/persona,options=rbind:ro`, testImage, id, "/bin/persona", "0008"], { timeoutMs: 60_000 });
     await waitFor(() => readContainerFile(pc, id, "/tmp/ready") === "ready", { what: "persona ready" });
+    expect(hostPersonalities((await taskPid(pc, id))!)).toEqual(["00000008"]);
+    images.push(ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await removeContainer(pc, id, { stopped: "not-running" });
+    const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect([r.exitCode, r.stderr]).toEqual([0, ""]);
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+    // Before patch 0011 the restored task read 00000000 here (and the checkpoint was refused as losing it).
+    expect(hostPersonalities((await taskPid(pc, id))!)).toEqual(["00000008"]);
+    expect(readFileSync(pc.layout.log, "utf8")).not.toMatch(new RegExp(`container ${id}.*personality`));
+  } finally {
+    await removeContainer(pc, id, { stopped: "not-running" });
+  }
+}, 120_000);
+
+test("a thread under linux32 whose process's leader is not fails the checkpoint with FAILED_PRECONDITION naming it (a restore gives every thread its leader's); it runs on, thawed", async () => {
+  const id = uniqueId("persona-thread");
+  try {
+    await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${personaBin},dst=/bin/persona,options=rbind:ro`, testImage, id, "/bin/persona", "0008", "thread"], { timeoutMs: 60_000 });
+    await waitFor(() => readContainerFile(pc, id, "/tmp/ready") === "ready", { what: "persona ready" });
+    expect(hostPersonalities((await taskPid(pc, id))!)).toEqual(["00000000", "00000008"]);
     const r = await pc.ctr(["task", "checkpoint", id], { timeoutMs: 120_000 });
     expect(r.exitCode).not.toBe(0);
     expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
-    expect(r.stderr).toMatch(/process 1 of the container runs with personality 0x00000008 \(PER_LINUX32\), which a restore would lose while the task depends on it/);
+    expect(r.stderr).toMatch(/thread \d+ of process 1 of the container runs with personality 0x00000008; a restore would change PER_LINUX32 while the task depends on it: its process's leader runs with 0x00000000, and a restore gives every thread its process's/);
     expect(await taskStatus(pc, id)).toBe("RUNNING");
     expect(readFileSync(`/sys/fs/cgroup/freezer/${pc.namespace}/${id}/freezer.state`, "utf8").trim()).toBe("THAWED");
   } finally {
     await removeContainer(pc, id, { stopped: "not-running" });
   }
 }, 60_000);
+
+test("a checkpoint that recorded a linux32 personality is refused with FAILED_PRECONDITION by a CRIU without patch 0011, before anything is made", async () => {
+  // A containerd whose shims take their CRIU from CRYO_CRIU: cryo's build through a link, beside a copy of its build
+  // record (criu.build), which says what the build carries. The dump sees patch 0011 there; the record is then
+  // rewritten without it, as a host with an older build of cryo's CRIU would have it.
+  const criuDir = mkdtempSync(join(dir, "criu-"));
+  const criu = join(criuDir, "criu");
+  Bun.spawnSync(["ln", "-s", "/usr/local/libexec/cryo/criu", criu]);
+  const record = readFileSync("/usr/local/libexec/cryo/criu.build", "utf8");
+  expect(record).toContain("0011-dump-and-restore-the-personality.patch");
+  writeFileSync(join(criuDir, "criu.build"), record);
+  const other = await startPrivateContainerd({ namespace: uniqueId("kstate-criu"), env: { CRYO_CRIU: criu } });
+  const id = uniqueId("persona-old");
+  const ref = `localhost/checkpoint/${id}:1`;
+  try {
+    await ensureTestImage(other);
+    await other.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${personaBin},dst=/bin/persona,options=rbind:ro`, testImage, id, "/bin/persona", "0008"], { timeoutMs: 60_000 });
+    await waitFor(() => readContainerFile(other, id, "/tmp/ready") === "ready", { what: "persona ready" });
+    await other.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    await removeContainer(other, id, { stopped: "not-running" });
+    writeFileSync(join(criuDir, "criu.build"), record.split("\n").filter((l) => !l.startsWith("0011-")).join("\n"));
+    const r = await other.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+    expect(r.stderr).toMatch(/process 1 of the checkpoint ran with personality 0x00000008 \(PER_LINUX32\), which it depends on while it runs: this host's CRIU does not restore a task's personality/);
+    // Refused at Start (the checks run once Create has answered): the task stays CREATED, and nothing was made.
+    expect(await taskStatus(other, id)).toBe("CREATED");
+    expect(await taskPid(other, id)).toBeUndefined();
+    for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${other.namespace}/${id}`)).toBe(false);
+    expect(existsSync(join("/run/containerd/runc", other.namespace, id))).toBe(false);
+    await other.ctrOk(["task", "rm", id]);
+    await other.ctrOk(["containers", "rm", id]);
+    // With the record saying 0011 again, the same checkpoint restores, under linux32.
+    writeFileSync(join(criuDir, "criu.build"), record);
+    const again = await other.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+    expect([again.exitCode, again.stderr]).toEqual([0, ""]);
+    expect(hostPersonalities((await taskPid(other, id))!)).toEqual(["00000008"]);
+  } finally {
+    await removeContainer(other, id, { stopped: "not-running", ignoreRmFailure: true });
+    await other.ctr(["images", "rm", "--sync", ref]);
+    await other.stop();
+  }
+}, 180_000);
 
 test("a checkpoint naming CPUs this host lacks (its metadata edited as a bigger host's would read) restores: the kernel keeps the CPUs there are, none left keeps the thread where it was, both said in the log", async () => {
   const src = uniqueId("kstate-src");

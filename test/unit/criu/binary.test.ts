@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { criuBinary, criuStopsDumpsOnSigterm, ensurePrivateDir, SIGTERM_ABORT_PATCH } from "../../../src/criu/binary.ts";
+import { criuBinary, criuRestoresPersonality, criuStopsDumpsOnSigterm, ensurePrivateDir, PERSONALITY_PATCH, SIGTERM_ABORT_PATCH } from "../../../src/criu/binary.ts";
 
 const dir = mkdtempSync("/tmp/cryo-criu-binary-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,5 +98,26 @@ describe("criuStopsDumpsOnSigterm", () => {
     const later = new Date(Date.now() + 5000);
     utimesSync(join(dir, "rewritten", "criu.build"), later, later);
     expect(criuStopsDumpsOnSigterm(binary)).toBe(true);
+  });
+});
+
+describe("criuRestoresPersonality", () => {
+  const build = (name: string, record: string) => {
+    const d = join(dir, name);
+    mkdirSync(d);
+    writeFileSync(join(d, "criu.build"), record);
+    return join(d, "criu");
+  };
+
+  test("yes only for a build whose record lists patch 0011 as applied, whatever the other patches", () => {
+    const both = build("p-both", `criu 4.2.1\n${SIGTERM_ABORT_PATCH} def applied\n${PERSONALITY_PATCH} 123 applied\n`);
+    expect(criuRestoresPersonality(both)).toBe(true);
+    expect(criuStopsDumpsOnSigterm(both)).toBe(true);
+    const abortOnly = build("p-abort", `criu 4.2.1\n${SIGTERM_ABORT_PATCH} def applied\n`);
+    expect(criuRestoresPersonality(abortOnly)).toBe(false);
+    expect(criuStopsDumpsOnSigterm(abortOnly)).toBe(true);
+    const skipped = build("p-skipped", `criu 4.2.1\n${PERSONALITY_PATCH} 123 skipped\n`);
+    expect(criuRestoresPersonality(skipped)).toBe(false);
+    expect(criuRestoresPersonality("criu")).toBe(false);
   });
 });
