@@ -29,6 +29,8 @@ export interface CheckpointProcess {
   threads: number[];
   /** Command name from core-<pid>.img. */
   comm?: string;
+  /** personality(2) as cryo's CRIU recorded it for the restore (core field persona, patch 0011), when not 0. */
+  personality?: number;
   /** The main thread's credentials and seccomp mode (core-<pid>.img), what a restore checks against the spec. */
   creds?: CheckpointCreds;
 }
@@ -129,6 +131,7 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
     if (core) {
       const [c] = decodeImage(CoreEntrySchema, core, `core-${p.pid}.img`, ImageMagic.core);
       if (c?.tc) proc.comm = c.tc.comm;
+      if (c?.tc?.persona) proc.personality = c.tc.persona;
       const creds = c?.threadCore?.creds;
       if (creds) {
         proc.creds = {
@@ -251,7 +254,9 @@ export function renderInspect(x: CheckpointInspection): string {
   const pids = new Set(x.processes.map((p) => p.pid));
   const walk = (p: CheckpointProcess, depth: number) => {
     const threads = p.threads.length > 1 ? `, ${p.threads.length} threads` : "";
-    lines.push(`${"  ".repeat(depth + 1)}${p.pid} ${p.comm ?? "?"} (pgid ${p.pgid}, sid ${p.sid}${threads})`);
+    // As /proc/PID/personality prints it (%08x).
+    const persona = p.personality === undefined ? "" : `, personality 0x${(p.personality >>> 0).toString(16).padStart(8, "0")}`;
+    lines.push(`${"  ".repeat(depth + 1)}${p.pid} ${p.comm ?? "?"} (pgid ${p.pgid}, sid ${p.sid}${threads}${persona})`);
     for (const c of children.get(p.pid) ?? []) walk(c, depth + 1);
   };
   for (const root of x.processes.filter((p) => !pids.has(p.ppid))) walk(root, 0);

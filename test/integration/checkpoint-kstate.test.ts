@@ -17,7 +17,8 @@ import { formatCpuList } from "../../src/checkpoint/thread-state.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { parsePreciseJson, stringifyPreciseJson } from "../../src/sys/precise-json.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { compileStaticC, ctrErrorHasCode, ensureTestImage, readContainerFile, removeContainer, startPrivateContainerd, taskApiRestoreInputs, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { inspectCheckpoint, renderInspect } from "../../src/criu/index.ts";
+import { checkpointCriuTar, compileStaticC, ctrErrorHasCode, ensureTestImage, readContainerFile, removeContainer, startPrivateContainerd, taskApiRestoreInputs, taskPid, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 import { KSTATE_C } from "./kstate-fixture.ts";
 
 /**
@@ -168,6 +169,12 @@ test("a process running under linux32 (PER_LINUX32) is checkpointed and restored
     expect(hostPersonalities((await taskPid(pc, id))!)).toEqual(["00000008"]);
     images.push(ref);
     await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+    // cryo inspect shows what the checkpoint recorded.
+    const extracted = mkdtempSync(join(dir, "persona-images-"));
+    expect(Bun.spawnSync(["tar", "-xf", (await checkpointCriuTar(pc, ref)).path, "-C", extracted]).exitCode).toBe(0);
+    const inspected = await inspectCheckpoint(extracted);
+    expect(inspected.processes.map((p) => [p.pid, p.comm, p.personality])).toEqual([[1, "persona", 8]]);
+    expect(renderInspect(inspected)).toContain("1 persona (pgid 1, sid 1, personality 0x00000008)");
     await removeContainer(pc, id, { stopped: "not-running" });
     const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
     expect([r.exitCode, r.stderr]).toEqual([0, ""]);
