@@ -13,7 +13,8 @@
  * stop rather than killing it, and it cannot keep the source. If the restore fails, migrate ends the source's
  * page server with the tree alive (an unknown page-server command: CRIU's error path), so the source runs on.
  * REF is removed from both content stores at the end, success or not (containerd 1.6 cannot checkpoint
- * the same spec again while an older checkpoint image holds its blob). If a step before 5 fails, what the
+ * the same spec again while an older checkpoint image holds its blob: one of the container, or the one a restored
+ * container came from; such images are named when it happens). If a step before 5 fails, what the
  * target got is removed and the source container is left running, untouched.
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -25,7 +26,7 @@ import { CONTAINERD_EXTRACTION_NAME } from "../containerd/layout.ts";
 import { assertValidContainerId } from "../runtime/index.ts";
 import { TaskCreateWatch } from "./task-create-watch.ts";
 import { checkSocketListens, checkSocketPath } from "./named-path.ts";
-import { archiveFlags, containerNotFound, createCtrClient, ctrMajorVersion, ociIndexSchema, type CtrClient } from "./ctr-client.ts";
+import { archiveFlags, containerNotFound, createCtrClient, ctrMajorVersion, ociIndexSchema, parseImageList, type CtrClient } from "./ctr-client.ts";
 import { defaultRuncRoot, selectContainers } from "./list-containers.ts";
 
 /** The media type of the CRIU image tar in a containerd checkpoint index. */
@@ -293,9 +294,13 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     if (!index.success) throw invalidArgument(`checkpoint index ${indexDigest}`, { detail: index.error.message });
     const criuTar = index.data.manifests.find((m) => m.mediaType === criuTarMediaType);
     if (criuTar === undefined) {
+      const holders = await checkpointImagesWithSpec(src, (info as { Spec?: unknown }).Spec, ref).catch(() => []);
       throw failedPrecondition(`checkpoint ${ref} of ${id}`, {
         detail:
-          "containerd wrote it without the task's CRIU images (containerd 1.6 does so when an older checkpoint image of this container still holds its spec; remove those with ctr images rm --sync)",
+          "containerd wrote it without the task's CRIU images (containerd 1.6 does so while another checkpoint image holds the same container spec: " +
+          "an earlier checkpoint of this container, or the checkpoint it was restored from, whose spec ctr containers restore keeps" +
+          (holders.length > 0 ? `; here ${holders.join(", ")}` : "") +
+          `; remove ${holders.length === 1 ? "it" : "those"} with ctr -n ${namespace} images rm --sync)`,
       });
     }
 
@@ -393,6 +398,36 @@ export async function migrateContainer(options: MigrateOptions, log: MigrateLog 
     }
     if (!restored) log(`${id} is still running at ${from}`);
   }
+}
+
+/** The media type of the container spec in a containerd checkpoint index (a protobuf Any holding the spec's JSON). */
+const checkpointConfigMediaType = "application/vnd.containerd.container.checkpoint.config.v1+proto";
+
+/**
+ * The checkpoint images of client's namespace (but `except`) whose container spec is `spec` (as `ctr containers info`
+ * gives it). While one holds that spec's blob, containerd 1.6 writes a new checkpoint of a container with the same spec
+ * without its CRIU images: the earlier checkpoints of that container, and the one a restored container came from
+ * (`ctr containers restore` keeps the checkpoint's spec, whatever the new id). Images that cannot be read are passed over.
+ */
+export async function checkpointImagesWithSpec(client: CtrClient, spec: unknown, except: string): Promise<string[]> {
+  if (spec === undefined || spec === null) return [];
+  const rows = parseImageList(await client.run(["images", "ls"], "list images"));
+  const out: string[] = [];
+  for (const row of rows) {
+    if (row.ref === except || !row.mediaType.includes("index")) continue;
+    try {
+      const index = ociIndexSchema.safeParse(await client.contentJson(row.digest));
+      const config = index.success ? index.data.manifests.find((m) => m.mediaType === checkpointConfigMediaType) : undefined;
+      if (config === undefined) continue;
+      // An Any: its type URL, then the spec's JSON as its value (the bytes before it are protobuf's tags and lengths).
+      const blob = await client.run(["content", "get", config.digest], `read content ${config.digest}`);
+      const start = blob.indexOf("{");
+      if (start >= 0 && Bun.deepEquals(JSON.parse(blob.slice(start)), spec)) out.push(row.ref);
+    } catch {
+      // not readable as a checkpoint: not one that holds this spec, as far as can be told
+    }
+  }
+  return out;
 }
 
 /**

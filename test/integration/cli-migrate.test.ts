@@ -165,6 +165,40 @@ test("refusals leave the source running: same id on one machine, unknown contain
   await removeContainer(a, id);
 }, 120_000);
 
+test("a container restored from a checkpoint image still in the store: migrate names that image, and moves it once the image is gone", async () => {
+  // containerd 1.6 writes a checkpoint of a container whose spec blob an older checkpoint image holds without its CRIU
+  // images (ctr exits 0). A restored container has its checkpoint's spec, whatever its new id: here the clone's own
+  // history has no checkpoint, and the message used to say "an older checkpoint image of this container".
+  const id = uniqueId("orig");
+  const clone = `${id}-r`;
+  const held = `localhost/held/${id}:1`;
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  await a.ctrOk(["containers", "checkpoint", "--task", id, held], { timeoutMs: 120_000 });
+  await a.ctrOk(["containers", "restore", "--live", clone, held], { timeoutMs: 120_000 });
+  expect(await taskStatus(a, clone)).toBe("RUNNING");
+  const args = ["migrate", clone, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${clone}-m`];
+  const r = await cryo(...args);
+  const major = Number(/Server:\s*\n\s*Version:\s*v?(\d+)/.exec(await a.ctrOk(["version"]))?.[1]);
+  if (major < 2 || r.exitCode !== 0) {
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("without the task's CRIU images");
+    expect(r.stderr).toContain(`here ${held}; remove it with ctr -n ${ns} images rm --sync`);
+    expect(await taskStatus(a, clone)).toBe("RUNNING");
+    expect(await containers(b)).toEqual([]);
+    expect(await checkpointImages(a)).toEqual([]);
+    await a.ctrOk(["images", "rm", "--sync", held]);
+    const again = await cryo(...args);
+    expect(again.stderr).toBe("");
+    expect(again.exitCode).toBe(0);
+  } else {
+    await a.ctrOk(["images", "rm", "--sync", held]);
+  }
+  expect(await taskStatus(b, `${clone}-m`)).toBe("RUNNING");
+  expect(await containers(a)).not.toContain(clone);
+  await removeContainer(b, `${clone}-m`);
+  await removeContainer(a, id);
+}, 180_000);
+
 /** After a failed migration: the source still runs, nothing is left at either end; then the source is removed. */
 async function expectSourceAloneThenRemove(id: string): Promise<void> {
   expect(await taskStatus(a, id)).toBe("RUNNING");
