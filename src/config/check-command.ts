@@ -68,6 +68,12 @@ export const configCheckCommand: CliCommand = {
       lines.push(Object.keys(values).length === 0 ? `[${name}]: cryo's defaults` : `[${name}]: ${Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}`);
     section("checkpoint", config.checkpoint);
     section("restore", config.restore);
+    // The daemon's own settings: printed too, so that an operator sees them read (they were left out), and said
+    // where they apply, since a file named by a container's runtime options does not set them (config.md, [shim]).
+    section("shim", config.shim);
+    if (Object.keys(config.shim).length > 0) {
+      lines[lines.length - 1] += ` (a shim daemon reads these from its own config, ${configEnvVar} or /etc/cryo, not from a container's runtime options config path)`;
+    }
     io.out(lines.join("\n"));
     return 0;
   },

@@ -36,8 +36,16 @@ test("a good config: its plugins in order with their limits and match rules, and
       `  set-env: hooks admit; ${join(plugins, "set-env.wasm")}; failure closed; 1000 ms, 32 MiB; match {"namespaces":["prod-*"]}`,
       "[checkpoint]: tcp_established=true",
       "[restore]: cryo's defaults",
+      "[shim]: cryo's defaults",
       "",
     ].join("\n"),
+  );
+});
+
+test("the [shim] section is shown too, with where a daemon reads it", async () => {
+  const r = await check("shim.toml", "[shim]\nmax_parallel_execs = 4\n");
+  expect((r as { out: string }).out.split("\n").at(-2)).toBe(
+    "[shim]: max_parallel_execs=4 (a shim daemon reads these from its own config, CRYO_CONFIG or /etc/cryo, not from a container's runtime options config path)",
   );
 });
 
