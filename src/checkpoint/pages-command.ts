@@ -79,7 +79,7 @@ const pruneSchema = z.object({
   // A string of digits: z.coerce took "" (an unset shell variable) for 0, which prunes entries of checkpoints in progress.
   "older-than": z
     .string()
-    .regex(/^\d+(\.\d+)?$/, "--older-than takes minutes, 0 or more (a number)")
+    .regex(/^\d+(\.\d+)?$/, "want minutes, 0 or more (a number)")
     .transform(Number)
     .default(60),
   "dry-run": z.boolean().default(false),

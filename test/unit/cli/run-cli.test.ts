@@ -228,7 +228,7 @@ describe("cryo pages prune --older-than", () => {
     for (const value of ["", " ", "abc", "1e3", "5m"]) {
       const io = { stdout: [] as string[], stderr: [] as string[], out(t: string) { this.stdout.push(t); }, err(t: string) { this.stderr.push(t); } };
       expect(await runCli(table, ["pages", "prune", "--store", "/nonexistent-store", "--address", "/nonexistent.sock", "--older-than", value, "--dry-run"], io)).toBe(2);
-      expect(io.stderr.join("\n")).toContain("--older-than takes minutes, 0 or more");
+      expect(io.stderr.join("\n")).toContain("invalid argument: --older-than: want minutes, 0 or more (a number)\n");
       expect(io.stdout).toEqual([]);
     }
   });
