@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { invalidArgument } from "../errors.ts";
+import { CryoError, invalidArgument } from "../errors.ts";
 import { pluginConfigSchema, type PluginConfig } from "./config.ts";
 import { hookNameSchema, hookSchemas, type HookName, type HookOutputs } from "./hook-schemas.ts";
 import { createPluginHost } from "./plugin-host.ts";
@@ -70,7 +70,18 @@ export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTest
   const config: PluginConfig = parsed.data;
   const host = createPluginHost();
   try {
-    const plugin = host.load(config);
+    let plugin: ReturnType<typeof host.load>;
+    try {
+      plugin = host.load(config);
+    } catch (err) {
+      // The host's words are for a config's hooks list, which this command has none of: a module without the export
+      // of --hook read `hooks lists "checkpoint" but the module has no export "checkpoint"`.
+      const listed = `hooks lists "${hook.data}" but the module`;
+      if (err instanceof CryoError && err.message.includes(listed)) {
+        throw new CryoError(err.code, err.message.replace(listed, `--hook ${hook.data}: the module`), { cause: err });
+      }
+      throw err;
+    }
     const started = performance.now();
     const result = await host.call(plugin, hook.data, input.data as never);
     return {

@@ -227,6 +227,14 @@ describe("runPluginTest (cryo plugin test)", () => {
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.message).toStartWith(`input ${input}: invalid argument: namespace:`);
   });
+
+  test("a module without the export of --hook is named by --hook (there is no hooks list to name)", async () => {
+    const input = join(tmp, "checkpoint.json");
+    writeFileSync(input, JSON.stringify({ id: "db-1", namespace: "default", annotations: {}, image: null, processCount: 1, memoryBytes: 1, tcpConnections: 0, requested: {} }));
+    const err = await rejection(runPluginTest({ wasm: join(dir, "deny-privileged.wasm"), hook: "checkpoint", inputFile: input }));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.message).toBe('plugin deny-privileged: invalid argument: --hook checkpoint: the module has no export "checkpoint" (its functions: admit)');
+  });
 });
 
 /** A WebAssembly module of one page of memory and one function type `() -> ()` that it imports under each [module, name]. */
