@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { PrivateContainerd, cryoRuntimeType, defaultBinDir, startPrivateContainerd } from "../containerd/index.ts";
 import { failedPrecondition } from "../errors.ts";
 import type { CliCommand, CliIo } from "./command-table.ts";
+import { checkNamedPath } from "./named-path.ts";
 import { parseCliArgs } from "./parse-args.ts";
 
 /** Where `cryo containerd start` puts its containerd unless --dir says otherwise. */
@@ -49,6 +50,9 @@ function executableFile(path: string): boolean {
  */
 function shimBinary(binDir: string | undefined): string {
   if (binDir !== undefined) {
+    // A directory that is not there, or is a file, is said so as any path a command is given (cli.md): it read "no
+    // executable containerd-shim-cryo-v2 in it" of /nonexistent and of a file alike.
+    checkNamedPath(`--bin-dir ${binDir}`, binDir, "directory");
     const path = join(binDir, SHIM_BINARY);
     if (!executableFile(path)) throw failedPrecondition(`--bin-dir ${binDir}`, { detail: `no executable ${SHIM_BINARY} in it; leave --bin-dir out to use the one next to cryo, or on PATH` });
     return path;

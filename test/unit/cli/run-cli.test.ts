@@ -266,6 +266,9 @@ describe("one exit code rule for a path a command names", () => {
         [["containerd", "status", "--dir", none], `cryo containerd status: private containerd in ${none}: not found`],
         [["containerd", "status", "--dir", file], `cryo containerd status: private containerd in ${file}: failed precondition: ${file} is a file, not a directory`],
         [["list", "--root", file], `cryo list: runc root ${file}: failed precondition: ${file} is a file, not a directory`],
+        // Before: "--bin-dir X: failed precondition: no executable containerd-shim-cryo-v2 in it" for both.
+        [["containerd", "start", "--dir", `${dir}/ctd`, "--bin-dir", none], `cryo containerd start: --bin-dir ${none}: not found`],
+        [["containerd", "start", "--dir", `${dir}/ctd`, "--bin-dir", file], `cryo containerd start: --bin-dir ${file}: failed precondition: ${file} is a file, not a directory`],
         [["pages", "ls", "--store", file], `cryo pages ls: page store ${file}: failed precondition: ${file} is a file, not a directory`],
         // Before: "containerd-shim-cryo-v2, cryo missing; run `npm run build` or pass --from DIR" for both.
         [["install", "--from", none, "--config", `${dir}/c.toml`, "--bin-dir", `${dir}/bin`, "--dry-run"], `cryo install: cryo binaries in ${none}: not found`],
