@@ -49,7 +49,7 @@ export function keysAt(schema: unknown, path: readonly PropertyKey[]): string[] 
 }
 
 /**
- * One INVALID_ARGUMENT for the first issue: the file, the field path, zod's message. An unknown key goes first: a
+ * One INVALID_ARGUMENT for the first issue (the others listed after it): the file, the field path, zod's message. An unknown key goes first: a
  * misspelt required key (`outsid` for `outside`) is also a missing one, and "expected string, received undefined" for
  * the key that is there, misspelt, did not point at the typo.
  */
@@ -64,6 +64,15 @@ function configError(source: string, error: z.ZodError): CryoError {
   } else if (first) {
     detail = `${fieldPath(first.path)}: ${first.message}`;
   }
+  // The other problems too, after the first (an operator fixed one, ran `cryo config check` again, and met the next).
+  // A required key missing where an unknown key sits beside it is the typo's other half, already said.
+  const samePath = (a: readonly PropertyKey[], b: readonly PropertyKey[]) => a.length === b.length && a.every((k, i) => k === b[i]);
+  const typoHalf = (i: z.core.$ZodIssue) =>
+    i.code === "invalid_type" && /received undefined/.test(i.message) && error.issues.some((u) => u.code === "unrecognized_keys" && samePath(u.path, i.path.slice(0, -1)));
+  const rest = error.issues
+    .filter((i) => i !== first && !typoHalf(i))
+    .map((i) => (i.code === "unrecognized_keys" ? i.keys.map((k) => `${fieldPath([...i.path, k])}: unknown key`).join("; ") : `${fieldPath(i.path)}: ${i.message}`));
+  if (rest.length > 0) detail += ` (and ${rest.length} more: ${rest.join("; ")})`;
   return invalidArgument(`config ${source}`, { detail, cause: error });
 }
 

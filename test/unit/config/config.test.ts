@@ -244,6 +244,18 @@ describe("errors: one INVALID_ARGUMENT naming the file and the field", () => {
     );
   });
 
+  test("every problem of the file is named, the first as before and the others after it (one per run before)", () => {
+    // Both keys wrong: only compression_level was said, and log_level came up at the next run.
+    expect(errorOf(() => parseConfig('[checkpoint]\nlog_level = "high"\ncompression_level = 99\n', "c.toml")).message).toBe(
+      "config c.toml: invalid argument: checkpoint.compression_level: Too big: expected number to be <=22 (and 1 more: checkpoint.log_level: Invalid input: expected number, received string)",
+    );
+    // In several sections; a misspelt required key stays one problem (its "missing" half is not repeated).
+    const text = '[checkpoint]\ncompression = "lz4"\n[restore]\nveth_pairs = [{ inside = "eth0", outsid = "v" }]\n[shim]\nmax_parallel_execs = 0\n';
+    expect(errorOf(() => parseConfig(text, "c.toml")).message).toBe(
+      'config c.toml: invalid argument: restore.veth_pairs[0].outsid: unknown key; known: inside, outside (and 2 more: checkpoint.compression: Invalid option: expected one of "none"|"zstd"; shim.max_parallel_execs: Too small: expected number to be >=1)',
+    );
+  });
+
   test("plugins keep src/plugins' rules (duplicate names) and syntax errors are one clear error", () => {
     const dup = '[[plugins]]\nname = "a"\npath = "a.wasm"\nhooks = ["admit"]\n[[plugins]]\nname = "a"\npath = "b.wasm"\nhooks = ["admit"]\n';
     expect(errorOf(() => parseConfig(dup, "c.toml")).message).toContain('plugins[1].name: duplicate plugin name "a"');
