@@ -6,8 +6,9 @@
  * containerd's runc shim reports.
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { existsSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { labelsToAnnotations, readRuncState } from "../runtime/state-file.ts";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { wallClock, type WallTime } from "../sys/clock.ts";
 import { RUNTIME_FILE, readRuntimeFile } from "./runtime-file.ts";
@@ -50,8 +51,14 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // A restore it did not finish, whose tree runc has no state for (orphaned-criu.ts).
   if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
-  // only run when it still has state for the container.
-  if (existsSync(join(options.root, flags.id))) {
+  // only run when it still has state for the container, and only on state that is this bundle's. Two containerds
+  // share runc's root (/run/containerd/runc/<ns>): a Create refused with "container with given ID already exists"
+  // because another containerd runs a container of that namespace and id ended here, and `runc delete --force`
+  // killed and removed that other container (runc's shim does the same).
+  const other = existsSync(join(options.root, flags.id)) ? otherBundleOf(options.root, flags.id, bundle) : undefined;
+  if (other !== undefined) {
+    log.warn(`container ${flags.id}: runc's state under ${options.root} is that of bundle ${other}, not of ${bundle} (another containerd's container of the same namespace and id): left alone`);
+  } else if (existsSync(join(options.root, flags.id))) {
     try {
       const { runcFor } = await import("./bundle-runc.ts");
       await runcFor(bundle, options).delete(flags.id, { force: true, cwd: bundle });
@@ -69,6 +76,31 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     // never created
   }
   return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, wallClock());
+}
+
+/**
+ * The bundle runc's state for id names (its `bundle=` label) when that is another bundle than this one and still there;
+ * undefined when the state is this bundle's, names none, cannot be read, or names a bundle gone since (a stale state,
+ * which the delete may clear). Paths are compared resolved: the delete runs in the bundle, a symlink's name may differ.
+ */
+export function otherBundleOf(root: string, id: string, bundle: string): string | undefined {
+  let labelled: string;
+  try {
+    labelled = labelsToAnnotations(readRuncState(root, id).config.labels).bundle;
+  } catch {
+    return undefined;
+  }
+  if (labelled === "") return undefined;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  const theirs = real(labelled);
+  if (theirs === undefined) return undefined;
+  return theirs === (real(bundle) ?? resolve(bundle)) ? undefined : labelled;
 }
 
 /** Removes containerd's extraction of the checkpoint a restore of the bundle read (recorded at the restore), if it is one. */

@@ -381,3 +381,23 @@ test("a Ctrl-C in the middle stops after the ctr call under way and cleans up: t
     await removeContainer(a, id);
   }
 }, 60_000);
+
+test("a container of the same namespace and id at the other containerd (both use runc's root /run/containerd/runc): the Create refused there leaves this one running", async () => {
+  // containerd runs the shim's delete action after the refused Create's shim goes; it force-deleted runc's state for
+  // the id, which was this container's, and killed it (runc's shim does the same).
+  const id = uniqueId("twin");
+  await ensureTestImage(b);
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  const pid = (await taskPid(a, id))!;
+  const r = await b.ctr(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "sleep", "600"], { timeoutMs: 60_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stderr).toContain("already exists");
+  // containerd's clean-up after the refused shim runs beside ctr's return: given time to do its worst.
+  for (let i = 0; i < 20; i++) {
+    expect(await taskStatus(a, id)).toBe("RUNNING");
+    expect(readFileSync(`/proc/${pid}/stat`, "utf8")).not.toMatch(/^\d+ \(.*\) Z /);
+    await Bun.sleep(100);
+  }
+  await b.ctr(["containers", "rm", id]);
+  await removeContainer(a, id);
+}, 120_000);
