@@ -64,7 +64,21 @@ export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTest
     grants: { allowed_hosts: opts.allowedHosts ?? [] },
   });
   if (!parsed.success) {
+    // Named by the flag that gave the value: "limits.memory_mib: Too big" was a config file's key, of which this
+    // command has none (--memory-mib 5000, --timeout-ms 70000, --allow-host http://x).
     const issue = parsed.error.issues[0];
+    const [section, key, index] = issue?.path ?? [];
+    const flag =
+      section === "limits" && key === "memory_mib"
+        ? `--memory-mib ${opts.memoryMib}`
+        : section === "limits" && key === "timeout_ms"
+          ? `--timeout-ms ${opts.timeoutMs}`
+          : section === "grants" && key === "allowed_hosts" && typeof index === "number"
+            ? `--allow-host ${opts.allowedHosts?.[index]}`
+            : section === "config"
+              ? `--config ${String(key)}`
+              : undefined;
+    if (flag !== undefined) throw invalidArgument(flag, { detail: issue?.message ?? "" });
     throw invalidArgument(`plugin ${opts.wasm}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
   }
   const config: PluginConfig = parsed.data;

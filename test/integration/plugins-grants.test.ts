@@ -219,6 +219,6 @@ describe("through cryo plugin test", () => {
   test("--allow-host with a port is a bad argument, named", async () => {
     const r = await cryo(["--config", `url=${base}/x`, "--allow-host", "127.0.0.1:8080"]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain("allowed_hosts");
+    expect(r.err).toContain("--allow-host 127.0.0.1:8080: invalid argument: must be a host name or IP address");
   });
 });

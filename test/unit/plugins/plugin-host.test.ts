@@ -228,6 +228,15 @@ describe("runPluginTest (cryo plugin test)", () => {
     expect(err.message).toStartWith(`input ${input}: invalid argument: namespace:`);
   });
 
+  test("a limit or grant out of range is named by its flag, not by a config key this command has none of", async () => {
+    const inputFile = join(import.meta.dir, "../../../plugins/testdata/inputs/admit-ordinary.json");
+    const wasm = join(dir, "deny-privileged.wasm");
+    const message = async (o: Partial<Parameters<typeof runPluginTest>[0]>) => (await rejection(runPluginTest({ wasm, hook: "admit", inputFile, ...o }))).message;
+    expect(await message({ memoryMib: 5000 })).toBe("--memory-mib 5000: invalid argument: Too big: expected number to be <=4096");
+    expect(await message({ timeoutMs: 70000 })).toBe("--timeout-ms 70000: invalid argument: Too big: expected number to be <=60000");
+    expect(await message({ allowedHosts: ["ok.example", "http://x"] })).toStartWith("--allow-host http://x: invalid argument: must be a host name or IP address");
+  });
+
   test("a module without the export of --hook is named by --hook (there is no hooks list to name)", async () => {
     const input = join(tmp, "checkpoint.json");
     writeFileSync(input, JSON.stringify({ id: "db-1", namespace: "default", annotations: {}, image: null, processCount: 1, memoryBytes: 1, tcpConnections: 0, requested: {} }));
