@@ -3,22 +3,20 @@
  * nothing outside the task can set it: only CRIU's restorer, which runs in the task, can. Upstream CRIU 4.2 records it
  * in the core image (reading /proc/PID/personality, hex, with atoi: 00040000 becomes 40000) and never sets it again.
  * cryo's build (scripts/criu/0011-dump-and-restore-the-personality.patch, src/criu/binary.ts criuRestoresPersonality)
- * records the thread group leader's value (core image field persona) and sets it in the task before its threads are
- * cloned, so every thread comes back with its process's. Measured: a process at ADDR_NO_RANDOMIZE reads 0 after an
- * upstream CRIU's restore and 0x40000 after cryo's (test/integration/checkpoint-kstate.test.ts).
+ * records each thread's (thread core field persona) and has each restored thread set its own. Measured: a process at
+ * ADDR_NO_RANDOMIZE reads 0 after an upstream CRIU's restore and 0x40000 after cryo's
+ * (test/integration/checkpoint-kstate.test.ts).
  *
- * What a change does depends on the bits, so the dump (src/shim/checkpoint-dump.ts) and the restore
- * (src/shim/restore-container.ts) sort them:
+ * Where the CRIU at hand does not carry it, what the loss does depends on the bits, so the dump
+ * (src/shim/checkpoint-dump.ts) and the restore (src/shim/restore-container.ts) sort them:
  * - those the kernel consults while the task runs change what it sees or gets: the execution domain itself
  *   (PER_LINUX32's `uname -m` reads i686, then x86_64), UNAME26 (the release `uname -r` reports), READ_IMPLIES_EXEC
  *   (readable mappings made executable), ADDR_LIMIT_32BIT and ADDR_LIMIT_3GB (where mmap places mappings),
- *   STICKY_TIMEOUTS (select leaving its timeout unchanged). A checkpoint that would change one fails with
- *   FAILED_PRECONDITION before CRIU runs (the container runs on), and so does a restore of one by a CRIU that would;
+ *   STICKY_TIMEOUTS (select leaving its timeout unchanged). A checkpoint that would lose one fails with
+ *   FAILED_PRECONDITION before CRIU runs (the container runs on), and so does a restore of one it recorded;
  * - the rest are read only at execve (ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO, ADDR_COMPAT_LAYOUT) or by no code path of
  *   this kernel's (SHORT_INODE, WHOLE_SECONDS, FDPIC_FUNCPTRS): the running program keeps its layout, and only what it
  *   executes after the restore starts without them. Such a checkpoint or restore goes on, with a warning in the log.
- * With cryo's CRIU, what changes is a thread's personality where it differs from its leader's; with another, every
- * personality that is not 0.
  */
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -68,14 +66,11 @@ export function personalityLoss(value: number): PersonalityLoss {
   return { whileRunning, atExec };
 }
 
-/** One thread whose personality a restore changes, with what it changes. */
+/** One thread whose personality a restore loses, with what it loses. */
 export interface ThreadPersonality extends PersonalityLoss {
   pid: number;
   tid: number;
-  /** The thread's personality. */
   value: number;
-  /** What the restore gives it: its leader's (a CRIU that carries personalities), or 0. */
-  restored: number;
 }
 
 /** How personalities are read (/proc by default; tests pass their own). */
@@ -90,23 +85,16 @@ const procAccess: PersonalityAccess = {
   personality: (tid) => Number.parseInt(readFileSync(`/proc/${tid}/personality`, "latin1").trim(), 16),
 };
 
-/**
- * The threads of pids (host ids) whose personality a restore changes: with `carried` (the dump's CRIU records each
- * process's, criuRestoresPersonality), those that differ from their process's leader; without, those not at 0. The
- * loss is sorted from the bits that change. Threads gone meanwhile are skipped.
- */
-export function threadPersonalities(pids: readonly number[], access: PersonalityAccess = procAccess, carried = false): ThreadPersonality[] {
+/** The threads of pids (host ids) whose personality is not 0, which a CRIU that does not carry it loses. Threads gone meanwhile are skipped. */
+export function threadPersonalities(pids: readonly number[], access: PersonalityAccess = procAccess): ThreadPersonality[] {
   const out: ThreadPersonality[] = [];
   for (const pid of pids) {
     let tids: number[];
-    let leader = 0;
     try {
       tids = access.tids(pid);
-      if (carried) leader = access.personality(pid);
     } catch {
       continue; // gone
     }
-    if (!Number.isInteger(leader)) continue;
     for (const tid of tids) {
       let value: number;
       try {
@@ -114,17 +102,18 @@ export function threadPersonalities(pids: readonly number[], access: Personality
       } catch {
         continue; // gone
       }
-      if (!Number.isInteger(value) || value === leader) continue;
-      out.push({ pid, tid, value, restored: leader, ...personalityLoss((value ^ leader) >>> 0) });
+      if (!Number.isInteger(value) || value === 0) continue;
+      out.push({ pid, tid, value, ...personalityLoss(value) });
     }
   }
   return out;
 }
 
-/** A process of a checkpoint whose recorded personality (core image field persona, cryo's CRIU) is not 0. */
+/** A thread of a checkpoint whose recorded personality (thread core field persona, cryo's CRIU) is not 0. */
 export interface RecordedPersonality {
-  /** Its pid in the checkpoint (the container's PID namespace). */
+  /** Its process's pid and its own id in the checkpoint (the container's PID namespace). */
   pid: number;
+  tid: number;
   value: number;
 }
 

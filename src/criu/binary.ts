@@ -119,8 +119,8 @@ export function criuStopsDumpsOnSigterm(binary: string): boolean {
 
 /**
  * Whether `binary` carries a task's personality(2) across a checkpoint (cryo's build with patch 0011): its dump
- * records the thread group leader's value, and its restore sets it in the task before the threads are cloned. Any
- * other criu records it misread and never sets it, and nothing outside the task can.
+ * records each thread's, and each restored thread sets its own. Any other criu records the process's misread and
+ * never sets it, and nothing outside the task can.
  */
 export function criuRestoresPersonality(binary: string): boolean {
   return criuBuildHasPatch(binary, PERSONALITY_PATCH);

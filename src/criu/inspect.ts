@@ -29,7 +29,7 @@ export interface CheckpointProcess {
   threads: number[];
   /** Command name from core-<pid>.img. */
   comm?: string;
-  /** personality(2) as cryo's CRIU recorded it for the restore (core field persona, patch 0011), when not 0. */
+  /** personality(2) of its main thread as cryo's CRIU recorded it for the restore (thread core field persona, patch 0011), when not 0. */
   personality?: number;
   /** The main thread's credentials and seccomp mode (core-<pid>.img), what a restore checks against the spec. */
   creds?: CheckpointCreds;
@@ -131,7 +131,7 @@ export async function inspectCheckpoint(dir: string, options: InspectOptions = {
     if (core) {
       const [c] = decodeImage(CoreEntrySchema, core, `core-${p.pid}.img`, ImageMagic.core);
       if (c?.tc) proc.comm = c.tc.comm;
-      if (c?.tc?.persona) proc.personality = c.tc.persona;
+      if (c?.threadCore?.persona) proc.personality = c.threadCore.persona;
       const creds = c?.threadCore?.creds;
       if (creds) {
         proc.creds = {

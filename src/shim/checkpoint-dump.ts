@@ -447,28 +447,21 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   if (others.length > 0) {
     input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);
   }
-  // A personality the running tasks depend on (linux32, uname26, ...) that a restore would change (personality-check.ts):
-  // cryo's CRIU gives every thread its process's, another CRIU none.
-  const carried = criuRestoresPersonality(criuBinary());
-  const personalities = threadPersonalities([...tree], undefined, carried);
+  // A personality the running tasks depend on (linux32, uname26, ...), which a restore by a CRIU that does not carry it
+  // loses (personality-check.ts). cryo's CRIU (patch 0011) records and restores each thread's: nothing to check.
+  const personalities = criuRestoresPersonality(criuBinary()) ? [] : threadPersonalities([...tree]);
   const lost = personalities.filter((t) => t.whileRunning.length > 0);
   if (lost.length > 0) {
     const t = lost[0]!;
     const which = t.tid === t.pid ? `process ${innermostPid(t.pid) ?? t.pid}` : `thread ${innermostPid(t.tid) ?? t.tid} of process ${innermostPid(t.pid) ?? t.pid}`;
     const more = lost.length > 1 ? ` (and ${lost.length - 1} more ${lost.length === 2 ? "thread" : "threads"})` : "";
-    const why = carried
-      ? `its process's leader runs with ${showPersonality(t.restored)}, and a restore gives every thread its process's (CRIU records one personality per process)`
-      : "CRIU does not restore a task's personality (this is not cryo's CRIU build with patch 0011), and nothing outside the task can set it (personality(2) acts on its caller)";
     throw failedPrecondition(label, {
-      detail: `${which} of the container runs with personality ${showPersonality(t.value)}${more}; a restore would change ${t.whileRunning.join(", ")} while the task depends on it: ${why}`,
+      detail: `${which} of the container runs with personality ${showPersonality(t.value)} (${t.whileRunning.join(", ")})${more}, which a restore would lose while the task depends on it: this CRIU does not restore a task's personality (it is not cryo's build with patch 0011), and nothing outside the task can set it (personality(2) acts on its caller)`,
     });
   }
   const atExec = personalities.filter((t) => t.atExec.length > 0);
   if (atExec.length > 0) {
-    const what = carried
-      ? "threads whose personality differs from their process's: the restore gives them their process's, and what they execute after it runs with that"
-      : "tasks with a personality the restore loses (CRIU does not restore it): what they execute after the restore runs without it";
-    input.log.warn(`${label}: ${what}`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
+    input.log.warn(`${label}: tasks with a personality the restore loses (this CRIU does not restore it): what they execute after the restore runs without it`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
   }
   // Each thread's CPU affinity, timer slack and I/O priority, which CRIU does not restore (thread-state.ts), where it
   // differs from a thread's default: read now, the tree frozen (containerd paused it), and set again by the restore.

@@ -591,7 +591,7 @@ function prepareChecked(id: string, bundle: string, source: RestoreSource, runcR
   checkThreadCreds(threads, spec as CredsSpec, where, () => readSeccompFilters(source.dir));
   const limitsBounds = taskLimitsBounds(threads, spec as LimitsSpec, ownLimits());
   const liveTasks = liveTaskPids(threads);
-  // Personalities cryo's CRIU recorded (core field persona), which a CRIU without its patch 0011 would not set again.
+  // Personalities cryo's CRIU recorded (thread core field persona), which a CRIU without its patch 0011 would not set.
   const personalityLost = checkRecordedPersonalities(threads, where);
   const granted = grantedCapabilities((spec as CredsSpec).process?.capabilities);
   const threadStates = meta.threads && meta.threads.length > 0 ? { states: meta.threads, realtimeIo: granted.has(capabilityNumber("CAP_SYS_NICE")) || granted.has(capabilityNumber("CAP_SYS_ADMIN")) } : undefined;
@@ -681,21 +681,22 @@ function setThreadStates(tree: number[], threadStates: { states: ThreadState[]; 
 }
 
 /**
- * The processes whose personality the checkpoint's CRIU recorded for its restore (cryo's build, core field persona), when
+ * The threads whose personality the checkpoint's CRIU recorded for its restore (cryo's build, thread core field persona), when
  * this host's CRIU will not set it (no patch 0011, criuRestoresPersonality): one whose running task depends on it
  * (personality-check.ts) fails the restore with FAILED_PRECONDITION before anything is made; the others are returned
  * as a warning for the log.
  */
 function checkRecordedPersonalities(threads: readonly ThreadCore[], where: string): string | undefined {
-  const recorded = threads.filter((t) => t.tid === t.pid && (t.core?.tc?.persona ?? 0) !== 0).map((t) => ({ pid: t.pid, value: t.core!.tc!.persona! }));
+  const recorded = threads.filter((t) => (t.core?.threadCore?.persona ?? 0) !== 0).map((t) => ({ pid: t.pid, tid: t.tid, value: t.core!.threadCore!.persona! }));
   if (recorded.length === 0 || criuRestoresPersonality(criuBinary())) return undefined;
   const losses = recordedPersonalityLoss(recorded);
   const why = "this host's CRIU does not restore a task's personality (it is not cryo's build with patch 0011), and nothing outside the task can set it";
   const running = losses.find((l) => l.whileRunning.length > 0);
   if (running) {
-    throw failedPrecondition(where, { detail: `process ${running.pid} of the checkpoint ran with personality ${showPersonality(running.value)} (${running.whileRunning.join(", ")}), which it depends on while it runs: ${why}` });
+    const which = running.tid === running.pid ? `process ${running.pid}` : `thread ${running.tid} of process ${running.pid}`;
+    throw failedPrecondition(where, { detail: `${which} of the checkpoint ran with personality ${showPersonality(running.value)} (${running.whileRunning.join(", ")}), which it depends on while it runs: ${why}` });
   }
-  return `processes whose personality the restore loses, which what they execute after it runs without (${why}): ${losses.map((l) => `${l.pid} ${showPersonality(l.value)} (${l.atExec.join(", ")})`).join(", ")}`;
+  return `threads whose personality the restore loses, which what they execute after it runs without (${why}): ${losses.map((l) => `${l.tid} ${showPersonality(l.value)} (${l.atExec.join(", ")})`).join(", ")}`;
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */

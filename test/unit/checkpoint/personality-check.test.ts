@@ -28,32 +28,15 @@ test("threadPersonalities lists the threads not at 0, read as /proc prints them 
     },
   };
   expect(threadPersonalities([10, 20, 30], access)).toEqual([
-    { pid: 10, tid: 11, value: 0x40000, restored: 0, whileRunning: [], atExec: ["ADDR_NO_RANDOMIZE"] },
-    { pid: 20, tid: 20, value: 8, restored: 0, whileRunning: ["PER_LINUX32"], atExec: [] },
+    { pid: 10, tid: 11, value: 0x40000, whileRunning: [], atExec: ["ADDR_NO_RANDOMIZE"] },
+    { pid: 20, tid: 20, value: 8, whileRunning: ["PER_LINUX32"], atExec: [] },
   ]);
   expect(showPersonality(0x40000)).toBe("0x00040000");
 });
 
-test("with a CRIU that carries each process's personality, only the threads that differ from their leader are listed, with the bits that change", () => {
-  // 10: leader and one thread at linux32, another thread at 0 (it would come back under linux32); 20: a thread that
-  // added ADDR_NO_RANDOMIZE to its leader's READ_IMPLIES_EXEC; 30: all at linux32 (carried whole).
-  const values: Record<number, number> = { 10: 0x8, 11: 0x8, 12: 0, 20: 0x400000, 21: 0x440000, 30: 0x8, 31: 0x8 };
-  const access: PersonalityAccess = {
-    tids: (pid) => ({ 10: [10, 11, 12], 20: [20, 21], 30: [30, 31] })[pid] ?? [],
-    personality: (tid) => values[tid]!,
-  };
-  expect(threadPersonalities([10, 20, 30], access, true)).toEqual([
-    { pid: 10, tid: 12, value: 0, restored: 8, whileRunning: ["PER_LINUX32"], atExec: [] },
-    { pid: 20, tid: 21, value: 0x440000, restored: 0x400000, whileRunning: [], atExec: ["ADDR_NO_RANDOMIZE"] },
-  ]);
-  // A leader gone between the listing of its threads and the read of its value: skipped, as a thread gone is.
-  const gone: PersonalityAccess = { tids: () => [40, 41], personality: () => { throw new Error("ENOENT"); } };
-  expect(threadPersonalities([40], gone, true)).toEqual([]);
-});
-
 test("recordedPersonalityLoss sorts what a CRIU that sets no personality loses of the recorded ones", () => {
-  expect(recordedPersonalityLoss([{ pid: 1, value: 0x8 }, { pid: 7, value: 0x40000 }])).toEqual([
-    { pid: 1, value: 0x8, whileRunning: ["PER_LINUX32"], atExec: [] },
-    { pid: 7, value: 0x40000, whileRunning: [], atExec: ["ADDR_NO_RANDOMIZE"] },
+  expect(recordedPersonalityLoss([{ pid: 1, tid: 1, value: 0x8 }, { pid: 7, tid: 9, value: 0x40000 }])).toEqual([
+    { pid: 1, tid: 1, value: 0x8, whileRunning: ["PER_LINUX32"], atExec: [] },
+    { pid: 7, tid: 9, value: 0x40000, whileRunning: [], atExec: ["ADDR_NO_RANDOMIZE"] },
   ]);
 });
