@@ -820,6 +820,13 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     const base = hasRestoreSettings(input.restore) ? restoreSettings(meta.options, input.restore) : { plan: restoreBase(meta.options), vethPairs: [] };
     const { plan: options, vethPairs } = input.policyFor ? await restoreDecision(await input.policyFor(input.configPath ?? ""), { id, namespace: input.namespace ?? "", meta, base }) : base;
     if (meta.options.cgroupMode === "ignore" && options.cgroupMode !== "ignore") checkCgroupImage(source.dir, label);
+    // CRIU's strict mode refuses every cgroup that exists, and the container's are made before CRIU runs (as runc's
+    // restore makes them): CRIU would fail it, "Abort restore of existing cgroups", after the work of getting there.
+    if (options.cgroupMode === "strict") {
+      throw failedPrecondition(label, {
+        detail: "manage_cgroups_mode \"strict\" (this host's [restore] config or a restore plugin): CRIU's strict mode refuses to restore into cgroups that exist, and the container's cgroups are made before CRIU runs, as runc's restore makes them; \"full\" writes the checkpoint's cgroup properties over the spec's",
+      });
+    }
     // The older mount engine, which this host chose: no mount below a tmpfs whose contents come from the checkpoint.
     if (options.mntnsCompatMode) checkCompatModeImages(source.dir, label);
     // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,

@@ -9,10 +9,10 @@
  * (setup builds it from the current source).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites, ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries } from "../harness/index.ts";
+import { checkpointBetweenWrites, ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries, ctrErrorHasCode, taskPid } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -162,6 +162,28 @@ test("[restore] manage_cgroups_mode = \"full\": CRIU writes the checkpointed cgr
     await remove(id);
   }
 }, 240_000);
+
+test("[restore] manage_cgroups_mode = \"strict\" fails the restore with FAILED_PRECONDITION naming the setting before CRIU runs (CRIU's strict mode refuses the cgroups the restore makes); nothing is made", async () => {
+  const strict = join(dir, "strict-config.toml");
+  writeFileSync(strict, '[restore]\nmanage_cgroups_mode = "strict"\n');
+  const id = uniqueId("cgstrict");
+  await run(id, ["--runtime-config-path", strict]);
+  const { ref } = await checkpointAndRead(id);
+  await remove(id);
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  expect(ctrErrorHasCode(r.stderr, "failed precondition")).toBe(true);
+  expect(r.stderr).toContain(`restore container ${id}`);
+  expect(r.stderr).toContain('manage_cgroups_mode "strict" (this host\'s [restore] config or a restore plugin)');
+  // Before: CRIU's "Abort restore of existing cgroups", from its log.
+  expect(r.stderr).not.toContain("Abort restore");
+  expect(await taskStatus(pc, id)).toBe("CREATED");
+  expect(await taskPid(pc, id)).toBeUndefined();
+  for (const ctl of ["memory", "pids", "freezer", "cpu,cpuacct"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${pc.namespace}/${id}`)).toBe(false);
+  expect(existsSync(join("/run/containerd/runc", pc.namespace, id))).toBe(false);
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+}, 180_000);
 
 test("a broken config fails Create with one clear error naming the file and the field; nothing is left running", async () => {
   const id = uniqueId("cfgbad");
