@@ -197,31 +197,62 @@ function checkResult(newText: string, expected: Table, source: string, what: str
 
 const addedComment = "# added by cryo install:";
 
+/**
+ * What `cryo install` may set in the handler's table beside runtime_type: the annotation patterns CRI copies into the
+ * OCI spec (`pod_annotations`, `container_annotations`: where cryo reads `cryo.checkpoint/*`, `io.cryo.*` and
+ * `cryo.notify/*`, docs/cri.md), and the handler's `options.ConfigPath` (cryo's config file, docs/config.md: the one
+ * key CRI passes to a runtime other than runc's).
+ */
+export interface HandlerSettings {
+  podAnnotations?: readonly string[];
+  containerAnnotations?: readonly string[];
+  configPath?: string;
+}
+
 /** The table cryo's handler gets. */
-export function cryoRuntimeEntry(): Table {
-  return { runtime_type: cryoRuntimeType };
+export function cryoRuntimeEntry(settings: HandlerSettings = {}): Table {
+  const entry: Table = { runtime_type: cryoRuntimeType };
+  if (settings.podAnnotations?.length) entry.pod_annotations = [...settings.podAnnotations];
+  if (settings.containerAnnotations?.length) entry.container_annotations = [...settings.containerAnnotations];
+  if (settings.configPath !== undefined) entry.options = { ConfigPath: settings.configPath };
+  return entry;
 }
 
 /**
  * Adds `[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.cryo]` (version 2) or
  * `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.cryo]` (versions 3 and 4) with runtime_type
- * io.containerd.cryo.v2. Unchanged when it is already there with that type; FAILED_PRECONDITION when a `cryo`
- * handler has another type.
+ * io.containerd.cryo.v2, and the settings asked for (HandlerSettings). Unchanged when it is already there with that
+ * type and, for each setting asked for, that value; FAILED_PRECONDITION when a `cryo` handler has another type or
+ * another value of a setting asked for (naming it: `cryo uninstall` first, or an edit by hand).
  */
-export function addCryoRuntime(text: string, source: string): ConfigEdit {
+export function addCryoRuntime(text: string, source: string, settings: HandlerSettings = {}): ConfigEdit {
   const parsed = parseConfig(text, source);
   const existing = cryoEntry(parsed);
+  const entry = cryoRuntimeEntry(settings);
   if (existing !== undefined) {
     const type = isTable(existing) ? existing.runtime_type : undefined;
-    if (type === cryoRuntimeType) return { text, changed: false };
+    if (type !== cryoRuntimeType) {
+      throw failedPrecondition(`containerd config ${source}`, {
+        detail: `it already has a runtime handler "${cryoRuntimeHandler}" with runtime_type ${JSON.stringify(type)}; remove it first`,
+      });
+    }
+    const same = (a: unknown, b: unknown) => (a === undefined || b === undefined ? a === b : isDeepStrictEqual(plain(a), plain(b)));
+    const differ = Object.keys(entry).filter((k) => !same((existing as Table)[k], entry[k]));
+    if (differ.length === 0) return { text, changed: false };
     throw failedPrecondition(`containerd config ${source}`, {
-      detail: `it already has a runtime handler "${cryoRuntimeHandler}" with runtime_type ${JSON.stringify(type)}; remove it first`,
+      detail: `its runtime handler "${cryoRuntimeHandler}" has another ${differ.join(", ")} than asked for (${differ.map((k) => `${k} = ${JSON.stringify((existing as Table)[k] ?? null)}`).join(", ")}); run \`cryo uninstall\` first, or edit it by hand`,
     });
   }
-  const header = `[${tomlKeyPath([...criRuntimesPath(parsed.version), cryoRuntimeHandler])}]`;
-  const block = `\n${addedComment} the CRI runtime handler "${cryoRuntimeHandler}" (RuntimeClass handler) for ${cryoRuntimeType}\n${header}\n  runtime_type = "${cryoRuntimeType}"\n`;
+  const path = [...criRuntimesPath(parsed.version), cryoRuntimeHandler];
+  const header = `[${tomlKeyPath(path)}]`;
+  // JSON's string and array forms are TOML's basic strings and arrays for what HandlerSettings allows.
+  const keys = [`  runtime_type = "${cryoRuntimeType}"`];
+  if (entry.pod_annotations) keys.push(`  pod_annotations = ${JSON.stringify(entry.pod_annotations).replaceAll(",", ", ")}`);
+  if (entry.container_annotations) keys.push(`  container_annotations = ${JSON.stringify(entry.container_annotations).replaceAll(",", ", ")}`);
+  if (settings.configPath !== undefined) keys.push("", `[${tomlKeyPath([...path, "options"])}]`, `  ConfigPath = ${JSON.stringify(settings.configPath)}`);
+  const block = `\n${addedComment} the CRI runtime handler "${cryoRuntimeHandler}" (RuntimeClass handler) for ${cryoRuntimeType}\n${header}\n${keys.join("\n")}\n`;
   const newText = `${text}${text === "" || text.endsWith("\n") ? "" : "\n"}${block}`;
-  checkResult(newText, withCryo(parsed, cryoRuntimeEntry()), source, `adding ${header}`);
+  checkResult(newText, withCryo(parsed, entry), source, `adding ${header}`);
   return { text: newText, changed: true };
 }
 

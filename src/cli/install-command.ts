@@ -40,7 +40,15 @@ function criDisabled(doc: Record<string, unknown>): boolean {
   return Array.isArray(disabled) && disabled.some((p) => typeof p === "string" && criPluginNames.has(p));
 }
 
-const installUsage = "cryo install [-c|--config FILE] [--bin-dir DIR] [--from DIR] [--dry-run]";
+const installUsage = "cryo install [-c|--config FILE] [--bin-dir DIR] [--from DIR] [--pod-annotations LIST] [--container-annotations LIST] [--config-path FILE] [--dry-run]";
+
+/** An annotation pattern CRI matches keys against (a glob, `*` within a segment): letters, digits, `._-/*`. */
+const annotationPattern = z.string().regex(/^[A-Za-z0-9._/*-]+$/, "an annotation pattern is letters, digits and ._-/* (e.g. cryo.checkpoint/*)");
+/** A comma-separated list of annotation patterns. */
+const annotationList = z
+  .string()
+  .transform((s) => s.split(",").map((p) => p.trim()))
+  .pipe(z.array(annotationPattern).min(1));
 
 /** `cryo install`: register cryo in a system containerd (binaries + CRI runtime handler). */
 export const installCommand: CliCommand = {
@@ -55,12 +63,35 @@ containerd 1.6 and 1.7 write it, or version 3, containerd 2.x's).
 The rest of the file is kept as it is; the old file is saved as FILE.bak and the new one written atomically.
 Running it again changes nothing. A missing config file is created (version = 2 plus the handler).
 
+  --pod-annotations LIST        the handler's pod_annotations: the pod annotations CRI copies into the containers'
+                                OCI specs, comma-separated glob patterns (cryo reads cryo.checkpoint/*, io.cryo.* and
+                                cryo.notify/* there; docs/cri.md). None by default: a pod's author then sets nothing
+                                the shim acts on
+  --container-annotations LIST  the same for container annotations (container_annotations)
+  --config-path FILE            the handler's options.ConfigPath: cryo's config file (docs/config.md) for the pods of
+                                the handler, an absolute path
   --dry-run   print the config diff and what would be copied; change nothing`,
   async run(args, io) {
     const { values } = parseCliArgs(
       args,
-      { config: { type: "string", short: "c" }, "bin-dir": { type: "string" }, from: { type: "string" }, "dry-run": { type: "boolean" } },
-      z.object({ config: z.string().min(1).optional(), "bin-dir": z.string().min(1).optional(), from: z.string().min(1).optional(), "dry-run": z.boolean().optional() }),
+      {
+        config: { type: "string", short: "c" },
+        "bin-dir": { type: "string" },
+        from: { type: "string" },
+        "pod-annotations": { type: "string" },
+        "container-annotations": { type: "string" },
+        "config-path": { type: "string" },
+        "dry-run": { type: "boolean" },
+      },
+      z.object({
+        config: z.string().min(1).optional(),
+        "bin-dir": z.string().min(1).optional(),
+        from: z.string().min(1).optional(),
+        "pod-annotations": annotationList.optional(),
+        "container-annotations": annotationList.optional(),
+        "config-path": z.string().startsWith("/", "an absolute path (the shim reads it wherever containerd starts it)").regex(/^[^\0-\x1f]*$/, "no control characters").optional(),
+        "dry-run": z.boolean().optional(),
+      }),
       installUsage,
     );
     const dryRun = values["dry-run"] === true;
@@ -79,7 +110,8 @@ Running it again changes nothing. A missing config file is created (version = 2 
     // An empty file is a config to write, as a missing one (containerd would read it as version 1 defaults).
     const blank = exists && text.trim() === "";
     const before = exists && !blank ? text : "version = 2\n";
-    const edit = addCryoRuntime(before, configPath);
+    const settings = { podAnnotations: values["pod-annotations"], containerAnnotations: values["container-annotations"], configPath: values["config-path"] };
+    const edit = addCryoRuntime(before, configPath, settings);
     const created = !exists || blank;
     // A config that cannot be written fails before the binaries are copied.
     const configDir = dirname(configTarget(configPath));
@@ -96,6 +128,9 @@ Running it again changes nothing. A missing config file is created (version = 2 
     if (dryRun) {
       io.out("dry run: nothing was changed");
       return 0;
+    }
+    if (settings.configPath !== undefined && !existsSync(settings.configPath)) {
+      io.out(`note: ${settings.configPath} (--config-path) does not exist yet: every container of the handler fails at Create until it does (cryo config check FILE checks it)`);
     }
     if (criDisabled(parseConfig(edit.text, configPath).doc)) {
       io.out(`note: the CRI plugin is disabled in ${configPath}; the handler only matters to CRI (Kubernetes). ctr --runtime ${cryoRuntimeType} works without it.`);

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { criRuntimesPath, splitTomlKey, tomlKeyPath, type ConfigVersion } from "../../src/cli/containerd-config-edit.ts";
 import { containerdBinary } from "../../src/containerd/index.ts";
+import { parse } from "smol-toml";
 
 const bun = process.execPath;
 const main = resolve(import.meta.dir, "../../src/cli/main.ts");
@@ -278,4 +279,32 @@ test("uninstall with no config file says there is none, and exits 0 (nothing to 
   expect(r.stdout.trim()).toBe(`${none}: does not exist; no cryo handler to remove`);
   expect(r.exitCode).toBe(0);
   expect(existsSync(none)).toBe(false);
+});
+
+test("--pod-annotations, --container-annotations and --config-path land in the handler's table as containerd reads it; uninstall takes them out", async () => {
+  const file = join(dir, "settings.toml");
+  writeFileSync(file, original, { mode: 0o600 });
+  const cryoConfig = join(dir, "cryo-config.toml");
+  const r = await cryo("install", "--config", file, "--bin-dir", binDir, "--pod-annotations", "cryo.checkpoint/*, io.cryo.*", "--container-annotations", "cryo.notify/*", "--config-path", cryoConfig);
+  expect([r.exitCode, r.stderr]).toEqual([0, ""]);
+  expect(r.stdout).toContain(`note: ${cryoConfig} (--config-path) does not exist yet: every container of the handler fails at Create until it does`);
+  // containerd's own reading of the file (1.6 dumps version 2, 2.x a version 3 migration of it).
+  const dump = await run([containerd, "--config", file, "config", "dump"]);
+  expect(dump.exitCode).toBe(0);
+  const doc = parse(dump.stdout) as Record<string, any>;
+  const handler = ([2, 3] as const).map((v) => criRuntimesPath(v).reduce((t: any, k) => t?.[k], doc)?.cryo).find((h) => h !== undefined);
+  expect(handler).toMatchObject({ runtime_type: "io.containerd.cryo.v2", pod_annotations: ["cryo.checkpoint/*", "io.cryo.*"], container_annotations: ["cryo.notify/*"], options: { ConfigPath: cryoConfig } });
+  // The same again changes nothing; another value is refused, naming the key.
+  const again = await cryo("install", "--config", file, "--bin-dir", binDir, "--pod-annotations", "cryo.checkpoint/*,io.cryo.*", "--container-annotations", "cryo.notify/*", "--config-path", cryoConfig);
+  expect([again.exitCode, again.stderr]).toEqual([0, ""]);
+  expect(again.stdout).toContain("containerd's config already had the handler");
+  const other = await cryo("install", "--config", file, "--bin-dir", binDir, "--pod-annotations", "cryo.*");
+  expect(other.exitCode).toBe(1);
+  expect(other.stderr).toContain('failed precondition: its runtime handler "cryo" has another pod_annotations than asked for');
+  const bad = await cryo("install", "--config", file, "--bin-dir", binDir, "--config-path", "relative.toml");
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain("--config-path: an absolute path");
+  const un = await cryo("uninstall", "--config", file, "--bin-dir", binDir);
+  expect([un.exitCode, un.stderr]).toEqual([0, ""]);
+  expect(readFileSync(file, "utf8")).toBe(original);
 });

@@ -34,6 +34,28 @@ describe("containerd config edit", () => {
     expect(removeCryoRuntime(base, "c.toml")).toEqual({ text: base, changed: false });
   });
 
+  test("the handler's settings (pod and container annotations, options.ConfigPath) go into its table; the same again changes nothing, another value is refused; remove takes the options table too", () => {
+    const settings = { podAnnotations: ["cryo.checkpoint/*", "io.cryo.*"], containerAnnotations: ["cryo.notify/*"], configPath: "/etc/cryo/config.toml" };
+    const { text, changed } = addCryoRuntime(base, "c.toml", settings);
+    expect(changed).toBe(true);
+    expect(cryoOf(text)).toEqual({
+      runtime_type: "io.containerd.cryo.v2",
+      pod_annotations: ["cryo.checkpoint/*", "io.cryo.*"],
+      container_annotations: ["cryo.notify/*"],
+      options: { ConfigPath: "/etc/cryo/config.toml" },
+    });
+    expect(addCryoRuntime(text, "c.toml", settings)).toEqual({ text, changed: false });
+    // Without settings asked for, a handler that has some is cryo's and stays as it is.
+    expect(addCryoRuntime(text, "c.toml")).toEqual({ text, changed: false });
+    expect(() => addCryoRuntime(text, "c.toml", { ...settings, podAnnotations: ["cryo.*"] })).toThrow(
+      'containerd config c.toml: failed precondition: its runtime handler "cryo" has another pod_annotations than asked for (pod_annotations = ["cryo.checkpoint/*","io.cryo.*"]); run `cryo uninstall` first, or edit it by hand',
+    );
+    // A handler without them, asked for one: refused the same way, naming what it has (nothing).
+    const plainHandler = addCryoRuntime(base, "c.toml").text;
+    expect(() => addCryoRuntime(plainHandler, "c.toml", { configPath: "/x.toml" })).toThrow("has another options than asked for (options = null)");
+    expect(removeCryoRuntime(text, "c.toml")).toEqual({ text: base, changed: true });
+  });
+
   test("a file without a trailing newline, and a bare `version = 2`, get a valid table", () => {
     expect(cryoOf(addCryoRuntime("version = 2", "c.toml").text).runtime_type).toBe("io.containerd.cryo.v2");
     const fromEmpty = addCryoRuntime("version = 2\n", "c.toml").text;
