@@ -10,6 +10,11 @@ import { checkNamedPath } from "./named-path.ts";
 import { parseCliArgs } from "./parse-args.ts";
 import { unifiedDiff } from "./unified-diff.ts";
 
+/** How to restart containerd here: systemd's command where systemd runs (sd_booted: /run/systemd/system), else nothing more. */
+export function restartHint(systemdDir = "/run/systemd/system"): string {
+  return existsSync(systemdDir) ? ": systemctl restart containerd" : " (no systemd runs here: restart it as it was started)";
+}
+
 /** The system containerd's config file. */
 export const defaultContainerdConfig = "/etc/containerd/config.toml";
 /** Where `cryo install` puts the binaries. */
@@ -137,7 +142,7 @@ Running it again changes nothing. A missing config file is created (version = 2 
     }
     io.out(
       [
-        edit.changed || created ? "restart containerd to load the new handler: systemctl restart containerd" : "containerd's config already had the handler: no restart needed for it",
+        edit.changed || created ? `restart containerd to load the new handler${restartHint()}` : "containerd's config already had the handler: no restart needed for it",
         "  (running containers keep running: their shims outlive a containerd restart)",
         `containerd finds ${installedBinaries[0]} on its PATH: make sure ${binDir} is on it`,
         `use it:  ctr run --runtime ${cryoRuntimeType} IMAGE ID`,
@@ -189,7 +194,7 @@ ${defaultContainerdConfig}), keeping the rest of the file; FILE.bak keeps the pr
     if (edit.changed) {
       io.out(
         [
-          "restart containerd to drop the handler: systemctl restart containerd",
+          `restart containerd to drop the handler${restartHint()}`,
           `  (containers already running with ${cryoRuntimeType} keep their shims until they are deleted)`,
         ].join("\n"),
       );
