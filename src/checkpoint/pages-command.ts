@@ -11,7 +11,7 @@ import type { CliCommand } from "../cli/command-table.ts";
 import { parseCliArgs } from "../cli/parse-args.ts";
 import { checkSocketListens, checkSocketPath } from "../cli/named-path.ts";
 import { fsError, invalidArgument, notFound } from "../errors.ts";
-import { listPageStore, pageStoreRoot } from "./local-pages.ts";
+import { DEFAULT_PAGE_STORE, listPageStore, pageStoreRoot } from "./local-pages.ts";
 import { pageReferences, prunePageStore } from "./pages-prune.ts";
 
 const LS_USAGE = "cryo pages ls [--store DIR]";
@@ -28,7 +28,10 @@ function mib(bytes: number): string {
 export const pagesListCommand: CliCommand = {
   path: ["pages", "ls"],
   summary: "list the page store's entries (checkpoints taken with cryo.checkpoint/local-pages)",
-  usage: LS_USAGE,
+  usage: `${LS_USAGE}
+
+Lists the entries of the page store (--store, default $CRYO_PAGE_STORE or ${DEFAULT_PAGE_STORE}): one per checkpoint
+taken with cryo.checkpoint/local-pages, whose memory stayed on this host. Each line: name, files, size, last change.`,
   async run(args, io) {
     const { values } = parseCliArgs(args, storeFlag, storeSchema, LS_USAGE);
     const root = values.store ?? pageStoreRoot(process.env);
@@ -43,7 +46,10 @@ export const pagesListCommand: CliCommand = {
 export const pagesRemoveCommand: CliCommand = {
   path: ["pages", "rm"],
   summary: "remove page store entries (their checkpoints can no longer be restored)",
-  usage: RM_USAGE,
+  usage: `${RM_USAGE}
+
+Removes the named entries (as \`cryo pages ls\` prints them) from the page store: the checkpoints that refer to them
+can no longer be restored. \`cryo pages prune\` removes only the entries no checkpoint image refers to.`,
   async run(args, io) {
     const { values, positionals } = parseCliArgs(args, storeFlag, storeSchema, RM_USAGE, { min: 1 });
     const root = values.store ?? pageStoreRoot(process.env);
@@ -93,7 +99,11 @@ const pruneSchema = z.object({
 export const pagesPruneCommand: CliCommand = {
   path: ["pages", "prune"],
   summary: "remove page store entries no checkpoint image of the given containerd(s) refers to",
-  usage: PRUNE_USAGE,
+  usage: `${PRUNE_USAGE}
+
+Removes the page store's entries that no checkpoint image of the containerd(s) at --address refers to and that are
+older than --older-than minutes (default 60: a checkpoint still being taken has its entry before containerd has its
+image). Nothing is removed when any image cannot be read. --dry-run lists what would go.`,
   async run(args, io) {
     const { values } = parseCliArgs(
       args,

@@ -180,7 +180,11 @@ const statusUsage = "cryo containerd status [-d|--dir DIR]";
 export const containerdStatusCommand: CliCommand = {
   path: ["containerd", "status"],
   summary: "show whether a private containerd runs in DIR, and how to reach it",
-  usage: statusUsage,
+  usage: `${statusUsage}
+
+Prints the pid, the gRPC and ttrpc addresses and the log of the private containerd that \`cryo containerd start\`
+runs in DIR (default ${defaultContainerdDir}, or $CRYO_CONTAINERD_DIR), with the ctr command line that reaches it.
+Fails (not found) when none runs there.`,
   async run(args, io) {
     const values = parse(args, dirOption, z.object({ dir: z.string().optional() }), statusUsage);
     const pc = PrivateContainerd.attach(values.dir ?? defaultContainerdDir);
