@@ -175,13 +175,16 @@ ${defaultContainerdConfig}), keeping the rest of the file; FILE.bak keeps the pr
     );
     const dryRun = values["dry-run"] === true;
     const configPath = values.config ?? defaultContainerdConfig;
+    const binDir = values["bin-dir"] ?? defaultInstallBinDir;
+    // A --bin-dir that is there but is no directory is said so, as install says it, before anything changes (it read
+    // "<file>/cryo: not there"); one that is not there holds nothing to remove.
+    if (values["remove-binaries"] === true && existsSync(binDir)) checkNamedPath(`bin dir ${binDir}`, binDir, "directory");
     const { text, exists } = readConfig(configPath);
     const edit = exists ? removeCryoRuntime(text, configPath) : { text, changed: false };
     // No config is no handler: nothing to remove (exit 0, as a second uninstall), said as such rather than "unchanged".
     if (exists) applyConfigEdit(configPath, text, edit, dryRun, io);
     else io.out(`${configPath}: does not exist; no ${cryoRuntimeHandler} handler to remove`);
     if (values["remove-binaries"] === true) {
-      const binDir = values["bin-dir"] ?? defaultInstallBinDir;
       for (const name of installedBinaries) {
         const outcome = removeBinary(binDir, name, dryRun);
         io.out(`${binDir}/${name}: ${outcome === "absent" ? "not there" : dryRun ? "would be removed" : "removed"}`);

@@ -256,6 +256,14 @@ test("a config that is a directory or unreadable, and a --bin-dir that is a file
     expect(r.exitCode).toBe(1);
   }
   expect(existsSync(cfg)).toBe(false);
+  // uninstall --remove-binaries the same, before it touches the config (before: "<file>/cryo: not there", exit 0).
+  writeFileSync(cfg, original);
+  for (const dry of [["--dry-run"], []]) {
+    const r = await cryo("uninstall", "--config", cfg, "--bin-dir", file, "--remove-binaries", ...dry);
+    expect([r.exitCode, r.stderr.trim()]).toEqual([1, `cryo uninstall: bin dir ${file}: failed precondition: ${file} is a file, not a directory`]);
+  }
+  expect(existsSync(`${cfg}.bak`)).toBe(false);
+  rmSync(cfg);
   // A config nobody may read: permission denied naming the uid, not UNAVAILABLE with node's EACCES text.
   chmodSync(dir, 0o711);
   // The binaries where nobody reaches them: the checkout may be in a directory only root enters (a `mktemp -d` clone).
