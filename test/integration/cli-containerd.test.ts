@@ -48,6 +48,8 @@ describe("cryo containerd start/status/stop", () => {
 
   test("a --bin-dir without the shim is refused before anything starts (it would fall back to PATH's shim)", async () => {
     const empty = join(parent, "empty-bin");
+    // A directory that is there (one that is not is "not found", as every path a command names: unit run-cli).
+    mkdirSync(empty);
     const r = await cryo("containerd", "start", "--dir", join(parent, "other"), "--bin-dir", empty);
     expect(r.exitCode).toBe(1);
     expect(r.stderr.trim()).toBe(`cryo containerd start: --bin-dir ${empty}: failed precondition: no executable containerd-shim-cryo-v2 in it; leave --bin-dir out to use the one next to cryo, or on PATH`);
