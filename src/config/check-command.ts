@@ -68,6 +68,9 @@ export const configCheckCommand: CliCommand = {
       lines.push(Object.keys(values).length === 0 ? `[${name}]: cryo's defaults` : `[${name}]: ${Object.entries(values).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}`);
     section("checkpoint", config.checkpoint);
     section("restore", config.restore);
+    if ((config.restore as { manage_cgroups_mode?: string }).manage_cgroups_mode === "strict") {
+      lines.push(`note: [restore] manage_cgroups_mode = "strict" fails every restore (FAILED_PRECONDITION, before CRIU runs): CRIU's strict mode refuses cgroups that exist, and the restore makes the container's first, as runc's does; "full" writes the checkpoint's cgroup properties`);
+    }
     // The daemon's own settings: printed too, so that an operator sees them read (they were left out), and said
     // where they apply, since a file named by a container's runtime options does not set them (config.md, [shim]).
     section("shim", config.shim);

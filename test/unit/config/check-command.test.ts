@@ -42,6 +42,16 @@ test("a good config: its plugins in order with their limits and match rules, and
   );
 });
 
+test("[restore] manage_cgroups_mode = \"strict\" is read, with a note that it fails every restore here", async () => {
+  const r = await check("strict.toml", `[restore]\nmanage_cgroups_mode = "strict"\n`);
+  expect(r).not.toBeInstanceOf(CryoError);
+  const out = (r as { out: string }).out;
+  expect(out).toContain(`[restore]: manage_cgroups_mode="strict"\nnote: [restore] manage_cgroups_mode = "strict" fails every restore (FAILED_PRECONDITION, before CRIU runs)`);
+  // full is not noted.
+  const full = await check("full.toml", `[restore]\nmanage_cgroups_mode = "full"\n`);
+  expect((full as { out: string }).out).not.toContain("note:");
+});
+
 test("the [shim] section is shown too, with where a daemon reads it", async () => {
   const r = await check("shim.toml", "[shim]\nmax_parallel_execs = 4\n");
   expect((r as { out: string }).out.split("\n").at(-2)).toBe(
