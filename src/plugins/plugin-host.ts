@@ -183,6 +183,8 @@ export function createPluginHost(options: PluginHostOptions = {}): PluginHost {
           const granted = hosts.length === 0 ? "none" : hosts.map((h) => JSON.stringify(h)).join(", ");
           throw pluginFailure(name, hook, Code.PERMISSION_DENIED, `network access refused (grants.allowed_hosts: ${granted}): ${reply.message}`);
         }
+        case "http":
+          throw pluginFailure(name, hook, Code.UNAVAILABLE, `an HTTP request it is granted got no answer: ${reply.message}`);
         case "trap": {
           const message = stripJscWhere(reply.message);
           // A bare `unreachable`, with no abort message before it, is what AssemblyScript's allocator does when memory.grow

@@ -139,6 +139,11 @@ export function runPluginRunner(): void {
       // network it was not granted, which is not a bug in it.
       const refused = /HTTP request to .* is not allowed.*/.exec(text);
       if (refused) return done({ ok: false, kind: "network", message: refused[0], memoryBytes });
+      // A request it was granted that did not get an answer (nothing listens, no such name, cut off): the network's
+      // doing, not a trap of the plugin's (it read "trapped: ECONNREFUSED").
+      if (/^(ECONNREFUSED|ECONNRESET|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ConnectionRefused|ConnectionClosed|FailedToOpenSocket)\b|Unable to connect/.test(text)) {
+        return done({ ok: false, kind: "http", message: text, memoryBytes });
+      }
       const errors = logs.filter((l) => l.level === "error").map((l) => l.message);
       if (hostMemoryExceeded !== null && !errors.includes(hostMemoryExceeded)) errors.unshift(hostMemoryExceeded);
       // Extism throws an error the plugin set as "Plugin-originated error: " + the line it logged: said once.

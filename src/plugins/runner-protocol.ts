@@ -45,7 +45,7 @@ export const pluginLogSchema = z.strictObject({ level: z.string(), message: z.st
 export type PluginLog = z.infer<typeof pluginLogSchema>;
 
 /** Why a request failed inside the runner. */
-export const failureKindSchema = z.enum(["trap", "memory", "network", "missing-export", "load", "not-loaded"]);
+export const failureKindSchema = z.enum(["trap", "memory", "network", "http", "missing-export", "load", "not-loaded"]);
 /** Why a request failed inside the runner. */
 export type FailureKind = z.infer<typeof failureKindSchema>;
 

@@ -110,6 +110,19 @@ describe("through the policy engine", () => {
     expect(decision?.changes.annotations).toEqual({ "cryo.test/http-status": "302", "cryo.test/http-body": "moved" });
   }, 30_000);
 
+  test("granted, but nothing listens there: UNAVAILABLE saying the granted request got no answer, not a trap of the plugin's", async () => {
+    // A port just closed: bound, then let go.
+    const gone = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+    const url = `http://127.0.0.1:${gone.port}/closed`;
+    gone.stop(true);
+    const { decision, error } = await admit(plugin(url, { allowed_hosts: ["127.0.0.1"] }), "c-closed");
+    expect(decision).toBeNull();
+    expect(error?.code).toBe(Code.UNAVAILABLE);
+    // Before: FAILED_PRECONDITION, "trapped: ECONNREFUSED ...".
+    expect(error?.message).toStartWith("container c-closed: plugin http-fetch: hook admit: an HTTP request it is granted got no answer: ");
+    expect(error?.message).not.toContain("trapped");
+  }, 30_000);
+
   test("no grant, failure = open: allowed with a warning naming plugin and hook, and the server sees nothing", async () => {
     seen = [];
     const { decision, error, warnings } = await admit(plugin(`${base}/open`, undefined, "open"), "c-open");
