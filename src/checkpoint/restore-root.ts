@@ -84,7 +84,9 @@ export function createRestoreMountpoints(c: RuncContainer): void {
     for (const m of c.config.mounts) {
       if (m.device === "cgroup" || tmpfs.some((t) => m.destination.startsWith(`${t}/`))) continue;
       const target = resolveInRoot(c.config.rootfs, m.destination);
-      const isFile = m.device === "bind" && isRegular(m.source);
+      // Any source that is no directory (a file, a unix socket, a FIFO, a device node) is bound onto a file, as runc's
+      // prepareBindMount makes it: a directory there fails the bind (ENOTDIR), and CRIU's restore with it.
+      const isFile = m.device === "bind" && isNonDirectory(m.source);
       if (!existsSync(target)) {
         if (isFile) {
           mkdirSync(dirname(target), { recursive: true });
@@ -111,9 +113,10 @@ export function createRestoreMountpoints(c: RuncContainer): void {
   }
 }
 
-function isRegular(path: string): boolean {
+/** Whether path exists and is no directory (after symbolic links, as mount(2) follows them). */
+function isNonDirectory(path: string): boolean {
   try {
-    return statSync(path).isFile();
+    return !statSync(path).isDirectory();
   } catch {
     return false;
   }

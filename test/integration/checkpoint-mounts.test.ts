@@ -79,6 +79,38 @@ test("a bind mount nested in another comes back after its mount point left the o
   expect(during).toBe(0); // the container's binds live in its own mount namespace, not ours
 }, 180_000);
 
+test("binds whose source is no directory (a unix socket, a FIFO, a device node) come back: the restore makes their mount points as files, as runc does", async () => {
+  const id = uniqueId("nodir");
+  const sock = join(dir, "nodir.sock");
+  const fifo = join(dir, "nodir.fifo");
+  const listener = Bun.listen({ unix: sock, socket: { data() {} } });
+  try {
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    await pc.ctrOk(
+      [
+        "run", "-d", "--runtime", RUNTIME,
+        "--mount", `type=bind,src=${sock},dst=/hostsock,options=rbind:rw`,
+        "--mount", `type=bind,src=${fifo},dst=/hostfifo,options=rbind:rw`,
+        "--mount", "type=bind,src=/dev/null,dst=/hostnull,options=rbind:rw",
+        testImage, id, "/bin/memhog", "0", "/tmp/counter",
+      ],
+      { timeoutMs: 60_000 },
+    );
+    await waitFor(() => (readCounter(pc, id) ?? 0) >= 5, { what: "counter" });
+    // A fresh rootfs has none of the three mount points (runc made them in the first one's writable layer): the restore
+    // makes them. Made as directories, the binds failed ("mount(<sock>, <rootfs>/hostsock): Not a directory").
+    await checkpointAndRestore(id);
+    const pid = (await taskPid(pc, id))!;
+    const types = (await pc.ctrOk(["task", "exec", "--exec-id", "t1", id, "sh", "-c", "for f in /hostsock /hostfifo /hostnull; do ls -ld $f | cut -c1; done"])).split("\n").filter(Boolean);
+    expect(types).toEqual(["s", "p", "c"]);
+    expect(cgroupMounts(pid, "/hostsock").length + cgroupMounts(pid, "/hostfifo").length + cgroupMounts(pid, "/hostnull").length).toBe(3);
+    await removeContainer(pc, id, { stopped: "not-running" });
+    expect(mountsUnder(dir)).toEqual([]);
+  } finally {
+    listener.stop(true);
+  }
+}, 180_000);
+
 /** Mount point, options and file system type of the container's mounts at and below /sys/fs/cgroup (mountinfo). */
 /** The container's mounts at or below `at`: mount point, rw/ro, file system type (`full`: also its root and super options). */
 function cgroupMounts(pid: number, at = "/sys/fs/cgroup", full = false): string[] {
