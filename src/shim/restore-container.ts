@@ -771,6 +771,16 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       if (isMountpoint(join(stateDir, "criu-root"))) throw new Error(`${stateDir}/criu-root is still mounted: ${stateDir} is left`);
       for (const d of stateChain) rmSync(d, { recursive: true, force: true });
     });
+    // A bind whose source is gone from this host: CRIU would fail on it deep in the restore ("mnt-v2: Failed to
+    // open_tree <source>: No such file or directory", code unknown); runc's restore stats each source first and fails
+    // naming it. Said before CRIU runs (after the notify directory above, a source this restore makes itself).
+    const tmpfsDests = container.config.mounts.filter((m) => m.device === "tmpfs").map((m) => m.destination);
+    for (const m of container.config.mounts) {
+      if (m.device !== "bind" || tmpfsDests.some((t) => m.destination.startsWith(`${t}/`))) continue;
+      if (!existsSync(m.source)) {
+        throw failedPrecondition(`${label}: bind mount at ${m.destination}`, { detail: `its source ${m.source} does not exist on this host` });
+      }
+    }
     const root = prepareRestoreRoot(rootfs, join(stateDir, "criu-root"));
     const unmountRoot = () => root[Symbol.dispose]();
     undo.push(unmountRoot);

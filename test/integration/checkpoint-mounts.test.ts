@@ -111,6 +111,31 @@ test("binds whose source is no directory (a unix socket, a FIFO, a device node) 
   }
 }, 180_000);
 
+test("a restore whose bind source is gone from the host fails before CRIU runs, naming the mount and its source (as runc's restore does), and leaves no cgroup, runc state or mount", async () => {
+  const id = uniqueId("gone");
+  const src = join(dir, "gone-src");
+  mkdirSync(src);
+  await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, "--mount", `type=bind,src=${src},dst=/v,options=rbind:rw`, testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
+  await waitFor(() => (readCounter(pc, id) ?? 0) >= 2, { what: "counter" });
+  const ref = `localhost/checkpoint/${id}:1`;
+  images.push(ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
+  await removeContainer(pc, id, { stopped: "not-running" });
+  rmdirSync(src);
+  const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
+  expect(r.exitCode).not.toBe(0);
+  // Before: CRIU's "mnt-v2: Failed to open_tree <src>: No such file or directory", code unknown, after CRIU ran.
+  expect(r.stderr).toContain(`bind mount at /v: failed precondition: its source ${src} does not exist on this host`);
+  expect(r.stderr).toContain("failed precondition");
+  expect(await taskStatus(pc, id)).toBe("CREATED");
+  for (const ctl of ["memory", "pids", "freezer", "devices"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${pc.namespace}/${id}`)).toBe(false);
+  expect(existsSync(join("/run/containerd/runc", pc.namespace, id))).toBe(false);
+  expect(mountsUnder(`/${id}/criu-root`)).toEqual([]); // the task's rootfs stays mounted until its removal
+  await pc.ctrOk(["task", "rm", id]);
+  await pc.ctrOk(["containers", "rm", id]);
+  expect(mountsUnder(`/${id}/`)).toEqual([]);
+}, 180_000);
+
 /** Mount point, options and file system type of the container's mounts at and below /sys/fs/cgroup (mountinfo). */
 /** The container's mounts at or below `at`: mount point, rw/ro, file system type (`full`: also its root and super options). */
 function cgroupMounts(pid: number, at = "/sys/fs/cgroup", full = false): string[] {
