@@ -696,7 +696,7 @@ function checkRecordedPersonalities(threads: readonly ThreadCore[], where: strin
     const which = running.tid === running.pid ? `process ${running.pid}` : `thread ${running.tid} of process ${running.pid}`;
     throw failedPrecondition(where, { detail: `${which} of the checkpoint ran with personality ${showPersonality(running.value)} (${running.whileRunning.join(", ")}), which it depends on while it runs: ${why}` });
   }
-  return `threads whose personality the restore loses, which what they execute after it runs without (${why}): ${losses.map((l) => `${l.tid} ${showPersonality(l.value)} (${l.atExec.join(", ")})`).join(", ")}`;
+  return `threads whose personality the restore loses, so that what they execute after it runs without it (${why}): ${losses.map((l) => `${l.tid} ${showPersonality(l.value)} (${l.atExec.join(", ")})`).join(", ")}`;
 }
 
 /** Restores the container; on failure nothing it made is left (see the module comment). */
