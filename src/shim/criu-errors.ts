@@ -78,14 +78,15 @@ const CAUSES: { re: RegExp; code: Code; word: string; hint?: string | ((m: RegEx
   {
     // CRIU's check of a file the tree had open or mapped (criu/files-reg.c): its size or mode in the restored root
     // differs from the one the dump recorded (a binary or library replaced, a file of the rootfs edited, a root file
-    // system other than the checkpointed one). CRIU names it relative to the container's root.
+    // system other than the checkpointed one, a bind source changed on the host). CRIU names it relative to the
+    // container's root, and a file of a bind mount by its path there: both are said, since the spec's mounts are not known here.
     re: /File (\S+) has bad (size|mode) (\S+) \(expect (\S+)\)/,
     code: Code.FAILED_PRECONDITION,
     word: "failed precondition",
     hint: (m) => {
       const path = m[1]!.replace(/^\/?/, "/");
       const what = m[2] === "size" ? `${m[3]} bytes, the checkpoint recorded ${m[4]}` : `mode ${m[3]}, the checkpoint recorded ${m[4]}`;
-      return `the container had ${path} open or mapped, and it changed in the root file system since the checkpoint (${what}): restore onto the root file system it was checkpointed with`;
+      return `the container had ${path} open or mapped, and it changed since the checkpoint (${what}; in the root file system, or in the source of a bind mount there): restore onto the root file system and bind sources it was checkpointed with`;
     },
   },
   {

@@ -1153,7 +1153,7 @@ test("tampered checkpoint images: a .zst pages image restores whatever the metad
     writeFileSync(binaryPath, binaryBytes);
     expect(changed?.code).toBe(Code.FAILED_PRECONDITION);
     expect(changed?.message).toMatch(new RegExp(`File ${binary.slice(1).replaceAll(".", "\\.")} has bad size ${binaryBytes.length + 1} \\(expect ${binaryBytes.length}\\)`));
-    expect(changed?.message).toContain(`Restoring FAILED.; the container had ${binary} open or mapped, and it changed in the root file system since the checkpoint (${binaryBytes.length + 1} bytes, the checkpoint recorded ${binaryBytes.length})`);
+    expect(changed?.message).toContain(`Restoring FAILED.; the container had ${binary} open or mapped, and it changed since the checkpoint (${binaryBytes.length + 1} bytes, the checkpoint recorded ${binaryBytes.length}; in the root file system, or in the source of a bind mount there)`);
     expect(changed?.message).not.toContain("recv req error");
     await nothingLeft("a file of the rootfs changed");
 

@@ -298,8 +298,8 @@ describe("CRIU failures get the code their log names", () => {
     }
     // A file the tree had open or mapped that changed in the restored root since the dump (CRIU 4.2's files-reg.c lines).
     for (const [line, end] of [
-      ["(00.019) 1: Error (criu/files-reg.c:2199): File bin/busybox has bad size 1048580 (expect 1048576)", "/bin/busybox open or mapped, and it changed in the root file system since the checkpoint (1048580 bytes, the checkpoint recorded 1048576)"],
-      ["(00.019) 1: Error (criu/files-reg.c:2210): File etc/passwd has bad mode 0100600 (expect 0100644)", "/etc/passwd open or mapped, and it changed in the root file system since the checkpoint (mode 0100600, the checkpoint recorded 0100644)"],
+      ["(00.019) 1: Error (criu/files-reg.c:2199): File bin/busybox has bad size 1048580 (expect 1048576)", "/bin/busybox open or mapped, and it changed since the checkpoint (1048580 bytes, the checkpoint recorded 1048576; in the root file system, or in the source of a bind mount there)"],
+      ["(00.019) 1: Error (criu/files-reg.c:2210): File etc/passwd has bad mode 0100600 (expect 0100644)", "/etc/passwd open or mapped, and it changed since the checkpoint (mode 0100600, the checkpoint recorded 0100644; in the root file system, or in the source of a bind mount there)"],
     ] as const) {
       const changed = classifyCriuError(new CryoError(Code.UNKNOWN, `criu restore /i: unknown (rc -52, errno 0): ${line}; (00.02) Error (criu/cr-restore.c:2447): Restoring FAILED.`));
       expect(changed.code).toBe(Code.FAILED_PRECONDITION);
