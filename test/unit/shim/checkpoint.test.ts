@@ -304,7 +304,7 @@ describe("CRIU failures get the code their log names", () => {
       const changed = classifyCriuError(new CryoError(Code.UNKNOWN, `criu restore /i: unknown (rc -52, errno 0): ${line}; (00.02) Error (criu/cr-restore.c:2447): Restoring FAILED.`));
       expect(changed.code).toBe(Code.FAILED_PRECONDITION);
       expect(changed.message).toContain("criu restore /i: failed precondition (rc -52");
-      expect(changed.message).toEndWith(`; the container had ${end}: restore onto the root file system it was checkpointed with`);
+      expect(changed.message).toEndWith(`; the container had ${end}: restore onto the root file system and bind sources it was checkpointed with`);
     }
     // Sockets (CRIU 4.2's lines, seen here with ctr containers checkpoint): each names what allows it, or says nothing does.
     const tcp = classifyCriuError(failed("(00.006904) Error (criu/sk-inet.c:200): inet: Connected TCP socket, consider using --tcp-established option.; (00.006910) Error (criu/cr-dump.c:1545): Dump files (pid: 22215) failed with -1"));
