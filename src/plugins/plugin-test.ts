@@ -51,8 +51,10 @@ export async function runPluginTest(opts: PluginTestOptions): Promise<PluginTest
   }
   const input = hookSchemas[hook.data].input.safeParse(raw);
   if (!input.success) {
-    const issue = input.error.issues[0];
-    throw invalidArgument(`input ${opts.inputFile}`, { detail: `${issue?.path.join(".") ?? ""}: ${issue?.message ?? ""}` });
+    // Every problem of the file, as a config file's error names them: an author fixing one field at a time learnt of
+    // the next only on the next run.
+    const detail = input.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw invalidArgument(`input ${opts.inputFile}`, { detail });
   }
   const name = basename(opts.wasm).replace(/\.wasm$/, "").toLowerCase().replace(/[^a-z0-9._-]/g, "-") || "plugin";
   const parsed = pluginConfigSchema.safeParse({

@@ -226,6 +226,11 @@ describe("runPluginTest (cryo plugin test)", () => {
     const err = await rejection(runPluginTest({ wasm, hook: "admit", inputFile: input }));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.message).toStartWith(`input ${input}: invalid argument: namespace:`);
+    // Every missing field is named, not only the first (before: namespace alone).
+    for (const field of ["bundle", "annotations", "spec", "image"]) expect(err.message).toContain(`; ${field}: `);
+    const notObject = join(tmp, "array.json");
+    writeFileSync(notObject, "[]");
+    expect((await rejection(runPluginTest({ wasm, hook: "admit", inputFile: notObject }))).message).toStartWith(`input ${notObject}: invalid argument: (root): `);
   });
 
   test("a limit or grant out of range is named by its flag, not by a config key this command has none of", async () => {
