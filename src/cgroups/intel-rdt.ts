@@ -4,7 +4,7 @@
  * group is `<resctrl mount>/<closID>`, or `<resctrl mount>/<container id>` without a closID; the L3 cache and
  * memory bandwidth schemas are written to its `schemata`; the init's pid goes to its `tasks`, and every task
  * forked afterwards inherits the group. runc's own restore does none of this (the restored tree stays in the
- * default group); cryo's does (restore-container.ts): the group is made before CRIU runs, and the CRIU helper
+ * default group); cryo's does (restore-cgroups.ts): the group is made before CRIU runs, and the CRIU helper
  * writes its own pid into `tasks` along with joining the cgroups, so `criu swrk` and every task it restores
  * inherit it. state.json records the group (`intel_rdt_path`), so `runc delete` removes a group of the
  * container's own (not a closID's: that one is managed by someone else, as runc leaves it).

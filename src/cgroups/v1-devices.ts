@@ -2,7 +2,7 @@
  * The device rules of a container, on the v1 devices controller, as runc sets them.
  *
  * runc applies them itself when it creates a container. A restore makes the container's cgroups in cryo
- * (restore-container.ts), so cryo must set them: a new devices cgroup inherits its parent's list, `a *:*
+ * (restore-cgroups.ts), so cryo must set them: a new devices cgroup inherits its parent's list, `a *:*
  * rwm` on a usual host, and a restored container would then open any device of the host. The rules are
  * runc's (libcontainer/specconv): from deny-all, the spec's `linux.resources.devices` in order, then runc's
  * default allowed devices. They are written in that order, each to `devices.allow` or `devices.deny`: the

@@ -46,7 +46,7 @@ export function recordRestoreCgroups(bundle: string, before: readonly string[], 
 
 /**
  * Records in the marker, before the restore makes its cgroups, the cgroupsPath it makes them at: not always the spec's
- * (restore-container.ts restoredCgroupsPath gives a copy restored under a new id a cgroup of its own, where the spec
+ * (restore-cgroups.ts restoredCgroupsPath gives a copy restored under a new id a cgroup of its own, where the spec
  * names its source's). A cleanup after a dead daemon that took the spec's would have killed the source's processes.
  */
 export function recordRestoreCgroupsPath(bundle: string, cgroupsPath: string): void {

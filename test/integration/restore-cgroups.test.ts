@@ -4,7 +4,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { discardRestoreCgroups, emptyCreatedCgroups, inFlight } from "../../src/shim/restore-container.ts";
+import { discardRestoreCgroups, emptyCreatedCgroups, inFlight } from "../../src/shim/restore-cgroups.ts";
 import { readProcStat } from "../../src/sys/proc.ts";
 import { removeCgroupDirs, waitFor } from "../harness/index.ts";
 

@@ -17,7 +17,8 @@ import {
 import { externalFileKey, fdinfoMountId, mountIds, restoreInheritFds, stdioExternals } from "../../../src/shim/checkpoint-stdio.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { classifyCriuError } from "../../../src/shim/criu-errors.ts";
-import { confineCgroupPaths, containerdExtraction, deviceRulesTarget, restoredCgroupPaths, restoredCgroupsPath, runcCgroupsPath, specLsmProfile } from "../../../src/shim/restore-container.ts";
+import { confineCgroupPaths, deviceRulesTarget, restoredCgroupPaths, restoredCgroupsPath, runcCgroupsPath } from "../../../src/shim/restore-cgroups.ts";
+import { containerdExtraction, specLsmProfile } from "../../../src/shim/restore-container.ts";
 import { processStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec } from "../../../src/shim/restore-state-file.ts";
 
 describe("stdio across a checkpoint", () => {
