@@ -20,7 +20,7 @@
  * restore created; CRIU's log is kept as <bundle>/criu-restore.log and its lines are in the error. A
  * restore that succeeds keeps that log there too, as runc keeps its restore.log in its work directory.
  */
-import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 // The modules themselves, not src/checkpoint's index: through it `cryo inspect`'s command and CRIU's stats
@@ -43,7 +43,7 @@ import { criuBinary, criuRestoresPersonality } from "../criu/binary.ts";
 import { capabilityNumber, grantedCapabilities } from "../criu/capabilities.ts";
 import { checkLocalPagesEntry, holdPageStoreEntry, pageStoreRoot, restoreImagesDir, type RestoreImages } from "../checkpoint/local-pages.ts";
 import { createRestoreMountpoints, isMountpoint, prepareRestoreRoot, resolveDestInRoot } from "../checkpoint/restore-root.ts";
-import { containerRestorePlan, externalNsKey, readHostCgroupFacts, runcContainerFrom, type RuncContainer, type TmpfsEntry, type TmpfsRoot } from "../checkpoint/runc-criu.ts";
+import { containerRestorePlan, externalNsKey, readHostCgroupFacts, runcContainerFrom, type RuncContainer } from "../checkpoint/runc-criu.ts";
 // The cgroup modules themselves, not src/cgroups' index: that would also load the metrics encoder and its
 // protobuf descriptors (engine.ts loads them for Stats only).
 import { hostIntelRdt, planIntelRdt, removeIntelRdtGroup, type IntelRdtPlan } from "../cgroups/intel-rdt.ts";
@@ -51,10 +51,8 @@ import { hostCgroupMountsSync, ownCgroupsSync } from "../cgroups/open.ts";
 import { parseLinuxResources, type LinuxResources } from "../cgroups/resources.ts";
 import { runcDeviceRules } from "../cgroups/v1-devices.ts";
 import type { Criu, LazyPagesServer, NotifyAction, RestoreStats } from "../criu/index.ts";
-import { Code, CryoError, failedPrecondition, fsError, invalidArgument } from "../errors.ts";
-import { mknod, S_IFBLK, S_IFCHR } from "../sys/mknod.ts";
-import { MNT_DETACH, mount, MS_BIND, MS_REMOUNT, umount2 } from "../sys/mount.ts";
-import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from "../sys/mount-flags.ts";
+import { Code, CryoError, failedPrecondition, fsError } from "../errors.ts";
+import { MNT_DETACH, umount2 } from "../sys/mount.ts";
 import { mountsUnderFrom } from "../containerd/cleanup.ts";
 import { killTree, processTree, readProcStat } from "../sys/proc.ts";
 import { rfc3339Nano, wallClock } from "../sys/clock.ts";
@@ -67,6 +65,7 @@ import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetExtraction, isRestoring, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { runOciHooks } from "./oci-hooks.ts";
+import { bindExternalsForUserns, detachStaged, stageEmptyTmpfs, stageMaskedDir } from "./restore-staging.ts";
 import { readStartTicks, restoredRuncState, runcHooksFromSpec, runcSecurityFromSpec, specHooksOf, writeRuncStateFile, type RuncSecurity, type SpecHook } from "./restore-state-file.ts";
 
 import type { RestoreSource } from "./restore-source.ts";
@@ -472,54 +471,14 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     }
     // The older mount engine, which this host chose: no mount below a tmpfs whose contents come from the checkpoint.
     if (options.mntnsCompatMode) checkCompatModeImages(source.dir, label);
-    // The checkpoint's empty tmpfs mounts (dumped as external): a new tmpfs each, with the same options,
-    // mounted in the work dir for CRIU to bind into the container, and detached here once CRIU is done
-    // (the container's mount keeps it).
+    // Mounts staged in the work dir for CRIU to bind into the container (restore-staging.ts): a read-only tmpfs for
+    // the masked directories and a new tmpfs for each empty one, detached here once CRIU is done (the container's
+    // mount keeps it).
     const staged: string[] = [];
-    const unstage = () => {
-      for (const d of staged.splice(0)) {
-        try {
-          umount2(d, MNT_DETACH);
-        } catch (e) {
-          input.log.warn(`${label}: detach ${d}: ${e instanceof Error ? e.message : String(e)}`);
-        }
-      }
-    };
+    const unstage = () => detachStaged(staged, (d, e) => input.log.warn(`${label}: detach ${d}: ${e instanceof Error ? e.message : String(e)}`));
     undo.push(unstage);
-    // The masked directories (dumped as external, MASKED_DIR_KEY): a new empty tmpfs, read-only down to its
-    // superblock, staged like the empty tmpfs mounts. CRIU binds it over each masked directory; whatever mount
-    // flags CRIU then gives a bind, nothing can be written through it. (Before, the source was a host directory,
-    // /run/cryo/masked-dir: a container restored twice got it read-write at /sys/firmware, wrote into that host
-    // directory, and could not be restored a third time.) A container restored so is checkpointed again with the
-    // same images as one runc made: its masks are read-only tmpfs mounts.
-    let maskedDirSource: string | undefined;
-    if (container.config.mask_paths.length > 0) {
-      const dir = join(workDir, "masked-dir");
-      mkdirSync(dir);
-      try {
-        mount("tmpfs", dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=555,size=4k");
-      } catch (err) {
-        throw CryoError.from(err).wrap(`${label}: a read-only tmpfs for the masked directories`);
-      }
-      staged.push(dir);
-      maskedDirSource = dir;
-    }
-    const emptyTmpfs = (meta.emptyTmpfs ?? []).map((t, i) => {
-      const dir = join(workDir, `tmpfs-${i}`);
-      mkdirSync(dir);
-      try {
-        mount(t.source, dir, "tmpfs", externalFlags?.get(t.key) ?? 0, t.options === "" ? null : t.options);
-      } catch (err) {
-        throw CryoError.from(err).wrap(`${label}: a new tmpfs for ${t.mountpoint} (${t.options})`);
-      }
-      staged.push(dir);
-      try {
-        makeTmpfsEntries(dir, t.entries ?? [], t.root);
-      } catch (err) {
-        throw CryoError.from(err).wrap(`${label}: the contents of ${t.mountpoint} in its new tmpfs`);
-      }
-      return { key: t.key, source: dir };
-    });
+    const maskedDirSource = stageMaskedDir(workDir, container.config.mask_paths, staged, label);
+    const emptyTmpfs = stageEmptyTmpfs(workDir, meta.emptyTmpfs, externalFlags, staged, label);
     const plan = containerRestorePlan({
       // The LSM label CRIU gives every task: the spec's (as runc would start it), unless the configuration or a
       // restore plugin names one; never the one each task's image records (a crafted "unconfined").
@@ -537,27 +496,10 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
       ...(maskedDirSource ? { maskedDirSource } : {}),
       resolveDest: (dest) => resolveDestInRoot(container.config.rootfs, dest),
     });
-    // A user namespace of the container's own: CRIU's root task opens every external mount's source itself
-    // (open_tree), in that namespace, as its root, for whom a source below a directory of the host's root alone
-    // (the masked directory in /run/cryo, a volume below /var/lib/kubelet) is out of reach. Each is bound into the
-    // work dir, which that root can reach (containerd makes the bundle searchable by its group), with the flags
-    // CRIU gives it: in the namespace CRIU's own remount may not change a mount's access-time mode.
+    // A user namespace of the container's own: each external mount's source is bound where the namespace's root can
+    // reach it (restore-staging.ts).
     if (usernsRoot && plan.opts.extMounts) {
-      const tmpfsKeys = new Set(emptyTmpfs.map((t) => t.key));
-      plan.opts.extMounts = plan.opts.extMounts.map((m, i) => {
-        if (tmpfsKeys.has(m.key)) return m;
-        const at = join(workDir, `ext-${i}`);
-        try {
-          if (statSync(m.value).isDirectory()) mkdirSync(at);
-          else writeFileSync(at, "", { flag: "wx" });
-          mount(m.value, at, null, MS_BIND);
-          staged.push(at);
-          mount(null, at, null, MS_BIND | MS_REMOUNT | (externalFlags?.get(m.key) ?? 0));
-        } catch (err) {
-          throw CryoError.from(err).wrap(`${label}: ${m.value} bound in for ${m.key}, for the container's user namespace`);
-        }
-        return { key: m.key, value: at };
-      });
+      plan.opts.extMounts = bindExternalsForUserns(plan.opts.extMounts, new Set(emptyTmpfs.map((t) => t.key)), workDir, externalFlags, staged, label);
     }
     // Lazy pages reach a task through a userfaultfd the task opens itself, which in a user namespace of its own takes
     // vm.unprivileged_userfaultfd=1 (CRIU otherwise: "Unable to open an userfaultfd descriptor: Operation not
@@ -675,32 +617,7 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
         }
       }
     } catch (err) {
-      // A CRIU killed in the middle (the task killed or deleted meanwhile, its helper lost) leaves its mount yard's
-      // directory in /tmp; one that failed on its own has removed it.
-      const yard = removeRestoreYard(join(workDir, "restore.log"));
-      if (yard !== undefined) input.log.info(`${label}: removed ${yard}, the mount yard its killed CRIU left`);
-      // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.
-      if (input.signal?.aborted) throw CryoError.from(input.signal.reason);
-      const kept = join(bundle, RESTORE_LOG);
-      try {
-        copyFileSync(join(workDir, "restore.log"), kept);
-      } catch {
-        // CRIU wrote no log
-      }
-      // The CRIU client names the log in the work directory, which goes with the restore: the copy is named instead.
-      const classified = classifyCriuError(err);
-      const named = classified.message.replaceAll(` (log: ${join(workDir, "restore.log")})`, "");
-      // CRIU says only that a task was "killed by signal 9" (or, its tree waited for, nothing): the memory cgroup says
-      // whether its OOM killer did it. Read before the undo removes the cgroup.
-      const oomAfter = memoryCg && oomBefore !== undefined ? oomKills(memoryCg) : undefined;
-      if (memoryCg && oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore) {
-        const n = oomAfter - oomBefore;
-        const f = prepared.memoryFloor;
-        const floor = `, and the checkpoint's ${f.processes === 1 ? "process holds" : `${f.processes} processes hold`} at least ${showBytes(f.bytes)} of memory once restored (its pages alone: the kernel charges page tables and the like beside them)`;
-        const detail = `the OOM killer killed ${n === 1 ? "a process" : `${n} processes`} in the container's memory cgroup ${memoryCg.dir} while CRIU restored the tree (oom_kill ${oomBefore} -> ${oomAfter}): the cgroup can hold ${describeRoom(memoryRoom(memoryCg))}${floor}; restore it with a higher memory limit. CRIU: ${named}`;
-        throw new CryoError(Code.RESOURCE_EXHAUSTED, `${label} (log: ${kept}): resource exhausted: ${detail}`, { cause: classified });
-      }
-      throw new CryoError(classified.code, `${label} (log: ${kept}): ${named}`, { cause: classified });
+      throw criuRestoreError(err, { label, workDir, bundle, log: input.log, signal: input.signal, memoryCg, oomBefore, memoryFloor: prepared.memoryFloor });
     }
     unstage();
     pid = result.pid;
@@ -753,64 +670,14 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     // Success: the state dir and cgroups stay; CRIU's root mount goes. From here on the container runs: what
     // fails to be tidied is logged, not thrown (a throw would kill the restored tree and leave its state).
     undo.length = 0;
-    const tidy = (what: string, f: () => void) => {
-      try {
-        f();
-      } catch (e) {
-        input.log.warn(`${label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    };
     criu.releaseJoin?.(joinDirs); // used by the restore: nothing left to release
-    tidy("detach CRIU's root", unmountRoot);
-    tidy("give the images back their owners and modes", () => revokeImages?.());
-    tidy("let go of the page store entry", () => releaseEntry?.());
-    tidy(`keep CRIU's log as ${RESTORE_LOG}`, () => renameSync(join(workDir, "restore.log"), join(bundle, RESTORE_LOG)));
-    // Once every page is in (at once, or when the lazy-pages daemon exits): the work dir goes, and so
-    // does a local-pages restore's images directory.
-    const removeWork = () => {
-      tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
-      tidy("release the local page images", () => localImages?.[Symbol.dispose]());
-      if (input.removeSource) {
-        // A whole copy of the checkpoint (1 GiB of pages for a 1 GiB container), removed off the event loop rather
-        // than before Start answers: removed in line, it held a 1 GiB restore 50 ms on a quiet machine and up to
-        // 530 ms under load (bench/checkpoint-compare.ts --trace), with the event loop blocked. And at a low CPU
-        // priority: the kernel frees the file's page cache in the remover's own time (~0.1 s per GiB), which on the
-        // thread pool took a core from the rest of Start and containerd's (removeInBackground).
-        const what = `remove containerd's extraction of the checkpoint, ${source.dir}`;
-        void removeInBackground(source.dir).then(
-          () => tidy(what, () => forgetExtraction(input.bundle)),
-          (e: unknown) => input.log.warn(`${label}: ${what}: ${e instanceof Error ? e.message : String(e)}`),
-        );
-      }
-    };
-    if (lazy) {
-      const server: LazyPagesServer = lazy;
-      const rootStart = readProcStat(pid)?.startTime;
-      void server.done.then(
-        (d) => input.log.info(`${label}: lazy-pages daemon done: every page back`, { ms: Math.round(performance.now() - started), daemonMs: Math.round(d.durationMs), pages: d.transferredPages }),
-        (err) => {
-          const why = err instanceof Error ? err.message : String(err);
-          // The pages it had not served yet are gone for good: with its userfaultfd closed they read as zeros, and the
-          // tree would run on memory that is not its own (a helper session: memhog found corrupt words, exit 2). It is
-          // ended (SIGKILL: exit 137) unless it ended already (its root's start time tells a reused pid).
-          if (rootStart !== undefined && readProcStat(pid)?.startTime === rootStart) {
-            input.log.error(`${label}: lazy-pages daemon failed before every page was back: ${why}; the restored tree is killed (its memory is incomplete)`);
-            killTree(pid);
-          } else input.log.warn(`${label}: lazy-pages daemon failed: ${why}`);
-        },
-      );
-      void server.exited.then(() => {
-        try {
-          // Whole or not at all: readers take the log once it exists.
-          const kept = join(bundle, LAZY_PAGES_LOG);
-          copyFileSync(server.logFile, `${kept}.tmp`);
-          renameSync(`${kept}.tmp`, kept);
-        } catch {
-          // no log
-        }
-        removeWork();
-      });
-    } else removeWork();
+    const extraction = input.removeSource ? source.dir : undefined;
+    settleRestored({ label, log: input.log, workDir, bundle, pid, started, lazy, localImages, extraction }, [
+      ["detach CRIU's root", unmountRoot],
+      ["give the images back their owners and modes", () => revokeImages?.()],
+      ["let go of the page store entry", () => releaseEntry?.()],
+      [`keep CRIU's log as ${RESTORE_LOG}`, () => renameSync(join(workDir, "restore.log"), join(bundle, RESTORE_LOG))],
+    ]);
     const lazyPagesExited = lazy?.exited.then(
       () => {},
       () => {},
@@ -842,6 +709,133 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
   } finally {
     for (const n of opened) closeSync(n);
   }
+}
+
+/** A restore that succeeded, for settleRestored. */
+interface SettledRestore {
+  label: string;
+  log: Logger;
+  workDir: string;
+  bundle: string;
+  /** The restored tree's root, and when its CRIU call started. */
+  pid: number;
+  started: number;
+  /** The lazy-pages daemon of a lazy restore, still serving pages. */
+  lazy: LazyPagesServer | undefined;
+  localImages: RestoreImages | undefined;
+  /** containerd's extraction of the checkpoint, when the restore removes it. */
+  extraction: string | undefined;
+}
+
+/**
+ * Tidies after a restore that succeeded. From here on the container runs: what fails to be tidied is logged, not
+ * thrown (a throw would kill the restored tree and leave its state). `now` runs at once; the work dir, a local-pages
+ * restore's images directory and containerd's extraction go once every page is in: at once, or when a lazy restore's
+ * lazy-pages daemon exits (its log is kept as <bundle>/criu-lazy-pages.log). A lazy-pages daemon that fails before
+ * every page is back has the restored tree killed: its memory is incomplete.
+ */
+function settleRestored(r: SettledRestore, now: readonly [string, () => void][]): void {
+  const { label, log, workDir, bundle, pid, lazy } = r;
+  const tidy = (what: string, f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      log.warn(`${label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  for (const [what, f] of now) tidy(what, f);
+  const removeWork = () => {
+    tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
+    tidy("release the local page images", () => r.localImages?.[Symbol.dispose]());
+    const extraction = r.extraction;
+    if (extraction !== undefined) {
+      // A whole copy of the checkpoint (1 GiB of pages for a 1 GiB container), removed off the event loop rather
+      // than before Start answers: removed in line, it held a 1 GiB restore 50 ms on a quiet machine and up to
+      // 530 ms under load (bench/checkpoint-compare.ts --trace), with the event loop blocked. And at a low CPU
+      // priority: the kernel frees the file's page cache in the remover's own time (~0.1 s per GiB), which on the
+      // thread pool took a core from the rest of Start and containerd's (removeInBackground).
+      const what = `remove containerd's extraction of the checkpoint, ${extraction}`;
+      void removeInBackground(extraction).then(
+        () => tidy(what, () => forgetExtraction(bundle)),
+        (e: unknown) => log.warn(`${label}: ${what}: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    }
+  };
+  if (lazy === undefined) return removeWork();
+  const rootStart = readProcStat(pid)?.startTime;
+  void lazy.done.then(
+    (d) => log.info(`${label}: lazy-pages daemon done: every page back`, { ms: Math.round(performance.now() - r.started), daemonMs: Math.round(d.durationMs), pages: d.transferredPages }),
+    (err) => {
+      const why = err instanceof Error ? err.message : String(err);
+      // The pages it had not served yet are gone for good: with its userfaultfd closed they read as zeros, and the
+      // tree would run on memory that is not its own (a helper session: memhog found corrupt words, exit 2). It is
+      // ended (SIGKILL: exit 137) unless it ended already (its root's start time tells a reused pid).
+      if (rootStart !== undefined && readProcStat(pid)?.startTime === rootStart) {
+        log.error(`${label}: lazy-pages daemon failed before every page was back: ${why}; the restored tree is killed (its memory is incomplete)`);
+        killTree(pid);
+      } else log.warn(`${label}: lazy-pages daemon failed: ${why}`);
+    },
+  );
+  void lazy.exited.then(() => {
+    try {
+      // Whole or not at all: readers take the log once it exists.
+      const kept = join(bundle, LAZY_PAGES_LOG);
+      copyFileSync(lazy.logFile, `${kept}.tmp`);
+      renameSync(`${kept}.tmp`, kept);
+    } catch {
+      // no log
+    }
+    removeWork();
+  });
+}
+
+/** What criuRestoreError reads of the failed restore. */
+interface FailedCriuCall {
+  label: string;
+  workDir: string;
+  bundle: string;
+  log: Logger;
+  signal: AbortSignal | undefined;
+  /** The container's memory cgroup, and its OOM kills before the call. */
+  memoryCg: MemoryCgroup | undefined;
+  oomBefore: number | undefined;
+  memoryFloor: MemoryFloor;
+}
+
+/**
+ * The error a failed CRIU restore call reports: the cancellation when the task was killed or deleted meanwhile;
+ * RESOURCE_EXHAUSTED when the memory cgroup's OOM killer took tasks of the tree during the call (CRIU says only
+ * "killed by signal 9"); otherwise CRIU's own, classified (criu-errors.ts). CRIU's log is kept as
+ * <bundle>/criu-restore.log and named in the message; the mount yard a killed CRIU left is removed.
+ */
+function criuRestoreError(err: unknown, c: FailedCriuCall): CryoError {
+  const { label, workDir, bundle, memoryCg, oomBefore } = c;
+  // A CRIU killed in the middle (the task killed or deleted meanwhile, its helper lost) leaves its mount yard's
+  // directory in /tmp; one that failed on its own has removed it.
+  const yard = removeRestoreYard(join(workDir, "restore.log"));
+  if (yard !== undefined) c.log.info(`${label}: removed ${yard}, the mount yard its killed CRIU left`);
+  // Cancelled (the task killed or deleted meanwhile): that is the error, not what the killed call reported.
+  if (c.signal?.aborted) return CryoError.from(c.signal.reason);
+  const kept = join(bundle, RESTORE_LOG);
+  try {
+    copyFileSync(join(workDir, "restore.log"), kept);
+  } catch {
+    // CRIU wrote no log
+  }
+  // The CRIU client names the log in the work directory, which goes with the restore: the copy is named instead.
+  const classified = classifyCriuError(err);
+  const named = classified.message.replaceAll(` (log: ${join(workDir, "restore.log")})`, "");
+  // CRIU says only that a task was "killed by signal 9" (or, its tree waited for, nothing): the memory cgroup says
+  // whether its OOM killer did it. Read before the undo removes the cgroup.
+  const oomAfter = memoryCg && oomBefore !== undefined ? oomKills(memoryCg) : undefined;
+  if (memoryCg && oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore) {
+    const n = oomAfter - oomBefore;
+    const f = c.memoryFloor;
+    const floor = `, and the checkpoint's ${f.processes === 1 ? "process holds" : `${f.processes} processes hold`} at least ${showBytes(f.bytes)} of memory once restored (its pages alone: the kernel charges page tables and the like beside them)`;
+    const detail = `the OOM killer killed ${n === 1 ? "a process" : `${n} processes`} in the container's memory cgroup ${memoryCg.dir} while CRIU restored the tree (oom_kill ${oomBefore} -> ${oomAfter}): the cgroup can hold ${describeRoom(memoryRoom(memoryCg))}${floor}; restore it with a higher memory limit. CRIU: ${named}`;
+    return new CryoError(Code.RESOURCE_EXHAUSTED, `${label} (log: ${kept}): resource exhausted: ${detail}`, { cause: classified });
+  }
+  return new CryoError(classified.code, `${label} (log: ${kept}): ${named}`, { cause: classified });
 }
 
 /** Whether a task without privilege over the host may open a userfaultfd (vm.unprivileged_userfaultfd; absent on kernels that always allow it). */
@@ -940,37 +934,6 @@ function startTicksOrZero(pid: number): number {
     return readStartTicks(pid);
   } catch {
     return 0;
-  }
-}
-
-/**
- * Makes a tmpfs's recorded entries (runc-criu.ts tmpfsEntries, parents before children) in dir, each with
- * its owner and mode: what CRIU's tar would have extracted, without the tar.
- */
-export function makeTmpfsEntries(dir: string, entries: readonly TmpfsEntry[], root?: TmpfsRoot): void {
-  // Every entry's parent is the root or a directory made before it (never a symlink): nothing lands outside dir.
-  const dirs = new Set([""]);
-  for (const e of entries) {
-    const parent = e.path.includes("/") ? e.path.slice(0, e.path.lastIndexOf("/")) : "";
-    if (!dirs.has(parent)) throw invalidArgument(`tmpfs entry ${e.path}`, { detail: "its parent is not a directory made before it" });
-    if (e.type === "dir") dirs.add(e.path);
-    const p = join(dir, e.path);
-    if (e.type === "dir") mkdirSync(p);
-    else if (e.type === "file") closeSync(openSync(p, "wx"));
-    else if (e.type === "symlink") symlinkSync(e.target!, p);
-    else mknod(p, e.type === "char" ? S_IFCHR : S_IFBLK, e.mode, e.major!, e.minor!);
-    lchownSync(p, e.uid, e.gid);
-    if (e.type !== "symlink") chmodSync(p, e.mode); // after chown, which clears set-id bits; exact, whatever the umask
-  }
-  // Times last, children before their directories (making a child sets its directory's), the root at the end.
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const e = entries[i]!;
-    if (e.atimeMs !== undefined && e.mtimeMs !== undefined) lutimesSync(join(dir, e.path), e.atimeMs / 1000, e.mtimeMs / 1000);
-  }
-  if (root) {
-    chownSync(dir, root.uid, root.gid);
-    chmodSync(dir, root.mode);
-    if (root.atimeMs !== undefined && root.mtimeMs !== undefined) utimesSync(dir, root.atimeMs / 1000, root.mtimeMs / 1000);
   }
 }
 

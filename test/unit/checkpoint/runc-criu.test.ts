@@ -3,7 +3,7 @@ import { containerDumpOpts, containerRestorePlan, readHostCgroupFacts, resolveCh
 import { Code, CryoError } from "../../../src/errors.ts";
 import { cgroupYard, restoreCgroupRoots, restoreJoinDirs, emptyTmpfsMounts, MASKED_DIR_KEY, MASKED_DIR_SOURCE, maskedDirs, tmpfsEntries, tmpfsRoot, type TmpfsEntry } from "../../../src/checkpoint/runc-criu.ts";
 import { thawRestored } from "../../../src/shim/restore-cgroups.ts";
-import { makeTmpfsEntries } from "../../../src/shim/restore-container.ts";
+import { makeTmpfsEntries } from "../../../src/shim/restore-staging.ts";
 import { mknod, S_IFCHR } from "../../../src/sys/mknod.ts";
 import { chmodSync, chownSync, existsSync, linkSync, lchownSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
