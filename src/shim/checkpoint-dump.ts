@@ -331,6 +331,71 @@ function recordThreadStates(pids: number[], cgroupPaths: Record<string, string>,
   }
 }
 
+/** What lookAtTree is given: the container's init and the processes of its cgroup. */
+interface TreeLook {
+  pid: number;
+  cgroupPids: number[];
+  cgroupPaths: Record<string, string>;
+  preDump: boolean;
+  log: Logger;
+  label: string;
+}
+
+/**
+ * What the dump needs to know of the tree before CRIU runs, the container frozen: the processes in its cgroup that the
+ * checkpoint will not hold (logged), a personality that a restore would lose (FAILED_PRECONDITION), each thread's CPU
+ * affinity, timer slack and I/O priority (for the metadata: CRIU restores none of them), and the paths of files on the
+ * rootfs that inotify or fanotify watch (for CRIU's irmap).
+ */
+async function lookAtTree({ pid, cgroupPids, cgroupPaths, preDump, log, label }: TreeLook): Promise<{ threadStates: ThreadState[]; watchedPaths: string[] }> {
+  // CRIU dumps the tree below the init. An exec'd process (`ctr task exec`, `kubectl exec`) is a child of the shim's
+  // runc, not of the init: it is in the container's cgroup but not in the checkpoint, under runc's shim too. Said
+  // in the log, since the restore will not have it.
+  const tree = new Set(processTree(pid));
+  const outside = cgroupPids.filter((p) => !tree.has(p));
+  // An exec joins the init's PID namespace. A process in another one is another container's that shares this cgroup
+  // (a spec that names it; a copy restored under a new id by runc's shim, which keeps its source's cgroupsPath: cryo's
+  // gives such a copy its own), and is frozen with it while this one is paused and dumped.
+  const initPidNs = pidNamespaceOf(pid);
+  const others = initPidNs === undefined ? [] : outside.filter((p) => {
+    const n = pidNamespaceOf(p);
+    return n !== undefined && n !== initPidNs;
+  });
+  const execd = outside.filter((p) => !others.includes(p));
+  const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p) ?? "gone"})`).join(", ");
+  if (execd.length > 0) log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
+  if (others.length > 0) {
+    log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);
+  }
+  // A personality the running tasks depend on (linux32, uname26, ...), which a restore by a CRIU that does not carry it
+  // loses (personality-check.ts). cryo's CRIU (patch 0011) records and restores each thread's: nothing to check.
+  const personalities = criuRestoresPersonality(criuBinary()) ? [] : threadPersonalities([...tree]);
+  const lost = personalities.filter((t) => t.whileRunning.length > 0);
+  if (lost.length > 0) {
+    const t = lost[0]!;
+    const which = t.tid === t.pid ? `process ${innermostPid(t.pid) ?? t.pid}` : `thread ${innermostPid(t.tid) ?? t.tid} of process ${innermostPid(t.pid) ?? t.pid}`;
+    const more = lost.length > 1 ? ` (and ${lost.length - 1} more ${lost.length === 2 ? "thread" : "threads"})` : "";
+    throw failedPrecondition(label, {
+      detail: `${which} of the container runs with personality ${showPersonality(t.value)} (${t.whileRunning.join(", ")})${more}, which a restore would lose while the task depends on it: this CRIU does not restore a task's personality (it is not cryo's build with patch 0011), and nothing outside the task can set it (personality(2) acts on its caller)`,
+    });
+  }
+  const atExec = personalities.filter((t) => t.atExec.length > 0);
+  if (atExec.length > 0) {
+    log.warn(`${label}: tasks with a personality the restore loses (this CRIU does not restore it): what they execute after the restore runs without it`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
+  }
+  // Each thread's CPU affinity, timer slack and I/O priority, which CRIU does not restore (thread-state.ts), where it
+  // differs from a thread's default: read now, the tree frozen (containerd paused it), and set again by the restore.
+  const threadStates = preDump ? [] : recordThreadStates([...tree], cgroupPaths, log, label);
+  // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
+  // the watched files, for CRIU to find them by (watch-paths.ts).
+  const watched = watchedInodes(cgroupPids);
+  if (watched.length === 0) return { threadStates, watchedPaths: [] };
+  const t = performance.now();
+  const watchedPaths = await findWatchedPaths(`/proc/${pid}/root`, watched);
+  log.info(`${label}: ${watched.length} watched files; on the rootfs: ${watchedPaths.join(", ") || "none"}`, { ms: Math.round(performance.now() - t) });
+  return { threadStates, watchedPaths };
+}
+
 /** Dumps the container; see the module comment for what it leaves where. */
 export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   // For `delete`, should this daemon die before it answers (orphaned-criu.ts removeAbandonedDumpDir).
@@ -342,6 +407,111 @@ export async function dumpContainer(input: DumpInput): Promise<DumpOutcome> {
   }
 }
 
+/** What dumpCallError reads of the failed CRIU call. */
+interface FailedDumpCall {
+  label: string;
+  input: DumpInput;
+  pid: number;
+  state: ReturnType<typeof parseRuncState>;
+  plan: CheckpointPlan;
+  /** CRIU's log in the work directory: kept as <bundle>/criu-dump.log (FAILED_DUMP_LOG). */
+  logFile: string;
+  /** The call's signal: the caller's, the plan's timeout, the images directory's removal. */
+  signal: AbortSignal;
+  ownNetns: boolean;
+  cgroupDir: string | undefined;
+  useFreezer: boolean;
+  /** The freeze an abort started before CRIU was killed, if any. */
+  freezingBeforeKill: () => Promise<void> | undefined;
+  imagesDir: string;
+  /** Whether the images directory has gone (containerd removed it: its caller went away). */
+  imagesDirGone: () => boolean;
+}
+
+/**
+ * The error of a failed CRIU dump call, after undoing what a killed or lost CRIU left (undoKilledDump: the network
+ * lock, a paused container frozen again, a thawed one thawed): CANCELLED or DEADLINE_EXCEEDED with what was undone
+ * when the call was aborted, CRIU's own classified error otherwise, each naming the kept log.
+ */
+async function dumpCallError(err: unknown, c: FailedDumpCall): Promise<CryoError> {
+  const { label, input, pid, state, plan, signal, ownNetns, cgroupDir, useFreezer, imagesDir } = c;
+  const kept = join(input.bundle, FAILED_DUMP_LOG);
+  try {
+    copyRegularFile(c.logFile, kept);
+  } catch {
+    // no log written (CRIU never started)
+  }
+  // CRIU killed where it stood, by this abort or from outside (a crash, an operator's kill): what it froze and locked
+  // stays so unless undone here. Its tasks ran on from its death: a paused container must be frozen again.
+  const lost = !signal.aborted && err instanceof CriuLostError;
+  if (signal.aborted && err instanceof CriuStoppedError) {
+    // CRIU, asked to stop (SIGTERM, cryo's CRIU), ended the dump through its own cleanup: nothing is left to undo.
+    const reason = CryoError.from(signal.reason);
+    const what = plan.preDump ? "pre-dump" : "dump";
+    const how = err.finished
+      ? `CRIU had already finished the ${what} when it was asked to stop${plan.preDump || plan.leaveRunning ? "" : ": the container's processes have ended"}`
+      : `CRIU stopped the ${what} at a safe point and put the container back as it was`;
+    input.log.warn(`${label}: aborted: ${reason.message}; ${how}`, { log: kept });
+    return new CryoError(reason.code, `${reason.message}; ${how} (log: ${kept})`, { cause: err });
+  }
+  if (signal.aborted || lost) {
+    const logFile = c.logFile;
+    // A Kill with SIGKILL aborted the dump (at once, or after another abort): the init gets its SIGKILL here, while
+    // the cgroup is still frozen, so that it dies of it once thawed. CRIU, killed wherever it stood, may have left the
+    // init with compel's injected syscall and trap, and a thaw first let it die of SIGTRAP (exit 133) before the
+    // Kill's own signal came (that Kill then failed: process already finished).
+    if (!lost && (killsAtOnce(signal.reason) || input.killNow?.aborted === true)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    const undone = await undoKilledDump({
+      netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
+      logFile,
+      networkLock: plan.networkLock,
+      ownNetns,
+      ...(plan.tcpEstablished ? { tcpProcesses: () => (cgroupDir === undefined ? Promise.resolve([]) : listPidsRecursive(cgroupDir)) } : {}),
+      freezer: useFreezer
+        ? {
+            paused: input.paused,
+            set: async (frozen) => {
+              // The freeze before the kill is over first (it thaws the cgroup itself when it gives up).
+              await c.freezingBeforeKill()?.catch(() => {});
+              const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
+              await (frozen ? cgroup.freeze() : cgroup.thaw());
+            },
+          }
+        : undefined,
+    });
+    if (lost) {
+      input.log.warn(`${label}: CRIU ended without an answer`, { undone: undone.done, failed: undone.failed, log: kept });
+      const parts = [...undone.done, ...undone.failed.map((f) => `not undone: ${f}`)];
+      const e = classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+      return parts.length > 0 ? new CryoError(e.code, `${e.message}; after it: ${parts.join("; ")}`, { cause: err }) : e;
+    }
+    const last = lastLogLine(regularFileText(logFile));
+    const reason = CryoError.from(signal.reason);
+    const parts = [
+      `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${err instanceof CriuKilledError ? ` (${err.why})` : ""}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
+      ...undone.done,
+      ...undone.failed.map((f) => `not undone: ${f}`),
+    ];
+    input.log.warn(`${label}: aborted: ${reason.message}`, { ...(err instanceof CriuKilledError ? { criuKilled: err.why } : {}), undone: undone.done, failed: undone.failed, log: kept });
+    return new CryoError(reason.code, `${reason.message}; ${parts.join("; ")} (log: ${kept})`, { cause: err });
+  }
+  // containerd removed its directory (its caller went away) before the watch's next look, and CRIU failed on the
+  // missing images first ("Unable to open ...img: No such file"; a helper session: ctr killed 0.01-0.1 s into the
+  // dump). CRIU cleaned up after itself; the error says why it failed.
+  if (c.imagesDirGone()) {
+    const e = classifyCriuError(err);
+    return new CryoError(Code.CANCELLED, `${label}: cancelled: its images directory ${imagesDir} was removed during the ${plan.preDump ? "pre-dump" : "dump"} (containerd removes its checkpoint directory when the request ends: its caller went away), and CRIU failed on it: ${e.message} (log: ${kept})`, { cause: err });
+  }
+  return classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+}
+
+/** dumpContainer's work: the plan, the looks at the tree, CRIU's call, then the checkpoint's metadata and images. */
 async function dump(input: DumpInput): Promise<DumpOutcome> {
   const { id, bundle } = input;
   const label = `checkpoint container ${id}`;
@@ -428,53 +598,8 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   // The container's processes (its cgroup's), read once for the two looks below.
   const cgroupDir = state.cgroup_paths.freezer ?? state.cgroup_paths[""];
   const cgroupPids = cgroupDir === undefined ? [] : await listPidsRecursive(cgroupDir);
-  // CRIU dumps the tree below the init. An exec'd process (`ctr task exec`, `kubectl exec`) is a child of the shim's
-  // runc, not of the init: it is in the container's cgroup but not in the checkpoint, under runc's shim too. Said
-  // in the log, since the restore will not have it.
-  const tree = new Set(processTree(pid));
-  const outside = cgroupPids.filter((p) => !tree.has(p));
-  // An exec joins the init's PID namespace. A process in another one is another container's that shares this cgroup
-  // (a spec that names it; a copy restored under a new id by runc's shim, which keeps its source's cgroupsPath: cryo's
-  // gives such a copy its own), and is frozen with it while this one is paused and dumped.
-  const initPidNs = pidNamespaceOf(pid);
-  const others = initPidNs === undefined ? [] : outside.filter((p) => {
-    const n = pidNamespaceOf(p);
-    return n !== undefined && n !== initPidNs;
-  });
-  const execd = outside.filter((p) => !others.includes(p));
-  const named = (pids: number[]) => pids.map((p) => `${p} (${commOf(p) ?? "gone"})`).join(", ");
-  if (execd.length > 0) input.log.warn(`${label}: processes not below the container's init (exec'd), which the checkpoint does not hold: ${named(execd)}`);
-  if (others.length > 0) {
-    input.log.warn(`${label}: processes of another PID namespace in the container's cgroup (another container's, whose spec names this cgroup), frozen with it, not in the checkpoint: ${named(others)}`);
-  }
-  // A personality the running tasks depend on (linux32, uname26, ...), which a restore by a CRIU that does not carry it
-  // loses (personality-check.ts). cryo's CRIU (patch 0011) records and restores each thread's: nothing to check.
-  const personalities = criuRestoresPersonality(criuBinary()) ? [] : threadPersonalities([...tree]);
-  const lost = personalities.filter((t) => t.whileRunning.length > 0);
-  if (lost.length > 0) {
-    const t = lost[0]!;
-    const which = t.tid === t.pid ? `process ${innermostPid(t.pid) ?? t.pid}` : `thread ${innermostPid(t.tid) ?? t.tid} of process ${innermostPid(t.pid) ?? t.pid}`;
-    const more = lost.length > 1 ? ` (and ${lost.length - 1} more ${lost.length === 2 ? "thread" : "threads"})` : "";
-    throw failedPrecondition(label, {
-      detail: `${which} of the container runs with personality ${showPersonality(t.value)} (${t.whileRunning.join(", ")})${more}, which a restore would lose while the task depends on it: this CRIU does not restore a task's personality (it is not cryo's build with patch 0011), and nothing outside the task can set it (personality(2) acts on its caller)`,
-    });
-  }
-  const atExec = personalities.filter((t) => t.atExec.length > 0);
-  if (atExec.length > 0) {
-    input.log.warn(`${label}: tasks with a personality the restore loses (this CRIU does not restore it): what they execute after the restore runs without it`, { tasks: atExec.map((t) => `${innermostPid(t.tid) ?? t.tid} ${showPersonality(t.value)} (${t.atExec.join(", ")})`) });
-  }
-  // Each thread's CPU affinity, timer slack and I/O priority, which CRIU does not restore (thread-state.ts), where it
-  // differs from a thread's default: read now, the tree frozen (containerd paused it), and set again by the restore.
-  const threadStates = plan.preDump ? [] : recordThreadStates([...tree], state.cgroup_paths, input.log, label);
-  // Watches (inotify, fanotify) on files of the rootfs, which CRIU cannot open by handle on overlayfs: the paths of
-  // the watched files, for CRIU to find them by (watch-paths.ts).
-  const watched = watchedInodes(cgroupPids);
-  if (watched.length > 0) {
-    const t = performance.now();
-    const paths = await findWatchedPaths(`/proc/${pid}/root`, watched);
-    input.log.info(`${label}: ${watched.length} watched files; on the rootfs: ${paths.join(", ") || "none"}`, { ms: Math.round(performance.now() - t) });
-    if (paths.length > 0) opts.irmapPaths = [...(opts.irmapPaths ?? []), ...paths];
-  }
+  const { threadStates, watchedPaths } = await lookAtTree({ pid, cgroupPids, cgroupPaths: state.cgroup_paths, preDump: plan.preDump, log: input.log, label });
+  if (watchedPaths.length > 0) opts.irmapPaths = [...(opts.irmapPaths ?? []), ...watchedPaths];
   // cryo hands the container its stdout/stderr FIFOs: they live outside its mounts, so CRIU dumps them as external files.
   const stdioKeys = stdioExternals(stdio);
   if (stdioKeys.length > 0) opts.external = [...new Set([...(opts.external ?? []), ...stdioKeys])];
@@ -582,82 +707,22 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
       dumped = plan.preDump ? await input.criu.preDump(opts, call) : await input.criu.dump(opts, call);
     }
   } catch (err) {
-    const logName = opts.logFile ?? "dump.log";
-    const kept = join(bundle, FAILED_DUMP_LOG);
-    try {
-      copyRegularFile(join(workDir, logName), kept);
-    } catch {
-      // no log written (CRIU never started)
-    }
     if (pageEntry) rmSync(pageEntry, { recursive: true, force: true });
-    // CRIU killed where it stood, by this abort or from outside (a crash, an operator's kill): what it froze and locked
-    // stays so unless undone here. Its tasks ran on from its death: a paused container must be frozen again.
-    const lost = !signal.aborted && err instanceof CriuLostError;
-    if (signal.aborted && err instanceof CriuStoppedError) {
-      // CRIU, asked to stop (SIGTERM, cryo's CRIU), ended the dump through its own cleanup: nothing is left to undo.
-      const reason = CryoError.from(signal.reason);
-      const what = plan.preDump ? "pre-dump" : "dump";
-      const how = err.finished
-        ? `CRIU had already finished the ${what} when it was asked to stop${plan.preDump || plan.leaveRunning ? "" : ": the container's processes have ended"}`
-        : `CRIU stopped the ${what} at a safe point and put the container back as it was`;
-      input.log.warn(`${label}: aborted: ${reason.message}; ${how}`, { log: kept });
-      throw new CryoError(reason.code, `${reason.message}; ${how} (log: ${kept})`, { cause: err });
-    }
-    if (signal.aborted || lost) {
-      const logFile = join(workDir, logName);
-      // A Kill with SIGKILL aborted the dump (at once, or after another abort): the init gets its SIGKILL here, while
-      // the cgroup is still frozen, so that it dies of it once thawed. CRIU, killed wherever it stood, may have left the
-      // init with compel's injected syscall and trap, and a thaw first let it die of SIGTRAP (exit 133) before the
-      // Kill's own signal came (that Kill then failed: process already finished).
-      if (!lost && (killsAtOnce(signal.reason) || input.killNow?.aborted === true)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone already
-        }
-      }
-      const undone = await undoKilledDump({
-        netns: state.namespace_paths.NEWNET ?? `/proc/${pid}/ns/net`,
-        logFile,
-        networkLock: plan.networkLock,
-        ownNetns,
-        ...(plan.tcpEstablished ? { tcpProcesses: () => (cgroupDir === undefined ? Promise.resolve([]) : listPidsRecursive(cgroupDir)) } : {}),
-        freezer: useFreezer
-          ? {
-              paused: input.paused,
-              set: async (frozen) => {
-                // The freeze before the kill is over first (it thaws the cgroup itself when it gives up).
-                await freezingBeforeKill?.catch(() => {});
-                const cgroup = await openCgroup({ runcCgroupPaths: state.cgroup_paths });
-                await (frozen ? cgroup.freeze() : cgroup.thaw());
-              },
-            }
-          : undefined,
-      });
-      if (lost) {
-        input.log.warn(`${label}: CRIU ended without an answer`, { undone: undone.done, failed: undone.failed, log: kept });
-        const parts = [...undone.done, ...undone.failed.map((f) => `not undone: ${f}`)];
-        const e = classifyCriuError(err).wrap(`${label} (log: ${kept})`);
-        throw parts.length > 0 ? new CryoError(e.code, `${e.message}; after it: ${parts.join("; ")}`, { cause: err }) : e;
-      }
-      const last = lastLogLine(regularFileText(logFile));
-      const reason = CryoError.from(signal.reason);
-      const parts = [
-        `CRIU killed during the ${plan.preDump ? "pre-dump" : "dump"}${err instanceof CriuKilledError ? ` (${err.why})` : ""}${last ? ` (its log's last line: ${JSON.stringify(last)})` : ""}`,
-        ...undone.done,
-        ...undone.failed.map((f) => `not undone: ${f}`),
-      ];
-      input.log.warn(`${label}: aborted: ${reason.message}`, { ...(err instanceof CriuKilledError ? { criuKilled: err.why } : {}), undone: undone.done, failed: undone.failed, log: kept });
-      throw new CryoError(reason.code, `${reason.message}; ${parts.join("; ")} (log: ${kept})`, { cause: err });
-    }
-    // containerd removed its directory (its caller went away) before the watch's next look, and CRIU failed on the
-    // missing images first ("Unable to open ...img: No such file"; a helper session: ctr killed 0.01-0.1 s into the
-    // dump). CRIU cleaned up after itself; the error says why it failed.
-    if (stopWatch.gone()) {
-      const e = classifyCriuError(err);
-      throw new CryoError(Code.CANCELLED, `${label}: cancelled: its images directory ${imagesDir} was removed during the ${plan.preDump ? "pre-dump" : "dump"} (containerd removes its checkpoint directory when the request ends: its caller went away), and CRIU failed on it: ${e.message} (log: ${kept})`, { cause: err });
-    }
-    throw classifyCriuError(err).wrap(`${label} (log: ${kept})`);
+    throw await dumpCallError(err, {
+      label,
+      input,
+      pid,
+      state,
+      plan,
+      logFile: join(workDir, opts.logFile ?? "dump.log"),
+      signal,
+      ownNetns,
+      cgroupDir,
+      useFreezer,
+      freezingBeforeKill: () => freezingBeforeKill,
+      imagesDir,
+      imagesDirGone: stopWatch.gone,
+    });
   } finally {
     clearTimeout(timer);
     stopWatch();
