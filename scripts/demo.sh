@@ -55,7 +55,14 @@ fi
 step "run a container: memhog fills $mib MiB with a pattern and counts every 100 ms (runtime $runtime)"
 ctr run -d --runtime "$runtime" localhost/cryo-test:latest "$id" memhog "$mib" /tmp/counter >/dev/null
 rootfs="$dir/state/io.containerd.runtime.v2.task/$ns/$id/rootfs"
-counter() { cat "$rootfs/tmp/counter" 2>/dev/null || echo 0; }
+# memhog's counter (10 digits, leading zeros: the test image ships the file blank at that size), as a plain decimal:
+# 0 before the first write; without its zeros, which shell arithmetic would read as octal.
+counter() {
+  local v
+  v="$(cat "$rootfs/tmp/counter" 2>/dev/null | tr -dc 0-9)"
+  v="${v#"${v%%[!0]*}"}"
+  echo "${v:-0}"
+}
 wait_counter_above() {
   local deadline=$((SECONDS + 30))
   until [ "$(counter)" -gt "$1" ] 2>/dev/null; do

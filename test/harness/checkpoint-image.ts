@@ -1,7 +1,6 @@
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PrivateContainerd } from "../../src/containerd/index.ts";
-import { taskStatus } from "./task-status.ts";
 
 /** The media type containerd gives the CRIU tar of a checkpoint image. */
 export const criuTarMediaType = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
@@ -40,31 +39,6 @@ export async function checkpointHeldFile(pc: PrivateContainerd, ref: string, pat
   const files = Bun.spawnSync(["tar", "-xOf", tar.path, "files.img"], { stdout: "pipe", stderr: "pipe" });
   if (files.exitCode !== 0) throw new Error(`files.img in ${ref}: ${files.stderr.toString()}`);
   return files.stdout.includes(path);
-}
-
-/** The files the test fixtures rewrite while they run: memhog's and the shell counters' /tmp/counter, tcp-client's /tmp/tcp. */
-export const COUNTER_FILES: readonly string[] = ["/tmp/counter", "/tmp/tcp"];
-
-/**
- * `ctr containers checkpoint --task [flags] id ref`, for a restore without the writable layer. A counter that rewrites
- * a file in its rootfs (COUNTER_FILES) holds it open from its open to its close: some ms under disk load (3 dumps of
- * 100 in a helper session, and seen in CI). A dump that caught it there restores only where the rootfs has that
- * file, which a fresh one has not ("the container had /tmp/counter open, and the restored root file system has no
- * /tmp/counter"), so such a dump is taken again, up to 5 times, while the task runs on: these tests mean a counter
- * between writes. With --rw the file comes back with the layer and the first dump is kept.
- */
-export async function checkpointBetweenWrites(pc: PrivateContainerd, id: string, ref: string, options: { flags?: readonly string[]; held?: readonly string[]; timeoutMs?: number } = {}): Promise<void> {
-  const flags = options.flags ?? [];
-  const held = options.held ?? COUNTER_FILES;
-  for (let attempt = 1; ; attempt++) {
-    await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: options.timeoutMs ?? 120_000 });
-    if (flags.includes("--rw") || attempt === 5) return;
-    const caught = [];
-    for (const path of held) if (await checkpointHeldFile(pc, ref, path)) caught.push(path);
-    if (caught.length === 0 || (await taskStatus(pc, id)) !== "RUNNING") return;
-    console.log(`${ref}: the dump caught ${caught.join(", ")} open (attempt ${attempt}); checkpointing again`);
-    await pc.ctrOk(["images", "rm", "--sync", ref]);
-  }
 }
 
 /** cryo-checkpoint.json (cryo's metadata) out of a checkpoint image's CRIU tar. */

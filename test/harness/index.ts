@@ -14,7 +14,7 @@ export { compileStaticC } from "./compile-c.ts";
 export { killPids, readTrimmed, removeCgroupDirs } from "./host-files.ts";
 export * from "./cri-index.ts";
 export { buildPlugins } from "./plugins.ts";
-export { checkpointBetweenWrites, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";
+export { checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, criuTarMediaType, taskApiRestoreInputs, type TaskApiRestoreInputs } from "./checkpoint-image.ts";
 export { freePort } from "./free-port.ts";
 export { parseCtrEvent, startCtrEvents, type CtrEvent, type CtrEvents } from "./ctr-events.ts";
 export { shimDaemonPids } from "./shim-daemons.ts";

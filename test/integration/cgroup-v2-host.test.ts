@@ -87,8 +87,7 @@ test("ctr containers checkpoint --task and restore --live: CRIU freezes through 
   const ref = `localhost/checkpoint/${id}:1`;
   await run(id);
   const before = await counter(id);
-  // --rw: memhog opens its counter file to rewrite it every 100 ms, and a dump that catches it with the file open
-  // needs the file back (without the writable layer the restore fails, naming /tmp/counter: seen once in CI).
+  // --rw: the restored rootfs holds the counter's value at the dump, which is read right after the restore below.
   await pc.ctrOk(["containers", "checkpoint", "--task", "--rw", id, ref], { timeoutMs: 120_000 });
   // containerd paused the task for the dump and resumed it: it runs on, thawed.
   expect(await taskStatus(pc, id)).toBe("RUNNING");

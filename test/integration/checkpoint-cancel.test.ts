@@ -29,7 +29,8 @@ import { PrivateContainerd, ensureTestImage, fixtureProgram, freePort, readConta
 
 setDefaultTimeout(120_000);
 const RUNTIME = "io.containerd.cryo.v2";
-const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done";
+/** Counts into /tmp/counter in place at the image's size (10 digits and a newline; `1<>` opens it without truncating it). */
+const COUNTER = "i=0; while true; do i=$((i+1)); printf '%010d\\n' $i 1<>/tmp/counter; sleep 0.02; done";
 let pc: PrivateContainerd;
 let ns: string;
 let dir: string;
@@ -126,10 +127,10 @@ async function runCounter(id: string, extra: string[] = []): Promise<{ pid: numb
 }
 
 /**
- * The counter's value, once the file holds one. COUNTER's `echo $i > /tmp/counter` truncates the file before it
- * writes: a read in between finds it empty, and a tree frozen in between (a dump's freeze, the abort's freeze before
- * CRIU is killed, a pause) leaves it empty until the shell runs again. readCounter then says undefined, and a wait for
- * `undefined + 3` never ends (seen: "counter was undefined, now 449" after an abort that had thawed the tree).
+ * The counter's value, once the file holds one: the image's /tmp/counter is blank until COUNTER's first write. (When
+ * COUNTER truncated the file before each write, a tree frozen in between (a dump's freeze, the abort's freeze before
+ * CRIU is killed, a pause) left it empty until the shell ran again, and a wait for `undefined + 3` never ended; it now
+ * rewrites the file in place.)
  */
 function counterValue(id: string): Promise<number> {
   return waitFor(() => readCounter(pc, id), { timeoutMs: 10_000, what: `${id}'s counter` });
@@ -180,7 +181,7 @@ test("a dump hung in CRIU ends at the request's deadline: the container is thawe
     // kernel's wait_for_partner); the counter stands still.
     await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
     const criu = hungCriu(criuBefore);
-    const held = readContainerFile(pc, id, "/tmp/counter"); // "" (undefined) when frozen between the truncate and the write
+    const held = readContainerFile(pc, id, "/tmp/counter"); // undefined only before COUNTER's first write
     // The shim answers meanwhile.
     const state = await client.call(TaskV2, "state", { id }, { namespace: ns, timeoutMs: 2000 });
     expect(state.pid).toBe(pid);
@@ -205,8 +206,8 @@ test("a dump hung in CRIU ends at the request's deadline: the container is thawe
     const good = mkdtempSync(join(dir, "dl-good-"));
     await client.call(TaskV2, "checkpoint", { id, path: good }, { namespace: ns, timeoutMs: 60_000 });
     expect(readdirSync(good)).toContain("cryo-checkpoint.json");
-    // (empty when cat reads between COUNTER's truncate and its write)
-    expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d*$/);
+    // (never empty: COUNTER rewrites it in place, and it has counted before)
+    expect((await pc.ctrOk(["task", "exec", "--exec-id", "e1", id, "cat", "/tmp/counter"])).trim()).toMatch(/^\d+$/);
     expect(freezerState(id)).toBe("THAWED");
   } finally {
     client.close();
@@ -257,7 +258,7 @@ async function pausedHungDump(prefix: string, timeoutMs: number): Promise<{ id: 
 async function stillPaused(id: string, pid: number, criu: number): Promise<void> {
   await waitFor(() => criuTables(pid).length === 0 && !existsProc(criu), { timeoutMs: 10_000 });
   expect(freezerState(id)).toBe("FROZEN");
-  const held = readContainerFile(pc, id, "/tmp/counter"); // "" (undefined) when frozen between the truncate and the write
+  const held = readContainerFile(pc, id, "/tmp/counter"); // undefined only before COUNTER's first write
   await Bun.sleep(500);
   expect(readContainerFile(pc, id, "/tmp/counter")).toBe(held);
   expect(await taskStatus(pc, id)).toBe("PAUSED");
@@ -439,7 +440,7 @@ test("a paused container stands still through repeated checkpoints (its tasks, l
   const { client } = await runCounter(id);
   try {
     await pc.ctrOk(["task", "pause", id]);
-    const held = readContainerFile(pc, id, "/tmp/counter"); // "" (undefined) when frozen between the truncate and the write
+    const held = readContainerFile(pc, id, "/tmp/counter"); // undefined only before COUNTER's first write
     // Each dump lets the tree go frozen, in ptrace_stop without a tracer. The next one took those tasks for stopped ones
     // and thawed the cgroup for a ptrace seize: the counter moved by one every second checkpoint (runc's did not).
     for (let k = 0; k < 4; k++) {

@@ -14,7 +14,7 @@ import { decodeImage, ImageMagic } from "../../src/criu/image-file.ts";
 import { Fstype, MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { compileStaticC, ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointBetweenWrites, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
+import { compileStaticC, ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, taskPid, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointHeldFile, checkpointMetadata, criuTarEntries, ctrErrorHasCode, readTrimmed } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const RUNC_ROOT = "/run/containerd/runc";
@@ -37,10 +37,14 @@ async function runDetached(id: string, args: string[], flags: string[] = []): Pr
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...flags, testImage, id, ...args], { timeoutMs: 60_000 });
 }
 
-/** `ctr containers checkpoint --task` of id into ref, between two writes of its counter without --rw (checkpointBetweenWrites). */
+/**
+ * `ctr containers checkpoint --task [flags]` of id into ref. Without --rw the restore gets a fresh rootfs: a counter the
+ * dump caught with its file open is reopened there, which works for the image's counter files (/tmp/counter, /tmp/tcp:
+ * shipped at the size their writers keep; see "a dump that catches ... open").
+ */
 async function checkpoint(id: string, ref: string, flags: string[] = []): Promise<void> {
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref, { flags });
+  await pc.ctrOk(["containers", "checkpoint", "--task", ...flags, id, ref], { timeoutMs: 120_000 });
 }
 
 async function restore(id: string, ref: string, flags: string[] = []) {
@@ -452,15 +456,14 @@ test("cryo.checkpoint/exit=true stops the container after the dump; the checkpoi
   await waitFor(() => readCounter(pc, id), { what: "counter" });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  // --rw: the one dump this container gets may catch memhog's counter file open (see checkpoint()).
-  const r = await pc.ctr(["containers", "checkpoint", "--task", "--rw", id, ref], { timeoutMs: 120_000 });
+  const r = await pc.ctr(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).toBe(0);
   expect(r.stdout + r.stderr).not.toContain("Error"); // containerd's Resume afterwards is answered too
   await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped by the dump" });
   const exit = await pc.ctrOk(["task", "rm", id]);
   expect(exit).toBe("");
   await pc.ctrOk(["containers", "rm", id]);
-  expect((await restore(id, ref, ["--rw"])).exitCode).toBe(0);
+  expect((await restore(id, ref)).exitCode).toBe(0);
   await waitFor(() => readCounter(pc, id), { what: "restored counter" });
   await remove(id);
 }, 180_000);
@@ -659,7 +662,7 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
 }, 180_000);
 
 /**
- * Counts into /tmp/counter every 100 ms as root. Once /tmp/drop exists, it starts a child that becomes nobody through
+ * Counts into /tmp/counter every 100 ms as root (in place, at the image's size: put). Once /tmp/drop exists, it starts a child that becomes nobody through
  * an exec (su) and counts into /tmp/nobody, then becomes nobody itself with setresuid and no exec, as a server that
  * drops its privileges does (the kernel then makes it not dumpable), and writes its dumpable flag to /tmp/dumpable
  * at each tick.
@@ -670,22 +673,23 @@ const DROPS_TO_NOBODY_C = `#define _GNU_SOURCE
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-static void put(const char *path, unsigned long n) {
+/* Rewrites path in place at one size (width digits and a newline), as the image's counters do (test/fixtures/build.sh). */
+static void put(const char *path, int width, unsigned long n) {
   char b[32];
-  int len = snprintf(b, sizeof b, "%lu\\n", n), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd >= 0) { if (write(fd, b, len) < 0) {} close(fd); }
+  int len = snprintf(b, sizeof b, "%0*lu\\n", width, n), fd = open(path, O_WRONLY | O_CREAT, 0644);
+  if (fd >= 0) { if (pwrite(fd, b, len, 0) < 0) {} close(fd); }
 }
 int main(void) {
   int dropped = 0;
   for (unsigned long i = 1;; i++) {
-    put("/tmp/counter", i);
-    if (dropped) put("/tmp/dumpable", (unsigned long)prctl(PR_GET_DUMPABLE));
+    put("/tmp/counter", 10, i);
+    if (dropped) put("/tmp/dumpable", 1, (unsigned long)prctl(PR_GET_DUMPABLE));
     if (!dropped && access("/tmp/drop", F_OK) == 0) {
-      put("/tmp/nobody", 0);
-      put("/tmp/dumpable", 9);
+      put("/tmp/nobody", 10, 0);
+      put("/tmp/dumpable", 1, 9);
       if (chown("/tmp/counter", 65534, 65534) || chown("/tmp/nobody", 65534, 65534) || chown("/tmp/dumpable", 65534, 65534)) return 2;
       if (fork() == 0) {
-        execl("/bin/su", "su", "-s", "/bin/sh", "nobody", "-c", "j=0; while :; do j=$((j+1)); echo $j > /tmp/nobody; sleep 0.1; done", (char *)0);
+        execl("/bin/su", "su", "-s", "/bin/sh", "nobody", "-c", "j=0; while :; do j=$((j+1)); printf '%010d\\\\n' $j 1<>/tmp/nobody; sleep 0.1; done", (char *)0);
         _exit(127);
       }
       if (setgroups(0, 0) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) return 3;
@@ -1066,7 +1070,7 @@ test("a container logging to file:// has stdout and stderr on pipes of their own
   const fifos: number[] = [];
   try {
     // The writer is a child of the init: a pid namespace's init ignores SIGPIPE, a child dies of it.
-    const child = "i=0; while :; do i=$((i+1)); echo out; echo err >&2; echo $i > /tmp/c2; sleep 0.2; done";
+    const child = "i=0; while :; do i=$((i+1)); echo out; echo err >&2; printf \"%010d\\n\" $i 1<>/tmp/counter; sleep 0.2; done";
     await runDetached(id, ["sh", "-c", `sh -c '${child}' & wait`], ["--log-uri", `file://${log}`]);
     const pid = await waitFor(() => taskPid(pc, id), { what: `${id} pid` });
     const [out, err] = [1, 2].map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
@@ -1087,9 +1091,9 @@ test("a container logging to file:// has stdout and stderr on pipes of their own
     expect(fds[0]).toMatch(/^pipe:\[\d+\]$/);
     expect(fds[1]).toMatch(/^pipe:\[\d+\]$/);
     expect(fds[1]).not.toBe(fds[0]);
-    // The new rootfs (no --rw) has no /tmp/c2 until the restored child writes it again.
-    const c2 = await waitFor(() => readCounter(pc, id, "/tmp/c2"), { what: "the child's counter after the restore" });
-    await waitFor(() => ((readCounter(pc, id, "/tmp/c2") ?? 0) > c2 + 3 ? true : undefined), { what: "the child writing on after the restore" });
+    // The new rootfs (no --rw) has the image's blank /tmp/counter until the restored child writes it again.
+    const c2 = await waitFor(() => readCounter(pc, id), { what: "the child's counter after the restore" });
+    await waitFor(() => ((readCounter(pc, id) ?? 0) > c2 + 3 ? true : undefined), { what: "the child writing on after the restore" });
     // Each stream reaches its own FIFO (ctr's, in its fifo dir).
     for (const [stream, line] of [["stdout", "out"], ["stderr", "err"]] as const) {
       const path = readdirSync("/run/containerd/fifo").map((d) => join("/run/containerd/fifo", d, `${id}-${stream}`)).find((p) => existsSync(p));
@@ -1371,13 +1375,50 @@ test("a failed restore into a user namespace leaves no process, mount, cgroup or
   }
 }, 180_000);
 
+/**
+ * The image ships the counter files its programs rewrite (/tmp/counter, /tmp/tcp) at the size their writers keep
+ * (test/fixtures/build.sh), so a dump that catches a writer with its file open restores without --rw: CRIU reopens the
+ * file by its path in the fresh rootfs and checks its size and mode, not its contents. Here the files are held open for
+ * the container's whole life (fds 3 and 4, which memhog and tcp-client inherit), so every dump catches them; before,
+ * a dump caught one only now and then, and the restore failed ("the restored root file system has no /tmp/counter").
+ */
+test("a dump that catches the image's counter files open (memhog's /tmp/counter, tcp-client's /tmp/tcp) restores onto a fresh rootfs, each counter going on", async () => {
+  const memhog = uniqueId("heldc");
+  const tcp = uniqueId("heldt");
+  await runDetached(memhog, ["sh", "-c", "exec 3<>/tmp/counter 4<>/tmp/tcp; exec /bin/memhog 0 /tmp/counter"]);
+  await runDetached(tcp, ["sh", "-c", "exec 3<>/tmp/counter 4<>/tmp/tcp; /bin/tcp-echo 7000 & sleep 0.3; exec /bin/tcp-client 127.0.0.1 7000 /tmp/tcp"], [
+    "--annotation",
+    "cryo.checkpoint/tcp-established=true",
+  ]);
+  const tcpCount = (id: string) => Number(/^(\d+) ok$/.exec(readContainerFile(pc, id, "/tmp/tcp") ?? "")?.[1] ?? NaN);
+  await waitFor(() => readCounter(pc, memhog), { what: "counter" });
+  await waitFor(() => tcpCount(tcp) > 0 || undefined, { what: "tcp-client talking" });
+  for (const id of [memhog, tcp]) {
+    const ref = `localhost/checkpoint/${id}:1`;
+    await checkpoint(id, ref); // no --rw
+    expect(await checkpointHeldFile(pc, ref, "/tmp/counter")).toBe(true);
+    expect(await checkpointHeldFile(pc, ref, "/tmp/tcp")).toBe(true);
+    await remove(id);
+    const r = await restore(id, ref);
+    expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: "" });
+    expect(await taskStatus(pc, id)).toBe("RUNNING");
+  }
+  const first = await waitFor(() => readCounter(pc, memhog), { what: "restored counter" });
+  await waitFor(() => ((readCounter(pc, memhog) ?? 0) > first ? true : undefined), { what: "counter going on" });
+  const n = await waitFor(() => tcpCount(tcp) || undefined, { what: "restored tcp-client writing" });
+  await waitFor(() => tcpCount(tcp) > n || undefined, { what: "tcp-client going on" });
+  expect(readContainerFile(pc, tcp, "/tmp/tcp")).not.toContain("error");
+  await remove(memhog);
+  await remove(tcp);
+}, 180_000);
+
 test("a failed restore (a file the process holds is missing from the new rootfs) leaves no process, mount, cgroup or runc state", async () => {
   const id = uniqueId("frs");
   await runDetached(id, ["sh", "-c", "echo held > /tmp/held; exec 3</tmp/held; exec /bin/memhog 0 /tmp/counter"]);
   await waitFor(() => readCounter(pc, id), { what: "counter" });
   const ref = `localhost/checkpoint/${id}:1`;
   await checkpoint(id, ref); // no --rw: /tmp/held is not in the checkpoint
-  expect(await checkpointHeldFile(pc, ref, "/tmp/held")).toBe(true); // what checkpoint() looks for in its retry
+  expect(await checkpointHeldFile(pc, ref, "/tmp/held")).toBe(true);
   await remove(id);
   expect(existsSync(`/sys/fs/cgroup/memory/${ns}/${id}`)).toBe(false);
   const r = await restore(id, ref);

@@ -12,8 +12,7 @@ import { tmpdir } from "node:os";
 import { pagesPruneCommand } from "../../src/checkpoint/pages-command.ts";
 import { Code } from "../../src/errors.ts";
 import { join } from "node:path";
-import { checkpointBetweenWrites,
-  buildPlugins,
+import { buildPlugins,
   checkpointCriuTar,
   checkpointMetadata,
   criuTarEntries,
@@ -92,7 +91,7 @@ test("a 64 MiB container: the checkpoint image holds no page images, they are in
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   expect(await taskStatus(pc, id)).toBe("RUNNING");
 
   const tar = await checkpointCriuTar(pc, ref);
@@ -139,7 +138,7 @@ test("two restores at once of one local-pages checkpoint into user namespaces: b
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const local = (await checkpointMetadata<LocalPagesMeta>(pc, ref)).localPages!;
   const ownerMode = () =>
@@ -167,7 +166,7 @@ test("lazy pages from the store: the restored task runs, then verifies its memor
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).toBe(0);
@@ -190,7 +189,7 @@ test("a restore whose store entry holds another token, whose page image was writ
   await waitFor(() => readCounter(pc, id), { what: "memhog filled" });
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const { localPages } = await checkpointMetadata<LocalPagesMeta>(pc, ref);
   // An entry that does not hold this checkpoint's token (as another checkpoint's entry would not) is refused.
@@ -341,7 +340,7 @@ test("containerd's temporary directory on a tmpfs smaller than the memory: pages
     await other.ctrOk(["run", "-d", "--runtime", RUNTIME, ...LOCAL, testImage, id, "/bin/memhog", "96", "/tmp/counter"], { timeoutMs: 60_000 });
     await waitFor(() => readCounter(other, id), { what: "memhog filled", timeoutMs: 60_000 });
     const ref = `localhost/checkpoint/${id}:1`;
-    await checkpointBetweenWrites(other, id, ref);
+    await other.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
     await removeContainer(other, id, { stopped: "not-running" });
     const r = await other.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
     expect(r.stderr).toBe("");

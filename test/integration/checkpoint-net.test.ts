@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites, buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries, ctrErrorHasCode } from "../harness/index.ts";
+import { buildFixtures, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, taskPid, removeContainer, checkpointMetadata, checkpointCriuTar, criuTarEntries, ctrErrorHasCode } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -34,7 +34,7 @@ const remove = (id: string): Promise<void> => removeContainer(pc, id, { stopped:
 async function checkpointRemoveRestore(id: string): Promise<string> {
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
   expect({ exitCode: r.exitCode, stderr: r.exitCode === 0 ? "" : r.stderr }).toEqual({ exitCode: 0, stderr: "" }); // a failure shows ctr's error
@@ -237,11 +237,10 @@ test("a TCP connection inside the container (tcp-established) survives three rou
     const ref = `localhost/checkpoint/${id}:${round}`;
     images.push(ref);
     const at = tcpCount(name)!;
-    // --rw: tcp-client rewrites /tmp/tcp through a temporary file, which a dump may catch open.
-    await pc.ctrOk(["containers", "checkpoint", "--task", "--rw", name, ref], { timeoutMs: 120_000 });
+    await pc.ctrOk(["containers", "checkpoint", "--task", name, ref], { timeoutMs: 120_000 });
     await remove(name);
     name = `${id}-${round}`;
-    const r = await pc.ctr(["containers", "restore", "--live", "--rw", name, ref], { timeoutMs: 120_000 });
+    const r = await pc.ctr(["containers", "restore", "--live", name, ref], { timeoutMs: 120_000 });
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: "" });
     // containerd 1.6 loses the task of the next checkpoint while an image holding this spec's blob is there
     // (docs/containerd-checkpoint-flow.md 2.4): each image goes once restored.

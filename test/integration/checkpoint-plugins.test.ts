@@ -10,8 +10,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites,
-  buildPlugins,
+import { buildPlugins,
   checkpointCriuTar,
   checkpointMetadata,
   criuTarEntries,
@@ -91,7 +90,7 @@ test("a small container passes the checkpoint and restore hooks and comes back",
   images.push(ref);
   // Read before the dump: the original goes on counting after a leave-running dump, the restored one starts at the dumped count.
   const at = readCounter(pc, id)!;
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await remove(id);
   const r = await pc.ctr(["containers", "restore", "--live", id, ref], { timeoutMs: 120_000 });
   expect(r.exitCode).toBe(0);
@@ -123,7 +122,7 @@ test("checkpoint-defaults with compress_above_gib: the big container's page imag
     await waitFor(() => readCounter(pc, id), { what: `${id} filled`, timeoutMs: 60_000 });
     const ref = `localhost/checkpoint/${id}:1`;
     images.push(ref);
-    await checkpointBetweenWrites(pc, id, ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
     const entries = criuTarEntries(await checkpointCriuTar(pc, ref));
     const meta = await checkpointMetadata<{ compressed?: unknown; options: { compression: string } }>(pc, ref);
     seen[name] = {

@@ -82,10 +82,6 @@ async function moveCounter(runtime: string, flags: string[]): Promise<void> {
 }
 
 test("a runc-shim counter moves to the other containerd with --rw, image included, and counts on there", async () => {
-  // --rw: memhog rewrites its counter through a temp file in its rootfs. A checkpoint that catches it with that
-  // file open (a write held up by the host's disk writeback, after the suite's 1 GiB checkpoints) restores only
-  // where the rootfs has the file: without the rw layer CRIU fails, twice. Probably what failed 2 of 3 full runs
-  // here (runc reports only "criu failed: type NOTIFY"), never a run of this file alone.
   await moveCounter("io.containerd.runc.v2", ["--rw"]);
 }, 180_000);
 
@@ -97,8 +93,7 @@ test("--keep copies: the source goes on running too", async () => {
   const id = uniqueId("keep");
   await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", testImage, id, "/bin/memhog", "0", "/tmp/counter"], { timeoutMs: 60_000 });
   await waitFor(() => readCounter(a, id), { what: "counter" });
-  // --rw: see the first test (memhog's counter file may be open at the checkpoint; without the rw layer that restore fails).
-  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep", "--rw");
+  const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-c`, "--keep");
   expect(r.exitCode).toBe(0);
   expect(r.stdout).toContain(`${id} still runs at ${a.address}`);
   expect(await taskStatus(a, id)).toBe("RUNNING");
@@ -298,7 +293,7 @@ test("post-copy whose restore fails: the source's page server is released and th
   // Without --rw the target's rootfs lacks the file the container holds open: CRIU fails the restore (twice).
   const id = uniqueId("pcf");
   const postCopy = ["--annotation", "cryo.checkpoint/lazy-pages=true", "--annotation", `cryo.checkpoint/page-server=127.0.0.1:${freePort()}`];
-  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; i=0; while true; do i=$((i+1)); echo $i 1<>/tmp/counter; sleep 0.05; done"]);
+  await a.ctrOk(["run", "-d", "--runtime", "io.containerd.cryo.v2", ...postCopy, testImage, id, "sh", "-c", "exec 3>/tmp/held; echo x >&3; i=0; while true; do i=$((i+1)); printf '%010d\\n' $i 1<>/tmp/counter; sleep 0.05; done"]);
   await waitFor(() => readContainerFile(a, id, "/tmp/held") === "x" || undefined, { what: `${id}: /tmp/held open and written` });
   await waitFor(() => readCounter(a, id), { what: "counting" });
   const r = await cryo("migrate", id, "--from", a.address, "--to", b.address, "-n", ns, "--new-id", `${id}-m`);

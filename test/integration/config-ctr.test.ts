@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites, ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries, ctrErrorHasCode, taskPid } from "../harness/index.ts";
+import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries, ctrErrorHasCode, taskPid } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -58,7 +58,7 @@ interface Recorded {
 async function checkpointAndRead(id: string): Promise<{ ref: string; meta: Recorded; files: string[] }> {
   const ref = `localhost/checkpoint/${id}:1`;
   images.push(ref);
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   const files = criuTarEntries(await checkpointCriuTar(pc, ref));
   return { ref, meta: await checkpointMetadata<Recorded>(pc, ref), files };
 }

@@ -36,8 +36,11 @@ import {
 
 const isRoot = process.getuid?.() === 0;
 
-/** A counter in /tmp/c that says hello on stdout (the pod's log) and ends with exit code 0 on SIGTERM (sh as PID 1 ignores it otherwise). */
-const counterScript = "trap 'exit 0' TERM; echo counter started; i=0; while true; do echo $i > /tmp/c; i=$((i+1)); sleep 0.1; done";
+/**
+ * A counter in /tmp/counter (rewritten in place at the size the test image ships it with: 10 digits and a newline) that
+ * says hello on stdout (the pod's log) and ends with exit code 0 on SIGTERM (sh as PID 1 ignores it otherwise).
+ */
+const counterScript = "trap 'exit 0' TERM; echo counter started; i=0; while true; do printf '%010d\\n' $i 1<>/tmp/counter; i=$((i+1)); sleep 0.1; done";
 
 const handlers = {
   cryo: { shimBinary: "containerd-shim-cryo-v2", runtimeType: "io.containerd.cryo.v2" },
@@ -106,11 +109,11 @@ async function notFound(call: Promise<unknown>): Promise<boolean> {
 }
 
 async function readCounterByExec(client: CriClient, containerId: string): Promise<number> {
-  const r = await client.runtime.execSync({ containerId, cmd: ["cat", "/tmp/c"], timeout: 10n });
+  const r = await client.runtime.execSync({ containerId, cmd: ["cat", "/tmp/counter"], timeout: 10n });
   const stderr = new TextDecoder().decode(r.stderr);
-  if (r.exitCode !== 0) throw new Error(`cat /tmp/c: exit ${r.exitCode}: ${stderr}`);
+  if (r.exitCode !== 0) throw new Error(`cat /tmp/counter: exit ${r.exitCode}: ${stderr}`);
   const text = new TextDecoder().decode(r.stdout).trim();
-  if (!/^\d+$/.test(text)) throw new Error(`cat /tmp/c printed ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text)) throw new Error(`cat /tmp/counter printed ${JSON.stringify(text)}`);
   return Number(text);
 }
 

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, buildPlugins, checkpointMetadata } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, buildPlugins, checkpointMetadata } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const STATEFUL = "policy.cryo.dev/stateful=true";
@@ -97,7 +97,7 @@ test("with checkpoint-defaults configured, a stateful container's TCP connection
   images.push(ref);
   // Read before the dump: the original goes on counting after a leave-running dump, the restored one starts at the dumped count.
   const before = tcpCount(id)!;
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   const meta = await recordedMetadata(ref);
   expect(meta.containerId).toBe(id);
   expect(meta.options.tcpEstablished).toBe(true);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkpointBetweenWrites, ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins, checkpointMetadata } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, buildPlugins, checkpointMetadata } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 const root = join(import.meta.dir, "../..");
@@ -96,7 +96,7 @@ test("checkpoint-defaults turns tcp-established on by the image name alone; the 
     images.push(ref);
     // Read before the dump: the original goes on counting after a leave-running dump, the restored one starts at the dumped count.
     const before = tcpCount(id)!;
-    await checkpointBetweenWrites(pc, id, ref);
+    await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
     const meta = await recordedMetadata(ref);
     expect(meta.containerId).toBe(id);
     expect(meta.options.tcpEstablished).toBe(true);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, readlinkSync } from "node:fs";
-import { checkpointBetweenWrites, ensureTestImage, readContainerFile, readCounter, removeContainer, shimDaemonPids, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
+import { ensureTestImage, readContainerFile, readCounter, removeContainer, shimDaemonPids, startPrivateContainerd, taskStatus, testImage, uniqueId, waitFor, type PrivateContainerd } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -69,7 +69,7 @@ test("after the launching container and its bundle are gone, the shared daemon s
   await waitFor(() => readCounter(pc, other), { what: "counter" });
   // Before, Bun refused to start the CRIU helper ("The current working directory was deleted"), failing both.
   const ref = `localhost/checkpoint/${other}:1`;
-  await checkpointBetweenWrites(pc, other, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", other, ref], { timeoutMs: 120_000 });
   await removeContainer(pc, other, { stopped: "not-running" });
   const r = await pc.ctr(["containers", "restore", "--live", other, ref], { timeoutMs: 120_000 });
   expect(r.stderr).toBe("");
@@ -87,7 +87,7 @@ test("three containers of one shared daemon, checkpointed at once and restored a
   expect(new Set(ids.map(address)).size).toBe(1);
   for (const id of ids) await waitFor(() => readCounter(pc, id), { what: `${id} filled` });
   // Each CRIU call with its own options (libcriu's criu_local_* handles), the three dumps at the same time.
-  await Promise.all(ids.map((id, i) => checkpointBetweenWrites(pc, id, refs[i]!)));
+  await Promise.all(ids.map((id, i) => pc.ctrOk(["containers", "checkpoint", "--task", id, refs[i]!], { timeoutMs: 120_000 })));
   for (const id of ids) await removeContainer(pc, id, { stopped: "not-running" });
   const restored = await Promise.all(ids.map((id, i) => pc.ctr(["containers", "restore", "--live", id, refs[i]!], { timeoutMs: 120_000 })));
   for (const r of restored) {

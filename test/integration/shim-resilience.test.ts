@@ -12,7 +12,7 @@ import { childrenOf, readProcStat } from "../../src/sys/index.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
-import { checkpointBetweenWrites, PrivateContainerd, ensureTestImage, processAlive, readCounter, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
+import { PrivateContainerd, ensureTestImage, processAlive, readCounter, shimDaemonPids, startPrivateContainerd, testImage, uniqueId, waitFor, taskStatus } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
 let pc: PrivateContainerd;
@@ -99,7 +99,7 @@ test("shim killed with SIGKILL in the middle of a restore: containerd's cleanup 
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
   const ref = `localhost/checkpoint/${id}:1`;
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   await pc.ctrOk(["task", "kill", "-s", "KILL", id]);
   await waitFor(async () => (await taskStatus(pc, id)) === "STOPPED", { what: "stopped" });
   await pc.ctrOk(["task", "rm", id]);
@@ -155,7 +155,7 @@ async function restoreBesideOriginal(prefix: string) {
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, testImage, id, "/bin/memhog", "256", "/tmp/counter"], { timeoutMs: 60_000 });
   await waitFor(() => readCounter(pc, id), { what: "memhog filled", timeoutMs: 60_000 });
   const ref = `localhost/checkpoint/${id}:1`;
-  await checkpointBetweenWrites(pc, id, ref);
+  await pc.ctrOk(["containers", "checkpoint", "--task", id, ref], { timeoutMs: 120_000 });
   const originalPid = Number((await pc.ctrOk(["task", "ls"])).split("\n").find((l) => l.startsWith(`${id} `))!.trim().split(/\s+/)[1]);
   const originalNs = readlinkSync(`/proc/${originalPid}/ns/pid`);
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, copy);
