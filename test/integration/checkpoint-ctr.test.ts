@@ -633,7 +633,15 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
     const binds = ["--mount", `type=bind,src=${top}/data,dst=/data,options=rbind:ro`, "--mount", `type=bind,src=${top}/file,dst=/etc/extra,options=bind:ro`];
     await runDetached(id, ["/bin/memhog", "8", "/tmp/counter"], [...maps, ...binds]);
     const atCheckpoint = await waitFor(() => readCounter(pc, id), { what: "counter" });
-    const inside = "cat /proc/self/uid_map /proc/self/gid_map /data/f /etc/extra; id -u; stat -c %u:%g /tmp/counter";
+    // The owner of a file memhog makes: its verification's (SIGUSR1), written to a new file renamed over
+    // /tmp/counter.verify. (Not /tmp/counter: the image ships that one, and ctr's restore does not remap the new
+    // rootfs, where the image's files show as 65534:65534 in the namespace.)
+    const inside = "cat /proc/self/uid_map /proc/self/gid_map /data/f /etc/extra; id -u; stat -c %u:%g /tmp/counter.verify";
+    const verified = async () => {
+      await pc.ctrOk(["task", "kill", "-s", "USR1", id]);
+      expect(await waitFor(() => readContainerFile(pc, id, "/tmp/counter.verify"), { what: "memhog's verification" })).toMatch(/^ok \d+$/);
+    };
+    await verified();
     const before = await exec(inside);
     expect(before).toMatch(/^\s+0\s+100000\s+65536\n\s+0\s+100000\s+65536\nbound\na file\n0\n0:0\n$/);
     await checkpointRemoveRestore(id);
@@ -646,7 +654,9 @@ test("a container in a user namespace of its own (--uidmap/--gidmap), with binds
     expect(inspected.namespaces).toEqual({ made: ["pid", "network", "ipc", "uts", "mount", "user"], uidMap: ["0 100000 65536"], gidMap: ["0 100000 65536"] });
     expect(inspected.problems).toEqual([]);
     const pid = (await taskPid(pc, id))!;
-    // The same namespace's maps, the host's view of its processes' ids, the binds, and the counter going on.
+    // The same namespace's maps, the host's view of its processes' ids, the binds, and the counter going on. The new
+    // rootfs (no --rw) has no /tmp/counter.verify until the restored memhog writes it.
+    await verified();
     expect(await exec(inside)).toBe(before);
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/\nUid:\s+100000\s+100000\s+100000\s+100000\n/);
     const first = await waitFor(() => readCounter(pc, id), { what: "restored counter" });

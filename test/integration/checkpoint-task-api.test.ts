@@ -227,7 +227,7 @@ const cmdline = (pid: string) => {
 };
 
 /**
- * A `sleep` source container (`ctr run` with runFlags; command instead of the sleep, checkpointed once it made readyFile) checkpointed, and the inputs of a task to restore from it as restoredId (its own
+ * A `sleep` source container (`ctr run` with runFlags; command instead of the sleep, checkpointed once it wrote readyFile) checkpointed, and the inputs of a task to restore from it as restoredId (its own
  * cgroup, a copy of the rootfs), with a task API client on the source's shim. fn runs the test; afterwards the
  * restored task is deleted, the client closed and the source removed.
  */
@@ -244,9 +244,18 @@ async function withSleepCheckpoint(
   const work = mkdtempSync(join(dir, `${prefix}-`));
   await pc.ctrOk(["run", "-d", "--runtime", RUNTIME, ...runFlags, testImage, src, ...command]);
   try {
-    // A command that says when it is ready by a file in its root (memhog's counter file, once its memory is filled).
+    // A command that says when it is ready by a file in its root that it makes or writes (memhog's counter file, once
+    // its memory is filled). The image ships that one blank (spaces and a newline): not ready while it is so.
     const rootfs = join(pc.state, "io.containerd.runtime.v2.task", ns, src, "rootfs");
-    if (readyFile) await waitFor(() => (existsSync(join(rootfs, readyFile)) ? true : undefined), { what: `${readyFile} in ${src}`, timeoutMs: 60_000 });
+    const written = (path: string) => {
+      try {
+        const text = readFileSync(path, "utf8");
+        return text === "" || text.trim() !== "";
+      } catch {
+        return false;
+      }
+    };
+    if (readyFile) await waitFor(() => (written(join(rootfs, readyFile)) ? true : undefined), { what: `${readyFile} in ${src}`, timeoutMs: 60_000 });
     await pc.ctrOk(["containers", "checkpoint", "--task", src, ref], { timeoutMs: 120_000 });
     const cgroupsPath = `/${ns}/${restoredId}`;
     const { images, bundle, srcBundle } = await taskApiRestoreInputs(pc, ns, src, ref, work, cgroupsPath);
