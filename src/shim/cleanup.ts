@@ -58,6 +58,8 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   const other = existsSync(join(options.root, flags.id)) ? otherBundleOf(options.root, flags.id, bundle) : undefined;
   if (other !== undefined) {
     log.warn(`container ${flags.id}: runc's state under ${options.root} is that of bundle ${other}, not of ${bundle} (another containerd's container of the same namespace and id): left alone`);
+  } else if (existsSync(join(options.root, flags.id)) && (await killedStuck(options.root, flags.id, log))) {
+    // removed without runc (stuck-init.ts)
   } else if (existsSync(join(options.root, flags.id))) {
     try {
       const { runcFor } = await import("./bundle-runc.ts");
@@ -76,6 +78,27 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
     // never created
   }
   return encodeDeleteResponse(pid, DEAD_SHIM_EXIT_STATUS, wallClock());
+}
+
+/**
+ * Kills the container's init before runc's delete when it has a PID namespace of its own (stuck-init.ts); true
+ * when init was found stuck exiting, waiting for exec'd processes' zombies that the dead shim's heir does not reap,
+ * and the container's cgroups and runc state were removed here (runc delete --force would wait 10 s and give up).
+ * A container with poststop hooks is left to runc, which runs them.
+ */
+async function killedStuck(root: string, id: string, log: Logger): Promise<boolean> {
+  let state;
+  try {
+    state = readRuncState(root, id);
+  } catch {
+    return false;
+  }
+  const hooks = (state.config as { hooks?: { poststop?: unknown[] } }).hooks;
+  if ((hooks?.poststop?.length ?? 0) > 0) return false;
+  const { killInit, ownPidNamespace, removeStuckContainer } = await import("./stuck-init.ts");
+  if (!ownPidNamespace(state) || (await killInit(state)) !== "stuck") return false;
+  await removeStuckContainer(root, state, log);
+  return true;
 }
 
 /**
