@@ -201,7 +201,11 @@ test("shim killed in the middle of a restore under a new name beside the origina
   expect((await o.restore).exitCode).not.toBe(0);
   const cleaned = `removed the cgroup /${ns}/${o.copy} of a restore its shim did not finish`;
   await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(cleaned) || undefined, { what: "the interrupted restore's cleanup logged", timeoutMs: 20_000 });
-  for (const ctl of ["memory", "pids", "freezer"]) expect(existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${o.copy}`)).toBe(false);
+  // What is left, with the cleanup's own lines of containerd's log beside it (a fresh-clone CI run under load once
+  // found one of them still there, and nothing said why).
+  const left = ["memory", "pids", "freezer"].filter((ctl) => existsSync(`/sys/fs/cgroup/${ctl}/${ns}/${o.copy}`));
+  const said = readFileSync(pc.layout.log, "utf8").split("\n").filter((l) => l.includes("did not finish") || l.includes(o.copy));
+  expect({ left, said: left.length > 0 ? said : [] }).toEqual({ left: [], said: [] });
   await expectOriginalAloneThenRemove(o);
 }, 180_000);
 
