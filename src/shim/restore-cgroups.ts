@@ -50,11 +50,42 @@ export function missingChain(dir: string): string[] {
  * exactly the source's default becomes the new container's default, /<namespace>/<new id>. Any other path (CRI's, a
  * client's own) is the spec's; so is the source's path for a restore under the source's own id and namespace, and
  * for a checkpoint whose metadata does not name its namespace.
+ *
+ * A copy's spec still names the first source's default (containerd copies the spec at every restore; this function
+ * changes only where the copy runs), so a checkpoint of a copy records a spec path that is not its own default. Such a
+ * source ran in its own default (runc's state, `config.cgroups.path`) while its spec named another: its restore, under
+ * a new id or under its own, gets the new container's default too. Before (found by a helper session's chaos run), a
+ * copy of a copy, and a copy restored under its own id after its removal, went into the first source's cgroup: a
+ * pause of either froze the first source, which containerd still showed RUNNING, and the first source's cgroup stayed
+ * behind its delete, holding them.
  */
-export function restoredCgroupsPath(specPath: string, id: string, namespace: string | undefined, meta: Pick<CheckpointMetadata, "containerId" | "namespace">): string {
+export function restoredCgroupsPath(specPath: string, id: string, namespace: string | undefined, meta: Pick<CheckpointMetadata, "containerId" | "namespace"> & Partial<Pick<CheckpointMetadata, "cgroups" | "runcState">>): string {
   if (namespace === undefined || namespace === "" || meta.namespace === undefined) return specPath;
-  if (id === meta.containerId && namespace === meta.namespace) return specPath;
-  return normaliseCgroupsPath(specPath) === `/${meta.namespace}/${meta.containerId}` ? `/${namespace}/${id}` : specPath;
+  const sourceDefault = `/${meta.namespace}/${meta.containerId}`;
+  const spec = normaliseCgroupsPath(specPath);
+  const ranInDefault = spec !== sourceDefault && sourceRanIn(meta) === sourceDefault && meta.cgroups?.cgroupsPath !== undefined && samePath(meta.cgroups.cgroupsPath, spec);
+  if (id === meta.containerId && namespace === meta.namespace) return ranInDefault ? sourceDefault : specPath;
+  return spec === sourceDefault || ranInDefault ? `/${namespace}/${id}` : specPath;
+}
+
+/** The cgroupsPath the checkpointed container ran in, normalised: runc's state (config.cgroups.path), as recorded. */
+function sourceRanIn(meta: Partial<Pick<CheckpointMetadata, "runcState">>): string | undefined {
+  const config = meta.runcState?.config as { cgroups?: { path?: unknown } } | undefined;
+  const path = config?.cgroups?.path;
+  if (typeof path !== "string" || path === "") return undefined;
+  try {
+    return normaliseCgroupsPath(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function samePath(a: string, normalised: string): boolean {
+  try {
+    return normaliseCgroupsPath(a) === normalised;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -187,6 +187,40 @@ test("a copy restored under a new name beside its running original has a cgroup 
   await remove(id);
 }, 180_000);
 
+test("a copy of a copy, and a copy restored under its own id after its removal, get cgroups of their own, not the first source's that their spec still names", async () => {
+  const { id, ref } = await countingCheckpoint("cc");
+  const b = `${id}-b`;
+  const c = `${id}-c`;
+  expect((await restore(b, ref)).exitCode).toBe(0);
+  // containerd 1.6 fails a second checkpoint of the same spec while the first's blob is there (containerd-checkpoint-flow 2.4).
+  await pc.ctrOk(["images", "rm", "--sync", ref]);
+  const refB = `localhost/checkpoint/${b}:1`;
+  await checkpoint(b, refB);
+  expect((await restore(c, refB)).exitCode).toBe(0);
+  const cg = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, "utf8").match(/:freezer:(.*)/)?.[1];
+  // Before: c ran in /ns/<id>, where its pause froze the first source (shown RUNNING) and that one's delete left it.
+  expect(cg((await taskPid(pc, c))!)).toBe(`/${ns}/${c}`);
+  await pc.ctrOk(["task", "pause", c]);
+  try {
+    expect([freezerState(id), freezerState(c)]).toEqual(["THAWED", "FROZEN"]);
+  } finally {
+    await pc.ctrOk(["task", "resume", c]);
+  }
+  // b removed and restored under its own id from its own checkpoint: back in /ns/<b>, where it ran.
+  await remove(b);
+  expect((await restore(b, refB)).exitCode).toBe(0);
+  expect(cg((await taskPid(pc, b))!)).toBe(`/${ns}/${b}`);
+  await remove(id);
+  expect(existsSync(`/sys/fs/cgroup/freezer/${ns}/${id}`)).toBe(false);
+  for (const x of [b, c]) {
+    expect(await taskStatus(pc, x)).toBe("RUNNING");
+    await remove(x);
+  }
+  // refB holds the 0-byte runtime options blob of a restored container: while it is there, a later checkpoint of
+  // another restored container gets an index naming it with an empty digest (containerd-checkpoint-flow 2.5).
+  await pc.ctrOk(["images", "rm", "--sync", refB]);
+}, 180_000);
+
 test("a container holding a zombie (an init that does not reap) passes the restore's credential check and comes back, zombie included", async () => {
   const id = uniqueId("zomb");
   // The exec'd sleep is the init and never reaps the shell's child: after 0.1 s it is a zombie.

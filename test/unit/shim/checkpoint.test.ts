@@ -239,6 +239,23 @@ describe("runc state of a restored container", () => {
     expect(restoredCgroupsPath("/ns/c1", "copy", "ns", { containerId: "c1" })).toBe("/ns/c1");
     expect(restoredCgroupsPath("/ns/c1", "copy", undefined, src)).toBe("/ns/c1");
   });
+
+  test("a copy's own checkpoint: its restore, under a new id or its own, gets the new container's cgroup, not the first source's its spec still names", () => {
+    // b was restored from c1's checkpoint: its spec names /ns/c1, runc's state the cgroup it ran in, /ns/b.
+    const ofCopy = { containerId: "b", namespace: "ns", cgroups: { version: 1 as const, paths: {}, cgroupsPath: "/ns/c1" }, runcState: { config: { cgroups: { path: "/ns/b" } } } };
+    expect(restoredCgroupsPath("/ns/c1", "c", "ns", ofCopy)).toBe("/ns/c");
+    expect(restoredCgroupsPath("ns/c1/", "c", "ns", ofCopy)).toBe("/ns/c");
+    expect(restoredCgroupsPath("/ns/c1", "b", "ns", ofCopy)).toBe("/ns/b");
+    expect(restoredCgroupsPath("/ns/c1", "b", "other", ofCopy)).toBe("/other/b");
+    // A spec path the copy did not carry (a client's own, set at the restore): the spec's.
+    expect(restoredCgroupsPath("/mine/x", "c", "ns", ofCopy)).toBe("/mine/x");
+    // A source that ran where its spec said (a client's own path shared on purpose): the spec's.
+    const shared = { ...ofCopy, runcState: { config: { cgroups: { path: "/ns/c1" } } } };
+    expect(restoredCgroupsPath("/ns/c1", "c", "ns", shared)).toBe("/ns/c1");
+    expect(restoredCgroupsPath("/ns/c1", "b", "ns", shared)).toBe("/ns/c1");
+    // No runc state path recorded: as before.
+    expect(restoredCgroupsPath("/ns/c1", "c", "ns", { ...ofCopy, runcState: {} })).toBe("/ns/c1");
+  });
 });
 
 describe("CRIU failures get the code their log names", () => {
