@@ -16,15 +16,22 @@ import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
-import { isRestoring, readExtraction, removeAbandonedDumpDir, restoreWorkDir, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
+import { isRestoring, readExtraction, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
 
+/**
+ * How long `delete` may take before it stops retrying busy cgroups: containerd 1.6 kills the `delete` action after 5 s,
+ * and the process's own start comes before this count.
+ */
+const DELETE_BUDGET_MS = 4000;
+
 /** Runs `delete`; returns the serialized DeleteResponse for stdout. */
 export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Array> {
+  const started = performance.now();
   if (!flags.id) throw invalidArgument("delete", { detail: "-id is required" });
   const bundle = flags.bundle;
   const options = readRuntimeFile(bundle);
@@ -49,7 +56,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // below, whose processes may take their time to go.
   await removeExtraction(bundle, log);
   // A restore it did not finish, whose tree runc has no state for (orphaned-criu.ts).
-  if (isRestoring(bundle)) await stopInterruptedRestore(bundle, join(options.root, flags.id), log);
+  const busy = isRestoring(bundle) ? await stopInterruptedRestore(bundle, join(options.root, flags.id), log) : [];
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
   // only run when it still has state for the container, and only on state that is this bundle's. Two containerds
   // share runc's root (/run/containerd/runc/<ns>): a Create refused with "container with given ID already exists"
@@ -71,6 +78,8 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   }
   await unmountRootfs(bundle);
   await removeDeadSocket(bundle, log);
+  // Last, in what is left of containerd's time for `delete`: the interrupted restore's cgroups that were still busy.
+  if (busy.length > 0) await retryBusyCgroups(busy, started + DELETE_BUDGET_MS, log);
   let pid = 0;
   try {
     pid = Number(readFileSync(join(bundle, "init.pid"), "utf8").trim()) || 0;

@@ -214,16 +214,25 @@ export async function waitGone(pids: readonly number[], timeoutMs = 2000): Promi
  * How long `delete` waits for each hierarchy's cgroup of an interrupted restore to empty. containerd 1.6 gives the
  * whole `delete` 5 s and kills it then: a tree that would not die (a helper session held CRIU's restore in gdb) kept
  * the cgroups busy for rmdir's default 5 s each, and the unmounts and removals after them never ran. A cgroup still
- * busy then is left (logged); a later `delete` removes it.
+ * busy then is tried again at the end of `delete`, until 4 s into it (retryBusyCgroups).
  */
 export const DEAD_RESTORE_CGROUP_WAIT_MS = 1000;
+
+/** A cgroup of an interrupted restore still busy at stopInterruptedRestore's wait: tried again by retryBusyCgroups. */
+export interface BusyCgroup {
+  cgroupsPath: string;
+  /** The hierarchy on a hybrid host (1: every v1 controller, 2: the unified one), undefined on a pure one. */
+  version: 1 | 2 | undefined;
+}
 
 /**
  * Stops the restore a dead daemon left in bundle (see the module comment), after stopCriuOf: kills the container's
  * processes and removes its cgroups (from the spec's linux.cgroupsPath), removes runc's state directory when runc
- * has no state in it, and removes the marker. Failures are logged; the rest goes on.
+ * has no state in it, and removes the marker. Failures are logged; the rest goes on. Returns the cgroups still busy
+ * after DEAD_RESTORE_CGROUP_WAIT_MS, for `delete` to try again once the rest of its work is done (retryBusyCgroups).
  */
-export async function stopInterruptedRestore(bundle: string, stateDir: string, log: Logger): Promise<void> {
+export async function stopInterruptedRestore(bundle: string, stateDir: string, log: Logger): Promise<BusyCgroup[]> {
+  const busy: BusyCgroup[] = [];
   try {
     const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8")) as { linux?: { cgroupsPath?: unknown; intelRdt?: { closID?: unknown } } };
     // A resctrl group of the container's own (no closID): made by the restore, removed as `runc delete` would.
@@ -275,7 +284,8 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
           // DEAD_RESTORE_CGROUP_WAIT_MS per hierarchy, so that the rest of `delete` runs within containerd's time for it.
           await cgroup.destroy({ kill: true, timeoutMs: DEAD_RESTORE_CGROUP_WAIT_MS });
         } catch (err) {
-          log.warn(`the cgroup${version ? ` (v${version})` : ""} of a restore its shim did not finish: ${CryoError.from(err).message}`);
+          busy.push({ cgroupsPath, version });
+          log.warn(`the cgroup${version ? ` (v${version})` : ""} of a restore its shim did not finish: ${CryoError.from(err).message}; tried again at the end of delete`);
         }
       }
       log.warn(`removed the cgroup ${cgroupsPath} of a restore its shim did not finish${pids.size > 0 ? `, killing ${[...pids].join(", ")}` : ""}`);
@@ -285,4 +295,27 @@ export async function stopInterruptedRestore(bundle: string, stateDir: string, l
   }
   if (existsSync(stateDir) && !existsSync(join(stateDir, "state.json"))) rmSync(stateDir, { recursive: true, force: true });
   unmarkRestoring(bundle);
+  return busy;
+}
+
+/**
+ * Tries again, until deadline (a performance.now() time), to remove the cgroups stopInterruptedRestore found busy. A
+ * killed tree that takes longer than DEAD_RESTORE_CGROUP_WAIT_MS to leave them (a loaded machine; a task frozen in
+ * another hierarchy's freezer) left them for good before: containerd runs `delete` once after a dead shim, and a v1
+ * removal stops at the first busy controller, so every controller's directory stayed, empty soon after (a helper
+ * session's chaos run, and a fresh-clone CI run under load). What is still busy at the deadline is logged and left.
+ */
+export async function retryBusyCgroups(busy: readonly BusyCgroup[], deadline: number, log: Logger): Promise<void> {
+  const { openCgroup } = await import("../cgroups/open.ts");
+  for (const { cgroupsPath, version } of busy) {
+    const what = `the cgroup ${cgroupsPath}${version ? ` (v${version})` : ""} of a restore its shim did not finish`;
+    const left = Math.max(0, deadline - performance.now());
+    try {
+      const cgroup = await openCgroup(version === undefined ? { cgroupsPath } : { cgroupsPath, version });
+      await cgroup.destroy({ kill: true, timeoutMs: left });
+      log.warn(`${what}: removed on a second try`);
+    } catch (err) {
+      log.warn(`${what}: still busy, left: ${CryoError.from(err).message}`);
+    }
+  }
 }

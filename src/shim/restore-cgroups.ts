@@ -80,6 +80,7 @@ function sourceRanIn(meta: Partial<Pick<CheckpointMetadata, "runcState">>): stri
   }
 }
 
+/** Whether the cgroupsPath a, normalised, is the normalised path given (false when a is not a valid cgroupsPath). */
 function samePath(a: string, normalised: string): boolean {
   try {
     return normaliseCgroupsPath(a) === normalised;
