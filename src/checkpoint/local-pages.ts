@@ -47,6 +47,11 @@ const RESTORE_PREFIX = ".restore-";
 /** The file in each entry that binds it to its checkpoint. */
 export const ENTRY_FILE = "entry.json";
 
+/** Whether dir is a restore's images directory directly in the page store root (restoreImagesDir), by its path alone. */
+export function isRestoreImagesDir(dir: string, root: string): boolean {
+  return dirname(dir) === root && basename(dir).startsWith(RESTORE_PREFIX) && basename(dir).length > RESTORE_PREFIX.length && !dir.includes("/../");
+}
+
 /** The page store's directory for this environment. */
 export function pageStoreRoot(env: Record<string, string | undefined> = process.env): string {
   const v = env[PAGE_STORE_ENV];

@@ -16,7 +16,7 @@ import type { ShimFlags } from "./flags.ts";
 import type { Logger } from "./logger.ts";
 import { addressPath } from "./grouping.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
-import { isRestoring, readExtraction, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
+import { forgetRestoreImages, isRestoring, readExtraction, readRestoreImages, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket } from "./socket-lock.ts";
 
@@ -55,6 +55,7 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // page was in (containerd never does): the recorded path, if it still is such a directory. Before the cgroups
   // below, whose processes may take their time to go.
   await removeExtraction(bundle, log);
+  await removeRestoreImages(bundle, log);
   // A restore it did not finish, whose tree runc has no state for (orphaned-criu.ts).
   const busy = isRestoring(bundle) ? await stopInterruptedRestore(bundle, join(options.root, flags.id), log) : [];
   // containerd 1.6 runs `delete` after every shim disconnect, also after a clean Delete: runc is
@@ -144,6 +145,21 @@ async function removeExtraction(bundle: string, log: Logger): Promise<void> {
     rmSync(extraction, { recursive: true, force: true });
     log.warn(`removed containerd's extraction of the checkpoint ${extraction}: the restore's shim died before it could`);
   }
+}
+
+/**
+ * Removes the page store's images directory of a local-pages restore whose daemon died before it could (orphaned-criu.ts
+ * RESTORE_IMAGES_RECORD): only a `.restore-*` directory directly in this environment's page store. Exported for tests.
+ */
+export async function removeRestoreImages(bundle: string, log: Logger): Promise<void> {
+  const dir = readRestoreImages(bundle);
+  if (dir === undefined) return;
+  const { isRestoreImagesDir, pageStoreRoot } = await import("../checkpoint/local-pages.ts");
+  if (isRestoreImagesDir(dir, pageStoreRoot(process.env)) && existsSync(dir)) {
+    rmSync(dir, { recursive: true, force: true });
+    log.warn(`removed ${dir}: the page store's images directory of a restore whose shim died before it could`);
+  }
+  forgetRestoreImages(bundle);
 }
 
 /** Detaches every mount at or below the given paths (deepest first); nothing to do, and no mount table read, when none exists. */

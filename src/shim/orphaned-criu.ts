@@ -127,6 +127,33 @@ export function forgetExtraction(bundle: string): void {
 }
 
 /**
+ * The bundle's record of a local-pages restore's images directory in the page store (local-pages.ts restoreImagesDir:
+ * `.restore-*`, the checkpoint's images linked or copied there): the daemon removes it once the restore has every
+ * page, and `delete` removes it when the daemon died before. Before (fortieth session, a helper session's chaos run: a
+ * daemon SIGKILLed 0.06 s into such a restore), it stayed in the store until `cryo pages prune` found it old enough.
+ */
+export const RESTORE_IMAGES_RECORD = "cryo-restore-images";
+
+/** Records dir as the restore's images directory in the page store, for `delete`. */
+export function recordRestoreImages(bundle: string, dir: string): void {
+  writeFileSync(join(bundle, RESTORE_IMAGES_RECORD), dir);
+}
+
+/** The recorded images directory, if any. */
+export function readRestoreImages(bundle: string): string | undefined {
+  try {
+    return readFileSync(join(bundle, RESTORE_IMAGES_RECORD), "utf8") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The images directory is gone (removed by the daemon): nothing for `delete` to do. */
+export function forgetRestoreImages(bundle: string): void {
+  rmSync(join(bundle, RESTORE_IMAGES_RECORD), { force: true });
+}
+
+/**
  * The bundle's record of containerd's directory of a Checkpoint in progress (checkpoint-dump.ts), for `delete`: a
  * daemon killed mid-dump fails containerd's request, which removes that directory at once, while the dump's CRIU,
  * which outlives the daemon until `delete` kills it, may still write files into it: containerd's removal then fails

@@ -62,7 +62,7 @@ import { classifyCriuError } from "./criu-errors.ts";
 import { restoreInheritFds } from "./checkpoint-stdio.ts";
 import type { Logger } from "./logger.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
-import { forgetExtraction, isRestoring, recordRestoreCgroups, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
+import { forgetExtraction, forgetRestoreImages, isRestoring, recordRestoreCgroups, recordRestoreImages, recordRestoreCgroupsPath, restoreWorkDir } from "./orphaned-criu.ts";
 import { confineToSpec, RUNC_NOTIFY_MOUNT } from "./restore-spec.ts";
 import { runOciHooks } from "./oci-hooks.ts";
 import { bindExternalsForUserns, detachStaged, stageEmptyTmpfs, stageMaskedDir } from "./restore-staging.ts";
@@ -440,7 +440,11 @@ export async function restoreContainer(input: RestoreInput): Promise<Restored> {
     if (meta.localPages) {
       const images = restoreImagesDir(source.dir, meta.localPages, pageStoreRoot(process.env));
       localImages = images;
-      undo.push(() => images[Symbol.dispose]());
+      recordRestoreImages(bundle, images.dir);
+      undo.push(() => {
+        images[Symbol.dispose]();
+        forgetRestoreImages(bundle);
+      });
       if (images.copied) input.log.warn(`${label}: the page store's ${images.dir} allows no hard links to ${meta.localPages.dir}: its page images were copied`);
       imagesDir = images.dir;
     }
@@ -746,7 +750,13 @@ function settleRestored(r: SettledRestore, now: readonly [string, () => void][])
   for (const [what, f] of now) tidy(what, f);
   const removeWork = () => {
     tidy(`remove ${workDir}`, () => removeWorkDir(workDir));
-    tidy("release the local page images", () => r.localImages?.[Symbol.dispose]());
+    if (r.localImages) {
+      const images = r.localImages;
+      tidy("release the local page images", () => {
+        images[Symbol.dispose]();
+        forgetRestoreImages(bundle);
+      });
+    }
     const extraction = r.extraction;
     if (extraction !== undefined) {
       // A whole copy of the checkpoint (1 GiB of pages for a 1 GiB container), removed off the event loop rather

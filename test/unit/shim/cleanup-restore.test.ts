@@ -1,7 +1,8 @@
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { detachRestoreLeftovers } from "../../../src/shim/cleanup.ts";
+import { detachRestoreLeftovers, removeRestoreImages } from "../../../src/shim/cleanup.ts";
+import { readRestoreImages, recordRestoreImages } from "../../../src/shim/orphaned-criu.ts";
 import { MS_BIND, mount, umount2, MNT_DETACH } from "../../../src/sys/index.ts";
 
 const dir = mkdtempSync("/tmp/cryo-leftovers-");
@@ -32,4 +33,36 @@ test("delete detaches what a restore its shim did not finish left mounted: CRIU'
   }
   // Nothing there: nothing done.
   expect(await detachRestoreLeftovers([join(dir, "none")], log)).toEqual([]);
+});
+
+test("delete removes the page store's images directory a local-pages restore recorded, and nothing outside the store", async () => {
+  const store = join(dir, "pages");
+  const saved = process.env.CRYO_PAGE_STORE;
+  process.env.CRYO_PAGE_STORE = store;
+  try {
+    const bundle = join(dir, "bundle-pages");
+    const images = join(store, ".restore-abc");
+    const entry = join(store, "ns-c1-1234");
+    for (const d of [bundle, images, entry]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(images, "pages-1.img"), "p");
+    // What a daemon SIGKILLed mid-restore left (before: kept until `cryo pages prune` found it old enough).
+    recordRestoreImages(bundle, images);
+    await removeRestoreImages(bundle, log);
+    expect(existsSync(images)).toBe(false);
+    expect(readRestoreImages(bundle)).toBeUndefined();
+    expect(lines.at(-1)).toBe(`removed ${images}: the page store's images directory of a restore whose shim died before it could`);
+    // A record naming a page store entry, a directory outside the store or a `.restore-` one below another: left alone.
+    const outside = join(dir, ".restore-elsewhere");
+    const nested = join(entry, ".restore-x");
+    for (const d of [outside, nested]) mkdirSync(d, { recursive: true });
+    for (const named of [entry, outside, nested, `${store}/../.restore-elsewhere`]) {
+      recordRestoreImages(bundle, named);
+      await removeRestoreImages(bundle, log);
+      expect(readRestoreImages(bundle)).toBeUndefined();
+    }
+    for (const d of [entry, outside, nested]) expect(existsSync(d)).toBe(true);
+  } finally {
+    if (saved === undefined) delete process.env.CRYO_PAGE_STORE;
+    else process.env.CRYO_PAGE_STORE = saved;
+  }
 });
