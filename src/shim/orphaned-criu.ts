@@ -100,31 +100,35 @@ export function pidsOutside(pids: readonly number[], keep: readonly string[], pr
   });
 }
 
+/** A path the bundle records for `delete` in a file of its own, named name: recorded, read (if any), forgotten. */
+function pathRecord(name: string) {
+  return {
+    record: (bundle: string, path: string): void => writeFileSync(join(bundle, name), path),
+    read: (bundle: string): string | undefined => {
+      try {
+        return readFileSync(join(bundle, name), "utf8") || undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    forget: (bundle: string): void => rmSync(join(bundle, name), { force: true }),
+  };
+}
+
 /**
  * The bundle's record of containerd's extraction of the checkpoint a restore reads (restore-container.ts
  * containerdExtraction): the daemon removes that directory once the restore has every page, and `delete` removes it
  * when the daemon died before (containerd never does: a whole copy of the checkpoint each time).
  */
 export const EXTRACTION_RECORD = "cryo-restore-extraction";
+const extraction = pathRecord(EXTRACTION_RECORD);
 
 /** Records dir as the restore's extraction of its checkpoint, for `delete`. */
-export function recordExtraction(bundle: string, dir: string): void {
-  writeFileSync(join(bundle, EXTRACTION_RECORD), dir);
-}
-
+export const recordExtraction = extraction.record;
 /** The recorded extraction, if any. */
-export function readExtraction(bundle: string): string | undefined {
-  try {
-    return readFileSync(join(bundle, EXTRACTION_RECORD), "utf8") || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
+export const readExtraction = extraction.read;
 /** The extraction is gone (removed by the daemon): nothing for `delete` to do. */
-export function forgetExtraction(bundle: string): void {
-  rmSync(join(bundle, EXTRACTION_RECORD), { force: true });
-}
+export const forgetExtraction = extraction.forget;
 
 /**
  * The bundle's record of a local-pages restore's images directory in the page store (local-pages.ts restoreImagesDir:
@@ -133,25 +137,14 @@ export function forgetExtraction(bundle: string): void {
  * daemon SIGKILLed 0.06 s into such a restore), it stayed in the store until `cryo pages prune` found it old enough.
  */
 export const RESTORE_IMAGES_RECORD = "cryo-restore-images";
+const restoreImages = pathRecord(RESTORE_IMAGES_RECORD);
 
 /** Records dir as the restore's images directory in the page store, for `delete`. */
-export function recordRestoreImages(bundle: string, dir: string): void {
-  writeFileSync(join(bundle, RESTORE_IMAGES_RECORD), dir);
-}
-
+export const recordRestoreImages = restoreImages.record;
 /** The recorded images directory, if any. */
-export function readRestoreImages(bundle: string): string | undefined {
-  try {
-    return readFileSync(join(bundle, RESTORE_IMAGES_RECORD), "utf8") || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
+export const readRestoreImages = restoreImages.read;
 /** The images directory is gone (removed by the daemon): nothing for `delete` to do. */
-export function forgetRestoreImages(bundle: string): void {
-  rmSync(join(bundle, RESTORE_IMAGES_RECORD), { force: true });
-}
+export const forgetRestoreImages = restoreImages.forget;
 
 /**
  * The bundle's record of containerd's directory of a Checkpoint in progress (checkpoint-dump.ts), for `delete`: a
