@@ -19,30 +19,18 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { RuncState } from "../runtime/state-file.ts";
-import { readProcStat, wchanOf } from "../sys/proc.ts";
+import { parsePids } from "../cgroups/parse.ts";
+import { isExiting, readProcStat, wchanOf } from "../sys/proc.ts";
 import { CryoError } from "../errors.ts";
 import type { Logger } from "./logger.ts";
-
-/** PF_EXITING in the flags of /proc/<pid>/stat (field 9). */
-const PF_EXITING = 0x4;
 
 /** Where init is: still running, gone (or a zombie: runc counts it stopped), or exiting and waiting on others. */
 export type InitFate = "running" | "gone" | "stuck";
 
-/** init's flags field (/proc/<pid>/stat field 9), undefined when gone. */
-function procFlags(pid: number): number | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "latin1");
-    return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[6]);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The pids in a cgroup directory (its cgroup.procs; none when the directory is gone). */
 function cgroupPids(dir: string): number[] {
   try {
-    return readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter((l) => l !== "").map(Number);
+    return parsePids(readFileSync(join(dir, "cgroup.procs"), "utf8"));
   } catch {
     return [];
   }
@@ -57,9 +45,9 @@ export function recordedCgroupDirs(state: RuncState): string[] {
 export function initFate(state: RuncState): InitFate {
   const stat = readProcStat(state.init_process_pid);
   if (stat === undefined || stat.startTime !== BigInt(state.init_process_start) || stat.state === "Z" || stat.state === "X") return "gone";
-  const flags = procFlags(state.init_process_pid);
-  if (flags === undefined) return "gone";
-  if ((flags & PF_EXITING) === 0) return "running";
+  const exiting = isExiting(state.init_process_pid);
+  if (exiting === undefined) return "gone";
+  if (!exiting) return "running";
   return recordedCgroupDirs(state).every((d) => cgroupPids(d).length === 0) ? "stuck" : "running";
 }
 

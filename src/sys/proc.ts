@@ -91,6 +91,12 @@ export function zombieEnd(pid: number): string | undefined {
 /** PF_EXITING in /proc/<pid>/stat's flags (field 9): the process has started to exit. */
 const PF_EXITING = 0x4;
 
+/** Whether the process has started to exit (PF_EXITING in its flags); undefined when it is gone. */
+export function isExiting(pid: number): boolean | undefined {
+  const rest = statFields(pid)?.rest;
+  return rest === undefined ? undefined : (Number(rest[6]) & PF_EXITING) !== 0;
+}
+
 /**
  * How a process that has ended or is ending ended: zombieEnd's answer for a zombie, and the same for one still in
  * exit() (PF_EXITING: killed, but not yet a zombie, e.g. a pid namespace's init waiting there for its namespace's
