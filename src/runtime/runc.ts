@@ -282,7 +282,10 @@ export function createRunc(options: RuncOptions): Runc {
       checkId(id);
       const parsed = parseDetail(processSpecSchema(), processSpec);
       if (!parsed.ok) throw invalidArgument(`exec process for container ${id}`, { detail: parsed.detail });
-      const file = join(tmpdir(), `cryo-process-${crypto.randomUUID()}.json`);
+      // In the container's state directory, which `runc delete` removes whole: a shim killed during the call left the
+      // file in /tmp for good (a helper session's kill-during-exec runs left twelve); /tmp when runc has no state for id.
+      const stateDir = join(o.root, id);
+      const file = join(existsSync(stateDir) ? stateDir : tmpdir(), `cryo-process-${crypto.randomUUID()}.json`);
       writeFileSync(file, stringifyPreciseJson(parsed.data), { mode: 0o600 });
       try {
         const args = ["--process", file, "--detach", "--pid-file", c.pidFile];

@@ -1,7 +1,7 @@
 // The runc driver against a fake runc (a shell script written per test): the command lines it
 // builds, stdin for update, output parsing, and how failures, deadlines and cancellation surface.
 import { afterEach, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -79,7 +79,7 @@ test("global flags and each command's arguments", async () => {
   expect(existsSync(readFileSync(join(dir, "logpath"), "utf8").trim())).toBe(false);
 });
 
-test("exec writes the process spec to a temp file and removes it", async () => {
+test("exec writes the process spec to a file in runc's state directory of the container (a temp file without one) and removes it", async () => {
   const { runc, argv, dir } = fake("process");
   const spec = { args: ["sh", "-c", "true"], cwd: "/", env: ["A=1"], terminal: false, capabilities: { bounding: ["CAP_KILL"] } };
   await runc.exec("c1", spec, { pidFile: "/p/exec.pid" });
@@ -92,6 +92,13 @@ test("exec writes the process spec to a temp file and removes it", async () => {
   // An rlimit of RLIM_INFINITY (a bigint from the shim's parse) reaches runc exact: runc refused the rounded number.
   await runc.exec("c1", { ...spec, rlimits: [{ type: "RLIMIT_CORE", hard: 18446744073709551615n, soft: 18446744073709551615n }] } as never, { pidFile: "/p/exec.pid" });
   expect(readFileSync(join(dir, "process.json"), "utf8")).toContain('"rlimits":[{"type":"RLIMIT_CORE","hard":18446744073709551615,"soft":18446744073709551615}]');
+  // With runc's state directory of the container there, the file is written in it (runc delete removes it whole, also
+  // after a shim killed during the call), and removed after the call as well.
+  mkdirSync(join(dir, "root", "c1"), { recursive: true });
+  await runc.exec("c1", spec, { pidFile: "/p/exec.pid" });
+  const inState = argv()[argv().indexOf("--process") + 1] as string;
+  expect(inState.startsWith(`${join(dir, "root", "c1")}/cryo-process-`)).toBe(true);
+  expect(existsSync(inState)).toBe(false);
   const empty = await failure(runc.exec("c1", { args: [], cwd: "/" }, { pidFile: "/p" }));
   expect(empty.code).toBe(Code.INVALID_ARGUMENT);
   expect(empty.message).toBe("exec process for container c1: invalid argument: args: must not be empty");
