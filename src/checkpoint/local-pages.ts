@@ -49,7 +49,7 @@ export const ENTRY_FILE = "entry.json";
 
 /** Whether dir is a restore's images directory directly in the page store root (restoreImagesDir), by its path alone. */
 export function isRestoreImagesDir(dir: string, root: string): boolean {
-  return dirname(dir) === root && basename(dir).startsWith(RESTORE_PREFIX) && basename(dir).length > RESTORE_PREFIX.length && !dir.includes("/../");
+  return dirname(dir) === root && basename(dir).startsWith(RESTORE_PREFIX) && basename(dir).length > RESTORE_PREFIX.length;
 }
 
 /** The page store's directory for this environment. */

@@ -63,12 +63,15 @@ export async function deleteShim(flags: ShimFlags, log: Logger): Promise<Uint8Ar
   // share runc's root (/run/containerd/runc/<ns>): a Create refused with "container with given ID already exists"
   // because another containerd runs a container of that namespace and id ended here, and `runc delete --force`
   // killed and removed that other container (runc's shim does the same).
-  const other = existsSync(join(options.root, flags.id)) ? otherBundleOf(options.root, flags.id, bundle) : undefined;
-  if (other !== undefined) {
+  const hasState = existsSync(join(options.root, flags.id));
+  const other = hasState ? otherBundleOf(options.root, flags.id, bundle) : undefined;
+  if (!hasState) {
+    // nothing of runc's to delete
+  } else if (other !== undefined) {
     log.warn(`container ${flags.id}: runc's state under ${options.root} is that of bundle ${other}, not of ${bundle} (another containerd's container of the same namespace and id): left alone`);
-  } else if (existsSync(join(options.root, flags.id)) && (await killedStuck(options.root, flags.id, log))) {
+  } else if (await killedStuck(options.root, flags.id, log)) {
     // removed without runc (stuck-init.ts)
-  } else if (existsSync(join(options.root, flags.id))) {
+  } else {
     try {
       const { runcFor } = await import("./bundle-runc.ts");
       await runcFor(bundle, options).delete(flags.id, { force: true, cwd: bundle });
