@@ -7,7 +7,7 @@
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { labelsToAnnotations, readRuncState } from "../runtime/state-file.ts";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { wallClock, type WallTime } from "../sys/clock.ts";
@@ -18,7 +18,7 @@ import { addressPath } from "./grouping.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetRestoreImages, isRestoring, readExtraction, readRestoreImages, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
-import { clearAllPending, lockSocket } from "./socket-lock.ts";
+import { clearAllPending, lockSocket, sweepLockFiles } from "./socket-lock.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -238,4 +238,5 @@ async function removeDeadSocket(bundle: string, log: Logger): Promise<void> {
   } finally {
     release?.();
   }
+  sweepLockFiles(dirname(path));
 }

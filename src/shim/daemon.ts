@@ -5,7 +5,7 @@
  * left (or on SIGTERM/SIGINT), after answering in-flight calls and draining events.
  */
 import { rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
@@ -20,7 +20,7 @@ import { createGroupSeal, GROUP_KEY_ENV } from "./grouping-seal.ts";
 import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
-import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
+import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket, sweepLockFiles } from "./socket-lock.ts";
 import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
 import type { LoadedConfig } from "../config/find.ts";
 import type { StampedConfig } from "../config/config-cache.ts";
@@ -140,6 +140,9 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     } finally {
       unlock();
     }
+    // Lock files a killed `start` left in the socket directory (socket-lock.ts), this one's group's or another's.
+    const swept = sweepLockFiles(dirname(flags.socket));
+    if (swept > 0) log.info(`removed ${swept} lock file(s) left by killed starts`);
     try {
       await shutdown;
     } catch (err) {

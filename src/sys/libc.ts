@@ -6,7 +6,10 @@
  * callers assume LP64.
  */
 import { dlopen, FFIType, read, type Pointer } from "bun:ffi";
-import { Code, CryoError } from "../errors.ts";
+import type { CryoError } from "../errors.ts";
+import { errnoError } from "./errno.ts";
+
+export { Errno, errnoOf } from "./errno.ts";
 
 const { i32, u32, u64, i64, ptr } = FFIType;
 
@@ -34,7 +37,6 @@ export const libc = dlopen("libc.so.6", {
   pidfd_open: { args: [i32, u32], returns: i32 },
   pidfd_getfd: { args: [i32, i32, u32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
-  flock: { args: [i32, i32], returns: i32 },
   sendto: { args: [i32, ptr, u64, i32, ptr, u32], returns: i64 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
@@ -46,23 +48,6 @@ export const libc = dlopen("libc.so.6", {
   __errno_location: { args: [], returns: ptr },
 }).symbols;
 
-/** errno numbers cryo reacts to. */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  EBADF: 9,
-  ECHILD: 10,
-  EAGAIN: 11,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  ENOTTY: 25,
-  EADDRINUSE: 98,
-} as const;
-
 /** Reads errno of the calling thread; call it right after the failing libc call. */
 export function errno(): number {
   const p = libc.__errno_location() as Pointer | null;
@@ -71,29 +56,5 @@ export function errno(): number {
 
 /** Builds a CryoError for a failed syscall: "<call>: <strerror> (errno N)", with a code fitting the errno. */
 export function sysError(call: string, err: number = errno()): CryoError & { errno: number } {
-  const text = String(libc.strerror(err));
-  const code =
-    err === Errno.ENOENT || err === Errno.ECHILD || err === Errno.ESRCH
-      ? Code.NOT_FOUND
-      : err === Errno.EEXIST || err === Errno.EADDRINUSE
-        ? Code.ALREADY_EXISTS
-        : err === Errno.EINVAL || err === Errno.EBADF || err === Errno.ENOTTY
-          ? Code.INVALID_ARGUMENT
-          : err === Errno.EPERM || err === Errno.EACCES
-            ? Code.PERMISSION_DENIED
-            : err === Errno.EAGAIN
-              ? Code.UNAVAILABLE
-              : err === Errno.EBUSY
-                ? Code.FAILED_PRECONDITION
-                : Code.UNKNOWN;
-  const e = new CryoError(code, `${call}: ${text} (errno ${err})`) as CryoError & { errno: number };
-  e.errno = err;
-  return e;
-}
-
-/** Returns the errno carried by an error from sysError, or undefined. */
-export function errnoOf(err: unknown): number | undefined {
-  return err instanceof CryoError && typeof (err as { errno?: unknown }).errno === "number"
-    ? (err as unknown as { errno: number }).errno
-    : undefined;
+  return errnoError(call, err, String(libc.strerror(err)));
 }
