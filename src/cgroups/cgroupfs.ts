@@ -3,7 +3,7 @@
  * thread pool (node:fs/promises), never blocking the event loop, and failures name the file.
  */
 import { constants } from "node:fs";
-import { open, readFile, readdir, mkdir, rmdir, stat } from "node:fs/promises";
+import { open, readFile, readdir, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Code, CryoError, failedPrecondition, notFound, unknown } from "../errors.ts";
 

@@ -8,7 +8,6 @@
  *
  *   void import("../criu/warm.ts").then((w) => w.prewarmCriuHelper());
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { childrenOf } from "../sys/proc.ts";
 import { CRIU_HELPER_WARM_ENV } from "./helper-env.ts";

@@ -148,7 +148,6 @@ export function createPolicyEngine(config: PolicyConfig, options: PolicyEngineOp
     async checkpointOptions(input) {
       let requested = input.requested;
       const consulted: string[] = [];
-      const changedBy: string[] = [];
       const subject = { namespace: input.namespace, annotations: input.annotations, image: input.image?.name ?? null };
       const what = `checkpoint of container ${input.id}`;
       for (const p of selected("checkpoint", subject)) {

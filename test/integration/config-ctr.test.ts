@@ -15,7 +15,6 @@ import { join } from "node:path";
 import { ensureTestImage, readCounter, startPrivateContainerd, testImage, uniqueId, waitFor, type PrivateContainerd, taskStatus, removeContainer, checkpointCriuTar, checkpointMetadata, criuTarEntries, ctrErrorHasCode, taskPid } from "../harness/index.ts";
 
 const RUNTIME = "io.containerd.cryo.v2";
-const root = join(import.meta.dir, "../..");
 let pc: PrivateContainerd;
 let dir: string;
 let envConfig: string;

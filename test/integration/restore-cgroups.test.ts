@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { discardRestoreCgroups, emptyCreatedCgroups, inFlight } from "../../src/shim/restore-cgroups.ts";
 import { readProcStat } from "../../src/sys/proc.ts";
-import { removeCgroupDirs, waitFor } from "../harness/index.ts";
+import { removeCgroupDirs } from "../harness/index.ts";
 
 setDefaultTimeout(60_000);
 const name = `cryo-restore-cg-${process.pid}`;

@@ -4,7 +4,7 @@
  * of a restore), 50 containers at once with nothing leaking, and bad input answered with clear errors.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { runcContainerFrom } from "../../../src/checkpoint/runc-criu.ts";
-import { Code, CryoError } from "../../../src/errors.ts";
+import { Code } from "../../../src/errors.ts";
 import { errorOf } from "../../harness/error-of.ts";
 import { confineToSpec } from "../../../src/shim/restore-spec.ts";
 
