@@ -19,6 +19,7 @@ import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetRestoreImages, isRestoring, readExtraction, readRestoreImages, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
 import { clearAllPending, lockSocket, sweepLockFiles } from "./socket-lock.ts";
+import { unixSocketServed } from "../sys/unix-connect.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -202,17 +203,6 @@ export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAt: 
   return w.finish();
 }
 
-/** True when something accepts connections on the unix socket at path. */
-async function answers(path: string): Promise<boolean> {
-  try {
-    const sock = await Bun.connect({ unix: path, socket: { data() {} } });
-    sock.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Removes the socket file (and its pending markers) of the bundle's daemon when no daemon answers on it any
  * more, as containerd's runc shim removes its socket in `delete`: a daemon that was killed leaves no files in
@@ -230,7 +220,7 @@ async function removeDeadSocket(bundle: string, log: Logger): Promise<void> {
   let release: (() => void) | undefined;
   try {
     release = await lockSocket(path);
-    if (await answers(path)) return;
+    if (await unixSocketServed(path)) return;
     rmSync(path, { force: true });
     clearAllPending(path);
   } catch (err) {

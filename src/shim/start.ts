@@ -11,7 +11,7 @@
  * directory next to the socket (socket-lock.ts).
  */
 import { readRegularFile } from "../sys/regular-file.ts";
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
+import { chmodSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini"; // light at every `start` (flags.ts)
 import { invalidArgument, unavailable } from "../errors.ts";
@@ -22,7 +22,7 @@ import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
 import { STANDBY_PATH_ENV, standbyMs, standbyPath, standbyUse, takeStandby } from "./standby.ts";
-import { unixConnectError } from "../sys/unix-connect.ts";
+import { unixSocketServed } from "../sys/unix-connect.ts";
 
 const specSchema = z.looseObject({ annotations: z.optional(z.record(z.string(), z.string())) });
 
@@ -47,9 +47,9 @@ export function writeFileAtomic(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-/** True when something accepts connections on the unix socket path. */
+/** True when a daemon serves the unix socket path (a listener with a full backlog counts: unixSocketServed). */
 export async function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  return existsSync(path) && (await unixConnectError(path, timeoutMs)) === undefined;
+  return await unixSocketServed(path, timeoutMs);
 }
 
 /** The default linger of a daemon whose group other containers can join (per-pod with a group, per-namespace). */
