@@ -18,8 +18,8 @@ import { addressPath } from "./grouping.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetRestoreImages, isRestoring, readExtraction, readRestoreImages, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
-import { clearAllPending, lockSocket, sweepLockFiles } from "./socket-lock.ts";
-import { unixSocketServed } from "../sys/unix-connect.ts";
+import { sweepLockFiles } from "./socket-lock.ts";
+import { removeIfDead } from "./socket-sweep.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
 export const DEAD_SHIM_EXIT_STATUS = 137;
@@ -217,16 +217,10 @@ async function removeDeadSocket(bundle: string, log: Logger): Promise<void> {
     return; // `start` never wrote one
   }
   if (!path.startsWith("/") || !existsSync(path)) return;
-  let release: (() => void) | undefined;
   try {
-    release = await lockSocket(path);
-    if (await unixSocketServed(path)) return;
-    rmSync(path, { force: true });
-    clearAllPending(path);
+    await removeIfDead(path);
   } catch (err) {
     log.warn(`remove socket ${path}: ${err instanceof Error ? err.message : String(err)}`);
-  } finally {
-    release?.();
   }
   sweepLockFiles(dirname(path));
 }

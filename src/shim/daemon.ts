@@ -21,6 +21,7 @@ import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
 import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket, sweepLockFiles } from "./socket-lock.ts";
+import { sweepDeadSockets } from "./socket-sweep.ts";
 import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
 import type { LoadedConfig } from "../config/find.ts";
 import type { StampedConfig } from "../config/config-cache.ts";
@@ -31,6 +32,8 @@ import { DEFAULT_EXEC_SLOTS, EXEC_SLOT_LEASE_MS } from "./container.ts";
 import { createFairLimiter } from "./fair-limiter.ts";
 import type { ShimSettings } from "../config/schema.ts";
 
+/** How long after its first Create a daemon sweeps the socket directory (socket-sweep.ts). */
+const SWEEP_DELAY_MS = 1000;
 /** How often the daemon checks whether it serves nothing and should exit without a Shutdown. */
 export const IDLE_CHECK_MS = 30_000;
 /** containerd's environment may set another interval (ms, 1 s to 1 h), e.g. a test that must not be saved by the check. */
@@ -106,6 +109,8 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
   const standbyEnv = { ...process.env };
   delete standbyEnv[LINGER_ENV];
   let standbyDue = standby !== undefined;
+  // Whether this daemon has swept the socket directory (after its first Create).
+  let swept = false;
   // Whether this daemon has restored or checkpointed a container: its standby then loads the restore's modules ahead.
   let restores = false;
   const later = (ms: number, fn: () => void) => {
@@ -250,6 +255,17 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       seal.created(req.id, () => readAnnotations(req.bundle));
       logFollower.created(req.id, req.bundle);
       if (req.checkpoint !== "") restores = true;
+      if (!swept) {
+        swept = true;
+        // Once, a second after the reply (the container's Start and IO come first): the files of daemons killed
+        // after their last Delete (socket-sweep.ts).
+        const sweep = () =>
+          void sweepDeadSockets(dirname(flags.socket), flags.socket).then(
+            (gone) => gone.length > 0 && log.info(`removed the socket files of dead daemons: ${gone.join(" ")}`),
+            (err) => log.warn(`sweep ${dirname(flags.socket)}: ${CryoError.from(err).message}`),
+          );
+        setTimeout(sweep, SWEEP_DELAY_MS).unref();
+      }
       if (standbyDue) {
         standbyDue = false;
         // After the reply: the container's Start comes first.

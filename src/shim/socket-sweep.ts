@@ -1,0 +1,82 @@
+/**
+ * Socket files in the socket directory that no daemon serves any more. A daemon removes its socket when it exits and
+ * containerd's `delete` removes that of a daemon it saw die (cleanup.ts), but a daemon killed after its last
+ * container's Delete (lingering for its group, or waiting for containerd's Shutdown) has no container left for a
+ * `delete`: its socket and marker directory stayed in the directory for good. Each daemon sweeps such files once,
+ * after its first Create (daemon.ts), each under its socket's lock so that a `start` launching a daemon there is
+ * never undone.
+ */
+import { readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { unixSocketServed } from "../sys/unix-connect.ts";
+import { clearAllPending, freshPending, lockSocket } from "./socket-lock.ts";
+
+/** A daemon socket's file name: the sha256 of containerd's address, the namespace and the group (grouping.ts socketPath). */
+const SOCKET_NAME = /^[0-9a-f]{64}$/;
+/** A marker directory's name, `<socket name>.pending`. */
+const PENDING_NAME = /^([0-9a-f]{64})\.pending$/;
+
+/** Files younger than this are left alone: a `start` may be at work on them. */
+export const SWEEP_MIN_AGE_MS = 30_000;
+
+/**
+ * Removes the socket at path and its marker directory when nothing answers on it, under the socket's lock (waiting
+ * up to lockTimeoutMs for it); true when they were removed.
+ */
+export async function removeIfDead(path: string, lockTimeoutMs?: number): Promise<boolean> {
+  const release = await lockSocket(path, lockTimeoutMs);
+  try {
+    if (await unixSocketServed(path)) return false;
+    rmSync(path, { force: true });
+    clearAllPending(path);
+    return true;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Removes, in dir, the socket files older than minAgeMs that nothing answers on (with their marker directories), and
+ * marker directories with neither a socket nor a fresh marker; never own (this daemon's socket). Returns the names
+ * removed. A socket whose lock is held is skipped.
+ */
+export async function sweepDeadSockets(dir: string, own: string, now = Date.now(), minAgeMs = SWEEP_MIN_AGE_MS): Promise<string[]> {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  const old = (path: string) => {
+    try {
+      return now - statSync(path).mtimeMs > minAgeMs;
+    } catch {
+      return false;
+    }
+  };
+  for (const name of names) {
+    const path = join(dir, name);
+    if (path === own || basename(own) === name) continue;
+    if (SOCKET_NAME.test(name)) {
+      if (!old(path)) continue;
+      try {
+        if (await removeIfDead(path, 0)) removed.push(name);
+      } catch {
+        // its lock is held: a `start` or the daemon is at work on it
+      }
+      continue;
+    }
+    const pending = PENDING_NAME.exec(name);
+    if (pending === null || names.includes(pending[1]!) || !old(path)) continue;
+    const socket = join(dir, pending[1]!);
+    if (freshPending(socket, now).length > 0) continue;
+    try {
+      rmdirSync(path);
+      removed.push(name);
+    } catch {
+      // a marker written meanwhile
+    }
+  }
+  return removed;
+}
