@@ -6,7 +6,7 @@
  */
 import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { CryoError } from "../errors.ts";
+import { Code, CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
 import { createReaper, setCloexec } from "../sys/index.ts";
@@ -272,6 +272,22 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
         setTimeout(() => ensureStandby(standby!, standbyEnv, selfCommand(), { grpcAddress: flags.address, namespace: flags.namespace, warmRestore: restores }), 0);
       }
       return r;
+    },
+    // A containerd restarted in the middle of a Create loads the bundle through Connect, which is NOT_FOUND for an id
+    // the daemon does not serve (task-service.ts): its Create never came, or failed when containerd went away (no
+    // Shutdown follows). containerd cleans up after it (`delete`, the bundle removed). The container's pending
+    // marker, or nothing, kept the daemon up until the idle check (30 s; a stale marker first, 30 s): the chaos run
+    // saw such daemons after everything was removed. The daemon drops the marker and stops now when left idle.
+    async connect(req, ctx) {
+      try {
+        return await service.impl.connect(req, ctx);
+      } catch (err) {
+        if (CryoError.from(err).code === Code.NOT_FOUND) {
+          if (freshPending(flags.socket).includes(req.id)) clearPending(flags.socket, req.id);
+          if (service.idle()) requestStop(`containerd cleans up after ${req.id}, which it does not serve`, false);
+        }
+        throw err;
+      }
     },
     async checkpoint(req, ctx) {
       const r = await service.impl.checkpoint(req, ctx);

@@ -2,7 +2,8 @@
  * The `start` action of the built binary on its own (no containerd): start binds the socket and
  * hands the listening descriptor to the daemon it launches (root-only socket, held close-on-exec by
  * the daemon, answering ttrpc); the ShimCgroup runtime option puts the daemon into that cgroup; a
- * ShimCgroup that does not exist fails `start` and leaves no daemon and no socket behind.
+ * ShimCgroup that does not exist fails `start` and leaves no daemon and no socket behind; a Connect for a container
+ * whose Create never came, or failed, ends its daemon at once.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack, AnySchema } from "@bufbuild/protobuf/wkt";
@@ -155,3 +156,36 @@ test("ShimCgroup that does not exist: start fails and leaves no daemon", async (
   await waitFor(() => daemonsOf(socketDir).length === 0, { timeoutMs: 5_000, what: "no daemon" });
   expect(existsSync(socketDir) ? readdirSync(socketDir) : []).toEqual([]);
 }, 30_000);
+
+for (const createFailed of [false, true]) {
+  test(`a Connect for a container whose Create ${createFailed ? "failed (no Shutdown followed)" : "never came"} (containerd restarted mid-Create) ends its daemon at once`, async () => {
+    const id = createFailed ? "c4" : "c3";
+    const socketDir = join(dir, `s-${id}`);
+    const r = await start(id, undefined, socketDir);
+    expect(r.code).toBe(0);
+    const path = r.out.replace(/^unix:\/\//, "");
+    const [pid] = daemonsOf(socketDir);
+    expect(pid).toBeDefined();
+    daemons.push(pid!);
+    expect(readdirSync(`${path}.pending`)).toEqual([id]);
+    const client = await connect(path, { namespace: "t" });
+    try {
+      const task = createClient(Task, client);
+      if (createFailed) {
+        // A bundle without config.json: the Create fails (as one whose caller went away), its marker cleared.
+        const empty = mkdtempSync(join(dir, "empty-"));
+        const err = await task.create({ id, bundle: empty, rootfs: [], stdin: "", stdout: "", stderr: "" }).catch((e: unknown) => e);
+        expect((err as CryoError).code).toBe(Code.NOT_FOUND);
+        expect(readdirSync(`${path}.pending`)).toEqual([]);
+      }
+      // What a restarted containerd does with the bundle: Connect, NOT_FOUND, then its cleanup (the shim's `delete`).
+      const err = await task.connect({ id }).catch((e: unknown) => e);
+      expect((err as CryoError).code).toBe(Code.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+    // Before, the daemon stayed until its idle check (30 s; a fresh marker first had to go stale, 30 s).
+    await waitFor(() => !processAlive(pid!), { timeoutMs: 5_000, what: `daemon ${pid} gone` });
+    expect(existsSync(socketDir) ? readdirSync(socketDir).filter((f) => !f.endsWith(".lock")) : []).toEqual([]);
+  }, 30_000);
+}
