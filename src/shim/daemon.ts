@@ -250,6 +250,11 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
         // with containerd's Shutdown instead of lingering 3 s after it (a helper session, comparing the handlers).
         seal.createFailed(req.id, () => readAnnotations(req.bundle));
         if (seal.sealed && service.idle()) setTimeout(() => requestStop("the pod's sandbox was not created", false), SEALED_EXIT_DELAY_MS);
+        // No container left: stop as containerd's Shutdown after a failed Create would. When the Create failed because
+        // containerd went away (SIGTERMed, killed), no Shutdown comes, and the daemon stayed until its idle check
+        // (30 s), while the restarted containerd, which had connected during the Create, kept a task for it that
+        // answered "not found" (a helper's chaos run, seed 52).
+        else if (service.idle()) requestStop(`the Create of ${req.id} failed and no container is left`, false);
         throw err;
       }
       seal.created(req.id, () => readAnnotations(req.bundle));
