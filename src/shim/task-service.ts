@@ -123,6 +123,8 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
   const containers = new Map<string, Container>();
   // Creates in progress, by id: a Delete that comes meanwhile waits for its Create (see delete).
   const creating = new Map<string, Promise<unknown>>();
+  // The Deletes of inits under way, by container id (see connect).
+  const deleting = new Map<string, Promise<unknown>>();
   // The real paths of the bundles of the containers served and being created, by id (see create).
   const bundles = new Map<string, string>();
 
@@ -210,12 +212,18 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
       const pending = creating.get(req.id);
       if (pending && req.execId === "") await pending.catch(() => {});
       const c = get(req.id);
-      const r = await c.delete(req.execId);
-      if (req.execId === "") {
-        containers.delete(req.id);
-        bundles.delete(req.id);
+      const deleted = c.delete(req.execId);
+      if (req.execId === "") deleting.set(req.id, deleted);
+      try {
+        const r = await deleted;
+        if (req.execId === "") {
+          containers.delete(req.id);
+          bundles.delete(req.id);
+        }
+        return { pid: r.pid, exitStatus: r.exit.status, exitedAt: r.exit.exitedAt };
+      } finally {
+        if (deleting.get(req.id) === deleted) deleting.delete(req.id);
       }
-      return { pid: r.pid, exitStatus: r.exit.status, exitedAt: r.exit.exitedAt };
     },
 
     async state(req) {
@@ -335,7 +343,12 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
     // (it stopped mid-Create) names a shared daemon that lives on for its other containers: answered, it became a
     // task containerd kept for ever (hidden from `ctr task ls`, its id refused: "already exists"). Refused, containerd
     // runs the shim's `delete` and removes the bundle.
+    // A Connect for a container whose Delete is under way is answered once that Delete is over: a containerd killed
+    // during its `ctr task rm` (the Delete waits for its /tasks/delete event) and restarted connected to it meanwhile,
+    // and kept a task the daemon then no longer served ("container ID: not found" to every call) until the daemon
+    // exited (a helper's chaos run, seed 62).
     async connect(req) {
+      await deleting.get(req.id)?.catch(() => {});
       const c = containers.get(req.id);
       if (!c && !creating.has(req.id)) throw notFound(`container ${req.id}`);
       if (c?.config.checkpoint !== undefined && c.init.pid === 0) deps.engine.restoreConnected?.(req.id);

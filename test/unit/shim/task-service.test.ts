@@ -301,6 +301,37 @@ test("Delete of an init answers only once containerd has its /tasks/delete event
   expect(forwarded).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
 });
 
+test("a Connect while the container's Delete is under way (containerd restarted during `ctr task rm`) is answered after it: NOT_FOUND", async () => {
+  const fake = fakeEngine();
+  let release: (() => void) | undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const publisher = createPublisher(
+    {
+      forward: async (e) => {
+        // The /tasks/delete event does not reach containerd (it died): the Delete waits for it.
+        if (e.topic === "/tasks/delete") await gate;
+      },
+      close() {},
+    },
+    nullLogger,
+  );
+  const svc = createTaskService({ ...fake, publisher, log: nullLogger, namespace: "ns", defaultOptions: defaultShimOptions(), onShutdown: () => {} }).impl;
+  const ctx = { namespace: "ns" } as CallContext;
+  await startThenExit(svc, ctx, () => fake.exit(100, 0));
+  expect((await svc.connect({ id: "c1" } as never, ctx)).taskPid).toBe(100);
+  const del = svc.delete({ id: "c1", execId: "" } as never, ctx);
+  await Bun.sleep(20);
+  // Before, the restarted containerd's Connect found the container and kept a task the Delete then removed.
+  let answered = false;
+  const connected = codeOf(svc.connect({ id: "c1" } as never, ctx)).then((r) => ((answered = true), r));
+  await Bun.sleep(50);
+  expect(answered).toBe(false);
+  release!();
+  expect(await connected).toEqual([Code.NOT_FOUND, "container c1: not found"]);
+  expect((await del).exitStatus).toBe(0);
+  expect(await codeOf(svc.connect({ id: "c1" } as never, ctx))).toEqual([Code.NOT_FOUND, "container c1: not found"]);
+});
+
 test("a publish settles once its event is forwarded, or dropped after its attempts", async () => {
   const { TaskStartSchema } = await import("../../../src/gen/containerd/events/task_pb.ts");
   const ok = createPublisher({ forward: async () => {}, close() {} }, nullLogger);
