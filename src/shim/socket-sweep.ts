@@ -10,11 +10,14 @@ import { readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { unixSocketServed } from "../sys/unix-connect.ts";
 import { clearAllPending, freshPending, lockSocket } from "./socket-lock.ts";
+import { MARKER_STALE_MS } from "./standby.ts";
 
 /** A daemon socket's file name: the sha256 of containerd's address, the namespace and the group (grouping.ts socketPath). */
 const SOCKET_NAME = /^[0-9a-f]{64}$/;
 /** A marker directory's name, `<socket name>.pending`. */
 const PENDING_NAME = /^([0-9a-f]{64})\.pending$/;
+/** The marker of a standby being launched (standby.ts standbyMarker). */
+const STANDBY_MARKER_NAME = /^standby-[0-9a-f]+\.sock\.launching$/;
 
 /** Files younger than this are left alone: a `start` may be at work on them. */
 export const SWEEP_MIN_AGE_MS = 30_000;
@@ -36,9 +39,9 @@ export async function removeIfDead(path: string, lockTimeoutMs?: number): Promis
 }
 
 /**
- * Removes, in dir, the socket files older than minAgeMs that nothing answers on (with their marker directories), and
- * marker directories with neither a socket nor a fresh marker; never own (this daemon's socket). Returns the names
- * removed. A socket whose lock is held is skipped.
+ * Removes, in dir, the socket files older than minAgeMs that nothing answers on (with their marker directories),
+ * marker directories with neither a socket nor a fresh marker, and stale markers of standbys being launched; never
+ * own (this daemon's socket). Returns the names removed. A socket whose lock is held is skipped.
  */
 export async function sweepDeadSockets(dir: string, own: string, now = Date.now(), minAgeMs = SWEEP_MIN_AGE_MS): Promise<string[]> {
   let names: string[];
@@ -48,9 +51,9 @@ export async function sweepDeadSockets(dir: string, own: string, now = Date.now(
     return [];
   }
   const removed: string[] = [];
-  const old = (path: string) => {
+  const old = (path: string, age = minAgeMs) => {
     try {
-      return now - statSync(path).mtimeMs > minAgeMs;
+      return now - statSync(path).mtimeMs > age;
     } catch {
       return false;
     }
@@ -64,6 +67,14 @@ export async function sweepDeadSockets(dir: string, own: string, now = Date.now(
         if (await removeIfDead(path, 0)) removed.push(name);
       } catch {
         // its lock is held: a `start` or the daemon is at work on it
+      }
+      continue;
+    }
+    // A standby killed while it loaded leaves its marker; only a later launch of that standby removed it (standby.ts).
+    if (STANDBY_MARKER_NAME.test(name)) {
+      if (old(path, MARKER_STALE_MS)) {
+        rmSync(path, { force: true });
+        removed.push(name);
       }
       continue;
     }

@@ -39,7 +39,7 @@ export const STANDBY_WARM_ENV = "CRYO_SHIM_STANDBY_WARM";
 /** The line a daemon sends a listening standby to make it load the restore's modules (warmStandbyForRestore). */
 export const WARM_RESTORE_LINE = "warm restore";
 /** A launch marker older than this is taken for a standby that died while loading. */
-const MARKER_STALE_MS = 10_000;
+export const MARKER_STALE_MS = 10_000;
 /** How long `start` waits for the standby's answer before launching a daemon instead. */
 const TAKE_TIMEOUT_MS = 2_000;
 

@@ -25,7 +25,7 @@ function liveSocket(path: string): void {
   listeners.push(Bun.listen({ unix: path, socket: { data() {} } }));
 }
 
-test("a killed daemon's socket and markers go; live, young, locked and own sockets stay", async () => {
+test("a killed daemon's socket and markers, and a killed standby's launch marker, go; live, young, locked and own sockets stay", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cryo-sweep-"));
   dirs.push(dir);
   const later = Date.now() + SWEEP_MIN_AGE_MS + STALE_PENDING_MS + 5_000;
@@ -51,11 +51,17 @@ test("a killed daemon's socket and markers go; live, young, locked and own socke
   utimesSync(join(dir, `${hex("9")}.pending`, "c3"), future, future);
   // not a daemon's socket
   deadSocket(join(dir, "standby-0123.sock"));
+  // launch markers of standbys: one left by a standby killed while it loaded, one being launched now
+  writeFileSync(join(dir, "standby-0123.sock.launching"), "4242");
+  writeFileSync(join(dir, "standby-4567.sock.launching"), "4243");
+  utimesSync(join(dir, "standby-4567.sock.launching"), future, future);
 
   const removed = await sweepDeadSockets(dir, join(dir, hex("e")), later);
-  expect(removed.sort()).toEqual([hex("a"), `${hex("f")}.pending`]);
-  for (const gone of [hex("a"), `${hex("a")}.pending`, `${hex("f")}.pending`]) expect(existsSync(join(dir, gone))).toBe(false);
-  for (const kept of [hex("b"), hex("c"), hex("d"), `${hex("d")}.lock`, hex("e"), `${hex("9")}.pending`, "standby-0123.sock"]) expect(existsSync(join(dir, kept))).toBe(true);
+  expect(removed.sort()).toEqual([hex("a"), `${hex("f")}.pending`, "standby-0123.sock.launching"]);
+  for (const gone of [hex("a"), `${hex("a")}.pending`, `${hex("f")}.pending`, "standby-0123.sock.launching"]) expect(existsSync(join(dir, gone))).toBe(false);
+  for (const kept of [hex("b"), hex("c"), hex("d"), `${hex("d")}.lock`, hex("e"), `${hex("9")}.pending`, "standby-0123.sock", "standby-4567.sock.launching"]) {
+    expect(existsSync(join(dir, kept))).toBe(true);
+  }
 });
 
 test("removeIfDead: a socket that answers is kept, one that does not is removed with its markers", async () => {
