@@ -205,10 +205,6 @@ function opRunD(): Op {
   };
 }
 
-function runningTargets(): Ctr[] {
-  return [...model.values()].filter((c) => c.state === "RUNNING" || (!c.certain && c.state !== "STOPPED"));
-}
-
 function opExec(): Op | undefined {
   const cs = [...model.values()].filter((c) => c.certain && c.state === "RUNNING");
   if (cs.length === 0) return undefined;

@@ -7,7 +7,7 @@
  */
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { existsSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { labelsToAnnotations, readRuncState } from "../runtime/state-file.ts";
 import { Code, CryoError, invalidArgument } from "../errors.ts";
 import { wallClock, type WallTime } from "../sys/clock.ts";
@@ -18,7 +18,6 @@ import { addressPath } from "./grouping.ts";
 import { removeRestoreYard } from "../criu/restore-yard.ts";
 import { forgetRestoreImages, isRestoring, readExtraction, readRestoreImages, removeAbandonedDumpDir, restoreWorkDir, retryBusyCgroups, stopCriuOf, stopInterruptedRestore, waitGone } from "./orphaned-criu.ts";
 import { unmountRootfs } from "./rootfs.ts";
-import { sweepLockFiles } from "./socket-lock.ts";
 import { removeIfDead } from "./socket-sweep.ts";
 
 /** Exit status reported for a container whose shim died (128 + SIGKILL). */
@@ -222,5 +221,4 @@ async function removeDeadSocket(bundle: string, log: Logger): Promise<void> {
   } catch (err) {
     log.warn(`remove socket ${path}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  sweepLockFiles(dirname(path));
 }

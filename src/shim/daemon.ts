@@ -20,7 +20,7 @@ import { createGroupSeal, GROUP_KEY_ENV } from "./grouping-seal.ts";
 import { createLogFollower } from "./log-follow.ts";
 import { createLogger } from "./logger.ts";
 import { defaultShimOptions } from "./runtime-options.ts";
-import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket, sweepLockFiles } from "./socket-lock.ts";
+import { clearAllPending, clearPending, freshPending, LINGER_ENV, lockSocket } from "./socket-lock.ts";
 import { sweepDeadSockets } from "./socket-sweep.ts";
 import { ANNOTATION_PREFIX } from "../checkpoint/annotations.ts";
 import type { LoadedConfig } from "../config/find.ts";
@@ -145,9 +145,6 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
     } finally {
       unlock();
     }
-    // Lock files a killed `start` left in the socket directory (socket-lock.ts), this one's group's or another's.
-    const swept = sweepLockFiles(dirname(flags.socket));
-    if (swept > 0) log.info(`removed ${swept} lock file(s) left by killed starts`);
     try {
       await shutdown;
     } catch (err) {

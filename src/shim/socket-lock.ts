@@ -6,12 +6,13 @@
  *   out the address of a daemon that is about to go. The kernel drops the lock with its holder, so a
  *   `start` killed while it holds it (containerd kills `start` when its client goes away) delays no one.
  *   The holder removes the file as it releases it; a taker checks that the file it locked is still the
- *   one at the path, so a lock on a removed file is never taken for the lock;
+ *   one at the path, so a lock on a removed file is never taken for the lock. A killed holder's file
+ *   goes with the next taker, or with a daemon's sweep of the directory (socket-sweep.ts);
  * - pending markers `<socket>.pending/<container id>`: `start` leaves one for the container whose
  *   address it printed; the daemon removes it when that container's Create arrives, and does not
  *   exit while a fresh marker is left (containerd dials and calls Create after `start` returned).
  */
-import { closeSync, constants as fsc, fstatSync, openSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
+import { closeSync, constants as fsc, fstatSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { unavailable } from "../errors.ts";
 import { tryLockExclusive } from "../sys/flock.ts";
 
@@ -24,7 +25,7 @@ export const STALE_LOCK_MS = 15_000;
 /** A pending marker older than this is taken to be a Create that never came. */
 export const STALE_PENDING_MS = 30_000;
 /** The suffix of a socket's lock file. */
-const LOCK_SUFFIX = ".lock";
+export const LOCK_SUFFIX = ".lock";
 
 /** Takes the socket's lock (waits up to timeoutMs); resolves with the release function. */
 export async function lockSocket(socket: string, timeoutMs = LOCK_WAIT_MS): Promise<() => void> {
@@ -74,33 +75,6 @@ export function tryLockFile(path: string): (() => void) | undefined {
   }
   closeSync(fd);
   return undefined;
-}
-
-/**
- * Removes the lock files in a socket directory that no one holds: left by a holder that was killed (the next taker of
- * the same lock would remove it; a container's own group has none). Each is taken and released like any lock, so
- * one a `start` holds, or takes meanwhile, is left alone. Returns how many it removed.
- */
-export function sweepLockFiles(dir: string): number {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
-  let removed = 0;
-  for (const name of names) {
-    if (!name.endsWith(LOCK_SUFFIX)) continue;
-    try {
-      const release = tryLockFile(`${dir}/${name}`);
-      if (release === undefined) continue;
-      release();
-      removed++;
-    } catch {
-      // gone meanwhile, or not a file this can lock
-    }
-  }
-  return removed;
 }
 
 const pendingDir = (socket: string) => `${socket}.pending`;

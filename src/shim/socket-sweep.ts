@@ -2,14 +2,15 @@
  * Socket files in the socket directory that no daemon serves any more. A daemon removes its socket when it exits and
  * containerd's `delete` removes that of a daemon it saw die (cleanup.ts), but a daemon killed after its last
  * container's Delete (lingering for its group, or waiting for containerd's Shutdown) has no container left for a
- * `delete`: its socket and marker directory stayed in the directory for good. Each daemon sweeps such files once,
+ * `delete`: its socket and marker directory stayed in the directory for good (and a `start` killed while it held a
+ * socket's lock left the lock file, socket-lock.ts). Each daemon sweeps such files once,
  * after its first Create (daemon.ts), each under its socket's lock so that a `start` launching a daemon there is
  * never undone.
  */
-import { readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { unixSocketServed } from "../sys/unix-connect.ts";
-import { clearAllPending, freshPending, lockSocket } from "./socket-lock.ts";
+import { clearAllPending, freshPending, LOCK_SUFFIX, lockSocket, tryLockFile } from "./socket-lock.ts";
 import { MARKER_STALE_MS } from "./standby.ts";
 
 /** A daemon socket's file name: the sha256 of containerd's address, the namespace and the group (grouping.ts socketPath). */
@@ -40,8 +41,8 @@ export async function removeIfDead(path: string, lockTimeoutMs?: number): Promis
 
 /**
  * Removes, in dir, the socket files older than minAgeMs that nothing answers on (with their marker directories),
- * marker directories with neither a socket nor a fresh marker, and stale markers of standbys being launched; never
- * own (this daemon's socket). Returns the names removed. A socket whose lock is held is skipped.
+ * marker directories with neither a socket nor a fresh marker, lock files no one holds, and stale markers of standbys
+ * being launched; never own (this daemon's socket). Returns the names removed. A socket whose lock is held is skipped.
  */
 export async function sweepDeadSockets(dir: string, own: string, now = Date.now(), minAgeMs = SWEEP_MIN_AGE_MS): Promise<string[]> {
   let names: string[];
@@ -67,6 +68,20 @@ export async function sweepDeadSockets(dir: string, own: string, now = Date.now(
         if (await removeIfDead(path, 0)) removed.push(name);
       } catch {
         // its lock is held: a `start` or the daemon is at work on it
+      }
+      continue;
+    }
+    // A lock file no one holds: its holder was killed (a `start` killed by containerd). Taken and released like any
+    // lock, so one a `start` holds or takes meanwhile stays (socket-lock.ts).
+    if (name.endsWith(LOCK_SUFFIX)) {
+      try {
+        const release = existsSync(path) ? tryLockFile(path) : undefined;
+        if (release !== undefined) {
+          release();
+          removed.push(name);
+        }
+      } catch {
+        // not a file this can lock (an older build's lock directory: lockSocket's to judge)
       }
       continue;
     }

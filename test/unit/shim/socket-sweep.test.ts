@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { close, listenUnixSocket } from "../../../src/sys/index.ts";
-import { STALE_PENDING_MS } from "../../../src/shim/socket-lock.ts";
+import { lockSocket, STALE_PENDING_MS } from "../../../src/shim/socket-lock.ts";
 import { removeIfDead, sweepDeadSockets, SWEEP_MIN_AGE_MS } from "../../../src/shim/socket-sweep.ts";
 
 const dirs: string[] = [];
@@ -25,7 +25,7 @@ function liveSocket(path: string): void {
   listeners.push(Bun.listen({ unix: path, socket: { data() {} } }));
 }
 
-test("a killed daemon's socket and markers, and a killed standby's launch marker, go; live, young, locked and own sockets stay", async () => {
+test("a killed daemon's socket and markers, a killed start's lock file and a killed standby's launch marker go; live, young, locked and own sockets stay", async () => {
   const dir = mkdtempSync(join(tmpdir(), "cryo-sweep-"));
   dirs.push(dir);
   const later = Date.now() + SWEEP_MIN_AGE_MS + STALE_PENDING_MS + 5_000;
@@ -40,7 +40,9 @@ test("a killed daemon's socket and markers, and a killed standby's launch marker
   utimesSync(join(dir, hex("c")), future, future);
   // dead, but a `start` holds its lock
   deadSocket(join(dir, hex("d")));
-  mkdirSync(join(dir, `${hex("d")}.lock`));
+  const held = await lockSocket(join(dir, hex("d")));
+  // the lock file of a `start` killed while it held it (no socket was bound)
+  writeFileSync(join(dir, `${hex("7")}.lock`), "");
   // this daemon's own socket (dead here: never removed by its own sweep)
   deadSocket(join(dir, hex("e")));
   // marker directories without a socket: one with a stale marker, one with a fresh one
@@ -57,9 +59,10 @@ test("a killed daemon's socket and markers, and a killed standby's launch marker
   utimesSync(join(dir, "standby-4567.sock.launching"), future, future);
 
   const removed = await sweepDeadSockets(dir, join(dir, hex("e")), later);
-  expect(removed.sort()).toEqual([hex("a"), `${hex("f")}.pending`, "standby-0123.sock.launching"]);
-  for (const gone of [hex("a"), `${hex("a")}.pending`, `${hex("f")}.pending`, "standby-0123.sock.launching"]) expect(existsSync(join(dir, gone))).toBe(false);
-  for (const kept of [hex("b"), hex("c"), hex("d"), `${hex("d")}.lock`, hex("e"), `${hex("9")}.pending`, "standby-0123.sock", "standby-4567.sock.launching"]) {
+  held();
+  expect(removed.sort()).toEqual([`${hex("7")}.lock`, hex("a"), `${hex("f")}.pending`, "standby-0123.sock.launching"].sort());
+  for (const gone of [hex("a"), `${hex("a")}.pending`, `${hex("7")}.lock`, `${hex("f")}.pending`, "standby-0123.sock.launching"]) expect(existsSync(join(dir, gone))).toBe(false);
+  for (const kept of [hex("b"), hex("c"), hex("d"), hex("e"), `${hex("9")}.pending`, "standby-0123.sock", "standby-4567.sock.launching"]) {
     expect(existsSync(join(dir, kept))).toBe(true);
   }
 });
