@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { Code, CryoError } from "../errors.ts";
 import { Task as TaskV2 } from "../gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Task as TaskV3 } from "../gen/containerd/runtime/task/v3/shim_pb.ts";
-import { createReaper, setCloexec } from "../sys/index.ts";
+import { createReaper, setCloexec, sweepConsoleSockets } from "../sys/index.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
 import { createServer } from "../ttrpc/index.ts";
 import { dropAddedEnv, takeListenFd } from "./daemon-env.ts";
@@ -260,12 +260,16 @@ export async function serveDaemon(flags: ShimFlags): Promise<number> {
       if (!swept) {
         swept = true;
         // Once, a second after the reply (the container's Start and IO come first): the files of daemons killed
-        // after their last Delete (socket-sweep.ts).
-        const sweep = () =>
+        // after their last Delete (socket-sweep.ts), and the console sockets of daemons killed during a terminal
+        // create or exec (src/sys/console-socket.ts).
+        const sweep = () => {
           void sweepDeadSockets(dirname(flags.socket), flags.socket).then(
             (gone) => gone.length > 0 && log.info(`removed the socket files of dead daemons: ${gone.join(" ")}`),
             (err) => log.warn(`sweep ${dirname(flags.socket)}: ${CryoError.from(err).message}`),
           );
+          const ptys = sweepConsoleSockets();
+          if (ptys.length > 0) log.info(`removed the console sockets of dead daemons: ${ptys.join(" ")}`);
+        };
         setTimeout(sweep, SWEEP_DELAY_MS).unref();
       }
       if (standbyDue) {

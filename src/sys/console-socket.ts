@@ -7,7 +7,7 @@
  * connects and sends before it exits; the connection and the fd wait in the socket's backlog and
  * buffer), then call `receive()`, which accepts and reads without ever blocking the event loop.
  */
-import { mkdtempSync, rmSync, rmdirSync, unlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
@@ -15,12 +15,23 @@ import { failedPrecondition } from "../errors.ts";
 import { Errno, errno, libc, sysError } from "./libc.ts";
 import { close } from "./fd.ts";
 import { AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, sockaddrUn } from "./sockaddr.ts";
+import { listensHere } from "./unix-connect.ts";
 
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const CMSG_HDR = 16; // struct cmsghdr { size_t len; int level; int type; } on LP64
 const MAX_FDS = 4;
+
+/** The name prefix of the temp directory a console socket is made in. */
+const TEMP_PREFIX = "cryo-pty-";
+/** The socket's name in that directory. */
+const SOCKET_NAME = "pty.sock";
+/**
+ * A console socket's directory older than this with nothing listening on its socket was left by a daemon killed during
+ * a terminal create or exec: a live one is disposed of at most seconds after runc returns.
+ */
+export const STALE_CONSOLE_MS = 10 * 60_000;
 
 /** A descriptor received over a unix socket, with the data that came along (runc: the pty's name). */
 export interface ReceivedFd {
@@ -43,8 +54,8 @@ export class ConsoleSocket {
 
   /** Creates a nonblocking listening socket at path, or in a fresh private temp dir when path is omitted. */
   static create(path?: string): ConsoleSocket {
-    const tempDir = path === undefined ? mkdtempSync(join(tmpdir(), "cryo-pty-")) : undefined;
-    const sockPath = path ?? join(tempDir as string, "pty.sock");
+    const tempDir = path === undefined ? mkdtempSync(join(tmpdir(), TEMP_PREFIX)) : undefined;
+    const sockPath = path ?? join(tempDir as string, SOCKET_NAME);
     let fd = -1;
     try {
       const { addr, len } = sockaddrUn(sockPath);
@@ -130,6 +141,33 @@ export function listenUnixSocket(path: string, options: { mode?: number; backlog
   } finally {
     process.umask(oldUmask);
   }
+}
+
+/**
+ * Removes the console socket directories in dir (the temp directory) that a daemon killed during a terminal create or
+ * exec left: older than minAgeMs, with no socket of this network namespace listening on their socket (/proc/net/unix;
+ * never a connection, which a waiting receive() would take for runc's). Returns the directories removed.
+ */
+export function sweepConsoleSockets(dir = tmpdir(), now = Date.now(), minAgeMs = STALE_CONSOLE_MS): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(TEMP_PREFIX));
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    try {
+      const st = statSync(path);
+      if (!st.isDirectory() || now - st.mtimeMs <= minAgeMs || listensHere(join(path, SOCKET_NAME))) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return removed;
 }
 
 /** Creates a console socket (see ConsoleSocket.create). */

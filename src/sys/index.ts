@@ -5,7 +5,7 @@
 export { setChildSubreaper, isChildSubreaper } from "./prctl.ts";
 export { createReaper, type Reaper, type ReaperOptions, type Exit } from "./reaper.ts";
 export { decodeWaitStatus, type ExitInfo } from "./wait-status.ts";
-export { ConsoleSocket, createConsoleSocket, listenUnixSocket, sendFd, type ReceivedFd } from "./console-socket.ts";
+export { ConsoleSocket, createConsoleSocket, listenUnixSocket, sendFd, sweepConsoleSockets, type ReceivedFd } from "./console-socket.ts";
 export { setWinsize, getWinsize, type Winsize } from "./pty.ts";
 export { O_CLOEXEC, openFifo, unreadBytes, setNonblocking, isNonblocking, dup, dup2, pipe, close, clearCloexec, setCloexec, isCloexec, type FifoMode } from "./fd.ts";
 export {

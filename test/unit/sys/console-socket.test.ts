@@ -1,8 +1,9 @@
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { close, createConsoleSocket, pipe, sendFd } from "../../../src/sys/index.ts";
+import { close, createConsoleSocket, listenUnixSocket, pipe, sendFd, sweepConsoleSockets } from "../../../src/sys/index.ts";
+import { STALE_CONSOLE_MS } from "../../../src/sys/console-socket.ts";
 import { Code, CryoError } from "../../../src/errors.ts";
 
 const dirs: string[] = [];
@@ -75,6 +76,36 @@ test("dispose removes the socket and its temp dir", () => {
   sock[Symbol.dispose]();
   expect(existsSync(path)).toBe(false);
   expect(existsSync(join(path, ".."))).toBe(false);
+});
+
+test("sweepConsoleSockets removes the old console socket directories nothing listens in, and nothing else", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "cryo-pty-sweep-"));
+  dirs.push(tmp);
+  const later = Date.now() + STALE_CONSOLE_MS + 60_000;
+  const future = new Date(later);
+  // a SIGKILLed daemon's: the socket file stays, nothing listens on it
+  mkdirSync(join(tmp, "cryo-pty-dead"));
+  close(listenUnixSocket(join(tmp, "cryo-pty-dead", "pty.sock")));
+  // one that never got its socket (the daemon killed between mkdtemp and bind)
+  mkdirSync(join(tmp, "cryo-pty-empty"));
+  // a console socket at work
+  mkdirSync(join(tmp, "cryo-pty-live"));
+  const live = createConsoleSocket(join(tmp, "cryo-pty-live", "pty.sock"));
+  // dead, but young
+  mkdirSync(join(tmp, "cryo-pty-young"));
+  close(listenUnixSocket(join(tmp, "cryo-pty-young", "pty.sock")));
+  utimesSync(join(tmp, "cryo-pty-young"), future, future);
+  // not a console socket's
+  mkdirSync(join(tmp, "other"));
+  writeFileSync(join(tmp, "cryo-pty-file"), "");
+  try {
+    expect(sweepConsoleSockets(tmp, later).sort()).toEqual([join(tmp, "cryo-pty-dead"), join(tmp, "cryo-pty-empty")]);
+    for (const kept of ["cryo-pty-live/pty.sock", "cryo-pty-young", "other", "cryo-pty-file"]) expect(existsSync(join(tmp, kept))).toBe(true);
+    expect(sweepConsoleSockets(tmp, Date.now())).toEqual([]); // nothing old enough at the real time
+    expect(sweepConsoleSockets(join(tmp, "missing"))).toEqual([]);
+  } finally {
+    live[Symbol.dispose]();
+  }
 });
 
 test("a socket path that does not fit sockaddr_un is an invalid argument", () => {
