@@ -11,9 +11,9 @@ import { constants as fsc, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as z from "zod/mini";
 import { close, dup2, listenUnixSocket, setProcTitle } from "../sys/index.ts";
+import { unixSocketServed } from "../sys/unix-connect.ts";
 import { LISTEN_FD_ENV } from "./daemon-env.ts";
 import { parseShimFlags } from "./flags.ts";
-import { canConnect } from "./start.ts";
 import { fileIdOf, REQUEST_ENV, STANDBY_PATH_ENV, STANDBY_WARM_ENV, standbyMarker, standbyMs, WARM_RESTORE_LINE, type StandbyRequest } from "./standby.ts";
 
 const requestSchema = z.object({
@@ -46,7 +46,7 @@ export async function runStandby(path: string): Promise<number> {
     ));
   if (warmForRestore) await loadRestoreModules();
   // Another standby listening here already: it stays, this one leaves (a file nothing listens on is replaced).
-  if (await canConnect(path)) {
+  if (await unixSocketServed(path)) {
     rmSync(standbyMarker(path), { force: true });
     return 0;
   }

@@ -7,8 +7,8 @@
  * bundle's `log` FIFO that containerd reads) because containerd reads `start`'s stdout and stderr
  * until EOF. As containerd's runc shim does, `start` binds and listens on the socket itself and hands
  * the listening descriptor to the daemon (fd 3), then returns without waiting for the daemon to load:
- * containerd's first call waits in the socket's backlog until the daemon accepts it. Two `start`s for the same group, and a daemon deciding to exit, serialize on a lock
- * directory next to the socket (socket-lock.ts).
+ * containerd's first call waits in the socket's backlog until the daemon accepts it. Two `start`s for the same group,
+ * and a daemon deciding to exit, serialize on a lock file next to the socket (flock; socket-lock.ts).
  */
 import { readRegularFile } from "../sys/regular-file.ts";
 import { chmodSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsc, closeSync } from "node:fs";
@@ -45,11 +45,6 @@ export function writeFileAtomic(path: string, data: string): void {
   const tmp = join(path, "..", `.${path.split("/").pop()}.${process.pid}`);
   writeFileSync(tmp, data, { mode: 0o600 });
   renameSync(tmp, path);
-}
-
-/** True when a daemon serves the unix socket path (a listener with a full backlog counts: unixSocketServed). */
-export async function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
-  return await unixSocketServed(path, timeoutMs);
 }
 
 /** The default linger of a daemon whose group other containers can join (per-pod with a group, per-namespace). */
@@ -153,7 +148,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
 
   const unlock = await lockSocket(path);
   try {
-    if (!(await canConnect(path))) {
+    if (!(await unixSocketServed(path))) {
       rmSync(path, { force: true });
       const debug = flags.debug || (input?.kind === "bootstrap" && input.debug);
       const args = daemonArgs({ ...flags, address: grpcAddress, bundle, debug }, path);
