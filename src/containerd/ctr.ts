@@ -23,6 +23,25 @@ export interface CtrOptions {
   deadline?: boolean;
   /** Environment for ctr (default: this process's). */
   env?: Record<string, string | undefined>;
+  /** Where ctr makes its IO FIFOs (`--fifo-dir` of `run`, `task start` and `task exec`, unless args give one). */
+  fifoDir?: string;
+}
+
+/** The commands that take `--fifo-dir`, as [command, subcommand] (ctr's aliases included). */
+const FIFO_COMMANDS: readonly (readonly [string, string | undefined])[] = [
+  ["run", undefined],
+  ...["task", "tasks", "t"].flatMap((t) => [[t, "start"], [t, "exec"]] as const),
+];
+
+/** args with `--fifo-dir dir` after the command for those that take it, unless args name one already. */
+export function withFifoDir(args: readonly string[], dir: string): string[] {
+  if (args.some((a) => a === "--fifo-dir" || a.startsWith("--fifo-dir="))) return [...args];
+  for (const [command, sub] of FIFO_COMMANDS) {
+    if (args[0] !== command) continue;
+    if (sub === undefined) return [command, "--fifo-dir", dir, ...args.slice(1)];
+    if (args[1] === sub) return [command, sub, "--fifo-dir", dir, ...args.slice(2)];
+  }
+  return [...args];
 }
 
 /** How long after its own deadline (`deadline`) a ctr is killed: time for its deferred calls, and to say why. */
@@ -43,7 +62,15 @@ export function ctrAddress(address: string): string {
 /** Runs `ctr --address <address> --namespace <ns> ...args` and collects its output; never throws on a non-zero exit. */
 export async function runCtr(address: string, args: readonly string[], options: CtrOptions = {}): Promise<CtrResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const argv = [ctrBinary, "--address", ctrAddress(address), "--namespace", options.namespace ?? "default", ...(options.deadline ? ["--timeout", `${timeoutMs}ms`] : []), ...args];
+  const argv = [
+    ctrBinary,
+    "--address",
+    ctrAddress(address),
+    "--namespace",
+    options.namespace ?? "default",
+    ...(options.deadline ? ["--timeout", `${timeoutMs}ms`] : []),
+    ...(options.fifoDir !== undefined ? withFifoDir(args, options.fifoDir) : args),
+  ];
   let proc: Bun.Subprocess<"pipe", "pipe", "pipe">;
   try {
     proc = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: options.env ?? process.env });

@@ -22,6 +22,11 @@ export interface ContainerdLayout {
   pidFile: string;
   /** containerd's XDG_RUNTIME_DIR: it makes its checkpoint dump and extraction dirs here (1.6 never removes the latter). */
   tmp: string;
+  /**
+   * ctr's IO FIFOs for this containerd's tasks (`ctr --fifo-dir`, which PrivateContainerd.ctr gives), removed with the
+   * directory: in ctr's default, /run/containerd/fifo, a detached task's FIFOs stay for good.
+   */
+  fifo: string;
 }
 
 /**
@@ -61,6 +66,7 @@ export function containerdLayout(dir: string): ContainerdLayout {
     log: join(dir, "containerd.log"),
     pidFile: join(dir, "containerd.pid"),
     tmp: join(dir, "tmp"),
+    fifo: join(dir, "fifo"),
   };
 }
 

@@ -317,9 +317,9 @@ export class PrivateContainerd implements AsyncDisposable {
     throw notFound(`private containerd in ${layout.dir}`, { detail: `it is not running (died or was killed); \`cryo containerd stop --dir ${layout.dir}\` cleans up after it` });
   }
 
-  /** Runs ctr against this containerd (namespace defaults to this instance's). */
+  /** Runs ctr against this containerd (namespace defaults to this instance's; IO FIFOs in its directory, layout.fifo). */
   ctr(args: readonly string[], options: CtrOptions = {}): Promise<CtrResult> {
-    return runCtr(this.address, args, { namespace: this.namespace, ...options });
+    return runCtr(this.address, args, { namespace: this.namespace, fifoDir: this.layout.fifo, ...options });
   }
 
   /** Like ctr, but fails with the command's stderr unless it exits 0; returns stdout. */
@@ -412,7 +412,7 @@ export class PrivateContainerd implements AsyncDisposable {
 
   private removeDir(): void {
     const l = this.layout;
-    for (const path of [l.root, l.state, l.opt, l.tmp, l.address, l.ttrpcAddress, l.config, l.log, l.pidFile]) {
+    for (const path of [l.root, l.state, l.opt, l.tmp, l.fifo, l.address, l.ttrpcAddress, l.config, l.log, l.pidFile]) {
       rmSync(path, { recursive: true, force: true });
     }
     if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
