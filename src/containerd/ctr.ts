@@ -33,9 +33,13 @@ const FIFO_COMMANDS: readonly (readonly [string, string | undefined])[] = [
   ...["task", "tasks", "t"].flatMap((t) => [[t, "start"], [t, "exec"]] as const),
 ];
 
-/** args with `--fifo-dir dir` after the command for those that take it, unless args name one already. */
+/**
+ * args with `--fifo-dir dir` after the command for those that take it, unless args name one already or a log URI
+ * (`ctr task exec` refuses the two together: "can't use log-uri with fifo-dir"; a log URI needs no FIFOs).
+ */
 export function withFifoDir(args: readonly string[], dir: string): string[] {
-  if (args.some((a) => a === "--fifo-dir" || a.startsWith("--fifo-dir="))) return [...args];
+  const given = (flag: string) => args.some((a) => a === flag || a.startsWith(`${flag}=`));
+  if (given("--fifo-dir") || given("--log-uri")) return [...args];
   for (const [command, sub] of FIFO_COMMANDS) {
     if (args[0] !== command) continue;
     if (sub === undefined) return [command, "--fifo-dir", dir, ...args.slice(1)];

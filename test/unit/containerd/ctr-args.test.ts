@@ -14,6 +14,9 @@ test("withFifoDir puts --fifo-dir after run, task start and task exec (aliases t
   }
   expect(withFifoDir(["run", "--fifo-dir", "/elsewhere", "img", "c1"], d)).toEqual(["run", "--fifo-dir", "/elsewhere", "img", "c1"]);
   expect(withFifoDir(["run", "--fifo-dir=/elsewhere", "img", "c1"], d)).toEqual(["run", "--fifo-dir=/elsewhere", "img", "c1"]);
+  // nor one with a log URI, which needs no FIFOs (ctr task exec refuses both: "can't use log-uri with fifo-dir")
+  expect(withFifoDir(["task", "exec", "--exec-id", "e1", "--log-uri", "file:///l", "c1", "true"], d)).toEqual(["task", "exec", "--exec-id", "e1", "--log-uri", "file:///l", "c1", "true"]);
+  expect(withFifoDir(["run", "--log-uri=binary:///bin/x", "img", "c1"], d)).toEqual(["run", "--log-uri=binary:///bin/x", "img", "c1"]);
   // a container named like a subcommand is not one
   expect(withFifoDir(["task", "ps", "exec"], d)).toEqual(["task", "ps", "exec"]);
 });
