@@ -51,6 +51,7 @@ export async function sweepDeadSockets(dir: string, own: string, now = Date.now(
   } catch {
     return [];
   }
+  const present = new Set(names);
   const removed: string[] = [];
   const old = (path: string, age = minAgeMs) => {
     try {
@@ -94,7 +95,7 @@ export async function sweepDeadSockets(dir: string, own: string, now = Date.now(
       continue;
     }
     const pending = PENDING_NAME.exec(name);
-    if (pending === null || names.includes(pending[1]!) || !old(path)) continue;
+    if (pending === null || present.has(pending[1]!) || !old(path)) continue;
     const socket = join(dir, pending[1]!);
     if (freshPending(socket, now).length > 0) continue;
     try {

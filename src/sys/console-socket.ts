@@ -7,7 +7,7 @@
  * connects and sends before it exits; the connection and the fd wait in the socket's backlog and
  * buffer), then call `receive()`, which accepts and reads without ever blocking the event loop.
  */
-import { mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
@@ -156,11 +156,14 @@ export function sweepConsoleSockets(dir = tmpdir(), now = Date.now(), minAgeMs =
     return [];
   }
   const removed: string[] = [];
+  let sockets: string | undefined; // /proc/net/unix, read once, when a directory is old enough to ask
   for (const name of names) {
     const path = join(dir, name);
     try {
       const st = statSync(path);
-      if (!st.isDirectory() || now - st.mtimeMs <= minAgeMs || listensHere(join(path, SOCKET_NAME))) continue;
+      if (!st.isDirectory() || now - st.mtimeMs <= minAgeMs) continue;
+      sockets ??= readFileSync("/proc/net/unix", "utf8");
+      if (listensHere(join(path, SOCKET_NAME), sockets)) continue;
       rmSync(path, { recursive: true, force: true });
       removed.push(path);
     } catch {
