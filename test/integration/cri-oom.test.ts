@@ -1,0 +1,146 @@
+/**
+ * What a Kubernetes user sees of an out-of-memory container through containerd's CRI plugin, handler cryo against
+ * handler runc on one private containerd: `kubectl describe pod` shows the container's last state as terminated with
+ * reason OOMKilled and exit code 137. containerd's CRI sets that reason only from the shim's /tasks/oom event (a
+ * container killed by SIGKILL otherwise reads "Error"), so this is the shim's OOM event end to end. The kubelet then
+ * starts the container again in the same pod (attempt 1), which with cryo joins the pod's daemon.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { ContainerState, NamespaceMode, PodSandboxConfigSchema } from "../../src/gen/k8s/runtime/v1/api_pb.ts";
+import {
+  connectCri,
+  criPauseImage,
+  ensureCriImages,
+  parentPid,
+  removeAllPods,
+  removeCgroupParent,
+  shimProcesses,
+  startPrivateContainerd,
+  testImage,
+  uniqueId,
+  waitFor,
+  type CriClient,
+  type PrivateContainerd,
+} from "../harness/index.ts";
+
+const isRoot = process.getuid?.() === 0;
+const handlers = { cryo: "containerd-shim-cryo-v2", runc: "containerd-shim-runc-v2" } as const;
+type Handler = keyof typeof handlers;
+const cgroupParent = `/${uniqueId("cri-oom")}`;
+const hostNetwork = { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD };
+const limit = 32n << 20n;
+
+let pc: PrivateContainerd | undefined;
+let cri: CriClient | undefined;
+let dir: string | undefined;
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  dir = mkdtempSync(join(tmpdir(), "cryo-cri-oom-"));
+  pc = await startPrivateContainerd({ sandboxImage: criPauseImage });
+  cri = connectCri(pc.address);
+  await ensureCriImages(pc, cri);
+}, 180_000);
+
+afterAll(async () => {
+  if (cri !== undefined) {
+    await removeAllPods(cri);
+    cri.close();
+  }
+  await pc?.stop();
+  removeCgroupParent(cgroupParent);
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+interface Seen {
+  state: ContainerState | undefined;
+  exitCode: number | undefined;
+  reason: string | undefined;
+  restarted: ContainerState | undefined;
+  restartedUnderPodDaemon: boolean;
+  shimsAfterRemoval: number;
+}
+
+/**
+ * A pod whose container, limited to 32 MiB, fills 128 MiB (memhog; this machine has no swap), then the container
+ * again as attempt 1 with a counter that stays under the limit; the pod removed at the end.
+ */
+async function oomPod(handler: Handler): Promise<Seen> {
+  const client = cri!;
+  const name = uniqueId(`cri-oom-${handler}`);
+  const sandboxConfig = create(PodSandboxConfigSchema, {
+    metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
+    logDirectory: join(dir!, name),
+    linux: { cgroupParent, securityContext: { namespaceOptions: hostNetwork } },
+  });
+  const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: handler }, { timeoutMs: 120_000 });
+  try {
+    const container = async (attempt: number, command: string[]) => {
+      const { containerId } = await client.runtime.createContainer(
+        {
+          podSandboxId,
+          sandboxConfig,
+          config: {
+            metadata: { name: "hog", attempt },
+            image: { image: testImage },
+            command,
+            logPath: `hog-${attempt}.log`,
+            linux: { resources: { memoryLimitInBytes: limit }, securityContext: { namespaceOptions: hostNetwork } },
+          },
+        },
+        { timeoutMs: 120_000 },
+      );
+      await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
+      return containerId;
+    };
+    const hog = await container(0, ["/bin/memhog", "128", "/tmp/counter"]);
+    // The exit and the OOM event are two events; CRI reads "Error" until the OOM one is handled, so wait for the
+    // reason to settle (runc's shim sends the OOM event first; either order ends in OOMKilled).
+    let status = (await client.runtime.containerStatus({ containerId: hog })).status;
+    await waitFor(
+      async () => {
+        status = (await client.runtime.containerStatus({ containerId: hog })).status;
+        return status?.state === ContainerState.CONTAINER_EXITED && status.reason === "OOMKilled";
+      },
+      { what: `${handler}: the OOM-killed container's status to read OOMKilled`, timeoutMs: 30_000 },
+    ).catch(() => {});
+    const seen = { state: status?.state, exitCode: status?.exitCode, reason: status?.reason };
+
+    // The kubelet's restart: the exited attempt removed, attempt 1 created in the same sandbox.
+    await client.runtime.removeContainer({ containerId: hog }, { timeoutMs: 60_000 });
+    const again = await container(1, ["/bin/memhog", "0", "/tmp/counter"]);
+    const againStatus = await client.runtime.containerStatus({ containerId: again, verbose: true });
+    const pid = (JSON.parse(againStatus.info.info ?? "{}") as { pid: number }).pid;
+    const sandbox = await client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
+    const pausePid = (JSON.parse(sandbox.info.info ?? "{}") as { pid: number }).pid;
+    const restartedUnderPodDaemon = parentPid(pid) === parentPid(pausePid) && shimProcesses(handlers[handler], pc!.address).some((s) => s.pid === parentPid(pid));
+    return { ...seen, restarted: againStatus.status?.state, restartedUnderPodDaemon, shimsAfterRemoval: -1 };
+  } finally {
+    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+  }
+}
+
+for (const handler of ["cryo", "runc"] as const) {
+  test.skipIf(!isRoot)(
+    `handler ${handler}: a container past its memory limit reads EXITED, 137, OOMKilled; its restart in the pod runs on the pod's shim; nothing is left`,
+    async () => {
+      const seen = await oomPod(handler);
+      await waitFor(() => shimProcesses(handlers[handler], pc!.address).length === 0, { what: `${handler}: the pod's shim to exit`, timeoutMs: 30_000 }).catch(() => {});
+      seen.shimsAfterRemoval = shimProcesses(handlers[handler], pc!.address).length;
+      expect(seen).toEqual({
+        state: ContainerState.CONTAINER_EXITED,
+        exitCode: 137,
+        reason: "OOMKilled",
+        restarted: ContainerState.CONTAINER_RUNNING,
+        restartedUnderPodDaemon: true,
+        shimsAfterRemoval: 0,
+      });
+    },
+    240_000,
+  );
+}
