@@ -7,6 +7,7 @@
  * containerd namespace shares one). The socket path is a hash of containerd's address, the namespace
  * and the group key, so two containerds or namespaces never meet in one daemon.
  */
+import { statSync } from "node:fs";
 import { invalidArgument } from "../errors.ts";
 import { parseGroupingPolicy, type GroupingPolicy } from "./grouping-policy.ts";
 import { RUNC_GROUP_ANNOTATION, SANDBOX_ID_ANNOTATION } from "./grouping-seal.ts";
@@ -71,11 +72,38 @@ export function groupKey(
   }
 }
 
-/** The socket path of a group's daemon: <dir>/<sha256(address/namespace/key)>, short enough for sun_path. */
-export function socketPath(socketDir: string, containerdAddress: string, namespace: string, key: string): string {
+/**
+ * The socket path of a group's daemon: <dir>/<sha256(address/namespace/key[/binary])>, short enough for sun_path.
+ * `binary` (binaryIdentity) keys the daemon by the executable too: `start` gives it for per-namespace groups (below).
+ */
+export function socketPath(socketDir: string, containerdAddress: string, namespace: string, key: string, binary?: string): string {
   // Bun.CryptoHasher, not node:crypto: loading node:crypto costs 5-9 ms at every launch of the binary.
-  const h = new Bun.CryptoHasher("sha256").update(`${containerdAddress}\0${namespace}\0${key}`).digest("hex");
+  const text = `${containerdAddress}\0${namespace}\0${key}` + (binary === undefined ? "" : `\0\0${binary}`);
+  const h = new Bun.CryptoHasher("sha256").update(text).digest("hex");
   return `${socketDir}/${h}`;
+}
+
+/**
+ * This executable as it is on disk now: its path, inode, size and modification time (the path alone when it cannot be
+ * stat'ed). An upgrade or rebuild that puts a new binary at the path (a rename over it, or a copy) changes it.
+ */
+export function binaryIdentity(path: string = process.execPath): string {
+  try {
+    const st = statSync(path);
+    return `${path}\0${st.ino}\0${st.size}\0${st.mtimeMs}`;
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Whether a group's daemon is keyed by the binary as well (binaryIdentity). A pod's or a container's group ends with
+ * it, so after an upgrade of cryo its daemon serves it to the end, as containerd's runc shim serves a group it
+ * started. A namespace's group never ends while anything runs there: keyed by the binary, new containers go to a
+ * daemon of the new binary, and the old daemon exits once its last container is gone.
+ */
+export function keyedByBinary(policy: GroupingPolicy): boolean {
+  return policy === "per-namespace";
 }
 
 /** "unix:///path" as containerd expects it from `start`. */

@@ -20,6 +20,7 @@ import { closeSync, existsSync, openSync, rmSync, statSync, writeFileSync } from
 import { LINGER_ENV } from "./socket-lock.ts";
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
+import { binaryIdentity } from "./grouping.ts";
 
 /** containerd's environment variable (inherited by every shim) that sets the standby's idle time in ms; 0: no standby. */
 export const STANDBY_MS_ENV = "CRYO_SHIM_STANDBY_MS";
@@ -77,13 +78,7 @@ export function standbyUse(group: { key: string; shimCgroup?: string }): { take:
 
 /** The standby socket for a daemon that `start` would launch with env and these flags. */
 export function standbyPath(socketDir: string, what: { grpcAddress: string; ttrpcAddress: string; namespace: string; debug: boolean }, env: Readonly<Record<string, string | undefined>>): string {
-  let exe = process.execPath;
-  try {
-    const st = statSync(process.execPath);
-    exe = `${process.execPath}\0${st.ino}\0${st.size}\0${st.mtimeMs}`;
-  } catch {
-    // no stat: the path alone
-  }
+  const exe = binaryIdentity();
   const envText = Object.entries(env)
     .filter(([k, v]) => v !== undefined && !KEY_EXCLUDED_ENV.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

@@ -17,7 +17,7 @@ import * as z from "zod/mini"; // light at every `start` (flags.ts)
 import { invalidArgument, unavailable } from "../errors.ts";
 import { daemonEnv, LISTEN_FD_ENV } from "./daemon-env.ts";
 import { daemonArgs, type ShimFlags } from "./flags.ts";
-import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, groupKey, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_DIR_ENV, binaryIdentity, groupKey, keyedByBinary, resolveGrouping, socketAddress, socketPath } from "./grouping.ts";
 import { GROUP_KEY_ENV } from "./grouping-seal.ts";
 import type { StartInput } from "./handshake.ts";
 import { LINGER_ENV, lockSocket, markPending } from "./socket-lock.ts";
@@ -143,7 +143,7 @@ export async function startShim(flags: ShimFlags, env: Record<string, string | u
   const dir = (input?.kind === "bootstrap" ? input.socketDir : undefined) || env[SOCKET_DIR_ENV] || DEFAULT_SOCKET_DIR;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const path = socketPath(dir, grpcAddress, flags.namespace, key);
+  const path = socketPath(dir, grpcAddress, flags.namespace, key, keyedByBinary(policy) ? binaryIdentity() : undefined);
   const address = socketAddress(path);
 
   const unlock = await lockSocket(path);

@@ -1,13 +1,16 @@
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { AnySchema, anyPack } from "@bufbuild/protobuf/wkt";
 import { describe, expect, spyOn, test } from "bun:test";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
 import { BootstrapParamsSchema, BootstrapResultSchema, LogLevel } from "../../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.ts";
 import { OptionsSchema } from "../../../src/gen/containerd/runc/options/oci_pb.ts";
 import { Grouping, RuntimeOptionsSchema } from "../../../src/gen/cryo/v1/options_pb.ts";
 import { daemonArgs, parseShimFlags, SHIM_FLAG_NAMES, SHIM_USAGE } from "../../../src/shim/flags.ts";
 import { runShim } from "../../../src/shim/manager.ts";
-import { groupKey, resolveGrouping, socketPath } from "../../../src/shim/grouping.ts";
+import { binaryIdentity, groupKey, keyedByBinary, resolveGrouping, socketPath } from "../../../src/shim/grouping.ts";
 import { decodeStartInput, encodeStartOutput } from "../../../src/shim/handshake.ts";
 import { TRANSITIONS, transition, type ProcessEvent, type ProcessState } from "../../../src/shim/process-state.ts";
 import { createSerialQueue } from "../../../src/shim/serial-queue.ts";
@@ -149,6 +152,26 @@ describe("grouping", () => {
     expect(a).not.toBe(socketPath("/run/cryo/s", "/run/b.sock", "ns", "k"));
     expect(a).not.toBe(socketPath("/run/cryo/s", "/run/a.sock", "ns2", "k"));
     expect(a.length).toBeLessThan(108);
+  });
+  test("a per-namespace daemon is keyed by the binary on disk: a new binary at the same path gets another socket", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cryo-binid-"));
+    try {
+      const bin = join(dir, "containerd-shim-cryo-v2");
+      writeFileSync(bin, "old");
+      const before = binaryIdentity(bin);
+      expect(binaryIdentity(bin)).toBe(before);
+      // An installer's copy to a temporary name and rename over the path: a new inode.
+      writeFileSync(`${bin}.tmp`, "new!");
+      renameSync(`${bin}.tmp`, bin);
+      const after = binaryIdentity(bin);
+      expect(after).not.toBe(before);
+      const key = groupKey("per-namespace", "c1", "ns", {});
+      expect(socketPath("/run/cryo/s", "/run/a.sock", "ns", key, before)).not.toBe(socketPath("/run/cryo/s", "/run/a.sock", "ns", key, after));
+      expect(binaryIdentity(join(dir, "absent"))).toBe(join(dir, "absent"));
+      expect(["per-namespace", "per-pod", "per-container"].map((p) => keyedByBinary(p as "per-pod"))).toEqual([true, false, false]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
