@@ -1,8 +1,9 @@
 /**
  * An upgrade of cryo while containers run: the shim binary at containerd's path is replaced (an installer's copy to a
  * temporary name, renamed over it). With per-namespace grouping, a container started afterwards goes to a daemon of
- * the new binary; the old daemon goes on serving the containers it has and exits after its last one. Before, the
- * namespace's one daemon (the old binary) took every new container for as long as anything ran in the namespace.
+ * the new binary; the old daemon goes on serving the containers it has (a checkpoint of one among them too, restored
+ * on the new daemon) and exits after its last one. Before, the namespace's one daemon (the old binary) took every new
+ * container for as long as anything ran in the namespace.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readlinkSync, renameSync, rmSync } from "node:fs";
@@ -65,6 +66,18 @@ test.skipIf(!isRoot)("per-namespace: after the shim binary is replaced, a new co
   expect(await taskStatus(pc, b)).toBe("PAUSED");
   await pc.ctrOk(["task", "resume", b]);
   expect(await taskStatus(pc, b)).toBe("RUNNING");
+
+  // A checkpoint on the old daemon (its CRIU helper is its own executable, deleted from the disk by now), restored
+  // under a new name on the new binary's daemon, counting on.
+  const ref = `localhost/upgrade/${a}:1`;
+  const beforeCheckpoint = readCounter(pc, a)!;
+  await pc.ctrOk(["containers", "checkpoint", "--task", a, ref], { timeoutMs: 120_000 });
+  const r = await pc.ctr(["containers", "restore", "--live", `${a}-r`, ref], { timeoutMs: 120_000 });
+  expect({ code: r.exitCode, err: r.stderr }).toEqual({ code: 0, err: "" });
+  expect(parentPid((await taskPid(pc, `${a}-r`))!)).toBe(newDaemon);
+  await waitFor(() => (readCounter(pc, `${a}-r`) ?? 0) > beforeCheckpoint, { what: "the restored counter to go on from the checkpoint" });
+  await removeContainer(pc, `${a}-r`, { stopped: "not-running" });
+  await pc.ctrOk(["images", "rm", "--sync", ref]);
 
   await removeContainer(pc, a, { stopped: "not-running" });
   expect(processAlive(oldDaemon)).toBe(true);
