@@ -149,13 +149,15 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
         throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is relative; give an absolute path` });
       }
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
+      // Decoded before the bundle is recorded as this container's: options that do not decode (INVALID_ARGUMENT) left
+      // the bundle recorded for ever, and every later Create with it was refused as another container's.
+      const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       // A bundle is one container's: runc's pid file, log and cryo-runtime.json, the rootfs mount and admission's
       // rewrite of config.json all live there. A second Create with a served container's bundle (also through a link)
       // wrote over that container's files and, at its Delete, unmounted that container's rootfs.
       const bundle = realBundle(req.bundle);
       for (const [other, b] of bundles) if (b === bundle) throw failedPrecondition(`container ${req.id}`, { detail: `bundle ${req.bundle} is container ${other}'s` });
       bundles.set(req.id, bundle);
-      const requested = req.options && req.options.typeUrl !== "" ? decodeShimOptions(req.options) : deps.defaultOptions;
       // runc's state lives under <root>/<namespace>, as with containerd's runc shim: the same id in two namespaces never collides.
       const options = { ...requested, root: join(requested.root, ns(ctx)) };
       const made = (async () => {

@@ -931,6 +931,21 @@ test("Create with the bundle of a container served or being created (also throug
   }
 });
 
+test("Create whose runtime options are refused leaves its bundle free: the same Create with good options then succeeds", async () => {
+  // Found by bench/ttrpc-fuzz.ts: the bundle was recorded as the container's before the options were decoded, and an
+  // options Any that failed to decode left it recorded for ever ("bundle /b/c1 is container c1's" to every later Create).
+  const t = setup();
+  const badOptions = [
+    create(AnySchema, { typeUrl: "containerd.runc.v1.Nope", value: new Uint8Array() }),
+    create(AnySchema, { typeUrl: "containerd.runc.v1.Options", value: new Uint8Array([0x1a, 0x7f]) }), // shim_cgroup of 127 bytes, none there
+  ];
+  for (const options of badOptions) {
+    expect((await codeOf(t.svc.create({ ...(createReq("c1") as object), options } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  }
+  await t.svc.create(createReq("c1"), t.ctx);
+  expect(t.calls).toEqual(["create c1"]);
+});
+
 test("Shutdown with now while a container is served or being created is ignored, as containerd's runc shim does; with none left it is passed on", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);
