@@ -222,7 +222,8 @@ export function createServer(options: ServerOptions = {}): Server {
       try {
         req = fromBinary(input, payload);
       } catch (err) {
-        throw invalidArgument(`${ctx.service}/${ctx.method}: decode ${input.typeName}`, { cause: err });
+        // The decoder's words ("premature EOF", "invalid wire type 7 at offset 3") say what is wrong with the bytes.
+        throw invalidArgument(`${ctx.service}/${ctx.method}: decode ${input.typeName}`, { cause: err, detail: String((err as Error).message ?? err) });
       }
       const res = await fn(req as never, ctx);
       return toBinary(output, create(output, res as never));

@@ -139,6 +139,10 @@ describe("ttrpc server and client", () => {
     using c = await connect(s.path);
     const err = await rejection(c.callRaw("cryo.testing.v1.Echo", "Echo", new Uint8Array([0xff, 0xff, 0xff])));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    // The decoder's own words follow (bench/ttrpc-fuzz.ts found the message ending at "invalid argument").
+    expect(err.message).toMatch(/^cryo\.testing\.v1\.Echo\/Echo: decode cryo\.testing\.v1\.EchoRequest: invalid argument: \S/);
+    const truncated = await rejection(c.callRaw("cryo.testing.v1.Echo", "Echo", new Uint8Array([0x0a, 0x7f, 0x61])));
+    expect(truncated.message).toBe("cryo.testing.v1.Echo/Echo: decode cryo.testing.v1.EchoRequest: invalid argument: premature EOF");
   });
 
   test("metadata and namespace pass through", async () => {
