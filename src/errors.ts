@@ -186,6 +186,9 @@ export function fsError(context: string, err: unknown, path?: string): CryoError
       return resourceExhausted(context, detailed(`no space left for ${at}`));
     case "ELOOP":
       return failedPrecondition(context, detailed(`${at}: too many levels of symbolic links`));
+    case "ENAMETOOLONG":
+      // A request's path (a stdio FIFO, a checkpoint directory) of thousands of characters: its own fault, not UNKNOWN.
+      return invalidArgument(context, detailed(`the path (${at.length} characters) or one of its names is too long (Linux allows 4095 and 255)`));
     default:
       return CryoError.from(err).wrap(context);
   }

@@ -1,6 +1,6 @@
 /** File descriptor helpers: FIFOs without blocking, O_NONBLOCK, close-on-exec, dup, pipes, close. */
 import { constants, closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
-import { CryoError, invalidArgument, notFound, unavailable } from "../errors.ts";
+import { CryoError, fsError, invalidArgument, notFound, unavailable } from "../errors.ts";
 import { libc, sysError } from "./libc.ts";
 import { fileKind } from "./regular-file.ts";
 
@@ -41,7 +41,7 @@ export function openFifo(path: string, mode: FifoMode, options: { nonblock?: boo
     const code = (err as { code?: string }).code;
     if (code === "ENOENT") throw notFound(`fifo ${path}`, { cause: err });
     if (code === "ENXIO") throw unavailable(`fifo ${path}`, { cause: err, detail: "no reader (ENXIO)" });
-    throw CryoError.from(err).wrap(`open fifo ${path}`);
+    throw fsError(`fifo ${path}`, err, path); // a path too long, a part of it a file, no permission: in words
   }
   if (!options.nonblock) {
     try {

@@ -60,6 +60,21 @@ test("openFifo opens the read side without a writer, and the result blocks again
   close(r);
 });
 
+test("openFifo of a path too long, or below a file, is a classified error naming the FIFO, not UNKNOWN", () => {
+  // Found by bench/ttrpc-fuzz.ts: a Create whose stdout was a 6000-character path answered UNKNOWN "open fifo ...: ENAMETOOLONG".
+  const long = `/tmp/${"d/".repeat(3000)}x`;
+  const e = CryoError.from((() => { try { openFifo(long, "r"); } catch (err) { return err; } })());
+  expect(e.code).toBe(Code.INVALID_ARGUMENT);
+  expect(e.message).toBe(`fifo ${long}: invalid argument: the path (6006 characters) or one of its names is too long (Linux allows 4095 and 255)`);
+  const name = `/tmp/${"n".repeat(300)}`;
+  expect(CryoError.from((() => { try { openFifo(name, "w"); } catch (err) { return err; } })()).code).toBe(Code.INVALID_ARGUMENT);
+  const dir = mkdtempSync(join(tmpdir(), "cryo-fifo-"));
+  dirs.push(dir);
+  writeFileSync(join(dir, "file"), "");
+  const below = CryoError.from((() => { try { openFifo(join(dir, "file", "x"), "r"); } catch (err) { return err; } })());
+  expect([below.code, below.message]).toEqual([Code.FAILED_PRECONDITION, `fifo ${join(dir, "file", "x")}: failed precondition: ${join(dir, "file")} is a file, not a directory`]);
+});
+
 test("openFifo write side without a reader fails instead of blocking; rw never blocks", () => {
   const path = mkfifo();
   expect(() => openFifo(path, "w")).toThrow(/ENXIO/);
