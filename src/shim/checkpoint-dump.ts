@@ -243,13 +243,17 @@ function readJson(path: string, what: string): unknown {
   }
 }
 
+/**
+ * Makes a directory a Checkpoint writes into. A file system error is classified (fsError): a path that is a file, a
+ * device or a link to one (EEXIST from mkdir) was UNKNOWN "EEXIST: file already exists, mkdir '/dev/null'".
+ */
 function ensureDir(dir: string, what: string, mode = 0o700): void {
   try {
     mkdirSync(dir, { recursive: true, mode });
     const st = statSync(dir);
     if (!st.isDirectory()) throw invalidArgument(what, { detail: `${dir} is not a directory` });
   } catch (err) {
-    throw CryoError.from(err).wrap(`${what} ${dir}`);
+    throw fsError(`${what} ${dir}`, err, dir);
   }
 }
 

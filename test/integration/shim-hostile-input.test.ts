@@ -232,6 +232,25 @@ test("a FIFO in the directory a Checkpoint writes into, or in a checkpoint to re
   await stillServes();
 });
 
+test("Checkpoint into a path that is a file, a device or a link to a file is FAILED_PRECONDITION naming it; the file is untouched", async () => {
+  // Found by bench/ttrpc-fuzz.ts: mkdir's EEXIST came back UNKNOWN ("EEXIST: file already exists, mkdir '/dev/null'").
+  const file = join(dir, uniqueId("ckfile"));
+  writeFileSync(file, "keep");
+  const link = join(dir, uniqueId("cklink"));
+  symlinkSync(file, link);
+  for (const [path, what] of [[file, `${file} is a file, not a directory`], [link, `${link} is a file, not a directory`], ["/dev/null", "/dev/null is a device, not a directory"], [`${file}/sub`, `${file} is a file, not a directory`]] as const) {
+    const e = await failure("checkpoint", { id: victim, path }, { timeoutMs: 60_000 });
+    expect(e.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e.message).toContain(what);
+  }
+  expect(readFileSync(file, "utf8")).toBe("keep");
+  // A name longer than 255 bytes: INVALID_ARGUMENT (ENAMETOOLONG was UNKNOWN).
+  const long = await failure("checkpoint", { id: victim, path: `/${"a".repeat(5000)}` }, { timeoutMs: 60_000 });
+  expect(long.code).toBe(Code.INVALID_ARGUMENT);
+  expect(long.message).toContain("too long");
+  await stillServes();
+});
+
 test("a file:// log that is a FIFO, or cannot be opened, fails Create and Exec before the process runs", async () => {
   const u = uniqueId("log");
   const fifo = join(dir, `log-fifo-${u}`);
