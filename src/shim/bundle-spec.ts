@@ -11,6 +11,7 @@ import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
 import { CryoError, invalidArgument, notFound } from "../errors.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
+import { terminalMismatch } from "./terminal-check.ts";
 
 /** The facts the shim needs from a spec. */
 export interface BundleSpec {
@@ -54,15 +55,17 @@ const specSchema = lazySchema(() =>
     ociVersion: z.string(),
     annotations: z.optional(z.record(z.string(), z.string())),
     linux: z.optional(z.looseObject({ namespaces: z.optional(z.array(z.looseObject({ type: z.string(), path: z.optional(z.string()) }))) })),
+    process: z.optional(z.looseObject({ terminal: z.optional(z.boolean()) })),
   }),
 );
 
 /**
  * Reads and checks <bundle>/config.json: missing -> NOT_FOUND, unreadable JSON or wrong shape -> INVALID_ARGUMENT, not
  * a regular file -> FAILED_PRECONDITION (a FIFO's open blocked the daemon, and every container it serves, until a
- * writer came; /dev/zero never ended).
+ * writer came; /dev/zero never ended). With `request`, a Create's terminal must agree with the spec's
+ * process.terminal (terminalMismatch).
  */
-export function readBundleSpec(bundle: string): BundleSpec {
+export function readBundleSpec(bundle: string, request?: { terminal: boolean }): BundleSpec {
   const path = join(bundle, "config.json");
   let text: string;
   try {
@@ -81,6 +84,7 @@ export function readBundleSpec(bundle: string): BundleSpec {
   }
   const r = parseDetail(specSchema(), json, "spec");
   if (!r.ok) throw invalidArgument(`bundle ${bundle}: config.json`, { detail: r.detail });
+  if (request) terminalMismatch(`container bundle ${bundle}`, request.terminal, r.data.process?.terminal === true);
   const ownPid = (r.data.linux?.namespaces ?? []).some((ns) => ns.type === "pid" && !ns.path);
   // An unknown key or a bad value: INVALID_ARGUMENT naming the annotation.
   parseCheckpointAnnotations(r.data.annotations ?? {});
@@ -93,3 +97,4 @@ export function readBundleSpec(bundle: string): BundleSpec {
   const notify = r.data.annotations?.[NOTIFY_ANNOTATION];
   return { killAllOnExit: !ownPid, ...(notify !== undefined ? { notifySocket: parseNotifySocket(notify) } : {}) };
 }
+

@@ -139,7 +139,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     cancelRestore: (id, reason) => checkpointEngine?.cancelRestore(id, reason) ?? false,
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
-      const bundleSpec = readBundleSpec(bundle);
+      const bundleSpec = readBundleSpec(bundle, { terminal: spec.stdio.terminal });
       const runc = runcFor(bundle, options);
       writeRuntimeFile(bundle, options);
       let mounted = false;

@@ -17,6 +17,7 @@ import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { unlessCallerGone } from "./cancel.ts";
 import { Container, DEFAULT_EXEC_SLOTS, type ContainerDeps } from "./container.ts";
 import { createFairLimiter } from "./fair-limiter.ts";
+import { terminalMismatch } from "./terminal-check.ts";
 import { checkIdentifier } from "./identifiers.ts";
 import type { ProcessState } from "./process-state.ts";
 import type { ShimProcess } from "./process.ts";
@@ -297,6 +298,7 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
     async exec(req) {
       const c = get(req.id);
       const spec = parseJsonAny(req.spec, `exec ${req.execId} process spec`);
+      terminalMismatch(`exec ${req.execId}`, req.terminal === true, spec.terminal === true);
       await c.addExec(req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, spec);
       return {};
     },

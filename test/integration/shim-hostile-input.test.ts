@@ -251,6 +251,20 @@ test("Checkpoint into a path that is a file, a device or a link to a file is FAI
   await stillServes();
 });
 
+test("Create asking for a terminal the bundle's process does not have is INVALID_ARGUMENT before runc runs", async () => {
+  // Found by bench/ttrpc-fuzz.ts: runc refused it, UNKNOWN "cannot use console socket if runc will not detach or allocate tty".
+  const id = uniqueId("tty");
+  try {
+    const e = await failure("create", createReq(id, makeBundle(`b-${id}`), { terminal: true }));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("the request asks for a terminal but the process spec's terminal is false");
+    expect(existsSync(join("/run/containerd/runc", ns, id))).toBe(false);
+  } finally {
+    await removeTask(id);
+  }
+  await stillServes();
+});
+
 test("a file:// log that is a FIFO, or cannot be opened, fails Create and Exec before the process runs", async () => {
   const u = uniqueId("log");
   const fifo = join(dir, `log-fifo-${u}`);

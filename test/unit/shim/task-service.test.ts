@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -15,6 +15,8 @@ import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
 import { createTaskService, MAX_UPDATE_RESOURCES_BYTES } from "../../../src/shim/task-service.ts";
 import { createFairLimiter } from "../../../src/shim/fair-limiter.ts";
 import { waitFor } from "../../harness/wait-for.ts";
+import { errorOf } from "../../harness/error-of.ts";
+import { readBundleSpec } from "../../../src/shim/bundle-spec.ts";
 
 function fakeEngine() {
   let nextPid = 100;
@@ -944,6 +946,36 @@ test("Create whose runtime options are refused leaves its bundle free: the same 
   }
   await t.svc.create(createReq("c1"), t.ctx);
   expect(t.calls).toEqual(["create c1"]);
+});
+
+test("a Create or Exec whose terminal disagrees with its process spec's is INVALID_ARGUMENT before runc runs", async () => {
+  // Found by bench/ttrpc-fuzz.ts: runc refused the pair, UNKNOWN "cannot use console socket if runc will not detach or allocate tty".
+  const dir = mkdtempSync(join(tmpdir(), "cryo-terminal-"));
+  try {
+    for (const [inSpec, requested] of [[false, true], [true, false]] as const) {
+      const bundle = join(dir, `b-${inSpec}`);
+      mkdirSync(bundle);
+      writeFileSync(join(bundle, "config.json"), JSON.stringify({ ociVersion: "1.0.2", process: { terminal: inSpec, args: ["sh"] } }));
+      const e = errorOf(() => readBundleSpec(bundle, { terminal: requested }));
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toBe(`container bundle ${bundle}: invalid argument: ${requested ? "the request asks for a terminal but the process spec's terminal is false" : "the process spec's terminal is true but the request asks for none"}`);
+      expect(readBundleSpec(bundle, { terminal: inSpec }).killAllOnExit).toBe(true);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const t = setup();
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = (terminal?: boolean) => create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode(JSON.stringify({ args: ["sh"], ...(terminal === undefined ? {} : { terminal }) })) });
+  for (const [s, terminal] of [[spec(), true], [spec(false), true], [spec(true), false]] as const) {
+    expect(await codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal, stdin: "", stdout: "", stderr: "", spec: s } as never, t.ctx))).toEqual([
+      Code.INVALID_ARGUMENT,
+      `exec e1: invalid argument: ${terminal ? "the request asks for a terminal but the process spec's terminal is false" : "the process spec's terminal is true but the request asks for none"}`,
+    ]);
+  }
+  await t.svc.exec({ id: "c1", execId: "e1", terminal: true, stdin: "", stdout: "", stderr: "", spec: spec(true) } as never, t.ctx);
+  expect(t.calls.filter((c) => c.startsWith("exec"))).toEqual([]);
 });
 
 test("Shutdown with now while a container is served or being created is ignored, as containerd's runc shim does; with none left it is passed on", async () => {
