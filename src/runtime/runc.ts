@@ -76,7 +76,27 @@ export interface ExecOptions extends CallOptions {
 
 // The schemas are built on first use (lazySchema): a daemon's start builds none of them, its first Create only runc's options.
 
+/**
+ * An integer of 0 to 2^bits-1, a number or (beyond 2^53, from parsePreciseJson) a bigint: what runc's Go struct field
+ * takes. Anything else reached runc, which failed the exec with UNKNOWN "json: cannot unmarshal number -1 into Go
+ * struct field User.user.uid of type uint32" (found by bench/ttrpc-fuzz.ts).
+ */
+function unsigned(bits: 32 | 64) {
+  const max = (1n << BigInt(bits)) - 1n;
+  return z.union([z.number(), z.bigint()]).check(
+    z.refine(
+      (v) => {
+        if (typeof v === "number" && !Number.isInteger(v)) return false;
+        const b = BigInt(v);
+        return b >= 0n && b <= max;
+      },
+      { error: `must be an integer from 0 to ${max}` },
+    ),
+  );
+}
+
 function buildProcessSpecSchema() {
+  const strings = z.optional(z.array(z.string()));
   return z.looseObject({
     // The messages say what runc's exec says ("args must not be empty"), not zod's "expected array, received undefined".
     // containerd marshals an empty args list away (omitempty), so a missing one is an empty one (CRI ExecSync of []).
@@ -86,7 +106,14 @@ function buildProcessSpecSchema() {
     cwd: z.string().check(z.startsWith("/")),
     env: z.optional(z.array(z.string())),
     terminal: z.optional(z.boolean()),
-    user: z.optional(z.looseObject({ uid: z.number().check(z.int()), gid: z.number().check(z.int()) })),
+    user: z.optional(z.looseObject({ uid: unsigned(32), gid: unsigned(32), umask: z.optional(unsigned(32)), additionalGids: z.optional(z.array(unsigned(32))) })),
+    consoleSize: z.optional(z.looseObject({ height: unsigned(64), width: unsigned(64) })),
+    rlimits: z.optional(z.array(z.looseObject({ type: z.string(), hard: unsigned(64), soft: unsigned(64) }))),
+    capabilities: z.optional(z.looseObject({ bounding: strings, effective: strings, inheritable: strings, permitted: strings, ambient: strings })),
+    noNewPrivileges: z.optional(z.boolean()),
+    oomScoreAdj: z.optional(z.number().check(z.int())),
+    apparmorProfile: z.optional(z.string()),
+    selinuxLabel: z.optional(z.string()),
   });
 }
 

@@ -106,6 +106,28 @@ test("exec writes the process spec to a file in runc's state directory of the co
   expect((await failure(runc.exec("c1", { cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must not be empty");
   expect((await failure(runc.exec("c1", { args: "sh", cwd: "/" } as never, { pidFile: "/p" }))).message).toBe("exec process for container c1: invalid argument: args: must be a list of strings");
   expect((await failure(runc.exec("c1", { args: ["x"], cwd: "relative" }, { pidFile: "/p" }))).code).toBe(Code.INVALID_ARGUMENT);
+  // Numbers runc's Go fields cannot take are refused here, naming the field (found by bench/ttrpc-fuzz.ts: runc failed
+  // the exec, UNKNOWN "json: cannot unmarshal number -1 into Go struct field User.user.uid of type uint32").
+  const hostile: [Record<string, unknown>, string][] = [
+    [{ user: { uid: -1, gid: 0 } }, "user.uid: must be an integer from 0 to 4294967295"],
+    [{ user: { uid: 0, gid: 2 ** 32 } }, "user.gid: must be an integer from 0 to 4294967295"],
+    [{ user: { uid: 0, gid: 0, additionalGids: [1.5] } }, "user.additionalGids.0: must be an integer from 0 to 4294967295"],
+    [{ rlimits: [{ type: "RLIMIT_NOFILE", hard: 18446744073709551616n, soft: 1 }] }, "rlimits.0.hard: must be an integer from 0 to 18446744073709551615"],
+    [{ rlimits: [{ type: "RLIMIT_NOFILE", hard: 1, soft: true }] }, "rlimits.0.soft"],
+    [{ terminal: true, consoleSize: { height: -9223372036854775808n, width: 80 } }, "consoleSize.height: must be an integer from 0 to 18446744073709551615"],
+    [{ capabilities: { bounding: ["CAP_CHOWN", 7] } }, "capabilities.bounding.1"],
+    [{ noNewPrivileges: 1 }, "noNewPrivileges"],
+    [{ oomScoreAdj: 0.5 }, "oomScoreAdj"],
+  ];
+  const before = argv().length;
+  for (const [extra, words] of hostile) {
+    const e = await failure(runc.exec("c1", { args: ["true"], cwd: "/", ...extra } as never, { pidFile: "/p" }));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`exec process for container c1: invalid argument: ${words}`);
+  }
+  expect(argv().length).toBe(before); // runc never ran
+  // What runc takes passes: the largest values, bigints from the shim's parse.
+  await runc.exec("c1", { args: ["true"], cwd: "/", user: { uid: 4294967295, gid: 0, additionalGids: [1, 2] }, rlimits: [{ type: "RLIMIT_NOFILE", hard: 18446744073709551615n, soft: 1024 }], consoleSize: { height: 24, width: 80 }, oomScoreAdj: -1000 } as never, { pidFile: "/p" });
 });
 
 test("update sends the resources on stdin", async () => {
