@@ -61,15 +61,28 @@ export function parseOutputTarget(value: string): OutputTarget {
   } catch (err) {
     throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { cause: err, detail: "not a URI" });
   }
+  if (url.protocol !== "fifo:" && url.protocol !== "file:" && url.protocol !== "binary:") {
+    throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { detail: `unknown scheme ${url.protocol}` });
+  }
+  // A host names another machine's file (RFC 8089); the path alone was used: `file://logs/app.log` wrote /app.log in
+  // the host's root (found by bench/ttrpc-fuzz.ts). containerd writes file:///path and binary:///path.
+  if (url.host !== "" && url.host !== "localhost") {
+    throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { detail: `names host ${JSON.stringify(url.host)}; give an absolute path after three slashes (${url.protocol}///path)` });
+  }
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch (err) {
+    throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { cause: err, detail: "its path has a malformed %-escape" });
+  }
+  if (path.includes("\0")) throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { detail: "its path has a NUL byte" });
   switch (url.protocol) {
     case "fifo:":
-      return { kind: "fifo", path: decodeURIComponent(url.pathname) };
+      return { kind: "fifo", path };
     case "file:":
-      return { kind: "file", path: decodeURIComponent(url.pathname) };
-    case "binary:":
-      return { kind: "binary", url };
+      return { kind: "file", path };
     default:
-      throw invalidArgument(`stdio uri ${JSON.stringify(value)}`, { detail: `unknown scheme ${url.protocol}` });
+      return { kind: "binary", url };
   }
 }
 

@@ -237,5 +237,12 @@ describe("serial queue and stdio targets", () => {
     const b = parseOutputTarget("binary:///usr/bin/logger?tag=x");
     expect(b.kind).toBe("binary");
     expect(() => parseOutputTarget("ftp://x/y")).toThrow("unknown scheme");
+    // A host (another machine's file) is refused: file://logs/app.log wrote /app.log (found by bench/ttrpc-fuzz.ts).
+    for (const uri of ["file://logs/app.log", "binary://bin/logger", "fifo://x/y"]) {
+      expect(() => parseOutputTarget(uri)).toThrow(`stdio uri ${JSON.stringify(uri)}: invalid argument: names host`);
+    }
+    expect(parseOutputTarget("file://localhost/var/log/c.log")).toEqual({ kind: "file", path: "/var/log/c.log" });
+    expect(() => parseOutputTarget("file:///var/log/a%00b")).toThrow("its path has a NUL byte");
+    expect(() => parseOutputTarget("file:///var/log/a%zz")).toThrow(/invalid argument/);
   });
 });
