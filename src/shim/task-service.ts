@@ -108,6 +108,29 @@ export function checkRequestIds(method: string, req: { id?: unknown; execId?: un
   if (typeof req.execId === "string" && (req.execId !== "" || method === "exec")) checkIdentifier("exec id", req.execId);
 }
 
+/** The path fields of the task API's requests (Create, Exec, Checkpoint), and those of Create's rootfs mounts. */
+const PATH_FIELDS = ["bundle", "stdin", "stdout", "stderr", "checkpoint", "parentCheckpoint", "path"] as const;
+
+/**
+ * INVALID_ARGUMENT for a path field of a request, or a field of a rootfs mount, with a NUL byte: no file has one, and
+ * node's file calls threw ERR_INVALID_ARG_VALUE, which came back UNKNOWN (an exec's stdout path, at its Start: found by
+ * bench/ttrpc-fuzz.ts).
+ */
+export function checkRequestPaths(req: Record<string, unknown>): void {
+  const nul = (field: string, v: unknown) => {
+    if (typeof v === "string" && v.includes("\0")) throw invalidArgument(`${field} ${JSON.stringify(v)}`, { detail: "has a NUL byte" });
+  };
+  for (const f of PATH_FIELDS) nul(f, req[f]);
+  if (Array.isArray(req.rootfs)) {
+    for (const m of req.rootfs as { type?: unknown; source?: unknown; target?: unknown; options?: unknown }[]) {
+      nul("rootfs mount type", m.type);
+      nul("rootfs mount source", m.source);
+      nul("rootfs mount target", m.target);
+      if (Array.isArray(m.options)) for (const o of m.options) nul("rootfs mount option", o);
+    }
+  }
+}
+
 /** A bundle's real path (links resolved), or its normalised path when it cannot be resolved (not there). */
 function realBundle(path: string): string {
   try {
@@ -367,12 +390,13 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
       return {};
     },
   };
-  // Every method checks its request's identifiers first (checkRequestIds).
+  // Every method checks its request's identifiers and paths first (checkRequestIds, checkRequestPaths).
   const checked = Object.fromEntries(
     Object.entries(impl).map(([name, fn]) => [
       name,
       async (req: { id?: unknown; execId?: unknown }, ctx: CallContext) => {
         checkRequestIds(name, req, ctx);
+        checkRequestPaths(req as Record<string, unknown>);
         return await (fn as (r: unknown, c: CallContext) => Promise<unknown>)(req, ctx);
       },
     ]),

@@ -978,6 +978,23 @@ test("a Create or Exec whose terminal disagrees with its process spec's is INVAL
   expect(t.calls.filter((c) => c.startsWith("exec"))).toEqual([]);
 });
 
+test("a path with a NUL byte in Create, Exec or Checkpoint is INVALID_ARGUMENT before the engine sees it", async () => {
+  // Found by bench/ttrpc-fuzz.ts: an exec's stdout with a NUL reached node's open at Start, UNKNOWN ERR_INVALID_ARG_VALUE.
+  const t = setup();
+  const nul = "/tmp/a\0b";
+  for (const more of [{ bundle: nul }, { stdout: nul }, { stdin: nul }, { checkpoint: nul }, { parentCheckpoint: nul }, { rootfs: [{ type: "bind", source: nul, target: "", options: [] }] }, { rootfs: [{ type: "bind", source: "/x", target: "", options: ["ro", "a\0"] }] }]) {
+    const [code, message] = await codeOf(t.svc.create({ ...(createReq("c9") as object), ...more } as never, t.ctx));
+    expect(code).toBe(Code.INVALID_ARGUMENT);
+    expect(message).toContain("has a NUL byte");
+  }
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  expect(await codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: nul, stderr: "", spec } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `stdout ${JSON.stringify(nul)}: invalid argument: has a NUL byte`]);
+  expect((await codeOf(t.svc.checkpoint({ id: "c1", path: nul } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  expect(t.calls).toEqual(["create c1", "start c1"]);
+});
+
 test("Shutdown with now while a container is served or being created is ignored, as containerd's runc shim does; with none left it is passed on", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);
