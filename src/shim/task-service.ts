@@ -121,6 +121,14 @@ export function checkRequestPaths(req: Record<string, unknown>): void {
     if (typeof v === "string" && v.includes("\0")) throw invalidArgument(`${field} ${JSON.stringify(v)}`, { detail: "has a NUL byte" });
   };
   for (const f of PATH_FIELDS) nul(f, req[f]);
+  // A FIFO path (not a URI) is resolved against the daemon's directory, "/", shared by all its containers (containerd's
+  // runc shim runs in the bundle): relative, it named a FIFO below "/". containerd always sends absolute ones.
+  for (const f of ["stdin", "stdout", "stderr"] as const) {
+    const v = req[f];
+    if (typeof v === "string" && v !== "" && !v.startsWith("/") && (f === "stdin" || !v.includes("://"))) {
+      throw invalidArgument(`${f} ${JSON.stringify(v)}`, { detail: "a relative FIFO path; give an absolute path" });
+    }
+  }
   if (Array.isArray(req.rootfs)) {
     for (const m of req.rootfs as { type?: unknown; source?: unknown; target?: unknown; options?: unknown }[]) {
       nul("rootfs mount type", m.type);

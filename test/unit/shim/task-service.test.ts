@@ -995,6 +995,21 @@ test("a path with a NUL byte in Create, Exec or Checkpoint is INVALID_ARGUMENT b
   expect(t.calls).toEqual(["create c1", "start c1"]);
 });
 
+test("a relative stdio FIFO path in Create or Exec is INVALID_ARGUMENT (the daemon's directory is /, not the bundle)", async () => {
+  const t = setup();
+  for (const more of [{ stdin: "fifo/in" }, { stdout: "x-stdout" }, { stderr: "../err" }, { stdin: "file:///var/log/x" }]) {
+    const [code, message] = await codeOf(t.svc.create({ ...(createReq("c9") as object), ...more } as never, t.ctx));
+    expect(code).toBe(Code.INVALID_ARGUMENT);
+    expect(message).toContain("a relative FIFO path; give an absolute path");
+  }
+  // URIs for the output, absolute FIFOs and none pass.
+  await t.svc.create({ ...(createReq("c1") as object), stdin: "/run/fifo/in", stdout: "file:///var/log/c1.log", stderr: "" } as never, t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  const spec = create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode('{"args":["true"]}') });
+  expect((await codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: "rel/out", stderr: "", spec } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+  expect(t.calls).toEqual(["create c1", "start c1"]);
+});
+
 test("Shutdown with now while a container is served or being created is ignored, as containerd's runc shim does; with none left it is passed on", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);
