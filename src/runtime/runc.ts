@@ -83,14 +83,15 @@ export interface ExecOptions extends CallOptions {
  */
 function unsigned(bits: 32 | 64) {
   const max = (1n << BigInt(bits)) - 1n;
-  return z.union([z.number(), z.bigint()]).check(
+  const error = `must be an integer from 0 to ${max}`;
+  return z.union([z.number(), z.bigint()], { error }).check(
     z.refine(
       (v) => {
         if (typeof v === "number" && !Number.isInteger(v)) return false;
         const b = BigInt(v);
         return b >= 0n && b <= max;
       },
-      { error: `must be an integer from 0 to ${max}` },
+      { error },
     ),
   );
 }
