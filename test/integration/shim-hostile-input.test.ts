@@ -330,6 +330,30 @@ test("a stdio path that is not a FIFO (a host file) is INVALID_ARGUMENT, as cont
   await stillServes();
 });
 
+test("a file:// log with a host, or a stdio path with a NUL, is INVALID_ARGUMENT; nothing is written in the host's root", async () => {
+  // Found by bench/ttrpc-fuzz.ts: stdout file://relative/<name> wrote /<name> (the host part was dropped).
+  const name = `cryo-hostlog-${uniqueId("h")}`;
+  const id = uniqueId("hostlog");
+  try {
+    const e = await failure("create", createReq(id, makeBundle(`b-${id}`), { stdout: `file://relative/${name}` }));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain('names host "relative"');
+    const execId = uniqueId("nul");
+    await call("exec", { id: victim, execId, spec: execSpec(["true"]), stdin: "", stdout: `file://relative/${name}`, stderr: "", terminal: false });
+    const s = CryoError.from(await call("start", { id: victim, execId }).then(() => new Error("started"), (err: unknown) => err));
+    expect(s.code).toBe(Code.INVALID_ARGUMENT);
+    await call("delete", { id: victim, execId }).catch(() => {});
+    const n = await failure("exec", { id: victim, execId: uniqueId("nul"), spec: execSpec(["true"]), stdin: "", stdout: `/tmp/${name}\0x`, stderr: "", terminal: false });
+    expect(n.code).toBe(Code.INVALID_ARGUMENT);
+    expect(n.message).toContain("has a NUL byte");
+    expect(existsSync(`/${name}`)).toBe(false);
+  } finally {
+    await removeTask(id);
+    rmSync(`/${name}`, { force: true });
+  }
+  await stillServes();
+});
+
 test("a rootfs mount list whose later mount fails leaves none of the earlier ones mounted", async () => {
   const id = uniqueId("mnt");
   const bundle = makeBundle(`b-${id}`);
