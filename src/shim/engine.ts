@@ -6,9 +6,9 @@
  * `cryo-runtime.json` (runc binary and root, so that `delete` after a dead shim can clean up),
  * `.exec-<id>.pid` for exec processes (removed after use).
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Code, CryoError, notFound } from "../errors.ts";
+import { Code, CryoError, fsError, notFound } from "../errors.ts";
 // open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
 import type { CgroupManager } from "../cgroups/manager.ts";
 import { openCgroup } from "../cgroups/open.ts";
@@ -41,6 +41,19 @@ function killError(err: unknown, label: string): CryoError {
 const metricsModule = lazyModule("the cgroup metrics encoder (src/cgroups/metrics.ts)", () => import("../cgroups/metrics.ts"));
 const resourcesModule = lazyModule("the cgroup resources parser (src/cgroups/resources.ts)", () => import("../cgroups/resources.ts"));
 const checkpointModule = lazyModule("checkpoint/restore (src/shim/checkpoint-engine.ts)", () => import("./checkpoint-engine.ts"));
+
+/**
+ * Makes runc's root (the runtime options' root and the namespace) as runc makes it (0700), before runc runs: a root
+ * option naming a file or a FIFO, or below one, was runc's UNKNOWN "mkdir /x/fifo: not a directory" (found by
+ * bench/ttrpc-fuzz.ts); now FAILED_PRECONDITION naming that part (fsError).
+ */
+function ensureRuncRoot(root: string): void {
+  try {
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fsError(`runc root ${root}`, err, root);
+  }
+}
 
 /** Creates the engine over a reaper. */
 export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: PolicyFor; configFor?: CheckpointEngineDeps["configFor"]; imageFor?: CheckpointEngineDeps["imageFor"]; containerdAddress?: string }): Engine {
@@ -140,6 +153,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle, { terminal: spec.stdio.terminal });
+      ensureRuncRoot(options.root);
       const runc = runcFor(bundle, options);
       writeRuntimeFile(bundle, options);
       let mounted = false;

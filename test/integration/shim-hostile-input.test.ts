@@ -6,9 +6,10 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, CryoError } from "../../src/errors.ts";
+import { OptionsSchema as RuncOptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
@@ -351,6 +352,27 @@ test("a file:// log with a host, or a stdio path with a NUL, is INVALID_ARGUMENT
     await removeTask(id);
     rmSync(`/${name}`, { force: true });
   }
+  await stillServes();
+});
+
+test("Create whose runtime options' root is a file, or below a FIFO, is FAILED_PRECONDITION naming it, before runc runs", async () => {
+  // Found by bench/ttrpc-fuzz.ts: runc failed, UNKNOWN "OCI runtime create failed: runc create failed: mkdir <fifo>: not a directory".
+  const file = join(dir, uniqueId("rootfile"));
+  writeFileSync(file, "keep");
+  const fifo = join(dir, uniqueId("rootfifo"));
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  for (const [root, what] of [[file, `${file} is a file, not a directory`], [join(fifo, "sub"), `${fifo} is a FIFO, not a directory`]] as const) {
+    const id = uniqueId("root");
+    const options = create(AnySchema, { typeUrl: "containerd.runc.v1.Options", value: toBinary(RuncOptionsSchema, create(RuncOptionsSchema, { root })) });
+    try {
+      const e = await failure("create", createReq(id, makeBundle(`b-${id}`), { options }));
+      expect(e.code).toBe(Code.FAILED_PRECONDITION);
+      expect(e.message).toContain(what);
+    } finally {
+      await removeTask(id);
+    }
+  }
+  expect(readFileSync(file, "utf8")).toBe("keep");
   await stillServes();
 });
 
