@@ -4,8 +4,8 @@
  * container, then hands plain values to Container, whose serial queue orders the work.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { realpathSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
 import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -139,6 +139,27 @@ export function checkRequestPaths(req: Record<string, unknown>): void {
   }
 }
 
+/**
+ * The pseudo file system (/proc or /sys) a path is on once its links are resolved (its nearest existing ancestor's),
+ * or undefined. A checkpoint there is never one: a Checkpoint with the path /sys/fs/cgroup (a tmpfs on a cgroup v1
+ * host) wrote CRIU's images among the host's cgroup hierarchies (found by bench/ttrpc-fuzz.ts).
+ */
+export function pseudoFsOf(path: string): string | undefined {
+  let head = resolve(path);
+  let tail = "";
+  while (!existsSync(head) && head !== "/") {
+    tail = join(basename(head), tail);
+    head = dirname(head);
+  }
+  let real: string;
+  try {
+    real = join(realpathSync(head), tail);
+  } catch {
+    real = resolve(path);
+  }
+  return ["/proc", "/sys"].find((fs) => real === fs || real.startsWith(`${fs}/`));
+}
+
 /** A bundle's real path (links resolved), or its normalised path when it cannot be resolved (not there). */
 function realBundle(path: string): string {
   try {
@@ -179,6 +200,9 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
       if (!req.bundle.startsWith("/")) throw invalidArgument(`container ${req.id}`, { detail: `bundle path ${JSON.stringify(req.bundle)} is relative; give an absolute path` });
       if (req.checkpoint !== "" && !req.checkpoint.startsWith("/")) {
         throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is relative; give an absolute path` });
+      }
+      if (req.checkpoint !== "" && pseudoFsOf(req.checkpoint) !== undefined) {
+        throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is on ${pseudoFsOf(req.checkpoint)}, not a checkpoint` });
       }
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
       // Decoded before the bundle is recorded as this container's: options that do not decode (INVALID_ARGUMENT) left
@@ -306,6 +330,8 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
       // The daemon's directory is "/" and shared by every container it serves: a relative path was dumped below "/".
       // containerd always sends an absolute one, as for the work, image and status paths of the options.
       if (!req.path.startsWith("/")) throw invalidArgument(`checkpoint container ${req.id}`, { detail: `path ${JSON.stringify(req.path)} is relative; give an absolute path` });
+      const pseudo = pseudoFsOf(req.path);
+      if (pseudo !== undefined) throw invalidArgument(`checkpoint container ${req.id}`, { detail: `path ${JSON.stringify(req.path)} is on ${pseudo}; give a directory of a real file system` });
       // Only request-options.ts of src/checkpoint is loaded with the daemon (its protobufs are the runtime
       // options' own); the rest, with src/criu, loads with the engine's checkpoint code on first use.
       try {

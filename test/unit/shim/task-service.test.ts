@@ -12,7 +12,7 @@ import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts
 import { createLogger, nullLogger } from "../../../src/shim/logger.ts";
 import type { Engine, ExitStatus, Launched } from "../../../src/shim/ports.ts";
 import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
-import { createTaskService, MAX_UPDATE_RESOURCES_BYTES } from "../../../src/shim/task-service.ts";
+import { createTaskService, MAX_UPDATE_RESOURCES_BYTES, pseudoFsOf } from "../../../src/shim/task-service.ts";
 import { createFairLimiter } from "../../../src/shim/fair-limiter.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { errorOf } from "../../harness/error-of.ts";
@@ -993,6 +993,29 @@ test("a path with a NUL byte in Create, Exec or Checkpoint is INVALID_ARGUMENT b
   expect(await codeOf(t.svc.exec({ id: "c1", execId: "e1", terminal: false, stdin: "", stdout: nul, stderr: "", spec } as never, t.ctx))).toEqual([Code.INVALID_ARGUMENT, `stdout ${JSON.stringify(nul)}: invalid argument: has a NUL byte`]);
   expect((await codeOf(t.svc.checkpoint({ id: "c1", path: nul } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
   expect(t.calls).toEqual(["create c1", "start c1"]);
+});
+
+test("a Checkpoint path, or a Create's checkpoint, on /proc or /sys (also through a link) is INVALID_ARGUMENT before the engine sees it", async () => {
+  // Found by bench/ttrpc-fuzz.ts: Checkpoint with the path /sys/fs/cgroup (a tmpfs on a cgroup v1 host) wrote CRIU's
+  // images among the host's cgroup hierarchies.
+  const dir = mkdtempSync(join(tmpdir(), "cryo-pseudo-"));
+  try {
+    symlinkSync("/sys/fs", join(dir, "to-sys"));
+    const t = setup();
+    await t.svc.create(createReq("c1"), t.ctx);
+    await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+    for (const path of ["/sys/fs/cgroup", "/sys", "/proc/self/cwd/../../sys/x", "/sys/no/such/dir", join(dir, "to-sys", "cgroup", "new"), "/proc/self"]) {
+      const [code, message] = await codeOf(t.svc.checkpoint({ id: "c1", path } as never, t.ctx));
+      expect(code).toBe(Code.INVALID_ARGUMENT);
+      expect(message).toMatch(/is on \/(sys|proc); give a directory of a real file system$/);
+      expect((await codeOf(t.svc.create({ ...(createReq("c2") as object), checkpoint: path } as never, t.ctx)))[0]).toBe(Code.INVALID_ARGUMENT);
+    }
+    expect(t.calls).toEqual(["create c1", "start c1"]);
+    expect(pseudoFsOf(join(dir, "ckpt"))).toBeUndefined();
+    expect(pseudoFsOf("/system-backup/x")).toBeUndefined();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a relative stdio FIFO path in Create or Exec is INVALID_ARGUMENT (the daemon's directory is /, not the bundle)", async () => {
