@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 // zod/mini: the same validation as zod, loaded and built faster (every shim daemon loads this module at start).
 import * as z from "zod/mini";
-import { Code, CryoError, deadlineExceeded, invalidArgument, unknown } from "../errors.ts";
+import { Code, CryoError, deadlineExceeded, failedPrecondition, invalidArgument, unknown } from "../errors.ts";
 import { assertValidContainerId } from "./container-errors.ts";
 import { stringifyPreciseJson } from "../sys/precise-json.ts";
 import { lastRuncError, runcError } from "./runc-errors.ts";
@@ -251,7 +251,11 @@ export function createRunc(options: RuncOptions): Runc {
       });
     } catch (err) {
       if (!o.logPath) rmSync(logFile, { force: true });
-      throw unknown(`runc ${spec.command} ${spec.id}`, { detail: `cannot run ${o.binary}: ${(err as Error).message}`, cause: err });
+      // A binary that is not there or cannot be executed (the runtime options' binary_name: a FIFO, a plain file) is the
+      // host's or the options' state, not an unknown failure (it was UNKNOWN: found by bench/ttrpc-fuzz.ts).
+      const code = (err as { code?: string }).code;
+      const make = code === "ENOENT" || code === "EACCES" || code === "ENOEXEC" || code === "ENOTDIR" ? failedPrecondition : unknown;
+      throw make(`runc ${spec.command} ${spec.id}`, { detail: `cannot run ${o.binary}: ${(err as Error).message}`, cause: err });
     }
     const timeoutMs = spec.call?.timeoutMs ?? o.timeoutMs;
     const timer = timeoutMs !== undefined ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;

@@ -189,6 +189,14 @@ test("bad input is refused before runc runs", async () => {
   expect(() => createRunc({ root: "" })).toThrow("invalid argument");
   const missing = createRunc({ binary: join(dir, "no-such-runc"), root: dir });
   expect((await failure(missing.start("c1"))).message).toContain("cannot run");
+  // A binary that is not there, or not executable (a FIFO, a plain file): FAILED_PRECONDITION naming it, not UNKNOWN.
+  writeFileSync(join(dir, "plain"), "");
+  expect(Bun.spawnSync(["mkfifo", join(dir, "fifo")]).exitCode).toBe(0);
+  for (const binary of [join(dir, "no-such-runc"), join(dir, "plain"), join(dir, "fifo")]) {
+    const e = await failure(createRunc({ binary, root: dir }).start("c1"));
+    expect(e.code).toBe(Code.FAILED_PRECONDITION);
+    expect(e.message).toContain(`runc start c1: failed precondition: cannot run ${binary}`);
+  }
 });
 
 test("readPidFile", () => {
