@@ -7,6 +7,9 @@
 //    values drawn from hostile pools (identifiers, strings, numbers, paths to /proc, /sys, devices, FIFOs, links),
 //    and Any fields (runtime options, Update resources, Exec spec, Checkpoint options) with wrong type URLs, garbage
 //    or truncated bytes, or valid types with hostile values;
+//  - exec cycles on the target (Exec with a hostile process spec and stdio, Start, ResizePty, CloseIO, Kill, Wait,
+//    Delete) and Create cycles (a fresh valid bundle and id with one hostile field: rootfs mounts, a stdio path or URI,
+//    runtime options, a checkpoint or parent path; then Start, State, Kill, Wait, Delete when it was made);
 //  - the same messages mutated on the wire (truncated, bytes flipped, unknown and duplicated fields, wrong wire types);
 //  - frames written raw (random bytes, bad lengths, even/zero/old stream ids, data and unknown frame types, unknown
 //    services and methods, a huge declared length, a request that is not a ttrpc.Request).
@@ -415,7 +418,7 @@ const fds = () => readdirSync(`/proc/${shimPid}/fd`).length;
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${shimPid}/status`, "utf8"))?.[1] ?? NaN);
 const samplesFdRss: { n: number; fds: number; rssKiB: number }[] = [];
 
-let baseline = { witness: "", host: "", marked: [] as string[] };
+let baseline = { witness: "", host: "", marked: [] as string[], cgroupRootFiles: [] as string[] };
 function watchCheck(seed: number, n: number, lastReq: string): void {
   const report = (kind: string, detail: string) => findings.push({ seed, n, kind, method: "(watch)", detail, request: lastReq });
   const w = witnessSnapshot();
@@ -434,6 +437,13 @@ function watchCheck(seed: number, n: number, lastReq: string): void {
   baseline.marked = m;
   const cg = cgroupChildren().filter((c) => ![witness, ...created].some((id) => c.endsWith(`/${id}`)));
   if (cg.length > 0) report("cgroups of no container", cg.join(" "));
+  // Files in the cgroup root (a tmpfs on a v1 host, which holds only the hierarchies): a Checkpoint once dumped there.
+  try {
+    const files = readdirSync("/sys/fs/cgroup", { withFileTypes: true }).filter((e) => !e.isDirectory() && !e.isSymbolicLink()).map((e) => e.name);
+    const freshFiles = files.filter((f) => !baseline.cgroupRootFiles.includes(f));
+    if (freshFiles.length > 0) report("files in /sys/fs/cgroup", freshFiles.join(" "));
+    baseline.cgroupRootFiles = files;
+  } catch {}
   const mounts = markedMounts();
   if (mounts.length > 0) report("mounts left", mounts.join(" | "));
 }
@@ -709,7 +719,55 @@ async function runSeed(seed: number): Promise<boolean> {
     if (n % 20 === 0) await ensureTarget();
     const r = rnd();
     let lastReq = "";
-    if (r >= 0.08 && r < 0.16) {
+    if (r >= 0.16 && r < 0.22) {
+      // A Create cycle: a fresh, valid bundle and id with one hostile field, then Start, Kill, Wait, Delete if it was made.
+      const id = `fzcc${seed}n${n}`;
+      const bundle = makeBundle(id);
+      const base: Record<string, unknown> = { id, bundle, rootfs: [], stdin: "", stdout: "", stderr: "", terminal: false, checkpoint: "", parentCheckpoint: "" };
+      const which = pick(["rootfs", "stdin", "stdout", "stderr", "options", "checkpoint", "parentCheckpoint"]);
+      if (which === "rootfs") {
+        base.rootfs = Array.from({ length: 1 + int(2) }, () => ({
+          type: pick(["bind", "proc", "sysfs", "tmpfs", "none", "no-such-fs"]),
+          source: pick([...pathPool().map((p) => p.v), join(work, "src"), "tmpfs", "proc"]),
+          target: "",
+          options: Array.from({ length: int(3) }, () => pick(["rbind", "ro", "rw", "bind", "nosuid", "size=1k", "remount", "private", "x=y"])),
+        }));
+      } else if (which === "options") base.options = randomAny("options").any;
+      else if (which === "checkpoint" || which === "parentCheckpoint") base[which] = pick(pathPool()).v;
+      else base[which] = pick(stdioPool()).v;
+      lastReq = `create cycle ${id} ${which}=${show(base[which])}`;
+      let made = false;
+      for (const [method, req] of [
+        ["create", base],
+        ["start", { id }],
+        ["state", { id }],
+        ["kill", { id, signal: 9 }],
+        ["wait", { id }],
+        ["delete", { id }],
+      ] as const) {
+        let outcome: { code: string; message: string };
+        try {
+          await client!.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs: method === "wait" ? 10_000 : 60_000 });
+          outcome = { code: "OK", message: "" };
+        } catch (e) {
+          const err = CryoError.from(e);
+          outcome = { code: codeName(err.code), message: err.message };
+        }
+        count(`create cycle: ${method}`, outcome.code, outcome.message);
+        if (method === "create") {
+          if (outcome.code !== "OK") {
+            if (!expectedCodes.has(outcome.code)) findings.push({ seed, n, kind: `code ${outcome.code}`, method: "create cycle: create", detail: outcome.message.slice(0, 400), request: lastReq });
+            break;
+          }
+          made = true;
+          created.add(id);
+        } else if (outcome.code !== "OK" && !expectedCodes.has(outcome.code)) {
+          findings.push({ seed, n, kind: `code ${outcome.code}`, method: `create cycle: ${method}`, detail: outcome.message.slice(0, 400), request: lastReq });
+        }
+      }
+      if (made) await removeCreated(id);
+      if (readFileSync("/proc/self/mountinfo", "utf8").includes(bundle)) findings.push({ seed, n, kind: "mount left on a bundle", method: "create cycle", detail: bundle, request: lastReq });
+    } else if (r >= 0.08 && r < 0.16) {
       // An exec cycle on the target with a hostile process spec and stdio: Exec, Start, Kill, Delete, each answer counted.
       const execId = `fzx${seed}n${n}`;
       const a = randomAny("spec");
@@ -813,7 +871,7 @@ try {
   baseSpec.process.args = ["sleep", "1000000"];
   baseSpec.process.terminal = false;
   await ensureTarget();
-  baseline = { witness: witnessSnapshot(), host: hostStamp(), marked: markedNames() };
+  baseline = { witness: witnessSnapshot(), host: hostStamp(), marked: markedNames(), cgroupRootFiles: readdirSync("/sys/fs/cgroup", { withFileTypes: true }).filter((e) => !e.isDirectory() && !e.isSymbolicLink()).map((e) => e.name) };
   samplesFdRss.push({ n: 0, fds: fds(), rssKiB: rssKiB() });
   console.log(`daemon ${shimPid}, witness ${witness} pid ${witnessPid}, socket ${socket}, marker ${MARK}`);
   for (let seed = START; seed < START + SEEDS; seed++) {
