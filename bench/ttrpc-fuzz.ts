@@ -353,7 +353,10 @@ function makeBundle(id: string): string {
 const ctlCall = (method: string, req: Record<string, unknown>, timeoutMs = 30_000) => ctl!.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs }) as Promise<any>;
 
 async function removeCreated(id: string): Promise<void> {
+  // A paused container cannot be deleted: two runs left their target paused, its runc state and cgroups behind.
+  await ctlCall("resume", { id }).catch(() => {});
   await ctlCall("kill", { id, signal: 9 }).catch(() => {});
+  await ctlCall("wait", { id }, 10_000).catch(() => {});
   await ctlCall("delete", { id }, 60_000).catch(() => {});
   const st = await ctlCall("state", { id }).catch((e: unknown) => CryoError.from(e));
   if (st instanceof CryoError && st.code === Code.NOT_FOUND) created.delete(id);
