@@ -30,6 +30,8 @@ import { createSerialQueue, type SerialQueue } from "./serial-queue.ts";
 
 
 const SIGKILL = 9;
+/** The signal a task traps on when CRIU ends while its parasite or an injected syscall is in the task. */
+const SIGTRAP = 5;
 /** How long a Kill whose signal failed waits for the exit of an init an aborted dump had killed (see kill). */
 const KILLED_EXIT_WAIT_MS = 2_000;
 /** How long an exit waits for the process's output to drain before it is reported anyway. */
@@ -518,7 +520,16 @@ export class Container {
         // The init ended on its own during the dump: CRIU met a zombie or nothing (UNKNOWN EINVAL on its mountinfo,
         // NOT_FOUND "init pid N is gone"). Not an abort (a Kill's, the caller's): those say what stopped the dump.
         if (!abort.signal.aborted && (await this.initEndedMeanwhile())) {
-          this.deps.log.warn(`checkpoint container ${this.id}: its init ended during the dump, which failed with: ${CryoError.from(err).message}`);
+          const failure = CryoError.from(err);
+          // SIGTRAP is CRIU's: a CRIU that dies while it holds the tree (seized, its parasite in) leaves a task to
+          // trap on CRIU's breakpoint. The dump's failure ended the init then, not the init itself: say so, with
+          // the dump's error and code, rather than "cannot checkpoint a stopped container".
+          if ((await this.init.reaped?.catch(() => undefined))?.status === 128 + SIGTRAP) {
+            const message = `${failure.message}; the container's init died of it (SIGTRAP, exit status ${128 + SIGTRAP}: CRIU ended while it held the task)`;
+            this.deps.log.error(message);
+            throw new CryoError(failure.code, message, { cause: err });
+          }
+          this.deps.log.warn(`checkpoint container ${this.id}: its init ended during the dump, which failed with: ${failure.message}`);
           throw new CryoError(Code.FAILED_PRECONDITION, invalidTransition(this.init.label, "stopped", "checkpoint").message, { cause: err });
         }
         throw err;

@@ -708,6 +708,29 @@ test("a Pause, Checkpoint or exec Start during which the init ends on its own an
   expect(t.events.map((e) => e.topic).filter((x) => x === "/tasks/paused")).toEqual([]);
 });
 
+test("a Checkpoint whose CRIU ends while it holds the init, which then dies of SIGTRAP, fails with the dump's error and says so", async () => {
+  const t = setup();
+  let init = 0;
+  t.engine.processEnded = (pid) => pid === init;
+  const dumpError = "checkpoint container c1 (log: /b/criu-dump.log): criu dump pid 100: unavailable: helper exited with SIGKILL without a result";
+  t.engine.checkpoint = async (spec) => {
+    t.calls.push(`checkpoint ${spec.id}`);
+    // CRIU (and its helper) killed from outside in the middle of the dump: the init runs into CRIU's breakpoint
+    t.exit(init, 128 + 5);
+    throw new CryoError(Code.UNAVAILABLE, dumpError);
+  };
+  init = (await t.svc.create(createReq("c1"), t.ctx)).pid ?? 0;
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  // Before: FAILED_PRECONDITION "container c1: failed precondition: cannot checkpoint a stopped container", as if the
+  // container had ended on its own, with the dump's failure in the shim's log only.
+  expect(await codeOf(t.svc.checkpoint({ id: "c1", path: "/tmp/x" } as never, t.ctx))).toEqual([
+    Code.UNAVAILABLE,
+    `${dumpError}; the container's init died of it (SIGTRAP, exit status 133: CRIU ended while it held the task)`,
+  ]);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(133);
+});
+
 test("the Wait of an exec never started ends when its container is deleted", async () => {
   const t = setup();
   await t.svc.create(createReq("c1"), t.ctx);
