@@ -615,6 +615,9 @@ async function killCriu(what: "helper" | "criu" | "both" | "lazy") {
 
 // ---------- invariants ----------
 async function checkTasks(where: string) {
+  // A dump still under way (its caller gone, the shim undoing it) has CRIU's tasks ptrace-stopped in a THAWED
+  // freezer (CRIU thaws the cgroup once it has seized them): the states are read once no CRIU of ours dumps
+  await waitFor(() => criuProcs().criu.length === 0, { timeoutMs: 20000 }).catch(() => log(`${where}: CRIU still running`));
   const tl = await taskList();
   for (const [id, t] of tl) {
     const c = model.get(id);
