@@ -765,7 +765,46 @@ async function checkLeftovers(where: string) {
 }
 
 const fdLog: string[] = [];
+/** ctr's default FIFO directory: `ctr containers restore` has no --fifo-dir, and a ctr killed there leaves its FIFOs. */
+const CTR_FIFO_DIR = "/run/containerd/fifo";
+const listFifoDirs = (): string[] => {
+  try {
+    return readdirSync(CTR_FIFO_DIR);
+  } catch {
+    return [];
+  }
+};
+
+/** Removes the FIFO directories ctr made during the run (not there at its start) that no process holds open. */
+function removeRunFifoDirs(before: ReadonlySet<string>): number {
+  const held = new Set<string>();
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target.startsWith(`${CTR_FIFO_DIR}/`)) held.add(target.slice(CTR_FIFO_DIR.length + 1).split("/")[0]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  let removed = 0;
+  for (const name of listFifoDirs()) {
+    if (before.has(name) || held.has(name)) continue;
+    rmSync(join(CTR_FIFO_DIR, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
 async function main() {
+  const fifoDirsBefore = new Set(listFifoDirs());
   rmSync(DIR, { recursive: true, force: true });
   rmSync(LOG.replace(/\.log$/, "-containerd.log"), { force: true });
   let round = 0;
@@ -845,6 +884,7 @@ async function main() {
   }
   saveCtrdLog();
   await pc.stop({ removeDir: true });
+  log(`removed ${removeRunFifoDirs(fifoDirsBefore)} FIFO directories of this run's ctr from ${CTR_FIFO_DIR}`);
   console.log(`seed=${SEED} runtime=${RUNTIME} rounds=${round} disruptions=${disruptions} failures=${failures.length}`);
   console.log(`counts: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(", ")}`);
   console.log(`fds: ${fdLog.join(", ")}`);
