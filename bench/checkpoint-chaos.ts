@@ -20,62 +20,16 @@
 // Run as root: node_modules/.bin/bun bench/checkpoint-chaos.ts --seed N [--rounds 8] [--phases per-pod,per-container,per-namespace]
 //   [--disrupt ctr,shim,criu,ctrd-term,ctrd-kill] [--runtime RUNTIME] [--prefix ckchaos] [--log-dir DIR];
 // CHAOS_DISRUPT_P (0.5) sets how often a round is disrupted, CHAOS_VERBOSE=1 prints the log. Exits 1 when an invariant failed.
-import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ensureTestImage, processAlive, readContainerFile, readCounter, startPrivateContainerd, testImage, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
+import { chaosArgs, chaosLog, runCtr, seeded, sleep, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
-const argv = process.argv.slice(2);
-const arg = (k: string, d: string) => {
-  const i = argv.indexOf(k);
-  return i >= 0 ? argv[i + 1]! : d;
-};
-const SEED = Number(arg("--seed", "1"));
-const ROUNDS = Number(arg("--rounds", "8"));
-const PHASES = arg("--phases", "per-pod,per-container,per-namespace").split(",");
-const RUNTIME = arg("--runtime", "io.containerd.cryo.v2");
+const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "8", disrupt: "ctr,shim,criu,ctrd-term,ctrd-kill", prefix: "ckchaos" });
 const CRYO = RUNTIME === "io.containerd.cryo.v2";
-const DISRUPT = arg("--disrupt", "ctr,shim,criu,ctrd-term,ctrd-kill").split(",").filter((x) => x);
-const PREFIX = arg("--prefix", "ckchaos");
-const LOG = arg("--log", join(arg("--log-dir", tmpdir()), `${PREFIX}-seed-${SEED}.log`));
-const NS = `${PREFIX}${SEED}`;
-const DIR = join(tmpdir(), `${PREFIX}-ctd-${SEED}`);
 const REF = `localhost/${NS}/ck`;
-
-function mulberry32(a: number) {
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
-const ri = (n: number) => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[ri(xs.length)]!;
-const chance = (p: number) => rand() < p;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-writeFileSync(LOG, "");
-const log = (s: string) => {
-  const line = `${new Date().toISOString().slice(11, 23)} ${s}`;
-  appendFileSync(LOG, line + "\n");
-  if (process.env.CHAOS_VERBOSE) console.log(line);
-};
-const failures: string[] = [];
-const fail = (s: string) => {
-  failures.push(s);
-  log(`FAIL ${s}`);
-  console.log(`FAIL seed=${SEED} ${s}`);
-};
-const counts: Record<string, number> = {};
-const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
-function saveCtrdLog() {
-  try {
-    writeFileSync(LOG.replace(/\.log$/, "-containerd.log"), readFileSync(`${DIR}/containerd.log`, "utf8"));
-  } catch {}
-}
+const { ri, pick, chance } = seeded(SEED);
+const { log, fail, failures, counts, count, saveCtrdLog } = chaosLog(LOG, SEED, DIR);
 
 type St = "RUNNING" | "PAUSED" | "STOPPED" | "CREATED";
 interface Ctr {
@@ -117,29 +71,13 @@ let env: Record<string, string> = {};
 let ctrdDisrupted = false;
 let shimDisrupted = false;
 
-interface Res {
-  code: number;
-  out: string;
-  err: string;
-  killed: boolean;
-}
+type Res = CtrResult;
 const inflight = new Set<Bun.Subprocess>();
-async function ctr(args: string[], o: { killAfter?: number; timeoutMs?: number; quiet?: boolean } = {}): Promise<Res> {
-  const p = Bun.spawn(["ctr", "--address", pc.address, "--namespace", NS, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  inflight.add(p);
-  let killed = false;
-  const t1 = o.killAfter !== undefined ? setTimeout(() => ((killed = true), p.kill("SIGKILL")), o.killAfter) : undefined;
-  const t2 = setTimeout(() => {
-    log(`TIMEOUT ${args.join(" ")}`);
-    killed = true;
-    p.kill("SIGKILL");
-  }, o.timeoutMs ?? 120_000);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(t1);
-  clearTimeout(t2);
-  inflight.delete(p);
-  if (!o.quiet) log(`ctr ${args.join(" ")} -> ${code}${killed ? " (killed)" : ""} ${err.trim().split("\n").pop()?.slice(0, 300) ?? ""}`);
-  return { code, out, err, killed };
+/** Runs ctr (chaos-common runCtr); killAfter: SIGKILL it after that many ms (a disruption); quiet: not logged. */
+async function ctr(args: string[], o: CtrCall & { quiet?: boolean } = {}): Promise<Res> {
+  const r = await runCtr({ address: pc.address, namespace: NS, fifoDir: pc.layout.fifo, defaultTimeoutMs: 120_000, inflight, log }, args, o);
+  if (!o.quiet) log(`ctr ${args.join(" ")} -> ${r.code}${r.killed ? " (killed)" : ""} ${r.err.trim().split("\n").pop()?.slice(0, 300) ?? ""}`);
+  return r;
 }
 async function taskList(): Promise<Map<string, { pid: number; status: string }>> {
   const r = await ctr(["task", "ls"], { quiet: true });

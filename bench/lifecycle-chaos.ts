@@ -11,55 +11,15 @@
 // Run as root: node_modules/.bin/bun bench/lifecycle-chaos.ts --seed N [--rounds 8] [--phases per-pod,per-container,per-namespace]
 //   [--disrupt ctr,shim,ctrd-term,ctrd-kill] [--runtime RUNTIME] [--prefix chaos] [--log-dir DIR]; CHAOS_DISRUPT_P (0.35)
 // sets how often a round is disrupted, CHAOS_VERBOSE=1 prints the log. Exits 1 when an invariant failed.
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, appendFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { startPrivateContainerd, PrivateContainerd, ensureTestImage, testImage, processAlive, waitFor } from "../test/harness/index.ts";
 import { shimDaemonPids } from "../test/harness/shim-daemons.ts";
+import { chaosArgs, chaosLog, runCtr, seeded, sleep, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
-const argv = process.argv.slice(2);
-const arg = (k: string, d: string) => {
-  const i = argv.indexOf(k);
-  return i >= 0 ? argv[i + 1]! : d;
-};
-const SEED = Number(arg("--seed", "1"));
-const ROUNDS = Number(arg("--rounds", "6"));
-const PHASES = arg("--phases", "per-pod,per-container,per-namespace").split(",");
-const RUNTIME = arg("--runtime", "io.containerd.cryo.v2");
-const DISRUPT = arg("--disrupt", "ctr,shim,ctrd-term,ctrd-kill").split(",").filter((x) => x);
-const PREFIX = arg("--prefix", "chaos");
-const LOG = arg("--log", join(arg("--log-dir", tmpdir()), `${PREFIX}-seed-${SEED}.log`));
-const NS = `${PREFIX}${SEED}`;
-const DIR = join(tmpdir(), `${PREFIX}-ctd-${SEED}`);
-
-function mulberry32(a: number) {
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
-const ri = (n: number) => Math.floor(rand() * n);
-const pick = <T>(xs: readonly T[]): T => xs[ri(xs.length)]!;
-const chance = (p: number) => rand() < p;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-writeFileSync(LOG, "");
+const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "6", disrupt: "ctr,shim,ctrd-term,ctrd-kill", prefix: "chaos" });
+const { ri, pick, chance } = seeded(SEED);
 rmSync(LOG.replace(/\.log$/, "-containerd.log"), { force: true });
-const log = (s: string) => {
-  const line = `${new Date().toISOString().slice(11, 23)} ${s}`;
-  appendFileSync(LOG, line + "\n");
-  if (process.env.CHAOS_VERBOSE) console.log(line);
-};
-const failures: string[] = [];
-const fail = (s: string) => {
-  failures.push(s);
-  log(`FAIL ${s}`);
-  console.log(`FAIL seed=${SEED} ${s}`);
-};
+const { log, fail, failures, saveCtrdLog } = chaosLog(LOG, SEED, DIR);
 
 type St = "RUNNING" | "PAUSED" | "STOPPED" | "CREATED";
 interface Ctr {
@@ -82,43 +42,14 @@ let env: Record<string, string> = {};
 /** Set while containerd is being disrupted in this round: replies of that round may fail with it. */
 let ctrdDisrupted = false;
 let shimDisrupted = false;
-function saveCtrdLog() {
-  try {
-    writeFileSync(LOG.replace(/\.log$/, "-containerd.log"), readFileSync(`${DIR}/containerd.log`, "utf8"));
-  } catch {}
-}
 
-interface Res {
-  code: number;
-  out: string;
-  err: string;
-  killed: boolean;
-}
+type Res = CtrResult;
 const inflight = new Set<Bun.Subprocess>();
-/** Runs ctr; killAfter: SIGKILL it after that many ms (a disruption). */
-async function ctr(args: string[], o: { stdin?: string; killAfter?: number; tty?: boolean; timeoutMs?: number } = {}): Promise<Res> {
-  let cmd = ["ctr", "--address", pc.address, "--namespace", NS, ...args];
-  if (o.tty) cmd = ["script", "-qefc", cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" "), "/dev/null"];
-  const p = Bun.spawn(cmd, { stdin: o.stdin !== undefined ? "pipe" : o.tty ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
-  inflight.add(p);
-  if (o.stdin !== undefined) {
-    p.stdin!.write(o.stdin);
-    await p.stdin!.end();
-  }
-  let killed = false;
-  const t1 = o.killAfter !== undefined ? setTimeout(() => ((killed = true), p.kill("SIGKILL")), o.killAfter) : undefined;
-  const t2 = setTimeout(() => {
-    log(`TIMEOUT ${args.join(" ")}`);
-    killed = true;
-    p.kill("SIGKILL");
-  }, o.timeoutMs ?? 60_000);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(t1);
-  clearTimeout(t2);
-  inflight.delete(p);
-  if (o.tty && !killed && o.stdin === undefined) p.stdin?.end?.();
-  log(`ctr ${args.join(" ")} -> ${code}${killed ? " (killed)" : ""} ${err.trim().split("\n").pop()?.slice(0, 200) ?? ""}`);
-  return { code, out, err, killed };
+/** Runs ctr (chaos-common runCtr); killAfter: SIGKILL it after that many ms (a disruption). */
+async function ctr(args: string[], o: CtrCall = {}): Promise<Res> {
+  const r = await runCtr({ address: pc.address, namespace: NS, fifoDir: pc.layout.fifo, defaultTimeoutMs: 60_000, inflight, log }, args, o);
+  log(`ctr ${args.join(" ")} -> ${r.code}${r.killed ? " (killed)" : ""} ${r.err.trim().split("\n").pop()?.slice(0, 200) ?? ""}`);
+  return r;
 }
 
 /** ctr 1.6's task rm exits 0 and warns "task X exit with non-zero exit code N". */

@@ -1,0 +1,120 @@
+// What the chaos runs (bench/lifecycle-chaos.ts, bench/checkpoint-chaos.ts) share: their command line, a seeded
+// random source, the run's log with its failures and counters, and ctr run as a child that a disruption can SIGKILL.
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withFifoDir } from "../src/containerd/ctr.ts";
+
+/** The flags both runs take, with each run's own defaults. */
+export function chaosArgs(defaults: { rounds: string; disrupt: string; prefix: string }) {
+  const argv = process.argv.slice(2);
+  const arg = (k: string, d: string) => {
+    const i = argv.indexOf(k);
+    return i >= 0 ? argv[i + 1]! : d;
+  };
+  const SEED = Number(arg("--seed", "1"));
+  const PREFIX = arg("--prefix", defaults.prefix);
+  return {
+    SEED,
+    ROUNDS: Number(arg("--rounds", defaults.rounds)),
+    PHASES: arg("--phases", "per-pod,per-container,per-namespace").split(","),
+    RUNTIME: arg("--runtime", "io.containerd.cryo.v2"),
+    DISRUPT: arg("--disrupt", defaults.disrupt).split(",").filter((x) => x),
+    PREFIX,
+    LOG: arg("--log", join(arg("--log-dir", tmpdir()), `${PREFIX}-seed-${SEED}.log`)),
+    NS: `${PREFIX}${SEED}`,
+    DIR: join(tmpdir(), `${PREFIX}-ctd-${SEED}`),
+  };
+}
+
+/** A seeded random source (mulberry32) and what the runs draw from it. */
+export function seeded(seed: number) {
+  let a = seed;
+  const rand = () => {
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const ri = (n: number) => Math.floor(rand() * n);
+  return { rand, ri, pick: <T>(xs: readonly T[]): T => xs[ri(xs.length)]!, chance: (p: number) => rand() < p };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The run's log file (emptied here), its failures and its counters; saveCtrdLog keeps containerd's log beside it. */
+export function chaosLog(logPath: string, seed: number, dir: string) {
+  writeFileSync(logPath, "");
+  const log = (s: string) => {
+    const line = `${new Date().toISOString().slice(11, 23)} ${s}`;
+    appendFileSync(logPath, line + "\n");
+    if (process.env.CHAOS_VERBOSE) console.log(line);
+  };
+  const failures: string[] = [];
+  const fail = (s: string) => {
+    failures.push(s);
+    log(`FAIL ${s}`);
+    console.log(`FAIL seed=${seed} ${s}`);
+  };
+  const counts: Record<string, number> = {};
+  const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
+  const saveCtrdLog = () => {
+    try {
+      writeFileSync(logPath.replace(/\.log$/, "-containerd.log"), readFileSync(`${dir}/containerd.log`, "utf8"));
+    } catch {
+      // no containerd log yet
+    }
+  };
+  return { log, fail, failures, counts, count, saveCtrdLog };
+}
+
+/** What a ctr call gave: its exit code and output, and whether it was SIGKILLed (a disruption or its timeout). */
+export interface CtrResult {
+  code: number;
+  out: string;
+  err: string;
+  killed: boolean;
+}
+
+export interface CtrCall {
+  stdin?: string;
+  /** SIGKILL it after that many ms (a disruption). */
+  killAfter?: number;
+  /** Run it under `script`, on a terminal. */
+  tty?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * Runs ctr against a containerd and namespace, as a child the run can SIGKILL (`inflight` holds those running).
+ * `run`, `task start` and `task exec` get `--fifo-dir <fifoDir>` (the private containerd's, removed with it), as the
+ * test harness's ctr does: without it ctr makes a detached task's FIFOs in /run/containerd/fifo and never removes them.
+ */
+export async function runCtr(
+  base: { address: string; namespace: string; fifoDir: string; defaultTimeoutMs: number; inflight: Set<Bun.Subprocess>; log: (s: string) => void },
+  args: string[],
+  o: CtrCall = {},
+): Promise<CtrResult> {
+  let cmd = ["ctr", "--address", base.address, "--namespace", base.namespace, ...withFifoDir(args, base.fifoDir)];
+  if (o.tty) cmd = ["script", "-qefc", cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" "), "/dev/null"];
+  const p = Bun.spawn(cmd, { stdin: o.stdin !== undefined || o.tty ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+  base.inflight.add(p);
+  if (o.stdin !== undefined) {
+    p.stdin!.write(o.stdin);
+    await p.stdin!.end();
+  }
+  let killed = false;
+  const t1 = o.killAfter !== undefined ? setTimeout(() => ((killed = true), p.kill("SIGKILL")), o.killAfter) : undefined;
+  const t2 = setTimeout(() => {
+    base.log(`TIMEOUT ${args.join(" ")}`);
+    killed = true;
+    p.kill("SIGKILL");
+  }, o.timeoutMs ?? base.defaultTimeoutMs);
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(t1);
+  clearTimeout(t2);
+  base.inflight.delete(p);
+  if (o.tty && !killed && o.stdin === undefined) p.stdin?.end?.();
+  return { code, out, err, killed };
+}
