@@ -1,6 +1,6 @@
 // What the chaos runs (bench/lifecycle-chaos.ts, bench/checkpoint-chaos.ts) share: their command line, a seeded
 // random source, the run's log with its failures and counters, and ctr run as a child that a disruption can SIGKILL.
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withFifoDir } from "../src/containerd/ctr.ts";
@@ -117,4 +117,94 @@ export async function runCtr(
   base.inflight.delete(p);
   if (o.tty && !killed && o.stdin === undefined) p.stdin?.end?.();
   return { code, out, err, killed };
+}
+
+/** The tasks `ctr task ls` printed: id -> pid and status. */
+export function parseTaskList(out: string): Map<string, { pid: number; status: string }> {
+  const m = new Map<string, { pid: number; status: string }>();
+  for (const l of out.split("\n").slice(1)) {
+    const f = l.trim().split(/\s+/);
+    if (f.length >= 3) m.set(f[0]!, { pid: Number(f[1]), status: f[2]! });
+  }
+  return m;
+}
+
+/** The v1 freezer state of a process's cgroup (undefined when it is gone or has none). */
+export function freezerState(pid: number): string | undefined {
+  try {
+    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => /:freezer:/.test(l));
+    if (line) return readFileSync(`/sys/fs/cgroup/freezer${line.split(":")[2]}/freezer.state`, "utf8").trim();
+  } catch {
+    // gone
+  }
+  return undefined;
+}
+
+/** A process's state letter from /proc/<pid>/stat (R, S, D, Z, T, ...). */
+export function procState(pid: number): string | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** A directory's entries, none when it cannot be read. */
+export function snapshotDir(d: string): string[] {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+/** The cgroups left under the run's namespace, in every hierarchy (and under cryo/ where a daemon's cgroup goes). */
+export function cgroupsLeft(ns: string): string[] {
+  const left: string[] = [];
+  for (const h of snapshotDir("/sys/fs/cgroup")) {
+    for (const d of [`/sys/fs/cgroup/${h}/${ns}`, `/sys/fs/cgroup/${h}/cryo/${ns}`]) {
+      const sub = snapshotDir(d).filter((x) => {
+        try {
+          return readdirSync(`${d}/${x}`) !== undefined && !x.includes(".");
+        } catch {
+          return false;
+        }
+      });
+      if (sub.length) left.push(`cgroups left in ${d}: ${sub.join(" ")}`);
+    }
+  }
+  return left;
+}
+
+/** runc state left for the run's namespace, under runc's default root and the private containerd's. */
+export function runcStateLeft(ns: string, dir: string): string[] {
+  const left: string[] = [];
+  for (const root of [`/run/containerd/runc/${ns}`, `${dir}/state/runc/${ns}`]) {
+    const ids = snapshotDir(root);
+    if (ids.length) left.push(`runc state left in ${root}: ${ids.join(" ")}`);
+  }
+  return left;
+}
+
+/**
+ * Entries of /run/cryo/s that came during the run (not in `baseline`, not a standby's) and name the run's namespace or
+ * directory (a marker directory's entries, or a file's text); an empty lock is passed over.
+ */
+export function cryoSocketFilesLeft(baseline: ReadonlySet<string>, ns: string, dir: string): { fresh: string[]; ours: string[] } {
+  const fresh = snapshotDir("/run/cryo/s").filter((x) => !baseline.has(x) && !/^standby-/.test(x));
+  const ours = fresh.filter((x) => {
+    if (x.endsWith(".lock") && snapshotDir(`/run/cryo/s/${x}`).length === 0) return false;
+    try {
+      return readdirSync(`/run/cryo/s/${x}`).some((y) => y.includes(ns));
+    } catch {
+      try {
+        const text = readFileSync(`/run/cryo/s/${x}`, "utf8");
+        return text.includes(ns) || text.includes(dir);
+      } catch {
+        return false;
+      }
+    }
+  });
+  return { fresh, ours };
 }

@@ -23,7 +23,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ensureTestImage, processAlive, readContainerFile, readCounter, startPrivateContainerd, testImage, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
-import { chaosArgs, chaosLog, runCtr, seeded, sleep, type CtrCall, type CtrResult } from "./chaos-common.ts";
+import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, runcStateLeft, parseTaskList, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
 const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "8", disrupt: "ctr,shim,criu,ctrd-term,ctrd-kill", prefix: "ckchaos" });
 const CRYO = RUNTIME === "io.containerd.cryo.v2";
@@ -80,13 +80,7 @@ async function ctr(args: string[], o: CtrCall & { quiet?: boolean } = {}): Promi
   return r;
 }
 async function taskList(): Promise<Map<string, { pid: number; status: string }>> {
-  const r = await ctr(["task", "ls"], { quiet: true });
-  const m = new Map<string, { pid: number; status: string }>();
-  for (const l of r.out.split("\n").slice(1)) {
-    const f = l.trim().split(/\s+/);
-    if (f.length >= 3) m.set(f[0]!, { pid: Number(f[1]), status: f[2]! });
-  }
-  return m;
+  return parseTaskList((await ctr(["task", "ls"], { quiet: true })).out);
 }
 async function containerList(): Promise<string[]> {
   return (await ctr(["containers", "ls", "-q"], { quiet: true })).out.split("\n").filter((x) => x);
@@ -95,21 +89,6 @@ async function imageList(): Promise<string[]> {
   return (await ctr(["images", "ls", "-q"], { quiet: true })).out.split("\n").filter((x) => x && x !== testImage);
 }
 
-function freezerState(pid: number): string | undefined {
-  try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => /:freezer:/.test(l));
-    if (line) return readFileSync(`/sys/fs/cgroup/freezer${line.split(":")[2]}/freezer.state`, "utf8").trim();
-  } catch {}
-  return undefined;
-}
-function procState(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
 interface Proc {
   pid: number;
   ppid: number;
@@ -602,13 +581,6 @@ async function checkTasks(where: string) {
   }
 }
 
-function snapshotDir(d: string): string[] {
-  try {
-    return readdirSync(d);
-  } catch {
-    return [];
-  }
-}
 const baseline = { cryoS: new Set(snapshotDir("/run/cryo/s")) };
 
 async function removeAll(keep?: string) {
@@ -660,38 +632,10 @@ async function checkLeftovers(where: string) {
   }
   const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${NS}/`) || l.includes(`/${NS} `) || l.includes(DIR));
   if (mounts.length) fail(`${where}: mounts left: ${mounts.join(" | ")}`);
-  for (const h of readdirSync("/sys/fs/cgroup")) {
-    for (const d of [`/sys/fs/cgroup/${h}/${NS}`, `/sys/fs/cgroup/${h}/cryo/${NS}`]) {
-      const sub = snapshotDir(d).filter((x) => {
-        try {
-          return readdirSync(`${d}/${x}`) !== undefined;
-        } catch {
-          return false;
-        }
-      });
-      if (sub.length) fail(`${where}: cgroups left in ${d}: ${sub.join(" ")}`);
-    }
-  }
-  for (const root of [`/run/containerd/runc/${NS}`, `${DIR}/state/runc/${NS}`]) {
-    const left = snapshotDir(root);
-    if (left.length) fail(`${where}: runc state left in ${root}: ${left.join(" ")}`);
-  }
+  for (const f of [...cgroupsLeft(NS), ...runcStateLeft(NS, DIR)]) fail(`${where}: ${f}`);
   const bundles = snapshotDir(`${pc.state}/io.containerd.runtime.v2.task/${NS}`);
   if (bundles.length) fail(`${where}: bundles left: ${bundles.join(" ")}`);
-  const s = snapshotDir("/run/cryo/s").filter((x) => !baseline.cryoS.has(x) && !/^standby-/.test(x));
-  for (const x of s) {
-    let mine = false;
-    try {
-      mine = readdirSync(`/run/cryo/s/${x}`).some((y) => y.includes(NS));
-    } catch {
-      try {
-        const text = readFileSync(`/run/cryo/s/${x}`, "utf8");
-        mine = text.includes(NS) || text.includes(DIR);
-      } catch {}
-    }
-    if (x.endsWith(".lock") && snapshotDir(`/run/cryo/s/${x}`).length === 0) continue;
-    if (mine) fail(`${where}: /run/cryo/s/${x} left`);
-  }
+  for (const x of cryoSocketFilesLeft(baseline.cryoS, NS, DIR).ours) fail(`${where}: /run/cryo/s/${x} left`);
   const ctd = snapshotDir(pc.layout.tmp).filter((x) => /^ctr?d-checkpoint/.test(x));
   if (ctd.length) {
     log(`${where}: containerd temp checkpoint dirs left: ${ctd.join(" ")}`);

@@ -14,7 +14,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { startPrivateContainerd, PrivateContainerd, ensureTestImage, testImage, processAlive, waitFor } from "../test/harness/index.ts";
 import { shimDaemonPids } from "../test/harness/shim-daemons.ts";
-import { chaosArgs, chaosLog, runCtr, seeded, sleep, type CtrCall, type CtrResult } from "./chaos-common.ts";
+import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, runcStateLeft, parseTaskList, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
 const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "6", disrupt: "ctr,shim,ctrd-term,ctrd-kill", prefix: "chaos" });
 const { ri, pick, chance } = seeded(SEED);
@@ -55,33 +55,11 @@ async function ctr(args: string[], o: CtrCall = {}): Promise<Res> {
 /** ctr 1.6's task rm exits 0 and warns "task X exit with non-zero exit code N". */
 const rmExit = (r: Res) => (r.code !== 0 ? -r.code : Number(/exit code (\d+)/.exec(r.err)?.[1] ?? 0));
 async function taskList(): Promise<Map<string, { pid: number; status: string }>> {
-  const r = await ctr(["task", "ls"]);
-  const m = new Map<string, { pid: number; status: string }>();
-  for (const l of r.out.split("\n").slice(1)) {
-    const f = l.trim().split(/\s+/);
-    if (f.length >= 3) m.set(f[0]!, { pid: Number(f[1]), status: f[2]! });
-  }
-  return m;
+  return parseTaskList((await ctr(["task", "ls"])).out);
 }
 async function containerList(): Promise<string[]> {
   const r = await ctr(["containers", "ls", "-q"]);
   return r.out.split("\n").filter((x) => x);
-}
-
-function freezerState(pid: number): string | undefined {
-  try {
-    const line = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => /:freezer:/.test(l));
-    if (line) return readFileSync(`/sys/fs/cgroup/freezer${line.split(":")[2]}/freezer.state`, "utf8").trim();
-  } catch {}
-  return undefined;
-}
-function procState(pid: number): string | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
 }
 
 const SIG: Record<string, number> = { SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGUSR1: 10, SIGQUIT: 3 };
@@ -385,14 +363,6 @@ async function checkTasks(where: string) {
   }
 }
 
-function snapshotDir(d: string): string[] {
-  try {
-    return readdirSync(d);
-  } catch {
-    return [];
-  }
-}
-
 const baseline = { cryoS: new Set(snapshotDir("/run/cryo/s")), tmp: new Set(snapshotDir("/tmp").filter((f) => f.startsWith("cryo-"))) };
 
 async function removeAll(keep?: string) {
@@ -444,45 +414,16 @@ async function checkLeftovers(where: string) {
   }
   const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/${NS}/`) || l.includes(`${DIR}/state`) || l.includes(`/${NS}`));
   if (mounts.length) fail(`${where}: mounts left: ${mounts.join(" | ")}`);
-  for (const h of readdirSync("/sys/fs/cgroup")) {
-    for (const d of [`/sys/fs/cgroup/${h}/${NS}`, `/sys/fs/cgroup/${h}/cryo/${NS}`]) {
-      const sub = snapshotDir(d).filter((x) => {
-        try {
-          return readdirSync(`${d}/${x}`) !== undefined && !x.includes(".");
-        } catch {
-          return false;
-        }
-      });
-      if (sub.length) fail(`${where}: cgroups left in ${d}: ${sub.join(" ")}`);
-    }
-  }
-  for (const root of [`/run/containerd/runc/${NS}`, `${DIR}/state/runc/${NS}`]) {
-    const left = snapshotDir(root);
-    if (left.length) fail(`${where}: runc state left in ${root}: ${left.join(" ")}`);
-  }
+  for (const f of [...cgroupsLeft(NS), ...runcStateLeft(NS, DIR)]) fail(`${where}: ${f}`);
   const bundles = snapshotDir(`${pc.state}/io.containerd.runtime.v2.task/${NS}`);
   if (bundles.length) {
     const ls = Bun.spawnSync(["find", `${pc.state}/io.containerd.runtime.v2.task/${NS}`, "-maxdepth", "3", "-printf", "%p %y %s\\n"]).stdout.toString();
     fail(`${where}: bundles left: ${bundles.join(" ")}\n${ls}`);
   }
   // /run/cryo/s: give standbys their idle time; report new entries that are not standby sockets/markers
-  const s = snapshotDir("/run/cryo/s").filter((x) => !baseline.cryoS.has(x));
-  const ours = s.filter((x) => !/^standby-/.test(x));
-  if (ours.length) log(`${where}: new /run/cryo/s entries (may be others'): ${ours.join(" ")}`);
-  for (const x of ours) {
-    // a lock dir or marker naming our namespace/dir is ours
-    let mine = false;
-    try {
-      const st = readdirSync(`/run/cryo/s/${x}`);
-      mine = st.some((y) => y.includes(NS));
-    } catch {
-      try {
-        mine = readFileSync(`/run/cryo/s/${x}`, "utf8").includes(NS) || readFileSync(`/run/cryo/s/${x}`, "utf8").includes(DIR);
-      } catch {}
-    }
-    if (x.endsWith(".lock") && snapshotDir(`/run/cryo/s/${x}`).length === 0) continue; // KNOWN
-    if (mine) fail(`${where}: /run/cryo/s/${x} left`);
-  }
+  const { fresh, ours } = cryoSocketFilesLeft(baseline.cryoS, NS, DIR);
+  if (fresh.length) log(`${where}: new /run/cryo/s entries (may be others'): ${fresh.join(" ")}`);
+  for (const x of ours) fail(`${where}: /run/cryo/s/${x} left`);
   for (const sp of ourSockets) {
     for (const f of [sp, `${sp}.pending`, `${sp}.lock`]) {
       if (!existsSync(f)) continue;
