@@ -3,11 +3,12 @@
  * image, imported with ctr as no registry is reachable), the shim processes of one containerd, and the
  * host-side traces of a process (its cgroups) to check that nothing is left after removal.
  */
-import { readFileSync, readdirSync, readlinkSync, rmdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { unavailable } from "../../src/errors.ts";
-import type { PrivateContainerd } from "../../src/containerd/index.ts";
-import type { CriClient } from "./cri-client.ts";
+import { startPrivateContainerd, type PrivateContainerd } from "../../src/containerd/index.ts";
+import { connectCri, type CriClient } from "./cri-client.ts";
 import { buildFixtures, ensureTestImage, testImage } from "./test-image.ts";
 import { waitFor } from "./wait-for.ts";
 
@@ -137,4 +138,35 @@ export function removeCgroupParent(parent: string): void {
       // not made in this hierarchy, or still in use
     }
   }
+}
+
+/** A private containerd for CRI tests: its CRI client and a directory for pod logs and configs. */
+export interface CriSetup {
+  pc: PrivateContainerd;
+  cri: CriClient;
+  dir: string;
+}
+
+/**
+ * Starts a private containerd whose sandbox image is the test pause image (with env in its environment), connects a
+ * CRI client and imports the CRI images; `dir` (prefix `cryo-<name>-`) is the test's own. writeConfig, given, writes
+ * files into dir before containerd starts and returns variables to add to env (e.g. CRYO_CONFIG).
+ */
+export async function startCriSetup(name: string, writeConfig?: (dir: string) => Record<string, string>): Promise<CriSetup> {
+  const dir = mkdtempSync(join(tmpdir(), `cryo-${name}-`));
+  const env = writeConfig?.(dir);
+  const pc = await startPrivateContainerd({ sandboxImage: criPauseImage, ...(env ? { env } : {}) });
+  const cri = connectCri(pc.address);
+  await ensureCriImages(pc, cri);
+  return { pc, cri, dir };
+}
+
+/** Removes every pod (as a kubelet would), stops the containerd, removes the pods' cgroup parent and the directory. */
+export async function stopCriSetup(setup: CriSetup | undefined, cgroupParent: string): Promise<void> {
+  if (setup === undefined) return;
+  await removeAllPods(setup.cri);
+  setup.cri.close();
+  await setup.pc.stop();
+  removeCgroupParent(cgroupParent);
+  rmSync(setup.dir, { recursive: true, force: true });
 }

@@ -5,26 +5,22 @@
  * (`[shim] max_parallel_execs = 1`), so that an ExecSync flood makes every other launch wait for its slot.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { NamespaceMode, PodSandboxConfigSchema } from "../../src/gen/k8s/runtime/v1/api_pb.ts";
 import {
   cgroupDirs,
-  connectCri,
   criNamespace,
-  criPauseImage,
-  ensureCriImages,
-  removeAllPods,
-  removeCgroupParent,
   shimProcesses,
-  startPrivateContainerd,
+  startCriSetup,
+  stopCriSetup,
   streamCri,
   testImage,
   uniqueId,
   waitFor,
   type CriClient,
+  type CriSetup,
   type PrivateContainerd,
 } from "../harness/index.ts";
 
@@ -34,29 +30,22 @@ type Handler = keyof typeof handlers;
 const cgroupParent = `/${uniqueId("cri-exec")}`;
 const hostNetwork = { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD };
 
+let setup: CriSetup | undefined;
 let pc: PrivateContainerd | undefined;
 let cri: CriClient | undefined;
 let dir: string | undefined;
 
 beforeAll(async () => {
   if (!isRoot) return;
-  dir = mkdtempSync(join(tmpdir(), "cryo-cri-exec-"));
-  const config = join(dir, "cryo.toml");
-  writeFileSync(config, "[shim]\nmax_parallel_execs = 1\n");
-  pc = await startPrivateContainerd({ sandboxImage: criPauseImage, env: { CRYO_CONFIG: config } });
-  cri = connectCri(pc.address);
-  await ensureCriImages(pc, cri);
+  setup = await startCriSetup("cri-exec", (d) => {
+    const config = join(d, "cryo.toml");
+    writeFileSync(config, "[shim]\nmax_parallel_execs = 1\n");
+    return { CRYO_CONFIG: config };
+  });
+  ({ pc, cri, dir } = setup);
 }, 180_000);
 
-afterAll(async () => {
-  if (cri !== undefined) {
-    await removeAllPods(cri);
-    cri.close();
-  }
-  await pc?.stop();
-  removeCgroupParent(cgroupParent);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-}, 120_000);
+afterAll(() => stopCriSetup(setup, cgroupParent), 120_000);
 
 /** A pod (sandbox + one container printing a line every 100 ms) with the handler; removed by `using`'s end. */
 async function runPod(handler: Handler): Promise<{ podSandboxId: string; containerId: string; pid: number } & AsyncDisposable> {

@@ -6,26 +6,10 @@
  * starts the container again in the same pod (attempt 1), which with cryo joins the pod's daemon.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { ContainerState, NamespaceMode, PodSandboxConfigSchema } from "../../src/gen/k8s/runtime/v1/api_pb.ts";
-import {
-  connectCri,
-  criPauseImage,
-  ensureCriImages,
-  parentPid,
-  removeAllPods,
-  removeCgroupParent,
-  shimProcesses,
-  startPrivateContainerd,
-  testImage,
-  uniqueId,
-  waitFor,
-  type CriClient,
-  type PrivateContainerd,
-} from "../harness/index.ts";
+import { parentPid, shimProcesses, startCriSetup, stopCriSetup, testImage, uniqueId, waitFor, type CriClient, type CriSetup, type PrivateContainerd } from "../harness/index.ts";
 
 const isRoot = process.getuid?.() === 0;
 const handlers = { cryo: "containerd-shim-cryo-v2", runc: "containerd-shim-runc-v2" } as const;
@@ -34,27 +18,18 @@ const cgroupParent = `/${uniqueId("cri-oom")}`;
 const hostNetwork = { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD };
 const limit = 32n << 20n;
 
+let setup: CriSetup | undefined;
 let pc: PrivateContainerd | undefined;
 let cri: CriClient | undefined;
 let dir: string | undefined;
 
 beforeAll(async () => {
   if (!isRoot) return;
-  dir = mkdtempSync(join(tmpdir(), "cryo-cri-oom-"));
-  pc = await startPrivateContainerd({ sandboxImage: criPauseImage });
-  cri = connectCri(pc.address);
-  await ensureCriImages(pc, cri);
+  setup = await startCriSetup("cri-oom");
+  ({ pc, cri, dir } = setup);
 }, 180_000);
 
-afterAll(async () => {
-  if (cri !== undefined) {
-    await removeAllPods(cri);
-    cri.close();
-  }
-  await pc?.stop();
-  removeCgroupParent(cgroupParent);
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-}, 120_000);
+afterAll(() => stopCriSetup(setup, cgroupParent), 120_000);
 
 interface Seen {
   state: ContainerState | undefined;
