@@ -201,8 +201,9 @@ export function createTaskService(input: TaskServiceDeps): TaskService {
       if (req.checkpoint !== "" && !req.checkpoint.startsWith("/")) {
         throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is relative; give an absolute path` });
       }
-      if (req.checkpoint !== "" && pseudoFsOf(req.checkpoint) !== undefined) {
-        throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is on ${pseudoFsOf(req.checkpoint)}, not a checkpoint` });
+      const checkpointOn = req.checkpoint !== "" ? pseudoFsOf(req.checkpoint) : undefined;
+      if (checkpointOn !== undefined) {
+        throw invalidArgument(`container ${req.id}`, { detail: `checkpoint path ${JSON.stringify(req.checkpoint)} is on ${checkpointOn}, not a checkpoint` });
       }
       if (containers.has(req.id) || creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
       // Decoded before the bundle is recorded as this container's: options that do not decode (INVALID_ARGUMENT) left
