@@ -42,6 +42,7 @@ import { Code, CryoError, failedPrecondition, fsError, invalidArgument, notFound
 import { parseRuncState } from "../runtime/index.ts";
 import { checkpointPolicy, type ImageReader, type PolicyFor } from "./checkpoint-policy.ts";
 import { classifyCriuError } from "./criu-errors.ts";
+import { pseudoFsOf } from "./pseudo-fs.ts";
 import { awaitInitExec, runcInitPending } from "./init-exec.ts";
 import { copyInto, criCheckpointFilesDir, criContainerDir } from "./cri-container-dir.ts";
 import { inspectStdio, stdioExternals } from "./checkpoint-stdio.ts";
@@ -564,12 +565,18 @@ async function dump(input: DumpInput): Promise<DumpOutcome> {
   }
 
   const imagesDir = plan.imagePath ?? input.path;
+  const ownWork = plan.workPath === undefined;
+  const workDir = plan.workPath ?? dumpWorkDir(bundle);
+  // The request's path is checked by the task service; an image or work path from the options, an annotation, the
+  // config or a plugin is checked here, before anything is made there.
+  for (const [what, dir] of [["images directory", imagesDir], ["work directory", workDir]] as const) {
+    const on = pseudoFsOf(dir);
+    if (on !== undefined) throw invalidArgument(`${label}: ${what} ${dir}`, { detail: `is on ${on}; give a directory of a real file system` });
+  }
   ensureDir(imagesDir, `${label}: images directory`);
   // What is already there is written over: only regular files and directories, as a restore reads (a FIFO named
   // descriptors.json blocked the daemon's write of it, and every container it serves, until a reader came).
   checkCheckpointEntries(realpathSync(imagesDir)); // the directory itself may be reached through a link
-  const ownWork = plan.workPath === undefined;
-  const workDir = plan.workPath ?? dumpWorkDir(bundle);
   if (ownWork) rmSync(workDir, { recursive: true, force: true });
   ensureDir(workDir, `${label}: work directory`);
 

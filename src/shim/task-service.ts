@@ -4,8 +4,8 @@
  * container, then hands plain values to Container, whose serial queue orders the work.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { existsSync, realpathSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { realpathSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import { checkpointOptionsFromAny } from "../checkpoint/request-options.ts";
 import { alreadyExists, CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
@@ -17,6 +17,7 @@ import type { CallContext, ServiceImpl } from "../ttrpc/index.ts";
 import { unlessCallerGone } from "./cancel.ts";
 import { Container, DEFAULT_EXEC_SLOTS, type ContainerDeps } from "./container.ts";
 import { createFairLimiter } from "./fair-limiter.ts";
+import { pseudoFsOf } from "./pseudo-fs.ts";
 import { terminalMismatch } from "./terminal-check.ts";
 import { checkIdentifier } from "./identifiers.ts";
 import type { ProcessState } from "./process-state.ts";
@@ -139,26 +140,6 @@ export function checkRequestPaths(req: Record<string, unknown>): void {
   }
 }
 
-/**
- * The pseudo file system (/proc or /sys) a path is on once its links are resolved (its nearest existing ancestor's),
- * or undefined. A checkpoint there is never one: a Checkpoint with the path /sys/fs/cgroup (a tmpfs on a cgroup v1
- * host) wrote CRIU's images among the host's cgroup hierarchies (found by bench/ttrpc-fuzz.ts).
- */
-export function pseudoFsOf(path: string): string | undefined {
-  let head = resolve(path);
-  let tail = "";
-  while (!existsSync(head) && head !== "/") {
-    tail = join(basename(head), tail);
-    head = dirname(head);
-  }
-  let real: string;
-  try {
-    real = join(realpathSync(head), tail);
-  } catch {
-    real = resolve(path);
-  }
-  return ["/proc", "/sys"].find((fs) => real === fs || real.startsWith(`${fs}/`));
-}
 
 /** A bundle's real path (links resolved), or its normalised path when it cannot be resolved (not there). */
 function realBundle(path: string): string {

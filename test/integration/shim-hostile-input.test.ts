@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, CryoError } from "../../src/errors.ts";
-import { OptionsSchema as RuncOptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
+import { CheckpointOptionsSchema as RuncCheckpointOptionsSchema, OptionsSchema as RuncOptionsSchema } from "../../src/gen/containerd/runc/options/oci_pb.ts";
 import { Task as TaskV2 } from "../../src/gen/containerd/runtime/task/v2/shim_pb.ts";
 import { Status } from "../../src/gen/containerd/types/task/task_pb.ts";
 import { connect } from "../../src/ttrpc/index.ts";
@@ -249,6 +249,25 @@ test("Checkpoint into a path that is a file, a device or a link to a file is FAI
   const long = await failure("checkpoint", { id: victim, path: `/${"a".repeat(5000)}` }, { timeoutMs: 60_000 });
   expect(long.code).toBe(Code.INVALID_ARGUMENT);
   expect(long.message).toContain("too long");
+  await stillServes();
+});
+
+test("Checkpoint options whose image or work path is on /sys or /proc are INVALID_ARGUMENT; nothing is made there and the container runs on", async () => {
+  // The request's path was checked, the options' paths not: runc's CheckpointOptions image_path /sys/fs/cgroup/<x> (a
+  // tmpfs on this cgroup v1 host) would have CRIU's images made among the host's cgroup hierarchies.
+  const name = uniqueId("ckopt");
+  const images = join(dir, uniqueId("ckimg"));
+  for (const [fields, what] of [
+    [{ imagePath: `/sys/fs/cgroup/${name}` }, `images directory /sys/fs/cgroup/${name}: invalid argument: is on /sys`],
+    // `..` goes first (path.resolve): /proc/sys/fs/cgroup/<x>.
+    [{ workPath: `/proc/self/cwd/../../sys/fs/cgroup/${name}` }, `work directory /proc/self/cwd/../../sys/fs/cgroup/${name}: invalid argument: is on /proc`],
+  ] as const) {
+    const options = create(AnySchema, { typeUrl: "containerd.runc.v1.CheckpointOptions", value: toBinary(RuncCheckpointOptionsSchema, create(RuncCheckpointOptionsSchema, fields)) });
+    const e = await failure("checkpoint", { id: victim, path: images, options }, { timeoutMs: 60_000 });
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(what);
+  }
+  expect(existsSync(`/sys/fs/cgroup/${name}`)).toBe(false);
   await stillServes();
 });
 

@@ -12,7 +12,8 @@ import { createPublisher, type EventEnvelope } from "../../../src/shim/events.ts
 import { createLogger, nullLogger } from "../../../src/shim/logger.ts";
 import type { Engine, ExitStatus, Launched } from "../../../src/shim/ports.ts";
 import { defaultShimOptions } from "../../../src/shim/runtime-options.ts";
-import { createTaskService, MAX_UPDATE_RESOURCES_BYTES, pseudoFsOf } from "../../../src/shim/task-service.ts";
+import { createTaskService, MAX_UPDATE_RESOURCES_BYTES } from "../../../src/shim/task-service.ts";
+import { pseudoFsOf } from "../../../src/shim/pseudo-fs.ts";
 import { createFairLimiter } from "../../../src/shim/fair-limiter.ts";
 import { waitFor } from "../../harness/wait-for.ts";
 import { errorOf } from "../../harness/error-of.ts";
