@@ -331,6 +331,17 @@ let socket = "";
 let shimPid = 0;
 let witnessPid = 0;
 let client: Client | undefined;
+
+/** A Task v2 call's answer as the fuzz counts it: "OK", or the status code's name and the message. */
+async function taskOutcome(method: string, req: unknown, timeoutMs: number): Promise<{ code: string; message: string }> {
+  try {
+    await client!.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs });
+    return { code: "OK", message: "" };
+  } catch (e) {
+    const err = CryoError.from(e);
+    return { code: codeName(err.code), message: err.message };
+  }
+}
 let ctl: Client | undefined;
 let baseSpec: Record<string, any>;
 const created = new Set<string>(); // ids of containers the fuzzer made over the socket (target and Creates that succeeded)
@@ -748,14 +759,7 @@ async function runSeed(seed: number): Promise<boolean> {
         ["wait", { id }],
         ["delete", { id }],
       ] as const) {
-        let outcome: { code: string; message: string };
-        try {
-          await client!.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs: method === "wait" ? 10_000 : 60_000 });
-          outcome = { code: "OK", message: "" };
-        } catch (e) {
-          const err = CryoError.from(e);
-          outcome = { code: codeName(err.code), message: err.message };
-        }
+        const outcome = await taskOutcome(method, req, method === "wait" ? 10_000 : 60_000);
         count(`create cycle: ${method}`, outcome.code, outcome.message);
         if (method === "create") {
           if (outcome.code !== "OK") {
@@ -786,14 +790,7 @@ async function runSeed(seed: number): Promise<boolean> {
         ["wait", { id: target, execId }],
         ["delete", { id: target, execId }],
       ] as const) {
-        let outcome: { code: string; message: string };
-        try {
-          await client!.call(TaskV2, method as "state", req as never, { namespace: ns, timeoutMs: method === "wait" ? 5_000 : 60_000 });
-          outcome = { code: "OK", message: "" };
-        } catch (e) {
-          const err = CryoError.from(e);
-          outcome = { code: codeName(err.code), message: err.message };
-        }
+        const outcome = await taskOutcome(method, req, method === "wait" ? 5_000 : 60_000);
         count(`exec cycle: ${method}`, outcome.code, outcome.message);
         if (outcome.code !== "OK" && !expectedCodes.has(outcome.code) && !(outcome.code === "DEADLINE_EXCEEDED" && method === "wait")) {
           findings.push({ seed, n, kind: `code ${outcome.code}`, method: `exec cycle: ${method}`, detail: outcome.message.slice(0, 400), request: lastReq });
