@@ -84,7 +84,7 @@ export function takeWarmCriuHelper(cmd: string[]): HelperProcess | undefined {
 
 // Warm helpers told to join a restore's cgroups ahead of its request (prejoin), with their argv and cgroup directories.
 // Here rather than in the client, so that the shim can have the helper join before it loads the client.
-const joined: { cmd: string; dirs: string[]; proc: HelperProcess }[] = [];
+const joined: { cmd: string; dirs: string[]; proc: HelperProcess; timer: ReturnType<typeof setTimeout> }[] = [];
 
 /**
  * Has the warm helper for argv cmd join these cgroup directories now (first thing, before any request): a
@@ -92,7 +92,7 @@ const joined: { cmd: string; dirs: string[]; proc: HelperProcess }[] = [];
  * takes 10-15 ms here (an RCU grace period), which then overlaps the caller's work instead of the call.
  * Without a waiting helper: does nothing (the restore's helper joins then). Undo with releaseJoinedCriuHelper.
  */
-export function prejoinCriuHelper(cmd: string[], dirs: string[]): void {
+export function prejoinCriuHelper(cmd: string[], dirs: string[], idleMs = WARM_IDLE_MS): void {
   if (dirs.length === 0) return;
   releaseJoinedCriuHelper(cmd, dirs);
   const proc = takeWarmCriuHelper(cmd);
@@ -104,7 +104,20 @@ export function prejoinCriuHelper(cmd: string[], dirs: string[]): void {
   } catch {
     // gone: the restore finds it dead and fails with its exit
   }
-  joined.push({ cmd: cmd.join("\0"), dirs: [...dirs], proc });
+  // A restore whose Start never comes (its containerd restarted between Create and Start, or its client gone) kept the
+  // helper in the container's cgroups until the task's Delete: after idleMs it is killed, as an unused warm helper is,
+  // and a Start after that has its own helper join the cgroups then (a cold start, 10-15 ms more, nothing lost).
+  const entry = { cmd: cmd.join("\0"), dirs: [...dirs], proc, timer: setTimeout(() => releaseEntry(entry), idleMs) };
+  entry.timer.unref();
+  joined.push(entry);
+}
+
+/** Drops a joined helper no restore took (its idle limit passed) and kills it. */
+function releaseEntry(entry: (typeof joined)[number]): void {
+  const i = joined.indexOf(entry);
+  if (i < 0) return;
+  joined.splice(i, 1);
+  killHelper(entry.proc.pid);
 }
 
 /**
@@ -115,7 +128,10 @@ export function prejoinCriuHelper(cmd: string[], dirs: string[]): void {
 export function takeJoinedCriuHelper(cmd: string[], dirs: string[]): HelperProcess | undefined {
   const argv = cmd.join("\0");
   const i = joined.findIndex((j) => j.cmd === argv && j.dirs.every((d) => dirs.includes(d)));
-  return i < 0 ? undefined : joined.splice(i, 1)[0]!.proc;
+  if (i < 0) return undefined;
+  const [entry] = joined.splice(i, 1);
+  clearTimeout(entry!.timer);
+  return entry!.proc;
 }
 
 /** Kills a helper that prejoinCriuHelper had join these directories and no restore used (it sits in the cgroups). */
