@@ -19,6 +19,9 @@ import type { CheckpointOverrides } from "./plan.ts";
  */
 export const RELATIVE_PATH = "want an absolute path (a relative one would be taken from the shim daemon's working directory, the host's /)";
 
+/** The detail for a path with a NUL byte: no file name has one (node's file calls threw a TypeError, UNKNOWN). */
+export const NUL_IN_PATH = "has a NUL byte; no file name has one";
+
 /** The annotation prefix. */
 export const ANNOTATION_PREFIX = "cryo.checkpoint/";
 
@@ -112,6 +115,7 @@ function parseValue(key: string, kind: Kind, value: string, invert: boolean): un
       const v = value.trim();
       if (v === "") throw invalidArgument(`annotation ${key}`, { detail: "empty value" });
       if (!isAbsolute(v)) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: RELATIVE_PATH });
+      if (v.includes("\0")) throw invalidArgument(`annotation ${key}=${JSON.stringify(value)}`, { detail: NUL_IN_PATH });
       return v;
     }
     case "list":

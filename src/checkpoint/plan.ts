@@ -12,7 +12,7 @@ import { invalidArgument } from "../errors.ts";
 import { CgroupMode as CryoCgroupMode, Compression as CryoCompression, NetworkLock as CryoNetworkLock, type CheckpointOptions as CryoCheckpointOptions } from "../gen/cryo/v1/options_pb.ts";
 import type { CheckpointOptions as RuncCheckpointOptions } from "../gen/containerd/runc/options/oci_pb.ts";
 import { isAbsolute } from "node:path";
-import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
+import { ANNOTATION_PREFIX, CHECKPOINT_ANNOTATIONS, NUL_IN_PATH, parseCheckpointAnnotations, RELATIVE_PATH, RESTORE_ONLY_COMPAT_MODE } from "./annotations.ts";
 import { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX } from "./plan-enums.ts";
 import { isPageServerHost, PAGE_SERVER_HOST_RULE, pageServerHostSchema } from "./page-server-host.ts";
 import { isLsmProfile, LSM_PROFILE_RULE, lsmProfileSchema } from "./lsm-profile.ts";
@@ -21,15 +21,18 @@ import { isLsmProfile, LSM_PROFILE_RULE, lsmProfileSchema } from "./lsm-profile.
 export const GHOST_LIMIT_MAX = 0xffffffff;
 export { compressionSchema, networkLockSchema, parseDurationSeconds, planCgroupModeSchema, TIMEOUT_SECONDS_MAX };
 
+/** A path of the plan, from any source (request, annotation, config file, plugin): no file name has a NUL byte. */
+const planPath = () => z.string().min(1).refine((p) => !p.includes("\0"), NUL_IN_PATH);
+
 /** The resolved plan: every option has a value (or is explicitly absent for paths). */
 export const checkpointPlanSchema = z
   .object({
     /** Directory for CRIU's images; absent: the path containerd gives. */
-    imagePath: z.string().min(1).optional(),
+    imagePath: planPath().optional(),
     /** CRIU work directory; absent: the image directory. */
-    workPath: z.string().min(1).optional(),
+    workPath: planPath().optional(),
     /** Parent images for an incremental dump (relative to imagePath or absolute). */
-    parentPath: z.string().min(1).optional(),
+    parentPath: planPath().optional(),
     /** Keep the container running after the dump (containerd's default; `exit` turns it off). */
     leaveRunning: z.boolean(),
     tcpEstablished: z.boolean(),
@@ -48,7 +51,7 @@ export const checkpointPlanSchema = z
     lazyPages: z.boolean(),
     // Port 0 (post-copy only): any free port, chosen at the dump and recorded in the checkpoint.
     pageServer: z.object({ address: pageServerHostSchema, port: z.number().int().min(0).max(65535) }).optional(),
-    statusPath: z.string().min(1).optional(),
+    statusPath: planPath().optional(),
     lsmProfile: lsmProfileSchema.optional(),
     lsmMountContext: z.string().min(1).optional(),
     /** CRIU --external entries. */
@@ -239,7 +242,8 @@ export function checkLocalPages(plan: CheckpointPlan, from: (fields: string[]) =
 
 function parseDefaults(d: CheckpointOverrides): CheckpointOverrides {
   const r = checkpointOverridesSchema.safeParse(d);
-  if (!r.success) throw invalidArgument("checkpoint defaults in the config file", { detail: r.error.message });
+  // One line per issue, naming the field (zod's own message is its issues as indented JSON).
+  if (!r.success) throw invalidArgument("checkpoint defaults in the config file", { detail: r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
   return r.data;
 }
 
@@ -249,9 +253,10 @@ export function emptyNamespace(name: string, where: string): "net" {
   throw invalidArgument(`${where}: empty namespace ${JSON.stringify(name)}`, { detail: "only network can be restored empty" });
 }
 
-/** A request's image, work or status path: absolute (RELATIVE_PATH), or INVALID_ARGUMENT naming the field. */
+/** A request's image, work or status path: absolute (RELATIVE_PATH) and without a NUL byte, or INVALID_ARGUMENT naming the field. */
 function absolutePath(where: string, field: string, path: string): string {
   if (!isAbsolute(path)) throw invalidArgument(`${where}: ${field} ${JSON.stringify(path)}`, { detail: RELATIVE_PATH });
+  if (path.includes("\0")) throw invalidArgument(`${where}: ${field} ${JSON.stringify(path)}`, { detail: NUL_IN_PATH });
   return path;
 }
 

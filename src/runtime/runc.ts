@@ -253,8 +253,10 @@ export function createRunc(options: RuncOptions): Runc {
       if (!o.logPath) rmSync(logFile, { force: true });
       // A binary that is not there or cannot be executed (the runtime options' binary_name: a FIFO, a plain file) is the
       // host's or the options' state, not an unknown failure (it was UNKNOWN: found by bench/ttrpc-fuzz.ts).
+      // A name longer than the kernel takes (ENAMETOOLONG) is the options' own fault whatever the host holds.
       const code = (err as { code?: string }).code;
-      const make = code === "ENOENT" || code === "EACCES" || code === "ENOEXEC" || code === "ENOTDIR" ? failedPrecondition : unknown;
+      const make =
+        code === "ENAMETOOLONG" ? invalidArgument : code === "ENOENT" || code === "EACCES" || code === "ENOEXEC" || code === "ENOTDIR" || code === "ELOOP" ? failedPrecondition : unknown;
       throw make(`runc ${spec.command} ${spec.id}`, { detail: `cannot run ${o.binary}: ${(err as Error).message}`, cause: err });
     }
     const timeoutMs = spec.call?.timeoutMs ?? o.timeoutMs;

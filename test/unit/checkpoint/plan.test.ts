@@ -361,6 +361,24 @@ describe("cryo.checkpoint/* annotations", () => {
     }
   });
 
+  test("a work, image or status path with a NUL byte is INVALID_ARGUMENT naming it (node's file calls threw a TypeError: UNKNOWN)", () => {
+    const cases: [string, () => unknown][] = [
+      ["runc checkpoint options: image_path", () => resolveCheckpointPlan({ request: { kind: "runc", options: create(RuncOpts, { imagePath: "/tmp/a\0b" }) } })],
+      ["runc checkpoint options: work_path", () => resolveCheckpointPlan({ request: { kind: "runc", options: create(RuncOpts, { workPath: "/tmp/a\0b" }) } })],
+      ["cryo checkpoint options: image_path", () => resolveCheckpointPlan({ request: { kind: "cryo", options: create(CryoOpts, { imagePath: "/tmp/a\0b" }) } })],
+      ["annotation cryo.checkpoint/work-path", () => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/work-path": "/tmp/a\0b" } })],
+      // The config file's [checkpoint] defaults and a plugin's plan go through the plan's schema.
+      ["checkpoint defaults in the config file: invalid argument: imagePath: has a NUL byte", () => resolveCheckpointPlan({ defaults: { imagePath: "/tmp/a\0b" } })],
+      ["parentPath", () => resolveCheckpointPlan({ annotations: { "cryo.checkpoint/parent-path": "../a\0b" } })],
+    ];
+    for (const [where, call] of cases) {
+      const e = err(call);
+      expect(e.code).toBe(Code.INVALID_ARGUMENT);
+      expect(e.message).toContain(where);
+      expect(e.message).toContain("NUL byte");
+    }
+  });
+
   test("exit and leave-running that contradict each other are INVALID_ARGUMENT naming both; agreeing ones are kept", () => {
     for (const [exit, leaveRunning] of [["true", "true"], ["false", "no"]]) {
       for (const annotations of [

@@ -1,7 +1,7 @@
 // The runc driver against a fake runc (a shell script written per test): the command lines it
 // builds, stdin for update, output parsing, and how failures, deadlines and cancellation surface.
 import { afterEach, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
@@ -196,6 +196,14 @@ test("bad input is refused before runc runs", async () => {
     const e = await failure(createRunc({ binary, root: dir }).start("c1"));
     expect(e.code).toBe(Code.FAILED_PRECONDITION);
     expect(e.message).toContain(`runc start c1: failed precondition: cannot run ${binary}`);
+  }
+  // A link loop is the host's state too; a name longer than the kernel takes is the options' fault (both were UNKNOWN).
+  symlinkSync(join(dir, "loop"), join(dir, "loop"));
+  expect((await failure(createRunc({ binary: join(dir, "loop"), root: dir }).start("c1"))).code).toBe(Code.FAILED_PRECONDITION);
+  for (const binary of [join(dir, "a".repeat(300)), join(dir, "d/".repeat(3000), "runc")]) {
+    const e = await failure(createRunc({ binary, root: dir }).start("c1"));
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain("runc start c1: invalid argument: cannot run");
   }
 });
 
