@@ -9,7 +9,7 @@ import { join } from "node:path";
 import * as z from "zod/mini";
 import { lazySchema, parseDetail } from "../runtime/schema-detail.ts";
 import { parseCheckpointAnnotations } from "../checkpoint/annotations.ts";
-import { CryoError, invalidArgument, notFound } from "../errors.ts";
+import { CryoError, failedPrecondition, invalidArgument, notFound } from "../errors.ts";
 import { readRegularFile } from "../sys/regular-file.ts";
 import { terminalMismatch } from "./terminal-check.ts";
 
@@ -23,6 +23,27 @@ export interface BundleSpec {
   killAllOnExit: boolean;
   /** The host's unixgram socket the container's sd_notify READY=1 goes to (NOTIFY_ANNOTATION), if any. */
   notifySocket?: string;
+  /** linux.cgroupsPath, if the spec has one. */
+  cgroupsPath?: string;
+}
+
+/** Where systemd keeps its runtime state; runc takes systemd as running when this is a directory (IsRunningSystemd). */
+export const SYSTEMD_RUNNING_DIR = "/run/systemd/system";
+
+/**
+ * The runtime options' SystemdCgroup against the spec, before runc runs: with it, a cgroupsPath must read
+ * `slice:prefix:name` (runc's own rule, three parts split at ":"; none is runc's default `system.slice:runc:<id>`),
+ * and systemd must be running. runc refused both itself, as UNKNOWN "OCI runtime create failed" (found by
+ * bench/ttrpc-fuzz.ts): now INVALID_ARGUMENT for the spec's path, FAILED_PRECONDITION for the host.
+ */
+export function checkSystemdCgroup(systemdCgroup: boolean, cgroupsPath: string | undefined, systemdRunning: () => boolean): void {
+  if (!systemdCgroup) return;
+  if (cgroupsPath !== undefined && cgroupsPath !== "" && cgroupsPath.split(":").length !== 3) {
+    throw invalidArgument(`cgroupsPath ${JSON.stringify(cgroupsPath)}`, { detail: "with the runtime option SystemdCgroup it must read slice:prefix:name, as runc takes it" });
+  }
+  if (!systemdRunning()) {
+    throw failedPrecondition("runtime option SystemdCgroup", { detail: `systemd is not running on this host (no ${SYSTEMD_RUNNING_DIR}); leave SystemdCgroup off to use cgroupfs` });
+  }
 }
 
 /**
@@ -54,7 +75,9 @@ const specSchema = lazySchema(() =>
   z.looseObject({
     ociVersion: z.string(),
     annotations: z.optional(z.record(z.string(), z.string())),
-    linux: z.optional(z.looseObject({ namespaces: z.optional(z.array(z.looseObject({ type: z.string(), path: z.optional(z.string()) }))) })),
+    linux: z.optional(
+      z.looseObject({ namespaces: z.optional(z.array(z.looseObject({ type: z.string(), path: z.optional(z.string()) }))), cgroupsPath: z.optional(z.string()) }),
+    ),
     process: z.optional(z.looseObject({ terminal: z.optional(z.boolean()) })),
   }),
 );
@@ -95,6 +118,7 @@ export function readBundleSpec(bundle: string, request?: { terminal: boolean }):
     }
   }
   const notify = r.data.annotations?.[NOTIFY_ANNOTATION];
-  return { killAllOnExit: !ownPid, ...(notify !== undefined ? { notifySocket: parseNotifySocket(notify) } : {}) };
+  const cgroupsPath = r.data.linux?.cgroupsPath;
+  return { killAllOnExit: !ownPid, ...(notify !== undefined ? { notifySocket: parseNotifySocket(notify) } : {}), ...(cgroupsPath !== undefined ? { cgroupsPath } : {}) };
 }
 

@@ -6,7 +6,7 @@
  * `cryo-runtime.json` (runc binary and root, so that `delete` after a dead shim can clean up),
  * `.exec-<id>.pid` for exec processes (removed after use).
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Code, CryoError, fsError, notFound } from "../errors.ts";
 // open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
@@ -15,7 +15,7 @@ import { openCgroup } from "../cgroups/open.ts";
 import { isRuncShimFailure, readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import { processEnd, readProcStat, type Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
-import { readBundleSpec } from "./bundle-spec.ts";
+import { checkSystemdCgroup, readBundleSpec, SYSTEMD_RUNNING_DIR } from "./bundle-spec.ts";
 import { writeRuntimeFile } from "./runtime-file.ts";
 import type { CheckpointEngine, CheckpointEngineDeps } from "./checkpoint-engine.ts";
 import type { PolicyFor } from "./checkpoint-policy.ts";
@@ -153,6 +153,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
     async createInit(spec: InitSpec): Promise<Launched> {
       const { bundle, id, options } = spec;
       const bundleSpec = readBundleSpec(bundle, { terminal: spec.stdio.terminal });
+      checkSystemdCgroup(options.systemdCgroup, bundleSpec.cgroupsPath, () => lstatSync(SYSTEMD_RUNNING_DIR, { throwIfNoEntry: false })?.isDirectory() === true);
       ensureRuncRoot(options.root);
       const runc = runcFor(bundle, options);
       writeRuntimeFile(bundle, options);

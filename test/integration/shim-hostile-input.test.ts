@@ -395,6 +395,36 @@ test("Create whose runtime options' root is a file, or below a FIFO, is FAILED_P
   await stillServes();
 });
 
+test("Create with the runtime option SystemdCgroup: a cgroupsPath runc would refuse is INVALID_ARGUMENT, a host without systemd FAILED_PRECONDITION, before runc runs", async () => {
+  // Found by bench/ttrpc-fuzz.ts (seed 106): runc refused both, UNKNOWN "OCI runtime create failed: runc create failed:
+  // expected cgroupsPath to be of format "slice:prefix:name" ..." (this machine runs no systemd).
+  expect(existsSync("/run/systemd/system")).toBe(false);
+  const options = create(AnySchema, { typeUrl: "containerd.runc.v1.Options", value: toBinary(RuncOptionsSchema, create(RuncOptionsSchema, { systemdCgroup: true })) });
+  const cases = [
+    { cgroupsPath: undefined, code: Code.INVALID_ARGUMENT, text: "with the runtime option SystemdCgroup it must read slice:prefix:name" },
+    { cgroupsPath: "system.slice:cryo:x", code: Code.FAILED_PRECONDITION, text: "systemd is not running on this host" },
+  ];
+  for (const c of cases) {
+    const id = uniqueId("sdcg");
+    const bundle = makeBundle(`b-${id}`);
+    if (c.cgroupsPath !== undefined) {
+      const spec = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      spec.linux.cgroupsPath = c.cgroupsPath;
+      writeFileSync(join(bundle, "config.json"), JSON.stringify(spec));
+    }
+    try {
+      const e = await failure("create", createReq(id, bundle, { options }));
+      expect(e.code).toBe(c.code);
+      expect(e.message).toContain(c.text);
+      // Refused before runc ran: no runc state for it.
+      expect(existsSync(join("/run/containerd/runc", ns, id))).toBe(false);
+    } finally {
+      await removeTask(id);
+    }
+  }
+  await stillServes();
+});
+
 test("a rootfs mount list whose later mount fails leaves none of the earlier ones mounted", async () => {
   const id = uniqueId("mnt");
   const bundle = makeBundle(`b-${id}`);
