@@ -3,6 +3,7 @@
  * is exported here.
  */
 export {
+  checkExecProcessShape,
   createRunc,
   readPidFile,
   processSpecSchema,

@@ -96,15 +96,19 @@ function unsigned(bits: 32 | 64) {
   );
 }
 
-function buildProcessSpecSchema() {
+/**
+ * The exec process spec's schema. `shape` checks only the types, as Go's json.Unmarshal into specs.Process does at
+ * containerd's runc shim's Exec (a uid of -1 fails there); the full one adds what runc exec itself refuses at Start
+ * (no args, a relative cwd).
+ */
+function buildProcessSpecSchema(shape = false) {
   const strings = z.optional(z.array(z.string()));
+  const args = z.array(z.string(), { error: (iss) => (iss.input === undefined || iss.input === null ? "must not be empty" : "must be a list of strings") });
   return z.looseObject({
     // The messages say what runc's exec says ("args must not be empty"), not zod's "expected array, received undefined".
     // containerd marshals an empty args list away (omitempty), so a missing one is an empty one (CRI ExecSync of []).
-    args: z
-      .array(z.string(), { error: (iss) => (iss.input === undefined || iss.input === null ? "must not be empty" : "must be a list of strings") })
-      .check(z.minLength(1, { error: "must not be empty" })),
-    cwd: z.string().check(z.startsWith("/")),
+    args: shape ? z.optional(z.array(z.string(), { error: "must be a list of strings" })) : args.check(z.minLength(1, { error: "must not be empty" })),
+    cwd: shape ? z.optional(z.string()) : z.string().check(z.startsWith("/")),
     env: z.optional(z.array(z.string())),
     terminal: z.optional(z.boolean()),
     user: z.optional(z.looseObject({ uid: unsigned(32), gid: unsigned(32), umask: z.optional(unsigned(32)), additionalGids: z.optional(z.array(unsigned(32))) })),
@@ -119,7 +123,18 @@ function buildProcessSpecSchema() {
 }
 
 /** An OCI runtime-spec process (the fields validated here; the rest is passed through to runc). */
-export const processSpecSchema = lazySchema(buildProcessSpecSchema);
+export const processSpecSchema = lazySchema(() => buildProcessSpecSchema());
+const processShapeSchema = lazySchema(() => buildProcessSpecSchema(true));
+
+/**
+ * An exec's process spec at Exec: INVALID_ARGUMENT for a field of the wrong type or out of its Go type's range, as
+ * containerd's runc shim refuses it at Exec (UNKNOWN "json: cannot unmarshal ..."); cryo accepted it and failed the
+ * Start instead (found by bench/ttrpc-fuzz.ts). What runc exec refuses (no args, a relative cwd) still fails the Start.
+ */
+export function checkExecProcessShape(id: string, processSpec: Record<string, unknown>): void {
+  const parsed = parseDetail(processShapeSchema(), processSpec);
+  if (!parsed.ok) throw invalidArgument(`exec process for container ${id}`, { detail: parsed.detail });
+}
 
 /** An OCI process spec for exec. */
 export type ProcessSpec = z.input<ReturnType<typeof buildProcessSpecSchema>>;

@@ -384,6 +384,7 @@ export class Container {
       if (execId === "") throw invalidArgument("exec id", { detail: "empty" });
       if (this.execs.has(execId)) throw alreadyExists(`exec ${execId}`);
       this.checkInit("exec");
+      this.deps.engine.checkExecProcess?.(this.id, processSpec);
       this.execs.set(execId, new ShimProcess(this.id, execId, stdio, processSpec));
       this.publish(this.config.namespace, Topic.execAdded, TaskExecAddedSchema, { containerId: this.id, execId });
     });

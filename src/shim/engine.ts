@@ -12,7 +12,7 @@ import { Code, CryoError, fsError, notFound } from "../errors.ts";
 // open.ts, not the index: the index would bring metrics.ts and resources.ts (lazy below) into the daemon's start-up.
 import type { CgroupManager } from "../cgroups/manager.ts";
 import { openCgroup } from "../cgroups/open.ts";
-import { isRuncShimFailure, readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
+import { checkExecProcessShape, isRuncShimFailure, readPidFile, readRuncState, type Runc } from "../runtime/index.ts";
 import { processEnd, readProcStat, type Reaper } from "../sys/index.ts";
 import { runcFor } from "./bundle-runc.ts";
 import { checkSystemdCgroup, readBundleSpec, SYSTEMD_RUNNING_DIR } from "./bundle-spec.ts";
@@ -205,6 +205,7 @@ export function createEngine(deps: { reaper: Reaper; log: Logger; policyFor?: Po
       execPending.set(id, pid);
     },
 
+    checkExecProcess: (id, process) => checkExecProcessShape(id, process),
     async exec(spec: ExecSpec): Promise<Launched> {
       const { id, execId } = spec;
       const runc = runcOf(id);

@@ -116,6 +116,8 @@ export interface Engine {
   startInit(id: string, options: ShimOptions, pid: number): Promise<void>;
   /** Sets up IO and runs `runc exec --detach`. */
   exec(spec: ExecSpec): Promise<Launched>;
+  /** Checks an exec's process spec at Exec, before its Start (the types its runtime takes); none: checked at Start. */
+  checkExecProcess?(id: string, process: Record<string, unknown>): void;
   /** Signals the init (through runc, `all` for every process) or an exec process (by pid); `target.exited`: the init has exited (a `kill --all` after it). */
   kill(id: string, options: ShimOptions, target: { init: boolean; pid: number; exited?: boolean }, signal: number, all: boolean): Promise<void>;
   /** `runc delete --force` and unmounting the rootfs; a container runc no longer knows is not an error. */

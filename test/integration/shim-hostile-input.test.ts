@@ -395,6 +395,29 @@ test("Create whose runtime options' root is a file, or below a FIFO, is FAILED_P
   await stillServes();
 });
 
+test("an Exec whose process spec has a field of the wrong type is INVALID_ARGUMENT at the Exec, as runc's shim refuses it there; nothing is registered", async () => {
+  // Found by bench/ttrpc-fuzz.ts: the Exec was accepted and its Start failed instead (runc's shim: Go's json.Unmarshal at
+  // Exec, UNKNOWN "json: cannot unmarshal number -1 into Go struct field User.user.uid of type uint32").
+  const spec = (process: Record<string, unknown>) => create(AnySchema, { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: new TextEncoder().encode(JSON.stringify(process)) });
+  const base = { args: ["true"], cwd: "/", env: ["PATH=/bin:/usr/bin"], user: { uid: 0, gid: 0 } };
+  for (const [bad, words] of [
+    [{ ...base, user: { uid: -1, gid: 0 } }, "user.uid: must be an integer from 0 to 4294967295"],
+    [{ ...base, noNewPrivileges: "yes" }, "noNewPrivileges"],
+  ] as const) {
+    const execId = uniqueId("shape");
+    const e = await failure("exec", { id: victim, execId, spec: spec(bad), stdin: "", stdout: "", stderr: "", terminal: false });
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(words);
+    expect((await failure("start", { id: victim, execId })).code).toBe(Code.NOT_FOUND);
+  }
+  // What runc exec refuses itself (a relative cwd) still passes the Exec and fails the Start, as with runc's shim.
+  const execId = uniqueId("cwd");
+  await call("exec", { id: victim, execId, spec: spec({ ...base, cwd: "relative" }), stdin: "", stdout: "", stderr: "", terminal: false });
+  expect((await failure("start", { id: victim, execId })).code).toBe(Code.INVALID_ARGUMENT);
+  await call("delete", { id: victim, execId });
+  await stillServes();
+});
+
 test("Create with the runtime option SystemdCgroup: a cgroupsPath runc would refuse is INVALID_ARGUMENT, a host without systemd FAILED_PRECONDITION, before runc runs", async () => {
   // Found by bench/ttrpc-fuzz.ts (seed 106): runc refused both, UNKNOWN "OCI runtime create failed: runc create failed:
   // expected cgroupsPath to be of format "slice:prefix:name" ..." (this machine runs no systemd).

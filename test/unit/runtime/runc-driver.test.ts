@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, CryoError } from "../../../src/errors.ts";
-import { createRunc, readPidFile } from "../../../src/runtime/index.ts";
+import { checkExecProcessShape, createRunc, readPidFile } from "../../../src/runtime/index.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -129,6 +129,22 @@ test("exec writes the process spec to a file in runc's state directory of the co
   expect(argv().length).toBe(before); // runc never ran
   // What runc takes passes: the largest values, bigints from the shim's parse.
   await runc.exec("c1", { args: ["true"], cwd: "/", user: { uid: 4294967295, gid: 0, additionalGids: [1, 2] }, rlimits: [{ type: "RLIMIT_NOFILE", hard: 18446744073709551615n, soft: 1024 }], consoleSize: { height: 24, width: 80 }, oomScoreAdj: -1000 } as never, { pidFile: "/p" });
+  // At Exec (checkExecProcessShape) the same types are refused in the same words, as Go's unmarshal refuses them at
+  // containerd's runc shim's Exec; what runc exec itself refuses (no args, a relative cwd) waits for the Start.
+  for (const [extra, words] of hostile) {
+    const e = (() => {
+      try {
+        checkExecProcessShape("c1", { args: ["true"], cwd: "/", ...extra });
+      } catch (err) {
+        return CryoError.from(err);
+      }
+      throw new Error(`${JSON.stringify(Object.keys(extra))} passed`);
+    })();
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+    expect(e.message).toContain(`exec process for container c1: invalid argument: ${words}`);
+  }
+  expect(() => checkExecProcessShape("c1", { args: "sh" })).toThrow("args: must be a list of strings");
+  for (const runcRefuses of [{}, { args: [] }, { args: ["x"], cwd: "relative" }]) expect(() => checkExecProcessShape("c1", runcRefuses)).not.toThrow();
 });
 
 test("update sends the resources on stdin", async () => {
