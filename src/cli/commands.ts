@@ -1,6 +1,7 @@
 import { type CommandTable, createCommandTable } from "./command-table.ts";
 import { containerdCommands } from "./containerd-command.ts";
 import { versionCommand } from "./version-command.ts";
+import { checkCommand } from "./check-command.ts";
 import { listCommand } from "./list-command.ts";
 import { installCommand, uninstallCommand } from "./install-command.ts";
 import { migrateCommand } from "./migrate-command.ts";
@@ -15,7 +16,7 @@ import { configCheckCommand } from "../config/check-command.ts";
  */
 export function createCryoCommands(): CommandTable {
   const table = createCommandTable();
-  table.register(versionCommand, ...containerdCommands);
+  table.register(versionCommand, checkCommand, ...containerdCommands);
   table.register(listCommand, installCommand, uninstallCommand, migrateCommand);
   table.register(pluginTestCommand, pluginSchemaCommand, configCheckCommand);
   table.register(inspectCommand, pagesListCommand, pagesRemoveCommand, pagesPruneCommand);
