@@ -68,14 +68,23 @@ const messageOf = (err: unknown): string => CryoError.from(err).message;
 export async function runChecks(options: { shim?: string } = {}): Promise<CheckFinding[]> {
   const out: CheckFinding[] = [];
   const shim = findShim(options.shim);
+  let shimUsable = shim !== undefined && executable(shim);
   if (shim === undefined) {
     out.push({ check: "shim", status: "fail", detail: `${SHIM_BINARY} is not on PATH: containerd finds a runtime's shim there (cryo install, docs/setup.md)` });
   } else if (!executable(shim)) {
     out.push({ check: "shim", status: "fail", detail: `${shim}: not an executable file` });
   } else {
-    const onPath = Bun.which(SHIM_BINARY);
-    const note = onPath === shim ? "on PATH" : onPath ? `not the one on PATH (${onPath})` : "not on PATH: containerd looks for it there";
-    out.push({ check: "shim", status: onPath ? "ok" : "warn", detail: `${shim} (${note})` });
+    // Asked for its version first: the CRIU checks run it as their helper, which only cryo's shim is.
+    const v = Bun.spawnSync([shim, "-v"], { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
+    const version = /Version:\s+(cryo .*)/.exec(v.stdout.toString())?.[1]?.trim();
+    if (!v.success || version === undefined) {
+      shimUsable = false;
+      out.push({ check: "shim", status: "fail", detail: `${shim}: not cryo's shim (its -v does not print cryo's version)` });
+    } else {
+      const onPath = Bun.which(SHIM_BINARY);
+      const note = onPath === shim ? "on PATH" : onPath ? `not the one on PATH (${onPath})` : "not on PATH: containerd looks for it there";
+      out.push({ check: "shim", status: onPath ? "ok" : "warn", detail: `${shim}: ${version} (${note})` });
+    }
   }
 
   const runc = Bun.which("runc");
@@ -96,9 +105,9 @@ export async function runChecks(options: { shim?: string } = {}): Promise<CheckF
 
   if (process.geteuid?.() !== 0) {
     out.push({ check: "criu", status: "fail", detail: "not checked: CRIU runs as root (run cryo check as root)" });
-  } else if (shim !== undefined && executable(shim) && criuUsable) {
+  } else if (shimUsable && criuUsable) {
     const { createCriu } = await import("../criu/client.ts");
-    const client = createCriu({ helper: [shim, "__criu"], criuBinary: criuPath! });
+    const client = createCriu({ helper: [shim!, "__criu"], criuBinary: criuPath! });
     const libcriu = process.env.CRYO_LIBCRIU || DEFAULT_LIBCRIU_PATH;
     try {
       const v = await client.version();

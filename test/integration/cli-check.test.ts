@@ -13,8 +13,8 @@ const shim = resolve(import.meta.dir, "../../build/bin/containerd-shim-cryo-v2")
 
 type Finding = { check: string; status: string; detail: string };
 
-async function check(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawn([bun, main, "check", "--shim", shim, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+async function check(args: string[], env: Record<string, string> = {}, shimPath = shim) {
+  const proc = Bun.spawn([bun, main, "check", "--shim", shimPath, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { stdout, stderr, exitCode };
 }
@@ -42,11 +42,17 @@ test("cryo check through the shim's CRIU helper: CRIU 4.2+, criu check passes, a
   expect(lines.at(-1)).toMatch(/^cryo check: \d+ ok, \d+ warning\(s\), \d+ failure\(s\)$/);
 }, 60_000);
 
-test("a libcriu that cannot be loaded, or a CRIU binary that is not there, fails cryo check naming it (exit 1)", async () => {
+test("a libcriu that cannot be loaded, a CRIU binary that is not there, or a shim that is not cryo's fails cryo check naming it (exit 1)", async () => {
   const noLib = await check(["--format", "json"], { CRYO_LIBCRIU: "/nonexistent/libcriu.so" });
   expect(noLib.exitCode).toBe(1);
   expect((JSON.parse(noLib.stdout) as Finding[]).find((f) => f.check === "criu version")).toMatchObject({ status: "fail", detail: expect.stringContaining("/nonexistent/libcriu.so") });
   const noCriu = await check(["--format", "json"], { CRYO_CRIU: "/nonexistent/criu" });
   expect(noCriu.exitCode).toBe(1);
   expect((JSON.parse(noCriu.stdout) as Finding[]).find((f) => f.check === "criu binary")).toMatchObject({ status: "fail", detail: expect.stringContaining("/nonexistent/criu") });
+  // Another program as the shim is refused before it is run as the CRIU helper.
+  const notShim = await check(["--format", "json"], {}, "/bin/true");
+  expect(notShim.exitCode).toBe(1);
+  const found = JSON.parse(notShim.stdout) as Finding[];
+  expect(found.find((f) => f.check === "shim")).toMatchObject({ status: "fail", detail: "/bin/true: not cryo's shim (its -v does not print cryo's version)" });
+  expect(found.find((f) => f.check === "criu version")).toBeUndefined();
 }, 60_000);
