@@ -414,7 +414,11 @@ export class Container {
     // for outside it.
     let failedOnDying: { err: unknown; init: ShimProcess } | undefined;
     await this.queue.run(async () => {
-      if (cancelled && this.init.state === "restoring") {
+      // Also a task created from a checkpoint with no restore running (never started, or its restore failed, when a
+      // Start may try again): no process to signal, so SIGKILL ends it as a killed task, its Wait answered. runc's shim
+      // ran `runc kill` on a container runc does not know and failed; cryo refused it as "not running", and the Wait
+      // of such a task waited until its Delete (found by bench/ttrpc-fuzz.ts).
+      if ((cancelled || (execId === "" && signal === SIGKILL)) && this.init.state === "restoring") {
         await this.handleExit(this.init, { status: 128 + SIGKILL, exitedAt: wallClock() });
         return;
       }

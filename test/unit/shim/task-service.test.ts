@@ -461,6 +461,35 @@ test("Delete of a task whose restore hangs cancels it and deletes it", async () 
   expect(t.calls.filter((c) => c.startsWith("cancelRestore"))).toEqual(["cancelRestore c2: task deleted while restoring"]);
 });
 
+test("SIGKILL to a task created from a checkpoint that is not restoring (never started, or its restore failed) ends it killed; other signals are refused, and a failed restore's Start may try again", async () => {
+  const t = setup();
+  t.engine.createRestore = async (spec) => void t.calls.push(`createRestore ${spec.id}`);
+  t.engine.startRestore = async (id) => {
+    t.calls.push(`startRestore ${id}`);
+    throw new CryoError(Code.FAILED_PRECONDITION, `restore container ${id}: failed precondition: pages image cut short`);
+  };
+  t.engine.discardRestore = async (id) => void t.calls.push(`discardRestore ${id}`);
+  // Never started: SIGTERM is refused as before, SIGKILL ends it as a kill ends a created task (runc's shim: runc kill
+  // of a container runc does not know, an error, so that ctr task kill failed and its Wait waited until the Delete).
+  await t.svc.create({ ...(createReq("c1") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  expect(await codeOf(t.svc.kill({ id: "c1", execId: "", signal: 15, all: false } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot signal a container created from a checkpoint and not running"]);
+  await t.svc.kill({ id: "c1", execId: "", signal: 9, all: false } as never, t.ctx);
+  expect((await t.svc.wait({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  expect((await t.svc.state({ id: "c1", execId: "" } as never, t.ctx)).status).toBe(Status.STOPPED);
+  expect(await codeOf(t.svc.start({ id: "c1", execId: "" } as never, t.ctx))).toEqual([Code.FAILED_PRECONDITION, "container c1: failed precondition: cannot start a stopped container"]);
+  expect((await t.svc.delete({ id: "c1", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  // Its restore failed: the Start may try again (the task stays created from its checkpoint) until a SIGKILL ends it.
+  await t.svc.create({ ...(createReq("c2") as object), checkpoint: "/ckpt" } as never, t.ctx);
+  expect((await codeOf(t.svc.start({ id: "c2", execId: "" } as never, t.ctx)))[0]).toBe(Code.FAILED_PRECONDITION);
+  expect((await t.svc.state({ id: "c2", execId: "" } as never, t.ctx)).status).toBe(Status.CREATED);
+  await t.svc.kill({ id: "c2", execId: "", signal: 9, all: true } as never, t.ctx);
+  expect((await t.svc.wait({ id: "c2", execId: "" } as never, t.ctx)).exitStatus).toBe(137);
+  await t.svc.delete({ id: "c2", execId: "" } as never, t.ctx);
+  expect(t.calls).toEqual(["createRestore c1", "discardRestore c1", "delete c1", "createRestore c2", "startRestore c2", "discardRestore c2", "delete c2"]);
+  await t.publisher.drain(1000);
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/exit", "/tasks/delete", "/tasks/create", "/tasks/exit", "/tasks/delete"]);
+});
+
 /** A fake engine whose checkpoint hangs until its signal aborts; the abort's reason is what it fails with. */
 function hangingCheckpoint(t: ReturnType<typeof setup>) {
   t.engine.checkpoint = (spec) => {
