@@ -751,7 +751,6 @@ async function runSeed(seed: number): Promise<boolean> {
       else base[which] = pick(stdioPool()).v;
       lastReq = `create cycle ${id} ${which}=${show(base[which])}`;
       let made = false;
-      let startFailed = false;
       for (const [method, req] of [
         ["create", base],
         ["start", { id }],
@@ -762,10 +761,6 @@ async function runSeed(seed: number): Promise<boolean> {
       ] as const) {
         const outcome = await taskOutcome(method, req, method === "wait" ? 10_000 : 60_000);
         count(`create cycle: ${method}`, outcome.code, outcome.message);
-        if (method === "start") startFailed = outcome.code !== "OK";
-        // A task created from a checkpoint whose restore failed stays created from it (a Start may try again; Kill is
-        // refused): its Wait is answered at its Delete, by design (docs/checkpoint-restore.md).
-        if (method === "wait" && outcome.code === "DEADLINE_EXCEEDED" && startFailed && which === "checkpoint") continue;
         if (method === "create") {
           if (outcome.code !== "OK") {
             if (!expectedCodes.has(outcome.code)) findings.push({ seed, n, kind: `code ${outcome.code}`, method: "create cycle: create", detail: outcome.message.slice(0, 400), request: lastReq });
