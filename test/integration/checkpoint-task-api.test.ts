@@ -641,7 +641,7 @@ test("a checkpoint dumped in CRIU's ignore mode restores under a pids limit of 6
   );
 });
 
-test("a task created from a checkpoint and deleted unstarted leaves no cgroup and no CRIU helper", async () => {
+test("a task created from a checkpoint and killed unstarted ends killed (137); its Delete leaves no cgroup and no CRIU helper", async () => {
   await withSleepCheckpoint("cd", async (r) => {
     const dirs = cgroupDirs(r.cgroupsPath);
     expect(dirs.length).toBeGreaterThan(1);
@@ -662,6 +662,16 @@ test("a task created from a checkpoint and deleted unstarted leaves no cgroup an
     expect(dirs.filter(outside).length).toBe(3);
     for (const d of dirs) await waitFor(() => (procs(d).join(",") === (outside(d) ? "" : helper) ? true : undefined), { what: `the helper alone in ${d}, or nothing in the memory and pids cgroups` });
 
+    // SIGKILL with no process: the task ends as a killed one, its Wait answered (it was refused, and the Wait waited
+    // until the Delete), and a Start is refused as for any stopped task.
+    await r.call("kill", { id: r.restoredId, signal: 9 });
+    expect((await r.call("wait", { id: r.restoredId }, 10_000)).exitStatus).toBe(137);
+    expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.STOPPED);
+    const start = await r.call("start", { id: r.restoredId }).then(
+      () => undefined,
+      (e: unknown) => e as CryoError,
+    );
+    expect([start?.code, start?.message]).toEqual([Code.FAILED_PRECONDITION, `container ${r.restoredId}: failed precondition: cannot start a stopped container`]);
     await r.call("delete", { id: r.restoredId });
     // Delete answered after the undo: the helper is gone and so is every cgroup directory.
     for (const d of dirs) expect(existsSync(d)).toBe(false);
