@@ -1,12 +1,13 @@
-// What the chaos runs (bench/lifecycle-chaos.ts, bench/checkpoint-chaos.ts) share: their command line, a seeded
-// random source, the run's log with its failures and counters, and ctr run as a child that a disruption can SIGKILL.
+// What the chaos runs (bench/lifecycle-chaos.ts, bench/checkpoint-chaos.ts, bench/cri-chaos.ts) share: their command
+// line, a seeded random source, the run's log with its failures and counters, ctr run as a child that a disruption can
+// SIGKILL, the slowest calls per method, and the leftover checks.
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withFifoDir } from "../src/containerd/ctr.ts";
 
-/** The flags both runs take, with each run's own defaults. */
-export function chaosArgs(defaults: { rounds: string; disrupt: string; prefix: string }) {
+/** The flags every run takes, with each run's own defaults; `arg` reads a run's own flags. */
+export function chaosArgs(defaults: { rounds: string; disrupt: string; prefix: string; phases?: string }) {
   const argv = process.argv.slice(2);
   const arg = (k: string, d: string) => {
     const i = argv.indexOf(k);
@@ -17,13 +18,14 @@ export function chaosArgs(defaults: { rounds: string; disrupt: string; prefix: s
   return {
     SEED,
     ROUNDS: Number(arg("--rounds", defaults.rounds)),
-    PHASES: arg("--phases", "per-pod,per-container,per-namespace").split(","),
+    PHASES: arg("--phases", defaults.phases ?? "per-pod,per-container,per-namespace").split(","),
     RUNTIME: arg("--runtime", "io.containerd.cryo.v2"),
     DISRUPT: arg("--disrupt", defaults.disrupt).split(",").filter((x) => x),
     PREFIX,
     LOG: arg("--log", join(arg("--log-dir", tmpdir()), `${PREFIX}-seed-${SEED}.log`)),
     NS: `${PREFIX}${SEED}`,
     DIR: join(tmpdir(), `${PREFIX}-ctd-${SEED}`),
+    arg,
   };
 }
 
@@ -177,11 +179,14 @@ export function cgroupsLeft(ns: string): string[] {
   return left;
 }
 
-/** runc state left for the run's namespace, under runc's default root and the private containerd's. */
-export function runcStateLeft(ns: string, dir: string): string[] {
+/**
+ * runc state left for the run's namespace, under runc's default root and the private containerd's; with `ours`, only
+ * those ids (a namespace such as CRI's k8s.io is shared with other containerds on the machine).
+ */
+export function runcStateLeft(ns: string, dir: string, ours?: ReadonlySet<string>): string[] {
   const left: string[] = [];
   for (const root of [`/run/containerd/runc/${ns}`, `${dir}/state/runc/${ns}`]) {
-    const ids = snapshotDir(root);
+    const ids = snapshotDir(root).filter((id) => ours === undefined || ours.has(id));
     if (ids.length) left.push(`runc state left in ${root}: ${ids.join(" ")}`);
   }
   return left;
@@ -207,4 +212,42 @@ export function cryoSocketFilesLeft(baseline: ReadonlySet<string>, ns: string, d
     }
   });
   return { fresh, ours };
+}
+
+/** How long each method's calls took: the slowest few per method, and how many went past a bound. */
+export function callTimes(boundMs: number) {
+  const slowest = new Map<string, { ms: number; what: string }[]>();
+  const calls = new Map<string, number>();
+  const over: string[] = [];
+  return {
+    /** Records one call of method that took ms (what: its target, for the report). */
+    add(method: string, ms: number, what: string) {
+      calls.set(method, (calls.get(method) ?? 0) + 1);
+      const xs = slowest.get(method) ?? [];
+      xs.push({ ms, what });
+      xs.sort((a, b) => b.ms - a.ms);
+      slowest.set(method, xs.slice(0, 3));
+      if (ms > boundMs) over.push(`${method} ${what} took ${Math.round(ms)} ms`);
+    },
+    over,
+    /** One line per method: its call count and its slowest calls. */
+    report(): string[] {
+      return [...slowest.entries()]
+        .sort((a, b) => b[1][0]!.ms - a[1][0]!.ms)
+        .map(([m, xs]) => `${m.padEnd(26)} n=${String(calls.get(m)).padStart(5)} slowest ${xs.map((x) => `${Math.round(x.ms)} ms (${x.what})`).join(", ")}`);
+    },
+  };
+}
+
+/** Pids of processes whose cgroup path (in any hierarchy) contains `part`. */
+export function processesInCgroup(part: string): number[] {
+  const pids: number[] = [];
+  for (const p of snapshotDir("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (readFileSync(`/proc/${p}/cgroup`, "utf8").includes(part)) pids.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
 }
