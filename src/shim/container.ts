@@ -272,6 +272,13 @@ export class Container {
       // start on it answered with whatever it found, "cannot start an already running container" while it was a zombie.
       this.checkInit("start");
       const { engine } = this.deps;
+      // OOMs the watch sees before /tasks/start is out are published right after it, in the order containerd expects.
+      let started = false;
+      let oomBeforeStart = false;
+      const onOom = () => {
+        if (started) this.publish(this.config.namespace, Topic.oom, TaskOOMSchema, { containerId: this.id });
+        else oomBeforeStart = true;
+      };
       if (p.state === "restoring") {
         this.restoreInFlight = true;
         const onCallerGone = () => this.cancelRestore(callerGoneWords(signal));
@@ -285,19 +292,35 @@ export class Container {
         p.attachIo(restored.io);
         this.watchExit(p);
       } else {
-        await engine.startInit(this.id, this.config.options, p.pid);
+        // The memory cgroup is watched from before the init runs (runc create made it; the init waits in runc init
+        // until runc start): a watch begun after runc start counted a kill that came first (a process filling its
+        // limit at once, a busy machine) as one from before the watch, and CRI read reason "Error", not "OOMKilled".
+        await this.watchOom(onOom);
+        try {
+          await engine.startInit(this.id, this.config.options, p.pid);
+        } catch (err) {
+          this.stopOom?.();
+          this.stopOom = undefined;
+          throw err;
+        }
       }
       p.move("start");
       this.publish(this.config.namespace, Topic.start, TaskStartSchema, { containerId: this.id, pid: p.pid });
-      try {
-        this.stopOom = await engine.watchOom(this.id, this.config.options, () =>
-          this.publish(this.config.namespace, Topic.oom, TaskOOMSchema, { containerId: this.id }),
-        );
-      } catch (err) {
-        this.deps.log.warn(`watch OOM of ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      started = true;
+      if (oomBeforeStart) onOom();
+      // A restore's cgroups are there once CRIU has restored the tree: watched from then on.
+      if (this.stopOom === undefined) await this.watchOom(onOom);
       return p.pid;
     });
+  }
+
+  /** Watches the container's memory cgroup for OOM kills (this.stopOom ends it); a watch that cannot begin is logged. */
+  private async watchOom(onOom: () => void): Promise<void> {
+    try {
+      this.stopOom = await this.deps.engine.watchOom(this.id, this.config.options, onOom);
+    } catch (err) {
+      this.deps.log.warn(`watch OOM of ${this.id}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /**

@@ -119,3 +119,66 @@ for (const handler of ["cryo", "runc"] as const) {
     240_000,
   );
 }
+
+/**
+ * Containers killed by the OOM killer as soon as they run (a 4 MiB limit, memhog filling 128 MiB: its first
+ * milliseconds), several in a row in one pod, handler cryo. The shim must watch the container's memory cgroup from
+ * before the init runs: its watch began once `runc start` had returned, took a kill that came first for one from
+ * before the watch, and CRI read reason "Error" (bench/cri-chaos.ts met it with a 32 MiB limit on a busy machine; here
+ * 2 or more of 8 lost, every run, before the change). runc's shim begins its watch after runc start too, with a
+ * narrower window (1 of 8 lost at this limit once, none at 6 MiB): not asserted for it, docs/cri.md.
+ */
+async function instantOoms(count: number): Promise<{ exitCode: number; reason: string }[]> {
+  const client = cri!;
+  const name = uniqueId("cri-oom-now");
+  const sandboxConfig = create(PodSandboxConfigSchema, {
+    metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
+    logDirectory: join(dir!, name),
+    linux: { cgroupParent, securityContext: { namespaceOptions: hostNetwork } },
+  });
+  const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: "cryo" }, { timeoutMs: 120_000 });
+  const seen: { exitCode: number; reason: string }[] = [];
+  try {
+    for (let attempt = 0; attempt < count; attempt++) {
+      const { containerId } = await client.runtime.createContainer(
+        {
+          podSandboxId,
+          sandboxConfig,
+          config: {
+            metadata: { name: "hog", attempt },
+            image: { image: testImage },
+            command: ["/bin/memhog", "128", "/tmp/counter"],
+            logPath: `hog-${attempt}.log`,
+            linux: { resources: { memoryLimitInBytes: 4n << 20n }, securityContext: { namespaceOptions: hostNetwork } },
+          },
+        },
+        { timeoutMs: 120_000 },
+      );
+      await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
+      // As above: the exit and the OOM event are two events; the reason settles once both are handled.
+      let status = (await client.runtime.containerStatus({ containerId })).status;
+      await waitFor(
+        async () => {
+          status = (await client.runtime.containerStatus({ containerId })).status;
+          return status?.state === ContainerState.CONTAINER_EXITED && status.reason === "OOMKilled";
+        },
+        { what: `attempt ${attempt}'s status to read OOMKilled`, timeoutMs: 15_000 },
+      ).catch(() => {});
+      seen.push({ exitCode: status?.exitCode ?? -1, reason: status?.reason ?? "" });
+      await client.runtime.removeContainer({ containerId }, { timeoutMs: 60_000 });
+    }
+  } finally {
+    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+  }
+  return seen;
+}
+
+test.skipIf(!isRoot)(
+  "handler cryo: containers OOM-killed as soon as they run read EXITED, 137, OOMKilled, every one",
+  async () => {
+    const count = 8;
+    expect(await instantOoms(count)).toEqual(Array.from({ length: count }, () => ({ exitCode: 137, reason: "OOMKilled" })));
+  },
+  300_000,
+);

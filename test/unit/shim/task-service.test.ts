@@ -121,6 +121,41 @@ test("a Wait whose caller went away ends then (CANCELLED, DEADLINE_EXCEEDED), no
   expect((await t.svc.wait({ id: "c1", execId: "" } as never, { ...t.ctx, signal: after.signal } as CallContext)).exitStatus).toBe(3);
 });
 
+test("the init's memory cgroup is watched from before runc start: an OOM kill during the start is published, after /tasks/start", async () => {
+  const t = setup();
+  let onOom: (() => void) | undefined;
+  t.engine.watchOom = async (id, _options, cb) => {
+    t.calls.push(`watch oom ${id}`);
+    onOom = cb;
+    return () => t.calls.push(`stop oom watch ${id}`);
+  };
+  // The process fills its limit at once: the kernel's notification comes before runc start has returned.
+  t.engine.startInit = async (id) => {
+    t.calls.push(`start ${id}`);
+    onOom?.();
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  await t.svc.start({ id: "c1", execId: "" } as never, t.ctx);
+  expect(t.calls).toEqual(["create c1", "watch oom c1", "start c1"]);
+  await waitFor(() => t.events.length >= 3, { what: "the OOM event" });
+  expect(t.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/oom"]);
+});
+
+test("a start that fails ends the OOM watch it began", async () => {
+  const t = setup();
+  t.engine.watchOom = async (id) => {
+    t.calls.push(`watch oom ${id}`);
+    return () => t.calls.push(`stop oom watch ${id}`);
+  };
+  t.engine.startInit = async (id) => {
+    t.calls.push(`start ${id}`);
+    throw new CryoError(Code.UNKNOWN, `runc start ${id}: unknown: exec failed`);
+  };
+  await t.svc.create(createReq("c1"), t.ctx);
+  expect((await codeOf(t.svc.start({ id: "c1", execId: "" } as never, t.ctx)))[0]).toBe(Code.UNKNOWN);
+  expect(t.calls).toEqual(["create c1", "watch oom c1", "start c1", "stop oom watch c1"]);
+});
+
 test("create, start, wait, exit, delete, shutdown: events in order, exit status reported", async () => {
   const t = setup();
   const { pid } = await t.svc.create(createReq("c1"), t.ctx);
