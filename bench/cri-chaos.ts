@@ -145,6 +145,8 @@ interface Ctr {
   want?: { exit: number; or?: number; reason?: string };
   /** When StartContainer answered (performance.now()). */
   startedAt?: number;
+  /** Its init was SIGKILLed from outside (the init disruption): the kernel ends every exec in its PID namespace. */
+  initKilled?: boolean;
   /** A disruption reached it (or a call about it failed): its end is not predicted. */
   disturbed?: boolean;
 }
@@ -312,8 +314,9 @@ async function runOp(pod: Pod, op: PlannedOp, deadline?: number): Promise<void> 
     case "exec": {
       const r = await outcome(label, "ExecSync", (k) => k.runtime.execSync({ containerId, cmd: ["sh", "-c", `echo out-${op.n}; exit ${op.n}`], timeout: 10n }, { timeoutMs: deadline ?? 60_000 }), o);
       if (r !== undefined) note(`${label} -> exit ${r.exitCode} out ${JSON.stringify(new TextDecoder().decode(r.stdout))}`);
-      // in the container that fills its memory, the exec may be the one the OOM killer takes
-      if (r !== undefined && c.kind !== "oom" && (r.exitCode !== op.n || new TextDecoder().decode(r.stdout) !== `out-${op.n}\n`)) fail(`${label}: exit ${r.exitCode} stdout ${JSON.stringify(new TextDecoder().decode(r.stdout))}`);
+      // in the container that fills its memory, the exec may be the one the OOM killer takes; an init killed under it
+      // takes the exec with it
+      if (r !== undefined && c.kind !== "oom" && !c.initKilled && (r.exitCode !== op.n || new TextDecoder().decode(r.stdout) !== `out-${op.n}\n`)) fail(`${label}: exit ${r.exitCode} stdout ${JSON.stringify(new TextDecoder().decode(r.stdout))}`);
       break;
     }
     case "exec-timeout":
@@ -442,6 +445,7 @@ async function disrupt(d: NonNullable<RoundPlan["disrupt"]>): Promise<void> {
     const pid = s ? infoPid(s.info) : 0;
     if (s?.status?.state !== ContainerState.CONTAINER_RUNNING || pid <= 0) return log(`disrupt init: ${d.pod}/${d.container} not running`);
     log(`SIGKILL init ${pid} of ${d.pod}/${d.container}`);
+    c.initKilled = true;
     try {
       process.kill(pid, "SIGKILL");
     } catch {
