@@ -34,6 +34,7 @@ import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { RuntimeOptionsSchema } from "../../src/gen/cryo/v1/options_pb.ts";
 import { decodeImage, IMG_COMMON_MAGIC, ImageMagic } from "../../src/criu/image-file.ts";
 import { CRIU_HELPER_ARG } from "../../src/criu/wire.ts";
+import { RESTORE_MARKER } from "../../src/shim/orphaned-criu.ts";
 import { CgroupEntrySchema } from "../../src/gen/criu/cgroup_pb.ts";
 import { MntEntrySchema } from "../../src/gen/criu/mnt_pb.ts";
 import { FileEntrySchema } from "../../src/gen/criu/fdinfo_pb.ts";
@@ -405,15 +406,25 @@ test("a restore whose bundle is on a full, then a read-only file system (contain
     try {
       const bundle = join(fs, "bundle");
       cpSync(r.bundle, bundle, { recursive: true, verbatimSymlinks: true });
-      await r.call("create", { ...createFrom(r), bundle }, 60_000);
       const filler = join(fs, "filler");
-      const fd = openSync(filler, "w");
-      try {
-        for (const chunk = Buffer.alloc(1 << 16); ; ) writeSync(fd, chunk);
-      } catch (e) {
-        expect((e as { code?: string }).code).toBe("ENOSPC");
+      // The shim prepares a restore ahead of its Start (20 ms after Create without a Connect), writing its marker into
+      // the bundle. The file system must fill up before that: a marker written first already holds its page, and the
+      // Start that rewrites it then finds room (a loaded CI run's Start succeeded so). If it came first, the task is
+      // made again.
+      for (let attempt = 1; ; attempt++) {
+        await r.call("create", { ...createFrom(r), bundle }, 60_000);
+        const fd = openSync(filler, "w");
+        try {
+          for (const chunk = Buffer.alloc(16 << 20); ; ) writeSync(fd, chunk);
+        } catch (e) {
+          expect((e as { code?: string }).code).toBe("ENOSPC");
+        }
+        closeSync(fd);
+        // Create leaves the marker empty (no page); the prepared restore's has its cgroups in it.
+        if (statSync(join(bundle, RESTORE_MARKER)).size === 0 || attempt === 8) break;
+        rmSync(filler);
+        await r.call("delete", { id: r.restoredId });
       }
-      closeSync(fd);
       const startError = async () => (await r.call("start", { id: r.restoredId }, 60_000).then(() => undefined, (e: unknown) => e as CryoError))!;
       const expectNothingMade = async () => {
         expect((await r.call("state", { id: r.restoredId })).status).toBe(Status.CREATED);
