@@ -84,15 +84,47 @@ function freezerState(id: string): string {
   return readFileSync(join(state.cgroup_paths.freezer!, "freezer.state"), "utf8").trim();
 }
 
-/** CRIU processes (not in before) waiting in the open of a FIFO (its log's, in a work directory) or of a leased image. */
-function hungCriu(before: Set<number>): number[] {
+/**
+ * CRIU processes (not in before) of this test's dump, waiting in the open of a FIFO (its log's, in a work directory) or
+ * of a leased image. Its own is told by dir, its images directory (open) or work directory (its cwd): CRIU opens the one
+ * and moves to the other before it opens its log. Any CRIU hung there counted before: another test's, beside this one
+ * (another shard, another session's run), was taken for the dump's, held by gdb, signalled or killed.
+ */
+function hungCriu(before: Set<number>, dir: string): number[] {
   return criuPids().filter((p) => {
     try {
-      return !before.has(p) && ["wait_for_partner", "__break_lease"].includes(readFileSync(`/proc/${p}/wchan`, "utf8"));
+      return !before.has(p) && ["wait_for_partner", "__break_lease"].includes(readFileSync(`/proc/${p}/wchan`, "utf8")) && usesDir(p, dir);
     } catch {
       return false;
     }
   });
+}
+
+/** Whether pid works in dir (its cwd) or has it open. */
+function usesDir(pid: number, dir: string): boolean {
+  if (readlinkSync(`/proc/${pid}/cwd`) === dir) return true;
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`) === dir;
+    } catch {
+      return false; // closed meanwhile
+    }
+  });
+}
+
+/** The run id CRIU pid has logged (the last "CRIU run id = ": `criu swrk` logs its own, then the request's), from its open log. */
+function loggedRunId(pid: number): string | undefined {
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (!path.endsWith(".log")) continue;
+      const ids = [...readFileSync(path, "utf8").matchAll(/CRIU run id = ([0-9a-f-]{36})/g)];
+      if (ids.length > 0) return ids[ids.length - 1]![1];
+    } catch {
+      // closed meanwhile, or not a file
+    }
+  }
+  return undefined;
 }
 
 /** CRIU's tables (`inet CRIU-...`) in the network namespace of pid. */
@@ -179,8 +211,8 @@ test("a dump hung in CRIU ends at the request's deadline: the container is thawe
     call.catch(() => {});
     // The hang is real: CRIU seized the tree and locked its network, and waits in the open of the FIFO (the
     // kernel's wait_for_partner); the counter stands still.
-    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
-    const criu = hungCriu(criuBefore);
+    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore, images).length === 1, { timeoutMs: 5000 });
+    const criu = hungCriu(criuBefore, images);
     const held = readContainerFile(pc, id, "/tmp/counter"); // undefined only before COUNTER's first write
     // The shim answers meanwhile.
     const state = await client.call(TaskV2, "state", { id }, { namespace: ns, timeoutMs: 2000 });
@@ -221,9 +253,10 @@ test("with network-lock iptables, the CRIU chain a killed dump left in the conta
   const chain = () => Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-n", "-L", "CRIU"]).exitCode === 0;
   try {
     const criuBefore = new Set(criuPids());
-    const call = client.call(TaskV2, "checkpoint", { id, path: await hangingImagesDir("ipt") }, { namespace: ns, timeoutMs: 4000 });
+    const images = await hangingImagesDir("ipt");
+    const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
-    await waitFor(() => chain() && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    await waitFor(() => chain() && hungCriu(criuBefore, images).length === 1, { timeoutMs: 5000 });
     expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
     await waitFor(() => !chain(), { timeoutMs: 10_000 });
     const input = Bun.spawnSync(["nsenter", `--net=/proc/${pid}/ns/net`, "--", "iptables", "-w", "-S", "INPUT"]).stdout.toString();
@@ -246,12 +279,13 @@ async function pausedHungDump(prefix: string, timeoutMs: number): Promise<{ id: 
   await pc.ctrOk(["task", "pause", id]);
   expect(freezerState(id)).toBe("FROZEN");
   const criuBefore = new Set(criuPids());
-  const failed = client.call(TaskV2, "checkpoint", { id, path: await hangingImagesDir(prefix) }, { namespace: ns, timeoutMs }).then(
+  const images = await hangingImagesDir(prefix);
+  const failed = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs }).then(
     () => undefined,
     (e: unknown) => e as CryoError,
   );
-  await waitFor(() => hungCriu(criuBefore).length === 1 && criuTables(pid).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
-  return { id, pid, client, failed, criu: hungCriu(criuBefore)[0]! };
+  await waitFor(() => hungCriu(criuBefore, images).length === 1 && criuTables(pid).length === 1 && freezerState(id) === "THAWED", { timeoutMs: 5000 });
+  return { id, pid, client, failed, criu: hungCriu(criuBefore, images)[0]! };
 }
 
 /** Paused it was, paused it is after the dump's end: frozen, unlocked, standing still, PAUSED; resume brings it back. */
@@ -370,9 +404,9 @@ test("tcp-established: a connection CRIU had put in TCP repair mode before it hu
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
-    await waitFor(() => hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    await waitFor(() => hungCriu(criuBefore, images).length === 1, { timeoutMs: 5000 });
     expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
-    await waitFor(() => hungCriu(criuBefore).length === 0 && criuTables(pid).length === 0, { timeoutMs: 10_000 });
+    await waitFor(() => hungCriu(criuBefore, images).length === 0 && criuTables(pid).length === 0, { timeoutMs: 10_000 });
     // The connection carries on: more echoes, no error, the task still running.
     const n = tcpCount();
     await waitFor(() => tcpCount() > n + 5, { timeoutMs: 10_000, what: `tcp-client past ${n + 5}: ${readContainerFile(pc, id, "/tmp/tcp")}` });
@@ -395,29 +429,35 @@ test(`host network, tcp-established, ${lock} lock, CRIU log level 2: the connect
   const out = join(mkdtempSync(join(dir, "hn-")), "client");
   const tcpClient = Bun.spawn([await fixtureProgram("tcp-client"), "127.0.0.1", String(port), out], { stdio: ["ignore", "ignore", "ignore"] });
   const count = () => Number(/^(\d+) ok$/.exec(existsSync(out) ? readFileSync(out, "utf8").trim() : "")?.[1] ?? NaN);
-  // The host's locks of this test's connection: CRIU's nftables tables, or its iptables DROP rules for the port.
-  const hostLocks = () =>
+  // The host's locks of this test's dump: CRIU's nftables table, named after its run id (cut short), or its iptables
+  // DROP rules for this test's port. The host's other CRIU tables are other dumps' (this test's, in a run beside this
+  // one, had one there before and none after).
+  const hostLocks = (runId: string) =>
     lock === "nftables"
-      ? (Bun.spawnSync(["nft", "list", "tables"]).stdout.toString().match(/table inet CRIU-\S+/g) ?? []).sort()
+      ? [...Bun.spawnSync(["nft", "list", "tables"]).stdout.toString().matchAll(/table inet (CRIU-\S+)/g)].map((m) => m[1]!).filter((t) => `CRIU-${runId}`.startsWith(t))
       : Bun.spawnSync(["iptables", "-w", "-S"]).stdout.toString().split("\n").filter((l) => l.includes("0xc114") && l.includes(String(port)));
   const bundle = join(pc.state, "io.containerd.runtime.v2.task", ns, id);
   const client = await connect(readFileSync(join(bundle, "address"), "utf8").trim().replace(/^unix:\/\//, ""));
   try {
     await waitFor(() => count() >= 5, { timeoutMs: 10_000, what: "client talking to the container" });
-    const before = hostLocks();
     // CRIU dumps tcp-echo's sockets (the connection locked in the host's namespace, in repair mode), then hangs at
     // its memory.
     const images = await hangingImagesDir("hn-img", "pagemap-1.img");
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns, timeoutMs: 4000 });
     call.catch(() => {});
-    await waitFor(() => hungCriu(criuBefore).length === 1 && hostLocks().length > before.length, { timeoutMs: 5000 });
+    let runId: string | undefined;
+    await waitFor(() => {
+      const [criu] = hungCriu(criuBefore, images);
+      runId ??= criu === undefined ? undefined : loggedRunId(criu);
+      return runId !== undefined && hostLocks(runId).length > 0;
+    }, { timeoutMs: 5000, what: "CRIU hung with the connection locked" });
     expect(((await call.then(() => undefined, (e: unknown) => e)) as CryoError).code).toBe(Code.DEADLINE_EXCEEDED);
-    await waitFor(() => hungCriu(criuBefore).length === 0, { timeoutMs: 10_000 });
+    await waitFor(() => hungCriu(criuBefore, images).length === 0, { timeoutMs: 10_000 });
     // The call failed at the client's own deadline; the shim undoes the dump after CRIU's end, and logs "aborted"
     // once it is done (one of the two iptables rules was seen still there when this looked right after CRIU's end).
     await waitFor(() => readFileSync(pc.layout.log, "utf8").includes(`checkpoint container ${id}: aborted`), { timeoutMs: 10_000, what: "the abort's undo" });
-    expect(hostLocks()).toEqual(before);
+    expect(hostLocks(runId!)).toEqual([]);
     const n = count();
     await waitFor(() => count() > n + 5, { timeoutMs: 10_000, what: `client past ${n + 5}` });
     const log = await containerdLog(new RegExp(`checkpoint container ${id}: aborted.*TCP repair mode turned off on 1 socket`));
@@ -488,7 +528,7 @@ test("ctr task kill -s SIGKILL during a dump hung in CRIU cancels it: CANCELLED,
     const criuBefore = new Set(criuPids());
     const call = client.call(TaskV2, "checkpoint", { id, path: images }, { namespace: ns });
     call.catch(() => {});
-    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore).length === 1, { timeoutMs: 5000 });
+    await waitFor(() => criuTables(pid).length === 1 && hungCriu(criuBefore, images).length === 1, { timeoutMs: 5000 });
     await pc.ctrOk(["task", "kill", "--signal", "SIGKILL", id]);
     const err = await call.then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(CryoError);
@@ -559,7 +599,7 @@ async function hungCtrCheckpoint<T>(prefix: string, start: (id: string) => T): P
   // which then never started, and the dump was not aborted.
   const made = await waitFor(() => ckptDirs().find((n) => !before.has(n) && readdirSync(join(pc.layout.tmp, n)).includes("descriptors.json")), { timeoutMs: 10_000 });
   const criu = await waitFor(() => {
-    const c = hungCriu(criuBefore);
+    const c = hungCriu(criuBefore, work);
     return c.length > 0 ? c : undefined;
   }, { timeoutMs: 10_000 });
   return { id, work, ctr, made, criu };
@@ -689,7 +729,7 @@ async function heldDump(prefix: string, fn: string, extra: string[] = [], paused
       () => undefined,
       (e: unknown) => e,
     );
-    const criu = (await waitFor(() => hungCriu(criuBefore)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
+    const criu = (await waitFor(() => hungCriu(criuBefore, work)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
     const { release } = await holdCriuAt(criu, join(work, "dump.log"), join(work, "dump.txt"), fn, started);
     return { id, pid, client, work, images, outcome, criu, release, [Symbol.asyncDispose]: dispose };
   } catch (err) {
