@@ -9,10 +9,19 @@ import { waitFor } from "./wait-for.ts";
  * Attaches gdb to criu (waiting in the open of its log FIFO, log) with a breakpoint at every function whose name starts
  * with fn, drains the log into drained, and returns once CRIU stopped there. Once CRIU has the FIFO open, the FIFO
  * makes way for a plain file: the CRIU helper copies and reads the log after the call, and would wait for ever in the
- * open of a FIFO nobody writes any more. release() lets CRIU go (a signal sent meanwhile is then delivered). The
- * processes it starts are pushed to started (the caller kills those still running).
+ * open of a FIFO nobody writes any more. release() lets CRIU go (a signal sent meanwhile is then delivered). log() is
+ * CRIU's whole log, once CRIU has closed it (it has ended):
+ * read at once after the call's answer, the drain could still be behind CRIU's last lines (seen under load: a log that
+ * ended at "freezer.state=FREEZING", without CRIU's "Dumping FAILED"). The processes it starts are pushed to started
+ * (the caller kills those still running).
  */
-export async function holdCriuAt(criu: number, log: string, drained: string, fn: string, started: Bun.Subprocess[]): Promise<{ release: () => void }> {
+export async function holdCriuAt(
+  criu: number,
+  log: string,
+  drained: string,
+  fn: string,
+  started: Bun.Subprocess[],
+): Promise<{ release: () => void; log: () => Promise<string> }> {
   const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   started.push(gdb);
   let out = "";
@@ -22,7 +31,8 @@ export async function holdCriuAt(criu: number, log: string, drained: string, fn:
   gdb.stdin.write(`set pagination off\nset confirm off\nhandle SIGTERM nostop noprint pass\nhandle SIGCHLD nostop noprint pass\nrbreak ^${fn}\ncontinue\n`);
   gdb.stdin.flush();
   await waitFor(() => out.includes("Continuing."), { timeoutMs: 20_000, what: "gdb attached, its breakpoint set" });
-  started.push(Bun.spawn(["sh", "-c", `exec cat ${log} > ${drained}`]));
+  const drain = Bun.spawn(["sh", "-c", `exec cat ${log} > ${drained}`]);
+  started.push(drain);
   await waitFor(() => existsSync(drained) && readFileSync(drained, "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
   rmSync(log);
   writeFileSync(log, "");
@@ -31,6 +41,11 @@ export async function holdCriuAt(criu: number, log: string, drained: string, fn:
     release: () => {
       gdb.stdin.write("delete\ndetach\nquit\n");
       gdb.stdin.flush();
+    },
+    // cat ends at the FIFO's end of file: when CRIU, its one writer, has closed it.
+    log: async () => {
+      await waitFor(() => drain.exitCode !== null || drain.signalCode !== null, { what: "CRIU's log drained to its end (CRIU ended)" });
+      return readFileSync(drained, "utf8");
     },
   };
 }

@@ -702,6 +702,8 @@ interface HeldDump {
   outcome: Promise<unknown>;
   criu: number;
   release: () => void;
+  /** CRIU's whole log (dump.txt in work), once CRIU has ended. */
+  log: () => Promise<string>;
   [Symbol.asyncDispose]: () => Promise<void>;
 }
 
@@ -730,8 +732,8 @@ async function heldDump(prefix: string, fn: string, extra: string[] = [], paused
       (e: unknown) => e,
     );
     const criu = (await waitFor(() => hungCriu(criuBefore, work)[0], { timeoutMs: 5000, what: "the dump's CRIU in the open of its log" }))!;
-    const { release } = await holdCriuAt(criu, join(work, "dump.log"), join(work, "dump.txt"), fn, started);
-    return { id, pid, client, work, images, outcome, criu, release, [Symbol.asyncDispose]: dispose };
+    const { release, log } = await holdCriuAt(criu, join(work, "dump.log"), join(work, "dump.txt"), fn, started);
+    return { id, pid, client, work, images, outcome, criu, release, log, [Symbol.asyncDispose]: dispose };
   } catch (err) {
     await dispose();
     throw err;
@@ -788,7 +790,7 @@ async function abortInInfection(paused: boolean): Promise<void> {
   }
   await runsOn(d.id, d.pid);
   // CRIU undid the dump itself: the shim had nothing left to undo.
-  const criuLog = readFileSync(join(d.work, "dump.txt"), "utf8");
+  const criuLog = await d.log();
   expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-40).join("\n")).toBe("");
   expect(await abortedLine(d.id)).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
 }
@@ -815,7 +817,7 @@ test("the container's own timeout passing as CRIU finishes the dump: the finishe
   const err = await d.outcome;
   expect(err === undefined ? "" : String(err)).toBe("");
   expect(readdirSync(d.images)).toContain("cryo-checkpoint.json");
-  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).toContain("Dumping finished successfully");
+  expect(await d.log()).toContain("Dumping finished successfully");
   // The task API's Checkpoint without options leaves the container running.
   await runsOn(d.id, d.pid);
 });
@@ -834,7 +836,7 @@ test("an images directory removed before the shim's watch looks: CRIU fails on i
   expect(err).toBeInstanceOf(CryoError);
   expect((err as CryoError).code).toBe(Code.CANCELLED);
   expect((err as CryoError).message).toContain(`its images directory ${d.images} was removed during the dump`);
-  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).toContain("Dumping FAILED");
+  expect(await d.log()).toContain("Dumping FAILED");
   await runsOn(d.id, d.pid);
 });
 
@@ -849,7 +851,7 @@ test("a stop request that reaches CRIU before its handler is set up: CRIU dies o
   await stopRequested(d.criu);
   d.release();
   await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
-  expect(readFileSync(join(d.work, "dump.txt"), "utf8")).not.toContain("Dump aborted");
+  expect(await d.log()).not.toContain("Dump aborted");
   await runsOn(d.id, d.pid);
   // The shim's line for a killed CRIU lists what it undid; CRIU's own stop has nothing to undo.
   const line = await abortedLine(d.id);
@@ -901,7 +903,7 @@ test("a post-copy dump whose caller goes away before its page server listens: CR
   d.release();
   await waitFor(() => !existsProc(d.criu), { timeoutMs: 10_000, what: "CRIU gone" });
   await runsOn(d.id, d.pid);
-  const criuLog = readFileSync(join(d.work, "dump.txt"), "utf8");
+  const criuLog = await d.log();
   expect(criuLog.includes("Dump aborted: signal 15 received") ? "" : criuLog.split("\n").slice(-40).join("\n")).toBe("");
   expect(await abortedLine(d.id)).toContain("CRIU stopped the dump at a safe point and put the container back as it was");
 });
