@@ -9,8 +9,8 @@ import { waitFor } from "./wait-for.ts";
  * Attaches gdb to criu (waiting in the open of its log FIFO, log) with a breakpoint at every function whose name starts
  * with fn, drains the log into drained, and returns once CRIU stopped there. Once CRIU has the FIFO open, the FIFO
  * makes way for a plain file: the CRIU helper copies and reads the log after the call, and would wait for ever in the
- * open of a FIFO nobody writes any more. release() lets CRIU go (a signal sent meanwhile is then delivered). log() is
- * CRIU's whole log, once CRIU has closed it (it has ended):
+ * open of a FIFO nobody writes any more. release() lets CRIU go (a signal sent meanwhile is then delivered). stop is
+ * gdb's line for the stop at fn, with its arguments. log() is CRIU's whole log, once CRIU has closed it (it has ended):
  * read at once after the call's answer, the drain could still be behind CRIU's last lines (seen under load: a log that
  * ended at "freezer.state=FREEZING", without CRIU's "Dumping FAILED"). The processes it starts are pushed to started
  * (the caller kills those still running).
@@ -21,7 +21,7 @@ export async function holdCriuAt(
   drained: string,
   fn: string,
   started: Bun.Subprocess[],
-): Promise<{ release: () => void; log: () => Promise<string> }> {
+): Promise<{ release: () => void; stop: string; log: () => Promise<string> }> {
   const gdb = Bun.spawn(["gdb", "-q", "-nx", "-p", String(criu)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   started.push(gdb);
   let out = "";
@@ -36,12 +36,13 @@ export async function holdCriuAt(
   await waitFor(() => existsSync(drained) && readFileSync(drained, "utf8").length > 0, { timeoutMs: 10_000, what: "CRIU's first log line" });
   rmSync(log);
   writeFileSync(log, "");
-  await waitFor(() => new RegExp(`Breakpoint \\d+, ${fn}`).test(out), { timeoutMs: 10_000, what: `CRIU at ${fn}` });
+  const stop = await waitFor(() => new RegExp(`Breakpoint \\d+, ${fn}[^\\n]*(?=\\n)`).exec(out)?.[0], { timeoutMs: 10_000, what: `CRIU at ${fn}` });
   return {
     release: () => {
       gdb.stdin.write("delete\ndetach\nquit\n");
       gdb.stdin.flush();
     },
+    stop,
     // cat ends at the FIFO's end of file: when CRIU, its one writer, has closed it.
     log: async () => {
       await waitFor(() => drain.exitCode !== null || drain.signalCode !== null, { what: "CRIU's log drained to its end (CRIU ended)" });
