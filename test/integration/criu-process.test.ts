@@ -1,7 +1,7 @@
 // Dump and restore of real process trees through libcriu, via cryo's CRIU helper process.
 // Root only: uses criu 4.2.1 (swrk) and gcc to build a static counter.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { criuStopsDumpsOnSigterm } from "../../src/criu/binary.ts";
 import { join } from "node:path";
 import { Code, CryoError } from "../../src/errors.ts";
@@ -423,7 +423,14 @@ describe("criu helper on a plain process", () => {
             .map(Number)
             .find((pid) => {
               try {
-                return isCriu(pid) && readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner" && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("swrk");
+                // In this pre-dump's images directory, its work directory (CRIU moves there before it opens its log): a
+                // neighbour's CRIU hung in the open of its own log (checkpoint-cancel's, in a run beside this one) is not it.
+                return (
+                  isCriu(pid) &&
+                  readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner" &&
+                  readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("swrk") &&
+                  readlinkSync(`/proc/${pid}/cwd`) === images
+                );
               } catch {
                 return false;
               }
