@@ -72,7 +72,13 @@ async function oomPod(handler: Handler): Promise<Seen> {
       await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
       return containerId;
     };
-    const hog = await container(0, ["/bin/memhog", "128", "/tmp/counter"]);
+    // containerd's runc shim watches for OOMs (memory.oom_control's eventfd) only once its Start has run runc start
+    // (runtime/v2/runc/task/service.go, Start: s.ep.Add after container.Start): an OOM kill before that is never
+    // reported, and CRI reads "Error" (seen once beside a loaded run: 30 s without OOMKilled). Its hog fills memory
+    // once StartContainer has answered, the watch in place; cryo's at once, as ever.
+    const hogCommand = ["/bin/memhog", "128", "/tmp/counter"];
+    const hog = await container(0, handler === "runc" ? ["sh", "-c", `while [ ! -e /tmp/go ]; do sleep 0.05; done; exec ${hogCommand.join(" ")}`] : hogCommand);
+    if (handler === "runc") await client.runtime.execSync({ containerId: hog, cmd: ["touch", "/tmp/go"], timeout: 30n }, { timeoutMs: 60_000 });
     // The exit and the OOM event are two events; CRI reads "Error" until the OOM one is handled, so wait for the
     // reason to settle (runc's shim sends the OOM event first; either order ends in OOMKilled).
     let status = (await client.runtime.containerStatus({ containerId: hog })).status;
@@ -95,8 +101,8 @@ async function oomPod(handler: Handler): Promise<Seen> {
     const restartedUnderPodDaemon = parentPid(pid) === parentPid(pausePid) && shimProcesses(handlers[handler], pc!.address).some((s) => s.pid === parentPid(pid));
     return { ...seen, restarted: againStatus.status?.state, restartedUnderPodDaemon, shimsAfterRemoval: -1 };
   } finally {
-    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
-    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
   }
 }
 
