@@ -40,21 +40,19 @@ interface Seen {
   shimsAfterRemoval: number;
 }
 
-/**
- * A pod whose container, limited to 32 MiB, fills 128 MiB (memhog; this machine has no swap), then the container
- * again as attempt 1 with a counter that stays under the limit; the pod removed at the end.
- */
-async function oomPod(handler: Handler): Promise<Seen> {
+/** A pod of this handler (host network: no CNI here), and how to start a container "hog" in it. */
+async function hogPod(handler: Handler, name: string) {
   const client = cri!;
-  const name = uniqueId(`cri-oom-${handler}`);
   const sandboxConfig = create(PodSandboxConfigSchema, {
     metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
     logDirectory: join(dir!, name),
     linux: { cgroupParent, securityContext: { namespaceOptions: hostNetwork } },
   });
   const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: handler }, { timeoutMs: 120_000 });
-  try {
-    const container = async (attempt: number, command: string[]) => {
+  return {
+    podSandboxId,
+    /** Creates and starts attempt `attempt` of the container, limited to memoryLimit bytes; its id. */
+    async start(attempt: number, command: string[], memoryLimit: bigint): Promise<string> {
       const { containerId } = await client.runtime.createContainer(
         {
           podSandboxId,
@@ -64,45 +62,68 @@ async function oomPod(handler: Handler): Promise<Seen> {
             image: { image: testImage },
             command,
             logPath: `hog-${attempt}.log`,
-            linux: { resources: { memoryLimitInBytes: limit }, securityContext: { namespaceOptions: hostNetwork } },
+            linux: { resources: { memoryLimitInBytes: memoryLimit }, securityContext: { namespaceOptions: hostNetwork } },
           },
         },
         { timeoutMs: 120_000 },
       );
       await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
       return containerId;
-    };
+    },
+    /** Stops and removes the pod, as the kubelet does. */
+    async remove(): Promise<void> {
+      await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+      await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * The container's status once its reason has settled: the exit and the OOM event are two events, and CRI reads
+ * "Error" until the OOM one is handled (runc's shim sends the OOM event first; either order ends in OOMKilled).
+ */
+async function oomStatus(containerId: string, what: string, timeoutMs: number) {
+  const client = cri!;
+  let status = (await client.runtime.containerStatus({ containerId })).status;
+  await waitFor(
+    async () => {
+      status = (await client.runtime.containerStatus({ containerId })).status;
+      return status?.state === ContainerState.CONTAINER_EXITED && status.reason === "OOMKilled";
+    },
+    { what, timeoutMs },
+  ).catch(() => {});
+  return status;
+}
+
+/**
+ * A pod whose container, limited to 32 MiB, fills 128 MiB (memhog; this machine has no swap), then the container
+ * again as attempt 1 with a counter that stays under the limit; the pod removed at the end.
+ */
+async function oomPod(handler: Handler): Promise<Seen> {
+  const client = cri!;
+  const pod = await hogPod(handler, uniqueId(`cri-oom-${handler}`));
+  try {
     // containerd's runc shim watches for OOMs (memory.oom_control's eventfd) only once its Start has run runc start
     // (runtime/v2/runc/task/service.go, Start: s.ep.Add after container.Start): an OOM kill before that is never
     // reported, and CRI reads "Error" (seen once beside a loaded run: 30 s without OOMKilled). Its hog fills memory
     // once StartContainer has answered, the watch in place; cryo's at once, as ever.
     const hogCommand = ["/bin/memhog", "128", "/tmp/counter"];
-    const hog = await container(0, handler === "runc" ? ["sh", "-c", `while [ ! -e /tmp/go ]; do sleep 0.05; done; exec ${hogCommand.join(" ")}`] : hogCommand);
+    const hog = await pod.start(0, handler === "runc" ? ["sh", "-c", `while [ ! -e /tmp/go ]; do sleep 0.05; done; exec ${hogCommand.join(" ")}`] : hogCommand, limit);
     if (handler === "runc") await client.runtime.execSync({ containerId: hog, cmd: ["touch", "/tmp/go"], timeout: 30n }, { timeoutMs: 60_000 });
-    // The exit and the OOM event are two events; CRI reads "Error" until the OOM one is handled, so wait for the
-    // reason to settle (runc's shim sends the OOM event first; either order ends in OOMKilled).
-    let status = (await client.runtime.containerStatus({ containerId: hog })).status;
-    await waitFor(
-      async () => {
-        status = (await client.runtime.containerStatus({ containerId: hog })).status;
-        return status?.state === ContainerState.CONTAINER_EXITED && status.reason === "OOMKilled";
-      },
-      { what: `${handler}: the OOM-killed container's status to read OOMKilled`, timeoutMs: 30_000 },
-    ).catch(() => {});
+    const status = await oomStatus(hog, `${handler}: the OOM-killed container's status to read OOMKilled`, 30_000);
     const seen = { state: status?.state, exitCode: status?.exitCode, reason: status?.reason };
 
     // The kubelet's restart: the exited attempt removed, attempt 1 created in the same sandbox.
     await client.runtime.removeContainer({ containerId: hog }, { timeoutMs: 60_000 });
-    const again = await container(1, ["/bin/memhog", "0", "/tmp/counter"]);
+    const again = await pod.start(1, ["/bin/memhog", "0", "/tmp/counter"], limit);
     const againStatus = await client.runtime.containerStatus({ containerId: again, verbose: true });
     const pid = (JSON.parse(againStatus.info.info ?? "{}") as { pid: number }).pid;
-    const sandbox = await client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
+    const sandbox = await client.runtime.podSandboxStatus({ podSandboxId: pod.podSandboxId, verbose: true });
     const pausePid = (JSON.parse(sandbox.info.info ?? "{}") as { pid: number }).pid;
     const restartedUnderPodDaemon = parentPid(pid) === parentPid(pausePid) && shimProcesses(handlers[handler], pc!.address).some((s) => s.pid === parentPid(pid));
     return { ...seen, restarted: againStatus.status?.state, restartedUnderPodDaemon, shimsAfterRemoval: -1 };
   } finally {
-    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
-    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 });
+    await pod.remove();
   }
 }
 
@@ -136,46 +157,17 @@ for (const handler of ["cryo", "runc"] as const) {
  */
 async function instantOoms(count: number): Promise<{ exitCode: number; reason: string }[]> {
   const client = cri!;
-  const name = uniqueId("cri-oom-now");
-  const sandboxConfig = create(PodSandboxConfigSchema, {
-    metadata: { name, uid: crypto.randomUUID(), namespace: "cryo-test", attempt: 0 },
-    logDirectory: join(dir!, name),
-    linux: { cgroupParent, securityContext: { namespaceOptions: hostNetwork } },
-  });
-  const { podSandboxId } = await client.runtime.runPodSandbox({ config: sandboxConfig, runtimeHandler: "cryo" }, { timeoutMs: 120_000 });
+  const pod = await hogPod("cryo", uniqueId("cri-oom-now"));
   const seen: { exitCode: number; reason: string }[] = [];
   try {
     for (let attempt = 0; attempt < count; attempt++) {
-      const { containerId } = await client.runtime.createContainer(
-        {
-          podSandboxId,
-          sandboxConfig,
-          config: {
-            metadata: { name: "hog", attempt },
-            image: { image: testImage },
-            command: ["/bin/memhog", "128", "/tmp/counter"],
-            logPath: `hog-${attempt}.log`,
-            linux: { resources: { memoryLimitInBytes: 4n << 20n }, securityContext: { namespaceOptions: hostNetwork } },
-          },
-        },
-        { timeoutMs: 120_000 },
-      );
-      await client.runtime.startContainer({ containerId }, { timeoutMs: 120_000 });
-      // As above: the exit and the OOM event are two events; the reason settles once both are handled.
-      let status = (await client.runtime.containerStatus({ containerId })).status;
-      await waitFor(
-        async () => {
-          status = (await client.runtime.containerStatus({ containerId })).status;
-          return status?.state === ContainerState.CONTAINER_EXITED && status.reason === "OOMKilled";
-        },
-        { what: `attempt ${attempt}'s status to read OOMKilled`, timeoutMs: 15_000 },
-      ).catch(() => {});
+      const containerId = await pod.start(attempt, ["/bin/memhog", "128", "/tmp/counter"], 4n << 20n);
+      const status = await oomStatus(containerId, `attempt ${attempt}'s status to read OOMKilled`, 15_000);
       seen.push({ exitCode: status?.exitCode ?? -1, reason: status?.reason ?? "" });
       await client.runtime.removeContainer({ containerId }, { timeoutMs: 60_000 });
     }
   } finally {
-    await client.runtime.stopPodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
-    await client.runtime.removePodSandbox({ podSandboxId }, { timeoutMs: 60_000 }).catch(() => {});
+    await pod.remove();
   }
   return seen;
 }
