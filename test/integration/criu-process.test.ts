@@ -281,13 +281,11 @@ describe("criu helper on a plain process", () => {
     writeFileSync(conf, `action-script ${script}\n`);
     const liveTasks = liveTaskPids(readThreadCores(images));
     expect(liveTasks.sort((a, b) => a - b)).toEqual([c.proc.pid, c.pid].sort((a, b) => a - b));
-    const t0 = performance.now();
     // Without the tree look the call would never end: the signal then fails it CANCELLED, not UNAVAILABLE.
     const err = await criu.restore({ imagesDir: images, configFile: conf }, { liveTasks, notify: false, signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CryoError);
     expect((err as CryoError).code).toBe(Code.UNAVAILABLE);
     expect((err as CryoError).message).toContain(`task ${c.pid} (pid ${c.pid}) of the tree being restored killed by signal 9 before CRIU answered`);
-    expect(performance.now() - t0).toBeLessThan(10_000);
     // The tree went with CRIU and the helper.
     await waitFor(() => !alive(c.proc.pid) && !alive(c.pid), { what: "the restored tree to be gone", timeoutMs: 10_000, intervalMs: 5 });
   });

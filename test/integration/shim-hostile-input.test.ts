@@ -189,12 +189,11 @@ test("a FIFO, socket or device for the bundle's config.json is refused at once; 
   const spec = join(bundle, "config.json");
   expect(Bun.spawnSync(["mkfifo", spec]).exitCode).toBe(0);
   try {
-    const started = performance.now();
+    // A daemon that opened the FIFO would block until the call's deadline: DEADLINE_EXCEEDED, not this code.
     const [e] = await Promise.all([failure("create", createReq(uniqueId("fifo"), bundle)), Bun.sleep(200).then(stillServes)]);
     expect(e.code).toBe(Code.FAILED_PRECONDITION);
     expect(e.message).toContain("config.json");
     expect(e.message).toContain("FIFO");
-    expect(performance.now() - started).toBeLessThan(5_000);
   } finally {
     // Unblocks a daemon stuck opening it (the bug): a writer comes and goes.
     try {
