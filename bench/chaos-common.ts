@@ -5,6 +5,7 @@ import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { withFifoDir } from "../src/containerd/ctr.ts";
+import { processAlive, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
 
 /** The flags every run takes, with each run's own defaults; `arg` reads a run's own flags. */
 export function chaosArgs(defaults: { rounds: string; disrupt: string; prefix: string; phases?: string }) {
@@ -250,4 +251,18 @@ export function processesInCgroup(part: string): number[] {
     }
   }
   return pids;
+}
+
+/** A disruption: containerd killed with sig and waited for until gone, its log kept beside the run's (the caller restarts it). */
+export async function killContainerd(pc: PrivateContainerd, sig: "SIGTERM" | "SIGKILL", log: (s: string) => void, saveCtrdLog: () => void): Promise<void> {
+  log(`containerd ${sig} ${pc.pid}`);
+  process.kill(pc.pid, sig);
+  await waitFor(() => !processAlive(pc.pid), { timeoutMs: 30_000 });
+  saveCtrdLog();
+}
+
+/** Between phases: the last phase's containerd stopped with its containers and directory kept (the next one starts on it), its log kept. */
+export async function stopPhaseContainerd(pc: PrivateContainerd, saveCtrdLog: () => void): Promise<void> {
+  await pc.stop({ keepContainers: true, removeDir: false });
+  saveCtrdLog();
 }

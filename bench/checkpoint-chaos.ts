@@ -22,8 +22,8 @@
 // CHAOS_DISRUPT_P (0.5) sets how often a round is disrupted, CHAOS_VERBOSE=1 prints the log. Exits 1 when an invariant failed.
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ensureTestImage, processAlive, readContainerFile, readCounter, startPrivateContainerd, testImage, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
-import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, runcStateLeft, parseTaskList, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
+import { ensureTestImage, readContainerFile, readCounter, startPrivateContainerd, testImage, waitFor, type PrivateContainerd } from "../test/harness/index.ts";
+import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, killContainerd, runcStateLeft, parseTaskList, stopPhaseContainerd, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
 const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "8", disrupt: "ctr,shim,criu,ctrd-term,ctrd-kill", prefix: "ckchaos" });
 const CRYO = RUNTIME === "io.containerd.cryo.v2";
@@ -504,12 +504,8 @@ function opVerify(): Op | undefined {
 // ---------- disruptions ----------
 let criuDisrupted = false;
 async function restartContainerd(sig: "SIGTERM" | "SIGKILL") {
-  const old = pc.pid;
-  log(`containerd ${sig} ${old}`);
   ctrdDisrupted = true;
-  process.kill(old, sig);
-  await waitFor(() => !processAlive(old), { timeoutMs: 30_000 });
-  saveCtrdLog();
+  await killContainerd(pc, sig, log, saveCtrdLog);
   pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
   log(`containerd restarted ${pc.pid}`);
 }
@@ -693,12 +689,8 @@ async function main() {
   let disruptions = 0;
   for (const phase of PHASES) {
     env = { CRYO_SHIM_GROUPING: phase };
-    if (pc === undefined) pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
-    else {
-      await pc.stop({ keepContainers: true, removeDir: false });
-      saveCtrdLog();
-      pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
-    }
+    if (pc !== undefined) await stopPhaseContainerd(pc, saveCtrdLog);
+    pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
     await ensureTestImage(pc);
     log(`=== phase ${phase} containerd ${pc.pid}`);
     const sentinel = `s${SEED}-${phase}`;

@@ -34,7 +34,6 @@ import {
   connectCri,
   criPauseImage,
   ensureCriImages,
-  processAlive,
   removeCgroupParent,
   shimProcesses,
   startPrivateContainerd,
@@ -43,7 +42,7 @@ import {
   type CriClient,
   type PrivateContainerd,
 } from "../test/harness/index.ts";
-import { callTimes, cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, procState, processesInCgroup, runcStateLeft, seeded, sleep, snapshotDir } from "./chaos-common.ts";
+import { callTimes, cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, killContainerd, procState, stopPhaseContainerd, processesInCgroup, runcStateLeft, seeded, sleep, snapshotDir } from "./chaos-common.ts";
 
 const argv = process.argv.slice(2);
 if (argv[0] === "--compare") {
@@ -374,12 +373,8 @@ async function runOp(pod: Pod, op: PlannedOp, deadline?: number): Promise<void> 
 
 // ---------- disruptions ----------
 async function restartContainerd(sig: "SIGTERM" | "SIGKILL"): Promise<void> {
-  const old = pc.pid;
-  log(`containerd ${sig} ${old}`);
   ctrdDown = true;
-  process.kill(old, sig);
-  await waitFor(() => !processAlive(old), { timeoutMs: 30_000 });
-  saveCtrdLog();
+  await killContainerd(pc, sig, log, saveCtrdLog);
   cri.close();
   pc = await startPrivateContainerd({ dir: DIR, sandboxImage: criPauseImage, env: ctrdEnv });
   cri = connectCri(pc.address);
@@ -635,7 +630,7 @@ async function main(): Promise<void> {
     ctrdEnv = { CRYO_SHIM_GROUPING: phase };
     if (pc !== undefined) {
       cri.close();
-      await pc.stop({ keepContainers: true, removeDir: false });
+      await stopPhaseContainerd(pc, saveCtrdLog);
     }
     pc = await startPrivateContainerd({ dir: DIR, sandboxImage: criPauseImage, env: ctrdEnv });
     cri = connectCri(pc.address);

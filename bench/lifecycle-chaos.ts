@@ -12,9 +12,9 @@
 //   [--disrupt ctr,shim,ctrd-term,ctrd-kill] [--runtime RUNTIME] [--prefix chaos] [--log-dir DIR]; CHAOS_DISRUPT_P (0.35)
 // sets how often a round is disrupted, CHAOS_VERBOSE=1 prints the log. Exits 1 when an invariant failed.
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { startPrivateContainerd, PrivateContainerd, ensureTestImage, testImage, processAlive, waitFor } from "../test/harness/index.ts";
+import { startPrivateContainerd, PrivateContainerd, ensureTestImage, testImage, waitFor } from "../test/harness/index.ts";
 import { shimDaemonPids } from "../test/harness/shim-daemons.ts";
-import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, runcStateLeft, parseTaskList, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
+import { cgroupsLeft, chaosArgs, chaosLog, cryoSocketFilesLeft, freezerState, killContainerd, runcStateLeft, parseTaskList, stopPhaseContainerd, procState, runCtr, seeded, sleep, snapshotDir, type CtrCall, type CtrResult } from "./chaos-common.ts";
 
 const { SEED, ROUNDS, PHASES, RUNTIME, DISRUPT, LOG, NS, DIR } = chaosArgs({ rounds: "6", disrupt: "ctr,shim,ctrd-term,ctrd-kill", prefix: "chaos" });
 const { ri, pick, chance } = seeded(SEED);
@@ -297,14 +297,10 @@ function opRunRm(): Op {
 
 // ---------- disruptions ----------
 async function restartContainerd(sig: "SIGTERM" | "SIGKILL") {
-  const old = pc.pid;
-  log(`containerd ${sig} ${old}`);
   ctrdDisrupted = true;
   // every ctr attached to an exec loses its connection with containerd
   for (const c of model.values()) for (const e of c.execs.values()) e.certain = false;
-  process.kill(old, sig);
-  await waitFor(() => !processAlive(old), { timeoutMs: 30_000 });
-  saveCtrdLog();
+  await killContainerd(pc, sig, log, saveCtrdLog);
   pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
   log(`containerd restarted ${pc.pid}`);
 }
@@ -456,12 +452,8 @@ async function main() {
   let round = 0;
   for (const phase of PHASES) {
     env = { CRYO_SHIM_GROUPING: phase };
-    if (pc === undefined) pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
-    else {
-      await pc.stop({ keepContainers: true, removeDir: false });
-      saveCtrdLog();
-      pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
-    }
+    if (pc !== undefined) await stopPhaseContainerd(pc, saveCtrdLog);
+    pc = await startPrivateContainerd({ dir: DIR, namespace: NS, env });
     await ensureTestImage(pc);
     log(`=== phase ${phase} containerd ${pc.pid}`);
     // a sentinel keeps a long-lived daemon for the descriptor check (in group g0)
